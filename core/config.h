@@ -1,0 +1,62 @@
+/*
+ * config.h -- typed configuration: one table per component, one place for names,
+ * types, defaults, ranges and docs.
+ *
+ * Sources, in increasing priority: properties file (-c FILE: key=value lines, '#'
+ * comments), TALLY_* environment variables (TALLY_FEATURES_HALF_LIFE_MS for
+ * features.half.life.ms), -X key=value. Keys starting with "kafka." are not in a
+ * table: they pass to librdkafka ("kafka.consumer." / "kafka.producer." for one side
+ * only). An unknown key or a bad value is an error naming the key and where it came
+ * from (file:line, env, or -X).
+ *
+ * Ownership: tl_config owns every string it returns; they live until
+ * tl_config_destroy(). Not thread-safe for writes; reads after loading are safe.
+ */
+#ifndef TL_CONFIG_H
+#define TL_CONFIG_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum tl_ctype { TL_CT_STRING, TL_CT_INT, TL_CT_DOUBLE, TL_CT_BOOL } tl_ctype;
+
+typedef struct tl_config_def {
+    const char *key;
+    tl_ctype type;
+    const char *dflt;         /* as text; NULL = no default (empty) */
+    double min, max;          /* for INT and DOUBLE; min > max means unbounded */
+    const char *doc;
+} tl_config_def;
+
+typedef struct tl_config tl_config;
+
+tl_config *tl_config_new(void);   /* loaded with every table's defaults */
+void tl_config_destroy(tl_config *c);
+
+/* Each returns 0, or -1 with a message "FILE:LINE: key 'x': ..." in err. */
+int tl_config_load_file(tl_config *c, const char *path, char *err, size_t errlen);
+int tl_config_load_env(tl_config *c, char *err, size_t errlen);
+int tl_config_set(tl_config *c, const char *key, const char *value, const char *origin,
+                  char *err, size_t errlen);
+/* "key=value" form of tl_config_set, for -X. */
+int tl_config_set_kv(tl_config *c, const char *kv, const char *origin, char *err, size_t errlen);
+
+const char *tl_config_str(const tl_config *c, const char *key);   /* "" if unset */
+int64_t tl_config_int(const tl_config *c, const char *key);
+double tl_config_double(const tl_config *c, const char *key);
+int tl_config_bool(const tl_config *c, const char *key);
+
+/* Iterates "kafka." keys for one side: side = "consumer" or "producer". fn gets the
+ * librdkafka property name (prefix removed). Returns the first non-zero fn result. */
+int tl_config_each_kafka(const tl_config *c, const char *side,
+                         int (*fn)(void *arg, const char *name, const char *value),
+                         void *arg);
+
+/* Whether a key names a secret (never printed or logged). */
+int tl_config_is_secret(const char *key);
+
+/* Prints every key: name, type, default, range, doc (markdown when md). */
+void tl_config_list(FILE *out, int md);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * sink.h -- where the stages' output records go: Kafka (sink/kafka_sink.c), a JSON-lines
+ * file (sink/jsonl_sink.c), Avro-encoding only (benchmarks), or memory (tests).
+ *
+ * A sink is a struct of callbacks filled with designated initialisers. The emit_*
+ * callbacks are called from the processing thread, in processing order; they must
+ * copy what they keep. flush() blocks until every record emitted so far is durable
+ * at the destination (acknowledged by Kafka, written to the file) or timeout_ms
+ * passes. Only after flush() returns TL_OK may the runtime commit state and input
+ * offsets: that ordering is what makes delivery at-least-once.
+ */
+#ifndef TL_SINK_H
+#define TL_SINK_H
+
+#include "records.h"
+
+/* Stage results. The runtime, not the stage, owns retry and dead-lettering. */
+typedef enum tl_rc { TL_OK = 0, TL_RETRY = 1, TL_ERROR = -1 } tl_rc;
+
+typedef struct tl_sink {
+    const char *name;
+    void *ctx;
+    tl_rc (*emit_interest)(void *ctx, const tl_interest_delta *d);
+    tl_rc (*emit_attribution)(void *ctx, const tl_attribution *a);
+    tl_rc (*emit_credit)(void *ctx, const tl_credit_delta *c);
+    tl_rc (*emit_dlq)(void *ctx, const tl_dlq_record *r);
+    tl_rc (*flush)(void *ctx, int timeout_ms);
+    void (*destroy)(void *ctx);
+} tl_sink;
+
+#endif

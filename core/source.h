@@ -1,0 +1,49 @@
+/*
+ * source.h -- where events come from: Kafka (ingest/kafka_source.c), a file
+ * (ingest/file_source.c: canonical CSV, Taobao CSV, JSON lines), the synthetic
+ * generator (ingest/gen.c), or memory (tests).
+ *
+ * A source fills a tl_batch. Events' strings live in the batch's arena. Records that
+ * cannot become events (undecodable, invalid) are returned in batch->bad with the
+ * reason; the runtime sends them to the dead-letter sink and counts them. commit()
+ * is called once the batch's outputs are durable; only then may the source
+ * acknowledge the input (store Kafka offsets). Threading: one thread calls a source.
+ */
+#ifndef TL_SOURCE_H
+#define TL_SOURCE_H
+
+#include "event.h"
+#include "arena.h"
+#include "records.h"
+
+typedef struct tl_batch {
+    tl_event *events;
+    int n, cap;
+    tl_dlq_record *bad;      /* strings and payload copies in arena */
+    int n_bad, cap_bad;
+    tl_arena arena;
+} tl_batch;
+
+void tl_batch_init(tl_batch *b);
+void tl_batch_reset(tl_batch *b);          /* empties it, keeps memory */
+tl_event *tl_batch_push(tl_batch *b);      /* a zeroed slot at the end */
+tl_dlq_record *tl_batch_push_bad(tl_batch *b);
+void tl_batch_destroy(tl_batch *b);
+
+/* poll() results */
+enum { TL_SRC_OK = 0, TL_SRC_EOF = 1, TL_SRC_ERROR = -1 };
+
+typedef struct tl_source {
+    const char *name;
+    void *ctx;
+    /* Resets b and fills it with at most max events (or bad records). Returns
+     * TL_SRC_OK (possibly with an empty batch when timeout_ms passed with nothing
+     * to read), TL_SRC_EOF when a finite input is exhausted (b may still hold the
+     * last events), TL_SRC_ERROR on a fatal error (message logged). */
+    int (*poll)(void *ctx, tl_batch *b, int max, int timeout_ms);
+    /* The batch's outputs are durable: acknowledge its input. 0 or -1. */
+    int (*commit)(void *ctx, const tl_batch *b);
+    void (*destroy)(void *ctx);
+} tl_source;
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * util.h -- small helpers shared by every stage: checked allocation, time, hashing,
+ * string buffers.
+ */
+#ifndef TL_UTIL_H
+#define TL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+void *tl_xmalloc(size_t n);             /* aborts on out-of-memory */
+void *tl_xcalloc(size_t n, size_t size);
+void *tl_xrealloc(void *p, size_t n);
+char *tl_xstrdup(const char *s);        /* NULL in, NULL out */
+
+int64_t tl_now_ms(void);                /* wall clock, ms since the epoch */
+int64_t tl_mono_ns(void);               /* monotonic clock, ns */
+
+uint64_t tl_hash64(const void *data, size_t len);   /* FNV-1a 64 */
+
+/* A growable byte buffer. */
+typedef struct tl_buf {
+    char *data;
+    size_t len, cap;
+} tl_buf;
+
+void tl_buf_reserve(tl_buf *b, size_t extra);
+void tl_buf_append(tl_buf *b, const void *p, size_t n);
+void tl_buf_puts(tl_buf *b, const char *s);
+void tl_buf_putc(tl_buf *b, char c);
+void tl_buf_printf(tl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tl_buf_vprintf(tl_buf *b, const char *fmt, va_list ap);
+void tl_buf_free(tl_buf *b);
+static inline void tl_buf_clear(tl_buf *b) { b->len = 0; }
+
+/* Formats a duration in ms as "40 s", "12 min", "2 h", "3 d" (one unit, rounded). */
+void tl_fmt_duration(char *out, size_t outlen, int64_t ms);
+
+#endif
