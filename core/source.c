@@ -1,0 +1,54 @@
+/*
+ * source.c -- the tl_batch container shared by every source.
+ *
+ * Event slots and bad-record slots are plain growable arrays; every string an event
+ * points to lives in the batch's arena. Reset keeps all memory, so a steady stream
+ * of batches allocates nothing after the first few.
+ */
+#include "source.h"
+#include "util.h"
+
+#include <string.h>
+
+void tl_batch_init(tl_batch *b)
+{
+    memset(b, 0, sizeof(*b));
+    tl_arena_init(&b->arena, 256 * 1024);
+}
+
+void tl_batch_reset(tl_batch *b)
+{
+    b->n = 0;
+    b->n_bad = 0;
+    tl_arena_reset(&b->arena);
+}
+
+tl_event *tl_batch_push(tl_batch *b)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 1024;
+        b->events = tl_xrealloc(b->events, (size_t)b->cap * sizeof(*b->events));
+    }
+    tl_event *ev = &b->events[b->n++];
+    memset(ev, 0, sizeof(*ev));
+    return ev;
+}
+
+tl_dlq_record *tl_batch_push_bad(tl_batch *b)
+{
+    if (b->n_bad == b->cap_bad) {
+        b->cap_bad = b->cap_bad ? b->cap_bad * 2 : 16;
+        b->bad = tl_xrealloc(b->bad, (size_t)b->cap_bad * sizeof(*b->bad));
+    }
+    tl_dlq_record *r = &b->bad[b->n_bad++];
+    memset(r, 0, sizeof(*r));
+    return r;
+}
+
+void tl_batch_destroy(tl_batch *b)
+{
+    free(b->events);
+    free(b->bad);
+    tl_arena_destroy(&b->arena);
+    memset(b, 0, sizeof(*b));
+}
