@@ -8,6 +8,7 @@
 #include "source.h"
 #include "util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void tl_batch_init(tl_batch *b)
