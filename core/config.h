@@ -53,6 +53,9 @@ int tl_config_each_kafka(const tl_config *c, const char *side,
                          int (*fn)(void *arg, const char *name, const char *value),
                          void *arg);
 
+/* The value of kafka.NAME (NULL if unset). */
+const char *tl_config_kafka(const tl_config *c, const char *name);
+
 /* Whether a key names a secret (never printed or logged). */
 int tl_config_is_secret(const char *key);
 

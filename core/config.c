@@ -1,0 +1,327 @@
+/*
+ * config.c -- loading and reading typed configuration (see config.h).
+ *
+ * Storage: one slot per table key (value text, parsed number, origin), in table order,
+ * plus a list of "kafka.*" pass-through pairs. Values are validated when set, so
+ * getters cannot fail; a getter called with a key that is in no table is a
+ * programming error and aborts. Lookups are linear: configuration is read at start
+ * up, never on the hot path.
+ */
+#include "config.h"
+#include "config_tables.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct cfg_slot {
+    const tl_config_def *def;
+    char *value;
+    double num;        /* parsed INT / DOUBLE / BOOL */
+    char origin[128];
+} cfg_slot;
+
+typedef struct cfg_kv {
+    char *key, *value;
+} cfg_kv;
+
+struct tl_config {
+    cfg_slot *slots;
+    int n_slots;
+    cfg_kv *kafka;
+    int n_kafka, cap_kafka;
+};
+
+static cfg_slot *cfg_find(const tl_config *c, const char *key)
+{
+    for (int i = 0; i < c->n_slots; i++)
+        if (strcmp(c->slots[i].def->key, key) == 0) return &c->slots[i];
+    return NULL;
+}
+
+static int cfg_parse(const tl_config_def *d, const char *v, double *num, char *why, size_t whylen)
+{
+    char *end;
+    switch (d->type) {
+    case TL_CT_STRING:
+        *num = 0;
+        return 0;
+    case TL_CT_BOOL:
+        if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) *num = 1;
+        else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) *num = 0;
+        else {
+            snprintf(why, whylen, "expected true or false, got '%s'", v);
+            return -1;
+        }
+        return 0;
+    case TL_CT_INT: {
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end) {
+            snprintf(why, whylen, "expected an integer, got '%s'", v);
+            return -1;
+        }
+        *num = (double)x;
+        break;
+    }
+    case TL_CT_DOUBLE:
+        errno = 0;
+        *num = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(*num)) {
+            snprintf(why, whylen, "expected a number, got '%s'", v);
+            return -1;
+        }
+        break;
+    }
+    if (d->min <= d->max && (*num < d->min || *num > d->max)) {
+        snprintf(why, whylen, "%s is out of range [%g, %g]", v, d->min, d->max);
+        return -1;
+    }
+    return 0;
+}
+
+static void cfg_store(cfg_slot *s, const char *value, double num, const char *origin)
+{
+    free(s->value);
+    s->value = tl_xstrdup(value);
+    s->num = num;
+    snprintf(s->origin, sizeof(s->origin), "%s", origin);
+}
+
+tl_config *tl_config_new(void)
+{
+    tl_config *c = tl_xcalloc(1, sizeof(*c));
+    int n = 0;
+    for (const tl_config_component *comp = tl_config_components; comp->name; comp++)
+        for (const tl_config_def *d = comp->defs; d->key; d++) n++;
+    c->slots = tl_xcalloc((size_t)n, sizeof(*c->slots));
+    for (const tl_config_component *comp = tl_config_components; comp->name; comp++) {
+        for (const tl_config_def *d = comp->defs; d->key; d++) {
+            cfg_slot *s = &c->slots[c->n_slots++];
+            char why[160];
+            double num = 0;
+            s->def = d;
+            if (cfg_parse(d, d->dflt ? d->dflt : "", &num, why, sizeof(why)) != 0 &&
+                d->type != TL_CT_STRING) {
+                fprintf(stderr, "tally: bad default for %s: %s\n", d->key, why);
+                abort();
+            }
+            cfg_store(s, d->dflt ? d->dflt : "", num, "default");
+        }
+    }
+    return c;
+}
+
+void tl_config_destroy(tl_config *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->n_slots; i++) free(c->slots[i].value);
+    for (int i = 0; i < c->n_kafka; i++) {
+        free(c->kafka[i].key);
+        free(c->kafka[i].value);
+    }
+    free(c->slots);
+    free(c->kafka);
+    free(c);
+}
+
+int tl_config_set(tl_config *c, const char *key, const char *value, const char *origin,
+                  char *err, size_t errlen)
+{
+    if (strncmp(key, "kafka.", 6) == 0) {
+        if (!key[6]) {
+            snprintf(err, errlen, "%s: key 'kafka.' names no librdkafka property", origin);
+            return -1;
+        }
+        for (int i = 0; i < c->n_kafka; i++) {
+            if (strcmp(c->kafka[i].key, key) == 0) {
+                free(c->kafka[i].value);
+                c->kafka[i].value = tl_xstrdup(value);
+                return 0;
+            }
+        }
+        if (c->n_kafka == c->cap_kafka) {
+            c->cap_kafka = c->cap_kafka ? c->cap_kafka * 2 : 16;
+            c->kafka = tl_xrealloc(c->kafka, (size_t)c->cap_kafka * sizeof(*c->kafka));
+        }
+        c->kafka[c->n_kafka].key = tl_xstrdup(key);
+        c->kafka[c->n_kafka].value = tl_xstrdup(value);
+        c->n_kafka++;
+        return 0;
+    }
+    cfg_slot *s = cfg_find(c, key);
+    if (!s) {
+        snprintf(err, errlen, "%s: unknown key '%s' (see `tally config list`)", origin, key);
+        return -1;
+    }
+    char why[200];
+    double num;
+    if (cfg_parse(s->def, value, &num, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s: key '%s': %s", origin, key,
+                 tl_config_is_secret(key) ? "invalid value (not shown: secret)" : why);
+        return -1;
+    }
+    cfg_store(s, value, num, origin);
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+int tl_config_set_kv(tl_config *c, const char *kv, const char *origin, char *err, size_t errlen)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq) {
+        snprintf(err, errlen, "%s: expected key=value, got '%s'", origin, kv);
+        return -1;
+    }
+    char *key = tl_xstrdup(kv);
+    key[eq - kv] = '\0';
+    char *k = trim(key);
+    char *v = trim(key + (eq - kv) + 1);
+    int rc = tl_config_set(c, k, v, origin, err, errlen);
+    free(key);
+    return rc;
+}
+
+int tl_config_load_file(tl_config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0, rc = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == '!') continue;
+        char origin[160];
+        snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+        if (tl_config_set_kv(c, s, origin, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* TALLY_FEATURES_HALF_LIFE_MS <-> features.half.life.ms; TALLY_KAFKA_X_Y -> kafka.x.y */
+static void env_name(const char *key, char *out, size_t outlen)
+{
+    size_t n = (size_t)snprintf(out, outlen, "TALLY_");
+    for (const char *p = key; *p && n + 1 < outlen; p++)
+        out[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    out[n] = '\0';
+}
+
+extern char **environ;
+
+int tl_config_load_env(tl_config *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->n_slots; i++) {
+        char name[160];
+        env_name(c->slots[i].def->key, name, sizeof(name));
+        const char *v = getenv(name);
+        if (v && tl_config_set(c, c->slots[i].def->key, v, name, err, errlen) != 0) return -1;
+    }
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "TALLY_KAFKA_", 12) != 0) continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq) continue;
+        char key[256];
+        size_t n = (size_t)snprintf(key, sizeof(key), "kafka.");
+        for (const char *p = *e + 12; p < eq && n + 1 < sizeof(key); p++)
+            key[n++] = *p == '_' ? '.' : (char)tolower((unsigned char)*p);
+        key[n] = '\0';
+        if (tl_config_set(c, key, eq + 1, "environment", err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+static const cfg_slot *cfg_must(const tl_config *c, const char *key)
+{
+    const cfg_slot *s = cfg_find(c, key);
+    if (!s) {
+        fprintf(stderr, "tally: internal error: configuration key '%s' is in no table\n", key);
+        abort();
+    }
+    return s;
+}
+
+const char *tl_config_str(const tl_config *c, const char *key) { return cfg_must(c, key)->value; }
+int64_t tl_config_int(const tl_config *c, const char *key) { return (int64_t)cfg_must(c, key)->num; }
+double tl_config_double(const tl_config *c, const char *key) { return cfg_must(c, key)->num; }
+int tl_config_bool(const tl_config *c, const char *key) { return cfg_must(c, key)->num != 0; }
+
+int tl_config_each_kafka(const tl_config *c, const char *side,
+                         int (*fn)(void *arg, const char *name, const char *value), void *arg)
+{
+    /* Shared keys first, then side-specific ones, so the latter win. */
+    static const char *const sides[] = {"consumer.", "producer."};
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < c->n_kafka; i++) {
+            const char *name = c->kafka[i].key + 6;
+            int is_side = 0;
+            for (int k = 0; k < 2; k++)
+                if (strncmp(name, sides[k], strlen(sides[k])) == 0) is_side = k + 1;
+            if (pass == 0 && is_side) continue;
+            if (pass == 1) {
+                if (!is_side || strncmp(sides[is_side - 1], side, strlen(side)) != 0) continue;
+                name += strlen(sides[is_side - 1]);
+            }
+            int rc = fn(arg, name, c->kafka[i].value);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+const char *tl_config_kafka(const tl_config *c, const char *name)
+{
+    for (int i = 0; i < c->n_kafka; i++)
+        if (strcmp(c->kafka[i].key + 6, name) == 0) return c->kafka[i].value;
+    return NULL;
+}
+
+int tl_config_is_secret(const char *key)
+{
+    return strstr(key, "password") != NULL || strstr(key, "sasl.") != NULL ||
+           strstr(key, "ssl.key.") != NULL || strstr(key, "basic.auth") != NULL ||
+           strstr(key, "secret") != NULL;
+}
+
+static const char *const type_names[] = {"string", "int", "double", "bool"};
+
+void tl_config_list(FILE *out, int md)
+{
+    for (const tl_config_component *comp = tl_config_components; comp->name; comp++) {
+        if (md) fprintf(out, "\n## %s\n\n| key | type | default | range | description |\n"
+                             "|---|---|---|---|---|\n", comp->name);
+        else fprintf(out, "# %s\n", comp->name);
+        for (const tl_config_def *d = comp->defs; d->key; d++) {
+            char range[64] = "";
+            if (d->min <= d->max) snprintf(range, sizeof(range), "%g..%g", d->min, d->max);
+            if (md)
+                fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", d->key, type_names[d->type],
+                        d->dflt ? d->dflt : "", range, d->doc);
+            else
+                fprintf(out, "%s (%s, default \"%s\"%s%s)\n    %s\n", d->key, type_names[d->type],
+                        d->dflt ? d->dflt : "", *range ? ", range " : "", range, d->doc);
+        }
+    }
+}

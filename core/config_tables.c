@@ -1,0 +1,103 @@
+/*
+ * config_tables.c -- every configuration key tally knows, one table per component.
+ *
+ * This file is the single source of truth for names, types, defaults, ranges and
+ * docs: `tally config list` prints it, docs/configuration.md is generated from it, and
+ * tl_config_set() rejects anything not in it. Keys under "kafka." are not listed: they
+ * pass through to librdkafka. A range with min > max means unbounded.
+ */
+#include "config.h"
+#include "config_tables.h"
+
+#define NORANGE 1, 0
+
+static const tl_config_def runtime_table[] = {
+    {"log.level", TL_CT_STRING, "info", NORANGE, "error, warn, info or debug."},
+    {"state.dir", TL_CT_STRING, "./tally-state", NORANGE,
+     "Directory of the RocksDB state stores, one sub-directory per input partition."},
+    {"state.cache.mb", TL_CT_INT, "256", 1, 1048576,
+     "Memory for cached user state (profiles and journeys), in MiB. Clean entries past "
+     "this are evicted after a commit; RocksDB's own block cache is separate."},
+    {"batch.max.events", TL_CT_INT, "10000", 1, 10000000,
+     "Most events processed between two commits."},
+    {"commit.interval.ms", TL_CT_INT, "100", 1, 600000,
+     "Longest time a batch collects events before it is processed and committed."},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static const tl_config_def ingest_table[] = {
+    {"input.topics", TL_CT_STRING, "tally.events", NORANGE,
+     "Comma-separated input topics (key = user_id, value = Confluent-framed BehaviorEvent)."},
+    {"schema.dir", TL_CT_STRING, TALLY_DEFAULT_SCHEMA_DIR, NORANGE,
+     "Directory of <id>-<name>.avsc files: writer schemas by Confluent schema id, and the "
+     "ids of tally's output schemas when no registry is configured."},
+    {"schema.registry.url", TL_CT_STRING, "", NORANGE,
+     "Confluent-API schema registry; consulted for schema ids not in schema.dir."},
+    {"schema.registry.basic.auth.user.info", TL_CT_STRING, "", NORANGE,
+     "user:password for the schema registry (secret)."},
+    {"schema.registry.ssl.ca.location", TL_CT_STRING, "", NORANGE,
+     "CA bundle for an https schema registry."},
+    {"ingest.ts.min", TL_CT_INT, "946684800000", NORANGE,
+     "Events with ts (ms) below this go to the dead-letter topic (default 2000-01-01)."},
+    {"ingest.ts.max", TL_CT_INT, "4102444800000", NORANGE,
+     "Events with ts (ms) above this go to the dead-letter topic (default 2100-01-01)."},
+    {"ingest.max.record.bytes", TL_CT_INT, "1048576", 16, 104857600,
+     "Larger input records go to the dead-letter topic."},
+    {"dlq.topic", TL_CT_STRING, "tally.dlq", NORANGE,
+     "Dead-letter topic: undecodable or invalid input, original bytes, reason in headers."},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static const tl_config_def features_table[] = {
+    {"features.half.life.ms", TL_CT_DOUBLE, "86400000", 1, 1e15,
+     "Half-life H of interest weights: a weight halves every H ms without new events."},
+    {"features.alpha", TL_CT_DOUBLE, "0.5", 0, 1e9, "Weight of decayed frequency f in w."},
+    {"features.beta", TL_CT_DOUBLE, "0.5", 0, 1e9, "Weight of decayed heat h in w."},
+    {"features.heat.impression", TL_CT_DOUBLE, "0.1", 0, 1e9, "Heat of an IMPRESSION."},
+    {"features.heat.browse", TL_CT_DOUBLE, "1", 0, 1e9, "Heat of a BROWSE."},
+    {"features.heat.click", TL_CT_DOUBLE, "2", 0, 1e9, "Heat of a CLICK."},
+    {"features.heat.favorite", TL_CT_DOUBLE, "3", 0, 1e9, "Heat of a FAVORITE."},
+    {"features.heat.add_to_cart", TL_CT_DOUBLE, "4", 0, 1e9, "Heat of an ADD_TO_CART."},
+    {"features.heat.purchase", TL_CT_DOUBLE, "5", 0, 1e9, "Heat of a PURCHASE."},
+    {"features.dims", TL_CT_STRING, "category", NORANGE,
+     "Interest dimensions, comma-separated: category, item, channel."},
+    {"features.epsilon", TL_CT_DOUBLE, "1e-6", 0, 1e9,
+     "Weights that decay below this are deleted."},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static const tl_config_def attribution_table[] = {
+    {"attribution.lookback.ms", TL_CT_INT, "604800000", 0, 1e15,
+     "Touchpoints older than this before a purchase are not credited (default 7 days)."},
+    {"attribution.max.touchpoints", TL_CT_INT, "50", 1, 1000,
+     "At most this many of the most recent touchpoints are credited."},
+    {"attribution.reset.on.conversion", TL_CT_BOOL, "true", NORANGE,
+     "A purchase closes the journey: its touchpoints are not credited again."},
+    {"attribution.time.decay.half.life.ms", TL_CT_DOUBLE, "604800000", 1, 1e15,
+     "Half-life of the time_decay method's weights (default 7 days)."},
+    {"attribution.touch.types", TL_CT_STRING, "IMPRESSION,BROWSE,CLICK,FAVORITE,ADD_TO_CART",
+     NORANGE, "Event types that are touchpoints, comma-separated."},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static const tl_config_def sink_table[] = {
+    {"output.interest.topic", TL_CT_STRING, "tally.interest-deltas", NORANGE,
+     "Topic of interest_delta records (key = user_id)."},
+    {"output.attribution.topic", TL_CT_STRING, "tally.attributions", NORANGE,
+     "Topic of attribution records (key = user_id)."},
+    {"output.credit.topic", TL_CT_STRING, "tally.credit-deltas", NORANGE,
+     "Topic of credit_delta records (key = dim:dim_id)."},
+    {"sink.flush.timeout.ms", TL_CT_INT, "60000", 1, 3600000,
+     "Longest wait for the broker to acknowledge a batch's outputs before the batch is "
+     "retried."},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+const tl_config_component tl_config_components[] = {
+    {"runtime", runtime_table},
+    {"ingest", ingest_table},
+    {"features", features_table},
+    {"attribution", attribution_table},
+    {"sink", sink_table},
+    {NULL, NULL},
+};
