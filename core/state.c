@@ -1,0 +1,586 @@
+/*
+ * state.c -- user records, their encoding, and the per-partition store (state.h).
+ *
+ * Cache: a chained hash table of tl_user keyed by user_id (FNV-1a), grown at load
+ * factor 1, plus an LRU list (head = most recent). Every record reached through
+ * tl_store_get() is dirty until the next flush; eviction only ever removes clean
+ * records, so a batch's state is never lost before it is written.
+ *
+ * Encoding (version 1), all integers little-endian varints, signed ones zig-zag:
+ *   u8 version | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
+ *              | n_tp  | n_tp  * (str event_id | str item_id | ostr category_id
+ *                                 | ostr channel | u8 type | svarint ts)
+ * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL.
+ *
+ * RocksDB layout of a partition's database: "u" + user_id -> encoded record;
+ * "m:next_offset" -> svarint. Writes use one WriteBatch per flush, keys sorted.
+ */
+#include "state.h"
+#include "log.h"
+#include "util.h"
+
+#include <rocksdb/c.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- record editing ---------------------------------------------------------- */
+
+tl_interest *tl_user_find_interest(tl_user *u, tl_dim dim, const char *id)
+{
+    for (int i = 0; i < u->n_ent; i++)
+        if (u->ent[i].dim == dim && strcmp(u->ent[i].id, id) == 0) return &u->ent[i];
+    return NULL;
+}
+
+tl_interest *tl_user_add_interest(tl_user *u, tl_dim dim, const char *id)
+{
+    if (u->n_ent == u->cap_ent) {
+        u->cap_ent = u->cap_ent ? u->cap_ent * 2 : 4;
+        u->ent = tl_xrealloc(u->ent, (size_t)u->cap_ent * sizeof(*u->ent));
+    }
+    tl_interest *e = &u->ent[u->n_ent++];
+    memset(e, 0, sizeof(*e));
+    e->dim = (uint8_t)dim;
+    e->id = tl_xstrdup(id);
+    u->mem += sizeof(*e) + strlen(id) + 1;
+    return e;
+}
+
+void tl_user_remove_interest(tl_user *u, int i)
+{
+    u->mem -= sizeof(u->ent[i]) + strlen(u->ent[i].id) + 1;
+    free(u->ent[i].id);
+    u->ent[i] = u->ent[--u->n_ent];   /* order of entries carries no meaning */
+}
+
+static size_t tp_strlen(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+static void tp_set(tl_journey_tp *tp, const char *event_id, const char *item_id,
+                   const char *category_id, const char *channel)
+{
+    size_t a = strlen(event_id) + 1, b = strlen(item_id) + 1;
+    size_t c = tp_strlen(category_id), d = tp_strlen(channel);
+    char *p = tl_xmalloc(a + b + c + d);
+    tp->event_id = memcpy(p, event_id, a);
+    tp->item_id = memcpy(p + a, item_id, b);
+    tp->category_id = c ? memcpy(p + a + b, category_id, c) : NULL;
+    tp->channel = d ? memcpy(p + a + b + c, channel, d) : NULL;
+}
+
+static size_t tp_mem(const tl_journey_tp *tp)
+{
+    return sizeof(*tp) + strlen(tp->event_id) + 1 + strlen(tp->item_id) + 1 +
+           tp_strlen(tp->category_id) + tp_strlen(tp->channel);
+}
+
+int tl_user_add_tp(tl_user *u, const tl_event *ev)
+{
+    if (u->n_tp == u->cap_tp) {
+        u->cap_tp = u->cap_tp ? u->cap_tp * 2 : 8;
+        u->tp = tl_xrealloc(u->tp, (size_t)u->cap_tp * sizeof(*u->tp));
+    }
+    /* After every entry with ts <= ev->ts: equal ts keep arrival order. */
+    int pos = u->n_tp;
+    while (pos > 0 && u->tp[pos - 1].ts > ev->ts) pos--;
+    memmove(&u->tp[pos + 1], &u->tp[pos], (size_t)(u->n_tp - pos) * sizeof(*u->tp));
+    u->n_tp++;
+    tl_journey_tp *tp = &u->tp[pos];
+    tp_set(tp, ev->event_id, ev->item_id, ev->category_id, ev->channel);
+    tp->ts = ev->ts;
+    tp->type = (uint8_t)ev->type;
+    u->mem += tp_mem(tp);
+    return pos;
+}
+
+void tl_user_remove_tps(tl_user *u, int from, int n)
+{
+    for (int i = from; i < from + n; i++) {
+        u->mem -= tp_mem(&u->tp[i]);
+        free(u->tp[i].event_id);
+    }
+    memmove(&u->tp[from], &u->tp[from + n], (size_t)(u->n_tp - from - n) * sizeof(*u->tp));
+    u->n_tp -= n;
+}
+
+void tl_user_clear(tl_user *u)
+{
+    for (int i = 0; i < u->n_ent; i++) free(u->ent[i].id);
+    for (int i = 0; i < u->n_tp; i++) free(u->tp[i].event_id);
+    free(u->ent);
+    free(u->tp);
+    u->ent = NULL;
+    u->tp = NULL;
+    u->n_ent = u->cap_ent = u->n_tp = u->cap_tp = 0;
+    u->mem = sizeof(*u) + (u->user_id ? strlen(u->user_id) + 1 : 0);
+}
+
+/* ---- encoding ---------------------------------------------------------------- */
+
+static void put_varint(tl_buf *b, uint64_t v)
+{
+    tl_buf_reserve(b, 10);
+    while (v >= 0x80) {
+        b->data[b->len++] = (char)(v | 0x80);
+        v >>= 7;
+    }
+    b->data[b->len++] = (char)v;
+}
+
+static void put_svarint(tl_buf *b, int64_t v)
+{
+    put_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static void put_str(tl_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    put_varint(b, n);
+    tl_buf_append(b, s, n);
+}
+
+static void put_ostr(tl_buf *b, const char *s)
+{
+    if (!s) {
+        put_varint(b, 0);
+        return;
+    }
+    size_t n = strlen(s);
+    put_varint(b, n + 1);
+    tl_buf_append(b, s, n);
+}
+
+static void put_f64(tl_buf *b, double d) { tl_buf_append(b, &d, 8); }
+
+void tl_user_encode(const tl_user *u, tl_buf *b)
+{
+    tl_buf_putc(b, 1);
+    put_varint(b, (uint64_t)u->n_ent);
+    for (int i = 0; i < u->n_ent; i++) {
+        const tl_interest *e = &u->ent[i];
+        tl_buf_putc(b, (char)e->dim);
+        put_str(b, e->id);
+        put_f64(b, e->f);
+        put_f64(b, e->h);
+        put_svarint(b, e->t);
+    }
+    put_varint(b, (uint64_t)u->n_tp);
+    for (int i = 0; i < u->n_tp; i++) {
+        const tl_journey_tp *tp = &u->tp[i];
+        put_str(b, tp->event_id);
+        put_str(b, tp->item_id);
+        put_ostr(b, tp->category_id);
+        put_ostr(b, tp->channel);
+        tl_buf_putc(b, (char)tp->type);
+        put_svarint(b, tp->ts);
+    }
+}
+
+typedef struct rd {
+    const unsigned char *p, *end;
+    int bad;
+} rd;
+
+static uint64_t get_varint(rd *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) break;
+        unsigned char c = *r->p++;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) return v;
+    }
+    r->bad = 1;
+    return 0;
+}
+
+static int64_t get_svarint(rd *r)
+{
+    uint64_t v = get_varint(r);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static unsigned get_u8(rd *r)
+{
+    if (r->p >= r->end) {
+        r->bad = 1;
+        return 0;
+    }
+    return *r->p++;
+}
+
+static double get_f64(rd *r)
+{
+    double d = 0;
+    if (r->end - r->p < 8) {
+        r->bad = 1;
+        return 0;
+    }
+    memcpy(&d, r->p, 8);
+    r->p += 8;
+    return d;
+}
+
+/* Returns a pointer into the buffer and its length; *is_null for an absent ostr. */
+static const char *get_bytes(rd *r, int optional, size_t *len, int *is_null)
+{
+    uint64_t n = get_varint(r);
+    *is_null = 0;
+    if (optional) {
+        if (n == 0) {
+            *is_null = 1;
+            *len = 0;
+            return NULL;
+        }
+        n--;
+    }
+    if (r->bad || (uint64_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        *len = 0;
+        return NULL;
+    }
+    const char *s = (const char *)r->p;
+    r->p += n;
+    *len = (size_t)n;
+    return s;
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *p = tl_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+int tl_user_decode(tl_user *u, const void *buf, size_t len)
+{
+    rd r = {buf, (const unsigned char *)buf + len, 0};
+    if (get_u8(&r) != 1) return -1;
+    uint64_t n_ent = get_varint(&r);
+    if (r.bad || n_ent > len) return -1;
+    for (uint64_t i = 0; i < n_ent && !r.bad; i++) {
+        unsigned dim = get_u8(&r);
+        size_t n;
+        int isnull;
+        const char *id = get_bytes(&r, 0, &n, &isnull);
+        double f = get_f64(&r), h = get_f64(&r);
+        int64_t t = get_svarint(&r);
+        if (r.bad || dim >= TL_DIM_COUNT) return -1;
+        char *tmp = dup_n(id, n);
+        tl_interest *e = tl_user_add_interest(u, (tl_dim)dim, tmp);
+        free(tmp);
+        e->f = f;
+        e->h = h;
+        e->t = t;
+    }
+    uint64_t n_tp = get_varint(&r);
+    if (r.bad || n_tp > len) return -1;
+    for (uint64_t i = 0; i < n_tp && !r.bad; i++) {
+        size_t l[4];
+        int isnull[4];
+        const char *s[4];
+        s[0] = get_bytes(&r, 0, &l[0], &isnull[0]);
+        s[1] = get_bytes(&r, 0, &l[1], &isnull[1]);
+        s[2] = get_bytes(&r, 1, &l[2], &isnull[2]);
+        s[3] = get_bytes(&r, 1, &l[3], &isnull[3]);
+        unsigned type = get_u8(&r);
+        int64_t ts = get_svarint(&r);
+        if (r.bad || type >= TL_EVENT_TYPE_COUNT) return -1;
+        char *c[4];
+        for (int k = 0; k < 4; k++) c[k] = isnull[k] ? NULL : dup_n(s[k], l[k]);
+        tl_event ev = {.event_id = c[0], .item_id = c[1], .category_id = c[2],
+                       .channel = c[3], .type = (tl_event_type)type, .ts = ts};
+        if (u->n_tp == u->cap_tp) {
+            u->cap_tp = u->cap_tp ? u->cap_tp * 2 : 8;
+            u->tp = tl_xrealloc(u->tp, (size_t)u->cap_tp * sizeof(*u->tp));
+        }
+        tl_journey_tp *tp = &u->tp[u->n_tp++];   /* stored in journey order already */
+        tp_set(tp, ev.event_id, ev.item_id, ev.category_id, ev.channel);
+        tp->ts = ts;
+        tp->type = (uint8_t)type;
+        u->mem += tp_mem(tp);
+        for (int k = 0; k < 4; k++) free(c[k]);
+    }
+    return r.bad || r.p != r.end ? -1 : 0;
+}
+
+/* ---- the store ----------------------------------------------------------------- */
+
+struct tl_store {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_readoptions_t *ropts;
+    char *path;
+    int32_t partition;
+    tl_user **table;
+    size_t nbuckets, count;
+    tl_user *lru_head, *lru_tail;
+    tl_user **dirty;
+    size_t n_dirty, cap_dirty;
+    size_t cache_bytes, cache_budget;
+    int64_t next_offset;
+    tl_buf kbuf, vbuf;
+    tl_store_stats st;
+};
+
+static void lru_unlink(tl_store *s, tl_user *u)
+{
+    if (u->lru_prev) u->lru_prev->lru_next = u->lru_next;
+    else s->lru_head = u->lru_next;
+    if (u->lru_next) u->lru_next->lru_prev = u->lru_prev;
+    else s->lru_tail = u->lru_prev;
+    u->lru_prev = u->lru_next = NULL;
+}
+
+static void lru_push_front(tl_store *s, tl_user *u)
+{
+    u->lru_prev = NULL;
+    u->lru_next = s->lru_head;
+    if (s->lru_head) s->lru_head->lru_prev = u;
+    s->lru_head = u;
+    if (!s->lru_tail) s->lru_tail = u;
+}
+
+static void table_grow(tl_store *s)
+{
+    size_t nb = s->nbuckets ? s->nbuckets * 2 : 1024;
+    tl_user **t = tl_xcalloc(nb, sizeof(*t));
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        tl_user *u = s->table[i];
+        while (u) {
+            tl_user *next = u->hnext;
+            u->hnext = t[u->hash & (nb - 1)];
+            t[u->hash & (nb - 1)] = u;
+            u = next;
+        }
+    }
+    free(s->table);
+    s->table = t;
+    s->nbuckets = nb;
+}
+
+static tl_user *table_find(tl_store *s, const char *user_id, uint64_t h)
+{
+    if (!s->nbuckets) return NULL;
+    for (tl_user *u = s->table[h & (s->nbuckets - 1)]; u; u = u->hnext)
+        if (u->hash == h && strcmp(u->user_id, user_id) == 0) return u;
+    return NULL;
+}
+
+static void table_remove(tl_store *s, tl_user *u)
+{
+    tl_user **pp = &s->table[u->hash & (s->nbuckets - 1)];
+    while (*pp != u) pp = &(*pp)->hnext;
+    *pp = u->hnext;
+    s->count--;
+}
+
+static void user_free(tl_user *u)
+{
+    tl_user_clear(u);
+    free(u->user_id);
+    free(u);
+}
+
+tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, char *err,
+                        size_t errlen)
+{
+    tl_store *s = tl_xcalloc(1, sizeof(*s));
+    char *rerr = NULL;
+    s->partition = partition;
+    s->cache_budget = cache_bytes;
+    s->next_offset = -1;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create state.dir %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    size_t plen = strlen(dir) + 32;
+    s->path = tl_xmalloc(plen);
+    snprintf(s->path, plen, "%s/p%d", dir, (int)partition);
+
+    s->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(s->opts, 1);
+    rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
+    rocksdb_options_set_max_open_files(s->opts, 256);
+    s->wopts = rocksdb_writeoptions_create();
+    s->ropts = rocksdb_readoptions_create();
+    s->db = rocksdb_open(s->opts, s->path, &rerr);
+    if (rerr) {
+        snprintf(err, errlen, "cannot open state store %s: %s", s->path, rerr);
+        free(rerr);
+        goto fail;
+    }
+    size_t vlen = 0;
+    char *v = rocksdb_get(s->db, s->ropts, "m:next_offset", 13, &vlen, &rerr);
+    if (rerr) {
+        snprintf(err, errlen, "cannot read state store %s: %s", s->path, rerr);
+        free(rerr);
+        goto fail;
+    }
+    if (v) {
+        rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
+        s->next_offset = get_svarint(&r);
+        free(v);
+    }
+    table_grow(s);
+    return s;
+fail:
+    tl_store_close(s);
+    return NULL;
+}
+
+void tl_store_close(tl_store *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        tl_user *u = s->table[i];
+        while (u) {
+            tl_user *next = u->hnext;
+            user_free(u);
+            u = next;
+        }
+    }
+    free(s->table);
+    free(s->dirty);
+    if (s->db) rocksdb_close(s->db);
+    if (s->opts) rocksdb_options_destroy(s->opts);
+    if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
+    if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
+    tl_buf_free(&s->kbuf);
+    tl_buf_free(&s->vbuf);
+    free(s->path);
+    free(s);
+}
+
+int32_t tl_store_partition(const tl_store *s) { return s->partition; }
+int64_t tl_store_next_offset(const tl_store *s) { return s->next_offset; }
+
+static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int create)
+{
+    tl_buf_clear(&s->kbuf);
+    tl_buf_putc(&s->kbuf, 'u');
+    tl_buf_puts(&s->kbuf, user_id);
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get(s->db, s->ropts, s->kbuf.data, s->kbuf.len, &vlen, &rerr);
+    if (rerr) {
+        TL_LOG_ERROR("state", "read failed store=%s error=\"%s\"", s->path, rerr);
+        abort();
+    }
+    if (!v && !create) return NULL;
+    tl_user *u = tl_xcalloc(1, sizeof(*u));
+    u->user_id = tl_xstrdup(user_id);
+    u->hash = h;
+    u->mem = sizeof(*u) + strlen(user_id) + 1;
+    if (v) {
+        if (tl_user_decode(u, v, vlen) != 0) {
+            TL_LOG_ERROR("state", "corrupt record store=%s user_id=%s", s->path, user_id);
+            abort();
+        }
+        free(v);
+        s->st.users_loaded++;
+    } else {
+        s->st.users_created++;
+    }
+    if (s->count >= s->nbuckets) table_grow(s);
+    u->hnext = s->table[h & (s->nbuckets - 1)];
+    s->table[h & (s->nbuckets - 1)] = u;
+    s->count++;
+    lru_push_front(s, u);
+    return u;
+}
+
+tl_user *tl_store_get(tl_store *s, const char *user_id)
+{
+    uint64_t h = tl_hash64(user_id, strlen(user_id));
+    tl_user *u = table_find(s, user_id, h);
+    if (u) {
+        if (s->lru_head != u) {
+            lru_unlink(s, u);
+            lru_push_front(s, u);
+        }
+    } else {
+        u = store_load(s, user_id, h, 1);
+    }
+    if (!u->dirty) {
+        u->dirty = 1;
+        if (s->n_dirty == s->cap_dirty) {
+            s->cap_dirty = s->cap_dirty ? s->cap_dirty * 2 : 1024;
+            s->dirty = tl_xrealloc(s->dirty, s->cap_dirty * sizeof(*s->dirty));
+        }
+        s->dirty[s->n_dirty++] = u;
+    }
+    return u;
+}
+
+tl_user *tl_store_peek(tl_store *s, const char *user_id)
+{
+    uint64_t h = tl_hash64(user_id, strlen(user_id));
+    tl_user *u = table_find(s, user_id, h);
+    return u ? u : store_load(s, user_id, h, 0);
+}
+
+static int cmp_user(const void *a, const void *b)
+{
+    return strcmp((*(tl_user *const *)a)->user_id, (*(tl_user *const *)b)->user_id);
+}
+
+int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
+{
+    qsort(s->dirty, s->n_dirty, sizeof(*s->dirty), cmp_user);
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    for (size_t i = 0; i < s->n_dirty; i++) {
+        tl_user *u = s->dirty[i];
+        tl_buf_clear(&s->kbuf);
+        tl_buf_putc(&s->kbuf, 'u');
+        tl_buf_puts(&s->kbuf, u->user_id);
+        if (u->n_ent == 0 && u->n_tp == 0) {
+            rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
+        } else {
+            tl_buf_clear(&s->vbuf);
+            tl_user_encode(u, &s->vbuf);
+            rocksdb_writebatch_put(wb, s->kbuf.data, s->kbuf.len, s->vbuf.data, s->vbuf.len);
+        }
+    }
+    tl_buf_clear(&s->vbuf);
+    put_svarint(&s->vbuf, next_offset);
+    rocksdb_writebatch_put(wb, "m:next_offset", 13, s->vbuf.data, s->vbuf.len);
+    char *rerr = NULL;
+    rocksdb_write(s->db, s->wopts, wb, &rerr);
+    rocksdb_writebatch_destroy(wb);
+    if (rerr) {
+        snprintf(err, errlen, "state store %s: write failed: %s", s->path, rerr);
+        free(rerr);
+        return -1;
+    }
+    for (size_t i = 0; i < s->n_dirty; i++) s->dirty[i]->dirty = 0;
+    s->st.users_written += s->n_dirty;
+    s->n_dirty = 0;
+    s->next_offset = next_offset;
+    s->st.flushes++;
+
+    /* Evict clean records, least recently used first, down to the budget. */
+    size_t total = 0;
+    for (tl_user *u = s->lru_head; u; u = u->lru_next) total += u->mem;
+    while (total > s->cache_budget && s->lru_tail) {
+        tl_user *u = s->lru_tail;
+        total -= u->mem;
+        lru_unlink(s, u);
+        table_remove(s, u);
+        user_free(u);
+        s->st.users_evicted++;
+    }
+    s->cache_bytes = total;
+    return 0;
+}
+
+void tl_store_stats_get(const tl_store *s, tl_store_stats *st)
+{
+    *st = s->st;
+    st->users_cached = s->count;
+    st->cache_bytes = s->cache_bytes;
+}

@@ -1,0 +1,98 @@
+/*
+ * state.h -- per-user state and the per-partition RocksDB store that keeps it.
+ *
+ * The state model (docs/interests.md, docs/attribution.md): for every user, the
+ * interest entries (dim, dim_id) -> decayed (f, h) at time t, and the journey: the
+ * recent touchpoints not yet credited to a purchase. One record per user holds both:
+ * computing an interest delta's rank needs all of the user's entries anyway, so one
+ * read (a cache hit, or one RocksDB Get) serves the whole event. The brief's layout of
+ * one RocksDB key per (user, dim, dim_id) would need a prefix scan per event instead.
+ *
+ * A tl_store is one input partition's state: a RocksDB database in
+ * <state.dir>/p<partition>, with an in-memory cache of user records in front of it.
+ * Records touched by a batch are marked dirty; tl_store_flush() writes them in one
+ * sorted WriteBatch together with the next input offset, so the offset stored in
+ * RocksDB always matches the state it reflects. Clean records are evicted, least
+ * recently used first, when the cache is over its budget.
+ *
+ * Ownership: tl_store_get() returns a record owned by the store, valid until the next
+ * tl_store_flush() or tl_store_close(). Threading: a store belongs to the thread that
+ * processes its partition.
+ */
+#ifndef TL_STATE_H
+#define TL_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "records.h"
+#include "util.h"
+
+typedef struct tl_interest {
+    char *id;           /* dim_id, owned */
+    double f, h;        /* as of t */
+    int64_t t;
+    uint8_t dim;        /* tl_dim */
+} tl_interest;
+
+typedef struct tl_journey_tp {
+    char *event_id, *item_id, *category_id, *channel;  /* one allocation: event_id owns it */
+    int64_t ts;
+    uint8_t type;       /* tl_event_type */
+} tl_journey_tp;
+
+typedef struct tl_user {
+    char *user_id;      /* owned */
+    tl_interest *ent;
+    int n_ent, cap_ent;
+    tl_journey_tp *tp;  /* journey order: (ts, arrival) */
+    int n_tp, cap_tp;
+    /* cache bookkeeping (state.c) */
+    struct tl_user *hnext, *lru_prev, *lru_next;
+    uint64_t hash;
+    size_t mem;
+    uint8_t dirty;
+} tl_user;
+
+/* Record editing, for the stages. */
+tl_interest *tl_user_find_interest(tl_user *u, tl_dim dim, const char *id);
+tl_interest *tl_user_add_interest(tl_user *u, tl_dim dim, const char *id);
+void tl_user_remove_interest(tl_user *u, int index);
+/* Inserts in (ts, arrival) order and returns the slot's index. */
+int tl_user_add_tp(tl_user *u, const tl_event *ev);
+void tl_user_remove_tps(tl_user *u, int from, int n);
+
+/* Serialisation (the RocksDB value and, later, the changelog value). */
+void tl_user_encode(const tl_user *u, tl_buf *out);
+int tl_user_decode(tl_user *u, const void *buf, size_t len);  /* u->user_id set by caller */
+void tl_user_clear(tl_user *u);                                /* frees contents */
+
+typedef struct tl_store tl_store;
+
+typedef struct tl_store_stats {
+    uint64_t users_cached, users_loaded, users_created, users_evicted, users_written;
+    uint64_t flushes;
+    size_t cache_bytes;
+} tl_store_stats;
+
+/* Opens (creating if needed) <dir>/p<partition>. */
+tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes,
+                        char *err, size_t errlen);
+void tl_store_close(tl_store *s);        /* does not flush */
+int32_t tl_store_partition(const tl_store *s);
+
+/* The user's record, loaded or created; marked dirty. Never NULL (aborts if RocksDB
+ * fails to read: the store is then unusable and the process must restart). */
+tl_user *tl_store_get(tl_store *s, const char *user_id);
+/* Read-only lookup without creating or dirtying: NULL if the user is unknown. */
+tl_user *tl_store_peek(tl_store *s, const char *user_id);
+
+/* Writes every dirty record and next_offset in one WriteBatch; evicts clean records
+ * past the cache budget. 0, or -1 with err. */
+int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen);
+/* The next input offset recorded by the last flush, or -1 for a new store. */
+int64_t tl_store_next_offset(const tl_store *s);
+void tl_store_stats_get(const tl_store *s, tl_store_stats *st);
+
+#endif
