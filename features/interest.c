@@ -1,0 +1,145 @@
+/*
+ * interest.c -- decayed interest weights and their deltas (docs/interests.md).
+ *
+ * An entry stores (f, h) as of its time t; reading it at T multiplies both by
+ * 2^(-(T-t)/H). An event at ts updates the entry as of as_of = max(ts, t): the stored
+ * part decays forward to as_of, the new evidence (1 to f, heat to h) decays from ts to
+ * as_of, and they add. That merge is commutative and associative, so out-of-order
+ * events need no special path and the final state does not depend on arrival order.
+ *
+ * Every change of the weight w = alpha*f + beta*h splits into decay_part (what time
+ * took away from the stored weight) and evidence_part (what this event added): the
+ * delta's explanation says exactly that.
+ *
+ * Rank and dropping share one pass over the user's other entries of the same
+ * dimension: each is read at as_of; those below epsilon are deleted, the others are
+ * counted when strictly greater than the new weight. Deleting at an event (not at a
+ * commit) keeps outputs independent of batch boundaries.
+ */
+#include "interest.h"
+#include "core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const heat_keys[TL_EVENT_TYPE_COUNT] = {
+    "features.heat.impression", "features.heat.browse", "features.heat.click",
+    "features.heat.favorite", "features.heat.add_to_cart", "features.heat.purchase",
+};
+
+int tl_features_cfg_load(tl_features_cfg *fc, const tl_config *c, char *err, size_t errlen)
+{
+    memset(fc, 0, sizeof(*fc));
+    fc->half_life_ms = tl_config_double(c, "features.half.life.ms");
+    fc->alpha = tl_config_double(c, "features.alpha");
+    fc->beta = tl_config_double(c, "features.beta");
+    fc->epsilon = tl_config_double(c, "features.epsilon");
+    for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++) fc->heat[t] = tl_config_double(c, heat_keys[t]);
+    char *list = tl_xstrdup(tl_config_str(c, "features.dims")), *save = NULL;
+    for (char *tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        int d = tl_dim_parse(tok);
+        if (d < 0) {
+            snprintf(err, errlen, "features.dims: unknown dimension '%s' (category, item, channel)",
+                     tok);
+            free(list);
+            return -1;
+        }
+        fc->dims[d] = 1;
+    }
+    free(list);
+    fc->dims[TL_DIM_CATEGORY] = 1;   /* always on */
+    return 0;
+}
+
+static const char *article(tl_event_type t)
+{
+    return t == TL_IMPRESSION || t == TL_ADD_TO_CART ? "an" : "a";
+}
+
+static const char *explain(tl_arena *a, const tl_interest_delta *d, tl_event_type type,
+                           int64_t ev_ts, int64_t stored_t, int is_new)
+{
+    char late[64] = "", since[32];
+    if (ev_ts < d->ts) {
+        tl_fmt_duration(since, sizeof(since), d->ts - ev_ts);
+        snprintf(late, sizeof(late), " (a late event, %s before)", since);
+    }
+    if (is_new)
+        return tl_arena_printf(a, "new interest in %s %s: %.2g from %s %s%s", tl_dim_name(d->dim),
+                               d->dim_id, d->weight_after, article(type),
+                               tl_event_type_phrase(type), late);
+    tl_fmt_duration(since, sizeof(since), d->ts - stored_t);
+    return tl_arena_printf(
+        a, "interest in %s %s %s from %.2g to %.2g: %+.2g from %s %s%s, %+.2g decay since %s ago",
+        tl_dim_name(d->dim), d->dim_id, d->weight_after >= d->weight_before ? "rose" : "fell",
+        d->weight_before, d->weight_after, d->evidence_part, article(type),
+        tl_event_type_phrase(type), late, d->decay_part, d->ts == stored_t ? "0 s" : since);
+}
+
+static tl_rc apply_dim(const tl_features_cfg *fc, tl_user *u, const tl_event *ev, tl_dim dim,
+                       const char *id, tl_arena *a, const tl_sink *out, tl_features_stats *st)
+{
+    const double H = fc->half_life_ms;
+    const double heat = fc->heat[ev->type];
+    tl_interest *e = tl_user_find_interest(u, dim, id);
+    int is_new = e == NULL;
+    if (is_new) {
+        e = tl_user_add_interest(u, dim, id);
+        e->t = ev->ts;
+    }
+    const int64_t stored_t = e->t;
+    const int64_t as_of = ev->ts > stored_t ? ev->ts : stored_t;
+    const double keep = tl_decay((double)(as_of - stored_t), H);
+    const double fresh = tl_decay((double)(as_of - ev->ts), H);
+
+    tl_interest_delta d = {
+        .user_id = u->user_id, .dim = dim, .dim_id = e->id, .event_id = ev->event_id,
+        .ts = as_of,
+    };
+    d.weight_before = fc->alpha * e->f + fc->beta * e->h;
+    d.decay_part = d.weight_before * keep - d.weight_before;
+    d.evidence_part = (fc->alpha * 1.0 + fc->beta * heat) * fresh;
+    d.weight_after = d.weight_before + d.decay_part + d.evidence_part;
+    e->f = e->f * keep + fresh;
+    e->h = e->h * keep + heat * fresh;
+    e->t = as_of;
+    d.f = e->f;
+    d.h = e->h;
+
+    /* Rank among the user's other entries of this dimension; drop the faded ones. */
+    int rank = 1;
+    int self = (int)(e - u->ent);
+    for (int i = 0; i < u->n_ent; i++) {
+        if (i == self || u->ent[i].dim != dim) continue;
+        const tl_interest *o = &u->ent[i];
+        double w = (fc->alpha * o->f + fc->beta * o->h) * tl_decay((double)(as_of - o->t), H);
+        if (w < fc->epsilon) {
+            int last = u->n_ent - 1;
+            tl_user_remove_interest(u, i);   /* moves the last entry into slot i */
+            if (self == last) self = i;
+            st->dropped++;
+            i--;
+            continue;
+        }
+        if (w > d.weight_after) rank++;
+    }
+    e = &u->ent[self];
+    d.dim_id = e->id;   /* the string stays put even if the entry struct moved */
+    d.rank = rank;
+    d.explanation = explain(a, &d, ev->type, ev->ts, stored_t, is_new);
+    st->deltas++;
+    return out->emit_interest(out->ctx, &d);
+}
+
+tl_rc tl_features_apply(const tl_features_cfg *fc, tl_user *u, const tl_event *ev,
+                        tl_arena *a, const tl_sink *out, tl_features_stats *st)
+{
+    const char *ids[TL_DIM_COUNT] = {ev->category_id, ev->item_id, ev->channel};
+    for (int dim = 0; dim < TL_DIM_COUNT; dim++) {
+        if (!fc->dims[dim] || !ids[dim] || !*ids[dim]) continue;
+        tl_rc rc = apply_dim(fc, u, ev, (tl_dim)dim, ids[dim], a, out, st);
+        if (rc != TL_OK) return rc;
+    }
+    return TL_OK;
+}

@@ -1,0 +1,40 @@
+/*
+ * interest.h -- the features stage: time-decayed interest weights per user and
+ * dimension, and one interest_delta per event and dimension (docs/interests.md).
+ */
+#ifndef TL_INTEREST_H
+#define TL_INTEREST_H
+
+#include <math.h>
+
+#include "core/arena.h"
+#include "core/config.h"
+#include "core/sink.h"
+#include "core/state.h"
+
+typedef struct tl_features_cfg {
+    double half_life_ms;
+    double alpha, beta;
+    double heat[TL_EVENT_TYPE_COUNT];
+    double epsilon;
+    unsigned char dims[TL_DIM_COUNT];    /* 1 = enabled */
+} tl_features_cfg;
+
+int tl_features_cfg_load(tl_features_cfg *fc, const tl_config *c, char *err, size_t errlen);
+
+/* 2^(-dt/H): the factor that takes a value dt ms forward in time. */
+static inline double tl_decay(double dt_ms, double half_life_ms)
+{
+    return pow(2.0, -dt_ms / half_life_ms);
+}
+
+typedef struct tl_features_stats {
+    uint64_t deltas, dropped;
+} tl_features_stats;
+
+/* Applies ev to u's interest entries and emits one delta per enabled dimension the
+ * event has a value for. Strings of the emitted deltas live in a. */
+tl_rc tl_features_apply(const tl_features_cfg *fc, tl_user *u, const tl_event *ev,
+                        tl_arena *a, const tl_sink *out, tl_features_stats *st);
+
+#endif
