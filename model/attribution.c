@@ -1,0 +1,167 @@
+/*
+ * attribution.c -- touchpoint selection and rule-based credits (docs/attribution.md).
+ *
+ * The journey (state.h) is kept in (ts, arrival) order, bounded to the last N
+ * touchpoints within the lookback of its newest one. A purchase takes the entries
+ * with P.ts - L <= ts <= P.ts: since the journey is sorted, that is one contiguous
+ * run, found by two scans from the end. With reset on conversion that run is
+ * removed, so the same touchpoint is never credited to two purchases.
+ *
+ * Every method writes credits for the same touchpoint list, in journey order, so a
+ * consumer can line methods up column by column. Model-based methods (Shapley,
+ * removal) are filled in by the model stage when it is enabled.
+ */
+#include "attribution.h"
+#include "core/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tl_attr_cfg_load(tl_attr_cfg *ac, const tl_config *c, char *err, size_t errlen)
+{
+    memset(ac, 0, sizeof(*ac));
+    ac->lookback_ms = tl_config_int(c, "attribution.lookback.ms");
+    ac->max_touchpoints = (int)tl_config_int(c, "attribution.max.touchpoints");
+    ac->reset_on_conversion = tl_config_bool(c, "attribution.reset.on.conversion");
+    ac->time_decay_half_life_ms = tl_config_double(c, "attribution.time.decay.half.life.ms");
+    char *list = tl_xstrdup(tl_config_str(c, "attribution.touch.types")), *save = NULL;
+    for (char *tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        int t = tl_event_type_parse(tok, strlen(tok));
+        if (t < 0) {
+            snprintf(err, errlen, "attribution.touch.types: unknown event type '%s'", tok);
+            free(list);
+            return -1;
+        }
+        ac->touch_mask |= 1u << t;
+    }
+    free(list);
+    return 0;
+}
+
+void tl_credits_rule(tl_method m, int n, const int64_t *ts, int64_t pts,
+                     double time_decay_half_life_ms, double *out)
+{
+    if (n <= 0) return;
+    switch (m) {
+    case TL_M_LAST_TOUCH:
+    case TL_M_FIRST_TOUCH:
+        for (int i = 0; i < n; i++) out[i] = 0;
+        out[m == TL_M_LAST_TOUCH ? n - 1 : 0] = 1;
+        break;
+    case TL_M_LINEAR:
+        for (int i = 0; i < n; i++) out[i] = 1.0 / n;
+        break;
+    case TL_M_TIME_DECAY: {
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            out[i] = pow(2.0, -(double)(pts - ts[i]) / time_decay_half_life_ms);
+            sum += out[i];
+        }
+        for (int i = 0; i < n; i++) out[i] /= sum;
+        break;
+    }
+    case TL_M_POSITION_BASED:
+        if (n == 1) {
+            out[0] = 1;
+        } else if (n == 2) {
+            out[0] = out[1] = 0.5;
+        } else {
+            for (int i = 1; i < n - 1; i++) out[i] = 0.2 / (n - 2);
+            out[0] = out[n - 1] = 0.4;
+        }
+        break;
+    default:
+        for (int i = 0; i < n; i++) out[i] = 1.0 / n;
+        break;
+    }
+}
+
+static const char *explain(tl_arena *a, const tl_attribution *r, const double *td)
+{
+    int n = r->n_touchpoints;
+    const tl_touchpoint *first = &r->touchpoints[0], *last = &r->touchpoints[n - 1];
+    char span[32], ago[32];
+    tl_fmt_duration(span, sizeof(span), r->ts - first->ts);
+    tl_fmt_duration(ago, sizeof(ago), r->ts - last->ts);
+    if (n == 1)
+        return tl_arena_printf(a, "purchase of item %s: all credit to the %s of item %s %s before",
+                               r->item_id, tl_event_type_phrase(last->type), last->item_id, ago);
+    int top = 0;
+    for (int i = 1; i < n; i++)
+        if (td[i] > td[top]) top = i;
+    char top_ago[32];
+    tl_fmt_duration(top_ago, sizeof(top_ago), r->ts - r->touchpoints[top].ts);
+    return tl_arena_printf(
+        a,
+        "purchase of item %s after %d touchpoints over %s: last touch a %s of item %s %s before, "
+        "first a %s of item %s; time decay gives the most (%.2f) to the %s of item %s %s before",
+        r->item_id, n, span, tl_event_type_phrase(last->type), last->item_id, ago,
+        tl_event_type_phrase(first->type), first->item_id, td[top],
+        tl_event_type_phrase(r->touchpoints[top].type), r->touchpoints[top].item_id, top_ago);
+}
+
+static tl_rc attribute(const tl_attr_cfg *ac, tl_user *u, const tl_event *ev, tl_arena *a,
+                       const tl_sink *out, tl_attr_stats *st)
+{
+    st->purchases++;
+    /* The run of journey entries with P.ts - L <= ts <= P.ts. */
+    int end = u->n_tp;
+    while (end > 0 && u->tp[end - 1].ts > ev->ts) end--;
+    int begin = end;
+    while (begin > 0 && u->tp[begin - 1].ts >= ev->ts - ac->lookback_ms) begin--;
+    if (end - begin > ac->max_touchpoints) begin = end - ac->max_touchpoints;
+    int n = end - begin;
+    if (n == 0) {
+        st->no_touchpoints++;
+        return TL_OK;
+    }
+    tl_touchpoint *tps = tl_arena_alloc(a, (size_t)n * sizeof(*tps));
+    int64_t *ts = tl_arena_alloc(a, (size_t)n * sizeof(*ts));
+    for (int i = 0; i < n; i++) {
+        const tl_journey_tp *j = &u->tp[begin + i];
+        /* Copied: the journey entries may be removed below, before the sink runs. */
+        tps[i] = (tl_touchpoint){
+            .event_id = tl_arena_strdup(a, j->event_id), .item_id = tl_arena_strdup(a, j->item_id),
+            .category_id = tl_arena_strdup(a, j->category_id),
+            .channel = tl_arena_strdup(a, j->channel), .type = (tl_event_type)j->type, .ts = j->ts,
+        };
+        ts[i] = j->ts;
+    }
+    tl_attribution r = {
+        .conversion_event_id = ev->event_id, .user_id = ev->user_id, .item_id = ev->item_id,
+        .category_id = ev->category_id, .ts = ev->ts, .value = ev->value,
+        .has_value = ev->has_value, .touchpoints = tps, .n_touchpoints = n,
+    };
+    for (int m = TL_M_LAST_TOUCH; m <= TL_M_POSITION_BASED; m++) {
+        double *c = tl_arena_alloc(a, (size_t)n * sizeof(*c));
+        tl_credits_rule((tl_method)m, n, ts, ev->ts, ac->time_decay_half_life_ms, c);
+        r.credits[m] = c;
+        r.has_method[m] = 1;
+    }
+    r.explanation = explain(a, &r, r.credits[TL_M_TIME_DECAY]);
+    if (ac->reset_on_conversion) tl_user_remove_tps(u, begin, n);
+    st->attributed++;
+    st->touchpoints_credited += (uint64_t)n;
+    return out->emit_attribution(out->ctx, &r);
+}
+
+static void journey_add(const tl_attr_cfg *ac, tl_user *u, const tl_event *ev)
+{
+    tl_user_add_tp(u, ev);
+    if (u->n_tp > ac->max_touchpoints) tl_user_remove_tps(u, 0, u->n_tp - ac->max_touchpoints);
+    int64_t newest = u->tp[u->n_tp - 1].ts;
+    int old = 0;
+    while (old < u->n_tp && u->tp[old].ts < newest - ac->lookback_ms) old++;
+    if (old) tl_user_remove_tps(u, 0, old);
+}
+
+tl_rc tl_attribution_apply(const tl_attr_cfg *ac, tl_user *u, const tl_event *ev,
+                           tl_arena *a, const tl_sink *out, tl_attr_stats *st)
+{
+    tl_rc rc = TL_OK;
+    if (ev->type == TL_PURCHASE) rc = attribute(ac, u, ev, a, out, st);
+    if (rc == TL_OK && (ac->touch_mask & (1u << ev->type))) journey_add(ac, u, ev);
+    return rc;
+}
