@@ -1,0 +1,18 @@
+/*
+ * avro_out.h -- Avro binary encoding of tally's output records, with the Confluent
+ * frame (magic byte 0, 4-byte big-endian schema id). The field order is that of
+ * schemas/2-interest_delta.avsc, 3-attribution.avsc and 4-credit_delta.avsc; the
+ * tests decode what this writes with avro-c against those files.
+ */
+#ifndef TL_AVRO_OUT_H
+#define TL_AVRO_OUT_H
+
+#include "core/records.h"
+#include "core/util.h"
+
+/* Each appends one framed record to out. */
+void tl_avro_put_interest(tl_buf *out, int32_t schema_id, const tl_interest_delta *d);
+void tl_avro_put_attribution(tl_buf *out, int32_t schema_id, const tl_attribution *r);
+void tl_avro_put_credit(tl_buf *out, int32_t schema_id, const tl_credit_delta *c);
+
+#endif

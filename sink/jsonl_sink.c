@@ -1,0 +1,246 @@
+/*
+ * jsonl_sink.c -- JSON-lines sink (replay output) and the encode-only Avro sink.
+ *
+ * Each record becomes one line: {"type": "interest_delta", <the schema's fields>}.
+ * Doubles are printed in their shortest round-tripping form, so a reader gets the
+ * exact binary value back. A line is assembled in a buffer and written with one
+ * fwrite; flush() flushes stdio and reports write errors (a full disk is an error,
+ * not silent loss).
+ */
+#include "sinks.h"
+#include "avro_out.h"
+#include "core/json.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sink_state {
+    tl_sink_base base;
+    FILE *out;
+    tl_buf buf;
+    int32_t ids[3];
+} sink_state;
+
+static void key(tl_buf *b, const char *k)
+{
+    tl_buf_putc(b, ',');
+    tl_json_put_str(b, k);
+    tl_buf_putc(b, ':');
+}
+
+static void kv_str(tl_buf *b, const char *k, const char *v) { key(b, k); tl_json_put_str(b, v); }
+static void kv_dbl(tl_buf *b, const char *k, double v) { key(b, k); tl_json_put_double(b, v); }
+static void kv_i64(tl_buf *b, const char *k, int64_t v) { key(b, k); tl_json_put_i64(b, v); }
+static void kv_opt_dbl(tl_buf *b, const char *k, int has, double v)
+{
+    key(b, k);
+    if (has) tl_json_put_double(b, v);
+    else tl_buf_puts(b, "null");
+}
+
+static tl_rc line_out(sink_state *s)
+{
+    tl_buf_puts(&s->buf, "}\n");
+    s->base.counts.bytes += s->buf.len;
+    if (fwrite(s->buf.data, 1, s->buf.len, s->out) != s->buf.len) return TL_ERROR;
+    return TL_OK;
+}
+
+static tl_rc jsonl_interest(void *ctx, const tl_interest_delta *d)
+{
+    sink_state *s = ctx;
+    tl_buf *b = &s->buf;
+    tl_buf_clear(b);
+    tl_buf_puts(b, "{\"type\":\"interest_delta\"");
+    kv_str(b, "user_id", d->user_id);
+    kv_str(b, "dim", tl_dim_name(d->dim));
+    kv_str(b, "dim_id", d->dim_id);
+    kv_str(b, "event_id", d->event_id);
+    kv_i64(b, "ts", d->ts);
+    kv_dbl(b, "f", d->f);
+    kv_dbl(b, "h", d->h);
+    kv_dbl(b, "weight_before", d->weight_before);
+    kv_dbl(b, "weight_after", d->weight_after);
+    kv_dbl(b, "decay_part", d->decay_part);
+    kv_dbl(b, "evidence_part", d->evidence_part);
+    kv_i64(b, "rank", d->rank);
+    kv_str(b, "explanation", d->explanation);
+    s->base.counts.interest++;
+    return line_out(s);
+}
+
+static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
+{
+    sink_state *s = ctx;
+    tl_buf *b = &s->buf;
+    tl_buf_clear(b);
+    tl_buf_puts(b, "{\"type\":\"attribution\"");
+    kv_str(b, "conversion_event_id", r->conversion_event_id);
+    kv_str(b, "user_id", r->user_id);
+    kv_str(b, "item_id", r->item_id);
+    kv_str(b, "category_id", r->category_id);
+    kv_i64(b, "ts", r->ts);
+    kv_opt_dbl(b, "value", r->has_value, r->value);
+    key(b, "touchpoints");
+    tl_buf_putc(b, '[');
+    for (int i = 0; i < r->n_touchpoints; i++) {
+        const tl_touchpoint *t = &r->touchpoints[i];
+        tl_buf_puts(b, i ? ",{\"event_id\":" : "{\"event_id\":");
+        tl_json_put_str(b, t->event_id);
+        kv_str(b, "item_id", t->item_id);
+        kv_str(b, "category_id", t->category_id);
+        kv_str(b, "channel", t->channel);
+        kv_str(b, "type", tl_event_type_name(t->type));
+        kv_i64(b, "ts", t->ts);
+        tl_buf_putc(b, '}');
+    }
+    tl_buf_putc(b, ']');
+    key(b, "credits");
+    tl_buf_putc(b, '{');
+    int first = 1;
+    for (int m = 0; m < TL_M_COUNT; m++) {
+        if (!r->has_method[m]) continue;
+        if (!first) tl_buf_putc(b, ',');
+        first = 0;
+        tl_json_put_str(b, tl_method_name((tl_method)m));
+        tl_buf_puts(b, ":[");
+        for (int i = 0; i < r->n_touchpoints; i++) {
+            if (i) tl_buf_putc(b, ',');
+            tl_json_put_double(b, r->credits[m][i]);
+        }
+        tl_buf_putc(b, ']');
+    }
+    tl_buf_putc(b, '}');
+    kv_opt_dbl(b, "p_conversion", r->has_model, r->p_conversion);
+    kv_opt_dbl(b, "p_baseline", r->has_model, r->p_baseline);
+    key(b, "model_version");
+    if (r->has_model) tl_json_put_i64(b, r->model_version);
+    else tl_buf_puts(b, "null");
+    kv_str(b, "explanation", r->explanation);
+    s->base.counts.attribution++;
+    return line_out(s);
+}
+
+static tl_rc jsonl_credit(void *ctx, const tl_credit_delta *c)
+{
+    sink_state *s = ctx;
+    tl_buf *b = &s->buf;
+    tl_buf_clear(b);
+    tl_buf_puts(b, "{\"type\":\"credit_delta\"");
+    kv_i64(b, "window_start", c->window_start);
+    kv_i64(b, "window_end", c->window_end);
+    kv_str(b, "dim", tl_dim_name(c->dim));
+    kv_str(b, "dim_id", c->dim_id);
+    kv_str(b, "method", c->method);
+    kv_dbl(b, "credit", c->credit);
+    kv_dbl(b, "credit_before", c->credit_before);
+    kv_dbl(b, "conversions", c->conversions);
+    kv_opt_dbl(b, "removal_effect", c->has_removal_effect, c->removal_effect);
+    s->base.counts.credit++;
+    return line_out(s);
+}
+
+static tl_rc jsonl_dlq(void *ctx, const tl_dlq_record *r)
+{
+    sink_state *s = ctx;
+    tl_buf *b = &s->buf;
+    tl_buf_clear(b);
+    tl_buf_puts(b, "{\"type\":\"dead_letter\"");
+    kv_str(b, "reason", tl_dlq_reason_name(r->reason));
+    kv_str(b, "error", r->error);
+    kv_i64(b, "offset", r->offset);
+    s->base.counts.dlq++;
+    return line_out(s);
+}
+
+static tl_rc jsonl_flush(void *ctx, int timeout_ms)
+{
+    sink_state *s = ctx;
+    return fflush(s->out) == 0 && !ferror(s->out) ? TL_OK : TL_ERROR;
+}
+
+static void state_destroy(void *ctx)
+{
+    sink_state *s = ctx;
+    tl_buf_free(&s->buf);
+}
+
+tl_sink *tl_jsonl_sink_new(FILE *out)
+{
+    sink_state *s = tl_xcalloc(1, sizeof(*s));
+    s->out = out;
+    s->base.sink = (tl_sink){
+        .name = "jsonl", .ctx = s, .emit_interest = jsonl_interest,
+        .emit_attribution = jsonl_attribution, .emit_credit = jsonl_credit,
+        .emit_dlq = jsonl_dlq, .flush = jsonl_flush, .destroy = state_destroy,
+    };
+    return &s->base.sink;
+}
+
+/* ---- encode-only Avro sink ------------------------------------------------------ */
+
+static tl_rc avro_interest(void *ctx, const tl_interest_delta *d)
+{
+    sink_state *s = ctx;
+    tl_buf_clear(&s->buf);
+    tl_avro_put_interest(&s->buf, s->ids[0], d);
+    s->base.counts.bytes += s->buf.len;
+    s->base.counts.interest++;
+    return TL_OK;
+}
+
+static tl_rc avro_attribution(void *ctx, const tl_attribution *r)
+{
+    sink_state *s = ctx;
+    tl_buf_clear(&s->buf);
+    tl_avro_put_attribution(&s->buf, s->ids[1], r);
+    s->base.counts.bytes += s->buf.len;
+    s->base.counts.attribution++;
+    return TL_OK;
+}
+
+static tl_rc avro_credit(void *ctx, const tl_credit_delta *c)
+{
+    sink_state *s = ctx;
+    tl_buf_clear(&s->buf);
+    tl_avro_put_credit(&s->buf, s->ids[2], c);
+    s->base.counts.bytes += s->buf.len;
+    s->base.counts.credit++;
+    return TL_OK;
+}
+
+static tl_rc avro_dlq(void *ctx, const tl_dlq_record *r)
+{
+    ((sink_state *)ctx)->base.counts.dlq++;
+    return TL_OK;
+}
+
+static tl_rc avro_flush(void *ctx, int timeout_ms) { return TL_OK; }
+
+tl_sink *tl_avro_sink_new(int32_t id_interest, int32_t id_attribution, int32_t id_credit)
+{
+    sink_state *s = tl_xcalloc(1, sizeof(*s));
+    s->ids[0] = id_interest;
+    s->ids[1] = id_attribution;
+    s->ids[2] = id_credit;
+    s->base.sink = (tl_sink){
+        .name = "avro", .ctx = s, .emit_interest = avro_interest,
+        .emit_attribution = avro_attribution, .emit_credit = avro_credit, .emit_dlq = avro_dlq,
+        .flush = avro_flush, .destroy = state_destroy,
+    };
+    return &s->base.sink;
+}
+
+void tl_sink_counts_get(const tl_sink *s, tl_sink_counts *c)
+{
+    *c = ((const tl_sink_base *)s->ctx)->counts;
+}
+
+void tl_sink_destroy(tl_sink *s)
+{
+    if (!s) return;
+    if (s->destroy) s->destroy(s->ctx);
+    free(s->ctx);
+}

@@ -1,0 +1,171 @@
+/*
+ * kafka_sink.c -- output records to Kafka as Confluent-framed Avro, key = user_id
+ * (credit deltas: "dim:dim_id"); dead letters with their original bytes and the
+ * reason in headers.
+ *
+ * Delivery: every message carries the sink as its opaque; the producer's delivery
+ * report callback (tl_kafka_sink_dr_cb, served by rd_kafka_flush/poll on the
+ * processing thread) counts failures. flush() waits until the producer's queue is
+ * empty and then reports whether any message of the batch failed for good: only then
+ * may the runtime commit. librdkafka retries transient errors itself (idempotent
+ * producer, message.timeout.ms), so a failure here means the broker was unreachable
+ * past that timeout; the runtime then stops without committing, and a restart
+ * resumes from the last committed batch (at-least-once).
+ *
+ * Threading: emit and flush run on the processing thread; the delivery callback runs
+ * there too (it is served from rd_kafka_poll/flush), so the counters need no lock.
+ */
+#include "sinks.h"
+#include "avro_out.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct kafka_sink {
+    tl_sink_base base;
+    rd_kafka_t *rk;
+    tl_kafka_sink_opts o;
+    char *topics[4];
+    tl_buf buf;
+    uint64_t failed, delivered;
+    char last_error[256];
+} kafka_sink;
+
+void tl_kafka_sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    kafka_sink *s = m->_private;
+    if (!s) return;
+    if (m->err) {
+        s->failed++;
+        snprintf(s->last_error, sizeof(s->last_error), "%s [%s]", rd_kafka_err2str(m->err),
+                 m->rkt ? rd_kafka_topic_name(m->rkt) : "?");
+    } else {
+        s->delivered++;
+    }
+}
+
+static tl_rc produce(kafka_sink *s, const char *topic, const void *key, size_t key_len,
+                     const void *val, size_t val_len, rd_kafka_headers_t *hdrs)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)val, val_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(s), hdrs ? RD_KAFKA_V_HEADERS(hdrs) : RD_KAFKA_V_END,
+            RD_KAFKA_V_END);
+        if (!err) {
+            s->base.counts.bytes += val_len;
+            return TL_OK;
+        }
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(s->rk, 50);   /* serves delivery reports, frees queue room */
+            continue;
+        }
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        TL_LOG_ERROR("sink", "produce failed topic=%s error=\"%s\"", topic, rd_kafka_err2str(err));
+        return TL_ERROR;
+    }
+}
+
+static tl_rc ks_interest(void *ctx, const tl_interest_delta *d)
+{
+    kafka_sink *s = ctx;
+    tl_buf_clear(&s->buf);
+    tl_avro_put_interest(&s->buf, s->o.id_interest, d);
+    s->base.counts.interest++;
+    return produce(s, s->o.topic_interest, d->user_id, strlen(d->user_id), s->buf.data,
+                   s->buf.len, NULL);
+}
+
+static tl_rc ks_attribution(void *ctx, const tl_attribution *r)
+{
+    kafka_sink *s = ctx;
+    tl_buf_clear(&s->buf);
+    tl_avro_put_attribution(&s->buf, s->o.id_attribution, r);
+    s->base.counts.attribution++;
+    return produce(s, s->o.topic_attribution, r->user_id, strlen(r->user_id), s->buf.data,
+                   s->buf.len, NULL);
+}
+
+static tl_rc ks_credit(void *ctx, const tl_credit_delta *c)
+{
+    kafka_sink *s = ctx;
+    char key[512];
+    int n = snprintf(key, sizeof(key), "%s:%s", tl_dim_name(c->dim), c->dim_id);
+    tl_buf_clear(&s->buf);
+    tl_avro_put_credit(&s->buf, s->o.id_credit, c);
+    s->base.counts.credit++;
+    return produce(s, s->o.topic_credit, key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1,
+                   s->buf.data, s->buf.len, NULL);
+}
+
+static tl_rc ks_dlq(void *ctx, const tl_dlq_record *r)
+{
+    kafka_sink *s = ctx;
+    char part[16], off[24];
+    snprintf(part, sizeof(part), "%" PRId32, r->partition);
+    snprintf(off, sizeof(off), "%" PRId64, r->offset);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+    rd_kafka_header_add(h, "tally.reason", -1, tl_dlq_reason_name(r->reason), -1);
+    rd_kafka_header_add(h, "tally.error", -1, r->error ? r->error : "", -1);
+    rd_kafka_header_add(h, "tally.source.topic", -1, r->topic ? r->topic : "", -1);
+    rd_kafka_header_add(h, "tally.source.partition", -1, part, -1);
+    rd_kafka_header_add(h, "tally.source.offset", -1, off, -1);
+    s->base.counts.dlq++;
+    return produce(s, s->o.topic_dlq, r->key, r->key_len, r->payload, r->payload_len, h);
+}
+
+static tl_rc ks_flush(void *ctx, int timeout_ms)
+{
+    kafka_sink *s = ctx;
+    rd_kafka_resp_err_t err = rd_kafka_flush(s->rk, timeout_ms);
+    if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+        TL_LOG_WARN("sink", "outputs not acknowledged within timeout_ms=%d in_queue=%d", timeout_ms,
+                    rd_kafka_outq_len(s->rk));
+        return TL_RETRY;
+    }
+    if (s->failed) {
+        TL_LOG_ERROR("sink", "delivery failed messages=%" PRIu64 " last_error=\"%s\"", s->failed,
+                     s->last_error);
+        return TL_ERROR;
+    }
+    return TL_OK;
+}
+
+static void ks_destroy(void *ctx)
+{
+    kafka_sink *s = ctx;
+    for (int i = 0; i < 4; i++) free(s->topics[i]);
+    tl_buf_free(&s->buf);
+}
+
+tl_sink *tl_kafka_sink_new(rd_kafka_t *rk, const tl_kafka_sink_opts *o, char *err, size_t errlen)
+{
+    kafka_sink *s = tl_xcalloc(1, sizeof(*s));
+    s->rk = rk;
+    s->o = *o;
+    const char *names[4] = {o->topic_interest, o->topic_attribution, o->topic_credit, o->topic_dlq};
+    for (int i = 0; i < 4; i++) {
+        if (!names[i] || !*names[i]) {
+            snprintf(err, errlen, "kafka sink: an output topic name is empty");
+            ks_destroy(s);
+            free(s);
+            return NULL;
+        }
+        s->topics[i] = tl_xstrdup(names[i]);
+    }
+    s->o.topic_interest = s->topics[0];
+    s->o.topic_attribution = s->topics[1];
+    s->o.topic_credit = s->topics[2];
+    s->o.topic_dlq = s->topics[3];
+    s->base.sink = (tl_sink){
+        .name = "kafka", .ctx = s, .emit_interest = ks_interest,
+        .emit_attribution = ks_attribution, .emit_credit = ks_credit, .emit_dlq = ks_dlq,
+        .flush = ks_flush, .destroy = ks_destroy,
+    };
+    return &s->base.sink;
+}

@@ -1,0 +1,49 @@
+/*
+ * sinks.h -- the sink implementations (core/sink.h describes the interface).
+ *
+ *   jsonl:  one JSON object per record, "type" naming the record, written to a file
+ *           (replay). flush() = fflush + fsync-free write; durable enough for a file.
+ *   avro:   encodes each record as framed Avro and keeps only counts and bytes
+ *           (benchmarks: the cost of producing outputs without a broker).
+ *   kafka:  framed Avro to the output topics, key = user_id (kafka_sink.c).
+ */
+#ifndef TL_SINKS_H
+#define TL_SINKS_H
+
+#include <stdio.h>
+#include <librdkafka/rdkafka.h>
+
+#include "core/config.h"
+#include "core/sink.h"
+
+typedef struct tl_sink_counts {
+    uint64_t interest, attribution, credit, dlq, bytes;
+} tl_sink_counts;
+
+/* Every implementation's state begins with this, and the tl_sink's ctx points to
+ * it, so counts are read the same way whatever the sink. */
+typedef struct tl_sink_base {
+    tl_sink sink;
+    tl_sink_counts counts;
+} tl_sink_base;
+
+/* Writes to out (not closed by destroy). */
+tl_sink *tl_jsonl_sink_new(FILE *out);
+/* Schema ids to frame with: interest, attribution, credit. */
+tl_sink *tl_avro_sink_new(int32_t id_interest, int32_t id_attribution, int32_t id_credit);
+
+typedef struct tl_kafka_sink_opts {
+    const char *topic_interest, *topic_attribution, *topic_credit, *topic_dlq;
+    int32_t id_interest, id_attribution, id_credit;
+} tl_kafka_sink_opts;
+
+/* Uses (does not own) producer rk. */
+tl_sink *tl_kafka_sink_new(rd_kafka_t *rk, const tl_kafka_sink_opts *o, char *err, size_t errlen);
+/* The delivery-report callback the producer must be configured with
+ * (rd_kafka_conf_set_dr_msg_cb) for tl_kafka_sink's flush to see failures. */
+void tl_kafka_sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+
+void tl_sink_counts_get(const tl_sink *s, tl_sink_counts *c);
+void tl_sink_destroy(tl_sink *s);   /* calls s->destroy and frees s */
+
+#endif
