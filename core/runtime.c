@@ -1,0 +1,198 @@
+/*
+ * runtime.c -- the batch loop (runtime.h).
+ *
+ * Ordering is the whole point of this file:
+ *   1. outputs are emitted while events are processed, into the sink's buffers;
+ *   2. sink flush: returns only when the destination acknowledged all of them;
+ *   3. stores flush: dirty user records + next offset, one WriteBatch per partition;
+ *   4. source commit: input offsets stored for the consumer group.
+ * A failure before 2 completes leaves RocksDB and the group offsets at the previous
+ * batch: the process exits non-zero and a restart redoes the batch. A failure between
+ * 3 and 4 is harmless: on restart the partition resumes from the store's offset,
+ * which is ahead of the group's, so state is not applied twice (the outputs of that
+ * batch were already acknowledged, so nothing is lost either).
+ *
+ * Stores are opened when a partition is assigned (or, for sources without
+ * assignments, like files, on first use) and closed when revoked; both happen
+ * between batches, when every store is clean.
+ */
+#include "runtime.h"
+#include "log.h"
+#include "util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tl_runtime {
+    tl_runtime_opts o;
+    const tl_sink *sink;
+    const tl_stage *stages;
+    int n_stages;
+    tl_store **stores;           /* by partition */
+    int64_t *batch_next;         /* per partition: next offset after this batch, -1 = untouched */
+    int n_parts;
+    tl_batch batch;
+    tl_arena out_arena;
+    tl_runtime_stats st;
+};
+
+tl_runtime *tl_runtime_new(const tl_runtime_opts *o, const tl_sink *sink, const tl_stage *stages,
+                           int n_stages)
+{
+    tl_runtime *rt = tl_xcalloc(1, sizeof(*rt));
+    rt->o = *o;
+    rt->sink = sink;
+    rt->stages = stages;
+    rt->n_stages = n_stages;
+    tl_batch_init(&rt->batch);
+    tl_arena_init(&rt->out_arena, 64 * 1024);
+    rt->st.started_ns = tl_mono_ns();
+    return rt;
+}
+
+void tl_runtime_destroy(tl_runtime *rt)
+{
+    if (!rt) return;
+    for (int p = 0; p < rt->n_parts; p++) tl_store_close(rt->stores[p]);
+    free(rt->stores);
+    free(rt->batch_next);
+    tl_batch_destroy(&rt->batch);
+    tl_arena_destroy(&rt->out_arena);
+    free(rt);
+}
+
+static void ensure_parts(tl_runtime *rt, int32_t partition)
+{
+    if (partition < rt->n_parts) return;
+    int n = partition + 1;
+    rt->stores = tl_xrealloc(rt->stores, (size_t)n * sizeof(*rt->stores));
+    rt->batch_next = tl_xrealloc(rt->batch_next, (size_t)n * sizeof(*rt->batch_next));
+    for (int p = rt->n_parts; p < n; p++) {
+        rt->stores[p] = NULL;
+        rt->batch_next[p] = -1;
+    }
+    rt->n_parts = n;
+}
+
+static tl_store *open_store(tl_runtime *rt, int32_t partition)
+{
+    ensure_parts(rt, partition);
+    if (!rt->stores[partition]) {
+        char err[512];
+        rt->stores[partition] = tl_store_open(rt->o.state_dir, partition, rt->o.cache_bytes, err,
+                                              sizeof(err));
+        if (!rt->stores[partition]) {
+            TL_LOG_ERROR("runtime", "%s", err);
+            return NULL;
+        }
+        TL_LOG_INFO("runtime", "store opened partition=%d next_offset=%" PRId64, (int)partition,
+                    tl_store_next_offset(rt->stores[partition]));
+    }
+    return rt->stores[partition];
+}
+
+int tl_runtime_assigned(tl_runtime *rt, int32_t partition, int64_t *next_offset)
+{
+    tl_store *s = open_store(rt, partition);
+    if (!s) return -1;
+    *next_offset = tl_store_next_offset(s);
+    return 0;
+}
+
+void tl_runtime_revoked(tl_runtime *rt, int32_t partition)
+{
+    if (partition >= rt->n_parts || !rt->stores[partition]) return;
+    tl_store_close(rt->stores[partition]);   /* clean: revocations come between batches */
+    rt->stores[partition] = NULL;
+    TL_LOG_INFO("runtime", "store closed partition=%d", (int)partition);
+}
+
+tl_store *tl_runtime_store(tl_runtime *rt, int32_t partition)
+{
+    return partition >= 0 && partition < rt->n_parts ? rt->stores[partition] : NULL;
+}
+
+const tl_runtime_stats *tl_runtime_stats_get(const tl_runtime *rt) { return &rt->st; }
+
+static void note_offset(tl_runtime *rt, int32_t partition, int64_t offset)
+{
+    ensure_parts(rt, partition);
+    if (offset + 1 > rt->batch_next[partition]) rt->batch_next[partition] = offset + 1;
+}
+
+/* Steps 1-3 for one batch. 0, or -1 when the batch could not be made durable. */
+static int process_batch(tl_runtime *rt, volatile sig_atomic_t *stop)
+{
+    tl_batch *b = &rt->batch;
+    for (int i = 0; i < b->n_bad; i++) {
+        tl_dlq_record *r = &b->bad[i];
+        rt->st.bad[r->reason]++;
+        rt->st.bad_total++;
+        TL_LOG_WARN("ingest", "dead letter reason=%s partition=%d offset=%" PRId64 " error=\"%s\"",
+                    tl_dlq_reason_name(r->reason), (int)r->partition, r->offset, r->error);
+        if (rt->sink->emit_dlq(rt->sink->ctx, r) != TL_OK) return -1;
+        note_offset(rt, r->partition, r->offset);
+    }
+    for (int i = 0; i < b->n; i++) {
+        const tl_event *ev = &b->events[i];
+        tl_store *s = open_store(rt, ev->partition);
+        if (!s) return -1;
+        tl_user *u = tl_store_get(s, ev->user_id);
+        for (int k = 0; k < rt->n_stages; k++) {
+            tl_rc rc = rt->stages[k].process(rt->stages[k].ctx, u, ev, &rt->out_arena, rt->sink);
+            if (rc != TL_OK) {
+                TL_LOG_ERROR("runtime", "stage %s failed event_id=%s", rt->stages[k].name,
+                             ev->event_id);
+                return -1;
+            }
+        }
+        tl_arena_reset(&rt->out_arena);
+        note_offset(rt, ev->partition, ev->offset);
+    }
+    rt->st.events += (uint64_t)b->n;
+
+    tl_rc rc;
+    while ((rc = rt->sink->flush(rt->sink->ctx, rt->o.flush_timeout_ms)) == TL_RETRY) {
+        rt->st.flush_retries++;
+        if (stop && *stop > 1) return -1;   /* a second signal: give up now */
+    }
+    if (rc != TL_OK) return -1;
+
+    char err[512];
+    for (int p = 0; p < rt->n_parts; p++) {
+        if (rt->batch_next[p] < 0) continue;
+        if (!rt->stores[p] && !open_store(rt, p)) return -1;
+        if (tl_store_flush(rt->stores[p], rt->batch_next[p], err, sizeof(err)) != 0) {
+            TL_LOG_ERROR("runtime", "%s", err);
+            return -1;
+        }
+        rt->batch_next[p] = -1;
+    }
+    return 0;
+}
+
+int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *stop)
+{
+    for (;;) {
+        if (stop && *stop) {
+            TL_LOG_INFO("runtime", "stopping: last batch committed");
+            return 0;
+        }
+        int prc = src->poll(src->ctx, &rt->batch, rt->o.batch_max_events, rt->o.batch_max_ms);
+        if (prc == TL_SRC_ERROR) return -1;
+        if (rt->batch.n || rt->batch.n_bad) {
+            int64_t t0 = tl_mono_ns();
+            if (process_batch(rt, stop) != 0) {
+                TL_LOG_ERROR("runtime", "batch not committed; a restart resumes from the last "
+                                        "committed batch");
+                return -1;
+            }
+            if (src->commit && src->commit(src->ctx, &rt->batch) != 0) return -1;
+            rt->st.batches++;
+            rt->st.busy_ns += tl_mono_ns() - t0;
+        }
+        if (prc == TL_SRC_EOF) return 0;
+    }
+}

@@ -1,0 +1,73 @@
+/*
+ * runtime.h -- the processing loop shared by `run` (Kafka), `replay` (files), `demo`
+ * and the benchmarks.
+ *
+ * Per batch: poll the source -> dead-letter its bad records -> run every event through
+ * the stages in order, on the user's state record -> flush the sink (every output
+ * acknowledged) -> write the touched stores with the next input offset -> commit the
+ * source. A crash anywhere before the source commit replays the batch (at-least-once);
+ * the state written to RocksDB always carries the offset it reflects, and a partition
+ * is resumed from that offset, so state is never applied twice.
+ *
+ * A stage is a struct of callbacks. Stages see events in partition order; each user's
+ * events arrive in the order the source delivers them.
+ *
+ * Threading: one thread runs the loop, the stages, the sink's emit and flush, and the
+ * source's callbacks (librdkafka serves rebalances from the poll). The stop flag may
+ * be set from a signal handler.
+ */
+#ifndef TL_RUNTIME_H
+#define TL_RUNTIME_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "sink.h"
+#include "source.h"
+#include "state.h"
+
+typedef struct tl_stage {
+    const char *name;
+    void *ctx;
+    /* Processes ev for user u; output strings go in a (reset after each event). */
+    tl_rc (*process)(void *ctx, tl_user *u, const tl_event *ev, tl_arena *a, const tl_sink *out);
+    void (*destroy)(void *ctx);
+} tl_stage;
+
+typedef struct tl_runtime_opts {
+    const char *state_dir;
+    size_t cache_bytes;          /* per store */
+    int batch_max_events;
+    int batch_max_ms;
+    int flush_timeout_ms;
+} tl_runtime_opts;
+
+typedef struct tl_runtime_stats {
+    uint64_t events, batches, bad[TL_DLQ_REASON_COUNT], bad_total;
+    uint64_t flush_retries;
+    int64_t started_ns, busy_ns;
+} tl_runtime_stats;
+
+typedef struct tl_runtime tl_runtime;
+
+/* Borrows sink and stages (the caller destroys them after tl_runtime_destroy). */
+tl_runtime *tl_runtime_new(const tl_runtime_opts *o, const tl_sink *sink, const tl_stage *stages,
+                           int n_stages);
+void tl_runtime_destroy(tl_runtime *rt);   /* closes stores (they are clean) */
+
+/* Partition ownership, called by sources (ingest/kafka_source.c) from rebalances.
+ * assigned: opens the partition's store and returns in *next_offset the offset to
+ * resume from (-1: the store has none; use the committed offset). 0 or -1. */
+int tl_runtime_assigned(tl_runtime *rt, int32_t partition, int64_t *next_offset);
+void tl_runtime_revoked(tl_runtime *rt, int32_t partition);
+
+/* Runs until the source reports EOF, *stop becomes non-zero (the current batch is
+ * finished and committed first), or a fatal error. 0 on a clean end, -1 on error. */
+int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *stop);
+
+const tl_runtime_stats *tl_runtime_stats_get(const tl_runtime *rt);
+/* The store of a partition, if open (for summaries and queries). */
+tl_store *tl_runtime_store(tl_runtime *rt, int32_t partition);
+
+#endif
