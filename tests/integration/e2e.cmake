@@ -1,0 +1,39 @@
+# End-to-end tests against the reference implementation (included from tests/CMakeLists.txt,
+# after integration.cmake, which defines tally_kafka_test() and the "kafka" broker fixture).
+#
+#   integration.reference   reference.py and compare.py checked on hand-computed cases
+#   integration.replay      `tally replay` = reference.py, record for record (real Taobao
+#                           journeys from ../shared/data beside the repository, and synthetic
+#                           canonical CSVs written by the test)
+#   integration.e2e_kafka   produce -> run --until-end -> output topics = reference = replay;
+#                           bad input lands in the dead-letter topic with its reason
+#
+# Exit code 77 means skipped (the real data or the broker is absent).
+
+if(NOT TALLY_PYTHON)
+  set(TALLY_PYTHON python3)
+endif()
+set(_tally_it_dir ${CMAKE_CURRENT_LIST_DIR})
+
+add_test(NAME integration.reference
+  COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_reference.py)
+set_tests_properties(integration.reference PROPERTIES
+  LABELS integration TIMEOUT 120 SKIP_RETURN_CODE 77)
+
+add_test(NAME integration.replay
+  COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_replay.py)
+set_tests_properties(integration.replay PROPERTIES
+  LABELS integration TIMEOUT 600 SKIP_RETURN_CODE 77
+  ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
+if(COMMAND tally_kafka_test)
+  tally_kafka_test(NAME integration.e2e_kafka
+    COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_e2e_kafka.py
+    TIMEOUT 1200)
+  if(TEST integration.e2e_kafka)   # absent when TALLY_KAFKA_TESTS is OFF
+    set_tests_properties(integration.e2e_kafka PROPERTIES SKIP_RETURN_CODE 77)
+  endif()
+else()
+  message(STATUS "tally: integration.e2e_kafka not added (tests/integration/integration.cmake "
+                 "was not included before e2e.cmake)")
+endif()

@@ -1,0 +1,497 @@
+#!/usr/bin/env python3
+"""End to end through a real Kafka broker: produce, run, read the output topics back.
+
+1. Creates fresh topics (a random suffix per run): the input topic (4 partitions), the
+   interest and attribution topics and the dead-letter topic.
+2. `tally produce` writes the Taobao journeys file (../shared/data/taobao/...) to the input
+   topic; the Python client adds five bad records: not framed, unknown schema id, a truncated
+   Avro body, an empty user_id and a timestamp in the year 2500.
+3. `tally run --until-end` consumes everything and exits by itself (deadline: a few minutes).
+4. The output topics are read back (read_committed, from the beginning to every partition's
+   end offset), their Confluent framing checked and stripped (schema id 2 = interest_delta,
+   3 = attribution), the Avro decoded with fastavro, and the records compared with
+   reference.py on the same file (1e-9) and with `tally replay` on it (identical records,
+   identical sentences). Message keys must be the user_id.
+5. The dead-letter topic must hold exactly the five bad records, original key and bytes, with
+   headers tally.reason, tally.error, tally.source.topic, tally.source.partition and
+   tally.source.offset.
+6. The consumer group's committed offsets must be the input topic's end offsets.
+
+Environment: TALLY_TEST_BOOTSTRAP (host:port) or TALLY_TEST_BOOTSTRAP_FILE (a file holding
+it), TALLY_BIN, TALLY_SOURCE_DIR. Exit status 0 passed, 1 failed, 77 skipped (no broker
+configured, or the real data is absent).
+"""
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import compare as cmp  # noqa: E402
+import reference as ref  # noqa: E402
+
+SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+TALLY_BIN = os.environ.get("TALLY_BIN") or os.path.join(SOURCE_DIR, "build", "tally")
+SCHEMA_DIR = os.path.join(SOURCE_DIR, "schemas")
+DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
+SKIP = 77
+TOL = 1e-9
+PRODUCE_TIMEOUT_S = 180
+RUN_TIMEOUT_S = 300
+READ_TIMEOUT_S = 120
+IN_PARTITIONS = 4
+OUT_PARTITIONS = 4
+YEAR_2500_MS = 16_725_225_600_000
+
+RUN = uuid.uuid4().hex[:10]
+
+
+def bootstrap():
+    b = os.environ.get("TALLY_TEST_BOOTSTRAP", "").strip()
+    f = os.environ.get("TALLY_TEST_BOOTSTRAP_FILE", "").strip()
+    if not b and f:
+        with open(f) as fh:
+            b = fh.read().strip()
+    return b
+
+
+# ------------------------------------------------------------------------- schemas
+
+def _strip_logical(node):
+    """The schema without logicalType annotations: timestamps decode as plain ints (ms)."""
+    if isinstance(node, dict):
+        return {k: _strip_logical(v) for k, v in node.items() if k != "logicalType"}
+    if isinstance(node, list):
+        return [_strip_logical(x) for x in node]
+    return node
+
+
+def load_schemas():
+    """{schema id: parsed schema} from schemas/<id>-<name>.avsc, in id order (so that
+    later schemas can name types defined by earlier ones, e.g. tally.EventType)."""
+    import fastavro
+    files = []
+    for name in os.listdir(SCHEMA_DIR):
+        if name.endswith(".avsc") and name.split("-", 1)[0].isdigit():
+            files.append((int(name.split("-", 1)[0]), name))
+    named = {}
+    out = {}
+    for sid, name in sorted(files):
+        with open(os.path.join(SCHEMA_DIR, name)) as fh:
+            out[sid] = fastavro.parse_schema(_strip_logical(json.load(fh)), named_schemas=named)
+    return out
+
+
+def frame(schema_id, body):
+    return b"\x00" + schema_id.to_bytes(4, "big") + body
+
+
+def avro_encode(schema, record):
+    import fastavro
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, record)
+    return buf.getvalue()
+
+
+def avro_decode(schema, body):
+    """Decodes one record; the body must be used up exactly."""
+    import fastavro
+    bio = io.BytesIO(body)
+    rec = fastavro.schemaless_reader(bio, schema, None)
+    if bio.tell() != len(body):
+        raise ValueError("%d trailing bytes after the Avro record" % (len(body) - bio.tell()))
+    return rec
+
+
+# --------------------------------------------------------------------------- kafka
+
+class Kafka:
+    def __init__(self, bootstrap_servers):
+        from confluent_kafka.admin import AdminClient
+        self.b = bootstrap_servers
+        self.admin = AdminClient({"bootstrap.servers": self.b})
+
+    def create_topics(self, spec):
+        """spec: {name: partitions}; waits until every partition has a leader."""
+        from confluent_kafka.admin import NewTopic
+        futs = self.admin.create_topics(
+            [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in spec.items()],
+            operation_timeout=30, request_timeout=30)
+        for t, f in futs.items():
+            f.result(timeout=60)
+        deadline = time.monotonic() + 60
+        while True:
+            md = self.admin.list_topics(timeout=10)
+            ready = all(t in md.topics and md.topics[t].error is None
+                        and len(md.topics[t].partitions) == n
+                        and all(p.leader >= 0 for p in md.topics[t].partitions.values())
+                        for t, n in spec.items())
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("topics %s not ready after 60 s" % sorted(spec))
+
+    def delete_topics(self, names):
+        try:
+            for f in self.admin.delete_topics(list(names), operation_timeout=30).values():
+                f.result(timeout=60)
+        except Exception as e:  # best effort: the broker is a test broker
+            print("note: could not delete test topics: %s" % e)
+
+    def partitions(self, topic):
+        md = self.admin.list_topics(topic=topic, timeout=10)
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            raise AssertionError("topic %s: %s" % (topic, t.error if t else "absent"))
+        return sorted(t.partitions)
+
+    def produce(self, topic, records):
+        """records: [(key bytes, value bytes)]; returns [(partition, offset)] in order."""
+        from confluent_kafka import Producer
+        p = Producer({"bootstrap.servers": self.b, "enable.idempotence": True})
+        where = [None] * len(records)
+        errors = []
+
+        def cb(i):
+            def done(err, msg):
+                if err is not None:
+                    errors.append(str(err))
+                else:
+                    where[i] = (msg.partition(), msg.offset())
+            return done
+
+        for i, (k, v) in enumerate(records):
+            p.produce(topic, key=k, value=v, on_delivery=cb(i))
+        left = p.flush(60)
+        if left or errors or None in where:
+            raise AssertionError("producing to %s failed: %d unsent, errors %s" % (
+                topic, left, errors[:3]))
+        return where
+
+    def end_offsets(self, topic, isolation="read_committed"):
+        from confluent_kafka import Consumer, TopicPartition
+        c = Consumer({"bootstrap.servers": self.b, "group.id": "tally-e2e-probe-" + RUN,
+                      "enable.auto.commit": False, "isolation.level": isolation})
+        try:
+            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                    for p in self.partitions(topic)}
+        finally:
+            c.close()
+
+    def read_all(self, topic):
+        """Every committed record of topic, from the beginning to each partition's end
+        offset (asked of the broker first: the topic is no longer written).
+        Returns [(partition, offset, key, value, headers dict)]."""
+        from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+        c = Consumer({"bootstrap.servers": self.b, "group.id": "tally-e2e-read-" + RUN,
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                      "enable.partition.eof": True, "isolation.level": "read_committed"})
+        out = []
+        try:
+            ends = {}
+            for p in self.partitions(topic):
+                lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                ends[p] = (lo, hi)
+            pending = {p for p, (lo, hi) in ends.items() if hi > lo}
+            if not pending:
+                return out
+            c.assign([TopicPartition(topic, p, ends[p][0]) for p in sorted(pending)])
+            deadline = time.monotonic() + READ_TIMEOUT_S
+            while pending:
+                if time.monotonic() > deadline:
+                    pos = {tp.partition: tp.offset for tp in
+                           c.position([TopicPartition(topic, p) for p in pending])}
+                    raise AssertionError("reading %s: partitions %s not at their end after %d s "
+                                         "(positions %s, ends %s)" % (
+                                             topic, sorted(pending), READ_TIMEOUT_S, pos, ends))
+                m = c.poll(1.0)
+                if m is not None:
+                    if m.error():
+                        if m.error().code() != KafkaError._PARTITION_EOF:
+                            raise KafkaException(m.error())
+                        if m.offset() >= ends[m.partition()][1]:
+                            pending.discard(m.partition())
+                        continue
+                    out.append((m.partition(), m.offset(), m.key(), m.value(),
+                                dict((k, v) for k, v in (m.headers() or []))))
+                    if m.offset() + 1 >= ends[m.partition()][1]:
+                        pending.discard(m.partition())
+                for tp in c.position([TopicPartition(topic, p) for p in list(pending)]):
+                    if tp.offset >= 0 and tp.offset >= ends[tp.partition][1]:
+                        pending.discard(tp.partition)
+            return out
+        finally:
+            c.close()
+
+    def committed(self, group, topic):
+        from confluent_kafka import Consumer, TopicPartition
+        c = Consumer({"bootstrap.servers": self.b, "group.id": group,
+                      "enable.auto.commit": False})
+        try:
+            tps = c.committed([TopicPartition(topic, p) for p in self.partitions(topic)],
+                              timeout=30)
+            return {tp.partition: tp.offset for tp in tps}
+        finally:
+            c.close()
+
+
+# ---------------------------------------------------------------------------- tally
+
+def run_tally(args, timeout, log_path):
+    cmd = [TALLY_BIN] + args
+    t0 = time.monotonic()
+    with open(log_path, "w") as log:
+        try:
+            res = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("`%s` did not exit within %d s (log: %s):\n%s" % (
+                " ".join(cmd), timeout, log_path, tail(log_path)))
+    if res.returncode != 0:
+        raise AssertionError("`%s` exited %d (log: %s):\n%s" % (
+            " ".join(cmd), res.returncode, log_path, tail(log_path)))
+    return time.monotonic() - t0
+
+
+def tail(path, n=30):
+    try:
+        with open(path, errors="replace") as fh:
+            return "".join(fh.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+# ----------------------------------------------------------------------- bad input
+
+def bad_records(schemas):
+    """[(reason, key, value)] for the dead-letter topic."""
+    s1 = schemas[1]
+    good = {"event_id": "bad-0", "user_id": "bad-user", "item_id": "bad-item",
+            "category_id": "bad-cat", "type": "BROWSE", "ts": 1_511_848_894_000,
+            "channel": None, "dwell_ms": None, "value": None, "propensity": None}
+    body = avro_encode(s1, good)
+    return [
+        ("not_framed", b"bad-1", b"pv,1511848894: a CSV line, not a framed Avro record"),
+        ("unknown_schema", b"bad-2", frame(9999, avro_encode(s1, dict(good, event_id="bad-2")))),
+        ("malformed", b"bad-3", frame(1, body[: len(body) // 2])),
+        ("missing_field", b"bad-4", frame(1, avro_encode(s1, dict(good, event_id="bad-4",
+                                                                  user_id="")))),
+        ("bad_timestamp", b"bad-5", frame(1, avro_encode(s1, dict(good, event_id="bad-5",
+                                                                  ts=YEAR_2500_MS)))),
+    ]
+
+
+# ---------------------------------------------------------------------------- checks
+
+def decode_outputs(rows, schema_id, schema, topic, problems):
+    recs = []
+    bad = 0
+    for p, off, key, value, _ in rows:
+        where = "%s[%d]@%d" % (topic, p, off)
+        if value is None or len(value) < 5 or value[0] != 0:
+            problems.append("%s: value is not Confluent-framed: %r" % (where, value[:16]))
+            bad += 1
+            continue
+        sid = int.from_bytes(value[1:5], "big")
+        if sid != schema_id:
+            problems.append("%s: schema id %d, expected %d" % (where, sid, schema_id))
+            bad += 1
+            continue
+        try:
+            rec = avro_decode(schema, value[5:])
+        except Exception as e:
+            problems.append("%s: Avro body does not decode: %s" % (where, e))
+            bad += 1
+            continue
+        if key is None or key.decode("utf-8", "replace") != rec.get("user_id"):
+            if bad < 5:
+                problems.append("%s: key %r is not the user_id %r" % (where, key, rec.get("user_id")))
+            bad += 1
+        recs.append(rec)
+    return recs
+
+
+def check_dlq(rows, sent, in_topic, problems):
+    """sent: [(reason, key, value, partition, offset)]"""
+    by_value = {}
+    for row in rows:
+        by_value.setdefault(row[3], []).append(row)
+    if len(rows) != len(sent):
+        problems.append("dead-letter topic holds %d records, expected %d" % (len(rows), len(sent)))
+    sent_values = {v for _, _, v, _, _ in sent}
+    for p, off, key, value, headers in rows:
+        if value not in sent_values:
+            problems.append("dead-letter record %d@%d is none of the bad records sent: %r" % (
+                p, off, (value or b"")[:40]))
+    for reason, key, value, part, off in sent:
+        got = by_value.get(value, [])
+        if len(got) != 1:
+            problems.append("bad record %s (%s@%d of %s) is %d times in the dead-letter topic, "
+                            "expected once" % (key.decode(), reason, off, in_topic, len(got)))
+            continue
+        _, _, dkey, _, h = got[0]
+        what = "dead-letter record for %s (%s)" % (key.decode(), reason)
+        if dkey != key:
+            problems.append("%s: key %r, expected the original %r" % (what, dkey, key))
+
+        def header(name):
+            v = h.get(name)
+            return None if v is None else v.decode("utf-8", "replace")
+
+        want = {"tally.reason": reason, "tally.source.topic": in_topic,
+                "tally.source.partition": str(part), "tally.source.offset": str(off)}
+        for name, exp in want.items():
+            if header(name) != exp:
+                problems.append("%s: header %s = %r, expected %r" % (what, name, header(name), exp))
+        err = header("tally.error")
+        if not err or not err.strip():
+            problems.append("%s: header tally.error missing or empty" % what)
+
+
+def main():
+    b = bootstrap()
+    if not b:
+        print("SKIP: no Kafka broker (set TALLY_TEST_BOOTSTRAP or TALLY_TEST_BOOTSTRAP_FILE)")
+        return SKIP
+    if not os.path.isfile(DATA):
+        print("SKIP: ../shared/data/taobao not found (real data lives beside the repository)")
+        return SKIP
+    try:
+        import confluent_kafka  # noqa: F401
+        import fastavro  # noqa: F401
+    except ImportError as e:
+        print("FAIL: %s (pip install -r tests/integration/requirements.txt)" % e)
+        print("0 passed, 1 failed")
+        return 1
+    if not os.access(TALLY_BIN, os.X_OK):
+        print("FAIL: tally binary not found or not executable: %s (set TALLY_BIN)" % TALLY_BIN)
+        print("0 passed, 1 failed")
+        return 1
+
+    tmp = tempfile.mkdtemp(prefix="tally-e2e-")
+    state_dir = os.path.join(tmp, "state")
+    os.makedirs(state_dir)
+    t_in, t_oi, t_oa, t_dlq = ("tally-e2e-%s-%s" % (n, RUN)
+                               for n in ("events", "interest", "attribution", "dlq"))
+    group = "tally-e2e-" + RUN
+    kafka = Kafka(b)
+    schemas = load_schemas()
+    results = []   # (name, problems list)
+
+    def step(name, fn):
+        problems = []
+        try:
+            info = fn(problems)
+        except AssertionError as e:
+            problems.append(str(e))
+            info = None
+        results.append((name, problems))
+        if problems:
+            print("FAIL %s:\n  %s" % (name, "\n  ".join(problems)))
+        else:
+            print("ok   %s%s" % (name, ": " + info if info else ""))
+        return not problems
+
+    print("broker %s, topics suffix %s, files in %s" % (b, RUN, tmp))
+    ok = step("create topics", lambda pr: kafka.create_topics(
+        {t_in: IN_PARTITIONS, t_oi: OUT_PARTITIONS, t_oa: OUT_PARTITIONS, t_dlq: 1}))
+
+    sent = []
+
+    def produce(pr):
+        secs = run_tally(["produce", "--input", DATA, "--format", "taobao", "--topic", t_in,
+                          "-X", "kafka.bootstrap.servers=" + b],
+                         PRODUCE_TIMEOUT_S, os.path.join(tmp, "produce.log"))
+        bads = bad_records(schemas)
+        where = kafka.produce(t_in, [(k, v) for _, k, v in bads])
+        for (reason, k, v), (p, off) in zip(bads, where):
+            sent.append((reason, k, v, p, off))
+        ends = kafka.end_offsets(t_in)
+        total = sum(hi - lo for lo, hi in ends.values())
+        n_rows = sum(1 for line in open(DATA) if line.strip())
+        if total != n_rows + len(bads):
+            pr.append("input topic holds %d records, expected %d rows + %d bad records" % (
+                total, n_rows, len(bads)))
+        return "tally produce %.1f s; %d records on %d partitions" % (secs, total, len(ends))
+
+    ok = ok and step("produce", produce)
+
+    def run(pr):
+        secs = run_tally(["run", "--until-end",
+                          "-X", "kafka.bootstrap.servers=" + b,
+                          "-X", "input.topics=" + t_in,
+                          "-X", "output.interest.topic=" + t_oi,
+                          "-X", "output.attribution.topic=" + t_oa,
+                          "-X", "dlq.topic=" + t_dlq,
+                          "-X", "kafka.group.id=" + group,
+                          "-X", "state.dir=" + state_dir],
+                         RUN_TIMEOUT_S, os.path.join(tmp, "run.log"))
+        return "tally run --until-end exited 0 after %.1f s" % secs
+
+    ok = ok and step("run --until-end", run)
+
+    kafka_records = []
+
+    def outputs(pr):
+        rows_i = kafka.read_all(t_oi)
+        rows_a = kafka.read_all(t_oa)
+        kafka_records.extend(decode_outputs(rows_i, 2, schemas[2], t_oi, pr))
+        kafka_records.extend(decode_outputs(rows_a, 3, schemas[3], t_oa, pr))
+        expected = ref.run_file(DATA, "taobao")
+        ref.write_jsonl(expected, os.path.join(tmp, "reference.jsonl"))
+        ref.write_jsonl(kafka_records, os.path.join(tmp, "kafka.jsonl"))
+        pr.extend(cmp.compare(expected, kafka_records, TOL))
+        return "%s read back, equal to the reference" % cmp.summary(kafka_records)
+
+    if ok:
+        step("outputs = reference", outputs)
+
+    def replay(pr):
+        out = os.path.join(tmp, "replay.jsonl")
+        run_tally(["replay", "--input", DATA, "--format", "taobao", "--output", out],
+                  RUN_TIMEOUT_S, os.path.join(tmp, "replay.log"))
+        pr.extend(cmp.compare(cmp.read_jsonl(out), kafka_records, TOL, exact_explanation=True))
+        return "record for record, explanations included"
+
+    if ok and kafka_records:
+        step("outputs = replay", replay)
+
+    def dlq(pr):
+        check_dlq(kafka.read_all(t_dlq), sent, t_in, pr)
+        return "%d bad records, original bytes and headers" % len(sent)
+
+    if ok:
+        step("dead-letter topic", dlq)
+
+    def offsets(pr):
+        ends = kafka.end_offsets(t_in)
+        got = kafka.committed(group, t_in)
+        for p, (lo, hi) in sorted(ends.items()):
+            if got.get(p) != hi:
+                pr.append("group %s: committed offset of partition %d is %s, end offset %d" % (
+                    group, p, got.get(p), hi))
+        return "at the end of every input partition"
+
+    if ok:
+        step("committed offsets", offsets)
+
+    passed = sum(1 for _, pr in results if not pr)
+    failed = len(results) - passed
+    print("%d passed, %d failed" % (passed, failed))
+    if failed == 0:
+        kafka.delete_topics([t_in, t_oi, t_oa, t_dlq])
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("files kept in %s" % tmp)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""`tally replay` against the reference implementation, record for record.
+
+Cases:
+  taobao     the real Taobao journeys file (../shared/data/taobao/user_behavior_journeys.csv
+             beside the repository), default parameters;
+  canonical  a synthetic canonical CSV written here: channels, dwell times, purchase values,
+             empty optional columns, empty event ids, equal and out-of-order timestamps,
+             gaps past the lookback and past the epsilon horizon; dims category,item,channel;
+  params     the same file with every parameter moved off its default.
+
+Every record must match to 1e-9 (compare.py). Environment: TALLY_BIN (default
+build/tally), TALLY_SOURCE_DIR (default: the repository holding this file).
+Exit status: 0 all passed, 1 a failure, 77 (skipped) when the real data is absent and
+the synthetic cases passed.
+"""
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import compare as cmp  # noqa: E402
+import reference as ref  # noqa: E402
+
+SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+TALLY_BIN = os.environ.get("TALLY_BIN") or os.path.join(SOURCE_DIR, "build", "tally")
+DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
+SKIP = 77
+TOL = 1e-9
+REPLAY_TIMEOUT_S = 300
+
+HOUR = 3_600_000
+DAY = 86_400_000
+
+
+def run_replay(csv_path, fmt, out_path, xs=()):
+    cmd = [TALLY_BIN, "replay", "--input", csv_path, "--format", fmt, "--output", out_path]
+    for kv in xs:
+        cmd += ["-X", kv]
+    t0 = time.monotonic()
+    try:
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, timeout=REPLAY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("%s did not finish within %d s" % (" ".join(cmd), REPLAY_TIMEOUT_S))
+    if res.returncode != 0:
+        raise AssertionError("%s exited %d:\n%s%s" % (" ".join(cmd), res.returncode,
+                                                      res.stdout[-2000:], res.stderr[-2000:]))
+    return time.monotonic() - t0
+
+
+def check(csv_path, fmt, xs, tmp, name):
+    """Runs tally replay and the reference with the same parameters; compares."""
+    out = os.path.join(tmp, name + ".tally.jsonl")
+    secs = run_replay(csv_path, fmt, out, xs)
+    actual = cmp.read_jsonl(out)
+    t0 = time.monotonic()
+    expected = ref.run_file(csv_path, fmt, list(xs))
+    ref_secs = time.monotonic() - t0
+    ref.write_jsonl(expected, os.path.join(tmp, name + ".reference.jsonl"))
+    problems = []
+    other = sorted({str(r.get("type")) for r in actual} - {"interest_delta", "attribution"})
+    if other:
+        problems.append("replay wrote records of type(s) %s; only interest_delta and "
+                        "attribution are expected" % ", ".join(other))
+    problems += cmp.compare(expected, actual, TOL)
+    if problems:
+        raise AssertionError("%s: replay differs from the reference (files in %s):\n  %s" % (
+            name, tmp, "\n  ".join(problems)))
+    return "%s; tally replay %.2f s, reference %.2f s" % (cmp.summary(expected), secs, ref_secs)
+
+
+# ------------------------------------------------------------------- synthetic data
+
+CHANNELS = ["search", "email", "social", "ads", ""]
+TYPES = (["IMPRESSION"] * 3 + ["BROWSE"] * 6 + ["CLICK"] * 3 + ["FAVORITE", "ADD_TO_CART"] * 1
+         + ["PURCHASE"])
+
+
+def synthetic_csv(path, seed=20171125):
+    """~600 events of 7 users, interleaved in file order, each user's stream with equal
+    timestamps, late events, long gaps; returns the number of rows."""
+    rnd = random.Random(seed)
+    base = 1_511_000_000_000
+    streams = {}
+    for u in range(7):
+        user = "user-%d" % u
+        t = base + rnd.randrange(0, 6 * HOUR)
+        rows = []
+        for k in range(rnd.randrange(40, 120)):
+            r = rnd.random()
+            if r < 0.15:
+                pass                                   # same ts as the previous event
+            elif r < 0.25:
+                t -= rnd.randrange(1, 5 * HOUR)        # a late event (goes back in time)
+            elif r < 0.27:
+                t += rnd.choice([8 * DAY, 25 * DAY])   # past the lookback / epsilon horizon
+            else:
+                t += rnd.randrange(1, 3 * HOUR)
+            typ = rnd.choice(TYPES)
+            cat = "" if rnd.random() < 0.05 else "cat-%d" % rnd.randrange(6)
+            item = "item-%d" % rnd.randrange(15)
+            chan = rnd.choice(CHANNELS)
+            dwell = "" if rnd.random() < 0.3 else str(rnd.randrange(0, 120_000))
+            value = ""
+            if typ == "PURCHASE" and rnd.random() < 0.8:
+                value = "%.2f" % (rnd.randrange(100, 50_000) / 100.0)
+            rows.append([user, item, cat, typ, str(t), chan, dwell, value])
+        streams[user] = rows
+    # interleave the users' streams, keeping each user's own order
+    order = []
+    for user, rows in streams.items():
+        order += [user] * len(rows)
+    rnd.shuffle(order)
+    pos = {u: 0 for u in streams}
+    n = 0
+    with open(path, "w", newline="") as fh:
+        fh.write("event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value\n")
+        for user in order:
+            row = streams[user][pos[user]]
+            pos[user] += 1
+            n += 1
+            eid = "" if n % 11 == 0 else "ev-%04d" % n
+            fh.write(",".join([eid] + row) + "\n")
+    return n
+
+
+PARAMS_VARIANT = [
+    "features.dims=category,item,channel",
+    "features.half.life.ms=7200000",
+    "features.alpha=1",
+    "features.beta=0.25",
+    "features.epsilon=0.001",
+    "features.heat.click=6",
+    "features.heat.purchase=0",
+    "attribution.lookback.ms=172800000",
+    "attribution.max.touchpoints=5",
+    "attribution.reset.on.conversion=false",
+    "attribution.time.decay.half.life.ms=10800000",
+    "attribution.touch.types=BROWSE,CLICK,ADD_TO_CART,PURCHASE",
+]
+
+
+# ----------------------------------------------------------------------------- main
+
+def main():
+    if not os.access(TALLY_BIN, os.X_OK):
+        print("FAIL: tally binary not found or not executable: %s (set TALLY_BIN)" % TALLY_BIN)
+        print("0 passed, 1 failed")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="tally-replay-test-")
+    synth = os.path.join(tmp, "synthetic.csv")
+    rows = synthetic_csv(synth)
+    cases = [
+        ("canonical", lambda: check(synth, "canonical", ["features.dims=category,item,channel"],
+                                    tmp, "canonical")),
+        ("params", lambda: check(synth, "canonical", PARAMS_VARIANT, tmp, "params")),
+    ]
+    have_data = os.path.isfile(DATA)
+    if have_data:
+        cases.insert(0, ("taobao", lambda: check(DATA, "taobao", [], tmp, "taobao")))
+    passed = failed = 0
+    print("synthetic canonical CSV: %d rows in %s" % (rows, synth))
+    for name, fn in cases:
+        try:
+            info = fn()
+        except AssertionError as e:
+            failed += 1
+            print("FAIL %s: %s" % (name, e))
+        else:
+            passed += 1
+            print("ok   %s: %s" % (name, info))
+    print("%d passed, %d failed" % (passed, failed))
+    if failed:
+        return 1
+    if not have_data:
+        print("SKIP: ../shared/data/taobao not found (real data lives beside the repository)")
+        return SKIP
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
