@@ -1,1 +1,43 @@
-int main(void) { return 0; }
+/*
+ * main.c -- `tally COMMAND ...`: dispatch to the subcommands (cmd.h).
+ */
+#include "cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: tally COMMAND [options]    (tally COMMAND --help for each)\n"
+    "\n"
+    "commands:\n"
+    "  run      consume events from Kafka, publish interest and attribution deltas\n"
+    "  replay   the same stages over a file, output as JSON lines\n"
+    "  produce  load a file of events into a Kafka topic as framed Avro\n"
+    "  gen      write synthetic events (canonical CSV)\n"
+    "  demo     an in-process broker, generated events, the whole pipeline, a summary\n"
+    "  config   list every configuration key, or check a configuration file\n"
+    "  version  print the version\n";
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"run", tl_cmd_run},       {"replay", tl_cmd_replay}, {"produce", tl_cmd_produce},
+        {"gen", tl_cmd_gen},       {"demo", tl_cmd_demo},     {"config", tl_cmd_config},
+    };
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+        printf("tally %s\n", TALLY_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "tally: unknown command '%s'\n\n%s", argv[1], usage);
+    return 2;
+}

@@ -1,0 +1,149 @@
+/*
+ * cmd.c -- what the subcommands share: configuration loading in priority order
+ * (defaults < -c file < TALLY_* environment < -X), signals, librdkafka setup.
+ *
+ * Signal handlers only increment tl_stop; the loop does the ordered shutdown. A
+ * second signal makes the loop give up waiting (runtime.c), a third exits at once.
+ */
+#include "cmd.h"
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+volatile sig_atomic_t tl_stop = 0;
+
+static void on_signal(int sig)
+{
+    if (++tl_stop >= 3) _exit(130);
+}
+
+void tl_cmd_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int tl_cmd_usage_error(const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("tally: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n\n%s", usage);
+    return 2;
+}
+
+tl_config *tl_cmd_config_parse(int argc, char **argv, const char *usage,
+                               int (*extra)(void *arg, int argc, char **argv, int *i), void *arg)
+{
+    tl_config *c = tl_config_new();
+    char err[512];
+    const char *file = NULL;
+    /* First pass: options, -c remembered, -X applied after the file and env. */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            tl_config_destroy(c);
+            exit(0);
+        }
+        if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
+            if (++i >= argc) goto missing;
+            file = argv[i];
+        } else if (!strcmp(argv[i], "-X")) {
+            if (++i >= argc) goto missing;
+        } else if (extra) {
+            int r = extra(arg, argc, argv, &i);
+            if (r < 0) goto fail;
+            if (r == 0) {
+                tl_cmd_usage_error(usage, "unknown option '%s'", argv[i]);
+                goto fail;
+            }
+        } else {
+            tl_cmd_usage_error(usage, "unknown option '%s'", argv[i]);
+            goto fail;
+        }
+    }
+    if (file && tl_config_load_file(c, file, err, sizeof(err)) != 0) goto error;
+    if (tl_config_load_env(c, err, sizeof(err)) != 0) goto error;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
+            i++;
+        } else if (!strcmp(argv[i], "-X")) {
+            if (tl_config_set_kv(c, argv[++i], "-X", err, sizeof(err)) != 0) goto error;
+        }
+    }
+    int lvl = tl_log_level_parse(tl_config_str(c, "log.level"));
+    if (lvl < 0) {
+        snprintf(err, sizeof(err), "log.level: expected error, warn, info or debug");
+        goto error;
+    }
+    tl_log_level = lvl;
+    return c;
+missing:
+    tl_cmd_usage_error(usage, "option %s needs a value", argv[argc - 1]);
+    goto fail;
+error:
+    fprintf(stderr, "tally: configuration error: %s\n", err);
+fail:
+    tl_config_destroy(c);
+    return NULL;
+}
+
+typedef struct kconf_arg {
+    rd_kafka_conf_t *conf;
+    char err[512];
+} kconf_arg;
+
+static int kconf_set(void *arg, const char *name, const char *value)
+{
+    kconf_arg *k = arg;
+    if (rd_kafka_conf_set(k->conf, name, value, k->err, sizeof(k->err)) != RD_KAFKA_CONF_OK)
+        return -1;
+    return 0;
+}
+
+void tl_cmd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    int lvl = level <= 3 ? TL_LOG_ERROR : level <= 4 ? TL_LOG_WARN : level <= 6 ? TL_LOG_INFO
+                                                                                : TL_LOG_DEBUG;
+    TL_LOG(lvl, "librdkafka", "client=%s facility=%s message=\"%s\"", rd_kafka_name(rk), fac, buf);
+}
+
+rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side)
+{
+    kconf_arg k = {.conf = rd_kafka_conf_new()};
+    rd_kafka_conf_set_log_cb(k.conf, tl_cmd_kafka_log);
+    /* tally's defaults, before the user's keys so that those win. */
+    static const char *const consumer_defaults[][2] = {
+        {"group.id", "tally"},
+        {"auto.offset.reset", "earliest"},
+    };
+    static const char *const producer_defaults[][2] = {
+        {"enable.idempotence", "true"},
+        {"linger.ms", "5"},
+        {"compression.type", "lz4"},
+    };
+    int consumer = !strcmp(side, "consumer");
+    size_t n = consumer ? sizeof(consumer_defaults) / sizeof(consumer_defaults[0])
+                        : sizeof(producer_defaults) / sizeof(producer_defaults[0]);
+    for (size_t i = 0; i < n; i++) {
+        const char *const *kv = consumer ? consumer_defaults[i] : producer_defaults[i];
+        rd_kafka_conf_set(k.conf, kv[0], kv[1], NULL, 0);
+    }
+    if (tl_config_each_kafka(c, side, kconf_set, &k) != 0) {
+        fprintf(stderr, "tally: configuration error: kafka: %s\n", k.err);
+        rd_kafka_conf_destroy(k.conf);
+        return NULL;
+    }
+    return k.conf;
+}

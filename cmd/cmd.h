@@ -1,0 +1,38 @@
+/*
+ * cmd.h -- the tally command line: one function per subcommand, and the pieces they
+ * share (configuration from -c / TALLY_* / -X, signal handling, librdkafka setup).
+ */
+#ifndef TL_CMD_H
+#define TL_CMD_H
+
+#include <signal.h>
+#include <librdkafka/rdkafka.h>
+
+#include "core/config.h"
+
+extern volatile sig_atomic_t tl_stop;   /* incremented by SIGINT/SIGTERM */
+void tl_cmd_signals(void);
+
+/* Usage error: prints msg and the command's usage to stderr, returns 2. */
+int tl_cmd_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Common options. Returns 1 if argv[*i] was consumed (with its value), 0 if not an
+ * option of these, -1 on error (printed). */
+int tl_cmd_config_opt(tl_config *c, int argc, char **argv, int *i);
+/* Loads TALLY_* (lower priority than -c? no: file < env < -X; see cmd.c). */
+tl_config *tl_cmd_config_parse(int argc, char **argv, const char *usage,
+                               int (*extra)(void *arg, int argc, char **argv, int *i), void *arg);
+
+/* A librdkafka configuration with every kafka.* (and kafka.<side>.*) key applied. */
+rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side);
+/* Routes librdkafka's log lines into tally's log. */
+void tl_cmd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+int tl_cmd_run(int argc, char **argv);
+int tl_cmd_replay(int argc, char **argv);
+int tl_cmd_produce(int argc, char **argv);
+int tl_cmd_gen(int argc, char **argv);
+int tl_cmd_demo(int argc, char **argv);
+int tl_cmd_config(int argc, char **argv);
+
+#endif

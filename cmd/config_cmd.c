@@ -1,0 +1,36 @@
+/*
+ * config_cmd.c -- `tally config list [--markdown]` and `tally config check -c FILE`.
+ */
+#include "cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: tally config list [--markdown]\n"
+    "       tally config check [-c FILE] [-X key=value ...]\n"
+    "\n"
+    "list   prints every configuration key with its type, default, range and meaning\n"
+    "       (keys starting with kafka. go to librdkafka and are not listed)\n"
+    "check  loads the file, TALLY_* environment and -X keys; exit 0 if valid, else the\n"
+    "       first error with its file:line\n";
+
+int tl_cmd_config(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "list")) {
+        tl_config_list(stdout, argc > 2 && !strcmp(argv[2], "--markdown"));
+        return 0;
+    }
+    if (!strcmp(argv[1], "check")) {
+        tl_config *c = tl_cmd_config_parse(argc - 1, argv + 1, usage, NULL, NULL);
+        if (!c) return 1;
+        printf("configuration ok\n");
+        tl_config_destroy(c);
+        return 0;
+    }
+    return tl_cmd_usage_error(usage, "unknown config command '%s'", argv[1]);
+}

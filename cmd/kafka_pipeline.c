@@ -1,0 +1,173 @@
+/*
+ * kafka_pipeline.c -- set-up and ordered tear-down of the Kafka pipeline.
+ *
+ * Shutdown order: the runtime returns after its last batch is committed (offsets
+ * stored); the consumer then commits and leaves the group (its revocation closes the
+ * stores, all clean); the producer is flushed; then everything is freed.
+ */
+#include "kafka_pipeline.h"
+#include "cmd.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "ingest/codec.h"
+#include "ingest/kafka_source.h"
+#include "ingest/schema_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *tl_cmd_read_schema(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", TALLY_DEFAULT_SCHEMA_DIR, name);
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    tl_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) tl_buf_append(&b, chunk, n);
+    fclose(f);
+    return b.data;
+}
+
+/* The Confluent id of one of tally's output schemas, registered under <topic>-value. */
+static int output_schema_id(tl_schema_store *store, const char *file, const char *topic,
+                            int32_t *id)
+{
+    char *json = tl_cmd_read_schema(file);
+    if (!json) {
+        TL_LOG_ERROR("sink", "cannot read schema %s/%s", TALLY_DEFAULT_SCHEMA_DIR, file);
+        return -1;
+    }
+    char subject[512], err[512];
+    snprintf(subject, sizeof(subject), "%s-value", topic);
+    int out = 0;
+    int rc = tl_schema_store_register(store, subject, json, &out, err, sizeof(err));
+    *id = out;
+    free(json);
+    if (rc != TL_SCHEMA_OK) {
+        TL_LOG_ERROR("sink", "output schema %s for topic %s: %s", file, topic, err);
+        return -1;
+    }
+    return 0;
+}
+
+int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap,
+                          tl_after_fn after, void *arg, tl_run_report *rep)
+{
+    int rc = 1;
+    char err[512];
+    tl_schema_store *store = NULL;
+    tl_codec *codec = NULL;
+    rd_kafka_t *producer = NULL;
+    tl_sink *ksink = NULL, *sink = NULL;
+    tl_runtime *rt = NULL;
+    tl_source *src = NULL;
+    tl_pipeline p;
+    memset(rep, 0, sizeof(*rep));
+
+    const char *topic = tl_config_str(c, "input.topics");
+    if (strchr(topic, ',')) {
+        fprintf(stderr, "tally: input.topics: one input topic is supported, got '%s'\n", topic);
+        return 2;
+    }
+    if (tl_pipeline_init(&p, c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tally: configuration error: %s\n", err);
+        return 2;
+    }
+    tl_schema_store_opts so = {
+        .dir = tl_config_str(c, "schema.dir"),
+        .registry_url = tl_config_str(c, "schema.registry.url"),
+        .basic_auth = tl_config_str(c, "schema.registry.basic.auth.user.info"),
+        .ca_path = tl_config_str(c, "schema.registry.ssl.ca.location"),
+    };
+    store = tl_schema_store_new(&so, err, sizeof(err));
+    if (!store) {
+        fprintf(stderr, "tally: %s\n", err);
+        goto done;
+    }
+    char reader[1024];
+    snprintf(reader, sizeof(reader), "%s/1-behavior_event.avsc", TALLY_DEFAULT_SCHEMA_DIR);
+    codec = tl_codec_new(store, reader, err, sizeof(err));
+    if (!codec) {
+        fprintf(stderr, "tally: %s\n", err);
+        goto done;
+    }
+    tl_codec_set_max_bytes(codec, (size_t)tl_config_int(c, "ingest.max.record.bytes"));
+
+    tl_kafka_sink_opts ko = {
+        .topic_interest = tl_config_str(c, "output.interest.topic"),
+        .topic_attribution = tl_config_str(c, "output.attribution.topic"),
+        .topic_credit = tl_config_str(c, "output.credit.topic"),
+        .topic_dlq = tl_config_str(c, "dlq.topic"),
+    };
+    if (output_schema_id(store, "2-interest_delta.avsc", ko.topic_interest, &ko.id_interest) ||
+        output_schema_id(store, "3-attribution.avsc", ko.topic_attribution, &ko.id_attribution) ||
+        output_schema_id(store, "4-credit_delta.avsc", ko.topic_credit, &ko.id_credit))
+        goto done;
+
+    rd_kafka_conf_t *pconf = tl_cmd_kafka_conf(c, "producer");
+    if (!pconf) goto done;
+    rd_kafka_conf_set_dr_msg_cb(pconf, tl_kafka_sink_dr_cb);
+    producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+    if (!producer) {
+        rd_kafka_conf_destroy(pconf);
+        fprintf(stderr, "tally: kafka producer: %s\n", err);
+        goto done;
+    }
+    ksink = tl_kafka_sink_new(producer, &ko, err, sizeof(err));
+    if (!ksink) {
+        fprintf(stderr, "tally: %s\n", err);
+        goto done;
+    }
+    sink = wrap ? wrap(ksink, arg) : ksink;
+
+    tl_runtime_opts o;
+    tl_pipeline_runtime_opts(c, &o);
+    rt = tl_runtime_new(&o, sink, p.stages, p.n_stages);
+
+    rd_kafka_conf_t *cconf = tl_cmd_kafka_conf(c, "consumer");
+    if (!cconf) goto done;
+    tl_kafka_source_opts so2 = {
+        .topic = topic, .codec = codec, .rt = rt,
+        .ts_min = tl_config_int(c, "ingest.ts.min"), .ts_max = tl_config_int(c, "ingest.ts.max"),
+        .until_end = until_end,
+    };
+    src = tl_kafka_source_new(cconf, &so2, err, sizeof(err));
+    if (!src) {
+        fprintf(stderr, "tally: %s\n", err);
+        goto done;
+    }
+    TL_LOG_INFO("run", "started topic=%s state.dir=%s until_end=%d", topic, o.state_dir,
+                until_end);
+    tl_cmd_signals();
+    int64_t t0 = tl_mono_ns();
+    int r = tl_runtime_run(rt, src, &tl_stop);
+    rep->seconds = (double)(tl_mono_ns() - t0) / 1e9;
+    if (after && r == 0) after(rt, arg);
+    rc = r == 0 ? 0 : 1;
+done:
+    if (src) tl_kafka_source_destroy(src);
+    if (rt) {
+        rep->rt = *tl_runtime_stats_get(rt);
+        rep->features = p.fstats;
+        rep->attribution = p.astats;
+    }
+    tl_runtime_destroy(rt);
+    if (producer) {
+        if (rd_kafka_flush(producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            TL_LOG_ERROR("run", "producer could not deliver everything at close");
+            rc = 1;
+        }
+    }
+    if (sink) {
+        tl_sink_counts_get(sink, &rep->out);
+        if (sink != ksink) tl_sink_destroy(sink);
+    }
+    if (ksink) tl_sink_destroy(ksink);
+    if (producer) rd_kafka_destroy(producer);
+    tl_codec_destroy(codec);
+    tl_schema_store_destroy(store);
+    return rc;
+}

@@ -1,0 +1,295 @@
+/*
+ * kafka_source.c -- events from a Kafka consumer group.
+ *
+ * Consumption: the high-level consumer with cooperative-sticky assignment; a batch is
+ * what rd_kafka_consumer_poll returns until batch.max.events or commit.interval.ms.
+ * Offsets: enable.auto.offset.store=false. After the runtime made a batch durable,
+ * commit() stores each partition's next offset (rd_kafka_offsets_store) and
+ * librdkafka's auto-commit sends them; close commits what is left. So an offset is
+ * never committed before the outputs of its record were acknowledged.
+ *
+ * Rebalances (served inside consumer_poll, on the processing thread):
+ *   - assigned: the runtime opens each partition's store, and the partition starts
+ *     at the store's next offset when it has one (the store is ahead of, or equal to,
+ *     the group's committed offset: it is written before offsets are stored);
+ *   - revoked: events of those partitions already in the batch being filled are
+ *     dropped (nothing of them was processed; the next owner reads them again), and
+ *     the runtime closes the stores (clean: revocation comes between batches).
+ *
+ * Decoding: each record goes through the codec (framing, schema id, resolution) and
+ * validation; failures become dead-letter records with a copy of the original key and
+ * bytes. Nothing undecodable stops the source.
+ */
+#include "kafka_source.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct ksrc {
+    tl_source src;
+    rd_kafka_t *rk;
+    tl_kafka_source_opts o;
+    char *topic;
+    tl_batch *filling;          /* the batch poll() is filling, for revocations */
+    /* partition state, by partition number */
+    unsigned char *assigned, *at_end;
+    int n_parts;
+    int n_assigned;
+    uint64_t rebalances;
+} ksrc;
+
+static void parts_grow(ksrc *k, int32_t p)
+{
+    if (p < k->n_parts) return;
+    int n = p + 1;
+    k->assigned = tl_xrealloc(k->assigned, (size_t)n);
+    k->at_end = tl_xrealloc(k->at_end, (size_t)n);
+    memset(k->assigned + k->n_parts, 0, (size_t)(n - k->n_parts));
+    memset(k->at_end + k->n_parts, 0, (size_t)(n - k->n_parts));
+    k->n_parts = n;
+}
+
+static void drop_partition_events(tl_batch *b, int32_t p)
+{
+    int w = 0;
+    for (int i = 0; i < b->n; i++)
+        if (b->events[i].partition != p) b->events[w++] = b->events[i];
+    b->n = w;
+    w = 0;
+    for (int i = 0; i < b->n_bad; i++)
+        if (b->bad[i].partition != p) b->bad[w++] = b->bad[i];
+    b->n_bad = w;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    ksrc *k = opaque;
+    int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    k->rebalances++;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            int64_t next = -1;
+            if (tl_runtime_assigned(k->o.rt, tp->partition, &next) != 0) {
+                TL_LOG_ERROR("ingest", "cannot open state for partition=%d", (int)tp->partition);
+                abort();   /* no state, no processing: restart and try again */
+            }
+            if (next >= 0) tp->offset = next;
+            parts_grow(k, tp->partition);
+            k->assigned[tp->partition] = 1;
+            k->at_end[tp->partition] = 0;
+            k->n_assigned++;
+            TL_LOG_INFO("ingest", "assigned topic=%s partition=%d start=%s%" PRId64, tp->topic,
+                        (int)tp->partition, next >= 0 ? "" : "committed/", next >= 0 ? next : 0);
+        }
+        rd_kafka_error_t *e = NULL;
+        if (cooperative) e = rd_kafka_incremental_assign(rk, parts);
+        else rd_kafka_assign(rk, parts);
+        if (e) {
+            TL_LOG_ERROR("ingest", "assign failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            int32_t p = parts->elems[i].partition;
+            if (k->filling) drop_partition_events(k->filling, p);
+            tl_runtime_revoked(k->o.rt, p);
+            if (p < k->n_parts && k->assigned[p]) {
+                k->assigned[p] = 0;
+                k->n_assigned--;
+            }
+            TL_LOG_INFO("ingest", "revoked topic=%s partition=%d", parts->elems[i].topic, (int)p);
+        }
+        rd_kafka_error_t *e = NULL;
+        if (cooperative) e = rd_kafka_incremental_unassign(rk, parts);
+        else rd_kafka_assign(rk, NULL);
+        if (e) {
+            TL_LOG_ERROR("ingest", "unassign failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        TL_LOG_ERROR("ingest", "rebalance error: %s", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void add_bad(tl_batch *b, const rd_kafka_message_t *m, tl_dlq_reason reason,
+                    const char *error)
+{
+    tl_dlq_record *r = tl_batch_push_bad(b);
+    r->reason = reason;
+    r->error = tl_arena_strdup(&b->arena, error);
+    r->topic = tl_arena_strdup(&b->arena, rd_kafka_topic_name(m->rkt));
+    r->partition = m->partition;
+    r->offset = m->offset;
+    if (m->key_len) {
+        r->key = tl_arena_strndup(&b->arena, m->key, m->key_len);
+        r->key_len = m->key_len;
+    }
+    if (m->len) {
+        r->payload = tl_arena_strndup(&b->arena, m->payload, m->len);
+        r->payload_len = m->len;
+    }
+}
+
+static void take_message(ksrc *k, tl_batch *b, const rd_kafka_message_t *m)
+{
+    char err[512];
+    tl_dlq_reason reason;
+    tl_event *ev = tl_batch_push(b);
+    if (tl_codec_decode(k->o.codec, m->payload, m->len, ev, &b->arena, &reason, err,
+                        sizeof(err)) != 0 ||
+        tl_event_validate(ev, k->o.ts_min, k->o.ts_max, &reason, err, sizeof(err)) != 0) {
+        b->n--;   /* the slot goes back */
+        add_bad(b, m, reason, err);
+        return;
+    }
+    ev->partition = m->partition;
+    ev->offset = m->offset;
+}
+
+static int all_at_end(const ksrc *k)
+{
+    if (k->n_assigned == 0) return 0;
+    for (int p = 0; p < k->n_parts; p++)
+        if (k->assigned[p] && !k->at_end[p]) return 0;
+    return 1;
+}
+
+static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
+{
+    ksrc *k = ctx;
+    tl_batch_reset(b);
+    k->filling = b;
+    int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+    while (b->n + b->n_bad < max) {
+        int64_t left = (deadline - tl_mono_ns()) / 1000000;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, left > 0 ? (int)left : 0);
+        if (!m) {
+            if (left <= 0) break;
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            parts_grow(k, m->partition);
+            k->at_end[m->partition] = 1;
+            rd_kafka_message_destroy(m);
+            if (k->o.until_end && all_at_end(k)) break;
+            continue;
+        }
+        if (m->err) {
+            /* Consumer errors are reports (broker down, ...): librdkafka recovers. */
+            TL_LOG_WARN("ingest", "consumer error=\"%s\"", rd_kafka_message_errstr(m));
+            int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
+            rd_kafka_message_destroy(m);
+            if (fatal) {
+                k->filling = NULL;
+                return TL_SRC_ERROR;
+            }
+            continue;
+        }
+        parts_grow(k, m->partition);
+        k->at_end[m->partition] = 0;
+        take_message(k, b, m);
+        rd_kafka_message_destroy(m);
+    }
+    k->filling = NULL;
+    return k->o.until_end && all_at_end(k) ? TL_SRC_EOF : TL_SRC_OK;
+}
+
+static int ks_commit(void *ctx, const tl_batch *b)
+{
+    ksrc *k = ctx;
+    /* Next offset per partition: one past the highest record of the batch. */
+    int64_t *next = tl_xcalloc((size_t)(k->n_parts ? k->n_parts : 1), sizeof(*next));
+    for (int i = 0; i < b->n; i++)
+        if (b->events[i].offset + 1 > next[b->events[i].partition])
+            next[b->events[i].partition] = b->events[i].offset + 1;
+    for (int i = 0; i < b->n_bad; i++)
+        if (b->bad[i].offset + 1 > next[b->bad[i].partition])
+            next[b->bad[i].partition] = b->bad[i].offset + 1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->n_parts);
+    for (int p = 0; p < k->n_parts; p++)
+        if (next[p] > 0 && k->assigned[p])
+            rd_kafka_topic_partition_list_add(l, k->topic, p)->offset = next[p];
+    free(next);
+    rd_kafka_resp_err_t err = l->cnt ? rd_kafka_offsets_store(k->rk, l) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err && err != RD_KAFKA_RESP_ERR__STATE) {
+        TL_LOG_ERROR("ingest", "offsets store failed: %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+static void ks_destroy(void *ctx) { (void)ctx; }
+
+tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts *o, char *err,
+                               size_t errlen)
+{
+    ksrc *k = tl_xcalloc(1, sizeof(*k));
+    char e[512];
+    k->o = *o;
+    k->topic = tl_xstrdup(o->topic);
+    /* tally's requirements; a user's kafka.* keys were applied before and may not
+     * override these. */
+    static const char *const fixed[][2] = {
+        {"enable.auto.offset.store", "false"},
+        {"partition.assignment.strategy", "cooperative-sticky"},
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka consumer: %s", e);
+            goto fail;
+        }
+    }
+    if (o->until_end) rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, k);
+    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (!k->rk) {   /* conf is still ours */
+        snprintf(err, errlen, "kafka consumer: %s", e);
+        goto fail;
+    }
+    conf = NULL;    /* owned by rk */
+    rd_kafka_poll_set_consumer(k->rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, k->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t rerr = rd_kafka_subscribe(k->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (rerr) {
+        snprintf(err, errlen, "kafka consumer: subscribe to %s failed: %s", k->topic,
+                 rd_kafka_err2str(rerr));
+        goto fail;
+    }
+    k->src = (tl_source){.name = "kafka", .ctx = k, .poll = ks_poll, .commit = ks_commit,
+                         .destroy = ks_destroy};
+    return &k->src;
+fail:
+    if (conf) rd_kafka_conf_destroy(conf);
+    if (k->rk) rd_kafka_destroy(k->rk);
+    free(k->topic);
+    free(k);
+    return NULL;
+}
+
+rd_kafka_t *tl_kafka_source_handle(tl_source *s) { return ((ksrc *)s->ctx)->rk; }
+
+void tl_kafka_source_destroy(tl_source *s)
+{
+    if (!s) return;
+    ksrc *k = s->ctx;
+    rd_kafka_resp_err_t err = rd_kafka_commit(k->rk, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        TL_LOG_WARN("ingest", "final offset commit: %s", rd_kafka_err2str(err));
+    rd_kafka_consumer_close(k->rk);   /* revokes (closing stores) and leaves the group */
+    rd_kafka_destroy(k->rk);
+    free(k->assigned);
+    free(k->at_end);
+    free(k->topic);
+    free(k);
+}

@@ -1,0 +1,28 @@
+/*
+ * kafka_source.h -- the Kafka consumer-group source (core/source.h).
+ */
+#ifndef TL_KAFKA_SOURCE_H
+#define TL_KAFKA_SOURCE_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "core/runtime.h"
+#include "core/source.h"
+#include "ingest/codec.h"
+
+typedef struct tl_kafka_source_opts {
+    const char *topic;        /* the input topic */
+    tl_codec *codec;          /* borrowed */
+    tl_runtime *rt;           /* borrowed: told of assignments and revocations */
+    int64_t ts_min, ts_max;
+    int until_end;            /* EOF once every assigned partition is consumed to its end */
+} tl_kafka_source_opts;
+
+/* Takes ownership of conf (also on failure). */
+tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts *o, char *err,
+                               size_t errlen);
+/* Commits stored offsets, leaves the group, frees everything. */
+void tl_kafka_source_destroy(tl_source *s);
+rd_kafka_t *tl_kafka_source_handle(tl_source *s);
+
+#endif
