@@ -101,12 +101,17 @@ fail:
 
 typedef struct kconf_arg {
     rd_kafka_conf_t *conf;
+    int producer;
     char err[512];
 } kconf_arg;
 
 static int kconf_set(void *arg, const char *name, const char *value)
 {
     kconf_arg *k = arg;
+    /* Consumer-group keys given without a side are meant for the consumer. */
+    if (k->producer && (!strcmp(name, "group.id") || !strcmp(name, "group.instance.id") ||
+                        !strcmp(name, "auto.offset.reset")))
+        return 0;
     if (rd_kafka_conf_set(k->conf, name, value, k->err, sizeof(k->err)) != RD_KAFKA_CONF_OK)
         return -1;
     return 0;
@@ -134,6 +139,7 @@ rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side)
         {"compression.type", "lz4"},
     };
     int consumer = !strcmp(side, "consumer");
+    k.producer = !consumer;
     size_t n = consumer ? sizeof(consumer_defaults) / sizeof(consumer_defaults[0])
                         : sizeof(producer_defaults) / sizeof(producer_defaults[0]);
     for (size_t i = 0; i < n; i++) {

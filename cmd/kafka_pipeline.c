@@ -161,11 +161,10 @@ done:
             rc = 1;
         }
     }
-    if (sink) {
-        tl_sink_counts_get(sink, &rep->out);
-        if (sink != ksink) tl_sink_destroy(sink);
+    if (ksink) {   /* a wrapper, if any, belongs to the caller */
+        tl_sink_counts_get(ksink, &rep->out);
+        tl_sink_destroy(ksink);
     }
-    if (ksink) tl_sink_destroy(ksink);
     if (producer) rd_kafka_destroy(producer);
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);
