@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-python3}
 
 APT_PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential cmake ninja-build pkg-config
   librdkafka-dev libavro-dev librocksdb-dev libopenblas-dev liblapacke-dev libcmocka-dev
   libcurl4-openssl-dev
   kcat default-jre-headless maven python3-pip
