@@ -11,7 +11,7 @@ too, for two outputs of tally itself).
 
   compare(expected, actual, tol=1e-9) -> list of problems (empty = equal)
 
-CLI: python3 compare.py expected.jsonl actual.jsonl [--tol 1e-9]
+CLI: python3 compare.py expected.jsonl actual.jsonl [--tol 1e-9] [--ignore-type credit_delta]
      exits 0 when equal, 1 with a report otherwise.
 """
 
@@ -42,6 +42,8 @@ def kind_of(rec):
     t = rec.get("type")
     if t in ("interest_delta", "attribution"):
         return t
+    if t is not None:
+        return None   # another kind of record (credit_delta, dead_letter, ...)
     if "conversion_event_id" in rec:
         return "attribution"
     if "dim" in rec and "dim_id" in rec:
@@ -189,9 +191,15 @@ def _short(x, limit=200):
     return s if len(s) <= limit else s[:limit] + "..."
 
 
-def compare(expected, actual, tol=1e-9, exact_explanation=False, max_mismatches=MAX_MISMATCHES):
+def compare(expected, actual, tol=1e-9, exact_explanation=False, max_mismatches=MAX_MISMATCHES,
+            ignore_types=()):
     """Returns a list of problems (strings); empty when the two lists hold the same
-    records (in any order) up to tol."""
+    records (in any order) up to tol. Records whose "type" is in ignore_types (e.g.
+    "credit_delta") are left out on both sides; any other record that is neither an
+    interest delta nor an attribution is a problem."""
+    if ignore_types:
+        expected = [r for r in expected if not (isinstance(r, dict) and r.get("type") in ignore_types)]
+        actual = [r for r in actual if not (isinstance(r, dict) and r.get("type") in ignore_types)]
     problems = []
     e_idx, e_dups = _index(expected, "expected", problems)
     a_idx, a_dups = _index(actual, "actual", problems)
@@ -258,6 +266,8 @@ def main(argv=None):
     ap.add_argument("--exact-explanation", action="store_true",
                     help="require identical explanation sentences")
     ap.add_argument("--max-mismatches", type=int, default=MAX_MISMATCHES)
+    ap.add_argument("--ignore-type", action="append", default=[], metavar="TYPE",
+                    help="leave out records of this \"type\" (e.g. credit_delta); repeatable")
     args = ap.parse_args(argv)
     try:
         exp = read_jsonl(args.expected)
@@ -265,7 +275,8 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         print("compare.py: %s" % e, file=sys.stderr)
         return 2
-    problems = compare(exp, act, args.tol, args.exact_explanation, args.max_mismatches)
+    problems = compare(exp, act, args.tol, args.exact_explanation, args.max_mismatches,
+                       tuple(args.ignore_type))
     if problems:
         print("DIFFERENT: %s (expected: %s; actual: %s)" % (
             args.expected, summary(exp), summary(act)))

@@ -479,6 +479,17 @@ def test_compare_detects_missing_extra_duplicate():
     assert any("unexpected record" in p for p in problems), problems
 
 
+def test_compare_unknown_and_ignored_types():
+    exp = _sample()
+    act = json.loads(json.dumps(exp))
+    act.append({"type": "credit_delta", "window_start": 0, "window_end": 1, "dim": "channel",
+                "dim_id": "web", "method": "linear", "credit": 1.0, "credit_before": 0.0,
+                "conversions": 1.0, "removal_effect": None})
+    problems = cmp.compare(exp, act)
+    assert any("neither" in p for p in problems), problems
+    assert cmp.compare(exp, act, ignore_types=("credit_delta",)) == []
+
+
 def test_compare_detects_field_differences():
     exp = _sample()
 
@@ -505,6 +516,29 @@ def test_compare_detects_field_differences():
     assert changed(lambda a: a[att]["credits"]["linear"].pop())
     # a number printed without a fraction is still the same double
     assert not changed(lambda a: a[att].__setitem__("value", 3))
+
+
+# ---------------------------------------------------------------------------- docs
+
+def test_docs_schemas_examples():
+    """The interest_delta and attribution examples of docs/schemas.md are what the
+    reference computes on the CSV shown there."""
+    import re
+    path = os.path.join(HERE, "..", "..", "docs", "schemas.md")
+    if not os.path.isfile(path):
+        return
+    text = open(path, encoding="utf-8").read()
+    csv_text = re.search(r"```csv\n(.*?)```", text, re.S).group(1)
+    examples = [json.loads(m) for m in re.findall(r"```json\n(.*?)```", text, re.S)]
+    examples = [e for e in examples if e.get("type") in ("interest_delta", "attribution")]
+    assert len(examples) == 2, examples
+    with tempfile.TemporaryDirectory() as tmp:
+        records = ref.run_file(_write(tmp, "ex.csv", csv_text), "canonical",
+                               ["features.dims=category,item,channel"])
+    keys = {cmp.key_of(e) for e in examples}
+    chosen = [r for r in records if cmp.key_of(r) in keys]
+    problems = cmp.compare(chosen, examples, tol=0.0, exact_explanation=True)
+    assert not problems, problems
 
 
 # ----------------------------------------------------------------------------- main
