@@ -52,11 +52,17 @@ static tl_rc produce(kafka_sink *s, const char *topic, const void *key, size_t k
                      const void *val, size_t val_len, rd_kafka_headers_t *hdrs)
 {
     for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-            RD_KAFKA_V_VALUE((void *)val, val_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(s), hdrs ? RD_KAFKA_V_HEADERS(hdrs) : RD_KAFKA_V_END,
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err;
+        if (hdrs)   /* on success the message owns the headers */
+            err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                                    RD_KAFKA_V_VALUE((void *)val, val_len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(s),
+                                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        else
+            err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                                    RD_KAFKA_V_VALUE((void *)val, val_len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(s),
+                                    RD_KAFKA_V_END);
         if (!err) {
             s->base.counts.bytes += val_len;
             return TL_OK;
