@@ -75,8 +75,9 @@ def _strip_logical(node):
 
 
 def load_schemas():
-    """{schema id: parsed schema} from schemas/<id>-<name>.avsc, in id order (so that
-    later schemas can name types defined by earlier ones, e.g. tally.EventType)."""
+    """{schema id: parsed schema} from schemas/<id>-<name>.avsc. Each file is parsed on
+    its own; one that names a type defined by an earlier file is parsed with the types
+    of the files before it."""
     import fastavro
     files = []
     for name in os.listdir(SCHEMA_DIR):
@@ -86,7 +87,12 @@ def load_schemas():
     out = {}
     for sid, name in sorted(files):
         with open(os.path.join(SCHEMA_DIR, name)) as fh:
-            out[sid] = fastavro.parse_schema(_strip_logical(json.load(fh)), named_schemas=named)
+            schema = _strip_logical(json.load(fh))
+        try:
+            out[sid] = fastavro.parse_schema(schema, named_schemas={})
+        except fastavro.schema.UnknownType:
+            out[sid] = fastavro.parse_schema(schema, named_schemas=dict(named))
+        fastavro.parse_schema(schema, named_schemas=named)   # collect its named types
     return out
 
 
@@ -415,7 +421,8 @@ def main():
             sent.append((reason, k, v, p, off))
         ends = kafka.end_offsets(t_in)
         total = sum(hi - lo for lo, hi in ends.values())
-        n_rows = sum(1 for line in open(DATA) if line.strip())
+        with open(DATA) as fh:
+            n_rows = sum(1 for line in fh if line.strip())
         if total != n_rows + len(bads):
             pr.append("input topic holds %d records, expected %d rows + %d bad records" % (
                 total, n_rows, len(bads)))

@@ -17,6 +17,7 @@ the synthetic cases passed.
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -168,7 +169,7 @@ def main():
     if have_data:
         cases.insert(0, ("taobao", lambda: check(DATA, "taobao", [], tmp, "taobao")))
     passed = failed = 0
-    print("synthetic canonical CSV: %d rows in %s" % (rows, synth))
+    print("synthetic canonical CSV: %d rows" % rows)
     for name, fn in cases:
         try:
             info = fn()
@@ -180,7 +181,9 @@ def main():
             print("ok   %s: %s" % (name, info))
     print("%d passed, %d failed" % (passed, failed))
     if failed:
+        print("files kept in %s" % tmp)
         return 1
+    shutil.rmtree(tmp, ignore_errors=True)
     if not have_data:
         print("SKIP: ../shared/data/taobao not found (real data lives beside the repository)")
         return SKIP
