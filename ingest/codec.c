@@ -1,0 +1,1036 @@
+/*
+ * codec.c -- Confluent-framed Avro BehaviorEvent <-> tl_event, and event validation.
+ *
+ * What: the Kafka ingest path decodes every input record here; `produce` and the
+ * tests encode with it.
+ *
+ * How (decode):
+ *   1. Frame: length bound (TL_DLQ_OVERSIZED), magic byte and 4-byte big-endian
+ *      schema id (TL_DLQ_NOT_FRAMED).
+ *   2. Writer schema: a per-codec hash table id -> "writer entry" built once per id
+ *      from the schema store. An entry holds everything per-record work needs: the
+ *      writer schema, an avro-c resolved writer (avro_resolved_writer_new) wrapping a
+ *      generic value of the reader schema, the field map, the enum map. Entries for
+ *      incompatible writers are cached too, with their message.
+ *   3. Validation: a walk of the Avro body against the writer schema that checks every
+ *      length, index and varint against the bytes that are really there, bounds the
+ *      item count of arrays and maps, and requires the body to end exactly where the
+ *      record ends (TL_DLQ_MALFORMED otherwise). avro-c 1.11 trusts its input: a
+ *      negative string length makes read_string() write before its buffer, a huge one
+ *      asks malloc for it, a truncated string leaks its buffer. After this walk
+ *      avro-c is only ever given well-formed data, so any error it still reports is a
+ *      resolution failure (TL_DLQ_INCOMPATIBLE_SCHEMA), e.g. a writer union branch the
+ *      reader has no counterpart for.
+ *   4. avro_value_read() through the resolved writer fills the reused reader value;
+ *      the fields are copied into the caller's arena.
+ *
+ * Two gaps of avro-c 1.11's resolver are closed here:
+ *   - defaults: it does not keep field defaults and rejects a reader field missing
+ *     from the writer. So each entry resolves the writer against a *projection* of the
+ *     reader schema (the reader's fields that the writer also has, in reader order);
+ *     reader fields the writer lacks take the default read from the reader schema
+ *     file with core/json, and a missing field without a default makes the writer
+ *     schema incompatible, as Avro's rules say.
+ *   - enums: it copies the writer's enum index unchanged, whatever the reader's symbol
+ *     order. The entry maps writer index -> writer symbol -> tl_event_type by name; a
+ *     symbol the reader lacks is TL_DLQ_INCOMPATIBLE_SCHEMA for that record.
+ *   - bytes -> string: Avro promotes, avro-c does not; the projection gives such a
+ *     field a bytes type and the bytes are copied as the string.
+ *
+ * How (encode): hand-written Avro binary, field by field in reader-schema order
+ * (zigzag varints, union branch index then value, little-endian IEEE doubles); the
+ * tests cross-check it against avro-c decoding.
+ *
+ * Invariants: decode never reads outside buf[0..len); the writer entry of an id is
+ * built once and never changes; the reader value and avro reader are reused, so a
+ * codec belongs to one thread; decode writes every event field except partition and
+ * offset.
+ *
+ * Rejected alternatives: avro_resolved_reader_new (it wraps a *writer*-schema value,
+ * so each record would be decoded twice: into a writer value, then read through the
+ * wrapper); the legacy datum API (allocates a tree per record); decoding by hand
+ * without avro-c (schema resolution rules -- promotions, unions, nested records --
+ * are exactly what the library is for); compiling with
+ * AVRO_ALLOW_MISSING_FIELDS_IN_RESOLVED_WRITER (a build flag of avro-c itself, and it
+ * would zero-fill rather than use defaults).
+ */
+#include "codec.h"
+
+#include "json.h"
+
+#include <avro.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CODEC_MAX_DEPTH 64
+
+typedef enum slot {
+    S_EVENT_ID = 0,
+    S_USER_ID,
+    S_ITEM_ID,
+    S_CATEGORY_ID,
+    S_CHANNEL,
+    S_TYPE,
+    S_TS,
+    S_DWELL,
+    S_VALUE,
+    S_PROPENSITY,
+    S_OTHER,
+    S_COUNT = S_OTHER
+} slot;
+
+static const char *const slot_names[S_COUNT] = {
+    "event_id", "user_id", "item_id", "category_id", "channel",
+    "type", "ts", "dwell_ms", "value", "propensity",
+};
+
+/* One field of the reader schema. */
+typedef struct rfield {
+    slot slot;
+    const char *name;        /* owned by the reader schema */
+    avro_schema_t schema;    /* the field's schema (borrowed from the reader) */
+    avro_type_t base;        /* type of the value: the non-null branch of a union */
+    avro_schema_t base_schema;
+    int is_union;
+    int null_branch;         /* -1 if the field cannot be null */
+    int value_branch;        /* union branch of the value, -1 if none */
+    const tl_json *dflt;     /* the default in the reader schema file, or NULL */
+} rfield;
+
+/* Everything decode needs for one writer schema id. */
+typedef struct wentry {
+    int32_t id;
+    int ok;
+    char *msg;                    /* !ok: why the writer is incompatible */
+    avro_schema_t writer;         /* own reference */
+    avro_schema_t proj;           /* projected reader schema */
+    avro_value_iface_t *gen_iface;
+    avro_value_iface_t *resolver;
+    avro_value_t gen, rw;         /* reader value, and the resolved writer wrapping it */
+    int have_values;
+    int nproj;
+    int *proj_field;              /* projected field index -> reader field index */
+    unsigned char *missing;       /* per reader field: absent in the writer */
+    int *wtype;                   /* writer enum index -> tl_event_type or -1 */
+    const char **wsym;            /* writer enum symbols, for messages */
+    int nwtype;
+} wentry;
+
+struct tl_codec {
+    tl_schema_store *store;
+    avro_schema_t reader;
+    char *reader_path;
+    tl_arena json_arena;          /* the reader schema's JSON tree (defaults) */
+    rfield *f;
+    int nf;
+    int slot_field[S_COUNT];      /* reader field index of each slot, -1 if absent */
+    int type_symbol[TL_EVENT_TYPE_COUNT]; /* reader enum index of each type, -1 */
+    size_t max_bytes;
+    avro_reader_t areader;
+    wentry **tab;                 /* open addressing by id */
+    size_t cap, n;
+};
+
+/* ------------------------------------------------------------- schema walk */
+
+static avro_schema_t deref(avro_schema_t s)
+{
+    while (s && avro_typeof(s) == AVRO_LINK) s = avro_schema_link_target(s);
+    return s;
+}
+
+typedef struct cursor {
+    const uint8_t *p, *start, *end;
+    size_t items_left;            /* array/map items still allowed in this record */
+    const char *what;             /* what went wrong */
+} cursor;
+
+static int cur_fail(cursor *c, const char *what)
+{
+    c->what = what;
+    return -1;
+}
+
+static int rd_long(cursor *c, int64_t *out)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 10; i++) {
+        if (c->p >= c->end) return cur_fail(c, "truncated varint");
+        uint8_t b = *c->p++;
+        if (i == 9 && b > 1) return cur_fail(c, "varint longer than 64 bits");
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *out = (int64_t)((v >> 1) ^ (0 - (v & 1)));
+            return 0;
+        }
+    }
+    return cur_fail(c, "varint longer than 64 bits");
+}
+
+static int skip_bytes(cursor *c, int64_t n)
+{
+    if (n < 0) return cur_fail(c, "negative length");
+    if ((uint64_t)n > (uint64_t)(c->end - c->p)) return cur_fail(c, "length past the end");
+    c->p += n;
+    return 0;
+}
+
+static int check_value(cursor *c, avro_schema_t s, int depth);
+
+static int check_blocks(cursor *c, avro_schema_t items, int is_map, int depth)
+{
+    for (;;) {
+        int64_t count, size;
+        if (rd_long(c, &count)) return -1;
+        if (count == 0) return 0;
+        if (count < 0) {
+            if (count == INT64_MIN) return cur_fail(c, "invalid block count");
+            count = -count;
+            if (rd_long(c, &size)) return -1;
+            if (size < 0 || (uint64_t)size > (uint64_t)(c->end - c->p))
+                return cur_fail(c, "invalid block size");
+        }
+        if ((uint64_t)count > c->items_left) return cur_fail(c, "too many array or map items");
+        c->items_left -= (size_t)count;
+        for (int64_t i = 0; i < count; i++) {
+            if (is_map) {
+                int64_t klen;
+                if (rd_long(c, &klen) || skip_bytes(c, klen)) return -1;
+            }
+            if (check_value(c, items, depth + 1)) return -1;
+        }
+    }
+}
+
+/* Checks one value of schema s at c->p and moves past it. */
+static int check_value(cursor *c, avro_schema_t s, int depth)
+{
+    int64_t v;
+    s = deref(s);
+    if (!s) return cur_fail(c, "unresolved schema reference");
+    if (depth > CODEC_MAX_DEPTH) return cur_fail(c, "nesting too deep");
+    switch (avro_typeof(s)) {
+    case AVRO_NULL:
+        return 0;
+    case AVRO_BOOLEAN:
+        if (c->p >= c->end) return cur_fail(c, "truncated boolean");
+        if (*c->p > 1) return cur_fail(c, "boolean neither 0 nor 1");
+        c->p++;
+        return 0;
+    case AVRO_INT32:
+        if (rd_long(c, &v)) return -1;
+        if (v < INT32_MIN || v > INT32_MAX) return cur_fail(c, "int out of range");
+        return 0;
+    case AVRO_INT64:
+        return rd_long(c, &v);
+    case AVRO_FLOAT:
+        return skip_bytes(c, 4);
+    case AVRO_DOUBLE:
+        return skip_bytes(c, 8);
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        if (rd_long(c, &v)) return -1;
+        return skip_bytes(c, v);
+    case AVRO_FIXED:
+        return skip_bytes(c, avro_schema_fixed_size(s));
+    case AVRO_ENUM:
+        if (rd_long(c, &v)) return -1;
+        if (v < 0 || v >= avro_schema_enum_number_of_symbols(s))
+            return cur_fail(c, "enum index out of range");
+        return 0;
+    case AVRO_UNION:
+        if (rd_long(c, &v)) return -1;
+        if (v < 0 || (uint64_t)v >= avro_schema_union_size(s))
+            return cur_fail(c, "union branch index out of range");
+        return check_value(c, avro_schema_union_branch(s, (int)v), depth + 1);
+    case AVRO_RECORD: {
+        size_t n = avro_schema_record_size(s);
+        for (size_t i = 0; i < n; i++)
+            if (check_value(c, avro_schema_record_field_get_by_index(s, (int)i), depth + 1))
+                return -1;
+        return 0;
+    }
+    case AVRO_ARRAY:
+        return check_blocks(c, avro_schema_array_items(s), 0, depth);
+    case AVRO_MAP:
+        return check_blocks(c, avro_schema_map_values(s), 1, depth);
+    default:
+        return cur_fail(c, "unsupported schema type");
+    }
+}
+
+/* ----------------------------------------------------------- reader schema */
+
+/* Fills base/union details of a reader field; -1 for a union of several non-null
+ * types, which tally cannot map to one event field. */
+static int classify(rfield *f)
+{
+    avro_schema_t s = deref(f->schema);
+    f->null_branch = f->value_branch = -1;
+    f->base_schema = s;
+    if (avro_typeof(s) != AVRO_UNION) {
+        f->base = avro_typeof(s);
+        return 0;
+    }
+    f->is_union = 1;
+    size_t n = avro_schema_union_size(s);
+    for (size_t i = 0; i < n; i++) {
+        avro_schema_t b = deref(avro_schema_union_branch(s, (int)i));
+        if (avro_typeof(b) == AVRO_NULL) {
+            if (f->null_branch < 0) f->null_branch = (int)i;
+        } else if (f->value_branch < 0) {
+            f->value_branch = (int)i;
+            f->base = avro_typeof(b);
+            f->base_schema = b;
+        } else {
+            return -1;
+        }
+    }
+    if (f->value_branch < 0) f->base = AVRO_NULL;
+    return 0;
+}
+
+static int base_ok(slot sl, avro_type_t t)
+{
+    switch (sl) {
+    case S_EVENT_ID: case S_USER_ID: case S_ITEM_ID: case S_CATEGORY_ID: case S_CHANNEL:
+        return t == AVRO_STRING;
+    case S_TYPE: return t == AVRO_ENUM;
+    case S_TS: return t == AVRO_INT64 || t == AVRO_INT32;
+    case S_DWELL: return t == AVRO_INT32 || t == AVRO_INT64;
+    case S_VALUE: case S_PROPENSITY: return t == AVRO_DOUBLE || t == AVRO_FLOAT;
+    default: return 1;
+    }
+}
+
+/* Whether a default from the schema file fits the field (for the slots we fill). */
+static int default_ok(const rfield *f)
+{
+    const tl_json *d = f->dflt;
+    if (!d) return 1;
+    if (d->type == TL_JSON_NULL) return f->null_branch >= 0;
+    switch (f->slot) {
+    case S_EVENT_ID: case S_USER_ID: case S_ITEM_ID: case S_CATEGORY_ID: case S_CHANNEL:
+        return d->type == TL_JSON_STRING;
+    case S_TYPE:
+        return d->type == TL_JSON_STRING && tl_event_type_parse(d->str, d->len) >= 0 &&
+               avro_schema_enum_get_by_name(f->base_schema, d->str) >= 0;
+    case S_TS:
+        return d->type == TL_JSON_NUMBER && d->is_int;
+    case S_DWELL:
+        return d->type == TL_JSON_NUMBER && d->is_int && d->i >= INT32_MIN && d->i <= INT32_MAX;
+    case S_VALUE: case S_PROPENSITY:
+        return d->type == TL_JSON_NUMBER;
+    default:
+        return 1;
+    }
+}
+
+static int load_reader(tl_codec *c, const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(err, errlen, "cannot open reader schema %s: %s", path, strerror(errno));
+        return -1;
+    }
+    tl_buf text = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) tl_buf_append(&text, chunk, n);
+    fclose(fp);
+    int rc = -1;
+    char jerr[160];
+    const tl_json *root = tl_json_parse(text.data ? text.data : "", text.len, &c->json_arena,
+                                        jerr, sizeof(jerr));
+    if (!root) {
+        snprintf(err, errlen, "reader schema %s: %s", path, jerr);
+        goto out;
+    }
+    if (avro_schema_from_json_length(text.data, text.len, &c->reader) != 0) {
+        c->reader = NULL;
+        snprintf(err, errlen, "reader schema %s is not a valid Avro schema: %s", path,
+                 avro_strerror());
+        goto out;
+    }
+    if (avro_typeof(c->reader) != AVRO_RECORD) {
+        snprintf(err, errlen, "reader schema %s is not an Avro record", path);
+        goto out;
+    }
+    const tl_json *jfields = tl_json_get(root, "fields");
+    c->nf = (int)avro_schema_record_size(c->reader);
+    c->f = tl_xcalloc((size_t)c->nf + 1, sizeof(*c->f));
+    for (int i = 0; i < S_COUNT; i++) c->slot_field[i] = -1;
+    for (int i = 0; i < c->nf; i++) {
+        rfield *f = &c->f[i];
+        f->name = avro_schema_record_field_name(c->reader, i);
+        f->schema = avro_schema_record_field_get_by_index(c->reader, i);
+        f->slot = S_OTHER;
+        for (int k = 0; k < S_COUNT; k++)
+            if (strcmp(f->name, slot_names[k]) == 0) f->slot = (slot)k;
+        for (size_t k = 0; k < tl_json_len(jfields); k++) {
+            const tl_json *jf = tl_json_at(jfields, k);
+            const char *nm = tl_json_str(tl_json_get(jf, "name"));
+            if (nm && strcmp(nm, f->name) == 0) f->dflt = tl_json_get(jf, "default");
+        }
+        if (classify(f) != 0 || !base_ok(f->slot, f->base) ||
+            (f->slot != S_OTHER && f->value_branch < 0 && f->is_union)) {
+            snprintf(err, errlen, "reader schema %s: field %s has a type tally cannot map "
+                     "to an event field", path, f->name);
+            goto out;
+        }
+        if (f->slot == S_OTHER && f->null_branch < 0) {
+            snprintf(err, errlen, "reader schema %s: field %s is not an event field and "
+                     "is not nullable, so events cannot be encoded", path, f->name);
+            goto out;
+        }
+        if (f->slot != S_OTHER) c->slot_field[f->slot] = i;
+    }
+    static const slot required[] = {S_EVENT_ID, S_USER_ID, S_ITEM_ID, S_TYPE, S_TS};
+    for (size_t k = 0; k < sizeof(required) / sizeof(required[0]); k++) {
+        if (c->slot_field[required[k]] < 0) {
+            snprintf(err, errlen, "reader schema %s has no field %s", path,
+                     slot_names[required[k]]);
+            goto out;
+        }
+    }
+    /* Every reader symbol must be a type tally knows; map types to reader indexes. */
+    avro_schema_t en = c->f[c->slot_field[S_TYPE]].base_schema;
+    int nsym = avro_schema_enum_number_of_symbols(en);
+    for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++)
+        c->type_symbol[t] = avro_schema_enum_get_by_name(en, tl_event_type_name((tl_event_type)t));
+    for (int k = 0; k < nsym; k++) {
+        const char *sym = avro_schema_enum_get(en, k);
+        if (tl_event_type_parse(sym, strlen(sym)) < 0) {
+            snprintf(err, errlen, "reader schema %s: event type symbol %s is not one tally "
+                     "knows", path, sym);
+            goto out;
+        }
+    }
+    for (int i = 0; i < c->nf; i++) {
+        if (!default_ok(&c->f[i])) {
+            snprintf(err, errlen, "reader schema %s: the default of field %s does not fit "
+                     "its type", path, c->f[i].name);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    tl_buf_free(&text);
+    return rc;
+}
+
+/* ----------------------------------------------------------- writer entries */
+
+static void wentry_free(wentry *w)
+{
+    if (!w) return;
+    if (w->have_values) {
+        avro_value_decref(&w->rw);
+        avro_value_decref(&w->gen);
+    }
+    if (w->resolver) avro_value_iface_decref(w->resolver);
+    if (w->gen_iface) avro_value_iface_decref(w->gen_iface);
+    if (w->proj) avro_schema_decref(w->proj);
+    if (w->writer) avro_schema_decref(w->writer);
+    free(w->msg);
+    free(w->proj_field);
+    free(w->missing);
+    free(w->wtype);
+    free(w->wsym);
+    free(w);
+}
+
+static void wentry_incompatible(wentry *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void wentry_incompatible(wentry *w, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    w->ok = 0;
+    w->msg = tl_xstrdup(buf);
+}
+
+/* The enum schema of the writer's "type" field (directly or as a union branch). */
+static avro_schema_t writer_type_enum(avro_schema_t writer, int *ambiguous)
+{
+    *ambiguous = 0;
+    avro_schema_t t = deref(avro_schema_record_field_get(writer, "type"));
+    if (!t) return NULL;
+    if (avro_typeof(t) == AVRO_ENUM) return t;
+    if (avro_typeof(t) != AVRO_UNION) return NULL;
+    avro_schema_t found = NULL;
+    for (size_t i = 0; i < avro_schema_union_size(t); i++) {
+        avro_schema_t b = deref(avro_schema_union_branch(t, (int)i));
+        if (avro_typeof(b) != AVRO_ENUM) continue;
+        if (found) *ambiguous = 1;
+        found = b;
+    }
+    return found;
+}
+
+/* Whether a writer field holds its string as Avro bytes (bytes, or a union with a
+ * bytes branch and no string branch). */
+static int writer_sends_bytes(avro_schema_t wf)
+{
+    wf = deref(wf);
+    if (!wf) return 0;
+    if (avro_typeof(wf) == AVRO_BYTES) return 1;
+    if (avro_typeof(wf) != AVRO_UNION) return 0;
+    int bytes = 0, string = 0;
+    for (size_t i = 0; i < avro_schema_union_size(wf); i++) {
+        avro_type_t t = avro_typeof(deref(avro_schema_union_branch(wf, (int)i)));
+        bytes |= t == AVRO_BYTES;
+        string |= t == AVRO_STRING;
+    }
+    return bytes && !string;
+}
+
+/* The reader field's schema with its string replaced by bytes (a new reference). */
+static avro_schema_t bytes_variant(const rfield *f)
+{
+    if (!f->is_union) return avro_schema_bytes();
+    avro_schema_t u = avro_schema_union();
+    avro_schema_t src = deref(f->schema);
+    for (size_t i = 0; i < avro_schema_union_size(src); i++) {
+        avro_schema_t b = avro_schema_union_branch(src, (int)i);
+        if ((int)i == f->value_branch) {
+            avro_schema_t bytes = avro_schema_bytes();
+            avro_schema_union_append(u, bytes);
+            avro_schema_decref(bytes);
+        } else {
+            avro_schema_union_append(u, b);
+        }
+    }
+    return u;
+}
+
+/* Builds the entry of a writer schema. Always returns an entry; !ok when the writer
+ * cannot be resolved to the reader. */
+static wentry *wentry_build(tl_codec *c, int32_t id, avro_schema_t writer)
+{
+    wentry *w = tl_xcalloc(1, sizeof(*w));
+    w->id = id;
+    w->writer = avro_schema_incref(writer);
+    w->ok = 1;
+    avro_schema_t ws = deref(writer);
+    if (avro_typeof(ws) != AVRO_RECORD) {
+        wentry_incompatible(w, "writer schema id %d is not a record (its type is %s)",
+                            (int)id, avro_schema_type_name(ws));
+        return w;
+    }
+    if (strcmp(avro_schema_name(ws), avro_schema_name(c->reader)) != 0) {
+        wentry_incompatible(w, "writer schema id %d is record %s, not %s", (int)id,
+                            avro_schema_name(ws), avro_schema_name(c->reader));
+        return w;
+    }
+
+    w->proj_field = tl_xcalloc((size_t)c->nf + 1, sizeof(*w->proj_field));
+    w->missing = tl_xcalloc((size_t)c->nf + 1, 1);
+    w->proj = avro_schema_record(avro_schema_name(c->reader), avro_schema_namespace(c->reader));
+    for (int i = 0; i < c->nf; i++) {
+        rfield *f = &c->f[i];
+        if (avro_schema_record_field_get_index(ws, f->name) < 0) {
+            if (!f->dflt) {
+                wentry_incompatible(w, "writer schema id %d has no field %s, and the reader "
+                                    "schema gives it no default", (int)id, f->name);
+                return w;
+            }
+            w->missing[i] = 1;
+            continue;
+        }
+        /* bytes written, string read: Avro promotes; avro-c does not, so the reader
+         * view of this field takes bytes where the reader has string. */
+        avro_schema_t ftype = f->schema, made = NULL;
+        if (f->base == AVRO_STRING && writer_sends_bytes(avro_schema_record_field_get(ws, f->name)))
+            ftype = made = bytes_variant(f);
+        int arc = avro_schema_record_field_append(w->proj, f->name, ftype);
+        if (made) avro_schema_decref(made);
+        if (arc != 0) {
+            wentry_incompatible(w, "cannot build the reader view of schema id %d: %s",
+                                (int)id, avro_strerror());
+            return w;
+        }
+        w->proj_field[w->nproj++] = i;
+    }
+
+    w->resolver = avro_resolved_writer_new(ws, w->proj);
+    if (!w->resolver) {
+        wentry_incompatible(w, "writer schema id %d does not resolve to the reader schema: %s",
+                            (int)id, avro_strerror());
+        return w;
+    }
+    w->gen_iface = avro_generic_class_from_schema(w->proj);
+    if (!w->gen_iface || avro_generic_value_new(w->gen_iface, &w->gen) != 0) {
+        wentry_incompatible(w, "cannot allocate a reader value for schema id %d: %s", (int)id,
+                            avro_strerror());
+        return w;
+    }
+    if (avro_resolved_writer_new_value(w->resolver, &w->rw) != 0) {
+        avro_value_decref(&w->gen);
+        wentry_incompatible(w, "cannot allocate a resolver value for schema id %d: %s",
+                            (int)id, avro_strerror());
+        return w;
+    }
+    w->have_values = 1;
+    avro_resolved_writer_set_dest(&w->rw, &w->gen);
+
+    /* Writer enum index -> event type, by symbol name. */
+    if (!w->missing[c->slot_field[S_TYPE]]) {
+        int ambiguous;
+        avro_schema_t we = writer_type_enum(ws, &ambiguous);
+        if (!we || ambiguous) {
+            wentry_incompatible(w, "writer schema id %d: field type is not one enum", (int)id);
+            return w;
+        }
+        avro_schema_t re = c->f[c->slot_field[S_TYPE]].base_schema;
+        w->nwtype = avro_schema_enum_number_of_symbols(we);
+        w->wtype = tl_xcalloc((size_t)w->nwtype + 1, sizeof(*w->wtype));
+        w->wsym = tl_xcalloc((size_t)w->nwtype + 1, sizeof(*w->wsym));
+        for (int k = 0; k < w->nwtype; k++) {
+            const char *sym = avro_schema_enum_get(we, k);
+            w->wsym[k] = sym;
+            w->wtype[k] = avro_schema_enum_get_by_name(re, sym) >= 0
+                              ? tl_event_type_parse(sym, strlen(sym))
+                              : -1;
+        }
+    }
+    return w;
+}
+
+static wentry *cache_find(tl_codec *c, int32_t id)
+{
+    if (!c->cap) return NULL;
+    for (size_t i = ((uint32_t)id * 2654435761u) & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+        if (!c->tab[i]) return NULL;
+        if (c->tab[i]->id == id) return c->tab[i];
+    }
+}
+
+static void cache_insert(tl_codec *c, wentry *w)
+{
+    if ((c->n + 1) * 2 > c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        wentry **nt = tl_xcalloc(ncap, sizeof(*nt));
+        for (size_t i = 0; i < c->cap; i++) {
+            if (!c->tab[i]) continue;
+            size_t j = ((uint32_t)c->tab[i]->id * 2654435761u) & (ncap - 1);
+            while (nt[j]) j = (j + 1) & (ncap - 1);
+            nt[j] = c->tab[i];
+        }
+        free(c->tab);
+        c->tab = nt;
+        c->cap = ncap;
+    }
+    size_t j = ((uint32_t)w->id * 2654435761u) & (c->cap - 1);
+    while (c->tab[j]) j = (j + 1) & (c->cap - 1);
+    c->tab[j] = w;
+    c->n++;
+}
+
+/* ------------------------------------------------------------------ public */
+
+tl_codec *tl_codec_new(tl_schema_store *store, const char *reader_schema_path, char *err,
+                       size_t errlen)
+{
+    tl_codec *c = tl_xcalloc(1, sizeof(*c));
+    c->store = store;
+    c->max_bytes = TL_CODEC_DEFAULT_MAX_BYTES;
+    tl_arena_init(&c->json_arena, 4096);
+    c->reader_path = tl_xstrdup(reader_schema_path);
+    if (load_reader(c, reader_schema_path, err, errlen) != 0) goto fail;
+    c->areader = avro_reader_memory("", 0);
+    if (!c->areader) {
+        snprintf(err, errlen, "cannot create an Avro memory reader: %s", avro_strerror());
+        goto fail;
+    }
+    return c;
+fail:
+    tl_codec_destroy(c);
+    return NULL;
+}
+
+void tl_codec_destroy(tl_codec *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < c->cap; i++) wentry_free(c->tab[i]);
+    free(c->tab);
+    if (c->areader) avro_reader_free(c->areader);
+    if (c->reader) avro_schema_decref(c->reader);
+    free(c->f);
+    free(c->reader_path);
+    tl_arena_destroy(&c->json_arena);
+    free(c);
+}
+
+void tl_codec_set_max_bytes(tl_codec *c, size_t max) { c->max_bytes = max; }
+
+static int bad(tl_dlq_reason *reason, tl_dlq_reason r, char *err, size_t errlen,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int bad(tl_dlq_reason *reason, tl_dlq_reason r, char *err, size_t errlen,
+               const char *fmt, ...)
+{
+    if (reason) *reason = r;
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return TL_CODEC_BAD;
+}
+
+static const char *str_get(const tl_event *ev, slot s)
+{
+    switch (s) {
+    case S_EVENT_ID: return ev->event_id;
+    case S_USER_ID: return ev->user_id;
+    case S_ITEM_ID: return ev->item_id;
+    case S_CATEGORY_ID: return ev->category_id;
+    case S_CHANNEL: return ev->channel;
+    default: return NULL;
+    }
+}
+
+static const char **str_slot(tl_event *ev, slot s)
+{
+    switch (s) {
+    case S_EVENT_ID: return &ev->event_id;
+    case S_USER_ID: return &ev->user_id;
+    case S_ITEM_ID: return &ev->item_id;
+    case S_CATEGORY_ID: return &ev->category_id;
+    case S_CHANNEL: return &ev->channel;
+    default: return NULL;
+    }
+}
+
+/* Sets the slot of field f to its (already validated) default. */
+static void apply_default(const rfield *f, tl_event *ev, tl_arena *a)
+{
+    const tl_json *d = f->dflt;
+    const char **sp = str_slot(ev, f->slot);
+    if (sp) {
+        *sp = d->type == TL_JSON_STRING ? tl_arena_strndup(a, d->str, d->len) : NULL;
+        return;
+    }
+    int null = d->type == TL_JSON_NULL;
+    switch (f->slot) {
+    case S_TYPE: ev->type = (tl_event_type)tl_event_type_parse(d->str, d->len); break;
+    case S_TS: ev->ts = null ? 0 : d->i; break;
+    case S_DWELL: ev->has_dwell = !null; ev->dwell_ms = null ? 0 : (int32_t)d->i; break;
+    case S_VALUE: ev->has_value = !null; ev->value = null ? 0 : d->num; break;
+    case S_PROPENSITY: ev->has_propensity = !null; ev->propensity = null ? 0 : d->num; break;
+    default: break;
+    }
+}
+
+/* Copies one field of the decoded reader value into ev. */
+static int extract(tl_codec *c, wentry *w, const rfield *f, avro_value_t *v, tl_event *ev,
+                   tl_arena *a, tl_dlq_reason *reason, char *err, size_t errlen)
+{
+    int null = 0;
+    avro_value_t branch;
+    if (f->is_union) {
+        int d;
+        if (avro_value_get_discriminant(v, &d) != 0) goto avro_fail;
+        if (d == f->null_branch) {
+            null = 1;
+        } else {
+            if (avro_value_get_current_branch(v, &branch) != 0) goto avro_fail;
+            v = &branch;
+        }
+    }
+    const char **sp = str_slot(ev, f->slot);
+    if (sp) {
+        const char *s;
+        size_t n;
+        if (null) {
+            *sp = NULL;
+        } else if (avro_value_get_type(v) == AVRO_BYTES) {
+            const void *p;
+            if (avro_value_get_bytes(v, &p, &n) != 0) goto avro_fail;
+            *sp = tl_arena_strndup(a, p, n);
+        } else {
+            if (avro_value_get_string(v, &s, &n) != 0) goto avro_fail;
+            *sp = tl_arena_strndup(a, s, n ? n - 1 : 0);
+        }
+        return 0;
+    }
+    int32_t i32;
+    int64_t i64;
+    double d64;
+    float f32;
+    int e;
+    switch (f->slot) {
+    case S_TYPE:
+        if (avro_value_get_enum(v, &e) != 0) goto avro_fail;
+        if (e < 0 || e >= w->nwtype)
+            return bad(reason, TL_DLQ_MALFORMED, err, errlen, "event type index %d out of range "
+                       "(schema id %d)", e, (int)w->id);
+        if (w->wtype[e] < 0)
+            return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
+                       "event type %s (writer schema id %d) is not in the reader schema",
+                       w->wsym[e], (int)w->id);
+        ev->type = (tl_event_type)w->wtype[e];
+        return 0;
+    case S_TS:
+        if (f->base == AVRO_INT64) {
+            if (avro_value_get_long(v, &i64) != 0) goto avro_fail;
+        } else {
+            if (avro_value_get_int(v, &i32) != 0) goto avro_fail;
+            i64 = i32;
+        }
+        ev->ts = i64;
+        return 0;
+    case S_DWELL:
+        ev->has_dwell = !null;
+        ev->dwell_ms = 0;
+        if (null) return 0;
+        if (f->base == AVRO_INT64) {
+            if (avro_value_get_long(v, &i64) != 0) goto avro_fail;
+            if (i64 < INT32_MIN || i64 > INT32_MAX)
+                return bad(reason, TL_DLQ_BAD_VALUE, err, errlen,
+                           "dwell_ms %lld is out of range", (long long)i64);
+            ev->dwell_ms = (int32_t)i64;
+        } else {
+            if (avro_value_get_int(v, &i32) != 0) goto avro_fail;
+            ev->dwell_ms = i32;
+        }
+        return 0;
+    case S_VALUE:
+    case S_PROPENSITY:
+        d64 = 0;
+        if (!null) {
+            if (f->base == AVRO_DOUBLE) {
+                if (avro_value_get_double(v, &d64) != 0) goto avro_fail;
+            } else {
+                if (avro_value_get_float(v, &f32) != 0) goto avro_fail;
+                d64 = f32;
+            }
+        }
+        if (f->slot == S_VALUE) {
+            ev->has_value = !null;
+            ev->value = d64;
+        } else {
+            ev->has_propensity = !null;
+            ev->propensity = d64;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+avro_fail:
+    return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
+               "field %s (writer schema id %d) cannot be read as the reader's type: %s",
+               f->name, (int)w->id, avro_strerror());
+}
+
+int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_arena *a,
+                    tl_dlq_reason *reason, char *err, size_t errlen)
+{
+    const uint8_t *b = buf;
+    if (len > c->max_bytes)
+        return bad(reason, TL_DLQ_OVERSIZED, err, errlen,
+                   "record of %zu bytes exceeds the limit of %zu bytes", len, c->max_bytes);
+    if (!b || len < TL_CODEC_FRAME_HEADER)
+        return bad(reason, TL_DLQ_NOT_FRAMED, err, errlen,
+                   "record of %zu bytes is shorter than the 5-byte schema registry header",
+                   len);
+    if (b[0] != 0)
+        return bad(reason, TL_DLQ_NOT_FRAMED, err, errlen,
+                   "record starts with byte 0x%02x, not the schema registry magic byte 0",
+                   b[0]);
+    int32_t id = (int32_t)(((uint32_t)b[1] << 24) | ((uint32_t)b[2] << 16) |
+                           ((uint32_t)b[3] << 8) | (uint32_t)b[4]);
+
+    wentry *w = cache_find(c, id);
+    if (!w) {
+        avro_schema_t writer;
+        char serr[512];
+        int rc = tl_schema_store_get(c->store, id, &writer, serr, sizeof(serr));
+        if (rc == TL_SCHEMA_NOT_FOUND)
+            return bad(reason, TL_DLQ_UNKNOWN_SCHEMA, err, errlen, "%s", serr);
+        if (rc == TL_SCHEMA_INVALID)
+            return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen, "%s", serr);
+        if (rc != TL_SCHEMA_OK) {
+            bad(reason, TL_DLQ_UNKNOWN_SCHEMA, err, errlen, "%s", serr);
+            return TL_CODEC_RETRY;
+        }
+        w = wentry_build(c, id, writer);
+        cache_insert(c, w);
+    }
+    if (!w->ok) return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen, "%s", w->msg);
+
+    size_t body_len = len - TL_CODEC_FRAME_HEADER;
+    cursor cur = {.p = b + TL_CODEC_FRAME_HEADER, .start = b + TL_CODEC_FRAME_HEADER,
+                  .end = b + len, .items_left = body_len + 1024};
+    if (check_value(&cur, w->writer, 0) != 0)
+        return bad(reason, TL_DLQ_MALFORMED, err, errlen,
+                   "Avro body (schema id %d) is malformed: %s at byte %zu of %zu", (int)id,
+                   cur.what, (size_t)(cur.p - cur.start), body_len);
+    if (cur.p != cur.end)
+        return bad(reason, TL_DLQ_MALFORMED, err, errlen,
+                   "Avro body (schema id %d) has %zu trailing bytes after the record",
+                   (int)id, (size_t)(cur.end - cur.p));
+
+    avro_reader_memory_set_source(c->areader, (const char *)cur.start, (int64_t)body_len);
+    if (avro_value_read(c->areader, &w->rw) != 0)
+        return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
+                   "record (schema id %d) cannot be resolved to the reader schema: %s",
+                   (int)id, avro_strerror());
+
+    int32_t partition = ev->partition;
+    int64_t offset = ev->offset;
+    memset(ev, 0, sizeof(*ev));
+    ev->partition = partition;
+    ev->offset = offset;
+    for (int k = 0; k < w->nproj; k++) {
+        avro_value_t fv;
+        const rfield *f = &c->f[w->proj_field[k]];
+        if (avro_value_get_by_index(&w->gen, (size_t)k, &fv, NULL) != 0)
+            return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
+                       "record (schema id %d) lacks field %s after resolution: %s", (int)id,
+                       f->name, avro_strerror());
+        if (extract(c, w, f, &fv, ev, a, reason, err, errlen) != 0) return TL_CODEC_BAD;
+    }
+    for (int i = 0; i < c->nf; i++)
+        if (w->missing[i]) apply_default(&c->f[i], ev, a);
+    return TL_CODEC_OK;
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+static void put_long(tl_buf *out, int64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    while (u >= 0x80) {
+        tmp[n++] = (uint8_t)(u | 0x80);
+        u >>= 7;
+    }
+    tmp[n++] = (uint8_t)u;
+    tl_buf_append(out, tmp, n);
+}
+
+static void put_string(tl_buf *out, const char *s)
+{
+    size_t n = strlen(s);
+    put_long(out, (int64_t)n);
+    tl_buf_append(out, s, n);
+}
+
+static void put_double(tl_buf *out, double d)
+{
+    uint64_t u;
+    uint8_t tmp[8];
+    memcpy(&u, &d, 8);
+    for (int i = 0; i < 8; i++) tmp[i] = (uint8_t)(u >> (8 * i));
+    tl_buf_append(out, tmp, 8);
+}
+
+static void put_float(tl_buf *out, float f)
+{
+    uint32_t u;
+    uint8_t tmp[4];
+    memcpy(&u, &f, 4);
+    for (int i = 0; i < 4; i++) tmp[i] = (uint8_t)(u >> (8 * i));
+    tl_buf_append(out, tmp, 4);
+}
+
+int tl_codec_encode_event(tl_codec *c, int32_t schema_id, const tl_event *ev, tl_buf *out)
+{
+    if ((unsigned)ev->type >= TL_EVENT_TYPE_COUNT || c->type_symbol[ev->type] < 0) return -1;
+    if (!ev->event_id || !ev->user_id || !ev->item_id) return -1;
+    size_t start = out->len;
+    uint8_t hdr[TL_CODEC_FRAME_HEADER] = {0, (uint8_t)((uint32_t)schema_id >> 24),
+                                          (uint8_t)((uint32_t)schema_id >> 16),
+                                          (uint8_t)((uint32_t)schema_id >> 8),
+                                          (uint8_t)schema_id};
+    tl_buf_append(out, hdr, sizeof(hdr));
+    for (int i = 0; i < c->nf; i++) {
+        const rfield *f = &c->f[i];
+        const char *sv = str_get(ev, f->slot);
+        int present;
+        switch (f->slot) {
+        case S_DWELL: present = ev->has_dwell; break;
+        case S_VALUE: present = ev->has_value; break;
+        case S_PROPENSITY: present = ev->has_propensity; break;
+        case S_OTHER: present = 0; break;
+        case S_TYPE: case S_TS: present = 1; break;
+        default: present = sv != NULL; break;
+        }
+        if (!present) {
+            if (f->null_branch < 0) goto fail;
+            put_long(out, f->null_branch);
+            continue;
+        }
+        if (f->is_union) put_long(out, f->value_branch);
+        switch (f->slot) {
+        case S_TYPE: put_long(out, c->type_symbol[ev->type]); break;
+        case S_TS:
+            if (f->base == AVRO_INT32 && (ev->ts < INT32_MIN || ev->ts > INT32_MAX)) goto fail;
+            put_long(out, ev->ts);
+            break;
+        case S_DWELL: put_long(out, ev->dwell_ms); break;
+        case S_VALUE:
+        case S_PROPENSITY: {
+            double d = f->slot == S_VALUE ? ev->value : ev->propensity;
+            if (f->base == AVRO_FLOAT) put_float(out, (float)d);
+            else put_double(out, d);
+            break;
+        }
+        default: put_string(out, sv); break;
+        }
+    }
+    return 0;
+fail:
+    out->len = start;
+    if (out->data) out->data[start] = '\0';
+    return -1;
+}
+
+/* -------------------------------------------------------------- validation */
+
+int tl_event_validate(const tl_event *ev, int64_t min_ts, int64_t max_ts,
+                      tl_dlq_reason *reason, char *err, size_t errlen)
+{
+    static const struct { const char *name; size_t off; } req[] = {
+        {"event_id", offsetof(tl_event, event_id)},
+        {"user_id", offsetof(tl_event, user_id)},
+        {"item_id", offsetof(tl_event, item_id)},
+    };
+    for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
+        const char *s = *(const char *const *)((const char *)ev + req[i].off);
+        if (!s || !*s)
+            return bad(reason, TL_DLQ_MISSING_FIELD, err, errlen, "required field %s is %s",
+                       req[i].name, s ? "empty" : "missing");
+    }
+    if (ev->ts < min_ts || ev->ts > max_ts)
+        return bad(reason, TL_DLQ_BAD_TIMESTAMP, err, errlen,
+                   "ts %lld is outside the accepted range [%lld, %lld]", (long long)ev->ts,
+                   (long long)min_ts, (long long)max_ts);
+    if ((unsigned)ev->type >= TL_EVENT_TYPE_COUNT)
+        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "event type %d is out of range",
+                   (int)ev->type);
+    if (ev->has_dwell && ev->dwell_ms < 0)
+        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "dwell_ms %d is negative",
+                   (int)ev->dwell_ms);
+    if (ev->has_value && !isfinite(ev->value))
+        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "value %g is not a finite number",
+                   ev->value);
+    if (ev->has_propensity && !isfinite(ev->propensity))
+        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen,
+                   "propensity %g is not a finite number", ev->propensity);
+    if (ev->has_propensity && !(ev->propensity > 0 && ev->propensity <= 1))
+        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen,
+                   "propensity %g is outside (0, 1]", ev->propensity);
+    return 0;
+}

@@ -1,0 +1,1152 @@
+/*
+ * test_codec.c -- ingest/codec and ingest/jsonl_event: Confluent framing, encode ->
+ * decode round trips, the hand-written encoder checked byte for byte against avro-c,
+ * schema resolution from older, newer and reordered writer schemas (real schema files
+ * in a temporary schema.dir), every dead-letter reason, random and truncated inputs
+ * (run the sanitizer build to make "never crashes, never leaks" meaningful), event
+ * validation, and the JSON-lines form of an event.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <avro.h>
+
+#include "core/arena.h"
+#include "core/util.h"
+#include "ingest/codec.h"
+#include "ingest/schema_store.h"
+
+#define READER TALLY_SCHEMA_DIR "/1-behavior_event.avsc"
+
+/* ---------------------------------------------------------- writer schemas */
+
+#define ENUM_TYPE                                                                         \
+    "{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":[\"IMPRESSION\",\"BROWSE\","   \
+    "\"CLICK\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\"]}"
+
+/* Before channel and propensity existed. */
+static const char *OLD_SCHEMA =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"category_id\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"type\",\"type\":" ENUM_TYPE "},"
+    "{\"name\":\"ts\",\"type\":\"long\"},"
+    "{\"name\":\"dwell_ms\",\"type\":[\"null\",\"int\"],\"default\":null},"
+    "{\"name\":\"value\",\"type\":[\"null\",\"double\"],\"default\":null}]}";
+
+/* A newer producer: a new enum symbol, and new fields of several shapes. */
+static const char *NEW_SCHEMA =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
+    "{\"name\":\"session_id\",\"type\":\"string\"},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"category_id\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":["
+    "\"IMPRESSION\",\"BROWSE\",\"CLICK\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\",\"SHARE\"]}},"
+    "{\"name\":\"ts\",\"type\":\"long\"},"
+    "{\"name\":\"channel\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"dwell_ms\",\"type\":[\"null\",\"int\"],\"default\":null},"
+    "{\"name\":\"value\",\"type\":[\"null\",\"double\"],\"default\":null},"
+    "{\"name\":\"propensity\",\"type\":[\"null\",\"double\"],\"default\":null},"
+    "{\"name\":\"tags\",\"type\":{\"type\":\"array\",\"items\":\"string\"}},"
+    "{\"name\":\"attrs\",\"type\":{\"type\":\"map\",\"values\":\"long\"}},"
+    "{\"name\":\"device\",\"type\":{\"type\":\"record\",\"name\":\"Device\",\"fields\":["
+    "{\"name\":\"os\",\"type\":\"string\"},{\"name\":\"mobile\",\"type\":\"boolean\"},"
+    "{\"name\":\"hash\",\"type\":{\"type\":\"fixed\",\"name\":\"H4\",\"size\":4}}]}}]}";
+
+/* Same fields, different order, reversed enum, narrower types (promoted by the reader:
+ * int ts, float value, long propensity, bytes channel), category_id not nullable. */
+static const char *REORDERED_SCHEMA =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"ts\",\"type\":\"int\"},"
+    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":["
+    "\"PURCHASE\",\"ADD_TO_CART\",\"FAVORITE\",\"CLICK\",\"BROWSE\",\"IMPRESSION\"]}},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
+    "{\"name\":\"event_id\",\"type\":\"string\"},"
+    "{\"name\":\"category_id\",\"type\":\"string\"},"
+    "{\"name\":\"value\",\"type\":[\"null\",\"float\"],\"default\":null},"
+    "{\"name\":\"channel\",\"type\":[\"null\",\"bytes\"],\"default\":null},"
+    "{\"name\":\"propensity\",\"type\":\"long\"},"
+    "{\"name\":\"dwell_ms\",\"type\":\"int\"}]}";
+
+static const char *NO_USER_SCHEMA =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"}]}";
+
+static const char *INT_USER_SCHEMA =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"int\"},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"}]}";
+
+static const char *OTHER_RECORD_SCHEMA =
+    "{\"type\":\"record\",\"name\":\"Pageview\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"}]}";
+
+static const char *UNION_INT_SCHEMA =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"category_id\",\"type\":[\"null\",\"string\",\"int\"],\"default\":null},"
+    "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"}]}";
+
+static const char *STRING_TYPE_SCHEMA =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"type\",\"type\":\"string\"},{\"name\":\"ts\",\"type\":\"long\"}]}";
+
+enum {
+    ID_READER = 1, ID_OLD = 10, ID_NEW = 11, ID_REORDERED = 14, ID_NO_USER = 12,
+    ID_INT_USER = 13, ID_OTHER = 15, ID_STRING = 16, ID_UNION_INT = 17, ID_STRING_TYPE = 18,
+};
+
+static char tmpdir[256];
+static tl_schema_store *store;
+static tl_codec *codec;
+static tl_arena arena;
+
+static void write_file(const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    tl_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) tl_buf_append(&b, chunk, n);
+    fclose(f);
+    return b.data;
+}
+
+static int setup(void **state)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tally-test-codec-XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    char *reader = slurp(READER);
+    write_file("1-behavior_event.avsc", reader);
+    free(reader);
+    write_file("10-old.avsc", OLD_SCHEMA);
+    write_file("11-new.avsc", NEW_SCHEMA);
+    write_file("14-reordered.avsc", REORDERED_SCHEMA);
+    write_file("12-no_user.avsc", NO_USER_SCHEMA);
+    write_file("13-int_user.avsc", INT_USER_SCHEMA);
+    write_file("15-other.avsc", OTHER_RECORD_SCHEMA);
+    write_file("16-string.avsc", "\"string\"");
+    write_file("17-union_int.avsc", UNION_INT_SCHEMA);
+    write_file("18-string_type.avsc", STRING_TYPE_SCHEMA);
+    char err[512];
+    tl_schema_store_opts o = {.dir = tmpdir};
+    store = tl_schema_store_new(&o, err, sizeof(err));
+    if (!store) fail_msg("%s", err);
+    codec = tl_codec_new(store, READER, err, sizeof(err));
+    if (!codec) fail_msg("%s", err);
+    tl_arena_init(&arena, 4096);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    tl_codec_destroy(codec);
+    tl_schema_store_destroy(store);
+    tl_arena_destroy(&arena);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static tl_event full_event(void)
+{
+    tl_event ev = {
+        .event_id = "e-1", .user_id = "u-42", .item_id = "i-9", .category_id = "c-3",
+        .channel = "search", .type = TL_ADD_TO_CART, .ts = 1700000000123LL, .dwell_ms = 1500,
+        .value = 19.99, .propensity = 0.25, .has_dwell = 1, .has_value = 1,
+        .has_propensity = 1,
+    };
+    return ev;
+}
+
+static tl_event sparse_event(void)
+{
+    tl_event ev = {.event_id = "e-2", .user_id = "u-7", .item_id = "i-1", .type = TL_PURCHASE,
+                   .ts = -5};
+    return ev;
+}
+
+static void assert_str_eq_or_null(const char *a, const char *b)
+{
+    if (!a || !b) assert_ptr_equal(a, b);
+    else assert_string_equal(a, b);
+}
+
+static void assert_events_equal(const tl_event *a, const tl_event *b)
+{
+    assert_str_eq_or_null(a->event_id, b->event_id);
+    assert_str_eq_or_null(a->user_id, b->user_id);
+    assert_str_eq_or_null(a->item_id, b->item_id);
+    assert_str_eq_or_null(a->category_id, b->category_id);
+    assert_str_eq_or_null(a->channel, b->channel);
+    assert_int_equal(a->type, b->type);
+    assert_int_equal(a->ts, b->ts);
+    assert_int_equal(a->has_dwell, b->has_dwell);
+    if (a->has_dwell) assert_int_equal(a->dwell_ms, b->dwell_ms);
+    assert_int_equal(a->has_value, b->has_value);
+    if (a->has_value) assert_true(a->value == b->value);
+    assert_int_equal(a->has_propensity, b->has_propensity);
+    if (a->has_propensity) assert_true(a->propensity == b->propensity);
+}
+
+static int decode(const tl_buf *b, tl_event *ev, tl_dlq_reason *reason, char *err, size_t n)
+{
+    return tl_codec_decode(codec, b->data, b->len, ev, &arena, reason, err, n);
+}
+
+/* Decoding fails with reason r and a message containing want. */
+static void decode_fails(const void *buf, size_t len, tl_dlq_reason r, const char *want)
+{
+    tl_event ev = {0};
+    tl_dlq_reason reason = TL_DLQ_REASON_COUNT;
+    char err[512] = "";
+    int rc = tl_codec_decode(codec, buf, len, &ev, &arena, &reason, err, sizeof(err));
+    if (rc != TL_CODEC_BAD) fail_msg("decode returned %d, expected -1 (%s)", rc, want);
+    if (reason != r)
+        fail_msg("reason %s (%s), expected %s", tl_dlq_reason_name(reason), err,
+                 tl_dlq_reason_name(r));
+    if (want && !strstr(err, want)) fail_msg("error \"%s\" lacks \"%s\"", err, want);
+}
+
+/* avro-c helpers: set a field by name, choosing the union branch of the given type. */
+static avro_value_t field_for(avro_value_t *rec, const char *name, avro_type_t t)
+{
+    avro_value_t f, b;
+    if (avro_value_get_by_name(rec, name, &f, NULL) != 0) fail_msg("no field %s", name);
+    if (avro_value_get_type(&f) != AVRO_UNION) return f;
+    avro_schema_t u = avro_value_get_schema(&f);
+    for (size_t i = 0; i < avro_schema_union_size(u); i++) {
+        if (avro_typeof(avro_schema_union_branch(u, (int)i)) == t) {
+            assert_int_equal(avro_value_set_branch(&f, (int)i, &b), 0);
+            return b;
+        }
+    }
+    fail_msg("field %s has no branch of type %d", name, (int)t);
+    return f;
+}
+
+static void set_str(avro_value_t *rec, const char *name, const char *v)
+{
+    avro_value_t f = field_for(rec, name, v ? AVRO_STRING : AVRO_NULL);
+    if (v) assert_int_equal(avro_value_set_string(&f, v), 0);
+    else assert_int_equal(avro_value_set_null(&f), 0);
+}
+
+static void set_null(avro_value_t *rec, const char *name)
+{
+    avro_value_t f = field_for(rec, name, AVRO_NULL);
+    assert_int_equal(avro_value_set_null(&f), 0);
+}
+
+static void set_long(avro_value_t *rec, const char *name, int64_t v)
+{
+    avro_value_t f = field_for(rec, name, AVRO_INT64);
+    assert_int_equal(avro_value_set_long(&f, v), 0);
+}
+
+static void set_int(avro_value_t *rec, const char *name, int32_t v)
+{
+    avro_value_t f = field_for(rec, name, AVRO_INT32);
+    assert_int_equal(avro_value_set_int(&f, v), 0);
+}
+
+static void set_double(avro_value_t *rec, const char *name, double v)
+{
+    avro_value_t f = field_for(rec, name, AVRO_DOUBLE);
+    assert_int_equal(avro_value_set_double(&f, v), 0);
+}
+
+static void set_float(avro_value_t *rec, const char *name, float v)
+{
+    avro_value_t f = field_for(rec, name, AVRO_FLOAT);
+    assert_int_equal(avro_value_set_float(&f, v), 0);
+}
+
+static void set_enum(avro_value_t *rec, const char *name, const char *symbol)
+{
+    avro_value_t f = field_for(rec, name, AVRO_ENUM);
+    int idx = avro_schema_enum_get_by_name(avro_value_get_schema(&f), symbol);
+    assert_true(idx >= 0);
+    assert_int_equal(avro_value_set_enum(&f, idx), 0);
+}
+
+typedef struct writer_rec {
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t v;
+} writer_rec;
+
+static void wr_begin(writer_rec *w, int32_t id)
+{
+    char err[256];
+    assert_int_equal(tl_schema_store_get(store, id, &w->schema, err, sizeof(err)), TL_SCHEMA_OK);
+    w->iface = avro_generic_class_from_schema(w->schema);
+    assert_non_null(w->iface);
+    assert_int_equal(avro_generic_value_new(w->iface, &w->v), 0);
+}
+
+/* Serialises the record with avro-c, framed with id, into out (replacing it). */
+static void wr_finish(writer_rec *w, int32_t id, tl_buf *out)
+{
+    size_t size = 0;
+    assert_int_equal(avro_value_sizeof(&w->v, &size), 0);
+    tl_buf_clear(out);
+    tl_buf_reserve(out, size + 5);
+    out->data[0] = 0;
+    out->data[1] = (char)(id >> 24);
+    out->data[2] = (char)(id >> 16);
+    out->data[3] = (char)(id >> 8);
+    out->data[4] = (char)id;
+    avro_writer_t aw = avro_writer_memory(out->data + 5, (int64_t)size);
+    assert_int_equal(avro_value_write(aw, &w->v), 0);
+    assert_int_equal(avro_writer_tell(aw), (int64_t)size);
+    avro_writer_free(aw);
+    out->len = size + 5;
+    avro_value_decref(&w->v);
+    avro_value_iface_decref(w->iface);
+}
+
+/* The full event written by avro-c with the reader schema itself. */
+static void avro_c_full(tl_buf *out)
+{
+    writer_rec w;
+    wr_begin(&w, ID_READER);
+    set_str(&w.v, "event_id", "e-1");
+    set_str(&w.v, "user_id", "u-42");
+    set_str(&w.v, "item_id", "i-9");
+    set_str(&w.v, "category_id", "c-3");
+    set_enum(&w.v, "type", "ADD_TO_CART");
+    set_long(&w.v, "ts", 1700000000123LL);
+    set_str(&w.v, "channel", "search");
+    set_int(&w.v, "dwell_ms", 1500);
+    set_double(&w.v, "value", 19.99);
+    set_double(&w.v, "propensity", 0.25);
+    wr_finish(&w, ID_READER, out);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_round_trip(void **state)
+{
+    tl_buf b = {0};
+    tl_event in[2] = {full_event(), sparse_event()};
+    for (int k = 0; k < 2; k++) {
+        tl_buf_clear(&b);
+        assert_int_equal(tl_codec_encode_event(codec, ID_READER, &in[k], &b), 0);
+        /* Framing: magic byte and big-endian id. */
+        assert_true(b.len > 5);
+        assert_memory_equal(b.data, "\0\0\0\0\1", 5);
+        tl_event out = {.partition = 3, .offset = 77};
+        tl_dlq_reason reason;
+        char err[256] = "";
+        if (decode(&b, &out, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+        assert_events_equal(&in[k], &out);
+        /* The source's coordinates are kept; strings are copies. */
+        assert_int_equal(out.partition, 3);
+        assert_int_equal(out.offset, 77);
+        assert_ptr_not_equal(out.event_id, in[k].event_id);
+        assert_int_equal(tl_event_validate(&out, INT64_MIN, INT64_MAX, &reason, err, sizeof(err)), 0);
+    }
+    /* The id is written big-endian. */
+    tl_event ev = full_event();
+    tl_buf_clear(&b);
+    assert_int_equal(tl_codec_encode_event(codec, 0x01020304, &ev, &b), 0);
+    assert_memory_equal(b.data, "\0\1\2\3\4", 5);
+    /* encode appends. */
+    size_t one = b.len;
+    assert_int_equal(tl_codec_encode_event(codec, 0x01020304, &ev, &b), 0);
+    assert_int_equal(b.len, 2 * one);
+    assert_memory_equal(b.data, b.data + one, one);
+
+    /* Empty strings, extreme numbers and non-ASCII survive. */
+    tl_event odd = {.event_id = "", .user_id = "\xe7\x94\xa8\xe6\x88\xb7", .item_id = "i",
+                    .category_id = "", .type = TL_IMPRESSION, .ts = INT64_MIN, .dwell_ms = INT32_MIN,
+                    .value = -1e308, .propensity = 5e-324, .has_dwell = 1, .has_value = 1,
+                    .has_propensity = 1};
+    tl_buf_clear(&b);
+    assert_int_equal(tl_codec_encode_event(codec, ID_READER, &odd, &b), 0);
+    tl_event out = {0};
+    tl_dlq_reason reason;
+    char err[256];
+    assert_int_equal(decode(&b, &out, &reason, err, sizeof(err)), 0);
+    assert_events_equal(&odd, &out);
+    tl_buf_free(&b);
+}
+
+static void test_encoder_matches_avro_c(void **state)
+{
+    /* Byte for byte: the hand-written encoder and avro-c agree. */
+    tl_buf mine = {0}, theirs = {0};
+    tl_event ev = full_event();
+    assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &mine), 0);
+    avro_c_full(&theirs);
+    assert_int_equal(mine.len, theirs.len);
+    assert_memory_equal(mine.data, theirs.data, mine.len);
+
+    writer_rec w;
+    wr_begin(&w, ID_READER);
+    set_str(&w.v, "event_id", "e-2");
+    set_str(&w.v, "user_id", "u-7");
+    set_str(&w.v, "item_id", "i-1");
+    set_null(&w.v, "category_id");
+    set_enum(&w.v, "type", "PURCHASE");
+    set_long(&w.v, "ts", -5);
+    set_null(&w.v, "channel");
+    set_null(&w.v, "dwell_ms");
+    set_null(&w.v, "value");
+    set_null(&w.v, "propensity");
+    wr_finish(&w, ID_READER, &theirs);
+    tl_event sp = sparse_event();
+    tl_buf_clear(&mine);
+    assert_int_equal(tl_codec_encode_event(codec, ID_READER, &sp, &mine), 0);
+    assert_int_equal(mine.len, theirs.len);
+    assert_memory_equal(mine.data, theirs.data, mine.len);
+
+    /* And avro-c reads what the codec writes. */
+    avro_schema_t reader;
+    char err[256];
+    assert_int_equal(tl_schema_store_get(store, ID_READER, &reader, err, sizeof(err)), 0);
+    avro_value_iface_t *iface = avro_generic_class_from_schema(reader);
+    avro_value_t v, f, br;
+    assert_int_equal(avro_generic_value_new(iface, &v), 0);
+    tl_buf_clear(&mine);
+    assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &mine), 0);
+    avro_reader_t r = avro_reader_memory(mine.data + 5, (int64_t)mine.len - 5);
+    assert_int_equal(avro_value_read(r, &v), 0);
+    char extra;
+    assert_int_not_equal(avro_read(r, &extra, 1), 0);   /* all bytes consumed */
+    const char *s;
+    size_t n;
+    assert_int_equal(avro_value_get_by_name(&v, "user_id", &f, NULL), 0);
+    assert_int_equal(avro_value_get_string(&f, &s, &n), 0);
+    assert_string_equal(s, "u-42");
+    assert_int_equal(avro_value_get_by_name(&v, "propensity", &f, NULL), 0);
+    assert_int_equal(avro_value_get_current_branch(&f, &br), 0);
+    double d;
+    assert_int_equal(avro_value_get_double(&br, &d), 0);
+    assert_true(d == 0.25);
+    int e;
+    assert_int_equal(avro_value_get_by_name(&v, "type", &f, NULL), 0);
+    assert_int_equal(avro_value_get_enum(&f, &e), 0);
+    assert_string_equal(avro_schema_enum_get(avro_value_get_schema(&f), e), "ADD_TO_CART");
+    avro_reader_free(r);
+    avro_value_decref(&v);
+    avro_value_iface_decref(iface);
+    tl_buf_free(&mine);
+    tl_buf_free(&theirs);
+}
+
+static void test_encode_refuses(void **state)
+{
+    tl_buf b = {0};
+    tl_buf_puts(&b, "keep");
+    tl_event ev = full_event();
+    ev.user_id = NULL;
+    assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &b), -1);
+    ev = full_event();
+    ev.type = TL_EVENT_TYPE_COUNT;
+    assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &b), -1);
+    assert_string_equal(b.data, "keep");
+    assert_int_equal(b.len, 4);
+    tl_buf_free(&b);
+}
+
+static void test_old_writer(void **state)
+{
+    writer_rec w;
+    tl_buf b = {0};
+    wr_begin(&w, ID_OLD);
+    set_str(&w.v, "event_id", "e-old");
+    set_str(&w.v, "user_id", "u-1");
+    set_str(&w.v, "item_id", "i-1");
+    set_str(&w.v, "category_id", "c-1");
+    set_enum(&w.v, "type", "CLICK");
+    set_long(&w.v, "ts", 1600000000000LL);
+    set_int(&w.v, "dwell_ms", 700);
+    set_double(&w.v, "value", 2.5);
+    wr_finish(&w, ID_OLD, &b);
+
+    tl_event ev = {0};
+    tl_dlq_reason reason;
+    char err[256] = "";
+    if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+    tl_event want = {.event_id = "e-old", .user_id = "u-1", .item_id = "i-1",
+                     .category_id = "c-1", .type = TL_CLICK, .ts = 1600000000000LL,
+                     .dwell_ms = 700, .has_dwell = 1, .value = 2.5, .has_value = 1};
+    /* channel and propensity take their defaults (null). */
+    assert_events_equal(&want, &ev);
+    assert_null(ev.channel);
+    assert_false(ev.has_propensity);
+
+    /* A second record reuses the cached resolver and values. */
+    wr_begin(&w, ID_OLD);
+    set_str(&w.v, "event_id", "e-old2");
+    set_str(&w.v, "user_id", "u-2");
+    set_str(&w.v, "item_id", "i-2");
+    set_null(&w.v, "category_id");
+    set_enum(&w.v, "type", "IMPRESSION");
+    set_long(&w.v, "ts", 1);
+    set_null(&w.v, "dwell_ms");
+    set_null(&w.v, "value");
+    wr_finish(&w, ID_OLD, &b);
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(decode(&b, &ev, &reason, err, sizeof(err)), 0);
+    assert_string_equal(ev.event_id, "e-old2");
+    assert_null(ev.category_id);
+    assert_int_equal(ev.type, TL_IMPRESSION);
+    assert_false(ev.has_dwell);
+    assert_false(ev.has_value);
+    tl_buf_free(&b);
+}
+
+static void test_non_null_defaults(void **state)
+{
+    /* A reader whose fields missing from the old writer have non-null defaults. */
+    static const char *reader =
+        "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+        "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
+        "{\"name\":\"item_id\",\"type\":\"string\"},"
+        "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"channel\",\"type\":[\"string\",\"null\"],\"default\":\"web\"},"
+        "{\"name\":\"propensity\",\"type\":[\"double\",\"null\"],\"default\":0.5},"
+        "{\"name\":\"flag\",\"type\":[\"null\",\"boolean\"],\"default\":null}]}";
+    write_file("reader-defaults.avsc", reader);
+    char path[512], err[512] = "";
+    snprintf(path, sizeof(path), "%s/reader-defaults.avsc", tmpdir);
+    tl_codec *c = tl_codec_new(store, path, err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+
+    writer_rec w;
+    tl_buf b = {0};
+    wr_begin(&w, ID_OLD);
+    set_str(&w.v, "event_id", "e");
+    set_str(&w.v, "user_id", "u");
+    set_str(&w.v, "item_id", "i");
+    set_null(&w.v, "category_id");
+    set_enum(&w.v, "type", "FAVORITE");
+    set_long(&w.v, "ts", 5);
+    set_null(&w.v, "dwell_ms");
+    set_null(&w.v, "value");
+    wr_finish(&w, ID_OLD, &b);
+    tl_event ev = {0};
+    tl_dlq_reason reason;
+    if (tl_codec_decode(c, b.data, b.len, &ev, &arena, &reason, err, sizeof(err)) != 0)
+        fail_msg("decode: %s", err);
+    assert_string_equal(ev.channel, "web");
+    assert_true(ev.has_propensity);
+    assert_true(ev.propensity == 0.5);
+    /* Fields the reader does not have are not filled. */
+    assert_null(ev.category_id);
+    assert_false(ev.has_dwell);
+    assert_int_equal(ev.type, TL_FAVORITE);
+
+    /* The encoder follows this reader's field order and union branch order: the
+     * non-tally field "flag" is written as null, channel as branch 0. */
+    tl_event in = sparse_event();
+    in.channel = "app";
+    tl_buf_clear(&b);
+    assert_int_equal(tl_codec_encode_event(c, ID_READER, &in, &b), 0);
+    static const char want[] = "\0\0\0\0\1" "\6e-2" "\6u-7" "\6i-1" "\x0a" "\x09"
+                               "\0\6app" "\x02" "\0";
+    assert_int_equal(b.len, sizeof(want) - 1);
+    assert_memory_equal(b.data, want, b.len);
+    tl_codec_destroy(c);
+    tl_buf_free(&b);
+}
+
+static void new_record(tl_buf *b, const char *type, int n_tags)
+{
+    writer_rec w;
+    wr_begin(&w, ID_NEW);
+    set_str(&w.v, "event_id", "e-new");
+    set_str(&w.v, "user_id", "u-9");
+    set_str(&w.v, "session_id", "s-123");
+    set_str(&w.v, "item_id", "i-5");
+    set_null(&w.v, "category_id");
+    set_enum(&w.v, "type", type);
+    set_long(&w.v, "ts", 1800000000000LL);
+    set_str(&w.v, "channel", "email");
+    set_null(&w.v, "dwell_ms");
+    set_double(&w.v, "value", 100.0);
+    set_double(&w.v, "propensity", 1.0);
+    avro_value_t f, item, dev, x;
+    assert_int_equal(avro_value_get_by_name(&w.v, "tags", &f, NULL), 0);
+    for (int i = 0; i < n_tags; i++) {
+        assert_int_equal(avro_value_append(&f, &item, NULL), 0);
+        assert_int_equal(avro_value_set_string(&item, i % 2 ? "sale" : "new"), 0);
+    }
+    assert_int_equal(avro_value_get_by_name(&w.v, "attrs", &f, NULL), 0);
+    assert_int_equal(avro_value_add(&f, "views", &item, NULL, NULL), 0);
+    assert_int_equal(avro_value_set_long(&item, 12345678901LL), 0);
+    assert_int_equal(avro_value_get_by_name(&w.v, "device", &dev, NULL), 0);
+    assert_int_equal(avro_value_get_by_name(&dev, "os", &x, NULL), 0);
+    assert_int_equal(avro_value_set_string(&x, "linux"), 0);
+    assert_int_equal(avro_value_get_by_name(&dev, "mobile", &x, NULL), 0);
+    assert_int_equal(avro_value_set_boolean(&x, 1), 0);
+    assert_int_equal(avro_value_get_by_name(&dev, "hash", &x, NULL), 0);
+    assert_int_equal(avro_value_set_fixed(&x, "abcd", 4), 0);
+    wr_finish(&w, ID_NEW, b);
+}
+
+static void test_new_writer(void **state)
+{
+    tl_buf b = {0};
+    new_record(&b, "PURCHASE", 3);
+    tl_event ev = {0};
+    tl_dlq_reason reason;
+    char err[256] = "";
+    if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+    tl_event want = {.event_id = "e-new", .user_id = "u-9", .item_id = "i-5", .channel = "email",
+                     .type = TL_PURCHASE, .ts = 1800000000000LL, .value = 100.0, .has_value = 1,
+                     .propensity = 1.0, .has_propensity = 1};
+    assert_events_equal(&want, &ev);
+
+    /* A symbol the reader does not have: that record cannot be represented. */
+    new_record(&b, "SHARE", 0);
+    decode_fails(b.data, b.len, TL_DLQ_INCOMPATIBLE_SCHEMA, "SHARE");
+
+    /* Every truncation of a record with arrays, maps, records and fixed is malformed. */
+    new_record(&b, "CLICK", 5);
+    for (size_t k = 5; k < b.len; k++) decode_fails(b.data, k, TL_DLQ_MALFORMED, "malformed");
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(decode(&b, &ev, &reason, err, sizeof(err)), 0);
+    assert_int_equal(ev.type, TL_CLICK);
+    tl_buf_free(&b);
+}
+
+static void test_reordered_writer(void **state)
+{
+    /* Enum symbols in another order are matched by name; int ts and float value are
+     * promoted; a non-nullable category_id fills the reader's nullable one. */
+    static const struct { const char *sym; tl_event_type t; } cases[] = {
+        {"PURCHASE", TL_PURCHASE}, {"IMPRESSION", TL_IMPRESSION}, {"CLICK", TL_CLICK},
+        {"ADD_TO_CART", TL_ADD_TO_CART}, {"BROWSE", TL_BROWSE}, {"FAVORITE", TL_FAVORITE},
+    };
+    tl_buf b = {0};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        writer_rec w;
+        wr_begin(&w, ID_REORDERED);
+        set_int(&w.v, "ts", 123456);
+        set_enum(&w.v, "type", cases[k].sym);
+        set_str(&w.v, "item_id", "i-r");
+        set_str(&w.v, "user_id", "u-r");
+        set_str(&w.v, "event_id", "e-r");
+        set_str(&w.v, "category_id", "c-r");
+        set_float(&w.v, "value", 0.5f);
+        if (k % 2) {
+            set_null(&w.v, "channel");
+        } else {
+            avro_value_t f = field_for(&w.v, "channel", AVRO_BYTES);
+            assert_int_equal(avro_value_set_bytes(&f, "ads", 3), 0);
+        }
+        set_long(&w.v, "propensity", 1);
+        set_int(&w.v, "dwell_ms", 42);
+        wr_finish(&w, ID_REORDERED, &b);
+        tl_event ev = {0};
+        tl_dlq_reason reason;
+        char err[256] = "";
+        if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+        tl_event want = {.event_id = "e-r", .user_id = "u-r", .item_id = "i-r",
+                         .category_id = "c-r", .type = cases[k].t, .ts = 123456, .dwell_ms = 42,
+                         .has_dwell = 1, .value = 0.5, .has_value = 1,
+                         .channel = k % 2 ? NULL : "ads", .propensity = 1.0,
+                         .has_propensity = 1};
+        assert_events_equal(&want, &ev);
+    }
+    tl_buf_free(&b);
+}
+
+static void framed(tl_buf *b, int32_t id, const void *body, size_t n)
+{
+    tl_buf_clear(b);
+    uint8_t h[5] = {0, (uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id};
+    tl_buf_append(b, h, 5);
+    tl_buf_append(b, body, n);
+}
+
+static void test_incompatible(void **state)
+{
+    tl_buf b = {0};
+    /* Any body: resolution is decided before the body is read. */
+    framed(&b, ID_NO_USER, "\2a\2b\0\0", 6);
+    decode_fails(b.data, b.len, TL_DLQ_INCOMPATIBLE_SCHEMA, "user_id");
+    /* Cached: same answer the second time. */
+    decode_fails(b.data, b.len, TL_DLQ_INCOMPATIBLE_SCHEMA, "no field user_id");
+    framed(&b, ID_INT_USER, "\2a\2\2b\0\0", 7);
+    decode_fails(b.data, b.len, TL_DLQ_INCOMPATIBLE_SCHEMA, "schema id 13");
+    framed(&b, ID_OTHER, "\2a", 2);
+    decode_fails(b.data, b.len, TL_DLQ_INCOMPATIBLE_SCHEMA, "Pageview");
+    framed(&b, ID_STRING, "\2a", 2);
+    decode_fails(b.data, b.len, TL_DLQ_INCOMPATIBLE_SCHEMA, "not a record");
+    framed(&b, ID_STRING_TYPE, "\2a\2b\2c\2x\0", 9);
+    decode_fails(b.data, b.len, TL_DLQ_INCOMPATIBLE_SCHEMA, "schema id 18");
+
+    /* A union with an extra branch resolves; records using that branch do not. */
+    writer_rec w;
+    wr_begin(&w, ID_UNION_INT);
+    set_str(&w.v, "event_id", "e");
+    set_str(&w.v, "user_id", "u");
+    set_str(&w.v, "item_id", "i");
+    set_str(&w.v, "category_id", "c");
+    set_enum(&w.v, "type", "BROWSE");
+    set_long(&w.v, "ts", 9);
+    wr_finish(&w, ID_UNION_INT, &b);
+    tl_event ev = {0};
+    tl_dlq_reason reason;
+    char err[256] = "";
+    if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+    assert_string_equal(ev.category_id, "c");
+    assert_int_equal(ev.type, TL_BROWSE);
+
+    wr_begin(&w, ID_UNION_INT);
+    set_str(&w.v, "event_id", "e");
+    set_str(&w.v, "user_id", "u");
+    set_str(&w.v, "item_id", "i");
+    set_int(&w.v, "category_id", 7);
+    set_enum(&w.v, "type", "BROWSE");
+    set_long(&w.v, "ts", 9);
+    wr_finish(&w, ID_UNION_INT, &b);
+    decode_fails(b.data, b.len, TL_DLQ_INCOMPATIBLE_SCHEMA, "cannot be resolved");
+    tl_buf_free(&b);
+}
+
+static void test_framing_and_limits(void **state)
+{
+    tl_buf b = {0};
+    tl_event ev = full_event();
+    assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &b), 0);
+
+    decode_fails(NULL, 0, TL_DLQ_NOT_FRAMED, "0 bytes");
+    for (size_t k = 1; k < 5; k++) decode_fails(b.data, k, TL_DLQ_NOT_FRAMED, "shorter");
+    b.data[0] = 1;
+    decode_fails(b.data, b.len, TL_DLQ_NOT_FRAMED, "0x01");
+    b.data[0] = 0;
+
+    /* Unknown id. */
+    b.data[4] = 99;
+    decode_fails(b.data, b.len, TL_DLQ_UNKNOWN_SCHEMA, "schema id 99 not found in schema.dir");
+    b.data[4] = 1;
+
+    /* Oversized, checked before anything else; the limit itself is allowed. */
+    tl_codec_set_max_bytes(codec, b.len - 1);
+    decode_fails(b.data, b.len, TL_DLQ_OVERSIZED, "exceeds");
+    tl_codec_set_max_bytes(codec, b.len);
+    tl_dlq_reason reason;
+    char err[256];
+    tl_event out = {0};
+    assert_int_equal(tl_codec_decode(codec, b.data, b.len, &out, &arena, &reason, err,
+                                     sizeof(err)), 0);
+    tl_codec_set_max_bytes(codec, TL_CODEC_DEFAULT_MAX_BYTES);
+    tl_buf_free(&b);
+}
+
+static void test_malformed(void **state)
+{
+    tl_buf b = {0};
+    tl_event ev = full_event();
+    assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &b), 0);
+
+    /* Every truncation of the body. */
+    for (size_t k = 5; k < b.len; k++) decode_fails(b.data, k, TL_DLQ_MALFORMED, "malformed");
+    /* Trailing bytes. */
+    tl_buf_putc(&b, 0);
+    decode_fails(b.data, b.len, TL_DLQ_MALFORMED, "1 trailing byte");
+
+    tl_buf m = {0};
+    /* event_id with length -1 (zigzag 0x01). */
+    framed(&m, ID_READER, "\x01", 1);
+    decode_fails(m.data, m.len, TL_DLQ_MALFORMED, "negative length");
+    /* event_id claiming 2^62 bytes. */
+    framed(&m, ID_READER, "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 10);
+    decode_fails(m.data, m.len, TL_DLQ_MALFORMED, "length past the end");
+    /* A varint of 11 bytes. */
+    framed(&m, ID_READER, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11);
+    decode_fails(m.data, m.len, TL_DLQ_MALFORMED, "varint longer than 64 bits");
+    /* Three strings, then union branch 2 of ["null","string"]. */
+    framed(&m, ID_READER, "\2a\2b\2c\x04", 7);
+    decode_fails(m.data, m.len, TL_DLQ_MALFORMED, "union branch index out of range");
+    /* ...union branch -1. */
+    framed(&m, ID_READER, "\2a\2b\2c\x01", 7);
+    decode_fails(m.data, m.len, TL_DLQ_MALFORMED, "union branch index out of range");
+    /* Enum index 6 of 6 symbols (zigzag 12). */
+    framed(&m, ID_READER, "\2a\2b\2c\0\x0c\0\0\0\0\0", 13);
+    decode_fails(m.data, m.len, TL_DLQ_MALFORMED, "enum index out of range");
+    /* The smallest valid body decodes (all optionals null). */
+    framed(&m, ID_READER, "\2a\2b\2c\0\x0a\x02\0\0\0\0", 13);
+    tl_event out = {0};
+    tl_dlq_reason reason;
+    char err[256] = "";
+    if (tl_codec_decode(codec, m.data, m.len, &out, &arena, &reason, err, sizeof(err)) != 0)
+        fail_msg("decode: %s", err);
+    assert_int_equal(out.type, TL_PURCHASE);
+    assert_int_equal(out.ts, 1);
+
+    /* An int field out of the 32-bit range (writer int for dwell_ms). */
+    framed(&m, ID_READER, "\2a\2b\2c\0\x0a\x02\0\x02\xff\xff\xff\xff\x7f\0\0", 18);
+    decode_fails(m.data, m.len, TL_DLQ_MALFORMED, "int out of range");
+
+    /* A writer array claiming more items than the bytes could hold. */
+    tl_buf_clear(&b);
+    new_record(&b, "CLICK", 0);
+    /* Find the empty tags array: after "...propensity" union+double comes 0x00 (tags end). */
+    for (size_t k = 5; k + 1 < b.len; k++) {
+        if ((uint8_t)b.data[k] == 0 && (uint8_t)b.data[k + 1] == 0x02 &&
+            memcmp(b.data + k + 2, "\nviews", 6) == 0) {
+            tl_buf big = {0};
+            tl_buf_append(&big, b.data, k);
+            tl_buf_append(&big, "\xfe\xff\xff\xff\x0f", 5);   /* count 2^31-1 */
+            tl_buf_append(&big, b.data + k + 1, b.len - k - 1);
+            decode_fails(big.data, big.len, TL_DLQ_MALFORMED, "too many");
+            tl_buf_free(&big);
+            break;
+        }
+        if (k + 2 == b.len) fail_msg("tags array not found in the encoding");
+    }
+    tl_buf_free(&b);
+    tl_buf_free(&m);
+}
+
+static uint64_t rng = 0x2545f4914f6cdd1dULL;
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void check_any(const void *buf, size_t len, int *n_ok)
+{
+    tl_event ev = {0};
+    tl_dlq_reason reason = TL_DLQ_REASON_COUNT;
+    char err[512];
+    int rc = tl_codec_decode(codec, buf, len, &ev, &arena, &reason, err, sizeof(err));
+    if (rc == 0) {
+        assert_non_null(ev.event_id);
+        assert_non_null(ev.user_id);
+        assert_non_null(ev.item_id);
+        assert_true((unsigned)ev.type < TL_EVENT_TYPE_COUNT);
+        (*n_ok)++;
+    } else {
+        assert_int_equal(rc, TL_CODEC_BAD);
+        assert_true(reason < TL_DLQ_REASON_COUNT);
+        assert_true(strlen(err) > 0);
+    }
+}
+
+static void test_random_inputs(void **state)
+{
+    static const int32_t ids[] = {ID_READER, ID_OLD, ID_NEW, ID_REORDERED, ID_UNION_INT, 999};
+    uint8_t buf[256];
+    int n_ok = 0;
+    /* Random bodies behind valid frames. */
+    for (int i = 0; i < 30000; i++) {
+        size_t len = 5 + next_rand() % 120;
+        int32_t id = ids[next_rand() % (sizeof(ids) / sizeof(ids[0]))];
+        buf[0] = 0;
+        buf[1] = (uint8_t)(id >> 24);
+        buf[2] = (uint8_t)(id >> 16);
+        buf[3] = (uint8_t)(id >> 8);
+        buf[4] = (uint8_t)id;
+        for (size_t k = 5; k < len; k++) {
+            uint64_t r = next_rand();
+            /* Mostly small bytes, so lengths and indexes are often plausible. */
+            buf[k] = (uint8_t)(r % 4 == 0 ? r >> 8 : (r >> 8) % 16);
+        }
+        uint8_t *copy = malloc(len);   /* exact size, so ASan sees any over-read */
+        memcpy(copy, buf, len);
+        check_any(copy, len, &n_ok);
+        free(copy);
+        if (i % 1000 == 0) tl_arena_reset(&arena);
+    }
+    /* Mutations of valid records of every writer schema. */
+    tl_buf b = {0};
+    tl_event ev = full_event();
+    for (int i = 0; i < 20000; i++) {
+        int kind = (int)(next_rand() % 3);
+        if (kind == 0) {
+            tl_buf_clear(&b);
+            assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &b), 0);
+        } else if (kind == 1) {
+            new_record(&b, "FAVORITE", (int)(next_rand() % 4));
+        } else {
+            writer_rec w;
+            wr_begin(&w, ID_OLD);
+            set_str(&w.v, "event_id", "e");
+            set_str(&w.v, "user_id", "u");
+            set_str(&w.v, "item_id", "i");
+            set_str(&w.v, "category_id", "c");
+            set_enum(&w.v, "type", "CLICK");
+            set_long(&w.v, "ts", 77);
+            set_int(&w.v, "dwell_ms", 3);
+            set_double(&w.v, "value", 1.5);
+            wr_finish(&w, ID_OLD, &b);
+        }
+        int flips = 1 + (int)(next_rand() % 3);
+        for (int f = 0; f < flips; f++) {
+            size_t at = 5 + next_rand() % (b.len - 5);
+            b.data[at] = (char)next_rand();
+        }
+        size_t len = b.len;
+        if (next_rand() % 4 == 0) len = 5 + next_rand() % (b.len - 4);
+        uint8_t *copy = malloc(len);
+        memcpy(copy, b.data, len);
+        check_any(copy, len, &n_ok);
+        free(copy);
+        if (i % 1000 == 0) tl_arena_reset(&arena);
+    }
+    /* Some inputs must have decoded, or the loop tested nothing but rejection. */
+    assert_true(n_ok > 100);
+    tl_buf_free(&b);
+}
+
+static void test_store_unreachable_is_retry(void **state)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t al = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    close(fd);   /* nothing listens there now */
+    char url[64], err[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    assert_non_null(s);
+    tl_codec *c = tl_codec_new(s, READER, err, sizeof(err));
+    assert_non_null(c);
+    tl_buf b = {0};
+    tl_event ev = full_event();
+    assert_int_equal(tl_codec_encode_event(c, 5, &ev, &b), 0);
+    tl_dlq_reason reason;
+    assert_int_equal(tl_codec_decode(c, b.data, b.len, &ev, &arena, &reason, err, sizeof(err)),
+                     TL_CODEC_RETRY);
+    assert_non_null(strstr(err, url));
+    tl_codec_destroy(c);
+    tl_schema_store_destroy(s);
+    tl_buf_free(&b);
+}
+
+static void test_codec_new_errors(void **state)
+{
+    char err[512], path[512];
+    assert_null(tl_codec_new(store, "/nonexistent/reader.avsc", err, sizeof(err)));
+    assert_non_null(strstr(err, "/nonexistent/reader.avsc"));
+
+    snprintf(path, sizeof(path), "%s/16-string.avsc", tmpdir);
+    assert_null(tl_codec_new(store, path, err, sizeof(err)));
+    assert_non_null(strstr(err, "not an Avro record"));
+
+    /* NO_USER_SCHEMA as a reader: no user_id field. */
+    snprintf(path, sizeof(path), "%s/12-no_user.avsc", tmpdir);
+    assert_null(tl_codec_new(store, path, err, sizeof(err)));
+    assert_non_null(strstr(err, "no field user_id"));
+
+    /* STRING_TYPE_SCHEMA as a reader: type is not an enum. */
+    snprintf(path, sizeof(path), "%s/18-string_type.avsc", tmpdir);
+    assert_null(tl_codec_new(store, path, err, sizeof(err)));
+    assert_non_null(strstr(err, "field type"));
+
+    /* NEW_SCHEMA as a reader: session_id is neither an event field nor nullable. */
+    snprintf(path, sizeof(path), "%s/11-new.avsc", tmpdir);
+    assert_null(tl_codec_new(store, path, err, sizeof(err)));
+    assert_non_null(strstr(err, "session_id"));
+
+    /* A reader enum with a symbol tally has no tl_event_type for. */
+    char *text = slurp(READER);
+    char *at = strstr(text, "\"PURCHASE\"]");
+    assert_non_null(at);
+    tl_buf b = {0};
+    tl_buf_append(&b, text, (size_t)(at - text));
+    tl_buf_puts(&b, "\"PURCHASE\", \"SHARE\"]");
+    tl_buf_puts(&b, at + strlen("\"PURCHASE\"]"));
+    write_file("reader-share.avsc", b.data);   /* no id prefix: not a store schema */
+    snprintf(path, sizeof(path), "%s/reader-share.avsc", tmpdir);
+    assert_null(tl_codec_new(store, path, err, sizeof(err)));
+    assert_non_null(strstr(err, "SHARE"));
+
+    /* A default that does not fit its field. */
+    tl_buf_clear(&b);
+    at = strstr(text, "\"default\": null}\n  ]");
+    assert_non_null(at);
+    tl_buf_append(&b, text, (size_t)(at - text));
+    tl_buf_puts(&b, "\"default\": \"high\"}\n  ]");
+    tl_buf_puts(&b, at + strlen("\"default\": null}\n  ]"));
+    write_file("reader-bad-default.avsc", b.data);
+    snprintf(path, sizeof(path), "%s/reader-bad-default.avsc", tmpdir);
+    assert_null(tl_codec_new(store, path, err, sizeof(err)));
+    assert_non_null(strstr(err, "default of field propensity"));
+    tl_buf_free(&b);
+    free(text);
+}
+
+static void test_validate(void **state)
+{
+    tl_dlq_reason reason;
+    char err[256];
+    tl_event ev = full_event();
+    const int64_t lo = 946684800000LL, hi = 4102444800000LL;
+    assert_int_equal(tl_event_validate(&ev, lo, hi, &reason, err, sizeof(err)), 0);
+
+#define EXPECT(mutation, r, text)                                                        \
+    do {                                                                                 \
+        ev = full_event();                                                               \
+        mutation;                                                                        \
+        reason = TL_DLQ_REASON_COUNT;                                                    \
+        err[0] = '\0';                                                                   \
+        assert_int_equal(tl_event_validate(&ev, lo, hi, &reason, err, sizeof(err)), -1); \
+        assert_int_equal(reason, r);                                                     \
+        if (!strstr(err, text)) fail_msg("\"%s\" lacks \"%s\"", err, text);              \
+    } while (0)
+
+    EXPECT(ev.event_id = "", TL_DLQ_MISSING_FIELD, "event_id is empty");
+    EXPECT(ev.user_id = NULL, TL_DLQ_MISSING_FIELD, "user_id is missing");
+    EXPECT(ev.item_id = "", TL_DLQ_MISSING_FIELD, "item_id");
+    EXPECT(ev.ts = lo - 1, TL_DLQ_BAD_TIMESTAMP, "946684799999");
+    EXPECT(ev.ts = hi + 1, TL_DLQ_BAD_TIMESTAMP, "4102444800001");
+    EXPECT(ev.dwell_ms = -1, TL_DLQ_BAD_VALUE, "dwell_ms -1");
+    EXPECT(ev.value = NAN, TL_DLQ_BAD_VALUE, "value");
+    EXPECT(ev.value = INFINITY, TL_DLQ_BAD_VALUE, "value");
+    EXPECT(ev.propensity = 0, TL_DLQ_BAD_VALUE, "propensity 0 is outside (0, 1]");
+    EXPECT(ev.propensity = 1.0000001, TL_DLQ_BAD_VALUE, "propensity");
+    EXPECT(ev.propensity = -0.5, TL_DLQ_BAD_VALUE, "propensity");
+    EXPECT(ev.propensity = NAN, TL_DLQ_BAD_VALUE, "propensity");
+    EXPECT(ev.type = (tl_event_type)17, TL_DLQ_BAD_VALUE, "type");
+#undef EXPECT
+
+    /* Bounds are inclusive; flags gate the optional checks. */
+    ev = full_event();
+    ev.ts = lo;
+    assert_int_equal(tl_event_validate(&ev, lo, hi, &reason, err, sizeof(err)), 0);
+    ev.ts = hi;
+    ev.propensity = 1.0;
+    assert_int_equal(tl_event_validate(&ev, lo, hi, &reason, err, sizeof(err)), 0);
+    ev.has_dwell = 0;
+    ev.dwell_ms = -5;
+    ev.has_value = 0;
+    ev.value = NAN;
+    ev.has_propensity = 0;
+    ev.propensity = 7;
+    assert_int_equal(tl_event_validate(&ev, lo, hi, &reason, err, sizeof(err)), 0);
+}
+
+static int from_json(const char *s, tl_event *ev, char *err, size_t n)
+{
+    return tl_event_from_json(s, strlen(s), ev, &arena, err, n);
+}
+
+static void test_from_json(void **state)
+{
+    char err[256] = "";
+    tl_event ev = {.partition = 2, .offset = 9};
+    const char *full = "{\"event_id\":\"e-1\",\"user_id\":\"u-42\",\"item_id\":\"i-9\","
+                       "\"category_id\":\"c-3\",\"type\":\"ADD_TO_CART\",\"ts\":1700000000123,"
+                       "\"channel\":\"search\",\"dwell_ms\":1500,\"value\":19.99,"
+                       "\"propensity\":0.25,\"extra\":{\"ignored\":[1,2]}}";
+    if (from_json(full, &ev, err, sizeof(err)) != 0) fail_msg("%s", err);
+    tl_event want = full_event();
+    assert_events_equal(&want, &ev);
+    assert_int_equal(ev.partition, 2);
+    assert_int_equal(ev.offset, 9);
+
+    /* Absent and null optionals; the type symbol is case-insensitive. */
+    const char *sparse = "{\"event_id\":\"e-2\",\"user_id\":\"u-7\",\"item_id\":\"i-1\","
+                         "\"type\":\"purchase\",\"ts\":-5,\"channel\":null,\"value\":null}";
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(from_json(sparse, &ev, err, sizeof(err)), 0);
+    want = sparse_event();
+    assert_events_equal(&want, &ev);
+
+    /* Escapes decode; integral floats are fine for ts. */
+    const char *esc = "{\"event_id\":\"e\\u00e9\",\"user_id\":\"u\\\"q\",\"item_id\":\"i\","
+                      "\"type\":\"CLICK\",\"ts\":1e3}";
+    assert_int_equal(from_json(esc, &ev, err, sizeof(err)), 0);
+    assert_string_equal(ev.event_id, "e\xc3\xa9");
+    assert_string_equal(ev.user_id, "u\"q");
+    assert_int_equal(ev.ts, 1000);
+
+    /* Missing required strings are left for validation. */
+    assert_int_equal(from_json("{\"item_id\":\"i\",\"type\":\"CLICK\",\"ts\":1}", &ev, err,
+                               sizeof(err)), 0);
+    assert_null(ev.event_id);
+    tl_dlq_reason reason;
+    assert_int_equal(tl_event_validate(&ev, 0, 10, &reason, err, sizeof(err)), -1);
+    assert_int_equal(reason, TL_DLQ_MISSING_FIELD);
+
+#define BAD(text, want_msg)                                                          \
+    do {                                                                             \
+        err[0] = '\0';                                                               \
+        assert_int_equal(from_json(text, &ev, err, sizeof(err)), -1);                \
+        if (!strstr(err, want_msg)) fail_msg("\"%s\" lacks \"%s\"", err, want_msg);  \
+    } while (0)
+
+    BAD("{\"event_id\":\"e\"", "not valid JSON");
+    BAD("[1,2]", "not an object");
+    BAD("{\"event_id\":5,\"type\":\"CLICK\",\"ts\":1}", "event_id must be a string");
+    BAD("{\"ts\":1}", "type is missing");
+    BAD("{\"type\":\"SHARE\",\"ts\":1}", "unknown event type \"SHARE\"");
+    BAD("{\"type\":3,\"ts\":1}", "type must be a string");
+    BAD("{\"type\":\"CLICK\"}", "ts is missing");
+    BAD("{\"type\":\"CLICK\",\"ts\":\"2024-01-01\"}", "ts must be a number");
+    BAD("{\"type\":\"CLICK\",\"ts\":1.5}", "integer");
+    BAD("{\"type\":\"CLICK\",\"ts\":1,\"dwell_ms\":3000000000}", "dwell_ms");
+    BAD("{\"type\":\"CLICK\",\"ts\":1,\"value\":\"9.99\"}", "value must be a number");
+    BAD("{\"type\":\"CLICK\",\"ts\":1,\"propensity\":true}", "propensity must be a number");
+#undef BAD
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_encoder_matches_avro_c),
+        cmocka_unit_test(test_encode_refuses),
+        cmocka_unit_test(test_old_writer),
+        cmocka_unit_test(test_non_null_defaults),
+        cmocka_unit_test(test_new_writer),
+        cmocka_unit_test(test_reordered_writer),
+        cmocka_unit_test(test_incompatible),
+        cmocka_unit_test(test_framing_and_limits),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_random_inputs),
+        cmocka_unit_test(test_store_unreachable_is_retry),
+        cmocka_unit_test(test_codec_new_errors),
+        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_from_json),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
