@@ -10,8 +10,8 @@
  *
  * A tl_store is one input partition's state: a RocksDB database in
  * <state.dir>/p<partition>, with an in-memory cache of user records in front of it.
- * Records touched by a batch are marked dirty; tl_store_flush() writes them in one
- * sorted WriteBatch together with the next input offset, so the offset stored in
+ * Records touched by a batch are marked dirty; tl_store_flush() writes what changed in
+ * one sorted WriteBatch together with the next input offset, so the offset stored in
  * RocksDB always matches the state it reflects. Clean records are evicted, least
  * recently used first, when the cache is over its budget.
  *
@@ -31,6 +31,7 @@
 
 typedef struct tl_interest {
     char *id;           /* dim_id, owned */
+    uint32_t id_len;
     double f, h;        /* as of t */
     int64_t t;
     uint8_t dim;        /* tl_dim */
@@ -38,6 +39,7 @@ typedef struct tl_interest {
 
 typedef struct tl_journey_tp {
     char *event_id, *item_id, *category_id, *channel;  /* one allocation: event_id owns it */
+    uint32_t len[4];    /* their lengths (0 for NULL), so encoding needs no strlen */
     int64_t ts;
     uint8_t type;       /* tl_event_type */
 } tl_journey_tp;
@@ -51,7 +53,8 @@ typedef struct tl_user {
     /* cache bookkeeping (state.c) */
     struct tl_user *hnext, *lru_prev, *lru_next;
     uint64_t hash;
-    size_t mem;
+    size_t mem;         /* bytes held, kept current by the editing functions */
+    size_t mem_counted; /* the part of mem included in the store's cache total */
     uint8_t dirty;
 } tl_user;
 

@@ -132,6 +132,39 @@ void tl_buf_free(tl_buf *b)
     b->len = b->cap = 0;
 }
 
+int tl_fmt_num(char *out, double x, int plus)
+{
+    char *p = out;
+    if (x < 0) *p++ = '-';
+    else if (plus) *p++ = '+';
+    double a = x < 0 ? -x : x;
+    if (!(a >= 1e-3 && a < 1e9)) {   /* zero, tiny, huge, NaN: rare, let printf do it */
+        return (int)(p - out) + snprintf(p, 24, "%.2g", a);
+    }
+    static const double pow10[] = {1e-3, 1e-2, 1e-1, 1, 10, 100};
+    int decimals = 0;   /* two significant digits below 10, none above */
+    for (int e = 0; e < 6; e++) {
+        if (a < pow10[e] * 10) {
+            decimals = 4 - e > 0 ? 4 - e : 0;   /* 1e-3 -> 4 decimals ... 1..10 -> 1 */
+            break;
+        }
+    }
+    static const double scale[] = {1, 10, 100, 1000, 10000};
+    unsigned long long v = (unsigned long long)(a * scale[decimals] + 0.5);
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v || n <= decimals);
+    for (int i = n - 1; i >= 0; i--) {
+        *p++ = digits[i];
+        if (i == decimals && decimals) *p++ = '.';
+    }
+    *p = '\0';
+    return (int)(p - out);
+}
+
 void tl_fmt_duration(char *out, size_t outlen, int64_t ms)
 {
     if (ms < 0) ms = -ms;

@@ -34,6 +34,11 @@ void tl_buf_vprintf(tl_buf *b, const char *fmt, va_list ap);
 void tl_buf_free(tl_buf *b);
 static inline void tl_buf_clear(tl_buf *b) { b->len = 0; }
 
+/* Formats x with two significant digits for reading ("4.3", "0.41", "120", "-0.0052"),
+ * with a leading '+' for non-negative x when plus is set. Returns the length written
+ * (out needs 32 bytes). Much cheaper than snprintf's %g on the per-event path. */
+int tl_fmt_num(char *out, double x, int plus);
+
 /* Formats a duration in ms as "40 s", "12 min", "2 h", "3 d" (one unit, rounded). */
 void tl_fmt_duration(char *out, size_t outlen, int64_t ms);
 

@@ -57,24 +57,65 @@ static const char *article(tl_event_type t)
     return t == TL_IMPRESSION || t == TL_ADD_TO_CART ? "an" : "a";
 }
 
+/* Appends s to the explanation being built at *p (bounded by end). */
+static void put(char **p, const char *end, const char *s)
+{
+    while (*s && *p < end) *(*p)++ = *s++;
+}
+
 static const char *explain(tl_arena *a, const tl_interest_delta *d, tl_event_type type,
                            int64_t ev_ts, int64_t stored_t, int is_new)
 {
-    char late[64] = "", since[32];
-    if (ev_ts < d->ts) {
-        tl_fmt_duration(since, sizeof(since), d->ts - ev_ts);
-        snprintf(late, sizeof(late), " (a late event, %s before)", since);
+    char buf[512], num[32], dur[32];
+    char *p = buf;
+    const char *end = buf + sizeof(buf) - 1;
+    if (!is_new) {
+        put(&p, end, "interest in ");
+    } else {
+        put(&p, end, "new interest in ");
     }
-    if (is_new)
-        return tl_arena_printf(a, "new interest in %s %s: %.2g from %s %s%s", tl_dim_name(d->dim),
-                               d->dim_id, d->weight_after, article(type),
-                               tl_event_type_phrase(type), late);
-    tl_fmt_duration(since, sizeof(since), d->ts - stored_t);
-    return tl_arena_printf(
-        a, "interest in %s %s %s from %.2g to %.2g: %+.2g from %s %s%s, %+.2g decay since %s ago",
-        tl_dim_name(d->dim), d->dim_id, d->weight_after >= d->weight_before ? "rose" : "fell",
-        d->weight_before, d->weight_after, d->evidence_part, article(type),
-        tl_event_type_phrase(type), late, d->decay_part, d->ts == stored_t ? "0 s" : since);
+    put(&p, end, tl_dim_name(d->dim));
+    put(&p, end, " ");
+    put(&p, end, d->dim_id);
+    if (is_new) {
+        put(&p, end, ": ");
+        tl_fmt_num(num, d->weight_after, 0);
+        put(&p, end, num);
+    } else {
+        put(&p, end, d->weight_after >= d->weight_before ? " rose from " : " fell from ");
+        tl_fmt_num(num, d->weight_before, 0);
+        put(&p, end, num);
+        put(&p, end, " to ");
+        tl_fmt_num(num, d->weight_after, 0);
+        put(&p, end, num);
+        put(&p, end, ": ");
+        tl_fmt_num(num, d->evidence_part, 1);
+        put(&p, end, num);
+    }
+    put(&p, end, " from ");
+    put(&p, end, article(type));
+    put(&p, end, " ");
+    put(&p, end, tl_event_type_phrase(type));
+    if (ev_ts < d->ts) {
+        tl_fmt_duration(dur, sizeof(dur), d->ts - ev_ts);
+        put(&p, end, " (a late event, ");
+        put(&p, end, dur);
+        put(&p, end, " before)");
+    }
+    if (!is_new) {
+        put(&p, end, ", ");
+        tl_fmt_num(num, d->decay_part, 1);
+        put(&p, end, num);
+        put(&p, end, " decay since ");
+        if (d->ts == stored_t) {
+            put(&p, end, "0 s");
+        } else {
+            tl_fmt_duration(dur, sizeof(dur), d->ts - stored_t);
+            put(&p, end, dur);
+        }
+        put(&p, end, " ago");
+    }
+    return tl_arena_strndup(a, buf, (size_t)(p - buf));
 }
 
 static tl_rc apply_dim(const tl_features_cfg *fc, tl_user *u, const tl_event *ev, tl_dim dim,
