@@ -18,6 +18,11 @@ static const tl_config_def runtime_table[] = {
     {"state.cache.mb", TL_CT_INT, "256", 1, 1048576,
      "Memory for cached user state (profiles and journeys), in MiB. Clean entries past "
      "this are evicted after a commit; RocksDB's own block cache is separate."},
+    {"state.flush.interval.ms", TL_CT_INT, "10000", 0, 3600000,
+     "State is written to RocksDB at the first commit after this interval (or earlier when "
+     "the cache is over budget). After a crash, a partition is reprocessed from the "
+     "offset its state was last written at: longer intervals mean fewer writes and more "
+     "reprocessing."},
     {"batch.max.events", TL_CT_INT, "10000", 1, 10000000,
      "Most events processed between two commits."},
     {"commit.interval.ms", TL_CT_INT, "100", 1, 600000,

@@ -4,13 +4,15 @@
  * Ordering is the whole point of this file:
  *   1. outputs are emitted while events are processed, into the sink's buffers;
  *   2. sink flush: returns only when the destination acknowledged all of them;
- *   3. stores flush: dirty user records + next offset, one WriteBatch per partition;
+ *   3. stores flush, when due: dirty user records + the next offset they reflect, one
+ *      WriteBatch per partition;
  *   4. source commit: input offsets stored for the consumer group.
- * A failure before 2 completes leaves RocksDB and the group offsets at the previous
- * batch: the process exits non-zero and a restart redoes the batch. A failure between
- * 3 and 4 is harmless: on restart the partition resumes from the store's offset,
- * which is ahead of the group's, so state is not applied twice (the outputs of that
- * batch were already acknowledged, so nothing is lost either).
+ * A failure before 2 completes leaves RocksDB and the group offsets where they were:
+ * the process exits non-zero and a restart redoes the batch. Whatever happens after
+ * 2, a restart resumes each partition from its store's offset, which may be behind
+ * the group's (state is written less often than offsets) but never ahead of the
+ * acknowledged outputs: events are reprocessed, never lost, and state is never
+ * applied twice.
  *
  * Stores are opened when a partition is assigned (or, for sources without
  * assignments, like files, on first use) and closed when revoked; both happen
@@ -32,7 +34,9 @@ struct tl_runtime {
     int n_stages;
     tl_store **stores;           /* by partition */
     int64_t *batch_next;         /* per partition: next offset after this batch, -1 = untouched */
+    int64_t *pending;            /* per partition: next offset processed, not yet in the store */
     int n_parts;
+    int64_t last_state_flush_ns;
     tl_batch batch;
     tl_arena out_arena;
     tl_runtime_stats st;
@@ -49,6 +53,7 @@ tl_runtime *tl_runtime_new(const tl_runtime_opts *o, const tl_sink *sink, const 
     tl_batch_init(&rt->batch);
     tl_arena_init(&rt->out_arena, 64 * 1024);
     rt->st.started_ns = tl_mono_ns();
+    rt->last_state_flush_ns = rt->st.started_ns;
     return rt;
 }
 
@@ -58,6 +63,7 @@ void tl_runtime_destroy(tl_runtime *rt)
     for (int p = 0; p < rt->n_parts; p++) tl_store_close(rt->stores[p]);
     free(rt->stores);
     free(rt->batch_next);
+    free(rt->pending);
     tl_batch_destroy(&rt->batch);
     tl_arena_destroy(&rt->out_arena);
     free(rt);
@@ -69,9 +75,11 @@ static void ensure_parts(tl_runtime *rt, int32_t partition)
     int n = partition + 1;
     rt->stores = tl_xrealloc(rt->stores, (size_t)n * sizeof(*rt->stores));
     rt->batch_next = tl_xrealloc(rt->batch_next, (size_t)n * sizeof(*rt->batch_next));
+    rt->pending = tl_xrealloc(rt->pending, (size_t)n * sizeof(*rt->pending));
     for (int p = rt->n_parts; p < n; p++) {
         rt->stores[p] = NULL;
         rt->batch_next[p] = -1;
+        rt->pending[p] = -1;
     }
     rt->n_parts = n;
 }
@@ -101,10 +109,35 @@ int tl_runtime_assigned(tl_runtime *rt, int32_t partition, int64_t *next_offset)
     return 0;
 }
 
+/* Writes one partition's pending state. 0 or -1. */
+static int flush_store(tl_runtime *rt, int32_t p)
+{
+    if (rt->pending[p] < 0 || !rt->stores[p]) return 0;
+    char err[512];
+    if (tl_store_flush(rt->stores[p], rt->pending[p], err, sizeof(err)) != 0) {
+        TL_LOG_ERROR("runtime", "%s", err);
+        return -1;
+    }
+    rt->pending[p] = -1;
+    return 0;
+}
+
+static int flush_stores(tl_runtime *rt)
+{
+    for (int p = 0; p < rt->n_parts; p++)
+        if (flush_store(rt, p) != 0) return -1;
+    rt->last_state_flush_ns = tl_mono_ns();
+    return 0;
+}
+
 void tl_runtime_revoked(tl_runtime *rt, int32_t partition)
 {
     if (partition >= rt->n_parts || !rt->stores[partition]) return;
-    tl_store_close(rt->stores[partition]);   /* clean: revocations come between batches */
+    /* Revocations come between batches: the sink has acknowledged everything, so the
+     * pending state may be written; if that fails the next owner replays from the
+     * store's older offset. */
+    flush_store(rt, partition);
+    tl_store_close(rt->stores[partition]);
     rt->stores[partition] = NULL;
     TL_LOG_INFO("runtime", "store closed partition=%d", (int)partition);
 }
@@ -160,17 +193,15 @@ static int process_batch(tl_runtime *rt, volatile sig_atomic_t *stop)
     }
     if (rc != TL_OK) return -1;
 
-    char err[512];
+    int due = tl_mono_ns() - rt->last_state_flush_ns >= (int64_t)rt->o.state_flush_ms * 1000000;
     for (int p = 0; p < rt->n_parts; p++) {
         if (rt->batch_next[p] < 0) continue;
         if (!rt->stores[p] && !open_store(rt, p)) return -1;
-        if (tl_store_flush(rt->stores[p], rt->batch_next[p], err, sizeof(err)) != 0) {
-            TL_LOG_ERROR("runtime", "%s", err);
-            return -1;
-        }
+        rt->pending[p] = rt->batch_next[p];
         rt->batch_next[p] = -1;
+        if (tl_store_over_budget(rt->stores[p])) due = 1;
     }
-    return 0;
+    return due ? flush_stores(rt) : 0;
 }
 
 int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *stop)
@@ -178,7 +209,7 @@ int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *
     for (;;) {
         if (stop && *stop) {
             TL_LOG_INFO("runtime", "stopping: last batch committed");
-            return 0;
+            return flush_stores(rt);
         }
         int prc = src->poll(src->ctx, &rt->batch, rt->o.batch_max_events, rt->o.batch_max_ms);
         if (prc == TL_SRC_ERROR) return -1;
@@ -193,6 +224,6 @@ int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *
             rt->st.batches++;
             rt->st.busy_ns += tl_mono_ns() - t0;
         }
-        if (prc == TL_SRC_EOF) return 0;
+        if (prc == TL_SRC_EOF) return flush_stores(rt);
     }
 }

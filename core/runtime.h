@@ -4,10 +4,12 @@
  *
  * Per batch: poll the source -> dead-letter its bad records -> run every event through
  * the stages in order, on the user's state record -> flush the sink (every output
- * acknowledged) -> write the touched stores with the next input offset -> commit the
- * source. A crash anywhere before the source commit replays the batch (at-least-once);
- * the state written to RocksDB always carries the offset it reflects, and a partition
- * is resumed from that offset, so state is never applied twice.
+ * acknowledged) -> every state_flush_ms, or when a store's cache is over budget, write
+ * the stores with the next input offset they reflect -> commit the source. A crash
+ * replays from the stores' offsets (at-least-once): the state written to RocksDB
+ * always carries the offset it reflects, and a partition is resumed from that offset,
+ * so state is never applied twice. Writing state every few seconds rather than every
+ * batch lets a user's many events in that time cost one write.
  *
  * A stage is a struct of callbacks. Stages see events in partition order; each user's
  * events arrive in the order the source delivers them.
@@ -41,6 +43,7 @@ typedef struct tl_runtime_opts {
     int batch_max_events;
     int batch_max_ms;
     int flush_timeout_ms;
+    int state_flush_ms;          /* write state at most this often (and when over budget) */
 } tl_runtime_opts;
 
 typedef struct tl_runtime_stats {

@@ -351,6 +351,7 @@ struct tl_store {
     tl_user **dirty;
     size_t n_dirty, cap_dirty;
     size_t cache_bytes, cache_budget;
+    size_t dirty_bytes;          /* size of the dirty records when they became dirty */
     int64_t next_offset;
     tl_buf kbuf, vbuf;
     tl_store_stats st;
@@ -556,6 +557,7 @@ tl_user *tl_store_get(tl_store *s, const char *user_id)
             s->dirty = tl_xrealloc(s->dirty, s->cap_dirty * sizeof(*s->dirty));
         }
         s->dirty[s->n_dirty++] = u;
+        s->dirty_bytes += u->mem;
     }
     return u;
 }
@@ -606,6 +608,7 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     }
     s->st.users_written += s->n_dirty;
     s->n_dirty = 0;
+    s->dirty_bytes = 0;
     s->next_offset = next_offset;
     s->st.flushes++;
 
@@ -620,6 +623,11 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
         s->st.users_evicted++;
     }
     return 0;
+}
+
+int tl_store_over_budget(const tl_store *s)
+{
+    return s->cache_bytes + s->dirty_bytes > s->cache_budget;
 }
 
 void tl_store_stats_get(const tl_store *s, tl_store_stats *st)

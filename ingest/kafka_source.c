@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct ksrc {
     tl_source src;
@@ -39,6 +40,7 @@ typedef struct ksrc {
     unsigned char *assigned, *at_end;
     int n_parts;
     int n_assigned;
+    int retry_backoff;          /* the last batch ended on a record to retry */
     uint64_t rebalances;
 } ksrc;
 
@@ -137,20 +139,44 @@ static void add_bad(tl_batch *b, const rd_kafka_message_t *m, tl_dlq_reason reas
     }
 }
 
-static void take_message(ksrc *k, tl_batch *b, const rd_kafka_message_t *m)
+/* Decodes m into the batch (an event or a dead letter). Returns -1 when the record
+ * cannot be judged now (the schema registry is unreachable): the caller rewinds the
+ * partition to it and ends the batch, so the record is read again later. */
+static int take_message(ksrc *k, tl_batch *b, const rd_kafka_message_t *m)
 {
     char err[512];
     tl_dlq_reason reason;
     tl_event *ev = tl_batch_push(b);
-    if (tl_codec_decode(k->o.codec, m->payload, m->len, ev, &b->arena, &reason, err,
-                        sizeof(err)) != 0 ||
+    int rc = tl_codec_decode(k->o.codec, m->payload, m->len, ev, &b->arena, &reason, err,
+                             sizeof(err));
+    if (rc == TL_CODEC_RETRY) {
+        b->n--;
+        TL_LOG_WARN("ingest", "cannot decode now, will retry partition=%d offset=%" PRId64
+                    " error=\"%s\"", (int)m->partition, m->offset, err);
+        return -1;
+    }
+    if (rc != TL_CODEC_OK ||
         tl_event_validate(ev, k->o.ts_min, k->o.ts_max, &reason, err, sizeof(err)) != 0) {
         b->n--;   /* the slot goes back */
         add_bad(b, m, reason, err);
-        return;
+        return 0;
     }
     ev->partition = m->partition;
     ev->offset = m->offset;
+    return 0;
+}
+
+static void rewind_to(ksrc *k, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->topic, m->partition)->offset = m->offset;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(k->rk, l, 5000);
+    if (e) {
+        TL_LOG_ERROR("ingest", "seek failed partition=%d: %s", (int)m->partition,
+                     rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 static int all_at_end(const ksrc *k)
@@ -165,6 +191,13 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
 {
     ksrc *k = ctx;
     tl_batch_reset(b);
+    if (k->retry_backoff) {
+        /* Back off for one batch interval before reading the record again, so an
+         * unreachable registry is not hammered (heartbeats are librdkafka's own). */
+        k->retry_backoff = 0;
+        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
     k->filling = b;
     int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
     while (b->n + b->n_bad < max) {
@@ -194,7 +227,12 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         }
         parts_grow(k, m->partition);
         k->at_end[m->partition] = 0;
-        take_message(k, b, m);
+        if (take_message(k, b, m) != 0) {
+            rewind_to(k, m);
+            rd_kafka_message_destroy(m);
+            k->retry_backoff = 1;
+            break;
+        }
         rd_kafka_message_destroy(m);
     }
     k->filling = NULL;

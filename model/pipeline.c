@@ -39,4 +39,5 @@ void tl_pipeline_runtime_opts(const tl_config *c, tl_runtime_opts *o)
     o->batch_max_events = (int)tl_config_int(c, "batch.max.events");
     o->batch_max_ms = (int)tl_config_int(c, "commit.interval.ms");
     o->flush_timeout_ms = (int)tl_config_int(c, "sink.flush.timeout.ms");
+    o->state_flush_ms = (int)tl_config_int(c, "state.flush.interval.ms");
 }
