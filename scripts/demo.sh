@@ -4,7 +4,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-TALLY_DEPS_SKIP_KAFKA=1 scripts/deps.sh
+TALLY_DEPS_SKIP_KAFKA=1 TALLY_DEPS_SKIP_PYTHON=1 scripts/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc 2>/dev/null || echo 2)" --target tally
 exec build/tally demo "$@"

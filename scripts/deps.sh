@@ -6,6 +6,7 @@
 #
 # Environment:
 #   TALLY_DEPS_SKIP_KAFKA=1   do not fetch the Kafka broker's jars
+#   TALLY_DEPS_SKIP_PYTHON=1  do not install the test tools from PyPI
 #   PYTHON=...                Python interpreter to install into (default python3)
 set -euo pipefail
 
@@ -68,7 +69,9 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
-if py_satisfied; then
+if [ "${TALLY_DEPS_SKIP_PYTHON:-0}" = 1 ]; then
+  say "Python packages: skipped (TALLY_DEPS_SKIP_PYTHON=1)"
+elif py_satisfied; then
   say "Python packages: all present ($("$PYTHON" -c 'import sys; print(sys.executable)'))"
 else
   say "installing Python packages from ${REQ#"$ROOT"/} into $("$PYTHON" -c 'import sys; print(sys.executable)')"
