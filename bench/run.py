@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""tally's benchmarks: medians of repeated runs, each beside its peer in the same run.
+
+  bench/run.py engine [--events N] [--users N] [--runs R]
+      bench_engine (features + attribution + Avro encoding + RocksDB state, one thread,
+      generated events) against the generator alone (--baseline).
+  bench/run.py kafka [--events N] [--users N] [--runs R]
+      `tally run --until-end` (at-least-once) against a bare librdkafka consumer draining
+      the same topic, on a real broker started by scripts/kafka-broker.sh.
+
+Peak RSS is each process's own (wait4). Prints a markdown table for docs/benchmarks.md.
+Build first: cmake -S . -B build -G Ninja && cmake --build build
+"""
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("TALLY_BUILD", os.path.join(ROOT, "build"))
+
+
+def run_rss(cmd, **kw):
+    """Runs cmd with wait4 to get its own peak RSS. Returns (stdout, stderr, wall, rss_mib)."""
+    out_f = tempfile.TemporaryFile(mode="w+")
+    err_f = tempfile.TemporaryFile(mode="w+")
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True, **kw)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    out_f.seek(0)
+    err_f.seek(0)
+    out, err = out_f.read(), err_f.read()
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{err[-3000:]}")
+    return out, err, wall, ru.ru_maxrss / 1024.0
+
+
+def kv(line):
+    return dict(re.findall(r"(\w+)=([^\s]+)", line))
+
+
+def engine(a):
+    rows = []
+    for i in range(a.runs):
+        for mode in ("engine", "baseline"):
+            cmd = [os.path.join(BUILD, "bench_engine"), "--events", str(a.events),
+                   "--users", str(a.users), "--cache-mb", str(a.cache_mb)]
+            if mode == "baseline":
+                cmd.append("--baseline")
+            out, _, _, rss = run_rss(cmd)
+            r = kv(out)
+            rows.append((mode, float(r["events_per_s"]), rss))
+            print(f"run {i + 1} {mode}: {float(r['events_per_s']):,.0f} events/s, "
+                  f"peak RSS {rss:.0f} MiB", file=sys.stderr)
+    eng = statistics.median(r[1] for r in rows if r[0] == "engine")
+    base = statistics.median(r[1] for r in rows if r[0] == "baseline")
+    rss = statistics.median(r[2] for r in rows if r[0] == "engine")
+    print(f"| engine: {a.events:,} generated events, {a.users:,} users, one thread, "
+          f"state.cache.mb={a.cache_mb} | {eng:,.0f} events/s | generator alone: {base:,.0f} "
+          f"events/s (ratio {eng / base:.2f}) | {rss:.0f} MiB |")
+
+
+def kafka(a):
+    work = tempfile.mkdtemp(prefix="tally-bench-")
+    broker = os.path.join(work, "kafka")
+    script = os.path.join(ROOT, "scripts", "kafka-broker.sh")
+    subprocess.run([script, "start", broker], check=True)
+    try:
+        bootstrap = open(os.path.join(broker, "bootstrap")).read().strip()
+        topic = "bench-" + uuid.uuid4().hex[:8]
+        csv = os.path.join(work, "events.csv")
+        tally = os.path.join(BUILD, "tally")
+        subprocess.run([tally, "gen", "--events", str(a.events), "--users", str(a.users),
+                        "--output", csv], check=True)
+        subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic], check=True,
+                       stdout=subprocess.DEVNULL)  # auto-creates it with num.partitions=4
+        subprocess.run([tally, "produce", "--input", csv, "--format", "canonical", "--topic",
+                        topic, "-X", f"kafka.bootstrap.servers={bootstrap}"], check=True)
+        bare, tl, rss_t = [], [], []
+        for i in range(a.runs):
+            g = uuid.uuid4().hex[:8]
+            out, _, wall, _ = run_rss([os.path.join(BUILD, "bench_bare_consumer"), bootstrap,
+                                       topic, "bare-" + g])
+            n = int(kv(out)["records"])
+            bare.append(n / wall)
+            state = os.path.join(work, "state-" + g)
+            _, err, wall, rss = run_rss(
+                [tally, "run", "--until-end", "-X", f"kafka.bootstrap.servers={bootstrap}",
+                 "-X", f"input.topics={topic}", "-X", f"kafka.group.id=tally-{g}",
+                 "-X", f"state.dir={state}", "-X", "log.level=warn",
+                 "-X", f"output.interest.topic={topic}-interest",
+                 "-X", f"output.attribution.topic={topic}-attr",
+                 "-X", f"dlq.topic={topic}-dlq", "-X", f"state.cache.mb={a.cache_mb}"])
+            m = re.search(r"run: (\d+) events", err)
+            if not m or int(m.group(1)) != n:
+                sys.exit(f"tally run processed {m.group(1) if m else '?'} of {n} events:\n{err[-2000:]}")
+            tl.append(n / wall)
+            rss_t.append(rss)
+            shutil.rmtree(state, ignore_errors=True)
+            print(f"run {i + 1}: bare consumer {bare[-1]:,.0f} records/s, tally run "
+                  f"{tl[-1]:,.0f} events/s, peak RSS {rss:.0f} MiB", file=sys.stderr)
+        b, t = statistics.median(bare), statistics.median(tl)
+        print(f"| kafka: tally run --until-end, at-least-once, {a.events:,} events, {a.users:,} "
+              f"users, 4 partitions, local broker | {t:,.0f} events/s | bare librdkafka "
+              f"consumer: {b:,.0f} records/s (ratio {t / b:.2f}) | "
+              f"{statistics.median(rss_t):.0f} MiB |")
+    finally:
+        subprocess.run([script, "stop", broker])
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["engine", "kafka"])
+    ap.add_argument("--events", type=int)
+    ap.add_argument("--users", type=int)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cache-mb", type=int, default=1024)
+    a = ap.parse_args()
+    if a.what == "engine":
+        a.events = a.events or 10_000_000
+        a.users = a.users or 1_000_000
+        engine(a)
+    else:
+        a.events = a.events or 1_000_000
+        a.users = a.users or 100_000
+        kafka(a)
+
+
+if __name__ == "__main__":
+    main()
