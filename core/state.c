@@ -89,12 +89,26 @@ static size_t tp_mem(const tl_journey_tp *tp)
     return sizeof(*tp) + tp->len[0] + tp->len[1] + tp->len[2] + tp->len[3] + 4;
 }
 
+/* Room for one more touchpoint at the end of the journey. */
+static void tp_reserve(tl_user *u)
+{
+    int off = (int)(u->tp - u->tp_alloc);
+    if (off + u->n_tp < u->cap_tp) return;
+    if (off > 0 && off >= u->cap_tp / 2) {   /* slide back: amortised O(1) */
+        memmove(u->tp_alloc, u->tp, (size_t)u->n_tp * sizeof(*u->tp));
+    } else {
+        u->cap_tp = u->cap_tp ? u->cap_tp * 2 : 8;
+        tl_journey_tp *a = tl_xmalloc((size_t)u->cap_tp * sizeof(*a));
+        if (u->n_tp) memcpy(a, u->tp, (size_t)u->n_tp * sizeof(*a));
+        free(u->tp_alloc);
+        u->tp_alloc = a;
+    }
+    u->tp = u->tp_alloc;
+}
+
 int tl_user_add_tp(tl_user *u, const tl_event *ev)
 {
-    if (u->n_tp == u->cap_tp) {
-        u->cap_tp = u->cap_tp ? u->cap_tp * 2 : 8;
-        u->tp = tl_xrealloc(u->tp, (size_t)u->cap_tp * sizeof(*u->tp));
-    }
+    tp_reserve(u);
     /* After every entry with ts <= ev->ts: equal ts keep arrival order. */
     int pos = u->n_tp;
     while (pos > 0 && u->tp[pos - 1].ts > ev->ts) pos--;
@@ -114,7 +128,8 @@ void tl_user_remove_tps(tl_user *u, int from, int n)
         u->mem -= tp_mem(&u->tp[i]);
         free(u->tp[i].event_id);
     }
-    memmove(&u->tp[from], &u->tp[from + n], (size_t)(u->n_tp - from - n) * sizeof(*u->tp));
+    if (from == 0) u->tp += n;   /* the oldest go: no copy */
+    else memmove(&u->tp[from], &u->tp[from + n], (size_t)(u->n_tp - from - n) * sizeof(*u->tp));
     u->n_tp -= n;
 }
 
@@ -123,9 +138,9 @@ void tl_user_clear(tl_user *u)
     for (int i = 0; i < u->n_ent; i++) free(u->ent[i].id);
     for (int i = 0; i < u->n_tp; i++) free(u->tp[i].event_id);
     free(u->ent);
-    free(u->tp);
+    free(u->tp_alloc);
     u->ent = NULL;
-    u->tp = NULL;
+    u->tp = u->tp_alloc = NULL;
     u->n_ent = u->cap_ent = u->n_tp = u->cap_tp = 0;
     u->mem = sizeof(*u) + (u->user_id ? strlen(u->user_id) + 1 : 0);
 }
@@ -311,10 +326,7 @@ static int decode_tp(tl_user *u, rd *r)
     if (r->bad || type >= TL_EVENT_TYPE_COUNT) return -1;
     char *c[4];
     for (int k = 0; k < 4; k++) c[k] = isnull[k] ? NULL : dup_n(s[k], l[k]);
-    if (u->n_tp == u->cap_tp) {
-        u->cap_tp = u->cap_tp ? u->cap_tp * 2 : 8;
-        u->tp = tl_xrealloc(u->tp, (size_t)u->cap_tp * sizeof(*u->tp));
-    }
+    tp_reserve(u);
     tl_journey_tp *tp = &u->tp[u->n_tp++];
     tp_set(tp, c[0], c[1], c[2], c[3]);
     tp->ts = ts;

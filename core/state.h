@@ -48,8 +48,10 @@ typedef struct tl_user {
     char *user_id;      /* owned */
     tl_interest *ent;
     int n_ent, cap_ent;
-    tl_journey_tp *tp;  /* journey order: (ts, arrival) */
-    int n_tp, cap_tp;
+    tl_journey_tp *tp;  /* journey order: (ts, arrival); tp[0..n_tp) */
+    int n_tp, cap_tp;   /* cap_tp counts from tp_alloc */
+    tl_journey_tp *tp_alloc;  /* the allocation tp points into: dropping the oldest
+                               * touchpoints advances tp instead of moving the rest */
     /* cache bookkeeping (state.c) */
     struct tl_user *hnext, *lru_prev, *lru_next;
     uint64_t hash;
