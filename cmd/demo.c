@@ -87,13 +87,20 @@ static tl_rc w_flush(void *ctx, int timeout_ms)
     return dm->inner->flush(dm->inner->ctx, timeout_ms);
 }
 
+static tl_rc w_progress(void *ctx, uint64_t *emitted, uint64_t *acked)
+{
+    demo *dm = ctx;
+    return dm->inner->progress(dm->inner->ctx, emitted, acked);
+}
+
 static tl_sink *wrap(tl_sink *inner, void *arg)
 {
     demo *dm = arg;
     dm->inner = inner;
     dm->wrapper = (tl_sink){.name = "demo", .ctx = inner->ctx, .emit_interest = w_interest,
                             .emit_attribution = w_attribution, .emit_credit = w_credit,
-                            .emit_dlq = w_dlq, .flush = w_flush};
+                            .emit_dlq = w_dlq, .flush = w_flush,
+                            .progress = inner->progress ? w_progress : NULL};
     dm->wrapper.ctx = dm;
     return &dm->wrapper;
 }

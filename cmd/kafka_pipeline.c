@@ -109,18 +109,12 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
 
     rd_kafka_conf_t *pconf = tl_cmd_kafka_conf(c, "producer");
     if (!pconf) goto done;
-    rd_kafka_conf_set_dr_msg_cb(pconf, tl_kafka_sink_dr_cb);
-    producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
-    if (!producer) {
-        rd_kafka_conf_destroy(pconf);
-        fprintf(stderr, "tally: kafka producer: %s\n", err);
-        goto done;
-    }
-    ksink = tl_kafka_sink_new(producer, &ko, err, sizeof(err));
+    ksink = tl_kafka_sink_new(pconf, &ko, err, sizeof(err));
     if (!ksink) {
         fprintf(stderr, "tally: %s\n", err);
         goto done;
     }
+    producer = tl_kafka_sink_handle(ksink);
     sink = wrap ? wrap(ksink, arg) : ksink;
 
     tl_runtime_opts o;
@@ -161,11 +155,10 @@ done:
             rc = 1;
         }
     }
-    if (ksink) {   /* a wrapper, if any, belongs to the caller */
+    if (ksink) {   /* a wrapper, if any, belongs to the caller; this frees the producer */
         tl_sink_counts_get(ksink, &rep->out);
         tl_sink_destroy(ksink);
     }
-    if (producer) rd_kafka_destroy(producer);
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);
     return rc;

@@ -47,6 +47,10 @@ int tl_cmd_run(int argc, char **argv)
             "run: %" PRIu64 " events, %" PRIu64 " dead letters, %" PRIu64 " interest deltas, %" PRIu64
             " attributions in %.2f s\n",
             r.rt.events, r.rt.bad_total, r.out.interest, r.out.attribution, r.seconds);
+    fprintf(stderr, "run: time in poll %.2f s, processing %.2f s, waiting for acks %.2f s, "
+                    "writing state %.2f s, committing %.2f s\n",
+            r.rt.poll_ns / 1e9, r.rt.process_ns / 1e9, r.rt.sink_flush_ns / 1e9,
+            r.rt.state_flush_ns / 1e9, r.rt.commit_ns / 1e9);
     tl_config_destroy(c);
     return rc;
 }

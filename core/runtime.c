@@ -23,9 +23,12 @@
 #include "util.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define TL_RUNTIME_MAX_INFLIGHT 32
 
 struct tl_runtime {
     tl_runtime_opts o;
@@ -37,6 +40,15 @@ struct tl_runtime {
     int64_t *pending;            /* per partition: next offset processed, not yet in the store */
     int n_parts;
     int64_t last_state_flush_ns;
+    /* Processed batches whose outputs are not all acknowledged yet, oldest first. */
+    struct inflight {
+        uint64_t mark;           /* sink records emitted up to the end of the batch */
+        int64_t *next;           /* per partition: next offset after the batch, or -1 */
+        int n;
+    } q[TL_RUNTIME_MAX_INFLIGHT];
+    int q_head, q_len;
+    const tl_source *src;
+    volatile sig_atomic_t *stop;
     tl_batch batch;
     tl_arena out_arena;
     tl_runtime_stats st;
@@ -64,6 +76,7 @@ void tl_runtime_destroy(tl_runtime *rt)
     free(rt->stores);
     free(rt->batch_next);
     free(rt->pending);
+    for (int i = 0; i < TL_RUNTIME_MAX_INFLIGHT; i++) free(rt->q[i].next);
     tl_batch_destroy(&rt->batch);
     tl_arena_destroy(&rt->out_arena);
     free(rt);
@@ -130,13 +143,16 @@ static int flush_stores(tl_runtime *rt)
     return 0;
 }
 
+static int settle(tl_runtime *rt, int block);
+
 void tl_runtime_revoked(tl_runtime *rt, int32_t partition)
 {
     if (partition >= rt->n_parts || !rt->stores[partition]) return;
-    /* Revocations come between batches: the sink has acknowledged everything, so the
-     * pending state may be written; if that fails the next owner replays from the
-     * store's older offset. */
-    flush_store(rt, partition);
+    /* Revocations come between batches. Once every output in flight is acknowledged
+     * (and its offsets stored), the store holds no unacknowledged effect and may be
+     * written; if anything fails, the next owner replays from the store's older
+     * offset. */
+    if (settle(rt, 1) == 0) flush_store(rt, partition);
     tl_store_close(rt->stores[partition]);
     rt->stores[partition] = NULL;
     TL_LOG_INFO("runtime", "store closed partition=%d", (int)partition);
@@ -155,10 +171,48 @@ static void note_offset(tl_runtime *rt, int32_t partition, int64_t offset)
     if (offset + 1 > rt->batch_next[partition]) rt->batch_next[partition] = offset + 1;
 }
 
-/* Steps 1-3 for one batch. 0, or -1 when the batch could not be made durable. */
-static int process_batch(tl_runtime *rt, volatile sig_atomic_t *stop)
+/* Commits the oldest in-flight batch: its offsets go to the source and become the
+ * offsets the stores will be written with. */
+static int commit_front(tl_runtime *rt)
+{
+    struct inflight *f = &rt->q[rt->q_head];
+    for (int p = 0; p < f->n; p++)
+        if (f->next[p] > rt->pending[p]) rt->pending[p] = f->next[p];
+    int64_t t0 = tl_mono_ns();
+    int rc = rt->src && rt->src->commit ? rt->src->commit(rt->src->ctx, f->next, f->n) : 0;
+    rt->st.commit_ns += tl_mono_ns() - t0;
+    rt->q_head = (rt->q_head + 1) % TL_RUNTIME_MAX_INFLIGHT;
+    rt->q_len--;
+    return rc;
+}
+
+/* Commits every in-flight batch whose outputs are acknowledged; with block, waits
+ * until all are. 0, or -1 when outputs cannot be delivered. */
+static int settle(tl_runtime *rt, int block)
+{
+    uint64_t emitted = 0, acked = UINT64_MAX;
+    int64_t t0 = tl_mono_ns();
+    if (block || !rt->sink->progress) {
+        tl_rc rc;
+        while ((rc = rt->sink->flush(rt->sink->ctx, rt->o.flush_timeout_ms)) == TL_RETRY) {
+            rt->st.flush_retries++;
+            if (rt->stop && *rt->stop > 1) return -1;   /* a second signal: give up now */
+        }
+        if (rc != TL_OK) return -1;
+    } else if (rt->sink->progress(rt->sink->ctx, &emitted, &acked) != TL_OK) {
+        return -1;
+    }
+    rt->st.sink_flush_ns += tl_mono_ns() - t0;
+    while (rt->q_len && rt->q[rt->q_head].mark <= acked)
+        if (commit_front(rt) != 0) return -1;
+    return 0;
+}
+
+/* Processes one batch and queues it as in flight. 0, or -1 on a stage failure. */
+static int process_batch(tl_runtime *rt)
 {
     tl_batch *b = &rt->batch;
+    int64_t t0 = tl_mono_ns();
     for (int i = 0; i < b->n_bad; i++) {
         tl_dlq_record *r = &b->bad[i];
         rt->st.bad[r->reason]++;
@@ -185,45 +239,75 @@ static int process_batch(tl_runtime *rt, volatile sig_atomic_t *stop)
         note_offset(rt, ev->partition, ev->offset);
     }
     rt->st.events += (uint64_t)b->n;
+    rt->st.process_ns += tl_mono_ns() - t0;
 
-    tl_rc rc;
-    while ((rc = rt->sink->flush(rt->sink->ctx, rt->o.flush_timeout_ms)) == TL_RETRY) {
-        rt->st.flush_retries++;
-        if (stop && *stop > 1) return -1;   /* a second signal: give up now */
-    }
-    if (rc != TL_OK) return -1;
-
-    int due = tl_mono_ns() - rt->last_state_flush_ns >= (int64_t)rt->o.state_flush_ms * 1000000;
+    /* Queue the batch: the mark is the number of records emitted so far. */
+    uint64_t emitted = 0, acked = 0;
+    if (rt->sink->progress && rt->sink->progress(rt->sink->ctx, &emitted, &acked) != TL_OK)
+        return -1;
+    struct inflight *f = &rt->q[(rt->q_head + rt->q_len) % TL_RUNTIME_MAX_INFLIGHT];
+    rt->q_len++;
+    f->mark = emitted;
+    f->next = tl_xrealloc(f->next, (size_t)rt->n_parts * sizeof(*f->next));
+    f->n = rt->n_parts;
     for (int p = 0; p < rt->n_parts; p++) {
-        if (rt->batch_next[p] < 0) continue;
-        if (!rt->stores[p] && !open_store(rt, p)) return -1;
-        rt->pending[p] = rt->batch_next[p];
+        f->next[p] = rt->batch_next[p];
         rt->batch_next[p] = -1;
-        if (tl_store_over_budget(rt->stores[p])) due = 1;
     }
-    return due ? flush_stores(rt) : 0;
+    return 0;
+}
+
+/* After a batch: commit what is acknowledged; write state when due. */
+static int after_batch(tl_runtime *rt)
+{
+    int block = rt->q_len == TL_RUNTIME_MAX_INFLIGHT;
+    int due = tl_mono_ns() - rt->last_state_flush_ns >= (int64_t)rt->o.state_flush_ms * 1000000;
+    for (int p = 0; p < rt->n_parts && !due; p++)
+        if (rt->stores[p] && tl_store_over_budget(rt->stores[p])) due = 1;
+    /* The stores may only be written once every effect they hold is acknowledged. */
+    if (settle(rt, block || due) != 0) return -1;
+    if (!due) return 0;
+    int64_t t0 = tl_mono_ns();
+    int rc = flush_stores(rt);
+    rt->st.state_flush_ns += tl_mono_ns() - t0;
+    return rc;
+}
+
+/* The end of a run: everything acknowledged, committed and written. */
+static int finish(tl_runtime *rt)
+{
+    if (settle(rt, 1) != 0) return -1;
+    return flush_stores(rt);
 }
 
 int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *stop)
 {
+    rt->src = src;
+    rt->stop = stop;
     for (;;) {
         if (stop && *stop) {
-            TL_LOG_INFO("runtime", "stopping: last batch committed");
-            return flush_stores(rt);
+            TL_LOG_INFO("runtime", "stopping: committing what is in flight");
+            return finish(rt);
         }
+        int64_t tp = tl_mono_ns();
         int prc = src->poll(src->ctx, &rt->batch, rt->o.batch_max_events, rt->o.batch_max_ms);
+        int64_t polled = tl_mono_ns() - tp;
+        rt->st.poll_ns += polled;
+        TL_LOG_DEBUG("runtime", "polled events=%d bad=%d ms=%.1f", rt->batch.n, rt->batch.n_bad,
+                     (double)polled / 1e6);
         if (prc == TL_SRC_ERROR) return -1;
         if (rt->batch.n || rt->batch.n_bad) {
             int64_t t0 = tl_mono_ns();
-            if (process_batch(rt, stop) != 0) {
-                TL_LOG_ERROR("runtime", "batch not committed; a restart resumes from the last "
-                                        "committed batch");
+            if (process_batch(rt) != 0 || after_batch(rt) != 0) {
+                TL_LOG_ERROR("runtime", "outputs not delivered; a restart resumes from the last "
+                                        "committed offsets");
                 return -1;
             }
-            if (src->commit && src->commit(src->ctx, &rt->batch) != 0) return -1;
             rt->st.batches++;
             rt->st.busy_ns += tl_mono_ns() - t0;
+        } else if (settle(rt, 0) != 0) {
+            return -1;
         }
-        if (prc == TL_SRC_EOF) return flush_stores(rt);
+        if (prc == TL_SRC_EOF) return finish(rt);
     }
 }

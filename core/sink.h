@@ -6,8 +6,8 @@
  * callbacks are called from the processing thread, in processing order; they must
  * copy what they keep. flush() blocks until every record emitted so far is durable
  * at the destination (acknowledged by Kafka, written to the file) or timeout_ms
- * passes. Only after flush() returns TL_OK may the runtime commit state and input
- * offsets: that ordering is what makes delivery at-least-once.
+ * passes. Only after a record is durable may the runtime commit the state and input
+ * offsets it reflects: that ordering is what makes delivery at-least-once.
  */
 #ifndef TL_SINK_H
 #define TL_SINK_H
@@ -25,6 +25,12 @@ typedef struct tl_sink {
     tl_rc (*emit_credit)(void *ctx, const tl_credit_delta *c);
     tl_rc (*emit_dlq)(void *ctx, const tl_dlq_record *r);
     tl_rc (*flush)(void *ctx, int timeout_ms);
+    /* Optional, for sinks that acknowledge asynchronously (Kafka): serves
+     * acknowledgements without blocking, and tells how many records were emitted so
+     * far and how many of them, counted from the first, are acknowledged. TL_ERROR
+     * once a record failed for good. With it, the runtime keeps processing while
+     * outputs are in flight; without it, it calls flush() after every batch. */
+    tl_rc (*progress)(void *ctx, uint64_t *emitted, uint64_t *acked);
     void (*destroy)(void *ctx);
 } tl_sink;
 

@@ -6,8 +6,10 @@
  * A source fills a tl_batch. Events' strings live in the batch's arena. Records that
  * cannot become events (undecodable, invalid) are returned in batch->bad with the
  * reason; the runtime sends them to the dead-letter sink and counts them. commit()
- * is called once the batch's outputs are durable; only then may the source
- * acknowledge the input (store Kafka offsets). Threading: one thread calls a source.
+ * is called once the outputs of the input up to the given offsets are durable; only
+ * then may the source acknowledge it (store Kafka offsets). That may be several
+ * batches later: the runtime keeps processing while outputs are in flight.
+ * Threading: one thread calls a source.
  */
 #ifndef TL_SOURCE_H
 #define TL_SOURCE_H
@@ -41,8 +43,11 @@ typedef struct tl_source {
      * to read), TL_SRC_EOF when a finite input is exhausted (b may still hold the
      * last events), TL_SRC_ERROR on a fatal error (message logged). */
     int (*poll)(void *ctx, tl_batch *b, int max, int timeout_ms);
-    /* The batch's outputs are durable: acknowledge its input. 0 or -1. */
-    int (*commit)(void *ctx, const tl_batch *b);
+    /* The outputs caused by input up to these offsets are durable: acknowledge it.
+     * next[p] is the next offset to read in partition p, or -1 for a partition with
+     * nothing to acknowledge; n is the length of next. 0 or -1. May be NULL for
+     * sources with nothing to acknowledge (files). */
+    int (*commit)(void *ctx, const int64_t *next, int n);
     void (*destroy)(void *ctx);
 } tl_source;
 

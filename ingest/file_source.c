@@ -593,13 +593,6 @@ static int file_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
     return TL_SRC_OK;
 }
 
-static int file_commit(void *ctx, const tl_batch *b)
-{
-    (void)ctx;
-    (void)b;
-    return 0;                              /* nothing to acknowledge in a file */
-}
-
 static void file_destroy(void *ctx)
 {
     tl_file_src *s = ctx;
@@ -690,7 +683,7 @@ tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict,
     s->src.name = "file";
     s->src.ctx = s;
     s->src.poll = file_poll;
-    s->src.commit = file_commit;
+    s->src.commit = NULL;   /* nothing to acknowledge */
     s->src.destroy = file_destroy;
     return &s->src;
 

@@ -769,13 +769,6 @@ static int gen_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
     return TL_SRC_OK;
 }
 
-static int gen_commit(void *ctx, const tl_batch *b)
-{
-    (void)ctx;
-    (void)b;
-    return 0;
-}
-
 typedef struct gen_src {
     tl_source src;            /* first */
     tl_gen *g;
@@ -806,7 +799,7 @@ tl_source *tl_gen_source_new(const tl_gen_params *p)
     s->src.name = "gen";
     s->src.ctx = s;
     s->src.poll = gen_src_poll;
-    s->src.commit = gen_commit;
+    s->src.commit = NULL;   /* nothing to acknowledge */
     s->src.destroy = gen_src_destroy;
     return &s->src;
 

@@ -239,22 +239,13 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
     return k->o.until_end && all_at_end(k) ? TL_SRC_EOF : TL_SRC_OK;
 }
 
-static int ks_commit(void *ctx, const tl_batch *b)
+static int ks_commit(void *ctx, const int64_t *next, int n)
 {
     ksrc *k = ctx;
-    /* Next offset per partition: one past the highest record of the batch. */
-    int64_t *next = tl_xcalloc((size_t)(k->n_parts ? k->n_parts : 1), sizeof(*next));
-    for (int i = 0; i < b->n; i++)
-        if (b->events[i].offset + 1 > next[b->events[i].partition])
-            next[b->events[i].partition] = b->events[i].offset + 1;
-    for (int i = 0; i < b->n_bad; i++)
-        if (b->bad[i].offset + 1 > next[b->bad[i].partition])
-            next[b->bad[i].partition] = b->bad[i].offset + 1;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->n_parts);
-    for (int p = 0; p < k->n_parts; p++)
-        if (next[p] > 0 && k->assigned[p])
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n && p < k->n_parts; p++)
+        if (next[p] >= 0 && k->assigned[p])
             rd_kafka_topic_partition_list_add(l, k->topic, p)->offset = next[p];
-    free(next);
     rd_kafka_resp_err_t err = l->cnt ? rd_kafka_offsets_store(k->rk, l) : RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_topic_partition_list_destroy(l);
     if (err && err != RD_KAFKA_RESP_ERR__STATE) {

@@ -3,11 +3,11 @@
  * (credit deltas: "dim:dim_id"); dead letters with their original bytes and the
  * reason in headers.
  *
- * Delivery: every message carries the sink as its opaque; the producer's delivery
- * report callback (tl_kafka_sink_dr_cb, served by rd_kafka_flush/poll on the
- * processing thread) counts failures. flush() waits until the producer's queue is
- * empty and then reports whether any message of the batch failed for good: only then
- * may the runtime commit. librdkafka retries transient errors itself (idempotent
+ * Delivery: every message carries its sequence number (1, 2, ...) as its opaque; the
+ * delivery report callback (served by rd_kafka_poll/flush on the processing thread)
+ * marks it in a ring of flags and advances `acked`, the length of the acknowledged
+ * prefix, so progress() tells the runtime exactly which batches are durable while
+ * later ones are still in flight. flush() waits until everything is acknowledged. librdkafka retries transient errors itself (idempotent
  * producer, message.timeout.ms), so a failure here means the broker was unreachable
  * past that timeout; the runtime then stops without committing, and a restart
  * resumes from the last committed batch (at-least-once).
@@ -21,9 +21,12 @@
 #include "core/util.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define RING_SIZE (1u << 18)   /* > the producer's queue.buffering.max.messages */
 
 typedef struct kafka_sink {
     tl_sink_base base;
@@ -31,39 +34,48 @@ typedef struct kafka_sink {
     tl_kafka_sink_opts o;
     char *topics[4];
     tl_buf buf;
-    uint64_t failed, delivered;
+    uint64_t emitted, acked, failed;
+    unsigned char *ring;    /* ring[seq % RING_SIZE]: delivered, seq in (acked, emitted] */
     char last_error[256];
 } kafka_sink;
 
-void tl_kafka_sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    kafka_sink *s = m->_private;
-    if (!s) return;
+    kafka_sink *s = opaque;
+    uint64_t seq = (uint64_t)(uintptr_t)m->_private;
     if (m->err) {
         s->failed++;
         snprintf(s->last_error, sizeof(s->last_error), "%s [%s]", rd_kafka_err2str(m->err),
                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?");
-    } else {
-        s->delivered++;
+        return;
+    }
+    if (seq <= s->acked || seq > s->emitted) return;
+    s->ring[seq % RING_SIZE] = 1;
+    while (s->acked < s->emitted && s->ring[(s->acked + 1) % RING_SIZE]) {
+        s->ring[(s->acked + 1) % RING_SIZE] = 0;
+        s->acked++;
     }
 }
 
 static tl_rc produce(kafka_sink *s, const char *topic, const void *key, size_t key_len,
                      const void *val, size_t val_len, rd_kafka_headers_t *hdrs)
 {
+    while (s->emitted - s->acked >= RING_SIZE - 1) rd_kafka_poll(s->rk, 10);
+    void *seq = (void *)(uintptr_t)(s->emitted + 1);
     for (;;) {
         rd_kafka_resp_err_t err;
         if (hdrs)   /* on success the message owns the headers */
             err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
                                     RD_KAFKA_V_VALUE((void *)val, val_len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(s),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(seq),
                                     RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         else
             err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
                                     RD_KAFKA_V_VALUE((void *)val, val_len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(s),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(seq),
                                     RD_KAFKA_V_END);
         if (!err) {
+            s->emitted++;
             s->base.counts.bytes += val_len;
             return TL_OK;
         }
@@ -142,25 +154,42 @@ static tl_rc ks_flush(void *ctx, int timeout_ms)
     return TL_OK;
 }
 
+static tl_rc ks_progress(void *ctx, uint64_t *emitted, uint64_t *acked)
+{
+    kafka_sink *s = ctx;
+    rd_kafka_poll(s->rk, 0);   /* serves delivery reports */
+    *emitted = s->emitted;
+    *acked = s->acked;
+    if (s->failed) {
+        TL_LOG_ERROR("sink", "delivery failed messages=%" PRIu64 " last_error=\"%s\"", s->failed,
+                     s->last_error);
+        return TL_ERROR;
+    }
+    return TL_OK;
+}
+
 static void ks_destroy(void *ctx)
 {
     kafka_sink *s = ctx;
     for (int i = 0; i < 4; i++) free(s->topics[i]);
     tl_buf_free(&s->buf);
+    free(s->ring);
+    if (s->rk) rd_kafka_destroy(s->rk);
 }
 
-tl_sink *tl_kafka_sink_new(rd_kafka_t *rk, const tl_kafka_sink_opts *o, char *err, size_t errlen)
+rd_kafka_t *tl_kafka_sink_handle(const tl_sink *sink) { return ((kafka_sink *)sink->ctx)->rk; }
+
+tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, char *err,
+                           size_t errlen)
 {
     kafka_sink *s = tl_xcalloc(1, sizeof(*s));
-    s->rk = rk;
     s->o = *o;
+    s->ring = tl_xcalloc(RING_SIZE, 1);
     const char *names[4] = {o->topic_interest, o->topic_attribution, o->topic_credit, o->topic_dlq};
     for (int i = 0; i < 4; i++) {
         if (!names[i] || !*names[i]) {
             snprintf(err, errlen, "kafka sink: an output topic name is empty");
-            ks_destroy(s);
-            free(s);
-            return NULL;
+            goto fail;
         }
         s->topics[i] = tl_xstrdup(names[i]);
     }
@@ -168,10 +197,24 @@ tl_sink *tl_kafka_sink_new(rd_kafka_t *rk, const tl_kafka_sink_opts *o, char *er
     s->o.topic_attribution = s->topics[1];
     s->o.topic_credit = s->topics[2];
     s->o.topic_dlq = s->topics[3];
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_opaque(conf, s);
+    char e[512];
+    s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (!s->rk) {
+        snprintf(err, errlen, "kafka producer: %s", e);
+        goto fail;
+    }
+    conf = NULL;   /* owned by the producer */
     s->base.sink = (tl_sink){
         .name = "kafka", .ctx = s, .emit_interest = ks_interest,
         .emit_attribution = ks_attribution, .emit_credit = ks_credit, .emit_dlq = ks_dlq,
-        .flush = ks_flush, .destroy = ks_destroy,
+        .flush = ks_flush, .progress = ks_progress, .destroy = ks_destroy,
     };
     return &s->base.sink;
+fail:
+    if (conf) rd_kafka_conf_destroy(conf);
+    ks_destroy(s);
+    free(s);
+    return NULL;
 }

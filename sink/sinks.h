@@ -37,11 +37,10 @@ typedef struct tl_kafka_sink_opts {
     int32_t id_interest, id_attribution, id_credit;
 } tl_kafka_sink_opts;
 
-/* Uses (does not own) producer rk. */
-tl_sink *tl_kafka_sink_new(rd_kafka_t *rk, const tl_kafka_sink_opts *o, char *err, size_t errlen);
-/* The delivery-report callback the producer must be configured with
- * (rd_kafka_conf_set_dr_msg_cb) for tl_kafka_sink's flush to see failures. */
-void tl_kafka_sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+/* Creates its producer from conf (taken, also on failure). */
+tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, char *err,
+                           size_t errlen);
+rd_kafka_t *tl_kafka_sink_handle(const tl_sink *s);
 
 void tl_sink_counts_get(const tl_sink *s, tl_sink_counts *c);
 void tl_sink_destroy(tl_sink *s);   /* calls s->destroy and frees s */
