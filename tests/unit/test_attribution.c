@@ -1,0 +1,588 @@
+/*
+ * test_attribution.c -- model/attribution.c against docs/attribution.md: the five
+ * rule-based methods for n = 1, 2, 3, 5 with hand-computed credits, and touchpoint
+ * selection through tl_attribution_apply: lookback (inclusive bound), touchpoints
+ * after the purchase, max touchpoints, reset on conversion on and off, ties on ts,
+ * out-of-order touch events, purchases without touchpoints, the touch-type list and
+ * the record's fields.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/state.h"
+#include "model/attribution.h"
+#include "memsink.h"
+
+static const int64_t DAY = 86400000;
+
+/* ---- fixture -------------------------------------------------------------------- */
+
+static memsink ms;
+static tl_arena arena;
+static tl_user user;
+static tl_attr_stats ast;
+
+static int setup(void **state)
+{
+    (void)state;
+    ms_init(&ms);
+    tl_arena_init(&arena, 4096);
+    memset(&user, 0, sizeof(user));
+    user.user_id = tl_xstrdup("u1");
+    memset(&ast, 0, sizeof(ast));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ms_free(&ms);
+    tl_arena_destroy(&arena);
+    tl_user_clear(&user);
+    free(user.user_id);
+    return 0;
+}
+
+static void check_near(double got, double want, const char *what, int i)
+{
+    if (!(fabs(got - want) <= 1e-12)) fail_msg("%s[%d]: got %.17g, expected %.17g", what, i, got, want);
+}
+
+static void check_credits(const double *got, const double *want, int n, const char *what)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        check_near(got[i], want[i], what, i);
+        sum += got[i];
+    }
+    if (!(fabs(sum - 1) <= 1e-12)) fail_msg("%s: credits sum to %.17g", what, sum);
+}
+
+/* Defaults from the documentation, written out; tests change what they need. */
+static tl_attr_cfg cfg_default(void)
+{
+    tl_attr_cfg ac;
+    memset(&ac, 0, sizeof(ac));
+    ac.lookback_ms = 7 * DAY;
+    ac.max_touchpoints = 50;
+    ac.reset_on_conversion = 1;
+    ac.time_decay_half_life_ms = 7.0 * DAY;
+    ac.touch_mask = (1u << TL_IMPRESSION) | (1u << TL_BROWSE) | (1u << TL_CLICK) |
+                    (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
+    return ac;
+}
+
+static tl_event mkev(const char *id, tl_event_type type, int64_t ts)
+{
+    tl_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.event_id = id;
+    ev.user_id = "u1";
+    ev.item_id = "item";
+    ev.type = type;
+    ev.ts = ts;
+    return ev;
+}
+
+static void apply(const tl_attr_cfg *ac, const char *id, tl_event_type type, int64_t ts)
+{
+    tl_event ev = mkev(id, type, ts);
+    assert_int_equal(tl_attribution_apply(ac, &user, &ev, &arena, &ms.sink, &ast), TL_OK);
+}
+
+/* The i-th attribution's touchpoint event ids equal the space-separated list want. */
+static void expect_tps(int i, const char *want)
+{
+    const tl_attribution *r = ms_attribution(&ms, i);
+    if (!r) fail_msg("no attribution record %d (have %d)", i, ms.count[MS_ATTRIBUTION]);
+    char got[512] = "";
+    for (int k = 0; k < r->n_touchpoints; k++) {
+        if (k) strcat(got, " ");
+        strcat(got, r->touchpoints[k].event_id);
+    }
+    if (strcmp(got, want) != 0)
+        fail_msg("attribution %d touchpoints: \"%s\", expected \"%s\"", i, got, want);
+}
+
+/* The journey's event ids, in order. */
+static void expect_journey(const char *want)
+{
+    char got[512] = "";
+    for (int k = 0; k < user.n_tp; k++) {
+        if (k) strcat(got, " ");
+        strcat(got, user.tp[k].event_id);
+    }
+    if (strcmp(got, want) != 0) fail_msg("journey: \"%s\", expected \"%s\"", got, want);
+}
+
+/* ---- tl_credits_rule ---------------------------------------------------------------- */
+
+static void test_rule_last_first_linear(void **state)
+{
+    (void)state;
+    const int ns[] = {1, 2, 3, 5};
+    int64_t ts[5] = {10, 20, 30, 40, 50};
+    for (int k = 0; k < 4; k++) {
+        int n = ns[k];
+        double out[5], want[5];
+        char what[64];
+
+        for (int i = 0; i < n; i++) want[i] = i == n - 1 ? 1 : 0;
+        tl_credits_rule(TL_M_LAST_TOUCH, n, ts, 60, DAY, out);
+        snprintf(what, sizeof(what), "last_touch n=%d", n);
+        check_credits(out, want, n, what);
+
+        for (int i = 0; i < n; i++) want[i] = i == 0 ? 1 : 0;
+        tl_credits_rule(TL_M_FIRST_TOUCH, n, ts, 60, DAY, out);
+        snprintf(what, sizeof(what), "first_touch n=%d", n);
+        check_credits(out, want, n, what);
+
+        static const double lin[] = {0, 1, 0.5, 1.0 / 3, 0, 0.2};
+        for (int i = 0; i < n; i++) want[i] = lin[n];
+        tl_credits_rule(TL_M_LINEAR, n, ts, 60, DAY, out);
+        snprintf(what, sizeof(what), "linear n=%d", n);
+        check_credits(out, want, n, what);
+    }
+}
+
+static void test_rule_position_based(void **state)
+{
+    (void)state;
+    int64_t ts[5] = {1, 2, 3, 4, 5};
+    double out[5];
+    tl_credits_rule(TL_M_POSITION_BASED, 1, ts, 9, DAY, out);
+    check_credits(out, (double[]){1}, 1, "position_based n=1");
+    tl_credits_rule(TL_M_POSITION_BASED, 2, ts, 9, DAY, out);
+    check_credits(out, (double[]){0.5, 0.5}, 2, "position_based n=2");
+    tl_credits_rule(TL_M_POSITION_BASED, 3, ts, 9, DAY, out);
+    check_credits(out, (double[]){0.4, 0.2, 0.4}, 3, "position_based n=3");
+    tl_credits_rule(TL_M_POSITION_BASED, 5, ts, 9, DAY, out);
+    check_credits(out, (double[]){0.4, 0.2 / 3, 0.2 / 3, 0.2 / 3, 0.4}, 5, "position_based n=5");
+}
+
+static void test_rule_time_decay(void **state)
+{
+    (void)state;
+    const int64_t P = 100 * DAY;
+    double out[5];
+    /* n = 1: all of it */
+    tl_credits_rule(TL_M_TIME_DECAY, 1, (int64_t[]){P - 3 * DAY}, P, DAY, out);
+    check_credits(out, (double[]){1}, 1, "time_decay n=1");
+    /* 1 day and 0 before: 1/2 and 1 -> 1/3, 2/3 */
+    tl_credits_rule(TL_M_TIME_DECAY, 2, (int64_t[]){P - DAY, P}, P, DAY, out);
+    check_credits(out, (double[]){1.0 / 3, 2.0 / 3}, 2, "time_decay n=2");
+    /* 2, 1, 0 days before: 1/4, 1/2, 1 -> 1/7, 2/7, 4/7 */
+    tl_credits_rule(TL_M_TIME_DECAY, 3, (int64_t[]){P - 2 * DAY, P - DAY, P}, P, DAY, out);
+    check_credits(out, (double[]){1.0 / 7, 2.0 / 7, 4.0 / 7}, 3, "time_decay n=3");
+    /* 4..0 days before: 1/16 .. 1 -> 1/31, 2/31, 4/31, 8/31, 16/31 */
+    tl_credits_rule(TL_M_TIME_DECAY, 5,
+                    (int64_t[]){P - 4 * DAY, P - 3 * DAY, P - 2 * DAY, P - DAY, P}, P, DAY, out);
+    check_credits(out, (double[]){1.0 / 31, 2.0 / 31, 4.0 / 31, 8.0 / 31, 16.0 / 31}, 5,
+                  "time_decay n=5");
+    /* equal times: equal shares; half a half-life apart with Ha = 2 days */
+    tl_credits_rule(TL_M_TIME_DECAY, 3, (int64_t[]){P - 5, P - 5, P - 5}, P, DAY, out);
+    check_credits(out, (double[]){1.0 / 3, 1.0 / 3, 1.0 / 3}, 3, "time_decay equal ts");
+    const double r = 0.70710678118654752440;   /* 2^-1/2 */
+    tl_credits_rule(TL_M_TIME_DECAY, 2, (int64_t[]){P - DAY, P}, P, 2.0 * DAY, out);
+    check_credits(out, (double[]){r / (1 + r), 1 / (1 + r)}, 2, "time_decay Ha=2d");
+}
+
+/* ---- selection ------------------------------------------------------------------------- */
+
+/* The full record for three touchpoints 2, 1, 0 days before with Ha = 1 day. */
+static void test_record_fields(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    ac.time_decay_half_life_ms = (double)DAY;
+    const int64_t P = 50 * DAY;
+    tl_event t1 = mkev("t1", TL_IMPRESSION, P - 2 * DAY);
+    t1.item_id = "i1";
+    t1.category_id = "c1";
+    t1.channel = "web";
+    tl_event t2 = mkev("t2", TL_CLICK, P - DAY);
+    t2.item_id = "i2";   /* no category, no channel */
+    tl_event t3 = mkev("t3", TL_ADD_TO_CART, P);
+    t3.item_id = "i3";
+    t3.channel = "app";
+    tl_event p = mkev("p1", TL_PURCHASE, P);
+    p.item_id = "i3";
+    p.category_id = "c3";
+    p.value = 19.5;
+    p.has_value = 1;
+    tl_event *evs[] = {&t1, &t2, &t3, &p};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(tl_attribution_apply(&ac, &user, evs[i], &arena, &ms.sink, &ast), TL_OK);
+    assert_int_equal(ms.n, 1);
+    const tl_attribution *r = ms_attribution(&ms, 0);
+    assert_string_equal(r->conversion_event_id, "p1");
+    assert_string_equal(r->user_id, "u1");
+    assert_string_equal(r->item_id, "i3");
+    assert_string_equal(r->category_id, "c3");
+    assert_int_equal(r->ts, P);
+    assert_int_equal(r->has_value, 1);
+    assert_true(r->value == 19.5);
+    assert_int_equal(r->n_touchpoints, 3);
+    const tl_touchpoint *tp = r->touchpoints;
+    assert_string_equal(tp[0].event_id, "t1");
+    assert_string_equal(tp[0].item_id, "i1");
+    assert_string_equal(tp[0].category_id, "c1");
+    assert_string_equal(tp[0].channel, "web");
+    assert_int_equal(tp[0].type, TL_IMPRESSION);
+    assert_int_equal(tp[0].ts, P - 2 * DAY);
+    assert_string_equal(tp[1].item_id, "i2");
+    assert_null(tp[1].category_id);
+    assert_null(tp[1].channel);
+    assert_int_equal(tp[1].type, TL_CLICK);
+    assert_int_equal(tp[1].ts, P - DAY);
+    assert_null(tp[2].category_id);
+    assert_string_equal(tp[2].channel, "app");
+    assert_int_equal(tp[2].type, TL_ADD_TO_CART);
+    assert_int_equal(tp[2].ts, P);
+    for (int m = TL_M_LAST_TOUCH; m <= TL_M_POSITION_BASED; m++) assert_true(r->has_method[m]);
+    assert_false(r->has_method[TL_M_SHAPLEY]);
+    assert_false(r->has_method[TL_M_REMOVAL]);
+    assert_false(r->has_model);
+    check_credits(r->credits[TL_M_LAST_TOUCH], (double[]){0, 0, 1}, 3, "last_touch");
+    check_credits(r->credits[TL_M_FIRST_TOUCH], (double[]){1, 0, 0}, 3, "first_touch");
+    check_credits(r->credits[TL_M_LINEAR], (double[]){1.0 / 3, 1.0 / 3, 1.0 / 3}, 3, "linear");
+    check_credits(r->credits[TL_M_TIME_DECAY], (double[]){1.0 / 7, 2.0 / 7, 4.0 / 7}, 3,
+                  "time_decay");
+    check_credits(r->credits[TL_M_POSITION_BASED], (double[]){0.4, 0.2, 0.4}, 3,
+                  "position_based");
+    assert_non_null(r->explanation);
+    if (!strstr(r->explanation, "3 touchpoints")) fail_msg("explanation: %s", r->explanation);
+    assert_int_equal(ast.purchases, 1);
+    assert_int_equal(ast.attributed, 1);
+    assert_int_equal(ast.no_touchpoints, 0);
+    assert_int_equal(ast.touchpoints_credited, 3);
+    assert_int_equal(user.n_tp, 0);   /* reset on conversion */
+
+    /* a purchase without value or category */
+    apply(&ac, "t4", TL_BROWSE, P + 1);
+    apply(&ac, "p2", TL_PURCHASE, P + 2);
+    r = ms_attribution(&ms, 1);
+    assert_non_null(r);
+    assert_int_equal(r->has_value, 0);
+    assert_null(r->category_id);
+    assert_int_equal(r->n_touchpoints, 1);
+    for (int m = TL_M_LAST_TOUCH; m <= TL_M_POSITION_BASED; m++)
+        check_credits(r->credits[m], (double[]){1}, 1, tl_method_name((tl_method)m));
+}
+
+static void test_lookback(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    ac.lookback_ms = 1000;
+    apply(&ac, "t100", TL_CLICK, 100);
+    apply(&ac, "t600", TL_CLICK, 600);
+    apply(&ac, "t1000", TL_CLICK, 1000);
+    expect_journey("t100 t600 t1000");   /* all within 1000 of the newest */
+    /* P - L = 600: the bound is inclusive, 100 is too old */
+    apply(&ac, "p", TL_PURCHASE, 1600);
+    expect_tps(0, "t600 t1000");
+    expect_journey("t100");   /* only the credited ones are removed */
+
+    /* one ms further and 600 is out too */
+    ms_clear(&ms);
+    tl_user_clear(&user);
+    apply(&ac, "t100", TL_CLICK, 100);
+    apply(&ac, "t600", TL_CLICK, 600);
+    apply(&ac, "t1000", TL_CLICK, 1000);
+    apply(&ac, "p", TL_PURCHASE, 1601);
+    expect_tps(0, "t1000");
+
+    /* a purchase whose whole journey is too old gets nothing */
+    ms_clear(&ms);
+    tl_user_clear(&user);
+    memset(&ast, 0, sizeof(ast));
+    apply(&ac, "t0", TL_CLICK, 0);
+    apply(&ac, "p", TL_PURCHASE, 1001);
+    assert_int_equal(ms.n, 0);
+    assert_int_equal(ast.no_touchpoints, 1);
+    expect_journey("t0");
+}
+
+/* The journey itself drops entries more than L before its newest one. */
+static void test_journey_trim_lookback(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    ac.lookback_ms = 1000;
+    apply(&ac, "a", TL_CLICK, 0);
+    apply(&ac, "b", TL_CLICK, 1000);   /* exactly L after: a stays */
+    expect_journey("a b");
+    apply(&ac, "c", TL_CLICK, 1001);   /* a is now more than L before c */
+    expect_journey("b c");
+    apply(&ac, "d", TL_CLICK, 500);    /* late, but within L of the newest */
+    expect_journey("d b c");
+    apply(&ac, "e", TL_CLICK, 0);      /* late and too old: dropped at once */
+    expect_journey("d b c");
+}
+
+static void test_future_touchpoints_excluded(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    apply(&ac, "t1000", TL_CLICK, 1000);
+    apply(&ac, "t3000", TL_CLICK, 3000);
+    apply(&ac, "t2000", TL_CLICK, 2000);   /* the purchase's own ts is included */
+    apply(&ac, "p", TL_PURCHASE, 2000);
+    expect_tps(0, "t1000 t2000");
+    expect_journey("t3000");
+    /* a second purchase later gets the one left */
+    apply(&ac, "p2", TL_PURCHASE, 4000);
+    expect_tps(1, "t3000");
+    expect_journey("");
+}
+
+static void test_max_touchpoints(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    ac.max_touchpoints = 3;
+    apply(&ac, "t1", TL_CLICK, 1);
+    apply(&ac, "t2", TL_CLICK, 2);
+    apply(&ac, "t3", TL_CLICK, 3);
+    apply(&ac, "t4", TL_CLICK, 4);
+    apply(&ac, "t5", TL_CLICK, 5);
+    expect_journey("t3 t4 t5");
+    apply(&ac, "t0", TL_CLICK, 0);   /* late: inserted first, then trimmed as the oldest */
+    expect_journey("t3 t4 t5");
+    apply(&ac, "t35", TL_CLICK, 3);  /* ties with t3, after it: t3 is the oldest, trimmed */
+    expect_journey("t35 t4 t5");
+    apply(&ac, "p", TL_PURCHASE, 10);
+    expect_tps(0, "t35 t4 t5");
+
+    /* a journey longer than N (written under a larger N): the purchase takes the
+     * N most recent ones at or before its ts */
+    ms_clear(&ms);
+    tl_user_clear(&user);
+    for (int i = 1; i <= 6; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "j%d", i);
+        tl_event ev = mkev(id, TL_BROWSE, i * 10);
+        tl_user_add_tp(&user, &ev);
+    }
+    apply(&ac, "p", TL_PURCHASE, 55);
+    expect_tps(0, "j3 j4 j5");
+    expect_journey("j1 j2 j6");
+    assert_int_equal(ast.touchpoints_credited, 6);
+}
+
+static void test_reset_on_conversion(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    apply(&ac, "a", TL_BROWSE, 1000);
+    apply(&ac, "b", TL_CLICK, 2000);
+    apply(&ac, "p1", TL_PURCHASE, 3000);
+    apply(&ac, "p2", TL_PURCHASE, 4000);
+    assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
+    expect_tps(0, "a b");
+    assert_int_equal(ast.purchases, 2);
+    assert_int_equal(ast.attributed, 1);
+    assert_int_equal(ast.no_touchpoints, 1);
+    assert_int_equal(ast.touchpoints_credited, 2);
+    /* a new touch after the conversion is credited to the next purchase alone */
+    apply(&ac, "c", TL_CLICK, 5000);
+    apply(&ac, "p3", TL_PURCHASE, 6000);
+    expect_tps(1, "c");
+}
+
+static void test_no_reset(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    ac.reset_on_conversion = 0;
+    apply(&ac, "a", TL_BROWSE, 1000);
+    apply(&ac, "b", TL_CLICK, 2000);
+    apply(&ac, "p1", TL_PURCHASE, 3000);
+    apply(&ac, "p2", TL_PURCHASE, 4000);
+    apply(&ac, "c", TL_CLICK, 5000);
+    apply(&ac, "p3", TL_PURCHASE, 6000);
+    assert_int_equal(ms.count[MS_ATTRIBUTION], 3);
+    expect_tps(0, "a b");
+    expect_tps(1, "a b");
+    expect_tps(2, "a b c");
+    assert_int_equal(ast.purchases, 3);
+    assert_int_equal(ast.attributed, 3);
+    assert_int_equal(ast.no_touchpoints, 0);
+    assert_int_equal(ast.touchpoints_credited, 7);
+    expect_journey("a b c");
+}
+
+static void test_ties_arrival_order(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    apply(&ac, "x", TL_IMPRESSION, 100);
+    apply(&ac, "y", TL_CLICK, 100);
+    apply(&ac, "z", TL_BROWSE, 100);
+    apply(&ac, "p", TL_PURCHASE, 100);
+    expect_tps(0, "x y z");
+    const tl_attribution *r = ms_attribution(&ms, 0);
+    check_credits(r->credits[TL_M_FIRST_TOUCH], (double[]){1, 0, 0}, 3, "first_touch");
+    check_credits(r->credits[TL_M_LAST_TOUCH], (double[]){0, 0, 1}, 3, "last_touch");
+    check_credits(r->credits[TL_M_POSITION_BASED], (double[]){0.4, 0.2, 0.4}, 3, "position");
+
+    /* a late arrival with an existing ts goes after the entries with that ts */
+    apply(&ac, "a", TL_CLICK, 100);
+    apply(&ac, "c", TL_CLICK, 200);
+    apply(&ac, "b", TL_CLICK, 100);
+    apply(&ac, "d", TL_CLICK, 100);
+    expect_journey("a b d c");
+    apply(&ac, "p2", TL_PURCHASE, 300);
+    expect_tps(1, "a b d c");
+    r = ms_attribution(&ms, 1);
+    check_credits(r->credits[TL_M_FIRST_TOUCH], (double[]){1, 0, 0, 0}, 4, "first_touch");
+    check_credits(r->credits[TL_M_LAST_TOUCH], (double[]){0, 0, 0, 1}, 4, "last_touch");
+}
+
+static void test_out_of_order_touch(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    ac.time_decay_half_life_ms = 100;
+    apply(&ac, "t300", TL_CLICK, 300);
+    apply(&ac, "t100", TL_BROWSE, 100);
+    apply(&ac, "t200", TL_FAVORITE, 200);
+    expect_journey("t100 t200 t300");
+    apply(&ac, "p", TL_PURCHASE, 400);
+    expect_tps(0, "t100 t200 t300");
+    const tl_attribution *r = ms_attribution(&ms, 0);
+    assert_int_equal(r->touchpoints[0].ts, 100);
+    assert_int_equal(r->touchpoints[0].type, TL_BROWSE);
+    assert_int_equal(r->touchpoints[2].type, TL_CLICK);
+    /* 300, 200, 100 ms before with Ha = 100 ms: 1/8, 1/4, 1/2 -> 1/7, 2/7, 4/7 */
+    check_credits(r->credits[TL_M_TIME_DECAY], (double[]){1.0 / 7, 2.0 / 7, 4.0 / 7}, 3,
+                  "time_decay");
+    check_credits(r->credits[TL_M_FIRST_TOUCH], (double[]){1, 0, 0}, 3, "first_touch");
+}
+
+static void test_no_touchpoints(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    apply(&ac, "p", TL_PURCHASE, 1000);
+    assert_int_equal(ms.n, 0);
+    assert_int_equal(ast.purchases, 1);
+    assert_int_equal(ast.attributed, 0);
+    assert_int_equal(ast.no_touchpoints, 1);
+    assert_int_equal(ast.touchpoints_credited, 0);
+    /* PURCHASE is not a touch type by default: it is not in the journey */
+    assert_int_equal(user.n_tp, 0);
+    apply(&ac, "p2", TL_PURCHASE, 2000);
+    assert_int_equal(ms.n, 0);
+    assert_int_equal(ast.no_touchpoints, 2);
+}
+
+static void load_types(tl_attr_cfg *ac, const char *types)
+{
+    tl_config *c = tl_config_new();
+    char err[256] = "";
+    assert_int_equal(tl_config_set(c, "attribution.touch.types", types, "-X", err, sizeof(err)), 0);
+    if (tl_attr_cfg_load(ac, c, err, sizeof(err)) != 0) fail_msg("%s: %s", types, err);
+    tl_config_destroy(c);
+}
+
+static void test_touch_types(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac;
+    /* the defaults from the configuration */
+    tl_config *c = tl_config_new();
+    char err[256] = "";
+    assert_int_equal(tl_attr_cfg_load(&ac, c, err, sizeof(err)), 0);
+    tl_config_destroy(c);
+    assert_int_equal(ac.lookback_ms, 7 * DAY);
+    assert_int_equal(ac.max_touchpoints, 50);
+    assert_int_equal(ac.reset_on_conversion, 1);
+    assert_true(ac.time_decay_half_life_ms == 7.0 * DAY);
+    for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++)
+        assert_int_equal(!!(ac.touch_mask & (1u << t)), t != TL_PURCHASE);
+
+    /* IMPRESSION excluded */
+    load_types(&ac, "BROWSE, CLICK,FAVORITE,add_to_cart");
+    assert_int_equal(ac.touch_mask & (1u << TL_IMPRESSION), 0);
+    apply(&ac, "imp", TL_IMPRESSION, 100);
+    apply(&ac, "clk", TL_CLICK, 200);
+    apply(&ac, "imp2", TL_IMPRESSION, 250);
+    apply(&ac, "atc", TL_ADD_TO_CART, 260);
+    apply(&ac, "p", TL_PURCHASE, 300);
+    expect_tps(0, "clk atc");
+
+    /* PURCHASE as a touch type: a purchase is attributed before it joins the journey */
+    ms_clear(&ms);
+    tl_user_clear(&user);
+    load_types(&ac, "CLICK,PURCHASE");
+    apply(&ac, "c1", TL_CLICK, 100);
+    apply(&ac, "p1", TL_PURCHASE, 200);
+    expect_tps(0, "c1");
+    expect_journey("p1");
+    apply(&ac, "p2", TL_PURCHASE, 300);
+    expect_tps(1, "p1");
+    assert_int_equal(ms_attribution(&ms, 1)->touchpoints[0].type, TL_PURCHASE);
+    expect_journey("p2");
+
+    /* an unknown type is a configuration error naming it */
+    c = tl_config_new();
+    assert_int_equal(tl_config_set(c, "attribution.touch.types", "CLICK,TAP", "-X", err,
+                                   sizeof(err)), 0);
+    assert_int_equal(tl_attr_cfg_load(&ac, c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "TAP"));
+    tl_config_destroy(c);
+}
+
+/* Touchpoints in the record are copies: removing them from the journey (reset) and
+ * reusing the journey's memory does not change what the sink saw. */
+static void test_touchpoints_survive_reset(void **state)
+{
+    (void)state;
+    tl_attr_cfg ac = cfg_default();
+    tl_event t = mkev("t-long-event-id-0123456789", TL_CLICK, 10);
+    t.item_id = "item-long-0123456789";
+    t.category_id = "cat-long-0123456789";
+    t.channel = "channel-long-0123456789";
+    assert_int_equal(tl_attribution_apply(&ac, &user, &t, &arena, &ms.sink, &ast), TL_OK);
+    /* a sink that checks the record during the call: the arena copy must be intact */
+    apply(&ac, "p", TL_PURCHASE, 20);
+    const tl_attribution *r = ms_attribution(&ms, 0);
+    assert_string_equal(r->touchpoints[0].event_id, "t-long-event-id-0123456789");
+    assert_string_equal(r->touchpoints[0].item_id, "item-long-0123456789");
+    assert_string_equal(r->touchpoints[0].category_id, "cat-long-0123456789");
+    assert_string_equal(r->touchpoints[0].channel, "channel-long-0123456789");
+    assert_int_equal(user.n_tp, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rule_last_first_linear),
+        cmocka_unit_test(test_rule_position_based),
+        cmocka_unit_test(test_rule_time_decay),
+        cmocka_unit_test_setup_teardown(test_record_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journey_trim_lookback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_future_touchpoints_excluded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_touchpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_on_conversion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ties_arrival_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_order_touch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_touchpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_touch_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_touchpoints_survive_reset, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

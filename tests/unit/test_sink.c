@@ -1,0 +1,918 @@
+/*
+ * test_sink.c -- the output encoders and the JSON-lines sink.
+ *
+ * Avro: records encoded by sink/avro_out.c are unframed (magic 0, big-endian schema
+ * id checked byte by byte) and decoded with avro-c's generic reader against
+ * schemas/2-interest_delta.avsc, 3-attribution.avsc and 4-credit_delta.avsc; every
+ * field is compared with the input (doubles bit for bit), the reader must consume
+ * the body exactly, and avro-c re-encoding the decoded value must give the same
+ * bytes. This is the independent check of the hand-written encoder.
+ *
+ * JSON lines: every line parses with tl_json_parse, names its type, carries every
+ * field of its schema (and nothing else) with the input's value; doubles read back
+ * to the same bits, nulls are JSON null, strings survive escaping.
+ */
+#define _GNU_SOURCE   /* open_memstream */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <avro.h>
+
+#include "core/json.h"
+#include "core/records.h"
+#include "core/util.h"
+#include "sink/avro_out.h"
+#include "sink/sinks.h"
+
+/* ---- shared inputs --------------------------------------------------------------------- */
+
+static const char LONG_STR[] =
+    "a string longer than sixty-four bytes, so that its Avro length prefix takes two bytes: "
+    "\xc3\xa9\xe2\x82\xac \"quoted\" back\\slash\ttab\nnewline \x01 control";
+
+static tl_interest_delta interest_a(void)
+{
+    return (tl_interest_delta){
+        .user_id = "u-1", .dim = TL_DIM_CATEGORY, .dim_id = "4756105", .event_id = "ev-9",
+        .ts = 1511544070123LL, .f = 1.5, .h = 3.0000000000000004, .weight_before = 0.1,
+        .weight_after = 2.25, .decay_part = -0.5, .evidence_part = 1.0 / 3, .rank = 3,
+        .explanation = "interest in category 4756105 rose from 0.1 to 2.2",
+    };
+}
+
+static tl_interest_delta interest_b(void)
+{
+    return (tl_interest_delta){
+        .user_id = "", .dim = TL_DIM_CHANNEL, .dim_id = LONG_STR, .event_id = "e",
+        .ts = -1, .f = 4.9406564584124654e-324, .h = 1.7976931348623157e308,
+        .weight_before = -0.0, .weight_after = 9007199254740992.0, .decay_part = -2.5e-7,
+        .evidence_part = 1152921504606846976.0, .rank = 2147483647, .explanation = "",
+    };
+}
+
+static const tl_touchpoint TPS3[3] = {
+    {.event_id = "t1", .item_id = "i1", .category_id = "c1", .channel = "web",
+     .type = TL_IMPRESSION, .ts = 1000},
+    {.event_id = "t2", .item_id = "i2", .category_id = NULL, .channel = NULL, .type = TL_CLICK,
+     .ts = 2000},
+    {.event_id = "t3", .item_id = "i3", .category_id = NULL, .channel = "app",
+     .type = TL_ADD_TO_CART, .ts = -3000},
+};
+static const double LAST3[3] = {0, 0, 1}, FIRST3[3] = {1, 0, 0},
+                    LIN3[3] = {1.0 / 3, 1.0 / 3, 1.0 / 3},
+                    TD3[3] = {1.0 / 7, 2.0 / 7, 4.0 / 7}, POS3[3] = {0.4, 0.2, 0.4};
+
+/* 3 touchpoints, the five rule-based methods, a value, no category, no model */
+static tl_attribution attribution_rules(void)
+{
+    tl_attribution r = {
+        .conversion_event_id = "p1", .user_id = "u1", .item_id = "i3", .category_id = NULL,
+        .ts = 5000, .value = 19.99, .has_value = 1, .touchpoints = TPS3, .n_touchpoints = 3,
+        .explanation = "purchase of item i3 after 3 touchpoints",
+    };
+    r.credits[TL_M_LAST_TOUCH] = LAST3;
+    r.credits[TL_M_FIRST_TOUCH] = FIRST3;
+    r.credits[TL_M_LINEAR] = LIN3;
+    r.credits[TL_M_TIME_DECAY] = TD3;
+    r.credits[TL_M_POSITION_BASED] = POS3;
+    for (int m = TL_M_LAST_TOUCH; m <= TL_M_POSITION_BASED; m++) r.has_method[m] = 1;
+    return r;
+}
+
+static const tl_touchpoint TPS2[2] = {
+    {.event_id = LONG_STR, .item_id = "", .category_id = "", .channel = "", .type = TL_PURCHASE,
+     .ts = INT64_MIN},
+    {.event_id = "x", .item_id = "y", .category_id = "z", .channel = NULL, .type = TL_FAVORITE,
+     .ts = INT64_MAX},
+};
+static const double C2[TL_M_COUNT][2] = {
+    {0, 1}, {1, 0}, {0.5, 0.5}, {0.25, 0.75}, {0.5, 0.5}, {0.375, 0.625}, {-0.0, 1e-310},
+};
+
+/* 2 touchpoints, every method including the model ones, a model, no value */
+static tl_attribution attribution_all(void)
+{
+    tl_attribution r = {
+        .conversion_event_id = LONG_STR, .user_id = "", .item_id = "item", .category_id = "cat",
+        .ts = -86400000, .has_value = 0, .value = 123.0, .touchpoints = TPS2,
+        .n_touchpoints = 2, .p_conversion = 0.8125, .p_baseline = 1e-9,
+        .model_version = 1234567890123LL, .has_model = 1, .explanation = LONG_STR,
+    };
+    for (int m = 0; m < TL_M_COUNT; m++) {
+        r.credits[m] = C2[m];
+        r.has_method[m] = 1;
+    }
+    return r;
+}
+
+/* some methods only, with a gap (first_touch and time_decay absent) */
+static tl_attribution attribution_some(void)
+{
+    tl_attribution r = attribution_all();
+    r.has_method[TL_M_FIRST_TOUCH] = 0;
+    r.has_method[TL_M_TIME_DECAY] = 0;
+    r.has_method[TL_M_SHAPLEY] = 0;
+    r.p_conversion = 0;
+    r.p_baseline = -0.0;
+    r.model_version = 0;
+    return r;
+}
+
+/* no touchpoints: methods with empty credit lists */
+static tl_attribution attribution_empty(int with_methods)
+{
+    static const double none[1] = {0};
+    tl_attribution r = {
+        .conversion_event_id = "p0", .user_id = "u0", .item_id = "i0", .category_id = "c0",
+        .ts = 0, .value = 0, .has_value = 1, .touchpoints = NULL, .n_touchpoints = 0,
+        .explanation = "nothing to credit",
+    };
+    if (with_methods) {
+        for (int m = TL_M_LAST_TOUCH; m <= TL_M_POSITION_BASED; m++) {
+            r.credits[m] = none;
+            r.has_method[m] = 1;
+        }
+    }
+    return r;
+}
+
+enum { MANY = 70 };
+static tl_touchpoint tps_many[MANY];
+static double cred_many[MANY];
+static char tp_ids[MANY][16];
+
+/* 70 touchpoints: array block counts and the credit arrays take two-byte varints */
+static tl_attribution attribution_many(void)
+{
+    for (int i = 0; i < MANY; i++) {
+        snprintf(tp_ids[i], sizeof(tp_ids[i]), "tp-%d", i);
+        tps_many[i] = (tl_touchpoint){
+            .event_id = tp_ids[i], .item_id = tp_ids[i], .category_id = i % 3 ? tp_ids[i] : NULL,
+            .channel = i % 2 ? NULL : "web", .type = (tl_event_type)(i % 6),
+            .ts = (int64_t)i * 1000003 - 5000000,
+        };
+        cred_many[i] = 1.0 / MANY;
+    }
+    tl_attribution r = {
+        .conversion_event_id = "pm", .user_id = "um", .item_id = "im", .ts = 99999999,
+        .touchpoints = tps_many, .n_touchpoints = MANY, .explanation = "many",
+    };
+    r.credits[TL_M_LINEAR] = cred_many;
+    r.has_method[TL_M_LINEAR] = 1;
+    return r;
+}
+
+static tl_credit_delta credit_a(void)
+{
+    return (tl_credit_delta){
+        .window_start = 1511481600000LL, .window_end = 1511568000000LL, .dim = TL_DIM_CATEGORY,
+        .dim_id = "4756105", .method = "time_decay", .credit = 12.75, .credit_before = 10.5,
+        .conversions = 3, .removal_effect = 0.125, .has_removal_effect = 1,
+    };
+}
+
+static tl_credit_delta credit_b(void)
+{
+    return (tl_credit_delta){
+        .window_start = -5, .window_end = INT64_MAX, .dim = TL_DIM_ITEM, .dim_id = LONG_STR,
+        .method = "last_touch", .credit = 1.0 / 3, .credit_before = -0.0, .conversions = 0.5,
+        .removal_effect = 42, .has_removal_effect = 0,
+    };
+}
+
+/* ---- avro-c helpers -------------------------------------------------------------------- */
+
+typedef struct decoded {
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t value;
+} decoded;
+
+static avro_schema_t load_schema(const char *file)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", TALLY_SCHEMA_DIR, file);
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    char *text = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            text = tl_xrealloc(text, cap);
+        }
+        size_t n = fread(text + len, 1, cap - len, f);
+        if (n == 0) break;
+        len += n;
+    }
+    fclose(f);
+    avro_schema_t s = NULL;
+    if (avro_schema_from_json_length(text, len, &s) != 0)
+        fail_msg("%s does not parse: %s", path, avro_strerror());
+    free(text);
+    return s;
+}
+
+/* Checks the frame at b->data + off, decodes one record of `schema_file` from it and
+ * returns the offset after it. */
+static size_t decode_framed(const tl_buf *b, size_t off, const char *schema_file,
+                            int32_t want_id, decoded *d)
+{
+    const unsigned char *p = (const unsigned char *)b->data + off;
+    assert_true(b->len >= off + 5);
+    assert_int_equal(p[0], 0);
+    assert_int_equal(p[1], ((uint32_t)want_id >> 24) & 0xff);
+    assert_int_equal(p[2], ((uint32_t)want_id >> 16) & 0xff);
+    assert_int_equal(p[3], ((uint32_t)want_id >> 8) & 0xff);
+    assert_int_equal(p[4], (uint32_t)want_id & 0xff);
+
+    d->schema = load_schema(schema_file);
+    d->iface = avro_generic_class_from_schema(d->schema);
+    assert_non_null(d->iface);
+    assert_int_equal(avro_generic_value_new(d->iface, &d->value), 0);
+
+    const char *body = b->data + off + 5;
+    size_t avail = b->len - off - 5;
+    avro_reader_t r = avro_reader_memory(body, (int64_t)avail);
+    if (avro_value_read(r, &d->value) != 0)
+        fail_msg("avro-c cannot decode the %s record: %s", schema_file, avro_strerror());
+    avro_reader_free(r);
+
+    /* the encoded length, per avro-c, and its own encoding of what it read */
+    size_t size = 0;
+    assert_int_equal(avro_value_sizeof(&d->value, &size), 0);
+    assert_true(size <= avail);
+    char *re = tl_xmalloc(size ? size : 1);
+    avro_writer_t w = avro_writer_memory(re, (int64_t)size);
+    assert_int_equal(avro_value_write(w, &d->value), 0);
+    assert_int_equal(avro_writer_tell(w), (int64_t)size);
+    avro_writer_free(w);
+    assert_memory_equal(re, body, size);
+    free(re);
+    return off + 5 + size;
+}
+
+static void decoded_free(decoded *d)
+{
+    avro_value_decref(&d->value);
+    avro_value_iface_decref(d->iface);
+    avro_schema_decref(d->schema);
+}
+
+static avro_value_t field(avro_value_t *rec, const char *name)
+{
+    avro_value_t v;
+    if (avro_value_get_by_name(rec, name, &v, NULL) != 0) fail_msg("no field %s", name);
+    return v;
+}
+
+static void check_str_v(avro_value_t *v, const char *want, const char *what)
+{
+    const char *s = NULL;
+    size_t size = 0;
+    if (avro_value_get_string(v, &s, &size) != 0) fail_msg("%s is not a string", what);
+    /* avro-c counts the terminating NUL */
+    if (size != strlen(want) + 1 || memcmp(s, want, size) != 0)
+        fail_msg("%s: \"%s\", expected \"%s\"", what, s, want);
+}
+
+static void check_str(avro_value_t *rec, const char *name, const char *want)
+{
+    avro_value_t v = field(rec, name);
+    check_str_v(&v, want, name);
+}
+
+static void check_long(avro_value_t *rec, const char *name, int64_t want)
+{
+    avro_value_t v = field(rec, name);
+    int64_t x = 0;
+    if (avro_value_get_long(&v, &x) != 0) fail_msg("%s is not a long", name);
+    if (x != want) fail_msg("%s: %lld, expected %lld", name, (long long)x, (long long)want);
+}
+
+static void check_dbl_v(avro_value_t *v, double want, const char *what)
+{
+    double x = 0;
+    if (avro_value_get_double(v, &x) != 0) fail_msg("%s is not a double", what);
+    if (memcmp(&x, &want, sizeof(x)) != 0) fail_msg("%s: %a, expected %a", what, x, want);
+}
+
+static void check_dbl(avro_value_t *rec, const char *name, double want)
+{
+    avro_value_t v = field(rec, name);
+    check_dbl_v(&v, want, name);
+}
+
+/* A ["null", T] union: returns 1 and the branch when non-null. */
+static int opt(avro_value_t *rec, const char *name, avro_value_t *branch)
+{
+    avro_value_t u = field(rec, name);
+    int disc = -1;
+    assert_int_equal(avro_value_get_discriminant(&u, &disc), 0);
+    assert_int_equal(avro_value_get_current_branch(&u, branch), 0);
+    assert_true(disc == 0 || disc == 1);
+    if (disc == 0) assert_int_equal(avro_value_get_type(branch), AVRO_NULL);
+    return disc;
+}
+
+static void check_opt_str(avro_value_t *rec, const char *name, const char *want)
+{
+    avro_value_t b;
+    int has = opt(rec, name, &b);
+    if (has != (want != NULL)) fail_msg("%s: null-ness differs", name);
+    if (want) check_str_v(&b, want, name);
+}
+
+static void check_opt_dbl(avro_value_t *rec, const char *name, int has, double want)
+{
+    avro_value_t b;
+    if (opt(rec, name, &b) != has) fail_msg("%s: null-ness differs", name);
+    if (has) check_dbl_v(&b, want, name);
+}
+
+/* ---- Avro: interest_delta ------------------------------------------------------------------ */
+
+static void check_interest_avro(avro_value_t *v, const tl_interest_delta *d)
+{
+    check_str(v, "user_id", d->user_id);
+    check_str(v, "dim", tl_dim_name(d->dim));
+    check_str(v, "dim_id", d->dim_id);
+    check_str(v, "event_id", d->event_id);
+    check_long(v, "ts", d->ts);
+    check_dbl(v, "f", d->f);
+    check_dbl(v, "h", d->h);
+    check_dbl(v, "weight_before", d->weight_before);
+    check_dbl(v, "weight_after", d->weight_after);
+    check_dbl(v, "decay_part", d->decay_part);
+    check_dbl(v, "evidence_part", d->evidence_part);
+    avro_value_t r = field(v, "rank");
+    int32_t rank = 0;
+    assert_int_equal(avro_value_get_int(&r, &rank), 0);
+    assert_int_equal(rank, d->rank);
+    check_str(v, "explanation", d->explanation);
+    size_t n = 0;
+    avro_value_get_size(v, &n);
+    assert_int_equal(n, 13);
+}
+
+static void test_avro_interest(void **state)
+{
+    (void)state;
+    tl_interest_delta a = interest_a(), b = interest_b();
+    tl_buf buf = {0};
+    tl_avro_put_interest(&buf, 0x01020304, &a);
+    tl_avro_put_interest(&buf, 7, &b);   /* appended after the first */
+    decoded d;
+    size_t off = decode_framed(&buf, 0, "2-interest_delta.avsc", 0x01020304, &d);
+    check_interest_avro(&d.value, &a);
+    decoded_free(&d);
+    off = decode_framed(&buf, off, "2-interest_delta.avsc", 7, &d);
+    check_interest_avro(&d.value, &b);
+    decoded_free(&d);
+    assert_int_equal(off, buf.len);
+
+    /* every dimension name, and the largest schema id */
+    for (int dim = 0; dim < TL_DIM_COUNT; dim++) {
+        tl_interest_delta x = interest_a();
+        x.dim = (tl_dim)dim;
+        x.rank = -dim;
+        buf.len = 0;
+        tl_avro_put_interest(&buf, 0x7fffffff, &x);
+        assert_int_equal(decode_framed(&buf, 0, "2-interest_delta.avsc", 0x7fffffff, &d), buf.len);
+        check_interest_avro(&d.value, &x);
+        decoded_free(&d);
+    }
+    static const char *const names[] = {"category", "item", "channel"};
+    for (int dim = 0; dim < TL_DIM_COUNT; dim++) assert_string_equal(tl_dim_name((tl_dim)dim), names[dim]);
+    tl_buf_free(&buf);
+}
+
+/* ---- Avro: attribution ---------------------------------------------------------------------- */
+
+static const char *const METHOD_NAMES[TL_M_COUNT] = {
+    "last_touch", "first_touch", "linear", "time_decay", "position_based", "shapley", "removal",
+};
+static const char *const TYPE_SYMBOLS[TL_EVENT_TYPE_COUNT] = {
+    "IMPRESSION", "BROWSE", "CLICK", "FAVORITE", "ADD_TO_CART", "PURCHASE",
+};
+
+static void check_attribution_avro(avro_value_t *v, const tl_attribution *a)
+{
+    check_str(v, "conversion_event_id", a->conversion_event_id);
+    check_str(v, "user_id", a->user_id);
+    check_str(v, "item_id", a->item_id);
+    check_opt_str(v, "category_id", a->category_id);
+    check_long(v, "ts", a->ts);
+    check_opt_dbl(v, "value", a->has_value, a->value);
+
+    avro_value_t tps = field(v, "touchpoints");
+    size_t n = 0;
+    assert_int_equal(avro_value_get_size(&tps, &n), 0);
+    assert_int_equal(n, a->n_touchpoints);
+    for (size_t i = 0; i < n; i++) {
+        avro_value_t tp;
+        assert_int_equal(avro_value_get_by_index(&tps, i, &tp, NULL), 0);
+        const tl_touchpoint *t = &a->touchpoints[i];
+        check_str(&tp, "event_id", t->event_id);
+        check_str(&tp, "item_id", t->item_id);
+        check_opt_str(&tp, "category_id", t->category_id);
+        check_opt_str(&tp, "channel", t->channel);
+        avro_value_t ty = field(&tp, "type");
+        int sym = -1;
+        assert_int_equal(avro_value_get_enum(&ty, &sym), 0);
+        assert_int_equal(sym, t->type);
+        /* the symbol, by the schema */
+        avro_schema_t es = avro_value_get_schema(&ty);
+        assert_string_equal(avro_schema_enum_get(es, sym), TYPE_SYMBOLS[t->type]);
+        check_long(&tp, "ts", t->ts);
+    }
+
+    avro_value_t credits = field(v, "credits");
+    size_t nm = 0, want_nm = 0;
+    assert_int_equal(avro_value_get_size(&credits, &nm), 0);
+    for (int m = 0; m < TL_M_COUNT; m++) want_nm += a->has_method[m] != 0;
+    assert_int_equal(nm, want_nm);
+    for (int m = 0; m < TL_M_COUNT; m++) {
+        avro_value_t arr;
+        int found = avro_value_get_by_name(&credits, METHOD_NAMES[m], &arr, NULL) == 0;
+        if (found != (a->has_method[m] != 0))
+            fail_msg("credits[%s]: present %d, expected %d", METHOD_NAMES[m], found,
+                     a->has_method[m]);
+        if (!found) continue;
+        size_t k = 0;
+        assert_int_equal(avro_value_get_size(&arr, &k), 0);
+        assert_int_equal(k, a->n_touchpoints);
+        for (size_t i = 0; i < k; i++) {
+            avro_value_t c;
+            assert_int_equal(avro_value_get_by_index(&arr, i, &c, NULL), 0);
+            char what[64];
+            snprintf(what, sizeof(what), "credits[%s][%zu]", METHOD_NAMES[m], i);
+            check_dbl_v(&c, a->credits[m][i], what);
+        }
+    }
+    /* every key is one of the methods, in the methods' order */
+    int last = -1;
+    for (size_t i = 0; i < nm; i++) {
+        avro_value_t arr;
+        const char *key = NULL;
+        assert_int_equal(avro_value_get_by_index(&credits, i, &arr, &key), 0);
+        int m = 0;
+        while (m < TL_M_COUNT && strcmp(METHOD_NAMES[m], key) != 0) m++;
+        if (m == TL_M_COUNT) fail_msg("unknown credits key %s", key);
+        assert_true(m > last);
+        last = m;
+    }
+
+    check_opt_dbl(v, "p_conversion", a->has_model, a->p_conversion);
+    check_opt_dbl(v, "p_baseline", a->has_model, a->p_baseline);
+    avro_value_t mv;
+    if (opt(v, "model_version", &mv) != a->has_model) fail_msg("model_version null-ness");
+    if (a->has_model) {
+        int64_t x = 0;
+        assert_int_equal(avro_value_get_long(&mv, &x), 0);
+        assert_int_equal(x, a->model_version);
+    }
+    check_str(v, "explanation", a->explanation);
+    size_t nf = 0;
+    avro_value_get_size(v, &nf);
+    assert_int_equal(nf, 12);
+}
+
+static void roundtrip_attribution(const tl_attribution *a, int32_t id)
+{
+    tl_buf buf = {0};
+    tl_avro_put_attribution(&buf, id, a);
+    decoded d;
+    assert_int_equal(decode_framed(&buf, 0, "3-attribution.avsc", id, &d), buf.len);
+    check_attribution_avro(&d.value, a);
+    decoded_free(&d);
+    tl_buf_free(&buf);
+}
+
+static void test_avro_attribution(void **state)
+{
+    (void)state;
+    tl_attribution r;
+    r = attribution_rules();
+    roundtrip_attribution(&r, 3);
+    r = attribution_all();
+    roundtrip_attribution(&r, 0x00ab00cd);
+    r = attribution_some();
+    roundtrip_attribution(&r, 300);
+    r = attribution_empty(1);
+    roundtrip_attribution(&r, 3);
+    r = attribution_empty(0);
+    roundtrip_attribution(&r, 3);
+    r = attribution_many();
+    roundtrip_attribution(&r, 65536);
+
+    /* two records in one buffer */
+    tl_attribution x = attribution_rules(), y = attribution_all();
+    tl_buf buf = {0};
+    tl_avro_put_attribution(&buf, 3, &x);
+    tl_avro_put_attribution(&buf, 4, &y);
+    decoded d;
+    size_t off = decode_framed(&buf, 0, "3-attribution.avsc", 3, &d);
+    check_attribution_avro(&d.value, &x);
+    decoded_free(&d);
+    assert_int_equal(decode_framed(&buf, off, "3-attribution.avsc", 4, &d), buf.len);
+    check_attribution_avro(&d.value, &y);
+    decoded_free(&d);
+    tl_buf_free(&buf);
+}
+
+/* ---- Avro: credit_delta ------------------------------------------------------------------- */
+
+static void check_credit_avro(avro_value_t *v, const tl_credit_delta *c)
+{
+    check_long(v, "window_start", c->window_start);
+    check_long(v, "window_end", c->window_end);
+    check_str(v, "dim", tl_dim_name(c->dim));
+    check_str(v, "dim_id", c->dim_id);
+    check_str(v, "method", c->method);
+    check_dbl(v, "credit", c->credit);
+    check_dbl(v, "credit_before", c->credit_before);
+    check_dbl(v, "conversions", c->conversions);
+    check_opt_dbl(v, "removal_effect", c->has_removal_effect, c->removal_effect);
+    size_t n = 0;
+    avro_value_get_size(v, &n);
+    assert_int_equal(n, 9);
+}
+
+static void test_avro_credit(void **state)
+{
+    (void)state;
+    tl_credit_delta a = credit_a(), b = credit_b();
+    tl_buf buf = {0};
+    tl_avro_put_credit(&buf, 4, &a);
+    tl_avro_put_credit(&buf, 0x10000000, &b);
+    decoded d;
+    size_t off = decode_framed(&buf, 0, "4-credit_delta.avsc", 4, &d);
+    check_credit_avro(&d.value, &a);
+    decoded_free(&d);
+    assert_int_equal(decode_framed(&buf, off, "4-credit_delta.avsc", 0x10000000, &d), buf.len);
+    check_credit_avro(&d.value, &b);
+    decoded_free(&d);
+    tl_buf_free(&buf);
+}
+
+/* Hand-assembled bytes of a small credit_delta: the frame and Avro's zig-zag varints
+ * and little-endian doubles, independent of any Avro library. */
+static void test_avro_credit_bytes(void **state)
+{
+    (void)state;
+    tl_credit_delta c = {
+        .window_start = 1, .window_end = -64, .dim = TL_DIM_ITEM, .dim_id = "ab",
+        .method = "linear", .credit = 1.0, .credit_before = 2.0, .conversions = -0.0,
+        .has_removal_effect = 0,
+    };
+    static const unsigned char want[] = {
+        0, 0, 0, 1, 2,                      /* magic, id 258 */
+        0x02,                               /* 1 */
+        0x7f,                               /* -64 */
+        0x08, 'i', 't', 'e', 'm',           /* "item" */
+        0x04, 'a', 'b',
+        0x0c, 'l', 'i', 'n', 'e', 'a', 'r',
+        0, 0, 0, 0, 0, 0, 0xf0, 0x3f,       /* 1.0 */
+        0, 0, 0, 0, 0, 0, 0x00, 0x40,       /* 2.0 */
+        0, 0, 0, 0, 0, 0, 0x00, 0x80,       /* -0.0 */
+        0x00,                               /* null branch */
+    };
+    tl_buf buf = {0};
+    tl_avro_put_credit(&buf, 258, &c);
+    assert_int_equal(buf.len, sizeof(want));
+    assert_memory_equal(buf.data, want, sizeof(want));
+    tl_buf_free(&buf);
+}
+
+/* ---- JSON lines ------------------------------------------------------------------------------ */
+
+static const tl_json *jget(const tl_json *o, const char *k)
+{
+    const tl_json *v = tl_json_get(o, k);
+    if (!v) fail_msg("field %s missing", k);
+    return v;
+}
+
+static void jstr(const tl_json *o, const char *k, const char *want)
+{
+    const tl_json *v = jget(o, k);
+    if (!want) {
+        if (v->type != TL_JSON_NULL) fail_msg("%s: expected null", k);
+        return;
+    }
+    if (v->type != TL_JSON_STRING) fail_msg("%s: not a string", k);
+    if (v->len != strlen(want) || memcmp(v->str, want, v->len) != 0)
+        fail_msg("%s: \"%s\", expected \"%s\"", k, v->str, want);
+}
+
+static void jdbl_v(const tl_json *v, double want, const char *what)
+{
+    if (!v || v->type != TL_JSON_NUMBER) fail_msg("%s: not a number", what);
+    if (memcmp(&v->num, &want, sizeof(want)) != 0)
+        fail_msg("%s: %a (%.17g), expected %a (%.17g)", what, v->num, v->num, want, want);
+}
+
+static void jdbl(const tl_json *o, const char *k, double want) { jdbl_v(jget(o, k), want, k); }
+
+static void jopt_dbl(const tl_json *o, const char *k, int has, double want)
+{
+    const tl_json *v = jget(o, k);
+    if (!has) {
+        if (v->type != TL_JSON_NULL) fail_msg("%s: expected null", k);
+        return;
+    }
+    jdbl_v(v, want, k);
+}
+
+static void ji64(const tl_json *o, const char *k, int64_t want)
+{
+    const tl_json *v = jget(o, k);
+    if (v->type != TL_JSON_NUMBER || !v->is_int) fail_msg("%s: not an integer", k);
+    if (v->i != want) fail_msg("%s: %lld, expected %lld", k, (long long)v->i, (long long)want);
+}
+
+static void check_interest_json(const tl_json *o, const tl_interest_delta *d)
+{
+    jstr(o, "type", "interest_delta");
+    jstr(o, "user_id", d->user_id);
+    jstr(o, "dim", tl_dim_name(d->dim));
+    jstr(o, "dim_id", d->dim_id);
+    jstr(o, "event_id", d->event_id);
+    ji64(o, "ts", d->ts);
+    jdbl(o, "f", d->f);
+    jdbl(o, "h", d->h);
+    jdbl(o, "weight_before", d->weight_before);
+    jdbl(o, "weight_after", d->weight_after);
+    jdbl(o, "decay_part", d->decay_part);
+    jdbl(o, "evidence_part", d->evidence_part);
+    ji64(o, "rank", d->rank);
+    jstr(o, "explanation", d->explanation);
+    assert_int_equal(tl_json_len(o), 14);
+}
+
+static void check_attribution_json(const tl_json *o, const tl_attribution *a)
+{
+    jstr(o, "type", "attribution");
+    jstr(o, "conversion_event_id", a->conversion_event_id);
+    jstr(o, "user_id", a->user_id);
+    jstr(o, "item_id", a->item_id);
+    jstr(o, "category_id", a->category_id);
+    ji64(o, "ts", a->ts);
+    jopt_dbl(o, "value", a->has_value, a->value);
+    const tl_json *tps = jget(o, "touchpoints");
+    assert_int_equal(tps->type, TL_JSON_ARRAY);
+    assert_int_equal(tl_json_len(tps), a->n_touchpoints);
+    for (int i = 0; i < a->n_touchpoints; i++) {
+        const tl_json *t = tl_json_at(tps, (size_t)i);
+        const tl_touchpoint *w = &a->touchpoints[i];
+        assert_int_equal(t->type, TL_JSON_OBJECT);
+        jstr(t, "event_id", w->event_id);
+        jstr(t, "item_id", w->item_id);
+        jstr(t, "category_id", w->category_id);
+        jstr(t, "channel", w->channel);
+        jstr(t, "type", TYPE_SYMBOLS[w->type]);
+        ji64(t, "ts", w->ts);
+        assert_int_equal(tl_json_len(t), 6);
+    }
+    const tl_json *cr = jget(o, "credits");
+    assert_int_equal(cr->type, TL_JSON_OBJECT);
+    size_t want_nm = 0;
+    for (int m = 0; m < TL_M_COUNT; m++) {
+        const tl_json *arr = tl_json_get(cr, METHOD_NAMES[m]);
+        if (!a->has_method[m]) {
+            if (arr) fail_msg("credits has %s", METHOD_NAMES[m]);
+            continue;
+        }
+        want_nm++;
+        if (!arr || arr->type != TL_JSON_ARRAY) fail_msg("credits lacks %s", METHOD_NAMES[m]);
+        assert_int_equal(tl_json_len(arr), a->n_touchpoints);
+        for (int i = 0; i < a->n_touchpoints; i++) {
+            char what[64];
+            snprintf(what, sizeof(what), "credits.%s[%d]", METHOD_NAMES[m], i);
+            jdbl_v(tl_json_at(arr, (size_t)i), a->credits[m][i], what);
+        }
+    }
+    assert_int_equal(tl_json_len(cr), want_nm);
+    jopt_dbl(o, "p_conversion", a->has_model, a->p_conversion);
+    jopt_dbl(o, "p_baseline", a->has_model, a->p_baseline);
+    if (a->has_model) ji64(o, "model_version", a->model_version);
+    else assert_int_equal(jget(o, "model_version")->type, TL_JSON_NULL);
+    jstr(o, "explanation", a->explanation);
+    assert_int_equal(tl_json_len(o), 13);
+}
+
+static void check_credit_json(const tl_json *o, const tl_credit_delta *c)
+{
+    jstr(o, "type", "credit_delta");
+    ji64(o, "window_start", c->window_start);
+    ji64(o, "window_end", c->window_end);
+    jstr(o, "dim", tl_dim_name(c->dim));
+    jstr(o, "dim_id", c->dim_id);
+    jstr(o, "method", c->method);
+    jdbl(o, "credit", c->credit);
+    jdbl(o, "credit_before", c->credit_before);
+    jdbl(o, "conversions", c->conversions);
+    jopt_dbl(o, "removal_effect", c->has_removal_effect, c->removal_effect);
+    assert_int_equal(tl_json_len(o), 10);
+}
+
+static void test_jsonl(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    size_t out_len = 0;
+    FILE *f = open_memstream(&out, &out_len);
+    assert_non_null(f);
+    tl_sink *s = tl_jsonl_sink_new(f);
+    assert_non_null(s);
+
+    tl_interest_delta ia = interest_a(), ib = interest_b();
+    tl_attribution at[6] = {attribution_rules(), attribution_all(), attribution_some(),
+                            attribution_empty(1), attribution_empty(0), attribution_many()};
+    tl_credit_delta ca = credit_a(), cb = credit_b();
+    const char payload[] = {'\0', 'x', '\xff'};
+    tl_dlq_record dlq = {
+        .reason = TL_DLQ_MALFORMED, .error = "Avro body does not decode: \"truncated\"",
+        .topic = "tally.events", .partition = 2, .offset = 81, .key = "k", .key_len = 1,
+        .payload = payload, .payload_len = sizeof(payload),
+    };
+
+    assert_int_equal(s->emit_interest(s->ctx, &ia), TL_OK);
+    assert_int_equal(s->emit_interest(s->ctx, &ib), TL_OK);
+    for (int i = 0; i < 6; i++) assert_int_equal(s->emit_attribution(s->ctx, &at[i]), TL_OK);
+    assert_int_equal(s->emit_credit(s->ctx, &ca), TL_OK);
+    assert_int_equal(s->emit_credit(s->ctx, &cb), TL_OK);
+    assert_int_equal(s->emit_dlq(s->ctx, &dlq), TL_OK);
+    assert_int_equal(s->flush(s->ctx, 1000), TL_OK);
+
+    tl_sink_counts counts;
+    tl_sink_counts_get(s, &counts);
+    assert_int_equal(counts.interest, 2);
+    assert_int_equal(counts.attribution, 6);
+    assert_int_equal(counts.credit, 2);
+    assert_int_equal(counts.dlq, 1);
+    assert_int_equal(counts.bytes, out_len);
+
+    /* split into lines: one record each, no blank lines, a final newline */
+    assert_true(out_len > 0);
+    assert_int_equal(out[out_len - 1], '\n');
+    tl_arena a;
+    tl_arena_init(&a, 1 << 16);
+    const tl_json *lines[16];
+    int n = 0;
+    for (char *p = out; p < out + out_len;) {
+        char *nl = memchr(p, '\n', (size_t)(out + out_len - p));
+        assert_non_null(nl);
+        assert_true(nl > p);
+        assert_true(n < 16);
+        char err[256] = "";
+        lines[n] = tl_json_parse(p, (size_t)(nl - p), &a, err, sizeof(err));
+        if (!lines[n]) fail_msg("line %d does not parse: %s: %.*s", n + 1, err, (int)(nl - p), p);
+        assert_int_equal(lines[n]->type, TL_JSON_OBJECT);
+        n++;
+        p = nl + 1;
+    }
+    assert_int_equal(n, 11);
+    check_interest_json(lines[0], &ia);
+    check_interest_json(lines[1], &ib);
+    for (int i = 0; i < 6; i++) check_attribution_json(lines[2 + i], &at[i]);
+    check_credit_json(lines[8], &ca);
+    check_credit_json(lines[9], &cb);
+    jstr(lines[10], "type", "dead_letter");
+    jstr(lines[10], "reason", "malformed");
+    jstr(lines[10], "error", dlq.error);
+    ji64(lines[10], "offset", 81);
+
+    tl_arena_destroy(&a);
+    tl_sink_destroy(s);
+    fclose(f);
+    free(out);
+}
+
+/* Doubles that are hard to print: each reads back to the same bits. */
+static void test_jsonl_doubles(void **state)
+{
+    (void)state;
+    static const double vals[] = {
+        0.1, 0.2, 0.30000000000000004, 1.0 / 3, 2.0 / 3, 1e-300, 4.9406564584124654e-324,
+        2.2250738585072014e-308, 1.7976931348623157e308, 123456789.12345679, 0.5, -0.0, 0.0,
+        9007199254740993.0, 1152921504606846976.0, -1e22, 1e21, 5e-324 * 3, 100, -7.25,
+        0.70710678118654757, 1.0000000000000002, 0.99999999999999989,
+    };
+    const size_t nv = sizeof(vals) / sizeof(*vals);
+    char *out = NULL;
+    size_t out_len = 0;
+    FILE *f = open_memstream(&out, &out_len);
+    tl_sink *s = tl_jsonl_sink_new(f);
+    for (size_t i = 0; i < nv; i++) {
+        tl_interest_delta d = interest_a();
+        d.f = vals[i];
+        d.h = -vals[i];
+        d.weight_after = vals[(i + 1) % nv];
+        assert_int_equal(s->emit_interest(s->ctx, &d), TL_OK);
+    }
+    assert_int_equal(s->flush(s->ctx, 1000), TL_OK);
+    tl_arena a;
+    tl_arena_init(&a, 1 << 16);
+    size_t i = 0;
+    for (char *p = out; p < out + out_len; i++) {
+        char *nl = memchr(p, '\n', (size_t)(out + out_len - p));
+        assert_non_null(nl);
+        char err[256] = "";
+        const tl_json *o = tl_json_parse(p, (size_t)(nl - p), &a, err, sizeof(err));
+        if (!o) fail_msg("%s", err);
+        jdbl(o, "f", vals[i]);
+        jdbl(o, "h", -vals[i]);
+        jdbl(o, "weight_after", vals[(i + 1) % nv]);
+        p = nl + 1;
+    }
+    assert_int_equal(i, nv);
+    tl_arena_destroy(&a);
+    tl_sink_destroy(s);
+    fclose(f);
+    free(out);
+}
+
+/* A write error is reported by flush, not lost. */
+static void test_jsonl_write_error(void **state)
+{
+    (void)state;
+    FILE *f = fopen("/dev/full", "w");
+    if (!f) {
+        /* no /dev/full: a read-only stream fails the same way */
+        f = fopen("/dev/null", "r");
+    }
+    assert_non_null(f);
+    tl_sink *s = tl_jsonl_sink_new(f);
+    tl_interest_delta d = interest_a();
+    tl_rc rc = s->emit_interest(s->ctx, &d);
+    tl_rc frc = s->flush(s->ctx, 1000);
+    assert_true(rc == TL_ERROR || frc == TL_ERROR);
+    tl_sink_destroy(s);
+    fclose(f);
+}
+
+/* The encode-only sink counts records and their framed bytes. */
+static void test_avro_sink_counts(void **state)
+{
+    (void)state;
+    tl_sink *s = tl_avro_sink_new(2, 3, 4);
+    tl_interest_delta d = interest_a();
+    tl_attribution r = attribution_rules();
+    tl_credit_delta c = credit_a();
+    tl_dlq_record q = {.reason = TL_DLQ_OVERSIZED, .error = "big"};
+    assert_int_equal(s->emit_interest(s->ctx, &d), TL_OK);
+    assert_int_equal(s->emit_attribution(s->ctx, &r), TL_OK);
+    assert_int_equal(s->emit_credit(s->ctx, &c), TL_OK);
+    assert_int_equal(s->emit_credit(s->ctx, &c), TL_OK);
+    assert_int_equal(s->emit_dlq(s->ctx, &q), TL_OK);
+    assert_int_equal(s->flush(s->ctx, 10), TL_OK);
+    tl_sink_counts k;
+    tl_sink_counts_get(s, &k);
+    assert_int_equal(k.interest, 1);
+    assert_int_equal(k.attribution, 1);
+    assert_int_equal(k.credit, 2);
+    assert_int_equal(k.dlq, 1);
+    /* bytes: the sizes avro-c gives for the decoded records, plus 5 per frame */
+    tl_buf b = {0};
+    size_t total = 0;
+    decoded dd;
+    tl_avro_put_interest(&b, 2, &d);
+    total += decode_framed(&b, 0, "2-interest_delta.avsc", 2, &dd);
+    decoded_free(&dd);
+    b.len = 0;
+    tl_avro_put_attribution(&b, 3, &r);
+    total += decode_framed(&b, 0, "3-attribution.avsc", 3, &dd);
+    decoded_free(&dd);
+    b.len = 0;
+    tl_avro_put_credit(&b, 4, &c);
+    total += 2 * decode_framed(&b, 0, "4-credit_delta.avsc", 4, &dd);
+    decoded_free(&dd);
+    assert_int_equal(k.bytes, total);
+    tl_buf_free(&b);
+    tl_sink_destroy(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_avro_interest),
+        cmocka_unit_test(test_avro_attribution),
+        cmocka_unit_test(test_avro_credit),
+        cmocka_unit_test(test_avro_credit_bytes),
+        cmocka_unit_test(test_jsonl),
+        cmocka_unit_test(test_jsonl_doubles),
+        cmocka_unit_test(test_jsonl_write_error),
+        cmocka_unit_test(test_avro_sink_counts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
