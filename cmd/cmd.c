@@ -5,8 +5,11 @@
  * Signal handlers only increment tl_stop; the loop does the ordered shutdown. A
  * second signal makes the loop give up waiting (runtime.c), a third exits at once.
  */
+#define _XOPEN_SOURCE 700
 #include "cmd.h"
 #include "core/log.h"
+
+#include <ftw.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -152,4 +155,33 @@ rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side)
         return NULL;
     }
     return k.conf;
+}
+
+int tl_cmd_opts_parse(void *arg, int argc, char **argv, int *i)
+{
+    const tl_cmd_opts *t = arg;
+    for (const tl_cmd_opt *o = t->opts; o->name; o++) {
+        if (strcmp(argv[*i], o->name) != 0) continue;
+        if (o->flag) {
+            *o->flag = 1;
+            return 1;
+        }
+        if (*i + 1 >= argc) {
+            tl_cmd_usage_error(t->usage, "option %s needs a value", argv[*i]);
+            return -1;
+        }
+        *o->value = argv[++*i];
+        return 1;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+void tl_cmd_rmtree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

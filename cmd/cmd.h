@@ -23,6 +23,25 @@ int tl_cmd_config_opt(tl_config *c, int argc, char **argv, int *i);
 tl_config *tl_cmd_config_parse(int argc, char **argv, const char *usage,
                                int (*extra)(void *arg, int argc, char **argv, int *i), void *arg);
 
+/* A table of a command's own options, for tl_cmd_config_parse's extra hook: an
+ * option either takes a value (value != NULL) or is a flag (flag != NULL). */
+typedef struct tl_cmd_opt {
+    const char *name;
+    const char **value;
+    int *flag;
+} tl_cmd_opt;
+
+typedef struct tl_cmd_opts {
+    const tl_cmd_opt *opts;   /* terminated by a NULL name */
+    const char *usage;
+} tl_cmd_opts;
+
+/* The extra hook over a tl_cmd_opts (arg). */
+int tl_cmd_opts_parse(void *arg, int argc, char **argv, int *i);
+
+/* Removes a directory tree (temporary state). */
+void tl_cmd_rmtree(const char *dir);
+
 /* A librdkafka configuration with every kafka.* (and kafka.<side>.*) key applied. */
 rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side);
 /* Routes librdkafka's log lines into tally's log. */

@@ -18,7 +18,6 @@
 #include "ingest/schema_store.h"
 #include "kafka_pipeline.h"
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
@@ -142,21 +141,13 @@ static void show_profiles(tl_runtime *rt, void *arg)
     }
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 /* Produces the generated events to topic; 0 or -1. */
-static int produce_events(rd_kafka_t *rk, const char *topic, const tl_gen_params *gp)
+static int produce_events(const tl_config *c, rd_kafka_t *rk, const char *topic,
+                          const tl_gen_params *gp)
 {
-    char err[512], reader[1024];
-    tl_schema_store_opts so = {.dir = TALLY_DEFAULT_SCHEMA_DIR};
-    tl_schema_store *store = tl_schema_store_new(&so, err, sizeof(err));
-    snprintf(reader, sizeof(reader), "%s/1-behavior_event.avsc", TALLY_DEFAULT_SCHEMA_DIR);
-    tl_codec *codec = store ? tl_codec_new(store, reader, err, sizeof(err)) : NULL;
+    tl_schema_store *store = NULL;
+    tl_codec *codec = tl_cmd_codec_new(c, &store);
     if (!codec) {
-        fprintf(stderr, "tally: %s\n", err);
         tl_schema_store_destroy(store);
         return -1;
     }
@@ -255,7 +246,7 @@ int tl_cmd_demo(int argc, char **argv)
     printf("tally demo: in-process broker at %s; producing %" PRIu64 " generated events "
            "(%u users) to tally.events ...\n", bootstrap, a.gp.n_events, a.gp.n_users);
     fflush(stdout);
-    if (produce_events(rk, "tally.events", &a.gp) != 0) {
+    if (produce_events(c, rk, "tally.events", &a.gp) != 0) {
         fprintf(stderr, "tally: producing the demo events failed\n");
         goto done;
     }
@@ -294,7 +285,7 @@ done:
         free(dm.credits[k]);
     }
     if (rk) rd_kafka_destroy(rk);
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tl_cmd_rmtree(tmpdir);
     tl_config_destroy(c);
     return rc;
 }

@@ -31,6 +31,30 @@ char *tl_cmd_read_schema(const char *name)
     return b.data;
 }
 
+tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
+{
+    char err[512], reader[1024];
+    tl_schema_store_opts so = {
+        .dir = tl_config_str(c, "schema.dir"),
+        .registry_url = tl_config_str(c, "schema.registry.url"),
+        .basic_auth = tl_config_str(c, "schema.registry.basic.auth.user.info"),
+        .ca_path = tl_config_str(c, "schema.registry.ssl.ca.location"),
+    };
+    *store = tl_schema_store_new(&so, err, sizeof(err));
+    if (!*store) {
+        fprintf(stderr, "tally: %s\n", err);
+        return NULL;
+    }
+    snprintf(reader, sizeof(reader), "%s/1-behavior_event.avsc", TALLY_DEFAULT_SCHEMA_DIR);
+    tl_codec *codec = tl_codec_new(*store, reader, err, sizeof(err));
+    if (!codec) {
+        fprintf(stderr, "tally: %s\n", err);
+        return NULL;
+    }
+    tl_codec_set_max_bytes(codec, (size_t)tl_config_int(c, "ingest.max.record.bytes"));
+    return codec;
+}
+
 /* The Confluent id of one of tally's output schemas, registered under <topic>-value. */
 static int output_schema_id(tl_schema_store *store, const char *file, const char *topic,
                             int32_t *id)
@@ -76,25 +100,8 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         fprintf(stderr, "tally: configuration error: %s\n", err);
         return 2;
     }
-    tl_schema_store_opts so = {
-        .dir = tl_config_str(c, "schema.dir"),
-        .registry_url = tl_config_str(c, "schema.registry.url"),
-        .basic_auth = tl_config_str(c, "schema.registry.basic.auth.user.info"),
-        .ca_path = tl_config_str(c, "schema.registry.ssl.ca.location"),
-    };
-    store = tl_schema_store_new(&so, err, sizeof(err));
-    if (!store) {
-        fprintf(stderr, "tally: %s\n", err);
-        goto done;
-    }
-    char reader[1024];
-    snprintf(reader, sizeof(reader), "%s/1-behavior_event.avsc", TALLY_DEFAULT_SCHEMA_DIR);
-    codec = tl_codec_new(store, reader, err, sizeof(err));
-    if (!codec) {
-        fprintf(stderr, "tally: %s\n", err);
-        goto done;
-    }
-    tl_codec_set_max_bytes(codec, (size_t)tl_config_int(c, "ingest.max.record.bytes"));
+    codec = tl_cmd_codec_new(c, &store);
+    if (!codec) goto done;
 
     tl_kafka_sink_opts ko = {
         .topic_interest = tl_config_str(c, "output.interest.topic"),

@@ -6,6 +6,8 @@
 #define TL_KAFKA_PIPELINE_H
 
 #include "core/config.h"
+#include "ingest/codec.h"
+#include "ingest/schema_store.h"
 #include "core/runtime.h"
 #include "model/pipeline.h"
 #include "sink/sinks.h"
@@ -26,6 +28,10 @@ typedef void (*tl_after_fn)(tl_runtime *rt, void *arg);
 /* 0 on a clean end (signal, or end of input with until_end), 1 on error. */
 int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap, tl_after_fn after,
                           void *arg, tl_run_report *rep);
+
+/* The schema store (schema.dir, schema.registry.*) and a codec for BehaviorEvent over
+ * it; both to be destroyed by the caller. NULL with the error printed. */
+tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store);
 
 /* Reads one of tally's schema files (schema.dir/<name>) into a new string. */
 char *tl_cmd_read_schema(const char *name);

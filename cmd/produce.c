@@ -24,31 +24,6 @@ static const char usage[] =
     "until the broker acknowledged all of them. Bad rows are reported and skipped\n"
     "(or stop with --strict).\n";
 
-typedef struct produce_args {
-    const char *input, *format, *topic, *schema_id;
-    int strict;
-} produce_args;
-
-static int produce_opt(void *arg, int argc, char **argv, int *i)
-{
-    produce_args *a = arg;
-    const char **dst = NULL;
-    if (!strcmp(argv[*i], "--input")) dst = &a->input;
-    else if (!strcmp(argv[*i], "--format")) dst = &a->format;
-    else if (!strcmp(argv[*i], "--topic")) dst = &a->topic;
-    else if (!strcmp(argv[*i], "--schema-id")) dst = &a->schema_id;
-    else if (!strcmp(argv[*i], "--strict")) {
-        a->strict = 1;
-        return 1;
-    } else return 0;
-    if (*i + 1 >= argc) {
-        tl_cmd_usage_error(usage, "option %s needs a value", argv[*i]);
-        return -1;
-    }
-    *dst = argv[++*i];
-    return 1;
-}
-
 static void produce_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     uint64_t *failed = opaque;
@@ -60,8 +35,16 @@ static void produce_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
 
 int tl_cmd_produce(int argc, char **argv)
 {
-    produce_args a = {0};
-    tl_config *c = tl_cmd_config_parse(argc, argv, usage, produce_opt, &a);
+    struct {
+        const char *input, *format, *topic, *schema_id;
+        int strict;
+    } a = {0};
+    const tl_cmd_opt opts[] = {
+        {"--input", &a.input, NULL}, {"--format", &a.format, NULL}, {"--topic", &a.topic, NULL},
+        {"--schema-id", &a.schema_id, NULL}, {"--strict", NULL, &a.strict}, {NULL, NULL, NULL},
+    };
+    tl_cmd_opts t = {opts, usage};
+    tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
     if (!c) return 2;
     int rc = 1;
     char err[512];
@@ -84,15 +67,8 @@ int tl_cmd_produce(int argc, char **argv)
         goto done;
     }
     int32_t schema_id = a.schema_id ? (int32_t)atoi(a.schema_id) : 1;
-    tl_schema_store_opts so = {.dir = tl_config_str(c, "schema.dir")};
-    store = tl_schema_store_new(&so, err, sizeof(err));
-    char reader[1024];
-    snprintf(reader, sizeof(reader), "%s/1-behavior_event.avsc", TALLY_DEFAULT_SCHEMA_DIR);
-    if (store) codec = tl_codec_new(store, reader, err, sizeof(err));
-    if (!codec) {
-        fprintf(stderr, "tally: %s\n", err);
-        goto done;
-    }
+    codec = tl_cmd_codec_new(c, &store);
+    if (!codec) goto done;
     src = tl_file_source_new(a.input, (tl_file_format)fmt, a.strict, err, sizeof(err));
     if (!src) {
         fprintf(stderr, "tally: %s\n", err);

@@ -13,7 +13,6 @@
 #include "model/pipeline.h"
 #include "sink/sinks.h"
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,39 +38,18 @@ static const char usage[] =
     "  -c FILE          configuration file (key=value)\n"
     "  -X key=value     one configuration key (see tally config list)\n";
 
-typedef struct replay_args {
-    const char *input, *format, *output;
-    int strict;
-} replay_args;
-
-static int replay_opt(void *arg, int argc, char **argv, int *i)
-{
-    replay_args *a = arg;
-    const char **dst = NULL;
-    if (!strcmp(argv[*i], "--input")) dst = &a->input;
-    else if (!strcmp(argv[*i], "--format")) dst = &a->format;
-    else if (!strcmp(argv[*i], "--output")) dst = &a->output;
-    else if (!strcmp(argv[*i], "--strict")) {
-        a->strict = 1;
-        return 1;
-    } else return 0;
-    if (*i + 1 >= argc) {
-        tl_cmd_usage_error(usage, "option %s needs a value", argv[*i]);
-        return -1;
-    }
-    *dst = argv[++*i];
-    return 1;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 int tl_cmd_replay(int argc, char **argv)
 {
-    replay_args a = {0};
-    tl_config *c = tl_cmd_config_parse(argc, argv, usage, replay_opt, &a);
+    struct {
+        const char *input, *format, *output;
+        int strict;
+    } a = {0};
+    const tl_cmd_opt opts[] = {
+        {"--input", &a.input, NULL}, {"--format", &a.format, NULL},
+        {"--output", &a.output, NULL}, {"--strict", NULL, &a.strict}, {NULL, NULL, NULL},
+    };
+    tl_cmd_opts t = {opts, usage};
+    tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
     if (!c) return 2;
     int rc = 1;
     char err[512], tmpdir[] = "/tmp/tally-replay-XXXXXX";
@@ -151,7 +129,7 @@ done:
         fprintf(stderr, "tally: error writing %s\n", a.output);
         rc = 1;
     }
-    if (own_state) nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (own_state) tl_cmd_rmtree(tmpdir);
     tl_config_destroy(c);
     return rc;
 }

@@ -25,17 +25,12 @@ static const char usage[] =
     "                 -X kafka.bootstrap.servers=127.0.0.1:9092\n"
     "  --until-end    exit 0 once every assigned partition is consumed to its end\n";
 
-static int run_opt(void *arg, int argc, char **argv, int *i)
-{
-    if (strcmp(argv[*i], "--until-end")) return 0;
-    *(int *)arg = 1;
-    return 1;
-}
-
 int tl_cmd_run(int argc, char **argv)
 {
     int until_end = 0;
-    tl_config *c = tl_cmd_config_parse(argc, argv, usage, run_opt, &until_end);
+    const tl_cmd_opt opts[] = {{"--until-end", NULL, &until_end}, {NULL, NULL, NULL}};
+    tl_cmd_opts t = {opts, usage};
+    tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
     if (!c) return 2;
     if (!tl_config_kafka(c, "bootstrap.servers")) {
         tl_config_destroy(c);

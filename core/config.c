@@ -79,7 +79,7 @@ static int cfg_parse(const tl_config_def *d, const char *v, double *num, char *w
         break;
     }
     if (d->min <= d->max && (*num < d->min || *num > d->max)) {
-        snprintf(why, whylen, "%s is out of range [%g, %g]", v, d->min, d->max);
+        snprintf(why, whylen, "%s is out of range [%.15g, %.15g]", v, d->min, d->max);
         return -1;
     }
     return 0;
@@ -181,8 +181,8 @@ static char *trim(char *s)
 int tl_config_set_kv(tl_config *c, const char *kv, const char *origin, char *err, size_t errlen)
 {
     const char *eq = strchr(kv, '=');
-    if (!eq) {
-        snprintf(err, errlen, "%s: expected key=value, got '%s'", origin, kv);
+    if (!eq) {   /* the text is not echoed: it may hold a secret */
+        snprintf(err, errlen, "%s: expected key=value, found no '='", origin);
         return -1;
     }
     char *key = tl_xstrdup(kv);
@@ -315,7 +315,7 @@ void tl_config_list(FILE *out, int md)
         else fprintf(out, "# %s\n", comp->name);
         for (const tl_config_def *d = comp->defs; d->key; d++) {
             char range[64] = "";
-            if (d->min <= d->max) snprintf(range, sizeof(range), "%g..%g", d->min, d->max);
+            if (d->min <= d->max) snprintf(range, sizeof(range), "%.15g..%.15g", d->min, d->max);
             if (md)
                 fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", d->key, type_names[d->type],
                         d->dflt ? d->dflt : "", range, d->doc);

@@ -363,7 +363,6 @@ struct tl_store {
     tl_user **dirty;
     size_t n_dirty, cap_dirty;
     size_t cache_bytes, cache_budget;
-    size_t dirty_bytes;          /* size of the dirty records when they became dirty */
     int64_t next_offset;
     tl_buf kbuf, vbuf;
     tl_store_stats st;
@@ -542,6 +541,8 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     } else {
         s->st.users_created++;
     }
+    s->cache_bytes += u->mem;   /* counted now; a dirty record's growth at its flush */
+    u->mem_counted = u->mem;
     if (s->count >= s->nbuckets) table_grow(s);
     u->hnext = s->table[h & (s->nbuckets - 1)];
     s->table[h & (s->nbuckets - 1)] = u;
@@ -569,7 +570,6 @@ tl_user *tl_store_get(tl_store *s, const char *user_id)
             s->dirty = tl_xrealloc(s->dirty, s->cap_dirty * sizeof(*s->dirty));
         }
         s->dirty[s->n_dirty++] = u;
-        s->dirty_bytes += u->mem;
     }
     return u;
 }
@@ -588,7 +588,7 @@ static int cmp_user(const void *a, const void *b)
 
 int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
 {
-    qsort(s->dirty, s->n_dirty, sizeof(*s->dirty), cmp_user);
+    if (s->n_dirty) qsort(s->dirty, s->n_dirty, sizeof(*s->dirty), cmp_user);
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     for (size_t i = 0; i < s->n_dirty; i++) {
         tl_user *u = s->dirty[i];
@@ -620,7 +620,6 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     }
     s->st.users_written += s->n_dirty;
     s->n_dirty = 0;
-    s->dirty_bytes = 0;
     s->next_offset = next_offset;
     s->st.flushes++;
 
@@ -639,7 +638,7 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
 
 int tl_store_over_budget(const tl_store *s)
 {
-    return s->cache_bytes + s->dirty_bytes > s->cache_budget;
+    return s->cache_bytes > s->cache_budget;
 }
 
 void tl_store_stats_get(const tl_store *s, tl_store_stats *st)

@@ -96,8 +96,8 @@ tl_user *tl_store_peek(tl_store *s, const char *user_id);
 /* Writes every dirty record and next_offset in one WriteBatch; evicts clean records
  * past the cache budget. 0, or -1 with err. */
 int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen);
-/* Whether the cache (clean and dirty records) is over its budget: time to flush, so
- * that clean records can be evicted. */
+/* Whether the cache is over its budget: time to flush, so that clean records can be
+ * evicted. Records count at their size when loaded; their growth counts at a flush. */
 int tl_store_over_budget(const tl_store *s);
 /* The next input offset recorded by the last flush, or -1 for a new store. */
 int64_t tl_store_next_offset(const tl_store *s);
