@@ -60,6 +60,17 @@ void tl_codec_set_max_bytes(tl_codec *c, size_t max);
 int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_arena *a,
                     tl_dlq_reason *reason, char *err, size_t errlen);
 
+/* The fast path (codec.c): records whose writer schema has the reader schema's
+ * canonical form are decoded by a hand-written parser instead of avro-c's resolver,
+ * with the same results, reasons and messages. It is on by default; off makes every
+ * record take the generic path (for tests and benchmarks that compare the two). */
+void tl_codec_set_fast_path(tl_codec *c, int on);
+
+/* 1 when the next record of writer schema id would take the fast path: the id has
+ * been decoded before, its schema has the reader's canonical form, and the fast path
+ * is on. 0 otherwise. For tests and diagnostics. */
+int tl_codec_uses_fast_path(tl_codec *c, int32_t id);
+
 /* Appends the framed Avro encoding of ev in the reader schema, tagged with schema_id
  * (the id under which the reader schema is registered), to out. -1 if ev cannot be
  * represented (a required string is NULL, type out of range). */

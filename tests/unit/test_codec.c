@@ -3,8 +3,10 @@
  * decode round trips, the hand-written encoder checked byte for byte against avro-c,
  * schema resolution from older, newer and reordered writer schemas (real schema files
  * in a temporary schema.dir), every dead-letter reason, random and truncated inputs
- * (run the sanitizer build to make "never crashes, never leaks" meaningful), event
- * validation, and the JSON-lines form of an event.
+ * (run the sanitizer build to make "never crashes, never leaks" meaningful), the fast
+ * path against the generic one (same code, reason, message and event for generated,
+ * truncated, flipped and extended records, under three reader shapes) and when it is
+ * taken, event validation, and the JSON-lines form of an event.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <float.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -110,9 +113,94 @@ static const char *STRING_TYPE_SCHEMA =
     "{\"name\":\"item_id\",\"type\":\"string\"},"
     "{\"name\":\"type\",\"type\":\"string\"},{\"name\":\"ts\",\"type\":\"long\"}]}";
 
+/* The reader schema written differently: docs, aliases, a full name for the enum, a
+ * type as an object, no logicalType, a missing default. Same canonical form. */
+static const char *READER_RESTATED_SCHEMA =
+    "{\"namespace\":\"tally\",\"name\":\"BehaviorEvent\",\"type\":\"record\","
+    "\"doc\":\"restated\",\"aliases\":[\"Old\"],\"fields\":["
+    "{\"type\":\"string\",\"name\":\"event_id\",\"doc\":\"id\"},"
+    "{\"name\":\"user_id\",\"type\":{\"type\":\"string\"}},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"category_id\",\"type\":[\"null\",\"string\"]},"
+    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"tally.EventType\",\"doc\":\"d\","
+    "\"symbols\":[\"IMPRESSION\",\"BROWSE\",\"CLICK\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\"]}},"
+    "{\"name\":\"ts\",\"type\":\"long\"},"
+    "{\"name\":\"channel\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"dwell_ms\",\"type\":[\"null\",\"int\"],\"default\":null},"
+    "{\"name\":\"value\",\"type\":[\"null\",\"double\"],\"default\":null},"
+    "{\"name\":\"propensity\",\"type\":[\"null\",\"double\"],\"default\":null}]}";
+
+/* Canonical forms that differ from the reader's: another namespace; two enum symbols
+ * swapped (same encoding size, different meaning of an index). */
+static const char *OTHER_NAMESPACE_SCHEMA =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"other\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"category_id\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"type\",\"type\":" ENUM_TYPE "},"
+    "{\"name\":\"ts\",\"type\":\"long\"},"
+    "{\"name\":\"channel\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"dwell_ms\",\"type\":[\"null\",\"int\"],\"default\":null},"
+    "{\"name\":\"value\",\"type\":[\"null\",\"double\"],\"default\":null},"
+    "{\"name\":\"propensity\",\"type\":[\"null\",\"double\"],\"default\":null}]}";
+
+static const char *ENUM_SWAP_SCHEMA =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"category_id\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":["
+    "\"IMPRESSION\",\"CLICK\",\"BROWSE\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\"]}},"
+    "{\"name\":\"ts\",\"type\":\"long\"},"
+    "{\"name\":\"channel\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"dwell_ms\",\"type\":[\"null\",\"int\"],\"default\":null},"
+    "{\"name\":\"value\",\"type\":[\"null\",\"double\"],\"default\":null},"
+    "{\"name\":\"propensity\",\"type\":[\"null\",\"double\"],\"default\":null}]}";
+
+/* Readers of other shapes (each also registered as a writer, so the fast path applies
+ * when a codec reads with it): null as the second union branch, non-null defaults, a
+ * non-event boolean. */
+static const char *DEFAULTS_READER =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"},"
+    "{\"name\":\"channel\",\"type\":[\"string\",\"null\"],\"default\":\"web\"},"
+    "{\"name\":\"propensity\",\"type\":[\"double\",\"null\"],\"default\":0.5},"
+    "{\"name\":\"flag\",\"type\":[\"null\",\"boolean\"],\"default\":null}]}";
+
+/* Reordered fields, reversed enum, int ts, float value and propensity, non-union
+ * category_id and dwell_ms, and non-event fields of bytes, enum and long. */
+static const char *NARROW_READER =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"ts\",\"type\":\"int\"},"
+    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":["
+    "\"PURCHASE\",\"ADD_TO_CART\",\"FAVORITE\",\"CLICK\",\"BROWSE\",\"IMPRESSION\"]}},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"note\",\"type\":[\"null\",\"bytes\"],\"default\":null},"
+    "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"event_id\",\"type\":\"string\"},"
+    "{\"name\":\"category_id\",\"type\":\"string\"},"
+    "{\"name\":\"value\",\"type\":[\"float\",\"null\"],\"default\":0.5},"
+    "{\"name\":\"channel\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"level\",\"type\":[\"null\",{\"type\":\"enum\",\"name\":\"Level\","
+    "\"symbols\":[\"LO\",\"MID\",\"HI\"]}],\"default\":null},"
+    "{\"name\":\"propensity\",\"type\":\"float\"},"
+    "{\"name\":\"seen\",\"type\":[\"null\",\"long\"],\"default\":null},"
+    "{\"name\":\"dwell_ms\",\"type\":\"int\"}]}";
+
+/* A long dwell_ms: the reader the fast path leaves to the generic one. */
+static const char *LONG_DWELL_READER =
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"},"
+    "{\"name\":\"dwell_ms\",\"type\":[\"null\",\"long\"],\"default\":null}]}";
+
 enum {
     ID_READER = 1, ID_OLD = 10, ID_NEW = 11, ID_REORDERED = 14, ID_NO_USER = 12,
     ID_INT_USER = 13, ID_OTHER = 15, ID_STRING = 16, ID_UNION_INT = 17, ID_STRING_TYPE = 18,
+    ID_RESTATED = 19, ID_OTHER_NS = 20, ID_ENUM_SWAP = 21, ID_DEFAULTS = 22, ID_NARROW = 23,
+    ID_LONG_DWELL = 24,
 };
 
 static char tmpdir[256];
@@ -158,6 +246,12 @@ static int setup(void **state)
     write_file("16-string.avsc", "\"string\"");
     write_file("17-union_int.avsc", UNION_INT_SCHEMA);
     write_file("18-string_type.avsc", STRING_TYPE_SCHEMA);
+    write_file("19-restated.avsc", READER_RESTATED_SCHEMA);
+    write_file("20-other_ns.avsc", OTHER_NAMESPACE_SCHEMA);
+    write_file("21-enum_swap.avsc", ENUM_SWAP_SCHEMA);
+    write_file("22-defaults.avsc", DEFAULTS_READER);
+    write_file("23-narrow.avsc", NARROW_READER);
+    write_file("24-long_dwell.avsc", LONG_DWELL_READER);
     char err[512];
     tl_schema_store_opts o = {.dir = tmpdir};
     store = tl_schema_store_new(&o, err, sizeof(err));
@@ -535,17 +629,8 @@ static void test_old_writer(void **state)
 static void test_non_null_defaults(void **state)
 {
     /* A reader whose fields missing from the old writer have non-null defaults. */
-    static const char *reader =
-        "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
-        "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
-        "{\"name\":\"item_id\",\"type\":\"string\"},"
-        "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"},"
-        "{\"name\":\"channel\",\"type\":[\"string\",\"null\"],\"default\":\"web\"},"
-        "{\"name\":\"propensity\",\"type\":[\"double\",\"null\"],\"default\":0.5},"
-        "{\"name\":\"flag\",\"type\":[\"null\",\"boolean\"],\"default\":null}]}";
-    write_file("reader-defaults.avsc", reader);
     char path[512], err[512] = "";
-    snprintf(path, sizeof(path), "%s/reader-defaults.avsc", tmpdir);
+    snprintf(path, sizeof(path), "%s/22-defaults.avsc", tmpdir);
     tl_codec *c = tl_codec_new(store, path, err, sizeof(err));
     if (!c) fail_msg("%s", err);
 
@@ -933,6 +1018,449 @@ static void test_random_inputs(void **state)
     tl_buf_free(&b);
 }
 
+/* A string literal as (pointer, length), embedded NULs included. */
+#define BODY(lit) (lit), sizeof(lit) - 1
+
+/* ------------------------------------------------ fast path vs generic path */
+
+static tl_codec *codec_for(const char *file)
+{
+    char path[512], err[512];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, file);
+    tl_codec *c = tl_codec_new(store, path, err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+    return c;
+}
+
+/* Field by field, doubles bit for bit (a flipped byte can make a NaN). */
+static void assert_events_identical(const tl_event *a, const tl_event *b)
+{
+    assert_str_eq_or_null(a->event_id, b->event_id);
+    assert_str_eq_or_null(a->user_id, b->user_id);
+    assert_str_eq_or_null(a->item_id, b->item_id);
+    assert_str_eq_or_null(a->category_id, b->category_id);
+    assert_str_eq_or_null(a->channel, b->channel);
+    assert_int_equal(a->type, b->type);
+    assert_int_equal(a->ts, b->ts);
+    assert_int_equal(a->has_dwell, b->has_dwell);
+    assert_int_equal(a->dwell_ms, b->dwell_ms);
+    assert_int_equal(a->has_value, b->has_value);
+    assert_memory_equal(&a->value, &b->value, sizeof(double));
+    assert_int_equal(a->has_propensity, b->has_propensity);
+    assert_memory_equal(&a->propensity, &b->propensity, sizeof(double));
+    assert_int_equal(a->partition, b->partition);
+    assert_int_equal(a->offset, b->offset);
+}
+
+typedef struct diff_stats {
+    int ok, bad;
+    int by_reason[TL_DLQ_REASON_COUNT];
+} diff_stats;
+
+/* Decodes buf[0..len) (copied to an exact-size block, so ASan sees any over-read) on
+ * the fast path and on the generic path: same code, reason, message and event. A
+ * failed decode leaves the event as it was on both paths. Returns the code. */
+static int diff_one(tl_codec *c, const void *buf, size_t len, diff_stats *st)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (len) memcpy(copy, buf, len);
+    tl_event before;
+    memset(&before, 0x5a, sizeof(before));   /* never dereferenced */
+    before.partition = 7;
+    before.offset = 12345;
+    tl_event ev[2] = {before, before};
+    tl_dlq_reason reason[2] = {TL_DLQ_REASON_COUNT, TL_DLQ_REASON_COUNT};
+    char err[2][512] = {"", ""};
+    int rc[2];
+    for (int k = 0; k < 2; k++) {
+        tl_codec_set_fast_path(c, k == 0);
+        rc[k] = tl_codec_decode(c, copy, len, &ev[k], &arena, &reason[k], err[k], sizeof(err[k]));
+    }
+    tl_codec_set_fast_path(c, 1);
+    free(copy);
+    if (rc[0] != rc[1] || (rc[0] != 0 && (reason[0] != reason[1] || strcmp(err[0], err[1]))))
+        fail_msg("fast path: %d %s \"%s\"; generic path: %d %s \"%s\"", rc[0],
+                 tl_dlq_reason_name(reason[0]), err[0], rc[1], tl_dlq_reason_name(reason[1]),
+                 err[1]);
+    if (rc[0] == 0) {
+        assert_events_identical(&ev[0], &ev[1]);
+        st->ok++;
+    } else {
+        assert_int_equal(rc[0], TL_CODEC_BAD);
+        assert_memory_equal(&ev[0], &before, sizeof(before));
+        assert_memory_equal(&ev[1], &before, sizeof(before));
+        st->bad++;
+        st->by_reason[reason[0]]++;
+    }
+    return rc[0];
+}
+
+/* The record, every truncation of it, byte flips in its body, appended bytes. */
+static void diff_record(tl_codec *c, const tl_buf *rec, diff_stats *st)
+{
+    if (diff_one(c, rec->data, rec->len, st) != 0)
+        fail_msg("a valid record does not decode");
+    for (size_t k = 0; k < rec->len; k++) diff_one(c, rec->data, k, st);
+    uint8_t *m = malloc(rec->len + 4);
+    for (int i = 0; i < 12; i++) {
+        memcpy(m, rec->data, rec->len);
+        int flips = 1 + (int)(next_rand() % 3);
+        for (int f = 0; f < flips; f++) {
+            size_t at = 5 + next_rand() % (rec->len - 5);
+            uint64_t r = next_rand();
+            /* Half the flips are small values, so they land on plausible lengths,
+             * indexes and varints; the other half are any byte. */
+            m[at] = (uint8_t)(r % 2 ? r >> 8 : (r >> 8) % 8);
+        }
+        diff_one(c, m, rec->len, st);
+    }
+    for (size_t extra = 1; extra <= 3; extra++) {
+        memcpy(m, rec->data, rec->len);
+        for (size_t k = 0; k < extra; k++) m[rec->len + k] = (uint8_t)next_rand();
+        assert_int_equal(diff_one(c, m, rec->len + extra, st), TL_CODEC_BAD);
+    }
+    free(m);
+}
+
+/* A random string in a: empty, short, or (rarely) long; any byte but NUL. */
+static char *rand_string(tl_arena *a)
+{
+    uint64_t r = next_rand();
+    size_t n;
+    switch (r % 16) {
+    case 0: n = 0; break;
+    case 1: n = 128 + (size_t)(next_rand() % 2000); break;   /* multi-byte length */
+    default: n = 1 + (size_t)(next_rand() % 40); break;
+    }
+    char *s = tl_arena_alloc(a, n + 1);
+    for (size_t k = 0; k < n; k++) {
+        uint64_t x = next_rand();
+        s[k] = (char)(x % 3 ? 'a' + (x >> 8) % 26 : 1 + (x >> 8) % 255);
+    }
+    s[n] = '\0';
+    return s;
+}
+
+static int64_t pick_i64(void)
+{
+    static const int64_t v[] = {INT64_MIN, INT64_MIN + 1, INT64_MAX, 0, 1, -1, 63, 64, -64,
+                                -65, INT32_MIN, INT32_MAX, (int64_t)INT32_MAX + 1,
+                                (int64_t)INT32_MIN - 1, 1700000000123LL, -1700000000123LL};
+    uint64_t r = next_rand();
+    return r % 3 ? v[(r >> 8) % (sizeof(v) / sizeof(v[0]))] : (int64_t)next_rand() >> (r % 64);
+}
+
+static int32_t pick_i32(void)
+{
+    static const int32_t v[] = {INT32_MIN, INT32_MIN + 1, INT32_MAX, 0, 1, -1, 63, 64, -64,
+                                -65, 1500, 8191, 8192};
+    uint64_t r = next_rand();
+    return r % 3 ? v[(r >> 8) % (sizeof(v) / sizeof(v[0]))] : (int32_t)(uint32_t)next_rand();
+}
+
+static double pick_double(void)
+{
+    static const double v[] = {0.0, -0.0, 1.0, 0.25, 1e-300, 5e-324, -5e-324, DBL_MAX,
+                               -DBL_MAX, DBL_MIN, INFINITY, -INFINITY, NAN, 19.99};
+    uint64_t r = next_rand();
+    if (r % 3) return v[(r >> 8) % (sizeof(v) / sizeof(v[0]))];
+    uint64_t bits = next_rand();
+    double d;
+    memcpy(&d, &bits, sizeof(d));
+    return d;
+}
+
+/* Event i: type i % 6, optional fields present by the bits of i / 6, the rest random. */
+static tl_event gen_event(int i, tl_arena *a)
+{
+    int opt = i / TL_EVENT_TYPE_COUNT;
+    tl_event ev = {
+        .event_id = rand_string(a), .user_id = rand_string(a), .item_id = rand_string(a),
+        .category_id = opt & 1 ? rand_string(a) : NULL,
+        .channel = opt & 2 ? rand_string(a) : NULL,
+        .type = (tl_event_type)(i % TL_EVENT_TYPE_COUNT), .ts = pick_i64(),
+        .has_dwell = (opt & 4) != 0, .has_value = (opt & 8) != 0,
+        .has_propensity = (opt & 16) != 0,
+    };
+    if (ev.has_dwell) ev.dwell_ms = pick_i32();
+    if (ev.has_value) ev.value = pick_double();
+    if (ev.has_propensity) ev.propensity = pick_double();
+    return ev;
+}
+
+static void test_fast_path_matches_generic(void **state)
+{
+    diff_stats st = {0};
+    tl_arena gen;
+    tl_arena_init(&gen, 4096);
+    tl_buf b = {0};
+    /* Generated events: every type with every combination of optional fields. */
+    for (int i = 0; i < 1200; i++) {
+        tl_event ev = gen_event(i, &gen);
+        tl_buf_clear(&b);
+        assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &b), 0);
+        diff_record(codec, &b, &st);
+        /* What the generic path gives is what was encoded. */
+        tl_event out = {0};
+        tl_dlq_reason reason;
+        char err[256];
+        assert_int_equal(decode(&b, &out, &reason, err, sizeof(err)), 0);
+        assert_events_identical(&ev, &out);
+        tl_arena_reset(&gen);
+        tl_arena_reset(&arena);
+    }
+    assert_true(tl_codec_uses_fast_path(codec, ID_READER));
+
+    /* Random bodies, mostly small bytes so lengths and indexes are often plausible. */
+    uint8_t buf[96];
+    for (int i = 0; i < 20000; i++) {
+        size_t len = 5 + next_rand() % (sizeof(buf) - 5);
+        memcpy(buf, "\0\0\0\0\1", 5);
+        for (size_t k = 5; k < len; k++) {
+            uint64_t r = next_rand();
+            buf[k] = (uint8_t)(r % 4 == 0 ? r >> 8 : (r >> 8) % 16);
+        }
+        diff_one(codec, buf, len, &st);
+        if (i % 1000 == 0) tl_arena_reset(&arena);
+    }
+
+    /* Hand-made bodies for each check the parser makes. */
+    static const struct { const char *body; size_t n; const char *want; } cases[] = {
+        {BODY("\x01"), "negative length"},
+        {BODY("\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01"), "length past the end"},
+        {BODY("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"), "varint longer than 64 bits"},
+        {BODY("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02"), "varint longer than 64 bits"},
+        {BODY("\x80"), "truncated varint"},
+        {BODY("\2a\2b\2c\x04"), "union branch index out of range"},
+        {BODY("\2a\2b\2c\x01"), "union branch index out of range"},
+        {BODY("\2a\2b\2c\0\x0c\0\0\0\0\0"), "enum index out of range"},
+        {BODY("\2a\2b\2c\0\x01\0\0\0\0\0"), "enum index out of range"},
+        {BODY("\2a\2b\2c\0\x0a\x02\0\x02\xff\xff\xff\xff\x7f\0\0"), "int out of range"},
+        {BODY("\2a\2b\2c\0\x0a\x02\0\x02\x80\x80\x80\x80\x10\0\0"), "int out of range"},
+        {BODY("\2a\2b\2c\0\x0a\x02\0\0\x02\0\0\0\0\0\0\0"), "length past the end"},
+        {BODY("\2a\2b\2c\0\x0a\x02\0\0\0\0\0"), "1 trailing bytes"},
+    };
+    tl_buf m = {0};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        framed(&m, ID_READER, cases[k].body, cases[k].n);
+        if (diff_one(codec, m.data, m.len, &st) != TL_CODEC_BAD)
+            fail_msg("case %zu (%s) decodes", k, cases[k].want);
+        decode_fails(m.data, m.len, TL_DLQ_MALFORMED, cases[k].want);
+    }
+    /* Boundaries that are valid: the largest int dwell, a 10-byte varint ts. */
+    framed(&m, ID_READER, BODY("\2a\2b\2c\0\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\0\x02"
+                          "\xfe\xff\xff\xff\x0f\0\0"));
+    assert_int_equal(diff_one(codec, m.data, m.len, &st), 0);
+
+    /* Both outcomes were exercised, and malformed bodies of every kind. */
+    assert_true(st.ok > 5000);
+    assert_true(st.by_reason[TL_DLQ_MALFORMED] > 100000);
+    assert_true(st.by_reason[TL_DLQ_NOT_FRAMED] > 1000);   /* truncations inside the frame */
+    tl_buf_free(&m);
+    tl_buf_free(&b);
+    tl_arena_destroy(&gen);
+}
+
+/* A record of NARROW_READER written by avro-c, with its non-event fields set. */
+static void narrow_record(tl_buf *out, tl_arena *gen)
+{
+    static const char *const syms[] = {"PURCHASE", "ADD_TO_CART", "FAVORITE", "CLICK",
+                                       "BROWSE", "IMPRESSION"};
+    writer_rec w;
+    wr_begin(&w, ID_NARROW);
+    set_int(&w.v, "ts", pick_i32());
+    set_enum(&w.v, "type", syms[next_rand() % 6]);
+    set_str(&w.v, "item_id", rand_string(gen));
+    if (next_rand() % 2) {
+        avro_value_t f = field_for(&w.v, "note", AVRO_BYTES);
+        assert_int_equal(avro_value_set_bytes(&f, "\0\1\2", next_rand() % 4), 0);
+    } else {
+        set_null(&w.v, "note");
+    }
+    set_str(&w.v, "user_id", rand_string(gen));
+    set_str(&w.v, "event_id", rand_string(gen));
+    set_str(&w.v, "category_id", rand_string(gen));
+    if (next_rand() % 2) set_float(&w.v, "value", (float)pick_double());
+    else set_null(&w.v, "value");
+    set_str(&w.v, "channel", next_rand() % 2 ? rand_string(gen) : NULL);
+    if (next_rand() % 2) {
+        avro_value_t f = field_for(&w.v, "level", AVRO_ENUM);
+        assert_int_equal(avro_value_set_enum(&f, (int)(next_rand() % 3)), 0);
+    } else {
+        set_null(&w.v, "level");
+    }
+    avro_value_t f;
+    assert_int_equal(avro_value_get_by_name(&w.v, "propensity", &f, NULL), 0);
+    assert_int_equal(avro_value_set_float(&f, (float)pick_double()), 0);
+    if (next_rand() % 2) set_long(&w.v, "seen", pick_i64());
+    else set_null(&w.v, "seen");
+    set_int(&w.v, "dwell_ms", pick_i32());
+    wr_finish(&w, ID_NARROW, out);
+}
+
+static void test_fast_path_other_readers(void **state)
+{
+    /* Readers of other shapes take the fast path for their own schema, and agree with
+     * the generic path on valid and corrupted records. */
+    diff_stats st = {0};
+    tl_arena gen;
+    tl_arena_init(&gen, 4096);
+    tl_buf b = {0};
+
+    tl_codec *dc = codec_for("22-defaults.avsc");
+    for (int i = 0; i < 300; i++) {
+        if (i % 2) {
+            tl_event ev = gen_event(i, &gen);
+            tl_buf_clear(&b);
+            assert_int_equal(tl_codec_encode_event(dc, ID_DEFAULTS, &ev, &b), 0);
+        } else {   /* the non-event boolean set, as only avro-c can write it */
+            writer_rec w;
+            wr_begin(&w, ID_DEFAULTS);
+            set_str(&w.v, "event_id", rand_string(&gen));
+            set_str(&w.v, "user_id", rand_string(&gen));
+            set_str(&w.v, "item_id", rand_string(&gen));
+            set_enum(&w.v, "type", tl_event_type_name((tl_event_type)(i % 6)));
+            set_long(&w.v, "ts", pick_i64());
+            set_str(&w.v, "channel", i % 4 ? rand_string(&gen) : NULL);
+            if (i % 3) set_double(&w.v, "propensity", pick_double());
+            else set_null(&w.v, "propensity");
+            avro_value_t f = field_for(&w.v, "flag", i % 5 ? AVRO_BOOLEAN : AVRO_NULL);
+            if (i % 5) assert_int_equal(avro_value_set_boolean(&f, i % 2), 0);
+            else assert_int_equal(avro_value_set_null(&f), 0);
+            wr_finish(&w, ID_DEFAULTS, &b);
+        }
+        diff_record(dc, &b, &st);
+        tl_arena_reset(&gen);
+        tl_arena_reset(&arena);
+    }
+    assert_true(tl_codec_uses_fast_path(dc, ID_DEFAULTS));
+    /* Booleans other than 0 and 1, and truncated ones. */
+    tl_buf m = {0};
+    framed(&m, ID_DEFAULTS, BODY("\2a\2b\2c\0\0\2\2\x02\x02"));
+    assert_int_equal(diff_one(dc, m.data, m.len, &st), TL_CODEC_BAD);
+    framed(&m, ID_DEFAULTS, BODY("\2a\2b\2c\0\0\2\2\x02"));
+    assert_int_equal(diff_one(dc, m.data, m.len, &st), TL_CODEC_BAD);
+    framed(&m, ID_DEFAULTS, BODY("\2a\2b\2c\0\0\2\2\x02\x01"));
+    assert_int_equal(diff_one(dc, m.data, m.len, &st), 0);
+    tl_codec_destroy(dc);
+
+    tl_codec *nc = codec_for("23-narrow.avsc");
+    for (int i = 0; i < 300; i++) {
+        if (i % 2) {
+            tl_event ev = gen_event(i, &gen);
+            if (ev.ts < INT32_MIN || ev.ts > INT32_MAX) ev.ts = (int32_t)ev.ts;
+            ev.category_id = rand_string(&gen);   /* not nullable in this reader */
+            ev.has_dwell = ev.has_propensity = 1;
+            tl_buf_clear(&b);
+            assert_int_equal(tl_codec_encode_event(nc, ID_NARROW, &ev, &b), 0);
+        } else {
+            narrow_record(&b, &gen);
+        }
+        diff_record(nc, &b, &st);
+        tl_arena_reset(&gen);
+        tl_arena_reset(&arena);
+    }
+    assert_true(tl_codec_uses_fast_path(nc, ID_NARROW));
+    tl_codec_destroy(nc);
+
+    assert_true(st.ok > 2000);
+    assert_true(st.by_reason[TL_DLQ_MALFORMED] > 50000);
+    tl_buf_free(&m);
+    tl_buf_free(&b);
+    tl_arena_destroy(&gen);
+}
+
+/* Decodes b and returns whether its id then takes the fast path. */
+static int fast_after_decode(tl_codec *c, const tl_buf *b)
+{
+    tl_event ev = {0};
+    tl_dlq_reason reason;
+    char err[512];
+    tl_codec_decode(c, b->data, b->len, &ev, &arena, &reason, err, sizeof(err));
+    int32_t id = (int32_t)(((uint32_t)(uint8_t)b->data[1] << 24) |
+                           ((uint32_t)(uint8_t)b->data[2] << 16) |
+                           ((uint32_t)(uint8_t)b->data[3] << 8) | (uint8_t)b->data[4]);
+    return tl_codec_uses_fast_path(c, id);
+}
+
+static void test_fast_path_decision(void **state)
+{
+    tl_buf b = {0};
+    tl_event ev = full_event();
+    /* Only ids already seen have a decision. */
+    assert_false(tl_codec_uses_fast_path(codec, 4242));
+
+    /* The reader's own id, and the reader written differently (same canonical form). */
+    assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &b), 0);
+    assert_true(fast_after_decode(codec, &b));
+    tl_buf_clear(&b);
+    assert_int_equal(tl_codec_encode_event(codec, ID_RESTATED, &ev, &b), 0);
+    assert_true(fast_after_decode(codec, &b));
+    tl_event out = {0};
+    tl_dlq_reason reason;
+    char err[256] = "";
+    assert_int_equal(decode(&b, &out, &reason, err, sizeof(err)), 0);
+    assert_events_equal(&ev, &out);
+
+    /* The switch. */
+    tl_codec_set_fast_path(codec, 0);
+    assert_false(tl_codec_uses_fast_path(codec, ID_READER));
+    tl_codec_set_fast_path(codec, 1);
+    assert_true(tl_codec_uses_fast_path(codec, ID_READER));
+
+    /* Any other canonical form goes through avro-c. Swapped enum symbols: the index a
+     * record carries means another type, which only resolution by name gets right. */
+    writer_rec w;
+    wr_begin(&w, ID_ENUM_SWAP);
+    set_str(&w.v, "event_id", "e");
+    set_str(&w.v, "user_id", "u");
+    set_str(&w.v, "item_id", "i");
+    set_null(&w.v, "category_id");
+    set_enum(&w.v, "type", "CLICK");
+    set_long(&w.v, "ts", 3);
+    set_null(&w.v, "channel");
+    set_null(&w.v, "dwell_ms");
+    set_null(&w.v, "value");
+    set_null(&w.v, "propensity");
+    wr_finish(&w, ID_ENUM_SWAP, &b);
+    assert_false(fast_after_decode(codec, &b));
+    memset(&out, 0, sizeof(out));
+    assert_int_equal(decode(&b, &out, &reason, err, sizeof(err)), 0);
+    assert_int_equal(out.type, TL_CLICK);
+
+    framed(&b, ID_OTHER_NS, BODY("\2a\2b\2c\0\x0a\x02\0\0\0\0"));
+    assert_false(fast_after_decode(codec, &b));
+    new_record(&b, "CLICK", 1);
+    assert_false(fast_after_decode(codec, &b));
+    framed(&b, ID_NO_USER, BODY("\2a\2b\0\0"));
+    assert_false(fast_after_decode(codec, &b));
+    writer_rec o;
+    wr_begin(&o, ID_OLD);
+    set_str(&o.v, "event_id", "e");
+    set_str(&o.v, "user_id", "u");
+    set_str(&o.v, "item_id", "i");
+    set_null(&o.v, "category_id");
+    set_enum(&o.v, "type", "CLICK");
+    set_long(&o.v, "ts", 77);
+    set_null(&o.v, "dwell_ms");
+    set_null(&o.v, "value");
+    wr_finish(&o, ID_OLD, &b);
+    assert_false(fast_after_decode(codec, &b));
+
+    /* A reader the fast path does not handle (long dwell_ms): its own schema still
+     * takes the generic path, which range-checks dwell_ms. */
+    tl_codec *lc = codec_for("24-long_dwell.avsc");
+    framed(&b, ID_LONG_DWELL, BODY("\2a\2b\2c\x0a\x02\x02\x80\x80\x80\x80\x80\x80\x01"));
+    assert_false(fast_after_decode(lc, &b));
+    reason = TL_DLQ_REASON_COUNT;
+    assert_int_equal(tl_codec_decode(lc, b.data, b.len, &out, &arena, &reason, err,
+                                     sizeof(err)), TL_CODEC_BAD);
+    assert_int_equal(reason, TL_DLQ_BAD_VALUE);
+    assert_non_null(strstr(err, "dwell_ms"));
+    tl_codec_destroy(lc);
+    tl_buf_free(&b);
+}
+
 static void test_store_unreachable_is_retry(void **state)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1143,6 +1671,9 @@ int main(void)
         cmocka_unit_test(test_framing_and_limits),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_random_inputs),
+        cmocka_unit_test(test_fast_path_matches_generic),
+        cmocka_unit_test(test_fast_path_other_readers),
+        cmocka_unit_test(test_fast_path_decision),
         cmocka_unit_test(test_store_unreachable_is_retry),
         cmocka_unit_test(test_codec_new_errors),
         cmocka_unit_test(test_validate),
