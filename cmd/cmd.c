@@ -135,6 +135,11 @@ rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side)
     static const char *const consumer_defaults[][2] = {
         {"group.id", "tally"},
         {"auto.offset.reset", "earliest"},
+        /* librdkafka stops prefetching at 100000 queued messages and resumes only after
+         * a fetch backoff: with small records the consumer then runs dry for ~0.5 s at a
+         * time (measured: 3.6 s of 10 s idle on 1M events). A deeper queue keeps it fed;
+         * memory stays bounded by queued.max.messages.kbytes. */
+        {"queued.min.messages", "1000000"},
     };
     static const char *const producer_defaults[][2] = {
         {"enable.idempotence", "true"},
