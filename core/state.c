@@ -162,53 +162,75 @@ static void put_svarint(tl_buf *b, int64_t v)
     put_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
-static void put_str(tl_buf *b, const char *s, size_t n)
+/* Encoding writes through a cursor into room reserved once per record (an upper
+ * bound from the record's lengths), not through a bounds-checked append per field:
+ * a flush encodes every dirty record, so this is on the state path. */
+static inline char *w_varint(char *p, uint64_t v)
 {
-    put_varint(b, n);
-    tl_buf_append(b, s, n);
-}
-
-static void put_ostr(tl_buf *b, const char *s, size_t n)
-{
-    if (!s) {
-        put_varint(b, 0);
-        return;
+    while (v >= 0x80) {
+        *p++ = (char)(v | 0x80);
+        v >>= 7;
     }
-    put_varint(b, n + 1);
-    tl_buf_append(b, s, n);
+    *p++ = (char)v;
+    return p;
 }
 
-static void put_f64(tl_buf *b, double d) { tl_buf_append(b, &d, 8); }
-
-static void encode_entries(const tl_user *u, tl_buf *b)
+static inline char *w_svarint(char *p, int64_t v)
 {
-    tl_buf_putc(b, 1);
-    put_varint(b, (uint64_t)u->n_ent);
+    return w_varint(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static inline char *w_bytes(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static inline char *w_str(char *p, const char *s, size_t n) { return w_bytes(w_varint(p, n), s, n); }
+
+static inline char *w_ostr(char *p, const char *s, size_t n)
+{
+    return s ? w_bytes(w_varint(p, n + 1), s, n) : w_varint(p, 0);
+}
+
+static inline char *w_f64(char *p, double d) { return w_bytes(p, (const char *)&d, 8); }
+
+static char *encode_entries(const tl_user *u, char *p)
+{
+    *p++ = 1;
+    p = w_varint(p, (uint64_t)u->n_ent);
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
-        tl_buf_putc(b, (char)e->dim);
-        put_str(b, e->id, e->id_len);
-        put_f64(b, e->f);
-        put_f64(b, e->h);
-        put_svarint(b, e->t);
+        *p++ = (char)e->dim;
+        p = w_str(p, e->id, e->id_len);
+        p = w_f64(p, e->f);
+        p = w_f64(p, e->h);
+        p = w_svarint(p, e->t);
     }
+    return p;
 }
 
-static void encode_tp(const tl_journey_tp *tp, tl_buf *b)
+static char *encode_tp(const tl_journey_tp *tp, char *p)
 {
-    put_str(b, tp->event_id, tp->len[0]);
-    put_str(b, tp->item_id, tp->len[1]);
-    put_ostr(b, tp->category_id, tp->len[2]);
-    put_ostr(b, tp->channel, tp->len[3]);
-    tl_buf_putc(b, (char)tp->type);
-    put_svarint(b, tp->ts);
+    p = w_str(p, tp->event_id, tp->len[0]);
+    p = w_str(p, tp->item_id, tp->len[1]);
+    p = w_ostr(p, tp->category_id, tp->len[2]);
+    p = w_ostr(p, tp->channel, tp->len[3]);
+    *p++ = (char)tp->type;
+    return w_svarint(p, tp->ts);
 }
 
 void tl_user_encode(const tl_user *u, tl_buf *b)
 {
-    encode_entries(u, b);
-    put_varint(b, (uint64_t)u->n_tp);
-    for (int i = 0; i < u->n_tp; i++) encode_tp(&u->tp[i], b);
+    /* u->mem covers every string byte; add the fixed-size fields and varints. */
+    size_t bound = 32 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 56;
+    tl_buf_reserve(b, bound);
+    char *p = b->data + b->len;
+    p = encode_entries(u, p);
+    p = w_varint(p, (uint64_t)u->n_tp);
+    for (int i = 0; i < u->n_tp; i++) p = encode_tp(&u->tp[i], p);
+    b->len = (size_t)(p - b->data);
+    b->data[b->len] = '\0';
 }
 
 typedef struct rd {
@@ -447,6 +469,9 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     rocksdb_options_set_create_if_missing(s->opts, 1);
     rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
     rocksdb_options_set_max_open_files(s->opts, 256);
+    rocksdb_options_set_write_buffer_size(s->opts, 128 << 20);
+    rocksdb_options_set_max_write_buffer_number(s->opts, 4);
+    rocksdb_options_set_max_background_jobs(s->opts, 2);
     /* Most lookups are of users the store has never seen: bloom filters answer those
      * without touching the memtable's skip list or an SST block. */
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->opts, 0.1);
@@ -456,6 +481,11 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     rocksdb_block_based_options_set_whole_key_filtering(s->topts, 1);
     rocksdb_options_set_block_based_table_factory(s->opts, s->topts);
     s->wopts = rocksdb_writeoptions_create();
+    /* No write-ahead log: a flush's WriteBatch holds the records and the offset they
+     * reflect, so whatever RocksDB persisted is a consistent earlier state, and a
+     * crash replays the input from that state's offset. (RocksDB flushes memtables
+     * at a clean close.) The log would double every write for nothing. */
+    rocksdb_writeoptions_disable_WAL(s->wopts, 1);
     s->ropts = rocksdb_readoptions_create();
     s->db = rocksdb_open(s->opts, s->path, &rerr);
     if (rerr) {

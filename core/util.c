@@ -171,12 +171,25 @@ void tl_fmt_duration(char *out, size_t outlen, int64_t ms)
     static const struct { int64_t ms; const char *unit; } units[] = {
         {86400000, "d"}, {3600000, "h"}, {60000, "min"}, {1000, "s"},
     };
+    int64_t n = ms;
+    const char *unit = "ms";
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         if (ms >= units[i].ms) {
-            snprintf(out, outlen, "%lld %s", (long long)((ms + units[i].ms / 2) / units[i].ms),
-                     units[i].unit);
-            return;
+            n = (ms + units[i].ms / 2) / units[i].ms;
+            unit = units[i].unit;
+            break;
         }
     }
-    snprintf(out, outlen, "%lld ms", (long long)ms);
+    /* by hand: this runs for nearly every interest delta's explanation */
+    char digits[24];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n && k < (int)sizeof(digits));
+    size_t pos = 0;
+    while (k > 0 && pos + 1 < outlen) out[pos++] = digits[--k];
+    if (pos + 1 < outlen) out[pos++] = ' ';
+    for (const char *u = unit; *u && pos + 1 < outlen; u++) out[pos++] = *u;
+    out[pos] = '\0';
 }
