@@ -58,7 +58,7 @@ static const char *article(tl_event_type t)
 }
 
 /* Appends s to the explanation being built at *p (bounded by end). */
-static void put(char **p, const char *end, const char *s)
+static void put(char **p, char *end, const char *s)
 {
     while (*s && *p < end) *(*p)++ = *s++;
 }
@@ -68,7 +68,7 @@ static const char *explain(tl_arena *a, const tl_interest_delta *d, tl_event_typ
 {
     char buf[512], num[32], dur[32];
     char *p = buf;
-    const char *end = buf + sizeof(buf) - 1;
+    char *end = buf + sizeof(buf) - 1;
     if (!is_new) {
         put(&p, end, "interest in ");
     } else {
