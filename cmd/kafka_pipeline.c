@@ -35,7 +35,8 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
 {
     char err[512], reader[1024];
     tl_schema_store_opts so = {
-        .dir = tl_config_str(c, "schema.dir"),
+        .dir = *tl_config_str(c, "schema.dir") ? tl_config_str(c, "schema.dir")
+                                                : TALLY_DEFAULT_SCHEMA_DIR,
         .registry_url = tl_config_str(c, "schema.registry.url"),
         .basic_auth = tl_config_str(c, "schema.registry.basic.auth.user.info"),
         .ca_path = tl_config_str(c, "schema.registry.ssl.ca.location"),

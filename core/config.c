@@ -316,9 +316,12 @@ void tl_config_list(FILE *out, int md)
         for (const tl_config_def *d = comp->defs; d->key; d++) {
             char range[64] = "";
             if (d->min <= d->max) snprintf(range, sizeof(range), "%.15g..%.15g", d->min, d->max);
-            if (md)
+            if (md && d->dflt && *d->dflt)
                 fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", d->key, type_names[d->type],
-                        d->dflt ? d->dflt : "", range, d->doc);
+                        d->dflt, range, d->doc);
+            else if (md)
+                fprintf(out, "| `%s` | %s | (empty) | %s | %s |\n", d->key, type_names[d->type],
+                        range, d->doc);
             else
                 fprintf(out, "%s (%s, default \"%s\"%s%s)\n    %s\n", d->key, type_names[d->type],
                         d->dflt ? d->dflt : "", *range ? ", range " : "", range, d->doc);

@@ -33,9 +33,10 @@ static const tl_config_def runtime_table[] = {
 static const tl_config_def ingest_table[] = {
     {"input.topics", TL_CT_STRING, "tally.events", NORANGE,
      "Comma-separated input topics (key = user_id, value = Confluent-framed BehaviorEvent)."},
-    {"schema.dir", TL_CT_STRING, TALLY_DEFAULT_SCHEMA_DIR, NORANGE,
+    {"schema.dir", TL_CT_STRING, "", NORANGE,
      "Directory of <id>-<name>.avsc files: writer schemas by Confluent schema id, and the "
-     "ids of tally's output schemas when no registry is configured."},
+     "ids of tally's output schemas when no registry is configured. Empty: the schemas "
+     "tally was built with (its schemas/ directory)."},
     {"schema.registry.url", TL_CT_STRING, "", NORANGE,
      "Confluent-API schema registry; consulted for schema ids not in schema.dir."},
     {"schema.registry.basic.auth.user.info", TL_CT_STRING, "", NORANGE,

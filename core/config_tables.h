@@ -4,10 +4,6 @@
 
 #include "config.h"
 
-#ifndef TALLY_DEFAULT_SCHEMA_DIR
-#define TALLY_DEFAULT_SCHEMA_DIR "/usr/share/tally/schemas"
-#endif
-
 typedef struct tl_config_component {
     const char *name;
     const tl_config_def *defs;   /* terminated by an entry with key NULL */
