@@ -106,7 +106,10 @@ for _ in range(2):
 ports = [s.getsockname()[1] for s in socks]
 for s in socks:
     s.close()
-cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+# An id starting with '-' would be read as an option by StorageTool's argument parser.
+cid = "-"
+while cid.startswith("-"):
+    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 print(ports[0], ports[1], cid)
 EOF
 }
