@@ -139,6 +139,9 @@ static int flush_stores(tl_runtime *rt)
 {
     for (int p = 0; p < rt->n_parts; p++)
         if (flush_store(rt, p) != 0) return -1;
+    for (int k = 0; k < rt->n_stages; k++)
+        if (rt->stages[k].checkpoint && rt->stages[k].checkpoint(rt->stages[k].ctx) != 0)
+            return -1;
     rt->last_state_flush_ns = tl_mono_ns();
     return 0;
 }
@@ -226,6 +229,13 @@ static int process_batch(tl_runtime *rt)
         const tl_event *ev = &b->events[i];
         tl_store *s = open_store(rt, ev->partition);
         if (!s) return -1;
+        int64_t now = tl_store_observe_ts(s, ev->ts);
+        for (int k = 0; k < rt->n_stages; k++) {
+            if (!rt->stages[k].advance) continue;
+            if (rt->stages[k].advance(rt->stages[k].ctx, s, now, &rt->out_arena, rt->sink) != TL_OK)
+                return -1;
+            tl_arena_reset(&rt->out_arena);
+        }
         tl_user *u = tl_store_get(s, ev->user_id);
         for (int k = 0; k < rt->n_stages; k++) {
             tl_rc rc = rt->stages[k].process(rt->stages[k].ctx, u, ev, &rt->out_arena, rt->sink);

@@ -34,6 +34,14 @@ typedef struct tl_stage {
     void *ctx;
     /* Processes ev for user u; output strings go in a (reset after each event). */
     tl_rc (*process)(void *ctx, tl_user *u, const tl_event *ev, tl_arena *a, const tl_sink *out);
+    /* Optional: called before each event with its partition's store and stream time
+     * (the largest event time the partition has seen, this event's included), so the
+     * stage can act on timers that are due (tl_store_next_due). */
+    tl_rc (*advance)(void *ctx, tl_store *s, int64_t stream_time, tl_arena *a,
+                     const tl_sink *out);
+    /* Optional: called after the stores were written, so state the stage keeps outside
+     * them (a model) is saved at the same point. 0 or -1. */
+    int (*checkpoint)(void *ctx);
     void (*destroy)(void *ctx);
 } tl_stage;
 

@@ -13,7 +13,8 @@
  * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL.
  *
  * RocksDB layout of a partition's database: "u" + user_id -> the encoded record;
- * "m:next_offset" -> svarint. A flush writes every dirty record in one WriteBatch,
+ * "x" + be64(at) + user_id -> "" (the user's timer, so due timers can be found after a
+ * restart without reading every user); "m:next_offset", "m:stream_time" -> svarint. A flush writes every dirty record in one WriteBatch,
  * keys sorted. Rejected: one key per journey touchpoint. It writes fewer bytes per
  * event but three memtable inserts instead of one, and the skip-list insert, not the
  * copy, is what costs (measured with bench/bench_engine: 230K vs 310K events/s).
@@ -106,7 +107,7 @@ static void tp_reserve(tl_user *u)
     u->tp = u->tp_alloc;
 }
 
-int tl_user_add_tp(tl_user *u, const tl_event *ev)
+int tl_user_add_tp(tl_user *u, const tl_event *ev, float share)
 {
     tp_reserve(u);
     /* After every entry with ts <= ev->ts: equal ts keep arrival order. */
@@ -118,6 +119,9 @@ int tl_user_add_tp(tl_user *u, const tl_event *ev)
     tp_set(tp, ev->event_id, ev->item_id, ev->category_id, ev->channel);
     tp->ts = ev->ts;
     tp->type = (uint8_t)ev->type;
+    tp->share = share;
+    tp->propensity = ev->has_propensity ? (float)ev->propensity : -1.0f;
+    tp->dwell_ms = ev->has_dwell ? ev->dwell_ms : -1;
     u->mem += tp_mem(tp);
     return pos;
 }
@@ -195,9 +199,13 @@ static inline char *w_ostr(char *p, const char *s, size_t n)
 
 static inline char *w_f64(char *p, double d) { return w_bytes(p, (const char *)&d, 8); }
 
+#define STATE_VERSION 2
+
+static inline char *w_f32(char *p, float f) { return w_bytes(p, (const char *)&f, 4); }
+
 static char *encode_entries(const tl_user *u, char *p)
 {
-    *p++ = 1;
+    *p++ = STATE_VERSION;
     p = w_varint(p, (uint64_t)u->n_ent);
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
@@ -217,18 +225,22 @@ static char *encode_tp(const tl_journey_tp *tp, char *p)
     p = w_ostr(p, tp->category_id, tp->len[2]);
     p = w_ostr(p, tp->channel, tp->len[3]);
     *p++ = (char)tp->type;
-    return w_svarint(p, tp->ts);
+    p = w_svarint(p, tp->ts);
+    p = w_f32(p, tp->share);
+    p = w_f32(p, tp->propensity);
+    return w_svarint(p, tp->dwell_ms);
 }
 
 void tl_user_encode(const tl_user *u, tl_buf *b)
 {
     /* u->mem covers every string byte; add the fixed-size fields and varints. */
-    size_t bound = 32 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 56;
+    size_t bound = 48 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 72;
     tl_buf_reserve(b, bound);
     char *p = b->data + b->len;
     p = encode_entries(u, p);
     p = w_varint(p, (uint64_t)u->n_tp);
     for (int i = 0; i < u->n_tp; i++) p = encode_tp(&u->tp[i], p);
+    p = w_svarint(p, u->timer);
     b->len = (size_t)(p - b->data);
     b->data[b->len] = '\0';
 }
@@ -264,6 +276,18 @@ static unsigned get_u8(rd *r)
         return 0;
     }
     return *r->p++;
+}
+
+static float get_f32(rd *r)
+{
+    float f = 0;
+    if (r->end - r->p < 4) {
+        r->bad = 1;
+        return 0;
+    }
+    memcpy(&f, r->p, 4);
+    r->p += 4;
+    return f;
 }
 
 static double get_f64(rd *r)
@@ -312,7 +336,7 @@ static char *dup_n(const char *s, size_t n)
 
 static int decode_entries(tl_user *u, rd *r, size_t len)
 {
-    if (get_u8(r) != 1) return -1;
+    if (get_u8(r) != STATE_VERSION) return -1;
     uint64_t n_ent = get_varint(r);
     if (r->bad || n_ent > len) return -1;
     for (uint64_t i = 0; i < n_ent && !r->bad; i++) {
@@ -345,7 +369,9 @@ static int decode_tp(tl_user *u, rd *r)
     s[3] = get_bytes(r, 1, &l[3], &isnull[3]);
     unsigned type = get_u8(r);
     int64_t ts = get_svarint(r);
-    if (r->bad || type >= TL_EVENT_TYPE_COUNT) return -1;
+    float share = get_f32(r), propensity = get_f32(r);
+    int64_t dwell = get_svarint(r);
+    if (r->bad || type >= TL_EVENT_TYPE_COUNT || dwell < -1 || dwell > INT32_MAX) return -1;
     char *c[4];
     for (int k = 0; k < 4; k++) c[k] = isnull[k] ? NULL : dup_n(s[k], l[k]);
     tp_reserve(u);
@@ -353,6 +379,9 @@ static int decode_tp(tl_user *u, rd *r)
     tp_set(tp, c[0], c[1], c[2], c[3]);
     tp->ts = ts;
     tp->type = (uint8_t)type;
+    tp->share = share;
+    tp->propensity = propensity;
+    tp->dwell_ms = (int32_t)dwell;
     u->mem += tp_mem(tp);
     for (int k = 0; k < 4; k++) free(c[k]);
     return 0;
@@ -366,6 +395,7 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
     if (r.bad || n_tp > len) return -1;
     for (uint64_t i = 0; i < n_tp; i++)
         if (decode_tp(u, &r) != 0) return -1;
+    u->timer = u->timer_saved = get_svarint(&r);
     return r.bad || r.p != r.end ? -1 : 0;
 }
 
@@ -386,9 +416,19 @@ struct tl_store {
     size_t n_dirty, cap_dirty;
     size_t cache_bytes, cache_budget;
     int64_t next_offset;
+    int64_t stream_time;
+    /* timers: a min-heap of (at, user_id); entries whose user's timer has moved are
+     * skipped when they surface */
+    struct timer_ent {
+        int64_t at;
+        char *user_id;
+    } *heap;
+    size_t n_heap, cap_heap;
     tl_buf kbuf, vbuf;
     tl_store_stats st;
 };
+
+static void heap_push(tl_store *s, int64_t at, const char *user_id);
 
 static void lru_unlink(tl_store *s, tl_user *u)
 {
@@ -505,6 +545,26 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
         s->next_offset = get_svarint(&r);
         free(v);
     }
+    v = rocksdb_get(s->db, s->ropts, "m:stream_time", 13, &vlen, &rerr);
+    if (!rerr && v) {
+        rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
+        s->stream_time = get_svarint(&r);
+        free(v);
+    }
+    free(rerr);
+    /* Timers: one key each, in time order. */
+    rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ropts);
+    for (rocksdb_iter_seek(it, "x", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < 9 || k[0] != 'x') break;
+        int64_t at = 0;
+        for (int i = 1; i <= 8; i++) at = (int64_t)((uint64_t)at << 8 | (unsigned char)k[i]);
+        char *id = dup_n(k + 9, klen - 9);
+        heap_push(s, at, id);
+        free(id);
+    }
+    rocksdb_iter_destroy(it);
     table_grow(s);
     return s;
 fail:
@@ -525,6 +585,8 @@ void tl_store_close(tl_store *s)
     }
     free(s->table);
     free(s->dirty);
+    for (size_t i = 0; i < s->n_heap; i++) free(s->heap[i].user_id);
+    free(s->heap);
     if (s->db) rocksdb_close(s->db);
     if (s->opts) rocksdb_options_destroy(s->opts);
     if (s->topts) rocksdb_block_based_options_destroy(s->topts);
@@ -537,6 +599,79 @@ void tl_store_close(tl_store *s)
 }
 
 int32_t tl_store_partition(const tl_store *s) { return s->partition; }
+
+/* ---- timers ------------------------------------------------------------------- */
+
+static void heap_push(tl_store *s, int64_t at, const char *user_id)
+{
+    if (s->n_heap == s->cap_heap) {
+        s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 1024;
+        s->heap = tl_xrealloc(s->heap, s->cap_heap * sizeof(*s->heap));
+    }
+    size_t i = s->n_heap++;
+    while (i > 0 && s->heap[(i - 1) / 2].at > at) {
+        s->heap[i] = s->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->heap[i].at = at;
+    s->heap[i].user_id = tl_xstrdup(user_id);
+}
+
+static void heap_pop(tl_store *s)
+{
+    free(s->heap[0].user_id);
+    struct timer_ent last = s->heap[--s->n_heap];
+    size_t i = 0, n = s->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && s->heap[c + 1].at < s->heap[c].at) c++;
+        if (last.at <= s->heap[c].at) break;
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    if (n) s->heap[i] = last;
+}
+
+static void key_timer(tl_buf *k, int64_t at, const char *user_id)
+{
+    tl_buf_clear(k);
+    tl_buf_putc(k, 'x');
+    tl_buf_reserve(k, 8);
+    for (int i = 7; i >= 0; i--) k->data[k->len++] = (char)((uint64_t)at >> (8 * i));
+    k->data[k->len] = '\0';
+    tl_buf_puts(k, user_id);
+}
+
+void tl_store_set_timer(tl_store *s, tl_user *u, int64_t at)
+{
+    if (u->timer == at) return;
+    u->timer = at;
+    if (at) heap_push(s, at, u->user_id);
+}
+
+tl_user *tl_store_next_due(tl_store *s, int64_t now)
+{
+    while (s->n_heap && s->heap[0].at <= now) {
+        int64_t at = s->heap[0].at;
+        tl_user *u = tl_store_peek(s, s->heap[0].user_id);
+        if (u && u->timer == at) {
+            heap_pop(s);
+            return tl_store_get(s, u->user_id);   /* marks it dirty */
+        }
+        heap_pop(s);   /* stale: the timer moved or the user is gone */
+    }
+    return NULL;
+}
+
+int64_t tl_store_observe_ts(tl_store *s, int64_t ts)
+{
+    if (ts > s->stream_time) s->stream_time = ts;
+    return s->stream_time;
+}
+
+int64_t tl_store_stream_time(const tl_store *s) { return s->stream_time; }
+
 int64_t tl_store_next_offset(const tl_store *s) { return s->next_offset; }
 
 static void key_profile(tl_buf *k, const char *user_id)
@@ -622,8 +757,19 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     for (size_t i = 0; i < s->n_dirty; i++) {
         tl_user *u = s->dirty[i];
+        if (u->timer != u->timer_saved) {
+            if (u->timer_saved) {
+                key_timer(&s->kbuf, u->timer_saved, u->user_id);
+                rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
+            }
+            if (u->timer) {
+                key_timer(&s->kbuf, u->timer, u->user_id);
+                rocksdb_writebatch_put(wb, s->kbuf.data, s->kbuf.len, "", 0);
+            }
+            u->timer_saved = u->timer;
+        }
         key_profile(&s->kbuf, u->user_id);
-        if (u->n_ent == 0 && u->n_tp == 0) {
+        if (u->n_ent == 0 && u->n_tp == 0 && u->timer == 0) {
             rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
         } else {
             tl_buf_clear(&s->vbuf);
@@ -634,6 +780,9 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     tl_buf_clear(&s->vbuf);
     put_svarint(&s->vbuf, next_offset);
     rocksdb_writebatch_put(wb, "m:next_offset", 13, s->vbuf.data, s->vbuf.len);
+    tl_buf_clear(&s->vbuf);
+    put_svarint(&s->vbuf, s->stream_time);
+    rocksdb_writebatch_put(wb, "m:stream_time", 13, s->vbuf.data, s->vbuf.len);
     char *rerr = NULL;
     rocksdb_write(s->db, s->wopts, wb, &rerr);
     rocksdb_writebatch_destroy(wb);

@@ -41,6 +41,10 @@ typedef struct tl_journey_tp {
     char *event_id, *item_id, *category_id, *channel;  /* one allocation: event_id owns it */
     uint32_t len[4];    /* their lengths (0 for NULL), so encoding needs no strlen */
     int64_t ts;
+    float share;        /* the category's share of the user's interest weight just before
+                         * this touchpoint (a model feature known at that time), or -1 */
+    float propensity;   /* the event's propensity, or -1 */
+    int32_t dwell_ms;   /* or -1 */
     uint8_t type;       /* tl_event_type */
 } tl_journey_tp;
 
@@ -52,6 +56,9 @@ typedef struct tl_user {
     int n_tp, cap_tp;   /* cap_tp counts from tp_alloc */
     tl_journey_tp *tp_alloc;  /* the allocation tp points into: dropping the oldest
                                * touchpoints advances tp instead of moving the rest */
+    int64_t timer;      /* event time at which the journey expires (0: none); set with
+                         * tl_store_set_timer */
+    int64_t timer_saved;  /* the timer as the store has it */
     /* cache bookkeeping (state.c) */
     struct tl_user *hnext, *lru_prev, *lru_next;
     uint64_t hash;
@@ -64,8 +71,8 @@ typedef struct tl_user {
 tl_interest *tl_user_find_interest(tl_user *u, tl_dim dim, const char *id);
 tl_interest *tl_user_add_interest(tl_user *u, tl_dim dim, const char *id);
 void tl_user_remove_interest(tl_user *u, int index);
-/* Inserts in (ts, arrival) order and returns the slot's index. */
-int tl_user_add_tp(tl_user *u, const tl_event *ev);
+/* Inserts in (ts, arrival) order and returns the slot's index; share as above. */
+int tl_user_add_tp(tl_user *u, const tl_event *ev, float share);
 void tl_user_remove_tps(tl_user *u, int from, int n);
 
 /* Serialisation (the RocksDB value and, later, the changelog value). */
@@ -99,6 +106,18 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen);
 /* Whether the cache is over its budget: time to flush, so that clean records can be
  * evicted. Records count at their size when loaded; their growth counts at a flush. */
 int tl_store_over_budget(const tl_store *s);
+/* Stream time: the largest event time the partition has seen (persisted with the
+ * state). tl_store_observe_ts advances it and returns it. */
+int64_t tl_store_observe_ts(tl_store *s, int64_t ts);
+int64_t tl_store_stream_time(const tl_store *s);
+
+/* Timers in event time, one per user, kept in the store (they survive restarts):
+ * set_timer (re)arms u's timer (0 disarms); next_due returns, one at a time, the users
+ * whose timer is <= now (loaded and marked dirty, timer still set: the caller handles
+ * it and re-arms or disarms), or NULL when none is due. */
+void tl_store_set_timer(tl_store *s, tl_user *u, int64_t at);
+tl_user *tl_store_next_due(tl_store *s, int64_t now);
+
 /* The next input offset recorded by the last flush, or -1 for a new store. */
 int64_t tl_store_next_offset(const tl_store *s);
 void tl_store_stats_get(const tl_store *s, tl_store_stats *st);

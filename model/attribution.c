@@ -149,7 +149,7 @@ static tl_rc attribute(const tl_attr_cfg *ac, tl_user *u, const tl_event *ev, tl
 
 static void journey_add(const tl_attr_cfg *ac, tl_user *u, const tl_event *ev)
 {
-    tl_user_add_tp(u, ev);
+    tl_user_add_tp(u, ev, -1.0f);
     if (u->n_tp > ac->max_touchpoints) tl_user_remove_tps(u, 0, u->n_tp - ac->max_touchpoints);
     int64_t newest = u->tp[u->n_tp - 1].ts;
     int old = 0;

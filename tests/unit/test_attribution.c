@@ -372,7 +372,7 @@ static void test_max_touchpoints(void **state)
         char id[8];
         snprintf(id, sizeof(id), "j%d", i);
         tl_event ev = mkev(id, TL_BROWSE, i * 10);
-        tl_user_add_tp(&user, &ev);
+        tl_user_add_tp(&user, &ev, -1.0f);
     }
     apply(&ac, "p", TL_PURCHASE, 55);
     expect_tps(0, "j3 j4 j5");

@@ -73,7 +73,7 @@ static void add_tp(tl_user *u, const char *eid, const char *item, const char *ca
     ev.channel = ch;
     ev.type = type;
     ev.ts = ts;
-    tl_user_add_tp(u, &ev);
+    tl_user_add_tp(u, &ev, -1.0f);
 }
 
 static void add_ent(tl_user *u, tl_dim dim, const char *id, double f, double h, int64_t t)
@@ -173,16 +173,17 @@ static void test_encoding_bytes(void **state)
     user_init(&u, "u");
     tl_buf b = {0};
     tl_user_encode(&u, &b);
-    assert_int_equal(b.len, 3);
-    assert_memory_equal(b.data, "\x01\x00\x00", 3);
+    assert_int_equal(b.len, 4);   /* version | no entries | no touchpoints | no timer */
+    assert_memory_equal(b.data, "\x02\x00\x00\x00", 4);
 
     /* entry: dim 1 | "ab" | f 1.0 | h 2.0 | t -1 (zig-zag 1); tp: "e" | "i" | NULL |
-     * "w" | type 2 | ts 64 (zig-zag 128 = 0x80 0x01) */
+     * "w" | type 2 | ts 64 (zig-zag 128 = 0x80 0x01) | share -1.0f | propensity -1.0f |
+     * dwell -1 (zig-zag 1); timer 0 */
     add_ent(&u, TL_DIM_ITEM, "ab", 1.0, 2.0, -1);
     add_tp(&u, "e", "i", NULL, "w", TL_CLICK, 64);
     unsigned char want[64];
     size_t n = 0;
-    want[n++] = 1;                       /* version */
+    want[n++] = 2;                       /* version */
     want[n++] = 1;                       /* n_ent */
     want[n++] = 1;                       /* dim */
     want[n++] = 2;
@@ -206,6 +207,13 @@ static void test_encoding_bytes(void **state)
     want[n++] = 2;                       /* CLICK */
     want[n++] = 0x80;                    /* ts 64 */
     want[n++] = 0x01;
+    const unsigned char minus_one_f[4] = {0, 0, 0x80, 0xbf};         /* -1.0f little-endian */
+    memcpy(want + n, minus_one_f, 4);    /* share */
+    n += 4;
+    memcpy(want + n, minus_one_f, 4);    /* propensity */
+    n += 4;
+    want[n++] = 1;                       /* dwell -1 */
+    want[n++] = 0;                       /* timer */
     b.len = 0;
     tl_user_encode(&u, &b);
     assert_int_equal(b.len, n);
@@ -362,18 +370,21 @@ static void test_decode_garbage(void **state)
         }
     }
     /* a count far beyond the input is rejected, not allocated */
-    const unsigned char huge[] = {1, 0xff, 0xff, 0xff, 0xff, 0x0f};
+    const unsigned char huge[] = {2, 0xff, 0xff, 0xff, 0xff, 0x0f};
     tl_user d;
     user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, huge, sizeof(huge)), -1);
     user_fini(&d);
     /* an unknown version and an unknown dimension / event type */
     user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, "\x02\x00\x00", 3), -1);
+    assert_int_equal(tl_user_decode(&d, "\x03\x00\x00\x00", 4), -1);
     user_fini(&d);
     user_init(&d, "u");
-    /* version | 1 entry | dim | "" | f 0 | h 0 | t 0 | no touchpoints: 22 bytes */
-    unsigned char one_ent[22] = {1, 1, 3, 0};
+    assert_int_equal(tl_user_decode(&d, "\x01\x00\x00\x00", 4), -1);
+    user_fini(&d);
+    user_init(&d, "u");
+    /* version | 1 entry | dim | "" | f 0 | h 0 | t 0 | no touchpoints | timer 0: 23 bytes */
+    unsigned char one_ent[23] = {2, 1, 3, 0};
     assert_int_equal(tl_user_decode(&d, one_ent, sizeof(one_ent)), -1);
     user_fini(&d);
     user_init(&d, "u");
@@ -383,11 +394,11 @@ static void test_decode_garbage(void **state)
     assert_int_equal(d.ent[0].dim, TL_DIM_CHANNEL);
     user_fini(&d);
     user_init(&d, "u");
-    const unsigned char bad_type[] = {1, 0, 1, 1, 'e', 1, 'i', 0, 0, 6, 0};
+    const unsigned char bad_type[] = {2, 0, 1, 1, 'e', 1, 'i', 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
     assert_int_equal(tl_user_decode(&d, bad_type, sizeof(bad_type)), -1);
     user_fini(&d);
     user_init(&d, "u");
-    const unsigned char ok_type[] = {1, 0, 1, 1, 'e', 1, 'i', 0, 0, 5, 0};
+    const unsigned char ok_type[] = {2, 0, 1, 1, 'e', 1, 'i', 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
     assert_int_equal(tl_user_decode(&d, ok_type, sizeof(ok_type)), 0);
     assert_int_equal(d.tp[0].type, TL_PURCHASE);
     user_fini(&d);
