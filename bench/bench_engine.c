@@ -60,7 +60,7 @@ int main(int argc, char **argv)
         return 1;
     }
     tl_pipeline p;
-    if (tl_pipeline_init(&p, c, err, sizeof(err)) != 0) {
+    if (tl_pipeline_init(&p, c, dir, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -87,6 +87,7 @@ int main(int argc, char **argv)
            (double)ru.ru_maxrss / 1024.0, cache_mb);
     tl_gen_source_destroy(src);
     tl_runtime_destroy(rt);
+    tl_pipeline_destroy(&p);
     tl_sink_destroy(sink);
     tl_config_destroy(c);
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

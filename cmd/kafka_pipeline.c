@@ -97,7 +97,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         fprintf(stderr, "tally: input.topics: one input topic is supported, got '%s'\n", topic);
         return 2;
     }
-    if (tl_pipeline_init(&p, c, err, sizeof(err)) != 0) {
+    if (tl_pipeline_init(&p, c, tl_config_str(c, "state.dir"), err, sizeof(err)) != 0) {
         fprintf(stderr, "tally: configuration error: %s\n", err);
         return 2;
     }
@@ -155,8 +155,10 @@ done:
         rep->rt = *tl_runtime_stats_get(rt);
         rep->features = p.fstats;
         rep->attribution = p.astats;
+        if (p.model) tl_model_report_get(p.model, &rep->model);
     }
     tl_runtime_destroy(rt);
+    tl_pipeline_destroy(&p);
     if (producer) {
         if (rd_kafka_flush(producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             TL_LOG_ERROR("run", "producer could not deliver everything at close");

@@ -17,6 +17,7 @@ typedef struct tl_run_report {
     tl_sink_counts out;
     tl_features_stats features;
     tl_attr_stats attribution;
+    tl_model_report model;
     double seconds;
 } tl_run_report;
 

@@ -35,18 +35,22 @@ static const char usage[] =
     "                   category_id,behavior,ts_seconds) or jsonl (BehaviorEvent fields)\n"
     "  --output FILE    JSON lines out\n"
     "  --strict         stop at the first bad row\n"
+    "  --export-examples F.csv\n"
+    "                   also write every example the model learns from: time, label,\n"
+    "                   weight, its score before learning, the running rate, features\n"
     "  -c FILE          configuration file (key=value)\n"
     "  -X key=value     one configuration key (see tally config list)\n";
 
 int tl_cmd_replay(int argc, char **argv)
 {
     struct {
-        const char *input, *format, *output;
+        const char *input, *format, *output, *export_examples;
         int strict;
     } a = {0};
     const tl_cmd_opt opts[] = {
         {"--input", &a.input, NULL}, {"--format", &a.format, NULL},
-        {"--output", &a.output, NULL}, {"--strict", NULL, &a.strict}, {NULL, NULL, NULL},
+        {"--output", &a.output, NULL}, {"--strict", NULL, &a.strict},
+        {"--export-examples", &a.export_examples, NULL}, {NULL, NULL, NULL},
     };
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
@@ -59,6 +63,8 @@ int tl_cmd_replay(int argc, char **argv)
     tl_sink *sink = NULL;
     tl_runtime *rt = NULL;
     tl_pipeline p;
+    int pipeline_ready = 0;
+    FILE *examples = NULL;
 
     if (!a.input || !a.format || !a.output) {
         rc = tl_cmd_usage_error(usage, "--input, --format and --output are required");
@@ -67,11 +73,6 @@ int tl_cmd_replay(int argc, char **argv)
     int fmt = tl_file_format_parse(a.format);
     if (fmt < 0) {
         rc = tl_cmd_usage_error(usage, "unknown format '%s'", a.format);
-        goto done;
-    }
-    if (tl_pipeline_init(&p, c, err, sizeof(err)) != 0) {
-        fprintf(stderr, "tally: configuration error: %s\n", err);
-        rc = 2;
         goto done;
     }
     src = tl_file_source_new(a.input, (tl_file_format)fmt, a.strict, err, sizeof(err));
@@ -98,6 +99,24 @@ int tl_cmd_replay(int argc, char **argv)
         o.state_dir = tmpdir;
         own_state = 1;
     }
+    if (tl_pipeline_init(&p, c, o.state_dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tally: configuration error: %s\n", err);
+        rc = 2;
+        goto done;
+    }
+    pipeline_ready = 1;
+    if (a.export_examples) {
+        if (!p.model || !p.mcfg.enabled) {
+            rc = tl_cmd_usage_error(usage, "--export-examples needs model.enabled=true");
+            goto done;
+        }
+        examples = fopen(a.export_examples, "w");
+        if (!examples) {
+            fprintf(stderr, "tally: cannot write %s\n", a.export_examples);
+            goto done;
+        }
+        tl_model_export_examples(p.model, examples);
+    }
     rt = tl_runtime_new(&o, sink, p.stages, p.n_stages);
     tl_cmd_signals();
     int64_t t0 = tl_mono_ns();
@@ -120,9 +139,30 @@ int tl_cmd_replay(int argc, char **argv)
             " purchases, %" PRIu64 " without touchpoints\n",
             st->events, rows, bad, secs, secs > 0 ? (double)st->events / secs : 0.0, sc.interest,
             sc.attribution, p.astats.purchases, p.astats.no_touchpoints);
+    if (p.model && p.mcfg.enabled) {
+        tl_model_report mr;
+        tl_model_report_get(p.model, &mr);
+        fprintf(stderr,
+                "        model: %" PRIu64 " examples (%" PRIu64 " purchases), version %" PRIu64
+                "; progressive log-loss %.4f and AUC %.4f over the last %d, against the running "
+                "rate's %.4f and %.4f\n"
+                "        model credits: %" PRIu64 " attributions (%" PRIu64 " fell back to linear, %"
+                PRIu64 " grouped by category, %" PRIu64 " sampled)\n",
+                mr.examples, mr.positives, mr.version, mr.logloss, mr.auc, p.mcfg.metrics_window,
+                mr.baseline_logloss, mr.baseline_auc, mr.credited, mr.fallbacks, mr.grouped,
+                mr.sampled);
+    }
+    if (p.model && p.mcfg.markov_enabled) {
+        tl_model_report mr;
+        tl_model_report_get(p.model, &mr);
+        fprintf(stderr, "        markov: %" PRIu64 " windows closed, %" PRIu64 " credit deltas\n",
+                mr.markov_windows, mr.credit_deltas);
+    }
     rc = 0;
 done:
     tl_runtime_destroy(rt);
+    if (pipeline_ready) tl_pipeline_destroy(&p);
+    if (examples && fclose(examples) != 0) rc = 1;
     if (sink) tl_sink_destroy(sink);
     if (src) tl_file_source_destroy(src);
     if (out && out != stdout && fclose(out) != 0) {

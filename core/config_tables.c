@@ -86,6 +86,34 @@ static const tl_config_def attribution_table[] = {
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
+static const tl_config_def model_table[] = {
+    {"model.enabled", TL_CT_BOOL, "true", NORANGE,
+     "Learn the conversion model online and add model-based credits (shapley, removal) "
+     "and p_conversion/p_baseline to every attribution."},
+    {"model.ftrl.alpha", TL_CT_DOUBLE, "0.05", 1e-9, 1e6, "FTRL-Proximal learning rate alpha."},
+    {"model.ftrl.beta", TL_CT_DOUBLE, "1", 0, 1e6, "FTRL-Proximal beta (smooths early rates)."},
+    {"model.ftrl.l1", TL_CT_DOUBLE, "0", 0, 1e6, "FTRL-Proximal L1 regularisation."},
+    {"model.ftrl.l2", TL_CT_DOUBLE, "0.1", 0, 1e6, "FTRL-Proximal L2 regularisation."},
+    {"model.ipw", TL_CT_BOOL, "true", NORANGE,
+     "Weight training examples by the inverse of their touchpoints' propensity, when the "
+     "events carry one (docs/attribution.md)."},
+    {"model.ipw.clip", TL_CT_DOUBLE, "20", 1, 1e6, "Largest inverse-propensity weight."},
+    {"model.shapley.exact.max", TL_CT_INT, "12", 1, 20,
+     "Exact Shapley values up to this many players (touchpoints, or their categories); "
+     "permutation sampling beyond."},
+    {"model.shapley.samples", TL_CT_INT, "512", 2, 1000000,
+     "Permutations sampled when Shapley values are not computed exactly."},
+    {"model.metrics.window", TL_CT_INT, "10000", 1, 4194304,
+     "Examples in the window of the progressive log-loss and AUC."},
+    {"markov.enabled", TL_CT_BOOL, "true", NORANGE,
+     "Keep a Markov chain of closed journeys and publish credit deltas every window."},
+    {"markov.window.ms", TL_CT_INT, "3600000", 1000, 1e15,
+     "Event-time window after which Markov removal effects are recomputed."},
+    {"markov.dim", TL_CT_STRING, "auto", NORANGE,
+     "States of the chain: channel, category, or auto (channel when the events carry one)."},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
 static const tl_config_def sink_table[] = {
     {"output.interest.topic", TL_CT_STRING, "tally.interest-deltas", NORANGE,
      "Topic of interest_delta records (key = user_id)."},
@@ -104,6 +132,7 @@ const tl_config_component tl_config_components[] = {
     {"ingest", ingest_table},
     {"features", features_table},
     {"attribution", attribution_table},
+    {"model", model_table},
     {"sink", sink_table},
     {NULL, NULL},
 };

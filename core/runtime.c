@@ -238,7 +238,7 @@ static int process_batch(tl_runtime *rt)
         }
         tl_user *u = tl_store_get(s, ev->user_id);
         for (int k = 0; k < rt->n_stages; k++) {
-            tl_rc rc = rt->stages[k].process(rt->stages[k].ctx, u, ev, &rt->out_arena, rt->sink);
+            tl_rc rc = rt->stages[k].process(rt->stages[k].ctx, s, u, ev, &rt->out_arena, rt->sink);
             if (rc != TL_OK) {
                 TL_LOG_ERROR("runtime", "stage %s failed event_id=%s", rt->stages[k].name,
                              ev->event_id);

@@ -32,8 +32,10 @@
 typedef struct tl_stage {
     const char *name;
     void *ctx;
-    /* Processes ev for user u; output strings go in a (reset after each event). */
-    tl_rc (*process)(void *ctx, tl_user *u, const tl_event *ev, tl_arena *a, const tl_sink *out);
+    /* Processes ev for user u (a record of store s); output strings go in a (reset after
+     * each event). */
+    tl_rc (*process)(void *ctx, tl_store *s, tl_user *u, const tl_event *ev, tl_arena *a,
+                     const tl_sink *out);
     /* Optional: called before each event with its partition's store and stream time
      * (the largest event time the partition has seen, this event's included), so the
      * stage can act on timers that are due (tl_store_next_due). */

@@ -241,6 +241,7 @@ void tl_user_encode(const tl_user *u, tl_buf *b)
     p = w_varint(p, (uint64_t)u->n_tp);
     for (int i = 0; i < u->n_tp; i++) p = encode_tp(&u->tp[i], p);
     p = w_svarint(p, u->timer);
+    p = w_svarint(p, u->labelled);
     b->len = (size_t)(p - b->data);
     b->data[b->len] = '\0';
 }
@@ -396,6 +397,7 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
     for (uint64_t i = 0; i < n_tp; i++)
         if (decode_tp(u, &r) != 0) return -1;
     u->timer = u->timer_saved = get_svarint(&r);
+    u->labelled = get_svarint(&r);
     return r.bad || r.p != r.end ? -1 : 0;
 }
 
@@ -694,6 +696,7 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     if (!v && !create) return NULL;
     tl_user *u = tl_xcalloc(1, sizeof(*u));
     u->user_id = tl_xstrdup(user_id);
+    u->labelled = INT64_MIN;
     u->hash = h;
     u->mem = sizeof(*u) + strlen(user_id) + 1;
     if (v) {
@@ -769,7 +772,7 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
             u->timer_saved = u->timer;
         }
         key_profile(&s->kbuf, u->user_id);
-        if (u->n_ent == 0 && u->n_tp == 0 && u->timer == 0) {
+        if (u->n_ent == 0 && u->n_tp == 0 && u->timer == 0 && u->labelled == INT64_MIN) {
             rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
         } else {
             tl_buf_clear(&s->vbuf);

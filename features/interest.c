@@ -184,3 +184,18 @@ tl_rc tl_features_apply(const tl_features_cfg *fc, tl_user *u, const tl_event *e
     }
     return TL_OK;
 }
+
+float tl_features_share(const tl_features_cfg *fc, const tl_user *u, const char *category_id,
+                        int64_t at)
+{
+    if (!category_id) return -1.0f;
+    double total = 0, mine = 0;
+    for (int i = 0; i < u->n_ent; i++) {
+        const tl_interest *e = &u->ent[i];
+        if (e->dim != TL_DIM_CATEGORY) continue;
+        double w = (fc->alpha * e->f + fc->beta * e->h) * tl_decay((double)(at - e->t), fc->half_life_ms);
+        total += w;
+        if (!strcmp(e->id, category_id)) mine = w;
+    }
+    return total > 0 ? (float)(mine / total) : -1.0f;
+}

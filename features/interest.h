@@ -28,6 +28,11 @@ static inline double tl_decay(double dt_ms, double half_life_ms)
     return pow(2.0, -dt_ms / half_life_ms);
 }
 
+/* The share of category_id in u's category interest weights, all read at time at:
+ * w(category_id) / sum of w(c). -1 when unknown (no category, or no weight at all). */
+float tl_features_share(const tl_features_cfg *fc, const tl_user *u, const char *category_id,
+                        int64_t at);
+
 typedef struct tl_features_stats {
     uint64_t deltas, dropped;
 } tl_features_stats;

@@ -102,9 +102,17 @@ static const char *explain(tl_arena *a, const tl_attribution *r, const double *t
         tl_event_type_phrase(r->touchpoints[top].type), r->touchpoints[top].item_id, top_ago);
 }
 
-static tl_rc attribute(const tl_attr_cfg *ac, tl_user *u, const tl_event *ev, tl_arena *a,
-                       const tl_sink *out, tl_attr_stats *st)
+/* The journey expires lookback after its newest touchpoint. */
+static void rearm(const tl_attr_cfg *ac, tl_store *s, tl_user *u)
 {
+    if (s) tl_store_set_timer(s, u, u->n_tp ? u->tp[u->n_tp - 1].ts + ac->lookback_ms : 0);
+}
+
+static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev,
+                       tl_arena *a, const tl_sink *out)
+{
+    const tl_attr_cfg *ac = as->cfg;
+    tl_attr_stats *st = &as->st;
     st->purchases++;
     /* The run of journey entries with P.ts - L <= ts <= P.ts. */
     int end = u->n_tp;
@@ -140,28 +148,64 @@ static tl_rc attribute(const tl_attr_cfg *ac, tl_user *u, const tl_event *ev, tl
         r.credits[m] = c;
         r.has_method[m] = 1;
     }
-    r.explanation = explain(a, &r, r.credits[TL_M_TIME_DECAY]);
-    if (ac->reset_on_conversion) tl_user_remove_tps(u, begin, n);
+    const char *explanation = explain(a, &r, r.credits[TL_M_TIME_DECAY]);
+    if (as->model) {
+        /* Credited with the model as it is, then learned from: the record's numbers
+         * never saw its own label. */
+        tl_model_credit(as->model, &u->tp[begin], n, &r, a, &explanation);
+        tl_model_learn(as->model, &u->tp[begin], n, 1, ev->ts);
+        if (u->tp[end - 1].ts > u->labelled) u->labelled = u->tp[end - 1].ts;
+    }
+    r.explanation = explanation;
+    if (ac->reset_on_conversion) {
+        tl_user_remove_tps(u, begin, n);
+        rearm(ac, s, u);
+    }
     st->attributed++;
     st->touchpoints_credited += (uint64_t)n;
     return out->emit_attribution(out->ctx, &r);
 }
 
-static void journey_add(const tl_attr_cfg *ac, tl_user *u, const tl_event *ev)
+static void journey_add(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev)
 {
-    tl_user_add_tp(u, ev, -1.0f);
+    const tl_attr_cfg *ac = as->cfg;
+    float share = as->fc ? tl_features_share(as->fc, u, ev->category_id, ev->ts) : -1.0f;
+    tl_user_add_tp(u, ev, share);
     if (u->n_tp > ac->max_touchpoints) tl_user_remove_tps(u, 0, u->n_tp - ac->max_touchpoints);
     int64_t newest = u->tp[u->n_tp - 1].ts;
     int old = 0;
     while (old < u->n_tp && u->tp[old].ts < newest - ac->lookback_ms) old++;
     if (old) tl_user_remove_tps(u, 0, old);
+    rearm(ac, s, u);
 }
 
-tl_rc tl_attribution_apply(const tl_attr_cfg *ac, tl_user *u, const tl_event *ev,
-                           tl_arena *a, const tl_sink *out, tl_attr_stats *st)
+tl_rc tl_attribution_apply(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev,
+                           tl_arena *a, const tl_sink *out)
 {
     tl_rc rc = TL_OK;
-    if (ev->type == TL_PURCHASE) rc = attribute(ac, u, ev, a, out, st);
-    if (rc == TL_OK && (ac->touch_mask & (1u << ev->type))) journey_add(ac, u, ev);
+    if (ev->type == TL_PURCHASE) rc = attribute(as, s, u, ev, a, out);
+    if (rc == TL_OK && (as->cfg->touch_mask & (1u << ev->type))) journey_add(as, s, u, ev);
     return rc;
+}
+
+tl_rc tl_attribution_advance(tl_attr_stage *as, tl_store *s, int64_t now, tl_arena *a,
+                             const tl_sink *out)
+{
+    tl_user *u;
+    while ((u = tl_store_next_due(s, now)) != NULL) {
+        /* No purchase within the lookback after the last touchpoint: the touchpoints
+         * not yet in an example make a negative one. The journey itself is left as it
+         * is: stream time is the partition's, and a user's own events may still be
+         * behind it (a stream that is not ordered by time across users), so only the
+         * rules of docs/attribution.md decide what can still be credited. */
+        int from = u->n_tp;
+        while (from > 0 && u->tp[from - 1].ts > u->labelled) from--;
+        if (from < u->n_tp) {
+            if (as->model) tl_model_learn(as->model, &u->tp[from], u->n_tp - from, 0, u->timer);
+            u->labelled = u->tp[u->n_tp - 1].ts;
+            as->st.expired++;
+        }
+        tl_store_set_timer(s, u, 0);
+    }
+    return as->model ? tl_model_tick(as->model, now, a, out) : TL_OK;
 }

@@ -9,6 +9,8 @@
 #include "core/config.h"
 #include "core/sink.h"
 #include "core/state.h"
+#include "features/interest.h"
+#include "model/model.h"
 
 typedef struct tl_attr_cfg {
     int64_t lookback_ms;
@@ -21,14 +23,29 @@ typedef struct tl_attr_cfg {
 int tl_attr_cfg_load(tl_attr_cfg *ac, const tl_config *c, char *err, size_t errlen);
 
 typedef struct tl_attr_stats {
-    uint64_t purchases, attributed, no_touchpoints, touchpoints_credited;
+    uint64_t purchases, attributed, no_touchpoints, touchpoints_credited, expired;
 } tl_attr_stats;
 
-/* For a purchase: selects the touchpoints, computes every rule-based method, emits one
- * attribution record (or counts a purchase without touchpoints). For a touch event:
- * appends it to the journey and trims the journey. */
-tl_rc tl_attribution_apply(const tl_attr_cfg *ac, tl_user *u, const tl_event *ev,
-                           tl_arena *a, const tl_sink *out, tl_attr_stats *st);
+/* The attribution stage. model (may be NULL) adds model-based credits and learns from
+ * closed journeys; fc (may be NULL) gives touchpoints their category's interest share;
+ * s (may be NULL: no timers) keeps the journeys' expiry timers. */
+typedef struct tl_attr_stage {
+    const tl_attr_cfg *cfg;
+    const tl_features_cfg *fc;
+    tl_model *model;
+    tl_attr_stats st;
+} tl_attr_stage;
+
+/* For a purchase: selects the touchpoints, computes every method, emits one attribution
+ * record (or counts a purchase without touchpoints), learns from the closed journey.
+ * For a touch event: appends it to the journey, trims the journey, re-arms its timer. */
+tl_rc tl_attribution_apply(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev,
+                           tl_arena *a, const tl_sink *out);
+
+/* Event time reached now in store s: journeys whose timer is due expire (negative
+ * examples for the model), and Markov windows close. */
+tl_rc tl_attribution_advance(tl_attr_stage *as, tl_store *s, int64_t now, tl_arena *a,
+                             const tl_sink *out);
 
 /* Rule-based credits for n touchpoints with times ts[] (journey order) for a purchase
  * at pts: writes n credits summing to 1 into out. Methods: TL_M_LAST_TOUCH ..

@@ -1,34 +1,70 @@
 /*
  * pipeline.c -- wires the stages for the runtime loop. Both stages read and write the
- * same user record: features its interest entries, attribution its journey.
+ * same user record: attribution its journey and timer, features its interest entries.
  */
 #include "pipeline.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
-static tl_rc features_process(void *ctx, tl_user *u, const tl_event *ev, tl_arena *a,
-                              const tl_sink *out)
+static tl_rc attribution_process(void *ctx, tl_store *s, tl_user *u, const tl_event *ev,
+                                 tl_arena *a, const tl_sink *out)
+{
+    tl_pipeline *p = ctx;
+    tl_rc rc = tl_attribution_apply(&p->attr, s, u, ev, a, out);
+    p->astats = p->attr.st;
+    return rc;
+}
+
+static tl_rc attribution_advance(void *ctx, tl_store *s, int64_t now, tl_arena *a,
+                                 const tl_sink *out)
+{
+    tl_pipeline *p = ctx;
+    tl_rc rc = tl_attribution_advance(&p->attr, s, now, a, out);
+    p->astats = p->attr.st;
+    return rc;
+}
+
+static int model_checkpoint(void *ctx)
+{
+    tl_pipeline *p = ctx;
+    return p->model ? tl_model_checkpoint(p->model) : 0;
+}
+
+static tl_rc features_process(void *ctx, tl_store *s, tl_user *u, const tl_event *ev,
+                              tl_arena *a, const tl_sink *out)
 {
     tl_pipeline *p = ctx;
     return tl_features_apply(&p->fcfg, u, ev, a, out, &p->fstats);
 }
 
-static tl_rc attribution_process(void *ctx, tl_user *u, const tl_event *ev, tl_arena *a,
-                                 const tl_sink *out)
-{
-    tl_pipeline *p = ctx;
-    return tl_attribution_apply(&p->acfg, u, ev, a, out, &p->astats);
-}
-
-int tl_pipeline_init(tl_pipeline *p, const tl_config *c, char *err, size_t errlen)
+int tl_pipeline_init(tl_pipeline *p, const tl_config *c, const char *state_dir, char *err,
+                     size_t errlen)
 {
     memset(p, 0, sizeof(*p));
     if (tl_features_cfg_load(&p->fcfg, c, err, errlen) != 0) return -1;
     if (tl_attr_cfg_load(&p->acfg, c, err, errlen) != 0) return -1;
-    p->stages[0] = (tl_stage){.name = "features", .ctx = p, .process = features_process};
-    p->stages[1] = (tl_stage){.name = "attribution", .ctx = p, .process = attribution_process};
+    if (tl_model_cfg_load(&p->mcfg, c, err, errlen) != 0) return -1;
+    if (p->mcfg.enabled || p->mcfg.markov_enabled) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/model.bin", state_dir);
+        mkdir(state_dir, 0755);
+        p->model = tl_model_new(&p->mcfg, path, err, errlen);
+        if (!p->model) return -1;
+    }
+    p->attr = (tl_attr_stage){.cfg = &p->acfg, .fc = &p->fcfg, .model = p->model};
+    p->stages[0] = (tl_stage){.name = "attribution", .ctx = p, .process = attribution_process,
+                              .advance = attribution_advance, .checkpoint = model_checkpoint};
+    p->stages[1] = (tl_stage){.name = "features", .ctx = p, .process = features_process};
     p->n_stages = 2;
     return 0;
+}
+
+void tl_pipeline_destroy(tl_pipeline *p)
+{
+    tl_model_destroy(p->model);
+    p->model = NULL;
 }
 
 void tl_pipeline_runtime_opts(const tl_config *c, tl_runtime_opts *o)

@@ -191,12 +191,40 @@ def _short(x, limit=200):
     return s if len(s) <= limit else s[:limit] + "..."
 
 
+MODEL_METHODS = ("shapley", "removal")
+MODEL_FIELDS = ("p_conversion", "p_baseline", "model_version")
+MODEL_SENTENCE = "; the model"
+
+
+def rule_based(records):
+    """Copies of records without what the online model adds to attributions (the shapley
+    and removal credits, p_conversion, p_baseline, model_version and the model's part of
+    the explanation), for comparing with the reference or across runs whose model saw
+    examples in another order. Other records are returned as they are."""
+    out = []
+    for r in records:
+        if isinstance(r, dict) and "conversion_event_id" in r:
+            r = dict(r)
+            if isinstance(r.get("credits"), dict):
+                r["credits"] = {m: c for m, c in r["credits"].items() if m not in MODEL_METHODS}
+            for f in MODEL_FIELDS:
+                if f in r:
+                    r[f] = None
+            if isinstance(r.get("explanation"), str):
+                r["explanation"] = r["explanation"].split(MODEL_SENTENCE, 1)[0]
+        out.append(r)
+    return out
+
+
 def compare(expected, actual, tol=1e-9, exact_explanation=False, max_mismatches=MAX_MISMATCHES,
-            ignore_types=()):
+            ignore_types=(), rule_only=False):
     """Returns a list of problems (strings); empty when the two lists hold the same
     records (in any order) up to tol. Records whose "type" is in ignore_types (e.g.
     "credit_delta") are left out on both sides; any other record that is neither an
-    interest delta nor an attribution is a problem."""
+    interest delta nor an attribution is a problem. rule_only compares without what the
+    online model adds (see rule_based)."""
+    if rule_only:
+        expected, actual = rule_based(expected), rule_based(actual)
     if ignore_types:
         expected = [r for r in expected if not (isinstance(r, dict) and r.get("type") in ignore_types)]
         actual = [r for r in actual if not (isinstance(r, dict) and r.get("type") in ignore_types)]
@@ -268,6 +296,9 @@ def main(argv=None):
     ap.add_argument("--max-mismatches", type=int, default=MAX_MISMATCHES)
     ap.add_argument("--ignore-type", action="append", default=[], metavar="TYPE",
                     help="leave out records of this \"type\" (e.g. credit_delta); repeatable")
+    ap.add_argument("--rule-only", action="store_true",
+                    help="compare without the online model's fields (shapley, removal, p_*, "
+                         "model_version)")
     args = ap.parse_args(argv)
     try:
         exp = read_jsonl(args.expected)
@@ -276,7 +307,7 @@ def main(argv=None):
         print("compare.py: %s" % e, file=sys.stderr)
         return 2
     problems = compare(exp, act, args.tol, args.exact_explanation, args.max_mismatches,
-                       tuple(args.ignore_type))
+                       tuple(args.ignore_type), args.rule_only)
     if problems:
         print("DIFFERENT: %s (expected: %s; actual: %s)" % (
             args.expected, summary(exp), summary(act)))

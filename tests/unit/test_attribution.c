@@ -29,7 +29,8 @@ static const int64_t DAY = 86400000;
 static memsink ms;
 static tl_arena arena;
 static tl_user user;
-static tl_attr_stats ast;
+static tl_attr_stage stage;   /* no model, no timers: the rule-based stage alone */
+#define ast stage.st
 
 static int setup(void **state)
 {
@@ -96,7 +97,8 @@ static tl_event mkev(const char *id, tl_event_type type, int64_t ts)
 static void apply(const tl_attr_cfg *ac, const char *id, tl_event_type type, int64_t ts)
 {
     tl_event ev = mkev(id, type, ts);
-    assert_int_equal(tl_attribution_apply(ac, &user, &ev, &arena, &ms.sink, &ast), TL_OK);
+    stage.cfg = ac;
+    assert_int_equal(tl_attribution_apply(&stage, NULL, &user, &ev, &arena, &ms.sink), TL_OK);
 }
 
 /* The i-th attribution's touchpoint event ids equal the space-separated list want. */
@@ -220,8 +222,9 @@ static void test_record_fields(void **state)
     p.value = 19.5;
     p.has_value = 1;
     tl_event *evs[] = {&t1, &t2, &t3, &p};
+    stage.cfg = &ac;
     for (int i = 0; i < 4; i++)
-        assert_int_equal(tl_attribution_apply(&ac, &user, evs[i], &arena, &ms.sink, &ast), TL_OK);
+        assert_int_equal(tl_attribution_apply(&stage, NULL, &user, evs[i], &arena, &ms.sink), TL_OK);
     assert_int_equal(ms.n, 1);
     const tl_attribution *r = ms_attribution(&ms, 0);
     assert_string_equal(r->conversion_event_id, "p1");
@@ -554,7 +557,8 @@ static void test_touchpoints_survive_reset(void **state)
     t.item_id = "item-long-0123456789";
     t.category_id = "cat-long-0123456789";
     t.channel = "channel-long-0123456789";
-    assert_int_equal(tl_attribution_apply(&ac, &user, &t, &arena, &ms.sink, &ast), TL_OK);
+    stage.cfg = &ac;
+    assert_int_equal(tl_attribution_apply(&stage, NULL, &user, &t, &arena, &ms.sink), TL_OK);
     /* a sink that checks the record during the call: the arena copy must be intact */
     apply(&ac, "p", TL_PURCHASE, 20);
     const tl_attribution *r = ms_attribution(&ms, 0);

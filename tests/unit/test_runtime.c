@@ -246,9 +246,9 @@ static void run_init(run *r, const tl_event *events, int n, int batch, const cha
     r->cfg = tl_config_new();
     for (; kvs && *kvs; kvs++)
         if (tl_config_set_kv(r->cfg, *kvs, "-X", err, sizeof(err)) != 0) fail_msg("%s", err);
-    if (tl_pipeline_init(&r->p, r->cfg, err, sizeof(err)) != 0) fail_msg("%s", err);
-    tl_pipeline_runtime_opts(r->cfg, &r->o);
     r->dir = new_state_dir();
+    if (tl_pipeline_init(&r->p, r->cfg, r->dir, err, sizeof(err)) != 0) fail_msg("%s", err);
+    tl_pipeline_runtime_opts(r->cfg, &r->o);
     r->o.state_dir = r->dir;
     r->o.batch_max_events = batch;
     ms_init(&r->ms);
@@ -290,6 +290,7 @@ static int run_go(run *r)
 static void run_fini(run *r)
 {
     tl_runtime_destroy(r->rt);
+    tl_pipeline_destroy(&r->p);
     ms_free(&r->ms);
     tl_config_destroy(r->cfg);
 }

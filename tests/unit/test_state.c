@@ -172,9 +172,11 @@ static void test_encoding_bytes(void **state)
     tl_user u;
     user_init(&u, "u");
     tl_buf b = {0};
+    /* version | no entries | no touchpoints | no timer | labelled (as the caller set it) */
+    u.labelled = 0;
     tl_user_encode(&u, &b);
-    assert_int_equal(b.len, 4);   /* version | no entries | no touchpoints | no timer */
-    assert_memory_equal(b.data, "\x02\x00\x00\x00", 4);
+    assert_int_equal(b.len, 5);
+    assert_memory_equal(b.data, "\x02\x00\x00\x00\x00", 5);
 
     /* entry: dim 1 | "ab" | f 1.0 | h 2.0 | t -1 (zig-zag 1); tp: "e" | "i" | NULL |
      * "w" | type 2 | ts 64 (zig-zag 128 = 0x80 0x01) | share -1.0f | propensity -1.0f |
@@ -214,6 +216,7 @@ static void test_encoding_bytes(void **state)
     n += 4;
     want[n++] = 1;                       /* dwell -1 */
     want[n++] = 0;                       /* timer */
+    want[n++] = 0;                       /* labelled */
     b.len = 0;
     tl_user_encode(&u, &b);
     assert_int_equal(b.len, n);
@@ -377,14 +380,15 @@ static void test_decode_garbage(void **state)
     user_fini(&d);
     /* an unknown version and an unknown dimension / event type */
     user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, "\x03\x00\x00\x00", 4), -1);
+    assert_int_equal(tl_user_decode(&d, "\x03\x00\x00\x00\x00", 5), -1);
     user_fini(&d);
     user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, "\x01\x00\x00\x00", 4), -1);
+    assert_int_equal(tl_user_decode(&d, "\x01\x00\x00\x00\x00", 5), -1);
     user_fini(&d);
     user_init(&d, "u");
-    /* version | 1 entry | dim | "" | f 0 | h 0 | t 0 | no touchpoints | timer 0: 23 bytes */
-    unsigned char one_ent[23] = {2, 1, 3, 0};
+    /* version | 1 entry | dim | "" | f 0 | h 0 | t 0 | no touchpoints | timer 0 |
+     * labelled 0: 24 bytes */
+    unsigned char one_ent[24] = {2, 1, 3, 0};
     assert_int_equal(tl_user_decode(&d, one_ent, sizeof(one_ent)), -1);
     user_fini(&d);
     user_init(&d, "u");
@@ -394,11 +398,11 @@ static void test_decode_garbage(void **state)
     assert_int_equal(d.ent[0].dim, TL_DIM_CHANNEL);
     user_fini(&d);
     user_init(&d, "u");
-    const unsigned char bad_type[] = {2, 0, 1, 1, 'e', 1, 'i', 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+    const unsigned char bad_type[] = {2, 0, 1, 1, 'e', 1, 'i', 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
     assert_int_equal(tl_user_decode(&d, bad_type, sizeof(bad_type)), -1);
     user_fini(&d);
     user_init(&d, "u");
-    const unsigned char ok_type[] = {2, 0, 1, 1, 'e', 1, 'i', 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+    const unsigned char ok_type[] = {2, 0, 1, 1, 'e', 1, 'i', 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
     assert_int_equal(tl_user_decode(&d, ok_type, sizeof(ok_type)), 0);
     assert_int_equal(d.tp[0].type, TL_PURCHASE);
     user_fini(&d);

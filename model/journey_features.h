@@ -1,0 +1,39 @@
+/*
+ * journey_features.h -- what the conversion model sees of a journey: a dense vector
+ * pooled over a set of touchpoints (docs/attribution.md, "The conversion model").
+ *
+ * Every feature is known at the journey's last touchpoint: the touchpoints' own types,
+ * times relative to that last touchpoint, dwell, channel, category and the category's
+ * share of the user's interest when the touchpoint happened. Nothing comes from the
+ * purchase, its item, its time or the label.
+ */
+#ifndef TL_JOURNEY_FEATURES_H
+#define TL_JOURNEY_FEATURES_H
+
+#include <stdint.h>
+
+#include "core/state.h"
+
+#define TL_JF_CHANNEL_BUCKETS 8
+#define TL_JF_CATEGORY_BUCKETS 16
+#define TL_JF_DIM (1 + 6 + 6 + 4 + TL_JF_CHANNEL_BUCKETS + TL_JF_CATEGORY_BUCKETS + 3)
+
+/* One touchpoint, reduced to what the features need. */
+typedef struct tl_jf_tp {
+    double recency;        /* 2^(-(t_last - ts) / 1 day) */
+    float share;           /* -1: unknown */
+    uint8_t type, dwell_bucket;
+    int8_t channel_bucket, category_bucket;   /* -1: none */
+} tl_jf_tp;
+
+/* Reduces n touchpoints; t_last is the time of the last of them. */
+void tl_jf_prepare(const tl_journey_tp *tps, int n, int64_t t_last, tl_jf_tp *out);
+
+/* Pools the touchpoints i with bit group_of[i] set in mask (group_of NULL: bit i; mask
+ * ~0: all) into x[TL_JF_DIM]. The empty set gives the bias alone. */
+void tl_jf_pool(const tl_jf_tp *tps, int n, const int *group_of, uint64_t mask, double *x);
+
+/* Feature names, for exported examples. */
+const char *tl_jf_name(int i);
+
+#endif
