@@ -20,6 +20,7 @@
 #include "core/util.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int8_t bucket(const char *s, int n)
@@ -28,8 +29,20 @@ static int8_t bucket(const char *s, int n)
     return (int8_t)(tl_hash64(s, strlen(s)) % (uint64_t)n);
 }
 
+/* log(1 + k) for the counts a pool can have, filled by tl_jf_prepare (every pool
+ * follows a prepare): coalition scoring pools thousands of sets per purchase. */
+static double log1p_table[129];
+
+static inline double log1p_count(double k)
+{
+    int i = (int)(k + 0.5);   /* counts are whole numbers, also after add and remove */
+    return i >= 0 && i < 129 ? log1p_table[i] : log1p(k);
+}
+
 void tl_jf_prepare(const tl_journey_tp *tps, int n, int64_t t_last, tl_jf_tp *out)
 {
+    if (log1p_table[1] == 0)
+        for (int i = 0; i < 129; i++) log1p_table[i] = log1p((double)i);
     for (int i = 0; i < n; i++) {
         const tl_journey_tp *t = &tps[i];
         out[i].recency = pow(2.0, -(double)(t_last - t->ts) / 86400000.0);
@@ -54,35 +67,62 @@ enum {
 };
 _Static_assert(F_COUNT + 1 == TL_JF_DIM, "feature layout");
 
+void tl_jf_agg_add(tl_jf_agg *g, const tl_jf_tp *t)
+{
+    g->count++;
+    g->type_n[t->type]++;
+    if (t->recency > g->rec_max[t->type]) g->rec_max[t->type] = t->recency;
+    g->dwell_n[t->dwell_bucket]++;
+    if (t->channel_bucket >= 0) g->chan_n[t->channel_bucket]++;
+    if (t->category_bucket >= 0) g->cat_n[t->category_bucket]++;
+    if (t->share >= 0) {
+        g->share_sum += t->share;
+        g->share_n++;
+        if (t->share > g->share_max) g->share_max = t->share;
+    }
+}
+
+void tl_jf_agg_counts(tl_jf_agg *dst, const tl_jf_agg *src, double sign)
+{
+    for (int k = 0; k < 6; k++) dst->type_n[k] += sign * src->type_n[k];
+    for (int k = 0; k < 4; k++) dst->dwell_n[k] += sign * src->dwell_n[k];
+    for (int k = 0; k < TL_JF_CHANNEL_BUCKETS; k++) dst->chan_n[k] += sign * src->chan_n[k];
+    for (int k = 0; k < TL_JF_CATEGORY_BUCKETS; k++) dst->cat_n[k] += sign * src->cat_n[k];
+    dst->share_sum += sign * src->share_sum;
+    dst->share_n += sign * src->share_n;
+    dst->count += sign * src->count;
+}
+
+void tl_jf_agg_max(tl_jf_agg *dst, const tl_jf_agg *src)
+{
+    for (int k = 0; k < 6; k++)
+        if (src->rec_max[k] > dst->rec_max[k]) dst->rec_max[k] = src->rec_max[k];
+    if (src->share_max > dst->share_max) dst->share_max = src->share_max;
+}
+
+void tl_jf_agg_finish(const tl_jf_agg *g, double *x)
+{
+    x[F_BIAS] = 1;
+    for (int k = 0; k < 6; k++) x[F_TYPE + k] = log1p_count(g->type_n[k]);
+    for (int k = 0; k < 6; k++) x[F_RECENCY + k] = g->rec_max[k];
+    for (int k = 0; k < 4; k++) x[F_DWELL + k] = log1p_count(g->dwell_n[k]);
+    for (int k = 0; k < TL_JF_CHANNEL_BUCKETS; k++) x[F_CHANNEL + k] = g->chan_n[k] > 0.5;
+    for (int k = 0; k < TL_JF_CATEGORY_BUCKETS; k++) x[F_CATEGORY + k] = log1p_count(g->cat_n[k]);
+    x[F_SHARE_MAX] = g->share_max;
+    x[F_SHARE_MEAN] = g->share_n > 0.5 ? g->share_sum / g->share_n : 0;
+    x[F_COUNT] = log1p_count(g->count);
+}
+
 void tl_jf_pool(const tl_jf_tp *tps, int n, const int *group_of, uint64_t mask, double *x)
 {
-    double type_n[6] = {0}, dwell_n[4] = {0}, cat_n[TL_JF_CATEGORY_BUCKETS] = {0};
-    double share_sum = 0, share_max = 0;
-    int share_n = 0, count = 0;
-    memset(x, 0, TL_JF_DIM * sizeof(*x));
-    x[F_BIAS] = 1;
+    tl_jf_agg g;
+    memset(&g, 0, sizeof(g));
     for (int i = 0; i < n; i++) {
-        int g = group_of ? group_of[i] : i;
-        if (g < 64 && !(mask >> g & 1)) continue;
-        const tl_jf_tp *t = &tps[i];
-        count++;
-        type_n[t->type]++;
-        if (t->recency > x[F_RECENCY + t->type]) x[F_RECENCY + t->type] = t->recency;
-        dwell_n[t->dwell_bucket]++;
-        if (t->channel_bucket >= 0) x[F_CHANNEL + t->channel_bucket] = 1;
-        if (t->category_bucket >= 0) cat_n[t->category_bucket]++;
-        if (t->share >= 0) {
-            share_sum += t->share;
-            share_n++;
-            if (t->share > share_max) share_max = t->share;
-        }
+        int k = group_of ? group_of[i] : i;
+        if (k < 64 && !(mask >> k & 1)) continue;
+        tl_jf_agg_add(&g, &tps[i]);
     }
-    for (int k = 0; k < 6; k++) x[F_TYPE + k] = log1p(type_n[k]);
-    for (int k = 0; k < 4; k++) x[F_DWELL + k] = log1p(dwell_n[k]);
-    for (int k = 0; k < TL_JF_CATEGORY_BUCKETS; k++) x[F_CATEGORY + k] = log1p(cat_n[k]);
-    x[F_SHARE_MAX] = share_max;
-    x[F_SHARE_MEAN] = share_n ? share_sum / share_n : 0;
-    x[F_COUNT] = log1p(count);
+    tl_jf_agg_finish(&g, x);
 }
 
 const char *tl_jf_name(int i)
@@ -101,4 +141,93 @@ const char *tl_jf_name(int i)
         "share_max", "share_mean", "n_touchpoints",
     };
     return i >= 0 && i < TL_JF_DIM ? names[i] : "?";
+}
+
+/* The count fields of an aggregate, as (feature, count) slots: what a player adds. */
+#define SLOTS (6 + 4 + TL_JF_CHANNEL_BUCKETS + TL_JF_CATEGORY_BUCKETS + 1)
+
+static void slot_counts(const tl_jf_agg *g, double *c)
+{
+    int s = 0;
+    for (int k = 0; k < 6; k++) c[s++] = g->type_n[k];
+    for (int k = 0; k < 4; k++) c[s++] = g->dwell_n[k];
+    for (int k = 0; k < TL_JF_CHANNEL_BUCKETS; k++) c[s++] = g->chan_n[k];
+    for (int k = 0; k < TL_JF_CATEGORY_BUCKETS; k++) c[s++] = g->cat_n[k];
+    c[s++] = g->count;
+}
+
+static int slot_feature(int s)
+{
+    if (s < 6) return F_TYPE + s;
+    s -= 6;
+    if (s < 4) return F_DWELL + s;
+    s -= 4;
+    if (s < TL_JF_CHANNEL_BUCKETS) return F_CHANNEL + s;
+    s -= TL_JF_CHANNEL_BUCKETS;
+    if (s < TL_JF_CATEGORY_BUCKETS) return F_CATEGORY + s;
+    return F_COUNT;
+}
+
+static double slot_value(int f, double c)
+{
+    return f >= F_CHANNEL && f < F_CATEGORY ? (c > 0.5) : log1p_count(c);
+}
+
+void tl_jf_coalition_logits(const tl_jf_agg *players, int k, const double *w, double *out)
+{
+    /* Each player's non-zero count slots, so a step touches only what changes. */
+    struct {
+        int n;
+        int slot[SLOTS];
+        double c[SLOTS];
+    } *sp = malloc((size_t)k * sizeof(*sp));
+    for (int j = 0; j < k; j++) {
+        double c[SLOTS];
+        slot_counts(&players[j], c);
+        sp[j].n = 0;
+        for (int s = 0; s < SLOTS; s++)
+            if (c[s] != 0) {
+                sp[j].slot[sp[j].n] = s;
+                sp[j].c[sp[j].n++] = c[s];
+            }
+    }
+    double c[SLOTS] = {0}, x[TL_JF_DIM] = {0};
+    double share_sum = 0, share_n = 0;
+    x[F_BIAS] = 1;
+    double z = w[F_BIAS];
+    out[0] = z;
+    uint64_t prev = 0;
+    for (uint64_t i = 1; i < ((uint64_t)1 << k); i++) {
+        uint64_t g = i ^ (i >> 1);
+        int b = __builtin_ctzll(g ^ prev);
+        double sign = (g >> b & 1) ? 1.0 : -1.0;
+        for (int t = 0; t < sp[b].n; t++) {
+            int s = sp[b].slot[t], f = slot_feature(s);
+            c[s] += sign * sp[b].c[t];
+            double v = slot_value(f, c[s]);
+            z += w[f] * (v - x[f]);
+            x[f] = v;
+        }
+        share_sum += sign * players[b].share_sum;
+        share_n += sign * players[b].share_n;
+        /* Maxima cannot be undone: recompute them from the members. */
+        double rec[6] = {0}, smax = 0;
+        for (uint64_t m = g; m; m &= m - 1) {
+            const tl_jf_agg *p = &players[__builtin_ctzll(m)];
+            for (int t = 0; t < 6; t++)
+                if (p->rec_max[t] > rec[t]) rec[t] = p->rec_max[t];
+            if (p->share_max > smax) smax = p->share_max;
+        }
+        for (int t = 0; t < 6; t++) {
+            z += w[F_RECENCY + t] * (rec[t] - x[F_RECENCY + t]);
+            x[F_RECENCY + t] = rec[t];
+        }
+        double smean = share_n > 0.5 ? share_sum / share_n : 0;
+        z += w[F_SHARE_MAX] * (smax - x[F_SHARE_MAX]) + w[F_SHARE_MEAN] * (smean - x[F_SHARE_MEAN]);
+        x[F_SHARE_MAX] = smax;
+        x[F_SHARE_MEAN] = smean;
+        out[g] = z;
+        prev = g;
+    }
+    free(sp);
 }

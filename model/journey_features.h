@@ -33,6 +33,27 @@ void tl_jf_prepare(const tl_journey_tp *tps, int n, int64_t t_last, tl_jf_tp *ou
  * ~0: all) into x[TL_JF_DIM]. The empty set gives the bias alone. */
 void tl_jf_pool(const tl_jf_tp *tps, int n, const int *group_of, uint64_t mask, double *x);
 
+/* A partial pool: what tl_jf_pool accumulates before the final transform, so pools of
+ * disjoint sets can be added and removed (counts) or combined (maxima) without going
+ * back to the touchpoints. */
+typedef struct tl_jf_agg {
+    double type_n[6], rec_max[6], dwell_n[4], chan_n[TL_JF_CHANNEL_BUCKETS];
+    double cat_n[TL_JF_CATEGORY_BUCKETS];
+    double share_sum, share_n, share_max, count;
+} tl_jf_agg;
+
+void tl_jf_agg_add(tl_jf_agg *g, const tl_jf_tp *t);
+/* The counts of src added to (sign +1) or removed from (sign -1) dst; maxima untouched. */
+void tl_jf_agg_counts(tl_jf_agg *dst, const tl_jf_agg *src, double sign);
+/* The maxima of dst raised to those of src. */
+void tl_jf_agg_max(tl_jf_agg *dst, const tl_jf_agg *src);
+void tl_jf_agg_finish(const tl_jf_agg *g, double *x);
+
+/* w . x(S) for all 2^k coalitions S of k players (k <= 20), into out[mask]: coalitions
+ * in Gray-code order, each step changing only the features the toggled player touches
+ * (its counts) and the maxima. */
+void tl_jf_coalition_logits(const tl_jf_agg *players, int k, const double *w, double *out);
+
 /* Feature names, for exported examples. */
 const char *tl_jf_name(int i);
 

@@ -189,7 +189,11 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
     m->ftrl = ftrl;
     m->metrics = met;
     m->markov = mk;
-    if ((s = get_blob(&p, end, &len)) && len >= 16) {
+    if (!(s = get_blob(&p, end, &len)) || len < 16 || p != end) {
+        /* the Markov window part is missing or the file has trailing bytes */
+        goto done;
+    }
+    {
         const char *q = s, *qe = s + len;
         int32_t dim, np;
         memcpy(&dim, q, 4);
@@ -213,6 +217,7 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
             m->n_prev++;
             q += l + 8;
         }
+        if (m->n_prev != np || q != qe) goto done;
     }
     rc = 0;
     TL_LOG_INFO("model", "resumed from %s version=%" PRIu64 " examples=%" PRIu64, m->checkpoint,
@@ -225,6 +230,9 @@ done:
 
 tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err, size_t errlen)
 {
+    /* The matrices here are small (at most 1024 x 44): OpenBLAS's worker threads would
+     * spin and yield for nothing (measured: 40% of the time in sched_yield). */
+    openblas_set_num_threads(1);
     tl_model *m = tl_xcalloc(1, sizeof(*m));
     m->cfg = *mc;
     m->ftrl = tl_ftrl_new(D, mc->alpha, mc->beta, mc->l1, mc->l2);
@@ -309,6 +317,34 @@ static void game_fn(void *arg, const uint64_t *masks, int count, double *v)
     }
 }
 
+/* v(S) = p(S) - p(empty) of all 2^k coalitions of k players (each an aggregate of
+ * touchpoints), into v[mask], scored incrementally in Gray-code order
+ * (tl_jf_coalition_logits). Exact Shapley then reads this table instead of pooling
+ * touchpoints per coalition: 12 players cost 4096 small updates, not 4096 pools. */
+static void coalition_table(tl_model *m, const tl_jf_agg *players, int k, double p_empty,
+                            double *v)
+{
+    tl_jf_coalition_logits(players, k, weights(m), v);
+    for (uint64_t i = 0; i < ((uint64_t)1 << k); i++) v[i] = sigmoid(v[i]) - p_empty;
+    v[0] = 0;
+}
+
+static void table_fn(void *arg, const uint64_t *masks, int count, double *v)
+{
+    const double *table = arg;
+    for (int i = 0; i < count; i++) v[i] = table[masks[i]];
+}
+
+/* Exact Shapley values of k <= 20 players, each an aggregate of touchpoints; the value of
+ * player j goes to out[j]. */
+static int shapley_players(tl_model *m, const tl_jf_agg *players, int k, double p_empty,
+                           tl_arena *a, double *out)
+{
+    double *table = tl_arena_alloc(a, ((size_t)1 << k) * sizeof(double));
+    coalition_table(m, players, k, p_empty, table);
+    return tl_shapley_exact(k, table_fn, table, out);
+}
+
 static double score_mask(game *g, uint64_t mask)
 {
     double v;
@@ -359,12 +395,27 @@ void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attributio
     if (n <= 64) {
         int rc;
         if (n <= m->cfg.shapley_exact_max) {
-            rc = tl_shapley_exact(n, game_fn, &g, raw);
+            tl_jf_agg *players = tl_arena_alloc(a, (size_t)n * sizeof(*players));
+            memset(players, 0, (size_t)n * sizeof(*players));
+            for (int i = 0; i < n; i++) tl_jf_agg_add(&players[i], &jf[i]);
+            rc = shapley_players(m, players, n, g.p_empty, a, raw);
         } else {
             int *group_of = tl_arena_alloc(a, (size_t)n * sizeof(int));
             int groups = group_by_category(tps, n, group_of);
             if (groups <= m->cfg.shapley_exact_max) {
-                rc = tl_shapley_grouped(n, group_of, groups, game_fn, &g, raw);
+                /* The categories are the players (exact); each category's value is split
+                 * equally among its touchpoints. */
+                tl_jf_agg *players = tl_arena_alloc(a, (size_t)groups * sizeof(*players));
+                double *phi = tl_arena_alloc(a, (size_t)groups * sizeof(*phi));
+                int *members = tl_arena_alloc(a, (size_t)groups * sizeof(int));
+                memset(players, 0, (size_t)groups * sizeof(*players));
+                memset(members, 0, (size_t)groups * sizeof(int));
+                for (int i = 0; i < n; i++) {
+                    tl_jf_agg_add(&players[group_of[i]], &jf[i]);
+                    members[group_of[i]]++;
+                }
+                rc = shapley_players(m, players, groups, g.p_empty, a, phi);
+                for (int i = 0; i < n; i++) raw[i] = phi[group_of[i]] / members[group_of[i]];
                 how = "exact over categories";
                 m->rep.grouped++;
             } else {
