@@ -1,0 +1,1490 @@
+/*
+ * test_model.c -- model/journey_features.c and model/model.c against docs/attribution.md
+ * ("The conversion model", "Model-based credits"), every expected number computed here by
+ * a second path:
+ *   - the 44 features of hand-made touchpoints, slot by slot from the layout at the top of
+ *     journey_features.c (hashed buckets with a local FNV-1a, itself checked against the
+ *     published vectors, as is tl_hash64), for the full set, subsets by mask and by group,
+ *     and the empty set;
+ *   - a shadow learner: a tl_ftrl with the model's parameters, trained on vectors pooled
+ *     by a pooling function written here, with inverse-propensity weights computed here,
+ *     in the same order. p(S) comes from it; Shapley values by walking every permutation
+ *     (3 and 5 touchpoints) or by the subset formula (12), and over categories when the
+ *     touchpoints exceed model.shapley.exact.max; removal from leave-one-out; both
+ *     normalised here; the progressive log-loss and AUC (model and running-rate baseline)
+ *     from the shadow's scores before each update;
+ *   - the fallback to linear credits when the touchpoints lower p;
+ *   - labels through the attribution stage with a RocksDB store: event-time expiry
+ *     (negative), purchases (positive), nothing learned twice, the journey kept;
+ *   - no leakage of the purchase's item, category or time into the model's numbers;
+ *   - the checkpoint: a restored model scores, reports and continues identically, and a
+ *     corrupt file is refused with an error naming it.
+ */
+#define _GNU_SOURCE   /* nftw, mkdtemp */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/arena.h"
+#include "core/state.h"
+#include "core/util.h"
+#include "model/attribution.h"
+#include "model/ftrl.h"
+#include "model/journey_features.h"
+#include "model/model.h"
+#include "memsink.h"
+
+#define DAY 86400000LL
+#define HOUR 3600000LL
+#define DIM 44   /* TL_JF_DIM, from the layout */
+
+/* The layout of docs and journey_features.c, written out. */
+enum {
+    X_BIAS = 0,
+    X_COUNT_TYPE = 1,     /* + type */
+    X_RECENCY = 7,        /* + type */
+    X_DWELL = 13,         /* + bucket: none, < 10 s, < 60 s, >= 60 s */
+    X_CHANNEL = 17,       /* + bucket of 8 */
+    X_CATEGORY = 25,      /* + bucket of 16 */
+    X_SHARE_MAX = 41,
+    X_SHARE_MEAN = 42,
+    X_N = 43,
+};
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void rm_rf(const char *d) { nftw(d, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* A temporary directory per test that needs one, removed even when the test fails. */
+static char dir[64];
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/tally_model_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    rm_rf(dir);
+    return access(dir, F_OK) == 0 ? -1 : 0;
+}
+
+static void near(double got, double want, double tol, const char *what, int i)
+{
+    if (!(fabs(got - want) <= tol))
+        fail_msg("%s[%d]: got %.17g, expected %.17g (diff %.3g)", what, i, got, want, got - want);
+}
+
+static void same_bits(double a, double b, const char *what, int i)
+{
+    if (memcmp(&a, &b, sizeof(double)) != 0)
+        fail_msg("%s[%d]: %.17g and %.17g differ", what, i, a, b);
+}
+
+/* FNV-1a 64 over the bytes of s (offset basis 0xcbf29ce484222325, prime 2^40 + 435):
+ * the hash core/util.h documents for tl_hash64, which the buckets use. */
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static int ref_bucket(const char *s, int buckets)
+{
+    return s ? (int)(fnv1a(s) % (uint64_t)buckets) : -1;
+}
+
+static int ref_dwell(int32_t d) { return d < 0 ? 0 : d < 10000 ? 1 : d < 60000 ? 2 : 3; }
+
+static tl_journey_tp mktp(const char *id, tl_event_type type, int64_t ts, int32_t dwell,
+                          const char *channel, const char *category, float share, float propensity)
+{
+    tl_journey_tp t;
+    memset(&t, 0, sizeof(t));
+    t.event_id = (char *)id;
+    t.item_id = (char *)id;
+    t.category_id = (char *)category;
+    t.channel = (char *)channel;
+    t.ts = ts;
+    t.type = (uint8_t)type;
+    t.dwell_ms = dwell;
+    t.share = share;
+    t.propensity = propensity;
+    return t;
+}
+
+/* The second pooling path: straight from journey entries, by the documented layout.
+ * t_last: the time of the last touchpoint of the whole set (recency is relative to it). */
+static void ref_pool(const tl_journey_tp *tps, int n, int64_t t_last, uint64_t mask, double *x)
+{
+    int type_n[6] = {0}, dwell_n[4] = {0}, cat_n[16] = {0}, chan[8] = {0};
+    double rec[6] = {0}, share_sum = 0, share_max = 0;
+    int share_n = 0, count = 0;
+    for (int i = 0; i < n; i++) {
+        if (!(mask >> i & 1)) continue;
+        const tl_journey_tp *t = &tps[i];
+        count++;
+        type_n[t->type]++;
+        double r = pow(2.0, -(double)(t_last - t->ts) / 86400000.0);
+        if (r > rec[t->type]) rec[t->type] = r;
+        dwell_n[ref_dwell(t->dwell_ms)]++;
+        int cb = ref_bucket(t->channel, 8), kb = ref_bucket(t->category_id, 16);
+        if (cb >= 0) chan[cb] = 1;
+        if (kb >= 0) cat_n[kb]++;
+        if (t->share >= 0) {
+            share_sum += t->share;
+            share_n++;
+            if (t->share > share_max) share_max = t->share;
+        }
+    }
+    for (int k = 0; k < DIM; k++) x[k] = 0;
+    x[X_BIAS] = 1;
+    for (int k = 0; k < 6; k++) x[X_COUNT_TYPE + k] = log1p(type_n[k]);
+    for (int k = 0; k < 6; k++) x[X_RECENCY + k] = rec[k];
+    for (int k = 0; k < 4; k++) x[X_DWELL + k] = log1p(dwell_n[k]);
+    for (int k = 0; k < 8; k++) x[X_CHANNEL + k] = chan[k] ? 1 : 0;
+    for (int k = 0; k < 16; k++) x[X_CATEGORY + k] = log1p(cat_n[k]);
+    x[X_SHARE_MAX] = share_max;
+    x[X_SHARE_MEAN] = share_n ? share_sum / share_n : 0;
+    x[X_N] = log1p(count);
+}
+
+/* Mean of 1/propensity over the touchpoints that have one, clipped; 1 when none has. */
+static double ref_weight(const tl_journey_tp *tps, int n, double clip)
+{
+    double sum = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (tps[i].propensity > 0) {
+            sum += 1.0 / tps[i].propensity;
+            k++;
+        }
+    if (!k) return 1.0;
+    return sum / k > clip ? clip : sum / k;
+}
+
+static tl_model_cfg model_cfg(void)
+{
+    tl_model_cfg mc;
+    memset(&mc, 0, sizeof(mc));
+    mc.enabled = 1;
+    mc.alpha = 0.1;
+    mc.beta = 1;
+    mc.l1 = 0.01;
+    mc.l2 = 0.1;
+    mc.ipw = 1;
+    mc.ipw_clip = 20;
+    mc.shapley_exact_max = 12;
+    mc.shapley_samples = 512;
+    mc.metrics_window = 10000;
+    mc.markov_enabled = 0;
+    mc.markov_window_ms = HOUR;
+    mc.markov_dim = -1;
+    return mc;
+}
+
+static tl_model *model_new(const tl_model_cfg *mc)
+{
+    char err[256] = "";
+    tl_model *m = tl_model_new(mc, NULL, err, sizeof(err));
+    if (!m) fail_msg("tl_model_new: %s", err);
+    return m;
+}
+
+/* ---- the shadow learner --------------------------------------------------------------- */
+
+#define MAX_EX 1024
+
+typedef struct shadow {
+    tl_ftrl *f;
+    double clip;
+    int n;                       /* examples learned */
+    double p[MAX_EX], c[MAX_EX];  /* score before the update, weight */
+    int y[MAX_EX];
+} shadow;
+
+static void shadow_init(shadow *sh, const tl_model_cfg *mc)
+{
+    memset(sh, 0, sizeof(*sh));
+    sh->f = tl_ftrl_new(DIM, mc->alpha, mc->beta, mc->l1, mc->l2);
+    sh->clip = mc->ipw ? mc->ipw_clip : 0;
+    assert_non_null(sh->f);
+}
+
+static void shadow_fini(shadow *sh) { tl_ftrl_destroy(sh->f); }
+
+/* What the model should learn from a closed journey tps[0..n). */
+static void shadow_learn(shadow *sh, const tl_journey_tp *tps, int n, int label)
+{
+    double x[DIM];
+    ref_pool(tps, n, tps[n - 1].ts, ~(uint64_t)0, x);
+    double c = sh->clip > 0 ? ref_weight(tps, n, sh->clip) : 1.0;
+    assert_true(sh->n < MAX_EX);
+    sh->p[sh->n] = tl_ftrl_learn(sh->f, x, label, c);
+    sh->c[sh->n] = c;
+    sh->y[sh->n] = label;
+    sh->n++;
+}
+
+/* p(S) for a purchase's touchpoints tps[0..n), S a mask over them. */
+static double shadow_p(const shadow *sh, const tl_journey_tp *tps, int n, uint64_t mask)
+{
+    double x[DIM];
+    ref_pool(tps, n, tps[n - 1].ts, mask, x);
+    return tl_ftrl_predict(sh->f, x);
+}
+
+/* ---- synthetic training data ------------------------------------------------------------ */
+
+typedef struct example {
+    tl_journey_tp tp[5];
+    int n, label;
+} example;
+
+static uint64_t rng(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static double rng01(uint64_t *s) { return (double)(rng(s) >> 11) / 9007199254740992.0; }
+
+/* Journeys of 1-5 touchpoints; one with an ADD_TO_CART ends in a purchase 3 times in 4,
+ * one without 1 time in 7 (all_negative: never). */
+static void gen_examples(example *ex, int count, uint64_t seed, int all_negative)
+{
+    static const char *const channels[] = {"web", "app", "email", NULL};
+    static const char *const cats[] = {"c1", "c2", "c3", "c4", "c5", NULL};
+    uint64_t s = seed;
+    for (int i = 0; i < count; i++) {
+        example *e = &ex[i];
+        e->n = 1 + (int)(rng(&s) % 5);
+        int64_t ts = (int64_t)(i + 1) * 10 * DAY;
+        int cart = 0;
+        for (int k = 0; k < e->n; k++) {
+            ts += (int64_t)(rng(&s) % (uint64_t)(2 * DAY));
+            tl_event_type type = (tl_event_type)(rng(&s) % 5);
+            if (type == TL_ADD_TO_CART) cart = 1;
+            int32_t dwell = rng(&s) % 4 == 0 ? -1 : (int32_t)(rng(&s) % 120000);
+            float share = rng(&s) % 2 ? -1.0f : (float)rng01(&s);
+            float prop = rng(&s) % 3 ? -1.0f : (float)(0.04 + 0.96 * rng01(&s));
+            e->tp[k] = mktp("x", type, ts, dwell, channels[rng(&s) % 4], cats[rng(&s) % 6], share,
+                            prop);
+        }
+        int r = (int)(rng(&s) % 28);
+        e->label = all_negative ? 0 : cart ? r < 21 : r < 4;
+    }
+}
+
+static void train(tl_model *m, shadow *sh, const example *ex, int count)
+{
+    for (int i = 0; i < count; i++) {
+        tl_model_learn(m, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
+        if (sh) shadow_learn(sh, ex[i].tp, ex[i].n, ex[i].label);
+    }
+}
+
+/* ---- reference credits ------------------------------------------------------------------ */
+
+/* Shapley values of v over n players by walking every permutation (v[mask], v[0] = 0). */
+static void perm_walk(int n, int depth, int *order, uint64_t used, const double *v, double *phi,
+                      long *perms)
+{
+    if (depth == n) {
+        uint64_t S = 0;
+        for (int k = 0; k < n; k++) {
+            uint64_t b = (uint64_t)1 << order[k];
+            phi[order[k]] += v[S | b] - v[S];
+            S |= b;
+        }
+        (*perms)++;
+        return;
+    }
+    for (int j = 0; j < n; j++) {
+        if (used >> j & 1) continue;
+        order[depth] = j;
+        perm_walk(n, depth + 1, order, used | (uint64_t)1 << j, v, phi, perms);
+    }
+}
+
+static void ref_shapley_game(int n, const double *v, double *phi)
+{
+    int order[8];
+    long perms = 0;
+    for (int j = 0; j < n; j++) phi[j] = 0;
+    perm_walk(n, 0, order, 0, v, phi, &perms);
+    for (int j = 0; j < n; j++) phi[j] /= (double)perms;
+}
+
+/* 0 when the raw total is not positive (the documented fallback). */
+static int ref_normalise(int n, const double *raw, double *out)
+{
+    double sum = 0;
+    for (int j = 0; j < n; j++) sum += raw[j];
+    if (!(sum > 1e-12)) return 0;
+    for (int j = 0; j < n; j++) out[j] = raw[j] / sum;
+    return 1;
+}
+
+typedef struct ref_credits {
+    double p_all, p_empty;
+    double shap_raw[8], shap[8], rem_raw[8], rem[8];
+    int shap_ok, rem_ok;
+} ref_credits;
+
+static void ref_compute(const shadow *sh, const tl_journey_tp *tps, int n, ref_credits *rc)
+{
+    double v[256];
+    assert_true(n <= 8);
+    uint64_t all = ((uint64_t)1 << n) - 1;
+    rc->p_empty = shadow_p(sh, tps, n, 0);
+    rc->p_all = shadow_p(sh, tps, n, all);
+    for (uint64_t S = 0; S <= all; S++) v[S] = shadow_p(sh, tps, n, S) - rc->p_empty;
+    ref_shapley_game(n, v, rc->shap_raw);
+    for (int j = 0; j < n; j++) rc->rem_raw[j] = v[all] - v[all & ~((uint64_t)1 << j)];
+    rc->shap_ok = ref_normalise(n, rc->shap_raw, rc->shap);
+    rc->rem_ok = ref_normalise(n, rc->rem_raw, rc->rem);
+    for (int j = 0; j < n && !rc->shap_ok; j++) rc->shap[j] = 1.0 / n;
+    for (int j = 0; j < n && !rc->rem_ok; j++) rc->rem[j] = 1.0 / n;
+}
+
+/* Calls tl_model_credit for a purchase at pts with touchpoints tps[0..n). */
+static void credit(tl_model *m, const tl_journey_tp *tps, int n, int64_t pts, tl_arena *a,
+                   tl_attribution *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->conversion_event_id = "purchase";
+    r->user_id = "u";
+    r->item_id = "bought";
+    r->ts = pts;
+    r->n_touchpoints = n;
+    r->explanation = "";
+    tl_model_credit(m, tps, n, r, a, &r->explanation);
+}
+
+static void check_against_ref(const tl_attribution *r, const ref_credits *rc, int n)
+{
+    assert_true(r->has_model);
+    assert_true(r->has_method[TL_M_SHAPLEY]);
+    assert_true(r->has_method[TL_M_REMOVAL]);
+    near(r->p_conversion, rc->p_all, 1e-12, "p_conversion", 0);
+    near(r->p_baseline, rc->p_empty, 1e-12, "p_baseline", 0);
+    double s1 = 0, s2 = 0;
+    for (int j = 0; j < n; j++) {
+        near(r->credits[TL_M_SHAPLEY][j], rc->shap[j], 1e-12, "shapley", j);
+        near(r->credits[TL_M_REMOVAL][j], rc->rem[j], 1e-12, "removal", j);
+        s1 += r->credits[TL_M_SHAPLEY][j];
+        s2 += r->credits[TL_M_REMOVAL][j];
+    }
+    near(s1, 1, 1e-12, "shapley sum", 0);
+    near(s2, 1, 1e-12, "removal sum", 0);
+}
+
+/* The model's p on a fixed probe journey equals the shadow's: the model has learned
+ * exactly the examples the shadow did (one extra, missing or different example moves
+ * p by far more than 1e-12). */
+static void probe(tl_model *m, const shadow *sh, const char *when)
+{
+    const int64_t T = 5000 * DAY;
+    tl_journey_tp tps[3] = {
+        mktp("q1", TL_BROWSE, T - 2 * DAY, 20000, "web", "c1", 0.3f, -1),
+        mktp("q2", TL_CLICK, T - HOUR, 3000, "app", "c2", -1, -1),
+        mktp("q3", TL_ADD_TO_CART, T, 70000, "email", "c1", 0.6f, -1),
+    };
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    tl_attribution r;
+    credit(m, tps, 3, T + HOUR, &a, &r);
+    double pa = shadow_p(sh, tps, 3, 7), pe = shadow_p(sh, tps, 3, 0);
+    if (!(fabs(r.p_conversion - pa) <= 1e-12) || !(fabs(r.p_baseline - pe) <= 1e-12))
+        fail_msg("%s: model p = %.17g, p0 = %.17g; expected %.17g, %.17g from the examples "
+                 "the model should have learned", when, r.p_conversion, r.p_baseline, pa, pe);
+    tl_arena_destroy(&a);
+}
+
+/* ==== 1. journey features ================================================================ */
+
+static const int64_t T1 = 1000 * DAY;
+
+static void three_tps(tl_journey_tp *tps)
+{
+    tps[0] = mktp("a", TL_CLICK, T1 - 2 * DAY, 5000, "web", "c1", 0.25f, -1);
+    tps[1] = mktp("b", TL_ADD_TO_CART, T1 - DAY / 2, 90000, "app", "c1", 0.5f, -1);
+    tps[2] = mktp("c", TL_CLICK, T1, -1, NULL, "c2", -1, -1);
+}
+
+static void check_vec(const double *got, const double *want, const char *what)
+{
+    for (int k = 0; k < DIM; k++)
+        if (!(fabs(got[k] - want[k]) <= 1e-15))
+            fail_msg("%s: slot %d (%s) = %.17g, expected %.17g", what, k, tl_jf_name(k), got[k],
+                     want[k]);
+}
+
+/* core/util.h documents tl_hash64 as FNV-1a 64, the hash the feature buckets are
+ * documented to use: the published test vectors, and the local implementation. */
+static void test_hash_fnv1a(void **state)
+{
+    (void)state;
+    const struct {
+        const char *s;
+        uint64_t h;
+    } v[] = {{"", 0xcbf29ce484222325ULL}, {"a", 0xaf63dc4c8601ec8cULL},
+             {"foobar", 0x85944171f73967e8ULL}};
+    for (int i = 0; i < 3; i++) {
+        if (fnv1a(v[i].s) != v[i].h) fail_msg("local FNV-1a of \"%s\" is wrong", v[i].s);
+        uint64_t h = tl_hash64(v[i].s, strlen(v[i].s));
+        if (h != v[i].h)
+            fail_msg("tl_hash64(\"%s\") = %#llx, FNV-1a 64 is %#llx", v[i].s, (unsigned long long)h,
+                     (unsigned long long)v[i].h);
+    }
+    const char *const w[] = {"web", "app", "email", "c1", "c2", "category-with-a-long-name"};
+    for (int i = 0; i < 6; i++)
+        if (fnv1a(w[i]) != tl_hash64(w[i], strlen(w[i]))) fail_msg("tl_hash64(\"%s\")", w[i]);
+}
+
+static void test_features_prepare(void **state)
+{
+    (void)state;
+    assert_int_equal(TL_JF_DIM, DIM);
+    assert_int_equal(TL_JF_CHANNEL_BUCKETS, 8);
+    assert_int_equal(TL_JF_CATEGORY_BUCKETS, 16);
+    tl_journey_tp tps[3];
+    three_tps(tps);
+    tl_jf_tp jf[3];
+    tl_jf_prepare(tps, 3, T1, jf);
+    near(jf[0].recency, 0.25, 1e-15, "recency", 0);           /* 2 days: 2^-2 */
+    near(jf[1].recency, M_SQRT1_2, 1e-15, "recency", 1);      /* half a day: 2^-1/2 */
+    near(jf[2].recency, 1, 0, "recency", 2);
+    assert_int_equal(jf[0].type, TL_CLICK);
+    assert_int_equal(jf[1].type, TL_ADD_TO_CART);
+    assert_int_equal(jf[0].dwell_bucket, 1);
+    assert_int_equal(jf[1].dwell_bucket, 3);
+    assert_int_equal(jf[2].dwell_bucket, 0);
+    assert_int_equal(jf[0].channel_bucket, (int)(fnv1a("web") % 8));
+    assert_int_equal(jf[1].channel_bucket, (int)(fnv1a("app") % 8));
+    assert_int_equal(jf[2].channel_bucket, -1);
+    assert_int_equal(jf[0].category_bucket, (int)(fnv1a("c1") % 16));
+    assert_int_equal(jf[1].category_bucket, (int)(fnv1a("c1") % 16));
+    assert_int_equal(jf[2].category_bucket, (int)(fnv1a("c2") % 16));
+    assert_true(jf[0].share == 0.25f && jf[1].share == 0.5f && jf[2].share == -1.0f);
+    /* a missing category has no bucket */
+    tl_journey_tp none = mktp("n", TL_BROWSE, T1, 0, "web", NULL, -1, -1);
+    tl_jf_prepare(&none, 1, T1, jf);
+    assert_int_equal(jf[0].category_bucket, -1);
+
+    /* dwell bucket bounds */
+    const int32_t dw[] = {-1, 0, 9999, 10000, 59999, 60000, 3600000};
+    const int want[] = {0, 1, 1, 2, 2, 3, 3};
+    for (int i = 0; i < 7; i++) {
+        tl_journey_tp t = mktp("d", TL_BROWSE, T1, dw[i], NULL, NULL, -1, -1);
+        tl_jf_prepare(&t, 1, T1, jf);
+        if (jf[0].dwell_bucket != want[i])
+            fail_msg("dwell %d ms: bucket %d, expected %d", dw[i], jf[0].dwell_bucket, want[i]);
+    }
+    /* the names follow the layout */
+    assert_string_equal(tl_jf_name(X_BIAS), "bias");
+    assert_string_equal(tl_jf_name(X_COUNT_TYPE + TL_CLICK), "n_click");
+    assert_string_equal(tl_jf_name(X_RECENCY + TL_ADD_TO_CART), "rec_add_to_cart");
+    assert_string_equal(tl_jf_name(X_DWELL), "dwell_none");
+    assert_string_equal(tl_jf_name(X_DWELL + 3), "dwell_ge60s");
+    assert_string_equal(tl_jf_name(X_CHANNEL), "channel_0");
+    assert_string_equal(tl_jf_name(X_CATEGORY + 15), "category_15");
+    assert_string_equal(tl_jf_name(X_SHARE_MAX), "share_max");
+    assert_string_equal(tl_jf_name(X_SHARE_MEAN), "share_mean");
+    assert_string_equal(tl_jf_name(X_N), "n_touchpoints");
+    assert_string_equal(tl_jf_name(DIM), "?");
+}
+
+static void test_features_pool(void **state)
+{
+    (void)state;
+    tl_journey_tp tps[3];
+    three_tps(tps);
+    tl_jf_tp jf[3];
+    tl_jf_prepare(tps, 3, T1, jf);
+    const int web = (int)(fnv1a("web") % 8), app = (int)(fnv1a("app") % 8);
+    const int c1 = (int)(fnv1a("c1") % 16), c2 = (int)(fnv1a("c2") % 16);
+    assert_int_not_equal(web, app);   /* the hand values below assume no collision */
+    assert_int_not_equal(c1, c2);
+    double x[DIM], want[DIM];
+
+    /* all three */
+    memset(want, 0, sizeof(want));
+    want[X_BIAS] = 1;
+    want[X_COUNT_TYPE + TL_CLICK] = log(3);
+    want[X_COUNT_TYPE + TL_ADD_TO_CART] = log(2);
+    want[X_RECENCY + TL_CLICK] = 1;            /* max(2^-2, 2^0) */
+    want[X_RECENCY + TL_ADD_TO_CART] = M_SQRT1_2;
+    want[X_DWELL + 0] = log(2);
+    want[X_DWELL + 1] = log(2);
+    want[X_DWELL + 3] = log(2);
+    want[X_CHANNEL + web] = 1;
+    want[X_CHANNEL + app] = 1;
+    want[X_CATEGORY + c1] = log(3);
+    want[X_CATEGORY + c2] = log(2);
+    want[X_SHARE_MAX] = 0.5;
+    want[X_SHARE_MEAN] = 0.375;                /* (0.25 + 0.5) / 2: c has none */
+    want[X_N] = log(4);
+    tl_jf_pool(jf, 3, NULL, ~(uint64_t)0, x);
+    check_vec(x, want, "all (~0)");
+    tl_jf_pool(jf, 3, NULL, 7, x);
+    check_vec(x, want, "all (7)");
+    double want_all[DIM];
+    memcpy(want_all, want, sizeof(want));
+
+    /* {a, c}: recency still relative to c, the last of all */
+    memset(want, 0, sizeof(want));
+    want[X_BIAS] = 1;
+    want[X_COUNT_TYPE + TL_CLICK] = log(3);
+    want[X_RECENCY + TL_CLICK] = 1;
+    want[X_DWELL + 0] = log(2);
+    want[X_DWELL + 1] = log(2);
+    want[X_CHANNEL + web] = 1;
+    want[X_CATEGORY + c1] = log(2);
+    want[X_CATEGORY + c2] = log(2);
+    want[X_SHARE_MAX] = 0.25;
+    want[X_SHARE_MEAN] = 0.25;
+    want[X_N] = log(3);
+    tl_jf_pool(jf, 3, NULL, 5, x);
+    check_vec(x, want, "{a,c}");
+
+    /* {a}: its recency 2^-2 */
+    memset(want, 0, sizeof(want));
+    want[X_BIAS] = 1;
+    want[X_COUNT_TYPE + TL_CLICK] = log(2);
+    want[X_RECENCY + TL_CLICK] = 0.25;
+    want[X_DWELL + 1] = log(2);
+    want[X_CHANNEL + web] = 1;
+    want[X_CATEGORY + c1] = log(2);
+    want[X_SHARE_MAX] = 0.25;
+    want[X_SHARE_MEAN] = 0.25;
+    want[X_N] = log(2);
+    tl_jf_pool(jf, 3, NULL, 1, x);
+    check_vec(x, want, "{a}");
+
+    /* {b} */
+    double want_b[DIM];
+    memset(want_b, 0, sizeof(want_b));
+    want_b[X_BIAS] = 1;
+    want_b[X_COUNT_TYPE + TL_ADD_TO_CART] = log(2);
+    want_b[X_RECENCY + TL_ADD_TO_CART] = M_SQRT1_2;
+    want_b[X_DWELL + 3] = log(2);
+    want_b[X_CHANNEL + app] = 1;
+    want_b[X_CATEGORY + c1] = log(2);
+    want_b[X_SHARE_MAX] = 0.5;
+    want_b[X_SHARE_MEAN] = 0.5;
+    want_b[X_N] = log(2);
+    tl_jf_pool(jf, 3, NULL, 2, x);
+    check_vec(x, want_b, "{b}");
+
+    /* {c}: no channel, no share */
+    double want_c[DIM];
+    memset(want_c, 0, sizeof(want_c));
+    want_c[X_BIAS] = 1;
+    want_c[X_COUNT_TYPE + TL_CLICK] = log(2);
+    want_c[X_RECENCY + TL_CLICK] = 1;
+    want_c[X_DWELL + 0] = log(2);
+    want_c[X_CATEGORY + c2] = log(2);
+    want_c[X_N] = log(2);
+    tl_jf_pool(jf, 3, NULL, 4, x);
+    check_vec(x, want_c, "{c}");
+
+    /* the empty set: the bias alone, whatever n */
+    double bias[DIM] = {1};
+    tl_jf_pool(jf, 3, NULL, 0, x);
+    check_vec(x, bias, "empty mask");
+    tl_jf_pool(jf, 0, NULL, ~(uint64_t)0, x);
+    check_vec(x, bias, "no touchpoints");
+
+    /* groups: a and b in group 1, c in group 0 */
+    const int group_of[3] = {1, 1, 0};
+    tl_jf_pool(jf, 3, group_of, 1, x);
+    check_vec(x, want_c, "group 0 = {c}");
+    double want_ab[DIM];
+    memset(want_ab, 0, sizeof(want_ab));
+    want_ab[X_BIAS] = 1;
+    want_ab[X_COUNT_TYPE + TL_CLICK] = log(2);
+    want_ab[X_COUNT_TYPE + TL_ADD_TO_CART] = log(2);
+    want_ab[X_RECENCY + TL_CLICK] = 0.25;
+    want_ab[X_RECENCY + TL_ADD_TO_CART] = M_SQRT1_2;
+    want_ab[X_DWELL + 1] = log(2);
+    want_ab[X_DWELL + 3] = log(2);
+    want_ab[X_CHANNEL + web] = 1;
+    want_ab[X_CHANNEL + app] = 1;
+    want_ab[X_CATEGORY + c1] = log(3);
+    want_ab[X_SHARE_MAX] = 0.5;
+    want_ab[X_SHARE_MEAN] = 0.375;
+    want_ab[X_N] = log(3);
+    tl_jf_pool(jf, 3, group_of, 2, x);
+    check_vec(x, want_ab, "group 1 = {a,b}");
+    tl_jf_pool(jf, 3, group_of, 3, x);
+    check_vec(x, want_all, "groups 0 and 1");
+    tl_jf_pool(jf, 3, group_of, 0, x);
+    check_vec(x, bias, "no group");
+
+    /* the second pooling path of this file agrees with the hand values */
+    ref_pool(tps, 3, T1, 7, x);
+    check_vec(x, want_all, "ref_pool all");
+    ref_pool(tps, 3, T1, 2, x);
+    check_vec(x, want_b, "ref_pool {b}");
+}
+
+/* Shares: max and mean over those that have one; a share of 0 counts in the mean. */
+static void test_features_share(void **state)
+{
+    (void)state;
+    tl_journey_tp tps[4] = {
+        mktp("a", TL_IMPRESSION, T1 - 3 * DAY, 0, NULL, NULL, 0.0f, -1),
+        mktp("b", TL_IMPRESSION, T1 - 1 * DAY, 0, NULL, NULL, 0.75f, -1),
+        mktp("c", TL_PURCHASE, T1, 0, NULL, NULL, -1, -1),
+        mktp("d", TL_FAVORITE, T1, 0, NULL, NULL, 0.125f, -1),
+    };
+    tl_jf_tp jf[4];
+    tl_jf_prepare(tps, 4, T1, jf);
+    double x[DIM], want[DIM];
+    memset(want, 0, sizeof(want));
+    want[X_BIAS] = 1;
+    want[X_COUNT_TYPE + TL_IMPRESSION] = log(3);
+    want[X_COUNT_TYPE + TL_PURCHASE] = log(2);
+    want[X_COUNT_TYPE + TL_FAVORITE] = log(2);
+    want[X_RECENCY + TL_IMPRESSION] = 0.5;
+    want[X_RECENCY + TL_PURCHASE] = 1;
+    want[X_RECENCY + TL_FAVORITE] = 1;
+    want[X_DWELL + 1] = log(5);
+    want[X_SHARE_MAX] = 0.75;
+    want[X_SHARE_MEAN] = (0.0 + 0.75 + 0.125) / 3;
+    want[X_N] = log(5);
+    tl_jf_pool(jf, 4, NULL, ~(uint64_t)0, x);
+    check_vec(x, want, "shares");
+    /* {a} alone: a share of 0 gives max 0 and mean 0 */
+    tl_jf_pool(jf, 4, NULL, 1, x);
+    near(x[X_SHARE_MAX], 0, 0, "share_max {a}", 0);
+    near(x[X_SHARE_MEAN], 0, 0, "share_mean {a}", 0);
+    near(x[X_RECENCY + TL_IMPRESSION], 0.125, 1e-15, "recency {a}", 0);
+}
+
+/* ==== 2. model credits against the shadow ================================================== */
+
+#define N_TRAIN 400
+
+static example train_set[N_TRAIN];
+
+static const int64_t P2 = 9000 * DAY;
+
+static void purchase3(tl_journey_tp *t)
+{
+    t[0] = mktp("p3a", TL_BROWSE, P2 - 3 * DAY, 30000, "web", "c1", 0.2f, -1);
+    t[1] = mktp("p3b", TL_CLICK, P2 - DAY, 5000, "app", "c2", 0.1f, 0.5f);
+    t[2] = mktp("p3c", TL_ADD_TO_CART, P2 - 2 * HOUR, 80000, "web", "c1", 0.4f, -1);
+}
+
+static void purchase5(tl_journey_tp *t)
+{
+    t[0] = mktp("p5a", TL_IMPRESSION, P2 - 5 * DAY, -1, "email", "c3", -1, 0.2f);
+    t[1] = mktp("p5b", TL_CLICK, P2 - 4 * DAY, 12000, "web", "c1", 0.3f, -1);
+    t[2] = mktp("p5c", TL_FAVORITE, P2 - 2 * DAY, 45000, "app", "c2", 0.05f, -1);
+    t[3] = mktp("p5d", TL_CLICK, P2 - DAY, 2000, "web", "c1", 0.35f, -1);
+    t[4] = mktp("p5e", TL_ADD_TO_CART, P2 - HOUR, 95000, "app", "c1", 0.5f, -1);
+}
+
+static void check_purchase(tl_model *m, const shadow *sh, const tl_journey_tp *tps, int n)
+{
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    ref_credits rc;
+    ref_compute(sh, tps, n, &rc);
+    /* the test is meaningful only if the model finds these touchpoints useful and the
+     * credits are not all equal */
+    assert_true(rc.shap_ok && rc.rem_ok);
+    double spread = 0;
+    for (int j = 0; j < n; j++) spread += fabs(rc.shap[j] - 1.0 / n);
+    assert_true(spread > 0.05);
+    /* efficiency of the reference: Shapley values sum to v(N) */
+    double sum = 0;
+    for (int j = 0; j < n; j++) sum += rc.shap_raw[j];
+    near(sum, rc.p_all - rc.p_empty, 1e-14, "sum of Shapley values", n);
+
+    tl_model_report r0, r1;
+    tl_model_report_get(m, &r0);
+    tl_attribution r;
+    credit(m, tps, n, tps[n - 1].ts + HOUR, &a, &r);
+    check_against_ref(&r, &rc, n);
+    assert_int_equal(r.model_version, N_TRAIN);
+    char want[64];
+    snprintf(want, sizeof(want), "the model (version %d)", N_TRAIN);
+    if (!strstr(r.explanation, want) || !strstr(r.explanation, "Shapley (exact)") ||
+        strstr(r.explanation, "fall back"))
+        fail_msg("explanation: %s", r.explanation);
+    /* crediting does not learn */
+    tl_model_report_get(m, &r1);
+    assert_int_equal(r1.version, r0.version);
+    assert_int_equal(r1.examples, r0.examples);
+    assert_int_equal(r1.credited, r0.credited + 1);
+    assert_int_equal(r1.fallbacks, r0.fallbacks);
+    tl_arena_destroy(&a);
+}
+
+/* Weighted log-loss and AUC of (p, y, c) as metrics.h defines them. */
+static double ref_logloss(const double *p, const int *y, const double *c, int n)
+{
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++) {
+        double q = p[i] < 1e-15 ? 1e-15 : p[i] > 1 - 1e-15 ? 1 - 1e-15 : p[i];
+        num += c[i] * -(y[i] ? log(q) : log(1 - q));
+        den += c[i];
+    }
+    return num / den;
+}
+
+static double ref_auc(const double *p, const int *y, const double *c, int n)
+{
+    double num = 0, wp = 0, wn = 0;
+    for (int i = 0; i < n; i++) {
+        if (y[i]) wp += c[i];
+        else wn += c[i];
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            if (y[i] && !y[j]) num += c[i] * c[j] * (p[i] > p[j] ? 1 : p[i] == p[j] ? 0.5 : 0);
+    return num / (wp * wn);
+}
+
+static void test_model_credits(void **state)
+{
+    (void)state;
+    tl_model_cfg mc = model_cfg();
+    tl_model *m = model_new(&mc);
+    shadow sh;
+    shadow_init(&sh, &mc);
+    gen_examples(train_set, N_TRAIN, 42, 0);
+    train(m, &sh, train_set, N_TRAIN);
+
+    /* the report: version = examples learned; progressive validation from the scores
+     * before each update, with the inverse-propensity weights */
+    tl_model_report rep;
+    tl_model_report_get(m, &rep);
+    int pos = 0, weighted = 0;
+    for (int i = 0; i < N_TRAIN; i++) {
+        pos += train_set[i].label;
+        weighted += sh.c[i] != 1.0;
+    }
+    assert_true(pos > 40 && pos < N_TRAIN - 40);
+    assert_true(weighted > 20);   /* the weights matter in this data */
+    assert_int_equal(rep.version, N_TRAIN);
+    assert_int_equal(rep.examples, N_TRAIN);
+    assert_int_equal(rep.positives, pos);
+    near(rep.logloss, ref_logloss(sh.p, sh.y, sh.c, sh.n), 1e-12, "logloss", 0);
+    near(rep.auc, ref_auc(sh.p, sh.y, sh.c, sh.n), 1e-12, "auc", 0);
+    /* the baseline: the running weighted rate before each example, 0.5 at first */
+    static double rate[N_TRAIN];
+    double sy = 0, sc = 0;
+    for (int i = 0; i < N_TRAIN; i++) {
+        rate[i] = sc > 0 ? sy / sc : 0.5;
+        sy += sh.c[i] * sh.y[i];
+        sc += sh.c[i];
+    }
+    near(rep.baseline_logloss, ref_logloss(rate, sh.y, sh.c, sh.n), 1e-12, "baseline logloss", 0);
+    near(rep.baseline_auc, ref_auc(rate, sh.y, sh.c, sh.n), 1e-12, "baseline auc", 0);
+    /* the model learned something: it beats the running rate */
+    assert_true(rep.auc > 0.65);
+
+    tl_journey_tp t3[3], t5[5];
+    purchase3(t3);
+    purchase5(t5);
+    check_purchase(m, &sh, t3, 3);
+    check_purchase(m, &sh, t5, 5);
+
+    tl_model_destroy(m);
+    shadow_fini(&sh);
+}
+
+/* Twelve touchpoints (model.shapley.exact.max): Shapley values by the subset formula of
+ * docs/attribution.md, phi_j = sum over S in N\{j} of |S|!(n-|S|-1)!/n! (v(S+j) - v(S)). */
+static void test_model_credits_12(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    tl_model_cfg mc = model_cfg();
+    tl_model *m = model_new(&mc);
+    shadow sh;
+    shadow_init(&sh, &mc);
+    gen_examples(train_set, N_TRAIN, 42, 0);
+    train(m, &sh, train_set, N_TRAIN);
+
+    static const char *const chans[] = {"web", "app", "email", NULL};
+    static const char *const cats[] = {"c1", "c2", "c3", "c4", "c5", NULL, "c1"};
+    static const char *const ids[N] = {"t0", "t1", "t2", "t3", "t4", "t5",
+                                       "t6", "t7", "t8", "t9", "t10", "t11"};
+    tl_journey_tp t[N];
+    for (int i = 0; i < N; i++)
+        t[i] = mktp(ids[i], i % 3 == 0 ? TL_ADD_TO_CART : (tl_event_type)(i % 5), P2 - (N - i) * 9 * HOUR,
+                    i % 4 == 0 ? -1 : 4000 * i * i, chans[i % 4], cats[i % 7],
+                    i % 3 ? (float)(0.05 * i) : -1.0f, -1);
+    static double v[1 << N];
+    double p0 = shadow_p(&sh, t, N, 0), fact[N + 1];
+    fact[0] = 1;
+    for (int k = 1; k <= N; k++) fact[k] = fact[k - 1] * k;
+    for (uint64_t S = 0; S < (1u << N); S++) v[S] = shadow_p(&sh, t, N, S) - p0;
+    double phi[N], rem[N], want_s[N], want_r[N];
+    for (int j = 0; j < N; j++) {
+        phi[j] = 0;
+        uint64_t bj = (uint64_t)1 << j;
+        for (uint64_t S = 0; S < (1u << N); S++) {
+            if (S & bj) continue;
+            int k = __builtin_popcountll(S);
+            phi[j] += fact[k] * fact[N - k - 1] / fact[N] * (v[S | bj] - v[S]);
+        }
+        rem[j] = v[(1u << N) - 1] - v[((1u << N) - 1) & ~bj];
+    }
+    /* the premise: the touchpoints raise p, and the credits are not all equal */
+    if (!ref_normalise(N, phi, want_s))
+        fail_msg("p(N) = %g is not above p(empty) = %g", v[(1u << N) - 1] + p0, p0);
+    double spread = 0;
+    for (int j = 0; j < N; j++) spread += fabs(want_s[j] - 1.0 / N);
+    assert_true(spread > 0.05);
+    assert_true(ref_normalise(N, rem, want_r));
+
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    tl_attribution r;
+    credit(m, t, N, P2, &a, &r);
+    near(r.p_conversion, v[(1u << N) - 1] + p0, 1e-12, "p_conversion", 0);
+    near(r.p_baseline, p0, 1e-12, "p_baseline", 0);
+    for (int j = 0; j < N; j++) {
+        near(r.credits[TL_M_SHAPLEY][j], want_s[j], 1e-12, "shapley", j);
+        near(r.credits[TL_M_REMOVAL][j], want_r[j], 1e-12, "removal", j);
+    }
+    if (!strstr(r.explanation, "Shapley (exact)")) fail_msg("explanation: %s", r.explanation);
+    tl_arena_destroy(&a);
+    tl_model_destroy(m);
+    shadow_fini(&sh);
+}
+
+/* The documented worked example's arithmetic, through the reference path: the
+ * reference Shapley and removal code is right before it judges the model. */
+static void test_reference_worked_example(void **state)
+{
+    (void)state;
+    double v[4] = {0, 0.10, 0.05, 0.25}, phi[2], out[2] = {0, 0};
+    ref_shapley_game(2, v, phi);
+    near(phi[0], 0.15, 1e-15, "phi", 0);
+    near(phi[1], 0.10, 1e-15, "phi", 1);
+    assert_true(ref_normalise(2, phi, out));
+    near(out[0], 0.6, 1e-15, "shapley", 0);
+    near(out[1], 0.4, 1e-15, "shapley", 1);
+    double rem[2] = {v[3] - v[2], v[3] - v[1]};
+    assert_true(ref_normalise(2, rem, out));
+    near(out[0], 0.20 / 0.35, 1e-15, "removal", 0);
+    near(out[1], 0.15 / 0.35, 1e-15, "removal", 1);
+}
+
+/* More touchpoints than model.shapley.exact.max but few categories: categories are the
+ * players, a category's value split equally among its touchpoints. */
+static void test_model_credits_grouped(void **state)
+{
+    (void)state;
+    tl_model_cfg mc = model_cfg();
+    mc.shapley_exact_max = 3;
+    tl_model *m = model_new(&mc);
+    shadow sh;
+    shadow_init(&sh, &mc);
+    gen_examples(train_set, N_TRAIN, 42, 0);
+    train(m, &sh, train_set, N_TRAIN);
+
+    tl_journey_tp t5[5];
+    purchase5(t5);   /* categories c3, c1, c2, c1, c1: groups {0}, {1,3,4}, {2} */
+    const int group_of[5] = {0, 1, 2, 1, 1}, size[3] = {1, 3, 1};
+    double p0 = shadow_p(&sh, t5, 5, 0), v[8], gphi[3], raw[5], want[5];
+    for (uint64_t G = 0; G < 8; G++) {
+        uint64_t S = 0;
+        for (int j = 0; j < 5; j++)
+            if (G >> group_of[j] & 1) S |= (uint64_t)1 << j;
+        v[G] = shadow_p(&sh, t5, 5, S) - p0;
+    }
+    ref_shapley_game(3, v, gphi);
+    for (int j = 0; j < 5; j++) raw[j] = gphi[group_of[j]] / size[group_of[j]];
+    assert_true(ref_normalise(5, raw, want));
+
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    tl_attribution r;
+    credit(m, t5, 5, P2, &a, &r);
+    for (int j = 0; j < 5; j++) near(r.credits[TL_M_SHAPLEY][j], want[j], 1e-12, "grouped shapley", j);
+    ref_credits rc;
+    ref_compute(&sh, t5, 5, &rc);
+    for (int j = 0; j < 5; j++) near(r.credits[TL_M_REMOVAL][j], rc.rem[j], 1e-12, "removal", j);
+    near(r.p_conversion, rc.p_all, 1e-12, "p_conversion", 0);
+    if (!strstr(r.explanation, "exact over categories")) fail_msg("explanation: %s", r.explanation);
+    tl_model_report rep;
+    tl_model_report_get(m, &rep);
+    assert_int_equal(rep.grouped, 1);
+    assert_int_equal(rep.sampled, 0);
+    tl_arena_destroy(&a);
+    tl_model_destroy(m);
+    shadow_fini(&sh);
+}
+
+/* ==== 3. fallback ========================================================================= */
+
+static void test_model_fallback(void **state)
+{
+    (void)state;
+    tl_model_cfg mc = model_cfg();
+    tl_model *m = model_new(&mc);
+    shadow sh;
+    shadow_init(&sh, &mc);
+    gen_examples(train_set, 200, 7, 1);
+    train(m, &sh, train_set, 200);
+
+    /* no shares: every feature then grows with the set, and every weight is <= 0 */
+    tl_journey_tp t[3] = {
+        mktp("f1", TL_BROWSE, P2 - 2 * DAY, 30000, "web", "c1", -1, -1),
+        mktp("f2", TL_CLICK, P2 - DAY, 5000, "app", "c2", -1, -1),
+        mktp("f3", TL_ADD_TO_CART, P2 - HOUR, 80000, "web", "c3", -1, -1),
+    };
+    ref_credits rc;
+    ref_compute(&sh, t, 3, &rc);
+    assert_true(rc.p_all < rc.p_empty);   /* the premise, from the shadow */
+    assert_false(rc.shap_ok);
+    assert_false(rc.rem_ok);
+
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    tl_attribution r;
+    credit(m, t, 3, P2, &a, &r);
+    assert_true(r.has_model);
+    near(r.p_conversion, rc.p_all, 1e-12, "p_conversion", 0);
+    near(r.p_baseline, rc.p_empty, 1e-12, "p_baseline", 0);
+    assert_true(r.p_conversion < r.p_baseline);
+    for (int j = 0; j < 3; j++) {
+        near(r.credits[TL_M_SHAPLEY][j], 1.0 / 3, 1e-15, "shapley (linear)", j);
+        near(r.credits[TL_M_REMOVAL][j], 1.0 / 3, 1e-15, "removal (linear)", j);
+    }
+    assert_int_equal(r.model_version, 200);
+    if (!strstr(r.explanation, "fall back to linear")) fail_msg("explanation: %s", r.explanation);
+    tl_model_report rep;
+    tl_model_report_get(m, &rep);
+    assert_int_equal(rep.fallbacks, 1);
+    assert_int_equal(rep.positives, 0);
+    tl_arena_destroy(&a);
+    tl_model_destroy(m);
+    shadow_fini(&sh);
+}
+
+/* ==== 4. labels through the attribution stage ============================================= */
+
+static tl_attr_cfg attr_cfg(int reset)
+{
+    tl_attr_cfg ac;
+    memset(&ac, 0, sizeof(ac));
+    ac.lookback_ms = 7 * DAY;
+    ac.max_touchpoints = 50;
+    ac.reset_on_conversion = reset;
+    ac.time_decay_half_life_ms = 7.0 * DAY;
+    ac.touch_mask = (1u << TL_IMPRESSION) | (1u << TL_BROWSE) | (1u << TL_CLICK) |
+                    (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
+    return ac;
+}
+
+static tl_event mkev(const char *user, const char *id, tl_event_type type, int64_t ts,
+                     const char *item, const char *category, const char *channel)
+{
+    tl_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.event_id = id;
+    ev.user_id = user;
+    ev.item_id = item;
+    ev.category_id = category;
+    ev.channel = channel;
+    ev.type = type;
+    ev.ts = ts;
+    return ev;
+}
+
+static void apply_s(tl_attr_stage *as, tl_store *s, tl_arena *a, memsink *ms, const tl_event *ev)
+{
+    tl_user *u = tl_store_get(s, ev->user_id);
+    assert_int_equal(tl_attribution_apply(as, s, u, ev, a, &ms->sink), TL_OK);
+}
+
+static void expect_report(tl_model *m, uint64_t version, uint64_t examples, uint64_t positives,
+                          const char *when)
+{
+    tl_model_report r;
+    tl_model_report_get(m, &r);
+    if (r.version != version || r.examples != examples || r.positives != positives)
+        fail_msg("%s: version %llu, examples %llu, positives %llu; expected %llu, %llu, %llu", when,
+                 (unsigned long long)r.version, (unsigned long long)r.examples,
+                 (unsigned long long)r.positives, (unsigned long long)version,
+                 (unsigned long long)examples, (unsigned long long)positives);
+}
+
+static void expect_journey(tl_store *s, const char *user, const char *want)
+{
+    tl_user *u = tl_store_peek(s, user);
+    assert_non_null(u);
+    char got[256] = "";
+    for (int k = 0; k < u->n_tp; k++) {
+        if (k) strcat(got, " ");
+        strcat(got, u->tp[k].event_id);
+    }
+    if (strcmp(got, want) != 0) fail_msg("journey of %s: \"%s\", expected \"%s\"", user, got, want);
+}
+
+static void test_labels_through_stage(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    tl_store *s = tl_store_open(dir, 0, 1 << 20, err, sizeof(err));
+    if (!s) fail_msg("tl_store_open: %s", err);
+    tl_model_cfg mc = model_cfg();
+    tl_model *m = model_new(&mc);
+    shadow sh;
+    shadow_init(&sh, &mc);
+    tl_attr_cfg ac = attr_cfg(1), ac_keep = attr_cfg(0);
+    tl_attr_stage as = {.cfg = &ac, .model = m};
+    tl_attr_stage as_keep = {.cfg = &ac_keep, .model = m};
+    memsink ms;
+    ms_init(&ms);
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    const int64_t L = 7 * DAY, T0 = 100 * DAY;
+
+    /* u1: a, b; no purchase */
+    tl_event ea = mkev("u1", "a", TL_CLICK, T0, "i1", "c1", "web");
+    tl_event eb = mkev("u1", "b", TL_ADD_TO_CART, T0 + HOUR, "i1", "c1", "app");
+    eb.dwell_ms = 30000;
+    eb.has_dwell = 1;
+    apply_s(&as, s, &a, &ms, &ea);
+    apply_s(&as, s, &a, &ms, &eb);
+    tl_journey_tp ab[2];
+    tl_user *u1 = tl_store_peek(s, "u1");
+    assert_non_null(u1);
+    memcpy(ab, u1->tp, sizeof(ab));   /* the entries as learned (strings stay in u1) */
+
+    /* one ms before last + L: nothing */
+    assert_int_equal(tl_attribution_advance(&as, s, T0 + HOUR + L - 1, &a, &ms.sink), TL_OK);
+    expect_report(m, 0, 0, 0, "before expiry");
+    assert_int_equal(as.st.expired, 0);
+
+    /* at last + L: one negative example of {a, b}; the journey is kept, the timer off */
+    assert_int_equal(tl_attribution_advance(&as, s, T0 + HOUR + L, &a, &ms.sink), TL_OK);
+    expect_report(m, 1, 1, 0, "at expiry");
+    assert_int_equal(as.st.expired, 1);
+    shadow_learn(&sh, ab, 2, 0);
+    probe(m, &sh, "after the expiry of {a, b}");
+    expect_journey(s, "u1", "a b");
+    u1 = tl_store_peek(s, "u1");
+    assert_int_equal(u1->tp[0].ts, T0);
+    assert_int_equal(u1->tp[1].ts, T0 + HOUR);
+    assert_int_equal(u1->tp[1].type, TL_ADD_TO_CART);
+    assert_int_equal(u1->tp[1].dwell_ms, 30000);
+    assert_int_equal(u1->timer, 0);
+    assert_int_equal(ms.n, 0);
+
+    /* a second advance learns nothing more */
+    assert_int_equal(tl_attribution_advance(&as, s, T0 + HOUR + L + DAY, &a, &ms.sink), TL_OK);
+    expect_report(m, 1, 1, 0, "second advance");
+    assert_int_equal(as.st.expired, 1);
+
+    /* a late touch f (within L of a): the next expiry learns {f} alone, not a and b again */
+    tl_event ef = mkev("u1", "f", TL_BROWSE, T0 + 3 * HOUR, "i2", "c2", "web");
+    apply_s(&as, s, &a, &ms, &ef);
+    expect_journey(s, "u1", "a b f");
+    assert_int_equal(tl_store_peek(s, "u1")->timer, T0 + 3 * HOUR + L);
+    tl_journey_tp f1 = tl_store_peek(s, "u1")->tp[2];
+    assert_int_equal(tl_attribution_advance(&as, s, T0 + 3 * HOUR + L, &a, &ms.sink), TL_OK);
+    expect_report(m, 2, 2, 0, "expiry of f");
+    shadow_learn(&sh, &f1, 1, 0);
+    probe(m, &sh, "after the expiry of {f}");
+    expect_journey(s, "u1", "a b f");
+
+    /* a late purchase still gets a, b, f with the rule-based credits as if nothing had
+     * expired, and closes them as a positive example */
+    u1 = tl_store_peek(s, "u1");
+    tl_journey_tp abf[3];
+    memcpy(abf, u1->tp, sizeof(abf));
+    ref_credits rc;
+    ref_compute(&sh, abf, 3, &rc);
+    shadow_learn(&sh, abf, 3, 1);   /* now: the purchase frees these entries */
+    const int64_t P = T0 + 4 * HOUR;
+    tl_event p1 = mkev("u1", "p1", TL_PURCHASE, P, "i9", "c1", "web");
+    apply_s(&as, s, &a, &ms, &p1);
+    assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
+    const tl_attribution *r = ms_attribution(&ms, 0);
+    assert_int_equal(r->n_touchpoints, 3);
+    assert_string_equal(r->touchpoints[0].event_id, "a");
+    assert_string_equal(r->touchpoints[1].event_id, "b");
+    assert_string_equal(r->touchpoints[2].event_id, "f");
+    const double wlin[3] = {1.0 / 3, 1.0 / 3, 1.0 / 3}, wlast[3] = {0, 0, 1}, wfirst[3] = {1, 0, 0},
+                 wpos[3] = {0.4, 0.2, 0.4};
+    const double d0 = exp2(-4.0 / 168), d1 = exp2(-3.0 / 168), d2 = exp2(-1.0 / 168);
+    const double wtd[3] = {d0 / (d0 + d1 + d2), d1 / (d0 + d1 + d2), d2 / (d0 + d1 + d2)};
+    for (int j = 0; j < 3; j++) {
+        near(r->credits[TL_M_LINEAR][j], wlin[j], 1e-12, "linear", j);
+        near(r->credits[TL_M_LAST_TOUCH][j], wlast[j], 0, "last_touch", j);
+        near(r->credits[TL_M_FIRST_TOUCH][j], wfirst[j], 0, "first_touch", j);
+        near(r->credits[TL_M_POSITION_BASED][j], wpos[j], 1e-12, "position_based", j);
+        near(r->credits[TL_M_TIME_DECAY][j], wtd[j], 1e-12, "time_decay", j);
+    }
+    check_against_ref(r, &rc, 3);   /* scored before learning from it */
+    assert_int_equal(r->model_version, 2);
+    expect_report(m, 3, 3, 1, "purchase p1");
+    probe(m, &sh, "after the purchase p1");
+    expect_journey(s, "u1", "");
+    assert_int_equal(tl_store_peek(s, "u1")->timer, 0);
+    assert_int_equal(tl_attribution_advance(&as, s, P + 30 * DAY, &a, &ms.sink), TL_OK);
+    expect_report(m, 3, 3, 1, "advance after p1");
+
+    /* u2: a purchase -> one positive example, no expiry afterwards */
+    const int64_t T2 = 200 * DAY;
+    tl_event ec = mkev("u2", "c", TL_FAVORITE, T2, "i3", "c3", NULL);
+    apply_s(&as, s, &a, &ms, &ec);
+    shadow_learn(&sh, &tl_store_peek(s, "u2")->tp[0], 1, 1);   /* before p2 frees it */
+    tl_event p2 = mkev("u2", "p2", TL_PURCHASE, T2 + HOUR, "i3", "c3", NULL);
+    apply_s(&as, s, &a, &ms, &p2);
+    expect_report(m, 4, 4, 2, "purchase p2");
+    probe(m, &sh, "after the purchase p2");
+    assert_int_equal(tl_attribution_advance(&as, s, T2 + HOUR + 2 * L, &a, &ms.sink), TL_OK);
+    expect_report(m, 4, 4, 2, "advance after p2");
+
+    /* u3, reset off: d is credited (positive), e is after the purchase; the expiry then
+     * learns {e} alone, although d is still in the journey */
+    const int64_t T3 = 300 * DAY;
+    tl_event ed = mkev("u3", "d", TL_CLICK, T3, "i4", "c4", "app");
+    tl_event ee = mkev("u3", "e", TL_IMPRESSION, T3 + 2 * HOUR, "i5", "c5", "email");
+    apply_s(&as_keep, s, &a, &ms, &ed);
+    apply_s(&as_keep, s, &a, &ms, &ee);
+    tl_journey_tp de[2];
+    memcpy(de, tl_store_peek(s, "u3")->tp, sizeof(de));
+    tl_event p3 = mkev("u3", "p3", TL_PURCHASE, T3 + HOUR, "i4", "c4", "app");
+    apply_s(&as_keep, s, &a, &ms, &p3);
+    assert_int_equal(ms.count[MS_ATTRIBUTION], 3);
+    assert_int_equal(ms_attribution(&ms, 2)->n_touchpoints, 1);
+    expect_report(m, 5, 5, 3, "purchase p3");
+    shadow_learn(&sh, &de[0], 1, 1);
+    probe(m, &sh, "after the purchase p3");
+    expect_journey(s, "u3", "d e");
+    assert_int_equal(tl_attribution_advance(&as_keep, s, T3 + 2 * HOUR + L, &a, &ms.sink), TL_OK);
+    expect_report(m, 6, 6, 3, "expiry of u3");
+    shadow_learn(&sh, &de[1], 1, 0);
+    probe(m, &sh, "after the expiry of {e}");
+    expect_journey(s, "u3", "d e");
+    assert_int_equal(tl_attribution_advance(&as_keep, s, T3 + 30 * DAY, &a, &ms.sink), TL_OK);
+    expect_report(m, 6, 6, 3, "advance after u3's expiry");
+    assert_int_equal(as.st.expired + as_keep.st.expired, 3);
+
+    ms_free(&ms);
+    tl_arena_destroy(&a);
+    shadow_fini(&sh);
+    tl_model_destroy(m);
+    tl_store_close(s);
+}
+
+/* ==== 5. no leakage ====================================================================== */
+
+static void user_init(tl_user *u, const char *id)
+{
+    memset(u, 0, sizeof(*u));
+    u->user_id = tl_xstrdup(id);
+    u->labelled = INT64_MIN;
+}
+
+static void user_fini(tl_user *u)
+{
+    tl_user_clear(u);
+    free(u->user_id);
+}
+
+/* One journey c1, c2, c3 and a purchase (item, category, ts) through a fresh stage whose
+ * model learned train_set; returns the model (to compare what it learned). */
+static tl_model *leak_run(memsink *ms, const char *item, const char *category, int64_t pts)
+{
+    tl_model_cfg mc = model_cfg();
+    tl_model *m = model_new(&mc);
+    train(m, NULL, train_set, N_TRAIN);
+    tl_attr_cfg ac = attr_cfg(1);
+    tl_attr_stage as = {.cfg = &ac, .model = m};
+    tl_user u;
+    user_init(&u, "u");
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    const int64_t T = 7000 * DAY;
+    tl_event ev[3] = {
+        mkev("u", "t1", TL_BROWSE, T, "i1", "c1", "web"),
+        mkev("u", "t2", TL_CLICK, T + HOUR, "i2", "c2", "app"),
+        mkev("u", "t3", TL_ADD_TO_CART, T + 2 * HOUR, "i3", "c3", "web"),
+    };
+    for (int i = 0; i < 3; i++) assert_int_equal(tl_attribution_apply(&as, NULL, &u, &ev[i], &a, &ms->sink), TL_OK);
+    tl_event p = mkev("u", "p", TL_PURCHASE, pts, item, category, "web");
+    assert_int_equal(tl_attribution_apply(&as, NULL, &u, &p, &a, &ms->sink), TL_OK);
+    assert_int_equal(ms->count[MS_ATTRIBUTION], 1);
+    user_fini(&u);
+    tl_arena_destroy(&a);
+    return m;
+}
+
+static void test_no_leakage(void **state)
+{
+    (void)state;
+    gen_examples(train_set, N_TRAIN, 42, 0);
+    const int64_t T = 7000 * DAY;
+    memsink ms[4];
+    tl_model *m[4];
+    for (int i = 0; i < 4; i++) ms_init(&ms[i]);
+    m[0] = leak_run(&ms[0], "i2", "c2", T + 3 * HOUR);    /* a touchpoint's item and category */
+    m[1] = leak_run(&ms[1], "zz", "c9", T + 3 * HOUR);    /* neither seen before */
+    m[2] = leak_run(&ms[2], "i3", NULL, T + 3 * HOUR);    /* no category */
+    m[3] = leak_run(&ms[3], "i2", "c2", T + 5 * DAY);     /* a later purchase time */
+    const tl_attribution *r0 = ms_attribution(&ms[0], 0);
+    assert_true(r0->has_model);
+    for (int i = 1; i < 4; i++) {
+        const tl_attribution *r = ms_attribution(&ms[i], 0);
+        assert_int_equal(r->n_touchpoints, 3);
+        same_bits(r->p_conversion, r0->p_conversion, "p_conversion", i);
+        same_bits(r->p_baseline, r0->p_baseline, "p_baseline", i);
+        assert_int_equal(r->model_version, r0->model_version);
+        for (int j = 0; j < 3; j++) {
+            same_bits(r->credits[TL_M_SHAPLEY][j], r0->credits[TL_M_SHAPLEY][j], "shapley", j);
+            same_bits(r->credits[TL_M_REMOVAL][j], r0->credits[TL_M_REMOVAL][j], "removal", j);
+        }
+    }
+    /* and what each model learned from its purchase is the same too */
+    tl_journey_tp probe_tps[2] = {
+        mktp("x", TL_ADD_TO_CART, T, 1000, "web", "c2", 0.5f, -1),
+        mktp("y", TL_CLICK, T + HOUR, 1000, "app", "c9", -1, -1),
+    };
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    tl_attribution q0, q;
+    credit(m[0], probe_tps, 2, T + 2 * HOUR, &a, &q0);
+    for (int i = 1; i < 4; i++) {
+        credit(m[i], probe_tps, 2, T + 2 * HOUR, &a, &q);
+        same_bits(q.p_conversion, q0.p_conversion, "p after learning", i);
+        assert_int_equal(q.model_version, N_TRAIN + 1);
+    }
+    /* the check can fail: a model that learned a different example scores differently */
+    tl_model_learn(m[3], probe_tps, 1, 1, T);
+    credit(m[3], probe_tps, 2, T + 2 * HOUR, &a, &q);
+    assert_false(q.p_conversion == q0.p_conversion);
+    tl_arena_destroy(&a);
+    for (int i = 0; i < 4; i++) {
+        tl_model_destroy(m[i]);
+        ms_free(&ms[i]);
+    }
+}
+
+/* ==== 6. checkpoint ====================================================================== */
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void same_report(const tl_model_report *x, const tl_model_report *y)
+{
+    assert_int_equal(x->version, y->version);
+    assert_int_equal(x->examples, y->examples);
+    assert_int_equal(x->positives, y->positives);
+    same_bits(x->logloss, y->logloss, "logloss", 0);
+    same_bits(x->auc, y->auc, "auc", 0);
+    same_bits(x->baseline_logloss, y->baseline_logloss, "baseline_logloss", 0);
+    same_bits(x->baseline_auc, y->baseline_auc, "baseline_auc", 0);
+}
+
+static void same_credit(const tl_attribution *x, const tl_attribution *y, int n)
+{
+    same_bits(x->p_conversion, y->p_conversion, "p_conversion", 0);
+    same_bits(x->p_baseline, y->p_baseline, "p_baseline", 0);
+    assert_int_equal(x->model_version, y->model_version);
+    for (int j = 0; j < n; j++) {
+        same_bits(x->credits[TL_M_SHAPLEY][j], y->credits[TL_M_SHAPLEY][j], "shapley", j);
+        same_bits(x->credits[TL_M_REMOVAL][j], y->credits[TL_M_REMOVAL][j], "removal", j);
+    }
+}
+
+/* tl_model_new on path must fail and name the file. */
+static void expect_refused(const tl_model_cfg *mc, const char *path, const char *what)
+{
+    char err[512] = "";
+    tl_model *m = tl_model_new(mc, path, err, sizeof(err));
+    if (m) {
+        tl_model_destroy(m);
+        fail_msg("%s: tl_model_new accepted %s", what, path);
+    }
+    if (!strstr(err, path)) fail_msg("%s: error \"%s\" does not name %s", what, err, path);
+}
+
+static void test_checkpoint(void **state)
+{
+    (void)state;
+    char path[128], tmp[160], bad[128];
+    snprintf(path, sizeof(path), "%s/model.bin", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
+    tl_model_cfg mc = model_cfg();
+    char err[512] = "";
+
+    /* no file yet: a fresh model */
+    tl_model *m1 = tl_model_new(&mc, path, err, sizeof(err));
+    if (!m1) fail_msg("tl_model_new: %s", err);
+    tl_model_report rep1, rep2;
+    tl_model_report_get(m1, &rep1);
+    assert_int_equal(rep1.version, 0);
+    assert_int_equal(rep1.examples, 0);
+
+    gen_examples(train_set, N_TRAIN, 42, 0);
+    train(m1, NULL, train_set, N_TRAIN);
+    assert_int_equal(tl_model_checkpoint(m1), 0);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(access(tmp, F_OK), -1);
+
+    tl_model *m2 = tl_model_new(&mc, path, err, sizeof(err));
+    if (!m2) fail_msg("tl_model_new from the checkpoint: %s", err);
+    tl_model_report_get(m1, &rep1);
+    tl_model_report_get(m2, &rep2);
+    assert_int_equal(rep2.version, N_TRAIN);
+    assert_int_equal(rep2.examples, N_TRAIN);
+    same_report(&rep1, &rep2);
+
+    tl_journey_tp t5[5];
+    purchase5(t5);
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    tl_attribution x, y;
+    credit(m1, t5, 5, P2, &a, &x);
+    credit(m2, t5, 5, P2, &a, &y);
+    same_credit(&x, &y, 5);
+    assert_int_equal(y.model_version, N_TRAIN);
+
+    /* both continue identically */
+    for (int i = 0; i < 20; i++) {
+        const example *e = &train_set[(i * 37) % N_TRAIN];
+        tl_model_learn(m1, e->tp, e->n, !e->label, e->tp[e->n - 1].ts);
+        tl_model_learn(m2, e->tp, e->n, !e->label, e->tp[e->n - 1].ts);
+    }
+    tl_model_report_get(m1, &rep1);
+    tl_model_report_get(m2, &rep2);
+    same_report(&rep1, &rep2);
+    assert_int_equal(rep2.version, N_TRAIN + 20);
+    credit(m1, t5, 5, P2, &a, &x);
+    credit(m2, t5, 5, P2, &a, &y);
+    same_credit(&x, &y, 5);
+    /* ...and differently from before: the check is not vacuous */
+    tl_model_destroy(m2);
+    m2 = tl_model_new(&mc, path, err, sizeof(err));
+    assert_non_null(m2);
+    credit(m2, t5, 5, P2, &a, &y);
+    assert_false(x.p_conversion == y.p_conversion);
+    tl_model_destroy(m2);
+
+    /* corrupt files are refused, naming the file */
+    size_t len;
+    char *good = read_all(path, &len);
+    assert_true(len > 64);
+    write_file(bad, "this is not a model checkpoint", 30);
+    expect_refused(&mc, bad, "garbage");
+    write_file(bad, "", 0);
+    expect_refused(&mc, bad, "empty file");
+    char *mut = malloc(len);
+    memcpy(mut, good, len);
+    mut[0] ^= 0x20;
+    write_file(bad, mut, len);
+    expect_refused(&mc, bad, "wrong magic");
+    memcpy(mut, good, len);
+    memset(mut + 8, 0xff, 8);   /* the first section's length */
+    write_file(bad, mut, len);
+    expect_refused(&mc, bad, "impossible length");
+    write_file(bad, good, 8);
+    expect_refused(&mc, bad, "magic only");
+    write_file(bad, good, len / 2);
+    expect_refused(&mc, bad, "truncated to half");
+    free(mut);
+    free(good);
+
+    tl_arena_destroy(&a);
+    tl_model_destroy(m1);
+}
+
+/* A checkpoint cut anywhere is corrupt, also in its last section (the Markov windows). */
+static void test_checkpoint_truncated(void **state)
+{
+    (void)state;
+    char path[128], bad[128], err[512] = "";
+    snprintf(path, sizeof(path), "%s/model.bin", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
+    tl_model_cfg mc = model_cfg();
+    tl_model *m = tl_model_new(&mc, path, err, sizeof(err));
+    if (!m) fail_msg("tl_model_new: %s", err);
+    gen_examples(train_set, 50, 3, 0);
+    train(m, NULL, train_set, 50);
+    assert_int_equal(tl_model_checkpoint(m), 0);
+    tl_model_destroy(m);
+    size_t len;
+    char *good = read_all(path, &len);
+    write_file(bad, good, len - 1);
+    free(good);
+    expect_refused(&mc, bad, "one byte short");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hash_fnv1a),
+        cmocka_unit_test(test_features_prepare),
+        cmocka_unit_test(test_features_pool),
+        cmocka_unit_test(test_features_share),
+        cmocka_unit_test(test_reference_worked_example),
+        cmocka_unit_test(test_model_credits),
+        cmocka_unit_test(test_model_credits_12),
+        cmocka_unit_test(test_model_credits_grouped),
+        cmocka_unit_test(test_model_fallback),
+        cmocka_unit_test_setup_teardown(test_labels_through_stage, setup_dir, teardown_dir),
+        cmocka_unit_test(test_no_leakage),
+        cmocka_unit_test_setup_teardown(test_checkpoint, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_checkpoint_truncated, setup_dir, teardown_dir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
