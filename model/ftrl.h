@@ -1,0 +1,81 @@
+/*
+ * ftrl.h -- online logistic regression trained with FTRL-Proximal (McMahan et al., "Ad
+ * Click Prediction: a View from the Trenches", KDD 2013, Algorithm 1) over dense feature
+ * vectors of a fixed dimension d (1 <= d <= TL_FTRL_MAX_DIM).
+ *
+ * The model: p(y = 1 | x) = sigmoid(w . x). The state is, per coordinate i, z[i] and n[i]
+ * (the sum of squared gradients); the weights follow from them in closed form:
+ *
+ *     w[i] = 0                                                  if |z[i]| <= l1
+ *     w[i] = -(z[i] - sgn(z[i]) l1) / ((beta + sqrt(n[i])) / alpha + l2)   otherwise
+ *
+ * Bias: there is no separate intercept. The caller reserves one coordinate of x that is
+ * always 1.0; that coordinate is an ordinary feature, so L1 and L2 apply to it exactly as
+ * to every other coordinate (as in the paper, which regularises all coordinates). With
+ * l1 > 0 the bias is therefore 0 until |z[bias]| exceeds l1.
+ *
+ * Conventions:
+ *   - Memory: tl_ftrl_new() and tl_ftrl_decode() return a model owned by the caller, freed
+ *     with tl_ftrl_destroy() (NULL is accepted). Vectors x and w are caller-owned arrays of
+ *     tl_ftrl_dim() doubles; x must be finite.
+ *   - Errors: constructors return NULL for invalid parameters or malformed input; nothing
+ *     else can fail (allocation failure aborts, core/util.h).
+ *   - Threading: a model has no internal locking. Concurrent readers (predict, weights,
+ *     encode, version) are safe; learn needs exclusive access.
+ *   - Determinism: the same parameters and the same sequence of learn calls give bit-identical
+ *     state and predictions, and so does a model decoded from tl_ftrl_encode().
+ */
+#ifndef TL_FTRL_H
+#define TL_FTRL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h"
+
+#define TL_FTRL_MAX_DIM 256
+
+typedef struct tl_ftrl tl_ftrl;
+
+/* A model with z = n = 0 (so w = 0, every prediction 0.5). Requires 1 <= d <= 256,
+ * alpha > 0, beta >= 0, l1 >= 0, l2 >= 0, all finite; NULL otherwise. The paper's
+ * defaults are in the range alpha 0.01-0.1, beta 1. */
+tl_ftrl *tl_ftrl_new(int d, double alpha, double beta, double l1, double l2);
+void tl_ftrl_destroy(tl_ftrl *m);
+
+int tl_ftrl_dim(const tl_ftrl *m);
+
+/* The parameters the model was created with (any pointer may be NULL). */
+void tl_ftrl_params(const tl_ftrl *m, double *alpha, double *beta, double *l1, double *l2);
+
+/* Writes the current weights (d doubles) into w, e.g. to score a batch of vectors with one
+ * cblas_dgemv. Exactly 0 for every coordinate with |z| <= l1. */
+void tl_ftrl_weights(const tl_ftrl *m, double *w);
+
+/* sigmoid(w . x), evaluated without overflow for any finite w . x (it may round to exactly
+ * 0 or 1 when |w . x| > ~37; clip before taking logarithms). */
+double tl_ftrl_predict(const tl_ftrl *m, const double *x);
+
+/* One step of Algorithm 1 on the example (x, y), y in {0, 1} (any non-zero y counts as 1),
+ * with importance weight `weight` >= 0 scaling the gradient: g = weight * (p - y) * x, where
+ * p is the prediction made BEFORE the update; returns that p (progressive validation:
+ * score it, then it has been learned). Coordinates with x[i] == 0 are left unchanged.
+ * A weight of 0 (or a negative or non-finite weight) changes nothing, not even the
+ * version: the call is then a plain prediction. */
+double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight);
+
+/* The number of updates so far (learn calls with weight > 0). */
+uint64_t tl_ftrl_version(const tl_ftrl *m);
+
+/* Appends the model to out: a self-describing little-endian record of d, the parameters,
+ * the version and z, n (the weights are derived, not stored). Layout (format 1):
+ *   "TLFT" | u32 format | u32 d | f64 alpha, beta, l1, l2 | u64 version | f64 z[d] | f64 n[d]
+ */
+void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out);
+
+/* A model from an encoded record, or NULL when buf is not exactly one valid record (wrong
+ * magic or format, bad d or parameters, truncated or trailing bytes, non-finite z or n,
+ * negative n). Every read is bounds-checked. */
+tl_ftrl *tl_ftrl_decode(const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,353 @@
+/*
+ * test_ftrl.c -- model/ftrl.c: two updates worked by hand for d = 2; w exactly 0 wherever
+ * |z| <= l1 (z read from the encoded state); a weight-0 example changes nothing; encode /
+ * decode round trip continues with identical predictions; decode rejects truncated,
+ * padded and corrupted records; invalid parameters; the sigmoid at extreme margins.
+ * (The agreement with independent implementations over long streams is
+ * tests/integration/test_ftrl.py.)
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "model/ftrl.h"
+
+static void check_near(double got, double want, double tol, const char *what)
+{
+    if (!(fabs(got - want) <= tol)) fail_msg("%s: got %.17g, expected %.17g", what, got, want);
+}
+
+/* Encoded layout (ftrl.h): header of 52 bytes, then z[d], then n[d], little-endian f64. */
+static double enc_f64(const tl_buf *b, size_t off)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)(unsigned char)b->data[off + i] << (8 * i);
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
+}
+
+static void enc_put_f64(tl_buf *b, size_t off, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    for (int i = 0; i < 8; i++) b->data[off + i] = (char)(v >> (8 * i));
+}
+
+#define HDR 52
+
+static uint64_t rng = 12345;
+static double uni(void)   /* xorshift64*, uniform in [0, 1) */
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (double)((rng * 2685821657736338717ull) >> 11) * 0x1.0p-53;
+}
+
+static void random_example(double *x, int d, int *y)
+{
+    x[0] = 1.0;   /* bias */
+    for (int i = 1; i < d; i++) x[i] = uni() < 0.3 ? 0.0 : 4 * uni() - 2;
+    *y = uni() < 0.3 + 0.4 * (x[1] > 0);
+}
+
+/*
+ * d = 2, alpha = 0.5, beta = 1, l1 = 0.6, l2 = 1. Coordinate 0 is the bias.
+ *
+ * Update 1: x = (1, 2), y = 1, weight 1. z = n = 0, so w = (0, 0), p = sigmoid(0) = 0.5.
+ *   g = (0.5 - 1) * x = (-0.5, -1)
+ *   s_i = (sqrt(n_i + g_i^2) - sqrt(n_i)) / alpha = (0.5 / 0.5, 1 / 0.5) = (1, 2)
+ *   z = g - s * w = (-0.5, -1)        (w = 0)
+ *   n = g^2 = (0.25, 1)
+ *   w_0: |z_0| = 0.5 <= l1 = 0.6, so w_0 = 0
+ *   w_1 = -(z_1 - sgn(z_1) l1) / ((beta + sqrt(n_1)) / alpha + l2)
+ *       = -(-1 + 0.6) / ((1 + 1) / 0.5 + 1) = 0.4 / 5 = 0.08
+ *
+ * Update 2: x = (1, -1), y = 0, weight 2.
+ *   w . x = -0.08, p = 1 / (1 + e^0.08) = 0.48001065984441826
+ *   g = 2 * (p - 0) * x = (q, -q), q = 2p = 0.96002131968883653, q^2 = 0.92164093425709526
+ *   coordinate 0: n_0 = 0.25 + q^2 = 1.1716409342570953
+ *                 z_0 = -0.5 + q - s_0 * 0 = 0.46002131968883653; |z_0| <= 0.6 so w_0 = 0
+ *   coordinate 1: n_1 = 1 + q^2 = 1.9216409342570953, sqrt(n_1) = 1.3862326407414793
+ *                 s_1 = (1.3862326407414793 - 1) / 0.5 = 0.77246528148295868
+ *                 z_1 = -1 - q - s_1 * 0.08 = -2.0218185422074733
+ *                 w_1 = -(z_1 + 0.6) / ((1 + 1.3862326407414793) / 0.5 + 1)
+ *                     = 1.4218185422074733 / 5.7724652814829586 = 0.24631045365806081
+ *   probe x = (0, 1): p = sigmoid(w_1) = 0.56126817043780952
+ */
+static void test_two_updates_by_hand(void **state)
+{
+    (void)state;
+    tl_ftrl *m = tl_ftrl_new(2, 0.5, 1.0, 0.6, 1.0);
+    assert_non_null(m);
+    assert_int_equal(tl_ftrl_dim(m), 2);
+    double w[2];
+
+    double x1[2] = {1, 2};
+    double p = tl_ftrl_learn(m, x1, 1, 1.0);
+    assert_true(p == 0.5);
+    tl_ftrl_weights(m, w);
+    assert_true(w[0] == 0.0);
+    check_near(w[1], 0.08, 1e-15, "w1 after update 1");
+    assert_int_equal(tl_ftrl_version(m), 1);
+
+    tl_buf b = {0};
+    tl_ftrl_encode(m, &b);
+    assert_int_equal(b.len, HDR + 2 * 16);
+    check_near(enc_f64(&b, HDR), -0.5, 0, "z0");
+    check_near(enc_f64(&b, HDR + 8), -1, 0, "z1");
+    check_near(enc_f64(&b, HDR + 16), 0.25, 0, "n0");
+    check_near(enc_f64(&b, HDR + 24), 1, 0, "n1");
+
+    double x2[2] = {1, -1};
+    p = tl_ftrl_learn(m, x2, 0, 2.0);
+    check_near(p, 0.48001065984441826, 1e-15, "p before update 2");
+    tl_ftrl_weights(m, w);
+    assert_true(w[0] == 0.0);
+    check_near(w[1], 0.24631045365806081, 1e-14, "w1 after update 2");
+    assert_int_equal(tl_ftrl_version(m), 2);
+
+    tl_buf_clear(&b);
+    tl_ftrl_encode(m, &b);
+    check_near(enc_f64(&b, HDR), 0.46002131968883653, 1e-15, "z0");
+    check_near(enc_f64(&b, HDR + 8), -2.0218185422074733, 1e-14, "z1");
+    check_near(enc_f64(&b, HDR + 16), 1.1716409342570953, 1e-15, "n0");
+    check_near(enc_f64(&b, HDR + 24), 1.9216409342570953, 1e-15, "n1");
+
+    double probe[2] = {0, 1};
+    check_near(tl_ftrl_predict(m, probe), 0.56126817043780952, 1e-15, "probe");
+    tl_buf_free(&b);
+    tl_ftrl_destroy(m);
+}
+
+/* With a large l1 most coordinates stay inside the dead zone: their w must be exactly 0,
+ * and every other w must follow the closed form of the encoded (z, n). */
+static void test_l1_zeroes_weights(void **state)
+{
+    (void)state;
+    const int d = 12;
+    const double alpha = 0.2, beta = 1, l1 = 3, l2 = 0.5;
+    tl_ftrl *m = tl_ftrl_new(d, alpha, beta, l1, l2);
+    double x[12], w[12];
+    int y;
+    for (int t = 0; t < 400; t++) {
+        random_example(x, d, &y);
+        tl_ftrl_learn(m, x, y, t % 3 ? 1.0 : 0.5);
+    }
+    tl_ftrl_weights(m, w);
+    tl_buf b = {0};
+    tl_ftrl_encode(m, &b);
+    int zeros = 0, nonzeros = 0;
+    for (int i = 0; i < d; i++) {
+        double z = enc_f64(&b, HDR + 8 * (size_t)i), n = enc_f64(&b, HDR + 8 * (size_t)(d + i));
+        if (fabs(z) <= l1) {
+            if (w[i] != 0.0) fail_msg("w[%d] = %g with |z| = %g <= l1", i, w[i], fabs(z));
+            zeros++;
+        } else {
+            double want = -(z - copysign(l1, z)) / ((beta + sqrt(n)) / alpha + l2);
+            check_near(w[i], want, 1e-15 * fabs(want), "closed form");
+            assert_true(w[i] * z < 0);
+            nonzeros++;
+        }
+    }
+    /* The stream is built so that both cases occur (x[1] drives the label). */
+    assert_true(zeros > 0);
+    assert_true(nonzeros > 0);
+    tl_buf_free(&b);
+    tl_ftrl_destroy(m);
+}
+
+static void test_weight_zero_changes_nothing(void **state)
+{
+    (void)state;
+    const int d = 5;
+    tl_ftrl *m = tl_ftrl_new(d, 0.1, 1, 0.01, 0.1);
+    double x[5];
+    int y;
+    for (int t = 0; t < 50; t++) {
+        random_example(x, d, &y);
+        tl_ftrl_learn(m, x, y, 1.0);
+    }
+    tl_buf before = {0}, after = {0};
+    tl_ftrl_encode(m, &before);
+    random_example(x, d, &y);
+    double p = tl_ftrl_predict(m, x);
+    assert_true(tl_ftrl_learn(m, x, y, 0.0) == p);
+    assert_true(tl_ftrl_learn(m, x, y, -1.0) == p);   /* invalid weights are no-ops too */
+    assert_true(tl_ftrl_learn(m, x, y, NAN) == p);
+    tl_ftrl_encode(m, &after);
+    assert_int_equal(before.len, after.len);
+    assert_memory_equal(before.data, after.data, before.len);
+    assert_int_equal(tl_ftrl_version(m), 50);
+    assert_true(tl_ftrl_predict(m, x) == p);
+    tl_buf_free(&before);
+    tl_buf_free(&after);
+    tl_ftrl_destroy(m);
+}
+
+static void test_encode_decode_round_trip(void **state)
+{
+    (void)state;
+    const int d = 9;
+    tl_ftrl *m = tl_ftrl_new(d, 0.05, 0.5, 0.2, 1.5);
+    double x[9], w1[9], w2[9];
+    int y;
+    for (int t = 0; t < 300; t++) {
+        random_example(x, d, &y);
+        tl_ftrl_learn(m, x, y, 1.0 + (t % 4));
+    }
+    tl_buf b = {0}, b2 = {0};
+    tl_buf_append(&b, "prefix", 6);   /* encode appends */
+    tl_ftrl_encode(m, &b);
+    tl_ftrl *m2 = tl_ftrl_decode(b.data + 6, b.len - 6);
+    assert_non_null(m2);
+    assert_int_equal(tl_ftrl_dim(m2), d);
+    assert_int_equal(tl_ftrl_version(m2), tl_ftrl_version(m));
+    double a, be, l1, l2;
+    tl_ftrl_params(m2, &a, &be, &l1, &l2);
+    assert_true(a == 0.05 && be == 0.5 && l1 == 0.2 && l2 == 1.5);
+    tl_ftrl_weights(m, w1);
+    tl_ftrl_weights(m2, w2);
+    assert_memory_equal(w1, w2, sizeof(w1));
+    tl_ftrl_encode(m2, &b2);
+    assert_int_equal(b2.len, b.len - 6);
+    assert_memory_equal(b2.data, b.data + 6, b2.len);
+    /* Both continue identically, bit for bit. */
+    for (int t = 0; t < 300; t++) {
+        random_example(x, d, &y);
+        double p1 = tl_ftrl_learn(m, x, y, 0.7), p2 = tl_ftrl_learn(m2, x, y, 0.7);
+        if (p1 != p2) fail_msg("step %d: %.17g != %.17g", t, p1, p2);
+    }
+    tl_buf_free(&b);
+    tl_buf_free(&b2);
+    tl_ftrl_destroy(m);
+    tl_ftrl_destroy(m2);
+}
+
+static void test_decode_rejects_malformed(void **state)
+{
+    (void)state;
+    const int d = 3;
+    tl_ftrl *m = tl_ftrl_new(d, 0.1, 1, 0, 0);
+    double x[3] = {1, 0.5, -2};
+    tl_ftrl_learn(m, x, 1, 1);
+    tl_buf b = {0};
+    tl_ftrl_encode(m, &b);
+    assert_int_equal(b.len, HDR + 16 * d);
+
+    for (size_t len = 0; len < b.len; len++) {   /* every truncation */
+        /* A copy of exactly len bytes, so that a read past the end is caught by ASan. */
+        char *cut = tl_xmalloc(len ? len : 1);
+        memcpy(cut, b.data, len);
+        if (tl_ftrl_decode(cut, len)) fail_msg("decoded a record truncated to %zu bytes", len);
+        free(cut);
+    }
+    tl_buf pad = {0};
+    tl_buf_append(&pad, b.data, b.len);
+    tl_buf_putc(&pad, 0);
+    assert_null(tl_ftrl_decode(pad.data, pad.len));   /* trailing byte */
+    assert_null(tl_ftrl_decode(NULL, 0));
+
+    struct { size_t off; int byte; double f64; int is_f64; const char *what; } bad[] = {
+        {0, 'X', 0, 0, "magic"},
+        {4, 2, 0, 0, "format"},
+        {8, 0, 0, 0, "d = 0"},
+        {8, 4, 0, 0, "d disagrees with the length"},
+        {12, 0, -0.1, 1, "alpha < 0"},
+        {12, 0, 0, 1, "alpha = 0"},
+        {20, 0, NAN, 1, "beta NaN"},
+        {28, 0, -1, 1, "l1 < 0"},
+        {36, 0, INFINITY, 1, "l2 inf"},
+        {HDR + 8, 0, NAN, 1, "z NaN"},
+        {HDR + 8 * d, 0, -1, 1, "n < 0"},
+        {HDR + 8 * d + 8, 0, INFINITY, 1, "n inf"},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        tl_buf c = {0};
+        tl_buf_append(&c, b.data, b.len);
+        if (bad[k].is_f64) enc_put_f64(&c, bad[k].off, bad[k].f64);
+        else c.data[bad[k].off] = (char)bad[k].byte;
+        if (tl_ftrl_decode(c.data, c.len)) fail_msg("decoded a record with %s", bad[k].what);
+        tl_buf_free(&c);
+    }
+    /* d = 257 with a matching length is still rejected. */
+    tl_buf big = {0};
+    tl_buf_append(&big, b.data, HDR);
+    big.data[8] = (char)(257 & 0xff);
+    big.data[9] = (char)(257 >> 8);
+    for (int i = 0; i < 257 * 16; i++) tl_buf_putc(&big, 0);
+    assert_null(tl_ftrl_decode(big.data, big.len));
+
+    tl_buf_free(&big);
+    tl_buf_free(&pad);
+    tl_buf_free(&b);
+    tl_ftrl_destroy(m);
+}
+
+static void test_invalid_parameters(void **state)
+{
+    (void)state;
+    assert_null(tl_ftrl_new(0, 0.1, 1, 0, 0));
+    assert_null(tl_ftrl_new(TL_FTRL_MAX_DIM + 1, 0.1, 1, 0, 0));
+    assert_null(tl_ftrl_new(4, 0, 1, 0, 0));
+    assert_null(tl_ftrl_new(4, 0.1, -1, 0, 0));
+    assert_null(tl_ftrl_new(4, 0.1, 1, -0.1, 0));
+    assert_null(tl_ftrl_new(4, 0.1, 1, 0, -0.1));
+    assert_null(tl_ftrl_new(4, NAN, 1, 0, 0));
+    /* beta = l2 = 0 is allowed: an untouched coordinate (n = 0) still has w = 0. */
+    tl_ftrl *m = tl_ftrl_new(TL_FTRL_MAX_DIM, 0.1, 0, 0, 0);
+    assert_non_null(m);
+    double x[TL_FTRL_MAX_DIM] = {1, 0.5}, w[TL_FTRL_MAX_DIM];
+    for (int t = 0; t < 3; t++) tl_ftrl_learn(m, x, t % 2, 1);
+    tl_ftrl_weights(m, w);
+    assert_true(w[0] != 0 && w[1] != 0 && isfinite(w[0]) && isfinite(w[1]));
+    for (int i = 2; i < TL_FTRL_MAX_DIM; i++)
+        if (w[i] != 0.0 || signbit(w[i])) fail_msg("w[%d] = %g, expected +0", i, w[i]);
+    double p = tl_ftrl_predict(m, x);
+    assert_true(p > 0 && p < 1);
+    tl_ftrl_destroy(m);
+    tl_ftrl_destroy(NULL);
+}
+
+/* Extreme margins give 0 or 1, never NaN; a fresh model says 0.5 everywhere. */
+static void test_sigmoid_extremes(void **state)
+{
+    (void)state;
+    tl_ftrl *m = tl_ftrl_new(2, 10, 0, 0, 0);
+    double x0[2] = {1, 3};
+    assert_true(tl_ftrl_predict(m, x0) == 0.5);
+    double x[2] = {1, 1};
+    for (int t = 0; t < 20; t++) tl_ftrl_learn(m, x, 1, 1e6);   /* drives w . x far up */
+    double w[2];
+    tl_ftrl_weights(m, w);
+    assert_true(w[0] > 0 && w[1] > 0);
+    double big[2] = {1e6, 1e6}, small[2] = {-1e6, -1e6}, huge[2] = {1e300, 1e300};
+    assert_true(tl_ftrl_predict(m, big) == 1.0);
+    assert_true(tl_ftrl_predict(m, small) == 0.0);
+    double ph = tl_ftrl_predict(m, huge);   /* w . x overflows to +inf */
+    assert_true(ph == 1.0);
+    tl_ftrl_destroy(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_updates_by_hand),
+        cmocka_unit_test(test_l1_zeroes_weights),
+        cmocka_unit_test(test_weight_zero_changes_nothing),
+        cmocka_unit_test(test_encode_decode_round_trip),
+        cmocka_unit_test(test_decode_rejects_malformed),
+        cmocka_unit_test(test_invalid_parameters),
+        cmocka_unit_test(test_sigmoid_extremes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
