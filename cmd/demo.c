@@ -265,7 +265,8 @@ int tl_cmd_demo(int argc, char **argv)
     tl_run_report r;
     if (tl_kafka_pipeline_run(c, 1, wrap, show_profiles, &dm, &r) != 0) goto done;
 
-    printf("\nAttributions (rule-based credits per touchpoint, in journey order):\n");
+    printf("\nAttributions (credits per touchpoint, in journey order; shapley and removal come "
+           "from the online model):\n");
     for (int k = 0; k < dm.n_shown; k++)
         printf("  user %s: %s\n%s", dm.user[k], dm.explanation[k], dm.credits[k]);
     double busy = (double)r.rt.busy_ns / 1e9;
@@ -276,6 +277,15 @@ int tl_cmd_demo(int argc, char **argv)
            r.rt.events, busy, busy > 0 ? (double)r.rt.events / busy : 0.0, r.seconds,
            r.out.interest, r.out.attribution, r.attribution.purchases,
            r.attribution.no_touchpoints, r.rt.bad_total);
+    if (r.model.examples)
+        printf("Model:      %" PRIu64 " journeys learned (%" PRIu64 " ended in a purchase), version %"
+               PRIu64 "; progressive AUC %.3f and log-loss %.3f against %.3f and %.3f for the "
+               "running conversion rate\n",
+               r.model.examples, r.model.positives, r.model.version, r.model.auc, r.model.logloss,
+               r.model.baseline_auc, r.model.baseline_logloss);
+    if (r.model.markov_windows)
+        printf("Markov:     %" PRIu64 " hourly windows closed, %" PRIu64 " credit deltas published\n",
+               r.model.markov_windows, r.model.credit_deltas);
     rc = r.rt.events == a.gp.n_events ? 0 : 1;
     if (rc) fprintf(stderr, "tally: expected %" PRIu64 " events, processed %" PRIu64 "\n",
                     a.gp.n_events, r.rt.events);

@@ -42,6 +42,11 @@ int tl_cmd_run(int argc, char **argv)
             "run: %" PRIu64 " events, %" PRIu64 " dead letters, %" PRIu64 " interest deltas, %" PRIu64
             " attributions in %.2f s\n",
             r.rt.events, r.rt.bad_total, r.out.interest, r.out.attribution, r.seconds);
+    if (r.model.examples)
+        fprintf(stderr, "run: model version %" PRIu64 ", %" PRIu64 " examples, progressive AUC %.4f "
+                        "log-loss %.4f (running rate: %.4f, %.4f)\n",
+                r.model.version, r.model.examples, r.model.auc, r.model.logloss,
+                r.model.baseline_auc, r.model.baseline_logloss);
     fprintf(stderr, "run: time in poll %.2f s, processing %.2f s, waiting for acks %.2f s, "
                     "writing state %.2f s, committing %.2f s\n",
             r.rt.poll_ns / 1e9, r.rt.process_ns / 1e9, r.rt.sink_flush_ns / 1e9,
