@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TALLY = os.environ.get("TALLY_BIN", os.path.join(ROOT, "build", "tally"))
 DATA = os.path.join(ROOT, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
 # tally's defaults (core/config_tables.c): model.ftrl.alpha, beta, l1, l2
-ALPHA, BETA, L1, L2 = 0.05, 1.0, 0.0, 0.1
+ALPHA, BETA, L1, L2 = 0.2, 1.0, 0.0, 0.1
 
 
 def logloss(ps, ys, ws):
@@ -53,11 +53,14 @@ def auc(ps, ys):
     return (rank_sum - pos * (pos + 1) / 2.0) / (pos * neg)
 
 
-def export(inp, fmt, tmp):
+def export(inp, fmt, tmp, xs):
     path = os.path.join(tmp, "examples.csv")
+    cmd = [TALLY, "replay", "--input", inp, "--format", fmt, "--output", os.devnull,
+           "--export-examples", path, "-X", "log.level=warn"]
+    for kv in xs:
+        cmd += ["-X", kv]
     t0 = time.monotonic()
-    subprocess.run([TALLY, "replay", "--input", inp, "--format", fmt, "--output", os.devnull,
-                    "--export-examples", path, "-X", "log.level=warn"], check=True)
+    subprocess.run(cmd, check=True)
     return path, time.monotonic() - t0
 
 
@@ -84,10 +87,18 @@ def river_run(make, feats, rows):
     return ps, time.monotonic() - t0
 
 
-def evaluate(name, inp, fmt):
+EXTRA = ()
+
+
+def evaluate(name, inp, fmt, xs=()):
     from river import linear_model, optim
+    xs = tuple(xs) + EXTRA
+    alpha = ALPHA
+    for kv in xs:
+        if kv.startswith("model.ftrl.alpha="):
+            alpha = float(kv.split("=", 1)[1])
     with tempfile.TemporaryDirectory() as tmp:
-        path, secs = export(inp, fmt, tmp)
+        path, secs = export(inp, fmt, tmp, xs)
         feats, rows = read_examples(path)
     ys = [r[0] for r in rows]
     ws = [r[1] for r in rows]
@@ -95,7 +106,7 @@ def evaluate(name, inp, fmt):
     out.append(("tally (FTRL-Proximal, C)", [r[2] for r in rows], None))
     out.append(("running conversion rate", [r[3] for r in rows], None))
     ftrl = lambda: linear_model.LogisticRegression(
-        optimizer=optim.FTRLProximal(alpha=ALPHA, beta=BETA, l1=L1, l2=L2), l2=0.0,
+        optimizer=optim.FTRLProximal(alpha=alpha, beta=BETA, l1=L1, l2=L2), l2=0.0,
         intercept_lr=0.0)
     sgd = lambda: linear_model.LogisticRegression(optimizer=optim.SGD(0.01))
     for label, make in (("River LogisticRegression + FTRLProximal", ftrl),
@@ -103,7 +114,7 @@ def evaluate(name, inp, fmt):
         ps, t = river_run(make, feats, rows)
         out.append((label, ps, t))
     print(f"\n{name}: {len(rows):,} examples ({sum(ys):,} positive), features {len(feats)}; "
-          f"tally replay with export took {secs:.2f} s")
+          f"tally replay with export took {secs:.2f} s" + (f"; -X {' -X '.join(xs)}" if xs else ""))
     print("| learner | log-loss | AUC | learner time |")
     print("|---|---|---|---|")
     for label, ps, t in out:
@@ -116,12 +127,28 @@ def main():
     ap.add_argument("--input")
     ap.add_argument("--format", default="taobao")
     ap.add_argument("--generated", type=int, default=1000000)
+    ap.add_argument("-X", dest="xs", action="append", default=[], metavar="KEY=VALUE",
+                    help="a tally configuration key for every replay (e.g. model.ftrl.alpha=0.5)")
     a = ap.parse_args()
+    global EXTRA
+    EXTRA = tuple(a.xs)
     if a.input:
         evaluate(a.input, a.input, a.format)
         return
     if os.path.exists(DATA):
-        evaluate("Taobao journeys (../shared/data)", DATA, "taobao")
+        # As the file comes: grouped by user, so the partition's stream time runs ahead of
+        # each user's own events and journeys expire (negatives) as soon as they are idle.
+        evaluate("Taobao journeys, file order", DATA, "taobao")
+        # In time order, as a stream would deliver it. Its 9 days hold few journeys that
+        # stay idle for the default 7-day lookback, so the lookback is 1 day here.
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = list(csv.reader(open(DATA)))
+            rows.sort(key=lambda r: int(r[4]))   # stable: equal times keep file order
+            sorted_path = os.path.join(tmp, "sorted.csv")
+            with open(sorted_path, "w", newline="") as f:
+                csv.writer(f).writerows(rows)
+            evaluate("Taobao journeys, time order", sorted_path, "taobao",
+                     ("attribution.lookback.ms=86400000",))
     else:
         print("SKIP: ../shared/data/taobao not found", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
