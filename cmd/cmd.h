@@ -53,5 +53,6 @@ int tl_cmd_produce(int argc, char **argv);
 int tl_cmd_gen(int argc, char **argv);
 int tl_cmd_demo(int argc, char **argv);
 int tl_cmd_config(int argc, char **argv);
+int tl_cmd_paths(int argc, char **argv);
 
 #endif

@@ -1,0 +1,339 @@
+/*
+ * paths.c -- `tally paths`: Markov-chain attribution (model/markov.h) of an aggregated
+ * path file in ChannelAttribution's format, with first-touch, last-touch and linear
+ * credits beside it. The same code computes the per-window removal effects of `run`.
+ *
+ * Input: a header line naming the columns, separated by ';' -- path and
+ * total_conversions are required, total_conversion_value and total_null optional, in
+ * any order, other columns ignored -- then one path per line:
+ *
+ *     path;total_conversions;total_conversion_value;total_null
+ *     eta > iota > alpha > eta;1;0.244;3
+ *
+ * Channels are separated by '>' with surrounding blanks trimmed. A field may be wrapped
+ * in double quotes (without quotes inside). Blank lines are skipped. Anything else that
+ * does not parse -- a missing field, an empty channel, a number that is negative or not
+ * a number -- stops the command with an error naming the line.
+ */
+#define _XOPEN_SOURCE 700
+#include "cmd.h"
+#include "core/json.h"
+#include "core/util.h"
+#include "model/markov.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: tally paths --input FILE [--format channelattribution] [--output FILE.json]\n"
+    "\n"
+    "First-order Markov-chain attribution of aggregated paths: for every channel, the\n"
+    "removal effect (relative drop of the conversion probability when the channel is\n"
+    "removed from the chain, computed exactly), the conversions and value it is credited\n"
+    "with (in proportion to the removal effects), and first-touch, last-touch and linear\n"
+    "credits of the same paths. Prints a table sorted by Markov credit.\n"
+    "\n"
+    "  --input FILE     paths, ChannelAttribution's format (- for stdin):\n"
+    "                   path;total_conversions;total_conversion_value;total_null\n"
+    "                   eta > iota > alpha;1;0.244;3\n"
+    "  --format F       channelattribution (the only format, the default)\n"
+    "  --output FILE    also write the results as JSON\n";
+
+enum { COL_PATH, COL_CONV, COL_VALUE, COL_NULL, NCOLS };
+static const char *const col_names[NCOLS] = {"path", "total_conversions",
+                                             "total_conversion_value", "total_null"};
+
+#define MAX_FIELDS 64
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n')) e--;
+    *e = '\0';
+    return s;
+}
+
+/* Splits line at ';' in place into trimmed, unquoted fields; returns their count, or -1
+ * when there are more than max. */
+static int split_fields(char *line, char **f, int max)
+{
+    int n = 0;
+    for (char *p = line;;) {
+        char *sc = strchr(p, ';');
+        if (sc) *sc = '\0';
+        if (n == max) return -1;
+        char *v = trim(p);
+        size_t len = strlen(v);
+        if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
+            v[len - 1] = '\0';
+            v = trim(v + 1);
+        }
+        f[n++] = v;
+        if (!sc) return n;
+        p = sc + 1;
+    }
+}
+
+static int parse_weight(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (!*s || *end || errno == ERANGE || !isfinite(d) || d < 0) return -1;
+    *out = d;
+    return 0;
+}
+
+typedef struct paths_run {
+    const char *input;
+    tl_markov *m;
+    char err[512];
+} paths_run;
+
+/* Reads the whole file into the model. 0, or -1 with a message in r->err. */
+static int read_paths(paths_run *r, FILE *in)
+{
+    char *line = NULL, *f[MAX_FIELDS];
+    size_t cap = 0;
+    const char **states = NULL;
+    int states_cap = 0, col[NCOLS] = {-1, -1, -1, -1}, nfields = 0, rc = -1;
+    uint64_t lineno = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        lineno++;
+        if ((size_t)len != strlen(line)) {
+            snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": a NUL byte in the line",
+                     r->input, lineno);
+            goto done;
+        }
+        char *s = trim(line);
+        if (!*s) continue;
+        int n = split_fields(s, f, MAX_FIELDS);
+        if (nfields == 0) {   /* the header */
+            if (n < 0) {
+                snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": more than %d columns",
+                         r->input, lineno, MAX_FIELDS);
+                goto done;
+            }
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < NCOLS; c++) {
+                    if (strcmp(f[i], col_names[c]) != 0) continue;
+                    if (col[c] >= 0) {
+                        snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": column %s twice",
+                                 r->input, lineno, col_names[c]);
+                        goto done;
+                    }
+                    col[c] = i;
+                }
+            if (col[COL_PATH] < 0 || col[COL_CONV] < 0) {
+                snprintf(r->err, sizeof(r->err),
+                         "%s:%" PRIu64 ": expected a header naming the columns path and "
+                         "total_conversions (and optionally total_conversion_value, "
+                         "total_null), separated by ';'",
+                         r->input, lineno);
+                goto done;
+            }
+            nfields = n;
+            continue;
+        }
+        if (n != nfields) {
+            if (n < 0)
+                snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": expected %d fields "
+                         "separated by ';' as in the header, got more than %d", r->input,
+                         lineno, nfields, MAX_FIELDS);
+            else
+                snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": expected %d fields "
+                         "separated by ';' as in the header, got %d", r->input, lineno,
+                         nfields, n);
+            goto done;
+        }
+        double w[NCOLS] = {0, 0, 0, 0};
+        for (int c = COL_CONV; c < NCOLS; c++) {
+            if (col[c] < 0 || parse_weight(f[col[c]], &w[c]) == 0) continue;
+            snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": %s: expected a number >= 0, "
+                     "got '%.40s'", r->input, lineno, col_names[c], f[col[c]]);
+            goto done;
+        }
+        int ns = 0;
+        for (char *p = f[col[COL_PATH]];;) {
+            char *gt = strchr(p, '>');
+            if (gt) *gt = '\0';
+            char *ch = trim(p);
+            if (!*ch) {
+                snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": %s", r->input, lineno,
+                         ns == 0 && !gt ? "empty path" : "empty channel in the path");
+                goto done;
+            }
+            if (ns == states_cap) {
+                states_cap = states_cap ? states_cap * 2 : 64;
+                states = tl_xrealloc(states, (size_t)states_cap * sizeof(*states));
+            }
+            states[ns++] = ch;
+            if (!gt) break;
+            p = gt + 1;
+        }
+        int e = tl_markov_add_path(r->m, states, ns, w[COL_CONV], w[COL_NULL], w[COL_VALUE]);
+        if (e != TL_MARKOV_OK) {
+            snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": %s", r->input, lineno,
+                     tl_markov_strerror(e));
+            goto done;
+        }
+    }
+    if (ferror(in)) {
+        snprintf(r->err, sizeof(r->err), "%s: read error: %s", r->input, strerror(errno));
+        goto done;
+    }
+    if (nfields == 0) {
+        snprintf(r->err, sizeof(r->err), "%s: empty file (no header)", r->input);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(line);
+    free(states);
+    return rc;
+}
+
+static const tl_markov_result *sort_res;
+
+static int by_credit(const void *pa, const void *pb)
+{
+    const tl_markov_channel *a = &sort_res->channels[*(const int *)pa];
+    const tl_markov_channel *b = &sort_res->channels[*(const int *)pb];
+    if (a->markov_conversions != b->markov_conversions)
+        return a->markov_conversions > b->markov_conversions ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+static void print_table(const tl_markov_result *res, const int *order, double seconds)
+{
+    int w = 7;
+    for (int i = 0; i < res->n; i++) {
+        int l = (int)strlen(res->channels[i].name);
+        if (l > w) w = l;
+    }
+    printf("paths %" PRIu64 ", conversions %.10g, nulls %.10g, value %.10g, "
+           "p(conversion) %.6f, %.3f s\n\n",
+           res->paths, res->conversions, res->nulls, res->value,
+           res->conversion_probability, seconds);
+    printf("%-*s  %14s  %18s  %14s  %12s  %12s  %12s\n", w, "channel", "removal_effect",
+           "markov_conversions", "markov_value", "first_touch", "last_touch", "linear");
+    for (int i = 0; i < res->n; i++) {
+        const tl_markov_channel *c = &res->channels[order[i]];
+        printf("%-*s  %14.6f  %18.2f  %14.2f  %12.2f  %12.2f  %12.2f\n", w, c->name,
+               c->removal_effect, c->markov_conversions, c->markov_value,
+               c->first_conversions, c->last_conversions, c->linear_conversions);
+    }
+}
+
+static void put_field(tl_buf *b, const char *key, double v, int comma)
+{
+    tl_buf_printf(b, "\"%s\": ", key);
+    tl_json_put_double(b, v);
+    if (comma) tl_buf_puts(b, ", ");
+}
+
+static int write_json(const char *path, const tl_markov_result *res, const int *order,
+                      double seconds)
+{
+    tl_buf b = {0};
+    tl_buf_puts(&b, "{\"channels\": [");
+    for (int i = 0; i < res->n; i++) {
+        const tl_markov_channel *c = &res->channels[order[i]];
+        tl_buf_puts(&b, i ? ",\n  {" : "\n  {");
+        tl_buf_puts(&b, "\"channel\": ");
+        tl_json_put_str(&b, c->name);
+        tl_buf_puts(&b, ", ");
+        put_field(&b, "removal_effect", c->removal_effect, 1);
+        put_field(&b, "markov_conversions", c->markov_conversions, 1);
+        put_field(&b, "markov_value", c->markov_value, 1);
+        put_field(&b, "first_touch", c->first_conversions, 1);
+        put_field(&b, "last_touch", c->last_conversions, 1);
+        put_field(&b, "linear", c->linear_conversions, 1);
+        put_field(&b, "first_touch_value", c->first_value, 1);
+        put_field(&b, "last_touch_value", c->last_value, 1);
+        put_field(&b, "linear_value", c->linear_value, 0);
+        tl_buf_putc(&b, '}');
+    }
+    tl_buf_puts(&b, res->n ? "\n],\n" : "],\n");
+    put_field(&b, "conversion_probability", res->conversion_probability, 1);
+    tl_buf_printf(&b, "\"paths\": %" PRIu64 ", ", res->paths);
+    put_field(&b, "conversions", res->conversions, 1);
+    put_field(&b, "nulls", res->nulls, 1);
+    put_field(&b, "value", res->value, 1);
+    put_field(&b, "seconds", seconds, 0);
+    tl_buf_puts(&b, "}\n");
+    FILE *out = fopen(path, "w");
+    int ok = out && fwrite(b.data, 1, b.len, out) == b.len;
+    if (out && fclose(out) != 0) ok = 0;
+    if (!ok) fprintf(stderr, "tally: cannot write %s: %s\n", path, strerror(errno));
+    tl_buf_free(&b);
+    return ok ? 0 : -1;
+}
+
+int tl_cmd_paths(int argc, char **argv)
+{
+    struct {
+        const char *input, *format, *output;
+        int help;
+    } a = {0};
+    const tl_cmd_opt opts[] = {
+        {"--input", &a.input, NULL},  {"--format", &a.format, NULL},
+        {"--output", &a.output, NULL}, {"--help", NULL, &a.help},
+        {"-h", NULL, &a.help},        {NULL, NULL, NULL},
+    };
+    tl_cmd_opts t = {opts, usage};
+    for (int i = 1; i < argc; i++) {
+        int r = tl_cmd_opts_parse(&t, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r == 0) return tl_cmd_usage_error(usage, "unknown option '%s'", argv[i]);
+    }
+    if (a.help) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!a.input) return tl_cmd_usage_error(usage, "--input is required");
+    if (a.format && strcmp(a.format, "channelattribution") != 0)
+        return tl_cmd_usage_error(usage, "unknown format '%s' (channelattribution is the one "
+                                  "format)", a.format);
+
+    int64_t t0 = tl_mono_ns();
+    int use_stdin = !strcmp(a.input, "-");
+    FILE *in = use_stdin ? stdin : fopen(a.input, "r");
+    if (!in) {
+        fprintf(stderr, "tally: cannot read %s: %s\n", a.input, strerror(errno));
+        return 1;
+    }
+    paths_run r = {.input = use_stdin ? "stdin" : a.input, .m = tl_markov_new()};
+    tl_markov_result res = {0};
+    int *order = NULL, rc = 1;
+    int rd = read_paths(&r, in);
+    if (!use_stdin) fclose(in);
+    if (rd != 0) {
+        fprintf(stderr, "tally: %s\n", r.err);
+        goto done;
+    }
+    int e = tl_markov_removal_effects(r.m, &res);
+    if (e != TL_MARKOV_OK) {
+        fprintf(stderr, "tally: %s: %s\n", r.input, tl_markov_strerror(e));
+        goto done;
+    }
+    double seconds = (double)(tl_mono_ns() - t0) / 1e9;
+    order = tl_xmalloc(((size_t)res.n + 1) * sizeof(*order));
+    for (int i = 0; i < res.n; i++) order[i] = i;
+    sort_res = &res;
+    qsort(order, (size_t)res.n, sizeof(*order), by_credit);
+    print_table(&res, order, seconds);
+    if (a.output && write_json(a.output, &res, order, seconds) != 0) goto done;
+    rc = 0;
+done:
+    free(order);
+    tl_markov_result_free(&res);
+    tl_markov_destroy(r.m);
+    return rc;
+}

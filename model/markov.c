@@ -1,0 +1,626 @@
+/*
+ * markov.c -- first-order Markov-chain attribution (markov.h, docs/attribution.md).
+ *
+ * DESIGN
+ *
+ * State. The model is a set of sums, so adding paths, merging windows and encoding are
+ * exact and order-free: per transient pair (from, to) the weight of the journeys that went
+ * from -> to, per state the weight into conversion and into null, the first/last/linear
+ * sums, and the totals. Transient index 0 is start; channel i is transient i + 1. Pairs are
+ * in an open-addressing table keyed (from << 32 | to): a path adds at most its length in
+ * entries, and a window of n channels has far fewer than n^2 distinct pairs. Names are
+ * interned in a second open-addressing table. Consecutive repeats are collapsed when a
+ * path is added, so there are no self-loops (Q[i][i] = 0).
+ *
+ * The chain. Transient states T = {start} + channels, absorbing {conversion, null}.
+ * Q[i][j] = w(i -> j) / out(i), r[i] = w(i -> conversion) / out(i), with out(i) the
+ * weight leaving i. N = (I - Q)^-1 (N[i][j]: expected visits to j from i), b = N r
+ * (b[i]: probability of converting from i), p = b[s], s = start.
+ *
+ * The removal effect of j is the relative drop of p when j is removed, i.e. when j turns
+ * into an absorbing null state: RE_j = (b[s] - b'[s]) / b[s]. With h_ij the probability
+ * of ever reaching j from i, a journey from s either converts without touching j
+ * (probability b'[s]) or reaches j and then converts (the chain restarts at j: strong
+ * Markov property), so b[s] = b'[s] + h_sj b[j]. Visits to j from i are a first arrival
+ * (probability h_ij) followed by the visits from j, so N[i][j] = h_ij N[j][j] for i != j.
+ * Hence
+ *
+ *     RE_j = h_sj b[j] / b[s] = (N[s][j] / N[j][j]) * b[j] / b[s],
+ *
+ * which is also P(the journey visits j | it converts): the quantity ChannelAttribution
+ * estimates by simulating journeys (it counts the channels on simulated converting paths).
+ *
+ * One factorisation. P (I - Q) = L U once (dgetrf). Then b from one solve (dgetrs 'N'),
+ * row s of N from one transposed solve (dgetrs 'T' with e_s), and the diagonal of N from
+ * the factors: (I - Q)^-1 = U^-1 L^-1 P, so N[j][j] = sum_k U^-1[j][k] L^-1[k][q(j)] with
+ * q the row P moves j to; U^-1 and L^-1 are formed in place by two dtrtri calls (after the
+ * solves, which need the factors) and the diagonal is then O(n^2). Cost: 2/3 n^3 for
+ * dgetrf plus 2/3 n^3 for the two triangular inverses.
+ *
+ * Rejected: re-solving the chain once per removed state (n factorisations, O(n^4));
+ * simulation (ChannelAttribution's way: approximate, and its error shrinks only as
+ * 1/sqrt(runs)); the diagonal from dgetrs against all n unit vectors (2 n^3, three times
+ * the triangular inverses) or from dgetri (the full inverse, of which n entries are used).
+ *
+ * Degenerate cases. A state with no weight leaving it (seen only in paths of weight 0)
+ * has a zero row in Q and r: it is effectively null, b = 0, RE = 0. Without conversions
+ * (b[s] = 0) every RE and credit is 0. Rounding can leave an RE a few ulps outside [0, 1];
+ * it is clamped.
+ *
+ * Encoding (version 1, little-endian): "TLMK", u8 version, varint n, n x (varint len,
+ * bytes), varint paths, f64 conversions, nulls, value, n x 8 f64 (conversion, null, first
+ * conversions/value, last conversions/value, linear conversions/value), varint edges,
+ * edges x (varint from, varint to, f64 weight) sorted by (from, to), then u64 FNV-1a of
+ * everything before it. The same model (same sums, same interning order) always gives the
+ * same bytes. Decoding checks the checksum, every index, duplicates and that every weight
+ * is finite and non-negative.
+ */
+#include "markov.h"
+
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EMPTY_KEY UINT64_MAX
+
+typedef struct mk_state {
+    double conv, null;          /* weight into conversion / null */
+    double first_c, first_v, last_c, last_v, lin_c, lin_v;
+} mk_state;
+
+struct tl_markov {
+    int n, cap;                 /* channel states */
+    char **names;
+    uint32_t *name_len;
+    mk_state *st;
+    int32_t *slots;             /* name table: channel index or -1 */
+    size_t slot_cap;            /* power of two, >= 2 n */
+    uint64_t *ekey;             /* edge table: from << 32 | to (transient indices) */
+    double *ew;
+    size_t ecap, ecount;        /* ecap power of two, >= 2 ecount */
+    double conversions, nulls, value;
+    uint64_t paths;
+};
+
+const char *tl_markov_strerror(int rc)
+{
+    switch (rc) {
+    case TL_MARKOV_OK: return "ok";
+    case TL_MARKOV_EINVAL: return "invalid path (no states, an empty or overlong state name, "
+                                  "or a weight that is negative or not finite)";
+    case TL_MARKOV_ETOOMANY: return "too many states (more than TL_MARKOV_MAX_STATES = 4096)";
+    case TL_MARKOV_ESOLVE: return "the linear solve failed (I - Q is singular)";
+    case TL_MARKOV_ECORRUPT: return "not an encoded Markov model (corrupt or truncated)";
+    default: return "unknown error";
+    }
+}
+
+/* --- tables -------------------------------------------------------------------------- */
+
+static int name_find(const tl_markov *m, const char *s, size_t len, uint64_t h)
+{
+    if (!m->slot_cap) return -1;
+    size_t mask = m->slot_cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        int32_t k = m->slots[i];
+        if (k < 0) return -1;
+        if (m->name_len[k] == len && !memcmp(m->names[k], s, len)) return k;
+    }
+}
+
+static void name_slot_put(int32_t *slots, size_t cap, uint64_t h, int32_t k)
+{
+    size_t mask = cap - 1, i = h & mask;
+    while (slots[i] >= 0) i = (i + 1) & mask;
+    slots[i] = k;
+}
+
+/* Appends a new state (the caller checked it is absent and within the bound). */
+static int name_add(tl_markov *m, const char *s, size_t len, uint64_t h)
+{
+    if (m->n == m->cap) {
+        int cap = m->cap ? m->cap * 2 : 16;
+        m->names = tl_xrealloc(m->names, (size_t)cap * sizeof(*m->names));
+        m->name_len = tl_xrealloc(m->name_len, (size_t)cap * sizeof(*m->name_len));
+        m->st = tl_xrealloc(m->st, (size_t)cap * sizeof(*m->st));
+        m->cap = cap;
+    }
+    if ((size_t)(m->n + 1) * 2 > m->slot_cap) {
+        size_t cap = m->slot_cap ? m->slot_cap * 2 : 32;
+        int32_t *slots = tl_xmalloc(cap * sizeof(*slots));
+        memset(slots, 0xff, cap * sizeof(*slots));
+        for (int k = 0; k < m->n; k++)
+            name_slot_put(slots, cap, tl_hash64(m->names[k], m->name_len[k]), k);
+        free(m->slots);
+        m->slots = slots;
+        m->slot_cap = cap;
+    }
+    int k = m->n++;
+    char *copy = tl_xmalloc(len + 1);
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    m->names[k] = copy;
+    m->name_len[k] = (uint32_t)len;
+    memset(&m->st[k], 0, sizeof(m->st[k]));
+    name_slot_put(m->slots, m->slot_cap, h, k);
+    return k;
+}
+
+static uint64_t edge_hash(uint64_t key)
+{
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    return key;
+}
+
+static double *edge_ref(tl_markov *m, uint32_t from, uint32_t to)
+{
+    if ((m->ecount + 1) * 2 > m->ecap) {
+        size_t cap = m->ecap ? m->ecap * 2 : 64;
+        uint64_t *key = tl_xmalloc(cap * sizeof(*key));
+        double *w = tl_xmalloc(cap * sizeof(*w));
+        memset(key, 0xff, cap * sizeof(*key));
+        for (size_t i = 0; i < m->ecap; i++) {
+            if (m->ekey[i] == EMPTY_KEY) continue;
+            size_t j = edge_hash(m->ekey[i]) & (cap - 1);
+            while (key[j] != EMPTY_KEY) j = (j + 1) & (cap - 1);
+            key[j] = m->ekey[i];
+            w[j] = m->ew[i];
+        }
+        free(m->ekey);
+        free(m->ew);
+        m->ekey = key;
+        m->ew = w;
+        m->ecap = cap;
+    }
+    uint64_t k = (uint64_t)from << 32 | to;
+    size_t mask = m->ecap - 1, i = edge_hash(k) & mask;
+    while (m->ekey[i] != EMPTY_KEY) {
+        if (m->ekey[i] == k) return &m->ew[i];
+        i = (i + 1) & mask;
+    }
+    m->ekey[i] = k;
+    m->ew[i] = 0;
+    m->ecount++;
+    return &m->ew[i];
+}
+
+/* --- life cycle ---------------------------------------------------------------------- */
+
+tl_markov *tl_markov_new(void) { return tl_xcalloc(1, sizeof(tl_markov)); }
+
+void tl_markov_clear(tl_markov *m)
+{
+    for (int k = 0; k < m->n; k++) free(m->names[k]);
+    free(m->names);
+    free(m->name_len);
+    free(m->st);
+    free(m->slots);
+    free(m->ekey);
+    free(m->ew);
+    memset(m, 0, sizeof(*m));
+}
+
+void tl_markov_destroy(tl_markov *m)
+{
+    if (!m) return;
+    tl_markov_clear(m);
+    free(m);
+}
+
+int tl_markov_states(const tl_markov *m) { return m->n; }
+uint64_t tl_markov_paths(const tl_markov *m) { return m->paths; }
+
+const char *tl_markov_state_name(const tl_markov *m, int i)
+{
+    return i >= 0 && i < m->n ? m->names[i] : NULL;
+}
+
+static int weight_ok(double w) { return isfinite(w) && w >= 0; }
+
+int tl_markov_add_path(tl_markov *m, const char *const *states, int n, double conversions,
+                       double nulls, double value)
+{
+    if (!states || n < 1 || !weight_ok(conversions) || !weight_ok(nulls) || !weight_ok(value))
+        return TL_MARKOV_EINVAL;
+    for (int i = 0; i < n; i++) {
+        if (!states[i]) return TL_MARKOV_EINVAL;
+        size_t len = strnlen(states[i], TL_MARKOV_MAX_NAME + 1);
+        if (len == 0 || len > TL_MARKOV_MAX_NAME) return TL_MARKOV_EINVAL;
+    }
+    /* The bound, checked before anything changes: count the distinct new names. */
+    if (m->n + n > TL_MARKOV_MAX_STATES) {
+        int fresh = 0;
+        for (int i = 0; i < n; i++) {
+            size_t len = strlen(states[i]);
+            if (name_find(m, states[i], len, tl_hash64(states[i], len)) >= 0) continue;
+            int seen = 0;
+            for (int j = 0; j < i && !seen; j++) seen = !strcmp(states[j], states[i]);
+            fresh += !seen;
+        }
+        if (m->n + fresh > TL_MARKOV_MAX_STATES) return TL_MARKOV_ETOOMANY;
+    }
+
+    double w = conversions + nulls, share_c = conversions / n, share_v = value / n;
+    uint32_t prev = 0;   /* start */
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(states[i]);
+        uint64_t h = tl_hash64(states[i], len);
+        k = name_find(m, states[i], len, h);
+        if (k < 0) k = name_add(m, states[i], len, h);
+        uint32_t t = (uint32_t)k + 1;
+        if (t != prev && w > 0) *edge_ref(m, prev, t) += w;
+        prev = t;
+        m->st[k].lin_c += share_c;
+        m->st[k].lin_v += share_v;
+        if (i == 0) {
+            m->st[k].first_c += conversions;
+            m->st[k].first_v += value;
+        }
+    }
+    m->st[k].last_c += conversions;
+    m->st[k].last_v += value;
+    m->st[k].conv += conversions;
+    m->st[k].null += nulls;
+    m->conversions += conversions;
+    m->nulls += nulls;
+    m->value += value;
+    m->paths++;
+    return TL_MARKOV_OK;
+}
+
+int tl_markov_merge(tl_markov *dst, const tl_markov *src)
+{
+    if (dst == src) {
+        tl_markov *copy = tl_markov_copy(src);
+        int rc = tl_markov_merge(dst, copy);
+        tl_markov_destroy(copy);
+        return rc;
+    }
+    int fresh = 0;
+    for (int k = 0; k < src->n; k++)
+        fresh += name_find(dst, src->names[k], src->name_len[k],
+                           tl_hash64(src->names[k], src->name_len[k])) < 0;
+    if (dst->n + fresh > TL_MARKOV_MAX_STATES) return TL_MARKOV_ETOOMANY;
+
+    int *map = tl_xmalloc(((size_t)src->n + 1) * sizeof(*map));
+    map[0] = 0;
+    for (int k = 0; k < src->n; k++) {
+        uint64_t h = tl_hash64(src->names[k], src->name_len[k]);
+        int d = name_find(dst, src->names[k], src->name_len[k], h);
+        if (d < 0) d = name_add(dst, src->names[k], src->name_len[k], h);
+        map[k + 1] = d + 1;
+        mk_state *a = &dst->st[d];
+        const mk_state *b = &src->st[k];
+        a->conv += b->conv;
+        a->null += b->null;
+        a->first_c += b->first_c;
+        a->first_v += b->first_v;
+        a->last_c += b->last_c;
+        a->last_v += b->last_v;
+        a->lin_c += b->lin_c;
+        a->lin_v += b->lin_v;
+    }
+    for (size_t i = 0; i < src->ecap; i++) {
+        uint64_t key = src->ekey[i];
+        if (key == EMPTY_KEY) continue;
+        *edge_ref(dst, (uint32_t)map[key >> 32], (uint32_t)map[key & 0xffffffffu]) += src->ew[i];
+    }
+    free(map);
+    dst->conversions += src->conversions;
+    dst->nulls += src->nulls;
+    dst->value += src->value;
+    dst->paths += src->paths;
+    return TL_MARKOV_OK;
+}
+
+tl_markov *tl_markov_copy(const tl_markov *m)
+{
+    tl_markov *c = tl_markov_new();
+    tl_markov_merge(c, m);   /* cannot fail: c is empty and m is within the bound */
+    return c;
+}
+
+/* --- the solve ----------------------------------------------------------------------- */
+
+void tl_markov_result_free(tl_markov_result *r)
+{
+    if (!r) return;
+    free(r->channels);
+    free(r->names_);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Fills the heuristic credits, names and totals; the Markov fields are left 0. */
+static void result_init(const tl_markov *m, tl_markov_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->n = m->n;
+    r->conversions = m->conversions;
+    r->nulls = m->nulls;
+    r->value = m->value;
+    r->paths = m->paths;
+    if (!m->n) return;
+    size_t bytes = 0;
+    for (int k = 0; k < m->n; k++) bytes += m->name_len[k] + 1;
+    r->names_ = tl_xmalloc(bytes);
+    r->channels = tl_xcalloc((size_t)m->n, sizeof(*r->channels));
+    char *p = r->names_;
+    for (int k = 0; k < m->n; k++) {
+        tl_markov_channel *c = &r->channels[k];
+        memcpy(p, m->names[k], m->name_len[k] + 1);
+        c->name = p;
+        p += m->name_len[k] + 1;
+        c->first_conversions = m->st[k].first_c;
+        c->first_value = m->st[k].first_v;
+        c->last_conversions = m->st[k].last_c;
+        c->last_value = m->st[k].last_v;
+        c->linear_conversions = m->st[k].lin_c;
+        c->linear_value = m->st[k].lin_v;
+    }
+}
+
+int tl_markov_removal_effects(const tl_markov *m, tl_markov_result *r)
+{
+    result_init(m, r);
+    if (!m->n) return TL_MARKOV_OK;
+
+    const int nt = m->n + 1;   /* transient states: start + channels */
+    const size_t ld = (size_t)nt;
+    double *a = tl_xcalloc(ld * ld, sizeof(*a));   /* I - Q, column-major */
+    double *out = tl_xcalloc(ld, sizeof(*out));
+    double *b = tl_xcalloc(ld, sizeof(*b));
+    double *x = tl_xcalloc(ld, sizeof(*x));
+    lapack_int *ipiv = tl_xmalloc(ld * sizeof(*ipiv));
+    int *q = tl_xmalloc(ld * sizeof(*q));
+    int rc = TL_MARKOV_OK;
+
+    for (int k = 0; k < m->n; k++) out[k + 1] = m->st[k].conv + m->st[k].null;
+    for (size_t i = 0; i < m->ecap; i++)
+        if (m->ekey[i] != EMPTY_KEY) out[m->ekey[i] >> 32] += m->ew[i];
+    for (size_t i = 0; i < m->ecap; i++) {
+        if (m->ekey[i] == EMPTY_KEY) continue;
+        size_t from = m->ekey[i] >> 32, to = m->ekey[i] & 0xffffffffu;
+        a[from + to * ld] = -m->ew[i] / out[from];
+    }
+    for (size_t i = 0; i < ld; i++) a[i + i * ld] = 1.0;
+    for (int k = 0; k < m->n; k++)
+        b[k + 1] = out[k + 1] > 0 ? m->st[k].conv / out[k + 1] : 0.0;   /* r */
+
+    if (LAPACKE_dgetrf(LAPACK_COL_MAJOR, nt, nt, a, nt, ipiv) != 0 ||
+        LAPACKE_dgetrs(LAPACK_COL_MAJOR, 'N', nt, 1, a, nt, ipiv, b, nt) != 0) {
+        rc = TL_MARKOV_ESOLVE;
+        goto done;
+    }
+    double bs = b[0];
+    r->conversion_probability = bs;
+    if (!(bs > 0)) goto done;   /* no conversion: every RE is 0 */
+
+    x[0] = 1.0;   /* (I - Q)^T x = e_s: x[j] = N[s][j] */
+    if (LAPACKE_dgetrs(LAPACK_COL_MAJOR, 'T', nt, 1, a, nt, ipiv, x, nt) != 0 ||
+        LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', nt, a, nt) != 0 ||
+        LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'L', 'U', nt, a, nt) != 0) {
+        rc = TL_MARKOV_ESOLVE;
+        goto done;
+    }
+    /* P applies the swaps ipiv in order: row i of P(I-Q) is row perm[i] of I-Q; q is the
+     * inverse of perm (P e_j = e_q[j]). */
+    for (int i = 0; i < nt; i++) q[i] = i;
+    for (int i = 0; i < nt; i++) {
+        int p = ipiv[i] - 1, t = q[i];
+        q[i] = q[p];
+        q[p] = t;
+    }
+    /* q now holds perm; invert it in place via ipiv's storage. */
+    for (int i = 0; i < nt; i++) ipiv[q[i]] = i;
+
+    double sum = 0;
+    for (int j = 1; j < nt; j++) {
+        if (!(b[j] > 0) || !(x[j] > 0)) continue;   /* never reached, or never converts */
+        size_t c = (size_t)ipiv[j];   /* column of L^-1 that P e_j selects */
+        size_t k0 = (size_t)j > c ? (size_t)j : c;
+        double d = 0;
+        for (size_t k = k0; k < ld; k++) {
+            double l = k == c ? 1.0 : a[k + c * ld];   /* unit diagonal of L^-1 */
+            d += a[(size_t)j + k * ld] * l;            /* U^-1[j][k], k >= j */
+        }
+        double re = x[j] / d * b[j] / bs;
+        if (!(re > 0)) re = 0;   /* also NaN */
+        if (re > 1) re = 1;
+        r->channels[j - 1].removal_effect = re;
+        sum += re;
+    }
+    if (sum > 0)
+        for (int k = 0; k < m->n; k++) {
+            double share = r->channels[k].removal_effect / sum;
+            r->channels[k].markov_conversions = m->conversions * share;
+            r->channels[k].markov_value = m->value * share;
+        }
+done:
+    free(a);
+    free(out);
+    free(b);
+    free(x);
+    free(ipiv);
+    free(q);
+    if (rc != TL_MARKOV_OK) {
+        tl_markov_result_free(r);
+    }
+    return rc;
+}
+
+/* --- encoding ------------------------------------------------------------------------ */
+
+static const char MAGIC[4] = {'T', 'L', 'M', 'K'};
+enum { VERSION = 1 };
+
+static void put_varint(tl_buf *b, uint64_t v)
+{
+    unsigned char tmp[10];
+    int n = 0;
+    do {
+        tmp[n] = (unsigned char)(v & 0x7f);
+        v >>= 7;
+        if (v) tmp[n] |= 0x80;
+        n++;
+    } while (v);
+    tl_buf_append(b, tmp, (size_t)n);
+}
+
+static void put_u64(tl_buf *b, uint64_t v)
+{
+    unsigned char tmp[8];
+    for (int i = 0; i < 8; i++) tmp[i] = (unsigned char)(v >> (8 * i));
+    tl_buf_append(b, tmp, 8);
+}
+
+static void put_f64(tl_buf *b, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof(v));
+    put_u64(b, v);
+}
+
+typedef struct mk_edge {
+    uint64_t key;
+    double w;
+} mk_edge;
+
+static int edge_cmp(const void *pa, const void *pb)
+{
+    uint64_t x = ((const mk_edge *)pa)->key, y = ((const mk_edge *)pb)->key;
+    return x < y ? -1 : x > y;
+}
+
+void tl_markov_encode(const tl_markov *m, tl_buf *out)
+{
+    size_t start = out->len;
+    tl_buf_append(out, MAGIC, sizeof(MAGIC));
+    tl_buf_putc(out, (char)VERSION);
+    put_varint(out, (uint64_t)m->n);
+    for (int k = 0; k < m->n; k++) {
+        put_varint(out, m->name_len[k]);
+        tl_buf_append(out, m->names[k], m->name_len[k]);
+    }
+    put_varint(out, m->paths);
+    put_f64(out, m->conversions);
+    put_f64(out, m->nulls);
+    put_f64(out, m->value);
+    for (int k = 0; k < m->n; k++) {
+        const mk_state *s = &m->st[k];
+        const double v[8] = {s->conv,    s->null,   s->first_c, s->first_v,
+                             s->last_c,  s->last_v, s->lin_c,   s->lin_v};
+        for (int i = 0; i < 8; i++) put_f64(out, v[i]);
+    }
+    /* Edges sorted by (from, to), so the bytes do not depend on the table's layout. */
+    mk_edge *e = tl_xmalloc((m->ecount + 1) * sizeof(*e));
+    size_t ne = 0;
+    for (size_t i = 0; i < m->ecap; i++)
+        if (m->ekey[i] != EMPTY_KEY) e[ne++] = (mk_edge){m->ekey[i], m->ew[i]};
+    qsort(e, ne, sizeof(*e), edge_cmp);
+    put_varint(out, ne);
+    for (size_t i = 0; i < ne; i++) {
+        put_varint(out, e[i].key >> 32);
+        put_varint(out, e[i].key & 0xffffffffu);
+        put_f64(out, e[i].w);
+    }
+    free(e);
+    put_u64(out, tl_hash64(out->data + start, out->len - start));
+}
+
+typedef struct rd {
+    const unsigned char *p, *end;
+    int bad;
+} rd;
+
+static uint64_t get_varint(rd *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) break;
+        unsigned char c = *r->p++;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) return v;
+    }
+    r->bad = 1;
+    return 0;
+}
+
+static uint64_t get_u64(rd *r)
+{
+    if (r->end - r->p < 8) {
+        r->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += 8;
+    return v;
+}
+
+static double get_weight(rd *r)
+{
+    uint64_t v = get_u64(r);
+    double d;
+    memcpy(&d, &v, sizeof(d));
+    if (!weight_ok(d)) r->bad = 1;
+    return r->bad ? 0 : d;
+}
+
+tl_markov *tl_markov_decode(const void *data, size_t len, int *rc)
+{
+    const unsigned char *p = data;
+    tl_markov *m = NULL;
+    if (len < sizeof(MAGIC) + 1 + 8 || memcmp(p, MAGIC, sizeof(MAGIC)) ||
+        p[sizeof(MAGIC)] != VERSION)
+        goto bad;
+    uint64_t sum = 0;
+    for (int i = 0; i < 8; i++) sum |= (uint64_t)p[len - 8 + i] << (8 * i);
+    if (sum != tl_hash64(p, len - 8)) goto bad;
+
+    rd r = {p + sizeof(MAGIC) + 1, p + len - 8, 0};
+    m = tl_markov_new();
+    uint64_t n = get_varint(&r);
+    if (r.bad || n > TL_MARKOV_MAX_STATES) goto bad;
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t l = get_varint(&r);
+        if (r.bad || l == 0 || l > TL_MARKOV_MAX_NAME || (uint64_t)(r.end - r.p) < l) goto bad;
+        const char *s = (const char *)r.p;
+        if (memchr(s, '\0', l)) goto bad;
+        uint64_t h = tl_hash64(s, l);
+        if (name_find(m, s, l, h) >= 0) goto bad;   /* duplicate name */
+        name_add(m, s, l, h);
+        r.p += l;
+    }
+    m->paths = get_varint(&r);
+    m->conversions = get_weight(&r);
+    m->nulls = get_weight(&r);
+    m->value = get_weight(&r);
+    for (uint64_t k = 0; k < n && !r.bad; k++) {
+        mk_state *s = &m->st[k];
+        double *v[8] = {&s->conv,   &s->null,   &s->first_c, &s->first_v,
+                        &s->last_c, &s->last_v, &s->lin_c,   &s->lin_v};
+        for (int i = 0; i < 8; i++) *v[i] = get_weight(&r);
+    }
+    uint64_t ne = get_varint(&r);
+    if (r.bad || ne > (uint64_t)(r.end - r.p) / 10) goto bad;   /* >= 10 bytes each */
+    for (uint64_t i = 0; i < ne; i++) {
+        uint64_t from = get_varint(&r), to = get_varint(&r);
+        double w = get_weight(&r);
+        if (r.bad || from > n || to < 1 || to > n || from == to) goto bad;
+        size_t before = m->ecount;
+        double *e = edge_ref(m, (uint32_t)from, (uint32_t)to);
+        if (m->ecount == before) goto bad;   /* duplicate edge */
+        *e = w;
+    }
+    if (r.bad || r.p != r.end) goto bad;
+    if (rc) *rc = TL_MARKOV_OK;
+    return m;
+bad:
+    tl_markov_destroy(m);
+    if (rc) *rc = TL_MARKOV_ECORRUPT;
+    return NULL;
+}

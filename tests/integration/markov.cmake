@@ -1,0 +1,12 @@
+# integration.markov (included from tests/CMakeLists.txt): `tally paths` on
+# ChannelAttribution's example path file (../shared/data/channelattribution/path_data.csv),
+# against an exact numpy solve and against the ChannelAttribution package. No Kafka
+# broker. Exits 77 (skipped) when the data is absent.
+set(TALLY_PYTHON python3 CACHE STRING "Python interpreter of the integration tests")
+add_test(NAME integration.markov
+  COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_markov.py)
+set_tests_properties(integration.markov PROPERTIES
+  LABELS integration
+  TIMEOUT 600
+  SKIP_RETURN_CODE 77
+  ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
