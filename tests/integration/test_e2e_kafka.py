@@ -384,8 +384,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="tally-e2e-")
     state_dir = os.path.join(tmp, "state")
     os.makedirs(state_dir)
-    t_in, t_oi, t_oa, t_dlq = ("tally-e2e-%s-%s" % (n, RUN)
-                               for n in ("events", "interest", "attribution", "dlq"))
+    t_in, t_oi, t_oa, t_dlq, t_oc = ("tally-e2e-%s-%s" % (n, RUN)
+                                     for n in ("events", "interest", "attribution", "dlq", "credit"))
     group = "tally-e2e-" + RUN
     kafka = Kafka(b)
     schemas = load_schemas()
@@ -407,7 +407,7 @@ def main():
 
     print("broker %s, topics suffix %s, files in %s" % (b, RUN, tmp))
     ok = step("create topics", lambda pr: kafka.create_topics(
-        {t_in: IN_PARTITIONS, t_oi: OUT_PARTITIONS, t_oa: OUT_PARTITIONS, t_dlq: 1}))
+        {t_in: IN_PARTITIONS, t_oi: OUT_PARTITIONS, t_oa: OUT_PARTITIONS, t_dlq: 1, t_oc: 1}))
 
     sent = []
 
@@ -437,6 +437,7 @@ def main():
                           "-X", "output.interest.topic=" + t_oi,
                           "-X", "output.attribution.topic=" + t_oa,
                           "-X", "dlq.topic=" + t_dlq,
+                          "-X", "output.credit.topic=" + t_oc,
                           "-X", "kafka.group.id=" + group,
                           "-X", "state.dir=" + state_dir],
                          RUN_TIMEOUT_S, os.path.join(tmp, "run.log"))
@@ -459,6 +460,67 @@ def main():
 
     if ok:
         step("outputs = reference", outputs)
+
+    def model_fields(pr):
+        n = 0
+        for r in kafka_records:
+            if "conversion_event_id" not in r:
+                continue
+            n += 1
+            k = r["conversion_event_id"]
+            for m in cmp.MODEL_METHODS:
+                c = r["credits"].get(m)
+                if not isinstance(c, list) or len(c) != len(r["touchpoints"]):
+                    pr.append("attribution %s: %s credits missing or of the wrong length" % (k, m))
+                elif abs(sum(c) - 1.0) > 1e-9:
+                    pr.append("attribution %s: %s credits sum to %r" % (k, m, sum(c)))
+            for f in ("p_conversion", "p_baseline"):
+                if not isinstance(r.get(f), float) or not 0.0 < r[f] < 1.0:
+                    pr.append("attribution %s: %s = %r" % (k, f, r.get(f)))
+            if not isinstance(r.get("model_version"), int) or r["model_version"] < 0:
+                pr.append("attribution %s: model_version %r" % (k, r.get("model_version")))
+            if cmp.MODEL_SENTENCE not in r["explanation"]:
+                pr.append("attribution %s: the explanation says nothing of the model" % k)
+            if len(pr) > 10:
+                break
+        return "%d attributions carry shapley and removal credits summing to 1 and p in (0, 1)" % n
+
+    if ok and kafka_records:
+        step("model fields", model_fields)
+
+    def credit_deltas(pr):
+        import io
+        import fastavro
+        recs = []
+        for p, off, key, value, _ in kafka.read_all(t_oc):
+            if value is None or value[:1] != b"\x00" or int.from_bytes(value[1:5], "big") != 4:
+                pr.append("%s[%d]@%d: not a framed credit_delta" % (t_oc, p, off))
+                continue
+            rec = fastavro.schemaless_reader(io.BytesIO(value[5:]), schemas[4], None)
+            if key is None or key.decode() != "%s:%s" % (rec["dim"], rec["dim_id"]):
+                pr.append("%s@%d: key %r is not dim:dim_id" % (t_oc, off, key))
+            recs.append(rec)
+        if not recs:
+            pr.append("no credit_delta records on %s" % t_oc)
+        # Each dimension's deltas chain: credit_before is the credit of its previous delta.
+        last = {}
+        for r in sorted(recs, key=lambda r: r["window_start"]):
+            k = (r["dim"], r["dim_id"])
+            if r["method"] != "markov" or r["window_end"] - r["window_start"] != 3600000:
+                pr.append("credit_delta %s: method %r window %r..%r" % (k, r["method"], r["window_start"], r["window_end"]))
+            if abs(r["credit_before"] - last.get(k, 0.0)) > 1e-9:
+                pr.append("credit_delta %s at %d: credit_before %r, previous credit %r" % (
+                    k, r["window_start"], r["credit_before"], last.get(k, 0.0)))
+            if r["removal_effect"] is None or not -1e-12 <= r["removal_effect"] <= 1 + 1e-12:
+                pr.append("credit_delta %s: removal_effect %r" % (k, r["removal_effect"]))
+            last[k] = r["credit"]
+            if len(pr) > 10:
+                break
+        return "%d Markov credit deltas over %d %s values, each chained to the one before" % (
+            len(recs), len(last), recs[0]["dim"] if recs else "?")
+
+    if ok:
+        step("credit deltas", credit_deltas)
 
     def replay(pr):
         out = os.path.join(tmp, "replay.jsonl")
