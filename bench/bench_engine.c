@@ -3,7 +3,7 @@
  * attribution, Avro encoding of every output, RocksDB state with its flushes) over
  * generated events, on one thread, with no JSON formatting and no broker.
  *
- *   bench_engine [--events N] [--users N] [--cache-mb N] [--baseline]
+ *   bench_engine [--events N] [--users N] [--cache-mb N] [--baseline] [-X key=value ...]
  *
  * Prints one line of key=value figures. --baseline drains the same generator with no
  * stage at all (the bare cost of making the events), so a run can report the ratio.
@@ -39,13 +39,17 @@ int main(int argc, char **argv)
     gp.n_categories = 5000;
     long cache_mb = 1024;
     int baseline = 0;
+    const char *sets[16];
+    int n_sets = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--baseline")) baseline = 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "-X") && n_sets < 16) sets[n_sets++] = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--events")) gp.n_events = strtoull(argv[++i], 0, 10);
         else if (i + 1 < argc && !strcmp(argv[i], "--users")) gp.n_users = (uint32_t)strtoul(argv[++i], 0, 10);
         else if (i + 1 < argc && !strcmp(argv[i], "--cache-mb")) cache_mb = strtol(argv[++i], 0, 10);
         else {
-            fprintf(stderr, "usage: bench_engine [--events N] [--users N] [--cache-mb N] [--baseline]\n");
+            fprintf(stderr, "usage: bench_engine [--events N] [--users N] [--cache-mb N] [--baseline] "
+                            "[-X key=value ...]\n");
             return 2;
         }
     }
@@ -58,6 +62,12 @@ int main(int argc, char **argv)
         tl_config_set(c, "state.cache.mb", v, "bench", err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);
         return 1;
+    }
+    for (int i = 0; i < n_sets; i++) {
+        if (tl_config_set_kv(c, sets[i], "-X", err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
     }
     tl_pipeline p;
     if (tl_pipeline_init(&p, c, dir, err, sizeof(err)) != 0) {
@@ -79,10 +89,10 @@ int main(int argc, char **argv)
     tl_sink_counts_get(sink, &sc);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("mode=%s events=%" PRIu64 " users=%u seconds=%.3f events_per_s=%.0f "
+    printf("model=%s mode=%s events=%" PRIu64 " users=%u seconds=%.3f events_per_s=%.0f "
            "interest_deltas=%" PRIu64 " attributions=%" PRIu64 " avro_bytes=%" PRIu64
            " peak_rss_mb=%.1f cache_mb=%ld\n",
-           baseline ? "baseline" : "engine", st->events, gp.n_users, secs,
+           p.model && p.mcfg.enabled ? "on" : "off", baseline ? "baseline" : "engine", st->events, gp.n_users, secs,
            (double)st->events / secs, sc.interest, sc.attribution, sc.bytes,
            (double)ru.ru_maxrss / 1024.0, cache_mb);
     tl_gen_source_destroy(src);

@@ -53,6 +53,8 @@ def engine(a):
         for mode in ("engine", "baseline"):
             cmd = [os.path.join(BUILD, "bench_engine"), "--events", str(a.events),
                    "--users", str(a.users), "--cache-mb", str(a.cache_mb)]
+            for kv in a.xs:
+                cmd += ["-X", kv]
             if mode == "baseline":
                 cmd.append("--baseline")
             out, _, _, rss = run_rss(cmd)
@@ -63,8 +65,9 @@ def engine(a):
     eng = statistics.median(r[1] for r in rows if r[0] == "engine")
     base = statistics.median(r[1] for r in rows if r[0] == "baseline")
     rss = statistics.median(r[2] for r in rows if r[0] == "engine")
+    extra = (", " + ", ".join(a.xs)) if a.xs else ""
     print(f"| engine: {a.events:,} generated events, {a.users:,} users, one thread, "
-          f"state.cache.mb={a.cache_mb} | {eng:,.0f} events/s | generator alone: {base:,.0f} "
+          f"state.cache.mb={a.cache_mb}{extra} | {eng:,.0f} events/s | generator alone: {base:,.0f} "
           f"events/s (ratio {eng / base:.2f}) | {rss:.0f} MiB |")
 
 
@@ -124,6 +127,8 @@ def main():
     ap.add_argument("--users", type=int)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--cache-mb", type=int, default=1024)
+    ap.add_argument("-X", dest="xs", action="append", default=[], metavar="KEY=VALUE",
+                    help="engine: a configuration key (e.g. model.enabled=false)")
     a = ap.parse_args()
     if a.what == "engine":
         a.events = a.events or 10_000_000
