@@ -53,8 +53,8 @@ def engine(a):
         for mode in ("engine", "baseline"):
             cmd = [os.path.join(BUILD, "bench_engine"), "--events", str(a.events),
                    "--users", str(a.users), "--cache-mb", str(a.cache_mb)]
-            for kv in a.xs:
-                cmd += ["-X", kv]
+            for setting in a.xs:
+                cmd += ["-X", setting]
             if mode == "baseline":
                 cmd.append("--baseline")
             out, _, _, rss = run_rss(cmd)

@@ -604,6 +604,14 @@ int32_t tl_store_partition(const tl_store *s) { return s->partition; }
 
 /* ---- timers ------------------------------------------------------------------- */
 
+/* Heap order: time, then user id, so users due at the same time come out in the same
+ * order whatever the history of the heap (eviction, restarts): the model learns in a
+ * reproducible order. */
+static int heap_less(const struct timer_ent *a, int64_t at, const char *id)
+{
+    return a->at < at || (a->at == at && strcmp(a->user_id, id) < 0);
+}
+
 static void heap_push(tl_store *s, int64_t at, const char *user_id)
 {
     if (s->n_heap == s->cap_heap) {
@@ -611,7 +619,7 @@ static void heap_push(tl_store *s, int64_t at, const char *user_id)
         s->heap = tl_xrealloc(s->heap, s->cap_heap * sizeof(*s->heap));
     }
     size_t i = s->n_heap++;
-    while (i > 0 && s->heap[(i - 1) / 2].at > at) {
+    while (i > 0 && !heap_less(&s->heap[(i - 1) / 2], at, user_id)) {
         s->heap[i] = s->heap[(i - 1) / 2];
         i = (i - 1) / 2;
     }
@@ -627,8 +635,8 @@ static void heap_pop(tl_store *s)
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= n) break;
-        if (c + 1 < n && s->heap[c + 1].at < s->heap[c].at) c++;
-        if (last.at <= s->heap[c].at) break;
+        if (c + 1 < n && heap_less(&s->heap[c + 1], s->heap[c].at, s->heap[c].user_id)) c++;
+        if (heap_less(&last, s->heap[c].at, s->heap[c].user_id)) break;
         s->heap[i] = s->heap[c];
         i = c;
     }
@@ -645,11 +653,16 @@ static void key_timer(tl_buf *k, int64_t at, const char *user_id)
     tl_buf_puts(k, user_id);
 }
 
+/* The heap keeps at most one entry per user in the cache: re-arming a timer later (every
+ * touch event does) pushes nothing; the entry is moved when it surfaces. An entry never
+ * comes out later than the timer it stands for. */
 void tl_store_set_timer(tl_store *s, tl_user *u, int64_t at)
 {
-    if (u->timer == at) return;
     u->timer = at;
-    if (at) heap_push(s, at, u->user_id);
+    if (at && (u->timer_queued == 0 || at < u->timer_queued)) {
+        heap_push(s, at, u->user_id);
+        u->timer_queued = at;
+    }
 }
 
 tl_user *tl_store_next_due(tl_store *s, int64_t now)
@@ -657,11 +670,21 @@ tl_user *tl_store_next_due(tl_store *s, int64_t now)
     while (s->n_heap && s->heap[0].at <= now) {
         int64_t at = s->heap[0].at;
         tl_user *u = tl_store_peek(s, s->heap[0].user_id);
-        if (u && u->timer == at) {
-            heap_pop(s);
-            return tl_store_get(s, u->user_id);   /* marks it dirty */
+        heap_pop(s);
+        if (!u) continue;                        /* the user is gone */
+        if (u->timer_queued == at) u->timer_queued = 0;   /* its entry is out now */
+        if (u->timer == 0) continue;             /* disarmed */
+        if (u->timer != at) {
+            /* The timer moved since this entry was queued: queue it at its time (also
+             * when that is already due), so a user always comes out by an entry at
+             * exactly its timer, in (time, user id) order. */
+            if (u->timer_queued != u->timer) {
+                heap_push(s, u->timer, u->user_id);
+                u->timer_queued = u->timer;
+            }
+            continue;
         }
-        heap_pop(s);   /* stale: the timer moved or the user is gone */
+        return tl_store_get(s, u->user_id);      /* due; marks it dirty */
     }
     return NULL;
 }

@@ -59,6 +59,9 @@ typedef struct tl_user {
     int64_t timer;      /* event time at which the journey expires (0: none); set with
                          * tl_store_set_timer */
     int64_t timer_saved;  /* the timer as the store has it */
+    int64_t timer_queued; /* the time of this user's entry in the timer heap (0: none
+                           * known); the heap holds one entry per user, not one per
+                           * re-arm */
     int64_t labelled;   /* newest touchpoint time already in a model example (INT64_MIN:
                          * none), so a touchpoint is learned from once */
     /* cache bookkeeping (state.c) */

@@ -103,9 +103,11 @@ static const char *explain(tl_arena *a, const tl_attribution *r, const double *t
 }
 
 /* The journey expires lookback after its newest touchpoint. */
-static void rearm(const tl_attr_cfg *ac, tl_store *s, tl_user *u)
+static void rearm(const tl_attr_stage *as, tl_store *s, tl_user *u)
 {
-    if (s) tl_store_set_timer(s, u, u->n_tp ? u->tp[u->n_tp - 1].ts + ac->lookback_ms : 0);
+    if (!s || !as->model) return;
+    int64_t at = u->n_tp ? u->tp[u->n_tp - 1].ts + as->cfg->lookback_ms : 0;
+    if (at != u->timer) tl_store_set_timer(s, u, at);
 }
 
 static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev,
@@ -159,7 +161,7 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
     r.explanation = explanation;
     if (ac->reset_on_conversion) {
         tl_user_remove_tps(u, begin, n);
-        rearm(ac, s, u);
+        rearm(as, s, u);
     }
     st->attributed++;
     st->touchpoints_credited += (uint64_t)n;
@@ -169,14 +171,16 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
 static void journey_add(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev)
 {
     const tl_attr_cfg *ac = as->cfg;
-    float share = as->fc ? tl_features_share(as->fc, u, ev->category_id, ev->ts) : -1.0f;
+    /* The share is a model feature: not computed without a model. */
+    float share = as->fc && as->model ? tl_features_share(as->fc, u, ev->category_id, ev->ts)
+                                      : -1.0f;
     tl_user_add_tp(u, ev, share);
     if (u->n_tp > ac->max_touchpoints) tl_user_remove_tps(u, 0, u->n_tp - ac->max_touchpoints);
     int64_t newest = u->tp[u->n_tp - 1].ts;
     int old = 0;
     while (old < u->n_tp && u->tp[old].ts < newest - ac->lookback_ms) old++;
     if (old) tl_user_remove_tps(u, 0, old);
-    rearm(ac, s, u);
+    rearm(as, s, u);
 }
 
 tl_rc tl_attribution_apply(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev,

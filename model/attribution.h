@@ -27,8 +27,9 @@ typedef struct tl_attr_stats {
 } tl_attr_stats;
 
 /* The attribution stage. model (may be NULL) adds model-based credits and learns from
- * closed journeys; fc (may be NULL) gives touchpoints their category's interest share;
- * s (may be NULL: no timers) keeps the journeys' expiry timers. */
+ * closed journeys; fc (may be NULL) gives touchpoints their category's interest share.
+ * Expiry timers (in the store s passed to the calls) are kept only with a model: they
+ * exist to label journeys. */
 typedef struct tl_attr_stage {
     const tl_attr_cfg *cfg;
     const tl_features_cfg *fc;

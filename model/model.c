@@ -1,10 +1,14 @@
 /*
  * model.c -- the conversion model, model-based credits and Markov windows (model.h).
  *
- * Scoring coalitions. A coalition is a bitmask over a purchase's touchpoints (at most
- * 64). The game callback pools each coalition's features into one row of a matrix and
- * scores the whole batch with one cblas_dgemv against the model's weights, so exact
- * Shapley over 12 touchpoints (4096 coalitions) is four matrix-vector products.
+ * Scoring coalitions. A coalition is a bitmask over a purchase's players (touchpoints,
+ * or their categories). Exact Shapley needs every coalition: they are scored in
+ * Gray-code order, each step toggling one player and updating w.x only where that
+ * player's features change (tl_jf_coalition_logits), into a table the Shapley sum reads.
+ * Arbitrary batches of coalitions (sampled permutations, removal) are pooled into the
+ * rows of a matrix and scored with one cblas_dgemv per 1024 rows. The Gray-code table
+ * replaced the matrix for the exact path: 4096 incremental updates cost a third of 4096
+ * pools (bench_attribution: 12 touchpoints, 585 -> 187 us median).
  *
  * Order matters for an online model: a purchase is credited with the model as it is,
  * then learned from (progressive validation), so a record's p_conversion never saw
