@@ -9,6 +9,7 @@
 #include "cmd.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "ingest/changelog.h"
 #include "ingest/codec.h"
 #include "ingest/kafka_source.h"
 #include "ingest/schema_store.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 char *tl_cmd_read_schema(const char *name)
 {
@@ -89,6 +91,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     tl_sink *ksink = NULL, *sink = NULL;
     tl_runtime *rt = NULL;
     tl_source *src = NULL;
+    tl_changelog *changelog = NULL;
     tl_pipeline p;
     memset(rep, 0, sizeof(*rep));
 
@@ -115,8 +118,52 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         output_schema_id(store, "4-credit_delta.avsc", ko.topic_credit, &ko.id_credit))
         goto done;
 
+    const char *guarantee = tl_config_str(c, "processing.guarantee");
+    int eos = !strcmp(guarantee, "exactly_once");
+    if (!eos && strcmp(guarantee, "at_least_once") != 0) {
+        fprintf(stderr, "tally: configuration error: processing.guarantee: expected exactly_once "
+                        "or at_least_once, got '%s'\n", guarantee);
+        rc = 2;
+        goto done;
+    }
+    const char *group = tl_config_kafka(c, "group.id") ? tl_config_kafka(c, "group.id")
+                        : tl_config_kafka(c, "consumer.group.id") ? tl_config_kafka(c, "consumer.group.id")
+                        : "tally";
+    char changelog_topic[512], txn_id[512], host[256] = "";
+    if (*tl_config_str(c, "state.changelog.topic"))
+        snprintf(changelog_topic, sizeof(changelog_topic), "%s", tl_config_str(c, "state.changelog.topic"));
+    else
+        snprintf(changelog_topic, sizeof(changelog_topic), "%s-users-changelog", group);
+    const char *instance = tl_config_str(c, "instance.id");
+    if (!*instance) {
+        gethostname(host, sizeof(host) - 1);
+        instance = host;
+    }
+    snprintf(txn_id, sizeof(txn_id), "tally-%s-%s", group, instance);
+
     rd_kafka_conf_t *pconf = tl_cmd_kafka_conf(c, "producer");
     if (!pconf) goto done;
+    if (eos) {
+        ko.transactional = 1;
+        ko.changelog_topic = changelog_topic;
+        if (rd_kafka_conf_set(pconf, "transactional.id", txn_id, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(pconf);
+            fprintf(stderr, "tally: %s\n", err);
+            goto done;
+        }
+        rd_kafka_conf_t *lconf = tl_cmd_kafka_conf(c, "consumer");
+        if (!lconf) {
+            rd_kafka_conf_destroy(pconf);
+            goto done;
+        }
+        changelog = tl_changelog_new(lconf, changelog_topic, err, sizeof(err));
+        if (!changelog || tl_changelog_ensure(changelog, topic, err, sizeof(err)) != 0) {
+            rd_kafka_conf_destroy(pconf);
+            fprintf(stderr, "tally: %s\n", err);
+            goto done;
+        }
+        TL_LOG_INFO("run", "exactly_once transactional.id=%s changelog=%s", txn_id, changelog_topic);
+    }
     ksink = tl_kafka_sink_new(pconf, &ko, err, sizeof(err));
     if (!ksink) {
         fprintf(stderr, "tally: %s\n", err);
@@ -127,6 +174,10 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
 
     tl_runtime_opts o;
     tl_pipeline_runtime_opts(c, &o);
+    if (eos) {
+        o.restore = tl_changelog_restore;
+        o.restore_arg = changelog;
+    }
     rt = tl_runtime_new(&o, sink, p.stages, p.n_stages);
 
     rd_kafka_conf_t *cconf = tl_cmd_kafka_conf(c, "consumer");
@@ -134,13 +185,14 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     tl_kafka_source_opts so2 = {
         .topic = topic, .codec = codec, .rt = rt,
         .ts_min = tl_config_int(c, "ingest.ts.min"), .ts_max = tl_config_int(c, "ingest.ts.max"),
-        .until_end = until_end,
+        .until_end = until_end, .exactly_once = eos,
     };
     src = tl_kafka_source_new(cconf, &so2, err, sizeof(err));
     if (!src) {
         fprintf(stderr, "tally: %s\n", err);
         goto done;
     }
+    if (eos) tl_kafka_sink_set_consumer(ksink, tl_kafka_source_handle(src), topic);
     TL_LOG_INFO("run", "started topic=%s state.dir=%s until_end=%d", topic, o.state_dir,
                 until_end);
     tl_cmd_signals();
@@ -169,6 +221,7 @@ done:
         tl_sink_counts_get(ksink, &rep->out);
         tl_sink_destroy(ksink);
     }
+    tl_changelog_destroy(changelog);
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);
     return rc;

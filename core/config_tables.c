@@ -13,6 +13,16 @@
 
 static const tl_config_def runtime_table[] = {
     {"log.level", TL_CT_STRING, "info", NORANGE, "error, warn, info or debug."},
+    {"processing.guarantee", TL_CT_STRING, "at_least_once", NORANGE,
+     "exactly_once: each batch's outputs, state changelog and input offsets in one Kafka "
+     "transaction (docs/operations.md); at_least_once: outputs acknowledged before offsets "
+     "are stored, state resumed from its own offsets."},
+    {"instance.id", TL_CT_STRING, "", NORANGE,
+     "This instance's stable name (empty: the host name). With exactly_once it makes the "
+     "transactional id, so a restarted instance fences its previous incarnation."},
+    {"state.changelog.topic", TL_CT_STRING, "", NORANGE,
+     "Changelog of the user state (compacted; partition = input partition). Empty: "
+     "<kafka.group.id>-users-changelog. Created if absent."},
     {"state.dir", TL_CT_STRING, "./tally-state", NORANGE,
      "Directory of the RocksDB state stores, one sub-directory per input partition."},
     {"state.cache.mb", TL_CT_INT, "256", 1, 1048576,

@@ -118,6 +118,13 @@ int tl_runtime_assigned(tl_runtime *rt, int32_t partition, int64_t *next_offset)
 {
     tl_store *s = open_store(rt, partition);
     if (!s) return -1;
+    if (rt->o.restore) {
+        /* Exactly-once: the changelog holds every committed transaction's state, and the
+         * group's committed offset is exactly where those transactions stopped. */
+        if (rt->o.restore(rt->o.restore_arg, s, partition) != 0) return -1;
+        *next_offset = -1;
+        return 0;
+    }
     *next_offset = tl_store_next_offset(s);
     return 0;
 }
@@ -211,8 +218,8 @@ static int settle(tl_runtime *rt, int block)
     return 0;
 }
 
-/* Processes one batch and queues it as in flight. 0, or -1 on a stage failure. */
-static int process_batch(tl_runtime *rt)
+/* Runs the batch's dead letters and events through the sink and the stages. */
+static int run_events(tl_runtime *rt)
 {
     tl_batch *b = &rt->batch;
     int64_t t0 = tl_mono_ns();
@@ -250,7 +257,13 @@ static int process_batch(tl_runtime *rt)
     }
     rt->st.events += (uint64_t)b->n;
     rt->st.process_ns += tl_mono_ns() - t0;
+    return 0;
+}
 
+/* Processes one batch and queues it as in flight. 0, or -1 on a stage failure. */
+static int process_batch(tl_runtime *rt)
+{
+    if (run_events(rt) != 0) return -1;
     /* Queue the batch: the mark is the number of records emitted so far. */
     uint64_t emitted = 0, acked = 0;
     if (rt->sink->progress && rt->sink->progress(rt->sink->ctx, &emitted, &acked) != TL_OK)
@@ -265,6 +278,49 @@ static int process_batch(tl_runtime *rt)
         rt->batch_next[p] = -1;
     }
     return 0;
+}
+
+typedef struct state_arg {
+    const tl_sink *sink;
+    int32_t partition;
+} state_arg;
+
+static int send_state(void *arg, const tl_user *u, const tl_buf *value)
+{
+    state_arg *a = arg;
+    return a->sink->emit_state(a->sink->ctx, a->partition, u->user_id,
+                               value->len ? value->data : NULL, value->len) == TL_OK ? 0 : -1;
+}
+
+/* Exactly-once: one transaction per batch holds its outputs, the full new state of every
+ * user it touched (changelog), and its input offsets. Only once it is committed does the
+ * state count: the stores learn the changelog offsets they reflect, and are written to
+ * RocksDB when due. If the transaction fails, the process stops; on restart the
+ * partitions are restored from the changelog and resume from the committed offsets. */
+static int eos_batch(tl_runtime *rt)
+{
+    const tl_sink *k = rt->sink;
+    if (k->begin(k->ctx) != TL_OK) return -1;
+    if (run_events(rt) != 0) return -1;
+    for (int p = 0; p < rt->n_parts; p++) {
+        if (!rt->stores[p]) continue;
+        state_arg a = {k, p};
+        if (tl_store_take_changed(rt->stores[p], send_state, &a) != 0) return -1;
+    }
+    int64_t *cl = tl_xmalloc((size_t)(rt->n_parts ? rt->n_parts : 1) * sizeof(*cl));
+    int64_t t0 = tl_mono_ns();
+    tl_rc rc = k->commit(k->ctx, rt->batch_next, rt->n_parts, cl);
+    rt->st.commit_ns += tl_mono_ns() - t0;
+    if (rc == TL_OK) {
+        for (int p = 0; p < rt->n_parts; p++) {
+            if (rt->batch_next[p] >= 0 && rt->batch_next[p] > rt->pending[p])
+                rt->pending[p] = rt->batch_next[p];
+            if (cl[p] >= 0 && rt->stores[p]) tl_store_set_changelog_offset(rt->stores[p], cl[p] - 1);
+            rt->batch_next[p] = -1;
+        }
+    }
+    free(cl);
+    return rc == TL_OK ? 0 : -1;
 }
 
 /* After a batch: commit what is acknowledged; write state when due. */
@@ -308,7 +364,8 @@ int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *
         if (prc == TL_SRC_ERROR) return -1;
         if (rt->batch.n || rt->batch.n_bad) {
             int64_t t0 = tl_mono_ns();
-            if (process_batch(rt) != 0 || after_batch(rt) != 0) {
+            int failed = rt->sink->begin ? eos_batch(rt) != 0 : process_batch(rt) != 0;
+            if (failed || after_batch(rt) != 0) {
                 TL_LOG_ERROR("runtime", "outputs not delivered; a restart resumes from the last "
                                         "committed offsets");
                 return -1;

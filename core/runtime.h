@@ -54,6 +54,10 @@ typedef struct tl_runtime_opts {
     int batch_max_ms;
     int flush_timeout_ms;
     int state_flush_ms;          /* write state at most this often (and when over budget) */
+    /* Exactly-once: called when a partition is assigned, after its store is opened, to
+     * bring it up to date from the changelog. NULL: no changelog (at-least-once). */
+    int (*restore)(void *arg, tl_store *s, int32_t partition);
+    void *restore_arg;
 } tl_runtime_opts;
 
 typedef struct tl_runtime_stats {

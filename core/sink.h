@@ -31,6 +31,16 @@ typedef struct tl_sink {
      * once a record failed for good. With it, the runtime keeps processing while
      * outputs are in flight; without it, it calls flush() after every batch. */
     tl_rc (*progress)(void *ctx, uint64_t *emitted, uint64_t *acked);
+    /* Optional, exactly-once (a transactional Kafka sink): begin() opens a transaction
+     * before a batch; emit_state() sends a changelog record (the full state of key, value
+     * NULL for none) for input partition `partition` in it; commit() adds the input
+     * offsets (next[p], -1: none) and commits, and reports in changelog_next[p] the offset
+     * after the last changelog record the transaction wrote to partition p (-1: none).
+     * TL_ERROR from commit means the transaction was aborted or the producer fenced. */
+    tl_rc (*begin)(void *ctx);
+    tl_rc (*emit_state)(void *ctx, int32_t partition, const char *key, const void *value,
+                        size_t len);
+    tl_rc (*commit)(void *ctx, const int64_t *next, int n, int64_t *changelog_next);
     void (*destroy)(void *ctx);
 } tl_sink;
 

@@ -416,6 +416,9 @@ struct tl_store {
     tl_user *lru_head, *lru_tail;
     tl_user **dirty;
     size_t n_dirty, cap_dirty;
+    tl_user **changed;           /* records touched since the last take_changed */
+    size_t n_changed, cap_changed;
+    int64_t changelog_offset, changelog_pending;
     size_t cache_bytes, cache_budget;
     int64_t next_offset;
     int64_t stream_time;
@@ -499,6 +502,7 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     s->partition = partition;
     s->cache_budget = cache_bytes;
     s->next_offset = -1;
+    s->changelog_offset = s->changelog_pending = -1;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create state.dir %s: %s", dir, strerror(errno));
         goto fail;
@@ -547,6 +551,14 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
         s->next_offset = get_svarint(&r);
         free(v);
     }
+    v = rocksdb_get(s->db, s->ropts, "m:changelog", 11, &vlen, &rerr);
+    if (!rerr && v) {
+        rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
+        s->changelog_offset = s->changelog_pending = get_svarint(&r);
+        free(v);
+    }
+    free(rerr);
+    rerr = NULL;
     v = rocksdb_get(s->db, s->ropts, "m:stream_time", 13, &vlen, &rerr);
     if (!rerr && v) {
         rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
@@ -587,6 +599,7 @@ void tl_store_close(tl_store *s)
     }
     free(s->table);
     free(s->dirty);
+    free(s->changed);
     for (size_t i = 0; i < s->n_heap; i++) free(s->heap[i].user_id);
     free(s->heap);
     if (s->db) rocksdb_close(s->db);
@@ -762,6 +775,14 @@ tl_user *tl_store_get(tl_store *s, const char *user_id)
         }
         s->dirty[s->n_dirty++] = u;
     }
+    if (!u->changed) {
+        u->changed = 1;
+        if (s->n_changed == s->cap_changed) {
+            s->cap_changed = s->cap_changed ? s->cap_changed * 2 : 1024;
+            s->changed = tl_xrealloc(s->changed, s->cap_changed * sizeof(*s->changed));
+        }
+        s->changed[s->n_changed++] = u;
+    }
     return u;
 }
 
@@ -809,6 +830,11 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     tl_buf_clear(&s->vbuf);
     put_svarint(&s->vbuf, s->stream_time);
     rocksdb_writebatch_put(wb, "m:stream_time", 13, s->vbuf.data, s->vbuf.len);
+    if (s->changelog_pending >= 0) {
+        tl_buf_clear(&s->vbuf);
+        put_svarint(&s->vbuf, s->changelog_pending);
+        rocksdb_writebatch_put(wb, "m:changelog", 11, s->vbuf.data, s->vbuf.len);
+    }
     char *rerr = NULL;
     rocksdb_write(s->db, s->wopts, wb, &rerr);
     rocksdb_writebatch_destroy(wb);
@@ -826,6 +852,7 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     s->st.users_written += s->n_dirty;
     s->n_dirty = 0;
     s->next_offset = next_offset;
+    s->changelog_offset = s->changelog_pending;
     s->st.flushes++;
 
     /* Evict clean records, least recently used first, down to the budget. Every
@@ -851,4 +878,87 @@ void tl_store_stats_get(const tl_store *s, tl_store_stats *st)
     *st = s->st;
     st->users_cached = s->count;
     st->cache_bytes = s->cache_bytes;
+}
+
+/* ---- exactly-once support -------------------------------------------------------- */
+
+int tl_store_take_changed(tl_store *s, int (*fn)(void *arg, const tl_user *u, const tl_buf *value),
+                          void *arg)
+{
+    int rc = 0;
+    for (size_t i = 0; i < s->n_changed; i++) {
+        tl_user *u = s->changed[i];
+        u->changed = 0;
+        if (rc) continue;
+        tl_buf_clear(&s->vbuf);
+        if (u->n_ent || u->n_tp || u->timer || u->labelled != INT64_MIN) tl_user_encode(u, &s->vbuf);
+        rc = fn(arg, u, &s->vbuf);
+    }
+    s->n_changed = 0;
+    return rc;
+}
+
+void tl_store_set_changelog_offset(tl_store *s, int64_t offset) { s->changelog_pending = offset; }
+int64_t tl_store_changelog_offset(const tl_store *s) { return s->changelog_offset; }
+
+int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void *value,
+                     size_t len, int64_t changelog_offset, char *err, size_t errlen)
+{
+    char *id = dup_n(user_id, id_len);
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    int rc = 0;
+    /* The timer index follows the record: drop the old key, add the new one. */
+    key_profile(&s->kbuf, id);
+    char *rerr = NULL;
+    size_t olen = 0;
+    char *old = rocksdb_get(s->db, s->ropts, s->kbuf.data, s->kbuf.len, &olen, &rerr);
+    free(rerr);
+    int64_t old_timer = 0, new_timer = 0;
+    tl_user tmp;
+    if (old) {
+        memset(&tmp, 0, sizeof(tmp));
+        if (tl_user_decode(&tmp, old, olen) == 0) old_timer = tmp.timer;
+        tl_user_clear(&tmp);
+        free(old);
+    }
+    if (value && len) {
+        memset(&tmp, 0, sizeof(tmp));
+        if (tl_user_decode(&tmp, value, len) != 0) {
+            snprintf(err, errlen, "changelog record for user %s at offset %lld does not decode", id,
+                     (long long)changelog_offset);
+            rc = -1;
+        }
+        new_timer = tmp.timer;
+        tl_user_clear(&tmp);
+    }
+    if (rc == 0) {
+        key_profile(&s->kbuf, id);
+        if (value && len) rocksdb_writebatch_put(wb, s->kbuf.data, s->kbuf.len, value, len);
+        else rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
+        if (old_timer != new_timer) {
+            if (old_timer) {
+                key_timer(&s->kbuf, old_timer, id);
+                rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
+            }
+            if (new_timer) {
+                key_timer(&s->kbuf, new_timer, id);
+                rocksdb_writebatch_put(wb, s->kbuf.data, s->kbuf.len, "", 0);
+                heap_push(s, new_timer, id);
+            }
+        }
+        tl_buf_clear(&s->vbuf);
+        put_svarint(&s->vbuf, changelog_offset);
+        rocksdb_writebatch_put(wb, "m:changelog", 11, s->vbuf.data, s->vbuf.len);
+        rocksdb_write(s->db, s->wopts, wb, &rerr);
+        if (rerr) {
+            snprintf(err, errlen, "state store %s: restore write failed: %s", s->path, rerr);
+            free(rerr);
+            rc = -1;
+        } else {
+            s->changelog_offset = s->changelog_pending = changelog_offset;
+        }
+    }
+    rocksdb_writebatch_destroy(wb);
+    free(id);
+    return rc;
 }

@@ -70,6 +70,7 @@ typedef struct tl_user {
     size_t mem;         /* bytes held, kept current by the editing functions */
     size_t mem_counted; /* the part of mem included in the store's cache total */
     uint8_t dirty;
+    uint8_t changed;    /* touched since the last tl_store_take_changed */
 } tl_user;
 
 /* Record editing, for the stages. */
@@ -122,6 +123,21 @@ int64_t tl_store_stream_time(const tl_store *s);
  * it and re-arms or disarms), or NULL when none is due. */
 void tl_store_set_timer(tl_store *s, tl_user *u, int64_t at);
 tl_user *tl_store_next_due(tl_store *s, int64_t now);
+
+/* Exactly-once support. Every record reached through tl_store_get since the last call
+ * is handed to fn (with its encoded value) and unmarked: the runtime sends them to the
+ * changelog in the batch's transaction. */
+int tl_store_take_changed(tl_store *s, int (*fn)(void *arg, const tl_user *u, const tl_buf *value),
+                          void *arg);
+/* The changelog offset the store's state will reflect at its next flush (written with it),
+ * and the one it reflects now (-1: none). */
+void tl_store_set_changelog_offset(tl_store *s, int64_t offset);
+int64_t tl_store_changelog_offset(const tl_store *s);
+/* Restoring: applies one changelog record (value NULL: the user has no state) straight to
+ * RocksDB, with its timer index; at the changelog offset given. The cache must hold no
+ * record of the user (restore runs right after the store is opened). 0 or -1. */
+int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void *value,
+                     size_t len, int64_t changelog_offset, char *err, size_t errlen);
 
 /* The next input offset recorded by the last flush, or -1 for a new store. */
 int64_t tl_store_next_offset(const tl_store *s);

@@ -277,6 +277,12 @@ tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts
         }
     }
     if (o->until_end) rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    if (o->exactly_once) {
+        /* Offsets are committed by the producer's transactions; input written by other
+         * transactional producers is read only once committed. */
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+        rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
+    }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, k);
     k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
@@ -295,8 +301,8 @@ tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts
                  rd_kafka_err2str(rerr));
         goto fail;
     }
-    k->src = (tl_source){.name = "kafka", .ctx = k, .poll = ks_poll, .commit = ks_commit,
-                         .destroy = ks_destroy};
+    k->src = (tl_source){.name = "kafka", .ctx = k, .poll = ks_poll,
+                         .commit = o->exactly_once ? NULL : ks_commit, .destroy = ks_destroy};
     return &k->src;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);
@@ -312,7 +318,8 @@ void tl_kafka_source_destroy(tl_source *s)
 {
     if (!s) return;
     ksrc *k = s->ctx;
-    rd_kafka_resp_err_t err = rd_kafka_commit(k->rk, NULL, 0);
+    rd_kafka_resp_err_t err = k->o.exactly_once ? RD_KAFKA_RESP_ERR_NO_ERROR
+                                                : rd_kafka_commit(k->rk, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         TL_LOG_WARN("ingest", "final offset commit: %s", rd_kafka_err2str(err));
     rd_kafka_consumer_close(k->rk);   /* revokes (closing stores) and leaves the group */

@@ -16,6 +16,7 @@ typedef struct tl_kafka_source_opts {
     tl_runtime *rt;           /* borrowed: told of assignments and revocations */
     int64_t ts_min, ts_max;
     int until_end;            /* EOF once every assigned partition is consumed to its end */
+    int exactly_once;         /* offsets go in the sink's transactions, not through commit() */
 } tl_kafka_source_opts;
 
 /* Takes ownership of conf (also on failure). */

@@ -37,6 +37,12 @@ typedef struct kafka_sink {
     uint64_t emitted, acked, failed;
     unsigned char *ring;    /* ring[seq % RING_SIZE]: delivered, seq in (acked, emitted] */
     char last_error[256];
+    /* exactly-once */
+    char *changelog;
+    rd_kafka_t *consumer;
+    char *input_topic;
+    int64_t *cl_last;       /* per partition: offset of the last changelog record delivered */
+    int n_cl;
 } kafka_sink;
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -49,6 +55,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?");
         return;
     }
+    if (s->changelog && m->rkt && !strcmp(rd_kafka_topic_name(m->rkt), s->changelog) &&
+        m->partition < s->n_cl && m->offset > s->cl_last[m->partition])
+        s->cl_last[m->partition] = m->offset;
     if (seq <= s->acked || seq > s->emitted) return;
     s->ring[seq % RING_SIZE] = 1;
     while (s->acked < s->emitted && s->ring[(s->acked + 1) % RING_SIZE]) {
@@ -57,20 +66,22 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
 }
 
-static tl_rc produce(kafka_sink *s, const char *topic, const void *key, size_t key_len,
-                     const void *val, size_t val_len, rd_kafka_headers_t *hdrs)
+static tl_rc produce_to(kafka_sink *s, const char *topic, int32_t partition, const void *key,
+                        size_t key_len, const void *val, size_t val_len, rd_kafka_headers_t *hdrs)
 {
     while (s->emitted - s->acked >= RING_SIZE - 1) rd_kafka_poll(s->rk, 10);
     void *seq = (void *)(uintptr_t)(s->emitted + 1);
     for (;;) {
         rd_kafka_resp_err_t err;
         if (hdrs)   /* on success the message owns the headers */
-            err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+            err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                    RD_KAFKA_V_KEY(key, key_len),
                                     RD_KAFKA_V_VALUE((void *)val, val_len),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(seq),
                                     RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         else
-            err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+            err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                    RD_KAFKA_V_KEY(key, key_len),
                                     RD_KAFKA_V_VALUE((void *)val, val_len),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(seq),
                                     RD_KAFKA_V_END);
@@ -87,6 +98,12 @@ static tl_rc produce(kafka_sink *s, const char *topic, const void *key, size_t k
         TL_LOG_ERROR("sink", "produce failed topic=%s error=\"%s\"", topic, rd_kafka_err2str(err));
         return TL_ERROR;
     }
+}
+
+static tl_rc produce(kafka_sink *s, const char *topic, const void *key, size_t key_len,
+                     const void *val, size_t val_len, rd_kafka_headers_t *hdrs)
+{
+    return produce_to(s, topic, RD_KAFKA_PARTITION_UA, key, key_len, val, val_len, hdrs);
 }
 
 static tl_rc ks_interest(void *ctx, const tl_interest_delta *d)
@@ -168,9 +185,96 @@ static tl_rc ks_progress(void *ctx, uint64_t *emitted, uint64_t *acked)
     return TL_OK;
 }
 
+/* librdkafka's transactional error classes (INTRODUCTION.md, "Transactional producer
+ * API"): retriable -> call again; abortable -> abort the transaction, the batch fails;
+ * fatal (e.g. fenced by a newer instance with the same transactional.id) -> stop. */
+static tl_rc txn_error(kafka_sink *s, const char *what, rd_kafka_error_t *e)
+{
+    if (rd_kafka_error_is_fatal(e)) {
+        TL_LOG_ERROR("sink", "transaction %s: fatal error: %s%s", what, rd_kafka_error_string(e),
+                     rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED ||
+                             rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED
+                         ? " (fenced: another instance with the same instance.id took over; "
+                           "this one stops)"
+                         : "");
+    } else if (rd_kafka_error_txn_requires_abort(e)) {
+        TL_LOG_WARN("sink", "transaction %s: %s; aborting it", what, rd_kafka_error_string(e));
+        rd_kafka_error_t *a = rd_kafka_abort_transaction(s->rk, -1);
+        if (a) {
+            TL_LOG_ERROR("sink", "abort failed: %s", rd_kafka_error_string(a));
+            rd_kafka_error_destroy(a);
+        }
+    } else {
+        TL_LOG_ERROR("sink", "transaction %s: %s", what, rd_kafka_error_string(e));
+    }
+    rd_kafka_error_destroy(e);
+    return TL_ERROR;
+}
+
+static tl_rc ks_begin(void *ctx)
+{
+    kafka_sink *s = ctx;
+    for (int p = 0; p < s->n_cl; p++) s->cl_last[p] = -1;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(s->rk);
+    return e ? txn_error(s, "begin", e) : TL_OK;
+}
+
+static tl_rc ks_emit_state(void *ctx, int32_t partition, const char *key, const void *value,
+                           size_t len)
+{
+    kafka_sink *s = ctx;
+    if (partition >= s->n_cl) {
+        int n = partition + 1;
+        s->cl_last = tl_xrealloc(s->cl_last, (size_t)n * sizeof(*s->cl_last));
+        for (int p = s->n_cl; p < n; p++) s->cl_last[p] = -1;
+        s->n_cl = n;
+    }
+    return produce_to(s, s->changelog, partition, key, strlen(key), value, len, NULL);
+}
+
+static tl_rc ks_commit(void *ctx, const int64_t *next, int n, int64_t *changelog_next)
+{
+    kafka_sink *s = ctx;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
+    for (int p = 0; p < n; p++)
+        if (next[p] >= 0) rd_kafka_topic_partition_list_add(l, s->input_topic, p)->offset = next[p];
+    rd_kafka_error_t *e = NULL;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(s->consumer);
+        e = l->cnt ? rd_kafka_send_offsets_to_transaction(s->rk, l, md, -1) : NULL;
+        rd_kafka_consumer_group_metadata_destroy(md);
+        if (!e || !rd_kafka_error_is_retriable(e)) break;
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) return txn_error(s, "send offsets", e);
+    for (int attempt = 0; attempt < 10; attempt++) {
+        e = rd_kafka_commit_transaction(s->rk, -1);
+        if (!e || !rd_kafka_error_is_retriable(e)) break;
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
+    if (e) return txn_error(s, "commit", e);
+    for (int p = 0; p < n; p++)
+        changelog_next[p] = p < s->n_cl && s->cl_last[p] >= 0 ? s->cl_last[p] + 1 : -1;
+    return TL_OK;
+}
+
+void tl_kafka_sink_set_consumer(tl_sink *sink, rd_kafka_t *consumer, const char *input_topic)
+{
+    kafka_sink *s = sink->ctx;
+    s->consumer = consumer;
+    free(s->input_topic);
+    s->input_topic = tl_xstrdup(input_topic);
+}
+
 static void ks_destroy(void *ctx)
 {
     kafka_sink *s = ctx;
+    free(s->changelog);
+    free(s->input_topic);
+    free(s->cl_last);
     for (int i = 0; i < 4; i++) free(s->topics[i]);
     tl_buf_free(&s->buf);
     free(s->ring);
@@ -211,6 +315,21 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
         .emit_attribution = ks_attribution, .emit_credit = ks_credit, .emit_dlq = ks_dlq,
         .flush = ks_flush, .progress = ks_progress, .destroy = ks_destroy,
     };
+    if (o->transactional) {
+        s->changelog = tl_xstrdup(o->changelog_topic);
+        rd_kafka_error_t *te = rd_kafka_init_transactions(s->rk, 60000);
+        if (te) {
+            snprintf(err, errlen, "kafka producer: init_transactions: %s", rd_kafka_error_string(te));
+            rd_kafka_error_destroy(te);
+            goto fail;
+        }
+        /* One transaction per batch, committed synchronously: nothing is in flight
+         * between batches, so no progress() pipelining. */
+        s->base.sink.progress = NULL;
+        s->base.sink.begin = ks_begin;
+        s->base.sink.emit_state = ks_emit_state;
+        s->base.sink.commit = ks_commit;
+    }
     return &s->base.sink;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);

@@ -35,12 +35,19 @@ tl_sink *tl_avro_sink_new(int32_t id_interest, int32_t id_attribution, int32_t i
 typedef struct tl_kafka_sink_opts {
     const char *topic_interest, *topic_attribution, *topic_credit, *topic_dlq;
     int32_t id_interest, id_attribution, id_credit;
+    /* Exactly-once: conf must carry transactional.id; the sink then runs one transaction
+     * per batch (begin/emit_state/commit) and writes state records to changelog_topic. */
+    int transactional;
+    const char *changelog_topic;
 } tl_kafka_sink_opts;
 
 /* Creates its producer from conf (taken, also on failure). */
 tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, char *err,
                            size_t errlen);
 rd_kafka_t *tl_kafka_sink_handle(const tl_sink *s);
+/* Exactly-once: the consumer whose group the input offsets are committed for, and the
+ * input topic. Must be set before the first commit. */
+void tl_kafka_sink_set_consumer(tl_sink *s, rd_kafka_t *consumer, const char *input_topic);
 
 void tl_sink_counts_get(const tl_sink *s, tl_sink_counts *c);
 void tl_sink_destroy(tl_sink *s);   /* calls s->destroy and frees s */

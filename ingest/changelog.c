@@ -1,0 +1,165 @@
+/*
+ * changelog.c -- the user-state changelog on Kafka.
+ *
+ * Every exactly-once transaction writes, for each user the batch touched, the user's
+ * whole state record keyed by user id to the changelog partition equal to the input
+ * partition (compaction keeps the latest). A store records the changelog offset its
+ * RocksDB contents reflect; restoring a partition reads the changelog read_committed
+ * from just after that offset to the end, so after a crash only the tail is replayed
+ * and nothing local is wiped. A missing or deleted store (offset -1) is rebuilt from the
+ * start of the changelog.
+ *
+ * The restore consumer is a plain assigned consumer (no group); it is kept for the life
+ * of the pipeline and used from the rebalance callback, on the processing thread.
+ */
+#include "changelog.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tl_changelog {
+    rd_kafka_t *rk;
+    char *topic;
+};
+
+tl_changelog *tl_changelog_new(rd_kafka_conf_t *conf, const char *topic, char *err, size_t errlen)
+{
+    char e[512];
+    static const char *const fixed[][2] = {
+        {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "true"}, {"auto.offset.reset", "earliest"},
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (!rk) {
+        snprintf(err, errlen, "changelog consumer: %s", e);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    tl_changelog *c = tl_xcalloc(1, sizeof(*c));
+    c->rk = rk;
+    c->topic = tl_xstrdup(topic);
+    return c;
+}
+
+void tl_changelog_destroy(tl_changelog *c)
+{
+    if (!c) return;
+    rd_kafka_consumer_close(c->rk);
+    rd_kafka_destroy(c->rk);
+    free(c->topic);
+    free(c);
+}
+
+static int partitions_of(rd_kafka_t *rk, const char *topic)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int n = -1;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (md->topic_cnt == 1 && !md->topics[0].err) n = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, size_t errlen)
+{
+    int parts = partitions_of(c->rk, input_topic);
+    if (parts <= 0) {
+        snprintf(err, errlen, "input topic %s: no metadata (does it exist?)", input_topic);
+        return -1;
+    }
+    char e[512];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(c->topic, parts, -1, e, sizeof(e));
+    if (!nt) {
+        snprintf(err, errlen, "changelog topic %s: %s", c->topic, e);
+        return -1;
+    }
+    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+    rd_kafka_CreateTopics(c->rk, &nt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int rc = -1;
+    if (ev) {
+        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+        size_t n = 0;
+        const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+        rd_kafka_resp_err_t te = n ? rd_kafka_topic_result_error(tr[0]) : rd_kafka_event_error(ev);
+        if (!te || te == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            rc = 0;
+            if (!te) TL_LOG_INFO("changelog", "created topic=%s partitions=%d compacted", c->topic, parts);
+        } else {
+            snprintf(err, errlen, "changelog topic %s: %s", c->topic, rd_kafka_err2str(te));
+        }
+        rd_kafka_event_destroy(ev);
+    } else {
+        snprintf(err, errlen, "changelog topic %s: no answer from the broker", c->topic);
+    }
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    if (rc == 0) {
+        int have = partitions_of(c->rk, c->topic);
+        if (have > 0 && have != parts) {
+            snprintf(err, errlen, "changelog topic %s has %d partitions, the input %d", c->topic,
+                     have, parts);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
+{
+    tl_changelog *c = arg;
+    int64_t from = tl_store_changelog_offset(s) + 1;   /* -1 + 1 = 0: from the start */
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t qe = rd_kafka_query_watermark_offsets(c->rk, c->topic, partition, &lo, &hi, 10000);
+    if (qe) {
+        TL_LOG_ERROR("changelog", "cannot read the end of topic=%s partition=%d: %s", c->topic,
+                     (int)partition, rd_kafka_err2str(qe));
+        return -1;
+    }
+    if (from < lo) from = lo;
+    if (from >= hi) {
+        TL_LOG_INFO("changelog", "restore partition=%d: up to date at offset %" PRId64, (int)partition, hi);
+        return 0;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, c->topic, partition)->offset = from;
+    rd_kafka_assign(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int64_t t0 = tl_mono_ns(), n = 0;
+    char err[512];
+    int rc = 0, done = 0;
+    while (!done) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 1000);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            done = 1;
+        } else if (m->err) {
+            TL_LOG_WARN("changelog", "restore partition=%d: %s", (int)partition, rd_kafka_message_errstr(m));
+        } else if (m->key) {
+            if (tl_store_restore(s, m->key, m->key_len, m->len ? m->payload : NULL, m->len, m->offset,
+                                 err, sizeof(err)) != 0) {
+                TL_LOG_ERROR("changelog", "%s", err);
+                rc = -1;
+                done = 1;
+            }
+            n++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(c->rk, NULL);
+    double secs = (double)(tl_mono_ns() - t0) / 1e9;
+    TL_LOG_INFO("changelog", "restored partition=%d records=%" PRId64 " from=%" PRId64 " to=%" PRId64
+                " seconds=%.2f keys_per_s=%.0f", (int)partition, n, from, hi, secs,
+                secs > 0 ? n / secs : 0.0);
+    return rc;
+}
