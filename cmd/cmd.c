@@ -140,6 +140,8 @@ rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side)
          * time (measured: 3.6 s of 10 s idle on 1M events). A deeper queue keeps it fed;
          * memory stays bounded by queued.max.messages.kbytes. */
         {"queued.min.messages", "1000000"},
+        /* A crashed member's partitions move after this long (Kafka's default is 45 s). */
+        {"session.timeout.ms", "10000"},
     };
     static const char *const producer_defaults[][2] = {
         {"enable.idempotence", "true"},

@@ -419,6 +419,9 @@ struct tl_store {
     tl_user **changed;           /* records touched since the last take_changed */
     size_t n_changed, cap_changed;
     int64_t changelog_offset, changelog_pending;
+    rocksdb_writebatch_t *restore_wb;   /* restore in progress */
+    int64_t restore_offset;
+    int restore_n;
     size_t cache_bytes, cache_budget;
     int64_t next_offset;
     int64_t stream_time;
@@ -600,6 +603,7 @@ void tl_store_close(tl_store *s)
     free(s->table);
     free(s->dirty);
     free(s->changed);
+    if (s->restore_wb) rocksdb_writebatch_destroy(s->restore_wb);
     for (size_t i = 0; i < s->n_heap; i++) free(s->heap[i].user_id);
     free(s->heap);
     if (s->db) rocksdb_close(s->db);
@@ -901,64 +905,68 @@ int tl_store_take_changed(tl_store *s, int (*fn)(void *arg, const tl_user *u, co
 void tl_store_set_changelog_offset(tl_store *s, int64_t offset) { s->changelog_pending = offset; }
 int64_t tl_store_changelog_offset(const tl_store *s) { return s->changelog_offset; }
 
+/* Restoring writes straight to RocksDB in WriteBatches of RESTORE_BATCH records, each
+ * with the changelog offset it reaches, so an interrupted restore resumes where it
+ * stopped. No read per record: a restored record's timer is indexed anew; an index key
+ * of the timer it replaced may remain, and is skipped when it comes due (the user's
+ * timer no longer matches it). */
+#define RESTORE_BATCH 10000
+
+static int restore_commit(tl_store *s, char *err, size_t errlen)
+{
+    if (!s->restore_wb) return 0;
+    tl_buf_clear(&s->vbuf);
+    put_svarint(&s->vbuf, s->restore_offset);
+    rocksdb_writebatch_put(s->restore_wb, "m:changelog", 11, s->vbuf.data, s->vbuf.len);
+    char *rerr = NULL;
+    rocksdb_write(s->db, s->wopts, s->restore_wb, &rerr);
+    rocksdb_writebatch_destroy(s->restore_wb);
+    s->restore_wb = NULL;
+    s->restore_n = 0;
+    if (rerr) {
+        snprintf(err, errlen, "state store %s: restore write failed: %s", s->path, rerr);
+        free(rerr);
+        return -1;
+    }
+    s->changelog_offset = s->changelog_pending = s->restore_offset;
+    return 0;
+}
+
 int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void *value,
                      size_t len, int64_t changelog_offset, char *err, size_t errlen)
 {
-    char *id = dup_n(user_id, id_len);
-    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    int rc = 0;
-    /* The timer index follows the record: drop the old key, add the new one. */
-    key_profile(&s->kbuf, id);
-    char *rerr = NULL;
-    size_t olen = 0;
-    char *old = rocksdb_get(s->db, s->ropts, s->kbuf.data, s->kbuf.len, &olen, &rerr);
-    free(rerr);
-    int64_t old_timer = 0, new_timer = 0;
-    tl_user tmp;
-    if (old) {
-        memset(&tmp, 0, sizeof(tmp));
-        if (tl_user_decode(&tmp, old, olen) == 0) old_timer = tmp.timer;
-        tl_user_clear(&tmp);
-        free(old);
-    }
+    if (!s->restore_wb) s->restore_wb = rocksdb_writebatch_create();
+    tl_buf_clear(&s->kbuf);
+    tl_buf_putc(&s->kbuf, 'u');
+    tl_buf_append(&s->kbuf, user_id, id_len);
     if (value && len) {
+        rocksdb_writebatch_put(s->restore_wb, s->kbuf.data, s->kbuf.len, value, len);
+        /* The timer is the record's second-to-last field: decode to find it. */
+        tl_user tmp;
         memset(&tmp, 0, sizeof(tmp));
         if (tl_user_decode(&tmp, value, len) != 0) {
-            snprintf(err, errlen, "changelog record for user %s at offset %lld does not decode", id,
-                     (long long)changelog_offset);
-            rc = -1;
+            tl_user_clear(&tmp);
+            snprintf(err, errlen, "changelog record for user %.*s at offset %lld does not decode",
+                     (int)id_len, user_id, (long long)changelog_offset);
+            return -1;
         }
-        new_timer = tmp.timer;
+        if (tmp.timer) {
+            char *id = dup_n(user_id, id_len);
+            key_timer(&s->kbuf, tmp.timer, id);
+            rocksdb_writebatch_put(s->restore_wb, s->kbuf.data, s->kbuf.len, "", 0);
+            heap_push(s, tmp.timer, id);
+            free(id);
+        }
         tl_user_clear(&tmp);
+    } else {
+        rocksdb_writebatch_delete(s->restore_wb, s->kbuf.data, s->kbuf.len);
     }
-    if (rc == 0) {
-        key_profile(&s->kbuf, id);
-        if (value && len) rocksdb_writebatch_put(wb, s->kbuf.data, s->kbuf.len, value, len);
-        else rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
-        if (old_timer != new_timer) {
-            if (old_timer) {
-                key_timer(&s->kbuf, old_timer, id);
-                rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
-            }
-            if (new_timer) {
-                key_timer(&s->kbuf, new_timer, id);
-                rocksdb_writebatch_put(wb, s->kbuf.data, s->kbuf.len, "", 0);
-                heap_push(s, new_timer, id);
-            }
-        }
-        tl_buf_clear(&s->vbuf);
-        put_svarint(&s->vbuf, changelog_offset);
-        rocksdb_writebatch_put(wb, "m:changelog", 11, s->vbuf.data, s->vbuf.len);
-        rocksdb_write(s->db, s->wopts, wb, &rerr);
-        if (rerr) {
-            snprintf(err, errlen, "state store %s: restore write failed: %s", s->path, rerr);
-            free(rerr);
-            rc = -1;
-        } else {
-            s->changelog_offset = s->changelog_pending = changelog_offset;
-        }
-    }
-    rocksdb_writebatch_destroy(wb);
-    free(id);
-    return rc;
+    s->restore_offset = changelog_offset;
+    if (++s->restore_n >= RESTORE_BATCH) return restore_commit(s, err, errlen);
+    return 0;
+}
+
+int tl_store_restore_done(tl_store *s, char *err, size_t errlen)
+{
+    return restore_commit(s, err, errlen);
 }

@@ -134,10 +134,12 @@ int tl_store_take_changed(tl_store *s, int (*fn)(void *arg, const tl_user *u, co
 void tl_store_set_changelog_offset(tl_store *s, int64_t offset);
 int64_t tl_store_changelog_offset(const tl_store *s);
 /* Restoring: applies one changelog record (value NULL: the user has no state) straight to
- * RocksDB, with its timer index; at the changelog offset given. The cache must hold no
- * record of the user (restore runs right after the store is opened). 0 or -1. */
+ * RocksDB, with its timer index, at the changelog offset given; records are written in
+ * batches, the last with tl_store_restore_done. The cache must hold no record of the user
+ * (restore runs right after the store is opened). 0 or -1. */
 int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void *value,
                      size_t len, int64_t changelog_offset, char *err, size_t errlen);
+int tl_store_restore_done(tl_store *s, char *err, size_t errlen);
 
 /* The next input offset recorded by the last flush, or -1 for a new store. */
 int64_t tl_store_next_offset(const tl_store *s);

@@ -139,7 +139,7 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
     char err[512];
     int rc = 0, done = 0;
     while (!done) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 1000);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             done = 1;
@@ -155,6 +155,10 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
             n++;
         }
         rd_kafka_message_destroy(m);
+    }
+    if (rc == 0 && tl_store_restore_done(s, err, sizeof(err)) != 0) {
+        TL_LOG_ERROR("changelog", "%s", err);
+        rc = -1;
     }
     rd_kafka_assign(c->rk, NULL);
     double secs = (double)(tl_mono_ns() - t0) / 1e9;
