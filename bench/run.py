@@ -101,7 +101,8 @@ def kafka(a):
                  "-X", f"state.dir={state}", "-X", "log.level=warn",
                  "-X", f"output.interest.topic={topic}-interest",
                  "-X", f"output.attribution.topic={topic}-attr",
-                 "-X", f"dlq.topic={topic}-dlq", "-X", f"state.cache.mb={a.cache_mb}"])
+                 "-X", f"dlq.topic={topic}-dlq", "-X", f"state.cache.mb={a.cache_mb}"]
+                + [arg for setting in a.xs for arg in ("-X", setting)])
             m = re.search(r"run: (\d+) events", err)
             if not m or int(m.group(1)) != n:
                 sys.exit(f"tally run processed {m.group(1) if m else '?'} of {n} events:\n{err[-2000:]}")
@@ -111,7 +112,8 @@ def kafka(a):
             print(f"run {i + 1}: bare consumer {bare[-1]:,.0f} records/s, tally run "
                   f"{tl[-1]:,.0f} events/s, peak RSS {rss:.0f} MiB", file=sys.stderr)
         b, t = statistics.median(bare), statistics.median(tl)
-        print(f"| kafka: tally run --until-end, at-least-once, {a.events:,} events, {a.users:,} "
+        mode = ", ".join(a.xs) if a.xs else "defaults"
+        print(f"| kafka: tally run --until-end ({mode}), {a.events:,} events, {a.users:,} "
               f"users, 4 partitions, local broker | {t:,.0f} events/s | bare librdkafka "
               f"consumer: {b:,.0f} records/s (ratio {t / b:.2f}) | "
               f"{statistics.median(rss_t):.0f} MiB |")
@@ -128,7 +130,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--cache-mb", type=int, default=1024)
     ap.add_argument("-X", dest="xs", action="append", default=[], metavar="KEY=VALUE",
-                    help="engine: a configuration key (e.g. model.enabled=false)")
+                    help="a configuration key for tally (e.g. model.enabled=false)")
     a = ap.parse_args()
     if a.what == "engine":
         a.events = a.events or 10_000_000
