@@ -6,10 +6,12 @@
  * tl_store_get() is dirty until the next flush; eviction only ever removes clean
  * records, so a batch's state is never lost before it is written.
  *
- * Encoding (version 1), all integers little-endian varints, signed ones zig-zag:
- *   u8 version | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
+ * Encoding (version 2), all integers little-endian varints, signed ones zig-zag:
+ *   u8 version | svarint timer | svarint labelled
+ *              | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
  *              | n_tp  | n_tp  * (str event_id | str item_id | ostr category_id
- *                                 | ostr channel | u8 type | svarint ts)
+ *                                 | ostr channel | u8 type | svarint ts | f32 share
+ *                                 | f32 propensity | svarint dwell)
  * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL.
  *
  * RocksDB layout of a partition's database: "u" + user_id -> the encoded record;
@@ -206,6 +208,9 @@ static inline char *w_f32(char *p, float f) { return w_bytes(p, (const char *)&f
 static char *encode_entries(const tl_user *u, char *p)
 {
     *p++ = STATE_VERSION;
+    /* The timer first: a restore indexes timers without decoding the rest. */
+    p = w_svarint(p, u->timer);
+    p = w_svarint(p, u->labelled);
     p = w_varint(p, (uint64_t)u->n_ent);
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
@@ -240,8 +245,6 @@ void tl_user_encode(const tl_user *u, tl_buf *b)
     p = encode_entries(u, p);
     p = w_varint(p, (uint64_t)u->n_tp);
     for (int i = 0; i < u->n_tp; i++) p = encode_tp(&u->tp[i], p);
-    p = w_svarint(p, u->timer);
-    p = w_svarint(p, u->labelled);
     b->len = (size_t)(p - b->data);
     b->data[b->len] = '\0';
 }
@@ -338,6 +341,8 @@ static char *dup_n(const char *s, size_t n)
 static int decode_entries(tl_user *u, rd *r, size_t len)
 {
     if (get_u8(r) != STATE_VERSION) return -1;
+    u->timer = u->timer_saved = get_svarint(r);
+    u->labelled = get_svarint(r);
     uint64_t n_ent = get_varint(r);
     if (r->bad || n_ent > len) return -1;
     for (uint64_t i = 0; i < n_ent && !r->bad; i++) {
@@ -396,8 +401,6 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
     if (r.bad || n_tp > len) return -1;
     for (uint64_t i = 0; i < n_tp; i++)
         if (decode_tp(u, &r) != 0) return -1;
-    u->timer = u->timer_saved = get_svarint(&r);
-    u->labelled = get_svarint(&r);
     return r.bad || r.p != r.end ? -1 : 0;
 }
 
@@ -941,23 +944,21 @@ int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void
     tl_buf_append(&s->kbuf, user_id, id_len);
     if (value && len) {
         rocksdb_writebatch_put(s->restore_wb, s->kbuf.data, s->kbuf.len, value, len);
-        /* The timer is the record's second-to-last field: decode to find it. */
-        tl_user tmp;
-        memset(&tmp, 0, sizeof(tmp));
-        if (tl_user_decode(&tmp, value, len) != 0) {
-            tl_user_clear(&tmp);
+        /* The timer is the record's first field after the version. */
+        rd r = {value, (const unsigned char *)value + len, 0};
+        int64_t timer = get_u8(&r) == STATE_VERSION ? get_svarint(&r) : 0;
+        if (r.bad || ((const unsigned char *)value)[0] != STATE_VERSION) {
             snprintf(err, errlen, "changelog record for user %.*s at offset %lld does not decode",
                      (int)id_len, user_id, (long long)changelog_offset);
             return -1;
         }
-        if (tmp.timer) {
+        if (timer) {
             char *id = dup_n(user_id, id_len);
-            key_timer(&s->kbuf, tmp.timer, id);
+            key_timer(&s->kbuf, timer, id);
             rocksdb_writebatch_put(s->restore_wb, s->kbuf.data, s->kbuf.len, "", 0);
-            heap_push(s, tmp.timer, id);
+            heap_push(s, timer, id);
             free(id);
         }
-        tl_user_clear(&tmp);
     } else {
         rocksdb_writebatch_delete(s->restore_wb, s->kbuf.data, s->kbuf.len);
     }

@@ -32,6 +32,9 @@ tl_changelog *tl_changelog_new(rd_kafka_conf_t *conf, const char *topic, char *e
     static const char *const fixed[][2] = {
         {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
         {"enable.partition.eof", "true"}, {"auto.offset.reset", "earliest"},
+        /* A restore reads one partition as fast as it can: large fetches, deep queue. */
+        {"max.partition.fetch.bytes", "16777216"}, {"queued.min.messages", "1000000"},
+        {"fetch.wait.max.ms", "10"},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], NULL, 0);

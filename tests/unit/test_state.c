@@ -172,7 +172,7 @@ static void test_encoding_bytes(void **state)
     tl_user u;
     user_init(&u, "u");
     tl_buf b = {0};
-    /* version | no entries | no touchpoints | no timer | labelled (as the caller set it) */
+    /* version | no timer | labelled (as the caller set it) | no entries | no touchpoints */
     u.labelled = 0;
     tl_user_encode(&u, &b);
     assert_int_equal(b.len, 5);
@@ -186,6 +186,8 @@ static void test_encoding_bytes(void **state)
     unsigned char want[64];
     size_t n = 0;
     want[n++] = 2;                       /* version */
+    want[n++] = 0;                       /* timer */
+    want[n++] = 0;                       /* labelled */
     want[n++] = 1;                       /* n_ent */
     want[n++] = 1;                       /* dim */
     want[n++] = 2;
@@ -215,8 +217,6 @@ static void test_encoding_bytes(void **state)
     memcpy(want + n, minus_one_f, 4);    /* propensity */
     n += 4;
     want[n++] = 1;                       /* dwell -1 */
-    want[n++] = 0;                       /* timer */
-    want[n++] = 0;                       /* labelled */
     b.len = 0;
     tl_user_encode(&u, &b);
     assert_int_equal(b.len, n);
@@ -373,7 +373,7 @@ static void test_decode_garbage(void **state)
         }
     }
     /* a count far beyond the input is rejected, not allocated */
-    const unsigned char huge[] = {2, 0xff, 0xff, 0xff, 0xff, 0x0f};
+    const unsigned char huge[] = {2, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f};
     tl_user d;
     user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, huge, sizeof(huge)), -1);
@@ -386,23 +386,23 @@ static void test_decode_garbage(void **state)
     assert_int_equal(tl_user_decode(&d, "\x01\x00\x00\x00\x00", 5), -1);
     user_fini(&d);
     user_init(&d, "u");
-    /* version | 1 entry | dim | "" | f 0 | h 0 | t 0 | no touchpoints | timer 0 |
-     * labelled 0: 24 bytes */
-    unsigned char one_ent[24] = {2, 1, 3, 0};
+    /* version | timer 0 | labelled 0 | 1 entry | dim | "" | f 0 | h 0 | t 0 | no
+     * touchpoints: 24 bytes */
+    unsigned char one_ent[24] = {2, 0, 0, 1, 3, 0};
     assert_int_equal(tl_user_decode(&d, one_ent, sizeof(one_ent)), -1);
     user_fini(&d);
     user_init(&d, "u");
-    one_ent[2] = TL_DIM_CHANNEL;
+    one_ent[4] = TL_DIM_CHANNEL;
     assert_int_equal(tl_user_decode(&d, one_ent, sizeof(one_ent)), 0);
     assert_int_equal(d.n_ent, 1);
     assert_int_equal(d.ent[0].dim, TL_DIM_CHANNEL);
     user_fini(&d);
     user_init(&d, "u");
-    const unsigned char bad_type[] = {2, 0, 1, 1, 'e', 1, 'i', 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
+    const unsigned char bad_type[] = {2, 0, 0, 0, 1, 1, 'e', 1, 'i', 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     assert_int_equal(tl_user_decode(&d, bad_type, sizeof(bad_type)), -1);
     user_fini(&d);
     user_init(&d, "u");
-    const unsigned char ok_type[] = {2, 0, 1, 1, 'e', 1, 'i', 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
+    const unsigned char ok_type[] = {2, 0, 0, 0, 1, 1, 'e', 1, 'i', 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     assert_int_equal(tl_user_decode(&d, ok_type, sizeof(ok_type)), 0);
     assert_int_equal(d.tp[0].type, TL_PURCHASE);
     user_fini(&d);
