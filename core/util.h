@@ -19,6 +19,45 @@ int64_t tl_mono_ns(void);               /* monotonic clock, ns */
 
 uint64_t tl_hash64(const void *data, size_t len);   /* FNV-1a 64 */
 
+/* Little-endian fixed-width fields, for the binary checkpoints (model, metrics). The
+ * put functions return the position after what they wrote. */
+#include <string.h>
+static inline char *tl_le_put_u32(char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) *p++ = (char)(v >> (8 * i));
+    return p;
+}
+static inline char *tl_le_put_u64(char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) *p++ = (char)(v >> (8 * i));
+    return p;
+}
+static inline char *tl_le_put_f64(char *p, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    return tl_le_put_u64(p, v);
+}
+static inline uint32_t tl_le_get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static inline uint64_t tl_le_get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+static inline double tl_le_get_f64(const unsigned char *p)
+{
+    uint64_t v = tl_le_get_u64(p);
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
+}
+
 /* A growable byte buffer. */
 typedef struct tl_buf {
     char *data;

@@ -190,47 +190,6 @@ double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight)
 #define FTRL_FORMAT 1u
 #define FTRL_HEADER (4 + 4 + 4 + 4 * 8 + 8)
 
-static char *put_u32(char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) *p++ = (char)(v >> (8 * i));
-    return p;
-}
-
-static char *put_u64(char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) *p++ = (char)(v >> (8 * i));
-    return p;
-}
-
-static char *put_f64(char *p, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, 8);
-    return put_u64(p, v);
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static double get_f64(const unsigned char *p)
-{
-    uint64_t v = get_u64(p);
-    double d;
-    memcpy(&d, &v, 8);
-    return d;
-}
-
 void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out)
 {
     size_t len = FTRL_HEADER + (size_t)m->d * 16;
@@ -238,15 +197,15 @@ void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out)
     char *p = out->data + out->len;
     memcpy(p, FTRL_MAGIC, 4);
     p += 4;
-    p = put_u32(p, FTRL_FORMAT);
-    p = put_u32(p, (uint32_t)m->d);
-    p = put_f64(p, m->alpha);
-    p = put_f64(p, m->beta);
-    p = put_f64(p, m->l1);
-    p = put_f64(p, m->l2);
-    p = put_u64(p, m->version);
-    for (int i = 0; i < m->d; i++) p = put_f64(p, m->z[i]);
-    for (int i = 0; i < m->d; i++) p = put_f64(p, m->n[i]);
+    p = tl_le_put_u32(p, FTRL_FORMAT);
+    p = tl_le_put_u32(p, (uint32_t)m->d);
+    p = tl_le_put_f64(p, m->alpha);
+    p = tl_le_put_f64(p, m->beta);
+    p = tl_le_put_f64(p, m->l1);
+    p = tl_le_put_f64(p, m->l2);
+    p = tl_le_put_u64(p, m->version);
+    for (int i = 0; i < m->d; i++) p = tl_le_put_f64(p, m->z[i]);
+    for (int i = 0; i < m->d; i++) p = tl_le_put_f64(p, m->n[i]);
     out->len += len;
     out->data[out->len] = '\0';   /* tl_buf keeps its contents terminated */
 }
@@ -255,17 +214,17 @@ tl_ftrl *tl_ftrl_decode(const void *buf, size_t len)
 {
     const unsigned char *p = buf;
     if (!buf || len < FTRL_HEADER || memcmp(p, FTRL_MAGIC, 4) != 0) return NULL;
-    if (get_u32(p + 4) != FTRL_FORMAT) return NULL;
-    uint32_t d = get_u32(p + 8);
+    if (tl_le_get_u32(p + 4) != FTRL_FORMAT) return NULL;
+    uint32_t d = tl_le_get_u32(p + 8);
     if (d < 1 || d > TL_FTRL_MAX_DIM || len != FTRL_HEADER + (size_t)d * 16) return NULL;
-    tl_ftrl *m = tl_ftrl_new((int)d, get_f64(p + 12), get_f64(p + 20), get_f64(p + 28),
-                             get_f64(p + 36));
+    tl_ftrl *m = tl_ftrl_new((int)d, tl_le_get_f64(p + 12), tl_le_get_f64(p + 20), tl_le_get_f64(p + 28),
+                             tl_le_get_f64(p + 36));
     if (!m) return NULL;
-    m->version = get_u64(p + 44);
+    m->version = tl_le_get_u64(p + 44);
     const unsigned char *zp = p + FTRL_HEADER, *np = zp + (size_t)d * 8;
     for (uint32_t i = 0; i < d; i++) {
-        m->z[i] = get_f64(zp + 8 * i);
-        m->n[i] = get_f64(np + 8 * i);
+        m->z[i] = tl_le_get_f64(zp + 8 * i);
+        m->n[i] = tl_le_get_f64(np + 8 * i);
         if (!isfinite(m->z[i]) || !isfinite(m->n[i]) || m->n[i] < 0) {
             tl_ftrl_destroy(m);
             return NULL;

@@ -188,47 +188,6 @@ int tl_metrics_window_size(const tl_metrics *m) { return m->window; }
 #define MT_HEADER (4 + 4 + 4 + 4 + 8 + 8 + 4 * 8)
 #define MT_ENTRY 25
 
-static char *put_u32(char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) *p++ = (char)(v >> (8 * i));
-    return p;
-}
-
-static char *put_u64(char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) *p++ = (char)(v >> (8 * i));
-    return p;
-}
-
-static char *put_f64(char *p, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, 8);
-    return put_u64(p, v);
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static double get_f64(const unsigned char *p)
-{
-    uint64_t v = get_u64(p);
-    double d;
-    memcpy(&d, &v, 8);
-    return d;
-}
-
 void tl_metrics_encode(const tl_metrics *m, tl_buf *out)
 {
     size_t len = MT_HEADER + (size_t)m->n * MT_ENTRY;
@@ -236,20 +195,20 @@ void tl_metrics_encode(const tl_metrics *m, tl_buf *out)
     char *p = out->data + out->len;
     memcpy(p, MT_MAGIC, 4);
     p += 4;
-    p = put_u32(p, MT_FORMAT);
-    p = put_u32(p, (uint32_t)m->window);
-    p = put_u32(p, (uint32_t)m->n);
-    p = put_u64(p, m->count);
-    p = put_u64(p, m->positives);
-    p = put_f64(p, m->prior);
-    p = put_f64(p, m->prior_weight);
-    p = put_f64(p, m->sum_w);
-    p = put_f64(p, m->sum_wy);
+    p = tl_le_put_u32(p, MT_FORMAT);
+    p = tl_le_put_u32(p, (uint32_t)m->window);
+    p = tl_le_put_u32(p, (uint32_t)m->n);
+    p = tl_le_put_u64(p, m->count);
+    p = tl_le_put_u64(p, m->positives);
+    p = tl_le_put_f64(p, m->prior);
+    p = tl_le_put_f64(p, m->prior_weight);
+    p = tl_le_put_f64(p, m->sum_w);
+    p = tl_le_put_f64(p, m->sum_wy);
     int slot = oldest(m);
     for (int i = 0; i < m->n; i++) {
-        p = put_f64(p, m->p[slot]);
-        p = put_f64(p, m->pb[slot]);
-        p = put_f64(p, m->w[slot]);
+        p = tl_le_put_f64(p, m->p[slot]);
+        p = tl_le_put_f64(p, m->pb[slot]);
+        p = tl_le_put_f64(p, m->w[slot]);
         *p++ = (char)m->y[slot];
         slot = slot + 1 == m->window ? 0 : slot + 1;
     }
@@ -264,13 +223,13 @@ tl_metrics *tl_metrics_decode(const void *buf, size_t len)
 {
     const unsigned char *p = buf;
     if (!buf || len < MT_HEADER || memcmp(p, MT_MAGIC, 4) != 0) return NULL;
-    if (get_u32(p + 4) != MT_FORMAT) return NULL;
-    uint32_t window = get_u32(p + 8), n = get_u32(p + 12);
+    if (tl_le_get_u32(p + 4) != MT_FORMAT) return NULL;
+    uint32_t window = tl_le_get_u32(p + 8), n = tl_le_get_u32(p + 12);
     if (window < 1 || window > TL_METRICS_MAX_WINDOW || n > window) return NULL;
     if (len != MT_HEADER + (size_t)n * MT_ENTRY) return NULL;
-    uint64_t count = get_u64(p + 16), positives = get_u64(p + 24);
-    double prior = get_f64(p + 32), prior_weight = get_f64(p + 40);
-    double sum_w = get_f64(p + 48), sum_wy = get_f64(p + 56);
+    uint64_t count = tl_le_get_u64(p + 16), positives = tl_le_get_u64(p + 24);
+    double prior = tl_le_get_f64(p + 32), prior_weight = tl_le_get_f64(p + 40);
+    double sum_w = tl_le_get_f64(p + 48), sum_wy = tl_le_get_f64(p + 56);
     if (n > count || positives > count || !weight_ok(sum_w) || !weight_ok(sum_wy) ||
         sum_wy > sum_w)
         return NULL;
@@ -282,7 +241,7 @@ tl_metrics *tl_metrics_decode(const void *buf, size_t len)
     m->sum_wy = sum_wy;
     const unsigned char *e = p + MT_HEADER;
     for (uint32_t i = 0; i < n; i++, e += MT_ENTRY) {
-        double sp = get_f64(e), sb = get_f64(e + 8), w = get_f64(e + 16);
+        double sp = tl_le_get_f64(e), sb = tl_le_get_f64(e + 8), w = tl_le_get_f64(e + 16);
         unsigned y = e[24];
         if (!prob_ok(sp) || !prob_ok(sb) || !weight_ok(w) || y > 1) {
             tl_metrics_destroy(m);
