@@ -6,12 +6,15 @@
 #   scripts/kafka-broker.sh start DIR    start a fresh broker with its state under DIR; waits
 #                                        until it answers a metadata request
 #   scripts/kafka-broker.sh stop DIR     stop the broker started in DIR (by its pid)
+#   scripts/kafka-broker.sh restart DIR  stop the broker of DIR (if running) and start it again
+#                                        on its data and ports (nothing wiped); waits until it
+#                                        answers a metadata request
 #   scripts/kafka-broker.sh env DIR      print TALLY_TEST_BOOTSTRAP=127.0.0.1:PORT
 #   scripts/kafka-broker.sh status DIR   exit 0 if the broker in DIR is running
 #   scripts/kafka-broker.sh version      print the Kafka version
 #
 # Files in DIR: bootstrap (127.0.0.1:PORT), broker.pid, broker.log, server.properties,
-# log4j.properties, data/ (wiped at every start).
+# log4j.properties, data/ (wiped at every start, kept by restart).
 #
 # Environment:
 #   TALLY_CACHE              cache root (default ~/.cache/tally)
@@ -270,6 +273,50 @@ stop() {
   rm -f "$dir/broker.pid" "$dir/bootstrap"
 }
 
+# Stops the broker of DIR and starts it again with the same server.properties: same data
+# (log.dirs, cluster id), same ports. The port is re-bound at once; it was ours until the
+# broker stopped.
+restart() {
+  local dir=$1 port pid deadline t0
+  t0=$(date +%s)
+  command -v java >/dev/null || die "java not found (run scripts/deps.sh)"
+  command -v kcat >/dev/null || die "kcat not found (run scripts/deps.sh)"
+  [ -d "$dir" ] || die "no $dir: start a broker there first"
+  dir=$(cd "$dir" && pwd -P)
+  [ -f "$dir/server.properties" ] && [ -f "$dir/data/meta.properties" ] \
+    || die "no broker data in $dir (start a broker there first)"
+  port=$(sed -n 's|^listeners=PLAINTEXT://127\.0\.0\.1:\([0-9]*\),.*|\1|p' "$dir/server.properties")
+  [ -n "$port" ] || die "no PLAINTEXT listener in $dir/server.properties"
+  fetch
+  stop "$dir"
+  local -a jopts; mapfile -t jopts < <(java_opts "$dir")
+  echo "=== $(date -u +%FT%TZ) restart on 127.0.0.1:$port (data kept)" >>"$dir/broker.log"
+  java "${jopts[@]}" -cp "$LIB/*" kafka.Kafka "$dir/server.properties" \
+      </dev/null >>"$dir/broker.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$dir/broker.pid"
+  deadline=$(( $(date +%s) + START_TIMEOUT ))
+  while :; do
+    if ! is_alive "$pid"; then
+      wait "$pid" 2>/dev/null || true
+      tail -n 40 "$dir/broker.log" >&2
+      rm -f "$dir/broker.pid"
+      die "broker exited during restart (log: $dir/broker.log)"
+    fi
+    if probe "127.0.0.1:$port"; then
+      break
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      tail -n 40 "$dir/broker.log" >&2
+      stop "$dir" || true
+      die "restarted broker did not answer within ${START_TIMEOUT}s (log: $dir/broker.log)"
+    fi
+    sleep 0.25  # poll interval
+  done
+  echo "127.0.0.1:$port" >"$dir/bootstrap.tmp" && mv "$dir/bootstrap.tmp" "$dir/bootstrap"
+  say "Kafka $KAFKA_VERSION restarted at 127.0.0.1:$port (pid $pid, $(( $(date +%s) - t0 ))s)"
+}
+
 need_dir() { if [ $# -lt 1 ] || [ -z "$1" ]; then usage; fi; }
 
 cmd=${1:-}
@@ -278,6 +325,7 @@ case "$cmd" in
   fetch) fetch ;;
   start) need_dir "$@"; start "$1" ;;
   stop) need_dir "$@"; stop "$1" ;;
+  restart) need_dir "$@"; restart "$1" ;;
   env)
     need_dir "$@"
     [ -s "$1/bootstrap" ] || die "no broker running in $1"

@@ -1,0 +1,22 @@
+# integration.eos (included from tests/CMakeLists.txt, after integration.cmake, which defines
+# tally_kafka_test() and the "kafka" broker fixture): exactly-once processing on the real
+# broker, tests/integration/test_eos.py. A crash run killed 24 times against an
+# uninterrupted run, a zombie fenced by its successor, a lost state directory restored from
+# the changelog, scale-out across instances, and a restart of a private broker (started
+# by the test itself with scripts/kafka-broker.sh) under a running instance. About 5
+# minutes on two cores; longer under the sanitizers, hence the timeout.
+#
+# Exit code 77 means skipped (the real data or the broker is absent).
+set(TALLY_PYTHON python3 CACHE STRING "Python interpreter of the integration tests")
+
+if(COMMAND tally_kafka_test)
+  tally_kafka_test(NAME integration.eos
+    COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_eos.py
+    TIMEOUT 1500)
+  if(TEST integration.eos)   # absent when TALLY_KAFKA_TESTS is OFF
+    set_tests_properties(integration.eos PROPERTIES SKIP_RETURN_CODE 77)
+  endif()
+else()
+  message(STATUS "tally: integration.eos not added (tests/integration/integration.cmake "
+                 "was not included before eos.cmake)")
+endif()

@@ -1,0 +1,489 @@
+#!/usr/bin/env python3
+"""Helpers shared by the integration tests that run `tally run` against a real broker.
+
+- bootstrap(): the broker's address from TALLY_TEST_BOOTSTRAP, or from the file named by
+  TALLY_TEST_BOOTSTRAP_FILE.
+- load_schemas(), avro_decode(): the schemas of schemas/ (timestamps as plain ints) and a
+  strict Confluent-framed Avro decoder; decode_outputs() checks framing, schema id and key.
+- Kafka: topics (create, delete, partitions, configuration), end offsets, a consumer group's
+  committed offsets and members, and reading a whole topic with a read_committed consumer.
+- Tally: a `tally` process started in the background, its log in a file; run_tally() runs
+  one to completion. stop_all() kills every process started here that is still running.
+- wait_until(): polls a condition until a deadline, failing early when a process that must
+  stay up has exited.
+- OutputTopics: the names of one run's four output topics.
+
+Failures are raised as AssertionError with a message meant for the test's FAIL line.
+"""
+
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+TALLY_BIN = os.environ.get("TALLY_BIN") or os.path.join(SOURCE_DIR, "build", "tally")
+SCHEMA_DIR = os.path.join(SOURCE_DIR, "schemas")
+SHARED_DATA = os.path.join(SOURCE_DIR, "..", "shared", "data")
+BROKER_SH = os.path.join(SOURCE_DIR, "scripts", "kafka-broker.sh")
+SKIP = 77
+
+RUN = uuid.uuid4().hex[:10]
+
+# The test's own clients log nothing: a broker that restarts on purpose would fill the
+# output with disconnections. Their failures still surface as exceptions.
+_QUIET = logging.getLogger("kafka_util.librdkafka")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def bootstrap():
+    b = os.environ.get("TALLY_TEST_BOOTSTRAP", "").strip()
+    f = os.environ.get("TALLY_TEST_BOOTSTRAP_FILE", "").strip()
+    if not b and f and os.path.isfile(f):
+        with open(f) as fh:
+            b = fh.read().strip()
+    return b
+
+
+# ------------------------------------------------------------------------- schemas
+
+def _strip_logical(node):
+    """The schema without logicalType annotations: timestamps decode as plain ints (ms)."""
+    if isinstance(node, dict):
+        return {k: _strip_logical(v) for k, v in node.items() if k != "logicalType"}
+    if isinstance(node, list):
+        return [_strip_logical(x) for x in node]
+    return node
+
+
+def load_schemas():
+    """{schema id: parsed schema} from schemas/<id>-<name>.avsc."""
+    import fastavro
+    files = []
+    for name in os.listdir(SCHEMA_DIR):
+        if name.endswith(".avsc") and name.split("-", 1)[0].isdigit():
+            files.append((int(name.split("-", 1)[0]), name))
+    named = {}
+    out = {}
+    for sid, name in sorted(files):
+        with open(os.path.join(SCHEMA_DIR, name)) as fh:
+            schema = _strip_logical(json.load(fh))
+        try:
+            out[sid] = fastavro.parse_schema(schema, named_schemas={})
+        except fastavro.schema.UnknownType:
+            out[sid] = fastavro.parse_schema(schema, named_schemas=dict(named))
+        fastavro.parse_schema(schema, named_schemas=named)   # collect its named types
+    return out
+
+
+def avro_decode(schema, body):
+    """Decodes one record; the body must be used up exactly."""
+    import fastavro
+    bio = io.BytesIO(body)
+    rec = fastavro.schemaless_reader(bio, schema, None)
+    if bio.tell() != len(body):
+        raise ValueError("%d trailing bytes after the Avro record" % (len(body) - bio.tell()))
+    return rec
+
+
+def decode_outputs(rows, schema_id, schema, topic, problems, max_problems=10):
+    """rows: [(partition, offset, key, value, headers)] of an interest or attribution topic.
+    Returns the decoded records; framing, schema id and key (= user_id) problems are
+    appended to problems (at most max_problems of them)."""
+    recs = []
+    bad = 0
+    for p, off, key, value, _ in rows:
+        where = "%s[%d]@%d" % (topic, p, off)
+        why = None
+        rec = None
+        if value is None or len(value) < 5 or value[0] != 0:
+            why = "value is not Confluent-framed: %r" % ((value or b"")[:16],)
+        elif int.from_bytes(value[1:5], "big") != schema_id:
+            why = "schema id %d, expected %d" % (int.from_bytes(value[1:5], "big"), schema_id)
+        else:
+            try:
+                rec = avro_decode(schema, value[5:])
+            except Exception as e:   # fastavro raises several kinds
+                why = "Avro body does not decode: %s" % e
+        if rec is not None:
+            recs.append(rec)
+            if key is None or key.decode("utf-8", "replace") != rec.get("user_id"):
+                why = "key %r is not the user_id %r" % (key, rec.get("user_id"))
+        if why:
+            bad += 1
+            if bad <= max_problems:
+                problems.append("%s: %s" % (where, why))
+    if bad > max_problems:
+        problems.append("%s: %d more records with problems" % (topic, bad - max_problems))
+    return recs
+
+
+# --------------------------------------------------------------------------- kafka
+
+class Kafka:
+    """One broker. The admin client and the probe consumer are kept for the object's
+    life (polling them is cheap); close() releases them."""
+
+    def __init__(self, bootstrap_servers):
+        from confluent_kafka.admin import AdminClient
+        self.b = bootstrap_servers
+        self.admin = AdminClient({"bootstrap.servers": self.b, "logger": _QUIET})
+        self._probe = None
+        self._group_consumers = {}
+
+    def close(self):
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+        for c in self._group_consumers.values():
+            c.close()
+        self._group_consumers = {}
+        self.admin = None
+
+    def probe(self):
+        """A consumer that never joins a group: watermarks only."""
+        from confluent_kafka import Consumer
+        if self._probe is None:
+            self._probe = Consumer({"bootstrap.servers": self.b,
+                                    "group.id": "tally-test-probe-" + RUN,
+                                    "enable.auto.commit": False,
+                                    "isolation.level": "read_committed",
+                                    "logger": _QUIET})
+        return self._probe
+
+    def create_topics(self, spec, config=None):
+        """spec: {name: partitions}; waits until every partition has a leader."""
+        from confluent_kafka.admin import NewTopic
+        futs = self.admin.create_topics(
+            [NewTopic(t, num_partitions=n, replication_factor=1, config=dict(config or {}))
+             for t, n in spec.items()],
+            operation_timeout=30, request_timeout=30)
+        for t, f in futs.items():
+            f.result(timeout=60)
+        deadline = time.monotonic() + 60
+        while True:
+            md = self.admin.list_topics(timeout=10)
+            ready = all(t in md.topics and md.topics[t].error is None
+                        and len(md.topics[t].partitions) == n
+                        and all(p.leader >= 0 for p in md.topics[t].partitions.values())
+                        for t, n in spec.items())
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("topics %s not ready after 60 s" % sorted(spec))
+            time.sleep(0.1)   # poll interval
+
+    def delete_topics(self, names):
+        names = [n for n in names if n]
+        if not names:
+            return
+        try:
+            for f in self.admin.delete_topics(list(names), operation_timeout=30).values():
+                f.result(timeout=60)
+        except Exception as e:  # best effort: the broker is a test broker
+            print("note: could not delete test topics: %s" % e)
+
+    def topics(self):
+        return set(self.admin.list_topics(timeout=10).topics)
+
+    def partitions(self, topic):
+        md = self.admin.list_topics(topic=topic, timeout=10)
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            raise AssertionError("topic %s: %s" % (topic, t.error if t else "absent"))
+        return sorted(t.partitions)
+
+    def topic_config(self, topic):
+        """{name: value} of the topic's configuration."""
+        from confluent_kafka.admin import ConfigResource
+        res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        for _, f in self.admin.describe_configs([res], request_timeout=30).items():
+            return {k: v.value for k, v in f.result(timeout=30).items()}
+        return {}
+
+    def end_offsets(self, topic):
+        """{partition: end offset} (the last stable offset: what a read_committed consumer
+        can reach)."""
+        from confluent_kafka import TopicPartition
+        c = self.probe()
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in self.partitions(topic)}
+
+    def committed(self, group, topic):
+        """{partition: committed offset, -1 where none} of group on topic: the last
+        committed offsets, without waiting for pending transactional ones (the asking
+        consumer reads uncommitted, so the broker is not asked for stable offsets). Asked
+        through a consumer of the group that never joins it: the admin API's
+        ListConsumerGroupOffsets crashes librdkafka 2.11 when the coordinator moves
+        (confluentinc/librdkafka#5040)."""
+        from confluent_kafka import Consumer, TopicPartition
+        c = self._group_consumers.get(group)
+        if c is None:
+            c = Consumer({"bootstrap.servers": self.b, "group.id": group,
+                          "enable.auto.commit": False,
+                          "isolation.level": "read_uncommitted", "logger": _QUIET})
+            self._group_consumers[group] = c
+        tps = c.committed([TopicPartition(topic, p) for p in self.partitions(topic)],
+                          timeout=15)
+        return {tp.partition: tp.offset if tp.error is None and tp.offset >= 0 else -1
+                for tp in tps}
+
+    def committed_sum(self, group, topic):
+        return sum(max(0, o) for o in self.committed(group, topic).values())
+
+    def group_members(self, group):
+        """[(member_id, client_id, [partitions])] of the group's current members."""
+        fut = self.admin.describe_consumer_groups([group], request_timeout=10)[group]
+        d = fut.result(timeout=15)
+        out = []
+        for m in d.members:
+            parts = sorted(tp.partition for tp in (m.assignment.topic_partitions
+                                                   if m.assignment else []))
+            out.append((m.member_id, m.client_id, parts))
+        return out
+
+    def read_all(self, topic, timeout_s=180):
+        """Every committed record of topic, from the beginning to each partition's end
+        offset (read_committed; asked of the broker first: the topic is no longer written).
+        Returns [(partition, offset, key, value, headers dict)]."""
+        from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+        c = Consumer({"bootstrap.servers": self.b, "group.id": "tally-test-read-" + RUN,
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                      "enable.partition.eof": True, "isolation.level": "read_committed",
+                      "logger": _QUIET})
+        out = []
+        try:
+            ends = {}
+            for p in self.partitions(topic):
+                ends[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            pending = {p for p, (lo, hi) in ends.items() if hi > lo}
+            if not pending:
+                return out
+            c.assign([TopicPartition(topic, p, ends[p][0]) for p in sorted(pending)])
+            deadline = time.monotonic() + timeout_s
+            while pending:
+                if time.monotonic() > deadline:
+                    pos = {tp.partition: tp.offset for tp in
+                           c.position([TopicPartition(topic, p) for p in pending])}
+                    raise AssertionError("reading %s: partitions %s not at their end after %d s "
+                                         "(positions %s, ends %s)" % (
+                                             topic, sorted(pending), timeout_s, pos, ends))
+                for m in c.consume(num_messages=10000, timeout=1.0):
+                    if m.error():
+                        if m.error().code() != KafkaError._PARTITION_EOF:
+                            raise KafkaException(m.error())
+                        if m.offset() >= ends[m.partition()][1]:
+                            pending.discard(m.partition())
+                        continue
+                    out.append((m.partition(), m.offset(), m.key(), m.value(),
+                                dict((k, v) for k, v in (m.headers() or []))))
+                    if m.offset() + 1 >= ends[m.partition()][1]:
+                        pending.discard(m.partition())
+                if pending:
+                    for tp in c.position([TopicPartition(topic, p) for p in list(pending)]):
+                        if tp.offset >= 0 and tp.offset >= ends[tp.partition][1]:
+                            pending.discard(tp.partition)
+            return out
+        finally:
+            c.close()
+
+
+class OutputTopics:
+    """The four output topics of one tally run (or of the instances of one group)."""
+
+    def __init__(self, prefix):
+        self.interest = prefix + "-interest"
+        self.attribution = prefix + "-attribution"
+        self.credit = prefix + "-credit"
+        self.dlq = prefix + "-dlq"
+
+    def all(self):
+        return [self.interest, self.attribution, self.credit, self.dlq]
+
+    def create(self, kafka, partitions=4):
+        kafka.create_topics({self.interest: partitions, self.attribution: partitions,
+                             self.credit: 1, self.dlq: 1})
+
+    def args(self):
+        return ["-X", "output.interest.topic=" + self.interest,
+                "-X", "output.attribution.topic=" + self.attribution,
+                "-X", "output.credit.topic=" + self.credit,
+                "-X", "dlq.topic=" + self.dlq]
+
+    def read(self, kafka, schemas, problems):
+        """The interest deltas and attributions on the topics (read_committed), decoded.
+        A record on the dead-letter topic is a problem (the tests' input is all valid)."""
+        recs = decode_outputs(kafka.read_all(self.interest), 2, schemas[2], self.interest,
+                              problems)
+        recs += decode_outputs(kafka.read_all(self.attribution), 3, schemas[3],
+                               self.attribution, problems)
+        dlq = kafka.read_all(self.dlq)
+        if dlq:
+            problems.append("%d record(s) on the dead-letter topic %s, e.g. reason %r" % (
+                len(dlq), self.dlq, dlq[0][4].get("tally.reason")))
+        return recs
+
+
+# ---------------------------------------------------------------------------- tally
+
+def tail(path, n=30):
+    """The last n lines of a tally log, without librdkafka's own lines (a broker that is
+    away fills a log with them); how many were left out is said first."""
+    try:
+        with open(path, errors="replace") as fh:
+            lines = fh.readlines()
+    except OSError:
+        return ""
+    own = [line for line in lines if "component=librdkafka" not in line]
+    left_out = len(lines) - len(own)
+    head = "(%d librdkafka lines left out)\n" % left_out if left_out else ""
+    return head + "".join(own[-n:])
+
+
+_procs = []
+
+
+class Tally:
+    """`tally ARGS` in the background, stdout and stderr into log_path."""
+
+    def __init__(self, args, log_path, name):
+        self.name = name
+        self.log_path = log_path
+        self.cmd = [TALLY_BIN] + list(args)
+        self.t0 = time.monotonic()
+        with open(log_path, "w") as log:
+            self.p = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL)
+        _procs.append(self)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def running(self):
+        return self.p.poll() is None
+
+    def returncode(self):
+        return self.p.poll()
+
+    def signal(self, sig):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+
+    def wait(self, timeout_s):
+        """The exit status; AssertionError when it does not exit within timeout_s."""
+        try:
+            return self.p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("%s (pid %d) did not exit within %d s; log %s:\n%s" % (
+                self.name, self.p.pid, timeout_s, self.log_path, tail(self.log_path)))
+
+    def kill(self):
+        """SIGKILL and reap."""
+        self.signal(signal.SIGKILL)
+        return self.wait(30)
+
+    def stop(self, timeout_s=60):
+        """SIGTERM; the exit status must be 0."""
+        self.signal(signal.SIGTERM)
+        rc = self.wait(timeout_s)
+        if rc != 0:
+            raise AssertionError("%s exited %s after SIGTERM (expected 0); log %s:\n%s" % (
+                self.name, describe_rc(rc), self.log_path, tail(self.log_path)))
+        return rc
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as fh:
+                return fh.read()
+        except OSError:
+            return ""
+
+    def exited_message(self):
+        return "%s exited %s after %.1f s; log %s:\n%s" % (
+            self.name, describe_rc(self.p.poll()), time.monotonic() - self.t0, self.log_path,
+            tail(self.log_path))
+
+
+def describe_rc(rc):
+    if rc is None:
+        return "(still running)"
+    if rc < 0:
+        try:
+            return "on signal %s" % signal.Signals(-rc).name
+        except ValueError:
+            return "on signal %d" % -rc
+    return "with status %d" % rc
+
+
+def stop_all():
+    """Kills every tally process started by Tally that is still running."""
+    for t in _procs:
+        if t.p.poll() is None:
+            t.p.kill()
+            try:
+                t.p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print("note: %s (pid %d) survived SIGKILL" % (t.name, t.p.pid))
+
+
+def run_tally(args, timeout_s, log_path, name="tally"):
+    """Runs tally to completion; AssertionError unless it exits 0 within timeout_s.
+    Returns the seconds it took."""
+    t = Tally(args, log_path, name)
+    try:
+        rc = t.wait(timeout_s)
+    except AssertionError:
+        t.kill()
+        raise
+    if rc != 0:
+        raise AssertionError(t.exited_message())
+    return time.monotonic() - t.t0
+
+
+def wait_until(cond, timeout_s, what, running=(), interval_s=0.05):
+    """Polls cond() until it returns a true value (which is returned) or timeout_s pass.
+    Every Tally in running must stay up meanwhile. Exceptions raised by cond() other than
+    AssertionError count as "not yet" (e.g. a broker that is restarting); the last one is
+    reported on timeout."""
+    deadline = time.monotonic() + timeout_s
+    last_err = None
+    while True:
+        for t in running:
+            if not t.running():
+                raise AssertionError("while waiting for %s: %s" % (what, t.exited_message()))
+        try:
+            v = cond()
+            if v:
+                return v
+        except AssertionError:
+            raise
+        except Exception as e:   # the client libraries raise several kinds
+            last_err = e
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: not reached within %d s%s" % (
+                what, timeout_s, " (last error: %s)" % last_err if last_err else ""))
+        time.sleep(interval_s)   # poll interval
+
+
+def check_tools():
+    """None when confluent_kafka, fastavro and the tally binary are there, else why not."""
+    try:
+        import confluent_kafka  # noqa: F401
+        import fastavro  # noqa: F401
+    except ImportError as e:
+        return "%s (pip install -r tests/integration/requirements.txt)" % e
+    if not os.access(TALLY_BIN, os.X_OK):
+        return "tally binary not found or not executable: %s (set TALLY_BIN)" % TALLY_BIN
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit("kafka_util.py is a module for the integration tests")
