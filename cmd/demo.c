@@ -252,6 +252,9 @@ int tl_cmd_demo(int argc, char **argv)
     }
     if (tl_config_set(c, "kafka.bootstrap.servers", bootstrap, "demo", err, sizeof(err)) ||
         tl_config_set(c, "kafka.group.id", "tally-demo", "demo", err, sizeof(err)) ||
+        /* librdkafka's mock cluster does not keep transactional offsets: the in-process
+         * demo runs at-least-once (the tests prove exactly-once on a real broker). */
+        tl_config_set(c, "processing.guarantee", "at_least_once", "demo", err, sizeof(err)) ||
         tl_config_set(c, "state.dir", tmpdir, "demo", err, sizeof(err))) {
         fprintf(stderr, "tally: %s\n", err);
         goto done;

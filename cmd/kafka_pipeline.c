@@ -182,11 +182,9 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
 
     rd_kafka_conf_t *cconf = tl_cmd_kafka_conf(c, "consumer");
     if (!cconf) goto done;
-    /* A named instance is a static group member: restarted (after a crash, a deploy) it
-     * takes its partitions back at once instead of waiting out the session timeout. */
-    if (*tl_config_str(c, "instance.id") && !tl_config_kafka(c, "group.instance.id") &&
-        !tl_config_kafka(c, "consumer.group.instance.id"))
-        rd_kafka_conf_set(cconf, "group.instance.id", tl_config_str(c, "instance.id"), NULL, 0);
+    /* Not a static group member by default: with librdkafka 2.0.2 a broker restart makes
+     * a static member fenced by its own rejoin, a fatal consumer error (measured in
+     * integration.eos). kafka.consumer.group.instance.id turns it on. */
     tl_kafka_source_opts so2 = {
         .topic = topic, .codec = codec, .rt = rt,
         .ts_min = tl_config_int(c, "ingest.ts.min"), .ts_max = tl_config_int(c, "ingest.ts.max"),

@@ -13,7 +13,7 @@
 
 static const tl_config_def runtime_table[] = {
     {"log.level", TL_CT_STRING, "info", NORANGE, "error, warn, info or debug."},
-    {"processing.guarantee", TL_CT_STRING, "at_least_once", NORANGE,
+    {"processing.guarantee", TL_CT_STRING, "exactly_once", NORANGE,
      "exactly_once: each batch's outputs, state changelog and input offsets in one Kafka "
      "transaction (docs/operations.md); at_least_once: outputs acknowledged before offsets "
      "are stored, state resumed from its own offsets."},

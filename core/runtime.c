@@ -142,10 +142,16 @@ static int flush_store(tl_runtime *rt, int32_t p)
     return 0;
 }
 
-static int flush_stores(tl_runtime *rt)
+static int flush_stores_only(tl_runtime *rt)
 {
     for (int p = 0; p < rt->n_parts; p++)
         if (flush_store(rt, p) != 0) return -1;
+    return 0;
+}
+
+static int flush_stores(tl_runtime *rt)
+{
+    if (flush_stores_only(rt) != 0) return -1;
     for (int k = 0; k < rt->n_stages; k++)
         if (rt->stages[k].checkpoint && rt->stages[k].checkpoint(rt->stages[k].ctx) != 0)
             return -1;
@@ -318,9 +324,25 @@ static int eos_batch(tl_runtime *rt)
             if (cl[p] >= 0 && rt->stores[p]) tl_store_set_changelog_offset(rt->stores[p], cl[p] - 1);
             rt->batch_next[p] = -1;
         }
+        free(cl);
+        /* Committed: the stores take it now, so their dirty records are only ever those of
+         * a transaction still open, which an abort can drop. (Stages' own checkpoints, the
+         * model's, still follow state.flush.interval.ms.) */
+        return flush_stores_only(rt);
     }
     free(cl);
-    return rc == TL_OK ? 0 : -1;
+    if (rc == TL_RETRY && rt->src && rt->src->rewind) {
+        /* Aborted (e.g. a rebalance changed the group's generation mid-batch): forget the
+         * batch's changes and read its input again from the committed positions. */
+        TL_LOG_WARN("runtime", "transaction aborted; rewinding to the committed offsets");
+        for (int p = 0; p < rt->n_parts; p++) {
+            if (rt->stores[p]) tl_store_discard_dirty(rt->stores[p]);
+            rt->batch_next[p] = -1;
+        }
+        rt->st.aborted++;
+        return rt->src->rewind(rt->src->ctx);
+    }
+    return -1;
 }
 
 /* After a batch: commit what is acknowledged; write state when due. */

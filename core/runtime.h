@@ -62,7 +62,7 @@ typedef struct tl_runtime_opts {
 
 typedef struct tl_runtime_stats {
     uint64_t events, batches, bad[TL_DLQ_REASON_COUNT], bad_total;
-    uint64_t flush_retries;
+    uint64_t flush_retries, aborted;
     int64_t started_ns, busy_ns;
     int64_t poll_ns, process_ns, sink_flush_ns, state_flush_ns, commit_ns;  /* time spent */
 } tl_runtime_stats;

@@ -48,6 +48,9 @@ typedef struct tl_source {
      * nothing to acknowledge; n is the length of next. 0 or -1. May be NULL for
      * sources with nothing to acknowledge (files). */
     int (*commit)(void *ctx, const int64_t *next, int n);
+    /* Optional (exactly-once): go back to the last committed positions of every assigned
+     * partition, after a transaction was aborted. 0 or -1. */
+    int (*rewind)(void *ctx);
     void (*destroy)(void *ctx);
 } tl_source;
 

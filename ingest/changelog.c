@@ -123,7 +123,18 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
     tl_changelog *c = arg;
     int64_t from = tl_store_changelog_offset(s) + 1;   /* -1 + 1 = 0: from the start */
     int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t qe = rd_kafka_query_watermark_offsets(c->rk, c->topic, partition, &lo, &hi, 10000);
+    /* A changelog created moments ago may not have leaders for its partitions yet. */
+    rd_kafka_resp_err_t qe;
+    int64_t deadline = tl_mono_ns() + 60 * (int64_t)1000000000;
+    while ((qe = rd_kafka_query_watermark_offsets(c->rk, c->topic, partition, &lo, &hi, 10000)) &&
+           (qe == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || qe == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+            qe == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+            qe == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION || qe == RD_KAFKA_RESP_ERR__TRANSPORT) &&
+           tl_mono_ns() < deadline) {
+        TL_LOG_INFO("changelog", "waiting for topic=%s partition=%d: %s", c->topic, (int)partition,
+                    rd_kafka_err2str(qe));
+        rd_kafka_poll(c->rk, 200);   /* serves metadata refreshes; also the wait */
+    }
     if (qe) {
         TL_LOG_ERROR("changelog", "cannot read the end of topic=%s partition=%d: %s", c->topic,
                      (int)partition, rd_kafka_err2str(qe));

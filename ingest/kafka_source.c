@@ -255,6 +255,28 @@ static int ks_commit(void *ctx, const int64_t *next, int n)
     return 0;
 }
 
+static int ks_rewind(void *ctx)
+{
+    ksrc *k = ctx;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(k->rk, &l);
+    if (!err && l->cnt) err = rd_kafka_committed(k->rk, l, 30000);
+    if (!err) {
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].offset < 0) l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_error_t *e = l->cnt ? rd_kafka_seek_partitions(k->rk, l, 30000) : NULL;
+        if (e) {
+            TL_LOG_ERROR("ingest", "rewind: seek failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            err = RD_KAFKA_RESP_ERR__FAIL;
+        }
+    } else {
+        TL_LOG_ERROR("ingest", "rewind: committed offsets unavailable: %s", rd_kafka_err2str(err));
+    }
+    if (l) rd_kafka_topic_partition_list_destroy(l);
+    return err ? -1 : 0;
+}
+
 static void ks_destroy(void *ctx) { (void)ctx; }
 
 tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts *o, char *err,
@@ -302,7 +324,8 @@ tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts
         goto fail;
     }
     k->src = (tl_source){.name = "kafka", .ctx = k, .poll = ks_poll,
-                         .commit = o->exactly_once ? NULL : ks_commit, .destroy = ks_destroy};
+                         .commit = o->exactly_once ? NULL : ks_commit,
+                         .rewind = o->exactly_once ? ks_rewind : NULL, .destroy = ks_destroy};
     return &k->src;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);

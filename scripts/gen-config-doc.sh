@@ -23,8 +23,7 @@ Keys starting with `kafka.` are not listed: they go to librdkafka as they are
 (`kafka.bootstrap.servers`, `kafka.security.protocol`, ...); `kafka.consumer.X` and
 `kafka.producer.X` set X for one side only. tally's own defaults for librdkafka, which such
 keys override: consumer `group.id=tally`, `auto.offset.reset=earliest`,
-`queued.min.messages=1000000`, `session.timeout.ms=10000` (and `group.instance.id` =
-`instance.id` when that is set: a static member); producer `enable.idempotence=true`, `linger.ms=5`,
+`queued.min.messages=1000000`, `session.timeout.ms=10000`; producer `enable.idempotence=true`, `linger.ms=5`,
 `compression.type=lz4`.
 HEAD
   "$BIN" config list --markdown

@@ -199,11 +199,14 @@ static tl_rc txn_error(kafka_sink *s, const char *what, rd_kafka_error_t *e)
                          : "");
     } else if (rd_kafka_error_txn_requires_abort(e)) {
         TL_LOG_WARN("sink", "transaction %s: %s; aborting it", what, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
         rd_kafka_error_t *a = rd_kafka_abort_transaction(s->rk, -1);
         if (a) {
             TL_LOG_ERROR("sink", "abort failed: %s", rd_kafka_error_string(a));
             rd_kafka_error_destroy(a);
+            return TL_ERROR;
         }
+        return TL_RETRY;   /* aborted cleanly: the caller rewinds and carries on */
     } else {
         TL_LOG_ERROR("sink", "transaction %s: %s", what, rd_kafka_error_string(e));
     }
