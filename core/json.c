@@ -375,6 +375,23 @@ static void jl_finish(jp *p, jp_list *l, tl_json *j)
     }
 }
 
+/* After an array element or object member: ',' (1: another follows), the closing bracket
+ * (0: done), anything else an error (-1). */
+static int jp_after_member(jp *p, char close)
+{
+    jp_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == ',') {
+        p->pos++;
+        return 1;
+    }
+    if (p->pos < p->len && p->s[p->pos] == close) {
+        p->pos++;
+        return 0;
+    }
+    jp_fail_char(p);
+    return -1;
+}
+
 static tl_json *jp_array(jp *p, int depth)
 {
     tl_json *j = jp_node(p, TL_JSON_ARRAY);
@@ -390,17 +407,9 @@ static tl_json *jp_array(jp *p, int depth)
         tl_json *v = jp_value(p, depth + 1);
         if (!v) return NULL;
         jl_push(p, &l, v);
-        jp_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == ',') {
-            p->pos++;
-            continue;
-        }
-        if (p->pos < p->len && p->s[p->pos] == ']') {
-            p->pos++;
-            break;
-        }
-        jp_fail_char(p);
-        return NULL;
+        int more = jp_after_member(p, ']');
+        if (more < 0) return NULL;
+        if (!more) break;
     }
     jl_finish(p, &l, j);
     return j;
@@ -439,17 +448,9 @@ static tl_json *jp_object(jp *p, int depth)
         v->key = key;
         v->key_len = klen;
         jl_push(p, &l, v);
-        jp_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == ',') {
-            p->pos++;
-            continue;
-        }
-        if (p->pos < p->len && p->s[p->pos] == '}') {
-            p->pos++;
-            break;
-        }
-        jp_fail_char(p);
-        return NULL;
+        int more = jp_after_member(p, '}');
+        if (more < 0) return NULL;
+        if (!more) break;
     }
     jl_finish(p, &l, j);
     return j;
