@@ -7,8 +7,8 @@
  * player's features change (tl_jf_coalition_logits), into a table the Shapley sum reads.
  * Arbitrary batches of coalitions (sampled permutations, removal) are pooled into the
  * rows of a matrix and scored with one cblas_dgemv per 1024 rows. The Gray-code table
- * replaced the matrix for the exact path: 4096 incremental updates cost a third of 4096
- * pools (bench_attribution: 12 touchpoints, 585 -> 187 us median).
+ * replaced the matrix for the exact path: 4096 incremental updates cost about a third of
+ * 4096 pools (bench_attribution).
  *
  * Order matters for an online model: a purchase is credited with the model as it is,
  * then learned from (progressive validation), so a record's p_conversion never saw
