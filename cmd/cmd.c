@@ -85,12 +85,10 @@ tl_config *tl_cmd_config_parse(int argc, char **argv, const char *usage,
             if (tl_config_set_kv(c, argv[++i], "-X", err, sizeof(err)) != 0) goto error;
         }
     }
-    int lvl = tl_log_level_parse(tl_config_str(c, "log.level"));
-    if (lvl < 0) {
-        snprintf(err, sizeof(err), "log.level: expected error, warn, info or debug");
+    if (tl_log_configure(tl_config_str(c, "log.level"), tl_config_str(c, "log.format"),
+                         tl_config_str(c, "log.file"), err, sizeof(err)) != 0)
         goto error;
-    }
-    tl_log_level = lvl;
+    if (*tl_config_str(c, "log.file")) tl_log_reopen_on_sighup();
     return c;
 missing:
     tl_cmd_usage_error(usage, "option %s needs a value", argv[argc - 1]);
@@ -115,16 +113,17 @@ static int kconf_set(void *arg, const char *name, const char *value)
     if (k->producer && (!strcmp(name, "group.id") || !strcmp(name, "group.instance.id") ||
                         !strcmp(name, "auto.offset.reset")))
         return 0;
-    if (rd_kafka_conf_set(k->conf, name, value, k->err, sizeof(k->err)) != RD_KAFKA_CONF_OK)
+    if (rd_kafka_conf_set(k->conf, name, value, k->err, sizeof(k->err)) != RD_KAFKA_CONF_OK) {
+        if (tl_config_is_secret(name))   /* librdkafka's message may quote the value */
+            snprintf(k->err, sizeof(k->err), "%s: invalid value (not shown: secret)", name);
         return -1;
+    }
     return 0;
 }
 
 void tl_cmd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    int lvl = level <= 3 ? TL_LOG_ERROR : level <= 4 ? TL_LOG_WARN : level <= 6 ? TL_LOG_INFO
-                                                                                : TL_LOG_DEBUG;
-    TL_LOG(lvl, "librdkafka", "client=%s facility=%s message=\"%s\"", rd_kafka_name(rk), fac, buf);
+    tl_log_kafka(level, rd_kafka_name(rk), fac, buf);
 }
 
 rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side)

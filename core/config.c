@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "config_tables.h"
+#include "log.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -133,6 +134,7 @@ void tl_config_destroy(tl_config *c)
 int tl_config_set(tl_config *c, const char *key, const char *value, const char *origin,
                   char *err, size_t errlen)
 {
+    if (tl_config_is_secret(key)) tl_log_redact_value(value);
     if (strncmp(key, "kafka.", 6) == 0) {
         if (!key[6]) {
             snprintf(err, errlen, "%s: key 'kafka.' names no librdkafka property", origin);
@@ -303,6 +305,21 @@ int tl_config_is_secret(const char *key)
     return strstr(key, "password") != NULL || strstr(key, "sasl.") != NULL ||
            strstr(key, "ssl.key.") != NULL || strstr(key, "basic.auth") != NULL ||
            strstr(key, "secret") != NULL;
+}
+
+long tl_config_secret_assignment(const char *text)
+{
+    const char *eq = strchr(text, '=');
+    if (!eq) return -1;
+    const char *end = eq, *start;
+    while (end > text && end[-1] == ' ') end--;
+    for (start = end; start > text && start[-1] != ' ' && start[-1] != ':'; start--) {}
+    if (start == end) return -1;
+    char name[256];
+    snprintf(name, sizeof(name), "%.*s", (int)(end - start), start);
+    if (!tl_config_is_secret(name)) return -1;
+    while (eq[1] == ' ') eq++;
+    return eq + 1 - text;
 }
 
 static const char *const type_names[] = {"string", "int", "double", "bool"};

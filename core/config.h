@@ -58,6 +58,9 @@ const char *tl_config_kafka(const tl_config *c, const char *name);
 
 /* Whether a key names a secret (never printed or logged). */
 int tl_config_is_secret(const char *key);
+/* For text of the form "... name = value" (librdkafka's configuration dump) whose name
+ * is a secret key: the offset of the value, to be redacted from there on; else -1. */
+long tl_config_secret_assignment(const char *text);
 
 /* Prints every key: name, type, default, range, doc (markdown when md). */
 void tl_config_list(FILE *out, int md);

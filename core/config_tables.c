@@ -13,6 +13,11 @@
 
 static const tl_config_def runtime_table[] = {
     {"log.level", TL_CT_STRING, "info", NORANGE, "error, warn, info or debug."},
+    {"log.format", TL_CT_STRING, "key_value", NORANGE,
+     "key_value (one line per event: ts level=... component=... message) or json (one "
+     "object per line: ts, level, component, message). librdkafka's lines too."},
+    {"log.file", TL_CT_STRING, "", NORANGE,
+     "Append the log to this file (empty: stderr). SIGHUP reopens it (for logrotate)."},
     {"processing.guarantee", TL_CT_STRING, "exactly_once", NORANGE,
      "exactly_once: each batch's outputs, state changelog and input offsets in one Kafka "
      "transaction (docs/operations.md); at_least_once: outputs acknowledged before offsets "
