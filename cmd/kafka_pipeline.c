@@ -42,6 +42,7 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
         .registry_url = tl_config_str(c, "schema.registry.url"),
         .basic_auth = tl_config_str(c, "schema.registry.basic.auth.user.info"),
         .ca_path = tl_config_str(c, "schema.registry.ssl.ca.location"),
+        .lookup_only = !tl_config_bool(c, "schema.registry.auto.register"),
     };
     *store = tl_schema_store_new(&so, err, sizeof(err));
     if (!*store) {

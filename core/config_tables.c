@@ -58,6 +58,9 @@ static const tl_config_def ingest_table[] = {
      "user:password for the schema registry (secret)."},
     {"schema.registry.ssl.ca.location", TL_CT_STRING, "", NORANGE,
      "CA bundle for an https schema registry."},
+    {"schema.registry.auto.register", TL_CT_BOOL, "true", NORANGE,
+     "With a registry: register tally's output schemas under <topic>-value at start-up. "
+     "false: only look them up there, and stop if a subject lacks the schema."},
     {"ingest.ts.min", TL_CT_INT, "946684800000", NORANGE,
      "Events with ts (ms) below this go to the dead-letter topic (default 2000-01-01)."},
     {"ingest.ts.max", TL_CT_INT, "4102444800000", NORANGE,

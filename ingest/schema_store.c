@@ -70,6 +70,7 @@ struct tl_schema_store {
     char *basic_auth;
     char *ca_path;
     long timeout_ms;
+    int lookup_only;          /* register() looks up, registers nothing */
     CURL *curl;
     ss_entry *tab;
     size_t cap, n, n_negative;
@@ -427,6 +428,7 @@ tl_schema_store *tl_schema_store_new(const tl_schema_store_opts *o, char *err, s
     tl_schema_store *s = tl_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
     s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : TL_SCHEMA_DEFAULT_TIMEOUT_MS;
+    s->lookup_only = o->lookup_only;
     if (nonempty(o->dir)) {
         s->dir = tl_xstrdup(o->dir);
         size_t n = strlen(s->dir);
@@ -524,13 +526,16 @@ int tl_schema_store_get(tl_schema_store *s, int32_t id, avro_schema_t *out, char
     return rc;
 }
 
+/* POST {url}/subjects/{subject}/versions (register), or with lookup_only
+ * POST {url}/subjects/{subject} (look up: Confluent answers 404 with error_code 40401
+ * for an unknown subject, 40403 for a schema the subject does not have). */
 static int register_registry(tl_schema_store *s, const char *subject, const char *schema_json,
                              avro_schema_t parsed, int *id_out, char *err, size_t errlen)
 {
     char *esc = curl_easy_escape(s->curl, subject, 0);
     size_t ulen = strlen(s->url) + strlen(esc) + 32;
     char *url = tl_xmalloc(ulen);
-    snprintf(url, ulen, "%s/subjects/%s/versions", s->url, esc);
+    snprintf(url, ulen, "%s/subjects/%s%s", s->url, esc, s->lookup_only ? "" : "/versions");
     curl_free(esc);
 
     tl_buf req = {0}, resp = {0};
@@ -558,10 +563,19 @@ static int register_registry(tl_schema_store *s, const char *subject, const char
         rc = TL_SCHEMA_OK;
         goto out;
     }
-    if (body) registry_error(body, &message);
-    else message = "response is not JSON";
-    snprintf(err, errlen, "schema registry %s refused to register subject %s (HTTP %ld): %s",
-             s->url_shown, subject, status, message);
+    int64_t code = body ? registry_error(body, &message) : 0;
+    if (!body) message = "response is not JSON";
+    if (s->lookup_only && status == 404 && (code == 40401 || code == 40403)) {
+        snprintf(err, errlen, "subject %s %s at schema registry %s, and "
+                 "schema.registry.auto.register=false forbids registering it (%s)", subject,
+                 code == 40401 ? "is not registered" : "does not hold this schema",
+                 s->url_shown, message);
+        rc = TL_SCHEMA_NOT_FOUND;
+        goto out;
+    }
+    snprintf(err, errlen, "schema registry %s refused to %s subject %s (HTTP %ld): %s",
+             s->url_shown, s->lookup_only ? "look up the schema of" : "register", subject,
+             status, message);
     rc = status == 422 ? TL_SCHEMA_INVALID : TL_SCHEMA_ERROR;
 out:
     tl_arena_destroy(&a);

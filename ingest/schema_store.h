@@ -49,6 +49,7 @@ typedef struct tl_schema_store_opts {
     const char *basic_auth;    /* schema.registry.basic.auth.user.info "user:password" */
     const char *ca_path;       /* schema.registry.ssl.ca.location */
     int timeout_ms;            /* per registry request; 0 = TL_SCHEMA_DEFAULT_TIMEOUT_MS */
+    int lookup_only;           /* !schema.registry.auto.register: register() only looks up */
 } tl_schema_store_opts;
 
 /* Reads and parses every schema file of opts->dir (a bad or duplicate-id file is an
@@ -63,9 +64,11 @@ int tl_schema_store_get(tl_schema_store *s, int32_t id, avro_schema_t *out,
                         char *err, size_t errlen);
 
 /* The id of an output schema. With a registry: POST {url}/subjects/{subject}/versions
- * (registering it if new). Without one: the id of the schema.dir file whose parsed
- * schema equals schema_json (TL_SCHEMA_NOT_FOUND if none). TL_SCHEMA_INVALID if
- * schema_json is not an Avro schema. */
+ * (registering it if new); with opts.lookup_only, POST {url}/subjects/{subject}, which
+ * registers nothing and gives TL_SCHEMA_NOT_FOUND (naming the subject) when the subject
+ * or this schema under it is absent. Without a registry: the id of the schema.dir file
+ * whose parsed schema equals schema_json (TL_SCHEMA_NOT_FOUND if none).
+ * TL_SCHEMA_INVALID if schema_json is not an Avro schema. */
 int tl_schema_store_register(tl_schema_store *s, const char *subject, const char *schema_json,
                              int *id_out, char *err, size_t errlen);
 

@@ -3,7 +3,8 @@
  * names, bad and duplicate files, files added later, register by equality) and the
  * registry backend against an in-process HTTP server on 127.0.0.1 that answers with
  * recorded Confluent API responses (hit, 404, 5xx, non-Avro, cache hits, negative
- * cache, basic auth, POST /subjects/{s}/versions).
+ * cache, basic auth and 401 without it, POST /subjects/{s}/versions, and the look-up
+ * POST /subjects/{s} of schema.registry.auto.register=false).
  *
  * The server thread records each request before it answers, and curl returns only
  * after the answer, so the test reads the records without waiting on anything else.
@@ -46,6 +47,7 @@ typedef struct server {
     pthread_mutex_t mu;
     const route *routes;
     int n_routes;
+    const char *require_auth;   /* when set, any other Authorization header gets a 401 */
     int n_requests;
     char method[16], path[256], auth[256], ctype[128];
     char *body;
@@ -120,8 +122,10 @@ static void serve_one(server *s, int fd)
     header(req.data, "Content-Type", s->ctype, sizeof(s->ctype));
     free(s->body);
     s->body = tl_xstrdup(bodyp);
-    const route *r = NULL;
-    for (int i = 0; i < s->n_routes; i++)
+    const route *r = NULL, unauthorized = {"", "", 401,
+                                           "{\"error_code\":401,\"message\":\"Unauthorized\"}"};
+    if (s->require_auth && strcmp(s->auth, s->require_auth) != 0) r = &unauthorized;
+    for (int i = 0; !r && i < s->n_routes; i++)
         if (strcmp(s->routes[i].method, s->method) == 0 && strcmp(s->routes[i].path, s->path) == 0)
             r = &s->routes[i];
     pthread_mutex_unlock(&s->mu);
@@ -582,6 +586,74 @@ static void test_register_registry(void **state)
     free(interest);
 }
 
+/* A registry that wants credentials, and look-up-only registration
+ * (schema.registry.auto.register=false): POST /subjects/{s}, never /versions. */
+static void test_registry_401_and_lookup(void **state)
+{
+    char *be = repo_schema("1-behavior_event.avsc");
+    char *hit = registry_body(be, NULL);
+    const route routes[] = {
+        {"GET", "/schemas/ids/100", 200, hit},
+        {"POST", "/subjects/tally.interest-value", 200,
+         "{\"subject\":\"tally.interest-value\",\"id\":12,\"version\":1,\"schema\":\"\\\"string\\\"\"}"},
+        {"POST", "/subjects/missing-value", 404,
+         "{\"error_code\":40401,\"message\":\"Subject 'missing-value' not found.\"}"},
+        {"POST", "/subjects/other-value", 404, NOT_FOUND},
+    };
+    server srv;
+    server_start(&srv, routes, (int)(sizeof(routes) / sizeof(routes[0])));
+    pthread_mutex_lock(&srv.mu);   /* the server thread reads it under mu */
+    srv.require_auth = "Basic YWxpY2U6czNjcmV0";   /* alice:s3cret */
+    pthread_mutex_unlock(&srv.mu);
+    char url[128], err[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+
+    /* No credentials: 401 is an error (not "not found"), not cached. */
+    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    assert_non_null(s);
+    avro_schema_t sc;
+    assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
+    assert_non_null(strstr(err, "HTTP 401"));
+    assert_non_null(strstr(err, "Unauthorized"));
+    assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
+    assert_int_equal(server_requests(&srv), 2);
+    tl_schema_store_destroy(s);
+
+    /* With them, looking up only. */
+    tl_schema_store_opts o2 = {.registry_url = url, .basic_auth = "alice:s3cret",
+                               .lookup_only = 1};
+    s = tl_schema_store_new(&o2, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_OK);
+    char *interest = repo_schema("2-interest_delta.avsc");
+    int id = -1;
+    assert_int_equal(tl_schema_store_register(s, "tally.interest-value", interest, &id, err,
+                                              sizeof(err)), TL_SCHEMA_OK);
+    assert_int_equal(id, 12);
+    assert_string_equal(srv.method, "POST");
+    assert_string_equal(srv.path, "/subjects/tally.interest-value");
+    assert_int_equal(tl_schema_store_get(s, 12, &sc, err, sizeof(err)), TL_SCHEMA_OK);
+    assert_string_equal(avro_schema_name(sc), "InterestDelta");
+
+    /* A subject that does not exist, and one without this schema: not found, naming the
+     * subject and the switch; never the password. */
+    assert_int_equal(tl_schema_store_register(s, "missing-value", interest, &id, err,
+                                              sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    assert_string_equal(srv.path, "/subjects/missing-value");
+    assert_non_null(strstr(err, "subject missing-value is not registered"));
+    assert_non_null(strstr(err, "schema.registry.auto.register=false"));
+    assert_int_equal(tl_schema_store_register(s, "other-value", interest, &id, err,
+                                              sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    assert_non_null(strstr(err, "subject other-value does not hold this schema"));
+    assert_null(strstr(err, "s3cret"));
+    tl_schema_store_destroy(s);
+    server_stop(&srv);
+    free(interest);
+    free(be);
+    free(hit);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_registry_auth_and_order),
         cmocka_unit_test(test_registry_down),
         cmocka_unit_test(test_register_registry),
+        cmocka_unit_test(test_registry_401_and_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

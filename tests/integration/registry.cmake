@@ -1,0 +1,18 @@
+# tally with a Confluent-API schema registry (included from tests/CMakeLists.txt, after
+# integration.cmake, which defines tally_kafka_test() and the "kafka" broker fixture).
+#
+#   integration.registry   input decoded by registry id; output schemas registered under
+#                          <topic>-value and outputs framed with the registry's ids; HTTPS
+#                          with basic auth; schema.registry.auto.register=false; an unknown
+#                          id to the dead-letter topic (tests/integration/test_registry.py)
+#
+# Exit code 77 means skipped (no broker, or openssl absent).
+
+if(COMMAND tally_kafka_test)
+  tally_kafka_test(NAME integration.registry
+    COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_registry.py
+    TIMEOUT 300)
+  if(TEST integration.registry)   # absent when TALLY_KAFKA_TESTS is OFF
+    set_tests_properties(integration.registry PROPERTIES SKIP_RETURN_CODE 77)
+  endif()
+endif()

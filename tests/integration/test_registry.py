@@ -1,0 +1,525 @@
+#!/usr/bin/env python3
+"""tally with a Confluent-API schema registry, over HTTPS with basic auth, on a real broker.
+
+The registry is a stand-in started inside this test (no Confluent-compatible registry
+installs from the package registries tally's tools use): an in-memory implementation of
+the part of the Confluent Schema Registry API tally calls, answering with Confluent's status
+codes and error bodies:
+
+  GET  /schemas/ids/{id}              200 {"schema": ...} | 404 {"error_code": 40403, ...}
+  POST /subjects/{s}/versions         200 {"id": N} (the same id for the same schema)
+  POST /subjects/{s}                  200 {"subject", "id", "version", "schema"} |
+                                      404 40401 (no such subject) | 404 40403 (not under it)
+  GET  /subjects, GET /subjects/{s}/versions/latest
+  every route without the right Authorization: Basic header: 401 {"error_code": 401, ...}
+
+Ids start at 1001, so an output framed with a schema.dir id (2, 3, 4) is told apart.
+
+Steps (each one line, ok or FAIL):
+  1. TLS material made with openssl (a CA and a server certificate for 127.0.0.1); the
+     input schema registered under <input topic>-value; framed events produced with its id,
+     plus one record framed with an id the registry does not have.
+  2. Start-up refusals, each a non-zero exit with a message naming the cause: no CA bundle
+     (certificate not verified), a wrong password (HTTP 401), the registry down (connection
+     refused), schema.registry.auto.register=false while the subjects are missing (names
+     the subject; nothing gets registered).
+  3. `tally run --until-end` over HTTPS with basic auth: exits 0.
+  4. The subjects <topic>-value of the interest, attribution and credit topics hold the
+     schemas of schemas/ (and no subject for the dead-letter topic, which is not Avro).
+  5. Every output record is framed with its subject's id (not a schema.dir id) and decodes
+     with the schema fetched from the registry by that id; keys are the user_ids.
+  6. The dead-letter topic holds the unknown-id record alone, reason unknown_schema.
+  7. Every request tally made carried the credentials; it fetched the input schema by id.
+  8. auto.register=false with the subjects present: starts, only looks up, registers nothing.
+  9. No tally log holds the password.
+
+Environment: TALLY_TEST_BOOTSTRAP (or TALLY_TEST_BOOTSTRAP_FILE), TALLY_BIN, TALLY_SOURCE_DIR.
+Exit status 0 passed, 1 failed, 77 skipped (no broker, or openssl missing).
+"""
+
+import base64
+import http.server
+import io
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import kafka_util as ku  # noqa: E402
+
+USER, PASSWORD = "tally-svc", "pw-9f3c1e7a-registry"
+UNKNOWN_ID = 999999
+RUN_TIMEOUT_S = 90
+REFUSE_TIMEOUT_S = 30
+CT = "application/vnd.schemaregistry.v1+json"
+
+
+# ---------------------------------------------------------------- the registry stand-in
+
+def canonical(text):
+    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+
+
+class Registry:
+    """In-memory Confluent-API registry on 127.0.0.1 (HTTPS when given a certificate)."""
+
+    def __init__(self, user_info, certfile=None, keyfile=None, first_id=1001):
+        self.lock = threading.Lock()
+        self.auth = "Basic " + base64.b64encode(user_info.encode()).decode()
+        self.schemas = {}     # id -> schema text
+        self.ids = {}         # canonical text -> id
+        self.subjects = {}    # subject -> [id of version 1, 2, ...]
+        self.next_id = first_id
+        self.requests = []    # (method, path, authorised)
+        reg = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", CT)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def handle_any(self, method):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                ok = self.headers.get("Authorization") == reg.auth
+                with reg.lock:
+                    reg.requests.append((method, self.path, ok))
+                    if not ok:
+                        return self.reply(401, {"error_code": 401, "message": "Unauthorized"})
+                    status, obj = reg.route(method, self.path, body)
+                self.reply(status, obj)
+
+            def do_GET(self):
+                self.handle_any("GET")
+
+            def do_POST(self):
+                self.handle_any("POST")
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        scheme = "http"
+        if certfile:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(certfile, keyfile)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = "%s://127.0.0.1:%d" % (scheme, self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _version(self, subject, sid):
+        return {"subject": subject, "id": sid, "version": self.subjects[subject].index(sid) + 1,
+                "schema": self.schemas[sid]}
+
+    def route(self, method, path, body):
+        parts = [urllib.parse.unquote(p) for p in path.split("?")[0].strip("/").split("/")]
+        if method == "GET" and len(parts) == 3 and parts[:2] == ["schemas", "ids"]:
+            sid = int(parts[2]) if parts[2].isdigit() else -1
+            if sid not in self.schemas:
+                return 404, {"error_code": 40403, "message": "Schema %s not found" % parts[2]}
+            return 200, {"schema": self.schemas[sid]}
+        if method == "GET" and parts == ["subjects"]:
+            return 200, sorted(self.subjects)
+        if parts and parts[0] == "subjects" and len(parts) >= 2:
+            subject = parts[1]
+            if method == "GET" and parts[2:] == ["versions", "latest"]:
+                if subject not in self.subjects:
+                    return 404, {"error_code": 40401, "message": "Subject '%s' not found." % subject}
+                return 200, self._version(subject, self.subjects[subject][-1])
+            if method == "POST" and len(parts) in (2, 3) and parts[2:] in ([], ["versions"]):
+                try:
+                    text = json.loads(body)["schema"]
+                    canon = canonical(text)
+                except (ValueError, KeyError, TypeError):
+                    return 422, {"error_code": 42201, "message": "Invalid schema"}
+                sid = self.ids.get(canon)
+                if len(parts) == 2:   # look up
+                    if subject not in self.subjects:
+                        return 404, {"error_code": 40401,
+                                     "message": "Subject '%s' not found." % subject}
+                    if sid not in self.subjects[subject]:
+                        return 404, {"error_code": 40403, "message": "Schema not found"}
+                    return 200, self._version(subject, sid)
+                if sid is None:
+                    sid = self.next_id
+                    self.next_id += 1
+                    self.ids[canon] = sid
+                    self.schemas[sid] = text
+                versions = self.subjects.setdefault(subject, [])
+                if sid not in versions:
+                    versions.append(sid)
+                return 200, {"id": sid}
+        return 404, {"error_code": 404, "message": "HTTP 404 Not Found"}
+
+    def count(self, method, suffix=None, prefix=None):
+        with self.lock:
+            return sum(1 for m, p, _ in self.requests if m == method
+                       and (suffix is None or p.endswith(suffix))
+                       and (prefix is None or p.startswith(prefix)))
+
+
+class Client:
+    """The test's own HTTPS client of the registry."""
+
+    def __init__(self, url, user_info, cafile):
+        self.url = url
+        self.auth = "Basic " + base64.b64encode(user_info.encode()).decode()
+        self.ctx = ssl.create_default_context(cafile=cafile)
+
+    def call(self, method, path, obj=None):
+        data = json.dumps(obj).encode() if obj is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Authorization": self.auth, "Content-Type": CT})
+        with urllib.request.urlopen(req, context=self.ctx, timeout=10) as r:
+            return json.loads(r.read())
+
+
+# ------------------------------------------------------------------------- helpers
+
+def make_tls(d):
+    """A CA and a certificate for 127.0.0.1 signed by it: (ca.pem, srv.pem, srv.key)."""
+    ca_key, ca, key, csr, cert = (os.path.join(d, n) for n in
+                                  ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem"))
+    ext = os.path.join(d, "san.ext")
+    with open(ext, "w") as fh:
+        fh.write("subjectAltName=IP:127.0.0.1\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (["openssl", "req", "-x509"] + ec + ["-keyout", ca_key, "-out", ca, "-days", "2",
+                                                    "-subj", "/CN=tally test CA"],
+                ["openssl", "req"] + ec + ["-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+                ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                 "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    return ca, cert, key
+
+
+def schema_text(name):
+    with open(os.path.join(ku.SCHEMA_DIR, name)) as fh:
+        return fh.read()
+
+
+def parse(text):
+    import fastavro
+    return fastavro.parse_schema(ku._strip_logical(json.loads(text)), named_schemas={})
+
+
+def encode(schema, rec):
+    import fastavro
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, rec)
+    return buf.getvalue()
+
+
+def frame(sid, body):
+    return b"\x00" + sid.to_bytes(4, "big") + body
+
+
+def produce(bootstrap, topic, records):
+    """records: [(key, value)], all acknowledged before it returns."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    errors = []
+    for k, v in records:
+        p.produce(topic, key=k, value=v,
+                  on_delivery=lambda err, msg: errors.append(err) if err else None)
+    left = p.flush(60)
+    if left or errors:
+        raise AssertionError("producing to %s: %d unsent, errors %s" % (topic, left, errors[:3]))
+
+
+def events():
+    """Six users' journeys: browses and clicks on two channels, a purchase four hours in,
+    and a browse two hours after it, which closes the purchase's hourly Markov window."""
+    t0 = 1_700_000_000_000
+    hour = 3_600_000
+    out = []
+    for u in range(6):
+        steps = [("BROWSE", "search", 0), ("CLICK", "email" if u % 2 else "search", hour),
+                 ("ADD_TO_CART", "search", 2 * hour), ("PURCHASE", None, 4 * hour + u),
+                 ("BROWSE", "search", 6 * hour)]
+        for i, (typ, ch, dt) in enumerate(steps):
+            out.append({"event_id": "ev-%d-%d" % (u, i), "user_id": "u-%d" % u,
+                        "item_id": "i-%d" % (u % 3), "category_id": "c-%d" % (u % 2),
+                        "type": typ, "ts": t0 + dt + u * 1000, "channel": ch,
+                        "dwell_ms": 1000 if typ == "BROWSE" else None,
+                        "value": 19.5 if typ == "PURCHASE" else None, "propensity": None})
+    return out
+
+
+# ---------------------------------------------------------------------------- test
+
+def main():
+    b = ku.bootstrap()
+    if not b:
+        print("SKIP: no broker (TALLY_TEST_BOOTSTRAP unset)")
+        return ku.SKIP
+    if not shutil.which("openssl"):
+        print("SKIP: openssl not found")
+        return ku.SKIP
+    why = ku.check_tools()
+    if why:
+        print("FAIL: " + why)
+        print("0 passed, 1 failed")
+        return 1
+
+    tmp = tempfile.mkdtemp(prefix="tally-registry-")
+    prefix = "tally-reg-" + ku.RUN
+    t_in = prefix + "-events"
+    out = ku.OutputTopics(prefix)
+    group = prefix
+    kafka = ku.Kafka(b)
+    ca, cert, key = make_tls(tmp)
+    reg = Registry(USER + ":" + PASSWORD, cert, key)
+    cli = Client(reg.url, USER + ":" + PASSWORD, ca)
+    logs = []
+    results = []
+    st = {}
+
+    def base_args(name, *extra, url=reg.url, user_info=USER + ":" + PASSWORD, cafile=ca):
+        state = os.path.join(tmp, "state-" + name)
+        args = ["run", "--until-end", "-X", "kafka.bootstrap.servers=" + b,
+                "-X", "input.topics=" + t_in, "-X", "kafka.group.id=" + group,
+                "-X", "instance.id=" + name, "-X", "state.dir=" + state,
+                "-X", "schema.registry.url=" + url,
+                "-X", "schema.registry.basic.auth.user.info=" + user_info] + out.args()
+        if cafile:
+            args += ["-X", "schema.registry.ssl.ca.location=" + cafile]
+        return args + list(extra)
+
+    def refused(name, args, must_contain):
+        """tally exits non-zero at start-up and its log contains every string given."""
+        log = os.path.join(tmp, name + ".log")
+        logs.append(log)
+        t = ku.Tally(args, log, name)
+        rc = t.wait(REFUSE_TIMEOUT_S)
+        text = t.log()
+        problems = []
+        if rc == 0:
+            problems.append("%s: exited 0, expected a start-up error" % name)
+        for s in must_contain:
+            if s not in text:
+                problems.append("%s: log lacks %r:\n%s" % (name, s, ku.tail(log, 8)))
+        return problems
+
+    def step(name, fn):
+        problems = []
+        try:
+            info = fn(problems)
+        except AssertionError as e:
+            problems.append(str(e))
+            info = None
+        except Exception as e:   # a client library's error: report it as this step's failure
+            problems.append("%s: %s" % (type(e).__name__, e))
+            info = None
+        results.append(not problems)
+        if problems:
+            print("FAIL %s:\n  %s" % (name, "\n  ".join(problems)))
+        else:
+            print("ok   %s%s" % (name, ": " + info if info else ""))
+        return not problems
+
+    def setup(pr):
+        kafka.create_topics({t_in: 2})
+        out.create(kafka, partitions=2)
+        sid = cli.call("POST", "/subjects/%s-value/versions" % t_in,
+                       {"schema": schema_text("1-behavior_event.avsc")})["id"]
+        st["input_id"] = sid
+        be = parse(schema_text("1-behavior_event.avsc"))
+        evs = events()
+        recs = [(e["user_id"].encode(), frame(sid, encode(be, e))) for e in evs]
+        bad = frame(UNKNOWN_ID, encode(be, dict(evs[0], event_id="ev-unknown-id")))
+        st["bad"] = bad
+        recs.append((b"u-unknown", bad))
+        produce(b, t_in, recs)
+        st["n_events"] = len(evs)
+        return "input schema registered as id %d; %d events framed with it, 1 with id %d" % (
+            sid, len(evs), UNKNOWN_ID)
+
+    if not step("setup (TLS CA, input subject, events)", setup):
+        return finish(results, reg)
+
+    def refusals(pr):
+        pr += refused("no-ca", base_args("no-ca", cafile=None), [reg.url, "certificate"])
+        pr += refused("bad-password", base_args("bad-password", user_info=USER + ":wrong"),
+                      [reg.url, "HTTP 401", "Unauthorized"])
+        pr += refused("down", base_args("down", url="https://127.0.0.1:%d" % ku_closed_port()),
+                      ["schema registry https://127.0.0.1:"])
+        registered = reg.count("POST", "/versions")
+        pr += refused("no-subject", base_args("no-subject",
+                                              "-X", "schema.registry.auto.register=false"),
+                      [out.interest + "-value", "schema.registry.auto.register=false"])
+        if reg.count("POST", "/versions") != registered:
+            pr.append("auto.register=false registered a schema")
+        if any(s.startswith(prefix + "-") and s != t_in + "-value" for s in reg.subjects):
+            pr.append("subjects created by the refused runs: %s" % sorted(reg.subjects))
+        return "no CA, wrong password, registry down, missing subject: each stops start-up"
+
+    step("start-up refusals", refusals)
+
+    def run(pr):
+        log = os.path.join(tmp, "run.log")
+        logs.append(log)
+        st["run_s"] = ku.run_tally(base_args("main"), RUN_TIMEOUT_S, log, "run")
+        return "tally run --until-end over HTTPS with basic auth: %.1f s" % st["run_s"]
+
+    if not step("run --until-end", run):
+        return finish(results, reg)
+
+    files = {out.interest: "2-interest_delta.avsc", out.attribution: "3-attribution.avsc",
+             out.credit: "4-credit_delta.avsc"}
+
+    def subjects(pr):
+        have = cli.call("GET", "/subjects")
+        for topic, fname in files.items():
+            subj = topic + "-value"
+            if subj not in have:
+                pr.append("subject %s missing (have %s)" % (subj, have))
+                continue
+            latest = cli.call("GET", "/subjects/%s/versions/latest" % urllib.parse.quote(subj))
+            if canonical(latest["schema"]) != canonical(schema_text(fname)):
+                pr.append("subject %s holds a schema other than schemas/%s" % (subj, fname))
+            st[topic] = latest["id"]
+        if out.dlq + "-value" in have:
+            pr.append("a subject for the dead-letter topic exists")
+        return ", ".join("%s-value id %d" % (t, st[t]) for t in files if t in st)
+
+    step("subjects <topic>-value", subjects)
+
+    def outputs(pr):
+        counts = {}
+        for topic in files:
+            rows = kafka.read_all(topic)
+            counts[topic] = len(rows)
+            if not rows:
+                pr.append("%s is empty" % topic)
+                continue
+            want = st.get(topic)
+            if want in (2, 3, 4):
+                pr.append("%s: subject id %d is a schema.dir id" % (topic, want))
+            ids = {int.from_bytes(v[1:5], "big") for _, _, _, v, _ in rows if v and len(v) >= 5}
+            if ids != {want}:
+                pr.append("%s: frames carry ids %s, the subject's id is %s" % (topic, ids, want))
+                continue
+            fetched = parse(cli.call("GET", "/schemas/ids/%d" % want)["schema"])
+            recs = ku.decode_outputs(rows, want, fetched, topic, pr) if topic != out.credit \
+                else [ku.avro_decode(fetched, v[5:]) for _, _, _, v, _ in rows]
+            if len(recs) != len(rows):
+                pr.append("%s: %d of %d records decoded" % (topic, len(recs), len(rows)))
+        n_purchases = sum(1 for e in events() if e["type"] == "PURCHASE")
+        if counts.get(out.attribution) not in (None, n_purchases):
+            pr.append("%d attributions, expected one per purchase (%d)" % (
+                counts[out.attribution], n_purchases))
+        return ", ".join("%d on %s" % (n, t) for t, n in counts.items())
+
+    step("outputs framed with registry ids, decoded with fetched schemas", outputs)
+
+    def dlq(pr):
+        rows = kafka.read_all(out.dlq)
+        if len(rows) != 1:
+            pr.append("%d dead letters, expected 1" % len(rows))
+            return None
+        _, _, k, v, h = rows[0]
+        reason = (h.get("tally.reason") or b"").decode()
+        err = (h.get("tally.error") or b"").decode()
+        if reason != "unknown_schema":
+            pr.append("reason %r, expected unknown_schema" % reason)
+        if str(UNKNOWN_ID) not in err or reg.url not in err:
+            pr.append("tally.error %r names neither id %d nor the registry" % (err, UNKNOWN_ID))
+        if k != b"u-unknown" or v != st["bad"]:
+            pr.append("the dead letter is not the original record")
+        return "%s: %s" % (reason, err)
+
+    step("unknown input id -> dead letter", dlq)
+
+    def requests(pr):
+        with reg.lock:
+            reqs = list(reg.requests)
+        tally_unauth = [r for r in reqs if not r[2]]
+        # The wrong-password run is the only one that may have been refused.
+        if reg.count("GET", prefix="/schemas/ids/%d" % st["input_id"]) < 1:
+            pr.append("tally never fetched the input schema id %d" % st["input_id"])
+        if reg.count("GET", prefix="/schemas/ids/%d" % UNKNOWN_ID) < 1:
+            pr.append("tally never asked the registry for id %d" % UNKNOWN_ID)
+        if len(tally_unauth) > 3:
+            pr.append("%d requests without the right credentials (the wrong-password run "
+                      "makes one)" % len(tally_unauth))
+        return "%d requests, %d refused (the wrong-password run)" % (len(reqs), len(tally_unauth))
+
+    step("registry requests", requests)
+
+    def lookup_only(pr):
+        before = reg.count("POST", "/versions")
+        lookups = reg.count("POST", prefix="/subjects/" + prefix)
+        log = os.path.join(tmp, "lookup.log")
+        logs.append(log)
+        ku.run_tally(base_args("main", "-X", "schema.registry.auto.register=false"),
+                     RUN_TIMEOUT_S, log, "lookup")
+        if reg.count("POST", "/versions") != before:
+            pr.append("auto.register=false registered a schema")
+        n = reg.count("POST", prefix="/subjects/" + prefix) - lookups
+        if n != 3:
+            pr.append("%d subject look-ups, expected 3" % n)
+        return "started after 3 look-ups, registered nothing"
+
+    step("auto.register=false with the subjects present", lookup_only)
+
+    def secrets(pr):
+        for log in logs:
+            with open(log, errors="replace") as fh:
+                if PASSWORD in fh.read():
+                    pr.append("%s contains the password" % log)
+        return "%d logs checked" % len(logs)
+
+    step("password never logged", secrets)
+    kafka.delete_topics([t_in] + out.all())
+    rc = finish(results, reg)
+    if rc == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("files kept in " + tmp)
+    return rc
+
+
+def ku_closed_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def finish(results, reg):
+    reg.stop()
+    ku.stop_all()
+    passed = sum(1 for r in results if r)
+    print("%d passed, %d failed" % (passed, len(results) - passed))
+    return 0 if passed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
