@@ -1,20 +1,46 @@
-# tally: build on Debian with the same dependency script as a developer machine, run as a
-# non-root user with only the runtime libraries.
+# tally as a container image.
+#
+# The build stage builds with scripts/build.sh, the same script as a developer machine
+# (it runs scripts/deps.sh for the Debian packages, then CMake). The runtime stage has only
+# the shared libraries tally links against, curl for the health check, and runs as the
+# non-root user tally (uid 10001) with its state under /var/lib/tally. See docs/deploy.md.
+#
+#   docker build -t tally .
+#   docker run --rm -p 9464:9464 -e TALLY_KAFKA_BOOTSTRAP_SERVERS=broker:9092 tally
+#   docker run --rm tally config list
+
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY . .
-RUN TALLY_DEPS_SKIP_KAFKA=1 TALLY_DEPS_SKIP_PYTHON=1 scripts/deps.sh \
- && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_TESTS=OFF -DTALLY_BENCH=OFF \
- && cmake --build build --target tally
+RUN scripts/build.sh build -DTALLY_TESTS=OFF -DTALLY_BENCH=OFF
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends \
-      librdkafka1 libavro23 librocksdb7.8 libopenblas0 libcurl4 ca-certificates \
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      librdkafka1 libavro23 librocksdb7.8 libopenblas0-pthread liblapacke libcurl4 libmicrohttpd12 \
+      ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home /var/lib/tally --create-home tally
+ && groupadd --system --gid 10001 tally \
+ && useradd --system --uid 10001 --gid tally --home-dir /var/lib/tally --no-create-home \
+      --shell /usr/sbin/nologin tally \
+ && install -d -o tally -g tally -m 0750 /var/lib/tally
 COPY --from=build /src/build/tally /usr/local/bin/tally
-COPY --from=build /src/schemas /src/schemas
+COPY --from=build /src/schemas /usr/share/tally/schemas
+
+# Defaults for a container; every one can be overridden with -e (docs/configuration.md).
+ENV TALLY_STATE_DIR=/var/lib/tally \
+    TALLY_SCHEMA_DIR=/usr/share/tally/schemas \
+    TALLY_HTTP_LISTEN=0.0.0.0:9464
+
 USER tally
 WORKDIR /var/lib/tally
-ENTRYPOINT ["/usr/local/bin/tally"]
-CMD ["run", "-X", "state.dir=/var/lib/tally/state"]
+VOLUME ["/var/lib/tally"]
+# /metrics, /healthz, /readyz, /v1/users/{id}
+EXPOSE 9464
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD curl -fsS -o /dev/null http://127.0.0.1:9464/healthz || exit 1
+# SIGTERM finishes and commits the current batch; give it shutdown.timeout.ms (30 s) and
+# a margin: docker stop -t 45, or stop_grace_period: 45s in compose.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["tally"]
+CMD ["run"]

@@ -1,0 +1,8 @@
+# The deployment files (Dockerfile, docker-compose.yml, deploy/, docs/deploy.md), checked
+# without Docker or a broker (included from tests/CMakeLists.txt).
+if(NOT TALLY_PYTHON)
+  set(TALLY_PYTHON python3)
+endif()
+add_test(NAME deploy.files COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_deploy.py)
+set_tests_properties(deploy.files PROPERTIES LABELS unit TIMEOUT 180
+  ENVIRONMENT "TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR};TALLY_BIN=$<TARGET_FILE:tally>")
