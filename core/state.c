@@ -27,6 +27,7 @@
 
 #include <rocksdb/c.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,7 +428,9 @@ struct tl_store {
     int restore_n;
     size_t cache_bytes, cache_budget;
     int64_t next_offset;
-    int64_t stream_time;
+    /* Stored only by the owning thread, read by any (tl_store_stream_time): relaxed
+     * atomic accesses, plain 64-bit moves on the targets tally runs on. */
+    _Atomic int64_t stream_time;
     /* timers: a min-heap of (at, user_id); entries whose user's timer has moved are
      * skipped when they surface */
     struct timer_ent {
@@ -567,7 +570,7 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     v = rocksdb_get(s->db, s->ropts, "m:stream_time", 13, &vlen, &rerr);
     if (!rerr && v) {
         rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
-        s->stream_time = get_svarint(&r);
+        atomic_store_explicit(&s->stream_time, get_svarint(&r), memory_order_relaxed);
         free(v);
     }
     free(rerr);
@@ -710,11 +713,17 @@ tl_user *tl_store_next_due(tl_store *s, int64_t now)
 
 int64_t tl_store_observe_ts(tl_store *s, int64_t ts)
 {
-    if (ts > s->stream_time) s->stream_time = ts;
-    return s->stream_time;
+    /* No read-modify-write needed: this thread is the only writer. */
+    int64_t now = atomic_load_explicit(&s->stream_time, memory_order_relaxed);
+    if (ts <= now) return now;
+    atomic_store_explicit(&s->stream_time, ts, memory_order_relaxed);
+    return ts;
 }
 
-int64_t tl_store_stream_time(const tl_store *s) { return s->stream_time; }
+int64_t tl_store_stream_time(const tl_store *s)
+{
+    return atomic_load_explicit(&s->stream_time, memory_order_relaxed);
+}
 
 int64_t tl_store_next_offset(const tl_store *s) { return s->next_offset; }
 
@@ -792,6 +801,31 @@ tl_user *tl_store_get(tl_store *s, const char *user_id)
     return u;
 }
 
+/* Uses nothing of s but the database handle and its read options (RocksDB's Get is
+ * thread-safe, the options are only read): no shared key buffer, no cache. */
+int tl_store_read_raw(tl_store *s, const char *user_id, tl_buf *out, char *err, size_t errlen)
+{
+    char kstack[256];
+    size_t n = strlen(user_id);
+    char *k = n + 1 <= sizeof(kstack) ? kstack : tl_xmalloc(n + 1);
+    k[0] = 'u';
+    memcpy(k + 1, user_id, n);
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get(s->db, s->ropts, k, n + 1, &vlen, &rerr);
+    if (k != kstack) free(k);
+    tl_buf_clear(out);
+    if (rerr) {
+        snprintf(err, errlen, "state store %s: read failed: %s", s->path, rerr);
+        free(rerr);
+        return -1;
+    }
+    if (!v) return 0;
+    tl_buf_append(out, v, vlen);
+    free(v);
+    return 1;
+}
+
 tl_user *tl_store_peek(tl_store *s, const char *user_id)
 {
     uint64_t h = tl_hash64(user_id, strlen(user_id));
@@ -834,7 +868,7 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     put_svarint(&s->vbuf, next_offset);
     rocksdb_writebatch_put(wb, "m:next_offset", 13, s->vbuf.data, s->vbuf.len);
     tl_buf_clear(&s->vbuf);
-    put_svarint(&s->vbuf, s->stream_time);
+    put_svarint(&s->vbuf, tl_store_stream_time(s));
     rocksdb_writebatch_put(wb, "m:stream_time", 13, s->vbuf.data, s->vbuf.len);
     if (s->changelog_pending >= 0) {
         tl_buf_clear(&s->vbuf);

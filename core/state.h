@@ -17,7 +17,8 @@
  *
  * Ownership: tl_store_get() returns a record owned by the store, valid until the next
  * tl_store_flush() or tl_store_close(). Threading: a store belongs to the thread that
- * processes its partition.
+ * processes its partition; only tl_store_read_raw() and tl_store_stream_time() may be
+ * called from other threads (while the store is open).
  */
 #ifndef TL_STATE_H
 #define TL_STATE_H
@@ -113,9 +114,22 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen);
  * evicted. Records count at their size when loaded; their growth counts at a flush. */
 int tl_store_over_budget(const tl_store *s);
 /* Stream time: the largest event time the partition has seen (persisted with the
- * state). tl_store_observe_ts advances it and returns it. */
+ * state). tl_store_observe_ts advances it and returns it (owning thread only).
+ * tl_store_stream_time may be called from any thread: the value is a relaxed atomic
+ * load of a 64-bit integer that only the owning thread stores, so a reader sees some
+ * value the owner wrote (never a torn one), possibly a moment old. */
 int64_t tl_store_observe_ts(tl_store *s, int64_t ts);
 int64_t tl_store_stream_time(const tl_store *s);
+
+/* The user's record as it is stored in RocksDB (the tl_user_encode bytes), appended to
+ * out after clearing it: 1 found, 0 no record, -1 read error (err set). Safe to call
+ * from any thread while the owning thread processes events: it does one RocksDB Get
+ * and touches nothing else of the store (no cache, timers or buffers). It therefore
+ * sees the state as last written to RocksDB, not the batch in progress: with
+ * processing.guarantee=exactly_once the stores are written after every committed
+ * transaction; with at_least_once every state.flush.interval.ms (or sooner when the
+ * cache is over budget). The caller keeps s open for the duration of the call. */
+int tl_store_read_raw(tl_store *s, const char *user_id, tl_buf *out, char *err, size_t errlen);
 
 /* Timers in event time, one per user, kept in the store (they survive restarts):
  * set_timer (re)arms u's timer (0 disarms); next_due returns, one at a time, the users

@@ -4,8 +4,9 @@
  * numbers, every truncation and random or mutated input rejected without crashing),
  * and the store: get/flush/close/reopen with next_offset, peek, deletion of emptied
  * records, partitions kept apart, eviction under a tiny cache budget with reload, LRU
- * order, dirty records surviving until they are flushed, the over-budget signal, and
- * records loaded by peek() being evicted like the others.
+ * order, dirty records surviving until they are flushed, the over-budget signal,
+ * records loaded by peek() being evicted like the others, and tl_store_read_raw (the
+ * bytes last flushed, also from another thread while the owner processes and flushes).
  */
 #define _GNU_SOURCE   /* nftw */
 #include <stdarg.h>
@@ -16,6 +17,9 @@
 
 #include <ftw.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -744,6 +748,109 @@ static void test_store_peeked_records_evicted(void **state)
     assert_int_equal(st.users_evicted, 20);
 }
 
+/* read_raw returns the record as last flushed: the encoding's bytes, not the batch in
+ * progress; 0 for unknown users, long ids included. */
+static void test_store_read_raw(void **state)
+{
+    (void)state;
+    tl_store *s = open_ok(8, 1 << 20);
+    tl_buf raw = {0}, want = {0};
+    char err[256] = "";
+    assert_int_equal(tl_store_read_raw(s, "alice", &raw, err, sizeof(err)), 0);
+    assert_int_equal(raw.len, 0);
+    tl_user *a = tl_store_get(s, "alice");
+    fill_rich(a);
+    assert_int_equal(tl_store_read_raw(s, "alice", &raw, err, sizeof(err)), 0);   /* not flushed */
+    flush_ok(s, 1);
+    tl_user_encode(tl_store_peek(s, "alice"), &want);
+    tl_buf_puts(&raw, "stale");   /* cleared by the call */
+    assert_int_equal(tl_store_read_raw(s, "alice", &raw, err, sizeof(err)), 1);
+    assert_int_equal(raw.len, want.len);
+    assert_memory_equal(raw.data, want.data, want.len);
+    /* a change not yet flushed is not seen */
+    add_ent(tl_store_get(s, "alice"), TL_DIM_ITEM, "later", 1, 1, 1);
+    assert_int_equal(tl_store_read_raw(s, "alice", &raw, err, sizeof(err)), 1);
+    assert_int_equal(raw.len, want.len);
+    /* an id longer than the on-stack key */
+    char id[1000];
+    memset(id, 'x', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    add_ent(tl_store_get(s, id), TL_DIM_CATEGORY, "c", 1, 1, 1);
+    flush_ok(s, 2);
+    assert_int_equal(tl_store_read_raw(s, id, &raw, err, sizeof(err)), 1);
+    tl_user d;
+    user_init(&d, id);
+    assert_int_equal(tl_user_decode(&d, raw.data, raw.len), 0);
+    assert_int_equal(d.n_ent, 1);
+    user_fini(&d);
+    id[500] = '\0';
+    assert_int_equal(tl_store_read_raw(s, id, &raw, err, sizeof(err)), 0);
+    tl_store_close(s);
+    tl_buf_free(&raw);
+    tl_buf_free(&want);
+}
+
+struct reader {
+    tl_store *s;
+    atomic_int stop;
+    long reads, found, bad;
+    int64_t last_time;
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *r = arg;
+    tl_buf raw = {0};
+    char err[256];
+    while (!atomic_load(&r->stop)) {
+        int64_t t = tl_store_stream_time(r->s);
+        if (t < r->last_time) r->bad++;   /* stream time never goes back */
+        r->last_time = t;
+        int rc = tl_store_read_raw(r->s, "hot", &raw, err, sizeof(err));
+        r->reads++;
+        if (rc == 1) {
+            tl_user d;
+            user_init(&d, "hot");
+            if (tl_user_decode(&d, raw.data, raw.len) != 0) r->bad++;
+            user_fini(&d);
+            r->found++;
+        } else if (rc != 0) {
+            r->bad++;
+        }
+    }
+    tl_buf_free(&raw);
+    return NULL;
+}
+
+/* Another thread reads records and stream time while the owner edits, flushes and
+ * evicts: every record it sees decodes (the sanitizers watch the rest). */
+static void test_store_read_raw_concurrent(void **state)
+{
+    (void)state;
+    tl_store *s = open_ok(9, 1);   /* every flush evicts: reads never meet the cache */
+    struct reader r = {.s = s};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader_main, &r), 0);
+    char id[32];
+    for (int k = 0; k < 400; k++) {
+        tl_store_observe_ts(s, 1000 + k);
+        tl_user *u = tl_store_get(s, "hot");
+        snprintf(id, sizeof(id), "c%d", k % 17);
+        if (!tl_user_find_interest(u, TL_DIM_CATEGORY, id)) add_ent(u, TL_DIM_CATEGORY, id, k, k, k);
+        add_tp(u, id, "item", k % 2 ? "cat" : NULL, NULL, TL_CLICK, k);
+        if (u->n_tp > 20) tl_user_remove_tps(u, 0, 5);
+        fill_user_n(tl_store_get(s, id), k);
+        if (k % 3 == 0) flush_ok(s, k);
+    }
+    flush_ok(s, 400);
+    while (r.found == 0) sched_yield();   /* at least one read saw the record */
+    atomic_store(&r.stop, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(r.bad, 0);
+    assert_int_equal(tl_store_stream_time(s), 1399);
+    tl_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -761,6 +868,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_dirty_not_evicted, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_over_budget, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_peeked_records_evicted, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_store_read_raw, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_store_read_raw_concurrent, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

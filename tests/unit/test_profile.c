@@ -1,0 +1,430 @@
+/*
+ * test_profile.c -- features/profile.c: a user built by the attribution and features
+ * stages on hand events, encoded and rendered, the JSON parsed back: f, h and w equal
+ * the last interest delta of every entry read at the user's last event and at a later
+ * time (decay computed here from the documented formula), interests ordered by w with
+ * top_n, the open journey, the explanations, escaping of odd user ids and dimension
+ * values, and corrupt records rejected with the output left as it was.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "core/state.h"
+#include "features/interest.h"
+#include "features/profile.h"
+#include "model/attribution.h"
+#include "memsink.h"
+
+static const int64_t HOUR = 3600000;
+static const int64_t T0 = 1700000000000LL;
+
+/* ---- fixture -------------------------------------------------------------------- */
+
+static memsink ms;
+static tl_arena arena, jarena;
+static tl_user user;
+static tl_features_cfg fc;
+static tl_attr_cfg ac;
+static tl_attr_stage stage;
+static tl_features_stats fst;
+static tl_buf rec, out;
+
+static int setup(void **state)
+{
+    (void)state;
+    ms_init(&ms);
+    tl_arena_init(&arena, 4096);
+    tl_arena_init(&jarena, 4096);
+    memset(&user, 0, sizeof(user));
+    user.user_id = tl_xstrdup("u1");
+    user.labelled = INT64_MIN;
+    memset(&fc, 0, sizeof(fc));
+    fc.half_life_ms = 2.0 * HOUR;
+    fc.alpha = 0.5;
+    fc.beta = 0.5;
+    const double heat[TL_EVENT_TYPE_COUNT] = {0.1, 1, 2, 3, 4, 5};
+    memcpy(fc.heat, heat, sizeof(heat));
+    fc.epsilon = 1e-6;
+    fc.dims[TL_DIM_CATEGORY] = fc.dims[TL_DIM_ITEM] = fc.dims[TL_DIM_CHANNEL] = 1;
+    memset(&ac, 0, sizeof(ac));
+    ac.lookback_ms = 7 * 24 * HOUR;
+    ac.max_touchpoints = 50;
+    ac.reset_on_conversion = 1;
+    ac.time_decay_half_life_ms = 7.0 * 24 * HOUR;
+    ac.touch_mask = (1u << TL_IMPRESSION) | (1u << TL_BROWSE) | (1u << TL_CLICK) |
+                    (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
+    stage = (tl_attr_stage){.cfg = &ac, .fc = &fc};
+    memset(&fst, 0, sizeof(fst));
+    memset(&rec, 0, sizeof(rec));
+    memset(&out, 0, sizeof(out));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ms_free(&ms);
+    tl_arena_destroy(&arena);
+    tl_arena_destroy(&jarena);
+    tl_user_clear(&user);
+    free(user.user_id);
+    tl_buf_free(&rec);
+    tl_buf_free(&out);
+    return 0;
+}
+
+/* One event through both stages, in the pipeline's order. */
+static void feed(const char *id, const char *cat, const char *item, const char *ch,
+                 tl_event_type type, int64_t ts)
+{
+    tl_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.event_id = id;
+    ev.user_id = user.user_id;
+    ev.item_id = item;
+    ev.category_id = cat;
+    ev.channel = ch;
+    ev.type = type;
+    ev.ts = ts;
+    if (type == TL_CLICK) {
+        ev.has_dwell = 1;
+        ev.dwell_ms = 1500;
+    }
+    assert_int_equal(tl_attribution_apply(&stage, NULL, &user, &ev, &arena, &ms.sink), TL_OK);
+    assert_int_equal(tl_features_apply(&fc, &user, &ev, &arena, &ms.sink, &fst), TL_OK);
+}
+
+/* Renders the user's encoded record and parses the JSON back. */
+static const tl_json *render(const char *user_id, int64_t as_of, int top_n)
+{
+    tl_buf_clear(&rec);
+    tl_user_encode(&user, &rec);
+    tl_buf_clear(&out);
+    char err[256] = "";
+    if (tl_profile_render(&fc, user_id, 3, rec.data, rec.len, as_of, top_n, &out, err,
+                          sizeof(err)) != 0)
+        fail_msg("render: %s", err);
+    const tl_json *j = tl_json_parse(out.data, out.len, &jarena, err, sizeof(err));
+    if (!j) fail_msg("%s in %s", err, out.data);
+    assert_int_equal(j->type, TL_JSON_OBJECT);
+    return j;
+}
+
+static double num(const tl_json *o, const char *key)
+{
+    const tl_json *v = tl_json_get(o, key);
+    if (!v || v->type != TL_JSON_NUMBER) fail_msg("%s is not a number", key);
+    return v->num;
+}
+
+static int64_t inum(const tl_json *o, const char *key)
+{
+    const tl_json *v = tl_json_get(o, key);
+    if (!v || v->type != TL_JSON_NUMBER || !v->is_int) fail_msg("%s is not an integer", key);
+    return v->i;
+}
+
+static void near(double got, double want, const char *what)
+{
+    if (!(fabs(got - want) <= 1e-9)) fail_msg("%s: got %.17g, expected %.17g", what, got, want);
+}
+
+/* A journey of two sessions: touches, a purchase (attributed, journey reset), more
+ * touches; three dimensions. */
+static void build_user(void)
+{
+    feed("e1", "c1", "i1", "web", TL_IMPRESSION, T0);
+    feed("e2", "c1", "i2", "web", TL_CLICK, T0 + HOUR);
+    feed("e3", "c2", "i3", "app", TL_ADD_TO_CART, T0 + 2 * HOUR);
+    feed("e4", "c2", "i3", "app", TL_PURCHASE, T0 + 3 * HOUR);
+    feed("e5", "c3", "i4", NULL, TL_FAVORITE, T0 + 5 * HOUR);
+    feed("e6", "c1", "i1", "web", TL_CLICK, T0 + 6 * HOUR);
+}
+
+/* The last delta of (dim, id) in the sink. */
+static const tl_interest_delta *last_delta(const char *dim, const char *id)
+{
+    const tl_interest_delta *found = NULL;
+    for (int i = 0; i < ms.count[MS_INTEREST]; i++) {
+        const tl_interest_delta *d = ms_interest(&ms, i);
+        if (!strcmp(tl_dim_name(d->dim), dim) && !strcmp(d->dim_id, id)) found = d;
+    }
+    if (!found) fail_msg("no delta for %s %s", dim, id);
+    return found;
+}
+
+/* Every rendered interest against its last delta, decayed by hand to as_of. */
+static void check_interests(const tl_json *j, int64_t as_of, size_t want_n)
+{
+    const tl_json *in = tl_json_get(j, "interests");
+    assert_int_equal(tl_json_len(in), want_n);
+    double prev = INFINITY;
+    for (size_t i = 0; i < tl_json_len(in); i++) {
+        const tl_json *o = tl_json_at(in, i);
+        const char *dim = tl_json_str(tl_json_get(o, "dim")), *id = tl_json_str(tl_json_get(o, "id"));
+        assert_non_null(dim);
+        assert_non_null(id);
+        const tl_interest_delta *d = last_delta(dim, id);
+        double k = pow(2.0, -(double)(as_of - d->ts) / (2.0 * HOUR));
+        if (as_of == d->ts) {
+            near(num(o, "f"), d->f, "f");
+            near(num(o, "h"), d->h, "h");
+            near(num(o, "w"), d->weight_after, "w");
+        }
+        near(num(o, "f"), d->f * k, "f decayed");
+        near(num(o, "h"), d->h * k, "h decayed");
+        near(num(o, "w"), d->weight_after * k, "w decayed");
+        assert_int_equal(inum(o, "last_ts"), d->ts);
+        double w = num(o, "w");
+        assert_true(w <= prev);
+        prev = w;
+        const char *ex = tl_json_str(tl_json_get(o, "explanation"));
+        assert_non_null(ex);
+        char head[128];
+        snprintf(head, sizeof(head), "%s %s: weight ", dim, id);
+        if (strncmp(ex, head, strlen(head)) != 0) fail_msg("explanation: %s", ex);
+        assert_non_null(strstr(ex, " decayed events (last "));
+        assert_non_null(strstr(ex, ") and engagement heat "));
+    }
+}
+
+/* ---- tests --------------------------------------------------------------------------- */
+
+static void test_values_match_deltas(void **state)
+{
+    (void)state;
+    build_user();
+    assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
+    /* c1 c2 c3, i1 i2 i3 i4, web app */
+    assert_int_equal(user.n_ent, 9);
+    const int64_t last = T0 + 6 * HOUR;
+    const tl_json *j = render("u1", last, 0);
+    assert_string_equal(tl_json_str(tl_json_get(j, "user_id")), "u1");
+    assert_int_equal(inum(j, "partition"), 3);
+    assert_int_equal(inum(j, "as_of"), last);
+    check_interests(j, last, 9);
+    /* the entries the last event touched are exactly the delta's numbers */
+    const tl_json *top = tl_json_at(tl_json_get(j, "interests"), 0);
+    const tl_interest_delta *c1 = last_delta("category", "c1");
+    assert_string_equal(tl_json_str(tl_json_get(top, "id")), "c1");
+    assert_true(num(top, "f") == c1->f && num(top, "h") == c1->h);
+
+    /* three hours later, every weight halves and a half again (H = 2 h) */
+    j = render("u1", last + 3 * HOUR, 0);
+    check_interests(j, last + 3 * HOUR, 9);
+    /* and earlier than the entries (as_of before last_ts): the same formula grows them */
+    j = render("u1", T0, 0);
+    check_interests(j, T0, 9);
+}
+
+static void test_top_n_and_order(void **state)
+{
+    (void)state;
+    build_user();
+    const int64_t as_of = T0 + 7 * HOUR;
+    const tl_json *all = tl_json_get(render("u1", as_of, -1), "interests");
+    assert_int_equal(tl_json_len(all), 9);
+    const tl_json *three = tl_json_get(render("u1", as_of, 3), "interests");
+    assert_int_equal(tl_json_len(three), 3);
+    for (size_t i = 0; i < 3; i++) {
+        const tl_json *a = tl_json_at(all, i), *b = tl_json_at(three, i);
+        assert_string_equal(tl_json_str(tl_json_get(a, "dim")), tl_json_str(tl_json_get(b, "dim")));
+        assert_string_equal(tl_json_str(tl_json_get(a, "id")), tl_json_str(tl_json_get(b, "id")));
+        assert_true(num(a, "w") == num(b, "w"));
+    }
+    assert_int_equal(tl_json_len(tl_json_get(render("u1", as_of, 100), "interests")), 9);
+
+    /* equal weights: by dimension, then id */
+    tl_user_clear(&user);
+    const char *ids[] = {"b", "a", "c"};
+    for (int d = TL_DIM_COUNT - 1; d >= 0; d--) {
+        for (int k = 0; k < 3; k++) {
+            tl_interest *e = tl_user_add_interest(&user, (tl_dim)d, ids[k]);
+            e->f = e->h = 1;
+            e->t = as_of;
+        }
+    }
+    const tl_json *tied = tl_json_get(render("u1", as_of, 0), "interests");
+    static const char *const want[] = {"category a", "category b", "category c", "item a",
+                                       "item b", "item c", "channel a", "channel b", "channel c"};
+    for (size_t i = 0; i < 9; i++) {
+        const tl_json *o = tl_json_at(tied, i);
+        char got[64];
+        snprintf(got, sizeof(got), "%s %s", tl_json_str(tl_json_get(o, "dim")),
+                 tl_json_str(tl_json_get(o, "id")));
+        assert_string_equal(got, want[i]);
+        near(num(o, "w"), 1, "w");
+    }
+}
+
+static void test_journey_and_explanations(void **state)
+{
+    (void)state;
+    build_user();
+    const int64_t as_of = T0 + 8 * HOUR;
+    const tl_json *j = render("u1", as_of, 0);
+    /* the purchase reset the journey: e5 and e6 are open */
+    const tl_json *jr = tl_json_get(j, "journey");
+    assert_int_equal(tl_json_len(jr), 2);
+    const tl_json *a = tl_json_at(jr, 0), *b = tl_json_at(jr, 1);
+    assert_string_equal(tl_json_str(tl_json_get(a, "event_id")), "e5");
+    assert_string_equal(tl_json_str(tl_json_get(a, "type")), "FAVORITE");
+    assert_int_equal(inum(a, "ts"), T0 + 5 * HOUR);
+    assert_string_equal(tl_json_str(tl_json_get(a, "item_id")), "i4");
+    assert_string_equal(tl_json_str(tl_json_get(a, "category_id")), "c3");
+    assert_true(tl_json_is_null(tl_json_get(a, "channel")) && tl_json_get(a, "channel"));
+    assert_true(tl_json_is_null(tl_json_get(a, "dwell_ms")) && tl_json_get(a, "dwell_ms"));
+    assert_string_equal(tl_json_str(tl_json_get(b, "event_id")), "e6");
+    assert_string_equal(tl_json_str(tl_json_get(b, "type")), "CLICK");
+    assert_string_equal(tl_json_str(tl_json_get(b, "channel")), "web");
+    assert_int_equal(inum(b, "dwell_ms"), 1500);
+    assert_int_equal(tl_json_len(tl_json_get(j, "last_attributions")), 0);
+
+    /* explanations: the event type when the journey still shows it, else "event" */
+    const tl_json *in = tl_json_get(j, "interests");
+    int seen = 0;
+    for (size_t i = 0; i < tl_json_len(in); i++) {
+        const tl_json *o = tl_json_at(in, i);
+        const char *id = tl_json_str(tl_json_get(o, "id"));
+        const char *ex = tl_json_str(tl_json_get(o, "explanation"));
+        if (!strcmp(id, "c1")) {
+            /* f = 2^-3 + 2^-2.5 + 1 at e6, 2 h before as_of: halved */
+            char want[256], fnum[32], hnum[32], wnum[32];
+            double k = 0.5, f = (pow(2, -3) + pow(2, -2.5) + 1) * k,
+                   h = (0.1 * pow(2, -3) + 2 * pow(2, -2.5) + 2) * k;
+            tl_fmt_num(fnum, f, 0);
+            tl_fmt_num(hnum, h, 0);
+            tl_fmt_num(wnum, 0.5 * f + 0.5 * h, 0);
+            snprintf(want, sizeof(want),
+                     "category c1: weight %s from %s decayed events (last a click 2 h before) "
+                     "and engagement heat %s", wnum, fnum, hnum);
+            assert_string_equal(ex, want);
+            seen++;
+        } else if (!strcmp(id, "c3")) {
+            assert_non_null(strstr(ex, "(last a favorite 3 h before)"));
+            seen++;
+        } else if (!strcmp(id, "c2")) {
+            /* the purchase's touchpoints are gone from the journey */
+            assert_non_null(strstr(ex, "(last event 5 h before)"));
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 3);
+    /* read before the entries' time */
+    j = render("u1", T0 + 4 * HOUR, 0);
+    in = tl_json_get(j, "interests");
+    for (size_t i = 0; i < tl_json_len(in); i++) {
+        const tl_json *o = tl_json_at(in, i);
+        if (!strcmp(tl_json_str(tl_json_get(o, "id")), "c1"))
+            assert_non_null(strstr(tl_json_str(tl_json_get(o, "explanation")), "2 h later)"));
+    }
+}
+
+/* Odd user ids and dimension values come back byte for byte. */
+static void test_escaping(void **state)
+{
+    (void)state;
+    static const char *const odd[] = {
+        "q\"uote", "back\\slash", "new\nline\ttab\r", "ctl\x01\x1f", "</script>",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "", "{\"a\":[1]}",
+    };
+    const size_t n = sizeof(odd) / sizeof(odd[0]);
+    for (size_t i = 0; i < n; i++) feed("e", odd[i], odd[(i + 1) % n], odd[(i + 2) % n], TL_CLICK, T0);
+    for (size_t i = 0; i < n; i++) {
+        const tl_json *j = render(odd[i], T0, 0);
+        assert_string_equal(tl_json_str(tl_json_get(j, "user_id")), odd[i]);
+        const tl_json *in = tl_json_get(j, "interests");
+        int found = 0;
+        for (size_t k = 0; k < tl_json_len(in); k++) {
+            const tl_json *o = tl_json_at(in, k);
+            const tl_json *id = tl_json_get(o, "id");
+            if (id->len == strlen(odd[i]) && !memcmp(id->str, odd[i], id->len)) {
+                found = 1;
+                /* the id is in the explanation, and the explanation survives a round trip */
+                assert_non_null(strstr(tl_json_str(tl_json_get(o, "explanation")), odd[i]));
+            }
+        }
+        if (odd[i][0] && !found) fail_msg("id %zu not rendered", i);
+    }
+    /* NULL user id: null, not a crash */
+    const tl_json *j = render(NULL, T0, 0);
+    assert_true(tl_json_is_null(tl_json_get(j, "user_id")) && tl_json_get(j, "user_id"));
+}
+
+/* Non-finite numbers in a record render as null; the JSON stays valid. */
+static void test_nonfinite(void **state)
+{
+    (void)state;
+    tl_interest *e = tl_user_add_interest(&user, TL_DIM_CATEGORY, "nan");
+    e->f = NAN;
+    e->h = 1;
+    e->t = T0;
+    e = tl_user_add_interest(&user, TL_DIM_CATEGORY, "inf");
+    e->f = INFINITY;
+    e->h = 1;
+    e->t = T0;
+    e = tl_user_add_interest(&user, TL_DIM_ITEM, "far");
+    e->f = e->h = 1;
+    e->t = INT64_MIN;
+    const tl_json *j = render("u1", INT64_MAX, 0);
+    const tl_json *in = tl_json_get(j, "interests");
+    assert_int_equal(tl_json_len(in), 3);
+    /* NaN sorts last */
+    assert_string_equal(tl_json_str(tl_json_get(tl_json_at(in, 2), "id")), "nan");
+    for (size_t i = 0; i < 3; i++) {
+        const tl_json *o = tl_json_at(in, i);
+        assert_true(tl_json_get(o, "w")->type == TL_JSON_NULL ||
+                    tl_json_get(o, "w")->type == TL_JSON_NUMBER);
+    }
+}
+
+/* Corrupt records: -1 with a reason, out as it was. */
+static void test_corrupt(void **state)
+{
+    (void)state;
+    build_user();
+    tl_user_encode(&user, &rec);
+    tl_buf_puts(&out, "kept");
+    char err[256];
+    for (size_t len = 0; len < rec.len; len++) {
+        unsigned char *p = tl_xmalloc(len ? len : 1);
+        memcpy(p, rec.data, len);
+        err[0] = '\0';
+        if (tl_profile_render(&fc, "u1", 0, p, len, T0, 0, &out, err, sizeof(err)) != -1)
+            fail_msg("prefix of %zu/%zu bytes rendered", len, rec.len);
+        assert_true(err[0] != '\0');
+        assert_int_equal(out.len, 4);
+        free(p);
+    }
+    static const unsigned char junk[] = {0x7f, 1, 2, 3};
+    assert_int_equal(tl_profile_render(&fc, "u1", 0, junk, sizeof(junk), T0, 0, &out, err,
+                                       sizeof(err)), -1);
+    assert_int_equal(out.len, 4);
+    assert_memory_equal(out.data, "kept", 4);
+    /* a valid record is appended after what out held */
+    assert_int_equal(tl_profile_render(&fc, "u1", 0, rec.data, rec.len, T0, 0, &out, err,
+                                       sizeof(err)), 0);
+    assert_memory_equal(out.data, "kept{\"user_id\":\"u1\"", 19);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_values_match_deltas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_top_n_and_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journey_and_explanations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nonfinite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
