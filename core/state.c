@@ -6,13 +6,18 @@
  * tl_store_get() is dirty until the next flush; eviction only ever removes clean
  * records, so a batch's state is never lost before it is written.
  *
- * Encoding (version 2), all integers little-endian varints, signed ones zig-zag:
+ * Encoding (version 3), all integers little-endian varints, signed ones zig-zag:
  *   u8 version | svarint timer | svarint labelled
  *              | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
  *              | n_tp  | n_tp  * (str event_id | str item_id | ostr category_id
  *                                 | ostr channel | u8 type | svarint ts | f32 share
  *                                 | f32 propensity | svarint dwell)
- * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL.
+ *              | n_attr | n_attr * (str event_id | str item_id | ostr category_id
+ *                                   | svarint ts | f64 p_conversion | str explanation)
+ * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL; f64 and
+ * f32 are IEEE 754 little-endian. n_attr <= TL_LAST_ATTR_MAX, newest first; an
+ * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 2 is version 3 without the
+ * n_attr section (no last attributions) and still decodes.
  *
  * RocksDB layout of a partition's database: "u" + user_id -> the encoded record;
  * "x" + be64(at) + user_id -> "" (the user's timer, so due timers can be found after a
@@ -68,20 +73,30 @@ void tl_user_remove_interest(tl_user *u, int i)
 
 static size_t tp_strlen(const char *s) { return s ? strlen(s) : 0; }
 
+/* Copies the 4 strings src[k] of len[k] bytes (NULL: none) into one allocation, each
+ * NUL-terminated, and points dst[k] at them; src[0] must not be NULL (dst[0] owns the
+ * allocation). */
+static void pack4(const char *const src[4], const uint32_t len[4], char *dst[4])
+{
+    size_t total = 0;
+    for (int k = 0; k < 4; k++) total += src[k] ? len[k] + 1 : 0;
+    char *p = tl_xmalloc(total);
+    for (int k = 0; k < 4; k++) {
+        dst[k] = NULL;
+        if (!src[k]) continue;
+        dst[k] = memcpy(p, src[k], len[k]);
+        p[len[k]] = '\0';
+        p += len[k] + 1;
+    }
+}
+
 static void tp_set(tl_journey_tp *tp, const char *event_id, const char *item_id,
                    const char *category_id, const char *channel)
 {
     const char *src[4] = {event_id, item_id, category_id, channel};
-    size_t total = 0;
-    for (int k = 0; k < 4; k++) {
-        tp->len[k] = (uint32_t)tp_strlen(src[k]);
-        total += src[k] ? tp->len[k] + 1 : 0;
-    }
-    char *p = tl_xmalloc(total), *dst[4];
-    for (int k = 0; k < 4; k++) {
-        dst[k] = src[k] ? memcpy(p, src[k], tp->len[k] + 1) : NULL;
-        if (src[k]) p += tp->len[k] + 1;
-    }
+    char *dst[4];
+    for (int k = 0; k < 4; k++) tp->len[k] = (uint32_t)tp_strlen(src[k]);
+    pack4(src, tp->len, dst);
     tp->event_id = dst[0];
     tp->item_id = dst[1];
     tp->category_id = dst[2];
@@ -140,15 +155,76 @@ void tl_user_remove_tps(tl_user *u, int from, int n)
     u->n_tp -= n;
 }
 
+/* ---- last attributions ----------------------------------------------------------- */
+
+static size_t attr_mem(const tl_last_attr *a)
+{
+    return a->len[0] + a->len[1] + a->len[2] + a->len[3] + 4;
+}
+
+/* A new newest slot attr[0] (the oldest dropped when full), its strings set. */
+static tl_last_attr *attr_push(tl_user *u, const char *const src[4], const uint32_t len[4])
+{
+    if (!u->attr) {
+        u->attr = tl_xmalloc(TL_LAST_ATTR_MAX * sizeof(*u->attr));
+        u->mem += TL_LAST_ATTR_MAX * sizeof(*u->attr);
+    }
+    if (u->n_attr == TL_LAST_ATTR_MAX) {
+        u->n_attr--;
+        u->mem -= attr_mem(&u->attr[u->n_attr]);
+        free(u->attr[u->n_attr].event_id);
+    }
+    memmove(&u->attr[1], &u->attr[0], (size_t)u->n_attr * sizeof(*u->attr));
+    u->n_attr++;
+    tl_last_attr *a = &u->attr[0];
+    char *dst[4];
+    memcpy(a->len, len, sizeof(a->len));
+    pack4(src, len, dst);
+    a->event_id = dst[0];
+    a->item_id = dst[1];
+    a->category_id = dst[2];
+    a->explanation = dst[3];
+    u->mem += attr_mem(a);
+    return a;
+}
+
+/* The longest prefix of s of at most max bytes that does not end inside a UTF-8
+ * sequence. */
+static size_t utf8_cut(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max) return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) n--;
+    return n;
+}
+
+void tl_user_add_attribution(tl_user *u, const char *event_id, const char *item_id,
+                             const char *category_id, int64_t ts, double p_conversion,
+                             const char *explanation)
+{
+    const char *src[4] = {event_id ? event_id : "", item_id ? item_id : "", category_id,
+                          explanation ? explanation : ""};
+    uint32_t len[4] = {(uint32_t)strlen(src[0]), (uint32_t)strlen(src[1]),
+                       (uint32_t)tp_strlen(category_id),
+                       (uint32_t)utf8_cut(src[3], TL_LAST_ATTR_TEXT_MAX)};
+    tl_last_attr *a = attr_push(u, src, len);
+    a->ts = ts;
+    a->p_conversion = p_conversion;
+}
+
 void tl_user_clear(tl_user *u)
 {
     for (int i = 0; i < u->n_ent; i++) free(u->ent[i].id);
     for (int i = 0; i < u->n_tp; i++) free(u->tp[i].event_id);
+    for (int i = 0; i < u->n_attr; i++) free(u->attr[i].event_id);
     free(u->ent);
     free(u->tp_alloc);
+    free(u->attr);
     u->ent = NULL;
     u->tp = u->tp_alloc = NULL;
-    u->n_ent = u->cap_ent = u->n_tp = u->cap_tp = 0;
+    u->attr = NULL;
+    u->n_ent = u->cap_ent = u->n_tp = u->cap_tp = u->n_attr = 0;
     u->mem = sizeof(*u) + (u->user_id ? strlen(u->user_id) + 1 : 0);
 }
 
@@ -202,7 +278,7 @@ static inline char *w_ostr(char *p, const char *s, size_t n)
 
 static inline char *w_f64(char *p, double d) { return w_bytes(p, (const char *)&d, 8); }
 
-#define STATE_VERSION 2
+#define STATE_VERSION 3
 
 static inline char *w_f32(char *p, float f) { return w_bytes(p, (const char *)&f, 4); }
 
@@ -237,15 +313,28 @@ static char *encode_tp(const tl_journey_tp *tp, char *p)
     return w_svarint(p, tp->dwell_ms);
 }
 
+static char *encode_attr(const tl_last_attr *a, char *p)
+{
+    p = w_str(p, a->event_id, a->len[0]);
+    p = w_str(p, a->item_id, a->len[1]);
+    p = w_ostr(p, a->category_id, a->len[2]);
+    p = w_svarint(p, a->ts);
+    p = w_f64(p, a->p_conversion);
+    return w_str(p, a->explanation, a->len[3]);
+}
+
 void tl_user_encode(const tl_user *u, tl_buf *b)
 {
     /* u->mem covers every string byte; add the fixed-size fields and varints. */
-    size_t bound = 48 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 72;
+    size_t bound = 58 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 72 +
+                   (size_t)u->n_attr * 58;
     tl_buf_reserve(b, bound);
     char *p = b->data + b->len;
     p = encode_entries(u, p);
     p = w_varint(p, (uint64_t)u->n_tp);
     for (int i = 0; i < u->n_tp; i++) p = encode_tp(&u->tp[i], p);
+    p = w_varint(p, (uint64_t)u->n_attr);
+    for (int i = 0; i < u->n_attr; i++) p = encode_attr(&u->attr[i], p);
     b->len = (size_t)(p - b->data);
     b->data[b->len] = '\0';
 }
@@ -339,9 +428,13 @@ static char *dup_n(const char *s, size_t n)
     return p;
 }
 
+/* The encodings this build reads: the current one and version 2 (no last
+ * attributions). */
+static int known_version(unsigned v) { return v == 2 || v == STATE_VERSION; }
+
 static int decode_entries(tl_user *u, rd *r, size_t len)
 {
-    if (get_u8(r) != STATE_VERSION) return -1;
+    if (!known_version(get_u8(r))) return -1;
     u->timer = u->timer_saved = get_svarint(r);
     u->labelled = get_svarint(r);
     uint64_t n_ent = get_varint(r);
@@ -394,6 +487,27 @@ static int decode_tp(tl_user *u, rd *r)
     return 0;
 }
 
+/* Appends one encoded attribution (encoded newest first). */
+static int decode_attr(tl_user *u, rd *r)
+{
+    const char *src[4];
+    size_t l[4];
+    int isnull[4];
+    src[0] = get_bytes(r, 0, &l[0], &isnull[0]);
+    src[1] = get_bytes(r, 0, &l[1], &isnull[1]);
+    src[2] = get_bytes(r, 1, &l[2], &isnull[2]);
+    int64_t ts = get_svarint(r);
+    double p = get_f64(r);
+    src[3] = get_bytes(r, 0, &l[3], &isnull[3]);
+    if (r->bad || l[3] > TL_LAST_ATTR_TEXT_MAX) return -1;
+    uint32_t len[4] = {(uint32_t)l[0], (uint32_t)l[1], (uint32_t)l[2], (uint32_t)l[3]};
+    /* pushed at the front, so the caller decodes from the oldest: see tl_user_decode */
+    tl_last_attr *a = attr_push(u, src, len);
+    a->ts = ts;
+    a->p_conversion = p;
+    return 0;
+}
+
 int tl_user_decode(tl_user *u, const void *buf, size_t len)
 {
     rd r = {buf, (const unsigned char *)buf + len, 0};
@@ -402,6 +516,19 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
     if (r.bad || n_tp > len) return -1;
     for (uint64_t i = 0; i < n_tp; i++)
         if (decode_tp(u, &r) != 0) return -1;
+    if (((const unsigned char *)buf)[0] >= 3) {
+        uint64_t n_attr = get_varint(&r);
+        if (r.bad || n_attr > TL_LAST_ATTR_MAX) return -1;
+        /* Newest first in the encoding, each pushed as the newest: decode into place,
+         * then reverse. */
+        for (uint64_t i = 0; i < n_attr; i++)
+            if (decode_attr(u, &r) != 0) return -1;
+        for (int i = 0, j = u->n_attr - 1; i < j; i++, j--) {
+            tl_last_attr t = u->attr[i];
+            u->attr[i] = u->attr[j];
+            u->attr[j] = t;
+        }
+    }
     return r.bad || r.p != r.end ? -1 : 0;
 }
 
@@ -833,6 +960,13 @@ tl_user *tl_store_peek(tl_store *s, const char *user_id)
     return u ? u : store_load(s, user_id, h, 0);
 }
 
+/* A user with nothing to keep: no record in the store (and none in the changelog). */
+static int user_empty(const tl_user *u)
+{
+    return u->n_ent == 0 && u->n_tp == 0 && u->timer == 0 && u->labelled == INT64_MIN &&
+           u->n_attr == 0;
+}
+
 static int cmp_user(const void *a, const void *b)
 {
     return strcmp((*(tl_user *const *)a)->user_id, (*(tl_user *const *)b)->user_id);
@@ -856,7 +990,7 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
             u->timer_saved = u->timer;
         }
         key_profile(&s->kbuf, u->user_id);
-        if (u->n_ent == 0 && u->n_tp == 0 && u->timer == 0 && u->labelled == INT64_MIN) {
+        if (user_empty(u)) {
             rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
         } else {
             tl_buf_clear(&s->vbuf);
@@ -931,7 +1065,7 @@ int tl_store_take_changed(tl_store *s, int (*fn)(void *arg, const tl_user *u, co
         u->changed = 0;
         if (rc) continue;
         tl_buf_clear(&s->vbuf);
-        if (u->n_ent || u->n_tp || u->timer || u->labelled != INT64_MIN) tl_user_encode(u, &s->vbuf);
+        if (!user_empty(u)) tl_user_encode(u, &s->vbuf);
         rc = fn(arg, u, &s->vbuf);
     }
     s->n_changed = 0;
@@ -979,8 +1113,8 @@ int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void
         rocksdb_writebatch_put(s->restore_wb, s->kbuf.data, s->kbuf.len, value, len);
         /* The timer is the record's first field after the version. */
         rd r = {value, (const unsigned char *)value + len, 0};
-        int64_t timer = get_u8(&r) == STATE_VERSION ? get_svarint(&r) : 0;
-        if (r.bad || ((const unsigned char *)value)[0] != STATE_VERSION) {
+        int64_t timer = known_version(get_u8(&r)) ? get_svarint(&r) : 0;
+        if (r.bad || !known_version(((const unsigned char *)value)[0])) {
             snprintf(err, errlen, "changelog record for user %.*s at offset %lld does not decode",
                      (int)id_len, user_id, (long long)changelog_offset);
             return -1;

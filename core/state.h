@@ -49,6 +49,20 @@ typedef struct tl_journey_tp {
     uint8_t type;       /* tl_event_type */
 } tl_journey_tp;
 
+/* The user's last attributions (newest first), for reading (features/profile.h): the
+ * attribution stage records each one it emits. */
+#define TL_LAST_ATTR_MAX 3          /* attributions kept per user */
+#define TL_LAST_ATTR_TEXT_MAX 240   /* bytes of explanation kept (cut at a UTF-8 boundary) */
+
+typedef struct tl_last_attr {
+    char *event_id, *item_id, *category_id, *explanation;  /* one allocation: event_id
+                                                             * owns it; category_id may
+                                                             * be NULL */
+    uint32_t len[4];    /* their lengths */
+    int64_t ts;         /* the purchase's */
+    double p_conversion;   /* the model's p(purchase) of the journey; NaN without a model */
+} tl_last_attr;
+
 typedef struct tl_user {
     char *user_id;      /* owned */
     tl_interest *ent;
@@ -65,6 +79,9 @@ typedef struct tl_user {
                            * re-arm */
     int64_t labelled;   /* newest touchpoint time already in a model example (INT64_MIN:
                          * none), so a touchpoint is learned from once */
+    tl_last_attr *attr; /* attr[0..n_attr), newest first; room for TL_LAST_ATTR_MAX,
+                         * allocated at the user's first attribution */
+    int n_attr;
     /* cache bookkeeping (state.c) */
     struct tl_user *hnext, *lru_prev, *lru_next;
     uint64_t hash;
@@ -81,6 +98,12 @@ void tl_user_remove_interest(tl_user *u, int index);
 /* Inserts in (ts, arrival) order and returns the slot's index; share as above. */
 int tl_user_add_tp(tl_user *u, const tl_event *ev, float share);
 void tl_user_remove_tps(tl_user *u, int from, int n);
+/* Records an attribution as the newest (the oldest of TL_LAST_ATTR_MAX goes); the
+ * explanation is cut to TL_LAST_ATTR_TEXT_MAX bytes. NULL strings but category_id are
+ * kept as "". */
+void tl_user_add_attribution(tl_user *u, const char *event_id, const char *item_id,
+                             const char *category_id, int64_t ts, double p_conversion,
+                             const char *explanation);
 
 /* Serialisation (the RocksDB value and, later, the changelog value). */
 void tl_user_encode(const tl_user *u, tl_buf *out);

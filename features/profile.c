@@ -44,19 +44,35 @@ static int64_t span(int64_t a, int64_t b)
     return d;
 }
 
+/* Within +-2^53 ms (285,000 years): tl_fmt_duration rounds by adding half a unit, which
+ * must not overflow. */
+static int64_t clamp_ms(int64_t v)
+{
+    const int64_t m = INT64_C(1) << 53;
+    return v < -m ? -m : v > m ? m : v;
+}
+
 static const char *tp_value(const tl_journey_tp *tp, tl_dim dim)
 {
     return dim == TL_DIM_CATEGORY ? tp->category_id : dim == TL_DIM_ITEM ? tp->item_id : tp->channel;
 }
 
 /* The type of the event that last updated e, when the record still shows it: an open
- * journey touchpoint with e's value at e's time. -1 when unknown. */
+ * journey touchpoint or a last attribution's purchase with e's value at e's time. -1
+ * when unknown (e.g. touchpoints already credited). */
 static int last_event_type(const tl_user *u, const tl_interest *e)
 {
     for (int i = u->n_tp - 1; i >= 0; i--) {
         const tl_journey_tp *tp = &u->tp[i];
         const char *v = tp_value(tp, (tl_dim)e->dim);
         if (tp->ts == e->t && v && strcmp(v, e->id) == 0) return tp->type;
+    }
+    for (int i = 0; i < u->n_attr; i++) {
+        const tl_last_attr *a = &u->attr[i];
+        const char *v = e->dim == TL_DIM_CATEGORY ? a->category_id
+                        : e->dim == TL_DIM_ITEM   ? a->item_id
+                                                  : NULL;
+        if (a->ts == e->t && v && strcmp(v, e->id) == 0) return TL_PURCHASE;
     }
     return -1;
 }
@@ -90,12 +106,38 @@ static void explain(tl_buf *b, const tl_user *u, const ranked *r, int64_t as_of)
     }
     char dur[32] = "0 s";
     int64_t ago = span(as_of, e->t);
-    if (ago) tl_fmt_duration(dur, sizeof(dur), ago);
+    if (ago) tl_fmt_duration(dur, sizeof(dur), clamp_ms(ago));
     tl_buf_putc(b, ' ');
     tl_buf_puts(b, dur);
     tl_buf_puts(b, ago >= 0 ? " before" : " later");
     tl_buf_puts(b, ") and engagement heat ");
     put_num(b, r->h);
+}
+
+/* ,"key":value members (the key needs no escaping). */
+static void key(tl_buf *b, const char *k)
+{
+    tl_buf_puts(b, ",\"");
+    tl_buf_puts(b, k);
+    tl_buf_puts(b, "\":");
+}
+
+static void m_str(tl_buf *b, const char *k, const char *s, size_t n)
+{
+    key(b, k);
+    tl_json_put_strn(b, s, n);
+}
+
+static void m_i64(tl_buf *b, const char *k, int64_t v)
+{
+    key(b, k);
+    tl_json_put_i64(b, v);
+}
+
+static void m_dbl(tl_buf *b, const char *k, double v)
+{
+    key(b, k);
+    tl_json_put_double(b, v);
 }
 
 static void put_interests(tl_buf *out, const tl_features_cfg *fc, const tl_user *u,
@@ -120,19 +162,13 @@ static void put_interests(tl_buf *out, const tl_features_cfg *fc, const tl_user 
         const tl_interest *e = r[i].e;
         tl_buf_puts(out, i ? ",{\"dim\":" : "{\"dim\":");
         tl_json_put_str(out, tl_dim_name((tl_dim)e->dim));
-        tl_buf_puts(out, ",\"id\":");
-        tl_json_put_strn(out, e->id, e->id_len);
-        tl_buf_puts(out, ",\"f\":");
-        tl_json_put_double(out, r[i].f);
-        tl_buf_puts(out, ",\"h\":");
-        tl_json_put_double(out, r[i].h);
-        tl_buf_puts(out, ",\"w\":");
-        tl_json_put_double(out, r[i].w);
-        tl_buf_puts(out, ",\"last_ts\":");
-        tl_json_put_i64(out, e->t);
-        tl_buf_puts(out, ",\"explanation\":");
+        m_str(out, "id", e->id, e->id_len);
+        m_dbl(out, "f", r[i].f);
+        m_dbl(out, "h", r[i].h);
+        m_dbl(out, "w", r[i].w);
+        m_i64(out, "last_ts", e->t);
         explain(&text, u, &r[i], as_of);
-        tl_json_put_strn(out, text.data, text.len);
+        m_str(out, "explanation", text.data, text.len);
         tl_buf_putc(out, '}');
     }
     tl_buf_putc(out, ']');
@@ -147,17 +183,13 @@ static void put_journey(tl_buf *out, const tl_user *u)
         const tl_journey_tp *tp = &u->tp[i];
         tl_buf_puts(out, i ? ",{\"event_id\":" : "{\"event_id\":");
         tl_json_put_strn(out, tp->event_id, tp->len[0]);
-        tl_buf_puts(out, ",\"type\":");
+        key(out, "type");
         tl_json_put_str(out, tl_event_type_name((tl_event_type)tp->type));
-        tl_buf_puts(out, ",\"ts\":");
-        tl_json_put_i64(out, tp->ts);
-        tl_buf_puts(out, ",\"item_id\":");
-        tl_json_put_strn(out, tp->item_id, tp->len[1]);
-        tl_buf_puts(out, ",\"category_id\":");
-        tl_json_put_strn(out, tp->category_id, tp->len[2]);
-        tl_buf_puts(out, ",\"channel\":");
-        tl_json_put_strn(out, tp->channel, tp->len[3]);
-        tl_buf_puts(out, ",\"dwell_ms\":");
+        m_i64(out, "ts", tp->ts);
+        m_str(out, "item_id", tp->item_id, tp->len[1]);
+        m_str(out, "category_id", tp->category_id, tp->len[2]);
+        m_str(out, "channel", tp->channel, tp->len[3]);
+        key(out, "dwell_ms");
         if (tp->dwell_ms < 0) tl_buf_puts(out, "null");
         else tl_json_put_i64(out, tp->dwell_ms);
         tl_buf_putc(out, '}');
@@ -167,8 +199,19 @@ static void put_journey(tl_buf *out, const tl_user *u)
 
 static void put_last_attributions(tl_buf *out, const tl_user *u)
 {
-    (void)u;
-    tl_buf_puts(out, ",\"last_attributions\":[]");
+    tl_buf_puts(out, ",\"last_attributions\":[");
+    for (int i = 0; i < u->n_attr; i++) {
+        const tl_last_attr *a = &u->attr[i];
+        tl_buf_puts(out, i ? ",{\"event_id\":" : "{\"event_id\":");
+        tl_json_put_strn(out, a->event_id, a->len[0]);
+        m_i64(out, "ts", a->ts);
+        m_str(out, "item_id", a->item_id, a->len[1]);
+        m_str(out, "category_id", a->category_id, a->len[2]);
+        m_dbl(out, "p_conversion", a->p_conversion);
+        m_str(out, "explanation", a->explanation, a->len[3]);
+        tl_buf_putc(out, '}');
+    }
+    tl_buf_putc(out, ']');
 }
 
 int tl_profile_render(const tl_features_cfg *fc, const char *user_id, int32_t partition,
@@ -185,10 +228,8 @@ int tl_profile_render(const tl_features_cfg *fc, const char *user_id, int32_t pa
     }
     tl_buf_puts(out, "{\"user_id\":");
     tl_json_put_str(out, user_id);
-    tl_buf_puts(out, ",\"partition\":");
-    tl_json_put_i64(out, partition);
-    tl_buf_puts(out, ",\"as_of\":");
-    tl_json_put_i64(out, as_of_ms);
+    m_i64(out, "partition", partition);
+    m_i64(out, "as_of", as_of_ms);
     put_interests(out, fc, &u, as_of_ms, top_n);
     put_journey(out, &u);
     put_last_attributions(out, &u);

@@ -19,13 +19,15 @@
  *    "interests": [{"dim", "id", "f", "h", "w", "last_ts", "explanation"}, ...],
  *    "journey": [{"event_id", "type", "ts", "item_id", "category_id", "channel",
  *                 "dwell_ms"}, ...],
- *    "last_attributions": [{"event_id", "ts", "item_id", "p_conversion",
- *                           "explanation"}, ...]}
+ *    "last_attributions": [{"event_id", "ts", "item_id", "category_id",
+ *                           "p_conversion", "explanation"}, ...]}
  *
  * Interests: f and h decayed from the entry's time (last_ts) to as_of_ms exactly as the
  * interest deltas decay them, w = alpha*f + beta*h; the top_n by w (top_n <= 0: all),
- * highest first, ties by dimension then id. Journey in journey order; last attributions
- * newest first. Absent strings, a dwell of -1 and non-finite numbers are null.
+ * highest first, ties by dimension then id; each with one sentence on its weight. Journey
+ * in journey order; last attributions (the purchase's event id, time, item and category,
+ * the model's p(purchase) or null without a model, the attribution record's explanation
+ * cut to TL_LAST_ATTR_TEXT_MAX bytes) newest first, none for a version 2 record. Absent strings, a dwell of -1 and non-finite numbers are null.
  * 0, or -1 with err when the record does not decode (out is then left as it was).
  * Thread-safe: reads only its arguments. */
 int tl_profile_render(const tl_features_cfg *fc, const char *user_id, int32_t partition,

@@ -8,7 +8,8 @@
  * removed, so the same touchpoint is never credited to two purchases.
  *
  * Every method writes credits for the same touchpoint list, in journey order, so a
- * consumer can line methods up column by column. Model-based methods (Shapley,
+ * consumer can line methods up column by column. Each attribution emitted is also
+ * recorded in the user's record (its last TL_LAST_ATTR_MAX, state.h). Model-based methods (Shapley,
  * removal) are filled in by the model stage when it is enabled.
  */
 #include "attribution.h"
@@ -159,6 +160,9 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
         if (u->tp[end - 1].ts > u->labelled) u->labelled = u->tp[end - 1].ts;
     }
     r.explanation = explanation;
+    /* Kept in the user's record for reading (features/profile.h). */
+    tl_user_add_attribution(u, ev->event_id, ev->item_id, ev->category_id, ev->ts,
+                            r.has_model ? r.p_conversion : NAN, explanation);
     if (ac->reset_on_conversion) {
         tl_user_remove_tps(u, begin, n);
         rearm(as, s, u);

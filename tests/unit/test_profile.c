@@ -3,8 +3,11 @@
  * stages on hand events, encoded and rendered, the JSON parsed back: f, h and w equal
  * the last interest delta of every entry read at the user's last event and at a later
  * time (decay computed here from the documented formula), interests ordered by w with
- * top_n, the open journey, the explanations, escaping of odd user ids and dimension
- * values, and corrupt records rejected with the output left as it was.
+ * top_n, the open journey, the explanations, the last attributions as the attribution
+ * stage recorded them (with and without the model; newest first, three kept), a
+ * version 2 record (no last attributions, otherwise the same output), escaping of odd
+ * user ids and dimension values, and corrupt records rejected with the output left as
+ * it was.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +25,7 @@
 #include "features/interest.h"
 #include "features/profile.h"
 #include "model/attribution.h"
+#include "model/model.h"
 #include "memsink.h"
 
 static const int64_t HOUR = 3600000;
@@ -287,7 +291,18 @@ static void test_journey_and_explanations(void **state)
     assert_string_equal(tl_json_str(tl_json_get(b, "type")), "CLICK");
     assert_string_equal(tl_json_str(tl_json_get(b, "channel")), "web");
     assert_int_equal(inum(b, "dwell_ms"), 1500);
-    assert_int_equal(tl_json_len(tl_json_get(j, "last_attributions")), 0);
+
+    /* the purchase, as the attribution record has it; no model: p_conversion null */
+    const tl_json *la = tl_json_get(j, "last_attributions");
+    assert_int_equal(tl_json_len(la), 1);
+    const tl_attribution *rec0 = ms_attribution(&ms, 0);
+    const tl_json *p = tl_json_at(la, 0);
+    assert_string_equal(tl_json_str(tl_json_get(p, "event_id")), "e4");
+    assert_int_equal(inum(p, "ts"), T0 + 3 * HOUR);
+    assert_string_equal(tl_json_str(tl_json_get(p, "item_id")), "i3");
+    assert_string_equal(tl_json_str(tl_json_get(p, "category_id")), "c2");
+    assert_true(tl_json_is_null(tl_json_get(p, "p_conversion")) && tl_json_get(p, "p_conversion"));
+    assert_string_equal(tl_json_str(tl_json_get(p, "explanation")), rec0->explanation);
 
     /* explanations: the event type when the journey still shows it, else "event" */
     const tl_json *in = tl_json_get(j, "interests");
@@ -312,13 +327,18 @@ static void test_journey_and_explanations(void **state)
         } else if (!strcmp(id, "c3")) {
             assert_non_null(strstr(ex, "(last a favorite 3 h before)"));
             seen++;
-        } else if (!strcmp(id, "c2")) {
-            /* the purchase's touchpoints are gone from the journey */
+        } else if (!strcmp(id, "c2") || !strcmp(id, "i3")) {
+            /* known from the last attribution */
+            assert_non_null(strstr(ex, "(last a purchase 5 h before)"));
+            seen++;
+        } else if (!strcmp(id, "app")) {
+            /* the purchase's touchpoints are gone from the journey and the attribution
+             * does not keep the channel */
             assert_non_null(strstr(ex, "(last event 5 h before)"));
             seen++;
         }
     }
-    assert_int_equal(seen, 3);
+    assert_int_equal(seen, 5);
     /* read before the entries' time */
     j = render("u1", T0 + 4 * HOUR, 0);
     in = tl_json_get(j, "interests");
@@ -327,6 +347,87 @@ static void test_journey_and_explanations(void **state)
         if (!strcmp(tl_json_str(tl_json_get(o, "id")), "c1"))
             assert_non_null(strstr(tl_json_str(tl_json_get(o, "explanation")), "2 h later)"));
     }
+}
+
+/* Purchases through the stage with the model: p_conversion and the explanation as in
+ * the record (cut to TL_LAST_ATTR_TEXT_MAX bytes), newest first, three kept. */
+static void test_last_attributions_with_model(void **state)
+{
+    (void)state;
+    tl_model_cfg mc;
+    memset(&mc, 0, sizeof(mc));
+    mc.enabled = 1;
+    mc.alpha = 0.1;
+    mc.beta = 1;
+    mc.l1 = 0.01;
+    mc.l2 = 0.1;
+    mc.ipw_clip = 20;
+    mc.shapley_exact_max = 12;
+    mc.shapley_samples = 64;
+    mc.metrics_window = 100;
+    mc.markov_dim = -1;
+    char err[256];
+    stage.model = tl_model_new(&mc, NULL, err, sizeof(err));
+    if (!stage.model) fail_msg("tl_model_new: %s", err);
+    static const char *const purchases[] = {"p1", "p2", "p3", "p4"};
+    for (int k = 0; k < 4; k++) {
+        char id[16];
+        int64_t t = T0 + k * 10 * HOUR;
+        snprintf(id, sizeof(id), "t%d-a", k);
+        feed(id, "c1", "i1", "web", TL_CLICK, t);
+        snprintf(id, sizeof(id), "t%d-b", k);
+        feed(id, "c2", "i2", "app", TL_BROWSE, t + HOUR);
+        feed(purchases[k], "c2", "i2", NULL, TL_PURCHASE, t + 2 * HOUR);
+    }
+    assert_int_equal(ms.count[MS_ATTRIBUTION], 4);
+    const tl_json *la = tl_json_get(render("u1", T0 + 40 * HOUR, 0), "last_attributions");
+    assert_int_equal(tl_json_len(la), TL_LAST_ATTR_MAX);
+    for (int i = 0; i < TL_LAST_ATTR_MAX; i++) {
+        const tl_attribution *r = ms_attribution(&ms, 3 - i);
+        const tl_json *o = tl_json_at(la, (size_t)i);
+        assert_string_equal(tl_json_str(tl_json_get(o, "event_id")), purchases[3 - i]);
+        assert_int_equal(inum(o, "ts"), r->ts);
+        assert_true(r->has_model);
+        assert_true(num(o, "p_conversion") == r->p_conversion);
+        const tl_json *ex = tl_json_get(o, "explanation");
+        size_t full = strlen(r->explanation);
+        assert_int_equal(ex->len, full < TL_LAST_ATTR_TEXT_MAX ? full : TL_LAST_ATTR_TEXT_MAX);
+        assert_memory_equal(ex->str, r->explanation, ex->len);
+        if (full <= TL_LAST_ATTR_TEXT_MAX) fail_msg("explanation of %zu bytes: not cut", full);
+    }
+    tl_model_destroy(stage.model);
+    stage.model = NULL;
+}
+
+/* A version 2 record (written before the last attributions existed) renders like the
+ * same state in version 3, with no last attributions. */
+static void test_version2_record(void **state)
+{
+    (void)state;
+    feed("e1", "c1", "i1", "web", TL_CLICK, T0);
+    feed("e2", "c2", "i2", NULL, TL_BROWSE, T0 + HOUR);
+    render("u1", T0 + 2 * HOUR, 0);
+    tl_buf v3 = {0};
+    tl_buf_append(&v3, out.data, out.len);
+    /* version 3 ends with the (empty) attribution count; version 2 has none */
+    tl_buf_clear(&rec);
+    tl_user_encode(&user, &rec);
+    assert_int_equal(rec.data[0], 3);
+    assert_int_equal(rec.data[rec.len - 1], 0);
+    rec.data[0] = 2;
+    tl_buf_clear(&out);
+    char err[256] = "";
+    if (tl_profile_render(&fc, "u1", 3, rec.data, rec.len - 1, T0 + 2 * HOUR, 0, &out, err,
+                          sizeof(err)) != 0)
+        fail_msg("render: %s", err);
+    assert_int_equal(out.len, v3.len);
+    assert_memory_equal(out.data, v3.data, v3.len);
+    assert_non_null(strstr(out.data, "\"last_attributions\":[]}"));
+    /* the same bytes labelled version 3 lack the section: corrupt */
+    rec.data[0] = 3;
+    assert_int_equal(tl_profile_render(&fc, "u1", 3, rec.data, rec.len - 1, T0, 0, &out, err,
+                                       sizeof(err)), -1);
+    tl_buf_free(&v3);
 }
 
 /* Odd user ids and dimension values come back byte for byte. */
@@ -339,6 +440,8 @@ static void test_escaping(void **state)
     };
     const size_t n = sizeof(odd) / sizeof(odd[0]);
     for (size_t i = 0; i < n; i++) feed("e", odd[i], odd[(i + 1) % n], odd[(i + 2) % n], TL_CLICK, T0);
+    feed(odd[2], odd[3], odd[0], odd[1], TL_PURCHASE, T0);   /* its explanation names odd[0] */
+    assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
     for (size_t i = 0; i < n; i++) {
         const tl_json *j = render(odd[i], T0, 0);
         assert_string_equal(tl_json_str(tl_json_get(j, "user_id")), odd[i]);
@@ -355,8 +458,15 @@ static void test_escaping(void **state)
         }
         if (odd[i][0] && !found) fail_msg("id %zu not rendered", i);
     }
+    const tl_json *j = render("u1", T0, 0);
+    const tl_json *a = tl_json_at(tl_json_get(j, "last_attributions"), 0);
+    assert_string_equal(tl_json_str(tl_json_get(a, "event_id")), odd[2]);
+    assert_string_equal(tl_json_str(tl_json_get(a, "item_id")), odd[0]);
+    assert_string_equal(tl_json_str(tl_json_get(a, "category_id")), odd[3]);
+    assert_string_equal(tl_json_str(tl_json_get(a, "explanation")), ms_attribution(&ms, 0)->explanation);
+    assert_non_null(strstr(tl_json_str(tl_json_get(a, "explanation")), odd[0]));
     /* NULL user id: null, not a crash */
-    const tl_json *j = render(NULL, T0, 0);
+    j = render(NULL, T0, 0);
     assert_true(tl_json_is_null(tl_json_get(j, "user_id")) && tl_json_get(j, "user_id"));
 }
 
@@ -422,6 +532,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_values_match_deltas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_top_n_and_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journey_and_explanations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_last_attributions_with_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version2_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nonfinite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),

@@ -1,7 +1,9 @@
 /*
  * test_state.c -- core/state.c: record editing (journey order), the record encoding
- * (a hand-assembled byte string, round trips with NULL/empty strings and extreme
- * numbers, every truncation and random or mutated input rejected without crashing),
+ * (hand-assembled byte strings of version 3 and of version 2, which still decodes;
+ * round trips with NULL/empty strings, extreme numbers and the last attributions, kept
+ * to TL_LAST_ATTR_MAX with explanations cut at a UTF-8 boundary; every truncation,
+ * out-of-bounds count or length and random or mutated input rejected without crashing),
  * and the store: get/flush/close/reopen with next_offset, peek, deletion of emptied
  * records, partitions kept apart, eviction under a tiny cache budget with reload, LRU
  * order, dirty records surviving until they are flushed, the over-budget signal,
@@ -117,6 +119,18 @@ static void assert_same_user(const tl_user *a, const tl_user *b)
         assert_int_equal(x->type, y->type);
         assert_int_equal(x->ts, y->ts);
     }
+    assert_int_equal(a->n_attr, b->n_attr);
+    for (int i = 0; i < a->n_attr; i++) {
+        const tl_last_attr *x = &a->attr[i], *y = &b->attr[i];
+        assert_int_equal(x->len[0], y->len[0]);
+        assert_memory_equal(x->event_id, y->event_id, x->len[0]);
+        assert_memory_equal(x->item_id, y->item_id, x->len[1]);
+        if (!same_str(x->category_id, y->category_id)) fail_msg("attr %d category differs", i);
+        assert_int_equal(x->len[3], y->len[3]);
+        assert_memory_equal(x->explanation, y->explanation, x->len[3]);
+        assert_int_equal(x->ts, y->ts);
+        if (!same_dbl(x->p_conversion, y->p_conversion)) fail_msg("attr %d p differs", i);
+    }
 }
 
 /* A record using every feature of the encoding. */
@@ -132,6 +146,16 @@ static void fill_rich(tl_user *u)
     add_tp(u, "e3", "i3", NULL, "web", TL_ADD_TO_CART, 3000);
     add_tp(u, "e4", "i4", "", "", TL_PURCHASE, -5);            /* empty, not NULL */
     add_tp(u, "e5", "", "c5", "app", TL_FAVORITE, INT64_MAX);
+    /* four attributions: the first is dropped; an explanation too long, cut before the
+     * two-byte character that would cross the limit */
+    char text[TL_LAST_ATTR_TEXT_MAX + 8];
+    memset(text, 'x', sizeof(text));
+    memcpy(text + TL_LAST_ATTR_TEXT_MAX - 1, "\xc3\xa9", 2);
+    text[sizeof(text) - 1] = '\0';
+    tl_user_add_attribution(u, "p0", "i0", "c0", 1, 0.5, "dropped");
+    tl_user_add_attribution(u, "p1", "i1", NULL, INT64_MIN, NAN, "");
+    tl_user_add_attribution(u, "p2", "", "", -7, -0.0, text);
+    tl_user_add_attribution(u, "p3", "i3", "c3", INT64_MAX, 0.25, "purchase of item i3");
 }
 
 /* ---- record editing --------------------------------------------------------------------- */
@@ -179,17 +203,17 @@ static void test_encoding_bytes(void **state)
     /* version | no timer | labelled (as the caller set it) | no entries | no touchpoints */
     u.labelled = 0;
     tl_user_encode(&u, &b);
-    assert_int_equal(b.len, 5);
-    assert_memory_equal(b.data, "\x02\x00\x00\x00\x00", 5);
+    assert_int_equal(b.len, 6);
+    assert_memory_equal(b.data, "\x03\x00\x00\x00\x00\x00", 6);
 
     /* entry: dim 1 | "ab" | f 1.0 | h 2.0 | t -1 (zig-zag 1); tp: "e" | "i" | NULL |
      * "w" | type 2 | ts 64 (zig-zag 128 = 0x80 0x01) | share -1.0f | propensity -1.0f |
      * dwell -1 (zig-zag 1); timer 0 */
     add_ent(&u, TL_DIM_ITEM, "ab", 1.0, 2.0, -1);
     add_tp(&u, "e", "i", NULL, "w", TL_CLICK, 64);
-    unsigned char want[64];
+    unsigned char want[128];
     size_t n = 0;
-    want[n++] = 2;                       /* version */
+    want[n++] = 3;                       /* version */
     want[n++] = 0;                       /* timer */
     want[n++] = 0;                       /* labelled */
     want[n++] = 1;                       /* n_ent */
@@ -221,6 +245,22 @@ static void test_encoding_bytes(void **state)
     memcpy(want + n, minus_one_f, 4);    /* propensity */
     n += 4;
     want[n++] = 1;                       /* dwell -1 */
+    /* version 2 ends here */
+    const size_t n_v2 = n;
+    /* attribution: "p" | "i" | category NULL | ts -2 (zig-zag 3) | p 1.0 | "ok" */
+    want[n++] = 1;                       /* n_attr */
+    want[n++] = 1;
+    want[n++] = 'p';
+    want[n++] = 1;
+    want[n++] = 'i';
+    want[n++] = 0;
+    want[n++] = 3;
+    memcpy(want + n, one, 8);
+    n += 8;
+    want[n++] = 2;
+    want[n++] = 'o';
+    want[n++] = 'k';
+    tl_user_add_attribution(&u, "p", "i", NULL, -2, 1.0, "ok");
     b.len = 0;
     tl_user_encode(&u, &b);
     assert_int_equal(b.len, n);
@@ -233,9 +273,78 @@ static void test_encoding_bytes(void **state)
     assert_same_user(&u, &d);
     assert_null(d.tp[0].category_id);
     assert_string_equal(d.tp[0].channel, "w");
+    assert_string_equal(d.attr[0].explanation, "ok");
+    assert_null(d.attr[0].category_id);
+    user_fini(&d);
+
+    /* a version 2 record: the same without the attributions */
+    want[0] = 2;
+    user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, want, n_v2), 0);
+    assert_int_equal(d.n_attr, 0);
+    assert_null(d.attr);
+    assert_int_equal(d.n_ent, 1);
+    assert_int_equal(d.n_tp, 1);
+    assert_string_equal(d.tp[0].event_id, "e");
+    user_fini(&d);
+    /* version 2 has no attribution section: its bytes are trailing garbage there, and a
+     * version 3 record must have the section */
+    user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, want, n), -1);
+    user_fini(&d);
+    want[0] = 3;
+    user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, want, n_v2), -1);
+    user_fini(&d);
+    /* re-encoding a version 2 record writes version 3 */
+    want[0] = 2;
+    user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, want, n_v2), 0);
+    b.len = 0;
+    tl_user_encode(&d, &b);
+    assert_int_equal(b.len, n_v2 + 1);
+    assert_int_equal(b.data[0], 3);
+    assert_memory_equal(b.data + 1, want + 1, n_v2 - 1);
+    assert_int_equal(b.data[n_v2], 0);
     user_fini(&d);
     user_fini(&u);
     tl_buf_free(&b);
+}
+
+/* The last attributions: newest first, TL_LAST_ATTR_MAX kept, explanation cut at a
+ * UTF-8 boundary, memory accounted. */
+static void test_last_attributions(void **state)
+{
+    (void)state;
+    tl_user u;
+    user_init(&u, "u");
+    tl_user_clear(&u);   /* mem: the record alone */
+    size_t mem0 = u.mem;
+    fill_rich(&u);
+    assert_int_equal(u.n_attr, TL_LAST_ATTR_MAX);
+    assert_string_equal(u.attr[0].event_id, "p3");
+    assert_string_equal(u.attr[1].event_id, "p2");
+    assert_string_equal(u.attr[2].event_id, "p1");
+    assert_null(u.attr[2].category_id);
+    assert_true(isnan(u.attr[2].p_conversion));
+    /* 'x' * 239 then a two-byte character that would end at byte 241: cut before it */
+    assert_int_equal(u.attr[1].len[3], TL_LAST_ATTR_TEXT_MAX - 1);
+    assert_int_equal(strlen(u.attr[1].explanation), TL_LAST_ATTR_TEXT_MAX - 1);
+    assert_string_equal(u.attr[1].category_id, "");
+    /* an ASCII explanation is cut at exactly the limit */
+    char text[TL_LAST_ATTR_TEXT_MAX + 2];
+    memset(text, 'y', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    tl_user_add_attribution(&u, NULL, NULL, NULL, 5, 0.1, text);
+    assert_int_equal(u.attr[0].len[3], TL_LAST_ATTR_TEXT_MAX);
+    assert_string_equal(u.attr[0].event_id, "");
+    assert_string_equal(u.attr[1].event_id, "p3");
+    assert_string_equal(u.attr[2].event_id, "p2");
+    assert_true(u.mem > mem0);
+    tl_user_clear(&u);
+    assert_int_equal(u.mem, mem0);
+    assert_int_equal(u.n_attr, 0);
+    user_fini(&u);
 }
 
 static void test_round_trip(void **state)
@@ -268,6 +377,11 @@ static void test_round_trip(void **state)
     assert_int_equal(d.ent[3].t, INT64_MAX);
     assert_int_equal(d.ent[4].t, INT64_MIN);
     assert_true(signbit(d.ent[1].h));
+    assert_int_equal(d.n_attr, 3);
+    assert_string_equal(d.attr[0].explanation, "purchase of item i3");
+    assert_int_equal(d.attr[0].ts, INT64_MAX);
+    assert_true(signbit(d.attr[1].p_conversion));
+    assert_int_equal(d.attr[2].ts, INT64_MIN);
     /* encoding the decoded record gives the same bytes */
     tl_buf b2 = {0};
     tl_user_encode(&d, &b2);
@@ -384,7 +498,7 @@ static void test_decode_garbage(void **state)
     user_fini(&d);
     /* an unknown version and an unknown dimension / event type */
     user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, "\x03\x00\x00\x00\x00", 5), -1);
+    assert_int_equal(tl_user_decode(&d, "\x04\x00\x00\x00\x00\x00", 6), -1);
     user_fini(&d);
     user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, "\x01\x00\x00\x00\x00", 5), -1);
@@ -410,6 +524,47 @@ static void test_decode_garbage(void **state)
     assert_int_equal(tl_user_decode(&d, ok_type, sizeof(ok_type)), 0);
     assert_int_equal(d.tp[0].type, TL_PURCHASE);
     user_fini(&d);
+    /* version 3 bounds: more attributions than are kept, an explanation over the limit */
+    unsigned char attrs[3 + 2 + (TL_LAST_ATTR_MAX + 1) * 14 + TL_LAST_ATTR_TEXT_MAX + 4];
+    size_t n = 0;
+    attrs[n++] = 3;
+    attrs[n++] = 0;
+    attrs[n++] = 0;
+    attrs[n++] = 0;   /* no entries */
+    attrs[n++] = 0;   /* no touchpoints */
+    size_t count_at = n;
+    attrs[n++] = TL_LAST_ATTR_MAX;
+    for (int k = 0; k < TL_LAST_ATTR_MAX; k++) {
+        const unsigned char a[] = {1, 'p', 1, 'i', 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(attrs + n, a, sizeof(a));
+        n += sizeof(a);
+    }
+    user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, attrs, n), 0);
+    assert_int_equal(d.n_attr, TL_LAST_ATTR_MAX);
+    assert_int_equal(d.attr[0].ts, 1);
+    user_fini(&d);
+    attrs[count_at] = TL_LAST_ATTR_MAX + 1;
+    user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, attrs, n), -1);
+    user_fini(&d);
+    /* one attribution whose explanation is TL_LAST_ATTR_TEXT_MAX (+1) bytes */
+    for (int over = 0; over <= 1; over++) {
+        n = count_at;
+        attrs[n++] = 1;
+        const unsigned char a[] = {1, 'p', 1, 'i', 0, 2, 0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(attrs + n, a, sizeof(a));
+        n += sizeof(a);
+        size_t tl = TL_LAST_ATTR_TEXT_MAX + (size_t)over;
+        attrs[n++] = (unsigned char)(0x80 | (tl & 0x7f));
+        attrs[n++] = (unsigned char)(tl >> 7);
+        memset(attrs + n, 'z', tl);
+        n += tl;
+        user_init(&d, "u");
+        assert_int_equal(tl_user_decode(&d, attrs, n), over ? -1 : 0);
+        if (!over) assert_int_equal(d.attr[0].len[3], TL_LAST_ATTR_TEXT_MAX);
+        user_fini(&d);
+    }
     user_fini(&u);
     tl_buf_free(&b);
     (void)accepted;
@@ -857,6 +1012,7 @@ int main(void)
         cmocka_unit_test(test_journey_order),
         cmocka_unit_test(test_encoding_bytes),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_last_attributions),
         cmocka_unit_test(test_decode_truncated),
         cmocka_unit_test(test_decode_garbage),
         cmocka_unit_test_setup_teardown(test_store_flush_empty, setup_dir, teardown_dir),
