@@ -3,7 +3,8 @@
  *
  * The state model (docs/interests.md, docs/attribution.md): for every user, the
  * interest entries (dim, dim_id) -> decayed (f, h) at time t, and the journey: the
- * recent touchpoints not yet credited to a purchase. One record per user holds both:
+ * recent touchpoints not yet credited to a purchase (plus, for reading, the last
+ * attributions: tl_last_attr). One record per user holds them all:
  * computing an interest delta's rank needs all of the user's entries anyway, so one
  * read (a cache hit, or one RocksDB Get) serves the whole event. The brief's layout of
  * one RocksDB key per (user, dim, dim_id) would need a prefix scan per event instead.
