@@ -8,8 +8,13 @@
 #define _XOPEN_SOURCE 700
 #include "cmd.h"
 #include "core/log.h"
+#include "core/util.h"
 
+#include <errno.h>
 #include <ftw.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <time.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,21 +23,65 @@
 #include <unistd.h>
 
 volatile sig_atomic_t tl_stop = 0;
+static int stop_pipe[2] = {-1, -1};   /* the handler tells the shutdown watchdog */
 
 static void on_signal(int sig)
 {
-    if (++tl_stop >= 3) _exit(130);
+    (void)sig;
+    if (tl_stop++ >= 1) {
+        static const char m[] = "tally: second signal: exiting now\n";
+        ssize_t w = write(2, m, sizeof(m) - 1);
+        (void)w;
+        _exit(130);
+    }
+    if (stop_pipe[1] >= 0) {
+        char c = 1;
+        ssize_t w = write(stop_pipe[1], &c, 1);
+        (void)w;
+    }
 }
 
 void tl_cmd_signals(void)
 {
-    struct sigaction sa;
+    struct sigaction sa, old;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* SIGHUP reopens log.file when there is one; otherwise it must not end the process
+     * (a service manager's reload). */
+    if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGHUP, SIG_IGN);
+}
+
+static void *shutdown_watchdog(void *arg)
+{
+    int64_t ms = *(int64_t *)arg;
+    free(arg);
+    char c;
+    while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    TL_LOG_ERROR("run", "shutdown.timeout.ms=%" PRId64 " passed before the shutdown finished; exiting "
+                        "now (the next start resumes from the last commit)", ms);
+    _exit(1);
+    return NULL;
+}
+
+void tl_cmd_shutdown_timeout(int64_t ms)
+{
+    if (stop_pipe[0] >= 0 || pipe(stop_pipe) != 0) return;
+    int64_t *arg = tl_xmalloc(sizeof(*arg));
+    *arg = ms;
+    pthread_t th;
+    if (pthread_create(&th, NULL, shutdown_watchdog, arg) != 0) {
+        free(arg);
+        return;
+    }
+    pthread_detach(th);
 }
 
 int tl_cmd_usage_error(const char *usage, const char *fmt, ...)
@@ -48,6 +97,22 @@ int tl_cmd_usage_error(const char *usage, const char *fmt, ...)
 
 tl_config *tl_cmd_config_parse(int argc, char **argv, const char *usage,
                                int (*extra)(void *arg, int argc, char **argv, int *i), void *arg)
+{
+    tl_config *c = tl_cmd_config_load(argc, argv, usage, extra, arg);
+    if (!c) return NULL;
+    char err[512];
+    if (tl_log_configure(tl_config_str(c, "log.level"), tl_config_str(c, "log.format"),
+                         tl_config_str(c, "log.file"), err, sizeof(err)) != 0) {
+        fprintf(stderr, "tally: configuration error: %s\n", err);
+        tl_config_destroy(c);
+        return NULL;
+    }
+    if (*tl_config_str(c, "log.file")) tl_log_reopen_on_sighup();
+    return c;
+}
+
+tl_config *tl_cmd_config_load(int argc, char **argv, const char *usage,
+                              int (*extra)(void *arg, int argc, char **argv, int *i), void *arg)
 {
     tl_config *c = tl_config_new();
     char err[512];
@@ -85,10 +150,6 @@ tl_config *tl_cmd_config_parse(int argc, char **argv, const char *usage,
             if (tl_config_set_kv(c, argv[++i], "-X", err, sizeof(err)) != 0) goto error;
         }
     }
-    if (tl_log_configure(tl_config_str(c, "log.level"), tl_config_str(c, "log.format"),
-                         tl_config_str(c, "log.file"), err, sizeof(err)) != 0)
-        goto error;
-    if (*tl_config_str(c, "log.file")) tl_log_reopen_on_sighup();
     return c;
 missing:
     tl_cmd_usage_error(usage, "option %s needs a value", argv[argc - 1]);

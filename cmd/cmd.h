@@ -6,12 +6,16 @@
 #define TL_CMD_H
 
 #include <signal.h>
+#include <stdint.h>
 #include <librdkafka/rdkafka.h>
 
 #include "core/config.h"
 
 extern volatile sig_atomic_t tl_stop;   /* incremented by SIGINT/SIGTERM */
 void tl_cmd_signals(void);
+/* After the first SIGINT/SIGTERM, exits with 1 if the process is still there ms later
+ * (shutdown.timeout.ms). A second signal exits at once (130). */
+void tl_cmd_shutdown_timeout(int64_t ms);
 
 /* Usage error: prints msg and the command's usage to stderr, returns 2. */
 int tl_cmd_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -19,9 +23,14 @@ int tl_cmd_usage_error(const char *usage, const char *fmt, ...) __attribute__((f
 /* Common options. Returns 1 if argv[*i] was consumed (with its value), 0 if not an
  * option of these, -1 on error (printed). */
 int tl_cmd_config_opt(tl_config *c, int argc, char **argv, int *i);
-/* Loads TALLY_* (lower priority than -c? no: file < env < -X; see cmd.c). */
+/* The configuration of a command: defaults < -c FILE < TALLY_* environment < -X. NULL
+ * after printing the error. _parse also sets the log up (log.level, log.format,
+ * log.file); _load leaves it alone (tally config check: the log file may be on another
+ * machine). */
 tl_config *tl_cmd_config_parse(int argc, char **argv, const char *usage,
                                int (*extra)(void *arg, int argc, char **argv, int *i), void *arg);
+tl_config *tl_cmd_config_load(int argc, char **argv, const char *usage,
+                              int (*extra)(void *arg, int argc, char **argv, int *i), void *arg);
 
 /* A table of a command's own options, for tl_cmd_config_parse's extra hook: an
  * option either takes a value (value != NULL) or is a flag (flag != NULL). */

@@ -26,7 +26,7 @@ int tl_cmd_config(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "check")) {
-        tl_config *c = tl_cmd_config_parse(argc - 1, argv + 1, usage, NULL, NULL);
+        tl_config *c = tl_cmd_config_load(argc - 1, argv + 1, usage, NULL, NULL);
         if (!c) return 1;
         printf("configuration ok\n");
         tl_config_destroy(c);

@@ -6,6 +6,7 @@
  * stores, all clean); the producer is flushed; then everything is freed.
  */
 #include "kafka_pipeline.h"
+#include "observe.h"
 #include "cmd.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -93,6 +94,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     tl_runtime *rt = NULL;
     tl_source *src = NULL;
     tl_changelog *changelog = NULL;
+    tl_observe *obs = NULL;
     tl_pipeline p;
     memset(rep, 0, sizeof(*rep));
 
@@ -107,6 +109,15 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     }
     codec = tl_cmd_codec_new(c, &store);
     if (!codec) goto done;
+    /* From here a signal asks for an orderly stop, within shutdown.timeout.ms (connecting
+     * to the broker and restoring state may block: the watchdog ends those). */
+    tl_cmd_signals();
+    tl_cmd_shutdown_timeout(tl_config_int(c, "shutdown.timeout.ms"));
+    obs = tl_observe_start(c, err, sizeof(err));
+    if (!obs) {
+        fprintf(stderr, "tally: %s\n", err);
+        goto done;
+    }
 
     tl_kafka_sink_opts ko = {
         .topic_interest = tl_config_str(c, "output.interest.topic"),
@@ -175,6 +186,8 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
 
     tl_runtime_opts o;
     tl_pipeline_runtime_opts(c, &o);
+    o.tick = tl_observe_tick;
+    o.tick_arg = obs;
     if (eos) {
         o.restore = tl_changelog_restore;
         o.restore_arg = changelog;
@@ -199,13 +212,15 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     if (eos) tl_kafka_sink_set_consumer(ksink, tl_kafka_source_handle(src), topic);
     TL_LOG_INFO("run", "started topic=%s state.dir=%s until_end=%d", topic, o.state_dir,
                 until_end);
-    tl_cmd_signals();
+    tl_observe_attach(obs, rt, src, ksink, &p, topic);
     int64_t t0 = tl_mono_ns();
     int r = tl_runtime_run(rt, src, &tl_stop);
     rep->seconds = (double)(tl_mono_ns() - t0) / 1e9;
+    tl_observe_stopping(obs);
     if (after && r == 0) after(rt, arg);
     rc = r == 0 ? 0 : 1;
 done:
+    tl_observe_detach(obs);
     if (src) tl_kafka_source_destroy(src);
     if (rt) {
         rep->rt = *tl_runtime_stats_get(rt);
@@ -226,6 +241,7 @@ done:
         tl_sink_destroy(ksink);
     }
     tl_changelog_destroy(changelog);
+    tl_observe_stop(obs);
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);
     return rc;

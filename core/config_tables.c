@@ -41,7 +41,21 @@ static const tl_config_def runtime_table[] = {
     {"batch.max.events", TL_CT_INT, "10000", 1, 10000000,
      "Most events processed between two commits."},
     {"commit.interval.ms", TL_CT_INT, "100", 1, 600000,
-     "Longest time a batch collects events before it is processed and committed."},
+     "How often outputs, state and offsets are committed. exactly_once: the longest a "
+     "transaction stays open (events are processed as they arrive within it); "
+     "at_least_once: the longest a batch collects events before it is processed."},
+    {"shutdown.timeout.ms", TL_CT_INT, "30000", 0, 3600000,
+     "After SIGTERM/SIGINT, the longest tally takes to finish the open batch, commit and "
+     "close before it exits anyway (exit code 1; the next start resumes from the last "
+     "commit). A second signal exits at once."},
+    {"http.listen", TL_CT_STRING, "127.0.0.1:9464", NORANGE,
+     "host:port of the HTTP server for /metrics (Prometheus), /healthz, /readyz and "
+     "/v1/users/{user_id} (tally run); 0.0.0.0 for every interface, port 0 for any free "
+     "port; empty: no server."},
+    {"health.stall.ms", TL_CT_INT, "60000", 1000, 86400000,
+     "/healthz fails when the processing loop has not turned for this long (wedged)."},
+    {"health.max.failures", TL_CT_INT, "10", 1, 1000000,
+     "/healthz fails after this many consecutive failed commits (aborted transactions)."},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

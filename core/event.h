@@ -42,6 +42,7 @@ typedef struct tl_event {
      * (the Kafka offset, or the 1-based data row of a file). */
     int32_t partition;
     int64_t offset;
+    int64_t log_ts;           /* the Kafka record's timestamp (ms), 0 when unknown */
 } tl_event;
 
 /* "ADD_TO_CART" etc. (the Avro enum symbol); NULL for an out-of-range value. */

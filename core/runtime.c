@@ -20,9 +20,11 @@
  */
 #include "runtime.h"
 #include "log.h"
+#include "prom.h"
 #include "util.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +32,66 @@
 
 #define TL_RUNTIME_MAX_INFLIGHT 32
 
+/* Kafka timestamps of processed events, to observe their end-to-end latency once the
+ * outputs they caused are committed. */
+typedef struct tsvec {
+    int64_t *v;
+    int n, cap;
+} tsvec;
+
+static void tsvec_push(tsvec *t, int64_t x)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 1024;
+        t->v = tl_xrealloc(t->v, (size_t)t->cap * sizeof(*t->v));
+    }
+    t->v[t->n++] = x;
+}
+
+/* The runtime's metrics (prom.h), looked up once. */
+typedef struct rt_metrics {
+    tl_prom_series *events[TL_EVENT_TYPE_COUNT], *dead[TL_DLQ_REASON_COUNT];
+    tl_prom_series *batch_seconds, *latency_seconds, *committed, *aborted;
+} rt_metrics;
+
+static void metrics_init(rt_metrics *m)
+{
+    for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++)
+        m->events[t] = tl_prom_counter("tally_events_total", "Events processed, by type.", "type",
+                                       tl_event_type_name((tl_event_type)t), NULL);
+    for (int r = 0; r < TL_DLQ_REASON_COUNT; r++)
+        m->dead[r] = tl_prom_counter("tally_dead_letters_total",
+                                     "Input records sent to the dead-letter topic, by reason.", "reason",
+                                     tl_dlq_reason_name((tl_dlq_reason)r), NULL);
+    m->batch_seconds = tl_prom_histogram(
+        "tally_batch_duration_seconds",
+        "Time from a batch's first event to its commit (exactly_once: the transaction).",
+        tl_prom_latency_buckets, tl_prom_latency_buckets_n, NULL);
+    m->latency_seconds = tl_prom_histogram(
+        "tally_end_to_end_latency_seconds",
+        "Time from an input record's Kafka timestamp to the commit of the outputs it caused.",
+        tl_prom_latency_buckets, tl_prom_latency_buckets_n, NULL);
+    const char *txh = "Transactions (exactly_once), by result.";
+    m->committed = tl_prom_counter("tally_transactions_total", txh, "result", "committed", NULL);
+    m->aborted = tl_prom_counter("tally_transactions_total", txh, "result", "aborted", NULL);
+}
+
+static void observe_latency(const rt_metrics *m, tsvec *t)
+{
+    int64_t now = tl_now_ms();
+    for (int i = 0; i < t->n; i++) tl_prom_observe(m->latency_seconds, (double)(now - t->v[i]) / 1e3);
+    t->n = 0;
+}
+
 struct tl_runtime {
     tl_runtime_opts o;
     const tl_sink *sink;
     const tl_stage *stages;
     int n_stages;
     tl_store **stores;           /* by partition */
+    /* Held for writing while stores (or the array) change, for reading by other
+     * threads that look users up (tl_runtime_read_user). */
+    pthread_rwlock_t stores_lock;
     int64_t *batch_next;         /* per partition: next offset after this batch, -1 = untouched */
     int64_t *pending;            /* per partition: next offset processed, not yet in the store */
     int n_parts;
@@ -45,13 +101,21 @@ struct tl_runtime {
         uint64_t mark;           /* sink records emitted up to the end of the batch */
         int64_t *next;           /* per partition: next offset after the batch, or -1 */
         int n;
+        tsvec ts;                /* its events' Kafka timestamps */
     } q[TL_RUNTIME_MAX_INFLIGHT];
     int q_head, q_len;
     const tl_source *src;
     volatile sig_atomic_t *stop;
     tl_batch batch;
+    /* Exactly-once: the open transaction. */
+    int txn_open, txn_events, rewind, failed;
+    int64_t txn_start_ns;
     tl_arena out_arena;
     tl_runtime_stats st;
+    rt_metrics m;
+    tsvec batch_ts;              /* Kafka timestamps of the events processed, not committed */
+    int64_t batch_start_ns;      /* at-least-once: when the batch being processed began */
+    int64_t last_tick_ns;
 };
 
 tl_runtime *tl_runtime_new(const tl_runtime_opts *o, const tl_sink *sink, const tl_stage *stages,
@@ -66,17 +130,28 @@ tl_runtime *tl_runtime_new(const tl_runtime_opts *o, const tl_sink *sink, const 
     tl_arena_init(&rt->out_arena, 64 * 1024);
     rt->st.started_ns = tl_mono_ns();
     rt->last_state_flush_ns = rt->st.started_ns;
+    metrics_init(&rt->m);
+    pthread_rwlock_init(&rt->stores_lock, NULL);
     return rt;
 }
 
 void tl_runtime_destroy(tl_runtime *rt)
 {
     if (!rt) return;
+    pthread_rwlock_wrlock(&rt->stores_lock);
     for (int p = 0; p < rt->n_parts; p++) tl_store_close(rt->stores[p]);
     free(rt->stores);
+    rt->stores = NULL;
+    rt->n_parts = 0;
+    pthread_rwlock_unlock(&rt->stores_lock);
+    pthread_rwlock_destroy(&rt->stores_lock);
     free(rt->batch_next);
     free(rt->pending);
-    for (int i = 0; i < TL_RUNTIME_MAX_INFLIGHT; i++) free(rt->q[i].next);
+    for (int i = 0; i < TL_RUNTIME_MAX_INFLIGHT; i++) {
+        free(rt->q[i].next);
+        free(rt->q[i].ts.v);
+    }
+    free(rt->batch_ts.v);
     tl_batch_destroy(&rt->batch);
     tl_arena_destroy(&rt->out_arena);
     free(rt);
@@ -85,6 +160,7 @@ void tl_runtime_destroy(tl_runtime *rt)
 static void ensure_parts(tl_runtime *rt, int32_t partition)
 {
     if (partition < rt->n_parts) return;
+    pthread_rwlock_wrlock(&rt->stores_lock);
     int n = partition + 1;
     rt->stores = tl_xrealloc(rt->stores, (size_t)n * sizeof(*rt->stores));
     rt->batch_next = tl_xrealloc(rt->batch_next, (size_t)n * sizeof(*rt->batch_next));
@@ -95,6 +171,7 @@ static void ensure_parts(tl_runtime *rt, int32_t partition)
         rt->pending[p] = -1;
     }
     rt->n_parts = n;
+    pthread_rwlock_unlock(&rt->stores_lock);
 }
 
 static tl_store *open_store(tl_runtime *rt, int32_t partition)
@@ -102,9 +179,11 @@ static tl_store *open_store(tl_runtime *rt, int32_t partition)
     ensure_parts(rt, partition);
     if (!rt->stores[partition]) {
         char err[512];
-        rt->stores[partition] = tl_store_open(rt->o.state_dir, partition, rt->o.cache_bytes, err,
-                                              sizeof(err));
-        if (!rt->stores[partition]) {
+        tl_store *s = tl_store_open(rt->o.state_dir, partition, rt->o.cache_bytes, err, sizeof(err));
+        pthread_rwlock_wrlock(&rt->stores_lock);
+        rt->stores[partition] = s;
+        pthread_rwlock_unlock(&rt->stores_lock);
+        if (!s) {
             TL_LOG_ERROR("runtime", "%s", err);
             return NULL;
         }
@@ -161,22 +240,51 @@ static int flush_stores(tl_runtime *rt)
 
 static int settle(tl_runtime *rt, int block);
 
+static int eos_commit(tl_runtime *rt);
+
 void tl_runtime_revoked(tl_runtime *rt, int32_t partition)
 {
     if (partition >= rt->n_parts || !rt->stores[partition]) return;
+    /* Exactly-once: the open transaction holds this partition's latest state; it is
+     * committed (or aborted and dropped) before the store goes. */
+    if (rt->txn_open && eos_commit(rt) != 0) rt->failed = 1;
     /* Revocations come between batches. Once every output in flight is acknowledged
      * (and its offsets stored), the store holds no unacknowledged effect and may be
      * written; if anything fails, the next owner replays from the store's older
      * offset. */
     if (settle(rt, 1) == 0) flush_store(rt, partition);
+    pthread_rwlock_wrlock(&rt->stores_lock);
     tl_store_close(rt->stores[partition]);
     rt->stores[partition] = NULL;
+    pthread_rwlock_unlock(&rt->stores_lock);
     TL_LOG_INFO("runtime", "store closed partition=%d", (int)partition);
 }
 
 tl_store *tl_runtime_store(tl_runtime *rt, int32_t partition)
 {
     return partition >= 0 && partition < rt->n_parts ? rt->stores[partition] : NULL;
+}
+
+int tl_runtime_read_user(tl_runtime *rt, const char *user_id, tl_buf *out, int32_t *partition,
+                         int64_t *stream_time, int32_t *owned, int max_owned, int *n_owned,
+                         char *err, size_t errlen)
+{
+    int found = 0;
+    *n_owned = 0;
+    pthread_rwlock_rdlock(&rt->stores_lock);
+    for (int p = 0; p < rt->n_parts && found == 0; p++) {
+        if (!rt->stores[p]) continue;
+        if (*n_owned < max_owned) owned[(*n_owned)++] = p;
+        found = tl_store_read_raw(rt->stores[p], user_id, out, err, errlen);
+        if (found == 1) {
+            *partition = p;
+            *stream_time = tl_store_stream_time(rt->stores[p]);
+        }
+    }
+    for (int p = *partition + 1; found == 1 && p < rt->n_parts; p++)
+        if (rt->stores[p] && *n_owned < max_owned) owned[(*n_owned)++] = p;
+    pthread_rwlock_unlock(&rt->stores_lock);
+    return found;
 }
 
 const tl_runtime_stats *tl_runtime_stats_get(const tl_runtime *rt) { return &rt->st; }
@@ -197,6 +305,7 @@ static int commit_front(tl_runtime *rt)
     int64_t t0 = tl_mono_ns();
     int rc = rt->src && rt->src->commit ? rt->src->commit(rt->src->ctx, f->next, f->n) : 0;
     rt->st.commit_ns += tl_mono_ns() - t0;
+    observe_latency(&rt->m, &f->ts);
     rt->q_head = (rt->q_head + 1) % TL_RUNTIME_MAX_INFLIGHT;
     rt->q_len--;
     return rc;
@@ -229,10 +338,12 @@ static int run_events(tl_runtime *rt)
 {
     tl_batch *b = &rt->batch;
     int64_t t0 = tl_mono_ns();
+    uint64_t by_type[TL_EVENT_TYPE_COUNT] = {0};
     for (int i = 0; i < b->n_bad; i++) {
         tl_dlq_record *r = &b->bad[i];
         rt->st.bad[r->reason]++;
         rt->st.bad_total++;
+        tl_prom_add(rt->m.dead[r->reason], 1);
         TL_LOG_WARN("ingest", "dead letter reason=%s partition=%d offset=%" PRId64 " error=\"%s\"",
                     tl_dlq_reason_name(r->reason), (int)r->partition, r->offset, r->error);
         if (rt->sink->emit_dlq(rt->sink->ctx, r) != TL_OK) return -1;
@@ -260,6 +371,13 @@ static int run_events(tl_runtime *rt)
         }
         tl_arena_reset(&rt->out_arena);
         note_offset(rt, ev->partition, ev->offset);
+        if ((unsigned)ev->type < TL_EVENT_TYPE_COUNT) by_type[ev->type]++;
+        if (ev->log_ts > 0) tsvec_push(&rt->batch_ts, ev->log_ts);
+    }
+    for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++) {
+        if (!by_type[t]) continue;
+        rt->st.by_type[t] += by_type[t];
+        tl_prom_add(rt->m.events[t], by_type[t]);
     }
     rt->st.events += (uint64_t)b->n;
     rt->st.process_ns += tl_mono_ns() - t0;
@@ -283,6 +401,10 @@ static int process_batch(tl_runtime *rt)
         f->next[p] = rt->batch_next[p];
         rt->batch_next[p] = -1;
     }
+    tsvec t = f->ts;
+    t.n = 0;
+    f->ts = rt->batch_ts;
+    rt->batch_ts = t;
     return 0;
 }
 
@@ -298,16 +420,34 @@ static int send_state(void *arg, const tl_user *u, const tl_buf *value)
                                value->len ? value->data : NULL, value->len) == TL_OK ? 0 : -1;
 }
 
-/* Exactly-once: one transaction per batch holds its outputs, the full new state of every
- * user it touched (changelog), and its input offsets. Only once it is committed does the
- * state count: the stores learn the changelog offsets they reflect, and are written to
- * RocksDB when due. If the transaction fails, the process stops; on restart the
- * partitions are restored from the changelog and resume from the committed offsets. */
-static int eos_batch(tl_runtime *rt)
+/* Exactly-once: one transaction per commit interval holds its outputs, the full new
+ * state of every user it touched (changelog), and its input offsets. Events are
+ * processed as they arrive, in small polls, inside the open transaction, so an event
+ * waits for the next commit, not for a whole batch to be collected first. Only once the
+ * transaction is committed does the state count: the stores learn the changelog offsets
+ * they reflect and are written to RocksDB. An aborted transaction drops the state it
+ * changed and the input is read again from the committed offsets. */
+#define TL_RUNTIME_EOS_POLL_MS 5
+
+static int eos_process(tl_runtime *rt)
+{
+    if (!rt->txn_open) {
+        if (rt->sink->begin(rt->sink->ctx) != TL_OK) return -1;
+        rt->txn_open = 1;
+        rt->txn_events = 0;
+        rt->txn_start_ns = tl_mono_ns();
+    }
+    rt->txn_events += rt->batch.n + rt->batch.n_bad;
+    return run_events(rt);
+}
+
+/* Commits the open transaction. On an abort, the state it changed is dropped and
+ * rt->rewind is set: the source must be rewound to the committed offsets (at once, or,
+ * inside a rebalance callback, when the poll returns). 0 or -1 (fatal). */
+static int eos_commit(tl_runtime *rt)
 {
     const tl_sink *k = rt->sink;
-    if (k->begin(k->ctx) != TL_OK) return -1;
-    if (run_events(rt) != 0) return -1;
+    rt->txn_open = 0;
     for (int p = 0; p < rt->n_parts; p++) {
         if (!rt->stores[p]) continue;
         state_arg a = {k, p};
@@ -325,6 +465,11 @@ static int eos_batch(tl_runtime *rt)
             rt->batch_next[p] = -1;
         }
         free(cl);
+        rt->st.batches++;
+        tl_prom_add(rt->m.committed, 1);
+        tl_prom_observe(rt->m.batch_seconds, (double)(tl_mono_ns() - rt->txn_start_ns) / 1e9);
+        observe_latency(&rt->m, &rt->batch_ts);
+        tl_health_ok();
         /* Committed: the stores take it now, so their dirty records are only ever those of
          * a transaction still open, which an abort can drop. (Stages' own checkpoints, the
          * model's, still follow state.flush.interval.ms.) */
@@ -332,17 +477,28 @@ static int eos_batch(tl_runtime *rt)
     }
     free(cl);
     if (rc == TL_RETRY && rt->src && rt->src->rewind) {
-        /* Aborted (e.g. a rebalance changed the group's generation mid-batch): forget the
-         * batch's changes and read its input again from the committed positions. */
+        /* Aborted (e.g. a rebalance changed the group's generation mid-transaction):
+         * forget its changes and read its input again from the committed positions. */
         TL_LOG_WARN("runtime", "transaction aborted; rewinding to the committed offsets");
         for (int p = 0; p < rt->n_parts; p++) {
             if (rt->stores[p]) tl_store_discard_dirty(rt->stores[p]);
             rt->batch_next[p] = -1;
         }
         rt->st.aborted++;
-        return rt->src->rewind(rt->src->ctx);
+        tl_prom_add(rt->m.aborted, 1);
+        tl_health_failed();
+        rt->batch_ts.n = 0;
+        rt->rewind = 1;
+        return 0;
     }
     return -1;
+}
+
+static int eos_rewind(tl_runtime *rt)
+{
+    rt->rewind = 0;
+    tl_batch_reset(&rt->batch);   /* read before the rewind: it comes again */
+    return rt->src->rewind(rt->src->ctx);
 }
 
 /* After a batch: commit what is acknowledged; write state when due. */
@@ -365,15 +521,28 @@ static int after_batch(tl_runtime *rt)
 static int finish(tl_runtime *rt)
 {
     if (settle(rt, 1) != 0) return -1;
-    return flush_stores(rt);
+    int rc = flush_stores(rt);
+    if (rt->o.tick) rt->o.tick(rt->o.tick_arg);
+    return rc;
 }
 
-int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *stop)
+/* Every turn of the processing loop: a heartbeat, and about once a second the tick. */
+static void loop_turn(tl_runtime *rt)
 {
-    rt->src = src;
-    rt->stop = stop;
+    tl_health_beat();
+    int64_t now = tl_mono_ns();
+    if (rt->o.tick && now - rt->last_tick_ns >= 1000000000) {
+        rt->last_tick_ns = now;
+        rt->o.tick(rt->o.tick_arg);
+    }
+}
+
+static int alo_run(tl_runtime *rt)
+{
+    const tl_source *src = rt->src;
     for (;;) {
-        if (stop && *stop) {
+        loop_turn(rt);
+        if (rt->stop && *rt->stop) {
             TL_LOG_INFO("runtime", "stopping: committing what is in flight");
             return finish(rt);
         }
@@ -386,17 +555,68 @@ int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *
         if (prc == TL_SRC_ERROR) return -1;
         if (rt->batch.n || rt->batch.n_bad) {
             int64_t t0 = tl_mono_ns();
-            int failed = rt->sink->begin ? eos_batch(rt) != 0 : process_batch(rt) != 0;
-            if (failed || after_batch(rt) != 0) {
+            if (process_batch(rt) != 0 || after_batch(rt) != 0) {
                 TL_LOG_ERROR("runtime", "outputs not delivered; a restart resumes from the last "
                                         "committed offsets");
                 return -1;
             }
             rt->st.batches++;
             rt->st.busy_ns += tl_mono_ns() - t0;
+            tl_prom_observe(rt->m.batch_seconds, (double)(tl_mono_ns() - t0) / 1e9);
         } else if (settle(rt, 0) != 0) {
             return -1;
         }
         if (prc == TL_SRC_EOF) return finish(rt);
     }
+}
+
+static int eos_run(tl_runtime *rt)
+{
+    const tl_source *src = rt->src;
+    int64_t interval_ns = (int64_t)rt->o.batch_max_ms * 1000000;
+    for (;;) {
+        loop_turn(rt);
+        int stopping = rt->stop && *rt->stop;
+        int prc = TL_SRC_OK;
+        if (!stopping) {
+            int timeout = TL_RUNTIME_EOS_POLL_MS;
+            if (rt->txn_open) {
+                int64_t left = (rt->txn_start_ns + interval_ns - tl_mono_ns()) / 1000000;
+                if (left < timeout) timeout = left > 0 ? (int)left : 0;
+            }
+            int max = rt->o.batch_max_events - (rt->txn_open ? rt->txn_events : 0);
+            int64_t tp = tl_mono_ns();
+            prc = src->poll(src->ctx, &rt->batch, max > 0 ? max : 1, timeout);
+            rt->st.poll_ns += tl_mono_ns() - tp;
+            if (prc == TL_SRC_ERROR || rt->failed) return -1;
+            if (rt->rewind && eos_rewind(rt) != 0) return -1;
+        } else {
+            tl_batch_reset(&rt->batch);   /* processed already */
+        }
+        int64_t t0 = tl_mono_ns();
+        if ((rt->batch.n || rt->batch.n_bad) && eos_process(rt) != 0) goto failed;
+        if (rt->txn_open && (stopping || prc == TL_SRC_EOF || rt->txn_events >= rt->o.batch_max_events ||
+                             tl_mono_ns() - rt->txn_start_ns >= interval_ns)) {
+            if (eos_commit(rt) != 0) goto failed;
+            if (rt->rewind) {
+                if (eos_rewind(rt) != 0) return -1;
+                continue;   /* EOF or a stop: the input comes again first */
+            }
+            if (after_batch(rt) != 0) goto failed;
+        }
+        rt->st.busy_ns += tl_mono_ns() - t0;
+        if (stopping) TL_LOG_INFO("runtime", "stopping: the open transaction is committed");
+        if (stopping || prc == TL_SRC_EOF) return finish(rt);
+    }
+failed:
+    TL_LOG_ERROR("runtime", "transaction not committed; a restart resumes from the last committed "
+                            "offsets");
+    return -1;
+}
+
+int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *stop)
+{
+    rt->src = src;
+    rt->stop = stop;
+    return rt->sink->begin ? eos_run(rt) : alo_run(rt);
 }

@@ -14,6 +14,7 @@
  */
 #include "changelog.h"
 #include "core/log.h"
+#include "core/prom.h"
 #include "core/util.h"
 
 #include <inttypes.h>
@@ -149,7 +150,18 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
     rd_kafka_topic_partition_list_add(l, c->topic, partition)->offset = from;
     rd_kafka_assign(c->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
-    int64_t t0 = tl_mono_ns(), n = 0;
+    char pstr[16];
+    snprintf(pstr, sizeof(pstr), "%d", (int)partition);
+    tl_prom_series *restoring = tl_prom_gauge("tally_restoring_partitions",
+                                              "Partitions being restored from the changelog now.", NULL);
+    tl_prom_series *remaining = tl_prom_gauge(
+        "tally_restore_remaining_records", "Changelog records left to restore, by partition.",
+        "partition", pstr, NULL);
+    tl_prom_series *restored = tl_prom_counter("tally_restore_records_total",
+                                               "Changelog records restored into the local state.", NULL);
+    tl_prom_set(restoring, tl_prom_gauge_value(restoring) + 1);
+    tl_prom_set(remaining, (double)(hi - from));
+    int64_t t0 = tl_mono_ns(), n = 0, last_report = t0;
     char err[512];
     int rc = 0, done = 0;
     while (!done) {
@@ -166,10 +178,23 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
                 rc = -1;
                 done = 1;
             }
-            n++;
+            if (++n % 4096 == 0) {
+                tl_prom_add(restored, 4096);
+                tl_prom_set(remaining, (double)(hi - m->offset - 1));
+                tl_health_beat();
+                if (tl_mono_ns() - last_report > 5 * (int64_t)1000000000) {
+                    last_report = tl_mono_ns();
+                    TL_LOG_INFO("changelog", "restoring partition=%d offset=%" PRId64 " of %" PRId64,
+                                (int)partition, m->offset, hi);
+                }
+            }
         }
         rd_kafka_message_destroy(m);
     }
+    tl_prom_add(restored, (uint64_t)(n % 4096));
+    tl_prom_set(remaining, 0);
+    tl_prom_hide(remaining);
+    tl_prom_set(restoring, tl_prom_gauge_value(restoring) - 1);
     if (rc == 0 && tl_store_restore_done(s, err, sizeof(err)) != 0) {
         TL_LOG_ERROR("changelog", "%s", err);
         rc = -1;

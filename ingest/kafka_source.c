@@ -38,6 +38,7 @@ typedef struct ksrc {
     tl_batch *filling;          /* the batch poll() is filling, for revocations */
     /* partition state, by partition number */
     unsigned char *assigned, *at_end;
+    int64_t *next;              /* next offset to process (for lag), -1 = none read yet */
     int n_parts;
     int n_assigned;
     int retry_backoff;          /* the last batch ended on a record to retry */
@@ -50,6 +51,8 @@ static void parts_grow(ksrc *k, int32_t p)
     int n = p + 1;
     k->assigned = tl_xrealloc(k->assigned, (size_t)n);
     k->at_end = tl_xrealloc(k->at_end, (size_t)n);
+    k->next = tl_xrealloc(k->next, (size_t)n * sizeof(*k->next));
+    for (int i = k->n_parts; i < n; i++) k->next[i] = -1;
     memset(k->assigned + k->n_parts, 0, (size_t)(n - k->n_parts));
     memset(k->at_end + k->n_parts, 0, (size_t)(n - k->n_parts));
     k->n_parts = n;
@@ -85,6 +88,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             parts_grow(k, tp->partition);
             k->assigned[tp->partition] = 1;
             k->at_end[tp->partition] = 0;
+            k->next[tp->partition] = next;
             k->n_assigned++;
             TL_LOG_INFO("ingest", "assigned topic=%s partition=%d start=%s%" PRId64, tp->topic,
                         (int)tp->partition, next >= 0 ? "" : "committed/", next >= 0 ? next : 0);
@@ -163,6 +167,8 @@ static int take_message(ksrc *k, tl_batch *b, const rd_kafka_message_t *m)
     }
     ev->partition = m->partition;
     ev->offset = m->offset;
+    int64_t log_ts = rd_kafka_message_timestamp(m, NULL);
+    ev->log_ts = log_ts > 0 ? log_ts : 0;
     return 0;
 }
 
@@ -217,7 +223,12 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         if (m->err) {
             /* Consumer errors are reports (broker down, ...): librdkafka recovers. */
             TL_LOG_WARN("ingest", "consumer error=\"%s\"", rd_kafka_message_errstr(m));
-            int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
+            /* Bad credentials do not heal by retrying: stop with the reason. */
+            int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+                        m->err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED;
+            if (fatal && m->err != RD_KAFKA_RESP_ERR__FATAL)
+                TL_LOG_ERROR("ingest", "authentication failed: %s (check kafka.sasl.* / kafka.ssl.*)",
+                             rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             if (fatal) {
                 k->filling = NULL;
@@ -227,6 +238,7 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         }
         parts_grow(k, m->partition);
         k->at_end[m->partition] = 0;
+        k->next[m->partition] = m->offset + 1;
         if (take_message(k, b, m) != 0) {
             rewind_to(k, m);
             rd_kafka_message_destroy(m);
@@ -349,6 +361,30 @@ void tl_kafka_source_destroy(tl_source *s)
     rd_kafka_destroy(k->rk);
     free(k->assigned);
     free(k->at_end);
+    free(k->next);
     free(k->topic);
     free(k);
 }
+
+int tl_kafka_source_lag(tl_source *s, int32_t *parts, int64_t *lag, int max)
+{
+    ksrc *k = s->ctx;
+    int n = 0;
+    for (int p = 0; p < k->n_parts && n < max; p++) {
+        if (!k->assigned[p]) continue;
+        int64_t lo = -1, hi = -1;
+        rd_kafka_get_watermark_offsets(k->rk, k->topic, p, &lo, &hi);
+        int64_t pos = k->next[p];
+        if (pos < 0) {   /* nothing read since the assignment: the fetch position */
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, k->topic, p);
+            if (!rd_kafka_position(k->rk, l) && l->elems[0].offset >= 0) pos = l->elems[0].offset;
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+        parts[n] = p;
+        lag[n++] = hi >= 0 && pos >= 0 ? (hi > pos ? hi - pos : 0) : -1;
+    }
+    return n;
+}
+
+uint64_t tl_kafka_source_rebalances(const tl_source *s) { return ((const ksrc *)s->ctx)->rebalances; }

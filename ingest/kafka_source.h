@@ -26,4 +26,11 @@ tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts
 void tl_kafka_source_destroy(tl_source *s);
 rd_kafka_t *tl_kafka_source_handle(tl_source *s);
 
+/* The assigned partitions (up to max) and each one's lag: the high watermark last seen
+ * by the consumer minus the next offset to process, -1 when not known yet. Local
+ * information only (no request). Returns the count. Processing thread only. */
+int tl_kafka_source_lag(tl_source *s, int32_t *parts, int64_t *lag, int max);
+/* Rebalance callbacks served so far (assignments and revocations). */
+uint64_t tl_kafka_source_rebalances(const tl_source *s);
+
 #endif

@@ -601,3 +601,14 @@ void tl_model_report_get(const tl_model *m, tl_model_report *r)
     r->baseline_logloss = tl_metrics_baseline_logloss(m->metrics);
     r->baseline_auc = tl_metrics_baseline_auc(m->metrics);
 }
+
+int tl_model_credits(const tl_model *m, tl_dim *dim, const char **names, double *credits, int max)
+{
+    *dim = m->markov_dim == TL_DIM_CHANNEL ? TL_DIM_CHANNEL : TL_DIM_CATEGORY;
+    int n = 0;
+    for (int i = 0; i < m->n_prev && n < max; i++) {
+        names[n] = m->prev[i].name;
+        credits[n++] = m->prev[i].credit;
+    }
+    return n;
+}

@@ -72,5 +72,9 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out);
 
 int tl_model_checkpoint(tl_model *m);
 void tl_model_report_get(const tl_model *m, tl_model_report *r);
+/* The Markov credits (conversions credited) published at the end of the last window, by
+ * channel or category (*dim): up to max names (borrowed until the next tick) and
+ * credits. Returns the count. */
+int tl_model_credits(const tl_model *m, tl_dim *dim, const char **names, double *credits, int max);
 
 #endif

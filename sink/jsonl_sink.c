@@ -119,7 +119,7 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
     if (r->has_model) tl_json_put_i64(b, r->model_version);
     else tl_buf_puts(b, "null");
     kv_str(b, "explanation", r->explanation);
-    s->base.counts.attribution++;
+    tl_sink_count_attribution(&s->base.counts, r);
     return line_out(s);
 }
 
@@ -197,7 +197,7 @@ static tl_rc avro_attribution(void *ctx, const tl_attribution *r)
     tl_buf_clear(&s->buf);
     tl_avro_put_attribution(&s->buf, s->ids[1], r);
     s->base.counts.bytes += s->buf.len;
-    s->base.counts.attribution++;
+    tl_sink_count_attribution(&s->base.counts, r);
     return TL_OK;
 }
 

@@ -121,7 +121,7 @@ static tl_rc ks_attribution(void *ctx, const tl_attribution *r)
     kafka_sink *s = ctx;
     tl_buf_clear(&s->buf);
     tl_avro_put_attribution(&s->buf, s->o.id_attribution, r);
-    s->base.counts.attribution++;
+    tl_sink_count_attribution(&s->base.counts, r);
     return produce(s, s->o.topic_attribution, r->user_id, strlen(r->user_id), s->buf.data,
                    s->buf.len, NULL);
 }

@@ -18,7 +18,14 @@
 
 typedef struct tl_sink_counts {
     uint64_t interest, attribution, credit, dlq, bytes;
+    uint64_t by_method[TL_M_COUNT];   /* attribution records carrying each method */
 } tl_sink_counts;
+
+static inline void tl_sink_count_attribution(tl_sink_counts *c, const tl_attribution *r)
+{
+    c->attribution++;
+    for (int m = 0; m < TL_M_COUNT; m++) c->by_method[m] += r->has_method[m];
+}
 
 /* Every implementation's state begins with this, and the tl_sink's ctx points to
  * it, so counts are read the same way whatever the sink. */

@@ -7,6 +7,7 @@
 #                           canonical CSVs written by the test)
 #   integration.e2e_kafka   produce -> run --until-end -> output topics = reference = replay;
 #                           bad input lands in the dead-letter topic with its reason
+#   integration.http        tally run's HTTP endpoints (tests/integration/test_http.py)
 #
 # Exit code 77 means skipped (the real data or the broker is absent).
 
@@ -32,6 +33,13 @@ if(COMMAND tally_kafka_test)
     TIMEOUT 1200)
   if(TEST integration.e2e_kafka)   # absent when TALLY_KAFKA_TESTS is OFF
     set_tests_properties(integration.e2e_kafka PROPERTIES SKIP_RETURN_CODE 77)
+  endif()
+  # /metrics, /healthz, /readyz, /v1/users against a running tally; graceful shutdown
+  tally_kafka_test(NAME integration.http
+    COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_http.py
+    TIMEOUT 600)
+  if(TEST integration.http)
+    set_tests_properties(integration.http PROPERTIES SKIP_RETURN_CODE 77)
   endif()
 else()
   message(STATUS "tally: integration.e2e_kafka not added (tests/integration/integration.cmake "

@@ -63,7 +63,9 @@ function(tally_kafka_test)
       sh ${cmd} ${arg_COMMAND}
     WORKING_DIRECTORY ${arg_WORKING_DIRECTORY})
 
+  # Every tally the test starts serves HTTP on a free port (several run at once).
   set(env
+    TALLY_HTTP_LISTEN=127.0.0.1:0
     TALLY_TEST_BOOTSTRAP_FILE=${TALLY_KAFKA_BOOTSTRAP_FILE}
     TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}
     ${arg_ENVIRONMENT})

@@ -1,0 +1,381 @@
+/*
+ * observe.c -- the HTTP endpoints of `tally run` and the statistics tick (observe.h).
+ *
+ * Threads: the tick runs on the processing thread and is the only reader of the
+ * source, sink and pipeline statistics; it copies them into prom.h metrics, which the
+ * HTTP thread renders. The HTTP thread reads users through tl_runtime_read_user
+ * (RocksDB, under the runtime's store lock) and health from prom.h's atomics.
+ */
+#include "observe.h"
+#include "core/http.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/prom.h"
+#include "features/profile.h"
+#include "ingest/kafka_source.h"
+#include "model/model.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OBS_MAX_PARTS 1024
+#define OBS_TOP_CREDITS 20
+
+struct tl_observe {
+    tl_http *http;
+    int64_t stall_ms;
+    int max_failures;
+    /* set by attach (before the run), cleared by detach (after it) */
+    _Atomic(tl_runtime *) rt;
+    tl_source *src;
+    tl_sink *sink;
+    tl_pipeline *p;
+    char *topic;
+    atomic_int joined, stopping;
+    /* lag series shown at the last tick, by partition */
+    tl_prom_series *lag[OBS_MAX_PARTS];
+    tl_prom_series *credit[OBS_TOP_CREDITS];
+};
+
+static const char *not_ready(tl_observe *o, char *buf, size_t len);
+
+/* --- the tick ------------------------------------------------------------------------ */
+
+static void set_count(const char *name, const char *help, uint64_t v, const char *k, const char *lv)
+{
+    tl_prom_counter_set(tl_prom_counter(name, help, k, lv, NULL), v);
+}
+
+static void tick_outputs(tl_observe *o)
+{
+    tl_sink_counts c;
+    tl_sink_counts_get(o->sink, &c);
+    const char *h = "Output records produced, by kind.";
+    set_count("tally_outputs_total", h, c.interest, "output", "interest_delta");
+    set_count("tally_outputs_total", h, c.attribution, "output", "attribution");
+    set_count("tally_outputs_total", h, c.credit, "output", "credit_delta");
+    set_count("tally_outputs_total", h, c.dlq, "output", "dead_letter");
+    for (int m = 0; m < TL_M_COUNT; m++)
+        set_count("tally_attributions_total", "Attribution records produced, by method they carry.",
+                  c.by_method[m], "method", tl_method_name((tl_method)m));
+}
+
+static void tick_lag(tl_observe *o)
+{
+    int32_t parts[OBS_MAX_PARTS];
+    int64_t lag[OBS_MAX_PARTS];
+    int n = tl_kafka_source_lag(o->src, parts, lag, OBS_MAX_PARTS);
+    tl_prom_series *seen[OBS_MAX_PARTS] = {0};
+    for (int i = 0; i < n; i++) {
+        char ps[16];
+        snprintf(ps, sizeof(ps), "%d", (int)parts[i]);
+        tl_prom_series *s = tl_prom_gauge("tally_consumer_lag_records",
+                                          "Records in the partition not processed yet (high watermark "
+                                          "minus the next offset to process).",
+                                          "topic", o->topic, "partition", ps, NULL);
+        tl_prom_set(s, lag[i] >= 0 ? (double)lag[i] : NAN);
+        if (parts[i] < OBS_MAX_PARTS) seen[parts[i]] = s;
+    }
+    for (int p = 0; p < OBS_MAX_PARTS; p++) {
+        if (o->lag[p] && !seen[p]) tl_prom_hide(o->lag[p]);
+        o->lag[p] = seen[p];
+    }
+    tl_prom_set(tl_prom_gauge("tally_assigned_partitions", "Input partitions this instance owns.", NULL),
+                n);
+    tl_prom_counter_set(tl_prom_counter("tally_rebalances_total",
+                                        "Rebalance callbacks served (assignments and revocations).", NULL),
+                        tl_kafka_source_rebalances(o->src));
+    if (tl_kafka_source_rebalances(o->src) > 0) atomic_store(&o->joined, 1);
+}
+
+static void tick_state(tl_observe *o, tl_runtime *rt)
+{
+    uint64_t cached = 0, written = 0;
+    size_t bytes = 0;
+    for (int p = 0; p < OBS_MAX_PARTS; p++) {
+        tl_store *s = tl_runtime_store(rt, p);
+        if (!s) continue;
+        tl_store_stats st;
+        tl_store_stats_get(s, &st);
+        cached += st.users_cached;
+        written += st.users_written;
+        bytes += st.cache_bytes;
+    }
+    tl_prom_set(tl_prom_gauge("tally_state_cached_users", "User records in the state caches.", NULL),
+                (double)cached);
+    tl_prom_set(tl_prom_gauge("tally_state_cache_bytes", "Memory held by the state caches.", NULL),
+                (double)bytes);
+    tl_prom_counter_set(tl_prom_counter("tally_state_writes_total",
+                                        "User records written to RocksDB.", NULL), written);
+    (void)o;
+}
+
+static void tick_model(tl_observe *o)
+{
+    if (!o->p->model) return;
+    tl_model_report r;
+    tl_model_report_get(o->p->model, &r);
+    tl_prom_set(tl_prom_gauge("tally_model_auc",
+                              "Progressive-validation AUC of the purchase model (metrics window).", NULL),
+                r.auc);
+    tl_prom_set(tl_prom_gauge("tally_model_log_loss",
+                              "Progressive-validation log-loss of the purchase model (metrics window).",
+                              NULL),
+                r.logloss);
+    tl_prom_set(tl_prom_gauge("tally_model_baseline_log_loss",
+                              "Log-loss of the running purchase rate over the same window.", NULL),
+                r.baseline_logloss);
+    tl_prom_counter_set(tl_prom_counter("tally_model_examples_total",
+                                        "Labelled journeys the model learned from.", NULL),
+                        r.examples);
+    /* Markov credit shares: the top OBS_TOP_CREDITS (bounded label cardinality). */
+    const char *names[4096];
+    double cr[4096];
+    tl_dim dim;
+    int n = tl_model_credits(o->p->model, &dim, names, cr, 4096);
+    double total = 0;
+    for (int i = 0; i < n; i++) total += cr[i];
+    int top[OBS_TOP_CREDITS], k = 0;
+    for (int i = 0; i < n; i++) {   /* insertion into a small sorted list */
+        int j = k < OBS_TOP_CREDITS ? k++ : OBS_TOP_CREDITS;
+        while (j > 0 && cr[top[j - 1]] < cr[i]) {
+            if (j < OBS_TOP_CREDITS) top[j] = top[j - 1];
+            j--;
+        }
+        if (j < OBS_TOP_CREDITS) top[j] = i;
+    }
+    tl_prom_series *now[OBS_TOP_CREDITS] = {0};
+    for (int i = 0; i < k && total > 0; i++) {
+        now[i] = tl_prom_gauge("tally_credit_share",
+                               "Share of conversions credited by the Markov removal effect, top "
+                               "channels or categories.",
+                               "dim", tl_dim_name(dim), "dim_id", names[top[i]], NULL);
+        tl_prom_set(now[i], cr[top[i]] / total);
+    }
+    for (int i = 0; i < OBS_TOP_CREDITS; i++) {
+        int kept = 0;
+        for (int j = 0; j < OBS_TOP_CREDITS; j++) kept |= o->credit[i] && o->credit[i] == now[j];
+        if (o->credit[i] && !kept) tl_prom_hide(o->credit[i]);
+    }
+    memcpy(o->credit, now, sizeof(now));
+}
+
+void tl_observe_tick(void *arg)
+{
+    tl_observe *o = arg;
+    tl_runtime *rt = atomic_load(&o->rt);
+    if (!rt) return;
+    const tl_runtime_stats *st = tl_runtime_stats_get(rt);
+    tl_prom_counter_set(tl_prom_counter("tally_batches_total", "Batches (transactions) committed.", NULL),
+                        st->batches);
+    tick_outputs(o);
+    tick_lag(o);
+    tick_state(o, rt);
+    tick_model(o);
+    char buf[128];
+    tl_prom_set(tl_prom_gauge("tally_ready", "1 when /readyz answers 200 (assigned, restored, not stopping).",
+                              NULL),
+                not_ready(o, buf, sizeof(buf)) ? 0 : 1);
+}
+
+/* --- HTTP ---------------------------------------------------------------------------- */
+
+static int text(tl_buf *body, const char **type, int status, const char *msg)
+{
+    *type = "text/plain; charset=utf-8";
+    tl_buf_puts(body, msg);
+    tl_buf_putc(body, '\n');
+    return status;
+}
+
+static int healthz(tl_observe *o, tl_buf *body, const char **type)
+{
+    int64_t since = tl_health_since_beat_ms();
+    int fails = tl_health_failures();
+    if (since > o->stall_ms) {
+        tl_buf_printf(body, "unhealthy: the processing loop has not turned for %" PRId64 " ms\n", since);
+        return 503;
+    }
+    if (fails >= o->max_failures) {
+        tl_buf_printf(body, "unhealthy: %d consecutive failed commits\n", fails);
+        return 503;
+    }
+    return text(body, type, 200, "ok");
+}
+
+/* NULL when ready, else why not (into buf). */
+static const char *not_ready(tl_observe *o, char *buf, size_t len)
+{
+    if (atomic_load(&o->stopping)) return "stopping";
+    if (!atomic_load(&o->rt) || !atomic_load(&o->joined)) return "no partition assignment yet";
+    double restoring = tl_prom_gauge_value(
+        tl_prom_gauge("tally_restoring_partitions", "Partitions being restored from the changelog now.",
+                      NULL));
+    if (restoring > 0) {
+        snprintf(buf, len, "restoring %.0f partition(s) from the changelog", restoring);
+        return buf;
+    }
+    return NULL;
+}
+
+static int readyz(tl_observe *o, tl_buf *body, const char **type)
+{
+    char buf[128];
+    const char *why = not_ready(o, buf, sizeof(buf));
+    if (!why) return text(body, type, 200, "ready");
+    tl_buf_printf(body, "not ready: %s\n", why);
+    return 503;
+}
+
+/* Decodes %XX in a path segment; -1 on a bad escape. */
+static int url_decode(const char *in, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (; *in; in++) {
+        if (n + 1 >= outlen) return -1;
+        if (*in == '%') {
+            unsigned v;
+            if (!in[1] || !in[2] || sscanf(in + 1, "%2x", &v) != 1) return -1;
+            out[n++] = (char)v;
+            in += 2;
+        } else {
+            out[n++] = *in;
+        }
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+static void put_owned(tl_buf *b, const int32_t *owned, int n)
+{
+    tl_buf_puts(b, "\"owned_partitions\":[");
+    for (int i = 0; i < n; i++) tl_buf_printf(b, "%s%d", i ? "," : "", (int)owned[i]);
+    tl_buf_putc(b, ']');
+}
+
+static int user(tl_observe *o, const char *id_enc, const tl_http_request *r, tl_buf *body,
+                const char **type)
+{
+    *type = "application/json";
+    tl_runtime *rt = atomic_load(&o->rt);
+    char id[1024], err[512];
+    if (url_decode(id_enc, id, sizeof(id)) != 0 || !*id) {
+        tl_buf_puts(body, "{\"error\":\"bad user id in the path\"}\n");
+        return 400;
+    }
+    if (!rt) {
+        tl_buf_puts(body, "{\"error\":\"not processing yet\"}\n");
+        return 503;
+    }
+    int64_t as_of = -1;
+    int top = 10;
+    const char *a = tl_http_arg(r, "as_of"), *t = tl_http_arg(r, "top");
+    char *end;
+    if (a && (as_of = strtoll(a, &end, 10), *end || as_of < 0)) {
+        tl_buf_puts(body, "{\"error\":\"as_of: expected ms since the epoch\"}\n");
+        return 400;
+    }
+    if (t && (top = (int)strtol(t, &end, 10), *end || top < 0)) {
+        tl_buf_puts(body, "{\"error\":\"top: expected a count (0: all)\"}\n");
+        return 400;
+    }
+    tl_buf rec = {0};
+    int32_t partition = -1, owned[OBS_MAX_PARTS];
+    int64_t stream_time = 0;
+    int n_owned = 0;
+    int found = tl_runtime_read_user(rt, id, &rec, &partition, &stream_time, owned, OBS_MAX_PARTS,
+                                     &n_owned, err, sizeof(err));
+    int status = 200;
+    if (found == 1) {
+        if (as_of < 0) as_of = stream_time;
+        if (tl_profile_render(&o->p->fcfg, id, partition, rec.data, rec.len, as_of, top, body, err,
+                              sizeof(err)) != 0)
+            found = -1;
+        else tl_buf_putc(body, '\n');
+    }
+    if (found == 0) {
+        /* Other instances' assignments are not known to a group member. */
+        tl_buf_puts(body, "{\"error\":\"unknown user in the partitions this instance owns\",\"user_id\":");
+        tl_json_put_str(body, id);
+        tl_buf_putc(body, ',');
+        put_owned(body, owned, n_owned);
+        tl_buf_puts(body, ",\"other_partitions\":\"owned by other members of the consumer group\"}\n");
+        status = 404;
+    } else if (found < 0) {
+        body->len = 0;
+        tl_buf_puts(body, "{\"error\":");
+        tl_json_put_str(body, err);
+        tl_buf_puts(body, "}\n");
+        status = 500;
+    }
+    tl_buf_free(&rec);
+    return status;
+}
+
+static int handle(void *arg, const char *path, const tl_http_request *r, tl_buf *body,
+                  const char **type)
+{
+    tl_observe *o = arg;
+    if (!strcmp(path, "/metrics")) {
+        *type = "text/plain; version=0.0.4; charset=utf-8";
+        tl_prom_render(body);
+        return 200;
+    }
+    if (!strcmp(path, "/healthz")) return healthz(o, body, type);
+    if (!strcmp(path, "/readyz")) return readyz(o, body, type);
+    if (!strncmp(path, "/v1/users/", 10)) return user(o, path + 10, r, body, type);
+    return text(body, type, 404, "not found: try /metrics, /healthz, /readyz or /v1/users/{user_id}");
+}
+
+/* --- life cycle ---------------------------------------------------------------------- */
+
+tl_observe *tl_observe_start(const tl_config *c, char *err, size_t errlen)
+{
+    tl_observe *o = tl_xcalloc(1, sizeof(*o));
+    o->stall_ms = tl_config_int(c, "health.stall.ms");
+    o->max_failures = (int)tl_config_int(c, "health.max.failures");
+    const char *listen = tl_config_str(c, "http.listen");
+    if (*listen) {
+        o->http = tl_http_start(listen, handle, o, err, errlen);
+        if (!o->http) {
+            free(o);
+            return NULL;
+        }
+        TL_LOG_INFO("http", "listening on %s (port %d): /metrics /healthz /readyz /v1/users/{user_id}",
+                    listen, tl_http_port(o->http));
+    }
+    return o;
+}
+
+void tl_observe_attach(tl_observe *o, tl_runtime *rt, tl_source *src, tl_sink *sink,
+                       tl_pipeline *p, const char *topic)
+{
+    o->src = src;
+    o->sink = sink;
+    o->p = p;
+    free(o->topic);
+    o->topic = tl_xstrdup(topic);
+    atomic_store(&o->rt, rt);
+}
+
+void tl_observe_detach(tl_observe *o)
+{
+    if (!o) return;
+    atomic_store(&o->rt, NULL);
+}
+
+void tl_observe_stopping(tl_observe *o) { atomic_store(&o->stopping, 1); }
+
+int tl_observe_port(const tl_observe *o) { return o->http ? tl_http_port(o->http) : 0; }
+
+void tl_observe_stop(tl_observe *o)
+{
+    if (!o) return;
+    tl_http_stop(o->http);
+    free(o->topic);
+    free(o);
+}

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""tally run's HTTP endpoints on a real broker (ctest integration.http).
+
+1. not-ready: an instance whose broker cannot be reached serves /healthz 200, /readyz 503
+   and valid /metrics; SIGTERM while it cannot reach the broker ends it within
+   shutdown.timeout.ms (exit 1, the reason in its log).
+2. flow: `tally run` (exactly_once) on 20,000 generated events: /readyz turns 200 once it
+   has partitions; /metrics parses with prometheus_client's parser, has every family of
+   docs/operations.md, and its counters equal what the output topics hold; 5,000 more
+   events move events, outputs and transactions by exactly that much and the lag back to 0.
+3. users: for 30 users, /v1/users/{id}?as_of=<the user's last event>&top=0 gives f, h and
+   w equal to the user's interest deltas (decayed to as_of by the documented formula, to
+   1e-9); an unknown user is 404 naming the owned partitions; a bad as_of is 400.
+4. shutdown: SIGTERM in the middle of 60,000 events: exit 0 within shutdown.timeout.ms,
+   and the group's committed offsets equal the interest deltas visible to a
+   read_committed consumer (one per event): what was committed is exactly what was output.
+"""
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kafka_util import (RUN, SKIP, Kafka, OutputTopics, Tally, bootstrap, decode_outputs,  # noqa: E402
+                        load_schemas, run_tally, stop_all, wait_until)
+
+FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_total",
+            "tally_attributions_total", "tally_consumer_lag_records", "tally_batch_duration_seconds",
+            "tally_end_to_end_latency_seconds", "tally_transactions_total", "tally_rebalances_total",
+            "tally_assigned_partitions", "tally_restoring_partitions", "tally_state_cached_users",
+            "tally_state_cache_bytes", "tally_model_auc", "tally_model_log_loss", "tally_ready"]
+
+
+def get(port, path):
+    """(status, body text)"""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def port_of(t):
+    """The HTTP port a tally logged ("listening on ... (port N)")."""
+    def found():
+        m = re.search(r"component=http listening on \S+ \(port (\d+)\)", t.log())
+        return int(m.group(1)) if m else None
+    return wait_until(found, 60, "%s's HTTP port in its log" % t.name, running=[t])
+
+
+def metrics(port):
+    """{(name, frozenset(labels)): value} of /metrics, parsed by prometheus_client."""
+    from prometheus_client.parser import text_string_to_metric_families
+    status, text = get(port, "/metrics")
+    assert status == 200, "/metrics answered %d" % status
+    out, families = {}, set()
+    for fam in text_string_to_metric_families(text):
+        families.add(fam.name + ("_total" if fam.type == "counter" else ""))
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out, families
+
+
+def total(m, name, **labels):
+    want = set(labels.items())
+    return sum(v for (n, ls), v in m.items() if n == name and want <= set(ls))
+
+
+def run_args(b, topic, out, state, extra=()):
+    return (["run", "-X", "kafka.bootstrap.servers=" + b, "-X", "input.topics=" + topic,
+             "-X", "kafka.group.id=http-" + topic, "-X", "state.dir=" + state,
+             "-X", "http.listen=127.0.0.1:0"] + out.args() + list(extra))
+
+
+def gen_produce(work, b, topic, n, seed):
+    csv = os.path.join(work, "events-%d.csv" % seed)
+    run_tally(["gen", "--events", str(n), "--users", "500", "--seed", str(seed), "--output", csv],
+              120, csv + ".log", "tally gen")
+    run_tally(["produce", "--input", csv, "--format", "canonical", "--topic", topic,
+               "-X", "kafka.bootstrap.servers=" + b], 180, csv + ".produce.log", "tally produce")
+
+
+def test_not_ready(work):
+    t = Tally(["run", "-X", "kafka.bootstrap.servers=127.0.0.1:1", "-X", "http.listen=127.0.0.1:0",
+               "-X", "state.dir=" + os.path.join(work, "nr-state"), "-X", "shutdown.timeout.ms=2000"],
+              os.path.join(work, "not-ready.log"), "tally run (no broker)")
+    port = port_of(t)
+    s, body = get(port, "/readyz")
+    assert s == 503 and "no partition assignment" in body, "/readyz: %d %r" % (s, body)
+    s, body = get(port, "/healthz")
+    assert s == 200, "/healthz: %d %r" % (s, body)
+    _, fams = metrics(port)
+    s, _ = get(port, "/nothing-here")
+    assert s == 404, "an unknown path answered %d" % s
+    t0 = time.monotonic()
+    t.signal(signal.SIGTERM)
+    rc = t.wait(30)
+    took = time.monotonic() - t0
+    assert rc == 1 and took < 2 + 10, "exit %s after %.1f s (expected 1 within ~2 s)" % (rc, took)
+    assert "shutdown.timeout.ms=2000 passed" in t.log(), "no shutdown timeout message:\n" + t.log()[-2000:]
+
+
+def test_flow_users_shutdown(work, b, kafka):
+    schemas = load_schemas()
+    topic = "http-in-" + RUN
+    out = OutputTopics("http-" + RUN)
+    kafka.create_topics({topic: 4})
+    out.create(kafka)
+    gen_produce(work, b, topic, 20000, 1)
+    state = os.path.join(work, "state")
+    t = Tally(run_args(b, topic, out, state), os.path.join(work, "run1.log"), "tally run")
+    port = port_of(t)
+    wait_until(lambda: get(port, "/readyz")[0] == 200, 120, "/readyz 200", running=[t])
+
+    def processed(n):
+        def cond():
+            m, fams = metrics(port)
+            return (m, fams) if total(m, "tally_events_total") == n and \
+                total(m, "tally_outputs_total", output="interest_delta") == n else None
+        return cond
+    m1, fams = wait_until(processed(20000), 180, "20,000 events in /metrics", running=[t])
+    missing = [f for f in FAMILIES if f not in fams]
+    assert not missing, "families missing from /metrics: %s" % missing
+    problems = []
+    deltas = decode_outputs(kafka.read_all(out.interest), 2, schemas[2], out.interest, problems)
+    atts = decode_outputs(kafka.read_all(out.attribution), 3, schemas[3], out.attribution, problems)
+    assert not problems, problems[:5]
+    assert len(deltas) == 20000, "%d interest deltas on the topic" % len(deltas)
+    assert total(m1, "tally_outputs_total", output="attribution") == len(atts), \
+        "attributions: /metrics %d, topic %d" % (total(m1, "tally_outputs_total", output="attribution"),
+                                                 len(atts))
+    purchases = total(m1, "tally_events_total", type="PURCHASE")
+    assert purchases > 0 and total(m1, "tally_attributions_total", method="linear") == len(atts)
+    assert total(m1, "tally_end_to_end_latency_seconds_count") == 20000
+    assert total(m1, "tally_transactions_total", result="committed") >= 2
+    assert total(m1, "tally_ready") == 1 and total(m1, "tally_assigned_partitions") == 4
+
+    # users: the profile equals the interest deltas
+    import math
+    H, alpha, beta = 86400000.0, 0.5, 0.5   # the defaults (tally config list)
+    last = {}
+    user_ts = {}
+    for d in deltas:
+        k = (d["user_id"], d["dim"], d["dim_id"])
+        if k not in last or d["ts"] >= last[k]["ts"]:
+            last[k] = d
+        user_ts[d["user_id"]] = max(user_ts.get(d["user_id"], 0), d["ts"])
+    users = sorted(user_ts)[:30]
+    checked = 0
+    for u in users:
+        s, body = get(port, "/v1/users/%s?as_of=%d&top=0" % (u, user_ts[u]))
+        assert s == 200, "/v1/users/%s: %d %s" % (u, s, body[:300])
+        import json
+        prof = json.loads(body)
+        assert prof["user_id"] == u and prof["as_of"] == user_ts[u]
+        got = {(i["dim"], i["id"]): i for i in prof["interests"]}
+        for (uu, dim, dim_id), d in last.items():
+            if uu != u:
+                continue
+            i = got.get((dim, dim_id))
+            if i is None:   # dropped below features.epsilon after its last delta
+                continue
+            k = 2 ** (-(user_ts[u] - d["ts"]) / H)
+            for name, want in (("f", d["f"] * k), ("h", d["h"] * k), ("w", alpha * d["f"] * k + beta * d["h"] * k)):
+                assert math.isclose(i[name], want, rel_tol=1e-9, abs_tol=1e-12), \
+                    "user %s %s %s: %s = %r, deltas give %r" % (u, dim, dim_id, name, i[name], want)
+            if d["ts"] == user_ts[u]:
+                assert i["w"] == d["weight_after"] or math.isclose(i["w"], d["weight_after"], rel_tol=1e-12)
+            checked += 1
+        assert got, "user %s: no interests" % u
+    assert checked >= 30, "only %d interests checked" % checked
+    s, body = get(port, "/v1/users/no-such-user-" + RUN)
+    assert s == 404 and '"owned_partitions":[0,1,2,3]' in body, "unknown user: %d %s" % (s, body)
+    s, _ = get(port, "/v1/users/%s?as_of=yesterday" % users[0])
+    assert s == 400, "a bad as_of answered %d" % s
+
+    # metrics move when events flow
+    gen_produce(work, b, topic, 5000, 2)
+    m2, _ = wait_until(processed(25000), 180, "25,000 events in /metrics", running=[t])
+    assert total(m2, "tally_transactions_total", result="committed") > \
+        total(m1, "tally_transactions_total", result="committed")
+    assert total(m2, "tally_end_to_end_latency_seconds_count") == 25000
+    wait_until(lambda: total(metrics(port)[0], "tally_consumer_lag_records") == 0, 60, "lag 0",
+               running=[t])
+
+    # graceful shutdown in the middle of the stream
+    gen_produce(work, b, topic, 60000, 3)
+    wait_until(lambda: total(metrics(port)[0], "tally_events_total") > 26000, 120,
+               "processing of the last 60,000 started", running=[t], interval_s=0.01)
+    t0 = time.monotonic()
+    t.signal(signal.SIGTERM)
+    rc = t.wait(40)
+    took = time.monotonic() - t0
+    assert rc == 0 and took < 30, "SIGTERM: exit %s after %.1f s (expected 0 within 30 s)" % (rc, took)
+    committed = kafka.committed_sum("http-" + topic, topic)
+    visible = len(kafka.read_all(out.interest))
+    assert committed == visible, "committed offsets %d != interest deltas visible %d" % (committed, visible)
+    assert 25000 < committed <= 85000, "committed %d" % committed
+    return "flow: %d events counted, %d interests of %d users equal the deltas; shutdown in %.2f s " \
+           "with %d of 85,000 committed" % (25000, checked, len(users), took, committed)
+
+
+def main():
+    b = bootstrap()
+    if not b:
+        print("no broker: TALLY_TEST_BOOTSTRAP is not set")
+        return SKIP
+    work = tempfile.mkdtemp(prefix="tally-http-")
+    kafka = Kafka(b)
+    failed = 0
+    for name, fn in (("not-ready", lambda: test_not_ready(work)),
+                     ("flow", lambda: test_flow_users_shutdown(work, b, kafka))):
+        t0 = time.monotonic()
+        try:
+            msg = fn()
+            print("PASS %s (%.0f s)%s" % (name, time.monotonic() - t0, ": " + msg if msg else ""))
+        except AssertionError as e:
+            failed += 1
+            print("FAIL %s (%.0f s):\n  %s" % (name, time.monotonic() - t0, e))
+        finally:
+            stop_all()
+    kafka.close()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
