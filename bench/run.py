@@ -4,9 +4,14 @@
   bench/run.py engine [--events N] [--users N] [--runs R]
       bench_engine (features + attribution + Avro encoding + RocksDB state, one thread,
       generated events) against the generator alone (--baseline).
-  bench/run.py kafka [--events N] [--users N] [--runs R]
-      `tally run --until-end` (at-least-once) against a bare librdkafka consumer draining
-      the same topic, on a real broker started by scripts/kafka-broker.sh.
+  bench/run.py kafka [--events N] [--users N] [--runs R] [-X key=value ...]
+      `tally run --until-end` against a bare librdkafka consumer draining the same topic,
+      on a real broker started by scripts/kafka-broker.sh.
+  bench/run.py latency [--events N] [--users N] [--runs R] [--seconds S] [-X key=value ...]
+      End-to-end latency at half of the maximum throughput: first the maximum (tally run
+      --until-end on N backlogged events, as above), then a running `tally run` fed by
+      bench_latency at half that rate for S seconds (default 20); p50/p99 of produce call
+      -> interest delta visible to a read_committed consumer.
 
 Peak RSS is each process's own (wait4). Prints a markdown table for docs/benchmarks.md.
 Build first: cmake -S . -B build -G Ninja && cmake --build build
@@ -101,7 +106,8 @@ def kafka(a):
                  "-X", f"state.dir={state}", "-X", "log.level=warn",
                  "-X", f"output.interest.topic={topic}-interest",
                  "-X", f"output.attribution.topic={topic}-attr",
-                 "-X", f"dlq.topic={topic}-dlq", "-X", f"state.cache.mb={a.cache_mb}"]
+                 "-X", f"dlq.topic={topic}-dlq", "-X", f"state.cache.mb={a.cache_mb}",
+                 "-X", "http.listen="]
                 + [arg for setting in a.xs for arg in ("-X", setting)])
             m = re.search(r"run: (\d+) events", err)
             if not m or int(m.group(1)) != n:
@@ -122,9 +128,98 @@ def kafka(a):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def wait_http_ready(log_path, proc, timeout_s=60):
+    """Waits for `tally run` to log its HTTP port and answer /readyz 200."""
+    import urllib.request
+    deadline = time.monotonic() + timeout_s
+    port = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit("tally run exited:\n" + open(log_path).read()[-2000:])
+        if port is None:
+            m = re.search(r"listening on \S+ \(port (\d+)\)", open(log_path).read())
+            port = int(m.group(1)) if m else None
+        if port is not None:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=2) as r:
+                    if r.status == 200:
+                        return port
+            except OSError:
+                pass
+        time.sleep(0.05)   # poll interval
+    sys.exit("tally run not ready within %d s" % timeout_s)
+
+
+def latency(a):
+    import signal
+    work = tempfile.mkdtemp(prefix="tally-latency-")
+    broker = os.path.join(work, "kafka")
+    script = os.path.join(ROOT, "scripts", "kafka-broker.sh")
+    subprocess.run([script, "start", broker], check=True)
+    tally = os.path.join(BUILD, "tally")
+    xs = [arg for setting in a.xs for arg in ("-X", setting)]
+    try:
+        bootstrap = open(os.path.join(broker, "bootstrap")).read().strip()
+        # the maximum: a backlog drained by tally run --until-end
+        topic = "max-" + uuid.uuid4().hex[:8]
+        csv = os.path.join(work, "events.csv")
+        subprocess.run([tally, "gen", "--events", str(a.events), "--users", str(a.users),
+                        "--output", csv], check=True)
+        subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([tally, "produce", "--input", csv, "--format", "canonical", "--topic", topic,
+                        "-X", f"kafka.bootstrap.servers={bootstrap}"], check=True)
+        maxes, p50s, p99s, maxlat = [], [], [], []
+        for i in range(a.runs):
+            g = uuid.uuid4().hex[:8]
+            _, err, wall, _ = run_rss(
+                [tally, "run", "--until-end", "-X", f"kafka.bootstrap.servers={bootstrap}",
+                 "-X", f"input.topics={topic}", "-X", f"kafka.group.id=max-{g}",
+                 "-X", f"state.dir={os.path.join(work, 'state-max-' + g)}", "-X", "log.level=warn",
+                 "-X", "http.listen=", "-X", f"output.interest.topic={topic}-{g}-interest",
+                 "-X", f"output.attribution.topic={topic}-{g}-attr"] + xs)
+            maxes.append(a.events / wall)
+            rate = int(maxes[-1] / 2)
+            tin, tout = "lat-in-" + g, "lat-out-" + g
+            for t in (tin, tout):
+                subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", t], check=True,
+                               stdout=subprocess.DEVNULL)
+            log_path = os.path.join(work, "latency-%s.log" % g)
+            with open(log_path, "w") as log:
+                p = subprocess.Popen([tally, "run", "-X", f"kafka.bootstrap.servers={bootstrap}",
+                                      "-X", f"input.topics={tin}", "-X", f"kafka.group.id=lat-{g}",
+                                      "-X", f"state.dir={os.path.join(work, 'state-lat-' + g)}",
+                                      "-X", "http.listen=127.0.0.1:0", "-X", f"output.interest.topic={tout}",
+                                      "-X", f"output.attribution.topic={tout}-attr"] + xs,
+                                     stdout=log, stderr=subprocess.STDOUT)
+            try:
+                wait_http_ready(log_path, p)
+                out = subprocess.run([os.path.join(BUILD, "bench_latency"), bootstrap, tin, tout,
+                                      str(rate), str(a.seconds)], check=True, capture_output=True,
+                                     text=True).stdout
+            finally:
+                p.send_signal(signal.SIGTERM)
+                p.wait(60)
+            r = kv(out)
+            p50s.append(float(r["p50_ms"]))
+            p99s.append(float(r["p99_ms"]))
+            maxlat.append(float(r["max_ms"]))
+            print(f"run {i + 1}: maximum {maxes[-1]:,.0f} events/s; at {rate:,} events/s: p50 "
+                  f"{r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms "
+                  f"({r['events']} events)", file=sys.stderr)
+        mode = ", ".join(a.xs) if a.xs else "defaults (exactly_once, commit.interval.ms=100)"
+        print(f"| latency: produce -> interest delta visible read_committed ({mode}), at half of "
+              f"{statistics.median(maxes):,.0f} events/s for {a.seconds} s, local broker | p50 "
+              f"{statistics.median(p50s):.0f} ms | p99 {statistics.median(p99s):.0f} ms | max "
+              f"{statistics.median(maxlat):.0f} ms |")
+    finally:
+        subprocess.run([script, "stop", broker])
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["engine", "kafka"])
+    ap.add_argument("what", choices=["engine", "kafka", "latency"])
+    ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--events", type=int)
     ap.add_argument("--users", type=int)
     ap.add_argument("--runs", type=int, default=3)
@@ -139,7 +234,7 @@ def main():
     else:
         a.events = a.events or 1_000_000
         a.users = a.users or 100_000
-        kafka(a)
+        (kafka if a.what == "kafka" else latency)(a)
 
 
 if __name__ == "__main__":
