@@ -7,11 +7,14 @@
   bench/run.py kafka [--events N] [--users N] [--runs R] [-X key=value ...]
       `tally run --until-end` against a bare librdkafka consumer draining the same topic,
       on a real broker started by scripts/kafka-broker.sh.
+  bench/run.py restore [--keys N] [--runs R]
+      bench_restore: a compacted changelog partition of N user records (default 5,000,000)
+      restored into an empty store, as after a lost disk; keys/s.
   bench/run.py latency [--events N] [--users N] [--runs R] [--seconds S] [-X key=value ...]
       End-to-end latency at half of the maximum throughput: first the maximum (tally run
       --until-end on N backlogged events, as above), then a running `tally run` fed by
-      bench_latency at half that rate for S seconds (default 20); p50/p99 of produce call
-      -> interest delta visible to a read_committed consumer.
+      bench_latency at half that rate for S seconds (default 30, the first 5 not counted); p50/p99 of produce call
+      -> interest delta visible to a read_committed consumer. --rate R: at R events/s instead.
 
 Peak RSS is each process's own (wait4). Prints a markdown table for docs/benchmarks.md.
 Build first: cmake -S . -B build -G Ninja && cmake --build build
@@ -76,22 +79,36 @@ def engine(a):
           f"events/s (ratio {eng / base:.2f}) | {rss:.0f} MiB |")
 
 
+def start_broker(work, name):
+    broker = os.path.join(work, name)
+    subprocess.run([os.path.join(ROOT, "scripts", "kafka-broker.sh"), "start", broker], check=True)
+    return broker, open(os.path.join(broker, "bootstrap")).read().strip()
+
+
+def stop_broker(broker):
+    subprocess.run([os.path.join(ROOT, "scripts", "kafka-broker.sh"), "stop", broker])
+
+
+def backlog_topic(work, bootstrap, a, prefix):
+    """A topic of a.events generated events (a.users users), 4 partitions."""
+    tally = os.path.join(BUILD, "tally")
+    topic = prefix + "-" + uuid.uuid4().hex[:8]
+    csv = os.path.join(work, "events.csv")
+    subprocess.run([tally, "gen", "--events", str(a.events), "--users", str(a.users),
+                    "--output", csv], check=True)
+    subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic], check=True,
+                   stdout=subprocess.DEVNULL)  # auto-creates it with num.partitions=4
+    subprocess.run([tally, "produce", "--input", csv, "--format", "canonical", "--topic",
+                    topic, "-X", f"kafka.bootstrap.servers={bootstrap}"], check=True)
+    return topic
+
+
 def kafka(a):
     work = tempfile.mkdtemp(prefix="tally-bench-")
-    broker = os.path.join(work, "kafka")
-    script = os.path.join(ROOT, "scripts", "kafka-broker.sh")
-    subprocess.run([script, "start", broker], check=True)
+    broker, bootstrap = start_broker(work, "kafka")
     try:
-        bootstrap = open(os.path.join(broker, "bootstrap")).read().strip()
-        topic = "bench-" + uuid.uuid4().hex[:8]
-        csv = os.path.join(work, "events.csv")
         tally = os.path.join(BUILD, "tally")
-        subprocess.run([tally, "gen", "--events", str(a.events), "--users", str(a.users),
-                        "--output", csv], check=True)
-        subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic], check=True,
-                       stdout=subprocess.DEVNULL)  # auto-creates it with num.partitions=4
-        subprocess.run([tally, "produce", "--input", csv, "--format", "canonical", "--topic",
-                        topic, "-X", f"kafka.bootstrap.servers={bootstrap}"], check=True)
+        topic = backlog_topic(work, bootstrap, a, "bench")
         bare, tl, rss_t = [], [], []
         for i in range(a.runs):
             g = uuid.uuid4().hex[:8]
@@ -124,7 +141,7 @@ def kafka(a):
               f"consumer: {b:,.0f} records/s (ratio {t / b:.2f}) | "
               f"{statistics.median(rss_t):.0f} MiB |")
     finally:
-        subprocess.run([script, "stop", broker])
+        stop_broker(broker)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -151,24 +168,17 @@ def wait_http_ready(log_path, proc, timeout_s=60):
 
 
 def latency(a):
+    """The maximum first (a backlog drained), then the latency runs, on one broker (warmed
+    up by the first phase). Each latency run discards its first --warmup seconds."""
     import signal
     work = tempfile.mkdtemp(prefix="tally-latency-")
-    broker = os.path.join(work, "kafka")
-    script = os.path.join(ROOT, "scripts", "kafka-broker.sh")
-    subprocess.run([script, "start", broker], check=True)
     tally = os.path.join(BUILD, "tally")
     xs = [arg for setting in a.xs for arg in ("-X", setting)]
+    broker = None
     try:
-        bootstrap = open(os.path.join(broker, "bootstrap")).read().strip()
-        # the maximum: a backlog drained by tally run --until-end
-        topic = "max-" + uuid.uuid4().hex[:8]
-        csv = os.path.join(work, "events.csv")
-        subprocess.run([tally, "gen", "--events", str(a.events), "--users", str(a.users),
-                        "--output", csv], check=True)
-        subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([tally, "produce", "--input", csv, "--format", "canonical", "--topic", topic,
-                        "-X", f"kafka.bootstrap.servers={bootstrap}"], check=True)
-        maxes, p50s, p99s, maxlat = [], [], [], []
+        broker, bootstrap = start_broker(work, "kafka")
+        topic = backlog_topic(work, bootstrap, a, "max")
+        maxes = []
         for i in range(a.runs):
             g = uuid.uuid4().hex[:8]
             _, err, wall, _ = run_rss(
@@ -178,7 +188,11 @@ def latency(a):
                  "-X", "http.listen=", "-X", f"output.interest.topic={topic}-{g}-interest",
                  "-X", f"output.attribution.topic={topic}-{g}-attr"] + xs)
             maxes.append(a.events / wall)
-            rate = int(maxes[-1] / 2)
+            print(f"maximum run {i + 1}: {maxes[-1]:,.0f} events/s", file=sys.stderr)
+        rate = a.rate or int(statistics.median(maxes) / 2)
+        p50s, p99s, maxlat = [], [], []
+        for i in range(a.runs):
+            g = uuid.uuid4().hex[:8]
             tin, tout = "lat-in-" + g, "lat-out-" + g
             for t in (tin, tout):
                 subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", t], check=True,
@@ -194,7 +208,8 @@ def latency(a):
             try:
                 wait_http_ready(log_path, p)
                 out = subprocess.run([os.path.join(BUILD, "bench_latency"), bootstrap, tin, tout,
-                                      str(rate), str(a.seconds)], check=True, capture_output=True,
+                                      str(rate), str(a.seconds), str(a.warmup)], check=True,
+                                     capture_output=True,
                                      text=True).stdout
             finally:
                 p.send_signal(signal.SIGTERM)
@@ -203,23 +218,46 @@ def latency(a):
             p50s.append(float(r["p50_ms"]))
             p99s.append(float(r["p99_ms"]))
             maxlat.append(float(r["max_ms"]))
-            print(f"run {i + 1}: maximum {maxes[-1]:,.0f} events/s; at {rate:,} events/s: p50 "
-                  f"{r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms "
-                  f"({r['events']} events)", file=sys.stderr)
+            print(f"latency run {i + 1} at {rate:,} events/s: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} "
+                  f"ms, max {r['max_ms']} ms ({r['events']} events)", file=sys.stderr)
         mode = ", ".join(a.xs) if a.xs else "defaults (exactly_once, commit.interval.ms=100)"
-        print(f"| latency: produce -> interest delta visible read_committed ({mode}), at half of "
-              f"{statistics.median(maxes):,.0f} events/s for {a.seconds} s, local broker | p50 "
-              f"{statistics.median(p50s):.0f} ms | p99 {statistics.median(p99s):.0f} ms | max "
-              f"{statistics.median(maxlat):.0f} ms |")
+        at = f"{a.rate:,} events/s (maximum {statistics.median(maxes):,.0f})" if a.rate else \
+            f"half of {statistics.median(maxes):,.0f} events/s"
+        print(f"| latency: produce -> interest delta visible read_committed ({mode}), at {at} for "
+              f"{a.seconds} s ({a.warmup} s warm-up not counted), local broker | p50 "
+              f"{statistics.median(p50s):.0f} ms | p99 "
+              f"{statistics.median(p99s):.0f} ms | max {statistics.median(maxlat):.0f} ms |")
     finally:
-        subprocess.run([script, "stop", broker])
+        if broker:
+            stop_broker(broker)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def restore(a):
+    work = tempfile.mkdtemp(prefix="tally-restore-")
+    broker, bootstrap = start_broker(work, "kafka")
+    try:
+        rates, rss = [], []
+        for i in range(a.runs):
+            out, _, _, r = run_rss([os.path.join(BUILD, "bench_restore"), bootstrap, "--keys", str(a.keys)])
+            rates.append(float(kv(out)["keys_per_s"]))
+            rss.append(r)
+            print(f"run {i + 1}: {rates[-1]:,.0f} keys/s", file=sys.stderr)
+        print(f"| restore: {a.keys:,} changelog records ({kv(out)['value_bytes']} bytes each) into an empty "
+              f"store, local broker | {statistics.median(rates):,.0f} keys/s | "
+              f"{statistics.median(rss):.0f} MiB |")
+    finally:
+        stop_broker(broker)
         shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["engine", "kafka", "latency"])
-    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("what", choices=["engine", "kafka", "latency", "restore"])
+    ap.add_argument("--keys", type=int, default=5_000_000)
+    ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--rate", type=int, default=0, help="latency: this rate instead of half the maximum")
     ap.add_argument("--events", type=int)
     ap.add_argument("--users", type=int)
     ap.add_argument("--runs", type=int, default=3)
@@ -234,7 +272,7 @@ def main():
     else:
         a.events = a.events or 1_000_000
         a.users = a.users or 100_000
-        (kafka if a.what == "kafka" else latency)(a)
+        {"kafka": kafka, "latency": latency, "restore": restore}[a.what](a)
 
 
 if __name__ == "__main__":

@@ -164,33 +164,42 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
     int64_t t0 = tl_mono_ns(), n = 0, last_report = t0;
     char err[512];
     int rc = 0, done = 0;
+    /* Messages in batches from the consumer queue: one call per thousands of records. */
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c->rk);
+    rd_kafka_message_t *ms[4096];
     while (!done) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
-        if (!m) continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            done = 1;
-        } else if (m->err) {
-            TL_LOG_WARN("changelog", "restore partition=%d: %s", (int)partition, rd_kafka_message_errstr(m));
-        } else if (m->key) {
-            if (tl_store_restore(s, m->key, m->key_len, m->len ? m->payload : NULL, m->len, m->offset,
-                                 err, sizeof(err)) != 0) {
-                TL_LOG_ERROR("changelog", "%s", err);
-                rc = -1;
+        ssize_t got = rd_kafka_consume_batch_queue(q, 100, ms, 4096);
+        for (ssize_t i = 0; i < got; i++) {
+            rd_kafka_message_t *m = ms[i];
+            if (done) {
+                /* past the end or after an error: not used */
+            } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 done = 1;
-            }
-            if (++n % 4096 == 0) {
-                tl_prom_add(restored, 4096);
-                tl_prom_set(remaining, (double)(hi - m->offset - 1));
-                tl_health_beat();
-                if (tl_mono_ns() - last_report > 5 * (int64_t)1000000000) {
-                    last_report = tl_mono_ns();
-                    TL_LOG_INFO("changelog", "restoring partition=%d offset=%" PRId64 " of %" PRId64,
-                                (int)partition, m->offset, hi);
+            } else if (m->err) {
+                TL_LOG_WARN("changelog", "restore partition=%d: %s", (int)partition,
+                            rd_kafka_message_errstr(m));
+            } else if (m->key) {
+                if (tl_store_restore(s, m->key, m->key_len, m->len ? m->payload : NULL, m->len,
+                                     m->offset, err, sizeof(err)) != 0) {
+                    TL_LOG_ERROR("changelog", "%s", err);
+                    rc = -1;
+                    done = 1;
+                }
+                if (++n % 4096 == 0) {
+                    tl_prom_add(restored, 4096);
+                    tl_prom_set(remaining, (double)(hi - m->offset - 1));
+                    tl_health_beat();
+                    if (tl_mono_ns() - last_report > 5 * (int64_t)1000000000) {
+                        last_report = tl_mono_ns();
+                        TL_LOG_INFO("changelog", "restoring partition=%d offset=%" PRId64 " of %" PRId64,
+                                    (int)partition, m->offset, hi);
+                    }
                 }
             }
+            rd_kafka_message_destroy(m);
         }
-        rd_kafka_message_destroy(m);
     }
+    rd_kafka_queue_destroy(q);
     tl_prom_add(restored, (uint64_t)(n % 4096));
     tl_prom_set(remaining, 0);
     tl_prom_hide(remaining);
