@@ -106,7 +106,7 @@ static void test_defaults(void **state)
     assert_string_equal(tl_config_str(cfg, "log.level"), "info");
     assert_string_equal(tl_config_str(cfg, "state.dir"), "./tally-state");
     assert_int_equal(tl_config_int(cfg, "state.cache.mb"), 256);
-    assert_int_equal(tl_config_int(cfg, "batch.max.events"), 10000);
+    assert_int_equal(tl_config_int(cfg, "batch.max.events"), 100000);
     assert_int_equal(tl_config_int(cfg, "commit.interval.ms"), 100);
     assert_string_equal(tl_config_str(cfg, "input.topics"), "tally.events");
     assert_string_equal(tl_config_str(cfg, "schema.registry.url"), "");
@@ -229,7 +229,7 @@ static void test_env_bad_value(void **state)
     assert_int_equal(tl_config_load_env(cfg, err, sizeof(err)), -1);
     must_contain(err, "TALLY_BATCH_MAX_EVENTS");
     must_contain(err, "batch.max.events");
-    assert_int_equal(tl_config_int(cfg, "batch.max.events"), 10000);
+    assert_int_equal(tl_config_int(cfg, "batch.max.events"), 100000);
 }
 
 /* ---- errors ---------------------------------------------------------------------------- */
