@@ -7,6 +7,10 @@
   bench/run.py kafka [--events N] [--users N] [--runs R] [-X key=value ...]
       `tally run --until-end` against a bare librdkafka consumer draining the same topic,
       on a real broker started by scripts/kafka-broker.sh.
+  bench/run.py eos [--events N] [--users N] [--runs R] [-X key=value ...]
+      exactly_once against at_least_once: `tally run --until-end` of the same backlog, the
+      two alternating on one broker (which goes first alternates too); the median of the
+      per-run ratios.
   bench/run.py restore [--keys N] [--runs R]
       bench_restore: a compacted changelog partition of N user records (default 5,000,000)
       restored into an empty store, as after a lost disk; keys/s.
@@ -103,35 +107,37 @@ def backlog_topic(work, bootstrap, a, prefix):
     return topic
 
 
+def tally_drain(a, bootstrap, topic, work, extra):
+    """tally run --until-end of topic; (events/s, peak RSS MiB)."""
+    g = uuid.uuid4().hex[:8]
+    state = os.path.join(work, "state-" + g)
+    _, err, wall, rss = run_rss(
+        [os.path.join(BUILD, "tally"), "run", "--until-end", "-X", f"kafka.bootstrap.servers={bootstrap}",
+         "-X", f"input.topics={topic}", "-X", f"kafka.group.id=tally-{g}", "-X", f"state.dir={state}",
+         "-X", "log.level=warn", "-X", "http.listen=", "-X", f"output.interest.topic={topic}-{g}-interest",
+         "-X", f"output.attribution.topic={topic}-{g}-attr", "-X", f"output.credit.topic={topic}-{g}-credit",
+         "-X", f"dlq.topic={topic}-{g}-dlq"] + [arg for setting in a.xs + extra for arg in ("-X", setting)])
+    m = re.search(r"run: (\d+) events", err)
+    if not m or int(m.group(1)) != a.events:
+        sys.exit(f"tally run processed {m.group(1) if m else '?'} of {a.events} events:\n{err[-2000:]}")
+    shutil.rmtree(state, ignore_errors=True)
+    return a.events / wall, rss
+
+
 def kafka(a):
     work = tempfile.mkdtemp(prefix="tally-bench-")
     broker, bootstrap = start_broker(work, "kafka")
     try:
-        tally = os.path.join(BUILD, "tally")
         topic = backlog_topic(work, bootstrap, a, "bench")
         bare, tl, rss_t = [], [], []
         for i in range(a.runs):
             g = uuid.uuid4().hex[:8]
             out, _, wall, _ = run_rss([os.path.join(BUILD, "bench_bare_consumer"), bootstrap,
                                        topic, "bare-" + g])
-            n = int(kv(out)["records"])
-            bare.append(n / wall)
-            state = os.path.join(work, "state-" + g)
-            _, err, wall, rss = run_rss(
-                [tally, "run", "--until-end", "-X", f"kafka.bootstrap.servers={bootstrap}",
-                 "-X", f"input.topics={topic}", "-X", f"kafka.group.id=tally-{g}",
-                 "-X", f"state.dir={state}", "-X", "log.level=warn",
-                 "-X", f"output.interest.topic={topic}-interest",
-                 "-X", f"output.attribution.topic={topic}-attr",
-                 "-X", f"dlq.topic={topic}-dlq", "-X", f"state.cache.mb={a.cache_mb}",
-                 "-X", "http.listen="]
-                + [arg for setting in a.xs for arg in ("-X", setting)])
-            m = re.search(r"run: (\d+) events", err)
-            if not m or int(m.group(1)) != n:
-                sys.exit(f"tally run processed {m.group(1) if m else '?'} of {n} events:\n{err[-2000:]}")
-            tl.append(n / wall)
+            bare.append(int(kv(out)["records"]) / wall)
+            rate, rss = tally_drain(a, bootstrap, topic, work, [f"state.cache.mb={a.cache_mb}"])
+            tl.append(rate)
             rss_t.append(rss)
-            shutil.rmtree(state, ignore_errors=True)
             print(f"run {i + 1}: bare consumer {bare[-1]:,.0f} records/s, tally run "
                   f"{tl[-1]:,.0f} events/s, peak RSS {rss:.0f} MiB", file=sys.stderr)
         b, t = statistics.median(bare), statistics.median(tl)
@@ -233,6 +239,33 @@ def latency(a):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def eos(a):
+    work = tempfile.mkdtemp(prefix="tally-eos-")
+    broker, bootstrap = start_broker(work, "kafka")
+    try:
+        topic = backlog_topic(work, bootstrap, a, "eos")
+        rates = {"at_least_once": [], "exactly_once": []}
+        ratios = []
+        for i in range(a.runs):
+            order = ["at_least_once", "exactly_once"] if i % 2 == 0 else ["exactly_once", "at_least_once"]
+            got = {}
+            for g in order:
+                got[g], _ = tally_drain(a, bootstrap, topic, work, [f"processing.guarantee={g}"])
+                rates[g].append(got[g])
+            ratios.append(got["exactly_once"] / got["at_least_once"])
+            print(f"run {i + 1}: at_least_once {got['at_least_once']:,.0f} events/s, exactly_once "
+                  f"{got['exactly_once']:,.0f} events/s (ratio {ratios[-1]:.2f})", file=sys.stderr)
+        mode = ", ".join(a.xs) if a.xs else "defaults"
+        print(f"| exactly_once vs at_least_once ({mode}), {a.events:,} events, {a.users:,} users, "
+              f"4 partitions, local broker, {a.runs} alternating runs | "
+              f"{statistics.median(rates['exactly_once']):,.0f} / "
+              f"{statistics.median(rates['at_least_once']):,.0f} events/s | median ratio "
+              f"{statistics.median(ratios):.2f} (runs: {', '.join(f'{r:.2f}' for r in ratios)}) |")
+    finally:
+        stop_broker(broker)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def restore(a):
     work = tempfile.mkdtemp(prefix="tally-restore-")
     broker, bootstrap = start_broker(work, "kafka")
@@ -253,7 +286,7 @@ def restore(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["engine", "kafka", "latency", "restore"])
+    ap.add_argument("what", choices=["engine", "kafka", "latency", "restore", "eos"])
     ap.add_argument("--keys", type=int, default=5_000_000)
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
@@ -272,7 +305,7 @@ def main():
     else:
         a.events = a.events or 1_000_000
         a.users = a.users or 100_000
-        {"kafka": kafka, "latency": latency, "restore": restore}[a.what](a)
+        {"kafka": kafka, "latency": latency, "restore": restore, "eos": eos}[a.what](a)
 
 
 if __name__ == "__main__":

@@ -255,7 +255,10 @@ int tl_cmd_demo(int argc, char **argv)
         /* librdkafka's mock cluster does not keep transactional offsets: the in-process
          * demo runs at-least-once (the tests prove exactly-once on a real broker). */
         tl_config_set(c, "processing.guarantee", "at_least_once", "demo", err, sizeof(err)) ||
-        tl_config_set(c, "state.dir", tmpdir, "demo", err, sizeof(err))) {
+        tl_config_set(c, "state.dir", tmpdir, "demo", err, sizeof(err)) ||
+        /* a free port, so the demo runs beside a tally that serves the default one */
+        (!strcmp(tl_config_str(c, "http.listen"), "127.0.0.1:9464") &&
+         tl_config_set(c, "http.listen", "127.0.0.1:0", "demo", err, sizeof(err)))) {
         fprintf(stderr, "tally: %s\n", err);
         goto done;
     }

@@ -212,7 +212,9 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     if (eos) tl_kafka_sink_set_consumer(ksink, tl_kafka_source_handle(src), topic);
     TL_LOG_INFO("run", "started topic=%s state.dir=%s until_end=%d", topic, o.state_dir,
                 until_end);
-    tl_observe_attach(obs, rt, src, ksink, &p, topic);
+    const char *const out_topics[4] = {ko.topic_interest, ko.topic_attribution, ko.topic_credit,
+                                       ko.topic_dlq};
+    tl_observe_attach(obs, rt, src, ksink, &p, topic, out_topics);
     int64_t t0 = tl_mono_ns();
     int r = tl_runtime_run(rt, src, &tl_stop);
     rep->seconds = (double)(tl_mono_ns() - t0) / 1e9;

@@ -39,6 +39,7 @@ struct tl_observe {
     /* lag series shown at the last tick, by partition */
     tl_prom_series *lag[OBS_MAX_PARTS];
     tl_prom_series *credit[OBS_TOP_CREDITS];
+    char *out_topics[4];   /* interest, attribution, credit, dead-letter topics */
 };
 
 static const char *not_ready(tl_observe *o, char *buf, size_t len);
@@ -54,11 +55,14 @@ static void tick_outputs(tl_observe *o)
 {
     tl_sink_counts c;
     tl_sink_counts_get(o->sink, &c);
-    const char *h = "Output records produced, by kind.";
-    set_count("tally_outputs_total", h, c.interest, "output", "interest_delta");
-    set_count("tally_outputs_total", h, c.attribution, "output", "attribution");
-    set_count("tally_outputs_total", h, c.credit, "output", "credit_delta");
-    set_count("tally_outputs_total", h, c.dlq, "output", "dead_letter");
+    const char *h = "Output records produced, by topic and kind.";
+    static const char *const kind[4] = {"interest_delta", "attribution", "credit_delta", "dead_letter"};
+    const uint64_t n[4] = {c.interest, c.attribution, c.credit, c.dlq};
+    for (int i = 0; i < 4; i++)
+        tl_prom_counter_set(tl_prom_counter("tally_outputs_total", h, "topic",
+                                            o->out_topics[i] ? o->out_topics[i] : "", "output", kind[i],
+                                            NULL),
+                            n[i]);
     for (int m = 0; m < TL_M_COUNT; m++)
         set_count("tally_attributions_total", "Attribution records produced, by method they carry.",
                   c.by_method[m], "method", tl_method_name((tl_method)m));
@@ -94,7 +98,7 @@ static void tick_lag(tl_observe *o)
 
 static void tick_state(tl_observe *o, tl_runtime *rt)
 {
-    uint64_t cached = 0, written = 0;
+    uint64_t cached = 0, written = 0, keys = 0, sst = 0, mem = 0;
     size_t bytes = 0;
     for (int p = 0; p < OBS_MAX_PARTS; p++) {
         tl_store *s = tl_runtime_store(rt, p);
@@ -104,7 +108,21 @@ static void tick_state(tl_observe *o, tl_runtime *rt)
         cached += st.users_cached;
         written += st.users_written;
         bytes += st.cache_bytes;
+        uint64_t k, f, m;
+        tl_store_rocksdb_stats(s, &k, &f, &m);
+        keys += k;
+        sst += f;
+        mem += m;
     }
+    tl_prom_set(tl_prom_gauge("tally_state_keys", "RocksDB's estimate of the keys in the state stores.",
+                              NULL),
+                (double)keys);
+    tl_prom_set(tl_prom_gauge("tally_state_sst_bytes", "Bytes of the state stores' SST files.", NULL),
+                (double)sst);
+    tl_prom_set(tl_prom_gauge("tally_rocksdb_memory_bytes",
+                              "RocksDB memory of the state stores: memtables, table readers, block cache.",
+                              NULL),
+                (double)mem);
     tl_prom_set(tl_prom_gauge("tally_state_cached_users", "User records in the state caches.", NULL),
                 (double)cached);
     tl_prom_set(tl_prom_gauge("tally_state_cache_bytes", "Memory held by the state caches.", NULL),
@@ -352,8 +370,12 @@ tl_observe *tl_observe_start(const tl_config *c, char *err, size_t errlen)
 }
 
 void tl_observe_attach(tl_observe *o, tl_runtime *rt, tl_source *src, tl_sink *sink,
-                       tl_pipeline *p, const char *topic)
+                       tl_pipeline *p, const char *topic, const char *const out_topics[4])
 {
+    for (int i = 0; i < 4; i++) {
+        free(o->out_topics[i]);
+        o->out_topics[i] = tl_xstrdup(out_topics[i]);
+    }
     o->src = src;
     o->sink = sink;
     o->p = p;
@@ -377,5 +399,6 @@ void tl_observe_stop(tl_observe *o)
     if (!o) return;
     tl_http_stop(o->http);
     free(o->topic);
+    for (int i = 0; i < 4; i++) free(o->out_topics[i]);
     free(o);
 }

@@ -40,9 +40,9 @@ static const tl_config_def runtime_table[] = {
      "reprocessing."},
     {"batch.max.events", TL_CT_INT, "100000", 1, 10000000,
      "Most events processed between two commits. At a steady input rate commit.interval.ms "
-     "decides; this bounds a transaction (or batch) when there is a backlog, where larger "
-     "means fewer commits and a faster catch-up (exactly_once: 10,000 gave 0.63 of "
-     "at_least_once's throughput, 100,000 gave 0.76; docs/benchmarks.md)."},
+     "decides; this bounds a transaction (or batch) when there is a backlog: larger means "
+     "fewer commits and a faster catch-up, and a longer wait for the events of a big "
+     "transaction (docs/benchmarks.md)."},
     {"commit.interval.ms", TL_CT_INT, "100", 1, 600000,
      "How often outputs, state and offsets are committed. exactly_once: the longest a "
      "transaction stays open (events are processed as they arrive within it); "

@@ -51,6 +51,7 @@ static void tsvec_push(tsvec *t, int64_t x)
 /* The runtime's metrics (prom.h), looked up once. */
 typedef struct rt_metrics {
     tl_prom_series *events[TL_EVENT_TYPE_COUNT], *dead[TL_DLQ_REASON_COUNT];
+    tl_prom_series *decode[TL_DLQ_REASON_COUNT];   /* NULL for reasons after decoding */
     tl_prom_series *batch_seconds, *latency_seconds, *committed, *aborted;
 } rt_metrics;
 
@@ -63,6 +64,10 @@ static void metrics_init(rt_metrics *m)
         m->dead[r] = tl_prom_counter("tally_dead_letters_total",
                                      "Input records sent to the dead-letter topic, by reason.", "reason",
                                      tl_dlq_reason_name((tl_dlq_reason)r), NULL);
+    for (int r = 0; r <= TL_DLQ_MALFORMED; r++)   /* framing, schema id, resolution, body */
+        m->decode[r] = tl_prom_counter("tally_decode_errors_total",
+                                       "Input records that did not decode, by reason (also dead letters).",
+                                       "reason", tl_dlq_reason_name((tl_dlq_reason)r), NULL);
     m->batch_seconds = tl_prom_histogram(
         "tally_batch_duration_seconds",
         "Time from a batch's first event to its commit (exactly_once: the transaction).",
@@ -344,6 +349,7 @@ static int run_events(tl_runtime *rt)
         rt->st.bad[r->reason]++;
         rt->st.bad_total++;
         tl_prom_add(rt->m.dead[r->reason], 1);
+        if (rt->m.decode[r->reason]) tl_prom_add(rt->m.decode[r->reason], 1);
         TL_LOG_WARN("ingest", "dead letter reason=%s partition=%d offset=%" PRId64 " error=\"%s\"",
                     tl_dlq_reason_name(r->reason), (int)r->partition, r->offset, r->error);
         if (rt->sink->emit_dlq(rt->sink->ctx, r) != TL_OK) return -1;
@@ -428,6 +434,9 @@ static int send_state(void *arg, const tl_user *u, const tl_buf *value)
  * they reflect and are written to RocksDB. An aborted transaction drops the state it
  * changed and the input is read again from the committed offsets. */
 #define TL_RUNTIME_EOS_POLL_MS 5
+/* Events per poll inside a transaction: small enough that processing one chunk takes
+ * milliseconds, so a transaction ends close to commit.interval.ms even with a backlog. */
+#define TL_RUNTIME_EOS_CHUNK 2000
 
 static int eos_process(tl_runtime *rt)
 {
@@ -585,6 +594,7 @@ static int eos_run(tl_runtime *rt)
                 if (left < timeout) timeout = left > 0 ? (int)left : 0;
             }
             int max = rt->o.batch_max_events - (rt->txn_open ? rt->txn_events : 0);
+            if (max > TL_RUNTIME_EOS_CHUNK) max = TL_RUNTIME_EOS_CHUNK;
             int64_t tp = tl_mono_ns();
             prc = src->poll(src->ctx, &rt->batch, max > 0 ? max : 1, timeout);
             rt->st.poll_ns += tl_mono_ns() - tp;

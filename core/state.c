@@ -1230,3 +1230,14 @@ void tl_store_discard_dirty(tl_store *s)
     s->n_dirty = 0;
     s->n_changed = 0;
 }
+
+void tl_store_rocksdb_stats(tl_store *s, uint64_t *keys, uint64_t *sst_bytes, uint64_t *mem_bytes)
+{
+    uint64_t v = 0, mem = 0;
+    *keys = rocksdb_property_int(s->db, "rocksdb.estimate-num-keys", &v) == 0 ? v : 0;
+    *sst_bytes = rocksdb_property_int(s->db, "rocksdb.total-sst-files-size", &v) == 0 ? v : 0;
+    if (rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &v) == 0) mem += v;
+    if (rocksdb_property_int(s->db, "rocksdb.estimate-table-readers-mem", &v) == 0) mem += v;
+    if (rocksdb_property_int(s->db, "rocksdb.block-cache-usage", &v) == 0) mem += v;
+    *mem_bytes = mem;
+}

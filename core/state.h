@@ -185,5 +185,8 @@ int tl_store_restore_done(tl_store *s, char *err, size_t errlen);
 /* The next input offset recorded by the last flush, or -1 for a new store. */
 int64_t tl_store_next_offset(const tl_store *s);
 void tl_store_stats_get(const tl_store *s, tl_store_stats *st);
+/* RocksDB's estimates for the store: keys (users and timer index entries), bytes in SST
+ * files, and memory (memtables, table readers, block cache). */
+void tl_store_rocksdb_stats(tl_store *s, uint64_t *keys, uint64_t *sst_bytes, uint64_t *mem_bytes);
 
 #endif

@@ -27,8 +27,18 @@ struct tl_changelog {
     char *topic;
 };
 
+static void restore_metrics(tl_prom_series **restoring, tl_prom_series **restored)
+{
+    *restoring = tl_prom_gauge("tally_restoring_partitions",
+                               "Partitions being restored from the changelog now.", NULL);
+    *restored = tl_prom_counter("tally_restore_records_total",
+                                "Changelog records restored into the local state.", NULL);
+}
+
 tl_changelog *tl_changelog_new(rd_kafka_conf_t *conf, const char *topic, char *err, size_t errlen)
 {
+    tl_prom_series *restoring, *restored;
+    restore_metrics(&restoring, &restored);   /* shown from the start, at 0 */
     char e[512];
     static const char *const fixed[][2] = {
         {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
@@ -152,13 +162,11 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
     rd_kafka_topic_partition_list_destroy(l);
     char pstr[16];
     snprintf(pstr, sizeof(pstr), "%d", (int)partition);
-    tl_prom_series *restoring = tl_prom_gauge("tally_restoring_partitions",
-                                              "Partitions being restored from the changelog now.", NULL);
+    tl_prom_series *restoring, *restored;
+    restore_metrics(&restoring, &restored);
     tl_prom_series *remaining = tl_prom_gauge(
         "tally_restore_remaining_records", "Changelog records left to restore, by partition.",
         "partition", pstr, NULL);
-    tl_prom_series *restored = tl_prom_counter("tally_restore_records_total",
-                                               "Changelog records restored into the local state.", NULL);
     tl_prom_set(restoring, tl_prom_gauge_value(restoring) + 1);
     tl_prom_set(remaining, (double)(hi - from));
     int64_t t0 = tl_mono_ns(), n = 0, last_report = t0;

@@ -32,7 +32,9 @@ FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_tot
             "tally_attributions_total", "tally_consumer_lag_records", "tally_batch_duration_seconds",
             "tally_end_to_end_latency_seconds", "tally_transactions_total", "tally_rebalances_total",
             "tally_assigned_partitions", "tally_restoring_partitions", "tally_state_cached_users",
-            "tally_state_cache_bytes", "tally_model_auc", "tally_model_log_loss", "tally_ready"]
+            "tally_state_cache_bytes", "tally_model_auc", "tally_model_log_loss", "tally_ready",
+            "tally_decode_errors_total", "tally_state_keys", "tally_state_sst_bytes",
+            "tally_rocksdb_memory_bytes", "tally_restore_records_total"]
 
 
 def get(port, path):
@@ -136,8 +138,16 @@ def test_flow_users_shutdown(work, b, kafka):
     purchases = total(m1, "tally_events_total", type="PURCHASE")
     assert purchases > 0 and total(m1, "tally_attributions_total", method="linear") == len(atts)
     assert total(m1, "tally_end_to_end_latency_seconds_count") == 20000
-    assert total(m1, "tally_transactions_total", result="committed") >= 2
+    committed1 = total(m1, "tally_transactions_total", result="committed")
+    assert committed1 >= 1 and total(m1, "tally_batch_duration_seconds_count") == committed1, \
+        "%d transactions committed, %d batch durations" % (
+            committed1, total(m1, "tally_batch_duration_seconds_count"))
     assert total(m1, "tally_ready") == 1 and total(m1, "tally_assigned_partitions") == 4
+    assert total(m1, "tally_outputs_total", topic=out.interest, output="interest_delta") == 20000
+    assert total(m1, "tally_decode_errors_total") == 0 and total(m1, "tally_dead_letters_total") == 0
+    assert total(m1, "tally_state_keys") >= 500 and total(m1, "tally_rocksdb_memory_bytes") > 0, \
+        "state keys %r, RocksDB memory %r" % (total(m1, "tally_state_keys"),
+                                              total(m1, "tally_rocksdb_memory_bytes"))
 
     # users: the profile equals the interest deltas
     import math
@@ -219,8 +229,11 @@ def main():
             msg = fn()
             print("PASS %s (%.0f s)%s" % (name, time.monotonic() - t0, ": " + msg if msg else ""))
         except AssertionError as e:
+            import traceback
             failed += 1
-            print("FAIL %s (%.0f s):\n  %s" % (name, time.monotonic() - t0, e))
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            print("FAIL %s (%.0f s), line %d:\n  %s" % (name, time.monotonic() - t0, where.lineno,
+                                                      e or where.line))
         finally:
             stop_all()
     kafka.close()
