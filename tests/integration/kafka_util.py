@@ -12,6 +12,7 @@
 - wait_until(): polls a condition until a deadline, failing early when a process that must
   stay up has exited.
 - OutputTopics: the names of one run's four output topics.
+- Steps: a test's named steps, each printed as "ok NAME" or "FAIL NAME" with its problems.
 
 Failures are raised as AssertionError with a message meant for the test's FAIL line.
 """
@@ -487,3 +488,37 @@ def check_tools():
 
 if __name__ == "__main__":
     sys.exit("kafka_util.py is a module for the integration tests")
+
+
+class Steps:
+    """A test's named steps. step(name, fn) runs fn(problems): fn appends what is wrong to
+    problems (or raises AssertionError) and may return a line of information. Prints "ok
+    NAME: info" or "FAIL NAME:" and the problems; returns whether the step passed. With
+    catch_all, any other exception (a client library's) is that step's failure too."""
+
+    def __init__(self, catch_all=False):
+        self.results = []   # (name, problems)
+        self.catch_all = catch_all
+
+    def __call__(self, name, fn):
+        problems = []
+        info = None
+        try:
+            info = fn(problems)
+        except AssertionError as e:
+            problems.append(str(e))
+        except Exception as e:   # noqa: BLE001 -- only with catch_all, else re-raised
+            if not self.catch_all:
+                raise
+            problems.append("%s: %s" % (type(e).__name__, e))
+        self.results.append((name, problems))
+        if problems:
+            print("FAIL %s:\n  %s" % (name, "\n  ".join(problems)))
+        else:
+            print("ok   %s%s" % (name, ": " + info if info else ""))
+        return not problems
+
+    def counts(self):
+        """(passed, failed)"""
+        passed = sum(1 for _, pr in self.results if not pr)
+        return passed, len(self.results) - passed

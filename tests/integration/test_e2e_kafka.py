@@ -37,6 +37,7 @@ sys.path.insert(0, HERE)
 
 import compare as cmp  # noqa: E402
 import reference as ref  # noqa: E402
+from kafka_util import Steps  # noqa: E402
 
 SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 TALLY_BIN = os.environ.get("TALLY_BIN") or os.path.join(SOURCE_DIR, "build", "tally")
@@ -389,21 +390,9 @@ def main():
     group = "tally-e2e-" + RUN
     kafka = Kafka(b)
     schemas = load_schemas()
-    results = []   # (name, problems list)
+    step = Steps()
+    results = step.results
 
-    def step(name, fn):
-        problems = []
-        try:
-            info = fn(problems)
-        except AssertionError as e:
-            problems.append(str(e))
-            info = None
-        results.append((name, problems))
-        if problems:
-            print("FAIL %s:\n  %s" % (name, "\n  ".join(problems)))
-        else:
-            print("ok   %s%s" % (name, ": " + info if info else ""))
-        return not problems
 
     print("broker %s, topics suffix %s, files in %s" % (b, RUN, tmp))
     ok = step("create topics", lambda pr: kafka.create_topics(

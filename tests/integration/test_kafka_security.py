@@ -124,7 +124,8 @@ def main():
     wrong = "wrong-" + uuid.uuid4().hex
     logs = []          # every file tally's stdout and stderr went to
     state_dirs = []
-    results = []
+    step = ku.Steps()
+    results = step.results
     ctx = {}
 
     def log(name):
@@ -137,19 +138,6 @@ def main():
         state_dirs.append(path)
         return path
 
-    def step(name, fn):
-        problems = []
-        try:
-            info = fn(problems)
-        except AssertionError as e:
-            problems.append(str(e))
-            info = None
-        results.append((name, problems))
-        if problems:
-            print("FAIL %s:\n  %s" % (name, "\n  ".join(problems)))
-        else:
-            print("ok   %s%s" % (name, ": " + info if info else ""))
-        return not problems
 
     def start_broker(pr):
         out = broker("start", bdir, "--secure")

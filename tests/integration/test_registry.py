@@ -296,7 +296,8 @@ def main():
     reg = Registry(USER + ":" + PASSWORD, cert, key)
     cli = Client(reg.url, USER + ":" + PASSWORD, ca)
     logs = []
-    results = []
+    step = ku.Steps(catch_all=True)
+    results = step.results
     st = {}
 
     def base_args(name, *extra, url=reg.url, user_info=USER + ":" + PASSWORD, cafile=ca):
@@ -325,22 +326,6 @@ def main():
                 problems.append("%s: log lacks %r:\n%s" % (name, s, ku.tail(log, 8)))
         return problems
 
-    def step(name, fn):
-        problems = []
-        try:
-            info = fn(problems)
-        except AssertionError as e:
-            problems.append(str(e))
-            info = None
-        except Exception as e:   # a client library's error: report it as this step's failure
-            problems.append("%s: %s" % (type(e).__name__, e))
-            info = None
-        results.append(not problems)
-        if problems:
-            print("FAIL %s:\n  %s" % (name, "\n  ".join(problems)))
-        else:
-            print("ok   %s%s" % (name, ": " + info if info else ""))
-        return not problems
 
     def setup(pr):
         kafka.create_topics({t_in: 2})
@@ -516,7 +501,7 @@ def ku_closed_port():
 def finish(results, reg):
     reg.stop()
     ku.stop_all()
-    passed = sum(1 for r in results if r)
+    passed = sum(1 for _, pr in results if not pr)
     print("%d passed, %d failed" % (passed, len(results) - passed))
     return 0 if passed == len(results) else 1
 
