@@ -350,8 +350,10 @@ static int run_events(tl_runtime *rt)
         rt->st.bad_total++;
         tl_prom_add(rt->m.dead[r->reason], 1);
         if (rt->m.decode[r->reason]) tl_prom_add(rt->m.decode[r->reason], 1);
-        TL_LOG_WARN("ingest", "dead letter reason=%s partition=%d offset=%" PRId64 " error=\"%s\"",
-                    tl_dlq_reason_name(r->reason), (int)r->partition, r->offset, r->error);
+        char q[512];
+        TL_LOG_WARN("ingest", "dead letter reason=%s partition=%d offset=%" PRId64 " error=%s",
+                    tl_dlq_reason_name(r->reason), (int)r->partition, r->offset,
+                    tl_log_quote(q, sizeof(q), r->error));
         if (rt->sink->emit_dlq(rt->sink->ctx, r) != TL_OK) return -1;
         note_offset(rt, r->partition, r->offset);
     }

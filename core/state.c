@@ -875,7 +875,8 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     size_t vlen = 0;
     char *v = rocksdb_get(s->db, s->ropts, s->kbuf.data, s->kbuf.len, &vlen, &rerr);
     if (rerr) {
-        TL_LOG_ERROR("state", "read failed store=%s error=\"%s\"", s->path, rerr);
+        char q[512];
+        TL_LOG_ERROR("state", "read failed store=%s error=%s", s->path, tl_log_quote(q, sizeof(q), rerr));
         abort();
     }
     if (!v && !create) return NULL;

@@ -155,8 +155,9 @@ static int take_message(ksrc *k, tl_batch *b, const rd_kafka_message_t *m)
                              sizeof(err));
     if (rc == TL_CODEC_RETRY) {
         b->n--;
-        TL_LOG_WARN("ingest", "cannot decode now, will retry partition=%d offset=%" PRId64
-                    " error=\"%s\"", (int)m->partition, m->offset, err);
+        char q[512];
+        TL_LOG_WARN("ingest", "cannot decode now, will retry partition=%d offset=%" PRId64 " error=%s",
+                    (int)m->partition, m->offset, tl_log_quote(q, sizeof(q), err));
         return -1;
     }
     if (rc != TL_CODEC_OK ||
@@ -222,7 +223,8 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         }
         if (m->err) {
             /* Consumer errors are reports (broker down, ...): librdkafka recovers. */
-            TL_LOG_WARN("ingest", "consumer error=\"%s\"", rd_kafka_message_errstr(m));
+            char q[512];
+            TL_LOG_WARN("ingest", "consumer error=%s", tl_log_quote(q, sizeof(q), rd_kafka_message_errstr(m)));
             /* Bad credentials do not heal by retrying: stop with the reason. */
             int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
                         m->err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED;

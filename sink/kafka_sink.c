@@ -95,7 +95,9 @@ static tl_rc produce_to(kafka_sink *s, const char *topic, int32_t partition, con
             continue;
         }
         if (hdrs) rd_kafka_headers_destroy(hdrs);
-        TL_LOG_ERROR("sink", "produce failed topic=%s error=\"%s\"", topic, rd_kafka_err2str(err));
+        char q[512];
+        TL_LOG_ERROR("sink", "produce failed topic=%s error=%s", topic,
+                     tl_log_quote(q, sizeof(q), rd_kafka_err2str(err)));
         return TL_ERROR;
     }
 }
@@ -154,6 +156,16 @@ static tl_rc ks_dlq(void *ctx, const tl_dlq_record *r)
     return produce(s, s->o.topic_dlq, r->key, r->key_len, r->payload, r->payload_len, h);
 }
 
+/* 1 (and logged) when a delivery failed. */
+static int delivery_failed(const kafka_sink *s)
+{
+    if (!s->failed) return 0;
+    char q[512];
+    TL_LOG_ERROR("sink", "delivery failed messages=%" PRIu64 " last_error=%s", s->failed,
+                 tl_log_quote(q, sizeof(q), s->last_error));
+    return 1;
+}
+
 static tl_rc ks_flush(void *ctx, int timeout_ms)
 {
     kafka_sink *s = ctx;
@@ -163,12 +175,7 @@ static tl_rc ks_flush(void *ctx, int timeout_ms)
                     rd_kafka_outq_len(s->rk));
         return TL_RETRY;
     }
-    if (s->failed) {
-        TL_LOG_ERROR("sink", "delivery failed messages=%" PRIu64 " last_error=\"%s\"", s->failed,
-                     s->last_error);
-        return TL_ERROR;
-    }
-    return TL_OK;
+    return delivery_failed(s) ? TL_ERROR : TL_OK;
 }
 
 static tl_rc ks_progress(void *ctx, uint64_t *emitted, uint64_t *acked)
@@ -177,12 +184,7 @@ static tl_rc ks_progress(void *ctx, uint64_t *emitted, uint64_t *acked)
     rd_kafka_poll(s->rk, 0);   /* serves delivery reports */
     *emitted = s->emitted;
     *acked = s->acked;
-    if (s->failed) {
-        TL_LOG_ERROR("sink", "delivery failed messages=%" PRIu64 " last_error=\"%s\"", s->failed,
-                     s->last_error);
-        return TL_ERROR;
-    }
-    return TL_OK;
+    return delivery_failed(s) ? TL_ERROR : TL_OK;
 }
 
 /* librdkafka's transactional error classes (INTRODUCTION.md, "Transactional producer
