@@ -19,8 +19,8 @@ static const tl_config_def runtime_table[] = {
     {"log.file", TL_CT_STRING, "", NORANGE,
      "Append the log to this file (empty: stderr). SIGHUP reopens it (for logrotate)."},
     {"processing.guarantee", TL_CT_STRING, "exactly_once", NORANGE,
-     "exactly_once: each batch's outputs, state changelog and input offsets in one Kafka "
-     "transaction (docs/operations.md); at_least_once: outputs acknowledged before offsets "
+     "exactly_once: outputs, state changelog and input offsets commit together in one Kafka "
+     "transaction every commit.interval.ms (docs/operations.md); at_least_once: outputs acknowledged before offsets "
      "are stored, state resumed from its own offsets."},
     {"instance.id", TL_CT_STRING, "", NORANGE,
      "This instance's stable name (empty: the host name). With exactly_once it makes the "
