@@ -209,6 +209,29 @@ class Kafka:
             return {k: v.value for k, v in f.result(timeout=30).items()}
         return {}
 
+    def produce(self, topic, records):
+        """records: [(key bytes, value bytes)]; returns [(partition, offset)] in order."""
+        from confluent_kafka import Producer
+        p = Producer({"bootstrap.servers": self.b, "enable.idempotence": True, "logger": _QUIET})
+        where = [None] * len(records)
+        errors = []
+
+        def cb(i):
+            def done(err, msg):
+                if err is not None:
+                    errors.append(str(err))
+                else:
+                    where[i] = (msg.partition(), msg.offset())
+            return done
+
+        for i, (k, v) in enumerate(records):
+            p.produce(topic, key=k, value=v, on_delivery=cb(i))
+        left = p.flush(60)
+        if left or errors or None in where:
+            raise AssertionError("producing to %s failed: %d unsent, errors %s" % (
+                topic, left, errors[:3]))
+        return where
+
     def end_offsets(self, topic):
         """{partition: end offset} (the last stable offset: what a read_committed consumer
         can reach)."""

@@ -23,25 +23,20 @@ configured, or the real data is absent).
 """
 
 import io
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import compare as cmp  # noqa: E402
 import reference as ref  # noqa: E402
-from kafka_util import Steps  # noqa: E402
+from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, bootstrap, decode_outputs,  # noqa: E402
+                        load_schemas, run_tally)
 
 SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
-TALLY_BIN = os.environ.get("TALLY_BIN") or os.path.join(SOURCE_DIR, "build", "tally")
-SCHEMA_DIR = os.path.join(SOURCE_DIR, "schemas")
 DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
 SKIP = 77
 TOL = 1e-9
@@ -51,51 +46,6 @@ READ_TIMEOUT_S = 120
 IN_PARTITIONS = 4
 OUT_PARTITIONS = 4
 YEAR_2500_MS = 16_725_225_600_000
-
-RUN = uuid.uuid4().hex[:10]
-
-
-def bootstrap():
-    b = os.environ.get("TALLY_TEST_BOOTSTRAP", "").strip()
-    f = os.environ.get("TALLY_TEST_BOOTSTRAP_FILE", "").strip()
-    if not b and f:
-        with open(f) as fh:
-            b = fh.read().strip()
-    return b
-
-
-# ------------------------------------------------------------------------- schemas
-
-def _strip_logical(node):
-    """The schema without logicalType annotations: timestamps decode as plain ints (ms)."""
-    if isinstance(node, dict):
-        return {k: _strip_logical(v) for k, v in node.items() if k != "logicalType"}
-    if isinstance(node, list):
-        return [_strip_logical(x) for x in node]
-    return node
-
-
-def load_schemas():
-    """{schema id: parsed schema} from schemas/<id>-<name>.avsc. Each file is parsed on
-    its own; one that names a type defined by an earlier file is parsed with the types
-    of the files before it."""
-    import fastavro
-    files = []
-    for name in os.listdir(SCHEMA_DIR):
-        if name.endswith(".avsc") and name.split("-", 1)[0].isdigit():
-            files.append((int(name.split("-", 1)[0]), name))
-    named = {}
-    out = {}
-    for sid, name in sorted(files):
-        with open(os.path.join(SCHEMA_DIR, name)) as fh:
-            schema = _strip_logical(json.load(fh))
-        try:
-            out[sid] = fastavro.parse_schema(schema, named_schemas={})
-        except fastavro.schema.UnknownType:
-            out[sid] = fastavro.parse_schema(schema, named_schemas=dict(named))
-        fastavro.parse_schema(schema, named_schemas=named)   # collect its named types
-    return out
-
 
 def frame(schema_id, body):
     return b"\x00" + schema_id.to_bytes(4, "big") + body
@@ -107,175 +57,6 @@ def avro_encode(schema, record):
     fastavro.schemaless_writer(buf, schema, record)
     return buf.getvalue()
 
-
-def avro_decode(schema, body):
-    """Decodes one record; the body must be used up exactly."""
-    import fastavro
-    bio = io.BytesIO(body)
-    rec = fastavro.schemaless_reader(bio, schema, None)
-    if bio.tell() != len(body):
-        raise ValueError("%d trailing bytes after the Avro record" % (len(body) - bio.tell()))
-    return rec
-
-
-# --------------------------------------------------------------------------- kafka
-
-class Kafka:
-    def __init__(self, bootstrap_servers):
-        from confluent_kafka.admin import AdminClient
-        self.b = bootstrap_servers
-        self.admin = AdminClient({"bootstrap.servers": self.b})
-
-    def create_topics(self, spec):
-        """spec: {name: partitions}; waits until every partition has a leader."""
-        from confluent_kafka.admin import NewTopic
-        futs = self.admin.create_topics(
-            [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in spec.items()],
-            operation_timeout=30, request_timeout=30)
-        for t, f in futs.items():
-            f.result(timeout=60)
-        deadline = time.monotonic() + 60
-        while True:
-            md = self.admin.list_topics(timeout=10)
-            ready = all(t in md.topics and md.topics[t].error is None
-                        and len(md.topics[t].partitions) == n
-                        and all(p.leader >= 0 for p in md.topics[t].partitions.values())
-                        for t, n in spec.items())
-            if ready:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError("topics %s not ready after 60 s" % sorted(spec))
-
-    def delete_topics(self, names):
-        try:
-            for f in self.admin.delete_topics(list(names), operation_timeout=30).values():
-                f.result(timeout=60)
-        except Exception as e:  # best effort: the broker is a test broker
-            print("note: could not delete test topics: %s" % e)
-
-    def partitions(self, topic):
-        md = self.admin.list_topics(topic=topic, timeout=10)
-        t = md.topics.get(topic)
-        if t is None or t.error is not None:
-            raise AssertionError("topic %s: %s" % (topic, t.error if t else "absent"))
-        return sorted(t.partitions)
-
-    def produce(self, topic, records):
-        """records: [(key bytes, value bytes)]; returns [(partition, offset)] in order."""
-        from confluent_kafka import Producer
-        p = Producer({"bootstrap.servers": self.b, "enable.idempotence": True})
-        where = [None] * len(records)
-        errors = []
-
-        def cb(i):
-            def done(err, msg):
-                if err is not None:
-                    errors.append(str(err))
-                else:
-                    where[i] = (msg.partition(), msg.offset())
-            return done
-
-        for i, (k, v) in enumerate(records):
-            p.produce(topic, key=k, value=v, on_delivery=cb(i))
-        left = p.flush(60)
-        if left or errors or None in where:
-            raise AssertionError("producing to %s failed: %d unsent, errors %s" % (
-                topic, left, errors[:3]))
-        return where
-
-    def end_offsets(self, topic, isolation="read_committed"):
-        from confluent_kafka import Consumer, TopicPartition
-        c = Consumer({"bootstrap.servers": self.b, "group.id": "tally-e2e-probe-" + RUN,
-                      "enable.auto.commit": False, "isolation.level": isolation})
-        try:
-            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                    for p in self.partitions(topic)}
-        finally:
-            c.close()
-
-    def read_all(self, topic):
-        """Every committed record of topic, from the beginning to each partition's end
-        offset (asked of the broker first: the topic is no longer written).
-        Returns [(partition, offset, key, value, headers dict)]."""
-        from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-        c = Consumer({"bootstrap.servers": self.b, "group.id": "tally-e2e-read-" + RUN,
-                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                      "enable.partition.eof": True, "isolation.level": "read_committed"})
-        out = []
-        try:
-            ends = {}
-            for p in self.partitions(topic):
-                lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                ends[p] = (lo, hi)
-            pending = {p for p, (lo, hi) in ends.items() if hi > lo}
-            if not pending:
-                return out
-            c.assign([TopicPartition(topic, p, ends[p][0]) for p in sorted(pending)])
-            deadline = time.monotonic() + READ_TIMEOUT_S
-            while pending:
-                if time.monotonic() > deadline:
-                    pos = {tp.partition: tp.offset for tp in
-                           c.position([TopicPartition(topic, p) for p in pending])}
-                    raise AssertionError("reading %s: partitions %s not at their end after %d s "
-                                         "(positions %s, ends %s)" % (
-                                             topic, sorted(pending), READ_TIMEOUT_S, pos, ends))
-                m = c.poll(1.0)
-                if m is not None:
-                    if m.error():
-                        if m.error().code() != KafkaError._PARTITION_EOF:
-                            raise KafkaException(m.error())
-                        if m.offset() >= ends[m.partition()][1]:
-                            pending.discard(m.partition())
-                        continue
-                    out.append((m.partition(), m.offset(), m.key(), m.value(),
-                                dict((k, v) for k, v in (m.headers() or []))))
-                    if m.offset() + 1 >= ends[m.partition()][1]:
-                        pending.discard(m.partition())
-                for tp in c.position([TopicPartition(topic, p) for p in list(pending)]):
-                    if tp.offset >= 0 and tp.offset >= ends[tp.partition][1]:
-                        pending.discard(tp.partition)
-            return out
-        finally:
-            c.close()
-
-    def committed(self, group, topic):
-        from confluent_kafka import Consumer, TopicPartition
-        c = Consumer({"bootstrap.servers": self.b, "group.id": group,
-                      "enable.auto.commit": False})
-        try:
-            tps = c.committed([TopicPartition(topic, p) for p in self.partitions(topic)],
-                              timeout=30)
-            return {tp.partition: tp.offset for tp in tps}
-        finally:
-            c.close()
-
-
-# ---------------------------------------------------------------------------- tally
-
-def run_tally(args, timeout, log_path):
-    cmd = [TALLY_BIN] + args
-    t0 = time.monotonic()
-    with open(log_path, "w") as log:
-        try:
-            res = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("`%s` did not exit within %d s (log: %s):\n%s" % (
-                " ".join(cmd), timeout, log_path, tail(log_path)))
-    if res.returncode != 0:
-        raise AssertionError("`%s` exited %d (log: %s):\n%s" % (
-            " ".join(cmd), res.returncode, log_path, tail(log_path)))
-    return time.monotonic() - t0
-
-
-def tail(path, n=30):
-    try:
-        with open(path, errors="replace") as fh:
-            return "".join(fh.readlines()[-n:])
-    except OSError:
-        return ""
-
-
-# ----------------------------------------------------------------------- bad input
 
 def bad_records(schemas):
     """[(reason, key, value)] for the dead-letter topic."""
@@ -296,34 +77,6 @@ def bad_records(schemas):
 
 
 # ---------------------------------------------------------------------------- checks
-
-def decode_outputs(rows, schema_id, schema, topic, problems):
-    recs = []
-    bad = 0
-    for p, off, key, value, _ in rows:
-        where = "%s[%d]@%d" % (topic, p, off)
-        if value is None or len(value) < 5 or value[0] != 0:
-            problems.append("%s: value is not Confluent-framed: %r" % (where, value[:16]))
-            bad += 1
-            continue
-        sid = int.from_bytes(value[1:5], "big")
-        if sid != schema_id:
-            problems.append("%s: schema id %d, expected %d" % (where, sid, schema_id))
-            bad += 1
-            continue
-        try:
-            rec = avro_decode(schema, value[5:])
-        except Exception as e:
-            problems.append("%s: Avro body does not decode: %s" % (where, e))
-            bad += 1
-            continue
-        if key is None or key.decode("utf-8", "replace") != rec.get("user_id"):
-            if bad < 5:
-                problems.append("%s: key %r is not the user_id %r" % (where, key, rec.get("user_id")))
-            bad += 1
-        recs.append(rec)
-    return recs
-
 
 def check_dlq(rows, sent, in_topic, problems):
     """sent: [(reason, key, value, partition, offset)]"""
@@ -408,8 +161,8 @@ def main():
         where = kafka.produce(t_in, [(k, v) for _, k, v in bads])
         for (reason, k, v), (p, off) in zip(bads, where):
             sent.append((reason, k, v, p, off))
-        ends = kafka.end_offsets(t_in)
-        total = sum(hi - lo for lo, hi in ends.values())
+        ends = kafka.end_offsets(t_in)   # a fresh topic: offsets start at 0
+        total = sum(ends.values())
         with open(DATA) as fh:
             n_rows = sum(1 for line in fh if line.strip())
         if total != n_rows + len(bads):
@@ -437,8 +190,8 @@ def main():
     kafka_records = []
 
     def outputs(pr):
-        rows_i = kafka.read_all(t_oi)
-        rows_a = kafka.read_all(t_oa)
+        rows_i = kafka.read_all(t_oi, READ_TIMEOUT_S)
+        rows_a = kafka.read_all(t_oa, READ_TIMEOUT_S)
         kafka_records.extend(decode_outputs(rows_i, 2, schemas[2], t_oi, pr))
         kafka_records.extend(decode_outputs(rows_a, 3, schemas[3], t_oa, pr))
         expected = ref.run_file(DATA, "taobao")
@@ -481,7 +234,7 @@ def main():
         import io
         import fastavro
         recs = []
-        for p, off, key, value, _ in kafka.read_all(t_oc):
+        for p, off, key, value, _ in kafka.read_all(t_oc, READ_TIMEOUT_S):
             if value is None or value[:1] != b"\x00" or int.from_bytes(value[1:5], "big") != 4:
                 pr.append("%s[%d]@%d: not a framed credit_delta" % (t_oc, p, off))
                 continue
@@ -525,7 +278,7 @@ def main():
         step("outputs = replay", replay)
 
     def dlq(pr):
-        check_dlq(kafka.read_all(t_dlq), sent, t_in, pr)
+        check_dlq(kafka.read_all(t_dlq, READ_TIMEOUT_S), sent, t_in, pr)
         return "%d bad records, original bytes and headers" % len(sent)
 
     if ok:
@@ -534,7 +287,7 @@ def main():
     def offsets(pr):
         ends = kafka.end_offsets(t_in)
         got = kafka.committed(group, t_in)
-        for p, (lo, hi) in sorted(ends.items()):
+        for p, hi in sorted(ends.items()):
             if got.get(p) != hi:
                 pr.append("group %s: committed offset of partition %d is %s, end offset %d" % (
                     group, p, got.get(p), hi))
