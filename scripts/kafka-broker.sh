@@ -275,8 +275,47 @@ publish() {
 # The files publish writes.
 BOOTSTRAP_FILES=(bootstrap bootstrap_ssl bootstrap_sasl_ssl)
 
+# Starts the broker configured in $1 and waits until it answers, then publishes its
+# addresses; $2 names the step in messages. Returns 3 when the broker lost a race for a
+# port (the caller may retry with new ports); dies on any other failure. Sets LAUNCHED_PID.
+launch() {
+  local dir=$1 what=$2 pid deadline
+  local -a jopts; mapfile -t jopts < <(java_opts "$dir")
+  # stdin/stdout/stderr all redirected, so that callers that read our output (ctest) do not
+  # wait for the broker.
+  java "${jopts[@]}" -cp "$LIB/*" kafka.Kafka "$dir/server.properties" \
+      </dev/null >>"$dir/broker.log" 2>&1 &
+  pid=$!
+  LAUNCHED_PID=$pid
+  echo "$pid" >"$dir/broker.pid"
+  deadline=$(( $(date +%s) + START_TIMEOUT ))
+  while :; do
+    # $pid is our child: it is java, or for an instant the shell about to exec it.
+    if ! is_alive "$pid"; then
+      wait "$pid" 2>/dev/null || true
+      if grep -q "Address already in use" "$dir/broker.log"; then
+        return 3
+      fi
+      tail -n 40 "$dir/broker.log" >&2
+      rm -f "$dir/broker.pid"
+      die "broker exited during $what (log: $dir/broker.log)"
+    fi
+    if probe "$dir"; then
+      break
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      tail -n 40 "$dir/broker.log" >&2
+      stop "$dir" || true
+      die "broker did not answer within ${START_TIMEOUT}s of its $what (log: $dir/broker.log)"
+    fi
+    sleep 0.25  # poll interval
+  done
+  publish "$dir"
+  return 0
+}
+
 start_once() {
-  local dir=$1 port cport sport aport cid pid deadline
+  local dir=$1 port cport sport aport cid
   read -r port cport sport aport cid < <(pick_ports_and_id) || true
   [ -n "${cid:-}" ] || die "could not pick free ports (python3 missing?)"
   rm -rf "$dir/data" "$dir/broker.pid"
@@ -296,36 +335,7 @@ start_once() {
       -c "$dir/server.properties" "${scram[@]}" </dev/null >>"$dir/broker.log" 2>&1 \
     || { tail -n 30 "$dir/broker.log" >&2; die "storage format failed"; }
   echo "=== $(date -u +%FT%TZ) start on 127.0.0.1:$port (controller $cport)" >>"$dir/broker.log"
-  # stdin/stdout/stderr all redirected, so that callers that read our output (ctest) do not
-  # wait for the broker.
-  java "${jopts[@]}" -cp "$LIB/*" kafka.Kafka "$dir/server.properties" \
-      </dev/null >>"$dir/broker.log" 2>&1 &
-  pid=$!
-  echo "$pid" >"$dir/broker.pid"
-  deadline=$(( $(date +%s) + START_TIMEOUT ))
-  while :; do
-    # $pid is our child: it is java, or for an instant the shell about to exec it.
-    if ! is_alive "$pid"; then
-      wait "$pid" 2>/dev/null || true
-      if grep -q "Address already in use" "$dir/broker.log"; then
-        return 3  # lost a race for the port: caller retries with new ports
-      fi
-      tail -n 40 "$dir/broker.log" >&2
-      rm -f "$dir/broker.pid"
-      die "broker exited during start-up (log: $dir/broker.log)"
-    fi
-    if probe "$dir"; then
-      break
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      tail -n 40 "$dir/broker.log" >&2
-      stop "$dir" || true
-      die "broker did not answer within ${START_TIMEOUT}s (log: $dir/broker.log)"
-    fi
-    sleep 0.25  # poll interval
-  done
-  publish "$dir"
-  return 0
+  launch "$dir" start-up
 }
 
 start() {
@@ -393,7 +403,7 @@ stop() {
 # (log.dirs, cluster id), same ports. The port is re-bound at once; it was ours until the
 # broker stopped.
 restart() {
-  local dir=$1 port pid deadline t0
+  local dir=$1 port t0
   t0=$(date +%s)
   command -v java >/dev/null || die "java not found (run scripts/deps.sh)"
   command -v kcat >/dev/null || die "kcat not found (run scripts/deps.sh)"
@@ -405,32 +415,9 @@ restart() {
   [ -n "$port" ] || die "no PLAINTEXT listener in $dir/server.properties"
   fetch
   stop "$dir"
-  local -a jopts; mapfile -t jopts < <(java_opts "$dir")
   echo "=== $(date -u +%FT%TZ) restart on 127.0.0.1:$port (data kept)" >>"$dir/broker.log"
-  java "${jopts[@]}" -cp "$LIB/*" kafka.Kafka "$dir/server.properties" \
-      </dev/null >>"$dir/broker.log" 2>&1 &
-  pid=$!
-  echo "$pid" >"$dir/broker.pid"
-  deadline=$(( $(date +%s) + START_TIMEOUT ))
-  while :; do
-    if ! is_alive "$pid"; then
-      wait "$pid" 2>/dev/null || true
-      tail -n 40 "$dir/broker.log" >&2
-      rm -f "$dir/broker.pid"
-      die "broker exited during restart (log: $dir/broker.log)"
-    fi
-    if probe "$dir"; then
-      break
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      tail -n 40 "$dir/broker.log" >&2
-      stop "$dir" || true
-      die "restarted broker did not answer within ${START_TIMEOUT}s (log: $dir/broker.log)"
-    fi
-    sleep 0.25  # poll interval
-  done
-  publish "$dir"
-  say "Kafka $KAFKA_VERSION restarted at 127.0.0.1:$port$(secure_note "$dir") (pid $pid, $(( $(date +%s) - t0 ))s)"
+  launch "$dir" restart || die "the broker's ports are taken now (log: $dir/broker.log)"
+  say "Kafka $KAFKA_VERSION restarted at 127.0.0.1:$port$(secure_note "$dir") (pid $LAUNCHED_PID, $(( $(date +%s) - t0 ))s)"
 }
 
 # ", SSL at ..., SASL_SSL at ..." when DIR's broker has those listeners.
