@@ -16,7 +16,7 @@ PYTHON=${PYTHON:-python3}
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev libavro-dev librocksdb-dev libopenblas-dev liblapacke-dev libcmocka-dev
-  libcurl4-openssl-dev libmicrohttpd-dev
+  libcurl4-openssl-dev libmicrohttpd-dev openssl
   kcat default-jre-headless maven python3-pip
 )
 

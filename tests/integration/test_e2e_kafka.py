@@ -300,7 +300,7 @@ def main():
     failed = len(results) - passed
     print("%d passed, %d failed" % (passed, failed))
     if failed == 0:
-        kafka.delete_topics([t_in, t_oi, t_oa, t_dlq])
+        kafka.delete_topics([t_in, t_oi, t_oa, t_dlq, t_oc])
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         print("files kept in %s" % tmp)

@@ -87,10 +87,18 @@ def main():
                           *SECRET_X, "-X", "log.format=json", "-X", "log.level=debug",
                           "-X", "log.file=" + logfile],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Wait for librdkafka's configuration lines (the first lines checked below) to be in
+    # the file, then move it away and ask for a reopen.
+    def conf_logged():
+        try:
+            return any('"facility":"CONF"' in line.replace(" ", "") for line in open(logfile))
+        except OSError:
+            return False
     deadline = time.time() + 20
-    while time.time() < deadline and not (os.path.exists(logfile) and os.path.getsize(logfile)):
-        time.sleep(0.05)
-    time.sleep(0.3)
+    while not conf_logged():
+        if time.time() > deadline:
+            fail("no librdkafka configuration line in log.file within 20 s")
+        time.sleep(0.05)   # poll interval
     os.rename(logfile, logfile + ".1")
     p.send_signal(signal.SIGHUP)
     out, err = p.communicate(timeout=60)

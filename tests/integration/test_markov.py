@@ -185,9 +185,9 @@ def compare_channelattribution(data, res, names, p, re, C):
     try:
         import pandas as pd
         from ChannelAttribution import heuristic_models, markov_model
-    except Exception as e:  # not installed, or its import fails
-        print(f"SKIP (ChannelAttribution comparison only): cannot import ChannelAttribution "
-              f"({type(e).__name__}: {e}); install tests/integration/requirements.txt")
+    except Exception as e:  # not installed, or its import fails: the peer is required
+        check(False, f"cannot import ChannelAttribution ({type(e).__name__}: {e}); "
+                     f"scripts/deps.sh installs tests/integration/requirements.txt")
         return
     df = pd.read_csv(data, sep=";")
     by = {c["channel"]: c for c in res["channels"]}

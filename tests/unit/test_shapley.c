@@ -742,56 +742,6 @@ static void test_errors(void **state)
     assert_int_equal(tl_removal(3, nan_fn, &bad, out), TL_SHAPLEY_OK);
 }
 
-/* ---- timing (printed, not asserted) -------------------------------------------- */
-
-static void trivial_fn(void *arg, const uint64_t *masks, int count, double *v)
-{
-    (void)arg;
-    for (int k = 0; k < count; k++) v[k] = (double)(masks[k] & 0xff) * 0.001;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static volatile double bench_sink;     /* keeps the timed work from being optimised away */
-
-static void test_bench_exact12(void **state)
-{
-    (void)state;
-    const int reps = 2000;
-    double phi[20], sink = 0;
-    for (int r = 0; r < 50; r++) tl_shapley_exact(12, trivial_fn, NULL, phi);   /* warm-up */
-    double t0 = now_s();
-    for (int r = 0; r < reps; r++) {
-        tl_shapley_exact(12, trivial_fn, NULL, phi);
-        sink += phi[r % 12];
-    }
-    double t_all = (now_s() - t0) / reps;
-    /* the callback alone, on the same batches */
-    uint64_t masks[TL_SHAPLEY_BATCH];
-    double v[TL_SHAPLEY_BATCH];
-    t0 = now_s();
-    for (int r = 0; r < reps; r++)
-        for (uint64_t base = 0; base < 4096; base += TL_SHAPLEY_BATCH) {
-            for (int k = 0; k < TL_SHAPLEY_BATCH; k++) masks[k] = base | (uint64_t)k;
-            trivial_fn(NULL, masks, TL_SHAPLEY_BATCH, v);
-            sink += v[r % TL_SHAPLEY_BATCH];
-        }
-    double t_cb = (now_s() - t0) / reps;
-    const int nb = 3;
-    t0 = now_s();
-    for (int r = 0; r < nb; r++) tl_shapley_exact(20, trivial_fn, NULL, phi);
-    double t20 = (now_s() - t0) / nb;
-    printf("shapley exact n=12: %.1f us per call (callback and mask filling alone: %.1f us, "
-           "so %.1f us in the module); n=20: %.2f ms\n",
-           t_all * 1e6, t_cb * 1e6, (t_all - t_cb) * 1e6, t20 * 1e3);
-    bench_sink = sink;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -817,7 +767,6 @@ int main(void)
         cmocka_unit_test(test_grouped_is_not_shapley),
         cmocka_unit_test(test_grouped_empty_group_and_asymmetric),
         cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_bench_exact12),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
