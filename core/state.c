@@ -1028,11 +1028,13 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     for (size_t i = 0; i < s->n_dirty; i++) {
         tl_user *u = s->dirty[i];
         u->dirty = 0;
+        u->changed = 0;   /* written: nothing left for a changelog (at_least_once never takes it) */
         s->cache_bytes += u->mem - u->mem_counted;   /* unsigned wrap cancels out */
         u->mem_counted = u->mem;
     }
     s->st.users_written += s->n_dirty;
     s->n_dirty = 0;
+    s->n_changed = 0;   /* every changed record is also dirty: before eviction frees any */
     s->next_offset = next_offset;
     s->changelog_offset = s->changelog_pending;
     s->st.flushes++;
