@@ -8,11 +8,12 @@
  *     12-player Shapley over the touchpoints).
  *
  *   bench_attribution [--purchases N] [--updates N]
- * Prints key=value lines; bench/run.py attribution runs it and reports medians.
+ * Prints key=value lines (run it three times; docs/benchmarks.md quotes the medians).
  */
 #include "core/arena.h"
 #include "core/util.h"
 #include "model/model.h"
+#include "bench_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -50,11 +51,6 @@ static void journey(tl_journey_tp *tps, int n, int cats, char (*ids)[4][16])
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void latency(tl_model *m, int n, int cats, int purchases, const char *label)
 {
@@ -73,7 +69,7 @@ static void latency(tl_model *m, int n, int cats, int purchases, const char *lab
         us[k] = (double)(tl_mono_ns() - t0) / 1e3;
         tl_arena_reset(&a);
     }
-    qsort(us, (size_t)purchases, sizeof(double), cmp_double);
+    qsort(us, (size_t)purchases, sizeof(double), bench_cmp_double);
     printf("case=%s touchpoints=%d categories=%d purchases=%d median_us=%.1f p99_us=%.1f\n", label,
            n, cats, purchases, us[purchases / 2], us[(int)(purchases * 0.99)]);
     tl_arena_destroy(&a);

@@ -13,24 +13,14 @@
 #include "core/util.h"
 #include "ingest/codec.h"
 #include "ingest/schema_store.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+static double now_ns(void) { return (double)tl_mono_ns(); }
 
 /* Median ns per decode over runs runs of n decodes; -1 if a decode fails. */
 static double measure(tl_codec *c, const tl_buf *rec, long n, int runs)
@@ -58,8 +48,7 @@ static double measure(tl_codec *c, const tl_buf *rec, long n, int runs)
         if (r >= 0) t[r] = (now_ns() - t0) / (double)n;
         tl_arena_reset(&a);
     }
-    qsort(t, (size_t)runs, sizeof(*t), cmp_double);
-    double med = runs % 2 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2;
+    double med = bench_median(t, runs);
     free(t);
     tl_arena_destroy(&a);
     return med;

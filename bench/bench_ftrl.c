@@ -24,6 +24,7 @@
  */
 #include "core/util.h"
 #include "model/ftrl.h"
+#include "bench_util.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -32,24 +33,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int runs)
-{
-    qsort(t, (size_t)runs, sizeof(*t), cmp_double);
-    return runs % 2 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2;
-}
+static double now_ns(void) { return (double)tl_mono_ns(); }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -121,7 +105,7 @@ static double measure(int op, int d, long n, int runs, const double *xs, const i
         tl_ftrl_destroy(m);
     }
     (void)sink;
-    double med = median(t, runs);
+    double med = bench_median(t, runs);
     free(t);
     free(w);
     free(scores);

@@ -22,23 +22,13 @@
 #include <time.h>
 
 #include "core/source.h"
+#include "core/util.h"
 #include "ingest/codec.h"
 #include "ingest/gen.h"
 #include "ingest/schema_store.h"
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+static int64_t wall_ms(void) { return tl_now_ms(); }
+static double mono_s(void) { return (double)tl_mono_ns() / 1e9; }
 
 typedef struct run {
     const char *bootstrap, *in_topic;

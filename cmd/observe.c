@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/prom.h"
 #include "features/profile.h"
+#include "ingest/changelog.h"
 #include "ingest/kafka_source.h"
 #include "model/model.h"
 
@@ -90,13 +91,14 @@ static void tick_lag(tl_observe *o)
     }
     tl_prom_set(tl_prom_gauge("tally_assigned_partitions", "Input partitions this instance owns.", NULL),
                 n);
+    uint64_t rebalances = tl_kafka_source_rebalances(o->src);
     tl_prom_counter_set(tl_prom_counter("tally_rebalances_total",
                                         "Rebalance callbacks served (assignments and revocations).", NULL),
-                        tl_kafka_source_rebalances(o->src));
-    if (tl_kafka_source_rebalances(o->src) > 0) atomic_store(&o->joined, 1);
+                        rebalances);
+    if (rebalances > 0) atomic_store(&o->joined, 1);
 }
 
-static void tick_state(tl_observe *o, tl_runtime *rt)
+static void tick_state(tl_runtime *rt)
 {
     uint64_t cached = 0, written = 0, keys = 0, sst = 0, mem = 0;
     size_t bytes = 0;
@@ -129,7 +131,6 @@ static void tick_state(tl_observe *o, tl_runtime *rt)
                 (double)bytes);
     tl_prom_counter_set(tl_prom_counter("tally_state_writes_total",
                                         "User records written to RocksDB.", NULL), written);
-    (void)o;
 }
 
 static void tick_model(tl_observe *o)
@@ -192,7 +193,7 @@ void tl_observe_tick(void *arg)
                         st->batches);
     tick_outputs(o);
     tick_lag(o);
-    tick_state(o, rt);
+    tick_state(rt);
     tick_model(o);
     char buf[128];
     tl_prom_set(tl_prom_gauge("tally_ready", "1 when /readyz answers 200 (assigned, restored, not stopping).",
@@ -230,9 +231,7 @@ static const char *not_ready(tl_observe *o, char *buf, size_t len)
 {
     if (atomic_load(&o->stopping)) return "stopping";
     if (!atomic_load(&o->rt) || !atomic_load(&o->joined)) return "no partition assignment yet";
-    double restoring = tl_prom_gauge_value(
-        tl_prom_gauge("tally_restoring_partitions", "Partitions being restored from the changelog now.",
-                      NULL));
+    double restoring = tl_prom_gauge_value(tl_changelog_restoring());
     if (restoring > 0) {
         snprintf(buf, len, "restoring %.0f partition(s) from the changelog", restoring);
         return buf;
@@ -391,8 +390,6 @@ void tl_observe_detach(tl_observe *o)
 }
 
 void tl_observe_stopping(tl_observe *o) { atomic_store(&o->stopping, 1); }
-
-int tl_observe_port(const tl_observe *o) { return o->http ? tl_http_port(o->http) : 0; }
 
 void tl_observe_stop(tl_observe *o)
 {

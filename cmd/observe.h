@@ -31,7 +31,6 @@ void tl_observe_tick(void *o);
 /* Marks the instance as stopping (/readyz fails from then on). Any thread. */
 void tl_observe_stopping(tl_observe *o);
 
-int tl_observe_port(const tl_observe *o);   /* the HTTP port bound, 0 when none */
 void tl_observe_stop(tl_observe *o);        /* NULL is a no-op */
 
 #endif

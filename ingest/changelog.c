@@ -27,10 +27,15 @@ struct tl_changelog {
     char *topic;
 };
 
+tl_prom_series *tl_changelog_restoring(void)
+{
+    return tl_prom_gauge("tally_restoring_partitions",
+                         "Partitions being restored from the changelog now.", NULL);
+}
+
 static void restore_metrics(tl_prom_series **restoring, tl_prom_series **restored)
 {
-    *restoring = tl_prom_gauge("tally_restoring_partitions",
-                               "Partitions being restored from the changelog now.", NULL);
+    *restoring = tl_changelog_restoring();
     *restored = tl_prom_counter("tally_restore_records_total",
                                 "Changelog records restored into the local state.", NULL);
 }

@@ -22,5 +22,7 @@ int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, siz
 /* Replays partition p from the offset after the store's recorded changelog offset to
  * the end, into the store. 0 or -1 (logged). Signature fits tl_runtime_opts.restore. */
 int tl_changelog_restore(void *changelog, tl_store *s, int32_t partition);
+/* The gauge of partitions being restored now (tally_restoring_partitions). */
+struct tl_prom_series *tl_changelog_restoring(void);
 
 #endif

@@ -1102,13 +1102,6 @@ static int body_trailing(const cursor *cur, int32_t id, tl_dlq_reason *reason, c
                (size_t)(cur->end - cur->p));
 }
 
-static uint64_t le_bytes(const uint8_t *p, int n)
-{
-    uint64_t u = 0;
-    for (int i = 0; i < n; i++) u |= (uint64_t)p[i] << (8 * i);
-    return u;
-}
-
 /* rd_long() with the one-byte varint (lengths, indexes, small numbers) inline. */
 static inline int rd_long_fast(cursor *c, int64_t *out)
 {
@@ -1182,17 +1175,16 @@ static int fast_decode(const tl_codec *c, const wentry *w, const uint8_t *b, siz
                 cur_fail(&cur, "length past the end");
                 goto malformed;
             }
-            uint64_t u = le_bytes(cur.p, n);
-            cur.p += n;
             double d;
             if (n == 4) {
-                uint32_t u32 = (uint32_t)u;
+                uint32_t u32 = tl_le_get_u32(cur.p);
                 float f32;
                 memcpy(&f32, &u32, 4);
                 d = f32;
             } else {
-                memcpy(&d, &u, 8);
+                d = tl_le_get_f64(cur.p);
             }
+            cur.p += n;
             if (p->slot == S_VALUE) {
                 has_value = 1;
                 value = d;
