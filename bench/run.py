@@ -186,14 +186,7 @@ def latency(a):
         topic = backlog_topic(work, bootstrap, a, "max")
         maxes = []
         for i in range(a.runs):
-            g = uuid.uuid4().hex[:8]
-            _, err, wall, _ = run_rss(
-                [tally, "run", "--until-end", "-X", f"kafka.bootstrap.servers={bootstrap}",
-                 "-X", f"input.topics={topic}", "-X", f"kafka.group.id=max-{g}",
-                 "-X", f"state.dir={os.path.join(work, 'state-max-' + g)}", "-X", "log.level=warn",
-                 "-X", "http.listen=", "-X", f"output.interest.topic={topic}-{g}-interest",
-                 "-X", f"output.attribution.topic={topic}-{g}-attr"] + xs)
-            maxes.append(a.events / wall)
+            maxes.append(tally_drain(a, bootstrap, topic, work, [])[0])
             print(f"maximum run {i + 1}: {maxes[-1]:,.0f} events/s", file=sys.stderr)
         rate = a.rate or int(statistics.median(maxes) / 2)
         p50s, p99s, maxlat = [], [], []

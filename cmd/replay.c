@@ -139,9 +139,9 @@ int tl_cmd_replay(int argc, char **argv)
             " purchases, %" PRIu64 " without touchpoints\n",
             st->events, rows, bad, secs, secs > 0 ? (double)st->events / secs : 0.0, sc.interest,
             sc.attribution, p.astats.purchases, p.astats.no_touchpoints);
+    tl_model_report mr;
+    if (p.model) tl_model_report_get(p.model, &mr);
     if (p.model && p.mcfg.enabled) {
-        tl_model_report mr;
-        tl_model_report_get(p.model, &mr);
         fprintf(stderr,
                 "        model: %" PRIu64 " examples (%" PRIu64 " purchases), version %" PRIu64
                 "; progressive log-loss %.4f and AUC %.4f over the last %d, against the running "
@@ -153,8 +153,6 @@ int tl_cmd_replay(int argc, char **argv)
                 mr.sampled);
     }
     if (p.model && p.mcfg.markov_enabled) {
-        tl_model_report mr;
-        tl_model_report_get(p.model, &mr);
         fprintf(stderr, "        markov: %" PRIu64 " windows closed, %" PRIu64 " credit deltas\n",
                 mr.markov_windows, mr.credit_deltas);
     }

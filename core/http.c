@@ -18,7 +18,7 @@ struct tl_http {
     int port;
 };
 
-int tl_http_parse_listen(const char *listen, struct sockaddr_in *sa)
+static int parse_listen(const char *listen, struct sockaddr_in *sa)
 {
     const char *colon = strrchr(listen, ':');
     if (!colon) return -1;
@@ -79,7 +79,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 tl_http *tl_http_start(const char *listen, tl_http_handler h, void *arg, char *err, size_t errlen)
 {
     struct sockaddr_in sa;
-    if (tl_http_parse_listen(listen, &sa) != 0) {
+    if (parse_listen(listen, &sa) != 0) {
         snprintf(err, errlen, "http.listen: expected host:port (IPv4), got '%s'", listen);
         return NULL;
     }

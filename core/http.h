@@ -28,8 +28,5 @@ tl_http *tl_http_start(const char *listen, tl_http_handler h, void *arg, char *e
 int tl_http_port(const tl_http *s);   /* the port bound */
 void tl_http_stop(tl_http *s);        /* NULL is a no-op; waits for the handler to return */
 
-/* Parses "host:port" into a sockaddr_in. 0 or -1. */
-struct sockaddr_in;
-int tl_http_parse_listen(const char *listen, struct sockaddr_in *sa);
 
 #endif

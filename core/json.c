@@ -88,8 +88,7 @@ static tl_json *jp_node(jp *p, tl_json_type t)
     return j;
 }
 
-/* Length of the valid UTF-8 sequence starting at s[0] (at most n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+size_t tl_utf8_seq(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     if (c < 0x80) return 1;
@@ -189,7 +188,7 @@ static const char *jp_string(jp *p, size_t *out_len)
             i++;
             continue;
         }
-        size_t n = utf8_seq(s + i, p->len - i);
+        size_t n = tl_utf8_seq(s + i, p->len - i);
         if (!n) {
             p->pos = i;
             jp_fail(p, "invalid UTF-8 in string");

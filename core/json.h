@@ -72,6 +72,9 @@ const char *tl_json_type_name(tl_json_type t);   /* "null", "bool", ... "object"
 
 /* Writer helpers. tl_json_put_str writes s quoted and escaped; NULL writes null. */
 void tl_json_put_str(tl_buf *b, const char *s);
+/* Length of the valid UTF-8 sequence starting at s[0] (at most n bytes; no overlong
+ * forms, surrogates or code points above U+10FFFF), or 0. */
+size_t tl_utf8_seq(const unsigned char *s, size_t n);
 void tl_json_put_strn(tl_buf *b, const char *s, size_t n);
 /* The shortest of %.15g/%.16g/%.17g that reads back exactly; NaN and +-Inf -> null. */
 void tl_json_put_double(tl_buf *b, double d);

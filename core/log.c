@@ -192,24 +192,6 @@ static int plain_token(const char *s)
     return 1;
 }
 
-/* The length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    size_t len = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
-               : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (!len || len > n) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    uint32_t c = len == 2 ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu)
-               : len == 3 ? (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu)
-               : len == 4 ? (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 |
-                                (p[3] & 0x3fu)
-                          : p[0];
-    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
-    return len;
-}
-
 /* s as a JSON string; bytes that are not UTF-8 become U+FFFD. */
 static void put_json_str(tl_buf *b, const char *s)
 {
@@ -221,7 +203,7 @@ static void put_json_str(tl_buf *b, const char *s)
     }
     tl_buf clean = {0};
     for (i = 0; i < n;) {
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        size_t k = tl_utf8_seq((const unsigned char *)s + i, n - i);
         tl_buf_append(&clean, k ? s + i : "\xef\xbf\xbd", k ? k : 3);
         i += k ? k : 1;
     }

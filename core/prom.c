@@ -174,11 +174,6 @@ void tl_prom_observe(tl_prom_series *s, double v)
 
 void tl_prom_hide(tl_prom_series *s) { atomic_store(&s->hidden, 1); }
 
-uint64_t tl_prom_counter_value(const tl_prom_series *s)
-{
-    return atomic_load_explicit(&((tl_prom_series *)s)->v, memory_order_relaxed);
-}
-
 double tl_prom_gauge_value(const tl_prom_series *s)
 {
     return bitsd(atomic_load_explicit(&((tl_prom_series *)s)->v, memory_order_relaxed));
@@ -252,27 +247,6 @@ void tl_prom_render(tl_buf *out)
     pthread_mutex_unlock(&mu);
 }
 
-void tl_prom_reset(void)
-{
-    pthread_mutex_lock(&mu);
-    struct family *f = families;
-    while (f) {
-        struct family *fn = f->next;
-        tl_prom_series *s = f->series;
-        while (s) {
-            tl_prom_series *sn = s->next;
-            free(s->labels);
-            free(s->buckets);
-            free(s);
-            s = sn;
-        }
-        free(f);
-        f = fn;
-    }
-    families = NULL;
-    fam_tail = &families;
-    pthread_mutex_unlock(&mu);
-}
 
 static _Atomic int64_t beat_ns;
 static atomic_int failures;

@@ -8,8 +8,8 @@
  * series, families in the order they were first declared.
  *
  * Labels are given as a NULL-terminated list of name, value pairs; values are escaped
- * on output, so any text (a category id from the data) is safe. Series live until
- * tl_prom_reset; tl_prom_hide takes one out of the output (a revoked partition's lag)
+ * on output, so any text (a category id from the data) is safe. Series live as long
+ * as the process; tl_prom_hide takes one out of the output (a revoked partition's lag)
  * until it is looked up again.
  *
  * Names follow Prometheus conventions: tally_..._total for counters, base units
@@ -36,13 +36,10 @@ void tl_prom_set(tl_prom_series *s, double v);          /* gauge */
 void tl_prom_observe(tl_prom_series *s, double v);      /* histogram */
 void tl_prom_hide(tl_prom_series *s);
 
-uint64_t tl_prom_counter_value(const tl_prom_series *s);
 double tl_prom_gauge_value(const tl_prom_series *s);
 
 /* Appends the exposition text to out. */
 void tl_prom_render(tl_buf *out);
-/* Forgets every family and series (tests; no series pointer may be used after). */
-void tl_prom_reset(void);
 
 /* Process health, for /healthz: the processing loop beats on every turn; failures
  * count consecutive failed commits (reset by a success). Any thread may read. */

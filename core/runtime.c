@@ -286,8 +286,6 @@ int tl_runtime_read_user(tl_runtime *rt, const char *user_id, tl_buf *out, int32
             *stream_time = tl_store_stream_time(rt->stores[p]);
         }
     }
-    for (int p = *partition + 1; found == 1 && p < rt->n_parts; p++)
-        if (rt->stores[p] && *n_owned < max_owned) owned[(*n_owned)++] = p;
     pthread_rwlock_unlock(&rt->stores_lock);
     return found;
 }
@@ -384,7 +382,6 @@ static int run_events(tl_runtime *rt)
     }
     for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++) {
         if (!by_type[t]) continue;
-        rt->st.by_type[t] += by_type[t];
         tl_prom_add(rt->m.events[t], by_type[t]);
     }
     rt->st.events += (uint64_t)b->n;
@@ -495,7 +492,6 @@ static int eos_commit(tl_runtime *rt)
             if (rt->stores[p]) tl_store_discard_dirty(rt->stores[p]);
             rt->batch_next[p] = -1;
         }
-        rt->st.aborted++;
         tl_prom_add(rt->m.aborted, 1);
         tl_health_failed();
         rt->batch_ts.n = 0;

@@ -66,8 +66,7 @@ typedef struct tl_runtime_opts {
 
 typedef struct tl_runtime_stats {
     uint64_t events, batches, bad[TL_DLQ_REASON_COUNT], bad_total;
-    uint64_t by_type[TL_EVENT_TYPE_COUNT];
-    uint64_t flush_retries, aborted;
+    uint64_t flush_retries;
     int64_t started_ns, busy_ns;
     int64_t poll_ns, process_ns, sink_flush_ns, state_flush_ns, commit_ns;  /* time spent */
 } tl_runtime_stats;
@@ -82,8 +81,8 @@ void tl_runtime_destroy(tl_runtime *rt);   /* closes stores (they are clean) */
 /* From any thread: looks user_id up in the stores of the partitions this instance owns
  * (RocksDB, so the last state written: after every committed transaction with
  * exactly_once, every state.flush.interval.ms with at_least_once). Returns 1 (out = the
- * encoded record, *partition and *stream_time set), 0 (not found) or -1 (err). owned
- * receives the owned partitions (up to max_owned; *n_owned of them). */
+ * encoded record, *partition and *stream_time set), 0 (not found) or -1 (err). When
+ * not found, owned holds the owned partitions (up to max_owned; *n_owned of them). */
 int tl_runtime_read_user(tl_runtime *rt, const char *user_id, tl_buf *out, int32_t *partition,
                          int64_t *stream_time, int32_t *owned, int max_owned, int *n_owned,
                          char *err, size_t errlen);

@@ -82,24 +82,6 @@ void tl_jf_agg_add(tl_jf_agg *g, const tl_jf_tp *t)
     }
 }
 
-void tl_jf_agg_counts(tl_jf_agg *dst, const tl_jf_agg *src, double sign)
-{
-    for (int k = 0; k < 6; k++) dst->type_n[k] += sign * src->type_n[k];
-    for (int k = 0; k < 4; k++) dst->dwell_n[k] += sign * src->dwell_n[k];
-    for (int k = 0; k < TL_JF_CHANNEL_BUCKETS; k++) dst->chan_n[k] += sign * src->chan_n[k];
-    for (int k = 0; k < TL_JF_CATEGORY_BUCKETS; k++) dst->cat_n[k] += sign * src->cat_n[k];
-    dst->share_sum += sign * src->share_sum;
-    dst->share_n += sign * src->share_n;
-    dst->count += sign * src->count;
-}
-
-void tl_jf_agg_max(tl_jf_agg *dst, const tl_jf_agg *src)
-{
-    for (int k = 0; k < 6; k++)
-        if (src->rec_max[k] > dst->rec_max[k]) dst->rec_max[k] = src->rec_max[k];
-    if (src->share_max > dst->share_max) dst->share_max = src->share_max;
-}
-
 void tl_jf_agg_finish(const tl_jf_agg *g, double *x)
 {
     x[F_BIAS] = 1;

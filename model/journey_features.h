@@ -43,10 +43,6 @@ typedef struct tl_jf_agg {
 } tl_jf_agg;
 
 void tl_jf_agg_add(tl_jf_agg *g, const tl_jf_tp *t);
-/* The counts of src added to (sign +1) or removed from (sign -1) dst; maxima untouched. */
-void tl_jf_agg_counts(tl_jf_agg *dst, const tl_jf_agg *src, double sign);
-/* The maxima of dst raised to those of src. */
-void tl_jf_agg_max(tl_jf_agg *dst, const tl_jf_agg *src);
 void tl_jf_agg_finish(const tl_jf_agg *g, double *x);
 
 /* w . x(S) for all 2^k coalitions S of k players (k <= 20), into out[mask]: coalitions
