@@ -2,10 +2,12 @@
  * http.c -- the operational HTTP server (http.h) on libmicrohttpd's internal thread.
  */
 #include "http.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return ret;
 }
 
+/* libmicrohttpd's own messages (a failed bind, a refused connection) join tally's log. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    TL_LOG_WARN("http", "%s", msg);
+}
+
 tl_http *tl_http_start(const char *listen, tl_http_handler h, void *arg, char *err, size_t errlen)
 {
     struct sockaddr_in sa;
@@ -86,8 +99,12 @@ tl_http *tl_http_start(const char *listen, tl_http_handler h, void *arg, char *e
     tl_http *s = tl_xcalloc(1, sizeof(*s));
     s->h = h;
     s->arg = arg;
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                            on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+    /* The port argument only names the port in libmicrohttpd's messages: it binds the
+     * address given by MHD_OPTION_SOCK_ADDR. */
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                            ntohs(sa.sin_port), NULL, NULL, on_request, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                             MHD_OPTION_END);
     if (!s->d) {

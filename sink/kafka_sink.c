@@ -66,6 +66,27 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
 }
 
+/* What to add to a fatal error's message: a fenced producer is the expected way for a
+ * replaced instance to end, so say so in words. */
+static const char *fenced_hint(rd_kafka_resp_err_t code)
+{
+    return code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+                   code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH
+               ? " (fenced: another instance with the same instance.id took over; this one stops)"
+               : "";
+}
+
+/* Logs the producer's fatal error, if it has one; 1 when it had. A produce call or a
+ * delivery report only says "Local: Fatal error"; the cause is kept by the handle. */
+static int log_fatal(const kafka_sink *s, const char *what)
+{
+    char reason[512];
+    rd_kafka_resp_err_t code = rd_kafka_fatal_error(s->rk, reason, sizeof(reason));
+    if (!code) return 0;
+    TL_LOG_ERROR("sink", "%s: fatal error: %s%s", what, reason, fenced_hint(code));
+    return 1;
+}
+
 static tl_rc produce_to(kafka_sink *s, const char *topic, int32_t partition, const void *key,
                         size_t key_len, const void *val, size_t val_len, rd_kafka_headers_t *hdrs)
 {
@@ -95,6 +116,7 @@ static tl_rc produce_to(kafka_sink *s, const char *topic, int32_t partition, con
             continue;
         }
         if (hdrs) rd_kafka_headers_destroy(hdrs);
+        if (err == RD_KAFKA_RESP_ERR__FATAL && log_fatal(s, "produce")) return TL_ERROR;
         char q[512];
         TL_LOG_ERROR("sink", "produce failed topic=%s error=%s", topic,
                      tl_log_quote(q, sizeof(q), rd_kafka_err2str(err)));
@@ -160,6 +182,7 @@ static tl_rc ks_dlq(void *ctx, const tl_dlq_record *r)
 static int delivery_failed(const kafka_sink *s)
 {
     if (!s->failed) return 0;
+    if (log_fatal(s, "delivery")) return 1;
     char q[512];
     TL_LOG_ERROR("sink", "delivery failed messages=%" PRIu64 " last_error=%s", s->failed,
                  tl_log_quote(q, sizeof(q), s->last_error));
@@ -194,11 +217,7 @@ static tl_rc txn_error(kafka_sink *s, const char *what, rd_kafka_error_t *e)
 {
     if (rd_kafka_error_is_fatal(e)) {
         TL_LOG_ERROR("sink", "transaction %s: fatal error: %s%s", what, rd_kafka_error_string(e),
-                     rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED ||
-                             rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED
-                         ? " (fenced: another instance with the same instance.id took over; "
-                           "this one stops)"
-                         : "");
+                     fenced_hint(rd_kafka_error_code(e)));
     } else if (rd_kafka_error_txn_requires_abort(e)) {
         TL_LOG_WARN("sink", "transaction %s: %s; aborting it", what, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
