@@ -45,7 +45,7 @@ void tl_jf_prepare(const tl_journey_tp *tps, int n, int64_t t_last, tl_jf_tp *ou
         for (int i = 0; i < 129; i++) log1p_table[i] = log1p((double)i);
     for (int i = 0; i < n; i++) {
         const tl_journey_tp *t = &tps[i];
-        out[i].recency = pow(2.0, -(double)(t_last - t->ts) / 86400000.0);
+        out[i].recency = exp2(-(double)(t_last - t->ts) / 86400000.0);
         out[i].share = t->share;
         out[i].type = t->type;
         out[i].dwell_bucket = t->dwell_ms < 0 ? 0 : t->dwell_ms < 10000 ? 1 : t->dwell_ms < 60000 ? 2 : 3;
@@ -95,15 +95,45 @@ void tl_jf_agg_finish(const tl_jf_agg *g, double *x)
     x[F_COUNT] = log1p_count(g->count);
 }
 
-void tl_jf_pool(const tl_jf_tp *tps, int n, const int *group_of, uint64_t mask, double *x)
+/* x[f] = v, and what that changes of w . x. */
+static inline double set_feature(double *x, int f, double v, const double *w)
 {
-    tl_jf_agg g;
-    memset(&g, 0, sizeof(g));
+    double d = w[f] * (v - x[f]);
+    x[f] = v;
+    return d;
+}
+
+double tl_jf_agg_add_scored(tl_jf_agg *g, double *x, const tl_jf_tp *t, const double *w)
+{
+    tl_jf_agg_add(g, t);
+    double dz = set_feature(x, F_TYPE + t->type, log1p_count(g->type_n[t->type]), w) +
+                set_feature(x, F_RECENCY + t->type, g->rec_max[t->type], w) +
+                set_feature(x, F_DWELL + t->dwell_bucket, log1p_count(g->dwell_n[t->dwell_bucket]), w) +
+                set_feature(x, F_COUNT, log1p_count(g->count), w);
+    if (t->channel_bucket >= 0) dz += set_feature(x, F_CHANNEL + t->channel_bucket, 1, w);
+    if (t->category_bucket >= 0)
+        dz += set_feature(x, F_CATEGORY + t->category_bucket,
+                          log1p_count(g->cat_n[t->category_bucket]), w);
+    if (t->share >= 0)
+        dz += set_feature(x, F_SHARE_MAX, g->share_max, w) +
+              set_feature(x, F_SHARE_MEAN, g->share_sum / g->share_n, w);
+    return dz;
+}
+
+void tl_jf_agg_pool(const tl_jf_tp *tps, int n, const int *group_of, uint64_t mask, tl_jf_agg *g)
+{
+    memset(g, 0, sizeof(*g));
     for (int i = 0; i < n; i++) {
         int k = group_of ? group_of[i] : i;
         if (k < 64 && !(mask >> k & 1)) continue;
-        tl_jf_agg_add(&g, &tps[i]);
+        tl_jf_agg_add(g, &tps[i]);
     }
+}
+
+void tl_jf_pool(const tl_jf_tp *tps, int n, const int *group_of, uint64_t mask, double *x)
+{
+    tl_jf_agg g;
+    tl_jf_agg_pool(tps, n, group_of, mask, &g);
     tl_jf_agg_finish(&g, x);
 }
 

@@ -42,8 +42,13 @@ typedef struct tl_jf_agg {
     double share_sum, share_n, share_max, count;
 } tl_jf_agg;
 
+/* g = the partial pool of the touchpoints tl_jf_pool would take for (group_of, mask). */
+void tl_jf_agg_pool(const tl_jf_tp *tps, int n, const int *group_of, uint64_t mask, tl_jf_agg *g);
 void tl_jf_agg_add(tl_jf_agg *g, const tl_jf_tp *t);
 void tl_jf_agg_finish(const tl_jf_agg *g, double *x);
+/* Adds t to g, whose finished vector is x (tl_jf_agg_finish), and updates x to match:
+ * only the few features t touches change. Returns the change of w . x. */
+double tl_jf_agg_add_scored(tl_jf_agg *g, double *x, const tl_jf_tp *t, const double *w);
 
 /* w . x(S) for all 2^k coalitions S of k players (k <= 20), into out[mask]: coalitions
  * in Gray-code order, each step changing only the features the toggled player touches

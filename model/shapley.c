@@ -245,12 +245,14 @@ int tl_shapley_sampled(int n, int samples, uint64_t seed, tl_game_fn f, void *ar
                 perm[j] = tmp;
             }
             memcpy(perms + (size_t)p * (size_t)n, perm, (size_t)n);
+            /* Both runs grow by one player a step: fm[k] = P_{k+1}, and
+             * rm[n - 2 - k] = N \ P_{k+1} (read backwards, N \ P_{n-1} first). */
             uint64_t *fm = masks + (size_t)p * (size_t)per, *rm = fm + (n - 1);
             uint64_t pre = 0;
             for (int k = 0; k < n - 1; k++) {
                 pre |= (uint64_t)1 << perm[k];
-                fm[k] = pre;                          /* P_{k+1} */
-                rm[k] = full ^ pre;                   /* N \ P_{k+1} */
+                fm[k] = pre;
+                rm[n - 2 - k] = full ^ pre;
             }
         }
         f(arg, masks, nb * per, v);
@@ -263,8 +265,8 @@ int tl_shapley_sampled(int n, int samples, uint64_t seed, tl_game_fn f, void *ar
             for (int k = 0; k < n; k++) {
                 double fa = k == 0 ? v0 : fv[k - 1];         /* v(P_k) */
                 double fb = k == n - 1 ? vn : fv[k];         /* v(P_{k+1}) */
-                double ra = k == 0 ? vn : rv[k - 1];         /* v(N \ P_k) */
-                double rb = k == n - 1 ? v0 : rv[k];         /* v(N \ P_{k+1}) */
+                double ra = k == 0 ? vn : rv[n - 1 - k];     /* v(N \ P_k) */
+                double rb = k == n - 1 ? v0 : rv[n - 2 - k]; /* v(N \ P_{k+1}) */
                 double y = 0.5 * ((fb - fa) + (ra - rb));
                 int i = pp[k];
                 double d = y - mean[i];

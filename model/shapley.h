@@ -43,7 +43,9 @@
 #define TL_SHAPLEY_EARG (-1)
 #define TL_SHAPLEY_ENONFINITE (-2)
 
-/* Fills v[k] = value of coalition masks[k], for k < count. */
+/* Fills v[k] = value of coalition masks[k], for k < count. The sampled estimator passes
+ * runs of coalitions that each add one player to the one before, so a game can build
+ * each value on the last instead of from nothing. */
 typedef void (*tl_game_fn)(void *arg, const uint64_t *masks, int count, double *v);
 
 /* Exact Shapley values phi[0..n-1], 1 <= n <= TL_SHAPLEY_EXACT_LIMIT (callers use it up to

@@ -41,6 +41,7 @@
 #include "model/ftrl.h"
 #include "model/journey_features.h"
 #include "model/model.h"
+#include "model/shapley.h"
 #include "memsink.h"
 
 #define DAY 86400000LL
@@ -949,6 +950,75 @@ static void test_model_credits_grouped(void **state)
     shadow_fini(&sh);
 }
 
+/* The sampled estimator's game: v(S) = p(S) - p(empty), every coalition pooled from the
+ * journey entries (ref_pool), none built on the one before. */
+typedef struct shadow_game {
+    const shadow *sh;
+    const tl_journey_tp *tps;
+    int n;
+    double p0;
+} shadow_game;
+
+static void shadow_game_fn(void *arg, const uint64_t *masks, int count, double *v)
+{
+    const shadow_game *g = arg;
+    for (int i = 0; i < count; i++) v[i] = shadow_p(g->sh, g->tps, g->n, masks[i]) - g->p0;
+}
+
+/* More touchpoints and categories than model.shapley.exact.max: sampled Shapley. The
+ * model pools each coalition of a permutation's run by adding one touchpoint to the
+ * last pool; the same estimator (same permutations) over pools made from scratch must
+ * give the same credits. */
+static void test_model_credits_sampled(void **state)
+{
+    (void)state;
+    enum { N = 16 };
+    tl_model_cfg mc = model_cfg();
+    mc.shapley_exact_max = 3;
+    mc.shapley_samples = 64;
+    tl_model *m = model_new(&mc);
+    shadow sh;
+    shadow_init(&sh, &mc);
+    gen_examples(train_set, N_TRAIN, 42, 0);
+    train(m, &sh, train_set, N_TRAIN);
+
+    static const char *const chans[] = {"web", "app", "email", NULL};
+    static const char *const ids[N] = {"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7",
+                                       "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"};
+    static const char *const cats[N] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7",
+                                        "c8", "c9", "c10", "c11", "c12", "c13", "c14", "c15"};
+    tl_journey_tp t[N];
+    for (int i = 0; i < N; i++)
+        t[i] = mktp(ids[i], (tl_event_type)(i % 6 == 5 ? TL_ADD_TO_CART : i % 5),
+                    P2 - (N - i) * 7 * HOUR, i % 4 == 0 ? -1 : 3000 * i * i, chans[i % 4], cats[i],
+                    i % 3 ? (float)(0.03 * i + 0.01) : -1.0f, -1);
+    shadow_game g = {&sh, t, N, shadow_p(&sh, t, N, 0)};
+    double raw[N], want_s[N], rem[N], want_r[N];
+    assert_int_equal(tl_shapley_sampled(N, mc.shapley_samples, tl_hash64("purchase", 8),
+                                        shadow_game_fn, &g, raw, NULL), TL_SHAPLEY_OK);
+    if (!ref_normalise(N, raw, want_s)) fail_msg("the touchpoints do not raise p in this case");
+    uint64_t all = ((uint64_t)1 << N) - 1;
+    for (int j = 0; j < N; j++)
+        rem[j] = shadow_p(&sh, t, N, all) - shadow_p(&sh, t, N, all & ~((uint64_t)1 << j));
+    assert_true(ref_normalise(N, rem, want_r));
+
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    tl_attribution r;
+    credit(m, t, N, P2, &a, &r);
+    for (int j = 0; j < N; j++) {
+        near(r.credits[TL_M_SHAPLEY][j], want_s[j], 1e-9, "sampled shapley", j);
+        near(r.credits[TL_M_REMOVAL][j], want_r[j], 1e-12, "removal", j);
+    }
+    if (!strstr(r.explanation, "Shapley (sampled)")) fail_msg("explanation: %s", r.explanation);
+    tl_model_report rep;
+    tl_model_report_get(m, &rep);
+    assert_int_equal(rep.sampled, 1);
+    tl_arena_destroy(&a);
+    tl_model_destroy(m);
+    shadow_fini(&sh);
+}
+
 /* ==== 3. fallback ========================================================================= */
 
 static void test_model_fallback(void **state)
@@ -1480,6 +1550,7 @@ int main(void)
         cmocka_unit_test(test_model_credits),
         cmocka_unit_test(test_model_credits_12),
         cmocka_unit_test(test_model_credits_grouped),
+        cmocka_unit_test(test_model_credits_sampled),
         cmocka_unit_test(test_model_fallback),
         cmocka_unit_test_setup_teardown(test_labels_through_stage, setup_dir, teardown_dir),
         cmocka_unit_test(test_no_leakage),
