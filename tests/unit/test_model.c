@@ -775,15 +775,24 @@ static double ref_auc(const double *p, const int *y, const double *c, int n)
     return num / (wp * wn);
 }
 
+/* A model and its shadow, both trained on n generated examples (as gen_examples makes
+ * them). */
+static tl_model *trained_model(const tl_model_cfg *mc, shadow *sh, int n, uint64_t seed,
+                               int all_negative)
+{
+    tl_model *m = model_new(mc);
+    shadow_init(sh, mc);
+    gen_examples(train_set, n, seed, all_negative);
+    train(m, sh, train_set, n);
+    return m;
+}
+
 static void test_model_credits(void **state)
 {
     (void)state;
     tl_model_cfg mc = model_cfg();
-    tl_model *m = model_new(&mc);
     shadow sh;
-    shadow_init(&sh, &mc);
-    gen_examples(train_set, N_TRAIN, 42, 0);
-    train(m, &sh, train_set, N_TRAIN);
+    tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
 
     /* the report: version = examples learned; progressive validation from the scores
      * before each update, with the inverse-propensity weights */
@@ -831,11 +840,8 @@ static void test_model_credits_12(void **state)
     (void)state;
     enum { N = 12 };
     tl_model_cfg mc = model_cfg();
-    tl_model *m = model_new(&mc);
     shadow sh;
-    shadow_init(&sh, &mc);
-    gen_examples(train_set, N_TRAIN, 42, 0);
-    train(m, &sh, train_set, N_TRAIN);
+    tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
 
     static const char *const chans[] = {"web", "app", "email", NULL};
     static const char *const cats[] = {"c1", "c2", "c3", "c4", "c5", NULL, "c1"};
@@ -911,11 +917,8 @@ static void test_model_credits_grouped(void **state)
     (void)state;
     tl_model_cfg mc = model_cfg();
     mc.shapley_exact_max = 3;
-    tl_model *m = model_new(&mc);
     shadow sh;
-    shadow_init(&sh, &mc);
-    gen_examples(train_set, N_TRAIN, 42, 0);
-    train(m, &sh, train_set, N_TRAIN);
+    tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
 
     tl_journey_tp t5[5];
     purchase5(t5);   /* categories c3, c1, c2, c1, c1: groups {0}, {1,3,4}, {2} */
@@ -976,11 +979,8 @@ static void test_model_credits_sampled(void **state)
     tl_model_cfg mc = model_cfg();
     mc.shapley_exact_max = 3;
     mc.shapley_samples = 64;
-    tl_model *m = model_new(&mc);
     shadow sh;
-    shadow_init(&sh, &mc);
-    gen_examples(train_set, N_TRAIN, 42, 0);
-    train(m, &sh, train_set, N_TRAIN);
+    tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
 
     static const char *const chans[] = {"web", "app", "email", NULL};
     static const char *const ids[N] = {"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7",
@@ -1025,11 +1025,8 @@ static void test_model_fallback(void **state)
 {
     (void)state;
     tl_model_cfg mc = model_cfg();
-    tl_model *m = model_new(&mc);
     shadow sh;
-    shadow_init(&sh, &mc);
-    gen_examples(train_set, 200, 7, 1);
-    train(m, &sh, train_set, 200);
+    tl_model *m = trained_model(&mc, &sh, 200, 7, 1);
 
     /* no shares: every feature then grows with the set, and every weight is <= 0 */
     tl_journey_tp t[3] = {
