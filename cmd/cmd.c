@@ -14,7 +14,6 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <time.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,9 +61,7 @@ static void *shutdown_watchdog(void *arg)
     char c;
     while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR) {
     }
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    tl_sleep_ms(ms);
     TL_LOG_ERROR("run", "shutdown.timeout.ms=%" PRId64 " passed before the shutdown finished; exiting "
                         "now (the next start resumes from the last commit)", ms);
     _exit(1);

@@ -16,6 +16,7 @@ char *tl_xstrdup(const char *s);        /* NULL in, NULL out */
 
 int64_t tl_now_ms(void);                /* wall clock, ms since the epoch */
 int64_t tl_mono_ns(void);               /* monotonic clock, ns */
+void tl_sleep_ms(int64_t ms);           /* the whole time, also when a signal interrupts */
 
 uint64_t tl_hash64(const void *data, size_t len);   /* FNV-1a 64 */
 

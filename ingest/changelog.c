@@ -75,14 +75,26 @@ void tl_changelog_destroy(tl_changelog *c)
     free(c);
 }
 
-static int partitions_of(rd_kafka_t *rk, const char *topic)
+/* The topic's partition count, or -1 with *why set. A topic created a moment ago can
+ * answer "leader not available" for a while: that is waited out, up to 10 s; a topic
+ * that does not exist is not. */
+static int partitions_of(rd_kafka_t *rk, const char *topic, rd_kafka_resp_err_t *why)
 {
-    const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int64_t deadline = tl_mono_ns() + 10 * (int64_t)1000000000;
     int n = -1;
-    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (md->topic_cnt == 1 && !md->topics[0].err) n = md->topics[0].partition_cnt;
-        rd_kafka_metadata_destroy(md);
+    for (;;) {
+        const rd_kafka_metadata_t *md = NULL;
+        *why = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+        if (!*why) {
+            *why = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+            if (!*why && md->topics[0].partition_cnt > 0) n = md->topics[0].partition_cnt;
+            else if (!*why) *why = RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+            rd_kafka_metadata_destroy(md);
+        }
+        if (n > 0 || *why == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || tl_mono_ns() > deadline)
+            break;
+        tl_sleep_ms(100);   /* backoff before asking again */
     }
     rd_kafka_topic_destroy(rkt);
     return n;
@@ -90,9 +102,11 @@ static int partitions_of(rd_kafka_t *rk, const char *topic)
 
 int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, size_t errlen)
 {
-    int parts = partitions_of(c->rk, input_topic);
+    rd_kafka_resp_err_t why;
+    int parts = partitions_of(c->rk, input_topic, &why);
     if (parts <= 0) {
-        snprintf(err, errlen, "input topic %s: no metadata (does it exist?)", input_topic);
+        snprintf(err, errlen, "input topic %s: %s%s", input_topic, rd_kafka_err2str(why),
+                 why == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? " (create it first)" : "");
         return -1;
     }
     char e[512];
@@ -124,7 +138,7 @@ int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, siz
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
     if (rc == 0) {
-        int have = partitions_of(c->rk, c->topic);
+        int have = partitions_of(c->rk, c->topic, &why);
         if (have > 0 && have != parts) {
             snprintf(err, errlen, "changelog topic %s has %d partitions, the input %d", c->topic,
                      have, parts);

@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct ksrc {
     tl_source src;
@@ -202,8 +201,7 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         /* Back off for one batch interval before reading the record again, so an
          * unreachable registry is not hammered (heartbeats are librdkafka's own). */
         k->retry_backoff = 0;
-        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
+        tl_sleep_ms(timeout_ms);
     }
     k->filling = b;
     int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
