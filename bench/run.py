@@ -193,7 +193,11 @@ def latency(a):
         for i in range(a.runs):
             g = uuid.uuid4().hex[:8]
             tin, tout = "lat-in-" + g, "lat-out-" + g
-            for t in (tin, tout):
+            # Every topic exists before the run (as in production): the first transaction
+            # then does not wait for topics the broker creates on first use.
+            outs = {"interest": tout, "attribution": tout + "-attr", "credit": tout + "-credit",
+                    "dlq": tout + "-dlq"}
+            for t in [tin] + list(outs.values()):
                 subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", t], check=True,
                                stdout=subprocess.DEVNULL)
             log_path = os.path.join(work, "latency-%s.log" % g)
@@ -201,8 +205,11 @@ def latency(a):
                 p = subprocess.Popen([tally, "run", "-X", f"kafka.bootstrap.servers={bootstrap}",
                                       "-X", f"input.topics={tin}", "-X", f"kafka.group.id=lat-{g}",
                                       "-X", f"state.dir={os.path.join(work, 'state-lat-' + g)}",
-                                      "-X", "http.listen=127.0.0.1:0", "-X", f"output.interest.topic={tout}",
-                                      "-X", f"output.attribution.topic={tout}-attr"] + xs,
+                                      "-X", "http.listen=127.0.0.1:0",
+                                      "-X", f"output.interest.topic={outs['interest']}",
+                                      "-X", f"output.attribution.topic={outs['attribution']}",
+                                      "-X", f"output.credit.topic={outs['credit']}",
+                                      "-X", f"dlq.topic={outs['dlq']}"] + xs,
                                      stdout=log, stderr=subprocess.STDOUT)
             try:
                 wait_http_ready(log_path, p)

@@ -456,6 +456,7 @@ static int eos_commit(tl_runtime *rt)
 {
     const tl_sink *k = rt->sink;
     rt->txn_open = 0;
+    int64_t t_state = tl_mono_ns();
     for (int p = 0; p < rt->n_parts; p++) {
         if (!rt->stores[p]) continue;
         state_arg a = {k, p};
@@ -464,7 +465,8 @@ static int eos_commit(tl_runtime *rt)
     int64_t *cl = tl_xmalloc((size_t)(rt->n_parts ? rt->n_parts : 1) * sizeof(*cl));
     int64_t t0 = tl_mono_ns();
     tl_rc rc = k->commit(k->ctx, rt->batch_next, rt->n_parts, cl);
-    rt->st.commit_ns += tl_mono_ns() - t0;
+    int64_t t1 = tl_mono_ns();
+    rt->st.commit_ns += t1 - t0;
     if (rc == TL_OK) {
         for (int p = 0; p < rt->n_parts; p++) {
             if (rt->batch_next[p] >= 0 && rt->batch_next[p] > rt->pending[p])
@@ -481,7 +483,14 @@ static int eos_commit(tl_runtime *rt)
         /* Committed: the stores take it now, so their dirty records are only ever those of
          * a transaction still open, which an abort can drop. (Stages' own checkpoints, the
          * model's, still follow state.flush.interval.ms.) */
-        return flush_stores_only(rt);
+        int frc = flush_stores_only(rt);
+        int64_t t2 = tl_mono_ns();
+        rt->st.state_flush_ns += t2 - t1;
+        TL_LOG_DEBUG("runtime", "committed events=%d open_ms=%.1f changelog_ms=%.1f "
+                     "commit_ms=%.1f store_ms=%.1f", rt->txn_events,
+                     (double)(t_state - rt->txn_start_ns) / 1e6, (double)(t0 - t_state) / 1e6,
+                     (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
+        return frc;
     }
     free(cl);
     if (rc == TL_RETRY && rt->src && rt->src->rewind) {
