@@ -550,6 +550,9 @@ struct tl_store {
     tl_user **changed;           /* records touched since the last take_changed */
     size_t n_changed, cap_changed;
     int64_t changelog_offset, changelog_pending;
+    /* The records take_changed encoded for the changelog, put in a WriteBatch as they
+     * were encoded: the flush after the commit writes them without encoding again. */
+    rocksdb_writebatch_t *staged;
     /* restore in progress: records buffered, written sorted by key (restore_commit) */
     tl_buf restore_bytes;
     struct restore_entry *restore_ents;
@@ -740,6 +743,7 @@ void tl_store_close(tl_store *s)
     free(s->table);
     free(s->dirty);
     free(s->changed);
+    if (s->staged) rocksdb_writebatch_destroy(s->staged);
     tl_buf_free(&s->restore_bytes);
     free(s->restore_ents);
     if (s->restore_wopts) rocksdb_writeoptions_destroy(s->restore_wopts);
@@ -980,10 +984,24 @@ static int cmp_user(const void *a, const void *b)
     return strcmp((*(tl_user *const *)a)->user_id, (*(tl_user *const *)b)->user_id);
 }
 
+/* Puts u's record (or its deletion, when empty) in wb; s->vbuf holds the encoding. */
+static void put_record(tl_store *s, rocksdb_writebatch_t *wb, const tl_user *u)
+{
+    key_profile(&s->kbuf, u->user_id);
+    tl_buf_clear(&s->vbuf);
+    if (user_empty(u)) {
+        rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
+    } else {
+        tl_user_encode(u, &s->vbuf);
+        rocksdb_writebatch_put(wb, s->kbuf.data, s->kbuf.len, s->vbuf.data, s->vbuf.len);
+    }
+}
+
 int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
 {
     if (s->n_dirty) qsort(s->dirty, s->n_dirty, sizeof(*s->dirty), cmp_user);
-    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_writebatch_t *wb = s->staged ? s->staged : rocksdb_writebatch_create();
+    s->staged = NULL;
     for (size_t i = 0; i < s->n_dirty; i++) {
         tl_user *u = s->dirty[i];
         if (u->timer != u->timer_saved) {
@@ -997,14 +1015,10 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
             }
             u->timer_saved = u->timer;
         }
-        key_profile(&s->kbuf, u->user_id);
-        if (user_empty(u)) {
-            rocksdb_writebatch_delete(wb, s->kbuf.data, s->kbuf.len);
-        } else {
-            tl_buf_clear(&s->vbuf);
-            tl_user_encode(u, &s->vbuf);
-            rocksdb_writebatch_put(wb, s->kbuf.data, s->kbuf.len, s->vbuf.data, s->vbuf.len);
-        }
+        /* Staged and not touched since: the batch holds its record already. Touched
+         * since: this later put is the one that counts. */
+        if (u->staged && !u->changed) continue;
+        put_record(s, wb, u);
     }
     tl_buf_clear(&s->vbuf);
     put_svarint(&s->vbuf, next_offset);
@@ -1019,7 +1033,8 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     }
     char *rerr = NULL;
     rocksdb_write(s->db, s->wopts, wb, &rerr);
-    rocksdb_writebatch_destroy(wb);
+    rocksdb_writebatch_clear(wb);
+    s->staged = wb;   /* empty, kept for the next */
     if (rerr) {
         snprintf(err, errlen, "state store %s: write failed: %s", s->path, rerr);
         free(rerr);
@@ -1029,6 +1044,7 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
         tl_user *u = s->dirty[i];
         u->dirty = 0;
         u->changed = 0;   /* written: nothing left for a changelog (at_least_once never takes it) */
+        u->staged = 0;
         s->cache_bytes += u->mem - u->mem_counted;   /* unsigned wrap cancels out */
         u->mem_counted = u->mem;
     }
@@ -1070,12 +1086,15 @@ int tl_store_take_changed(tl_store *s, int (*fn)(void *arg, const tl_user *u, co
                           void *arg)
 {
     int rc = 0;
+    /* In key order: the store's write after the commit inserts them in that order. */
+    if (s->n_changed) qsort(s->changed, s->n_changed, sizeof(*s->changed), cmp_user);
+    if (!s->staged) s->staged = rocksdb_writebatch_create();
     for (size_t i = 0; i < s->n_changed; i++) {
         tl_user *u = s->changed[i];
         u->changed = 0;
         if (rc) continue;
-        tl_buf_clear(&s->vbuf);
-        if (!user_empty(u)) tl_user_encode(u, &s->vbuf);
+        put_record(s, s->staged, u);   /* an empty record: a deletion, and an empty value */
+        u->staged = 1;
         rc = fn(arg, u, &s->vbuf);
     }
     s->n_changed = 0;
@@ -1232,6 +1251,7 @@ void tl_store_discard_dirty(tl_store *s)
     }
     s->n_dirty = 0;
     s->n_changed = 0;
+    if (s->staged) rocksdb_writebatch_clear(s->staged);
 }
 
 void tl_store_rocksdb_stats(tl_store *s, uint64_t *keys, uint64_t *sst_bytes, uint64_t *mem_bytes)

@@ -90,6 +90,7 @@ typedef struct tl_user {
     size_t mem_counted; /* the part of mem included in the store's cache total */
     uint8_t dirty;
     uint8_t changed;    /* touched since the last tl_store_take_changed */
+    uint8_t staged;     /* its encoding, as taken, is in the store's staged WriteBatch */
 } tl_user;
 
 /* Record editing, for the stages. */
