@@ -203,6 +203,27 @@ void tl_jf_coalition_logits(const tl_jf_agg *players, int k, const double *w, do
                 sp[j].c[sp[j].n++] = c[s];
             }
     }
+    /* The maxima (recency per type, share): each with the players that have a value for
+     * it, largest first, so a coalition's maximum is its first member in that order; and
+     * per player, which maxima it can move at all (a touchpoint has one type). */
+    enum { NMAX = 7 };
+    double mval[TL_JF_MAX_PLAYERS][NMAX];
+    int ord[NMAX][TL_JF_MAX_PLAYERS], nord[NMAX] = {0};
+    unsigned moves[TL_JF_MAX_PLAYERS] = {0};
+    for (int j = 0; j < k; j++)
+        for (int f = 0; f < NMAX; f++)
+            mval[j][f] = f < 6 ? players[j].rec_max[f] : players[j].share_max;
+    for (int f = 0; f < NMAX; f++)
+        for (int j = 0; j < k; j++) {
+            if (!(mval[j][f] > 0)) continue;
+            moves[j] |= 1u << f;
+            int t = nord[f]++;
+            while (t > 0 && mval[ord[f][t - 1]][f] < mval[j][f]) {   /* insertion sort */
+                ord[f][t] = ord[f][t - 1];
+                t--;
+            }
+            ord[f][t] = j;
+        }
     double c[SLOTS] = {0}, x[TL_JF_DIM] = {0};
     double share_sum = 0, share_n = 0;
     x[F_BIAS] = 1;
@@ -222,18 +243,23 @@ void tl_jf_coalition_logits(const tl_jf_agg *players, int k, const double *w, do
         }
         share_sum += sign * players[b].share_sum;
         share_n += sign * players[b].share_n;
-        /* Maxima cannot be undone: recompute them from the members. */
-        double rec[6] = {0}, smax = 0;
-        for (uint64_t m = g; m; m &= m - 1) {
-            const tl_jf_agg *p = &players[__builtin_ctzll(m)];
-            for (int t = 0; t < 6; t++)
-                if (p->rec_max[t] > rec[t]) rec[t] = p->rec_max[t];
-            if (p->share_max > smax) smax = p->share_max;
+        /* Maxima cannot be undone: those the player moves are found again, as the
+         * coalition's first member in their order (0 when none has a value). */
+        double mx[NMAX];
+        for (int f = 0; f < NMAX; f++) {
+            if (!(moves[b] >> f & 1)) continue;
+            mx[f] = 0;
+            for (int t = 0; t < nord[f]; t++)
+                if (g >> ord[f][t] & 1) {
+                    mx[f] = mval[ord[f][t]][f];
+                    break;
+                }
+            if (f < 6) {
+                z += w[F_RECENCY + f] * (mx[f] - x[F_RECENCY + f]);
+                x[F_RECENCY + f] = mx[f];
+            }
         }
-        for (int t = 0; t < 6; t++) {
-            z += w[F_RECENCY + t] * (rec[t] - x[F_RECENCY + t]);
-            x[F_RECENCY + t] = rec[t];
-        }
+        double smax = moves[b] >> 6 & 1 ? mx[6] : x[F_SHARE_MAX];
         double smean = share_n > 0.5 ? share_sum / share_n : 0;
         z += w[F_SHARE_MAX] * (smax - x[F_SHARE_MAX]) + w[F_SHARE_MEAN] * (smean - x[F_SHARE_MEAN]);
         x[F_SHARE_MAX] = smax;

@@ -50,9 +50,10 @@ void tl_jf_agg_finish(const tl_jf_agg *g, double *x);
  * only the few features t touches change. Returns the change of w . x. */
 double tl_jf_agg_add_scored(tl_jf_agg *g, double *x, const tl_jf_tp *t, const double *w);
 
-/* w . x(S) for all 2^k coalitions S of k players (k <= 20), into out[mask]: coalitions
- * in Gray-code order, each step changing only the features the toggled player touches
- * (its counts) and the maxima. */
+#define TL_JF_MAX_PLAYERS 20
+/* w . x(S) for all 2^k coalitions S of k <= TL_JF_MAX_PLAYERS players, into out[mask]:
+ * coalitions in Gray-code order, each step changing only the features the toggled player
+ * touches (its counts, and the maxima it has a value for). */
 void tl_jf_coalition_logits(const tl_jf_agg *players, int k, const double *w, double *out);
 
 /* Feature names, for exported examples. */
