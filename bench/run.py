@@ -107,16 +107,52 @@ def backlog_topic(work, bootstrap, a, prefix):
     return topic
 
 
+def settle(broker, idle=0.1, timeout_s=120):
+    """Lets the previous phase's work finish before a measured one: its writes reach the
+    disk (sync) and the broker's CPU use over a second falls below `idle` of one core."""
+    os.sync()
+    pid = open(os.path.join(broker, "broker.pid")).read().strip()
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu():
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / tick
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        c0, t0 = cpu(), time.monotonic()
+        time.sleep(1)   # the sampling interval of the broker's CPU use
+        if (cpu() - c0) / (time.monotonic() - t0) < idle:
+            return
+    print(f"note: the broker did not settle below {idle:.0%} CPU in {timeout_s} s", file=sys.stderr)
+
+
+def delete_topics(bootstrap, names):
+    """Deletes a finished run's topics, so that the broker does not go on compacting or
+    holding them (gigabytes of changelog after a drain) while the next run is measured."""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.delete_topics(list(names), operation_timeout=30).values():
+        try:
+            f.result(timeout=60)
+        except Exception as e:
+            if "UNKNOWN_TOPIC_OR_PART" not in str(e):   # else: a topic the run never wrote
+                print(f"note: {e}", file=sys.stderr)
+
+
 def tally_drain(a, bootstrap, topic, work, extra):
     """tally run --until-end of topic; (events/s, peak RSS MiB)."""
     g = uuid.uuid4().hex[:8]
     state = os.path.join(work, "state-" + g)
+    outs = [f"{topic}-{g}-{o}" for o in ("interest", "attr", "credit", "dlq", "changelog")]
     _, err, wall, rss = run_rss(
         [os.path.join(BUILD, "tally"), "run", "--until-end", "-X", f"kafka.bootstrap.servers={bootstrap}",
          "-X", f"input.topics={topic}", "-X", f"kafka.group.id=tally-{g}", "-X", f"state.dir={state}",
-         "-X", "log.level=warn", "-X", "http.listen=", "-X", f"output.interest.topic={topic}-{g}-interest",
-         "-X", f"output.attribution.topic={topic}-{g}-attr", "-X", f"output.credit.topic={topic}-{g}-credit",
-         "-X", f"dlq.topic={topic}-{g}-dlq"] + [arg for setting in a.xs + extra for arg in ("-X", setting)])
+         "-X", "log.level=warn", "-X", "http.listen=", "-X", f"output.interest.topic={outs[0]}",
+         "-X", f"output.attribution.topic={outs[1]}", "-X", f"output.credit.topic={outs[2]}",
+         "-X", f"dlq.topic={outs[3]}", "-X", f"state.changelog.topic={outs[4]}"] +
+        [arg for setting in a.xs + extra for arg in ("-X", setting)])
+    delete_topics(bootstrap, outs)
     m = re.search(r"run: (\d+) events", err)
     if not m or int(m.group(1)) != a.events:
         sys.exit(f"tally run processed {m.group(1) if m else '?'} of {a.events} events:\n{err[-2000:]}")
@@ -191,6 +227,7 @@ def latency(a):
         rate = a.rate or int(statistics.median(maxes) / 2)
         p50s, p99s, maxlat = [], [], []
         for i in range(a.runs):
+            settle(broker)
             g = uuid.uuid4().hex[:8]
             tin, tout = "lat-in-" + g, "lat-out-" + g
             # Every topic exists before the run (as in production): the first transaction
@@ -220,6 +257,7 @@ def latency(a):
             finally:
                 p.send_signal(signal.SIGTERM)
                 p.wait(60)
+            delete_topics(bootstrap, [tin] + list(outs.values()) + [f"lat-{g}-users-changelog"])
             r = kv(out)
             p50s.append(float(r["p50_ms"]))
             p99s.append(float(r["p99_ms"]))

@@ -77,8 +77,9 @@ void tl_changelog_destroy(tl_changelog *c)
 
 /* The topic's partition count, or -1 with *why set. A topic created a moment ago can
  * answer "leader not available" for a while: that is waited out, up to 10 s; a topic
- * that does not exist is not. */
-static int partitions_of(rd_kafka_t *rk, const char *topic, rd_kafka_resp_err_t *why)
+ * that does not exist is not, unless just_created (the broker may not list it yet). */
+static int partitions_of(rd_kafka_t *rk, const char *topic, int just_created,
+                         rd_kafka_resp_err_t *why)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     int64_t deadline = tl_mono_ns() + 10 * (int64_t)1000000000;
@@ -92,7 +93,8 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, rd_kafka_resp_err_t 
             else if (!*why) *why = RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
             rd_kafka_metadata_destroy(md);
         }
-        if (n > 0 || *why == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || tl_mono_ns() > deadline)
+        if (n > 0 || (*why == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && !just_created) ||
+            tl_mono_ns() > deadline)
             break;
         tl_sleep_ms(100);   /* backoff before asking again */
     }
@@ -103,7 +105,7 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, rd_kafka_resp_err_t 
 int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, size_t errlen)
 {
     rd_kafka_resp_err_t why;
-    int parts = partitions_of(c->rk, input_topic, &why);
+    int parts = partitions_of(c->rk, input_topic, 0, &why);
     if (parts <= 0) {
         snprintf(err, errlen, "input topic %s: %s%s", input_topic, rd_kafka_err2str(why),
                  why == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? " (create it first)" : "");
@@ -138,7 +140,9 @@ int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, siz
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
     if (rc == 0) {
-        int have = partitions_of(c->rk, c->topic, &why);
+        /* Also waits until the broker lists a topic just created, so that the producer
+         * finds it at once. */
+        int have = partitions_of(c->rk, c->topic, 1, &why);
         if (have > 0 && have != parts) {
             snprintf(err, errlen, "changelog topic %s has %d partitions, the input %d", c->topic,
                      have, parts);

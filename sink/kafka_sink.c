@@ -307,6 +307,29 @@ static void ks_destroy(void *ctx)
 
 rd_kafka_t *tl_kafka_sink_handle(const tl_sink *sink) { return ((kafka_sink *)sink->ctx)->rk; }
 
+/* Asks the broker for every output topic's partitions before the first record: else
+ * the first produce to a topic made a moment ago (the changelog, created at start) waits
+ * for librdkafka's next metadata refresh, and with it the first commit (measured: 0.65 s).
+ * A topic the broker does not know is named now; it may still be created on first use. */
+static void learn_topics(kafka_sink *s)
+{
+    const char *names[5] = {s->topics[0], s->topics[1], s->topics[2], s->topics[3], s->changelog};
+    for (int i = 0; i < 5; i++) {
+        if (!names[i]) continue;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, names[i], NULL);
+        const rd_kafka_metadata_t *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(s->rk, 0, rkt, &md, 10000);
+        if (!e) {
+            e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_NO_ERROR;
+            rd_kafka_metadata_destroy(md);
+        }
+        if (e && e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+            TL_LOG_WARN("sink", "output topic %s: %s (the broker may create it on first use)",
+                        names[i], rd_kafka_err2str(e));
+        rd_kafka_topic_destroy(rkt);
+    }
+}
+
 tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, char *err,
                            size_t errlen)
 {
@@ -354,6 +377,7 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
         s->base.sink.emit_state = ks_emit_state;
         s->base.sink.commit = ks_commit;
     }
+    learn_topics(s);
     return &s->base.sink;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);
