@@ -149,21 +149,14 @@ static inline double dot(const double *restrict a, const double *restrict b, int
     return (s0 + s1) + (s2 + s3);
 }
 
-static inline double sigmoid(double t)
-{
-    if (t >= 0) return 1.0 / (1.0 + exp(-t));
-    double e = exp(t);
-    return e / (1.0 + e);
-}
-
 double tl_ftrl_predict(const tl_ftrl *m, const double *x)
 {
-    return sigmoid(dot(m->w, x, m->d));
+    return tl_sigmoid(dot(m->w, x, m->d));
 }
 
 double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight)
 {
-    double p = sigmoid(dot(m->w, x, m->d));
+    double p = tl_sigmoid(dot(m->w, x, m->d));
     if (!(weight > 0) || !isfinite(weight)) return p;
     double c = weight * (p - (y ? 1.0 : 0.0));
     const double alpha = m->alpha;

@@ -28,6 +28,7 @@
 #ifndef TL_FTRL_H
 #define TL_FTRL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,14 @@ void tl_ftrl_weights(const tl_ftrl *m, double *w);
 /* sigmoid(w . x), evaluated without overflow for any finite w . x (it may round to exactly
  * 0 or 1 when |w . x| > ~37; clip before taking logarithms). */
 double tl_ftrl_predict(const tl_ftrl *m, const double *x);
+
+/* 1 / (1 + e^-t), without overflow for any t. */
+static inline double tl_sigmoid(double t)
+{
+    if (t >= 0) return 1.0 / (1.0 + exp(-t));
+    double e = exp(t);
+    return e / (1.0 + e);
+}
 
 /* One step of Algorithm 1 on the example (x, y), y in {0, 1} (any non-zero y counts as 1),
  * with importance weight `weight` >= 0 scaling the gradient: g = weight * (p - y) * x, where

@@ -303,11 +303,6 @@ static const double *weights(tl_model *m)
     return m->w;
 }
 
-static double sigmoid(double z)
-{
-    return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
-}
-
 typedef struct game {
     tl_model *m;
     const tl_jf_tp *tps;
@@ -350,7 +345,7 @@ static void game_fn(void *arg, const uint64_t *masks, int count, double *v)
         }
         cblas_dgemv(CblasRowMajor, CblasNoTrans, rows, D, 1.0, m->X, D, w, 1, 0.0, m->z, 1);
         for (int i = 0; i < k; i++)
-            v[done + i] = sigmoid(m->z[m->run_row[i]] + m->run_dz[i]) - g->p_empty;
+            v[done + i] = tl_sigmoid(m->z[m->run_row[i]] + m->run_dz[i]) - g->p_empty;
     }
 }
 
@@ -362,7 +357,7 @@ static void coalition_table(tl_model *m, const tl_jf_agg *players, int k, double
                             double *v)
 {
     tl_jf_coalition_logits(players, k, weights(m), v);
-    for (uint64_t i = 0; i < ((uint64_t)1 << k); i++) v[i] = sigmoid(v[i]) - p_empty;
+    for (uint64_t i = 0; i < ((uint64_t)1 << k); i++) v[i] = tl_sigmoid(v[i]) - p_empty;
     v[0] = 0;
 }
 
