@@ -49,13 +49,17 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     kafka_sink *s = opaque;
     uint64_t seq = (uint64_t)(uintptr_t)m->_private;
-    if (m->err) {
+    /* An aborted transaction's records come back purged: expected (the input is read
+     * again), not a failure; they still count as settled for the in-flight window. */
+    int purged = s->changelog && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+                                  m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT);
+    if (m->err && !purged) {
         s->failed++;
         snprintf(s->last_error, sizeof(s->last_error), "%s [%s]", rd_kafka_err2str(m->err),
                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?");
         return;
     }
-    if (s->changelog && m->rkt && !strcmp(rd_kafka_topic_name(m->rkt), s->changelog) &&
+    if (!m->err && s->changelog && m->rkt && !strcmp(rd_kafka_topic_name(m->rkt), s->changelog) &&
         m->partition < s->n_cl && m->offset > s->cl_last[m->partition])
         s->cl_last[m->partition] = m->offset;
     if (seq <= s->acked || seq > s->emitted) return;
