@@ -51,7 +51,6 @@ static void journey(tl_journey_tp *tps, int n, int cats, char (*ids)[4][16])
     }
 }
 
-
 static void latency(tl_model *m, int n, int cats, int purchases, const char *label)
 {
     tl_journey_tp tps[64];

@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static double now_ns(void) { return (double)tl_mono_ns(); }
 
@@ -44,13 +43,6 @@ static double uniform01(void)   /* splitmix64 */
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     z ^= z >> 31;
     return (double)(z >> 11) * 0x1.0p-53;
-}
-
-static double sigmoid(double t)
-{
-    if (t >= 0) return 1.0 / (1.0 + exp(-t));
-    double e = exp(t);
-    return e / (1.0 + e);
 }
 
 /* ---- bench -------------------------------------------------------------------- */
@@ -87,14 +79,14 @@ static double measure(int op, int d, long n, int runs, const double *xs, const i
             break;
         case OP_PREDICT_CBLAS:
             for (long i = 0; i < n; i++)
-                acc += sigmoid(cblas_ddot(d, w, 1, xs + (size_t)(i % POOL) * d, 1));
+                acc += tl_sigmoid(cblas_ddot(d, w, 1, xs + (size_t)(i % POOL) * d, 1));
             calls = n;
             break;
         case OP_BATCH:
             for (long i = 0; i < n; i += POOL) {
                 cblas_dgemv(CblasRowMajor, CblasNoTrans, POOL, d, 1.0, xs, d, w, 1, 0.0,
                             scores, 1);
-                for (int k = 0; k < POOL; k++) acc += sigmoid(scores[k]);
+                for (int k = 0; k < POOL; k++) acc += tl_sigmoid(scores[k]);
                 calls += POOL;
             }
             break;
@@ -124,7 +116,7 @@ static int bench(int d, long n, int runs)
             x[i] = i == d - 1 ? 1.0 : uniform01() < 0.25 ? 0.0 : 2 * uniform01() - 1;
             s += truth[i] * x[i];
         }
-        ys[k] = uniform01() < sigmoid(s);
+        ys[k] = uniform01() < tl_sigmoid(s);
     }
     printf("dim=%d\ncalls=%ld\nruns=%d\n", d, n, runs);
     printf("updates_per_s=%.0f\n", measure(OP_LEARN, d, n, runs, xs, ys));

@@ -24,6 +24,7 @@ Peak RSS is each process's own (wait4). Prints a markdown table for docs/benchma
 Build first: cmake -S . -B build -G Ninja && cmake --build build
 """
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -64,9 +65,7 @@ def engine(a):
     for i in range(a.runs):
         for mode in ("engine", "baseline"):
             cmd = [os.path.join(BUILD, "bench_engine"), "--events", str(a.events),
-                   "--users", str(a.users), "--cache-mb", str(a.cache_mb)]
-            for setting in a.xs:
-                cmd += ["-X", setting]
+                   "--users", str(a.users), "--cache-mb", str(a.cache_mb)] + x_args(a.xs)
             if mode == "baseline":
                 cmd.append("--baseline")
             out, _, _, rss = run_rss(cmd)
@@ -83,14 +82,19 @@ def engine(a):
           f"events/s (ratio {eng / base:.2f}) | {rss:.0f} MiB |")
 
 
-def start_broker(work, name):
-    broker = os.path.join(work, name)
-    subprocess.run([os.path.join(ROOT, "scripts", "kafka-broker.sh"), "start", broker], check=True)
-    return broker, open(os.path.join(broker, "bootstrap")).read().strip()
-
-
-def stop_broker(broker):
-    subprocess.run([os.path.join(ROOT, "scripts", "kafka-broker.sh"), "stop", broker])
+@contextlib.contextmanager
+def local_broker(prefix):
+    """(work directory, broker directory, bootstrap) of a fresh broker; afterwards the
+    broker is stopped and the directory removed."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    broker = os.path.join(work, "kafka")
+    script = os.path.join(ROOT, "scripts", "kafka-broker.sh")
+    try:
+        subprocess.run([script, "start", broker], check=True)
+        yield work, broker, open(os.path.join(broker, "bootstrap")).read().strip()
+    finally:
+        subprocess.run([script, "stop", broker])
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def backlog_topic(work, bootstrap, a, prefix):
@@ -100,8 +104,7 @@ def backlog_topic(work, bootstrap, a, prefix):
     csv = os.path.join(work, "events.csv")
     subprocess.run([tally, "gen", "--events", str(a.events), "--users", str(a.users),
                     "--output", csv], check=True)
-    subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic], check=True,
-                   stdout=subprocess.DEVNULL)  # auto-creates it with num.partitions=4
+    create_topic(bootstrap, topic)
     subprocess.run([tally, "produce", "--input", csv, "--format", "canonical", "--topic",
                     topic, "-X", f"kafka.bootstrap.servers={bootstrap}"], check=True)
     return topic
@@ -140,19 +143,43 @@ def delete_topics(bootstrap, names):
                 print(f"note: {e}", file=sys.stderr)
 
 
+def output_topics(prefix):
+    """The topics one `tally run` writes, named after prefix."""
+    return {o: f"{prefix}-{o}" for o in ("interest", "attribution", "credit", "dlq", "changelog")}
+
+
+def tally_args(bootstrap, topic, group, state, outs):
+    """`tally run`'s settings for one run: input, group, state directory, outputs."""
+    kvs = [f"kafka.bootstrap.servers={bootstrap}", f"input.topics={topic}",
+           f"kafka.group.id={group}", f"state.dir={state}",
+           f"output.interest.topic={outs['interest']}",
+           f"output.attribution.topic={outs['attribution']}",
+           f"output.credit.topic={outs['credit']}", f"dlq.topic={outs['dlq']}",
+           f"state.changelog.topic={outs['changelog']}"]
+    return x_args(kvs)
+
+
+def x_args(settings):
+    return [arg for setting in settings for arg in ("-X", setting)]
+
+
+def create_topic(bootstrap, topic):
+    """Creates topic with the broker's defaults (4 partitions): asking for its metadata
+    makes the test broker create it."""
+    subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def tally_drain(a, bootstrap, topic, work, extra):
     """tally run --until-end of topic; (events/s, peak RSS MiB)."""
     g = uuid.uuid4().hex[:8]
     state = os.path.join(work, "state-" + g)
-    outs = [f"{topic}-{g}-{o}" for o in ("interest", "attr", "credit", "dlq", "changelog")]
+    outs = output_topics(f"{topic}-{g}")
     _, err, wall, rss = run_rss(
-        [os.path.join(BUILD, "tally"), "run", "--until-end", "-X", f"kafka.bootstrap.servers={bootstrap}",
-         "-X", f"input.topics={topic}", "-X", f"kafka.group.id=tally-{g}", "-X", f"state.dir={state}",
-         "-X", "log.level=warn", "-X", "http.listen=", "-X", f"output.interest.topic={outs[0]}",
-         "-X", f"output.attribution.topic={outs[1]}", "-X", f"output.credit.topic={outs[2]}",
-         "-X", f"dlq.topic={outs[3]}", "-X", f"state.changelog.topic={outs[4]}"] +
-        [arg for setting in a.xs + extra for arg in ("-X", setting)])
-    delete_topics(bootstrap, outs)
+        [os.path.join(BUILD, "tally"), "run", "--until-end"] +
+        tally_args(bootstrap, topic, f"tally-{g}", state, outs) +
+        x_args(["log.level=warn", "http.listen="] + a.xs + extra))
+    delete_topics(bootstrap, outs.values())
     m = re.search(r"run: (\d+) events", err)
     if not m or int(m.group(1)) != a.events:
         sys.exit(f"tally run processed {m.group(1) if m else '?'} of {a.events} events:\n{err[-2000:]}")
@@ -161,9 +188,7 @@ def tally_drain(a, bootstrap, topic, work, extra):
 
 
 def kafka(a):
-    work = tempfile.mkdtemp(prefix="tally-bench-")
-    broker, bootstrap = start_broker(work, "kafka")
-    try:
+    with local_broker("tally-bench-") as (work, _, bootstrap):
         topic = backlog_topic(work, bootstrap, a, "bench")
         bare, tl, rss_t = [], [], []
         for i in range(a.runs):
@@ -182,9 +207,6 @@ def kafka(a):
               f"users, 4 partitions, local broker | {t:,.0f} events/s | bare librdkafka "
               f"consumer: {b:,.0f} records/s (ratio {t / b:.2f}) | "
               f"{statistics.median(rss_t):.0f} MiB |")
-    finally:
-        stop_broker(broker)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def wait_http_ready(log_path, proc, timeout_s=60):
@@ -212,52 +234,40 @@ def wait_http_ready(log_path, proc, timeout_s=60):
 def latency(a):
     """The maximum first (a backlog drained), then the latency runs, on one broker (warmed
     up by the first phase). Each latency run discards its first --warmup seconds."""
-    import signal
-    work = tempfile.mkdtemp(prefix="tally-latency-")
     tally = os.path.join(BUILD, "tally")
-    xs = [arg for setting in a.xs for arg in ("-X", setting)]
-    broker = None
-    try:
-        broker, bootstrap = start_broker(work, "kafka")
+    with local_broker("tally-latency-") as (work, broker, bootstrap):
         topic = backlog_topic(work, bootstrap, a, "max")
         maxes = []
         for i in range(a.runs):
             maxes.append(tally_drain(a, bootstrap, topic, work, [])[0])
             print(f"maximum run {i + 1}: {maxes[-1]:,.0f} events/s", file=sys.stderr)
-        rate = a.rate or int(statistics.median(maxes) / 2)
+        maximum = statistics.median(maxes)
+        rate = a.rate or int(maximum / 2)
         p50s, p99s, maxlat = [], [], []
         for i in range(a.runs):
             settle(broker)
             g = uuid.uuid4().hex[:8]
-            tin, tout = "lat-in-" + g, "lat-out-" + g
+            tin, outs = "lat-in-" + g, output_topics("lat-out-" + g)
             # Every topic exists before the run (as in production): the first transaction
             # then does not wait for topics the broker creates on first use.
-            outs = {"interest": tout, "attribution": tout + "-attr", "credit": tout + "-credit",
-                    "dlq": tout + "-dlq"}
-            for t in [tin] + list(outs.values()):
-                subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", t], check=True,
-                               stdout=subprocess.DEVNULL)
+            for t in [tin] + [outs[o] for o in ("interest", "attribution", "credit", "dlq")]:
+                create_topic(bootstrap, t)
             log_path = os.path.join(work, "latency-%s.log" % g)
             with open(log_path, "w") as log:
-                p = subprocess.Popen([tally, "run", "-X", f"kafka.bootstrap.servers={bootstrap}",
-                                      "-X", f"input.topics={tin}", "-X", f"kafka.group.id=lat-{g}",
-                                      "-X", f"state.dir={os.path.join(work, 'state-lat-' + g)}",
-                                      "-X", "http.listen=127.0.0.1:0",
-                                      "-X", f"output.interest.topic={outs['interest']}",
-                                      "-X", f"output.attribution.topic={outs['attribution']}",
-                                      "-X", f"output.credit.topic={outs['credit']}",
-                                      "-X", f"dlq.topic={outs['dlq']}"] + xs,
+                p = subprocess.Popen([tally, "run"] +
+                                     tally_args(bootstrap, tin, f"lat-{g}",
+                                                os.path.join(work, "state-lat-" + g), outs) +
+                                     x_args(["http.listen=127.0.0.1:0"] + a.xs),
                                      stdout=log, stderr=subprocess.STDOUT)
             try:
                 wait_http_ready(log_path, p)
-                out = subprocess.run([os.path.join(BUILD, "bench_latency"), bootstrap, tin, tout,
-                                      str(rate), str(a.seconds), str(a.warmup)], check=True,
-                                     capture_output=True,
-                                     text=True).stdout
+                out = subprocess.run([os.path.join(BUILD, "bench_latency"), bootstrap, tin,
+                                      outs["interest"], str(rate), str(a.seconds), str(a.warmup)],
+                                     check=True, capture_output=True, text=True).stdout
             finally:
-                p.send_signal(signal.SIGTERM)
+                p.terminate()   # SIGTERM: tally commits and stops
                 p.wait(60)
-            delete_topics(bootstrap, [tin] + list(outs.values()) + [f"lat-{g}-users-changelog"])
+            delete_topics(bootstrap, [tin] + list(outs.values()))
             r = kv(out)
             p50s.append(float(r["p50_ms"]))
             p99s.append(float(r["p99_ms"]))
@@ -265,22 +275,16 @@ def latency(a):
             print(f"latency run {i + 1} at {rate:,} events/s: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} "
                   f"ms, max {r['max_ms']} ms ({r['events']} events)", file=sys.stderr)
         mode = ", ".join(a.xs) if a.xs else "defaults (exactly_once, commit.interval.ms=100)"
-        at = f"{a.rate:,} events/s (maximum {statistics.median(maxes):,.0f})" if a.rate else \
-            f"half of {statistics.median(maxes):,.0f} events/s"
+        at = f"{a.rate:,} events/s (maximum {maximum:,.0f})" if a.rate else \
+            f"half of {maximum:,.0f} events/s"
         print(f"| latency: produce -> interest delta visible read_committed ({mode}), at {at} for "
               f"{a.seconds} s ({a.warmup} s warm-up not counted), local broker | p50 "
               f"{statistics.median(p50s):.0f} ms | p99 "
               f"{statistics.median(p99s):.0f} ms | max {statistics.median(maxlat):.0f} ms |")
-    finally:
-        if broker:
-            stop_broker(broker)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def eos(a):
-    work = tempfile.mkdtemp(prefix="tally-eos-")
-    broker, bootstrap = start_broker(work, "kafka")
-    try:
+    with local_broker("tally-eos-") as (work, _, bootstrap):
         topic = backlog_topic(work, bootstrap, a, "eos")
         rates = {"at_least_once": [], "exactly_once": []}
         ratios = []
@@ -299,15 +303,10 @@ def eos(a):
               f"{statistics.median(rates['exactly_once']):,.0f} / "
               f"{statistics.median(rates['at_least_once']):,.0f} events/s | median ratio "
               f"{statistics.median(ratios):.2f} (runs: {', '.join(f'{r:.2f}' for r in ratios)}) |")
-    finally:
-        stop_broker(broker)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def restore(a):
-    work = tempfile.mkdtemp(prefix="tally-restore-")
-    broker, bootstrap = start_broker(work, "kafka")
-    try:
+    with local_broker("tally-restore-") as (_, _, bootstrap):
         rates, rss = [], []
         for i in range(a.runs):
             out, _, _, r = run_rss([os.path.join(BUILD, "bench_restore"), bootstrap, "--keys", str(a.keys)])
@@ -317,9 +316,6 @@ def restore(a):
         print(f"| restore: {a.keys:,} changelog records ({kv(out)['value_bytes']} bytes each) into an empty "
               f"store, local broker | {statistics.median(rates):,.0f} keys/s | "
               f"{statistics.median(rss):.0f} MiB |")
-    finally:
-        stop_broker(broker)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():

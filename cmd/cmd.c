@@ -3,7 +3,7 @@
  * (defaults < -c file < TALLY_* environment < -X), signals, librdkafka setup.
  *
  * Signal handlers only increment tl_stop; the loop does the ordered shutdown. A
- * second signal makes the loop give up waiting (runtime.c), a third exits at once.
+ * second signal exits at once (130).
  */
 #define _XOPEN_SOURCE 700
 #include "cmd.h"

@@ -61,7 +61,7 @@ static void tick_outputs(tl_observe *o)
     const uint64_t n[4] = {c.interest, c.attribution, c.credit, c.dlq};
     for (int i = 0; i < 4; i++)
         tl_prom_counter_set(tl_prom_counter("tally_outputs_total", h, "topic",
-                                            o->out_topics[i] ? o->out_topics[i] : "", "output", kind[i],
+                                            o->out_topics[i], "output", kind[i],
                                             NULL),
                             n[i]);
     for (int m = 0; m < TL_M_COUNT; m++)

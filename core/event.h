@@ -49,6 +49,11 @@ typedef struct tl_event {
 const char *tl_event_type_name(tl_event_type t);
 /* "add-to-cart" etc., for explanations. */
 const char *tl_event_type_phrase(tl_event_type t);
+/* The indefinite article for that phrase: "an" (impression, add to cart) or "a". */
+static inline const char *tl_event_type_article(tl_event_type t)
+{
+    return t == TL_IMPRESSION || t == TL_ADD_TO_CART ? "an" : "a";
+}
 /* Parses an Avro symbol ("ADD_TO_CART"), case-insensitively; -1 if unknown. */
 int tl_event_type_parse(const char *s, size_t len);
 

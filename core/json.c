@@ -604,6 +604,37 @@ void tl_json_put_i64(tl_buf *b, int64_t v)
     tl_buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
+void tl_json_put_key(tl_buf *b, const char *k)
+{
+    tl_buf_putc(b, ',');
+    tl_json_put_str(b, k);
+    tl_buf_putc(b, ':');
+}
+
+void tl_json_member_str(tl_buf *b, const char *k, const char *v)
+{
+    tl_json_put_key(b, k);
+    tl_json_put_str(b, v);
+}
+
+void tl_json_member_strn(tl_buf *b, const char *k, const char *v, size_t n)
+{
+    tl_json_put_key(b, k);
+    tl_json_put_strn(b, v, n);
+}
+
+void tl_json_member_double(tl_buf *b, const char *k, double v)
+{
+    tl_json_put_key(b, k);
+    tl_json_put_double(b, v);
+}
+
+void tl_json_member_i64(tl_buf *b, const char *k, int64_t v)
+{
+    tl_json_put_key(b, k);
+    tl_json_put_i64(b, v);
+}
+
 void tl_json_put_double(tl_buf *b, double d)
 {
     if (!isfinite(d)) {

@@ -72,13 +72,19 @@ const char *tl_json_type_name(tl_json_type t);   /* "null", "bool", ... "object"
 
 /* Writer helpers. tl_json_put_str writes s quoted and escaped; NULL writes null. */
 void tl_json_put_str(tl_buf *b, const char *s);
-/* Length of the valid UTF-8 sequence starting at s[0] (at most n bytes; no overlong
- * forms, surrogates or code points above U+10FFFF), or 0. */
-size_t tl_utf8_seq(const unsigned char *s, size_t n);
 void tl_json_put_strn(tl_buf *b, const char *s, size_t n);
 /* The shortest of %.15g/%.16g/%.17g that reads back exactly; NaN and +-Inf -> null. */
 void tl_json_put_double(tl_buf *b, double d);
 void tl_json_put_i64(tl_buf *b, int64_t v);
+/* An object member after the first: ,"k": then the value. */
+void tl_json_put_key(tl_buf *b, const char *k);
+void tl_json_member_str(tl_buf *b, const char *k, const char *v);
+void tl_json_member_strn(tl_buf *b, const char *k, const char *v, size_t n);
+void tl_json_member_double(tl_buf *b, const char *k, double v);
+void tl_json_member_i64(tl_buf *b, const char *k, int64_t v);
+/* Length of the valid UTF-8 sequence starting at s[0] (at most n bytes; no overlong
+ * forms, surrogates or code points above U+10FFFF), or 0. */
+size_t tl_utf8_seq(const unsigned char *s, size_t n);
 /* Writes a parsed tree back as compact JSON (integers exactly, other numbers with
  * tl_json_put_double). */
 void tl_json_write(tl_buf *b, const tl_json *j);

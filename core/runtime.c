@@ -15,8 +15,9 @@
  * applied twice.
  *
  * Stores are opened when a partition is assigned (or, for sources without
- * assignments, like files, on first use) and closed when revoked; both happen
- * between batches, when every store is clean.
+ * assignments, like files, on first use) and closed when revoked: at_least_once
+ * between batches, once every output in flight is acknowledged; exactly_once after
+ * the open transaction is committed (or aborted and its changes dropped).
  */
 #include "runtime.h"
 #include "log.h"
@@ -119,7 +120,6 @@ struct tl_runtime {
     tl_runtime_stats st;
     rt_metrics m;
     tsvec batch_ts;              /* Kafka timestamps of the events processed, not committed */
-    int64_t batch_start_ns;      /* at-least-once: when the batch being processed began */
     int64_t last_tick_ns;
 };
 
@@ -253,7 +253,7 @@ void tl_runtime_revoked(tl_runtime *rt, int32_t partition)
     /* Exactly-once: the open transaction holds this partition's latest state; it is
      * committed (or aborted and dropped) before the store goes. */
     if (rt->txn_open && eos_commit(rt) != 0) rt->failed = 1;
-    /* Revocations come between batches. Once every output in flight is acknowledged
+    /* Then, once every output in flight is acknowledged
      * (and its offsets stored), the store holds no unacknowledged effect and may be
      * written; if anything fails, the next owner replays from the store's older
      * offset. */
@@ -322,10 +322,8 @@ static int settle(tl_runtime *rt, int block)
     int64_t t0 = tl_mono_ns();
     if (block || !rt->sink->progress) {
         tl_rc rc;
-        while ((rc = rt->sink->flush(rt->sink->ctx, rt->o.flush_timeout_ms)) == TL_RETRY) {
-            rt->st.flush_retries++;
-            if (rt->stop && *rt->stop > 1) return -1;   /* a second signal: give up now */
-        }
+        while ((rc = rt->sink->flush(rt->sink->ctx, rt->o.flush_timeout_ms)) == TL_RETRY)
+            rt->st.flush_retries++;   /* a second signal exits the process (cmd.c) */
         if (rc != TL_OK) return -1;
     } else if (rt->sink->progress(rt->sink->ctx, &emitted, &acked) != TL_OK) {
         return -1;

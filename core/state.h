@@ -164,8 +164,10 @@ void tl_store_set_timer(tl_store *s, tl_user *u, int64_t at);
 tl_user *tl_store_next_due(tl_store *s, int64_t now);
 
 /* Exactly-once support. Every record reached through tl_store_get since the last call
- * is handed to fn (with its encoded value) and unmarked: the runtime sends them to the
- * changelog in the batch's transaction. */
+ * is handed to fn (with its encoded value), in key order, and unmarked: the runtime sends
+ * them to the changelog in the open transaction. The encodings are also staged for the
+ * next tl_store_flush, which writes them without encoding again (tl_store_discard_dirty
+ * drops them). */
 int tl_store_take_changed(tl_store *s, int (*fn)(void *arg, const tl_user *u, const tl_buf *value),
                           void *arg);
 /* Drops every dirty record from the cache (an aborted transaction's changes): the next

@@ -52,11 +52,6 @@ int tl_features_cfg_load(tl_features_cfg *fc, const tl_config *c, char *err, siz
     return 0;
 }
 
-static const char *article(tl_event_type t)
-{
-    return t == TL_IMPRESSION || t == TL_ADD_TO_CART ? "an" : "a";
-}
-
 /* Appends s to the explanation being built at *p (bounded by end). */
 static void put(char **p, char *end, const char *s)
 {
@@ -93,7 +88,7 @@ static const char *explain(tl_arena *a, const tl_interest_delta *d, tl_event_typ
         put(&p, end, num);
     }
     put(&p, end, " from ");
-    put(&p, end, article(type));
+    put(&p, end, tl_event_type_article(type));
     put(&p, end, " ");
     put(&p, end, tl_event_type_phrase(type));
     if (ev_ts < d->ts) {

@@ -99,7 +99,8 @@ static void explain(tl_buf *b, const tl_user *u, const ranked *r, int64_t as_of)
     tl_buf_puts(b, " decayed events (last ");
     int type = last_event_type(u, e);
     if (type >= 0) {
-        tl_buf_puts(b, type == TL_IMPRESSION || type == TL_ADD_TO_CART ? "an " : "a ");
+        tl_buf_puts(b, tl_event_type_article((tl_event_type)type));
+        tl_buf_puts(b, " ");
         tl_buf_puts(b, tl_event_type_phrase((tl_event_type)type));
     } else {
         tl_buf_puts(b, "event");
@@ -112,32 +113,6 @@ static void explain(tl_buf *b, const tl_user *u, const ranked *r, int64_t as_of)
     tl_buf_puts(b, ago >= 0 ? " before" : " later");
     tl_buf_puts(b, ") and engagement heat ");
     put_num(b, r->h);
-}
-
-/* ,"key":value members (the key needs no escaping). */
-static void key(tl_buf *b, const char *k)
-{
-    tl_buf_puts(b, ",\"");
-    tl_buf_puts(b, k);
-    tl_buf_puts(b, "\":");
-}
-
-static void m_str(tl_buf *b, const char *k, const char *s, size_t n)
-{
-    key(b, k);
-    tl_json_put_strn(b, s, n);
-}
-
-static void m_i64(tl_buf *b, const char *k, int64_t v)
-{
-    key(b, k);
-    tl_json_put_i64(b, v);
-}
-
-static void m_dbl(tl_buf *b, const char *k, double v)
-{
-    key(b, k);
-    tl_json_put_double(b, v);
 }
 
 static void put_interests(tl_buf *out, const tl_features_cfg *fc, const tl_user *u,
@@ -162,13 +137,13 @@ static void put_interests(tl_buf *out, const tl_features_cfg *fc, const tl_user 
         const tl_interest *e = r[i].e;
         tl_buf_puts(out, i ? ",{\"dim\":" : "{\"dim\":");
         tl_json_put_str(out, tl_dim_name((tl_dim)e->dim));
-        m_str(out, "id", e->id, e->id_len);
-        m_dbl(out, "f", r[i].f);
-        m_dbl(out, "h", r[i].h);
-        m_dbl(out, "w", r[i].w);
-        m_i64(out, "last_ts", e->t);
+        tl_json_member_strn(out, "id", e->id, e->id_len);
+        tl_json_member_double(out, "f", r[i].f);
+        tl_json_member_double(out, "h", r[i].h);
+        tl_json_member_double(out, "w", r[i].w);
+        tl_json_member_i64(out, "last_ts", e->t);
         explain(&text, u, &r[i], as_of);
-        m_str(out, "explanation", text.data, text.len);
+        tl_json_member_strn(out, "explanation", text.data, text.len);
         tl_buf_putc(out, '}');
     }
     tl_buf_putc(out, ']');
@@ -183,13 +158,13 @@ static void put_journey(tl_buf *out, const tl_user *u)
         const tl_journey_tp *tp = &u->tp[i];
         tl_buf_puts(out, i ? ",{\"event_id\":" : "{\"event_id\":");
         tl_json_put_strn(out, tp->event_id, tp->len[0]);
-        key(out, "type");
+        tl_json_put_key(out, "type");
         tl_json_put_str(out, tl_event_type_name((tl_event_type)tp->type));
-        m_i64(out, "ts", tp->ts);
-        m_str(out, "item_id", tp->item_id, tp->len[1]);
-        m_str(out, "category_id", tp->category_id, tp->len[2]);
-        m_str(out, "channel", tp->channel, tp->len[3]);
-        key(out, "dwell_ms");
+        tl_json_member_i64(out, "ts", tp->ts);
+        tl_json_member_strn(out, "item_id", tp->item_id, tp->len[1]);
+        tl_json_member_strn(out, "category_id", tp->category_id, tp->len[2]);
+        tl_json_member_strn(out, "channel", tp->channel, tp->len[3]);
+        tl_json_put_key(out, "dwell_ms");
         if (tp->dwell_ms < 0) tl_buf_puts(out, "null");
         else tl_json_put_i64(out, tp->dwell_ms);
         tl_buf_putc(out, '}');
@@ -204,11 +179,11 @@ static void put_last_attributions(tl_buf *out, const tl_user *u)
         const tl_last_attr *a = &u->attr[i];
         tl_buf_puts(out, i ? ",{\"event_id\":" : "{\"event_id\":");
         tl_json_put_strn(out, a->event_id, a->len[0]);
-        m_i64(out, "ts", a->ts);
-        m_str(out, "item_id", a->item_id, a->len[1]);
-        m_str(out, "category_id", a->category_id, a->len[2]);
-        m_dbl(out, "p_conversion", a->p_conversion);
-        m_str(out, "explanation", a->explanation, a->len[3]);
+        tl_json_member_i64(out, "ts", a->ts);
+        tl_json_member_strn(out, "item_id", a->item_id, a->len[1]);
+        tl_json_member_strn(out, "category_id", a->category_id, a->len[2]);
+        tl_json_member_double(out, "p_conversion", a->p_conversion);
+        tl_json_member_strn(out, "explanation", a->explanation, a->len[3]);
         tl_buf_putc(out, '}');
     }
     tl_buf_putc(out, ']');
@@ -228,8 +203,8 @@ int tl_profile_render(const tl_features_cfg *fc, const char *user_id, int32_t pa
     }
     tl_buf_puts(out, "{\"user_id\":");
     tl_json_put_str(out, user_id);
-    m_i64(out, "partition", partition);
-    m_i64(out, "as_of", as_of_ms);
+    tl_json_member_i64(out, "partition", partition);
+    tl_json_member_i64(out, "as_of", as_of_ms);
     put_interests(out, fc, &u, as_of_ms, top_n);
     put_journey(out, &u);
     put_last_attributions(out, &u);

@@ -237,29 +237,24 @@ void tl_jf_coalition_logits(const tl_jf_agg *players, int k, const double *w, do
         for (int t = 0; t < sp[b].n; t++) {
             int s = sp[b].slot[t], f = slot_feature(s);
             c[s] += sign * sp[b].c[t];
-            double v = slot_value(f, c[s]);
-            z += w[f] * (v - x[f]);
-            x[f] = v;
+            z += set_feature(x, f, slot_value(f, c[s]), w);
         }
         share_sum += sign * players[b].share_sum;
         share_n += sign * players[b].share_n;
         /* Maxima cannot be undone: those the player moves are found again, as the
          * coalition's first member in their order (0 when none has a value). */
-        double mx[NMAX];
+        double smax = x[F_SHARE_MAX];
         for (int f = 0; f < NMAX; f++) {
             if (!(moves[b] >> f & 1)) continue;
-            mx[f] = 0;
+            double m = 0;
             for (int t = 0; t < nord[f]; t++)
                 if (g >> ord[f][t] & 1) {
-                    mx[f] = mval[ord[f][t]][f];
+                    m = mval[ord[f][t]][f];
                     break;
                 }
-            if (f < 6) {
-                z += w[F_RECENCY + f] * (mx[f] - x[F_RECENCY + f]);
-                x[F_RECENCY + f] = mx[f];
-            }
+            if (f < 6) z += set_feature(x, F_RECENCY + f, m, w);
+            else smax = m;
         }
-        double smax = moves[b] >> 6 & 1 ? mx[6] : x[F_SHARE_MAX];
         double smean = share_n > 0.5 ? share_sum / share_n : 0;
         z += w[F_SHARE_MAX] * (smax - x[F_SHARE_MAX]) + w[F_SHARE_MEAN] * (smean - x[F_SHARE_MEAN]);
         x[F_SHARE_MAX] = smax;

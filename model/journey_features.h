@@ -33,9 +33,9 @@ void tl_jf_prepare(const tl_journey_tp *tps, int n, int64_t t_last, tl_jf_tp *ou
  * ~0: all) into x[TL_JF_DIM]. The empty set gives the bias alone. */
 void tl_jf_pool(const tl_jf_tp *tps, int n, const int *group_of, uint64_t mask, double *x);
 
-/* A partial pool: what tl_jf_pool accumulates before the final transform, so pools of
- * disjoint sets can be added and removed (counts) or combined (maxima) without going
- * back to the touchpoints. */
+/* A partial pool: what tl_jf_pool accumulates before the final transform; it grows one
+ * touchpoint at a time (tl_jf_agg_add, tl_jf_agg_add_scored), and players' pools are
+ * combined inside tl_jf_coalition_logits. */
 typedef struct tl_jf_agg {
     double type_n[6], rec_max[6], dwell_n[4], chan_n[TL_JF_CHANNEL_BUCKETS];
     double cat_n[TL_JF_CATEGORY_BUCKETS];

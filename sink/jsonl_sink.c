@@ -23,19 +23,9 @@ typedef struct sink_state {
     int32_t ids[3];
 } sink_state;
 
-static void key(tl_buf *b, const char *k)
-{
-    tl_buf_putc(b, ',');
-    tl_json_put_str(b, k);
-    tl_buf_putc(b, ':');
-}
-
-static void kv_str(tl_buf *b, const char *k, const char *v) { key(b, k); tl_json_put_str(b, v); }
-static void kv_dbl(tl_buf *b, const char *k, double v) { key(b, k); tl_json_put_double(b, v); }
-static void kv_i64(tl_buf *b, const char *k, int64_t v) { key(b, k); tl_json_put_i64(b, v); }
 static void kv_opt_dbl(tl_buf *b, const char *k, int has, double v)
 {
-    key(b, k);
+    tl_json_put_key(b, k);
     if (has) tl_json_put_double(b, v);
     else tl_buf_puts(b, "null");
 }
@@ -54,19 +44,19 @@ static tl_rc jsonl_interest(void *ctx, const tl_interest_delta *d)
     tl_buf *b = &s->buf;
     tl_buf_clear(b);
     tl_buf_puts(b, "{\"type\":\"interest_delta\"");
-    kv_str(b, "user_id", d->user_id);
-    kv_str(b, "dim", tl_dim_name(d->dim));
-    kv_str(b, "dim_id", d->dim_id);
-    kv_str(b, "event_id", d->event_id);
-    kv_i64(b, "ts", d->ts);
-    kv_dbl(b, "f", d->f);
-    kv_dbl(b, "h", d->h);
-    kv_dbl(b, "weight_before", d->weight_before);
-    kv_dbl(b, "weight_after", d->weight_after);
-    kv_dbl(b, "decay_part", d->decay_part);
-    kv_dbl(b, "evidence_part", d->evidence_part);
-    kv_i64(b, "rank", d->rank);
-    kv_str(b, "explanation", d->explanation);
+    tl_json_member_str(b, "user_id", d->user_id);
+    tl_json_member_str(b, "dim", tl_dim_name(d->dim));
+    tl_json_member_str(b, "dim_id", d->dim_id);
+    tl_json_member_str(b, "event_id", d->event_id);
+    tl_json_member_i64(b, "ts", d->ts);
+    tl_json_member_double(b, "f", d->f);
+    tl_json_member_double(b, "h", d->h);
+    tl_json_member_double(b, "weight_before", d->weight_before);
+    tl_json_member_double(b, "weight_after", d->weight_after);
+    tl_json_member_double(b, "decay_part", d->decay_part);
+    tl_json_member_double(b, "evidence_part", d->evidence_part);
+    tl_json_member_i64(b, "rank", d->rank);
+    tl_json_member_str(b, "explanation", d->explanation);
     s->base.counts.interest++;
     return line_out(s);
 }
@@ -77,27 +67,27 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
     tl_buf *b = &s->buf;
     tl_buf_clear(b);
     tl_buf_puts(b, "{\"type\":\"attribution\"");
-    kv_str(b, "conversion_event_id", r->conversion_event_id);
-    kv_str(b, "user_id", r->user_id);
-    kv_str(b, "item_id", r->item_id);
-    kv_str(b, "category_id", r->category_id);
-    kv_i64(b, "ts", r->ts);
+    tl_json_member_str(b, "conversion_event_id", r->conversion_event_id);
+    tl_json_member_str(b, "user_id", r->user_id);
+    tl_json_member_str(b, "item_id", r->item_id);
+    tl_json_member_str(b, "category_id", r->category_id);
+    tl_json_member_i64(b, "ts", r->ts);
     kv_opt_dbl(b, "value", r->has_value, r->value);
-    key(b, "touchpoints");
+    tl_json_put_key(b, "touchpoints");
     tl_buf_putc(b, '[');
     for (int i = 0; i < r->n_touchpoints; i++) {
         const tl_touchpoint *t = &r->touchpoints[i];
         tl_buf_puts(b, i ? ",{\"event_id\":" : "{\"event_id\":");
         tl_json_put_str(b, t->event_id);
-        kv_str(b, "item_id", t->item_id);
-        kv_str(b, "category_id", t->category_id);
-        kv_str(b, "channel", t->channel);
-        kv_str(b, "type", tl_event_type_name(t->type));
-        kv_i64(b, "ts", t->ts);
+        tl_json_member_str(b, "item_id", t->item_id);
+        tl_json_member_str(b, "category_id", t->category_id);
+        tl_json_member_str(b, "channel", t->channel);
+        tl_json_member_str(b, "type", tl_event_type_name(t->type));
+        tl_json_member_i64(b, "ts", t->ts);
         tl_buf_putc(b, '}');
     }
     tl_buf_putc(b, ']');
-    key(b, "credits");
+    tl_json_put_key(b, "credits");
     tl_buf_putc(b, '{');
     int first = 1;
     for (int m = 0; m < TL_M_COUNT; m++) {
@@ -115,10 +105,10 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
     tl_buf_putc(b, '}');
     kv_opt_dbl(b, "p_conversion", r->has_model, r->p_conversion);
     kv_opt_dbl(b, "p_baseline", r->has_model, r->p_baseline);
-    key(b, "model_version");
+    tl_json_put_key(b, "model_version");
     if (r->has_model) tl_json_put_i64(b, r->model_version);
     else tl_buf_puts(b, "null");
-    kv_str(b, "explanation", r->explanation);
+    tl_json_member_str(b, "explanation", r->explanation);
     tl_sink_count_attribution(&s->base.counts, r);
     return line_out(s);
 }
@@ -129,14 +119,14 @@ static tl_rc jsonl_credit(void *ctx, const tl_credit_delta *c)
     tl_buf *b = &s->buf;
     tl_buf_clear(b);
     tl_buf_puts(b, "{\"type\":\"credit_delta\"");
-    kv_i64(b, "window_start", c->window_start);
-    kv_i64(b, "window_end", c->window_end);
-    kv_str(b, "dim", tl_dim_name(c->dim));
-    kv_str(b, "dim_id", c->dim_id);
-    kv_str(b, "method", c->method);
-    kv_dbl(b, "credit", c->credit);
-    kv_dbl(b, "credit_before", c->credit_before);
-    kv_dbl(b, "conversions", c->conversions);
+    tl_json_member_i64(b, "window_start", c->window_start);
+    tl_json_member_i64(b, "window_end", c->window_end);
+    tl_json_member_str(b, "dim", tl_dim_name(c->dim));
+    tl_json_member_str(b, "dim_id", c->dim_id);
+    tl_json_member_str(b, "method", c->method);
+    tl_json_member_double(b, "credit", c->credit);
+    tl_json_member_double(b, "credit_before", c->credit_before);
+    tl_json_member_double(b, "conversions", c->conversions);
     kv_opt_dbl(b, "removal_effect", c->has_removal_effect, c->removal_effect);
     s->base.counts.credit++;
     return line_out(s);
@@ -148,9 +138,9 @@ static tl_rc jsonl_dlq(void *ctx, const tl_dlq_record *r)
     tl_buf *b = &s->buf;
     tl_buf_clear(b);
     tl_buf_puts(b, "{\"type\":\"dead_letter\"");
-    kv_str(b, "reason", tl_dlq_reason_name(r->reason));
-    kv_str(b, "error", r->error);
-    kv_i64(b, "offset", r->offset);
+    tl_json_member_str(b, "reason", tl_dlq_reason_name(r->reason));
+    tl_json_member_str(b, "error", r->error);
+    tl_json_member_i64(b, "offset", r->offset);
     s->base.counts.dlq++;
     return line_out(s);
 }

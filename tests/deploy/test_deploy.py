@@ -55,7 +55,6 @@ METRIC_RE = re.compile(r"\btally_[a-z0-9_]+\b")
 SUFFIXES = ("_bucket", "_sum", "_count", "_created")
 
 failures = []
-notes = []
 
 
 CHECKS = []
@@ -85,7 +84,6 @@ def run_check(fn):
 
 
 def note(msg):
-    notes.append(msg)
     print(f"note    {msg}")
 
 

@@ -8,7 +8,8 @@
 #                    [TIMEOUT <seconds>] [PARALLEL] [LABELS <label>...]
 #                    [ENVIRONMENT <VAR=value>...] [WORKING_DIRECTORY <dir>])
 #
-# adds a test that requires the fixture, labelled "integration", and runs <cmd> with:
+# adds a test that requires the fixture, labelled "integration", skipped when <cmd> exits
+# with 77, and runs <cmd> with:
 #   TALLY_TEST_BOOTSTRAP       the broker's address, 127.0.0.1:PORT
 #   TALLY_TEST_BOOTSTRAP_FILE  the file that holds it (${CMAKE_BINARY_DIR}/kafka/bootstrap)
 #   TALLY_BIN                  $<TARGET_FILE:tally>
@@ -74,6 +75,7 @@ function(tally_kafka_test)
   endif()
   set_tests_properties(${arg_NAME} PROPERTIES
     FIXTURES_REQUIRED kafka
+    SKIP_RETURN_CODE 77
     LABELS "integration;${arg_LABELS}"
     TIMEOUT ${arg_TIMEOUT}
     ENVIRONMENT "${env}")

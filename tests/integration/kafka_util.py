@@ -84,6 +84,18 @@ def load_schemas():
     return out
 
 
+def frame(schema_id, body):
+    """Confluent framing: magic byte 0, the schema id (4 bytes, big-endian), the body."""
+    return b"\x00" + schema_id.to_bytes(4, "big") + body
+
+
+def avro_encode(schema, record):
+    import fastavro
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, record)
+    return buf.getvalue()
+
+
 def avro_decode(schema, body):
     """Decodes one record; the body must be used up exactly."""
     import fastavro
@@ -509,8 +521,6 @@ def check_tools():
     return None
 
 
-if __name__ == "__main__":
-    sys.exit("kafka_util.py is a module for the integration tests")
 
 
 class Steps:
@@ -545,3 +555,7 @@ class Steps:
         """(passed, failed)"""
         passed = sum(1 for _, pr in self.results if not pr)
         return passed, len(self.results) - passed
+
+
+if __name__ == "__main__":
+    sys.exit("kafka_util.py is a module for the integration tests")

@@ -22,7 +22,6 @@ it), TALLY_BIN, TALLY_SOURCE_DIR. Exit status 0 passed, 1 failed, 77 skipped (no
 configured, or the real data is absent).
 """
 
-import io
 import os
 import shutil
 import sys
@@ -33,8 +32,8 @@ sys.path.insert(0, HERE)
 
 import compare as cmp  # noqa: E402
 import reference as ref  # noqa: E402
-from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, bootstrap, decode_outputs,  # noqa: E402
-                        load_schemas, run_tally)
+from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, avro_encode, bootstrap,  # noqa: E402
+                        decode_outputs, frame, load_schemas, run_tally)
 
 SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
@@ -46,17 +45,6 @@ READ_TIMEOUT_S = 120
 IN_PARTITIONS = 4
 OUT_PARTITIONS = 4
 YEAR_2500_MS = 16_725_225_600_000
-
-def frame(schema_id, body):
-    return b"\x00" + schema_id.to_bytes(4, "big") + body
-
-
-def avro_encode(schema, record):
-    import fastavro
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, schema, record)
-    return buf.getvalue()
-
 
 def bad_records(schemas):
     """[(reason, key, value)] for the dead-letter topic."""
@@ -144,7 +132,6 @@ def main():
     kafka = Kafka(b)
     schemas = load_schemas()
     step = Steps()
-    results = step.results
 
 
     print("broker %s, topics suffix %s, files in %s" % (b, RUN, tmp))
@@ -296,8 +283,7 @@ def main():
     if ok:
         step("committed offsets", offsets)
 
-    passed = sum(1 for _, pr in results if not pr)
-    failed = len(results) - passed
+    passed, failed = step.counts()
     print("%d passed, %d failed" % (passed, failed))
     if failed == 0:
         kafka.delete_topics([t_in, t_oi, t_oa, t_dlq, t_oc])

@@ -327,8 +327,7 @@ def main():
             results.append(("stop broker", [str(e)]))
             print("FAIL stop broker: %s" % e)
 
-    passed = sum(1 for _, pr in results if not pr)
-    failed = len(results) - passed
+    passed, failed = step.counts()
     print("%d passed, %d failed" % (passed, failed))
     if failed:
         print("files kept in %s (broker log: %s/broker.log)" % (tmp, bdir))

@@ -39,7 +39,6 @@ Exit status 0 passed, 1 failed, 77 skipped (no broker, or openssl missing).
 
 import base64
 import http.server
-import io
 import json
 import os
 import shutil
@@ -48,7 +47,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -227,30 +225,6 @@ def parse(text):
     return fastavro.parse_schema(ku._strip_logical(json.loads(text)), named_schemas={})
 
 
-def encode(schema, rec):
-    import fastavro
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, schema, rec)
-    return buf.getvalue()
-
-
-def frame(sid, body):
-    return b"\x00" + sid.to_bytes(4, "big") + body
-
-
-def produce(bootstrap, topic, records):
-    """records: [(key, value)], all acknowledged before it returns."""
-    from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    errors = []
-    for k, v in records:
-        p.produce(topic, key=k, value=v,
-                  on_delivery=lambda err, msg: errors.append(err) if err else None)
-    left = p.flush(60)
-    if left or errors:
-        raise AssertionError("producing to %s: %d unsent, errors %s" % (topic, left, errors[:3]))
-
-
 def events():
     """Six users' journeys: browses and clicks on two channels, a purchase four hours in,
     and a browse two hours after it, which closes the purchase's hourly Markov window."""
@@ -297,7 +271,6 @@ def main():
     cli = Client(reg.url, USER + ":" + PASSWORD, ca)
     logs = []
     step = ku.Steps(catch_all=True)
-    results = step.results
     st = {}
 
     def base_args(name, *extra, url=reg.url, user_info=USER + ":" + PASSWORD, cafile=ca):
@@ -335,17 +308,17 @@ def main():
         st["input_id"] = sid
         be = parse(schema_text("1-behavior_event.avsc"))
         evs = events()
-        recs = [(e["user_id"].encode(), frame(sid, encode(be, e))) for e in evs]
-        bad = frame(UNKNOWN_ID, encode(be, dict(evs[0], event_id="ev-unknown-id")))
+        recs = [(e["user_id"].encode(), ku.frame(sid, ku.avro_encode(be, e))) for e in evs]
+        bad = ku.frame(UNKNOWN_ID, ku.avro_encode(be, dict(evs[0], event_id="ev-unknown-id")))
         st["bad"] = bad
         recs.append((b"u-unknown", bad))
-        produce(b, t_in, recs)
+        kafka.produce(t_in, recs)
         st["n_events"] = len(evs)
         return "input schema registered as id %d; %d events framed with it, 1 with id %d" % (
             sid, len(evs), UNKNOWN_ID)
 
     if not step("setup (TLS CA, input subject, events)", setup):
-        return finish(results, reg)
+        return finish(step, reg)
 
     def refusals(pr):
         pr += refused("no-ca", base_args("no-ca", cafile=None), [reg.url, "certificate"])
@@ -372,7 +345,7 @@ def main():
         return "tally run --until-end over HTTPS with basic auth: %.1f s" % st["run_s"]
 
     if not step("run --until-end", run):
-        return finish(results, reg)
+        return finish(step, reg)
 
     files = {out.interest: "2-interest_delta.avsc", out.attribution: "3-attribution.avsc",
              out.credit: "4-credit_delta.avsc"}
@@ -481,7 +454,7 @@ def main():
 
     step("password never logged", secrets)
     kafka.delete_topics([t_in] + out.all())
-    rc = finish(results, reg)
+    rc = finish(step, reg)
     if rc == 0:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
@@ -498,12 +471,12 @@ def ku_closed_port():
     return port
 
 
-def finish(results, reg):
+def finish(step, reg):
     reg.stop()
     ku.stop_all()
-    passed = sum(1 for _, pr in results if not pr)
-    print("%d passed, %d failed" % (passed, len(results) - passed))
-    return 0 if passed == len(results) else 1
+    passed, failed = step.counts()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -179,11 +179,6 @@ static void check_interests(const tl_json *j, int64_t as_of, size_t want_n)
         assert_non_null(id);
         const tl_interest_delta *d = last_delta(dim, id);
         double k = pow(2.0, -(double)(as_of - d->ts) / (2.0 * HOUR));
-        if (as_of == d->ts) {
-            near(num(o, "f"), d->f, "f");
-            near(num(o, "h"), d->h, "h");
-            near(num(o, "w"), d->weight_after, "w");
-        }
         near(num(o, "f"), d->f * k, "f decayed");
         near(num(o, "h"), d->h * k, "h decayed");
         near(num(o, "w"), d->weight_after * k, "w decayed");

@@ -948,7 +948,8 @@ static void test_store_read_raw(void **state)
 struct reader {
     tl_store *s;
     atomic_int stop;
-    long reads, found, bad;
+    atomic_long found;
+    long bad;
     int64_t last_time;
 };
 
@@ -962,13 +963,12 @@ static void *reader_main(void *arg)
         if (t < r->last_time) r->bad++;   /* stream time never goes back */
         r->last_time = t;
         int rc = tl_store_read_raw(r->s, "hot", &raw, err, sizeof(err));
-        r->reads++;
         if (rc == 1) {
             tl_user d;
             user_init(&d, "hot");
             if (tl_user_decode(&d, raw.data, raw.len) != 0) r->bad++;
             user_fini(&d);
-            r->found++;
+            atomic_fetch_add(&r->found, 1);
         } else if (rc != 0) {
             r->bad++;
         }
@@ -998,7 +998,7 @@ static void test_store_read_raw_concurrent(void **state)
         if (k % 3 == 0) flush_ok(s, k);
     }
     flush_ok(s, 400);
-    while (r.found == 0) sched_yield();   /* at least one read saw the record */
+    while (atomic_load(&r.found) == 0) sched_yield();   /* at least one read saw the record */
     atomic_store(&r.stop, 1);
     pthread_join(th, NULL);
     assert_int_equal(r.bad, 0);
