@@ -11,10 +11,11 @@
  * dim "category" (one per event with the default
  * features.dims), records now - ts. Events of the first WARMUP_SECONDS
  * (default 2) are not counted. Prints one line: events=N p50_ms= p99_ms= max_ms=
- * sent_per_s= (the rate achieved).
+ * sent_per_s= (the rate achieved) missing= (deltas never seen; exit status 1 if any).
  */
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ typedef struct run {
     int64_t counted_from_ms;   /* events produced before this are warm-up */
     long long sent;
     double send_s;
-    volatile int done;
+    atomic_int done;           /* set after sent and send_s are final */
 } run;
 
 static rd_kafka_t *kafka_new(rd_kafka_type_t type, const char *const kv[][2], size_t n)
@@ -112,7 +113,7 @@ static void *produce(void *arg)
     tl_gen_source_destroy(src);
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);
-    r->done = 1;
+    atomic_store(&r->done, 1);
     return NULL;
 }
 
@@ -135,8 +136,8 @@ static int read_long(const unsigned char **p, const unsigned char *end, int64_t 
  * event_id, ts: the event's ts if dim is "category", else -1. */
 static int64_t category_delta_ts(const rd_kafka_message_t *m)
 {
+    if (!m->payload || m->len < 5) return -1;
     const unsigned char *p = (const unsigned char *)m->payload + 5, *end = p + m->len - 5;
-    if (m->len < 5) return -1;
     int cat = 0;
     for (int f = 0; f < 4; f++) {
         int64_t n;
@@ -198,8 +199,8 @@ int main(int argc, char **argv)
             idle_since = 0;
         }
         if (m) rd_kafka_message_destroy(m);
-        if (r.done && seen >= (size_t)r.sent) break;
-        if (r.done && !m) {
+        if (atomic_load(&r.done) && seen >= (size_t)r.sent) break;
+        if (atomic_load(&r.done) && !m) {
             if (idle_since == 0) idle_since = mono_s();
             else if (mono_s() - idle_since > 10) break;
         }
