@@ -248,25 +248,6 @@ static int readyz(tl_observe *o, tl_buf *body, const char **type)
     return 503;
 }
 
-/* Decodes %XX in a path segment; -1 on a bad escape. */
-static int url_decode(const char *in, char *out, size_t outlen)
-{
-    size_t n = 0;
-    for (; *in; in++) {
-        if (n + 1 >= outlen) return -1;
-        if (*in == '%') {
-            unsigned v;
-            if (!in[1] || !in[2] || sscanf(in + 1, "%2x", &v) != 1) return -1;
-            out[n++] = (char)v;
-            in += 2;
-        } else {
-            out[n++] = *in;
-        }
-    }
-    out[n] = '\0';
-    return 0;
-}
-
 static void put_owned(tl_buf *b, const int32_t *owned, int n)
 {
     tl_buf_puts(b, "\"owned_partitions\":[");
@@ -274,13 +255,14 @@ static void put_owned(tl_buf *b, const int32_t *owned, int n)
     tl_buf_putc(b, ']');
 }
 
-static int user(tl_observe *o, const char *id_enc, const tl_http_request *r, tl_buf *body,
+/* id: the path's last segment, percent-decoded once already (by libmicrohttpd). */
+static int user(tl_observe *o, const char *id, const tl_http_request *r, tl_buf *body,
                 const char **type)
 {
     *type = "application/json";
     tl_runtime *rt = atomic_load(&o->rt);
-    char id[1024], err[512];
-    if (url_decode(id_enc, id, sizeof(id)) != 0 || !*id) {
+    char err[512];
+    if (!*id) {
         tl_buf_puts(body, "{\"error\":\"bad user id in the path\"}\n");
         return 400;
     }

@@ -18,7 +18,7 @@ typedef struct tl_http_request tl_http_request;
 const char *tl_http_arg(const tl_http_request *r, const char *key);
 
 /* Fills body, sets *content_type (a static string) and returns the status code. path
- * is the request path without the query. */
+ * is the request path without the query, percent-decoded once (by libmicrohttpd). */
 typedef int (*tl_http_handler)(void *arg, const char *path, const tl_http_request *r, tl_buf *body,
                                const char **content_type);
 

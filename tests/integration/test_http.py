@@ -185,6 +185,10 @@ def test_flow_users_shutdown(work, b, kafka):
     assert checked >= 30, "only %d interests checked" % checked
     s, body = get(port, "/v1/users/no-such-user-" + RUN)
     assert s == 404 and '"owned_partitions":[0,1,2,3]' in body, "unknown user: %d %s" % (s, body)
+    # the path is percent-decoded once: %25 is a literal '%' in the id
+    s, body = get(port, "/v1/users/no%2541such-" + RUN)
+    assert s == 404 and json.loads(body)["user_id"] == "no%41such-" + RUN, \
+        "a percent-encoded id: %d %s" % (s, body)
     s, _ = get(port, "/v1/users/%s?as_of=yesterday" % users[0])
     assert s == 400, "a bad as_of answered %d" % s
 
