@@ -5,8 +5,12 @@
 # UndefinedBehaviorSanitizer (LeakSanitizer included) and runs the tests once more there
 # (all but the broker's own round-trip check and the long exactly-once crash suite).
 #
-#   scripts/test.sh              everything
-#   scripts/test.sh -L unit      only tests with that ctest label (passed to ctest)
+#   scripts/test.sh                    everything
+#   scripts/test.sh -L unit            only tests with that ctest label (passed to ctest)
+#   scripts/test.sh --repeat N [ARGS]  the selected tests (ctest ARGS, e.g. -R integration.http
+#                                      or -L integration) N times in a row in build/, each time
+#                                      with a fresh broker, stopping at the first failure; no
+#                                      sanitizer build. For flushing out flaky tests.
 #
 # Build trees: build/ (release with debug info) and build-asan/ (sanitizers).
 set -euo pipefail
@@ -14,10 +18,31 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
+REPEAT=0
+if [ "${1:-}" = --repeat ]; then
+  REPEAT=${2:-}
+  case "$REPEAT" in ''|*[!0-9]*|0) echo "test.sh: --repeat needs a count of 1 or more" >&2; exit 2;; esac
+  shift 2
+fi
+
 scripts/deps.sh
 
 cmake -S . -B build -G Ninja -DTALLY_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$JOBS"
+
+if [ "$REPEAT" -gt 0 ]; then
+  for i in $(seq 1 "$REPEAT"); do
+    t0=$(date +%s)
+    if ! ctest --test-dir build --output-on-failure -j 2 "$@"; then
+      echo "test.sh: run $i of $REPEAT failed after $(($(date +%s) - t0)) s" >&2
+      exit 1
+    fi
+    echo "test.sh: run $i of $REPEAT passed in $(($(date +%s) - t0)) s"
+  done
+  echo "test.sh: all $REPEAT runs passed"
+  exit 0
+fi
+
 ctest --test-dir build --output-on-failure -j 2 "$@"
 
 cmake -S . -B build-asan -G Ninja -DTALLY_WERROR=ON -DTALLY_SANITIZE=ON \

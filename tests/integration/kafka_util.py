@@ -6,7 +6,8 @@
 - load_schemas(), avro_decode(): the schemas of schemas/ (timestamps as plain ints) and a
   strict Confluent-framed Avro decoder; decode_outputs() checks framing, schema id and key.
 - Kafka: topics (create, delete, partitions, configuration), end offsets, a consumer group's
-  committed offsets and members, and reading a whole topic with a read_committed consumer.
+  committed offsets and members, waiting until no transaction is open or unmarked on a topic
+  (wait_stable), and reading a whole topic with a read_committed consumer.
 - Tally: a `tally` process started in the background, its log in a file; run_tally() runs
   one to completion. stop_all() kills every process started here that is still running.
 - wait_until(): polls a condition until a deadline, failing early when a process that must
@@ -149,27 +150,31 @@ class Kafka:
         self.b = bootstrap_servers
         self.admin = AdminClient({"bootstrap.servers": self.b, "logger": _QUIET})
         self._probe = None
+        self._probe_uncommitted = None
         self._group_consumers = {}
 
     def close(self):
-        if self._probe is not None:
-            self._probe.close()
-            self._probe = None
+        for c in (self._probe, self._probe_uncommitted):
+            if c is not None:
+                c.close()
+        self._probe = self._probe_uncommitted = None
         for c in self._group_consumers.values():
             c.close()
         self._group_consumers = {}
         self.admin = None
 
-    def probe(self):
-        """A consumer that never joins a group: watermarks only."""
+    def probe(self, isolation="read_committed"):
+        """A consumer that never joins a group: watermarks only. read_committed gives each
+        partition's last stable offset, read_uncommitted its high watermark."""
         from confluent_kafka import Consumer
-        if self._probe is None:
-            self._probe = Consumer({"bootstrap.servers": self.b,
-                                    "group.id": "tally-test-probe-" + RUN,
-                                    "enable.auto.commit": False,
-                                    "isolation.level": "read_committed",
-                                    "logger": _QUIET})
-        return self._probe
+        attr = "_probe" if isolation == "read_committed" else "_probe_uncommitted"
+        if getattr(self, attr) is None:
+            setattr(self, attr, Consumer({"bootstrap.servers": self.b,
+                                          "group.id": "tally-test-probe-" + RUN,
+                                          "enable.auto.commit": False,
+                                          "isolation.level": isolation,
+                                          "logger": _QUIET}))
+        return getattr(self, attr)
 
     def create_topics(self, spec, config=None):
         """spec: {name: partitions}; waits until every partition has a leader."""
@@ -252,6 +257,44 @@ class Kafka:
         return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
                 for p in self.partitions(topic)}
 
+    def unstable(self, topic):
+        """{partition: (last stable offset, high watermark)} of the partitions where a
+        transaction is still open or its commit markers are not written yet."""
+        from confluent_kafka import TopicPartition
+        lso, hw = self.probe("read_committed"), self.probe("read_uncommitted")
+        out = {}
+        for p in self.partitions(topic):
+            tp = TopicPartition(topic, p)
+            s = lso.get_watermark_offsets(tp, timeout=10)[1]
+            h = hw.get_watermark_offsets(tp, timeout=10)[1]
+            if s != h:
+                out[p] = (s, h)
+        return out
+
+    def wait_stable(self, topics, timeout_s=90):
+        """Waits until no transaction is open on any partition of topics and every commit
+        or abort marker is written: a producer's commit returns before the broker writes
+        its markers, so a read_committed reader can miss a transaction that was committed
+        a moment ago. A transaction left open by a killed producer stays open until its
+        transactional id is used again or transaction.timeout.ms passes."""
+        topics = [topics] if isinstance(topics, str) else list(topics)
+        last = {}
+
+        def stable():
+            last.clear()
+            for t in topics:
+                u = self.unstable(t)
+                if u:
+                    last[t] = u
+            return not last
+        deadline = time.monotonic() + timeout_s
+        while not stable():
+            if time.monotonic() > deadline:
+                raise AssertionError("a transaction is still open on %s after %d s "
+                                     "({partition: (last stable offset, high watermark)})" % (
+                                         last, timeout_s))
+            time.sleep(0.05)   # poll interval
+
     def committed(self, group, topic):
         """{partition: committed offset, -1 where none} of group on topic: the last
         committed offsets, without waiting for pending transactional ones (the asking
@@ -285,11 +328,15 @@ class Kafka:
             out.append((m.member_id, m.client_id, parts))
         return out
 
-    def read_all(self, topic, timeout_s=180):
+    def read_all(self, topic, timeout_s=180, stable=True):
         """Every committed record of topic, from the beginning to each partition's end
         offset (read_committed; asked of the broker first: the topic is no longer written).
+        With stable, first waits until no transaction is open or unmarked on the topic
+        (wait_stable), so a transaction committed just before is read too.
         Returns [(partition, offset, key, value, headers dict)]."""
         from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+        if stable:
+            self.wait_stable(topic, timeout_s)
         c = Consumer({"bootstrap.servers": self.b, "group.id": "tally-test-read-" + RUN,
                       "enable.auto.commit": False, "auto.offset.reset": "earliest",
                       "enable.partition.eof": True, "isolation.level": "read_committed",

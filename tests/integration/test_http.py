@@ -15,6 +15,8 @@
    and the group's committed offsets equal the interest deltas visible to a
    read_committed consumer (one per event): what was committed is exactly what was output.
 """
+import json
+import math
 import os
 import re
 import signal
@@ -118,13 +120,27 @@ def test_flow_users_shutdown(work, b, kafka):
     port = port_of(t)
     wait_until(lambda: get(port, "/readyz")[0] == 200, 120, "/readyz 200", running=[t])
 
-    def processed(n):
+    def settled(n, min_committed=1):
+        """One scrape in which n events are processed, output and committed: the counters
+        move at different points (events when processed, latency, transactions and batch
+        durations when a transaction commits, outputs and state gauges at the once-a-second
+        tick), so the scrape asserted on is one where all of them have caught up."""
         def cond():
             m, fams = metrics(port)
-            return (m, fams) if total(m, "tally_events_total") == n and \
-                total(m, "tally_outputs_total", output="interest_delta") == n else None
+            committed = total(m, "tally_transactions_total", result="committed")
+            ok = (total(m, "tally_events_total") == n
+                  and total(m, "tally_outputs_total", output="interest_delta") == n
+                  and total(m, "tally_end_to_end_latency_seconds_count") == n
+                  and committed >= min_committed
+                  and total(m, "tally_batch_duration_seconds_count") == committed
+                  and total(m, "tally_attributions_total", method="linear")
+                  == total(m, "tally_outputs_total", output="attribution")
+                  and total(m, "tally_state_keys") >= 500
+                  and total(m, "tally_rocksdb_memory_bytes") > 0)
+            return (m, fams) if ok else None
         return cond
-    m1, fams = wait_until(processed(20000), 180, "20,000 events in /metrics", running=[t])
+    m1, fams = wait_until(settled(20000), 180, "20,000 events processed, output and committed "
+                          "in /metrics", running=[t])
     missing = [f for f in FAMILIES if f not in fams]
     assert not missing, "families missing from /metrics: %s" % missing
     problems = []
@@ -150,7 +166,6 @@ def test_flow_users_shutdown(work, b, kafka):
                                               total(m1, "tally_rocksdb_memory_bytes"))
 
     # users: the profile equals the interest deltas
-    import math
     H, alpha, beta = 86400000.0, 0.5, 0.5   # the defaults (tally config list)
     last = {}
     user_ts = {}
@@ -160,14 +175,21 @@ def test_flow_users_shutdown(work, b, kafka):
             last[k] = d
         user_ts[d["user_id"]] = max(user_ts.get(d["user_id"], 0), d["ts"])
     users = sorted(user_ts)[:30]
-    checked = 0
-    for u in users:
+
+    def profile_problem(u):
+        """None when /v1/users/u equals the user's last deltas (decayed to as_of), else what
+        differs; the number of interests compared is returned as checked[u]. The stores are
+        written just after a commit, so a profile is compared until it agrees or a deadline."""
         s, body = get(port, "/v1/users/%s?as_of=%d&top=0" % (u, user_ts[u]))
-        assert s == 200, "/v1/users/%s: %d %s" % (u, s, body[:300])
-        import json
+        if s != 200:
+            return "/v1/users/%s: %d %s" % (u, s, body[:300])
         prof = json.loads(body)
-        assert prof["user_id"] == u and prof["as_of"] == user_ts[u]
+        if prof["user_id"] != u or prof["as_of"] != user_ts[u]:
+            return "user %s: answered for %r as of %r" % (u, prof["user_id"], prof["as_of"])
         got = {(i["dim"], i["id"]): i for i in prof["interests"]}
+        if not got:
+            return "user %s: no interests" % u
+        n = 0
         for (uu, dim, dim_id), d in last.items():
             if uu != u:
                 continue
@@ -176,12 +198,27 @@ def test_flow_users_shutdown(work, b, kafka):
                 continue
             k = 2 ** (-(user_ts[u] - d["ts"]) / H)
             for name, want in (("f", d["f"] * k), ("h", d["h"] * k), ("w", alpha * d["f"] * k + beta * d["h"] * k)):
-                assert math.isclose(i[name], want, rel_tol=1e-9, abs_tol=1e-12), \
-                    "user %s %s %s: %s = %r, deltas give %r" % (u, dim, dim_id, name, i[name], want)
-            if d["ts"] == user_ts[u]:
-                assert i["w"] == d["weight_after"] or math.isclose(i["w"], d["weight_after"], rel_tol=1e-12)
-            checked += 1
-        assert got, "user %s: no interests" % u
+                if not math.isclose(i[name], want, rel_tol=1e-9, abs_tol=1e-12):
+                    return "user %s %s %s: %s = %r, deltas give %r" % (u, dim, dim_id, name, i[name], want)
+            if d["ts"] == user_ts[u] and not math.isclose(i["w"], d["weight_after"], rel_tol=1e-12):
+                return "user %s %s %s: w = %r, the last delta's weight_after %r" % (
+                    u, dim, dim_id, i["w"], d["weight_after"])
+            n += 1
+        checked[u] = n
+        return None
+
+    checked = {}
+    for u in users:
+        why = [None]
+
+        def agrees(u=u, why=why):
+            why[0] = profile_problem(u)
+            return why[0] is None
+        try:
+            wait_until(agrees, 30, "user %s's profile" % u, running=[t])
+        except AssertionError as e:
+            raise AssertionError("%s: %s" % (e, why[0]))
+    checked = sum(checked.values())
     assert checked >= 30, "only %d interests checked" % checked
     s, body = get(port, "/v1/users/no-such-user-" + RUN)
     assert s == 404 and '"owned_partitions":[0,1,2,3]' in body, "unknown user: %d %s" % (s, body)
@@ -194,10 +231,9 @@ def test_flow_users_shutdown(work, b, kafka):
 
     # metrics move when events flow
     gen_produce(work, b, topic, 5000, 2)
-    m2, _ = wait_until(processed(25000), 180, "25,000 events in /metrics", running=[t])
-    assert total(m2, "tally_transactions_total", result="committed") > \
-        total(m1, "tally_transactions_total", result="committed")
-    assert total(m2, "tally_end_to_end_latency_seconds_count") == 25000
+    committed1 = total(m1, "tally_transactions_total", result="committed")
+    wait_until(settled(25000, committed1 + 1), 180, "25,000 events processed, output and "
+               "committed in /metrics, in more transactions", running=[t])
     wait_until(lambda: total(metrics(port)[0], "tally_consumer_lag_records") == 0, 60, "lag 0",
                running=[t])
 
@@ -210,9 +246,12 @@ def test_flow_users_shutdown(work, b, kafka):
     rc = t.wait(40)
     took = time.monotonic() - t0
     assert rc == 0 and took < 30, "SIGTERM: exit %s after %.1f s (expected 0 within 30 s)" % (rc, took)
-    committed = kafka.committed_sum("http-" + topic, topic)
+    # The last commit's markers reach the output and offsets topics after tally's commit
+    # call returns: read once every transaction is marked, then wait for the offsets.
     visible = len(kafka.read_all(out.interest))
-    assert committed == visible, "committed offsets %d != interest deltas visible %d" % (committed, visible)
+    wait_until(lambda: kafka.committed_sum("http-" + topic, topic) == visible, 30,
+               "committed offsets equal to the %d interest deltas visible" % visible)
+    committed = visible
     assert 25000 < committed <= 85000, "committed %d" % committed
     return "flow: %d events counted, %d interests of %d users equal the deltas; shutdown in %.2f s " \
            "with %d of 85,000 committed" % (25000, checked, len(users), took, committed)
