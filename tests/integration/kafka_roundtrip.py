@@ -234,15 +234,26 @@ def check_kcat_transaction():
     got = consume_all(topic, len(msgs), "read_committed")
     assert sorted(v for _, _, v in got) == sorted(msgs), f"read_committed got {got}"
     # A transaction leaves a commit marker in each partition it wrote to: the log holds
-    # more than the records themselves.
+    # more than the records themselves. The broker writes the markers after kcat's commit
+    # returned; the high watermark covers a marker an instant after the records became
+    # readable: poll the end offsets until they count every marker (or the deadline).
+    with_records = len({q for q, _, _ in got})
+    want = len(msgs) + with_records
+    ends = {}
     c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"tally-it-wm-{RUN}"})
     try:
-        end = sum(c.get_watermark_offsets(TopicPartition(topic, q), timeout=10)[1]
-                  for q in range(PARTITIONS))
+        def markers_in():
+            ends["sum"] = sum(c.get_watermark_offsets(TopicPartition(topic, q), timeout=10)[1]
+                              for q in range(PARTITIONS))
+            return ends["sum"] == want
+        try:
+            wait_for(markers_in, 30, f"log end offsets of {topic} adding up to {want}")
+        except AssertionError:
+            pass   # the assertion below says what was found
     finally:
         c.close()
-    with_records = len({q for q, _, _ in got})
-    assert end == len(msgs) + with_records, (
+    end = ends.get("sum")
+    assert end == want, (
         f"log end offsets add up to {end}, want {len(msgs)} records + {with_records} markers")
     # And Debian's librdkafka reads them back with read_committed too.
     out = kcat("-C", "-t", topic, "-o", "beginning", "-e", "-q",

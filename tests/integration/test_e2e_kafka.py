@@ -33,7 +33,7 @@ sys.path.insert(0, HERE)
 import compare as cmp  # noqa: E402
 import reference as ref  # noqa: E402
 from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, avro_encode, bootstrap,  # noqa: E402
-                        decode_outputs, frame, load_schemas, run_tally)
+                        decode_outputs, frame, load_schemas, run_tally, wait_until)
 
 SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
@@ -42,6 +42,7 @@ TOL = 1e-9
 PRODUCE_TIMEOUT_S = 180
 RUN_TIMEOUT_S = 300
 READ_TIMEOUT_S = 120
+OFFSETS_TIMEOUT_S = 60
 IN_PARTITIONS = 4
 OUT_PARTITIONS = 4
 YEAR_2500_MS = 16_725_225_600_000
@@ -273,7 +274,20 @@ def main():
 
     def offsets(pr):
         ends = kafka.end_offsets(t_in)
-        got = kafka.committed(group, t_in)
+        got = {}
+
+        def at_end():
+            # The last transaction's offsets are visible once its commit marker reached
+            # __consumer_offsets, which the broker writes after tally's commit returned
+            # (and tally exited): poll until they are there.
+            got.clear()
+            got.update(kafka.committed(group, t_in))
+            return all(got.get(p) == hi for p, hi in ends.items())
+        try:
+            wait_until(at_end, OFFSETS_TIMEOUT_S, "group %s's committed offsets at the end "
+                       "of %s" % (group, t_in))
+        except AssertionError as e:
+            pr.append(str(e))
         for p, hi in sorted(ends.items()):
             if got.get(p) != hi:
                 pr.append("group %s: committed offset of partition %d is %s, end offset %d" % (

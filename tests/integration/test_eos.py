@@ -87,6 +87,7 @@ JOIN_TIMEOUT_S = 90       # a started instance holds partitions
 FENCE_TIMEOUT_S = 90      # the zombie exits after the second instance started
 STOP_TIMEOUT_S = 60       # exit after SIGTERM
 DRAIN_TIMEOUT_S = 240     # committed offsets reach the end offsets
+COMMITTED_TIMEOUT_S = 60  # a finished run's last committed offsets become readable
 
 BEHAVIOR = {"pv": "BROWSE", "cart": "ADD_TO_CART", "fav": "FAVORITE", "buy": "PURCHASE"}
 CANONICAL_HEADER = "event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value\n"
@@ -203,11 +204,27 @@ def compare_outputs(ctx, ref_outs, outs, pr, kafka=None, expect_events=None):
     return cmp.summary(actual), expected
 
 
-def committed_problems(kafka, group, topic):
-    ends = kafka.end_offsets(topic)
-    got = kafka.committed(group, topic)
-    return ["group %s: committed offset of partition %d is %s, end offset %d" % (
-        group, p, got.get(p), hi) for p, hi in sorted(ends.items()) if got.get(p) != hi]
+def committed_problems(kafka, group, topic, timeout_s=COMMITTED_TIMEOUT_S):
+    """The partitions where the group's committed offset is not the topic's end offset.
+    The offsets of tally's last transaction appear only once the broker has written its
+    commit marker to __consumer_offsets, which it does after the commit returned to tally
+    (and possibly after tally exited), so this waits until every committed offset equals
+    the end offset, and returns the mismatches left at the deadline."""
+    last = []
+
+    def at_end():
+        del last[:]
+        ends = kafka.end_offsets(topic)
+        got = kafka.committed(group, topic)
+        last.extend("group %s: committed offset of partition %d is %s, end offset %d" % (
+            group, p, got.get(p), hi) for p, hi in sorted(ends.items()) if got.get(p) != hi)
+        return not last
+    try:
+        wait_until(at_end, timeout_s, "group %s: committed offsets at the end offsets of %s"
+                   % (group, topic))
+    except AssertionError as e:
+        return list(last) or [str(e)]
+    return []
 
 
 def wait_drained(kafka, group, topic, total, running, timeout_s=DRAIN_TIMEOUT_S):
@@ -257,12 +274,38 @@ def test_crash(ctx, pr):
     mid_stream = 0
     fractions = []
     kill_log = open(os.path.join(d, "kills.txt"), "w")
+
+    def log_kill(kill, after):
+        """Logs a kill once the next start showed where it left the group's offsets."""
+        nonlocal mid_stream
+        n, kind, base, delay, secs = kill
+        if after < total:
+            mid_stream += 1
+        fractions.append(after / total)
+        kill_log.write("%2d %-8s committed %6d -> %6d of %d, %.0f ms after the event, "
+                       "%.1f s after start\n" % (n, kind, base, after, total, delay * 1000, secs))
+        kill_log.flush()
+
+    def joined(before):
+        return any(mid not in before for mid, _, _ in k.group_members(group))
+
+    # The committed offsets right after a SIGKILL can miss the killed instance's last
+    # transaction: its commit may have reached the coordinator, which writes the marker to
+    # __consumer_offsets (making the offsets readable) a moment later. tally initialises
+    # its transactional producer, which waits until the previous transaction of its
+    # instance.id is committed or aborted, before it joins the group: so the offsets a
+    # start begins from (and where the previous kill left them) are read once it joined.
+    last_kill = None
     t0 = time.monotonic()
     for i, kind in enumerate(kinds):
         what = "crash run %d/%d" % (i + 1, len(kinds))
-        base = k.committed_sum(group, t_in)
         before = member_ids(k, group)
         p = Tally(args, os.path.join(d, "crash-%02d.log" % (i + 1)), what)
+        wait_until(lambda: joined(before), JOIN_TIMEOUT_S,
+                   what + ": the new instance joined the group", running=[p])
+        base = k.committed_sum(group, t_in)
+        if last_kill is not None:
+            log_kill(last_kill, base)
         if kind == "start":
             wait_until(lambda: any(mid not in before and parts
                                    for mid, _, parts in k.group_members(group)),
@@ -284,17 +327,25 @@ def test_crash(ctx, pr):
         if not p.running():
             raise AssertionError("before its SIGKILL: " + p.exited_message())
         p.kill()
-        after = k.committed_sum(group, t_in)
-        if after < total:
-            mid_stream += 1
-        fractions.append(after / total)
-        kill_log.write("%2d %-8s committed %6d -> %6d of %d, %.0f ms after the event, "
-                       "%.1f s after start\n" % (i + 1, kind, base, after, total, delay * 1000,
-                                                  time.monotonic() - p.t0))
-        kill_log.flush()
+        last_kill = (i + 1, kind, base, delay, time.monotonic() - p.t0)
     secs_kills = time.monotonic() - t0
-    secs_drain = run_tally(args[:1] + ["--until-end"] + args[1:], RUN_TIMEOUT_S,
-                           os.path.join(d, "drain.log"), "drain run (--until-end)")
+    before = member_ids(k, group)
+    drain = Tally(args[:1] + ["--until-end"] + args[1:], os.path.join(d, "drain.log"),
+                  "drain run (--until-end)")
+    # Where the last kill left the offsets (as above); should the drain run be done before
+    # it is seen in the group, its own offsets are counted in.
+    wait_until(lambda: not drain.running() or joined(before), RUN_TIMEOUT_S,
+               "drain run: joined the group")
+    if last_kill is not None:
+        log_kill(last_kill, k.committed_sum(group, t_in))
+    try:
+        rc = drain.wait(max(1, RUN_TIMEOUT_S - (time.monotonic() - drain.t0)))
+    except AssertionError:
+        drain.kill()
+        raise
+    if rc != 0:
+        raise AssertionError(drain.exited_message())
+    secs_drain = time.monotonic() - drain.t0
 
     kill_log.close()
     summary, expected = compare_outputs(ctx, ref, outs, pr, expect_events=n_events)

@@ -25,6 +25,10 @@ SECRETS = ["SECRET1-sasl", "s3cr3t-svc", "s3cr3t-user"]
 SECRET_X = ["-X", "kafka.sasl.password=" + SECRETS[0],
             "-X", "kafka.sasl.kerberos.service.name=" + SECRETS[1],
             "-X", "kafka.sasl.username=" + SECRETS[2]]
+# The keys whose librdkafka configuration lines must be in the log, redacted.
+CONF_KEYS = ("sasl.password", "sasl.username", "sasl.kerberos.service.name")
+# Bounds the produce towards nothing (delivery fails after it); see main().
+MESSAGE_TIMEOUT_MS = 15000
 
 
 def fail(msg):
@@ -79,36 +83,56 @@ def main():
     if not any(o["level"] == "warn" and "bad row" in o["message"] for o in objs):
         fail(f"replay: no JSON line for the bad row in {r.stderr!r}")
 
-    # produce towards nothing: librdkafka's lines, log.file and SIGHUP
+    # produce towards nothing: librdkafka's lines, log.file and SIGHUP. The produce must
+    # still be running when SIGHUP comes, and log after it: its first line after the reopen
+    # is at the latest the delivery failure kafka.message.timeout.ms after it started (and
+    # librdkafka's reconnection debug lines before that). The timeout leaves a wide margin
+    # for a loaded machine between the configuration dump and the signal.
     logfile = os.path.join(tmp, "tally.log")
     p = subprocess.Popen([TALLY, "produce", "--input", events, "--format", "canonical",
                           "--topic", "t", "-X", "kafka.bootstrap.servers=127.0.0.1:1",
-                          "-X", "kafka.debug=broker,conf", "-X", "kafka.message.timeout.ms=4000",
+                          "-X", "kafka.debug=broker,conf",
+                          "-X", "kafka.message.timeout.ms=%d" % MESSAGE_TIMEOUT_MS,
                           *SECRET_X, "-X", "log.format=json", "-X", "log.level=debug",
                           "-X", "log.file=" + logfile],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Wait for librdkafka's configuration lines (the first lines checked below) to be in
-    # the file, then move it away and ask for a reopen.
+    # Wait until librdkafka's configuration lines of every key checked below are in the
+    # file (the dump is one line per key: the first CONF line does not mean the last one
+    # is written), then move the file away and ask for a reopen.
     def conf_logged():
         try:
-            return any('"facility":"CONF"' in line.replace(" ", "") for line in open(logfile))
+            with open(logfile, errors="replace") as fh:
+                conf = [line for line in fh if '"facility":"CONF"' in line.replace(" ", "")]
         except OSError:
             return False
-    deadline = time.time() + 20
+        return all(any(key + " = " in line for line in conf) for key in CONF_KEYS)
+    deadline = time.monotonic() + 20
     while not conf_logged():
-        if time.time() > deadline:
-            fail("no librdkafka configuration line in log.file within 20 s")
+        if p.poll() is not None:
+            fail(f"produce exited ({p.returncode}) before librdkafka's configuration lines "
+                 f"of {', '.join(CONF_KEYS)} were in log.file")
+        if time.monotonic() > deadline:
+            p.kill()
+            p.communicate()
+            fail(f"librdkafka configuration lines of {', '.join(CONF_KEYS)} not all in "
+                 "log.file within 20 s")
         time.sleep(0.05)   # poll interval
     os.rename(logfile, logfile + ".1")
+    if p.poll() is not None:
+        fail(f"produce exited ({p.returncode}) before SIGHUP could be sent: the reopen is "
+             "not tested")
     p.send_signal(signal.SIGHUP)
     out, err = p.communicate(timeout=60)
     if p.returncode not in (0, 1):   # 1: nothing delivered, as expected
         fail(f"produce exited with {p.returncode}: {err}")
     no_secret(out + err, "produce output")
-    old = open(logfile + ".1").read()
+    # The process has exited (communicate waited for it): both files are complete.
+    with open(logfile + ".1") as fh:
+        old = fh.read()
     if not os.path.exists(logfile):
         fail("SIGHUP did not reopen log.file")
-    new = open(logfile).read()
+    with open(logfile) as fh:
+        new = fh.read()
     no_secret(old + new, "produce log")
     first, second = json_lines(old, "log before SIGHUP"), json_lines(new, "log after SIGHUP")
     if not second:
@@ -117,7 +141,7 @@ def main():
         fail("no librdkafka configuration line in the log")
     conf = [o["message"] for o in first if o.get("facility") == "CONF"]
     # librdkafka prints sasl.kerberos.service.name; tally counts every sasl.* as secret
-    for key in ("sasl.password", "sasl.username", "sasl.kerberos.service.name"):
+    for key in CONF_KEYS:
         lines = [m for m in conf if key + " = " in m]
         if not lines or not all(m.endswith("= [redacted]") for m in lines):
             fail(f"{key} not redacted: {lines}")
