@@ -6,6 +6,7 @@
  * stores, all clean); the producer is flushed; then everything is freed.
  */
 #include "kafka_pipeline.h"
+#include "bounds.h"
 #include "observe.h"
 #include "cmd.h"
 #include "core/log.h"
@@ -44,6 +45,9 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
         .basic_auth = tl_config_str(c, "schema.registry.basic.auth.user.info"),
         .ca_path = tl_config_str(c, "schema.registry.ssl.ca.location"),
         .lookup_only = !tl_config_bool(c, "schema.registry.auto.register"),
+        .negative_cache_ms = (int)tl_config_int(c, "schema.registry.negative.cache.ms"),
+        .negative_cache_max = (int)tl_config_int(c, "schema.registry.negative.cache.max"),
+        .max_lookups_per_second = (double)tl_config_int(c, "schema.registry.max.lookups.per.second"),
     };
     *store = tl_schema_store_new(&so, err, sizeof(err));
     if (!*store) {
@@ -138,6 +142,13 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         rc = 2;
         goto done;
     }
+    const char *mismatch = tl_config_str(c, "ingest.key.mismatch");
+    if (strcmp(mismatch, "dlq") != 0 && strcmp(mismatch, "process") != 0) {
+        fprintf(stderr, "tally: configuration error: ingest.key.mismatch: expected dlq or "
+                        "process, got '%s'\n", mismatch);
+        rc = 2;
+        goto done;
+    }
     const char *group = tl_config_kafka(c, "group.id") ? tl_config_kafka(c, "group.id")
                         : tl_config_kafka(c, "consumer.group.id") ? tl_config_kafka(c, "consumer.group.id")
                         : "tally";
@@ -182,6 +193,12 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         goto done;
     }
     producer = tl_kafka_sink_handle(ksink);
+    if (tl_cmd_check_record_bounds(c, producer, ko.topic_dlq, eos ? changelog_topic : NULL, err,
+                                   sizeof(err)) != 0) {
+        fprintf(stderr, "tally: configuration error: %s\n", err);
+        rc = 2;
+        goto done;
+    }
     sink = wrap ? wrap(ksink, arg) : ksink;
 
     tl_runtime_opts o;
@@ -201,7 +218,11 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
      * integration.eos). kafka.consumer.group.instance.id turns it on. */
     tl_kafka_source_opts so2 = {
         .topic = topic, .codec = codec, .rt = rt,
-        .ts_min = tl_config_int(c, "ingest.ts.min"), .ts_max = tl_config_int(c, "ingest.ts.max"),
+        .limits = {.ts_min = tl_config_int(c, "ingest.ts.min"),
+                   .ts_max = tl_config_int(c, "ingest.ts.max"),
+                   .max_string = (size_t)tl_config_int(c, "ingest.max.string.bytes")},
+        .dlq_max_bytes = (size_t)tl_config_int(c, "dlq.max.record.bytes"),
+        .key_mismatch_dlq = !strcmp(tl_config_str(c, "ingest.key.mismatch"), "dlq"),
         .until_end = until_end, .exactly_once = eos,
     };
     src = tl_kafka_source_new(cconf, &so2, err, sizeof(err));

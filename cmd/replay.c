@@ -76,6 +76,7 @@ int tl_cmd_replay(int argc, char **argv)
         goto done;
     }
     src = tl_file_source_new(a.input, (tl_file_format)fmt, a.strict, err, sizeof(err));
+    if (src) tl_file_source_set_max_string(src, (size_t)tl_config_int(c, "ingest.max.string.bytes"));
     if (!src) {
         fprintf(stderr, "tally: %s\n", err);
         goto done;

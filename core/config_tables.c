@@ -78,14 +78,39 @@ static const tl_config_def ingest_table[] = {
     {"schema.registry.auto.register", TL_CT_BOOL, "true", NORANGE,
      "With a registry: register tally's output schemas under <topic>-value at start-up. "
      "false: only look them up there, and stop if a subject lacks the schema."},
+    {"schema.registry.negative.cache.ms", TL_CT_INT, "300000", 1, 86400000,
+     "How long a schema id found nowhere (the registry answered not found) or refused as "
+     "unusable is remembered: its records go to the dead-letter topic without a new "
+     "request until then."},
+    {"schema.registry.negative.cache.max", TL_CT_INT, "10000", 1, 10000000,
+     "Most schema ids remembered as not found or refused; a new one past this makes the "
+     "oldest forgotten."},
+    {"schema.registry.max.lookups.per.second", TL_CT_INT, "20", 1, 1000000,
+     "Registry lookups of schema ids not seen before, per second (bursts up to this "
+     "many; time spent waiting for the registry does not count). Past it, a record with "
+     "such an id goes to the dead-letter topic (unknown_schema, to be replayed) without a "
+     "request, so a stream of bogus ids cannot stall a partition; while the registry is "
+     "unreachable the record waits instead."},
     {"ingest.ts.min", TL_CT_INT, "946684800000", NORANGE,
      "Events with ts (ms) below this go to the dead-letter topic (default 2000-01-01)."},
     {"ingest.ts.max", TL_CT_INT, "4102444800000", NORANGE,
      "Events with ts (ms) above this go to the dead-letter topic (default 2100-01-01)."},
     {"ingest.max.record.bytes", TL_CT_INT, "1048576", 16, 104857600,
      "Larger input records go to the dead-letter topic."},
+    {"ingest.key.mismatch", TL_CT_STRING, "dlq", NORANGE,
+     "An input record whose key is not its user_id: dlq (dead letter, reason key_mismatch) or "
+     "process (processed in the partition it came in, splitting that user's state). Counted "
+     "either way (tally_key_mismatches_total)."},
+    {"ingest.max.string.bytes", TL_CT_INT, "512", 16, 65536,
+     "Events with a longer string field (event_id, user_id, item_id, category_id, channel) "
+     "go to the dead-letter topic (reason bad_string, as do strings that are not UTF-8 or "
+     "hold a NUL byte). Bounds every stored user record (docs/operations.md)."},
     {"dlq.topic", TL_CT_STRING, "tally.dlq", NORANGE,
      "Dead-letter topic: undecodable or invalid input, original bytes, reason in headers."},
+    {"dlq.max.record.bytes", TL_CT_INT, "524288", 1024, 104857600,
+     "A dead letter keeps at most this many bytes of the input value (and 4096 of its key): "
+     "the rest is cut, the error says so and the header tally.truncated has the original "
+     "sizes. Checked at start against the producer's message.max.bytes."},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
@@ -104,6 +129,10 @@ static const tl_config_def features_table[] = {
      "Interest dimensions, comma-separated: category, item, channel."},
     {"features.epsilon", TL_CT_DOUBLE, "1e-6", 0, 1e9,
      "Weights that decay below this are deleted."},
+    {"features.max.interests", TL_CT_INT, "1000", 1, 100000,
+     "Interest entries kept per user, all dimensions together: a new one past this replaces "
+     "the weakest (by its weight at the event's time). Bounds every stored user record "
+     "(docs/operations.md)."},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

@@ -51,7 +51,8 @@ const char *tl_method_name(tl_method m) { return (unsigned)m < TL_M_COUNT ? meth
 
 static const char *const dlq_names[TL_DLQ_REASON_COUNT] = {
     "not_framed", "unknown_schema", "incompatible_schema", "malformed",
-    "missing_field", "bad_timestamp", "oversized", "bad_value",
+    "missing_field", "bad_timestamp", "oversized", "bad_value", "bad_string",
+    "key_mismatch",
 };
 
 const char *tl_dlq_reason_name(tl_dlq_reason r)

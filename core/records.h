@@ -89,6 +89,9 @@ typedef enum tl_dlq_reason {
     TL_DLQ_BAD_TIMESTAMP,     /* ts outside the configured bounds */
     TL_DLQ_OVERSIZED,         /* record larger than ingest.max.record.bytes */
     TL_DLQ_BAD_VALUE,         /* other invalid value (negative dwell, NaN value, ...) */
+    TL_DLQ_BAD_STRING,        /* a string longer than ingest.max.string.bytes, not UTF-8,
+                               * or holding a NUL byte */
+    TL_DLQ_KEY_MISMATCH,      /* the record's key is not its user_id (ingest.key.mismatch) */
     TL_DLQ_REASON_COUNT
 } tl_dlq_reason;
 const char *tl_dlq_reason_name(tl_dlq_reason r);   /* "not_framed", ... */
@@ -100,7 +103,13 @@ typedef struct tl_dlq_record {
     int32_t partition;
     int64_t offset;
     const void *key;  size_t key_len;
-    const void *payload; size_t payload_len;   /* the original bytes */
+    const void *payload; size_t payload_len;   /* the original bytes, or their start */
+    size_t key_total, payload_total;           /* the original sizes: more than key_len or
+                                                * payload_len when the source cut them
+                                                * (header "tally.truncated") */
 } tl_dlq_record;
+
+/* The most of an input record's key a dead letter keeps. */
+#define TL_DLQ_MAX_KEY_BYTES 4096
 
 #endif

@@ -365,6 +365,7 @@ static int run_events(tl_runtime *rt)
             tl_arena_reset(&rt->out_arena);
         }
         tl_user *u = tl_store_get(s, ev->user_id);
+        if (!u) return -1;   /* RocksDB cannot be read (logged) */
         for (int k = 0; k < rt->n_stages; k++) {
             tl_rc rc = rt->stages[k].process(rt->stages[k].ctx, s, u, ev, &rt->out_arena, rt->sink);
             if (rc != TL_OK) {

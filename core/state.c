@@ -29,6 +29,7 @@
  */
 #include "state.h"
 #include "log.h"
+#include "prom.h"
 #include "util.h"
 
 #include <rocksdb/c.h>
@@ -340,6 +341,15 @@ void tl_user_encode(const tl_user *u, tl_buf *b)
     b->data[b->len] = '\0';
 }
 
+size_t tl_user_encoded_bound(size_t max_string, size_t max_interests, size_t max_touchpoints)
+{
+    const size_t str = 10 + max_string;   /* a varint length, then the bytes */
+    const size_t head = 1 + 10 + 10 + 10, ent = 1 + str + 8 + 8 + 10;
+    const size_t tp = 4 * str + 1 + 10 + 4 + 4 + 10;
+    const size_t attr = 3 * str + 10 + 8 + 10 + TL_LAST_ATTR_TEXT_MAX;
+    return head + max_interests * ent + 10 + max_touchpoints * tp + 10 + TL_LAST_ATTR_MAX * attr;
+}
+
 typedef struct rd {
     const unsigned char *p, *end;
     int bad;
@@ -579,6 +589,7 @@ struct tl_store {
 };
 
 static void heap_push(tl_store *s, int64_t at, const char *user_id);
+static tl_prom_series *quarantined_counter(void);
 
 static void lru_unlink(tl_store *s, tl_user *u)
 {
@@ -644,6 +655,7 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
 {
     tl_store *s = tl_xcalloc(1, sizeof(*s));
     char *rerr = NULL;
+    (void)quarantined_counter();   /* shown at 0 from the start */
     s->partition = partition;
     s->cache_budget = cache_bytes;
     s->next_offset = -1;
@@ -873,6 +885,44 @@ static void key_profile(tl_buf *k, const char *user_id)
     tl_buf_puts(k, user_id);
 }
 
+/* A stored record that cannot be used: moved to 'q' + user_id (the last one of a user is
+ * kept; with stored, the 'u' key it was read from is deleted in the same write), counted
+ * and logged with its key; the caller starts the user afresh. */
+static tl_prom_series *quarantined_counter(void)
+{
+    return tl_prom_counter("tally_state_quarantined_total",
+                           "Stored or restored user records that did not decode: kept aside "
+                           "under a q-prefixed key, the user started afresh.",
+                           NULL);
+}
+
+static void quarantine(tl_store *s, const char *user_id, size_t id_len, const void *value,
+                       size_t len, const char *why, int stored)
+{
+    tl_prom_add(quarantined_counter(), 1);
+    s->st.quarantined++;
+    tl_buf k = {0};
+    tl_buf_putc(&k, 'q');
+    tl_buf_append(&k, user_id, id_len);
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(wb, k.data, k.len, value, len);
+    if (stored) {
+        k.data[0] = 'u';
+        rocksdb_writebatch_delete(wb, k.data, k.len);
+    }
+    char *rerr = NULL;
+    rocksdb_write(s->db, s->wopts, wb, &rerr);
+    rocksdb_writebatch_destroy(wb);
+    tl_buf_free(&k);
+    char q[512], e[256];
+    char *id = dup_n(user_id, id_len);   /* a changelog key is not NUL-terminated */
+    TL_LOG_ERROR("state", "quarantined record store=%s user_id=%s bytes=%zu reason=%s%s%s", s->path,
+                 tl_log_quote(q, sizeof(q), id), len, why, rerr ? " keep_failed=" : "",
+                 rerr ? tl_log_quote(e, sizeof(e), rerr) : "");
+    free(id);
+    free(rerr);
+}
+
 static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int create)
 {
     key_profile(&s->kbuf, user_id);
@@ -882,7 +932,8 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     if (rerr) {
         char q[512];
         TL_LOG_ERROR("state", "read failed store=%s error=%s", s->path, tl_log_quote(q, sizeof(q), rerr));
-        abort();
+        free(rerr);
+        return NULL;
     }
     if (!v && !create) return NULL;
     tl_user *u = tl_xcalloc(1, sizeof(*u));
@@ -892,11 +943,24 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     u->mem = sizeof(*u) + strlen(user_id) + 1;
     if (v) {
         if (tl_user_decode(u, v, vlen) != 0) {
-            TL_LOG_ERROR("state", "corrupt record store=%s user_id=%s", s->path, user_id);
-            abort();
+            /* Not this build's encoding of a user, or damaged: keep the bytes aside and
+             * start the user afresh rather than stop on every restart. */
+            quarantine(s, user_id, strlen(user_id), v, vlen, "does_not_decode", 1);
+            tl_user_clear(u);
+            free(v);
+            if (!create) {
+                free(u->user_id);
+                free(u);
+                return NULL;
+            }
+            u->timer = u->timer_saved = 0;
+            u->labelled = INT64_MIN;
+            s->st.users_created++;
+            v = NULL;
+        } else {
+            s->st.users_loaded++;
         }
         free(v);
-        s->st.users_loaded++;
     } else {
         s->st.users_created++;
     }
@@ -921,6 +985,7 @@ tl_user *tl_store_get(tl_store *s, const char *user_id)
         }
     } else {
         u = store_load(s, user_id, h, 1);
+        if (!u) return NULL;
     }
     if (!u->dirty) {
         u->dirty = 1;
@@ -1196,9 +1261,14 @@ int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void
         rd r = {value, (const unsigned char *)value + len, 0};
         int64_t timer = known_version(get_u8(&r)) ? get_svarint(&r) : 0;
         if (r.bad || !known_version(((const unsigned char *)value)[0])) {
-            snprintf(err, errlen, "changelog record for user %.*s at offset %lld does not decode",
-                     (int)id_len, user_id, (long long)changelog_offset);
-            return -1;
+            /* The user's last record wins: an older good one must not come back. */
+            char why[64];
+            snprintf(why, sizeof(why), "changelog_offset_%lld", (long long)changelog_offset);
+            quarantine(s, user_id, id_len, value, len, why, 0);
+            restore_add(s, s->kbuf.data, s->kbuf.len, NULL, 0, 1);
+            s->restore_offset = changelog_offset;
+            if (s->restore_n >= RESTORE_BATCH) return restore_commit(s, err, errlen);
+            return 0;
         }
         restore_add(s, s->kbuf.data, s->kbuf.len, value, len, 0);
         if (timer) {

@@ -111,12 +111,17 @@ void tl_user_add_attribution(tl_user *u, const char *event_id, const char *item_
 void tl_user_encode(const tl_user *u, tl_buf *out);
 int tl_user_decode(tl_user *u, const void *buf, size_t len);  /* u->user_id set by caller */
 void tl_user_clear(tl_user *u);                                /* frees contents */
+/* The most bytes tl_user_encode writes for a user whose strings have at most max_string
+ * bytes, with at most max_interests entries and max_touchpoints touchpoints: the bound
+ * of a changelog record's value, checked against the producer's limit at start. */
+size_t tl_user_encoded_bound(size_t max_string, size_t max_interests, size_t max_touchpoints);
 
 typedef struct tl_store tl_store;
 
 typedef struct tl_store_stats {
     uint64_t users_cached, users_loaded, users_created, users_evicted, users_written;
     uint64_t flushes;
+    uint64_t quarantined;   /* records that did not decode (tally_state_quarantined_total) */
     size_t cache_bytes;
 } tl_store_stats;
 
@@ -126,8 +131,10 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes,
 void tl_store_close(tl_store *s);        /* does not flush */
 int32_t tl_store_partition(const tl_store *s);
 
-/* The user's record, loaded or created; marked dirty. Never NULL (aborts if RocksDB
- * fails to read: the store is then unusable and the process must restart). */
+/* The user's record, loaded or created; marked dirty. A stored record that does not
+ * decode is quarantined (kept under 'q' + user_id, counted in
+ * tally_state_quarantined_total, logged with its key) and the user starts afresh. NULL
+ * only when RocksDB fails to read (logged): the store is unusable, the caller stops. */
 tl_user *tl_store_get(tl_store *s, const char *user_id);
 /* Read-only lookup without creating or dirtying: NULL if the user is unknown. */
 tl_user *tl_store_peek(tl_store *s, const char *user_id);
@@ -180,7 +187,9 @@ int64_t tl_store_changelog_offset(const tl_store *s);
 /* Restoring: applies one changelog record (value NULL: the user has no state) straight to
  * RocksDB, with its timer index, at the changelog offset given; records are written in
  * batches, the last with tl_store_restore_done. The cache must hold no record of the user
- * (restore runs right after the store is opened). 0 or -1. */
+ * (restore runs right after the store is opened). A record whose encoding this build does
+ * not know is quarantined (as tl_store_get does) and the user restored as absent. 0, or -1
+ * when RocksDB fails to write. */
 int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void *value,
                      size_t len, int64_t changelog_offset, char *err, size_t errlen);
 int tl_store_restore_done(tl_store *s, char *err, size_t errlen);

@@ -19,6 +19,7 @@
 #include "interest.h"
 #include "core/util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ int tl_features_cfg_load(tl_features_cfg *fc, const tl_config *c, char *err, siz
     fc->alpha = tl_config_double(c, "features.alpha");
     fc->beta = tl_config_double(c, "features.beta");
     fc->epsilon = tl_config_double(c, "features.epsilon");
+    fc->max_interests = (int)tl_config_int(c, "features.max.interests");
     for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++) fc->heat[t] = tl_config_double(c, heat_keys[t]);
     char *list = tl_xstrdup(tl_config_str(c, "features.dims")), *save = NULL;
     for (char *tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
@@ -120,6 +122,21 @@ static tl_rc apply_dim(const tl_features_cfg *fc, tl_user *u, const tl_event *ev
     const double heat = fc->heat[ev->type];
     tl_interest *e = tl_user_find_interest(u, dim, id);
     int is_new = e == NULL;
+    if (is_new && fc->max_interests > 0 && u->n_ent >= fc->max_interests) {
+        /* A bounded record: the weakest entry (read at this event's time) makes room. */
+        int weakest = 0;
+        double wmin = INFINITY;
+        for (int i = 0; i < u->n_ent; i++) {
+            const tl_interest *o = &u->ent[i];
+            double w = (fc->alpha * o->f + fc->beta * o->h) * tl_decay((double)(ev->ts - o->t), H);
+            if (w < wmin) {
+                wmin = w;
+                weakest = i;
+            }
+        }
+        tl_user_remove_interest(u, weakest);
+        st->evicted++;
+    }
     if (is_new) {
         e = tl_user_add_interest(u, dim, id);
         e->t = ev->ts;

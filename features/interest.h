@@ -17,6 +17,7 @@ typedef struct tl_features_cfg {
     double alpha, beta;
     double heat[TL_EVENT_TYPE_COUNT];
     double epsilon;
+    int max_interests;                   /* entries per user (all dimensions) */
     unsigned char dims[TL_DIM_COUNT];    /* 1 = enabled */
 } tl_features_cfg;
 
@@ -35,6 +36,7 @@ float tl_features_share(const tl_features_cfg *fc, const tl_user *u, const char 
 
 typedef struct tl_features_stats {
     uint64_t deltas, dropped;
+    uint64_t evicted;   /* the weakest entry, to make room under max_interests */
 } tl_features_stats;
 
 /* Applies ev to u's interest entries and emits one delta per enabled dimension the

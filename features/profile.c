@@ -124,14 +124,19 @@ static void put_interests(tl_buf *out, const tl_features_cfg *fc, const tl_user 
         return;
     }
     ranked *r = tl_xmalloc((size_t)u->n_ent * sizeof(*r));
+    int live = 0;
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
         double k = tl_decay((double)span(as_of, e->t), fc->half_life_ms);
-        r[i] = (ranked){.e = e, .f = e->f * k, .h = e->h * k};
-        r[i].w = fc->alpha * r[i].f + fc->beta * r[i].h;
+        ranked x = {.e = e, .f = e->f * k, .h = e->h * k};
+        x.w = fc->alpha * x.f + fc->beta * x.h;
+        /* Faded below epsilon by as_of: the next event of its dimension deletes it, so
+         * the profile does not show it (docs/interests.md). */
+        if (x.w < fc->epsilon) continue;
+        r[live++] = x;
     }
-    qsort(r, (size_t)u->n_ent, sizeof(*r), cmp_ranked);
-    int n = top_n > 0 && top_n < u->n_ent ? top_n : u->n_ent;
+    qsort(r, (size_t)live, sizeof(*r), cmp_ranked);
+    int n = top_n > 0 && top_n < live ? top_n : live;
     tl_buf text = {0};
     for (int i = 0; i < n; i++) {
         const tl_interest *e = r[i].e;

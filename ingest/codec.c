@@ -801,6 +801,14 @@ static wentry *wentry_build(tl_codec *c, int32_t id, avro_schema_t writer)
         w->proj_field[w->nproj++] = i;
     }
 
+    /* avro-c frees shared resolvers twice when a record fails to resolve half-way (a
+     * nullable string beside a renamed enum, ...): decide by its rules first. */
+    char why[384];
+    if (tl_schema_check_resolution(ws, w->proj, why, sizeof(why)) != TL_SCHEMA_OK) {
+        wentry_incompatible(w, "writer schema id %d does not resolve to the reader schema: %s",
+                            (int)id, why);
+        return w;
+    }
     w->resolver = avro_resolved_writer_new(ws, w->proj);
     if (!w->resolver) {
         wentry_incompatible(w, "writer schema id %d does not resolve to the reader schema: %s",
@@ -984,9 +992,12 @@ static void apply_default(const rfield *f, tl_event *ev, tl_arena *a)
     }
 }
 
-/* Copies one field of the decoded reader value into ev. */
+/* Copies one field of the decoded reader value into ev. A string slot's raw bytes are
+ * noted in raw[] (checked for NULs once every field is read, in slot order, as the fast
+ * path does). */
 static int extract(tl_codec *c, wentry *w, const rfield *f, avro_value_t *v, tl_event *ev,
-                   tl_arena *a, tl_dlq_reason *reason, char *err, size_t errlen)
+                   tl_arena *a, const char **raw, size_t *raw_len, tl_dlq_reason *reason,
+                   char *err, size_t errlen)
 {
     int null = 0;
     avro_value_t branch;
@@ -1010,9 +1021,14 @@ static int extract(tl_codec *c, wentry *w, const rfield *f, avro_value_t *v, tl_
             const void *p;
             if (avro_value_get_bytes(v, &p, &n) != 0) goto avro_fail;
             *sp = tl_arena_strndup(a, p, n);
+            raw[f->slot] = p;
+            raw_len[f->slot] = n;
         } else {
             if (avro_value_get_string(v, &s, &n) != 0) goto avro_fail;
-            *sp = tl_arena_strndup(a, s, n ? n - 1 : 0);
+            n = n ? n - 1 : 0;   /* avro-c counts the terminating NUL */
+            *sp = tl_arena_strndup(a, s, n);
+            raw[f->slot] = s;
+            raw_len[f->slot] = n;
         }
         return 0;
     }
@@ -1223,8 +1239,12 @@ static int fast_decode(const tl_codec *c, const wentry *w, const uint8_t *b, siz
     if (cur.p != cur.end) return body_trailing(&cur, w->id, reason, err, errlen);
 
     size_t total = 0;
-    for (int k = 0; k < S_TYPE; k++)
-        if (sp[k]) total += sn[k] + 1;
+    for (int k = 0; k < S_TYPE; k++) {
+        if (!sp[k]) continue;
+        if (tl_string_check_nul(slot_names[k], sp[k], sn[k], reason, err, errlen))
+            return TL_CODEC_BAD;
+        total += sn[k] + 1;
+    }
     char *dst = total ? tl_arena_alloc(a, total) : NULL;
     const char *str[S_TYPE] = {0};
     for (int k = 0; k < S_TYPE; k++) {
@@ -1298,11 +1318,10 @@ int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_a
                    "record (schema id %d) cannot be resolved to the reader schema: %s",
                    (int)id, avro_strerror());
 
-    int32_t partition = ev->partition;
-    int64_t offset = ev->offset;
-    memset(ev, 0, sizeof(*ev));
-    ev->partition = partition;
-    ev->offset = offset;
+    /* Filled aside: a record refused half-way leaves *ev as it was, as on the fast path. */
+    tl_event out = {.partition = ev->partition, .offset = ev->offset};
+    const char *raw[S_TYPE] = {0};
+    size_t raw_len[S_TYPE] = {0};
     for (int k = 0; k < w->nproj; k++) {
         avro_value_t fv;
         const rfield *f = &c->f[w->proj_field[k]];
@@ -1310,10 +1329,15 @@ int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_a
             return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
                        "record (schema id %d) lacks field %s after resolution: %s", (int)id,
                        f->name, avro_strerror());
-        if (extract(c, w, f, &fv, ev, a, reason, err, errlen) != 0) return TL_CODEC_BAD;
+        if (extract(c, w, f, &fv, &out, a, raw, raw_len, reason, err, errlen) != 0)
+            return TL_CODEC_BAD;
     }
+    for (int k = 0; k < S_TYPE; k++)
+        if (raw[k] && tl_string_check_nul(slot_names[k], raw[k], raw_len[k], reason, err, errlen))
+            return TL_CODEC_BAD;
     for (int i = 0; i < c->nf; i++)
-        if (w->missing[i]) apply_default(&c->f[i], ev, a);
+        if (w->missing[i]) apply_default(&c->f[i], &out, a);
+    *ev = out;
     return TL_CODEC_OK;
 }
 
@@ -1411,9 +1435,25 @@ fail:
 
 /* -------------------------------------------------------------- validation */
 
-int tl_event_validate(const tl_event *ev, int64_t min_ts, int64_t max_ts,
-                      tl_dlq_reason *reason, char *err, size_t errlen)
+int tl_string_check_nul(const char *field, const void *s, size_t len, tl_dlq_reason *reason,
+                        char *err, size_t errlen)
 {
+    const char *z = len ? memchr(s, 0, len) : NULL;
+    if (!z) return 0;
+    return bad(reason, TL_DLQ_BAD_STRING, err, errlen, "field %s holds a NUL byte at byte %zu",
+               field, (size_t)(z - (const char *)s));
+}
+
+int tl_event_validate(const tl_event *ev, const tl_event_limits *lim, tl_dlq_reason *reason,
+                      char *err, size_t errlen)
+{
+    static const struct { const char *name; size_t off; } strs[] = {
+        {"event_id", offsetof(tl_event, event_id)},
+        {"user_id", offsetof(tl_event, user_id)},
+        {"item_id", offsetof(tl_event, item_id)},
+        {"category_id", offsetof(tl_event, category_id)},
+        {"channel", offsetof(tl_event, channel)},
+    };
     static const struct { const char *name; size_t off; } req[] = {
         {"event_id", offsetof(tl_event, event_id)},
         {"user_id", offsetof(tl_event, user_id)},
@@ -1425,10 +1465,26 @@ int tl_event_validate(const tl_event *ev, int64_t min_ts, int64_t max_ts,
             return bad(reason, TL_DLQ_MISSING_FIELD, err, errlen, "required field %s is %s",
                        req[i].name, s ? "empty" : "missing");
     }
-    if (ev->ts < min_ts || ev->ts > max_ts)
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        const unsigned char *s = *(const unsigned char *const *)((const char *)ev + strs[i].off);
+        if (!s) continue;
+        size_t n = strlen((const char *)s);
+        if (n > lim->max_string)
+            return bad(reason, TL_DLQ_BAD_STRING, err, errlen,
+                       "field %s is %zu bytes long, more than ingest.max.string.bytes=%zu",
+                       strs[i].name, n, lim->max_string);
+        for (size_t k = 0; k < n;) {
+            size_t step = tl_utf8_seq(s + k, n - k);
+            if (!step)
+                return bad(reason, TL_DLQ_BAD_STRING, err, errlen,
+                           "field %s is not valid UTF-8 (byte %zu)", strs[i].name, k);
+            k += step;
+        }
+    }
+    if (ev->ts < lim->ts_min || ev->ts > lim->ts_max)
         return bad(reason, TL_DLQ_BAD_TIMESTAMP, err, errlen,
                    "ts %lld is outside the accepted range [%lld, %lld]", (long long)ev->ts,
-                   (long long)min_ts, (long long)max_ts);
+                   (long long)lim->ts_min, (long long)lim->ts_max);
     if ((unsigned)ev->type >= TL_EVENT_TYPE_COUNT)
         return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "event type %d is out of range",
                    (int)ev->type);

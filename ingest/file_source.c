@@ -68,6 +68,7 @@ typedef struct tl_file_src {
     tl_source src;            /* first: the tl_source handed out */
     tl_file_format fmt;
     int strict;
+    size_t max_string;   /* tl_event_validate's string bound */
     int fd;
     int own_fd;               /* 0 for stdin */
     int is_regular;
@@ -552,6 +553,16 @@ static int file_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
             continue;
         s->row_no++;
         /* One copy of the line, then room for a generated id. */
+        const char *nul = memchr(line, '\0', len);
+        if (nul) {
+            /* the fields are cut at NULs below: such a line would lose text silently */
+            row_error(s, "line holds a NUL byte at byte %zu", (size_t)(nul - line));
+            if (s->strict) {
+                s->failed = 1;
+                return b->n > 0 ? TL_SRC_OK : TL_SRC_ERROR;
+            }
+            continue;
+        }
         char *copy = tl_arena_alloc(&b->arena, len + 1 + TL_FILE_ID_ROOM);
         memcpy(copy, line, len);
         copy[len] = '\0';
@@ -574,7 +585,8 @@ static int file_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
             tl_dlq_reason why;
             char msg[256];
             msg[0] = '\0';
-            if (tl_event_validate(ev, INT64_MIN, INT64_MAX, &why, msg, sizeof msg) < 0) {
+            const tl_event_limits lim = {INT64_MIN, INT64_MAX, s->max_string};
+            if (tl_event_validate(ev, &lim, &why, msg, sizeof msg) < 0) {
                 row_error(s, "%s", msg[0] ? msg : "invalid event");
                 rc = -1;
             }
@@ -630,6 +642,11 @@ const char *tl_file_format_name(tl_file_format fmt)
     return NULL;
 }
 
+void tl_file_source_set_max_string(tl_source *src, size_t max)
+{
+    ((tl_file_src *)src->ctx)->max_string = max;
+}
+
 tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict,
                               char *err, size_t errlen)
 {
@@ -648,6 +665,7 @@ tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict,
     s->fd = -1;
     s->fmt = fmt;
     s->strict = strict != 0;
+    s->max_string = TL_EVENT_MAX_STRING_DEFAULT;
     s->header_done = fmt != TL_FMT_CANONICAL;
     if (strcmp(path, "-") == 0) {
         s->fd = STDIN_FILENO;

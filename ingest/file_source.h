@@ -59,6 +59,9 @@ const char *tl_file_format_name(tl_file_format fmt);
 tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict,
                               char *err, size_t errlen);
 void tl_file_source_destroy(tl_source *s);   /* NULL is a no-op */
+/* The longest string field accepted (ingest.max.string.bytes; default
+ * TL_EVENT_MAX_STRING_DEFAULT): longer ones make the row bad, as on Kafka. */
+void tl_file_source_set_max_string(tl_source *s, size_t max);
 
 /* The most recent error (bad row, bad header, I/O error) as "name:line: reason", or
  * NULL if there was none. Valid until the next poll or destroy. */

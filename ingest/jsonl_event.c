@@ -51,6 +51,10 @@ static int get_str(const tl_json *obj, const char *name, const char **out, char 
     if (j->type != TL_JSON_STRING)
         return fail(err, errlen, "field %s must be a string, not a %s", name,
                     tl_json_type_name(j->type));
+    const char *nul = memchr(j->str, '\0', j->len);
+    if (nul)
+        return fail(err, errlen, "field %s holds a NUL byte at byte %zu", name,
+                    (size_t)(nul - j->str));
     *out = j->str;
     return 0;
 }

@@ -22,6 +22,7 @@
  */
 #include "kafka_source.h"
 #include "core/log.h"
+#include "core/prom.h"
 #include "core/util.h"
 
 #include <inttypes.h>
@@ -41,6 +42,8 @@ typedef struct ksrc {
     int n_parts;
     int n_assigned;
     int retry_backoff;          /* the last batch ended on a record to retry */
+    int failed;                 /* a partition's state could not be opened: stop */
+    tl_prom_series *mismatches; /* tally_key_mismatches_total */
     uint64_t rebalances;
 } ksrc;
 
@@ -80,8 +83,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
             int64_t next = -1;
             if (tl_runtime_assigned(k->o.rt, tp->partition, &next) != 0) {
-                TL_LOG_ERROR("ingest", "cannot open state for partition=%d", (int)tp->partition);
-                abort();   /* no state, no processing: restart and try again */
+                /* No state, no processing: the poll stops the run (exit 1); a restart,
+                 * once the cause (logged by the store) is fixed, tries again. */
+                TL_LOG_ERROR("ingest", "cannot open state for partition=%d: stopping",
+                             (int)tp->partition);
+                k->failed = 1;
+                return;   /* nothing assigned: the partitions stay with the group */
             }
             if (next >= 0) tp->offset = next;
             parts_grow(k, tp->partition);
@@ -123,22 +130,33 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-static void add_bad(tl_batch *b, const rd_kafka_message_t *m, tl_dlq_reason reason,
-                    const char *error)
+/* The dead letter of m: its key and value as they came, cut to what the dead-letter topic
+ * takes (TL_DLQ_MAX_KEY_BYTES, dlq.max.record.bytes; the error says so and the header
+ * tally.truncated keeps the sizes), so that no record is too large to dead-letter. */
+static void add_bad(const ksrc *k, tl_batch *b, const rd_kafka_message_t *m,
+                    tl_dlq_reason reason, const char *error)
 {
     tl_dlq_record *r = tl_batch_push_bad(b);
     r->reason = reason;
-    r->error = tl_arena_strdup(&b->arena, error);
     r->topic = tl_arena_strdup(&b->arena, rd_kafka_topic_name(m->rkt));
     r->partition = m->partition;
     r->offset = m->offset;
-    if (m->key_len) {
-        r->key = tl_arena_strndup(&b->arena, m->key, m->key_len);
-        r->key_len = m->key_len;
-    }
-    if (m->len) {
-        r->payload = tl_arena_strndup(&b->arena, m->payload, m->len);
-        r->payload_len = m->len;
+    r->key_total = m->key_len;
+    r->payload_total = m->len;
+    r->key_len = m->key_len < TL_DLQ_MAX_KEY_BYTES ? m->key_len : TL_DLQ_MAX_KEY_BYTES;
+    r->payload_len = m->len;
+    if (k->o.dlq_max_bytes && r->payload_len > k->o.dlq_max_bytes)
+        r->payload_len = k->o.dlq_max_bytes;
+    if (r->key_len) r->key = tl_arena_strndup(&b->arena, m->key, r->key_len);
+    if (r->payload_len) r->payload = tl_arena_strndup(&b->arena, m->payload, r->payload_len);
+    if (r->key_len < r->key_total || r->payload_len < r->payload_total) {
+        char cut[640];
+        snprintf(cut, sizeof(cut), "%s (dead letter cut to the first %zu of %zu key bytes and "
+                 "%zu of %zu value bytes)", error, r->key_len, r->key_total, r->payload_len,
+                 r->payload_total);
+        r->error = tl_arena_strdup(&b->arena, cut);
+    } else {
+        r->error = tl_arena_strdup(&b->arena, error);
     }
 }
 
@@ -160,10 +178,23 @@ static int take_message(ksrc *k, tl_batch *b, const rd_kafka_message_t *m)
         return -1;
     }
     if (rc != TL_CODEC_OK ||
-        tl_event_validate(ev, k->o.ts_min, k->o.ts_max, &reason, err, sizeof(err)) != 0) {
+        tl_event_validate(ev, &k->o.limits, &reason, err, sizeof(err)) != 0) {
         b->n--;   /* the slot goes back */
-        add_bad(b, m, reason, err);
+        add_bad(k, b, m, reason, err);
         return 0;
+    }
+    if (m->key_len != strlen(ev->user_id) || memcmp(m->key, ev->user_id, m->key_len) != 0) {
+        /* The user's state lives in the partition of its user_id's key: another key puts
+         * this event beside state of other users, and splits the user's own. */
+        tl_prom_add(k->mismatches, 1);
+        if (k->o.key_mismatch_dlq) {
+            b->n--;
+            snprintf(err, sizeof(err), "the record's key (%zu bytes) is not its user_id '%.64s' "
+                     "(the user's state is kept by the partition of that key)", m->key_len,
+                     ev->user_id);
+            add_bad(k, b, m, TL_DLQ_KEY_MISMATCH, err);
+            return 0;
+        }
     }
     ev->partition = m->partition;
     ev->offset = m->offset;
@@ -208,6 +239,11 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
     while (b->n + b->n_bad < max) {
         int64_t left = (deadline - tl_mono_ns()) / 1000000;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, left > 0 ? (int)left : 0);
+        if (k->failed) {   /* set by the rebalance callback this poll served */
+            if (m) rd_kafka_message_destroy(m);
+            k->filling = NULL;
+            return TL_SRC_ERROR;
+        }
         if (!m) {
             if (left <= 0) break;
             continue;
@@ -297,6 +333,10 @@ tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts
     ksrc *k = tl_xcalloc(1, sizeof(*k));
     char e[512];
     k->o = *o;
+    k->mismatches = tl_prom_counter("tally_key_mismatches_total",
+                                    "Input records whose key is not their user_id "
+                                    "(dead-lettered or processed: ingest.key.mismatch).",
+                                    NULL);
     k->topic = tl_xstrdup(o->topic);
     /* tally's requirements; a user's kafka.* keys were applied before and may not
      * override these. */

@@ -14,7 +14,10 @@ typedef struct tl_kafka_source_opts {
     const char *topic;        /* the input topic */
     tl_codec *codec;          /* borrowed */
     tl_runtime *rt;           /* borrowed: told of assignments and revocations */
-    int64_t ts_min, ts_max;
+    tl_event_limits limits;   /* tl_event_validate's bounds */
+    size_t dlq_max_bytes;     /* most bytes of a value a dead letter keeps (0: no limit) */
+    int key_mismatch_dlq;     /* a key other than the user_id: dead letter (else processed,
+                               * counted) */
     int until_end;            /* EOF once every assigned partition is consumed to its end */
     int exactly_once;         /* offsets go in the sink's transactions, not through commit() */
 } tl_kafka_source_opts;

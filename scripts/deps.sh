@@ -22,6 +22,20 @@ APT_PACKAGES=(
 
 say() { echo "deps: $*" >&2; }
 
+# The fuzzing stage (tests/fuzz, docs/fuzzing.md) builds with clang and links libFuzzer,
+# whose runtime (libclang_rt.fuzzer*.a) is not in the clang package but in
+# libclang-rt-<major>-dev (14 on Debian bookworm), <major> being clang's.
+clang_major() {
+  local v=""
+  if command -v clang >/dev/null; then
+    v=$(clang -dumpversion 2>/dev/null | cut -d. -f1)
+  else
+    v=$(apt-cache depends clang 2>/dev/null | sed -n 's/^ *Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n 1)
+  fi
+  echo "${v:-14}"
+}
+APT_PACKAGES+=(clang "libclang-rt-$(clang_major)-dev")
+
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null; then SUDO=(sudo -n); else

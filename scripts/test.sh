@@ -12,7 +12,13 @@
 #                                      with a fresh broker, stopping at the first failure; no
 #                                      sanitizer build. For flushing out flaky tests.
 #
-# Build trees: build/ (release with debug info) and build-asan/ (sanitizers).
+# Then, in a full run (no ctest arguments, or arguments naming fuzz tests, e.g. -L fuzz),
+# builds the libFuzzer harnesses with clang in build-fuzz/ and runs each for FUZZ_SECONDS
+# (default 30) seconds, plus every committed crash input once (tests/fuzz,
+# docs/fuzzing.md).
+#
+# Build trees: build/ (release with debug info), build-asan/ (sanitizers) and build-fuzz/
+# (clang, libFuzzer, sanitizers).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -51,3 +57,14 @@ cmake --build build-asan -j "$JOBS"
 # integration.eos (24 SIGKILLs, several minutes) runs once, in the first build.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j 2 -E 'kafka_roundtrip|integration.eos' "$@"
+
+# Fuzzing: only in a full run, or when the arguments select fuzz tests.
+case " $* " in
+  "  "|*fuzz*)
+    CC=clang cmake -S . -B build-fuzz -G Ninja -DTALLY_WERROR=ON -DTALLY_FUZZ=ON \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_BENCH=OFF >/dev/null
+    cmake --build build-fuzz -j "$JOBS" --target tally_fuzz
+    if [ $# -eq 0 ]; then set -- -L fuzz; fi
+    ctest --test-dir build-fuzz --output-on-failure -j 2 "$@"
+    ;;
+esac

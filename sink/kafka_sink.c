@@ -172,12 +172,17 @@ static tl_rc ks_dlq(void *ctx, const tl_dlq_record *r)
     char part[16], off[24];
     snprintf(part, sizeof(part), "%" PRId32, r->partition);
     snprintf(off, sizeof(off), "%" PRId64, r->offset);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(6);
     rd_kafka_header_add(h, "tally.reason", -1, tl_dlq_reason_name(r->reason), -1);
     rd_kafka_header_add(h, "tally.error", -1, r->error ? r->error : "", -1);
     rd_kafka_header_add(h, "tally.source.topic", -1, r->topic ? r->topic : "", -1);
     rd_kafka_header_add(h, "tally.source.partition", -1, part, -1);
     rd_kafka_header_add(h, "tally.source.offset", -1, off, -1);
+    if (r->key_len < r->key_total || r->payload_len < r->payload_total) {
+        char sizes[64];
+        snprintf(sizes, sizeof(sizes), "key=%zu,value=%zu", r->key_total, r->payload_total);
+        rd_kafka_header_add(h, "tally.truncated", -1, sizes, -1);
+    }
     s->base.counts.dlq++;
     return produce(s, s->o.topic_dlq, r->key, r->key_len, r->payload, r->payload_len, h);
 }

@@ -226,10 +226,13 @@ class Kafka:
             return {k: v.value for k, v in f.result(timeout=30).items()}
         return {}
 
-    def produce(self, topic, records):
-        """records: [(key bytes, value bytes)]; returns [(partition, offset)] in order."""
+    def produce(self, topic, records, partition=None):
+        """records: [(key bytes, value bytes)]; returns [(partition, offset)] in order
+        (into partition when given). Records over 100 kB are sent alone (flushed before
+        and after), so that no batch exceeds the topic's default max.message.bytes."""
         from confluent_kafka import Producer
-        p = Producer({"bootstrap.servers": self.b, "enable.idempotence": True, "logger": _QUIET})
+        p = Producer({"bootstrap.servers": self.b, "enable.idempotence": True,
+                      "message.max.bytes": 1_048_500, "logger": _QUIET})
         where = [None] * len(records)
         errors = []
 
@@ -241,8 +244,19 @@ class Kafka:
                     where[i] = (msg.partition(), msg.offset())
             return done
 
+        kw = {} if partition is None else {"partition": partition}
         for i, (k, v) in enumerate(records):
-            p.produce(topic, key=k, value=v, on_delivery=cb(i))
+            big = len(k or b"") + len(v or b"") > 100_000
+            if big:
+                p.flush(60)
+            while True:
+                try:
+                    p.produce(topic, key=k, value=v, on_delivery=cb(i), **kw)
+                    break
+                except BufferError:   # the local queue is full: let deliveries drain it
+                    p.poll(0.1)
+            if big:
+                p.flush(60)
         left = p.flush(60)
         if left or errors or None in where:
             raise AssertionError("producing to %s failed: %d unsent, errors %s" % (
@@ -554,6 +568,47 @@ def wait_until(cond, timeout_s, what, running=(), interval_s=0.05):
             raise AssertionError("%s: not reached within %d s%s" % (
                 what, timeout_s, " (last error: %s)" % last_err if last_err else ""))
         time.sleep(interval_s)   # poll interval
+
+
+def http_get(port, path):
+    """(status, body text) of GET http://127.0.0.1:port/path."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def http_port(t):
+    """The HTTP port a tally logged ("listening on ... (port N)")."""
+    import re
+
+    def found():
+        m = re.search(r"component=http listening on \S+ \(port (\d+)\)", t.log())
+        return int(m.group(1)) if m else None
+    return wait_until(found, 60, "%s's HTTP port in its log" % t.name, running=[t])
+
+
+def scrape(port):
+    """({(name, frozenset(labels)): value}, {family names}) of /metrics, parsed by
+    prometheus_client (counter families named with their _total)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    status, text = http_get(port, "/metrics")
+    assert status == 200, "/metrics answered %d" % status
+    out, families = {}, set()
+    for fam in text_string_to_metric_families(text):
+        families.add(fam.name + ("_total" if fam.type == "counter" else ""))
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out, families
+
+
+def metric_total(m, name, **labels):
+    """The sum of name's samples whose labels include labels."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in m.items() if n == name and want <= set(ls))
 
 
 def check_tools():

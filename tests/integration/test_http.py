@@ -18,16 +18,13 @@
 import json
 import math
 import os
-import re
 import signal
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafka_util import (RUN, SKIP, Kafka, OutputTopics, Tally, bootstrap, decode_outputs,  # noqa: E402
+from kafka_util import (http_get, http_port, metric_total, scrape, RUN, SKIP, Kafka, OutputTopics, Tally, bootstrap, decode_outputs,  # noqa: E402
                         load_schemas, run_tally, stop_all, wait_until)
 
 FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_total",
@@ -39,39 +36,10 @@ FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_tot
             "tally_rocksdb_memory_bytes", "tally_restore_records_total"]
 
 
-def get(port, path):
-    """(status, body text)"""
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def port_of(t):
-    """The HTTP port a tally logged ("listening on ... (port N)")."""
-    def found():
-        m = re.search(r"component=http listening on \S+ \(port (\d+)\)", t.log())
-        return int(m.group(1)) if m else None
-    return wait_until(found, 60, "%s's HTTP port in its log" % t.name, running=[t])
-
-
-def metrics(port):
-    """{(name, frozenset(labels)): value} of /metrics, parsed by prometheus_client."""
-    from prometheus_client.parser import text_string_to_metric_families
-    status, text = get(port, "/metrics")
-    assert status == 200, "/metrics answered %d" % status
-    out, families = {}, set()
-    for fam in text_string_to_metric_families(text):
-        families.add(fam.name + ("_total" if fam.type == "counter" else ""))
-        for s in fam.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out, families
-
-
-def total(m, name, **labels):
-    want = set(labels.items())
-    return sum(v for (n, ls), v in m.items() if n == name and want <= set(ls))
+get = http_get
+port_of = http_port
+metrics = scrape
+total = metric_total
 
 
 def run_args(b, topic, out, state, extra=()):

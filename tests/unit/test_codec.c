@@ -472,7 +472,8 @@ static void test_round_trip(void **state)
         assert_int_equal(out.partition, 3);
         assert_int_equal(out.offset, 77);
         assert_ptr_not_equal(out.event_id, in[k].event_id);
-        assert_int_equal(tl_event_validate(&out, INT64_MIN, INT64_MAX, &reason, err, sizeof(err)), 0);
+        const tl_event_limits lim = {INT64_MIN, INT64_MAX, TL_EVENT_MAX_STRING_DEFAULT};
+        assert_int_equal(tl_event_validate(&out, &lim, &reason, err, sizeof(err)), 0);
     }
     /* The id is written big-endian. */
     tl_event ev = full_event();
@@ -855,6 +856,25 @@ static void test_framing_and_limits(void **state)
     assert_int_equal(tl_codec_decode(codec, b.data, b.len, &out, &arena, &reason, err,
                                      sizeof(err)), 0);
     tl_codec_set_max_bytes(codec, TL_CODEC_DEFAULT_MAX_BYTES);
+    tl_buf_free(&b);
+}
+
+/* A NUL byte inside a string would cut it silently: both paths dead-letter the record,
+ * with the same reason and message. */
+static void test_nul_in_string(void **state)
+{
+    tl_buf b = {0};
+    tl_event ev = full_event();
+    ev.item_id = "iXq";
+    assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &b), 0);
+    char *x = memchr(b.data, 'X', b.len);
+    assert_non_null(x);
+    *x = '\0';
+    for (int fast = 1; fast >= 0; fast--) {
+        tl_codec_set_fast_path(codec, fast);
+        decode_fails(b.data, b.len, TL_DLQ_BAD_STRING, "field item_id holds a NUL byte at byte 1");
+    }
+    tl_codec_set_fast_path(codec, 1);
     tl_buf_free(&b);
 }
 
@@ -1548,7 +1568,8 @@ static void test_validate(void **state)
     char err[256];
     tl_event ev = full_event();
     const int64_t lo = 946684800000LL, hi = 4102444800000LL;
-    assert_int_equal(tl_event_validate(&ev, lo, hi, &reason, err, sizeof(err)), 0);
+    tl_event_limits lim = {lo, hi, 16};
+    assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), 0);
 
 #define EXPECT(mutation, r, text)                                                        \
     do {                                                                                 \
@@ -1556,7 +1577,7 @@ static void test_validate(void **state)
         mutation;                                                                        \
         reason = TL_DLQ_REASON_COUNT;                                                    \
         err[0] = '\0';                                                                   \
-        assert_int_equal(tl_event_validate(&ev, lo, hi, &reason, err, sizeof(err)), -1); \
+        assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), -1); \
         assert_int_equal(reason, r);                                                     \
         if (!strstr(err, text)) fail_msg("\"%s\" lacks \"%s\"", err, text);              \
     } while (0)
@@ -1574,22 +1595,36 @@ static void test_validate(void **state)
     EXPECT(ev.propensity = -0.5, TL_DLQ_BAD_VALUE, "propensity");
     EXPECT(ev.propensity = NAN, TL_DLQ_BAD_VALUE, "propensity");
     EXPECT(ev.type = (tl_event_type)17, TL_DLQ_BAD_VALUE, "type");
+    /* strings: at most max_string bytes, valid UTF-8 (the decoders report NULs) */
+    EXPECT(ev.item_id = "i-0123456789abcde", TL_DLQ_BAD_STRING,
+           "item_id is 17 bytes long, more than ingest.max.string.bytes=16");
+    EXPECT(ev.channel = "caf\xc3", TL_DLQ_BAD_STRING, "channel is not valid UTF-8 (byte 3)");
+    EXPECT(ev.category_id = "\xed\xa0\x80", TL_DLQ_BAD_STRING, "category_id is not valid UTF-8");
+    EXPECT(ev.user_id = "u\xc0\xaf", TL_DLQ_BAD_STRING, "user_id is not valid UTF-8 (byte 1)");
 #undef EXPECT
+    ev = full_event();
+    ev.item_id = "i-0123456789abcd";   /* 16 bytes: at the bound */
+    ev.channel = "caf\xc3\xa9\xf0\x9f\x98\x80";
+    assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), 0);
+    assert_int_equal(tl_string_check_nul("item_id", "ab", 2, &reason, err, sizeof(err)), 0);
+    assert_int_equal(tl_string_check_nul("item_id", "a\0b", 3, &reason, err, sizeof(err)), -1);
+    assert_int_equal(reason, TL_DLQ_BAD_STRING);
+    assert_string_equal(err, "field item_id holds a NUL byte at byte 1");
 
     /* Bounds are inclusive; flags gate the optional checks. */
     ev = full_event();
     ev.ts = lo;
-    assert_int_equal(tl_event_validate(&ev, lo, hi, &reason, err, sizeof(err)), 0);
+    assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), 0);
     ev.ts = hi;
     ev.propensity = 1.0;
-    assert_int_equal(tl_event_validate(&ev, lo, hi, &reason, err, sizeof(err)), 0);
+    assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), 0);
     ev.has_dwell = 0;
     ev.dwell_ms = -5;
     ev.has_value = 0;
     ev.value = NAN;
     ev.has_propensity = 0;
     ev.propensity = 7;
-    assert_int_equal(tl_event_validate(&ev, lo, hi, &reason, err, sizeof(err)), 0);
+    assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), 0);
 }
 
 static int from_json(const char *s, tl_event *ev, char *err, size_t n)
@@ -1632,7 +1667,8 @@ static void test_from_json(void **state)
                                sizeof(err)), 0);
     assert_null(ev.event_id);
     tl_dlq_reason reason;
-    assert_int_equal(tl_event_validate(&ev, 0, 10, &reason, err, sizeof(err)), -1);
+    const tl_event_limits lim = {0, 10, TL_EVENT_MAX_STRING_DEFAULT};
+    assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), -1);
     assert_int_equal(reason, TL_DLQ_MISSING_FIELD);
 
 #define BAD(text, want_msg)                                                          \
@@ -1670,6 +1706,7 @@ int main(void)
         cmocka_unit_test(test_incompatible),
         cmocka_unit_test(test_framing_and_limits),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_nul_in_string),
         cmocka_unit_test(test_random_inputs),
         cmocka_unit_test(test_fast_path_matches_generic),
         cmocka_unit_test(test_fast_path_other_readers),

@@ -147,6 +147,7 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(fc.dims[TL_DIM_CATEGORY], 1);
     assert_int_equal(fc.dims[TL_DIM_ITEM], 0);
     assert_int_equal(fc.dims[TL_DIM_CHANNEL], 0);
+    assert_int_equal(fc.max_interests, 1000);
 
     assert_int_equal(tl_config_set(c, "features.dims", "item,bogus", "-X", err, sizeof(err)), 0);
     assert_int_equal(tl_features_cfg_load(&fc, c, err, sizeof(err)), -1);
@@ -551,6 +552,40 @@ static void test_epsilon_drop(void **state)
     check_rel(k->f, 2001, "keep f");
 }
 
+/* A user's entries are bounded: a new one past max_interests replaces the weakest of any
+ * dimension, weighed at the event's time; an existing entry grows without evicting. */
+static void test_max_interests(void **state)
+{
+    (void)state;
+    tl_features_cfg fc = cfg_manual(1000, 1, 0);
+    fc.max_interests = 3;
+    const int64_t T = 10000;
+    put_entry(&user, TL_DIM_CATEGORY, "a", 8, 0, T - 1000);   /* 4 at T */
+    put_entry(&user, TL_DIM_CATEGORY, "b", 5, 0, T);          /* 5 */
+    put_entry(&user, TL_DIM_ITEM, "i", 12, 0, T - 2000);      /* 3: the weakest at T */
+    tl_event e1 = mkev("e1", "b", NULL, NULL, TL_CLICK, T);   /* existing: no eviction */
+    apply_ok(&fc, &user, &e1);
+    assert_int_equal(user.n_ent, 3);
+    assert_int_equal(fst.evicted, 0);
+    tl_event e2 = mkev("e2", "c", NULL, NULL, TL_CLICK, T);   /* new: "i" goes */
+    apply_ok(&fc, &user, &e2);
+    assert_int_equal(user.n_ent, 3);
+    assert_int_equal(fst.evicted, 1);
+    assert_null(tl_user_find_interest(&user, TL_DIM_ITEM, "i"));
+    assert_non_null(tl_user_find_interest(&user, TL_DIM_CATEGORY, "a"));
+    assert_non_null(tl_user_find_interest(&user, TL_DIM_CATEGORY, "c"));
+    /* the new entry's own delta is the usual first one; "a" (4) ranks above c (1) */
+    check_delta(ms_interest(&ms, 1), "c", "e2", T, 0, 0, 1, 1, 1, 2, 3);
+    for (int k = 0; k < 50; k++) {                            /* many more: still 3 */
+        char id[16];
+        snprintf(id, sizeof(id), "n%d", k);
+        tl_event e = mkev("e", id, NULL, NULL, TL_CLICK, T + k);
+        apply_ok(&fc, &user, &e);
+        assert_int_equal(user.n_ent, 3);
+    }
+    assert_int_equal(fst.evicted, 51);
+}
+
 /* An entry just above epsilon survives; the same entry one half-life older does not. */
 static void test_epsilon_threshold(void **state)
 {
@@ -668,6 +703,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cfg_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_interests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worked_example, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worked_example_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delta_fields_defaults, setup, teardown),

@@ -503,11 +503,21 @@ static void test_large(void **state)
     off += snprintf(line + off, 256, ",c,BROWSE,5,,,\ne2,u2,i2,c,BROWSE,6,,,\n");
     path = write_file_n("longline.csv", line, (size_t)off);
     free(line);
+    /* a line longer than the read buffer, its long field allowed */
     s = open_ok(path, TL_FMT_CANONICAL, 1);
+    tl_file_source_set_max_string(s, big);
     assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
     assert_int_equal(b.n, 2);
     assert_int_equal(strlen(b.events[0].item_id), big);
     assert_string_equal(b.events[1].item_id, "i2");
+    tl_file_source_destroy(s);
+    /* by default such a field makes the row bad, as on Kafka */
+    s = open_ok(path, TL_FMT_CANONICAL, 0);
+    assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
+    assert_int_equal(b.n, 1);
+    assert_string_equal(b.events[0].item_id, "i2");
+    assert_non_null(strstr(tl_file_source_error(s), "item_id is 3145728 bytes long, more than "
+                                                    "ingest.max.string.bytes=512"));
     tl_file_source_destroy(s);
     tl_batch_destroy(&b);
 }

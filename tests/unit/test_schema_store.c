@@ -4,10 +4,19 @@
  * registry backend against an in-process HTTP server on 127.0.0.1 that answers with
  * recorded Confluent API responses (hit, 404, 5xx, non-Avro, cache hits, negative
  * cache, basic auth and 401 without it, POST /subjects/{s}/versions, and the look-up
- * POST /subjects/{s} of schema.registry.auto.register=false).
+ * POST /subjects/{s} of schema.registry.auto.register=false). Then the schema checks
+ * (each forbidden schema refused with its message, from a file and from the registry;
+ * the crafted writer that made avro-c free twice decoded as a dead letter; the
+ * resolution decided by tl_schema_check_resolution agreeing with avro-c on valid
+ * evolutions), and the negative cache and rate limit on a fake clock (1,000 records of
+ * one unknown id cost one request; new ids past the rate cost none; an id registered
+ * after its entry expired is found; the table is bounded, oldest out first; a registry
+ * that is down still means retry).
  *
  * The server thread records each request before it answers, and curl returns only
  * after the answer, so the test reads the records without waiting on anything else.
+ * Time in the cache tests is the store's injected clock, moved by the test: nothing
+ * sleeps.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +40,8 @@
 #include "core/arena.h"
 #include "core/json.h"
 #include "core/util.h"
+#include "core/event.h"
+#include "ingest/codec.h"
 #include "ingest/schema_store.h"
 
 /* ------------------------------------------------------------ test server */
@@ -48,6 +59,7 @@ typedef struct server {
     const route *routes;
     int n_routes;
     const char *require_auth;   /* when set, any other Authorization header gets a 401 */
+    int delay_ms;               /* answer this late (a registry's latency) */
     int n_requests;
     char method[16], path[256], auth[256], ctype[128];
     char *body;
@@ -128,7 +140,9 @@ static void serve_one(server *s, int fd)
     for (int i = 0; !r && i < s->n_routes; i++)
         if (strcmp(s->routes[i].method, s->method) == 0 && strcmp(s->routes[i].path, s->path) == 0)
             r = &s->routes[i];
+    int delay_ms = s->delay_ms;
     pthread_mutex_unlock(&s->mu);
+    if (delay_ms > 0) poll(NULL, 0, delay_ms);
 
     int status = r ? r->status : 404;
     const char *body = r ? r->body : "{\"error_code\":404,\"message\":\"HTTP 404 Not Found\"}";
@@ -200,6 +214,14 @@ static int server_requests(server *s)
     int n = s->n_requests;
     pthread_mutex_unlock(&s->mu);
     return n;
+}
+
+static void server_set_routes(server *s, const route *routes, int n_routes)
+{
+    pthread_mutex_lock(&s->mu);
+    s->routes = routes;
+    s->n_routes = n_routes;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* A port nothing listens on. */
@@ -654,6 +676,658 @@ static void test_registry_401_and_lookup(void **state)
     free(hit);
 }
 
+
+/* ------------------------------------------------------------ schema checks */
+
+/* A BehaviorEvent writer: item_id's and user_id's types, the enum's name, ts's type,
+ * and fields appended. */
+static char *be_writer(const char *user_t, const char *item_t, const char *enum_name,
+                       const char *ts_t, const char *extra)
+{
+    tl_buf b = {0};
+    tl_buf_printf(&b,
+        "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+        "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":%s},"
+        "{\"name\":\"item_id\",\"type\":%s},"
+        "{\"name\":\"category_id\",\"type\":[\"null\",\"string\"],\"default\":null},"
+        "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"%s\",\"symbols\":"
+        "[\"IMPRESSION\",\"BROWSE\",\"CLICK\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\"]}},"
+        "{\"name\":\"ts\",\"type\":%s},"
+        "{\"name\":\"channel\",\"type\":[\"null\",\"string\"],\"default\":null},"
+        "{\"name\":\"dwell_ms\",\"type\":[\"null\",\"int\"],\"default\":null},"
+        "{\"name\":\"value\",\"type\":[\"null\",\"double\"],\"default\":null},"
+        "{\"name\":\"propensity\",\"type\":[\"null\",\"double\"],\"default\":null}%s]}",
+        user_t, item_t, enum_name, ts_t, extra ? extra : "");
+    return b.data;
+}
+
+/* The writer of the report: a renamed enum, a nullable item_id and user_id twice. */
+static char *crafted_writer(void)
+{
+    return be_writer("\"string\"", "[\"null\",\"string\"]", "EventKind", "\"long\"",
+                     ",{\"name\":\"user_id\",\"type\":[\"null\",\"string\"],\"default\":null}");
+}
+
+static avro_schema_t parse(const char *json)
+{
+    avro_schema_t s = NULL;
+    if (avro_schema_from_json_length(json, strlen(json), &s) != 0)
+        fail_msg("avro-c does not parse %s: %s", json, avro_strerror());
+    return s;
+}
+
+static void must_contain(const char *s, const char *part)
+{
+    if (!strstr(s, part)) fail_msg("\"%s\" does not contain \"%s\"", s, part);
+}
+
+static void test_check_refuses(void **state)
+{
+    static char deep[2048], many[200000];
+    size_t o = 0;
+    for (int i = 0; i < 40; i++) o += (size_t)sprintf(deep + o, "{\"type\":\"array\",\"items\":");
+    o += (size_t)sprintf(deep + o, "\"int\"");
+    for (int i = 0; i < 40; i++) deep[o++] = '}';
+    deep[o] = '\0';
+    o = (size_t)sprintf(many, "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[");
+    for (int i = 0; i <= TL_SCHEMA_MAX_NODES; i++)
+        o += (size_t)sprintf(many + o, "%s\"S%d\"", i ? "," : "", i);
+    sprintf(many + o, "]}");
+    char *crafted = crafted_writer();
+    const struct { const char *json, *want; } bad[] = {
+        {crafted, "record tally.BehaviorEvent has two fields named user_id"},
+        {"{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},"
+         "{\"name\":\"b\",\"type\":\"int\"},{\"name\":\"a\",\"type\":\"long\"}]}",
+         "record R has two fields named a"},
+        {"{\"type\":\"enum\",\"name\":\"E\",\"namespace\":\"n\",\"symbols\":[\"A\",\"B\",\"A\"]}",
+         "enum n.E has the symbol A twice"},
+        {"{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"b c\"]}",
+         "enum E has the symbol \"b c\", not a valid Avro name"},
+        {"{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"\"]}",
+         "enum E has the symbol \"\", not a valid Avro name"},
+        {"{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"a..b\",\"fields\":[]}",
+         "the namespace \"a..b\" of record R is not a valid Avro namespace"},
+        {"{\"type\":\"fixed\",\"name\":\"F\",\"namespace\":\"9x\",\"size\":4}",
+         "the namespace \"9x\" of fixed F is not a valid Avro namespace"},
+        {"[\"null\",\"string\",\"string\"]", "a union has two branches of type string"},
+        {"[\"null\",{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\"]},\"E\"]",
+         "a union has two branches of type E"},
+        {"[\"null\",[\"int\",\"long\"]]", "a union has a union as a branch"},
+        {"{\"type\":\"fixed\",\"name\":\"F\",\"size\":-1}", "fixed F has a negative size"},
+        {deep, "types are nested more than 32 deep"},
+        {many, "the schema has more than 10000 types, fields and symbols"},
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        avro_schema_t s = parse(bad[i].json);
+        err[0] = '\0';
+        assert_int_equal(tl_schema_check(s, err, sizeof(err)), TL_SCHEMA_INVALID);
+        if (strcmp(err, bad[i].want) != 0) fail_msg("case %zu: \"%s\", not \"%s\"", i, err, bad[i].want);
+        avro_schema_decref(s);
+    }
+
+    /* Two named types of one name (avro-c's parser already refuses that in JSON;
+     * a schema built in code can have it). */
+    avro_schema_t r = avro_schema_record("R", "n");
+    avro_schema_t e1 = avro_schema_enum_ns("E", "n"), e2 = avro_schema_enum_ns("E", "n");
+    avro_schema_enum_symbol_append(e1, "A");
+    avro_schema_enum_symbol_append(e2, "B");
+    avro_schema_record_field_append(r, "a", e1);
+    avro_schema_record_field_append(r, "b", e2);
+    assert_int_equal(tl_schema_check(r, err, sizeof(err)), TL_SCHEMA_INVALID);
+    assert_string_equal(err, "two types are named n.E");
+    avro_schema_decref(e1);
+    avro_schema_decref(e2);
+    avro_schema_decref(r);
+
+    /* What tally writes and reads passes, as do recursive types and deep-but-legal ones. */
+    const char *files[] = {"1-behavior_event.avsc", "2-interest_delta.avsc",
+                           "3-attribution.avsc", "4-credit_delta.avsc"};
+    for (size_t i = 0; i < 4; i++) {
+        char *text = repo_schema(files[i]);
+        avro_schema_t s = parse(text);
+        if (tl_schema_check(s, err, sizeof(err)) != TL_SCHEMA_OK) fail_msg("%s: %s", files[i], err);
+        avro_schema_decref(s);
+        free(text);
+    }
+    avro_schema_t list = parse("{\"type\":\"record\",\"name\":\"L\",\"fields\":[{\"name\":\"v\","
+                               "\"type\":\"int\"},{\"name\":\"next\",\"type\":[\"null\",\"L\"]}]}");
+    assert_int_equal(tl_schema_check(list, err, sizeof(err)), TL_SCHEMA_OK);
+    avro_schema_decref(list);
+    o = 0;   /* 31 arrays and their int: 32 levels, the most allowed */
+    for (int i = 0; i < 31; i++) o += (size_t)sprintf(deep + o, "{\"type\":\"array\",\"items\":");
+    o += (size_t)sprintf(deep + o, "\"int\"");
+    for (int i = 0; i < 31; i++) deep[o++] = '}';
+    deep[o] = '\0';
+    avro_schema_t legal = parse(deep);
+    if (tl_schema_check(legal, err, sizeof(err)) != TL_SCHEMA_OK) fail_msg("%s", err);
+    avro_schema_decref(legal);
+    free(crafted);
+}
+
+/* A file that parses but fails the checks does not stop the store: its id is refused,
+ * with the file and the problem; at startup and when found later. */
+static void test_check_dir(void **state)
+{
+    char *be = repo_schema("1-behavior_event.avsc");
+    char *crafted = crafted_writer();
+    write_file(tmpdir, "1-behavior_event.avsc", be);
+    write_file(tmpdir, "7-crafted.avsc", crafted);
+    char err[512];
+    tl_schema_store_opts o = {.dir = tmpdir};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    if (!s) fail_msg("%s", err);
+    avro_schema_t sc = NULL;
+    assert_int_equal(tl_schema_store_get(s, 1, &sc, err, sizeof(err)), TL_SCHEMA_OK);
+    assert_int_equal(tl_schema_store_get(s, 7, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
+    char want[600];
+    snprintf(want, sizeof(want), "schema id 7 (%s/7-crafted.avsc) is refused: record "
+             "tally.BehaviorEvent has two fields named user_id", tmpdir);
+    assert_string_equal(err, want);
+
+    write_file(tmpdir, "8-later.avsc",
+               "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"A\"]}");
+    assert_int_equal(tl_schema_store_get(s, 8, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
+    must_contain(err, "8-later.avsc) is refused: enum E has the symbol A twice");
+    assert_int_equal(tl_schema_store_get(s, 8, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
+    tl_schema_store_stats st;
+    tl_schema_store_stats_get(s, &st);
+    assert_int_equal(st.invalid, 2);
+    assert_int_equal(st.negative_cache_hits, 2);   /* 7 once, 8 the second time */
+    assert_int_equal(st.negative_entries, 1);   /* 8; 7 is kept with the files */
+
+    /* A refused file still counts for "two files for one id". */
+    tl_schema_store_destroy(s);
+    write_file(tmpdir, "7-again.avsc", be);
+    assert_null(tl_schema_store_new(&o, err, sizeof(err)));
+    must_contain(err, "two files for schema id 7");
+    free(be);
+    free(crafted);
+}
+
+static void test_check_registry(void **state)
+{
+    char *crafted = crafted_writer();
+    char *hit = registry_body(crafted, NULL);
+    char *sym = registry_body("{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"A\"]}", NULL);
+    const route routes[] = {
+        {"GET", "/schemas/ids/100", 200, hit},
+        {"GET", "/schemas/ids/101", 200, sym},
+    };
+    server srv;
+    server_start(&srv, routes, 2);
+    char url[128], err[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    assert_non_null(s);
+    avro_schema_t sc;
+    assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
+    char want[512];
+    snprintf(want, sizeof(want), "schema id 100 at %s is refused: record tally.BehaviorEvent "
+             "has two fields named user_id", url);
+    assert_string_equal(err, want);
+    assert_int_equal(tl_schema_store_get(s, 101, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
+    must_contain(err, "enum E has the symbol A twice");
+    /* Remembered: no second request. */
+    assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
+    assert_string_equal(err, want);
+    assert_int_equal(server_requests(&srv), 2);
+
+    /* Registering a schema that fails the checks: refused before any request. */
+    int id;
+    assert_int_equal(tl_schema_store_register(s, "x-value", crafted, &id, err, sizeof(err)),
+                     TL_SCHEMA_INVALID);
+    assert_string_equal(err, "the schema of subject x-value is refused: record "
+                             "tally.BehaviorEvent has two fields named user_id");
+    assert_int_equal(server_requests(&srv), 2);
+    tl_schema_store_destroy(s);
+    server_stop(&srv);
+    free(crafted);
+    free(hit);
+    free(sym);
+}
+
+static void put_varint(tl_buf *b, int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    while (z >= 0x80) {
+        tl_buf_putc(b, (char)(z | 0x80));
+        z >>= 7;
+    }
+    tl_buf_putc(b, (char)z);
+}
+
+static void put_str(tl_buf *b, const char *s)
+{
+    put_varint(b, (int64_t)strlen(s));
+    tl_buf_puts(b, s);
+}
+
+/* The crafted writer through the codec (run under ASan by the sanitizer build): a dead
+ * letter, incompatible_schema, not a crash; a valid evolution beside it decodes. */
+static void test_check_codec(void **state)
+{
+    char *be = repo_schema("1-behavior_event.avsc");
+    char *crafted = crafted_writer();
+    /* fields reordered, item_id nullable, enum symbols reordered with a new one, an
+     * extra field, the optional fields absent */
+    const char *evolved =
+        "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+        "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"item_id\",\"type\":[\"null\",\"string\"],\"default\":null},"
+        "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":"
+        "[\"PURCHASE\",\"ADD_TO_CART\",\"FAVORITE\",\"CLICK\",\"BROWSE\",\"IMPRESSION\",\"SHARE\"]}},"
+        "{\"name\":\"ts\",\"type\":\"long\"},{\"name\":\"note\",\"type\":\"string\"}]}";
+    write_file(tmpdir, "1-behavior_event.avsc", be);
+    write_file(tmpdir, "7-crafted.avsc", crafted);
+    write_file(tmpdir, "8-evolved.avsc", evolved);
+    char err[512], reader[600];
+    snprintf(reader, sizeof(reader), "%s/1-behavior_event.avsc", tmpdir);
+    tl_schema_store_opts o = {.dir = tmpdir};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    if (!s) fail_msg("%s", err);
+    tl_codec *c = tl_codec_new(s, reader, err, sizeof(err));
+    if (!c) fail_msg("%s", err);
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+
+    tl_buf rec = {0};
+    tl_buf_append(&rec, "\0\0\0\0\7", 5);
+    put_str(&rec, "e1");
+    put_str(&rec, "u1");
+    tl_event ev = {0};
+    tl_dlq_reason reason = 0;
+    for (int i = 0; i < 3; i++) {   /* again and again: never resolved, never a crash */
+        assert_int_equal(tl_codec_decode(c, rec.data, rec.len, &ev, &a, &reason, err,
+                                         sizeof(err)), TL_CODEC_BAD);
+        assert_int_equal(reason, TL_DLQ_INCOMPATIBLE_SCHEMA);
+        must_contain(err, "is refused: record tally.BehaviorEvent has two fields named user_id");
+    }
+
+    tl_buf_clear(&rec);
+    tl_buf_append(&rec, "\0\0\0\0\10", 5);
+    put_str(&rec, "u1");
+    put_str(&rec, "e1");
+    put_varint(&rec, 1);          /* item_id: the string branch */
+    put_str(&rec, "i1");
+    put_varint(&rec, 3);          /* CLICK in the writer's order */
+    put_varint(&rec, 1700000000000);
+    put_str(&rec, "x");
+    assert_int_equal(tl_codec_decode(c, rec.data, rec.len, &ev, &a, &reason, err, sizeof(err)),
+                     TL_CODEC_OK);
+    assert_string_equal(ev.event_id, "e1");
+    assert_string_equal(ev.user_id, "u1");
+    assert_string_equal(ev.item_id, "i1");
+    assert_null(ev.category_id);
+    assert_int_equal(ev.type, TL_CLICK);
+    assert_int_equal(ev.ts, 1700000000000);
+
+    tl_buf_free(&rec);
+    tl_arena_destroy(&a);
+    tl_codec_destroy(c);
+    tl_schema_store_destroy(s);
+    free(be);
+    free(crafted);
+}
+
+/* tl_schema_check_resolution: the writers avro-c's resolver cannot survive are refused
+ * without calling it; the valid evolutions pass, and avro-c agrees on each. */
+static void test_check_resolution(void **state)
+{
+    char *be = repo_schema("1-behavior_event.avsc");
+    avro_schema_t reader = parse(be);
+    char err[512];
+    const char *s_ = "\"string\"", *ns = "[\"null\",\"string\"]";
+
+    /* Each ingredient alone, in pairs, and two nullable strings with a failing field:
+     * the last three made avro-c free twice (or read freed memory). */
+    struct { char *json; const char *want; } cases[] = {
+        {be_writer(s_, s_, "EventType", "\"long\"", NULL), NULL},
+        {be_writer(s_, ns, "EventType", "\"long\"", NULL), NULL},
+        {be_writer(ns, ns, "EventType", "\"int\"", NULL), NULL},   /* int -> long */
+        {be_writer(s_, s_, "EventType", "\"long\"",
+                   ",{\"name\":\"extra\",\"type\":{\"type\":\"map\",\"values\":\"bytes\"}}"), NULL},
+        {be_writer(s_, s_, "EventKind", "\"long\"", NULL),
+         "field type: the writer's enum tally.EventKind cannot be read as enum tally.EventType"},
+        {be_writer(s_, ns, "EventKind", "\"long\"", NULL),
+         "field type: the writer's enum tally.EventKind cannot be read as enum tally.EventType"},
+        {be_writer(ns, ns, "EventKind", "\"long\"", NULL),
+         "field type: the writer's enum tally.EventKind cannot be read as enum tally.EventType"},
+        {be_writer(ns, ns, "EventType", "\"string\"", NULL),
+         "field ts: the writer's string cannot be read as long"},
+        {be_writer(s_, s_, "EventType", "[\"null\",\"long\"]", NULL), NULL},
+        {be_writer(s_, s_, "EventType", "[\"null\",\"boolean\"]", NULL),
+         "field ts: no branch of the writer's union can be read as long"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        avro_schema_t w = parse(cases[i].json);
+        assert_int_equal(tl_schema_check(w, err, sizeof(err)), TL_SCHEMA_OK);
+        err[0] = '\0';
+        int rc = tl_schema_check_resolution(w, reader, err, sizeof(err));
+        if (!cases[i].want) {
+            if (rc != TL_SCHEMA_OK) fail_msg("case %zu refused: %s", i, err);
+            avro_value_iface_t *it = avro_resolved_writer_new(w, reader);
+            if (!it) fail_msg("case %zu: avro-c does not resolve it: %s", i, avro_strerror());
+            avro_value_iface_decref(it);
+        } else {
+            assert_int_equal(rc, TL_SCHEMA_INVALID);
+            if (strcmp(err, cases[i].want) != 0) fail_msg("case %zu: \"%s\"", i, err);
+        }
+        avro_schema_decref(w);
+        free(cases[i].json);
+    }
+
+    /* Inside a union, a record failing half-way (the same double free, although the
+     * union as a whole resolves) and an array whose items do not resolve (avro-c then
+     * frees the item resolver it never made). */
+    const struct { const char *r, *w, *want; } nested[] = {
+        {"{\"type\":\"record\",\"name\":\"T\",\"fields\":[{\"name\":\"f\",\"type\":[{\"type\":"
+         "\"record\",\"name\":\"A\",\"fields\":[{\"name\":\"a\",\"type\":\"string\"},{\"name\":"
+         "\"b\",\"type\":\"string\"},{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\","
+         "\"symbols\":[\"X\"]}}]},\"int\"]}]}",
+         "{\"type\":\"record\",\"name\":\"T\",\"fields\":[{\"name\":\"f\",\"type\":[{\"type\":"
+         "\"record\",\"name\":\"A\",\"fields\":[{\"name\":\"a\",\"type\":[\"null\",\"string\"]},"
+         "{\"name\":\"b\",\"type\":[\"null\",\"string\"]},{\"name\":\"e\",\"type\":{\"type\":"
+         "\"enum\",\"name\":\"E2\",\"symbols\":[\"X\"]}}]},\"int\"]}]}",
+         "field e: the writer's enum E2 cannot be read as enum E (in a union branch that "
+         "avro-c cannot resolve safely)"},
+        {"{\"type\":\"record\",\"name\":\"T\",\"fields\":[{\"name\":\"f\",\"type\":[{\"type\":"
+         "\"array\",\"items\":\"int\"},\"string\"]}]}",
+         "{\"type\":\"record\",\"name\":\"T\",\"fields\":[{\"name\":\"f\",\"type\":[{\"type\":"
+         "\"array\",\"items\":\"string\"},\"string\"]}]}",
+         "array items: the writer's string cannot be read as int (in a union branch that "
+         "avro-c cannot resolve safely)"},
+    };
+    for (size_t i = 0; i < sizeof(nested) / sizeof(nested[0]); i++) {
+        avro_schema_t r = parse(nested[i].r), w = parse(nested[i].w);
+        assert_int_equal(tl_schema_check_resolution(w, r, err, sizeof(err)), TL_SCHEMA_INVALID);
+        if (strcmp(err, nested[i].want) != 0) fail_msg("nested %zu: \"%s\"", i, err);
+        avro_schema_decref(r);
+        avro_schema_decref(w);
+    }
+
+    /* Recursion ends (avro-c's memo: a pair being resolved counts as resolved). */
+    const char *list = "{\"type\":\"record\",\"name\":\"L\",\"fields\":[{\"name\":\"v\","
+                       "\"type\":\"int\"},{\"name\":\"next\",\"type\":[\"null\",\"L\"]}]}";
+    const char *list_long = "{\"type\":\"record\",\"name\":\"L\",\"fields\":[{\"name\":\"v\","
+                            "\"type\":\"long\"},{\"name\":\"next\",\"type\":[\"null\",\"L\"]}]}";
+    avro_schema_t lw = parse(list), lr = parse(list_long);
+    assert_int_equal(tl_schema_check_resolution(lw, lr, err, sizeof(err)), TL_SCHEMA_OK);
+    avro_value_iface_t *it = avro_resolved_writer_new(lw, lr);
+    assert_non_null(it);
+    avro_value_iface_decref(it);
+    avro_schema_decref(lw);
+    avro_schema_decref(lr);
+    avro_schema_decref(reader);
+    free(be);
+}
+
+/* ------------------------------------------------ negative cache, rate limit */
+
+static int64_t fake_now;
+static int64_t fake_clock(void *arg) { return *(int64_t *)arg; }
+
+#define MS (1000000LL)
+
+/* 1,000 records naming one unknown id: one request; the rest from the cache. */
+static void test_negative_one_id(void **state)
+{
+    const route routes[] = {{"GET", "/schemas/ids/42", 404, NOT_FOUND}};
+    server srv;
+    server_start(&srv, routes, 1);
+    char url[128], err[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+    fake_now = 1000 * MS;
+    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
+                              .clock_ns = fake_clock, .clock_arg = &fake_now};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    assert_non_null(s);
+    avro_schema_t sc;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(tl_schema_store_get(s, 42, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
+        fake_now += MS;   /* 1,000 records over 1 s, well within the 300 s default */
+    }
+    must_contain(err, "schema id 42 not found at");
+    assert_int_equal(server_requests(&srv), 1);
+    tl_schema_store_stats st;
+    tl_schema_store_stats_get(s, &st);
+    assert_int_equal(st.requests, 1);
+    assert_int_equal(st.lookups, 1);
+    assert_int_equal(st.not_found, 1);
+    assert_int_equal(st.negative_cache_hits, 999);
+    assert_int_equal(st.rate_limited, 0);
+    assert_int_equal(st.negative_entries, 1);
+    tl_schema_store_destroy(s);
+    server_stop(&srv);
+}
+
+/* New ids past max_lookups_per_second are answered at once, without a request; the
+ * bucket refills with time. */
+static void test_rate_limit(void **state)
+{
+    server srv;
+    server_start(&srv, NULL, 0);
+    /* a registry "not found" for each id (an unrouted path is a plain 404: an error) */
+    route *routes = tl_xcalloc(1000, sizeof(*routes));
+    char (*paths)[32] = tl_xcalloc(1000, sizeof(*paths));
+    for (int i = 0; i < 1000; i++) {
+        snprintf(paths[i], sizeof(paths[i]), "/schemas/ids/%d", 1000 + i);
+        routes[i] = (route){"GET", paths[i], 404, NOT_FOUND};
+    }
+    server_set_routes(&srv, routes, 1000);
+    char url[128], err[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+    fake_now = 5000 * MS;
+    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
+                              .max_lookups_per_second = 5,
+                              .clock_ns = fake_clock, .clock_arg = &fake_now};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    assert_non_null(s);
+    avro_schema_t sc;
+    int limited = 0;
+    for (int i = 0; i < 1000; i++) {
+        err[0] = '\0';
+        assert_int_equal(tl_schema_store_get(s, 1000 + i, &sc, err, sizeof(err)),
+                         TL_SCHEMA_NOT_FOUND);
+        if (strstr(err, "was not looked up")) limited++;
+    }
+    assert_int_equal(server_requests(&srv), 5);   /* the bucket: one second's worth */
+    assert_int_equal(limited, 995);
+    char want[512];
+    snprintf(want, sizeof(want), "schema id 1999 was not looked up at %s: more than 5 new "
+             "schema ids per second (schema.registry.max.lookups.per.second); the record "
+             "can be replayed", url);
+    assert_string_equal(err, want);
+    tl_schema_store_stats st;
+    tl_schema_store_stats_get(s, &st);
+    assert_int_equal(st.lookups, 5);
+    assert_int_equal(st.not_found, 5);
+    assert_int_equal(st.rate_limited, 995);
+    assert_int_equal(st.negative_entries, 5);   /* a limited id is not remembered */
+
+    /* 200 ms later: one token. A limited id is looked up once there is one. */
+    fake_now += 200 * MS;
+    assert_int_equal(tl_schema_store_get(s, 1999, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    must_contain(err, "schema id 1999 not found at");
+    assert_int_equal(tl_schema_store_get(s, 1998, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    must_contain(err, "was not looked up");
+    assert_int_equal(server_requests(&srv), 6);
+    /* Remembered ids cost no token. */
+    assert_int_equal(tl_schema_store_get(s, 1000, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    must_contain(err, "schema id 1000 not found at");
+    /* A long pause fills the bucket to its size, not more. */
+    fake_now += 3600 * 1000 * MS;
+    for (int i = 0; i < 10; i++) tl_schema_store_get(s, 1500 + i, &sc, err, sizeof(err));
+    assert_int_equal(server_requests(&srv), 11);
+    tl_schema_store_destroy(s);
+    server_stop(&srv);
+    free(routes);
+    free(paths);
+}
+
+/* An id registered after its "not found" is found once the entry expires. */
+static void test_negative_expiry(void **state)
+{
+    char *be = repo_schema("1-behavior_event.avsc");
+    char *hit = registry_body(be, NULL);
+    const route missing[] = {{"GET", "/schemas/ids/42", 404, NOT_FOUND}};
+    const route registered[] = {{"GET", "/schemas/ids/42", 200, hit}};
+    server srv;
+    server_start(&srv, missing, 1);
+    char url[128], err[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+    fake_now = 0;
+    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
+                              .negative_cache_ms = 60000,
+                              .clock_ns = fake_clock, .clock_arg = &fake_now};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    assert_non_null(s);
+    avro_schema_t sc = NULL;
+    assert_int_equal(tl_schema_store_get(s, 42, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    server_set_routes(&srv, registered, 1);   /* the producer registers it */
+    fake_now += 59999 * MS;
+    assert_int_equal(tl_schema_store_get(s, 42, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    assert_int_equal(server_requests(&srv), 1);
+    fake_now += 1 * MS;
+    assert_int_equal(tl_schema_store_get(s, 42, &sc, err, sizeof(err)), TL_SCHEMA_OK);
+    assert_string_equal(avro_schema_name(sc), "BehaviorEvent");
+    assert_int_equal(server_requests(&srv), 2);
+    tl_schema_store_stats st;
+    tl_schema_store_stats_get(s, &st);
+    assert_int_equal(st.negative_entries, 0);
+    tl_schema_store_destroy(s);
+    server_stop(&srv);
+    free(be);
+    free(hit);
+}
+
+/* At most negative_cache_max ids are remembered; the oldest goes first. */
+static void test_negative_bounded(void **state)
+{
+    const route routes[] = {
+        {"GET", "/schemas/ids/1", 404, NOT_FOUND}, {"GET", "/schemas/ids/2", 404, NOT_FOUND},
+        {"GET", "/schemas/ids/3", 404, NOT_FOUND}, {"GET", "/schemas/ids/4", 404, NOT_FOUND},
+    };
+    server srv;
+    server_start(&srv, routes, 4);
+    char url[128], err[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+    fake_now = 0;
+    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
+                              .negative_cache_max = 3, .max_lookups_per_second = 100,
+                              .clock_ns = fake_clock, .clock_arg = &fake_now};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    assert_non_null(s);
+    avro_schema_t sc;
+    for (int id = 1; id <= 4; id++)
+        assert_int_equal(tl_schema_store_get(s, id, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    tl_schema_store_stats st;
+    tl_schema_store_stats_get(s, &st);
+    assert_int_equal(st.negative_entries, 3);
+    assert_int_equal(st.negative_evictions, 1);
+    assert_int_equal(server_requests(&srv), 4);
+    for (int id = 2; id <= 4; id++)   /* still remembered */
+        assert_int_equal(tl_schema_store_get(s, id, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    assert_int_equal(server_requests(&srv), 4);
+    assert_int_equal(tl_schema_store_get(s, 1, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    assert_int_equal(server_requests(&srv), 5);   /* forgotten: asked again, and 2 goes */
+    assert_int_equal(tl_schema_store_get(s, 2, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    assert_int_equal(server_requests(&srv), 6);
+
+    /* Churn through many ids: the table stays at its bound and every remembered id is
+     * still found (the hash table's deletions keep the others reachable). */
+    tl_schema_store_destroy(s);
+    route *many = tl_xcalloc(400, sizeof(*many));
+    char (*paths)[32] = tl_xcalloc(400, sizeof(*paths));
+    for (int i = 0; i < 400; i++) {   /* ids 64 apart: they collide in the hash table */
+        snprintf(paths[i], sizeof(paths[i]), "/schemas/ids/%d", i * 64);
+        many[i] = (route){"GET", paths[i], 404, NOT_FOUND};
+    }
+    server_set_routes(&srv, many, 400);
+    o.negative_cache_max = 50;
+    o.max_lookups_per_second = 1e9;
+    s = tl_schema_store_new(&o, err, sizeof(err));
+    for (int i = 0; i < 400; i++)
+        assert_int_equal(tl_schema_store_get(s, i * 64, &sc, err, sizeof(err)),
+                         TL_SCHEMA_NOT_FOUND);
+    int before = server_requests(&srv);
+    assert_int_equal(before, 6 + 400);
+    for (int i = 350; i < 400; i++) tl_schema_store_get(s, i * 64, &sc, err, sizeof(err));
+    assert_int_equal(server_requests(&srv), before);
+    tl_schema_store_stats_get(s, &st);
+    assert_int_equal(st.negative_entries, 50);
+    assert_int_equal(st.negative_evictions, 350);
+    assert_int_equal(st.negative_cache_hits, 50);
+    tl_schema_store_destroy(s);
+    server_stop(&srv);
+    free(many);
+    free(paths);
+}
+
+/* While the registry is down, a rate-limited id is "retry", not "not found": an
+ * outage never turns good records into dead letters. */
+static void test_rate_limit_registry_down(void **state)
+{
+    char url[128], err[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", closed_port());
+    fake_now = 0;
+    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
+                              .max_lookups_per_second = 2,
+                              .clock_ns = fake_clock, .clock_arg = &fake_now};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    assert_non_null(s);
+    avro_schema_t sc;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(tl_schema_store_get(s, 100 + i, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
+    must_contain(err, "is failing, and schema id 109 waits its turn");
+    tl_schema_store_stats st;
+    tl_schema_store_stats_get(s, &st);
+    assert_int_equal(st.requests, 2);
+    assert_int_equal(st.lookup_errors, 2);
+    assert_int_equal(st.rate_limited, 8);
+    assert_int_equal(st.negative_entries, 0);
+    tl_schema_store_destroy(s);
+}
+
+/* 1,000 records with 1,000 distinct unknown ids against a registry that takes 20 ms
+ * an answer, on the real clock: the default limit of 20 lookups a second asks about
+ * a few dozen of them, not all 1,000 (which took 22 s in the report). */
+static void test_rate_limit_timing(void **state)
+{
+    server srv;
+    server_start(&srv, NULL, 0);
+    route *routes = tl_xcalloc(1000, sizeof(*routes));
+    char (*paths)[32] = tl_xcalloc(1000, sizeof(*paths));
+    for (int i = 0; i < 1000; i++) {
+        snprintf(paths[i], sizeof(paths[i]), "/schemas/ids/%d", 5000 + i);
+        routes[i] = (route){"GET", paths[i], 404, NOT_FOUND};
+    }
+    server_set_routes(&srv, routes, 1000);
+    pthread_mutex_lock(&srv.mu);
+    srv.delay_ms = 20;
+    pthread_mutex_unlock(&srv.mu);
+    char url[128], err[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000};
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    assert_non_null(s);
+    avro_schema_t sc;
+    int64_t t0 = tl_mono_ns();
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(tl_schema_store_get(s, 5000 + i, &sc, err, sizeof(err)),
+                         TL_SCHEMA_NOT_FOUND);
+    double secs = (double)(tl_mono_ns() - t0) / 1e9;
+    int n = server_requests(&srv);
+    print_message("1000 distinct unknown ids, 20 ms registry: %d requests, %.2f s\n", n, secs);
+    /* The bucket allows 20 at once and 20 a second after: never more than that. */
+    assert_true(n >= 20 && n <= 20 + (int)(20 * secs) + 1);
+    tl_schema_store_destroy(s);
+    server_stop(&srv);
+    free(routes);
+    free(paths);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -666,6 +1340,17 @@ int main(void)
         cmocka_unit_test(test_registry_down),
         cmocka_unit_test(test_register_registry),
         cmocka_unit_test(test_registry_401_and_lookup),
+        cmocka_unit_test(test_check_refuses),
+        cmocka_unit_test_setup_teardown(test_check_dir, make_tmpdir, remove_tmpdir),
+        cmocka_unit_test(test_check_registry),
+        cmocka_unit_test_setup_teardown(test_check_codec, make_tmpdir, remove_tmpdir),
+        cmocka_unit_test(test_check_resolution),
+        cmocka_unit_test(test_negative_one_id),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_negative_expiry),
+        cmocka_unit_test(test_negative_bounded),
+        cmocka_unit_test(test_rate_limit_registry_down),
+        cmocka_unit_test(test_rate_limit_timing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1006,6 +1006,114 @@ static void test_store_read_raw_concurrent(void **state)
     tl_store_close(s);
 }
 
+/* The bound of an encoded record holds for the largest record the bounds allow, and is
+ * not far above it. */
+static void test_encoded_bound(void **state)
+{
+    (void)state;
+    const size_t S = 300;
+    const int ENT = 40, TP = 25;
+    char *s = malloc(S + 1);
+    tl_user u;
+    user_init(&u, "u");
+    u.timer = u.timer_saved = INT64_MIN;
+    u.labelled = INT64_MIN;
+    for (int i = 0; i < ENT; i++) {
+        memset(s, 'a' + i % 26, S);
+        s[S] = '\0';
+        snprintf(s, 8, "%07d", i);
+        s[7] = 'x';
+        tl_interest *e = tl_user_add_interest(&u, TL_DIM_ITEM, s);
+        e->t = INT64_MIN;
+    }
+    memset(s, 'z', S);
+    s[S] = '\0';
+    for (int i = 0; i < TP; i++) {
+        tl_event ev = {.event_id = s, .user_id = "u", .item_id = s, .category_id = s,
+                       .channel = s, .type = TL_CLICK, .ts = INT64_MIN + i, .dwell_ms = INT32_MIN,
+                       .has_dwell = 1};
+        tl_user_add_tp(&u, &ev, 0.5f);
+    }
+    char text[TL_LAST_ATTR_TEXT_MAX + 20];
+    memset(text, 'e', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    for (int i = 0; i < TL_LAST_ATTR_MAX; i++)
+        tl_user_add_attribution(&u, s, s, s, INT64_MIN, 0.5, text);
+    tl_buf b = {0};
+    tl_user_encode(&u, &b);
+    size_t bound = tl_user_encoded_bound(S, ENT, TP);
+    if (b.len > bound || b.len < bound * 9 / 10)
+        fail_msg("encoded %zu bytes, bound %zu", b.len, bound);
+    tl_buf_free(&b);
+    user_fini(&u);
+    free(s);
+}
+
+static void restore_ok(tl_store *s, const char *user, const void *v, size_t len, int64_t off)
+{
+    char err[512] = "";
+    if (tl_store_restore(s, user, strlen(user), v, len, off, err, sizeof(err)) != 0)
+        fail_msg("restore %s: %s", user, err);
+}
+
+/* A stored or restored record that does not decode never stops the store: it is moved
+ * aside (counted), and the user starts afresh; an older good record of the same user
+ * does not come back. */
+static void test_store_quarantine(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    tl_buf good = {0};
+    tl_user ref;
+    user_init(&ref, "good");
+    fill_rich(&ref);
+    tl_user_encode(&ref, &good);
+
+    tl_store *s = open_ok(3, 1 << 20);
+    restore_ok(s, "good", good.data, good.len, 0);
+    restore_ok(s, "worse", good.data, good.len, 1);            /* good first ... */
+    restore_ok(s, "worse", "\x09\x00\x00", 3, 2);                /* ... then an unknown version */
+    /* a known version and timer, then garbage: passes the restore's cheap check */
+    restore_ok(s, "bad", "\x03\x00\xff\xff\xff", 5, 3);
+    if (tl_store_restore_done(s, err, sizeof(err)) != 0) fail_msg("restore_done: %s", err);
+    tl_store_stats st;
+    tl_store_stats_get(s, &st);
+    assert_int_equal(st.quarantined, 1);
+    assert_null(tl_store_peek(s, "worse"));
+    assert_same_user(tl_store_peek(s, "good"), &ref);
+
+    tl_user *b = tl_store_get(s, "bad");          /* decodes at its first use */
+    assert_non_null(b);
+    assert_int_equal(b->n_ent + b->n_tp + b->n_attr, 0);
+    assert_int_equal(b->timer, 0);
+    tl_store_stats_get(s, &st);
+    assert_int_equal(st.quarantined, 2);
+    add_ent(b, TL_DIM_CATEGORY, "fresh", 1, 2, 3);
+    flush_ok(s, 10);
+    tl_store_close(s);
+
+    s = open_ok(3, 1 << 20);                      /* the fresh record replaced it */
+    b = tl_store_peek(s, "bad");
+    assert_non_null(b);
+    assert_int_equal(b->n_ent, 1);
+    assert_string_equal(b->ent[0].id, "fresh");
+    tl_store_stats_get(s, &st);
+    assert_int_equal(st.quarantined, 0);
+    tl_store_close(s);
+
+    /* a corrupt record read by a peek is moved aside too, and the user is unknown */
+    s = open_ok(4, 1 << 20);
+    restore_ok(s, "p", "\x03\x00\xff", 3, 0);
+    if (tl_store_restore_done(s, err, sizeof(err)) != 0) fail_msg("restore_done: %s", err);
+    assert_null(tl_store_peek(s, "p"));
+    assert_null(tl_store_peek(s, "p"));
+    tl_store_stats_get(s, &st);
+    assert_int_equal(st.quarantined, 1);
+    tl_store_close(s);
+    tl_buf_free(&good);
+    user_fini(&ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1015,6 +1123,7 @@ int main(void)
         cmocka_unit_test(test_last_attributions),
         cmocka_unit_test(test_decode_truncated),
         cmocka_unit_test(test_decode_garbage),
+        cmocka_unit_test(test_encoded_bound),
         cmocka_unit_test_setup_teardown(test_store_flush_empty, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_reopen, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_close_without_flush, setup_dir, teardown_dir),
@@ -1026,6 +1135,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_peeked_records_evicted, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_read_raw, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_read_raw_concurrent, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_store_quarantine, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,136 @@
+/*
+ * fuzz_model_checkpoint.c -- the model checkpoint (model/model.h: state.dir/model.bin,
+ * read by tl_model_new when a pipeline starts): the FTRL weights (tl_ftrl_decode), the
+ * progressive metrics (tl_metrics_decode), the Markov chain's sums (tl_markov_decode)
+ * and the Markov window, each a length-prefixed blob after the "TLMODEL1" magic.
+ *
+ * Input: the checkpoint file.
+ *
+ * Asserted:
+ *   - tl_model_new either resumes from the file or refuses it with a message (a
+ *     corrupt checkpoint);
+ *   - a resumed model works: it credits a journey (Shapley and removal over the restored
+ *     weights), learns from it, reports, lists its Markov credits and closes its Markov
+ *     window (tl_model_tick: removal effects over the restored chain, credit deltas to a
+ *     sink) without a sanitizer report;
+ *   - its checkpoint (tl_model_checkpoint) resumes, and the checkpoint of that is the same
+ *     bytes (one encoding per model state).
+ */
+#include "fuzz_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "core/config.h"
+#include "core/state.h"
+#include "core/util.h"
+#include "model/model.h"
+#include "sink/sinks.h"
+
+static tl_model_cfg mcfg;
+static char path[1024];
+static tl_arena arena;
+static tl_sink *sink;
+
+/* At exit, so LeakSanitizer's check at exit sees only what the inputs leaked. */
+static void cleanup(void)
+{
+    tl_sink_destroy(sink);
+    tl_arena_destroy(&arena);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    fuzz_init();
+    char err[256];
+    tl_config *c = tl_config_new();
+    if (tl_model_cfg_load(&mcfg, c, err, sizeof(err)) != 0)
+        fuzz_fail(__FILE__, __LINE__, "model config", "%s", err);
+    tl_config_destroy(c);
+    mcfg.enabled = mcfg.markov_enabled = 1;
+    snprintf(path, sizeof(path), "%s/model.bin", fuzz_tmpdir());
+    tl_arena_init(&arena, 64 * 1024);
+    sink = tl_avro_sink_new(2, 3, 4);
+    atexit(cleanup);
+    return 0;
+}
+
+/* A journey of n touchpoints ending at ts, in u. */
+static void journey(tl_user *u, int n, int64_t ts)
+{
+    static const char *const cats[] = {"c1", "c2", NULL};
+    static const char *const chans[] = {"search", NULL, "email", "social"};
+    for (int i = 0; i < n; i++) {
+        char eid[32], item[32];
+        snprintf(eid, sizeof(eid), "e%d", i);
+        snprintf(item, sizeof(item), "i%d", i % 4);
+        tl_event ev = {.event_id = eid, .user_id = "u", .item_id = item,
+                       .category_id = cats[i % 3], .channel = chans[i % 4],
+                       .type = (tl_event_type)(i % 5), .ts = ts - (n - i) * 60000,
+                       .dwell_ms = 800 * i, .has_dwell = i % 2};
+        tl_user_add_tp(u, &ev, i % 2 ? 0.25f : -1.0f);
+    }
+}
+
+static void use(tl_model *m)
+{
+    const int64_t ts = 1700000000000;
+    tl_user u;
+    memset(&u, 0, sizeof(u));
+    u.user_id = "u";
+    journey(&u, 5, ts);
+    tl_touchpoint tps[5];
+    for (int i = 0; i < u.n_tp; i++)
+        tps[i] = (tl_touchpoint){.event_id = u.tp[i].event_id, .item_id = u.tp[i].item_id,
+                                 .category_id = u.tp[i].category_id, .channel = u.tp[i].channel,
+                                 .type = (tl_event_type)u.tp[i].type, .ts = u.tp[i].ts};
+    tl_attribution r = {.conversion_event_id = "p", .user_id = "u", .item_id = "i0", .ts = ts,
+                        .touchpoints = tps, .n_touchpoints = u.n_tp};
+    const char *explanation = "";
+    tl_model_credit(m, u.tp, u.n_tp, &r, &arena, &explanation);
+    tl_model_learn(m, u.tp, u.n_tp, 1, ts);
+    tl_model_learn(m, u.tp, 2, 0, ts + 1);
+    tl_model_report rep;
+    tl_model_report_get(m, &rep);
+    tl_dim dim;
+    const char *names[64];
+    double credits[64];
+    int n = tl_model_credits(m, &dim, names, credits, 64);
+    FUZZ_CHECK(n >= 0 && n <= 64 && (dim == TL_DIM_CHANNEL || dim == TL_DIM_CATEGORY),
+               "tl_model_credits: %d, dim %d", n, (int)dim);
+    tl_model_tick(m, ts, &arena, sink);
+    tl_model_tick(m, ts + 48LL * 3600 * 1000, &arena, sink);
+    u.user_id = NULL;
+    tl_user_clear(&u);
+    tl_arena_reset(&arena);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_write_file(path, data, size);
+    char err[512] = "";
+    tl_model *m = tl_model_new(&mcfg, path, err, sizeof(err));
+    if (!m) {
+        FUZZ_CHECK(err[0], "a checkpoint refused without a message");
+        return 0;
+    }
+    /* Written back as it was resumed, resumed again, written again: the same bytes. */
+    FUZZ_CHECK(tl_model_checkpoint(m) == 0, "cannot checkpoint");
+    size_t n1, n2;
+    char *c1 = fuzz_read_file(path, &n1);
+    tl_model *m2 = tl_model_new(&mcfg, path, err, sizeof(err));
+    FUZZ_CHECK(m2 != NULL, "a model's own checkpoint does not resume: %s", err);
+    FUZZ_CHECK(tl_model_checkpoint(m2) == 0, "cannot checkpoint");
+    char *c2 = fuzz_read_file(path, &n2);
+    FUZZ_CHECK(c1 && c2 && n1 == n2 && !memcmp(c1, c2, n1),
+               "checkpoint, resume, checkpoint: %zu then %zu bytes", n1, n2);
+    free(c1);
+    free(c2);
+    tl_model_destroy(m2);
+    use(m);
+    tl_model_destroy(m);
+    return 0;
+}

@@ -1,0 +1,112 @@
+/*
+ * fuzz_paths.c -- Markov path files (ChannelAttribution's aggregated format) as
+ * `tally paths` reads them.
+ *
+ * The parser (read_paths in cmd/paths.c) is static, and the command is its only caller,
+ * so this harness links the command's files (tally_fuzz_cmd in fuzz.cmake) and runs the
+ * command itself, tl_cmd_paths("paths --input FILE --output FILE.json"): the file is
+ * parsed into the Markov model (model/markov.h), the removal effects are solved, the
+ * table is printed (to /dev/null here) and the JSON written.
+ *
+ * Input: the path file.
+ *
+ * Asserted:
+ *   - the command exits 0 or 1 (never 2, a usage error: the arguments are right);
+ *   - on 0 the JSON output parses, has one object per channel with a non-empty name and
+ *     numbers (or null for a non-finite one), a removal effect in [0, 1], a
+ *     conversion probability in [0, 1], and, when the totals are of ordinary size,
+ *     first-touch and last-touch credits that each add up to the total conversions.
+ * The command's messages on stderr go to /dev/null while it runs (see below).
+ */
+#include "fuzz_common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "core/arena.h"
+#include "core/json.h"
+
+static char in_path[1024], out_path[1024];
+static FILE *quiet;
+static tl_arena arena;
+
+/* At exit, so LeakSanitizer's check at exit sees only what the inputs leaked. */
+static void cleanup(void)
+{
+    tl_arena_destroy(&arena);
+    if (quiet) fclose(quiet);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    fuzz_init();
+    snprintf(in_path, sizeof(in_path), "%s/path_data.csv", fuzz_tmpdir());
+    snprintf(out_path, sizeof(out_path), "%s/paths.json", fuzz_tmpdir());
+    if (!freopen("/dev/null", "w", stdout)) fuzz_fail(__FILE__, __LINE__, "stdout", "/dev/null");
+    quiet = fopen("/dev/null", "w");
+    tl_arena_init(&arena, 64 * 1024);
+    atexit(cleanup);
+    return 0;
+}
+
+static double num(const tl_json *o, const char *key)
+{
+    const tl_json *j = tl_json_get(o, key);
+    FUZZ_CHECK(j && (j->type == TL_JSON_NUMBER || j->type == TL_JSON_NULL), "%s is not a number",
+               key);
+    return j->type == TL_JSON_NUMBER ? j->num : NAN;
+}
+
+static int close_to(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(1.0, fabs(b)); }
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_write_file(in_path, data, size);
+    unlink(out_path);
+    char *argv[] = {"paths", "--input", in_path, "--output", out_path, NULL};
+    /* glibc's stderr is a variable: the command's messages go to /dev/null, while
+     * libFuzzer (which kept its own FILE) and the sanitizers (fd 2) still report. */
+    FILE *real_stderr = stderr;
+    stderr = quiet;
+    int rc = tl_cmd_paths(5, argv);
+    stderr = real_stderr;
+    FUZZ_CHECK(rc == 0 || rc == 1, "exit code %d", rc);
+    if (rc != 0) return 0;
+
+    size_t n;
+    char *text = fuzz_read_file(out_path, &n);
+    FUZZ_CHECK(text != NULL, "exit 0 but no %s", out_path);
+    char jerr[128];
+    const tl_json *j = tl_json_parse(text, n, &arena, jerr, sizeof(jerr));
+    FUZZ_CHECK(j && j->type == TL_JSON_OBJECT, "the output is not a JSON object: %s: %.300s", jerr,
+               text);
+    const tl_json *ch = tl_json_get(j, "channels");
+    FUZZ_CHECK(ch && ch->type == TL_JSON_ARRAY, "no channels array");
+    double conv = num(j, "conversions"), p = num(j, "conversion_probability");
+    FUZZ_CHECK(isnan(p) || (p >= 0 && p <= 1 + 1e-9), "conversion probability %.17g", p);
+    double first = 0, last = 0;
+    for (size_t i = 0; i < tl_json_len(ch); i++) {
+        const tl_json *c = tl_json_at(ch, i);
+        const char *name = tl_json_str(tl_json_get(c, "channel"));
+        FUZZ_CHECK(name && *name, "channel %zu has no name", i);
+        double re = num(c, "removal_effect");
+        FUZZ_CHECK(isnan(re) || (re >= -1e-9 && re <= 1 + 1e-9), "channel %s: removal effect "
+                   "%.17g", name, re);
+        first += num(c, "first_touch");
+        last += num(c, "last_touch");
+    }
+    if (isfinite(conv) && conv < 1e12 && conv >= 1e-6 && isfinite(first) && isfinite(last)) {
+        FUZZ_CHECK(close_to(first, conv), "first-touch credits add up to %.17g of %.17g "
+                   "conversions", first, conv);
+        FUZZ_CHECK(close_to(last, conv), "last-touch credits add up to %.17g of %.17g "
+                   "conversions", last, conv);
+    }
+    free(text);
+    tl_arena_reset(&arena);
+    return 0;
+}
