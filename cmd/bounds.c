@@ -7,6 +7,10 @@
  * sizes are bounded by configuration (docs/operations.md, "Bounds") and the bounds are
  * checked here, once, before the first record:
  *
+ *   interest delta    tl_avro_interest_bound(ingest.max.string.bytes)
+ *   attribution       tl_avro_attribution_bound(ingest.max.string.bytes,
+ *                     attribution.max.touchpoints)
+ *   credit delta      tl_avro_credit_bound(ingest.max.string.bytes)
  *   dead letter       dlq.max.record.bytes + TL_DLQ_MAX_KEY_BYTES + BOUNDS_HEADERS
  *   changelog record  tl_user_encoded_bound(ingest.max.string.bytes,
  *                     features.max.interests, attribution.max.touchpoints)
@@ -20,6 +24,7 @@
 #include "core/log.h"
 #include "core/records.h"
 #include "core/state.h"
+#include "sink/avro_out.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +76,8 @@ static long long limit_for(rd_kafka_t *rk, long long producer, const char *topic
     return producer;
 }
 
-int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer, const char *dlq_topic,
+int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
+                               const char *const outputs[TL_BOUNDS_OUTPUTS],
                                const char *changelog_topic, char *err, size_t errlen)
 {
     char v[32];
@@ -79,31 +85,42 @@ int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer, const c
     long long pmax = 1000000;   /* librdkafka's default */
     if (rd_kafka_conf_get(rd_kafka_conf(producer), "message.max.bytes", v, &n) == RD_KAFKA_CONF_OK)
         pmax = atoll(v);
-    const char *which;
-
-    long long dlq_max = tl_config_int(c, "dlq.max.record.bytes");
-    long long dlq = dlq_max + TL_DLQ_MAX_KEY_BYTES + BOUNDS_HEADERS;
-    long long lim = limit_for(producer, pmax, dlq_topic, &which);
-    if (dlq > lim) {
-        snprintf(err, errlen, "a dead letter on %s can reach %lld bytes (dlq.max.record.bytes=%lld "
-                 "plus a key and headers), more than %s (%lld): lower dlq.max.record.bytes or "
-                 "raise the limit", dlq_topic, dlq, dlq_max, which, lim);
-        return -1;
-    }
-    if (!changelog_topic) return 0;
     size_t S = (size_t)tl_config_int(c, "ingest.max.string.bytes");
     long long ent = tl_config_int(c, "features.max.interests");
     long long tps = tl_config_int(c, "attribution.max.touchpoints");
-    long long rec = (long long)(tl_user_encoded_bound(S, (size_t)ent, (size_t)tps) + S) + BOUNDS_RECORD;
-    lim = limit_for(producer, pmax, changelog_topic, &which);
-    if (rec > lim) {
-        snprintf(err, errlen, "a user's changelog record on %s can reach %lld bytes "
-                 "(ingest.max.string.bytes=%zu, features.max.interests=%lld, "
-                 "attribution.max.touchpoints=%lld), more than %s (%lld): lower one of them or "
-                 "raise the limit", changelog_topic, rec, S, ent, tps, which, lim);
-        return -1;
+    long long dlq_max = tl_config_int(c, "dlq.max.record.bytes");
+    char keys_s[64], keys_st[128], keys_dlq[64], keys_user[192];
+    snprintf(keys_s, sizeof(keys_s), "ingest.max.string.bytes=%zu", S);
+    snprintf(keys_st, sizeof(keys_st), "%s, attribution.max.touchpoints=%lld", keys_s, tps);
+    snprintf(keys_dlq, sizeof(keys_dlq), "dlq.max.record.bytes=%lld plus a key and headers", dlq_max);
+    snprintf(keys_user, sizeof(keys_user), "%s, features.max.interests=%lld", keys_st, ent);
+    const struct {
+        const char *what, *topic, *keys, *advice;
+        long long bound;
+    } rec[] = {
+        {"an interest delta", outputs[0], keys_s, "lower it",
+         (long long)tl_avro_interest_bound(S) + BOUNDS_RECORD},
+        {"an attribution", outputs[1], keys_st, "lower one of them",
+         (long long)tl_avro_attribution_bound(S, (size_t)tps) + BOUNDS_RECORD},
+        {"a credit delta", outputs[2], keys_s, "lower it",
+         (long long)tl_avro_credit_bound(S) + BOUNDS_RECORD},
+        {"a dead letter", outputs[3], keys_dlq, "lower dlq.max.record.bytes",
+         dlq_max + TL_DLQ_MAX_KEY_BYTES + BOUNDS_HEADERS},
+        {"a user's changelog record", changelog_topic, keys_user, "lower one of them",
+         (long long)(tl_user_encoded_bound(S, (size_t)ent, (size_t)tps) + S) + BOUNDS_RECORD},
+    };
+    for (size_t i = 0; i < sizeof(rec) / sizeof(rec[0]); i++) {
+        if (!rec[i].topic) continue;
+        const char *which;
+        long long lim = limit_for(producer, pmax, rec[i].topic, &which);
+        if (rec[i].bound > lim) {
+            snprintf(err, errlen, "%s on %s can reach %lld bytes (%s), more than %s (%lld): %s "
+                     "or raise the limit", rec[i].what, rec[i].topic, rec[i].bound, rec[i].keys,
+                     which, lim, rec[i].advice);
+            return -1;
+        }
+        TL_LOG_DEBUG("run", "record bound: %s on %s at most %lld bytes, limit %lld", rec[i].what,
+                     rec[i].topic, rec[i].bound, lim);
     }
-    TL_LOG_DEBUG("run", "record bounds: dead letter %lld bytes, changelog record %lld bytes",
-                 dlq, rec);
     return 0;
 }

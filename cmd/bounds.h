@@ -1,5 +1,5 @@
 /*
- * bounds.h -- the largest dead letter and changelog record tally can produce, checked at
+ * bounds.h -- the largest record of each kind tally can produce, checked at
  * start against the producer's and the topics' size limits (bounds.c).
  */
 #ifndef TL_CMD_BOUNDS_H
@@ -10,9 +10,14 @@
 
 #include "core/config.h"
 
-/* 0 when every dead letter (and, with changelog_topic, every changelog record) fits;
- * -1 with err naming the configuration keys that bound it and the limit it exceeds. */
-int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer, const char *dlq_topic,
+#define TL_BOUNDS_OUTPUTS 4
+
+/* 0 when every record fits on its topic: outputs are the topics of interest deltas,
+ * attributions, credit deltas and dead letters; with changelog_topic, changelog records
+ * too. -1 with err naming the configuration keys that bound the record and the limit it
+ * exceeds. */
+int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
+                               const char *const outputs[TL_BOUNDS_OUTPUTS],
                                const char *changelog_topic, char *err, size_t errlen);
 
 #endif

@@ -179,8 +179,46 @@ static int kconf_set(void *arg, const char *name, const char *value)
     return 0;
 }
 
+/* librdkafka treats a refused SASL handshake or an unverifiable certificate as one more
+ * broker connection failure and retries; what the caller sees in the end is a timeout or
+ * "Broker transport failure". The reason is only in librdkafka's log line, logged from its
+ * broker threads: the first such line is kept so that the failure can be reported as what
+ * it is (tl_cmd_kafka_auth_failed). */
+static pthread_mutex_t auth_mu = PTHREAD_MUTEX_INITIALIZER;
+static char auth_why[512];
+static int auth_reported;
+
+static void note_auth_failure(int level, const char *buf)
+{
+    static const char *const signs[] = {"SASL authentication error", "Authentication failed",
+                                        "SSL handshake failed", "certificate verify failed"};
+    if (level > 4) return;
+    for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++) {
+        if (!strstr(buf, signs[i])) continue;
+        pthread_mutex_lock(&auth_mu);
+        if (!auth_why[0]) snprintf(auth_why, sizeof(auth_why), "%s", buf);
+        pthread_mutex_unlock(&auth_mu);
+        return;
+    }
+}
+
+int tl_cmd_kafka_auth_failed(void)
+{
+    char why[sizeof(auth_why)];
+    pthread_mutex_lock(&auth_mu);
+    memcpy(why, auth_why, sizeof(why));
+    int first = why[0] && !auth_reported;
+    if (first) auth_reported = 1;
+    pthread_mutex_unlock(&auth_mu);
+    if (first)
+        TL_LOG_ERROR("kafka", "authentication failed: %s (check kafka.security.protocol, "
+                              "kafka.sasl.* and kafka.ssl.*)", why);
+    return why[0] != 0;
+}
+
 void tl_cmd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+    note_auth_failure(level, buf);
     tl_log_kafka(level, rd_kafka_name(rk), fac, buf);
 }
 

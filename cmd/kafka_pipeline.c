@@ -193,7 +193,9 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         goto done;
     }
     producer = tl_kafka_sink_handle(ksink);
-    if (tl_cmd_check_record_bounds(c, producer, ko.topic_dlq, eos ? changelog_topic : NULL, err,
+    const char *const outputs[TL_BOUNDS_OUTPUTS] = {ko.topic_interest, ko.topic_attribution,
+                                                    ko.topic_credit, ko.topic_dlq};
+    if (tl_cmd_check_record_bounds(c, producer, outputs, eos ? changelog_topic : NULL, err,
                                    sizeof(err)) != 0) {
         fprintf(stderr, "tally: configuration error: %s\n", err);
         rc = 2;
@@ -233,9 +235,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     if (eos) tl_kafka_sink_set_consumer(ksink, tl_kafka_source_handle(src), topic);
     TL_LOG_INFO("run", "started topic=%s state.dir=%s until_end=%d", topic, o.state_dir,
                 until_end);
-    const char *const out_topics[4] = {ko.topic_interest, ko.topic_attribution, ko.topic_credit,
-                                       ko.topic_dlq};
-    tl_observe_attach(obs, rt, src, ksink, &p, topic, out_topics);
+    tl_observe_attach(obs, rt, src, ksink, &p, topic, outputs);
     int64_t t0 = tl_mono_ns();
     int r = tl_runtime_run(rt, src, &tl_stop);
     rep->seconds = (double)(tl_mono_ns() - t0) / 1e9;
@@ -264,6 +264,7 @@ done:
         tl_sink_destroy(ksink);
     }
     tl_changelog_destroy(changelog);
+    if (rc != 0) tl_cmd_kafka_auth_failed();   /* a timeout above may have this cause */
     tl_observe_stop(obs);
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);

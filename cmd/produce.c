@@ -121,6 +121,7 @@ int tl_cmd_produce(int argc, char **argv)
                     " failed\n", sent, a.topic, bad, failed);
     rc = failed ? 1 : 0;
 done:
+    if (rc != 0 && rk) tl_cmd_kafka_auth_failed();
     if (rk) rd_kafka_destroy(rk);
     if (src) tl_file_source_destroy(src);
     tl_codec_destroy(codec);

@@ -50,6 +50,11 @@ typedef enum tl_method {
 } tl_method;
 const char *tl_method_name(tl_method m);
 
+/* An attribution's explanation is cut to this many bytes (at a UTF-8 boundary), so that the
+ * record's size has a bound (sink/avro_out.h); it is about 3 KB at most with the default
+ * string bounds, so the cut only matters with long strings. */
+#define TL_EXPLANATION_MAX 4096
+
 typedef struct tl_attribution {
     const char *conversion_event_id;
     const char *user_id;

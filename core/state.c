@@ -190,17 +190,6 @@ static tl_last_attr *attr_push(tl_user *u, const char *const src[4], const uint3
     return a;
 }
 
-/* The longest prefix of s of at most max bytes that does not end inside a UTF-8
- * sequence. */
-static size_t utf8_cut(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n <= max) return n;
-    n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) n--;
-    return n;
-}
-
 void tl_user_add_attribution(tl_user *u, const char *event_id, const char *item_id,
                              const char *category_id, int64_t ts, double p_conversion,
                              const char *explanation)
@@ -209,7 +198,7 @@ void tl_user_add_attribution(tl_user *u, const char *event_id, const char *item_
                           explanation ? explanation : ""};
     uint32_t len[4] = {(uint32_t)strlen(src[0]), (uint32_t)strlen(src[1]),
                        (uint32_t)tp_strlen(category_id),
-                       (uint32_t)utf8_cut(src[3], TL_LAST_ATTR_TEXT_MAX)};
+                       (uint32_t)tl_utf8_cut(src[3], TL_LAST_ATTR_TEXT_MAX)};
     tl_last_attr *a = attr_push(u, src, len);
     a->ts = ts;
     a->p_conversion = p_conversion;

@@ -201,3 +201,12 @@ void tl_fmt_duration(char *out, size_t outlen, int64_t ms)
     for (const char *u = unit; *u && pos + 1 < outlen; u++) out[pos++] = *u;
     out[pos] = '\0';
 }
+
+size_t tl_utf8_cut(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max) return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) n--;
+    return n;
+}

@@ -82,4 +82,8 @@ int tl_fmt_num(char *out, double x, int plus);
 /* Formats a duration in ms as "40 s", "12 min", "2 h", "3 d" (one unit, rounded). */
 void tl_fmt_duration(char *out, size_t outlen, int64_t ms);
 
+/* The length of the longest prefix of s of at most max bytes that does not end inside a
+ * UTF-8 sequence (strlen(s) when that is at most max). */
+size_t tl_utf8_cut(const char *s, size_t max);
+
 #endif

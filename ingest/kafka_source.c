@@ -261,7 +261,8 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
             TL_LOG_WARN("ingest", "consumer error=%s", tl_log_quote(q, sizeof(q), rd_kafka_message_errstr(m)));
             /* Bad credentials do not heal by retrying: stop with the reason. */
             int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
-                        m->err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED;
+                        m->err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+                        m->err == RD_KAFKA_RESP_ERR__SSL;   /* e.g. certificate verify failed */
             if (fatal && m->err != RD_KAFKA_RESP_ERR__FATAL)
                 TL_LOG_ERROR("ingest", "authentication failed: %s (check kafka.sasl.* / kafka.ssl.*)",
                              rd_kafka_message_errstr(m));

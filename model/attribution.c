@@ -159,6 +159,8 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
         tl_model_learn(as->model, &u->tp[begin], n, 1, ev->ts);
         if (u->tp[end - 1].ts > u->labelled) u->labelled = u->tp[end - 1].ts;
     }
+    size_t cut = tl_utf8_cut(explanation, TL_EXPLANATION_MAX);
+    if (explanation[cut]) explanation = tl_arena_strndup(a, explanation, cut);
     r.explanation = explanation;
     /* Kept in the user's record for reading (features/profile.h). */
     tl_user_add_attribution(u, ev->event_id, ev->item_id, ev->category_id, ev->ts,

@@ -129,3 +129,46 @@ void tl_avro_put_credit(tl_buf *b, int32_t schema_id, const tl_credit_delta *c)
     put_double(b, c->conversions);
     put_opt_double(b, c->has_removal_effect, c->removal_effect);
 }
+
+/* Bounds: a long is at most 10 bytes, a string its length's long plus its bytes, a union
+ * branch 1 byte (its index). Explanations: an interest delta's is built in 512 bytes
+ * (features/interest.c), an attribution's is cut to TL_EXPLANATION_MAX. Method and
+ * dimension names are short constants (under 32 bytes). */
+#define B_LONG 10
+#define B_STR(n) (long_len((int64_t)(n)) + (n))
+#define B_OPT_STR(n) (1 + B_STR(n))
+#define B_OPT_DOUBLE 9
+#define B_NAME B_STR(32)
+#define B_INTEREST_TEXT 512
+
+static size_t long_len(int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    size_t n = 1;
+    while (z >= 0x80) {
+        z >>= 7;
+        n++;
+    }
+    return n;
+}
+
+size_t tl_avro_interest_bound(size_t S)
+{
+    return 5 + B_STR(S) + B_NAME + 2 * B_STR(S) + B_LONG + 6 * 8 + B_LONG + B_STR(B_INTEREST_TEXT);
+}
+
+size_t tl_avro_attribution_bound(size_t S, size_t tps)
+{
+    size_t tp = 2 * B_STR(S) + 2 * B_OPT_STR(S) + 1 + B_LONG;   /* the type: an enum index */
+    size_t method = B_NAME + B_LONG + tps * 8 + 1;
+    return 5 + 3 * B_STR(S) + B_OPT_STR(S) + B_LONG + B_OPT_DOUBLE +   /* the purchase */
+           B_LONG + tps * tp + 1 +                                     /* touchpoints */
+           B_LONG + TL_M_COUNT * method + 1 +                          /* credits */
+           2 * B_OPT_DOUBLE + 1 + B_LONG +                             /* the model */
+           B_STR(TL_EXPLANATION_MAX);
+}
+
+size_t tl_avro_credit_bound(size_t S)
+{
+    return 5 + 2 * B_LONG + B_NAME + B_STR(S) + B_NAME + 3 * 8 + B_OPT_DOUBLE;
+}

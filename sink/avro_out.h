@@ -15,4 +15,12 @@ void tl_avro_put_interest(tl_buf *out, int32_t schema_id, const tl_interest_delt
 void tl_avro_put_attribution(tl_buf *out, int32_t schema_id, const tl_attribution *r);
 void tl_avro_put_credit(tl_buf *out, int32_t schema_id, const tl_credit_delta *c);
 
+/* The most bytes one framed record can take when every string of an event is at most
+ * max_string bytes and a journey at most max_touchpoints touchpoints (ingest.max.string.bytes,
+ * attribution.max.touchpoints): the bounds checked against the topics' limits at start
+ * (cmd/bounds.c). */
+size_t tl_avro_interest_bound(size_t max_string);
+size_t tl_avro_attribution_bound(size_t max_string, size_t max_touchpoints);
+size_t tl_avro_credit_bound(size_t max_string);
+
 #endif

@@ -55,6 +55,7 @@ FAIL_TIMEOUT_S = 60        # a client that cannot connect must give up within th
 MESSAGE_TIMEOUT_MS = 8000  # ... because of this (produce) or the changelog's metadata timeout (run)
 TOL = 1e-9
 AUTH_FAILED = r"SASL authentication error: Authentication failed.*invalid credentials"
+AUTH_LINE = r"level=error .*authentication failed: "   # tally's own line, with librdkafka's reason
 
 
 def broker(cmd, bdir, *extra):
@@ -223,9 +224,14 @@ def main():
                    "--topic", "tally-sec-refused-" + run,
                    "-X", "kafka.message.timeout.ms=%d" % MESSAGE_TIMEOUT_MS,
                    "-X", "kafka.bootstrap.servers=" + ctx["bootstrap_ssl"]]
-        return failing([("produce-plaintext-to-ssl", produce),
-                        ("produce-ssl-without-ca", produce + ["-X", "kafka.security.protocol=SSL"])],
-                       r"security\.protocol|certificate verify failed", pr)
+        run_cmd = ["run", "--until-end", "-X", "input.topics=tally-sec-refused-" + run,
+                   "-X", "kafka.group.id=tally-sec-refused-" + run, "-X", "state.dir=" + state("refused"),
+                   "-X", "kafka.bootstrap.servers=" + ctx["bootstrap_ssl"],
+                   "-X", "kafka.security.protocol=SSL"]
+        info = failing([("produce-plaintext-to-ssl", produce)], r"security\.protocol", pr)
+        return info + "; " + failing(
+            [("produce-ssl-without-ca", produce + ["-X", "kafka.security.protocol=SSL"]),
+             ("run-ssl-without-ca", run_cmd)], AUTH_LINE + r".*certificate verify failed", pr)
 
     def sasl(pr):
         props = os.path.join(tmp, "sasl.properties")
@@ -270,7 +276,7 @@ def main():
                   ["run", "--until-end", "-X", "input.topics=" + t_in,
                    "-X", "kafka.group.id=tally-sec-denied-" + run,
                    "-X", "state.dir=" + state("denied")] + cfg)],
-                AUTH_FAILED, pr)
+                AUTH_LINE + ".*" + AUTH_FAILED, pr)
 
     def config_commands(pr):
         secret_x = ["-X", "kafka.sasl.password=" + ctx["password"],

@@ -570,6 +570,37 @@ def main():
 
     ok = step("create topics", create)
 
+    def refused(pr):
+        """A start whose records could not fit where they go is refused (exit 2, one line
+        naming the record, the keys that bound it and the limit), before it consumes."""
+        small = "poison-small-attribution-" + RUN
+        kafka.create_topics({small: 1}, {"max.message.bytes": "50000"})
+        cases = [  # (name, extra arguments, what the error line must say)
+            ("long journeys of long strings",
+             ["-X", "attribution.max.touchpoints=1000", "-X", "ingest.max.string.bytes=4096"],
+             r"an attribution on %s can reach \d+ bytes \(ingest\.max\.string\.bytes=4096, "
+             r"attribution\.max\.touchpoints=1000\), more than the producer's "
+             r"message\.max\.bytes \(1000000\)" % re.escape(out.attribution)),
+            ("an attribution topic of 50 KB",
+             ["-X", "output.attribution.topic=" + small],
+             r"an attribution on %s can reach 1\d{5} bytes .*more than the topic's "
+             r"max\.message\.bytes \(50000\)" % re.escape(small)),
+        ]
+        said = []
+        for name, extra, pattern in cases:
+            t = Tally(run_args(*extra), os.path.join(tmp, "refused.log"), "tally run (" + name + ")")
+            rc = t.wait(60)
+            if rc != 2:
+                pr.append("%s: exit %s, expected 2:\n%s" % (name, rc, t.log()[-2000:]))
+            elif not re.search(pattern, t.log()):
+                pr.append("%s: no line /%s/ in:\n%s" % (name, pattern, t.log()[-2000:]))
+            said.append("%s: exit %s" % (name, rc))
+        if kafka.committed(group, in_topic) != {p: -1 for p in range(IN_PARTITIONS)}:
+            pr.append("a refused start committed offsets: %s" % kafka.committed(group, in_topic))
+        return "; ".join(said)
+
+    ok = ok and step("start refused when a record could not fit", refused)
+
     def ends_committed(tallies):
         ends = kafka.end_offsets(in_topic)
         wait_until(lambda: kafka.committed(group, in_topic) == ends, PROCESS_TIMEOUT_S,

@@ -497,6 +497,75 @@ static void roundtrip_attribution(const tl_attribution *a, int32_t id)
     tl_buf_free(&buf);
 }
 
+/* The size bounds checked at start (cmd/bounds.c) hold for the largest records the
+ * configuration allows: every string at its bound (multi-byte characters), every optional
+ * field present, every method, the longest explanation; and they are not loose (within
+ * 1% + 200 bytes), so a limit they pass is not refused for nothing. */
+static char *long_string(size_t n, char c)
+{
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    memset(s, c, n);
+    s[n] = 0;
+    return s;
+}
+
+static void check_bound(size_t len, size_t bound)
+{
+    if (len > bound || bound - len > len / 100 + 200)
+        fail_msg("encoded %zu bytes, bound %zu", len, bound);
+}
+
+static void test_avro_bounds(void **state)
+{
+    (void)state;
+    static const size_t S_cases[] = {16, 512, 4096}, TP_cases[] = {1, 50, 300};
+    for (size_t si = 0; si < 3; si++) {
+        size_t S = S_cases[si];
+        char *s = long_string(S, 'x');
+        char *text = long_string(TL_EXPLANATION_MAX, 'e');
+        char *itext = long_string(511, 'i');
+        tl_buf buf = {0};
+        tl_interest_delta d = {.user_id = s, .dim = TL_DIM_CATEGORY, .dim_id = s, .event_id = s,
+                               .ts = INT64_MIN, .rank = INT32_MIN, .explanation = itext};
+        tl_avro_put_interest(&buf, 0x7fffffff, &d);
+        check_bound(buf.len, tl_avro_interest_bound(S));
+        tl_buf_clear(&buf);
+        tl_credit_delta cd = {.window_start = INT64_MIN, .window_end = INT64_MAX,
+                              .dim = TL_DIM_CATEGORY, .dim_id = s, .method = "position_based",
+                              .has_removal_effect = 1};
+        tl_avro_put_credit(&buf, 0x7fffffff, &cd);
+        check_bound(buf.len, tl_avro_credit_bound(S) - 18);   /* the method names are shorter */
+        for (size_t ti = 0; ti < 3; ti++) {
+            int n = (int)TP_cases[ti];
+            tl_touchpoint *tp = calloc((size_t)n, sizeof(*tp));
+            double *cr = calloc((size_t)n, sizeof(*cr));
+            assert_true(tp && cr);
+            for (int i = 0; i < n; i++)
+                tp[i] = (tl_touchpoint){.event_id = s, .item_id = s, .category_id = s, .channel = s,
+                                        .type = 5, .ts = INT64_MIN};
+            tl_attribution r = {.conversion_event_id = s, .user_id = s, .item_id = s,
+                                .category_id = s, .ts = INT64_MIN, .has_value = 1,
+                                .touchpoints = tp, .n_touchpoints = n, .has_model = 1,
+                                .model_version = INT64_MIN, .explanation = text};
+            for (int m = 0; m < TL_M_COUNT; m++) {
+                r.credits[m] = cr;
+                r.has_method[m] = 1;
+            }
+            tl_buf_clear(&buf);
+            tl_avro_put_attribution(&buf, 0x7fffffff, &r);
+            /* method names are at most 14 bytes of the 32 allowed for */
+            check_bound(buf.len, tl_avro_attribution_bound(S, (size_t)n) - TL_M_COUNT * 18 - 18);
+            free(tp);
+            free(cr);
+        }
+        tl_buf_free(&buf);
+        free(s);
+        free(text);
+        free(itext);
+    }
+}
+
 static void test_avro_attribution(void **state)
 {
     (void)state;
@@ -909,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_avro_attribution),
         cmocka_unit_test(test_avro_credit),
         cmocka_unit_test(test_avro_credit_bytes),
+        cmocka_unit_test(test_avro_bounds),
         cmocka_unit_test(test_jsonl),
         cmocka_unit_test(test_jsonl_doubles),
         cmocka_unit_test(test_jsonl_write_error),
