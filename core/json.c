@@ -16,8 +16,10 @@
  * for plain integers, so 64-bit ids stay exact).
  *
  * How (writer): tl_json_put_str appends runs of bytes that need no escaping with one
- * memcpy each; tl_json_put_i64 formats digits by hand; tl_json_put_double prints
- * small integral values as integers and otherwise tries %.15g, %.16g, %.17g,
+ * memcpy each, and replaces bytes that are not UTF-8 by U+FFFD, one per maximal
+ * subpart (as the WHATWG decoder reads them), so what tally writes is JSON whatever
+ * bytes its strings hold; tl_json_put_i64 formats digits by hand; tl_json_put_double
+ * prints small integral values as integers and otherwise tries %.15g, %.16g, %.17g,
  * keeping the first that strtod() reads back to the same double.
  *
  * Invariants: the parser never reads outside s[0..len); recursion depth is bounded
@@ -88,29 +90,46 @@ static tl_json *jp_node(jp *p, tl_json_type t)
     return j;
 }
 
+/* The length of the well-formed UTF-8 sequence at s[0] (n >= 1 bytes available), or 0
+ * with *bad set to how many bytes one U+FFFD replaces: the maximal subpart of the
+ * ill-formed sequence (Unicode 15, section 3.9, "U+FFFD Substitution of Maximal
+ * Subparts", which the WHATWG UTF-8 decoder follows) -- a lead byte and the continuation
+ * bytes that could still have completed it, else the one byte. The ranges are those of
+ * Table 3-7: the second byte of E0, ED, F0 and F4 is narrowed so that overlong forms,
+ * UTF-16 surrogates and code points above U+10FFFF are not well-formed. */
+static size_t utf8_scan(const unsigned char *s, size_t n, size_t *bad)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    size_t need;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 3;
+        if (c == 0xe0) lo = 0xa0;        /* overlong */
+        else if (c == 0xed) hi = 0x9f;   /* UTF-16 surrogate */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 4;
+        if (c == 0xf0) lo = 0x90;        /* overlong */
+        else if (c == 0xf4) hi = 0x8f;   /* above U+10FFFF */
+    } else {
+        *bad = 1;                        /* a continuation byte, C0, C1 or F5..FF */
+        return 0;
+    }
+    size_t k = 1;
+    if (n > 1 && s[1] >= lo && s[1] <= hi) {
+        k = 2;
+        while (k < need && k < n && (s[k] & 0xc0) == 0x80) k++;
+    }
+    if (k == need) return need;
+    *bad = k;
+    return 0;
+}
+
 size_t tl_utf8_seq(const unsigned char *s, size_t n)
 {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    if (c < 0xc2) return 0;                       /* continuation or overlong 2-byte */
-    if (c < 0xe0) {
-        if (n < 2 || (s[1] & 0xc0) != 0x80) return 0;
-        return 2;
-    }
-    if (c < 0xf0) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
-        if (c == 0xe0 && s[1] < 0xa0) return 0;   /* overlong */
-        if (c == 0xed && s[1] >= 0xa0) return 0;  /* UTF-16 surrogate */
-        return 3;
-    }
-    if (c < 0xf5) {
-        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if (c == 0xf0 && s[1] < 0x90) return 0;   /* overlong */
-        if (c == 0xf4 && s[1] >= 0x90) return 0;  /* above U+10FFFF */
-        return 4;
-    }
-    return 0;
+    size_t bad;
+    return utf8_scan(s, n, &bad);
 }
 
 static int hex4(const char *s, unsigned *out)
@@ -564,23 +583,40 @@ void tl_json_put_strn(tl_buf *b, const char *s, size_t n)
         tl_buf_append(b, "null", 4);
         return;
     }
-    /* Room for the common case (nothing to escape) in one reservation. */
+    const unsigned char *u = (const unsigned char *)s;
+    /* Room for the common case (nothing to escape or replace) in one reservation. */
     tl_buf_reserve(b, n + 2);
     b->data[b->len++] = '"';
     size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        char e = esc_table[(unsigned char)s[i]];
-        if (!e) continue;
+    for (size_t i = 0; i < n;) {
+        if (u[i] >= 0x80) {
+            /* Strings come from outside (a stored record, a path file, a request path)
+             * and need not be UTF-8; JSON text must be: what is not becomes U+FFFD. */
+            size_t bad, k = utf8_scan(u + i, n - i, &bad);
+            if (k) {
+                i += k;
+                continue;
+            }
+            tl_buf_append(b, s + run, i - run);
+            tl_buf_append(b, "\xef\xbf\xbd", 3);
+            i += bad;
+            run = i;
+            continue;
+        }
+        char e = esc_table[u[i]];
+        if (!e) {
+            i++;
+            continue;
+        }
         tl_buf_append(b, s + run, i - run);
-        run = i + 1;
         if (e == 'u') {
-            char u[6] = {'\\', 'u', '0', '0', hex[((unsigned char)s[i]) >> 4],
-                         hex[s[i] & 0xf]};
-            tl_buf_append(b, u, 6);
+            char esc[6] = {'\\', 'u', '0', '0', hex[u[i] >> 4], hex[u[i] & 0xf]};
+            tl_buf_append(b, esc, 6);
         } else {
             char two[2] = {'\\', e};
             tl_buf_append(b, two, 2);
         }
+        run = ++i;
     }
     tl_buf_append(b, s + run, n - run);
     tl_buf_putc(b, '"');

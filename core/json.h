@@ -70,7 +70,10 @@ const char *tl_json_str(const tl_json *j);
 int tl_json_is_null(const tl_json *j);
 const char *tl_json_type_name(tl_json_type t);   /* "null", "bool", ... "object" */
 
-/* Writer helpers. tl_json_put_str writes s quoted and escaped; NULL writes null. */
+/* Writer helpers. tl_json_put_str writes s quoted and escaped; NULL writes null. The
+ * output is valid UTF-8 JSON whatever s holds: control characters are escaped, and each
+ * ill-formed UTF-8 sequence (its maximal subpart: an overlong form, a surrogate, a
+ * truncated sequence, a stray byte) is written as U+FFFD. */
 void tl_json_put_str(tl_buf *b, const char *s);
 void tl_json_put_strn(tl_buf *b, const char *s, size_t n);
 /* The shortest of %.15g/%.16g/%.17g that reads back exactly; NaN and +-Inf -> null. */

@@ -192,25 +192,6 @@ static int plain_token(const char *s)
     return 1;
 }
 
-/* s as a JSON string; bytes that are not UTF-8 become U+FFFD. */
-static void put_json_str(tl_buf *b, const char *s)
-{
-    size_t n = strlen(s), i = 0;
-    while (i < n && (unsigned char)s[i] < 0x80) i++;
-    if (i == n) {
-        tl_json_put_strn(b, s, n);
-        return;
-    }
-    tl_buf clean = {0};
-    for (i = 0; i < n;) {
-        size_t k = tl_utf8_seq((const unsigned char *)s + i, n - i);
-        tl_buf_append(&clean, k ? s + i : "\xef\xbf\xbd", k ? k : 3);
-        i += k ? k : 1;
-    }
-    tl_json_put_strn(b, clean.data, clean.len);
-    tl_buf_free(&clean);
-}
-
 static void put_kv_value(tl_buf *b, const char *s)
 {
     if (plain_token(s)) tl_buf_puts(b, s);
@@ -260,7 +241,7 @@ static void log_event(int level, const char *component, int nf, const char *cons
     tl_buf line = {0}, tmp = {0};
     if (json) {
         tl_buf_printf(&line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":", when, lname);
-        put_json_str(&line, component);
+        tl_json_put_str(&line, component);
     } else {
         tl_buf_printf(&line, "%s level=%s component=", when, lname);
         put_kv_value(&line, component);
@@ -270,9 +251,9 @@ static void log_event(int level, const char *component, int nf, const char *cons
         const char *val = redact(i < nf ? vals[i] : msg, &tmp);
         if (json) {
             tl_buf_putc(&line, ',');
-            put_json_str(&line, key);
+            tl_json_put_str(&line, key);
             tl_buf_putc(&line, ':');
-            put_json_str(&line, val);
+            tl_json_put_str(&line, val);
         } else if (i < nf) {
             tl_buf_printf(&line, " %s=", key);
             put_kv_value(&line, val);

@@ -11,7 +11,9 @@
  * refused on a miss, with their message, for opts.negative_cache_ms. A miss rescans the directory
  * for that one id before asking the registry, so a file dropped into schema.dir after
  * startup is found; registry lookups pass a token bucket first. Registry responses are
- * parsed with core/json; schema text is parsed with avro-c, then checked here.
+ * parsed with core/json; schema text is parsed with core/json first (a named type
+ * defined twice is refused there: avro-c leaks on it), then with avro-c, then checked
+ * here.
  *
  * The checks. avro-c parses schemas that the Avro specification forbids and then
  * mishandles them: a record with two fields of one name keeps both but finds only the
@@ -55,8 +57,9 @@
  * reused handle keeps the connection and TLS session alive); dropping every remembered
  * miss at once when the table is full (a flood of bogus ids would make every good miss
  * cost a request again); checking schemas on the JSON text (avro-c's parse is what the
- * codec uses, so the check looks at what avro-c made of it); patching avro-c's
- * resolver (the Debian package is what runs).
+ * codec uses, so the check looks at what avro-c made of it; the one exception is a named
+ * type defined twice, which avro-c leaks on, so it must not see it: parse_schema);
+ * patching avro-c's resolver or parser (the Debian package is what runs).
  */
 #include "schema_store.h"
 
@@ -524,6 +527,114 @@ int tl_schema_check(avro_schema_t schema, char *err, size_t errlen)
     return rc == 0 ? TL_SCHEMA_OK : TL_SCHEMA_INVALID;
 }
 
+/* ------------------------------------------------------------ schema text */
+
+/*
+ * Named types defined twice, found in the JSON text before avro-c parses it. avro-c 1.11
+ * (avro_schema_from_json_t) refuses a second definition of a full name ("Cannot save
+ * enum schema") but leaks the type it was building and its name, about 1 KB per parse:
+ * a registry or schema.dir serving such a schema would leak on every lookup of its id
+ * (negative entries expire), so avro-c must never see one. The full names are avro-c
+ * 1.11's (tried against it): a name with a dot is the full name; otherwise the
+ * "namespace" string (an empty one is none) or, when there is no such string, the
+ * enclosing record's namespace is prepended. Definitions are counted wherever avro-c
+ * would parse a type: the root, union branches, record field types, array items and
+ * map values. tl_schema_check looks for the same twins in what avro-c made, for a
+ * schema built in code.
+ */
+
+typedef struct twins {
+    tl_arena *a;
+    char **names;
+    size_t n, cap;
+} twins;
+
+static void twins_walk(twins *t, const tl_json *j, const char *ns)
+{
+    if (j && j->type == TL_JSON_ARRAY) {   /* a union */
+        for (size_t i = 0; i < j->len; i++) twins_walk(t, j->items[i], ns);
+        return;
+    }
+    const char *type = tl_json_str(tl_json_get(j, "type"));
+    if (!type) return;   /* a type name (a string), or no type avro-c would make */
+    if (!strcmp(type, "array")) {
+        twins_walk(t, tl_json_get(j, "items"), ns);
+        return;
+    }
+    if (!strcmp(type, "map")) {
+        twins_walk(t, tl_json_get(j, "values"), ns);
+        return;
+    }
+    if (strcmp(type, "record") && strcmp(type, "enum") && strcmp(type, "fixed")) return;
+    const char *name = tl_json_str(tl_json_get(j, "name"));
+    if (!name) return;
+    const tl_json *jns = tl_json_get(j, "namespace");
+    const char *dot = strrchr(name, '.'), *own = ns;
+    char *full;
+    if (dot) {
+        full = tl_arena_strndup(t->a, name, strlen(name));
+        own = tl_arena_strndup(t->a, name, (size_t)(dot - name));
+    } else {
+        if (jns && jns->type == TL_JSON_STRING) own = jns->str[0] ? jns->str : NULL;
+        size_t n = (own ? strlen(own) + 1 : 0) + strlen(name) + 1;
+        full = tl_arena_alloc(t->a, n);
+        snprintf(full, n, "%s%s%s", own ? own : "", own ? "." : "", name);
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->names = tl_xrealloc(t->names, t->cap * sizeof(*t->names));
+    }
+    t->names[t->n++] = full;
+    if (!strcmp(type, "record")) {
+        const tl_json *fields = tl_json_get(j, "fields");
+        for (size_t i = 0; i < tl_json_len(fields); i++)
+            twins_walk(t, tl_json_get(tl_json_at(fields, i), "type"), own);
+    }
+}
+
+enum { PARSE_OK, PARSE_NOT_AVRO, PARSE_REFUSED };
+
+/* Schema text -> an avro-c schema that passed tl_schema_check, for every schema tally
+ * takes in (schema.dir files, registry answers, schemas to register). PARSE_OK with *out
+ * a new reference; PARSE_NOT_AVRO (not JSON, or avro-c refuses it) or PARSE_REFUSED
+ * (failing the checks) with the reason in why. */
+static int parse_schema(const char *text, size_t len, avro_schema_t *out, char *why,
+                        size_t whylen)
+{
+    *out = NULL;
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    twins t = {.a = &a};
+    int rc = PARSE_OK;
+    const tl_json *root = tl_json_parse(text, len, &a, why, whylen);
+    if (!root) {
+        rc = PARSE_NOT_AVRO;
+        goto out;
+    }
+    twins_walk(&t, root, NULL);
+    const char *twin = first_twin(t.names, t.n);
+    if (twin) {
+        snprintf(why, whylen, "two types are named %s", twin);
+        rc = PARSE_REFUSED;
+        goto out;
+    }
+    if (avro_schema_from_json_length(text, len, out) != 0) {
+        *out = NULL;
+        snprintf(why, whylen, "%s", avro_strerror());
+        rc = PARSE_NOT_AVRO;
+        goto out;
+    }
+    if (tl_schema_check(*out, why, whylen) != TL_SCHEMA_OK) {
+        avro_schema_decref(*out);
+        *out = NULL;
+        rc = PARSE_REFUSED;
+    }
+out:
+    free(t.names);
+    tl_arena_destroy(&a);
+    return rc;
+}
+
 /* ------------------------------------------------------ resolution, decided */
 
 /*
@@ -829,16 +940,14 @@ static int load_file(const char *path, int32_t id, avro_schema_t *out, char *err
     size_t len;
     char *text = read_file(path, &len, err, errlen);
     if (!text) return LOAD_UNREADABLE;
-    int rc = avro_schema_from_json_length(text, len, out);
+    char why[256];
+    int rc = parse_schema(text, len, out, why, sizeof(why));
     free(text);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s is not a valid Avro schema: %s", path, avro_strerror());
+    if (rc == PARSE_NOT_AVRO) {
+        snprintf(err, errlen, "%s is not a valid Avro schema: %s", path, why);
         return LOAD_UNPARSEABLE;
     }
-    char why[256];
-    if (tl_schema_check(*out, why, sizeof(why)) != TL_SCHEMA_OK) {
-        avro_schema_decref(*out);
-        *out = NULL;
+    if (rc == PARSE_REFUSED) {
         snprintf(err, errlen, "schema id %d (%s) is refused: %s", (int)id, path, why);
         return LOAD_REFUSED;
     }
@@ -1025,17 +1134,11 @@ static int registry_fetch(tl_schema_store *s, int32_t id, avro_schema_t *out, ch
         rc = TL_SCHEMA_INVALID;
         goto out;
     }
-    if (avro_schema_from_json_length(text->str, text->len, out) != 0) {
-        snprintf(err, errlen, "schema id %d at %s is not a valid Avro schema: %s", (int)id,
-                 s->url_shown, avro_strerror());
-        rc = TL_SCHEMA_INVALID;
-        goto out;
-    }
     char why[256];
-    if (tl_schema_check(*out, why, sizeof(why)) != TL_SCHEMA_OK) {
-        avro_schema_decref(*out);
-        *out = NULL;
-        snprintf(err, errlen, "schema id %d at %s is refused: %s", (int)id, s->url_shown, why);
+    int prc = parse_schema(text->str, text->len, out, why, sizeof(why));
+    if (prc != PARSE_OK) {
+        snprintf(err, errlen, "schema id %d at %s is %s: %s", (int)id, s->url_shown,
+                 prc == PARSE_NOT_AVRO ? "not a valid Avro schema" : "refused", why);
         rc = TL_SCHEMA_INVALID;
         goto out;
     }
@@ -1309,15 +1412,13 @@ int tl_schema_store_register(tl_schema_store *s, const char *subject, const char
                              int *id_out, char *err, size_t errlen)
 {
     avro_schema_t parsed;
-    if (!schema_json || avro_schema_from_json_length(schema_json, strlen(schema_json), &parsed)) {
-        snprintf(err, errlen, "the schema of subject %s is not a valid Avro schema: %s", subject,
-                 schema_json ? avro_strerror() : "none given");
-        return TL_SCHEMA_INVALID;
-    }
-    char why[256];
-    if (tl_schema_check(parsed, why, sizeof(why)) != TL_SCHEMA_OK) {
-        snprintf(err, errlen, "the schema of subject %s is refused: %s", subject, why);
-        avro_schema_decref(parsed);
+    char why[256] = "none given";
+    int prc = schema_json ? parse_schema(schema_json, strlen(schema_json), &parsed, why,
+                                         sizeof(why))
+                          : PARSE_NOT_AVRO;
+    if (prc != PARSE_OK) {
+        snprintf(err, errlen, "the schema of subject %s is %s: %s", subject,
+                 prc == PARSE_NOT_AVRO ? "not a valid Avro schema" : "refused", why);
         return TL_SCHEMA_INVALID;
     }
     int rc;

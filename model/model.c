@@ -44,6 +44,12 @@
 
 #define D TL_JF_DIM
 
+/* The event times (ms) a Markov window may start at: +-2^53 ms, about 285,000 years
+ * either side of 1970. A checkpoint's window start outside is refused, and times
+ * outside move no window, so window arithmetic (start + markov.window.ms, at most
+ * 1e15) never overflows. */
+#define TL_MODEL_MAX_TIME ((int64_t)1 << 53)
+
 int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t errlen)
 {
     memset(mc, 0, sizeof(*mc));
@@ -169,10 +175,20 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
     size_t n;
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) tl_buf_append(&b, chunk, n);
     fclose(f);
+    /* An empty file has no buffer at all (b.data NULL, where even NULL + 0 is undefined)
+     * and a short one no magic: tl_model_checkpoint renames a whole file into place, so
+     * either is damage from outside, and named as such. */
+    if (b.len < 8) {
+        snprintf(err, errlen, "model checkpoint %s is corrupt: %zu bytes, too short for one "
+                 "(remove it to start the model afresh)", m->checkpoint, b.len);
+        tl_buf_free(&b);
+        return -1;
+    }
     const char *p = b.data, *end = b.data + b.len, *s;
     size_t len;
     int rc = -1;
-    if (b.len < 8 || memcmp(p, "TLMODEL1", 8) != 0) goto done;
+    char why[160] = "";
+    if (memcmp(p, "TLMODEL1", 8) != 0) goto done;
     p += 8;
     tl_ftrl *ftrl = NULL;
     tl_metrics *met = NULL;
@@ -208,6 +224,12 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
         memcpy(&m->window_start, q + 4, 8);
         memcpy(&np, q + 12, 4);
         q += 16;
+        if (m->window_start < -TL_MODEL_MAX_TIME || m->window_start > TL_MODEL_MAX_TIME) {
+            snprintf(why, sizeof(why), ": its Markov window starts at %" PRId64 " ms, outside "
+                     "+-%" PRId64 " ms", m->window_start, TL_MODEL_MAX_TIME);
+            m->window_start = 0;
+            goto done;
+        }
         m->markov_dim = dim;
         for (int i = 0; i < np && qe - q >= 4; i++) {
             uint32_t l;
@@ -231,7 +253,7 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
     TL_LOG_INFO("model", "resumed from %s version=%" PRIu64 " examples=%" PRIu64, m->checkpoint,
                 tl_ftrl_version(m->ftrl), tl_metrics_count(m->metrics));
 done:
-    if (rc != 0) snprintf(err, errlen, "model checkpoint %s is corrupt", m->checkpoint);
+    if (rc != 0) snprintf(err, errlen, "model checkpoint %s is corrupt%s", m->checkpoint, why);
     tl_buf_free(&b);
     return rc;
 }
@@ -585,11 +607,20 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
 {
     if (!m->cfg.markov_enabled) return TL_OK;
     const int64_t len = m->cfg.markov_window_ms;
+    /* A time this far out is no event time (ingest.ts.min/max can be set that wide): it
+     * neither opens nor closes a window, so every window start stays within what a
+     * checkpoint is checked against, and start + len cannot overflow. */
+    if (now < -TL_MODEL_MAX_TIME || now > TL_MODEL_MAX_TIME) return TL_OK;
+    const int64_t start = now - ((now % len) + len) % len;   /* of the window now is in */
+    if (start < -TL_MODEL_MAX_TIME) return TL_OK;
     if (m->window_start == 0) {
-        m->window_start = now - ((now % len) + len) % len;
+        m->window_start = start;
         return TL_OK;
     }
-    if (now < m->window_start + len) return TL_OK;
+    /* now < window_start + len, without computing the sum: the window start may come
+     * from a checkpoint (checked on restore, but this stays right whatever it holds). */
+    if (now < m->window_start || (uint64_t)now - (uint64_t)m->window_start < (uint64_t)len)
+        return TL_OK;
     /* Close the current window; windows after it with no new journey change nothing. */
     tl_markov_result res;
     memset(&res, 0, sizeof(res));
@@ -613,7 +644,7 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
         m->rep.markov_windows++;
     }
     tl_markov_result_free(&res);
-    m->window_start = now - ((now % len) + len) % len;
+    m->window_start = start;
     (void)a;
     return rc;
 }

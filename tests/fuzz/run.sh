@@ -73,8 +73,6 @@ fuzz)
   [ -f "$out/seeds/$name.dict" ] && opts+=(-dict="$out/seeds/$name.dict")
   known=0
   compgen -G "$src/known-crashes/$name/*.sig" >/dev/null && known=1
-  # (fork mode also goes on past timeouts and running out of memory; their inputs are
-  # replayed below like crashes, and match no signature.)
   # (Fork mode also goes on past timeouts and running out of memory: their inputs are
   # replayed below like crashes, and match no signature.)
   [ $known -eq 1 ] && opts+=(-fork=1 -ignore_crashes=1)

@@ -296,6 +296,133 @@ static void test_put_str(void **state)
     tl_buf_free(&b);
 }
 
+/* put_str of n bytes, parsed back: the output must be JSON whatever the input. */
+static const char *put_parsed(tl_buf *b, const char *s, size_t n, size_t *out_len)
+{
+    tl_buf_clear(b);
+    tl_json_put_strn(b, s, n);
+    assert_int_equal(b->len, strlen(b->data));
+    char err[128];
+    const tl_json *j = tl_json_parse(b->data, b->len, &arena, err, sizeof(err));
+    if (!j) fail_msg("output for %zu bytes is not JSON: %s", n, err);
+    assert_int_equal(j->type, TL_JSON_STRING);
+    *out_len = j->len;
+    return j->str;
+}
+
+#define FFFD "\xef\xbf\xbd"
+
+/* Bytes that are not UTF-8 are written as U+FFFD, one per maximal subpart (Unicode 15,
+ * 3.9; the WHATWG decoder), so the output is always JSON; UTF-8 passes unchanged. */
+static void test_put_str_invalid_utf8(void **state)
+{
+    /* (sizeof, not strlen: a case may hold a NUL) */
+#define C(in, want) {in, sizeof(in) - 1, want, sizeof(want) - 1}
+    const struct { const char *in; size_t n; const char *want; size_t wn; } cases[] = {
+        /* a stray byte */
+        C("\xff", FFFD),
+        C("a\xff" "b", "a" FFFD "b"),
+        C("\xfe\xff", FFFD FFFD),
+        C("\x80", FFFD),                                  /* lone continuation byte */
+        C("\x80\xbf", FFFD FFFD),
+        C("\xf5\x80\x80\x80", FFFD FFFD FFFD FFFD),       /* F5: no lead byte at all */
+        /* overlong encodings: C0/C1 are never leads; E0 and F0 need A0/90 and up next */
+        C("\xc0\xaf", FFFD FFFD),                          /* '/' in 2 bytes */
+        C("\xc1\xbf", FFFD FFFD),
+        C("\xe0\x80\xaf", FFFD FFFD FFFD),                 /* '/' in 3 bytes */
+        C("\xe0\x9f\xbf", FFFD FFFD FFFD),                 /* U+07FF in 3 bytes */
+        C("\xf0\x80\x80\xaf", FFFD FFFD FFFD FFFD),        /* '/' in 4 bytes */
+        C("\xf0\x8f\xbf\xbf", FFFD FFFD FFFD FFFD),        /* U+FFFF in 4 bytes */
+        /* UTF-16 surrogates encoded as UTF-8 (CESU): ED must be followed by 80..9F */
+        C("\xed\xa0\x80", FFFD FFFD FFFD),                 /* U+D800 */
+        C("\xed\xbf\xbf", FFFD FFFD FFFD),                 /* U+DFFF */
+        C("\xed\xa0\xbd\xed\xb8\x80", FFFD FFFD FFFD FFFD FFFD FFFD),   /* a pair */
+        /* above U+10FFFF */
+        C("\xf4\x90\x80\x80", FFFD FFFD FFFD FFFD),
+        /* truncated sequences: the lead and the continuations so far are one U+FFFD */
+        C("\xc3", FFFD),
+        C("\xe4\xb8", FFFD),
+        C("\xe4\xb8x", FFFD "x"),
+        C("\xf0\x9f\x98", FFFD),
+        C("\xf0\x9f\x98!", FFFD "!"),
+        C("\xf0\x9f", FFFD),
+        C("\xe4\xb8\xe4\xb8\xad", FFFD "\xe4\xb8\xad"),      /* cut, then whole */
+        C("\xf0\x9f\x98\xc3\xa9", FFFD "\xc3\xa9"),
+        /* Unicode's own example (Table 3-8) */
+        C("\x61\xf1\x80\x80\xe1\x80\xc2\x62\x80\x63\x80\xbf\x64",
+          "a" FFFD FFFD FFFD "b" FFFD "c" FFFD FFFD "d"),
+        /* control characters are still escaped next to replaced bytes */
+        C("\x01\xff\n\x00\xc3", "\x01" FFFD "\n\0" FFFD),
+        /* well-formed: unchanged, 4-byte characters and the boundaries of each range */
+        C("\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"),             /* U+1F600 */
+        C("\xf0\x90\x80\x80", "\xf0\x90\x80\x80"),             /* U+10000 */
+        C("\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf"),             /* U+10FFFF */
+        C("\xf3\xbf\xbf\xbf", "\xf3\xbf\xbf\xbf"),             /* U+FFFFF */
+        C("\xe0\xa0\x80", "\xe0\xa0\x80"),                     /* U+0800 */
+        C("\xed\x9f\xbf\xee\x80\x80", "\xed\x9f\xbf\xee\x80\x80"), /* U+D7FF, U+E000 */
+        C("\xef\xbf\xbd", FFFD),                              /* U+FFFD itself */
+        C("\xc2\x80\xdf\xbf", "\xc2\x80\xdf\xbf"),             /* U+0080, U+07FF */
+        C("caf\xc3\xa9 \xe4\xb8\xad", "caf\xc3\xa9 \xe4\xb8\xad"),
+    };
+#undef C
+    tl_buf b = {0};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n;
+        const char *got = put_parsed(&b, cases[i].in, cases[i].n, &n);
+        if (n != cases[i].wn || memcmp(got, cases[i].want, n) != 0)
+            fail_msg("case %zu: wrote %s", i, b.data);
+    }
+    /* The replacement is in the output bytes, not only in what parses back. */
+    tl_buf_clear(&b);
+    tl_json_put_strn(&b, "\xed\xa0\x80", 3);
+    assert_string_equal(b.data, "\"" FFFD FFFD FFFD "\"");
+
+    /* Every string of up to two bytes, and many random longer ones, writes as JSON;
+     * what is already UTF-8 (the parser decides) comes back unchanged. */
+    char in[8];
+    for (int x = 0; x < 256 * 256 + 256; x++) {
+        size_t n = x < 256 ? 1 : 2;
+        in[0] = (char)(x < 256 ? x : x >> 8);
+        in[1] = (char)x;
+        size_t got_n;
+        const char *got = put_parsed(&b, in, n, &got_n);
+        char err[128];
+        tl_buf q = {0};
+        tl_buf_putc(&q, '"');
+        tl_buf_append(&q, in, n);
+        tl_buf_putc(&q, '"');
+        const tl_json *j = tl_json_parse(q.data, q.len, &arena, err, sizeof(err));
+        if (j && (got_n != n || memcmp(got, in, n) != 0)) fail_msg("UTF-8 %02x.. changed", x);
+        tl_buf_free(&q);
+        tl_arena_reset(&arena);
+    }
+    uint64_t r = 0x243f6a8885a308d3ULL;
+    for (int k = 0; k < 200000; k++) {
+        size_t n = 1 + k % 8;
+        for (size_t i = 0; i < n; i++) {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            /* mostly bytes from 0x80 up, where the sequences are */
+            in[i] = (char)(r % 5 ? 0x80 | (r >> 8) : r >> 8);
+        }
+        size_t got_n;
+        put_parsed(&b, in, n, &got_n);
+        tl_arena_reset(&arena);
+    }
+    tl_buf_free(&b);
+
+    /* tl_utf8_seq: the length of a well-formed sequence, 0 for anything else. */
+    assert_int_equal(tl_utf8_seq((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
+    assert_int_equal(tl_utf8_seq((const unsigned char *)"\xf0\x9f\x98\x80", 3), 0);
+    assert_int_equal(tl_utf8_seq((const unsigned char *)"\xe4\xb8\xad", 3), 3);
+    assert_int_equal(tl_utf8_seq((const unsigned char *)"\xed\xa0\x80", 3), 0);
+    assert_int_equal(tl_utf8_seq((const unsigned char *)"\xc0\xaf", 2), 0);
+    assert_int_equal(tl_utf8_seq((const unsigned char *)"\xc3\xa9", 2), 2);
+    assert_int_equal(tl_utf8_seq((const unsigned char *)"a", 1), 1);
+    assert_int_equal(tl_utf8_seq((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
+}
+
 static void test_put_numbers(void **state)
 {
     tl_buf b = {0};
@@ -397,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_str, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_str_invalid_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
     };

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1424,6 +1425,18 @@ static void expect_refused(const tl_model_cfg *mc, const char *path, const char 
     if (!strstr(err, path)) fail_msg("%s: error \"%s\" does not name %s", what, err, path);
 }
 
+/* The message of tl_model_new refusing path, in err. */
+static const char *err_of(const tl_model_cfg *mc, const char *path, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    tl_model *m = tl_model_new(mc, path, err, errlen);
+    if (m) {
+        tl_model_destroy(m);
+        fail_msg("tl_model_new accepted %s", path);
+    }
+    return err;
+}
+
 static void test_checkpoint(void **state)
 {
     (void)state;
@@ -1536,6 +1549,119 @@ static void test_checkpoint_truncated(void **state)
     expect_refused(&mc, bad, "one byte short");
 }
 
+/* The offset of the Markov window start in checkpoint bytes c[0..len): past the magic, the
+ * FTRL, metrics and Markov chain blobs (each a u64 length and its bytes), the window
+ * blob's length and its dim (int32). */
+static size_t window_start_offset(const char *c, size_t len)
+{
+    size_t off = 8;
+    for (int i = 0; i < 3; i++) {
+        uint64_t n;
+        assert_true(off + 8 <= len);
+        memcpy(&n, c + off, 8);
+        off += 8 + (size_t)n;
+    }
+    assert_true(off + 8 + 4 + 8 <= len);
+    return off + 8 + 4;
+}
+
+/* A checkpoint's Markov window start is an event time: one far out of range (near
+ * INT64_MAX, where closing the window overflowed) is refused, naming the file and the
+ * reason; times that far out open and close no window. */
+static void test_checkpoint_window_start(void **state)
+{
+    (void)state;
+    char path[128], bad[128], err[512] = "";
+    snprintf(path, sizeof(path), "%s/model.bin", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
+    tl_model_cfg mc = model_cfg();
+    mc.markov_enabled = 1;
+    tl_model *m = tl_model_new(&mc, path, err, sizeof(err));
+    if (!m) fail_msg("tl_model_new: %s", err);
+    memsink ms;
+    ms_init(&ms);
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    tl_model_report rep;
+
+    /* Far-out times open no window, ... */
+    const int64_t T0 = 1000 * DAY + 5;
+    assert_int_equal(tl_model_tick(m, INT64_MAX, &a, &ms.sink), TL_OK);
+    assert_int_equal(tl_model_tick(m, INT64_MIN, &a, &ms.sink), TL_OK);
+    assert_int_equal(tl_model_tick(m, T0, &a, &ms.sink), TL_OK);   /* opens [1000 d, +1 h) */
+    gen_examples(train_set, 50, 7, 0);
+    train(m, NULL, train_set, 50);
+    /* ...nor close one (INT64_MAX is not past the window's end: it is no time at all) */
+    assert_int_equal(tl_model_tick(m, INT64_MAX, &a, &ms.sink), TL_OK);
+    assert_int_equal(tl_model_tick(m, INT64_MIN, &a, &ms.sink), TL_OK);
+    tl_model_report_get(m, &rep);
+    assert_int_equal(rep.markov_windows, 0);
+    assert_int_equal(ms.count[MS_CREDIT], 0);
+    assert_int_equal(tl_model_tick(m, T0 + HOUR - 6, &a, &ms.sink), TL_OK);   /* its last ms */
+    tl_model_report_get(m, &rep);
+    assert_int_equal(rep.markov_windows, 0);
+    assert_int_equal(tl_model_tick(m, T0 + HOUR - 5, &a, &ms.sink), TL_OK);   /* its end */
+    tl_model_report_get(m, &rep);
+    assert_int_equal(rep.markov_windows, 1);
+    assert_true(ms.count[MS_CREDIT] > 0);
+    assert_int_equal(ms.rec[0].credit.window_start, 1000 * DAY);
+    assert_int_equal(ms.rec[0].credit.window_end, 1000 * DAY + HOUR);
+    assert_int_equal(tl_model_checkpoint(m), 0);
+    tl_model_destroy(m);
+
+    size_t len;
+    char *good = read_all(path, &len);
+    size_t off = window_start_offset(good, len);
+    int64_t ws;
+    memcpy(&ws, good + off, 8);
+    assert_int_equal(ws, 1000 * DAY + HOUR);   /* the window now open */
+
+    const struct { int64_t ws; int ok; } cases[] = {
+        {INT64_C(0x7fffffffffffff00), 0},   /* the fuzzer's: start + 1 h overflowed */
+        {INT64_MAX, 0},
+        {INT64_MIN, 0},
+        {(INT64_C(1) << 53) + 1, 0},
+        {-(INT64_C(1) << 53) - 1, 0},
+        {INT64_C(1) << 53, 1},              /* the bounds are in range */
+        {-(INT64_C(1) << 53), 1},
+        {0, 1},                             /* no window yet */
+    };
+    char *mut = malloc(len);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memcpy(mut, good, len);
+        memcpy(mut + off, &cases[i].ws, 8);
+        write_file(bad, mut, len);
+        if (!cases[i].ok) {
+            char want[128];
+            snprintf(want, sizeof(want), "Markov window starts at %" PRId64 " ms", cases[i].ws);
+            err_of(&mc, bad, err, sizeof(err));
+            if (!strstr(err, bad) || !strstr(err, want))
+                fail_msg("case %zu: \"%s\" does not name %s and say \"%s\"", i, err, bad, want);
+            continue;
+        }
+        m = tl_model_new(&mc, bad, err, sizeof(err));
+        if (!m) fail_msg("case %zu: window start %" PRId64 " refused: %s", i, cases[i].ws, err);
+        /* ticks at either end of time and in between: no overflow (UBSan in the
+         * sanitizer build), and a window from the checkpoint closes as it should */
+        assert_int_equal(tl_model_tick(m, INT64_MAX, &a, &ms.sink), TL_OK);
+        assert_int_equal(tl_model_tick(m, INT64_MIN, &a, &ms.sink), TL_OK);
+        assert_int_equal(tl_model_tick(m, (INT64_C(1) << 53), &a, &ms.sink), TL_OK);
+        assert_int_equal(tl_model_tick(m, -(INT64_C(1) << 53), &a, &ms.sink), TL_OK);
+        tl_model_destroy(m);
+    }
+
+    /* Too short for the magic, empty included: refused, saying so. */
+    write_file(bad, "", 0);
+    assert_non_null(strstr(err_of(&mc, bad, err, sizeof(err)), "0 bytes, too short"));
+    write_file(bad, good, 7);
+    assert_non_null(strstr(err_of(&mc, bad, err, sizeof(err)), "7 bytes, too short"));
+
+    free(mut);
+    free(good);
+    ms_free(&ms);
+    tl_arena_destroy(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1553,6 +1679,7 @@ int main(void)
         cmocka_unit_test(test_no_leakage),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_checkpoint_truncated, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_checkpoint_window_start, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,9 +6,10 @@
  * cache, basic auth and 401 without it, POST /subjects/{s}/versions, and the look-up
  * POST /subjects/{s} of schema.registry.auto.register=false). Then the schema checks
  * (each forbidden schema refused with its message, from a file and from the registry;
- * the crafted writer that made avro-c free twice decoded as a dead letter; the
- * resolution decided by tl_schema_check_resolution agreeing with avro-c on valid
- * evolutions), and the negative cache and rate limit on a fake clock (1,000 records of
+ * a named type defined twice refused from its JSON text, before avro-c, which leaks on
+ * it, parses it; the crafted writer that made avro-c free twice decoded as a dead
+ * letter; the resolution decided by tl_schema_check_resolution agreeing with avro-c on
+ * valid evolutions), and the negative cache and rate limit on a fake clock (1,000 records of
  * one unknown id cost one request; new ids past the rate cost none; an id registered
  * after its entry expired is found; the table is bounded, oldest out first; a registry
  * that is down still means retry).
@@ -888,6 +889,123 @@ static void test_check_registry(void **state)
     free(sym);
 }
 
+/* A named type defined twice: avro-c 1.11 refuses it but leaks what it was building, so
+ * the store refuses it from the JSON text before avro-c sees it (from a file, from the
+ * registry, to register), by avro-c's own full names: the cases below are the ones
+ * avro-c refuses ("Cannot save enum schema"), and the valid ones it takes. */
+#define SYM "\"symbols\":[\"X\"]"
+static void test_check_twins(void **state)
+{
+    const struct { const char *json, *twin; } twice[] = {
+        {"{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+         "{\"name\":\"a\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"X\"]}},"
+         "{\"name\":\"b\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"Y\"]}}]}",
+         "E"},
+        /* an empty namespace is none */
+        {"{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+         "{\"name\":\"a\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"namespace\":\"\"," SYM "}},"
+         "{\"name\":\"b\",\"type\":{\"type\":\"enum\",\"name\":\"E\"," SYM "}}]}",
+         "E"},
+        /* a field's type takes its record's namespace, given in the name or on its own */
+        {"{\"type\":\"record\",\"name\":\"a.R\",\"fields\":["
+         "{\"name\":\"x\",\"type\":{\"type\":\"enum\",\"name\":\"E\"," SYM "}},"
+         "{\"name\":\"y\",\"type\":{\"type\":\"enum\",\"name\":\"a.E\"," SYM "}}]}",
+         "a.E"},
+        {"{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"a\",\"fields\":["
+         "{\"name\":\"x\",\"type\":{\"type\":\"record\",\"name\":\"S\",\"namespace\":\"b\","
+         "\"fields\":[{\"name\":\"z\",\"type\":{\"type\":\"enum\",\"name\":\"E\"," SYM "}}]}},"
+         "{\"name\":\"y\",\"type\":{\"type\":\"enum\",\"name\":\"b.E\"," SYM "}}]}",
+         "b.E"},
+        {"[\"int\",{\"type\":\"enum\",\"name\":\"a.b.E\"," SYM "},"
+         "{\"type\":\"enum\",\"name\":\"E\",\"namespace\":\"a.b\"," SYM "}]",
+         "a.b.E"},
+        /* a namespace that is not a string is no namespace of its own */
+        {"[\"int\",{\"type\":\"enum\",\"name\":\"E\",\"namespace\":7," SYM "},"
+         "{\"type\":\"enum\",\"name\":\"E\"," SYM "}]",
+         "E"},
+        /* fixed in a union, a record redefining itself, a type deep in arrays and maps */
+        {"[\"int\",{\"type\":\"fixed\",\"name\":\"F\",\"size\":1},"
+         "{\"type\":\"fixed\",\"name\":\"F\",\"size\":2}]",
+         "F"},
+        {"{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"r\",\"type\":"
+         "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"x\",\"type\":\"int\"}]}}]}",
+         "R"},
+        {"{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"n\","
+         "\"fields\":[{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":"
+         "[\"null\",{\"type\":\"enum\",\"name\":\"R\"," SYM "}]}}]}}",
+         "n.R"},
+    };
+    /* One name in no namespace (an empty one) and in its record's, one name in two
+     * other namespaces and referred to, a record referring to itself: no twins. */
+    const char *once[] = {
+        ("{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"a\",\"fields\":["
+         "{\"name\":\"x\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"namespace\":\"\"," SYM "}},"
+         "{\"name\":\"y\",\"type\":{\"type\":\"enum\",\"name\":\"E\"," SYM "}}]}"),
+        ("{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"a\",\"fields\":["
+         "{\"name\":\"x\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"namespace\":\"b\"," SYM "}},"
+         "{\"name\":\"y\",\"type\":{\"type\":\"enum\",\"name\":\"c.E\"," SYM "}},"
+         "{\"name\":\"z\",\"type\":\"b.E\"}]}"),
+        ("{\"type\":\"record\",\"name\":\"L\",\"fields\":[{\"name\":\"v\",\"type\":\"int\"},"
+         "{\"name\":\"next\",\"type\":[\"null\",\"L\"]}]}"),
+    };
+    char err[512], want[600], name[32];
+    tl_schema_store_opts o = {.dir = tmpdir};
+    for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
+        snprintf(name, sizeof(name), "%zu-twice.avsc", 20 + i);
+        write_file(tmpdir, name, twice[i].json);
+    }
+    for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
+        snprintf(name, sizeof(name), "%zu-once.avsc", 40 + i);
+        write_file(tmpdir, name, once[i]);
+    }
+    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
+    if (!s) fail_msg("%s", err);
+    avro_schema_t sc;
+    for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
+        assert_int_equal(tl_schema_store_get(s, (int32_t)(20 + i), &sc, err, sizeof(err)),
+                         TL_SCHEMA_INVALID);
+        snprintf(want, sizeof(want), "schema id %zu (%s/%zu-twice.avsc) is refused: two types "
+                 "are named %s", 20 + i, tmpdir, 20 + i, twice[i].twin);
+        if (strcmp(err, want) != 0) fail_msg("case %zu: \"%s\", not \"%s\"", i, err, want);
+        /* and to register */
+        int id;
+        assert_int_equal(tl_schema_store_register(s, "x-value", twice[i].json, &id, err,
+                                                  sizeof(err)), TL_SCHEMA_INVALID);
+        snprintf(want, sizeof(want), "the schema of subject x-value is refused: two types are "
+                 "named %s", twice[i].twin);
+        assert_string_equal(err, want);
+    }
+    for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++)
+        if (tl_schema_store_get(s, (int32_t)(40 + i), &sc, err, sizeof(err)) != TL_SCHEMA_OK)
+            fail_msg("case %zu: %s", i, err);
+    /* Text that is not JSON is not a schema, with core/json's reason. */
+    write_file(tmpdir, "60-broken.avsc", "{\"type\":\"enum\",\"name\":\"E\"," SYM ",}");
+    assert_int_equal(tl_schema_store_get(s, 60, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
+    must_contain(err, "60-broken.avsc is not a valid Avro schema: JSON: object key");
+
+    /* From the registry: refused, with the registry named, and remembered. */
+    char *body = registry_body(twice[0].json, NULL);
+    const route routes[] = {{"GET", "/schemas/ids/102", 200, body}};
+    server srv;
+    server_start(&srv, routes, 1);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+    tl_schema_store_opts ro = {.registry_url = url, .timeout_ms = 5000};
+    tl_schema_store *r = tl_schema_store_new(&ro, err, sizeof(err));
+    assert_non_null(r);
+    snprintf(want, sizeof(want), "schema id 102 at %s is refused: two types are named E", url);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(tl_schema_store_get(r, 102, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
+        assert_string_equal(err, want);
+    }
+    assert_int_equal(server_requests(&srv), 1);
+    tl_schema_store_destroy(r);
+    server_stop(&srv);
+    free(body);
+    tl_schema_store_destroy(s);
+}
+#undef SYM
+
 static void put_varint(tl_buf *b, int64_t v)
 {
     uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
@@ -1343,6 +1461,7 @@ int main(void)
         cmocka_unit_test(test_check_refuses),
         cmocka_unit_test_setup_teardown(test_check_dir, make_tmpdir, remove_tmpdir),
         cmocka_unit_test(test_check_registry),
+        cmocka_unit_test_setup_teardown(test_check_twins, make_tmpdir, remove_tmpdir),
         cmocka_unit_test_setup_teardown(test_check_codec, make_tmpdir, remove_tmpdir),
         cmocka_unit_test(test_check_resolution),
         cmocka_unit_test(test_negative_one_id),
