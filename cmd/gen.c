@@ -3,6 +3,7 @@
  */
 #include "cmd.h"
 #include "ingest/gen.h"
+#include "ingest/gen_truth.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +24,88 @@ static const char usage[] =
     "  --channels N     channels, 0 for none (default 5)\n"
     "  --seed N         random seed (default 1)\n"
     "  --impressions    also write IMPRESSION and CLICK events\n"
-    "  --output FILE    default: stdout\n";
+    "  --output FILE    default: stdout\n"
+    "\n"
+    "usage: tally gen --truth TRUTH.json [--users N] [--days N] [--seed N] [--null]\n"
+    "                 [--output FILE]\n"
+    "\n"
+    "Writes impressions and purchases from a process with planted channel effects\n"
+    "(docs/attribution.md, \"Ground truth\"): search, social and display raise the\n"
+    "purchase log-odds, email does nothing, retarget does nothing but is shown to users\n"
+    "who are likely to buy anyway. TRUTH.json gets the parameters and every user's\n"
+    "intent, from which tests/integration/truth.py computes each purchase's true credits.\n"
+    "\n"
+    "  --users N        users (default 5000)\n"
+    "  --days N         days simulated (default 28)\n"
+    "  --null           every channel's effect 0\n";
+
+/* The value of the option at argv[*i] (moving *i to it), as text and, when it is one, as a
+ * number. -1 after a usage error when it is missing. */
+static int opt_value(int argc, char **argv, int *i, const char **v, unsigned long long *n,
+                     int *numeric)
+{
+    if (*i + 1 >= argc) {
+        tl_cmd_usage_error(usage, "unknown option or missing value: %s", argv[*i]);
+        return -1;
+    }
+    *v = argv[++*i];
+    char *end;
+    *n = strtoull(*v, &end, 10);
+    *numeric = **v && !*end;
+    return 0;
+}
+
+static int gen_truth(int argc, char **argv)
+{
+    tl_truth_params p;
+    tl_truth_params_default(&p);
+    const char *output = NULL, *truth = NULL;
+    int null_run = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--null")) {
+            null_run = 1;
+            continue;
+        }
+        const char *v;
+        unsigned long long n;
+        int numeric;
+        if (opt_value(argc, argv, &i, &v, &n, &numeric) != 0) return 2;
+        if (!strcmp(o, "--output")) output = v;
+        else if (!strcmp(o, "--truth")) truth = v;
+        else if (!numeric) return tl_cmd_usage_error(usage, "%s: expected a number, got '%s'", o, v);
+        else if (!strcmp(o, "--users")) p.n_users = n > UINT32_MAX ? 0 : (uint32_t)n;
+        else if (!strcmp(o, "--days")) p.days = (double)n;
+        else if (!strcmp(o, "--seed")) p.seed = n;
+        else return tl_cmd_usage_error(usage, "option '%s' does not apply with --truth", o);
+    }
+    if (null_run) tl_truth_params_null(&p);
+    char err[256];
+    if (tl_truth_params_check(&p, err, sizeof(err)) != 0) return tl_cmd_usage_error(usage, "%s", err);
+    FILE *tf = fopen(truth, "w");
+    if (!tf) {
+        fprintf(stderr, "tally: cannot write %s\n", truth);
+        return 1;
+    }
+    FILE *out = output ? fopen(output, "w") : stdout;
+    if (!out) {
+        fclose(tf);
+        fprintf(stderr, "tally: cannot write %s\n", output);
+        return 1;
+    }
+    int rc = tl_truth_write(&p, out, tf);
+    if (fclose(tf) != 0) rc = -1;
+    if (output && fclose(out) != 0) rc = -1;
+    return rc == 0 ? 0 : 1;
+}
 
 int tl_cmd_gen(int argc, char **argv)
 {
     tl_gen_params p;
     tl_gen_params_default(&p);
     const char *output = NULL;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--truth")) return gen_truth(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -40,11 +116,10 @@ int tl_cmd_gen(int argc, char **argv)
             p.impressions = 1;
             continue;
         }
-        if (i + 1 >= argc) return tl_cmd_usage_error(usage, "unknown option or missing value: %s", o);
-        const char *v = argv[++i];
-        char *end;
-        unsigned long long n = strtoull(v, &end, 10);
-        int numeric = *v && !*end;
+        const char *v;
+        unsigned long long n;
+        int numeric;
+        if (opt_value(argc, argv, &i, &v, &n, &numeric) != 0) return 2;
         if (!strcmp(o, "--output")) output = v;
         else if (!numeric) return tl_cmd_usage_error(usage, "%s: expected a number, got '%s'", o, v);
         else if (!strcmp(o, "--events")) p.n_events = n;

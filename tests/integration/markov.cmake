@@ -10,3 +10,13 @@ set_tests_properties(integration.markov PROPERTIES
   TIMEOUT 600
   SKIP_RETURN_CODE 77
   ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
+# integration.truth: the ground-truth generator (`tally gen --truth`) and the reference of
+# its true credits (truth.py) checked against hand-computed values and their own formula;
+# bench/attribution_truth.py scores the methods with them. No Kafka broker.
+add_test(NAME integration.truth
+  COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_truth.py)
+set_tests_properties(integration.truth PROPERTIES
+  LABELS integration
+  TIMEOUT 600
+  ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")

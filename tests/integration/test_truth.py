@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""integration.truth: the ground-truth generator and its reference (truth.py) are right,
+so that methods can be scored against them (bench/attribution_truth.py).
+
+1. truth.shapley against hand-computed values (two players: the closed form; a null
+   player gets 0), efficiency (the values sum to v(S) - v(empty)) and symmetry on random
+   cases, and the sampled path against the exact one on 17 players.
+2. `tally gen --truth`: the same seed gives the same bytes, another seed other bytes;
+   --null writes every effect 0; the events parse (tally replay --strict reads every row).
+3. The generator follows its own formula: in the null run a user buys at each decision
+   moment with probability sigmoid(base_logit + intent_coef * z_u), so the number of
+   purchases is a sum of Poisson(days * visit_rate * sigmoid(...)) counts; the observed
+   total must lie within 4 standard deviations of that expectation; likewise each
+   channel's impressions, Poisson with mean rate * days * exp(targeting * z_u -
+   targeting^2 / 2) summed over users.
+4. The scoring of a replay: every purchase with touchpoints is matched to the truth's
+   touchpoints (same event ids, same order), the true channel shares give 0 to the
+   channels without effect, and every rule-based method and Markov is scored.
+
+Environment: TALLY_BIN, TALLY_SOURCE_DIR. Exit 0 passed, 1 failed.
+"""
+
+import csv
+import filecmp
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import truth as tr  # noqa: E402
+
+TALLY = os.environ.get("TALLY_BIN", os.path.join(HERE, "..", "..", "build", "tally"))
+USERS = 1500
+
+
+def check(cond, what, problems):
+    if not cond:
+        problems.append(what)
+
+
+def test_shapley(pr):
+    base, a, b = -2.0, 0.7, 0.3
+    v = lambda s: tr.sigmoid(base + s)  # noqa: E731
+    phi = tr.shapley(base, [a, b, 0.0], random.Random(1))
+    want_a = 0.5 * (v(a) - v(0)) + 0.5 * (v(a + b) - v(b))
+    want_b = 0.5 * (v(b) - v(0)) + 0.5 * (v(a + b) - v(a))
+    check(abs(phi[0] - want_a) < 1e-12 and abs(phi[1] - want_b) < 1e-12 and phi[2] == 0.0,
+          "shapley two players: %s, expected %.12f %.12f 0" % (phi, want_a, want_b), pr)
+    rng = random.Random(7)
+    for _ in range(50):
+        n = rng.randint(1, 9)
+        xs = [rng.choice([0.0, rng.uniform(-1, 2)]) for _ in range(n)]
+        base = rng.uniform(-5, 1)
+        phi = tr.shapley(base, xs, rng)
+        total = tr.sigmoid(base + sum(xs)) - tr.sigmoid(base)
+        check(abs(sum(phi) - total) < 1e-12, "efficiency: %g vs %g" % (sum(phi), total), pr)
+        xs2 = xs + [xs[0]]   # a twin of player 0 gets what player 0 gets
+        phi2 = tr.shapley(base, xs2, rng)
+        check(abs(phi2[0] - phi2[-1]) < 1e-12, "symmetry: %s" % phi2, pr)
+    xs = [0.05 + 0.02 * i for i in range(17)]
+    sampled = tr.shapley(-3.0, xs, random.Random(5))
+    old, tr.EXACT_MAX = tr.EXACT_MAX, 17
+    try:
+        exact = tr.shapley(-3.0, xs, random.Random(5))
+    finally:
+        tr.EXACT_MAX = old
+    worst = max(abs(s - e) / e for s, e in zip(sampled, exact))
+    check(worst < 0.05, "sampled Shapley off the exact one by %.1f%%" % (100 * worst), pr)
+    return "two-player closed form, efficiency and symmetry on 50 cases, sampled vs exact " \
+           "(17 players) within %.1f%%" % (100 * worst)
+
+
+def gen(d, name, *args):
+    ev, tj = os.path.join(d, name + ".csv"), os.path.join(d, name + ".json")
+    subprocess.run([TALLY, "gen", "--truth", tj, "--output", ev, "--users", str(USERS)] + list(args),
+                   check=True)
+    with open(tj) as fh:
+        return ev, json.load(fh)
+
+
+def test_generator(d, pr):
+    ev1, _ = gen(d, "a", "--seed", "5")
+    ev2, _ = gen(d, "b", "--seed", "5")
+    ev3, _ = gen(d, "c", "--seed", "6")
+    check(filecmp.cmp(ev1, ev2, shallow=False), "same seed, different bytes", pr)
+    check(not filecmp.cmp(ev1, ev3, shallow=False), "another seed, same bytes", pr)
+    evn, tn = gen(d, "null", "--seed", "5", "--null")
+    check(all(c["effect"] == 0 for c in tn["channels"]), "--null left an effect", pr)
+    out = os.path.join(d, "null.jsonl")
+    r = subprocess.run([TALLY, "replay", "--input", evn, "--format", "canonical", "--strict",
+                        "--output", out, "-X", "log.level=warn"], capture_output=True, text=True)
+    check(r.returncode == 0, "replay --strict of the generated file: %s" % r.stderr[-500:], pr)
+
+    # The null run's purchases against the formula.
+    p = [tr.sigmoid(tn["base_logit"] + tn["intent_coef"] * z) for z in tn["intent"].values()]
+    lam = [tn["days"] * tn["visit_rate"] * x for x in p]
+    mean, sd = sum(lam), math.sqrt(sum(lam))
+    with open(evn, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    bought = sum(1 for r in rows if r["type"] == "PURCHASE")
+    check(abs(bought - mean) < 4 * sd, "null run: %d purchases, the formula expects %.0f +- %.0f"
+          % (bought, mean, sd), pr)
+    # Exposure rates: each channel's impressions per user and day near its rate.
+    per = Counter(r["channel"] for r in rows if r["type"] == "IMPRESSION")
+    for c in tn["channels"]:
+        g = c["targeting"]
+        want = sum(c["rate"] * tn["days"] * math.exp(g * z - g * g / 2) for z in tn["intent"].values())
+        check(abs(per[c["name"]] - want) < 4 * math.sqrt(want),
+              "%s: %d impressions, expected about %.0f" % (c["name"], per[c["name"]], want), pr)
+    return "deterministic; null run: %d purchases, formula %.0f +- %.0f; impressions per channel " \
+           "as their rates" % (bought, mean, sd)
+
+
+def test_scoring(d, pr):
+    ev, t = gen(d, "eff", "--seed", "9")
+    out = os.path.join(d, "eff.jsonl")
+    subprocess.run([TALLY, "replay", "--input", ev, "--format", "canonical", "--output", out,
+                    "-X", "log.level=warn", "-X", "markov.enabled=true"], check=True,
+                   stderr=subprocess.DEVNULL)
+    res = tr.evaluate(t, ev, out)
+    check(res["unmatched"] == 0, "%d attributions with other touchpoints than the truth's"
+          % res["unmatched"], pr)
+    zero = [c["name"] for c in t["channels"] if c["effect"] == 0]
+    check(all(res["true_shares"][n] == 0 for n in zero), "a channel without effect has a true "
+          "share: %s" % res["true_shares"], pr)
+    eff = sorted((c for c in t["channels"] if c["effect"] > 0), key=lambda c: -c["effect"] * c["rate"])
+    methods = {r["method"] for r in res["methods"]}
+    check(set(tr.RULES) | {"markov"} <= methods, "methods scored: %s" % sorted(methods), pr)
+    for r in res["methods"]:
+        check(0 <= r["tv"] <= 1 and abs(sum(r["shares"].values()) - 1) < 1e-9,
+              "%s: TV %g, shares %s" % (r["method"], r["tv"], r["shares"]), pr)
+    return "%d purchases, %d attributions all matched; true shares %s (%s first)" % (
+        res["purchases"], res["attributions"],
+        ", ".join("%s %.3f" % kv for kv in res["true_shares"].items()), eff[0]["name"])
+
+
+def main():
+    problems_all = 0
+    with tempfile.TemporaryDirectory(prefix="tally-truth-") as d:
+        for name, f in (("shapley reference", test_shapley),
+                        ("generator", lambda pr: test_generator(d, pr)),
+                        ("scoring a replay", lambda pr: test_scoring(d, pr))):
+            pr = []
+            try:
+                info = f(pr)
+            except Exception as e:   # a failed step is reported, the others still run
+                info = ""
+                pr.append("%s: %s" % (type(e).__name__, e))
+            print("%s %s: %s" % ("ok  " if not pr else "FAIL", name, info))
+            for p in pr:
+                print("     " + p)
+            problems_all += bool(pr)
+    print("%d passed, %d failed" % (3 - problems_all, problems_all))
+    return 1 if problems_all else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
