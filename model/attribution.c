@@ -79,28 +79,53 @@ void tl_credits_rule(tl_method m, int n, const int64_t *ts, int64_t pts,
     }
 }
 
+/* "an impression of item i58 on display 3 h before": a touchpoint for a sentence, with the
+ * time before the purchase (which tells apart touchpoints that are otherwise alike). */
+static const char *tp_phrase(tl_arena *a, const tl_attribution *r, int i, int article)
+{
+    const tl_touchpoint *t = &r->touchpoints[i];
+    char ago[32];
+    tl_fmt_duration(ago, sizeof(ago), r->ts - t->ts);
+    return tl_arena_printf(a, "%s%s%s of item %s%s%s %s before",
+                           article ? tl_event_type_article((tl_event_type)t->type) : "the",
+                           " ", tl_event_type_phrase((tl_event_type)t->type), t->item_id,
+                           t->channel ? " on " : "", t->channel ? t->channel : "", ago);
+}
+
+/* Credits this close are one value (time decay of touchpoints at the same time). */
+static int same_credit(double x, double y)
+{
+    return fabs(x - y) <= 1e-12 * (fabs(x) + fabs(y));
+}
+
 static const char *explain(tl_arena *a, const tl_attribution *r, const double *td)
 {
     int n = r->n_touchpoints;
-    const tl_touchpoint *first = &r->touchpoints[0], *last = &r->touchpoints[n - 1];
-    char span[32], ago[32];
-    tl_fmt_duration(span, sizeof(span), r->ts - first->ts);
-    tl_fmt_duration(ago, sizeof(ago), r->ts - last->ts);
     if (n == 1)
-        return tl_arena_printf(a, "purchase of item %s: all credit to the %s of item %s %s before",
-                               r->item_id, tl_event_type_phrase(last->type), last->item_id, ago);
-    int top = 0;
+        return tl_arena_printf(a, "purchase of item %s: all credit to %s", r->item_id,
+                               tp_phrase(a, r, 0, 1));
+    char span[32];
+    tl_fmt_duration(span, sizeof(span), r->ts - r->touchpoints[0].ts);
+    int top = 0, ties = 0;
     for (int i = 1; i < n; i++)
-        if (td[i] > td[top]) top = i;
-    char top_ago[32];
-    tl_fmt_duration(top_ago, sizeof(top_ago), r->ts - r->touchpoints[top].ts);
-    return tl_arena_printf(
-        a,
-        "purchase of item %s after %d touchpoints over %s: last touch a %s of item %s %s before, "
-        "first a %s of item %s; time decay gives the most (%.2f) to the %s of item %s %s before",
-        r->item_id, n, span, tl_event_type_phrase(last->type), last->item_id, ago,
-        tl_event_type_phrase(first->type), first->item_id, td[top],
-        tl_event_type_phrase(r->touchpoints[top].type), r->touchpoints[top].item_id, top_ago);
+        if (td[i] > td[top] && !same_credit(td[i], td[top])) top = i;
+    for (int i = 0; i < n; i++)
+        if (same_credit(td[i], td[top])) {
+            ties++;
+            if (i > top) top = i;   /* the latest of the tied */
+        }
+    const char *decay;
+    if (ties == n)
+        decay = tl_arena_printf(a, "time decay gives each the same (%.2f)", td[top]);
+    else if (ties == 1)
+        decay = tl_arena_printf(a, "time decay gives the most (%.2f) to %s", td[top],
+                                tp_phrase(a, r, top, 0));
+    else
+        decay = tl_arena_printf(a, "time decay gives the most (%.2f each) to %d touchpoints, the "
+                                "latest %s", td[top], ties, tp_phrase(a, r, top, 0));
+    return tl_arena_printf(a, "purchase of item %s after %d touchpoints over %s: last touch %s, "
+                           "first %s; %s", r->item_id, n, span, tp_phrase(a, r, n - 1, 1),
+                           tp_phrase(a, r, 0, 1), decay);
 }
 
 /* The journey expires lookback after its newest touchpoint. */

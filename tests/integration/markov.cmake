@@ -20,3 +20,13 @@ set_tests_properties(integration.truth PROPERTIES
   LABELS integration
   TIMEOUT 600
   ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
+# integration.explanations: every attribution sentence rebuilt from its record (articles,
+# channels, times, the time-decay maximum and ties) on generated data and, when
+# ../shared/data is present, the Taobao journeys and slice. No Kafka broker.
+add_test(NAME integration.explanations
+  COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_explanations.py)
+set_tests_properties(integration.explanations PROPERTIES
+  LABELS integration
+  TIMEOUT 600
+  ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")

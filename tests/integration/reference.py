@@ -340,14 +340,44 @@ def rule_credits(tp_ts, conv_ts, time_decay_half_life_ms):
             "time_decay": time_decay, "position_based": position}
 
 
-def _attribution_sentence(tps, credits):
+def _duration(ms):
+    """A duration in one unit, rounded half up: "40 s", "12 min", "2 h", "3 d"."""
+    ms = abs(ms)
+    for size, unit in ((86400000, "d"), (3600000, "h"), (60000, "min"), (1000, "s")):
+        if ms >= size:
+            return "%d %s" % ((ms + size // 2) // size, unit)
+    return "%d ms" % ms
+
+
+def _touchpoint_phrase(tp, conv_ts, article):
+    phrase = TYPE_PHRASE[tp["type"]]   # "an impression"
+    if not article:
+        phrase = "the " + phrase.split(" ", 1)[1]
+    return "%s of item %s%s %s before" % (phrase, tp["item_id"],
+                                          " on " + tp["channel"] if tp.get("channel") else "",
+                                          _duration(conv_ts - tp["ts"]))
+
+
+def attribution_sentence(item_id, conv_ts, tps, credits):
+    """The rule-based sentence of an attribution (docs/attribution.md, "Record")."""
     n = len(tps)
-    best = max(range(n), key=lambda i: credits["time_decay"][i])
-    return ("purchase attributed to %d earlier touchpoint%s; last touch: %s of item %s; "
-            "most time-decay credit (%.2f): %s of item %s" % (
-                n, "" if n == 1 else "s", TYPE_PHRASE[tps[-1]["type"]], tps[-1]["item_id"],
-                credits["time_decay"][best], TYPE_PHRASE[tps[best]["type"]],
-                tps[best]["item_id"]))
+    if n == 1:
+        return "purchase of item %s: all credit to %s" % (
+            item_id, _touchpoint_phrase(tps[0], conv_ts, True))
+    td = credits["time_decay"]
+    top = max(td)
+    tied = [i for i in range(n) if abs(td[i] - top) <= 1e-12 * (abs(td[i]) + abs(top))]
+    if len(tied) == n:
+        decay = "time decay gives each the same (%.2f)" % top
+    elif len(tied) == 1:
+        decay = "time decay gives the most (%.2f) to %s" % (
+            top, _touchpoint_phrase(tps[tied[0]], conv_ts, False))
+    else:
+        decay = "time decay gives the most (%.2f each) to %d touchpoints, the latest %s" % (
+            top, len(tied), _touchpoint_phrase(tps[tied[-1]], conv_ts, False))
+    return "purchase of item %s after %d touchpoints over %s: last touch %s, first %s; %s" % (
+        item_id, n, _duration(conv_ts - tps[0]["ts"]), _touchpoint_phrase(tps[-1], conv_ts, True),
+        _touchpoint_phrase(tps[0], conv_ts, True), decay)
 
 
 class Journeys:
@@ -398,7 +428,7 @@ class Journeys:
             "p_conversion": None,
             "p_baseline": None,
             "model_version": None,
-            "explanation": _attribution_sentence(tps, credits),
+            "explanation": attribution_sentence(ev["item_id"], ev["ts"], tps, credits),
         }
 
 

@@ -35,7 +35,6 @@ Usage: truth.py --truth TRUTH.json --events EVENTS.csv --output OUT.jsonl [--jso
 
 import argparse
 import csv
-import itertools
 import json
 import math
 import random
