@@ -147,11 +147,17 @@ int tl_cmd_replay(int argc, char **argv)
                 "        model: %" PRIu64 " examples (%" PRIu64 " purchases), version %" PRIu64
                 "; progressive log-loss %.4f and AUC %.4f over the last %d, against the running "
                 "rate's %.4f and %.4f\n"
-                "        model credits: %" PRIu64 " attributions (%" PRIu64 " fell back to linear, %"
-                PRIu64 " grouped by category, %" PRIu64 " sampled)\n",
+                "        model credits: %" PRIu64 " attributions (%" PRIu64 " warming up, %" PRIu64
+                " before any negative example, %" PRIu64 " fell back to linear, %" PRIu64
+                " grouped by category, %" PRIu64 " sampled)\n",
                 mr.examples, mr.positives, mr.version, mr.logloss, mr.auc, p.mcfg.metrics_window,
-                mr.baseline_logloss, mr.baseline_auc, mr.credited, mr.fallbacks, mr.grouped,
-                mr.sampled);
+                mr.baseline_logloss, mr.baseline_auc, mr.credited, mr.warming_up, mr.no_negatives,
+                mr.fallbacks, mr.grouped, mr.sampled);
+        if (mr.examples == mr.positives)
+            fprintf(stderr, "warning: the model learned from no journey without a purchase (a "
+                            "journey is one only attribution.lookback.ms after its last "
+                            "touchpoint): the data may span less than that; model credits are "
+                            "linear (model_status no_negatives)\n");
     }
     if (p.model && p.mcfg.markov_enabled) {
         fprintf(stderr, "        markov: %" PRIu64 " windows closed, %" PRIu64 " credit deltas\n",

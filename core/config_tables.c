@@ -168,6 +168,14 @@ static const tl_config_def model_table[] = {
      "permutation sampling beyond."},
     {"model.shapley.samples", TL_CT_INT, "512", 2, 1000000,
      "Permutations sampled when Shapley values are not computed exactly."},
+    {"model.warmup.examples", TL_CT_INT, "50", 0, 1e9,
+     "Model credits only once the model has learned from this many purchases and as many "
+     "journeys without one; before, shapley and removal are linear (model_status warming_up "
+     "or no_negatives)."},
+    {"model.credits.signed", TL_CT_BOOL, "false", NORANGE,
+     "Signed model credits: a touchpoint the model says lowered p(purchase) keeps a negative "
+     "share (shares in [-1, 1], absolute values summing to 1). Default: shares in [0, 1] of "
+     "the gain, summing to 1."},
     {"model.metrics.window", TL_CT_INT, "10000", 1, 4194304,
      "Examples in the window of the progressive log-loss and AUC."},
     {"markov.enabled", TL_CT_BOOL, "true", NORANGE,

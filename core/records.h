@@ -71,6 +71,9 @@ typedef struct tl_attribution {
     double p_conversion, p_baseline;   /* valid when has_model */
     int64_t model_version;
     int has_model;
+    /* With has_model, per model method (shapley, removal): "ok", or why its credits are
+     * linear ("fallback_linear", "warming_up", "no_negatives"); NULL for the others. */
+    const char *model_status[TL_M_COUNT];
     const char *explanation;
 } tl_attribution;
 

@@ -63,6 +63,8 @@ int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t er
     mc->shapley_exact_max = (int)tl_config_int(c, "model.shapley.exact.max");
     mc->shapley_samples = (int)tl_config_int(c, "model.shapley.samples");
     mc->metrics_window = (int)tl_config_int(c, "model.metrics.window");
+    mc->warmup_examples = tl_config_int(c, "model.warmup.examples");
+    mc->signed_credits = tl_config_bool(c, "model.credits.signed");
     mc->markov_enabled = tl_config_bool(c, "markov.enabled");
     mc->markov_window_ms = tl_config_int(c, "markov.window.ms");
     const char *dim = tl_config_str(c, "markov.dim");
@@ -479,29 +481,53 @@ void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attributio
                 m->rep.sampled++;
             }
         }
-        ok_shap = rc == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, shap);
-        ok_rem = tl_removal(n, game_fn, &g, raw) == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, rem);
+        ok_shap = rc == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, shap, m->cfg.signed_credits);
+        ok_rem = tl_removal(n, game_fn, &g, raw) == TL_SHAPLEY_OK &&
+                 tl_credits_normalise(n, raw, rem, m->cfg.signed_credits);
     }
+    /* Warm-up: model credits only from a model that has seen both outcomes enough. */
+    uint64_t pos = tl_metrics_positives(m->metrics);
+    uint64_t neg = tl_metrics_count(m->metrics) - pos;
+    uint64_t k = (uint64_t)m->cfg.warmup_examples;
+    const char *ready = neg == 0 ? "no_negatives" : (pos < k || neg < k) ? "warming_up" : NULL;
+    if (ready) ok_shap = ok_rem = 0;
     if (!ok_shap) linear(n, shap);
     if (!ok_rem) linear(n, rem);
     r->credits[TL_M_SHAPLEY] = shap;
     r->credits[TL_M_REMOVAL] = rem;
     r->has_method[TL_M_SHAPLEY] = r->has_method[TL_M_REMOVAL] = 1;
+    r->model_status[TL_M_SHAPLEY] = ready ? ready : ok_shap ? "ok" : "fallback_linear";
+    r->model_status[TL_M_REMOVAL] = ready ? ready : ok_rem ? "ok" : "fallback_linear";
     r->has_model = 1;
     r->p_conversion = p_all;
     r->p_baseline = g.p_empty;
     r->model_version = (int64_t)tl_ftrl_version(m->ftrl);
     m->rep.credited++;
 
-    /* The sentence: the two touchpoints with the most Shapley credit. */
+    /* The sentence: model numbers only from a model that is ready; the two touchpoints
+     * with the most Shapley credit (shares in [0, 1], so percentages in [0, 100]). */
     char buf[768];
     int len = 0;
-    if (!ok_shap) {
+    if (ready && neg == 0) {
+        m->rep.no_negatives++;
+        len = snprintf(buf, sizeof(buf),
+                       "; the model has learned from no journey without a purchase yet (%" PRIu64
+                       " with one), so it cannot tell what raises p(purchase): model credits are "
+                       "linear", pos);
+    } else if (ready) {
+        m->rep.warming_up++;
+        len = snprintf(buf, sizeof(buf),
+                       "; the model is warming up (%" PRIu64 " journeys with a purchase and %" PRIu64
+                       " without learned, %" PRIu64 " of each needed): model credits are linear",
+                       pos, neg, k);
+    } else if (!ok_shap) {
         m->rep.fallbacks++;
         len = snprintf(buf, sizeof(buf),
-                       "; the model (version %" PRId64 ") finds these touchpoints did not raise "
-                       "p(purchase) (%.3f against %.3f with none), so its credits fall back to linear",
-                       r->model_version, p_all, g.p_empty);
+                       "; the model (version %" PRId64 ") finds that no touchpoint raised "
+                       "p(purchase) (%.3f against %.3f with none), so Shapley falls back to linear%s",
+                       r->model_version, p_all, g.p_empty,
+                       ok_rem ? " (removal credits the touchpoints whose removal lowers it)"
+                              : ", and so does removal");
     } else {
         int top = 0, second = -1;
         for (int i = 1; i < n; i++) {
@@ -516,16 +542,18 @@ void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attributio
         tl_fmt_duration(ago, sizeof(ago), r->ts - tps[top].ts);
         len = snprintf(buf, sizeof(buf),
                        "; the model (version %" PRId64 ") puts p(purchase) at %.3f against %.3f "
-                       "with no touchpoints, and Shapley (%s) gives %.0f%% to the %s of item %s "
-                       "(%s before)",
+                       "with no touchpoints, and Shapley (%s) gives %.0f%% of the gain to the %s of "
+                       "item %s (%s before)",
                        r->model_version, p_all, g.p_empty, how, 100 * shap[top],
                        tl_event_type_phrase((tl_event_type)tps[top].type), tps[top].item_id, ago);
-        if (second >= 0 && len < (int)sizeof(buf)) {
+        if (second >= 0 && shap[second] > 0 && len < (int)sizeof(buf)) {
             tl_fmt_duration(ago, sizeof(ago), r->ts - tps[second].ts);
             len += snprintf(buf + len, sizeof(buf) - (size_t)len, " and %.0f%% to the %s of item %s (%s before)",
                             100 * shap[second], tl_event_type_phrase((tl_event_type)tps[second].type),
                             tps[second].item_id, ago);
         }
+        if (!ok_rem && len < (int)sizeof(buf))
+            snprintf(buf + len, sizeof(buf) - (size_t)len, "; removal falls back to linear");
     }
     *explanation = tl_arena_printf(a, "%s%s", *explanation, buf);
 }

@@ -36,6 +36,8 @@ typedef struct tl_model_cfg {
     int shapley_exact_max;
     int shapley_samples;
     int metrics_window;
+    int64_t warmup_examples;     /* of each class, before model credits */
+    int signed_credits;          /* model.credits.signed */
     int markov_enabled;
     int64_t markov_window_ms;
     int markov_dim;              /* TL_DIM_CHANNEL or TL_DIM_CATEGORY; -1: channel when known */
@@ -49,6 +51,7 @@ typedef struct tl_model_report {
     uint64_t examples, positives, version;
     double logloss, auc, baseline_logloss, baseline_auc;   /* over the metrics window */
     uint64_t credited, fallbacks, grouped, sampled;
+    uint64_t warming_up, no_negatives;   /* attributions without model credits, and why */
     uint64_t markov_windows, credit_deltas;
 } tl_model_report;
 

@@ -60,7 +60,8 @@
  *    and its standard errors need a bootstrap; permutation sampling is unbiased, has a
  *    direct standard error and exact efficiency.
  *  - rand()/drand48(): global state, platform-dependent streams.
- *  - Clipping negative credits in tl_credits_normalise (see shapley.h for why).
+ *  - Dividing by the raw total in tl_credits_normalise: shares blow up when gains and
+ *    losses nearly cancel (shapley.h).
  */
 #include "shapley.h"
 
@@ -302,13 +303,16 @@ int tl_removal(int n, tl_game_fn f, void *arg, double *out)
 
 /* ---- normalisation ------------------------------------------------------------- */
 
-int tl_credits_normalise(int n, const double *raw, double *out)
+int tl_credits_normalise(int n, const double *raw, double *out, int signed_shares)
 {
     if (n < 1 || !raw || !out) return 0;
-    double total = 0.0;
-    for (int j = 0; j < n; j++) total += raw[j];
-    if (!isfinite(total) || !(total > 1e-12)) return 0;
-    for (int j = 0; j < n; j++) out[j] = raw[j] / total;   /* negatives kept (shapley.h) */
+    double mass = 0.0;
+    for (int j = 0; j < n; j++) {
+        if (!isfinite(raw[j])) return 0;
+        mass += signed_shares ? fabs(raw[j]) : fmax(raw[j], 0.0);
+    }
+    if (!isfinite(mass) || !(mass >= TL_CREDITS_MIN_MASS)) return 0;
+    for (int j = 0; j < n; j++) out[j] = (signed_shares ? raw[j] : fmax(raw[j], 0.0)) / mass;
     return 1;
 }
 

@@ -114,6 +114,20 @@ void tl_avro_put_attribution(tl_buf *b, int32_t schema_id, const tl_attribution 
     put_long(b, r->has_model ? 1 : 0);
     if (r->has_model) put_long(b, r->model_version);
     put_string(b, r->explanation);
+    int n_status = 0;
+    for (int m = 0; m < TL_M_COUNT; m++) n_status += r->has_model && r->model_status[m] != NULL;
+    put_long(b, r->has_model ? 1 : 0);
+    if (r->has_model) {
+        if (n_status) {
+            put_long(b, n_status);
+            for (int m = 0; m < TL_M_COUNT; m++) {
+                if (!r->model_status[m]) continue;
+                put_string(b, tl_method_name((tl_method)m));
+                put_string(b, r->model_status[m]);
+            }
+        }
+        put_long(b, 0);
+    }
 }
 
 void tl_avro_put_credit(tl_buf *b, int32_t schema_id, const tl_credit_delta *c)
@@ -165,7 +179,8 @@ size_t tl_avro_attribution_bound(size_t S, size_t tps)
            B_LONG + tps * tp + 1 +                                     /* touchpoints */
            B_LONG + TL_M_COUNT * method + 1 +                          /* credits */
            2 * B_OPT_DOUBLE + 1 + B_LONG +                             /* the model */
-           B_STR(TL_EXPLANATION_MAX);
+           B_STR(TL_EXPLANATION_MAX) +
+           1 + B_LONG + 2 * 2 * B_NAME + 1;   /* model_status: shapley, removal */
 }
 
 size_t tl_avro_credit_bound(size_t S)

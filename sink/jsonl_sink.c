@@ -109,6 +109,22 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
     if (r->has_model) tl_json_put_i64(b, r->model_version);
     else tl_buf_puts(b, "null");
     tl_json_member_str(b, "explanation", r->explanation);
+    tl_json_put_key(b, "model_status");
+    if (r->has_model) {
+        tl_buf_putc(b, '{');
+        int first_status = 1;
+        for (int m = 0; m < TL_M_COUNT; m++) {
+            if (!r->model_status[m]) continue;
+            if (!first_status) tl_buf_putc(b, ',');
+            first_status = 0;
+            tl_json_put_str(b, tl_method_name((tl_method)m));
+            tl_buf_putc(b, ':');
+            tl_json_put_str(b, r->model_status[m]);
+        }
+        tl_buf_putc(b, '}');
+    } else {
+        tl_buf_puts(b, "null");
+    }
     tl_sink_count_attribution(&s->base.counts, r);
     return line_out(s);
 }

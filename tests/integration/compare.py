@@ -29,7 +29,7 @@ ATTRIBUTION_FIELDS = {
     "conversion_event_id": "str", "user_id": "str", "item_id": "str",
     "category_id": "str?", "ts": "int", "value": "float?", "touchpoints": "touchpoints",
     "credits": "credits", "p_conversion": "float?", "p_baseline": "float?",
-    "model_version": "int?", "explanation": "text",
+    "model_version": "int?", "explanation": "text", "model_status": "map?",
 }
 TOUCHPOINT_FIELDS = {
     "event_id": "str", "item_id": "str", "category_id": "str?", "channel": "str?",
@@ -97,6 +97,10 @@ def _cmp_value(kind, e, a, tol, path, out, exact_text):
                 out.append((path, e, a, "null where a value is required"))
             return
         out.append((path, e, a, "null on one side only"))
+        return
+    if base == "map":
+        if not isinstance(a, dict) or not isinstance(e, dict) or e != a:
+            out.append((path, e, a, "different"))
         return
     if base == "str":
         if not isinstance(a, str) or not isinstance(e, str) or e != a:
@@ -192,7 +196,7 @@ def _short(x, limit=200):
 
 
 MODEL_METHODS = ("shapley", "removal")
-MODEL_FIELDS = ("p_conversion", "p_baseline", "model_version")
+MODEL_FIELDS = ("p_conversion", "p_baseline", "model_version", "model_status")
 MODEL_SENTENCE = "; the model"
 
 

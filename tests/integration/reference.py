@@ -428,6 +428,7 @@ class Journeys:
             "p_conversion": None,
             "p_baseline": None,
             "model_version": None,
+            "model_status": None,
             "explanation": attribution_sentence(ev["item_id"], ev["ts"], tps, credits),
         }
 

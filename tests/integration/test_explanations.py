@@ -16,10 +16,10 @@ by reference.attribution_sentence, and must be the sentence:
   "on <channel>" when it has one, and its time before the purchase;
 - x is the largest time-decay credit, rounded to 2 decimals.
 
-Also no "a impression" or "a add-to-cart" in the whole sentence, and every percentage of
-the rule-based sentence within [0, 100]. The model's sentence is not checked yet: its
-Shapley and removal shares are not bounded to [0, 1] today (docs/benchmarks.md,
-"Attribution against the truth").
+Also, in the whole sentence: no "a impression" or "a add-to-cart", every percentage within
+[0, 100]; the model's numbers (p(purchase) and its shares) exactly when its Shapley status
+is ok, and otherwise the reason its credits are linear; every model share in [0, 1] and
+each method's shares summing to 1.
 
 Environment: TALLY_BIN, TALLY_SOURCE_DIR. Exit 0 passed, 1 failed.
 """
@@ -47,7 +47,7 @@ def expected_sentence(rec):
 
 
 def check_file(out, pr):
-    n = ties = alike = 0
+    n = ties = alike = models = 0
     with open(out) as fh:
         for line in fh:
             rec = json.loads(line)
@@ -62,14 +62,29 @@ def check_file(out, pr):
                     rec["conversion_event_id"], rule, want))
             if re.search(r"\ba (impression|add-to-cart)\b", text) and len(pr) < 10:
                 pr.append("%s: wrong article: %s" % (rec["conversion_event_id"], text))
-            for pct in re.findall(r"(-?\d+(?:\.\d+)?)%", rule):
+            for pct in re.findall(r"(-?\d+(?:\.\d+)?)%", text):
                 if not 0 <= float(pct) <= 100 and len(pr) < 10:
                     pr.append("%s: %s%% in: %s" % (rec["conversion_event_id"], pct, text))
+            status = (rec.get("model_status") or {}).get("shapley")
+            if status is not None:
+                models += 1
+                said = "p(purchase) at" in text
+                reason = {"ok": "gives", "fallback_linear": "falls back to linear",
+                          "warming_up": "warming up", "no_negatives": "no journey without a purchase"}
+                if said != (status == "ok") or reason.get(status, "?") not in text:
+                    if len(pr) < 10:
+                        pr.append("%s: status %s, sentence: %s" % (rec["conversion_event_id"],
+                                                                  status, text))
+                for m in ("shapley", "removal"):
+                    c = rec["credits"][m]
+                    if any(not 0 <= x <= 1 for x in c) or abs(sum(c) - 1) > 1e-9:
+                        if len(pr) < 10:
+                            pr.append("%s: %s shares %s" % (rec["conversion_event_id"], m, c))
             ties += "each)" in rule or "each the same" in rule
             tps = rec["touchpoints"]
             keys = [(t["type"], t["item_id"], t.get("channel")) for t in tps]
             alike += len(set(keys)) < len(keys)
-    return n, ties, alike
+    return n, ties, alike, models
 
 
 def main():
@@ -95,11 +110,12 @@ def main():
             subprocess.run([TALLY, "replay", "--input", path, "--format", fmt, "--output", out,
                             "-X", "log.level=warn"], check=True, stderr=subprocess.DEVNULL)
             pr = []
-            n, ties, alike = check_file(out, pr)
+            n, ties, alike, models = check_file(out, pr)
             if n == 0:
                 pr.append("no attribution record")
             print("%s %s: %d sentences (%d with tied time-decay credits, %d with touchpoints "
-                  "alike but for their time)" % ("ok  " if not pr else "FAIL", name, n, ties, alike))
+                  "alike but for their time, %d with the model)" % (
+                      "ok  " if not pr else "FAIL", name, n, ties, alike, models))
             for p in pr:
                 print("     " + p)
             failed += bool(pr)

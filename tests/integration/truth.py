@@ -162,7 +162,8 @@ def evaluate(truth, events_path, output_path):
             if r["type"] != "attribution":
                 continue
             n_att += 1
-            status[r.get("model_status") or ("model" if r.get("p_conversion") is not None else "none")] += 1
+            ms = r.get("model_status") or {}
+            status["shapley " + ms["shapley"] if "shapley" in ms else "no model"] += 1
             chans = [t.get("channel") for t in r["touchpoints"]]
             t = tc.get(r["conversion_event_id"])
             ids = [x["event_id"] for x in r["touchpoints"]]

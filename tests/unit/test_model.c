@@ -342,13 +342,14 @@ static void ref_shapley_game(int n, const double *v, double *phi)
     for (int j = 0; j < n; j++) phi[j] /= (double)perms;
 }
 
-/* 0 when the raw total is not positive (the documented fallback). */
+/* The documented shares (model/shapley.h): positive parts over their sum; 0 (the
+ * fallback) when that sum is under 1e-6. */
 static int ref_normalise(int n, const double *raw, double *out)
 {
     double sum = 0;
-    for (int j = 0; j < n; j++) sum += raw[j];
-    if (!(sum > 1e-12)) return 0;
-    for (int j = 0; j < n; j++) out[j] = raw[j] / sum;
+    for (int j = 0; j < n; j++) sum += raw[j] > 0 ? raw[j] : 0;
+    if (!(sum >= 1e-6)) return 0;
+    for (int j = 0; j < n; j++) out[j] = (raw[j] > 0 ? raw[j] : 0) / sum;
     return 1;
 }
 
@@ -1020,7 +1021,56 @@ static void test_model_credits_sampled(void **state)
     shadow_fini(&sh);
 }
 
-/* ==== 3. fallback ========================================================================= */
+/* ==== 3. warm-up and fallback ============================================================== */
+
+/* No model credits before the model has learned model.warmup.examples of each outcome:
+ * linear credits, the status and the sentence say why, and the sentence has no model
+ * number. */
+static void test_model_warmup(void **state)
+{
+    (void)state;
+    tl_model_cfg mc = model_cfg();
+    mc.warmup_examples = 5;
+    tl_model *m = model_new(&mc);
+    tl_journey_tp t[2] = {
+        mktp("w1", TL_BROWSE, P2 - DAY, 30000, "web", "c1", -1, -1),
+        mktp("w2", TL_CLICK, P2 - HOUR, 5000, "app", "c2", -1, -1),
+    };
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    struct { int pos, neg; const char *status, *words; } steps[] = {
+        {6, 0, "no_negatives", "no journey without a purchase"},
+        {0, 4, "warming_up", "warming up (6 journeys with a purchase and 4 without"},
+        {0, 1, NULL, NULL},
+    };
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; i < steps[s].pos; i++) tl_model_learn(m, t, 2, 1, P2);
+        for (int i = 0; i < steps[s].neg; i++) tl_model_learn(m, t, 1, 0, P2);
+        tl_attribution r;
+        credit(m, t, 2, P2, &a, &r);
+        if (!steps[s].status) {   /* ready: the model's own verdict */
+            assert_true(!strcmp(r.model_status[TL_M_SHAPLEY], "ok") ||
+                        !strcmp(r.model_status[TL_M_SHAPLEY], "fallback_linear"));
+            continue;
+        }
+        assert_string_equal(r.model_status[TL_M_SHAPLEY], steps[s].status);
+        assert_string_equal(r.model_status[TL_M_REMOVAL], steps[s].status);
+        for (int j = 0; j < 2; j++) {
+            near(r.credits[TL_M_SHAPLEY][j], 0.5, 0, "shapley (linear)", j);
+            near(r.credits[TL_M_REMOVAL][j], 0.5, 0, "removal (linear)", j);
+        }
+        if (!strstr(r.explanation, steps[s].words) || strstr(r.explanation, "p(purchase) at"))
+            fail_msg("step %d: %s", s, r.explanation);
+    }
+    tl_model_report rep;
+    tl_model_report_get(m, &rep);
+    assert_int_equal(rep.no_negatives, 1);
+    assert_int_equal(rep.warming_up, 1);
+    tl_arena_destroy(&a);
+    tl_model_destroy(m);
+}
+
+/* ==== 3b. fallback ======================================================================== */
 
 static void test_model_fallback(void **state)
 {
@@ -1054,7 +1104,10 @@ static void test_model_fallback(void **state)
         near(r.credits[TL_M_REMOVAL][j], 1.0 / 3, 1e-15, "removal (linear)", j);
     }
     assert_int_equal(r.model_version, 200);
-    if (!strstr(r.explanation, "fall back to linear")) fail_msg("explanation: %s", r.explanation);
+    if (!strstr(r.explanation, "falls back to linear")) fail_msg("explanation: %s", r.explanation);
+    assert_string_equal(r.model_status[TL_M_SHAPLEY], "fallback_linear");
+    assert_string_equal(r.model_status[TL_M_REMOVAL], "fallback_linear");
+    assert_null(r.model_status[TL_M_LINEAR]);
     tl_model_report rep;
     tl_model_report_get(m, &rep);
     assert_int_equal(rep.fallbacks, 1);
@@ -1677,6 +1730,7 @@ int main(void)
         cmocka_unit_test(test_model_fallback),
         cmocka_unit_test_setup_teardown(test_labels_through_stage, setup_dir, teardown_dir),
         cmocka_unit_test(test_no_leakage),
+        cmocka_unit_test(test_model_warmup),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_checkpoint_truncated, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_checkpoint_window_start, setup_dir, teardown_dir),

@@ -540,45 +540,60 @@ static void test_normalise(void **state)
     (void)state;
     double out[4];
     const double raw[2] = {0.15, 0.10};
-    assert_int_equal(tl_credits_normalise(2, raw, out), 1);
+    assert_int_equal(tl_credits_normalise(2, raw, out, 0), 1);
     const double want[2] = {0.6, 0.4};
     check_vec(out, want, 2, 1e-15, "normalise");
 
-    /* negative credits are kept: shares of the total, summing to 1 */
+    /* default: a negative credit gets 0, the others share the positive part */
     const double neg[3] = {0.3, -0.1, 0.05};
-    assert_int_equal(tl_credits_normalise(3, neg, out), 1);
-    const double wantn[3] = {0.3 / 0.25, -0.1 / 0.25, 0.05 / 0.25};
+    assert_int_equal(tl_credits_normalise(3, neg, out, 0), 1);
+    const double wantn[3] = {0.3 / 0.35, 0, 0.05 / 0.35};
     check_vec(out, wantn, 3, 1e-15, "normalise with a negative credit");
-    assert_true(out[1] < 0);
     check_near(sum(out, 3), 1, 1e-15, "normalised sum", 0);
+    /* signed: shares of the absolute mass, the negative kept */
+    assert_int_equal(tl_credits_normalise(3, neg, out, 1), 1);
+    const double wants[3] = {0.3 / 0.45, -0.1 / 0.45, 0.05 / 0.45};
+    check_vec(out, wants, 3, 1e-15, "signed shares");
+    /* gains and losses that nearly cancel: the raw total is 1e-4, the shares stay bounded
+     * (dividing by the total would give 2001 and -2000) */
+    const double cancel_[2] = {0.2001, -0.2};
+    assert_int_equal(tl_credits_normalise(2, cancel_, out, 0), 1);
+    check_near(out[0], 1, 0, "near cancel", 0);
+    check_near(out[1], 0, 0, "near cancel", 1);
+    assert_int_equal(tl_credits_normalise(2, cancel_, out, 1), 1);
+    assert_true(fabs(out[0]) <= 1 && fabs(out[1]) <= 1);
 
-    /* no positive total: returns 0, out untouched */
-    const double zero[3] = {0, 0, 0}, negtot[3] = {0.1, -0.3, 0.05}, tiny[2] = {5e-13, 4e-13},
-                 cancel[2] = {0.2, -0.2}, nan_[2] = {NAN, 1}, inf_[2] = {INFINITY, 1};
-    const double *bad[6] = {zero, negtot, tiny, cancel, nan_, inf_};
-    const int badn[6] = {3, 3, 2, 2, 2, 2};
-    for (int t = 0; t < 6; t++) {
+    /* no gain worth sharing: returns 0, out untouched */
+    const double zero[3] = {0, 0, 0}, allneg[3] = {-0.1, -0.3, 0}, tiny[2] = {4e-7, 5e-7},
+                 nan_[2] = {NAN, 1}, inf_[2] = {INFINITY, 1};
+    const double *bad[5] = {zero, allneg, tiny, nan_, inf_};
+    const int badn[5] = {3, 3, 2, 2, 2};
+    for (int t = 0; t < 5; t++) {
         for (int j = 0; j < 4; j++) out[j] = -7;
-        assert_int_equal(tl_credits_normalise(badn[t], bad[t], out), 0);
+        assert_int_equal(tl_credits_normalise(badn[t], bad[t], out, 0), 0);
         for (int j = 0; j < 4; j++) check_near(out[j], -7, 0, "untouched", t);
     }
-    /* just above the threshold is normalised */
-    const double small[2] = {1e-12, 1e-12};
-    assert_int_equal(tl_credits_normalise(2, small, out), 1);
+    /* at the threshold it is normalised */
+    const double small[2] = {5e-7, 5e-7};
+    assert_int_equal(tl_credits_normalise(2, small, out, 0), 1);
     check_near(out[0], 0.5, 1e-15, "small total", 0);
-    assert_int_equal(tl_credits_normalise(0, raw, out), 0);
+    assert_int_equal(tl_credits_normalise(0, raw, out, 0), 0);
 
     /* random vectors, in place: sum to 1 */
     for (int rep = 0; rep < 200; rep++) {
         int n = 1 + rnd_below(50);
         double x[50], copy[50];
         for (int j = 0; j < n; j++) x[j] = copy[j] = rnd01() - 0.2;
-        double tot = sum(x, n);
-        int rc = tl_credits_normalise(n, x, x);
-        assert_int_equal(rc, tot > 1e-12);
+        double pos = 0;
+        for (int j = 0; j < n; j++) pos += fmax(copy[j], 0);
+        int rc = tl_credits_normalise(n, x, x, 0);
+        assert_int_equal(rc, pos >= TL_CREDITS_MIN_MASS);
         if (!rc) continue;
         check_near(sum(x, n), 1, 1e-12, "random normalised sum", rep);
-        for (int j = 0; j < n; j++) check_near(x[j], copy[j] / tot, 1e-15, "in place", j);
+        for (int j = 0; j < n; j++) {
+            check_near(x[j], fmax(copy[j], 0) / pos, 1e-15, "in place", j);
+            assert_true(x[j] >= 0 && x[j] <= 1);
+        }
     }
 }
 

@@ -110,6 +110,8 @@ static tl_attribution attribution_all(void)
         r.credits[m] = C2[m];
         r.has_method[m] = 1;
     }
+    r.model_status[TL_M_SHAPLEY] = "ok";
+    r.model_status[TL_M_REMOVAL] = "fallback_linear";
     return r;
 }
 
@@ -120,6 +122,8 @@ static tl_attribution attribution_some(void)
     r.has_method[TL_M_FIRST_TOUCH] = 0;
     r.has_method[TL_M_TIME_DECAY] = 0;
     r.has_method[TL_M_SHAPLEY] = 0;
+    r.model_status[TL_M_SHAPLEY] = NULL;
+    r.model_status[TL_M_REMOVAL] = "warming_up";
     r.p_conversion = 0;
     r.p_baseline = -0.0;
     r.model_version = 0;
@@ -481,9 +485,27 @@ static void check_attribution_avro(avro_value_t *v, const tl_attribution *a)
         assert_int_equal(x, a->model_version);
     }
     check_str(v, "explanation", a->explanation);
+    avro_value_t sv;
+    if (opt(v, "model_status", &sv) != a->has_model) fail_msg("model_status null-ness");
+    if (a->has_model) {
+        size_t ns = 0, want_ns = 0;
+        assert_int_equal(avro_value_get_size(&sv, &ns), 0);
+        for (int m = 0; m < TL_M_COUNT; m++) {
+            if (!a->model_status[m]) continue;
+            want_ns++;
+            avro_value_t e;
+            const char *s = NULL;
+            size_t sl = 0;
+            if (avro_value_get_by_name(&sv, METHOD_NAMES[m], &e, NULL) != 0)
+                fail_msg("model_status lacks %s", METHOD_NAMES[m]);
+            assert_int_equal(avro_value_get_string(&e, &s, &sl), 0);
+            assert_string_equal(s, a->model_status[m]);
+        }
+        assert_int_equal(ns, want_ns);
+    }
     size_t nf = 0;
     avro_value_get_size(v, &nf);
-    assert_int_equal(nf, 12);
+    assert_int_equal(nf, 13);
 }
 
 static void roundtrip_attribution(const tl_attribution *a, int32_t id)
@@ -552,10 +574,12 @@ static void test_avro_bounds(void **state)
                 r.credits[m] = cr;
                 r.has_method[m] = 1;
             }
+            r.model_status[TL_M_SHAPLEY] = r.model_status[TL_M_REMOVAL] = "fallback_linear";
             tl_buf_clear(&buf);
             tl_avro_put_attribution(&buf, 0x7fffffff, &r);
             /* method names are at most 14 bytes of the 32 allowed for */
-            check_bound(buf.len, tl_avro_attribution_bound(S, (size_t)n) - TL_M_COUNT * 18 - 18);
+            check_bound(buf.len, tl_avro_attribution_bound(S, (size_t)n) - TL_M_COUNT * 18 - 18 -
+                                     4 * 18);   /* and the status names and values */
             free(tp);
             free(cr);
         }
@@ -776,7 +800,19 @@ static void check_attribution_json(const tl_json *o, const tl_attribution *a)
     if (a->has_model) ji64(o, "model_version", a->model_version);
     else assert_int_equal(jget(o, "model_version")->type, TL_JSON_NULL);
     jstr(o, "explanation", a->explanation);
-    assert_int_equal(tl_json_len(o), 13);
+    const tl_json *st = jget(o, "model_status");
+    if (!a->has_model) {
+        assert_int_equal(st->type, TL_JSON_NULL);
+    } else {
+        size_t want_ns = 0;
+        for (int m = 0; m < TL_M_COUNT; m++) {
+            if (!a->model_status[m]) continue;
+            want_ns++;
+            jstr(st, METHOD_NAMES[m], a->model_status[m]);
+        }
+        assert_int_equal(tl_json_len(st), want_ns);
+    }
+    assert_int_equal(tl_json_len(o), 14);
 }
 
 static void check_credit_json(const tl_json *o, const tl_credit_delta *c)
