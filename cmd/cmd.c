@@ -239,6 +239,10 @@ rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side)
         {"session.timeout.ms", "10000"},
     };
     static const char *const producer_defaults[][2] = {
+        /* Keys go where Java's producer puts them (murmur2, as Kafka Streams, ksqlDB and
+         * every JVM client do), so a join on user_id against tally's topics finds them;
+         * librdkafka's own default (CRC32) puts most keys elsewhere. */
+        {"partitioner", "murmur2_random"},
         {"enable.idempotence", "true"},
         {"linger.ms", "5"},
         {"compression.type", "lz4"},

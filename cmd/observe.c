@@ -290,7 +290,7 @@ static int user(tl_observe *o, const char *id, const tl_http_request *r, tl_buf 
                                      &n_owned, err, sizeof(err));
     int status = 200;
     if (found == 1) {
-        if (as_of < 0) as_of = stream_time;
+        if (as_of < 0) as_of = stream_time >= 0 ? -stream_time - 1 : -1;   /* or the user's newest */
         if (tl_profile_render(&o->p->fcfg, id, partition, rec.data, rec.len, as_of, top, body, err,
                               sizeof(err)) != 0)
             found = -1;

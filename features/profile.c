@@ -206,6 +206,18 @@ int tl_profile_render(const tl_features_cfg *fc, const char *user_id, int32_t pa
                  user_id ? user_id : "(none)", len);
         return -1;
     }
+    /* No time given: the user's own newest time, or the partition's stream time if later
+     * (a stream time not yet known, 0, as after a restore from the changelog before the
+     * partition's next event, must not put the profile in 1970). */
+    if (as_of_ms < 0) {
+        as_of_ms = -as_of_ms - 1;
+        for (int i = 0; i < u.n_ent; i++)
+            if (u.ent[i].t > as_of_ms) as_of_ms = u.ent[i].t;
+        for (int i = 0; i < u.n_tp; i++)
+            if (u.tp[i].ts > as_of_ms) as_of_ms = u.tp[i].ts;
+        for (int i = 0; i < u.n_attr; i++)
+            if (u.attr[i].ts > as_of_ms) as_of_ms = u.attr[i].ts;
+    }
     tl_buf_puts(out, "{\"user_id\":");
     tl_json_put_str(out, user_id);
     tl_json_member_i64(out, "partition", partition);

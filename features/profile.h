@@ -22,6 +22,8 @@
  *    "last_attributions": [{"event_id", "ts", "item_id", "category_id",
  *                           "p_conversion", "explanation"}, ...]}
  *
+ * as_of_ms < 0 stands for "the later of -as_of_ms - 1 (e.g. the partition's stream time, 0
+ * when unknown) and the user's own newest time (interests, journey, attributions)".
  * Interests: f and h decayed from the entry's time (last_ts) to as_of_ms exactly as the
  * interest deltas decay them, w = alpha*f + beta*h; the top_n by w (top_n <= 0: all),
  * highest first, ties by dimension then id; each with one sentence on its weight. Journey

@@ -392,6 +392,34 @@ class Kafka:
             c.close()
 
 
+def java_partition(key, partitions):
+    """The partition Java's producer picks for key (bytes) among partitions: Kafka's
+    Utils.murmur2 (seed 0x9747b28c), made positive (& 0x7fffffff), modulo the count.
+    Written from the Java source, independently of librdkafka."""
+    m, r = 0x5BD1E995, 24
+    n = len(key)
+    h = (0x9747B28C ^ n) & 0xFFFFFFFF
+    for i in range(0, n - n % 4, 4):
+        k = key[i] | key[i + 1] << 8 | key[i + 2] << 16 | key[i + 3] << 24
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = n & ~3
+    rest = n % 4
+    if rest >= 3:
+        h ^= key[tail + 2] << 16
+    if rest >= 2:
+        h ^= key[tail + 1] << 8
+    if rest >= 1:
+        h ^= key[tail]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
+
+
 class OutputTopics:
     """The four output topics of one tally run (or of the instances of one group)."""
 

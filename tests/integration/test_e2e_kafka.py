@@ -16,6 +16,9 @@
    headers tally.reason, tally.error, tally.source.topic, tally.source.partition and
    tally.source.offset.
 6. The consumer group's committed offsets must be the input topic's end offsets.
+7. Every record tally produced (the input by `tally produce`, the interest deltas and
+   attributions) is in the partition Java's producer would choose for its key
+   (kafka_util.java_partition: murmur2, checked against kafka-clients' Utils.murmur2).
 
 Environment: TALLY_TEST_BOOTSTRAP (host:port) or TALLY_TEST_BOOTSTRAP_FILE (a file holding
 it), TALLY_BIN, TALLY_SOURCE_DIR. Exit status 0 passed, 1 failed, 77 skipped (no broker
@@ -33,7 +36,8 @@ sys.path.insert(0, HERE)
 import compare as cmp  # noqa: E402
 import reference as ref  # noqa: E402
 from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, avro_encode, bootstrap,  # noqa: E402
-                        decode_outputs, frame, load_schemas, run_tally, wait_until)
+                        decode_outputs, frame, java_partition, load_schemas, run_tally,
+                        wait_until)
 
 SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
@@ -190,6 +194,26 @@ def main():
 
     if ok:
         step("outputs = reference", outputs)
+
+    def partitions(pr):
+        """Every record tally produced is where Java's producer puts its key (murmur2), so
+        Kafka Streams or ksqlDB joins on user_id find it."""
+        n = 0
+        for topic, produced_by_tally in ((t_in, True), (t_oi, True), (t_oa, True)):
+            parts = len(kafka.partitions(topic))
+            for p, off, key, value, _ in kafka.read_all(topic, READ_TIMEOUT_S):
+                if key is None or (topic == t_in and key.startswith(b"bad-")):
+                    continue   # the test's own bad records
+                n += 1
+                want = java_partition(key, parts)
+                if p != want and len(pr) < 10:
+                    pr.append("%s@%d: key %r in partition %d, Java's producer uses %d" % (
+                        topic, off, key, p, want))
+        return "%d records (input by tally produce, interest deltas, attributions), each in " \
+               "murmur2(key) %% partitions; u804 -> %d of 4" % (n, java_partition(b"u804", 4))
+
+    if ok:
+        step("partitions as Java's producer", partitions)
 
     def model_fields(pr):
         n = 0

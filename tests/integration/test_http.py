@@ -14,10 +14,15 @@
 4. shutdown: SIGTERM in the middle of 60,000 events: exit 0 within shutdown.timeout.ms,
    and the group's committed offsets equal the interest deltas visible to a
    read_committed consumer (one per event): what was committed is exactly what was output.
+5. restart: 2,000 events consumed (--until-end), the state directory deleted, tally
+   started again (it restores from the changelog): /v1/users/{id} without as_of is as of
+   the user's newest event with finite weights, before any new event; after one more event
+   of the user it is as of that event.
 """
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -25,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_util import (http_get, http_port, metric_total, scrape, RUN, SKIP, Kafka, OutputTopics, Tally, bootstrap, decode_outputs,  # noqa: E402
-                        load_schemas, run_tally, stop_all, wait_until)
+                        avro_encode, frame, load_schemas, run_tally, stop_all, wait_until)
 
 FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_total",
             "tally_attributions_total", "tally_consumer_lag_records", "tally_batch_duration_seconds",
@@ -225,6 +230,58 @@ def test_flow_users_shutdown(work, b, kafka):
            "with %d of 85,000 committed" % (25000, checked, len(users), took, committed)
 
 
+def test_restart_profile(work, b, kafka):
+    """/v1/users/{id} without as_of right after a restore from the changelog (the state
+    directory deleted; the partition's stream time is not known until its next event),
+    then after a new event of that user."""
+    schemas = load_schemas()
+    topic = "http-restart-" + RUN
+    out = OutputTopics("http-restart-" + RUN)
+    kafka.create_topics({topic: 1})
+    out.create(kafka, partitions=1)
+    gen_produce(work, b, topic, 2000, 4)
+    state = os.path.join(work, "restart-state")
+    run_tally(run_args(b, topic, out, state, ["--until-end"]), 180,
+              os.path.join(work, "restart-1.log"), "tally run --until-end")
+    problems = []
+    deltas = decode_outputs(kafka.read_all(out.interest), 2, schemas[2], out.interest, problems)
+    assert not problems, problems[:5]
+    newest = {}
+    for d in deltas:
+        newest[d["user_id"]] = max(newest.get(d["user_id"], 0), d["ts"])
+    u = max(newest, key=lambda x: (newest[x], x))   # a user whose newest event is the latest
+    shutil.rmtree(state)
+    t = Tally(run_args(b, topic, out, state), os.path.join(work, "restart-2.log"), "tally run (restored)")
+    port = port_of(t)
+    wait_until(lambda: get(port, "/readyz")[0] == 200, 120, "/readyz 200 after the restore", running=[t])
+    s, body = get(port, "/v1/users/%s?top=0" % u)
+    assert s == 200, "/v1/users/%s after the restore: %d %s" % (u, s, body[:300])
+    prof = json.loads(body)
+    assert prof["as_of"] == newest[u], "as_of %r after the restore, the user's newest event %r" % (
+        prof["as_of"], newest[u])
+    bad = [i for i in prof["interests"] if not all(isinstance(i[k], float) and math.isfinite(i[k])
+                                                   for k in ("f", "h", "w"))]
+    assert prof["interests"] and not bad, "interests after the restore: %s" % (bad or prof)
+    # One more event of u, a day after everything: the profile moves to its time.
+    ts = newest[u] + 86400000
+    ev = {"event_id": "restart-" + RUN, "user_id": u, "item_id": "i-restart", "category_id": "c-restart",
+          "type": "BROWSE", "ts": ts, "channel": None, "dwell_ms": None, "value": None,
+          "propensity": None}
+    kafka.produce(topic, [(u.encode(), frame(1, avro_encode(schemas[1], ev)))])
+
+    def moved():
+        s, body = get(port, "/v1/users/%s?top=0" % u)
+        p = json.loads(body) if s == 200 else {}
+        got = {i["id"]: i for i in p.get("interests", [])}
+        return p if p.get("as_of") == ts and "c-restart" in got else None
+    p2 = wait_until(moved, 60, "user %s's profile at the new event's time" % u, running=[t])
+    w = {i["id"]: i["w"] for i in p2["interests"]}
+    t.stop()
+    return "user %s: as_of %d (its newest event) right after the restore, %d interests finite; " \
+           "after one more event as_of %d, c-restart w %.3f" % (u, prof["as_of"], len(prof["interests"]),
+                                                              p2["as_of"], w["c-restart"])
+
+
 def main():
     b = bootstrap()
     if not b:
@@ -234,7 +291,8 @@ def main():
     kafka = Kafka(b)
     failed = 0
     for name, fn in (("not-ready", lambda: test_not_ready(work)),
-                     ("flow", lambda: test_flow_users_shutdown(work, b, kafka))):
+                     ("flow", lambda: test_flow_users_shutdown(work, b, kafka)),
+                     ("restart", lambda: test_restart_profile(work, b, kafka))):
         t0 = time.monotonic()
         try:
             msg = fn()
