@@ -60,6 +60,13 @@ void tl_cmd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
  * a Kafka command fails, so a timeout says why. */
 int tl_cmd_kafka_auth_failed(void);
 
+/* This instance's id when instance.id is not set: the one kept in <state_dir>/instance.id,
+ * made (a random UUID) and written there on first use, so that it stays the same across
+ * restarts of one state directory and differs between two state directories on one host.
+ * Creates state_dir if needed. 0, or -1 with err (state.dir cannot be created, read or
+ * written, or the file holds something else than an id). */
+int tl_cmd_instance_id(const char *state_dir, char *out, size_t outlen, char *err, size_t errlen);
+
 int tl_cmd_run(int argc, char **argv);
 int tl_cmd_replay(int argc, char **argv);
 int tl_cmd_produce(int argc, char **argv);

@@ -159,8 +159,12 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         snprintf(changelog_topic, sizeof(changelog_topic), "%s-users-changelog", group);
     const char *instance = tl_config_str(c, "instance.id");
     if (!*instance) {
-        gethostname(host, sizeof(host) - 1);
+        if (tl_cmd_instance_id(tl_config_str(c, "state.dir"), host, sizeof(host), err, sizeof(err)) != 0) {
+            fprintf(stderr, "tally: %s\n", err);
+            goto done;
+        }
         instance = host;
+        TL_LOG_INFO("run", "instance.id=%s (kept in %s/instance.id)", instance, tl_config_str(c, "state.dir"));
     }
     snprintf(txn_id, sizeof(txn_id), "tally-%s-%s", group, instance);
 

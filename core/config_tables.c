@@ -23,8 +23,10 @@ static const tl_config_def runtime_table[] = {
      "transaction every commit.interval.ms (docs/operations.md); at_least_once: outputs acknowledged before offsets "
      "are stored, state resumed from its own offsets."},
     {"instance.id", TL_CT_STRING, "", NORANGE,
-     "This instance's stable name (empty: the host name). With exactly_once it makes the "
-     "transactional id, so a restarted instance fences its previous incarnation."},
+     "This instance's stable name. Empty: the id kept in <state.dir>/instance.id (a random "
+     "UUID written on first start), the same across restarts with that directory and distinct "
+     "for two directories on one host. With exactly_once it makes the transactional id, so a "
+     "restarted instance fences its previous incarnation."},
     {"state.changelog.topic", TL_CT_STRING, "", NORANGE,
      "Changelog of the user state (compacted; partition = input partition). Empty: "
      "<kafka.group.id>-users-changelog. Created if absent."},

@@ -17,11 +17,13 @@
 5. restart: 2,000 events consumed (--until-end), the state directory deleted, tally
    started again (it restores from the changelog): /v1/users/{id} without as_of is as of
    the user's newest event with finite weights, before any new event; after one more event
-   of the user it is as of that event.
+   of the user it is as of that event. Without instance.id, the instance id is the one kept
+   in the state directory: the same after a restart with it, another for a new directory.
 """
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -277,9 +279,23 @@ def test_restart_profile(work, b, kafka):
     p2 = wait_until(moved, 60, "user %s's profile at the new event's time" % u, running=[t])
     w = {i["id"]: i["w"] for i in p2["interests"]}
     t.stop()
+    # The instance id (no instance.id set): kept in the state directory, so the same after a
+    # restart with it, another one with a new state directory (the deleted one).
+    run_tally(run_args(b, topic, out, state, ["--until-end"]), 180,
+              os.path.join(work, "restart-3.log"), "tally run --until-end (same state.dir)")
+    ids = []
+    for name in ("restart-1.log", "restart-2.log", "restart-3.log"):
+        with open(os.path.join(work, name), errors="replace") as fh:
+            found = re.findall(r"instance\.id=([0-9a-f-]{36}) ", fh.read())
+        assert found, "%s: no instance.id line" % name
+        ids.append(found[0])
+    with open(os.path.join(state, "instance.id")) as fh:
+        kept = fh.read().strip()
+    assert ids[0] != ids[1] and ids[1] == ids[2] == kept, "instance ids %s, kept %s" % (ids, kept)
     return "user %s: as_of %d (its newest event) right after the restore, %d interests finite; " \
-           "after one more event as_of %d, c-restart w %.3f" % (u, prof["as_of"], len(prof["interests"]),
-                                                              p2["as_of"], w["c-restart"])
+           "after one more event as_of %d, c-restart w %.3f; instance id kept in the state " \
+           "directory across restarts, new for a new one" % (
+               u, prof["as_of"], len(prof["interests"]), p2["as_of"], w["c-restart"])
 
 
 def main():
