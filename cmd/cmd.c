@@ -356,3 +356,18 @@ int tl_cmd_instance_id(const char *state_dir, char *out, size_t outlen, char *er
     snprintf(out, outlen, "%s", id);
     return 0;
 }
+
+const char *tl_cmd_group(const tl_config *c)
+{
+    return tl_config_kafka(c, "group.id")            ? tl_config_kafka(c, "group.id")
+           : tl_config_kafka(c, "consumer.group.id") ? tl_config_kafka(c, "consumer.group.id")
+                                                     : "tally";
+}
+
+void tl_cmd_changelog_topic(const tl_config *c, char *out, size_t outlen)
+{
+    if (*tl_config_str(c, "state.changelog.topic"))
+        snprintf(out, outlen, "%s", tl_config_str(c, "state.changelog.topic"));
+    else
+        snprintf(out, outlen, "%s-users-changelog", tl_cmd_group(c));
+}

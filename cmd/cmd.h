@@ -60,6 +60,13 @@ void tl_cmd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
  * a Kafka command fails, so a timeout says why. */
 int tl_cmd_kafka_auth_failed(void);
 
+/* The consumer group (kafka.group.id, kafka.consumer.group.id, or tally's default "tally")
+ * and the changelog topic (state.changelog.topic, or <group>-users-changelog). */
+const char *tl_cmd_group(const tl_config *c);
+void tl_cmd_changelog_topic(const tl_config *c, char *out, size_t outlen);
+
+int tl_cmd_reset(int argc, char **argv);
+
 /* This instance's id when instance.id is not set: the one kept in <state_dir>/instance.id,
  * made (a random UUID) and written there on first use, so that it stays the same across
  * restarts of one state directory and differs between two state directories on one host.

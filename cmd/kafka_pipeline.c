@@ -149,14 +149,9 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         rc = 2;
         goto done;
     }
-    const char *group = tl_config_kafka(c, "group.id") ? tl_config_kafka(c, "group.id")
-                        : tl_config_kafka(c, "consumer.group.id") ? tl_config_kafka(c, "consumer.group.id")
-                        : "tally";
+    const char *group = tl_cmd_group(c);
     char changelog_topic[512], txn_id[512], host[256] = "";
-    if (*tl_config_str(c, "state.changelog.topic"))
-        snprintf(changelog_topic, sizeof(changelog_topic), "%s", tl_config_str(c, "state.changelog.topic"));
-    else
-        snprintf(changelog_topic, sizeof(changelog_topic), "%s-users-changelog", group);
+    tl_cmd_changelog_topic(c, changelog_topic, sizeof(changelog_topic));
     const char *instance = tl_config_str(c, "instance.id");
     if (!*instance) {
         if (tl_cmd_instance_id(tl_config_str(c, "state.dir"), host, sizeof(host), err, sizeof(err)) != 0) {

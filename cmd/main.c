@@ -17,6 +17,7 @@ static const char usage[] =
     "  demo     an in-process broker, generated events, the whole pipeline, a summary\n"
     "  config   list every configuration key, or check a configuration file\n"
     "  paths    Markov-chain attribution of a ChannelAttribution path file\n"
+    "  reset    start a group over: offsets, changelog and local state deleted\n"
     "  version  print the version\n";
 
 int main(int argc, char **argv)
@@ -27,7 +28,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"run", tl_cmd_run},       {"replay", tl_cmd_replay}, {"produce", tl_cmd_produce},
         {"gen", tl_cmd_gen},       {"demo", tl_cmd_demo},     {"config", tl_cmd_config},
-        {"paths", tl_cmd_paths},
+        {"paths", tl_cmd_paths},   {"reset", tl_cmd_reset},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {

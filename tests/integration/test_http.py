@@ -19,6 +19,9 @@
    the user's newest event with finite weights, before any new event; after one more event
    of the user it is as of that event. Without instance.id, the instance id is the one kept
    in the state directory: the same after a restart with it, another for a new directory.
+6. reset: `tally reset --execute` is refused while an instance of the group runs; stopped,
+   it deletes the group (offsets), the changelog and the local state but instance.id, and
+   the next run reprocesses the input to the same deltas.
 """
 import json
 import math
@@ -26,13 +29,15 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_util import (http_get, http_port, metric_total, scrape, RUN, SKIP, Kafka, OutputTopics, Tally, bootstrap, decode_outputs,  # noqa: E402
-                        avro_encode, frame, load_schemas, run_tally, stop_all, wait_until)
+                        TALLY_BIN, avro_encode, frame, load_schemas, run_tally, stop_all,
+                        wait_until)
 
 FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_total",
             "tally_attributions_total", "tally_consumer_lag_records", "tally_batch_duration_seconds",
@@ -298,6 +303,66 @@ def test_restart_profile(work, b, kafka):
                u, prof["as_of"], len(prof["interests"]), p2["as_of"], w["c-restart"])
 
 
+def test_reset(work, b, kafka):
+    """tally reset: refused while an instance of the group runs (nothing deleted); then
+    --execute deletes the group's offsets, the changelog topic and the local state but
+    instance.id, and the next run reprocesses the input from the beginning, with the same
+    outputs as the first time."""
+    schemas = load_schemas()
+    topic = "http-reset-" + RUN
+    out = OutputTopics("http-reset-" + RUN)
+    group = "http-" + topic
+    changelog = group + "-users-changelog"
+    kafka.create_topics({topic: 2})
+    out.create(kafka, partitions=2)
+    gen_produce(work, b, topic, 3000, 5)
+    state = os.path.join(work, "reset-state")
+    base = ["-X", "kafka.bootstrap.servers=" + b, "-X", "kafka.group.id=" + group,
+            "-X", "state.dir=" + state]
+    run_tally(run_args(b, topic, out, state, ["--until-end"]), 180, os.path.join(work, "reset-1.log"),
+              "tally run --until-end")
+    problems = []
+    first = decode_outputs(kafka.read_all(out.interest), 2, schemas[2], out.interest, problems)
+    assert not problems and len(first) == 3000, (len(first), problems[:3])
+    committed = kafka.committed(group, topic)
+    assert all(o > 0 for o in committed.values()), committed
+    with open(os.path.join(state, "instance.id")) as fh:
+        iid = fh.read()
+
+    t = Tally(run_args(b, topic, out, state), os.path.join(work, "reset-running.log"), "tally run")
+    wait_until(lambda: get(port_of(t), "/readyz")[0] == 200, 120, "/readyz 200", running=[t])
+    rc = subprocess.run([TALLY_BIN, "reset", "--execute"] + base, capture_output=True, text=True,
+                        timeout=120)
+    assert rc.returncode == 1 and "still has members" in rc.stderr, \
+        "reset with a running instance: exit %d, %s" % (rc.returncode, rc.stderr)
+    t.stop()
+    assert kafka.committed(group, topic) == committed and changelog in kafka.topics(), \
+        "a refused reset deleted something"
+
+    dry = subprocess.run([TALLY_BIN, "reset"] + base, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0 and "dry run" in dry.stderr and os.path.isdir(os.path.join(state, "p0")), \
+        "dry run: exit %d, %s" % (dry.returncode, dry.stderr)
+    rc = subprocess.run([TALLY_BIN, "reset", "--execute"] + base, capture_output=True, text=True,
+                        timeout=120)
+    assert rc.returncode == 0, "reset: exit %d, %s" % (rc.returncode, rc.stderr)
+    assert all(o < 0 for o in kafka.committed(group, topic).values()), kafka.committed(group, topic)
+    assert changelog not in kafka.topics(), "the changelog topic is still there"
+    assert sorted(os.listdir(state)) == ["instance.id"], os.listdir(state)
+
+    run_tally(run_args(b, topic, out, state, ["--until-end"]), 180, os.path.join(work, "reset-2.log"),
+              "tally run --until-end after the reset")
+    both = decode_outputs(kafka.read_all(out.interest), 2, schemas[2], out.interest, problems)
+    assert not problems and len(both) == 6000, (len(both), problems[:3])
+    key = lambda d: (d["event_id"], d["dim"], d["dim_id"])  # noqa: E731
+    again = sorted(both, key=key)[1::2]
+    assert [(key(d), d["weight_after"]) for d in again] == \
+        [(key(d), d["weight_after"]) for d in sorted(first, key=key)], "reprocessed deltas differ"
+    with open(os.path.join(state, "instance.id")) as fh:
+        assert fh.read() == iid, "instance.id changed"
+    return "refused with a running instance; --execute: group, changelog and local state gone " \
+           "(instance.id kept); the next run reprocessed all 3,000 events to the same deltas"
+
+
 def main():
     b = bootstrap()
     if not b:
@@ -308,7 +373,8 @@ def main():
     failed = 0
     for name, fn in (("not-ready", lambda: test_not_ready(work)),
                      ("flow", lambda: test_flow_users_shutdown(work, b, kafka)),
-                     ("restart", lambda: test_restart_profile(work, b, kafka))):
+                     ("restart", lambda: test_restart_profile(work, b, kafka)),
+                     ("reset", lambda: test_reset(work, b, kafka))):
         t0 = time.monotonic()
         try:
             msg = fn()
