@@ -371,3 +371,16 @@ void tl_cmd_changelog_topic(const tl_config *c, char *out, size_t outlen)
     else
         snprintf(out, outlen, "%s-users-changelog", tl_cmd_group(c));
 }
+
+tl_config *tl_cmd_kafka_config_parse(int argc, char **argv, const char *usage,
+                                     const tl_cmd_opt *opts)
+{
+    tl_cmd_opts t = {opts, usage};
+    tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
+    if (c && !tl_config_kafka(c, "bootstrap.servers")) {
+        tl_config_destroy(c);
+        tl_cmd_usage_error(usage, "kafka.bootstrap.servers is not set");
+        return NULL;
+    }
+    return c;
+}

@@ -67,6 +67,11 @@ void tl_cmd_changelog_topic(const tl_config *c, char *out, size_t outlen);
 
 int tl_cmd_reset(int argc, char **argv);
 
+/* tl_cmd_config_parse with the command's own options opts, for a command that talks to
+ * Kafka: NULL (after a usage error) also when kafka.bootstrap.servers is not set. */
+tl_config *tl_cmd_kafka_config_parse(int argc, char **argv, const char *usage,
+                                     const tl_cmd_opt *opts);
+
 /* This instance's id when instance.id is not set: the one kept in <state_dir>/instance.id,
  * made (a random UUID) and written there on first use, so that it stays the same across
  * restarts of one state directory and differs between two state directories on one host.

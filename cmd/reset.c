@@ -143,13 +143,8 @@ int tl_cmd_reset(int argc, char **argv)
 {
     int execute = 0;
     const tl_cmd_opt opts[] = {{"--execute", NULL, &execute}, {NULL, NULL, NULL}};
-    tl_cmd_opts t = {opts, usage};
-    tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
+    tl_config *c = tl_cmd_kafka_config_parse(argc, argv, usage, opts);
     if (!c) return 2;
-    if (!tl_config_kafka(c, "bootstrap.servers")) {
-        tl_config_destroy(c);
-        return tl_cmd_usage_error(usage, "kafka.bootstrap.servers is not set");
-    }
     const char *group = tl_cmd_group(c), *dir = tl_config_str(c, "state.dir");
     char changelog[512], err[1024];
     tl_cmd_changelog_topic(c, changelog, sizeof(changelog));

@@ -32,13 +32,8 @@ int tl_cmd_run(int argc, char **argv)
 {
     int until_end = 0;
     const tl_cmd_opt opts[] = {{"--until-end", NULL, &until_end}, {NULL, NULL, NULL}};
-    tl_cmd_opts t = {opts, usage};
-    tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
+    tl_config *c = tl_cmd_kafka_config_parse(argc, argv, usage, opts);
     if (!c) return 2;
-    if (!tl_config_kafka(c, "bootstrap.servers")) {
-        tl_config_destroy(c);
-        return tl_cmd_usage_error(usage, "kafka.bootstrap.servers is not set");
-    }
     tl_run_report r;
     int rc = tl_kafka_pipeline_run(c, until_end, NULL, NULL, NULL, &r);
     fprintf(stderr,
