@@ -164,6 +164,11 @@ int tl_cmd_replay(int argc, char **argv)
                 mr.markov_windows, mr.credit_deltas);
     }
     rc = 0;
+    if (st->events == 0) {   /* nothing to replay is a mistake, not a result */
+        fprintf(stderr, "tally: no valid event in %s (%" PRIu64 " rows, %" PRIu64 " bad)\n",
+                a.input, rows, bad);
+        rc = 1;
+    }
 done:
     tl_runtime_destroy(rt);
     if (pipeline_ready) tl_pipeline_destroy(&p);

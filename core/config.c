@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <strings.h>
 
 typedef struct cfg_slot {
     const tl_config_def *def;
@@ -240,6 +241,30 @@ int tl_config_load_env(tl_config *c, char *err, size_t errlen)
         env_name(c->slots[i].def->key, name, sizeof(name));
         const char *v = getenv(name);
         if (v && tl_config_set(c, c->slots[i].def->key, v, name, err, errlen) != 0) return -1;
+    }
+    /* A TALLY_ variable under a configuration section (TALLY_STATE_..., TALLY_MODEL_...)
+     * that names no key is a typo, refused as an unknown -X key is; other TALLY_ names
+     * (TALLY_BIN, ...) are not tally's to judge. */
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (strncmp(*e, "TALLY_", 6) != 0 || !strncmp(*e, "TALLY_KAFKA_", 12) || !eq) continue;
+        size_t len = (size_t)(eq - *e);
+        const char *sec = *e + 6, *sec_end = memchr(sec, '_', len - 6);
+        if (!sec_end) sec_end = eq;
+        int known = 0, section = 0;
+        for (int i = 0; i < c->n_slots && !known; i++) {
+            char name[160];
+            env_name(c->slots[i].def->key, name, sizeof(name));
+            known = strlen(name) == len && !strncmp(name, *e, len);
+            const char *k = c->slots[i].def->key, *dot = strchr(k, '.');
+            size_t kl = dot ? (size_t)(dot - k) : strlen(k);
+            if (kl == (size_t)(sec_end - sec) && !strncasecmp(k, sec, kl)) section = 1;
+        }
+        if (!known && section) {
+            snprintf(err, errlen, "environment: %.*s: no such configuration key (tally config list)",
+                     (int)len, *e);
+            return -1;
+        }
     }
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, "TALLY_KAFKA_", 12) != 0) continue;

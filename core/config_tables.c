@@ -109,6 +109,10 @@ static const tl_config_def ingest_table[] = {
      "hold a NUL byte). Bounds every stored user record (docs/operations.md)."},
     {"dlq.topic", TL_CT_STRING, "tally.dlq", NORANGE,
      "Dead-letter topic: undecodable or invalid input, original bytes, reason in headers."},
+    {"dlq.max.share", TL_CT_DOUBLE, "0.5", 0, 1,
+     "run --until-end exits 1 when more than this share of the records it consumed went to the "
+     "dead-letter topic (1: never): a run that dead-letters most of its input is a mistake "
+     "(wrong topic, wrong schema) more often than a result."},
     {"dlq.max.record.bytes", TL_CT_INT, "524288", 1024, 104857600,
      "A dead letter keeps at most this many bytes of the input value (and 4096 of its key): "
      "the rest is cut, the error says so and the header tally.truncated has the original "

@@ -19,6 +19,8 @@
 7. Every record tally produced (the input by `tally produce`, the interest deltas and
    attributions) is in the partition Java's producer would choose for its key
    (kafka_util.java_partition: murmur2, checked against kafka-clients' Utils.murmur2).
+8. `run --until-end` over a topic of 3 records that are all dead letters exits 1 and says
+   so (dlq.max.share); with dlq.max.share=1 it exits 0.
 
 Environment: TALLY_TEST_BOOTSTRAP (host:port) or TALLY_TEST_BOOTSTRAP_FILE (a file holding
 it), TALLY_BIN, TALLY_SOURCE_DIR. Exit status 0 passed, 1 failed, 77 skipped (no broker
@@ -35,7 +37,7 @@ sys.path.insert(0, HERE)
 
 import compare as cmp  # noqa: E402
 import reference as ref  # noqa: E402
-from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, avro_encode, bootstrap,  # noqa: E402
+from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, Tally, avro_encode, bootstrap,  # noqa: E402
                         decode_outputs, frame, java_partition, load_schemas, run_tally,
                         wait_until)
 
@@ -320,6 +322,34 @@ def main():
 
     if ok:
         step("committed offsets", offsets)
+
+    def mostly_bad(pr):
+        """run --until-end over a topic whose records are mostly dead letters exits 1 and
+        says so (dlq.max.share, 0.5 by default), after committing them; with the share
+        raised to 1 the same input is a success."""
+        topic = "tally-e2e-bad-%s" % RUN
+        kafka.create_topics({topic: 1})
+        kafka.produce(topic, [(b"k%d" % i, b"not an event %d" % i) for i in range(3)])
+        out = []
+        for name, extra, want in (("default", [], 1), ("dlq.max.share=1", ["-X", "dlq.max.share=1"], 0)):
+            g = "tally-e2e-bad-%s-%d" % (RUN, want)
+            t = Tally(["run", "--until-end", "-X", "kafka.bootstrap.servers=" + b,
+                       "-X", "input.topics=" + topic, "-X", "dlq.topic=" + t_dlq,
+                       "-X", "output.interest.topic=" + t_oi, "-X", "output.attribution.topic=" + t_oa,
+                       "-X", "output.credit.topic=" + t_oc, "-X", "kafka.group.id=" + g,
+                       "-X", "state.dir=" + os.path.join(tmp, "bad-state-%d" % want)] + extra,
+                      os.path.join(tmp, "bad-%d.log" % want), "tally run (" + name + ")")
+            rc = t.wait(RUN_TIMEOUT_S)
+            if rc != want:
+                pr.append("%s: exit %s, expected %d:\n%s" % (name, rc, want, t.log()[-1500:]))
+            elif want and "3 of the 3 records consumed (100%) went to the dead-letter topic" not in t.log():
+                pr.append("%s: no line on the dead letters:\n%s" % (name, t.log()[-1500:]))
+            out.append("%s: exit %s" % (name, rc))
+        kafka.delete_topics([topic])
+        return "3 records, all dead letters: " + ", ".join(out)
+
+    if ok:
+        step("a run of dead letters fails", mostly_bad)
 
     passed, failed = step.counts()
     print("%d passed, %d failed" % (passed, failed))

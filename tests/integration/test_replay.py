@@ -7,7 +7,9 @@ Cases:
   canonical  a synthetic canonical CSV written here: channels, dwell times, purchase values,
              empty optional columns, empty event ids, equal and out-of-order timestamps,
              gaps past the lookback and past the epsilon horizon; dims category,item,channel;
-  params     the same file with every parameter moved off its default.
+  params     the same file with every parameter moved off its default;
+  nothing valid  replay and produce of a file whose every row is bad, and of an empty
+             file: exit 1 with a line naming the file.
 
 Every record must match to 1e-9 (compare.py). Environment: TALLY_BIN (default
 build/tally), TALLY_SOURCE_DIR (default: the repository holding this file).
@@ -187,6 +189,28 @@ PARAMS_VARIANT = [
 
 # ----------------------------------------------------------------------------- main
 
+def check_nothing_valid(tmp):
+    """A file with no valid row (every row bad, or none at all) is a mistake: exit 1 with a
+    line naming the file, for replay and for produce (which fails before any broker)."""
+    bad = os.path.join(tmp, "all-bad.csv")
+    with open(bad, "w") as fh:
+        fh.write("not,a,taobao\nrow\n")
+    empty = os.path.join(tmp, "empty.csv")
+    open(empty, "w").close()
+    said = []
+    for path, rows in ((bad, 2), (empty, 0)):
+        for cmd in (["replay", "--output", os.path.join(tmp, "nothing.jsonl")],
+                    ["produce", "--topic", "t", "-X", "kafka.bootstrap.servers=127.0.0.1:1"]):
+            r = subprocess.run([TALLY_BIN, cmd[0], "--input", path, "--format", "taobao"] + cmd[1:],
+                               capture_output=True, text=True, timeout=60)
+            want = "no valid event in %s (%d rows, %d bad)" % (path, rows, rows)
+            if r.returncode != 1 or want not in r.stderr:
+                raise AssertionError("%s of %s: exit %d, expected 1 and %r:\n%s" % (
+                    cmd[0], os.path.basename(path), r.returncode, want, r.stderr[-800:]))
+            said.append("%s %s" % (cmd[0], os.path.basename(path)))
+    return "exit 1 naming the file: " + ", ".join(said)
+
+
 def main():
     if not os.access(TALLY_BIN, os.X_OK):
         print("FAIL: tally binary not found or not executable: %s (set TALLY_BIN)" % TALLY_BIN)
@@ -199,6 +223,7 @@ def main():
         ("canonical", lambda: check(synth, "canonical", ["features.dims=category,item,channel"],
                                     tmp, "canonical")),
         ("params", lambda: check(synth, "canonical", PARAMS_VARIANT, tmp, "params")),
+        ("nothing valid", lambda: check_nothing_valid(tmp)),
     ]
     have_data = os.path.isfile(DATA)
     if have_data:

@@ -232,6 +232,28 @@ static void test_env_bad_value(void **state)
     assert_int_equal(tl_config_int(cfg, "batch.max.events"), 100000);
 }
 
+/* A TALLY_ variable under a configuration section that names no key is refused, as an
+ * unknown -X key is; TALLY_ names outside the sections are left alone. */
+static void test_env_unknown_key(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    setenv("TALLY_BIN", "/usr/bin/tally", 1);
+    setenv("TALLY_TEST_BOOTSTRAP", "x:1", 1);
+    assert_int_equal(tl_config_load_env(cfg, err, sizeof(err)), 0);
+    setenv("TALLY_STATE_DIRR", "/x", 1);
+    assert_int_equal(tl_config_load_env(cfg, err, sizeof(err)), -1);
+    must_contain(err, "TALLY_STATE_DIRR");
+    must_contain(err, "no such configuration key");
+    unsetenv("TALLY_STATE_DIRR");
+    setenv("TALLY_MODEL_WARMUP_EXAMPLE", "3", 1);
+    assert_int_equal(tl_config_load_env(cfg, err, sizeof(err)), -1);
+    must_contain(err, "TALLY_MODEL_WARMUP_EXAMPLE");
+    unsetenv("TALLY_MODEL_WARMUP_EXAMPLE");
+    unsetenv("TALLY_BIN");
+    unsetenv("TALLY_TEST_BOOTSTRAP");
+}
+
 /* ---- errors ---------------------------------------------------------------------------- */
 
 static void test_unknown_key(void **state)
@@ -562,6 +584,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bool_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_bad_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_unknown_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kafka_sides, setup, teardown),
