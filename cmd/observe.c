@@ -335,6 +335,9 @@ static int handle(void *arg, const char *path, const tl_http_request *r, tl_buf 
 tl_observe *tl_observe_start(const tl_config *c, char *err, size_t errlen)
 {
     tl_observe *o = tl_xcalloc(1, sizeof(*o));
+    tl_prom_set(tl_prom_gauge("tally_build_info", "tally's version and librdkafka's; always 1.",
+                              "version", TALLY_VERSION, "librdkafka", rd_kafka_version_str(), NULL),
+                1);
     o->stall_ms = tl_config_int(c, "health.stall.ms");
     o->max_failures = (int)tl_config_int(c, "health.max.failures");
     const char *listen = tl_config_str(c, "http.listen");

@@ -9,6 +9,7 @@
 #include "prom.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 typedef enum { P_COUNTER, P_GAUGE, P_HISTOGRAM } ptype;
 
@@ -179,11 +182,24 @@ double tl_prom_gauge_value(const tl_prom_series *s)
     return bitsd(atomic_load_explicit(&((tl_prom_series *)s)->v, memory_order_relaxed));
 }
 
+/* The shortest decimal that reads back as d ("0.0025", not "0.0025000000000000001"). */
+static void fmt_shortest(char *out, size_t n, double d)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, d);
+        if (strtod(out, NULL) == d) return;
+    }
+}
+
 static void put_double(tl_buf *b, double d)
 {
+    char s[32];
     if (isnan(d)) tl_buf_puts(b, "NaN");
     else if (isinf(d)) tl_buf_puts(b, d > 0 ? "+Inf" : "-Inf");
-    else tl_buf_printf(b, "%.17g", d);
+    else {
+        fmt_shortest(s, sizeof(s), d);
+        tl_buf_puts(b, s);
+    }
 }
 
 /* name{labels[,extra]} */
@@ -208,8 +224,13 @@ static void render_histogram(tl_buf *b, const struct family *f, tl_prom_series *
     char le[64];
     for (int i = 0; i <= f->n_bounds; i++) {
         cum += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
-        if (i < f->n_bounds) snprintf(le, sizeof(le), "le=\"%.17g\"", f->bounds[i]);
-        else snprintf(le, sizeof(le), "le=\"+Inf\"");
+        char num[32];
+        if (i < f->n_bounds) {
+            fmt_shortest(num, sizeof(num), f->bounds[i]);
+            snprintf(le, sizeof(le), "le=\"%s\"", num);
+        } else {
+            snprintf(le, sizeof(le), "le=\"+Inf\"");
+        }
         put_name(b, f->name, "_bucket", s->labels, le);
         tl_buf_printf(b, " %llu\n", (unsigned long long)cum);
     }
@@ -219,6 +240,71 @@ static void render_histogram(tl_buf *b, const struct family *f, tl_prom_series *
     tl_buf_putc(b, '\n');
     put_name(b, f->name, "_count", s->labels, NULL);
     tl_buf_printf(b, " %llu\n", (unsigned long long)cum);
+}
+
+/* The process_* metrics of Prometheus' client libraries (Linux: /proc), read at each
+ * scrape. A value that cannot be read is left out. */
+static void render_process(tl_buf *out)
+{
+    static const char *const help[][3] = {
+        {"process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds."},
+        {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes."},
+        {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."},
+        {"process_start_time_seconds", "gauge", "Start time of the process since the epoch, in seconds."},
+        {"process_open_fds", "gauge", "Number of open file descriptors."},
+        {"process_max_fds", "gauge", "Maximum number of open file descriptors."},
+    };
+    double v[6];
+    int have[6] = {0};
+    double tck = (double)sysconf(_SC_CLK_TCK), page = (double)sysconf(_SC_PAGESIZE);
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');   /* the command name may hold spaces */
+    unsigned long utime, stime, vsize;
+    unsigned long long start;
+    long rss;
+    if (p && tck > 0 &&
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d "
+                      "%*d %llu %lu %ld", &utime, &stime, &start, &vsize, &rss) == 5) {
+        v[0] = (double)(utime + stime) / tck;
+        v[1] = (double)rss * page;
+        v[2] = (double)vsize;
+        have[0] = have[1] = have[2] = 1;
+        FILE *st = fopen("/proc/stat", "r");
+        char line[256];
+        while (st && fgets(line, sizeof(line), st)) {
+            unsigned long long btime;
+            if (sscanf(line, "btime %llu", &btime) == 1) {
+                v[3] = (double)btime + (double)start / tck;
+                have[3] = 1;
+                break;
+            }
+        }
+        if (st) fclose(st);
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        int k = 0;
+        for (struct dirent *e; (e = readdir(d)) != NULL;) k += e->d_name[0] != '.';
+        closedir(d);
+        v[4] = k - 1;   /* without the one reading the directory */
+        have[4] = 1;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        v[5] = (double)rl.rlim_cur;
+        have[5] = 1;
+    }
+    for (int i = 0; i < 6; i++) {
+        if (!have[i]) continue;
+        tl_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s ", help[i][0], help[i][2], help[i][0],
+                      help[i][1], help[i][0]);
+        put_double(out, v[i]);
+        tl_buf_putc(out, '\n');
+    }
 }
 
 void tl_prom_render(tl_buf *out)
@@ -245,6 +331,7 @@ void tl_prom_render(tl_buf *out)
         }
     }
     pthread_mutex_unlock(&mu);
+    render_process(out);
 }
 
 

@@ -175,7 +175,14 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
         return -1;
     }
     if (from < lo) from = lo;
+    char pstr[16];
+    snprintf(pstr, sizeof(pstr), "%d", (int)partition);
+    /* Every restored partition has its series, at 0 once restored: a dashboard sums it. */
+    tl_prom_series *remaining = tl_prom_gauge(
+        "tally_restore_remaining_records", "Changelog records left to restore, by partition.",
+        "partition", pstr, NULL);
     if (from >= hi) {
+        tl_prom_set(remaining, 0);
         TL_LOG_INFO("changelog", "restore partition=%d: up to date at offset %" PRId64, (int)partition, hi);
         return 0;
     }
@@ -183,13 +190,8 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
     rd_kafka_topic_partition_list_add(l, c->topic, partition)->offset = from;
     rd_kafka_assign(c->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
-    char pstr[16];
-    snprintf(pstr, sizeof(pstr), "%d", (int)partition);
     tl_prom_series *restoring, *restored;
     restore_metrics(&restoring, &restored);
-    tl_prom_series *remaining = tl_prom_gauge(
-        "tally_restore_remaining_records", "Changelog records left to restore, by partition.",
-        "partition", pstr, NULL);
     tl_prom_set(restoring, tl_prom_gauge_value(restoring) + 1);
     tl_prom_set(remaining, (double)(hi - from));
     int64_t t0 = tl_mono_ns(), n = 0, last_report = t0;
@@ -233,7 +235,6 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
     rd_kafka_queue_destroy(q);
     tl_prom_add(restored, (uint64_t)(n % 4096));
     tl_prom_set(remaining, 0);
-    tl_prom_hide(remaining);
     tl_prom_set(restoring, tl_prom_gauge_value(restoring) - 1);
     if (rc == 0 && tl_store_restore_done(s, err, sizeof(err)) != 0) {
         TL_LOG_ERROR("changelog", "%s", err);

@@ -18,6 +18,7 @@ APT_PACKAGES=(
   librdkafka-dev libavro-dev librocksdb-dev libopenblas-dev liblapacke-dev libcmocka-dev
   libcurl4-openssl-dev libmicrohttpd-dev openssl
   kcat default-jre-headless maven python3-pip
+  prometheus   # promtool: integration.http checks a live /metrics with it
 )
 
 say() { echo "deps: $*" >&2; }

@@ -45,7 +45,9 @@ FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_tot
             "tally_assigned_partitions", "tally_restoring_partitions", "tally_state_cached_users",
             "tally_state_cache_bytes", "tally_model_auc", "tally_model_log_loss", "tally_ready",
             "tally_decode_errors_total", "tally_state_keys", "tally_state_sst_bytes",
-            "tally_rocksdb_memory_bytes", "tally_restore_records_total"]
+            "tally_rocksdb_memory_bytes", "tally_restore_records_total", "tally_build_info",
+            "tally_restore_remaining_records", "process_cpu_seconds_total",
+            "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"]
 
 
 get = http_get
@@ -66,6 +68,40 @@ def gen_produce(work, b, topic, n, seed):
               120, csv + ".log", "tally gen")
     run_tally(["produce", "--input", csv, "--format", "canonical", "--topic", topic,
                "-X", "kafka.bootstrap.servers=" + b], 180, csv + ".produce.log", "tally produce")
+
+
+DEPLOY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy")
+
+
+def exposition_problems(port):
+    """promtool check metrics on a live scrape (Prometheus' own linter: names, types, help,
+    units, histogram buckets), shortest-form numbers in le labels, and every metric that a
+    dashboard panel or an alert of deploy/ names is in the scrape."""
+    s, text = get(port, "/metrics")
+    if s != 200:
+        return "/metrics: %d" % s
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=60)
+    if r.returncode != 0 or r.stdout.strip() or r.stderr.strip():
+        return "promtool check metrics: exit %d: %s %s" % (r.returncode, r.stdout, r.stderr)
+    long_le = re.findall(r'le="([0-9.e+-]{18,})"', text)
+    if long_le:
+        return "le labels not in shortest form: %s" % long_le[:3]
+    names = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.M))
+    used = set()
+    for root, _, files in os.walk(DEPLOY):
+        for f in files:
+            if f.endswith((".json", ".yml", ".yaml")):
+                with open(os.path.join(root, f)) as fh:
+                    body = fh.read()
+                exprs = re.findall(r'"expr": "((?:[^"\\]|\\.)*)"', body) + \
+                    re.findall(r"^\s*expr:\s*(.+)$", body, re.M)
+                for e in exprs:
+                    used |= {(f, m) for m in re.findall(r"\b((?:tally|process)_[a-z_]+)", e)}
+    unknown = sorted({"%s in %s" % (m, f) for f, m in used if m not in names})
+    if not used:
+        return "no metric found in the expressions of %s" % DEPLOY
+    return "expressions name metrics /metrics does not have: %s" % unknown if unknown else None
 
 
 def test_not_ready(work):
@@ -123,6 +159,8 @@ def test_flow_users_shutdown(work, b, kafka):
                           "in /metrics", running=[t])
     missing = [f for f in FAMILIES if f not in fams]
     assert not missing, "families missing from /metrics: %s" % missing
+    lint = exposition_problems(port)
+    assert not lint, lint
     problems = []
     deltas = decode_outputs(kafka.read_all(out.interest), 2, schemas[2], out.interest, problems)
     atts = decode_outputs(kafka.read_all(out.attribution), 3, schemas[3], out.attribution, problems)
