@@ -17,6 +17,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include "cmd.h"
+#include "progress.h"
 #include "core/json.h"
 #include "core/util.h"
 #include "model/markov.h"
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage[] =
     "usage: tally paths --input FILE [--format channelattribution] [--output FILE.json]\n"
@@ -41,7 +43,8 @@ static const char usage[] =
     "                   path;total_conversions;total_conversion_value;total_null\n"
     "                   eta > iota > alpha;1;0.244;3\n"
     "  --format F       channelattribution (the only format, the default)\n"
-    "  --output FILE    also write the results as JSON\n";
+    "  --output FILE    also write the results as JSON\n"
+    "  --quiet          no progress line (there is one only on a terminal)\n";
 
 enum { COL_PATH, COL_CONV, COL_VALUE, COL_NULL, NCOLS };
 static const char *const col_names[NCOLS] = {"path", "total_conversions",
@@ -92,6 +95,8 @@ static int parse_weight(const char *s, double *out)
 typedef struct paths_run {
     const char *input;
     tl_markov *m;
+    tl_progress prog;
+    int64_t size;   /* of the input file, -1 unknown */
     char err[512];
 } paths_run;
 
@@ -104,8 +109,11 @@ static int read_paths(paths_run *r, FILE *in)
     int states_cap = 0, col[NCOLS] = {-1, -1, -1, -1}, nfields = 0, rc = -1;
     uint64_t lineno = 0;
     ssize_t len;
+    uint64_t bytes = 0;
     while ((len = getline(&line, &cap, in)) >= 0) {
         lineno++;
+        bytes += (uint64_t)len;
+        if ((lineno & 1023) == 0) tl_progress_update(&r->prog, lineno, bytes, r->size);
         if ((size_t)len != strlen(line)) {
             snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": a NUL byte in the line",
                      r->input, lineno);
@@ -280,12 +288,13 @@ int tl_cmd_paths(int argc, char **argv)
 {
     struct {
         const char *input, *format, *output;
-        int help;
+        int help, quiet;
     } a = {0};
     const tl_cmd_opt opts[] = {
         {"--input", &a.input, NULL},  {"--format", &a.format, NULL},
         {"--output", &a.output, NULL}, {"--help", NULL, &a.help},
-        {"-h", NULL, &a.help},        {NULL, NULL, NULL},
+        {"-h", NULL, &a.help},        {"--quiet", NULL, &a.quiet},
+        {NULL, NULL, NULL},
     };
     tl_cmd_opts t = {opts, usage};
     for (int i = 1; i < argc; i++) {
@@ -309,10 +318,14 @@ int tl_cmd_paths(int argc, char **argv)
         fprintf(stderr, "tally: cannot read %s: %s\n", a.input, strerror(errno));
         return 1;
     }
-    paths_run r = {.input = use_stdin ? "stdin" : a.input, .m = tl_markov_new()};
+    paths_run r = {.input = use_stdin ? "stdin" : a.input, .m = tl_markov_new(), .size = -1};
+    struct stat st;
+    if (!use_stdin && fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode)) r.size = st.st_size;
+    tl_progress_init(&r.prog, "paths", "lines", a.quiet);
     tl_markov_result res = {0};
     int *order = NULL, rc = 1;
     int rd = read_paths(&r, in);
+    tl_progress_end(&r.prog);
     if (!use_stdin) fclose(in);
     if (rd != 0) {
         fprintf(stderr, "tally: %s\n", r.err);

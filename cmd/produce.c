@@ -3,6 +3,7 @@
  * Confluent-framed Avro (BehaviorEvent), key = user_id.
  */
 #include "cmd.h"
+#include "progress.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "ingest/codec.h"
@@ -17,12 +18,13 @@
 
 static const char usage[] =
     "usage: tally produce --input FILE --format canonical|taobao|jsonl --topic TOPIC\n"
-    "                     [--schema-id N] [--strict] [-c FILE] [-X key=value ...]\n"
+    "                     [--schema-id N] [--strict] [--quiet] [-c FILE] [-X key=value ...]\n"
     "\n"
     "Writes every event of FILE to TOPIC as Confluent-framed Avro (BehaviorEvent,\n"
     "schema id N, default 1: schemas/1-behavior_event.avsc), key = user_id, and waits\n"
     "until the broker acknowledged all of them. Bad rows are reported and skipped\n"
-    "(or stop with --strict).\n";
+    "(or stop with --strict). On a terminal a progress line shows the count, the rate\n"
+    "and the time left (--quiet: none).\n";
 
 static void produce_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -37,11 +39,12 @@ int tl_cmd_produce(int argc, char **argv)
 {
     struct {
         const char *input, *format, *topic, *schema_id;
-        int strict;
+        int strict, quiet;
     } a = {0};
     const tl_cmd_opt opts[] = {
         {"--input", &a.input, NULL}, {"--format", &a.format, NULL}, {"--topic", &a.topic, NULL},
-        {"--schema-id", &a.schema_id, NULL}, {"--strict", NULL, &a.strict}, {NULL, NULL, NULL},
+        {"--schema-id", &a.schema_id, NULL}, {"--strict", NULL, &a.strict},
+        {"--quiet", NULL, &a.quiet}, {NULL, NULL, NULL},
     };
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
@@ -86,6 +89,8 @@ int tl_cmd_produce(int argc, char **argv)
     }
     tl_cmd_signals();
     int prc;
+    tl_progress prog;
+    tl_progress_init(&prog, "produce", "events", a.quiet);
     do {
         prc = src->poll(src->ctx, &b, 10000, 0);
         if (prc == TL_SRC_ERROR) {
@@ -110,7 +115,12 @@ int tl_cmd_produce(int argc, char **argv)
             sent++;
         }
         rd_kafka_poll(rk, 0);
+        uint64_t bytes;
+        int64_t size;
+        tl_file_source_progress(src, &bytes, &size);
+        tl_progress_update(&prog, sent, bytes, size);
     } while (prc != TL_SRC_EOF && !tl_stop);
+    tl_progress_end(&prog);
     if (rd_kafka_flush(rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fprintf(stderr, "tally: not every event was acknowledged within 60 s\n");
         goto done;

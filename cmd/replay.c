@@ -7,6 +7,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include "cmd.h"
+#include "progress.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "ingest/file_source.h"
@@ -21,7 +22,7 @@
 
 static const char usage[] =
     "usage: tally replay --input FILE --format canonical|taobao|jsonl --output FILE.jsonl\n"
-    "                    [--strict] [-c FILE] [-X key=value ...]\n"
+    "                    [--strict] [--quiet] [-c FILE] [-X key=value ...]\n"
     "\n"
     "Runs the processing stages over a file and writes every output record as one JSON\n"
     "object per line (\"type\": \"interest_delta\" | \"attribution\" | ...), with the\n"
@@ -35,21 +36,39 @@ static const char usage[] =
     "                   category_id,behavior,ts_seconds) or jsonl (BehaviorEvent fields)\n"
     "  --output FILE    JSON lines out\n"
     "  --strict         stop at the first bad row\n"
+    "  --quiet          no progress line (there is one only on a terminal)\n"
     "  --export-examples F.csv\n"
     "                   also write every example the model learns from: time, label,\n"
     "                   weight, its score before learning, the running rate, features\n"
     "  -c FILE          configuration file (key=value)\n"
     "  -X key=value     one configuration key (see tally config list)\n";
 
+typedef struct replay_progress {
+    tl_progress p;
+    tl_runtime *rt;
+    tl_source *src;
+} replay_progress;
+
+/* The runtime's once-a-second tick: the progress line. */
+static void progress_tick(void *arg)
+{
+    replay_progress *rp = arg;
+    if (!rp->rt) return;
+    uint64_t bytes;
+    int64_t size;
+    tl_file_source_progress(rp->src, &bytes, &size);
+    tl_progress_update(&rp->p, tl_runtime_stats_get(rp->rt)->events, bytes, size);
+}
+
 int tl_cmd_replay(int argc, char **argv)
 {
     struct {
         const char *input, *format, *output, *export_examples;
-        int strict;
+        int strict, quiet;
     } a = {0};
     const tl_cmd_opt opts[] = {
         {"--input", &a.input, NULL}, {"--format", &a.format, NULL},
-        {"--output", &a.output, NULL}, {"--strict", NULL, &a.strict},
+        {"--output", &a.output, NULL}, {"--strict", NULL, &a.strict}, {"--quiet", NULL, &a.quiet},
         {"--export-examples", &a.export_examples, NULL}, {NULL, NULL, NULL},
     };
     tl_cmd_opts t = {opts, usage};
@@ -118,11 +137,17 @@ int tl_cmd_replay(int argc, char **argv)
         }
         tl_model_export_examples(p.model, examples);
     }
+    replay_progress prog = {.src = src};
+    tl_progress_init(&prog.p, "replay", "events", a.quiet);
+    o.tick = progress_tick;
+    o.tick_arg = &prog;
     rt = tl_runtime_new(&o, sink, p.stages, p.n_stages);
+    prog.rt = rt;
     tl_cmd_signals();
     int64_t t0 = tl_mono_ns();
     int run = tl_runtime_run(rt, src, &tl_stop);
     double secs = (double)(tl_mono_ns() - t0) / 1e9;
+    tl_progress_end(&prog.p);
     if (run != 0) {
         const char *why = tl_file_source_error(src);
         fprintf(stderr, "tally: replay stopped%s%s\n", why ? ": " : "", why ? why : "");

@@ -76,6 +76,8 @@ typedef struct tl_file_src {
     char *buf;
     size_t cap, start, end;
     int eof;                  /* read(2) returned 0 */
+    uint64_t bytes_read;
+    int64_t size;             /* of a regular file, else -1 */
     int header_done;          /* canonical: header checked (other formats: 1) */
     int n_cols;               /* canonical: 9, or 10 with propensity */
     int failed;
@@ -416,6 +418,7 @@ static int fill(tl_file_src *s, int wait_ms)
         ssize_t n = read(s->fd, s->buf + s->end, s->cap - s->end);
         if (n > 0) {
             s->end += (size_t)n;
+            s->bytes_read += (uint64_t)n;
             return 1;
         }
         if (n == 0) {
@@ -688,6 +691,7 @@ tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict,
         goto fail;
     }
     s->is_regular = S_ISREG(st.st_mode);
+    s->size = s->is_regular ? (int64_t)st.st_size : -1;
 #ifdef POSIX_FADV_SEQUENTIAL
     if (s->is_regular)
         (void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -729,4 +733,11 @@ void tl_file_source_stats(tl_source *src, uint64_t *rows, uint64_t *bad)
         *rows = s ? s->row_no : 0;
     if (bad)
         *bad = s ? s->bad : 0;
+}
+
+void tl_file_source_progress(tl_source *src, uint64_t *bytes, int64_t *size)
+{
+    tl_file_src *s = src ? src->ctx : NULL;
+    *bytes = s ? s->bytes_read : 0;
+    *size = s ? s->size : -1;
 }

@@ -69,5 +69,7 @@ const char *tl_file_source_error(tl_source *s);
 
 /* rows: data rows read so far, good and bad; bad: rows rejected. Either may be NULL. */
 void tl_file_source_stats(tl_source *s, uint64_t *rows, uint64_t *bad);
+/* Bytes read so far, and the file's size (-1 when not a regular file), for progress. */
+void tl_file_source_progress(tl_source *s, uint64_t *bytes, int64_t *size);
 
 #endif

@@ -9,7 +9,9 @@ Cases:
              gaps past the lookback and past the epsilon horizon; dims category,item,channel;
   params     the same file with every parameter moved off its default;
   nothing valid  replay and produce of a file whose every row is bad, and of an empty
-             file: exit 1 with a line naming the file.
+             file: exit 1 with a line naming the file;
+  progress   replay on a pseudo-terminal shows a progress line (count, rate, share, time
+             left), none with --quiet or when stderr is not a terminal.
 
 Every record must match to 1e-9 (compare.py). Environment: TALLY_BIN (default
 build/tally), TALLY_SOURCE_DIR (default: the repository holding this file).
@@ -19,6 +21,7 @@ the synthetic cases passed.
 
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -211,6 +214,52 @@ def check_nothing_valid(tmp):
     return "exit 1 naming the file: " + ", ".join(said)
 
 
+def check_progress(tmp):
+    """On a terminal (a pseudo-terminal here) replay rewrites one progress line: count,
+    rate, share of the file and time left; the line is cleared before the summary. With
+    --quiet, or when stderr is not a terminal, there is none."""
+    import pty
+    events = os.path.join(tmp, "progress.csv")
+    # Seconds long at the rates measured here, so the line (refreshed every 0.5 s) shows
+    subprocess.run([TALLY_BIN, "gen", "--events", "1200000", "--output", events], check=True)
+    args = [TALLY_BIN, "replay", "--input", events, "--format", "canonical",
+            "--output", os.path.join(tmp, "progress.jsonl"), "-X", "model.enabled=false"]
+    seen = {}
+    for name, extra in (("terminal", []), ("terminal --quiet", ["--quiet"])):
+        master, slave = pty.openpty()
+        p = subprocess.Popen(args + extra, stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:   # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        if p.wait(120) != 0:
+            raise AssertionError("replay on a terminal (%s) failed:\n%s" % (name, out[-800:]))
+        seen[name] = out.decode(errors="replace")
+    lines = re.findall(r"\r\x1b\[Kreplay: ([0-9,]+) events \(([0-9,]+)/s\), (\d+)% of [0-9.]+ MB, about "
+                       r"\d+ (?:ms|s|min|h|d) left", seen["terminal"])
+    if not lines:
+        raise AssertionError("no progress line on the terminal:\n%r" % seen["terminal"][-600:])
+    counts = [int(c.replace(",", "")) for c, _, _ in lines]
+    if counts != sorted(counts) or not 0 < counts[-1] <= 1200000:
+        raise AssertionError("progress counts %s" % counts)
+    if "replay: 1200000 events from" not in seen["terminal"].split("\r\x1b[K")[-1]:
+        raise AssertionError("the summary does not follow a cleared line:\n%r" % seen["terminal"][-400:])
+    if "\r" in seen["terminal --quiet"].replace("\r\n", "\n"):
+        raise AssertionError("--quiet printed a progress line")
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 or "\r" in r.stderr or "% of" in r.stderr:
+        raise AssertionError("a progress line where stderr is not a terminal: %r" % r.stderr[-300:])
+    return "%d progress lines on a terminal (last at %s events, %s%%), none with --quiet or " \
+           "without a terminal" % (len(lines), lines[-1][0], lines[-1][2])
+
+
 def main():
     if not os.access(TALLY_BIN, os.X_OK):
         print("FAIL: tally binary not found or not executable: %s (set TALLY_BIN)" % TALLY_BIN)
@@ -224,6 +273,7 @@ def main():
                                     tmp, "canonical")),
         ("params", lambda: check(synth, "canonical", PARAMS_VARIANT, tmp, "params")),
         ("nothing valid", lambda: check_nothing_valid(tmp)),
+        ("progress", lambda: check_progress(tmp)),
     ]
     have_data = os.path.isfile(DATA)
     if have_data:
