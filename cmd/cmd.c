@@ -181,46 +181,58 @@ static int kconf_set(void *arg, const char *name, const char *value)
     return 0;
 }
 
-/* librdkafka treats a refused SASL handshake or an unverifiable certificate as one more
- * broker connection failure and retries; what the caller sees in the end is a timeout or
- * "Broker transport failure". The reason is only in librdkafka's log line, logged from its
- * broker threads: the first such line is kept so that the failure can be reported as what
- * it is (tl_cmd_kafka_auth_failed). */
-static pthread_mutex_t auth_mu = PTHREAD_MUTEX_INITIALIZER;
-static char auth_why[512];
-static int auth_reported;
+/* librdkafka treats a refused SASL handshake, an unverifiable certificate and a broker it
+ * cannot connect to as one more connection failure and retries; what the caller sees in the
+ * end is a timeout or "Broker transport failure". The reason is only in librdkafka's log
+ * lines, logged from its broker threads: the first authentication failure and the last
+ * connection failure are kept so that a failed command can say what happened
+ * (tl_cmd_kafka_why_failed). */
+static pthread_mutex_t why_mu = PTHREAD_MUTEX_INITIALIZER;
+static char auth_why[512], conn_why[512];
+static int why_reported;
 
-static void note_auth_failure(int level, const char *buf)
+static void note_failure(int level, const char *buf)
 {
-    static const char *const signs[] = {"SASL authentication error", "Authentication failed",
-                                        "SSL handshake failed", "certificate verify failed"};
+    static const char *const auth[] = {"SASL authentication error", "Authentication failed",
+                                       "SSL handshake failed", "certificate verify failed"};
     if (level > 4) return;
-    for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++) {
-        if (!strstr(buf, signs[i])) continue;
-        pthread_mutex_lock(&auth_mu);
+    for (size_t i = 0; i < sizeof(auth) / sizeof(auth[0]); i++) {
+        if (!strstr(buf, auth[i])) continue;
+        pthread_mutex_lock(&why_mu);
         if (!auth_why[0]) snprintf(auth_why, sizeof(auth_why), "%s", buf);
-        pthread_mutex_unlock(&auth_mu);
+        pthread_mutex_unlock(&why_mu);
         return;
+    }
+    /* "Connect to ipv4#127.0.0.1:1 failed: Connection refused", "Failed to resolve ..." */
+    if ((strstr(buf, "Connect to ") && strstr(buf, " failed: ")) || strstr(buf, "Failed to resolve")) {
+        pthread_mutex_lock(&why_mu);
+        snprintf(conn_why, sizeof(conn_why), "%s", buf);
+        pthread_mutex_unlock(&why_mu);
     }
 }
 
-int tl_cmd_kafka_auth_failed(void)
+int tl_cmd_kafka_why_failed(const tl_config *c)
 {
-    char why[sizeof(auth_why)];
-    pthread_mutex_lock(&auth_mu);
-    memcpy(why, auth_why, sizeof(why));
-    int first = why[0] && !auth_reported;
-    if (first) auth_reported = 1;
-    pthread_mutex_unlock(&auth_mu);
-    if (first)
+    char a[sizeof(auth_why)], n[sizeof(conn_why)];
+    pthread_mutex_lock(&why_mu);
+    memcpy(a, auth_why, sizeof(a));
+    memcpy(n, conn_why, sizeof(n));
+    int first = (a[0] || n[0]) && !why_reported;
+    if (first) why_reported = 1;
+    pthread_mutex_unlock(&why_mu);
+    if (first && a[0])
         TL_LOG_ERROR("kafka", "authentication failed: %s (check kafka.security.protocol, "
-                              "kafka.sasl.* and kafka.ssl.*)", why);
-    return why[0] != 0;
+                              "kafka.sasl.* and kafka.ssl.*)", a);
+    else if (first)
+        TL_LOG_ERROR("kafka", "cannot reach Kafka at %s (kafka.bootstrap.servers): %s",
+                     tl_config_kafka(c, "bootstrap.servers") ? tl_config_kafka(c, "bootstrap.servers")
+                                                             : "(not set)", n);
+    return a[0] || n[0];
 }
 
 void tl_cmd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    note_auth_failure(level, buf);
+    note_failure(level, buf);
     tl_log_kafka(level, rd_kafka_name(rk), fac, buf);
 }
 

@@ -55,10 +55,11 @@ void tl_cmd_rmtree(const char *dir);
 rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side);
 /* Routes librdkafka's log lines into tally's log. */
 void tl_cmd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
-/* 1 if a librdkafka client of this process failed to authenticate (SASL) or to verify
- * TLS; the first call then logs "authentication failed: <librdkafka's reason>". Called where
- * a Kafka command fails, so a timeout says why. */
-int tl_cmd_kafka_auth_failed(void);
+/* 1 if a librdkafka client of this process failed to authenticate (SASL), to verify TLS or
+ * to connect to a broker; the first call then logs "authentication failed: <librdkafka's
+ * reason>" or "cannot reach Kafka at <kafka.bootstrap.servers>: <the last connection
+ * error>". Called where a Kafka command fails, so a timeout says why. */
+int tl_cmd_kafka_why_failed(const tl_config *c);
 
 /* The consumer group (kafka.group.id, kafka.consumer.group.id, or tally's default "tally")
  * and the changelog topic (state.changelog.topic, or <group>-users-changelog). */

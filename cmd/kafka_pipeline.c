@@ -263,7 +263,7 @@ done:
         tl_sink_destroy(ksink);
     }
     tl_changelog_destroy(changelog);
-    if (rc != 0) tl_cmd_kafka_auth_failed();   /* a timeout above may have this cause */
+    if (rc != 0) tl_cmd_kafka_why_failed(c);   /* a timeout above may have this cause */
     tl_observe_stop(obs);
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);

@@ -136,7 +136,7 @@ int tl_cmd_produce(int argc, char **argv)
         rc = 1;
     }
 done:
-    if (rc != 0 && rk) tl_cmd_kafka_auth_failed();
+    if (rc != 0 && rk) tl_cmd_kafka_why_failed(c);
     if (rk) rd_kafka_destroy(rk);
     if (src) tl_file_source_destroy(src);
     tl_codec_destroy(codec);

@@ -192,7 +192,7 @@ int tl_cmd_reset(int argc, char **argv)
             n_local, dir);
     rc = 0;
 done:
-    if (rc != 0 && rk) tl_cmd_kafka_auth_failed();
+    if (rc != 0 && rk) tl_cmd_kafka_why_failed(c);
     if (rk) rd_kafka_destroy(rk);
     tl_config_destroy(c);
     return rc;

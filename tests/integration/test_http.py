@@ -3,7 +3,8 @@
 
 1. not-ready: an instance whose broker cannot be reached serves /healthz 200, /readyz 503
    and valid /metrics; SIGTERM while it cannot reach the broker ends it within
-   shutdown.timeout.ms (exit 1, the reason in its log).
+   shutdown.timeout.ms (exit 1, the reason in its log). Without a signal the start fails
+   by itself (exit 1) with a line naming the broker and librdkafka's connection error.
 2. flow: `tally run` (exactly_once) on 20,000 generated events: /readyz turns 200 once it
    has partitions; /metrics parses with prometheus_client's parser, has every family of
    docs/operations.md, and its counters equal what the output topics hold; 5,000 more
@@ -122,6 +123,14 @@ def test_not_ready(work):
     took = time.monotonic() - t0
     assert rc == 1 and took < 2 + 10, "exit %s after %.1f s (expected 1 within ~2 s)" % (rc, took)
     assert "shutdown.timeout.ms=2000 passed" in t.log(), "no shutdown timeout message:\n" + t.log()[-2000:]
+    # Without a signal, the start fails by itself and names the broker it cannot reach.
+    t = Tally(["run", "-X", "kafka.bootstrap.servers=127.0.0.1:1", "-X", "http.listen=",
+               "-X", "state.dir=" + os.path.join(work, "nr-state")],
+              os.path.join(work, "unreachable.log"), "tally run (no broker, no signal)")
+    rc = t.wait(60)
+    want = "cannot reach Kafka at 127.0.0.1:1 (kafka.bootstrap.servers): "
+    assert rc == 1 and want in t.log() and "Connection refused" in t.log(), \
+        "unreachable broker: exit %s, log:\n%s" % (rc, t.log()[-2000:])
 
 
 def test_flow_users_shutdown(work, b, kafka):
