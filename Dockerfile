@@ -12,7 +12,11 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY . .
-RUN scripts/build.sh build -DTALLY_TESTS=OFF -DTALLY_BENCH=OFF
+# Build packages only (TALLY_DEPS_BUILD_ONLY, scripts/build.sh's default); installed under
+# /opt/tally with the layout of /usr/local, which the runtime stage copies there: the binary
+# finds its schemas in ../share/tally/schemas.
+RUN scripts/build.sh build -DTALLY_TESTS=OFF -DTALLY_BENCH=OFF -DCMAKE_INSTALL_PREFIX=/usr/local \
+ && cmake --install build --prefix /opt/tally --strip
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -24,12 +28,10 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid tally --home-dir /var/lib/tally --no-create-home \
       --shell /usr/sbin/nologin tally \
  && install -d -o tally -g tally -m 0750 /var/lib/tally
-COPY --from=build /src/build/tally /usr/local/bin/tally
-COPY --from=build /src/schemas /usr/share/tally/schemas
+COPY --from=build /opt/tally/ /usr/local/
 
 # Defaults for a container; every one can be overridden with -e (docs/configuration.md).
 ENV TALLY_STATE_DIR=/var/lib/tally \
-    TALLY_SCHEMA_DIR=/usr/share/tally/schemas \
     TALLY_HTTP_LISTEN=0.0.0.0:9464
 
 USER tally

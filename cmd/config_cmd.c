@@ -2,6 +2,7 @@
  * config_cmd.c -- `tally config list [--markdown]` and `tally config check -c FILE`.
  */
 #include "cmd.h"
+#include "kafka_pipeline.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -12,8 +13,9 @@ static const char usage[] =
     "\n"
     "list   prints every configuration key with its type, default, range and meaning\n"
     "       (keys starting with kafka. go to librdkafka and are not listed)\n"
-    "check  loads the file, TALLY_* environment and -X keys; exit 0 if valid, else the\n"
-    "       first error with its file:line\n";
+    "check  loads the file, TALLY_* environment and -X keys and finds tally's schema\n"
+    "       files; exit 0 if valid (saying where the schemas are), else the first error\n"
+    "       with its file:line\n";
 
 int tl_cmd_config(int argc, char **argv)
 {
@@ -28,9 +30,11 @@ int tl_cmd_config(int argc, char **argv)
     if (!strcmp(argv[1], "check")) {
         tl_config *c = tl_cmd_config_load(argc - 1, argv + 1, usage, NULL, NULL);
         if (!c) return 1;
-        printf("configuration ok\n");
+        char path[2400];   /* says where it looked when it fails */
+        int found = tl_cmd_schema_path(c, "1-behavior_event.avsc", path, sizeof(path)) == 0;
+        if (found) printf("configuration ok; tally's reader schema: %s\n", path);
         tl_config_destroy(c);
-        return 0;
+        return found ? 0 : 1;
     }
     return tl_cmd_usage_error(usage, "unknown config command '%s'", argv[1]);
 }

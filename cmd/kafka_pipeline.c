@@ -21,10 +21,73 @@
 #include <string.h>
 #include <unistd.h>
 
-char *tl_cmd_read_schema(const char *name)
+/* Where tally's own schema files are, when schema.dir does not say: beside the binary in a
+ * build tree (<bin>/schemas, copied there by the build), under the installation prefix
+ * relative to the binary (<bin>/../share/tally/schemas, so a moved installation still
+ * works), or under the prefix it was configured for (TALLY_DATA_DIR). Never the source
+ * tree: a build moved elsewhere, or an image, does not have it. */
+static int find_schema_dir(char *out, size_t n, char *tried, size_t tn)
 {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", TALLY_DEFAULT_SCHEMA_DIR, name);
+    char exe[2048];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char cand[3][2200];
+    int k = 0;
+    if (len > 0) {
+        exe[len] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        snprintf(cand[k++], sizeof(cand[0]), "%s/schemas", exe);
+        snprintf(cand[k++], sizeof(cand[0]), "%s/../share/tally/schemas", exe);
+    }
+    snprintf(cand[k++], sizeof(cand[0]), "%s/schemas", TALLY_DATA_DIR);
+    tried[0] = 0;
+    for (int i = 0; i < k; i++) {
+        char probe[2300];
+        snprintf(probe, sizeof(probe), "%.2199s/1-behavior_event.avsc", cand[i]);
+        if (access(probe, R_OK) == 0) {
+            snprintf(out, n, "%.2199s", cand[i]);
+            return 0;
+        }
+        size_t used = strlen(tried);
+        snprintf(tried + used, tn - used, "%s%.2199s", i ? ", " : "", cand[i]);
+    }
+    return -1;
+}
+
+const char *tl_cmd_installed_schemas(void)
+{
+    static char dir[2200];
+    char tried[4096];
+    if (!dir[0] && find_schema_dir(dir, sizeof(dir), tried, sizeof(tried)) != 0) {
+        fprintf(stderr, "tally: tally's schema files are not installed (looked in %s): set "
+                        "schema.dir to a directory holding them (schemas/*.avsc)\n", tried);
+        return NULL;
+    }
+    return dir;
+}
+
+const char *tl_cmd_schema_dir(const tl_config *c)
+{
+    return *tl_config_str(c, "schema.dir") ? tl_config_str(c, "schema.dir")
+                                           : tl_cmd_installed_schemas();
+}
+
+int tl_cmd_schema_path(const tl_config *c, const char *name, char *out, size_t n)
+{
+    if (*tl_config_str(c, "schema.dir")) {
+        snprintf(out, n, "%s/%s", tl_config_str(c, "schema.dir"), name);
+        if (access(out, R_OK) == 0) return 0;
+    }
+    const char *dir = tl_cmd_installed_schemas();
+    if (!dir) return -1;
+    snprintf(out, n, "%s/%s", dir, name);
+    return 0;
+}
+
+char *tl_cmd_read_schema(const tl_config *c, const char *name)
+{
+    char path[2400];
+    if (tl_cmd_schema_path(c, name, path, sizeof(path)) != 0) return NULL;
     FILE *f = fopen(path, "r");
     if (!f) return NULL;
     tl_buf b = {0};
@@ -37,10 +100,11 @@ char *tl_cmd_read_schema(const char *name)
 
 tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
 {
-    char err[512], reader[1024];
+    char err[512], reader[2400];
+    const char *dir = tl_cmd_schema_dir(c);
+    if (!dir) return NULL;
     tl_schema_store_opts so = {
-        .dir = *tl_config_str(c, "schema.dir") ? tl_config_str(c, "schema.dir")
-                                                : TALLY_DEFAULT_SCHEMA_DIR,
+        .dir = dir,
         .registry_url = tl_config_str(c, "schema.registry.url"),
         .basic_auth = tl_config_str(c, "schema.registry.basic.auth.user.info"),
         .ca_path = tl_config_str(c, "schema.registry.ssl.ca.location"),
@@ -54,7 +118,7 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
         fprintf(stderr, "tally: %s\n", err);
         return NULL;
     }
-    snprintf(reader, sizeof(reader), "%s/1-behavior_event.avsc", TALLY_DEFAULT_SCHEMA_DIR);
+    if (tl_cmd_schema_path(c, "1-behavior_event.avsc", reader, sizeof(reader)) != 0) return NULL;
     tl_codec *codec = tl_codec_new(*store, reader, err, sizeof(err));
     if (!codec) {
         fprintf(stderr, "tally: %s\n", err);
@@ -65,12 +129,13 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
 }
 
 /* The Confluent id of one of tally's output schemas, registered under <topic>-value. */
-static int output_schema_id(tl_schema_store *store, const char *file, const char *topic,
-                            int32_t *id)
+static int output_schema_id(const tl_config *c, tl_schema_store *store, const char *file,
+                            const char *topic, int32_t *id)
 {
-    char *json = tl_cmd_read_schema(file);
+    char *json = tl_cmd_read_schema(c, file);
     if (!json) {
-        TL_LOG_ERROR("sink", "cannot read schema %s/%s", TALLY_DEFAULT_SCHEMA_DIR, file);
+        TL_LOG_ERROR("sink", "cannot read tally's schema %s (schema.dir, then the installed ones)",
+                     file);
         return -1;
     }
     char subject[512], err[512];
@@ -129,9 +194,9 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         .topic_credit = tl_config_str(c, "output.credit.topic"),
         .topic_dlq = tl_config_str(c, "dlq.topic"),
     };
-    if (output_schema_id(store, "2-interest_delta.avsc", ko.topic_interest, &ko.id_interest) ||
-        output_schema_id(store, "3-attribution.avsc", ko.topic_attribution, &ko.id_attribution) ||
-        output_schema_id(store, "4-credit_delta.avsc", ko.topic_credit, &ko.id_credit))
+    if (output_schema_id(c, store, "2-interest_delta.avsc", ko.topic_interest, &ko.id_interest) ||
+        output_schema_id(c, store, "3-attribution.avsc", ko.topic_attribution, &ko.id_attribution) ||
+        output_schema_id(c, store, "4-credit_delta.avsc", ko.topic_credit, &ko.id_credit))
         goto done;
 
     const char *guarantee = tl_config_str(c, "processing.guarantee");

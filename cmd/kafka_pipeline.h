@@ -34,7 +34,19 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
  * it; both to be destroyed by the caller. NULL with the error printed. */
 tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store);
 
-/* Reads one of tally's schema files (schema.dir/<name>) into a new string. */
-char *tl_cmd_read_schema(const char *name);
+/* Where tally's own schema files are installed: beside the binary in a build tree
+ * (<bin>/schemas), <bin>/../share/tally/schemas, or the configured prefix's
+ * share/tally/schemas; never the source tree. NULL, with a message naming the places
+ * tried, when none has them. */
+const char *tl_cmd_installed_schemas(void);
+/* The schema directory of the writer-schema store: schema.dir, or the installed one. */
+const char *tl_cmd_schema_dir(const tl_config *c);
+/* The path of one of tally's schema files: in schema.dir when it is there, else the
+ * installed one. 0, or -1 (message printed) when not installed. */
+int tl_cmd_schema_path(const tl_config *c, const char *name, char *out, size_t n);
+
+/* Reads one of tally's schema files (tl_cmd_schema_path) into a new string; NULL if it
+ * cannot. */
+char *tl_cmd_read_schema(const tl_config *c, const char *name);
 
 #endif

@@ -69,8 +69,10 @@ static const tl_config_def ingest_table[] = {
      "Comma-separated input topics (key = user_id, value = Confluent-framed BehaviorEvent)."},
     {"schema.dir", TL_CT_STRING, "", NORANGE,
      "Directory of <id>-<name>.avsc files: writer schemas by Confluent schema id, and the "
-     "ids of tally's output schemas when no registry is configured. Empty: the schemas "
-     "tally was built with (its schemas/ directory)."},
+     "ids of tally's output schemas when no registry is configured. tally's own schema files "
+     "are taken from here when present, else from where they are installed "
+     "(<prefix>/share/tally/schemas beside the binary; never the source tree). Empty: the "
+     "installed ones."},
     {"schema.registry.url", TL_CT_STRING, "", NORANGE,
      "Confluent-API schema registry; consulted for schema ids not in schema.dir."},
     {"schema.registry.basic.auth.user.info", TL_CT_STRING, "", NORANGE,

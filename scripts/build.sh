@@ -8,9 +8,8 @@
 #
 # Environment:
 #   TALLY_BUILD_TARGET=...   what to build (default tally; "all" for tests and benchmarks too)
-#   TALLY_DEPS_SKIP_KAFKA, TALLY_DEPS_SKIP_PYTHON
-#                            passed to scripts/deps.sh; both default to 1 here, since building
-#                            needs neither the test broker nor the Python test tools
+#   TALLY_DEPS_BUILD_ONLY    passed to scripts/deps.sh; 1 by default here: building needs
+#                            neither the test broker, the test tools nor their packages
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -20,8 +19,7 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then BUILD_DIR=$1; shift; fi
 TARGET=${TALLY_BUILD_TARGET:-tally}
 JOBS=$(nproc 2>/dev/null || echo 2)
 
-TALLY_DEPS_SKIP_KAFKA=${TALLY_DEPS_SKIP_KAFKA:-1} TALLY_DEPS_SKIP_PYTHON=${TALLY_DEPS_SKIP_PYTHON:-1} \
-  scripts/deps.sh
+TALLY_DEPS_BUILD_ONLY=${TALLY_DEPS_BUILD_ONLY:-1} scripts/deps.sh
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS" --target "$TARGET"
 echo "build: $BUILD_DIR/tally" >&2

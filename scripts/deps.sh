@@ -7,6 +7,8 @@
 # Environment:
 #   TALLY_DEPS_SKIP_KAFKA=1   do not fetch the Kafka broker's jars
 #   TALLY_DEPS_SKIP_PYTHON=1  do not install the test tools from PyPI
+#   TALLY_DEPS_BUILD_ONLY=1   only the Debian packages the build needs (no JRE, Maven, kcat,
+#                             pip, promtool or clang; implies both skips above)
 #   PYTHON=...                Python interpreter to install into (default python3)
 set -euo pipefail
 
@@ -17,9 +19,18 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev libavro-dev librocksdb-dev libopenblas-dev liblapacke-dev libcmocka-dev
   libcurl4-openssl-dev libmicrohttpd-dev openssl
+)
+TEST_APT_PACKAGES=(
   kcat default-jre-headless maven python3-pip
   prometheus   # promtool: integration.http checks a live /metrics with it
 )
+BUILD_ONLY=${TALLY_DEPS_BUILD_ONLY:-0}
+if [ "$BUILD_ONLY" = 1 ]; then
+  TALLY_DEPS_SKIP_KAFKA=1
+  TALLY_DEPS_SKIP_PYTHON=1
+else
+  APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
+fi
 
 say() { echo "deps: $*" >&2; }
 
@@ -35,7 +46,7 @@ clang_major() {
   fi
   echo "${v:-14}"
 }
-APT_PACKAGES+=(clang "libclang-rt-$(clang_major)-dev")
+[ "$BUILD_ONLY" = 1 ] || APT_PACKAGES+=(clang "libclang-rt-$(clang_major)-dev")
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then

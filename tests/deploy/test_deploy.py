@@ -596,7 +596,14 @@ def dockerfile_builds_with_the_readme_script():
     cmake_text = build_runs + " ".join(read(s) for s in run_scripts)
     assert re.search(r"cmake -S \. -B \S+ -G Ninja", cmake_text), "no `cmake -S . -B DIR -G Ninja` in the build"
     copies = " ".join(instr(stages[-1][1], "COPY"))
-    assert re.search(r"--from=build /src/build/tally\b", copies), "the runtime does not copy /src/build/tally"
+    m = re.search(r"cmake --install build --prefix (\S+) --strip", build_runs)
+    assert m, "the build stage does not install (cmake --install build --prefix DIR --strip)"
+    assert re.search(r"--from=build %s/? /usr/local/?" % re.escape(m.group(1)), copies), \
+        "the runtime does not copy the installation (%s) to /usr/local" % m.group(1)
+    assert "-DCMAKE_INSTALL_PREFIX=/usr/local" in build_runs, \
+        "the build is not configured for /usr/local, where the runtime puts it"
+    assert "TALLY_SCHEMA_DIR" not in " ".join(instr(stages[-1][1], "ENV")), \
+        "the image points schema.dir somewhere: the installed schemas are found by the binary"
     dockerignore = read(".dockerignore").split()
     assert "build" in dockerignore, ".dockerignore does not keep local build trees out of the context"
 

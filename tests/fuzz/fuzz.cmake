@@ -56,7 +56,7 @@ add_library(tally_fuzz_cmd STATIC ${fuzz_cmd_srcs})
 target_link_libraries(tally_fuzz_cmd PUBLIC tally_ingest tally_features tally_model tally_sink
                       tally_core)
 target_compile_definitions(tally_fuzz_cmd PRIVATE TALLY_VERSION="${PROJECT_VERSION}"
-  TALLY_DEFAULT_SCHEMA_DIR="${CMAKE_SOURCE_DIR}/schemas")
+  TALLY_DATA_DIR="${CMAKE_BINARY_DIR}/share/tally")
 target_compile_options(tally_fuzz_cmd PRIVATE -fsanitize=fuzzer-no-link ${fuzz_sanitizers})
 
 # One executable per harness.

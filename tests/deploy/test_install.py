@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""deploy.install: `cmake --install` gives a tally that runs anywhere, on its own files.
+
+1. `cmake --install BUILD --prefix P --strip` installs bin/tally, share/tally/schemas/*.avsc,
+   share/tally/deploy/ (systemd, logrotate, Prometheus, Grafana, the properties file) and
+   share/doc/tally/ (README and docs).
+2. The installation is moved elsewhere (as the image copies it to /usr/local) and run from
+   another directory: `tally config check` finds its reader schema under the moved
+   prefix, and `tally produce` (which builds its Avro codec from the installed schemas)
+   gets as far as the broker (here unreachable: it says so) instead of failing on schemas.
+3. The installed binary does not hold the source tree's path: it cannot read the source
+   tree's schemas, and does not try.
+4. A binary copied without its share/ directory says where it looked and that schema.dir
+   can point at the schemas; with schema.dir set it works.
+
+Environment: TALLY_BUILD_DIR (the build tree), TALLY_SOURCE_DIR. Exit 0 passed, 1 failed.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SOURCE = os.path.realpath(os.environ.get("TALLY_SOURCE_DIR") or
+                          os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("TALLY_BUILD_DIR") or os.path.join(SOURCE, "build")
+
+
+def run(cmd, cwd, **kw):
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, **kw)
+
+
+def main():
+    problems = []
+    tmp = tempfile.mkdtemp(prefix="tally-install-")
+    try:
+        prefix = os.path.join(tmp, "prefix")
+        r = run(["cmake", "--install", BUILD, "--prefix", prefix, "--strip"], cwd=tmp)
+        if r.returncode != 0:
+            print("FAIL: cmake --install: %s" % r.stderr[-1000:])
+            return 1
+        want = ["bin/tally", "share/tally/schemas/1-behavior_event.avsc",
+                "share/tally/schemas/2-interest_delta.avsc", "share/tally/schemas/3-attribution.avsc",
+                "share/tally/schemas/4-credit_delta.avsc", "share/tally/deploy/systemd/tally.service",
+                "share/tally/deploy/tally.properties", "share/tally/deploy/prometheus/alerts.yml",
+                "share/doc/tally/README.md", "share/doc/tally/operations.md"]
+        problems += ["not installed: %s" % w for w in want if not os.path.exists(os.path.join(prefix, w))]
+
+        moved = os.path.join(tmp, "image", "usr", "local")
+        os.makedirs(os.path.dirname(moved))
+        shutil.move(prefix, moved)
+        elsewhere = os.path.join(tmp, "elsewhere")
+        os.makedirs(elsewhere)
+        tally = os.path.join(moved, "bin", "tally")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+        r = run([tally, "config", "check"], cwd=elsewhere, env=env)
+        schema = os.path.join(moved, "share", "tally", "schemas", "1-behavior_event.avsc")
+        if r.returncode != 0 or os.path.realpath(r.stdout.split(": ", 1)[-1].strip()) != os.path.realpath(schema):
+            problems.append("moved installation: config check exit %d, %r %r" % (r.returncode, r.stdout, r.stderr))
+        events = os.path.join(elsewhere, "e.csv")
+        r = run([tally, "gen", "--events", "100", "--output", events], cwd=elsewhere, env=env)
+        r = run([tally, "produce", "--input", events, "--format", "canonical", "--topic", "t",
+                 "-X", "kafka.bootstrap.servers=127.0.0.1:1", "-X", "kafka.message.timeout.ms=2000"],
+                cwd=elsewhere, env=env)
+        if "cannot reach Kafka at 127.0.0.1:1" not in r.stderr or "not installed" in r.stderr:
+            problems.append("moved installation: produce did not get to the broker: exit %d, %s" % (
+                r.returncode, r.stderr[-800:]))
+        with open(tally, "rb") as fh:
+            if SOURCE.encode() in fh.read():
+                problems.append("the installed binary holds the source tree's path %s" % SOURCE)
+
+        lone = os.path.join(tmp, "lone")
+        os.makedirs(lone)
+        shutil.copy(tally, lone)
+        r = run([os.path.join(lone, "tally"), "config", "check"], cwd=elsewhere, env=env)
+        if r.returncode != 1 or "not installed (looked in" not in r.stderr or "schema.dir" not in r.stderr:
+            problems.append("a binary without its schemas: exit %d, %r" % (r.returncode, r.stderr))
+        r = run([os.path.join(lone, "tally"), "config", "check", "-X",
+                 "schema.dir=" + os.path.dirname(schema)], cwd=elsewhere, env=env)
+        if r.returncode != 0:
+            problems.append("a binary without its schemas, schema.dir set: exit %d, %r" % (r.returncode, r.stderr))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for p in problems:
+        print("FAIL: " + p)
+    print("%s: installed %d files checked, moved and run from elsewhere, no source path in "
+          "the binary, a lone binary told where to look" % ("ok" if not problems else "FAIL", 10))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
