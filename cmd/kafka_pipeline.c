@@ -68,8 +68,11 @@ const char *tl_cmd_installed_schemas(void)
 
 const char *tl_cmd_schema_dir(const tl_config *c)
 {
-    return *tl_config_str(c, "schema.dir") ? tl_config_str(c, "schema.dir")
-                                           : tl_cmd_installed_schemas();
+    if (*tl_config_str(c, "schema.dir")) return tl_config_str(c, "schema.dir");
+    /* With a registry, the registry alone says what an id is: the installed files' ids
+     * (1 to 4) are ids a registry gives out too, to other schemas. */
+    if (*tl_config_str(c, "schema.registry.url")) return "";
+    return tl_cmd_installed_schemas();
 }
 
 int tl_cmd_schema_path(const tl_config *c, const char *name, char *out, size_t n)

@@ -39,7 +39,8 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store);
  * share/tally/schemas; never the source tree. NULL, with a message naming the places
  * tried, when none has them. */
 const char *tl_cmd_installed_schemas(void);
-/* The schema directory of the writer-schema store: schema.dir, or the installed one. */
+/* The schema directory of the writer-schema store: schema.dir; else, without a registry,
+ * the installed one, and with a registry none ("": the registry is the authority). */
 const char *tl_cmd_schema_dir(const tl_config *c);
 /* The path of one of tally's schema files: in schema.dir when it is there, else the
  * installed one. 0, or -1 (message printed) when not installed. */
