@@ -67,6 +67,7 @@ const char *tl_cmd_group(const tl_config *c);
 void tl_cmd_changelog_topic(const tl_config *c, char *out, size_t outlen);
 
 int tl_cmd_reset(int argc, char **argv);
+int tl_cmd_consume(int argc, char **argv);
 
 /* tl_cmd_config_parse with the command's own options opts, for a command that talks to
  * Kafka: NULL (after a usage error) also when kafka.bootstrap.servers is not set. */

@@ -18,6 +18,7 @@ static const char usage[] =
     "  config   list every configuration key, or check a configuration file\n"
     "  paths    Markov-chain attribution of a ChannelAttribution path file\n"
     "  reset    start a group over: offsets, changelog and local state deleted\n"
+    "  consume  print a topic's records as JSON lines, Avro decoded\n"
     "  version  print the version\n";
 
 int main(int argc, char **argv)
@@ -28,7 +29,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"run", tl_cmd_run},       {"replay", tl_cmd_replay}, {"produce", tl_cmd_produce},
         {"gen", tl_cmd_gen},       {"demo", tl_cmd_demo},     {"config", tl_cmd_config},
-        {"paths", tl_cmd_paths},   {"reset", tl_cmd_reset},
+        {"paths", tl_cmd_paths},   {"reset", tl_cmd_reset},   {"consume", tl_cmd_consume},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {

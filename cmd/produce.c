@@ -21,7 +21,8 @@ static const char usage[] =
     "                     [--schema-id N] [--strict] [--quiet] [-c FILE] [-X key=value ...]\n"
     "\n"
     "Writes every event of FILE to TOPIC as Confluent-framed Avro (BehaviorEvent,\n"
-    "schema id N, default 1: schemas/1-behavior_event.avsc), key = user_id, and waits\n"
+    "schema id N; default: with schema.registry.url the id the registry gives it under\n"
+    "TOPIC-value (registered if needed), else 1: schemas/1-behavior_event.avsc), key = user_id, and waits\n"
     "until the broker acknowledged all of them. Bad rows are reported and skipped\n"
     "(or stop with --strict). On a terminal a progress line shows the count, the rate\n"
     "and the time left (--quiet: none).\n";
@@ -72,6 +73,24 @@ int tl_cmd_produce(int argc, char **argv)
     int32_t schema_id = a.schema_id ? (int32_t)atoi(a.schema_id) : 1;
     codec = tl_cmd_codec_new(c, &store);
     if (!codec) goto done;
+    if (!a.schema_id && *tl_config_str(c, "schema.registry.url")) {
+        /* With a registry the id is the registry's: BehaviorEvent under <topic>-value, as
+         * a producer with a Confluent serializer would register it. */
+        char subject[512];
+        snprintf(subject, sizeof(subject), "%s-value", a.topic);
+        char *json = tl_cmd_read_schema(c, "1-behavior_event.avsc");
+        int id = 0;
+        if (!json) snprintf(err, sizeof(err), "cannot read tally's BehaviorEvent schema");
+        int r = json ? tl_schema_store_register(store, subject, json, &id, err, sizeof(err))
+                     : TL_SCHEMA_ERROR;
+        free(json);
+        if (r != TL_SCHEMA_OK) {
+            fprintf(stderr, "tally: %s\n", err);
+            goto done;
+        }
+        schema_id = id;
+        fprintf(stderr, "produce: BehaviorEvent is schema id %d under subject %s\n", id, subject);
+    }
     src = tl_file_source_new(a.input, (tl_file_format)fmt, a.strict, err, sizeof(err));
     if (!src) {
         fprintf(stderr, "tally: %s\n", err);

@@ -1,5 +1,5 @@
 /*
- * records.h -- tally's output records (schemas/2-interest_delta.avsc, 3-attribution.avsc,
+ * records.h -- tally's output records (schemas/2-interest_delta.avsc, 5-attribution.avsc,
  * 4-credit_delta.avsc) and the dead-letter record.
  *
  * Records are produced by the stages and handed to a sink (sink.h). All pointers are

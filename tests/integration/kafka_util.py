@@ -447,7 +447,7 @@ class OutputTopics:
         A record on the dead-letter topic is a problem (the tests' input is all valid)."""
         recs = decode_outputs(kafka.read_all(self.interest), 2, schemas[2], self.interest,
                               problems)
-        recs += decode_outputs(kafka.read_all(self.attribution), 3, schemas[3],
+        recs += decode_outputs(kafka.read_all(self.attribution), 5, schemas[5],
                                self.attribution, problems)
         dlq = kafka.read_all(self.dlq)
         if dlq:

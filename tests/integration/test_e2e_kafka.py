@@ -187,7 +187,7 @@ def main():
         rows_i = kafka.read_all(t_oi, READ_TIMEOUT_S)
         rows_a = kafka.read_all(t_oa, READ_TIMEOUT_S)
         kafka_records.extend(decode_outputs(rows_i, 2, schemas[2], t_oi, pr))
-        kafka_records.extend(decode_outputs(rows_a, 3, schemas[3], t_oa, pr))
+        kafka_records.extend(decode_outputs(rows_a, 5, schemas[5], t_oa, pr))
         expected = ref.run_file(DATA, "taobao")
         ref.write_jsonl(expected, os.path.join(tmp, "reference.jsonl"))
         ref.write_jsonl(kafka_records, os.path.join(tmp, "kafka.jsonl"))

@@ -172,7 +172,7 @@ def test_flow_users_shutdown(work, b, kafka):
     assert not lint, lint
     problems = []
     deltas = decode_outputs(kafka.read_all(out.interest), 2, schemas[2], out.interest, problems)
-    atts = decode_outputs(kafka.read_all(out.attribution), 3, schemas[3], out.attribution, problems)
+    atts = decode_outputs(kafka.read_all(out.attribution), 5, schemas[5], out.attribution, problems)
     assert not problems, problems[:5]
     assert len(deltas) == 20000, "%d interest deltas on the topic" % len(deltas)
     assert total(m1, "tally_outputs_total", output="attribution") == len(atts), \

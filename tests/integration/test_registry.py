@@ -31,6 +31,9 @@ Steps (each one line, ok or FAIL):
      schemas of schemas/ (and no subject for the dead-letter topic, which is not Avro).
   5. Every output record is framed with its subject's id (not a schema.dir id) and decodes
      with the schema fetched from the registry by that id; keys are the user_ids.
+  5b. `tally consume` prints every attribution as JSON, decoded with the schema its frame
+     names, fetched from the registry; `tally produce` with the registry registers
+     BehaviorEvent under <topic>-value and frames every event with that id.
   6. The dead-letter topic holds the unknown-id record alone, reason unknown_schema.
   7. Every request tally made carried the credentials; it fetched the input schema by id.
   8. auto.register=false with the subjects present: starts, only looks up, registers nothing.
@@ -355,7 +358,7 @@ def main():
     if not step("run --until-end", run):
         return finish(step, reg)
 
-    files = {out.interest: "2-interest_delta.avsc", out.attribution: "3-attribution.avsc",
+    files = {out.interest: "2-interest_delta.avsc", out.attribution: "5-attribution.avsc",
              out.credit: "4-credit_delta.avsc"}
 
     def subjects(pr):
@@ -400,6 +403,50 @@ def main():
         return ", ".join("%d on %s" % (n, t) for t, n in counts.items())
 
     step("outputs framed with registry ids, decoded with fetched schemas", outputs)
+
+    reg_x = ["-X", "kafka.bootstrap.servers=" + b, "-X", "schema.registry.url=" + reg.url,
+             "-X", "schema.registry.basic.auth.user.info=" + USER + ":" + PASSWORD,
+             "-X", "schema.registry.ssl.ca.location=" + ca]
+
+    def consume(pr):
+        """tally consume decodes every output with the writer schema its frame names,
+        fetched from the registry: the same records the test decoded itself."""
+        r = subprocess.run([ku.TALLY_BIN, "consume", "--topic", out.attribution, "--until-end"] + reg_x,
+                           capture_output=True, text=True, timeout=120)
+        lines = [json.loads(x) for x in r.stdout.splitlines()]
+        rows = kafka.read_all(out.attribution)
+        want = {(p, o) for p, o, _, _, _ in rows}
+        got = {(x["partition"], x["offset"]) for x in lines}
+        if r.returncode != 0 or got != want:
+            pr.append("consume: exit %d, %d lines for %d records: %s" % (
+                r.returncode, len(lines), len(rows), r.stderr[-500:]))
+        for x in lines:
+            if x.get("schema_id") != st.get(out.attribution) or "value" not in x or \
+                    x["value"]["user_id"] != x["key"]:
+                pr.append("consume: %s" % json.dumps(x)[:300])
+                break
+        return "%d attributions printed as JSON, decoded with schema id %s" % (len(lines), st.get(out.attribution))
+
+    step("tally consume", consume)
+
+    def produce_registers(pr):
+        """tally produce with a registry registers BehaviorEvent under <topic>-value and
+        frames every event with that id (the same schema as the input's: its id, 2)."""
+        topic = t_in + "-produced"
+        kafka.create_topics({topic: 1})
+        csv = os.path.join(tmp, "produce.csv")
+        subprocess.run([ku.TALLY_BIN, "gen", "--events", "50", "--output", csv], check=True)
+        r = subprocess.run([ku.TALLY_BIN, "produce", "--input", csv, "--format", "canonical",
+                            "--topic", topic] + reg_x, capture_output=True, text=True, timeout=120)
+        sid = reg.subjects.get(topic + "-value") if isinstance(reg.subjects, dict) else None
+        ids = {int.from_bytes(v[1:5], "big") for _, _, _, v, _ in kafka.read_all(topic)}
+        if r.returncode != 0 or ids != {st["input_id"]} or (topic + "-value") not in reg.subjects:
+            pr.append("produce: exit %d, frames %s, input id %s, subjects %s: %s" % (
+                r.returncode, ids, st["input_id"], sorted(reg.subjects), r.stderr[-400:]))
+        return "50 events framed with id %s, registered under %s-value%s" % (
+            sorted(ids), topic, "" if sid is None else " (id %s)" % sid)
+
+    step("tally produce registers its schema", produce_registers)
 
     def dlq(pr):
         rows = kafka.read_all(out.dlq)

@@ -3,7 +3,7 @@
  *
  * Avro: records encoded by sink/avro_out.c are unframed (magic 0, big-endian schema
  * id checked byte by byte) and decoded with avro-c's generic reader against
- * schemas/2-interest_delta.avsc, 3-attribution.avsc and 4-credit_delta.avsc; every
+ * schemas/2-interest_delta.avsc, 5-attribution.avsc and 4-credit_delta.avsc; every
  * field is compared with the input (doubles bit for bit), the reader must consume
  * the body exactly, and avro-c re-encoding the decoded value must give the same
  * bytes. This is the independent check of the hand-written encoder.
@@ -513,7 +513,7 @@ static void roundtrip_attribution(const tl_attribution *a, int32_t id)
     tl_buf buf = {0};
     tl_avro_put_attribution(&buf, id, a);
     decoded d;
-    assert_int_equal(decode_framed(&buf, 0, "3-attribution.avsc", id, &d), buf.len);
+    assert_int_equal(decode_framed(&buf, 0, "5-attribution.avsc", id, &d), buf.len);
     check_attribution_avro(&d.value, a);
     decoded_free(&d);
     tl_buf_free(&buf);
@@ -613,10 +613,10 @@ static void test_avro_attribution(void **state)
     tl_avro_put_attribution(&buf, 3, &x);
     tl_avro_put_attribution(&buf, 4, &y);
     decoded d;
-    size_t off = decode_framed(&buf, 0, "3-attribution.avsc", 3, &d);
+    size_t off = decode_framed(&buf, 0, "5-attribution.avsc", 3, &d);
     check_attribution_avro(&d.value, &x);
     decoded_free(&d);
-    assert_int_equal(decode_framed(&buf, off, "3-attribution.avsc", 4, &d), buf.len);
+    assert_int_equal(decode_framed(&buf, off, "5-attribution.avsc", 4, &d), buf.len);
     check_attribution_avro(&d.value, &y);
     decoded_free(&d);
     tl_buf_free(&buf);
@@ -996,7 +996,7 @@ static void test_avro_sink_counts(void **state)
     decoded_free(&dd);
     b.len = 0;
     tl_avro_put_attribution(&b, 3, &r);
-    total += decode_framed(&b, 0, "3-attribution.avsc", 3, &dd);
+    total += decode_framed(&b, 0, "5-attribution.avsc", 3, &dd);
     decoded_free(&dd);
     b.len = 0;
     tl_avro_put_credit(&b, 4, &c);

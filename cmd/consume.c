@@ -1,0 +1,180 @@
+/*
+ * consume.c -- `tally consume`: reads a topic tally writes (or its input) and prints each
+ * record as one JSON object per line, its Avro decoded with the writer schema its frame
+ * names (from the schema registry, or the installed schemas without one). Debian's kcat
+ * has no Avro support, and a consumer command should not need a JVM.
+ *
+ * Read-committed, from the beginning or the end, without a consumer group (nothing is
+ * committed); stops after --max records, or once every partition is at its end with
+ * --until-end. A record that is not Confluent-framed Avro (a dead letter's value, say) is
+ * printed with its bytes in base64 and the reason it was not decoded.
+ */
+#include "cmd.h"
+#include "kafka_pipeline.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "ingest/schema_store.h"
+
+#include <avro.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: tally consume --topic TOPIC [--from-end] [--max N] [--until-end]\n"
+    "                     [-c FILE] [-X key=value ...]\n"
+    "\n"
+    "Prints the records of TOPIC as JSON lines: {\"partition\", \"offset\", \"key\",\n"
+    "\"schema_id\", \"value\"}, the value decoded from Confluent-framed Avro with the writer\n"
+    "schema of its id (schema.registry.url, or schema.dir / the installed schemas). Reads\n"
+    "committed records only, without a consumer group.\n"
+    "\n"
+    "  --topic TOPIC   e.g. tally.attributions\n"
+    "  --from-end      only records written from now on (default: from the beginning)\n"
+    "  --max N         stop after N records\n"
+    "  --until-end     stop once every partition is read to its end\n";
+
+static void put_base64(tl_buf *b, const unsigned char *p, size_t n)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    tl_buf_putc(b, '"');
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        tl_buf_putc(b, t[v >> 18 & 63]);
+        tl_buf_putc(b, t[v >> 12 & 63]);
+        tl_buf_putc(b, i + 1 < n ? t[v >> 6 & 63] : '=');
+        tl_buf_putc(b, i + 2 < n ? t[v & 63] : '=');
+    }
+    tl_buf_putc(b, '"');
+}
+
+/* Appends ,"schema_id":N,"value":<json> or ,"value_base64":..,"error":.. */
+static void put_value(tl_buf *b, tl_schema_store *store, const rd_kafka_message_t *m)
+{
+    const unsigned char *p = m->payload;
+    char err[512] = "";
+    if (!p || m->len < 5 || p[0] != 0) {
+        snprintf(err, sizeof(err), "not Confluent-framed Avro");
+    } else {
+        int32_t id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
+        avro_schema_t schema;
+        if (tl_schema_store_get(store, id, &schema, err, sizeof(err)) == TL_SCHEMA_OK) {
+            avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
+            avro_value_t v;
+            avro_reader_t r = avro_reader_memory((const char *)p + 5, (int64_t)m->len - 5);
+            char *json = NULL;
+            if (iface && avro_generic_value_new(iface, &v) == 0) {
+                if (avro_value_read(r, &v) == 0 && avro_value_to_json(&v, 1, &json) == 0) {
+                    tl_buf_printf(b, ",\"schema_id\":%d,\"value\":%s", (int)id, json);
+                    free(json);
+                    avro_reader_free(r);
+                    avro_value_decref(&v);
+                    avro_value_iface_decref(iface);
+                    return;
+                }
+                snprintf(err, sizeof(err), "the body does not decode with schema id %d: %s",
+                         (int)id, avro_strerror());
+                avro_value_decref(&v);
+            }
+            avro_reader_free(r);
+            if (iface) avro_value_iface_decref(iface);
+        }
+    }
+    tl_buf_puts(b, ",\"value_base64\":");
+    put_base64(b, p, p ? m->len : 0);
+    tl_json_member_str(b, "error", err);
+}
+
+int tl_cmd_consume(int argc, char **argv)
+{
+    struct {
+        const char *topic, *max;
+        int from_end, until_end;
+    } a = {0};
+    const tl_cmd_opt opts[] = {
+        {"--topic", &a.topic, NULL},        {"--max", &a.max, NULL},
+        {"--from-end", NULL, &a.from_end},  {"--until-end", NULL, &a.until_end},
+        {NULL, NULL, NULL},
+    };
+    tl_config *c = tl_cmd_kafka_config_parse(argc, argv, usage, opts);
+    if (!c) return 2;
+    if (!a.topic) {
+        tl_config_destroy(c);
+        return tl_cmd_usage_error(usage, "--topic is required");
+    }
+    long long max = a.max ? atoll(a.max) : -1;
+    int rc = 1;
+    tl_schema_store *store = NULL;
+    tl_codec *codec = tl_cmd_codec_new(c, &store);   /* the schema store is what is needed */
+    rd_kafka_conf_t *conf = codec ? tl_cmd_kafka_conf(c, "consumer") : NULL;
+    rd_kafka_t *rk = NULL;
+    char err[512];
+    if (!conf) goto done;
+    rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "tally: kafka consumer: %s\n", err);
+        goto done;
+    }
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, a.topic, NULL);
+    rd_kafka_resp_err_t me = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    rd_kafka_topic_destroy(rkt);
+    if (me || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
+        fprintf(stderr, "tally: topic %s: %s\n", a.topic,
+                rd_kafka_err2str(me ? me : md->topic_cnt ? md->topics[0].err
+                                                         : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
+        if (md) rd_kafka_metadata_destroy(md);
+        goto done;
+    }
+    int n_parts = md->topics[0].partition_cnt;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n_parts);
+    for (int i = 0; i < n_parts; i++)
+        rd_kafka_topic_partition_list_add(l, a.topic, md->topics[0].partitions[i].id)->offset =
+            a.from_end ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    tl_cmd_signals();
+    tl_buf line = {0};
+    long long printed = 0;
+    int at_end = 0;
+    while (!tl_stop && (max < 0 || printed < max) && !(a.until_end && at_end >= n_parts)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            at_end++;
+        } else if (m->err) {
+            fprintf(stderr, "tally: %s\n", rd_kafka_message_errstr(m));
+        } else {
+            tl_buf_clear(&line);
+            tl_buf_printf(&line, "{\"partition\":%d,\"offset\":%" PRId64, (int)m->partition, m->offset);
+            tl_buf_puts(&line, ",\"key\":");
+            if (m->key) tl_json_put_strn(&line, m->key, m->key_len);
+            else tl_buf_puts(&line, "null");
+            put_value(&line, store, m);
+            tl_buf_puts(&line, "}\n");
+            fwrite(line.data, 1, line.len, stdout);
+            printed++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    fflush(stdout);
+    tl_buf_free(&line);
+    rc = ferror(stdout) ? 1 : 0;
+done:
+    if (rc != 0 && rk) tl_cmd_kafka_why_failed(c);
+    if (rk) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    tl_codec_destroy(codec);
+    tl_schema_store_destroy(store);
+    tl_config_destroy(c);
+    return rc;
+}
