@@ -33,37 +33,83 @@
 #define BOUNDS_HEADERS 2048   /* a dead letter's headers: reason, error (< 700), source */
 #define BOUNDS_RECORD 512     /* a record's framing in a batch: lengths, timestamp, attrs */
 
-/* The topic's max.message.bytes, or -1 when the broker does not say. */
-static long long topic_limit(rd_kafka_t *rk, const char *topic)
+#define TOPIC_MISSING (-2)
+
+/* One configuration value of a resource (a topic, or a broker by its id), or NULL when the
+ * broker does not say; malloc'ed. *missing is set when the resource does not exist. */
+static char *describe(rd_kafka_t *rk, rd_kafka_ResourceType_t type, const char *name,
+                      const char *key, int *missing)
 {
-    long long limit = -1;
-    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    char *out = NULL;
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(type, name);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
     const rd_kafka_DescribeConfigs_result_t *r = ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
     size_t n = 0;
     const rd_kafka_ConfigResource_t **rs = r ? rd_kafka_DescribeConfigs_result_resources(r, &n) : NULL;
-    if (n == 1 && rd_kafka_ConfigResource_error(rs[0]) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_resp_err_t e = n == 1 ? rd_kafka_ConfigResource_error(rs[0]) : RD_KAFKA_RESP_ERR__FAIL;
+    if (missing) *missing = e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if (n == 1 && e == RD_KAFKA_RESP_ERR_NO_ERROR) {
         size_t ne = 0;
-        const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(rs[0], &ne);
-        for (size_t i = 0; i < ne; i++)
-            if (!strcmp(rd_kafka_ConfigEntry_name(e[i]), "max.message.bytes") &&
-                rd_kafka_ConfigEntry_value(e[i]))
-                limit = atoll(rd_kafka_ConfigEntry_value(e[i]));
+        const rd_kafka_ConfigEntry_t **ce = rd_kafka_ConfigResource_configs(rs[0], &ne);
+        for (size_t i = 0; i < ne && !out; i++)
+            if (!strcmp(rd_kafka_ConfigEntry_name(ce[i]), key) && rd_kafka_ConfigEntry_value(ce[i]))
+                out = strdup(rd_kafka_ConfigEntry_value(ce[i]));
     }
     if (ev) rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
     rd_kafka_ConfigResource_destroy(res);
+    return out;
+}
+
+/* 1 when the broker creates topics on first use, 0 when not, -1 when it does not say. */
+static int broker_auto_creates(rd_kafka_t *rk)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    if (rd_kafka_metadata(rk, 0, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+    char id[16];
+    int have = md->broker_cnt > 0;
+    if (have) snprintf(id, sizeof(id), "%d", (int)md->brokers[0].id);
+    rd_kafka_metadata_destroy(md);
+    if (!have) return -1;
+    char *v = describe(rk, RD_KAFKA_RESOURCE_BROKER, id, "auto.create.topics.enable", NULL);
+    int rc = v ? !strcmp(v, "true") : -1;
+    free(v);
+    return rc;
+}
+
+/* The topic's max.message.bytes, TOPIC_MISSING when it does not exist, or -1 when the
+ * broker does not say. */
+static long long topic_limit(rd_kafka_t *rk, const char *topic)
+{
+    int missing = 0;
+    char *v = describe(rk, RD_KAFKA_RESOURCE_TOPIC, topic, "max.message.bytes", &missing);
+    long long limit = v ? atoll(v) : missing ? TOPIC_MISSING : -1;
+    free(v);
     return limit;
 }
 
-/* The limit a record for topic must fit: the producer's, or the topic's when smaller. */
+/* The limit a record for topic must fit: the producer's, or the topic's when smaller.
+ * -1 with err when the topic does not exist and the broker will not create it. */
 static long long limit_for(rd_kafka_t *rk, long long producer, const char *topic,
-                           const char **which)
+                           const char **which, char *err, size_t errlen)
 {
     long long t = topic_limit(rk, topic);
     *which = "the producer's message.max.bytes";
+    if (t == TOPIC_MISSING) {
+        int auto_create = broker_auto_creates(rk);
+        if (auto_create == 0) {
+            snprintf(err, errlen, "topic %s does not exist, and the broker does not create "
+                     "topics (auto.create.topics.enable=false): create it, or name another one",
+                     topic);
+            return -1;
+        }
+        TL_LOG_INFO("run", "topic=%s does not exist yet: %s", topic,
+                    auto_create == 1 ? "the broker creates it on first write, with its defaults"
+                                     : "the broker may create it on first write");
+        return producer;
+    }
     if (t < 0) {
         TL_LOG_WARN("run", "topic=%s: max.message.bytes unknown (not created yet, or not "
                     "allowed to describe it); checking the producer's limit only", topic);
@@ -112,7 +158,8 @@ int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
     for (size_t i = 0; i < sizeof(rec) / sizeof(rec[0]); i++) {
         if (!rec[i].topic) continue;
         const char *which;
-        long long lim = limit_for(producer, pmax, rec[i].topic, &which);
+        long long lim = limit_for(producer, pmax, rec[i].topic, &which, err, errlen);
+        if (lim < 0) return -1;
         if (rec[i].bound > lim) {
             snprintf(err, errlen, "%s on %s can reach %lld bytes (%s), more than %s (%lld): %s "
                      "or raise the limit", rec[i].what, rec[i].topic, rec[i].bound, rec[i].keys,

@@ -11,6 +11,8 @@ topics over the PLAINTEXT listener; tally is only given the secure listeners.
    (kafka.security.protocol=SSL, kafka.ssl.ca.location); the output topics read back equal
    the replay (interest deltas and attributions, record for record, rule-based fields and
    explanations), nothing on the dead-letter topic.
+2b. The broker creates no topic by itself (auto.create.topics.enable=false): a run whose
+   attribution topic does not exist stops at start, exit 2, naming the topic.
 3. TLS is required and verified: a producer on the SSL listener without
    kafka.security.protocol, and one without the CA, both fail (non-zero exit within the
    bound set by kafka.message.timeout.ms).
@@ -59,8 +61,11 @@ AUTH_LINE = r"level=error .*authentication failed: "   # tally's own line, with 
 
 
 def broker(cmd, bdir, *extra):
+    # A broker that creates no topic by itself, as production ones often are: the test's
+    # topics are created by the test, the changelog by tally.
+    env = dict(os.environ, TALLY_KAFKA_PROPERTIES="auto.create.topics.enable=false")
     res = subprocess.run([ku.BROKER_SH, cmd, bdir] + list(extra), stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, timeout=BROKER_TIMEOUT_S)
+                         stderr=subprocess.STDOUT, text=True, timeout=BROKER_TIMEOUT_S, env=env)
     if res.returncode != 0:
         raise AssertionError("kafka-broker.sh %s %s failed:\n%s" % (cmd, bdir, res.stdout))
     return res.stdout
@@ -204,6 +209,26 @@ def main():
     def tls(pr):
         return leg("ssl", tls_args(), tls_args(), {}, pr)
 
+    def missing_output(pr):
+        """With auto.create.topics.enable=false, an output topic that does not exist stops
+        the start (exit 2, the topic named) instead of failing the first transaction."""
+        kafka = ctx["kafka"]
+        t_in = "tally-sec-missing-in-%s" % run
+        outs = ku.OutputTopics("tally-sec-missing-%s" % run)
+        kafka.create_topics({t_in: 1})
+        outs.create(kafka, partitions=1)
+        absent = "tally-sec-absent-%s" % run
+        t = ku.Tally(["run", "--until-end", "-X", "input.topics=" + t_in,
+                      "-X", "kafka.group.id=tally-sec-missing-" + run, "-X", "state.dir=" + state("missing")]
+                     + outs.args() + ["-X", "output.attribution.topic=" + absent] + tls_args(),
+                     log("missing-output"), "run (absent output topic)")
+        rc = t.wait(FAIL_TIMEOUT_S)
+        want = "topic %s does not exist, and the broker does not create topics" % absent
+        if rc != 2 or want not in t.log():
+            pr.append("exit %s, expected 2 with %r:\n%s" % (rc, want, ku.tail(t.log_path)))
+        kafka.delete_topics([t_in] + outs.all())
+        return "exit %s after %.1f s, naming %s" % (rc, time.monotonic() - t.t0, absent)
+
     def failing(runs, pattern, pr):
         """Starts every (name, args) of runs at once; each must exit non-zero within
         FAIL_TIMEOUT_S with a log line matching pattern."""
@@ -317,6 +342,7 @@ def main():
         ok = ok and step("reference (gen, replay)", reference)
         if ok:
             step("TLS: produce and run, -X", tls)
+            step("an absent output topic stops the start", missing_output)
             step("TLS is required and verified", tls_required)
             step("SASL_SSL/SCRAM: produce -c, run environment, debug", sasl)
             step("wrong password fails", wrong_password)
