@@ -5,7 +5,8 @@
 # and touches no network. Non-interactive (works with CI=true and no stdin).
 #
 # Environment:
-#   TALLY_DEPS_SKIP_KAFKA=1   do not fetch the Kafka broker's jars
+#   TALLY_DEPS_SKIP_KAFKA=1   do not fetch the Kafka broker's jars nor build the schema
+#                             registry (scripts/schema-registry.sh) the tests start
 #   TALLY_DEPS_SKIP_PYTHON=1  do not install the test tools from PyPI
 #   TALLY_DEPS_BUILD_ONLY=1   only the Debian packages the build needs (no JRE, Maven, kcat,
 #                             pip, promtool or clang; implies both skips above)
@@ -117,8 +118,10 @@ else
   py_satisfied || { say "Python packages still not as pinned in $REQ"; exit 1; }
 fi
 
-# --- Kafka broker jars ------------------------------------------------------------------
+# --- Kafka broker jars, and the schema registry the tests run ------------------------------
 if [ "${TALLY_DEPS_SKIP_KAFKA:-0}" != 1 ]; then
   "$ROOT/scripts/kafka-broker.sh" fetch
   say "Kafka $("$ROOT/scripts/kafka-broker.sh" version) jars: present"
+  "$ROOT/scripts/schema-registry.sh" fetch
+  say "Apicurio Registry $("$ROOT/scripts/schema-registry.sh" version): built"
 fi
