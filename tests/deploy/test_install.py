@@ -8,8 +8,8 @@
    another directory: `tally config check` finds its reader schema under the moved
    prefix, and `tally produce` (which builds its Avro codec from the installed schemas)
    gets as far as the broker (here unreachable: it says so) instead of failing on schemas.
-3. The installed binary does not hold the source tree's path: it cannot read the source
-   tree's schemas, and does not try.
+3. The installed binary does not hold the source tree's schema directory: it cannot read
+   the source tree's schemas, and does not try.
 4. A binary copied without its share/ directory says where it looked and that schema.dir
    can point at the schemas; with schema.dir set it works.
 
@@ -67,8 +67,10 @@ def main():
             problems.append("moved installation: produce did not get to the broker: exit %d, %s" % (
                 r.returncode, r.stderr[-800:]))
         with open(tally, "rb") as fh:
-            if SOURCE.encode() in fh.read():
-                problems.append("the installed binary holds the source tree's path %s" % SOURCE)
+            # The source tree's schema directory is nowhere in it. (A sanitizer build keeps
+            # the sources' file names for its reports, so the tree itself may be there.)
+            if (SOURCE + "/schemas").encode() in fh.read():
+                problems.append("the installed binary holds %s/schemas" % SOURCE)
 
         lone = os.path.join(tmp, "lone")
         os.makedirs(lone)
