@@ -57,6 +57,8 @@ SCRAM_PASSWORD=${TALLY_KAFKA_SCRAM_PASSWORD:-}
 
 die() { echo "kafka-broker: $*" >&2; exit 1; }
 say() { echo "kafka-broker: $*" >&2; }
+# shellcheck source=lib/process.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/process.sh"
 
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
@@ -377,21 +379,7 @@ stop() {
   fi
   pid=$(cat "$dir/broker.pid")
   if is_our_broker "$pid" "$dir"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$(( $(date +%s) + STOP_TIMEOUT ))
-    while is_our_broker "$pid" "$dir" && [ "$(date +%s)" -lt "$deadline" ]; do
-      sleep 0.1  # poll interval
-    done
-    if is_our_broker "$pid" "$dir"; then
-      say "broker $pid ignored TERM for ${STOP_TIMEOUT}s: KILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      deadline=$(( $(date +%s) + 10 ))
-      while is_our_broker "$pid" "$dir" && [ "$(date +%s)" -lt "$deadline" ]; do
-        sleep 0.1  # poll interval
-      done
-      is_our_broker "$pid" "$dir" && die "broker $pid survived KILL"
-    fi
-    say "stopped broker $pid"
+    terminate broker "$pid" is_our_broker "$dir" "$STOP_TIMEOUT"
   else
     say "broker $pid in $dir is not running"
   fi

@@ -43,6 +43,8 @@ EXTRA_OPTS=${TALLY_REGISTRY_JAVA_OPTS:-}
 
 die() { echo "schema-registry: $*" >&2; exit 1; }
 say() { echo "schema-registry: $*" >&2; }
+# shellcheck source=lib/process.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/process.sh"
 
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
@@ -329,21 +331,7 @@ stop() {
   fi
   pid=$(cat "$dir/registry.pid")
   if is_our_registry "$pid" "$dir"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$(( $(date +%s) + STOP_TIMEOUT ))
-    while is_our_registry "$pid" "$dir" && [ "$(date +%s)" -lt "$deadline" ]; do
-      sleep 0.1  # poll interval
-    done
-    if is_our_registry "$pid" "$dir"; then
-      say "registry $pid ignored TERM for ${STOP_TIMEOUT}s: KILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      deadline=$(( $(date +%s) + 10 ))
-      while is_our_registry "$pid" "$dir" && [ "$(date +%s)" -lt "$deadline" ]; do
-        sleep 0.1  # poll interval
-      done
-      is_our_registry "$pid" "$dir" && die "registry $pid survived KILL"
-    fi
-    say "stopped registry $pid"
+    terminate registry "$pid" is_our_registry "$dir" "$STOP_TIMEOUT"
   else
     say "registry $pid in $dir is not running"
   fi
