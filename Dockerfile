@@ -9,7 +9,9 @@
 #   docker run --rm -p 9464:9464 -e TALLY_KAFKA_BOOTSTRAP_SERVERS=broker:9092 tally
 #   docker run --rm tally config list
 
-FROM debian:bookworm AS build
+# Base images pinned by version and digest (the multi-platform index digests docker-library
+# publishes in its repo-info repository for these tags): a rebuild gets the same bytes.
+FROM debian:bookworm-20260918@sha256:f37a335e82bca302e955fa39f9dfe28f1be618f016f8a2b56318e5a5111afc26 AS build
 WORKDIR /src
 COPY . .
 # Build packages only (TALLY_DEPS_BUILD_ONLY, scripts/build.sh's default); installed under
@@ -18,7 +20,7 @@ COPY . .
 RUN scripts/build.sh build -DTALLY_TESTS=OFF -DTALLY_BENCH=OFF -DCMAKE_INSTALL_PREFIX=/usr/local \
  && cmake --install build --prefix /opt/tally --strip
 
-FROM debian:bookworm-slim
+FROM debian:bookworm-20260918-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       librdkafka1 libavro23 librocksdb7.8 libopenblas0-pthread liblapacke libcurl4 libmicrohttpd12 \

@@ -555,6 +555,9 @@ def dockerfile_stages_and_runtime():
     run_from, runtime = stages[-1]
     assert re.match(r"FROM debian:bookworm\b.* AS build$", build_from, re.I), build_from
     assert re.match(r"FROM debian:bookworm", run_from, re.I), run_from
+    for line in (build_from, run_from):   # pinned: a dated tag and the index digest
+        assert re.match(r"FROM debian:bookworm-\d{8}(-slim)?@sha256:[0-9a-f]{64}\b", line), \
+            f"not pinned by version and digest: {line}"
     run_lines = " ".join(instr(runtime, "RUN"))
     assert "-dev" not in run_lines and "build-essential" not in run_lines and "cmake" not in run_lines, \
         "the runtime stage installs build tools or -dev packages"
