@@ -12,6 +12,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "ingest/changelog.h"
+#include "core/json.h"
+#include "core/arena.h"
 #include "ingest/codec.h"
 #include "ingest/kafka_source.h"
 #include "ingest/schema_store.h"
@@ -131,7 +133,37 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
     return codec;
 }
 
-/* The Confluent id of one of tally's output schemas, registered under <topic>-value. */
+int tl_cmd_subject(const tl_config *c, const char *topic, const char *schema_json, char *out,
+                   size_t n, char *err, size_t errlen)
+{
+    const char *strategy = tl_config_str(c, "schema.registry.subject.name.strategy");
+    if (!strcmp(strategy, "topic")) {
+        snprintf(out, n, "%s-value", topic);
+        return 0;
+    }
+    int record = !strcmp(strategy, "record");
+    if (!record && strcmp(strategy, "topic_record") != 0) {
+        snprintf(err, errlen, "schema.registry.subject.name.strategy: expected topic, record or "
+                 "topic_record, got '%s'", strategy);
+        return -1;
+    }
+    tl_arena a;
+    tl_arena_init(&a, 1024);
+    char jerr[128];
+    const tl_json *j = tl_json_parse(schema_json, strlen(schema_json), &a, jerr, sizeof(jerr));
+    const tl_json *name = j ? tl_json_get(j, "name") : NULL, *ns = j ? tl_json_get(j, "namespace") : NULL;
+    int ok = name && name->type == TL_JSON_STRING;
+    if (ok) {
+        const char *nm = name->str, *space = ns && ns->type == TL_JSON_STRING && !strchr(nm, '.') ? ns->str : "";
+        snprintf(out, n, "%s%s%s%s%s", record ? "" : topic, record ? "" : "-", space, *space ? "." : "", nm);
+    } else {
+        snprintf(err, errlen, "a schema without a record name cannot be registered under %s", strategy);
+    }
+    tl_arena_destroy(&a);
+    return ok ? 0 : -1;
+}
+
+/* The Confluent id of one of tally's output schemas, registered under its subject. */
 static int output_schema_id(const tl_config *c, tl_schema_store *store, const char *file,
                             const char *topic, int32_t *id)
 {
@@ -142,7 +174,11 @@ static int output_schema_id(const tl_config *c, tl_schema_store *store, const ch
         return -1;
     }
     char subject[512], err[512];
-    snprintf(subject, sizeof(subject), "%s-value", topic);
+    if (tl_cmd_subject(c, topic, json, subject, sizeof(subject), err, sizeof(err)) != 0) {
+        TL_LOG_ERROR("sink", "output schema %s: %s", file, err);
+        free(json);
+        return -1;
+    }
     int out = 0;
     int rc = tl_schema_store_register(store, subject, json, &out, err, sizeof(err));
     *id = out;

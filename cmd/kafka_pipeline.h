@@ -46,6 +46,12 @@ const char *tl_cmd_schema_dir(const tl_config *c);
  * installed one. 0, or -1 (message printed) when not installed. */
 int tl_cmd_schema_path(const tl_config *c, const char *name, char *out, size_t n);
 
+/* The registry subject of schema_json (an Avro record) written to topic, by
+ * schema.registry.subject.name.strategy: topic, record or topic_record, as Confluent's
+ * serializers name them. 0, or -1 with err. */
+int tl_cmd_subject(const tl_config *c, const char *topic, const char *schema_json, char *out,
+                   size_t n, char *err, size_t errlen);
+
 /* Reads one of tally's schema files (tl_cmd_schema_path) into a new string; NULL if it
  * cannot. */
 char *tl_cmd_read_schema(const tl_config *c, const char *name);

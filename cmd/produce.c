@@ -77,12 +77,13 @@ int tl_cmd_produce(int argc, char **argv)
         /* With a registry the id is the registry's: BehaviorEvent under <topic>-value, as
          * a producer with a Confluent serializer would register it. */
         char subject[512];
-        snprintf(subject, sizeof(subject), "%s-value", a.topic);
         char *json = tl_cmd_read_schema(c, "1-behavior_event.avsc");
         int id = 0;
         if (!json) snprintf(err, sizeof(err), "cannot read tally's BehaviorEvent schema");
-        int r = json ? tl_schema_store_register(store, subject, json, &id, err, sizeof(err))
-                     : TL_SCHEMA_ERROR;
+        int r = !json ? TL_SCHEMA_ERROR
+                : tl_cmd_subject(c, a.topic, json, subject, sizeof(subject), err, sizeof(err)) != 0
+                    ? TL_SCHEMA_INVALID
+                    : tl_schema_store_register(store, subject, json, &id, err, sizeof(err));
         free(json);
         if (r != TL_SCHEMA_OK) {
             fprintf(stderr, "tally: %s\n", err);

@@ -80,8 +80,14 @@ static const tl_config_def ingest_table[] = {
     {"schema.registry.ssl.ca.location", TL_CT_STRING, "", NORANGE,
      "CA bundle for an https schema registry."},
     {"schema.registry.auto.register", TL_CT_BOOL, "true", NORANGE,
-     "With a registry: register tally's output schemas under <topic>-value at start-up. "
+     "With a registry: register tally's output schemas at start-up (under the subjects of "
+     "schema.registry.subject.name.strategy). "
      "false: only look them up there, and stop if a subject lacks the schema."},
+    {"schema.registry.subject.name.strategy", TL_CT_STRING, "topic", NORANGE,
+     "The subject a schema is registered under, as Confluent's serializers name it: topic "
+     "(<topic>-value, TopicNameStrategy), record (<namespace>.<name>, RecordNameStrategy) or "
+     "topic_record (<topic>-<namespace>.<name>, TopicRecordNameStrategy). For tally's outputs "
+     "and for what tally produce registers."},
     {"schema.registry.negative.cache.ms", TL_CT_INT, "300000", 1, 86400000,
      "How long a schema id found nowhere (the registry answered not found) or refused as "
      "unusable is remembered: its records go to the dead-letter topic without a new "

@@ -17,6 +17,9 @@ service would use.
    its frame); the subjects <topic>-value of tally's outputs exist in the registry; the
    interest deltas and attributions equal `tally replay` of the same events (rule-based
    fields, record for record).
+5. schema.registry.subject.name.strategy: `tally produce` with record registers
+   tally.BehaviorEvent, `tally run` with topic_record registers <topic>-tally.InterestDelta
+   and so on; no dead letter.
 
 Environment: TALLY_TEST_BOOTSTRAP (or _FILE), TALLY_BIN, TALLY_SOURCE_DIR. Exit 0 passed, 1
 failed, 77 skipped (no broker).
@@ -158,6 +161,33 @@ def main():
 
     if ok:
         step("outputs decode with AvroDeserializer", outputs)
+
+    def strategies(pr):
+        """schema.registry.subject.name.strategy: tally produce with record (the subject is
+        the record's full name), tally run with topic_record (<topic>-<full name>)."""
+        t2 = "apicurio-strat-" + run
+        out2 = ku.OutputTopics("apicurio-strat-" + run)
+        kafka.create_topics({t2: 1})
+        out2.create(kafka, partitions=1)
+        reg = ["-X", "schema.registry.url=" + st["url"], "-X", "kafka.bootstrap.servers=" + b]
+        ku.run_tally(["produce", "--input", st["events"], "--format", "canonical", "--topic", t2,
+                      "-X", "schema.registry.subject.name.strategy=record"] + reg, 300,
+                     os.path.join(tmp, "strat-produce.log"))
+        ku.run_tally(["run", "--until-end", "-X", "input.topics=" + t2, "-X", "kafka.group.id=s-" + run,
+                      "-X", "state.dir=" + os.path.join(tmp, "state-strat"),
+                      "-X", "schema.registry.subject.name.strategy=topic_record"] + reg + out2.args(),
+                     300, os.path.join(tmp, "strat-run.log"))
+        subjects = set(st["client"].get_subjects())
+        want = {"tally.BehaviorEvent", out2.interest + "-tally.InterestDelta",
+                out2.attribution + "-tally.Attribution", out2.credit + "-tally.CreditDelta"}
+        if want - subjects:
+            pr.append("subjects missing: %s (have %s)" % (sorted(want - subjects), sorted(subjects)))
+        if kafka.read_all(out2.dlq):
+            pr.append("dead letters with the record strategy")
+        return "subjects %s" % ", ".join(sorted(want & subjects))
+
+    if ok:
+        step("subject name strategies", strategies)
 
     subprocess.run([REGISTRY_SH, "stop", rdir], capture_output=True, timeout=120)
     ku.stop_all()
