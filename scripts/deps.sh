@@ -24,6 +24,7 @@ APT_PACKAGES=(
 TEST_APT_PACKAGES=(
   kcat default-jre-headless maven python3-pip
   prometheus   # promtool: integration.http checks a live /metrics with it
+  strace       # deploy.install lists what tally run opens
 )
 BUILD_ONLY=${TALLY_DEPS_BUILD_ONLY:-0}
 if [ "$BUILD_ONLY" = 1 ]; then

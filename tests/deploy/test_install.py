@@ -10,7 +10,11 @@
    gets as far as the broker (here unreachable: it says so) instead of failing on schemas.
 3. The installed binary does not hold the source tree's schema directory: it cannot read
    the source tree's schemas, and does not try.
-4. A binary copied without its share/ directory says where it looked and that schema.dir
+4. What `tally run` opens at start (strace), run from the moved installation: files of the
+   installation, shared libraries owned by the packages the Dockerfile's runtime stage
+   installs (and their dependencies), /etc, /proc, /sys, /dev and its state directory;
+   nothing else.
+5. A binary copied without its share/ directory says where it looked and that schema.dir
    can point at the schemas; with schema.dir set it works.
 
 Environment: TALLY_BUILD_DIR (the build tree), TALLY_SOURCE_DIR. Exit 0 passed, 1 failed.
@@ -28,6 +32,69 @@ BUILD = os.environ.get("TALLY_BUILD_DIR") or os.path.join(SOURCE, "build")
 
 def run(cmd, cwd, **kw):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, **kw)
+
+
+def runtime_packages():
+    """The Debian packages the image's runtime stage installs, and everything they depend
+    on (apt-cache), or None when apt-cache cannot say."""
+    import re
+    with open(os.path.join(SOURCE, "Dockerfile")) as fh:
+        text = re.sub(r"\\\n", " ", fh.read())
+    runtime = re.split(r"^FROM ", text, flags=re.M)[-1]
+    m = re.search(r"apt-get install[^&]*?--no-install-recommends\s+([^&]+)", runtime)
+    pkgs = [p for p in m.group(1).split() if not p.startswith("-")] if m else []
+    r = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
+                        "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances"] + pkgs,
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 or not pkgs:
+        return None
+    return {l.strip() for l in r.stdout.splitlines() if l and not l.startswith(" ")} | \
+        {"libc6", "libgcc-s1", "base-files", "tzdata"}
+
+
+def image_opens(tally, root, cwd, env):
+    """Everything `tally run` opens at start (strace), as the image would run it from
+    /usr/local: files of the installation, shared libraries of the runtime stage's packages,
+    /etc, /proc, /sys, /dev and its state directory; nothing else (not the source or build
+    tree)."""
+    import shutil as sh
+    if not sh.which("strace") or not sh.which("dpkg"):
+        return ["strace or dpkg missing: cannot list what tally run opens"]
+    closure = runtime_packages()
+    if closure is None:
+        return ["apt-cache cannot resolve the runtime stage's packages"]
+    trace = os.path.join(cwd, "trace")
+    state = os.path.join(cwd, "state")
+    subprocess.run(["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", trace, tally, "run",
+                    "-X", "kafka.bootstrap.servers=127.0.0.1:1", "-X", "state.dir=" + state,
+                    "-X", "http.listen="], cwd=cwd, env=env, capture_output=True, timeout=120)
+    opened = set()
+    with open(trace) as fh:
+        for line in fh:
+            if " = -1 " in line:
+                continue   # looked for, not there: not needed
+            q = line.split('"')
+            if len(q) >= 2:
+                opened.add(os.path.normpath(os.path.join(cwd, q[1])))
+    problems, owners = [], {}
+    for path in sorted(opened):
+        if path.startswith((root + "/", state, "/etc/", "/proc/", "/sys/", "/dev/")) or path == state:
+            continue
+        # A system file (a shared library, a plugin directory): a package of the runtime
+        # stage must own it.
+        o = subprocess.run(["dpkg", "-S", os.path.realpath(path)], capture_output=True, text=True)
+        if o.returncode != 0:
+            o = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
+        pkgs = {p.strip() for p in o.stdout.split(":", 1)[0].split(",")} if o.returncode == 0 else set()
+        if pkgs & closure:
+            for p in pkgs & closure:
+                owners[p] = owners.get(p, 0) + 1
+            continue
+        problems.append("tally run opens %s (%s), which the image's runtime stage lacks" % (
+            path, ", ".join(sorted(pkgs)) or "no package"))
+    if not owners:
+        problems.append("no shared library seen in the trace of tally run")
+    return problems
 
 
 def main():
@@ -71,6 +138,8 @@ def main():
             # the sources' file names for its reports, so the tree itself may be there.)
             if (SOURCE + "/schemas").encode() in fh.read():
                 problems.append("the installed binary holds %s/schemas" % SOURCE)
+
+        problems += image_opens(tally, moved, elsewhere, env)
 
         lone = os.path.join(tmp, "lone")
         os.makedirs(lone)
