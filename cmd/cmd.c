@@ -396,3 +396,14 @@ tl_config *tl_cmd_kafka_config_parse(int argc, char **argv, const char *usage,
     }
     return c;
 }
+
+int tl_cmd_topic_exists(rd_kafka_t *rk, const char *topic)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+    int found = 0;
+    for (int i = 0; i < md->topic_cnt && !found; i++)
+        found = !strcmp(md->topics[i].topic, topic) && !md->topics[i].err;
+    rd_kafka_metadata_destroy(md);
+    return found;
+}

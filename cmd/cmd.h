@@ -67,6 +67,10 @@ const char *tl_cmd_group(const tl_config *c);
 void tl_cmd_changelog_topic(const tl_config *c, char *out, size_t outlen);
 
 int tl_cmd_reset(int argc, char **argv);
+
+/* 1 when the cluster's topic list has topic, 0 when not, -1 when the broker does not
+ * answer. Asks for every topic: a metadata request for one topic may create it. */
+int tl_cmd_topic_exists(rd_kafka_t *rk, const char *topic);
 int tl_cmd_consume(int argc, char **argv);
 
 /* tl_cmd_config_parse with the command's own options opts, for a command that talks to

@@ -296,6 +296,10 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         goto done;
     }
     producer = tl_kafka_sink_handle(ksink);
+    if (!eos && tl_cmd_topic_exists(producer, topic) == 0) {   /* exactly_once checks it above */
+        fprintf(stderr, "tally: input topic %s does not exist (create it first)\n", topic);
+        goto done;
+    }
     const char *const outputs[TL_BOUNDS_OUTPUTS] = {ko.topic_interest, ko.topic_attribution,
                                                     ko.topic_credit, ko.topic_dlq};
     if (tl_cmd_check_record_bounds(c, producer, outputs, eos ? changelog_topic : NULL, err,

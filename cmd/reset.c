@@ -73,18 +73,6 @@ static int delete_group(rd_kafka_t *rk, const char *group, char *err, size_t err
     return rc;   /* 0 deleted, 1 there was none, -1 error */
 }
 
-/* 1 when the broker's metadata lists topic, 0 when not, -1 when it does not answer. */
-static int topic_exists(rd_kafka_t *rk, const char *topic)
-{
-    const rd_kafka_metadata_t *md = NULL;
-    if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
-    int found = 0;
-    for (int i = 0; i < md->topic_cnt && !found; i++)
-        found = !strcmp(md->topics[i].topic, topic) && !md->topics[i].err;
-    rd_kafka_metadata_destroy(md);
-    return found;
-}
-
 static int delete_topic(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -114,7 +102,7 @@ static int delete_topic(rd_kafka_t *rk, const char *topic, char *err, size_t err
     rd_kafka_queue_destroy(q);
     /* The broker deletes in the background: a run started right after would find the
      * topic still there, marked for deletion, and could not create it afresh. */
-    for (int i = 0; rc == 0 && i < ADMIN_TIMEOUT_MS / 200 && topic_exists(rk, topic) != 0; i++)
+    for (int i = 0; rc == 0 && i < ADMIN_TIMEOUT_MS / 200 && tl_cmd_topic_exists(rk, topic) != 0; i++)
         tl_sleep_ms(200);
     return rc;   /* 0 deleted, 1 there was none, -1 error */
 }

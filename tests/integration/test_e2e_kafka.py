@@ -21,6 +21,8 @@
    (kafka_util.java_partition: murmur2, checked against kafka-clients' Utils.murmur2).
 8. `run --until-end` over a topic of 3 records that are all dead letters exits 1 and says
    so (dlq.max.share); with dlq.max.share=1 it exits 0.
+9. An input topic that does not exist: `run` exits 1 naming it, with exactly_once and with
+   at_least_once, and the check does not create it.
 
 Environment: TALLY_TEST_BOOTSTRAP (host:port) or TALLY_TEST_BOOTSTRAP_FILE (a file holding
 it), TALLY_BIN, TALLY_SOURCE_DIR. Exit status 0 passed, 1 failed, 77 skipped (no broker
@@ -350,6 +352,28 @@ def main():
 
     if ok:
         step("a run of dead letters fails", mostly_bad)
+
+    def missing_input(pr):
+        """An input topic that does not exist stops the start with one line, under both
+        guarantees (exactly_once used to say so; at_least_once waited for it forever)."""
+        absent = "tally-e2e-absent-%s" % RUN
+        said = []
+        for guarantee in ("exactly_once", "at_least_once"):
+            t = Tally(["run", "--until-end", "-X", "kafka.bootstrap.servers=" + b,
+                       "-X", "input.topics=" + absent, "-X", "processing.guarantee=" + guarantee,
+                       "-X", "kafka.group.id=absent-" + RUN, "-X", "dlq.topic=" + t_dlq,
+                       "-X", "state.dir=" + os.path.join(tmp, "absent-" + guarantee)],
+                      os.path.join(tmp, "absent-%s.log" % guarantee), "tally run (" + guarantee + ")")
+            rc = t.wait(60)
+            if rc != 1 or absent not in t.log() or "create it first" not in t.log():
+                pr.append("%s: exit %s:\n%s" % (guarantee, rc, t.log()[-1500:]))
+            said.append("%s exit %s" % (guarantee, rc))
+        if absent in kafka.topics():
+            pr.append("the check created %s" % absent)
+        return ", ".join(said) + ", naming the topic; not created"
+
+    if ok:
+        step("an absent input topic stops the start", missing_input)
 
     passed, failed = step.counts()
     print("%d passed, %d failed" % (passed, failed))
