@@ -91,7 +91,7 @@ static long long topic_limit(rd_kafka_t *rk, const char *topic)
 }
 
 /* The limit a record for topic must fit: the producer's, or the topic's when smaller.
- * -1 with err when the topic does not exist and the broker will not create it. */
+ * -2 with err when the topic does not exist and the broker will not create it. */
 static long long limit_for(rd_kafka_t *rk, long long producer, const char *topic,
                            const char **which, char *err, size_t errlen)
 {
@@ -103,7 +103,7 @@ static long long limit_for(rd_kafka_t *rk, long long producer, const char *topic
             snprintf(err, errlen, "topic %s does not exist, and the broker does not create "
                      "topics (auto.create.topics.enable=false): create it, or name another one",
                      topic);
-            return -1;
+            return -2;
         }
         TL_LOG_INFO("run", "topic=%s does not exist yet: %s", topic,
                     auto_create == 1 ? "the broker creates it on first write, with its defaults"
@@ -159,7 +159,7 @@ int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
         if (!rec[i].topic) continue;
         const char *which;
         long long lim = limit_for(producer, pmax, rec[i].topic, &which, err, errlen);
-        if (lim < 0) return -1;
+        if (lim < 0) return (int)lim;
         if (rec[i].bound > lim) {
             snprintf(err, errlen, "%s on %s can reach %lld bytes (%s), more than %s (%lld): %s "
                      "or raise the limit", rec[i].what, rec[i].topic, rec[i].bound, rec[i].keys,

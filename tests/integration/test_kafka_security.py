@@ -12,7 +12,7 @@ topics over the PLAINTEXT listener; tally is only given the secure listeners.
    the replay (interest deltas and attributions, record for record, rule-based fields and
    explanations), nothing on the dead-letter topic.
 2b. The broker creates no topic by itself (auto.create.topics.enable=false): a run whose
-   attribution topic does not exist stops at start, exit 2, naming the topic.
+   attribution topic does not exist stops at start, exit 1, naming the topic.
 3. TLS is required and verified: a producer on the SSL listener without
    kafka.security.protocol, and one without the CA, both fail (non-zero exit within the
    bound set by kafka.message.timeout.ms).
@@ -211,7 +211,7 @@ def main():
 
     def missing_output(pr):
         """With auto.create.topics.enable=false, an output topic that does not exist stops
-        the start (exit 2, the topic named) instead of failing the first transaction."""
+        the start (exit 1, the topic named) instead of failing the first transaction."""
         kafka = ctx["kafka"]
         t_in = "tally-sec-missing-in-%s" % run
         outs = ku.OutputTopics("tally-sec-missing-%s" % run)
@@ -224,8 +224,8 @@ def main():
                      log("missing-output"), "run (absent output topic)")
         rc = t.wait(FAIL_TIMEOUT_S)
         want = "topic %s does not exist, and the broker does not create topics" % absent
-        if rc != 2 or want not in t.log():
-            pr.append("exit %s, expected 2 with %r:\n%s" % (rc, want, ku.tail(t.log_path)))
+        if rc != 1 or want not in t.log():
+            pr.append("exit %s, expected 1 with %r:\n%s" % (rc, want, ku.tail(t.log_path)))
         kafka.delete_topics([t_in] + outs.all())
         return "exit %s after %.1f s, naming %s" % (rc, time.monotonic() - t.t0, absent)
 
