@@ -91,28 +91,29 @@ static long long topic_limit(rd_kafka_t *rk, const char *topic)
 }
 
 /* The limit a record for topic must fit: the producer's, or the topic's when smaller.
- * -2 with err when the topic does not exist and the broker will not create it. */
+ * -2 with err when the topic does not exist and the broker will not create it.
+ * *auto_create caches broker_auto_creates (-2: not asked yet). */
 static long long limit_for(rd_kafka_t *rk, long long producer, const char *topic,
-                           const char **which, char *err, size_t errlen)
+                           const char **which, int *auto_create, char *err, size_t errlen)
 {
     long long t = topic_limit(rk, topic);
     *which = "the producer's message.max.bytes";
     if (t == TOPIC_MISSING) {
-        int auto_create = broker_auto_creates(rk);
-        if (auto_create == 0) {
+        if (*auto_create == -2) *auto_create = broker_auto_creates(rk);
+        if (*auto_create == 0) {
             snprintf(err, errlen, "topic %s does not exist, and the broker does not create "
                      "topics (auto.create.topics.enable=false): create it, or name another one",
                      topic);
             return -2;
         }
         TL_LOG_INFO("run", "topic=%s does not exist yet: %s", topic,
-                    auto_create == 1 ? "the broker creates it on first write, with its defaults"
+                    *auto_create == 1 ? "the broker creates it on first write, with its defaults"
                                      : "the broker may create it on first write");
         return producer;
     }
     if (t < 0) {
-        TL_LOG_WARN("run", "topic=%s: max.message.bytes unknown (not created yet, or not "
-                    "allowed to describe it); checking the producer's limit only", topic);
+        TL_LOG_WARN("run", "topic=%s: max.message.bytes unknown (not allowed to describe it, "
+                    "or no answer); checking the producer's limit only", topic);
         return producer;
     }
     if (t < producer) {
@@ -155,10 +156,11 @@ int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
         {"a user's changelog record", changelog_topic, keys_user, "lower one of them",
          (long long)(tl_user_encoded_bound(S, (size_t)ent, (size_t)tps) + S) + BOUNDS_RECORD},
     };
+    int auto_create = -2;
     for (size_t i = 0; i < sizeof(rec) / sizeof(rec[0]); i++) {
         if (!rec[i].topic) continue;
         const char *which;
-        long long lim = limit_for(producer, pmax, rec[i].topic, &which, err, errlen);
+        long long lim = limit_for(producer, pmax, rec[i].topic, &which, &auto_create, err, errlen);
         if (lim < 0) return (int)lim;
         if (rec[i].bound > lim) {
             snprintf(err, errlen, "%s on %s can reach %lld bytes (%s), more than %s (%lld): %s "

@@ -407,3 +407,19 @@ int tl_cmd_topic_exists(rd_kafka_t *rk, const char *topic)
     rd_kafka_metadata_destroy(md);
     return found;
 }
+
+int tl_cmd_nothing_valid(const char *input, uint64_t rows, uint64_t bad)
+{
+    fprintf(stderr, "tally: no valid event in %s (%" PRIu64 " rows, %" PRIu64 " bad)\n", input,
+            rows, bad);
+    return 1;
+}
+
+void tl_cmd_warn_no_negatives(const tl_model_report *r)
+{
+    if (r->examples && r->examples == r->positives)
+        fprintf(stderr, "warning: the model learned from no journey without a purchase (a "
+                        "journey is one only attribution.lookback.ms after its last touchpoint): "
+                        "the data may span less than that; model credits are linear "
+                        "(model_status no_negatives)\n");
+}

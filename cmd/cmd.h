@@ -10,6 +10,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "core/config.h"
+#include "model/model.h"
 
 extern volatile sig_atomic_t tl_stop;   /* incremented by SIGINT/SIGTERM */
 void tl_cmd_signals(void);
@@ -67,6 +68,13 @@ const char *tl_cmd_group(const tl_config *c);
 void tl_cmd_changelog_topic(const tl_config *c, char *out, size_t outlen);
 
 int tl_cmd_reset(int argc, char **argv);
+
+/* "no valid event in INPUT (ROWS rows, BAD bad)" on stderr: a file with nothing to process
+ * is a mistake (replay, produce). Returns 1, the exit status. */
+int tl_cmd_nothing_valid(const char *input, uint64_t rows, uint64_t bad);
+/* The warning, at the end of a run or replay, that the model learned no negative example
+ * (so its credits were linear), when that is so. */
+void tl_cmd_warn_no_negatives(const tl_model_report *r);
 
 /* 1 when the cluster's topic list has topic, 0 when not, -1 when the broker does not
  * answer. Asks for every topic: a metadata request for one topic may create it. */

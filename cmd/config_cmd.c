@@ -30,10 +30,9 @@ int tl_cmd_config(int argc, char **argv)
     if (!strcmp(argv[1], "check")) {
         tl_config *c = tl_cmd_config_load(argc - 1, argv + 1, usage, NULL, NULL);
         if (!c) return 1;
-        char path[2400], subject[512], err[256];   /* says where it looked when it fails */
+        char path[2400], err[256];   /* says where it looked when it fails */
         int found = tl_cmd_schema_path(c, "1-behavior_event.avsc", path, sizeof(path)) == 0;
-        if (found && tl_cmd_subject(c, "t", "{\"type\":\"record\",\"name\":\"R\",\"fields\":[]}",
-                                    subject, sizeof(subject), err, sizeof(err)) != 0) {
+        if (found && tl_cmd_subject_strategy(c, err, sizeof(err)) < 0) {
             fprintf(stderr, "tally: configuration error: %s\n", err);
             found = 0;
         }

@@ -12,8 +12,6 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "ingest/changelog.h"
-#include "core/json.h"
-#include "core/arena.h"
 #include "ingest/codec.h"
 #include "ingest/kafka_source.h"
 #include "ingest/schema_store.h"
@@ -133,34 +131,35 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
     return codec;
 }
 
+int tl_cmd_subject_strategy(const tl_config *c, char *err, size_t errlen)
+{
+    static const char *const names[] = {"topic", "record", "topic_record"};
+    const char *strategy = tl_config_str(c, "schema.registry.subject.name.strategy");
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(strategy, names[i])) return i;
+    snprintf(err, errlen, "schema.registry.subject.name.strategy: expected topic, record or "
+             "topic_record, got '%s'", strategy);
+    return -1;
+}
+
 int tl_cmd_subject(const tl_config *c, const char *topic, const char *schema_json, char *out,
                    size_t n, char *err, size_t errlen)
 {
-    const char *strategy = tl_config_str(c, "schema.registry.subject.name.strategy");
-    if (!strcmp(strategy, "topic")) {
+    int strategy = tl_cmd_subject_strategy(c, err, errlen);
+    if (strategy < 0) return -1;
+    if (strategy == TL_SUBJECT_TOPIC) {
         snprintf(out, n, "%s-value", topic);
         return 0;
     }
-    int record = !strcmp(strategy, "record");
-    if (!record && strcmp(strategy, "topic_record") != 0) {
-        snprintf(err, errlen, "schema.registry.subject.name.strategy: expected topic, record or "
-                 "topic_record, got '%s'", strategy);
+    char full[256];
+    if (tl_schema_full_name(schema_json, full, sizeof(full)) != 0) {
+        snprintf(err, errlen, "a schema without a record name cannot be registered under %s",
+                 tl_config_str(c, "schema.registry.subject.name.strategy"));
         return -1;
     }
-    tl_arena a;
-    tl_arena_init(&a, 1024);
-    char jerr[128];
-    const tl_json *j = tl_json_parse(schema_json, strlen(schema_json), &a, jerr, sizeof(jerr));
-    const tl_json *name = j ? tl_json_get(j, "name") : NULL, *ns = j ? tl_json_get(j, "namespace") : NULL;
-    int ok = name && name->type == TL_JSON_STRING;
-    if (ok) {
-        const char *nm = name->str, *space = ns && ns->type == TL_JSON_STRING && !strchr(nm, '.') ? ns->str : "";
-        snprintf(out, n, "%s%s%s%s%s", record ? "" : topic, record ? "" : "-", space, *space ? "." : "", nm);
-    } else {
-        snprintf(err, errlen, "a schema without a record name cannot be registered under %s", strategy);
-    }
-    tl_arena_destroy(&a);
-    return ok ? 0 : -1;
+    if (strategy == TL_SUBJECT_RECORD) snprintf(out, n, "%s", full);
+    else snprintf(out, n, "%s-%s", topic, full);
+    return 0;
 }
 
 /* The Confluent id of one of tally's output schemas, registered under its subject. */

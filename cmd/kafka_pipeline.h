@@ -51,6 +51,9 @@ int tl_cmd_schema_path(const tl_config *c, const char *name, char *out, size_t n
  * serializers name them. 0, or -1 with err. */
 int tl_cmd_subject(const tl_config *c, const char *topic, const char *schema_json, char *out,
                    size_t n, char *err, size_t errlen);
+/* schema.registry.subject.name.strategy as one of these, or -1 with err. */
+enum { TL_SUBJECT_TOPIC, TL_SUBJECT_RECORD, TL_SUBJECT_TOPIC_RECORD };
+int tl_cmd_subject_strategy(const tl_config *c, char *err, size_t errlen);
 
 /* Reads one of tally's schema files (tl_cmd_schema_path) into a new string; NULL if it
  * cannot. */

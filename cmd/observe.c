@@ -86,8 +86,7 @@ static void tick_lag(tl_observe *o)
         if (parts[i] < OBS_MAX_PARTS) seen[parts[i]] = s;
         /* Shown for every owned partition, 0 unless a restore from the changelog is under
          * way (ingest/changelog.c sets it then): also without exactly_once, which has none. */
-        (void)tl_prom_gauge("tally_restore_remaining_records",
-                            "Changelog records left to restore, by partition.", "partition", ps, NULL);
+        (void)tl_changelog_remaining(parts[i]);
     }
     for (int p = 0; p < OBS_MAX_PARTS; p++) {
         if (o->lag[p] && !seen[p]) tl_prom_hide(o->lag[p]);

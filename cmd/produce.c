@@ -150,11 +150,7 @@ int tl_cmd_produce(int argc, char **argv)
     fprintf(stderr, "produce: %" PRIu64 " events to %s (%" PRIu64 " bad rows skipped), %" PRIu64
                     " failed\n", sent, a.topic, bad, failed);
     rc = failed ? 1 : 0;
-    if (sent == 0) {   /* nothing to produce is a mistake, not a result */
-        fprintf(stderr, "tally: no valid event in %s (%" PRIu64 " rows, %" PRIu64 " bad)\n",
-                a.input, rows, bad);
-        rc = 1;
-    }
+    if (sent == 0) rc = tl_cmd_nothing_valid(a.input, rows, bad);
 done:
     if (rc != 0 && rk) tl_cmd_kafka_why_failed(c);
     if (rk) rd_kafka_destroy(rk);

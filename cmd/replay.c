@@ -178,22 +178,14 @@ int tl_cmd_replay(int argc, char **argv)
                 mr.examples, mr.positives, mr.version, mr.logloss, mr.auc, p.mcfg.metrics_window,
                 mr.baseline_logloss, mr.baseline_auc, mr.credited, mr.warming_up, mr.no_negatives,
                 mr.fallbacks, mr.grouped, mr.sampled);
-        if (mr.examples == mr.positives)
-            fprintf(stderr, "warning: the model learned from no journey without a purchase (a "
-                            "journey is one only attribution.lookback.ms after its last "
-                            "touchpoint): the data may span less than that; model credits are "
-                            "linear (model_status no_negatives)\n");
+        tl_cmd_warn_no_negatives(&mr);
     }
     if (p.model && p.mcfg.markov_enabled) {
         fprintf(stderr, "        markov: %" PRIu64 " windows closed, %" PRIu64 " credit deltas\n",
                 mr.markov_windows, mr.credit_deltas);
     }
     rc = 0;
-    if (st->events == 0) {   /* nothing to replay is a mistake, not a result */
-        fprintf(stderr, "tally: no valid event in %s (%" PRIu64 " rows, %" PRIu64 " bad)\n",
-                a.input, rows, bad);
-        rc = 1;
-    }
+    if (st->events == 0) rc = tl_cmd_nothing_valid(a.input, rows, bad);
 done:
     tl_runtime_destroy(rt);
     if (pipeline_ready) tl_pipeline_destroy(&p);

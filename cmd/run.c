@@ -54,10 +54,7 @@ int tl_cmd_run(int argc, char **argv)
                         "log-loss %.4f (running rate: %.4f, %.4f)\n",
                 r.model.version, r.model.examples, r.model.auc, r.model.logloss,
                 r.model.baseline_auc, r.model.baseline_logloss);
-    if (r.model.examples && r.model.examples == r.model.positives)
-        fprintf(stderr, "warning: the model learned from no journey without a purchase (a "
-                        "journey is one only attribution.lookback.ms after its last touchpoint): "
-                        "its credits were linear (model_status no_negatives)\n");
+    tl_cmd_warn_no_negatives(&r.model);
     fprintf(stderr, "run: time in poll %.2f s, processing %.2f s, waiting for acks %.2f s, "
                     "writing state %.2f s, committing %.2f s\n",
             r.rt.poll_ns / 1e9, r.rt.process_ns / 1e9, r.rt.sink_flush_ns / 1e9,

@@ -7,6 +7,7 @@
  * (a compare-and-swap loop adds to the sum).
  */
 #include "prom.h"
+#include "json.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -182,24 +183,14 @@ double tl_prom_gauge_value(const tl_prom_series *s)
     return bitsd(atomic_load_explicit(&((tl_prom_series *)s)->v, memory_order_relaxed));
 }
 
-/* The shortest decimal that reads back as d ("0.0025", not "0.0025000000000000001"). */
-static void fmt_shortest(char *out, size_t n, double d)
-{
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(out, n, "%.*g", prec, d);
-        if (strtod(out, NULL) == d) return;
-    }
-}
-
+/* Finite values as the JSON writer prints them: integers as integers, others in the
+ * shortest of %.15g, %.16g and %.17g that reads back exactly ("0.0025", not
+ * "0.0025000000000000001"). */
 static void put_double(tl_buf *b, double d)
 {
-    char s[32];
     if (isnan(d)) tl_buf_puts(b, "NaN");
     else if (isinf(d)) tl_buf_puts(b, d > 0 ? "+Inf" : "-Inf");
-    else {
-        fmt_shortest(s, sizeof(s), d);
-        tl_buf_puts(b, s);
-    }
+    else tl_json_put_double(b, d);
 }
 
 /* name{labels[,extra]} */
@@ -224,10 +215,11 @@ static void render_histogram(tl_buf *b, const struct family *f, tl_prom_series *
     char le[64];
     for (int i = 0; i <= f->n_bounds; i++) {
         cum += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
-        char num[32];
         if (i < f->n_bounds) {
-            fmt_shortest(num, sizeof(num), f->bounds[i]);
-            snprintf(le, sizeof(le), "le=\"%s\"", num);
+            tl_buf num = {0};
+            put_double(&num, f->bounds[i]);
+            snprintf(le, sizeof(le), "le=\"%.*s\"", (int)num.len, num.data);
+            tl_buf_free(&num);
         } else {
             snprintf(le, sizeof(le), "le=\"+Inf\"");
         }

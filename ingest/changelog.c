@@ -33,6 +33,14 @@ tl_prom_series *tl_changelog_restoring(void)
                          "Partitions being restored from the changelog now.", NULL);
 }
 
+tl_prom_series *tl_changelog_remaining(int32_t partition)
+{
+    char p[16];
+    snprintf(p, sizeof(p), "%d", (int)partition);
+    return tl_prom_gauge("tally_restore_remaining_records",
+                         "Changelog records left to restore, by partition.", "partition", p, NULL);
+}
+
 static void restore_metrics(tl_prom_series **restoring, tl_prom_series **restored)
 {
     *restoring = tl_changelog_restoring();
@@ -175,12 +183,8 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
         return -1;
     }
     if (from < lo) from = lo;
-    char pstr[16];
-    snprintf(pstr, sizeof(pstr), "%d", (int)partition);
     /* Every restored partition has its series, at 0 once restored: a dashboard sums it. */
-    tl_prom_series *remaining = tl_prom_gauge(
-        "tally_restore_remaining_records", "Changelog records left to restore, by partition.",
-        "partition", pstr, NULL);
+    tl_prom_series *remaining = tl_changelog_remaining(partition);
     if (from >= hi) {
         tl_prom_set(remaining, 0);
         TL_LOG_INFO("changelog", "restore partition=%d: up to date at offset %" PRId64, (int)partition, hi);

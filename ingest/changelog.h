@@ -24,5 +24,8 @@ int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, siz
 int tl_changelog_restore(void *changelog, tl_store *s, int32_t partition);
 /* The gauge of partitions being restored now (tally_restoring_partitions). */
 struct tl_prom_series *tl_changelog_restoring(void);
+/* The gauge tally_restore_remaining_records of one partition (created at 0): the records
+ * its restore has left to apply. */
+struct tl_prom_series *tl_changelog_remaining(int32_t partition);
 
 #endif

@@ -549,6 +549,40 @@ typedef struct twins {
     size_t n, cap;
 } twins;
 
+/* The full name of the named type whose JSON is j (full_name does the same for what avro-c
+ * made), in the enclosing namespace ns (NULL: none); *own is set to the namespace its own
+ * fields are in. NULL when j has no name. */
+static char *text_full_name(tl_arena *a, const tl_json *j, const char *ns, const char **own)
+{
+    const char *name = tl_json_str(tl_json_get(j, "name"));
+    if (!name) return NULL;
+    const tl_json *jns = tl_json_get(j, "namespace");
+    const char *dot = strrchr(name, '.');
+    *own = ns;
+    if (dot) {
+        *own = tl_arena_strndup(a, name, (size_t)(dot - name));
+        return tl_arena_strndup(a, name, strlen(name));
+    }
+    if (jns && jns->type == TL_JSON_STRING) *own = jns->str[0] ? jns->str : NULL;
+    size_t n = (*own ? strlen(*own) + 1 : 0) + strlen(name) + 1;
+    char *full = tl_arena_alloc(a, n);
+    snprintf(full, n, "%s%s%s", *own ? *own : "", *own ? "." : "", name);
+    return full;
+}
+
+int tl_schema_full_name(const char *json, char *out, size_t n)
+{
+    tl_arena a;
+    tl_arena_init(&a, 1024);
+    char jerr[128];
+    const char *own;
+    const char *full = text_full_name(&a, tl_json_parse(json, strlen(json), &a, jerr, sizeof(jerr)),
+                                      NULL, &own);
+    if (full) snprintf(out, n, "%s", full);
+    tl_arena_destroy(&a);
+    return full ? 0 : -1;
+}
+
 static void twins_walk(twins *t, const tl_json *j, const char *ns)
 {
     if (j && j->type == TL_JSON_ARRAY) {   /* a union */
@@ -566,20 +600,9 @@ static void twins_walk(twins *t, const tl_json *j, const char *ns)
         return;
     }
     if (strcmp(type, "record") && strcmp(type, "enum") && strcmp(type, "fixed")) return;
-    const char *name = tl_json_str(tl_json_get(j, "name"));
-    if (!name) return;
-    const tl_json *jns = tl_json_get(j, "namespace");
-    const char *dot = strrchr(name, '.'), *own = ns;
-    char *full;
-    if (dot) {
-        full = tl_arena_strndup(t->a, name, strlen(name));
-        own = tl_arena_strndup(t->a, name, (size_t)(dot - name));
-    } else {
-        if (jns && jns->type == TL_JSON_STRING) own = jns->str[0] ? jns->str : NULL;
-        size_t n = (own ? strlen(own) + 1 : 0) + strlen(name) + 1;
-        full = tl_arena_alloc(t->a, n);
-        snprintf(full, n, "%s%s%s", own ? own : "", own ? "." : "", name);
-    }
+    const char *own;
+    char *full = text_full_name(t->a, j, ns, &own);
+    if (!full) return;
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
         t->names = tl_xrealloc(t->names, t->cap * sizeof(*t->names));

@@ -128,6 +128,11 @@ int tl_schema_check(avro_schema_t schema, char *err, size_t errlen);
  * with a renamed enum and two ["null","string"] fields read as string).
  * TL_SCHEMA_INVALID with the reason in err otherwise. Call it with the very reader
  * schema the resolver is to be given. Both schemas are only read. */
+/* The full name of the named type (a record, enum or fixed) a schema's JSON text defines
+ * at its root, by Avro's rules as avro-c applies them ("tally.Attribution"). 0, or -1 when
+ * the text is not JSON or names no type. */
+int tl_schema_full_name(const char *json, char *out, size_t n);
+
 int tl_schema_check_resolution(avro_schema_t writer, avro_schema_t reader, char *err,
                                size_t errlen);
 

@@ -448,7 +448,13 @@ void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attributio
     double *rem = tl_arena_alloc(a, (size_t)n * sizeof(*rem));
     int ok_shap = 0, ok_rem = 0;
     const char *how = "exact";
-    if (n <= 64) {
+    /* Warm-up: model credits only from a model that has seen both outcomes enough; before,
+     * the credits are linear and not computed at all. */
+    uint64_t pos = tl_metrics_positives(m->metrics);
+    uint64_t neg = tl_metrics_count(m->metrics) - pos;
+    uint64_t k = (uint64_t)m->cfg.warmup_examples;
+    const char *ready = neg == 0 ? "no_negatives" : (pos < k || neg < k) ? "warming_up" : NULL;
+    if (!ready && n <= 64) {
         int rc;
         if (n <= m->cfg.shapley_exact_max) {
             tl_jf_agg *players = tl_arena_alloc(a, (size_t)n * sizeof(*players));
@@ -485,12 +491,6 @@ void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attributio
         ok_rem = tl_removal(n, game_fn, &g, raw) == TL_SHAPLEY_OK &&
                  tl_credits_normalise(n, raw, rem, m->cfg.signed_credits);
     }
-    /* Warm-up: model credits only from a model that has seen both outcomes enough. */
-    uint64_t pos = tl_metrics_positives(m->metrics);
-    uint64_t neg = tl_metrics_count(m->metrics) - pos;
-    uint64_t k = (uint64_t)m->cfg.warmup_examples;
-    const char *ready = neg == 0 ? "no_negatives" : (pos < k || neg < k) ? "warming_up" : NULL;
-    if (ready) ok_shap = ok_rem = 0;
     if (!ok_shap) linear(n, shap);
     if (!ok_rem) linear(n, rem);
     r->credits[TL_M_SHAPLEY] = shap;

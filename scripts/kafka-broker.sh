@@ -99,14 +99,6 @@ fetch() {
   say "fetched $(find "$LIB" -name '*.jar' | wc -l) jars"
 }
 
-# True if process $1 exists and is not a zombie.
-is_alive() {
-  local pid=$1 state
-  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
-  state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\) .*/\1/p' "/proc/$pid/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
 # True if $1 is a live process whose command line runs kafka.Kafka with DIR $2's config
 # (guards against a recycled pid).
 is_our_broker() {

@@ -205,14 +205,6 @@ fetch() {
   say "built in $(( $(date +%s) - t0 ))s ($(du -sh "$APP" | cut -f1))"
 }
 
-# True if process $1 exists and is not a zombie.
-is_alive() {
-  local pid=$1 state
-  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
-  state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\) .*/\1/p' "/proc/$pid/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
 # True if $1 is a live registry started for DIR $2 (guards against a recycled pid): its command
 # line carries -Dtally.registry.dir=DIR.
 is_our_registry() {
