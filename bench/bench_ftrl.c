@@ -163,7 +163,7 @@ static int replay(const char *path, double alpha, double beta, double l1, double
     }
     char *line = NULL;
     size_t cap = 0;
-    double x[TL_FTRL_MAX_DIM];
+    double x[TL_FTRL_DENSE_DIM];
     tl_ftrl *m = NULL;
     tl_buf buf = {0};
     long lineno = 0, examples = 0;
@@ -173,7 +173,7 @@ static int replay(const char *path, double alpha, double beta, double l1, double
         if (line[0] == '#' || line[0] == '\n') continue;
         int y;
         double weight;
-        int k = parse_line(line, &y, &weight, x, TL_FTRL_MAX_DIM);
+        int k = parse_line(line, &y, &weight, x, TL_FTRL_DENSE_DIM);
         if (k < 1 || (m && k != d)) {
             fprintf(stderr, "%s:%ld: bad example\n", path, lineno);
             rc = 2;
@@ -203,7 +203,7 @@ static int replay(const char *path, double alpha, double beta, double l1, double
         }
     }
     if (rc == 0 && m) {
-        double w[TL_FTRL_MAX_DIM];
+        double w[TL_FTRL_DENSE_DIM];
         tl_ftrl_weights(m, w);
         printf("w");
         for (int i = 0; i < d; i++) printf(",%.17g", w[i]);
@@ -251,7 +251,7 @@ int main(int argc, char **argv)
         i++;
     }
     if (replay_path) return replay(replay_path, alpha, beta, l1, l2, roundtrip);
-    if (n <= 0 || runs <= 0 || d < 1 || d > TL_FTRL_MAX_DIM) {
+    if (n <= 0 || runs <= 0 || d < 1 || d > TL_FTRL_DENSE_DIM) {
         usage();
         return 2;
     }

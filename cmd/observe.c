@@ -152,8 +152,13 @@ static void tick_model(tl_observe *o)
                               "Log-loss of the running purchase rate over the same window.", NULL),
                 r.baseline_logloss);
     tl_prom_counter_set(tl_prom_counter("tally_model_examples_total",
-                                        "Labelled journeys the model learned from.", NULL),
+                                        "Examples the purchase model learned from: purchases "
+                                        "and control moments.", NULL),
                         r.examples);
+    tl_prom_counter_set(tl_prom_counter("tally_model_controls_skipped_total",
+                                        "Control moments not learned: past model.controls.max "
+                                        "in one gap between a user's events.", NULL),
+                        r.controls_skipped);
     /* Markov credit shares: the top OBS_TOP_CREDITS (bounded label cardinality). */
     const char *names[4096];
     double cr[4096];

@@ -178,14 +178,21 @@ static const tl_config_def model_table[] = {
      "events carry one (docs/attribution.md)."},
     {"model.ipw.clip", TL_CT_DOUBLE, "20", 1, 1e6, "Largest inverse-propensity weight."},
     {"model.shapley.exact.max", TL_CT_INT, "12", 1, 20,
-     "Exact Shapley values up to this many players (touchpoints, or their categories); "
+     "Exact Shapley values up to this many touchpoints; "
      "permutation sampling beyond."},
     {"model.shapley.samples", TL_CT_INT, "512", 2, 1000000,
      "Permutations sampled when Shapley values are not computed exactly."},
     {"model.warmup.examples", TL_CT_INT, "50", 0, 1e9,
      "Model credits only once the model has learned from this many purchases and as many "
-     "journeys without one; before, shapley and removal are linear (model_status warming_up "
-     "or no_negatives)."},
+     "control moments without one; before, shapley and removal are linear (model_status "
+     "warming_up or no_negatives)."},
+    {"model.control.interval.ms", TL_CT_INT, "21600000", 60000, 1e15,
+     "The grid of control moments: every multiple of this much event time that a user lives "
+     "through without a purchase is a negative example, with the journey as it was then "
+     "(default 6 hours; docs/attribution.md)."},
+    {"model.controls.max", TL_CT_INT, "256", 1, 1e6,
+     "At most this many control moments are learned from one gap between a user's events; "
+     "the rest are counted as skipped (tally_model_controls_skipped_total)."},
     {"model.credits.signed", TL_CT_BOOL, "false", NORANGE,
      "Signed model credits: a touchpoint the model says lowered p(purchase) keeps a negative "
      "share (shares in [-1, 1], absolute values summing to 1). Default: shares in [0, 1] of "

@@ -6,8 +6,8 @@
  * tl_store_get() is dirty until the next flush; eviction only ever removes clean
  * records, so a batch's state is never lost before it is written.
  *
- * Encoding (version 3), all integers little-endian varints, signed ones zig-zag:
- *   u8 version | svarint timer | svarint labelled
+ * Encoding (version 4), all integers little-endian varints, signed ones zig-zag:
+ *   u8 version | svarint timer | svarint labelled | svarint sampled
  *              | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
  *              | n_tp  | n_tp  * (str event_id | str item_id | ostr category_id
  *                                 | ostr channel | u8 type | svarint ts | f32 share
@@ -16,8 +16,9 @@
  *                                   | svarint ts | f64 p_conversion | str explanation)
  * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL; f64 and
  * f32 are IEEE 754 little-endian. n_attr <= TL_LAST_ATTR_MAX, newest first; an
- * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 2 is version 3 without the
- * n_attr section (no last attributions) and still decodes.
+ * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 3 is version 4 without
+ * sampled (decoded as INT64_MIN: none yet), version 2 also without the n_attr section (no
+ * last attributions); both still decode.
  *
  * RocksDB layout of a partition's database: "u" + user_id -> the encoded record;
  * "x" + be64(at) + user_id -> "" (the user's timer, so due timers can be found after a
@@ -269,7 +270,7 @@ static inline char *w_ostr(char *p, const char *s, size_t n)
 
 static inline char *w_f64(char *p, double d) { return w_bytes(p, (const char *)&d, 8); }
 
-#define STATE_VERSION 3
+#define STATE_VERSION 4
 
 static inline char *w_f32(char *p, float f) { return w_bytes(p, (const char *)&f, 4); }
 
@@ -279,6 +280,7 @@ static char *encode_entries(const tl_user *u, char *p)
     /* The timer first: a restore indexes timers without decoding the rest. */
     p = w_svarint(p, u->timer);
     p = w_svarint(p, u->labelled);
+    p = w_svarint(p, u->sampled);
     p = w_varint(p, (uint64_t)u->n_ent);
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
@@ -333,7 +335,7 @@ void tl_user_encode(const tl_user *u, tl_buf *b)
 size_t tl_user_encoded_bound(size_t max_string, size_t max_interests, size_t max_touchpoints)
 {
     const size_t str = 10 + max_string;   /* a varint length, then the bytes */
-    const size_t head = 1 + 10 + 10 + 10, ent = 1 + str + 8 + 8 + 10;
+    const size_t head = 1 + 10 + 10 + 10 + 10, ent = 1 + str + 8 + 8 + 10;
     const size_t tp = 4 * str + 1 + 10 + 4 + 4 + 10;
     const size_t attr = 3 * str + 10 + 8 + 10 + TL_LAST_ATTR_TEXT_MAX;
     return head + max_interests * ent + 10 + max_touchpoints * tp + 10 + TL_LAST_ATTR_MAX * attr;
@@ -428,15 +430,17 @@ static char *dup_n(const char *s, size_t n)
     return p;
 }
 
-/* The encodings this build reads: the current one and version 2 (no last
- * attributions). */
-static int known_version(unsigned v) { return v == 2 || v == STATE_VERSION; }
+/* The encodings this build reads: the current one, version 3 (no sampled) and version 2
+ * (no last attributions either). */
+static int known_version(unsigned v) { return v >= 2 && v <= STATE_VERSION; }
 
 static int decode_entries(tl_user *u, rd *r, size_t len)
 {
-    if (!known_version(get_u8(r))) return -1;
+    unsigned v = get_u8(r);
+    if (!known_version(v)) return -1;
     u->timer = u->timer_saved = get_svarint(r);
     u->labelled = get_svarint(r);
+    u->sampled = v >= 4 ? get_svarint(r) : INT64_MIN;
     uint64_t n_ent = get_varint(r);
     if (r->bad || n_ent > len) return -1;
     for (uint64_t i = 0; i < n_ent && !r->bad; i++) {
@@ -516,7 +520,7 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
     if (r.bad || n_tp > len) return -1;
     for (uint64_t i = 0; i < n_tp; i++)
         if (decode_tp(u, &r) != 0) return -1;
-    if (((const unsigned char *)buf)[0] == STATE_VERSION) {
+    if (((const unsigned char *)buf)[0] >= 3) {
         uint64_t n_attr = get_varint(&r);
         if (r.bad || n_attr > TL_LAST_ATTR_MAX) return -1;
         /* Newest first in the encoding, each pushed as the newest: decode into place,
@@ -927,7 +931,7 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     if (!v && !create) return NULL;
     tl_user *u = tl_xcalloc(1, sizeof(*u));
     u->user_id = tl_xstrdup(user_id);
-    u->labelled = INT64_MIN;
+    u->labelled = u->sampled = INT64_MIN;
     u->hash = h;
     u->mem = sizeof(*u) + strlen(user_id) + 1;
     if (v) {
@@ -943,7 +947,7 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
                 return NULL;
             }
             u->timer = u->timer_saved = 0;
-            u->labelled = INT64_MIN;
+            u->labelled = u->sampled = INT64_MIN;
             s->st.users_created++;
             v = NULL;
         } else {
@@ -1028,6 +1032,7 @@ tl_user *tl_store_peek(tl_store *s, const char *user_id)
 static int user_empty(const tl_user *u)
 {
     return u->n_ent == 0 && u->n_tp == 0 && u->timer == 0 && u->labelled == INT64_MIN &&
+           u->sampled == INT64_MIN &&
            u->n_attr == 0;
 }
 

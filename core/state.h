@@ -78,8 +78,10 @@ typedef struct tl_user {
     int64_t timer_queued; /* the time of this user's entry in the timer heap (0: none
                            * known); the heap holds one entry per user, not one per
                            * re-arm */
-    int64_t labelled;   /* newest touchpoint time already in a model example (INT64_MIN:
-                         * none), so a touchpoint is learned from once */
+    int64_t labelled;   /* newest touchpoint time already in a closed Markov path
+                         * (INT64_MIN: none), so a touchpoint is in one path at most */
+    int64_t sampled;    /* event time up to which the user's control moments are learned
+                         * (INT64_MIN: none yet; model.c) */
     tl_last_attr *attr; /* attr[0..n_attr), newest first; room for TL_LAST_ATTR_MAX,
                          * allocated at the user's first attribution */
     int n_attr;

@@ -151,6 +151,8 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
     int n = end - begin;
     if (n == 0) {
         st->no_touchpoints++;
+        /* still a purchase the model learns from: the rate with no touchpoints */
+        if (as->model) tl_model_learn(as->model, NULL, 0, 1, ev->ts);
         return TL_OK;
     }
     tl_touchpoint *tps = tl_arena_alloc(a, (size_t)n * sizeof(*tps));
@@ -182,6 +184,7 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
          * never saw its own label. */
         tl_model_credit(as->model, &u->tp[begin], n, &r, a, &explanation);
         tl_model_learn(as->model, &u->tp[begin], n, 1, ev->ts);
+        tl_model_path(as->model, &u->tp[begin], n, 1);
         if (u->tp[end - 1].ts > u->labelled) u->labelled = u->tp[end - 1].ts;
     }
     size_t cut = tl_utf8_cut(explanation, TL_EXPLANATION_MAX);
@@ -214,10 +217,49 @@ static void journey_add(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_eve
     rearm(as, s, u);
 }
 
+/* The control moments of u before time `until`: every multiple of
+ * model.control.interval.ms after u->sampled and before until is a moment u lived through
+ * without a purchase, learned as a negative example with the journey as it was then (the
+ * touchpoints at most a lookback old, the last max_touchpoints of them). The first event
+ * of a user only starts the clock. At most model.controls.max per call; the rest are
+ * counted as skipped. */
+static void controls(tl_attr_stage *as, tl_user *u, int64_t until)
+{
+    const tl_model_cfg *mc = tl_model_cfg_of(as->model);
+    if (!mc->enabled) return;
+    if (u->sampled == INT64_MIN || until <= u->sampled) {
+        if (u->sampled == INT64_MIN || until > u->sampled) u->sampled = until;
+        return;
+    }
+    const int64_t d = mc->control_interval_ms;
+    /* the first grid point after sampled: floor division, also for negative times */
+    int64_t g = u->sampled / d * d;
+    if (g > u->sampled || (g == u->sampled && u->sampled % d != 0)) g -= d;
+    g += d;
+    uint64_t skipped = 0;
+    int learned = 0;
+    for (; g < until; g += d) {
+        if (learned == mc->controls_max) {
+            skipped += (uint64_t)((until - 1 - g) / d) + 1;
+            break;
+        }
+        int end = u->n_tp;
+        while (end > 0 && u->tp[end - 1].ts > g) end--;
+        int begin = end;
+        while (begin > 0 && u->tp[begin - 1].ts >= g - as->cfg->lookback_ms) begin--;
+        if (end - begin > as->cfg->max_touchpoints) begin = end - as->cfg->max_touchpoints;
+        tl_model_learn(as->model, &u->tp[begin], end - begin, 0, g);
+        learned++;
+    }
+    if (skipped) tl_model_count_skipped(as->model, skipped);
+    u->sampled = until;
+}
+
 tl_rc tl_attribution_apply(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev,
                            tl_arena *a, const tl_sink *out)
 {
     tl_rc rc = TL_OK;
+    if (as->model) controls(as, u, ev->ts);
     if (ev->type == TL_PURCHASE) rc = attribute(as, s, u, ev, a, out);
     if (rc == TL_OK && (as->cfg->touch_mask & (1u << ev->type))) journey_add(as, s, u, ev);
     return rc;
@@ -235,8 +277,9 @@ tl_rc tl_attribution_advance(tl_attr_stage *as, tl_store *s, int64_t now, tl_are
          * rules of docs/attribution.md decide what can still be credited. */
         int from = u->n_tp;
         while (from > 0 && u->tp[from - 1].ts > u->labelled) from--;
+        if (as->model) controls(as, u, u->timer);
         if (from < u->n_tp) {
-            if (as->model) tl_model_learn(as->model, &u->tp[from], u->n_tp - from, 0, u->timer);
+            if (as->model) tl_model_path(as->model, &u->tp[from], u->n_tp - from, 0);
             u->labelled = u->tp[u->n_tp - 1].ts;
             as->st.expired++;
         }

@@ -149,6 +149,15 @@ static inline double dot(const double *restrict a, const double *restrict b, int
     return (s0 + s1) + (s2 + s3);
 }
 
+double tl_ftrl_weight(const tl_ftrl *m, int i) { return i >= 0 && i < m->d ? m->w[i] : 0.0; }
+
+double tl_ftrl_dot_sparse(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz)
+{
+    double s = 0;
+    for (int k = 0; k < nnz; k++) s += m->w[idx[k]] * x[k];
+    return s;
+}
+
 double tl_ftrl_predict(const tl_ftrl *m, const double *x)
 {
     return tl_sigmoid(dot(m->w, x, m->d));
@@ -177,39 +186,112 @@ double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight)
     return p;
 }
 
+/* The update of coordinate i by gradient g (the body of tl_ftrl_learn's loop). */
+static inline void update_one(tl_ftrl *m, int i, double g)
+{
+    double g2 = g * g, nn = m->n[i] + g2, sqn = sqrt(nn);
+    double den = (sqn + m->sq[i]) * m->alpha;
+    double s = g2 / (den > 0 ? den : 1.0);
+    m->z[i] += g - s * m->w[i];
+    m->n[i] = nn;
+    m->sq[i] = sqn;
+    m->w[i] = weight_of(m, m->z[i], sqn);
+}
+
+double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz, int y,
+                            double weight)
+{
+    double p = tl_sigmoid(tl_ftrl_dot_sparse(m, idx, x, nnz));
+    if (!(weight > 0) || !isfinite(weight)) return p;
+    double c = weight * (p - (y ? 1.0 : 0.0));
+    for (int k = 0; k < nnz; k++)
+        if (x[k] != 0) update_one(m, idx[k], c * x[k]);
+    m->version++;
+    return p;
+}
+
 /* ---- encoding: little-endian, fixed layout (ftrl.h) ----------------------------- */
 
 #define FTRL_MAGIC "TLFT"
 #define FTRL_FORMAT 1u
+#define FTRL_FORMAT_SPARSE 2u
 #define FTRL_HEADER (4 + 4 + 4 + 4 * 8 + 8)
 
-void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out)
+/* Reserves len bytes in out and writes the header of the given format; returns where the
+ * body goes. */
+static char *encode_header(const tl_ftrl *m, tl_buf *out, size_t len, uint32_t format)
 {
-    size_t len = FTRL_HEADER + (size_t)m->d * 16;
     tl_buf_reserve(out, len);
     char *p = out->data + out->len;
     memcpy(p, FTRL_MAGIC, 4);
-    p += 4;
-    p = tl_le_put_u32(p, FTRL_FORMAT);
+    p = tl_le_put_u32(p + 4, format);
     p = tl_le_put_u32(p, (uint32_t)m->d);
     p = tl_le_put_f64(p, m->alpha);
     p = tl_le_put_f64(p, m->beta);
     p = tl_le_put_f64(p, m->l1);
     p = tl_le_put_f64(p, m->l2);
-    p = tl_le_put_u64(p, m->version);
-    for (int i = 0; i < m->d; i++) p = tl_le_put_f64(p, m->z[i]);
-    for (int i = 0; i < m->d; i++) p = tl_le_put_f64(p, m->n[i]);
+    return tl_le_put_u64(p, m->version);
+}
+
+void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out)
+{
+    size_t len;
+    if (m->d > TL_FTRL_DENSE_DIM) {   /* format 2: the coordinates that learned */
+        uint32_t k = 0;
+        for (int i = 0; i < m->d; i++) k += m->n[i] > 0;
+        len = FTRL_HEADER + 4 + (size_t)k * 20;
+        char *p = tl_le_put_u32(encode_header(m, out, len, FTRL_FORMAT_SPARSE), k);
+        for (int i = 0; i < m->d; i++) {
+            if (!(m->n[i] > 0)) continue;
+            p = tl_le_put_u32(p, (uint32_t)i);
+            p = tl_le_put_f64(p, m->z[i]);
+            p = tl_le_put_f64(p, m->n[i]);
+        }
+    } else {
+        len = FTRL_HEADER + (size_t)m->d * 16;
+        char *p = encode_header(m, out, len, FTRL_FORMAT);
+        for (int i = 0; i < m->d; i++) p = tl_le_put_f64(p, m->z[i]);
+        for (int i = 0; i < m->d; i++) p = tl_le_put_f64(p, m->n[i]);
+    }
     out->len += len;
     out->data[out->len] = '\0';   /* tl_buf keeps its contents terminated */
+}
+
+static tl_ftrl *decode_sparse(const unsigned char *p, size_t len, uint32_t d)
+{
+    if (d <= TL_FTRL_DENSE_DIM || d > TL_FTRL_MAX_DIM || len < FTRL_HEADER + 4) return NULL;
+    uint32_t k = tl_le_get_u32(p + FTRL_HEADER);
+    if (k > d || len != FTRL_HEADER + 4 + (size_t)k * 20) return NULL;
+    tl_ftrl *m = tl_ftrl_new((int)d, tl_le_get_f64(p + 12), tl_le_get_f64(p + 20), tl_le_get_f64(p + 28),
+                             tl_le_get_f64(p + 36));
+    if (!m) return NULL;
+    m->version = tl_le_get_u64(p + 44);
+    const unsigned char *q = p + FTRL_HEADER + 4;
+    int64_t last = -1;
+    for (uint32_t j = 0; j < k; j++, q += 20) {
+        uint32_t i = tl_le_get_u32(q);
+        double z = tl_le_get_f64(q + 4), n = tl_le_get_f64(q + 12);
+        if ((int64_t)i <= last || i >= d || !isfinite(z) || !isfinite(n) || !(n > 0)) {
+            tl_ftrl_destroy(m);
+            return NULL;
+        }
+        last = i;
+        m->z[i] = z;
+        m->n[i] = n;
+        m->sq[i] = sqrt(n);
+        m->w[i] = weight_of(m, z, m->sq[i]);
+    }
+    return m;
 }
 
 tl_ftrl *tl_ftrl_decode(const void *buf, size_t len)
 {
     const unsigned char *p = buf;
     if (!buf || len < FTRL_HEADER || memcmp(p, FTRL_MAGIC, 4) != 0) return NULL;
-    if (tl_le_get_u32(p + 4) != FTRL_FORMAT) return NULL;
-    uint32_t d = tl_le_get_u32(p + 8);
-    if (d < 1 || d > TL_FTRL_MAX_DIM || len != FTRL_HEADER + (size_t)d * 16) return NULL;
+    uint32_t format = tl_le_get_u32(p + 4), d = tl_le_get_u32(p + 8);
+    if (format == FTRL_FORMAT_SPARSE) return decode_sparse(p, len, d);
+    if (format != FTRL_FORMAT) return NULL;
+    if (d < 1 || d > TL_FTRL_DENSE_DIM || len != FTRL_HEADER + (size_t)d * 16) return NULL;
     tl_ftrl *m = tl_ftrl_new((int)d, tl_le_get_f64(p + 12), tl_le_get_f64(p + 20), tl_le_get_f64(p + 28),
                              tl_le_get_f64(p + 36));
     if (!m) return NULL;

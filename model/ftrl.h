@@ -34,11 +34,14 @@
 
 #include "core/util.h"
 
-#define TL_FTRL_MAX_DIM 256
+#define TL_FTRL_MAX_DIM (1 << 22)
+/* Up to this d the encoding is dense (format 1); above it, hashed feature spaces where few
+ * coordinates are ever used, only the coordinates that learned (format 2). */
+#define TL_FTRL_DENSE_DIM 256
 
 typedef struct tl_ftrl tl_ftrl;
 
-/* A model with z = n = 0 (so w = 0, every prediction 0.5). Requires 1 <= d <= 256,
+/* A model with z = n = 0 (so w = 0, every prediction 0.5). Requires 1 <= d <= 2^22,
  * alpha > 0, beta >= 0, l1 >= 0, l2 >= 0, all finite; NULL otherwise. The paper's
  * defaults are in the range alpha 0.01-0.1, beta 1. */
 tl_ftrl *tl_ftrl_new(int d, double alpha, double beta, double l1, double l2);
@@ -73,12 +76,24 @@ static inline double tl_sigmoid(double t)
  * version: the call is then a plain prediction. */
 double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight);
 
+/* The same on a sparse vector: nnz pairs (idx[k], x[k]) with distinct indices in [0, d);
+ * every other coordinate is 0 and left untouched. Costs O(nnz), whatever d is. */
+double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz, int y,
+                            double weight);
+
+/* w . x of a sparse vector (indices as above), and one weight. */
+double tl_ftrl_dot_sparse(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz);
+double tl_ftrl_weight(const tl_ftrl *m, int i);
+
 /* The number of updates so far (learn calls with weight > 0). */
 uint64_t tl_ftrl_version(const tl_ftrl *m);
 
 /* Appends the model to out: a self-describing little-endian record of d, the parameters,
- * the version and z, n (the weights are derived, not stored). Layout (format 1):
- *   "TLFT" | u32 format | u32 d | f64 alpha, beta, l1, l2 | u64 version | f64 z[d] | f64 n[d]
+ * the version and z, n (the weights are derived, not stored). Layout:
+ *   "TLFT" | u32 format | u32 d | f64 alpha, beta, l1, l2 | u64 version | then
+ *   format 1 (d <= TL_FTRL_DENSE_DIM): f64 z[d] | f64 n[d]
+ *   format 2 (larger d): u32 k | k x (u32 i | f64 z[i] | f64 n[i]), i increasing, for the
+ *   coordinates with n[i] > 0 (every other one has z = n = 0)
  */
 void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out);
 

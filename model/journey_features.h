@@ -1,11 +1,25 @@
 /*
- * journey_features.h -- what the conversion model sees of a journey: a dense vector
- * pooled over a set of touchpoints (docs/attribution.md, "The conversion model").
+ * journey_features.h -- what the conversion model sees of a moment in a user's journey
+ * (docs/attribution.md, "The conversion model"): a sparse vector over a hashed feature
+ * space, the sum of one small vector per touchpoint plus a bias.
  *
- * Every feature is known at the journey's last touchpoint: the touchpoints' own types,
- * times relative to that last touchpoint, dwell, channel, category and the category's
- * share of the user's interest when the touchpoint happened. Nothing comes from the
- * purchase, its item, its time or the label.
+ * A touchpoint's vector at decision time t (t >= the touchpoint's time) is its keys, each
+ * spread over the two age anchors around its age a = t - ts (linear interpolation between
+ * them: a hat basis, so the model learns a piecewise-linear curve of how a touchpoint's
+ * effect fades with time). Its keys:
+ *   - its type and channel together ("an impression on search"; the type alone when it
+ *     has no channel);
+ *   - its category, when it has one;
+ *   - its type and dwell bucket (< 10 s, < 60 s, >= 60 s), when it has a dwell time;
+ *   - its type, with the category's share of the user's interest as the value, when the
+ *     share is known.
+ * Each (key, anchor) is hashed to one of TL_JF_DIM coordinates (coordinate 0 is the bias);
+ * with 2^18 of them, a few thousand keys collide with probability well under 1%.
+ *
+ * Additivity is the point: the logit of any subset S of a purchase's touchpoints is
+ * bias + sum over j in S of phi_j, where phi_j is touchpoint j's own contribution, so
+ * every coalition a Shapley value needs is a sum of numbers known up front. Nothing comes
+ * from the purchase itself (its item, its category) or from the label.
  */
 #ifndef TL_JOURNEY_FEATURES_H
 #define TL_JOURNEY_FEATURES_H
@@ -14,49 +28,40 @@
 
 #include "core/state.h"
 
-#define TL_JF_CHANNEL_BUCKETS 8
-#define TL_JF_CATEGORY_BUCKETS 16
-#define TL_JF_DIM (1 + 6 + 6 + 4 + TL_JF_CHANNEL_BUCKETS + TL_JF_CATEGORY_BUCKETS + 3)
+#define TL_JF_BITS 18
+#define TL_JF_DIM (1 << TL_JF_BITS)
+#define TL_JF_BIAS 0
+#define TL_JF_ANCHORS 8
+#define TL_JF_KEYS 4                             /* keys per touchpoint, at most */
+#define TL_JF_TP_NNZ (2 * TL_JF_KEYS)            /* coordinates per touchpoint, at most */
 
-/* One touchpoint, reduced to what the features need. */
+/* The anchors' ages in ms: 0, 3 h, 12 h, 1 d, 2 d, 4 d, 8 d, 16 d. Past the last, its
+ * weight alone. */
+extern const int64_t tl_jf_anchor_ms[TL_JF_ANCHORS];
+
+/* One touchpoint, reduced to its hashed keys and their values. */
 typedef struct tl_jf_tp {
-    double recency;        /* 2^(-(t_last - ts) / 1 day) */
-    float share;           /* -1: unknown */
-    uint8_t type, dwell_bucket;
-    int8_t channel_bucket, category_bucket;   /* -1: none */
+    int64_t ts;
+    uint64_t key[TL_JF_KEYS];
+    double val[TL_JF_KEYS];
+    int n;
 } tl_jf_tp;
 
-/* Reduces n touchpoints; t_last is the time of the last of them. */
-void tl_jf_prepare(const tl_journey_tp *tps, int n, int64_t t_last, tl_jf_tp *out);
+void tl_jf_prepare(const tl_journey_tp *tps, int n, tl_jf_tp *out);
 
-/* Pools the touchpoints i with bit group_of[i] set in mask (group_of NULL: bit i; mask
- * ~0: all) into x[TL_JF_DIM]. The empty set gives the bias alone. */
-void tl_jf_pool(const tl_jf_tp *tps, int n, const int *group_of, uint64_t mask, double *x);
+/* The (at most two) anchors of an age and their weights, which sum to 1. Returns how
+ * many (1 at the anchors themselves and past the last one). */
+int tl_jf_hat(int64_t age_ms, int *anchor, double *weight);
 
-/* A partial pool: what tl_jf_pool accumulates before the final transform; it grows one
- * touchpoint at a time (tl_jf_agg_add, tl_jf_agg_add_scored), and players' pools are
- * combined inside tl_jf_coalition_logits. */
-typedef struct tl_jf_agg {
-    double type_n[6], rec_max[6], dwell_n[4], chan_n[TL_JF_CHANNEL_BUCKETS];
-    double cat_n[TL_JF_CATEGORY_BUCKETS];
-    double share_sum, share_n, share_max, count;
-} tl_jf_agg;
+/* The coordinate of key k at anchor a, in [1, TL_JF_DIM). */
+int32_t tl_jf_index(uint64_t key, int anchor);
+/* The key tl_jf_prepare hashes for a kind ('c': type and channel, name the channel or
+ * NULL; 'g': the category, type ignored; 'd': type and dwell bucket "1".."3"; 's': the
+ * type's interest share, name NULL), e.g. to read a channel's weights back. */
+uint64_t tl_jf_key(char kind, int type, const char *name);
 
-/* g = the partial pool of the touchpoints tl_jf_pool would take for (group_of, mask). */
-void tl_jf_agg_pool(const tl_jf_tp *tps, int n, const int *group_of, uint64_t mask, tl_jf_agg *g);
-void tl_jf_agg_add(tl_jf_agg *g, const tl_jf_tp *t);
-void tl_jf_agg_finish(const tl_jf_agg *g, double *x);
-/* Adds t to g, whose finished vector is x (tl_jf_agg_finish), and updates x to match:
- * only the few features t touches change. Returns the change of w . x. */
-double tl_jf_agg_add_scored(tl_jf_agg *g, double *x, const tl_jf_tp *t, const double *w);
-
-#define TL_JF_MAX_PLAYERS 20
-/* w . x(S) for all 2^k coalitions S of k <= TL_JF_MAX_PLAYERS players, into out[mask]:
- * coalitions in Gray-code order, each step changing only the features the toggled player
- * touches (its counts, and the maxima it has a value for). */
-void tl_jf_coalition_logits(const tl_jf_agg *players, int k, const double *w, double *out);
-
-/* Feature names, for exported examples. */
-const char *tl_jf_name(int i);
+/* Touchpoint t's coordinates at decision time at: appends up to TL_JF_TP_NNZ pairs to
+ * (idx, x) and returns how many (indices may repeat across keys). */
+int tl_jf_features(const tl_jf_tp *t, int64_t at, int32_t *idx, double *x);
 
 #endif

@@ -1,16 +1,22 @@
 /*
  * model.c -- the conversion model, model-based credits and Markov windows (model.h).
  *
- * Scoring coalitions. A coalition is a bitmask over a purchase's players (touchpoints,
- * or their categories). Exact Shapley needs every coalition: they are scored in
- * Gray-code order, each step toggling one player and updating w.x only where that
- * player's features change (tl_jf_coalition_logits), into a table the Shapley sum reads.
- * Sampled permutations come as runs of coalitions, each adding one touchpoint to the one
- * before: only the first of a run is pooled; the others are scored by what the added
- * touchpoint changes. Pooled coalitions (run starts, removal's) are the rows of a matrix
- * scored with one cblas_dgemv per 1024 coalitions. The Gray-code table
- * replaced the matrix for the exact path: 4096 incremental updates cost about a third of
- * 4096 pools (bench_attribution).
+ * The model is a discrete-time purchase hazard, learned by case-base sampling: the
+ * examples are every purchase (label 1, the journey as it was at the purchase) and
+ * control moments (label 0), the points of a fixed event-time grid
+ * (model.control.interval.ms) that each user lived through without purchasing, with the
+ * journey as it was at each. A logistic model of cases against uniformly sampled
+ * person-time estimates how the purchase rate depends on the features (Hanley and
+ * Miettinen, "Fitting smooth-in-time prognostic risk functions via logistic regression",
+ * 2009): a journey's length is no longer a label (no journey "expires" into a negative),
+ * and nothing waits for an outcome: a control moment is known once the user's next event
+ * or the journey's expiry passes it.
+ *
+ * Scoring coalitions. The features are additive over touchpoints (journey_features.h), so
+ * the logit of a coalition is the bias plus the sum of its members' contributions phi_j,
+ * computed once per purchase. Exact Shapley walks all 2^k coalitions in Gray-code order
+ * (one addition per step) into a table; sampled permutations are scored in batches, a
+ * 0/1 membership matrix times phi with one cblas_dgemv per 1024 coalitions.
  *
  * Order matters for an online model: a purchase is credited with the model as it is,
  * then learned from (progressive validation), so a record's p_conversion never saw
@@ -21,9 +27,11 @@
  * Checkpoint: one file (model.bin in state.dir), written to a temporary name and
  * renamed after every state flush, so it matches the stores written just before.
  *
- * Rejected: scoring coalitions one by one with tl_ftrl_predict (simple, but no batching
- * and twice as slow at 12 players); a model per partition (each would see a fraction
- * of the labels, and partitions move between instances).
+ * Rejected: labels "the journey ended in a purchase" against "it expired" (length-biased:
+ * converting journeys stop at the purchase, the others run on; and delayed by a lookback);
+ * one example per touchpoint prefix labelled by a purchase within a window (measured
+ * worse on generated data with a known truth: docs/benchmarks.md); a model per partition
+ * (each would see a fraction of the labels, and partitions move between instances).
  */
 #define _XOPEN_SOURCE 700
 #include "model.h"
@@ -43,6 +51,10 @@
 #include <string.h>
 
 #define D TL_JF_DIM
+/* Coordinates of one example: the bias and TL_JF_TP_NNZ per touchpoint, for at most
+ * TL_MODEL_MAX_TPS touchpoints (a longer journey gives its last ones). */
+#define TL_MODEL_MAX_TPS 64
+#define NNZ_MAX (1 + TL_MODEL_MAX_TPS * TL_JF_TP_NNZ)
 
 /* The event times (ms) a Markov window may start at: +-2^53 ms, about 285,000 years
  * either side of 1970. A checkpoint's window start outside is refused, and times
@@ -64,6 +76,8 @@ int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t er
     mc->shapley_samples = (int)tl_config_int(c, "model.shapley.samples");
     mc->metrics_window = (int)tl_config_int(c, "model.metrics.window");
     mc->warmup_examples = tl_config_int(c, "model.warmup.examples");
+    mc->control_interval_ms = tl_config_int(c, "model.control.interval.ms");
+    mc->controls_max = (int)tl_config_int(c, "model.controls.max");
     mc->signed_credits = tl_config_bool(c, "model.credits.signed");
     mc->markov_enabled = tl_config_bool(c, "markov.enabled");
     mc->markov_window_ms = tl_config_int(c, "markov.window.ms");
@@ -89,11 +103,12 @@ struct tl_model {
     char *checkpoint;
     tl_ftrl *ftrl;
     tl_metrics *metrics;
-    double w[D];
-    uint64_t w_version;          /* ftrl version w was read at */
-    double *X, *z;               /* coalition batch scratch: TL_SHAPLEY_BATCH x D, and scores */
-    int *run_row;                /* per coalition of a batch: the row its run started at */
-    double *run_dz;              /* ... and its logit's change since that row */
+    /* one example's sparse vector, merged: pos[i] is coordinate i's place in (idx, x), -1
+     * when absent */
+    int32_t *pos, idx[NNZ_MAX];
+    double x[NNZ_MAX];
+    double *M;                   /* TL_SHAPLEY_BATCH x 64 membership rows (sampled) */
+    double *z;                   /* their logits */
     FILE *export;
     tl_model_report rep;
     /* Markov */
@@ -130,7 +145,7 @@ int tl_model_checkpoint(tl_model *m)
 {
     if (!m->checkpoint) return 0;
     tl_buf b = {0}, part = {0};
-    tl_buf_append(&b, "TLMODEL1", 8);
+    tl_buf_append(&b, "TLMODEL2", 8);
     tl_ftrl_encode(m->ftrl, &part);
     put_blob(&b, &part);
     tl_buf_clear(&part);
@@ -190,20 +205,28 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
     size_t len;
     int rc = -1;
     char why[160] = "";
-    if (memcmp(p, "TLMODEL1", 8) != 0) goto done;
+    /* TLMODEL1: the earlier feature layout (44 pooled features). Its Markov chain is
+     * kept; the conversion model starts afresh. */
+    int v1 = memcmp(p, "TLMODEL1", 8) == 0;
+    if (!v1 && memcmp(p, "TLMODEL2", 8) != 0) goto done;
     p += 8;
     tl_ftrl *ftrl = NULL;
     tl_metrics *met = NULL;
     tl_markov *mk = NULL;
-    if (!(s = get_blob(&p, end, &len)) || !(ftrl = tl_ftrl_decode(s, len)) ||
-        tl_ftrl_dim(ftrl) != D) {
+    if (!(s = get_blob(&p, end, &len)) ||
+        (v1 ? !(ftrl = tl_ftrl_new(D, m->cfg.alpha, m->cfg.beta, m->cfg.l1, m->cfg.l2))
+            : (!(ftrl = tl_ftrl_decode(s, len)) || tl_ftrl_dim(ftrl) != D))) {
         tl_ftrl_destroy(ftrl);
         goto done;
     }
-    if (!(s = get_blob(&p, end, &len)) || !(met = tl_metrics_decode(s, len))) {
+    if (!(s = get_blob(&p, end, &len)) ||
+        !(met = v1 ? tl_metrics_new(m->cfg.metrics_window) : tl_metrics_decode(s, len))) {
         tl_ftrl_destroy(ftrl);
         goto done;
     }
+    if (v1)
+        TL_LOG_WARN("model", "checkpoint %s has the earlier feature layout: the conversion "
+                    "model starts afresh (the Markov chain is kept)", m->checkpoint);
     if (!(s = get_blob(&p, end, &len)) || !(mk = tl_markov_decode(s, len, NULL))) {
         tl_ftrl_destroy(ftrl);
         tl_metrics_destroy(met);
@@ -262,20 +285,22 @@ done:
 
 tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err, size_t errlen)
 {
-    /* The matrices here are small (at most 1024 x 44): OpenBLAS's worker threads would
+    /* The matrices here are small (at most 1024 x 64): OpenBLAS's worker threads would
      * spin and yield for nothing (measured: 40% of the time in sched_yield). */
     openblas_set_num_threads(1);
     tl_model *m = tl_xcalloc(1, sizeof(*m));
     m->cfg = *mc;
+    /* 0: the defaults (a configuration made by hand rather than by tl_model_cfg_load) */
+    if (m->cfg.control_interval_ms <= 0) m->cfg.control_interval_ms = 6 * 3600000LL;
+    if (m->cfg.controls_max <= 0) m->cfg.controls_max = 256;
     m->ftrl = tl_ftrl_new(D, mc->alpha, mc->beta, mc->l1, mc->l2);
     m->metrics = tl_metrics_new(mc->metrics_window);
     m->markov = tl_markov_new();
     m->markov_dim = mc->markov_dim;
-    m->X = tl_xmalloc((size_t)TL_SHAPLEY_BATCH * D * sizeof(double));
+    m->pos = tl_xmalloc((size_t)D * sizeof(*m->pos));
+    memset(m->pos, 0xff, (size_t)D * sizeof(*m->pos));   /* -1 */
+    m->M = tl_xmalloc((size_t)TL_SHAPLEY_BATCH * TL_MODEL_MAX_TPS * sizeof(double));
     m->z = tl_xmalloc((size_t)TL_SHAPLEY_BATCH * sizeof(double));
-    m->run_row = tl_xmalloc((size_t)TL_SHAPLEY_BATCH * sizeof(int));
-    m->run_dz = tl_xmalloc((size_t)TL_SHAPLEY_BATCH * sizeof(double));
-    m->w_version = UINT64_MAX;
     if (!m->ftrl || !m->metrics || !m->markov) {
         snprintf(err, errlen, "model: invalid parameters (FTRL alpha/beta/l1/l2, metrics window)");
         tl_model_destroy(m);
@@ -299,9 +324,8 @@ void tl_model_destroy(tl_model *m)
     tl_markov_destroy(m->markov);
     for (int i = 0; i < m->n_prev; i++) free(m->prev[i].name);
     free(m->prev);
-    free(m->X);
-    free(m->run_row);
-    free(m->run_dz);
+    free(m->pos);
+    free(m->M);
     free(m->z);
     free(m->checkpoint);
     free(m);
@@ -310,79 +334,70 @@ void tl_model_destroy(tl_model *m)
 void tl_model_export_examples(tl_model *m, FILE *f)
 {
     m->export = f;
-    fprintf(f, "ts,label,weight,p_model,p_rate");
-    for (int i = 0; i < D; i++) fprintf(f, ",%s", tl_jf_name(i));
-    fputc('\n', f);
+    fprintf(f, "ts,label,weight,p_model,p_rate,features\n");
 }
 
-/* ---- coalition scoring ----------------------------------------------------------- */
+/* ---- features and scores --------------------------------------------------------- */
 
-static const double *weights(tl_model *m)
+/* The example of a moment at time at with touchpoints tps[0..n) (the last
+ * TL_MODEL_MAX_TPS of them): the bias and every touchpoint's coordinates, merged, into
+ * (m->idx, m->x); returns the count. */
+static int example(tl_model *m, const tl_jf_tp *tps, int n, int64_t at)
 {
-    uint64_t v = tl_ftrl_version(m->ftrl);
-    if (v != m->w_version) {
-        tl_ftrl_weights(m->ftrl, m->w);
-        m->w_version = v;
+    int k = 0;
+    m->idx[k] = TL_JF_BIAS;
+    m->x[k++] = 1;
+    m->pos[TL_JF_BIAS] = 0;
+    for (int j = n > TL_MODEL_MAX_TPS ? n - TL_MODEL_MAX_TPS : 0; j < n; j++) {
+        int32_t idx[TL_JF_TP_NNZ];
+        double x[TL_JF_TP_NNZ];
+        int c = tl_jf_features(&tps[j], at, idx, x);
+        for (int i = 0; i < c; i++) {
+            int32_t at_k = m->pos[idx[i]];
+            if (at_k >= 0) {
+                m->x[at_k] += x[i];
+            } else {
+                m->pos[idx[i]] = k;
+                m->idx[k] = idx[i];
+                m->x[k++] = x[i];
+            }
+        }
     }
-    return m->w;
+    for (int i = 0; i < k; i++) m->pos[m->idx[i]] = -1;
+    return k;
+}
+
+/* Each touchpoint's contribution to the logit at time at, into phi[0..n). */
+static void contributions(const tl_model *m, const tl_jf_tp *tps, int n, int64_t at, double *phi)
+{
+    for (int j = 0; j < n; j++) {
+        int32_t idx[TL_JF_TP_NNZ];
+        double x[TL_JF_TP_NNZ];
+        int c = tl_jf_features(&tps[j], at, idx, x);
+        phi[j] = tl_ftrl_dot_sparse(m->ftrl, idx, x, c);
+    }
 }
 
 typedef struct game {
     tl_model *m;
-    const tl_jf_tp *tps;
+    const double *phi;   /* per player */
     int n;
-    double p_empty;
+    double bias, p_empty;
 } game;
 
-/* v(S) = p(S) - p(empty) for a batch of coalitions. A coalition that adds one
- * touchpoint to the one before (the sampled estimator passes runs of them) is scored by
- * what that touchpoint changes: a few features, O(1). The others are pooled from their
- * touchpoints and scored together with one matrix-vector product; a run's logits are
- * its first coalition's plus the changes since. */
+/* v(S) = p(S) - p(empty) for a batch of coalitions: sigmoid(bias + M phi), M the batch's
+ * 0/1 membership rows. */
 static void game_fn(void *arg, const uint64_t *masks, int count, double *v)
 {
     game *g = arg;
     tl_model *m = g->m;
-    const double *w = weights(m);
-    tl_jf_agg cur;
-    double x[D], dz = 0;
-    int run_row = 0;
     for (int done = 0; done < count; done += TL_SHAPLEY_BATCH) {
         int k = count - done < TL_SHAPLEY_BATCH ? count - done : TL_SHAPLEY_BATCH;
-        int rows = 0;
-        uint64_t cur_mask = 0;
-        for (int i = 0; i < k; i++) {
-            uint64_t mask = masks[done + i], added = mask & ~cur_mask;
-            if (i > 0 && !(cur_mask & ~mask) && added && !(added & (added - 1)) &&
-                __builtin_ctzll(added) < g->n) {
-                dz += tl_jf_agg_add_scored(&cur, x, &g->tps[__builtin_ctzll(added)], w);
-            } else {
-                tl_jf_agg_pool(g->tps, g->n, NULL, mask, &cur);
-                tl_jf_agg_finish(&cur, x);
-                memcpy(m->X + (size_t)rows * D, x, sizeof(x));
-                run_row = rows++;
-                dz = 0;
-            }
-            cur_mask = mask;
-            m->run_row[i] = run_row;
-            m->run_dz[i] = dz;
-        }
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, rows, D, 1.0, m->X, D, w, 1, 0.0, m->z, 1);
         for (int i = 0; i < k; i++)
-            v[done + i] = tl_sigmoid(m->z[m->run_row[i]] + m->run_dz[i]) - g->p_empty;
+            for (int j = 0; j < g->n; j++) m->M[(size_t)i * g->n + j] = (double)(masks[done + i] >> j & 1);
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, k, g->n, 1.0, m->M, g->n, g->phi, 1, 0.0, m->z, 1);
+        for (int i = 0; i < k; i++) v[done + i] = tl_sigmoid(g->bias + m->z[i]) - g->p_empty;
     }
-}
-
-/* v(S) = p(S) - p(empty) of all 2^k coalitions of k players (each an aggregate of
- * touchpoints), into v[mask], scored incrementally in Gray-code order
- * (tl_jf_coalition_logits). Exact Shapley then reads this table instead of pooling
- * touchpoints per coalition: 12 players cost 4096 small updates, not 4096 pools. */
-static void coalition_table(tl_model *m, const tl_jf_agg *players, int k, double p_empty,
-                            double *v)
-{
-    tl_jf_coalition_logits(players, k, weights(m), v);
-    for (uint64_t i = 0; i < ((uint64_t)1 << k); i++) v[i] = tl_sigmoid(v[i]) - p_empty;
-    v[0] = 0;
 }
 
 static void table_fn(void *arg, const uint64_t *masks, int count, double *v)
@@ -391,39 +406,22 @@ static void table_fn(void *arg, const uint64_t *masks, int count, double *v)
     for (int i = 0; i < count; i++) v[i] = table[masks[i]];
 }
 
-/* Exact Shapley values of k <= 20 players, each an aggregate of touchpoints; the value of
- * player j goes to out[j]. */
-static int shapley_players(tl_model *m, const tl_jf_agg *players, int k, double p_empty,
-                           tl_arena *a, double *out)
+/* Exact Shapley values of k <= 20 players with contributions phi: every coalition's
+ * value, in Gray-code order (one addition per step), then the Shapley sum over the table. */
+static int shapley_players(const game *g, const double *phi, int k, tl_arena *a, double *out)
 {
     double *table = tl_arena_alloc(a, ((size_t)1 << k) * sizeof(double));
-    coalition_table(m, players, k, p_empty, table);
-    return tl_shapley_exact(k, table_fn, table, out);
-}
-
-static double score_mask(game *g, uint64_t mask)
-{
-    double v;
-    game_fn(g, &mask, 1, &v);
-    return v + g->p_empty;
-}
-
-/* Groups touchpoints by category; returns the number of groups. */
-static int group_by_category(const tl_journey_tp *tps, int n, int *group_of)
-{
-    int groups = 0;
-    for (int i = 0; i < n; i++) {
-        group_of[i] = -1;
-        for (int j = 0; j < i; j++) {
-            const char *a = tps[i].category_id, *b = tps[j].category_id;
-            if ((a == NULL && b == NULL) || (a && b && !strcmp(a, b))) {
-                group_of[i] = group_of[j];
-                break;
-            }
-        }
-        if (group_of[i] < 0) group_of[i] = groups++;
+    double s = 0;
+    uint64_t prev = 0;
+    table[0] = 0;
+    for (uint64_t i = 1; i < ((uint64_t)1 << k); i++) {
+        uint64_t gc = i ^ (i >> 1);
+        int b = __builtin_ctzll(gc ^ prev);
+        s += (gc >> b & 1) ? phi[b] : -phi[b];
+        table[gc] = tl_sigmoid(g->bias + s) - g->p_empty;
+        prev = gc;
     }
-    return groups;
+    return tl_shapley_exact(k, table_fn, table, out);
 }
 
 static void linear(int n, double *out)
@@ -431,17 +429,72 @@ static void linear(int n, double *out)
     for (int i = 0; i < n; i++) out[i] = 1.0 / n;
 }
 
+/* The model's part of the explanation: model numbers only from a model that is ready;
+ * the two touchpoints with the most Shapley credit (shares in [0, 1], so percentages in
+ * [0, 100]). */
+static const char *sentence(tl_arena *a, const tl_attribution *r, const tl_journey_tp *tps, int n,
+                            const char *how, const char *ready, uint64_t pos, uint64_t neg,
+                            uint64_t k, int ok_shap, int ok_rem)
+{
+    const double *shap = r->credits[TL_M_SHAPLEY];
+    double lift = r->p_conversion / r->p_baseline;
+    if (ready && neg == 0)
+        return tl_arena_printf(a, "; the model has learned from no moment without a purchase yet "
+                               "(%" PRIu64 " with one), so it cannot tell what raises the purchase "
+                               "rate: model credits are linear", pos);
+    if (ready)
+        return tl_arena_printf(a, "; the model is warming up (%" PRIu64 " purchases and %" PRIu64
+                               " moments without one learned, %" PRIu64 " of each needed): model "
+                               "credits are linear", pos, neg, k);
+    if (!ok_shap)
+        return tl_arena_printf(a, "; the model (version %" PRId64 ") finds that the touchpoints did "
+                               "not raise the purchase rate (%.2f times the rate with none), so "
+                               "Shapley falls back to linear%s", r->model_version, lift,
+                               ok_rem ? " (removal credits the touchpoints whose removal lowers it)"
+                                      : ", and so does removal");
+    int top = 0, second = -1;
+    for (int i = 1; i < n; i++) {
+        if (shap[i] > shap[top]) {
+            second = top;
+            top = i;
+        } else if (second < 0 || shap[i] > shap[second]) {
+            second = i;
+        }
+    }
+    char ago[32];
+    tl_fmt_duration(ago, sizeof(ago), r->ts - tps[top].ts);
+    /* lift <= 1: together they did not raise the rate, though some of them did (the
+     * shares are of what those raised) */
+    const char *owed = lift > 1 ? tl_arena_printf(a, "%.0f%% of this purchase is owed to them, and",
+                                                  100 * (1 - 1 / lift))
+                                : "none of this purchase is owed to them together; of what some raised,";
+    const char *s = tl_arena_printf(
+        a, "; the model (version %" PRId64 ") puts the purchase rate with these touchpoints at "
+        "%.2f times the rate with none, so %s Shapley (%s) gives %.0f%% to the %s of item %s "
+        "(%s before)", r->model_version, lift, owed, how, 100 * shap[top],
+        tl_event_type_phrase((tl_event_type)tps[top].type), tps[top].item_id, ago);
+    if (second >= 0 && shap[second] > 0) {
+        tl_fmt_duration(ago, sizeof(ago), r->ts - tps[second].ts);
+        s = tl_arena_printf(a, "%s and %.0f%% to the %s of item %s (%s before)", s, 100 * shap[second],
+                            tl_event_type_phrase((tl_event_type)tps[second].type), tps[second].item_id,
+                            ago);
+    }
+    return ok_rem ? s : tl_arena_printf(a, "%s; removal falls back to linear", s);
+}
+
 void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attribution *r,
                      tl_arena *a, const char **explanation)
 {
     if (!m->cfg.enabled || n <= 0) return;
     tl_jf_tp *jf = tl_arena_alloc(a, (size_t)n * sizeof(*jf));
-    tl_jf_prepare(tps, n, tps[n - 1].ts, jf);
-    game g = {.m = m, .tps = jf, .n = n};
-    g.p_empty = 0;
-    g.p_empty = score_mask(&g, 0);
-    uint64_t all = n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
-    double p_all = score_mask(&g, all);
+    tl_jf_prepare(tps, n, jf);
+    double *phi = tl_arena_alloc(a, (size_t)n * sizeof(*phi));
+    contributions(m, jf, n, r->ts, phi);
+    double sum = 0;
+    for (int j = 0; j < n; j++) sum += phi[j];
+    game g = {.m = m, .phi = phi, .n = n, .bias = tl_ftrl_weight(m->ftrl, TL_JF_BIAS)};
+    g.p_empty = tl_sigmoid(g.bias);
+    double p_all = tl_sigmoid(g.bias + sum);
 
     double *raw = tl_arena_alloc(a, (size_t)n * sizeof(*raw));
     double *shap = tl_arena_alloc(a, (size_t)n * sizeof(*shap));
@@ -454,42 +507,23 @@ void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attributio
     uint64_t neg = tl_metrics_count(m->metrics) - pos;
     uint64_t k = (uint64_t)m->cfg.warmup_examples;
     const char *ready = neg == 0 ? "no_negatives" : (pos < k || neg < k) ? "warming_up" : NULL;
-    if (!ready && n <= 64) {
+    if (!ready) {
         int rc;
         if (n <= m->cfg.shapley_exact_max) {
-            tl_jf_agg *players = tl_arena_alloc(a, (size_t)n * sizeof(*players));
-            memset(players, 0, (size_t)n * sizeof(*players));
-            for (int i = 0; i < n; i++) tl_jf_agg_add(&players[i], &jf[i]);
-            rc = shapley_players(m, players, n, g.p_empty, a, raw);
+            rc = shapley_players(&g, phi, n, a, raw);
+        } else if (n <= TL_MODEL_MAX_TPS) {
+            /* Sampled, not grouped by category: with additive contributions, grouping
+             * would only average the touchpoints of a category, a bias sampling has not. */
+            uint64_t seed = tl_hash64(r->conversion_event_id, strlen(r->conversion_event_id));
+            rc = tl_shapley_sampled(n, m->cfg.shapley_samples, seed, game_fn, &g, raw, NULL);
+            how = "sampled";
+            m->rep.sampled++;
         } else {
-            int *group_of = tl_arena_alloc(a, (size_t)n * sizeof(int));
-            int groups = group_by_category(tps, n, group_of);
-            if (groups <= m->cfg.shapley_exact_max) {
-                /* The categories are the players (exact); each category's value is split
-                 * equally among its touchpoints. */
-                tl_jf_agg *players = tl_arena_alloc(a, (size_t)groups * sizeof(*players));
-                double *phi = tl_arena_alloc(a, (size_t)groups * sizeof(*phi));
-                int *members = tl_arena_alloc(a, (size_t)groups * sizeof(int));
-                memset(players, 0, (size_t)groups * sizeof(*players));
-                memset(members, 0, (size_t)groups * sizeof(int));
-                for (int i = 0; i < n; i++) {
-                    tl_jf_agg_add(&players[group_of[i]], &jf[i]);
-                    members[group_of[i]]++;
-                }
-                rc = shapley_players(m, players, groups, g.p_empty, a, phi);
-                for (int i = 0; i < n; i++) raw[i] = phi[group_of[i]] / members[group_of[i]];
-                how = "exact over categories";
-                m->rep.grouped++;
-            } else {
-                uint64_t seed = tl_hash64(r->conversion_event_id, strlen(r->conversion_event_id));
-                rc = tl_shapley_sampled(n, m->cfg.shapley_samples, seed, game_fn, &g, raw, NULL);
-                how = "sampled";
-                m->rep.sampled++;
-            }
+            rc = TL_SHAPLEY_EARG;   /* more touchpoints than a coalition mask holds */
         }
         ok_shap = rc == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, shap, m->cfg.signed_credits);
-        ok_rem = tl_removal(n, game_fn, &g, raw) == TL_SHAPLEY_OK &&
-                 tl_credits_normalise(n, raw, rem, m->cfg.signed_credits);
+        for (int j = 0; j < n; j++) raw[j] = p_all - tl_sigmoid(g.bias + sum - phi[j]);
+        ok_rem = tl_credits_normalise(n, raw, rem, m->cfg.signed_credits);
     }
     if (!ok_shap) linear(n, shap);
     if (!ok_rem) linear(n, rem);
@@ -503,59 +537,11 @@ void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attributio
     r->p_baseline = g.p_empty;
     r->model_version = (int64_t)tl_ftrl_version(m->ftrl);
     m->rep.credited++;
-
-    /* The sentence: model numbers only from a model that is ready; the two touchpoints
-     * with the most Shapley credit (shares in [0, 1], so percentages in [0, 100]). */
-    char buf[768];
-    int len = 0;
-    if (ready && neg == 0) {
-        m->rep.no_negatives++;
-        len = snprintf(buf, sizeof(buf),
-                       "; the model has learned from no journey without a purchase yet (%" PRIu64
-                       " with one), so it cannot tell what raises p(purchase): model credits are "
-                       "linear", pos);
-    } else if (ready) {
-        m->rep.warming_up++;
-        len = snprintf(buf, sizeof(buf),
-                       "; the model is warming up (%" PRIu64 " journeys with a purchase and %" PRIu64
-                       " without learned, %" PRIu64 " of each needed): model credits are linear",
-                       pos, neg, k);
-    } else if (!ok_shap) {
-        m->rep.fallbacks++;
-        len = snprintf(buf, sizeof(buf),
-                       "; the model (version %" PRId64 ") finds that no touchpoint raised "
-                       "p(purchase) (%.3f against %.3f with none), so Shapley falls back to linear%s",
-                       r->model_version, p_all, g.p_empty,
-                       ok_rem ? " (removal credits the touchpoints whose removal lowers it)"
-                              : ", and so does removal");
-    } else {
-        int top = 0, second = -1;
-        for (int i = 1; i < n; i++) {
-            if (shap[i] > shap[top]) {
-                second = top;
-                top = i;
-            } else if (second < 0 || shap[i] > shap[second]) {
-                second = i;
-            }
-        }
-        char ago[32];
-        tl_fmt_duration(ago, sizeof(ago), r->ts - tps[top].ts);
-        len = snprintf(buf, sizeof(buf),
-                       "; the model (version %" PRId64 ") puts p(purchase) at %.3f against %.3f "
-                       "with no touchpoints, and Shapley (%s) gives %.0f%% of the gain to the %s of "
-                       "item %s (%s before)",
-                       r->model_version, p_all, g.p_empty, how, 100 * shap[top],
-                       tl_event_type_phrase((tl_event_type)tps[top].type), tps[top].item_id, ago);
-        if (second >= 0 && shap[second] > 0 && len < (int)sizeof(buf)) {
-            tl_fmt_duration(ago, sizeof(ago), r->ts - tps[second].ts);
-            len += snprintf(buf + len, sizeof(buf) - (size_t)len, " and %.0f%% to the %s of item %s (%s before)",
-                            100 * shap[second], tl_event_type_phrase((tl_event_type)tps[second].type),
-                            tps[second].item_id, ago);
-        }
-        if (!ok_rem && len < (int)sizeof(buf))
-            snprintf(buf + len, sizeof(buf) - (size_t)len, "; removal falls back to linear");
-    }
-    *explanation = tl_arena_printf(a, "%s%s", *explanation, buf);
+    *explanation = tl_arena_printf(a, "%s%s", *explanation,
+                                   sentence(a, r, tps, n, how, ready, pos, neg, k, ok_shap, ok_rem));
+    if (ready && neg == 0) m->rep.no_negatives++;
+    else if (ready) m->rep.warming_up++;
+    else if (!ok_shap) m->rep.fallbacks++;
 }
 
 /* ---- learning ------------------------------------------------------------------- */
@@ -576,9 +562,13 @@ static double ipw_weight(const tl_model *m, const tl_journey_tp *tps, int n)
     return w > m->cfg.ipw_clip ? m->cfg.ipw_clip : w;
 }
 
-static void markov_add(tl_model *m, const tl_journey_tp *tps, int n, int label)
+void tl_model_count_skipped(tl_model *m, uint64_t n) { m->rep.controls_skipped += n; }
+
+const tl_model_cfg *tl_model_cfg_of(const tl_model *m) { return &m->cfg; }
+
+void tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted)
 {
-    if (!m->cfg.markov_enabled) return;
+    if (!m->cfg.markov_enabled || n <= 0) return;
     if (m->markov_dim < 0) {   /* auto: channels if the first closed journey has them */
         m->markov_dim = TL_DIM_CATEGORY;
         for (int i = 0; i < n; i++)
@@ -590,27 +580,28 @@ static void markov_add(tl_model *m, const tl_journey_tp *tps, int n, int label)
         const char *s = m->markov_dim == TL_DIM_CHANNEL ? tps[i].channel : tps[i].category_id;
         if (s) states[k++] = s;
     }
-    if (k) tl_markov_add_path(m->markov, states, k, label ? 1.0 : 0.0, label ? 0.0 : 1.0, 0.0);
+    if (k) tl_markov_add_path(m->markov, states, k, converted ? 1.0 : 0.0, converted ? 0.0 : 1.0, 0.0);
 }
 
 void tl_model_learn(tl_model *m, const tl_journey_tp *tps, int n, int label, int64_t ts)
 {
-    if (n <= 0) return;
-    markov_add(m, tps, n, label);
-    if (!m->cfg.enabled) return;
-    tl_jf_tp jf[64];
-    const tl_journey_tp *t = n > 64 ? tps + (n - 64) : tps;   /* the features of the last 64 */
-    int k = n > 64 ? 64 : n;
-    tl_jf_prepare(t, k, t[k - 1].ts, jf);
-    double x[D];
-    tl_jf_pool(jf, k, NULL, ~(uint64_t)0, x);
+    if (!m->cfg.enabled || n < 0) return;
+    tl_jf_tp jf[TL_MODEL_MAX_TPS];
+    const tl_journey_tp *t = n > TL_MODEL_MAX_TPS ? tps + (n - TL_MODEL_MAX_TPS) : tps;
+    int k = n > TL_MODEL_MAX_TPS ? TL_MODEL_MAX_TPS : n;
+    tl_jf_prepare(t, k, jf);
+    int nnz = example(m, jf, k, ts);
     double weight = ipw_weight(m, t, k);
     double p_rate = tl_metrics_baseline_rate(m->metrics);
-    double p = tl_ftrl_learn(m->ftrl, x, label, weight);   /* p: scored before the update */
+    /* p: scored before the update */
+    double p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, label, weight);
     tl_metrics_add(m->metrics, p, label, weight);
+    if (label) m->rep.cases++;
+    else m->rep.controls++;
     if (m->export) {
-        fprintf(m->export, "%" PRId64 ",%d,%.17g,%.17g,%.17g", ts, label, weight, p, p_rate);
-        for (int i = 0; i < D; i++) fprintf(m->export, ",%.17g", x[i]);
+        fprintf(m->export, "%" PRId64 ",%d,%.17g,%.17g,%.17g,", ts, label, weight, p, p_rate);
+        for (int i = 0; i < nnz; i++)
+            fprintf(m->export, "%s%d:%.17g", i ? " " : "", (int)m->idx[i], m->x[i]);
         fputc('\n', m->export);
     }
 }

@@ -2,18 +2,21 @@
  * model.h -- the online conversion model and the model-based credits
  * (docs/attribution.md, "The conversion model").
  *
- * p(S): the probability that a journey with touchpoints S ends in a purchase, an
- * FTRL-Proximal logistic regression (ftrl.h) on the pooled journey features
- * (journey_features.h). Labels come from the stream: a purchase closes the credited
- * touchpoints as a positive example; a journey with no purchase within the lookback
- * after its last touchpoint expires (event time) as a negative one. Every example is
- * scored before it is learned (progressive validation, metrics.h).
+ * p(S): the model's probability that a moment with the touchpoints S behind it sees a
+ * purchase (a discrete-time purchase hazard), an FTRL-Proximal logistic regression
+ * (ftrl.h) on hashed features that add up over touchpoints (journey_features.h). The
+ * examples come from the stream (model.c): every purchase, with the journey as it was
+ * (label 1), and control moments on a grid of event time that the user lived through
+ * without a purchase (label 0). Every example is scored before it is learned
+ * (progressive validation, metrics.h).
  *
  * Credits of a purchase: Shapley values of v(S) = p(S) - p(empty) over its touchpoints
  * (exact up to model.shapley.exact.max players; beyond, touchpoints grouped by category
  * when that gives few enough groups, else permutation sampling) and removal
- * p(N) - p(N \ {j}); both normalised to sum to 1, or linear when the model gives no
- * positive total (the explanation says so).
+ * p(N) - p(N \ {j}); each made into shares in [0, 1] that sum to 1 (tl_credits_normalise),
+ * or linear when the model gives no positive total (the record's model_status says which).
+ * p(N) / p(empty) is how many times more likely the purchase was with its touchpoints, and
+ * 1 - p(empty) / p(N) the part of it the model says they are owed.
  *
  * One tl_model per process, shared by all partitions (a global model; see
  * docs/operations.md on what that means when partitions move). Not thread-safe.
@@ -37,6 +40,8 @@ typedef struct tl_model_cfg {
     int shapley_samples;
     int metrics_window;
     int64_t warmup_examples;     /* of each class, before model credits */
+    int64_t control_interval_ms; /* the grid of control moments */
+    int controls_max;            /* control moments learned per gap between two events */
     int signed_credits;          /* model.credits.signed */
     int markov_enabled;
     int64_t markov_window_ms;
@@ -53,6 +58,8 @@ typedef struct tl_model_report {
     uint64_t credited, fallbacks, grouped, sampled;
     uint64_t warming_up, no_negatives;   /* attributions without model credits, and why */
     uint64_t markov_windows, credit_deltas;
+    uint64_t cases, controls;            /* examples learned: purchases, control moments */
+    uint64_t controls_skipped;           /* past model.controls.max in one gap */
 } tl_model_report;
 
 /* checkpoint: file the model is saved to and resumed from (NULL: none). */
@@ -67,8 +74,18 @@ void tl_model_export_examples(tl_model *m, FILE *f);
 void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attribution *r,
                      tl_arena *a, const char **explanation);
 
-/* A closed journey: label 1 (it ended in a purchase at ts) or 0 (it expired at ts). */
+/* An example: the moment ts with the touchpoints tps[0..n) (the journey as it was then;
+ * n may be 0), label 1 (a purchase at ts) or 0 (a control moment: none at ts). */
 void tl_model_learn(tl_model *m, const tl_journey_tp *tps, int n, int label, int64_t ts);
+
+/* A closed journey for the Markov chain: it ended in a purchase or it expired. */
+void tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted);
+
+/* Counts control moments the stage skipped (model.controls.max). */
+void tl_model_count_skipped(tl_model *m, uint64_t n);
+
+/* The configuration the attribution stage reads (control moments). */
+const tl_model_cfg *tl_model_cfg_of(const tl_model *m);
 
 /* Event time moved to now: emits the credit deltas of every Markov window it closed. */
 tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out);

@@ -93,6 +93,8 @@ static void use(tl_model *m)
     tl_model_credit(m, u.tp, u.n_tp, &r, &arena, &explanation);
     tl_model_learn(m, u.tp, u.n_tp, 1, ts);
     tl_model_learn(m, u.tp, 2, 0, ts + 1);
+    tl_model_path(m, u.tp, u.n_tp, 1);
+    tl_model_path(m, u.tp, 2, 0);
     tl_model_report rep;
     tl_model_report_get(m, &rep);
     tl_dim dim;

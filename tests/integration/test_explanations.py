@@ -17,7 +17,7 @@ by reference.attribution_sentence, and must be the sentence:
 - x is the largest time-decay credit, rounded to 2 decimals.
 
 Also, in the whole sentence: no "a impression" or "a add-to-cart", every percentage within
-[0, 100]; the model's numbers (p(purchase) and its shares) exactly when its Shapley status
+[0, 100]; the model's numbers (the purchase rate's lift, the part owed, and its shares) exactly when its Shapley status
 is ok, and otherwise the reason its credits are linear; every model share in [0, 1] and
 each method's shares summing to 1.
 
@@ -68,9 +68,17 @@ def check_file(out, pr):
             status = (rec.get("model_status") or {}).get("shapley")
             if status is not None:
                 models += 1
-                said = "p(purchase) at" in text
+                said = "of this purchase is owed to them" in text
                 reason = {"ok": "gives", "fallback_linear": "falls back to linear",
-                          "warming_up": "warming up", "no_negatives": "no journey without a purchase"}
+                          "warming_up": "warming up", "no_negatives": "no moment without a purchase"}
+                if said:   # the model's numbers are the record's
+                    lift = rec["p_conversion"] / rec["p_baseline"]
+                    want_nums = ("%.2f times the rate with none, so %.0f%% of this purchase" % (
+                        lift, 100 * (1 - 1 / lift)) if lift > 1 else
+                        "%.2f times the rate with none, so none of this purchase" % lift)
+                    if want_nums not in text and len(pr) < 10:
+                        pr.append("%s: expected \"%s\" in: %s" % (rec["conversion_event_id"],
+                                                                  want_nums, text))
                 if said != (status == "ok") or reason.get(status, "?") not in text:
                     if len(pr) < 10:
                         pr.append("%s: status %s, sentence: %s" % (rec["conversion_event_id"],

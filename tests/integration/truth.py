@@ -18,10 +18,17 @@ that, 20,000 sampled permutations), which sum to v(S) - v(empty); and the remova
 r_i = v(S) - v(S without i). The shares are phi_i / sum phi and r_i / sum r (a purchase
 whose touchpoints have no effect at all has no true shares).
 
-A channel's true share is the expected number of purchases it caused, sum over purchases
-of its touchpoints' phi_i, over the total (the "incremental conversions"). A method's share
-of a channel is the sum of the credits it gives the channel's touchpoints over the sum of
-all its credits; for Markov, its last credit per channel (credit_delta records).
+A channel's true share is the expected number of purchases it caused (its "incremental
+conversions") over the total. A purchase with touchpoints S happened with probability
+v(S), of which v(S) - v(empty) is owed to S; so of one observed purchase, the fraction
+(v(S) - v(empty)) / v(S) was caused by its touchpoints, and touchpoint i's part of it is
+phi_i / v(S) (summed over purchases, its expectation is the sum of phi_i over every
+decision moment: the purchases the channel caused). A method's share of a channel is the
+sum of the credits it gives the channel's touchpoints over the sum of all its credits,
+where the model methods' credits of a purchase are weighted by the part of it the model
+says the touchpoints are owed, 1 - p_baseline / p_conversion (its shares sum to 1 per
+purchase; the rule-based methods credit every purchase in full); for Markov, its last
+credit per channel (credit_delta records).
 
 Scores per method: TV, the total-variation distance between its channel shares and the
 true ones (1/2 sum |a - b|, 0 = equal, 1 = disjoint); TV without the confounded channels
@@ -145,7 +152,7 @@ def evaluate(truth, events_path, output_path):
     true_mass = defaultdict(float)
     for p in tc.values():
         for c, f in zip(p["channels"], p["phi"]):
-            true_mass[c] += f
+            true_mass[c] += f / p["v"]
     true_share = normalise({n: true_mass[n] for n in names})
 
     mass = {m: defaultdict(float) for m in RULES + MODEL}
@@ -171,11 +178,14 @@ def evaluate(truth, events_path, output_path):
                 unmatched += 1
                 t = None
             ts = shares(t["phi"]) if t else None
+            owed = 1.0
+            if r.get("p_conversion") and r.get("p_baseline") is not None:
+                owed = max(0.0, 1.0 - r["p_baseline"] / r["p_conversion"])
             for m, cr in r["credits"].items():
                 if m not in mass:
                     continue
                 for c, x in zip(chans, cr):
-                    mass[m][c] += x
+                    mass[m][c] += x * (owed if m in MODEL else 1.0)
                 if ts is not None:
                     err[m][0] += 0.5 * sum(abs(a - b) for a, b in zip(cr, ts))
                     err[m][1] += 1

@@ -304,18 +304,87 @@ static void test_invalid_parameters(void **state)
     assert_null(tl_ftrl_new(4, 0.1, 1, 0, -0.1));
     assert_null(tl_ftrl_new(4, NAN, 1, 0, 0));
     /* beta = l2 = 0 is allowed: an untouched coordinate (n = 0) still has w = 0. */
-    tl_ftrl *m = tl_ftrl_new(TL_FTRL_MAX_DIM, 0.1, 0, 0, 0);
+    tl_ftrl *m = tl_ftrl_new(TL_FTRL_DENSE_DIM, 0.1, 0, 0, 0);
     assert_non_null(m);
-    double x[TL_FTRL_MAX_DIM] = {1, 0.5}, w[TL_FTRL_MAX_DIM];
+    double x[TL_FTRL_DENSE_DIM] = {1, 0.5}, w[TL_FTRL_DENSE_DIM];
     for (int t = 0; t < 3; t++) tl_ftrl_learn(m, x, t % 2, 1);
     tl_ftrl_weights(m, w);
     assert_true(w[0] != 0 && w[1] != 0 && isfinite(w[0]) && isfinite(w[1]));
-    for (int i = 2; i < TL_FTRL_MAX_DIM; i++)
+    for (int i = 2; i < TL_FTRL_DENSE_DIM; i++)
         if (w[i] != 0.0 || signbit(w[i])) fail_msg("w[%d] = %g, expected +0", i, w[i]);
     double p = tl_ftrl_predict(m, x);
     assert_true(p > 0 && p < 1);
     tl_ftrl_destroy(m);
     tl_ftrl_destroy(NULL);
+}
+
+/* A hashed feature space (d above TL_FTRL_DENSE_DIM): learning from sparse vectors is the
+ * dense update on the same vectors, bit for bit; the encoding holds only the coordinates
+ * that learned (format 2) and decodes to the same model; damaged records are refused. */
+static void test_sparse(void **state)
+{
+    (void)state;
+    enum { D = 4096, NNZ = 5 };
+    tl_ftrl *a = tl_ftrl_new(D, 0.1, 1, 0.5, 0.1), *b = tl_ftrl_new(D, 0.1, 1, 0.5, 0.1);
+    static double x[D];
+    uint64_t r = 7;
+    for (int t = 0; t < 300; t++) {
+        int32_t idx[NNZ];
+        double v[NNZ];
+        memset(x, 0, sizeof(x));
+        for (int k = 0; k < NNZ; k++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            idx[k] = k == 0 ? 0 : (int32_t)(k * 800 + (r >> 33) % 800);   /* distinct */
+            v[k] = k == 0 ? 1.0 : (double)((r >> 20) % 1000) / 500.0 - 0.5;
+            x[idx[k]] = v[k];
+        }
+        int y = (r >> 40) % 3 == 0;
+        double pa = tl_ftrl_learn(a, x, y, 1.5), pb = tl_ftrl_learn_sparse(b, idx, v, NNZ, y, 1.5);
+        if (pa != pb) fail_msg("example %d: dense p %.17g, sparse p %.17g", t, pa, pb);
+        assert_true(tl_ftrl_dot_sparse(b, idx, v, NNZ) == tl_ftrl_dot_sparse(a, idx, v, NNZ));
+    }
+    assert_int_equal(tl_ftrl_version(a), tl_ftrl_version(b));
+    int used = 0;
+    for (int i = 0; i < D; i++) {
+        if (tl_ftrl_weight(a, i) != tl_ftrl_weight(b, i)) fail_msg("w[%d] differs", i);
+        used += tl_ftrl_weight(b, i) != 0;
+    }
+    assert_true(used > 50);
+    assert_true(tl_ftrl_weight(b, -1) == 0 && tl_ftrl_weight(b, D) == 0);
+
+    tl_buf e = {0};
+    tl_ftrl_encode(b, &e);
+    assert_int_equal(tl_le_get_u32((const unsigned char *)(e.data + 4)), 2);
+    uint32_t k = tl_le_get_u32((const unsigned char *)(e.data + 52));
+    assert_true(k > 50 && k < 5 * 300);
+    assert_int_equal(e.len, 56 + (size_t)k * 20);
+    tl_ftrl *c = tl_ftrl_decode(e.data, e.len);
+    assert_non_null(c);
+    assert_int_equal(tl_ftrl_version(c), tl_ftrl_version(b));
+    for (int i = 0; i < D; i++)
+        if (tl_ftrl_weight(c, i) != tl_ftrl_weight(b, i)) fail_msg("decoded w[%d] differs", i);
+    tl_buf e2 = {0};
+    tl_ftrl_encode(c, &e2);
+    assert_int_equal(e2.len, e.len);
+    assert_memory_equal(e2.data, e.data, e.len);
+    /* damage: a trailing byte, a count above d, indices out of order, n = 0 */
+    assert_null(tl_ftrl_decode(e.data, e.len - 1));
+    tl_buf_append(&e2, "x", 1);
+    assert_null(tl_ftrl_decode(e2.data, e2.len));
+    memcpy(e2.data, e.data, e.len);
+    tl_le_put_u32(e2.data + 52, D + 1);
+    assert_null(tl_ftrl_decode(e2.data, e.len));
+    memcpy(e2.data, e.data, e.len);
+    tl_le_put_u32(e2.data + 56 + 20, tl_le_get_u32((const unsigned char *)(e.data + 56)));   /* second index = first */
+    assert_null(tl_ftrl_decode(e2.data, e.len));
+    memcpy(e2.data, e.data, e.len);
+    tl_le_put_f64(e2.data + 56 + 12, 0.0);
+    assert_null(tl_ftrl_decode(e2.data, e.len));
+    tl_buf_free(&e);
+    tl_buf_free(&e2);
+    tl_ftrl_destroy(a);
+    tl_ftrl_destroy(b);
+    tl_ftrl_destroy(c);
 }
 
 /* Extreme margins give 0 or 1, never NaN; a fresh model says 0.5 everywhere. */
@@ -347,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_encode_decode_round_trip),
         cmocka_unit_test(test_decode_rejects_malformed),
         cmocka_unit_test(test_invalid_parameters),
+        cmocka_unit_test(test_sparse),
         cmocka_unit_test(test_sigmoid_extremes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,21 +2,21 @@
  * test_model.c -- model/journey_features.c and model/model.c against docs/attribution.md
  * ("The conversion model", "Model-based credits"), every expected number computed here by
  * a second path:
- *   - the 44 features of hand-made touchpoints, slot by slot from the layout at the top of
- *     journey_features.c (hashed buckets with a local FNV-1a, itself checked against the
- *     published vectors, as is tl_hash64), for the full set, subsets by mask and by group,
- *     and the empty set;
- *   - a shadow learner: a tl_ftrl with the model's parameters, trained on vectors pooled
- *     by a pooling function written here, with inverse-propensity weights computed here,
- *     in the same order. p(S) comes from it; Shapley values by walking every permutation
- *     (3 and 5 touchpoints) or by the subset formula (12), and over categories when the
- *     touchpoints exceed model.shapley.exact.max; removal from leave-one-out; both
- *     normalised here; the progressive log-loss and AUC (model and running-rate baseline)
- *     from the shadow's scores before each update;
+ *   - a touchpoint's coordinates, from the documented keys, hash (FNV-1a, itself checked
+ *     against the published vectors, as is tl_hash64), anchors and hat weights, written
+ *     out here; the anchors' weights by hand;
+ *   - a shadow learner: a tl_ftrl with the model's parameters, trained on the vectors
+ *     built here (the bias and every touchpoint's coordinates at the example's time, merged),
+ *     with inverse-propensity weights computed here, in the same order. p(S) comes from
+ *     it; Shapley values by walking every permutation (3 and 5 touchpoints) or by the
+ *     subset formula (12), sampled beyond model.shapley.exact.max; removal from
+ *     leave-one-out; both normalised here; the progressive log-loss and AUC (model and
+ *     running-rate baseline) from the shadow's scores before each update;
  *   - the fallback to linear credits when the touchpoints lower p;
- *   - labels through the attribution stage with a RocksDB store: event-time expiry
- *     (negative), purchases (positive), nothing learned twice, the journey kept;
- *   - no leakage of the purchase's item, category or time into the model's numbers;
+ *   - examples through the attribution stage with a RocksDB store: control moments on the
+ *     grid (negative) with the journey as it was, purchases (positive), nothing learned
+ *     twice, the journey kept;
+ *   - no leakage of the purchase's item or category into the model's numbers;
  *   - the checkpoint: a restored model scores, reports and continues identically, and a
  *     corrupt file is refused with an error naming it.
  */
@@ -47,20 +47,8 @@
 
 #define DAY 86400000LL
 #define HOUR 3600000LL
-#define DIM 44   /* TL_JF_DIM, from the layout */
-
-/* The layout of docs and journey_features.c, written out. */
-enum {
-    X_BIAS = 0,
-    X_COUNT_TYPE = 1,     /* + type */
-    X_RECENCY = 7,        /* + type */
-    X_DWELL = 13,         /* + bucket: none, < 10 s, < 60 s, >= 60 s */
-    X_CHANNEL = 17,       /* + bucket of 8 */
-    X_CATEGORY = 25,      /* + bucket of 16 */
-    X_SHARE_MAX = 41,
-    X_SHARE_MEAN = 42,
-    X_N = 43,
-};
+#define DIM (1 << 18)   /* TL_JF_DIM, as documented */
+#define GRID (6 * HOUR)     /* model.control.interval.ms in these tests */
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
@@ -113,13 +101,6 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-static int ref_bucket(const char *s, int buckets)
-{
-    return s ? (int)(fnv1a(s) % (uint64_t)buckets) : -1;
-}
-
-static int ref_dwell(int32_t d) { return d < 0 ? 0 : d < 10000 ? 1 : d < 60000 ? 2 : 3; }
-
 static tl_journey_tp mktp(const char *id, tl_event_type type, int64_t ts, int32_t dwell,
                           const char *channel, const char *category, float share, float propensity)
 {
@@ -137,41 +118,102 @@ static tl_journey_tp mktp(const char *id, tl_event_type type, int64_t ts, int32_
     return t;
 }
 
-/* The second pooling path: straight from journey entries, by the documented layout.
- * t_last: the time of the last touchpoint of the whole set (recency is relative to it). */
-static void ref_pool(const tl_journey_tp *tps, int n, int64_t t_last, uint64_t mask, double *x)
+/* The second feature path, from docs/attribution.md: a touchpoint's keys are the bytes
+ * kind, '0' + type, name, hashed with FNV-1a; (key, anchor) goes to coordinate
+ * 1 + splitmix64-finaliser(key + golden * (anchor + 1)) mod (2^18 - 1); its value is the
+ * key's value times the hat weight of the touchpoint's age at the anchor. */
+static const int64_t ref_anchor[8] = {0, 3 * HOUR, 12 * HOUR, DAY, 2 * DAY, 4 * DAY, 8 * DAY,
+                                      16 * DAY};
+
+static uint64_t ref_key(char kind, int type, const char *name)
 {
-    int type_n[6] = {0}, dwell_n[4] = {0}, cat_n[16] = {0}, chan[8] = {0};
-    double rec[6] = {0}, share_sum = 0, share_max = 0;
-    int share_n = 0, count = 0;
-    for (int i = 0; i < n; i++) {
-        if (!(mask >> i & 1)) continue;
-        const tl_journey_tp *t = &tps[i];
-        count++;
-        type_n[t->type]++;
-        double r = pow(2.0, -(double)(t_last - t->ts) / 86400000.0);
-        if (r > rec[t->type]) rec[t->type] = r;
-        dwell_n[ref_dwell(t->dwell_ms)]++;
-        int cb = ref_bucket(t->channel, 8), kb = ref_bucket(t->category_id, 16);
-        if (cb >= 0) chan[cb] = 1;
-        if (kb >= 0) cat_n[kb]++;
-        if (t->share >= 0) {
-            share_sum += t->share;
-            share_n++;
-            if (t->share > share_max) share_max = t->share;
-        }
-    }
-    for (int k = 0; k < DIM; k++) x[k] = 0;
-    x[X_BIAS] = 1;
-    for (int k = 0; k < 6; k++) x[X_COUNT_TYPE + k] = log1p(type_n[k]);
-    for (int k = 0; k < 6; k++) x[X_RECENCY + k] = rec[k];
-    for (int k = 0; k < 4; k++) x[X_DWELL + k] = log1p(dwell_n[k]);
-    for (int k = 0; k < 8; k++) x[X_CHANNEL + k] = chan[k] ? 1 : 0;
-    for (int k = 0; k < 16; k++) x[X_CATEGORY + k] = log1p(cat_n[k]);
-    x[X_SHARE_MAX] = share_max;
-    x[X_SHARE_MEAN] = share_n ? share_sum / share_n : 0;
-    x[X_N] = log1p(count);
+    char b[600];
+    snprintf(b, sizeof(b), "%c%c%s", kind, '0' + type, name ? name : "");
+    return fnv1a(b);
 }
+
+static int32_t ref_index(uint64_t key, int anchor)
+{
+    uint64_t z = key + 0x9E3779B97F4A7C15ULL * (uint64_t)(anchor + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return 1 + (int32_t)(z % (uint64_t)(DIM - 1));
+}
+
+/* The anchors around age and their weights (1 - f, f), f the position between them. */
+static int ref_hat(int64_t age, int *an, double *w)
+{
+    if (age >= ref_anchor[7]) {
+        an[0] = 7;
+        w[0] = 1;
+        return 1;
+    }
+    int k = 0;
+    while (age >= ref_anchor[k + 1]) k++;
+    double f = (double)(age - ref_anchor[k]) / (double)(ref_anchor[k + 1] - ref_anchor[k]);
+    an[0] = k;
+    w[0] = 1 - f;
+    an[1] = k + 1;
+    w[1] = f;
+    return f > 0 ? 2 : 1;
+}
+
+typedef struct rvec {
+    int32_t idx[1024];
+    double x[1024];
+    int n;
+} rvec;
+
+static void rvec_add(rvec *v, int32_t i, double x)
+{
+    for (int k = 0; k < v->n; k++)
+        if (v->idx[k] == i) {
+            v->x[k] += x;
+            return;
+        }
+    assert_true(v->n < 1024);
+    v->idx[v->n] = i;
+    v->x[v->n++] = x;
+}
+
+/* Touchpoint t's coordinates at decision time at, added to v. */
+static void ref_tp(const tl_journey_tp *t, int64_t at, rvec *v)
+{
+    uint64_t key[4];
+    double val[4];
+    int nk = 0;
+    key[nk] = ref_key('c', t->type, t->channel);
+    val[nk++] = 1;
+    if (t->category_id) {
+        key[nk] = ref_key('g', 0, t->category_id);
+        val[nk++] = 1;
+    }
+    if (t->dwell_ms >= 0) {
+        key[nk] = ref_key('d', t->type, t->dwell_ms < 10000 ? "1" : t->dwell_ms < 60000 ? "2" : "3");
+        val[nk++] = 1;
+    }
+    if (t->share >= 0) {
+        key[nk] = ref_key('s', t->type, NULL);
+        val[nk++] = t->share;
+    }
+    int an[2];
+    double w[2];
+    int h = ref_hat(at - t->ts, an, w);
+    for (int i = 0; i < nk; i++)
+        for (int j = 0; j < h; j++) rvec_add(v, ref_index(key[i], an[j]), val[i] * w[j]);
+}
+
+/* The example of the moment at with the touchpoints of mask: the bias, then theirs. */
+static void ref_vec(const tl_journey_tp *tps, int n, int64_t at, uint64_t mask, rvec *v)
+{
+    v->n = 0;
+    rvec_add(v, 0, 1);
+    for (int i = 0; i < n; i++)
+        if (mask >> i & 1) ref_tp(&tps[i], at, v);
+}
+
+static double ref_sigmoid(double t) { return t >= 0 ? 1 / (1 + exp(-t)) : exp(t) / (1 + exp(t)); }
 
 /* Mean of 1/propensity over the touchpoints that have one, clipped; 1 when none has. */
 static double ref_weight(const tl_journey_tp *tps, int n, double clip)
@@ -204,6 +246,8 @@ static tl_model_cfg model_cfg(void)
     mc.markov_enabled = 0;
     mc.markov_window_ms = HOUR;
     mc.markov_dim = -1;
+    mc.control_interval_ms = GRID;
+    mc.controls_max = 256;
     return mc;
 }
 
@@ -237,25 +281,37 @@ static void shadow_init(shadow *sh, const tl_model_cfg *mc)
 
 static void shadow_fini(shadow *sh) { tl_ftrl_destroy(sh->f); }
 
-/* What the model should learn from a closed journey tps[0..n). */
-static void shadow_learn(shadow *sh, const tl_journey_tp *tps, int n, int label)
+/* What the model should learn from the moment at with the touchpoints tps[0..n). */
+static void shadow_learn(shadow *sh, const tl_journey_tp *tps, int n, int label, int64_t at)
 {
-    double x[DIM];
-    ref_pool(tps, n, tps[n - 1].ts, ~(uint64_t)0, x);
+    static rvec v;
+    ref_vec(tps, n, at, ~(uint64_t)0, &v);
     double c = sh->clip > 0 ? ref_weight(tps, n, sh->clip) : 1.0;
     assert_true(sh->n < MAX_EX);
-    sh->p[sh->n] = tl_ftrl_learn(sh->f, x, label, c);
+    sh->p[sh->n] = tl_ftrl_learn_sparse(sh->f, v.idx, v.x, v.n, label, c);
     sh->c[sh->n] = c;
     sh->y[sh->n] = label;
     sh->n++;
 }
 
-/* p(S) for a purchase's touchpoints tps[0..n), S a mask over them. */
-static double shadow_p(const shadow *sh, const tl_journey_tp *tps, int n, uint64_t mask)
+/* The control moments of the grid in (from, until), each with the touchpoints of tps that
+ * are at most 7 days old then. */
+static void shadow_controls(shadow *sh, const tl_journey_tp *tps, int n, int64_t from, int64_t until)
 {
-    double x[DIM];
-    ref_pool(tps, n, tps[n - 1].ts, mask, x);
-    return tl_ftrl_predict(sh->f, x);
+    for (int64_t g = (from / GRID + 1) * GRID; g < until; g += GRID) {
+        int b = 0, e = n;
+        while (e > 0 && tps[e - 1].ts > g) e--;
+        while (b < e && tps[b].ts < g - 7 * DAY) b++;
+        shadow_learn(sh, tps + b, e - b, 0, g);
+    }
+}
+
+/* p(S) at the moment at for a purchase's touchpoints tps[0..n), S a mask over them. */
+static double shadow_p(const shadow *sh, const tl_journey_tp *tps, int n, int64_t at, uint64_t mask)
+{
+    static rvec v;
+    ref_vec(tps, n, at, mask, &v);
+    return ref_sigmoid(tl_ftrl_dot_sparse(sh->f, v.idx, v.x, v.n));
 }
 
 /* ---- synthetic training data ------------------------------------------------------------ */
@@ -306,7 +362,8 @@ static void train(tl_model *m, shadow *sh, const example *ex, int count)
 {
     for (int i = 0; i < count; i++) {
         tl_model_learn(m, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
-        if (sh) shadow_learn(sh, ex[i].tp, ex[i].n, ex[i].label);
+        tl_model_path(m, ex[i].tp, ex[i].n, ex[i].label);   /* the Markov chain's (if on) */
+        if (sh) shadow_learn(sh, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
     }
 }
 
@@ -359,14 +416,14 @@ typedef struct ref_credits {
     int shap_ok, rem_ok;
 } ref_credits;
 
-static void ref_compute(const shadow *sh, const tl_journey_tp *tps, int n, ref_credits *rc)
+static void ref_compute(const shadow *sh, const tl_journey_tp *tps, int n, int64_t at, ref_credits *rc)
 {
     double v[256];
     assert_true(n <= 8);
     uint64_t all = ((uint64_t)1 << n) - 1;
-    rc->p_empty = shadow_p(sh, tps, n, 0);
-    rc->p_all = shadow_p(sh, tps, n, all);
-    for (uint64_t S = 0; S <= all; S++) v[S] = shadow_p(sh, tps, n, S) - rc->p_empty;
+    rc->p_empty = shadow_p(sh, tps, n, at, 0);
+    rc->p_all = shadow_p(sh, tps, n, at, all);
+    for (uint64_t S = 0; S <= all; S++) v[S] = shadow_p(sh, tps, n, at, S) - rc->p_empty;
     ref_shapley_game(n, v, rc->shap_raw);
     for (int j = 0; j < n; j++) rc->rem_raw[j] = v[all] - v[all & ~((uint64_t)1 << j)];
     rc->shap_ok = ref_normalise(n, rc->shap_raw, rc->shap);
@@ -422,7 +479,7 @@ static void probe(tl_model *m, const shadow *sh, const char *when)
     tl_arena_init(&a, 4096);
     tl_attribution r;
     credit(m, tps, 3, T + HOUR, &a, &r);
-    double pa = shadow_p(sh, tps, 3, 7), pe = shadow_p(sh, tps, 3, 0);
+    double pa = shadow_p(sh, tps, 3, T + HOUR, 7), pe = shadow_p(sh, tps, 3, T + HOUR, 0);
     if (!(fabs(r.p_conversion - pa) <= 1e-12) || !(fabs(r.p_baseline - pe) <= 1e-12))
         fail_msg("%s: model p = %.17g, p0 = %.17g; expected %.17g, %.17g from the examples "
                  "the model should have learned", when, r.p_conversion, r.p_baseline, pa, pe);
@@ -438,14 +495,6 @@ static void three_tps(tl_journey_tp *tps)
     tps[0] = mktp("a", TL_CLICK, T1 - 2 * DAY, 5000, "web", "c1", 0.25f, -1);
     tps[1] = mktp("b", TL_ADD_TO_CART, T1 - DAY / 2, 90000, "app", "c1", 0.5f, -1);
     tps[2] = mktp("c", TL_CLICK, T1, -1, NULL, "c2", -1, -1);
-}
-
-static void check_vec(const double *got, const double *want, const char *what)
-{
-    for (int k = 0; k < DIM; k++)
-        if (!(fabs(got[k] - want[k]) <= 1e-15))
-            fail_msg("%s: slot %d (%s) = %.17g, expected %.17g", what, k, tl_jf_name(k), got[k],
-                     want[k]);
 }
 
 /* core/util.h documents tl_hash64 as FNV-1a 64, the hash the feature buckets are
@@ -470,225 +519,76 @@ static void test_hash_fnv1a(void **state)
         if (fnv1a(w[i]) != tl_hash64(w[i], strlen(w[i]))) fail_msg("tl_hash64(\"%s\")", w[i]);
 }
 
-static void test_features_prepare(void **state)
+/* The anchors' hat weights by hand; a touchpoint's coordinates as the documented keys
+ * give them (ref_tp); additivity: the example of a set is the bias plus its members'. */
+static void test_features(void **state)
 {
     (void)state;
-    assert_int_equal(TL_JF_DIM, DIM);
-    assert_int_equal(TL_JF_CHANNEL_BUCKETS, 8);
-    assert_int_equal(TL_JF_CATEGORY_BUCKETS, 16);
-    tl_journey_tp tps[3];
-    three_tps(tps);
-    tl_jf_tp jf[3];
-    tl_jf_prepare(tps, 3, T1, jf);
-    near(jf[0].recency, 0.25, 1e-15, "recency", 0);           /* 2 days: 2^-2 */
-    near(jf[1].recency, M_SQRT1_2, 1e-15, "recency", 1);      /* half a day: 2^-1/2 */
-    near(jf[2].recency, 1, 0, "recency", 2);
-    assert_int_equal(jf[0].type, TL_CLICK);
-    assert_int_equal(jf[1].type, TL_ADD_TO_CART);
-    assert_int_equal(jf[0].dwell_bucket, 1);
-    assert_int_equal(jf[1].dwell_bucket, 3);
-    assert_int_equal(jf[2].dwell_bucket, 0);
-    assert_int_equal(jf[0].channel_bucket, (int)(fnv1a("web") % 8));
-    assert_int_equal(jf[1].channel_bucket, (int)(fnv1a("app") % 8));
-    assert_int_equal(jf[2].channel_bucket, -1);
-    assert_int_equal(jf[0].category_bucket, (int)(fnv1a("c1") % 16));
-    assert_int_equal(jf[1].category_bucket, (int)(fnv1a("c1") % 16));
-    assert_int_equal(jf[2].category_bucket, (int)(fnv1a("c2") % 16));
-    assert_true(jf[0].share == 0.25f && jf[1].share == 0.5f && jf[2].share == -1.0f);
-    /* a missing category has no bucket */
-    tl_journey_tp none = mktp("n", TL_BROWSE, T1, 0, "web", NULL, -1, -1);
-    tl_jf_prepare(&none, 1, T1, jf);
-    assert_int_equal(jf[0].category_bucket, -1);
-
-    /* dwell bucket bounds */
-    const int32_t dw[] = {-1, 0, 9999, 10000, 59999, 60000, 3600000};
-    const int want[] = {0, 1, 1, 2, 2, 3, 3};
-    for (int i = 0; i < 7; i++) {
-        tl_journey_tp t = mktp("d", TL_BROWSE, T1, dw[i], NULL, NULL, -1, -1);
-        tl_jf_prepare(&t, 1, T1, jf);
-        if (jf[0].dwell_bucket != want[i])
-            fail_msg("dwell %d ms: bucket %d, expected %d", dw[i], jf[0].dwell_bucket, want[i]);
-    }
-    /* the names follow the layout */
-    assert_string_equal(tl_jf_name(X_BIAS), "bias");
-    assert_string_equal(tl_jf_name(X_COUNT_TYPE + TL_CLICK), "n_click");
-    assert_string_equal(tl_jf_name(X_RECENCY + TL_ADD_TO_CART), "rec_add_to_cart");
-    assert_string_equal(tl_jf_name(X_DWELL), "dwell_none");
-    assert_string_equal(tl_jf_name(X_DWELL + 3), "dwell_ge60s");
-    assert_string_equal(tl_jf_name(X_CHANNEL), "channel_0");
-    assert_string_equal(tl_jf_name(X_CATEGORY + 15), "category_15");
-    assert_string_equal(tl_jf_name(X_SHARE_MAX), "share_max");
-    assert_string_equal(tl_jf_name(X_SHARE_MEAN), "share_mean");
-    assert_string_equal(tl_jf_name(X_N), "n_touchpoints");
-    assert_string_equal(tl_jf_name(DIM), "?");
-}
-
-static void test_features_pool(void **state)
-{
-    (void)state;
-    tl_journey_tp tps[3];
-    three_tps(tps);
-    tl_jf_tp jf[3];
-    tl_jf_prepare(tps, 3, T1, jf);
-    const int web = (int)(fnv1a("web") % 8), app = (int)(fnv1a("app") % 8);
-    const int c1 = (int)(fnv1a("c1") % 16), c2 = (int)(fnv1a("c2") % 16);
-    assert_int_not_equal(web, app);   /* the hand values below assume no collision */
-    assert_int_not_equal(c1, c2);
-    double x[DIM], want[DIM];
-
-    /* all three */
-    memset(want, 0, sizeof(want));
-    want[X_BIAS] = 1;
-    want[X_COUNT_TYPE + TL_CLICK] = log(3);
-    want[X_COUNT_TYPE + TL_ADD_TO_CART] = log(2);
-    want[X_RECENCY + TL_CLICK] = 1;            /* max(2^-2, 2^0) */
-    want[X_RECENCY + TL_ADD_TO_CART] = M_SQRT1_2;
-    want[X_DWELL + 0] = log(2);
-    want[X_DWELL + 1] = log(2);
-    want[X_DWELL + 3] = log(2);
-    want[X_CHANNEL + web] = 1;
-    want[X_CHANNEL + app] = 1;
-    want[X_CATEGORY + c1] = log(3);
-    want[X_CATEGORY + c2] = log(2);
-    want[X_SHARE_MAX] = 0.5;
-    want[X_SHARE_MEAN] = 0.375;                /* (0.25 + 0.5) / 2: c has none */
-    want[X_N] = log(4);
-    tl_jf_pool(jf, 3, NULL, ~(uint64_t)0, x);
-    check_vec(x, want, "all (~0)");
-    tl_jf_pool(jf, 3, NULL, 7, x);
-    check_vec(x, want, "all (7)");
-    double want_all[DIM];
-    memcpy(want_all, want, sizeof(want));
-
-    /* {a, c}: recency still relative to c, the last of all */
-    memset(want, 0, sizeof(want));
-    want[X_BIAS] = 1;
-    want[X_COUNT_TYPE + TL_CLICK] = log(3);
-    want[X_RECENCY + TL_CLICK] = 1;
-    want[X_DWELL + 0] = log(2);
-    want[X_DWELL + 1] = log(2);
-    want[X_CHANNEL + web] = 1;
-    want[X_CATEGORY + c1] = log(2);
-    want[X_CATEGORY + c2] = log(2);
-    want[X_SHARE_MAX] = 0.25;
-    want[X_SHARE_MEAN] = 0.25;
-    want[X_N] = log(3);
-    tl_jf_pool(jf, 3, NULL, 5, x);
-    check_vec(x, want, "{a,c}");
-
-    /* {a}: its recency 2^-2 */
-    memset(want, 0, sizeof(want));
-    want[X_BIAS] = 1;
-    want[X_COUNT_TYPE + TL_CLICK] = log(2);
-    want[X_RECENCY + TL_CLICK] = 0.25;
-    want[X_DWELL + 1] = log(2);
-    want[X_CHANNEL + web] = 1;
-    want[X_CATEGORY + c1] = log(2);
-    want[X_SHARE_MAX] = 0.25;
-    want[X_SHARE_MEAN] = 0.25;
-    want[X_N] = log(2);
-    tl_jf_pool(jf, 3, NULL, 1, x);
-    check_vec(x, want, "{a}");
-
-    /* {b} */
-    double want_b[DIM];
-    memset(want_b, 0, sizeof(want_b));
-    want_b[X_BIAS] = 1;
-    want_b[X_COUNT_TYPE + TL_ADD_TO_CART] = log(2);
-    want_b[X_RECENCY + TL_ADD_TO_CART] = M_SQRT1_2;
-    want_b[X_DWELL + 3] = log(2);
-    want_b[X_CHANNEL + app] = 1;
-    want_b[X_CATEGORY + c1] = log(2);
-    want_b[X_SHARE_MAX] = 0.5;
-    want_b[X_SHARE_MEAN] = 0.5;
-    want_b[X_N] = log(2);
-    tl_jf_pool(jf, 3, NULL, 2, x);
-    check_vec(x, want_b, "{b}");
-
-    /* {c}: no channel, no share */
-    double want_c[DIM];
-    memset(want_c, 0, sizeof(want_c));
-    want_c[X_BIAS] = 1;
-    want_c[X_COUNT_TYPE + TL_CLICK] = log(2);
-    want_c[X_RECENCY + TL_CLICK] = 1;
-    want_c[X_DWELL + 0] = log(2);
-    want_c[X_CATEGORY + c2] = log(2);
-    want_c[X_N] = log(2);
-    tl_jf_pool(jf, 3, NULL, 4, x);
-    check_vec(x, want_c, "{c}");
-
-    /* the empty set: the bias alone, whatever n */
-    double bias[DIM] = {1};
-    tl_jf_pool(jf, 3, NULL, 0, x);
-    check_vec(x, bias, "empty mask");
-    tl_jf_pool(jf, 0, NULL, ~(uint64_t)0, x);
-    check_vec(x, bias, "no touchpoints");
-
-    /* groups: a and b in group 1, c in group 0 */
-    const int group_of[3] = {1, 1, 0};
-    tl_jf_pool(jf, 3, group_of, 1, x);
-    check_vec(x, want_c, "group 0 = {c}");
-    double want_ab[DIM];
-    memset(want_ab, 0, sizeof(want_ab));
-    want_ab[X_BIAS] = 1;
-    want_ab[X_COUNT_TYPE + TL_CLICK] = log(2);
-    want_ab[X_COUNT_TYPE + TL_ADD_TO_CART] = log(2);
-    want_ab[X_RECENCY + TL_CLICK] = 0.25;
-    want_ab[X_RECENCY + TL_ADD_TO_CART] = M_SQRT1_2;
-    want_ab[X_DWELL + 1] = log(2);
-    want_ab[X_DWELL + 3] = log(2);
-    want_ab[X_CHANNEL + web] = 1;
-    want_ab[X_CHANNEL + app] = 1;
-    want_ab[X_CATEGORY + c1] = log(3);
-    want_ab[X_SHARE_MAX] = 0.5;
-    want_ab[X_SHARE_MEAN] = 0.375;
-    want_ab[X_N] = log(3);
-    tl_jf_pool(jf, 3, group_of, 2, x);
-    check_vec(x, want_ab, "group 1 = {a,b}");
-    tl_jf_pool(jf, 3, group_of, 3, x);
-    check_vec(x, want_all, "groups 0 and 1");
-    tl_jf_pool(jf, 3, group_of, 0, x);
-    check_vec(x, bias, "no group");
-
-    /* the second pooling path of this file agrees with the hand values */
-    ref_pool(tps, 3, T1, 7, x);
-    check_vec(x, want_all, "ref_pool all");
-    ref_pool(tps, 3, T1, 2, x);
-    check_vec(x, want_b, "ref_pool {b}");
-}
-
-/* Shares: max and mean over those that have one; a share of 0 counts in the mean. */
-static void test_features_share(void **state)
-{
-    (void)state;
-    tl_journey_tp tps[4] = {
-        mktp("a", TL_IMPRESSION, T1 - 3 * DAY, 0, NULL, NULL, 0.0f, -1),
-        mktp("b", TL_IMPRESSION, T1 - 1 * DAY, 0, NULL, NULL, 0.75f, -1),
-        mktp("c", TL_PURCHASE, T1, 0, NULL, NULL, -1, -1),
-        mktp("d", TL_FAVORITE, T1, 0, NULL, NULL, 0.125f, -1),
+    int an[2];
+    double w[2];
+    struct { int64_t age; int n, a0, a1; double w0, w1; } h[] = {
+        {0, 1, 0, -1, 1, 0},                       /* at the touch */
+        {-HOUR, 1, 0, -1, 1, 0},                   /* a touch "after" the moment: age 0 */
+        {HOUR, 2, 0, 1, 2.0 / 3, 1.0 / 3},         /* 1 h: between 0 and 3 h */
+        {6 * HOUR, 2, 1, 2, 2.0 / 3, 1.0 / 3},     /* 6 h: between 3 h and 12 h */
+        {DAY, 1, 3, -1, 1, 0},                     /* exactly on the 1-day anchor */
+        {3 * DAY, 2, 4, 5, 0.5, 0.5},              /* halfway from 2 to 4 days */
+        {16 * DAY, 1, 7, -1, 1, 0},                /* the last anchor */
+        {40 * DAY, 1, 7, -1, 1, 0},                /* past it */
     };
-    tl_jf_tp jf[4];
-    tl_jf_prepare(tps, 4, T1, jf);
-    double x[DIM], want[DIM];
-    memset(want, 0, sizeof(want));
-    want[X_BIAS] = 1;
-    want[X_COUNT_TYPE + TL_IMPRESSION] = log(3);
-    want[X_COUNT_TYPE + TL_PURCHASE] = log(2);
-    want[X_COUNT_TYPE + TL_FAVORITE] = log(2);
-    want[X_RECENCY + TL_IMPRESSION] = 0.5;
-    want[X_RECENCY + TL_PURCHASE] = 1;
-    want[X_RECENCY + TL_FAVORITE] = 1;
-    want[X_DWELL + 1] = log(5);
-    want[X_SHARE_MAX] = 0.75;
-    want[X_SHARE_MEAN] = (0.0 + 0.75 + 0.125) / 3;
-    want[X_N] = log(5);
-    tl_jf_pool(jf, 4, NULL, ~(uint64_t)0, x);
-    check_vec(x, want, "shares");
-    /* {a} alone: a share of 0 gives max 0 and mean 0 */
-    tl_jf_pool(jf, 4, NULL, 1, x);
-    near(x[X_SHARE_MAX], 0, 0, "share_max {a}", 0);
-    near(x[X_SHARE_MEAN], 0, 0, "share_mean {a}", 0);
-    near(x[X_RECENCY + TL_IMPRESSION], 0.125, 1e-15, "recency {a}", 0);
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
+        int n = tl_jf_hat(h[i].age, an, w);
+        assert_int_equal(n, h[i].n);
+        assert_int_equal(an[0], h[i].a0);
+        near(w[0], h[i].w0, 1e-15, "hat weight", (int)i);
+        if (n == 2) {
+            assert_int_equal(an[1], h[i].a1);
+            near(w[1], h[i].w1, 1e-15, "hat weight", (int)i);
+        }
+    }
+    for (int k = 0; k < 8; k++) assert_int_equal(tl_jf_anchor_ms[k], ref_anchor[k]);
+    assert_int_equal(tl_jf_key('c', TL_CLICK, "web"), ref_key('c', TL_CLICK, "web"));
+    assert_int_equal(tl_jf_key('c', TL_CLICK, NULL), ref_key('c', TL_CLICK, NULL));
+    assert_true(tl_jf_key('c', TL_CLICK, "web") != tl_jf_key('c', TL_BROWSE, "web"));
+
+    tl_journey_tp tps[3];
+    three_tps(tps);
+    tl_jf_tp jf[3];
+    tl_jf_prepare(tps, 3, jf);
+    const int64_t at = T1 + 6 * HOUR;
+    for (int i = 0; i < 3; i++) {
+        int32_t idx[TL_JF_TP_NNZ];
+        double x[TL_JF_TP_NNZ];
+        int n = tl_jf_features(&jf[i], at, idx, x);
+        rvec want;
+        want.n = 0;
+        ref_tp(&tps[i], at, &want);
+        rvec got;
+        got.n = 0;
+        for (int k = 0; k < n; k++) {
+            assert_true(idx[k] >= 1 && idx[k] < DIM);
+            rvec_add(&got, idx[k], x[k]);
+        }
+        assert_int_equal(got.n, want.n);
+        for (int k = 0; k < want.n; k++) {
+            int found = 0;
+            for (int j = 0; j < got.n; j++)
+                if (got.idx[j] == want.idx[k]) {
+                    near(got.x[j], want.x[k], 1e-15, "coordinate value", k);
+                    found = 1;
+                }
+            if (!found) fail_msg("touchpoint %d: coordinate %d missing", i, (int)want.idx[k]);
+        }
+    }
+    /* a: click on web, category c1, dwell 5 s, share 0.25, 2 d 6 h old: 4 keys x 2 anchors */
+    rvec v;
+    v.n = 0;
+    ref_tp(&tps[0], at, &v);
+    assert_int_equal(v.n, 8);
+    /* c: no channel, no dwell, no share, 6 h old: its type key and its category */
+    v.n = 0;
+    ref_tp(&tps[2], at, &v);
+    assert_int_equal(v.n, 4);
 }
 
 /* ==== 2. model credits against the shadow ================================================== */
@@ -720,7 +620,7 @@ static void check_purchase(tl_model *m, const shadow *sh, const tl_journey_tp *t
     tl_arena a;
     tl_arena_init(&a, 4096);
     ref_credits rc;
-    ref_compute(sh, tps, n, &rc);
+    ref_compute(sh, tps, n, tps[n - 1].ts + HOUR, &rc);
     /* the test is meaningful only if the model finds these touchpoints useful and the
      * credits are not all equal */
     assert_true(rc.shap_ok && rc.rem_ok);
@@ -855,10 +755,10 @@ static void test_model_credits_12(void **state)
                     i % 4 == 0 ? -1 : 4000 * i * i, chans[i % 4], cats[i % 7],
                     i % 3 ? (float)(0.05 * i) : -1.0f, -1);
     static double v[1 << N];
-    double p0 = shadow_p(&sh, t, N, 0), fact[N + 1];
+    double p0 = shadow_p(&sh, t, N, P2, 0), fact[N + 1];
     fact[0] = 1;
     for (int k = 1; k <= N; k++) fact[k] = fact[k - 1] * k;
-    for (uint64_t S = 0; S < (1u << N); S++) v[S] = shadow_p(&sh, t, N, S) - p0;
+    for (uint64_t S = 0; S < (1u << N); S++) v[S] = shadow_p(&sh, t, N, P2, S) - p0;
     double phi[N], rem[N], want_s[N], want_r[N];
     for (int j = 0; j < N; j++) {
         phi[j] = 0;
@@ -912,62 +812,20 @@ static void test_reference_worked_example(void **state)
     near(out[1], 0.15 / 0.35, 1e-15, "removal", 1);
 }
 
-/* More touchpoints than model.shapley.exact.max but few categories: categories are the
- * players, a category's value split equally among its touchpoints. */
-static void test_model_credits_grouped(void **state)
-{
-    (void)state;
-    tl_model_cfg mc = model_cfg();
-    mc.shapley_exact_max = 3;
-    shadow sh;
-    tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
-
-    tl_journey_tp t5[5];
-    purchase5(t5);   /* categories c3, c1, c2, c1, c1: groups {0}, {1,3,4}, {2} */
-    const int group_of[5] = {0, 1, 2, 1, 1}, size[3] = {1, 3, 1};
-    double p0 = shadow_p(&sh, t5, 5, 0), v[8], gphi[3], raw[5], want[5];
-    for (uint64_t G = 0; G < 8; G++) {
-        uint64_t S = 0;
-        for (int j = 0; j < 5; j++)
-            if (G >> group_of[j] & 1) S |= (uint64_t)1 << j;
-        v[G] = shadow_p(&sh, t5, 5, S) - p0;
-    }
-    ref_shapley_game(3, v, gphi);
-    for (int j = 0; j < 5; j++) raw[j] = gphi[group_of[j]] / size[group_of[j]];
-    assert_true(ref_normalise(5, raw, want));
-
-    tl_arena a;
-    tl_arena_init(&a, 4096);
-    tl_attribution r;
-    credit(m, t5, 5, P2, &a, &r);
-    for (int j = 0; j < 5; j++) near(r.credits[TL_M_SHAPLEY][j], want[j], 1e-12, "grouped shapley", j);
-    ref_credits rc;
-    ref_compute(&sh, t5, 5, &rc);
-    for (int j = 0; j < 5; j++) near(r.credits[TL_M_REMOVAL][j], rc.rem[j], 1e-12, "removal", j);
-    near(r.p_conversion, rc.p_all, 1e-12, "p_conversion", 0);
-    if (!strstr(r.explanation, "exact over categories")) fail_msg("explanation: %s", r.explanation);
-    tl_model_report rep;
-    tl_model_report_get(m, &rep);
-    assert_int_equal(rep.grouped, 1);
-    assert_int_equal(rep.sampled, 0);
-    tl_arena_destroy(&a);
-    tl_model_destroy(m);
-    shadow_fini(&sh);
-}
-
-/* The sampled estimator's game: v(S) = p(S) - p(empty), every coalition pooled from the
- * journey entries (ref_pool), none built on the one before. */
+/* The sampled estimator's game: v(S) = p(S) - p(empty), every coalition's example built
+ * from the journey entries (ref_vec), none from per-touchpoint sums. */
 typedef struct shadow_game {
     const shadow *sh;
     const tl_journey_tp *tps;
     int n;
+    int64_t at;
     double p0;
 } shadow_game;
 
 static void shadow_game_fn(void *arg, const uint64_t *masks, int count, double *v)
 {
     const shadow_game *g = arg;
-    for (int i = 0; i < count; i++) v[i] = shadow_p(g->sh, g->tps, g->n, masks[i]) - g->p0;
+    for (int i = 0; i < count; i++) v[i] = shadow_p(g->sh, g->tps, g->n, g->at, masks[i]) - g->p0;
 }
 
 /* More touchpoints and categories than model.shapley.exact.max: sampled Shapley. The
@@ -994,14 +852,14 @@ static void test_model_credits_sampled(void **state)
         t[i] = mktp(ids[i], (tl_event_type)(i % 6 == 5 ? TL_ADD_TO_CART : i % 5),
                     P2 - (N - i) * 7 * HOUR, i % 4 == 0 ? -1 : 3000 * i * i, chans[i % 4], cats[i],
                     i % 3 ? (float)(0.03 * i + 0.01) : -1.0f, -1);
-    shadow_game g = {&sh, t, N, shadow_p(&sh, t, N, 0)};
+    shadow_game g = {&sh, t, N, P2, shadow_p(&sh, t, N, P2, 0)};
     double raw[N], want_s[N], rem[N], want_r[N];
     assert_int_equal(tl_shapley_sampled(N, mc.shapley_samples, tl_hash64("purchase", 8),
                                         shadow_game_fn, &g, raw, NULL), TL_SHAPLEY_OK);
     if (!ref_normalise(N, raw, want_s)) fail_msg("the touchpoints do not raise p in this case");
     uint64_t all = ((uint64_t)1 << N) - 1;
     for (int j = 0; j < N; j++)
-        rem[j] = shadow_p(&sh, t, N, all) - shadow_p(&sh, t, N, all & ~((uint64_t)1 << j));
+        rem[j] = shadow_p(&sh, t, N, P2, all) - shadow_p(&sh, t, N, P2, all & ~((uint64_t)1 << j));
     assert_true(ref_normalise(N, rem, want_r));
 
     tl_arena a;
@@ -1039,8 +897,8 @@ static void test_model_warmup(void **state)
     tl_arena a;
     tl_arena_init(&a, 4096);
     struct { int pos, neg; const char *status, *words; } steps[] = {
-        {6, 0, "no_negatives", "no journey without a purchase"},
-        {0, 4, "warming_up", "warming up (6 journeys with a purchase and 4 without"},
+        {6, 0, "no_negatives", "no moment without a purchase"},
+        {0, 4, "warming_up", "warming up (6 purchases and 4 moments without one learned"},
         {0, 1, NULL, NULL},
     };
     for (int s = 0; s < 3; s++) {
@@ -1059,7 +917,7 @@ static void test_model_warmup(void **state)
             near(r.credits[TL_M_SHAPLEY][j], 0.5, 0, "shapley (linear)", j);
             near(r.credits[TL_M_REMOVAL][j], 0.5, 0, "removal (linear)", j);
         }
-        if (!strstr(r.explanation, steps[s].words) || strstr(r.explanation, "p(purchase) at"))
+        if (!strstr(r.explanation, steps[s].words) || strstr(r.explanation, "times the rate"))
             fail_msg("step %d: %s", s, r.explanation);
     }
     tl_model_report rep;
@@ -1086,7 +944,7 @@ static void test_model_fallback(void **state)
         mktp("f3", TL_ADD_TO_CART, P2 - HOUR, 80000, "web", "c3", -1, -1),
     };
     ref_credits rc;
-    ref_compute(&sh, t, 3, &rc);
+    ref_compute(&sh, t, 3, P2, &rc);
     assert_true(rc.p_all < rc.p_empty);   /* the premise, from the shadow */
     assert_false(rc.shap_ok);
     assert_false(rc.rem_ok);
@@ -1205,20 +1063,28 @@ static void test_labels_through_stage(void **state)
     apply_s(&as, s, &a, &ms, &eb);
     tl_journey_tp ab[2];
     tl_user *u1 = tl_store_peek(s, "u1");
+    assert_int_equal(u1->sampled, T0 + HOUR);
     assert_non_null(u1);
     memcpy(ab, u1->tp, sizeof(ab));   /* the entries as learned (strings stay in u1) */
+
+    /* The first event only starts u1's clock; b's event is 1 h later, before the first
+     * grid point (T0 + 6 h). */
+    expect_report(m, 0, 0, 0, "two touches");
+    assert_int_equal(u1->sampled, T0 + HOUR);
 
     /* one ms before last + L: nothing */
     assert_int_equal(tl_attribution_advance(&as, s, T0 + HOUR + L - 1, &a, &ms.sink), TL_OK);
     expect_report(m, 0, 0, 0, "before expiry");
     assert_int_equal(as.st.expired, 0);
 
-    /* at last + L: one negative example of {a, b}; the journey is kept, the timer off */
+    /* at last + L: the control moments T0 + 6 h, T0 + 12 h, ..., T0 + 7 d (28 of them), each
+     * with {a, b}; the journey is kept, the timer off */
     assert_int_equal(tl_attribution_advance(&as, s, T0 + HOUR + L, &a, &ms.sink), TL_OK);
-    expect_report(m, 1, 1, 0, "at expiry");
+    expect_report(m, 28, 28, 0, "at expiry");
     assert_int_equal(as.st.expired, 1);
-    shadow_learn(&sh, ab, 2, 0);
-    probe(m, &sh, "after the expiry of {a, b}");
+    shadow_controls(&sh, ab, 2, T0 + HOUR, T0 + HOUR + L);
+    assert_int_equal(sh.n, 28);
+    probe(m, &sh, "after the control moments of {a, b}");
     expect_journey(s, "u1", "a b");
     u1 = tl_store_peek(s, "u1");
     assert_int_equal(u1->tp[0].ts, T0);
@@ -1226,34 +1092,34 @@ static void test_labels_through_stage(void **state)
     assert_int_equal(u1->tp[1].type, TL_ADD_TO_CART);
     assert_int_equal(u1->tp[1].dwell_ms, 30000);
     assert_int_equal(u1->timer, 0);
+    assert_int_equal(u1->sampled, T0 + HOUR + L);
     assert_int_equal(ms.n, 0);
 
     /* a second advance learns nothing more */
     assert_int_equal(tl_attribution_advance(&as, s, T0 + HOUR + L + DAY, &a, &ms.sink), TL_OK);
-    expect_report(m, 1, 1, 0, "second advance");
+    expect_report(m, 28, 28, 0, "second advance");
     assert_int_equal(as.st.expired, 1);
 
-    /* a late touch f (within L of a): the next expiry learns {f} alone, not a and b again */
+    /* a late touch f (before the sampled time): no control moment is learned twice, and
+     * its expiry (T0 + 3 h + L) passes no grid point after T0 + 1 h + L */
     tl_event ef = mkev("u1", "f", TL_BROWSE, T0 + 3 * HOUR, "i2", "c2", "web");
     apply_s(&as, s, &a, &ms, &ef);
     expect_journey(s, "u1", "a b f");
     assert_int_equal(tl_store_peek(s, "u1")->timer, T0 + 3 * HOUR + L);
-    tl_journey_tp f1 = tl_store_peek(s, "u1")->tp[2];
     assert_int_equal(tl_attribution_advance(&as, s, T0 + 3 * HOUR + L, &a, &ms.sink), TL_OK);
-    expect_report(m, 2, 2, 0, "expiry of f");
-    shadow_learn(&sh, &f1, 1, 0);
-    probe(m, &sh, "after the expiry of {f}");
+    expect_report(m, 28, 28, 0, "expiry of f");
+    assert_int_equal(as.st.expired, 2);
     expect_journey(s, "u1", "a b f");
 
     /* a late purchase still gets a, b, f with the rule-based credits as if nothing had
-     * expired, and closes them as a positive example */
+     * expired, and is a positive example with them, at its own time */
     u1 = tl_store_peek(s, "u1");
     tl_journey_tp abf[3];
     memcpy(abf, u1->tp, sizeof(abf));
-    ref_credits rc;
-    ref_compute(&sh, abf, 3, &rc);
-    shadow_learn(&sh, abf, 3, 1);   /* now: the purchase frees these entries */
     const int64_t P = T0 + 4 * HOUR;
+    ref_credits rc;
+    ref_compute(&sh, abf, 3, P, &rc);
+    shadow_learn(&sh, abf, 3, 1, P);   /* now: the purchase frees these entries */
     tl_event p1 = mkev("u1", "p1", TL_PURCHASE, P, "i9", "c1", "web");
     apply_s(&as, s, &a, &ms, &p1);
     assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
@@ -1274,28 +1140,40 @@ static void test_labels_through_stage(void **state)
         near(r->credits[TL_M_TIME_DECAY][j], wtd[j], 1e-12, "time_decay", j);
     }
     check_against_ref(r, &rc, 3);   /* scored before learning from it */
-    assert_int_equal(r->model_version, 2);
-    expect_report(m, 3, 3, 1, "purchase p1");
+    assert_int_equal(r->model_version, 28);
+    expect_report(m, 29, 29, 1, "purchase p1");
     probe(m, &sh, "after the purchase p1");
     expect_journey(s, "u1", "");
     assert_int_equal(tl_store_peek(s, "u1")->timer, 0);
     assert_int_equal(tl_attribution_advance(&as, s, P + 30 * DAY, &a, &ms.sink), TL_OK);
-    expect_report(m, 3, 3, 1, "advance after p1");
+    expect_report(m, 29, 29, 1, "advance after p1");
 
-    /* u2: a purchase -> one positive example, no expiry afterwards */
+    /* u2: a purchase 1 h after its only touch -> one positive example */
     const int64_t T2 = 200 * DAY;
     tl_event ec = mkev("u2", "c", TL_FAVORITE, T2, "i3", "c3", NULL);
     apply_s(&as, s, &a, &ms, &ec);
-    shadow_learn(&sh, &tl_store_peek(s, "u2")->tp[0], 1, 1);   /* before p2 frees it */
+    shadow_learn(&sh, &tl_store_peek(s, "u2")->tp[0], 1, 1, T2 + HOUR);   /* before p2 frees it */
     tl_event p2 = mkev("u2", "p2", TL_PURCHASE, T2 + HOUR, "i3", "c3", NULL);
     apply_s(&as, s, &a, &ms, &p2);
-    expect_report(m, 4, 4, 2, "purchase p2");
+    expect_report(m, 30, 30, 2, "purchase p2");
     probe(m, &sh, "after the purchase p2");
-    assert_int_equal(tl_attribution_advance(&as, s, T2 + HOUR + 2 * L, &a, &ms.sink), TL_OK);
-    expect_report(m, 4, 4, 2, "advance after p2");
 
-    /* u3, reset off: d is credited (positive), e is after the purchase; the expiry then
-     * learns {e} alone, although d is still in the journey */
+    /* ... and its next event, 13 h later, brings the control moments T2 + 6 h and T2 + 12 h
+     * with an empty journey */
+    tl_event eg = mkev("u2", "g", TL_CLICK, T2 + 13 * HOUR, "i3", "c3", NULL);
+    apply_s(&as, s, &a, &ms, &eg);
+    shadow_controls(&sh, NULL, 0, T2 + HOUR, T2 + 13 * HOUR);
+    expect_report(m, 32, 32, 2, "the next event of u2");
+    probe(m, &sh, "after the control moments of u2");
+    /* g's expiry: the 28 moments after it, with {g} */
+    tl_journey_tp g1 = tl_store_peek(s, "u2")->tp[0];
+    assert_int_equal(tl_attribution_advance(&as, s, T2 + 13 * HOUR + L, &a, &ms.sink), TL_OK);
+    shadow_controls(&sh, &g1, 1, T2 + 13 * HOUR, T2 + 13 * HOUR + L);
+    expect_report(m, 60, 60, 2, "the expiry of g");
+    probe(m, &sh, "after the expiry of g");
+
+    /* u3, reset off: d is credited (positive), e is after the purchase; e's expiry learns
+     * the control moments after e, with d and e (d is still in the journey) */
     const int64_t T3 = 300 * DAY;
     tl_event ed = mkev("u3", "d", TL_CLICK, T3, "i4", "c4", "app");
     tl_event ee = mkev("u3", "e", TL_IMPRESSION, T3 + 2 * HOUR, "i5", "c5", "email");
@@ -1307,18 +1185,18 @@ static void test_labels_through_stage(void **state)
     apply_s(&as_keep, s, &a, &ms, &p3);
     assert_int_equal(ms.count[MS_ATTRIBUTION], 3);
     assert_int_equal(ms_attribution(&ms, 2)->n_touchpoints, 1);
-    expect_report(m, 5, 5, 3, "purchase p3");
-    shadow_learn(&sh, &de[0], 1, 1);
+    expect_report(m, 61, 61, 3, "purchase p3");
+    shadow_learn(&sh, &de[0], 1, 1, T3 + HOUR);
     probe(m, &sh, "after the purchase p3");
     expect_journey(s, "u3", "d e");
     assert_int_equal(tl_attribution_advance(&as_keep, s, T3 + 2 * HOUR + L, &a, &ms.sink), TL_OK);
-    expect_report(m, 6, 6, 3, "expiry of u3");
-    shadow_learn(&sh, &de[1], 1, 0);
-    probe(m, &sh, "after the expiry of {e}");
+    expect_report(m, 89, 89, 3, "expiry of u3");
+    shadow_controls(&sh, de, 2, T3 + 2 * HOUR, T3 + 2 * HOUR + L);
+    probe(m, &sh, "after the control moments of u3");
     expect_journey(s, "u3", "d e");
     assert_int_equal(tl_attribution_advance(&as_keep, s, T3 + 30 * DAY, &a, &ms.sink), TL_OK);
-    expect_report(m, 6, 6, 3, "advance after u3's expiry");
-    assert_int_equal(as.st.expired + as_keep.st.expired, 3);
+    expect_report(m, 89, 89, 3, "advance after u3's expiry");
+    assert_int_equal(as.st.expired + as_keep.st.expired, 4);
 
     ms_free(&ms);
     tl_arena_destroy(&a);
@@ -1333,7 +1211,7 @@ static void user_init(tl_user *u, const char *id)
 {
     memset(u, 0, sizeof(*u));
     u->user_id = tl_xstrdup(id);
-    u->labelled = INT64_MIN;
+    u->labelled = u->sampled = INT64_MIN;
 }
 
 static void user_fini(tl_user *u)
@@ -1375,16 +1253,17 @@ static void test_no_leakage(void **state)
     (void)state;
     gen_examples(train_set, N_TRAIN, 42, 0);
     const int64_t T = 7000 * DAY;
-    memsink ms[4];
-    tl_model *m[4];
-    for (int i = 0; i < 4; i++) ms_init(&ms[i]);
+    /* (The purchase's time is not among these: the touchpoints' ages at the moment of
+     * purchase are features, as they are at every control moment.) */
+    memsink ms[3];
+    tl_model *m[3];
+    for (int i = 0; i < 3; i++) ms_init(&ms[i]);
     m[0] = leak_run(&ms[0], "i2", "c2", T + 3 * HOUR);    /* a touchpoint's item and category */
     m[1] = leak_run(&ms[1], "zz", "c9", T + 3 * HOUR);    /* neither seen before */
     m[2] = leak_run(&ms[2], "i3", NULL, T + 3 * HOUR);    /* no category */
-    m[3] = leak_run(&ms[3], "i2", "c2", T + 5 * DAY);     /* a later purchase time */
     const tl_attribution *r0 = ms_attribution(&ms[0], 0);
     assert_true(r0->has_model);
-    for (int i = 1; i < 4; i++) {
+    for (int i = 1; i < 3; i++) {
         const tl_attribution *r = ms_attribution(&ms[i], 0);
         assert_int_equal(r->n_touchpoints, 3);
         same_bits(r->p_conversion, r0->p_conversion, "p_conversion", i);
@@ -1404,17 +1283,17 @@ static void test_no_leakage(void **state)
     tl_arena_init(&a, 4096);
     tl_attribution q0, q;
     credit(m[0], probe_tps, 2, T + 2 * HOUR, &a, &q0);
-    for (int i = 1; i < 4; i++) {
+    for (int i = 1; i < 3; i++) {
         credit(m[i], probe_tps, 2, T + 2 * HOUR, &a, &q);
         same_bits(q.p_conversion, q0.p_conversion, "p after learning", i);
         assert_int_equal(q.model_version, N_TRAIN + 1);
     }
     /* the check can fail: a model that learned a different example scores differently */
-    tl_model_learn(m[3], probe_tps, 1, 1, T);
-    credit(m[3], probe_tps, 2, T + 2 * HOUR, &a, &q);
+    tl_model_learn(m[2], probe_tps, 1, 1, T);
+    credit(m[2], probe_tps, 2, T + 2 * HOUR, &a, &q);
     assert_false(q.p_conversion == q0.p_conversion);
     tl_arena_destroy(&a);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 3; i++) {
         tl_model_destroy(m[i]);
         ms_free(&ms[i]);
     }
@@ -1719,13 +1598,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_fnv1a),
-        cmocka_unit_test(test_features_prepare),
-        cmocka_unit_test(test_features_pool),
-        cmocka_unit_test(test_features_share),
+        cmocka_unit_test(test_features),
         cmocka_unit_test(test_reference_worked_example),
         cmocka_unit_test(test_model_credits),
         cmocka_unit_test(test_model_credits_12),
-        cmocka_unit_test(test_model_credits_grouped),
         cmocka_unit_test(test_model_credits_sampled),
         cmocka_unit_test(test_model_fallback),
         cmocka_unit_test_setup_teardown(test_labels_through_stage, setup_dir, teardown_dir),

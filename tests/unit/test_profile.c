@@ -50,7 +50,7 @@ static int setup(void **state)
     tl_arena_init(&jarena, 4096);
     memset(&user, 0, sizeof(user));
     user.user_id = tl_xstrdup("u1");
-    user.labelled = INT64_MIN;
+    user.labelled = user.sampled = INT64_MIN;
     memset(&fc, 0, sizeof(fc));
     fc.half_life_ms = 2.0 * HOUR;
     fc.alpha = 0.5;
@@ -410,11 +410,27 @@ static void test_version2_record(void **state)
     render("u1", T0 + 2 * HOUR, 0);
     tl_buf v3 = {0};
     tl_buf_append(&v3, out.data, out.len);
-    /* version 3 ends with the (empty) attribution count; version 2 has none */
+    /* version 4 has sampled after labelled, version 3 not; version 3 ends with the (empty)
+     * attribution count, version 2 has none */
     tl_buf_clear(&rec);
     tl_user_encode(&user, &rec);
-    assert_int_equal(rec.data[0], 3);
+    assert_int_equal(rec.data[0], 4);
     assert_int_equal(rec.data[rec.len - 1], 0);
+    size_t off = 1;
+    for (int field = 0; field < 2; field++)   /* timer, labelled */
+        while ((unsigned char)rec.data[off++] & 0x80) {}
+    size_t end = off;
+    while ((unsigned char)rec.data[end++] & 0x80) {}   /* sampled */
+    memmove(rec.data + off, rec.data + end, rec.len - end);
+    rec.len -= end - off;
+    rec.data[0] = 3;
+    tl_buf_clear(&out);
+    char err3[256] = "";
+    if (tl_profile_render(&fc, "u1", 3, rec.data, rec.len, T0 + 2 * HOUR, 0, &out, err3,
+                          sizeof(err3)) != 0)
+        fail_msg("render of version 3: %s", err3);
+    assert_int_equal(out.len, v3.len);
+    assert_memory_equal(out.data, v3.data, v3.len);
     rec.data[0] = 2;
     tl_buf_clear(&out);
     char err[256] = "";

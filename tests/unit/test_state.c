@@ -200,11 +200,13 @@ static void test_encoding_bytes(void **state)
     tl_user u;
     user_init(&u, "u");
     tl_buf b = {0};
-    /* version | no timer | labelled (as the caller set it) | no entries | no touchpoints */
+    /* version | no timer | labelled, sampled (as the caller set them) | no entries | no
+     * touchpoints | no attributions */
     u.labelled = 0;
+    u.sampled = 0;
     tl_user_encode(&u, &b);
-    assert_int_equal(b.len, 6);
-    assert_memory_equal(b.data, "\x03\x00\x00\x00\x00\x00", 6);
+    assert_int_equal(b.len, 7);
+    assert_memory_equal(b.data, "\x04\x00\x00\x00\x00\x00\x00", 7);
 
     /* entry: dim 1 | "ab" | f 1.0 | h 2.0 | t -1 (zig-zag 1); tp: "e" | "i" | NULL |
      * "w" | type 2 | ts 64 (zig-zag 128 = 0x80 0x01) | share -1.0f | propensity -1.0f |
@@ -213,9 +215,10 @@ static void test_encoding_bytes(void **state)
     add_tp(&u, "e", "i", NULL, "w", TL_CLICK, 64);
     unsigned char want[128];
     size_t n = 0;
-    want[n++] = 3;                       /* version */
+    want[n++] = 4;                       /* version */
     want[n++] = 0;                       /* timer */
     want[n++] = 0;                       /* labelled */
+    want[n++] = 0;                       /* sampled */
     want[n++] = 1;                       /* n_ent */
     want[n++] = 1;                       /* dim */
     want[n++] = 2;
@@ -277,10 +280,22 @@ static void test_encoding_bytes(void **state)
     assert_null(d.attr[0].category_id);
     user_fini(&d);
 
-    /* a version 2 record: the same without the attributions */
-    want[0] = 2;
+    /* a version 3 record: the same without sampled (byte 3), decoded as none yet */
+    unsigned char old[128];
+    memcpy(old, want, 3);
+    memcpy(old + 3, want + 4, n - 4);
+    size_t n3 = n - 1, n2 = n_v2 - 1;
+    old[0] = 3;
     user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, want, n_v2), 0);
+    assert_int_equal(tl_user_decode(&d, old, n3), 0);
+    assert_true(d.sampled == INT64_MIN);
+    assert_int_equal(d.n_attr, 1);
+    user_fini(&d);
+
+    /* a version 2 record: version 3 without the attributions */
+    old[0] = 2;
+    user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, old, n2), 0);
     assert_int_equal(d.n_attr, 0);
     assert_null(d.attr);
     assert_int_equal(d.n_ent, 1);
@@ -290,22 +305,23 @@ static void test_encoding_bytes(void **state)
     /* version 2 has no attribution section: its bytes are trailing garbage there, and a
      * version 3 record must have the section */
     user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, want, n), -1);
+    assert_int_equal(tl_user_decode(&d, old, n3), -1);
     user_fini(&d);
-    want[0] = 3;
+    old[0] = 3;
     user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, want, n_v2), -1);
+    assert_int_equal(tl_user_decode(&d, old, n2), -1);
     user_fini(&d);
-    /* re-encoding a version 2 record writes version 3 */
-    want[0] = 2;
+    /* re-encoding a version 2 record writes version 4: sampled none yet, no attributions */
+    old[0] = 2;
     user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, want, n_v2), 0);
+    assert_int_equal(tl_user_decode(&d, old, n2), 0);
     b.len = 0;
     tl_user_encode(&d, &b);
-    assert_int_equal(b.len, n_v2 + 1);
-    assert_int_equal(b.data[0], 3);
-    assert_memory_equal(b.data + 1, want + 1, n_v2 - 1);
-    assert_int_equal(b.data[n_v2], 0);
+    assert_int_equal(b.data[0], 4);
+    assert_memory_equal(b.data + 1, old + 1, 2);
+    assert_int_equal(b.len, 3 + 10 + (n2 - 3) + 1);   /* INT64_MIN: a 10-byte varint */
+    assert_memory_equal(b.data + 13, old + 3, n2 - 3);
+    assert_int_equal(b.data[b.len - 1], 0);
     user_fini(&d);
     user_fini(&u);
     tl_buf_free(&b);
@@ -1017,7 +1033,7 @@ static void test_encoded_bound(void **state)
     tl_user u;
     user_init(&u, "u");
     u.timer = u.timer_saved = INT64_MIN;
-    u.labelled = INT64_MIN;
+    u.labelled = u.sampled = INT64_MIN;
     for (int i = 0; i < ENT; i++) {
         memset(s, 'a' + i % 26, S);
         s[S] = '\0';
