@@ -64,7 +64,7 @@ static void latency(tl_model *m, int n, int cats, int purchases, const char *lab
                             .ts = tps[n - 1].ts + 60000, .n_touchpoints = n};
         const char *expl = "";
         int64_t t0 = tl_mono_ns();
-        tl_model_credit(m, tps, n, &r, &a, &expl);
+        tl_model_credit(m, NULL, tps, n, &r, &a, &expl);
         us[k] = (double)(tl_mono_ns() - t0) / 1e3;
         tl_arena_reset(&a);
     }
@@ -100,7 +100,7 @@ int main(int argc, char **argv)
         journey(tps, n, 5, ids);
         int label = 0;
         for (int i = 0; i < n; i++) label |= tps[i].type == TL_ADD_TO_CART;
-        tl_model_learn(m, tps, n, label && next() % 4 != 0, tps[n - 1].ts);
+        tl_model_learn(m, NULL, tps, n, label && next() % 4 != 0, tps[n - 1].ts);
     }
     double secs = (double)(tl_mono_ns() - t0) / 1e9;
     printf("case=updates updates=%d seconds=%.3f updates_per_s=%.0f\n", updates, secs, updates / secs);

@@ -37,7 +37,7 @@ static const char usage[] =
     "\n"
     "  --users N        users (default 5000)\n"
     "  --days N         days simulated (default 28)\n"
-    "  --null           every channel's effect 0\n";
+    "  --null           every channel's effect and targeting 0\n";
 
 /* The value of the option at argv[*i] (moving *i to it), as text and, when it is one, as a
  * number. -1 after a usage error when it is missing. */

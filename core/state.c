@@ -7,7 +7,8 @@
  * records, so a batch's state is never lost before it is written.
  *
  * Encoding (version 4), all integers little-endian varints, signed ones zig-zag:
- *   u8 version | svarint timer | svarint labelled | svarint sampled
+ *   u8 version | svarint timer | svarint labelled | svarint sampled | svarint first_ts
+ *              | varint purchases | svarint last_purchase
  *              | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
  *              | n_tp  | n_tp  * (str event_id | str item_id | ostr category_id
  *                                 | ostr channel | u8 type | svarint ts | f32 share
@@ -17,7 +18,7 @@
  * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL; f64 and
  * f32 are IEEE 754 little-endian. n_attr <= TL_LAST_ATTR_MAX, newest first; an
  * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 3 is version 4 without
- * sampled (decoded as INT64_MIN: none yet), version 2 also without the n_attr section (no
+ * sampled, first_ts, purchases and last_purchase (decoded as none yet), version 2 also without the n_attr section (no
  * last attributions); both still decode.
  *
  * RocksDB layout of a partition's database: "u" + user_id -> the encoded record;
@@ -281,6 +282,9 @@ static char *encode_entries(const tl_user *u, char *p)
     p = w_svarint(p, u->timer);
     p = w_svarint(p, u->labelled);
     p = w_svarint(p, u->sampled);
+    p = w_svarint(p, u->first_ts);
+    p = w_varint(p, u->purchases);
+    p = w_svarint(p, u->last_purchase);
     p = w_varint(p, (uint64_t)u->n_ent);
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
@@ -335,7 +339,7 @@ void tl_user_encode(const tl_user *u, tl_buf *b)
 size_t tl_user_encoded_bound(size_t max_string, size_t max_interests, size_t max_touchpoints)
 {
     const size_t str = 10 + max_string;   /* a varint length, then the bytes */
-    const size_t head = 1 + 10 + 10 + 10 + 10, ent = 1 + str + 8 + 8 + 10;
+    const size_t head = 1 + 10 + 10 + 10 + 10 + 10 + 10 + 10, ent = 1 + str + 8 + 8 + 10;
     const size_t tp = 4 * str + 1 + 10 + 4 + 4 + 10;
     const size_t attr = 3 * str + 10 + 8 + 10 + TL_LAST_ATTR_TEXT_MAX;
     return head + max_interests * ent + 10 + max_touchpoints * tp + 10 + TL_LAST_ATTR_MAX * attr;
@@ -441,6 +445,11 @@ static int decode_entries(tl_user *u, rd *r, size_t len)
     u->timer = u->timer_saved = get_svarint(r);
     u->labelled = get_svarint(r);
     u->sampled = v >= 4 ? get_svarint(r) : INT64_MIN;
+    u->first_ts = v >= 4 ? get_svarint(r) : INT64_MIN;
+    uint64_t purchases = v >= 4 ? get_varint(r) : 0;
+    if (purchases > UINT32_MAX) return -1;
+    u->purchases = (uint32_t)purchases;
+    u->last_purchase = v >= 4 ? get_svarint(r) : INT64_MIN;
     uint64_t n_ent = get_varint(r);
     if (r->bad || n_ent > len) return -1;
     for (uint64_t i = 0; i < n_ent && !r->bad; i++) {
@@ -931,7 +940,7 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     if (!v && !create) return NULL;
     tl_user *u = tl_xcalloc(1, sizeof(*u));
     u->user_id = tl_xstrdup(user_id);
-    u->labelled = u->sampled = INT64_MIN;
+    u->labelled = u->sampled = u->first_ts = u->last_purchase = INT64_MIN;
     u->hash = h;
     u->mem = sizeof(*u) + strlen(user_id) + 1;
     if (v) {
@@ -947,7 +956,7 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
                 return NULL;
             }
             u->timer = u->timer_saved = 0;
-            u->labelled = u->sampled = INT64_MIN;
+            u->labelled = u->sampled = u->first_ts = u->last_purchase = INT64_MIN;
             s->st.users_created++;
             v = NULL;
         } else {
@@ -1032,7 +1041,8 @@ tl_user *tl_store_peek(tl_store *s, const char *user_id)
 static int user_empty(const tl_user *u)
 {
     return u->n_ent == 0 && u->n_tp == 0 && u->timer == 0 && u->labelled == INT64_MIN &&
-           u->sampled == INT64_MIN &&
+           u->sampled == INT64_MIN && u->first_ts == INT64_MIN && u->purchases == 0 &&
+           u->last_purchase == INT64_MIN &&
            u->n_attr == 0;
 }
 

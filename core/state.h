@@ -82,6 +82,10 @@ typedef struct tl_user {
                          * (INT64_MIN: none), so a touchpoint is in one path at most */
     int64_t sampled;    /* event time up to which the user's control moments are learned
                          * (INT64_MIN: none yet; model.c) */
+    int64_t first_ts;   /* the time of the user's first event (INT64_MIN: none yet) */
+    uint32_t purchases; /* purchases so far: with first_ts and last_purchase, the model's
+                         * view of the user's own history (an intent proxy) */
+    int64_t last_purchase;  /* the time of the user's last purchase (INT64_MIN: none) */
     tl_last_attr *attr; /* attr[0..n_attr), newest first; room for TL_LAST_ATTR_MAX,
                          * allocated at the user's first attribution */
     int n_attr;

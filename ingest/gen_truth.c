@@ -71,7 +71,7 @@ void tl_truth_params_default(tl_truth_params *p)
 
 void tl_truth_params_null(tl_truth_params *p)
 {
-    for (int c = 0; c < p->n_channels; c++) p->ch[c].effect = 0;
+    for (int c = 0; c < p->n_channels; c++) p->ch[c].effect = p->ch[c].targeting = 0;
 }
 
 int tl_truth_params_check(const tl_truth_params *p, char *err, size_t errlen)

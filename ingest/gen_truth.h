@@ -60,7 +60,8 @@ typedef struct tl_truth_params {
  * email (0, 0.4/day), retarget (0, 0.3/day, targeting 1.5). */
 void tl_truth_params_default(tl_truth_params *p);
 
-/* Every channel's effect set to 0 (the null run). */
+/* Every channel's effect and targeting set to 0 (the null run: nothing links exposures
+ * to purchases, so any credit a model gives depends on nothing but its labels). */
 void tl_truth_params_null(tl_truth_params *p);
 
 /* 0, or -1 with a message naming the bad parameter. */

@@ -136,12 +136,16 @@ static void rearm(const tl_attr_stage *as, tl_store *s, tl_user *u)
     if (at != u->timer) tl_store_set_timer(s, u, at);
 }
 
-static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev,
+static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev, int first,
                        tl_arena *a, const tl_sink *out)
 {
     const tl_attr_cfg *ac = as->cfg;
     tl_attr_stats *st = &as->st;
     st->purchases++;
+    /* the user's history before this purchase; then this one counts */
+    const tl_model_user hist = {u->purchases, u->first_ts, u->last_purchase};
+    if (u->purchases < UINT32_MAX) u->purchases++;
+    if (u->last_purchase == INT64_MIN || ev->ts > u->last_purchase) u->last_purchase = ev->ts;
     /* The run of journey entries with P.ts - L <= ts <= P.ts. */
     int end = u->n_tp;
     while (end > 0 && u->tp[end - 1].ts > ev->ts) end--;
@@ -152,7 +156,7 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
     if (n == 0) {
         st->no_touchpoints++;
         /* still a purchase the model learns from: the rate with no touchpoints */
-        if (as->model) tl_model_learn(as->model, NULL, 0, 1, ev->ts);
+        if (as->model && !first) tl_model_learn(as->model, &hist, NULL, 0, 1, ev->ts);
         return TL_OK;
     }
     tl_touchpoint *tps = tl_arena_alloc(a, (size_t)n * sizeof(*tps));
@@ -182,8 +186,8 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
     if (as->model) {
         /* Credited with the model as it is, then learned from: the record's numbers
          * never saw its own label. */
-        tl_model_credit(as->model, &u->tp[begin], n, &r, a, &explanation);
-        tl_model_learn(as->model, &u->tp[begin], n, 1, ev->ts);
+        tl_model_credit(as->model, &hist, &u->tp[begin], n, &r, a, &explanation);
+        if (!first) tl_model_learn(as->model, &hist, &u->tp[begin], n, 1, ev->ts);
         tl_model_path(as->model, &u->tp[begin], n, 1);
         if (u->tp[end - 1].ts > u->labelled) u->labelled = u->tp[end - 1].ts;
     }
@@ -238,6 +242,7 @@ static void controls(tl_attr_stage *as, tl_user *u, int64_t until)
     g += d;
     uint64_t skipped = 0;
     int learned = 0;
+    const tl_model_user hist = {u->purchases, u->first_ts, u->last_purchase};
     for (; g < until; g += d) {
         if (learned == mc->controls_max) {
             skipped += (uint64_t)((until - 1 - g) / d) + 1;
@@ -248,7 +253,7 @@ static void controls(tl_attr_stage *as, tl_user *u, int64_t until)
         int begin = end;
         while (begin > 0 && u->tp[begin - 1].ts >= g - as->cfg->lookback_ms) begin--;
         if (end - begin > as->cfg->max_touchpoints) begin = end - as->cfg->max_touchpoints;
-        tl_model_learn(as->model, &u->tp[begin], end - begin, 0, g);
+        tl_model_learn(as->model, &hist, &u->tp[begin], end - begin, 0, g);
         learned++;
     }
     if (skipped) tl_model_count_skipped(as->model, skipped);
@@ -259,8 +264,13 @@ tl_rc tl_attribution_apply(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_
                            tl_arena *a, const tl_sink *out)
 {
     tl_rc rc = TL_OK;
+    /* A user's first event starts its clock: a purchase that is its first event has no
+     * observed time before it, and is credited but not learned as a case (its time since
+     * the first event, 0, would otherwise single such purchases out). */
+    int first = u->first_ts == INT64_MIN;
+    if (first || ev->ts < u->first_ts) u->first_ts = ev->ts;
     if (as->model) controls(as, u, ev->ts);
-    if (ev->type == TL_PURCHASE) rc = attribute(as, s, u, ev, a, out);
+    if (ev->type == TL_PURCHASE) rc = attribute(as, s, u, ev, first, a, out);
     if (rc == TL_OK && (as->cfg->touch_mask & (1u << ev->type))) journey_add(as, s, u, ev);
     return rc;
 }

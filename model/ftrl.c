@@ -198,10 +198,10 @@ static inline void update_one(tl_ftrl *m, int i, double g)
     m->w[i] = weight_of(m, m->z[i], sqn);
 }
 
-double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz, int y,
-                            double weight)
+double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz,
+                            double offset, int y, double weight)
 {
-    double p = tl_sigmoid(tl_ftrl_dot_sparse(m, idx, x, nnz));
+    double p = tl_sigmoid(offset + tl_ftrl_dot_sparse(m, idx, x, nnz));
     if (!(weight > 0) || !isfinite(weight)) return p;
     double c = weight * (p - (y ? 1.0 : 0.0));
     for (int k = 0; k < nnz; k++)

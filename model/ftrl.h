@@ -77,9 +77,11 @@ static inline double tl_sigmoid(double t)
 double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight);
 
 /* The same on a sparse vector: nnz pairs (idx[k], x[k]) with distinct indices in [0, d);
- * every other coordinate is 0 and left untouched. Costs O(nnz), whatever d is. */
-double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz, int y,
-                            double weight);
+ * every other coordinate is 0 and left untouched. Costs O(nnz), whatever d is. The model
+ * is p = sigmoid(offset + w . x): offset is a known part of the logit that is not learned
+ * (0 for the plain model). */
+double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz,
+                            double offset, int y, double weight);
 
 /* w . x of a sparse vector (indices as above), and one weight. */
 double tl_ftrl_dot_sparse(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz);

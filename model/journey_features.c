@@ -15,6 +15,7 @@
 #include "journey_features.h"
 #include "core/util.h"
 
+#include <math.h>
 #include <string.h>
 
 #define H 3600000LL
@@ -27,7 +28,6 @@ uint64_t tl_jf_key(char kind, int type, const char *name)
     size_t n = 0;
     buf[n++] = kind;
     buf[n++] = (char)('0' + type);
-    uint64_t h;
     if (name) {
         size_t l = strlen(name);
         if (l > sizeof(buf) - n) {   /* long names: hash the name, then the prefix */
@@ -39,8 +39,7 @@ uint64_t tl_jf_key(char kind, int type, const char *name)
             n += l;
         }
     }
-    h = tl_hash64(buf, n);
-    return h;
+    return tl_hash64(buf, n);
 }
 
 static inline uint64_t mix(uint64_t z)
@@ -113,5 +112,26 @@ int tl_jf_features(const tl_jf_tp *t, int64_t at, int32_t *idx, double *x)
             idx[k] = tl_jf_index(t->key[i], anchor[j]);
             x[k++] = t->val[i] * wt[j];
         }
+    return k;
+}
+
+int tl_jf_user(uint32_t purchases, int64_t first_ts, int64_t last_purchase, int64_t at,
+               int32_t *idx, double *x)
+{
+    int k = 0;
+    if (purchases) {
+        idx[k] = tl_jf_index(tl_jf_key('u', 0, "purchases"), 0);
+        x[k++] = log1p((double)purchases);
+    }
+    int64_t since = last_purchase != INT64_MIN ? last_purchase : first_ts;
+    if (since == INT64_MIN) return k;
+    uint64_t key = tl_jf_key('u', 0, last_purchase != INT64_MIN ? "since_purchase" : "since_first");
+    int anchor[2];
+    double wt[2];
+    int h = tl_jf_hat(at - since, anchor, wt);
+    for (int j = 0; j < h; j++) {
+        idx[k] = tl_jf_index(key, anchor[j]);
+        x[k++] = wt[j];
+    }
     return k;
 }

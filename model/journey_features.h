@@ -8,7 +8,8 @@
  * them: a hat basis, so the model learns a piecewise-linear curve of how a touchpoint's
  * effect fades with time). Its keys:
  *   - its type and channel together ("an impression on search"; the type alone when it
- *     has no channel);
+ *     has no channel). A key for the type alone beside it was measured worse on the
+ *     ground truth (docs/benchmarks.md): the shared part shrank the channels' differences;
  *   - its category, when it has one;
  *   - its type and dwell bucket (< 10 s, < 60 s, >= 60 s), when it has a dwell time;
  *   - its type, with the category's share of the user's interest as the value, when the
@@ -59,6 +60,16 @@ int32_t tl_jf_index(uint64_t key, int anchor);
  * NULL; 'g': the category, type ignored; 'd': type and dwell bucket "1".."3"; 's': the
  * type's interest share, name NULL), e.g. to read a channel's weights back. */
 uint64_t tl_jf_key(char kind, int type, const char *name);
+
+/* The user's own history at time at, the same for every subset of a journey (part of the
+ * baseline): log(1 + purchases before at), and the time since the user's last purchase
+ * (or, before the first, since its first event) over the age anchors. An intent proxy (a
+ * user who buys often is likely to buy again, whatever it is shown), and what makes the
+ * touchpoints comparable: a purchase closes the journey, so a user who buys often has
+ * shorter journeys; given the time since the last purchase, a journey's contents no
+ * longer say how often its user buys. Appends up to 3 pairs; INT64_MIN: unknown. */
+int tl_jf_user(uint32_t purchases, int64_t first_ts, int64_t last_purchase, int64_t at,
+               int32_t *idx, double *x);
 
 /* Touchpoint t's coordinates at decision time at: appends up to TL_JF_TP_NNZ pairs to
  * (idx, x) and returns how many (indices may repeat across keys). */

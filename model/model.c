@@ -54,7 +54,7 @@
 /* Coordinates of one example: the bias and TL_JF_TP_NNZ per touchpoint, for at most
  * TL_MODEL_MAX_TPS touchpoints (a longer journey gives its last ones). */
 #define TL_MODEL_MAX_TPS 64
-#define NNZ_MAX (1 + TL_MODEL_MAX_TPS * TL_JF_TP_NNZ)
+#define NNZ_MAX (4 + TL_MODEL_MAX_TPS * TL_JF_TP_NNZ)
 
 /* The event times (ms) a Markov window may start at: +-2^53 ms, about 285,000 years
  * either side of 1970. A checkpoint's window start outside is refused, and times
@@ -342,12 +342,18 @@ void tl_model_export_examples(tl_model *m, FILE *f)
 /* The example of a moment at time at with touchpoints tps[0..n) (the last
  * TL_MODEL_MAX_TPS of them): the bias and every touchpoint's coordinates, merged, into
  * (m->idx, m->x); returns the count. */
-static int example(tl_model *m, const tl_jf_tp *tps, int n, int64_t at)
+static int example(tl_model *m, const tl_model_user *user, const tl_jf_tp *tps, int n, int64_t at)
 {
     int k = 0;
     m->idx[k] = TL_JF_BIAS;
     m->x[k++] = 1;
     m->pos[TL_JF_BIAS] = 0;
+    if (user) {
+        int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, at, m->idx + k,
+                           m->x + k);
+        for (int i = 0; i < c; i++) m->pos[m->idx[k + i]] = k + i;
+        k += c;
+    }
     for (int j = n > TL_MODEL_MAX_TPS ? n - TL_MODEL_MAX_TPS : 0; j < n; j++) {
         int32_t idx[TL_JF_TP_NNZ];
         double x[TL_JF_TP_NNZ];
@@ -365,6 +371,19 @@ static int example(tl_model *m, const tl_jf_tp *tps, int n, int64_t at)
     }
     for (int i = 0; i < k; i++) m->pos[m->idx[i]] = -1;
     return k;
+}
+
+/* The part of the logit that is not learned: the log-odds of a purchase among the examples
+ * so far (with one of each added). Purchases are rare against control moments (one in a
+ * few hundred); learning that rate into the bias, from 0, would push every feature seen
+ * early far below 0 while the bias catches up, and an online learner's decaying rates
+ * would leave them there. With the rate as an offset, the weights learn how the features
+ * move a purchase away from it. */
+static double offset(const tl_model *m)
+{
+    double pos = (double)tl_metrics_positives(m->metrics);
+    double all = (double)tl_metrics_count(m->metrics);
+    return log((pos + 1) / (all - pos + 1));
 }
 
 /* Each touchpoint's contribution to the logit at time at, into phi[0..n). */
@@ -482,8 +501,8 @@ static const char *sentence(tl_arena *a, const tl_attribution *r, const tl_journ
     return ok_rem ? s : tl_arena_printf(a, "%s; removal falls back to linear", s);
 }
 
-void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attribution *r,
-                     tl_arena *a, const char **explanation)
+void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
+                     tl_attribution *r, tl_arena *a, const char **explanation)
 {
     if (!m->cfg.enabled || n <= 0) return;
     tl_jf_tp *jf = tl_arena_alloc(a, (size_t)n * sizeof(*jf));
@@ -492,7 +511,14 @@ void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attributio
     contributions(m, jf, n, r->ts, phi);
     double sum = 0;
     for (int j = 0; j < n; j++) sum += phi[j];
-    game g = {.m = m, .phi = phi, .n = n, .bias = tl_ftrl_weight(m->ftrl, TL_JF_BIAS)};
+    /* the baseline: the bias and the user's own history */
+    game g = {.m = m, .phi = phi, .n = n, .bias = offset(m) + tl_ftrl_weight(m->ftrl, TL_JF_BIAS)};
+    if (user) {
+        int32_t idx[3];
+        double x[3];
+        int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, r->ts, idx, x);
+        g.bias += tl_ftrl_dot_sparse(m->ftrl, idx, x, c);
+    }
     g.p_empty = tl_sigmoid(g.bias);
     double p_all = tl_sigmoid(g.bias + sum);
 
@@ -583,18 +609,19 @@ void tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted)
     if (k) tl_markov_add_path(m->markov, states, k, converted ? 1.0 : 0.0, converted ? 0.0 : 1.0, 0.0);
 }
 
-void tl_model_learn(tl_model *m, const tl_journey_tp *tps, int n, int label, int64_t ts)
+void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
+                    int label, int64_t ts)
 {
     if (!m->cfg.enabled || n < 0) return;
     tl_jf_tp jf[TL_MODEL_MAX_TPS];
     const tl_journey_tp *t = n > TL_MODEL_MAX_TPS ? tps + (n - TL_MODEL_MAX_TPS) : tps;
     int k = n > TL_MODEL_MAX_TPS ? TL_MODEL_MAX_TPS : n;
     tl_jf_prepare(t, k, jf);
-    int nnz = example(m, jf, k, ts);
+    int nnz = example(m, user, jf, k, ts);
     double weight = ipw_weight(m, t, k);
     double p_rate = tl_metrics_baseline_rate(m->metrics);
     /* p: scored before the update */
-    double p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, label, weight);
+    double p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, offset(m), label, weight);
     tl_metrics_add(m->metrics, p, label, weight);
     if (label) m->rep.cases++;
     else m->rep.controls++;

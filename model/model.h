@@ -52,6 +52,14 @@ int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t er
 
 typedef struct tl_model tl_model;
 
+/* What the model knows of the user at a moment beside its journey: its own history
+ * (journey_features.h, tl_jf_user). NULL where none is known. */
+typedef struct tl_model_user {
+    uint32_t purchases;   /* before the moment */
+    int64_t first_ts;     /* of the user's first event; INT64_MIN: unknown */
+    int64_t last_purchase; /* before the moment; INT64_MIN: none */
+} tl_model_user;
+
 typedef struct tl_model_report {
     uint64_t examples, positives, version;
     double logloss, auc, baseline_logloss, baseline_auc;   /* over the metrics window */
@@ -71,12 +79,13 @@ void tl_model_export_examples(tl_model *m, FILE *f);
 
 /* Adds the model fields, Shapley and removal credits to r (whose touchpoints are the
  * journey entries tps[0..n)), and appends a sentence on them to *explanation. */
-void tl_model_credit(tl_model *m, const tl_journey_tp *tps, int n, tl_attribution *r,
-                     tl_arena *a, const char **explanation);
+void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
+                     tl_attribution *r, tl_arena *a, const char **explanation);
 
 /* An example: the moment ts with the touchpoints tps[0..n) (the journey as it was then;
  * n may be 0), label 1 (a purchase at ts) or 0 (a control moment: none at ts). */
-void tl_model_learn(tl_model *m, const tl_journey_tp *tps, int n, int label, int64_t ts);
+void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
+                    int label, int64_t ts);
 
 /* A closed journey for the Markov chain: it ended in a purchase or it expired. */
 void tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted);

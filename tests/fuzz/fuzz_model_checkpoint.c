@@ -90,9 +90,9 @@ static void use(tl_model *m)
     tl_attribution r = {.conversion_event_id = "p", .user_id = "u", .item_id = "i0", .ts = ts,
                         .touchpoints = tps, .n_touchpoints = u.n_tp};
     const char *explanation = "";
-    tl_model_credit(m, u.tp, u.n_tp, &r, &arena, &explanation);
-    tl_model_learn(m, u.tp, u.n_tp, 1, ts);
-    tl_model_learn(m, u.tp, 2, 0, ts + 1);
+    tl_model_credit(m, NULL, u.tp, u.n_tp, &r, &arena, &explanation);
+    tl_model_learn(m, NULL, u.tp, u.n_tp, 1, ts);
+    tl_model_learn(m, NULL, u.tp, 2, 0, ts + 1);
     tl_model_path(m, u.tp, u.n_tp, 1);
     tl_model_path(m, u.tp, 2, 0);
     tl_model_report rep;

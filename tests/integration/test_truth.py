@@ -92,7 +92,8 @@ def test_generator(d, pr):
     check(filecmp.cmp(ev1, ev2, shallow=False), "same seed, different bytes", pr)
     check(not filecmp.cmp(ev1, ev3, shallow=False), "another seed, same bytes", pr)
     evn, tn = gen(d, "null", "--seed", "5", "--null")
-    check(all(c["effect"] == 0 for c in tn["channels"]), "--null left an effect", pr)
+    check(all(c["effect"] == 0 and c["targeting"] == 0 for c in tn["channels"]),
+          "--null left an effect or a targeting", pr)
     out = os.path.join(d, "null.jsonl")
     r = subprocess.run([TALLY, "replay", "--input", evn, "--format", "canonical", "--strict",
                         "--output", out, "-X", "log.level=warn"], capture_output=True, text=True)

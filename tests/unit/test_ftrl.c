@@ -339,7 +339,7 @@ static void test_sparse(void **state)
             x[idx[k]] = v[k];
         }
         int y = (r >> 40) % 3 == 0;
-        double pa = tl_ftrl_learn(a, x, y, 1.5), pb = tl_ftrl_learn_sparse(b, idx, v, NNZ, y, 1.5);
+        double pa = tl_ftrl_learn(a, x, y, 1.5), pb = tl_ftrl_learn_sparse(b, idx, v, NNZ, 0, y, 1.5);
         if (pa != pb) fail_msg("example %d: dense p %.17g, sparse p %.17g", t, pa, pb);
         assert_true(tl_ftrl_dot_sparse(b, idx, v, NNZ) == tl_ftrl_dot_sparse(a, idx, v, NNZ));
     }

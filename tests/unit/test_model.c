@@ -204,11 +204,22 @@ static void ref_tp(const tl_journey_tp *t, int64_t at, rvec *v)
         for (int j = 0; j < h; j++) rvec_add(v, ref_index(key[i], an[j]), val[i] * w[j]);
 }
 
-/* The example of the moment at with the touchpoints of mask: the bias, then theirs. */
-static void ref_vec(const tl_journey_tp *tps, int n, int64_t at, uint64_t mask, rvec *v)
+/* The example of the moment at with the touchpoints of mask: the bias, the user's
+ * history (h: purchases before, first event; NULL: none), then the touchpoints'. */
+static void ref_vec(const tl_model_user *h, const tl_journey_tp *tps, int n, int64_t at,
+                    uint64_t mask, rvec *v)
 {
     v->n = 0;
     rvec_add(v, 0, 1);
+    if (h && h->purchases) rvec_add(v, ref_index(ref_key('u', 0, "purchases"), 0), log1p(h->purchases));
+    int64_t since = h ? (h->last_purchase != INT64_MIN ? h->last_purchase : h->first_ts) : INT64_MIN;
+    if (since != INT64_MIN) {   /* the time since the last purchase (or the first event) */
+        uint64_t key = ref_key('u', 0, h->last_purchase != INT64_MIN ? "since_purchase" : "since_first");
+        int an[2];
+        double w[2];
+        int k = ref_hat(at - since, an, w);
+        for (int j = 0; j < k; j++) rvec_add(v, ref_index(key, an[j]), w[j]);
+    }
     for (int i = 0; i < n; i++)
         if (mask >> i & 1) ref_tp(&tps[i], at, v);
 }
@@ -281,14 +292,24 @@ static void shadow_init(shadow *sh, const tl_model_cfg *mc)
 
 static void shadow_fini(shadow *sh) { tl_ftrl_destroy(sh->f); }
 
+/* The model's offset (model.c): the log-odds of a purchase among the examples so far,
+ * with one of each added. */
+static double shadow_offset(const shadow *sh)
+{
+    double pos = 0;
+    for (int i = 0; i < sh->n; i++) pos += sh->y[i];
+    return log((pos + 1) / (sh->n - pos + 1));
+}
+
 /* What the model should learn from the moment at with the touchpoints tps[0..n). */
-static void shadow_learn(shadow *sh, const tl_journey_tp *tps, int n, int label, int64_t at)
+static void shadow_learn(shadow *sh, const tl_model_user *h, const tl_journey_tp *tps, int n,
+                         int label, int64_t at)
 {
     static rvec v;
-    ref_vec(tps, n, at, ~(uint64_t)0, &v);
+    ref_vec(h, tps, n, at, ~(uint64_t)0, &v);
     double c = sh->clip > 0 ? ref_weight(tps, n, sh->clip) : 1.0;
     assert_true(sh->n < MAX_EX);
-    sh->p[sh->n] = tl_ftrl_learn_sparse(sh->f, v.idx, v.x, v.n, label, c);
+    sh->p[sh->n] = tl_ftrl_learn_sparse(sh->f, v.idx, v.x, v.n, shadow_offset(sh), label, c);
     sh->c[sh->n] = c;
     sh->y[sh->n] = label;
     sh->n++;
@@ -296,22 +317,24 @@ static void shadow_learn(shadow *sh, const tl_journey_tp *tps, int n, int label,
 
 /* The control moments of the grid in (from, until), each with the touchpoints of tps that
  * are at most 7 days old then. */
-static void shadow_controls(shadow *sh, const tl_journey_tp *tps, int n, int64_t from, int64_t until)
+static void shadow_controls(shadow *sh, const tl_model_user *h, const tl_journey_tp *tps, int n,
+                            int64_t from, int64_t until)
 {
     for (int64_t g = (from / GRID + 1) * GRID; g < until; g += GRID) {
         int b = 0, e = n;
         while (e > 0 && tps[e - 1].ts > g) e--;
         while (b < e && tps[b].ts < g - 7 * DAY) b++;
-        shadow_learn(sh, tps + b, e - b, 0, g);
+        shadow_learn(sh, h, tps + b, e - b, 0, g);
     }
 }
 
 /* p(S) at the moment at for a purchase's touchpoints tps[0..n), S a mask over them. */
-static double shadow_p(const shadow *sh, const tl_journey_tp *tps, int n, int64_t at, uint64_t mask)
+static double shadow_p(const shadow *sh, const tl_model_user *h, const tl_journey_tp *tps, int n,
+                       int64_t at, uint64_t mask)
 {
     static rvec v;
-    ref_vec(tps, n, at, mask, &v);
-    return ref_sigmoid(tl_ftrl_dot_sparse(sh->f, v.idx, v.x, v.n));
+    ref_vec(h, tps, n, at, mask, &v);
+    return ref_sigmoid(shadow_offset(sh) + tl_ftrl_dot_sparse(sh->f, v.idx, v.x, v.n));
 }
 
 /* ---- synthetic training data ------------------------------------------------------------ */
@@ -361,9 +384,9 @@ static void gen_examples(example *ex, int count, uint64_t seed, int all_negative
 static void train(tl_model *m, shadow *sh, const example *ex, int count)
 {
     for (int i = 0; i < count; i++) {
-        tl_model_learn(m, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
+        tl_model_learn(m, NULL, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
         tl_model_path(m, ex[i].tp, ex[i].n, ex[i].label);   /* the Markov chain's (if on) */
-        if (sh) shadow_learn(sh, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
+        if (sh) shadow_learn(sh, NULL, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
     }
 }
 
@@ -416,14 +439,15 @@ typedef struct ref_credits {
     int shap_ok, rem_ok;
 } ref_credits;
 
-static void ref_compute(const shadow *sh, const tl_journey_tp *tps, int n, int64_t at, ref_credits *rc)
+static void ref_compute(const shadow *sh, const tl_model_user *h, const tl_journey_tp *tps, int n,
+                        int64_t at, ref_credits *rc)
 {
     double v[256];
     assert_true(n <= 8);
     uint64_t all = ((uint64_t)1 << n) - 1;
-    rc->p_empty = shadow_p(sh, tps, n, at, 0);
-    rc->p_all = shadow_p(sh, tps, n, at, all);
-    for (uint64_t S = 0; S <= all; S++) v[S] = shadow_p(sh, tps, n, at, S) - rc->p_empty;
+    rc->p_empty = shadow_p(sh, h, tps, n, at, 0);
+    rc->p_all = shadow_p(sh, h, tps, n, at, all);
+    for (uint64_t S = 0; S <= all; S++) v[S] = shadow_p(sh, h, tps, n, at, S) - rc->p_empty;
     ref_shapley_game(n, v, rc->shap_raw);
     for (int j = 0; j < n; j++) rc->rem_raw[j] = v[all] - v[all & ~((uint64_t)1 << j)];
     rc->shap_ok = ref_normalise(n, rc->shap_raw, rc->shap);
@@ -443,7 +467,7 @@ static void credit(tl_model *m, const tl_journey_tp *tps, int n, int64_t pts, tl
     r->ts = pts;
     r->n_touchpoints = n;
     r->explanation = "";
-    tl_model_credit(m, tps, n, r, a, &r->explanation);
+    tl_model_credit(m, NULL, tps, n, r, a, &r->explanation);
 }
 
 static void check_against_ref(const tl_attribution *r, const ref_credits *rc, int n)
@@ -479,7 +503,7 @@ static void probe(tl_model *m, const shadow *sh, const char *when)
     tl_arena_init(&a, 4096);
     tl_attribution r;
     credit(m, tps, 3, T + HOUR, &a, &r);
-    double pa = shadow_p(sh, tps, 3, T + HOUR, 7), pe = shadow_p(sh, tps, 3, T + HOUR, 0);
+    double pa = shadow_p(sh, NULL, tps, 3, T + HOUR, 7), pe = shadow_p(sh, NULL, tps, 3, T + HOUR, 0);
     if (!(fabs(r.p_conversion - pa) <= 1e-12) || !(fabs(r.p_baseline - pe) <= 1e-12))
         fail_msg("%s: model p = %.17g, p0 = %.17g; expected %.17g, %.17g from the examples "
                  "the model should have learned", when, r.p_conversion, r.p_baseline, pa, pe);
@@ -620,7 +644,7 @@ static void check_purchase(tl_model *m, const shadow *sh, const tl_journey_tp *t
     tl_arena a;
     tl_arena_init(&a, 4096);
     ref_credits rc;
-    ref_compute(sh, tps, n, tps[n - 1].ts + HOUR, &rc);
+    ref_compute(sh, NULL, tps, n, tps[n - 1].ts + HOUR, &rc);
     /* the test is meaningful only if the model finds these touchpoints useful and the
      * credits are not all equal */
     assert_true(rc.shap_ok && rc.rem_ok);
@@ -722,8 +746,9 @@ static void test_model_credits(void **state)
     }
     near(rep.baseline_logloss, ref_logloss(rate, sh.y, sh.c, sh.n), 1e-12, "baseline logloss", 0);
     near(rep.baseline_auc, ref_auc(rate, sh.y, sh.c, sh.n), 1e-12, "baseline auc", 0);
-    /* the model learned something: it beats the running rate */
-    assert_true(rep.auc > 0.65);
+    /* the model learned something: it beats the running rate (0.5 or below here) */
+    if (!(rep.auc > 0.6 && rep.baseline_auc < 0.55))
+        fail_msg("auc %.4f, the running rate's %.4f", rep.auc, rep.baseline_auc);
 
     tl_journey_tp t3[3], t5[5];
     purchase3(t3);
@@ -755,10 +780,10 @@ static void test_model_credits_12(void **state)
                     i % 4 == 0 ? -1 : 4000 * i * i, chans[i % 4], cats[i % 7],
                     i % 3 ? (float)(0.05 * i) : -1.0f, -1);
     static double v[1 << N];
-    double p0 = shadow_p(&sh, t, N, P2, 0), fact[N + 1];
+    double p0 = shadow_p(&sh, NULL, t, N, P2, 0), fact[N + 1];
     fact[0] = 1;
     for (int k = 1; k <= N; k++) fact[k] = fact[k - 1] * k;
-    for (uint64_t S = 0; S < (1u << N); S++) v[S] = shadow_p(&sh, t, N, P2, S) - p0;
+    for (uint64_t S = 0; S < (1u << N); S++) v[S] = shadow_p(&sh, NULL, t, N, P2, S) - p0;
     double phi[N], rem[N], want_s[N], want_r[N];
     for (int j = 0; j < N; j++) {
         phi[j] = 0;
@@ -825,7 +850,7 @@ typedef struct shadow_game {
 static void shadow_game_fn(void *arg, const uint64_t *masks, int count, double *v)
 {
     const shadow_game *g = arg;
-    for (int i = 0; i < count; i++) v[i] = shadow_p(g->sh, g->tps, g->n, g->at, masks[i]) - g->p0;
+    for (int i = 0; i < count; i++) v[i] = shadow_p(g->sh, NULL, g->tps, g->n, g->at, masks[i]) - g->p0;
 }
 
 /* More touchpoints and categories than model.shapley.exact.max: sampled Shapley. The
@@ -852,14 +877,14 @@ static void test_model_credits_sampled(void **state)
         t[i] = mktp(ids[i], (tl_event_type)(i % 6 == 5 ? TL_ADD_TO_CART : i % 5),
                     P2 - (N - i) * 7 * HOUR, i % 4 == 0 ? -1 : 3000 * i * i, chans[i % 4], cats[i],
                     i % 3 ? (float)(0.03 * i + 0.01) : -1.0f, -1);
-    shadow_game g = {&sh, t, N, P2, shadow_p(&sh, t, N, P2, 0)};
+    shadow_game g = {&sh, t, N, P2, shadow_p(&sh, NULL, t, N, P2, 0)};
     double raw[N], want_s[N], rem[N], want_r[N];
     assert_int_equal(tl_shapley_sampled(N, mc.shapley_samples, tl_hash64("purchase", 8),
                                         shadow_game_fn, &g, raw, NULL), TL_SHAPLEY_OK);
     if (!ref_normalise(N, raw, want_s)) fail_msg("the touchpoints do not raise p in this case");
     uint64_t all = ((uint64_t)1 << N) - 1;
     for (int j = 0; j < N; j++)
-        rem[j] = shadow_p(&sh, t, N, P2, all) - shadow_p(&sh, t, N, P2, all & ~((uint64_t)1 << j));
+        rem[j] = shadow_p(&sh, NULL, t, N, P2, all) - shadow_p(&sh, NULL, t, N, P2, all & ~((uint64_t)1 << j));
     assert_true(ref_normalise(N, rem, want_r));
 
     tl_arena a;
@@ -902,8 +927,8 @@ static void test_model_warmup(void **state)
         {0, 1, NULL, NULL},
     };
     for (int s = 0; s < 3; s++) {
-        for (int i = 0; i < steps[s].pos; i++) tl_model_learn(m, t, 2, 1, P2);
-        for (int i = 0; i < steps[s].neg; i++) tl_model_learn(m, t, 1, 0, P2);
+        for (int i = 0; i < steps[s].pos; i++) tl_model_learn(m, NULL, t, 2, 1, P2);
+        for (int i = 0; i < steps[s].neg; i++) tl_model_learn(m, NULL, t, 1, 0, P2);
         tl_attribution r;
         credit(m, t, 2, P2, &a, &r);
         if (!steps[s].status) {   /* ready: the model's own verdict */
@@ -944,7 +969,7 @@ static void test_model_fallback(void **state)
         mktp("f3", TL_ADD_TO_CART, P2 - HOUR, 80000, "web", "c3", -1, -1),
     };
     ref_credits rc;
-    ref_compute(&sh, t, 3, P2, &rc);
+    ref_compute(&sh, NULL, t, 3, P2, &rc);
     assert_true(rc.p_all < rc.p_empty);   /* the premise, from the shadow */
     assert_false(rc.shap_ok);
     assert_false(rc.rem_ok);
@@ -1082,7 +1107,8 @@ static void test_labels_through_stage(void **state)
     assert_int_equal(tl_attribution_advance(&as, s, T0 + HOUR + L, &a, &ms.sink), TL_OK);
     expect_report(m, 28, 28, 0, "at expiry");
     assert_int_equal(as.st.expired, 1);
-    shadow_controls(&sh, ab, 2, T0 + HOUR, T0 + HOUR + L);
+    const tl_model_user h1 = {0, T0, INT64_MIN};   /* u1's history: no purchase, first event a */
+    shadow_controls(&sh, &h1, ab, 2, T0 + HOUR, T0 + HOUR + L);
     assert_int_equal(sh.n, 28);
     probe(m, &sh, "after the control moments of {a, b}");
     expect_journey(s, "u1", "a b");
@@ -1118,8 +1144,8 @@ static void test_labels_through_stage(void **state)
     memcpy(abf, u1->tp, sizeof(abf));
     const int64_t P = T0 + 4 * HOUR;
     ref_credits rc;
-    ref_compute(&sh, abf, 3, P, &rc);
-    shadow_learn(&sh, abf, 3, 1, P);   /* now: the purchase frees these entries */
+    ref_compute(&sh, &h1, abf, 3, P, &rc);
+    shadow_learn(&sh, &h1, abf, 3, 1, P);   /* now: the purchase frees these entries */
     tl_event p1 = mkev("u1", "p1", TL_PURCHASE, P, "i9", "c1", "web");
     apply_s(&as, s, &a, &ms, &p1);
     assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
@@ -1152,7 +1178,8 @@ static void test_labels_through_stage(void **state)
     const int64_t T2 = 200 * DAY;
     tl_event ec = mkev("u2", "c", TL_FAVORITE, T2, "i3", "c3", NULL);
     apply_s(&as, s, &a, &ms, &ec);
-    shadow_learn(&sh, &tl_store_peek(s, "u2")->tp[0], 1, 1, T2 + HOUR);   /* before p2 frees it */
+    const tl_model_user h2 = {0, T2, INT64_MIN}, h2b = {1, T2, T2 + HOUR};   /* before and after p2 */
+    shadow_learn(&sh, &h2, &tl_store_peek(s, "u2")->tp[0], 1, 1, T2 + HOUR);   /* before p2 frees it */
     tl_event p2 = mkev("u2", "p2", TL_PURCHASE, T2 + HOUR, "i3", "c3", NULL);
     apply_s(&as, s, &a, &ms, &p2);
     expect_report(m, 30, 30, 2, "purchase p2");
@@ -1162,13 +1189,13 @@ static void test_labels_through_stage(void **state)
      * with an empty journey */
     tl_event eg = mkev("u2", "g", TL_CLICK, T2 + 13 * HOUR, "i3", "c3", NULL);
     apply_s(&as, s, &a, &ms, &eg);
-    shadow_controls(&sh, NULL, 0, T2 + HOUR, T2 + 13 * HOUR);
+    shadow_controls(&sh, &h2b, NULL, 0, T2 + HOUR, T2 + 13 * HOUR);
     expect_report(m, 32, 32, 2, "the next event of u2");
     probe(m, &sh, "after the control moments of u2");
     /* g's expiry: the 28 moments after it, with {g} */
     tl_journey_tp g1 = tl_store_peek(s, "u2")->tp[0];
     assert_int_equal(tl_attribution_advance(&as, s, T2 + 13 * HOUR + L, &a, &ms.sink), TL_OK);
-    shadow_controls(&sh, &g1, 1, T2 + 13 * HOUR, T2 + 13 * HOUR + L);
+    shadow_controls(&sh, &h2b, &g1, 1, T2 + 13 * HOUR, T2 + 13 * HOUR + L);
     expect_report(m, 60, 60, 2, "the expiry of g");
     probe(m, &sh, "after the expiry of g");
 
@@ -1186,12 +1213,13 @@ static void test_labels_through_stage(void **state)
     assert_int_equal(ms.count[MS_ATTRIBUTION], 3);
     assert_int_equal(ms_attribution(&ms, 2)->n_touchpoints, 1);
     expect_report(m, 61, 61, 3, "purchase p3");
-    shadow_learn(&sh, &de[0], 1, 1, T3 + HOUR);
+    const tl_model_user h3 = {0, T3, INT64_MIN}, h3b = {1, T3, T3 + HOUR};
+    shadow_learn(&sh, &h3, &de[0], 1, 1, T3 + HOUR);
     probe(m, &sh, "after the purchase p3");
     expect_journey(s, "u3", "d e");
     assert_int_equal(tl_attribution_advance(&as_keep, s, T3 + 2 * HOUR + L, &a, &ms.sink), TL_OK);
     expect_report(m, 89, 89, 3, "expiry of u3");
-    shadow_controls(&sh, de, 2, T3 + 2 * HOUR, T3 + 2 * HOUR + L);
+    shadow_controls(&sh, &h3b, de, 2, T3 + 2 * HOUR, T3 + 2 * HOUR + L);
     probe(m, &sh, "after the control moments of u3");
     expect_journey(s, "u3", "d e");
     assert_int_equal(tl_attribution_advance(&as_keep, s, T3 + 30 * DAY, &a, &ms.sink), TL_OK);
@@ -1211,7 +1239,7 @@ static void user_init(tl_user *u, const char *id)
 {
     memset(u, 0, sizeof(*u));
     u->user_id = tl_xstrdup(id);
-    u->labelled = u->sampled = INT64_MIN;
+    u->labelled = u->sampled = u->first_ts = u->last_purchase = INT64_MIN;
 }
 
 static void user_fini(tl_user *u)
@@ -1289,7 +1317,7 @@ static void test_no_leakage(void **state)
         assert_int_equal(q.model_version, N_TRAIN + 1);
     }
     /* the check can fail: a model that learned a different example scores differently */
-    tl_model_learn(m[2], probe_tps, 1, 1, T);
+    tl_model_learn(m[2], NULL, probe_tps, 1, 1, T);
     credit(m[2], probe_tps, 2, T + 2 * HOUR, &a, &q);
     assert_false(q.p_conversion == q0.p_conversion);
     tl_arena_destroy(&a);
@@ -1414,8 +1442,8 @@ static void test_checkpoint(void **state)
     /* both continue identically */
     for (int i = 0; i < 20; i++) {
         const example *e = &train_set[(i * 37) % N_TRAIN];
-        tl_model_learn(m1, e->tp, e->n, !e->label, e->tp[e->n - 1].ts);
-        tl_model_learn(m2, e->tp, e->n, !e->label, e->tp[e->n - 1].ts);
+        tl_model_learn(m1, NULL, e->tp, e->n, !e->label, e->tp[e->n - 1].ts);
+        tl_model_learn(m2, NULL, e->tp, e->n, !e->label, e->tp[e->n - 1].ts);
     }
     tl_model_report_get(m1, &rep1);
     tl_model_report_get(m2, &rep2);

@@ -50,7 +50,7 @@ static int setup(void **state)
     tl_arena_init(&jarena, 4096);
     memset(&user, 0, sizeof(user));
     user.user_id = tl_xstrdup("u1");
-    user.labelled = user.sampled = INT64_MIN;
+    user.labelled = user.sampled = user.first_ts = user.last_purchase = INT64_MIN;
     memset(&fc, 0, sizeof(fc));
     fc.half_life_ms = 2.0 * HOUR;
     fc.alpha = 0.5;
@@ -410,7 +410,8 @@ static void test_version2_record(void **state)
     render("u1", T0 + 2 * HOUR, 0);
     tl_buf v3 = {0};
     tl_buf_append(&v3, out.data, out.len);
-    /* version 4 has sampled after labelled, version 3 not; version 3 ends with the (empty)
+    /* version 4 has sampled, first_ts, purchases and last_purchase after labelled, version 3
+     * not; version 3 ends with the (empty)
      * attribution count, version 2 has none */
     tl_buf_clear(&rec);
     tl_user_encode(&user, &rec);
@@ -420,7 +421,8 @@ static void test_version2_record(void **state)
     for (int field = 0; field < 2; field++)   /* timer, labelled */
         while ((unsigned char)rec.data[off++] & 0x80) {}
     size_t end = off;
-    while ((unsigned char)rec.data[end++] & 0x80) {}   /* sampled */
+    for (int field = 0; field < 4; field++)   /* sampled, first_ts, purchases, last_purchase */
+        while ((unsigned char)rec.data[end++] & 0x80) {}
     memmove(rec.data + off, rec.data + end, rec.len - end);
     rec.len -= end - off;
     rec.data[0] = 3;

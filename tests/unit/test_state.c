@@ -200,13 +200,16 @@ static void test_encoding_bytes(void **state)
     tl_user u;
     user_init(&u, "u");
     tl_buf b = {0};
-    /* version | no timer | labelled, sampled (as the caller set them) | no entries | no
+    /* version | no timer | labelled, sampled, first_ts (as the caller set them) | no
+     * purchases | no entries | no
      * touchpoints | no attributions */
     u.labelled = 0;
     u.sampled = 0;
+    u.first_ts = 0;
+    u.last_purchase = 0;
     tl_user_encode(&u, &b);
-    assert_int_equal(b.len, 7);
-    assert_memory_equal(b.data, "\x04\x00\x00\x00\x00\x00\x00", 7);
+    assert_int_equal(b.len, 10);
+    assert_memory_equal(b.data, "\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
 
     /* entry: dim 1 | "ab" | f 1.0 | h 2.0 | t -1 (zig-zag 1); tp: "e" | "i" | NULL |
      * "w" | type 2 | ts 64 (zig-zag 128 = 0x80 0x01) | share -1.0f | propensity -1.0f |
@@ -219,6 +222,9 @@ static void test_encoding_bytes(void **state)
     want[n++] = 0;                       /* timer */
     want[n++] = 0;                       /* labelled */
     want[n++] = 0;                       /* sampled */
+    want[n++] = 0;                       /* first_ts */
+    want[n++] = 0;                       /* purchases */
+    want[n++] = 0;                       /* last_purchase */
     want[n++] = 1;                       /* n_ent */
     want[n++] = 1;                       /* dim */
     want[n++] = 2;
@@ -280,15 +286,19 @@ static void test_encoding_bytes(void **state)
     assert_null(d.attr[0].category_id);
     user_fini(&d);
 
-    /* a version 3 record: the same without sampled (byte 3), decoded as none yet */
+    /* a version 3 record: the same without sampled, first_ts, purchases and last_purchase
+     * (bytes 3-6),
+     * decoded as none yet */
     unsigned char old[128];
     memcpy(old, want, 3);
-    memcpy(old + 3, want + 4, n - 4);
-    size_t n3 = n - 1, n2 = n_v2 - 1;
+    memcpy(old + 3, want + 7, n - 7);
+    size_t n3 = n - 4, n2 = n_v2 - 4;
     old[0] = 3;
     user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n3), 0);
-    assert_true(d.sampled == INT64_MIN);
+    assert_true(d.sampled == INT64_MIN && d.first_ts == INT64_MIN);
+    assert_int_equal(d.purchases, 0);
+    assert_true(d.last_purchase == INT64_MIN);
     assert_int_equal(d.n_attr, 1);
     user_fini(&d);
 
@@ -311,7 +321,8 @@ static void test_encoding_bytes(void **state)
     user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n2), -1);
     user_fini(&d);
-    /* re-encoding a version 2 record writes version 4: sampled none yet, no attributions */
+    /* re-encoding a version 2 record writes version 4: sampled and first_ts none yet
+     * (INT64_MIN: 10-byte varints), no purchases, none last, no attributions */
     old[0] = 2;
     user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n2), 0);
@@ -319,8 +330,9 @@ static void test_encoding_bytes(void **state)
     tl_user_encode(&d, &b);
     assert_int_equal(b.data[0], 4);
     assert_memory_equal(b.data + 1, old + 1, 2);
-    assert_int_equal(b.len, 3 + 10 + (n2 - 3) + 1);   /* INT64_MIN: a 10-byte varint */
-    assert_memory_equal(b.data + 13, old + 3, n2 - 3);
+    assert_int_equal(b.len, 3 + 10 + 10 + 1 + 10 + (n2 - 3) + 1);
+    assert_int_equal(b.data[23], 0);
+    assert_memory_equal(b.data + 34, old + 3, n2 - 3);
     assert_int_equal(b.data[b.len - 1], 0);
     user_fini(&d);
     user_fini(&u);
@@ -1033,7 +1045,7 @@ static void test_encoded_bound(void **state)
     tl_user u;
     user_init(&u, "u");
     u.timer = u.timer_saved = INT64_MIN;
-    u.labelled = u.sampled = INT64_MIN;
+    u.labelled = u.sampled = u.first_ts = u.last_purchase = INT64_MIN;
     for (int i = 0; i < ENT; i++) {
         memset(s, 'a' + i % 26, S);
         s[S] = '\0';
