@@ -7,8 +7,8 @@ same examples, in the same order, each scored before it is learned (progressive 
 Default, every input in time order (as a stream delivers it): the Taobao journeys and the
 Taobao slice of ../shared/data, a generated stream of 1M events, and ground-truth data
 (`tally gen --truth`). For each: `tally replay --export-examples` writes the examples tally
-learned from (label, weight, tally's score before learning, the running rate, the
-features); River's LogisticRegression with FTRL-Proximal (same alpha, beta, l1, l2), with
+learned from (purchases and control moments: label, weight, tally's score before learning,
+the running rate, the sparse features); River's LogisticRegression with FTRL-Proximal (same alpha, beta, l1, l2), with
 plain SGD, and River's adaptive random forest learn from the same rows in the same order.
 Prints log-loss and AUC over all examples (progressive: each scored before it is learned),
 and examples per second. (In file order the journeys file is grouped by user, which makes
@@ -69,14 +69,24 @@ def export(inp, fmt, tmp, xs):
 
 
 def read_examples(path):
+    """Rows (label, weight, tally's p, running rate, features as a dict) and the number of
+    distinct features. tally's features are sparse coordinates ("index:value ..."); its
+    logit also has an offset, the log-odds of a purchase among the examples before (one of
+    each added), which River's learners get as one more feature, "offset"."""
+    feats = set()
+    rows = []
+    pos = n = 0
     with open(path) as f:
         r = csv.reader(f)
-        header = next(r)
-        feats = header[5:]
-        rows = []
+        next(r)
         for row in r:
-            rows.append((int(row[1]), float(row[2]), float(row[3]), float(row[4]),
-                         [float(v) for v in row[5:]]))
+            x = {"f" + k: float(v) for k, v in (kv.split(":") for kv in row[5].split())}
+            x["offset"] = math.log((pos + 1) / (n - pos + 1))
+            feats.update(x)
+            y = int(row[1])
+            rows.append((y, float(row[2]), float(row[3]), float(row[4]), x))
+            pos += y
+            n += 1
     return feats, rows
 
 
@@ -84,8 +94,7 @@ def river_run(make, feats, rows):
     model = make()
     ps = []
     t0 = time.monotonic()
-    for y, w, _, _, x in rows:
-        xd = dict(zip(feats, x))
+    for y, w, _, _, xd in rows:
         ps.append(model.predict_proba_one(xd).get(True, 0.0))
         model.learn_one(xd, bool(y), w=w) if "w" in model.learn_one.__code__.co_varnames else model.learn_one(xd, bool(y))
     return ps, time.monotonic() - t0
@@ -143,18 +152,16 @@ def main():
         evaluate(a.input, a.input, a.format)
         return
     if os.path.exists(DATA):
-        # In time order, as a stream would deliver it. Its 9 days hold few journeys that
-        # stay idle for the default 7-day lookback, so the lookback is 1 day here.
+        # In time order, as a stream would deliver it.
         with tempfile.TemporaryDirectory() as tmp:
             rows = list(csv.reader(open(DATA)))
             rows.sort(key=lambda r: int(r[4]))   # stable: equal times keep file order
             sorted_path = os.path.join(tmp, "sorted.csv")
             with open(sorted_path, "w", newline="") as f:
                 csv.writer(f).writerows(rows)
-            evaluate("Taobao journeys, time order", sorted_path, "taobao",
-                     ("attribution.lookback.ms=86400000",))
+            evaluate("Taobao journeys, time order", sorted_path, "taobao")
         slice_path = os.path.join(os.path.dirname(DATA), "user_behavior_slice.csv")
-        if os.path.exists(slice_path):   # 2.2 hours, sorted by time: no journey can expire
+        if os.path.exists(slice_path):   # 2.2 hours: few users cross a 6-hour grid point
             evaluate("Taobao slice (2.2 h), time order", slice_path, "taobao")
     else:
         print("SKIP: ../shared/data/taobao not found", file=sys.stderr)

@@ -418,8 +418,21 @@ int tl_cmd_nothing_valid(const char *input, uint64_t rows, uint64_t bad)
 void tl_cmd_warn_no_negatives(const tl_model_report *r)
 {
     if (r->examples && r->examples == r->positives)
-        fprintf(stderr, "warning: the model learned from no journey without a purchase (a "
-                        "journey is one only attribution.lookback.ms after its last touchpoint): "
+        fprintf(stderr, "warning: the model learned from no control moment (one for every "
+                        "model.control.interval.ms a user lives through without a purchase): "
                         "the data may span less than that; model credits are linear "
                         "(model_status no_negatives)\n");
+}
+
+void tl_cmd_print_channel_weights(FILE *f, const tl_model *m)
+{
+    tl_model_weights w[10];
+    int n = tl_model_channel_weights(m, w, 10);
+    if (!n) return;
+    fprintf(f, "        model weights by channel (log-odds a touch adds when fresh, 1 day and 4 "
+               "days old; the strongest %d):\n", n);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "          %s on %s: %+.3f, %+.3f, %+.3f\n",
+                tl_event_type_name((tl_event_type)w[i].type), w[i].channel, w[i].w[0], w[i].w[3],
+                w[i].w[5]);
 }

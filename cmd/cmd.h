@@ -75,6 +75,9 @@ int tl_cmd_nothing_valid(const char *input, uint64_t rows, uint64_t bad);
 /* The warning, at the end of a run or replay, that the model learned no negative example
  * (so its credits were linear), when that is so. */
 void tl_cmd_warn_no_negatives(const tl_model_report *r);
+/* The model's weights by channel (tl_model_channel_weights), the strongest ten, as part of
+ * a summary. */
+void tl_cmd_print_channel_weights(FILE *f, const tl_model *m);
 
 /* 1 when the cluster's topic list has topic, 0 when not, -1 when the broker does not
  * answer. Asks for every topic: a metadata request for one topic may create it. */

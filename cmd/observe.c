@@ -159,6 +159,17 @@ static void tick_model(tl_observe *o)
                                         "Control moments not learned: past model.controls.max "
                                         "in one gap between a user's events.", NULL),
                         r.controls_skipped);
+    /* The model's weight of a fresh touch per (type, channel) it has seen: at most 64
+     * series, never removed (the pairs stay). */
+    tl_model_weights w[64];
+    int nw = tl_model_channel_weights(o->p->model, w, 64);
+    for (int i = 0; i < nw; i++)
+        tl_prom_set(tl_prom_gauge("tally_model_channel_weight",
+                                  "Log-odds of a purchase a fresh touch of this type on this "
+                                  "channel adds, as the model has learned it.",
+                                  "event_type", tl_event_type_name((tl_event_type)w[i].type),
+                                  "channel", w[i].channel, NULL),
+                    w[i].w[0]);
     /* Markov credit shares: the top OBS_TOP_CREDITS (bounded label cardinality). */
     const char *names[4096];
     double cr[4096];

@@ -174,10 +174,11 @@ int tl_cmd_replay(int argc, char **argv)
                 "rate's %.4f and %.4f\n"
                 "        model credits: %" PRIu64 " attributions (%" PRIu64 " warming up, %" PRIu64
                 " before any negative example, %" PRIu64 " fell back to linear, %" PRIu64
-                " grouped by category, %" PRIu64 " sampled)\n",
+                " sampled)\n",
                 mr.examples, mr.positives, mr.version, mr.logloss, mr.auc, p.mcfg.metrics_window,
                 mr.baseline_logloss, mr.baseline_auc, mr.credited, mr.warming_up, mr.no_negatives,
-                mr.fallbacks, mr.grouped, mr.sampled);
+                mr.fallbacks, mr.sampled);
+        tl_cmd_print_channel_weights(stderr, p.model);
         tl_cmd_warn_no_negatives(&mr);
     }
     if (p.model && p.mcfg.markov_enabled) {

@@ -111,6 +111,9 @@ struct tl_model {
     double *z;                   /* their logits */
     FILE *export;
     tl_model_report rep;
+    /* (type, channel) pairs seen in purchases' journeys, for tl_model_channel_weights */
+    struct { int type; char *channel; } seen[64];
+    int n_seen;
     /* Markov */
     tl_markov *markov;
     int markov_dim;              /* resolved: TL_DIM_CHANNEL or TL_DIM_CATEGORY, -1 unknown */
@@ -323,6 +326,7 @@ void tl_model_destroy(tl_model *m)
     tl_metrics_destroy(m->metrics);
     tl_markov_destroy(m->markov);
     for (int i = 0; i < m->n_prev; i++) free(m->prev[i].name);
+    for (int i = 0; i < m->n_seen; i++) free(m->seen[i].channel);
     free(m->prev);
     free(m->pos);
     free(m->M);
@@ -588,6 +592,36 @@ static double ipw_weight(const tl_model *m, const tl_journey_tp *tps, int n)
     return w > m->cfg.ipw_clip ? m->cfg.ipw_clip : w;
 }
 
+/* Notes a purchase's touchpoint's (type, channel), while there is room. */
+static void see(tl_model *m, const tl_journey_tp *t)
+{
+    if (!t->channel) return;
+    for (int i = 0; i < m->n_seen; i++)
+        if (m->seen[i].type == t->type && !strcmp(m->seen[i].channel, t->channel)) return;
+    if (m->n_seen == (int)(sizeof(m->seen) / sizeof(m->seen[0]))) return;
+    m->seen[m->n_seen].type = t->type;
+    m->seen[m->n_seen++].channel = tl_xstrdup(t->channel);
+}
+
+int tl_model_channel_weights(const tl_model *m, tl_model_weights *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < m->n_seen && n < max; i++) {
+        tl_model_weights *o = &out[n++];
+        o->type = m->seen[i].type;
+        o->channel = m->seen[i].channel;
+        uint64_t key = tl_jf_key('c', o->type, o->channel);
+        for (int a = 0; a < TL_JF_ANCHORS; a++) o->w[a] = tl_ftrl_weight(m->ftrl, tl_jf_index(key, a));
+    }
+    for (int i = 1; i < n; i++)   /* insertion sort, largest fresh weight first */
+        for (int j = i; j > 0 && out[j].w[0] > out[j - 1].w[0]; j--) {
+            tl_model_weights t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
 void tl_model_count_skipped(tl_model *m, uint64_t n) { m->rep.controls_skipped += n; }
 
 const tl_model_cfg *tl_model_cfg_of(const tl_model *m) { return &m->cfg; }
@@ -623,8 +657,12 @@ void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp 
     /* p: scored before the update */
     double p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, offset(m), label, weight);
     tl_metrics_add(m->metrics, p, label, weight);
-    if (label) m->rep.cases++;
-    else m->rep.controls++;
+    if (label) {
+        m->rep.cases++;
+        for (int i = 0; i < k; i++) see(m, &t[i]);
+    } else {
+        m->rep.controls++;
+    }
     if (m->export) {
         fprintf(m->export, "%" PRId64 ",%d,%.17g,%.17g,%.17g,", ts, label, weight, p, p_rate);
         for (int i = 0; i < nnz; i++)

@@ -11,8 +11,7 @@
  * (progressive validation, metrics.h).
  *
  * Credits of a purchase: Shapley values of v(S) = p(S) - p(empty) over its touchpoints
- * (exact up to model.shapley.exact.max players; beyond, touchpoints grouped by category
- * when that gives few enough groups, else permutation sampling) and removal
+ * (exact up to model.shapley.exact.max touchpoints; beyond, permutation sampling) and removal
  * p(N) - p(N \ {j}); each made into shares in [0, 1] that sum to 1 (tl_credits_normalise),
  * or linear when the model gives no positive total (the record's model_status says which).
  * p(N) / p(empty) is how many times more likely the purchase was with its touchpoints, and
@@ -30,6 +29,7 @@
 #include "core/config.h"
 #include "core/sink.h"
 #include "core/state.h"
+#include "journey_features.h"
 
 typedef struct tl_model_cfg {
     int enabled;
@@ -63,7 +63,7 @@ typedef struct tl_model_user {
 typedef struct tl_model_report {
     uint64_t examples, positives, version;
     double logloss, auc, baseline_logloss, baseline_auc;   /* over the metrics window */
-    uint64_t credited, fallbacks, grouped, sampled;
+    uint64_t credited, fallbacks, sampled;
     uint64_t warming_up, no_negatives;   /* attributions without model credits, and why */
     uint64_t markov_windows, credit_deltas;
     uint64_t cases, controls;            /* examples learned: purchases, control moments */
@@ -89,6 +89,19 @@ void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp 
 
 /* A closed journey for the Markov chain: it ended in a purchase or it expired. */
 void tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted);
+
+/* What the model says a touch of one type on one channel adds to the log-odds of a
+ * purchase, at each age anchor (journey_features.h): the learned fading curve. */
+typedef struct tl_model_weights {
+    int type;               /* tl_event_type */
+    const char *channel;    /* borrowed from the model */
+    double w[TL_JF_ANCHORS];
+} tl_model_weights;
+
+/* The weights of the (type, channel) pairs the model has seen in purchases' journeys since
+ * it started (at most 64; not checkpointed: found again as they recur), largest fresh
+ * weight first, into out[0..max). Returns the count. */
+int tl_model_channel_weights(const tl_model *m, tl_model_weights *out, int max);
 
 /* Counts control moments the stage skipped (model.controls.max). */
 void tl_model_count_skipped(tl_model *m, uint64_t n);

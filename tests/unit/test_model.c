@@ -750,6 +750,31 @@ static void test_model_credits(void **state)
     if (!(rep.auc > 0.6 && rep.baseline_auc < 0.55))
         fail_msg("auc %.4f, the running rate's %.4f", rep.auc, rep.baseline_auc);
 
+    /* the weights by channel: every (type, channel) of the purchases' journeys, each
+     * anchor's weight the shadow's at the documented coordinate, largest fresh first */
+    tl_model_weights w[64];
+    int nw = tl_model_channel_weights(m, w, 64);
+    int want_pairs = 0;
+    unsigned seen[6] = {0};   /* per type, a bit per channel */
+    static const char *const chans[] = {"web", "app", "email"};
+    for (int i = 0; i < N_TRAIN; i++)
+        for (int k = 0; train_set[i].label && k < train_set[i].n; k++)
+            for (int c = 0; c < 3; c++)
+                if (train_set[i].tp[k].channel && !strcmp(train_set[i].tp[k].channel, chans[c]) &&
+                    !(seen[train_set[i].tp[k].type] >> c & 1)) {
+                    seen[train_set[i].tp[k].type] |= 1u << c;
+                    want_pairs++;
+                }
+    assert_int_equal(nw, want_pairs);
+    assert_true(nw > 5);
+    for (int i = 0; i < nw; i++) {
+        assert_true(i == 0 || w[i].w[0] <= w[i - 1].w[0]);
+        for (int a = 0; a < TL_JF_ANCHORS; a++)
+            near(w[i].w[a], tl_ftrl_weight(sh.f, ref_index(ref_key('c', w[i].type, w[i].channel), a)),
+                 0, "channel weight", a);
+    }
+    assert_int_equal(tl_model_channel_weights(m, w, 2), 2);
+
     tl_journey_tp t3[3], t5[5];
     purchase3(t3);
     purchase5(t5);
