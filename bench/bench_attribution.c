@@ -1,11 +1,12 @@
 /*
  * bench_attribution.c -- the model's costs, one thread, no broker:
- *   - model updates per second (tl_model_learn: pooling + FTRL step + metrics), and
+ *   - model updates per second (tl_model_learn: the example's sparse vector, the FTRL
+ *     step, metrics), and
  *   - attribution latency per purchase: the whole model-based credit of one purchase
- *     (tl_model_credit: Shapley over the coalitions, removal, normalising, the
- *     sentence), median and p99, for purchases with 50 touchpoints in 12 categories
- *     (exact 12-player Shapley over the categories) and with 12 touchpoints (exact
- *     12-player Shapley over the touchpoints).
+ *     (tl_model_credit: the touchpoints' contributions, Shapley over the coalitions,
+ *     removal, normalising, the sentence), median and p99, for purchases with 50
+ *     touchpoints (sampled Shapley, model.shapley.samples permutations) and with 12
+ *     (exact 12-player Shapley).
  *
  *   bench_attribution [--purchases N] [--updates N]
  * Prints key=value lines (run it three times; docs/benchmarks.md quotes the medians).

@@ -408,18 +408,34 @@ typedef struct game {
     double bias, p_empty;
 } game;
 
-/* v(S) = p(S) - p(empty) for a batch of coalitions: sigmoid(bias + M phi), M the batch's
- * 0/1 membership rows. */
+/* v(S) = p(S) - p(empty) for a batch of coalitions. The sampled estimator passes runs of
+ * coalitions, each adding one player to the one before: such a coalition's sum is the one
+ * before plus that player's phi. The first of each run is a row of a 0/1 membership
+ * matrix, and their sums are one cblas_dgemv (M phi) per batch. */
 static void game_fn(void *arg, const uint64_t *masks, int count, double *v)
 {
     game *g = arg;
     tl_model *m = g->m;
     for (int done = 0; done < count; done += TL_SHAPLEY_BATCH) {
         int k = count - done < TL_SHAPLEY_BATCH ? count - done : TL_SHAPLEY_BATCH;
-        for (int i = 0; i < k; i++)
-            for (int j = 0; j < g->n; j++) m->M[(size_t)i * g->n + j] = (double)(masks[done + i] >> j & 1);
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, k, g->n, 1.0, m->M, g->n, g->phi, 1, 0.0, m->z, 1);
-        for (int i = 0; i < k; i++) v[done + i] = tl_sigmoid(g->bias + m->z[i]) - g->p_empty;
+        int rows = 0;
+        for (int i = 0; i < k; i++) {   /* the run starts, as rows */
+            uint64_t mask = masks[done + i], prev = i ? masks[done + i - 1] : 0, added = mask & ~prev;
+            if (i > 0 && !(prev & ~mask) && added && !(added & (added - 1))) continue;
+            for (int j = 0; j < g->n; j++) m->M[(size_t)rows * g->n + j] = (double)(mask >> j & 1);
+            rows++;
+        }
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, rows, g->n, 1.0, m->M, g->n, g->phi, 1, 0.0, m->z, 1);
+        double s = 0;
+        int row = 0;
+        for (int i = 0; i < k; i++) {
+            uint64_t mask = masks[done + i], prev = i ? masks[done + i - 1] : 0, added = mask & ~prev;
+            if (i > 0 && !(prev & ~mask) && added && !(added & (added - 1)))
+                s += g->phi[__builtin_ctzll(added)];
+            else
+                s = m->z[row++];
+            v[done + i] = tl_sigmoid(g->bias + s) - g->p_empty;
+        }
     }
 }
 
