@@ -169,7 +169,7 @@ static const tl_config_def model_table[] = {
      "Learn the conversion model online and add model-based credits (shapley, removal) "
      "and p_conversion/p_baseline to every attribution."},
     {"model.ftrl.alpha", TL_CT_DOUBLE, "0.2", 1e-9, 1e6,
-     "FTRL-Proximal learning rate alpha (0.2: best of 0.05, 0.2, 0.5 in bench/model_quality.py)."},
+     "FTRL-Proximal learning rate alpha."},
     {"model.ftrl.beta", TL_CT_DOUBLE, "1", 0, 1e6, "FTRL-Proximal beta (smooths early rates)."},
     {"model.ftrl.l1", TL_CT_DOUBLE, "0", 0, 1e6, "FTRL-Proximal L1 regularisation."},
     {"model.ftrl.l2", TL_CT_DOUBLE, "0.1", 0, 1e6, "FTRL-Proximal L2 regularisation."},
