@@ -23,6 +23,10 @@ uint64_t tl_hash64(const void *data, size_t len);   /* FNV-1a 64 */
 /* Little-endian fixed-width fields, for the binary checkpoints (model, metrics). The
  * put functions return the position after what they wrote. */
 #include <string.h>
+/* The largest multiple of d (> 0) at or before t, also for negative t (floor, not
+ * truncation toward 0). */
+static inline int64_t tl_floor_to(int64_t t, int64_t d) { return t - ((t % d) + d) % d; }
+
 static inline char *tl_le_put_u32(char *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) *p++ = (char)(v >> (8 * i));

@@ -136,6 +136,18 @@ static void rearm(const tl_attr_stage *as, tl_store *s, tl_user *u)
     if (at != u->timer) tl_store_set_timer(s, u, at);
 }
 
+/* The run of journey entries a moment t credits, [*begin, end): t - L <= ts <= t, the last
+ * attribution.max.touchpoints of them. Returns end. */
+static int journey_at(const tl_attr_cfg *ac, const tl_user *u, int64_t t, int *begin)
+{
+    int end = u->n_tp;
+    while (end > 0 && u->tp[end - 1].ts > t) end--;
+    int b = end;
+    while (b > 0 && u->tp[b - 1].ts >= t - ac->lookback_ms) b--;
+    *begin = end - b > ac->max_touchpoints ? end - ac->max_touchpoints : b;
+    return end;
+}
+
 static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev, int first,
                        tl_arena *a, const tl_sink *out)
 {
@@ -146,12 +158,7 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
     const tl_model_user hist = {u->purchases, u->first_ts, u->last_purchase};
     if (u->purchases < UINT32_MAX) u->purchases++;
     if (u->last_purchase == INT64_MIN || ev->ts > u->last_purchase) u->last_purchase = ev->ts;
-    /* The run of journey entries with P.ts - L <= ts <= P.ts. */
-    int end = u->n_tp;
-    while (end > 0 && u->tp[end - 1].ts > ev->ts) end--;
-    int begin = end;
-    while (begin > 0 && u->tp[begin - 1].ts >= ev->ts - ac->lookback_ms) begin--;
-    if (end - begin > ac->max_touchpoints) begin = end - ac->max_touchpoints;
+    int begin, end = journey_at(ac, u, ev->ts, &begin);
     int n = end - begin;
     if (n == 0) {
         st->no_touchpoints++;
@@ -231,15 +238,13 @@ static void controls(tl_attr_stage *as, tl_user *u, int64_t until)
 {
     const tl_model_cfg *mc = tl_model_cfg_of(as->model);
     if (!mc->enabled) return;
-    if (u->sampled == INT64_MIN || until <= u->sampled) {
-        if (u->sampled == INT64_MIN || until > u->sampled) u->sampled = until;
+    if (u->sampled == INT64_MIN) {   /* the user's first event */
+        u->sampled = until;
         return;
     }
+    if (until <= u->sampled) return;
     const int64_t d = mc->control_interval_ms;
-    /* the first grid point after sampled: floor division, also for negative times */
-    int64_t g = u->sampled / d * d;
-    if (g > u->sampled || (g == u->sampled && u->sampled % d != 0)) g -= d;
-    g += d;
+    int64_t g = tl_floor_to(u->sampled, d) + d;   /* the first grid point after sampled */
     uint64_t skipped = 0;
     int learned = 0;
     const tl_model_user hist = {u->purchases, u->first_ts, u->last_purchase};
@@ -248,11 +253,7 @@ static void controls(tl_attr_stage *as, tl_user *u, int64_t until)
             skipped += (uint64_t)((until - 1 - g) / d) + 1;
             break;
         }
-        int end = u->n_tp;
-        while (end > 0 && u->tp[end - 1].ts > g) end--;
-        int begin = end;
-        while (begin > 0 && u->tp[begin - 1].ts >= g - as->cfg->lookback_ms) begin--;
-        if (end - begin > as->cfg->max_touchpoints) begin = end - as->cfg->max_touchpoints;
+        int begin, end = journey_at(as->cfg, u, g, &begin);
         tl_model_learn(as->model, &hist, &u->tp[begin], end - begin, 0, g);
         learned++;
     }

@@ -30,7 +30,7 @@ uint64_t tl_jf_key(char kind, int type, const char *name)
     buf[n++] = (char)('0' + type);
     if (name) {
         size_t l = strlen(name);
-        if (l > sizeof(buf) - n) {   /* long names: hash the name, then the prefix */
+        if (l > sizeof(buf) - n) {   /* a name too long for buf: its own hash stands in */
             uint64_t hn = tl_hash64(name, l);
             memcpy(buf + n, &hn, 8);
             n += 8;

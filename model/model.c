@@ -673,12 +673,8 @@ void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp 
     /* p: scored before the update */
     double p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, offset(m), label, weight);
     tl_metrics_add(m->metrics, p, label, weight);
-    if (label) {
-        m->rep.cases++;
+    if (label)
         for (int i = 0; i < k; i++) see(m, &t[i]);
-    } else {
-        m->rep.controls++;
-    }
     if (m->export) {
         fprintf(m->export, "%" PRId64 ",%d,%.17g,%.17g,%.17g,", ts, label, weight, p, p_rate);
         for (int i = 0; i < nnz; i++)
@@ -711,7 +707,7 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
      * neither opens nor closes a window, so every window start stays within what a
      * checkpoint is checked against, and start + len cannot overflow. */
     if (now < -TL_MODEL_MAX_TIME || now > TL_MODEL_MAX_TIME) return TL_OK;
-    const int64_t start = now - ((now % len) + len) % len;   /* of the window now is in */
+    const int64_t start = tl_floor_to(now, len);   /* of the window now is in */
     if (start < -TL_MODEL_MAX_TIME) return TL_OK;
     if (m->window_start == 0) {
         m->window_start = start;

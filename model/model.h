@@ -66,7 +66,6 @@ typedef struct tl_model_report {
     uint64_t credited, fallbacks, sampled;
     uint64_t warming_up, no_negatives;   /* attributions without model credits, and why */
     uint64_t markov_windows, credit_deltas;
-    uint64_t cases, controls;            /* examples learned: purchases, control moments */
     uint64_t controls_skipped;           /* past model.controls.max in one gap */
 } tl_model_report;
 
