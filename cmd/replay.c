@@ -60,6 +60,28 @@ static void progress_tick(void *arg)
     tl_progress_update(&rp->p, tl_runtime_stats_get(rp->rt)->events, bytes, size);
 }
 
+/* Before a replay with the model on: a file whose events all lie between two points of
+ * the control grid can give the model no control moment (one is a grid point a user lives
+ * through, with events on both sides), so every model credit would be linear. Said before
+ * the work starts, from one quiet pass over the file; stdin is not read twice. */
+static void warn_short_span(const char *input, tl_file_format fmt, const tl_config *c,
+                            int64_t interval_ms)
+{
+    int64_t lo, hi;
+    uint64_t n;
+    if (!strcmp(input, "-") ||
+        tl_file_source_span(input, fmt, (size_t)tl_config_int(c, "ingest.max.string.bytes"), &lo,
+                            &hi, &n) != 0 ||
+        n == 0 || tl_floor_to(lo, interval_ms) + interval_ms < hi)
+        return;
+    fprintf(stderr,
+            "warning: %s spans %.1f h of event time, and no multiple of "
+            "model.control.interval.ms (%.1f h) lies inside it: the model can learn from no "
+            "control moment, so every model credit will be linear (model_status no_negatives); "
+            "a smaller model.control.interval.ms gives it some\n",
+            input, (double)(hi - lo) / 3.6e6, (double)interval_ms / 3.6e6);
+}
+
 int tl_cmd_replay(int argc, char **argv)
 {
     struct {
@@ -137,6 +159,8 @@ int tl_cmd_replay(int argc, char **argv)
         }
         tl_model_export_examples(p.model, examples);
     }
+    if (p.model && p.mcfg.enabled)
+        warn_short_span(a.input, (tl_file_format)fmt, c, p.mcfg.control_interval_ms);
     replay_progress prog = {.src = src};
     tl_progress_init(&prog.p, "replay", "events", a.quiet);
     o.tick = progress_tick;

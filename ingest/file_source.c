@@ -69,6 +69,7 @@ typedef struct tl_file_src {
     tl_file_format fmt;
     int strict;
     size_t max_string;   /* tl_event_validate's string bound */
+    int quiet;           /* bad rows are counted, not logged */
     int fd;
     int own_fd;               /* 0 for stdin */
     int is_regular;
@@ -248,6 +249,7 @@ static void row_error(tl_file_src *s, const char *fmt, ...)
     va_end(ap);
     s->has_err = 1;
     s->bad++;
+    if (s->quiet) return;
     if (s->bad <= TL_FILE_MAX_WARN)
         TL_LOG_WARN("ingest", "bad row: %s", s->err);
     if (s->bad == TL_FILE_MAX_WARN && !s->strict)
@@ -648,6 +650,37 @@ const char *tl_file_format_name(tl_file_format fmt)
 void tl_file_source_set_max_string(tl_source *src, size_t max)
 {
     ((tl_file_src *)src->ctx)->max_string = max;
+}
+
+int tl_file_source_span(const char *path, tl_file_format fmt, size_t max_string,
+                        int64_t *min_ts, int64_t *max_ts, uint64_t *events)
+{
+    char err[256];
+    tl_source *src = tl_file_source_new(path, fmt, 0, err, sizeof(err));
+    if (!src) return -1;
+    tl_file_src *s = src->ctx;
+    s->max_string = max_string;
+    s->quiet = 1;
+    tl_batch b;
+    tl_batch_init(&b);
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    uint64_t n = 0;
+    int rc;
+    do {
+        rc = src->poll(src->ctx, &b, 4096, 0);
+        for (int i = 0; i < b.n; i++) {
+            if (b.events[i].ts < lo) lo = b.events[i].ts;
+            if (b.events[i].ts > hi) hi = b.events[i].ts;
+        }
+        n += (uint64_t)b.n;
+    } while (rc == TL_SRC_OK);
+    tl_batch_destroy(&b);
+    tl_file_source_destroy(src);
+    if (rc == TL_SRC_ERROR) return -1;
+    *min_ts = lo;
+    *max_ts = hi;
+    *events = n;
+    return 0;
 }
 
 tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict,

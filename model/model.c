@@ -585,7 +585,15 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     m->rep.credited++;
     *explanation = tl_arena_printf(a, "%s%s", *explanation,
                                    sentence(a, r, tps, n, how, ready, pos, neg, k, ok_shap, ok_rem));
-    if (ready && neg == 0) m->rep.no_negatives++;
+    if (ready && neg == 0) {
+        /* Said once, when it first matters; the end of a run says it again if it lasted. */
+        if (!m->rep.no_negatives++)
+            TL_LOG_WARN("model", "a purchase was credited before the model learned from any "
+                        "control moment: model credits stay linear (model_status no_negatives) "
+                        "until a user lives through a multiple of model.control.interval.ms "
+                        "(%.1f h of event time) without a purchase",
+                        (double)m->cfg.control_interval_ms / 3.6e6);
+    }
     else if (ready) m->rep.warming_up++;
     else if (!ok_shap) m->rep.fallbacks++;
 }

@@ -10,6 +10,9 @@ Cases:
   params     the same file with every parameter moved off its default;
   nothing valid  replay and produce of a file whose every row is bad, and of an empty
              file: exit 1 with a line naming the file;
+  short span a file whose events all lie between two points of the control grid: replay
+             warns before it starts and again at the end, the model logs it once, and every
+             model status is no_negatives; with a finer grid, none of that;
   progress   replay on a pseudo-terminal shows a progress line (count, rate, share, time
              left), none with --quiet or when stderr is not a terminal.
 
@@ -19,6 +22,7 @@ Exit status: 0 all passed, 1 a failure, 77 (skipped) when the real data is absen
 the synthetic cases passed.
 """
 
+import json
 import os
 import random
 import re
@@ -214,6 +218,62 @@ def check_nothing_valid(tmp):
     return "exit 1 naming the file: " + ", ".join(said)
 
 
+def check_short_span(tmp):
+    """2 h of events between two points of the 6-hour control grid: no control moment can
+    exist. Replay says so before it starts (from a pass over the file), the model logs it
+    once at the first credit, the summary warns again, and the records say no_negatives.
+    With a 10-minute grid the same file gives control moments and no warning."""
+    path = os.path.join(tmp, "short.csv")
+    t0 = 1511568000000 + HOUR   # 2017-11-25 01:00 UTC: the 6-hour grid points are 00:00 and 06:00
+    rows = ["event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value"]
+    for u in range(40):
+        for k in range(4):
+            ts = t0 + (u * 97 + k * 1700) * 1000
+            rows.append("e%d_%d,u%d,i%d,c%d,IMPRESSION,%d,%s,," % (
+                u, k, u, k, k % 3, ts, ("search", "social", "email")[k % 3]))
+        if u % 4 == 0:
+            rows.append("p%d,u%d,i9,c1,PURCHASE,%d,,,10" % (u, u, t0 + 2 * HOUR - u * 1000))
+    with open(path, "w") as fh:
+        fh.write("\n".join(rows) + "\n")
+    stamps = [int(row.split(",")[5]) for row in rows[1:]]
+    start = "warning: %s spans" % path
+    seen = {}
+    for name, xs in (("6 h grid", []), ("10 min grid", ["model.control.interval.ms=600000"])):
+        out = os.path.join(tmp, "short.jsonl")
+        cmd = [TALLY_BIN, "replay", "--input", path, "--format", "canonical", "--output", out]
+        for kv in xs:
+            cmd += ["-X", kv]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("%s: exit %d:\n%s" % (name, r.returncode, r.stderr[-800:]))
+        statuses = set()
+        with open(out) as fh:
+            for line in fh:
+                if '"attribution"' in line:
+                    statuses.update(json.loads(line)["model_status"].values())
+        seen[name] = (r.stderr, statuses)
+    err, statuses = seen["6 h grid"]
+    summary = err.find("replay: ")
+    first = err.find(start)
+    if first < 0 or summary < 0 or first > summary:
+        raise AssertionError("no warning before the replay started:\n%s" % err[-1500:])
+    want = ("spans %.1f h of event time, and no multiple of model.control.interval.ms (6.0 h) "
+            "lies inside it" % ((max(stamps) - min(stamps)) / HOUR))
+    if want not in err[first:first + 300]:
+        raise AssertionError("the start warning does not say %r:\n%s" % (want, err[first:first + 400]))
+    if err.count("credited before the model learned from any control moment") != 1:
+        raise AssertionError("the model's warning is not logged exactly once:\n%s" % err[-1500:])
+    if err.find("warning: the model learned from no control moment", summary) < 0:
+        raise AssertionError("no warning at the end:\n%s" % err[summary:])
+    if statuses != {"no_negatives"}:
+        raise AssertionError("model statuses %s, expected only no_negatives" % statuses)
+    err10, statuses10 = seen["10 min grid"]
+    if start in err10 or "no control moment" in err10 or "no_negatives" in statuses10 - {"warming_up"}:
+        raise AssertionError("with a 10-minute grid: statuses %s\n%s" % (statuses10, err10[-1500:]))
+    return "warned before, once by the model and at the end; statuses %s; with a 10-minute " \
+           "grid none of it (statuses %s)" % (sorted(statuses), sorted(statuses10))
+
+
 def check_progress(tmp):
     """On a terminal (a pseudo-terminal here) replay rewrites one progress line: count,
     rate, share of the file and time left; the line is cleared before the summary. With
@@ -273,6 +333,7 @@ def main():
                                     tmp, "canonical")),
         ("params", lambda: check(synth, "canonical", PARAMS_VARIANT, tmp, "params")),
         ("nothing valid", lambda: check_nothing_valid(tmp)),
+        ("short span", lambda: check_short_span(tmp)),
         ("progress", lambda: check_progress(tmp)),
     ]
     have_data = os.path.isfile(DATA)
