@@ -83,6 +83,7 @@ void tl_cmd_print_channel_weights(FILE *f, const tl_model *m);
  * answer. Asks for every topic: a metadata request for one topic may create it. */
 int tl_cmd_topic_exists(rd_kafka_t *rk, const char *topic);
 int tl_cmd_consume(int argc, char **argv);
+int tl_cmd_report(int argc, char **argv);
 
 /* tl_cmd_config_parse with the command's own options opts, for a command that talks to
  * Kafka: NULL (after a usage error) also when kafka.bootstrap.servers is not set. */

@@ -19,6 +19,7 @@ static const char usage[] =
     "  paths    Markov-chain attribution of a ChannelAttribution path file\n"
     "  reset    start a group over: offsets, changelog and local state deleted\n"
     "  consume  print a topic's records as JSON lines, Avro decoded\n"
+    "  report   attribution per channel and method: table, CSV, JSON or an HTML chart\n"
     "  version  print the version\n";
 
 int main(int argc, char **argv)
@@ -30,6 +31,7 @@ int main(int argc, char **argv)
         {"run", tl_cmd_run},       {"replay", tl_cmd_replay}, {"produce", tl_cmd_produce},
         {"gen", tl_cmd_gen},       {"demo", tl_cmd_demo},     {"config", tl_cmd_config},
         {"paths", tl_cmd_paths},   {"reset", tl_cmd_reset},   {"consume", tl_cmd_consume},
+        {"report", tl_cmd_report},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {

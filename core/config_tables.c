@@ -199,6 +199,13 @@ static const tl_config_def model_table[] = {
      "the gain, summing to 1."},
     {"model.metrics.window", TL_CT_INT, "10000", 1, 4194304,
      "Examples in the window of the progressive log-loss and AUC."},
+    {"rollup.channel.groups", TL_CT_STRING,
+     "Paid Search=*search*,sem,cpc,ppc;Social=*social*,facebook,instagram,tiktok,twitter,x,"
+     "linkedin,pinterest;Email=*mail*,newsletter;Display=display,banner*,cpm;"
+     "Retargeting=retarget*,remarketing",
+     NORANGE,
+     "Channel groups for the channel_group roll-up: Group=pattern,...;... matched in order, "
+     "case-insensitive, '*' any characters; unmatched channels are Other, none (none)."},
     {"markov.enabled", TL_CT_BOOL, "true", NORANGE,
      "Keep a Markov chain of closed journeys and publish credit deltas every window."},
     {"markov.window.ms", TL_CT_INT, "3600000", 1000, 1e15,

@@ -40,14 +40,12 @@ typedef struct reader {
 static tl_schema_store *store;
 static reader readers[8];
 static int n_readers;
-static tl_arena arena;
 
 /* At exit, so LeakSanitizer's check at exit sees only what the inputs leaked. */
 static void cleanup(void)
 {
     for (int i = 0; i < n_readers; i++) tl_codec_destroy(readers[i].codec);
     tl_schema_store_destroy(store);
-    tl_arena_destroy(&arena);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -71,7 +69,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     for (int i = 0; i < n_readers; i++)
         if (!readers[i].codec) fuzz_fail(__FILE__, __LINE__, "codec", "reader %d: %s", i, err);
-    tl_arena_init(&arena, 64 * 1024);
     atexit(cleanup);
     return 0;
 }
@@ -80,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     const reader *r = &readers[data[0] % n_readers];
-    fuzz_codec_check(r->codec, r->id, data + 1, size - 1, &arena);
-    tl_arena_reset(&arena);
+    fuzz_codec_check(r->codec, r->id, data + 1, size - 1, fuzz_arena());
+    tl_arena_reset(fuzz_arena());
     return 0;
 }

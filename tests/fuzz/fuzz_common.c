@@ -58,9 +58,23 @@ static void remove_tmpdir(void)
 
 const char *fuzz_tmpdir(void) { return tmpdir; }
 
+static tl_arena arena;
+
+static void destroy_arena(void)
+{
+    tl_arena_destroy(&arena);
+}
+
+tl_arena *fuzz_arena(void)
+{
+    return &arena;
+}
+
 void fuzz_init(void)
 {
     if (tmpdir[0]) return;
+    tl_arena_init(&arena, 64 * 1024);
+    atexit(destroy_arena);
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof(tmpdir), "%s/tally-fuzz-XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(tmpdir)) {
@@ -76,6 +90,39 @@ void fuzz_init(void)
         fprintf(stderr, "fuzz: %s\n", err);
         abort();
     }
+}
+
+static FILE *devnull;
+
+static void close_devnull(void)
+{
+    if (devnull) fclose(devnull);
+}
+
+const tl_json *fuzz_run_json_cmd(int (*cmd)(int, char **), int argc, char **argv,
+                                 const char *out_path)
+{
+    if (!devnull) {
+        devnull = fopen("/dev/null", "w");
+        if (!devnull) fuzz_fail(__FILE__, __LINE__, "devnull", "cannot open /dev/null");
+        atexit(close_devnull);
+    }
+    unlink(out_path);
+    FILE *real_stderr = stderr;
+    stderr = devnull;
+    int rc = cmd(argc, argv);
+    stderr = real_stderr;
+    FUZZ_CHECK(rc == 0 || rc == 1, "%s: exit code %d", argv[0], rc);
+    if (rc != 0) return NULL;
+    size_t n;
+    char *text = fuzz_read_file(out_path, &n);
+    FUZZ_CHECK(text != NULL, "exit 0 but no %s", out_path);
+    char jerr[128];
+    const tl_json *j = tl_json_parse(text, n, &arena, jerr, sizeof(jerr));
+    FUZZ_CHECK(j && j->type == TL_JSON_OBJECT, "the output is not a JSON object: %s: %.300s", jerr,
+               text);
+    free(text);
+    return j;
 }
 
 /* ---- files ---------------------------------------------------------------------------- */

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/json.h"
 #include "core/event.h"
 #include "ingest/codec.h"
 
@@ -43,6 +44,11 @@ __attribute__((noreturn, format(printf, 4, 5))) void fuzz_fail(const char *file,
  * initializer calls it first. */
 void fuzz_init(void);
 
+/* An arena for what one input makes (parse trees, records): fuzz_init makes it, a
+ * harness resets it after each input, and it is destroyed at exit, so LeakSanitizer's
+ * check at exit sees only what the inputs leaked. */
+tl_arena *fuzz_arena(void);
+
 /* The process's scratch directory (fuzz_init made it). */
 const char *fuzz_tmpdir(void);
 
@@ -53,6 +59,15 @@ void fuzz_write_file(const char *path, const void *data, size_t n);
 /* Reads a whole file into a malloc'ed buffer (NUL-terminated; *n without the NUL), or
  * NULL if it cannot be opened. */
 char *fuzz_read_file(const char *path, size_t *n);
+
+/* Runs a `tally` command's entry (tl_cmd_paths, tl_cmd_report...) that writes JSON to
+ * out_path, with its messages on stderr sent to /dev/null (glibc's stderr is a variable:
+ * the command's fprintf(stderr) goes there, while libFuzzer, which kept its own FILE, and
+ * the sanitizers, on fd 2, still report). Checks that it exits 0 or 1 (never 2, a usage
+ * error: the harness's arguments are right); on 0, that out_path holds a JSON object,
+ * which it returns (in fuzz_arena()); NULL on 1. */
+const tl_json *fuzz_run_json_cmd(int (*cmd)(int, char **), int argc, char **argv,
+                                 const char *out_path);
 
 /* Removes a directory tree (or a file). */
 void fuzz_rmtree(const char *path);

@@ -53,7 +53,6 @@ static tl_pipeline pipeline;
 static tl_sink *sink;
 static tl_runtime *rt;
 static tl_observe *obs;
-static tl_arena arena;
 
 /* A free loopback port (bound, read and released: the server binds it right after). */
 static int free_port(void)
@@ -90,10 +89,10 @@ static void make_users(tl_store *s)
             tl_user *usr = tl_store_get(s, users[u]);
             for (int st = 0; st < pipeline.n_stages; st++) {
                 tl_rc rc = pipeline.stages[st].process(pipeline.stages[st].ctx, s, usr, &ev,
-                                                       &arena, sink);
+                                                       fuzz_arena(), sink);
                 if (rc != TL_OK) fuzz_fail(__FILE__, __LINE__, "process", "stage %d: %d", st, rc);
             }
-            tl_arena_reset(&arena);
+            tl_arena_reset(fuzz_arena());
         }
     }
     char err[512];
@@ -110,7 +109,6 @@ static void cleanup(void)
     tl_sink_destroy(sink);
     tl_pipeline_destroy(&pipeline);
     tl_config_destroy(cfg);
-    tl_arena_destroy(&arena);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -133,7 +131,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     rt = tl_runtime_new(&ro, sink, pipeline.stages, pipeline.n_stages);
     int64_t next;
     if (tl_runtime_assigned(rt, 0, &next) != 0) fuzz_fail(__FILE__, __LINE__, "assign", "p0");
-    tl_arena_init(&arena, 64 * 1024);
     make_users(tl_runtime_store(rt, 0));
     obs = tl_observe_start(cfg, err, sizeof(err));
     if (!obs) fuzz_fail(__FILE__, __LINE__, "observe", "%s", err);
@@ -215,7 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "status %d from tally's handler", status);
     if (json) {
         char jerr[128];
-        const tl_json *j = tl_json_parse(body, body_len, &arena, jerr, sizeof(jerr));
+        const tl_json *j = tl_json_parse(body, body_len, fuzz_arena(), jerr, sizeof(jerr));
         FUZZ_CHECK(j && j->type == TL_JSON_OBJECT, "status %d: the body is not a JSON object: "
                    "%s: %.300s", status, jerr, body);
         FUZZ_CHECK(tl_json_get(j, "user_id") || tl_json_get(j, "error"),
@@ -224,6 +221,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 12 && !memcmp(data, "/v1/users/u1", 12))
         FUZZ_CHECK(status == 200, "/v1/users/u1 answered %d: %.300s", status, body);
     tl_buf_free(&resp);
-    tl_arena_reset(&arena);
+    tl_arena_reset(fuzz_arena());
     return 0;
 }

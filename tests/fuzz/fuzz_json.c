@@ -24,20 +24,11 @@
 #include "core/json.h"
 #include "core/util.h"
 
-static tl_arena arena;
-
-/* At exit, so LeakSanitizer's check at exit sees only what the inputs leaked. */
-static void cleanup(void)
-{
-    tl_arena_destroy(&arena);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     fuzz_init();
-    tl_arena_init(&arena, 64 * 1024);
-    atexit(cleanup);
     return 0;
 }
 
@@ -107,17 +98,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* An exact-size copy: the parser is given a length, not a terminated string. */
     char *text = malloc(size ? size : 1);
     memcpy(text, data, size);
-    const tl_json *j = tl_json_parse(text, size, &arena, err, sizeof(err));
+    const tl_json *j = tl_json_parse(text, size, fuzz_arena(), err, sizeof(err));
     free(text);
     if (!j) {
         FUZZ_CHECK(err[0] != '\0', "rejected without a message");
-        tl_arena_reset(&arena);
+        tl_arena_reset(fuzz_arena());
         return 0;
     }
     check_tree(j, 0);
     tl_buf once = {0}, twice = {0};
     tl_json_write(&once, j);
-    const tl_json *j2 = tl_json_parse(once.data, once.len, &arena, err, sizeof(err));
+    const tl_json *j2 = tl_json_parse(once.data, once.len, fuzz_arena(), err, sizeof(err));
     FUZZ_CHECK(j2 != NULL, "tl_json_write's output does not parse: %s: %.*s", err,
                (int)(once.len > 200 ? 200 : once.len), once.data);
     check_tree(j2, 0);
@@ -127,6 +118,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                once.data, (int)(twice.len > 200 ? 200 : twice.len), twice.data);
     tl_buf_free(&once);
     tl_buf_free(&twice);
-    tl_arena_reset(&arena);
+    tl_arena_reset(fuzz_arena());
     return 0;
 }

@@ -23,20 +23,11 @@
 #include "core/util.h"
 #include "ingest/codec.h"
 
-static tl_arena arena;
-
-/* At exit, so LeakSanitizer's check at exit sees only what the inputs leaked. */
-static void cleanup(void)
-{
-    tl_arena_destroy(&arena);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     fuzz_init();
-    tl_arena_init(&arena, 64 * 1024);
-    atexit(cleanup);
     return 0;
 }
 
@@ -51,13 +42,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ev.partition = 3;
     ev.offset = 99;
     char err[256] = "";
-    int rc = tl_event_from_json(line, size, &ev, &arena, err, sizeof(err));
+    int rc = tl_event_from_json(line, size, &ev, fuzz_arena(), err, sizeof(err));
     free(line);
     FUZZ_CHECK(rc == 0 || rc == -1, "rc %d", rc);
     FUZZ_CHECK(ev.partition == 3 && ev.offset == 99, "partition/offset changed");
     if (rc != 0) {
         FUZZ_CHECK(err[0] != '\0', "a malformed line without a message");
-        tl_arena_reset(&arena);
+        tl_arena_reset(fuzz_arena());
         return 0;
     }
     FUZZ_CHECK(ev.type >= 0 && ev.type < TL_EVENT_TYPE_COUNT, "type %d", (int)ev.type);
@@ -70,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(&back, 0, sizeof(back));
         back.partition = 3;
         back.offset = 99;
-        rc = tl_event_from_json(b.data, b.len, &back, &arena, err, sizeof(err));
+        rc = tl_event_from_json(b.data, b.len, &back, fuzz_arena(), err, sizeof(err));
         FUZZ_CHECK(rc == 0, "the event written back does not decode: %s: %s", err, b.data);
         FUZZ_CHECK(!ev.has_value || same_double(ev.value, back.value),
                    "value %.17g came back as %.17g", ev.value, back.value);
@@ -83,6 +74,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "the event written back decodes differently in %s: %s", field, b.data);
         tl_buf_free(&b);
     }
-    tl_arena_reset(&arena);
+    tl_arena_reset(fuzz_arena());
     return 0;
 }

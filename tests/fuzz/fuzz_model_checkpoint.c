@@ -31,14 +31,12 @@
 
 static tl_model_cfg mcfg;
 static char path[1024];
-static tl_arena arena;
 static tl_sink *sink;
 
 /* At exit, so LeakSanitizer's check at exit sees only what the inputs leaked. */
 static void cleanup(void)
 {
     tl_sink_destroy(sink);
-    tl_arena_destroy(&arena);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -52,7 +50,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     tl_config_destroy(c);
     mcfg.enabled = mcfg.markov_enabled = 1;
     snprintf(path, sizeof(path), "%s/model.bin", fuzz_tmpdir());
-    tl_arena_init(&arena, 64 * 1024);
     sink = tl_avro_sink_new(2, 3, 4);
     atexit(cleanup);
     return 0;
@@ -90,7 +87,7 @@ static void use(tl_model *m)
     tl_attribution r = {.conversion_event_id = "p", .user_id = "u", .item_id = "i0", .ts = ts,
                         .touchpoints = tps, .n_touchpoints = u.n_tp};
     const char *explanation = "";
-    tl_model_credit(m, NULL, u.tp, u.n_tp, &r, &arena, &explanation);
+    tl_model_credit(m, NULL, u.tp, u.n_tp, &r, fuzz_arena(), &explanation);
     tl_model_learn(m, NULL, u.tp, u.n_tp, 1, ts);
     tl_model_learn(m, NULL, u.tp, 2, 0, ts + 1);
     tl_model_path(m, u.tp, u.n_tp, 1);
@@ -103,11 +100,11 @@ static void use(tl_model *m)
     int n = tl_model_credits(m, &dim, names, credits, 64);
     FUZZ_CHECK(n >= 0 && n <= 64 && (dim == TL_DIM_CHANNEL || dim == TL_DIM_CATEGORY),
                "tl_model_credits: %d, dim %d", n, (int)dim);
-    tl_model_tick(m, ts, &arena, sink);
-    tl_model_tick(m, ts + 48LL * 3600 * 1000, &arena, sink);
+    tl_model_tick(m, ts, fuzz_arena(), sink);
+    tl_model_tick(m, ts + 48LL * 3600 * 1000, fuzz_arena(), sink);
     u.user_id = NULL;
     tl_user_clear(&u);
-    tl_arena_reset(&arena);
+    tl_arena_reset(fuzz_arena());
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -16,7 +16,7 @@
  *     numbers (or null for a non-finite one), a removal effect in [0, 1], a
  *     conversion probability in [0, 1], and, when the totals are of ordinary size,
  *     first-touch and last-touch credits that each add up to the total conversions.
- * The command's messages on stderr go to /dev/null while it runs (see below).
+ * The command's messages on stderr go to /dev/null while it runs (fuzz_run_json_cmd).
  */
 #include "fuzz_common.h"
 
@@ -31,15 +31,6 @@
 #include "core/json.h"
 
 static char in_path[1024], out_path[1024];
-static FILE *quiet;
-static tl_arena arena;
-
-/* At exit, so LeakSanitizer's check at exit sees only what the inputs leaked. */
-static void cleanup(void)
-{
-    tl_arena_destroy(&arena);
-    if (quiet) fclose(quiet);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -48,9 +39,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(in_path, sizeof(in_path), "%s/path_data.csv", fuzz_tmpdir());
     snprintf(out_path, sizeof(out_path), "%s/paths.json", fuzz_tmpdir());
     if (!freopen("/dev/null", "w", stdout)) fuzz_fail(__FILE__, __LINE__, "stdout", "/dev/null");
-    quiet = fopen("/dev/null", "w");
-    tl_arena_init(&arena, 64 * 1024);
-    atexit(cleanup);
     return 0;
 }
 
@@ -67,24 +55,9 @@ static int close_to(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(1.0,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_write_file(in_path, data, size);
-    unlink(out_path);
     char *argv[] = {"paths", "--input", in_path, "--output", out_path, NULL};
-    /* glibc's stderr is a variable: the command's messages go to /dev/null, while
-     * libFuzzer (which kept its own FILE) and the sanitizers (fd 2) still report. */
-    FILE *real_stderr = stderr;
-    stderr = quiet;
-    int rc = tl_cmd_paths(5, argv);
-    stderr = real_stderr;
-    FUZZ_CHECK(rc == 0 || rc == 1, "exit code %d", rc);
-    if (rc != 0) return 0;
-
-    size_t n;
-    char *text = fuzz_read_file(out_path, &n);
-    FUZZ_CHECK(text != NULL, "exit 0 but no %s", out_path);
-    char jerr[128];
-    const tl_json *j = tl_json_parse(text, n, &arena, jerr, sizeof(jerr));
-    FUZZ_CHECK(j && j->type == TL_JSON_OBJECT, "the output is not a JSON object: %s: %.300s", jerr,
-               text);
+    const tl_json *j = fuzz_run_json_cmd(tl_cmd_paths, 5, argv, out_path);
+    if (!j) return 0;
     const tl_json *ch = tl_json_get(j, "channels");
     FUZZ_CHECK(ch && ch->type == TL_JSON_ARRAY, "no channels array");
     double conv = num(j, "conversions"), p = num(j, "conversion_probability");
@@ -106,7 +79,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(close_to(last, conv), "last-touch credits add up to %.17g of %.17g "
                    "conversions", last, conv);
     }
-    free(text);
-    tl_arena_reset(&arena);
+    tl_arena_reset(fuzz_arena());
     return 0;
 }

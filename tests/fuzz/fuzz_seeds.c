@@ -660,6 +660,37 @@ static void state_seeds(void)
     tl_config_destroy(c);
 }
 
+/* ---- report ------------------------------------------------------------------------- */
+
+static void report_seeds(void)
+{
+    /* the first byte picks the dimension and window (fuzz_report.c) */
+    static const char replay[] =
+        "\x04{\"type\":\"attribution\",\"conversion_event_id\":\"p1\",\"user_id\":\"u1\","
+        "\"item_id\":\"i1\",\"category_id\":\"c1\",\"ts\":1511600000000,\"value\":20,"
+        "\"touchpoints\":[{\"event_id\":\"e1\",\"item_id\":\"i2\",\"category_id\":\"c2\","
+        "\"channel\":\"search\",\"type\":\"IMPRESSION\",\"ts\":1511590000000},"
+        "{\"event_id\":\"e2\",\"item_id\":\"i3\",\"category_id\":null,\"channel\":null,"
+        "\"type\":\"BROWSE\",\"ts\":1511595000000}],\"credits\":{\"last_touch\":[0,1],"
+        "\"linear\":[0.5,0.5],\"shapley\":[0.75,0.25]}}\n"
+        "{\"type\":\"credit_delta\",\"window_start\":1511596800000,\"window_end\":"
+        "1511600400000,\"dim\":\"channel\",\"dim_id\":\"search\",\"method\":\"markov\","
+        "\"credit\":1.5,\"credit_before\":0.5,\"conversions\":2}\n"
+        "{\"type\":\"interest_delta\",\"user_id\":\"u1\"}\n";
+    seed("report", "replay", replay, sizeof(replay) - 1);
+    static const char consume[] =
+        "\x02{\"partition\":0,\"offset\":7,\"key\":\"u1\",\"schema_id\":3,\"value\":{"
+        "\"conversion_event_id\":\"p1\",\"ts\":1511600000000,\"value\":{\"double\":9.5},"
+        "\"touchpoints\":[{\"channel\":{\"string\":\"email\"},\"category_id\":{\"string\":"
+        "\"c9\"}}],\"credits\":{\"linear\":[1],\"removal\":[1]}}}\n";
+    seed("report", "consume", consume, sizeof(consume) - 1);
+    static const char spend[] =
+        "\x81{\"type\":\"attribution\",\"ts\":1511600000000,\"value\":5,\"touchpoints\":["
+        "{\"channel\":\"search\"}],\"credits\":{\"linear\":[1]}}\n"
+        "\0date,channel,spend\n2017-11-25,search,12.5\n2017-11-25,tv,3\n";
+    seed("report", "spend", spend, sizeof(spend) - 1);
+}
+
 /* ---- HTTP --------------------------------------------------------------------------- */
 
 static void http_seeds(void)
@@ -755,6 +786,7 @@ int main(int argc, char **argv)
     config_seeds();
     state_seeds();
     http_seeds();
+    report_seeds();
     dictionaries();
     tl_arena_destroy(&arena);
     tl_arena_destroy(&ev_arena);

@@ -29,13 +29,6 @@
 #include "features/profile.h"
 
 static tl_features_cfg fcfg;
-static tl_arena arena;
-
-/* At exit, so LeakSanitizer's check at exit sees only what the inputs leaked. */
-static void cleanup(void)
-{
-    tl_arena_destroy(&arena);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -46,8 +39,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (tl_features_cfg_load(&fcfg, c, err, sizeof(err)) != 0)
         fuzz_fail(__FILE__, __LINE__, "features", "%s", err);
     tl_config_destroy(c);
-    tl_arena_init(&arena, 64 * 1024);
-    atexit(cleanup);
     return 0;
 }
 
@@ -90,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(err[0], "a failed render without a message");
         } else {
             char jerr[128];
-            const tl_json *j = tl_json_parse(out.data + before, out.len - before, &arena, jerr,
+            const tl_json *j = tl_json_parse(out.data + before, out.len - before, fuzz_arena(), jerr,
                                              sizeof(jerr));
             FUZZ_CHECK(j && j->type == TL_JSON_OBJECT, "the profile is not a JSON object: %s: %.300s",
                        jerr, out.data + before);
@@ -98,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        "the profile names another user");
         }
         tl_buf_free(&out);
-        tl_arena_reset(&arena);
+        tl_arena_reset(fuzz_arena());
     }
     free(rec);
     return 0;

@@ -34,13 +34,6 @@
 #define WRITER_ID 2
 
 static char dir[1024], writer_path[1200];
-static tl_arena arena;
-
-/* At exit, so LeakSanitizer's check at exit sees only what the inputs leaked. */
-static void cleanup(void)
-{
-    tl_arena_destroy(&arena);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -57,8 +50,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_write_file(path, reader, n);
     free(reader);
     snprintf(writer_path, sizeof(writer_path), "%s/%d-writer.avsc", dir, WRITER_ID);
-    tl_arena_init(&arena, 64 * 1024);
-    atexit(cleanup);
     return 0;
 }
 
@@ -84,14 +75,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     frame[1] = frame[2] = frame[3] = 0;
     frame[4] = WRITER_ID;
     if (body_len) memcpy(frame + TL_CODEC_FRAME_HEADER, body, body_len);
-    fuzz_codec_check(c, FUZZ_ID_READER, frame, TL_CODEC_FRAME_HEADER + body_len, &arena);
+    fuzz_codec_check(c, FUZZ_ID_READER, frame, TL_CODEC_FRAME_HEADER + body_len, fuzz_arena());
     /* A second record of the same writer: the entry cached by the first. */
-    fuzz_codec_check(c, FUZZ_ID_READER, frame, TL_CODEC_FRAME_HEADER + body_len, &arena);
+    fuzz_codec_check(c, FUZZ_ID_READER, frame, TL_CODEC_FRAME_HEADER + body_len, fuzz_arena());
     free(frame);
 
     tl_codec_destroy(c);
     tl_schema_store_destroy(store);
     unlink(writer_path);
-    tl_arena_reset(&arena);
+    tl_arena_reset(fuzz_arena());
     return 0;
 }

@@ -1,4 +1,4 @@
-# integration.markov (included from tests/CMakeLists.txt): `tally paths` on
+# integration.markov (included from tests/CMakeLists.txt, as the other tests here that need no broker): `tally paths` on
 # ChannelAttribution's example path file (../shared/data/channelattribution/path_data.csv),
 # against an exact numpy solve and against the ChannelAttribution package. No Kafka
 # broker. Exits 77 (skipped) when the data is absent.
@@ -27,6 +27,17 @@ set_tests_properties(integration.truth PROPERTIES
 add_test(NAME integration.explanations
   COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_explanations.py)
 set_tests_properties(integration.explanations PROPERTIES
+  LABELS integration
+  TIMEOUT 600
+  ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
+# integration.report: `tally report` against sums made in Python from a replay's records
+# (every dimension and window, ranges, CSV/table, consume-shaped input, channel groups),
+# and its HTML page rendered by Debian's chromium: the bars in the screenshot have the
+# widths the numbers give. No Kafka broker.
+add_test(NAME integration.report
+  COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_report.py)
+set_tests_properties(integration.report PROPERTIES
   LABELS integration
   TIMEOUT 600
   ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")

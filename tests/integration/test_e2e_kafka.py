@@ -11,7 +11,9 @@
    end offset), their Confluent framing checked and stripped (schema id 2 = interest_delta,
    3 = attribution), the Avro decoded with fastavro, and the records compared with
    reference.py on the same file (1e-9) and with `tally replay` on it (identical records,
-   identical sentences). Message keys must be the user_id.
+   identical sentences). Message keys must be the user_id. `tally report` of the attribution
+   and credit-delta topics read back with `tally consume` equals its report of the replay
+   (hourly rows per category, the rule-based methods).
 5. The dead-letter topic must hold exactly the five bad records, original key and bytes, with
    headers tally.reason, tally.error, tally.source.topic, tally.source.partition and
    tally.source.offset.
@@ -29,8 +31,10 @@ it), TALLY_BIN, TALLY_SOURCE_DIR. Exit status 0 passed, 1 failed, 77 skipped (no
 configured, or the real data is absent).
 """
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -46,6 +50,7 @@ from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, Tally, avro_encode, bootst
 SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
 SKIP = 77
+RULE_METHODS = ("last_touch", "first_touch", "linear", "time_decay", "position_based")
 TOL = 1e-9
 PRODUCE_TIMEOUT_S = 180
 RUN_TIMEOUT_S = 300
@@ -292,6 +297,38 @@ def main():
 
     if ok and kafka_records:
         step("outputs = replay", replay)
+
+    def report(pr):
+        """`tally report` of the topics, read back with `tally consume`, equals its report of
+        the replay's output (the rule-based methods: the model's depend on arrival order)."""
+        consumed = os.path.join(tmp, "consumed.jsonl")
+        with open(consumed, "w") as fh:
+            for topic in (t_oa, t_oc):
+                subprocess.run([TALLY_BIN, "consume", "--topic", topic, "--until-end",
+                                "-X", "kafka.bootstrap.servers=" + b], stdout=fh,
+                               stderr=subprocess.DEVNULL, timeout=READ_TIMEOUT_S, check=True)
+        answers = []
+        for path in (consumed, os.path.join(tmp, "replay.jsonl")):
+            r = subprocess.run([TALLY_BIN, "report", "--input", path, "--format", "json",
+                                "--by", "category", "--window", "hour",
+                                "--methods", ",".join(RULE_METHODS)],
+                               capture_output=True, text=True, timeout=120, check=True)
+            answers.append(json.loads(r.stdout))
+        got, want = ({(x["id"], x["window_start"]): x for x in a["rows"]} for a in answers)
+        if set(got) != set(want):
+            pr.append("report rows %d from the topics, %d from the replay" % (len(got), len(want)))
+        for k in set(got) & set(want):
+            g, w = got[k], want[k]
+            if (g["purchases"], g["touchpoints"]) != (w["purchases"], w["touchpoints"]) or any(
+                    abs(g[f][m] - w[f][m]) > TOL for f in ("conversions", "value")
+                    for m in RULE_METHODS):
+                pr.append("report row %s: %r from the topics, %r from the replay" % (k, g, w))
+            if len(pr) > 5:
+                break
+        return "%d hourly rows per category from the topics equal the replay's" % len(got)
+
+    if ok and kafka_records:
+        step("report of the topics = report of the replay", report)
 
     def dlq(pr):
         check_dlq(kafka.read_all(t_dlq, READ_TIMEOUT_S), sent, t_in, pr)

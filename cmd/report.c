@@ -1,0 +1,796 @@
+/*
+ * report.c -- `tally report`: attribution summed per channel, channel group or category,
+ * per method and window (model/rollup.h), from the records tally wrote: a replay's JSON
+ * lines, or `tally consume` lines of the attribution and credit-delta topics (the record
+ * under "value", unions in Avro's JSON form). As a table, CSV, JSON, or one HTML page
+ * with its chart drawn inline (SVG), which needs no network to view. docs/report.md.
+ *
+ * A line that is not a JSON object, or an attribution without what the roll-up needs,
+ * is skipped and counted (the first few named by line number); other record types are
+ * ignored.
+ */
+#include "cmd.h"
+#include "core/arena.h"
+#include "core/json.h"
+#include "core/util.h"
+#include "model/rollup.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char usage[] =
+    "usage: tally report --input FILE [--by channel|channel_group|category]\n"
+    "                    [--window all|day|hour] [--from T] [--to T] [--methods M,...]\n"
+    "                    [--format table|csv|json|html] [--output FILE] [--min-purchases N]\n"
+    "                    [--spend FILE.csv]\n"
+    "                    [-c FILE] [-X key=value ...]\n"
+    "\n"
+    "Sums the attribution records in FILE (a replay's output, or `tally consume` of the\n"
+    "attribution and credit-delta topics; - for stdin) per dimension value, method and\n"
+    "window: purchases, touchpoints, conversions (summed credits) and conversion value.\n"
+    "\n"
+    "  --by D          channel (default), channel_group (rollup.channel.groups), category\n"
+    "  --window W      all (default: one row per value over the range), day or hour (UTC)\n"
+    "  --from T        purchases at or after T: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC) or ms\n"
+    "  --to T          purchases before T\n"
+    "  --methods M,... only these (default: every method in the input), e.g. linear,shapley,markov\n"
+    "  --format F      table (default), csv, json or html (a page with a chart of the methods)\n"
+    "  --output FILE   default: stdout\n"
+    "  --min-purchases N  rows with fewer purchases are marked as too few for a stable\n"
+    "                  answer (default 30)\n"
+    "  --spend FILE    ad spend, CSV with the header date,channel,spend (date YYYY-MM-DD,\n"
+    "                  UTC): cost per conversion and return on ad spend per method (by\n"
+    "                  channel or channel_group, window all or day)\n";
+
+#define MAX_NAMED_BAD 5
+
+static const char *method_name(int m) { return m == TL_RU_MARKOV ? "markov" : tl_method_name(m); }
+
+/* "2017-11-25", "2017-11-25T08:30", "2017-11-25T08:30:15" (UTC) or ms since the epoch. */
+static int parse_time(const char *s, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*s && !*end) {
+        *out = v;
+        return 0;
+    }
+    struct tm tm = {0};
+    int n = 0, h = 0, mi = 0, sec = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3) return -1;
+    if (s[n] == 'T') {
+        int m = 0;
+        if (sscanf(s + n, "T%2d:%2d%n", &h, &mi, &m) != 2) return -1;
+        n += m;
+        if (s[n] == ':') {
+            if (sscanf(s + n, ":%2d%n", &sec, &m) != 1) return -1;
+            n += m;
+        }
+    }
+    if (s[n] || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || h > 23 ||
+        mi > 59 || sec > 60)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    *out = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+static void put_time(char *out, size_t len, int64_t ms, int hours)
+{
+    if (ms == TL_RU_ALL) {
+        snprintf(out, len, "all");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, hours ? "%Y-%m-%dT%H:00Z" : "%Y-%m-%d", &tm);
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+/* Avro's JSON form of a union ({"string": "x"}, {"double": 2}) unwrapped; anything else
+ * as it is. */
+static const tl_json *un(const tl_json *j)
+{
+    if (j && j->type == TL_JSON_OBJECT && j->len == 1) return tl_json_at(j, 0);
+    return j;
+}
+
+static const char *str_of(const tl_json *obj, const char *key)
+{
+    return tl_json_str(un(tl_json_get(obj, key)));
+}
+
+static int num_of(const tl_json *obj, const char *key, double *out)
+{
+    const tl_json *j = un(tl_json_get(obj, key));
+    if (!j || j->type != TL_JSON_NUMBER) return -1;
+    *out = j->num;
+    return 0;
+}
+
+/* A time in ms: a number within +-1e16 (about 300,000 years), so that windows and
+ * conversions cannot overflow. */
+static int ts_of(const tl_json *obj, const char *key, int64_t *out)
+{
+    double d;
+    if (num_of(obj, key, &d) != 0 || !(d > -1e16 && d < 1e16)) return -1;
+    *out = (int64_t)d;
+    return 0;
+}
+
+typedef struct report {
+    tl_rollup *ru;
+    tl_ru_dim by;
+    int markov;                 /* read the credit deltas: markov is among the methods */
+    int64_t from, to;
+    uint64_t lines, bad, attributions, deltas, outside, spend_rows, spend_bad;
+    unsigned char seen[TL_RU_METHODS];
+} report;
+
+/* One attribution record into the roll-up; -1 (with a reason) when it lacks a field. */
+static int add_attribution(report *rp, const tl_json *o, tl_arena *a, const char **why)
+{
+    int64_t ts;
+    const tl_json *tps = tl_json_get(o, "touchpoints"), *cr = tl_json_get(o, "credits");
+    if (ts_of(o, "ts", &ts) != 0 || !tps || tps->type != TL_JSON_ARRAY || !cr ||
+        cr->type != TL_JSON_OBJECT) {
+        *why = "an attribution without ts (ms), touchpoints or credits";
+        return -1;
+    }
+    if (ts < rp->from || ts >= rp->to) {
+        rp->outside++;
+        return 0;
+    }
+    tl_attribution at = {0};
+    at.ts = ts;
+    at.has_value = num_of(o, "value", &at.value) == 0;
+    int n = (int)tl_json_len(tps);
+    tl_touchpoint *tp = tl_arena_alloc(a, (size_t)(n ? n : 1) * sizeof(*tp));
+    for (int i = 0; i < n; i++) {
+        const tl_json *t = tl_json_at(tps, (size_t)i);
+        tp[i] = (tl_touchpoint){.channel = str_of(t, "channel"),
+                                .category_id = str_of(t, "category_id")};
+    }
+    at.touchpoints = tp;
+    at.n_touchpoints = n;
+    for (int m = 0; m < TL_M_COUNT; m++) {
+        const tl_json *c = tl_json_get(cr, tl_method_name(m));
+        if (!c) continue;
+        if (c->type != TL_JSON_ARRAY || (int)tl_json_len(c) != n) {
+            *why = "credits of another length than the touchpoints";
+            return -1;
+        }
+        double *v = tl_arena_alloc(a, (size_t)(n ? n : 1) * sizeof(*v));
+        for (int i = 0; i < n; i++) {
+            const tl_json *x = tl_json_at(c, (size_t)i);
+            if (!x || x->type != TL_JSON_NUMBER) {
+                *why = "a credit that is not a number";
+                return -1;
+            }
+            v[i] = x->num;
+        }
+        at.credits[m] = v;
+        at.has_method[m] = 1;
+        rp->seen[m] = 1;
+    }
+    tl_rollup_add(rp->ru, &at);
+    rp->attributions++;
+    return 0;
+}
+
+static int add_delta(report *rp, const tl_json *o, const char **why)
+{
+    int64_t ws, we;
+    double credit, before;
+    const char *dim = str_of(o, "dim"), *method = str_of(o, "method");
+    if (ts_of(o, "window_start", &ws) != 0 || ts_of(o, "window_end", &we) != 0 ||
+        num_of(o, "credit", &credit) != 0 || num_of(o, "credit_before", &before) != 0 || !dim ||
+        !method) {
+        *why = "a credit delta without its window, dim, method or credits";
+        return -1;
+    }
+    /* a chain over channels, or over categories (rollup.h) */
+    if (!rp->markov || strcmp(dim, rp->by == TL_RU_CATEGORY ? "category" : "channel") ||
+        strcmp(method, "markov"))
+        return 0;
+    if (ws < rp->from || ws >= rp->to) {
+        rp->outside++;
+        return 0;
+    }
+    tl_credit_delta d = {.window_start = ws, .window_end = we,
+                         .dim = rp->by == TL_RU_CATEGORY ? TL_DIM_CATEGORY : TL_DIM_CHANNEL,
+                         .dim_id = str_of(o, "dim_id"), .method = method,
+                         .credit = credit, .credit_before = before};
+    tl_rollup_add_credit_delta(rp->ru, &d);
+    rp->seen[TL_RU_MARKOV] = 1;
+    rp->deltas++;
+    return 0;
+}
+
+static int read_input(report *rp, FILE *in, const char *name)
+{
+    char *line = NULL, err[256];
+    size_t cap = 0;
+    ssize_t len;
+    tl_arena a;
+    tl_arena_init(&a, 1 << 16);
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        rp->lines++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+        if (len == 0) continue;
+        tl_arena_reset(&a);
+        const char *why = NULL;
+        const tl_json *o = tl_json_parse(line, (size_t)len, &a, err, sizeof(err));
+        if (!o || o->type != TL_JSON_OBJECT) {
+            why = o ? "not a JSON object" : err;
+        } else {
+            const tl_json *v = tl_json_get(o, "value");   /* a `tally consume` line */
+            if (!tl_json_get(o, "type") && v && v->type == TL_JSON_OBJECT) o = v;
+            const char *type = str_of(o, "type");
+            if (type && !strcmp(type, "credit_delta")) add_delta(rp, o, &why);
+            else if (!type || !strcmp(type, "attribution")) {
+                if (type || tl_json_get(o, "conversion_event_id")) add_attribution(rp, o, &a, &why);
+            }
+        }
+        if (why && ++rp->bad <= MAX_NAMED_BAD)
+            fprintf(stderr, "tally report: %s:%" PRIu64 ": skipped: %s\n", name, rp->lines, why);
+    }
+    int rc = ferror(in) ? -1 : 0;
+    free(line);
+    tl_arena_destroy(&a);
+    return rc;
+}
+
+/* The spend file: "date,channel,spend" then one row per channel and day. A row that does
+ * not parse is skipped and counted (the first few named); days outside the range are left
+ * out. -1 when the file cannot be read or its header is not that one. */
+static int read_spend(report *rp, const char *path)
+{
+    FILE *in = fopen(path, "r");
+    if (!in) {
+        fprintf(stderr, "tally report: cannot read %s\n", path);
+        return -1;
+    }
+    int64_t from_day = rp->from == INT64_MIN ? INT64_MIN : tl_floor_to(rp->from, 86400000);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    uint64_t no = 0;
+    int rc = 0;
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        no++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (no == 1) {
+            if (strcmp(line, "date,channel,spend")) {
+                fprintf(stderr, "tally report: %s: the first line must be date,channel,spend\n",
+                        path);
+                rc = -1;
+                break;
+            }
+            continue;
+        }
+        if (len == 0) continue;
+        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL, *end;
+        const char *why = NULL;
+        int64_t day = 0;
+        double spend = 0;
+        if (!c2 || strchr(c2 + 1, ',')) {
+            why = "not three fields";
+        } else {
+            *c1 = *c2 = 0;
+            if (strlen(line) != 10 || parse_time(line, &day) != 0) why = "the date is not YYYY-MM-DD";
+            else if (!c1[1]) why = "the channel is empty";
+            else if ((spend = strtod(c2 + 1, &end)), end == c2 + 1 || *end || !isfinite(spend) ||
+                     spend < 0)
+                why = "the spend is not a number at least 0";
+        }
+        if (why) {
+            if (++rp->spend_bad <= MAX_NAMED_BAD)
+                fprintf(stderr, "tally report: %s:%" PRIu64 ": skipped: %s\n", path, no, why);
+            continue;
+        }
+        if (day < from_day || day >= rp->to) continue;
+        tl_rollup_add_spend(rp->ru, c1 + 1, day, spend);
+        rp->spend_rows++;
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "tally report: error reading %s\n", path);
+        rc = -1;
+    }
+    free(line);
+    fclose(in);
+    return rc;
+}
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+typedef struct view {
+    const tl_rollup_row *rows;
+    size_t n;
+    int methods[TL_RU_METHODS], n_methods;
+    tl_ru_dim by;
+    tl_ru_window window;
+    uint64_t min_purchases;
+    const char *from, *to;
+    int spend;                   /* a spend file was joined */
+} view;
+
+/* Cost per conversion of method m in row r, and its return on ad spend (conversion value
+ * over spend); NAN where there is no spend or nothing to divide by. */
+static double cpa(const tl_rollup_row *r, int m)
+{
+    return r->has_spend && r->conversions[m] > 0 ? r->spend / r->conversions[m] : NAN;
+}
+
+static double roas(const tl_rollup_row *r, int m)
+{
+    return r->has_spend && r->spend > 0 && m != TL_RU_MARKOV ? r->value[m] / r->spend : NAN;
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void csv_number(FILE *f, double x)
+{
+    if (isfinite(x)) fprintf(f, ",%.10g", x);
+    else fputc(',', f);
+}
+
+static void write_csv(FILE *f, const view *v)
+{
+    fprintf(f, "%s,window_start,purchases,touchpoints,low_data", tl_ru_dim_name(v->by));
+    for (int k = 0; k < v->n_methods; k++) fprintf(f, ",%s_conversions", method_name(v->methods[k]));
+    for (int k = 0; k < v->n_methods; k++)
+        if (v->methods[k] != TL_RU_MARKOV) fprintf(f, ",%s_value", method_name(v->methods[k]));
+    if (v->spend) {
+        fputs(",spend", f);
+        for (int k = 0; k < v->n_methods; k++)
+            fprintf(f, ",%s_cost_per_conversion", method_name(v->methods[k]));
+        for (int k = 0; k < v->n_methods; k++)
+            if (v->methods[k] != TL_RU_MARKOV) fprintf(f, ",%s_roas", method_name(v->methods[k]));
+    }
+    fputc('\n', f);
+    for (size_t i = 0; i < v->n; i++) {
+        const tl_rollup_row *r = &v->rows[i];
+        char w[32];
+        put_time(w, sizeof(w), r->window_start, v->window == TL_RU_WINDOW_HOUR);
+        csv_field(f, r->id);
+        fprintf(f, ",%s,%" PRIu64 ",%" PRIu64 ",%s", w, r->purchases, r->touchpoints,
+                r->purchases < v->min_purchases ? "true" : "false");
+        for (int k = 0; k < v->n_methods; k++) fprintf(f, ",%.10g", r->conversions[v->methods[k]]);
+        for (int k = 0; k < v->n_methods; k++)
+            if (v->methods[k] != TL_RU_MARKOV) fprintf(f, ",%.10g", r->value[v->methods[k]]);
+        if (v->spend) {   /* empty where there is no number */
+            if (r->has_spend) fprintf(f, ",%.10g", r->spend);
+            else fputc(',', f);
+            for (int k = 0; k < v->n_methods; k++) csv_number(f, cpa(r, v->methods[k]));
+            for (int k = 0; k < v->n_methods; k++)
+                if (v->methods[k] != TL_RU_MARKOV) csv_number(f, roas(r, v->methods[k]));
+        }
+        fputc('\n', f);
+    }
+}
+
+/* A member of an object: the first without the comma tl_json_put_key puts before it. */
+static void member(tl_buf *b, const char *k, int first)
+{
+    if (!first) {
+        tl_json_put_key(b, k);
+        return;
+    }
+    tl_json_put_str(b, k);
+    tl_buf_putc(b, ':');
+}
+
+static void write_json(FILE *f, const view *v)
+{
+    tl_buf b = {0};
+    tl_buf_puts(&b, "{");
+    member(&b, "by", 1);
+    tl_json_put_str(&b, tl_ru_dim_name(v->by));
+    tl_json_member_str(&b, "window", v->window == TL_RU_WINDOW_HOUR ? "hour"
+                                     : v->window == TL_RU_WINDOW_DAY ? "day" : "all");
+    tl_json_put_key(&b, "from");
+    if (v->from) tl_json_put_str(&b, v->from); else tl_buf_puts(&b, "null");
+    tl_json_put_key(&b, "to");
+    if (v->to) tl_json_put_str(&b, v->to); else tl_buf_puts(&b, "null");
+    tl_buf_puts(&b, ",\"methods\":[");
+    for (int k = 0; k < v->n_methods; k++) {
+        if (k) tl_buf_putc(&b, ',');
+        tl_json_put_str(&b, method_name(v->methods[k]));
+    }
+    tl_buf_printf(&b, "],\"min_purchases\":%" PRIu64 ",\"rows\":[", v->min_purchases);
+    for (size_t i = 0; i < v->n; i++) {
+        const tl_rollup_row *r = &v->rows[i];
+        tl_buf_puts(&b, i ? ",\n{" : "\n{");
+        member(&b, "id", 1);
+        tl_json_put_str(&b, r->id);
+        tl_json_put_key(&b, "window_start");
+        if (r->window_start == TL_RU_ALL) tl_buf_puts(&b, "null");
+        else tl_json_put_i64(&b, r->window_start);
+        tl_buf_printf(&b, ",\"purchases\":%" PRIu64 ",\"touchpoints\":%" PRIu64
+                      ",\"low_data\":%s,\"conversions\":{",
+                      r->purchases, r->touchpoints, r->purchases < v->min_purchases ? "true" : "false");
+        for (int k = 0; k < v->n_methods; k++) {
+            member(&b, method_name(v->methods[k]), k == 0);
+            tl_json_put_double(&b, r->conversions[v->methods[k]]);
+        }
+        tl_buf_puts(&b, "},\"value\":{");
+        int first = 1;
+        for (int k = 0; k < v->n_methods; k++) {
+            if (v->methods[k] == TL_RU_MARKOV) continue;
+            member(&b, method_name(v->methods[k]), first);
+            first = 0;
+            tl_json_put_double(&b, r->value[v->methods[k]]);
+        }
+        tl_buf_putc(&b, '}');
+        if (v->spend) {
+            tl_json_put_key(&b, "spend");
+            if (r->has_spend) tl_json_put_double(&b, r->spend);
+            else tl_buf_puts(&b, "null");
+            tl_buf_puts(&b, ",\"cost_per_conversion\":{");
+            for (int k = 0; k < v->n_methods; k++) {
+                member(&b, method_name(v->methods[k]), k == 0);
+                tl_json_put_double(&b, cpa(r, v->methods[k]));   /* null when not finite */
+            }
+            tl_buf_puts(&b, "},\"roas\":{");
+            first = 1;
+            for (int k = 0; k < v->n_methods; k++) {
+                if (v->methods[k] == TL_RU_MARKOV) continue;
+                member(&b, method_name(v->methods[k]), first);
+                first = 0;
+                tl_json_put_double(&b, roas(r, v->methods[k]));
+            }
+            tl_buf_putc(&b, '}');
+        }
+        tl_buf_putc(&b, '}');
+    }
+    tl_buf_puts(&b, "]}\n");
+    fwrite(b.data, 1, b.len, f);
+    tl_buf_free(&b);
+}
+
+/* A table line's first columns: the window (unless all) and the value, idw wide. */
+static void table_key(FILE *f, const view *v, const char *window, const char *id, int idw)
+{
+    if (v->window != TL_RU_WINDOW_ALL) fprintf(f, "%-17s ", window);
+    fprintf(f, "%-*.*s", idw, idw, id);
+}
+
+static void table_row_key(FILE *f, const view *v, const tl_rollup_row *r, int idw)
+{
+    char w[32];
+    put_time(w, sizeof(w), r->window_start, v->window == TL_RU_WINDOW_HOUR);
+    table_key(f, v, w, r->id, idw);
+}
+
+static void write_table(FILE *f, const view *v)
+{
+    size_t idw = strlen(tl_ru_dim_name(v->by));
+    for (size_t i = 0; i < v->n; i++)
+        if (strlen(v->rows[i].id) > idw) idw = strlen(v->rows[i].id);
+    if (idw > 40) idw = 40;
+    table_key(f, v, "window", tl_ru_dim_name(v->by), (int)idw);
+    fprintf(f, " %9s %11s", "purchases", "touchpoints");
+    for (int k = 0; k < v->n_methods; k++) fprintf(f, " %14s", method_name(v->methods[k]));
+    fputc('\n', f);
+    int marked = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const tl_rollup_row *r = &v->rows[i];
+        int low = r->purchases < v->min_purchases;
+        marked |= low;
+        table_row_key(f, v, r, (int)idw);
+        fprintf(f, " %8" PRIu64 "%s %11" PRIu64, r->purchases, low ? "*" : " ", r->touchpoints);
+        for (int k = 0; k < v->n_methods; k++) fprintf(f, " %14.2f", r->conversions[v->methods[k]]);
+        fputc('\n', f);
+    }
+    if (v->spend) {
+        fprintf(f, "\ncost per conversion (spend / conversions):\n");
+        table_key(f, v, "window", tl_ru_dim_name(v->by), (int)idw);
+        fprintf(f, " %12s", "spend");
+        for (int k = 0; k < v->n_methods; k++) fprintf(f, " %14s", method_name(v->methods[k]));
+        fputc('\n', f);
+        for (size_t i = 0; i < v->n; i++) {
+            const tl_rollup_row *r = &v->rows[i];
+            table_row_key(f, v, r, (int)idw);
+            if (r->has_spend) fprintf(f, " %12.2f", r->spend);
+            else fprintf(f, " %12s", "-");
+            for (int k = 0; k < v->n_methods; k++) {
+                double c = cpa(r, v->methods[k]);
+                if (isfinite(c)) fprintf(f, " %14.2f", c);
+                else fprintf(f, " %14s", "-");
+            }
+            fputc('\n', f);
+        }
+    }
+    fprintf(f, "\nconversions: the sum of each method's credits (a purchase's credits sum to 1)");
+    if (marked)
+        fprintf(f, "\n* fewer than %" PRIu64 " purchases: too few for a stable answer",
+                v->min_purchases);
+    fputc('\n', f);
+}
+
+static const char *const colour[TL_RU_METHODS] = {
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f"};
+
+static void html_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+#define HTML_MAX_BARS 15   /* values in the chart; the table has them all */
+
+static void write_html(FILE *f, const view *v, const report *rp)
+{
+    /* The chart: totals per value over every window of the range. */
+    size_t n = 0;
+    tl_rollup_row *tot = tl_xcalloc(v->n ? v->n : 1, sizeof(*tot));
+    for (size_t i = 0; i < v->n; i++) {
+        size_t j = 0;
+        while (j < n && strcmp(tot[j].id, v->rows[i].id)) j++;
+        if (j == n) tot[n++].id = v->rows[i].id;
+        tot[j].purchases += v->rows[i].purchases;
+        for (int m = 0; m < TL_RU_METHODS; m++) tot[j].conversions[m] += v->rows[i].conversions[m];
+    }
+    if (n > HTML_MAX_BARS) n = HTML_MAX_BARS;   /* rows come sorted by linear conversions */
+    double max = 0;
+    for (size_t j = 0; j < n; j++)
+        for (int k = 0; k < v->n_methods; k++)
+            if (tot[j].conversions[v->methods[k]] > max) max = tot[j].conversions[v->methods[k]];
+    if (max <= 0) max = 1;
+
+    const int bar = 14, gap = 10, label = 170, plot = 640;
+    int group = v->n_methods * bar + gap;
+    int height = 30 + (int)n * group + 20;
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>tally: "
+          "attribution by ", f);
+    html_text(f, tl_ru_dim_name(v->by));
+    fputs("</title>\n<style>body{font:14px system-ui,sans-serif;margin:24px;color:#222}"
+          "table{border-collapse:collapse;margin-top:16px}td,th{padding:3px 8px;text-align:right;"
+          "border-bottom:1px solid #ddd}td:first-child,th:first-child{text-align:left}"
+          ".low{color:#999}.key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 "
+          "12px;vertical-align:-1px}</style></head><body>\n<h1>Attribution by ", f);
+    html_text(f, tl_ru_dim_name(v->by));
+    fprintf(f, "</h1>\n<p>%" PRIu64 " purchases with touchpoints; %s to %s. Conversions are the "
+               "sum of each method's credits: every purchase's credits sum to 1.</p>\n",
+            rp->attributions, v->from ? v->from : "the first record",
+            v->to ? v->to : "the last");
+    fputs("<p class=\"key\">", f);
+    for (int k = 0; k < v->n_methods; k++) {
+        fprintf(f, "<span style=\"background:%s\"></span>", colour[v->methods[k]]);
+        html_text(f, method_name(v->methods[k]));
+    }
+    fprintf(f, "</p>\n<svg id=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+               "height=\"%d\" role=\"img\" aria-label=\"conversions per method and value\">\n",
+            label + plot + 80, height);
+    for (size_t j = 0; j < n; j++) {
+        int y0 = 20 + (int)j * group;
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"13\">", label - 8,
+                y0 + v->n_methods * bar / 2 + 4);
+        html_text(f, tot[j].id);
+        fputs("</text>\n", f);
+        for (int k = 0; k < v->n_methods; k++) {
+            double c = tot[j].conversions[v->methods[k]];
+            int w = c > 0 ? (int)lround(c / max * plot) : 0;
+            fprintf(f, "<rect class=\"bar\" data-method=\"%s\" x=\"%d\" y=\"%d\" width=\"%d\" "
+                       "height=\"%d\" fill=\"%s\"><title>%s: %.2f</title></rect>"
+                       "<text x=\"%d\" y=\"%d\" font-size=\"10\">%.1f</text>\n",
+                    method_name(v->methods[k]), label, y0 + k * bar, w, bar - 2,
+                    colour[v->methods[k]], method_name(v->methods[k]), c, label + w + 4,
+                    y0 + k * bar + bar - 4, c);
+        }
+    }
+    fprintf(f, "<line x1=\"%d\" y1=\"10\" x2=\"%d\" y2=\"%d\" stroke=\"#444\"/>\n</svg>\n", label,
+            label, height - 10);
+    free(tot);
+
+    fputs("<table><tr><th>", f);
+    html_text(f, tl_ru_dim_name(v->by));
+    if (v->window != TL_RU_WINDOW_ALL) fputs("</th><th>window", f);
+    fputs("</th><th>purchases</th><th>touchpoints</th>", f);
+    for (int k = 0; k < v->n_methods; k++) fprintf(f, "<th>%s</th>", method_name(v->methods[k]));
+    if (v->spend) {
+        fputs("<th>spend</th>", f);
+        for (int k = 0; k < v->n_methods; k++)
+            fprintf(f, "<th>cost per conversion, %s</th>", method_name(v->methods[k]));
+    }
+    fputs("</tr>\n", f);
+    int marked = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const tl_rollup_row *r = &v->rows[i];
+        int low = r->purchases < v->min_purchases;
+        marked |= low;
+        fprintf(f, "<tr%s><td>", low ? " class=\"low\"" : "");
+        html_text(f, r->id);
+        if (v->window != TL_RU_WINDOW_ALL) {
+            char w[32];
+            put_time(w, sizeof(w), r->window_start, v->window == TL_RU_WINDOW_HOUR);
+            fprintf(f, "</td><td>%s", w);
+        }
+        fprintf(f, "</td><td>%" PRIu64 "%s</td><td>%" PRIu64 "</td>", r->purchases, low ? "*" : "",
+                r->touchpoints);
+        for (int k = 0; k < v->n_methods; k++) fprintf(f, "<td>%.2f</td>", r->conversions[v->methods[k]]);
+        if (v->spend) {
+            if (r->has_spend) fprintf(f, "<td>%.2f</td>", r->spend);
+            else fputs("<td>-</td>", f);
+            for (int k = 0; k < v->n_methods; k++) {
+                double c = cpa(r, v->methods[k]);
+                if (isfinite(c)) fprintf(f, "<td>%.2f</td>", c);
+                else fputs("<td>-</td>", f);
+            }
+        }
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n", f);
+    if (marked)
+        fprintf(f, "<p class=\"low\">* fewer than %" PRIu64 " purchases: too few for a stable "
+                   "answer.</p>\n", v->min_purchases);
+    fputs("</body></html>\n", f);
+}
+
+/* ---- the command -------------------------------------------------------------------- */
+
+static int pick_methods(view *v, const char *list, const report *rp)
+{
+    v->n_methods = 0;
+    for (int m = 0; m < TL_RU_METHODS; m++) {
+        if (!list) {
+            if (rp->seen[m]) v->methods[v->n_methods++] = m;
+            continue;
+        }
+        size_t l = strlen(method_name(m));
+        for (const char *p = list; p;) {
+            const char *c = strchr(p, ',');
+            size_t n = c ? (size_t)(c - p) : strlen(p);
+            if (n == l && !strncmp(p, method_name(m), l)) v->methods[v->n_methods++] = m;
+            p = c ? c + 1 : NULL;
+        }
+    }
+    if (list) {   /* every name must be a method */
+        for (const char *p = list; p;) {
+            const char *c = strchr(p, ',');
+            size_t n = c ? (size_t)(c - p) : strlen(p);
+            int ok = 0;
+            for (int m = 0; m < TL_RU_METHODS && !ok; m++)
+                ok = n == strlen(method_name(m)) && !strncmp(p, method_name(m), n);
+            if (!ok) return -1;
+            p = c ? c + 1 : NULL;
+        }
+    }
+    return 0;
+}
+
+int tl_cmd_report(int argc, char **argv)
+{
+    struct {
+        const char *input, *by, *window, *from, *to, *methods, *format, *output, *min, *spend;
+    } a = {0};
+    const tl_cmd_opt opts[] = {
+        {"--input", &a.input, NULL},     {"--by", &a.by, NULL},         {"--window", &a.window, NULL},
+        {"--from", &a.from, NULL},       {"--to", &a.to, NULL},         {"--methods", &a.methods, NULL},
+        {"--format", &a.format, NULL},   {"--output", &a.output, NULL}, {"--min-purchases", &a.min, NULL},
+        {"--spend", &a.spend, NULL},     {NULL, NULL, NULL},
+    };
+    tl_cmd_opts t = {opts, usage};
+    tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
+    if (!c) return 2;
+    int rc = 2;
+    report rp = {.from = INT64_MIN, .to = INT64_MAX};
+    FILE *in = NULL, *out = NULL;
+    char err[512];
+    int by = tl_ru_dim_parse(a.by ? a.by : "channel");
+    int window = tl_ru_window_parse(a.window ? a.window : "all");
+    const char *format = a.format ? a.format : "table";
+    char *end = NULL;
+    long long min = a.min ? strtoll(a.min, &end, 10) : 30;
+    if (!a.input) {
+        rc = tl_cmd_usage_error(usage, "--input is required");
+        goto done;
+    }
+    if (by < 0 || window < 0) {
+        rc = tl_cmd_usage_error(usage, "unknown %s '%s'", by < 0 ? "--by" : "--window",
+                                by < 0 ? a.by : a.window);
+        goto done;
+    }
+    if ((a.from && parse_time(a.from, &rp.from) != 0) || (a.to && parse_time(a.to, &rp.to) != 0)) {
+        rc = tl_cmd_usage_error(usage, "--from/--to: not YYYY-MM-DD[THH:MM[:SS]] or ms");
+        goto done;
+    }
+    if (a.min && (*end || min < 0)) {
+        rc = tl_cmd_usage_error(usage, "--min-purchases: not a count");
+        goto done;
+    }
+    if (a.spend && (by == TL_RU_CATEGORY || window == TL_RU_WINDOW_HOUR)) {
+        rc = tl_cmd_usage_error(usage, "--spend is per channel and day: --by channel or "
+                                "channel_group, --window all or day");
+        goto done;
+    }
+    if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json") &&
+        strcmp(format, "html")) {
+        rc = tl_cmd_usage_error(usage, "unknown --format '%s'", format);
+        goto done;
+    }
+    rp.by = (tl_ru_dim)by;
+    rp.markov = !a.methods || strstr(a.methods, "markov") != NULL;
+    rp.ru = tl_rollup_new((tl_ru_dim)by, (tl_ru_window)window,
+                          tl_config_str(c, "rollup.channel.groups"), err, sizeof(err));
+    if (!rp.ru) {
+        fprintf(stderr, "tally: configuration error: %s\n", err);
+        goto done;
+    }
+    rc = 1;
+    in = strcmp(a.input, "-") ? fopen(a.input, "r") : stdin;
+    if (!in) {
+        fprintf(stderr, "tally report: cannot read %s\n", a.input);
+        goto done;
+    }
+    if (read_input(&rp, in, a.input) != 0) {
+        fprintf(stderr, "tally report: error reading %s\n", a.input);
+        goto done;
+    }
+    if (a.spend && read_spend(&rp, a.spend) != 0) goto done;
+    view v = {.by = (tl_ru_dim)by, .window = (tl_ru_window)window, .min_purchases = (uint64_t)min,
+              .from = a.from, .to = a.to, .spend = a.spend != NULL};
+    if (pick_methods(&v, a.methods, &rp) != 0) {
+        rc = tl_cmd_usage_error(usage, "--methods: one of them is not a method (last_touch, "
+                                "first_touch, linear, time_decay, position_based, shapley, "
+                                "removal, markov)");
+        goto done;
+    }
+    v.rows = tl_rollup_rows(rp.ru, &v.n);
+    out = a.output && strcmp(a.output, "-") ? fopen(a.output, "w") : stdout;
+    if (!out) {
+        fprintf(stderr, "tally report: cannot write %s\n", a.output);
+        goto done;
+    }
+    if (!strcmp(format, "csv")) write_csv(out, &v);
+    else if (!strcmp(format, "json")) write_json(out, &v);
+    else if (!strcmp(format, "html")) write_html(out, &v, &rp);
+    else write_table(out, &v);
+    fprintf(stderr, "report: %" PRIu64 " attributions and %" PRIu64 " Markov credit deltas from %"
+                    PRIu64 " lines (%" PRIu64 " outside the range, %" PRIu64 " skipped); %zu rows\n",
+            rp.attributions, rp.deltas, rp.lines, rp.outside, rp.bad, v.n);
+    if (a.spend)
+        fprintf(stderr, "        spend: %" PRIu64 " rows joined, %" PRIu64 " skipped\n",
+                rp.spend_rows, rp.spend_bad);
+    rc = rp.attributions || rp.deltas ? 0 : 1;
+    if (rc) fprintf(stderr, "tally report: no attribution record in %s\n", a.input);
+done:
+    if (out && out != stdout && fclose(out) != 0) {
+        fprintf(stderr, "tally report: error writing %s\n", a.output);
+        rc = 1;
+    }
+    if (in && in != stdin) fclose(in);
+    tl_rollup_destroy(rp.ru);
+    tl_config_destroy(c);
+    return rc;
+}

@@ -1,0 +1,305 @@
+/*
+ * rollup.c -- attribution summed per dimension, method and window (rollup.h).
+ *
+ * Rows live in one growing array; an open-addressing table of row indexes, keyed by the
+ * hash of (window, id), finds them. A purchase adds to each row it touches once per
+ * touchpoint (conversions, value, touchpoints) and once in all (purchases): the rows a
+ * purchase touched are remembered in a small list for that.
+ */
+#include "rollup.h"
+#include "core/util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rule {
+    char *group;
+    char **pat;
+    int n_pat;
+} rule;
+
+struct tl_rollup {
+    tl_ru_dim dim;
+    tl_ru_window window;
+    rule *rules;
+    int n_rules;
+    tl_rollup_row *rows;
+    size_t n, cap;
+    size_t *slot;          /* row index + 1; 0 = empty */
+    size_t n_slot;         /* a power of 2, at least twice n */
+    int sorted;
+    size_t *touched;       /* rows of the purchase being added */
+    size_t n_touched, cap_touched;
+};
+
+static const char *const dim_names[] = {"channel", "channel_group", "category"};
+static const char *const window_names[] = {"all", "hour", "day"};
+
+static int parse_name(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; s && i < n; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
+int tl_ru_dim_parse(const char *s) { return parse_name(s, dim_names, 3); }
+int tl_ru_window_parse(const char *s) { return parse_name(s, window_names, 3); }
+const char *tl_ru_dim_name(tl_ru_dim d) { return (unsigned)d < 3 ? dim_names[d] : "?"; }
+
+/* ---- channel groups ---------------------------------------------------------------- */
+
+static char *trimmed(const char *s, size_t n)
+{
+    while (n && isspace((unsigned char)*s)) s++, n--;
+    while (n && isspace((unsigned char)s[n - 1])) n--;
+    char *o = tl_xmalloc(n + 1);
+    memcpy(o, s, n);
+    o[n] = 0;
+    return o;
+}
+
+static void free_rule(rule *ru)
+{
+    free(ru->group);
+    for (int j = 0; j < ru->n_pat; j++) free(ru->pat[j]);
+    free(ru->pat);
+}
+
+static void free_rules(rule *rules, int n)
+{
+    for (int i = 0; i < n; i++) free_rule(&rules[i]);
+    free(rules);
+}
+
+static int parse_rules(tl_rollup *r, const char *s, char *err, size_t errlen)
+{
+    while (s && *s) {
+        const char *end = strchr(s, ';');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        const char *eq = memchr(s, '=', len);
+        char *whole = trimmed(s, len);
+        if (*whole) {
+            rule ru = {0};
+            ru.group = eq ? trimmed(s, (size_t)(eq - s)) : NULL;
+            if (!ru.group || !*ru.group) {
+                snprintf(err, errlen, "rollup.channel.groups: '%s' is not Group=pattern,...",
+                         whole);
+                free(ru.group);
+                free(whole);
+                return -1;
+            }
+            for (const char *p = eq + 1, *stop = s + len; p <= stop;) {
+                const char *comma = memchr(p, ',', (size_t)(stop - p));
+                const char *pe = comma ? comma : stop;
+                char *pat = trimmed(p, (size_t)(pe - p));
+                if (!*pat) {
+                    snprintf(err, errlen, "rollup.channel.groups: group '%s' has an empty "
+                             "pattern", ru.group);
+                    free(pat);
+                    free_rule(&ru);
+                    free(whole);
+                    return -1;
+                }
+                ru.pat = tl_xrealloc(ru.pat, (size_t)(ru.n_pat + 1) * sizeof(*ru.pat));
+                ru.pat[ru.n_pat++] = pat;
+                p = pe + 1;
+            }
+            r->rules = tl_xrealloc(r->rules, (size_t)(r->n_rules + 1) * sizeof(*r->rules));
+            r->rules[r->n_rules++] = ru;
+        }
+        free(whole);
+        s = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* '*' matches any run of characters, case-insensitive; iterative with one backtrack
+ * point, so linear in practice and never recursive. */
+static int glob_match(const char *p, const char *s)
+{
+    const char *star = NULL, *resume = NULL;
+    while (*s) {
+        if (*p == '*') {
+            star = p++;
+            resume = s;
+        } else if (*p && tolower((unsigned char)*p) == tolower((unsigned char)*s)) {
+            p++;
+            s++;
+        } else if (star) {
+            p = star + 1;
+            s = ++resume;
+        } else {
+            return 0;
+        }
+    }
+    while (*p == '*') p++;
+    return !*p;
+}
+
+const char *tl_rollup_group(const tl_rollup *r, const char *channel)
+{
+    if (!channel || !*channel) return "(none)";
+    for (int i = 0; i < r->n_rules; i++)
+        for (int j = 0; j < r->rules[i].n_pat; j++)
+            if (glob_match(r->rules[i].pat[j], channel)) return r->rules[i].group;
+    return "Other";
+}
+
+/* ---- rows ------------------------------------------------------------------------- */
+
+tl_rollup *tl_rollup_new(tl_ru_dim dim, tl_ru_window window, const char *groups, char *err,
+                         size_t errlen)
+{
+    tl_rollup *r = tl_xcalloc(1, sizeof(*r));
+    r->dim = dim;
+    r->window = window;
+    if (parse_rules(r, groups, err, errlen) != 0) {
+        tl_rollup_destroy(r);
+        return NULL;
+    }
+    r->n_slot = 64;
+    r->slot = tl_xcalloc(r->n_slot, sizeof(*r->slot));
+    return r;
+}
+
+void tl_rollup_destroy(tl_rollup *r)
+{
+    if (!r) return;
+    free_rules(r->rules, r->n_rules);
+    for (size_t i = 0; i < r->n; i++) free(r->rows[i].id);
+    free(r->rows);
+    free(r->slot);
+    free(r->touched);
+    free(r);
+}
+
+static uint64_t row_hash(const char *id, int64_t w)
+{
+    return tl_hash64(id, strlen(id)) ^ ((uint64_t)w * 0x9E3779B97F4A7C15ull);
+}
+
+static void reindex(tl_rollup *r)
+{
+    free(r->slot);
+    r->slot = tl_xcalloc(r->n_slot, sizeof(*r->slot));
+    for (size_t i = 0; i < r->n; i++) {
+        size_t k = row_hash(r->rows[i].id, r->rows[i].window_start) & (r->n_slot - 1);
+        while (r->slot[k]) k = (k + 1) & (r->n_slot - 1);
+        r->slot[k] = i + 1;
+    }
+}
+
+static size_t row_of(tl_rollup *r, const char *id, int64_t w)
+{
+    if (r->sorted) {   /* sorting moved the rows: the table is rebuilt once */
+        reindex(r);
+        r->sorted = 0;
+    }
+    size_t k = row_hash(id, w) & (r->n_slot - 1);
+    for (; r->slot[k]; k = (k + 1) & (r->n_slot - 1)) {
+        tl_rollup_row *x = &r->rows[r->slot[k] - 1];
+        if (x->window_start == w && !strcmp(x->id, id)) return r->slot[k] - 1;
+    }
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 16;
+        r->rows = tl_xrealloc(r->rows, r->cap * sizeof(*r->rows));
+    }
+    memset(&r->rows[r->n], 0, sizeof(r->rows[r->n]));
+    r->rows[r->n].id = tl_xstrdup(id);
+    r->rows[r->n].window_start = w;
+    r->slot[k] = ++r->n;
+    if (2 * r->n > r->n_slot) {
+        r->n_slot *= 2;
+        reindex(r);
+    }
+    return r->n - 1;
+}
+
+static int64_t window_of(const tl_rollup *r, int64_t ts)
+{
+    switch (r->window) {
+    case TL_RU_WINDOW_HOUR: return tl_floor_to(ts, 3600000);
+    case TL_RU_WINDOW_DAY: return tl_floor_to(ts, 86400000);
+    default: return TL_RU_ALL;
+    }
+}
+
+static const char *id_of(const tl_rollup *r, const tl_touchpoint *t)
+{
+    switch (r->dim) {
+    case TL_RU_CHANNEL: return t->channel && *t->channel ? t->channel : "(none)";
+    case TL_RU_CHANNEL_GROUP: return tl_rollup_group(r, t->channel);
+    default: return t->category_id && *t->category_id ? t->category_id : "(none)";
+    }
+}
+
+void tl_rollup_add(tl_rollup *r, const tl_attribution *a)
+{
+    int64_t w = window_of(r, a->ts);
+    double value = a->has_value ? a->value : 0;
+    r->n_touched = 0;
+    for (int i = 0; i < a->n_touchpoints; i++) {
+        size_t k = row_of(r, id_of(r, &a->touchpoints[i]), w);
+        tl_rollup_row *x = &r->rows[k];
+        x->touchpoints++;
+        for (int m = 0; m < TL_M_COUNT; m++) {
+            if (!a->has_method[m]) continue;
+            x->conversions[m] += a->credits[m][i];
+            x->value[m] += a->credits[m][i] * value;
+            x->has[m] = 1;
+        }
+        size_t j = 0;
+        while (j < r->n_touched && r->touched[j] != k) j++;
+        if (j == r->n_touched) {
+            if (r->n_touched == r->cap_touched) {
+                r->cap_touched = r->cap_touched ? 2 * r->cap_touched : 8;
+                r->touched = tl_xrealloc(r->touched, r->cap_touched * sizeof(*r->touched));
+            }
+            r->touched[r->n_touched++] = k;
+            x->purchases++;
+        }
+    }
+}
+
+void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d)
+{
+    /* the chain is over channels, or over categories when the data has no channel */
+    int over = r->dim == TL_RU_CATEGORY ? TL_DIM_CATEGORY : TL_DIM_CHANNEL;
+    if ((int)d->dim != over || !d->method || strcmp(d->method, "markov")) return;
+    const char *id = r->dim == TL_RU_CHANNEL_GROUP ? tl_rollup_group(r, d->dim_id)
+                     : d->dim_id && *d->dim_id ? d->dim_id : "(none)";
+    size_t k = row_of(r, id, window_of(r, d->window_start));   /* may move the rows */
+    tl_rollup_row *x = &r->rows[k];
+    x->conversions[TL_RU_MARKOV] += d->credit - d->credit_before;
+    x->has[TL_RU_MARKOV] = 1;
+}
+
+int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, double spend)
+{
+    if (r->dim == TL_RU_CATEGORY || r->window == TL_RU_WINDOW_HOUR) return -1;
+    const char *id = r->dim == TL_RU_CHANNEL_GROUP ? tl_rollup_group(r, channel)
+                     : channel && *channel ? channel : "(none)";
+    size_t k = row_of(r, id, window_of(r, day_ms));
+    r->rows[k].spend += spend;
+    r->rows[k].has_spend = 1;
+    return 0;
+}
+
+static int by_window_then_linear(const void *pa, const void *pb)
+{
+    const tl_rollup_row *a = pa, *b = pb;
+    if (a->window_start != b->window_start) return a->window_start < b->window_start ? -1 : 1;
+    double x = a->conversions[TL_M_LINEAR], y = b->conversions[TL_M_LINEAR];
+    if (x != y) return x > y ? -1 : 1;
+    return strcmp(a->id, b->id);
+}
+
+const tl_rollup_row *tl_rollup_rows(tl_rollup *r, size_t *n)
+{
+    if (r->n > 1) qsort(r->rows, r->n, sizeof(*r->rows), by_window_then_linear);
+    r->sorted = 1;
+    *n = r->n;
+    return r->rows;
+}

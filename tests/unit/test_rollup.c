@@ -1,0 +1,221 @@
+/*
+ * test_rollup.c -- model/rollup.c on hand-computed cases: purchases, touchpoints,
+ * conversions and value per channel, per group and per category; day and hour windows;
+ * a purchase touching one value twice counts once; Markov credit deltas of the roll-up's dimension only; channel-group
+ * rules (order, '*', case, Other and (none)); malformed rules refused with a message;
+ * spend joined per channel or group and day, also where nothing was credited.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "model/rollup.h"
+
+static const int64_t DAY = 86400000, HOUR = 3600000;
+static const int64_t T0 = 1511568000000LL;   /* 2017-11-25 00:00 UTC */
+
+/* A purchase with touchpoints on channels ch[] (NULL: none), categories cat[], one
+ * method's credits each for linear and shapley. */
+static void add(tl_rollup *r, int64_t ts, double value, int n, const char *const *ch,
+                const char *const *cat, const double *linear, const double *shapley)
+{
+    tl_touchpoint tp[8];
+    for (int i = 0; i < n; i++) tp[i] = (tl_touchpoint){.channel = ch[i], .category_id = cat[i]};
+    tl_attribution a = {.ts = ts, .value = value, .has_value = value > 0, .touchpoints = tp,
+                        .n_touchpoints = n};
+    a.credits[TL_M_LINEAR] = linear;
+    a.has_method[TL_M_LINEAR] = 1;
+    if (shapley) {
+        a.credits[TL_M_SHAPLEY] = shapley;
+        a.has_method[TL_M_SHAPLEY] = 1;
+    }
+    tl_rollup_add(r, &a);
+}
+
+static const tl_rollup_row *find(tl_rollup *r, const char *id, int64_t w)
+{
+    size_t n;
+    const tl_rollup_row *rows = tl_rollup_rows(r, &n);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].id, id) && rows[i].window_start == w) return &rows[i];
+    return NULL;
+}
+
+static void feed(tl_rollup *r)
+{
+    /* P1, day 0 10:00, value 30: search, email, search (linear 1/3 each; shapley .6 .1 .3) */
+    const char *ch1[] = {"search", "Email-Weekly", "search"}, *cat1[] = {"a", "b", "a"};
+    const double l1[] = {1.0 / 3, 1.0 / 3, 1.0 / 3}, s1[] = {0.6, 0.1, 0.3};
+    add(r, T0 + 10 * HOUR, 30, 3, ch1, cat1, l1, s1);
+    /* P2, day 0 10:30, no value: social, no channel (linear .5 .5, no shapley) */
+    const char *ch2[] = {"social", NULL}, *cat2[] = {"b", NULL};
+    const double l2[] = {0.5, 0.5};
+    add(r, T0 + 10 * HOUR + HOUR / 2, 0, 2, ch2, cat2, l2, NULL);
+    /* P3, day 1 02:00, value 10: search (1) */
+    const char *ch3[] = {"search"}, *cat3[] = {"a"};
+    const double l3[] = {1};
+    add(r, T0 + DAY + 2 * HOUR, 10, 1, ch3, cat3, l3, l3);
+}
+
+static void test_channel_all(void **st)
+{
+    (void)st;
+    char err[128];
+    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    assert_non_null(r);
+    feed(r);
+    const tl_rollup_row *s = find(r, "search", TL_RU_ALL);
+    assert_non_null(s);
+    assert_int_equal(s->purchases, 2);   /* P1 once though touched twice, P3 */
+    assert_int_equal(s->touchpoints, 3);
+    assert_true(fabs(s->conversions[TL_M_LINEAR] - (2.0 / 3 + 1)) < 1e-12);
+    assert_true(fabs(s->value[TL_M_LINEAR] - (2.0 / 3 * 30 + 10)) < 1e-12);
+    assert_true(fabs(s->conversions[TL_M_SHAPLEY] - (0.9 + 1)) < 1e-12);
+    assert_true(fabs(s->value[TL_M_SHAPLEY] - (0.9 * 30 + 10)) < 1e-12);
+    assert_int_equal(s->has[TL_M_SHAPLEY], 1);
+    assert_int_equal(s->has[TL_M_LAST_TOUCH], 0);
+    const tl_rollup_row *none = find(r, "(none)", TL_RU_ALL);
+    assert_non_null(none);
+    assert_true(fabs(none->conversions[TL_M_LINEAR] - 0.5) < 1e-12);
+    assert_int_equal(none->has[TL_M_SHAPLEY], 0);
+    /* every purchase's linear credits sum to 1: 3 over all rows */
+    size_t n;
+    const tl_rollup_row *rows = tl_rollup_rows(r, &n);
+    assert_int_equal(n, 4);
+    double total = 0;
+    for (size_t i = 0; i < n; i++) total += rows[i].conversions[TL_M_LINEAR];
+    assert_true(fabs(total - 3) < 1e-12);
+    /* sorted by linear conversions: search 1.667, then social and (none) 0.5 (by id), email */
+    assert_string_equal(rows[0].id, "search");
+    assert_string_equal(rows[1].id, "(none)");
+    assert_string_equal(rows[2].id, "social");
+    assert_string_equal(rows[3].id, "Email-Weekly");
+    /* adding after reading the rows still finds the same rows */
+    const tl_credit_delta d = {.window_start = T0, .window_end = T0 + HOUR, .dim = TL_DIM_CHANNEL,
+                               .dim_id = "search", .method = "markov", .credit = 3.5,
+                               .credit_before = 1.25};
+    tl_rollup_add_credit_delta(r, &d);
+    tl_rollup_add_credit_delta(r, &d);
+    s = find(r, "search", TL_RU_ALL);
+    assert_true(fabs(s->conversions[TL_RU_MARKOV] - 4.5) < 1e-12);
+    assert_int_equal(s->purchases, 2);
+    tl_rollup_rows(r, &n);
+    assert_int_equal(n, 4);
+    tl_rollup_destroy(r);
+}
+
+static void test_windows_and_categories(void **st)
+{
+    (void)st;
+    char err[128];
+    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", err, sizeof(err));
+    feed(r);
+    assert_int_equal(find(r, "search", T0)->purchases, 1);
+    assert_int_equal(find(r, "search", T0 + DAY)->purchases, 1);
+    assert_null(find(r, "search", TL_RU_ALL));
+    tl_rollup_destroy(r);
+
+    r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, "", err, sizeof(err));
+    feed(r);
+    assert_non_null(find(r, "search", T0 + 10 * HOUR));
+    assert_non_null(find(r, "social", T0 + 10 * HOUR));   /* 10:30 is in the 10:00 hour */
+    assert_non_null(find(r, "search", T0 + DAY + 2 * HOUR));
+    tl_rollup_destroy(r);
+
+    r = tl_rollup_new(TL_RU_CATEGORY, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    feed(r);
+    const tl_rollup_row *a = find(r, "a", TL_RU_ALL), *b = find(r, "b", TL_RU_ALL);
+    assert_int_equal(a->purchases, 2);
+    assert_true(fabs(a->conversions[TL_M_LINEAR] - 5.0 / 3) < 1e-12);
+    assert_int_equal(b->purchases, 2);
+    assert_true(fabs(b->conversions[TL_M_LINEAR] - (1.0 / 3 + 0.5)) < 1e-12);
+    /* a chain over channels is not in a category roll-up; one over categories is */
+    tl_credit_delta d = {.window_start = T0, .dim = TL_DIM_CHANNEL, .dim_id = "a",
+                         .method = "markov", .credit = 1};
+    tl_rollup_add_credit_delta(r, &d);
+    assert_int_equal(find(r, "a", TL_RU_ALL)->has[TL_RU_MARKOV], 0);
+    d.dim = TL_DIM_CATEGORY;
+    tl_rollup_add_credit_delta(r, &d);
+    assert_true(fabs(find(r, "a", TL_RU_ALL)->conversions[TL_RU_MARKOV] - 1) < 1e-12);
+    tl_rollup_destroy(r);
+}
+
+static void test_groups(void **st)
+{
+    (void)st;
+    char err[128];
+    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL,
+                                 " Paid = search , *cpc* ; Mail=email*;Everything=*", err,
+                                 sizeof(err));
+    assert_non_null(r);
+    assert_string_equal(tl_rollup_group(r, "search"), "Paid");
+    assert_string_equal(tl_rollup_group(r, "SEARCH"), "Paid");
+    assert_string_equal(tl_rollup_group(r, "google-CPC-brand"), "Paid");
+    assert_string_equal(tl_rollup_group(r, "Email-Weekly"), "Mail");
+    assert_string_equal(tl_rollup_group(r, "social"), "Everything");   /* the first match */
+    assert_string_equal(tl_rollup_group(r, NULL), "(none)");
+    feed(r);
+    assert_int_equal(find(r, "Paid", TL_RU_ALL)->purchases, 2);
+    assert_true(fabs(find(r, "Mail", TL_RU_ALL)->conversions[TL_M_SHAPLEY] - 0.1) < 1e-12);
+    const tl_credit_delta d = {.window_start = T0, .dim = TL_DIM_CHANNEL, .dim_id = "search",
+                               .method = "markov", .credit = 2, .credit_before = 0.5};
+    tl_rollup_add_credit_delta(r, &d);
+    assert_true(fabs(find(r, "Paid", TL_RU_ALL)->conversions[TL_RU_MARKOV] - 1.5) < 1e-12);
+    tl_rollup_destroy(r);
+
+    r = tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "A=x", err, sizeof(err));
+    assert_string_equal(tl_rollup_group(r, "y"), "Other");
+    assert_string_equal(tl_rollup_group(r, "X"), "A");
+    tl_rollup_destroy(r);
+
+    assert_null(tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "Paid Search", err, sizeof(err)));
+    assert_non_null(strstr(err, "'Paid Search' is not Group=pattern"));
+    assert_null(tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "A=x,,y", err, sizeof(err)));
+    assert_non_null(strstr(err, "group 'A' has an empty pattern"));
+    assert_null(tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "=x", err, sizeof(err)));
+
+    assert_int_equal(tl_ru_dim_parse("channel_group"), TL_RU_CHANNEL_GROUP);
+    assert_int_equal(tl_ru_window_parse("hour"), TL_RU_WINDOW_HOUR);
+    assert_int_equal(tl_ru_window_parse("week"), -1);
+}
+
+static void test_spend(void **st)
+{
+    (void)st;
+    char err[128];
+    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_DAY, "Paid=search,cpc", err,
+                                 sizeof(err));
+    feed(r);
+    assert_int_equal(tl_rollup_add_spend(r, "search", T0, 40), 0);
+    assert_int_equal(tl_rollup_add_spend(r, "cpc", T0, 2), 0);
+    assert_int_equal(tl_rollup_add_spend(r, "tv", T0 + DAY, 7), 0);   /* nothing credited */
+    const tl_rollup_row *paid = find(r, "Paid", T0), *other = find(r, "Other", T0 + DAY);
+    assert_true(paid->has_spend && fabs(paid->spend - 42) < 1e-12);
+    assert_int_equal(paid->purchases, 1);
+    assert_true(other->has_spend && fabs(other->spend - 7) < 1e-12);
+    assert_int_equal(other->purchases, 0);
+    assert_int_equal(find(r, "Paid", T0 + DAY)->has_spend, 0);
+    tl_rollup_destroy(r);
+    r = tl_rollup_new(TL_RU_CATEGORY, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    assert_int_equal(tl_rollup_add_spend(r, "search", T0, 1), -1);
+    tl_rollup_destroy(r);
+    r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, "", err, sizeof(err));
+    assert_int_equal(tl_rollup_add_spend(r, "search", T0, 1), -1);
+    tl_rollup_destroy(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_channel_all),
+        cmocka_unit_test(test_windows_and_categories),
+        cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_spend),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
