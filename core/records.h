@@ -1,5 +1,5 @@
 /*
- * records.h -- tally's output records (schemas/2-interest_delta.avsc, 5-attribution.avsc,
+ * records.h -- tally's output records (schemas/2-interest_delta.avsc, 6-attribution.avsc,
  * 4-credit_delta.avsc) and the dead-letter record.
  *
  * Records are produced by the stages and handed to a sink (sink.h). All pointers are
@@ -74,6 +74,9 @@ typedef struct tl_attribution {
     /* With has_model, per model method (shapley, removal): "ok", or why its credits are
      * linear ("fallback_linear", "warming_up", "no_negatives"); NULL for the others. */
     const char *model_status[TL_M_COUNT];
+    /* With sampled Shapley credits (status ok): each share's standard error from the
+     * sampling (n_touchpoints entries); NULL when exact or not the model's. */
+    const double *shapley_stderr;
     const char *explanation;
 } tl_attribution;
 

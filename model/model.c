@@ -547,6 +547,7 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     double *rem = tl_arena_alloc(a, (size_t)n * sizeof(*rem));
     int ok_shap = 0, ok_rem = 0;
     const char *how = "exact";
+    double *se = NULL;   /* sampled: each raw value's standard error */
     /* Warm-up: model credits only from a model that has seen both outcomes enough; before,
      * the credits are linear and not computed at all. */
     uint64_t pos = tl_metrics_positives(m->metrics);
@@ -561,13 +562,19 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
             /* Sampled, not grouped by category: with additive contributions, grouping
              * would only average the touchpoints of a category, a bias sampling has not. */
             uint64_t seed = tl_hash64(r->conversion_event_id, strlen(r->conversion_event_id));
-            rc = tl_shapley_sampled(n, m->cfg.shapley_samples, seed, game_fn, &g, raw, NULL);
+            se = tl_arena_alloc(a, (size_t)n * sizeof(*se));
+            rc = tl_shapley_sampled(n, m->cfg.shapley_samples, seed, game_fn, &g, raw, se);
             how = "sampled";
             m->rep.sampled++;
         } else {
             rc = TL_SHAPLEY_EARG;   /* more touchpoints than a coalition mask holds */
         }
         ok_shap = rc == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, shap, m->cfg.signed_credits);
+        if (ok_shap && se) {   /* a share is raw / mass: its error, raw's over the mass */
+            double mass = tl_credits_mass(n, raw, m->cfg.signed_credits);
+            for (int j = 0; j < n; j++) se[j] /= mass;
+            r->shapley_stderr = se;
+        }
         for (int j = 0; j < n; j++) raw[j] = p_all - tl_sigmoid(g.bias + sum - phi[j]);
         ok_rem = tl_credits_normalise(n, raw, rem, m->cfg.signed_credits);
     }

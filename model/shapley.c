@@ -303,14 +303,20 @@ int tl_removal(int n, tl_game_fn f, void *arg, double *out)
 
 /* ---- normalisation ------------------------------------------------------------- */
 
+double tl_credits_mass(int n, const double *raw, int signed_shares)
+{
+    double mass = 0.0;
+    for (int j = 0; j < n; j++) {
+        if (!isfinite(raw[j])) return NAN;
+        mass += signed_shares ? fabs(raw[j]) : fmax(raw[j], 0.0);
+    }
+    return mass;
+}
+
 int tl_credits_normalise(int n, const double *raw, double *out, int signed_shares)
 {
     if (n < 1 || !raw || !out) return 0;
-    double mass = 0.0;
-    for (int j = 0; j < n; j++) {
-        if (!isfinite(raw[j])) return 0;
-        mass += signed_shares ? fabs(raw[j]) : fmax(raw[j], 0.0);
-    }
+    double mass = tl_credits_mass(n, raw, signed_shares);
     if (!isfinite(mass) || !(mass >= TL_CREDITS_MIN_MASS)) return 0;
     for (int j = 0; j < n; j++) out[j] = (signed_shares ? raw[j] : fmax(raw[j], 0.0)) / mass;
     return 1;

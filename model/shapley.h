@@ -93,6 +93,10 @@ int tl_removal(int n, tl_game_fn f, void *arg, double *out);
  * otherwise (also for n < 1 or NULL pointers): the caller then falls back to linear
  * credits and says so. raw and out may be the same array. */
 int tl_credits_normalise(int n, const double *raw, double *out, int signed_shares);
+/* The divisor tl_credits_normalise uses: sum max(raw, 0), or sum |raw| when signed (NAN
+ * when a raw value is not finite). A sampled raw value's standard error over it is its
+ * share's (tl_model_credit's shapley_stderr). */
+double tl_credits_mass(int n, const double *raw, int signed_shares);
 
 /* Shapley values by groups, for more players than the exact path takes: the game whose
  * players are the groups (a coalition of groups = the union of their members' bits) is

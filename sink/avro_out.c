@@ -128,6 +128,14 @@ void tl_avro_put_attribution(tl_buf *b, int32_t schema_id, const tl_attribution 
         }
         put_long(b, 0);
     }
+    put_long(b, r->shapley_stderr ? 1 : 0);
+    if (r->shapley_stderr) {
+        if (r->n_touchpoints > 0) {
+            put_long(b, r->n_touchpoints);
+            for (int i = 0; i < r->n_touchpoints; i++) put_double(b, r->shapley_stderr[i]);
+        }
+        put_long(b, 0);
+    }
 }
 
 void tl_avro_put_credit(tl_buf *b, int32_t schema_id, const tl_credit_delta *c)
@@ -180,7 +188,8 @@ size_t tl_avro_attribution_bound(size_t S, size_t tps)
            B_LONG + TL_M_COUNT * method + 1 +                          /* credits */
            2 * B_OPT_DOUBLE + 1 + B_LONG +                             /* the model */
            B_STR(TL_EXPLANATION_MAX) +
-           1 + B_LONG + 2 * 2 * B_NAME + 1;   /* model_status: shapley, removal */
+           1 + B_LONG + 2 * 2 * B_NAME + 1 +  /* model_status: shapley, removal */
+           1 + B_LONG + tps * 8 + 1;          /* shapley_stderr */
 }
 
 size_t tl_avro_credit_bound(size_t S)

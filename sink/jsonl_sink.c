@@ -125,6 +125,17 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
     } else {
         tl_buf_puts(b, "null");
     }
+    tl_json_put_key(b, "shapley_stderr");   /* null, or one per touchpoint (null if unknown) */
+    if (r->shapley_stderr) {
+        tl_buf_putc(b, '[');
+        for (int i = 0; i < r->n_touchpoints; i++) {
+            if (i) tl_buf_putc(b, ',');
+            tl_json_put_double(b, r->shapley_stderr[i]);
+        }
+        tl_buf_putc(b, ']');
+    } else {
+        tl_buf_puts(b, "null");
+    }
     tl_sink_count_attribution(&s->base.counts, r);
     return line_out(s);
 }

@@ -111,7 +111,7 @@ def main():
             return 1
         want = ["bin/tally", "share/tally/schemas/1-behavior_event.avsc",
                 "share/tally/schemas/2-interest_delta.avsc", "share/tally/schemas/3-attribution.avsc",
-                "share/tally/schemas/5-attribution.avsc",
+                "share/tally/schemas/5-attribution.avsc", "share/tally/schemas/6-attribution.avsc",
                 "share/tally/schemas/4-credit_delta.avsc", "share/tally/deploy/systemd/tally.service",
                 "share/tally/deploy/tally.properties", "share/tally/deploy/prometheus/alerts.yml",
                 "share/doc/tally/README.md", "share/doc/tally/operations.md"]

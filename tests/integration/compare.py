@@ -30,6 +30,7 @@ ATTRIBUTION_FIELDS = {
     "category_id": "str?", "ts": "int", "value": "float?", "touchpoints": "touchpoints",
     "credits": "credits", "p_conversion": "float?", "p_baseline": "float?",
     "model_version": "int?", "explanation": "text", "model_status": "map?",
+    "shapley_stderr": "floats?",
 }
 TOUCHPOINT_FIELDS = {
     "event_id": "str", "item_id": "str", "category_id": "str?", "channel": "str?",
@@ -118,6 +119,17 @@ def _cmp_value(kind, e, a, tol, path, out, exact_text):
                 "differs by %.3g" % abs(float(e) - float(a))
             out.append((path, e, a, why))
         return
+    if base == "floats":   # a list of numbers, null where unknown (an infinite error)
+        if not isinstance(a, list) or not isinstance(e, list) or len(e) != len(a):
+            out.append((path, e, a, "not lists of one length"))
+            return
+        for i, (xe, xa) in enumerate(zip(e, a)):
+            if xe is None or xa is None:
+                if xe is not xa:
+                    out.append(("%s[%d]" % (path, i), xe, xa, "null on one side only"))
+            else:
+                _cmp_value("float", xe, xa, tol, "%s[%d]" % (path, i), out, exact_text)
+        return
     if base == "touchpoints":
         if not isinstance(a, list) or not isinstance(e, list):
             out.append((path, e, a, "not a list"))
@@ -196,7 +208,7 @@ def _short(x, limit=200):
 
 
 MODEL_METHODS = ("shapley", "removal")
-MODEL_FIELDS = ("p_conversion", "p_baseline", "model_version", "model_status")
+MODEL_FIELDS = ("p_conversion", "p_baseline", "model_version", "model_status", "shapley_stderr")
 MODEL_SENTENCE = "; the model"
 
 

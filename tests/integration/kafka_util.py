@@ -65,6 +65,9 @@ def _strip_logical(node):
     return node
 
 
+ATTRIBUTION_ID = 6   # schemas/6-attribution.avsc: the attribution schema tally writes
+
+
 def load_schemas():
     """{schema id: parsed schema} from schemas/<id>-<name>.avsc."""
     import fastavro
@@ -447,7 +450,7 @@ class OutputTopics:
         A record on the dead-letter topic is a problem (the tests' input is all valid)."""
         recs = decode_outputs(kafka.read_all(self.interest), 2, schemas[2], self.interest,
                               problems)
-        recs += decode_outputs(kafka.read_all(self.attribution), 5, schemas[5],
+        recs += decode_outputs(kafka.read_all(self.attribution), ATTRIBUTION_ID, schemas[ATTRIBUTION_ID],
                                self.attribution, problems)
         dlq = kafka.read_all(self.dlq)
         if dlq:

@@ -429,6 +429,7 @@ class Journeys:
             "p_baseline": None,
             "model_version": None,
             "model_status": None,
+            "shapley_stderr": None,
             "explanation": attribution_sentence(ev["item_id"], ev["ts"], tps, credits),
         }
 

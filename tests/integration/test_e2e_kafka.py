@@ -9,7 +9,7 @@
 3. `tally run --until-end` consumes everything and exits by itself (deadline: a few minutes).
 4. The output topics are read back (read_committed, from the beginning to every partition's
    end offset), their Confluent framing checked and stripped (schema id 2 = interest_delta,
-   3 = attribution), the Avro decoded with fastavro, and the records compared with
+   6 = attribution), the Avro decoded with fastavro, and the records compared with
    reference.py on the same file (1e-9) and with `tally replay` on it (identical records,
    identical sentences). Message keys must be the user_id. `tally report` of the attribution
    and credit-delta topics read back with `tally consume` equals its report of the replay
@@ -46,6 +46,7 @@ import reference as ref  # noqa: E402
 from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, Tally, avro_encode, bootstrap,  # noqa: E402
                         decode_outputs, frame, java_partition, load_schemas, run_tally,
                         wait_until)
+from kafka_util import ATTRIBUTION_ID  # noqa: E402
 
 SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
@@ -194,7 +195,7 @@ def main():
         rows_i = kafka.read_all(t_oi, READ_TIMEOUT_S)
         rows_a = kafka.read_all(t_oa, READ_TIMEOUT_S)
         kafka_records.extend(decode_outputs(rows_i, 2, schemas[2], t_oi, pr))
-        kafka_records.extend(decode_outputs(rows_a, 5, schemas[5], t_oa, pr))
+        kafka_records.extend(decode_outputs(rows_a, ATTRIBUTION_ID, schemas[ATTRIBUTION_ID], t_oa, pr))
         expected = ref.run_file(DATA, "taobao")
         ref.write_jsonl(expected, os.path.join(tmp, "reference.jsonl"))
         ref.write_jsonl(kafka_records, os.path.join(tmp, "kafka.jsonl"))

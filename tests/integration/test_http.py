@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_util import (http_get, http_port, metric_total, scrape, RUN, SKIP, Kafka, OutputTopics, Tally, bootstrap, decode_outputs,  # noqa: E402
                         TALLY_BIN, avro_encode, frame, load_schemas, run_tally, stop_all,
                         wait_until)
+from kafka_util import ATTRIBUTION_ID  # noqa: E402
 
 FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_total",
             "tally_attributions_total", "tally_consumer_lag_records", "tally_batch_duration_seconds",
@@ -172,7 +173,7 @@ def test_flow_users_shutdown(work, b, kafka):
     assert not lint, lint
     problems = []
     deltas = decode_outputs(kafka.read_all(out.interest), 2, schemas[2], out.interest, problems)
-    atts = decode_outputs(kafka.read_all(out.attribution), 5, schemas[5], out.attribution, problems)
+    atts = decode_outputs(kafka.read_all(out.attribution), ATTRIBUTION_ID, schemas[ATTRIBUTION_ID], out.attribution, problems)
     assert not problems, problems[:5]
     assert len(deltas) == 20000, "%d interest deltas on the topic" % len(deltas)
     assert total(m1, "tally_outputs_total", output="attribution") == len(atts), \

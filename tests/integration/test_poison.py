@@ -61,6 +61,7 @@ sys.path.insert(0, HERE)
 from kafka_util import (http_get, http_port, metric_total, scrape, RUN, SCHEMA_DIR, SKIP, Kafka, OutputTopics, Steps, Tally,  # noqa: E402
                         avro_encode, bootstrap, check_tools, decode_outputs, frame,
                         load_schemas, run_tally, stop_all, wait_until)
+from kafka_util import ATTRIBUTION_ID  # noqa: E402
 
 SEED = int(os.environ.get("TALLY_POISON_SEED", "20261122"))
 IN_PARTITIONS = 4
@@ -299,8 +300,8 @@ def bad_kinds(schemas, by_user, users, rng):
         Kind("unframed 1,040,000 B", "not_framed", [(b"pu-huge", rnd(1_040_000))], "cut"),
         Kind("10,000 B key, unframed value", "not_framed", [(b"k" * 10_000, b"not framed")], "cut"),
         # -- classic: schema ids
-        Kind("unknown schema ids 0, 6, 9999, 2^31-1, 2^32-1", "unknown_schema",
-             [(key, frame(i, good)) for i in (0, 6, 9999, 2**31 - 1, 2**32 - 1)]),
+        Kind("unknown schema ids 0, 7, 9999, 2^31-1, 2^32-1", "unknown_schema",
+             [(key, frame(i, good)) for i in (0, 7, 9999, 2**31 - 1, 2**32 - 1)]),
         Kind("unknown schema id 424242, 50 times", "unknown_schema",
              [(key, frame(424242, good)) for _ in range(50)]),
         Kind("output schema id 2 on the input", "incompatible_schema", [(key, frame(2, good))]),
@@ -647,7 +648,7 @@ def main():
 
     def outputs(pr):
         deltas = decode_outputs(kafka.read_all(out.interest), 2, schemas[2], out.interest, pr)
-        atts = decode_outputs(kafka.read_all(out.attribution), 5, schemas[5], out.attribution, pr)
+        atts = decode_outputs(kafka.read_all(out.attribution), ATTRIBUTION_ID, schemas[ATTRIBUTION_ID], out.attribution, pr)
         check_outputs(deltas, atts, valid, attributed, pr)
         return "%d interest deltas (one per valid event with a category), %d attributions (one " \
                "per purchase with touchpoints); none of a bad record" % (len(deltas), len(atts))
@@ -817,7 +818,7 @@ def main():
         allv = dict(valid)
         allv.update({e["event_id"]: e for e in new_events})
         deltas = decode_outputs(kafka.read_all(out.interest), 2, schemas[2], out.interest, pr)
-        atts = decode_outputs(kafka.read_all(out.attribution), 5, schemas[5], out.attribution, pr)
+        atts = decode_outputs(kafka.read_all(out.attribution), ATTRIBUTION_ID, schemas[ATTRIBUTION_ID], out.attribution, pr)
         check_outputs(deltas, atts, allv, attributed, pr)
         return "%d interest deltas, %d attributions: every valid event's once" % (len(deltas), len(atts))
 

@@ -544,23 +544,30 @@ def test_docs_schemas_examples():
 # ----------------------------------------------------------------------------- main
 
 def test_attribution_schema_versions():
-    """An attribution written with schema id 3 (before model_status) reads with id 5's schema,
-    model_status taking its default (null), as the Avro specification resolves it."""
+    """Attributions written with schema ids 3 (before model_status) and 5 (before
+    shapley_stderr) read with id 6's schema, the later fields taking their default (null),
+    as the Avro specification resolves it."""
     import io
     import fastavro
     d = os.path.join(HERE, "..", "..", "schemas")
-    with open(os.path.join(d, "3-attribution.avsc")) as f3, open(os.path.join(d, "5-attribution.avsc")) as f5:
-        s3, s5 = fastavro.parse_schema(json.load(f3)), fastavro.parse_schema(json.load(f5))
+    schemas = {}
+    for i in (3, 5, 6):
+        with open(os.path.join(d, "%d-attribution.avsc" % i)) as fh:
+            schemas[i] = fastavro.parse_schema(json.load(fh))
     rec = {"conversion_event_id": "p", "user_id": "u", "item_id": "i", "category_id": None,
            "ts": 1, "value": None, "touchpoints": [], "credits": {}, "p_conversion": None,
            "p_baseline": None, "model_version": None, "explanation": "x"}
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, s3, rec)
-    buf.seek(0)
-    got = fastavro.schemaless_reader(buf, s3, s5, return_record_name=False)
-    got["ts"] = rec["ts"]   # a timestamp-millis, read back as a datetime
-    assert got == dict(rec, model_status=None), got
-    assert "model_status" not in json.dumps(json.load(open(os.path.join(d, "3-attribution.avsc"))))
+    for i, written in ((3, rec), (5, dict(rec, model_status={"shapley": "ok"}))):
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, schemas[i], written)
+        buf.seek(0)
+        got = fastavro.schemaless_reader(buf, schemas[i], schemas[6], return_record_name=False)
+        got["ts"] = rec["ts"]   # a timestamp-millis, read back as a datetime
+        want = dict(rec, model_status=written.get("model_status"), shapley_stderr=None)
+        assert got == want, (i, got)
+    text3 = open(os.path.join(d, "3-attribution.avsc")).read()
+    text5 = open(os.path.join(d, "5-attribution.avsc")).read()
+    assert "model_status" not in text3 and "shapley_stderr" not in text5
 
 
 def main():

@@ -358,7 +358,7 @@ def main():
     if not step("run --until-end", run):
         return finish(step, reg)
 
-    files = {out.interest: "2-interest_delta.avsc", out.attribution: "5-attribution.avsc",
+    files = {out.interest: "2-interest_delta.avsc", out.attribution: "6-attribution.avsc",
              out.credit: "4-credit_delta.avsc"}
 
     def subjects(pr):

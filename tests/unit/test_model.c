@@ -832,6 +832,7 @@ static void test_model_credits_12(void **state)
     tl_arena_init(&a, 4096);
     tl_attribution r;
     credit(m, t, N, P2, &a, &r);
+    assert_null(r.shapley_stderr);   /* exact: no sampling error */
     near(r.p_conversion, v[(1u << N) - 1] + p0, 1e-12, "p_conversion", 0);
     near(r.p_baseline, p0, 1e-12, "p_baseline", 0);
     for (int j = 0; j < N; j++) {
@@ -881,7 +882,7 @@ static void shadow_game_fn(void *arg, const uint64_t *masks, int count, double *
 /* More touchpoints and categories than model.shapley.exact.max: sampled Shapley. The
  * model pools each coalition of a permutation's run by adding one touchpoint to the
  * last pool; the same estimator (same permutations) over pools made from scratch must
- * give the same credits. */
+ * give the same credits, and each share's standard error must cover the exact share. */
 static void test_model_credits_sampled(void **state)
 {
     (void)state;
@@ -903,10 +904,14 @@ static void test_model_credits_sampled(void **state)
                     P2 - (N - i) * 7 * HOUR, i % 4 == 0 ? -1 : 3000 * i * i, chans[i % 4], cats[i],
                     i % 3 ? (float)(0.03 * i + 0.01) : -1.0f, -1);
     shadow_game g = {&sh, t, N, P2, shadow_p(&sh, NULL, t, N, P2, 0)};
-    double raw[N], want_s[N], rem[N], want_r[N];
+    double raw[N], want_s[N], rem[N], want_r[N], se[N], exact[N], exact_s[N];
     assert_int_equal(tl_shapley_sampled(N, mc.shapley_samples, tl_hash64("purchase", 8),
-                                        shadow_game_fn, &g, raw, NULL), TL_SHAPLEY_OK);
+                                        shadow_game_fn, &g, raw, se), TL_SHAPLEY_OK);
     if (!ref_normalise(N, raw, want_s)) fail_msg("the touchpoints do not raise p in this case");
+    double mass = 0;
+    for (int j = 0; j < N; j++) mass += raw[j] > 0 ? raw[j] : 0;
+    assert_int_equal(tl_shapley_exact(N, shadow_game_fn, &g, exact), TL_SHAPLEY_OK);
+    assert_true(ref_normalise(N, exact, exact_s));
     uint64_t all = ((uint64_t)1 << N) - 1;
     for (int j = 0; j < N; j++)
         rem[j] = shadow_p(&sh, NULL, t, N, P2, all) - shadow_p(&sh, NULL, t, N, P2, all & ~((uint64_t)1 << j));
@@ -921,6 +926,19 @@ static void test_model_credits_sampled(void **state)
         near(r.credits[TL_M_REMOVAL][j], want_r[j], 1e-12, "removal", j);
     }
     if (!strstr(r.explanation, "Shapley (sampled)")) fail_msg("explanation: %s", r.explanation);
+    /* each share's standard error: the sampled raw value's over the positive mass; and the
+     * exact shares (2^16 coalitions) lie within 4 of them of the sampled ones */
+    assert_non_null(r.shapley_stderr);
+    int wide = 0;
+    for (int j = 0; j < N; j++) {
+        near(r.shapley_stderr[j], se[j] / mass, 1e-12, "shapley stderr", j);
+        assert_true(r.shapley_stderr[j] >= 0 && isfinite(r.shapley_stderr[j]));
+        if (fabs(r.credits[TL_M_SHAPLEY][j] - exact_s[j]) > 4 * r.shapley_stderr[j] + 1e-12)
+            fail_msg("touchpoint %d: sampled %.6f, exact %.6f, stderr %.6f", j,
+                     r.credits[TL_M_SHAPLEY][j], exact_s[j], r.shapley_stderr[j]);
+        wide += fabs(r.credits[TL_M_SHAPLEY][j] - exact_s[j]) > 2 * r.shapley_stderr[j];
+    }
+    assert_true(wide <= 3);   /* about 5% of them beyond 2 standard errors */
     tl_model_report rep;
     tl_model_report_get(m, &rep);
     assert_int_equal(rep.sampled, 1);

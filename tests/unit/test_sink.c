@@ -3,7 +3,7 @@
  *
  * Avro: records encoded by sink/avro_out.c are unframed (magic 0, big-endian schema
  * id checked byte by byte) and decoded with avro-c's generic reader against
- * schemas/2-interest_delta.avsc, 5-attribution.avsc and 4-credit_delta.avsc; every
+ * schemas/2-interest_delta.avsc, 6-attribution.avsc and 4-credit_delta.avsc; every
  * field is compared with the input (doubles bit for bit), the reader must consume
  * the body exactly, and avro-c re-encoding the decoded value must give the same
  * bytes. This is the independent check of the hand-written encoder.
@@ -93,6 +93,7 @@ static const tl_touchpoint TPS2[2] = {
     {.event_id = "x", .item_id = "y", .category_id = "z", .channel = NULL, .type = TL_FAVORITE,
      .ts = INT64_MAX},
 };
+static const double SE2[2] = {0.0125, INFINITY};   /* a single pair: unknown */
 static const double C2[TL_M_COUNT][2] = {
     {0, 1}, {1, 0}, {0.5, 0.5}, {0.25, 0.75}, {0.5, 0.5}, {0.375, 0.625}, {-0.0, 1e-310},
 };
@@ -112,6 +113,7 @@ static tl_attribution attribution_all(void)
     }
     r.model_status[TL_M_SHAPLEY] = "ok";
     r.model_status[TL_M_REMOVAL] = "fallback_linear";
+    r.shapley_stderr = SE2;
     return r;
 }
 
@@ -124,6 +126,7 @@ static tl_attribution attribution_some(void)
     r.has_method[TL_M_SHAPLEY] = 0;
     r.model_status[TL_M_SHAPLEY] = NULL;
     r.model_status[TL_M_REMOVAL] = "warming_up";
+    r.shapley_stderr = NULL;
     r.p_conversion = 0;
     r.p_baseline = -0.0;
     r.model_version = 0;
@@ -503,9 +506,23 @@ static void check_attribution_avro(avro_value_t *v, const tl_attribution *a)
         }
         assert_int_equal(ns, want_ns);
     }
+    avro_value_t ev;
+    if (opt(v, "shapley_stderr", &ev) != (a->shapley_stderr != NULL)) fail_msg("shapley_stderr null-ness");
+    if (a->shapley_stderr) {
+        size_t ne = 0;
+        assert_int_equal(avro_value_get_size(&ev, &ne), 0);
+        assert_int_equal(ne, (size_t)a->n_touchpoints);
+        for (size_t i = 0; i < ne; i++) {
+            avro_value_t x;
+            double d = 0;
+            assert_int_equal(avro_value_get_by_index(&ev, i, &x, NULL), 0);
+            assert_int_equal(avro_value_get_double(&x, &d), 0);
+            assert_true(d == a->shapley_stderr[i]);   /* infinity too */
+        }
+    }
     size_t nf = 0;
     avro_value_get_size(v, &nf);
-    assert_int_equal(nf, 13);
+    assert_int_equal(nf, 14);
 }
 
 static void roundtrip_attribution(const tl_attribution *a, int32_t id)
@@ -513,7 +530,7 @@ static void roundtrip_attribution(const tl_attribution *a, int32_t id)
     tl_buf buf = {0};
     tl_avro_put_attribution(&buf, id, a);
     decoded d;
-    assert_int_equal(decode_framed(&buf, 0, "5-attribution.avsc", id, &d), buf.len);
+    assert_int_equal(decode_framed(&buf, 0, "6-attribution.avsc", id, &d), buf.len);
     check_attribution_avro(&d.value, a);
     decoded_free(&d);
     tl_buf_free(&buf);
@@ -575,6 +592,7 @@ static void test_avro_bounds(void **state)
                 r.has_method[m] = 1;
             }
             r.model_status[TL_M_SHAPLEY] = r.model_status[TL_M_REMOVAL] = "fallback_linear";
+            r.shapley_stderr = cr;
             tl_buf_clear(&buf);
             tl_avro_put_attribution(&buf, 0x7fffffff, &r);
             /* method names are at most 14 bytes of the 32 allowed for */
@@ -613,10 +631,10 @@ static void test_avro_attribution(void **state)
     tl_avro_put_attribution(&buf, 3, &x);
     tl_avro_put_attribution(&buf, 4, &y);
     decoded d;
-    size_t off = decode_framed(&buf, 0, "5-attribution.avsc", 3, &d);
+    size_t off = decode_framed(&buf, 0, "6-attribution.avsc", 3, &d);
     check_attribution_avro(&d.value, &x);
     decoded_free(&d);
-    assert_int_equal(decode_framed(&buf, off, "5-attribution.avsc", 4, &d), buf.len);
+    assert_int_equal(decode_framed(&buf, off, "6-attribution.avsc", 4, &d), buf.len);
     check_attribution_avro(&d.value, &y);
     decoded_free(&d);
     tl_buf_free(&buf);
@@ -812,7 +830,18 @@ static void check_attribution_json(const tl_json *o, const tl_attribution *a)
         }
         assert_int_equal(tl_json_len(st), want_ns);
     }
-    assert_int_equal(tl_json_len(o), 14);
+    const tl_json *se = jget(o, "shapley_stderr");
+    if (!a->shapley_stderr) {
+        assert_int_equal(se->type, TL_JSON_NULL);
+    } else {
+        assert_int_equal(tl_json_len(se), (size_t)a->n_touchpoints);
+        for (int i = 0; i < a->n_touchpoints; i++) {
+            const tl_json *x = tl_json_at(se, (size_t)i);
+            if (isfinite(a->shapley_stderr[i])) assert_true(x->num == a->shapley_stderr[i]);
+            else assert_int_equal(x->type, TL_JSON_NULL);   /* unknown: null */
+        }
+    }
+    assert_int_equal(tl_json_len(o), 15);
 }
 
 static void check_credit_json(const tl_json *o, const tl_credit_delta *c)
@@ -996,7 +1025,7 @@ static void test_avro_sink_counts(void **state)
     decoded_free(&dd);
     b.len = 0;
     tl_avro_put_attribution(&b, 3, &r);
-    total += decode_framed(&b, 0, "5-attribution.avsc", 3, &dd);
+    total += decode_framed(&b, 0, "6-attribution.avsc", 3, &dd);
     decoded_free(&dd);
     b.len = 0;
     tl_avro_put_credit(&b, 4, &c);
