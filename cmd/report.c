@@ -183,6 +183,19 @@ static int add_attribution(report *rp, const tl_json *o, tl_arena *a, const char
         at.has_method[m] = 1;
         rp->seen[m] = 1;
     }
+    const tl_json *se = un(tl_json_get(o, "shapley_stderr"));
+    if (se && se->type == TL_JSON_ARRAY) {   /* null entries: unknown (infinite) */
+        if ((int)tl_json_len(se) != n) {
+            *why = "shapley_stderr of another length than the touchpoints";
+            return -1;
+        }
+        double *v = tl_arena_alloc(a, (size_t)(n ? n : 1) * sizeof(*v));
+        for (int i = 0; i < n; i++) {
+            const tl_json *x = tl_json_at(se, (size_t)i);
+            v[i] = x && x->type == TL_JSON_NUMBER && x->num >= 0 ? x->num : INFINITY;
+        }
+        at.shapley_stderr = v;
+    }
     tl_rollup_add(rp->ru, &at);
     rp->attributions++;
     return 0;
@@ -323,6 +336,7 @@ typedef struct view {
     uint64_t min_purchases;
     const char *from, *to;
     int spend;                   /* a spend file was joined */
+    int shapley;                 /* shapley is among the methods: its sampling error too */
 } view;
 
 /* Cost per conversion of method m in row r, and its return on ad spend (conversion value
@@ -363,6 +377,7 @@ static void write_csv(FILE *f, const view *v)
     for (int k = 0; k < v->n_methods; k++) fprintf(f, ",%s_conversions", method_name(v->methods[k]));
     for (int k = 0; k < v->n_methods; k++)
         if (v->methods[k] != TL_RU_MARKOV) fprintf(f, ",%s_value", method_name(v->methods[k]));
+    if (v->shapley) fputs(",shapley_stderr", f);
     if (v->spend) {
         fputs(",spend", f);
         for (int k = 0; k < v->n_methods; k++)
@@ -381,6 +396,7 @@ static void write_csv(FILE *f, const view *v)
         for (int k = 0; k < v->n_methods; k++) fprintf(f, ",%.10g", r->conversions[v->methods[k]]);
         for (int k = 0; k < v->n_methods; k++)
             if (v->methods[k] != TL_RU_MARKOV) fprintf(f, ",%.10g", r->value[v->methods[k]]);
+        if (v->shapley) csv_number(f, sqrt(r->shapley_var));
         if (v->spend) {   /* empty where there is no number */
             if (r->has_spend) fprintf(f, ",%.10g", r->spend);
             else fputc(',', f);
@@ -445,6 +461,10 @@ static void write_json(FILE *f, const view *v)
             tl_json_put_double(&b, r->value[v->methods[k]]);
         }
         tl_buf_putc(&b, '}');
+        if (v->shapley) {   /* null when unknown */
+            tl_json_put_key(&b, "shapley_stderr");
+            tl_json_put_double(&b, sqrt(r->shapley_var));
+        }
         if (v->spend) {
             tl_json_put_key(&b, "spend");
             if (r->has_spend) tl_json_put_double(&b, r->spend);
@@ -638,7 +658,13 @@ static void write_html(FILE *f, const view *v, const report *rp)
         }
         fprintf(f, "</td><td>%" PRIu64 "%s</td><td>%" PRIu64 "</td>", r->purchases, low ? "*" : "",
                 r->touchpoints);
-        for (int k = 0; k < v->n_methods; k++) fprintf(f, "<td>%.2f</td>", r->conversions[v->methods[k]]);
+        for (int k = 0; k < v->n_methods; k++) {
+            double se = sqrt(r->shapley_var);
+            fprintf(f, "<td>%.2f", r->conversions[v->methods[k]]);
+            if (v->methods[k] == TL_M_SHAPLEY && se > 0)   /* the sampling error, if any */
+                fprintf(f, isfinite(se) ? " ± %.2f" : " ± ?", se);
+            fputs("</td>", f);
+        }
         if (v->spend) {
             if (r->has_spend) fprintf(f, "<td>%.2f</td>", r->spend);
             else fputs("<td>-</td>", f);
@@ -766,6 +792,7 @@ int tl_cmd_report(int argc, char **argv)
                                 "removal, markov)");
         goto done;
     }
+    for (int k = 0; k < v.n_methods; k++) v.shapley |= v.methods[k] == TL_M_SHAPLEY;
     v.rows = tl_rollup_rows(rp.ru, &v.n);
     out = a.output && strcmp(a.output, "-") ? fopen(a.output, "w") : stdout;
     if (!out) {

@@ -10,6 +10,7 @@
 #include "core/util.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct tl_rollup {
     size_t n_slot;         /* a power of 2, at least twice n */
     int sorted;
     size_t *touched;       /* rows of the purchase being added */
+    double *touched_se;    /* and the sum of their touchpoints' Shapley standard errors */
     size_t n_touched, cap_touched;
 };
 
@@ -172,6 +174,7 @@ void tl_rollup_destroy(tl_rollup *r)
     free(r->rows);
     free(r->slot);
     free(r->touched);
+    free(r->touched_se);
     free(r);
 }
 
@@ -240,6 +243,7 @@ void tl_rollup_add(tl_rollup *r, const tl_attribution *a)
     int64_t w = window_of(r, a->ts);
     double value = a->has_value ? a->value : 0;
     r->n_touched = 0;
+    const double *se = a->has_method[TL_M_SHAPLEY] ? a->shapley_stderr : NULL;
     for (int i = 0; i < a->n_touchpoints; i++) {
         size_t k = row_of(r, id_of(r, &a->touchpoints[i]), w);
         tl_rollup_row *x = &r->rows[k];
@@ -256,11 +260,16 @@ void tl_rollup_add(tl_rollup *r, const tl_attribution *a)
             if (r->n_touched == r->cap_touched) {
                 r->cap_touched = r->cap_touched ? 2 * r->cap_touched : 8;
                 r->touched = tl_xrealloc(r->touched, r->cap_touched * sizeof(*r->touched));
+                r->touched_se = tl_xrealloc(r->touched_se, r->cap_touched * sizeof(*r->touched_se));
             }
+            r->touched_se[r->n_touched] = 0;
             r->touched[r->n_touched++] = k;
             x->purchases++;
         }
+        if (se) r->touched_se[j] += isfinite(se[i]) ? se[i] : INFINITY;
     }
+    for (size_t j = 0; se && j < r->n_touched; j++)
+        r->rows[r->touched[j]].shapley_var += r->touched_se[j] * r->touched_se[j];
 }
 
 void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d)

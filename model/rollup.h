@@ -44,6 +44,11 @@ typedef struct tl_rollup_row {
     uint64_t purchases, touchpoints;
     double conversions[TL_RU_METHODS], value[TL_RU_METHODS];
     unsigned char has[TL_RU_METHODS];   /* the method was seen in this row */
+    /* The sampling variance of the shapley conversions: over purchases with sampled
+     * Shapley credits, the square of the sum of the row's touchpoints' standard errors
+     * (an upper bound: a purchase's touchpoints are taken as fully correlated). Infinite
+     * when a standard error was unknown. */
+    double shapley_var;
     double spend;                       /* valid when has_spend */
     int has_spend;
 } tl_rollup_row;

@@ -672,7 +672,7 @@ static void report_seeds(void)
         "\"channel\":\"search\",\"type\":\"IMPRESSION\",\"ts\":1511590000000},"
         "{\"event_id\":\"e2\",\"item_id\":\"i3\",\"category_id\":null,\"channel\":null,"
         "\"type\":\"BROWSE\",\"ts\":1511595000000}],\"credits\":{\"last_touch\":[0,1],"
-        "\"linear\":[0.5,0.5],\"shapley\":[0.75,0.25]}}\n"
+        "\"linear\":[0.5,0.5],\"shapley\":[0.75,0.25]},\"shapley_stderr\":[0.01,null]}\n"
         "{\"type\":\"credit_delta\",\"window_start\":1511596800000,\"window_end\":"
         "1511600400000,\"dim\":\"channel\",\"dim_id\":\"search\",\"method\":\"markov\","
         "\"credit\":1.5,\"credit_before\":0.5,\"conversions\":2}\n"

@@ -6,8 +6,9 @@ Data: `tally gen --truth` (600 users, 14 days) replayed with the model and the M
 on. Cases:
   sums        --format json by channel, channel_group and category, windows all, day and
               hour: every row (purchases, touchpoints, conversions and value per method,
-              Markov from the credit deltas) equals the sums this file makes from the replay
-              output, to 1e-9; each method's conversions add up to the attributions;
+              Markov from the credit deltas, the shapley conversions' sampling error) equals
+              the sums this file makes from the replay output, to 1e-9; each method's
+              conversions add up to the attributions;
   range       --from/--to keep the purchases (and Markov windows) inside [from, to) only;
   formats     CSV has the JSON's numbers; the table has a line per row and marks rows
               with fewer purchases than --min-purchases;
@@ -27,6 +28,7 @@ Environment: TALLY_BIN (default build/tally), TALLY_SOURCE_DIR.
 import csv
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -95,12 +97,16 @@ def expected(records, by, window, rules=(), lo=None, hi=None):
         return group_of(rules, ch) if by == "channel_group" else (ch or "(none)")
 
     rows = defaultdict(lambda: {"purchases": 0, "touchpoints": 0, "conversions": defaultdict(float),
-                                "value": defaultdict(float)})
+                                "value": defaultdict(float), "shapley_var": 0.0})
     inside = lambda t: (lo is None or t >= lo) and (hi is None or t < hi)  # noqa: E731
     for r in records:
         if r["type"] == "attribution" and inside(r["ts"]):
             seen = set()
+            se = defaultdict(float)   # per row: the sum of its touchpoints' Shapley errors
             for i, tp in enumerate(r["touchpoints"]):
+                if r.get("shapley_stderr"):
+                    x = r["shapley_stderr"][i]
+                    se[(ident(tp), win(r["ts"]))] += math.inf if x is None else x
                 k = (ident(tp), win(r["ts"]))
                 row = rows[k]
                 row["touchpoints"] += 1
@@ -112,6 +118,8 @@ def expected(records, by, window, rules=(), lo=None, hi=None):
                         c = r["credits"][m][i]
                         row["conversions"][m] += c
                         row["value"][m] += c * (r.get("value") or 0)
+            for k, x in se.items():
+                rows[k]["shapley_var"] += x * x
         elif (r["type"] == "credit_delta" and r["method"] == "markov" and
               r["dim"] == ("category" if by == "category" else "channel") and
               inside(r["window_start"])):
@@ -142,6 +150,11 @@ def compare(got, want, what):
             if m != "markov" and not close(g["value"][m], w["value"][m]):
                 raise AssertionError("%s %s %s: value %r, expected %r" % (
                     what, k, m, g["value"][m], w["value"][m]))
+        if "shapley" in got["methods"]:
+            want_se = math.sqrt(w["shapley_var"])
+            if not close(g["shapley_stderr"], want_se):
+                raise AssertionError("%s %s: shapley_stderr %r, expected %r" % (
+                    what, k, g["shapley_stderr"], want_se))
     return len(want)
 
 
@@ -165,8 +178,12 @@ def case_sums(out, records):
                                          "attributions" % (by, window, m, total, n_att))
             if by == "category" and "markov" in got["methods"]:   # this data's chain: channels
                 raise AssertionError("a chain over channels in a category roll-up")
-    return "%d rows equal the sums made here (3 dimensions x 3 windows); each method's " \
-           "conversions sum to the %d attributions" % (n, n_att)
+    sampled = sum(1 for r in records if r.get("shapley_stderr"))
+    if not sampled:
+        raise AssertionError("no attribution with sampled Shapley credits: the error goes unchecked")
+    return "%d rows equal the sums made here (3 dimensions x 3 windows), the shapley error " \
+           "from %d sampled purchases included; each method's conversions sum to the %d " \
+           "attributions" % (n, sampled, n_att)
 
 
 def case_range(out, records):

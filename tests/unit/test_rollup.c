@@ -3,7 +3,8 @@
  * conversions and value per channel, per group and per category; day and hour windows;
  * a purchase touching one value twice counts once; Markov credit deltas of the roll-up's dimension only; channel-group
  * rules (order, '*', case, Other and (none)); malformed rules refused with a message;
- * spend joined per channel or group and day, also where nothing was credited.
+ * spend joined per channel or group and day, also where nothing was credited; the
+ * sampling variance of the shapley conversions.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -184,6 +185,31 @@ static void test_groups(void **st)
     assert_int_equal(tl_ru_window_parse("week"), -1);
 }
 
+static void test_shapley_error(void **st)
+{
+    (void)st;
+    char err[128];
+    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    tl_touchpoint tp[3] = {{.channel = "a"}, {.channel = "b"}, {.channel = "a"}};
+    const double sh[3] = {0.5, 0.25, 0.25}, se1[3] = {0.01, 0.02, 0.03}, se2[3] = {0.1, 0, 0};
+    tl_attribution x = {.touchpoints = tp, .n_touchpoints = 3, .shapley_stderr = se1};
+    x.credits[TL_M_SHAPLEY] = sh;
+    x.has_method[TL_M_SHAPLEY] = 1;
+    tl_rollup_add(r, &x);   /* a: (0.01 + 0.03)^2, b: 0.02^2 */
+    x.shapley_stderr = se2;
+    tl_rollup_add(r, &x);   /* a: + 0.1^2 */
+    x.shapley_stderr = NULL;
+    tl_rollup_add(r, &x);   /* exact: nothing */
+    assert_true(fabs(find(r, "a", TL_RU_ALL)->shapley_var - (0.04 * 0.04 + 0.01)) < 1e-15);
+    assert_true(fabs(find(r, "b", TL_RU_ALL)->shapley_var - 0.0004) < 1e-15);
+    const double unknown[3] = {INFINITY, 0, 0};
+    x.shapley_stderr = unknown;
+    tl_rollup_add(r, &x);
+    assert_true(isinf(find(r, "a", TL_RU_ALL)->shapley_var));
+    assert_true(isfinite(find(r, "b", TL_RU_ALL)->shapley_var));
+    tl_rollup_destroy(r);
+}
+
 static void test_spend(void **st)
 {
     (void)st;
@@ -216,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_windows_and_categories),
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_spend),
+        cmocka_unit_test(test_shapley_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
