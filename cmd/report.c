@@ -249,11 +249,12 @@ static int read_input(report *rp, FILE *in, const char *name)
         } else {
             const tl_json *v = tl_json_get(o, "value");   /* a `tally consume` line */
             if (!tl_json_get(o, "type") && v && v->type == TL_JSON_OBJECT) o = v;
+            /* a replay's records say their type; a consumed one is known by its fields */
             const char *type = str_of(o, "type");
+            if (!type && tl_json_get(o, "conversion_event_id")) type = "attribution";
+            if (!type && tl_json_get(o, "credit_before")) type = "credit_delta";
             if (type && !strcmp(type, "credit_delta")) add_delta(rp, o, &why);
-            else if (!type || !strcmp(type, "attribution")) {
-                if (type || tl_json_get(o, "conversion_event_id")) add_attribution(rp, o, &a, &why);
-            }
+            else if (type && !strcmp(type, "attribution")) add_attribution(rp, o, &a, &why);
         }
         if (why && ++rp->bad <= MAX_NAMED_BAD)
             fprintf(stderr, "tally report: %s:%" PRIu64 ": skipped: %s\n", name, rp->lines, why);
