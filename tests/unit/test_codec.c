@@ -338,7 +338,7 @@ static void decode_fails(const void *buf, size_t len, tl_dlq_reason r, const cha
 /* avro-c helpers: set a field by name, choosing the union branch of the given type. */
 static avro_value_t field_for(avro_value_t *rec, const char *name, avro_type_t t)
 {
-    avro_value_t f, b;
+    avro_value_t f, b = {0};
     if (avro_value_get_by_name(rec, name, &f, NULL) != 0) fail_msg("no field %s", name);
     if (avro_value_get_type(&f) != AVRO_UNION) return f;
     avro_schema_t u = avro_value_get_schema(&f);
@@ -550,10 +550,10 @@ static void test_encoder_matches_avro_c(void **state)
     assert_string_equal(s, "u-42");
     assert_int_equal(avro_value_get_by_name(&v, "propensity", &f, NULL), 0);
     assert_int_equal(avro_value_get_current_branch(&f, &br), 0);
-    double d;
+    double d = 0;
     assert_int_equal(avro_value_get_double(&br, &d), 0);
     assert_true(d == 0.25);
-    int e;
+    int e = 0;
     assert_int_equal(avro_value_get_by_name(&v, "type", &f, NULL), 0);
     assert_int_equal(avro_value_get_enum(&f, &e), 0);
     assert_string_equal(avro_schema_enum_get(avro_value_get_schema(&f), e), "ADD_TO_CART");

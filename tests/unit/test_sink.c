@@ -276,7 +276,7 @@ static void decoded_free(decoded *d)
 
 static avro_value_t field(avro_value_t *rec, const char *name)
 {
-    avro_value_t v;
+    avro_value_t v = {0};
     if (avro_value_get_by_name(rec, name, &v, NULL) != 0) fail_msg("no field %s", name);
     return v;
 }
