@@ -340,6 +340,9 @@ typedef struct view {
     int shapley;                 /* shapley is among the methods: its sampling error too */
 } view;
 
+/* Too few purchases for a stable answer: marked, not hidden. */
+static int low_data(const view *v, const tl_rollup_row *r) { return r->purchases < v->min_purchases; }
+
 /* Cost per conversion of method m in row r, and its return on ad spend (conversion value
  * over spend); NAN where there is no spend or nothing to divide by. */
 static double cpa(const tl_rollup_row *r, int m)
@@ -393,7 +396,7 @@ static void write_csv(FILE *f, const view *v)
         put_time(w, sizeof(w), r->window_start, v->window == TL_RU_WINDOW_HOUR);
         csv_field(f, r->id);
         fprintf(f, ",%s,%" PRIu64 ",%" PRIu64 ",%s", w, r->purchases, r->touchpoints,
-                r->purchases < v->min_purchases ? "true" : "false");
+                low_data(v, r) ? "true" : "false");
         for (int k = 0; k < v->n_methods; k++) fprintf(f, ",%.10g", r->conversions[v->methods[k]]);
         for (int k = 0; k < v->n_methods; k++)
             if (v->methods[k] != TL_RU_MARKOV) fprintf(f, ",%.10g", r->value[v->methods[k]]);
@@ -448,7 +451,7 @@ static void write_json(FILE *f, const view *v)
         else tl_json_put_i64(&b, r->window_start);
         tl_buf_printf(&b, ",\"purchases\":%" PRIu64 ",\"touchpoints\":%" PRIu64
                       ",\"low_data\":%s,\"conversions\":{",
-                      r->purchases, r->touchpoints, r->purchases < v->min_purchases ? "true" : "false");
+                      r->purchases, r->touchpoints, low_data(v, r) ? "true" : "false");
         for (int k = 0; k < v->n_methods; k++) {
             member(&b, method_name(v->methods[k]), k == 0);
             tl_json_put_double(&b, r->conversions[v->methods[k]]);
@@ -519,7 +522,7 @@ static void write_table(FILE *f, const view *v)
     int marked = 0;
     for (size_t i = 0; i < v->n; i++) {
         const tl_rollup_row *r = &v->rows[i];
-        int low = r->purchases < v->min_purchases;
+        int low = low_data(v, r);
         marked |= low;
         table_row_key(f, v, r, (int)idw);
         fprintf(f, " %8" PRIu64 "%s %11" PRIu64, r->purchases, low ? "*" : " ", r->touchpoints);
@@ -648,7 +651,7 @@ static void write_html(FILE *f, const view *v, const report *rp)
     int marked = 0;
     for (size_t i = 0; i < v->n; i++) {
         const tl_rollup_row *r = &v->rows[i];
-        int low = r->purchases < v->min_purchases;
+        int low = low_data(v, r);
         marked |= low;
         fprintf(f, "<tr%s><td>", low ? " class=\"low\"" : "");
         html_text(f, r->id);

@@ -600,9 +600,11 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
                         "until a user lives through a multiple of model.control.interval.ms "
                         "(%.1f h of event time) without a purchase",
                         (double)m->cfg.control_interval_ms / 3.6e6);
+    } else if (ready) {
+        m->rep.warming_up++;
+    } else if (!ok_shap) {
+        m->rep.fallbacks++;
     }
-    else if (ready) m->rep.warming_up++;
-    else if (!ok_shap) m->rep.fallbacks++;
 }
 
 /* ---- learning ------------------------------------------------------------------- */

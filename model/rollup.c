@@ -229,13 +229,18 @@ static int64_t window_of(const tl_rollup *r, int64_t ts)
     }
 }
 
+/* The row id of a channel (a touchpoint's, a credit delta's, a spend row's): itself, or
+ * its group; "(none)" for none. */
+static const char *channel_id(const tl_rollup *r, const char *channel)
+{
+    if (r->dim == TL_RU_CHANNEL_GROUP) return tl_rollup_group(r, channel);
+    return channel && *channel ? channel : "(none)";
+}
+
 static const char *id_of(const tl_rollup *r, const tl_touchpoint *t)
 {
-    switch (r->dim) {
-    case TL_RU_CHANNEL: return t->channel && *t->channel ? t->channel : "(none)";
-    case TL_RU_CHANNEL_GROUP: return tl_rollup_group(r, t->channel);
-    default: return t->category_id && *t->category_id ? t->category_id : "(none)";
-    }
+    if (r->dim != TL_RU_CATEGORY) return channel_id(r, t->channel);
+    return t->category_id && *t->category_id ? t->category_id : "(none)";
 }
 
 void tl_rollup_add(tl_rollup *r, const tl_attribution *a)
@@ -277,8 +282,8 @@ void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d)
     /* the chain is over channels, or over categories when the data has no channel */
     int over = r->dim == TL_RU_CATEGORY ? TL_DIM_CATEGORY : TL_DIM_CHANNEL;
     if ((int)d->dim != over || !d->method || strcmp(d->method, "markov")) return;
-    const char *id = r->dim == TL_RU_CHANNEL_GROUP ? tl_rollup_group(r, d->dim_id)
-                     : d->dim_id && *d->dim_id ? d->dim_id : "(none)";
+    const char *id = r->dim == TL_RU_CATEGORY ? (d->dim_id && *d->dim_id ? d->dim_id : "(none)")
+                                              : channel_id(r, d->dim_id);
     size_t k = row_of(r, id, window_of(r, d->window_start));   /* may move the rows */
     tl_rollup_row *x = &r->rows[k];
     x->conversions[TL_RU_MARKOV] += d->credit - d->credit_before;
@@ -288,9 +293,7 @@ void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d)
 int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, double spend)
 {
     if (r->dim == TL_RU_CATEGORY || r->window == TL_RU_WINDOW_HOUR) return -1;
-    const char *id = r->dim == TL_RU_CHANNEL_GROUP ? tl_rollup_group(r, channel)
-                     : channel && *channel ? channel : "(none)";
-    size_t k = row_of(r, id, window_of(r, day_ms));
+    size_t k = row_of(r, channel_id(r, channel), window_of(r, day_ms));
     r->rows[k].spend += spend;
     r->rows[k].has_spend = 1;
     return 0;
