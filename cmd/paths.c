@@ -31,9 +31,10 @@
 #include <sys/stat.h>
 
 static const char usage[] =
-    "usage: tally paths --input FILE [--format channelattribution] [--output FILE.json]\n"
+    "usage: tally paths --input FILE [--order K] [--format channelattribution]\n"
+    "                   [--output FILE.json]\n"
     "\n"
-    "First-order Markov-chain attribution of aggregated paths: for every channel, the\n"
+    "Markov-chain attribution of aggregated paths: for every channel, the\n"
     "removal effect (relative drop of the conversion probability when the channel is\n"
     "removed from the chain, computed exactly), the conversions and value it is credited\n"
     "with (in proportion to the removal effects), and first-touch, last-touch and linear\n"
@@ -42,6 +43,9 @@ static const char usage[] =
     "  --input FILE     paths, ChannelAttribution's format (- for stdin):\n"
     "                   path;total_conversions;total_conversion_value;total_null\n"
     "                   eta > iota > alpha;1;0.244;3\n"
+    "  --order K        states are the last K touches (1 to 4, default 1), as\n"
+    "                   ChannelAttribution's markov_model(order = K); removing a\n"
+    "                   channel removes every state it is part of\n"
     "  --format F       channelattribution (the only format, the default)\n"
     "  --output FILE    also write the results as JSON\n"
     "  --quiet          no progress line (there is one only on a terminal)\n";
@@ -226,9 +230,9 @@ static void print_table(const tl_markov_result *res, const int *order, double se
         if (l > w) w = l;
     }
     printf("paths %" PRIu64 ", conversions %.10g, nulls %.10g, value %.10g, "
-           "p(conversion) %.6f, %.3f s\n\n",
+           "p(conversion) %.6f, order %d (%d states), %.3f s\n\n",
            res->paths, res->conversions, res->nulls, res->value,
-           res->conversion_probability, seconds);
+           res->conversion_probability, res->order, res->chain_states, seconds);
     printf("%-*s  %14s  %18s  %14s  %12s  %12s  %12s\n", w, "channel", "removal_effect",
            "markov_conversions", "markov_value", "first_touch", "last_touch", "linear");
     for (int i = 0; i < res->n; i++) {
@@ -270,7 +274,8 @@ static int write_json(const char *path, const tl_markov_result *res, const int *
     }
     tl_buf_puts(&b, res->n ? "\n],\n" : "],\n");
     put_field(&b, "conversion_probability", res->conversion_probability, 1);
-    tl_buf_printf(&b, "\"paths\": %" PRIu64 ", ", res->paths);
+    tl_buf_printf(&b, "\"paths\": %" PRIu64 ", \"order\": %d, \"states\": %d, ", res->paths,
+                  res->order, res->chain_states);
     put_field(&b, "conversions", res->conversions, 1);
     put_field(&b, "nulls", res->nulls, 1);
     put_field(&b, "value", res->value, 1);
@@ -287,11 +292,12 @@ static int write_json(const char *path, const tl_markov_result *res, const int *
 int tl_cmd_paths(int argc, char **argv)
 {
     struct {
-        const char *input, *format, *output;
+        const char *input, *format, *output, *order;
         int help, quiet;
     } a = {0};
     const tl_cmd_opt opts[] = {
         {"--input", &a.input, NULL},  {"--format", &a.format, NULL},
+        {"--order", &a.order, NULL},
         {"--output", &a.output, NULL}, {"--help", NULL, &a.help},
         {"-h", NULL, &a.help},        {"--quiet", NULL, &a.quiet},
         {NULL, NULL, NULL},
@@ -311,6 +317,16 @@ int tl_cmd_paths(int argc, char **argv)
         return tl_cmd_usage_error(usage, "unknown format '%s' (channelattribution is the one "
                                   "format)", a.format);
 
+    int korder = 1;
+    if (a.order) {
+        char *end;
+        long v = strtol(a.order, &end, 10);
+        if (end == a.order || *end || v < 1 || v > TL_MARKOV_MAX_ORDER)
+            return tl_cmd_usage_error(usage, "--order: expected 1 to %d, got '%s'",
+                                      TL_MARKOV_MAX_ORDER, a.order);
+        korder = (int)v;
+    }
+
     int64_t t0 = tl_mono_ns();
     int use_stdin = !strcmp(a.input, "-");
     FILE *in = use_stdin ? stdin : fopen(a.input, "r");
@@ -318,7 +334,8 @@ int tl_cmd_paths(int argc, char **argv)
         fprintf(stderr, "tally: cannot read %s: %s\n", a.input, strerror(errno));
         return 1;
     }
-    paths_run r = {.input = use_stdin ? "stdin" : a.input, .m = tl_markov_new(), .size = -1};
+    paths_run r = {.input = use_stdin ? "stdin" : a.input, .m = tl_markov_new_order(korder),
+                   .size = -1};
     struct stat st;
     if (!use_stdin && fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode)) r.size = st.st_size;
     tl_progress_init(&r.prog, "paths", "lines", a.quiet);

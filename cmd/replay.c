@@ -206,8 +206,11 @@ int tl_cmd_replay(int argc, char **argv)
         tl_cmd_warn_no_negatives(&mr);
     }
     if (p.model && p.mcfg.markov_enabled) {
-        fprintf(stderr, "        markov: %" PRIu64 " windows closed, %" PRIu64 " credit deltas\n",
+        fprintf(stderr, "        markov: %" PRIu64 " windows closed, %" PRIu64 " credit deltas",
                 mr.markov_windows, mr.credit_deltas);
+        if (mr.markov_dropped)
+            fprintf(stderr, ", %" PRIu64 " journeys left out (too many states)", mr.markov_dropped);
+        fputc('\n', stderr);
     }
     rc = 0;
     if (st->events == 0) rc = tl_cmd_nothing_valid(a.input, rows, bad);

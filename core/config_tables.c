@@ -212,6 +212,9 @@ static const tl_config_def model_table[] = {
      "Event-time window after which Markov removal effects are recomputed."},
     {"markov.dim", TL_CT_STRING, "auto", NORANGE,
      "States of the chain: channel, category, or auto (channel when the events carry one)."},
+    {"markov.order", TL_CT_INT, "1", 1, 4,
+     "Order of the chain: its states are the last k touches (as ChannelAttribution's "
+     "markov_model order); removing a channel removes every state it is part of."},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

@@ -1,5 +1,5 @@
 /*
- * markov.c -- first-order Markov-chain attribution (markov.h, docs/attribution.md).
+ * markov.c -- Markov-chain attribution of order 1 to 4 (markov.h, docs/attribution.md).
  *
  * DESIGN
  *
@@ -47,7 +47,11 @@
  * (b[s] = 0) every RE and credit is 0. Rounding can leave an RE a few ulps outside [0, 1];
  * it is clamped.
  *
- * Encoding (version 1, little-endian): "TLMK", u8 version, varint n, n x (varint len,
+ * Order k > 1 (removal_sets): a channel's removal removes a set of states, so each
+ * channel gets its own low-rank update of the inverse (the Woodbury identity) instead.
+ *
+ * Encoding (version 1, little-endian; version 2 for order k > 1, a u8 k after the
+ * version byte, the rest alike): "TLMK", u8 version, varint n, n x (varint len,
  * bytes), varint paths, f64 conversions, nulls, value, n x 8 f64 (conversion, null, first
  * conversions/value, last conversions/value, linear conversions/value), varint edges,
  * edges x (varint from, varint to, f64 weight) sorted by (from, to), then u64 FNV-1a of
@@ -81,6 +85,7 @@ struct tl_markov {
     size_t ecap, ecount;        /* ecap power of two, >= 2 ecount */
     double conversions, nulls, value;
     uint64_t paths;
+    int order;                  /* 1..TL_MARKOV_MAX_ORDER */
 };
 
 const char *tl_markov_strerror(int rc)
@@ -92,6 +97,7 @@ const char *tl_markov_strerror(int rc)
     case TL_MARKOV_ETOOMANY: return "too many states (more than TL_MARKOV_MAX_STATES = 4096)";
     case TL_MARKOV_ESOLVE: return "the linear solve failed (I - Q is singular)";
     case TL_MARKOV_ECORRUPT: return "not an encoded Markov model (corrupt or truncated)";
+    case TL_MARKOV_EORDER: return "the two chains have different orders";
     default: return "unknown error";
     }
 }
@@ -189,10 +195,21 @@ static double *edge_ref(tl_markov *m, uint32_t from, uint32_t to)
 
 /* --- life cycle ---------------------------------------------------------------------- */
 
-tl_markov *tl_markov_new(void) { return tl_xcalloc(1, sizeof(tl_markov)); }
+tl_markov *tl_markov_new(void) { return tl_markov_new_order(1); }
+
+tl_markov *tl_markov_new_order(int order)
+{
+    if (order < 1 || order > TL_MARKOV_MAX_ORDER) return NULL;
+    tl_markov *m = tl_xcalloc(1, sizeof(tl_markov));
+    m->order = order;
+    return m;
+}
+
+int tl_markov_order(const tl_markov *m) { return m->order; }
 
 void tl_markov_clear(tl_markov *m)
 {
+    int order = m->order;
     for (int k = 0; k < m->n; k++) free(m->names[k]);
     free(m->names);
     free(m->name_len);
@@ -201,6 +218,7 @@ void tl_markov_clear(tl_markov *m)
     free(m->ekey);
     free(m->ew);
     memset(m, 0, sizeof(*m));
+    m->order = order;
 }
 
 void tl_markov_destroy(tl_markov *m)
@@ -220,40 +238,91 @@ const char *tl_markov_state_name(const tl_markov *m, int i)
 
 static int weight_ok(double w) { return isfinite(w) && w >= 0; }
 
+/* The longest state name: a window of order touches and the separators between them. */
+static size_t max_name(int order) { return (size_t)order * (TL_MARKOV_MAX_NAME + 1) - 1; }
+
+/* The chain's states of a path, for order k > 1: its windows of k consecutive touches (the
+ * whole path when it is shorter), each named by its touches joined by TL_MARKOV_SEP.
+ * Writes the names into buf (NUL-terminated, one after another) and returns how many. */
+static int path_windows(const char *const *states, int n, int k, char *buf)
+{
+    int nw = n <= k ? 1 : n - k + 1;
+    for (int w = 0; w < nw; w++) {
+        int len = n <= k ? n : k;
+        for (int i = 0; i < len; i++) {
+            size_t l = strlen(states[w + i]);
+            if (i) *buf++ = TL_MARKOV_SEP;
+            memcpy(buf, states[w + i], l);
+            buf += l;
+        }
+        *buf++ = '\0';
+    }
+    return nw;
+}
+
+/* The index of name s, interned if new (the caller checked the bound). */
+static int intern(tl_markov *m, const char *s)
+{
+    size_t len = strlen(s);
+    uint64_t h = tl_hash64(s, len);
+    int k = name_find(m, s, len, h);
+    return k >= 0 ? k : name_add(m, s, len, h);
+}
+
+/* Whether interning names[0..n) would pass TL_MARKOV_MAX_STATES. */
+static int too_many(const tl_markov *m, const char *const *names, int n)
+{
+    if (m->n + n <= TL_MARKOV_MAX_STATES) return 0;
+    int fresh = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(names[i]);
+        if (name_find(m, names[i], len, tl_hash64(names[i], len)) >= 0) continue;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) seen = !strcmp(names[j], names[i]);
+        fresh += !seen;
+    }
+    return m->n + fresh > TL_MARKOV_MAX_STATES;
+}
+
 int tl_markov_add_path(tl_markov *m, const char *const *states, int n, double conversions,
                        double nulls, double value)
 {
     if (!states || n < 1 || !weight_ok(conversions) || !weight_ok(nulls) || !weight_ok(value))
         return TL_MARKOV_EINVAL;
+    size_t bytes = 0;
     for (int i = 0; i < n; i++) {
         if (!states[i]) return TL_MARKOV_EINVAL;
         size_t len = strnlen(states[i], TL_MARKOV_MAX_NAME + 1);
         if (len == 0 || len > TL_MARKOV_MAX_NAME) return TL_MARKOV_EINVAL;
+        if (m->order > 1 && memchr(states[i], TL_MARKOV_SEP, len)) return TL_MARKOV_EINVAL;
+        bytes += len + 1;
     }
-    /* The bound, checked before anything changes: count the distinct new names. */
-    if (m->n + n > TL_MARKOV_MAX_STATES) {
-        int fresh = 0;
-        for (int i = 0; i < n; i++) {
-            size_t len = strlen(states[i]);
-            if (name_find(m, states[i], len, tl_hash64(states[i], len)) >= 0) continue;
-            int seen = 0;
-            for (int j = 0; j < i && !seen; j++) seen = !strcmp(states[j], states[i]);
-            fresh += !seen;
+    /* The names to intern: the touches' channels, then (order > 1) the windows. */
+    const char **wn = NULL;
+    char *wbuf = NULL;
+    int nw = n;
+    if (m->order > 1) {
+        wbuf = tl_xmalloc(bytes * (size_t)m->order);
+        wn = tl_xmalloc((size_t)n * 2 * sizeof(*wn));
+        memcpy(wn, states, (size_t)n * sizeof(*wn));
+        nw = path_windows(states, n, m->order, wbuf);
+        for (int i = 0, o = 0; i < nw; i++) {
+            wn[n + i] = wbuf + o;
+            o += (int)strlen(wbuf + o) + 1;
         }
-        if (m->n + fresh > TL_MARKOV_MAX_STATES) return TL_MARKOV_ETOOMANY;
+    }
+    const char *const *names = m->order > 1 ? wn : states;
+    const char *const *windows = m->order > 1 ? wn + n : states;
+    int rc = TL_MARKOV_OK;
+    if (too_many(m, names, m->order > 1 ? n + nw : n)) {
+        rc = TL_MARKOV_ETOOMANY;
+        goto done;
     }
 
     double w = conversions + nulls, share_c = conversions / n, share_v = value / n;
-    uint32_t prev = 0;   /* start */
     int k = 0;
-    for (int i = 0; i < n; i++) {
-        size_t len = strlen(states[i]);
-        uint64_t h = tl_hash64(states[i], len);
-        k = name_find(m, states[i], len, h);
-        if (k < 0) k = name_add(m, states[i], len, h);
-        uint32_t t = (uint32_t)k + 1;
-        if (t != prev && w > 0) *edge_ref(m, prev, t) += w;
-        prev = t;
+    for (int i = 0; i < n; i++) {   /* the heuristic credits, per channel */
+        k = intern(m, states[i]);
         m->st[k].lin_c += share_c;
         m->st[k].lin_v += share_v;
         if (i == 0) {
@@ -263,13 +332,23 @@ int tl_markov_add_path(tl_markov *m, const char *const *states, int n, double co
     }
     m->st[k].last_c += conversions;
     m->st[k].last_v += value;
+    uint32_t prev = 0;   /* start */
+    for (int i = 0; i < nw; i++) {   /* the chain: equal neighbours are one state */
+        k = intern(m, windows[i]);
+        uint32_t t = (uint32_t)k + 1;
+        if (t != prev && w > 0) *edge_ref(m, prev, t) += w;
+        prev = t;
+    }
     m->st[k].conv += conversions;
     m->st[k].null += nulls;
     m->conversions += conversions;
     m->nulls += nulls;
     m->value += value;
     m->paths++;
-    return TL_MARKOV_OK;
+done:
+    free(wn);
+    free(wbuf);
+    return rc;
 }
 
 int tl_markov_merge(tl_markov *dst, const tl_markov *src)
@@ -280,6 +359,7 @@ int tl_markov_merge(tl_markov *dst, const tl_markov *src)
         tl_markov_destroy(copy);
         return rc;
     }
+    if (dst->order != src->order) return TL_MARKOV_EORDER;
     int fresh = 0;
     for (int k = 0; k < src->n; k++)
         fresh += name_find(dst, src->names[k], src->name_len[k],
@@ -319,8 +399,8 @@ int tl_markov_merge(tl_markov *dst, const tl_markov *src)
 
 tl_markov *tl_markov_copy(const tl_markov *m)
 {
-    tl_markov *c = tl_markov_new();
-    tl_markov_merge(c, m);   /* cannot fail: c is empty and m is within the bound */
+    tl_markov *c = tl_markov_new_order(m->order);
+    tl_markov_merge(c, m);   /* cannot fail: c is empty, of m's order, and within the bound */
     return c;
 }
 
@@ -334,23 +414,36 @@ void tl_markov_result_free(tl_markov_result *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Fills the heuristic credits, names and totals; the Markov fields are left 0. */
-static void result_init(const tl_markov *m, tl_markov_result *r)
+/* Whether state k is a channel: every state of a first-order chain; for order k > 1, the
+ * states named by one touch (the channels themselves, which carry the heuristic sums). */
+static int is_channel(const tl_markov *m, int k)
+{
+    return m->order == 1 || !memchr(m->names[k], TL_MARKOV_SEP, m->name_len[k]);
+}
+
+/* Fills the heuristic credits, names and totals of the channels; the Markov fields are
+ * left 0. chan[i]: the state of result row i. */
+static void result_init(const tl_markov *m, tl_markov_result *r, int *chan)
 {
     memset(r, 0, sizeof(*r));
-    r->n = m->n;
     r->conversions = m->conversions;
     r->nulls = m->nulls;
     r->value = m->value;
     r->paths = m->paths;
-    if (!m->n) return;
+    r->order = m->order;
     size_t bytes = 0;
-    for (int k = 0; k < m->n; k++) bytes += m->name_len[k] + 1;
+    for (int k = 0; k < m->n; k++)
+        if (is_channel(m, k)) {
+            chan[r->n++] = k;
+            bytes += m->name_len[k] + 1;
+        }
+    if (!r->n) return;
     r->names_ = tl_xmalloc(bytes);
-    r->channels = tl_xcalloc((size_t)m->n, sizeof(*r->channels));
+    r->channels = tl_xcalloc((size_t)r->n, sizeof(*r->channels));
     char *p = r->names_;
-    for (int k = 0; k < m->n; k++) {
-        tl_markov_channel *c = &r->channels[k];
+    for (int i = 0; i < r->n; i++) {
+        int k = chan[i];
+        tl_markov_channel *c = &r->channels[i];
         memcpy(p, m->names[k], m->name_len[k] + 1);
         c->name = p;
         p += m->name_len[k] + 1;
@@ -363,10 +456,128 @@ static void result_init(const tl_markov *m, tl_markov_result *r)
     }
 }
 
+/* Order k > 1: removing channel c removes every state with c among its touches (they turn
+ * into null), a set R of states rather than one, so the identity of the first-order case
+ * does not apply. Turning the rows R of A = I - Q into identity rows (and r_R into 0) is a
+ * low-rank change, A' = A + E_R Q_R, so with N = A^-1 (Woodbury)
+ *
+ *     b'[s] = y[s] - N[s,R] M^-1 Q_R y,   y = b - N[:,R] r_R,   M = I + Q_R N[:,R],
+ *
+ * an |R| x |R| solve per channel after one inverse. M is invertible whenever A' is (det A'
+ * = det A det M), and A' is: every state still reaches an absorbing one. Each state has at
+ * most k touches, so the |R| of all channels add up to at most k times the states: the
+ * cost is the inverse (about 2 n^3 in all with the factorisation) plus sum |R|^3 <= k n^3
+ * in the worst case, and far less when the channels share the states out.
+ *
+ * a: the LU factors of A (dgetrf's, with ipiv), overwritten by N; b: A^-1 r; rr: r;
+ * out: the weight leaving each transient state. Fills re[i] for result row i. */
+static int removal_sets(const tl_markov *m, double *a, lapack_int *ipiv, const double *b,
+                        const double *rr, const double *out, size_t ld, const int *chan,
+                        int nchan, double *re)
+{
+    if (LAPACKE_dgetri(LAPACK_COL_MAJOR, (lapack_int)ld, a, (lapack_int)ld, ipiv) != 0)
+        return TL_MARKOV_ESOLVE;
+    const double *N = a;   /* N[i][j] = a[i + j ld] */
+    const double bs = b[0];
+    const int k = m->order;
+
+    /* Q by rows (CSR over the transient states) */
+    size_t *row = tl_xcalloc(ld + 1, sizeof(*row));
+    for (size_t e = 0; e < m->ecap; e++)
+        if (m->ekey[e] != EMPTY_KEY) row[(m->ekey[e] >> 32) + 1]++;
+    for (size_t i = 0; i < ld; i++) row[i + 1] += row[i];
+    size_t *fill = tl_xmalloc(ld * sizeof(*fill));
+    memcpy(fill, row, ld * sizeof(*fill));
+    uint32_t *col = tl_xmalloc((m->ecount + 1) * sizeof(*col));
+    double *q = tl_xmalloc((m->ecount + 1) * sizeof(*q));
+    for (size_t e = 0; e < m->ecap; e++) {
+        if (m->ekey[e] == EMPTY_KEY) continue;
+        size_t from = m->ekey[e] >> 32, at = fill[from]++;
+        col[at] = (uint32_t)(m->ekey[e] & 0xffffffffu);
+        q[at] = m->ew[e] / out[from];
+    }
+
+    /* comp[t * k + i]: the state of touch i of state t's name, -1 past its end */
+    int *comp = tl_xmalloc((size_t)m->n * (size_t)k * sizeof(*comp));
+    for (int t = 0; t < m->n; t++) {
+        const char *p = m->names[t], *e = p + m->name_len[t];
+        for (int i = 0; i < k; i++) {
+            int c = -1;
+            if (p < e) {
+                const char *x = memchr(p, TL_MARKOV_SEP, (size_t)(e - p));
+                size_t l = (size_t)((x ? x : e) - p);
+                c = name_find(m, p, l, tl_hash64(p, l));
+                p = x ? x + 1 : e;
+            }
+            comp[(size_t)t * (size_t)k + (size_t)i] = c;
+        }
+    }
+    size_t *R = tl_xmalloc(ld * sizeof(*R));
+    double *y = tl_xmalloc(ld * sizeof(*y));
+    double *w = tl_xmalloc(ld * sizeof(*w));
+    double *M = NULL;
+    lapack_int *piv = tl_xmalloc(ld * sizeof(*piv));
+    int rc = TL_MARKOV_OK;
+    for (int j = 0; j < nchan && rc == TL_MARKOV_OK; j++) {
+        size_t nr = 0;   /* R: the states with channel j that weight leaves */
+        for (int t = 0; t < m->n; t++) {
+            if (!(out[t + 1] > 0)) continue;
+            int has = 0;
+            for (int i = 0; i < k && !has; i++) has = comp[(size_t)t * (size_t)k + (size_t)i] == chan[j];
+            if (has) R[nr++] = (size_t)t + 1;
+        }
+        re[j] = 0;
+        if (!nr) continue;
+        memcpy(y, b, ld * sizeof(*y));   /* y = b - N[:,R] r_R */
+        for (size_t c = 0; c < nr; c++) {
+            double rc_ = rr[R[c]];
+            if (rc_ == 0) continue;
+            const double *Nc = N + R[c] * ld;
+            for (size_t i = 0; i < ld; i++) y[i] -= Nc[i] * rc_;
+        }
+        M = tl_xrealloc(M, nr * nr * sizeof(*M));   /* M = I + Q_R N[:,R], column-major */
+        for (size_t ra = 0; ra < nr; ra++) {
+            double wa = 0;
+            for (size_t e = row[R[ra]]; e < row[R[ra] + 1]; e++) wa += q[e] * y[col[e]];
+            w[ra] = wa;   /* (Q_R y)_a */
+            for (size_t cb = 0; cb < nr; cb++) {
+                const double *Nc = N + R[cb] * ld;
+                double v = ra == cb;
+                for (size_t e = row[R[ra]]; e < row[R[ra] + 1]; e++) v += q[e] * Nc[col[e]];
+                M[ra + cb * nr] = v;
+            }
+        }
+        if (LAPACKE_dgesv(LAPACK_COL_MAJOR, (lapack_int)nr, 1, M, (lapack_int)nr, piv, w,
+                          (lapack_int)nr) != 0) {
+            rc = TL_MARKOV_ESOLVE;
+            break;
+        }
+        double bj = y[0];   /* b'[s] = y[s] - N[s,R] z */
+        for (size_t c = 0; c < nr; c++) bj -= N[R[c] * ld] * w[c];
+        double v = (bs - bj) / bs;
+        re[j] = v > 0 ? (v < 1 ? v : 1) : 0;   /* rounding, and NaN, clamped */
+    }
+    free(row);
+    free(fill);
+    free(col);
+    free(q);
+    free(comp);
+    free(R);
+    free(y);
+    free(w);
+    free(M);
+    free(piv);
+    return rc;
+}
+
 int tl_markov_removal_effects(const tl_markov *m, tl_markov_result *r)
 {
-    result_init(m, r);
-    if (!m->n) return TL_MARKOV_OK;
+    int *chan = tl_xmalloc(((size_t)m->n + 1) * sizeof(*chan));
+    result_init(m, r, chan);
+    if (!m->n) {
+        free(chan);
+        return TL_MARKOV_OK;
+    }
 
     const int nt = m->n + 1;   /* transient states: start + channels */
     const size_t ld = (size_t)nt;
@@ -376,11 +587,13 @@ int tl_markov_removal_effects(const tl_markov *m, tl_markov_result *r)
     double *x = tl_xcalloc(ld, sizeof(*x));
     lapack_int *ipiv = tl_xmalloc(ld * sizeof(*ipiv));
     int *q = tl_xmalloc(ld * sizeof(*q));
+    double *r0 = NULL;   /* order > 1: r, kept for the removals */
     int rc = TL_MARKOV_OK;
 
     for (int k = 0; k < m->n; k++) out[k + 1] = m->st[k].conv + m->st[k].null;
     for (size_t i = 0; i < m->ecap; i++)
         if (m->ekey[i] != EMPTY_KEY) out[m->ekey[i] >> 32] += m->ew[i];
+    for (int k = 0; k < m->n; k++) r->chain_states += m->order == 1 || out[k + 1] > 0;
     for (size_t i = 0; i < m->ecap; i++) {
         if (m->ekey[i] == EMPTY_KEY) continue;
         size_t from = m->ekey[i] >> 32, to = m->ekey[i] & 0xffffffffu;
@@ -389,6 +602,10 @@ int tl_markov_removal_effects(const tl_markov *m, tl_markov_result *r)
     for (size_t i = 0; i < ld; i++) a[i + i * ld] = 1.0;
     for (int k = 0; k < m->n; k++)
         b[k + 1] = out[k + 1] > 0 ? m->st[k].conv / out[k + 1] : 0.0;   /* r */
+    if (m->order > 1) {
+        r0 = tl_xmalloc(ld * sizeof(*r0));
+        memcpy(r0, b, ld * sizeof(*r0));
+    }
 
     if (LAPACKE_dgetrf(LAPACK_COL_MAJOR, nt, nt, a, nt, ipiv) != 0 ||
         LAPACKE_dgetrs(LAPACK_COL_MAJOR, 'N', nt, 1, a, nt, ipiv, b, nt) != 0) {
@@ -398,6 +615,18 @@ int tl_markov_removal_effects(const tl_markov *m, tl_markov_result *r)
     double bs = b[0];
     r->conversion_probability = bs;
     if (!(bs > 0)) goto done;   /* no conversion: every RE is 0 */
+    double sum = 0;
+    if (m->order > 1) {
+        double *re = tl_xcalloc((size_t)r->n, sizeof(*re));
+        rc = removal_sets(m, a, ipiv, b, r0, out, ld, chan, r->n, re);
+        for (int i = 0; i < r->n; i++) {
+            r->channels[i].removal_effect = re[i];
+            sum += re[i];
+        }
+        free(re);
+        if (rc != TL_MARKOV_OK) goto done;
+        goto shares;
+    }
 
     x[0] = 1.0;   /* (I - Q)^T x = e_s: x[j] = N[s][j] */
     if (LAPACKE_dgetrs(LAPACK_COL_MAJOR, 'T', nt, 1, a, nt, ipiv, x, nt) != 0 ||
@@ -417,7 +646,6 @@ int tl_markov_removal_effects(const tl_markov *m, tl_markov_result *r)
     /* q now holds perm; invert it in place via ipiv's storage. */
     for (int i = 0; i < nt; i++) ipiv[q[i]] = i;
 
-    double sum = 0;
     for (int j = 1; j < nt; j++) {
         if (!(b[j] > 0) || !(x[j] > 0)) continue;   /* never reached, or never converts */
         size_t c = (size_t)ipiv[j];   /* column of L^-1 that P e_j selects */
@@ -433,13 +661,16 @@ int tl_markov_removal_effects(const tl_markov *m, tl_markov_result *r)
         r->channels[j - 1].removal_effect = re;
         sum += re;
     }
+shares:
     if (sum > 0)
-        for (int k = 0; k < m->n; k++) {
-            double share = r->channels[k].removal_effect / sum;
-            r->channels[k].markov_conversions = m->conversions * share;
-            r->channels[k].markov_value = m->value * share;
+        for (int i = 0; i < r->n; i++) {
+            double share = r->channels[i].removal_effect / sum;
+            r->channels[i].markov_conversions = m->conversions * share;
+            r->channels[i].markov_value = m->value * share;
         }
 done:
+    free(chan);
+    free(r0);
     free(a);
     free(out);
     free(b);
@@ -455,7 +686,7 @@ done:
 /* --- encoding ------------------------------------------------------------------------ */
 
 static const char MAGIC[4] = {'T', 'L', 'M', 'K'};
-enum { VERSION = 1 };
+enum { VERSION = 1, VERSION_ORDER = 2 };   /* 2: an order byte follows (order > 1) */
 
 static void put_varint(tl_buf *b, uint64_t v)
 {
@@ -499,7 +730,8 @@ void tl_markov_encode(const tl_markov *m, tl_buf *out)
 {
     size_t start = out->len;
     tl_buf_append(out, MAGIC, sizeof(MAGIC));
-    tl_buf_putc(out, (char)VERSION);
+    tl_buf_putc(out, (char)(m->order > 1 ? VERSION_ORDER : VERSION));
+    if (m->order > 1) tl_buf_putc(out, (char)m->order);
     put_varint(out, (uint64_t)m->n);
     for (int k = 0; k < m->n; k++) {
         put_varint(out, m->name_len[k]);
@@ -529,6 +761,22 @@ void tl_markov_encode(const tl_markov *m, tl_buf *out)
     }
     free(e);
     put_u64(out, tl_hash64(out->data + start, out->len - start));
+}
+
+/* A state name as add_path makes them: order 1, one channel of at most TL_MARKOV_MAX_NAME
+ * bytes; order k, up to k of them joined by TL_MARKOV_SEP, none empty. */
+static int window_ok(const char *s, size_t l, int order)
+{
+    if (order == 1) return l <= TL_MARKOV_MAX_NAME;
+    const char *e = s + l;
+    for (int i = 0; i < order; i++) {
+        const char *q = memchr(s, TL_MARKOV_SEP, (size_t)(e - s));
+        size_t part = (size_t)((q ? q : e) - s);
+        if (part == 0 || part > TL_MARKOV_MAX_NAME) return 0;
+        if (!q) return 1;
+        s = q + 1;
+    }
+    return 0;   /* more than order touches */
 }
 
 typedef struct rd {
@@ -574,22 +822,24 @@ tl_markov *tl_markov_decode(const void *data, size_t len, int *rc)
 {
     const unsigned char *p = data;
     tl_markov *m = NULL;
-    if (len < sizeof(MAGIC) + 1 + 8 || memcmp(p, MAGIC, sizeof(MAGIC)) ||
-        p[sizeof(MAGIC)] != VERSION)
+    if (len < sizeof(MAGIC) + 2 + 8 || memcmp(p, MAGIC, sizeof(MAGIC)) ||
+        (p[sizeof(MAGIC)] != VERSION && p[sizeof(MAGIC)] != VERSION_ORDER))
         goto bad;
+    int order = p[sizeof(MAGIC)] == VERSION ? 1 : p[sizeof(MAGIC) + 1];
+    if (order < 2 && p[sizeof(MAGIC)] == VERSION_ORDER) goto bad;
     uint64_t sum = 0;
     for (int i = 0; i < 8; i++) sum |= (uint64_t)p[len - 8 + i] << (8 * i);
     if (sum != tl_hash64(p, len - 8)) goto bad;
 
-    rd r = {p + sizeof(MAGIC) + 1, p + len - 8, 0};
-    m = tl_markov_new();
+    rd r = {p + sizeof(MAGIC) + 1 + (order > 1), p + len - 8, 0};
+    if (!(m = tl_markov_new_order(order))) goto bad;
     uint64_t n = get_varint(&r);
     if (r.bad || n > TL_MARKOV_MAX_STATES) goto bad;
     for (uint64_t k = 0; k < n; k++) {
         uint64_t l = get_varint(&r);
-        if (r.bad || l == 0 || l > TL_MARKOV_MAX_NAME || (uint64_t)(r.end - r.p) < l) goto bad;
+        if (r.bad || l == 0 || l > max_name(order) || (uint64_t)(r.end - r.p) < l) goto bad;
         const char *s = (const char *)r.p;
-        if (memchr(s, '\0', l)) goto bad;
+        if (memchr(s, '\0', l) || !window_ok(s, l, order)) goto bad;
         uint64_t h = tl_hash64(s, l);
         if (name_find(m, s, l, h) >= 0) goto bad;   /* duplicate name */
         name_add(m, s, l, h);

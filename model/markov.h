@@ -1,6 +1,6 @@
 /*
- * markov.h -- first-order Markov-chain attribution over channel (or category) paths
- * (docs/attribution.md, "Markov chain (channels)").
+ * markov.h -- Markov-chain attribution over channel (or category) paths, of order 1 to
+ * TL_MARKOV_MAX_ORDER (docs/attribution.md, "Markov chain (channels)").
  *
  * A path is start -> s1 -> ... -> sn -> (conversion | null), added with weights: how many
  * journeys that followed it converted, how many did not, and their total conversion value.
@@ -9,6 +9,12 @@
  * into conversion and null, and the first-touch, last-touch and linear sums of the same
  * paths. tl_markov_removal_effects() turns them into removal effects and credits, exactly
  * (no simulation), from one LU factorisation of I - Q.
+ *
+ * Order k > 1: a state is a window of k consecutive touches of the path as given (the whole
+ * path when shorter; consecutive equal windows are one state), named by its touches
+ * joined by TL_MARKOV_SEP, which a channel name therefore cannot contain. The channels are
+ * interned too, as states no weight leaves, and carry the first/last/linear sums; the
+ * result lists the channels only, and removing one removes every window it is part of.
  *
  * Conventions:
  * - Ownership: tl_markov_new/copy/decode return a model the caller frees with
@@ -34,7 +40,9 @@
 #include "core/util.h"
 
 #define TL_MARKOV_MAX_STATES 4096
-#define TL_MARKOV_MAX_NAME 4096   /* bytes of one state name */
+#define TL_MARKOV_MAX_NAME 4096   /* bytes of one channel name */
+#define TL_MARKOV_MAX_ORDER 4
+#define TL_MARKOV_SEP '\x1f'      /* joins the touches of an order-k state's name */
 
 enum {
     TL_MARKOV_OK = 0,
@@ -45,12 +53,17 @@ enum {
                                 * built from paths, which all end in conversion or null) */
     TL_MARKOV_ECORRUPT = -4,   /* decode: bytes are not an encoded model (bad magic,
                                 * version, checksum, length or content) */
+    TL_MARKOV_EORDER = -5,     /* merge: the two chains have different orders */
 };
 const char *tl_markov_strerror(int rc);
 
 typedef struct tl_markov tl_markov;
 
-tl_markov *tl_markov_new(void);
+tl_markov *tl_markov_new(void);                /* order 1 */
+/* A chain of order k (1..TL_MARKOV_MAX_ORDER; NULL otherwise): its states are the last k
+ * touches, as ChannelAttribution's markov_model(order = k). */
+tl_markov *tl_markov_new_order(int order);
+int tl_markov_order(const tl_markov *m);
 void tl_markov_destroy(tl_markov *m);
 tl_markov *tl_markov_copy(const tl_markov *m);
 /* Forgets every path and state (a window that starts over). */
@@ -88,6 +101,8 @@ typedef struct tl_markov_result {
     double conversion_probability;  /* p(start -> conversion) in the chain */
     double conversions, nulls, value;   /* totals of the paths */
     uint64_t paths;
+    int order;                      /* of the chain */
+    int chain_states;               /* its states (order k: the k-touch windows seen) */
     char *names_;                   /* the names' storage */
 } tl_markov_result;
 

@@ -81,6 +81,7 @@ int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t er
     mc->signed_credits = tl_config_bool(c, "model.credits.signed");
     mc->markov_enabled = tl_config_bool(c, "markov.enabled");
     mc->markov_window_ms = tl_config_int(c, "markov.window.ms");
+    mc->markov_order = (int)tl_config_int(c, "markov.order");
     const char *dim = tl_config_str(c, "markov.dim");
     if (!strcmp(dim, "auto")) mc->markov_dim = -1;
     else if (!strcmp(dim, "channel")) mc->markov_dim = TL_DIM_CHANNEL;
@@ -235,6 +236,15 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
         tl_metrics_destroy(met);
         goto done;
     }
+    if (m->markov && tl_markov_order(mk) != tl_markov_order(m->markov)) {
+        /* markov.order changed: a chain of the other order cannot take these paths */
+        TL_LOG_WARN("model", "checkpoint %s has a Markov chain of order %d and markov.order "
+                    "is %d: the chain starts afresh (its credits are recomputed from the "
+                    "journeys closed from now on)", m->checkpoint, tl_markov_order(mk),
+                    tl_markov_order(m->markov));
+        tl_markov_destroy(mk);
+        mk = tl_markov_new_order(tl_markov_order(m->markov));
+    }
     tl_ftrl_destroy(m->ftrl);
     tl_metrics_destroy(m->metrics);
     tl_markov_destroy(m->markov);
@@ -298,7 +308,7 @@ tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err
     if (m->cfg.controls_max <= 0) m->cfg.controls_max = 256;
     m->ftrl = tl_ftrl_new(D, mc->alpha, mc->beta, mc->l1, mc->l2);
     m->metrics = tl_metrics_new(mc->metrics_window);
-    m->markov = tl_markov_new();
+    m->markov = tl_markov_new_order(mc->markov_order > 0 ? mc->markov_order : 1);
     m->markov_dim = mc->markov_dim;
     m->pos = tl_xmalloc((size_t)D * sizeof(*m->pos));
     memset(m->pos, 0xff, (size_t)D * sizeof(*m->pos));   /* -1 */
@@ -673,7 +683,12 @@ void tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted)
         const char *s = m->markov_dim == TL_DIM_CHANNEL ? tps[i].channel : tps[i].category_id;
         if (s) states[k++] = s;
     }
-    if (k) tl_markov_add_path(m->markov, states, k, converted ? 1.0 : 0.0, converted ? 0.0 : 1.0, 0.0);
+    if (!k) return;
+    int rc = tl_markov_add_path(m->markov, states, k, converted ? 1.0 : 0.0, converted ? 0.0 : 1.0, 0.0);
+    if (rc != TL_MARKOV_OK && !m->rep.markov_dropped++)   /* said once; the count is reported */
+        TL_LOG_WARN("model", "the Markov chain leaves out a closed journey: %s (order %d); "
+                    "a lower markov.order or markov.dim=channel keeps fewer states",
+                    tl_markov_strerror(rc), tl_markov_order(m->markov));
 }
 
 void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,

@@ -45,6 +45,7 @@ typedef struct tl_model_cfg {
     int signed_credits;          /* model.credits.signed */
     int markov_enabled;
     int64_t markov_window_ms;
+    int markov_order;            /* 1..TL_MARKOV_MAX_ORDER; 0: 1 */
     int markov_dim;              /* TL_DIM_CHANNEL or TL_DIM_CATEGORY; -1: channel when known */
 } tl_model_cfg;
 
@@ -66,6 +67,7 @@ typedef struct tl_model_report {
     uint64_t credited, fallbacks, sampled;
     uint64_t warming_up, no_negatives;   /* attributions without model credits, and why */
     uint64_t markov_windows, credit_deltas;
+    uint64_t markov_dropped;             /* journeys the chain refused (too many states) */
     uint64_t controls_skipped;           /* past model.controls.max in one gap */
 } tl_model_report;
 

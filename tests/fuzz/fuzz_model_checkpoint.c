@@ -8,7 +8,7 @@
  *
  * Asserted:
  *   - tl_model_new either resumes from the file or refuses it with a message (a
- *     corrupt checkpoint);
+ *     corrupt checkpoint), with markov.order 1 or 2 (by the input's size);
  *   - a resumed model works: it credits a journey (Shapley and removal over the restored
  *     weights), learns from it, reports, lists its Markov credits and closes its Markov
  *     window (tl_model_tick: removal effects over the restored chain, credit deltas to a
@@ -111,6 +111,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_write_file(path, data, size);
     char err[512] = "";
+    /* markov.order 1 or 2 by the input's size: a chain of the configured order resumes,
+     * one of another order is replaced by an empty one */
+    mcfg.markov_order = 1 + (int)(size % 2);
     tl_model *m = tl_model_new(&mcfg, path, err, sizeof(err));
     if (!m) {
         FUZZ_CHECK(err[0], "a checkpoint refused without a message");

@@ -4,7 +4,8 @@
  *
  * The parser (read_paths in cmd/paths.c) is static, and the command is its only caller,
  * so this harness links the command's files (tally_fuzz_cmd in fuzz.cmake) and runs the
- * command itself, tl_cmd_paths("paths --input FILE --output FILE.json"): the file is
+ * command itself, tl_cmd_paths("paths --input FILE --order K --output FILE.json"), K from
+ * 1 to TL_MARKOV_MAX_ORDER by the input's size (so every order is fuzzed): the file is
  * parsed into the Markov model (model/markov.h), the removal effects are solved, the
  * table is printed (to /dev/null here) and the JSON written.
  *
@@ -29,6 +30,7 @@
 #include "cmd/cmd.h"
 #include "core/arena.h"
 #include "core/json.h"
+#include "model/markov.h"
 
 static char in_path[1024], out_path[1024];
 
@@ -55,8 +57,9 @@ static int close_to(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(1.0,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_write_file(in_path, data, size);
-    char *argv[] = {"paths", "--input", in_path, "--output", out_path, NULL};
-    const tl_json *j = fuzz_run_json_cmd(tl_cmd_paths, 5, argv, out_path);
+    char order[2] = {(char)('1' + size % TL_MARKOV_MAX_ORDER), '\0'};
+    char *argv[] = {"paths", "--input", in_path, "--order", order, "--output", out_path, NULL};
+    const tl_json *j = fuzz_run_json_cmd(tl_cmd_paths, 7, argv, out_path);
     if (!j) return 0;
     const tl_json *ch = tl_json_get(j, "channels");
     FUZZ_CHECK(ch && ch->type == TL_JSON_ARRAY, "no channels array");

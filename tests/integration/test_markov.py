@@ -40,6 +40,7 @@ import sys
 import tempfile
 
 TOL = 1e-9
+ORDERS = (1, 2, 3)
 SEEDS = (0, 100, 200)  # fold r of seed s runs on seed s + r: disjoint streams
 NSIM = 1_000_000
 NFOLD = 10
@@ -70,16 +71,33 @@ def read_paths(path):
     return rows
 
 
-def exact(rows, np):
+def windows(chans, order):
+    """The chain's states of a path: its windows of `order` consecutive touches (the whole
+    path when it is shorter), consecutive equal windows as one. Order 1: the touches, with
+    repeats collapsed. Found to be ChannelAttribution's reading by comparing both readings
+    (windows of the path as given, windows of the collapsed path) with its simulation."""
+    k = min(order, len(chans))
+    out = []
+    for i in range(len(chans) - k + 1):
+        w = tuple(chans[i:i + k])
+        if not out or out[-1] != w:
+            out.append(w)
+    return out
+
+
+def exact(rows, np, order=1):
     """Removal effects by the definition, heuristics by their definitions."""
     names = []
-    index = {}
+    seen = set()
+    states = {}
     for chans, _, _, _ in rows:
         for c in chans:
-            if c not in index:
-                index[c] = len(names) + 1
+            if c not in seen:
+                seen.add(c)
                 names.append(c)
-    n = len(names) + 1  # transient: start (0) + channels
+        for w in windows(chans, order):
+            states.setdefault(w, len(states) + 1)
+    n = len(states) + 1  # transient: start (0) + states
     W = np.zeros((n, n))
     conv = np.zeros(n)
     null = np.zeros(n)
@@ -97,11 +115,10 @@ def exact(rows, np):
         for ch in chans:
             linear[ch][0] += c / len(chans)
             linear[ch][1] += v / len(chans)
-        collapsed = [chans[0]] + [b for a, b in zip(chans, chans[1:]) if a != b]
         prev = 0
-        for ch in collapsed:
-            W[prev, index[ch]] += c + nl
-            prev = index[ch]
+        for w in windows(chans, order):
+            W[prev, states[w]] += c + nl
+            prev = states[w]
         conv[prev] += c
         null[prev] += nl
     out = W.sum(axis=1) + conv + null
@@ -111,20 +128,22 @@ def exact(rows, np):
     p = np.linalg.solve(eye - Q, r)[0]
     re = {}
     for name in names:
-        j = index[name]
         Qj = Q.copy()
         rj = r.copy()
-        Qj[j, :] = 0.0  # j absorbing: every journey reaching it ends without converting
-        rj[j] = 0.0
+        for w, j in states.items():
+            if name in w:  # every state with the channel absorbing: the journey ends there
+                Qj[j, :] = 0.0
+                rj[j] = 0.0
         pj = np.linalg.solve(eye - Qj, rj)[0]
         re[name] = (p - pj) / p
     return names, p, re, C, V, first, last, linear
 
 
-def run_tally(tally, data, tmp):
+def run_tally(tally, data, tmp, order=1):
     out = os.path.join(tmp, "out.json")
     proc = subprocess.run([tally, "paths", "--input", data, "--format", "channelattribution",
-                           "--output", out], capture_output=True, text=True, timeout=300)
+                           "--order", str(order), "--output", out],
+                          capture_output=True, text=True, timeout=300)
     print(proc.stdout)
     if proc.returncode != 0:
         print(proc.stderr, file=sys.stderr)
@@ -152,7 +171,7 @@ def check_errors(tally, tmp):
           f"bad number on line 2: exit {proc.returncode}, stderr {proc.stderr!r}")
 
 
-def compare_exact(res, names, p, re, C, V, first, last, linear):
+def compare_exact(res, order, names, p, re, C, V, first, last, linear):
     by = {c["channel"]: c for c in res["channels"]}
     check(set(by) == set(names), f"channels differ: {sorted(by)} vs {sorted(names)}")
     check(abs(res["conversion_probability"] - p) <= TOL,
@@ -175,13 +194,13 @@ def compare_exact(res, names, p, re, C, V, first, last, linear):
                                  ("last_touch_value", last[name][1], V),
                                  ("linear_value", linear[name][1], V)):
             check(abs(c[key] - want) <= TOL * total, f"{name}: {key} {c[key]!r} vs {want!r}")
-    order = [c["markov_conversions"] for c in res["channels"]]
-    check(order == sorted(order, reverse=True), "channels not sorted by Markov credit")
-    print(f"exact solve: {len(names)} channels, p(conversion) {p:.12f}, "
+    credits = [c["markov_conversions"] for c in res["channels"]]
+    check(credits == sorted(credits, reverse=True), "channels not sorted by Markov credit")
+    print(f"exact solve, order {order}: {len(names)} channels, p(conversion) {p:.12f}, "
           f"largest removal-effect difference {worst:.3e} (tolerance {TOL:g})")
 
 
-def compare_channelattribution(data, res, names, p, re, C):
+def compare_channelattribution(data, res, order, names, p, re, C):
     try:
         import pandas as pd
         from ChannelAttribution import heuristic_models, markov_model
@@ -215,13 +234,13 @@ def compare_channelattribution(data, res, names, p, re, C):
     zmax = 0.0
     for seed in SEEDS:
         m = markov_model(df, "path", "total_conversions", var_value="total_conversion_value",
-                         var_null="total_null", order=1, nsim_start=NSIM, nfold=NFOLD, seed=seed,
+                         var_null="total_null", order=order, nsim_start=NSIM, nfold=NFOLD, seed=seed,
                          out_more=True, verbose=False, flg_pro=False)
         for _, row in m["result"].iterrows():
             conv[row["channel_name"]].append(row["total_conversions"])
         for _, row in m["removal_effects"].iterrows():
             rem[row["channel_name"]].append(row["removal_effects_conversion"])
-    print(f"ChannelAttribution markov_model, order 1, nsim_start {NSIM}, seeds {SEEDS}; "
+    print(f"ChannelAttribution markov_model, order {order}, nsim_start {NSIM}, seeds {SEEDS}; "
           f"tolerance {Z_MAX:g} standard errors (n_conv = {n_conv:.0f} per fold)")
     print(f"{'channel':8} {'exact conv':>11} {'CA conv (per seed)':>30} {'se':>7} {'seed sd':>8}"
           f" {'exact RE':>9} {'CA RE (mean)':>13} {'max |z|':>8}")
@@ -266,14 +285,16 @@ def main():
     except ImportError:
         sys.exit("FAIL: numpy is missing; install tests/integration/requirements.txt")
 
-    with tempfile.TemporaryDirectory(prefix="tally-markov-") as tmp:
-        res = run_tally(tally, data, tmp)
-        check_errors(tally, tmp)
     rows = read_paths(data)
-    check(res["paths"] == len(rows), f"paths {res['paths']} vs {len(rows)}")
-    names, p, re, C, V, first, last, linear = exact(rows, np)
-    compare_exact(res, names, p, re, C, V, first, last, linear)
-    compare_channelattribution(data, res, names, p, re, C)
+    with tempfile.TemporaryDirectory(prefix="tally-markov-") as tmp:
+        check_errors(tally, tmp)
+        for order in ORDERS:
+            res = run_tally(tally, data, tmp, order)
+            check(res["order"] == order, f"order {res.get('order')!r} in the JSON, asked {order}")
+            check(res["paths"] == len(rows), f"paths {res['paths']} vs {len(rows)}")
+            names, p, re, C, V, first, last, linear = exact(rows, np, order)
+            compare_exact(res, order, names, p, re, C, V, first, last, linear)
+            compare_channelattribution(data, res, order, names, p, re, C)
     if failures:
         sys.exit(f"{len(failures)} check(s) failed")
     print("integration.markov: all checks passed")

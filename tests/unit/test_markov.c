@@ -34,6 +34,20 @@
  *     C 192/29.
  * Rule-based: first A (1, 10), B (2, 6); last A (1, 10), C (2, 6); linear (1/3 per touch
  * of P1, 1/2 per touch of P2): A 2/3 (20/3), B 1/3 + 1 (10/3 + 3), C 1 (3).
+ *
+ * Order 2 (test_order2), paths (conversions, nulls):
+ *
+ *     a > b (1, 0);  b > a (0, 1);  c > b (1, 0);  c (0, 1);  a > a > b (0, 1)
+ *
+ * States are windows of two touches of the path as given: ab, ba, cb, c (a path shorter
+ * than the order is one state) and aa -> ab. start goes to ab, ba, cb, c, aa with weight 1
+ * each (out 5); ab: conv 1, null 1; aa -> ab. So b_ab = b_aa = 1/2, b_cb = 1, b_ba = b_c =
+ * 0, and b_s = (1/2 + 1 + 1/2) / 5 = 2/5. Removing a channel removes every state it is in:
+ *     without a (ab, ba, aa): b_s = 1/5        RE_a = 1/2
+ *     without b (ab, ba, cb): b_s = 0          RE_b = 1
+ *     without c (cb, c):      b_s = 1/5        RE_c = 1/2
+ * Sum 2, 2 conversions: Markov conversions a 1/2, b 1, c 1/2. Five states in the chain
+ * (reading the windows of the collapsed path a > b instead would make four).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -562,6 +576,95 @@ static void test_errors(void **state)
     tl_markov_destroy(m);
 }
 
+static tl_markov *order2(void)
+{
+    tl_markov *m = tl_markov_new_order(2);
+    assert_non_null(m);
+    add(m, "a > b", 1, 0, 0);
+    add(m, "b > a", 0, 1, 0);
+    add(m, "c > b", 1, 0, 0);
+    add(m, "c", 0, 1, 0);
+    add(m, "a > a > b", 0, 1, 0);
+    return m;
+}
+
+static void test_order2(void **state)
+{
+    (void)state;
+    tl_markov *m = order2();
+    tl_markov_result r;
+    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+    assert_int_equal(r.order, 2);
+    assert_int_equal(r.chain_states, 5);
+    assert_int_equal(r.n, 3);   /* the channels, not the windows */
+    near(r.conversion_probability, 0.4);
+    near(chan(&r, "a")->removal_effect, 0.5);
+    near(chan(&r, "b")->removal_effect, 1.0);
+    near(chan(&r, "c")->removal_effect, 0.5);
+    near(chan(&r, "a")->markov_conversions, 0.5);
+    near(chan(&r, "b")->markov_conversions, 1.0);
+    near(chan(&r, "c")->markov_conversions, 0.5);
+    /* the rule-based sums are per channel, whatever the order */
+    near(chan(&r, "a")->first_conversions, 1);
+    near(chan(&r, "c")->first_conversions, 1);
+    near(chan(&r, "b")->last_conversions, 2);
+    near(chan(&r, "a")->linear_conversions, 0.5);
+    tl_markov_result_free(&r);
+    tl_markov_destroy(m);
+}
+
+/* The order survives copy, clear, merge and the encoding; orders do not mix. */
+static void test_order_state(void **state)
+{
+    (void)state;
+    assert_null(tl_markov_new_order(0));
+    assert_null(tl_markov_new_order(TL_MARKOV_MAX_ORDER + 1));
+    tl_markov *m = order2();
+    const char *bad[] = {"a", "x\x1fy"};   /* the separator cannot be part of a name */
+    assert_int_equal(tl_markov_add_path(m, bad, 2, 1, 0, 0), TL_MARKOV_EINVAL);
+
+    tl_buf b = {0};
+    tl_markov_encode(m, &b);
+    int rc = -1;
+    tl_markov *d = tl_markov_decode(b.data, b.len, &rc);
+    assert_non_null(d);
+    assert_int_equal(tl_markov_order(d), 2);
+    tl_buf b2 = {0};
+    tl_markov_encode(d, &b2);
+    assert_int_equal(b.len, b2.len);
+    assert_memory_equal(b.data, b2.data, b.len);
+    tl_markov_result r1, r2;
+    assert_int_equal(tl_markov_removal_effects(m, &r1), TL_MARKOV_OK);
+    assert_int_equal(tl_markov_removal_effects(d, &r2), TL_MARKOV_OK);
+    near(r1.conversion_probability, r2.conversion_probability);
+    tl_markov_result_free(&r1);
+    tl_markov_result_free(&r2);
+
+    /* an order byte out of range, after fixing the checksum: refused */
+    unsigned char *p = (unsigned char *)b.data;
+    p[5] = TL_MARKOV_MAX_ORDER + 1;
+    uint64_t h = tl_hash64(p, b.len - 8);
+    for (int i = 0; i < 8; i++) p[b.len - 8 + i] = (unsigned char)(h >> (8 * i));
+    assert_null(tl_markov_decode(b.data, b.len, &rc));
+    assert_int_equal(rc, TL_MARKOV_ECORRUPT);
+
+    tl_markov *one = tl_markov_new();
+    assert_int_equal(tl_markov_merge(one, m), TL_MARKOV_EORDER);
+    assert_int_equal(tl_markov_states(one), 0);
+    tl_markov *c = tl_markov_copy(m);
+    assert_int_equal(tl_markov_order(c), 2);
+    assert_int_equal(tl_markov_merge(c, m), TL_MARKOV_OK);
+    tl_markov_clear(c);
+    assert_int_equal(tl_markov_order(c), 2);
+
+    tl_buf_free(&b);
+    tl_buf_free(&b2);
+    tl_markov_destroy(one);
+    tl_markov_destroy(c);
+    tl_markov_destroy(d);
+    tl_markov_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +679,8 @@ int main(void)
         cmocka_unit_test(test_encode_roundtrip),
         cmocka_unit_test(test_decode_bad_content),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_order2),
+        cmocka_unit_test(test_order_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
