@@ -31,8 +31,8 @@
 #include <sys/stat.h>
 
 static const char usage[] =
-    "usage: tally paths --input FILE [--order K] [--format channelattribution]\n"
-    "                   [--output FILE.json]\n"
+    "usage: tally paths --input FILE [--order K] [--bootstrap N [--level L] [--seed S]]\n"
+    "                   [--format channelattribution] [--output FILE.json]\n"
     "\n"
     "Markov-chain attribution of aggregated paths: for every channel, the\n"
     "removal effect (relative drop of the conversion probability when the channel is\n"
@@ -46,6 +46,12 @@ static const char usage[] =
     "  --order K        states are the last K touches (1 to 4, default 1), as\n"
     "                   ChannelAttribution's markov_model(order = K); removing a\n"
     "                   channel removes every state it is part of\n"
+    "  --bootstrap N    also an interval for each channel's removal effect and Markov\n"
+    "                   conversions, from N chains redrawn around this one (each\n"
+    "                   state's transitions drawn from their Dirichlet posterior);\n"
+    "                   costs N more solves\n"
+    "  --level L        the interval's coverage (default 0.9)\n"
+    "  --seed S         the draws' seed (default 1): the same seed, the same interval\n"
     "  --format F       channelattribution (the only format, the default)\n"
     "  --output FILE    also write the results as JSON\n"
     "  --quiet          no progress line (there is one only on a terminal)\n";
@@ -233,14 +239,24 @@ static void print_table(const tl_markov_result *res, const int *order, double se
            "p(conversion) %.6f, order %d (%d states), %.3f s\n\n",
            res->paths, res->conversions, res->nulls, res->value,
            res->conversion_probability, res->order, res->chain_states, seconds);
-    printf("%-*s  %14s  %18s  %14s  %12s  %12s  %12s\n", w, "channel", "removal_effect",
-           "markov_conversions", "markov_value", "first_touch", "last_touch", "linear");
+    char iv[40] = "";
+    if (res->bootstrap_samples)
+        snprintf(iv, sizeof(iv), "markov %.0f%% interval", 100 * res->bootstrap_level);
+    printf("%-*s  %14s  %18s  %21s  %14s  %12s  %12s  %12s\n", w, "channel", "removal_effect",
+           "markov_conversions", iv, "markov_value", "first_touch", "last_touch", "linear");
     for (int i = 0; i < res->n; i++) {
         const tl_markov_channel *c = &res->channels[order[i]];
-        printf("%-*s  %14.6f  %18.2f  %14.2f  %12.2f  %12.2f  %12.2f\n", w, c->name,
-               c->removal_effect, c->markov_conversions, c->markov_value,
+        if (res->bootstrap_samples)
+            snprintf(iv, sizeof(iv), "%.2f - %.2f", c->markov_conversions_lo,
+                     c->markov_conversions_hi);
+        printf("%-*s  %14.6f  %18.2f  %21s  %14.2f  %12.2f  %12.2f  %12.2f\n", w, c->name,
+               c->removal_effect, c->markov_conversions, iv, c->markov_value,
                c->first_conversions, c->last_conversions, c->linear_conversions);
     }
+    if (res->bootstrap_samples)
+        printf("\nintervals: the central %.0f%% of %d chains redrawn around this one "
+               "(--bootstrap; each state's transitions, Dirichlet given its counts)\n",
+               100 * res->bootstrap_level, res->bootstrap_samples);
 }
 
 static void put_field(tl_buf *b, const char *key, double v, int comma)
@@ -269,13 +285,21 @@ static int write_json(const char *path, const tl_markov_result *res, const int *
         put_field(&b, "linear", c->linear_conversions, 1);
         put_field(&b, "first_touch_value", c->first_value, 1);
         put_field(&b, "last_touch_value", c->last_value, 1);
-        put_field(&b, "linear_value", c->linear_value, 0);
+        put_field(&b, "linear_value", c->linear_value, res->bootstrap_samples > 0);
+        if (res->bootstrap_samples) {
+            put_field(&b, "removal_effect_lo", c->removal_effect_lo, 1);
+            put_field(&b, "removal_effect_hi", c->removal_effect_hi, 1);
+            put_field(&b, "markov_conversions_lo", c->markov_conversions_lo, 1);
+            put_field(&b, "markov_conversions_hi", c->markov_conversions_hi, 0);
+        }
         tl_buf_putc(&b, '}');
     }
     tl_buf_puts(&b, res->n ? "\n],\n" : "],\n");
     put_field(&b, "conversion_probability", res->conversion_probability, 1);
-    tl_buf_printf(&b, "\"paths\": %" PRIu64 ", \"order\": %d, \"states\": %d, ", res->paths,
-                  res->order, res->chain_states);
+    tl_buf_printf(&b, "\"paths\": %" PRIu64 ", \"order\": %d, \"states\": %d, "
+                  "\"bootstrap_samples\": %d, ", res->paths, res->order, res->chain_states,
+                  res->bootstrap_samples);
+    if (res->bootstrap_samples) put_field(&b, "bootstrap_level", res->bootstrap_level, 1);
     put_field(&b, "conversions", res->conversions, 1);
     put_field(&b, "nulls", res->nulls, 1);
     put_field(&b, "value", res->value, 1);
@@ -292,12 +316,13 @@ static int write_json(const char *path, const tl_markov_result *res, const int *
 int tl_cmd_paths(int argc, char **argv)
 {
     struct {
-        const char *input, *format, *output, *order;
+        const char *input, *format, *output, *order, *bootstrap, *level, *seed;
         int help, quiet;
     } a = {0};
     const tl_cmd_opt opts[] = {
         {"--input", &a.input, NULL},  {"--format", &a.format, NULL},
-        {"--order", &a.order, NULL},
+        {"--order", &a.order, NULL},  {"--bootstrap", &a.bootstrap, NULL},
+        {"--level", &a.level, NULL},  {"--seed", &a.seed, NULL},
         {"--output", &a.output, NULL}, {"--help", NULL, &a.help},
         {"-h", NULL, &a.help},        {"--quiet", NULL, &a.quiet},
         {NULL, NULL, NULL},
@@ -327,6 +352,21 @@ int tl_cmd_paths(int argc, char **argv)
         korder = (int)v;
     }
 
+    long samples = 0;
+    double level = 0.9;
+    unsigned long long seed = 1;
+    char *end;
+    if (a.bootstrap && (samples = strtol(a.bootstrap, &end, 10), end == a.bootstrap || *end ||
+                        samples < 2 || samples > 100000))
+        return tl_cmd_usage_error(usage, "--bootstrap: expected 2 to 100000 samples, got '%s'",
+                                  a.bootstrap);
+    if (a.level && (level = strtod(a.level, &end), end == a.level || *end || !(level > 0) ||
+                    !(level < 1)))
+        return tl_cmd_usage_error(usage, "--level: expected a number between 0 and 1 (0.9 for "
+                                  "90%%), got '%s'", a.level);
+    if (a.seed && (seed = strtoull(a.seed, &end, 10), end == a.seed || *end))
+        return tl_cmd_usage_error(usage, "--seed: expected a whole number, got '%s'", a.seed);
+
     int64_t t0 = tl_mono_ns();
     int use_stdin = !strcmp(a.input, "-");
     FILE *in = use_stdin ? stdin : fopen(a.input, "r");
@@ -349,6 +389,7 @@ int tl_cmd_paths(int argc, char **argv)
         goto done;
     }
     int e = tl_markov_removal_effects(r.m, &res);
+    if (e == TL_MARKOV_OK && samples) e = tl_markov_bootstrap(r.m, (int)samples, seed, level, &res);
     if (e != TL_MARKOV_OK) {
         fprintf(stderr, "tally: %s: %s\n", r.input, tl_markov_strerror(e));
         goto done;

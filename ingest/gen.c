@@ -61,7 +61,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "gen_rng.h"
+#include "core/rng.h"
 
 #define GEN_ACTIVE INT64_MAX
 #define GEN_SEEN 6
@@ -69,7 +69,7 @@
 #define GEN_IMP 4
 #define GEN_MAX_K (1u << 20)
 
-/* ---- randomness: gen_rng.h ----------------------------------------------------- */
+/* ---- randomness: core/rng.h ----------------------------------------------------- */
 
 static double rng_normal(gen_rng *r)
 {

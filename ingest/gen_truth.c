@@ -20,7 +20,7 @@
 
 #include "core/event.h"
 #include "core/util.h"
-#include "gen_rng.h"
+#include "core/rng.h"
 
 #define DAY_MS 86400000.0
 #define TRUTH_ITEMS 200

@@ -61,6 +61,8 @@
  */
 #include "markov.h"
 
+#include "core/rng.h"
+
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
@@ -680,6 +682,71 @@ done:
     if (rc != TL_MARKOV_OK) {
         tl_markov_result_free(r);
     }
+    return rc;
+}
+
+/* --- bootstrap ----------------------------------------------------------------------- */
+
+static int dbl_cmp(const void *pa, const void *pb)
+{
+    double x = *(const double *)pa, y = *(const double *)pb;
+    return x < y ? -1 : x > y;
+}
+
+/* The q-quantile of sorted v[0..n), linear between order statistics. */
+static double quantile(const double *v, int n, double q)
+{
+    double h = q * (n - 1);
+    int lo = (int)floor(h);
+    if (lo >= n - 1) return v[n - 1];
+    return v[lo] + (h - lo) * (v[lo + 1] - v[lo]);
+}
+
+int tl_markov_bootstrap(const tl_markov *m, int samples, uint64_t seed, double level,
+                        tl_markov_result *r)
+{
+    if (samples < 2 || !(level > 0 && level < 1)) return TL_MARKOV_EINVAL;
+    const int nc = r->n;
+    if (!nc) return TL_MARKOV_OK;
+    double *re = tl_xmalloc((size_t)samples * (size_t)nc * sizeof(*re));
+    double *cv = tl_xmalloc((size_t)samples * (size_t)nc * sizeof(*cv));
+    gen_rng g;
+    rng_seed(&g, seed);
+    int rc = TL_MARKOV_OK;
+    for (int b = 0; b < samples && rc == TL_MARKOV_OK; b++) {
+        tl_markov *c = tl_markov_copy(m);
+        for (size_t i = 0; i < c->ecap; i++)
+            if (c->ekey[i] != EMPTY_KEY) c->ew[i] = rng_gamma(&g, c->ew[i]);
+        for (int k = 0; k < c->n; k++) {
+            c->st[k].conv = rng_gamma(&g, c->st[k].conv);
+            c->st[k].null = rng_gamma(&g, c->st[k].null);
+        }
+        tl_markov_result rb;
+        rc = tl_markov_removal_effects(c, &rb);
+        for (int j = 0; j < nc && rc == TL_MARKOV_OK; j++) {   /* same channels, same order */
+            re[(size_t)j * (size_t)samples + (size_t)b] = rb.channels[j].removal_effect;
+            cv[(size_t)j * (size_t)samples + (size_t)b] = rb.channels[j].markov_conversions;
+        }
+        tl_markov_result_free(&rb);
+        tl_markov_destroy(c);
+    }
+    if (rc == TL_MARKOV_OK) {
+        double qlo = (1 - level) / 2, qhi = (1 + level) / 2;
+        for (int j = 0; j < nc; j++) {
+            double *x = re + (size_t)j * (size_t)samples, *y = cv + (size_t)j * (size_t)samples;
+            qsort(x, (size_t)samples, sizeof(*x), dbl_cmp);
+            qsort(y, (size_t)samples, sizeof(*y), dbl_cmp);
+            tl_markov_channel *ch = &r->channels[j];
+            ch->removal_effect_lo = quantile(x, samples, qlo);
+            ch->removal_effect_hi = quantile(x, samples, qhi);
+            ch->markov_conversions_lo = quantile(y, samples, qlo);
+            ch->markov_conversions_hi = quantile(y, samples, qhi);
+        }
+        r->bootstrap_samples = samples;
+        r->bootstrap_level = level;
+    }
+    free(re);
+    free(cv);
     return rc;
 }
 

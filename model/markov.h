@@ -93,6 +93,9 @@ typedef struct tl_markov_channel {
     double first_conversions, first_value;
     double last_conversions, last_value;
     double linear_conversions, linear_value;
+    /* tl_markov_bootstrap's interval (0 without one) */
+    double removal_effect_lo, removal_effect_hi;
+    double markov_conversions_lo, markov_conversions_hi;
 } tl_markov_channel;
 
 typedef struct tl_markov_result {
@@ -103,6 +106,8 @@ typedef struct tl_markov_result {
     uint64_t paths;
     int order;                      /* of the chain */
     int chain_states;               /* its states (order k: the k-touch windows seen) */
+    int bootstrap_samples;          /* 0: no interval */
+    double bootstrap_level;         /* e.g. 0.9 */
     char *names_;                   /* the names' storage */
 } tl_markov_result;
 
@@ -110,6 +115,17 @@ typedef struct tl_markov_result {
  * every removal effect and credit is 0. On error r is left empty (n = 0). */
 int tl_markov_removal_effects(const tl_markov *m, tl_markov_result *r);
 void tl_markov_result_free(tl_markov_result *r);
+
+/* Adds to r (filled by tl_markov_removal_effects from m) an interval per channel for the
+ * removal effect and the Markov conversions: the central `level` (0 < level < 1) of their
+ * values over `samples` (>= 2) chains drawn around m. Each state's outgoing weights (to
+ * the next states, conversion and null) are redrawn as independent Gamma(w, 1) variates,
+ * which normalised is the Dirichlet posterior of its transition probabilities given the
+ * counts (a Bayesian bootstrap of each row; the chain keeps sums, not journeys, so rows
+ * are what can be resampled). Total conversions stay as observed. The same (m, samples,
+ * seed, level) gives the same interval. Cost: samples solves. */
+int tl_markov_bootstrap(const tl_markov *m, int samples, uint64_t seed, double level,
+                        tl_markov_result *r);
 
 /* The model is state that must survive restarts. tl_markov_encode appends it to out:
  * versioned and checksummed; the same model (same sums, same interning order) always

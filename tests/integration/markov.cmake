@@ -11,6 +11,15 @@ set_tests_properties(integration.markov PROPERTIES
   SKIP_RETURN_CODE 77
   ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 
+# integration.markov_bootstrap: the coverage of `tally paths --bootstrap`'s intervals over
+# 200 data sets simulated from a chain with known removal effects. No Kafka broker, no data.
+add_test(NAME integration.markov_bootstrap
+  COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_markov_bootstrap.py)
+set_tests_properties(integration.markov_bootstrap PROPERTIES
+  LABELS integration
+  TIMEOUT 600
+  ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
 # integration.truth: the ground-truth generator (`tally gen --truth`) and the reference of
 # its true credits (truth.py) checked against hand-computed values and their own formula;
 # bench/attribution_truth.py scores the methods with them. No Kafka broker.

@@ -665,6 +665,51 @@ static void test_order_state(void **state)
     tl_markov_destroy(m);
 }
 
+/* The interval holds the estimate, narrows with more data, repeats with the seed. */
+static void test_bootstrap(void **state)
+{
+    (void)state;
+    tl_markov *m = three_channels(), *big = tl_markov_new();
+    for (int i = 0; i < 100; i++) {   /* the same paths, 100 times the journeys */
+        add(big, "A > B > A", 1, 1, 10);
+        add(big, "B > C", 2, 2, 6);
+        add(big, "C", 0, 4, 0);
+    }
+    tl_markov_result r, r2, rb;
+    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+    assert_int_equal(tl_markov_bootstrap(m, 1, 1, 0.9, &r), TL_MARKOV_EINVAL);
+    assert_int_equal(tl_markov_bootstrap(m, 100, 1, 1.0, &r), TL_MARKOV_EINVAL);
+    assert_int_equal(tl_markov_bootstrap(m, 400, 7, 0.9, &r), TL_MARKOV_OK);
+    assert_int_equal(r.bootstrap_samples, 400);
+    assert_int_equal(tl_markov_removal_effects(m, &r2), TL_MARKOV_OK);
+    assert_int_equal(tl_markov_bootstrap(m, 400, 7, 0.9, &r2), TL_MARKOV_OK);
+    assert_int_equal(tl_markov_removal_effects(big, &rb), TL_MARKOV_OK);
+    assert_int_equal(tl_markov_bootstrap(big, 400, 7, 0.9, &rb), TL_MARKOV_OK);
+    for (int i = 0; i < r.n; i++) {
+        const tl_markov_channel *c = &r.channels[i], *c2 = &r2.channels[i];
+        const tl_markov_channel *b = chan(&rb, c->name);
+        assert_true(c->removal_effect_lo <= c->removal_effect_hi);
+        assert_true(c->removal_effect_lo >= 0 && c->removal_effect_hi <= 1);
+        assert_true(c->markov_conversions_lo <= c->markov_conversions_hi);
+        assert_true(c->removal_effect_lo == c2->removal_effect_lo &&
+                    c->removal_effect_hi == c2->removal_effect_hi);   /* same seed */
+        /* 100 times the counts: the same estimate, an interval about 10 times narrower
+         * that holds it */
+        near(b->removal_effect, c->removal_effect);
+        assert_true(b->removal_effect_lo <= b->removal_effect &&
+                    b->removal_effect <= b->removal_effect_hi);
+        double w = c->removal_effect_hi - c->removal_effect_lo;
+        double wb = b->removal_effect_hi - b->removal_effect_lo;
+        if (!(wb > 0.05 * w && wb < 0.2 * w))
+            fail_msg("%s: width %.4f with the counts, %.4f with 100 times them", c->name, w, wb);
+    }
+    tl_markov_result_free(&r);
+    tl_markov_result_free(&r2);
+    tl_markov_result_free(&rb);
+    tl_markov_destroy(m);
+    tl_markov_destroy(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_order2),
         cmocka_unit_test(test_order_state),
+        cmocka_unit_test(test_bootstrap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,11 @@
 /*
- * gen_rng.h -- the generators' randomness: xoshiro256** seeded with splitmix64 (never
- * rand()), so that the same seed gives the same events (on one platform: libm). Shared by the
- * behaviour generator (gen.c) and the ground-truth generator (gen_truth.c).
+ * rng.h -- seeded randomness: xoshiro256** seeded with splitmix64 (never rand()), so that
+ * the same seed gives the same output (on one platform: libm). Used by the behaviour
+ * generator (gen.c), the ground-truth generator (gen_truth.c) and the Markov bootstrap
+ * (model/markov.c).
  */
-#ifndef TL_GEN_RNG_H
-#define TL_GEN_RNG_H
+#ifndef TL_RNG_H
+#define TL_RNG_H
 
 #include <math.h>
 #include <stdint.h>
@@ -75,6 +76,26 @@ static inline double rng_exp(gen_rng *r, double mean)
 static inline double normal2(double a, double b)
 {
     return sqrt(-2.0 * log1p(-a)) * cos(6.283185307179586 * b);
+}
+
+/* Gamma(a, 1), a > 0 (0 for a <= 0): Marsaglia and Tsang's squeeze (2000) for a >= 1;
+ * Gamma(a + 1) U^(1/a) below. */
+static inline double rng_gamma(gen_rng *r, double a)
+{
+    if (!(a > 0)) return 0;
+    if (a < 1) return rng_gamma(r, a + 1) * pow(rng_unit(r), 1.0 / a);
+    const double d = a - 1.0 / 3, c = 1 / sqrt(9 * d);
+    for (;;) {
+        double x, v;
+        do {
+            x = normal2(rng_unit(r), rng_unit(r));
+            v = 1 + c * x;
+        } while (v <= 0);
+        v = v * v * v;
+        double u = rng_unit(r);
+        if (u < 1 - 0.0331 * x * x * x * x || log(u) < 0.5 * x * x + d * (1 - v + log(v)))
+            return d * v;
+    }
 }
 
 #endif
