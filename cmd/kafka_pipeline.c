@@ -234,7 +234,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     };
     if (output_schema_id(c, store, "2-interest_delta.avsc", ko.topic_interest, &ko.id_interest) ||
         output_schema_id(c, store, "6-attribution.avsc", ko.topic_attribution, &ko.id_attribution) ||
-        output_schema_id(c, store, "4-credit_delta.avsc", ko.topic_credit, &ko.id_credit))
+        output_schema_id(c, store, "7-credit_delta.avsc", ko.topic_credit, &ko.id_credit))
         goto done;
 
     const char *guarantee = tl_config_str(c, "processing.guarantee");

@@ -135,6 +135,7 @@ typedef struct report {
     int64_t from, to;
     uint64_t lines, bad, attributions, deltas, outside, spend_rows, spend_bad;
     unsigned char seen[TL_RU_METHODS];
+    int intervals;              /* a credit delta carried a bootstrap interval */
 } report;
 
 /* One attribution record into the roll-up; -1 (with a reason) when it lacks a field. */
@@ -224,7 +225,12 @@ static int add_delta(report *rp, const tl_json *o, const char **why)
                          .dim = rp->by == TL_RU_CATEGORY ? TL_DIM_CATEGORY : TL_DIM_CHANNEL,
                          .dim_id = str_of(o, "dim_id"), .method = method,
                          .credit = credit, .credit_before = before};
+    /* the bootstrap interval, when the chain made one (absent or null otherwise) */
+    d.has_interval = num_of(o, "credit_lo", &d.credit_lo) == 0 &&
+                     num_of(o, "credit_hi", &d.credit_hi) == 0 &&
+                     num_of(o, "interval_level", &d.interval_level) == 0;
     tl_rollup_add_credit_delta(rp->ru, &d);
+    rp->intervals |= d.has_interval;
     rp->seen[TL_RU_MARKOV] = 1;
     rp->deltas++;
     return 0;
@@ -338,7 +344,14 @@ typedef struct view {
     const char *from, *to;
     int spend;                   /* a spend file was joined */
     int shapley;                 /* shapley is among the methods: its sampling error too */
+    int markov_interval;         /* rows carry the Markov credit's bootstrap interval */
 } view;
+
+/* The row's Markov interval, when it is the interval of the row's Markov conversions. */
+static int has_interval(const view *v, const tl_rollup_row *r)
+{
+    return v->markov_interval && r->has_markov_interval;
+}
 
 /* Too few purchases for a stable answer: marked, not hidden. */
 static int low_data(const view *v, const tl_rollup_row *r) { return r->purchases < v->min_purchases; }
@@ -382,6 +395,7 @@ static void write_csv(FILE *f, const view *v)
     for (int k = 0; k < v->n_methods; k++)
         if (v->methods[k] != TL_RU_MARKOV) fprintf(f, ",%s_value", method_name(v->methods[k]));
     if (v->shapley) fputs(",shapley_stderr", f);
+    if (v->markov_interval) fputs(",markov_lo,markov_hi,markov_level", f);
     if (v->spend) {
         fputs(",spend", f);
         for (int k = 0; k < v->n_methods; k++)
@@ -401,6 +415,12 @@ static void write_csv(FILE *f, const view *v)
         for (int k = 0; k < v->n_methods; k++)
             if (v->methods[k] != TL_RU_MARKOV) fprintf(f, ",%.10g", r->value[v->methods[k]]);
         if (v->shapley) csv_number(f, sqrt(r->shapley_var));
+        if (v->markov_interval) {
+            int h = has_interval(v, r);
+            csv_number(f, h ? r->markov_lo : NAN);
+            csv_number(f, h ? r->markov_hi : NAN);
+            csv_number(f, h ? r->markov_level : NAN);
+        }
         if (v->spend) {   /* empty where there is no number */
             if (r->has_spend) fprintf(f, ",%.10g", r->spend);
             else fputc(',', f);
@@ -469,6 +489,14 @@ static void write_json(FILE *f, const view *v)
             tl_json_put_key(&b, "shapley_stderr");
             tl_json_put_double(&b, sqrt(r->shapley_var));
         }
+        if (v->markov_interval) {
+            tl_json_put_key(&b, "markov_interval");
+            if (has_interval(v, r))
+                tl_buf_printf(&b, "{\"lo\":%.17g,\"hi\":%.17g,\"level\":%.17g}", r->markov_lo,
+                              r->markov_hi, r->markov_level);
+            else
+                tl_buf_puts(&b, "null");
+        }
         if (v->spend) {
             tl_json_put_key(&b, "spend");
             if (r->has_spend) tl_json_put_double(&b, r->spend);
@@ -518,6 +546,7 @@ static void write_table(FILE *f, const view *v)
     table_key(f, v, "window", tl_ru_dim_name(v->by), (int)idw);
     fprintf(f, " %9s %11s", "purchases", "touchpoints");
     for (int k = 0; k < v->n_methods; k++) fprintf(f, " %14s", method_name(v->methods[k]));
+    if (v->markov_interval) fprintf(f, "  %s", "markov interval");
     fputc('\n', f);
     int marked = 0;
     for (size_t i = 0; i < v->n; i++) {
@@ -527,6 +556,8 @@ static void write_table(FILE *f, const view *v)
         table_row_key(f, v, r, (int)idw);
         fprintf(f, " %8" PRIu64 "%s %11" PRIu64, r->purchases, low ? "*" : " ", r->touchpoints);
         for (int k = 0; k < v->n_methods; k++) fprintf(f, " %14.2f", r->conversions[v->methods[k]]);
+        if (has_interval(v, r))
+            fprintf(f, "  %.2f - %.2f (%.0f%%)", r->markov_lo, r->markov_hi, 100 * r->markov_level);
         fputc('\n', f);
     }
     if (v->spend) {
@@ -667,6 +698,8 @@ static void write_html(FILE *f, const view *v, const report *rp)
             fprintf(f, "<td>%.2f", r->conversions[v->methods[k]]);
             if (v->methods[k] == TL_M_SHAPLEY && se > 0)   /* the sampling error, if any */
                 fprintf(f, isfinite(se) ? " ± %.2f" : " ± ?", se);
+            if (v->methods[k] == TL_RU_MARKOV && has_interval(v, r))
+                fprintf(f, " (%.2f–%.2f, %.0f%%)", r->markov_lo, r->markov_hi, 100 * r->markov_level);
             fputs("</td>", f);
         }
         if (v->spend) {
@@ -796,7 +829,13 @@ int tl_cmd_report(int argc, char **argv)
                                 "removal, markov)");
         goto done;
     }
-    for (int k = 0; k < v.n_methods; k++) v.shapley |= v.methods[k] == TL_M_SHAPLEY;
+    for (int k = 0; k < v.n_methods; k++) {
+        v.shapley |= v.methods[k] == TL_M_SHAPLEY;
+        /* the interval is of the credit's level: it is the row's number only when the row
+         * sums the deltas of every window from the first */
+        v.markov_interval |= v.methods[k] == TL_RU_MARKOV && v.window == TL_RU_WINDOW_ALL &&
+                             !a.from && v.by != TL_RU_CHANNEL_GROUP && rp.intervals;
+    }
     v.rows = tl_rollup_rows(rp.ru, &v.n);
     out = a.output && strcmp(a.output, "-") ? fopen(a.output, "w") : stdout;
     if (!out) {

@@ -212,6 +212,11 @@ static const tl_config_def model_table[] = {
      "Event-time window after which Markov removal effects are recomputed."},
     {"markov.dim", TL_CT_STRING, "auto", NORANGE,
      "States of the chain: channel, category, or auto (channel when the events carry one)."},
+    {"markov.bootstrap.samples", TL_CT_INT, "0", 0, 10000,
+     "Bootstrap chains per closed window for an interval of each Markov credit (credit_lo, "
+     "credit_hi); 0: none. Each costs one more solve of the chain."},
+    {"markov.bootstrap.level", TL_CT_DOUBLE, "0.9", 0.5, 0.999,
+     "Coverage of the Markov credits' bootstrap interval."},
     {"markov.order", TL_CT_INT, "1", 1, 4,
      "Order of the chain: its states are the last k touches (as ChannelAttribution's "
      "markov_model order); removing a channel removes every state it is part of."},

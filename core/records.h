@@ -1,6 +1,6 @@
 /*
  * records.h -- tally's output records (schemas/2-interest_delta.avsc, 6-attribution.avsc,
- * 4-credit_delta.avsc) and the dead-letter record.
+ * 7-credit_delta.avsc) and the dead-letter record.
  *
  * Records are produced by the stages and handed to a sink (sink.h). All pointers are
  * borrowed: they stay valid only for the duration of the sink call; a sink that keeps
@@ -88,6 +88,8 @@ typedef struct tl_credit_delta {
     double credit, credit_before, conversions;
     double removal_effect;    /* valid when has_removal_effect */
     int has_removal_effect;
+    double credit_lo, credit_hi, interval_level;   /* valid when has_interval */
+    int has_interval;
 } tl_credit_delta;
 
 /* Why a record went to the dead-letter topic; each reason is counted separately. */

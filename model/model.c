@@ -82,6 +82,13 @@ int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t er
     mc->markov_enabled = tl_config_bool(c, "markov.enabled");
     mc->markov_window_ms = tl_config_int(c, "markov.window.ms");
     mc->markov_order = (int)tl_config_int(c, "markov.order");
+    mc->markov_bootstrap = (int)tl_config_int(c, "markov.bootstrap.samples");
+    mc->markov_level = tl_config_double(c, "markov.bootstrap.level");
+    if (mc->markov_bootstrap == 1) {
+        snprintf(err, errlen, "markov.bootstrap.samples: expected 0 (no interval) or 2 to 10000, "
+                 "got 1");
+        return -1;
+    }
     const char *dim = tl_config_str(c, "markov.dim");
     if (!strcmp(dim, "auto")) mc->markov_dim = -1;
     else if (!strcmp(dim, "channel")) mc->markov_dim = TL_DIM_CHANNEL;
@@ -754,6 +761,11 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
     memset(&res, 0, sizeof(res));
     tl_rc rc = TL_OK;
     if (tl_markov_paths(m->markov) > 0 && tl_markov_removal_effects(m->markov, &res) == TL_MARKOV_OK) {
+        /* The interval's draws are seeded by the window, so a replay repeats the stream's;
+         * without one (not configured, or a failed solve) the deltas go out without it. */
+        if (m->cfg.markov_bootstrap >= 2)
+            tl_markov_bootstrap(m->markov, m->cfg.markov_bootstrap, (uint64_t)m->window_start,
+                                m->cfg.markov_level, &res);
         for (int i = 0; i < res.n; i++) {
             prev_credit *p = prev_find(m, res.channels[i].name);
             double credit = res.channels[i].markov_conversions;
@@ -764,6 +776,9 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
                 .dim_id = res.channels[i].name, .method = "markov", .credit = credit,
                 .credit_before = p->credit, .conversions = res.conversions,
                 .removal_effect = res.channels[i].removal_effect, .has_removal_effect = 1,
+                .credit_lo = res.channels[i].markov_conversions_lo,
+                .credit_hi = res.channels[i].markov_conversions_hi,
+                .interval_level = res.bootstrap_level, .has_interval = res.bootstrap_samples > 0,
             };
             p->credit = credit;
             m->rep.credit_deltas++;

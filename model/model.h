@@ -46,6 +46,8 @@ typedef struct tl_model_cfg {
     int markov_enabled;
     int64_t markov_window_ms;
     int markov_order;            /* 1..TL_MARKOV_MAX_ORDER; 0: 1 */
+    int markov_bootstrap;        /* chains per window for the credits' interval; 0: none */
+    double markov_level;         /* its coverage */
     int markov_dim;              /* TL_DIM_CHANNEL or TL_DIM_CATEGORY; -1: channel when known */
 } tl_model_cfg;
 

@@ -288,6 +288,14 @@ void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d)
     tl_rollup_row *x = &r->rows[k];
     x->conversions[TL_RU_MARKOV] += d->credit - d->credit_before;
     x->has[TL_RU_MARKOV] = 1;
+    if (d->has_interval && r->dim != TL_RU_CHANNEL_GROUP &&
+        (!x->has_markov_interval || d->window_end >= x->markov_at)) {
+        x->markov_lo = d->credit_lo;
+        x->markov_hi = d->credit_hi;
+        x->markov_level = d->interval_level;
+        x->markov_at = d->window_end;
+        x->has_markov_interval = 1;
+    }
 }
 
 int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, double spend)

@@ -51,6 +51,14 @@ typedef struct tl_rollup_row {
     double shapley_var;
     double spend;                       /* valid when has_spend */
     int has_spend;
+    /* The Markov credit's bootstrap interval from the row's latest credit delta that has
+     * one (markov.bootstrap.samples): the interval of the credit at the end of that
+     * window, which is the row's Markov conversions when the row sums every window from
+     * the first (no --from, window all). Not kept for channel groups: the interval of a
+     * sum of channels is not a sum of their intervals. */
+    double markov_lo, markov_hi, markov_level;
+    int64_t markov_at;                  /* that delta's window end */
+    int has_markov_interval;
 } tl_rollup_row;
 
 typedef struct tl_rollup tl_rollup;

@@ -150,6 +150,9 @@ void tl_avro_put_credit(tl_buf *b, int32_t schema_id, const tl_credit_delta *c)
     put_double(b, c->credit_before);
     put_double(b, c->conversions);
     put_opt_double(b, c->has_removal_effect, c->removal_effect);
+    put_opt_double(b, c->has_interval, c->credit_lo);
+    put_opt_double(b, c->has_interval, c->credit_hi);
+    put_opt_double(b, c->has_interval, c->interval_level);
 }
 
 /* Bounds: a long is at most 10 bytes, a string its length's long plus its bytes, a union
@@ -194,5 +197,5 @@ size_t tl_avro_attribution_bound(size_t S, size_t tps)
 
 size_t tl_avro_credit_bound(size_t S)
 {
-    return 5 + 2 * B_LONG + B_NAME + B_STR(S) + B_NAME + 3 * 8 + B_OPT_DOUBLE;
+    return 5 + 2 * B_LONG + B_NAME + B_STR(S) + B_NAME + 3 * 8 + 4 * B_OPT_DOUBLE;
 }

@@ -155,6 +155,11 @@ static tl_rc jsonl_credit(void *ctx, const tl_credit_delta *c)
     tl_json_member_double(b, "credit_before", c->credit_before);
     tl_json_member_double(b, "conversions", c->conversions);
     kv_opt_dbl(b, "removal_effect", c->has_removal_effect, c->removal_effect);
+    if (c->has_interval) {   /* only with markov.bootstrap.samples: lines stay as they were */
+        tl_json_member_double(b, "credit_lo", c->credit_lo);
+        tl_json_member_double(b, "credit_hi", c->credit_hi);
+        tl_json_member_double(b, "interval_level", c->interval_level);
+    }
     s->base.counts.credit++;
     return line_out(s);
 }

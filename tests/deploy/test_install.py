@@ -112,7 +112,7 @@ def main():
         want = ["bin/tally", "share/tally/schemas/1-behavior_event.avsc",
                 "share/tally/schemas/2-interest_delta.avsc", "share/tally/schemas/3-attribution.avsc",
                 "share/tally/schemas/5-attribution.avsc", "share/tally/schemas/6-attribution.avsc",
-                "share/tally/schemas/4-credit_delta.avsc", "share/tally/deploy/systemd/tally.service",
+                "share/tally/schemas/4-credit_delta.avsc", "share/tally/schemas/7-credit_delta.avsc", "share/tally/deploy/systemd/tally.service",
                 "share/tally/deploy/tally.properties", "share/tally/deploy/prometheus/alerts.yml",
                 "share/doc/tally/README.md", "share/doc/tally/operations.md"]
         problems += ["not installed: %s" % w for w in want if not os.path.exists(os.path.join(prefix, w))]

@@ -66,6 +66,7 @@ def _strip_logical(node):
 
 
 ATTRIBUTION_ID = 6   # schemas/6-attribution.avsc: the attribution schema tally writes
+CREDIT_ID = 7        # schemas/7-credit_delta.avsc: the credit_delta schema tally writes
 
 
 def load_schemas():

@@ -46,7 +46,7 @@ import reference as ref  # noqa: E402
 from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, Tally, avro_encode, bootstrap,  # noqa: E402
                         decode_outputs, frame, java_partition, load_schemas, run_tally,
                         wait_until)
-from kafka_util import ATTRIBUTION_ID  # noqa: E402
+from kafka_util import ATTRIBUTION_ID, CREDIT_ID  # noqa: E402
 
 SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
@@ -257,10 +257,12 @@ def main():
         import fastavro
         recs = []
         for p, off, key, value, _ in kafka.read_all(t_oc, READ_TIMEOUT_S):
-            if value is None or value[:1] != b"\x00" or int.from_bytes(value[1:5], "big") != 4:
+            if value is None or value[:1] != b"\x00" or \
+                    int.from_bytes(value[1:5], "big") != CREDIT_ID:
                 pr.append("%s[%d]@%d: not a framed credit_delta" % (t_oc, p, off))
                 continue
-            rec = fastavro.schemaless_reader(io.BytesIO(value[5:]), schemas[4], None)
+            rec = fastavro.schemaless_reader(io.BytesIO(value[5:]), schemas[CREDIT_ID],
+                                             None)
             if key is None or key.decode() != "%s:%s" % (rec["dim"], rec["dim_id"]):
                 pr.append("%s@%d: key %r is not dim:dim_id" % (t_oc, off, key))
             recs.append(rec)

@@ -300,8 +300,8 @@ def bad_kinds(schemas, by_user, users, rng):
         Kind("unframed 1,040,000 B", "not_framed", [(b"pu-huge", rnd(1_040_000))], "cut"),
         Kind("10,000 B key, unframed value", "not_framed", [(b"k" * 10_000, b"not framed")], "cut"),
         # -- classic: schema ids
-        Kind("unknown schema ids 0, 7, 9999, 2^31-1, 2^32-1", "unknown_schema",
-             [(key, frame(i, good)) for i in (0, 7, 9999, 2**31 - 1, 2**32 - 1)]),
+        Kind("unknown schema ids 0, 8, 9999, 2^31-1, 2^32-1", "unknown_schema",
+             [(key, frame(i, good)) for i in (0, 8, 9999, 2**31 - 1, 2**32 - 1)]),
         Kind("unknown schema id 424242, 50 times", "unknown_schema",
              [(key, frame(424242, good)) for _ in range(50)]),
         Kind("output schema id 2 on the input", "incompatible_schema", [(key, frame(2, good))]),

@@ -359,7 +359,7 @@ def main():
         return finish(step, reg)
 
     files = {out.interest: "2-interest_delta.avsc", out.attribution: "6-attribution.avsc",
-             out.credit: "4-credit_delta.avsc"}
+             out.credit: "7-credit_delta.avsc"}
 
     def subjects(pr):
         have = cli.call("GET", "/subjects")

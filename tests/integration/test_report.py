@@ -6,7 +6,8 @@ Data: `tally gen --truth` (600 users, 14 days) replayed with the model and the M
 on. Cases:
   sums        --format json by channel, channel_group and category, windows all, day and
               hour: every row (purchases, touchpoints, conversions and value per method,
-              Markov from the credit deltas, the shapley conversions' sampling error) equals
+              Markov from the credit deltas and its bootstrap interval, the shapley
+              conversions' sampling error) equals
               the sums this file makes from the replay output, to 1e-9; each method's
               conversions add up to the attributions;
   range       --from/--to keep the purchases (and Markov windows) inside [from, to) only;
@@ -126,6 +127,14 @@ def expected(records, by, window, rules=(), lo=None, hi=None):
             ch = r["dim_id"]
             k = (group_of(rules, ch) if by == "channel_group" else ch, win(r["window_start"]))
             rows[k]["conversions"]["markov"] += r["credit"] - r["credit_before"]
+            # the interval of the latest window's credit: the row's Markov number only when
+            # the row sums every window from the first, of one channel (not a group)
+            if (window == "all" and lo is None and by != "channel_group" and
+                    r.get("credit_lo") is not None and
+                    r["window_end"] >= rows[k].get("interval_at", -math.inf)):
+                rows[k]["interval_at"] = r["window_end"]
+                rows[k]["markov_interval"] = {"lo": r["credit_lo"], "hi": r["credit_hi"],
+                                              "level": r["interval_level"]}
     return rows
 
 
@@ -150,6 +159,9 @@ def compare(got, want, what):
             if m != "markov" and not close(g["value"][m], w["value"][m]):
                 raise AssertionError("%s %s %s: value %r, expected %r" % (
                     what, k, m, g["value"][m], w["value"][m]))
+        if "markov" in got["methods"] and g.get("markov_interval") != w.get("markov_interval"):
+            raise AssertionError("%s %s: markov_interval %r, expected %r" % (
+                what, k, g.get("markov_interval"), w.get("markov_interval")))
         if "shapley" in got["methods"]:
             want_se = math.sqrt(w["shapley_var"])
             if not close(g["shapley_stderr"], want_se):
@@ -181,9 +193,15 @@ def case_sums(out, records):
     sampled = sum(1 for r in records if r.get("shapley_stderr"))
     if not sampled:
         raise AssertionError("no attribution with sampled Shapley credits: the error goes unchecked")
+    got, _ = report_json(out, "--by", "channel")
+    with_iv = [r for r in got["rows"] if r.get("markov_interval")]
+    if len(with_iv) != len(got["rows"]) or not all(
+            r["markov_interval"]["lo"] <= r["conversions"]["markov"] <= r["markov_interval"]["hi"]
+            for r in with_iv):
+        raise AssertionError("Markov intervals missing, or not around the Markov conversions")
     return "%d rows equal the sums made here (3 dimensions x 3 windows), the shapley error " \
-           "from %d sampled purchases included; each method's conversions sum to the %d " \
-           "attributions" % (n, sampled, n_att)
+           "from %d sampled purchases and the Markov bootstrap intervals included; each " \
+           "method's conversions sum to the %d attributions" % (n, sampled, n_att)
 
 
 def case_range(out, records):
@@ -231,9 +249,9 @@ def avro_json(rec):
     """A record as `tally consume` prints it: no "type" (the topic says it), optional fields
     as Avro JSON unions."""
     rec = {k: v for k, v in rec.items() if k != "type"}
-    for k in ("value", "category_id"):
+    for k in ("value", "category_id", "credit_lo", "credit_hi", "interval_level"):
         if rec.get(k) is not None:
-            rec[k] = {"double" if k == "value" else "string": rec[k]}
+            rec[k] = {"string" if k == "category_id" else "double": rec[k]}
     if "touchpoints" in rec:
         rec["touchpoints"] = [dict(t, channel={"string": t["channel"]}) if t.get("channel") else t
                               for t in rec["touchpoints"]]
@@ -409,7 +427,8 @@ def main():
     events, truth, out = (os.path.join(tmp, n) for n in ("events.csv", "truth.json", "out.jsonl"))
     tally("gen", "--truth", truth, "--users", "600", "--days", "14", "--seed", "5", "--output", events)
     tally("replay", "--input", events, "--format", "canonical", "--output", out,
-          "-X", "model.enabled=true", "-X", "markov.enabled=true", "-X", "log.level=warn")
+          "-X", "model.enabled=true", "-X", "markov.enabled=true", "-X", "log.level=warn",
+          "-X", "markov.bootstrap.samples=50")
     records = load(out)
     step = Steps()
     for name, fn in (("sums", lambda: case_sums(out, records)),

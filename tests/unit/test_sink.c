@@ -3,7 +3,7 @@
  *
  * Avro: records encoded by sink/avro_out.c are unframed (magic 0, big-endian schema
  * id checked byte by byte) and decoded with avro-c's generic reader against
- * schemas/2-interest_delta.avsc, 6-attribution.avsc and 4-credit_delta.avsc; every
+ * schemas/2-interest_delta.avsc, 6-attribution.avsc and 7-credit_delta.avsc; every
  * field is compared with the input (doubles bit for bit), the reader must consume
  * the body exactly, and avro-c re-encoding the decoded value must give the same
  * bytes. This is the independent check of the hand-written encoder.
@@ -183,6 +183,7 @@ static tl_credit_delta credit_a(void)
         .window_start = 1511481600000LL, .window_end = 1511568000000LL, .dim = TL_DIM_CATEGORY,
         .dim_id = "4756105", .method = "time_decay", .credit = 12.75, .credit_before = 10.5,
         .conversions = 3, .removal_effect = 0.125, .has_removal_effect = 1,
+        .credit_lo = 11.5, .credit_hi = 14.25, .interval_level = 0.9, .has_interval = 1,
     };
 }
 
@@ -653,9 +654,12 @@ static void check_credit_avro(avro_value_t *v, const tl_credit_delta *c)
     check_dbl(v, "credit_before", c->credit_before);
     check_dbl(v, "conversions", c->conversions);
     check_opt_dbl(v, "removal_effect", c->has_removal_effect, c->removal_effect);
+    check_opt_dbl(v, "credit_lo", c->has_interval, c->credit_lo);
+    check_opt_dbl(v, "credit_hi", c->has_interval, c->credit_hi);
+    check_opt_dbl(v, "interval_level", c->has_interval, c->interval_level);
     size_t n = 0;
     avro_value_get_size(v, &n);
-    assert_int_equal(n, 9);
+    assert_int_equal(n, 12);
 }
 
 static void test_avro_credit(void **state)
@@ -666,10 +670,10 @@ static void test_avro_credit(void **state)
     tl_avro_put_credit(&buf, 4, &a);
     tl_avro_put_credit(&buf, 0x10000000, &b);
     decoded d;
-    size_t off = decode_framed(&buf, 0, "4-credit_delta.avsc", 4, &d);
+    size_t off = decode_framed(&buf, 0, "7-credit_delta.avsc", 4, &d);
     check_credit_avro(&d.value, &a);
     decoded_free(&d);
-    assert_int_equal(decode_framed(&buf, off, "4-credit_delta.avsc", 0x10000000, &d), buf.len);
+    assert_int_equal(decode_framed(&buf, off, "7-credit_delta.avsc", 0x10000000, &d), buf.len);
     check_credit_avro(&d.value, &b);
     decoded_free(&d);
     tl_buf_free(&buf);
@@ -695,7 +699,8 @@ static void test_avro_credit_bytes(void **state)
         0, 0, 0, 0, 0, 0, 0xf0, 0x3f,       /* 1.0 */
         0, 0, 0, 0, 0, 0, 0x00, 0x40,       /* 2.0 */
         0, 0, 0, 0, 0, 0, 0x00, 0x80,       /* -0.0 */
-        0x00,                               /* null branch */
+        0x00,                               /* null branch: no removal effect */
+        0x00, 0x00, 0x00,                   /* nor an interval */
     };
     tl_buf buf = {0};
     tl_avro_put_credit(&buf, 258, &c);
@@ -856,7 +861,12 @@ static void check_credit_json(const tl_json *o, const tl_credit_delta *c)
     jdbl(o, "credit_before", c->credit_before);
     jdbl(o, "conversions", c->conversions);
     jopt_dbl(o, "removal_effect", c->has_removal_effect, c->removal_effect);
-    assert_int_equal(tl_json_len(o), 10);
+    if (c->has_interval) {   /* present only with an interval */
+        jdbl(o, "credit_lo", c->credit_lo);
+        jdbl(o, "credit_hi", c->credit_hi);
+        jdbl(o, "interval_level", c->interval_level);
+    }
+    assert_int_equal(tl_json_len(o), c->has_interval ? 13 : 10);
 }
 
 static void test_jsonl(void **state)
@@ -1029,7 +1039,7 @@ static void test_avro_sink_counts(void **state)
     decoded_free(&dd);
     b.len = 0;
     tl_avro_put_credit(&b, 4, &c);
-    total += 2 * decode_framed(&b, 0, "4-credit_delta.avsc", 4, &dd);
+    total += 2 * decode_framed(&b, 0, "7-credit_delta.avsc", 4, &dd);
     decoded_free(&dd);
     assert_int_equal(k.bytes, total);
     tl_buf_free(&b);
