@@ -5,6 +5,7 @@
 #ifndef TL_CMD_H
 #define TL_CMD_H
 
+#include <stdio.h>
 #include <signal.h>
 #include <stdint.h>
 #include <librdkafka/rdkafka.h>
@@ -84,6 +85,27 @@ void tl_cmd_print_channel_weights(FILE *f, const tl_model *m);
 int tl_cmd_topic_exists(rd_kafka_t *rk, const char *topic);
 int tl_cmd_consume(int argc, char **argv);
 int tl_cmd_report(int argc, char **argv);
+
+/* Reads the topics from the beginning to their current end (committed records, every
+ * partition, no consumer group), writing each record to out as `tally consume` prints it
+ * (decoded with store). 0, or -1 with err (a topic that does not exist, or not every
+ * partition read to its end within timeout_ms). records: how many were written. */
+typedef struct tl_schema_store tl_schema_store;
+int tl_cmd_read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
+                       int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
+                       size_t errlen);
+
+/* The report itself (docs/report.md), for the command and for `run`'s /v1/attribution:
+ * the options as `tally report` takes them (NULL: the default), over the records of in
+ * (replay JSON lines or `tally consume` lines; name names it in messages). Writes the
+ * answer to out and names skipped lines on msgs (NULL: nowhere). 0; 1 when nothing could
+ * be reported (no record, unreadable input); 2 when an option is bad. err says why. */
+typedef struct tl_report_args {
+    const char *by, *window, *from, *to, *methods, *format, *min, *spend;
+    const char *groups;   /* rollup.channel.groups */
+} tl_report_args;
+int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out, FILE *msgs,
+                  char *err, size_t errlen);
 
 /* tl_cmd_config_parse with the command's own options opts, for a command that talks to
  * Kafka: NULL (after a usage error) also when kafka.bootstrap.servers is not set. */

@@ -51,6 +51,107 @@ static void put_base64(tl_buf *b, const unsigned char *p, size_t n)
 }
 
 /* Appends ,"schema_id":N,"value":<json> or ,"value_base64":..,"error":.. */
+static void put_value(tl_buf *b, tl_schema_store *store, const rd_kafka_message_t *m);
+
+/* One record as a line: {"partition", "offset", "key", "schema_id", "value"}. */
+static void put_line(tl_buf *line, tl_schema_store *store, const rd_kafka_message_t *m)
+{
+    tl_buf_clear(line);
+    tl_buf_printf(line, "{\"partition\":%d,\"offset\":%" PRId64, (int)m->partition, m->offset);
+    tl_buf_puts(line, ",\"key\":");
+    if (m->key) tl_json_put_strn(line, m->key, m->key_len);
+    else tl_buf_puts(line, "null");
+    put_value(line, store, m);
+    tl_buf_puts(line, "}\n");
+}
+
+/* Adds every partition of topic to l, from offset at; how many, or -1 (err says). */
+static int add_partitions(rd_kafka_t *rk, const char *topic, int64_t at,
+                          rd_kafka_topic_partition_list_t *l, char *err, size_t errlen)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t me = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    rd_kafka_topic_destroy(rkt);
+    if (me || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
+        snprintf(err, errlen, "topic %s: %s", topic,
+                 rd_kafka_err2str(me ? me : md->topic_cnt ? md->topics[0].err
+                                                          : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
+        if (md) rd_kafka_metadata_destroy(md);
+        return -1;
+    }
+    int n = md->topics[0].partition_cnt;
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id)->offset = at;
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+/* A consumer for reading: committed records only, end-of-partition events, no group. */
+static rd_kafka_t *reader_new(const tl_config *c, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "consumer");
+    if (!conf) {
+        snprintf(err, errlen, "bad Kafka configuration");
+        return NULL;
+    }
+    rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!rk) rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+int tl_cmd_read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
+                       int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
+                       size_t errlen)
+{
+    *records = 0;
+    rd_kafka_t *rk = reader_new(c, err, errlen);
+    if (!rk) return -1;
+    int parts = 0, rc = -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (int i = 0; i < n && parts >= 0; i++) {
+        int k = add_partitions(rk, topics[i], RD_KAFKA_OFFSET_BEGINNING, l, err, errlen);
+        parts = k < 0 ? -1 : parts + k;
+    }
+    rd_kafka_resp_err_t ae = parts >= 0 ? rd_kafka_assign(rk, l) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (ae) snprintf(err, errlen, "assigning the partitions: %s", rd_kafka_err2str(ae));
+    if (parts < 0 || ae) goto done;
+    tl_buf line = {0};
+    int at_end = 0;
+    int64_t deadline = tl_mono_ns() + timeout_ms * 1000000;
+    while (at_end < parts) {
+        if (tl_mono_ns() > deadline) {
+            snprintf(err, errlen, "%d of %d partitions read to their end in %" PRId64 " ms",
+                     at_end, parts, timeout_ms);
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            at_end++;
+        } else if (!m->err) {
+            put_line(&line, store, m);
+            if (fwrite(line.data, 1, line.len, out) != line.len) {
+                snprintf(err, errlen, "cannot write the records read");
+                rd_kafka_message_destroy(m);
+                break;
+            }
+            ++*records;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (at_end == parts) rc = 0;
+    tl_buf_free(&line);
+done:
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 static void put_value(tl_buf *b, tl_schema_store *store, const rd_kafka_message_t *m)
 {
     const unsigned char *p = m->payload;
@@ -108,38 +209,22 @@ int tl_cmd_consume(int argc, char **argv)
     int rc = 1;
     tl_schema_store *store = NULL;
     tl_codec *codec = tl_cmd_codec_new(c, &store);   /* the schema store is what is needed */
-    rd_kafka_conf_t *conf = codec ? tl_cmd_kafka_conf(c, "consumer") : NULL;
     rd_kafka_t *rk = NULL;
     char err[512];
-    if (!conf) goto done;
-    rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
-    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
+    if (!codec) goto done;
+    if (!(rk = reader_new(c, err, sizeof(err)))) {
         fprintf(stderr, "tally: kafka consumer: %s\n", err);
         goto done;
     }
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, a.topic, NULL);
-    rd_kafka_resp_err_t me = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-    rd_kafka_topic_destroy(rkt);
-    if (me || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
-        fprintf(stderr, "tally: topic %s: %s\n", a.topic,
-                rd_kafka_err2str(me ? me : md->topic_cnt ? md->topics[0].err
-                                                         : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
-        if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    int n_parts = add_partitions(rk, a.topic, a.from_end ? RD_KAFKA_OFFSET_END
+                                                         : RD_KAFKA_OFFSET_BEGINNING, l, err, sizeof(err));
+    if (n_parts > 0) rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (n_parts < 0) {
+        fprintf(stderr, "tally: %s\n", err);
         goto done;
     }
-    int n_parts = md->topics[0].partition_cnt;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n_parts);
-    for (int i = 0; i < n_parts; i++)
-        rd_kafka_topic_partition_list_add(l, a.topic, md->topics[0].partitions[i].id)->offset =
-            a.from_end ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_assign(rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
     tl_cmd_signals();
     tl_buf line = {0};
     long long printed = 0;
@@ -152,13 +237,7 @@ int tl_cmd_consume(int argc, char **argv)
         } else if (m->err) {
             fprintf(stderr, "tally: %s\n", rd_kafka_message_errstr(m));
         } else {
-            tl_buf_clear(&line);
-            tl_buf_printf(&line, "{\"partition\":%d,\"offset\":%" PRId64, (int)m->partition, m->offset);
-            tl_buf_puts(&line, ",\"key\":");
-            if (m->key) tl_json_put_strn(&line, m->key, m->key_len);
-            else tl_buf_puts(&line, "null");
-            put_value(&line, store, m);
-            tl_buf_puts(&line, "}\n");
+            put_line(&line, store, m);
             fwrite(line.data, 1, line.len, stdout);
             printed++;
         }

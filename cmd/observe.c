@@ -3,10 +3,15 @@
  *
  * Threads: the tick runs on the processing thread and is the only reader of the
  * source, sink and pipeline statistics; it copies them into prom.h metrics, which the
- * HTTP thread renders. The HTTP thread reads users through tl_runtime_read_user
- * (RocksDB, under the runtime's store lock) and health from prom.h's atomics.
+ * HTTP threads render (four of them, core/http.c; prom.h takes its lock to render). They
+ * read users through tl_runtime_read_user (RocksDB, under the runtime's store lock),
+ * health from prom.h's atomics, and /v1/attribution from Kafka, with a consumer of its
+ * own per request (no state shared with the processing thread but the configuration,
+ * which is read-only while the run lasts).
  */
 #include "observe.h"
+#include "cmd.h"
+#include "kafka_pipeline.h"
 #include "core/http.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -28,6 +33,7 @@
 
 struct tl_observe {
     tl_http *http;
+    const tl_config *c;   /* the run's, which outlives this */
     int64_t stall_ms;
     int max_failures;
     /* set by attach (before the run), cleared by detach (after it) */
@@ -334,6 +340,86 @@ static int user(tl_observe *o, const char *id, const tl_http_request *r, tl_buf 
     return status;
 }
 
+/* /v1/attribution: `tally report` (docs/report.md) over the attribution and credit-delta
+ * topics, read from the beginning to their current end. Those are the committed outputs
+ * of every instance, so any instance gives the same answer; the cost is a read of both
+ * topics per request (docs/operations.md). */
+static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, const char **type)
+{
+    *type = "application/json";
+    if (!atomic_load(&o->rt)) {
+        tl_buf_puts(body, "{\"error\":\"not processing yet\"}\n");
+        return 503;
+    }
+    tl_report_args a = {.by = tl_http_arg(r, "by"), .window = tl_http_arg(r, "window"),
+                        .from = tl_http_arg(r, "from"), .to = tl_http_arg(r, "to"),
+                        .methods = tl_http_arg(r, "methods"), .format = tl_http_arg(r, "format"),
+                        .min = tl_http_arg(r, "min_purchases"),
+                        .groups = tl_config_str(o->c, "rollup.channel.groups")};
+    if (!a.format) a.format = "json";
+    char err[512] = "", buf[128];
+    /* the parameters first, over no records: a bad one is 400 before Kafka is asked */
+    FILE *none = fopen("/dev/null", "r"), *nowhere = fopen("/dev/null", "w");
+    int checked = none && nowhere ? tl_report_run(&a, none, "-", nowhere, NULL, err, sizeof(err)) : 1;
+    if (none) fclose(none);
+    if (nowhere) fclose(nowhere);
+    if (checked == 2) {
+        tl_buf_puts(body, "{\"error\":");
+        tl_json_put_str(body, err);
+        tl_buf_puts(body, "}\n");
+        return 400;
+    }
+    const char *why = not_ready(o, buf, sizeof(buf));
+    if (why) {   /* the topics are read with the run's Kafka settings: once it has joined */
+        tl_buf_puts(body, "{\"error\":");
+        tl_json_put_str(body, why);
+        tl_buf_puts(body, "}\n");
+        return 503;
+    }
+    err[0] = '\0';
+    int status = 500;
+    tl_schema_store *store = NULL;
+    tl_codec *codec = tl_cmd_codec_new(o->c, &store);
+    FILE *tmp = tmpfile(), *out = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    uint64_t records = 0;
+    const char *topics[2] = {o->out_topics[1], o->out_topics[2]};
+    if (!codec || !tmp) {
+        snprintf(err, sizeof(err), "cannot read the output topics (schemas or a scratch file)");
+        goto done;
+    }
+    if (tl_cmd_read_topics(o->c, store, topics, 2, 60000, tmp, &records, err, sizeof(err)) != 0)
+        goto done;
+    rewind(tmp);
+    if (!(out = open_memstream(&text, &len))) goto done;
+    int rc = tl_report_run(&a, tmp, "the output topics", out, NULL, err, sizeof(err));
+    fclose(out);
+    out = NULL;
+    if (rc == 2) {
+        status = 400;
+        goto done;
+    }
+    if (rc == 1 && records) goto done;   /* records, but none an attribution: not expected */
+    status = 200;   /* an empty answer when nothing has been attributed yet */
+    tl_buf_append(body, text, len);
+    *type = !strcmp(a.format, "html") ? "text/html; charset=utf-8"
+            : !strcmp(a.format, "csv") ? "text/csv; charset=utf-8"
+            : !strcmp(a.format, "table") ? "text/plain; charset=utf-8" : "application/json";
+done:
+    if (status != 200) {
+        tl_buf_puts(body, "{\"error\":");
+        tl_json_put_str(body, err[0] ? err : "cannot make the report");
+        tl_buf_puts(body, "}\n");
+    }
+    if (out) fclose(out);
+    free(text);
+    if (tmp) fclose(tmp);
+    tl_codec_destroy(codec);
+    tl_schema_store_destroy(store);
+    return status;
+}
+
 static int handle(void *arg, const char *path, const tl_http_request *r, tl_buf *body,
                   const char **type)
 {
@@ -346,7 +432,9 @@ static int handle(void *arg, const char *path, const tl_http_request *r, tl_buf 
     if (!strcmp(path, "/healthz")) return healthz(o, body, type);
     if (!strcmp(path, "/readyz")) return readyz(o, body, type);
     if (!strncmp(path, "/v1/users/", 10)) return user(o, path + 10, r, body, type);
-    return text(body, type, 404, "not found: try /metrics, /healthz, /readyz or /v1/users/{user_id}");
+    if (!strcmp(path, "/v1/attribution")) return attribution(o, r, body, type);
+    return text(body, type, 404, "not found: try /metrics, /healthz, /readyz, /v1/users/{user_id} "
+                "or /v1/attribution");
 }
 
 /* --- life cycle ---------------------------------------------------------------------- */
@@ -357,6 +445,7 @@ tl_observe *tl_observe_start(const tl_config *c, char *err, size_t errlen)
     tl_prom_set(tl_prom_gauge("tally_build_info", "tally's version and librdkafka's; always 1.",
                               "version", TALLY_VERSION, "librdkafka", rd_kafka_version_str(), NULL),
                 1);
+    o->c = c;
     o->stall_ms = tl_config_int(c, "health.stall.ms");
     o->max_failures = (int)tl_config_int(c, "health.max.failures");
     const char *listen = tl_config_str(c, "http.listen");
@@ -366,7 +455,8 @@ tl_observe *tl_observe_start(const tl_config *c, char *err, size_t errlen)
             free(o);
             return NULL;
         }
-        TL_LOG_INFO("http", "listening on %s (port %d): /metrics /healthz /readyz /v1/users/{user_id}",
+        TL_LOG_INFO("http", "listening on %s (port %d): /metrics /healthz /readyz /v1/users/{user_id} "
+                    "/v1/attribution",
                     listen, tl_http_port(o->http));
     }
     return o;

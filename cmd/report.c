@@ -16,6 +16,7 @@
 #include "model/rollup.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,7 +137,18 @@ typedef struct report {
     uint64_t lines, bad, attributions, deltas, outside, spend_rows, spend_bad;
     unsigned char seen[TL_RU_METHODS];
     int intervals;              /* a credit delta carried a bootstrap interval */
+    FILE *msgs;                 /* where skipped lines are named; NULL: nowhere */
 } report;
+
+static void say(const report *rp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const report *rp, const char *fmt, ...)
+{
+    if (!rp->msgs) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(rp->msgs, fmt, ap);
+    va_end(ap);
+}
 
 /* One attribution record into the roll-up; -1 (with a reason) when it lacks a field. */
 static int add_attribution(report *rp, const tl_json *o, tl_arena *a, const char **why)
@@ -263,7 +275,7 @@ static int read_input(report *rp, FILE *in, const char *name)
             else if (type && !strcmp(type, "attribution")) add_attribution(rp, o, &a, &why);
         }
         if (why && ++rp->bad <= MAX_NAMED_BAD)
-            fprintf(stderr, "tally report: %s:%" PRIu64 ": skipped: %s\n", name, rp->lines, why);
+            say(rp, "tally report: %s:%" PRIu64 ": skipped: %s\n", name, rp->lines, why);
     }
     int rc = ferror(in) ? -1 : 0;
     free(line);
@@ -278,7 +290,7 @@ static int read_spend(report *rp, const char *path)
 {
     FILE *in = fopen(path, "r");
     if (!in) {
-        fprintf(stderr, "tally report: cannot read %s\n", path);
+        say(rp, "tally report: cannot read %s\n", path);
         return -1;
     }
     int64_t from_day = rp->from == INT64_MIN ? INT64_MIN : tl_floor_to(rp->from, 86400000);
@@ -292,8 +304,7 @@ static int read_spend(report *rp, const char *path)
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (no == 1) {
             if (strcmp(line, "date,channel,spend")) {
-                fprintf(stderr, "tally report: %s: the first line must be date,channel,spend\n",
-                        path);
+                say(rp, "tally report: %s: the first line must be date,channel,spend\n", path);
                 rc = -1;
                 break;
             }
@@ -316,7 +327,7 @@ static int read_spend(report *rp, const char *path)
         }
         if (why) {
             if (++rp->spend_bad <= MAX_NAMED_BAD)
-                fprintf(stderr, "tally report: %s:%" PRIu64 ": skipped: %s\n", path, no, why);
+                say(rp, "tally report: %s:%" PRIu64 ": skipped: %s\n", path, no, why);
             continue;
         }
         if (day < from_day || day >= rp->to) continue;
@@ -324,7 +335,7 @@ static int read_spend(report *rp, const char *path)
         rp->spend_rows++;
     }
     if (ferror(in)) {
-        fprintf(stderr, "tally report: error reading %s\n", path);
+        say(rp, "tally report: error reading %s\n", path);
         rc = -1;
     }
     free(line);
@@ -752,6 +763,90 @@ static int pick_methods(view *v, const char *list, const report *rp)
     return 0;
 }
 
+int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out, FILE *msgs,
+                  char *err, size_t errlen)
+{
+    report rp = {.from = INT64_MIN, .to = INT64_MAX, .msgs = msgs};
+    int rc = 2;
+    int by = tl_ru_dim_parse(a->by ? a->by : "channel");
+    int window = tl_ru_window_parse(a->window ? a->window : "all");
+    const char *format = a->format ? a->format : "table";
+    char *end = NULL;
+    long long min = a->min ? strtoll(a->min, &end, 10) : 30;
+    if (by < 0 || window < 0) {
+        snprintf(err, errlen, "unknown %s '%s'", by < 0 ? "--by" : "--window", by < 0 ? a->by : a->window);
+        goto done;
+    }
+    if ((a->from && parse_time(a->from, &rp.from) != 0) || (a->to && parse_time(a->to, &rp.to) != 0)) {
+        snprintf(err, errlen, "--from/--to: not YYYY-MM-DD[THH:MM[:SS]] or ms");
+        goto done;
+    }
+    if (a->min && (end == a->min || *end || min < 0)) {
+        snprintf(err, errlen, "--min-purchases: not a count");
+        goto done;
+    }
+    if (a->spend && (by == TL_RU_CATEGORY || window == TL_RU_WINDOW_HOUR)) {
+        snprintf(err, errlen, "--spend is per channel and day: --by channel or channel_group, "
+                 "--window all or day");
+        goto done;
+    }
+    if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json") &&
+        strcmp(format, "html")) {
+        snprintf(err, errlen, "unknown --format '%s'", format);
+        goto done;
+    }
+    rp.by = (tl_ru_dim)by;
+    rp.markov = !a->methods || strstr(a->methods, "markov") != NULL;
+    char gerr[256];
+    rp.ru = tl_rollup_new((tl_ru_dim)by, (tl_ru_window)window, a->groups ? a->groups : "", gerr,
+                          sizeof(gerr));
+    if (!rp.ru) {
+        snprintf(err, errlen, "configuration error: %s", gerr);
+        goto done;
+    }
+    view v = {.by = (tl_ru_dim)by, .window = (tl_ru_window)window, .min_purchases = (uint64_t)min,
+              .from = a->from, .to = a->to, .spend = a->spend != NULL};
+    /* methods checked before the input is read: a bad name is the caller's error */
+    if (pick_methods(&v, a->methods, &rp) != 0) {
+        snprintf(err, errlen, "--methods: one of them is not a method (last_touch, first_touch, "
+                 "linear, time_decay, position_based, shapley, removal, markov)");
+        goto done;
+    }
+    rc = 1;
+    if (read_input(&rp, in, name) != 0) {
+        snprintf(err, errlen, "error reading %s", name);
+        goto done;
+    }
+    if (a->spend && read_spend(&rp, a->spend) != 0) {
+        snprintf(err, errlen, "cannot use the spend file %s", a->spend);
+        goto done;
+    }
+    pick_methods(&v, a->methods, &rp);   /* again: without a list, the methods seen */
+    for (int k = 0; k < v.n_methods; k++) {
+        v.shapley |= v.methods[k] == TL_M_SHAPLEY;
+        /* the interval is of the credit's level: it is the row's number only when the row
+         * sums the deltas of every window from the first */
+        v.markov_interval |= v.methods[k] == TL_RU_MARKOV && v.window == TL_RU_WINDOW_ALL &&
+                             !a->from && v.by != TL_RU_CHANNEL_GROUP && rp.intervals;
+    }
+    v.rows = tl_rollup_rows(rp.ru, &v.n);
+    if (!strcmp(format, "csv")) write_csv(out, &v);
+    else if (!strcmp(format, "json")) write_json(out, &v);
+    else if (!strcmp(format, "html")) write_html(out, &v, &rp);
+    else write_table(out, &v);
+    say(&rp, "report: %" PRIu64 " attributions and %" PRIu64 " Markov credit deltas from %" PRIu64
+        " lines (%" PRIu64 " outside the range, %" PRIu64 " skipped); %zu rows\n",
+        rp.attributions, rp.deltas, rp.lines, rp.outside, rp.bad, v.n);
+    if (a->spend)
+        say(&rp, "        spend: %" PRIu64 " rows joined, %" PRIu64 " skipped\n", rp.spend_rows,
+            rp.spend_bad);
+    rc = rp.attributions || rp.deltas ? 0 : 1;
+    if (rc) snprintf(err, errlen, "no attribution record in %s", name);
+done:
+    tl_rollup_destroy(rp.ru);
+    return rc;
+}
+
 int tl_cmd_report(int argc, char **argv)
 {
     struct {
@@ -767,47 +862,24 @@ int tl_cmd_report(int argc, char **argv)
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
     if (!c) return 2;
     int rc = 2;
-    report rp = {.from = INT64_MIN, .to = INT64_MAX};
     FILE *in = NULL, *out = NULL;
-    char err[512];
-    int by = tl_ru_dim_parse(a.by ? a.by : "channel");
-    int window = tl_ru_window_parse(a.window ? a.window : "all");
-    const char *format = a.format ? a.format : "table";
-    char *end = NULL;
-    long long min = a.min ? strtoll(a.min, &end, 10) : 30;
+    char err[512] = "";
+    tl_report_args ra = {.by = a.by, .window = a.window, .from = a.from, .to = a.to,
+                         .methods = a.methods, .format = a.format, .min = a.min, .spend = a.spend,
+                         .groups = tl_config_str(c, "rollup.channel.groups")};
     if (!a.input) {
         rc = tl_cmd_usage_error(usage, "--input is required");
         goto done;
     }
-    if (by < 0 || window < 0) {
-        rc = tl_cmd_usage_error(usage, "unknown %s '%s'", by < 0 ? "--by" : "--window",
-                                by < 0 ? a.by : a.window);
-        goto done;
-    }
-    if ((a.from && parse_time(a.from, &rp.from) != 0) || (a.to && parse_time(a.to, &rp.to) != 0)) {
-        rc = tl_cmd_usage_error(usage, "--from/--to: not YYYY-MM-DD[THH:MM[:SS]] or ms");
-        goto done;
-    }
-    if (a.min && (*end || min < 0)) {
-        rc = tl_cmd_usage_error(usage, "--min-purchases: not a count");
-        goto done;
-    }
-    if (a.spend && (by == TL_RU_CATEGORY || window == TL_RU_WINDOW_HOUR)) {
-        rc = tl_cmd_usage_error(usage, "--spend is per channel and day: --by channel or "
-                                "channel_group, --window all or day");
-        goto done;
-    }
-    if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json") &&
-        strcmp(format, "html")) {
-        rc = tl_cmd_usage_error(usage, "unknown --format '%s'", format);
-        goto done;
-    }
-    rp.by = (tl_ru_dim)by;
-    rp.markov = !a.methods || strstr(a.methods, "markov") != NULL;
-    rp.ru = tl_rollup_new((tl_ru_dim)by, (tl_ru_window)window,
-                          tl_config_str(c, "rollup.channel.groups"), err, sizeof(err));
-    if (!rp.ru) {
-        fprintf(stderr, "tally: configuration error: %s\n", err);
+    /* the arguments first, on no input: a usage error before any file is touched */
+    FILE *none = fopen("/dev/null", "r");
+    FILE *sink = fopen("/dev/null", "w");
+    rc = none && sink ? tl_report_run(&ra, none, "-", sink, NULL, err, sizeof(err)) : 1;
+    if (none) fclose(none);
+    if (sink) fclose(sink);
+    if (rc == 2) {
+        if (!strncmp(err, "configuration error", 19)) fprintf(stderr, "tally: %s\n", err);
+        else rc = tl_cmd_usage_error(usage, "%s", err);
         goto done;
     }
     rc = 1;
@@ -816,51 +888,19 @@ int tl_cmd_report(int argc, char **argv)
         fprintf(stderr, "tally report: cannot read %s\n", a.input);
         goto done;
     }
-    if (read_input(&rp, in, a.input) != 0) {
-        fprintf(stderr, "tally report: error reading %s\n", a.input);
-        goto done;
-    }
-    if (a.spend && read_spend(&rp, a.spend) != 0) goto done;
-    view v = {.by = (tl_ru_dim)by, .window = (tl_ru_window)window, .min_purchases = (uint64_t)min,
-              .from = a.from, .to = a.to, .spend = a.spend != NULL};
-    if (pick_methods(&v, a.methods, &rp) != 0) {
-        rc = tl_cmd_usage_error(usage, "--methods: one of them is not a method (last_touch, "
-                                "first_touch, linear, time_decay, position_based, shapley, "
-                                "removal, markov)");
-        goto done;
-    }
-    for (int k = 0; k < v.n_methods; k++) {
-        v.shapley |= v.methods[k] == TL_M_SHAPLEY;
-        /* the interval is of the credit's level: it is the row's number only when the row
-         * sums the deltas of every window from the first */
-        v.markov_interval |= v.methods[k] == TL_RU_MARKOV && v.window == TL_RU_WINDOW_ALL &&
-                             !a.from && v.by != TL_RU_CHANNEL_GROUP && rp.intervals;
-    }
-    v.rows = tl_rollup_rows(rp.ru, &v.n);
     out = a.output && strcmp(a.output, "-") ? fopen(a.output, "w") : stdout;
     if (!out) {
         fprintf(stderr, "tally report: cannot write %s\n", a.output);
         goto done;
     }
-    if (!strcmp(format, "csv")) write_csv(out, &v);
-    else if (!strcmp(format, "json")) write_json(out, &v);
-    else if (!strcmp(format, "html")) write_html(out, &v, &rp);
-    else write_table(out, &v);
-    fprintf(stderr, "report: %" PRIu64 " attributions and %" PRIu64 " Markov credit deltas from %"
-                    PRIu64 " lines (%" PRIu64 " outside the range, %" PRIu64 " skipped); %zu rows\n",
-            rp.attributions, rp.deltas, rp.lines, rp.outside, rp.bad, v.n);
-    if (a.spend)
-        fprintf(stderr, "        spend: %" PRIu64 " rows joined, %" PRIu64 " skipped\n",
-                rp.spend_rows, rp.spend_bad);
-    rc = rp.attributions || rp.deltas ? 0 : 1;
-    if (rc) fprintf(stderr, "tally report: no attribution record in %s\n", a.input);
+    rc = tl_report_run(&ra, in, a.input, out, stderr, err, sizeof(err));
+    if (rc) fprintf(stderr, "tally report: %s\n", err);
 done:
     if (out && out != stdout && fclose(out) != 0) {
         fprintf(stderr, "tally report: error writing %s\n", a.output);
         rc = 1;
     }
     if (in && in != stdin) fclose(in);
-    tl_rollup_destroy(rp.ru);
     tl_config_destroy(c);
     return rc;
 }

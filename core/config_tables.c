@@ -54,9 +54,9 @@ static const tl_config_def runtime_table[] = {
      "close before it exits anyway (exit code 1; the next start resumes from the last "
      "commit). A second signal exits at once."},
     {"http.listen", TL_CT_STRING, "127.0.0.1:9464", NORANGE,
-     "host:port of the HTTP server for /metrics (Prometheus), /healthz, /readyz and "
-     "/v1/users/{user_id} (tally run); 0.0.0.0 for every interface, port 0 for any free "
-     "port; empty: no server."},
+     "host:port of the HTTP server for /metrics (Prometheus), /healthz, /readyz, "
+     "/v1/users/{user_id} and /v1/attribution (tally run); 0.0.0.0 for every interface, port "
+     "0 for any free port; empty: no server."},
     {"health.stall.ms", TL_CT_INT, "60000", 1000, 86400000,
      "/healthz fails when the processing loop has not turned for this long (wedged)."},
     {"health.max.failures", TL_CT_INT, "10", 1, 1000000,

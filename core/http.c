@@ -106,6 +106,9 @@ tl_http *tl_http_start(const char *listen, tl_http_handler h, void *arg, char *e
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                            /* a slow request (/v1/attribution reads two topics) must not
+                             * hold up /healthz and /metrics: 4 threads answer */
+                            MHD_OPTION_THREAD_POOL_SIZE, 4u,
                             MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "http.listen: cannot listen on %s (in use, or not an address of this "

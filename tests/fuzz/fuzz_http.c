@@ -1,6 +1,9 @@
 /*
  * fuzz_http.c -- HTTP request paths and query strings of `tally run`'s endpoints
- * (/metrics, /healthz, /readyz, /v1/users/{user_id}?as_of=&top=).
+ * (/metrics, /healthz, /readyz, /v1/users/{user_id}?as_of=&top=, and the parameters of
+ * /v1/attribution?by=&window=&from=&to=&methods=&format=&min_purchases=, which are
+ * checked before any topic is read: here the instance has no partitions, so a valid query
+ * is 503 and reading the topics is left to integration.http on a real broker).
  *
  * The routing and the query parsing (handle and user in cmd/observe.c) are static, and
  * the path and query are split and percent-decoded by libmicrohttpd before they reach

@@ -697,6 +697,9 @@ static void http_seeds(void)
 {
     static const char *const targets[] = {
         "/metrics", "/healthz", "/readyz", "/", "/v1/users/u1",
+        "/v1/attribution?by=category&window=day&from=2017-11-25&to=1512000000000",
+        "/v1/attribution?by=nothing", "/v1/attribution?format=html&methods=linear,markov",
+        "/v1/attribution?min_purchases=-1&window=hour",
         "/v1/users/u1?as_of=1700000000000&top=3", "/v1/users/user%202?top=0",
         "/v1/users/%C3%BC-3", "/v1/users/a%25b", "/v1/users/x%2Fy",
         "/v1/users/q%3Fr%26s%3Dt?as_of=0&top=1", "/v1/users/nobody", "/v1/users/",

@@ -12,6 +12,8 @@
 3. users: for 30 users, /v1/users/{id}?as_of=<the user's last event>&top=0 gives f, h and
    w equal to the user's interest deltas (decayed to as_of by the documented formula, to
    1e-9); an unknown user is 404 naming the owned partitions; a bad as_of is 400.
+   /v1/attribution?by=category: every row equals the sums of the attribution records on
+   the topic, per rule-based method; a bad parameter is 400; format=html is the page.
 4. shutdown: SIGTERM in the middle of 60,000 events: exit 0 within shutdown.timeout.ms,
    and the group's committed offsets equal the interest deltas visible to a
    read_committed consumer (one per event): what was committed is exactly what was output.
@@ -256,6 +258,7 @@ def test_flow_users_shutdown(work, b, kafka):
         "a percent-encoded id: %d %s" % (s, body)
     s, _ = get(port, "/v1/users/%s?as_of=yesterday" % users[0])
     assert s == 400, "a bad as_of answered %d" % s
+    n_rows = attribution_problem(port, atts)
 
     # metrics move when events flow
     gen_produce(work, b, topic, 5000, 2)
@@ -281,8 +284,50 @@ def test_flow_users_shutdown(work, b, kafka):
                "committed offsets equal to the %d interest deltas visible" % visible)
     committed = visible
     assert 25000 < committed <= 85000, "committed %d" % committed
-    return "flow: %d events counted, %d interests of %d users equal the deltas; shutdown in %.2f s " \
-           "with %d of 85,000 committed" % (25000, checked, len(users), took, committed)
+    return "flow: %d events counted, %d interests of %d users equal the deltas; /v1/attribution's " \
+           "%d category rows equal the sums of the %d attributions on the topic; shutdown in " \
+           "%.2f s with %d of 85,000 committed" % (25000, checked, len(users), n_rows, len(atts),
+                                                   took, committed)
+
+
+def attribution_problem(port, atts):
+    """/v1/attribution?by=category: every row's purchases, touchpoints and conversions per
+    rule-based method equal the sums made here from the attribution records read off the
+    topic (to 1e-9); a bad parameter is 400 naming it; format=html is the report's page.
+    Returns the number of rows compared."""
+    rows = {}
+    for a in atts:
+        seen = set()
+        for i, tp in enumerate(a["touchpoints"]):
+            k = tp.get("category_id") or "(none)"
+            r = rows.setdefault(k, {"purchases": 0, "touchpoints": 0, "conversions": {}})
+            r["touchpoints"] += 1
+            if k not in seen:
+                seen.add(k)
+                r["purchases"] += 1
+            for m, cr in a["credits"].items():
+                if cr is not None and m in ("last_touch", "first_touch", "linear", "time_decay",
+                                            "position_based"):
+                    r["conversions"][m] = r["conversions"].get(m, 0.0) + cr[i]
+    s, body = get(port, "/v1/attribution?by=category&methods=last_touch,first_touch,linear,"
+                  "time_decay,position_based")
+    assert s == 200, "/v1/attribution: %d %s" % (s, body[:300])
+    got = {r["id"]: r for r in json.loads(body)["rows"]}
+    assert set(got) == set(rows), "categories: %d answered, %d in the records" % (len(got), len(rows))
+    for k, w in rows.items():
+        g = got[k]
+        assert (g["purchases"], g["touchpoints"]) == (w["purchases"], w["touchpoints"]), \
+            "%s: purchases/touchpoints %r, records %r" % (k, (g["purchases"], g["touchpoints"]),
+                                                         (w["purchases"], w["touchpoints"]))
+        for m, c in w["conversions"].items():
+            assert math.isclose(g["conversions"][m], c, rel_tol=1e-9, abs_tol=1e-9), \
+                "%s %s: %r answered, %r in the records" % (k, m, g["conversions"][m], c)
+    s, body = get(port, "/v1/attribution?by=nothing")
+    assert s == 400 and "--by" in json.loads(body)["error"], "a bad by: %d %s" % (s, body[:200])
+    s, body = get(port, "/v1/attribution?format=html")
+    assert s == 200 and body.startswith("<!DOCTYPE html>") and "<svg" in body, \
+        "format=html: %d %s" % (s, body[:200])
+    return len(rows)
 
 
 def test_restart_profile(work, b, kafka):
