@@ -87,6 +87,10 @@ static int add_partitions(rd_kafka_t *rk, const char *topic, int64_t at,
     return n;
 }
 
+static int read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
+                       int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
+                       size_t errlen);
+
 /* A consumer for reading: committed records only, end-of-partition events, no group. */
 static rd_kafka_t *reader_new(const tl_config *c, char *err, size_t errlen)
 {
@@ -104,6 +108,20 @@ static rd_kafka_t *reader_new(const tl_config *c, char *err, size_t errlen)
 }
 
 int tl_cmd_read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
+                       int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
+                       size_t errlen)
+{
+    return read_topics(c, store, topics, n, timeout_ms, out, records, err, errlen);
+}
+
+int tl_cmd_read_values(const tl_config *c, const char *topic, int64_t timeout_ms, FILE *out,
+                       uint64_t *records, char *err, size_t errlen)
+{
+    return read_topics(c, NULL, &topic, 1, timeout_ms, out, records, err, errlen);
+}
+
+/* store NULL: each value as it is, a line (records without a value left out). */
+static int read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
                        int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
                        size_t errlen)
 {
@@ -133,6 +151,13 @@ int tl_cmd_read_topics(const tl_config *c, tl_schema_store *store, const char *c
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             at_end++;
+        } else if (!m->err && !store) {
+            if (m->payload && (fwrite(m->payload, 1, m->len, out) != m->len || fputc('\n', out) == EOF)) {
+                snprintf(err, errlen, "cannot write the records read");
+                rd_kafka_message_destroy(m);
+                break;
+            }
+            *records += m->payload != NULL;
         } else if (!m->err) {
             put_line(&line, store, m);
             if (fwrite(line.data, 1, line.len, out) != line.len) {

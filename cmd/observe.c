@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OBS_MAX_PARTS 1024
 #define OBS_TOP_CREDITS 20
@@ -381,7 +382,7 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
     tl_schema_store *store = NULL;
     tl_codec *codec = tl_cmd_codec_new(o->c, &store);
     FILE *tmp = tmpfile(), *out = NULL;
-    char *text = NULL;
+    char *text = NULL, spend_path[600] = "";
     size_t len = 0;
     uint64_t records = 0;
     const char *topics[2] = {o->out_topics[1], o->out_topics[2]};
@@ -392,6 +393,27 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
     if (tl_cmd_read_topics(o->c, store, topics, 2, 60000, tmp, &records, err, sizeof(err)) != 0)
         goto done;
     rewind(tmp);
+    /* spend, where the answer is per channel and day (the report refuses it otherwise) */
+    const char *spend_topic = tl_config_str(o->c, "rollup.spend.topic");
+    int by_channel = !a.by || strcmp(a.by, "category") != 0;
+    int by_day = !a.window || strcmp(a.window, "hour") != 0;
+    if (*spend_topic && by_channel && by_day) {
+        const char *dir = getenv("TMPDIR");
+        snprintf(spend_path, sizeof(spend_path), "%s/tally-spend-XXXXXX", dir && *dir ? dir : "/tmp");
+        int fd = mkstemp(spend_path);
+        FILE *sf = fd >= 0 ? fdopen(fd, "w") : NULL;
+        uint64_t rows = 0;
+        if (!sf) {
+            if (fd >= 0) close(fd);
+            spend_path[0] = '\0';
+            snprintf(err, sizeof(err), "cannot make a scratch file for the spend");
+            goto done;
+        }
+        fputs("date,channel,spend\n", sf);
+        int rd = tl_cmd_read_values(o->c, spend_topic, 60000, sf, &rows, err, sizeof(err));
+        if (fclose(sf) != 0 || rd != 0) goto done;
+        a.spend = spend_path;
+    }
     if (!(out = open_memstream(&text, &len))) goto done;
     int rc = tl_report_run(&a, tmp, "the output topics", out, NULL, err, sizeof(err));
     fclose(out);
@@ -415,6 +437,7 @@ done:
     if (out) fclose(out);
     free(text);
     if (tmp) fclose(tmp);
+    if (spend_path[0]) unlink(spend_path);
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);
     return status;

@@ -199,6 +199,10 @@ static const tl_config_def model_table[] = {
      "the gain, summing to 1."},
     {"model.metrics.window", TL_CT_INT, "10000", 1, 4194304,
      "Examples in the window of the progressive log-loss and AUC."},
+    {"rollup.spend.topic", TL_CT_STRING, "", NORANGE,
+     "Topic of ad spend for /v1/attribution: each record's value one line date,channel,spend "
+     "(YYYY-MM-DD, the channel as the events name it, an amount), joined into the answer per "
+     "channel and day; empty: no spend."},
     {"rollup.channel.groups", TL_CT_STRING,
      "Paid Search=*search*,sem,cpc,ppc;Social=*social*,facebook,instagram,tiktok,twitter,x,"
      "linkedin,pinterest;Email=*mail*,newsletter;Display=display,banner*,cpm;"

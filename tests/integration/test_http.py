@@ -13,7 +13,9 @@
    w equal to the user's interest deltas (decayed to as_of by the documented formula, to
    1e-9); an unknown user is 404 naming the owned partitions; a bad as_of is 400.
    /v1/attribution?by=category: every row equals the sums of the attribution records on
-   the topic, per rule-based method; a bad parameter is 400; format=html is the page.
+   the topic, per rule-based method; a bad parameter is 400; format=html is the page;
+   spend rows produced to rollup.spend.topic join the answer by channel and day (cost per
+   conversion = spend / conversions).
 4. shutdown: SIGTERM in the middle of 60,000 events: exit 0 within shutdown.timeout.ms,
    and the group's committed offsets equal the interest deltas visible to a
    read_committed consumer (one per event): what was committed is exactly what was output.
@@ -142,9 +144,12 @@ def test_flow_users_shutdown(work, b, kafka):
     out = OutputTopics("http-" + RUN)
     kafka.create_topics({topic: 4})
     out.create(kafka)
+    spend_topic = "http-spend-" + RUN
+    kafka.create_topics({spend_topic: 1})
     gen_produce(work, b, topic, 20000, 1)
     state = os.path.join(work, "state")
-    t = Tally(run_args(b, topic, out, state), os.path.join(work, "run1.log"), "tally run")
+    t = Tally(run_args(b, topic, out, state, ["-X", "rollup.spend.topic=" + spend_topic]),
+              os.path.join(work, "run1.log"), "tally run")
     port = port_of(t)
     wait_until(lambda: get(port, "/readyz")[0] == 200, 120, "/readyz 200", running=[t])
 
@@ -259,6 +264,7 @@ def test_flow_users_shutdown(work, b, kafka):
     s, _ = get(port, "/v1/users/%s?as_of=yesterday" % users[0])
     assert s == 400, "a bad as_of answered %d" % s
     n_rows = attribution_problem(port, atts)
+    spend_problem(kafka, port, spend_topic)
 
     # metrics move when events flow
     gen_produce(work, b, topic, 5000, 2)
@@ -288,6 +294,31 @@ def test_flow_users_shutdown(work, b, kafka):
            "%d category rows equal the sums of the %d attributions on the topic; shutdown in " \
            "%.2f s with %d of 85,000 committed" % (25000, checked, len(users), n_rows, len(atts),
                                                    took, committed)
+
+
+def spend_problem(kafka, port, spend_topic):
+    """Spend rows on rollup.spend.topic join the answer per channel and day: the row gets
+    its spend and cost per conversion = spend / conversions; a bad row is left out; a
+    channel with spend and no credit gets a row; by category there is no spend."""
+    s, body = get(port, "/v1/attribution?by=channel&window=day&methods=linear")
+    assert s == 200, "/v1/attribution by day: %d %s" % (s, body[:200])
+    first = json.loads(body)["rows"][0]
+    day = time.strftime("%Y-%m-%d", time.gmtime(first["window_start"] / 1000))
+    kafka.produce(spend_topic, [(None, ("%s,%s,50.5" % (day, first["id"])).encode()),
+                                (None, b"not,a spend row"),
+                                (None, ("%s,tv,12" % day).encode())])
+    s, body = get(port, "/v1/attribution?by=channel&window=day&methods=linear")
+    assert s == 200, "/v1/attribution with spend: %d %s" % (s, body[:200])
+    rows = {(r["id"], r["window_start"]): r for r in json.loads(body)["rows"]}
+    r = rows[(first["id"], first["window_start"])]
+    want = 50.5 / r["conversions"]["linear"]
+    assert r["spend"] == 50.5 and math.isclose(r["cost_per_conversion"]["linear"], want,
+                                               rel_tol=1e-9), "spend row: %r" % r
+    tv = rows.get(("tv", first["window_start"]))
+    assert tv and tv["spend"] == 12 and tv["conversions"]["linear"] == 0, "tv: %r" % tv
+    s, body = get(port, "/v1/attribution?by=category")
+    assert s == 200 and "spend" not in json.loads(body)["rows"][0], \
+        "by category with a spend topic: %d %s" % (s, body[:200])
 
 
 def attribution_problem(port, atts):
