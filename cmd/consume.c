@@ -91,6 +91,21 @@ static int read_topics(const tl_config *c, tl_schema_store *store, const char *c
                        int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
                        size_t errlen);
 
+/* The partitions that reached their end: a partition reports its end again when more
+ * records came after the first report, so they are counted once each. */
+typedef struct ends {
+    rd_kafka_topic_partition_list_t *seen;
+} ends;
+
+/* 1 the first time m (an end-of-partition event) names its partition, else 0. */
+static int ends_first(ends *e, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    if (rd_kafka_topic_partition_list_find(e->seen, topic, m->partition)) return 0;
+    rd_kafka_topic_partition_list_add(e->seen, topic, m->partition);
+    return 1;
+}
+
 /* A consumer for reading: committed records only, end-of-partition events, no group. */
 static rd_kafka_t *reader_new(const tl_config *c, char *err, size_t errlen)
 {
@@ -140,6 +155,7 @@ static int read_topics(const tl_config *c, tl_schema_store *store, const char *c
     if (parts < 0 || ae) goto done;
     tl_buf line = {0};
     int at_end = 0;
+    ends e = {rd_kafka_topic_partition_list_new(parts > 0 ? parts : 1)};
     int64_t deadline = tl_mono_ns() + timeout_ms * 1000000;
     while (at_end < parts) {
         if (tl_mono_ns() > deadline) {
@@ -150,7 +166,7 @@ static int read_topics(const tl_config *c, tl_schema_store *store, const char *c
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            at_end++;
+            at_end += ends_first(&e, m);
         } else if (!m->err && !store) {
             if (m->payload && (fwrite(m->payload, 1, m->len, out) != m->len || fputc('\n', out) == EOF)) {
                 snprintf(err, errlen, "cannot write the records read");
@@ -171,6 +187,7 @@ static int read_topics(const tl_config *c, tl_schema_store *store, const char *c
     }
     if (at_end == parts) rc = 0;
     tl_buf_free(&line);
+    rd_kafka_topic_partition_list_destroy(e.seen);
 done:
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
@@ -254,11 +271,12 @@ int tl_cmd_consume(int argc, char **argv)
     tl_buf line = {0};
     long long printed = 0;
     int at_end = 0;
+    ends e = {rd_kafka_topic_partition_list_new(n_parts > 0 ? n_parts : 1)};
     while (!tl_stop && (max < 0 || printed < max) && !(a.until_end && at_end >= n_parts)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            at_end++;
+            at_end += ends_first(&e, m);
         } else if (m->err) {
             fprintf(stderr, "tally: %s\n", rd_kafka_message_errstr(m));
         } else {
@@ -269,6 +287,7 @@ int tl_cmd_consume(int argc, char **argv)
         rd_kafka_message_destroy(m);
     }
     fflush(stdout);
+    rd_kafka_topic_partition_list_destroy(e.seen);
     tl_buf_free(&line);
     rc = ferror(stdout) ? 1 : 0;
 done:
