@@ -66,7 +66,7 @@ static const tl_config_def runtime_table[] = {
 
 static const tl_config_def ingest_table[] = {
     {"input.topics", TL_CT_STRING, "tally.events", NORANGE,
-     "Comma-separated input topics (key = user_id, value = Confluent-framed BehaviorEvent)."},
+     "The input topic, one (key = user_id, value = Confluent-framed BehaviorEvent)."},
     {"schema.dir", TL_CT_STRING, "", NORANGE,
      "Directory of <id>-<name>.avsc files: writer schemas by Confluent schema id, and the "
      "ids of tally's output schemas when no registry is configured. tally's own schema files "

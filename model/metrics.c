@@ -20,7 +20,7 @@
  *
  * Log-loss uses log1p(-p) for the negative class: exact where 1 - p would round.
  *
- * Rejected: a fixed-bin histogram AUC (approximate; the brief asks for exact), and
+ * Rejected: a fixed-bin histogram AUC (approximate, where the metrics are meant exact), and
  * sharing one tracker between model and baseline by adding each example twice (the
  * baseline must see exactly the model's examples, weights and window).
  */
