@@ -7,6 +7,12 @@
   bench/run.py kafka [--events N] [--users N] [--runs R] [-X key=value ...]
       `tally run --until-end` against a bare librdkafka consumer draining the same topic,
       on a real broker started by scripts/kafka-broker.sh.
+  bench/run.py pipe [--events N] [--users N] [--runs R] [-X key=value ...]
+      The limit of a Kafka-to-Kafka processor: bench_bare_pipe (consume, produce one record
+      of the same size per record; at_least_once, and transactional with the offsets every
+      100 ms) beside `tally run --until-end` under the same guarantee, on the same backlog,
+      alternating; tally's share of the pipe's throughput per guarantee (median of the
+      per-run ratios).
   bench/run.py eos [--events N] [--users N] [--runs R] [-X key=value ...]
       exactly_once against at_least_once: `tally run --until-end` of the same backlog, the
       two alternating on one broker (which goes first alternates too); the median of the
@@ -305,6 +311,40 @@ def eos(a):
               f"{statistics.median(ratios):.2f} (runs: {', '.join(f'{r:.2f}' for r in ratios)}) |")
 
 
+def pipe(a):
+    with local_broker("tally-pipe-") as (work, _, bootstrap):
+        topic = backlog_topic(work, bootstrap, a, "pipe")
+        res = {}
+        for g in ("at_least_once", "exactly_once"):
+            pipe_r, tally_r, ratios = [], [], []
+            for i in range(a.runs):
+                grp = uuid.uuid4().hex[:8]
+                out_topic = f"{topic}-pipe-{grp}"
+                got = {}
+                for who in (["pipe", "tally"] if i % 2 == 0 else ["tally", "pipe"]):
+                    if who == "pipe":
+                        out, _, wall, _ = run_rss([os.path.join(BUILD, "bench_bare_pipe"), bootstrap,
+                                                   topic, "pipe-" + grp, out_topic, g])
+                        # the whole process, as tally's rate is (start and group join included)
+                        got["pipe"] = int(kv(out)["records"]) / wall
+                        delete_topics(bootstrap, [out_topic])
+                    else:
+                        got["tally"], _ = tally_drain(a, bootstrap, topic, work,
+                                                      [f"processing.guarantee={g}"])
+                pipe_r.append(got["pipe"])
+                tally_r.append(got["tally"])
+                ratios.append(got["tally"] / got["pipe"])
+                print(f"{g} run {i + 1}: bare pipe {got['pipe']:,.0f} records/s, tally "
+                      f"{got['tally']:,.0f} events/s (ratio {ratios[-1]:.2f})", file=sys.stderr)
+            res[g] = (statistics.median(tally_r), statistics.median(pipe_r), statistics.median(ratios),
+                      ratios)
+        mode = ", ".join(a.xs) if a.xs else "defaults"
+        for g, (t, p, r, rs) in res.items():
+            print(f"| pipe, {g} ({mode}), {a.events:,} events, {a.users:,} users, 4 partitions, "
+                  f"local broker, {a.runs} alternating runs | tally {t:,.0f} events/s | bare pipe "
+                  f"{p:,.0f} records/s | median ratio {r:.2f} (runs: {', '.join(f'{x:.2f}' for x in rs)}) |")
+
+
 def restore(a):
     with local_broker("tally-restore-") as (_, _, bootstrap):
         rates, rss = [], []
@@ -320,7 +360,7 @@ def restore(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["engine", "kafka", "latency", "restore", "eos"])
+    ap.add_argument("what", choices=["engine", "kafka", "latency", "restore", "eos", "pipe"])
     ap.add_argument("--keys", type=int, default=5_000_000)
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
@@ -339,7 +379,7 @@ def main():
     else:
         a.events = a.events or 1_000_000
         a.users = a.users or 100_000
-        {"kafka": kafka, "latency": latency, "restore": restore, "eos": eos}[a.what](a)
+        {"kafka": kafka, "latency": latency, "restore": restore, "eos": eos, "pipe": pipe}[a.what](a)
 
 
 if __name__ == "__main__":
