@@ -235,6 +235,45 @@ static void test_spend(void **st)
     tl_rollup_destroy(r);
 }
 
+/* The Markov interval of a row is the latest window's, whatever order the deltas come in;
+ * a delta without one leaves it; channel groups keep none. */
+static void test_markov_interval(void **st)
+{
+    (void)st;
+    char err[128];
+    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    tl_credit_delta d = {.window_start = T0 + HOUR, .window_end = T0 + 2 * HOUR,
+                         .dim = TL_DIM_CHANNEL, .dim_id = "search", .method = "markov",
+                         .credit = 3, .credit_before = 1, .credit_lo = 2.5, .credit_hi = 3.5,
+                         .interval_level = 0.9, .has_interval = 1};
+    tl_rollup_add_credit_delta(r, &d);
+    tl_credit_delta older = d;   /* an earlier window, read after */
+    older.window_start = T0;
+    older.window_end = T0 + HOUR;
+    older.credit = 1;
+    older.credit_before = 0;
+    older.credit_lo = 0.5;
+    older.credit_hi = 1.5;
+    tl_rollup_add_credit_delta(r, &older);
+    tl_credit_delta none = d;    /* a later one without an interval */
+    none.window_start = T0 + 2 * HOUR;
+    none.window_end = T0 + 3 * HOUR;
+    none.has_interval = 0;
+    none.credit_before = 3;
+    tl_rollup_add_credit_delta(r, &none);
+    const tl_rollup_row *x = find(r, "search", TL_RU_ALL);
+    assert_true(fabs(x->conversions[TL_RU_MARKOV] - 3) < 1e-12);
+    assert_int_equal(x->has_markov_interval, 1);
+    assert_true(x->markov_lo == 2.5 && x->markov_hi == 3.5 && x->markov_level == 0.9);
+    assert_int_equal(x->markov_at, T0 + 2 * HOUR);
+    tl_rollup_destroy(r);
+
+    r = tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "Paid=search", err, sizeof(err));
+    tl_rollup_add_credit_delta(r, &d);
+    assert_int_equal(find(r, "Paid", TL_RU_ALL)->has_markov_interval, 0);
+    tl_rollup_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_spend),
         cmocka_unit_test(test_shapley_error),
+        cmocka_unit_test(test_markov_interval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
