@@ -13,6 +13,12 @@
       100 ms) beside `tally run --until-end` under the same guarantee, on the same backlog,
       alternating; tally's share of the pipe's throughput per guarantee (median of the
       per-run ratios).
+  bench/run.py query [--events N] [--users N] [--runs R] [-X key=value ...]
+      GET /v1/attribution of a running `tally run` after it drained N events (defaults:
+      model and Markov on): the answer is made per request from the attribution and
+      credit-delta topics, so its time is the roll-ups' cost; median of R requests per
+      format, beside `tally report` alone over the same records (read once with
+      tally consume into a file).
   bench/run.py eos [--events N] [--users N] [--runs R] [-X key=value ...]
       exactly_once against at_least_once: `tally run --until-end` of the same backlog, the
       two alternating on one broker (which goes first alternates too); the median of the
@@ -345,6 +351,79 @@ def pipe(a):
                   f"{p:,.0f} records/s | median ratio {r:.2f} (runs: {', '.join(f'{x:.2f}' for x in rs)}) |")
 
 
+def query(a):
+    import urllib.request
+    tally = os.path.join(BUILD, "tally")
+    with local_broker("tally-query-") as (work, _, bootstrap):
+        topic = backlog_topic(work, bootstrap, a, "query")
+        g = uuid.uuid4().hex[:8]
+        outs = output_topics("query-out-" + g)
+        log_path = os.path.join(work, "query.log")
+        with open(log_path, "w") as log:
+            p = subprocess.Popen([tally, "run"] +
+                                 tally_args(bootstrap, topic, f"query-{g}",
+                                            os.path.join(work, "state-" + g), outs) +
+                                 x_args(["http.listen=127.0.0.1:0"] + a.xs),
+                                 stdout=log, stderr=subprocess.STDOUT)
+        try:
+            port = wait_http_ready(log_path, p, 120)
+
+            def metric(name, label):
+                with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port) as r:
+                    text = r.read().decode()
+                return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                           if l.startswith(name) and label in l)
+            deadline = time.monotonic() + 600
+            while metric("tally_events_total", "") < a.events:   # the backlog drained
+                if time.monotonic() > deadline:
+                    sys.exit("tally run did not drain the backlog in 600 s")
+                time.sleep(0.5)   # poll interval of the drain
+            settled = None
+            while True:   # and the last transaction's outputs counted
+                now = (metric("tally_outputs_total", 'output="attribution"'),
+                       metric("tally_outputs_total", 'output="credit_delta"'))
+                if now == settled:
+                    break
+                settled = now
+                time.sleep(2)   # the metrics tick is 1 s
+            n_att, n_cd = settled
+            rows = {}
+            for fmt in ("json", "html"):
+                times = []
+                for _ in range(a.runs):
+                    t0 = time.perf_counter()
+                    with urllib.request.urlopen("http://127.0.0.1:%d/v1/attribution?by=channel&"
+                                                "window=day&format=%s" % (port, fmt), timeout=600) as r:
+                        body = r.read()
+                    times.append(time.perf_counter() - t0)
+                rows[fmt] = (statistics.median(times), len(body))
+                print(f"/v1/attribution format={fmt}: {statistics.median(times):.2f} s "
+                      f"(runs {', '.join(f'{t:.2f}' for t in times)}), {len(body):,} bytes",
+                      file=sys.stderr)
+            consumed = os.path.join(work, "outputs.jsonl")
+            with open(consumed, "w") as f:
+                for t in (outs["attribution"], outs["credit"]):
+                    subprocess.run([tally, "consume", "--topic", t, "--until-end", "-X",
+                                    f"kafka.bootstrap.servers={bootstrap}", "-X", "log.level=warn"],
+                                   stdout=f, check=True)
+            rep = []
+            for _ in range(a.runs):
+                t0 = time.perf_counter()
+                subprocess.run([tally, "report", "--input", consumed, "--by", "channel", "--window",
+                                "day", "--format", "json"], check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                rep.append(time.perf_counter() - t0)
+        finally:
+            p.terminate()
+            p.wait(60)
+        mode = ", ".join(a.xs) if a.xs else "defaults"
+        print(f"| query: GET /v1/attribution?by=channel&window=day after {a.events:,} events "
+              f"({mode}): {n_att:,.0f} attributions and {n_cd:,.0f} credit deltas on the topics, "
+              f"local broker, median of {a.runs} | json {rows['json'][0]:.2f} s, html "
+              f"{rows['html'][0]:.2f} s | tally report alone over the same records: "
+              f"{statistics.median(rep):.2f} s |")
+
+
 def restore(a):
     with local_broker("tally-restore-") as (_, _, bootstrap):
         rates, rss = [], []
@@ -360,7 +439,7 @@ def restore(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["engine", "kafka", "latency", "restore", "eos", "pipe"])
+    ap.add_argument("what", choices=["engine", "kafka", "latency", "restore", "eos", "pipe", "query"])
     ap.add_argument("--keys", type=int, default=5_000_000)
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
@@ -379,7 +458,8 @@ def main():
     else:
         a.events = a.events or 1_000_000
         a.users = a.users or 100_000
-        {"kafka": kafka, "latency": latency, "restore": restore, "eos": eos, "pipe": pipe}[a.what](a)
+        {"kafka": kafka, "latency": latency, "restore": restore, "eos": eos, "pipe": pipe,
+         "query": query}[a.what](a)
 
 
 if __name__ == "__main__":
