@@ -50,11 +50,60 @@ static void put_base64(tl_buf *b, const unsigned char *p, size_t n)
     tl_buf_putc(b, '"');
 }
 
+/* The decoders of the schema ids seen, made once each: a generic value class of a schema
+ * with nested records and maps costs far more to build than a record takes to decode. */
+#define DECODERS 16
+typedef struct decoders {
+    tl_schema_store *store;
+    int n;
+    int32_t id[DECODERS];
+    avro_value_iface_t *iface[DECODERS];
+    avro_value_t v[DECODERS];
+} decoders;
+
+/* The value of schema id (reset, ready to read into), or NULL with err. */
+static avro_value_t *decoder(decoders *d, int32_t id, char *err, size_t errlen)
+{
+    for (int i = 0; i < d->n; i++)
+        if (d->id[i] == id) {
+            avro_value_reset(&d->v[i]);
+            return &d->v[i];
+        }
+    avro_schema_t schema;
+    if (tl_schema_store_get(d->store, id, &schema, err, errlen) != TL_SCHEMA_OK) return NULL;
+    if (d->n == DECODERS) {   /* more ids than expected: the oldest makes room */
+        avro_value_decref(&d->v[0]);
+        avro_value_iface_decref(d->iface[0]);
+        memmove(d->id, d->id + 1, (DECODERS - 1) * sizeof(d->id[0]));
+        memmove(d->iface, d->iface + 1, (DECODERS - 1) * sizeof(d->iface[0]));
+        memmove(d->v, d->v + 1, (DECODERS - 1) * sizeof(d->v[0]));
+        d->n--;
+    }
+    avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
+    if (!iface || avro_generic_value_new(iface, &d->v[d->n]) != 0) {
+        if (iface) avro_value_iface_decref(iface);
+        snprintf(err, errlen, "schema id %d: %s", (int)id, avro_strerror());
+        return NULL;
+    }
+    d->id[d->n] = id;
+    d->iface[d->n] = iface;
+    return &d->v[d->n++];
+}
+
+static void decoders_free(decoders *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        avro_value_decref(&d->v[i]);
+        avro_value_iface_decref(d->iface[i]);
+    }
+    d->n = 0;
+}
+
 /* Appends ,"schema_id":N,"value":<json> or ,"value_base64":..,"error":.. */
-static void put_value(tl_buf *b, tl_schema_store *store, const rd_kafka_message_t *m);
+static void put_value(tl_buf *b, decoders *d, const rd_kafka_message_t *m);
 
 /* One record as a line: {"partition", "offset", "key", "schema_id", "value"}. */
-static void put_line(tl_buf *line, tl_schema_store *store, const rd_kafka_message_t *m)
+static void put_line(tl_buf *line, decoders *store, const rd_kafka_message_t *m)
 {
     tl_buf_clear(line);
     tl_buf_printf(line, "{\"partition\":%d,\"offset\":%" PRId64, (int)m->partition, m->offset);
@@ -156,6 +205,7 @@ static int read_topics(const tl_config *c, tl_schema_store *store, const char *c
     tl_buf line = {0};
     int at_end = 0;
     ends e = {rd_kafka_topic_partition_list_new(parts > 0 ? parts : 1)};
+    decoders dec = {.store = store};
     int64_t deadline = tl_mono_ns() + timeout_ms * 1000000;
     while (at_end < parts) {
         if (tl_mono_ns() > deadline) {
@@ -175,7 +225,7 @@ static int read_topics(const tl_config *c, tl_schema_store *store, const char *c
             }
             *records += m->payload != NULL;
         } else if (!m->err) {
-            put_line(&line, store, m);
+            put_line(&line, &dec, m);
             if (fwrite(line.data, 1, line.len, out) != line.len) {
                 snprintf(err, errlen, "cannot write the records read");
                 rd_kafka_message_destroy(m);
@@ -187,6 +237,7 @@ static int read_topics(const tl_config *c, tl_schema_store *store, const char *c
     }
     if (at_end == parts) rc = 0;
     tl_buf_free(&line);
+    decoders_free(&dec);
     rd_kafka_topic_partition_list_destroy(e.seen);
 done:
     rd_kafka_consumer_close(rk);
@@ -194,7 +245,7 @@ done:
     return rc;
 }
 
-static void put_value(tl_buf *b, tl_schema_store *store, const rd_kafka_message_t *m)
+static void put_value(tl_buf *b, decoders *d, const rd_kafka_message_t *m)
 {
     const unsigned char *p = m->payload;
     char err[512] = "";
@@ -202,27 +253,19 @@ static void put_value(tl_buf *b, tl_schema_store *store, const rd_kafka_message_
         snprintf(err, sizeof(err), "not Confluent-framed Avro");
     } else {
         int32_t id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
-        avro_schema_t schema;
-        if (tl_schema_store_get(store, id, &schema, err, sizeof(err)) == TL_SCHEMA_OK) {
-            avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
-            avro_value_t v;
+        avro_value_t *v = decoder(d, id, err, sizeof(err));
+        if (v) {
             avro_reader_t r = avro_reader_memory((const char *)p + 5, (int64_t)m->len - 5);
             char *json = NULL;
-            if (iface && avro_generic_value_new(iface, &v) == 0) {
-                if (avro_value_read(r, &v) == 0 && avro_value_to_json(&v, 1, &json) == 0) {
-                    tl_buf_printf(b, ",\"schema_id\":%d,\"value\":%s", (int)id, json);
-                    free(json);
-                    avro_reader_free(r);
-                    avro_value_decref(&v);
-                    avro_value_iface_decref(iface);
-                    return;
-                }
-                snprintf(err, sizeof(err), "the body does not decode with schema id %d: %s",
-                         (int)id, avro_strerror());
-                avro_value_decref(&v);
+            if (avro_value_read(r, v) == 0 && avro_value_to_json(v, 1, &json) == 0) {
+                tl_buf_printf(b, ",\"schema_id\":%d,\"value\":%s", (int)id, json);
+                free(json);
+                avro_reader_free(r);
+                return;
             }
+            snprintf(err, sizeof(err), "the body does not decode with schema id %d: %s",
+                     (int)id, avro_strerror());
             avro_reader_free(r);
-            if (iface) avro_value_iface_decref(iface);
         }
     }
     tl_buf_puts(b, ",\"value_base64\":");
@@ -272,6 +315,7 @@ int tl_cmd_consume(int argc, char **argv)
     long long printed = 0;
     int at_end = 0;
     ends e = {rd_kafka_topic_partition_list_new(n_parts > 0 ? n_parts : 1)};
+    decoders dec = {.store = store};
     while (!tl_stop && (max < 0 || printed < max) && !(a.until_end && at_end >= n_parts)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
         if (!m) continue;
@@ -280,13 +324,14 @@ int tl_cmd_consume(int argc, char **argv)
         } else if (m->err) {
             fprintf(stderr, "tally: %s\n", rd_kafka_message_errstr(m));
         } else {
-            put_line(&line, store, m);
+            put_line(&line, &dec, m);
             fwrite(line.data, 1, line.len, stdout);
             printed++;
         }
         rd_kafka_message_destroy(m);
     }
     fflush(stdout);
+    decoders_free(&dec);
     rd_kafka_topic_partition_list_destroy(e.seen);
     tl_buf_free(&line);
     rc = ferror(stdout) ? 1 : 0;
