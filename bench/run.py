@@ -221,6 +221,24 @@ def kafka(a):
               f"{statistics.median(rss_t):.0f} MiB |")
 
 
+def start_tally_http(a, work, bootstrap, topic, name, outs, timeout_s=60):
+    """A running `tally run` of topic with its HTTP server on a free port, ready:
+    (process, port). The caller stops it (SIGTERM)."""
+    log_path = os.path.join(work, name + ".log")
+    with open(log_path, "w") as log:
+        p = subprocess.Popen([os.path.join(BUILD, "tally"), "run"] +
+                             tally_args(bootstrap, topic, name, os.path.join(work, "state-" + name),
+                                        outs) +
+                             x_args(["http.listen=127.0.0.1:0"] + a.xs),
+                             stdout=log, stderr=subprocess.STDOUT)
+    try:
+        return p, wait_http_ready(log_path, p, timeout_s)
+    except BaseException:
+        p.terminate()
+        p.wait(60)
+        raise
+
+
 def wait_http_ready(log_path, proc, timeout_s=60):
     """Waits for `tally run` to log its HTTP port and answer /readyz 200."""
     import urllib.request
@@ -246,7 +264,6 @@ def wait_http_ready(log_path, proc, timeout_s=60):
 def latency(a):
     """The maximum first (a backlog drained), then the latency runs, on one broker (warmed
     up by the first phase). Each latency run discards its first --warmup seconds."""
-    tally = os.path.join(BUILD, "tally")
     with local_broker("tally-latency-") as (work, broker, bootstrap):
         topic = backlog_topic(work, bootstrap, a, "max")
         maxes = []
@@ -264,15 +281,8 @@ def latency(a):
             # then does not wait for topics the broker creates on first use.
             for t in [tin] + [outs[o] for o in ("interest", "attribution", "credit", "dlq")]:
                 create_topic(bootstrap, t)
-            log_path = os.path.join(work, "latency-%s.log" % g)
-            with open(log_path, "w") as log:
-                p = subprocess.Popen([tally, "run"] +
-                                     tally_args(bootstrap, tin, f"lat-{g}",
-                                                os.path.join(work, "state-lat-" + g), outs) +
-                                     x_args(["http.listen=127.0.0.1:0"] + a.xs),
-                                     stdout=log, stderr=subprocess.STDOUT)
+            p, _ = start_tally_http(a, work, bootstrap, tin, f"lat-{g}", outs)
             try:
-                wait_http_ready(log_path, p)
                 out = subprocess.run([os.path.join(BUILD, "bench_latency"), bootstrap, tin,
                                       outs["interest"], str(rate), str(a.seconds), str(a.warmup)],
                                      check=True, capture_output=True, text=True).stdout
@@ -358,15 +368,8 @@ def query(a):
         topic = backlog_topic(work, bootstrap, a, "query")
         g = uuid.uuid4().hex[:8]
         outs = output_topics("query-out-" + g)
-        log_path = os.path.join(work, "query.log")
-        with open(log_path, "w") as log:
-            p = subprocess.Popen([tally, "run"] +
-                                 tally_args(bootstrap, topic, f"query-{g}",
-                                            os.path.join(work, "state-" + g), outs) +
-                                 x_args(["http.listen=127.0.0.1:0"] + a.xs),
-                                 stdout=log, stderr=subprocess.STDOUT)
+        p, port = start_tally_http(a, work, bootstrap, topic, f"query-{g}", outs, 120)
         try:
-            port = wait_http_ready(log_path, p, 120)
 
             def metric(name, label):
                 with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port) as r:

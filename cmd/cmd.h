@@ -106,7 +106,10 @@ int tl_cmd_read_values(const tl_config *c, const char *topic, int64_t timeout_ms
 typedef struct tl_report_args {
     const char *by, *window, *from, *to, *methods, *format, *min, *spend;
     const char *groups;   /* rollup.channel.groups */
+    FILE *spend_file;     /* the spend CSV already open (spend then only names it), or NULL */
 } tl_report_args;
+/* The options alone: 0, or 2 with err (as tl_report_run would refuse them). */
+int tl_report_check(const tl_report_args *a, char *err, size_t errlen);
 int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out, FILE *msgs,
                   char *err, size_t errlen);
 

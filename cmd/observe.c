@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define OBS_MAX_PARTS 1024
 #define OBS_TOP_CREDITS 20
@@ -359,12 +358,8 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
                         .groups = tl_config_str(o->c, "rollup.channel.groups")};
     if (!a.format) a.format = "json";
     char err[512] = "", buf[128];
-    /* the parameters first, over no records: a bad one is 400 before Kafka is asked */
-    FILE *none = fopen("/dev/null", "r"), *nowhere = fopen("/dev/null", "w");
-    int checked = none && nowhere ? tl_report_run(&a, none, "-", nowhere, NULL, err, sizeof(err)) : 1;
-    if (none) fclose(none);
-    if (nowhere) fclose(nowhere);
-    if (checked == 2) {
+    /* the parameters first: a bad one is 400 before Kafka is asked */
+    if (tl_report_check(&a, err, sizeof(err)) != 0) {
         tl_buf_puts(body, "{\"error\":");
         tl_json_put_str(body, err);
         tl_buf_puts(body, "}\n");
@@ -377,12 +372,11 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
         tl_buf_puts(body, "}\n");
         return 503;
     }
-    err[0] = '\0';
     int status = 500;
     tl_schema_store *store = NULL;
     tl_codec *codec = tl_cmd_codec_new(o->c, &store);
-    FILE *tmp = tmpfile(), *out = NULL;
-    char *text = NULL, spend_path[600] = "";
+    FILE *tmp = tmpfile(), *out = NULL, *sf = NULL;
+    char *text = NULL;
     size_t len = 0;
     uint64_t records = 0;
     const char *topics[2] = {o->out_topics[1], o->out_topics[2]};
@@ -398,21 +392,17 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
     int by_channel = !a.by || strcmp(a.by, "category") != 0;
     int by_day = !a.window || strcmp(a.window, "hour") != 0;
     if (*spend_topic && by_channel && by_day) {
-        const char *dir = getenv("TMPDIR");
-        snprintf(spend_path, sizeof(spend_path), "%s/tally-spend-XXXXXX", dir && *dir ? dir : "/tmp");
-        int fd = mkstemp(spend_path);
-        FILE *sf = fd >= 0 ? fdopen(fd, "w") : NULL;
         uint64_t rows = 0;
-        if (!sf) {
-            if (fd >= 0) close(fd);
-            spend_path[0] = '\0';
+        if (!(sf = tmpfile())) {
             snprintf(err, sizeof(err), "cannot make a scratch file for the spend");
             goto done;
         }
         fputs("date,channel,spend\n", sf);
-        int rd = tl_cmd_read_values(o->c, spend_topic, 60000, sf, &rows, err, sizeof(err));
-        if (fclose(sf) != 0 || rd != 0) goto done;
-        a.spend = spend_path;
+        if (tl_cmd_read_values(o->c, spend_topic, 60000, sf, &rows, err, sizeof(err)) != 0)
+            goto done;
+        rewind(sf);
+        a.spend = spend_topic;   /* names it in messages */
+        a.spend_file = sf;
     }
     if (!(out = open_memstream(&text, &len))) goto done;
     int rc = tl_report_run(&a, tmp, "the output topics", out, NULL, err, sizeof(err));
@@ -437,7 +427,7 @@ done:
     if (out) fclose(out);
     free(text);
     if (tmp) fclose(tmp);
-    if (spend_path[0]) unlink(spend_path);
+    if (sf) fclose(sf);
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);
     return status;

@@ -286,9 +286,9 @@ static int read_input(report *rp, FILE *in, const char *name)
 /* The spend file: "date,channel,spend" then one row per channel and day. A row that does
  * not parse is skipped and counted (the first few named); days outside the range are left
  * out. -1 when the file cannot be read or its header is not that one. */
-static int read_spend(report *rp, const char *path)
+static int read_spend(report *rp, const char *path, FILE *open_file)
 {
-    FILE *in = fopen(path, "r");
+    FILE *in = open_file ? open_file : fopen(path, "r");
     if (!in) {
         say(rp, "tally report: cannot read %s\n", path);
         return -1;
@@ -339,7 +339,7 @@ static int read_spend(report *rp, const char *path)
         rc = -1;
     }
     free(line);
-    fclose(in);
+    if (in != open_file) fclose(in);   /* the caller's stays open */
     return rc;
 }
 
@@ -354,6 +354,7 @@ typedef struct view {
     uint64_t min_purchases;
     const char *from, *to;
     int spend;                   /* a spend file was joined */
+    const char *format;          /* table, csv, json or html */
     int shapley;                 /* shapley is among the methods: its sampling error too */
     int markov_interval;         /* rows carry the Markov credit's bootstrap interval */
 } view;
@@ -763,11 +764,10 @@ static int pick_methods(view *v, const char *list, const report *rp)
     return 0;
 }
 
-int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out, FILE *msgs,
-                  char *err, size_t errlen)
+/* The options parsed and checked into rp and v, and the roll-up made (rp->ru, which the
+ * caller destroys, also on failure): 0, or 2 with err. */
+static int setup(const tl_report_args *a, report *rp, view *v, char *err, size_t errlen)
 {
-    report rp = {.from = INT64_MIN, .to = INT64_MAX, .msgs = msgs};
-    int rc = 2;
     int by = tl_ru_dim_parse(a->by ? a->by : "channel");
     int window = tl_ru_window_parse(a->window ? a->window : "all");
     const char *format = a->format ? a->format : "table";
@@ -775,49 +775,67 @@ int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out
     long long min = a->min ? strtoll(a->min, &end, 10) : 30;
     if (by < 0 || window < 0) {
         snprintf(err, errlen, "unknown %s '%s'", by < 0 ? "--by" : "--window", by < 0 ? a->by : a->window);
-        goto done;
+        return 2;
     }
-    if ((a->from && parse_time(a->from, &rp.from) != 0) || (a->to && parse_time(a->to, &rp.to) != 0)) {
+    if ((a->from && parse_time(a->from, &rp->from) != 0) || (a->to && parse_time(a->to, &rp->to) != 0)) {
         snprintf(err, errlen, "--from/--to: not YYYY-MM-DD[THH:MM[:SS]] or ms");
-        goto done;
+        return 2;
     }
     if (a->min && (end == a->min || *end || min < 0)) {
         snprintf(err, errlen, "--min-purchases: not a count");
-        goto done;
+        return 2;
     }
     if (a->spend && (by == TL_RU_CATEGORY || window == TL_RU_WINDOW_HOUR)) {
         snprintf(err, errlen, "--spend is per channel and day: --by channel or channel_group, "
                  "--window all or day");
-        goto done;
+        return 2;
     }
     if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json") &&
         strcmp(format, "html")) {
         snprintf(err, errlen, "unknown --format '%s'", format);
-        goto done;
+        return 2;
     }
-    rp.by = (tl_ru_dim)by;
-    rp.markov = !a->methods || strstr(a->methods, "markov") != NULL;
+    rp->by = (tl_ru_dim)by;
+    rp->markov = !a->methods || strstr(a->methods, "markov") != NULL;
     char gerr[256];
-    rp.ru = tl_rollup_new((tl_ru_dim)by, (tl_ru_window)window, a->groups ? a->groups : "", gerr,
-                          sizeof(gerr));
-    if (!rp.ru) {
+    rp->ru = tl_rollup_new((tl_ru_dim)by, (tl_ru_window)window, a->groups ? a->groups : "", gerr,
+                           sizeof(gerr));
+    if (!rp->ru) {
         snprintf(err, errlen, "configuration error: %s", gerr);
-        goto done;
+        return 2;
     }
-    view v = {.by = (tl_ru_dim)by, .window = (tl_ru_window)window, .min_purchases = (uint64_t)min,
-              .from = a->from, .to = a->to, .spend = a->spend != NULL};
-    /* methods checked before the input is read: a bad name is the caller's error */
-    if (pick_methods(&v, a->methods, &rp) != 0) {
+    *v = (view){.by = (tl_ru_dim)by, .window = (tl_ru_window)window, .min_purchases = (uint64_t)min,
+                .from = a->from, .to = a->to, .spend = a->spend != NULL, .format = format};
+    if (pick_methods(v, a->methods, rp) != 0) {
         snprintf(err, errlen, "--methods: one of them is not a method (last_touch, first_touch, "
                  "linear, time_decay, position_based, shapley, removal, markov)");
-        goto done;
+        return 2;
     }
+    return 0;
+}
+
+int tl_report_check(const tl_report_args *a, char *err, size_t errlen)
+{
+    report rp = {.from = INT64_MIN, .to = INT64_MAX};
+    view v;
+    int rc = setup(a, &rp, &v, err, errlen);
+    tl_rollup_destroy(rp.ru);
+    return rc;
+}
+
+int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out, FILE *msgs,
+                  char *err, size_t errlen)
+{
+    report rp = {.from = INT64_MIN, .to = INT64_MAX, .msgs = msgs};
+    view v;
+    int rc = setup(a, &rp, &v, err, errlen);
+    if (rc) goto done;
     rc = 1;
     if (read_input(&rp, in, name) != 0) {
         snprintf(err, errlen, "error reading %s", name);
         goto done;
     }
-    if (a->spend && read_spend(&rp, a->spend) != 0) {
+    if (a->spend && read_spend(&rp, a->spend, a->spend_file) != 0) {
         snprintf(err, errlen, "cannot use the spend file %s", a->spend);
         goto done;
     }
@@ -830,9 +848,9 @@ int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out
                              !a->from && v.by != TL_RU_CHANNEL_GROUP && rp.intervals;
     }
     v.rows = tl_rollup_rows(rp.ru, &v.n);
-    if (!strcmp(format, "csv")) write_csv(out, &v);
-    else if (!strcmp(format, "json")) write_json(out, &v);
-    else if (!strcmp(format, "html")) write_html(out, &v, &rp);
+    if (!strcmp(v.format, "csv")) write_csv(out, &v);
+    else if (!strcmp(v.format, "json")) write_json(out, &v);
+    else if (!strcmp(v.format, "html")) write_html(out, &v, &rp);
     else write_table(out, &v);
     say(&rp, "report: %" PRIu64 " attributions and %" PRIu64 " Markov credit deltas from %" PRIu64
         " lines (%" PRIu64 " outside the range, %" PRIu64 " skipped); %zu rows\n",
@@ -871,13 +889,8 @@ int tl_cmd_report(int argc, char **argv)
         rc = tl_cmd_usage_error(usage, "--input is required");
         goto done;
     }
-    /* the arguments first, on no input: a usage error before any file is touched */
-    FILE *none = fopen("/dev/null", "r");
-    FILE *sink = fopen("/dev/null", "w");
-    rc = none && sink ? tl_report_run(&ra, none, "-", sink, NULL, err, sizeof(err)) : 1;
-    if (none) fclose(none);
-    if (sink) fclose(sink);
-    if (rc == 2) {
+    /* the arguments first: a usage error before any file is touched */
+    if ((rc = tl_report_check(&ra, err, sizeof(err))) != 0) {
         if (!strncmp(err, "configuration error", 19)) fprintf(stderr, "tally: %s\n", err);
         else rc = tl_cmd_usage_error(usage, "%s", err);
         goto done;

@@ -713,13 +713,21 @@ int tl_markov_bootstrap(const tl_markov *m, int samples, uint64_t seed, double l
     gen_rng g;
     rng_seed(&g, seed);
     int rc = TL_MARKOV_OK;
+    /* One copy redrawn in place each time, from its own weights kept aside. */
+    tl_markov *c = tl_markov_copy(m);
+    double *ew = tl_xmalloc((c->ecap + 1) * sizeof(*ew));
+    double *cn = tl_xmalloc(((size_t)c->n * 2 + 1) * sizeof(*cn));
+    memcpy(ew, c->ew, c->ecap * sizeof(*ew));
+    for (int k = 0; k < c->n; k++) {
+        cn[2 * k] = c->st[k].conv;
+        cn[2 * k + 1] = c->st[k].null;
+    }
     for (int b = 0; b < samples && rc == TL_MARKOV_OK; b++) {
-        tl_markov *c = tl_markov_copy(m);
         for (size_t i = 0; i < c->ecap; i++)
-            if (c->ekey[i] != EMPTY_KEY) c->ew[i] = rng_gamma(&g, c->ew[i]);
+            if (c->ekey[i] != EMPTY_KEY) c->ew[i] = rng_gamma(&g, ew[i]);
         for (int k = 0; k < c->n; k++) {
-            c->st[k].conv = rng_gamma(&g, c->st[k].conv);
-            c->st[k].null = rng_gamma(&g, c->st[k].null);
+            c->st[k].conv = rng_gamma(&g, cn[2 * k]);
+            c->st[k].null = rng_gamma(&g, cn[2 * k + 1]);
         }
         tl_markov_result rb;
         rc = tl_markov_removal_effects(c, &rb);
@@ -728,8 +736,10 @@ int tl_markov_bootstrap(const tl_markov *m, int samples, uint64_t seed, double l
             cv[(size_t)j * (size_t)samples + (size_t)b] = rb.channels[j].markov_conversions;
         }
         tl_markov_result_free(&rb);
-        tl_markov_destroy(c);
     }
+    tl_markov_destroy(c);
+    free(ew);
+    free(cn);
     if (rc == TL_MARKOV_OK) {
         double qlo = (1 - level) / 2, qhi = (1 + level) / 2;
         for (int j = 0; j < nc; j++) {
