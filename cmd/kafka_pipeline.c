@@ -15,6 +15,7 @@
 #include "ingest/codec.h"
 #include "ingest/kafka_source.h"
 #include "ingest/schema_store.h"
+#include "sink/rollup_agg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +190,60 @@ static int output_schema_id(const tl_config *c, tl_schema_store *store, const ch
     return 0;
 }
 
+/* The roll-up topics, made if absent with as many partitions as the input (before the
+ * producer asks for them): the partials, and the compacted totals. 0 or -1. */
+static int ensure_rollup_topics(const tl_config *c, const char *input, const char *partials,
+                                char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "producer");
+    char e[512];
+    rd_kafka_t *admin = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e)) : NULL;
+    if (!admin) {
+        if (conf) rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "roll-up topics: %.400s", conf ? e : "no Kafka configuration");
+        return -1;
+    }
+    int rc = tl_kafka_topic_ensure(admin, partials, input, 0, err, errlen) != 0 ||
+                     tl_kafka_topic_ensure(admin, tl_config_str(c, "rollup.topic"), input, 1, err,
+                                           errlen) != 0
+                 ? -1 : 0;
+    rd_kafka_destroy(admin);
+    return rc;
+}
+
+/* The roll-up aggregator (sink/rollup_agg.h): its group <group>-rollup, its transactional
+ * id <transactional id>-rollup. */
+static tl_rollup_agg *start_rollups(const tl_config *c, const char *partials, int32_t id, int eos,
+                                    const char *txn_id, char *err, size_t errlen)
+{
+    const char *topic = tl_config_str(c, "rollup.topic");
+    err[0] = 0;
+    rd_kafka_conf_t *cc = tl_cmd_kafka_conf(c, "consumer");
+    rd_kafka_conf_t *rc = tl_cmd_kafka_conf(c, "consumer");
+    rd_kafka_conf_t *pc = tl_cmd_kafka_conf(c, "producer");
+    char name[600];
+    snprintf(name, sizeof(name), "%s-rollup", tl_cmd_group(c));
+    int bad = !cc || !rc || !pc ||
+              rd_kafka_conf_set(cc, "group.id", name, err, errlen) != RD_KAFKA_CONF_OK;
+    snprintf(name, sizeof(name), "%s-rollup", txn_id);
+    if (!bad && eos && rd_kafka_conf_set(pc, "transactional.id", name, err, errlen) != RD_KAFKA_CONF_OK)
+        bad = 1;
+    if (bad) {
+        if (cc) rd_kafka_conf_destroy(cc);
+        if (rc) rd_kafka_conf_destroy(rc);
+        if (pc) rd_kafka_conf_destroy(pc);
+        if (!*err) snprintf(err, errlen, "roll-up aggregator: no Kafka configuration");
+        return NULL;
+    }
+    tl_rollup_agg_opts o = {
+        .partials_topic = partials, .topic = topic, .dlq_topic = tl_config_str(c, "dlq.topic"),
+        .id_rollup = id, .transactional = eos,
+        .commit_interval_ms = (int)tl_config_int(c, "commit.interval.ms"),
+        .dlq_max_bytes = (size_t)tl_config_int(c, "dlq.max.record.bytes"),
+    };
+    return tl_rollup_agg_start(cc, rc, pc, &o, err, errlen);
+}
+
 int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap,
                           tl_after_fn after, void *arg, tl_run_report *rep)
 {
@@ -202,6 +257,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     tl_source *src = NULL;
     tl_changelog *changelog = NULL;
     tl_observe *obs = NULL;
+    tl_rollup_agg *agg = NULL;
     tl_pipeline p;
     memset(rep, 0, sizeof(*rep));
 
@@ -289,6 +345,25 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         }
         TL_LOG_INFO("run", "exactly_once transactional.id=%s changelog=%s", txn_id, changelog_topic);
     }
+    char partials[512];
+    const char *rollup_topic = tl_config_str(c, "rollup.topic");
+    if (*rollup_topic) {
+        if (*tl_config_str(c, "rollup.partials.topic"))
+            snprintf(partials, sizeof(partials), "%s", tl_config_str(c, "rollup.partials.topic"));
+        else
+            snprintf(partials, sizeof(partials), "%s-rollup-partials", group);
+        ko.rollup_partials_topic = partials;
+        ko.rollup_groups = tl_config_str(c, "rollup.channel.groups");
+        if (output_schema_id(c, store, "8-rollup.avsc", rollup_topic, &ko.id_rollup)) {
+            rd_kafka_conf_destroy(pconf);
+            goto done;
+        }
+        if (ensure_rollup_topics(c, topic, partials, err, sizeof(err)) != 0) {
+            rd_kafka_conf_destroy(pconf);
+            fprintf(stderr, "tally: %s\n", err);
+            goto done;
+        }
+    }
     ksink = tl_kafka_sink_new(pconf, &ko, err, sizeof(err));
     if (!ksink) {
         fprintf(stderr, "tally: %s\n", err);
@@ -307,6 +382,14 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         fprintf(stderr, "tally: %s%s\n", bounds == -1 ? "configuration error: " : "", err);
         rc = bounds == -1 ? 2 : 1;
         goto done;
+    }
+    if (*rollup_topic) {
+        agg = start_rollups(c, ko.rollup_partials_topic, ko.id_rollup, eos, txn_id, err,
+                            sizeof(err));
+        if (!agg) {
+            fprintf(stderr, "tally: %s\n", err);
+            goto done;
+        }
     }
     sink = wrap ? wrap(ksink, arg) : ksink;
 
@@ -349,7 +432,11 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     tl_observe_stopping(obs);
     if (after && r == 0) after(rt, arg);
     rc = r == 0 ? 0 : 1;
+    /* --until-end: the roll-ups too are brought up to the last partials committed above */
+    if (tl_rollup_agg_stop(agg, until_end && r == 0) != 0) rc = 1;
+    agg = NULL;
 done:
+    tl_rollup_agg_stop(agg, 0);
     tl_observe_detach(obs);
     if (src) tl_kafka_source_destroy(src);
     if (rt) {

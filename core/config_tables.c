@@ -199,6 +199,14 @@ static const tl_config_def model_table[] = {
      "the gain, summing to 1."},
     {"model.metrics.window", TL_CT_INT, "10000", 1, 4194304,
      "Examples in the window of the progressive log-loss and AUC."},
+    {"rollup.topic", TL_CT_STRING, "", NORANGE,
+     "Compacted topic of roll-up totals (run): per channel, channel group and category, hour "
+     "and day, and method, the conversions, conversion value, touchpoints and purchases so far "
+     "(schemas/8-rollup.avsc, key dim|window|window_start|dim_id), one answer across "
+     "instances (docs/report.md). Created with as many partitions as the input. Empty: none."},
+    {"rollup.partials.topic", TL_CT_STRING, "", NORANGE,
+     "Internal topic of roll-up partials, keyed by row, aggregated by the member of the "
+     "consumer group <group>-rollup owning the row's partition; empty: <group>-rollup-partials."},
     {"rollup.spend.topic", TL_CT_STRING, "", NORANGE,
      "Topic of ad spend for /v1/attribution: each record's value one line date,channel,spend "
      "(YYYY-MM-DD, the channel as the events name it, an amount), joined into the answer per "

@@ -110,24 +110,25 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, int just_created,
     return n;
 }
 
-int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, size_t errlen)
+int tl_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
+                          char *err, size_t errlen)
 {
     rd_kafka_resp_err_t why;
-    int parts = partitions_of(c->rk, input_topic, 0, &why);
+    int parts = partitions_of(rk, like, 0, &why);
     if (parts <= 0) {
-        snprintf(err, errlen, "input topic %s: %s%s", input_topic, rd_kafka_err2str(why),
+        snprintf(err, errlen, "input topic %s: %s%s", like, rd_kafka_err2str(why),
                  why == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? " (create it first)" : "");
         return -1;
     }
     char e[512];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(c->topic, parts, -1, e, sizeof(e));
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, parts, -1, e, sizeof(e));
     if (!nt) {
-        snprintf(err, errlen, "changelog topic %s: %s", c->topic, e);
+        snprintf(err, errlen, "topic %s: %s", topic, e);
         return -1;
     }
-    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
-    rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
-    rd_kafka_CreateTopics(c->rk, &nt, 1, NULL, q);
+    if (compacted) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
     int rc = -1;
     if (ev) {
@@ -137,27 +138,32 @@ int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, siz
         rd_kafka_resp_err_t te = n ? rd_kafka_topic_result_error(tr[0]) : rd_kafka_event_error(ev);
         if (!te || te == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
             rc = 0;
-            if (!te) TL_LOG_INFO("changelog", "created topic=%s partitions=%d compacted", c->topic, parts);
+            if (!te) TL_LOG_INFO("kafka", "created topic=%s partitions=%d%s", topic, parts,
+                                 compacted ? " compacted" : "");
         } else {
-            snprintf(err, errlen, "changelog topic %s: %s", c->topic, rd_kafka_err2str(te));
+            snprintf(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(te));
         }
         rd_kafka_event_destroy(ev);
     } else {
-        snprintf(err, errlen, "changelog topic %s: no answer from the broker", c->topic);
+        snprintf(err, errlen, "topic %s: no answer from the broker", topic);
     }
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
     if (rc == 0) {
         /* Also waits until the broker lists a topic just created, so that the producer
          * finds it at once. */
-        int have = partitions_of(c->rk, c->topic, 1, &why);
+        int have = partitions_of(rk, topic, 1, &why);
         if (have > 0 && have != parts) {
-            snprintf(err, errlen, "changelog topic %s has %d partitions, the input %d", c->topic,
-                     have, parts);
+            snprintf(err, errlen, "topic %s has %d partitions, the input %d", topic, have, parts);
             rc = -1;
         }
     }
     return rc;
+}
+
+int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, size_t errlen)
+{
+    return tl_kafka_topic_ensure(c->rk, c->topic, input_topic, 1, err, errlen);
 }
 
 int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)

@@ -19,6 +19,12 @@ void tl_changelog_destroy(tl_changelog *c);
 /* Creates the topic if absent: compacted, with as many partitions as input_topic. 0/-1. */
 int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, size_t errlen);
 
+/* Creates topic if absent, with as many partitions as topic `like` (compacted: with
+ * cleanup.policy=compact), and waits until the broker lists it; an existing topic must
+ * have that many partitions. 0, or -1 with a message in err. */
+int tl_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
+                          char *err, size_t errlen);
+
 /* Replays partition p from the offset after the store's recorded changelog offset to
  * the end, into the store. 0 or -1 (logged). Signature fits tl_runtime_opts.restore. */
 int tl_changelog_restore(void *changelog, tl_store *s, int32_t partition);

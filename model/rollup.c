@@ -49,6 +49,12 @@ static int parse_name(const char *s, const char *const *names, int n)
 int tl_ru_dim_parse(const char *s) { return parse_name(s, dim_names, 3); }
 int tl_ru_window_parse(const char *s) { return parse_name(s, window_names, 3); }
 const char *tl_ru_dim_name(tl_ru_dim d) { return (unsigned)d < 3 ? dim_names[d] : "?"; }
+const char *tl_ru_window_name(tl_ru_window w) { return (unsigned)w < 3 ? window_names[w] : "?"; }
+
+int64_t tl_ru_window_ms(tl_ru_window w)
+{
+    return w == TL_RU_WINDOW_HOUR ? 3600000 : w == TL_RU_WINDOW_DAY ? 86400000 : 0;
+}
 
 /* ---- channel groups ---------------------------------------------------------------- */
 
@@ -222,11 +228,8 @@ static size_t row_of(tl_rollup *r, const char *id, int64_t w)
 
 static int64_t window_of(const tl_rollup *r, int64_t ts)
 {
-    switch (r->window) {
-    case TL_RU_WINDOW_HOUR: return tl_floor_to(ts, 3600000);
-    case TL_RU_WINDOW_DAY: return tl_floor_to(ts, 86400000);
-    default: return TL_RU_ALL;
-    }
+    int64_t len = tl_ru_window_ms(r->window);
+    return len ? tl_floor_to(ts, len) : TL_RU_ALL;
 }
 
 /* The row id of a channel (a touchpoint's, a credit delta's, a spend row's): itself, or
@@ -253,6 +256,7 @@ void tl_rollup_add(tl_rollup *r, const tl_attribution *a)
         size_t k = row_of(r, id_of(r, &a->touchpoints[i]), w);
         tl_rollup_row *x = &r->rows[k];
         x->touchpoints++;
+        x->changed = 1;
         for (int m = 0; m < TL_M_COUNT; m++) {
             if (!a->has_method[m]) continue;
             x->conversions[m] += a->credits[m][i];
@@ -288,6 +292,7 @@ void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d)
     tl_rollup_row *x = &r->rows[k];
     x->conversions[TL_RU_MARKOV] += d->credit - d->credit_before;
     x->has[TL_RU_MARKOV] = 1;
+    x->changed = 1;
     if (d->has_interval && r->dim != TL_RU_CHANNEL_GROUP &&
         (!x->has_markov_interval || d->window_end >= x->markov_at)) {
         x->markov_lo = d->credit_lo;
@@ -306,6 +311,56 @@ int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, doubl
     r->rows[k].has_spend = 1;
     return 0;
 }
+
+void tl_rollup_merge(tl_rollup *r, const tl_rollup_row *d)
+{
+    size_t k = row_of(r, d->id, d->window_start);   /* may move the rows */
+    tl_rollup_row *x = &r->rows[k];
+    x->purchases += d->purchases;
+    x->touchpoints += d->touchpoints;
+    for (int m = 0; m < TL_RU_METHODS; m++) {
+        if (!d->has[m]) continue;
+        x->conversions[m] += d->conversions[m];
+        x->value[m] += d->value[m];
+        x->has[m] = 1;
+    }
+    x->shapley_var += d->shapley_var;
+    x->changed = 1;
+}
+
+void tl_rollup_set(tl_rollup *r, const tl_rollup_row *d)
+{
+    size_t k = row_of(r, d->id, d->window_start);   /* may move the rows */
+    tl_rollup_row *x = &r->rows[k];
+    char *id = x->id;
+    memset(x, 0, sizeof(*x));
+    x->id = id;
+    x->window_start = d->window_start;
+    tl_rollup_merge(r, d);   /* finds the row at k: it exists */
+    r->rows[k].changed = 0;
+}
+
+int tl_rollup_each_changed(tl_rollup *r, int (*fn)(void *arg, const tl_rollup_row *row), void *arg)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (!r->rows[i].changed) continue;
+        r->rows[i].changed = 0;
+        int rc = fn(arg, &r->rows[i]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+void tl_rollup_clear(tl_rollup *r)
+{
+    for (size_t i = 0; i < r->n; i++) free(r->rows[i].id);
+    r->n = 0;
+    r->sorted = 0;
+    memset(r->slot, 0, r->n_slot * sizeof(*r->slot));
+}
+
+tl_ru_dim tl_rollup_dim(const tl_rollup *r) { return r->dim; }
+tl_ru_window tl_rollup_window(const tl_rollup *r) { return r->window; }
 
 static int by_window_then_linear(const void *pa, const void *pb)
 {

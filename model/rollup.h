@@ -59,6 +59,7 @@ typedef struct tl_rollup_row {
     double markov_lo, markov_hi, markov_level;
     int64_t markov_at;                  /* that delta's window end */
     int has_markov_interval;
+    int changed;                        /* added or merged into since tl_rollup_each_changed */
 } tl_rollup_row;
 
 typedef struct tl_rollup tl_rollup;
@@ -89,6 +90,24 @@ void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d);
  * may have spend and no purchase (money spent for nothing credited). -1 for a category
  * roll-up or hour windows (spend is per channel and day), else 0. */
 int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, double spend);
+
+/* Adds a row's sums (purchases, touchpoints, each method's conversions and value, the
+ * Shapley variance) into r's row of the same id and window start, as they are: x was made
+ * by a roll-up of the same dimension and window (e.g. a partial read back from Kafka). */
+void tl_rollup_merge(tl_rollup *r, const tl_rollup_row *x);
+/* Sets r's row of x's id and window start to x's sums (a total read back), unmarked. */
+void tl_rollup_set(tl_rollup *r, const tl_rollup_row *x);
+/* Calls fn on each row added or merged into since the last call, and forgets the mark;
+ * stops at the first non-zero return and returns it. */
+int tl_rollup_each_changed(tl_rollup *r, int (*fn)(void *arg, const tl_rollup_row *row),
+                           void *arg);
+/* Forgets every row (the rules stay). */
+void tl_rollup_clear(tl_rollup *r);
+tl_ru_dim tl_rollup_dim(const tl_rollup *r);
+tl_ru_window tl_rollup_window(const tl_rollup *r);
+const char *tl_ru_window_name(tl_ru_window w);
+/* A window's length in ms (0 for "all"). */
+int64_t tl_ru_window_ms(tl_ru_window w);
 
 /* The rows, sorted by window, then by linear conversions (descending), then by id; valid
  * until the next add or destroy. */

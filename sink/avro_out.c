@@ -6,9 +6,17 @@
  * dimension. The encoders below are straight-line code over a growable buffer.
  * Their correctness is checked by decoding their output with avro-c against the
  * schema files (tests/unit/test_sink.c), so the two cannot drift silently.
+ *
+ * Roll-up records are also read back (the aggregator reads its partials and, on a new
+ * assignment, its totals): tl_avro_get_rollup is a bounded decoder of exactly the
+ * layout tl_avro_put_rollup writes (fuzzed: tests/fuzz/fuzz_rollup.c).
  */
 #include "avro_out.h"
 
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static inline void put_long(tl_buf *b, int64_t v)
@@ -155,6 +163,175 @@ void tl_avro_put_credit(tl_buf *b, int32_t schema_id, const tl_credit_delta *c)
     put_opt_double(b, c->has_interval, c->interval_level);
 }
 
+void tl_avro_rollup_key(tl_buf *b, tl_ru_dim dim, tl_ru_window w, const tl_rollup_row *row)
+{
+    char head[96];
+    int n = snprintf(head, sizeof(head), "%s|%s|%" PRId64 "|", tl_ru_dim_name(dim),
+                     tl_ru_window_name(w), row->window_start);
+    tl_buf_append(b, head, (size_t)n);
+    tl_buf_append(b, row->id, strlen(row->id));
+}
+
+/* A window's end, saturated: a start near the end of time has no later end. */
+static int64_t ru_window_end(int64_t start, tl_ru_window w)
+{
+    int64_t len = tl_ru_window_ms(w);
+    return start > INT64_MAX - len ? INT64_MAX : start + len;
+}
+
+static const char *ru_method_name(int m)
+{
+    return m == TL_RU_MARKOV ? "markov" : tl_method_name((tl_method)m);
+}
+
+void tl_avro_put_rollup(tl_buf *b, int32_t schema_id, tl_ru_dim dim, tl_ru_window w,
+                        const tl_rollup_row *row)
+{
+    put_frame(b, schema_id);
+    put_string(b, tl_ru_dim_name(dim));
+    put_string(b, row->id);
+    put_string(b, tl_ru_window_name(w));
+    put_long(b, row->window_start);
+    put_long(b, ru_window_end(row->window_start, w));
+    put_long(b, (int64_t)row->purchases);
+    put_long(b, (int64_t)row->touchpoints);
+    int n = 0;
+    for (int m = 0; m < TL_RU_METHODS; m++) n += row->has[m];
+    if (n) {
+        put_long(b, n);
+        for (int m = 0; m < TL_RU_METHODS; m++) {
+            if (!row->has[m]) continue;
+            put_string(b, ru_method_name(m));
+            put_double(b, row->conversions[m]);
+            put_double(b, row->value[m]);
+        }
+    }
+    put_long(b, 0);
+    put_opt_double(b, row->has[TL_M_SHAPLEY], row->shapley_var);
+}
+
+/* ---- reading roll-up records back ------------------------------------------------ */
+
+typedef struct rd {
+    const unsigned char *p, *end;
+    const char *fail;   /* the first failure, NULL while all is well */
+} rd;
+
+static int64_t get_long(rd *r)
+{
+    uint64_t z = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) {
+            r->fail = r->fail ? r->fail : "truncated";
+            return 0;
+        }
+        unsigned char c = *r->p++;
+        z |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) return (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+    }
+    r->fail = r->fail ? r->fail : "a long longer than 10 bytes";
+    return 0;
+}
+
+static double get_double(rd *r)
+{
+    double d = 0;
+    if (r->end - r->p < 8) r->fail = r->fail ? r->fail : "truncated";
+    else memcpy(&d, r->p, 8);
+    r->p += r->end - r->p < 8 ? r->end - r->p : 8;
+    return d;
+}
+
+/* A string's bytes (not terminated) and length; NULL on failure. */
+static const char *get_bytes(rd *r, size_t *n)
+{
+    int64_t len = get_long(r);
+    if (r->fail) return NULL;
+    if (len < 0 || len > r->end - r->p) {
+        r->fail = "a string longer than the record";
+        return NULL;
+    }
+    const char *s = (const char *)r->p;
+    r->p += len;
+    *n = (size_t)len;
+    return s;
+}
+
+/* The index of the string read in names[0..n), -1 if none (r->fail set). */
+static int get_name(rd *r, const char *const *names, int n, const char *what)
+{
+    size_t len = 0;
+    const char *s = get_bytes(r, &len);
+    for (int i = 0; s && i < n; i++)
+        if (names[i] && strlen(names[i]) == len && !memcmp(names[i], s, len)) return i;
+    if (!r->fail) r->fail = what;
+    return -1;
+}
+
+int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof(*o));
+    const unsigned char *u = data;
+    if (len < 5 || u[0] != 0) {
+        snprintf(err, errlen, "roll-up record: no Confluent frame (magic byte 0 and schema id)");
+        return -1;
+    }
+    o->schema_id = (int32_t)((uint32_t)u[1] << 24 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 8 | u[4]);
+    rd r = {u + 5, u + len, NULL};
+    const char *dims[3] = {tl_ru_dim_name(TL_RU_CHANNEL), tl_ru_dim_name(TL_RU_CHANNEL_GROUP),
+                           tl_ru_dim_name(TL_RU_CATEGORY)};
+    const char *windows[3] = {NULL, tl_ru_window_name(TL_RU_WINDOW_HOUR),
+                              tl_ru_window_name(TL_RU_WINDOW_DAY)};
+    const char *methods[TL_RU_METHODS];
+    for (int m = 0; m < TL_RU_METHODS; m++) methods[m] = ru_method_name(m);
+    int dim = get_name(&r, dims, 3, "an unknown dimension");
+    size_t id_len = 0;
+    const char *id = get_bytes(&r, &id_len);
+    int w = get_name(&r, windows, 3, "an unknown window (hour or day)");
+    int64_t start = get_long(&r), end = get_long(&r);
+    int64_t purchases = get_long(&r), touchpoints = get_long(&r);
+    if (!r.fail && (start % tl_ru_window_ms((tl_ru_window)w) != 0 ||
+                    end != ru_window_end(start, (tl_ru_window)w)))
+        r.fail = "a window start or end that is not the window's";
+    if (!r.fail && (purchases < 0 || touchpoints < 0)) r.fail = "a negative count";
+    for (int64_t block; !r.fail && (block = get_long(&r)) != 0;) {
+        if (block < 0) {   /* a negative count is followed by the block's size in bytes */
+            if (block == INT64_MIN) {
+                r.fail = "an array block count out of range";
+                break;
+            }
+            block = -block;
+            get_long(&r);
+        }
+        for (int64_t i = 0; i < block && !r.fail; i++) {
+            int m = get_name(&r, methods, TL_RU_METHODS, "an unknown method");
+            double c = get_double(&r), v = get_double(&r);
+            if (r.fail) break;
+            if (!isfinite(c) || !isfinite(v)) r.fail = "a conversion count or value that is not finite";
+            o->row.conversions[m] += c;
+            o->row.value[m] += v;
+            o->row.has[m] = 1;
+        }
+    }
+    int64_t branch = r.fail ? 0 : get_long(&r);
+    if (!r.fail && branch != 0 && branch != 1) r.fail = "a union branch out of range";
+    if (branch == 1) o->row.shapley_var = get_double(&r);
+    if (!r.fail && r.p != r.end) r.fail = "bytes after the record";
+    if (r.fail) {
+        snprintf(err, errlen, "roll-up record: %s", r.fail);
+        return -1;
+    }
+    o->dim = (tl_ru_dim)dim;
+    o->window = (tl_ru_window)w;
+    o->row.window_start = start;
+    o->row.purchases = (uint64_t)purchases;
+    o->row.touchpoints = (uint64_t)touchpoints;
+    o->row.id = tl_xmalloc(id_len + 1);
+    memcpy(o->row.id, id, id_len);
+    o->row.id[id_len] = 0;
+    return 0;
+}
+
 /* Bounds: a long is at most 10 bytes, a string its length's long plus its bytes, a union
  * branch 1 byte (its index). Explanations: an interest delta's is built in 512 bytes
  * (features/interest.c), an attribution's is cut to TL_EXPLANATION_MAX. Method and
@@ -193,6 +370,12 @@ size_t tl_avro_attribution_bound(size_t S, size_t tps)
            B_STR(TL_EXPLANATION_MAX) +
            1 + B_LONG + 2 * 2 * B_NAME + 1 +  /* model_status: shapley, removal */
            1 + B_LONG + tps * 8 + 1;          /* shapley_stderr */
+}
+
+size_t tl_avro_rollup_bound(size_t S)
+{
+    return 5 + 3 * B_NAME + B_STR(S) + 4 * B_LONG + B_LONG + TL_RU_METHODS * (B_NAME + 16) + 1 +
+           B_OPT_DOUBLE;
 }
 
 size_t tl_avro_credit_bound(size_t S)

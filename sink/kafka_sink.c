@@ -26,7 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RING_SIZE (1u << 18)   /* > the producer's queue.buffering.max.messages */
+#define RING_SIZE (1u << 18)
+#define MAX_ROLLUPS 6   /* dimensions x windows */   /* > the producer's queue.buffering.max.messages */
 
 typedef struct kafka_sink {
     tl_sink_base base;
@@ -43,6 +44,11 @@ typedef struct kafka_sink {
     char *input_topic;
     int64_t *cl_last;       /* per partition: offset of the last changelog record delivered */
     int n_cl;
+    /* roll-up partials: the sums since they were last sent */
+    char *partials;
+    tl_rollup *ru[MAX_ROLLUPS];
+    int n_ru;
+    tl_buf key;
 } kafka_sink;
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -150,8 +156,42 @@ static tl_rc ks_attribution(void *ctx, const tl_attribution *r)
     tl_buf_clear(&s->buf);
     tl_avro_put_attribution(&s->buf, s->o.id_attribution, r);
     tl_sink_count_attribution(&s->base.counts, r);
+    for (int i = 0; i < s->n_ru; i++) tl_rollup_add(s->ru[i], r);
     return produce(s, s->o.topic_attribution, r->user_id, strlen(r->user_id), s->buf.data,
                    s->buf.len, NULL);
+}
+
+typedef struct row_arg {
+    kafka_sink *s;
+    const tl_rollup *ru;
+} row_arg;
+
+static int produce_partial(void *arg, const tl_rollup_row *row)
+{
+    row_arg *a = arg;
+    kafka_sink *s = a->s;
+    tl_ru_dim dim = tl_rollup_dim(a->ru);
+    tl_ru_window w = tl_rollup_window(a->ru);
+    tl_buf_clear(&s->key);
+    tl_avro_rollup_key(&s->key, dim, w, row);
+    tl_buf_clear(&s->buf);
+    tl_avro_put_rollup(&s->buf, s->o.id_rollup, dim, w, row);
+    return produce(s, s->partials, s->key.data, s->key.len, s->buf.data, s->buf.len, NULL) == TL_OK
+               ? 0 : -1;
+}
+
+/* Sends the roll-up sums gathered since the last call, one partial per row, and forgets
+ * them: inside the open transaction (exactly_once), or before a batch's mark is taken
+ * (at_least_once), so that they are durable with the records they sum. */
+static tl_rc send_partials(kafka_sink *s)
+{
+    int rc = 0;
+    for (int i = 0; i < s->n_ru; i++) {
+        row_arg a = {s, s->ru[i]};
+        if (!rc) rc = tl_rollup_each_changed(s->ru[i], produce_partial, &a);
+        tl_rollup_clear(s->ru[i]);
+    }
+    return rc ? TL_ERROR : TL_OK;
 }
 
 static tl_rc ks_credit(void *ctx, const tl_credit_delta *c)
@@ -162,6 +202,7 @@ static tl_rc ks_credit(void *ctx, const tl_credit_delta *c)
     tl_buf_clear(&s->buf);
     tl_avro_put_credit(&s->buf, s->o.id_credit, c);
     s->base.counts.credit++;
+    for (int i = 0; i < s->n_ru; i++) tl_rollup_add_credit_delta(s->ru[i], c);
     return produce(s, s->o.topic_credit, key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1,
                    s->buf.data, s->buf.len, NULL);
 }
@@ -201,6 +242,7 @@ static int delivery_failed(const kafka_sink *s)
 static tl_rc ks_flush(void *ctx, int timeout_ms)
 {
     kafka_sink *s = ctx;
+    if (send_partials(s) != TL_OK) return TL_ERROR;
     rd_kafka_resp_err_t err = rd_kafka_flush(s->rk, timeout_ms);
     if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
         TL_LOG_WARN("sink", "outputs not acknowledged within timeout_ms=%d in_queue=%d", timeout_ms,
@@ -213,6 +255,7 @@ static tl_rc ks_flush(void *ctx, int timeout_ms)
 static tl_rc ks_progress(void *ctx, uint64_t *emitted, uint64_t *acked)
 {
     kafka_sink *s = ctx;
+    if (send_partials(s) != TL_OK) return TL_ERROR;
     rd_kafka_poll(s->rk, 0);   /* serves delivery reports */
     *emitted = s->emitted;
     *acked = s->acked;
@@ -248,6 +291,7 @@ static tl_rc ks_begin(void *ctx)
 {
     kafka_sink *s = ctx;
     for (int p = 0; p < s->n_cl; p++) s->cl_last[p] = -1;
+    for (int i = 0; i < s->n_ru; i++) tl_rollup_clear(s->ru[i]);   /* of an aborted one */
     rd_kafka_error_t *e = rd_kafka_begin_transaction(s->rk);
     return e ? txn_error(s, "begin", e) : TL_OK;
 }
@@ -268,6 +312,11 @@ static tl_rc ks_emit_state(void *ctx, int32_t partition, const char *key, const 
 static tl_rc ks_commit(void *ctx, const int64_t *next, int n, int64_t *changelog_next)
 {
     kafka_sink *s = ctx;
+    if (send_partials(s) != TL_OK) {
+        rd_kafka_error_t *a = rd_kafka_abort_transaction(s->rk, -1);
+        if (a) rd_kafka_error_destroy(a);
+        return TL_ERROR;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
     for (int p = 0; p < n; p++)
         if (next[p] >= 0) rd_kafka_topic_partition_list_add(l, s->input_topic, p)->offset = next[p];
@@ -308,6 +357,9 @@ static void ks_destroy(void *ctx)
     free(s->changelog);
     free(s->input_topic);
     free(s->cl_last);
+    free(s->partials);
+    for (int i = 0; i < s->n_ru; i++) tl_rollup_destroy(s->ru[i]);
+    tl_buf_free(&s->key);
     for (int i = 0; i < 4; i++) free(s->topics[i]);
     tl_buf_free(&s->buf);
     free(s->ring);
@@ -322,8 +374,9 @@ rd_kafka_t *tl_kafka_sink_handle(const tl_sink *sink) { return ((kafka_sink *)si
  * A topic the broker does not know is named now; it may still be created on first use. */
 static void learn_topics(kafka_sink *s)
 {
-    const char *names[5] = {s->topics[0], s->topics[1], s->topics[2], s->topics[3], s->changelog};
-    for (int i = 0; i < 5; i++) {
+    const char *names[6] = {s->topics[0], s->topics[1], s->topics[2], s->topics[3], s->changelog,
+                            s->partials};
+    for (int i = 0; i < 6; i++) {
         if (!names[i]) continue;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, names[i], NULL);
         const rd_kafka_metadata_t *md = NULL;
@@ -357,6 +410,20 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
     s->o.topic_attribution = s->topics[1];
     s->o.topic_credit = s->topics[2];
     s->o.topic_dlq = s->topics[3];
+    if (o->rollup_partials_topic && *o->rollup_partials_topic) {
+        s->partials = tl_xstrdup(o->rollup_partials_topic);
+        const char *groups = o->rollup_groups ? o->rollup_groups : "";
+        for (int d = TL_RU_CHANNEL; d <= TL_RU_CATEGORY; d++) {
+            if (d == TL_RU_CHANNEL_GROUP && !*groups) continue;   /* all "Other": nothing said */
+            for (int w = TL_RU_WINDOW_HOUR; w <= TL_RU_WINDOW_DAY; w++) {
+                tl_rollup *r = tl_rollup_new((tl_ru_dim)d, (tl_ru_window)w, groups, err, errlen);
+                if (!r) goto fail;
+                s->ru[s->n_ru++] = r;
+            }
+        }
+    }
+    s->o.rollup_partials_topic = s->partials;
+    s->o.rollup_groups = NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_opaque(conf, s);
     char e[512];

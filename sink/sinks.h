@@ -46,6 +46,14 @@ typedef struct tl_kafka_sink_opts {
      * per batch (begin/emit_state/commit) and writes state records to changelog_topic. */
     int transactional;
     const char *changelog_topic;
+    /* Roll-up partials (rollup.topic set): every attribution and credit delta is also
+     * summed per dimension value and window (channel, category, and channel_group when
+     * rollup_groups has rules; hour and day), and the sums go to this topic, keyed by
+     * row, once per transaction (at_least_once: once per batch), framed with id_rollup.
+     * NULL: none. */
+    const char *rollup_partials_topic;
+    const char *rollup_groups;
+    int32_t id_rollup;
 } tl_kafka_sink_opts;
 
 /* Creates its producer from conf (taken, also on failure). */

@@ -37,6 +37,7 @@
 #include "ingest/schema_store.h"
 #include "model/model.h"
 #include "model/pipeline.h"
+#include "sink/avro_out.h"
 #include "sink/sinks.h"
 
 static const char *outdir;
@@ -751,6 +752,13 @@ static void dictionaries(void)
                                         "total_null", ";", " > ", "\"", "1e308", "-0", "nan",
                                         "inf", NULL};
     dict("paths", paths);
+    /* Avro strings as they are on the wire: the zig-zag length, then the bytes */
+    static const char *const rollup[] = {
+        "\x0C" "linear", "\x14" "last_touch", "\x16" "first_touch", "\x14" "time_decay",
+        "\x1C" "position_based", "\x0E" "shapley", "\x0E" "removal", "\x0C" "markov",
+        "\x0E" "channel", "\x10" "category", "\x1A" "channel_group", "\x08" "hour",
+        "\x06" "day", NULL};
+    dict("rollup", rollup);
     static const char *const http[] = {"/v1/users/", "/metrics", "/healthz", "/readyz", "?",
                                        "&", "=", "as_of=", "top=", "%", "%00", "%25", "%2F",
                                        "u1", "..", NULL};
@@ -772,6 +780,31 @@ static void dictionaries(void)
     dict("config", keys);
 }
 
+/* Roll-up records: a row with every method, one with none, a channel group by the day. */
+static void rollup_seeds(void)
+{
+    tl_rollup_row row = {.id = "search", .window_start = 1511568000000LL, .purchases = 4,
+                         .touchpoints = 9, .shapley_var = 0.5};
+    for (int m = 0; m < TL_RU_METHODS; m++) {
+        row.conversions[m] = 1.0 + m / 8.0;
+        row.value[m] = m == TL_RU_MARKOV ? 0 : 12.5 * m;
+        row.has[m] = 1;
+    }
+    tl_buf b = {0};
+    tl_avro_put_rollup(&b, 8, TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, &row);
+    seed("rollup", "channel-hour", b.data, b.len);
+    tl_buf_clear(&b);
+    tl_rollup_row empty = {.id = "(none)", .window_start = 0};
+    tl_avro_put_rollup(&b, 8, TL_RU_CATEGORY, TL_RU_WINDOW_DAY, &empty);
+    seed("rollup", "category-day-empty", b.data, b.len);
+    tl_buf_clear(&b);
+    row.id = "Paid Search";
+    row.has[TL_M_SHAPLEY] = 0;
+    tl_avro_put_rollup(&b, 1 << 20, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_DAY, &row);
+    seed("rollup", "group-day", b.data, b.len);
+    tl_buf_free(&b);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -790,6 +823,7 @@ int main(int argc, char **argv)
     state_seeds();
     http_seeds();
     report_seeds();
+    rollup_seeds();
     dictionaries();
     tl_arena_destroy(&arena);
     tl_arena_destroy(&ev_arena);

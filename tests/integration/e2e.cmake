@@ -35,6 +35,11 @@ if(COMMAND tally_kafka_test)
   tally_kafka_test(NAME integration.http
     COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_http.py
     TIMEOUT 600)
+  # the compacted roll-up topic against sums of the published records; 1 vs 3 instances,
+  # a rebalance and a SIGKILL
+  tally_kafka_test(NAME integration.rollup_topic
+    COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_rollup_topic.py
+    TIMEOUT 900)
 else()
   message(STATUS "tally: integration.e2e_kafka not added (tests/integration/integration.cmake "
                  "was not included before e2e.cmake)")

@@ -47,20 +47,87 @@ static const tl_rollup_row *find(tl_rollup *r, const char *id, int64_t w)
     return NULL;
 }
 
+/* Purchase i of three. */
+static void feed_one(tl_rollup *r, int i)
+{
+    if (i == 0) {
+        /* P1, day 0 10:00, value 30: search, email, search (linear 1/3 each; shapley .6 .1 .3) */
+        const char *ch1[] = {"search", "Email-Weekly", "search"}, *cat1[] = {"a", "b", "a"};
+        const double l1[] = {1.0 / 3, 1.0 / 3, 1.0 / 3}, s1[] = {0.6, 0.1, 0.3};
+        add(r, T0 + 10 * HOUR, 30, 3, ch1, cat1, l1, s1);
+    } else if (i == 1) {
+        /* P2, day 0 10:30, no value: social, no channel (linear .5 .5, no shapley) */
+        const char *ch2[] = {"social", NULL}, *cat2[] = {"b", NULL};
+        const double l2[] = {0.5, 0.5};
+        add(r, T0 + 10 * HOUR + HOUR / 2, 0, 2, ch2, cat2, l2, NULL);
+    } else {
+        /* P3, day 1 02:00, value 10: search (1) */
+        const char *ch3[] = {"search"}, *cat3[] = {"a"};
+        const double l3[] = {1};
+        add(r, T0 + DAY + 2 * HOUR, 10, 1, ch3, cat3, l3, l3);
+    }
+}
+
 static void feed(tl_rollup *r)
 {
-    /* P1, day 0 10:00, value 30: search, email, search (linear 1/3 each; shapley .6 .1 .3) */
-    const char *ch1[] = {"search", "Email-Weekly", "search"}, *cat1[] = {"a", "b", "a"};
-    const double l1[] = {1.0 / 3, 1.0 / 3, 1.0 / 3}, s1[] = {0.6, 0.1, 0.3};
-    add(r, T0 + 10 * HOUR, 30, 3, ch1, cat1, l1, s1);
-    /* P2, day 0 10:30, no value: social, no channel (linear .5 .5, no shapley) */
-    const char *ch2[] = {"social", NULL}, *cat2[] = {"b", NULL};
-    const double l2[] = {0.5, 0.5};
-    add(r, T0 + 10 * HOUR + HOUR / 2, 0, 2, ch2, cat2, l2, NULL);
-    /* P3, day 1 02:00, value 10: search (1) */
-    const char *ch3[] = {"search"}, *cat3[] = {"a"};
-    const double l3[] = {1};
-    add(r, T0 + DAY + 2 * HOUR, 10, 1, ch3, cat3, l3, l3);
+    for (int i = 0; i < 3; i++) feed_one(r, i);
+}
+
+/* Partials merged into totals give the rows of one roll-up fed everything: feed() split
+ * in its purchases, each into its own roll-up, the changed rows merged into a total; a
+ * total set from a row read back replaces, and is not marked changed. */
+static int merge_into(void *arg, const tl_rollup_row *row)
+{
+    tl_rollup_merge(arg, row);
+    return 0;
+}
+
+static void test_merge(void **st)
+{
+    (void)st;
+    tl_rollup *whole = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", NULL, 0);
+    tl_rollup *total = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", NULL, 0);
+    tl_rollup *part = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", NULL, 0);
+    feed(whole);
+    feed_one(part, 0);
+    assert_int_equal(tl_rollup_each_changed(part, merge_into, total), 0);
+    tl_rollup_clear(part);
+    size_t n;
+    tl_rollup_rows(part, &n);
+    assert_int_equal(n, 0);
+    feed_one(part, 1);
+    feed_one(part, 2);
+    assert_int_equal(tl_rollup_each_changed(part, merge_into, total), 0);
+    size_t nw, nt;
+    const tl_rollup_row *w = tl_rollup_rows(whole, &nw);
+    tl_rollup_rows(total, &nt);
+    assert_int_equal(nw, nt);
+    for (size_t i = 0; i < nw; i++) {
+        const tl_rollup_row *t = find(total, w[i].id, w[i].window_start);
+        assert_non_null(t);
+        assert_true(t->purchases == w[i].purchases && t->touchpoints == w[i].touchpoints);
+        for (int m = 0; m < TL_RU_METHODS; m++) {
+            assert_int_equal(t->has[m], w[i].has[m]);
+            assert_true(fabs(t->conversions[m] - w[i].conversions[m]) < 1e-12);
+            assert_true(fabs(t->value[m] - w[i].value[m]) < 1e-12);
+        }
+        assert_true(fabs(t->shapley_var - w[i].shapley_var) < 1e-12);
+    }
+    /* each row is handed over once: a second walk over part finds nothing changed */
+    size_t before;
+    tl_rollup_rows(total, &before);
+    tl_rollup *empty = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", NULL, 0);
+    assert_int_equal(tl_rollup_each_changed(part, merge_into, empty), 0);
+    tl_rollup_rows(empty, &n);
+    assert_int_equal(n, 0);
+    tl_rollup_destroy(empty);
+    tl_rollup_row x = {.id = "search", .window_start = T0, .purchases = 9, .touchpoints = 9};
+    tl_rollup_set(total, &x);
+    const tl_rollup_row *s = find(total, "search", T0);
+    assert_true(s->purchases == 9 && s->touchpoints == 9 && !s->has[TL_M_LINEAR] && !s->changed);
+    tl_rollup_destroy(whole);
+    tl_rollup_destroy(total);
+    tl_rollup_destroy(part);
 }
 
 static void test_channel_all(void **st)
@@ -278,6 +345,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_channel_all),
+        cmocka_unit_test(test_merge),
         cmocka_unit_test(test_windows_and_categories),
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_spend),

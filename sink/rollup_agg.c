@@ -1,0 +1,556 @@
+/*
+ * rollup_agg.c -- the roll-up aggregator (rollup_agg.h).
+ *
+ * The loop: poll a partial, add it into its partition's totals (one tl_rollup per
+ * dimension and window), and every commit interval write each changed row's totals to
+ * the roll-up topic, partition for partition, then commit the partials' offsets: in one
+ * transaction under exactly_once; under at_least_once after the totals are acknowledged
+ * (a crash between the two adds those partials again).
+ *
+ * Rebalances (cooperative) are served inside consumer_poll, on this thread:
+ *   - assigned: the group's committed offsets are fetched first (read_committed makes
+ *     the fetch wait until no transaction holds offsets of those partitions pending), then
+ *     each partition's totals are read back from the roll-up topic to its end, then the
+ *     partitions start at the committed offsets;
+ *   - revoked: what is held is committed, then those partitions' totals are dropped.
+ * An aborted transaction drops every total and restores them the same way.
+ */
+#include "rollup_agg.h"
+#include "avro_out.h"
+#include "core/log.h"
+#include "core/prom.h"
+#include "core/util.h"
+#include "model/rollup.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AGG_MAX_PENDING 50000   /* partials held before a commit, whatever the interval */
+
+typedef struct part {
+    int assigned;
+    tl_rollup *ru[3][3];   /* [dimension][window]; hour and day only */
+    int64_t next;          /* offset after the last partial added, -1: none since the commit */
+    int64_t eof;           /* end offset last reported, -1: a record came after it */
+} part;
+
+struct tl_rollup_agg {
+    tl_rollup_agg_opts o;
+    rd_kafka_t *consumer, *reader, *producer;
+    pthread_t thread;
+    int stop, drain;        /* set by tl_rollup_agg_stop (atomic access) */
+    int failed;
+    part *parts;
+    int n_parts;
+    int txn_open;
+    int pending;
+    int64_t last_commit_ns;
+    int64_t *drain_end;     /* per partition: the end to reach before a drained stop */
+    tl_buf buf, key;
+    tl_prom_series *m_partials, *m_totals, *m_bad, *m_commits, *m_restored;
+};
+
+static part *part_of(tl_rollup_agg *a, int32_t p)
+{
+    if (p >= a->n_parts) {
+        int n = p + 1;
+        a->parts = tl_xrealloc(a->parts, (size_t)n * sizeof(*a->parts));
+        memset(a->parts + a->n_parts, 0, (size_t)(n - a->n_parts) * sizeof(*a->parts));
+        for (int i = a->n_parts; i < n; i++) a->parts[i].next = a->parts[i].eof = -1;
+        a->n_parts = n;
+    }
+    return &a->parts[p];
+}
+
+static tl_rollup *rollup_of(part *pt, tl_ru_dim d, tl_ru_window w)
+{
+    if (!pt->ru[d][w]) pt->ru[d][w] = tl_rollup_new(d, w, "", NULL, 0);
+    return pt->ru[d][w];
+}
+
+static void drop_totals(part *pt)
+{
+    for (int d = 0; d < 3; d++)
+        for (int w = 0; w < 3; w++) {
+            tl_rollup_destroy(pt->ru[d][w]);
+            pt->ru[d][w] = NULL;
+        }
+    pt->next = -1;
+}
+
+/* ---- producing ----------------------------------------------------------------- */
+
+/* librdkafka's transactional errors: abortable ones abort (1), others are fatal (-1). */
+static int txn_failed(tl_rollup_agg *a, const char *what, rd_kafka_error_t *e)
+{
+    int abortable = rd_kafka_error_txn_requires_abort(e);
+    TL_LOG_WARN("rollup", "transaction %s: %s%s", what, rd_kafka_error_string(e),
+                abortable ? "; aborting it, the totals are read back" : "");
+    rd_kafka_error_destroy(e);
+    if (!abortable) {
+        a->failed = 1;
+        return -1;
+    }
+    rd_kafka_error_t *x = rd_kafka_abort_transaction(a->producer, -1);
+    a->txn_open = 0;
+    if (x) {
+        TL_LOG_ERROR("rollup", "abort failed: %s", rd_kafka_error_string(x));
+        rd_kafka_error_destroy(x);
+        a->failed = 1;
+        return -1;
+    }
+    return 1;
+}
+
+static int ensure_txn(tl_rollup_agg *a)
+{
+    if (!a->o.transactional || a->txn_open) return 0;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(a->producer);
+    if (e) {
+        TL_LOG_ERROR("rollup", "begin transaction: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        a->failed = 1;
+        return -1;
+    }
+    a->txn_open = 1;
+    return 0;
+}
+
+static int produce(tl_rollup_agg *a, const char *topic, int32_t partition, const tl_buf *key,
+                   const void *val, size_t len, rd_kafka_headers_t *h)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err;
+        if (h)
+            err = rd_kafka_producev(a->producer, RD_KAFKA_V_TOPIC(topic),
+                                    RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key->data, key->len),
+                                    RD_KAFKA_V_VALUE((void *)val, len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                                    RD_KAFKA_V_END);
+        else
+            err = rd_kafka_producev(a->producer, RD_KAFKA_V_TOPIC(topic),
+                                    RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key->data, key->len),
+                                    RD_KAFKA_V_VALUE((void *)val, len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (!err) return 0;
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(a->producer, 50);
+            continue;
+        }
+        if (h) rd_kafka_headers_destroy(h);
+        TL_LOG_ERROR("rollup", "produce to %s failed: %s", topic, rd_kafka_err2str(err));
+        a->failed = 1;
+        return -1;
+    }
+}
+
+typedef struct total_arg {
+    tl_rollup_agg *a;
+    const tl_rollup *ru;
+    int32_t partition;
+} total_arg;
+
+static int produce_total(void *arg, const tl_rollup_row *row)
+{
+    total_arg *t = arg;
+    tl_rollup_agg *a = t->a;
+    tl_buf_clear(&a->key);
+    tl_avro_rollup_key(&a->key, tl_rollup_dim(t->ru), tl_rollup_window(t->ru), row);
+    tl_buf_clear(&a->buf);
+    tl_avro_put_rollup(&a->buf, a->o.id_rollup, tl_rollup_dim(t->ru), tl_rollup_window(t->ru), row);
+    tl_prom_add(a->m_totals, 1);
+    return produce(a, a->o.topic, t->partition, &a->key, a->buf.data, a->buf.len, NULL);
+}
+
+static int restore_all(tl_rollup_agg *a);
+
+/* Writes the changed totals and commits the partials' offsets. 0, or -1 (fatal). */
+static int commit(tl_rollup_agg *a)
+{
+    a->last_commit_ns = tl_mono_ns();
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(a->n_parts ? a->n_parts : 1);
+    for (int p = 0; p < a->n_parts; p++)
+        if (a->parts[p].next >= 0)
+            rd_kafka_topic_partition_list_add(l, a->o.partials_topic, p)->offset = a->parts[p].next;
+    if (!l->cnt && !a->txn_open) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return 0;
+    }
+    int rc = ensure_txn(a);
+    for (int p = 0; p < a->n_parts && !rc; p++)
+        for (int d = 0; d < 3 && !rc; d++)
+            for (int w = 0; w < 3 && !rc; w++) {
+                if (!a->parts[p].ru[d][w]) continue;
+                total_arg t = {a, a->parts[p].ru[d][w], p};
+                rc = tl_rollup_each_changed(a->parts[p].ru[d][w], produce_total, &t);
+            }
+    if (!rc && a->o.transactional) {
+        rd_kafka_error_t *e = NULL;
+        if (l->cnt) {
+            rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(a->consumer);
+            e = rd_kafka_send_offsets_to_transaction(a->producer, l, md, -1);
+            rd_kafka_consumer_group_metadata_destroy(md);
+        }
+        if (!e) e = rd_kafka_commit_transaction(a->producer, -1);
+        if (!e) a->txn_open = 0;
+        else if ((rc = txn_failed(a, "commit", e)) > 0) rc = restore_all(a);
+    } else if (!rc) {
+        rd_kafka_resp_err_t err = rd_kafka_flush(a->producer, 60000);
+        if (!err && l->cnt) err = rd_kafka_commit(a->consumer, l, 0);
+        if (err) {
+            TL_LOG_ERROR("rollup", "commit: %s", rd_kafka_err2str(err));
+            rc = -1;
+            a->failed = 1;
+        }
+    }
+    if (!rc) {
+        for (int p = 0; p < a->n_parts; p++) a->parts[p].next = -1;
+        a->pending = 0;
+        tl_prom_add(a->m_commits, 1);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- reading -------------------------------------------------------------------- */
+
+static void dead_letter(tl_rollup_agg *a, const rd_kafka_message_t *m, const char *error)
+{
+    char part_s[16], off[24];
+    snprintf(part_s, sizeof(part_s), "%" PRId32, m->partition);
+    snprintf(off, sizeof(off), "%" PRId64, m->offset);
+    TL_LOG_WARN("rollup", "dead letter partition=%s offset=%s: %s", part_s, off, error);
+    tl_prom_add(a->m_bad, 1);
+    if (ensure_txn(a) != 0) return;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+    rd_kafka_header_add(h, "tally.reason", -1, tl_dlq_reason_name(TL_DLQ_MALFORMED), -1);
+    rd_kafka_header_add(h, "tally.error", -1, error, -1);
+    rd_kafka_header_add(h, "tally.source.topic", -1, a->o.partials_topic, -1);
+    rd_kafka_header_add(h, "tally.source.partition", -1, part_s, -1);
+    rd_kafka_header_add(h, "tally.source.offset", -1, off, -1);
+    tl_buf key = {0};
+    tl_buf_append(&key, m->key ? m->key : "", m->key ? (m->key_len < TL_DLQ_MAX_KEY_BYTES ? m->key_len : TL_DLQ_MAX_KEY_BYTES) : 0);
+    produce(a, a->o.dlq_topic, RD_KAFKA_PARTITION_UA, &key, m->payload,
+            m->len < a->o.dlq_max_bytes ? m->len : a->o.dlq_max_bytes, h);
+    tl_buf_free(&key);
+}
+
+/* Decodes m into rec; on failure dead-letters it (from the partials topic) or, for a
+ * total read back, says so (it is skipped: the next total of its key replaces it). */
+static int decode(tl_rollup_agg *a, const rd_kafka_message_t *m, tl_rollup_rec *rec, int partial)
+{
+    char err[256];
+    if (m->payload && tl_avro_get_rollup(m->payload, m->len, rec, err, sizeof(err)) == 0) return 0;
+    if (!m->payload) snprintf(err, sizeof(err), "roll-up record: no value");
+    if (partial) {
+        dead_letter(a, m, err);
+    } else {
+        tl_prom_add(a->m_bad, 1);
+        TL_LOG_WARN("rollup", "topic=%s partition=%d offset=%" PRId64 " skipped: %s", a->o.topic,
+                    (int)m->partition, m->offset, err);
+    }
+    return -1;
+}
+
+/* Reads partition p of the roll-up topic to its end into p's totals. 0 or -1. */
+static int restore(tl_rollup_agg *a, int32_t p)
+{
+    part *pt = part_of(a, p);
+    drop_totals(pt);
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t qe;
+    int64_t deadline = tl_mono_ns() + 60 * (int64_t)1000000000;
+    while ((qe = rd_kafka_query_watermark_offsets(a->reader, a->o.topic, p, &lo, &hi, 10000)) &&
+           tl_mono_ns() < deadline)
+        rd_kafka_poll(a->reader, 200);   /* a topic created moments ago: no leader yet */
+    if (qe) {
+        TL_LOG_ERROR("rollup", "cannot read the end of topic=%s partition=%d: %s", a->o.topic,
+                     (int)p, rd_kafka_err2str(qe));
+        return -1;
+    }
+    if (hi <= lo) return 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, a->o.topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(a->reader, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int64_t n = 0;
+    for (int done = 0; !done;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(a->reader, 1000);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            done = 1;
+        } else if (m->err) {
+            TL_LOG_WARN("rollup", "restore partition=%d: %s", (int)p, rd_kafka_message_errstr(m));
+        } else {
+            tl_rollup_rec rec;
+            if (decode(a, m, &rec, 0) == 0) {
+                tl_rollup_set(rollup_of(pt, rec.dim, rec.window), &rec.row);
+                free(rec.row.id);
+                n++;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(a->reader, NULL);
+    tl_prom_add(a->m_restored, (uint64_t)n);
+    TL_LOG_INFO("rollup", "restored partition=%d totals=%" PRId64 " (records up to offset %" PRId64 ")",
+                (int)p, n, hi);
+    return 0;
+}
+
+/* The committed offsets of l's partitions, stable (read_committed), into l; then each
+ * partition's totals read back. 0 or -1. */
+static int take_over(tl_rollup_agg *a, rd_kafka_topic_partition_list_t *l)
+{
+    rd_kafka_resp_err_t e = rd_kafka_committed(a->consumer, l, 60000);
+    if (e) {
+        TL_LOG_ERROR("rollup", "committed offsets: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    for (int i = 0; i < l->cnt; i++) {
+        if (l->elems[i].offset < 0) l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        if (restore(a, l->elems[i].partition) != 0) return -1;
+    }
+    return 0;
+}
+
+/* After an abort: every assigned partition's totals read back, and reading resumes
+ * from the committed offsets. */
+static int restore_all(tl_rollup_agg *a)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(a->n_parts ? a->n_parts : 1);
+    for (int p = 0; p < a->n_parts; p++)
+        if (a->parts[p].assigned) rd_kafka_topic_partition_list_add(l, a->o.partials_topic, p);
+    int rc = take_over(a, l);
+    if (!rc && l->cnt) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(a->consumer, l, 30000);
+        if (e) {
+            TL_LOG_ERROR("rollup", "seek: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            rc = -1;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (rc) a->failed = 1;
+    return rc;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    tl_rollup_agg *a = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (take_over(a, parts) != 0) {
+            a->failed = 1;
+            return;   /* nothing assigned: the group gives the partitions to another member */
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+            part *pt = part_of(a, parts->elems[i].partition);
+            pt->assigned = 1;
+            pt->eof = -1;
+            TL_LOG_INFO("rollup", "assigned partition=%d", (int)parts->elems[i].partition);
+        }
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+        if (e) {
+            TL_LOG_ERROR("rollup", "assign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            a->failed = 1;
+        }
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        if (!a->failed) commit(a);   /* what is held, before the next owner reads it back */
+        for (int i = 0; i < parts->cnt; i++) {
+            part *pt = part_of(a, parts->elems[i].partition);
+            pt->assigned = 0;
+            drop_totals(pt);
+            TL_LOG_INFO("rollup", "revoked partition=%d", (int)parts->elems[i].partition);
+        }
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e) rd_kafka_error_destroy(e);
+    } else {
+        TL_LOG_ERROR("rollup", "rebalance error: %s", rd_kafka_err2str(err));
+    }
+}
+
+static void add_partial(tl_rollup_agg *a, const rd_kafka_message_t *m)
+{
+    part *pt = part_of(a, m->partition);
+    pt->eof = -1;
+    tl_rollup_rec rec;
+    if (decode(a, m, &rec, 1) == 0) {
+        tl_rollup_merge(rollup_of(pt, rec.dim, rec.window), &rec.row);
+        free(rec.row.id);
+        tl_prom_add(a->m_partials, 1);
+    }
+    pt->next = m->offset + 1;
+    a->pending++;
+}
+
+/* Drained: every assigned partition read to the end it had when the drain began. */
+static int drained(tl_rollup_agg *a)
+{
+    int any = 0;
+    if (!a->drain_end) {
+        a->drain_end = tl_xmalloc((size_t)(a->n_parts ? a->n_parts : 1) * sizeof(*a->drain_end));
+        for (int p = 0; p < a->n_parts; p++) {
+            int64_t lo = 0, hi = -1;
+            if (a->parts[p].assigned &&
+                rd_kafka_query_watermark_offsets(a->consumer, a->o.partials_topic, p, &lo, &hi, 10000))
+                hi = INT64_MAX;   /* unknown: ask again next time */
+            a->drain_end[p] = hi;
+        }
+    }
+    for (int p = 0; p < a->n_parts; p++) {
+        if (!a->parts[p].assigned) continue;
+        any = 1;
+        if (a->drain_end[p] == INT64_MAX || a->parts[p].eof < a->drain_end[p]) {
+            if (a->drain_end[p] == INT64_MAX) {
+                free(a->drain_end);
+                a->drain_end = NULL;
+            }
+            return 0;
+        }
+    }
+    return any;
+}
+
+static void *run(void *arg)
+{
+    tl_rollup_agg *a = arg;
+    a->last_commit_ns = tl_mono_ns();
+    const int64_t interval = (int64_t)a->o.commit_interval_ms * 1000000;
+    while (!a->failed) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(a->consumer, 50);
+        if (m) {
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) part_of(a, m->partition)->eof = m->offset;
+            else if (m->err) TL_LOG_WARN("rollup", "consume: %s", rd_kafka_message_errstr(m));
+            else add_partial(a, m);
+            rd_kafka_message_destroy(m);
+        }
+        if ((a->pending && tl_mono_ns() - a->last_commit_ns >= interval) ||
+            a->pending >= AGG_MAX_PENDING)
+            if (commit(a) != 0) break;
+        if (__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE) &&
+            (!__atomic_load_n(&a->drain, __ATOMIC_ACQUIRE) || drained(a)))
+            break;
+    }
+    if (!a->failed) commit(a);
+    return NULL;
+}
+
+/* ---- start and stop ---------------------------------------------------------------- */
+
+static void destroy(tl_rollup_agg *a)
+{
+    if (a->consumer) {
+        rd_kafka_consumer_close(a->consumer);   /* the revocation commits what is held */
+        rd_kafka_destroy(a->consumer);
+    }
+    if (a->reader) {
+        rd_kafka_consumer_close(a->reader);
+        rd_kafka_destroy(a->reader);
+    }
+    if (a->producer) {
+        rd_kafka_flush(a->producer, 30000);
+        rd_kafka_destroy(a->producer);
+    }
+    for (int p = 0; p < a->n_parts; p++) drop_totals(&a->parts[p]);
+    free(a->parts);
+    free(a->drain_end);
+    tl_buf_free(&a->buf);
+    tl_buf_free(&a->key);
+    free((char *)a->o.partials_topic);
+    free((char *)a->o.topic);
+    free((char *)a->o.dlq_topic);
+    free(a);
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                          char *err, size_t errlen)
+{
+    char e[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, e, sizeof(e));
+    if (!rk) {
+        snprintf(err, errlen, "roll-up %s: %s", what, e);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rconf,
+                                   rd_kafka_conf_t *pconf, const tl_rollup_agg_opts *o,
+                                   char *err, size_t errlen)
+{
+    tl_rollup_agg *a = tl_xcalloc(1, sizeof(*a));
+    a->o = *o;
+    a->o.partials_topic = tl_xstrdup(o->partials_topic);
+    a->o.topic = tl_xstrdup(o->topic);
+    a->o.dlq_topic = tl_xstrdup(o->dlq_topic);
+    a->m_partials = tl_prom_counter("tally_rollup_partials_total",
+                                    "Roll-up partials added into the totals this instance owns.", NULL);
+    a->m_totals = tl_prom_counter("tally_rollup_totals_written_total",
+                                  "Roll-up totals written to the roll-up topic.", NULL);
+    a->m_bad = tl_prom_counter("tally_rollup_bad_records_total",
+                               "Roll-up records that did not decode (partials: also dead letters).", NULL);
+    a->m_commits = tl_prom_counter("tally_rollup_commits_total", "Roll-up aggregator commits.", NULL);
+    a->m_restored = tl_prom_counter("tally_rollup_restored_total",
+                                    "Roll-up totals read back on assignments.", NULL);
+    static const char *const fixed[][2] = {
+        {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "true"}, {"auto.offset.reset", "earliest"},
+        {"partition.assignment.strategy", "cooperative-sticky"},
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        rd_kafka_conf_set(cconf, fixed[i][0], fixed[i][1], NULL, 0);
+        if (i < 4) rd_kafka_conf_set(rconf, fixed[i][0], fixed[i][1], NULL, 0);
+    }
+    rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
+    rd_kafka_conf_set_opaque(cconf, a);
+    a->consumer = client(RD_KAFKA_CONSUMER, cconf, "consumer", err, errlen);
+    a->reader = a->consumer ? client(RD_KAFKA_CONSUMER, rconf, "reader", err, errlen) : NULL;
+    a->producer = a->reader ? client(RD_KAFKA_PRODUCER, pconf, "producer", err, errlen) : NULL;
+    if (!a->consumer) rd_kafka_conf_destroy(rconf);
+    if (!a->reader) rd_kafka_conf_destroy(pconf);
+    if (!a->producer) goto fail;
+    if (o->transactional) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(a->producer, 60000);
+        if (e) {
+            snprintf(err, errlen, "roll-up producer: init_transactions: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            goto fail;
+        }
+    }
+    rd_kafka_poll_set_consumer(a->consumer);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, a->o.partials_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t se = rd_kafka_subscribe(a->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (se) {
+        snprintf(err, errlen, "roll-up consumer: subscribe %s: %s", a->o.partials_topic,
+                 rd_kafka_err2str(se));
+        goto fail;
+    }
+    if (pthread_create(&a->thread, NULL, run, a) != 0) {
+        snprintf(err, errlen, "roll-up aggregator: cannot start its thread");
+        goto fail;
+    }
+    TL_LOG_INFO("rollup", "aggregating %s into %s%s", a->o.partials_topic, a->o.topic,
+                o->transactional ? " (exactly_once)" : "");
+    return a;
+fail:
+    destroy(a);
+    return NULL;
+}
+
+int tl_rollup_agg_stop(tl_rollup_agg *a, int drain)
+{
+    if (!a) return 0;
+    __atomic_store_n(&a->drain, drain, __ATOMIC_RELEASE);
+    __atomic_store_n(&a->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(a->thread, NULL);
+    int rc = a->failed ? -1 : 0;
+    destroy(a);
+    return rc;
+}
