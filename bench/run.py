@@ -23,6 +23,18 @@
       exactly_once against at_least_once: `tally run --until-end` of the same backlog, the
       two alternating on one broker (which goes first alternates too); the median of the
       per-run ratios.
+  bench/run.py peer [--events N] [--users N] [--runs R] [-X key=value ...]
+      tally run --until-end against its Kafka Streams peer (bench/streams-peer: the same
+      rule-based work in Java, one stream thread, RocksDB store per user; built with Maven
+      on first use) on one backlog, alternating per run: tally at_least_once, Streams
+      at_least_once, tally exactly_once, Streams exactly_once_v2 (which goes first
+      alternates too). events/s, CPU seconds per 1M events (utime + stime), peak RSS; the
+      ratios per guarantee; the Streams peer's rate over its second half (JIT warm-up).
+  bench/run.py peer --check [--events N] [--users N] [--peer-X key=value ...]
+      The two on one topic of N generated events (default 10,000) on a fresh broker: their
+      interest deltas and attributions must be equal as multisets per user (every field,
+      the explanations too, numbers within 1e-9 relative); exits 1 when they are not.
+      --peer-X sets a key for the peer alone (e.g. features.alpha=0.6 makes it fail).
   bench/run.py restore [--keys N] [--runs R]
       bench_restore: a compacted changelog partition of N user records (default 5,000,000)
       restored into an empty store, as after a lost disk; keys/s.
@@ -32,10 +44,11 @@
       bench_latency at half that rate for S seconds (default 30, the first 5 not counted); p50/p99 of produce call
       -> interest delta visible to a read_committed consumer. --rate R: at R events/s instead.
 
-Peak RSS is each process's own (wait4). Prints a markdown table for docs/benchmarks.md.
+Peak RSS and CPU time are each process's own (wait4). Prints a markdown table for docs/benchmarks.md.
 Build first: cmake -S . -B build -G Ninja && cmake --build build
 """
 import argparse
+import collections
 import contextlib
 import os
 import re
@@ -51,8 +64,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("TALLY_BUILD", os.path.join(ROOT, "build"))
 
 
-def run_rss(cmd, **kw):
-    """Runs cmd with wait4 to get its own peak RSS. Returns (stdout, stderr, wall, rss_mib)."""
+def run_usage(cmd, **kw):
+    """Runs cmd with wait4 to get its own peak RSS and CPU time. Returns (stdout, stderr,
+    wall, rss_mib, cpu_s), cpu_s being user + system time of the process and its threads."""
     out_f = tempfile.TemporaryFile(mode="w+")
     err_f = tempfile.TemporaryFile(mode="w+")
     t0 = time.monotonic()
@@ -65,7 +79,12 @@ def run_rss(cmd, **kw):
     out, err = out_f.read(), err_f.read()
     if p.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{err[-3000:]}")
-    return out, err, wall, ru.ru_maxrss / 1024.0
+    return out, err, wall, ru.ru_maxrss / 1024.0, ru.ru_utime + ru.ru_stime
+
+
+def run_rss(cmd, **kw):
+    """run_usage without the CPU time: (stdout, stderr, wall, rss_mib)."""
+    return run_usage(cmd, **kw)[:4]
 
 
 def kv(line):
@@ -182,21 +201,27 @@ def create_topic(bootstrap, topic):
                    stdout=subprocess.DEVNULL)
 
 
-def tally_drain(a, bootstrap, topic, work, extra):
-    """tally run --until-end of topic; (events/s, peak RSS MiB)."""
+Drain = collections.namedtuple("Drain", "rate rss cpu")   # events/s, peak RSS MiB, CPU s
+
+
+def tally_drain(a, bootstrap, topic, work, extra, outs=None):
+    """tally run --until-end of topic: a Drain. Its output topics are deleted afterwards,
+    unless they are given (outs, as output_topics() names them) for the caller to read."""
     g = uuid.uuid4().hex[:8]
     state = os.path.join(work, "state-" + g)
-    outs = output_topics(f"{topic}-{g}")
-    _, err, wall, rss = run_rss(
+    keep = outs is not None
+    outs = outs or output_topics(f"{topic}-{g}")
+    _, err, wall, rss, cpu = run_usage(
         [os.path.join(BUILD, "tally"), "run", "--until-end"] +
         tally_args(bootstrap, topic, f"tally-{g}", state, outs) +
         x_args(["log.level=warn", "http.listen="] + a.xs + extra))
-    delete_topics(bootstrap, outs.values())
+    if not keep:
+        delete_topics(bootstrap, outs.values())
     m = re.search(r"run: (\d+) events", err)
     if not m or int(m.group(1)) != a.events:
         sys.exit(f"tally run processed {m.group(1) if m else '?'} of {a.events} events:\n{err[-2000:]}")
     shutil.rmtree(state, ignore_errors=True)
-    return a.events / wall, rss
+    return Drain(a.events / wall, rss, cpu)
 
 
 def kafka(a):
@@ -208,7 +233,7 @@ def kafka(a):
             out, _, wall, _ = run_rss([os.path.join(BUILD, "bench_bare_consumer"), bootstrap,
                                        topic, "bare-" + g])
             bare.append(int(kv(out)["records"]) / wall)
-            rate, rss = tally_drain(a, bootstrap, topic, work, [f"state.cache.mb={a.cache_mb}"])
+            rate, rss, _ = tally_drain(a, bootstrap, topic, work, [f"state.cache.mb={a.cache_mb}"])
             tl.append(rate)
             rss_t.append(rss)
             print(f"run {i + 1}: bare consumer {bare[-1]:,.0f} records/s, tally run "
@@ -268,7 +293,7 @@ def latency(a):
         topic = backlog_topic(work, bootstrap, a, "max")
         maxes = []
         for i in range(a.runs):
-            maxes.append(tally_drain(a, bootstrap, topic, work, [])[0])
+            maxes.append(tally_drain(a, bootstrap, topic, work, []).rate)
             print(f"maximum run {i + 1}: {maxes[-1]:,.0f} events/s", file=sys.stderr)
         maximum = statistics.median(maxes)
         rate = a.rate or int(maximum / 2)
@@ -314,7 +339,7 @@ def eos(a):
             order = ["at_least_once", "exactly_once"] if i % 2 == 0 else ["exactly_once", "at_least_once"]
             got = {}
             for g in order:
-                got[g], _ = tally_drain(a, bootstrap, topic, work, [f"processing.guarantee={g}"])
+                got[g] = tally_drain(a, bootstrap, topic, work, [f"processing.guarantee={g}"]).rate
                 rates[g].append(got[g])
             ratios.append(got["exactly_once"] / got["at_least_once"])
             print(f"run {i + 1}: at_least_once {got['at_least_once']:,.0f} events/s, exactly_once "
@@ -345,8 +370,8 @@ def pipe(a):
                         got["pipe"] = int(kv(out)["records"]) / wall
                         delete_topics(bootstrap, [out_topic])
                     else:
-                        got["tally"], _ = tally_drain(a, bootstrap, topic, work,
-                                                      [f"processing.guarantee={g}"])
+                        got["tally"] = tally_drain(a, bootstrap, topic, work,
+                                                   [f"processing.guarantee={g}"]).rate
                 pipe_r.append(got["pipe"])
                 tally_r.append(got["tally"])
                 ratios.append(got["tally"] / got["pipe"])
@@ -427,6 +452,141 @@ def query(a):
               f"{statistics.median(rep):.2f} s |")
 
 
+PEER = os.path.join(ROOT, "bench", "streams-peer")
+RULE_BASED = ["model.enabled=false", "markov.enabled=false"]
+# tally's processing.guarantee -> the Streams peer's processing.guarantee
+STREAMS_GUARANTEE = {"at_least_once": "at_least_once", "exactly_once": "exactly_once_v2"}
+PEER_JAVA_OPTS = os.environ.get("TALLY_PEER_JAVA_OPTS", "").split()
+
+
+def peer_classpath():
+    """The Streams peer's classpath, built with Maven first when absent or out of date."""
+    return subprocess.run([os.path.join(PEER, "build.sh")], check=True, stdout=subprocess.PIPE,
+                          text=True).stdout.strip()
+
+
+def peer_drain(a, cp, bootstrap, topic, work, guarantee, outs=None):
+    """The Streams peer (bench/streams-peer) draining topic under tally's `guarantee`, whole
+    process timed as tally_drain's: (Drain, its closing line as a dict). Its outputs and
+    changelog are deleted afterwards, unless outs are given for the caller to read."""
+    app = "peer-" + uuid.uuid4().hex[:8]
+    keep = outs is not None
+    outs = outs or output_topics(f"{topic}-{app}")
+    for t in (outs["interest"], outs["attribution"]):
+        create_topic(bootstrap, t)
+    state = os.path.join(work, "state-" + app)
+    # the rule-based stages' keys of -X go to the peer too, then its own (--peer-X)
+    xs = [x for x in a.xs if x.startswith(("features.", "attribution."))] + a.peer_xs
+    out, err, wall, rss, cpu = run_usage(
+        ["java"] + PEER_JAVA_OPTS + ["-cp", cp, "tally.peer.StreamsPeer", "--bootstrap", bootstrap,
+                                     "--input", topic, "--application-id", app, "--state-dir", state,
+                                     "--guarantee", STREAMS_GUARANTEE[guarantee],
+                                     "--interest-topic", outs["interest"],
+                                     "--attribution-topic", outs["attribution"],
+                                     "--schema-dir", os.path.join(ROOT, "schemas")] + x_args(xs))
+    if not keep:
+        delete_topics(bootstrap, [outs["interest"], outs["attribution"], app + "-users-changelog"])
+    shutil.rmtree(state, ignore_errors=True)
+    r = kv(out)
+    if int(r.get("events", -1)) != a.events:
+        sys.exit(f"the Streams peer processed {r.get('events', '?')} of {a.events} events:\n"
+                 f"{out}{err[-2000:]}")
+    return Drain(a.events / wall, rss, cpu), r
+
+
+def peer_check(a, cp):
+    """tally run --until-end (rule-based, exactly_once) and the Streams peer (exactly_once_v2)
+    over one topic on a fresh broker; their interest deltas and attributions, read
+    read_committed and decoded, must be equal as multisets per user (compare.py: every field,
+    explanations too, numbers within 1e-9 relative). Exits 1 when they are not."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    import compare
+    import kafka_util
+    with local_broker("tally-peer-check-") as (work, _, bootstrap):
+        topic = backlog_topic(work, bootstrap, a, "check")
+        outs = {"tally": output_topics(topic + "-tally"), "Streams": output_topics(topic + "-peer")}
+        tally_drain(a, bootstrap, topic, work, RULE_BASED + ["processing.guarantee=exactly_once"],
+                    outs["tally"])
+        peer_drain(a, cp, bootstrap, topic, work, "exactly_once", outs["Streams"])
+        kafka, schemas = kafka_util.Kafka(bootstrap), kafka_util.load_schemas()
+        problems, by_user = [], {}
+        try:
+            for who, o in outs.items():
+                for t, sid in ((o["interest"], 2), (o["attribution"], kafka_util.ATTRIBUTION_ID)):
+                    recs = kafka_util.decode_outputs(kafka.read_all(t), sid, schemas[sid], t, problems)
+                    print(f"{who}: {len(recs):,} records on {t}", file=sys.stderr)
+                    for r in recs:
+                        by_user.setdefault(r["user_id"], {"tally": [], "Streams": []})[who].append(r)
+        finally:
+            kafka.close()
+        differ = 0
+        for user, got in sorted(by_user.items()):
+            p = compare.compare(got["tally"], got["Streams"], tol=1e-9, exact_explanation=True)
+            if p:
+                differ += 1
+                problems += [f"user {user}: {x}" for x in p[:5]] if differ <= 5 else []
+        n = {w: sum(len(g[w]) for g in by_user.values()) for w in ("tally", "Streams")}
+        print(f"peer check: {a.events:,} events, {len(by_user):,} users with outputs; records: "
+              f"tally {n['tally']:,}, Streams {n['Streams']:,}; users whose interest deltas and "
+              f"attributions differ: {differ}")
+        if problems:
+            sys.exit("peer check FAILED:\n" + "\n".join(problems[:40]))
+        print("peer check: equal (every field, explanations too, numbers within 1e-9 relative)")
+
+
+def peer(a):
+    """tally run --until-end (rule-based) against the Kafka Streams peer on one backlog, per run
+    alternating under each guarantee (which goes first alternates too)."""
+    cp = peer_classpath()
+    if a.check:
+        return peer_check(a, cp)
+    with local_broker("tally-peer-") as (work, broker, bootstrap):
+        topic = backlog_topic(work, bootstrap, a, "peer")
+        res = {(who, g): [] for g in STREAMS_GUARANTEE for who in ("tally", "Streams")}
+        warm = []   # the Streams peer's rate over its second half against its whole run
+        for i in range(a.runs):
+            for g in STREAMS_GUARANTEE:
+                for who in (["tally", "Streams"] if i % 2 == 0 else ["Streams", "tally"]):
+                    settle(broker)
+                    if who == "tally":
+                        d = tally_drain(a, bootstrap, topic, work,
+                                        RULE_BASED + [f"processing.guarantee={g}"])
+                    else:
+                        d, r = peer_drain(a, cp, bootstrap, topic, work, g)
+                        tenths = [float(x) for x in r["tenths"].split(",")]
+                        warm.append((g, a.events / 2 / (tenths[9] - tenths[4]),
+                                     a.events / float(r["seconds"]), d.rate))
+                    res[(who, g)].append(d)
+                    print(f"run {i + 1} {who} {g}: {d.rate:,.0f} events/s, "
+                          f"{d.cpu * 1e6 / a.events:.2f} CPU s per 1M events, peak RSS {d.rss:.0f} MiB",
+                          file=sys.stderr)
+        for g, second, processing, whole in warm:
+            print(f"Streams {g}: second half {second:,.0f} events/s, first to last record "
+                  f"{processing:,.0f}, whole process {whole:,.0f}", file=sys.stderr)
+        print(f"| system | guarantee | events/s | CPU s per 1M events | peak RSS MiB |   "
+              f"({a.events:,} events, {a.users:,} users, 4 partitions, one local broker, medians "
+              f"of {a.runs} runs)")
+        print("|---|---|---:|---:|---:|")
+        for (who, g), ds in res.items():
+            name = STREAMS_GUARANTEE[g] if who == "Streams" else g
+            print(f"| {who} | {name} | {statistics.median(d.rate for d in ds):,.0f} | "
+                  f"{statistics.median(d.cpu * 1e6 / a.events for d in ds):.2f} | "
+                  f"{statistics.median(d.rss for d in ds):.0f} |")
+        for g in STREAMS_GUARANTEE:
+            t, p = res[("tally", g)], res[("Streams", g)]
+            rate = [x.rate / y.rate for x, y in zip(t, p)]
+            cpu = [y.cpu / x.cpu for x, y in zip(t, p)]
+            print(f"{g}: tally/Streams throughput {statistics.median(rate):.1f}x (runs: "
+                  f"{', '.join(f'{x:.1f}' for x in rate)}); Streams/tally CPU per event "
+                  f"{statistics.median(cpu):.1f}x (runs: {', '.join(f'{x:.1f}' for x in cpu)})")
+        for g in STREAMS_GUARANTEE:
+            w = [x for x in warm if x[0] == g]
+            print(f"Streams {STREAMS_GUARANTEE[g]} warm-up: second half of the records "
+                  f"{statistics.median(x[1] for x in w):,.0f} events/s, first to last record "
+                  f"{statistics.median(x[2] for x in w):,.0f}, whole process "
+                  f"{statistics.median(x[3] for x in w):,.0f} (medians)")
+
+
 def restore(a):
     with local_broker("tally-restore-") as (_, _, bootstrap):
         rates, rss = [], []
@@ -442,7 +602,12 @@ def restore(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["engine", "kafka", "latency", "restore", "eos", "pipe", "query"])
+    ap.add_argument("what", choices=["engine", "kafka", "latency", "restore", "eos", "pipe", "query",
+                                     "peer"])
+    ap.add_argument("--check", action="store_true",
+                    help="peer: the equality check instead (10,000 events by default)")
+    ap.add_argument("--peer-X", dest="peer_xs", action="append", default=[], metavar="KEY=VALUE",
+                    help="peer: a key for the Streams peer alone (a differing one makes --check fail)")
     ap.add_argument("--keys", type=int, default=5_000_000)
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
@@ -459,10 +624,10 @@ def main():
         a.users = a.users or 1_000_000
         engine(a)
     else:
-        a.events = a.events or 1_000_000
-        a.users = a.users or 100_000
+        a.events = a.events or (10_000 if a.check else 1_000_000)
+        a.users = a.users or (1_000 if a.check else 100_000)
         {"kafka": kafka, "latency": latency, "restore": restore, "eos": eos, "pipe": pipe,
-         "query": query}[a.what](a)
+         "query": query, "peer": peer}[a.what](a)
 
 
 if __name__ == "__main__":
