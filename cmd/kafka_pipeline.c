@@ -191,9 +191,10 @@ static int output_schema_id(const tl_config *c, tl_schema_store *store, const ch
 }
 
 /* The roll-up topics, made if absent with as many partitions as the input (before the
- * producer asks for them): the partials, and the compacted totals. 0 or -1. */
+ * producer asks for them): the partials, the compacted totals and the compacted state of
+ * the shared Markov chain. The input's partition count, or -1. */
 static int ensure_rollup_topics(const tl_config *c, const char *input, const char *partials,
-                                char *err, size_t errlen)
+                                const char *state, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "producer");
     char e[512];
@@ -205,16 +206,18 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
     }
     int rc = tl_kafka_topic_ensure(admin, partials, input, 0, err, errlen) != 0 ||
                      tl_kafka_topic_ensure(admin, tl_config_str(c, "rollup.topic"), input, 1, err,
-                                           errlen) != 0
-                 ? -1 : 0;
+                                           errlen) != 0 ||
+                     tl_kafka_topic_ensure(admin, state, input, 1, err, errlen) != 0
+                 ? -1 : tl_kafka_partition_count(admin, input);
     rd_kafka_destroy(admin);
     return rc;
 }
 
 /* The roll-up aggregator (sink/rollup_agg.h): its group <group>-rollup, its transactional
- * id <transactional id>-rollup. */
-static tl_rollup_agg *start_rollups(const tl_config *c, const char *partials, int32_t id, int eos,
-                                    const char *txn_id, char *err, size_t errlen)
+ * id <transactional id>-rollup; the shared Markov chain's settings from ko. */
+static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts *ko,
+                                    const char *state, int n_inputs, int eos, const char *txn_id,
+                                    char *err, size_t errlen)
 {
     const char *topic = tl_config_str(c, "rollup.topic");
     err[0] = 0;
@@ -236,10 +239,16 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const char *partials, in
         return NULL;
     }
     tl_rollup_agg_opts o = {
-        .partials_topic = partials, .topic = topic, .dlq_topic = tl_config_str(c, "dlq.topic"),
-        .id_rollup = id, .transactional = eos,
+        .partials_topic = ko->rollup_partials_topic, .topic = topic,
+        .dlq_topic = tl_config_str(c, "dlq.topic"), .id_rollup = ko->id_rollup, .transactional = eos,
         .commit_interval_ms = (int)tl_config_int(c, "commit.interval.ms"),
         .dlq_max_bytes = (size_t)tl_config_int(c, "dlq.max.record.bytes"),
+        .markov = ko->markov_window_ms > 0,
+        .mk = {.order = ko->markov_order, .window_ms = ko->markov_window_ms, .n_inputs = n_inputs,
+               .bootstrap = (int)tl_config_int(c, "markov.bootstrap.samples"),
+               .level = tl_config_double(c, "markov.bootstrap.level")},
+        .credit_topic = ko->topic_credit, .state_topic = state, .groups = ko->rollup_groups,
+        .id_credit = ko->id_credit,
     };
     return tl_rollup_agg_start(cc, rc, pc, &o, err, errlen);
 }
@@ -345,9 +354,15 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         }
         TL_LOG_INFO("run", "exactly_once transactional.id=%s changelog=%s", txn_id, changelog_topic);
     }
-    char partials[512];
+    char partials[512], rollup_state[600];
+    int n_inputs = 0;
     const char *rollup_topic = tl_config_str(c, "rollup.topic");
     if (*rollup_topic) {
+        snprintf(rollup_state, sizeof(rollup_state), "%s-rollup-state", group);
+        if (tl_config_bool(c, "markov.enabled")) {   /* one chain for every instance */
+            ko.markov_order = (int)tl_config_int(c, "markov.order");
+            ko.markov_window_ms = tl_config_int(c, "markov.window.ms");
+        }
         if (*tl_config_str(c, "rollup.partials.topic"))
             snprintf(partials, sizeof(partials), "%s", tl_config_str(c, "rollup.partials.topic"));
         else
@@ -358,7 +373,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
             rd_kafka_conf_destroy(pconf);
             goto done;
         }
-        if (ensure_rollup_topics(c, topic, partials, err, sizeof(err)) != 0) {
+        if ((n_inputs = ensure_rollup_topics(c, topic, partials, rollup_state, err, sizeof(err))) < 0) {
             rd_kafka_conf_destroy(pconf);
             fprintf(stderr, "tally: %s\n", err);
             goto done;
@@ -384,8 +399,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         goto done;
     }
     if (*rollup_topic) {
-        agg = start_rollups(c, ko.rollup_partials_topic, ko.id_rollup, eos, txn_id, err,
-                            sizeof(err));
+        agg = start_rollups(c, &ko, rollup_state, n_inputs, eos, txn_id, err, sizeof(err));
         if (!agg) {
             fprintf(stderr, "tally: %s\n", err);
             goto done;

@@ -203,7 +203,9 @@ static const tl_config_def model_table[] = {
      "Compacted topic of roll-up totals (run): per channel, channel group and category, hour "
      "and day, and method, the conversions, conversion value, touchpoints and purchases so far "
      "(schemas/8-rollup.avsc, key dim|window|window_start|dim_id), one answer across "
-     "instances (docs/report.md). Created with as many partitions as the input. Empty: none."},
+     "instances (docs/report.md). Created with as many partitions as the input. Set, the "
+     "Markov chain is also one for every instance, its windows closed on a watermark "
+     "(docs/attribution.md). Empty: none."},
     {"rollup.partials.topic", TL_CT_STRING, "", NORANGE,
      "Internal topic of roll-up partials, keyed by row, aggregated by the member of the "
      "consumer group <group>-rollup owning the row's partition; empty: <group>-rollup-partials."},

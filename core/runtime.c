@@ -388,10 +388,19 @@ static int run_events(tl_runtime *rt)
     return 0;
 }
 
+/* Tells the sink each open partition's stream time (sink.h, stream_time). */
+static void tell_stream_times(tl_runtime *rt)
+{
+    if (!rt->sink->stream_time) return;
+    for (int p = 0; p < rt->n_parts; p++)
+        if (rt->stores[p]) rt->sink->stream_time(rt->sink->ctx, p, tl_store_stream_time(rt->stores[p]));
+}
+
 /* Processes one batch and queues it as in flight. 0, or -1 on a stage failure. */
 static int process_batch(tl_runtime *rt)
 {
     if (run_events(rt) != 0) return -1;
+    tell_stream_times(rt);
     /* Queue the batch: the mark is the number of records emitted so far. */
     uint64_t emitted = 0, acked = 0;
     if (rt->sink->progress && rt->sink->progress(rt->sink->ctx, &emitted, &acked) != TL_OK)
@@ -461,6 +470,7 @@ static int eos_commit(tl_runtime *rt)
         state_arg a = {k, p};
         if (tl_store_take_changed(rt->stores[p], send_state, &a) != 0) return -1;
     }
+    tell_stream_times(rt);
     int64_t *cl = tl_xmalloc((size_t)(rt->n_parts ? rt->n_parts : 1) * sizeof(*cl));
     int64_t t0 = tl_mono_ns();
     tl_rc rc = k->commit(k->ctx, rt->batch_next, rt->n_parts, cl);

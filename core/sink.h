@@ -41,6 +41,15 @@ typedef struct tl_sink {
     tl_rc (*emit_state)(void *ctx, int32_t partition, const char *key, const void *value,
                         size_t len);
     tl_rc (*commit)(void *ctx, const int64_t *next, int n, int64_t *changelog_next);
+    /* Optional, one Markov chain for every instance (the Kafka sink with rollup.topic):
+     * emit_path() takes a journey closed at time `at` (its purchase, or its expiry), as the
+     * chain's states over dimension dim (TL_DIM_CHANNEL or TL_DIM_CATEGORY), instead of the
+     * instance's own chain, which the model then does not keep; stream_time() is told each
+     * input partition's stream time before a batch's outputs are made durable (before
+     * commit(), or before the batch's mark at at_least_once). */
+    tl_rc (*emit_path)(void *ctx, int dim, int64_t at, const char *const *states, int n,
+                       int converted);
+    void (*stream_time)(void *ctx, int32_t partition, int64_t t);
     void (*destroy)(void *ctx);
 } tl_sink;
 

@@ -110,6 +110,12 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, int just_created,
     return n;
 }
 
+int tl_kafka_partition_count(rd_kafka_t *rk, const char *topic)
+{
+    rd_kafka_resp_err_t why;
+    return partitions_of(rk, topic, 0, &why);
+}
+
 int tl_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
                           char *err, size_t errlen)
 {

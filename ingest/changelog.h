@@ -25,6 +25,9 @@ int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, siz
 int tl_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
                           char *err, size_t errlen);
 
+/* The partition count of topic, or -1 (unknown topic, no answer). */
+int tl_kafka_partition_count(rd_kafka_t *rk, const char *topic);
+
 /* Replays partition p from the offset after the store's recorded changelog offset to
  * the end, into the store. 0 or -1 (logged). Signature fits tl_runtime_opts.restore. */
 int tl_changelog_restore(void *changelog, tl_store *s, int32_t partition);

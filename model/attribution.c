@@ -195,7 +195,8 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
          * never saw its own label. */
         tl_model_credit(as->model, &hist, &u->tp[begin], n, &r, a, &explanation);
         if (!first) tl_model_learn(as->model, &hist, &u->tp[begin], n, 1, ev->ts);
-        tl_model_path(as->model, &u->tp[begin], n, 1);
+        tl_rc prc = tl_model_path(as->model, &u->tp[begin], n, 1, ev->ts, out);
+        if (prc != TL_OK) return prc;
         if (u->tp[end - 1].ts > u->labelled) u->labelled = u->tp[end - 1].ts;
     }
     size_t cut = tl_utf8_cut(explanation, TL_EXPLANATION_MAX);
@@ -290,7 +291,10 @@ tl_rc tl_attribution_advance(tl_attr_stage *as, tl_store *s, int64_t now, tl_are
         while (from > 0 && u->tp[from - 1].ts > u->labelled) from--;
         if (as->model) controls(as, u, u->timer);
         if (from < u->n_tp) {
-            if (as->model) tl_model_path(as->model, &u->tp[from], u->n_tp - from, 0);
+            if (as->model) {
+                tl_rc prc = tl_model_path(as->model, &u->tp[from], u->n_tp - from, 0, u->timer, out);
+                if (prc != TL_OK) return prc;
+            }
             u->labelled = u->tp[u->n_tp - 1].ts;
             as->st.expired++;
         }

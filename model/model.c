@@ -676,9 +676,10 @@ void tl_model_count_skipped(tl_model *m, uint64_t n) { m->rep.controls_skipped +
 
 const tl_model_cfg *tl_model_cfg_of(const tl_model *m) { return &m->cfg; }
 
-void tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted)
+tl_rc tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted, int64_t at,
+                    const tl_sink *out)
 {
-    if (!m->cfg.markov_enabled || n <= 0) return;
+    if (!m->cfg.markov_enabled || n <= 0) return TL_OK;
     if (m->markov_dim < 0) {   /* auto: channels if the first closed journey has them */
         m->markov_dim = TL_DIM_CATEGORY;
         for (int i = 0; i < n; i++)
@@ -690,12 +691,15 @@ void tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted)
         const char *s = m->markov_dim == TL_DIM_CHANNEL ? tps[i].channel : tps[i].category_id;
         if (s) states[k++] = s;
     }
-    if (!k) return;
+    if (!k) return TL_OK;
+    if (out && out->emit_path)
+        return out->emit_path(out->ctx, m->markov_dim, at, states, k, converted);
     int rc = tl_markov_add_path(m->markov, states, k, converted ? 1.0 : 0.0, converted ? 0.0 : 1.0, 0.0);
     if (rc != TL_MARKOV_OK && !m->rep.markov_dropped++)   /* said once; the count is reported */
         TL_LOG_WARN("model", "the Markov chain leaves out a closed journey: %s (order %d); "
                     "a lower markov.order or markov.dim=channel keeps fewer states",
                     tl_markov_strerror(rc), tl_markov_order(m->markov));
+    return TL_OK;
 }
 
 void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
@@ -740,7 +744,8 @@ static prev_credit *prev_find(tl_model *m, const char *name)
 
 tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
 {
-    if (!m->cfg.markov_enabled) return TL_OK;
+    if (!m->cfg.markov_enabled || out->emit_path) return TL_OK;   /* a shared chain's windows:
+                                                                   * sink/rollup_agg.c */
     const int64_t len = m->cfg.markov_window_ms;
     /* A time this far out is no event time (ingest.ts.min/max can be set that wide): it
      * neither opens nor closes a window, so every window start stays within what a

@@ -90,8 +90,11 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
 void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
                     int label, int64_t ts);
 
-/* A closed journey for the Markov chain: it ended in a purchase or it expired. */
-void tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted);
+/* A closed journey for the Markov chain: it ended in a purchase or it expired, at time
+ * `at`. With a sink that takes paths (out->emit_path: one chain for every instance) it is
+ * handed over to the sink instead; out may be NULL (the instance's own chain). */
+tl_rc tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted, int64_t at,
+                    const tl_sink *out);
 
 /* What the model says a touch of one type on one channel adds to the log-odds of a
  * purchase, at each age anchor (journey_features.h): the learned fading curve. */

@@ -17,8 +17,10 @@
  */
 #include "sinks.h"
 #include "avro_out.h"
+#include "rollup_agg.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "model/markov.h"
 
 #include <inttypes.h>
 #include <stdint.h>
@@ -49,6 +51,7 @@ typedef struct kafka_sink {
     tl_rollup *ru[MAX_ROLLUPS];
     int n_ru;
     tl_buf key;
+    tl_mk_out *mk;          /* the shared Markov chain's journeys and stream times */
 } kafka_sink;
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -161,23 +164,10 @@ static tl_rc ks_attribution(void *ctx, const tl_attribution *r)
                    s->buf.len, NULL);
 }
 
-typedef struct row_arg {
-    kafka_sink *s;
-    const tl_rollup *ru;
-} row_arg;
-
-static int produce_partial(void *arg, const tl_rollup_row *row)
+static int send_partial(void *arg, const tl_buf *key, const tl_buf *val)
 {
-    row_arg *a = arg;
-    kafka_sink *s = a->s;
-    tl_ru_dim dim = tl_rollup_dim(a->ru);
-    tl_ru_window w = tl_rollup_window(a->ru);
-    tl_buf_clear(&s->key);
-    tl_avro_rollup_key(&s->key, dim, w, row);
-    tl_buf_clear(&s->buf);
-    tl_avro_put_rollup(&s->buf, s->o.id_rollup, dim, w, row);
-    return produce(s, s->partials, s->key.data, s->key.len, s->buf.data, s->buf.len, NULL) == TL_OK
-               ? 0 : -1;
+    kafka_sink *s = arg;
+    return produce(s, s->partials, key->data, key->len, val->data, val->len, NULL) == TL_OK ? 0 : -1;
 }
 
 /* Sends the roll-up sums gathered since the last call, one partial per row, and forgets
@@ -185,13 +175,36 @@ static int produce_partial(void *arg, const tl_rollup_row *row)
  * (at_least_once), so that they are durable with the records they sum. */
 static tl_rc send_partials(kafka_sink *s)
 {
-    int rc = 0;
-    for (int i = 0; i < s->n_ru; i++) {
-        row_arg a = {s, s->ru[i]};
-        if (!rc) rc = tl_rollup_each_changed(s->ru[i], produce_partial, &a);
-        tl_rollup_clear(s->ru[i]);
+    tl_buf val = {0};
+    int rc = tl_rollup_send_changed(s->ru, s->n_ru, s->o.id_rollup, &s->key, &val, send_partial, s);
+    for (int i = 0; i < s->n_ru; i++) tl_rollup_clear(s->ru[i]);
+    tl_buf_clear(&val);
+    if (!rc && s->mk && tl_mk_out_take(s->mk, &val)) {
+        tl_buf_clear(&s->key);
+        tl_buf_puts(&s->key, TL_MK_KEY);
+        rc = send_partial(s, &s->key, &val);
     }
+    tl_buf_free(&val);
     return rc ? TL_ERROR : TL_OK;
+}
+
+static tl_rc ks_path(void *ctx, int dim, int64_t at, const char *const *states, int n, int converted)
+{
+    kafka_sink *s = ctx;
+    int rc = tl_mk_out_path(s->mk, dim, at, states, n, converted);
+    if (rc != 0) {   /* the journey is left out, as the instance's own chain would */
+        static int said;
+        if (!said++)
+            TL_LOG_WARN("sink", "the Markov chain leaves out a closed journey: %s",
+                        tl_markov_strerror(rc));
+    }
+    return TL_OK;
+}
+
+static void ks_stream_time(void *ctx, int32_t partition, int64_t t)
+{
+    kafka_sink *s = ctx;
+    tl_mk_out_time(s->mk, partition, t);
 }
 
 static tl_rc ks_credit(void *ctx, const tl_credit_delta *c)
@@ -292,6 +305,7 @@ static tl_rc ks_begin(void *ctx)
     kafka_sink *s = ctx;
     for (int p = 0; p < s->n_cl; p++) s->cl_last[p] = -1;
     for (int i = 0; i < s->n_ru; i++) tl_rollup_clear(s->ru[i]);   /* of an aborted one */
+    if (s->mk) tl_mk_out_clear(s->mk);
     rd_kafka_error_t *e = rd_kafka_begin_transaction(s->rk);
     return e ? txn_error(s, "begin", e) : TL_OK;
 }
@@ -359,6 +373,7 @@ static void ks_destroy(void *ctx)
     free(s->cl_last);
     free(s->partials);
     for (int i = 0; i < s->n_ru; i++) tl_rollup_destroy(s->ru[i]);
+    tl_mk_out_destroy(s->mk);
     tl_buf_free(&s->key);
     for (int i = 0; i < 4; i++) free(s->topics[i]);
     tl_buf_free(&s->buf);
@@ -421,6 +436,7 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
                 s->ru[s->n_ru++] = r;
             }
         }
+        if (o->markov_window_ms > 0) s->mk = tl_mk_out_new(o->markov_order, o->markov_window_ms);
     }
     s->o.rollup_partials_topic = s->partials;
     s->o.rollup_groups = NULL;
@@ -438,6 +454,10 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
         .emit_attribution = ks_attribution, .emit_credit = ks_credit, .emit_dlq = ks_dlq,
         .flush = ks_flush, .progress = ks_progress, .destroy = ks_destroy,
     };
+    if (s->mk) {
+        s->base.sink.emit_path = ks_path;
+        s->base.sink.stream_time = ks_stream_time;
+    }
     if (o->transactional) {
         s->changelog = tl_xstrdup(o->changelog_topic);
         rd_kafka_error_t *te = rd_kafka_init_transactions(s->rk, 60000);

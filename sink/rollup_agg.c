@@ -30,9 +30,12 @@
 
 #define AGG_MAX_PENDING 50000   /* partials held before a commit, whatever the interval */
 
+#define RU(pt, d, w) ((pt)->ru[(d) * 3 + (w)])   /* [dimension][window]; hour and day only */
+
 typedef struct part {
     int assigned;
-    tl_rollup *ru[3][3];   /* [dimension][window]; hour and day only */
+    tl_rollup *ru[9];
+    tl_mk_share *mk;       /* the shared Markov chain, on the partition of its key */
     int64_t next;          /* offset after the last partial added, -1: none since the commit */
     int64_t eof;           /* end offset last reported, -1: a record came after it */
 } part;
@@ -49,8 +52,12 @@ struct tl_rollup_agg {
     int pending;
     int64_t last_commit_ns;
     int64_t *drain_end;     /* per partition: the end to reach before a drained stop */
+    int sent_partials;      /* partials of its own sent since the drain's ends were taken */
     tl_buf buf, key;
+    tl_rollup *mru[6];      /* the shared chain's credit deltas, as roll-up partials */
+    int n_mru;
     tl_prom_series *m_partials, *m_totals, *m_bad, *m_commits, *m_restored;
+    tl_prom_series *m_windows, *m_late, *m_credits;
 };
 
 static part *part_of(tl_rollup_agg *a, int32_t p)
@@ -67,17 +74,18 @@ static part *part_of(tl_rollup_agg *a, int32_t p)
 
 static tl_rollup *rollup_of(part *pt, tl_ru_dim d, tl_ru_window w)
 {
-    if (!pt->ru[d][w]) pt->ru[d][w] = tl_rollup_new(d, w, "", NULL, 0);
-    return pt->ru[d][w];
+    if (!RU(pt, d, w)) RU(pt, d, w) = tl_rollup_new(d, w, "", NULL, 0);
+    return RU(pt, d, w);
 }
 
 static void drop_totals(part *pt)
 {
-    for (int d = 0; d < 3; d++)
-        for (int w = 0; w < 3; w++) {
-            tl_rollup_destroy(pt->ru[d][w]);
-            pt->ru[d][w] = NULL;
-        }
+    for (int i = 0; i < 9; i++) {
+        tl_rollup_destroy(pt->ru[i]);
+        pt->ru[i] = NULL;
+    }
+    tl_mk_share_destroy(pt->mk);
+    pt->mk = NULL;
     pt->next = -1;
 }
 
@@ -147,25 +155,98 @@ static int produce(tl_rollup_agg *a, const char *topic, int32_t partition, const
     }
 }
 
-typedef struct total_arg {
-    tl_rollup_agg *a;
+typedef struct send_arg {
+    int (*send)(void *arg, const tl_buf *key, const tl_buf *val);
+    void *arg;
+    tl_buf *key, *val;
     const tl_rollup *ru;
-    int32_t partition;
-} total_arg;
+    int32_t id;
+} send_arg;
 
-static int produce_total(void *arg, const tl_rollup_row *row)
+static int send_row(void *arg, const tl_rollup_row *row)
 {
-    total_arg *t = arg;
-    tl_rollup_agg *a = t->a;
-    tl_buf_clear(&a->key);
-    tl_avro_rollup_key(&a->key, tl_rollup_dim(t->ru), tl_rollup_window(t->ru), row);
-    tl_buf_clear(&a->buf);
-    tl_avro_put_rollup(&a->buf, a->o.id_rollup, tl_rollup_dim(t->ru), tl_rollup_window(t->ru), row);
-    tl_prom_add(a->m_totals, 1);
-    return produce(a, a->o.topic, t->partition, &a->key, a->buf.data, a->buf.len, NULL);
+    send_arg *t = arg;
+    tl_buf_clear(t->key);
+    tl_avro_rollup_key(t->key, tl_rollup_dim(t->ru), tl_rollup_window(t->ru), row);
+    tl_buf_clear(t->val);
+    tl_avro_put_rollup(t->val, t->id, tl_rollup_dim(t->ru), tl_rollup_window(t->ru), row);
+    return t->send(t->arg, t->key, t->val);
+}
+
+int tl_rollup_send_changed(tl_rollup *const *ru, int n, int32_t id, tl_buf *key, tl_buf *val,
+                           int (*send)(void *arg, const tl_buf *key, const tl_buf *val), void *arg)
+{
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        if (!ru[i]) continue;
+        send_arg t = {send, arg, key, val, ru[i], id};
+        rc = tl_rollup_each_changed(ru[i], send_row, &t);
+    }
+    return rc;
+}
+
+typedef struct to_part {
+    tl_rollup_agg *a;
+    const char *topic;
+    int32_t partition;
+    tl_prom_series *count;
+    int sent;
+} to_part;
+
+static int send_to(void *arg, const tl_buf *key, const tl_buf *val)
+{
+    to_part *t = arg;
+    t->sent++;
+    if (t->count) tl_prom_add(t->count, 1);
+    return produce(t->a, t->topic, t->partition, key, val->data, val->len, NULL);
 }
 
 static int restore_all(tl_rollup_agg *a);
+
+/* ---- the shared Markov chain (model/markov_share.h) ------------------------------ */
+
+static int emit_credit(void *arg, const tl_credit_delta *d)
+{
+    tl_rollup_agg *a = arg;
+    if (ensure_txn(a) != 0) return -1;
+    char key[600];
+    int n = snprintf(key, sizeof(key), "%s:%s", tl_dim_name(d->dim), d->dim_id);
+    tl_buf_clear(&a->key);
+    tl_buf_append(&a->key, key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1);
+    tl_buf_clear(&a->buf);
+    tl_avro_put_credit(&a->buf, a->o.id_credit, d);
+    for (int i = 0; i < a->n_mru; i++) tl_rollup_add_credit_delta(a->mru[i], d);
+    tl_prom_add(a->m_credits, 1);
+    return produce(a, a->o.credit_topic, RD_KAFKA_PARTITION_UA, &a->key, a->buf.data, a->buf.len, NULL);
+}
+
+/* Inside the transaction: the credit deltas' roll-up partials, and each changed chain's
+ * state. 0 or -1. */
+static int markov_flush(tl_rollup_agg *a)
+{
+    to_part t = {a, a->o.partials_topic, RD_KAFKA_PARTITION_UA, NULL, 0};
+    int rc = tl_rollup_send_changed(a->mru, a->n_mru, a->o.id_rollup, &a->key, &a->buf, send_to, &t);
+    for (int i = 0; i < a->n_mru; i++) tl_rollup_clear(a->mru[i]);
+    if (t.sent) a->sent_partials = 1;
+    for (int p = 0; p < a->n_parts && !rc; p++) {
+        tl_mk_share *mk = a->parts[p].mk;
+        if (!mk || !tl_mk_share_dirty(mk)) continue;
+        tl_buf_clear(&a->key);
+        tl_buf_puts(&a->key, TL_MK_KEY);
+        tl_buf_clear(&a->buf);
+        tl_mk_share_state(mk, &a->buf);
+        tl_prom_counter_set(a->m_windows, tl_mk_share_windows(mk));
+        tl_prom_counter_set(a->m_late, tl_mk_share_late(mk));
+        rc = produce(a, a->o.state_topic, p, &a->key, a->buf.data, a->buf.len, NULL);
+    }
+    return rc;
+}
+
+static tl_mk_share *share_of(tl_rollup_agg *a, part *pt)
+{
+    if (!pt->mk) pt->mk = tl_mk_share_new(&a->o.mk);
+    return pt->mk;
+}
 
 /* Writes the changed totals and commits the partials' offsets. 0, or -1 (fatal). */
 static int commit(tl_rollup_agg *a)
@@ -180,13 +261,11 @@ static int commit(tl_rollup_agg *a)
         return 0;
     }
     int rc = ensure_txn(a);
-    for (int p = 0; p < a->n_parts && !rc; p++)
-        for (int d = 0; d < 3 && !rc; d++)
-            for (int w = 0; w < 3 && !rc; w++) {
-                if (!a->parts[p].ru[d][w]) continue;
-                total_arg t = {a, a->parts[p].ru[d][w], p};
-                rc = tl_rollup_each_changed(a->parts[p].ru[d][w], produce_total, &t);
-            }
+    for (int p = 0; p < a->n_parts && !rc; p++) {
+        to_part t = {a, a->o.topic, p, a->m_totals, 0};
+        rc = tl_rollup_send_changed(a->parts[p].ru, 9, a->o.id_rollup, &a->key, &a->buf, send_to, &t);
+    }
+    if (!rc) rc = markov_flush(a);
     if (!rc && a->o.transactional) {
         rd_kafka_error_t *e = NULL;
         if (l->cnt) {
@@ -255,25 +334,25 @@ static int decode(tl_rollup_agg *a, const rd_kafka_message_t *m, tl_rollup_rec *
     return -1;
 }
 
-/* Reads partition p of the roll-up topic to its end into p's totals. 0 or -1. */
-static int restore(tl_rollup_agg *a, int32_t p)
+/* Reads partition p of topic from its start to its end, handing each record to fn. The
+ * number of records, or -1. */
+static int64_t read_back(tl_rollup_agg *a, const char *topic, int32_t p,
+                         void (*fn)(tl_rollup_agg *a, part *pt, const rd_kafka_message_t *m))
 {
-    part *pt = part_of(a, p);
-    drop_totals(pt);
     int64_t lo = 0, hi = 0;
     rd_kafka_resp_err_t qe;
     int64_t deadline = tl_mono_ns() + 60 * (int64_t)1000000000;
-    while ((qe = rd_kafka_query_watermark_offsets(a->reader, a->o.topic, p, &lo, &hi, 10000)) &&
+    while ((qe = rd_kafka_query_watermark_offsets(a->reader, topic, p, &lo, &hi, 10000)) &&
            tl_mono_ns() < deadline)
         rd_kafka_poll(a->reader, 200);   /* a topic created moments ago: no leader yet */
     if (qe) {
-        TL_LOG_ERROR("rollup", "cannot read the end of topic=%s partition=%d: %s", a->o.topic,
-                     (int)p, rd_kafka_err2str(qe));
+        TL_LOG_ERROR("rollup", "cannot read the end of topic=%s partition=%d: %s", topic, (int)p,
+                     rd_kafka_err2str(qe));
         return -1;
     }
     if (hi <= lo) return 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, a->o.topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(a->reader, l);
     rd_kafka_topic_partition_list_destroy(l);
     int64_t n = 0;
@@ -283,21 +362,60 @@ static int restore(tl_rollup_agg *a, int32_t p)
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             done = 1;
         } else if (m->err) {
-            TL_LOG_WARN("rollup", "restore partition=%d: %s", (int)p, rd_kafka_message_errstr(m));
+            TL_LOG_WARN("rollup", "reading back topic=%s partition=%d: %s", topic, (int)p,
+                        rd_kafka_message_errstr(m));
         } else {
-            tl_rollup_rec rec;
-            if (decode(a, m, &rec, 0) == 0) {
-                tl_rollup_set(rollup_of(pt, rec.dim, rec.window), &rec.row);
-                free(rec.row.id);
-                n++;
-            }
+            fn(a, part_of(a, p), m);
+            n++;
         }
         rd_kafka_message_destroy(m);
     }
     rd_kafka_assign(a->reader, NULL);
+    return n;
+}
+
+static void total_back(tl_rollup_agg *a, part *pt, const rd_kafka_message_t *m)
+{
+    tl_rollup_rec rec;
+    if (decode(a, m, &rec, 0) != 0) return;
+    tl_rollup_set(rollup_of(pt, rec.dim, rec.window), &rec.row);
+    free(rec.row.id);
+}
+
+static tl_buf state_bytes;   /* the last state read back (reading is on the aggregator's thread) */
+
+static void state_back(tl_rollup_agg *a, part *pt, const rd_kafka_message_t *m)
+{
+    (void)a, (void)pt;
+    tl_buf_clear(&state_bytes);
+    if (m->key && m->key_len == strlen(TL_MK_KEY) && !memcmp(m->key, TL_MK_KEY, m->key_len) && m->payload)
+        tl_buf_append(&state_bytes, m->payload, m->len);
+}
+
+/* Partition p's totals (and the shared chain's state) read back to their ends. 0 or -1. */
+static int restore(tl_rollup_agg *a, int32_t p)
+{
+    drop_totals(part_of(a, p));
+    int64_t n = read_back(a, a->o.topic, p, total_back);
+    if (n < 0) return -1;
     tl_prom_add(a->m_restored, (uint64_t)n);
-    TL_LOG_INFO("rollup", "restored partition=%d totals=%" PRId64 " (records up to offset %" PRId64 ")",
-                (int)p, n, hi);
+    if (a->o.markov) {
+        tl_buf_clear(&state_bytes);
+        if (read_back(a, a->o.state_topic, p, state_back) < 0) return -1;
+        if (state_bytes.len) {
+            char err[256];
+            part *pt = part_of(a, p);
+            if (tl_mk_share_restore(share_of(a, pt), state_bytes.data, state_bytes.len, err,
+                                    sizeof(err)) != 0) {
+                tl_prom_add(a->m_bad, 1);
+                TL_LOG_WARN("rollup", "topic=%s partition=%d: the Markov chain starts afresh: %s",
+                            a->o.state_topic, (int)p, err);
+            }
+        }
+        tl_buf_free(&state_bytes);
+    }
+    TL_LOG_INFO("rollup", "restored partition=%d totals=%" PRId64 "%s", (int)p, n,
+                part_of(a, p)->mk ? " and the Markov chain" : "");
     return 0;
 }
 
@@ -321,6 +439,7 @@ static int take_over(tl_rollup_agg *a, rd_kafka_topic_partition_list_t *l)
  * from the committed offsets. */
 static int restore_all(tl_rollup_agg *a)
 {
+    for (int i = 0; i < a->n_mru; i++) tl_rollup_clear(a->mru[i]);   /* of the aborted one */
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(a->n_parts ? a->n_parts : 1);
     for (int p = 0; p < a->n_parts; p++)
         if (a->parts[p].assigned) rd_kafka_topic_partition_list_add(l, a->o.partials_topic, p);
@@ -379,7 +498,16 @@ static void add_partial(tl_rollup_agg *a, const rd_kafka_message_t *m)
     part *pt = part_of(a, m->partition);
     pt->eof = -1;
     tl_rollup_rec rec;
-    if (decode(a, m, &rec, 1) == 0) {
+    char err[256];
+    if (m->key && m->key_len == strlen(TL_MK_KEY) && !memcmp(m->key, TL_MK_KEY, m->key_len)) {
+        if (!a->o.markov) {
+            dead_letter(a, m, "a Markov partial, and this instance shares no chain (markov.enabled)");
+        } else if (tl_mk_share_add(share_of(a, pt), m->payload, m->len, err, sizeof(err)) != 0) {
+            dead_letter(a, m, err);
+        } else if (tl_mk_share_close(pt->mk, emit_credit, a) != 0) {
+            a->failed = 1;
+        }
+    } else if (decode(a, m, &rec, 1) == 0) {
         tl_rollup_merge(rollup_of(pt, rec.dim, rec.window), &rec.row);
         free(rec.row.id);
         tl_prom_add(a->m_partials, 1);
@@ -388,11 +516,14 @@ static void add_partial(tl_rollup_agg *a, const rd_kafka_message_t *m)
     a->pending++;
 }
 
-/* Drained: every assigned partition read to the end it had when the drain began. */
+/* Drained: every assigned partition read to the end it had when the drain began, and
+ * committed without sending partials of its own (the shared chain's credit deltas),
+ * which would have to be read in turn. */
 static int drained(tl_rollup_agg *a)
 {
     int any = 0;
     if (!a->drain_end) {
+        a->sent_partials = 0;
         a->drain_end = tl_xmalloc((size_t)(a->n_parts ? a->n_parts : 1) * sizeof(*a->drain_end));
         for (int p = 0; p < a->n_parts; p++) {
             int64_t lo = 0, hi = -1;
@@ -413,7 +544,13 @@ static int drained(tl_rollup_agg *a)
             return 0;
         }
     }
-    return any;
+    if (!any || commit(a) != 0) return !any ? 0 : 1;
+    if (a->sent_partials) {   /* read to the new ends */
+        free(a->drain_end);
+        a->drain_end = NULL;
+        return 0;
+    }
+    return 1;
 }
 
 static void *run(void *arg)
@@ -461,9 +598,13 @@ static void destroy(tl_rollup_agg *a)
     free(a->drain_end);
     tl_buf_free(&a->buf);
     tl_buf_free(&a->key);
+    for (int i = 0; i < a->n_mru; i++) tl_rollup_destroy(a->mru[i]);
     free((char *)a->o.partials_topic);
     free((char *)a->o.topic);
     free((char *)a->o.dlq_topic);
+    free((char *)a->o.credit_topic);
+    free((char *)a->o.state_topic);
+    free((char *)a->o.groups);
     free(a);
 }
 
@@ -488,6 +629,9 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
     a->o.partials_topic = tl_xstrdup(o->partials_topic);
     a->o.topic = tl_xstrdup(o->topic);
     a->o.dlq_topic = tl_xstrdup(o->dlq_topic);
+    a->o.credit_topic = tl_xstrdup(o->credit_topic ? o->credit_topic : "");
+    a->o.state_topic = tl_xstrdup(o->state_topic ? o->state_topic : "");
+    a->o.groups = tl_xstrdup(o->groups ? o->groups : "");
     a->m_partials = tl_prom_counter("tally_rollup_partials_total",
                                     "Roll-up partials added into the totals this instance owns.", NULL);
     a->m_totals = tl_prom_counter("tally_rollup_totals_written_total",
@@ -497,6 +641,12 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
     a->m_commits = tl_prom_counter("tally_rollup_commits_total", "Roll-up aggregator commits.", NULL);
     a->m_restored = tl_prom_counter("tally_rollup_restored_total",
                                     "Roll-up totals read back on assignments.", NULL);
+    a->m_windows = tl_prom_counter("tally_markov_shared_windows_total",
+                                   "Windows of the shared Markov chain closed (by its owner).", NULL);
+    a->m_late = tl_prom_counter("tally_markov_shared_late_journeys_total",
+                                "Journeys that reached the shared chain after their window closed.", NULL);
+    a->m_credits = tl_prom_counter("tally_markov_shared_credit_deltas_total",
+                                   "Credit deltas published by the owner of the shared Markov chain.", NULL);
     static const char *const fixed[][2] = {
         {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
         {"enable.partition.eof", "true"}, {"auto.offset.reset", "earliest"},
@@ -514,6 +664,15 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
     if (!a->consumer) rd_kafka_conf_destroy(rconf);
     if (!a->reader) rd_kafka_conf_destroy(pconf);
     if (!a->producer) goto fail;
+    if (o->markov)
+        for (int d = TL_RU_CHANNEL; d <= TL_RU_CATEGORY; d++) {
+            if (d == TL_RU_CHANNEL_GROUP && !*a->o.groups) continue;
+            for (int w = TL_RU_WINDOW_HOUR; w <= TL_RU_WINDOW_DAY; w++) {
+                tl_rollup *r = tl_rollup_new((tl_ru_dim)d, (tl_ru_window)w, a->o.groups, err, errlen);
+                if (!r) goto fail;
+                a->mru[a->n_mru++] = r;
+            }
+        }
     if (o->transactional) {
         rd_kafka_error_t *e = rd_kafka_init_transactions(a->producer, 60000);
         if (e) {

@@ -23,15 +23,33 @@
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 
+#include "core/util.h"
+#include "model/markov_share.h"
+#include "model/rollup.h"
+
 typedef struct tl_rollup_agg_opts {
     const char *partials_topic, *topic, *dlq_topic;
     int32_t id_rollup;        /* the frame of the totals written */
     int transactional;        /* exactly_once: pconf carries transactional.id */
     int commit_interval_ms;
     size_t dlq_max_bytes;     /* a dead letter's value is cut to this (dlq.max.record.bytes) */
+    /* One Markov chain for every instance (model/markov_share.h), on when markov is set:
+     * the owner of the key "markov" publishes its credit deltas to credit_topic (framed
+     * with id_credit), sends their roll-up partials (channel groups by groups), and keeps
+     * its state in the compacted state_topic. */
+    int markov;
+    tl_mk_share_cfg mk;
+    const char *credit_topic, *state_topic, *groups;
+    int32_t id_credit;
 } tl_rollup_agg_opts;
 
 typedef struct tl_rollup_agg tl_rollup_agg;
+
+/* Each row of ru[0..n) marked changed, as a framed roll-up record (id) and its key, handed
+ * to send(arg, key, value); the marks are cleared. 0, or send's first non-zero return. */
+int tl_rollup_send_changed(tl_rollup *const *ru, int n, int32_t id, tl_buf *key, tl_buf *val,
+                           int (*send)(void *arg, const tl_buf *key, const tl_buf *val),
+                           void *arg);
 
 /* Starts the aggregator's thread. cconf: its group's consumer (group.id set), rconf: the
  * reader of the roll-up topic on assignments (no group), pconf: its producer; all taken,

@@ -54,6 +54,11 @@ typedef struct tl_kafka_sink_opts {
     const char *rollup_partials_topic;
     const char *rollup_groups;
     int32_t id_rollup;
+    /* With the partials topic: one Markov chain for every instance (model/markov_share.h)
+     * when markov_window_ms > 0: closed journeys and stream times go with the partials,
+     * key "markov", instead of into the instance's own chain. */
+    int markov_order;
+    int64_t markov_window_ms;
 } tl_kafka_sink_opts;
 
 /* Creates its producer from conf (taken, also on failure). */

@@ -35,6 +35,7 @@
 #include "ingest/codec.h"
 #include "ingest/gen.h"
 #include "ingest/schema_store.h"
+#include "model/markov_share.h"
 #include "model/model.h"
 #include "model/pipeline.h"
 #include "sink/avro_out.h"
@@ -805,6 +806,44 @@ static void rollup_seeds(void)
     tl_buf_free(&b);
 }
 
+/* The shared Markov chain's records: a sender's partial, and an owner's state after a
+ * window closed (selector: bit 0 state, bits 1-2 input partitions - 1). */
+static int ignore_delta(void *arg, const tl_credit_delta *d)
+{
+    (void)arg, (void)d;
+    return 0;
+}
+
+static void markov_share_seeds(void)
+{
+    tl_mk_out *o = tl_mk_out_new(1, 3600000);
+    const char *abc[] = {"search", "social", "search"}, *c[] = {"email"};
+    tl_mk_out_path(o, TL_DIM_CHANNEL, 1000, abc, 3, 1);
+    tl_mk_out_path(o, TL_DIM_CHANNEL, 2000, c, 1, 0);
+    tl_mk_out_path(o, TL_DIM_CHANNEL, 3600000 + 5, c, 1, 1);
+    tl_mk_out_time(o, 0, 3600000 + 10);
+    tl_mk_out_time(o, 1, 7200000);
+    tl_buf b = {0};
+    tl_buf_putc(&b, 1 << 1);   /* a partial, 2 input partitions */
+    tl_mk_out_take(o, &b);
+    seed("markov_share", "partial", b.data, b.len);
+    tl_mk_share_cfg cfg = {.order = 1, .window_ms = 3600000, .n_inputs = 2};
+    tl_mk_share *s = tl_mk_share_new(&cfg);
+    char err[256];
+    if (tl_mk_share_add(s, b.data + 1, b.len - 1, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fuzz_seeds: %s\n", err);
+        exit(1);
+    }
+    tl_mk_share_close(s, ignore_delta, NULL);
+    tl_buf_clear(&b);
+    tl_buf_putc(&b, 1 | 1 << 1);   /* a state, 2 input partitions */
+    tl_mk_share_state(s, &b);
+    seed("markov_share", "state", b.data, b.len);
+    tl_buf_free(&b);
+    tl_mk_share_destroy(s);
+    tl_mk_out_destroy(o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -824,6 +863,7 @@ int main(int argc, char **argv)
     http_seeds();
     report_seeds();
     rollup_seeds();
+    markov_share_seeds();
     dictionaries();
     tl_arena_destroy(&arena);
     tl_arena_destroy(&ev_arena);

@@ -16,9 +16,11 @@ missing or extra; the channel-group rows must add up to the channel rows.
    and the aggregator's groups) before part 2; one of them is SIGKILLed as part 3 arrives
    and restarted. The roll-ups must again equal the sums of what that group published --
    nothing lost or doubled through the kill -- and the rule-based columns, purchases and
-   touchpoints must equal run 1's: they do not depend on how many instances ran. (The
-   model-based and Markov columns are per instance until the model and the chain are
-   shared, docs/report.md; they are checked against the group's own records.)
+   touchpoints must equal run 1's, and so must the Markov column and every Markov credit
+   delta (window, channel, credit, removal effect): the chain is one chain for the group,
+   its windows closed on a watermark over every input partition, so none of it depends on
+   how many instances ran. (The model-based columns are per instance until the online
+   model is shared; they are checked against the group's own records.)
 """
 import math
 import os
@@ -139,6 +141,40 @@ def groups_add_up(got):
     return pr[:5]
 
 
+def same_credits(a, b):
+    """The Markov credit deltas of two runs: the same windows and channels, the same
+    credits, credits before and removal effects."""
+    def index(cs):
+        return {(c["window_start"], c["dim"], c["dim_id"]): c for c in cs if c["method"] == "markov"}
+    ia, ib = index(a), index(b)
+    pr = []
+    if not ia:
+        pr.append("no Markov credit deltas in the single instance's run")
+    for k in sorted(set(ia) ^ set(ib), key=str)[:5]:
+        pr.append("Markov credit delta %s in only one run (%s)" % (k, "1" if k in ia else "3"))
+    for k in sorted(set(ia) & set(ib), key=str):
+        for f in ("credit", "credit_before", "removal_effect", "conversions"):
+            if not close(ia[k][f], ib[k][f]):
+                pr.append("Markov credit delta %s: %s %.17g with 1 instance, %.17g with 3" % (
+                    k, f, ia[k][f], ib[k][f]))
+                break
+        if len(pr) > 10:
+            break
+    return pr
+
+
+def owns(log_path, partition):
+    """Whether the aggregator of the instance logging to log_path owns partition now."""
+    state = False
+    with open(log_path, errors="replace") as fh:
+        for line in fh:
+            if "component=rollup assigned partition=%d\n" % partition in line + "\n":
+                state = True
+            elif "component=rollup revoked partition=%d\n" % partition in line + "\n":
+                state = False
+    return state
+
+
 def published(kafka, schemas, outs, problems):
     attrs = ku.decode_outputs(kafka.read_all(outs.attribution), ku.ATTRIBUTION_ID,
                               schemas[ku.ATTRIBUTION_ID], outs.attribution, problems)
@@ -188,6 +224,7 @@ def main():
     a["outs"].create(kafka)
     b["outs"].create(kafka)
     got_a = {}
+    credits_a = []
 
     def one_instance(problems):
         produce(a["topic"], csv)
@@ -195,6 +232,7 @@ def main():
                                                          a["rollup"], os.path.join(tmp, "state-a")),
                             TIMEOUT_S, os.path.join(tmp, "a.log"), "tally-a")
         attrs, credits = published(kafka, schemas, a["outs"], problems)
+        credits_a.extend(credits)
         want = expected(attrs, credits)
         got_a.update(latest(kafka, schemas, a["rollup"]))
         problems += compare(want, got_a)
@@ -225,9 +263,21 @@ def main():
                       "three members in the group", running=list(insts.values()))
         produce(b["topic"], parts[1])
         ku.wait_until(drained, TIMEOUT_S, "three instances commit part 2", running=list(insts.values()))
+        # the instance whose aggregator owns the shared chain (the state topic's partition)
+        state_topic = b["group"] + "-rollup-state"
+        chain_part = ku.wait_until(lambda: {r[0] for r in kafka.read_all(state_topic)}, TIMEOUT_S,
+                                   "the shared chain's state written", running=list(insts.values()),
+                                   interval_s=0.2)
+        if len(chain_part) != 1:
+            raise AssertionError("the chain's state is on partitions %s of %s" % (chain_part, state_topic))
+        chain_part = chain_part.pop()
+        victim = [i for i, t in insts.items() if owns(t.log_path, chain_part)]
+        if len(victim) != 1:
+            raise AssertionError("instances %s own partition %d of the partials" % (victim, chain_part))
+        victim = victim[0]
         produce(b["topic"], parts[2])
-        insts[2].kill()
-        start(2)
+        insts[victim].kill()
+        start(victim)
         ku.wait_until(drained, TIMEOUT_S, "part 3 committed after the SIGKILL",
                       running=list(insts.values()))
         n_a = len(kafka.read_all(a["outs"].attribution))
@@ -246,30 +296,32 @@ def main():
         got_b = latest(kafka, schemas, b["rollup"])
         problems += compare(expected(attrs, credits), got_b)
         problems += groups_add_up(got_b)
-        # against one instance: the rule-based columns, purchases and touchpoints (rows
-        # with touchpoints: a row of Markov credit alone is per instance's chain)
+        # against one instance: the rule-based and Markov columns, purchases, touchpoints
         want_a = {k: {"purchases": v["purchases"], "touchpoints": v["touchpoints"],
                       "conv": {m["method"]: m["conversions"] for m in v["methods"]},
                       "value": {m["method"]: m["value"] for m in v["methods"]}}
-                  for k, v in got_a.items() if k[0] in ("channel", "category") and v["touchpoints"]}
-        problems += compare(want_a, {k: v for k, v in got_b.items() if v["touchpoints"]},
-                            methods=RULE, what="1 vs 3 instances: ")
-        with open(os.path.join(tmp, "b2-1.log"), errors="replace") as fh:
-            owned = sum(1 for line in fh if "component=rollup assigned partition" in line)
-        if not owned:
-            problems.append("the killed instance's aggregator never owned a partition")
-        return "%d attributions, %d roll-up rows; rule-based totals equal to one instance's " \
-               "(the killed instance's aggregator had owned %d partition(s))" % (
-                   len(attrs), len(got_b), owned)
+                  for k, v in got_a.items() if k[0] in ("channel", "category")}
+        problems += compare(want_a, got_b, methods=RULE + ["markov"], what="1 vs 3 instances: ")
+        problems += same_credits(credits_a, credits)
+        restored = [t.name for t in insts.values()
+                    if "restored partition=%d " % chain_part in t.log() and "and the Markov chain" in t.log()]
+        if not restored:
+            problems.append("no instance read the shared chain back after the SIGKILL")
+        return "%d attributions, %d roll-up rows, %d Markov credit deltas; rule-based and " \
+               "Markov totals and every credit delta equal to one instance's (the chain's " \
+               "owner, instance %d, SIGKILLed; read back by %s)" % (
+                   len(attrs), len(got_b), len(credits), victim, ", ".join(restored))
 
     try:
         steps("one instance: roll-up topic = sums of the published records", one_instance)
-        steps("three instances, a rebalance and a SIGKILL: roll-ups = sums, and = one "
-              "instance's rule-based totals", three_instances)
+        steps("three instances, a rebalance and a SIGKILL of the chain's owner: roll-ups = "
+              "sums; rule-based and Markov totals and credit deltas = one instance's",
+              three_instances)
     finally:
         ku.stop_all()
-        kafka.delete_topics([a["topic"], b["topic"], a["rollup"], b["rollup"],
-                             a["group"] + "-rollup-partials", b["group"] + "-rollup-partials"] +
+        kafka.delete_topics([a["topic"], b["topic"], a["rollup"], b["rollup"]] +
+                            [r["group"] + suffix for r in (a, b)
+                             for suffix in ("-rollup-partials", "-rollup-state")] +
                             a["outs"].all() + b["outs"].all())
         kafka.close()
         shutil.rmtree(tmp, ignore_errors=True)

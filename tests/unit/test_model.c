@@ -385,7 +385,7 @@ static void train(tl_model *m, shadow *sh, const example *ex, int count)
 {
     for (int i = 0; i < count; i++) {
         tl_model_learn(m, NULL, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
-        tl_model_path(m, ex[i].tp, ex[i].n, ex[i].label);   /* the Markov chain's (if on) */
+        tl_model_path(m, ex[i].tp, ex[i].n, ex[i].label, 0, NULL);   /* the Markov chain's (if on) */
         if (sh) shadow_learn(sh, NULL, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
     }
 }
