@@ -340,10 +340,11 @@ static int user(tl_observe *o, const char *id, const tl_http_request *r, tl_buf 
     return status;
 }
 
-/* /v1/attribution: `tally report` (docs/report.md) over the attribution and credit-delta
- * topics, read from the beginning to their current end. Those are the committed outputs
- * of every instance, so any instance gives the same answer; the cost is a read of both
- * topics per request (docs/operations.md). */
+/* /v1/attribution: `tally report` (docs/report.md) over the roll-up topic when rollup.topic
+ * is set, else over the attribution and credit-delta topics, read from the beginning to
+ * their current end. Those are the committed outputs of every instance, so any instance
+ * gives the same answer; the cost is a read of the topics per request
+ * (docs/operations.md). */
 static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, const char **type)
 {
     *type = "application/json";
@@ -379,12 +380,15 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
     char *text = NULL;
     size_t len = 0;
     uint64_t records = 0;
-    const char *topics[2] = {o->out_topics[1], o->out_topics[2]};
+    /* the roll-up topic when there is one: its totals, far fewer records than what they sum */
+    const char *rollups = tl_config_str(o->c, "rollup.topic");
+    const char *topics[2] = {*rollups ? rollups : o->out_topics[1], o->out_topics[2]};
+    int n_topics = *rollups ? 1 : 2;
     if (!codec || !tmp) {
         snprintf(err, sizeof(err), "cannot read the output topics (schemas or a scratch file)");
         goto done;
     }
-    if (tl_cmd_read_topics(o->c, store, topics, 2, 60000, tmp, &records, err, sizeof(err)) != 0)
+    if (tl_cmd_read_topics(o->c, store, topics, n_topics, 60000, tmp, &records, err, sizeof(err)) != 0)
         goto done;
     rewind(tmp);
     /* spend, where the answer is per channel and day (the report refuses it otherwise) */

@@ -131,10 +131,11 @@ static int ts_of(const tl_json *obj, const char *key, int64_t *out)
 
 typedef struct report {
     tl_rollup *ru;
+    tl_rollup *totals;          /* roll-up topic records, the latest per key (add_total) */
     tl_ru_dim by;
     int markov;                 /* read the credit deltas: markov is among the methods */
     int64_t from, to;
-    uint64_t lines, bad, attributions, deltas, outside, spend_rows, spend_bad;
+    uint64_t lines, bad, attributions, deltas, totals_read, outside, spend_rows, spend_bad;
     unsigned char seen[TL_RU_METHODS];
     int intervals;              /* a credit delta carried a bootstrap interval */
     FILE *msgs;                 /* where skipped lines are named; NULL: nowhere */
@@ -248,6 +249,58 @@ static int add_delta(report *rp, const tl_json *o, const char **why)
     return 0;
 }
 
+/* A record of the roll-up topic (docs/report.md, "The roll-up topic"): the totals of one
+ * row so far. Those of the report's dimension and of its window's kind (hour rows for
+ * --window hour, day rows otherwise) are kept per key, the latest one winning as in the
+ * compacted topic, and summed into the report once the input is read. */
+static int add_total(report *rp, const tl_json *o, const char **why)
+{
+    const char *dim = str_of(o, "dim"), *id = str_of(o, "dim_id"), *window = str_of(o, "window");
+    const tl_json *methods = tl_json_get(o, "methods");
+    int64_t ws;
+    double purchases, touchpoints;
+    if (!dim || !id || !window || ts_of(o, "window_start", &ws) != 0 ||
+        num_of(o, "purchases", &purchases) != 0 || num_of(o, "touchpoints", &touchpoints) != 0 ||
+        !(purchases >= 0 && purchases < 1e18) || !(touchpoints >= 0 && touchpoints < 1e18) ||
+        !methods || methods->type != TL_JSON_ARRAY) {
+        *why = "a roll-up total without its dim, dim_id, window, counts or methods";
+        return -1;
+    }
+    int want = tl_rollup_window(rp->ru) == TL_RU_WINDOW_HOUR ? TL_RU_WINDOW_HOUR : TL_RU_WINDOW_DAY;
+    if (tl_ru_dim_parse(dim) != (int)rp->by || tl_ru_window_parse(window) != want) return 0;
+    if (ws % tl_ru_window_ms((tl_ru_window)want) != 0) {
+        *why = "a roll-up total whose window_start is not its window's";
+        return -1;
+    }
+    if (ws < rp->from || ws >= rp->to) {
+        rp->outside++;
+        return 0;
+    }
+    tl_rollup_row row = {.id = (char *)id, .window_start = ws, .purchases = (uint64_t)purchases,
+                         .touchpoints = (uint64_t)touchpoints};
+    for (size_t i = 0; i < tl_json_len(methods); i++) {
+        const tl_json *m = tl_json_at(methods, i);
+        const char *name = str_of(m, "method");
+        double c, v;
+        int k = 0;
+        while (k < TL_RU_METHODS && (!name || strcmp(name, method_name(k)))) k++;
+        if (k == TL_RU_METHODS || num_of(m, "conversions", &c) != 0 || num_of(m, "value", &v) != 0) {
+            *why = "a roll-up total with a method that is not one, or without its numbers";
+            return -1;
+        }
+        row.conversions[k] = c;
+        row.value[k] = v;
+        row.has[k] = 1;
+    }
+    double var;
+    if (num_of(o, "shapley_variance", &var) == 0) row.shapley_var = var;
+    if (!rp->totals) rp->totals = tl_rollup_new(rp->by, (tl_ru_window)want, "", NULL, 0);
+    tl_rollup_set(rp->totals, &row);
+    for (int k = 0; k < TL_RU_METHODS; k++) rp->seen[k] |= row.has[k];
+    rp->totals_read++;
+    return 0;
+}
+
 static int read_input(report *rp, FILE *in, const char *name)
 {
     char *line = NULL, err[256];
@@ -271,7 +324,9 @@ static int read_input(report *rp, FILE *in, const char *name)
             const char *type = str_of(o, "type");
             if (!type && tl_json_get(o, "conversion_event_id")) type = "attribution";
             if (!type && tl_json_get(o, "credit_before")) type = "credit_delta";
+            if (!type && tl_json_get(o, "methods") && tl_json_get(o, "window")) type = "rollup";
             if (type && !strcmp(type, "credit_delta")) add_delta(rp, o, &why);
+            else if (type && !strcmp(type, "rollup")) add_total(rp, o, &why);
             else if (type && !strcmp(type, "attribution")) add_attribution(rp, o, &a, &why);
         }
         if (why && ++rp->bad <= MAX_NAMED_BAD)
@@ -280,6 +335,11 @@ static int read_input(report *rp, FILE *in, const char *name)
     int rc = ferror(in) ? -1 : 0;
     free(line);
     tl_arena_destroy(&a);
+    if (rp->totals) {
+        size_t n;
+        const tl_rollup_row *rows = tl_rollup_rows(rp->totals, &n);
+        for (size_t i = 0; i < n; i++) tl_rollup_merge(rp->ru, &rows[i]);
+    }
     return rc;
 }
 
@@ -852,16 +912,18 @@ int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out
     else if (!strcmp(v.format, "json")) write_json(out, &v);
     else if (!strcmp(v.format, "html")) write_html(out, &v, &rp);
     else write_table(out, &v);
-    say(&rp, "report: %" PRIu64 " attributions and %" PRIu64 " Markov credit deltas from %" PRIu64
-        " lines (%" PRIu64 " outside the range, %" PRIu64 " skipped); %zu rows\n",
-        rp.attributions, rp.deltas, rp.lines, rp.outside, rp.bad, v.n);
+    say(&rp, "report: %" PRIu64 " attributions, %" PRIu64 " Markov credit deltas and %" PRIu64
+        " roll-up totals from %" PRIu64 " lines (%" PRIu64 " outside the range, %" PRIu64
+        " skipped); %zu rows\n",
+        rp.attributions, rp.deltas, rp.totals_read, rp.lines, rp.outside, rp.bad, v.n);
     if (a->spend)
         say(&rp, "        spend: %" PRIu64 " rows joined, %" PRIu64 " skipped\n", rp.spend_rows,
             rp.spend_bad);
-    rc = rp.attributions || rp.deltas ? 0 : 1;
+    rc = rp.attributions || rp.deltas || rp.totals_read ? 0 : 1;
     if (rc) snprintf(err, errlen, "no attribution record in %s", name);
 done:
     tl_rollup_destroy(rp.ru);
+    tl_rollup_destroy(rp.totals);
     return rc;
 }
 

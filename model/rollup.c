@@ -314,7 +314,7 @@ int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, doubl
 
 void tl_rollup_merge(tl_rollup *r, const tl_rollup_row *d)
 {
-    size_t k = row_of(r, d->id, d->window_start);   /* may move the rows */
+    size_t k = row_of(r, d->id, window_of(r, d->window_start));   /* may move the rows */
     tl_rollup_row *x = &r->rows[k];
     x->purchases += d->purchases;
     x->touchpoints += d->touchpoints;

@@ -92,8 +92,10 @@ void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d);
 int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, double spend);
 
 /* Adds a row's sums (purchases, touchpoints, each method's conversions and value, the
- * Shapley variance) into r's row of the same id and window start, as they are: x was made
- * by a roll-up of the same dimension and window (e.g. a partial read back from Kafka). */
+ * Shapley variance) into r's row of the same id and of the window of r that holds x's
+ * window start (the same start when r's windows are x's; "all" takes every window; a day
+ * its hours). x was made by a roll-up of the same dimension (e.g. a partial read back from
+ * Kafka, or a total of the roll-up topic). */
 void tl_rollup_merge(tl_rollup *r, const tl_rollup_row *x);
 /* Sets r's row of x's id and window start to x's sums (a total read back), unmarked. */
 void tl_rollup_set(tl_rollup *r, const tl_rollup_row *x);

@@ -273,9 +273,9 @@ def case_consume(out, records, tmp):
     got, err = report_json(out, input_path=path)
     if got != want or "markov" not in got["methods"]:
         raise AssertionError("consumed records give another answer (methods %s)" % got["methods"])
-    m = re.search(r"report: (\d+) attributions and (\d+) Markov credit deltas from (\d+) lines "
-                  r"\((\d+) outside the range, (\d+) skipped\)", err)
-    if not m or m.group(5) != "2" or err.count("skipped:") != 2 or "credits of another length" not in err:
+    m = re.search(r"report: (\d+) attributions, (\d+) Markov credit deltas and (\d+) roll-up "
+                  r"totals from (\d+) lines \((\d+) outside the range, (\d+) skipped\)", err)
+    if not m or m.group(6) != "2" or err.count("skipped:") != 2 or "credits of another length" not in err:
         raise AssertionError("bad lines not counted and named:\n%s" % err)
     return "the same JSON, Markov included, from consume-shaped lines (no type, Avro unions); " \
            "2 bad lines skipped, counted and named"

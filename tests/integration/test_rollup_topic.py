@@ -20,12 +20,14 @@ missing or extra; the channel-group rows must add up to the channel rows.
    delta (window, channel, credit, removal effect): the chain is one chain for the group,
    its windows closed on a watermark over every input partition, so none of it depends on
    how many instances ran. (The model-based columns are per instance until the online
-   model is shared; they are checked against the group's own records.)
+   model is shared; they are checked against the group's own records.) GET /v1/attribution
+   of two of the instances, answered from the roll-up topic, equals `tally report` over the
+   group's records.
 """
-import math
+import json
 import os
 import shutil
-import signal
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -175,6 +177,43 @@ def owns(log_path, partition):
     return state
 
 
+def consume(kafka, topics, path):
+    """`tally consume --until-end` of topics into one file of JSON lines."""
+    with open(path, "w") as out:
+        for t in topics:
+            subprocess.run([ku.TALLY_BIN, "consume", "--topic", t, "--until-end", "-X",
+                            "kafka.bootstrap.servers=" + kafka.b], stdout=out,
+                           stderr=subprocess.DEVNULL, check=True, timeout=120)
+
+
+def report(path, by, window):
+    """`tally report --format json` of a file: {(id, window_start): row}."""
+    p = subprocess.run([ku.TALLY_BIN, "report", "--input", path, "--by", by, "--window", window,
+                        "--format", "json", "--min-purchases", "0"], capture_output=True,
+                       text=True, timeout=120)
+    if p.returncode != 0:
+        raise AssertionError("tally report --input %s: %s" % (path, p.stderr.strip()))
+    return {(r["id"], r["window_start"]): r for r in json.loads(p.stdout)["rows"]}
+
+
+def same_reports(a, b, what):
+    """Problems between two reports' rows (counts exactly, numbers within TOL)."""
+    pr = ["%s: row %s in only one" % (what, k) for k in sorted(set(a) ^ set(b), key=str)[:3]]
+    for k in sorted(set(a) & set(b), key=str):
+        x, y = a[k], b[k]
+        if (x["purchases"], x["touchpoints"]) != (y["purchases"], y["touchpoints"]):
+            pr.append("%s %s: purchases/touchpoints %s vs %s" % (
+                what, k, (x["purchases"], x["touchpoints"]), (y["purchases"], y["touchpoints"])))
+        for col in ("conversions", "value"):
+            for m in set(x[col]) | set(y[col]):
+                u, v = x[col].get(m), y[col].get(m)
+                if u is None or v is None or not close(u, v):
+                    pr.append("%s %s %s %s: %r vs %r" % (what, k, col, m, u, v))
+        if len(pr) > 5:
+            break
+    return pr[:5]
+
+
 def published(kafka, schemas, outs, problems):
     attrs = ku.decode_outputs(kafka.read_all(outs.attribution), ku.ATTRIBUTION_ID,
                               schemas[ku.ATTRIBUTION_ID], outs.attribution, problems)
@@ -237,8 +276,17 @@ def main():
         got_a.update(latest(kafka, schemas, a["rollup"]))
         problems += compare(want, got_a)
         problems += groups_add_up(got_a)
+        # tally report over the roll-up topic = over the records it sums
+        totals, records = os.path.join(tmp, "totals.jsonl"), os.path.join(tmp, "records.jsonl")
+        consume(kafka, [a["rollup"]], totals)
+        consume(kafka, [a["outs"].attribution, a["outs"].credit], records)
+        for by in ("channel", "channel_group", "category"):
+            for window in ("all", "day", "hour"):
+                problems += same_reports(report(totals, by, window), report(records, by, window),
+                                         "report --by %s --window %s" % (by, window))
         return "%d attributions, %d credit deltas -> %d roll-up rows (%d with channel groups) " \
-               "equal to the sums, in %.1f s" % (len(attrs), len(credits), len(want), len(got_a), secs)
+               "equal to the sums, in %.1f s; tally report over the topic = over the records, " \
+               "every dimension and window" % (len(attrs), len(credits), len(want), len(got_a), secs)
 
     def three_instances(problems):
         if not got_a:
@@ -247,7 +295,8 @@ def main():
 
         def start(i):
             insts[i] = ku.Tally(["run"] + args("b%d" % i, b["topic"], b["group"], b["outs"], b["rollup"],
-                                               os.path.join(tmp, "state-b%d" % i)),
+                                               os.path.join(tmp, "state-b%d" % i)) +
+                                ["-X", "http.listen=127.0.0.1:0"],
                                 os.path.join(tmp, "b%d-%d.log" % (i, len(insts))), "tally-b%d" % i)
 
         def drained():
@@ -290,6 +339,18 @@ def main():
             return not compare(expected(attrs, credits), latest(kafka, schemas, b["rollup"]))
         ku.wait_until(converged, TIMEOUT_S, "roll-ups equal to the group's records",
                       running=list(insts.values()), interval_s=1.0)
+        # GET /v1/attribution of any instance answers from the roll-up topic: the same as
+        # tally report over the group's records
+        records = os.path.join(tmp, "records-b.jsonl")
+        consume(kafka, [b["outs"].attribution, b["outs"].credit], records)
+        for i in (1, 3):
+            status, body = ku.http_get(ku.http_port(insts[i]), "/v1/attribution?by=channel&window=day"
+                                       "&min_purchases=0")
+            if status != 200:
+                raise AssertionError("GET /v1/attribution of instance %d: %d %s" % (i, status, body[:200]))
+            rows = {(r["id"], r["window_start"]): r for r in json.loads(body)["rows"]}
+            problems += same_reports(rows, report(records, "channel", "day"),
+                                     "GET /v1/attribution of instance %d" % i)
         for t in insts.values():
             t.stop()
         attrs, credits = published(kafka, schemas, b["outs"], problems)
