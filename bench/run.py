@@ -35,6 +35,10 @@
       interest deltas and attributions must be equal as multisets per user (every field,
       the explanations too, numbers within 1e-9 relative); exits 1 when they are not.
       --peer-X sets a key for the peer alone (e.g. features.alpha=0.6 makes it fail).
+  bench/run.py rollup [--events N] [--users N] [--runs R] [-X key=value ...]
+      The roll-ups' cost: `tally run --until-end` of one backlog with rollup.topic set (the
+      partials sent in every transaction, the aggregator, one Markov chain for the group)
+      and without, alternating; events/s and CPU per 1M events, and the median ratio.
   bench/run.py restore [--keys N] [--runs R]
       bench_restore: a compacted changelog partition of N user records (default 5,000,000)
       restored into an empty store, as after a lost disk; keys/s.
@@ -352,6 +356,41 @@ def eos(a):
               f"{statistics.median(ratios):.2f} (runs: {', '.join(f'{r:.2f}' for r in ratios)}) |")
 
 
+def rollup(a):
+    """tally run --until-end with and without rollup.topic (the roll-up partials in every
+    transaction, the aggregator, the shared Markov chain), alternating on one backlog."""
+    with local_broker("tally-rollup-") as (work, _, bootstrap):
+        topic = backlog_topic(work, bootstrap, a, "rollup")
+        got = {"without": [], "with": []}
+        ratios = []
+        for i in range(a.runs):
+            order = ["without", "with"] if i % 2 == 0 else ["with", "without"]
+            run = {}
+            for mode in order:
+                extra = []
+                if mode == "with":
+                    g = uuid.uuid4().hex[:8]
+                    extra = [f"rollup.topic=bench-rollups-{g}", f"kafka.group.id=bench-rollup-{g}"]
+                run[mode] = tally_drain(a, bootstrap, topic, work, extra)
+                if mode == "with":
+                    delete_topics(bootstrap, [f"bench-rollups-{g}", f"bench-rollup-{g}-rollup-partials",
+                                              f"bench-rollup-{g}-rollup-state"])
+                got[mode].append(run[mode])
+            ratios.append(run["with"].rate / run["without"].rate)
+            print(f"run {i + 1}: without roll-ups {run['without'].rate:,.0f} events/s, with "
+                  f"{run['with'].rate:,.0f} (ratio {ratios[-1]:.2f})", file=sys.stderr)
+        mode = ", ".join(a.xs) if a.xs else "defaults"
+
+        def med(k, f):
+            return statistics.median(getattr(d, f) for d in got[k])
+        print(f"| rollup.topic on vs off ({mode}), {a.events:,} events, {a.users:,} users, "
+              f"4 partitions, local broker, {a.runs} alternating runs | "
+              f"{med('with', 'rate'):,.0f} / {med('without', 'rate'):,.0f} events/s; CPU "
+              f"{med('with', 'cpu') * 1e6 / a.events:.1f} / {med('without', 'cpu') * 1e6 / a.events:.1f} "
+              f"s per 1M events | median ratio {statistics.median(ratios):.2f} "
+              f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}) |")
+
+
 def pipe(a):
     with local_broker("tally-pipe-") as (work, _, bootstrap):
         topic = backlog_topic(work, bootstrap, a, "pipe")
@@ -603,7 +642,7 @@ def restore(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["engine", "kafka", "latency", "restore", "eos", "pipe", "query",
-                                     "peer"])
+                                     "peer", "rollup"])
     ap.add_argument("--check", action="store_true",
                     help="peer: the equality check instead (10,000 events by default)")
     ap.add_argument("--peer-X", dest="peer_xs", action="append", default=[], metavar="KEY=VALUE",
@@ -627,7 +666,7 @@ def main():
         a.events = a.events or (10_000 if a.check else 1_000_000)
         a.users = a.users or (1_000 if a.check else 100_000)
         {"kafka": kafka, "latency": latency, "restore": restore, "eos": eos, "pipe": pipe,
-         "query": query, "peer": peer}[a.what](a)
+         "query": query, "peer": peer, "rollup": rollup}[a.what](a)
 
 
 if __name__ == "__main__":

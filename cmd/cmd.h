@@ -94,6 +94,11 @@ typedef struct tl_schema_store tl_schema_store;
 int tl_cmd_read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
                        int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
                        size_t errlen);
+/* The same of one topic, only the records whose key begins with key_prefix (the others are
+ * not decoded). */
+int tl_cmd_read_keyed(const tl_config *c, tl_schema_store *store, const char *topic,
+                      const char *key_prefix, int64_t timeout_ms, FILE *out, uint64_t *records,
+                      char *err, size_t errlen);
 /* The same for one topic of text: each record's value as it is, one per line. */
 int tl_cmd_read_values(const tl_config *c, const char *topic, int64_t timeout_ms, FILE *out,
                        uint64_t *records, char *err, size_t errlen);

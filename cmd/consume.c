@@ -137,8 +137,8 @@ static int add_partitions(rd_kafka_t *rk, const char *topic, int64_t at,
 }
 
 static int read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
-                       int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
-                       size_t errlen);
+                       int n, const char *key_prefix, int64_t timeout_ms, FILE *out,
+                       uint64_t *records, char *err, size_t errlen);
 
 /* The partitions that reached their end: a partition reports its end again when more
  * records came after the first report, so they are counted once each. */
@@ -175,20 +175,29 @@ int tl_cmd_read_topics(const tl_config *c, tl_schema_store *store, const char *c
                        int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
                        size_t errlen)
 {
-    return read_topics(c, store, topics, n, timeout_ms, out, records, err, errlen);
+    return read_topics(c, store, topics, n, NULL, timeout_ms, out, records, err, errlen);
+}
+
+int tl_cmd_read_keyed(const tl_config *c, tl_schema_store *store, const char *topic,
+                      const char *key_prefix, int64_t timeout_ms, FILE *out, uint64_t *records,
+                      char *err, size_t errlen)
+{
+    return read_topics(c, store, &topic, 1, key_prefix, timeout_ms, out, records, err, errlen);
 }
 
 int tl_cmd_read_values(const tl_config *c, const char *topic, int64_t timeout_ms, FILE *out,
                        uint64_t *records, char *err, size_t errlen)
 {
-    return read_topics(c, NULL, &topic, 1, timeout_ms, out, records, err, errlen);
+    return read_topics(c, NULL, &topic, 1, NULL, timeout_ms, out, records, err, errlen);
 }
 
-/* store NULL: each value as it is, a line (records without a value left out). */
+/* store NULL: each value as it is, a line (records without a value left out). key_prefix:
+ * only records whose key begins with it (NULL: all), left out before they are decoded. */
 static int read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
-                       int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
-                       size_t errlen)
+                       int n, const char *key_prefix, int64_t timeout_ms, FILE *out,
+                       uint64_t *records, char *err, size_t errlen)
 {
+    size_t kp = key_prefix ? strlen(key_prefix) : 0;
     *records = 0;
     rd_kafka_t *rk = reader_new(c, err, errlen);
     if (!rk) return -1;
@@ -217,6 +226,8 @@ static int read_topics(const tl_config *c, tl_schema_store *store, const char *c
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             at_end += ends_first(&e, m);
+        } else if (!m->err && kp && (m->key_len < kp || memcmp(m->key, key_prefix, kp))) {
+            /* not asked for */
         } else if (!m->err && !store) {
             if (m->payload && (fwrite(m->payload, 1, m->len, out) != m->len || fputc('\n', out) == EOF)) {
                 snprintf(err, errlen, "cannot write the records read");

@@ -204,9 +204,13 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
         snprintf(err, errlen, "roll-up topics: %.400s", conf ? e : "no Kafka configuration");
         return -1;
     }
+    /* Totals are rewritten as they change: segments that roll every hour let compaction
+     * keep the topic near one record per row (the active segment is never compacted). */
+    static const char *const totals_cfg[] = {"segment.ms", "3600000", "min.cleanable.dirty.ratio",
+                                             "0.1", NULL};
     int rc = tl_kafka_topic_ensure(admin, partials, input, 0, err, errlen) != 0 ||
-                     tl_kafka_topic_ensure(admin, tl_config_str(c, "rollup.topic"), input, 1, err,
-                                           errlen) != 0 ||
+                     tl_kafka_topic_ensure_cfg(admin, tl_config_str(c, "rollup.topic"), input, 1,
+                                               totals_cfg, err, errlen) != 0 ||
                      tl_kafka_topic_ensure(admin, state, input, 1, err, errlen) != 0
                  ? -1 : tl_kafka_partition_count(admin, input);
     rd_kafka_destroy(admin);
@@ -241,7 +245,7 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts
     tl_rollup_agg_opts o = {
         .partials_topic = ko->rollup_partials_topic, .topic = topic,
         .dlq_topic = tl_config_str(c, "dlq.topic"), .id_rollup = ko->id_rollup, .transactional = eos,
-        .commit_interval_ms = (int)tl_config_int(c, "commit.interval.ms"),
+        .commit_interval_ms = (int)tl_config_int(c, "rollup.commit.interval.ms"),
         .dlq_max_bytes = (size_t)tl_config_int(c, "dlq.max.record.bytes"),
         .markov = ko->markov_window_ms > 0,
         .mk = {.order = ko->markov_order, .window_ms = ko->markov_window_ms, .n_inputs = n_inputs,

@@ -382,13 +382,19 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
     uint64_t records = 0;
     /* the roll-up topic when there is one: its totals, far fewer records than what they sum */
     const char *rollups = tl_config_str(o->c, "rollup.topic");
-    const char *topics[2] = {*rollups ? rollups : o->out_topics[1], o->out_topics[2]};
-    int n_topics = *rollups ? 1 : 2;
+    const char *topics[2] = {o->out_topics[1], o->out_topics[2]};
     if (!codec || !tmp) {
         snprintf(err, sizeof(err), "cannot read the output topics (schemas or a scratch file)");
         goto done;
     }
-    if (tl_cmd_read_topics(o->c, store, topics, n_topics, 60000, tmp, &records, err, sizeof(err)) != 0)
+    /* of the roll-up topic, the rows of the answer's dimension and window kind (key
+     * dim|window|...): the others are not even decoded */
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "%s|%s|", a.by ? a.by : "channel",
+             a.window && !strcmp(a.window, "hour") ? "hour" : "day");
+    if ((*rollups ? tl_cmd_read_keyed(o->c, store, rollups, prefix, 60000, tmp, &records, err, sizeof(err))
+                  : tl_cmd_read_topics(o->c, store, topics, 2, 60000, tmp, &records, err,
+                                       sizeof(err))) != 0)
         goto done;
     rewind(tmp);
     /* spend, where the answer is per channel and day (the report refuses it otherwise) */

@@ -206,6 +206,9 @@ static const tl_config_def model_table[] = {
      "instances (docs/report.md). Created with as many partitions as the input. Set, the "
      "Markov chain is also one for every instance, its windows closed on a watermark "
      "(docs/attribution.md). Empty: none."},
+    {"rollup.commit.interval.ms", TL_CT_INT, "1000", 10, 600000,
+     "How often the roll-up aggregator writes the totals that changed and commits (its "
+     "transaction): the roll-up topic's freshness; shorter rewrites the totals more often."},
     {"rollup.partials.topic", TL_CT_STRING, "", NORANGE,
      "Internal topic of roll-up partials, keyed by row, aggregated by the member of the "
      "consumer group <group>-rollup owning the row's partition; empty: <group>-rollup-partials."},

@@ -119,6 +119,12 @@ int tl_kafka_partition_count(rd_kafka_t *rk, const char *topic)
 int tl_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
                           char *err, size_t errlen)
 {
+    return tl_kafka_topic_ensure_cfg(rk, topic, like, compacted, NULL, err, errlen);
+}
+
+int tl_kafka_topic_ensure_cfg(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
+                              const char *const *config, char *err, size_t errlen)
+{
     rd_kafka_resp_err_t why;
     int parts = partitions_of(rk, like, 0, &why);
     if (parts <= 0) {
@@ -133,6 +139,7 @@ int tl_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, const char *like, i
         return -1;
     }
     if (compacted) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    for (int i = 0; config && config[i]; i += 2) rd_kafka_NewTopic_set_config(nt, config[i], config[i + 1]);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);

@@ -24,6 +24,9 @@ int tl_changelog_ensure(tl_changelog *c, const char *input_topic, char *err, siz
  * have that many partitions. 0, or -1 with a message in err. */
 int tl_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
                           char *err, size_t errlen);
+/* The same with topic settings for a new topic: name, value, ..., NULL. */
+int tl_kafka_topic_ensure_cfg(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
+                              const char *const *config, char *err, size_t errlen);
 
 /* The partition count of topic, or -1 (unknown topic, no answer). */
 int tl_kafka_partition_count(rd_kafka_t *rk, const char *topic);

@@ -320,7 +320,10 @@ def main():
         if len(chain_part) != 1:
             raise AssertionError("the chain's state is on partitions %s of %s" % (chain_part, state_topic))
         chain_part = chain_part.pop()
-        victim = [i for i, t in insts.items() if owns(t.log_path, chain_part)]
+        # (a partition moving between members is first revoked, then assigned)
+        victim = ku.wait_until(lambda: [i for i, t in insts.items() if owns(t.log_path, chain_part)],
+                               TIMEOUT_S, "an owner of partition %d of the partials" % chain_part,
+                               running=list(insts.values()), interval_s=0.2)
         if len(victim) != 1:
             raise AssertionError("instances %s own partition %d of the partials" % (victim, chain_part))
         victim = victim[0]
