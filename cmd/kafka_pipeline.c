@@ -246,6 +246,7 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts
         .partials_topic = ko->rollup_partials_topic, .topic = topic,
         .dlq_topic = tl_config_str(c, "dlq.topic"), .id_rollup = ko->id_rollup, .transactional = eos,
         .commit_interval_ms = (int)tl_config_int(c, "rollup.commit.interval.ms"),
+        .partitions = n_inputs,
         .dlq_max_bytes = (size_t)tl_config_int(c, "dlq.max.record.bytes"),
         .markov = ko->markov_window_ms > 0,
         .mk = {.order = ko->markov_order, .window_ms = ko->markov_window_ms, .n_inputs = n_inputs,

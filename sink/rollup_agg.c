@@ -53,6 +53,8 @@ struct tl_rollup_agg {
     int64_t last_commit_ns;
     int64_t *drain_end;     /* per partition: the end to reach before a drained stop */
     int sent_partials;      /* partials of its own sent since the drain's ends were taken */
+    int64_t drain_started_ns;
+    int drain_warned;
     tl_buf buf, key;
     tl_rollup *mru[6];      /* the shared chain's credit deltas, as roll-up partials */
     int n_mru;
@@ -516,12 +518,25 @@ static void add_partial(tl_rollup_agg *a, const rd_kafka_message_t *m)
     a->pending++;
 }
 
-/* Drained: every assigned partition read to the end it had when the drain began, and
- * committed without sending partials of its own (the shared chain's credit deltas),
- * which would have to be read in turn. */
+/* Drained (tally run --until-end, this instance alone in the group): every partition of
+ * the partials topic assigned here -- a member that was killed holds its partitions until
+ * its session expires, so that is waited for, up to AGG_DRAIN_OWN_S -- and read to the end
+ * it had when the drain began, and committed without sending partials of its own (the
+ * shared chain's credit deltas), which would have to be read in turn. */
+#define AGG_DRAIN_OWN_S 120
 static int drained(tl_rollup_agg *a)
 {
     int any = 0;
+    if (!a->drain_started_ns) a->drain_started_ns = tl_mono_ns();
+    int owned = 0;
+    for (int p = 0; p < a->n_parts; p++) owned += a->parts[p].assigned;
+    if (owned < a->o.partitions) {
+        if (tl_mono_ns() - a->drain_started_ns < (int64_t)AGG_DRAIN_OWN_S * 1000000000) return 0;
+        if (!a->drain_warned++)
+            TL_LOG_WARN("rollup", "%d partitions of %s are not this instance's after %d s: the "
+                        "roll-ups are brought up to date for those it owns only", owned,
+                        a->o.partials_topic, AGG_DRAIN_OWN_S);
+    }
     if (!a->drain_end) {
         a->sent_partials = 0;
         a->drain_end = tl_xmalloc((size_t)(a->n_parts ? a->n_parts : 1) * sizeof(*a->drain_end));

@@ -32,6 +32,7 @@ typedef struct tl_rollup_agg_opts {
     int32_t id_rollup;        /* the frame of the totals written */
     int transactional;        /* exactly_once: pconf carries transactional.id */
     int commit_interval_ms;
+    int partitions;           /* of the partials topic (a drained stop waits to own them all) */
     size_t dlq_max_bytes;     /* a dead letter's value is cut to this (dlq.max.record.bytes) */
     /* One Markov chain for every instance (model/markov_share.h), on when markov is set:
      * the owner of the key "markov" publishes its credit deltas to credit_topic (framed

@@ -252,6 +252,7 @@ def bad_kinds(schemas, by_user, users, rng):
         return (uid if isinstance(uid, bytes) else uid.encode(), frame(1, encode_event(e)))
 
     key = u.encode()
+    past = max(schemas) + 1        # an id no schema file of tally's has
     good = avro_encode(s1, ev())   # a valid event: the bytes that go wrong in other ways
     body = encode_event(dict(base, event_id="bad-trunc"))
 
@@ -299,9 +300,9 @@ def bad_kinds(schemas, by_user, users, rng):
              [(key, json.dumps(dict(base, event_id="bad-json")).encode())]),
         Kind("unframed 1,040,000 B", "not_framed", [(b"pu-huge", rnd(1_040_000))], "cut"),
         Kind("10,000 B key, unframed value", "not_framed", [(b"k" * 10_000, b"not framed")], "cut"),
-        # -- classic: schema ids
-        Kind("unknown schema ids 0, 8, 9999, 2^31-1, 2^32-1", "unknown_schema",
-             [(key, frame(i, good)) for i in (0, 8, 9999, 2**31 - 1, 2**32 - 1)]),
+        # -- classic: schema ids (past: the first id after tally's own schema files)
+        Kind("unknown schema ids 0, %d, 9999, 2^31-1, 2^32-1" % past, "unknown_schema",
+             [(key, frame(i, good)) for i in (0, past, 9999, 2**31 - 1, 2**32 - 1)]),
         Kind("unknown schema id 424242, 50 times", "unknown_schema",
              [(key, frame(424242, good)) for _ in range(50)]),
         Kind("output schema id 2 on the input", "incompatible_schema", [(key, frame(2, good))]),

@@ -31,138 +31,17 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kafka_util as ku  # noqa: E402
+from rollup_ref import (close, compare, expected, groups_add_up, latest, published,  # noqa: E402
+                        same_credits)
 
 EVENTS, USERS = 30000, 3000
 RULE = ["last_touch", "first_touch", "linear", "time_decay", "position_based"]
-WINDOWS = {"hour": 3600000, "day": 86400000}
-TOL = 1e-9
 COMMON = ["processing.guarantee=exactly_once", "kafka.consumer.session.timeout.ms=6000",
           "kafka.consumer.heartbeat.interval.ms=1000", "http.listen=", "log.level=info"]
 TIMEOUT_S = 240
-
-
-def expected(attrs, credits):
-    """{(dim, window, window_start, id): row} summed from the records, as described above."""
-    rows = defaultdict(lambda: {"purchases": 0, "touchpoints": 0,
-                                "conv": defaultdict(float), "value": defaultdict(float)})
-    for a in attrs:
-        value = a["value"] or 0.0
-        for wname, wlen in WINDOWS.items():
-            start = a["ts"] - a["ts"] % wlen
-            for dim, field in (("channel", "channel"), ("category", "category_id")):
-                touched = set()
-                for i, tp in enumerate(a["touchpoints"]):
-                    vid = tp.get(field) or "(none)"
-                    r = rows[(dim, wname, start, vid)]
-                    r["touchpoints"] += 1
-                    for m, cr in a["credits"].items():
-                        r["conv"][m] += cr[i]
-                        r["value"][m] += cr[i] * value
-                    touched.add(vid)
-                for vid in touched:
-                    rows[(dim, wname, start, vid)]["purchases"] += 1
-    for c in credits:
-        if c["method"] != "markov":
-            continue
-        for wname, wlen in WINDOWS.items():
-            start = c["window_start"] - c["window_start"] % wlen
-            r = rows[(c["dim"], wname, start, c["dim_id"] or "(none)")]
-            r["conv"]["markov"] += c["credit"] - c["credit_before"]
-    return rows
-
-
-def latest(kafka, schemas, topic):
-    """{key: record} of the roll-up topic: the last record of each key."""
-    out = {}
-    for _, _, key, value, _ in sorted(kafka.read_all(topic), key=lambda r: (r[0], r[1])):
-        if value is None or value[0] != 0 or int.from_bytes(value[1:5], "big") != 8:
-            raise AssertionError("%s: a record that is not a framed roll-up: %r" % (topic, value[:8]))
-        rec = ku.avro_decode(schemas[8], value[5:])
-        want_key = "%s|%s|%d|%s" % (rec["dim"], rec["window"], rec["window_start"], rec["dim_id"])
-        if key.decode() != want_key:
-            raise AssertionError("%s: key %r for the record of %r" % (topic, key, want_key))
-        out[(rec["dim"], rec["window"], rec["window_start"], rec["dim_id"])] = rec
-    return out
-
-
-def close(a, b):
-    return abs(a - b) <= TOL * (1 + abs(a) + abs(b))
-
-
-def compare(want, got, methods=None, what=""):
-    """Problems between the oracle's rows and the topic's (channel and category rows);
-    methods: only these columns (None: all)."""
-    pr = []
-    have = {k: v for k, v in got.items() if k[0] in ("channel", "category")}
-    for k in sorted(set(want) - set(have), key=str)[:5]:
-        pr.append("%sno roll-up for %s" % (what, k))
-    for k in sorted(set(have) - set(want), key=str)[:5]:
-        pr.append("%sa roll-up nothing sums to: %s" % (what, k))
-    for k in sorted(set(want) & set(have), key=str):
-        w, g = want[k], have[k]
-        if (w["purchases"], w["touchpoints"]) != (g["purchases"], g["touchpoints"]):
-            pr.append("%s%s: purchases/touchpoints %s, expected %s" % (
-                what, k, (g["purchases"], g["touchpoints"]), (w["purchases"], w["touchpoints"])))
-        gm = {m["method"]: m for m in g["methods"]}
-        for m in (methods or set(w["conv"]) | set(gm)):
-            if m not in w["conv"] and m not in gm:
-                continue
-            if m not in gm or m not in w["conv"]:
-                pr.append("%s%s: method %s only on one side" % (what, k, m))
-                continue
-            if not close(gm[m]["conversions"], w["conv"][m]) or not close(gm[m]["value"], w["value"][m]):
-                pr.append("%s%s %s: conversions/value %.17g/%.17g, expected %.17g/%.17g" % (
-                    what, k, m, gm[m]["conversions"], gm[m]["value"], w["conv"][m], w["value"][m]))
-        if len(pr) > 10:
-            break
-    return pr[:10]
-
-
-def groups_add_up(got):
-    """The channel_group rows of each window sum to its channel rows (rule-based columns)."""
-    pr = []
-    sums = defaultdict(lambda: [0, 0.0])
-    for (dim, w, start, _), rec in got.items():
-        if dim not in ("channel", "channel_group"):
-            continue
-        s = sums[(dim, w, start)]
-        s[0] += rec["touchpoints"]
-        s[1] += sum(m["conversions"] for m in rec["methods"] if m["method"] == "linear")
-    for (dim, w, start), (tp, lin) in sums.items():
-        if dim != "channel":
-            continue
-        g = sums.get(("channel_group", w, start), [0, 0.0])
-        if g[0] != tp or not close(g[1], lin):
-            pr.append("window %s %d: channel groups %s, channels %s" % (w, start, g, (tp, lin)))
-    if not any(k[0] == "channel_group" for k in got):
-        pr.append("no channel_group rows")
-    return pr[:5]
-
-
-def same_credits(a, b):
-    """The Markov credit deltas of two runs: the same windows and channels, the same
-    credits, credits before and removal effects."""
-    def index(cs):
-        return {(c["window_start"], c["dim"], c["dim_id"]): c for c in cs if c["method"] == "markov"}
-    ia, ib = index(a), index(b)
-    pr = []
-    if not ia:
-        pr.append("no Markov credit deltas in the single instance's run")
-    for k in sorted(set(ia) ^ set(ib), key=str)[:5]:
-        pr.append("Markov credit delta %s in only one run (%s)" % (k, "1" if k in ia else "3"))
-    for k in sorted(set(ia) & set(ib), key=str):
-        for f in ("credit", "credit_before", "removal_effect", "conversions"):
-            if not close(ia[k][f], ib[k][f]):
-                pr.append("Markov credit delta %s: %s %.17g with 1 instance, %.17g with 3" % (
-                    k, f, ia[k][f], ib[k][f]))
-                break
-        if len(pr) > 10:
-            break
-    return pr
 
 
 def owns(log_path, partition):
@@ -212,15 +91,6 @@ def same_reports(a, b, what):
         if len(pr) > 5:
             break
     return pr[:5]
-
-
-def published(kafka, schemas, outs, problems):
-    attrs = ku.decode_outputs(kafka.read_all(outs.attribution), ku.ATTRIBUTION_ID,
-                              schemas[ku.ATTRIBUTION_ID], outs.attribution, problems)
-    credits = []
-    for _, _, _, value, _ in kafka.read_all(outs.credit):
-        credits.append(ku.avro_decode(schemas[ku.CREDIT_ID], value[5:]))
-    return attrs, credits
 
 
 def main():
