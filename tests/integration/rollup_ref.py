@@ -220,6 +220,14 @@ def journeys(events, lookback_ms, max_tps, reset=True):
     return out, stream
 
 
+def input_events(kafka, schemas, topic):
+    """{partition: the input topic's events in offset order}, read back and decoded here."""
+    out = defaultdict(list)
+    for p, _, _, value, _ in sorted(kafka.read_all(topic), key=lambda r: (r[0], r[1])):
+        out[p].append(ku.avro_decode(schemas[1], value[5:]))
+    return dict(out)
+
+
 def markov_deltas(partitions, lookback_ms, max_tps, window_ms, np):
     """The Markov credit deltas of the shared chain over the input partitions ({partition:
     events in offset order}): [{window_start, dim_id, credit, credit_before,

@@ -2,8 +2,9 @@
 """integration.eos: exactly-once processing, recovery and scale-out on a real broker.
 
 Every run of `tally run` here uses processing.guarantee=exactly_once, a stable instance.id,
-model.enabled=false and markov.enabled=false (the online model and the Markov chain are per
-process and not transactional), and the rule parameters RULE_CONFIG. Outputs are always
+model.enabled=false and markov.enabled=false (the online model is per process and not
+transactional; the crash test turns the Markov chain on, shared through rollup.topic),
+and the rule parameters RULE_CONFIG. Outputs are always
 read with a read_committed consumer.
 
 The oracle is independent of tally: the expected outputs are computed by reference.py
@@ -45,7 +46,12 @@ interest entries per user (features.max.interests, 1000): the inputs stay far be
    plus a random 0-500 ms: restore or first batch). Outputs = reference. The changelog
    topic must be compacted, with as many partitions as the input; the group's committed
    offsets must be the input's end offsets. The kills are listed in kills.txt beside the
-   logs.
+   logs. This run also keeps the group's Markov chain and roll-ups (markov.enabled=true,
+   rollup.topic): its Markov credit deltas must equal those recomputed from the input
+   topic's events alone (rollup_ref.markov_deltas: the journeys tally closes, the windows
+   the watermark passed, removal effects solved by their definition with numpy), and the
+   roll-up topic the sums of the attribution records and credit deltas on the output
+   topics: the kills lose and double nothing there either.
 2. zombie: instance A runs; instance B starts with the same instance.id and group (another
    state.dir) while events keep arriving. A must exit non-zero within 90 s with a message
    of its own that contains "fenced"; B then consumes the rest and stops cleanly on
@@ -95,6 +101,7 @@ sys.path.insert(0, HERE)
 import compare as cmp  # noqa: E402
 import kafka_util as ku  # noqa: E402
 import reference as ref  # noqa: E402
+import rollup_ref as rr  # noqa: E402
 from kafka_util import Kafka, OutputTopics, Tally, run_tally, wait_until  # noqa: E402
 
 TOL = 1e-9
@@ -364,6 +371,26 @@ def member_ids(kafka, group):
 
 # ------------------------------------------------------------------------------ crash
 
+def markov_and_rollups(ctx, t_in, outs, rollups, pr):
+    """The crash run's Markov credit deltas against those recomputed from the input topic's
+    events alone (rollup_ref.markov_deltas: the journeys, the watermark's windows, removal
+    effects solved by their definition), and its roll-up topic against the sums of the
+    attribution records and credit deltas on the output topics: nothing lost or doubled."""
+    import numpy as np
+    k = ctx.kafka
+    credits = [ku.avro_decode(ctx.schemas[ku.CREDIT_ID], v[5:]) for _, _, _, v, _ in
+               k.read_all(outs.credit, READ_TIMEOUT_S)]
+    want = rr.markov_deltas(rr.input_events(k, ctx.schemas, t_in), REF_PARAMS["lookback_ms"],
+                            REF_PARAMS["max_touchpoints"], 3600000, np)
+    pr.extend(rr.same_deltas(want, credits, "Markov credit deltas against the journeys"))
+    attrs = ku.decode_outputs(k.read_all(outs.attribution, READ_TIMEOUT_S), ku.ATTRIBUTION_ID,
+                              ctx.schemas[ku.ATTRIBUTION_ID], outs.attribution, pr)
+    got = rr.latest(k, ctx.schemas, rollups)
+    pr.extend(rr.compare(rr.expected(attrs, credits), got))
+    return "%d Markov credit deltas equal to those recomputed from the input; %d roll-up " \
+           "rows equal to the sums of the records" % (len(credits), len(got))
+
+
 def test_crash(ctx, pr):
     k = ctx.kafka
     d = ctx.dir("crash")
@@ -378,11 +405,15 @@ def test_crash(ctx, pr):
 
     outs = ctx.outputs("crash")
     group = ctx.group("crash")
+    rollups = ctx.name("crash-rollups")
+    ctx.topics.extend([rollups, group + "-rollup-partials", group + "-rollup-state"])
     state = os.path.join(d, "state")
     # Local stores written at most 200 ms apart (instead of 10 s): each start lives a few
     # seconds, and kills should land among store writes too, not only among transactions.
+    # The group's Markov chain and roll-ups are on: they are killed with the rest.
     args = run_args(ctx, t_in, group, state, outs, "crash",
-                    extra=["state.flush.interval.ms=200"])
+                    extra=["state.flush.interval.ms=200", "markov.enabled=true",
+                           "rollup.topic=" + rollups])
     rng = random.Random(SEED)
     n_start = max(1, CRASH_KILLS // 5)
     kinds = ["progress"] * CRASH_KILLS + ["start"] * n_start
@@ -466,6 +497,7 @@ def test_crash(ctx, pr):
 
     kill_log.close()
     summary, _ = compare_outputs(ctx, t_in, [events], outs, pr, d)
+    summary += "; " + markov_and_rollups(ctx, t_in, outs, rollups, pr)
     pr.extend(committed_problems(k, group, t_in))
     changelog = group + "-users-changelog"
     if changelog not in k.topics():

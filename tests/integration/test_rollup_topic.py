@@ -34,8 +34,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kafka_util as ku  # noqa: E402
-from rollup_ref import (close, compare, expected, groups_add_up, latest, published,  # noqa: E402
-                        same_credits)
+from rollup_ref import (close, compare, expected, groups_add_up, input_events, latest,  # noqa: E402
+                        markov_deltas, published, same_credits, same_deltas)
 
 EVENTS, USERS = 30000, 3000
 RULE = ["last_touch", "first_touch", "linear", "time_decay", "position_based"]
@@ -146,6 +146,10 @@ def main():
         got_a.update(latest(kafka, schemas, a["rollup"]))
         problems += compare(want, got_a)
         problems += groups_add_up(got_a)
+        # the Markov credit deltas, recomputed here from the input alone
+        import numpy as np
+        want_d = markov_deltas(input_events(kafka, schemas, a["topic"]), 7 * 86400000, 50, 3600000, np)
+        problems += same_deltas(want_d, credits, "Markov credit deltas against the journeys")
         # tally report over the roll-up topic = over the records it sums
         totals, records = os.path.join(tmp, "totals.jsonl"), os.path.join(tmp, "records.jsonl")
         consume(kafka, [a["rollup"]], totals)
@@ -155,8 +159,10 @@ def main():
                 problems += same_reports(report(totals, by, window), report(records, by, window),
                                          "report --by %s --window %s" % (by, window))
         return "%d attributions, %d credit deltas -> %d roll-up rows (%d with channel groups) " \
-               "equal to the sums, in %.1f s; tally report over the topic = over the records, " \
-               "every dimension and window" % (len(attrs), len(credits), len(want), len(got_a), secs)
+               "equal to the sums, in %.1f s; the credit deltas equal to %d recomputed here from " \
+               "the input's journeys; tally report over the topic = over the records, every " \
+               "dimension and window" % (len(attrs), len(credits), len(want), len(got_a), secs,
+                                         len(want_d))
 
     def three_instances(problems):
         if not got_a:
