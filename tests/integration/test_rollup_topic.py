@@ -26,6 +26,7 @@ missing or extra; the channel-group rows must add up to the channel rows.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -134,12 +135,15 @@ def main():
     b["outs"].create(kafka)
     got_a = {}
     credits_a = []
+    auc_a = []
 
     def one_instance(problems):
         produce(a["topic"], csv)
         secs = ku.run_tally(["run", "--until-end"] + args("a", a["topic"], a["group"], a["outs"],
                                                          a["rollup"], os.path.join(tmp, "state-a")),
                             TIMEOUT_S, os.path.join(tmp, "a.log"), "tally-a")
+        with open(os.path.join(tmp, "a.log"), errors="replace") as fh:
+            auc_a[:] = re.findall(r"progressive AUC ([0-9.]+)", fh.read())
         attrs, credits = published(kafka, schemas, a["outs"], problems)
         credits_a.extend(credits)
         want = expected(attrs, credits)
@@ -243,14 +247,21 @@ def main():
                   for k, v in got_a.items() if k[0] in ("channel", "category")}
         problems += compare(want_a, got_b, methods=RULE + ["markov"], what="1 vs 3 instances: ")
         problems += same_credits(credits_a, credits)
+        # each instance's own online model (not shared yet): its progressive AUC, for the record
+        aucs = []
+        for t in insts.values():
+            m = re.search(r"progressive AUC ([0-9.]+)", t.log())
+            aucs.append(m.group(1) if m else "?")
         restored = [t.name for t in insts.values()
                     if "restored partition=%d " % chain_part in t.log() and "and the Markov chain" in t.log()]
         if not restored:
             problems.append("no instance read the shared chain back after the SIGKILL")
         return "%d attributions, %d roll-up rows, %d Markov credit deltas; rule-based and " \
                "Markov totals and every credit delta equal to one instance's (the chain's " \
-               "owner, instance %d, SIGKILLed; read back by %s)" % (
-                   len(attrs), len(got_b), len(credits), victim, ", ".join(restored))
+               "owner, instance %d, SIGKILLed; read back by %s); the instances' own models' " \
+               "progressive AUC %s (one instance: %s)" % (
+                   len(attrs), len(got_b), len(credits), victim, ", ".join(restored),
+                   " ".join(aucs), auc_a[0] if auc_a else "?")
 
     try:
         steps("one instance: roll-up topic = sums of the published records", one_instance)
