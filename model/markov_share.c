@@ -365,14 +365,17 @@ void tl_mk_share_destroy(tl_mk_share *s)
     free(s);
 }
 
-static void set_time(tl_mk_share *s, int32_t p, int64_t t)
+/* 1 when partition p's stream time moved. */
+static int set_time(tl_mk_share *s, int32_t p, int64_t t)
 {
     if (p >= s->n_time) {
         s->time = tl_xrealloc(s->time, (size_t)(p + 1) * sizeof(*s->time));
         for (int i = s->n_time; i <= p; i++) s->time[i] = INT64_MIN;
         s->n_time = p + 1;
     }
-    if (t > s->time[p]) s->time[p] = t;
+    if (t <= s->time[p]) return 0;
+    s->time[p] = t;
+    return 1;
 }
 
 int tl_mk_share_add(tl_mk_share *s, const void *data, size_t len, char *err, size_t errlen)
@@ -401,8 +404,9 @@ int tl_mk_share_add(tl_mk_share *s, const void *data, size_t len, char *err, siz
             s->dropped += tl_markov_paths(r.w[i].chain);
         s->dim = r.dim;
     }
-    for (int i = 0; i < r.n_times; i++) set_time(s, r.part[i], r.time[i]);
-    s->dirty = 1;
+    int moved = r.n_win > 0;
+    for (int i = 0; i < r.n_times; i++) moved |= set_time(s, r.part[i], r.time[i]);
+    if (moved) s->dirty = 1;   /* else nothing to write again */
     rec_free(&r);
     return 0;
 }

@@ -28,8 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RING_SIZE (1u << 18)
-#define MAX_ROLLUPS 6   /* dimensions x windows */   /* > the producer's queue.buffering.max.messages */
+#define RING_SIZE (1u << 18)   /* > the producer's queue.buffering.max.messages */
+#define MAX_ROLLUPS 6          /* dimensions x windows */
 
 typedef struct kafka_sink {
     tl_sink_base base;
@@ -52,6 +52,7 @@ typedef struct kafka_sink {
     int n_ru;
     tl_buf key;
     tl_mk_out *mk;          /* the shared Markov chain's journeys and stream times */
+    int committed;          /* the last transaction was committed (not aborted) */
 } kafka_sink;
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -304,8 +305,11 @@ static tl_rc ks_begin(void *ctx)
 {
     kafka_sink *s = ctx;
     for (int p = 0; p < s->n_cl; p++) s->cl_last[p] = -1;
-    for (int i = 0; i < s->n_ru; i++) tl_rollup_clear(s->ru[i]);   /* of an aborted one */
-    if (s->mk) tl_mk_out_clear(s->mk);
+    if (!s->committed) {   /* what an aborted transaction gathered is redone */
+        for (int i = 0; i < s->n_ru; i++) tl_rollup_clear(s->ru[i]);
+        if (s->mk) tl_mk_out_clear(s->mk);
+    }
+    s->committed = 0;
     rd_kafka_error_t *e = rd_kafka_begin_transaction(s->rk);
     return e ? txn_error(s, "begin", e) : TL_OK;
 }
@@ -352,6 +356,7 @@ static tl_rc ks_commit(void *ctx, const int64_t *next, int n, int64_t *changelog
         e = NULL;
     }
     if (e) return txn_error(s, "commit", e);
+    s->committed = 1;
     for (int p = 0; p < n; p++)
         changelog_next[p] = p < s->n_cl && s->cl_last[p] >= 0 ? s->cl_last[p] + 1 : -1;
     return TL_OK;
