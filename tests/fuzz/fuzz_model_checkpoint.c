@@ -90,8 +90,8 @@ static void use(tl_model *m)
     tl_model_credit(m, NULL, u.tp, u.n_tp, &r, fuzz_arena(), &explanation);
     tl_model_learn(m, NULL, u.tp, u.n_tp, 1, ts);
     tl_model_learn(m, NULL, u.tp, 2, 0, ts + 1);
-    tl_model_path(m, u.tp, u.n_tp, 1);
-    tl_model_path(m, u.tp, 2, 0);
+    tl_model_path(m, u.tp, u.n_tp, 1, ts, NULL);
+    tl_model_path(m, u.tp, 2, 0, ts + 1, NULL);
     tl_model_report rep;
     tl_model_report_get(m, &rep);
     tl_dim dim;
