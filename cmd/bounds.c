@@ -15,6 +15,11 @@
  *   changelog record  tl_user_encoded_bound(ingest.max.string.bytes,
  *                     features.max.interests, attribution.max.touchpoints)
  *                     + a user id (ingest.max.string.bytes) + BOUNDS_RECORD
+ *   roll-up record    tl_avro_rollup_bound(ingest.max.string.bytes) + its key (the value
+ *                     and BOUNDS_KEY), on the roll-up topic and on its partials topic
+ *
+ * (The shared Markov chain's records, on the partials and state topics, grow with the
+ * chain: they are not bounded here.)
  *
  * against the smaller of the producer's message.max.bytes and the topic's
  * max.message.bytes (asked of the broker; when it does not answer, the producer's limit
@@ -32,6 +37,7 @@
 
 #define BOUNDS_HEADERS 2048   /* a dead letter's headers: reason, error (< 700), source */
 #define BOUNDS_RECORD 512     /* a record's framing in a batch: lengths, timestamp, attrs */
+#define BOUNDS_KEY 96         /* a roll-up key besides its value: dim|window|start| */
 
 #define TOPIC_MISSING (-2)
 
@@ -125,7 +131,8 @@ static long long limit_for(rd_kafka_t *rk, long long producer, const char *topic
 
 int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
                                const char *const outputs[TL_BOUNDS_OUTPUTS],
-                               const char *changelog_topic, char *err, size_t errlen)
+                               const char *changelog_topic, const char *const rollups[2],
+                               char *err, size_t errlen)
 {
     char v[32];
     size_t n = sizeof(v);
@@ -155,6 +162,10 @@ int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
          dlq_max + TL_DLQ_MAX_KEY_BYTES + BOUNDS_HEADERS},
         {"a user's changelog record", changelog_topic, keys_user, "lower one of them",
          (long long)(tl_user_encoded_bound(S, (size_t)ent, (size_t)tps) + S) + BOUNDS_RECORD},
+        {"a roll-up total", rollups ? rollups[0] : NULL, keys_s, "lower it",
+         (long long)(tl_avro_rollup_bound(S) + S) + BOUNDS_KEY + BOUNDS_RECORD},
+        {"a roll-up partial", rollups ? rollups[1] : NULL, keys_s, "lower it",
+         (long long)(tl_avro_rollup_bound(S) + S) + BOUNDS_KEY + BOUNDS_RECORD},
     };
     int auto_create = -2;
     for (size_t i = 0; i < sizeof(rec) / sizeof(rec[0]); i++) {

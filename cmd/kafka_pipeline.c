@@ -396,8 +396,9 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     }
     const char *const outputs[TL_BOUNDS_OUTPUTS] = {ko.topic_interest, ko.topic_attribution,
                                                     ko.topic_credit, ko.topic_dlq};
+    const char *const rollups[2] = {rollup_topic, ko.rollup_partials_topic};
     int bounds = tl_cmd_check_record_bounds(c, producer, outputs, eos ? changelog_topic : NULL,
-                                            err, sizeof(err));
+                                            *rollup_topic ? rollups : NULL, err, sizeof(err));
     if (bounds != 0) {   /* -1: a bound over a limit (configuration); -2: a topic missing */
         fprintf(stderr, "tally: %s%s\n", bounds == -1 ? "configuration error: " : "", err);
         rc = bounds == -1 ? 2 : 1;

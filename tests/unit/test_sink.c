@@ -576,6 +576,14 @@ static void test_avro_bounds(void **state)
                               .has_removal_effect = 1};
         tl_avro_put_credit(&buf, 0x7fffffff, &cd);
         check_bound(buf.len, tl_avro_credit_bound(S) - 18);   /* the method names are shorter */
+        tl_rollup_row ru = {.id = s, .window_start = -((int64_t)1 << 62), .purchases = UINT64_MAX >> 1,
+                            .touchpoints = UINT64_MAX >> 1, .shapley_var = 1};
+        for (int m = 0; m < TL_RU_METHODS; m++) ru.has[m] = 1;
+        ru.window_start -= ru.window_start % 86400000;
+        tl_buf_clear(&buf);
+        tl_avro_put_rollup(&buf, 0x7fffffff, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_HOUR, &ru);
+        /* the names (dimension, window, methods) are shorter than the 32 bytes allowed */
+        check_bound(buf.len, tl_avro_rollup_bound(S) - 2 * 20 - TL_RU_METHODS * 20);
         for (size_t ti = 0; ti < 3; ti++) {
             int n = (int)TP_cases[ti];
             tl_touchpoint *tp = calloc((size_t)n, sizeof(*tp));
