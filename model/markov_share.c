@@ -333,16 +333,23 @@ struct tl_mk_share {
     int dirty;
 };
 
-static void share_reset(tl_mk_share *s)
+/* Frees what the state holds (the arrays stay for reuse). */
+static void share_free(tl_mk_share *s)
 {
     tl_markov_destroy(s->chain);
+    s->chain = NULL;
     for (int i = 0; i < s->n_open; i++) tl_markov_destroy(s->open[i].chain);
     for (int i = 0; i < s->n_cred; i++) free(s->name[i]);
-    s->chain = tl_markov_new_order(s->cfg.order);
     s->n_open = s->n_cred = s->n_time = 0;
+}
+
+static void share_reset(tl_mk_share *s)
+{
+    share_free(s);
+    s->chain = tl_markov_new_order(s->cfg.order);
     s->dim = -1;
     s->closed_end = INT64_MIN;
-    s->late = s->windows = 0;
+    s->late = s->windows = s->dropped = 0;
 }
 
 tl_mk_share *tl_mk_share_new(const tl_mk_share_cfg *cfg)
@@ -356,8 +363,7 @@ tl_mk_share *tl_mk_share_new(const tl_mk_share_cfg *cfg)
 void tl_mk_share_destroy(tl_mk_share *s)
 {
     if (!s) return;
-    share_reset(s);
-    tl_markov_destroy(s->chain);
+    share_free(s);
     free(s->open);
     free(s->time);
     free(s->name);

@@ -176,16 +176,15 @@ static int send_partial(void *arg, const tl_buf *key, const tl_buf *val)
  * (at_least_once), so that they are durable with the records they sum. */
 static tl_rc send_partials(kafka_sink *s)
 {
-    tl_buf val = {0};
-    int rc = tl_rollup_send_changed(s->ru, s->n_ru, s->o.id_rollup, &s->key, &val, send_partial, s);
+    /* s->buf is free between records: each produce copies it */
+    int rc = tl_rollup_send_changed(s->ru, s->n_ru, s->o.id_rollup, &s->key, &s->buf, send_partial, s);
     for (int i = 0; i < s->n_ru; i++) tl_rollup_clear(s->ru[i]);
-    tl_buf_clear(&val);
-    if (!rc && s->mk && tl_mk_out_take(s->mk, &val)) {
+    tl_buf_clear(&s->buf);
+    if (!rc && s->mk && tl_mk_out_take(s->mk, &s->buf)) {
         tl_buf_clear(&s->key);
         tl_buf_puts(&s->key, TL_MK_KEY);
-        rc = send_partial(s, &s->key, &val);
+        rc = send_partial(s, &s->key, &s->buf);
     }
-    tl_buf_free(&val);
     return rc ? TL_ERROR : TL_OK;
 }
 

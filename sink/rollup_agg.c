@@ -56,6 +56,7 @@ struct tl_rollup_agg {
     int64_t drain_started_ns;
     int drain_warned;
     tl_buf buf, key;
+    tl_buf state;           /* the shared chain's last state read back (restore) */
     tl_rollup *mru[6];      /* the shared chain's credit deltas, as roll-up partials */
     int n_mru;
     tl_prom_series *m_partials, *m_totals, *m_bad, *m_commits, *m_restored;
@@ -384,14 +385,14 @@ static void total_back(tl_rollup_agg *a, part *pt, const rd_kafka_message_t *m)
     free(rec.row.id);
 }
 
-static tl_buf state_bytes;   /* the last state read back (reading is on the aggregator's thread) */
-
 static void state_back(tl_rollup_agg *a, part *pt, const rd_kafka_message_t *m)
 {
-    (void)a, (void)pt;
-    tl_buf_clear(&state_bytes);
-    if (m->key && m->key_len == strlen(TL_MK_KEY) && !memcmp(m->key, TL_MK_KEY, m->key_len) && m->payload)
-        tl_buf_append(&state_bytes, m->payload, m->len);
+    (void)pt;
+    if (!m->key || m->key_len != strlen(TL_MK_KEY) || memcmp(m->key, TL_MK_KEY, m->key_len) ||
+        !m->payload)
+        return;   /* the chain's state is the latest record of its key */
+    tl_buf_clear(&a->state);
+    tl_buf_append(&a->state, m->payload, m->len);
 }
 
 /* Partition p's totals (and the shared chain's state) read back to their ends. 0 or -1. */
@@ -402,19 +403,18 @@ static int restore(tl_rollup_agg *a, int32_t p)
     if (n < 0) return -1;
     tl_prom_add(a->m_restored, (uint64_t)n);
     if (a->o.markov) {
-        tl_buf_clear(&state_bytes);
+        tl_buf_clear(&a->state);
         if (read_back(a, a->o.state_topic, p, state_back) < 0) return -1;
-        if (state_bytes.len) {
+        if (a->state.len) {
             char err[256];
             part *pt = part_of(a, p);
-            if (tl_mk_share_restore(share_of(a, pt), state_bytes.data, state_bytes.len, err,
+            if (tl_mk_share_restore(share_of(a, pt), a->state.data, a->state.len, err,
                                     sizeof(err)) != 0) {
                 tl_prom_add(a->m_bad, 1);
                 TL_LOG_WARN("rollup", "topic=%s partition=%d: the Markov chain starts afresh: %s",
                             a->o.state_topic, (int)p, err);
             }
         }
-        tl_buf_free(&state_bytes);
     }
     TL_LOG_INFO("rollup", "restored partition=%d totals=%" PRId64 "%s", (int)p, n,
                 part_of(a, p)->mk ? " and the Markov chain" : "");
@@ -613,6 +613,7 @@ static void destroy(tl_rollup_agg *a)
     free(a->drain_end);
     tl_buf_free(&a->buf);
     tl_buf_free(&a->key);
+    tl_buf_free(&a->state);
     for (int i = 0; i < a->n_mru; i++) tl_rollup_destroy(a->mru[i]);
     free((char *)a->o.partials_topic);
     free((char *)a->o.topic);

@@ -11,7 +11,8 @@ run `tally run` with rollup.topic on a real broker:
   non-converting one, as docs/attribution.md describes), per window of their close time,
   the windows the watermark (the least stream time of the input partitions) has passed,
   each solved by the definition of the removal effect (test_markov.exact, numpy).
-- same_credits(): the problems between two runs' Markov credit deltas.
+- same_deltas(): the problems between expected Markov credit deltas (or another run's)
+  and a run's.
 """
 import heapq
 import os
@@ -121,28 +122,6 @@ def groups_add_up(got):
     if not any(k[0] == "channel_group" for k in got):
         pr.append("no channel_group rows")
     return pr[:5]
-
-
-def same_credits(a, b):
-    """The Markov credit deltas of two runs: the same windows and channels, the same
-    credits, credits before and removal effects."""
-    def index(cs):
-        return {(c["window_start"], c["dim"], c["dim_id"]): c for c in cs if c["method"] == "markov"}
-    ia, ib = index(a), index(b)
-    pr = []
-    if not ia:
-        pr.append("no Markov credit deltas in the single instance's run")
-    for k in sorted(set(ia) ^ set(ib), key=str)[:5]:
-        pr.append("Markov credit delta %s in only one run (%s)" % (k, "1" if k in ia else "3"))
-    for k in sorted(set(ia) & set(ib), key=str):
-        for f in ("credit", "credit_before", "removal_effect", "conversions"):
-            if not close(ia[k][f], ib[k][f]):
-                pr.append("Markov credit delta %s: %s %.17g with 1 instance, %.17g with 3" % (
-                    k, f, ia[k][f], ib[k][f]))
-                break
-        if len(pr) > 10:
-            break
-    return pr
 
 
 def published(kafka, schemas, outs, problems):
