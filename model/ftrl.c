@@ -10,8 +10,8 @@
  *     z_i  += g_i - s_i w_i
  *     n_i  += g_i^2
  *
- * State and derived values. The state is (z, n, version) and the four parameters; that is
- * all tl_ftrl_encode() writes. Beside it the model keeps two derived arrays: sq[i] =
+ * State and derived values. The state is (z, n, version), the averaged weights (below) and
+ * the four parameters; that is all tl_ftrl_encode() writes. Beside it the model keeps two derived arrays: sq[i] =
  * sqrt(n[i]) and w[i] = the closed form of (z[i], sq[i]). They are the paper's lazily
  * computed weights, computed once per change instead of once per use: (z, n) only change
  * in learn, which refreshes them from the sqrt(n_i + g_i^2) that the update needs anyway.
@@ -19,6 +19,16 @@
  * decoded model, which recomputes both from (z, n), predicts identically. predict is then
  * one dot product; the closed form on every call would cost d square roots and d divisions
  * per prediction.
+ *
+ * Averaged weights (ftrl.h, tl_ftrl_avg_weight). Beside each w_i the model keeps avg_i, the
+ * average of w_i over the updates so far with weights proportional to the update number
+ * (iterate t weighs t), and at_i, the version avg_i was last brought up to. w_i only
+ * changes when coordinate i learns, so between two of its updates it is constant and the
+ * average's recurrence avg_t = avg_{t-1} + 2 (w - avg_{t-1}) / (t + 1) has a closed form:
+ * from version a to T, avg_T = w + (avg_a - w) * a (a + 1) / (T (T + 1)) (the product of
+ * (s - 1) / (s + 1) for s = a+1..T telescopes). So the average costs one multiply-add and
+ * one division per coordinate update, and nothing for the coordinates an example lacks.
+ * It is state: it cannot be recomputed from (z, n), and tl_ftrl_encode() writes it.
  *
  * Coordinates with x_i = 0. The paper touches only the features present in x. Here g_i = 0
  * there, and the update then rewrites exactly the same n_i, sq_i, w_i and adds 0 to z_i, so
@@ -64,6 +74,8 @@ struct tl_ftrl {
     uint64_t version;
     double *z, *n;        /* the state */
     double *sq, *w;       /* derived: sqrt(n), weights */
+    double *avg;          /* state: the averaged weights, each as of version at[i] */
+    uint64_t *at;
 };
 
 static int params_ok(int d, double alpha, double beta, double l1, double l2)
@@ -84,14 +96,6 @@ static inline double weight_of(const tl_ftrl *m, double z, double sq)
     return -copysign(a > 0 ? a : 0.0, z) * (m->alpha / (den > 0 ? den : 1.0)) + 0.0;
 }
 
-static void refresh_all(tl_ftrl *m)
-{
-    for (int i = 0; i < m->d; i++) {
-        m->sq[i] = sqrt(m->n[i]);
-        m->w[i] = weight_of(m, m->z[i], m->sq[i]);
-    }
-}
-
 tl_ftrl *tl_ftrl_new(int d, double alpha, double beta, double l1, double l2)
 {
     if (!params_ok(d, alpha, beta, l1, l2)) return NULL;
@@ -102,11 +106,13 @@ tl_ftrl *tl_ftrl_new(int d, double alpha, double beta, double l1, double l2)
     m->l1 = l1;
     m->l2 = l2;
     m->k = beta + alpha * l2;
-    /* One block for the four arrays: they are read together on every learn. */
-    m->z = tl_xcalloc((size_t)d * 4, sizeof(double));
+    /* One block for the arrays: they are read together on every learn. */
+    m->z = tl_xcalloc((size_t)d * 6, sizeof(double));
     m->n = m->z + d;
     m->sq = m->n + d;
     m->w = m->sq + d;
+    m->avg = m->w + d;
+    m->at = (uint64_t *)(void *)(m->avg + d);
     return m;
 }
 
@@ -151,6 +157,32 @@ static inline double dot(const double *restrict a, const double *restrict b, int
 
 double tl_ftrl_weight(const tl_ftrl *m, int i) { return i >= 0 && i < m->d ? m->w[i] : 0.0; }
 
+/* avg_i brought to version T (the closed form above); w_i has not changed since at_i. */
+static inline double avg_at(const tl_ftrl *m, int i, uint64_t T)
+{
+    double a = (double)m->at[i], t = (double)T, w = m->w[i];
+    return T ? w + (m->avg[i] - w) * (a * (a + 1) / (t * (t + 1))) : w;
+}
+
+double tl_ftrl_avg_weight(const tl_ftrl *m, int i)
+{
+    return i >= 0 && i < m->d ? avg_at(m, i, m->version) : 0.0;
+}
+
+double tl_ftrl_dot_sparse_avg(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz)
+{
+    double s = 0;
+    for (int k = 0; k < nnz; k++) s += avg_at(m, idx[k], m->version) * x[k];
+    return s;
+}
+
+/* Before w_i changes: the average up to now, with the old w_i. */
+static inline void settle(tl_ftrl *m, int i)
+{
+    m->avg[i] = avg_at(m, i, m->version);
+    m->at[i] = m->version;
+}
+
 double tl_ftrl_dot_sparse(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz)
 {
     double s = 0;
@@ -172,6 +204,8 @@ double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight)
     double *restrict z = m->z, *restrict n = m->n, *restrict sq = m->sq, *restrict w = m->w;
     /* Branch-free over every coordinate: where x[i] == 0, g = 0 and the body rewrites
      * the same n, sq and w (sqrt(n + 0) == sq exactly) and adds 0 to z. */
+    for (int i = 0; i < m->d; i++)
+        if (x[i] != 0) settle(m, i);
     for (int i = 0; i < m->d; i++) {
         double g = c * x[i], g2 = g * g;
         double nn = n[i] + g2, sqn = sqrt(nn);
@@ -189,6 +223,7 @@ double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight)
 /* The update of coordinate i by gradient g (the body of tl_ftrl_learn's loop). */
 static inline void update_one(tl_ftrl *m, int i, double g)
 {
+    settle(m, i);
     double g2 = g * g, nn = m->n[i] + g2, sqn = sqrt(nn);
     double den = (sqn + m->sq[i]) * m->alpha;
     double s = g2 / (den > 0 ? den : 1.0);
@@ -213,9 +248,12 @@ double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int
 /* ---- encoding: little-endian, fixed layout (ftrl.h) ----------------------------- */
 
 #define FTRL_MAGIC "TLFT"
-#define FTRL_FORMAT 1u
-#define FTRL_FORMAT_SPARSE 2u
+#define FTRL_FORMAT 1u          /* dense, without the averages (read only) */
+#define FTRL_FORMAT_SPARSE 2u   /* sparse, without the averages (read only) */
+#define FTRL_FORMAT_AVG 3u
+#define FTRL_FORMAT_SPARSE_AVG 4u
 #define FTRL_HEADER (4 + 4 + 4 + 4 * 8 + 8)
+#define FTRL_SPARSE_ROW (4 + 8 + 8 + 8 + 8)
 
 /* Reserves len bytes in out and writes the header of the given format; returns where the
  * body goes. */
@@ -236,50 +274,71 @@ static char *encode_header(const tl_ftrl *m, tl_buf *out, size_t len, uint32_t f
 void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out)
 {
     size_t len;
-    if (m->d > TL_FTRL_DENSE_DIM) {   /* format 2: the coordinates that learned */
+    if (m->d > TL_FTRL_DENSE_DIM) {   /* the coordinates that learned */
         uint32_t k = 0;
         for (int i = 0; i < m->d; i++) k += m->n[i] > 0;
-        len = FTRL_HEADER + 4 + (size_t)k * 20;
-        char *p = tl_le_put_u32(encode_header(m, out, len, FTRL_FORMAT_SPARSE), k);
+        len = FTRL_HEADER + 4 + (size_t)k * FTRL_SPARSE_ROW;
+        char *p = tl_le_put_u32(encode_header(m, out, len, FTRL_FORMAT_SPARSE_AVG), k);
         for (int i = 0; i < m->d; i++) {
             if (!(m->n[i] > 0)) continue;
             p = tl_le_put_u32(p, (uint32_t)i);
             p = tl_le_put_f64(p, m->z[i]);
             p = tl_le_put_f64(p, m->n[i]);
+            p = tl_le_put_f64(p, m->avg[i]);
+            p = tl_le_put_u64(p, m->at[i]);
         }
     } else {
-        len = FTRL_HEADER + (size_t)m->d * 16;
-        char *p = encode_header(m, out, len, FTRL_FORMAT);
+        len = FTRL_HEADER + (size_t)m->d * 32;
+        char *p = encode_header(m, out, len, FTRL_FORMAT_AVG);
         for (int i = 0; i < m->d; i++) p = tl_le_put_f64(p, m->z[i]);
         for (int i = 0; i < m->d; i++) p = tl_le_put_f64(p, m->n[i]);
+        for (int i = 0; i < m->d; i++) p = tl_le_put_f64(p, m->avg[i]);
+        for (int i = 0; i < m->d; i++) p = tl_le_put_u64(p, m->at[i]);
     }
     out->len += len;
     out->data[out->len] = '\0';   /* tl_buf keeps its contents terminated */
 }
 
-static tl_ftrl *decode_sparse(const unsigned char *p, size_t len, uint32_t d)
+/* One coordinate's decoded state; 0 when it is not valid. A record without averages (formats
+ * 1 and 2, written before they existed) starts each average at the current weight. */
+static int set_coord(tl_ftrl *m, uint32_t i, double z, double n, const unsigned char *avg)
 {
-    if (d <= TL_FTRL_DENSE_DIM || d > TL_FTRL_MAX_DIM || len < FTRL_HEADER + 4) return NULL;
-    uint32_t k = tl_le_get_u32(p + FTRL_HEADER);
-    if (k > d || len != FTRL_HEADER + 4 + (size_t)k * 20) return NULL;
+    if (!isfinite(z) || !isfinite(n) || n < 0) return 0;
+    m->z[i] = z;
+    m->n[i] = n;
+    m->sq[i] = sqrt(n);
+    m->w[i] = weight_of(m, z, m->sq[i]);
+    m->avg[i] = avg ? tl_le_get_f64(avg) : m->w[i];
+    m->at[i] = avg ? tl_le_get_u64(avg + 8) : m->version;
+    return isfinite(m->avg[i]) && m->at[i] <= m->version;
+}
+
+static tl_ftrl *decode_header(const unsigned char *p, uint32_t d)
+{
     tl_ftrl *m = tl_ftrl_new((int)d, tl_le_get_f64(p + 12), tl_le_get_f64(p + 20), tl_le_get_f64(p + 28),
                              tl_le_get_f64(p + 36));
+    if (m) m->version = tl_le_get_u64(p + 44);
+    return m;
+}
+
+static tl_ftrl *decode_sparse(const unsigned char *p, size_t len, uint32_t d, int with_avg)
+{
+    size_t row = with_avg ? FTRL_SPARSE_ROW : 20;
+    if (d <= TL_FTRL_DENSE_DIM || d > TL_FTRL_MAX_DIM || len < FTRL_HEADER + 4) return NULL;
+    uint32_t k = tl_le_get_u32(p + FTRL_HEADER);
+    if (k > d || len != FTRL_HEADER + 4 + (size_t)k * row) return NULL;
+    tl_ftrl *m = decode_header(p, d);
     if (!m) return NULL;
-    m->version = tl_le_get_u64(p + 44);
     const unsigned char *q = p + FTRL_HEADER + 4;
     int64_t last = -1;
-    for (uint32_t j = 0; j < k; j++, q += 20) {
+    for (uint32_t j = 0; j < k; j++, q += row) {
         uint32_t i = tl_le_get_u32(q);
-        double z = tl_le_get_f64(q + 4), n = tl_le_get_f64(q + 12);
-        if ((int64_t)i <= last || i >= d || !isfinite(z) || !isfinite(n) || !(n > 0)) {
+        if ((int64_t)i <= last || i >= d || !(tl_le_get_f64(q + 12) > 0) ||
+            !set_coord(m, i, tl_le_get_f64(q + 4), tl_le_get_f64(q + 12), with_avg ? q + 20 : NULL)) {
             tl_ftrl_destroy(m);
             return NULL;
         }
         last = i;
-        m->z[i] = z;
-        m->n[i] = n;
-        m->sq[i] = sqrt(n);
-        m->w[i] = weight_of(m, z, m->sq[i]);
     }
     return m;
 }
@@ -289,22 +348,24 @@ tl_ftrl *tl_ftrl_decode(const void *buf, size_t len)
     const unsigned char *p = buf;
     if (!buf || len < FTRL_HEADER || memcmp(p, FTRL_MAGIC, 4) != 0) return NULL;
     uint32_t format = tl_le_get_u32(p + 4), d = tl_le_get_u32(p + 8);
-    if (format == FTRL_FORMAT_SPARSE) return decode_sparse(p, len, d);
-    if (format != FTRL_FORMAT) return NULL;
-    if (d < 1 || d > TL_FTRL_DENSE_DIM || len != FTRL_HEADER + (size_t)d * 16) return NULL;
-    tl_ftrl *m = tl_ftrl_new((int)d, tl_le_get_f64(p + 12), tl_le_get_f64(p + 20), tl_le_get_f64(p + 28),
-                             tl_le_get_f64(p + 36));
+    if (format == FTRL_FORMAT_SPARSE || format == FTRL_FORMAT_SPARSE_AVG)
+        return decode_sparse(p, len, d, format == FTRL_FORMAT_SPARSE_AVG);
+    if (format != FTRL_FORMAT && format != FTRL_FORMAT_AVG) return NULL;
+    size_t per = format == FTRL_FORMAT_AVG ? 32 : 16;
+    if (d < 1 || d > TL_FTRL_DENSE_DIM || len != FTRL_HEADER + (size_t)d * per) return NULL;
+    tl_ftrl *m = decode_header(p, d);
     if (!m) return NULL;
-    m->version = tl_le_get_u64(p + 44);
     const unsigned char *zp = p + FTRL_HEADER, *np = zp + (size_t)d * 8;
     for (uint32_t i = 0; i < d; i++) {
-        m->z[i] = tl_le_get_f64(zp + 8 * i);
-        m->n[i] = tl_le_get_f64(np + 8 * i);
-        if (!isfinite(m->z[i]) || !isfinite(m->n[i]) || m->n[i] < 0) {
+        unsigned char avg[16];   /* the dense layout keeps avg and at in separate arrays */
+        if (per == 32) {
+            memcpy(avg, np + (size_t)d * 8 + 8 * i, 8);
+            memcpy(avg + 8, np + (size_t)d * 16 + 8 * i, 8);
+        }
+        if (!set_coord(m, i, tl_le_get_f64(zp + 8 * i), tl_le_get_f64(np + 8 * i), per == 32 ? avg : NULL)) {
             tl_ftrl_destroy(m);
             return NULL;
         }
     }
-    refresh_all(m);
     return m;
 }

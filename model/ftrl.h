@@ -87,21 +87,33 @@ double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int
 double tl_ftrl_dot_sparse(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz);
 double tl_ftrl_weight(const tl_ftrl *m, int i);
 
+/* The averaged weights: w_i averaged over the model's versions so far, version t weighing t
+ * (the "polynomial-decay" average of Shamir and Zhang, ICML 2013, with eta = 1: the last
+ * half of the updates carries three quarters of the weight). An online learner's last
+ * iterate wanders around the optimum with its step size; the average does not, and it
+ * forgets the first, immature iterates as the version grows. The model learns and predicts
+ * with w; the journey model credits with the average (model.c). 0 before any update. */
+double tl_ftrl_avg_weight(const tl_ftrl *m, int i);
+double tl_ftrl_dot_sparse_avg(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz);
+
 /* The number of updates so far (learn calls with weight > 0). */
 uint64_t tl_ftrl_version(const tl_ftrl *m);
 
 /* Appends the model to out: a self-describing little-endian record of d, the parameters,
- * the version and z, n (the weights are derived, not stored). Layout:
+ * the version, z, n and the averaged weights (avg[i], as of version at[i]; the weights are
+ * derived, not stored). Layout:
  *   "TLFT" | u32 format | u32 d | f64 alpha, beta, l1, l2 | u64 version | then
- *   format 1 (d <= TL_FTRL_DENSE_DIM): f64 z[d] | f64 n[d]
- *   format 2 (larger d): u32 k | k x (u32 i | f64 z[i] | f64 n[i]), i increasing, for the
- *   coordinates with n[i] > 0 (every other one has z = n = 0)
+ *   format 3 (d <= TL_FTRL_DENSE_DIM): f64 z[d] | f64 n[d] | f64 avg[d] | u64 at[d]
+ *   format 4 (larger d): u32 k | k x (u32 i | f64 z[i] | f64 n[i] | f64 avg[i] | u64 at[i]),
+ *   i increasing, for the coordinates with n[i] > 0 (every other one has z = n = avg = 0)
+ * Formats 1 and 2, the same without avg and at, are still read (each average then starts
+ * at the weight it averages).
  */
 void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out);
 
 /* A model from an encoded record, or NULL when buf is not exactly one valid record (wrong
- * magic or format, bad d or parameters, truncated or trailing bytes, non-finite z or n,
- * negative n). Every read is bounds-checked. */
+ * magic or format, bad d or parameters, truncated or trailing bytes, non-finite z, n or
+ * avg, negative n, at after the version). Every read is bounds-checked. */
 tl_ftrl *tl_ftrl_decode(const void *buf, size_t len);
 
 #endif

@@ -407,14 +407,15 @@ static double offset(const tl_model *m)
     return log((pos + 1) / (all - pos + 1));
 }
 
-/* Each touchpoint's contribution to the logit at time at, into phi[0..n). */
+/* Each touchpoint's contribution to the logit at time at, into phi[0..n), by the averaged
+ * weights (ftrl.h): the credits follow what the model has settled on, not its last step. */
 static void contributions(const tl_model *m, const tl_jf_tp *tps, int n, int64_t at, double *phi)
 {
     for (int j = 0; j < n; j++) {
         int32_t idx[TL_JF_TP_NNZ];
         double x[TL_JF_TP_NNZ];
         int c = tl_jf_features(&tps[j], at, idx, x);
-        phi[j] = tl_ftrl_dot_sparse(m->ftrl, idx, x, c);
+        phi[j] = tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
     }
 }
 
@@ -549,12 +550,12 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     double sum = 0;
     for (int j = 0; j < n; j++) sum += phi[j];
     /* the baseline: the bias and the user's own history */
-    game g = {.m = m, .phi = phi, .n = n, .bias = offset(m) + tl_ftrl_weight(m->ftrl, TL_JF_BIAS)};
+    game g = {.m = m, .phi = phi, .n = n, .bias = offset(m) + tl_ftrl_avg_weight(m->ftrl, TL_JF_BIAS)};
     if (user) {
         int32_t idx[3];
         double x[3];
         int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, r->ts, idx, x);
-        g.bias += tl_ftrl_dot_sparse(m->ftrl, idx, x, c);
+        g.bias += tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
     }
     g.p_empty = tl_sigmoid(g.bias);
     double p_all = tl_sigmoid(g.bias + sum);
@@ -661,7 +662,7 @@ int tl_model_channel_weights(const tl_model *m, tl_model_weights *out, int max)
         o->type = m->seen[i].type;
         o->channel = m->seen[i].channel;
         uint64_t key = tl_jf_key('c', o->type, o->channel);
-        for (int a = 0; a < TL_JF_ANCHORS; a++) o->w[a] = tl_ftrl_weight(m->ftrl, tl_jf_index(key, a));
+        for (int a = 0; a < TL_JF_ANCHORS; a++) o->w[a] = tl_ftrl_avg_weight(m->ftrl, tl_jf_index(key, a));
     }
     for (int i = 1; i < n; i++)   /* insertion sort, largest fresh weight first */
         for (int j = i; j > 0 && out[j].w[0] > out[j - 1].w[0]; j--) {

@@ -97,7 +97,8 @@ tl_rc tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted,
                     const tl_sink *out);
 
 /* What the model says a touch of one type on one channel adds to the log-odds of a
- * purchase, at each age anchor (journey_features.h): the learned fading curve. */
+ * purchase, at each age anchor (journey_features.h): the learned fading curve, in the
+ * averaged weights the credits use (ftrl.h, tl_ftrl_avg_weight). */
 typedef struct tl_model_weights {
     int type;               /* tl_event_type */
     const char *channel;    /* borrowed from the model */

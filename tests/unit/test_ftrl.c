@@ -83,6 +83,8 @@ static void random_example(double *x, int d, int *y)
  *                 w_1 = -(z_1 + 0.6) / ((1 + 1.3862326407414793) / 0.5 + 1)
  *                     = 1.4218185422074733 / 5.7724652814829586 = 0.24631045365806081
  *   probe x = (0, 1): p = sigmoid(w_1) = 0.56126817043780952
+ * Averaged weights (version t weighs t): after update 1, avg_1 = 0.08; after update 2,
+ *   avg_1 = (1 * 0.08 + 2 * 0.24631045365806081) / 3 = 0.19087363577204054, avg_0 = 0.
  */
 static void test_two_updates_by_hand(void **state)
 {
@@ -100,9 +102,11 @@ static void test_two_updates_by_hand(void **state)
     check_near(w[1], 0.08, 1e-15, "w1 after update 1");
     assert_int_equal(tl_ftrl_version(m), 1);
 
+    check_near(tl_ftrl_avg_weight(m, 1), 0.08, 1e-15, "avg1 after update 1");
+
     tl_buf b = {0};
     tl_ftrl_encode(m, &b);
-    assert_int_equal(b.len, HDR + 2 * 16);
+    assert_int_equal(b.len, HDR + 2 * 32);
     check_near(enc_f64(&b, HDR), -0.5, 0, "z0");
     check_near(enc_f64(&b, HDR + 8), -1, 0, "z1");
     check_near(enc_f64(&b, HDR + 16), 0.25, 0, "n0");
@@ -122,6 +126,12 @@ static void test_two_updates_by_hand(void **state)
     check_near(enc_f64(&b, HDR + 8), -2.0218185422074733, 1e-14, "z1");
     check_near(enc_f64(&b, HDR + 16), 1.1716409342570953, 1e-15, "n0");
     check_near(enc_f64(&b, HDR + 24), 1.9216409342570953, 1e-15, "n1");
+    /* the averages as of the version before each coordinate's last change, and that version */
+    check_near(enc_f64(&b, HDR + 32), 0, 0, "avg0");
+    check_near(enc_f64(&b, HDR + 40), 0.08, 1e-15, "avg1");
+    assert_int_equal(tl_le_get_u64((const unsigned char *)b.data + HDR + 56), 1);
+    check_near(tl_ftrl_avg_weight(m, 1), 0.19087363577204054, 1e-14, "avg1 after update 2");
+    assert_true(tl_ftrl_avg_weight(m, 0) == 0.0 && tl_ftrl_avg_weight(m, 2) == 0.0);
 
     double probe[2] = {0, 1};
     check_near(tl_ftrl_predict(m, probe), 0.56126817043780952, 1e-15, "probe");
@@ -218,6 +228,8 @@ static void test_encode_decode_round_trip(void **state)
     tl_ftrl_weights(m, w1);
     tl_ftrl_weights(m2, w2);
     assert_memory_equal(w1, w2, sizeof(w1));
+    for (int i = 0; i < d; i++)
+        if (tl_ftrl_avg_weight(m, i) != tl_ftrl_avg_weight(m2, i)) fail_msg("avg[%d] differs", i);
     tl_ftrl_encode(m2, &b2);
     assert_int_equal(b2.len, b.len - 6);
     assert_memory_equal(b2.data, b.data + 6, b2.len);
@@ -227,6 +239,8 @@ static void test_encode_decode_round_trip(void **state)
         double p1 = tl_ftrl_learn(m, x, y, 0.7), p2 = tl_ftrl_learn(m2, x, y, 0.7);
         if (p1 != p2) fail_msg("step %d: %.17g != %.17g", t, p1, p2);
     }
+    for (int i = 0; i < d; i++)
+        if (tl_ftrl_avg_weight(m, i) != tl_ftrl_avg_weight(m2, i)) fail_msg("avg[%d] differs later", i);
     tl_buf_free(&b);
     tl_buf_free(&b2);
     tl_ftrl_destroy(m);
@@ -242,7 +256,7 @@ static void test_decode_rejects_malformed(void **state)
     tl_ftrl_learn(m, x, 1, 1);
     tl_buf b = {0};
     tl_ftrl_encode(m, &b);
-    assert_int_equal(b.len, HDR + 16 * d);
+    assert_int_equal(b.len, HDR + 32 * d);
 
     for (size_t len = 0; len < b.len; len++) {   /* every truncation */
         /* A copy of exactly len bytes, so that a read past the end is caught by ASan. */
@@ -270,6 +284,8 @@ static void test_decode_rejects_malformed(void **state)
         {HDR + 8, 0, NAN, 1, "z NaN"},
         {HDR + 8 * d, 0, -1, 1, "n < 0"},
         {HDR + 8 * d + 8, 0, INFINITY, 1, "n inf"},
+        {HDR + 16 * d + 8, 0, NAN, 1, "avg NaN"},
+        {HDR + 24 * d + 7, 0x7f, 0, 0, "at after the version"},
     };
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         tl_buf c = {0};
@@ -284,7 +300,7 @@ static void test_decode_rejects_malformed(void **state)
     tl_buf_append(&big, b.data, HDR);
     big.data[8] = (char)(257 & 0xff);
     big.data[9] = (char)(257 >> 8);
-    for (int i = 0; i < 257 * 16; i++) tl_buf_putc(&big, 0);
+    for (int i = 0; i < 257 * 32; i++) tl_buf_putc(&big, 0);
     assert_null(tl_ftrl_decode(big.data, big.len));
 
     tl_buf_free(&big);
@@ -319,8 +335,9 @@ static void test_invalid_parameters(void **state)
 }
 
 /* A hashed feature space (d above TL_FTRL_DENSE_DIM): learning from sparse vectors is the
- * dense update on the same vectors, bit for bit; the encoding holds only the coordinates
- * that learned (format 2) and decodes to the same model; damaged records are refused. */
+ * dense update on the same vectors, bit for bit, averages included; the encoding holds only
+ * the coordinates that learned (format 4) and decodes to the same model; damaged records
+ * are refused. */
 static void test_sparse(void **state)
 {
     (void)state;
@@ -347,6 +364,7 @@ static void test_sparse(void **state)
     int used = 0;
     for (int i = 0; i < D; i++) {
         if (tl_ftrl_weight(a, i) != tl_ftrl_weight(b, i)) fail_msg("w[%d] differs", i);
+        if (tl_ftrl_avg_weight(a, i) != tl_ftrl_avg_weight(b, i)) fail_msg("avg[%d] differs", i);
         used += tl_ftrl_weight(b, i) != 0;
     }
     assert_true(used > 50);
@@ -354,15 +372,16 @@ static void test_sparse(void **state)
 
     tl_buf e = {0};
     tl_ftrl_encode(b, &e);
-    assert_int_equal(tl_le_get_u32((const unsigned char *)(e.data + 4)), 2);
+    assert_int_equal(tl_le_get_u32((const unsigned char *)(e.data + 4)), 4);
     uint32_t k = tl_le_get_u32((const unsigned char *)(e.data + 52));
     assert_true(k > 50 && k < 5 * 300);
-    assert_int_equal(e.len, 56 + (size_t)k * 20);
+    assert_int_equal(e.len, 56 + (size_t)k * 36);
     tl_ftrl *c = tl_ftrl_decode(e.data, e.len);
     assert_non_null(c);
     assert_int_equal(tl_ftrl_version(c), tl_ftrl_version(b));
     for (int i = 0; i < D; i++)
-        if (tl_ftrl_weight(c, i) != tl_ftrl_weight(b, i)) fail_msg("decoded w[%d] differs", i);
+        if (tl_ftrl_weight(c, i) != tl_ftrl_weight(b, i) || tl_ftrl_avg_weight(c, i) != tl_ftrl_avg_weight(b, i))
+            fail_msg("decoded w[%d] differs", i);
     tl_buf e2 = {0};
     tl_ftrl_encode(c, &e2);
     assert_int_equal(e2.len, e.len);
@@ -375,7 +394,7 @@ static void test_sparse(void **state)
     tl_le_put_u32(e2.data + 52, D + 1);
     assert_null(tl_ftrl_decode(e2.data, e.len));
     memcpy(e2.data, e.data, e.len);
-    tl_le_put_u32(e2.data + 56 + 20, tl_le_get_u32((const unsigned char *)(e.data + 56)));   /* second index = first */
+    tl_le_put_u32(e2.data + 56 + 36, tl_le_get_u32((const unsigned char *)(e.data + 56)));   /* second index = first */
     assert_null(tl_ftrl_decode(e2.data, e.len));
     memcpy(e2.data, e.data, e.len);
     tl_le_put_f64(e2.data + 56 + 12, 0.0);
@@ -385,6 +404,58 @@ static void test_sparse(void **state)
     tl_ftrl_destroy(a);
     tl_ftrl_destroy(b);
     tl_ftrl_destroy(c);
+}
+
+/* The averaged weights against a second computation: after every update, every weight
+ * folded into a plain running average by its recurrence (version t weighs t:
+ * avg += 2 (w - avg) / (t + 1)), over all coordinates, against the model's lazy closed
+ * form. Updates of weight 0 are not versions and change nothing. A record of the formats
+ * before the averages (1 and 2) decodes with each average at its weight. */
+static void test_averaged_weights(void **state)
+{
+    (void)state;
+    enum { D = 200, NNZ = 4 };   /* dense: format 1 below */
+    tl_ftrl *m = tl_ftrl_new(D, 0.3, 1, 0.1, 0.1);
+    static double avg[D];
+    uint64_t r = 11;
+    for (int t = 0; t < 2000; t++) {
+        int32_t idx[NNZ];
+        double v[NNZ];
+        for (int k = 0; k < NNZ; k++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            idx[k] = k == 0 ? 0 : (int32_t)(k * 45 + (r >> 33) % 45);   /* distinct */
+            v[k] = k == 0 ? 1.0 : (double)((r >> 20) % 1000) / 500.0 - 0.5;
+        }
+        uint64_t before = tl_ftrl_version(m);
+        tl_ftrl_learn_sparse(m, idx, v, NNZ, -1.0, (r >> 40) % 4 == 0, t % 50 == 7 ? 0.0 : 1.0);
+        uint64_t ver = tl_ftrl_version(m);
+        if (ver == before) continue;
+        for (int i = 0; i < D; i++) avg[i] += 2 * (tl_ftrl_weight(m, i) - avg[i]) / (double)(ver + 1);
+        if (t % 97 == 0 || t == 1999)
+            for (int i = 0; i < D; i++)
+                if (!(fabs(tl_ftrl_avg_weight(m, i) - avg[i]) <= 1e-12))
+                    fail_msg("step %d, avg[%d]: %.17g, recurrence %.17g", t, i, tl_ftrl_avg_weight(m, i), avg[i]);
+    }
+    assert_int_equal(tl_ftrl_version(m), 2000 - 40);
+    int moved = 0;   /* the average is not the last iterate */
+    for (int i = 0; i < D; i++) moved += tl_ftrl_avg_weight(m, i) != tl_ftrl_weight(m, i);
+    assert_true(moved > 60);
+    assert_true(tl_ftrl_avg_weight(m, -1) == 0 && tl_ftrl_avg_weight(m, D) == 0);
+
+    /* format 1: the header and z, n of the current record */
+    tl_buf b = {0}, old = {0};
+    tl_ftrl_encode(m, &b);
+    tl_buf_append(&old, b.data, HDR + 16 * D);
+    tl_le_put_u32(old.data + 4, 1);
+    tl_ftrl *o = tl_ftrl_decode(old.data, old.len);
+    assert_non_null(o);
+    for (int i = 0; i < D; i++)
+        if (tl_ftrl_avg_weight(o, i) != tl_ftrl_weight(m, i) || tl_ftrl_weight(o, i) != tl_ftrl_weight(m, i))
+            fail_msg("format 1, coordinate %d", i);
+    tl_buf_free(&b);
+    tl_buf_free(&old);
+    tl_ftrl_destroy(o);
+    tl_ftrl_destroy(m);
 }
 
 /* Extreme margins give 0 or 1, never NaN; a fresh model says 0.5 everywhere. */
@@ -417,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_decode_rejects_malformed),
         cmocka_unit_test(test_invalid_parameters),
         cmocka_unit_test(test_sparse),
+        cmocka_unit_test(test_averaged_weights),
         cmocka_unit_test(test_sigmoid_extremes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
