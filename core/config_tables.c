@@ -197,6 +197,11 @@ static const tl_config_def model_table[] = {
      "Signed model credits: a touchpoint the model says lowered p(purchase) keeps a negative "
      "share (shares in [-1, 1], absolute values summing to 1). Default: shares in [0, 1] of "
      "the gain, summing to 1."},
+    {"model.credits.average.eta", TL_CT_INT, "1", 0, 16,
+     "The model credits with its weights averaged over its versions, version t weighing about "
+     "t^eta: 0 is the plain mean of the whole stream (steadiest, slowest to follow a change), "
+     "1 puts 3/4 of the weight on the last half of the updates, larger forgets faster "
+     "(docs/attribution.md)."},
     {"model.metrics.window", TL_CT_INT, "10000", 1, 4194304,
      "Examples in the window of the progressive log-loss and AUC."},
     {"rollup.topic", TL_CT_STRING, "", NORANGE,

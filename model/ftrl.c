@@ -21,14 +21,16 @@
  * per prediction.
  *
  * Averaged weights (ftrl.h, tl_ftrl_avg_weight). Beside each w_i the model keeps avg_i, the
- * average of w_i over the updates so far with weights proportional to the update number
- * (iterate t weighs t), and at_i, the version avg_i was last brought up to. w_i only
- * changes when coordinate i learns, so between two of its updates it is constant and the
- * average's recurrence avg_t = avg_{t-1} + 2 (w - avg_{t-1}) / (t + 1) has a closed form:
- * from version a to T, avg_T = w + (avg_a - w) * a (a + 1) / (T (T + 1)) (the product of
- * (s - 1) / (s + 1) for s = a+1..T telescopes). So the average costs one multiply-add and
- * one division per coordinate update, and nothing for the coordinates an example lacks.
- * It is state: it cannot be recomputed from (z, n), and tl_ftrl_encode() writes it.
+ * average of w_i over the updates so far, and at_i, the version avg_i was last brought up
+ * to. With the parameter eta the average's recurrence is
+ *     avg_t = avg_{t-1} + (eta + 1) (w_t - avg_{t-1}) / (t + eta)
+ * (eta 0: the plain mean; 1: iterate t weighs t). w_i only changes when coordinate i
+ * learns, so between two of its updates it is constant, and from version a to T the
+ * recurrence has a closed form: avg_T = w + (avg_a - w) * prod_{j=0..eta} (a + j) / (T + j)
+ * (the product of (s - 1) / (s + eta) for s = a+1..T telescopes). So the average costs
+ * eta + 1 multiplications and divisions per coordinate update, and nothing for the
+ * coordinates an example lacks. It is state: it cannot be recomputed from (z, n), and
+ * tl_ftrl_encode() writes it (eta is configuration, not state).
  *
  * Coordinates with x_i = 0. The paper touches only the features present in x. Here g_i = 0
  * there, and the update then rewrites exactly the same n_i, sq_i, w_i and adds 0 to z_i, so
@@ -76,6 +78,7 @@ struct tl_ftrl {
     double *sq, *w;       /* derived: sqrt(n), weights */
     double *avg;          /* state: the averaged weights, each as of version at[i] */
     uint64_t *at;
+    int eta;              /* the average's weighting (tl_ftrl_set_average) */
 };
 
 static int params_ok(int d, double alpha, double beta, double l1, double l2)
@@ -113,6 +116,7 @@ tl_ftrl *tl_ftrl_new(int d, double alpha, double beta, double l1, double l2)
     m->w = m->sq + d;
     m->avg = m->w + d;
     m->at = (uint64_t *)(void *)(m->avg + d);
+    m->eta = 1;
     return m;
 }
 
@@ -160,8 +164,17 @@ double tl_ftrl_weight(const tl_ftrl *m, int i) { return i >= 0 && i < m->d ? m->
 /* avg_i brought to version T (the closed form above); w_i has not changed since at_i. */
 static inline double avg_at(const tl_ftrl *m, int i, uint64_t T)
 {
-    double a = (double)m->at[i], t = (double)T, w = m->w[i];
-    return T ? w + (m->avg[i] - w) * (a * (a + 1) / (t * (t + 1))) : w;
+    double a = (double)m->at[i], t = (double)T, w = m->w[i], f = 1;
+    if (!T) return w;
+    for (int j = 0; j <= m->eta; j++) f *= (a + j) / (t + j);
+    return w + (m->avg[i] - w) * f;
+}
+
+int tl_ftrl_set_average(tl_ftrl *m, int eta)
+{
+    if (eta < 0 || eta > TL_FTRL_MAX_ETA) return -1;
+    m->eta = eta;
+    return 0;
 }
 
 double tl_ftrl_avg_weight(const tl_ftrl *m, int i)

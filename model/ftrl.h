@@ -87,14 +87,19 @@ double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int
 double tl_ftrl_dot_sparse(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz);
 double tl_ftrl_weight(const tl_ftrl *m, int i);
 
-/* The averaged weights: w_i averaged over the model's versions so far, version t weighing t
- * (the "polynomial-decay" average of Shamir and Zhang, ICML 2013, with eta = 1: the last
- * half of the updates carries three quarters of the weight). An online learner's last
- * iterate wanders around the optimum with its step size; the average does not, and it
- * forgets the first, immature iterates as the version grows. The model learns and predicts
- * with w; the journey model credits with the average (model.c). 0 before any update. */
+/* The averaged weights: w_i averaged over the model's versions so far, version t weighing
+ * about t^eta (the "polynomial-decay" average of Shamir and Zhang, ICML 2013): eta 0 is the
+ * plain mean of every version; eta 1 (a new model's) puts three quarters of the weight on
+ * the last half of the updates; a larger eta forgets faster. An online learner's last
+ * iterate wanders around the optimum with its step size; the average does not, and the
+ * first, immature iterates fade as the version grows. The model learns and predicts with
+ * w; the journey model credits with the average (model.c). 0 before any update. */
 double tl_ftrl_avg_weight(const tl_ftrl *m, int i);
 double tl_ftrl_dot_sparse_avg(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz);
+/* Sets eta, 0..TL_FTRL_MAX_ETA (-1 outside); from the next update on, the average goes on
+ * with that weighting. Not encoded: a decoded model has eta 1 until this is called. */
+#define TL_FTRL_MAX_ETA 16
+int tl_ftrl_set_average(tl_ftrl *m, int eta);
 
 /* The number of updates so far (learn calls with weight > 0). */
 uint64_t tl_ftrl_version(const tl_ftrl *m);

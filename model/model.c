@@ -79,6 +79,7 @@ int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t er
     mc->control_interval_ms = tl_config_int(c, "model.control.interval.ms");
     mc->controls_max = (int)tl_config_int(c, "model.controls.max");
     mc->signed_credits = tl_config_bool(c, "model.credits.signed");
+    mc->average_eta = (int)tl_config_int(c, "model.credits.average.eta");
     mc->markov_enabled = tl_config_bool(c, "markov.enabled");
     mc->markov_window_ms = tl_config_int(c, "markov.window.ms");
     mc->markov_order = (int)tl_config_int(c, "markov.order");
@@ -255,6 +256,7 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
     tl_ftrl_destroy(m->ftrl);
     tl_metrics_destroy(m->metrics);
     tl_markov_destroy(m->markov);
+    tl_ftrl_set_average(ftrl, m->cfg.average_eta);   /* in range: the configuration's */
     m->ftrl = ftrl;
     m->metrics = met;
     m->markov = mk;
@@ -314,6 +316,7 @@ tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err
     if (m->cfg.control_interval_ms <= 0) m->cfg.control_interval_ms = 6 * 3600000LL;
     if (m->cfg.controls_max <= 0) m->cfg.controls_max = 256;
     m->ftrl = tl_ftrl_new(D, mc->alpha, mc->beta, mc->l1, mc->l2);
+    if (m->ftrl) tl_ftrl_set_average(m->ftrl, mc->average_eta);
     m->metrics = tl_metrics_new(mc->metrics_window);
     m->markov = tl_markov_new_order(mc->markov_order > 0 ? mc->markov_order : 1);
     m->markov_dim = mc->markov_dim;

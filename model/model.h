@@ -43,6 +43,7 @@ typedef struct tl_model_cfg {
     int64_t control_interval_ms; /* the grid of control moments */
     int controls_max;            /* control moments learned per gap between two events */
     int signed_credits;          /* model.credits.signed */
+    int average_eta;             /* model.credits.average.eta */
     int markov_enabled;
     int64_t markov_window_ms;
     int markov_order;            /* 1..TL_MARKOV_MAX_ORDER; 0: 1 */

@@ -407,55 +407,68 @@ static void test_sparse(void **state)
 }
 
 /* The averaged weights against a second computation: after every update, every weight
- * folded into a plain running average by its recurrence (version t weighs t:
- * avg += 2 (w - avg) / (t + 1)), over all coordinates, against the model's lazy closed
- * form. Updates of weight 0 are not versions and change nothing. A record of the formats
- * before the averages (1 and 2) decodes with each average at its weight. */
+ * folded into a plain running average by its recurrence (avg += (eta + 1) (w - avg) /
+ * (t + eta): eta 0 the plain mean, 1 version t weighing t), over all coordinates, against the
+ * model's lazy closed form, for eta 0, 1 (a new model's) and 3. Updates of weight 0 are not
+ * versions and change nothing. A record of the formats before the averages (1 and 2)
+ * decodes with each average at its weight. */
 static void test_averaged_weights(void **state)
 {
     (void)state;
     enum { D = 200, NNZ = 4 };   /* dense: format 1 below */
-    tl_ftrl *m = tl_ftrl_new(D, 0.3, 1, 0.1, 0.1);
-    static double avg[D];
-    uint64_t r = 11;
-    for (int t = 0; t < 2000; t++) {
-        int32_t idx[NNZ];
-        double v[NNZ];
-        for (int k = 0; k < NNZ; k++) {
-            r = r * 6364136223846793005ull + 1442695040888963407ull;
-            idx[k] = k == 0 ? 0 : (int32_t)(k * 45 + (r >> 33) % 45);   /* distinct */
-            v[k] = k == 0 ? 1.0 : (double)((r >> 20) % 1000) / 500.0 - 0.5;
-        }
-        uint64_t before = tl_ftrl_version(m);
-        tl_ftrl_learn_sparse(m, idx, v, NNZ, -1.0, (r >> 40) % 4 == 0, t % 50 == 7 ? 0.0 : 1.0);
-        uint64_t ver = tl_ftrl_version(m);
-        if (ver == before) continue;
-        for (int i = 0; i < D; i++) avg[i] += 2 * (tl_ftrl_weight(m, i) - avg[i]) / (double)(ver + 1);
-        if (t % 97 == 0 || t == 1999)
+    static const int etas[] = {1, 0, 3};
+    tl_ftrl *bad = tl_ftrl_new(1, 1, 1, 0, 0);
+    assert_int_equal(tl_ftrl_set_average(bad, -1), -1);
+    assert_int_equal(tl_ftrl_set_average(bad, TL_FTRL_MAX_ETA + 1), -1);
+    tl_ftrl_destroy(bad);
+    for (size_t e = 0; e < sizeof(etas) / sizeof(etas[0]); e++) {
+        int eta = etas[e];
+        tl_ftrl *m = tl_ftrl_new(D, 0.3, 1, 0.1, 0.1);
+        if (eta != 1) assert_int_equal(tl_ftrl_set_average(m, eta), 0);
+        static double avg[D];
+        memset(avg, 0, sizeof(avg));
+        uint64_t r = 11;
+        for (int t = 0; t < 2000; t++) {
+            int32_t idx[NNZ];
+            double v[NNZ];
+            for (int k = 0; k < NNZ; k++) {
+                r = r * 6364136223846793005ull + 1442695040888963407ull;
+                idx[k] = k == 0 ? 0 : (int32_t)(k * 45 + (r >> 33) % 45);   /* distinct */
+                v[k] = k == 0 ? 1.0 : (double)((r >> 20) % 1000) / 500.0 - 0.5;
+            }
+            uint64_t before = tl_ftrl_version(m);
+            tl_ftrl_learn_sparse(m, idx, v, NNZ, -1.0, (r >> 40) % 4 == 0, t % 50 == 7 ? 0.0 : 1.0);
+            uint64_t ver = tl_ftrl_version(m);
+            if (ver == before) continue;
             for (int i = 0; i < D; i++)
-                if (!(fabs(tl_ftrl_avg_weight(m, i) - avg[i]) <= 1e-12))
-                    fail_msg("step %d, avg[%d]: %.17g, recurrence %.17g", t, i, tl_ftrl_avg_weight(m, i), avg[i]);
-    }
-    assert_int_equal(tl_ftrl_version(m), 2000 - 40);
-    int moved = 0;   /* the average is not the last iterate */
-    for (int i = 0; i < D; i++) moved += tl_ftrl_avg_weight(m, i) != tl_ftrl_weight(m, i);
-    assert_true(moved > 60);
-    assert_true(tl_ftrl_avg_weight(m, -1) == 0 && tl_ftrl_avg_weight(m, D) == 0);
+                avg[i] += (eta + 1) * (tl_ftrl_weight(m, i) - avg[i]) / (double)(ver + (uint64_t)eta);
+            if (t % 97 == 0 || t == 1999)
+                for (int i = 0; i < D; i++)
+                    if (!(fabs(tl_ftrl_avg_weight(m, i) - avg[i]) <= 1e-12))
+                        fail_msg("eta %d, step %d, avg[%d]: %.17g, recurrence %.17g", eta, t, i,
+                                 tl_ftrl_avg_weight(m, i), avg[i]);
+        }
+        assert_int_equal(tl_ftrl_version(m), 2000 - 40);
+        int moved = 0;   /* the average is not the last iterate */
+        for (int i = 0; i < D; i++) moved += tl_ftrl_avg_weight(m, i) != tl_ftrl_weight(m, i);
+        assert_true(moved > 60);
+        assert_true(tl_ftrl_avg_weight(m, -1) == 0 && tl_ftrl_avg_weight(m, D) == 0);
 
-    /* format 1: the header and z, n of the current record */
-    tl_buf b = {0}, old = {0};
-    tl_ftrl_encode(m, &b);
-    tl_buf_append(&old, b.data, HDR + 16 * D);
-    tl_le_put_u32(old.data + 4, 1);
-    tl_ftrl *o = tl_ftrl_decode(old.data, old.len);
-    assert_non_null(o);
-    for (int i = 0; i < D; i++)
-        if (tl_ftrl_avg_weight(o, i) != tl_ftrl_weight(m, i) || tl_ftrl_weight(o, i) != tl_ftrl_weight(m, i))
-            fail_msg("format 1, coordinate %d", i);
-    tl_buf_free(&b);
-    tl_buf_free(&old);
-    tl_ftrl_destroy(o);
-    tl_ftrl_destroy(m);
+        /* format 1: the header and z, n of the current record */
+        tl_buf b = {0}, old = {0};
+        tl_ftrl_encode(m, &b);
+        tl_buf_append(&old, b.data, HDR + 16 * D);
+        tl_le_put_u32(old.data + 4, 1);
+        tl_ftrl *o = tl_ftrl_decode(old.data, old.len);
+        assert_non_null(o);
+        for (int i = 0; i < D; i++)
+            if (tl_ftrl_avg_weight(o, i) != tl_ftrl_weight(m, i) || tl_ftrl_weight(o, i) != tl_ftrl_weight(m, i))
+                fail_msg("format 1, coordinate %d", i);
+        tl_buf_free(&b);
+        tl_buf_free(&old);
+        tl_ftrl_destroy(o);
+        tl_ftrl_destroy(m);
+    }
 }
 
 /* Extreme margins give 0 or 1, never NaN; a fresh model says 0.5 everywhere. */

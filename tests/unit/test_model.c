@@ -259,6 +259,7 @@ static tl_model_cfg model_cfg(void)
     mc.markov_dim = -1;
     mc.control_interval_ms = GRID;
     mc.controls_max = 256;
+    mc.average_eta = 1;   /* model.credits.average.eta's default */
     return mc;
 }
 
@@ -277,7 +278,8 @@ static tl_model *model_new(const tl_model_cfg *mc)
 typedef struct shadow {
     tl_ftrl *f;
     /* the averaged weights the credits use (ftrl.h), by their plain recurrence over every
-     * coordinate that ever learned: version t weighs t */
+     * coordinate that ever learned */
+    int eta;
     double *avg;
     int32_t *used;
     int n_used;
@@ -292,6 +294,7 @@ static void shadow_init(shadow *sh, const tl_model_cfg *mc)
     memset(sh, 0, sizeof(*sh));
     sh->f = tl_ftrl_new(DIM, mc->alpha, mc->beta, mc->l1, mc->l2);
     sh->clip = mc->ipw ? mc->ipw_clip : 0;
+    sh->eta = mc->average_eta;
     sh->avg = tl_xcalloc(DIM, sizeof(double));
     sh->used = tl_xcalloc(DIM, sizeof(int32_t));
     assert_non_null(sh->f);
@@ -332,7 +335,7 @@ static void shadow_learn(shadow *sh, const tl_model_user *h, const tl_journey_tp
         }
         for (int j = 0; j < sh->n_used; j++) {
             int32_t i = sh->used[j];
-            sh->avg[i] += 2 * (tl_ftrl_weight(sh->f, i) - sh->avg[i]) / (double)(t + 1);
+            sh->avg[i] += (sh->eta + 1) * (tl_ftrl_weight(sh->f, i) - sh->avg[i]) / (double)(t + (uint64_t)sh->eta);
         }
     }
     sh->c[sh->n] = c;
