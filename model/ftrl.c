@@ -11,8 +11,8 @@
  *     n_i  += g_i^2
  *
  * State and derived values. The state is (z, n, version), the averaged weights (below) and
- * the four parameters; that is all tl_ftrl_encode() writes. Beside it the model keeps two derived arrays: sq[i] =
- * sqrt(n[i]) and w[i] = the closed form of (z[i], sq[i]). They are the paper's lazily
+ * the four parameters; that is all tl_ftrl_encode() writes. Beside it the model keeps two
+ * derived arrays: sq[i] = sqrt(n[i]) and w[i] = the closed form of (z[i], sq[i]). They are the paper's lazily
  * computed weights, computed once per change instead of once per use: (z, n) only change
  * in learn, which refreshes them from the sqrt(n_i + g_i^2) that the update needs anyway.
  * Invariant: sq[i] == sqrt(n[i]) and w[i] == weight_of(z[i], sq[i]) bit for bit, so a
@@ -313,16 +313,16 @@ void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out)
 }
 
 /* One coordinate's decoded state; 0 when it is not valid. A record without averages (formats
- * 1 and 2, written before they existed) starts each average at the current weight. */
-static int set_coord(tl_ftrl *m, uint32_t i, double z, double n, const unsigned char *avg)
+ * 1 and 2, written before they existed: has_avg 0) starts each average at the weight. */
+static int set_coord(tl_ftrl *m, uint32_t i, double z, double n, int has_avg, double avg, uint64_t at)
 {
     if (!isfinite(z) || !isfinite(n) || n < 0) return 0;
     m->z[i] = z;
     m->n[i] = n;
     m->sq[i] = sqrt(n);
     m->w[i] = weight_of(m, z, m->sq[i]);
-    m->avg[i] = avg ? tl_le_get_f64(avg) : m->w[i];
-    m->at[i] = avg ? tl_le_get_u64(avg + 8) : m->version;
+    m->avg[i] = has_avg ? avg : m->w[i];
+    m->at[i] = has_avg ? at : m->version;
     return isfinite(m->avg[i]) && m->at[i] <= m->version;
 }
 
@@ -346,8 +346,10 @@ static tl_ftrl *decode_sparse(const unsigned char *p, size_t len, uint32_t d, in
     int64_t last = -1;
     for (uint32_t j = 0; j < k; j++, q += row) {
         uint32_t i = tl_le_get_u32(q);
-        if ((int64_t)i <= last || i >= d || !(tl_le_get_f64(q + 12) > 0) ||
-            !set_coord(m, i, tl_le_get_f64(q + 4), tl_le_get_f64(q + 12), with_avg ? q + 20 : NULL)) {
+        double n = tl_le_get_f64(q + 12);
+        if ((int64_t)i <= last || i >= d || !(n > 0) ||
+            !set_coord(m, i, tl_le_get_f64(q + 4), n, with_avg, with_avg ? tl_le_get_f64(q + 20) : 0,
+                       with_avg ? tl_le_get_u64(q + 28) : 0)) {
             tl_ftrl_destroy(m);
             return NULL;
         }
@@ -369,13 +371,12 @@ tl_ftrl *tl_ftrl_decode(const void *buf, size_t len)
     tl_ftrl *m = decode_header(p, d);
     if (!m) return NULL;
     const unsigned char *zp = p + FTRL_HEADER, *np = zp + (size_t)d * 8;
+    int has_avg = per == 32;   /* format 3: avg[d] and at[d] follow n */
     for (uint32_t i = 0; i < d; i++) {
-        unsigned char avg[16];   /* the dense layout keeps avg and at in separate arrays */
-        if (per == 32) {
-            memcpy(avg, np + (size_t)d * 8 + 8 * i, 8);
-            memcpy(avg + 8, np + (size_t)d * 16 + 8 * i, 8);
-        }
-        if (!set_coord(m, i, tl_le_get_f64(zp + 8 * i), tl_le_get_f64(np + 8 * i), per == 32 ? avg : NULL)) {
+        size_t o = 8 * (size_t)i;
+        if (!set_coord(m, i, tl_le_get_f64(zp + o), tl_le_get_f64(np + o), has_avg,
+                       has_avg ? tl_le_get_f64(np + (size_t)d * 8 + o) : 0,
+                       has_avg ? tl_le_get_u64(np + (size_t)d * 16 + o) : 0)) {
             tl_ftrl_destroy(m);
             return NULL;
         }

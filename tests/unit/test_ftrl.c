@@ -410,7 +410,7 @@ static void test_sparse(void **state)
  * folded into a plain running average by its recurrence (avg += (eta + 1) (w - avg) /
  * (t + eta): eta 0 the plain mean, 1 version t weighing t), over all coordinates, against the
  * model's lazy closed form, for eta 0, 1 (a new model's) and 3. Updates of weight 0 are not
- * versions and change nothing. A record of the formats before the averages (1 and 2)
+ * versions and change nothing. A record of format 1 (dense, from before the averages)
  * decodes with each average at its weight. */
 static void test_averaged_weights(void **state)
 {
