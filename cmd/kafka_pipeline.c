@@ -15,11 +15,14 @@
 #include "ingest/codec.h"
 #include "ingest/kafka_source.h"
 #include "ingest/schema_store.h"
+#include "ingest/model_feed.h"
 #include "sink/rollup_agg.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Where tally's own schema files are, when schema.dir does not say: beside the binary in a
@@ -192,9 +195,10 @@ static int output_schema_id(const tl_config *c, tl_schema_store *store, const ch
 
 /* The roll-up topics, made if absent with as many partitions as the input (before the
  * producer asks for them): the partials, the compacted totals and the compacted state of
- * the shared Markov chain. The input's partition count, or -1. */
+ * the shared Markov chain; and the shared model's updates (one partition, every instance
+ * reads all of it), when model is not NULL. The input's partition count, or -1. */
 static int ensure_rollup_topics(const tl_config *c, const char *input, const char *partials,
-                                const char *state, char *err, size_t errlen)
+                                const char *state, const char *model, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "producer");
     char e[512];
@@ -211,7 +215,8 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
     int rc = tl_kafka_topic_ensure(admin, partials, input, 0, err, errlen) != 0 ||
                      tl_kafka_topic_ensure_cfg(admin, tl_config_str(c, "rollup.topic"), input, 1,
                                                totals_cfg, err, errlen) != 0 ||
-                     tl_kafka_topic_ensure(admin, state, input, 1, err, errlen) != 0
+                     tl_kafka_topic_ensure(admin, state, input, 1, err, errlen) != 0 ||
+                     (model && tl_kafka_topic_ensure_n(admin, model, 1, 0, NULL, err, errlen) != 0)
                  ? -1 : tl_kafka_partition_count(admin, input);
     rd_kafka_destroy(admin);
     return rc;
@@ -258,6 +263,35 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts
     return tl_rollup_agg_start(cc, rc, pc, &o, err, errlen);
 }
 
+/* One model for every instance (model/model.h): the sink takes the model's updates into
+ * its transactions, and the processing thread's tick adds the other instances' from the
+ * model topic before it publishes the statistics. */
+typedef struct model_share {
+    tl_observe *obs;
+    tl_model_feed *feed;
+    tl_model *model;
+} model_share;
+
+static int share_take(void *arg, tl_buf *out, size_t max_bytes)
+{
+    return tl_model_share_take(arg, out, max_bytes);
+}
+
+static void share_clear(void *arg) { tl_model_share_clear(arg); }
+
+static int share_apply(void *arg, const void *data, size_t len, int64_t offset, char *err,
+                       size_t errlen)
+{
+    return tl_model_share_apply(arg, data, len, offset, err, errlen);
+}
+
+static void share_tick(void *arg)
+{
+    model_share *ms = arg;
+    if (ms->feed) tl_model_feed_poll(ms->feed, share_apply, ms->model, 100000);
+    tl_observe_tick(ms->obs);
+}
+
 int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap,
                           tl_after_fn after, void *arg, tl_run_report *rep)
 {
@@ -272,6 +306,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     tl_changelog *changelog = NULL;
     tl_observe *obs = NULL;
     tl_rollup_agg *agg = NULL;
+    model_share share = {0};
     tl_pipeline p;
     memset(rep, 0, sizeof(*rep));
 
@@ -359,11 +394,13 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         }
         TL_LOG_INFO("run", "exactly_once transactional.id=%s changelog=%s", txn_id, changelog_topic);
     }
-    char partials[512], rollup_state[600];
+    char partials[512], rollup_state[600], model_topic[600];
     int n_inputs = 0;
     const char *rollup_topic = tl_config_str(c, "rollup.topic");
+    int shared_model = *rollup_topic && p.model && p.mcfg.enabled && tl_config_bool(c, "model.shared");
     if (*rollup_topic) {
         snprintf(rollup_state, sizeof(rollup_state), "%s-rollup-state", group);
+        snprintf(model_topic, sizeof(model_topic), "%s-model", group);
         if (tl_config_bool(c, "markov.enabled")) {   /* one chain for every instance */
             ko.markov_order = (int)tl_config_int(c, "markov.order");
             ko.markov_window_ms = tl_config_int(c, "markov.window.ms");
@@ -378,7 +415,8 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
             rd_kafka_conf_destroy(pconf);
             goto done;
         }
-        if ((n_inputs = ensure_rollup_topics(c, topic, partials, rollup_state, err, sizeof(err))) < 0) {
+        if ((n_inputs = ensure_rollup_topics(c, topic, partials, rollup_state,
+                                             shared_model ? model_topic : NULL, err, sizeof(err))) < 0) {
             rd_kafka_conf_destroy(pconf);
             fprintf(stderr, "tally: %s\n", err);
             goto done;
@@ -411,12 +449,32 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
             goto done;
         }
     }
+    if (shared_model) {
+        /* this process's updates carry a key of their own: the others add them, it skips
+         * them; a restarted instance adds its earlier run's updates it had not saved */
+        char key[600];
+        int64_t seed[3] = {tl_mono_ns(), (int64_t)time(NULL), (int64_t)getpid()};
+        snprintf(key, sizeof(key), "%s/%016" PRIx64, instance, tl_hash64(seed, sizeof(seed)));
+        tl_model_share_start(p.model);
+        tl_kafka_sink_set_model_share(ksink, model_topic, key, share_take, share_clear, p.model);
+        rd_kafka_conf_t *fconf = tl_cmd_kafka_conf(c, "consumer");
+        share.feed = fconf ? tl_model_feed_new(fconf, model_topic, tl_model_share_next(p.model), key,
+                                               err, sizeof(err)) : NULL;
+        if (!share.feed) {
+            if (fconf) fprintf(stderr, "tally: %s\n", err);
+            goto done;
+        }
+        share.model = p.model;
+        TL_LOG_INFO("run", "one model for the group: updates to and from topic=%s key=%s",
+                    model_topic, key);
+    }
+    share.obs = obs;
     sink = wrap ? wrap(ksink, arg) : ksink;
 
     tl_runtime_opts o;
     tl_pipeline_runtime_opts(c, &o);
-    o.tick = tl_observe_tick;
-    o.tick_arg = obs;
+    o.tick = share_tick;
+    o.tick_arg = &share;
     if (eos) {
         o.restore = tl_changelog_restore;
         o.restore_arg = changelog;
@@ -466,6 +524,7 @@ done:
         if (p.model) tl_model_report_get(p.model, &rep->model);
     }
     tl_runtime_destroy(rt);
+    tl_model_feed_destroy(share.feed);
     tl_pipeline_destroy(&p);
     if (producer) {
         if (rd_kafka_flush(producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -161,6 +161,18 @@ static void tick_model(tl_observe *o)
                                         "Examples the purchase model learned from: purchases "
                                         "and control moments.", NULL),
                         r.examples);
+    tl_prom_counter_set(tl_prom_counter("tally_model_shared_updates_total",
+                                        "Model updates of the other instances added to this "
+                                        "one's model (model.shared).", NULL),
+                        r.shared_records);
+    tl_prom_counter_set(tl_prom_counter("tally_model_shared_examples_total",
+                                        "Examples the other instances learned from, added to "
+                                        "this one's model with their updates.", NULL),
+                        r.shared_examples);
+    tl_prom_counter_set(tl_prom_counter("tally_model_shared_bad_records_total",
+                                        "Records of the model topic that did not decode "
+                                        "(skipped).", NULL),
+                        r.shared_bad);
     tl_prom_counter_set(tl_prom_counter("tally_model_controls_skipped_total",
                                         "Control moments not learned: past model.controls.max "
                                         "in one gap between a user's events.", NULL),

@@ -202,6 +202,12 @@ static const tl_config_def model_table[] = {
      "t^eta: 0 is the plain mean of the whole stream (steadiest, slowest to follow a change), "
      "1 puts 3/4 of the weight on the last half of the updates, larger forgets faster "
      "(docs/attribution.md)."},
+    {"model.shared", TL_CT_BOOL, "true", NORANGE,
+     "With rollup.topic set (run): one conversion model for every instance of the group. Each "
+     "instance sends what its examples taught the model to the topic <group>-model, in the "
+     "transaction of the outputs that made them, and adds the others' to its own model "
+     "(docs/attribution.md, \"One model across instances\"). false: each instance learns "
+     "only from its own partitions."},
     {"model.metrics.window", TL_CT_INT, "10000", 1, 4194304,
      "Examples in the window of the progressive log-loss and AUC."},
     {"rollup.topic", TL_CT_STRING, "", NORANGE,

@@ -132,6 +132,13 @@ int tl_kafka_topic_ensure_cfg(rd_kafka_t *rk, const char *topic, const char *lik
                  why == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? " (create it first)" : "");
         return -1;
     }
+    return tl_kafka_topic_ensure_n(rk, topic, parts, compacted, config, err, errlen);
+}
+
+int tl_kafka_topic_ensure_n(rd_kafka_t *rk, const char *topic, int parts, int compacted,
+                            const char *const *config, char *err, size_t errlen)
+{
+    rd_kafka_resp_err_t why;
     char e[512];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, parts, -1, e, sizeof(e));
     if (!nt) {
@@ -167,7 +174,7 @@ int tl_kafka_topic_ensure_cfg(rd_kafka_t *rk, const char *topic, const char *lik
          * finds it at once. */
         int have = partitions_of(rk, topic, 1, &why);
         if (have > 0 && have != parts) {
-            snprintf(err, errlen, "topic %s has %d partitions, the input %d", topic, have, parts);
+            snprintf(err, errlen, "topic %s has %d partitions, %d expected", topic, have, parts);
             rc = -1;
         }
     }

@@ -28,6 +28,10 @@ int tl_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, const char *like, i
 int tl_kafka_topic_ensure_cfg(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
                               const char *const *config, char *err, size_t errlen);
 
+/* The same with a partition count instead of a topic to match. */
+int tl_kafka_topic_ensure_n(rd_kafka_t *rk, const char *topic, int parts, int compacted,
+                            const char *const *config, char *err, size_t errlen);
+
 /* The partition count of topic, or -1 (unknown topic, no answer). */
 int tl_kafka_partition_count(rd_kafka_t *rk, const char *topic);
 

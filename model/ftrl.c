@@ -79,6 +79,13 @@ struct tl_ftrl {
     double *avg;          /* state: the averaged weights, each as of version at[i] */
     uint64_t *at;
     int eta;              /* the average's weighting (tl_ftrl_set_average) */
+    /* Sharing (tl_ftrl_delta_track): what learning added to z and n since the last take,
+     * at the coordinates listed in touched (mark[i] says whether i is listed). */
+    double *dz, *dn;
+    int32_t *touched;
+    unsigned char *mark;
+    int n_touched;
+    uint64_t d_updates;
 };
 
 static int params_ok(int d, double alpha, double beta, double l1, double l2)
@@ -124,6 +131,7 @@ void tl_ftrl_destroy(tl_ftrl *m)
 {
     if (!m) return;
     free(m->z);
+    free(m->dz);
     free(m);
 }
 
@@ -196,6 +204,17 @@ static inline void settle(tl_ftrl *m, int i)
     m->at[i] = m->version;
 }
 
+/* Adds one coordinate's step to the delta being gathered (tl_ftrl_delta_track). */
+static inline void track(tl_ftrl *m, int i, double dz, double dn)
+{
+    if (!m->mark[i]) {
+        m->mark[i] = 1;
+        m->touched[m->n_touched++] = i;
+    }
+    m->dz[i] += dz;
+    m->dn[i] += dn;
+}
+
 double tl_ftrl_dot_sparse(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz)
 {
     double s = 0;
@@ -224,12 +243,15 @@ double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight)
         double nn = n[i] + g2, sqn = sqrt(nn);
         double den = (sqn + sq[i]) * alpha;
         double s = g2 / (den > 0 ? den : 1.0);   /* den = 0 only when n = g = 0 */
-        z[i] += g - s * w[i];
+        double dz = g - s * w[i];
+        z[i] += dz;
         n[i] = nn;
         sq[i] = sqn;
         w[i] = weight_of(m, z[i], sqn);
+        if (m->dz && x[i] != 0) track(m, i, dz, g2);   /* loop-invariant test: unswitched */
     }
     m->version++;
+    if (m->dz) m->d_updates++;
     return p;
 }
 
@@ -240,10 +262,12 @@ static inline void update_one(tl_ftrl *m, int i, double g)
     double g2 = g * g, nn = m->n[i] + g2, sqn = sqrt(nn);
     double den = (sqn + m->sq[i]) * m->alpha;
     double s = g2 / (den > 0 ? den : 1.0);
-    m->z[i] += g - s * m->w[i];
+    double dz = g - s * m->w[i];
+    m->z[i] += dz;
     m->n[i] = nn;
     m->sq[i] = sqn;
     m->w[i] = weight_of(m, m->z[i], sqn);
+    if (m->dz) track(m, i, dz, g2);
 }
 
 double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz,
@@ -255,6 +279,7 @@ double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int
     for (int k = 0; k < nnz; k++)
         if (x[k] != 0) update_one(m, idx[k], c * x[k]);
     m->version++;
+    if (m->dz) m->d_updates++;
     return p;
 }
 
@@ -382,4 +407,95 @@ tl_ftrl *tl_ftrl_decode(const void *buf, size_t len)
         }
     }
     return m;
+}
+
+/* ---- sharing: deltas of (z, n) between models (ftrl.h) ------------------------- */
+
+#define DELTA_MAGIC "TLFD"
+#define DELTA_FORMAT 1u
+#define DELTA_HEADER (4 + 4 + 4 + 8 + 4)
+#define DELTA_ROW (4 + 8 + 8)
+
+void tl_ftrl_delta_track(tl_ftrl *m)
+{
+    if (m->dz) return;
+    size_t d = (size_t)m->d;
+    /* one block: dz[d], dn[d], touched[d], mark[d] */
+    m->dz = tl_xcalloc(1, d * (8 + 8 + 4 + 1));
+    m->dn = m->dz + d;
+    m->touched = (int32_t *)(void *)(m->dn + d);
+    m->mark = (unsigned char *)(m->touched + d);
+}
+
+void tl_ftrl_delta_clear(tl_ftrl *m)
+{
+    if (!m->dz) return;
+    for (int k = 0; k < m->n_touched; k++) {
+        int i = m->touched[k];
+        m->dz[i] = m->dn[i] = 0;
+        m->mark[i] = 0;
+    }
+    m->n_touched = 0;
+    m->d_updates = 0;
+}
+
+int tl_ftrl_delta_pending(const tl_ftrl *m) { return m->dz && (m->d_updates || m->n_touched); }
+
+int tl_ftrl_delta_take(tl_ftrl *m, tl_buf *out, size_t max_rows)
+{
+    if (!tl_ftrl_delta_pending(m)) return 0;
+    uint32_t k = (size_t)m->n_touched < max_rows ? (uint32_t)m->n_touched : (uint32_t)max_rows;
+    size_t len = DELTA_HEADER + (size_t)k * DELTA_ROW;
+    tl_buf_reserve(out, len);
+    char *p = out->data + out->len;
+    memcpy(p, DELTA_MAGIC, 4);
+    p = tl_le_put_u32(p + 4, DELTA_FORMAT);
+    p = tl_le_put_u32(p, (uint32_t)m->d);
+    p = tl_le_put_u64(p, m->d_updates);
+    p = tl_le_put_u32(p, k);
+    for (uint32_t j = 0; j < k; j++) {   /* the last k listed */
+        int i = m->touched[--m->n_touched];
+        p = tl_le_put_u32(p, (uint32_t)i);
+        p = tl_le_put_f64(p, m->dz[i]);
+        p = tl_le_put_f64(p, m->dn[i]);
+        m->dz[i] = m->dn[i] = 0;
+        m->mark[i] = 0;
+    }
+    m->d_updates = 0;   /* counted once, in the first part */
+    out->len += len;
+    out->data[out->len] = '\0';
+    return 1;
+}
+
+int64_t tl_ftrl_delta_apply(tl_ftrl *m, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    if (!buf || len < DELTA_HEADER || memcmp(p, DELTA_MAGIC, 4) != 0 ||
+        tl_le_get_u32(p + 4) != DELTA_FORMAT || tl_le_get_u32(p + 8) != (uint32_t)m->d)
+        return -1;
+    uint64_t updates = tl_le_get_u64(p + 12);
+    uint32_t k = tl_le_get_u32(p + 20);
+    if (updates > (uint64_t)INT64_MAX - m->version || k > (uint32_t)m->d ||
+        len != DELTA_HEADER + (size_t)k * DELTA_ROW)
+        return -1;
+    /* everything is checked before anything changes */
+    const unsigned char *q = p + DELTA_HEADER;
+    for (uint32_t j = 0; j < k; j++, q += DELTA_ROW) {
+        uint32_t i = tl_le_get_u32(q);
+        double dz = tl_le_get_f64(q + 4), dn = tl_le_get_f64(q + 12);
+        if (i >= (uint32_t)m->d || !isfinite(dz) || !isfinite(dn) || dn < 0 ||
+            !isfinite(m->z[i] + dz) || !isfinite(m->n[i] + dn))
+            return -1;
+    }
+    q = p + DELTA_HEADER;
+    for (uint32_t j = 0; j < k; j++, q += DELTA_ROW) {
+        uint32_t i = tl_le_get_u32(q);
+        settle(m, (int)i);
+        m->z[i] += tl_le_get_f64(q + 4);
+        m->n[i] += tl_le_get_f64(q + 12);
+        m->sq[i] = sqrt(m->n[i]);
+        m->w[i] = weight_of(m, m->z[i], m->sq[i]);
+    }
+    m->version += updates;
+    return (int64_t)updates;
 }

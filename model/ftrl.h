@@ -121,4 +121,30 @@ void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out);
  * avg, negative n, at after the version). Every read is bounds-checked. */
 tl_ftrl *tl_ftrl_decode(const void *buf, size_t len);
 
+/* ---- sharing: one model learned by several processes ------------------------------
+ *
+ * Each process learns its own examples and sends what they added to (z, n) -- a delta --
+ * to the others, which add it to theirs: z and n are sums over the examples, so every
+ * process ends with the sums over all of them (up to the order of the additions, and to
+ * each example's step having been taken with the weights of the process that learned it,
+ * as in asynchronous parameter-server FTRL). The averages go on as if the delta's updates
+ * had all happened at the moment it is added.
+ *
+ * tl_ftrl_delta_track starts gathering (costs 21 bytes per coordinate); from then on every
+ * learn adds its steps to the delta. tl_ftrl_delta_take appends a delta of at most
+ * max_rows coordinates to out and forgets them: 1, or 0 (nothing appended) when nothing is
+ * pending (tl_ftrl_delta_pending); a delta larger than that goes in several parts, the
+ * updates counted in the first. Layout:
+ *   "TLFD" | u32 format 1 | u32 d | u64 updates | u32 k | k x (u32 i | f64 dz | f64 dn)
+ * tl_ftrl_delta_clear forgets what was gathered (it is then never sent).
+ * tl_ftrl_delta_apply adds a delta to m and moves its version on by the delta's updates:
+ * their number, or -1, with m unchanged, when buf is not one valid delta of m's dimension
+ * (wrong magic, format or d, truncated or trailing bytes, an index out of range, a
+ * non-finite or negative step, a sum that would overflow). */
+void tl_ftrl_delta_track(tl_ftrl *m);
+int tl_ftrl_delta_pending(const tl_ftrl *m);
+int tl_ftrl_delta_take(tl_ftrl *m, tl_buf *out, size_t max_rows);
+void tl_ftrl_delta_clear(tl_ftrl *m);
+int64_t tl_ftrl_delta_apply(tl_ftrl *m, const void *buf, size_t len);
+
 #endif

@@ -129,6 +129,13 @@ struct tl_model {
     int64_t window_start;        /* 0: no window yet */
     prev_credit *prev;
     int n_prev, cap_prev;
+    /* Sharing (tl_model_share_start): the examples learned since the last take, as
+     * (p, weight, label) rows for the others' metrics; the next offset of the model topic
+     * to read (-1: from its start). */
+    int sharing;
+    tl_buf share_ex;
+    uint32_t n_share_ex;
+    int64_t feed_next;
 };
 
 /* ---- checkpoint ------------------------------------------------------------------ */
@@ -178,6 +185,10 @@ int tl_model_checkpoint(tl_model *m)
         tl_buf_append(&part, m->prev[i].name, l);
         tl_buf_append(&part, &m->prev[i].credit, 8);
     }
+    put_blob(&b, &part);
+    tl_buf_clear(&part);
+    /* the model topic's next offset (a later addition: files without it are still read) */
+    tl_buf_append(&part, &m->feed_next, 8);
     put_blob(&b, &part);
     tl_buf_free(&part);
 
@@ -260,9 +271,15 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
     m->ftrl = ftrl;
     m->metrics = met;
     m->markov = mk;
-    if (!(s = get_blob(&p, end, &len)) || len < 16 || p != end) {
-        /* the Markov window part is missing or the file has trailing bytes */
-        goto done;
+    if (!(s = get_blob(&p, end, &len)) || len < 16) goto done;   /* the Markov window part */
+    {
+        const char *fb;
+        size_t flen;
+        if (p != end) {   /* the model topic's next offset */
+            if (!(fb = get_blob(&p, end, &flen)) || flen != 8 || p != end) goto done;
+            memcpy(&m->feed_next, fb, 8);
+            if (m->feed_next < -1) goto done;
+        }
     }
     {
         const char *q = s, *qe = s + len;
@@ -320,6 +337,7 @@ tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err
     m->metrics = tl_metrics_new(mc->metrics_window);
     m->markov = tl_markov_new_order(mc->markov_order > 0 ? mc->markov_order : 1);
     m->markov_dim = mc->markov_dim;
+    m->feed_next = -1;
     m->pos = tl_xmalloc((size_t)D * sizeof(*m->pos));
     memset(m->pos, 0xff, (size_t)D * sizeof(*m->pos));   /* -1 */
     m->M = tl_xmalloc((size_t)TL_SHAPLEY_BATCH * TL_MODEL_MAX_TPS * sizeof(double));
@@ -352,6 +370,7 @@ void tl_model_destroy(tl_model *m)
     free(m->M);
     free(m->z);
     free(m->checkpoint);
+    tl_buf_free(&m->share_ex);
     free(m);
 }
 
@@ -720,6 +739,12 @@ void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp 
     /* p: scored before the update */
     double p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, offset(m), label, weight);
     tl_metrics_add(m->metrics, p, label, weight);
+    if (m->sharing) {
+        char row[17], *q = tl_le_put_f64(tl_le_put_f64(row, p), weight);
+        *q = (char)(label != 0);
+        tl_buf_append(&m->share_ex, row, sizeof(row));
+        m->n_share_ex++;
+    }
     if (label)
         for (int i = 0; i < k; i++) see(m, &t[i]);
     if (m->export) {
@@ -823,3 +848,95 @@ int tl_model_credits(const tl_model *m, tl_dim *dim, const char **names, double 
     }
     return n;
 }
+
+/* ---- one model for every instance (model.h) ------------------------------------- */
+
+#define SHARE_MAGIC "TLMS"
+#define SHARE_FORMAT 1u
+#define SHARE_ROW 17   /* f64 p | f64 weight | u8 label */
+
+void tl_model_share_start(tl_model *m)
+{
+    if (!m->cfg.enabled || m->sharing) return;
+    tl_ftrl_delta_track(m->ftrl);
+    m->sharing = 1;
+}
+
+int tl_model_share_take(tl_model *m, tl_buf *out, size_t max_bytes)
+{
+    if (!m->sharing || (!m->n_share_ex && !tl_ftrl_delta_pending(m->ftrl))) return 0;
+    if (max_bytes < 4096) max_bytes = 4096;
+    uint32_t n = m->n_share_ex, cap = (uint32_t)(max_bytes / 2 / SHARE_ROW);
+    if (n > cap) n = cap;
+    char h[12];
+    memcpy(h, SHARE_MAGIC, 4);
+    tl_le_put_u32(tl_le_put_u32(h + 4, SHARE_FORMAT), n);
+    tl_buf_append(out, h, sizeof(h));
+    tl_buf_append(out, m->share_ex.data, (size_t)n * SHARE_ROW);
+    /* the rows sent leave the buffer (the rest go in the next part) */
+    size_t sent = (size_t)n * SHARE_ROW;
+    memmove(m->share_ex.data, m->share_ex.data + sent, m->share_ex.len - sent);
+    m->share_ex.len -= sent;
+    m->n_share_ex -= n;
+    size_t rows = (max_bytes - 12 - sent - 24) / 20;
+    if (!tl_ftrl_delta_take(m->ftrl, out, rows)) {   /* nothing pending: an empty delta */
+        char empty[24];
+        memcpy(empty, "TLFD", 4);
+        char *q = tl_le_put_u32(tl_le_put_u32(empty + 4, 1), (uint32_t)tl_ftrl_dim(m->ftrl));
+        tl_le_put_u32(tl_le_put_u64(q, 0), 0);
+        tl_buf_append(out, empty, sizeof(empty));
+    }
+    return 1;
+}
+
+void tl_model_share_clear(tl_model *m)
+{
+    if (!m->sharing) return;
+    tl_ftrl_delta_clear(m->ftrl);
+    tl_buf_clear(&m->share_ex);
+    m->n_share_ex = 0;
+}
+
+int tl_model_share_apply(tl_model *m, const void *data, size_t len, int64_t offset, char *err,
+                         size_t errlen)
+{
+    const unsigned char *p = data;
+    if (offset >= 0) m->feed_next = offset + 1;   /* a refused record is not read again */
+    if (!m->cfg.enabled) return 0;
+    if (!data || len < 12 || memcmp(p, SHARE_MAGIC, 4) != 0 || tl_le_get_u32(p + 4) != SHARE_FORMAT) {
+        snprintf(err, errlen, "not a model update (magic or format)");
+        m->rep.shared_bad++;
+        return -1;
+    }
+    uint32_t n = tl_le_get_u32(p + 8);
+    if ((len - 12) / SHARE_ROW < n) {
+        snprintf(err, errlen, "model update: %" PRIu32 " examples announced, %zu bytes", n, len);
+        m->rep.shared_bad++;
+        return -1;
+    }
+    const unsigned char *ex = p + 12;
+    for (uint32_t i = 0; i < n; i++) {
+        double pi = tl_le_get_f64(ex + (size_t)i * SHARE_ROW), wi = tl_le_get_f64(ex + (size_t)i * SHARE_ROW + 8);
+        unsigned char yi = ex[(size_t)i * SHARE_ROW + 16];
+        if (!(pi >= 0 && pi <= 1) || !(wi >= 0) || !isfinite(wi) || yi > 1) {
+            snprintf(err, errlen, "model update: example %" PRIu32 " is not valid", i);
+            m->rep.shared_bad++;
+            return -1;
+        }
+    }
+    size_t off = 12 + (size_t)n * SHARE_ROW;
+    int64_t updates = tl_ftrl_delta_apply(m->ftrl, p + off, len - off);
+    if (updates < 0) {
+        snprintf(err, errlen, "model update: the weights' delta does not decode for this model");
+        m->rep.shared_bad++;
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        tl_metrics_add(m->metrics, tl_le_get_f64(ex + (size_t)i * SHARE_ROW),
+                       ex[(size_t)i * SHARE_ROW + 16], tl_le_get_f64(ex + (size_t)i * SHARE_ROW + 8));
+    m->rep.shared_records++;
+    m->rep.shared_examples += n;
+    return 0;
+}
+
+int64_t tl_model_share_next(const tl_model *m) { return m->feed_next; }

@@ -72,6 +72,8 @@ typedef struct tl_model_report {
     uint64_t markov_windows, credit_deltas;
     uint64_t markov_dropped;             /* journeys the chain refused (too many states) */
     uint64_t controls_skipped;           /* past model.controls.max in one gap */
+    uint64_t shared_records, shared_examples;   /* the other instances' updates added */
+    uint64_t shared_bad;                 /* updates that did not decode (skipped) */
 } tl_model_report;
 
 /* checkpoint: file the model is saved to and resumed from (NULL: none). */
@@ -126,5 +128,32 @@ void tl_model_report_get(const tl_model *m, tl_model_report *r);
  * channel or category (*dim): up to max names (borrowed until the next tick) and
  * credits. Returns the count. */
 int tl_model_credits(const tl_model *m, tl_dim *dim, const char **names, double *credits, int max);
+
+/* ---- one model for every instance (docs/attribution.md, "One model across instances")
+ *
+ * Each instance learns from its own examples and sends, with the outputs of the
+ * transaction that made them, a model update: those examples' predictions (made before
+ * learning them, for the others' progressive metrics) and what they added to the FTRL
+ * state (ftrl.h, "sharing"). Every instance adds the others' updates to its own model, so
+ * all of them learn from every example, once per committed transaction.
+ *
+ * tl_model_share_start: from now on, gather updates (no-op when the model is off).
+ * tl_model_share_take: appends the update gathered since the last take to out, at most
+ *   max_bytes of it (the rest stays for the next call), and forgets what it appended: 1,
+ *   or 0 (nothing appended) when nothing is pending. Format:
+ *   "TLMS" | u32 format 1 | u32 n | n x (f64 p | f64 weight | u8 label) | an FTRL delta
+ *   (ftrl.h). Call it until it returns 0.
+ * tl_model_share_clear: forgets the update gathered (an aborted transaction: its examples
+ *   are learned again when its input is).
+ * tl_model_share_apply: adds another instance's update, read at offset `offset` of the
+ *   model topic (-1: none), which is remembered (checkpointed) as read. 0, or -1 with a
+ *   message when it does not decode (the model is then unchanged).
+ * tl_model_share_next: the offset of the model topic to read next (-1: from its start). */
+void tl_model_share_start(tl_model *m);
+int tl_model_share_take(tl_model *m, tl_buf *out, size_t max_bytes);
+void tl_model_share_clear(tl_model *m);
+int tl_model_share_apply(tl_model *m, const void *data, size_t len, int64_t offset, char *err,
+                         size_t errlen);
+int64_t tl_model_share_next(const tl_model *m);
 
 #endif

@@ -53,6 +53,11 @@ typedef struct kafka_sink {
     tl_buf key;
     tl_mk_out *mk;          /* the shared Markov chain's journeys and stream times */
     int committed;          /* the last transaction was committed (not aborted) */
+    /* the shared model's updates (tl_kafka_sink_set_model_share) */
+    char *model_topic, *model_key;
+    int (*model_take)(void *arg, tl_buf *out, size_t max_bytes);
+    void (*model_clear)(void *arg);
+    void *model_arg;
 } kafka_sink;
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -185,6 +190,13 @@ static tl_rc send_partials(kafka_sink *s)
         tl_buf_puts(&s->key, TL_MK_KEY);
         rc = send_partial(s, &s->key, &s->buf);
     }
+    tl_buf_clear(&s->buf);
+    /* under the broker's default record limit (1 MB) */
+    while (!rc && s->model_take && s->model_take(s->model_arg, &s->buf, 900000)) {
+        rc = produce_to(s, s->model_topic, 0, s->model_key, strlen(s->model_key), s->buf.data,
+                        s->buf.len, NULL) == TL_OK ? 0 : -1;
+        tl_buf_clear(&s->buf);
+    }
     return rc ? TL_ERROR : TL_OK;
 }
 
@@ -307,6 +319,7 @@ static tl_rc ks_begin(void *ctx)
     if (!s->committed) {   /* what an aborted transaction gathered is redone */
         for (int i = 0; i < s->n_ru; i++) tl_rollup_clear(s->ru[i]);
         if (s->mk) tl_mk_out_clear(s->mk);
+        if (s->model_clear) s->model_clear(s->model_arg);
     }
     s->committed = 0;
     rd_kafka_error_t *e = rd_kafka_begin_transaction(s->rk);
@@ -369,9 +382,25 @@ void tl_kafka_sink_set_consumer(tl_sink *sink, rd_kafka_t *consumer, const char 
     s->input_topic = tl_xstrdup(input_topic);
 }
 
+void tl_kafka_sink_set_model_share(tl_sink *sink, const char *topic, const char *key,
+                                   int (*take)(void *arg, tl_buf *out, size_t max_bytes),
+                                   void (*clear)(void *arg), void *arg)
+{
+    kafka_sink *s = sink->ctx;
+    free(s->model_topic);
+    free(s->model_key);
+    s->model_topic = tl_xstrdup(topic);
+    s->model_key = tl_xstrdup(key);
+    s->model_take = take;
+    s->model_clear = clear;
+    s->model_arg = arg;
+}
+
 static void ks_destroy(void *ctx)
 {
     kafka_sink *s = ctx;
+    free(s->model_topic);
+    free(s->model_key);
     free(s->changelog);
     free(s->input_topic);
     free(s->cl_last);

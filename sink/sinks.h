@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/sink.h"
+#include "core/util.h"
 
 typedef struct tl_sink_counts {
     uint64_t interest, attribution, credit, dlq, bytes;
@@ -68,6 +69,14 @@ rd_kafka_t *tl_kafka_sink_handle(const tl_sink *s);
 /* Exactly-once: the consumer whose group the input offsets are committed for, and the
  * input topic. Must be set before the first commit. */
 void tl_kafka_sink_set_consumer(tl_sink *s, rd_kafka_t *consumer, const char *input_topic);
+/* One model for every instance (model/model.h, "one model"): whenever the sink makes a
+ * transaction's outputs durable (with the roll-up partials), it calls take(arg, buf,
+ * max_bytes) until it returns 0, and sends each model update it appended to partition 0
+ * of `topic` with `key`, in the same transaction; clear(arg) is called when a transaction
+ * was aborted (what it had gathered is learned again). */
+void tl_kafka_sink_set_model_share(tl_sink *s, const char *topic, const char *key,
+                                   int (*take)(void *arg, tl_buf *out, size_t max_bytes),
+                                   void (*clear)(void *arg), void *arg);
 
 void tl_sink_counts_get(const tl_sink *s, tl_sink_counts *c);
 void tl_sink_destroy(tl_sink *s);   /* calls s->destroy and frees s */

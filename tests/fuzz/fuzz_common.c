@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -413,4 +414,15 @@ void fuzz_write_schema_dir(const char *dir)
         snprintf(path, sizeof(path), "%s/%d-%s.avsc", dir, (int)s->id, s->name);
         fuzz_write_file(path, s->json, strlen(s->json));
     }
+}
+
+void fuzz_model_cfg(tl_model_cfg *mc, char *path, size_t path_len)
+{
+    char err[256];
+    tl_config *c = tl_config_new();
+    if (tl_model_cfg_load(mc, c, err, sizeof(err)) != 0)
+        fuzz_fail(__FILE__, __LINE__, "model config", "%s", err);
+    tl_config_destroy(c);
+    mc->enabled = mc->markov_enabled = 1;
+    snprintf(path, path_len, "%s/model.bin", fuzz_tmpdir());
 }

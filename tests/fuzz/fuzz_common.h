@@ -27,6 +27,7 @@
 #include "core/json.h"
 #include "core/event.h"
 #include "ingest/codec.h"
+#include "model/model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -43,6 +44,11 @@ __attribute__((noreturn, format(printf, 4, 5))) void fuzz_fail(const char *file,
 /* Quiets tally's log (see above) and makes the scratch directory. Every harness's
  * initializer calls it first. */
 void fuzz_init(void);
+
+/* The model configuration of the defaults, with model and Markov chain on, the
+ * checkpoint file in the scratch directory (the harness fails if the defaults do not
+ * load). */
+void fuzz_model_cfg(tl_model_cfg *mc, char *path, size_t path_len);
 
 /* An arena for what one input makes (parse trees, records): fuzz_init makes it, a
  * harness resets it after each input, and it is destroyed at exit, so LeakSanitizer's

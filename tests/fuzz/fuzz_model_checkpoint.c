@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include "core/arena.h"
-#include "core/config.h"
 #include "core/state.h"
 #include "core/util.h"
 #include "model/model.h"
@@ -43,13 +42,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     fuzz_init();
-    char err[256];
-    tl_config *c = tl_config_new();
-    if (tl_model_cfg_load(&mcfg, c, err, sizeof(err)) != 0)
-        fuzz_fail(__FILE__, __LINE__, "model config", "%s", err);
-    tl_config_destroy(c);
-    mcfg.enabled = mcfg.markov_enabled = 1;
-    snprintf(path, sizeof(path), "%s/model.bin", fuzz_tmpdir());
+    fuzz_model_cfg(&mcfg, path, sizeof(path));
     sink = tl_avro_sink_new(2, 3, 4);
     atexit(cleanup);
     return 0;

@@ -559,6 +559,7 @@ static void state_seeds(void)
         fprintf(stderr, "fuzz_seeds: %s\n", err);
         exit(1);
     }
+    tl_model_share_start(p.model);   /* for the model_share seeds below */
     tl_sink *sink = tl_avro_sink_new(2, 3, 4);
     tl_store *s = tl_store_open(state_dir, 0, 1 << 20, err, sizeof(err));
     if (!s) {
@@ -599,6 +600,10 @@ static void state_seeds(void)
     bytes = fuzz_read_file(model_path, &n);
     if (bytes) seed("model_checkpoint", "trained", bytes, n);
     free(bytes);
+    /* the model updates those events made: whole, and a part of a larger one */
+    tl_buf upd = {0};
+    if (tl_model_share_take(p.model, &upd, 1 << 20)) seed("model_share", "update", upd.data, upd.len);
+    tl_buf_free(&upd);
 
     /* User records; changelog sequences of them (key length, key, value length, value). */
     tl_buf rec = {0}, log = {0};

@@ -406,7 +406,8 @@ def test_crash(ctx, pr):
     outs = ctx.outputs("crash")
     group = ctx.group("crash")
     rollups = ctx.name("crash-rollups")
-    ctx.topics.extend([rollups, group + "-rollup-partials", group + "-rollup-state"])
+    ctx.topics.extend([rollups, group + "-rollup-partials", group + "-rollup-state",
+                       group + "-model"])
     state = os.path.join(d, "state")
     # Local stores written at most 200 ms apart (instead of 10 s): each start lives a few
     # seconds, and kills should land among store writes too, not only among transactions.

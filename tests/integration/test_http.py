@@ -157,7 +157,8 @@ def test_flow_users_shutdown(work, b, kafka):
         """One scrape in which n events are processed, output and committed: the counters
         move at different points (events when processed, latency, transactions and batch
         durations when a transaction commits, outputs and state gauges at the once-a-second
-        tick), so the scrape asserted on is one where all of them have caught up."""
+        tick; readiness and the assignment after a rebalance), so the scrape asserted on is
+        one where all of them have caught up."""
         def cond():
             m, fams = metrics(port)
             committed = total(m, "tally_transactions_total", result="committed")
@@ -169,7 +170,9 @@ def test_flow_users_shutdown(work, b, kafka):
                   and total(m, "tally_attributions_total", method="linear")
                   == total(m, "tally_outputs_total", output="attribution")
                   and total(m, "tally_state_keys") >= 500
-                  and total(m, "tally_rocksdb_memory_bytes") > 0)
+                  and total(m, "tally_rocksdb_memory_bytes") > 0
+                  and total(m, "tally_ready") == 1
+                  and total(m, "tally_assigned_partitions") == 4)
             return (m, fams) if ok else None
         return cond
     m1, fams = wait_until(settled(20000), 180, "20,000 events processed, output and committed "

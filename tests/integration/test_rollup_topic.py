@@ -19,16 +19,25 @@ missing or extra; the channel-group rows must add up to the channel rows.
    touchpoints must equal run 1's, and so must the Markov column and every Markov credit
    delta (window, channel, credit, removal effect): the chain is one chain for the group,
    its windows closed on a watermark over every input partition, so none of it depends on
-   how many instances ran. (The model-based columns are per instance until the online
-   model is shared; they are checked against the group's own records.) GET /v1/attribution
-   of two of the instances, answered from the roll-up topic, equals `tally report` over the
-   group's records.
+   how many instances ran. (The model-based columns depend on which instance credited
+   which purchase with its model as it was then; they are checked against the group's own
+   records.) GET /v1/attribution of two of the instances, answered from the roll-up topic,
+   equals `tally report` over the group's records.
+3. One model for the group (model.shared): the model topic <group>-model holds, per
+   committed transaction, the examples learned and their predictions (model/model.h). Its
+   records decoded here: the three instances' together hold exactly the examples the single
+   instance learned (the same count and positives: none lost or doubled through the
+   rebalance and the SIGKILL), the group's progressive AUC over them is within 0.01 of the
+   single instance's, and every instance's model has learned from all of them
+   (tally_model_examples_total on its /metrics, which counts the others' examples added
+   with their updates, reaches the group's count).
 """
 import json
 import os
 import re
 import shutil
 import subprocess
+import struct
 import sys
 import tempfile
 import uuid
@@ -64,6 +73,44 @@ def consume(kafka, topics, path):
             subprocess.run([ku.TALLY_BIN, "consume", "--topic", t, "--until-end", "-X",
                             "kafka.bootstrap.servers=" + kafka.b], stdout=out,
                            stderr=subprocess.DEVNULL, check=True, timeout=120)
+
+
+def model_examples(kafka, topic):
+    """The (p, weight, label) rows of every model update on topic, and the keys seen."""
+    rows, keys = [], set()
+    for _p, _o, key, value, _h in kafka.read_all(topic):
+        if value[:4] != b"TLMS" or struct.unpack_from("<I", value, 4)[0] != 1:
+            raise AssertionError("model topic %s: a record that is not a model update" % topic)
+        n = struct.unpack_from("<I", value, 8)[0]
+        for i in range(n):
+            rows.append(struct.unpack_from("<ddB", value, 12 + 17 * i))
+        if value[12 + 17 * n:12 + 17 * n + 4] != b"TLFD":
+            raise AssertionError("model topic %s: an update without its FTRL delta" % topic)
+        keys.add(key)
+    return rows, keys
+
+
+def weighted_auc(rows):
+    """AUC of p for label 1 against label 0, pairs weighted by both rows' weights; ties 1/2."""
+    rows = sorted(rows, key=lambda r: r[0])
+    num = neg_below = 0.0
+    wp = wn = 0.0
+    i = 0
+    while i < len(rows):
+        j = i
+        tp = tn = 0.0
+        while j < len(rows) and rows[j][0] == rows[i][0]:
+            if rows[j][2]:
+                tp += rows[j][1]
+            else:
+                tn += rows[j][1]
+            j += 1
+        num += tp * (neg_below + tn / 2)
+        neg_below += tn
+        wp += tp
+        wn += tn
+        i = j
+    return num / (wp * wn) if wp and wn else float("nan")
 
 
 def report(path, by, window):
@@ -234,6 +281,30 @@ def main():
             rows = {(r["id"], r["window_start"]): r for r in json.loads(body)["rows"]}
             problems += same_reports(rows, report(records, "channel", "day"),
                                      "GET /v1/attribution of instance %d" % i)
+        # one model for the group: exactly the single instance's examples, as good a model
+        rows_a, keys_a = model_examples(kafka, a["group"] + "-model")
+        rows_b, keys_b = model_examples(kafka, b["group"] + "-model")
+        pos_a, pos_b = sum(r[2] for r in rows_a), sum(r[2] for r in rows_b)
+        if not rows_a or (len(rows_b), pos_b) != (len(rows_a), pos_a):
+            problems.append("model topic: the group learned %d examples (%d purchases), one "
+                            "instance %d (%d)" % (len(rows_b), pos_b, len(rows_a), pos_a))
+        auc_ma, auc_mb = weighted_auc(rows_a), weighted_auc(rows_b)
+        if not abs(auc_ma - auc_mb) <= 0.01:
+            problems.append("model topic: the group's progressive AUC %.4f, one instance's %.4f"
+                            % (auc_mb, auc_ma))
+        if len(keys_b) < 4:   # three instances, one of them restarted
+            problems.append("model topic: updates from %d processes, 4 expected" % len(keys_b))
+
+        def examples_of(t):
+            status, body = ku.http_get(ku.http_port(t), "/metrics")
+            m = re.search(r"^tally_model_examples_total (\S+)$", body, re.M) if status == 200 else None
+            return float(m.group(1)) if m else -1
+        # every instance's model has learned from every example (its own, and the others'
+        # through their updates; a re-learned aborted one may count twice)
+        counts = ku.wait_until(lambda: (lambda c: c if min(c) >= len(rows_b) else None)(
+                                   [examples_of(t) for t in insts.values()]),
+                               TIMEOUT_S, "every instance's model counts the group's %d examples"
+                               % len(rows_b), running=list(insts.values()), interval_s=0.5)
         for t in insts.values():
             t.stop()
         attrs, credits = published(kafka, schemas, b["outs"], problems)
@@ -248,7 +319,7 @@ def main():
         problems += compare(want_a, got_b, methods=RULE + ["markov"], what="1 vs 3 instances: ")
         problems += same_deltas([c for c in credits_a if c["method"] == "markov"], credits,
                                 "1 vs 3 instances: Markov credit deltas")
-        # each instance's own online model (not shared yet): its progressive AUC, for the record
+        # each instance's progressive AUC (its metrics count the others' examples too)
         aucs = []
         for t in insts.values():
             m = re.search(r"progressive AUC ([0-9.]+)", t.log())
@@ -260,9 +331,12 @@ def main():
         return "%d attributions, %d roll-up rows, %d Markov credit deltas; rule-based and " \
                "Markov totals and every credit delta equal to one instance's (the chain's " \
                "owner, instance %d, SIGKILLed; read back by %s); the instances' own models' " \
-               "progressive AUC %s (one instance: %s)" % (
+               "progressive AUC %s (one instance: %s); one model: %d examples (%d purchases) "\
+               "from %d processes, AUC over them %.4f (one instance %.4f), examples in each "\
+               "instance's model %s" % (
                    len(attrs), len(got_b), len(credits), victim, ", ".join(restored),
-                   " ".join(aucs), auc_a[0] if auc_a else "?")
+                   " ".join(aucs), auc_a[0] if auc_a else "?", len(rows_b), pos_b, len(keys_b),
+                   auc_mb, auc_ma, " ".join("%d" % v for v in counts))
 
     try:
         steps("one instance: roll-up topic = sums of the published records", one_instance)
@@ -273,7 +347,7 @@ def main():
         ku.stop_all()
         kafka.delete_topics([a["topic"], b["topic"], a["rollup"], b["rollup"]] +
                             [r["group"] + suffix for r in (a, b)
-                             for suffix in ("-rollup-partials", "-rollup-state")] +
+                             for suffix in ("-rollup-partials", "-rollup-state", "-model")] +
                             a["outs"].all() + b["outs"].all())
         kafka.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -363,7 +363,7 @@ static void test_sparse(void **state)
     assert_int_equal(tl_ftrl_version(a), tl_ftrl_version(b));
     int used = 0;
     for (int i = 0; i < D; i++) {
-        if (tl_ftrl_weight(a, i) != tl_ftrl_weight(b, i)) fail_msg("w[%d] differs", i);
+        if (!(fabs(tl_ftrl_weight(a, i) - tl_ftrl_weight(b, i)) <= 1e-12)) fail_msg("w[%d] differs", i);
         if (tl_ftrl_avg_weight(a, i) != tl_ftrl_avg_weight(b, i)) fail_msg("avg[%d] differs", i);
         used += tl_ftrl_weight(b, i) != 0;
     }
@@ -491,6 +491,110 @@ static void test_sigmoid_extremes(void **state)
     tl_ftrl_destroy(m);
 }
 
+/* Two models learn different examples from one state and exchange their deltas (in
+ * parts): both end with the same weights (each coordinate gets the same sums, added in
+ * another order: equal to rounding), and the version counts every update. A delta that
+ * does not decode changes nothing. */
+static void learn_some(tl_ftrl *m, uint64_t r, int n)
+{
+    for (int t = 0; t < n; t++) {
+        int32_t idx[3];
+        double v[3];
+        for (int k = 0; k < 3; k++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            idx[k] = (int32_t)(k * 300 + (r >> 33) % 300);   /* distinct */
+            v[k] = (double)((r >> 20) % 1000) / 500.0 - 0.5;
+        }
+        tl_ftrl_learn_sparse(m, idx, v, 3, -1.0, (r >> 40) % 3 == 0, 1.0);
+    }
+}
+
+static void test_delta_sharing(void **state)
+{
+    (void)state;
+    enum { D = 900 };
+    tl_ftrl *a = tl_ftrl_new(D, 0.2, 1, 0, 0.1), *b = tl_ftrl_new(D, 0.2, 1, 0, 0.1);
+    tl_buf buf = {0};
+    assert_int_equal(tl_ftrl_delta_take(a, &buf, 100), 0);   /* not tracking */
+    tl_ftrl_delta_track(a);
+    tl_ftrl_delta_track(b);
+    learn_some(a, 5, 40);
+    tl_ftrl_delta_clear(a);                                 /* forgotten: never sent */
+    assert_int_equal(tl_ftrl_delta_pending(a), 0);
+    assert_int_equal(tl_ftrl_delta_take(a, &buf, 100), 0);
+    tl_ftrl *a0 = tl_ftrl_new(D, 0.2, 1, 0, 0.1);           /* what a had then, for b */
+    learn_some(a0, 5, 40);
+    tl_buf enc = {0};
+    tl_ftrl_encode(a0, &enc);
+    tl_ftrl_destroy(b);
+    b = tl_ftrl_decode(enc.data, enc.len);
+    tl_ftrl_delta_track(b);
+    learn_some(a, 7, 300);
+    learn_some(b, 9, 200);
+    /* a's delta in parts of at most 50 coordinates */
+    tl_buf parts[64];
+    int np = 0;
+    while (np < 64) {
+        parts[np] = (tl_buf){0};
+        if (!tl_ftrl_delta_take(a, &parts[np], 50)) break;
+        np++;
+    }
+    assert_true(np > 2);
+    tl_buf db = {0};
+    assert_int_equal(tl_ftrl_delta_take(b, &db, 1000000), 1);
+    assert_int_equal(tl_ftrl_delta_take(b, &db, 1000000), 0);   /* nothing left */
+    /* malformed deltas change nothing */
+    double w_before = tl_ftrl_weight(a, 5);
+    uint64_t v_before = tl_ftrl_version(a);
+    tl_buf bad = {0};
+    tl_buf_append(&bad, db.data, db.len);
+    assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len - 1), -1);       /* truncated */
+    bad.data[8] ^= 1;                                                            /* d */
+    assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len), -1);
+    bad.data[8] ^= 1;
+    bad.data[0] = 'X';                                                           /* magic */
+    assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len), -1);
+    bad.data[0] = 'T';
+    double nan = NAN, neg = -1;
+    memcpy(bad.data + 24 + 4, &nan, 8);                                          /* dz NaN */
+    assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len), -1);
+    memcpy(bad.data + 24 + 4, db.data + 24 + 4, 8);
+    memcpy(bad.data + 24 + 12, &neg, 8);                                         /* dn < 0 */
+    assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len), -1);
+    memcpy(bad.data + 24 + 12, db.data + 24 + 12, 8);
+    uint32_t big = D;
+    memcpy(bad.data + 24, &big, 4);                                              /* index */
+    assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len), -1);
+    assert_true(tl_ftrl_weight(a, 5) == w_before && tl_ftrl_version(a) == v_before);
+    /* the exchange */
+    assert_int_equal(tl_ftrl_delta_apply(a, db.data, db.len), 200);
+    uint64_t got = 0;
+    for (int i = 0; i < np; i++) {
+        int64_t u = tl_ftrl_delta_apply(b, parts[i].data, parts[i].len);
+        assert_true(u >= 0);
+        got += (uint64_t)u;
+        tl_buf_free(&parts[i]);
+    }
+    assert_int_equal(got, 300);   /* counted once, in the first part */
+    assert_int_equal(tl_ftrl_version(a), 40 + 300 + 200);
+    assert_int_equal(tl_ftrl_version(b), 40 + 300 + 200);
+    int nonzero = 0;
+    for (int i = 0; i < D; i++) {
+        if (!(fabs(tl_ftrl_weight(a, i) - tl_ftrl_weight(b, i)) <= 1e-12))
+            fail_msg("weight %d: %.17g against %.17g", i, tl_ftrl_weight(a, i), tl_ftrl_weight(b, i));
+        nonzero += tl_ftrl_weight(a, i) != 0;
+        assert_true(isfinite(tl_ftrl_avg_weight(a, i)) && isfinite(tl_ftrl_avg_weight(b, i)));
+    }
+    assert_true(nonzero > 500);
+    tl_buf_free(&bad);
+    tl_buf_free(&db);
+    tl_buf_free(&enc);
+    tl_buf_free(&buf);
+    tl_ftrl_destroy(a);
+    tl_ftrl_destroy(a0);
+    tl_ftrl_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_invalid_parameters),
         cmocka_unit_test(test_sparse),
         cmocka_unit_test(test_averaged_weights),
+        cmocka_unit_test(test_delta_sharing),
         cmocka_unit_test(test_sigmoid_extremes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

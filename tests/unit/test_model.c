@@ -1695,6 +1695,85 @@ static void test_checkpoint_window_start(void **state)
     tl_arena_destroy(&a);
 }
 
+/* One model for two instances: each learns half the examples and adds the other's
+ * updates (in parts); both then count every example in their reports and metrics, and
+ * their versions agree. A record that does not decode is refused and counted, the model
+ * unchanged; the offset read is checkpointed. */
+static void test_model_share(void **state)
+{
+    (void)state;
+    char path[128], err[256];
+    snprintf(path, sizeof(path), "%s/model.bin", dir);
+    tl_model_cfg mc = model_cfg();
+    tl_model *m1 = tl_model_new(&mc, path, err, sizeof(err)), *m2 = model_new(&mc);
+    assert_non_null(m1);
+    tl_buf b = {0};
+    assert_int_equal(tl_model_share_take(m1, &b, 1 << 20), 0);   /* not sharing */
+    tl_model_share_start(m1);
+    gen_examples(train_set, N_TRAIN, 7, 0);
+    train(m1, NULL, train_set, 10);
+    tl_model_share_clear(m1);                                     /* an aborted transaction */
+    assert_int_equal(tl_model_share_take(m1, &b, 1 << 20), 0);
+    train(m2, NULL, train_set, 10);                               /* m2 starts where m1 is */
+    tl_model_share_start(m2);
+    int half = N_TRAIN / 2, pos = 0;
+    for (int i = 10; i < N_TRAIN; i++) pos += train_set[i].label;
+    train(m1, NULL, train_set + 10, half - 10);
+    train(m2, NULL, train_set + half, N_TRAIN - half);
+    tl_buf parts1[64], parts2[64];
+    int n1 = 0, n2 = 0;
+    while (n1 < 64 && (parts1[n1] = (tl_buf){0}, tl_model_share_take(m1, &parts1[n1], 4096))) n1++;
+    while (n2 < 64 && (parts2[n2] = (tl_buf){0}, tl_model_share_take(m2, &parts2[n2], 4096))) n2++;
+    assert_true(n1 > 1 && n2 > 1 && n1 < 64 && n2 < 64);
+    /* refused: not an update; an example with p outside [0, 1]; a delta cut short */
+    tl_model_report r0, r1, r2;
+    tl_model_report_get(m1, &r0);
+    assert_int_equal(tl_model_share_apply(m1, "garbage!", 8, 0, err, sizeof(err)), -1);
+    tl_buf bad = {0};
+    tl_buf_append(&bad, parts2[0].data, parts2[0].len);
+    double two = 2;
+    memcpy(bad.data + 12, &two, 8);
+    assert_int_equal(tl_model_share_apply(m1, bad.data, bad.len, 1, err, sizeof(err)), -1);
+    assert_int_equal(tl_model_share_apply(m1, parts2[0].data, parts2[0].len - 3, 2, err, sizeof(err)), -1);
+    tl_model_report_get(m1, &r1);
+    assert_int_equal(r1.shared_bad, 3);
+    assert_int_equal(r1.examples, r0.examples);
+    assert_int_equal(r1.version, r0.version);
+    int64_t off = 3;
+    for (int i = 0; i < n2; i++, off++)
+        if (tl_model_share_apply(m1, parts2[i].data, parts2[i].len, off, err, sizeof(err)) != 0)
+            fail_msg("m1 applies part %d of m2's update: %s", i, err);
+    for (int i = 0; i < n1; i++)
+        if (tl_model_share_apply(m2, parts1[i].data, parts1[i].len, -1, err, sizeof(err)) != 0)
+            fail_msg("m2 applies part %d of m1's update: %s", i, err);
+    tl_model_report_get(m1, &r1);
+    tl_model_report_get(m2, &r2);
+    /* 10 learned before sharing: m1's are its own, m2's its own copy of them */
+    assert_int_equal(r1.examples, N_TRAIN);
+    assert_int_equal(r2.examples, N_TRAIN);
+    assert_int_equal(r1.version, N_TRAIN);
+    assert_int_equal(r2.version, N_TRAIN);
+    assert_int_equal(r1.shared_examples, N_TRAIN - half);
+    assert_int_equal(r2.shared_examples, half - 10);
+    assert_int_equal(r1.shared_records, n2);
+    int pos_all = pos;
+    for (int i = 0; i < 10; i++) pos_all += train_set[i].label;
+    assert_int_equal(r1.positives, pos_all);
+    assert_int_equal(r2.positives, pos_all);
+    assert_int_equal(tl_model_share_next(m1), off);
+    assert_int_equal(tl_model_checkpoint(m1), 0);
+    tl_model *m3 = tl_model_new(&mc, path, err, sizeof(err));
+    if (!m3) fail_msg("from the checkpoint: %s", err);
+    assert_int_equal(tl_model_share_next(m3), off);
+    for (int i = 0; i < n1; i++) tl_buf_free(&parts1[i]);
+    for (int i = 0; i < n2; i++) tl_buf_free(&parts2[i]);
+    tl_buf_free(&bad);
+    tl_buf_free(&b);
+    tl_model_destroy(m1);
+    tl_model_destroy(m2);
+    tl_model_destroy(m3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1709,6 +1788,7 @@ int main(void)
         cmocka_unit_test(test_no_leakage),
         cmocka_unit_test(test_model_warmup),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_model_share, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_checkpoint_truncated, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_checkpoint_window_start, setup_dir, teardown_dir),
     };

@@ -1,0 +1,111 @@
+/*
+ * model_feed.c -- the model topic's reader (model_feed.h).
+ */
+#include "model_feed.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tl_model_feed {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    char *topic, *own;
+    size_t own_len;
+    int64_t next;               /* the next offset to apply */
+    tl_model_feed_stats st;
+};
+
+tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64_t next,
+                                 const char *own_key, char *err, size_t errlen)
+{
+    static const char *const fixed[][2] = {
+        {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "false"}, {"auto.offset.reset", "earliest"},
+        {"fetch.wait.max.ms", "100"},
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], NULL, 0);
+    char e[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (!rk) {
+        snprintf(err, errlen, "model topic consumer: %s", e);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    tl_model_feed *f = tl_xcalloc(1, sizeof(*f));
+    f->rk = rk;
+    f->topic = tl_xstrdup(topic);
+    f->own = tl_xstrdup(own_key);
+    f->own_len = strlen(own_key);
+    f->next = next >= 0 ? next : 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_resp_err_t ae = rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (ae) {
+        snprintf(err, errlen, "model topic %s: assign: %s", topic, rd_kafka_err2str(ae));
+        tl_model_feed_destroy(f);
+        return NULL;
+    }
+    f->q = rd_kafka_queue_get_consumer(rk);
+    TL_LOG_INFO("model", "reading the other instances' model updates from topic=%s offset=%" PRId64,
+                topic, f->next);
+    return f;
+}
+
+void tl_model_feed_destroy(tl_model_feed *f)
+{
+    if (!f) return;
+    if (f->q) rd_kafka_queue_destroy(f->q);
+    rd_kafka_consumer_close(f->rk);
+    rd_kafka_destroy(f->rk);
+    free(f->topic);
+    free(f->own);
+    free(f);
+}
+
+static void one(tl_model_feed *f, const rd_kafka_message_t *m, tl_feed_apply_fn apply, void *arg,
+                int *applied)
+{
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            TL_LOG_WARN("model", "model topic %s: %s", f->topic, rd_kafka_message_errstr(m));
+        return;
+    }
+    if (m->offset >= f->next) f->next = m->offset + 1;
+    if (m->key_len == f->own_len && m->key && !memcmp(m->key, f->own, f->own_len)) {
+        f->st.own++;
+        return;
+    }
+    char err[256] = "";
+    if (apply(arg, m->payload, m->len, m->offset, err, sizeof(err)) == 0) {
+        f->st.applied++;
+        (*applied)++;
+    } else if (f->st.bad++ < 5) {
+        TL_LOG_WARN("model", "model topic %s offset %" PRId64 ": %s (skipped; counted in "
+                    "tally_model_shared_bad_records_total)", f->topic, m->offset, err);
+    }
+}
+
+int tl_model_feed_poll(tl_model_feed *f, tl_feed_apply_fn apply, void *arg, int max)
+{
+    rd_kafka_message_t *msgs[256];
+    int applied = 0, seen = 0;
+    while (seen < max) {
+        int want = max - seen < 256 ? max - seen : 256;
+        ssize_t got = rd_kafka_consume_batch_queue(f->q, 0, msgs, (size_t)want);
+        if (got <= 0) break;
+        for (ssize_t i = 0; i < got; i++) {
+            one(f, msgs[i], apply, arg, &applied);
+            rd_kafka_message_destroy(msgs[i]);
+        }
+        seen += (int)got;
+    }
+    return applied;
+}
+
+void tl_model_feed_stats_get(const tl_model_feed *f, tl_model_feed_stats *s) { *s = f->st; }

@@ -1,0 +1,41 @@
+/*
+ * model_feed.h -- reading the other instances' model updates from the model topic
+ * (docs/attribution.md, "One model across instances"; the updates: model/model.h).
+ *
+ * A plain assigned consumer (no group) of partition 0 of the topic, read_committed, from
+ * a given offset: every instance reads every update, and each knows how far it has read
+ * (the model's checkpoint keeps it). Records keyed with the reader's own key are its own
+ * updates, already in its model, and are skipped. Polled without blocking from the
+ * processing thread, which owns the model.
+ */
+#ifndef TL_MODEL_FEED_H
+#define TL_MODEL_FEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <librdkafka/rdkafka.h>
+
+typedef struct tl_model_feed tl_model_feed;
+
+/* 0, or -1 with a message when the record does not decode. */
+typedef int (*tl_feed_apply_fn)(void *arg, const void *data, size_t len, int64_t offset, char *err,
+                                size_t errlen);
+
+typedef struct tl_model_feed_stats {
+    uint64_t applied, own, bad;
+} tl_model_feed_stats;
+
+/* conf: a consumer configuration (taken, also on failure). next: the offset to read
+ * from (-1: the start of the topic). */
+tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64_t next,
+                                 const char *own_key, char *err, size_t errlen);
+void tl_model_feed_destroy(tl_model_feed *f);
+
+/* Applies what has arrived, at most max records, without waiting: the number applied.
+ * A record that does not decode is skipped, logged (the first few) and counted; its
+ * offset still counts as read (apply is called with it and told it failed). */
+int tl_model_feed_poll(tl_model_feed *f, tl_feed_apply_fn apply, void *arg, int max);
+
+void tl_model_feed_stats_get(const tl_model_feed *f, tl_model_feed_stats *s);
+
+#endif
