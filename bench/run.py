@@ -48,6 +48,14 @@
       bench_latency at half that rate for S seconds (default 30, the first 5 not counted); p50/p99 of produce call
       -> interest delta visible to a read_committed consumer. --rate R: at R events/s instead.
 
+  bench/run.py memory [--users-list N,N,...] [-X key=value ...]
+      Peak RSS against the number of users: `tally replay` (one store, defaults: model and
+      Markov on) of 2 generated events per user, for each count (default 100,000,
+      1,000,000 and 10,000,000), beside a replay of 1,000 users (what the process needs
+      without state); the memory the configuration bounds the state to, state.cache.mb +
+      2 x state.memtable.mb + state.block.cache.mb (docs/operations.md, "Memory"), against
+      what the runs used above the small one.
+
 Peak RSS and CPU time are each process's own (wait4). Prints a markdown table for docs/benchmarks.md.
 Build first: cmake -S . -B build -G Ninja && cmake --build build
 """
@@ -639,10 +647,42 @@ def restore(a):
               f"{statistics.median(rss):.0f} MiB |")
 
 
+def memory(a):
+    counts = [int(x) for x in a.users_list.split(",")]
+    conf = {"state.cache.mb": 256, "state.memtable.mb": 64, "state.block.cache.mb": 32}
+    for x in a.xs:
+        k, _, v = x.partition("=")
+        if k in conf:
+            conf[k] = int(v)
+    bound = conf["state.cache.mb"] + 2 * conf["state.memtable.mb"] + conf["state.block.cache.mb"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tally-memory-") as d:
+        for users in [1000] + counts:
+            csv = os.path.join(d, "events.csv")
+            subprocess.run([os.path.join(BUILD, "tally"), "gen", "--events", str(2 * users), "--users",
+                            str(users), "--output", csv], check=True, stdout=subprocess.DEVNULL)
+            state = os.path.join(d, "state-%d" % users)
+            cmd = [os.path.join(BUILD, "tally"), "replay", "--input", csv, "--format", "canonical",
+                   "--output", os.devnull, "--quiet", "-X", "state.dir=" + state] + x_args(a.xs)
+            _, _, wall, rss = run_rss(cmd)
+            rows.append((users, rss, wall))
+            print(f"{users:,} users: peak RSS {rss:.0f} MiB, {wall:.0f} s", file=sys.stderr)
+            shutil.rmtree(state, ignore_errors=True)
+            os.remove(csv)
+    base = rows[0][1]
+    print(f"configured bound on the state's memory: {bound} MiB ({conf})")
+    print("| users | events | peak RSS (MiB) | above 1,000 users (MiB) | per million users (MiB) | within the bound |")
+    print("|---|---|---|---|---|---|")
+    for users, rss, _ in rows[1:]:
+        above = rss - base
+        print(f"| {users:,} | {2 * users:,} | {rss:.0f} | {above:.0f} | {above / (users / 1e6):.0f} | "
+              f"{'yes' if above <= bound else 'NO'} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["engine", "kafka", "latency", "restore", "eos", "pipe", "query",
-                                     "peer", "rollup"])
+                                     "peer", "rollup", "memory"])
     ap.add_argument("--check", action="store_true",
                     help="peer: the equality check instead (10,000 events by default)")
     ap.add_argument("--peer-X", dest="peer_xs", action="append", default=[], metavar="KEY=VALUE",
@@ -655,10 +695,14 @@ def main():
     ap.add_argument("--users", type=int)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--cache-mb", type=int, default=1024)
+    ap.add_argument("--users-list", default="100000,1000000,10000000",
+                    help="memory: the user counts")
     ap.add_argument("-X", dest="xs", action="append", default=[], metavar="KEY=VALUE",
                     help="a configuration key for tally (e.g. model.enabled=false)")
     a = ap.parse_args()
-    if a.what == "engine":
+    if a.what == "memory":
+        memory(a)
+    elif a.what == "engine":
         a.events = a.events or 10_000_000
         a.users = a.users or 1_000_000
         engine(a)

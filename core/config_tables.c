@@ -33,11 +33,18 @@ static const tl_config_def runtime_table[] = {
     {"state.dir", TL_CT_STRING, "./tally-state", NORANGE,
      "Directory of the RocksDB state stores, one sub-directory per input partition."},
     {"state.cache.mb", TL_CT_INT, "256", 1, 1048576,
-     "Memory for cached user state (profiles and journeys), in MiB. Clean entries past "
-     "this are evicted after a commit; RocksDB's own block cache is separate."},
+     "Memory for cached user state (profiles and journeys), in MiB, per partition's store. "
+     "Clean entries past this are evicted after a commit; RocksDB's memory is separate "
+     "(state.memtable.mb, state.block.cache.mb; docs/operations.md, \"Memory\")."},
+    {"state.memtable.mb", TL_CT_INT, "64", 1, 65536,
+     "RocksDB write buffer per partition's store, in MiB: at most two of them (one being "
+     "written, one being flushed to disk)."},
+    {"state.block.cache.mb", TL_CT_INT, "32", 1, 1048576,
+     "RocksDB block cache shared by every store of the process, in MiB; it also holds the "
+     "index and filter blocks of the state files, so that they do not grow with the users."},
     {"state.flush.interval.ms", TL_CT_INT, "10000", 0, 3600000,
      "State is written to RocksDB at the first commit after this interval (or earlier when "
-     "the cache is over budget). After a crash, a partition is reprocessed from the "
+     "the cache is over budget, or the records changed since hold a quarter of it). After a crash, a partition is reprocessed from the "
      "offset its state was last written at: longer intervals mean fewer writes and more "
      "reprocessing."},
     {"batch.max.events", TL_CT_INT, "100000", 1, 10000000,

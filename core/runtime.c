@@ -128,6 +128,7 @@ tl_runtime *tl_runtime_new(const tl_runtime_opts *o, const tl_sink *sink, const 
 {
     tl_runtime *rt = tl_xcalloc(1, sizeof(*rt));
     rt->o = *o;
+    tl_store_memory(o->memtable_bytes, o->block_cache_bytes);
     rt->sink = sink;
     rt->stages = stages;
     rt->n_stages = n_stages;
@@ -526,13 +527,41 @@ static int eos_rewind(tl_runtime *rt)
     return rt->src->rewind(rt->src->ctx);
 }
 
+static int over_budget(const tl_runtime *rt)
+{
+    for (int p = 0; p < rt->n_parts; p++)
+        if (rt->stores[p] && tl_store_over_budget(rt->stores[p])) return 1;
+    return 0;
+}
+
+/* At most max, and no more events than the stores' caches have room for: an event grows
+ * a cache by at most about TL_RUNTIME_EVENT_BYTES (a new user's record), and the caches
+ * are written and evicted after the batch (or transaction) that takes one past its
+ * budget, so the cache exceeds state.cache.mb by at most a batch of that size. At least
+ * TL_RUNTIME_MIN_ROOM events, so that a full cache still makes progress. */
+#define TL_RUNTIME_EVENT_BYTES 1024
+#define TL_RUNTIME_MIN_ROOM 1000
+static int batch_room(const tl_runtime *rt, int max)
+{
+    int open = 0;
+    for (int p = 0; p < rt->n_parts; p++) {
+        if (!rt->stores[p]) continue;
+        open++;
+        size_t room = tl_store_room(rt->stores[p]) / TL_RUNTIME_EVENT_BYTES;
+        if (room < TL_RUNTIME_MIN_ROOM) room = TL_RUNTIME_MIN_ROOM;
+        if (room < (size_t)max) max = (int)room;
+    }
+    /* no store open yet (a source that opens them at its first events): its budget is
+     * not known, so the first batch is a small one */
+    return open || max < TL_RUNTIME_MIN_ROOM ? max : TL_RUNTIME_MIN_ROOM;
+}
+
 /* After a batch: commit what is acknowledged; write state when due. */
 static int after_batch(tl_runtime *rt)
 {
     int block = rt->q_len == TL_RUNTIME_MAX_INFLIGHT;
-    int due = tl_mono_ns() - rt->last_state_flush_ns >= (int64_t)rt->o.state_flush_ms * 1000000;
-    for (int p = 0; p < rt->n_parts && !due; p++)
-        if (rt->stores[p] && tl_store_over_budget(rt->stores[p])) due = 1;
+    int due = tl_mono_ns() - rt->last_state_flush_ns >= (int64_t)rt->o.state_flush_ms * 1000000 ||
+              over_budget(rt);
     /* The stores may only be written once every effect they hold is acknowledged. */
     if (settle(rt, block || due) != 0) return -1;
     if (!due) return 0;
@@ -572,7 +601,8 @@ static int alo_run(tl_runtime *rt)
             return finish(rt);
         }
         int64_t tp = tl_mono_ns();
-        int prc = src->poll(src->ctx, &rt->batch, rt->o.batch_max_events, rt->o.batch_max_ms);
+        int prc = src->poll(src->ctx, &rt->batch, batch_room(rt, rt->o.batch_max_events),
+                            rt->o.batch_max_ms);
         int64_t polled = tl_mono_ns() - tp;
         rt->st.poll_ns += polled;
         TL_LOG_DEBUG("runtime", "polled events=%d bad=%d ms=%.1f", rt->batch.n, rt->batch.n_bad,
@@ -611,6 +641,7 @@ static int eos_run(tl_runtime *rt)
             }
             int max = rt->o.batch_max_events - (rt->txn_open ? rt->txn_events : 0);
             if (max > TL_RUNTIME_EOS_CHUNK) max = TL_RUNTIME_EOS_CHUNK;
+            max = batch_room(rt, max);
             int64_t tp = tl_mono_ns();
             prc = src->poll(src->ctx, &rt->batch, max > 0 ? max : 1, timeout);
             rt->st.poll_ns += tl_mono_ns() - tp;
@@ -622,7 +653,7 @@ static int eos_run(tl_runtime *rt)
         int64_t t0 = tl_mono_ns();
         if ((rt->batch.n || rt->batch.n_bad) && eos_process(rt) != 0) goto failed;
         if (rt->txn_open && (stopping || prc == TL_SRC_EOF || rt->txn_events >= rt->o.batch_max_events ||
-                             tl_mono_ns() - rt->txn_start_ns >= interval_ns)) {
+                             tl_mono_ns() - rt->txn_start_ns >= interval_ns || over_budget(rt))) {
             if (eos_commit(rt) != 0) goto failed;
             if (rt->rewind) {
                 if (eos_rewind(rt) != 0) return -1;

@@ -50,6 +50,8 @@ typedef struct tl_stage {
 typedef struct tl_runtime_opts {
     const char *state_dir;
     size_t cache_bytes;          /* per store */
+    size_t memtable_bytes;       /* per store, RocksDB's write buffer (tl_store_memory; 0: default) */
+    size_t block_cache_bytes;    /* shared by the stores (tl_store_memory; 0: default) */
     int batch_max_events;
     int batch_max_ms;
     int flush_timeout_ms;

@@ -39,6 +39,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -51,11 +52,25 @@ tl_interest *tl_user_find_interest(tl_user *u, tl_dim dim, const char *id)
     return NULL;
 }
 
+/* What the allocator takes beyond the bytes asked for, per allocation (glibc: an 8-byte
+ * header, sizes rounded up to 16), and the arrays' unused capacity: a record's mem counts
+ * both, so that state.cache.mb bounds what the process holds, not only what it asked for
+ * (measured, bench/run.py memory: without them a cache of 64 MiB held 400 MiB). */
+#define MALLOC_OVERHEAD 16
+
+/* A record without entries: the struct, its id, its slot in the store's table. */
+static size_t user_base_mem(const char *user_id)
+{
+    return sizeof(tl_user) + (user_id ? strlen(user_id) + 1 : 0) + 2 * MALLOC_OVERHEAD + 16;
+}
+
 tl_interest *tl_user_add_interest(tl_user *u, tl_dim dim, const char *id)
 {
     if (u->n_ent == u->cap_ent) {
+        int old = u->cap_ent;
         u->cap_ent = u->cap_ent ? u->cap_ent * 2 : 4;
         u->ent = tl_xrealloc(u->ent, (size_t)u->cap_ent * sizeof(*u->ent));
+        u->mem += (size_t)(u->cap_ent - old) * sizeof(*u->ent) + (old ? 0 : MALLOC_OVERHEAD);
     }
     tl_interest *e = &u->ent[u->n_ent++];
     memset(e, 0, sizeof(*e));
@@ -64,13 +79,13 @@ tl_interest *tl_user_add_interest(tl_user *u, tl_dim dim, const char *id)
     e->id = tl_xmalloc(n + 1);
     memcpy(e->id, id, n + 1);
     e->id_len = (uint32_t)n;
-    u->mem += sizeof(*e) + n + 1;
+    u->mem += n + 1 + MALLOC_OVERHEAD;
     return e;
 }
 
 void tl_user_remove_interest(tl_user *u, int i)
 {
-    u->mem -= sizeof(u->ent[i]) + u->ent[i].id_len + 1;
+    u->mem -= u->ent[i].id_len + 1 + MALLOC_OVERHEAD;
     free(u->ent[i].id);
     u->ent[i] = u->ent[--u->n_ent];   /* order of entries carries no meaning */
 }
@@ -107,9 +122,10 @@ static void tp_set(tl_journey_tp *tp, const char *event_id, const char *item_id,
     tp->channel = dst[3];
 }
 
+/* A touchpoint's strings (one allocation); its slot is counted with the array. */
 static size_t tp_mem(const tl_journey_tp *tp)
 {
-    return sizeof(*tp) + tp->len[0] + tp->len[1] + tp->len[2] + tp->len[3] + 4;
+    return tp->len[0] + tp->len[1] + tp->len[2] + tp->len[3] + 4 + MALLOC_OVERHEAD;
 }
 
 /* Room for one more touchpoint at the end of the journey. */
@@ -120,7 +136,9 @@ static void tp_reserve(tl_user *u)
     if (off > 0 && off >= u->cap_tp / 2) {   /* slide back: amortised O(1) */
         memmove(u->tp_alloc, u->tp, (size_t)u->n_tp * sizeof(*u->tp));
     } else {
-        u->cap_tp = u->cap_tp ? u->cap_tp * 2 : 8;
+        int old = u->cap_tp;
+        u->cap_tp = u->cap_tp ? u->cap_tp * 2 : 2;   /* most journeys are short */
+        u->mem += (size_t)(u->cap_tp - old) * sizeof(*u->tp) + (old ? 0 : MALLOC_OVERHEAD);
         tl_journey_tp *a = tl_xmalloc((size_t)u->cap_tp * sizeof(*a));
         if (u->n_tp) memcpy(a, u->tp, (size_t)u->n_tp * sizeof(*a));
         free(u->tp_alloc);
@@ -163,7 +181,7 @@ void tl_user_remove_tps(tl_user *u, int from, int n)
 
 static size_t attr_mem(const tl_last_attr *a)
 {
-    return a->len[0] + a->len[1] + a->len[2] + a->len[3] + 4;
+    return a->len[0] + a->len[1] + a->len[2] + a->len[3] + 4 + MALLOC_OVERHEAD;
 }
 
 /* A new newest slot attr[0] (the oldest dropped when full), its strings set. */
@@ -171,7 +189,7 @@ static tl_last_attr *attr_push(tl_user *u, const char *const src[4], const uint3
 {
     if (!u->attr) {
         u->attr = tl_xmalloc(TL_LAST_ATTR_MAX * sizeof(*u->attr));
-        u->mem += TL_LAST_ATTR_MAX * sizeof(*u->attr);
+        u->mem += TL_LAST_ATTR_MAX * sizeof(*u->attr) + MALLOC_OVERHEAD;
     }
     if (u->n_attr == TL_LAST_ATTR_MAX) {
         u->n_attr--;
@@ -218,7 +236,7 @@ void tl_user_clear(tl_user *u)
     u->tp = u->tp_alloc = NULL;
     u->attr = NULL;
     u->n_ent = u->cap_ent = u->n_tp = u->cap_tp = u->n_attr = 0;
-    u->mem = sizeof(*u) + (u->user_id ? strlen(u->user_id) + 1 : 0);
+    u->mem = user_base_mem(u->user_id);
 }
 
 /* ---- encoding ---------------------------------------------------------------- */
@@ -652,6 +670,33 @@ static void user_free(tl_user *u)
     free(u);
 }
 
+static size_t memtable_bytes = (size_t)64 << 20, block_cache_bytes = (size_t)32 << 20;
+static rocksdb_cache_t *block_cache;   /* shared by the stores; lives as long as the process */
+static size_t block_cache_made;        /* the size it was made with */
+static pthread_mutex_t block_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void tl_store_memory(size_t memtable, size_t cache)
+{
+    pthread_mutex_lock(&block_cache_lock);
+    if (memtable) memtable_bytes = memtable;
+    if (cache) block_cache_bytes = cache;
+    pthread_mutex_unlock(&block_cache_lock);
+}
+
+/* The shared block cache, made (again) when its size was changed; the stores hold their
+ * own reference, so one made earlier lives on in them. */
+static rocksdb_cache_t *shared_block_cache(void)
+{
+    pthread_mutex_lock(&block_cache_lock);
+    if (!block_cache || block_cache_made != block_cache_bytes) {
+        block_cache = rocksdb_cache_create_lru(block_cache_bytes);
+        block_cache_made = block_cache_bytes;
+    }
+    rocksdb_cache_t *c = block_cache;
+    pthread_mutex_unlock(&block_cache_lock);
+    return c;
+}
+
 tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, char *err,
                         size_t errlen)
 {
@@ -674,8 +719,12 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     rocksdb_options_set_create_if_missing(s->opts, 1);
     rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
     rocksdb_options_set_max_open_files(s->opts, 256);
-    rocksdb_options_set_write_buffer_size(s->opts, 128 << 20);
-    rocksdb_options_set_max_write_buffer_number(s->opts, 4);
+    pthread_mutex_lock(&block_cache_lock);
+    size_t wb = memtable_bytes;
+    pthread_mutex_unlock(&block_cache_lock);
+    rocksdb_options_set_write_buffer_size(s->opts, wb);
+    rocksdb_options_set_max_write_buffer_number(s->opts, 2);
+    rocksdb_options_set_db_write_buffer_size(s->opts, 2 * wb);
     rocksdb_options_set_max_background_jobs(s->opts, 2);
     /* Most lookups are of users the store has never seen: bloom filters answer those
      * without touching the memtable's skip list or an SST block. */
@@ -684,6 +733,11 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     s->topts = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_filter_policy(s->topts, rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_block_based_options_set_whole_key_filtering(s->topts, 1);
+    rocksdb_block_based_options_set_block_cache(s->topts, shared_block_cache());
+    /* index and filter blocks in the cache (bounded), the level-0 ones pinned: else every
+     * open SST file's filter and index stay in memory, growing with the users */
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->topts, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(s->topts, 1);
     rocksdb_options_set_block_based_table_factory(s->opts, s->topts);
     s->wopts = rocksdb_writeoptions_create();
     /* The write-ahead log stays on (not synced): a flush happens every few seconds, and
@@ -942,7 +996,7 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     u->user_id = tl_xstrdup(user_id);
     u->labelled = u->sampled = u->first_ts = u->last_purchase = INT64_MIN;
     u->hash = h;
-    u->mem = sizeof(*u) + strlen(user_id) + 1;
+    u->mem = user_base_mem(user_id);
     if (v) {
         if (tl_user_decode(u, v, vlen) != 0) {
             /* Not this build's encoding of a user, or damaged: keep the bytes aside and
@@ -1122,22 +1176,50 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     s->changelog_offset = s->changelog_pending;
     s->st.flushes++;
 
-    /* Evict clean records, least recently used first, down to the budget. Every
+    /* Over the budget: evict clean records, least recently used first, down to 7/8 of
+     * it; the eighth left is the room the next batches grow into (tl_store_room). Every
      * record is clean here, and cache_bytes counts each at its current size. */
-    while (s->cache_bytes > s->cache_budget && s->lru_tail) {
-        tl_user *u = s->lru_tail;
-        s->cache_bytes -= u->mem_counted;
-        lru_unlink(s, u);
-        table_remove(s, u);
-        user_free(u);
-        s->st.users_evicted++;
+    if (s->cache_bytes > s->cache_budget) {
+        size_t low = s->cache_budget - s->cache_budget / 8;
+        while (s->cache_bytes > low && s->lru_tail) {
+            tl_user *u = s->lru_tail;
+            s->cache_bytes -= u->mem_counted;
+            lru_unlink(s, u);
+            table_remove(s, u);
+            user_free(u);
+            s->st.users_evicted++;
+        }
     }
     return 0;
 }
 
+/* The cache's size now: cache_bytes counts the dirty records as they were when they
+ * were last counted; their growth since is added here (a batch's worth of records). And
+ * the dirty records' size: what the next write of the state encodes into one RocksDB
+ * write batch, kept under a quarter of the budget. */
+static size_t cache_now(const tl_store *s, size_t *dirty)
+{
+    size_t n = s->cache_bytes, d = 0;
+    for (size_t i = 0; i < s->n_dirty; i++) {
+        n += s->dirty[i]->mem - s->dirty[i]->mem_counted;
+        d += s->dirty[i]->mem;
+    }
+    *dirty = d;
+    return n;
+}
+
 int tl_store_over_budget(const tl_store *s)
 {
-    return s->cache_bytes > s->cache_budget;
+    size_t dirty, n = cache_now(s, &dirty);
+    return n > s->cache_budget || dirty > s->cache_budget / 4;
+}
+
+size_t tl_store_room(const tl_store *s)
+{
+    size_t dirty, n = cache_now(s, &dirty);
+    size_t room = n < s->cache_budget ? s->cache_budget - n : 0;
+    size_t wroom = dirty < s->cache_budget / 4 ? s->cache_budget / 4 - dirty : 0;
+    return room < wroom ? room : wroom;
 }
 
 void tl_store_stats_get(const tl_store *s, tl_store_stats *st)

@@ -131,6 +131,13 @@ typedef struct tl_store_stats {
     size_t cache_bytes;
 } tl_store_stats;
 
+/* RocksDB's memory, for the stores opened from now on (docs/operations.md, "Memory"):
+ * each store's memtables (write buffers) are at most 2 x memtable_bytes (one being
+ * written, one being flushed), and every store of the process shares one block cache of
+ * block_cache_bytes, which also holds the SST files' index and filter blocks, so that
+ * table readers do not grow with the data. 0 keeps a setting's default (64 MiB, 32 MiB). */
+void tl_store_memory(size_t memtable_bytes, size_t block_cache_bytes);
+
 /* Opens (creating if needed) <dir>/p<partition>. */
 tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes,
                         char *err, size_t errlen);
@@ -149,8 +156,13 @@ tl_user *tl_store_peek(tl_store *s, const char *user_id);
  * past the cache budget. 0, or -1 with err. */
 int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen);
 /* Whether the cache is over its budget: time to flush, so that clean records can be
- * evicted. Records count at their size when loaded; their growth counts at a flush. */
+ * evicted. A record counts at its size now (what it holds, with its allocations'
+ * overhead and its arrays' unused capacity). Over the budget also means: the records
+ * changed since the last flush hold more than a quarter of it (the next flush encodes
+ * them all into one RocksDB write batch). */
 int tl_store_over_budget(const tl_store *s);
+/* How much the cache may still grow before it is over its budget (0 when it is). */
+size_t tl_store_room(const tl_store *s);
 /* Stream time: the largest event time the partition has seen (persisted with the
  * state). tl_store_observe_ts advances it and returns it (owning thread only).
  * tl_store_stream_time may be called from any thread: the value is a relaxed atomic

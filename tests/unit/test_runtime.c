@@ -780,6 +780,47 @@ static void test_stop_before_start(void **state)
     run_fini(&r);
 }
 
+/* The caches' budget holds between flushes too: with no room left (and before the first
+ * store is open), a poll asks for at most a thousand events (each may bring a new user's
+ * record), and the state written is the same as with room for everything. */
+enum { NWIDE = 2500 };
+static tl_event wide[NWIDE];
+static char wide_ids[NWIDE][16], wide_users[NWIDE][16];
+
+static void test_cache_bounds_batches(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NWIDE; i++) {
+        snprintf(wide_ids[i], sizeof(wide_ids[i]), "w-%d", i);
+        snprintf(wide_users[i], sizeof(wide_users[i]), "wu-%d", i);   /* every one new */
+        wide[i] = (tl_event){.event_id = wide_ids[i], .user_id = wide_users[i], .item_id = "i",
+                             .category_id = "c", .type = TL_BROWSE,
+                             .ts = 1500000000000LL + i * 1000LL, .partition = 0, .offset = i};
+    }
+    static run runs[2];
+    tl_buf states[2];
+    memset(states, 0, sizeof(states));
+    for (int k = 0; k < 2; k++) {
+        run *r = &runs[k];
+        run_init(r, wide, NWIDE, 100000, NULL);
+        if (k == 1) r->o.cache_bytes = 1;   /* never any room */
+        assert_int_equal(run_go(r), 0);
+        const tl_runtime_stats *st = tl_runtime_stats_get(r->rt);
+        assert_int_equal(st->events, NWIDE);
+        /* the first batch is small either way: no store is open before it */
+        assert_int_equal(st->batches, k == 0 ? 2 : (NWIDE + 999) / 1000);
+        tl_runtime_destroy(r->rt);
+        r->rt = NULL;
+        state_dump(r->dir, &states[k]);
+    }
+    assert_int_equal(states[0].len, states[1].len);
+    assert_memory_equal(states[0].data, states[1].data, states[0].len);
+    for (int k = 0; k < 2; k++) {
+        tl_buf_free(&states[k]);
+        run_fini(&runs[k]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -799,6 +840,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inflight_stalled_acks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_progress_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_before_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_bounds_batches, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -799,8 +799,9 @@ static void test_store_lru_order(void **state)
     size_t per = st.cache_bytes / 10;
     tl_store_close(s);
 
-    /* room for 4 of them; touch u0..u9, then u2 and u3 again */
-    s = open_ok(3, per * 4 + per / 2);
+    /* room for 4 of them after an eviction (which leaves 7/8 of the budget); touch
+     * u0..u9, then u2 and u3 again */
+    s = open_ok(3, per * 4 * 8 / 7 + per / 4);
     for (int k = 0; k < 10; k++) {
         snprintf(id, sizeof(id), "u%d", k);
         tl_store_get(s, id);
@@ -820,6 +821,55 @@ static void test_store_lru_order(void **state)
     assert_non_null(tl_store_peek(s, "u0"));
     tl_store_stats_get(s, &st);
     assert_int_equal(st.users_loaded, loaded + 1);
+    tl_store_close(s);
+}
+
+/* The budget counts what the records hold now: a dirty record's growth counts before
+ * any flush (so the runtime writes and evicts in time: tl_store_room), its arrays'
+ * unused capacity and the allocator's overhead are in it; the records changed since the
+ * last flush may hold a quarter of it; an eviction leaves 7/8 of it. */
+static void test_store_room(void **state)
+{
+    (void)state;
+    char id[32];
+    /* one record's footprint, clean, with a big budget */
+    tl_store *s = open_ok(5, 64 << 20);
+    fill_user_n(tl_store_get(s, "u0"), 1);
+    flush_ok(s, 1);
+    tl_store_stats st;
+    tl_store_stats_get(s, &st);
+    size_t per = st.cache_bytes;
+    /* 3 interest ids, a touchpoint's strings, the record and its id: one allocation
+     * each, 16 bytes of overhead or more apiece, and the arrays' slots */
+    assert_true(per >= sizeof(tl_user) + 6 * 16 + 4 * sizeof(tl_interest) + 2 * sizeof(tl_journey_tp));
+    tl_store_close(s);
+
+    size_t budget = 8 * per;
+    s = open_ok(6, budget);
+    /* empty: a quarter of the budget, what the records changed before a flush may hold */
+    assert_int_equal(tl_store_room(s), budget / 4);
+    tl_user *u = tl_store_get(s, "grows");
+    size_t room0 = tl_store_room(s);
+    assert_true(room0 < budget / 4 && room0 > budget / 4 - per);
+    for (int k = 0; k < 1000 && !tl_store_over_budget(s); k++) {
+        snprintf(id, sizeof(id), "grows-%d", k);
+        add_ent(u, TL_DIM_ITEM, id, 1, 1, k);
+        assert_true(tl_store_room(s) < room0);   /* the dirty record's growth counts */
+    }
+    assert_true(tl_store_over_budget(s));
+    assert_int_equal(tl_store_room(s), 0);
+    flush_ok(s, 2);   /* written; the only record, so it stays however big */
+    /* many small records: a flush over the budget evicts down to 7/8 of it */
+    for (int k = 0; k < 30; k++) {
+        snprintf(id, sizeof(id), "v%d", k);
+        fill_user_n(tl_store_get(s, id), 1);
+    }
+    assert_true(tl_store_over_budget(s));
+    flush_ok(s, 3);
+    tl_store_stats_get(s, &st);
+    assert_true(st.cache_bytes <= budget - budget / 8);
+    assert_true(st.cache_bytes + 2 * per > budget - budget / 8);   /* no more than needed */
+    assert_true(tl_store_room(s) >= budget / 8);
     tl_store_close(s);
 }
 
@@ -1159,6 +1209,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_eviction, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_lru_order, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_dirty_not_evicted, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_store_room, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_over_budget, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_peeked_records_evicted, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_read_raw, setup_dir, teardown_dir),
