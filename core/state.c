@@ -22,8 +22,9 @@
  * last attributions); both still decode.
  *
  * RocksDB layout of a partition's database: "u" + user_id -> the encoded record;
- * "x" + be64(at) + user_id -> "" (the user's timer, so due timers can be found after a
- * restart without reading every user); "m:next_offset", "m:stream_time" -> svarint. A flush writes every dirty record in one WriteBatch,
+ * "x" + be64(at) + user_id -> "" (the user's timer, so that due timers are found
+ * without holding every user's in memory: only the cached users' are in the timer heap,
+ * the others are read from these keys as they fall due); "m:next_offset", "m:stream_time" -> svarint. A flush writes every dirty record in one WriteBatch,
  * keys sorted (under exactly_once the records taken for the changelog come first, staged
  * in key order when they were encoded, then any others). Rejected: one key per journey touchpoint. It writes fewer bytes per
  * event but three memtable inserts instead of one, and the skip-list insert, not the
@@ -604,11 +605,19 @@ struct tl_store {
         char *user_id;
     } *heap;
     size_t n_heap, cap_heap;
+    /* Timers of records not in the cache are read from the store's timer keys ('x' +
+     * time + user id, written with the records), in key order, from a cursor: the last
+     * key handed out (disk_id NULL: none yet). disk_next is the time of the first key
+     * after it (INT64_MAX: none), found again after every write. The heap then needs
+     * entries only for the cached records (tl_store_flush drops the rest). */
+    int64_t disk_at, disk_next;
+    char *disk_id;
     tl_buf kbuf, vbuf;
     tl_store_stats st;
 };
 
 static void heap_push(tl_store *s, int64_t at, const char *user_id);
+static void disk_refresh(tl_store *s);
 static tl_prom_series *quarantined_counter(void);
 
 static void lru_unlink(tl_store *s, tl_user *u)
@@ -778,19 +787,8 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
         free(v);
     }
     free(rerr);
-    /* Timers: one key each, in time order. */
-    rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ropts);
-    for (rocksdb_iter_seek(it, "x", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < 9 || k[0] != 'x') break;
-        int64_t at = 0;
-        for (int i = 1; i <= 8; i++) at = (int64_t)((uint64_t)at << 8 | (unsigned char)k[i]);
-        char *id = dup_n(k + 9, klen - 9);
-        heap_push(s, at, id);
-        free(id);
-    }
-    rocksdb_iter_destroy(it);
+    /* Timers: read from their keys as they come due (disk_refresh), none in memory. */
+    disk_refresh(s);
     table_grow(s);
     return s;
 fail:
@@ -818,6 +816,7 @@ void tl_store_close(tl_store *s)
     if (s->restore_wopts) rocksdb_writeoptions_destroy(s->restore_wopts);
     for (size_t i = 0; i < s->n_heap; i++) free(s->heap[i].user_id);
     free(s->heap);
+    free(s->disk_id);
     if (s->db) rocksdb_close(s->db);
     if (s->opts) rocksdb_options_destroy(s->opts);
     if (s->topts) rocksdb_block_based_options_destroy(s->topts);
@@ -894,10 +893,62 @@ void tl_store_set_timer(tl_store *s, tl_user *u, int64_t at)
     }
 }
 
+/* The timer key after the cursor: its time and user id (in s->vbuf), 1; 0 when none.
+ * Leaves disk_next at that key's time (INT64_MAX when none). */
+static int disk_peek(tl_store *s, int64_t *at)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ropts);
+    if (s->disk_id) {   /* the successor of the cursor's key: the key, then a 0 byte */
+        key_timer(&s->kbuf, s->disk_at, s->disk_id);
+        tl_buf_putc(&s->kbuf, '\0');
+        rocksdb_iter_seek(it, s->kbuf.data, s->kbuf.len);
+    } else {
+        rocksdb_iter_seek(it, "x", 1);
+    }
+    int found = 0;
+    s->disk_next = INT64_MAX;
+    if (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen >= 9 && k[0] == 'x') {
+            int64_t t = 0;
+            for (int i = 1; i <= 8; i++) t = (int64_t)((uint64_t)t << 8 | (unsigned char)k[i]);
+            tl_buf_clear(&s->vbuf);
+            tl_buf_append(&s->vbuf, k + 9, klen - 9);
+            s->disk_next = *at = t;
+            found = 1;
+        }
+    }
+    rocksdb_iter_destroy(it);
+    return found;
+}
+
+static void disk_refresh(tl_store *s)
+{
+    int64_t at;
+    disk_peek(s, &at);
+}
+
 tl_user *tl_store_next_due(tl_store *s, int64_t now)
 {
-    while (s->n_heap && s->heap[0].at <= now) {
-        int64_t at = s->heap[0].at;
+    for (;;) {
+        int from_heap = s->n_heap && s->heap[0].at <= now;
+        int64_t at;
+        if (s->disk_next <= now && disk_peek(s, &at) && at <= now &&
+            (!from_heap || !heap_less(&s->heap[0], at, s->vbuf.data))) {
+            /* The next timer in (time, user id) order is a stored one: the cursor moves
+             * past it; due only if it is still its record's timer (a record rewritten
+             * since may have moved it, or the cached record may hold another). */
+            free(s->disk_id);
+            s->disk_id = tl_xstrdup(s->vbuf.data);
+            s->disk_at = at;
+            disk_refresh(s);
+            tl_user *u = tl_store_peek(s, s->disk_id);
+            if (!u || u->timer != at) continue;
+            return tl_store_get(s, u->user_id);
+        }
+        if (!from_heap) return NULL;
+        at = s->heap[0].at;
         tl_user *u = tl_store_peek(s, s->heap[0].user_id);
         heap_pop(s);
         if (!u) continue;                        /* the user is gone */
@@ -915,7 +966,6 @@ tl_user *tl_store_next_due(tl_store *s, int64_t now)
         }
         return tl_store_get(s, u->user_id);      /* due; marks it dirty */
     }
-    return NULL;
 }
 
 int64_t tl_store_observe_ts(tl_store *s, int64_t ts)
@@ -1118,6 +1168,37 @@ static void put_record(tl_store *s, rocksdb_writebatch_t *wb, const tl_user *u)
     }
 }
 
+/* After an eviction: the heap keeps the entries of cached records that stand for their
+ * timer, and any already due; the evicted records' timers are in the store (they were
+ * written before eviction) and come from their keys (tl_store_next_due). So the heap
+ * holds about one entry per cached record, however many records have timers. */
+static void heap_prune(tl_store *s)
+{
+    int64_t now = tl_store_stream_time(s);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_heap; i++) {
+        struct timer_ent e = s->heap[i];
+        tl_user *u = table_find(s, e.user_id, tl_hash64(e.user_id, strlen(e.user_id)));
+        if ((u && u->timer_queued == e.at) || e.at <= now) s->heap[k++] = e;
+        else free(e.user_id);
+    }
+    /* a heap again: sift down from the last parent */
+    s->n_heap = k;
+    for (size_t i = k / 2; i-- > 0;) {
+        struct timer_ent x = s->heap[i];
+        size_t j = i;
+        for (;;) {
+            size_t c = 2 * j + 1;
+            if (c >= k) break;
+            if (c + 1 < k && heap_less(&s->heap[c + 1], s->heap[c].at, s->heap[c].user_id)) c++;
+            if (heap_less(&x, s->heap[c].at, s->heap[c].user_id)) break;
+            s->heap[j] = s->heap[c];
+            j = c;
+        }
+        s->heap[j] = x;
+    }
+}
+
 int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
 {
     if (s->n_dirty) qsort(s->dirty, s->n_dirty, sizeof(*s->dirty), cmp_user);
@@ -1189,7 +1270,9 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
             user_free(u);
             s->st.users_evicted++;
         }
+        heap_prune(s);
     }
+    disk_refresh(s);   /* the write may have put timers before the next one known */
     return 0;
 }
 
@@ -1227,6 +1310,7 @@ void tl_store_stats_get(const tl_store *s, tl_store_stats *st)
     *st = s->st;
     st->users_cached = s->count;
     st->cache_bytes = s->cache_bytes;
+    st->timers_queued = s->n_heap;
 }
 
 /* ---- exactly-once support -------------------------------------------------------- */
@@ -1333,6 +1417,7 @@ static int restore_commit(tl_store *s, char *err, size_t errlen)
         return -1;
     }
     s->changelog_offset = s->changelog_pending = s->restore_offset;
+    disk_refresh(s);   /* the restored timers */
     return 0;
 }
 
@@ -1361,7 +1446,6 @@ int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void
             char *id = dup_n(user_id, id_len);
             key_timer(&s->kbuf, timer, id);
             restore_add(s, s->kbuf.data, s->kbuf.len, NULL, 0, 0);
-            heap_push(s, timer, id);
             free(id);
         }
     } else {

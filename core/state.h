@@ -129,6 +129,7 @@ typedef struct tl_store_stats {
     uint64_t flushes;
     uint64_t quarantined;   /* records that did not decode (tally_state_quarantined_total) */
     size_t cache_bytes;
+    size_t timers_queued;   /* timer entries held in memory (the others are read as due) */
 } tl_store_stats;
 
 /* RocksDB's memory, for the stores opened from now on (docs/operations.md, "Memory"):
@@ -184,7 +185,8 @@ int tl_store_read_raw(tl_store *s, const char *user_id, tl_buf *out, char *err, 
 /* Timers in event time, one per user, kept in the store (they survive restarts):
  * set_timer (re)arms u's timer (0 disarms); next_due returns, one at a time, the users
  * whose timer is <= now (loaded and marked dirty, timer still set: the caller handles
- * it and re-arms or disarms), or NULL when none is due. */
+ * it and re-arms or disarms), or NULL when none is due, in (time, user id) order. Only
+ * the cached users' timers are held in memory; the others are read from the store. */
 void tl_store_set_timer(tl_store *s, tl_user *u, int64_t at);
 tl_user *tl_store_next_due(tl_store *s, int64_t now);
 

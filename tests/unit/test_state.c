@@ -873,6 +873,67 @@ static void test_store_room(void **state)
     tl_store_close(s);
 }
 
+/* Timers of records that are not cached are not held in memory: they come from the
+ * store's timer keys as they fall due, merged with the cached ones' in (time, user id)
+ * order, also after a reopen. */
+static void test_store_timers_from_disk(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    char id[32];
+    tl_store *s = open_ok(7, 1);   /* every clean record is evicted */
+    for (int k = 0; k < N; k++) {
+        snprintf(id, sizeof(id), "t%03d", k);
+        tl_store_set_timer(s, tl_store_get(s, id), 1000 + (k * 37) % N);   /* distinct */
+    }
+    tl_store_stats st;
+    tl_store_stats_get(s, &st);
+    assert_int_equal(st.timers_queued, N);
+    flush_ok(s, 1);
+    tl_store_stats_get(s, &st);
+    assert_int_equal(st.users_cached, 0);
+    assert_int_equal(st.timers_queued, 0);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {   /* again from a reopened store: nothing was disarmed */
+            tl_store_close(s);
+            s = open_ok(7, 1);
+            tl_store_stats_get(s, &st);
+            assert_int_equal(st.timers_queued, 0);
+        }
+        /* a cached record's timer between them: merged in order */
+        tl_user *c = tl_store_get(s, "cached");
+        tl_store_set_timer(s, c, 1150);
+        int64_t last = 0;
+        char last_id[32] = "";
+        int n = 0, saw_cached = 0;
+        tl_user *u;
+        while ((u = tl_store_next_due(s, 1000 + N)) != NULL) {
+            /* (time, user id) order: "cached" before the t### of its time */
+            assert_true(u->timer > last || (u->timer == last && strcmp(u->user_id, last_id) > 0));
+            last = u->timer;
+            snprintf(last_id, sizeof(last_id), "%s", u->user_id);
+            if (!strcmp(u->user_id, "cached")) saw_cached = 1;
+            else n++;
+            if (pass == 0) tl_store_set_timer(s, u, 0);   /* handled: disarmed */
+            else u->timer = 0;                             /* disarmed, not written */
+        }
+        assert_int_equal(n, N);
+        assert_true(saw_cached);
+        assert_null(tl_store_next_due(s, 1000 + N));
+        if (pass == 0) {   /* undo: the reopened store still has every timer on disk */
+            tl_store_close(s);
+            s = open_ok(7, 1);
+            for (int k = 0; k < N; k++) {
+                snprintf(id, sizeof(id), "t%03d", k);
+                u = tl_store_peek(s, id);
+                assert_non_null(u);
+                assert_int_equal(u->timer, 1000 + (k * 37) % N);
+            }
+        }
+    }
+    tl_store_close(s);
+}
+
 /* Records reached through get() stay in memory, intact, however far the cache is
  * over budget, until a flush has written them. */
 static void test_store_dirty_not_evicted(void **state)
@@ -1210,6 +1271,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_lru_order, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_dirty_not_evicted, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_room, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_store_timers_from_disk, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_over_budget, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_peeked_records_evicted, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_read_raw, setup_dir, teardown_dir),
