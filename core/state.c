@@ -855,20 +855,25 @@ static void heap_push(tl_store *s, int64_t at, const char *user_id)
     s->heap[i].user_id = tl_xstrdup(user_id);
 }
 
-static void heap_pop(tl_store *s)
+/* Puts x at slot i of the heap's first n entries, moving it down past smaller children. */
+static void sift_down(tl_store *s, size_t i, struct timer_ent x, size_t n)
 {
-    free(s->heap[0].user_id);
-    struct timer_ent last = s->heap[--s->n_heap];
-    size_t i = 0, n = s->n_heap;
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= n) break;
         if (c + 1 < n && heap_less(&s->heap[c + 1], s->heap[c].at, s->heap[c].user_id)) c++;
-        if (heap_less(&last, s->heap[c].at, s->heap[c].user_id)) break;
+        if (heap_less(&x, s->heap[c].at, s->heap[c].user_id)) break;
         s->heap[i] = s->heap[c];
         i = c;
     }
-    if (n) s->heap[i] = last;
+    s->heap[i] = x;
+}
+
+static void heap_pop(tl_store *s)
+{
+    free(s->heap[0].user_id);
+    struct timer_ent last = s->heap[--s->n_heap];
+    if (s->n_heap) sift_down(s, 0, last, s->n_heap);
 }
 
 static void key_timer(tl_buf *k, int64_t at, const char *user_id)
@@ -1184,19 +1189,7 @@ static void heap_prune(tl_store *s)
     }
     /* a heap again: sift down from the last parent */
     s->n_heap = k;
-    for (size_t i = k / 2; i-- > 0;) {
-        struct timer_ent x = s->heap[i];
-        size_t j = i;
-        for (;;) {
-            size_t c = 2 * j + 1;
-            if (c >= k) break;
-            if (c + 1 < k && heap_less(&s->heap[c + 1], s->heap[c].at, s->heap[c].user_id)) c++;
-            if (heap_less(&x, s->heap[c].at, s->heap[c].user_id)) break;
-            s->heap[j] = s->heap[c];
-            j = c;
-        }
-        s->heap[j] = x;
-    }
+    for (size_t i = k / 2; i-- > 0;) sift_down(s, i, s->heap[i], k);
 }
 
 int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
