@@ -366,7 +366,8 @@ def eos(a):
 
 def rollup(a):
     """tally run --until-end with and without rollup.topic (the roll-up partials in every
-    transaction, the aggregator, the shared Markov chain), alternating on one backlog."""
+    transaction, the aggregator, the shared Markov chain, the shared model unless
+    -X model.shared=false), alternating on one backlog."""
     with local_broker("tally-rollup-") as (work, _, bootstrap):
         topic = backlog_topic(work, bootstrap, a, "rollup")
         got = {"without": [], "with": []}
@@ -382,7 +383,7 @@ def rollup(a):
                 run[mode] = tally_drain(a, bootstrap, topic, work, extra)
                 if mode == "with":
                     delete_topics(bootstrap, [f"bench-rollups-{g}", f"bench-rollup-{g}-rollup-partials",
-                                              f"bench-rollup-{g}-rollup-state"])
+                                              f"bench-rollup-{g}-rollup-state", f"bench-rollup-{g}-model"])
                 got[mode].append(run[mode])
             ratios.append(run["with"].rate / run["without"].rate)
             print(f"run {i + 1}: without roll-ups {run['without'].rate:,.0f} events/s, with "
