@@ -27,8 +27,10 @@ missing or extra; the channel-group rows must add up to the channel rows.
    committed transaction, the examples learned and their predictions (model/model.h). Its
    records decoded here: the three instances' together hold exactly the examples the single
    instance learned (the same count and positives: none lost or doubled through the
-   rebalance and the SIGKILL), the group's progressive AUC over them is within 0.01 of the
-   single instance's, and every instance's model has learned from all of them
+   rebalance and the SIGKILL), they come from more than one process, the group's progressive
+   AUC over them is within four standard errors of the difference (Hanley and McNeil's) of
+   the single instance's (an instance predicts before the others' latest updates reach it,
+   so the two are close, not equal), and every instance's model has learned from all of them
    (tally_model_examples_total on its /metrics, which counts the others' examples added
    with their updates, reaches the group's count).
 """
@@ -88,6 +90,17 @@ def model_examples(kafka, topic):
             raise AssertionError("model topic %s: an update without its FTRL delta" % topic)
         keys.add(key)
     return rows, keys
+
+
+def auc_se(auc, rows):
+    """Hanley and McNeil's (1982) standard error of an AUC over these rows' labels."""
+    n1 = sum(1 for r in rows if r[2])
+    n0 = len(rows) - n1
+    if not n1 or not n0:
+        return float("inf")
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    return ((auc * (1 - auc) + (n1 - 1) * (q1 - auc * auc) + (n0 - 1) * (q2 - auc * auc))
+            / (n1 * n0)) ** 0.5
 
 
 def weighted_auc(rows):
@@ -289,11 +302,15 @@ def main():
             problems.append("model topic: the group learned %d examples (%d purchases), one "
                             "instance %d (%d)" % (len(rows_b), pos_b, len(rows_a), pos_a))
         auc_ma, auc_mb = weighted_auc(rows_a), weighted_auc(rows_b)
-        if not abs(auc_ma - auc_mb) <= 0.01:
-            problems.append("model topic: the group's progressive AUC %.4f, one instance's %.4f"
-                            % (auc_mb, auc_ma))
-        if len(keys_b) < 4:   # three instances, one of them restarted
-            problems.append("model topic: updates from %d processes, 4 expected" % len(keys_b))
+        auc_tol = 4 * (auc_se(auc_ma, rows_a) ** 2 + auc_se(auc_mb, rows_b) ** 2) ** 0.5
+        if not abs(auc_ma - auc_mb) <= auc_tol:
+            problems.append("model topic: the group's progressive AUC %.4f, one instance's %.4f "
+                            "(at most %.4f apart)" % (auc_mb, auc_ma, auc_tol))
+        # (which processes learned examples depends on the assignment; the restarted one
+        # may have learned none)
+        if len(keys_b) < 2:
+            problems.append("model topic: updates from %d process, more than one expected"
+                            % len(keys_b))
 
         def examples_of(t):
             status, body = ku.http_get(ku.http_port(t), "/metrics")
@@ -332,11 +349,12 @@ def main():
                "Markov totals and every credit delta equal to one instance's (the chain's " \
                "owner, instance %d, SIGKILLed; read back by %s); the instances' own models' " \
                "progressive AUC %s (one instance: %s); one model: %d examples (%d purchases) "\
-               "from %d processes, AUC over them %.4f (one instance %.4f), examples in each "\
+               "from %d processes, AUC over them %.4f (one instance %.4f, at most %.4f apart), "\
+               "examples in each "\
                "instance's model %s" % (
                    len(attrs), len(got_b), len(credits), victim, ", ".join(restored),
                    " ".join(aucs), auc_a[0] if auc_a else "?", len(rows_b), pos_b, len(keys_b),
-                   auc_mb, auc_ma, " ".join("%d" % v for v in counts))
+                   auc_mb, auc_ma, auc_tol, " ".join("%d" % v for v in counts))
 
     try:
         steps("one instance: roll-up topic = sums of the published records", one_instance)
