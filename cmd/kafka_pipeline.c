@@ -195,11 +195,15 @@ static int output_schema_id(const tl_config *c, tl_schema_store *store, const ch
 
 /* The roll-up topics, made if absent with as many partitions as the input (before the
  * producer asks for them): the partials, the compacted totals and the compacted state of
- * the shared Markov chain; and the shared model's updates (one partition, every instance
- * reads all of it), when model is not NULL. The input's partition count, or -1. */
+ * the shared Markov chain; the shared model's updates (one partition, every instance
+ * reads all of it), when model is not NULL; the spend topic (rollup.spend.topic; one
+ * partition if it is made), its partition count in *spend_parts. The input's partition
+ * count, or -1. */
 static int ensure_rollup_topics(const tl_config *c, const char *input, const char *partials,
-                                const char *state, const char *model, char *err, size_t errlen)
+                                const char *state, const char *model, int *spend_parts,
+                                char *err, size_t errlen)
 {
+    const char *spend = tl_config_str(c, "rollup.spend.topic");
     rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "producer");
     char e[512];
     rd_kafka_t *admin = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e)) : NULL;
@@ -216,8 +220,11 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
                      tl_kafka_topic_ensure_cfg(admin, tl_config_str(c, "rollup.topic"), input, 1,
                                                totals_cfg, err, errlen) != 0 ||
                      tl_kafka_topic_ensure(admin, state, input, 1, err, errlen) != 0 ||
-                     (model && tl_kafka_topic_ensure_n(admin, model, 1, 0, NULL, err, errlen) != 0)
+                     (model && tl_kafka_topic_ensure_n(admin, model, 1, 0, NULL, err, errlen) != 0) ||
+                     (*spend && tl_kafka_partition_count(admin, spend) <= 0 &&
+                      tl_kafka_topic_ensure_n(admin, spend, 1, 0, NULL, err, errlen) != 0)
                  ? -1 : tl_kafka_partition_count(admin, input);
+    *spend_parts = rc > 0 && *spend ? tl_kafka_partition_count(admin, spend) : 0;
     rd_kafka_destroy(admin);
     return rc;
 }
@@ -225,8 +232,8 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
 /* The roll-up aggregator (sink/rollup_agg.h): its group <group>-rollup, its transactional
  * id <transactional id>-rollup; the shared Markov chain's settings from ko. */
 static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts *ko,
-                                    const char *state, int n_inputs, int eos, const char *txn_id,
-                                    char *err, size_t errlen)
+                                    const char *state, int n_inputs, int n_spend, int eos,
+                                    const char *txn_id, char *err, size_t errlen)
 {
     const char *topic = tl_config_str(c, "rollup.topic");
     err[0] = 0;
@@ -259,8 +266,10 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts
                .level = tl_config_double(c, "markov.bootstrap.level")},
         .credit_topic = ko->topic_credit, .state_topic = state, .groups = ko->rollup_groups,
         .id_credit = ko->id_credit,
+        .spend_topic = tl_config_str(c, "rollup.spend.topic"), .spend_partitions = n_spend,
     };
-    return tl_rollup_agg_start(cc, rc, pc, &o, err, errlen);
+    rd_kafka_conf_t *sc = *o.spend_topic ? tl_cmd_kafka_conf(c, "consumer") : NULL;
+    return tl_rollup_agg_start(cc, rc, pc, sc, &o, err, errlen);
 }
 
 /* One model for every instance (model/model.h): the sink takes the model's updates into
@@ -270,19 +279,47 @@ typedef struct model_share {
     tl_observe *obs;
     tl_model_feed *feed;
     tl_model *model;
+    tl_sink *sink;              /* the Kafka sink, for the feed's dead letters */
 } model_share;
 
-static int share_take(void *arg, tl_buf *out, size_t max_bytes)
+static int share_dead_letter(void *arg, const tl_dlq_record *d)
 {
-    return tl_model_share_take(arg, out, max_bytes);
+    tl_sink *sink = arg;
+    return sink->emit_dlq(sink->ctx, d) == TL_OK ? 0 : -1;
 }
 
-static void share_clear(void *arg) { tl_model_share_clear(arg); }
+/* Called by the sink inside its transaction (before a batch's mark under at_least_once):
+ * the model topic's records that did not decode go to the dead-letter topic there too. */
+static int share_take(void *arg, tl_buf *out, size_t max_bytes)
+{
+    model_share *ms = arg;
+    if (ms->feed) tl_model_feed_dead_letters(ms->feed, share_dead_letter, ms->sink);
+    return tl_model_share_take(ms->model, out, max_bytes);
+}
+
+static void share_clear(void *arg) { tl_model_share_clear(((model_share *)arg)->model); }
 
 static int share_apply(void *arg, const void *data, size_t len, int64_t offset, char *err,
                        size_t errlen)
 {
     return tl_model_share_apply(arg, data, len, offset, err, errlen);
+}
+
+/* At the end of a run: the dead letters read since the last transaction, in one more
+ * (exactly_once; share_take sends them), or straight away (at_least_once). */
+static void share_close(model_share *ms, int eos)
+{
+    int n = ms->feed ? tl_model_feed_dead_pending(ms->feed) : 0;
+    if (!n) return;
+    tl_sink *s = ms->sink;
+    int64_t none = -1;
+    int ok = eos ? s->begin(s->ctx) == TL_OK && s->commit(s->ctx, &none, 0, &none) == TL_OK
+                 : tl_model_feed_dead_letters(ms->feed, share_dead_letter, s) == n &&
+                       s->flush(s->ctx, 30000) == TL_OK;
+    if (!ok)
+        TL_LOG_ERROR("run", "%d records of the model topic that do not decode were not written "
+                     "to the dead-letter topic (they stay on the model topic; counted in "
+                     "tally_model_shared_bad_records_total)", n);
 }
 
 static void share_tick(void *arg)
@@ -396,6 +433,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     }
     char partials[512], rollup_state[600], model_topic[600];
     int n_inputs = 0;
+    int n_spend = 0;
     const char *rollup_topic = tl_config_str(c, "rollup.topic");
     int shared_model = *rollup_topic && p.model && p.mcfg.enabled && tl_config_bool(c, "model.shared");
     if (*rollup_topic) {
@@ -411,12 +449,13 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
             snprintf(partials, sizeof(partials), "%s-rollup-partials", group);
         ko.rollup_partials_topic = partials;
         ko.rollup_groups = tl_config_str(c, "rollup.channel.groups");
-        if (output_schema_id(c, store, "8-rollup.avsc", rollup_topic, &ko.id_rollup)) {
+        if (output_schema_id(c, store, "9-rollup.avsc", rollup_topic, &ko.id_rollup)) {
             rd_kafka_conf_destroy(pconf);
             goto done;
         }
         if ((n_inputs = ensure_rollup_topics(c, topic, partials, rollup_state,
-                                             shared_model ? model_topic : NULL, err, sizeof(err))) < 0) {
+                                             shared_model ? model_topic : NULL, &n_spend, err,
+                                             sizeof(err))) < 0) {
             rd_kafka_conf_destroy(pconf);
             fprintf(stderr, "tally: %s\n", err);
             goto done;
@@ -443,7 +482,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         goto done;
     }
     if (*rollup_topic) {
-        agg = start_rollups(c, &ko, rollup_state, n_inputs, eos, txn_id, err, sizeof(err));
+        agg = start_rollups(c, &ko, rollup_state, n_inputs, n_spend, eos, txn_id, err, sizeof(err));
         if (!agg) {
             fprintf(stderr, "tally: %s\n", err);
             goto done;
@@ -456,15 +495,17 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         int64_t seed[3] = {tl_mono_ns(), (int64_t)time(NULL), (int64_t)getpid()};
         snprintf(key, sizeof(key), "%s/%016" PRIx64, instance, tl_hash64(seed, sizeof(seed)));
         tl_model_share_start(p.model);
-        tl_kafka_sink_set_model_share(ksink, model_topic, key, share_take, share_clear, p.model);
+        share.model = p.model;
+        share.sink = ksink;
+        tl_kafka_sink_set_model_share(ksink, model_topic, key, share_take, share_clear, &share);
         rd_kafka_conf_t *fconf = tl_cmd_kafka_conf(c, "consumer");
         share.feed = fconf ? tl_model_feed_new(fconf, model_topic, tl_model_share_next(p.model), key,
+                                               (size_t)tl_config_int(c, "dlq.max.record.bytes"),
                                                err, sizeof(err)) : NULL;
         if (!share.feed) {
             if (fconf) fprintf(stderr, "tally: %s\n", err);
             goto done;
         }
-        share.model = p.model;
         TL_LOG_INFO("run", "one model for the group: updates to and from topic=%s key=%s",
                     model_topic, key);
     }
@@ -507,6 +548,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     int64_t t0 = tl_mono_ns();
     int r = tl_runtime_run(rt, src, &tl_stop);
     rep->seconds = (double)(tl_mono_ns() - t0) / 1e9;
+    if (r == 0) share_close(&share, eos);
     tl_observe_stopping(obs);
     if (after && r == 0) after(rt, arg);
     rc = r == 0 ? 0 : 1;

@@ -409,11 +409,12 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
                                        sizeof(err))) != 0)
         goto done;
     rewind(tmp);
-    /* spend, where the answer is per channel and day (the report refuses it otherwise) */
+    /* spend, where the answer is per channel and day (the report refuses it otherwise);
+     * the roll-up topic's totals carry it already */
     const char *spend_topic = tl_config_str(o->c, "rollup.spend.topic");
     int by_channel = !a.by || strcmp(a.by, "category") != 0;
     int by_day = !a.window || strcmp(a.window, "hour") != 0;
-    if (*spend_topic && by_channel && by_day) {
+    if (*spend_topic && by_channel && by_day && !*rollups) {
         uint64_t rows = 0;
         if (!(sf = tmpfile())) {
             snprintf(err, sizeof(err), "cannot make a scratch file for the spend");

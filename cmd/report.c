@@ -136,6 +136,8 @@ typedef struct report {
     int markov;                 /* read the credit deltas: markov is among the methods */
     int64_t from, to;
     uint64_t lines, bad, attributions, deltas, totals_read, outside, spend_rows, spend_bad;
+    int spend_file;             /* --spend: its spend, not the totals' */
+    uint64_t totals_spend;      /* roll-up totals read with their spend */
     unsigned char seen[TL_RU_METHODS];
     int intervals;              /* a credit delta carried a bootstrap interval */
     FILE *msgs;                 /* where skipped lines are named; NULL: nowhere */
@@ -292,8 +294,17 @@ static int add_total(report *rp, const tl_json *o, const char **why)
         row.value[k] = v;
         row.has[k] = 1;
     }
-    double var;
+    double var, spend;
     if (num_of(o, "shapley_variance", &var) == 0) row.shapley_var = var;
+    if (!rp->spend_file && num_of(o, "spend", &spend) == 0) {   /* schema 9: rollup.spend.topic */
+        if (!(spend >= 0 && isfinite(spend))) {
+            *why = "a roll-up total whose spend is not a number at least 0";
+            return -1;
+        }
+        row.spend = spend;
+        row.has_spend = 1;
+        rp->totals_spend++;
+    }
     if (!rp->totals) rp->totals = tl_rollup_new(rp->by, (tl_ru_window)want, "", NULL, 0);
     tl_rollup_set(rp->totals, &row);
     for (int k = 0; k < TL_RU_METHODS; k++) rp->seen[k] |= row.has[k];
@@ -371,27 +382,17 @@ static int read_spend(report *rp, const char *path, FILE *open_file)
             continue;
         }
         if (len == 0) continue;
-        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL, *end;
-        const char *why = NULL;
         int64_t day = 0;
         double spend = 0;
-        if (!c2 || strchr(c2 + 1, ',')) {
-            why = "not three fields";
-        } else {
-            *c1 = *c2 = 0;
-            if (strlen(line) != 10 || parse_time(line, &day) != 0) why = "the date is not YYYY-MM-DD";
-            else if (!c1[1]) why = "the channel is empty";
-            else if ((spend = strtod(c2 + 1, &end)), end == c2 + 1 || *end || !isfinite(spend) ||
-                     spend < 0)
-                why = "the spend is not a number at least 0";
-        }
+        const char *channel = NULL;
+        const char *why = tl_rollup_spend_parse(line, &day, &channel, &spend);
         if (why) {
             if (++rp->spend_bad <= MAX_NAMED_BAD)
                 say(rp, "tally report: %s:%" PRIu64 ": skipped: %s\n", path, no, why);
             continue;
         }
         if (day < from_day || day >= rp->to) continue;
-        tl_rollup_add_spend(rp->ru, c1 + 1, day, spend);
+        tl_rollup_add_spend(rp->ru, channel, day, spend);
         rp->spend_rows++;
     }
     if (ferror(in)) {
@@ -891,6 +892,7 @@ int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out
     int rc = setup(a, &rp, &v, err, errlen);
     if (rc) goto done;
     rc = 1;
+    rp.spend_file = a->spend != NULL;
     if (read_input(&rp, in, name) != 0) {
         snprintf(err, errlen, "error reading %s", name);
         goto done;
@@ -899,6 +901,7 @@ int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out
         snprintf(err, errlen, "cannot use the spend file %s", a->spend);
         goto done;
     }
+    v.spend |= rp.totals_spend > 0;   /* the roll-up topic's spend (rollup.spend.topic) */
     pick_methods(&v, a->methods, &rp);   /* again: without a list, the methods seen */
     for (int k = 0; k < v.n_methods; k++) {
         v.shapley |= v.methods[k] == TL_M_SHAPLEY;

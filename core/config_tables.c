@@ -220,7 +220,7 @@ static const tl_config_def model_table[] = {
     {"rollup.topic", TL_CT_STRING, "", NORANGE,
      "Compacted topic of roll-up totals (run): per channel, channel group and category, hour "
      "and day, and method, the conversions, conversion value, touchpoints and purchases so far "
-     "(schemas/8-rollup.avsc, key dim|window|window_start|dim_id), one answer across "
+     "(schemas/9-rollup.avsc, key dim|window|window_start|dim_id), one answer across "
      "instances (docs/report.md). Created with as many partitions as the input. Set, the "
      "Markov chain is also one for every instance, its windows closed on a watermark "
      "(docs/attribution.md). Empty: none."},
@@ -231,9 +231,11 @@ static const tl_config_def model_table[] = {
      "Internal topic of roll-up partials, keyed by row, aggregated by the member of the "
      "consumer group <group>-rollup owning the row's partition; empty: <group>-rollup-partials."},
     {"rollup.spend.topic", TL_CT_STRING, "", NORANGE,
-     "Topic of ad spend for /v1/attribution: each record's value one line date,channel,spend "
-     "(YYYY-MM-DD, the channel as the events name it, an amount), joined into the answer per "
-     "channel and day; empty: no spend."},
+     "Topic of ad spend: each record's value one line date,channel,spend (YYYY-MM-DD, the "
+     "channel as the events name it, an amount at least 0). With rollup.topic, joined into the "
+     "roll-up topic's channel and channel-group day rows (spend, cost per conversion, return "
+     "on ad spend; made with one partition if absent); without, into /v1/attribution's answer "
+     "per channel and day. Empty: no spend."},
     {"rollup.channel.groups", TL_CT_STRING,
      "Paid Search=*search*,sem,cpc,ppc;Social=*social*,facebook,instagram,tiktok,twitter,x,"
      "linkedin,pinterest;Email=*mail*,newsletter;Display=display,banner*,cpm;"

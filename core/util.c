@@ -42,10 +42,13 @@ void *tl_xrealloc(void *p, size_t n)
 
 char *tl_xstrdup(const char *s)
 {
-    if (!s) return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = tl_xmalloc(n);
-    memcpy(p, s, n);
+    return s ? tl_xmemdup(s, strlen(s) + 1) : NULL;
+}
+
+void *tl_xmemdup(const void *s, size_t n)
+{
+    void *p = tl_xmalloc(n ? n : 1);
+    if (n) memcpy(p, s, n);
     return p;
 }
 

@@ -10,17 +10,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A record that did not decode, kept until it is dead-lettered. */
+typedef struct dead {
+    struct dead *next;
+    tl_dlq_record d;            /* key, payload and error owned */
+} dead;
+
 struct tl_model_feed {
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
     char *topic, *own;
-    size_t own_len;
+    size_t own_len, dlq_max;
     int64_t next;               /* the next offset to apply */
+    dead *dead, **dead_tail;    /* oldest first */
     tl_model_feed_stats st;
 };
 
 tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64_t next,
-                                 const char *own_key, char *err, size_t errlen)
+                                 const char *own_key, size_t dlq_max_bytes, char *err,
+                                 size_t errlen)
 {
     static const char *const fixed[][2] = {
         {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
@@ -41,6 +49,8 @@ tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64
     f->topic = tl_xstrdup(topic);
     f->own = tl_xstrdup(own_key);
     f->own_len = strlen(own_key);
+    f->dlq_max = dlq_max_bytes;
+    f->dead_tail = &f->dead;
     f->next = next >= 0 ? next : 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, 0)->offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
@@ -57,15 +67,67 @@ tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64
     return f;
 }
 
+static void free_dead(dead *d);
+
 void tl_model_feed_destroy(tl_model_feed *f)
 {
     if (!f) return;
     if (f->q) rd_kafka_queue_destroy(f->q);
     rd_kafka_consumer_close(f->rk);
     rd_kafka_destroy(f->rk);
+    while (f->dead) {
+        dead *d = f->dead;
+        f->dead = d->next;
+        free_dead(d);
+    }
     free(f->topic);
     free(f->own);
     free(f);
+}
+
+static void free_dead(dead *d)
+{
+    free((void *)d->d.key);
+    free((void *)d->d.payload);
+    free((char *)d->d.error);
+    free(d);
+}
+
+static void keep_dead(tl_model_feed *f, const rd_kafka_message_t *m, const char *err)
+{
+    size_t klen = m->key_len < TL_DLQ_MAX_KEY_BYTES ? m->key_len : TL_DLQ_MAX_KEY_BYTES;
+    size_t vlen = f->dlq_max && m->len > f->dlq_max ? f->dlq_max : m->len;
+    dead *d = tl_xcalloc(1, sizeof(*d));
+    d->d = (tl_dlq_record){
+        .reason = TL_DLQ_MALFORMED, .error = tl_xstrdup(err), .topic = f->topic,
+        .partition = m->partition, .offset = m->offset,
+        .key = klen ? tl_xmemdup(m->key, klen) : NULL, .key_len = klen, .key_total = m->key_len,
+        .payload = vlen ? tl_xmemdup(m->payload, vlen) : NULL, .payload_len = vlen,
+        .payload_total = m->len,
+    };
+    *f->dead_tail = d;
+    f->dead_tail = &d->next;
+}
+
+int tl_model_feed_dead_pending(const tl_model_feed *f)
+{
+    int n = 0;
+    for (const dead *d = f->dead; d; d = d->next) n++;
+    return n;
+}
+
+int tl_model_feed_dead_letters(tl_model_feed *f, int (*emit)(void *arg, const tl_dlq_record *d),
+                               void *arg)
+{
+    int n = 0;
+    while (f->dead && emit(arg, &f->dead->d) == 0) {
+        dead *d = f->dead;
+        f->dead = d->next;
+        if (!f->dead) f->dead_tail = &f->dead;
+        free_dead(d);
+        n++;
+    }
+    return n;
 }
 
 static void one(tl_model_feed *f, const rd_kafka_message_t *m, tl_feed_apply_fn apply, void *arg,
@@ -85,9 +147,12 @@ static void one(tl_model_feed *f, const rd_kafka_message_t *m, tl_feed_apply_fn 
     if (apply(arg, m->payload, m->len, m->offset, err, sizeof(err)) == 0) {
         f->st.applied++;
         (*applied)++;
-    } else if (f->st.bad++ < 5) {
-        TL_LOG_WARN("model", "model topic %s offset %" PRId64 ": %s (skipped; counted in "
-                    "tally_model_shared_bad_records_total)", f->topic, m->offset, err);
+    } else {
+        if (f->st.bad++ < 5)
+            TL_LOG_WARN("model", "model topic %s offset %" PRId64 ": %s (skipped: a dead letter, "
+                        "counted in tally_model_shared_bad_records_total)", f->topic, m->offset,
+                        err);
+        keep_dead(f, m, err[0] ? err : "the model update does not decode");
     }
 }
 

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <librdkafka/rdkafka.h>
 
+#include "core/records.h"
+
 typedef struct tl_model_feed tl_model_feed;
 
 /* 0, or -1 with a message when the record does not decode. */
@@ -26,15 +28,27 @@ typedef struct tl_model_feed_stats {
 } tl_model_feed_stats;
 
 /* conf: a consumer configuration (taken, also on failure). next: the offset to read
- * from (-1: the start of the topic). */
+ * from (-1: the start of the topic). dlq_max_bytes: the most of a bad record's value its
+ * dead letter keeps (0: all). */
 tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64_t next,
-                                 const char *own_key, char *err, size_t errlen);
+                                 const char *own_key, size_t dlq_max_bytes, char *err,
+                                 size_t errlen);
 void tl_model_feed_destroy(tl_model_feed *f);
 
 /* Applies what has arrived, at most max records, without waiting: the number applied.
- * A record that does not decode is skipped, logged (the first few) and counted; its
- * offset still counts as read (apply is called with it and told it failed). */
+ * A record that does not decode is skipped, logged (the first few) and counted, and kept
+ * as a dead letter (reason malformed) until tl_model_feed_dead_letters; its offset still
+ * counts as read. */
 int tl_model_feed_poll(tl_model_feed *f, tl_feed_apply_fn apply, void *arg, int max);
+
+/* Hands the dead letters kept so far to emit, oldest first, and forgets those it took
+ * (emit returns 0); stops at the first it did not take. The number taken. Called where a
+ * dead letter is durable with the outputs: inside a transaction under exactly_once. */
+int tl_model_feed_dead_letters(tl_model_feed *f, int (*emit)(void *arg, const tl_dlq_record *d),
+                               void *arg);
+
+/* The number of dead letters kept and not yet handed out. */
+int tl_model_feed_dead_pending(const tl_model_feed *f);
 
 void tl_model_feed_stats_get(const tl_model_feed *f, tl_model_feed_stats *s);
 

@@ -309,7 +309,73 @@ int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, doubl
     size_t k = row_of(r, channel_id(r, channel), window_of(r, day_ms));
     r->rows[k].spend += spend;
     r->rows[k].has_spend = 1;
+    r->rows[k].changed = 1;
     return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+const char *tl_rollup_spend_parse(char *line, int64_t *day_ms, const char **channel, double *spend)
+{
+    size_t len = strlen(line);
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL, *end;
+    if (!c2 || strchr(c2 + 1, ',')) return "not three fields";
+    *c1 = *c2 = 0;
+    int y, m, d, n = 0;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (c1 - line != 10 || sscanf(line, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
+        line[4] != '-' || line[7] != '-' || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] ||
+        (m == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400))))
+        return "the date is not YYYY-MM-DD";
+    if (!c1[1]) return "the channel is empty";
+    double v = strtod(c2 + 1, &end);
+    if (end == c2 + 1 || *end || !isfinite(v) || v < 0) return "the spend is not a number at least 0";
+    *day_ms = days_from_civil(y, m, d) * 86400000;
+    *channel = c1 + 1;
+    *spend = v;
+    return NULL;
+}
+
+const tl_rollup_row *tl_rollup_find(tl_rollup *r, const char *id, int64_t window_start)
+{
+    if (r->sorted) {
+        reindex(r);
+        r->sorted = 0;
+    }
+    size_t k = row_hash(id, window_start) & (r->n_slot - 1);
+    for (; r->slot[k]; k = (k + 1) & (r->n_slot - 1)) {
+        const tl_rollup_row *x = &r->rows[r->slot[k] - 1];
+        if (x->window_start == window_start && !strcmp(x->id, id)) return x;
+    }
+    return NULL;
+}
+
+void tl_rollup_touch(tl_rollup *r, const char *id, int64_t window_start)
+{
+    size_t k = row_of(r, id, window_start);   /* may move the rows */
+    r->rows[k].changed = 1;
+}
+
+void tl_rollup_join_spend(tl_rollup *r, tl_rollup *spend)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        tl_rollup_row *x = &r->rows[i];
+        if (!x->changed) continue;
+        const tl_rollup_row *s = tl_rollup_find(spend, x->id, x->window_start);
+        if (!s || !s->has_spend) continue;
+        x->spend = s->spend;
+        x->has_spend = 1;
+    }
 }
 
 void tl_rollup_merge(tl_rollup *r, const tl_rollup_row *d)
@@ -325,6 +391,10 @@ void tl_rollup_merge(tl_rollup *r, const tl_rollup_row *d)
         x->has[m] = 1;
     }
     x->shapley_var += d->shapley_var;
+    if (d->has_spend) {
+        x->spend += d->spend;
+        x->has_spend = 1;
+    }
     x->changed = 1;
 }
 

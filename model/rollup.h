@@ -91,8 +91,23 @@ void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d);
  * roll-up or hour windows (spend is per channel and day), else 0. */
 int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, double spend);
 
+/* One line of ad spend, "YYYY-MM-DD,channel,spend" (UTC day, the channel as the events
+ * name it, an amount at least 0; a trailing CR or LF is ignored): its day's start in ms,
+ * the channel (pointing into line, which is cut in place) and the amount. NULL, or why the
+ * line is not one (a short phrase). */
+const char *tl_rollup_spend_parse(char *line, int64_t *day_ms, const char **channel,
+                                  double *spend);
+
+/* r's row of id and window start, or NULL when r has none. */
+const tl_rollup_row *tl_rollup_find(tl_rollup *r, const char *id, int64_t window_start);
+/* Marks r's row of id and window start changed, making it when r has none. */
+void tl_rollup_touch(tl_rollup *r, const char *id, int64_t window_start);
+/* Each changed row of r that spend (a roll-up of the same dimension, by day, filled with
+ * tl_rollup_add_spend) has a row for takes that row's spend: set, not added. */
+void tl_rollup_join_spend(tl_rollup *r, tl_rollup *spend);
+
 /* Adds a row's sums (purchases, touchpoints, each method's conversions and value, the
- * Shapley variance) into r's row of the same id and of the window of r that holds x's
+ * Shapley variance, the spend) into r's row of the same id and of the window of r that holds x's
  * window start (the same start when r's windows are x's; "all" takes every window; a day
  * its hours). x was made by a roll-up of the same dimension (e.g. a partial read back from
  * Kafka, or a total of the roll-up topic). */

@@ -184,6 +184,18 @@ static const char *ru_method_name(int m)
     return m == TL_RU_MARKOV ? "markov" : tl_method_name((tl_method)m);
 }
 
+/* Method m's cost per conversion (map 0: spend / conversions) or return on ad spend (map
+ * 1: conversion value / spend, not for markov) into *v: 1, or 0 where there is none. */
+static int ru_cost(const tl_rollup_row *row, int m, int map, double *v)
+{
+    if (!row->has_spend || !row->has[m]) return 0;
+    double x = map == 0 ? (row->conversions[m] > 0 ? row->spend / row->conversions[m] : NAN)
+                        : (row->spend > 0 && m != TL_RU_MARKOV ? row->value[m] / row->spend : NAN);
+    if (!isfinite(x)) return 0;
+    if (v) *v = x;
+    return 1;
+}
+
 void tl_avro_put_rollup(tl_buf *b, int32_t schema_id, tl_ru_dim dim, tl_ru_window w,
                         const tl_rollup_row *row)
 {
@@ -208,6 +220,24 @@ void tl_avro_put_rollup(tl_buf *b, int32_t schema_id, tl_ru_dim dim, tl_ru_windo
     }
     put_long(b, 0);
     put_opt_double(b, row->has[TL_M_SHAPLEY], row->shapley_var);
+    put_opt_double(b, row->has_spend, row->spend);
+    /* the cost per conversion and the return on ad spend, per method, as tally report
+     * computes them (cmd/report.c) */
+    for (int map = 0; map < 2; map++) {
+        n = 0;
+        for (int m = 0; m < TL_RU_METHODS; m++)
+            n += ru_cost(row, m, map, NULL);
+        if (n) {
+            put_long(b, n);
+            for (int m = 0; m < TL_RU_METHODS; m++) {
+                double v;
+                if (!ru_cost(row, m, map, &v)) continue;
+                put_string(b, ru_method_name(m));
+                put_double(b, v);
+            }
+        }
+        put_long(b, 0);
+    }
 }
 
 /* ---- reading roll-up records back ------------------------------------------------ */
@@ -257,6 +287,23 @@ static const char *get_bytes(rd *r, size_t *n)
     return s;
 }
 
+/* The item count of an array's or map's next block, 0 at its end or on failure (a
+ * negative count is followed by the block's size in bytes). */
+static int64_t get_block(rd *r)
+{
+    if (r->fail) return 0;
+    int64_t block = get_long(r);
+    if (block < 0) {
+        if (block == INT64_MIN) {
+            r->fail = r->fail ? r->fail : "a block count out of range";
+            return 0;
+        }
+        block = -block;
+        get_long(r);
+    }
+    return r->fail ? 0 : block;
+}
+
 /* The index of the string read in names[0..n), -1 if none (r->fail set). */
 static int get_name(rd *r, const char *const *names, int n, const char *what)
 {
@@ -294,15 +341,7 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
                     end != ru_window_end(start, (tl_ru_window)w)))
         r.fail = "a window start or end that is not the window's";
     if (!r.fail && (purchases < 0 || touchpoints < 0)) r.fail = "a negative count";
-    for (int64_t block; !r.fail && (block = get_long(&r)) != 0;) {
-        if (block < 0) {   /* a negative count is followed by the block's size in bytes */
-            if (block == INT64_MIN) {
-                r.fail = "an array block count out of range";
-                break;
-            }
-            block = -block;
-            get_long(&r);
-        }
+    for (int64_t block; (block = get_block(&r)) != 0;) {
         for (int64_t i = 0; i < block && !r.fail; i++) {
             int m = get_name(&r, methods, TL_RU_METHODS, "an unknown method");
             double c = get_double(&r), v = get_double(&r);
@@ -316,6 +355,23 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
     int64_t branch = r.fail ? 0 : get_long(&r);
     if (!r.fail && branch != 0 && branch != 1) r.fail = "a union branch out of range";
     if (branch == 1) o->row.shapley_var = get_double(&r);
+    if (!r.fail && r.p != r.end) {   /* schema 9: the spend and the costs it gives */
+        branch = get_long(&r);
+        if (!r.fail && branch != 0 && branch != 1) r.fail = "a union branch out of range";
+        if (branch == 1) {
+            o->row.spend = get_double(&r);
+            o->row.has_spend = 1;
+            if (!r.fail && !(o->row.spend >= 0 && isfinite(o->row.spend)))
+                r.fail = "a spend that is not a number at least 0";
+        }
+        for (int map = 0; map < 2 && !r.fail; map++)   /* derived: checked, not kept */
+            for (int64_t block; (block = get_block(&r)) != 0;)
+                for (int64_t i = 0; i < block && !r.fail; i++) {
+                    get_name(&r, methods, TL_RU_METHODS, "an unknown method");
+                    double v = get_double(&r);
+                    if (!r.fail && !isfinite(v)) r.fail = "a cost that is not finite";
+                }
+    }
     if (!r.fail && r.p != r.end) r.fail = "bytes after the record";
     if (r.fail) {
         snprintf(err, errlen, "roll-up record: %s", r.fail);
@@ -375,7 +431,7 @@ size_t tl_avro_attribution_bound(size_t S, size_t tps)
 size_t tl_avro_rollup_bound(size_t S)
 {
     return 5 + 3 * B_NAME + B_STR(S) + 4 * B_LONG + B_LONG + TL_RU_METHODS * (B_NAME + 16) + 1 +
-           B_OPT_DOUBLE;
+           2 * B_OPT_DOUBLE + 2 * (B_LONG + TL_RU_METHODS * (B_NAME + 8) + 1);
 }
 
 size_t tl_avro_credit_bound(size_t S)

@@ -15,7 +15,7 @@
 void tl_avro_put_interest(tl_buf *out, int32_t schema_id, const tl_interest_delta *d);
 void tl_avro_put_attribution(tl_buf *out, int32_t schema_id, const tl_attribution *r);
 void tl_avro_put_credit(tl_buf *out, int32_t schema_id, const tl_credit_delta *c);
-/* A roll-up row of dimension dim and window w (schemas/8-rollup.avsc); its key is
+/* A roll-up row of dimension dim and window w (schemas/9-rollup.avsc); its key is
  * tl_avro_rollup_key's. */
 void tl_avro_put_rollup(tl_buf *out, int32_t schema_id, tl_ru_dim dim, tl_ru_window w,
                         const tl_rollup_row *row);

@@ -14,6 +14,14 @@
  *     partitions start at the committed offsets;
  *   - revoked: what is held is committed, then those partitions' totals are dropped.
  * An aborted transaction drops every total and restores them the same way.
+ *
+ * Spend (spend_topic): a reader without a group takes every partition of the spend topic
+ * from its start into two tables (per channel and per channel group, by day). A line that
+ * arrives marks its day rows changed, here if this instance owns their partition (the
+ * partition the producers' partitioner gives the row's key, as for the partials); a new
+ * owner marks every row of the tables that is its own. A changed day row is written with
+ * the tables' spend for it, so the spend in the totals is the sum of the topic's lines
+ * whichever instance wrote the row, through restarts and rebalances.
  */
 #include "rollup_agg.h"
 #include "avro_out.h"
@@ -61,6 +69,17 @@ struct tl_rollup_agg {
     int n_mru;
     tl_prom_series *m_partials, *m_totals, *m_bad, *m_commits, *m_restored;
     tl_prom_series *m_windows, *m_late, *m_credits;
+    /* spend (spend_topic) */
+    rd_kafka_t *spend;
+    int n_spend;                /* the spend topic's partitions */
+    int64_t *spend_eof;         /* per partition: the end offset last reported, -1: none */
+    int64_t *spend_end;         /* per partition: the end to reach before a drained stop */
+    tl_rollup *spend_ru[2];     /* the lines so far: per channel, per channel group; by day */
+    rd_kafka_topic_t *partials_rkt;
+    int32_t (*partitioner)(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
+                           int32_t partition_cnt, void *rkt_opaque, void *msg_opaque);
+    tl_buf spend_line, spend_key;
+    tl_prom_series *m_spend, *m_spend_bad;
 };
 
 static part *part_of(tl_rollup_agg *a, int32_t p)
@@ -205,6 +224,9 @@ static int send_to(void *arg, const tl_buf *key, const tl_buf *val)
 }
 
 static int restore_all(tl_rollup_agg *a);
+static void spend_own(tl_rollup_agg *a, int32_t p);
+static rd_kafka_t *client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                          char *err, size_t errlen);
 
 /* ---- the shared Markov chain (model/markov_share.h) ------------------------------ */
 
@@ -266,6 +288,9 @@ static int commit(tl_rollup_agg *a)
     int rc = ensure_txn(a);
     for (int p = 0; p < a->n_parts && !rc; p++) {
         to_part t = {a, a->o.topic, p, a->m_totals, 0};
+        for (int d = 0; a->spend && d < 2; d++)
+            if (RU(&a->parts[p], d, TL_RU_WINDOW_DAY))
+                tl_rollup_join_spend(RU(&a->parts[p], d, TL_RU_WINDOW_DAY), a->spend_ru[d]);
         rc = tl_rollup_send_changed(a->parts[p].ru, 9, a->o.id_rollup, &a->key, &a->buf, send_to, &t);
     }
     if (!rc) rc = markov_flush(a);
@@ -395,6 +420,169 @@ static void state_back(tl_rollup_agg *a, part *pt, const rd_kafka_message_t *m)
     tl_buf_append(&a->state, m->payload, m->len);
 }
 
+/* ---- spend ------------------------------------------------------------------------ */
+
+/* The partials topic's partition of a day row's key (the producers' partitioner), or -1. */
+static int32_t spend_partition(tl_rollup_agg *a, tl_ru_dim d, const char *id, int64_t day)
+{
+    tl_rollup_row row = {.id = (char *)id, .window_start = day};
+    tl_buf_clear(&a->spend_key);
+    tl_avro_rollup_key(&a->spend_key, d, TL_RU_WINDOW_DAY, &row);
+    return a->o.partitions > 0 ? a->partitioner(a->partials_rkt, a->spend_key.data, a->spend_key.len,
+                                                a->o.partitions, NULL, NULL)
+                               : -1;
+}
+
+/* Marks the day row (d, id, day) changed when partition p is its and this instance's own
+ * (p -1: whichever it is). 1 when marked. */
+static int spend_touch(tl_rollup_agg *a, tl_ru_dim d, const char *id, int64_t day, int32_t p)
+{
+    int32_t q = spend_partition(a, d, id, day);
+    if (q < 0 || (p >= 0 && q != p) || q >= a->n_parts || (p < 0 && !a->parts[q].assigned))
+        return 0;
+    tl_rollup_touch(rollup_of(&a->parts[q], d, TL_RU_WINDOW_DAY), id, day);
+    a->pending++;
+    return 1;
+}
+
+/* A new owner of partition p: its day rows with spend are written (with the tables'). */
+static void spend_own(tl_rollup_agg *a, int32_t p)
+{
+    for (int d = 0; a->spend && d < 2; d++) {
+        size_t n = 0;
+        const tl_rollup_row *rows = tl_rollup_rows(a->spend_ru[d], &n);
+        for (size_t i = 0; i < n; i++) spend_touch(a, (tl_ru_dim)d, rows[i].id, rows[i].window_start, p);
+    }
+}
+
+static void add_spend(tl_rollup_agg *a, const rd_kafka_message_t *m)
+{
+    tl_buf_clear(&a->spend_line);
+    if (m->payload) tl_buf_append(&a->spend_line, m->payload, m->len);
+    tl_buf_putc(&a->spend_line, 0);
+    int64_t day = 0;
+    double v = 0;
+    const char *channel = NULL;
+    const char *why = memchr(a->spend_line.data, 0, a->spend_line.len - 1)
+                          ? "a NUL byte in the line"
+                          : tl_rollup_spend_parse(a->spend_line.data, &day, &channel, &v);
+    if (why) {
+        static int said;
+        tl_prom_add(a->m_spend_bad, 1);
+        if (said++ < 5)
+            TL_LOG_WARN("rollup", "spend topic=%s partition=%d offset=%" PRId64 " skipped: %s "
+                        "(date,channel,spend expected; counted in "
+                        "tally_rollup_spend_bad_records_total)", a->o.spend_topic,
+                        (int)m->partition, m->offset, why);
+        return;
+    }
+    tl_prom_add(a->m_spend, 1);
+    for (int d = 0; d < 2; d++) {
+        tl_rollup_add_spend(a->spend_ru[d], channel, day, v);
+        const char *id = d == TL_RU_CHANNEL ? channel : tl_rollup_group(a->spend_ru[d], channel);
+        spend_touch(a, (tl_ru_dim)d, id, day, -1);
+    }
+}
+
+/* What has arrived on the spend topic, without waiting. */
+static void poll_spend(tl_rollup_agg *a)
+{
+    for (int i = 0; i < 1000; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(a->spend, 0);
+        if (!m) return;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (m->partition >= 0 && m->partition < a->n_spend) a->spend_eof[m->partition] = m->offset;
+        } else if (m->err) {
+            TL_LOG_WARN("rollup", "spend topic=%s: %s", a->o.spend_topic, rd_kafka_message_errstr(m));
+        } else {
+            if (m->partition >= 0 && m->partition < a->n_spend) a->spend_eof[m->partition] = -1;
+            add_spend(a, m);
+        }
+        rd_kafka_message_destroy(m);
+    }
+}
+
+/* Drained: every partition of the spend topic read to the end it had when first asked. */
+static int spend_drained(tl_rollup_agg *a)
+{
+    if (!a->spend) return 1;
+    if (!a->spend_end) {
+        a->spend_end = tl_xmalloc((size_t)(a->n_spend ? a->n_spend : 1) * sizeof(*a->spend_end));
+        for (int q = 0; q < a->n_spend; q++) {
+            int64_t lo = 0, hi = -1;
+            if (rd_kafka_query_watermark_offsets(a->spend, a->o.spend_topic, q, &lo, &hi, 10000)) {
+                free(a->spend_end);
+                a->spend_end = NULL;   /* ask again next time */
+                return 0;
+            }
+            a->spend_end[q] = hi > lo ? hi : -1;
+        }
+    }
+    for (int q = 0; q < a->n_spend; q++)
+        if (a->spend_end[q] >= 0 && a->spend_eof[q] < a->spend_end[q]) return 0;
+    return 1;
+}
+
+/* The spend topic's reader, from the start of every partition. 0, or -1 with err. */
+static int start_spend(tl_rollup_agg *a, rd_kafka_conf_t *sconf, const char *partitioner,
+                       char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        int32_t (*fn)(const rd_kafka_topic_t *, const void *, size_t, int32_t, void *, void *);
+    } parts[] = {
+        {"murmur2_random", rd_kafka_msg_partitioner_murmur2_random},
+        {"murmur2", rd_kafka_msg_partitioner_murmur2},
+        {"consistent_random", rd_kafka_msg_partitioner_consistent_random},
+        {"consistent", rd_kafka_msg_partitioner_consistent},
+        {"fnv1a_random", rd_kafka_msg_partitioner_fnv1a_random},
+        {"fnv1a", rd_kafka_msg_partitioner_fnv1a},
+    };
+    const char *name = *partitioner ? partitioner : "consistent_random";   /* librdkafka's default */
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && !a->partitioner; i++)
+        if (!strcmp(parts[i].name, name)) a->partitioner = parts[i].fn;
+    if (!a->partitioner) {
+        snprintf(err, errlen, "rollup.spend.topic: the producer's partitioner %s is not one "
+                 "whose partition of a key can be known (murmur2_random, murmur2, "
+                 "consistent_random, consistent, fnv1a_random, fnv1a)", name);
+        rd_kafka_conf_destroy(sconf);
+        return -1;
+    }
+    static const char *const fixed[][2] = {
+        {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "true"}, {"auto.offset.reset", "earliest"},
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        rd_kafka_conf_set(sconf, fixed[i][0], fixed[i][1], NULL, 0);
+    if (!(a->spend = client(RD_KAFKA_CONSUMER, sconf, "spend reader", err, errlen))) return -1;
+    a->n_spend = a->o.spend_partitions;
+    if (a->n_spend <= 0) {
+        snprintf(err, errlen, "rollup.spend.topic %s: cannot find its partitions", a->o.spend_topic);
+        return -1;
+    }
+    a->spend_eof = tl_xmalloc((size_t)a->n_spend * sizeof(*a->spend_eof));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(a->n_spend);
+    for (int q = 0; q < a->n_spend; q++) {
+        a->spend_eof[q] = -1;
+        rd_kafka_topic_partition_list_add(l, a->o.spend_topic, q)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_resp_err_t ae = rd_kafka_assign(a->spend, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (ae) {
+        snprintf(err, errlen, "rollup.spend.topic %s: assign: %s", a->o.spend_topic, rd_kafka_err2str(ae));
+        return -1;
+    }
+    for (int d = 0; d < 2; d++)
+        if (!(a->spend_ru[d] = tl_rollup_new((tl_ru_dim)d, TL_RU_WINDOW_DAY, a->o.groups, err, errlen)))
+            return -1;
+    a->partials_rkt = rd_kafka_topic_new(a->producer, a->o.partials_topic, NULL);
+    a->m_spend = tl_prom_counter("tally_rollup_spend_records_total",
+                                 "Lines of ad spend read from rollup.spend.topic (by every instance).", NULL);
+    a->m_spend_bad = tl_prom_counter("tally_rollup_spend_bad_records_total",
+                                     "Records of rollup.spend.topic that are not a line date,channel,spend.", NULL);
+    return 0;
+}
+
 /* Partition p's totals (and the shared chain's state) read back to their ends. 0 or -1. */
 static int restore(tl_rollup_agg *a, int32_t p)
 {
@@ -416,6 +604,7 @@ static int restore(tl_rollup_agg *a, int32_t p)
             }
         }
     }
+    spend_own(a, p);
     TL_LOG_INFO("rollup", "restored partition=%d totals=%" PRId64 "%s", (int)p, n,
                 part_of(a, p)->mk ? " and the Markov chain" : "");
     return 0;
@@ -537,6 +726,7 @@ static int drained(tl_rollup_agg *a)
                         "roll-ups are brought up to date for those it owns only", owned,
                         a->o.partials_topic, AGG_DRAIN_OWN_S);
     }
+    if (!spend_drained(a)) return 0;
     if (!a->drain_end) {
         a->sent_partials = 0;
         a->drain_end = tl_xmalloc((size_t)(a->n_parts ? a->n_parts : 1) * sizeof(*a->drain_end));
@@ -581,6 +771,7 @@ static void *run(void *arg)
             else add_partial(a, m);
             rd_kafka_message_destroy(m);
         }
+        if (a->spend) poll_spend(a);
         if ((a->pending && tl_mono_ns() - a->last_commit_ns >= interval) ||
             a->pending >= AGG_MAX_PENDING)
             if (commit(a) != 0) break;
@@ -604,10 +795,20 @@ static void destroy(tl_rollup_agg *a)
         rd_kafka_consumer_close(a->reader);
         rd_kafka_destroy(a->reader);
     }
+    if (a->spend) {
+        rd_kafka_consumer_close(a->spend);
+        rd_kafka_destroy(a->spend);
+    }
+    if (a->partials_rkt) rd_kafka_topic_destroy(a->partials_rkt);
     if (a->producer) {
         rd_kafka_flush(a->producer, 30000);
         rd_kafka_destroy(a->producer);
     }
+    free(a->spend_eof);
+    free(a->spend_end);
+    for (int d = 0; d < 2; d++) tl_rollup_destroy(a->spend_ru[d]);
+    tl_buf_free(&a->spend_line);
+    tl_buf_free(&a->spend_key);
     for (int p = 0; p < a->n_parts; p++) drop_totals(&a->parts[p]);
     free(a->parts);
     free(a->drain_end);
@@ -621,6 +822,7 @@ static void destroy(tl_rollup_agg *a)
     free((char *)a->o.credit_topic);
     free((char *)a->o.state_topic);
     free((char *)a->o.groups);
+    free((char *)a->o.spend_topic);
     free(a);
 }
 
@@ -637,8 +839,8 @@ static rd_kafka_t *client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const cha
 }
 
 tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rconf,
-                                   rd_kafka_conf_t *pconf, const tl_rollup_agg_opts *o,
-                                   char *err, size_t errlen)
+                                   rd_kafka_conf_t *pconf, rd_kafka_conf_t *sconf,
+                                   const tl_rollup_agg_opts *o, char *err, size_t errlen)
 {
     tl_rollup_agg *a = tl_xcalloc(1, sizeof(*a));
     a->o = *o;
@@ -648,6 +850,7 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
     a->o.credit_topic = tl_xstrdup(o->credit_topic ? o->credit_topic : "");
     a->o.state_topic = tl_xstrdup(o->state_topic ? o->state_topic : "");
     a->o.groups = tl_xstrdup(o->groups ? o->groups : "");
+    a->o.spend_topic = o->spend_topic && *o->spend_topic ? tl_xstrdup(o->spend_topic) : NULL;
     a->m_partials = tl_prom_counter("tally_rollup_partials_total",
                                     "Roll-up partials added into the totals this instance owns.", NULL);
     a->m_totals = tl_prom_counter("tally_rollup_totals_written_total",
@@ -674,12 +877,22 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
     }
     rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
     rd_kafka_conf_set_opaque(cconf, a);
+    /* the producer's partitioner, before the producer takes its configuration */
+    char part_name[64] = "";
+    size_t part_sz = sizeof(part_name);
+    rd_kafka_conf_get(pconf, "partitioner", part_name, &part_sz);
     a->consumer = client(RD_KAFKA_CONSUMER, cconf, "consumer", err, errlen);
     a->reader = a->consumer ? client(RD_KAFKA_CONSUMER, rconf, "reader", err, errlen) : NULL;
     a->producer = a->reader ? client(RD_KAFKA_PRODUCER, pconf, "producer", err, errlen) : NULL;
     if (!a->consumer) rd_kafka_conf_destroy(rconf);
     if (!a->reader) rd_kafka_conf_destroy(pconf);
-    if (!a->producer) goto fail;
+    if (!a->producer) {
+        if (sconf) rd_kafka_conf_destroy(sconf);
+        goto fail;
+    }
+    if (a->o.spend_topic ? start_spend(a, sconf, part_name, err, errlen) != 0
+                         : (sconf && (rd_kafka_conf_destroy(sconf), 0)))
+        goto fail;
     if (o->markov)
         for (int d = TL_RU_CHANNEL; d <= TL_RU_CATEGORY; d++) {
             if (d == TL_RU_CHANNEL_GROUP && !*a->o.groups) continue;

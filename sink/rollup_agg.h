@@ -42,6 +42,13 @@ typedef struct tl_rollup_agg_opts {
     tl_mk_share_cfg mk;
     const char *credit_topic, *state_topic, *groups;
     int32_t id_credit;
+    /* Ad spend (rollup.spend.topic; NULL or empty: none), each record's value one line
+     * "date,channel,spend": every instance reads all of it into one table per channel
+     * and per channel group (groups) and day, and the owner of a day row of those
+     * dimensions writes the row with the table's spend (set, not added: a row's spend is
+     * always the sum of the topic's lines for it) and the costs that follow. */
+    const char *spend_topic;
+    int spend_partitions;     /* of spend_topic */
 } tl_rollup_agg_opts;
 
 typedef struct tl_rollup_agg tl_rollup_agg;
@@ -53,11 +60,13 @@ int tl_rollup_send_changed(tl_rollup *const *ru, int n, int32_t id, tl_buf *key,
                            void *arg);
 
 /* Starts the aggregator's thread. cconf: its group's consumer (group.id set), rconf: the
- * reader of the roll-up topic on assignments (no group), pconf: its producer; all taken,
- * also on failure. NULL with a message in err. */
+ * reader of the roll-up topic on assignments (no group), pconf: its producer (its
+ * partitioner is the one that placed the partials), sconf: the spend topic's reader (no
+ * group; NULL without spend_topic); all taken, also on failure. NULL with a message in
+ * err. */
 tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rconf,
-                                   rd_kafka_conf_t *pconf, const tl_rollup_agg_opts *o,
-                                   char *err, size_t errlen);
+                                   rd_kafka_conf_t *pconf, rd_kafka_conf_t *sconf,
+                                   const tl_rollup_agg_opts *o, char *err, size_t errlen);
 /* Stops it: with drain, after every partition it owns is read to its end (the pipeline
  * has committed its last partials: tally run --until-end); commits what it holds, leaves
  * the group, frees everything. 0, or -1 if it failed (logged). */

@@ -786,7 +786,8 @@ static void dictionaries(void)
     dict("config", keys);
 }
 
-/* Roll-up records: a row with every method, one with none, a channel group by the day. */
+/* Roll-up records: a row with every method, one with none, a channel group by the day
+ * with spend (and so its costs). */
 static void rollup_seeds(void)
 {
     tl_rollup_row row = {.id = "search", .window_start = 1511568000000LL, .purchases = 4,
@@ -797,15 +798,17 @@ static void rollup_seeds(void)
         row.has[m] = 1;
     }
     tl_buf b = {0};
-    tl_avro_put_rollup(&b, 8, TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, &row);
+    tl_avro_put_rollup(&b, 9, TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, &row);
     seed("rollup", "channel-hour", b.data, b.len);
     tl_buf_clear(&b);
     tl_rollup_row empty = {.id = "(none)", .window_start = 0};
-    tl_avro_put_rollup(&b, 8, TL_RU_CATEGORY, TL_RU_WINDOW_DAY, &empty);
+    tl_avro_put_rollup(&b, 9, TL_RU_CATEGORY, TL_RU_WINDOW_DAY, &empty);
     seed("rollup", "category-day-empty", b.data, b.len);
     tl_buf_clear(&b);
     row.id = "Paid Search";
     row.has[TL_M_SHAPLEY] = 0;
+    row.spend = 250;
+    row.has_spend = 1;
     tl_avro_put_rollup(&b, 1 << 20, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_DAY, &row);
     seed("rollup", "group-day", b.data, b.len);
     tl_buf_free(&b);

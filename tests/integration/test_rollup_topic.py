@@ -10,7 +10,15 @@ credit_before) per channel and window. The roll-up topic's latest record per key
 equal those sums (counts exactly, sums within 1e-9 relative), key for key, with no key
 missing or extra; the channel-group rows must add up to the channel rows.
 
-1. One instance, `tally run --until-end`, the whole input at once.
+1. One instance, `tally run --until-end`, the whole input at once; its model topic also
+   holds a record that is not a model update, which must be the one dead letter (source
+   topic, reason malformed, key and value as they were). With ad spend on a topic
+   (rollup.spend.topic, two partitions): lines for two days of three channels (one line
+   twice), a channel without touchpoints and a line that is not one; every channel day row
+   holds the sum of its lines (null without), a spend-only channel gets a row, the
+   channel-group rows' spend adds up to the channels', hour and category rows hold none,
+   and each method's cost per conversion and return on ad spend are spend / conversions
+   and value / spend.
 2. Three instances of one group on a second copy of the input produced in three parts:
    the first instance alone on part 1; two more join (a rebalance of both the pipeline's
    and the aggregator's groups) before part 2; one of them is SIGKILLed as part 3 arrives
@@ -42,7 +50,9 @@ import subprocess
 import struct
 import sys
 import tempfile
+import time
 import uuid
+from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kafka_util as ku  # noqa: E402
@@ -77,10 +87,16 @@ def consume(kafka, topics, path):
                            stderr=subprocess.DEVNULL, check=True, timeout=120)
 
 
+# the key of a record put on the single instance's model topic that is not a model update
+ROGUE = b"rogue/0"
+
+
 def model_examples(kafka, topic):
     """The (p, weight, label) rows of every model update on topic, and the keys seen."""
     rows, keys = [], set()
     for _p, _o, key, value, _h in kafka.read_all(topic):
+        if key == ROGUE:
+            continue
         if value[:4] != b"TLMS" or struct.unpack_from("<I", value, 4)[0] != 1:
             raise AssertionError("model topic %s: a record that is not a model update" % topic)
         n = struct.unpack_from("<I", value, 8)[0]
@@ -126,10 +142,56 @@ def weighted_auc(rows):
     return num / (wp * wn) if wp and wn else float("nan")
 
 
-def report(path, by, window):
-    """`tally report --format json` of a file: {(id, window_start): row}."""
+def events_of(csv):
+    """(ts, channel) of every event of a canonical CSV."""
+    with open(csv) as fh:
+        head = fh.readline().strip().split(",")
+        ts, ch = head.index("ts"), head.index("channel")
+        return [(int(f[ts]), f[ch]) for f in (line.rstrip("\n").split(",") for line in fh)]
+
+
+def spend_problems(got, want):
+    """The roll-up rows' spend against the lines' sums ({(day, channel): spend}): channel day
+    rows hold their sum (null without one), channel-group day rows add up to the channel
+    rows of the day, hour and category rows hold none; the cost per conversion and the
+    return on ad spend are spend / conversions and value / spend."""
+    pr = []
+    by_day = defaultdict(lambda: [0.0, 0.0])
+    for (dim, w, start, vid), rec in got.items():
+        sp = rec.get("spend")
+        if w == "hour" or dim == "category":
+            if sp is not None:
+                pr.append("%s: spend %r in a row that takes none" % ((dim, w, start, vid), sp))
+            continue
+        if dim == "channel":
+            if (sp is None) != ((start, vid) not in want) or \
+                    (sp is not None and not close(sp, want[(start, vid)])):
+                pr.append("%s: spend %r, expected %r" % ((dim, w, start, vid), sp,
+                                                         want.get((start, vid))))
+        by_day[start][0 if dim == "channel" else 1] += sp or 0.0
+        for m in rec["methods"]:
+            cpc, roas = rec["cost_per_conversion"].get(m["method"]), rec["roas"].get(m["method"])
+            want_cpc = sp / m["conversions"] if sp is not None and m["conversions"] > 0 else None
+            want_roas = m["value"] / sp if sp and m["method"] != "markov" else None
+            for name, x, y in (("cost per conversion", cpc, want_cpc), ("roas", roas, want_roas)):
+                if (x is None) != (y is None) or (x is not None and not close(x, y)):
+                    pr.append("%s %s: %s %r, expected %r" % ((dim, w, start, vid), m["method"],
+                                                             name, x, y))
+    for start, (ch, grp) in sorted(by_day.items()):
+        if not close(ch, grp):
+            pr.append("day %d: spend %r over the channel groups, %r over the channels"
+                      % (start, grp, ch))
+    for (start, vid) in sorted(want):
+        if ("channel", "day", start, vid) not in got:
+            pr.append("no day row of channel %s for its spend on %d" % (vid, start))
+    return pr[:10]
+
+
+def report(path, by, window, spend=None):
+    """`tally report --format json` of a file (with --spend when given): {(id, window_start): row}."""
     p = subprocess.run([ku.TALLY_BIN, "report", "--input", path, "--by", by, "--window", window,
-                        "--format", "json", "--min-purchases", "0"], capture_output=True,
+                        "--format", "json", "--min-purchases", "0"] +
+                       (["--spend", spend] if spend else []), capture_output=True,
                        text=True, timeout=120)
     if p.returncode != 0:
         raise AssertionError("tally report --input %s: %s" % (path, p.stderr.strip()))
@@ -148,6 +210,14 @@ def same_reports(a, b, what):
             for m in set(x[col]) | set(y[col]):
                 u, v = x[col].get(m), y[col].get(m)
                 if u is None or v is None or not close(u, v):
+                    pr.append("%s %s %s %s: %r vs %r" % (what, k, col, m, u, v))
+        u, v = x.get("spend"), y.get("spend")
+        if (u is None) != (v is None) or (u is not None and not close(u, v)):
+            pr.append("%s %s spend: %r vs %r" % (what, k, u, v))
+        for col in ("cost_per_conversion", "roas"):
+            for m in set(x.get(col) or {}) | set(y.get(col) or {}):
+                u, v = (x.get(col) or {}).get(m), (y.get(col) or {}).get(m)
+                if (u is None) != (v is None) or (u is not None and not close(u, v)):
                     pr.append("%s %s %s %s: %r vs %r" % (what, k, col, m, u, v))
         if len(pr) > 5:
             break
@@ -181,9 +251,10 @@ def main():
                       "-X", "kafka.bootstrap.servers=" + kafka.b], 120,
                      os.path.join(tmp, "produce.log"), "produce")
 
-    def args(name, topic, group, outs, rollup, state):
+    def args(name, topic, group, outs, rollup, state, extra=()):
         x = ["kafka.bootstrap.servers=" + kafka.b, "input.topics=" + topic,
-             "kafka.group.id=" + group, "state.dir=" + state, "rollup.topic=" + rollup] + COMMON
+             "kafka.group.id=" + group, "state.dir=" + state, "rollup.topic=" + rollup] + COMMON + \
+            list(extra)
         return [a for kv in x for a in ("-X", kv)] + outs.args()
 
     a = {"topic": "rollup-in-a-" + run, "group": "rollup-a-" + run, "rollup": "rollup-a-" + run,
@@ -199,17 +270,48 @@ def main():
 
     def one_instance(problems):
         produce(a["topic"], csv)
+        # ad spend: two days of three of the data's channels (one line twice), a channel
+        # with no touchpoint, a line that is not one
+        spend_topic = "rollup-spend-" + run
+        kafka.create_topics({spend_topic: 2})
+        days, chans = sorted({e[0] - e[0] % 86400000 for e in events_of(csv)}), \
+            sorted({e[1] for e in events_of(csv) if e[1]})
+        lines = [(d, c, 100.0 + 10 * i + j) for i, d in enumerate(days[:2])
+                 for j, c in enumerate(chans[:3])]
+        lines += [lines[0], (days[0], "tv", 55.5)]
+        want_spend = defaultdict(float)
+        for d, c, v in lines:
+            want_spend[(d, c)] += v
+        text = ["%s,%s,%.2f" % (time.strftime("%Y-%m-%d", time.gmtime(d / 1000)), c, v)
+                for d, c, v in lines] + ["2017-11-25;search;1"]
+        kafka.produce(spend_topic, [(b"s%d" % i, t.encode()) for i, t in enumerate(text)])
+        # a record on the model topic that is not a model update: a dead letter
+        model_a = a["group"] + "-model"
+        kafka.create_topics({model_a: 1})
+        kafka.produce(model_a, [(ROGUE, b"not a model update")])
         secs = ku.run_tally(["run", "--until-end"] + args("a", a["topic"], a["group"], a["outs"],
-                                                         a["rollup"], os.path.join(tmp, "state-a")),
+                                                         a["rollup"], os.path.join(tmp, "state-a"),
+                                                         ["rollup.spend.topic=" + spend_topic]),
                             TIMEOUT_S, os.path.join(tmp, "a.log"), "tally-a")
         with open(os.path.join(tmp, "a.log"), errors="replace") as fh:
             auc_a[:] = re.findall(r"progressive AUC ([0-9.]+)", fh.read())
+        dead = kafka.read_all(a["outs"].dlq)
+        heads = [{k: v.decode() for k, v in h.items()} for _p, _o, _k, _v, h in dead]
+        if len(dead) != 1 or dead[0][2] != ROGUE or dead[0][3] != b"not a model update" or \
+                heads[0].get("tally.source.topic") != model_a or \
+                heads[0].get("tally.reason") != "malformed":
+            problems.append("the model topic's bad record: dead letters %s" % heads)
         attrs, credits = published(kafka, schemas, a["outs"], problems)
         credits_a.extend(credits)
         want = expected(attrs, credits)
         got_a.update(latest(kafka, schemas, a["rollup"]))
         problems += compare(want, got_a)
         problems += groups_add_up(got_a)
+        problems += spend_problems(got_a, want_spend)
+        with open(os.path.join(tmp, "a.log"), errors="replace") as fh:
+            if "skipped: not three fields" not in fh.read():
+                problems.append("the spend line that is not one was not reported")
+        kafka.delete_topics([spend_topic])
         # the Markov credit deltas, recomputed here from the input alone
         import numpy as np
         want_d = markov_deltas(input_events(kafka, schemas, a["topic"]), 7 * 86400000, 50, 3600000, np)
@@ -218,15 +320,23 @@ def main():
         totals, records = os.path.join(tmp, "totals.jsonl"), os.path.join(tmp, "records.jsonl")
         consume(kafka, [a["rollup"]], totals)
         consume(kafka, [a["outs"].attribution, a["outs"].credit], records)
+        # (with the spend lines joined at query time where the topic's rows carry spend)
+        spend_csv = os.path.join(tmp, "spend.csv")
+        with open(spend_csv, "w") as fh:
+            fh.write("date,channel,spend\n" + "".join(t + "\n" for t in text))
         for by in ("channel", "channel_group", "category"):
             for window in ("all", "day", "hour"):
-                problems += same_reports(report(totals, by, window), report(records, by, window),
+                joined = by != "category" and window != "hour"
+                problems += same_reports(report(totals, by, window),
+                                         report(records, by, window, spend_csv if joined else None),
                                          "report --by %s --window %s" % (by, window))
         return "%d attributions, %d credit deltas -> %d roll-up rows (%d with channel groups) " \
                "equal to the sums, in %.1f s; the credit deltas equal to %d recomputed here from " \
                "the input's journeys; tally report over the topic = over the records, every " \
-               "dimension and window" % (len(attrs), len(credits), len(want), len(got_a), secs,
-                                         len(want_d))
+               "dimension and window; a bad model-topic record dead-lettered (%s); spend of %d " \
+               "lines in the day rows, the costs it gives" % (
+                   len(attrs), len(credits), len(want), len(got_a), secs, len(want_d),
+                   heads[0].get("tally.error") if heads else "none", len(lines))
 
     def three_instances(problems):
         if not got_a:
@@ -277,11 +387,13 @@ def main():
         def converged():
             pr = []
             attrs, credits = published(kafka, schemas, b["outs"], pr)
-            if len(attrs) != n_a:
+            # every purchase attributed, and the chain's last window closed: as many
+            # credit deltas as one instance published (their values are compared below)
+            if len(attrs) != n_a or len(credits) < len(credits_a):
                 return False
             return not compare(expected(attrs, credits), latest(kafka, schemas, b["rollup"]))
-        ku.wait_until(converged, TIMEOUT_S, "roll-ups equal to the group's records",
-                      running=list(insts.values()), interval_s=1.0)
+        ku.wait_until(converged, TIMEOUT_S, "roll-ups equal to the group's records, and as many "
+                      "credit deltas as one instance's", running=list(insts.values()), interval_s=1.0)
         # GET /v1/attribution of any instance answers from the roll-up topic: the same as
         # tally report over the group's records
         records = os.path.join(tmp, "records-b.jsonl")
@@ -332,7 +444,8 @@ def main():
         want_a = {k: {"purchases": v["purchases"], "touchpoints": v["touchpoints"],
                       "conv": {m["method"]: m["conversions"] for m in v["methods"]},
                       "value": {m["method"]: m["value"] for m in v["methods"]}}
-                  for k, v in got_a.items() if k[0] in ("channel", "category")}
+                  for k, v in got_a.items() if k[0] in ("channel", "category") and
+                  (v["purchases"] or v["methods"])}   # not run 1's rows of spend alone
         problems += compare(want_a, got_b, methods=RULE + ["markov"], what="1 vs 3 instances: ")
         problems += same_deltas([c for c in credits_a if c["method"] == "markov"], credits,
                                 "1 vs 3 instances: Markov credit deltas")
@@ -368,8 +481,11 @@ def main():
                              for suffix in ("-rollup-partials", "-rollup-state", "-model")] +
                             a["outs"].all() + b["outs"].all())
         kafka.close()
-        shutil.rmtree(tmp, ignore_errors=True)
     passed, failed = steps.counts()
+    if failed:
+        print("the runs' logs are kept in %s" % tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

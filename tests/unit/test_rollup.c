@@ -3,8 +3,9 @@
  * conversions and value per channel, per group and per category; day and hour windows;
  * a purchase touching one value twice counts once; Markov credit deltas of the roll-up's dimension only; channel-group
  * rules (order, '*', case, Other and (none)); malformed rules refused with a message;
- * spend joined per channel or group and day, also where nothing was credited; the
- * sampling variance of the shapley conversions.
+ * spend joined per channel or group and day, also where nothing was credited; spend
+ * lines parsed; totals taking a spend table's spend; the sampling variance of the
+ * shapley conversions.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "model/rollup.h"
@@ -275,6 +277,13 @@ static void test_shapley_error(void **st)
     tl_rollup_destroy(r);
 }
 
+static int count_row(void *arg, const tl_rollup_row *row)
+{
+    (void)row;
+    ++*(int *)arg;
+    return 0;
+}
+
 static void test_spend(void **st)
 {
     (void)st;
@@ -298,6 +307,73 @@ static void test_spend(void **st)
     r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, "", err, sizeof(err));
     assert_int_equal(tl_rollup_add_spend(r, "search", T0, 1), -1);
     tl_rollup_destroy(r);
+}
+
+/* A spend line: its day's start (against timegm-free arithmetic: 2017-11-25 is T0), its
+ * channel and amount; each malformed kind refused with its reason. */
+static void test_spend_parse(void **st)
+{
+    (void)st;
+    int64_t day = 0;
+    double v = 0;
+    const char *ch = NULL;
+    char ok[] = "2017-11-25,search,1250.50\r\n";
+    assert_null(tl_rollup_spend_parse(ok, &day, &ch, &v));
+    assert_true(day == T0 && v == 1250.5);
+    assert_string_equal(ch, "search");
+    char leap[] = "2000-02-29,tv,0", epoch[] = "1970-01-01,tv,1";
+    assert_null(tl_rollup_spend_parse(leap, &day, &ch, &v));
+    assert_true(day == 951782400000LL);   /* date -u -d 2000-02-29 +%s */
+    assert_null(tl_rollup_spend_parse(epoch, &day, &ch, &v));
+    assert_true(day == 0);
+    static const char *const bad[][2] = {
+        {"2017-11-25,search", "not three fields"},
+        {"2017-11-25,search,1,2", "not three fields"},
+        {"2017-11-31,search,1", "the date is not YYYY-MM-DD"},
+        {"1900-02-29,search,1", "the date is not YYYY-MM-DD"},
+        {"2017-1-25,search,1", "the date is not YYYY-MM-DD"},
+        {"2017/11/25,search,1", "the date is not YYYY-MM-DD"},
+        {"2017-11-25,,1", "the channel is empty"},
+        {"2017-11-25,search,-1", "the spend is not a number at least 0"},
+        {"2017-11-25,search,1e999", "the spend is not a number at least 0"},
+        {"2017-11-25,search,12abc", "the spend is not a number at least 0"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "%s", bad[i][0]);
+        const char *why = tl_rollup_spend_parse(line, &day, &ch, &v);
+        if (!why || strcmp(why, bad[i][1])) fail_msg("%s: %s", bad[i][0], why ? why : "accepted");
+    }
+}
+
+/* Totals take the spend table's spend (set, not added) for their changed rows only; a
+ * touched row with no credit is made; rows the table lacks keep theirs. */
+static void test_join_spend(void **st)
+{
+    (void)st;
+    char err[128];
+    tl_rollup *t = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", err, sizeof(err));
+    tl_rollup *sp = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", err, sizeof(err));
+    feed(t);
+    assert_int_equal(tl_rollup_add_spend(sp, "search", T0, 40), 0);
+    assert_int_equal(tl_rollup_add_spend(sp, "search", T0, 2), 0);
+    assert_int_equal(tl_rollup_add_spend(sp, "tv", T0, 7), 0);
+    assert_true(tl_rollup_find(sp, "search", T0)->spend == 42);
+    assert_null(tl_rollup_find(sp, "search", T0 + DAY));
+    int changed = 0;
+    tl_rollup_each_changed(t, count_row, &changed);   /* nothing marked after this */
+    tl_rollup_touch(t, "tv", T0);
+    tl_rollup_join_spend(t, sp);
+    tl_rollup_join_spend(t, sp);   /* set, not added */
+    assert_true(tl_rollup_find(t, "tv", T0)->has_spend && tl_rollup_find(t, "tv", T0)->spend == 7);
+    assert_int_equal(tl_rollup_find(t, "tv", T0)->purchases, 0);
+    assert_false(tl_rollup_find(t, "search", T0)->has_spend);   /* not changed */
+    tl_rollup_touch(t, "search", T0);
+    tl_rollup_join_spend(t, sp);
+    assert_true(tl_rollup_find(t, "search", T0)->spend == 42);
+    assert_int_equal(tl_rollup_find(t, "search", T0)->purchases, 1);
+    tl_rollup_destroy(t);
+    tl_rollup_destroy(sp);
 }
 
 /* The Markov interval of a row is the latest window's, whatever order the deltas come in;
@@ -347,6 +423,8 @@ int main(void)
         cmocka_unit_test(test_windows_and_categories),
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_spend),
+        cmocka_unit_test(test_spend_parse),
+        cmocka_unit_test(test_join_spend),
         cmocka_unit_test(test_shapley_error),
         cmocka_unit_test(test_markov_interval),
     };

@@ -577,13 +577,15 @@ static void test_avro_bounds(void **state)
         tl_avro_put_credit(&buf, 0x7fffffff, &cd);
         check_bound(buf.len, tl_avro_credit_bound(S) - 18);   /* the method names are shorter */
         tl_rollup_row ru = {.id = s, .window_start = -((int64_t)1 << 62), .purchases = UINT64_MAX >> 1,
-                            .touchpoints = UINT64_MAX >> 1, .shapley_var = 1};
-        for (int m = 0; m < TL_RU_METHODS; m++) ru.has[m] = 1;
+                            .touchpoints = UINT64_MAX >> 1, .shapley_var = 1, .spend = 1,
+                            .has_spend = 1};
+        for (int m = 0; m < TL_RU_METHODS; m++) ru.has[m] = 1, ru.conversions[m] = ru.value[m] = 1;
         ru.window_start -= ru.window_start % 86400000;
         tl_buf_clear(&buf);
         tl_avro_put_rollup(&buf, 0x7fffffff, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_HOUR, &ru);
-        /* the names (dimension, window, methods) are shorter than the 32 bytes allowed */
-        check_bound(buf.len, tl_avro_rollup_bound(S) - 2 * 20 - TL_RU_METHODS * 20);
+        /* the names (dimension, window, methods in three places) are shorter than the 32
+         * bytes allowed; markov has no return on ad spend */
+        check_bound(buf.len, tl_avro_rollup_bound(S) - 2 * 20 - 3 * TL_RU_METHODS * 20 - 41);
         for (size_t ti = 0; ti < 3; ti++) {
             int n = (int)TP_cases[ti];
             tl_touchpoint *tp = calloc((size_t)n, sizeof(*tp));
@@ -717,14 +719,16 @@ static void test_avro_credit_bytes(void **state)
     tl_buf_free(&buf);
 }
 
-/* A roll-up row through tally's encoder: avro-c decodes it against 8-rollup.avsc to the
- * same fields, tally's own decoder reads back the same row, and every shorter prefix or a
- * changed name is refused with a message. */
+/* A roll-up row through tally's encoder: avro-c decodes it against 9-rollup.avsc to the
+ * same fields (the costs computed by hand), tally's own decoder reads back the same row,
+ * and every shorter prefix or a changed name is refused with a message -- but for the
+ * prefix that is the same row in 8-rollup.avsc's layout (no spend), which is read too. */
 static void test_avro_rollup(void **state)
 {
     (void)state;
     tl_rollup_row row = {.id = "Paid Search", .window_start = 1511568000000LL - 3600000,
-                         .purchases = 3, .touchpoints = 7, .shapley_var = 0.25};
+                         .purchases = 3, .touchpoints = 7, .shapley_var = 0.25,
+                         .spend = 100, .has_spend = 1};
     row.conversions[TL_M_LINEAR] = 2.5;
     row.value[TL_M_LINEAR] = 40.0;
     row.has[TL_M_LINEAR] = 1;
@@ -734,13 +738,20 @@ static void test_avro_rollup(void **state)
     row.conversions[TL_RU_MARKOV] = 1.75;
     row.has[TL_RU_MARKOV] = 1;
     tl_buf buf = {0}, key = {0};
-    tl_avro_put_rollup(&buf, 8, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_HOUR, &row);
+    /* without spend: schema 8's layout, then a null spend and two empty maps */
+    row.has_spend = 0;
+    tl_avro_put_rollup(&buf, 9, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_HOUR, &row);
+    size_t len8 = buf.len - 3;
+    assert_memory_equal(buf.data + len8, "\0\0\0", 3);
+    tl_buf_clear(&buf);
+    row.has_spend = 1;
+    tl_avro_put_rollup(&buf, 9, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_HOUR, &row);
     tl_avro_rollup_key(&key, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_HOUR, &row);
     assert_int_equal(key.len, strlen("channel_group|hour|1511564400000|Paid Search"));
     assert_memory_equal(key.data, "channel_group|hour|1511564400000|Paid Search", key.len);
 
     decoded d;
-    assert_int_equal(decode_framed(&buf, 0, "8-rollup.avsc", 8, &d), buf.len);
+    assert_int_equal(decode_framed(&buf, 0, "9-rollup.avsc", 9, &d), buf.len);
     check_str(&d.value, "dim", "channel_group");
     check_str(&d.value, "dim_id", "Paid Search");
     check_str(&d.value, "window", "hour");
@@ -761,12 +772,29 @@ static void test_avro_rollup(void **state)
         check_dbl(&m, "conversions", conv[i]);
         check_dbl(&m, "value", val[i]);
     }
+    check_opt_dbl(&d.value, "spend", 1, 100.0);
+    /* cost per conversion: spend / conversions where they are above 0; return on ad
+     * spend: value / spend, not for markov */
+    static const char *const cost_names[2][2] = {{"linear", "markov"}, {"linear", "shapley"}};
+    const double costs[2][2] = {{100 / 2.5, 100 / 1.75}, {40.0 / 100, 1e-300 / 100}};
+    for (int map = 0; map < 2; map++) {
+        avro_value_t mv = field(&d.value, map == 0 ? "cost_per_conversion" : "roas"), v;
+        avro_value_get_size(&mv, &n);
+        assert_int_equal(n, 2);
+        for (int i = 0; i < 2; i++) {
+            double x = 0;
+            assert_int_equal(avro_value_get_by_name(&mv, cost_names[map][i], &v, NULL), 0);
+            assert_int_equal(avro_value_get_double(&v, &x), 0);
+            assert_true(x == costs[map][i]);
+        }
+    }
     decoded_free(&d);
 
     tl_rollup_rec rec;
     char err[256];
     assert_int_equal(tl_avro_get_rollup(buf.data, buf.len, &rec, err, sizeof(err)), 0);
-    assert_int_equal(rec.schema_id, 8);
+    assert_int_equal(rec.schema_id, 9);
+    assert_true(rec.row.has_spend && rec.row.spend == 100);
     assert_int_equal(rec.dim, TL_RU_CHANNEL_GROUP);
     assert_int_equal(rec.window, TL_RU_WINDOW_HOUR);
     assert_string_equal(rec.row.id, "Paid Search");
@@ -779,9 +807,17 @@ static void test_avro_rollup(void **state)
     }
     assert_true(rec.row.shapley_var == 0.25);
     free(rec.row.id);
-    for (size_t len = 0; len < buf.len; len++)
-        if (tl_avro_get_rollup(buf.data, len, &rec, err, sizeof(err)) == 0)
+    for (size_t len = 0; len < buf.len; len++) {
+        int rc = tl_avro_get_rollup(buf.data, len, &rec, err, sizeof(err));
+        if (rc == 0 && len != len8)
             fail_msg("a record cut to %zu of %zu bytes was read", len, buf.len);
+        if (len == len8) {
+            assert_int_equal(rc, 0);
+            assert_false(rec.row.has_spend);
+            assert_true(rec.row.purchases == 3 && rec.row.shapley_var == 0.25);
+            free(rec.row.id);
+        }
+    }
     /* a method name tally does not know, a window start that is not the hour's */
     char *at = memmem(buf.data, buf.len, "markov", 6);
     assert_non_null(at);
@@ -790,7 +826,7 @@ static void test_avro_rollup(void **state)
     assert_non_null(strstr(err, "unknown method"));
     tl_buf_clear(&buf);
     row.window_start += 1;
-    tl_avro_put_rollup(&buf, 8, TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, &row);
+    tl_avro_put_rollup(&buf, 9, TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, &row);
     assert_int_equal(tl_avro_get_rollup(buf.data, buf.len, &rec, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "window"));
     tl_buf_free(&buf);
