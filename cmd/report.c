@@ -305,6 +305,16 @@ static int add_total(report *rp, const tl_json *o, const char **why)
         row.has_spend = 1;
         rp->totals_spend++;
     }
+    const tl_json *iv = un(tl_json_get(o, "markov_interval"));   /* schema 9, with bootstrap */
+    if (iv && iv->type == TL_JSON_OBJECT) {
+        if (num_of(iv, "lo", &row.markov_lo) != 0 || num_of(iv, "hi", &row.markov_hi) != 0 ||
+            num_of(iv, "level", &row.markov_level) != 0 || ts_of(iv, "at", &row.markov_at) != 0) {
+            *why = "a roll-up total with a Markov interval without its lo, hi, level and at";
+            return -1;
+        }
+        row.has_markov_interval = 1;
+        rp->intervals = 1;
+    }
     if (!rp->totals) rp->totals = tl_rollup_new(rp->by, (tl_ru_window)want, "", NULL, 0);
     tl_rollup_set(rp->totals, &row);
     for (int k = 0; k < TL_RU_METHODS; k++) rp->seen[k] |= row.has[k];

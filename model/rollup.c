@@ -395,6 +395,13 @@ void tl_rollup_merge(tl_rollup *r, const tl_rollup_row *d)
         x->spend += d->spend;
         x->has_spend = 1;
     }
+    if (d->has_markov_interval && (!x->has_markov_interval || d->markov_at >= x->markov_at)) {
+        x->markov_lo = d->markov_lo;
+        x->markov_hi = d->markov_hi;
+        x->markov_level = d->markov_level;
+        x->markov_at = d->markov_at;
+        x->has_markov_interval = 1;
+    }
     x->changed = 1;
 }
 

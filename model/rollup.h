@@ -107,7 +107,7 @@ void tl_rollup_touch(tl_rollup *r, const char *id, int64_t window_start);
 void tl_rollup_join_spend(tl_rollup *r, tl_rollup *spend);
 
 /* Adds a row's sums (purchases, touchpoints, each method's conversions and value, the
- * Shapley variance, the spend) into r's row of the same id and of the window of r that holds x's
+ * Shapley variance, the spend; x's Markov interval if it is of a later window than r's) into r's row of the same id and of the window of r that holds x's
  * window start (the same start when r's windows are x's; "all" takes every window; a day
  * its hours). x was made by a roll-up of the same dimension (e.g. a partial read back from
  * Kafka, or a total of the roll-up topic). */

@@ -238,6 +238,13 @@ void tl_avro_put_rollup(tl_buf *b, int32_t schema_id, tl_ru_dim dim, tl_ru_windo
         }
         put_long(b, 0);
     }
+    put_long(b, row->has_markov_interval);
+    if (row->has_markov_interval) {
+        put_double(b, row->markov_lo);
+        put_double(b, row->markov_hi);
+        put_double(b, row->markov_level);
+        put_long(b, row->markov_at);
+    }
 }
 
 /* ---- reading roll-up records back ------------------------------------------------ */
@@ -371,6 +378,19 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
                     double v = get_double(&r);
                     if (!r.fail && !isfinite(v)) r.fail = "a cost that is not finite";
                 }
+        branch = r.fail ? 0 : get_long(&r);
+        if (!r.fail && branch != 0 && branch != 1) r.fail = "a union branch out of range";
+        if (branch == 1) {
+            o->row.markov_lo = get_double(&r);
+            o->row.markov_hi = get_double(&r);
+            o->row.markov_level = get_double(&r);
+            o->row.markov_at = get_long(&r);
+            o->row.has_markov_interval = 1;
+            if (!r.fail && !(o->row.markov_lo <= o->row.markov_hi && isfinite(o->row.markov_lo) &&
+                             isfinite(o->row.markov_hi) && o->row.markov_level > 0 &&
+                             o->row.markov_level < 1))
+                r.fail = "a Markov interval that is not one (lo <= hi, a level in (0, 1))";
+        }
     }
     if (!r.fail && r.p != r.end) r.fail = "bytes after the record";
     if (r.fail) {
@@ -431,7 +451,7 @@ size_t tl_avro_attribution_bound(size_t S, size_t tps)
 size_t tl_avro_rollup_bound(size_t S)
 {
     return 5 + 3 * B_NAME + B_STR(S) + 4 * B_LONG + B_LONG + TL_RU_METHODS * (B_NAME + 16) + 1 +
-           2 * B_OPT_DOUBLE + 2 * (B_LONG + TL_RU_METHODS * (B_NAME + 8) + 1);
+           2 * B_OPT_DOUBLE + 2 * (B_LONG + TL_RU_METHODS * (B_NAME + 8) + 1) + 1 + 3 * 8 + B_LONG;
 }
 
 size_t tl_avro_credit_bound(size_t S)

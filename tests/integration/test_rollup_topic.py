@@ -18,7 +18,10 @@ missing or extra; the channel-group rows must add up to the channel rows.
    holds the sum of its lines (null without), a spend-only channel gets a row, the
    channel-group rows' spend adds up to the channels', hour and category rows hold none,
    and each method's cost per conversion and return on ad spend are spend / conversions
-   and value / spend.
+   and value / spend. `tally replay` of the same input gives the same report as the topic,
+   every dimension and window, but for the model's columns. With a bootstrap of the Markov
+   chain (markov.bootstrap.samples), every channel and category row carries the interval
+   of its value's latest credit delta in its window.
 2. Three instances of one group on a second copy of the input produced in three parts:
    the first instance alone on part 1; two more join (a rebalance of both the pipeline's
    and the aggregator's groups) before part 2; one of them is SIGKILLed as part 3 arrives
@@ -187,6 +190,32 @@ def spend_problems(got, want):
     return pr[:10]
 
 
+def interval_problems(got, credits):
+    """Each channel and category row's Markov interval is that of the latest credit delta
+    (by window end) of its value whose window starts in the row's window; channel-group
+    rows have none."""
+    pr, latest_of = [], {}
+    for c in credits:
+        if c["method"] != "markov" or c.get("credit_lo") is None:
+            continue
+        for w, wlen in (("hour", 3600000), ("day", 86400000)):
+            k = (c["dim"], w, c["window_start"] - c["window_start"] % wlen, c["dim_id"] or "(none)")
+            if k not in latest_of or c["window_end"] >= latest_of[k]["window_end"]:
+                latest_of[k] = c
+    if not latest_of:
+        pr.append("no credit delta carried a bootstrap interval")
+    for k, rec in got.items():
+        iv, c = rec.get("markov_interval"), latest_of.get(k)
+        want = None if c is None or k[0] == "channel_group" else \
+            (c["credit_lo"], c["credit_hi"], c["interval_level"], c["window_end"])
+        have = None if iv is None else (iv["lo"], iv["hi"], iv["level"], iv["at"])
+        if (want is None) != (have is None) or (want and not all(close(a, b) for a, b in zip(want, have))):
+            pr.append("%s: Markov interval %r, expected %r" % (k, have, want))
+        if len(pr) > 5:
+            break
+    return pr
+
+
 def report(path, by, window, spend=None):
     """`tally report --format json` of a file (with --spend when given): {(id, window_start): row}."""
     p = subprocess.run([ku.TALLY_BIN, "report", "--input", path, "--by", by, "--window", window,
@@ -198,22 +227,33 @@ def report(path, by, window, spend=None):
     return {(r["id"], r["window_start"]): r for r in json.loads(p.stdout)["rows"]}
 
 
-def same_reports(a, b, what):
-    """Problems between two reports' rows (counts exactly, numbers within TOL)."""
+def same_reports(a, b, what, methods=None):
+    """Problems between two reports' rows (counts exactly, numbers within TOL); methods:
+    only these methods' columns (None: all)."""
     pr = ["%s: row %s in only one" % (what, k) for k in sorted(set(a) ^ set(b), key=str)[:3]]
     for k in sorted(set(a) & set(b), key=str):
         x, y = a[k], b[k]
         if (x["purchases"], x["touchpoints"]) != (y["purchases"], y["touchpoints"]):
             pr.append("%s %s: purchases/touchpoints %s vs %s" % (
                 what, k, (x["purchases"], x["touchpoints"]), (y["purchases"], y["touchpoints"])))
+        for col in ("conversions", "value", "cost_per_conversion", "roas"):
+            x[col], y[col] = ({m: v for m, v in (r.get(col) or {}).items()
+                               if methods is None or m in methods} for r in (x, y))
         for col in ("conversions", "value"):
             for m in set(x[col]) | set(y[col]):
                 u, v = x[col].get(m), y[col].get(m)
                 if u is None or v is None or not close(u, v):
                     pr.append("%s %s %s %s: %r vs %r" % (what, k, col, m, u, v))
-        u, v = x.get("spend"), y.get("spend")
-        if (u is None) != (v is None) or (u is not None and not close(u, v)):
-            pr.append("%s %s spend: %r vs %r" % (what, k, u, v))
+        for col in ("spend", "markov_interval"):
+            u, v = x.get(col), y.get(col)
+            if col == "markov_interval" and methods is not None:
+                continue   # (of the chain's windows, not of a method's column)
+            if isinstance(u, dict) and isinstance(v, dict):
+                same = set(u) == set(v) and all(close(u[f], v[f]) for f in u)
+            else:
+                same = (u is None) == (v is None) and (u is None or close(u, v))
+            if not same:
+                pr.append("%s %s %s: %r vs %r" % (what, k, col, u, v))
         for col in ("cost_per_conversion", "roas"):
             for m in set(x.get(col) or {}) | set(y.get(col) or {}):
                 u, v = (x.get(col) or {}).get(m), (y.get(col) or {}).get(m)
@@ -291,7 +331,8 @@ def main():
         kafka.produce(model_a, [(ROGUE, b"not a model update")])
         secs = ku.run_tally(["run", "--until-end"] + args("a", a["topic"], a["group"], a["outs"],
                                                          a["rollup"], os.path.join(tmp, "state-a"),
-                                                         ["rollup.spend.topic=" + spend_topic]),
+                                                         ["rollup.spend.topic=" + spend_topic,
+                                                          "markov.bootstrap.samples=20"]),
                             TIMEOUT_S, os.path.join(tmp, "a.log"), "tally-a")
         with open(os.path.join(tmp, "a.log"), errors="replace") as fh:
             auc_a[:] = re.findall(r"progressive AUC ([0-9.]+)", fh.read())
@@ -308,6 +349,7 @@ def main():
         problems += compare(want, got_a)
         problems += groups_add_up(got_a)
         problems += spend_problems(got_a, want_spend)
+        problems += interval_problems(got_a, credits)
         with open(os.path.join(tmp, "a.log"), errors="replace") as fh:
             if "skipped: not three fields" not in fh.read():
                 problems.append("the spend line that is not one was not reported")
@@ -321,19 +363,30 @@ def main():
         consume(kafka, [a["rollup"]], totals)
         consume(kafka, [a["outs"].attribution, a["outs"].credit], records)
         # (with the spend lines joined at query time where the topic's rows carry spend)
+        replayed = os.path.join(tmp, "replay.jsonl")
+        ku.run_tally(["replay", "--input", csv, "--format", "canonical", "--output", replayed],
+                     TIMEOUT_S, os.path.join(tmp, "replay.log"), "replay")
         spend_csv = os.path.join(tmp, "spend.csv")
         with open(spend_csv, "w") as fh:
             fh.write("date,channel,spend\n" + "".join(t + "\n" for t in text))
         for by in ("channel", "channel_group", "category"):
             for window in ("all", "day", "hour"):
                 joined = by != "category" and window != "hour"
-                problems += same_reports(report(totals, by, window),
+                over_topic = report(totals, by, window)
+                problems += same_reports(over_topic,
                                          report(records, by, window, spend_csv if joined else None),
                                          "report --by %s --window %s" % (by, window))
+                # the same input through `tally replay`: the same roll-ups, but for the
+                # model's columns (its credits depend on the order it learned in)
+                problems += same_reports(over_topic,
+                                         report(replayed, by, window, spend_csv if joined else None),
+                                         "replay: report --by %s --window %s" % (by, window),
+                                         methods=RULE + ["markov"])
         return "%d attributions, %d credit deltas -> %d roll-up rows (%d with channel groups) " \
                "equal to the sums, in %.1f s; the credit deltas equal to %d recomputed here from " \
                "the input's journeys; tally report over the topic = over the records, every " \
-               "dimension and window; a bad model-topic record dead-lettered (%s); spend of %d " \
+               "dimension and window, and = over tally replay's records of the same input " \
+               "(rule-based and Markov columns); a bad model-topic record dead-lettered (%s); spend of %d " \
                "lines in the day rows, the costs it gives" % (
                    len(attrs), len(credits), len(want), len(got_a), secs, len(want_d),
                    heads[0].get("tally.error") if heads else "none", len(lines))

@@ -347,7 +347,8 @@ static void test_spend_parse(void **st)
 }
 
 /* Totals take the spend table's spend (set, not added) for their changed rows only; a
- * touched row with no credit is made; rows the table lacks keep theirs. */
+ * touched row with no credit is made; rows the table lacks keep theirs; merged rows keep
+ * the later window's Markov interval. */
 static void test_join_spend(void **st)
 {
     (void)st;
@@ -368,6 +369,15 @@ static void test_join_spend(void **st)
     assert_true(tl_rollup_find(t, "tv", T0)->has_spend && tl_rollup_find(t, "tv", T0)->spend == 7);
     assert_int_equal(tl_rollup_find(t, "tv", T0)->purchases, 0);
     assert_false(tl_rollup_find(t, "search", T0)->has_spend);   /* not changed */
+    /* a merged row's Markov interval is the later window's, whatever the order */
+    tl_rollup_row late = {.id = "search", .window_start = T0, .markov_lo = 3, .markov_hi = 4,
+                          .markov_level = 0.9, .markov_at = T0 + DAY, .has_markov_interval = 1};
+    tl_rollup_row early = late;
+    early.markov_lo = 1;
+    early.markov_at = T0 + HOUR;
+    tl_rollup_merge(t, &late);
+    tl_rollup_merge(t, &early);
+    assert_true(tl_rollup_find(t, "search", T0)->markov_lo == 3);
     tl_rollup_touch(t, "search", T0);
     tl_rollup_join_spend(t, sp);
     assert_true(tl_rollup_find(t, "search", T0)->spend == 42);

@@ -578,7 +578,7 @@ static void test_avro_bounds(void **state)
         check_bound(buf.len, tl_avro_credit_bound(S) - 18);   /* the method names are shorter */
         tl_rollup_row ru = {.id = s, .window_start = -((int64_t)1 << 62), .purchases = UINT64_MAX >> 1,
                             .touchpoints = UINT64_MAX >> 1, .shapley_var = 1, .spend = 1,
-                            .has_spend = 1};
+                            .has_spend = 1, .markov_at = INT64_MIN, .has_markov_interval = 1};
         for (int m = 0; m < TL_RU_METHODS; m++) ru.has[m] = 1, ru.conversions[m] = ru.value[m] = 1;
         ru.window_start -= ru.window_start % 86400000;
         tl_buf_clear(&buf);
@@ -728,7 +728,9 @@ static void test_avro_rollup(void **state)
     (void)state;
     tl_rollup_row row = {.id = "Paid Search", .window_start = 1511568000000LL - 3600000,
                          .purchases = 3, .touchpoints = 7, .shapley_var = 0.25,
-                         .spend = 100, .has_spend = 1};
+                         .spend = 100, .has_spend = 1, .markov_lo = 1.25, .markov_hi = 2.5,
+                         .markov_level = 0.9, .markov_at = 1511568000000LL,
+                         .has_markov_interval = 1};
     row.conversions[TL_M_LINEAR] = 2.5;
     row.value[TL_M_LINEAR] = 40.0;
     row.has[TL_M_LINEAR] = 1;
@@ -738,13 +740,14 @@ static void test_avro_rollup(void **state)
     row.conversions[TL_RU_MARKOV] = 1.75;
     row.has[TL_RU_MARKOV] = 1;
     tl_buf buf = {0}, key = {0};
-    /* without spend: schema 8's layout, then a null spend and two empty maps */
-    row.has_spend = 0;
+    /* without spend and interval: schema 8's layout, then a null spend, two empty maps and
+     * a null interval */
+    row.has_spend = row.has_markov_interval = 0;
     tl_avro_put_rollup(&buf, 9, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_HOUR, &row);
-    size_t len8 = buf.len - 3;
-    assert_memory_equal(buf.data + len8, "\0\0\0", 3);
+    size_t len8 = buf.len - 4;
+    assert_memory_equal(buf.data + len8, "\0\0\0\0", 4);
     tl_buf_clear(&buf);
-    row.has_spend = 1;
+    row.has_spend = row.has_markov_interval = 1;
     tl_avro_put_rollup(&buf, 9, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_HOUR, &row);
     tl_avro_rollup_key(&key, TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_HOUR, &row);
     assert_int_equal(key.len, strlen("channel_group|hour|1511564400000|Paid Search"));
@@ -788,6 +791,12 @@ static void test_avro_rollup(void **state)
             assert_true(x == costs[map][i]);
         }
     }
+    avro_value_t ivr;
+    assert_int_equal(opt(&d.value, "markov_interval", &ivr), 1);
+    check_dbl(&ivr, "lo", 1.25);
+    check_dbl(&ivr, "hi", 2.5);
+    check_dbl(&ivr, "level", 0.9);
+    check_long(&ivr, "at", 1511568000000LL);
     decoded_free(&d);
 
     tl_rollup_rec rec;
@@ -795,6 +804,9 @@ static void test_avro_rollup(void **state)
     assert_int_equal(tl_avro_get_rollup(buf.data, buf.len, &rec, err, sizeof(err)), 0);
     assert_int_equal(rec.schema_id, 9);
     assert_true(rec.row.has_spend && rec.row.spend == 100);
+    assert_true(rec.row.has_markov_interval && rec.row.markov_lo == 1.25 &&
+                rec.row.markov_hi == 2.5 && rec.row.markov_level == 0.9 &&
+                rec.row.markov_at == 1511568000000LL);
     assert_int_equal(rec.dim, TL_RU_CHANNEL_GROUP);
     assert_int_equal(rec.window, TL_RU_WINDOW_HOUR);
     assert_string_equal(rec.row.id, "Paid Search");
