@@ -598,6 +598,7 @@ struct tl_store {
     /* Stored only by the owning thread, read by any (tl_store_stream_time): relaxed
      * atomic accesses, plain 64-bit moves on the targets tally runs on. */
     _Atomic int64_t stream_time;
+    int64_t stream_time_saved;          /* as of the last flush: an abort goes back to it */
     /* timers: a min-heap of (at, user_id); entries whose user's timer has moved are
      * skipped when they surface */
     struct timer_ent {
@@ -784,6 +785,7 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     if (!rerr && v) {
         rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
         atomic_store_explicit(&s->stream_time, get_svarint(&r), memory_order_relaxed);
+        s->stream_time_saved = tl_store_stream_time(s);
         free(v);
     }
     free(rerr);
@@ -1219,7 +1221,8 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     put_svarint(&s->vbuf, next_offset);
     rocksdb_writebatch_put(wb, "m:next_offset", 13, s->vbuf.data, s->vbuf.len);
     tl_buf_clear(&s->vbuf);
-    put_svarint(&s->vbuf, tl_store_stream_time(s));
+    s->stream_time_saved = tl_store_stream_time(s);
+    put_svarint(&s->vbuf, s->stream_time_saved);
     rocksdb_writebatch_put(wb, "m:stream_time", 13, s->vbuf.data, s->vbuf.len);
     if (s->changelog_pending >= 0) {
         tl_buf_clear(&s->vbuf);
@@ -1483,6 +1486,11 @@ void tl_store_discard_dirty(tl_store *s)
     s->n_dirty = 0;
     s->n_changed = 0;
     if (s->staged) rocksdb_writebatch_clear(s->staged);
+    /* The stream time too: the events read again must find it where the committed state
+     * left it -- else timers would fall due before the events that precede them, and the
+     * stream time told to the sink would run ahead of the outputs made so far (the shared
+     * Markov chain's watermark would pass journeys still to come). */
+    atomic_store_explicit(&s->stream_time, s->stream_time_saved, memory_order_relaxed);
 }
 
 void tl_store_rocksdb_stats(tl_store *s, uint64_t *keys, uint64_t *sst_bytes, uint64_t *mem_bytes)

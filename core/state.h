@@ -198,7 +198,8 @@ tl_user *tl_store_next_due(tl_store *s, int64_t now);
 int tl_store_take_changed(tl_store *s, int (*fn)(void *arg, const tl_user *u, const tl_buf *value),
                           void *arg);
 /* Drops every dirty record from the cache (an aborted transaction's changes): the next
- * access reads the committed state back from RocksDB. */
+ * access reads the committed state back from RocksDB; the stream time goes back to its
+ * value at the last flush. */
 void tl_store_discard_dirty(tl_store *s);
 /* The changelog offset the store's state will reflect at its next flush (written with it),
  * and the one it reflects now (-1: none). */

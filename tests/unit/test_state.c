@@ -630,6 +630,31 @@ static void test_store_flush_empty(void **state)
     tl_store_close(s);
 }
 
+/* An aborted transaction's changes are dropped, the stream time with them: it goes back
+ * to its value at the last flush (which a reopen reads too). */
+static void test_store_discard_stream_time(void **state)
+{
+    (void)state;
+    tl_store *s = open_ok(9, 1 << 20);
+    assert_true(tl_store_observe_ts(s, 100) == 100);
+    tl_store_get(s, "alice");
+    flush_ok(s, 1);
+    assert_true(tl_store_observe_ts(s, 200) == 200);
+    assert_true(tl_store_observe_ts(s, 150) == 200);
+    tl_store_get(s, "bob");
+    tl_store_discard_dirty(s);
+    assert_true(tl_store_stream_time(s) == 100);
+    assert_null(tl_store_peek(s, "bob"));
+    assert_true(tl_store_observe_ts(s, 120) == 120);   /* the events read again */
+    flush_ok(s, 2);
+    tl_store_close(s);
+    s = open_ok(9, 1 << 20);
+    assert_true(tl_store_stream_time(s) == 120);
+    tl_store_discard_dirty(s);
+    assert_true(tl_store_stream_time(s) == 120);
+    tl_store_close(s);
+}
+
 static void test_store_reopen(void **state)
 {
     (void)state;
@@ -1265,6 +1290,7 @@ int main(void)
         cmocka_unit_test(test_encoded_bound),
         cmocka_unit_test_setup_teardown(test_store_flush_empty, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_reopen, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_store_discard_stream_time, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_close_without_flush, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_partitions, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_store_eviction, setup_dir, teardown_dir),
