@@ -229,7 +229,7 @@ int main(int argc, char **argv)
     int runs = 5, d = 64;
     const char *replay_path = NULL;
     double alpha = 0.1, beta = 1.0, l1 = 0.0, l2 = 0.0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {   /* --key value pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             usage();
@@ -248,7 +248,6 @@ int main(int argc, char **argv)
             usage();
             return 2;
         }
-        i++;
     }
     if (replay_path) return replay(replay_path, alpha, beta, l1, l2, roundtrip);
     if (n <= 0 || runs <= 0 || d < 1 || d > TL_FTRL_DENSE_DIM) {

@@ -1,9 +1,10 @@
 /*
  * http.h -- a small HTTP/1.1 server for tally's operational endpoints (libmicrohttpd,
- * one internal thread, GET and HEAD only).
+ * a pool of four threads, GET and HEAD only).
  *
- * The handler runs on the server's thread, never on the processing thread: whatever it
- * reads must be safe to read concurrently (atomics, prom.h metrics, RocksDB Gets).
+ * The handler runs on the server's threads, several at once, never on the processing
+ * thread: whatever it reads must be safe to read concurrently (atomics, prom.h metrics,
+ * RocksDB Gets).
  */
 #ifndef TL_HTTP_H
 #define TL_HTTP_H
