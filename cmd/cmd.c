@@ -15,6 +15,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,6 +57,13 @@ void tl_cmd_signals(void)
     if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGHUP, SIG_IGN);
 }
 
+static const char *_Atomic shutdown_phase = "starting";
+
+void tl_cmd_shutdown_phase(const char *what)
+{
+    atomic_store_explicit(&shutdown_phase, what, memory_order_release);
+}
+
 static void *shutdown_watchdog(void *arg)
 {
     int64_t ms = *(int64_t *)arg;
@@ -64,8 +72,9 @@ static void *shutdown_watchdog(void *arg)
     while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR) {
     }
     tl_sleep_ms(ms);
-    TL_LOG_ERROR("run", "shutdown.timeout.ms=%" PRId64 " passed before the shutdown finished; exiting "
-                        "now (the next start resumes from the last commit)", ms);
+    TL_LOG_ERROR("run", "shutdown.timeout.ms=%" PRId64 " passed before the shutdown finished (it "
+                        "was %s); exiting now (the next start resumes from the last commit)", ms,
+                 atomic_load_explicit(&shutdown_phase, memory_order_acquire));
     _exit(1);
     return NULL;
 }

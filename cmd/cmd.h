@@ -18,6 +18,9 @@ void tl_cmd_signals(void);
 /* After the first SIGINT/SIGTERM, exits with 1 if the process is still there ms later
  * (shutdown.timeout.ms). A second signal exits at once (130). */
 void tl_cmd_shutdown_timeout(int64_t ms);
+/* What the shutdown is doing now (a constant string), named by the watchdog's message if
+ * shutdown.timeout.ms passes. */
+void tl_cmd_shutdown_phase(const char *what);
 
 /* Usage error: prints msg and the command's usage to stderr, returns 2. */
 int tl_cmd_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -362,6 +362,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
      * to the broker and restoring state may block: the watchdog ends those). */
     tl_cmd_signals();
     tl_cmd_shutdown_timeout(tl_config_int(c, "shutdown.timeout.ms"));
+    tl_cmd_shutdown_phase("starting (reaching the broker, making topics, restoring state)");
     obs = tl_observe_start(c, err, sizeof(err));
     if (!obs) {
         fprintf(stderr, "tally: %s\n", err);
@@ -546,18 +547,22 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
                 until_end);
     tl_observe_attach(obs, rt, src, ksink, &p, topic, outputs);
     int64_t t0 = tl_mono_ns();
+    tl_cmd_shutdown_phase("processing, or committing the last transaction and writing the state");
     int r = tl_runtime_run(rt, src, &tl_stop);
     rep->seconds = (double)(tl_mono_ns() - t0) / 1e9;
+    tl_cmd_shutdown_phase("writing the model topic's dead letters");
     if (r == 0) share_close(&share, eos);
     tl_observe_stopping(obs);
     if (after && r == 0) after(rt, arg);
     rc = r == 0 ? 0 : 1;
     /* --until-end: the roll-ups too are brought up to the last partials committed above */
+    tl_cmd_shutdown_phase("stopping the roll-up aggregator (its last commit, leaving its group)");
     if (tl_rollup_agg_stop(agg, until_end && r == 0) != 0) rc = 1;
     agg = NULL;
 done:
     tl_rollup_agg_stop(agg, 0);
     tl_observe_detach(obs);
+    tl_cmd_shutdown_phase("closing the consumer (leaving the group)");
     if (src) tl_kafka_source_destroy(src);
     if (rt) {
         rep->rt = *tl_runtime_stats_get(rt);
@@ -565,9 +570,11 @@ done:
         rep->attribution = p.astats;
         if (p.model) tl_model_report_get(p.model, &rep->model);
     }
+    tl_cmd_shutdown_phase("closing the stores and the model topic's reader");
     tl_runtime_destroy(rt);
     tl_model_feed_destroy(share.feed);
     tl_pipeline_destroy(&p);
+    tl_cmd_shutdown_phase("delivering the last records (producer flush)");
     if (producer) {
         if (rd_kafka_flush(producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             TL_LOG_ERROR("run", "producer could not deliver everything at close");
@@ -578,6 +585,7 @@ done:
         tl_sink_counts_get(ksink, &rep->out);
         tl_sink_destroy(ksink);
     }
+    tl_cmd_shutdown_phase("closing the changelog reader and the HTTP server");
     tl_changelog_destroy(changelog);
     if (rc != 0) tl_cmd_kafka_why_failed(c);   /* a timeout above may have this cause */
     tl_observe_stop(obs);

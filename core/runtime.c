@@ -461,6 +461,13 @@ static int eos_process(tl_runtime *rt)
 /* Commits the open transaction. On an abort, the state it changed is dropped and
  * rt->rewind is set: the source must be rewound to the committed offsets (at once, or,
  * inside a rebalance callback, when the poll returns). 0 or -1 (fatal). */
+/* Each stage told how the transaction ended (tl_stage.txn_end). */
+static void stages_txn_end(tl_runtime *rt, int committed)
+{
+    for (int k = 0; k < rt->n_stages; k++)
+        if (rt->stages[k].txn_end) rt->stages[k].txn_end(rt->stages[k].ctx, committed);
+}
+
 static int eos_commit(tl_runtime *rt)
 {
     const tl_sink *k = rt->sink;
@@ -494,6 +501,7 @@ static int eos_commit(tl_runtime *rt)
          * a transaction still open, which an abort can drop. (Stages' own checkpoints, the
          * model's, still follow state.flush.interval.ms.) */
         int frc = flush_stores_only(rt);
+        stages_txn_end(rt, 1);
         int64_t t2 = tl_mono_ns();
         rt->st.state_flush_ns += t2 - t1;
         TL_LOG_DEBUG("runtime", "committed events=%d open_ms=%.1f changelog_ms=%.1f "
@@ -511,6 +519,7 @@ static int eos_commit(tl_runtime *rt)
             if (rt->stores[p]) tl_store_discard_dirty(rt->stores[p]);
             rt->batch_next[p] = -1;
         }
+        stages_txn_end(rt, 0);
         tl_prom_add(rt->m.aborted, 1);
         tl_health_failed();
         rt->batch_ts.n = 0;

@@ -44,6 +44,10 @@ typedef struct tl_stage {
     /* Optional: called after the stores were written, so state the stage keeps outside
      * them (a model) is saved at the same point. 0 or -1. */
     int (*checkpoint)(void *ctx);
+    /* Optional, exactly_once: called after each transaction is committed (committed 1) or
+     * aborted (0). State the stage keeps outside the stores must leave an aborted
+     * transaction as the last committed one left it: its events are processed again. */
+    void (*txn_end)(void *ctx, int committed);
     void (*destroy)(void *ctx);
 } tl_stage;
 

@@ -136,6 +136,10 @@ struct tl_model {
     tl_buf share_ex;
     uint32_t n_share_ex;
     int64_t feed_next;
+    /* The Markov part (chain, window, last credits) as the last committed transaction left
+     * it (tl_model_txn_end), and whether it changed since. */
+    tl_buf mk_snap;
+    int mk_dirty;
 };
 
 /* ---- checkpoint ------------------------------------------------------------------ */
@@ -160,6 +164,103 @@ static const char *get_blob(const char **p, const char *end, size_t *len)
     return s;
 }
 
+/* The Markov part beside the chain: its dimension, window and last published credits. */
+static void markov_window_encode(const tl_model *m, tl_buf *part)
+{
+    int32_t dim = m->markov_dim;
+    tl_buf_append(part, &dim, 4);
+    tl_buf_append(part, &m->window_start, 8);
+    int32_t np = m->n_prev;
+    tl_buf_append(part, &np, 4);
+    for (int i = 0; i < m->n_prev; i++) {
+        uint32_t l = (uint32_t)strlen(m->prev[i].name);
+        tl_buf_append(part, &l, 4);
+        tl_buf_append(part, m->prev[i].name, l);
+        tl_buf_append(part, &m->prev[i].credit, 8);
+    }
+}
+
+static void prev_clear(tl_model *m)
+{
+    for (int i = 0; i < m->n_prev; i++) free(m->prev[i].name);
+    m->n_prev = 0;
+}
+
+/* Reads markov_window_encode's bytes into m. 0, or -1 (why says, when it can). */
+static int markov_window_decode(tl_model *m, const char *s, size_t len, char *why, size_t whylen)
+{
+    if (len < 16) return -1;
+    const char *q = s, *qe = s + len;
+    int32_t dim, np;
+    memcpy(&dim, q, 4);
+    memcpy(&m->window_start, q + 4, 8);
+    memcpy(&np, q + 12, 4);
+    q += 16;
+    if (m->window_start < -TL_MODEL_MAX_TIME || m->window_start > TL_MODEL_MAX_TIME) {
+        snprintf(why, whylen, ": its Markov window starts at %" PRId64 " ms, outside "
+                 "+-%" PRId64 " ms", m->window_start, TL_MODEL_MAX_TIME);
+        m->window_start = 0;
+        return -1;
+    }
+    m->markov_dim = dim;
+    prev_clear(m);
+    for (int i = 0; i < np && qe - q >= 4; i++) {
+        uint32_t l;
+        memcpy(&l, q, 4);
+        q += 4;
+        if ((size_t)(qe - q) < (size_t)l + 8) break;
+        if (m->n_prev == m->cap_prev) {
+            m->cap_prev = m->cap_prev ? m->cap_prev * 2 : 16;
+            m->prev = tl_xrealloc(m->prev, (size_t)m->cap_prev * sizeof(*m->prev));
+        }
+        m->prev[m->n_prev].name = tl_xmalloc(l + 1);
+        memcpy(m->prev[m->n_prev].name, q, l);
+        m->prev[m->n_prev].name[l] = '\0';
+        memcpy(&m->prev[m->n_prev].credit, q + l, 8);
+        m->n_prev++;
+        q += l + 8;
+    }
+    return m->n_prev == np && q == qe ? 0 : -1;
+}
+
+/* The Markov part as it is now, into m->mk_snap. */
+static void markov_snapshot(tl_model *m)
+{
+    tl_buf part = {0};
+    tl_buf_clear(&m->mk_snap);
+    tl_markov_encode(m->markov, &part);
+    put_blob(&m->mk_snap, &part);
+    tl_buf_clear(&part);
+    markov_window_encode(m, &part);
+    put_blob(&m->mk_snap, &part);
+    tl_buf_free(&part);
+    m->mk_dirty = 0;
+}
+
+void tl_model_txn_end(tl_model *m, int committed)
+{
+    if (!m->markov || !m->mk_dirty) return;
+    if (committed) {
+        markov_snapshot(m);
+        return;
+    }
+    /* aborted: back to the snapshot, which this process wrote itself */
+    const char *p = m->mk_snap.data, *end = p + m->mk_snap.len, *s;
+    size_t len;
+    tl_markov *mk = (s = get_blob(&p, end, &len)) ? tl_markov_decode(s, len, NULL) : NULL;
+    char why[160];
+    if (!mk || !(s = get_blob(&p, end, &len)) || markov_window_decode(m, s, len, why, sizeof(why)) != 0) {
+        tl_markov_destroy(mk);
+        TL_LOG_ERROR("model", "the Markov chain could not be taken back to the last commit; it "
+                     "keeps what the aborted transaction added");
+        m->mk_dirty = 0;
+        return;
+    }
+    tl_markov_destroy(m->markov);
+    m->markov = mk;
+    m->mk_dirty = 0;
+}
+
 int tl_model_checkpoint(tl_model *m)
 {
     if (!m->checkpoint) return 0;
@@ -174,17 +275,7 @@ int tl_model_checkpoint(tl_model *m)
     tl_markov_encode(m->markov, &part);
     put_blob(&b, &part);
     tl_buf_clear(&part);
-    int32_t dim = m->markov_dim;
-    tl_buf_append(&part, &dim, 4);
-    tl_buf_append(&part, &m->window_start, 8);
-    int32_t np = m->n_prev;
-    tl_buf_append(&part, &np, 4);
-    for (int i = 0; i < m->n_prev; i++) {
-        uint32_t l = (uint32_t)strlen(m->prev[i].name);
-        tl_buf_append(&part, &l, 4);
-        tl_buf_append(&part, m->prev[i].name, l);
-        tl_buf_append(&part, &m->prev[i].credit, 8);
-    }
+    markov_window_encode(m, &part);
     put_blob(&b, &part);
     tl_buf_clear(&part);
     /* the model topic's next offset (a later addition: files without it are still read) */
@@ -281,38 +372,7 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
             if (m->feed_next < -1) goto done;
         }
     }
-    {
-        const char *q = s, *qe = s + len;
-        int32_t dim, np;
-        memcpy(&dim, q, 4);
-        memcpy(&m->window_start, q + 4, 8);
-        memcpy(&np, q + 12, 4);
-        q += 16;
-        if (m->window_start < -TL_MODEL_MAX_TIME || m->window_start > TL_MODEL_MAX_TIME) {
-            snprintf(why, sizeof(why), ": its Markov window starts at %" PRId64 " ms, outside "
-                     "+-%" PRId64 " ms", m->window_start, TL_MODEL_MAX_TIME);
-            m->window_start = 0;
-            goto done;
-        }
-        m->markov_dim = dim;
-        for (int i = 0; i < np && qe - q >= 4; i++) {
-            uint32_t l;
-            memcpy(&l, q, 4);
-            q += 4;
-            if ((size_t)(qe - q) < (size_t)l + 8) break;
-            if (m->n_prev == m->cap_prev) {
-                m->cap_prev = m->cap_prev ? m->cap_prev * 2 : 16;
-                m->prev = tl_xrealloc(m->prev, (size_t)m->cap_prev * sizeof(*m->prev));
-            }
-            m->prev[m->n_prev].name = tl_xmalloc(l + 1);
-            memcpy(m->prev[m->n_prev].name, q, l);
-            m->prev[m->n_prev].name[l] = '\0';
-            memcpy(&m->prev[m->n_prev].credit, q + l, 8);
-            m->n_prev++;
-            q += l + 8;
-        }
-        if (m->n_prev != np || q != qe) goto done;
-    }
+    if (markov_window_decode(m, s, len, why, sizeof(why)) != 0) goto done;
     rc = 0;
     TL_LOG_INFO("model", "resumed from %s version=%" PRIu64 " examples=%" PRIu64, m->checkpoint,
                 tl_ftrl_version(m->ftrl), tl_metrics_count(m->metrics));
@@ -354,6 +414,7 @@ tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err
             return NULL;
         }
     }
+    if (m->markov) markov_snapshot(m);   /* what an abort before the first commit goes back to */
     return m;
 }
 
@@ -371,6 +432,7 @@ void tl_model_destroy(tl_model *m)
     free(m->z);
     free(m->checkpoint);
     tl_buf_free(&m->share_ex);
+    tl_buf_free(&m->mk_snap);
     free(m);
 }
 
@@ -707,6 +769,7 @@ tl_rc tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted,
         m->markov_dim = TL_DIM_CATEGORY;
         for (int i = 0; i < n; i++)
             if (tps[i].channel) m->markov_dim = TL_DIM_CHANNEL;
+        m->mk_dirty = 1;
     }
     const char *states[64];
     int k = 0;
@@ -717,6 +780,7 @@ tl_rc tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted,
     if (!k) return TL_OK;
     if (out && out->emit_path)
         return out->emit_path(out->ctx, m->markov_dim, at, states, k, converted);
+    m->mk_dirty = 1;
     int rc = tl_markov_add_path(m->markov, states, k, converted ? 1.0 : 0.0, converted ? 0.0 : 1.0, 0.0);
     if (rc != TL_MARKOV_OK && !m->rep.markov_dropped++)   /* said once; the count is reported */
         TL_LOG_WARN("model", "the Markov chain leaves out a closed journey: %s (order %d); "
@@ -784,6 +848,7 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
     if (start < -TL_MODEL_MAX_TIME) return TL_OK;
     if (m->window_start == 0) {
         m->window_start = start;
+        m->mk_dirty = 1;
         return TL_OK;
     }
     /* now < window_start + len, without computing the sum: the window start may come
@@ -822,6 +887,7 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
     }
     tl_markov_result_free(&res);
     m->window_start = start;
+    m->mk_dirty = 1;
     (void)a;
     return rc;
 }

@@ -122,6 +122,13 @@ const tl_model_cfg *tl_model_cfg_of(const tl_model *m);
 /* Event time moved to now: emits the credit deltas of every Markov window it closed. */
 tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out);
 
+/* exactly_once, after each transaction: committed, the Markov part (the chain, its window,
+ * the credits last published) is remembered as it is; aborted, it goes back to what was
+ * remembered, so that the events read again do not add their journeys twice nor close a
+ * window twice. (The conversion model keeps what it learned: an aborted example is
+ * learned again.) */
+void tl_model_txn_end(tl_model *m, int committed);
+
 int tl_model_checkpoint(tl_model *m);
 void tl_model_report_get(const tl_model *m, tl_model_report *r);
 /* The Markov credits (conversions credited) published at the end of the last window, by

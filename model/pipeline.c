@@ -26,6 +26,12 @@ static tl_rc attribution_advance(void *ctx, tl_store *s, int64_t now, tl_arena *
     return rc;
 }
 
+static void model_txn_end(void *ctx, int committed)
+{
+    tl_pipeline *p = ctx;
+    if (p->model) tl_model_txn_end(p->model, committed);
+}
+
 static int model_checkpoint(void *ctx)
 {
     tl_pipeline *p = ctx;
@@ -55,7 +61,8 @@ int tl_pipeline_init(tl_pipeline *p, const tl_config *c, const char *state_dir, 
     }
     p->attr = (tl_attr_stage){.cfg = &p->acfg, .fc = &p->fcfg, .model = p->model};
     p->stages[0] = (tl_stage){.name = "attribution", .ctx = p, .process = attribution_process,
-                              .advance = attribution_advance, .checkpoint = model_checkpoint};
+                              .advance = attribution_advance, .checkpoint = model_checkpoint,
+                              .txn_end = model_txn_end};
     p->stages[1] = (tl_stage){.name = "features", .ctx = p, .process = features_process};
     p->n_stages = 2;
     return 0;

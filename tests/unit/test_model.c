@@ -1601,6 +1601,74 @@ static size_t window_start_offset(const char *c, size_t len)
 /* A checkpoint's Markov window start is an event time: one far out of range (near
  * INT64_MAX, where closing the window overflowed) is refused, naming the file and the
  * reason; times that far out open and close no window. */
+/* The Markov credit deltas of a window, as (channel, credit, credit_before, effect). */
+static void same_credits(const memsink *x, const memsink *y)
+{
+    assert_int_equal(x->count[MS_CREDIT], y->count[MS_CREDIT]);
+    assert_true(x->count[MS_CREDIT] > 0);
+    for (int i = 0, j = 0; i < x->n && j < y->n; i++, j++) {
+        while (i < x->n && x->rec[i].kind != MS_CREDIT) i++;
+        while (j < y->n && y->rec[j].kind != MS_CREDIT) j++;
+        if (i == x->n || j == y->n) break;
+        const tl_credit_delta *a = &x->rec[i].credit, *b = &y->rec[j].credit;
+        assert_string_equal(a->dim_id, b->dim_id);
+        assert_true(a->credit == b->credit && a->credit_before == b->credit_before &&
+                    a->removal_effect == b->removal_effect && a->window_start == b->window_start);
+    }
+}
+
+/* exactly_once: an aborted transaction's journeys and closed windows are taken back
+ * (tl_model_txn_end), so the events read again give the credit deltas one pass gives --
+ * whether the abort came before the window closed or after. */
+static void test_markov_abort(void **state)
+{
+    (void)state;
+    tl_model_cfg mc = model_cfg();
+    mc.markov_enabled = 1;
+    const int64_t T0 = 1000 * DAY;
+    gen_examples(train_set, 60, 11, 0);
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    memsink once, again, late;
+    ms_init(&once);
+    ms_init(&again);
+    ms_init(&late);
+    tl_model *m1 = model_new(&mc), *m2 = model_new(&mc), *m3 = model_new(&mc);
+    tl_model *all[3] = {m1, m2, m3};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(tl_model_tick(all[k], T0, &a, &once.sink), TL_OK);   /* opens the window */
+        tl_model_txn_end(all[k], 1);
+    }
+    /* one pass */
+    train(m1, NULL, train_set, 60);
+    assert_int_equal(tl_model_tick(m1, T0 + HOUR, &a, &once.sink), TL_OK);
+    tl_model_txn_end(m1, 1);
+    /* the journeys added, aborted, added again */
+    train(m2, NULL, train_set, 60);
+    tl_model_txn_end(m2, 0);
+    train(m2, NULL, train_set, 60);
+    assert_int_equal(tl_model_tick(m2, T0 + HOUR, &a, &again.sink), TL_OK);
+    tl_model_txn_end(m2, 1);
+    same_credits(&once, &again);
+    /* the window closed in the aborted transaction, and closed again */
+    train(m3, NULL, train_set, 60);
+    tl_model_txn_end(m3, 1);
+    memsink dropped;
+    ms_init(&dropped);
+    assert_int_equal(tl_model_tick(m3, T0 + HOUR, &a, &dropped.sink), TL_OK);
+    assert_true(dropped.count[MS_CREDIT] > 0);
+    tl_model_txn_end(m3, 0);
+    assert_int_equal(tl_model_tick(m3, T0 + HOUR, &a, &late.sink), TL_OK);
+    tl_model_txn_end(m3, 1);
+    same_credits(&once, &late);
+    for (int k = 0; k < 3; k++) tl_model_destroy(all[k]);
+    ms_free(&once);
+    ms_free(&again);
+    ms_free(&late);
+    ms_free(&dropped);
+    tl_arena_destroy(&a);
+}
+
 static void test_checkpoint_window_start(void **state)
 {
     (void)state;
@@ -1791,6 +1859,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_model_share, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_checkpoint_truncated, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_checkpoint_window_start, setup_dir, teardown_dir),
+        cmocka_unit_test(test_markov_abort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
