@@ -220,11 +220,13 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
                      tl_kafka_topic_ensure_cfg(admin, tl_config_str(c, "rollup.topic"), input, 1,
                                                totals_cfg, err, errlen) != 0 ||
                      tl_kafka_topic_ensure(admin, state, input, 1, err, errlen) != 0 ||
-                     (model && tl_kafka_topic_ensure_n(admin, model, 1, 0, NULL, err, errlen) != 0) ||
-                     (*spend && tl_kafka_partition_count(admin, spend) <= 0 &&
-                      tl_kafka_topic_ensure_n(admin, spend, 1, 0, NULL, err, errlen) != 0)
+                     (model && tl_kafka_topic_ensure_n(admin, model, 1, 0, NULL, err, errlen) != 0)
                  ? -1 : tl_kafka_partition_count(admin, input);
+    /* the spend topic is the users': kept as it is, or made with one partition */
     *spend_parts = rc > 0 && *spend ? tl_kafka_partition_count(admin, spend) : 0;
+    if (rc > 0 && *spend && *spend_parts <= 0)
+        *spend_parts = tl_kafka_topic_ensure_n(admin, spend, 1, 0, NULL, err, errlen) == 0 ? 1 : 0;
+    if (rc > 0 && *spend && *spend_parts <= 0) rc = -1;
     rd_kafka_destroy(admin);
     return rc;
 }

@@ -439,18 +439,6 @@ static int has_interval(const view *v, const tl_rollup_row *r)
 /* Too few purchases for a stable answer: marked, not hidden. */
 static int low_data(const view *v, const tl_rollup_row *r) { return r->purchases < v->min_purchases; }
 
-/* Cost per conversion of method m in row r, and its return on ad spend (conversion value
- * over spend); NAN where there is no spend or nothing to divide by. */
-static double cpa(const tl_rollup_row *r, int m)
-{
-    return r->has_spend && r->conversions[m] > 0 ? r->spend / r->conversions[m] : NAN;
-}
-
-static double roas(const tl_rollup_row *r, int m)
-{
-    return r->has_spend && r->spend > 0 && m != TL_RU_MARKOV ? r->value[m] / r->spend : NAN;
-}
-
 static void csv_field(FILE *f, const char *s)
 {
     if (!strpbrk(s, ",\"\n\r")) {
@@ -507,9 +495,10 @@ static void write_csv(FILE *f, const view *v)
         if (v->spend) {   /* empty where there is no number */
             if (r->has_spend) fprintf(f, ",%.10g", r->spend);
             else fputc(',', f);
-            for (int k = 0; k < v->n_methods; k++) csv_number(f, cpa(r, v->methods[k]));
             for (int k = 0; k < v->n_methods; k++)
-                if (v->methods[k] != TL_RU_MARKOV) csv_number(f, roas(r, v->methods[k]));
+                csv_number(f, tl_rollup_cost_per_conversion(r, v->methods[k]));
+            for (int k = 0; k < v->n_methods; k++)
+                if (v->methods[k] != TL_RU_MARKOV) csv_number(f, tl_rollup_roas(r, v->methods[k]));
         }
         fputc('\n', f);
     }
@@ -587,7 +576,7 @@ static void write_json(FILE *f, const view *v)
             tl_buf_puts(&b, ",\"cost_per_conversion\":{");
             for (int k = 0; k < v->n_methods; k++) {
                 member(&b, method_name(v->methods[k]), k == 0);
-                tl_json_put_double(&b, cpa(r, v->methods[k]));   /* null when not finite */
+                tl_json_put_double(&b, tl_rollup_cost_per_conversion(r, v->methods[k]));   /* null when not finite */
             }
             tl_buf_puts(&b, "},\"roas\":{");
             first = 1;
@@ -595,7 +584,7 @@ static void write_json(FILE *f, const view *v)
                 if (v->methods[k] == TL_RU_MARKOV) continue;
                 member(&b, method_name(v->methods[k]), first);
                 first = 0;
-                tl_json_put_double(&b, roas(r, v->methods[k]));
+                tl_json_put_double(&b, tl_rollup_roas(r, v->methods[k]));
             }
             tl_buf_putc(&b, '}');
         }
@@ -655,7 +644,7 @@ static void write_table(FILE *f, const view *v)
             if (r->has_spend) fprintf(f, " %12.2f", r->spend);
             else fprintf(f, " %12s", "-");
             for (int k = 0; k < v->n_methods; k++) {
-                double c = cpa(r, v->methods[k]);
+                double c = tl_rollup_cost_per_conversion(r, v->methods[k]);
                 if (isfinite(c)) fprintf(f, " %14.2f", c);
                 else fprintf(f, " %14s", "-");
             }
@@ -789,7 +778,7 @@ static void write_html(FILE *f, const view *v, const report *rp)
             if (r->has_spend) fprintf(f, "<td>%.2f</td>", r->spend);
             else fputs("<td>-</td>", f);
             for (int k = 0; k < v->n_methods; k++) {
-                double c = cpa(r, v->methods[k]);
+                double c = tl_rollup_cost_per_conversion(r, v->methods[k]);
                 if (isfinite(c)) fprintf(f, "<td>%.2f</td>", c);
                 else fputs("<td>-</td>", f);
             }

@@ -200,7 +200,8 @@ static void reindex(tl_rollup *r)
     }
 }
 
-static size_t row_of(tl_rollup *r, const char *id, int64_t w)
+/* The slot of (id, w): its row's, or the empty one where it would go. */
+static size_t probe(tl_rollup *r, const char *id, int64_t w)
 {
     if (r->sorted) {   /* sorting moved the rows: the table is rebuilt once */
         reindex(r);
@@ -208,9 +209,16 @@ static size_t row_of(tl_rollup *r, const char *id, int64_t w)
     }
     size_t k = row_hash(id, w) & (r->n_slot - 1);
     for (; r->slot[k]; k = (k + 1) & (r->n_slot - 1)) {
-        tl_rollup_row *x = &r->rows[r->slot[k] - 1];
-        if (x->window_start == w && !strcmp(x->id, id)) return r->slot[k] - 1;
+        const tl_rollup_row *x = &r->rows[r->slot[k] - 1];
+        if (x->window_start == w && !strcmp(x->id, id)) break;
     }
+    return k;
+}
+
+static size_t row_of(tl_rollup *r, const char *id, int64_t w)
+{
+    size_t k = probe(r, id, w);
+    if (r->slot[k]) return r->slot[k] - 1;
     if (r->n == r->cap) {
         r->cap = r->cap ? 2 * r->cap : 16;
         r->rows = tl_xrealloc(r->rows, r->cap * sizeof(*r->rows));
@@ -346,18 +354,20 @@ const char *tl_rollup_spend_parse(char *line, int64_t *day_ms, const char **chan
     return NULL;
 }
 
+double tl_rollup_cost_per_conversion(const tl_rollup_row *r, int m)
+{
+    return r->has_spend && r->conversions[m] > 0 ? r->spend / r->conversions[m] : NAN;
+}
+
+double tl_rollup_roas(const tl_rollup_row *r, int m)
+{
+    return r->has_spend && r->spend > 0 && m != TL_RU_MARKOV ? r->value[m] / r->spend : NAN;
+}
+
 const tl_rollup_row *tl_rollup_find(tl_rollup *r, const char *id, int64_t window_start)
 {
-    if (r->sorted) {
-        reindex(r);
-        r->sorted = 0;
-    }
-    size_t k = row_hash(id, window_start) & (r->n_slot - 1);
-    for (; r->slot[k]; k = (k + 1) & (r->n_slot - 1)) {
-        const tl_rollup_row *x = &r->rows[r->slot[k] - 1];
-        if (x->window_start == window_start && !strcmp(x->id, id)) return x;
-    }
-    return NULL;
+    size_t k = probe(r, id, window_start);
+    return r->slot[k] ? &r->rows[r->slot[k] - 1] : NULL;
 }
 
 void tl_rollup_touch(tl_rollup *r, const char *id, int64_t window_start)

@@ -98,6 +98,12 @@ int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, doubl
 const char *tl_rollup_spend_parse(char *line, int64_t *day_ms, const char **channel,
                                   double *spend);
 
+/* Method m's cost per conversion in row r (spend / conversions) and its return on ad spend
+ * (conversion value / spend; none for Markov, whose credits carry no value): NAN where
+ * the row has no spend or there is nothing to divide by. */
+double tl_rollup_cost_per_conversion(const tl_rollup_row *r, int m);
+double tl_rollup_roas(const tl_rollup_row *r, int m);
+
 /* r's row of id and window start, or NULL when r has none. */
 const tl_rollup_row *tl_rollup_find(tl_rollup *r, const char *id, int64_t window_start);
 /* Marks r's row of id and window start changed, making it when r has none. */

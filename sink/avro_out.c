@@ -188,9 +188,8 @@ static const char *ru_method_name(int m)
  * 1: conversion value / spend, not for markov) into *v: 1, or 0 where there is none. */
 static int ru_cost(const tl_rollup_row *row, int m, int map, double *v)
 {
-    if (!row->has_spend || !row->has[m]) return 0;
-    double x = map == 0 ? (row->conversions[m] > 0 ? row->spend / row->conversions[m] : NAN)
-                        : (row->spend > 0 && m != TL_RU_MARKOV ? row->value[m] / row->spend : NAN);
+    if (!row->has[m]) return 0;
+    double x = map == 0 ? tl_rollup_cost_per_conversion(row, m) : tl_rollup_roas(row, m);
     if (!isfinite(x)) return 0;
     if (v) *v = x;
     return 1;
@@ -221,8 +220,8 @@ void tl_avro_put_rollup(tl_buf *b, int32_t schema_id, tl_ru_dim dim, tl_ru_windo
     put_long(b, 0);
     put_opt_double(b, row->has[TL_M_SHAPLEY], row->shapley_var);
     put_opt_double(b, row->has_spend, row->spend);
-    /* the cost per conversion and the return on ad spend, per method, as tally report
-     * computes them (cmd/report.c) */
+    /* the cost per conversion and the return on ad spend, per method (model/rollup.h, as
+     * tally report gives them) */
     for (int map = 0; map < 2; map++) {
         n = 0;
         for (int m = 0; m < TL_RU_METHODS; m++)
@@ -294,6 +293,14 @@ static const char *get_bytes(rd *r, size_t *n)
     return s;
 }
 
+/* A ["null", T] union's branch: 0 or 1 (0, failed, for anything else). */
+static int get_branch(rd *r)
+{
+    int64_t b = r->fail ? 0 : get_long(r);
+    if (!r->fail && b != 0 && b != 1) r->fail = "a union branch out of range";
+    return r->fail ? 0 : (int)b;
+}
+
 /* The item count of an array's or map's next block, 0 at its end or on failure (a
  * negative count is followed by the block's size in bytes). */
 static int64_t get_block(rd *r)
@@ -359,13 +366,9 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
             o->row.has[m] = 1;
         }
     }
-    int64_t branch = r.fail ? 0 : get_long(&r);
-    if (!r.fail && branch != 0 && branch != 1) r.fail = "a union branch out of range";
-    if (branch == 1) o->row.shapley_var = get_double(&r);
+    if (get_branch(&r)) o->row.shapley_var = get_double(&r);
     if (!r.fail && r.p != r.end) {   /* schema 9: the spend and the costs it gives */
-        branch = get_long(&r);
-        if (!r.fail && branch != 0 && branch != 1) r.fail = "a union branch out of range";
-        if (branch == 1) {
+        if (get_branch(&r)) {
             o->row.spend = get_double(&r);
             o->row.has_spend = 1;
             if (!r.fail && !(o->row.spend >= 0 && isfinite(o->row.spend)))
@@ -378,9 +381,7 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
                     double v = get_double(&r);
                     if (!r.fail && !isfinite(v)) r.fail = "a cost that is not finite";
                 }
-        branch = r.fail ? 0 : get_long(&r);
-        if (!r.fail && branch != 0 && branch != 1) r.fail = "a union branch out of range";
-        if (branch == 1) {
+        if (get_branch(&r)) {
             o->row.markov_lo = get_double(&r);
             o->row.markov_hi = get_double(&r);
             o->row.markov_level = get_double(&r);

@@ -890,9 +890,8 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
         if (sconf) rd_kafka_conf_destroy(sconf);
         goto fail;
     }
-    if (a->o.spend_topic ? start_spend(a, sconf, part_name, err, errlen) != 0
-                         : (sconf && (rd_kafka_conf_destroy(sconf), 0)))
-        goto fail;
+    if (!a->o.spend_topic && sconf) rd_kafka_conf_destroy(sconf);
+    if (a->o.spend_topic && start_spend(a, sconf, part_name, err, errlen) != 0) goto fail;
     if (o->markov)
         for (int d = TL_RU_CHANNEL; d <= TL_RU_CATEGORY; d++) {
             if (d == TL_RU_CHANNEL_GROUP && !*a->o.groups) continue;
