@@ -74,7 +74,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_codec: %s\n", err);
         return 1;
     }
-    tl_codec *c = tl_codec_new(store, TALLY_SCHEMA_DIR "/1-behavior_event.avsc", err,
+    tl_codec *c = tl_codec_new(store, TALLY_SCHEMA_DIR "/" TL_EVENT_SCHEMA, err,
                                sizeof(err));
     if (!c) {
         fprintf(stderr, "bench_codec: %s\n", err);
@@ -96,7 +96,7 @@ int main(int argc, char **argv)
     int rc = 0;
     for (size_t k = 0; k < sizeof(recs) / sizeof(recs[0]); k++) {
         tl_buf b = {0};
-        if (tl_codec_encode_event(c, 1, recs[k].ev, &b) != 0) {
+        if (tl_codec_encode_event(c, TL_EVENT_SCHEMA_ID, recs[k].ev, &b) != 0) {
             fprintf(stderr, "bench_codec: cannot encode the %s record\n", recs[k].name);
             return 1;
         }

@@ -63,7 +63,7 @@ static void *produce(void *arg)
     char err[512];
     tl_schema_store_opts so = {.dir = TALLY_SCHEMA_DIR};
     tl_schema_store *store = tl_schema_store_new(&so, err, sizeof(err));
-    tl_codec *codec = store ? tl_codec_new(store, TALLY_SCHEMA_DIR "/1-behavior_event.avsc",
+    tl_codec *codec = store ? tl_codec_new(store, TALLY_SCHEMA_DIR "/" TL_EVENT_SCHEMA,
                                            err, sizeof(err)) : NULL;
     if (!codec) {
         fprintf(stderr, "codec: %s\n", err);
@@ -94,7 +94,7 @@ static void *produce(void *arg)
             tl_event *ev = &b.events[k];
             ev->ts = wall_ms();
             tl_buf_clear(&buf);
-            tl_codec_encode_event(codec, 1, ev, &buf);
+            tl_codec_encode_event(codec, TL_EVENT_SCHEMA_ID, ev, &buf);
             while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(r->in_topic),
                                      RD_KAFKA_V_KEY(ev->user_id, strlen(ev->user_id)),
                                      RD_KAFKA_V_VALUE(buf.data, buf.len),

@@ -160,7 +160,7 @@ static int produce_events(const tl_config *c, rd_kafka_t *rk, const char *topic,
         prc = src->poll(src->ctx, &b, 10000, 0);
         for (int i = 0; i < b.n && rc == 0; i++) {
             tl_buf_clear(&buf);
-            tl_codec_encode_event(codec, 1, &b.events[i], &buf);
+            tl_codec_encode_event(codec, TL_EVENT_SCHEMA_ID, &b.events[i], &buf);
             rd_kafka_resp_err_t e;
             while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
                                           RD_KAFKA_V_KEY(b.events[i].user_id,

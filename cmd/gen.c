@@ -11,7 +11,7 @@
 
 static const char usage[] =
     "usage: tally gen [--events N] [--users N] [--items N] [--categories N] [--channels N]\n"
-    "                 [--seed N] [--impressions] [--output FILE]\n"
+    "                 [--seed N] [--impressions] [--campaigns N] [--output FILE]\n"
     "\n"
     "Writes synthetic behaviour events as canonical CSV: Zipf item and category\n"
     "popularity, sessions, a Taobao-like funnel (about 89% browse, 5.5% add-to-cart,\n"
@@ -24,6 +24,10 @@ static const char usage[] =
     "  --channels N     channels, 0 for none (default 5)\n"
     "  --seed N         random seed (default 1)\n"
     "  --impressions    also write IMPRESSION and CLICK events\n"
+    "  --campaigns N    N campaigns per channel (<channel>-1 ...): each session has\n"
+    "                   one of its channel's, on its impressions and clicks (without\n"
+    "                   --impressions, on its first event); the events are otherwise\n"
+    "                   the same as without\n"
     "  --output FILE    default: stdout\n"
     "\n"
     "usage: tally gen --truth TRUTH.json [--users N] [--days N] [--seed N] [--null]\n"
@@ -128,6 +132,7 @@ int tl_cmd_gen(int argc, char **argv)
         else if (!strcmp(o, "--categories")) p.n_categories = (uint32_t)n;
         else if (!strcmp(o, "--channels")) p.n_channels = (uint32_t)n;
         else if (!strcmp(o, "--seed")) p.seed = n;
+        else if (!strcmp(o, "--campaigns")) p.n_campaigns = (uint32_t)n;
         else return tl_cmd_usage_error(usage, "unknown option '%s'", o);
     }
     char err[256];

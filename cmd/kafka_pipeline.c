@@ -47,7 +47,7 @@ static int find_schema_dir(char *out, size_t n, char *tried, size_t tn)
     tried[0] = 0;
     for (int i = 0; i < k; i++) {
         char probe[2300];
-        snprintf(probe, sizeof(probe), "%.2199s/1-behavior_event.avsc", cand[i]);
+        snprintf(probe, sizeof(probe), "%.2199s/" TL_EVENT_SCHEMA, cand[i]);
         if (access(probe, R_OK) == 0) {
             snprintf(out, n, "%.2199s", cand[i]);
             return 0;
@@ -125,7 +125,7 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
         fprintf(stderr, "tally: %s\n", err);
         return NULL;
     }
-    if (tl_cmd_schema_path(c, "1-behavior_event.avsc", reader, sizeof(reader)) != 0) return NULL;
+    if (tl_cmd_schema_path(c, TL_EVENT_SCHEMA, reader, sizeof(reader)) != 0) return NULL;
     tl_codec *codec = tl_codec_new(*store, reader, err, sizeof(err));
     if (!codec) {
         fprintf(stderr, "tally: %s\n", err);
@@ -378,7 +378,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         .topic_dlq = tl_config_str(c, "dlq.topic"),
     };
     if (output_schema_id(c, store, "2-interest_delta.avsc", ko.topic_interest, &ko.id_interest) ||
-        output_schema_id(c, store, "6-attribution.avsc", ko.topic_attribution, &ko.id_attribution) ||
+        output_schema_id(c, store, "11-attribution.avsc", ko.topic_attribution, &ko.id_attribution) ||
         output_schema_id(c, store, "7-credit_delta.avsc", ko.topic_credit, &ko.id_credit))
         goto done;
 

@@ -20,9 +20,10 @@ static const char usage[] =
     "usage: tally produce --input FILE --format canonical|taobao|jsonl --topic TOPIC\n"
     "                     [--schema-id N] [--strict] [--quiet] [-c FILE] [-X key=value ...]\n"
     "\n"
-    "Writes every event of FILE to TOPIC as Confluent-framed Avro (BehaviorEvent,\n"
-    "schema id N; default: with schema.registry.url the id the registry gives it under\n"
-    "TOPIC-value (registered if needed), else 1: schemas/1-behavior_event.avsc), key = user_id, and waits\n"
+    "Writes every event of FILE to TOPIC as Confluent-framed Avro (BehaviorEvent in\n"
+    "tally's reader schema, schemas/10-behavior_event.avsc, framed with schema id N;\n"
+    "default: with schema.registry.url the id the registry gives it under TOPIC-value\n"
+    "(registered if needed), else 10), key = user_id, and waits\n"
     "until the broker acknowledged all of them. Bad rows are reported and skipped\n"
     "(or stop with --strict). On a terminal a progress line shows the count, the rate\n"
     "and the time left (--quiet: none).\n";
@@ -70,14 +71,14 @@ int tl_cmd_produce(int argc, char **argv)
         rc = tl_cmd_usage_error(usage, "unknown format '%s'", a.format);
         goto done;
     }
-    int32_t schema_id = a.schema_id ? (int32_t)atoi(a.schema_id) : 1;
+    int32_t schema_id = a.schema_id ? (int32_t)atoi(a.schema_id) : TL_EVENT_SCHEMA_ID;
     codec = tl_cmd_codec_new(c, &store);
     if (!codec) goto done;
     if (!a.schema_id && *tl_config_str(c, "schema.registry.url")) {
         /* With a registry the id is the registry's: BehaviorEvent under <topic>-value, as
          * a producer with a Confluent serializer would register it. */
         char subject[512];
-        char *json = tl_cmd_read_schema(c, "1-behavior_event.avsc");
+        char *json = tl_cmd_read_schema(c, TL_EVENT_SCHEMA);
         int id = 0;
         if (!json) snprintf(err, sizeof(err), "cannot read tally's BehaviorEvent schema");
         int r = !json ? TL_SCHEMA_ERROR

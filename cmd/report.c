@@ -24,7 +24,7 @@
 #include <time.h>
 
 static const char usage[] =
-    "usage: tally report --input FILE [--by channel|channel_group|category]\n"
+    "usage: tally report --input FILE [--by channel|channel_group|category|campaign]\n"
     "                    [--window all|day|hour] [--from T] [--to T] [--methods M,...]\n"
     "                    [--format table|csv|json|html] [--output FILE] [--min-purchases N]\n"
     "                    [--spend FILE.csv]\n"
@@ -34,7 +34,8 @@ static const char usage[] =
     "attribution and credit-delta topics; - for stdin) per dimension value, method and\n"
     "window: purchases, touchpoints, conversions (summed credits) and conversion value.\n"
     "\n"
-    "  --by D          channel (default), channel_group (rollup.channel.groups), category\n"
+    "  --by D          channel (default), channel_group (rollup.channel.groups), category,\n"
+    "                  campaign (the touchpoints' campaign; no markov column)\n"
     "  --window W      all (default: one row per value over the range), day or hour (UTC)\n"
     "  --from T        purchases at or after T: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC) or ms\n"
     "  --to T          purchases before T\n"
@@ -175,7 +176,8 @@ static int add_attribution(report *rp, const tl_json *o, tl_arena *a, const char
     for (int i = 0; i < n; i++) {
         const tl_json *t = tl_json_at(tps, (size_t)i);
         tp[i] = (tl_touchpoint){.channel = str_of(t, "channel"),
-                                .category_id = str_of(t, "category_id")};
+                                .category_id = str_of(t, "category_id"),
+                                .campaign = str_of(t, "campaign")};
     }
     at.touchpoints = tp;
     at.n_touchpoints = n;
@@ -228,8 +230,8 @@ static int add_delta(report *rp, const tl_json *o, const char **why)
         *why = "a credit delta without its window, dim, method or credits";
         return -1;
     }
-    /* a chain over channels, or over categories (rollup.h) */
-    if (!rp->markov || strcmp(dim, rp->by == TL_RU_CATEGORY ? "category" : "channel") ||
+    /* a chain over channels, or over categories (rollup.h); none over campaigns */
+    if (!rp->markov || rp->by == TL_RU_CAMPAIGN || strcmp(dim, rp->by == TL_RU_CATEGORY ? "category" : "channel") ||
         strcmp(method, "markov"))
         return 0;
     if (ws < rp->from || ws >= rp->to) {
@@ -798,6 +800,7 @@ static int pick_methods(view *v, const char *list, const report *rp)
 {
     v->n_methods = 0;
     for (int m = 0; m < TL_RU_METHODS; m++) {
+        if (m == TL_RU_MARKOV && v->by == TL_RU_CAMPAIGN) continue;   /* no chain over them */
         if (!list) {
             if (rp->seen[m]) v->methods[v->n_methods++] = m;
             continue;
@@ -845,7 +848,12 @@ static int setup(const tl_report_args *a, report *rp, view *v, char *err, size_t
         snprintf(err, errlen, "--min-purchases: not a count");
         return 2;
     }
-    if (a->spend && (by == TL_RU_CATEGORY || window == TL_RU_WINDOW_HOUR)) {
+    if (by == TL_RU_CAMPAIGN && a->methods && strstr(a->methods, "markov")) {
+        snprintf(err, errlen, "--by campaign has no markov column: the Markov chain is over "
+                 "channels (or categories), not campaigns");
+        return 2;
+    }
+    if (a->spend && (by == TL_RU_CATEGORY || by == TL_RU_CAMPAIGN || window == TL_RU_WINDOW_HOUR)) {
         snprintf(err, errlen, "--spend is per channel and day: --by channel or channel_group, "
                  "--window all or day");
         return 2;

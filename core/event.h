@@ -32,6 +32,7 @@ typedef struct tl_event {
     const char *item_id;      /* required */
     const char *category_id;  /* optional: NULL when absent */
     const char *channel;      /* optional: NULL when absent */
+    const char *campaign;     /* optional: NULL when absent (reader schema version 2) */
     tl_event_type type;
     int64_t ts;               /* event time, ms since the epoch */
     int32_t dwell_ms;         /* valid when has_dwell */

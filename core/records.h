@@ -1,5 +1,5 @@
 /*
- * records.h -- tally's output records (schemas/2-interest_delta.avsc, 6-attribution.avsc,
+ * records.h -- tally's output records (schemas/2-interest_delta.avsc, 11-attribution.avsc,
  * 7-credit_delta.avsc) and the dead-letter record.
  *
  * Records are produced by the stages and handed to a sink (sink.h). All pointers are
@@ -33,6 +33,7 @@ typedef struct tl_touchpoint {
     const char *item_id;
     const char *category_id;  /* may be NULL */
     const char *channel;      /* may be NULL */
+    const char *campaign;     /* may be NULL */
     tl_event_type type;
     int64_t ts;
 } tl_touchpoint;

@@ -6,18 +6,19 @@
  * tl_store_get() is dirty until the next flush; eviction only ever removes clean
  * records, so a batch's state is never lost before it is written.
  *
- * Encoding (version 4), all integers little-endian varints, signed ones zig-zag:
+ * Encoding (version 5), all integers little-endian varints, signed ones zig-zag:
  *   u8 version | svarint timer | svarint labelled | svarint sampled | svarint first_ts
  *              | varint purchases | svarint last_purchase
  *              | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
  *              | n_tp  | n_tp  * (str event_id | str item_id | ostr category_id
  *                                 | ostr channel | u8 type | svarint ts | f32 share
- *                                 | f32 propensity | svarint dwell)
+ *                                 | f32 propensity | svarint dwell | ostr campaign)
  *              | n_attr | n_attr * (str event_id | str item_id | ostr category_id
  *                                   | svarint ts | f64 p_conversion | str explanation)
  * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL; f64 and
  * f32 are IEEE 754 little-endian. n_attr <= TL_LAST_ATTR_MAX, newest first; an
- * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 3 is version 4 without
+ * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 4 is version 5 without a
+ * touchpoint's campaign (decoded as none). Version 3 is version 4 without
  * sampled, first_ts, purchases and last_purchase (decoded as none yet), version 2 also without the n_attr section (no
  * last attributions); both still decode.
  *
@@ -93,15 +94,15 @@ void tl_user_remove_interest(tl_user *u, int i)
 
 static size_t tp_strlen(const char *s) { return s ? strlen(s) : 0; }
 
-/* Copies the 4 strings src[k] of len[k] bytes (NULL: none) into one allocation, each
+/* Copies the n strings src[k] of len[k] bytes (NULL: none) into one allocation, each
  * NUL-terminated, and points dst[k] at them; src[0] must not be NULL (dst[0] owns the
  * allocation). */
-static void pack4(const char *const src[4], const uint32_t len[4], char *dst[4])
+static void pack(int n, const char *const *src, const uint32_t *len, char **dst)
 {
     size_t total = 0;
-    for (int k = 0; k < 4; k++) total += src[k] ? len[k] + 1 : 0;
+    for (int k = 0; k < n; k++) total += src[k] ? len[k] + 1 : 0;
     char *p = tl_xmalloc(total);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < n; k++) {
         dst[k] = NULL;
         if (!src[k]) continue;
         dst[k] = memcpy(p, src[k], len[k]);
@@ -111,22 +112,23 @@ static void pack4(const char *const src[4], const uint32_t len[4], char *dst[4])
 }
 
 static void tp_set(tl_journey_tp *tp, const char *event_id, const char *item_id,
-                   const char *category_id, const char *channel)
+                   const char *category_id, const char *channel, const char *campaign)
 {
-    const char *src[4] = {event_id, item_id, category_id, channel};
-    char *dst[4];
-    for (int k = 0; k < 4; k++) tp->len[k] = (uint32_t)tp_strlen(src[k]);
-    pack4(src, tp->len, dst);
+    const char *src[5] = {event_id, item_id, category_id, channel, campaign};
+    char *dst[5];
+    for (int k = 0; k < 5; k++) tp->len[k] = (uint32_t)tp_strlen(src[k]);
+    pack(5, src, tp->len, dst);
     tp->event_id = dst[0];
     tp->item_id = dst[1];
     tp->category_id = dst[2];
     tp->channel = dst[3];
+    tp->campaign = dst[4];
 }
 
 /* A touchpoint's strings (one allocation); its slot is counted with the array. */
 static size_t tp_mem(const tl_journey_tp *tp)
 {
-    return tp->len[0] + tp->len[1] + tp->len[2] + tp->len[3] + 4 + MALLOC_OVERHEAD;
+    return tp->len[0] + tp->len[1] + tp->len[2] + tp->len[3] + tp->len[4] + 5 + MALLOC_OVERHEAD;
 }
 
 /* Room for one more touchpoint at the end of the journey. */
@@ -157,7 +159,7 @@ int tl_user_add_tp(tl_user *u, const tl_event *ev, float share)
     memmove(&u->tp[pos + 1], &u->tp[pos], (size_t)(u->n_tp - pos) * sizeof(*u->tp));
     u->n_tp++;
     tl_journey_tp *tp = &u->tp[pos];
-    tp_set(tp, ev->event_id, ev->item_id, ev->category_id, ev->channel);
+    tp_set(tp, ev->event_id, ev->item_id, ev->category_id, ev->channel, ev->campaign);
     tp->ts = ev->ts;
     tp->type = (uint8_t)ev->type;
     tp->share = share;
@@ -202,7 +204,7 @@ static tl_last_attr *attr_push(tl_user *u, const char *const src[4], const uint3
     tl_last_attr *a = &u->attr[0];
     char *dst[4];
     memcpy(a->len, len, sizeof(a->len));
-    pack4(src, len, dst);
+    pack(4, src, len, dst);
     a->event_id = dst[0];
     a->item_id = dst[1];
     a->category_id = dst[2];
@@ -290,7 +292,7 @@ static inline char *w_ostr(char *p, const char *s, size_t n)
 
 static inline char *w_f64(char *p, double d) { return w_bytes(p, (const char *)&d, 8); }
 
-#define STATE_VERSION 4
+#define STATE_VERSION 5
 
 static inline char *w_f32(char *p, float f) { return w_bytes(p, (const char *)&f, 4); }
 
@@ -326,7 +328,8 @@ static char *encode_tp(const tl_journey_tp *tp, char *p)
     p = w_svarint(p, tp->ts);
     p = w_f32(p, tp->share);
     p = w_f32(p, tp->propensity);
-    return w_svarint(p, tp->dwell_ms);
+    p = w_svarint(p, tp->dwell_ms);
+    return w_ostr(p, tp->campaign, tp->len[4]);
 }
 
 static char *encode_attr(const tl_last_attr *a, char *p)
@@ -342,7 +345,7 @@ static char *encode_attr(const tl_last_attr *a, char *p)
 void tl_user_encode(const tl_user *u, tl_buf *b)
 {
     /* u->mem covers every string byte; add the fixed-size fields and varints. */
-    size_t bound = 58 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 72 +
+    size_t bound = 58 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 82 +
                    (size_t)u->n_attr * 58;
     tl_buf_reserve(b, bound);
     char *p = b->data + b->len;
@@ -359,7 +362,7 @@ size_t tl_user_encoded_bound(size_t max_string, size_t max_interests, size_t max
 {
     const size_t str = 10 + max_string;   /* a varint length, then the bytes */
     const size_t head = 1 + 10 + 10 + 10 + 10 + 10 + 10 + 10, ent = 1 + str + 8 + 8 + 10;
-    const size_t tp = 4 * str + 1 + 10 + 4 + 4 + 10;
+    const size_t tp = 5 * str + 1 + 10 + 4 + 4 + 10;
     const size_t attr = 3 * str + 10 + 8 + 10 + TL_LAST_ATTR_TEXT_MAX;
     return head + max_interests * ent + 10 + max_touchpoints * tp + 10 + TL_LAST_ATTR_MAX * attr;
 }
@@ -453,8 +456,8 @@ static char *dup_n(const char *s, size_t n)
     return p;
 }
 
-/* The encodings this build reads: the current one, version 3 (no sampled) and version 2
- * (no last attributions either). */
+/* The encodings this build reads: the current one, version 4 (no campaign), version 3 (no
+ * sampled either) and version 2 (no last attributions either). */
 static int known_version(unsigned v) { return v >= 2 && v <= STATE_VERSION; }
 
 static int decode_entries(tl_user *u, rd *r, size_t len)
@@ -490,11 +493,11 @@ static int decode_entries(tl_user *u, rd *r, size_t len)
 }
 
 /* Appends one encoded touchpoint at the end of the journey (encoded in journey order). */
-static int decode_tp(tl_user *u, rd *r)
+static int decode_tp(tl_user *u, rd *r, unsigned version)
 {
-    size_t l[4];
-    int isnull[4];
-    const char *s[4];
+    size_t l[5] = {0};
+    int isnull[5] = {0, 0, 0, 0, 1};
+    const char *s[5] = {0};
     s[0] = get_bytes(r, 0, &l[0], &isnull[0]);
     s[1] = get_bytes(r, 0, &l[1], &isnull[1]);
     s[2] = get_bytes(r, 1, &l[2], &isnull[2]);
@@ -503,19 +506,20 @@ static int decode_tp(tl_user *u, rd *r)
     int64_t ts = get_svarint(r);
     float share = get_f32(r), propensity = get_f32(r);
     int64_t dwell = get_svarint(r);
+    if (version >= 5) s[4] = get_bytes(r, 1, &l[4], &isnull[4]);
     if (r->bad || type >= TL_EVENT_TYPE_COUNT || dwell < -1 || dwell > INT32_MAX) return -1;
-    char *c[4];
-    for (int k = 0; k < 4; k++) c[k] = isnull[k] ? NULL : dup_n(s[k], l[k]);
+    char *c[5];
+    for (int k = 0; k < 5; k++) c[k] = isnull[k] ? NULL : dup_n(s[k], l[k]);
     tp_reserve(u);
     tl_journey_tp *tp = &u->tp[u->n_tp++];
-    tp_set(tp, c[0], c[1], c[2], c[3]);
+    tp_set(tp, c[0], c[1], c[2], c[3], c[4]);
     tp->ts = ts;
     tp->type = (uint8_t)type;
     tp->share = share;
     tp->propensity = propensity;
     tp->dwell_ms = (int32_t)dwell;
     u->mem += tp_mem(tp);
-    for (int k = 0; k < 4; k++) free(c[k]);
+    for (int k = 0; k < 5; k++) free(c[k]);
     return 0;
 }
 
@@ -547,7 +551,7 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
     uint64_t n_tp = get_varint(&r);
     if (r.bad || n_tp > len) return -1;
     for (uint64_t i = 0; i < n_tp; i++)
-        if (decode_tp(u, &r) != 0) return -1;
+        if (decode_tp(u, &r, ((const unsigned char *)buf)[0]) != 0) return -1;
     if (((const unsigned char *)buf)[0] >= 3) {
         uint64_t n_attr = get_varint(&r);
         if (r.bad || n_attr > TL_LAST_ATTR_MAX) return -1;

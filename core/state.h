@@ -40,8 +40,9 @@ typedef struct tl_interest {
 } tl_interest;
 
 typedef struct tl_journey_tp {
-    char *event_id, *item_id, *category_id, *channel;  /* one allocation: event_id owns it */
-    uint32_t len[4];    /* their lengths (0 for NULL), so encoding needs no strlen */
+    char *event_id, *item_id, *category_id, *channel, *campaign;  /* one allocation:
+                                                                     * event_id owns it */
+    uint32_t len[5];    /* their lengths (0 for NULL), so encoding needs no strlen */
     int64_t ts;
     float share;        /* the category's share of the user's interest weight just before
                          * this touchpoint (a model feature known at that time), or -1 */

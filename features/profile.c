@@ -169,6 +169,7 @@ static void put_journey(tl_buf *out, const tl_user *u)
         tl_json_member_strn(out, "item_id", tp->item_id, tp->len[1]);
         tl_json_member_strn(out, "category_id", tp->category_id, tp->len[2]);
         tl_json_member_strn(out, "channel", tp->channel, tp->len[3]);
+        if (tp->campaign) tl_json_member_strn(out, "campaign", tp->campaign, tp->len[4]);
         tl_json_put_key(out, "dwell_ms");
         if (tp->dwell_ms < 0) tl_buf_puts(out, "null");
         else tl_json_put_i64(out, tp->dwell_ms);

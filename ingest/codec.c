@@ -37,7 +37,11 @@
  *     specification: full names, only the attributes that change the binary
  *     encoding, no docs, defaults, aliases or logical types) is compared with the
  *     reader's; equal means the writer's binary encoding is the reader's, so the
- *     entry is marked fast;
+ *     entry is marked fast. So is a writer of an older version whose form is the
+ *     reader's first k fields', when every later reader field is a union with null
+ *     whose default is null (version 1 of the event schema beside version 2, which
+ *     added campaign): its records are read over those k fields and the rest stay
+ *     absent, as the generic path leaves them with their defaults;
  *   - per record, fast_decode() walks that list over the body once: zig-zag varints
  *     (64-bit overflow, int range), union index 0/1, enum index below the symbol
  *     count, little-endian IEEE floats and doubles, string lengths against the bytes
@@ -74,8 +78,8 @@
  * avro reader are reused, so a codec belongs to one thread; a successful decode
  * writes every event field except partition and offset; a failed one leaves *ev
  * untouched unless it failed in extract() (the fast path never does); the fast path
- * is taken only for a writer with the reader's canonical form and a reader
- * plan_fast() accepted.
+ * is taken only for a writer with the canonical form of the reader (or of its first
+ * fields, the rest null by default) and a reader plan_fast() accepted.
  *
  * Rejected alternatives: avro_resolved_reader_new (it wraps a *writer*-schema value,
  * so each record would be decoded twice: into a writer value, then read through the
@@ -114,6 +118,7 @@ typedef enum slot {
     S_ITEM_ID,
     S_CATEGORY_ID,
     S_CHANNEL,
+    S_CAMPAIGN,
     S_TYPE,
     S_TS,
     S_DWELL,
@@ -124,7 +129,7 @@ typedef enum slot {
 } slot;
 
 static const char *const slot_names[S_COUNT] = {
-    "event_id", "user_id", "item_id", "category_id", "channel",
+    "event_id", "user_id", "item_id", "category_id", "channel", "campaign",
     "type", "ts", "dwell_ms", "value", "propensity",
 };
 
@@ -158,7 +163,9 @@ typedef struct wentry {
     int *wtype;                   /* writer enum index -> tl_event_type or -1 */
     const char **wsym;            /* writer enum symbols, for messages */
     int nwtype;
-    int fast;                     /* the writer has the reader's canonical form */
+    int fast;                     /* the writer has the reader's canonical form, or its
+                                     first fast_nf fields' (fast_match) */
+    int fast_nf;
 } wentry;
 
 /* How the fast path reads one reader field (see "How (fast path)" above). */
@@ -189,7 +196,9 @@ struct tl_codec {
     size_t cap, n;
     fplan *fp;                    /* per reader field; NULL if the reader has a shape
                                      the fast path does not handle */
-    char *reader_canon;           /* Parsing Canonical Form of the reader schema */
+    char **canon;                 /* [k]: Parsing Canonical Form of the reader schema
+                                     with its first k fields, for k >= canon_min */
+    int canon_min;
     int fast_on;                  /* tl_codec_set_fast_path */
 };
 
@@ -356,6 +365,7 @@ static int base_ok(slot sl, avro_type_t t)
 {
     switch (sl) {
     case S_EVENT_ID: case S_USER_ID: case S_ITEM_ID: case S_CATEGORY_ID: case S_CHANNEL:
+    case S_CAMPAIGN:
         return t == AVRO_STRING;
     case S_TYPE: return t == AVRO_ENUM;
     case S_TS: return t == AVRO_INT64 || t == AVRO_INT32;
@@ -373,6 +383,7 @@ static int default_ok(const rfield *f)
     if (d->type == TL_JSON_NULL) return f->null_branch >= 0;
     switch (f->slot) {
     case S_EVENT_ID: case S_USER_ID: case S_ITEM_ID: case S_CATEGORY_ID: case S_CHANNEL:
+    case S_CAMPAIGN:
         return d->type == TL_JSON_STRING;
     case S_TYPE:
         return d->type == TL_JSON_STRING && tl_event_type_parse(d->str, d->len) >= 0 &&
@@ -520,6 +531,25 @@ static void canon_fullname(tl_buf *o, avro_schema_t s)
  * aliases, defaults or logical types, no white space. A named type that appears again
  * (an avro-c link) is written as its full name. -1 for a type avro-c 1.11 cannot
  * hold in a schema (never for a parsed one). */
+static int canon(tl_buf *o, avro_schema_t s);
+
+/* A record's canonical form with only its first nf fields. */
+static int canon_record(tl_buf *o, avro_schema_t s, size_t nf)
+{
+    tl_buf_puts(o, "{\"name\":");
+    canon_fullname(o, s);
+    tl_buf_puts(o, ",\"type\":\"record\",\"fields\":[");
+    for (size_t i = 0; i < nf; i++) {
+        tl_buf_puts(o, i ? ",{\"name\":" : "{\"name\":");
+        canon_string(o, avro_schema_record_field_name(s, (int)i));
+        tl_buf_puts(o, ",\"type\":");
+        if (canon(o, avro_schema_record_field_get_by_index(s, (int)i))) return -1;
+        tl_buf_putc(o, '}');
+    }
+    tl_buf_puts(o, "]}");
+    return 0;
+}
+
 static int canon(tl_buf *o, avro_schema_t s)
 {
     switch (avro_typeof(s)) {
@@ -534,21 +564,8 @@ static int canon(tl_buf *o, avro_schema_t s)
     case AVRO_LINK:
         canon_fullname(o, avro_schema_link_target(s));
         return 0;
-    case AVRO_RECORD: {
-        tl_buf_puts(o, "{\"name\":");
-        canon_fullname(o, s);
-        tl_buf_puts(o, ",\"type\":\"record\",\"fields\":[");
-        size_t n = avro_schema_record_size(s);
-        for (size_t i = 0; i < n; i++) {
-            tl_buf_puts(o, i ? ",{\"name\":" : "{\"name\":");
-            canon_string(o, avro_schema_record_field_name(s, (int)i));
-            tl_buf_puts(o, ",\"type\":");
-            if (canon(o, avro_schema_record_field_get_by_index(s, (int)i))) return -1;
-            tl_buf_putc(o, '}');
-        }
-        tl_buf_puts(o, "]}");
-        return 0;
-    }
+    case AVRO_RECORD:
+        return canon_record(o, s, avro_schema_record_size(s));
     case AVRO_ENUM: {
         tl_buf_puts(o, "{\"name\":");
         canon_fullname(o, s);
@@ -592,15 +609,24 @@ static int canon(tl_buf *o, avro_schema_t s)
     }
 }
 
-/* The canonical form of s as a new string, or NULL. */
-static char *canon_new(avro_schema_t s)
+/* The canonical form of s as a new string, or NULL; of a record, with its first nf fields
+ * (nf < 0: all). */
+static char *canon_new(avro_schema_t s, int nf)
 {
     tl_buf o = {0};
-    if (canon(&o, s) != 0) {
+    if ((nf < 0 ? canon(&o, s) : canon_record(&o, s, (size_t)nf)) != 0) {
         tl_buf_free(&o);
         return NULL;
     }
     return o.data;
+}
+
+static void free_canon(tl_codec *c)
+{
+    if (c->canon)
+        for (int k = 0; k <= c->nf; k++) free(c->canon[k]);
+    free(c->canon);
+    c->canon = NULL;
 }
 
 /* Builds c->fp when every reader field has a shape the fast path reads exactly as the
@@ -641,11 +667,23 @@ static void plan_fast(tl_codec *c)
             goto no;
         }
     }
-    c->reader_canon = canon_new(c->reader);
-    if (!c->reader_canon) goto no;
+    /* A writer of an older version, which has the reader's first fields and lacks only
+     * trailing ones whose default is null, is read the same way (they stay absent). */
+    c->canon_min = c->nf;
+    while (c->canon_min > 0) {
+        const rfield *f = &c->f[c->canon_min - 1];
+        if (!f->is_union || f->null_branch < 0 || !f->dflt || f->dflt->type != TL_JSON_NULL ||
+            f->slot == S_TYPE || f->slot == S_TS)
+            break;
+        c->canon_min--;
+    }
+    c->canon = tl_xcalloc((size_t)c->nf + 1, sizeof(*c->canon));
+    for (int k = c->canon_min; k <= c->nf; k++)
+        if (!(c->canon[k] = canon_new(c->reader, k))) goto no;
     c->fp = fp;
     return;
 no:
+    free_canon(c);
     free(fp);
 }
 
@@ -737,19 +775,23 @@ static avro_schema_t bytes_variant(const rfield *f)
     return u;
 }
 
-/* Whether records of a (compatible) writer take the fast path: the reader has a
- * plan, and the writer has the reader's canonical form. The enum check is implied by
- * the latter; it is repeated because the fast path indexes w->wtype unchecked. */
+/* How many reader fields records of a (compatible) writer have when they take the fast
+ * path, or 0 when they do not: the reader has a plan, and the writer has the canonical
+ * form of the reader or of its first k fields, the rest having a null default
+ * (plan_fast). The enum check is implied by the latter; it is repeated because the fast
+ * path indexes w->wtype unchecked. */
 static int fast_match(const tl_codec *c, const wentry *w, avro_schema_t ws)
 {
     if (!c->fp) return 0;
     if (w->nwtype != c->fp[c->slot_field[S_TYPE]].nsym) return 0;
     for (int k = 0; k < w->nwtype; k++)
         if (w->wtype[k] < 0) return 0;
-    char *wc = canon_new(ws);
-    int same = wc && strcmp(wc, c->reader_canon) == 0;
+    int nf = (int)avro_schema_record_size(ws);
+    if (nf < c->canon_min || nf > c->nf) return 0;
+    char *wc = canon_new(ws, -1);
+    int same = wc && strcmp(wc, c->canon[nf]) == 0;
     free(wc);
-    return same;
+    return same ? nf : 0;
 }
 
 /* Builds the entry of a writer schema. Always returns an entry; !ok when the writer
@@ -850,7 +892,8 @@ static wentry *wentry_build(tl_codec *c, int32_t id, avro_schema_t writer)
                               : -1;
         }
     }
-    w->fast = fast_match(c, w, ws);
+    w->fast_nf = fast_match(c, w, ws);
+    w->fast = w->fast_nf > 0;
     return w;
 }
 
@@ -917,7 +960,7 @@ void tl_codec_destroy(tl_codec *c)
     if (c->reader) avro_schema_decref(c->reader);
     free(c->f);
     free(c->fp);
-    free(c->reader_canon);
+    free_canon(c);
     free(c->reader_path);
     tl_arena_destroy(&c->json_arena);
     free(c);
@@ -956,6 +999,7 @@ static const char *str_get(const tl_event *ev, slot s)
     case S_ITEM_ID: return ev->item_id;
     case S_CATEGORY_ID: return ev->category_id;
     case S_CHANNEL: return ev->channel;
+    case S_CAMPAIGN: return ev->campaign;
     default: return NULL;
     }
 }
@@ -968,6 +1012,7 @@ static const char **str_slot(tl_event *ev, slot s)
     case S_ITEM_ID: return &ev->item_id;
     case S_CATEGORY_ID: return &ev->category_id;
     case S_CHANNEL: return &ev->channel;
+    case S_CAMPAIGN: return &ev->campaign;
     default: return NULL;
     }
 }
@@ -1147,7 +1192,7 @@ static int fast_decode(const tl_codec *c, const wentry *w, const uint8_t *b, siz
     int32_t dwell = 0;
     double value = 0, propensity = 0;
     int type = 0, has_dwell = 0, has_value = 0, has_propensity = 0;
-    for (int i = 0; i < c->nf; i++) {
+    for (int i = 0; i < w->fast_nf; i++) {
         const fplan *p = &c->fp[i];
         int64_t v;
         if (p->is_union) {
@@ -1259,6 +1304,7 @@ static int fast_decode(const tl_codec *c, const wentry *w, const uint8_t *b, siz
     *ev = (tl_event){
         .event_id = str[S_EVENT_ID], .user_id = str[S_USER_ID], .item_id = str[S_ITEM_ID],
         .category_id = str[S_CATEGORY_ID], .channel = str[S_CHANNEL],
+        .campaign = str[S_CAMPAIGN],
         .type = (tl_event_type)type, .ts = ts, .dwell_ms = dwell, .value = value,
         .propensity = propensity, .has_dwell = has_dwell != 0, .has_value = has_value != 0,
         .has_propensity = has_propensity != 0, .partition = ev->partition,
@@ -1453,6 +1499,7 @@ int tl_event_validate(const tl_event *ev, const tl_event_limits *lim, tl_dlq_rea
         {"item_id", offsetof(tl_event, item_id)},
         {"category_id", offsetof(tl_event, category_id)},
         {"channel", offsetof(tl_event, channel)},
+        {"campaign", offsetof(tl_event, campaign)},
     };
     static const struct { const char *name; size_t off; } req[] = {
         {"event_id", offsetof(tl_event, event_id)},

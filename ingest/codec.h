@@ -4,8 +4,8 @@
  *
  * Wire format (Confluent): byte 0 = magic 0, bytes 1..4 = schema id (big-endian),
  * then the Avro binary encoding of one record in the writer schema named by the id.
- * The codec resolves any writer schema to its reader schema (schemas/1-behavior_event
- * .avsc) with Avro's rules: writer-only fields are skipped, reader-only fields take
+ * The codec resolves any writer schema to its reader schema (TL_EVENT_SCHEMA, version 2
+ * of the event schema; version 1 lacks campaign) with Avro's rules: writer-only fields are skipped, reader-only fields take
  * their default (an error if they have none), types are promoted (int -> long ...),
  * enum symbols are matched by name.
  *
@@ -35,6 +35,11 @@
 #include "util.h"
 
 typedef struct tl_codec tl_codec;
+
+/* tally's reader schema of events, in the schema directory, and its id there: what
+ * tally produce and the demo write with when no registry gives another id. */
+#define TL_EVENT_SCHEMA "10-behavior_event.avsc"
+#define TL_EVENT_SCHEMA_ID 10
 
 enum { TL_CODEC_OK = 0, TL_CODEC_BAD = -1, TL_CODEC_RETRY = -2 };
 

@@ -58,7 +58,7 @@
 #define TL_FILE_CHUNK (1u << 20)          /* bytes per read(2) */
 #define TL_FILE_MAX_LINE (64u << 20)      /* longest accepted line */
 #define TL_FILE_MAX_WARN 100              /* bad rows logged before going quiet */
-#define TL_FILE_MAX_COLS 10               /* canonical with propensity */
+#define TL_FILE_MAX_COLS 11               /* canonical with propensity and campaign */
 #define TL_FILE_ID_ROOM 21                /* a uint64 in decimal, with its NUL */
 
 static const char canonical_header[] =
@@ -80,7 +80,9 @@ typedef struct tl_file_src {
     uint64_t bytes_read;
     int64_t size;             /* of a regular file, else -1 */
     int header_done;          /* canonical: header checked (other formats: 1) */
-    int n_cols;               /* canonical: 9, or 10 with propensity */
+    int n_cols;               /* canonical: 9, and one more for each optional column */
+    int col_propensity;       /* canonical: the optional columns' indexes, or -1 */
+    int col_campaign;
     int failed;
     uint64_t line_no, row_no, bad;
     char err[512];
@@ -314,13 +316,16 @@ static int parse_canonical(tl_file_src *s, char *line, size_t len, char *idbuf, 
         }
         ev->has_value = 1;
     }
-    if (s->n_cols > 9 && fl[9]) {
-        if (parse_double(f[9], fl[9], &ev->propensity) < 0) {
-            row_error(s, "propensity is not a finite number: '%.*s'", ECHO(f[9], fl[9]));
+    int k = s->col_propensity;
+    if (k >= 0 && fl[k]) {
+        if (parse_double(f[k], fl[k], &ev->propensity) < 0) {
+            row_error(s, "propensity is not a finite number: '%.*s'", ECHO(f[k], fl[k]));
             return -1;
         }
         ev->has_propensity = 1;
     }
+    k = s->col_campaign;
+    ev->campaign = k >= 0 && fl[k] ? f[k] : NULL;
     return 0;
 }
 
@@ -476,18 +481,24 @@ static int check_header(tl_file_src *s, const char *line, size_t len)
         len -= 3;
     }
     if (len >= hl && strncasecmp(line, canonical_header, hl) == 0) {
-        if (len == hl) {
-            s->n_cols = 9;
-            s->header_done = 1;
-            return 0;
+        const char *p = line + hl, *end = line + len;
+        s->n_cols = 9;
+        s->col_propensity = s->col_campaign = -1;
+        if (end - p >= 11 && strncasecmp(p, ",propensity", 11) == 0) {
+            s->col_propensity = s->n_cols++;
+            p += 11;
         }
-        if (len == hl + 11 && strncasecmp(line + hl, ",propensity", 11) == 0) {
-            s->n_cols = 10;
+        if (end - p >= 9 && strncasecmp(p, ",campaign", 9) == 0) {
+            s->col_campaign = s->n_cols++;
+            p += 9;
+        }
+        if (p == end) {
             s->header_done = 1;
             return 0;
         }
     }
-    snprintf(s->err, sizeof s->err, "%s:%llu: expected the header '%s[,propensity]', found '%.*s'",
+    snprintf(s->err, sizeof s->err,
+             "%s:%llu: expected the header '%s[,propensity][,campaign]', found '%.*s'",
              s->name, (unsigned long long)s->line_no, canonical_header,
              (int)(len > 120 ? 120 : len), line);
     s->has_err = 1;

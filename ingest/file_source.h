@@ -4,9 +4,10 @@
  * Formats:
  *   TL_FMT_CANONICAL  CSV with the header
  *                       event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value
- *                     and optionally a trailing ",propensity" column. ts in ms; type is the
- *                     Avro symbol (ADD_TO_CART, ...), case-insensitive; category_id,
- *                     channel, dwell_ms, value (and propensity) may be empty. Fields may be
+ *                     and optionally the trailing columns ",propensity" and ",campaign" (in
+ *                     that order, each on its own or both). ts in ms; type is the Avro
+ *                     symbol (ADD_TO_CART, ...), case-insensitive; category_id, channel,
+ *                     dwell_ms, value (and propensity, campaign) may be empty. Fields may be
  *                     double-quoted ("" for a quote inside), but not span lines.
  *   TL_FMT_TAOBAO     the Taobao UserBehavior CSV: no header,
  *                       user_id,item_id,category_id,behavior,ts_seconds

@@ -123,7 +123,7 @@ static inline uint32_t alias_draw(const gen_alias *t, uint32_t n, uint32_t base,
 /* ---- the simulation ---------------------------------------------------------------- */
 
 typedef struct gen_sess {
-    uint32_t user, remaining, focus, channel;
+    uint32_t user, remaining, focus, channel, campaign;
     uint8_t first, n_seen, seen_pos, n_cart, cart_pos, n_imp, imp_pos;
     uint32_t seen_item[GEN_SEEN], seen_cat[GEN_SEEN];
     uint32_t cart_item[GEN_CART], cart_cat[GEN_CART];
@@ -139,6 +139,7 @@ typedef struct gen_heap_ent {
 typedef struct gen_ev {
     uint64_t n;               /* 1-based event number */
     uint32_t user, item, cat, channel;
+    int32_t campaign;         /* index into camp_names; -1: none */
     tl_event_type type;
     int64_t ts;
     int32_t dwell;            /* -1: none */
@@ -161,6 +162,7 @@ typedef struct tl_gen {
     double chan_effect[16];
     char **chan_names;
     uint8_t *chan_lens;
+    char **camp_names;        /* [channel * n_campaigns + k]: "<channel>-<k + 1>" */
     double sess_len_ms;       /* expected time a session lasts */
 } tl_gen;
 
@@ -212,6 +214,10 @@ int tl_gen_params_check(const tl_gen_params *p, char *err, size_t errlen)
         snprintf(err, errlen, "n_channels must be at most 1000000");
         return -1;
     }
+    if (p->n_campaigns > 1000 || (p->n_campaigns && !p->n_channels)) {
+        snprintf(err, errlen, "n_campaigns must be at most 1000, and needs channels");
+        return -1;
+    }
     if (p->start_ts < 0) {
         snprintf(err, errlen, "start_ts must not be negative");
         return -1;
@@ -246,6 +252,11 @@ static void gen_free(tl_gen *g)
         free(g->chan_names);
     }
     free(g->chan_lens);
+    if (g->camp_names) {
+        for (uint64_t i = 0; i < (uint64_t)g->p.n_channels * g->p.n_campaigns; i++)
+            free(g->camp_names[i]);
+        free(g->camp_names);
+    }
     free(g->users);
     free(g->cats);
     free(g->items);
@@ -307,6 +318,12 @@ static int64_t sess_start(tl_gen *g, gen_sess *s, int64_t not_before)
     }
     s->focus = alias_draw(g->cats, g->p.n_categories, 0, &g->r);
     s->channel = g->p.n_channels ? alias_draw(g->chans, g->p.n_channels, 0, &g->r) : 0;
+    if (g->p.n_campaigns) {
+        /* From a hash, not the generator's stream: with campaigns on, the events are the
+         * same as without, plus the column. */
+        uint64_t h = tl_hash64(&(uint64_t[3]){g->p.seed, u, (uint64_t)start}, 24);
+        s->campaign = s->channel * g->p.n_campaigns + (uint32_t)(h % g->p.n_campaigns);
+    }
     return start;
 }
 
@@ -383,6 +400,7 @@ static int gen_next(tl_gen *g, gen_ev *ev)
     uint32_t item, cat;
     tl_event_type t = s->first ? g->first_type : pick_type(g);
     double gap;
+    int landing = s->first;
 
     s->first = 0;
     ev->dwell = -1;
@@ -452,6 +470,11 @@ static int gen_next(tl_gen *g, gen_ev *ev)
     ev->item = item;
     ev->cat = cat;
     ev->channel = s->channel;
+    /* paid exposures carry the session's campaign; without them, its landing event does */
+    ev->campaign = g->p.n_campaigns && (t == TL_IMPRESSION || t == TL_CLICK ||
+                                        (landing && !g->p.impressions))
+                       ? (int32_t)s->campaign
+                       : -1;
     ev->type = t;
     ev->ts = now;
     ev->prop = g->p.propensity ? event_prop(g, s) : -1;
@@ -548,6 +571,15 @@ static tl_gen *gen_new(const tl_gen_params *p)
                 g->chan_names[c] = tl_xstrdup(tmp);
             }
             g->chan_lens[c] = (uint8_t)strlen(g->chan_names[c]);
+        }
+        if (p->n_campaigns) {
+            g->camp_names = tl_xcalloc((size_t)nch * p->n_campaigns, sizeof *g->camp_names);
+            for (uint32_t c = 0; c < nch; c++)
+                for (uint32_t k = 0; k < p->n_campaigns; k++) {
+                    char tmp[64];
+                    snprintf(tmp, sizeof tmp, "%s-%u", g->chan_names[c], k + 1);
+                    g->camp_names[(size_t)c * p->n_campaigns + k] = tl_xstrdup(tmp);
+                }
         }
     }
     for (int i = 0; i < 16; i++)
@@ -680,6 +712,7 @@ static int gen_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         p = put_id(p, 'c', (uint64_t)ge.cat + 1);
         *p = '\0';
         ev->channel = g->p.n_channels ? g->chan_names[ge.channel] : NULL;
+        ev->campaign = ge.campaign >= 0 ? g->camp_names[ge.campaign] : NULL;
         ev->type = ge.type;
         ev->ts = ge.ts;
         if (ge.dwell >= 0) {
@@ -770,7 +803,8 @@ int tl_gen_write_csv(const tl_gen_params *p, FILE *out)
     }
     buf = tl_xmalloc(CAP);
     w = buf + snprintf(buf, CAP, "event_id,user_id,item_id,category_id,type,ts,channel,"
-                                 "dwell_ms,value%s\n", p->propensity ? ",propensity" : "");
+                                 "dwell_ms,value%s%s\n", p->propensity ? ",propensity" : "",
+                       p->n_campaigns ? ",campaign" : "");
     while (gen_next(g, &ev)) {
         w = put_id(w, 'g', ev.n);
         *w++ = ',';
@@ -808,6 +842,14 @@ int tl_gen_write_csv(const tl_gen_params *p, FILE *out)
                 *w++ = (char)('0' + ev.prop / 100 % 10);
                 *w++ = (char)('0' + ev.prop / 10 % 10);
                 *w++ = (char)('0' + ev.prop % 10);
+            }
+        }
+        if (p->n_campaigns) {
+            *w++ = ',';
+            if (ev.campaign >= 0) {
+                size_t l = strlen(g->camp_names[ev.campaign]);
+                memcpy(w, g->camp_names[ev.campaign], l);
+                w += l;
             }
         }
         *w++ = '\n';

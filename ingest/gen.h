@@ -45,6 +45,11 @@ typedef struct tl_gen_params {
     double user_skew;           /* sigma of the lognormal user activity, >= 0 */
     int impressions;            /* also emit IMPRESSION and CLICK events */
     int propensity;             /* emit a propensity on every event */
+    uint32_t n_campaigns;       /* campaigns per channel (0: none): a session has one of
+                                   its channel's, "<channel>-<k>" (from a hash: the events
+                                   are otherwise those without campaigns), and its
+                                   IMPRESSION and CLICK events carry it (without
+                                   impressions, its first event does) */
 } tl_gen_params;
 
 /* Defaults: seed 42, 1,000,000 events, 100,000 users, 50,000 items, 1,000 categories,
@@ -61,7 +66,7 @@ tl_source *tl_gen_source_new(const tl_gen_params *p);
 void tl_gen_source_destroy(tl_source *s);   /* NULL is a no-op */
 
 /* Writes the events as canonical CSV (file_source.h), with the header; the propensity
- * column only when p->propensity. 0, or -1 on invalid parameters or a write error
+ * column only when p->propensity, the campaign column only when p->n_campaigns. 0, or -1 on invalid parameters or a write error
  * (errno tells which). */
 int tl_gen_write_csv(const tl_gen_params *p, FILE *out);
 

@@ -91,7 +91,8 @@ int tl_event_from_json(const char *line, size_t len, tl_event *ev, tl_arena *a, 
         get_str(o, "user_id", &ev->user_id, err, errlen) ||
         get_str(o, "item_id", &ev->item_id, err, errlen) ||
         get_str(o, "category_id", &ev->category_id, err, errlen) ||
-        get_str(o, "channel", &ev->channel, err, errlen))
+        get_str(o, "channel", &ev->channel, err, errlen) ||
+        get_str(o, "campaign", &ev->campaign, err, errlen))
         return -1;
 
     const tl_json *t = tl_json_get(o, "type");

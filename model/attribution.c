@@ -174,7 +174,8 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
         tps[i] = (tl_touchpoint){
             .event_id = tl_arena_strdup(a, j->event_id), .item_id = tl_arena_strdup(a, j->item_id),
             .category_id = tl_arena_strdup(a, j->category_id),
-            .channel = tl_arena_strdup(a, j->channel), .type = (tl_event_type)j->type, .ts = j->ts,
+            .channel = tl_arena_strdup(a, j->channel), .campaign = tl_arena_strdup(a, j->campaign),
+            .type = (tl_event_type)j->type, .ts = j->ts,
         };
         ts[i] = j->ts;
     }
@@ -255,7 +256,8 @@ static void controls(tl_attr_stage *as, tl_user *u, int64_t until)
             break;
         }
         int begin, end = journey_at(as->cfg, u, g, &begin);
-        tl_model_learn(as->model, &hist, &u->tp[begin], end - begin, 0, g);
+        /* (no touchpoints: u->tp may be NULL, and no offset may be applied to it) */
+        tl_model_learn(as->model, &hist, end > begin ? &u->tp[begin] : NULL, end - begin, 0, g);
         learned++;
     }
     if (skipped) tl_model_count_skipped(as->model, skipped);

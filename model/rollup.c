@@ -36,7 +36,8 @@ struct tl_rollup {
     size_t n_touched, cap_touched;
 };
 
-static const char *const dim_names[] = {"channel", "channel_group", "category"};
+static const char *const dim_names[TL_RU_DIMS] = {"channel", "channel_group", "category",
+                                                  "campaign"};
 static const char *const window_names[] = {"all", "hour", "day"};
 
 static int parse_name(const char *s, const char *const *names, int n)
@@ -46,9 +47,9 @@ static int parse_name(const char *s, const char *const *names, int n)
     return -1;
 }
 
-int tl_ru_dim_parse(const char *s) { return parse_name(s, dim_names, 3); }
+int tl_ru_dim_parse(const char *s) { return parse_name(s, dim_names, TL_RU_DIMS); }
 int tl_ru_window_parse(const char *s) { return parse_name(s, window_names, 3); }
-const char *tl_ru_dim_name(tl_ru_dim d) { return (unsigned)d < 3 ? dim_names[d] : "?"; }
+const char *tl_ru_dim_name(tl_ru_dim d) { return (unsigned)d < TL_RU_DIMS ? dim_names[d] : "?"; }
 const char *tl_ru_window_name(tl_ru_window w) { return (unsigned)w < 3 ? window_names[w] : "?"; }
 
 int64_t tl_ru_window_ms(tl_ru_window w)
@@ -250,8 +251,11 @@ static const char *channel_id(const tl_rollup *r, const char *channel)
 
 static const char *id_of(const tl_rollup *r, const tl_touchpoint *t)
 {
-    if (r->dim != TL_RU_CATEGORY) return channel_id(r, t->channel);
-    return t->category_id && *t->category_id ? t->category_id : "(none)";
+    const char *v = r->dim == TL_RU_CATEGORY ? t->category_id
+                    : r->dim == TL_RU_CAMPAIGN ? t->campaign
+                                               : NULL;
+    if (r->dim == TL_RU_CHANNEL || r->dim == TL_RU_CHANNEL_GROUP) return channel_id(r, t->channel);
+    return v && *v ? v : "(none)";
 }
 
 void tl_rollup_add(tl_rollup *r, const tl_attribution *a)
@@ -293,7 +297,7 @@ void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d)
 {
     /* the chain is over channels, or over categories when the data has no channel */
     int over = r->dim == TL_RU_CATEGORY ? TL_DIM_CATEGORY : TL_DIM_CHANNEL;
-    if ((int)d->dim != over || !d->method || strcmp(d->method, "markov")) return;
+    if (r->dim == TL_RU_CAMPAIGN || (int)d->dim != over || !d->method || strcmp(d->method, "markov")) return;
     const char *id = r->dim == TL_RU_CATEGORY ? (d->dim_id && *d->dim_id ? d->dim_id : "(none)")
                                               : channel_id(r, d->dim_id);
     size_t k = row_of(r, id, window_of(r, d->window_start));   /* may move the rows */
@@ -313,7 +317,8 @@ void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d)
 
 int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, double spend)
 {
-    if (r->dim == TL_RU_CATEGORY || r->window == TL_RU_WINDOW_HOUR) return -1;
+    if (r->dim == TL_RU_CATEGORY || r->dim == TL_RU_CAMPAIGN || r->window == TL_RU_WINDOW_HOUR)
+        return -1;
     size_t k = row_of(r, channel_id(r, channel), window_of(r, day_ms));
     r->rows[k].spend += spend;
     r->rows[k].has_spend = 1;

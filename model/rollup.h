@@ -35,7 +35,13 @@
 #define TL_RU_METHODS (TL_M_COUNT + 1)
 #define TL_RU_ALL INT64_MIN              /* window_start of the "all" window */
 
-typedef enum tl_ru_dim { TL_RU_CHANNEL = 0, TL_RU_CHANNEL_GROUP, TL_RU_CATEGORY } tl_ru_dim;
+typedef enum tl_ru_dim {
+    TL_RU_CHANNEL = 0,
+    TL_RU_CHANNEL_GROUP,
+    TL_RU_CATEGORY,
+    TL_RU_CAMPAIGN,   /* the touchpoint event's campaign; no Markov column (no chain over it) */
+    TL_RU_DIMS
+} tl_ru_dim;
 typedef enum tl_ru_window { TL_RU_WINDOW_ALL = 0, TL_RU_WINDOW_HOUR, TL_RU_WINDOW_DAY } tl_ru_window;
 
 typedef struct tl_rollup_row {
@@ -70,7 +76,7 @@ tl_rollup *tl_rollup_new(tl_ru_dim dim, tl_ru_window window, const char *groups,
                          size_t errlen);
 void tl_rollup_destroy(tl_rollup *r);
 
-/* "channel", "channel_group", "category" / "all", "hour", "day"; -1 if unknown. */
+/* "channel", "channel_group", "category", "campaign" / "all", "hour", "day"; -1 if unknown. */
 int tl_ru_dim_parse(const char *s);
 int tl_ru_window_parse(const char *s);
 const char *tl_ru_dim_name(tl_ru_dim d);
@@ -81,14 +87,14 @@ const char *tl_rollup_group(const tl_rollup *r, const char *channel);
 /* One attribution record; purchase value 0 when it has none. */
 void tl_rollup_add(tl_rollup *r, const tl_attribution *a);
 /* One Markov credit delta (its credit - credit_before); ignored when its dimension is
- * not the roll-up's (above) or its method is not "markov". */
+ * not the roll-up's (above), its method is not "markov", or the roll-up is by campaign. */
 void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d);
 
 /* Ad spend of a channel on the UTC day starting at day_ms, joined into the row of the
  * channel's value (its group for channel_group): cost per conversion (spend / a method's
  * conversions) and return on ad spend (a method's conversion value / spend) follow. A row
  * may have spend and no purchase (money spent for nothing credited). -1 for a category
- * roll-up or hour windows (spend is per channel and day), else 0. */
+ * roll-up, a campaign roll-up or hour windows (spend is per channel and day), else 0. */
 int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, double spend);
 
 /* One line of ad spend, "YYYY-MM-DD,channel,spend" (UTC day, the channel as the events

@@ -99,6 +99,7 @@ void tl_avro_put_attribution(tl_buf *b, int32_t schema_id, const tl_attribution 
             put_opt_string(b, t->channel);
             put_long(b, t->type);
             put_long(b, t->ts);
+            put_opt_string(b, t->campaign);
         }
     }
     put_long(b, 0);
@@ -339,13 +340,13 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
     }
     o->schema_id = (int32_t)((uint32_t)u[1] << 24 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 8 | u[4]);
     rd r = {u + 5, u + len, NULL};
-    const char *dims[3] = {tl_ru_dim_name(TL_RU_CHANNEL), tl_ru_dim_name(TL_RU_CHANNEL_GROUP),
-                           tl_ru_dim_name(TL_RU_CATEGORY)};
+    const char *dims[TL_RU_DIMS];
+    for (int d = 0; d < TL_RU_DIMS; d++) dims[d] = tl_ru_dim_name((tl_ru_dim)d);
     const char *windows[3] = {NULL, tl_ru_window_name(TL_RU_WINDOW_HOUR),
                               tl_ru_window_name(TL_RU_WINDOW_DAY)};
     const char *methods[TL_RU_METHODS];
     for (int m = 0; m < TL_RU_METHODS; m++) methods[m] = ru_method_name(m);
-    int dim = get_name(&r, dims, 3, "an unknown dimension");
+    int dim = get_name(&r, dims, TL_RU_DIMS, "an unknown dimension");
     size_t id_len = 0;
     const char *id = get_bytes(&r, &id_len);
     int w = get_name(&r, windows, 3, "an unknown window (hour or day)");
@@ -438,7 +439,7 @@ size_t tl_avro_interest_bound(size_t S)
 
 size_t tl_avro_attribution_bound(size_t S, size_t tps)
 {
-    size_t tp = 2 * B_STR(S) + 2 * B_OPT_STR(S) + 1 + B_LONG;   /* the type: an enum index */
+    size_t tp = 2 * B_STR(S) + 3 * B_OPT_STR(S) + 1 + B_LONG;   /* the type: an enum index */
     size_t method = B_NAME + B_LONG + tps * 8 + 1;
     return 5 + 3 * B_STR(S) + B_OPT_STR(S) + B_LONG + B_OPT_DOUBLE +   /* the purchase */
            B_LONG + tps * tp + 1 +                                     /* touchpoints */

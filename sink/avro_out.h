@@ -1,7 +1,7 @@
 /*
  * avro_out.h -- Avro binary encoding of tally's output records, with the Confluent
  * frame (magic byte 0, 4-byte big-endian schema id). The field order is that of
- * schemas/2-interest_delta.avsc, 6-attribution.avsc and 7-credit_delta.avsc; the
+ * schemas/2-interest_delta.avsc, 11-attribution.avsc and 7-credit_delta.avsc; the
  * tests decode what this writes with avro-c against those files.
  */
 #ifndef TL_AVRO_OUT_H

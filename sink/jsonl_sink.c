@@ -84,6 +84,7 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
         tl_json_member_str(b, "channel", t->channel);
         tl_json_member_str(b, "type", tl_event_type_name(t->type));
         tl_json_member_i64(b, "ts", t->ts);
+        tl_json_member_str(b, "campaign", t->campaign);
         tl_buf_putc(b, '}');
     }
     tl_buf_putc(b, ']');

@@ -29,7 +29,7 @@
 #include <string.h>
 
 #define RING_SIZE (1u << 18)   /* > the producer's queue.buffering.max.messages */
-#define MAX_ROLLUPS 6          /* dimensions x windows */
+#define MAX_ROLLUPS (2 * TL_RU_DIMS)   /* dimensions x windows (hour, day) */
 
 typedef struct kafka_sink {
     tl_sink_base base;
@@ -461,7 +461,7 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
     if (o->rollup_partials_topic && *o->rollup_partials_topic) {
         s->partials = tl_xstrdup(o->rollup_partials_topic);
         const char *groups = o->rollup_groups ? o->rollup_groups : "";
-        for (int d = TL_RU_CHANNEL; d <= TL_RU_CATEGORY; d++) {
+        for (int d = TL_RU_CHANNEL; d < TL_RU_DIMS; d++) {
             if (d == TL_RU_CHANNEL_GROUP && !*groups) continue;   /* all "Other": nothing said */
             for (int w = TL_RU_WINDOW_HOUR; w <= TL_RU_WINDOW_DAY; w++) {
                 tl_rollup *r = tl_rollup_new((tl_ru_dim)d, (tl_ru_window)w, groups, err, errlen);

@@ -39,10 +39,11 @@
 #define AGG_MAX_PENDING 50000   /* partials held before a commit, whatever the interval */
 
 #define RU(pt, d, w) ((pt)->ru[(d) * 3 + (w)])   /* [dimension][window]; hour and day only */
+#define N_RU (TL_RU_DIMS * 3)
 
 typedef struct part {
     int assigned;
-    tl_rollup *ru[9];
+    tl_rollup *ru[N_RU];
     tl_mk_share *mk;       /* the shared Markov chain, on the partition of its key */
     int64_t next;          /* offset after the last partial added, -1: none since the commit */
     int64_t eof;           /* end offset last reported, -1: a record came after it */
@@ -102,7 +103,7 @@ static tl_rollup *rollup_of(part *pt, tl_ru_dim d, tl_ru_window w)
 
 static void drop_totals(part *pt)
 {
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < N_RU; i++) {
         tl_rollup_destroy(pt->ru[i]);
         pt->ru[i] = NULL;
     }
@@ -291,7 +292,7 @@ static int commit(tl_rollup_agg *a)
         for (int d = 0; a->spend && d < 2; d++)
             if (RU(&a->parts[p], d, TL_RU_WINDOW_DAY))
                 tl_rollup_join_spend(RU(&a->parts[p], d, TL_RU_WINDOW_DAY), a->spend_ru[d]);
-        rc = tl_rollup_send_changed(a->parts[p].ru, 9, a->o.id_rollup, &a->key, &a->buf, send_to, &t);
+        rc = tl_rollup_send_changed(a->parts[p].ru, N_RU, a->o.id_rollup, &a->key, &a->buf, send_to, &t);
     }
     if (!rc) rc = markov_flush(a);
     if (!rc && a->o.transactional) {

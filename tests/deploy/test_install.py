@@ -112,7 +112,9 @@ def main():
         want = ["bin/tally", "share/tally/schemas/1-behavior_event.avsc",
                 "share/tally/schemas/2-interest_delta.avsc", "share/tally/schemas/3-attribution.avsc",
                 "share/tally/schemas/5-attribution.avsc", "share/tally/schemas/6-attribution.avsc",
-                "share/tally/schemas/4-credit_delta.avsc", "share/tally/schemas/7-credit_delta.avsc", "share/tally/deploy/systemd/tally.service",
+                "share/tally/schemas/4-credit_delta.avsc", "share/tally/schemas/7-credit_delta.avsc",
+                "share/tally/schemas/10-behavior_event.avsc", "share/tally/schemas/11-attribution.avsc",
+                "share/tally/deploy/systemd/tally.service",
                 "share/tally/deploy/tally.properties", "share/tally/deploy/prometheus/alerts.yml",
                 "share/doc/tally/README.md", "share/doc/tally/operations.md"]
         problems += ["not installed: %s" % w for w in want if not os.path.exists(os.path.join(prefix, w))]
@@ -125,7 +127,7 @@ def main():
         tally = os.path.join(moved, "bin", "tally")
         env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
         r = run([tally, "config", "check"], cwd=elsewhere, env=env)
-        schema = os.path.join(moved, "share", "tally", "schemas", "1-behavior_event.avsc")
+        schema = os.path.join(moved, "share", "tally", "schemas", "10-behavior_event.avsc")
         if r.returncode != 0 or os.path.realpath(r.stdout.split(": ", 1)[-1].strip()) != os.path.realpath(schema):
             problems.append("moved installation: config check exit %d, %r %r" % (r.returncode, r.stdout, r.stderr))
         events = os.path.join(elsewhere, "e.csv")

@@ -170,6 +170,7 @@ int fuzz_events_identical(const tl_event *a, const tl_event *b, const char **fie
     DIFF("item_id", fuzz_str_eq(a->item_id, b->item_id));
     DIFF("category_id", fuzz_str_eq(a->category_id, b->category_id));
     DIFF("channel", fuzz_str_eq(a->channel, b->channel));
+    DIFF("campaign", fuzz_str_eq(a->campaign, b->campaign));
     DIFF("type", a->type == b->type);
     DIFF("ts", a->ts == b->ts);
     DIFF("has_dwell", a->has_dwell == b->has_dwell);
@@ -210,6 +211,7 @@ void fuzz_event_to_json(tl_buf *b, const tl_event *ev)
     tl_json_put_key(b, "propensity");
     if (ev->has_propensity) tl_json_put_double(b, ev->propensity);
     else tl_buf_puts(b, "null");
+    put_member_str(b, "campaign", ev->campaign);
     tl_buf_putc(b, '}');
 }
 
@@ -391,7 +393,7 @@ const fuzz_schema fuzz_schemas[] = {
 };
 const int fuzz_n_schemas = (int)(sizeof(fuzz_schemas) / sizeof(fuzz_schemas[0]));
 
-const char *fuzz_reader_schema_path(void) { return TALLY_SCHEMA_DIR "/1-behavior_event.avsc"; }
+const char *fuzz_reader_schema_path(void) { return TALLY_SCHEMA_DIR "/" TL_EVENT_SCHEMA; }
 
 void fuzz_write_schema_dir(const char *dir)
 {

@@ -100,7 +100,7 @@ int fuzz_codec_check(tl_codec *c, int32_t reader_id, const uint8_t *buf, size_t 
 
 /* ---- schemas --------------------------------------------------------------------------
  * The schema directory the codec harnesses and the seed generator share: the product's
- * reader schema (schemas/1-behavior_event.avsc, read from TALLY_SCHEMA_DIR) as id 1, and
+ * reader schema (schemas/10-behavior_event.avsc, read from TALLY_SCHEMA_DIR) as id 1, and
  * the writer and reader shapes below under their ids. */
 
 typedef struct fuzz_schema {

@@ -730,12 +730,13 @@ static void dictionaries(void)
     dict("json", json);
     static const char *const event[] = {
         "\"event_id\":", "\"user_id\":", "\"item_id\":", "\"category_id\":", "\"channel\":",
-        "\"type\":", "\"ts\":", "\"dwell_ms\":", "\"value\":", "\"propensity\":",
+        "\"type\":", "\"ts\":", "\"dwell_ms\":", "\"value\":", "\"propensity\":", "\"campaign\":",
         "\"IMPRESSION\"", "\"BROWSE\"", "\"CLICK\"", "\"FAVORITE\"", "\"ADD_TO_CART\"",
         "\"PURCHASE\"", "null", "2147483648", "9223372036854775808", NULL};
     dict("jsonl_event", event);
     static const char *const file[] = {
         "event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value", ",propensity",
+        ",campaign",
         "IMPRESSION", "BROWSE", "CLICK", "FAVORITE", "ADD_TO_CART", "PURCHASE", "pv", "cart",
         "fav", "buy", "\"\"", "\r\n", "\xEF\xBB\xBF", "\"event_id\":", "\"type\":", "\"ts\":",
         "9223372036854775807", NULL};
@@ -752,7 +753,8 @@ static void dictionaries(void)
         "\"items\"", "\"values\"", "\"size\"", "\"default\"", "\"aliases\"", "\"doc\"",
         "\"logicalType\"", "\"timestamp-millis\"", "\"BehaviorEvent\"", "\"tally\"",
         "\"EventType\"", "\"event_id\"", "\"user_id\"", "\"item_id\"", "\"category_id\"",
-        "\"channel\"", "\"ts\"", "\"dwell_ms\"", "\"value\"", "\"propensity\"", NULL};
+        "\"channel\"", "\"ts\"", "\"dwell_ms\"", "\"value\"", "\"propensity\"",
+        "\"campaign\"", NULL};
     dict("writer_schema", avro);
     static const char *const paths[] = {"path", "total_conversions", "total_conversion_value",
                                         "total_null", ";", " > ", "\"", "1e308", "-0", "nan",

@@ -34,7 +34,7 @@ ATTRIBUTION_FIELDS = {
 }
 TOUCHPOINT_FIELDS = {
     "event_id": "str", "item_id": "str", "category_id": "str?", "channel": "str?",
-    "type": "str", "ts": "int",
+    "type": "str", "ts": "int", "campaign": "str?",
 }
 MAX_MISMATCHES = 20
 

@@ -65,7 +65,8 @@ def _strip_logical(node):
     return node
 
 
-ATTRIBUTION_ID = 6   # schemas/6-attribution.avsc: the attribution schema tally writes
+EVENT_ID = 10         # schemas/10-behavior_event.avsc: the event schema tally produce writes
+ATTRIBUTION_ID = 11   # schemas/11-attribution.avsc: the attribution schema tally writes
 CREDIT_ID = 7        # schemas/7-credit_delta.avsc: the credit_delta schema tally writes
 
 

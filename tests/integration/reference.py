@@ -9,7 +9,7 @@ Input: a CSV file in one of two formats.
   taobao     no header; user_id,item_id,category_id,behavior,ts_seconds
              pv -> BROWSE, cart -> ADD_TO_CART, fav -> FAVORITE, buy -> PURCHASE;
              ts in ms = seconds * 1000; event_id = the 1-based data-row number.
-  canonical  header event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value
+  canonical  header event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value[,propensity][,campaign]
              (ts in ms; optional columns may be empty; an empty event_id becomes the
              1-based data-row number).
 
@@ -176,16 +176,22 @@ def read_events(path, fmt):
             header = next(reader, None)
             expected = ["event_id", "user_id", "item_id", "category_id", "type", "ts",
                         "channel", "dwell_ms", "value"]
-            if header is None or [h.strip() for h in header] != expected:
-                raise ValueError("%s: header must be %s" % (path, ",".join(expected)))
+            names = [h.strip() for h in header] if header else None
+            optional = names[9:] if names else None   # [propensity][,campaign]
+            if names is None or names[:9] != expected or optional not in (
+                    [], ["propensity"], ["campaign"], ["propensity", "campaign"]):
+                raise ValueError("%s: header must be %s[,propensity][,campaign]" % (
+                    path, ",".join(expected)))
             row_no = 0
             for line_no, row in enumerate(reader, 2):
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue
                 row_no += 1
-                if len(row) != 9:
-                    raise ValueError("%s:%d: expected 9 columns, got %d" % (path, line_no, len(row)))
-                eid, user, item, cat, typ, ts, chan, dwell, value = row
+                if len(row) != len(names):
+                    raise ValueError("%s:%d: expected %d columns, got %d" % (
+                        path, line_no, len(names), len(row)))
+                eid, user, item, cat, typ, ts, chan, dwell, value = row[:9]
+                campaign = row[names.index("campaign")] if "campaign" in optional else ""
                 events.append({
                     "event_id": eid if eid != "" else str(row_no),
                     "user_id": user, "item_id": item,
@@ -194,6 +200,7 @@ def read_events(path, fmt):
                     "channel": chan if chan != "" else None,
                     "dwell_ms": int(dwell) if dwell != "" else None,
                     "value": float(value) if value != "" else None,
+                    "campaign": campaign if campaign != "" else None,
                 })
         else:
             raise ValueError("unknown format %r (taobao or canonical)" % (fmt,))
@@ -392,7 +399,7 @@ class Journeys:
         j = self.state.setdefault(ev["user_id"], [])
         tp = {"event_id": ev["event_id"], "item_id": ev["item_id"],
               "category_id": ev["category_id"], "channel": ev["channel"],
-              "type": ev["type"], "ts": ev["ts"]}
+              "type": ev["type"], "ts": ev["ts"], "campaign": ev.get("campaign")}
         # after every entry with ts <= this one: equal ts keep arrival order
         pos = bisect.bisect_right([x["ts"] for x in j], tp["ts"])
         j.insert(pos, tp)

@@ -35,7 +35,8 @@ def expected(attrs, credits):
         value = a["value"] or 0.0
         for wname, wlen in WINDOWS.items():
             start = a["ts"] - a["ts"] % wlen
-            for dim, field in (("channel", "channel"), ("category", "category_id")):
+            for dim, field in (("channel", "channel"), ("category", "category_id"),
+                               ("campaign", "campaign")):
                 touched = set()
                 for i, tp in enumerate(a["touchpoints"]):
                     vid = tp.get(field) or "(none)"
@@ -76,11 +77,11 @@ def close(a, b):
 
 
 def compare(want, got, methods=None, what=""):
-    """Problems between the oracle's rows and the topic's (channel and category rows);
-    methods: only these columns (None: all)."""
+    """Problems between the oracle's rows and the topic's (channel, category and campaign
+    rows); methods: only these columns (None: all)."""
     pr = []
     # (a row with spend and nothing credited sums no record)
-    have = {k: v for k, v in got.items() if k[0] in ("channel", "category") and
+    have = {k: v for k, v in got.items() if k[0] in ("channel", "category", "campaign") and
             (v["purchases"] or v["methods"] or v.get("spend") is None)}
     for k in sorted(set(want) - set(have), key=str)[:5]:
         pr.append("%sno roll-up for %s" % (what, k))
@@ -206,7 +207,7 @@ def input_events(kafka, schemas, topic):
     """{partition: the input topic's events in offset order}, read back and decoded here."""
     out = defaultdict(list)
     for p, _, _, value, _ in sorted(kafka.read_all(topic), key=lambda r: (r[0], r[1])):
-        out[p].append(ku.avro_decode(schemas[1], value[5:]))
+        out[p].append(ku.avro_decode(schemas[ku.EVENT_ID], value[5:]))
     return dict(out)
 
 

@@ -16,7 +16,8 @@ service would use.
 4. Every output record decodes with AvroDeserializer (the writer schema fetched by the id in
    its frame); the subjects <topic>-value of tally's outputs exist in the registry; the
    interest deltas and attributions equal `tally replay` of the same events (rule-based
-   fields, record for record).
+   fields, record for record; the v2 events' campaign in the touchpoints, as tally's reader
+   schema, schemas/10-behavior_event.avsc, reads it).
 5. schema.registry.subject.name.strategy: `tally produce` with record registers
    tally.BehaviorEvent, `tally run` with topic_record registers <topic>-tally.InterestDelta
    and so on; no dead letter.
@@ -94,8 +95,14 @@ def main():
         events = os.path.join(tmp, "events.csv")
         subprocess.run([ku.TALLY_BIN, "gen", "--events", str(EVENTS), "--users", "300", "--seed", "3",
                         "--output", events], check=True)
-        st["events"] = events
         evs = csv_events(events)
+        # what tally should read: the v2 events' campaign, which its reader schema knows
+        st["events"] = os.path.join(tmp, "events_campaign.csv")
+        with open(events) as fh, open(st["events"], "w") as out_fh:
+            lines = fh.read().splitlines()
+            out_fh.write(lines[0] + ",campaign\n")
+            for i, line in enumerate(lines[1:]):
+                out_fh.write(line + (",spring" if i >= EVENTS // 2 else ",") + "\n")
         with open(os.path.join(SOURCE, "schemas", "1-behavior_event.avsc")) as fh:
             v1 = fh.read()
         v2j = json.loads(v1)

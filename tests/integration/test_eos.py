@@ -245,14 +245,14 @@ def input_partitions(kafka, schemas, topic, events):
     events in one partition at increasing offsets in the order of events: what makes the
     reference, which follows that order, see each user's events as tally does."""
     rows = kafka.read_all(topic, READ_TIMEOUT_S)
-    schema = schemas[1]
+    schema = schemas[ku.EVENT_ID]
     where = {}
     bad = []
     for p, off, key, value, _ in rows:
         at = "%s[%d]@%d" % (topic, p, off)
         if value is None or len(value) < 5 or value[0] != 0 or \
-                int.from_bytes(value[1:5], "big") != 1:
-            bad.append("%s: not a Confluent-framed record of schema id 1" % at)
+                int.from_bytes(value[1:5], "big") != ku.EVENT_ID:
+            bad.append("%s: not a Confluent-framed record of schema id %d" % (at, ku.EVENT_ID))
             continue
         try:
             rec = ku.avro_decode(schema, value[5:])

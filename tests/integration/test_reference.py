@@ -226,7 +226,8 @@ def test_credits_one_touchpoint():
     assert rec["model_version"] is None
     assert set(rec["credits"]) == set(ref.METHODS)
     assert rec["touchpoints"][0] == {"event_id": "t1", "item_id": "i", "category_id": "c",
-                                     "channel": None, "type": "BROWSE", "ts": 0}
+                                     "channel": None, "type": "BROWSE", "ts": 0,
+                                     "campaign": None}
 
 
 def test_credits_two_touchpoints_tied_ts():
@@ -544,30 +545,39 @@ def test_docs_schemas_examples():
 # ----------------------------------------------------------------------------- main
 
 def test_attribution_schema_versions():
-    """Attributions written with schema ids 3 (before model_status) and 5 (before
-    shapley_stderr) read with id 6's schema, the later fields taking their default (null),
-    as the Avro specification resolves it."""
+    """Attributions written with schema ids 3 (before model_status), 5 (before
+    shapley_stderr) and 6 (before the touchpoints' campaign) read with id 11's schema, the
+    later fields taking their default (null), as the Avro specification resolves it."""
     import io
     import fastavro
     d = os.path.join(HERE, "..", "..", "schemas")
     schemas = {}
-    for i in (3, 5, 6):
+    for i in (3, 5, 6, 11):
         with open(os.path.join(d, "%d-attribution.avsc" % i)) as fh:
             schemas[i] = fastavro.parse_schema(json.load(fh))
     rec = {"conversion_event_id": "p", "user_id": "u", "item_id": "i", "category_id": None,
            "ts": 1, "value": None, "touchpoints": [], "credits": {}, "p_conversion": None,
            "p_baseline": None, "model_version": None, "explanation": "x"}
-    for i, written in ((3, rec), (5, dict(rec, model_status={"shapley": "ok"}))):
+    tp = {"event_id": "t", "item_id": "i", "category_id": None, "channel": "web",
+          "type": "CLICK", "ts": 0}
+    for i, written in ((3, rec), (5, dict(rec, model_status={"shapley": "ok"})),
+                       (6, dict(rec, touchpoints=[tp], shapley_stderr=[0.5]))):
         buf = io.BytesIO()
         fastavro.schemaless_writer(buf, schemas[i], written)
         buf.seek(0)
-        got = fastavro.schemaless_reader(buf, schemas[i], schemas[6], return_record_name=False)
+        got = fastavro.schemaless_reader(buf, schemas[i], schemas[11], return_record_name=False)
         got["ts"] = rec["ts"]   # a timestamp-millis, read back as a datetime
-        want = dict(rec, model_status=written.get("model_status"), shapley_stderr=None)
+        for t in got["touchpoints"]:
+            t["ts"] = tp["ts"]
+        want = dict(rec, model_status=written.get("model_status"),
+                    shapley_stderr=written.get("shapley_stderr"),
+                    touchpoints=[dict(t, campaign=None) for t in written["touchpoints"]])
         assert got == want, (i, got)
     text3 = open(os.path.join(d, "3-attribution.avsc")).read()
     text5 = open(os.path.join(d, "5-attribution.avsc")).read()
+    text6 = open(os.path.join(d, "6-attribution.avsc")).read()
     assert "model_status" not in text3 and "shapley_stderr" not in text5
+    assert "campaign" not in text6
 
 
 def main():

@@ -358,7 +358,7 @@ def main():
     if not step("run --until-end", run):
         return finish(step, reg)
 
-    files = {out.interest: "2-interest_delta.avsc", out.attribution: "6-attribution.avsc",
+    files = {out.interest: "2-interest_delta.avsc", out.attribution: "11-attribution.avsc",
              out.credit: "7-credit_delta.avsc"}
 
     def subjects(pr):
@@ -431,16 +431,18 @@ def main():
 
     def produce_registers(pr):
         """tally produce with a registry registers BehaviorEvent under <topic>-value and
-        frames every event with that id (the same schema as the input's: its id, 2)."""
+        frames every event with that id: tally's reader schema, version 2 of the input's
+        (10-behavior_event.avsc, with campaign), so a new id, not the input's 2."""
         topic = t_in + "-produced"
         kafka.create_topics({topic: 1})
         csv = os.path.join(tmp, "produce.csv")
         subprocess.run([ku.TALLY_BIN, "gen", "--events", "50", "--output", csv], check=True)
         r = subprocess.run([ku.TALLY_BIN, "produce", "--input", csv, "--format", "canonical",
                             "--topic", topic] + reg_x, capture_output=True, text=True, timeout=120)
-        sid = reg.subjects.get(topic + "-value") if isinstance(reg.subjects, dict) else None
+        versions = reg.subjects.get(topic + "-value") or []
+        sid = versions[-1] if versions else None
         ids = {int.from_bytes(v[1:5], "big") for _, _, _, v, _ in kafka.read_all(topic)}
-        if r.returncode != 0 or ids != {st["input_id"]} or (topic + "-value") not in reg.subjects:
+        if r.returncode != 0 or sid is None or ids != {sid} or sid == st["input_id"]:
             pr.append("produce: exit %d, frames %s, input id %s, subjects %s: %s" % (
                 r.returncode, ids, st["input_id"], sorted(reg.subjects), r.stderr[-400:]))
         return "50 events framed with id %s, registered under %s-value%s" % (

@@ -19,6 +19,8 @@ on. Cases:
               made here (a channel nothing was credited to included), a bad row skipped;
   groups      the default channel groups map the generator's channels, a rule set given
               with -X is applied in order, and a malformed one is a configuration error;
+  campaigns   --by campaign on `tally gen --impressions --campaigns 3`: every row equals
+              the sums made here, no Markov column, markov or spend asked for refused;
   html        the page has no reference outside itself; Debian's chromium renders it, and
               in the screenshot every method's bar for every channel has the width the
               numbers give (to 2 px).
@@ -92,8 +94,8 @@ def expected(records, by, window, rules=(), lo=None, hi=None):
         return None if window == "all" else ts - ts % (DAY if window == "day" else HOUR)
 
     def ident(tp):
-        if by == "category":
-            return tp.get("category_id") or "(none)"
+        if by in ("category", "campaign"):
+            return tp.get("category_id" if by == "category" else "campaign") or "(none)"
         ch = tp.get("channel")
         return group_of(rules, ch) if by == "channel_group" else (ch or "(none)")
 
@@ -121,7 +123,7 @@ def expected(records, by, window, rules=(), lo=None, hi=None):
                         row["value"][m] += c * (r.get("value") or 0)
             for k, x in se.items():
                 rows[k]["shapley_var"] += x * x
-        elif (r["type"] == "credit_delta" and r["method"] == "markov" and
+        elif (r["type"] == "credit_delta" and r["method"] == "markov" and by != "campaign" and
               r["dim"] == ("category" if by == "category" else "channel") and
               inside(r["window_start"])):
             ch = r["dim_id"]
@@ -422,6 +424,40 @@ def case_html(out, tmp):
            "the numbers give, to 2 px; no outside reference" % (checked, len(methods), len(rows))
 
 
+def case_campaigns(tmp):
+    """By campaign, on generated events with three campaigns per channel (on impressions and
+    clicks; organic touchpoints under (none)): the rows equal the sums made here, each
+    method's conversions add up to the attributions, no Markov column, and asking for one
+    (or for spend) is an error."""
+    events, out = os.path.join(tmp, "camp.csv"), os.path.join(tmp, "camp.jsonl")
+    tally("gen", "--events", "40000", "--users", "2000", "--impressions", "--campaigns", "3",
+          "--output", events)
+    tally("replay", "--input", events, "--format", "canonical", "--output", out,
+          "-X", "log.level=warn")
+    records = load(out)
+    n_att = sum(1 for r in records if r["type"] == "attribution")
+    n = 0
+    for window in ("all", "day"):
+        got, _ = report_json(out, "--by", "campaign", "--window", window)
+        n += compare(got, expected(records, "campaign", window), "campaign/" + window)
+        if "markov" in got["methods"]:
+            raise AssertionError("a Markov column by campaign")
+        for m in got["methods"]:
+            total = sum(r["conversions"][m] for r in got["rows"])
+            if not close(total, n_att):
+                raise AssertionError("campaign/%s: %s conversions sum to %r, not the %d "
+                                     "attributions" % (window, m, total, n_att))
+    ids = {r["id"] for r in got["rows"]} - {"(none)"}
+    if len(ids) < 12:
+        raise AssertionError("only campaigns %s" % sorted(ids))
+    for extra in (("--methods", "linear,markov"), ("--spend", events)):
+        bad = tally("report", "--input", out, "--by", "campaign", *extra, ok=False)
+        if bad.returncode != 2:
+            raise AssertionError("--by campaign %s: exit %d" % (" ".join(extra), bad.returncode))
+    return "%d rows (%d campaigns and (none), windows all and day) equal the sums made here" % (
+        n, len(ids))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="tally-report-test-")
     events, truth, out = (os.path.join(tmp, n) for n in ("events.csv", "truth.json", "out.jsonl"))
@@ -436,6 +472,7 @@ def main():
                      ("formats", lambda: case_formats(out, records)),
                      ("consume", lambda: case_consume(out, records, tmp)),
                      ("groups", lambda: case_groups(out, records)),
+                     ("campaigns", lambda: case_campaigns(tmp)),
                      ("spend", lambda: case_spend(out, records, tmp)),
                      ("html", lambda: case_html(out, tmp))):
         step(name, lambda pr, fn=fn: fn())

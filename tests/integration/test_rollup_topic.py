@@ -3,7 +3,8 @@
 exactly_once, against sums made here from the records tally published.
 
 The oracle: every attribution record read back (read_committed) from the run's attribution
-topic, summed in Python per channel and per category, per UTC hour and day: purchases
+topic, summed in Python per channel, category and campaign (the input is generated with two
+campaigns per channel, on each session's first event), per UTC hour and day: purchases
 (once per value a purchase touched), touchpoints, and per method the conversions (credits)
 and conversion value (credit x purchase value); plus the Markov credit deltas (credit -
 credit_before) per channel and window. The roll-up topic's latest record per key must
@@ -16,7 +17,7 @@ missing or extra; the channel-group rows must add up to the channel rows.
    (rollup.spend.topic, two partitions): lines for two days of three channels (one line
    twice), a channel without touchpoints and a line that is not one; every channel day row
    holds the sum of its lines (null without), a spend-only channel gets a row, the
-   channel-group rows' spend adds up to the channels', hour and category rows hold none,
+   channel-group rows' spend adds up to the channels', hour, category and campaign rows hold none,
    and each method's cost per conversion and return on ad spend are spend / conversions
    and value / spend. `tally replay` of the same input gives the same report as the topic,
    every dimension and window, but for the model's columns. With a bootstrap of the Markov
@@ -156,13 +157,13 @@ def events_of(csv):
 def spend_problems(got, want):
     """The roll-up rows' spend against the lines' sums ({(day, channel): spend}): channel day
     rows hold their sum (null without one), channel-group day rows add up to the channel
-    rows of the day, hour and category rows hold none; the cost per conversion and the
+    rows of the day, hour, category and campaign rows hold none; the cost per conversion and the
     return on ad spend are spend / conversions and value / spend."""
     pr = []
     by_day = defaultdict(lambda: [0.0, 0.0])
     for (dim, w, start, vid), rec in got.items():
         sp = rec.get("spend")
-        if w == "hour" or dim == "category":
+        if w == "hour" or dim in ("category", "campaign"):
             if sp is not None:
                 pr.append("%s: spend %r in a row that takes none" % ((dim, w, start, vid), sp))
             continue
@@ -274,7 +275,8 @@ def main():
     steps = ku.Steps(catch_all=True)
     run = uuid.uuid4().hex[:8]
     csv = os.path.join(tmp, "events.csv")
-    ku.run_tally(["gen", "--events", str(EVENTS), "--users", str(USERS), "--output", csv], 120,
+    ku.run_tally(["gen", "--events", str(EVENTS), "--users", str(USERS), "--campaigns", "2",
+                  "--output", csv], 120,
                  os.path.join(tmp, "gen.log"), "gen")
     with open(csv) as fh:
         header, lines = fh.readline(), fh.readlines()
@@ -369,9 +371,9 @@ def main():
         spend_csv = os.path.join(tmp, "spend.csv")
         with open(spend_csv, "w") as fh:
             fh.write("date,channel,spend\n" + "".join(t + "\n" for t in text))
-        for by in ("channel", "channel_group", "category"):
+        for by in ("channel", "channel_group", "category", "campaign"):
             for window in ("all", "day", "hour"):
-                joined = by != "category" and window != "hour"
+                joined = by in ("channel", "channel_group") and window != "hour"
                 over_topic = report(totals, by, window)
                 problems += same_reports(over_topic,
                                          report(records, by, window, spend_csv if joined else None),
@@ -497,7 +499,7 @@ def main():
         want_a = {k: {"purchases": v["purchases"], "touchpoints": v["touchpoints"],
                       "conv": {m["method"]: m["conversions"] for m in v["methods"]},
                       "value": {m["method"]: m["value"] for m in v["methods"]}}
-                  for k, v in got_a.items() if k[0] in ("channel", "category") and
+                  for k, v in got_a.items() if k[0] in ("channel", "category", "campaign") and
                   (v["purchases"] or v["methods"])}   # not run 1's rows of spend alone
         problems += compare(want_a, got_b, methods=RULE + ["markov"], what="1 vs 3 instances: ")
         problems += same_deltas([c for c in credits_a if c["method"] == "markov"], credits,

@@ -207,6 +207,38 @@ static void test_canonical_propensity_and_quotes(void **state)
     tl_file_source_destroy(s);
 }
 
+/* The optional campaign column, alone or after propensity; the columns in another order
+ * are not a header. */
+static void test_canonical_campaign(void **state)
+{
+    (void)state;
+    static const struct { const char *head, *row; int prop; } cases[] = {
+        {",campaign", "e1,u,i,,IMPRESSION,1,ads,,,spring", 0},
+        {",propensity,campaign", "e1,u,i,,IMPRESSION,1,ads,,,0.5,spring", 1},
+        {",PROPENSITY,Campaign", "e1,u,i,,IMPRESSION,1,ads,,,0.5,spring", 1},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        char text[256];
+        snprintf(text, sizeof text, CANON_HEADER "%s\n%s\n%s\n", cases[k].head, cases[k].row,
+                 cases[k].prop ? "e2,u,i,,BROWSE,2,,,,," : "e2,u,i,,BROWSE,2,,,,");
+        const char *path = write_file("camp.csv", text);
+        tl_source *s = open_ok(path, TL_FMT_CANONICAL, 1);
+        tl_batch b;
+        tl_batch_init(&b);
+        assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
+        assert_int_equal(b.n, 2);
+        assert_string_equal(b.events[0].campaign, "spring");
+        assert_int_equal(b.events[0].has_propensity, cases[k].prop);
+        assert_null(b.events[1].campaign);
+        tl_batch_destroy(&b);
+        tl_file_source_destroy(s);
+    }
+    char err[512];
+    const char *path = write_file("camp.csv", CANON_HEADER ",campaign,propensity\n");
+    assert_null(tl_file_source_new(path, TL_FMT_CANONICAL, 1, err, sizeof err));
+    assert_non_null(strstr(err, "[,propensity][,campaign]"));
+}
+
 static void test_canonical_header(void **state)
 {
     (void)state;
@@ -683,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_canonical_propensity_and_quotes),
+        cmocka_unit_test(test_canonical_campaign),
         cmocka_unit_test(test_canonical_header),
         cmocka_unit_test(test_taobao),
         cmocka_unit_test(test_jsonl),

@@ -379,6 +379,7 @@ static void round_trip(tl_gen_params *p)
             assert_string_equal(x->item_id, y->item_id);
             assert_true(same_str(x->category_id, y->category_id));
             assert_true(same_str(x->channel, y->channel));
+            assert_true(same_str(x->campaign, y->campaign));
             assert_int_equal(x->type, y->type);
             assert_int_equal(x->ts, y->ts);
             assert_int_equal(x->has_dwell, y->has_dwell);
@@ -417,6 +418,64 @@ static void test_round_trip(void **state)
     p.n_channels = 0;
     p.impressions = 1;
     round_trip(&p);
+    small_params(&p);
+    p.impressions = 1;
+    p.propensity = 1;
+    p.n_campaigns = 3;
+    round_trip(&p);
+}
+
+/* Campaigns: the same events as without, plus the campaign; "<channel>-<k>" with k in
+ * 1..n, one per session, on impressions and clicks (or, without impressions, on each
+ * session's first event, a BROWSE). */
+static void test_campaigns(void **state)
+{
+    (void)state;
+    for (int imp = 0; imp < 2; imp++) {
+        tl_gen_params p;
+        small_params(&p);
+        p.n_events = 20000;
+        p.impressions = imp;
+        tl_source *a = tl_gen_source_new(&p);
+        p.n_campaigns = 3;
+        tl_source *b = tl_gen_source_new(&p);
+        tl_batch ba, bb;
+        tl_batch_init(&ba);
+        tl_batch_init(&bb);
+        int ra, rb, with = 0, types[TL_EVENT_TYPE_COUNT] = {0};
+        do {
+            ra = a->poll(a->ctx, &ba, 1000, 0);
+            rb = b->poll(b->ctx, &bb, 1000, 0);
+            assert_int_equal(ra, rb);
+            assert_int_equal(ba.n, bb.n);
+            for (int i = 0; i < ba.n; i++) {
+                const tl_event *x = &ba.events[i], *y = &bb.events[i];
+                assert_string_equal(x->event_id, y->event_id);
+                assert_string_equal(x->user_id, y->user_id);
+                assert_string_equal(x->item_id, y->item_id);
+                assert_int_equal(x->type, y->type);
+                assert_int_equal(x->ts, y->ts);
+                assert_null(x->campaign);
+                if (!y->campaign) continue;
+                with++;
+                types[y->type]++;
+                size_t l = strlen(y->channel);
+                assert_memory_equal(y->campaign, y->channel, l);
+                assert_true(y->campaign[l] == '-' && y->campaign[l + 1] >= '1' &&
+                            y->campaign[l + 1] <= '3' && !y->campaign[l + 2]);
+            }
+        } while (ra == TL_SRC_OK);
+        if (imp) {
+            assert_true(types[TL_IMPRESSION] > 0 && types[TL_CLICK] > 0);
+            assert_int_equal(with, types[TL_IMPRESSION] + types[TL_CLICK]);
+        } else {
+            assert_true(with > 1000 && with == types[TL_BROWSE]);   /* a session's first */
+        }
+        tl_batch_destroy(&ba);
+        tl_batch_destroy(&bb);
+        tl_gen_source_destroy(a);
+        tl_gen_source_destroy(b);
+    }
 }
 
 int main(void)
@@ -430,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_endless),
         cmocka_unit_test(test_params_check),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_campaigns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -213,6 +213,50 @@ static void test_windows_and_categories(void **st)
     tl_rollup_destroy(r);
 }
 
+/* By campaign: a purchase's touchpoints' campaigns (none: "(none)", so the rows add up to
+ * the purchases); no Markov column and no spend. */
+static void test_campaigns(void **st)
+{
+    (void)st;
+    char err[128];
+    assert_int_equal(tl_ru_dim_parse("campaign"), TL_RU_CAMPAIGN);
+    assert_string_equal(tl_ru_dim_name(TL_RU_CAMPAIGN), "campaign");
+    tl_rollup *r = tl_rollup_new(TL_RU_CAMPAIGN, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    /* search-1, (none), search-1 (linear 1/3 each, value 30); then spring alone (value 10) */
+    tl_touchpoint tp[3] = {{.channel = "search", .campaign = "search-1"}, {.channel = "feed"},
+                           {.channel = "search", .campaign = "search-1"}};
+    const double l1[] = {1.0 / 3, 1.0 / 3, 1.0 / 3}, l2[] = {1};
+    tl_attribution a = {.ts = T0, .value = 30, .has_value = 1, .touchpoints = tp,
+                        .n_touchpoints = 3};
+    a.credits[TL_M_LINEAR] = l1;
+    a.has_method[TL_M_LINEAR] = 1;
+    tl_rollup_add(r, &a);
+    tl_touchpoint one = {.channel = "email", .campaign = "spring"};
+    a = (tl_attribution){.ts = T0 + DAY, .value = 10, .has_value = 1, .touchpoints = &one,
+                         .n_touchpoints = 1};
+    a.credits[TL_M_LINEAR] = l2;
+    a.has_method[TL_M_LINEAR] = 1;
+    tl_rollup_add(r, &a);
+    const tl_rollup_row *s1 = find(r, "search-1", TL_RU_ALL), *none = find(r, "(none)", TL_RU_ALL),
+                        *sp = find(r, "spring", TL_RU_ALL);
+    assert_int_equal(s1->purchases, 1);
+    assert_int_equal(s1->touchpoints, 2);
+    assert_true(fabs(s1->conversions[TL_M_LINEAR] - 2.0 / 3) < 1e-12);
+    assert_true(fabs(s1->value[TL_M_LINEAR] - 20) < 1e-12);
+    assert_int_equal(none->touchpoints, 1);
+    assert_true(fabs(none->conversions[TL_M_LINEAR] - 1.0 / 3) < 1e-12);
+    assert_true(fabs(sp->conversions[TL_M_LINEAR] - 1) < 1e-12);
+    /* no chain over campaigns: channel and category deltas leave it alone */
+    tl_credit_delta d = {.window_start = T0, .dim = TL_DIM_CHANNEL, .dim_id = "search-1",
+                         .method = "markov", .credit = 1};
+    tl_rollup_add_credit_delta(r, &d);
+    d.dim = TL_DIM_CATEGORY;
+    tl_rollup_add_credit_delta(r, &d);
+    assert_int_equal(find(r, "search-1", TL_RU_ALL)->has[TL_RU_MARKOV], 0);
+    assert_int_equal(tl_rollup_add_spend(r, "search", T0, 5), -1);
+    tl_rollup_destroy(r);
+}
+
 static void test_groups(void **st)
 {
     (void)st;
@@ -432,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_windows_and_categories),
         cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_campaigns),
         cmocka_unit_test(test_spend),
         cmocka_unit_test(test_spend_parse),
         cmocka_unit_test(test_join_spend),

@@ -3,7 +3,7 @@
  *
  * Avro: records encoded by sink/avro_out.c are unframed (magic 0, big-endian schema
  * id checked byte by byte) and decoded with avro-c's generic reader against
- * schemas/2-interest_delta.avsc, 6-attribution.avsc and 7-credit_delta.avsc; every
+ * schemas/2-interest_delta.avsc, 11-attribution.avsc and 7-credit_delta.avsc; every
  * field is compared with the input (doubles bit for bit), the reader must consume
  * the body exactly, and avro-c re-encoding the decoded value must give the same
  * bytes. This is the independent check of the hand-written encoder.
@@ -60,7 +60,7 @@ static tl_interest_delta interest_b(void)
 
 static const tl_touchpoint TPS3[3] = {
     {.event_id = "t1", .item_id = "i1", .category_id = "c1", .channel = "web",
-     .type = TL_IMPRESSION, .ts = 1000},
+     .campaign = "spring", .type = TL_IMPRESSION, .ts = 1000},
     {.event_id = "t2", .item_id = "i2", .category_id = NULL, .channel = NULL, .type = TL_CLICK,
      .ts = 2000},
     {.event_id = "t3", .item_id = "i3", .category_id = NULL, .channel = "app",
@@ -433,6 +433,7 @@ static void check_attribution_avro(avro_value_t *v, const tl_attribution *a)
         check_str(&tp, "item_id", t->item_id);
         check_opt_str(&tp, "category_id", t->category_id);
         check_opt_str(&tp, "channel", t->channel);
+        check_opt_str(&tp, "campaign", t->campaign);
         avro_value_t ty = field(&tp, "type");
         int sym = -1;
         assert_int_equal(avro_value_get_enum(&ty, &sym), 0);
@@ -531,7 +532,7 @@ static void roundtrip_attribution(const tl_attribution *a, int32_t id)
     tl_buf buf = {0};
     tl_avro_put_attribution(&buf, id, a);
     decoded d;
-    assert_int_equal(decode_framed(&buf, 0, "6-attribution.avsc", id, &d), buf.len);
+    assert_int_equal(decode_framed(&buf, 0, "11-attribution.avsc", id, &d), buf.len);
     check_attribution_avro(&d.value, a);
     decoded_free(&d);
     tl_buf_free(&buf);
@@ -593,7 +594,7 @@ static void test_avro_bounds(void **state)
             assert_true(tp && cr);
             for (int i = 0; i < n; i++)
                 tp[i] = (tl_touchpoint){.event_id = s, .item_id = s, .category_id = s, .channel = s,
-                                        .type = 5, .ts = INT64_MIN};
+                                        .campaign = s, .type = 5, .ts = INT64_MIN};
             tl_attribution r = {.conversion_event_id = s, .user_id = s, .item_id = s,
                                 .category_id = s, .ts = INT64_MIN, .has_value = 1,
                                 .touchpoints = tp, .n_touchpoints = n, .has_model = 1,
@@ -642,10 +643,10 @@ static void test_avro_attribution(void **state)
     tl_avro_put_attribution(&buf, 3, &x);
     tl_avro_put_attribution(&buf, 4, &y);
     decoded d;
-    size_t off = decode_framed(&buf, 0, "6-attribution.avsc", 3, &d);
+    size_t off = decode_framed(&buf, 0, "11-attribution.avsc", 3, &d);
     check_attribution_avro(&d.value, &x);
     decoded_free(&d);
-    assert_int_equal(decode_framed(&buf, off, "6-attribution.avsc", 4, &d), buf.len);
+    assert_int_equal(decode_framed(&buf, off, "11-attribution.avsc", 4, &d), buf.len);
     check_attribution_avro(&d.value, &y);
     decoded_free(&d);
     tl_buf_free(&buf);
@@ -933,7 +934,8 @@ static void check_attribution_json(const tl_json *o, const tl_attribution *a)
         jstr(t, "channel", w->channel);
         jstr(t, "type", TYPE_SYMBOLS[w->type]);
         ji64(t, "ts", w->ts);
-        assert_int_equal(tl_json_len(t), 6);
+        jstr(t, "campaign", w->campaign);
+        assert_int_equal(tl_json_len(t), 7);
     }
     const tl_json *cr = jget(o, "credits");
     assert_int_equal(cr->type, TL_JSON_OBJECT);
@@ -1171,7 +1173,7 @@ static void test_avro_sink_counts(void **state)
     decoded_free(&dd);
     b.len = 0;
     tl_avro_put_attribution(&b, 3, &r);
-    total += decode_framed(&b, 0, "6-attribution.avsc", 3, &dd);
+    total += decode_framed(&b, 0, "11-attribution.avsc", 3, &dd);
     decoded_free(&dd);
     b.len = 0;
     tl_avro_put_credit(&b, 4, &c);

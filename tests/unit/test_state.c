@@ -116,6 +116,7 @@ static void assert_same_user(const tl_user *a, const tl_user *b)
         assert_string_equal(x->item_id, y->item_id);
         if (!same_str(x->category_id, y->category_id)) fail_msg("tp %d category differs", i);
         if (!same_str(x->channel, y->channel)) fail_msg("tp %d channel differs", i);
+        if (!same_str(x->campaign, y->campaign)) fail_msg("tp %d campaign differs", i);
         assert_int_equal(x->type, y->type);
         assert_int_equal(x->ts, y->ts);
     }
@@ -146,6 +147,15 @@ static void fill_rich(tl_user *u)
     add_tp(u, "e3", "i3", NULL, "web", TL_ADD_TO_CART, 3000);
     add_tp(u, "e4", "i4", "", "", TL_PURCHASE, -5);            /* empty, not NULL */
     add_tp(u, "e5", "", "c5", "app", TL_FAVORITE, INT64_MAX);
+    {   /* one with a campaign, one with an empty one */
+        tl_event ev = {.event_id = "e6", .user_id = u->user_id, .item_id = "i6",
+                       .channel = "ads", .campaign = "spring-sale", .type = TL_IMPRESSION,
+                       .ts = 4000};
+        tl_user_add_tp(u, &ev, -1.0f);
+        ev.event_id = "e7";
+        ev.campaign = "";
+        tl_user_add_tp(u, &ev, -1.0f);
+    }
     /* four attributions: the first is dropped; an explanation too long, cut before the
      * two-byte character that would cross the limit */
     char text[TL_LAST_ATTR_TEXT_MAX + 8];
@@ -209,7 +219,7 @@ static void test_encoding_bytes(void **state)
     u.last_purchase = 0;
     tl_user_encode(&u, &b);
     assert_int_equal(b.len, 10);
-    assert_memory_equal(b.data, "\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
+    assert_memory_equal(b.data, "\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
 
     /* entry: dim 1 | "ab" | f 1.0 | h 2.0 | t -1 (zig-zag 1); tp: "e" | "i" | NULL |
      * "w" | type 2 | ts 64 (zig-zag 128 = 0x80 0x01) | share -1.0f | propensity -1.0f |
@@ -218,7 +228,7 @@ static void test_encoding_bytes(void **state)
     add_tp(&u, "e", "i", NULL, "w", TL_CLICK, 64);
     unsigned char want[128];
     size_t n = 0;
-    want[n++] = 4;                       /* version */
+    want[n++] = 5;                       /* version */
     want[n++] = 0;                       /* timer */
     want[n++] = 0;                       /* labelled */
     want[n++] = 0;                       /* sampled */
@@ -254,8 +264,9 @@ static void test_encoding_bytes(void **state)
     memcpy(want + n, minus_one_f, 4);    /* propensity */
     n += 4;
     want[n++] = 1;                       /* dwell -1 */
-    /* version 2 ends here */
-    const size_t n_v2 = n;
+    /* version 2 ends here, but for version 5's campaign */
+    const size_t n_v2 = n, camp_at = n;
+    want[n++] = 0;                       /* campaign NULL */
     /* attribution: "p" | "i" | category NULL | ts -2 (zig-zag 3) | p 1.0 | "ok" */
     want[n++] = 1;                       /* n_attr */
     want[n++] = 1;
@@ -282,17 +293,28 @@ static void test_encoding_bytes(void **state)
     assert_same_user(&u, &d);
     assert_null(d.tp[0].category_id);
     assert_string_equal(d.tp[0].channel, "w");
+    assert_null(d.tp[0].campaign);
     assert_string_equal(d.attr[0].explanation, "ok");
     assert_null(d.attr[0].category_id);
     user_fini(&d);
 
-    /* a version 3 record: the same without sampled, first_ts, purchases and last_purchase
-     * (bytes 3-6),
-     * decoded as none yet */
+    /* a version 4 record: the same without the touchpoint's campaign */
+    unsigned char v4[128];
+    memcpy(v4, want, camp_at);
+    memcpy(v4 + camp_at, want + camp_at + 1, n - camp_at - 1);
+    v4[0] = 4;
+    user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, v4, n - 1), 0);
+    assert_same_user(&u, &d);
+    assert_null(d.tp[0].campaign);
+    user_fini(&d);
+
+    /* a version 3 record: version 4 without sampled, first_ts, purchases and
+     * last_purchase (bytes 3-6), decoded as none yet */
     unsigned char old[128];
-    memcpy(old, want, 3);
-    memcpy(old + 3, want + 7, n - 7);
-    size_t n3 = n - 4, n2 = n_v2 - 4;
+    memcpy(old, v4, 3);
+    memcpy(old + 3, v4 + 7, n - 1 - 7);
+    size_t n3 = n - 1 - 4, n2 = n_v2 - 4;
     old[0] = 3;
     user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n3), 0);
@@ -328,11 +350,12 @@ static void test_encoding_bytes(void **state)
     assert_int_equal(tl_user_decode(&d, old, n2), 0);
     b.len = 0;
     tl_user_encode(&d, &b);
-    assert_int_equal(b.data[0], 4);
+    assert_int_equal(b.data[0], 5);
     assert_memory_equal(b.data + 1, old + 1, 2);
-    assert_int_equal(b.len, 3 + 10 + 10 + 1 + 10 + (n2 - 3) + 1);
+    assert_int_equal(b.len, 3 + 10 + 10 + 1 + 10 + (n2 - 3) + 1 + 1);
     assert_int_equal(b.data[23], 0);
     assert_memory_equal(b.data + 34, old + 3, n2 - 3);
+    assert_int_equal(b.data[b.len - 2], 0);   /* no campaign */
     assert_int_equal(b.data[b.len - 1], 0);
     user_fini(&d);
     user_fini(&u);
@@ -386,9 +409,13 @@ static void test_round_trip(void **state)
     user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, b.data, b.len), 0);
     assert_same_user(&u, &d);
-    /* journey order: e4 (ts -5), e1, e2, e3, e5; NULL and "" stay apart */
-    static const char *const order[] = {"e4", "e1", "e2", "e3", "e5"};
-    for (int i = 0; i < 5; i++) assert_string_equal(d.tp[i].event_id, order[i]);
+    /* journey order: e4 (ts -5), e1, e2, e3, e6, e7, e5; NULL and "" stay apart */
+    static const char *const order[] = {"e4", "e1", "e2", "e3", "e6", "e7", "e5"};
+    for (int i = 0; i < 7; i++) assert_string_equal(d.tp[i].event_id, order[i]);
+    assert_null(d.tp[0].campaign);
+    assert_string_equal(d.tp[4].campaign, "spring-sale");
+    assert_non_null(d.tp[5].campaign);
+    assert_string_equal(d.tp[5].campaign, "");
     assert_non_null(d.tp[0].category_id);
     assert_string_equal(d.tp[0].category_id, "");
     assert_non_null(d.tp[0].channel);
@@ -399,8 +426,8 @@ static void test_round_trip(void **state)
     assert_null(d.tp[2].channel);
     assert_null(d.tp[3].category_id);
     assert_string_equal(d.tp[3].channel, "web");
-    assert_string_equal(d.tp[4].item_id, "");
-    assert_int_equal(d.tp[4].ts, INT64_MAX);
+    assert_string_equal(d.tp[6].item_id, "");
+    assert_int_equal(d.tp[6].ts, INT64_MAX);
     assert_string_equal(d.ent[1].id, "");
     assert_int_equal(d.ent[3].t, INT64_MAX);
     assert_int_equal(d.ent[4].t, INT64_MIN);
@@ -1194,7 +1221,8 @@ static void test_encoded_bound(void **state)
     s[S] = '\0';
     for (int i = 0; i < TP; i++) {
         tl_event ev = {.event_id = s, .user_id = "u", .item_id = s, .category_id = s,
-                       .channel = s, .type = TL_CLICK, .ts = INT64_MIN + i, .dwell_ms = INT32_MIN,
+                       .channel = s, .campaign = s, .type = TL_CLICK, .ts = INT64_MIN + i,
+                       .dwell_ms = INT32_MIN,
                        .has_dwell = 1};
         tl_user_add_tp(&u, &ev, 0.5f);
     }
