@@ -35,6 +35,7 @@
 #include "log.h"
 #include "prom.h"
 #include "util.h"
+#include "wire.h"
 
 #include <rocksdb/c.h>
 #include <errno.h>
@@ -244,76 +245,39 @@ void tl_user_clear(tl_user *u)
 
 /* ---- encoding ---------------------------------------------------------------- */
 
-static void put_varint(tl_buf *b, uint64_t v)
-{
-    tl_buf_reserve(b, 10);
-    while (v >= 0x80) {
-        b->data[b->len++] = (char)(v | 0x80);
-        v >>= 7;
-    }
-    b->data[b->len++] = (char)v;
-}
-
-static void put_svarint(tl_buf *b, int64_t v)
-{
-    put_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
 /* Encoding writes through a cursor into room reserved once per record (an upper
  * bound from the record's lengths), not through a bounds-checked append per field:
- * a flush encodes every dirty record, so this is on the state path. */
-static inline char *w_varint(char *p, uint64_t v)
+ * a flush encodes every dirty record, so this is on the state path (core/wire.h). */
+static inline char *w_str(char *p, const char *s, size_t n)
 {
-    while (v >= 0x80) {
-        *p++ = (char)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (char)v;
-    return p;
+    return tl_wire_w_bytes(tl_wire_w_varint(p, n), s, n);
 }
-
-static inline char *w_svarint(char *p, int64_t v)
-{
-    return w_varint(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-static inline char *w_bytes(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-static inline char *w_str(char *p, const char *s, size_t n) { return w_bytes(w_varint(p, n), s, n); }
 
 static inline char *w_ostr(char *p, const char *s, size_t n)
 {
-    return s ? w_bytes(w_varint(p, n + 1), s, n) : w_varint(p, 0);
+    return s ? tl_wire_w_bytes(tl_wire_w_varint(p, n + 1), s, n) : tl_wire_w_varint(p, 0);
 }
 
-static inline char *w_f64(char *p, double d) { return w_bytes(p, (const char *)&d, 8); }
-
 #define STATE_VERSION 5
-
-static inline char *w_f32(char *p, float f) { return w_bytes(p, (const char *)&f, 4); }
 
 static char *encode_entries(const tl_user *u, char *p)
 {
     *p++ = STATE_VERSION;
     /* The timer first: a restore indexes timers without decoding the rest. */
-    p = w_svarint(p, u->timer);
-    p = w_svarint(p, u->labelled);
-    p = w_svarint(p, u->sampled);
-    p = w_svarint(p, u->first_ts);
-    p = w_varint(p, u->purchases);
-    p = w_svarint(p, u->last_purchase);
-    p = w_varint(p, (uint64_t)u->n_ent);
+    p = tl_wire_w_svarint(p, u->timer);
+    p = tl_wire_w_svarint(p, u->labelled);
+    p = tl_wire_w_svarint(p, u->sampled);
+    p = tl_wire_w_svarint(p, u->first_ts);
+    p = tl_wire_w_varint(p, u->purchases);
+    p = tl_wire_w_svarint(p, u->last_purchase);
+    p = tl_wire_w_varint(p, (uint64_t)u->n_ent);
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
         *p++ = (char)e->dim;
         p = w_str(p, e->id, e->id_len);
-        p = w_f64(p, e->f);
-        p = w_f64(p, e->h);
-        p = w_svarint(p, e->t);
+        p = tl_wire_w_f64(p, e->f);
+        p = tl_wire_w_f64(p, e->h);
+        p = tl_wire_w_svarint(p, e->t);
     }
     return p;
 }
@@ -325,10 +289,10 @@ static char *encode_tp(const tl_journey_tp *tp, char *p)
     p = w_ostr(p, tp->category_id, tp->len[2]);
     p = w_ostr(p, tp->channel, tp->len[3]);
     *p++ = (char)tp->type;
-    p = w_svarint(p, tp->ts);
-    p = w_f32(p, tp->share);
-    p = w_f32(p, tp->propensity);
-    p = w_svarint(p, tp->dwell_ms);
+    p = tl_wire_w_svarint(p, tp->ts);
+    p = tl_wire_w_f32(p, tp->share);
+    p = tl_wire_w_f32(p, tp->propensity);
+    p = tl_wire_w_svarint(p, tp->dwell_ms);
     return w_ostr(p, tp->campaign, tp->len[4]);
 }
 
@@ -337,8 +301,8 @@ static char *encode_attr(const tl_last_attr *a, char *p)
     p = w_str(p, a->event_id, a->len[0]);
     p = w_str(p, a->item_id, a->len[1]);
     p = w_ostr(p, a->category_id, a->len[2]);
-    p = w_svarint(p, a->ts);
-    p = w_f64(p, a->p_conversion);
+    p = tl_wire_w_svarint(p, a->ts);
+    p = tl_wire_w_f64(p, a->p_conversion);
     return w_str(p, a->explanation, a->len[3]);
 }
 
@@ -350,9 +314,9 @@ void tl_user_encode(const tl_user *u, tl_buf *b)
     tl_buf_reserve(b, bound);
     char *p = b->data + b->len;
     p = encode_entries(u, p);
-    p = w_varint(p, (uint64_t)u->n_tp);
+    p = tl_wire_w_varint(p, (uint64_t)u->n_tp);
     for (int i = 0; i < u->n_tp; i++) p = encode_tp(&u->tp[i], p);
-    p = w_varint(p, (uint64_t)u->n_attr);
+    p = tl_wire_w_varint(p, (uint64_t)u->n_attr);
     for (int i = 0; i < u->n_attr; i++) p = encode_attr(&u->attr[i], p);
     b->len = (size_t)(p - b->data);
     b->data[b->len] = '\0';
@@ -367,85 +331,28 @@ size_t tl_user_encoded_bound(size_t max_string, size_t max_interests, size_t max
     return head + max_interests * ent + 10 + max_touchpoints * tp + 10 + TL_LAST_ATTR_MAX * attr;
 }
 
-typedef struct rd {
-    const unsigned char *p, *end;
-    int bad;
-} rd;
-
-static uint64_t get_varint(rd *r)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end) break;
-        unsigned char c = *r->p++;
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) return v;
-    }
-    r->bad = 1;
-    return 0;
-}
-
-static int64_t get_svarint(rd *r)
-{
-    uint64_t v = get_varint(r);
-    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-}
-
-static unsigned get_u8(rd *r)
-{
-    if (r->p >= r->end) {
-        r->bad = 1;
-        return 0;
-    }
-    return *r->p++;
-}
-
-static float get_f32(rd *r)
-{
-    float f = 0;
-    if (r->end - r->p < 4) {
-        r->bad = 1;
-        return 0;
-    }
-    memcpy(&f, r->p, 4);
-    r->p += 4;
-    return f;
-}
-
-static double get_f64(rd *r)
-{
-    double d = 0;
-    if (r->end - r->p < 8) {
-        r->bad = 1;
-        return 0;
-    }
-    memcpy(&d, r->p, 8);
-    r->p += 8;
-    return d;
-}
+typedef tl_wire_rd rd;
 
 /* Returns a pointer into the buffer and its length; *is_null for an absent ostr. */
 static const char *get_bytes(rd *r, int optional, size_t *len, int *is_null)
 {
-    uint64_t n = get_varint(r);
     *is_null = 0;
-    if (optional) {
-        if (n == 0) {
-            *is_null = 1;
-            *len = 0;
-            return NULL;
-        }
-        n--;
-    }
-    if (r->bad || (uint64_t)(r->end - r->p) < n) {
-        r->bad = 1;
-        *len = 0;
+    *len = 0;
+    if (!optional) return tl_wire_bytes(r, len);
+    uint64_t n = tl_wire_varint(r);
+    if (n == 0) {   /* (also on failure: r->fail says which) */
+        *is_null = 1;
         return NULL;
     }
-    const char *s = (const char *)r->p;
-    r->p += n;
-    *len = (size_t)n;
-    return s;
+    if (r->fail) return NULL;
+    if (n - 1 > (uint64_t)(r->end - r->p)) {
+        tl_wire_fail(r, "a length past the end");
+        return NULL;
+    }
+    const char *q = (const char *)r->p;
+    r->p += n - 1;
+    *len = (size_t)(n - 1);
+    return q;
 }
 
 static char *dup_n(const char *s, size_t n)
@@ -462,26 +369,26 @@ static int known_version(unsigned v) { return v >= 2 && v <= STATE_VERSION; }
 
 static int decode_entries(tl_user *u, rd *r, size_t len)
 {
-    unsigned v = get_u8(r);
+    unsigned v = tl_wire_u8(r);
     if (!known_version(v)) return -1;
-    u->timer = u->timer_saved = get_svarint(r);
-    u->labelled = get_svarint(r);
-    u->sampled = v >= 4 ? get_svarint(r) : INT64_MIN;
-    u->first_ts = v >= 4 ? get_svarint(r) : INT64_MIN;
-    uint64_t purchases = v >= 4 ? get_varint(r) : 0;
+    u->timer = u->timer_saved = tl_wire_svarint(r);
+    u->labelled = tl_wire_svarint(r);
+    u->sampled = v >= 4 ? tl_wire_svarint(r) : INT64_MIN;
+    u->first_ts = v >= 4 ? tl_wire_svarint(r) : INT64_MIN;
+    uint64_t purchases = v >= 4 ? tl_wire_varint(r) : 0;
     if (purchases > UINT32_MAX) return -1;
     u->purchases = (uint32_t)purchases;
-    u->last_purchase = v >= 4 ? get_svarint(r) : INT64_MIN;
-    uint64_t n_ent = get_varint(r);
-    if (r->bad || n_ent > len) return -1;
-    for (uint64_t i = 0; i < n_ent && !r->bad; i++) {
-        unsigned dim = get_u8(r);
+    u->last_purchase = v >= 4 ? tl_wire_svarint(r) : INT64_MIN;
+    uint64_t n_ent = tl_wire_varint(r);
+    if (r->fail || n_ent > len) return -1;
+    for (uint64_t i = 0; i < n_ent && !r->fail; i++) {
+        unsigned dim = tl_wire_u8(r);
         size_t n;
         int isnull;
         const char *id = get_bytes(r, 0, &n, &isnull);
-        double f = get_f64(r), h = get_f64(r);
-        int64_t t = get_svarint(r);
-        if (r->bad || dim >= TL_DIM_COUNT) return -1;
+        double f = tl_wire_f64(r), h = tl_wire_f64(r);
+        int64_t t = tl_wire_svarint(r);
+        if (r->fail || dim >= TL_DIM_COUNT) return -1;
         char *tmp = dup_n(id, n);
         tl_interest *e = tl_user_add_interest(u, (tl_dim)dim, tmp);
         free(tmp);
@@ -489,7 +396,7 @@ static int decode_entries(tl_user *u, rd *r, size_t len)
         e->h = h;
         e->t = t;
     }
-    return r->bad ? -1 : 0;
+    return r->fail ? -1 : 0;
 }
 
 /* Appends one encoded touchpoint at the end of the journey (encoded in journey order). */
@@ -502,12 +409,12 @@ static int decode_tp(tl_user *u, rd *r, unsigned version)
     s[1] = get_bytes(r, 0, &l[1], &isnull[1]);
     s[2] = get_bytes(r, 1, &l[2], &isnull[2]);
     s[3] = get_bytes(r, 1, &l[3], &isnull[3]);
-    unsigned type = get_u8(r);
-    int64_t ts = get_svarint(r);
-    float share = get_f32(r), propensity = get_f32(r);
-    int64_t dwell = get_svarint(r);
+    unsigned type = tl_wire_u8(r);
+    int64_t ts = tl_wire_svarint(r);
+    float share = tl_wire_f32(r), propensity = tl_wire_f32(r);
+    int64_t dwell = tl_wire_svarint(r);
     if (version >= 5) s[4] = get_bytes(r, 1, &l[4], &isnull[4]);
-    if (r->bad || type >= TL_EVENT_TYPE_COUNT || dwell < -1 || dwell > INT32_MAX) return -1;
+    if (r->fail || type >= TL_EVENT_TYPE_COUNT || dwell < -1 || dwell > INT32_MAX) return -1;
     char *c[5];
     for (int k = 0; k < 5; k++) c[k] = isnull[k] ? NULL : dup_n(s[k], l[k]);
     tp_reserve(u);
@@ -532,10 +439,10 @@ static int decode_attr(tl_user *u, rd *r)
     src[0] = get_bytes(r, 0, &l[0], &isnull[0]);
     src[1] = get_bytes(r, 0, &l[1], &isnull[1]);
     src[2] = get_bytes(r, 1, &l[2], &isnull[2]);
-    int64_t ts = get_svarint(r);
-    double p = get_f64(r);
+    int64_t ts = tl_wire_svarint(r);
+    double p = tl_wire_f64(r);
     src[3] = get_bytes(r, 0, &l[3], &isnull[3]);
-    if (r->bad || l[3] > TL_LAST_ATTR_TEXT_MAX) return -1;
+    if (r->fail || l[3] > TL_LAST_ATTR_TEXT_MAX) return -1;
     uint32_t len[4] = {(uint32_t)l[0], (uint32_t)l[1], (uint32_t)l[2], (uint32_t)l[3]};
     /* pushed at the front, so the caller decodes from the oldest: see tl_user_decode */
     tl_last_attr *a = attr_push(u, src, len);
@@ -548,13 +455,13 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
 {
     rd r = {buf, (const unsigned char *)buf + len, 0};
     if (decode_entries(u, &r, len) != 0) return -1;
-    uint64_t n_tp = get_varint(&r);
-    if (r.bad || n_tp > len) return -1;
+    uint64_t n_tp = tl_wire_varint(&r);
+    if (r.fail || n_tp > len) return -1;
     for (uint64_t i = 0; i < n_tp; i++)
         if (decode_tp(u, &r, ((const unsigned char *)buf)[0]) != 0) return -1;
     if (((const unsigned char *)buf)[0] >= 3) {
-        uint64_t n_attr = get_varint(&r);
-        if (r.bad || n_attr > TL_LAST_ATTR_MAX) return -1;
+        uint64_t n_attr = tl_wire_varint(&r);
+        if (r.fail || n_attr > TL_LAST_ATTR_MAX) return -1;
         /* Newest first in the encoding, each pushed as the newest: decode into place,
          * then reverse. */
         for (uint64_t i = 0; i < n_attr; i++)
@@ -565,7 +472,7 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
             u->attr[j] = t;
         }
     }
-    return r.bad || r.p != r.end ? -1 : 0;
+    return r.fail || r.p != r.end ? -1 : 0;
 }
 
 /* ---- the store ----------------------------------------------------------------- */
@@ -774,13 +681,13 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     }
     if (v) {
         rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
-        s->next_offset = get_svarint(&r);
+        s->next_offset = tl_wire_svarint(&r);
         free(v);
     }
     v = rocksdb_get(s->db, s->ropts, "m:changelog", 11, &vlen, &rerr);
     if (!rerr && v) {
         rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
-        s->changelog_offset = s->changelog_pending = get_svarint(&r);
+        s->changelog_offset = s->changelog_pending = tl_wire_svarint(&r);
         free(v);
     }
     free(rerr);
@@ -788,7 +695,7 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     v = rocksdb_get(s->db, s->ropts, "m:stream_time", 13, &vlen, &rerr);
     if (!rerr && v) {
         rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
-        atomic_store_explicit(&s->stream_time, get_svarint(&r), memory_order_relaxed);
+        atomic_store_explicit(&s->stream_time, tl_wire_svarint(&r), memory_order_relaxed);
         s->stream_time_saved = tl_store_stream_time(s);
         free(v);
     }
@@ -1222,15 +1129,15 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
         put_record(s, wb, u);
     }
     tl_buf_clear(&s->vbuf);
-    put_svarint(&s->vbuf, next_offset);
+    tl_wire_put_svarint(&s->vbuf, next_offset);
     rocksdb_writebatch_put(wb, "m:next_offset", 13, s->vbuf.data, s->vbuf.len);
     tl_buf_clear(&s->vbuf);
     s->stream_time_saved = tl_store_stream_time(s);
-    put_svarint(&s->vbuf, s->stream_time_saved);
+    tl_wire_put_svarint(&s->vbuf, s->stream_time_saved);
     rocksdb_writebatch_put(wb, "m:stream_time", 13, s->vbuf.data, s->vbuf.len);
     if (s->changelog_pending >= 0) {
         tl_buf_clear(&s->vbuf);
-        put_svarint(&s->vbuf, s->changelog_pending);
+        tl_wire_put_svarint(&s->vbuf, s->changelog_pending);
         rocksdb_writebatch_put(wb, "m:changelog", 11, s->vbuf.data, s->vbuf.len);
     }
     char *rerr = NULL;
@@ -1399,7 +1306,7 @@ static int restore_commit(tl_store *s, char *err, size_t errlen)
         else rocksdb_writebatch_put(wb, base + e->koff, e->klen, base + e->voff, e->vlen);
     }
     tl_buf_clear(&s->vbuf);
-    put_svarint(&s->vbuf, s->restore_offset);
+    tl_wire_put_svarint(&s->vbuf, s->restore_offset);
     rocksdb_writebatch_put(wb, "m:changelog", 11, s->vbuf.data, s->vbuf.len);
     char *rerr = NULL;
     if (!s->restore_wopts) {
@@ -1430,8 +1337,8 @@ int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void
     if (value && len) {
         /* The timer is the record's first field after the version. */
         rd r = {value, (const unsigned char *)value + len, 0};
-        int64_t timer = known_version(get_u8(&r)) ? get_svarint(&r) : 0;
-        if (r.bad || !known_version(((const unsigned char *)value)[0])) {
+        int64_t timer = known_version(tl_wire_u8(&r)) ? tl_wire_svarint(&r) : 0;
+        if (r.fail || !known_version(((const unsigned char *)value)[0])) {
             /* The user's last record wins: an older good one must not come back. */
             char why[64];
             snprintf(why, sizeof(why), "changelog_offset_%lld", (long long)changelog_offset);

@@ -98,6 +98,7 @@
  * path).
  */
 #include "codec.h"
+#include "core/wire.h"
 
 #include "json.h"
 
@@ -1389,42 +1390,14 @@ int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_a
 
 /* ---------------------------------------------------------------- encoding */
 
-static void put_long(tl_buf *out, int64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    while (u >= 0x80) {
-        tmp[n++] = (uint8_t)(u | 0x80);
-        u >>= 7;
-    }
-    tmp[n++] = (uint8_t)u;
-    tl_buf_append(out, tmp, n);
-}
+/* Avro's long, string, double and float (core/wire.h). */
+static void put_long(tl_buf *out, int64_t v) { tl_wire_put_svarint(out, v); }
 
 static void put_string(tl_buf *out, const char *s)
 {
     size_t n = strlen(s);
     put_long(out, (int64_t)n);
     tl_buf_append(out, s, n);
-}
-
-static void put_double(tl_buf *out, double d)
-{
-    uint64_t u;
-    uint8_t tmp[8];
-    memcpy(&u, &d, 8);
-    for (int i = 0; i < 8; i++) tmp[i] = (uint8_t)(u >> (8 * i));
-    tl_buf_append(out, tmp, 8);
-}
-
-static void put_float(tl_buf *out, float f)
-{
-    uint32_t u;
-    uint8_t tmp[4];
-    memcpy(&u, &f, 4);
-    for (int i = 0; i < 4; i++) tmp[i] = (uint8_t)(u >> (8 * i));
-    tl_buf_append(out, tmp, 4);
 }
 
 int tl_codec_encode_event(tl_codec *c, int32_t schema_id, const tl_event *ev, tl_buf *out)
@@ -1465,8 +1438,8 @@ int tl_codec_encode_event(tl_codec *c, int32_t schema_id, const tl_event *ev, tl
         case S_VALUE:
         case S_PROPENSITY: {
             double d = f->slot == S_VALUE ? ev->value : ev->propensity;
-            if (f->base == AVRO_FLOAT) put_float(out, (float)d);
-            else put_double(out, d);
+            if (f->base == AVRO_FLOAT) tl_wire_put_f32(out, (float)d);
+            else tl_wire_put_f64(out, d);
             break;
         }
         default: put_string(out, sv); break;

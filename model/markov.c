@@ -62,6 +62,7 @@
 #include "markov.h"
 
 #include "core/rng.h"
+#include "core/wire.h"
 
 #include <lapacke.h>
 #include <math.h>
@@ -765,33 +766,6 @@ int tl_markov_bootstrap(const tl_markov *m, int samples, uint64_t seed, double l
 static const char MAGIC[4] = {'T', 'L', 'M', 'K'};
 enum { VERSION = 1, VERSION_ORDER = 2 };   /* 2: an order byte follows (order > 1) */
 
-static void put_varint(tl_buf *b, uint64_t v)
-{
-    unsigned char tmp[10];
-    int n = 0;
-    do {
-        tmp[n] = (unsigned char)(v & 0x7f);
-        v >>= 7;
-        if (v) tmp[n] |= 0x80;
-        n++;
-    } while (v);
-    tl_buf_append(b, tmp, (size_t)n);
-}
-
-static void put_u64(tl_buf *b, uint64_t v)
-{
-    unsigned char tmp[8];
-    for (int i = 0; i < 8; i++) tmp[i] = (unsigned char)(v >> (8 * i));
-    tl_buf_append(b, tmp, 8);
-}
-
-static void put_f64(tl_buf *b, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, sizeof(v));
-    put_u64(b, v);
-}
-
 typedef struct mk_edge {
     uint64_t key;
     double w;
@@ -809,20 +783,20 @@ void tl_markov_encode(const tl_markov *m, tl_buf *out)
     tl_buf_append(out, MAGIC, sizeof(MAGIC));
     tl_buf_putc(out, (char)(m->order > 1 ? VERSION_ORDER : VERSION));
     if (m->order > 1) tl_buf_putc(out, (char)m->order);
-    put_varint(out, (uint64_t)m->n);
+    tl_wire_put_varint(out, (uint64_t)m->n);
     for (int k = 0; k < m->n; k++) {
-        put_varint(out, m->name_len[k]);
+        tl_wire_put_varint(out, m->name_len[k]);
         tl_buf_append(out, m->names[k], m->name_len[k]);
     }
-    put_varint(out, m->paths);
-    put_f64(out, m->conversions);
-    put_f64(out, m->nulls);
-    put_f64(out, m->value);
+    tl_wire_put_varint(out, m->paths);
+    tl_wire_put_f64(out, m->conversions);
+    tl_wire_put_f64(out, m->nulls);
+    tl_wire_put_f64(out, m->value);
     for (int k = 0; k < m->n; k++) {
         const mk_state *s = &m->st[k];
         const double v[8] = {s->conv,    s->null,   s->first_c, s->first_v,
                              s->last_c,  s->last_v, s->lin_c,   s->lin_v};
-        for (int i = 0; i < 8; i++) put_f64(out, v[i]);
+        for (int i = 0; i < 8; i++) tl_wire_put_f64(out, v[i]);
     }
     /* Edges sorted by (from, to), so the bytes do not depend on the table's layout. */
     mk_edge *e = tl_xmalloc((m->ecount + 1) * sizeof(*e));
@@ -830,14 +804,14 @@ void tl_markov_encode(const tl_markov *m, tl_buf *out)
     for (size_t i = 0; i < m->ecap; i++)
         if (m->ekey[i] != EMPTY_KEY) e[ne++] = (mk_edge){m->ekey[i], m->ew[i]};
     qsort(e, ne, sizeof(*e), edge_cmp);
-    put_varint(out, ne);
+    tl_wire_put_varint(out, ne);
     for (size_t i = 0; i < ne; i++) {
-        put_varint(out, e[i].key >> 32);
-        put_varint(out, e[i].key & 0xffffffffu);
-        put_f64(out, e[i].w);
+        tl_wire_put_varint(out, e[i].key >> 32);
+        tl_wire_put_varint(out, e[i].key & 0xffffffffu);
+        tl_wire_put_f64(out, e[i].w);
     }
     free(e);
-    put_u64(out, tl_hash64(out->data + start, out->len - start));
+    tl_wire_put_u64(out, tl_hash64(out->data + start, out->len - start));
 }
 
 /* A state name as add_path makes them: order 1, one channel of at most TL_MARKOV_MAX_NAME
@@ -856,43 +830,13 @@ static int window_ok(const char *s, size_t l, int order)
     return 0;   /* more than order touches */
 }
 
-typedef struct rd {
-    const unsigned char *p, *end;
-    int bad;
-} rd;
-
-static uint64_t get_varint(rd *r)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end) break;
-        unsigned char c = *r->p++;
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) return v;
-    }
-    r->bad = 1;
-    return 0;
-}
-
-static uint64_t get_u64(rd *r)
-{
-    if (r->end - r->p < 8) {
-        r->bad = 1;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)r->p[i] << (8 * i);
-    r->p += 8;
-    return v;
-}
+typedef tl_wire_rd rd;
 
 static double get_weight(rd *r)
 {
-    uint64_t v = get_u64(r);
-    double d;
-    memcpy(&d, &v, sizeof(d));
-    if (!weight_ok(d)) r->bad = 1;
-    return r->bad ? 0 : d;
+    double d = tl_wire_f64(r);
+    if (!weight_ok(d)) tl_wire_fail(r, "a weight out of range");
+    return r->fail ? 0 : d;
 }
 
 tl_markov *tl_markov_decode(const void *data, size_t len, int *rc)
@@ -908,13 +852,13 @@ tl_markov *tl_markov_decode(const void *data, size_t len, int *rc)
     for (int i = 0; i < 8; i++) sum |= (uint64_t)p[len - 8 + i] << (8 * i);
     if (sum != tl_hash64(p, len - 8)) goto bad;
 
-    rd r = {p + sizeof(MAGIC) + 1 + (order > 1), p + len - 8, 0};
+    rd r = {p + sizeof(MAGIC) + 1 + (order > 1), p + len - 8, NULL};
     if (!(m = tl_markov_new_order(order))) goto bad;
-    uint64_t n = get_varint(&r);
-    if (r.bad || n > TL_MARKOV_MAX_STATES) goto bad;
+    uint64_t n = tl_wire_varint(&r);
+    if (r.fail || n > TL_MARKOV_MAX_STATES) goto bad;
     for (uint64_t k = 0; k < n; k++) {
-        uint64_t l = get_varint(&r);
-        if (r.bad || l == 0 || l > max_name(order) || (uint64_t)(r.end - r.p) < l) goto bad;
+        uint64_t l = tl_wire_varint(&r);
+        if (r.fail || l == 0 || l > max_name(order) || (uint64_t)(r.end - r.p) < l) goto bad;
         const char *s = (const char *)r.p;
         if (memchr(s, '\0', l) || !window_ok(s, l, order)) goto bad;
         uint64_t h = tl_hash64(s, l);
@@ -922,28 +866,28 @@ tl_markov *tl_markov_decode(const void *data, size_t len, int *rc)
         name_add(m, s, l, h);
         r.p += l;
     }
-    m->paths = get_varint(&r);
+    m->paths = tl_wire_varint(&r);
     m->conversions = get_weight(&r);
     m->nulls = get_weight(&r);
     m->value = get_weight(&r);
-    for (uint64_t k = 0; k < n && !r.bad; k++) {
+    for (uint64_t k = 0; k < n && !r.fail; k++) {
         mk_state *s = &m->st[k];
         double *v[8] = {&s->conv,   &s->null,   &s->first_c, &s->first_v,
                         &s->last_c, &s->last_v, &s->lin_c,   &s->lin_v};
         for (int i = 0; i < 8; i++) *v[i] = get_weight(&r);
     }
-    uint64_t ne = get_varint(&r);
-    if (r.bad || ne > (uint64_t)(r.end - r.p) / 10) goto bad;   /* >= 10 bytes each */
+    uint64_t ne = tl_wire_varint(&r);
+    if (r.fail || ne > (uint64_t)(r.end - r.p) / 10) goto bad;   /* >= 10 bytes each */
     for (uint64_t i = 0; i < ne; i++) {
-        uint64_t from = get_varint(&r), to = get_varint(&r);
+        uint64_t from = tl_wire_varint(&r), to = tl_wire_varint(&r);
         double w = get_weight(&r);
-        if (r.bad || from > n || to < 1 || to > n || from == to) goto bad;
+        if (r.fail || from > n || to < 1 || to > n || from == to) goto bad;
         size_t before = m->ecount;
         double *e = edge_ref(m, (uint32_t)from, (uint32_t)to);
         if (m->ecount == before) goto bad;   /* duplicate edge */
         *e = w;
     }
-    if (r.bad || r.p != r.end) goto bad;
+    if (r.fail || r.p != r.end) goto bad;
     if (rc) *rc = TL_MARKOV_OK;
     return m;
 bad:

@@ -12,6 +12,7 @@
  */
 #include "markov_share.h"
 #include "markov.h"
+#include "core/wire.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -56,78 +57,44 @@ static void rec_free(rec *r)
     memset(r, 0, sizeof(*r));
 }
 
-static void put32(tl_buf *b, uint32_t v) { tl_buf_append(b, &v, 4); }
-static void put64(tl_buf *b, uint64_t v) { tl_buf_append(b, &v, 8); }
-
 static void rec_encode(const rec *r, tl_buf *b)
 {
     tl_buf_append(b, MK_MAGIC, 4);
     tl_buf_putc(b, MK_VERSION);
     tl_buf_putc(b, (char)r->kind);
-    put32(b, (uint32_t)r->dim);
-    put64(b, (uint64_t)r->closed_end);
-    put64(b, r->windows);
-    put64(b, r->late);
-    put32(b, (uint32_t)r->n_times);
+    tl_wire_put_u32(b, (uint32_t)r->dim);
+    tl_wire_put_u64(b, (uint64_t)r->closed_end);
+    tl_wire_put_u64(b, r->windows);
+    tl_wire_put_u64(b, r->late);
+    tl_wire_put_u32(b, (uint32_t)r->n_times);
     for (int i = 0; i < r->n_times; i++) {
-        put32(b, (uint32_t)r->part[i]);
-        put64(b, (uint64_t)r->time[i]);
+        tl_wire_put_u32(b, (uint32_t)r->part[i]);
+        tl_wire_put_u64(b, (uint64_t)r->time[i]);
     }
-    put32(b, (uint32_t)r->n_win);
+    tl_wire_put_u32(b, (uint32_t)r->n_win);
     for (int i = 0; i < r->n_win; i++) {
-        put64(b, (uint64_t)r->w[i].start);
+        tl_wire_put_u64(b, (uint64_t)r->w[i].start);
         size_t at = b->len;
-        put32(b, 0);
+        tl_wire_put_u32(b, 0);
         tl_markov_encode(r->w[i].chain, b);
         uint32_t n = (uint32_t)(b->len - at - 4);
         memcpy(b->data + at, &n, 4);
     }
-    put32(b, (uint32_t)r->n_cred);
+    tl_wire_put_u32(b, (uint32_t)r->n_cred);
     for (int i = 0; i < r->n_cred; i++) {
         uint32_t n = (uint32_t)strlen(r->name[i]);
-        put32(b, n);
+        tl_wire_put_u32(b, n);
         tl_buf_append(b, r->name[i], n);
         tl_buf_append(b, &r->cred[i], 8);
     }
 }
 
-typedef struct rd {
-    const unsigned char *p, *end;
-    const char *fail;
-} rd;
-
-static const unsigned char *take(rd *r, size_t n)
-{
-    if (r->fail) return NULL;
-    if ((size_t)(r->end - r->p) < n) {
-        r->fail = "truncated";
-        return NULL;
-    }
-    const unsigned char *q = r->p;
-    r->p += n;
-    return q;
-}
-
-static uint32_t get32(rd *r)
-{
-    uint32_t v = 0;
-    const unsigned char *q = take(r, 4);
-    if (q) memcpy(&v, q, 4);
-    return v;
-}
-
-static uint64_t get64(rd *r)
-{
-    uint64_t v = 0;
-    const unsigned char *q = take(r, 8);
-    if (q) memcpy(&v, q, 8);
-    return v;
-}
+typedef tl_wire_rd rd;
 
 /* A count of items of at least `each` bytes: refused when the rest cannot hold them. */
 static int get_count(rd *r, size_t each)
 {
-    uint32_t n = get32(r);
+    uint32_t n = tl_wire_u32(r);
     if (!r->fail && (size_t)n > (size_t)(r->end - r->p) / each) r->fail = "a count past the end";
     return r->fail ? 0 : (int)n;
 }
@@ -136,16 +103,16 @@ static int rec_decode(const void *data, size_t len, rec *o, char *err, size_t er
 {
     memset(o, 0, sizeof(*o));
     rd r = {data, (const unsigned char *)data + len, NULL};
-    const unsigned char *m = take(&r, 6);
+    const unsigned char *m = tl_wire_take(&r, 6);
     if (!m || memcmp(m, MK_MAGIC, 4) || m[4] != MK_VERSION || (m[5] != MK_PARTIAL && m[5] != MK_STATE)) {
         snprintf(err, errlen, "Markov share record: no TLMK header of version %d", MK_VERSION);
         return -1;
     }
     o->kind = m[5];
-    o->dim = (int32_t)get32(&r);
-    o->closed_end = (int64_t)get64(&r);
-    o->windows = get64(&r);
-    o->late = get64(&r);
+    o->dim = (int32_t)tl_wire_u32(&r);
+    o->closed_end = (int64_t)tl_wire_u64(&r);
+    o->windows = tl_wire_u64(&r);
+    o->late = tl_wire_u64(&r);
     if (!r.fail && o->dim != -1 && o->dim != TL_DIM_CHANNEL && o->dim != TL_DIM_CATEGORY)
         r.fail = "an unknown dimension";
     if (!r.fail && o->closed_end != INT64_MIN && (o->closed_end < -MK_MAX_TIME || o->closed_end > MK_MAX_TIME))
@@ -154,17 +121,17 @@ static int rec_decode(const void *data, size_t len, rec *o, char *err, size_t er
     o->part = tl_xmalloc((size_t)(n ? n : 1) * sizeof(*o->part));
     o->time = tl_xmalloc((size_t)(n ? n : 1) * sizeof(*o->time));
     for (; o->n_times < n && !r.fail; o->n_times++) {
-        o->part[o->n_times] = (int32_t)get32(&r);
-        o->time[o->n_times] = (int64_t)get64(&r);
+        o->part[o->n_times] = (int32_t)tl_wire_u32(&r);
+        o->time[o->n_times] = (int64_t)tl_wire_u64(&r);
         if (!r.fail && (o->part[o->n_times] < 0 || o->part[o->n_times] >= MK_MAX_PARTITIONS))
             r.fail = "a partition out of range";
     }
     n = get_count(&r, 12);
     o->w = tl_xcalloc((size_t)(n ? n : 1), sizeof(*o->w));
     for (int i = 0; i < n && !r.fail; i++) {
-        int64_t start = (int64_t)get64(&r);
-        uint32_t bl = get32(&r);
-        const unsigned char *blob = take(&r, bl);
+        int64_t start = (int64_t)tl_wire_u64(&r);
+        uint32_t bl = tl_wire_u32(&r);
+        const unsigned char *blob = tl_wire_take(&r, bl);
         if (!blob) break;
         if (start != INT64_MIN && (start < -MK_MAX_TIME || start > MK_MAX_TIME)) {
             r.fail = "a window start out of range";
@@ -185,9 +152,9 @@ static int rec_decode(const void *data, size_t len, rec *o, char *err, size_t er
     o->name = tl_xcalloc((size_t)(n ? n : 1), sizeof(*o->name));
     o->cred = tl_xmalloc((size_t)(n ? n : 1) * sizeof(*o->cred));
     for (int i = 0; i < n && !r.fail; i++) {
-        uint32_t l = get32(&r);
-        const unsigned char *s = take(&r, l);
-        const unsigned char *c = take(&r, 8);
+        uint32_t l = tl_wire_u32(&r);
+        const unsigned char *s = tl_wire_take(&r, l);
+        const unsigned char *c = tl_wire_take(&r, 8);
         if (!s || !c) break;
         if (memchr(s, 0, l)) {
             r.fail = "a name with a NUL";

@@ -12,6 +12,7 @@
  * layout tl_avro_put_rollup writes (fuzzed: tests/fuzz/fuzz_rollup.c).
  */
 #include "avro_out.h"
+#include "core/wire.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -19,22 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline void put_long(tl_buf *b, int64_t v)
-{
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    tl_buf_reserve(b, 10);
-    while (z >= 0x80) {
-        b->data[b->len++] = (char)(z | 0x80);
-        z >>= 7;
-    }
-    b->data[b->len++] = (char)z;
-}
-
-static inline void put_double(tl_buf *b, double d)
-{
-    /* Avro doubles are little-endian IEEE 754, as on every platform tally targets. */
-    tl_buf_append(b, &d, 8);
-}
+/* Avro's long and double (core/wire.h: a zig-zag varint, little-endian IEEE 754). */
+static inline void put_long(tl_buf *b, int64_t v) { tl_wire_put_svarint(b, v); }
+static inline void put_double(tl_buf *b, double d) { tl_wire_put_f64(b, d); }
 
 static inline void put_string(tl_buf *b, const char *s)
 {
@@ -249,43 +237,20 @@ void tl_avro_put_rollup(tl_buf *b, int32_t schema_id, tl_ru_dim dim, tl_ru_windo
 
 /* ---- reading roll-up records back ------------------------------------------------ */
 
-typedef struct rd {
-    const unsigned char *p, *end;
-    const char *fail;   /* the first failure, NULL while all is well */
-} rd;
+typedef tl_wire_rd rd;
 
-static int64_t get_long(rd *r)
-{
-    uint64_t z = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end) {
-            r->fail = r->fail ? r->fail : "truncated";
-            return 0;
-        }
-        unsigned char c = *r->p++;
-        z |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) return (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-    }
-    r->fail = r->fail ? r->fail : "a long longer than 10 bytes";
-    return 0;
-}
+static int64_t get_long(rd *r) { return tl_wire_svarint(r); }
+static double get_double(rd *r) { return tl_wire_f64(r); }
 
-static double get_double(rd *r)
-{
-    double d = 0;
-    if (r->end - r->p < 8) r->fail = r->fail ? r->fail : "truncated";
-    else memcpy(&d, r->p, 8);
-    r->p += r->end - r->p < 8 ? r->end - r->p : 8;
-    return d;
-}
-
-/* A string's bytes (not terminated) and length; NULL on failure. */
+/* A string's bytes (not terminated) and length (Avro's: a zig-zag long, then the
+ * bytes); NULL on failure. */
 static const char *get_bytes(rd *r, size_t *n)
 {
     int64_t len = get_long(r);
+    *n = 0;
     if (r->fail) return NULL;
     if (len < 0 || len > r->end - r->p) {
-        r->fail = "a string longer than the record";
+        tl_wire_fail(r, "a string longer than the record");
         return NULL;
     }
     const char *s = (const char *)r->p;
