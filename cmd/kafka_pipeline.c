@@ -95,13 +95,8 @@ char *tl_cmd_read_schema(const tl_config *c, const char *name)
 {
     char path[2400];
     if (tl_cmd_schema_path(c, name, path, sizeof(path)) != 0) return NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
     tl_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) tl_buf_append(&b, chunk, n);
-    fclose(f);
+    if (tl_buf_read_file(&b, path, SIZE_MAX, NULL, 0) == -1) return NULL;
     return b.data;
 }
 

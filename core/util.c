@@ -143,6 +143,32 @@ void tl_buf_free(tl_buf *b)
     b->len = b->cap = 0;
 }
 
+int tl_buf_read_file(tl_buf *b, const char *path, size_t max, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (err) snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char chunk[16384];
+    size_t n, start = b->len;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (b->len - start + n > max) {
+            if (err) snprintf(err, errlen, "%s is larger than %zu bytes", path, max);
+            rc = -2;
+            break;
+        }
+        tl_buf_append(b, chunk, n);
+    }
+    if (!rc && ferror(f)) {
+        if (err) snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        rc = -2;
+    }
+    fclose(f);
+    return rc;
+}
+
 int tl_fmt_num(char *out, double x, int plus)
 {
     char *p = out;

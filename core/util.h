@@ -77,6 +77,10 @@ void tl_buf_putc(tl_buf *b, char c);
 void tl_buf_printf(tl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tl_buf_vprintf(tl_buf *b, const char *fmt, va_list ap);
 void tl_buf_free(tl_buf *b);
+/* Appends the whole file at path to b (its contents stay NUL-terminated). 0; -1 when it
+ * cannot be opened, -2 when it cannot be read or holds more than max bytes (b then holds
+ * what was read before); err gets one sentence naming the file (err may be NULL). */
+int tl_buf_read_file(tl_buf *b, const char *path, size_t max, char *err, size_t errlen);
 static inline void tl_buf_clear(tl_buf *b) { b->len = 0; }
 
 /* Formats x with two significant digits for reading ("4.3", "0.41", "120", "-0.0052"),

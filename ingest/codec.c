@@ -402,16 +402,11 @@ static int default_ok(const rfield *f)
 
 static int load_reader(tl_codec *c, const char *path, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
+    tl_buf text = {0};
+    if (tl_buf_read_file(&text, path, SIZE_MAX, NULL, 0) == -1) {
         snprintf(err, errlen, "cannot open reader schema %s: %s", path, strerror(errno));
         return -1;
     }
-    tl_buf text = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) tl_buf_append(&text, chunk, n);
-    fclose(fp);
     int rc = -1;
     char jerr[160];
     const tl_json *root = tl_json_parse(text.data ? text.data : "", text.len, &c->json_arena,

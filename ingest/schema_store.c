@@ -925,33 +925,14 @@ static int64_t file_id(const char *name)
 
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    tl_buf b = {0};
+    if (tl_buf_read_file(&b, path, TL_SCHEMA_MAX_FILE, err, errlen) != 0) {
+        tl_buf_free(&b);
         return NULL;
     }
-    tl_buf b = {0};
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (b.len + n > TL_SCHEMA_MAX_FILE) {
-            snprintf(err, errlen, "%s is larger than %u bytes", path, TL_SCHEMA_MAX_FILE);
-            goto fail;
-        }
-        tl_buf_append(&b, chunk, n);
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    fclose(f);
     *len = b.len;
     if (!b.data) b.data = tl_xstrdup("");
     return b.data;
-fail:
-    fclose(f);
-    tl_buf_free(&b);
-    return NULL;
 }
 
 enum { LOAD_OK, LOAD_UNREADABLE, LOAD_UNPARSEABLE, LOAD_REFUSED };

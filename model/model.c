@@ -299,13 +299,8 @@ int tl_model_checkpoint(tl_model *m)
 /* Restores from the checkpoint file if there is one. 0, or -1 if it is corrupt. */
 static int model_restore(tl_model *m, char *err, size_t errlen)
 {
-    FILE *f = fopen(m->checkpoint, "rb");
-    if (!f) return 0;
     tl_buf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) tl_buf_append(&b, chunk, n);
-    fclose(f);
+    if (tl_buf_read_file(&b, m->checkpoint, SIZE_MAX, NULL, 0) == -1) return 0;   /* none */
     /* An empty file has no buffer at all (b.data NULL, where even NULL + 0 is undefined)
      * and a short one no magic: tl_model_checkpoint renames a whole file into place, so
      * either is damage from outside, and named as such. */
