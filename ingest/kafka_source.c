@@ -21,6 +21,7 @@
  * bytes. Nothing undecodable stops the source.
  */
 #include "kafka_source.h"
+#include "core/kafka.h"
 #include "core/log.h"
 #include "core/prom.h"
 #include "core/util.h"
@@ -398,7 +399,7 @@ void tl_kafka_source_destroy(tl_source *s)
                                                 : rd_kafka_commit(k->rk, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         TL_LOG_WARN("ingest", "final offset commit: %s", rd_kafka_err2str(err));
-    rd_kafka_consumer_close(k->rk);   /* revokes (closing stores) and leaves the group */
+    tl_kafka_consumer_leave(k->rk, 10000);   /* revokes (closing stores), leaves the group */
     rd_kafka_destroy(k->rk);
     free(k->assigned);
     free(k->at_end);

@@ -25,6 +25,7 @@
  */
 #include "rollup_agg.h"
 #include "avro_out.h"
+#include "core/kafka.h"
 #include "core/log.h"
 #include "core/prom.h"
 #include "core/util.h"
@@ -789,7 +790,7 @@ static void *run(void *arg)
 static void destroy(tl_rollup_agg *a)
 {
     if (a->consumer) {
-        rd_kafka_consumer_close(a->consumer);   /* the revocation commits what is held */
+        tl_kafka_consumer_leave(a->consumer, 10000);   /* the revocation commits what is held */
         rd_kafka_destroy(a->consumer);
     }
     if (a->reader) {
