@@ -61,8 +61,7 @@ static inline char *tl_wire_w_f32(char *p, float f)
 {
     uint32_t v;
     memcpy(&v, &f, 4);
-    for (int i = 0; i < 4; i++) *p++ = (char)(v >> (8 * i));
-    return p;
+    return tl_le_put_u32(p, v);
 }
 
 /* ---- appending to a buffer ----------------------------------------------------- */
@@ -80,8 +79,8 @@ static inline void tl_wire_put_svarint(tl_buf *b, int64_t v)
 
 static inline void tl_wire_put_u32(tl_buf *b, uint32_t v)
 {
-    unsigned char t[4];
-    for (int i = 0; i < 4; i++) t[i] = (unsigned char)(v >> (8 * i));
+    char t[4];
+    tl_le_put_u32(t, v);
     tl_buf_append(b, t, 4);
 }
 
