@@ -326,9 +326,12 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
             int m = get_name(&r, methods, TL_RU_METHODS, "an unknown method");
             double c = get_double(&r), v = get_double(&r);
             if (r.fail) break;
+            /* (a method named twice adds up: its sums must stay finite too) */
+            c += o->row.conversions[m];
+            v += o->row.value[m];
             if (!isfinite(c) || !isfinite(v)) r.fail = "a conversion count or value that is not finite";
-            o->row.conversions[m] += c;
-            o->row.value[m] += v;
+            o->row.conversions[m] = c;
+            o->row.value[m] = v;
             o->row.has[m] = 1;
         }
     }
