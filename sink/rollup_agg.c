@@ -76,6 +76,12 @@ struct tl_rollup_agg {
     int n_spend;                /* the spend topic's partitions */
     int64_t *spend_eof;         /* per partition: the end offset last reported, -1: none */
     int64_t *spend_end;         /* per partition: the end to reach before a drained stop */
+    /* Dead letters of bad lines, once each: spend partition q is checked by the owner of
+     * partials partition q % partitions, which commits how far it checked (the group's
+     * offset for the spend topic's partition q) in the transaction of the dead letters. */
+    int64_t *spend_read;        /* per partition: lines below this offset are in the table */
+    int64_t *spend_checked;     /* per partition: checked up to here; -1: not this instance's */
+    int64_t *spend_committed;   /* per partition: spend_checked as last committed */
     tl_rollup *spend_ru[2];     /* the lines so far: per channel, per channel group; by day */
     rd_kafka_topic_t *partials_rkt;
     int32_t (*partitioner)(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
@@ -283,6 +289,9 @@ static int commit(tl_rollup_agg *a)
     for (int p = 0; p < a->n_parts; p++)
         if (a->parts[p].next >= 0)
             rd_kafka_topic_partition_list_add(l, a->o.partials_topic, p)->offset = a->parts[p].next;
+    for (int q = 0; q < a->n_spend; q++)
+        if (a->spend_checked[q] > a->spend_committed[q])
+            rd_kafka_topic_partition_list_add(l, a->o.spend_topic, q)->offset = a->spend_checked[q];
     if (!l->cnt && !a->txn_open) {
         rd_kafka_topic_partition_list_destroy(l);
         return 0;
@@ -317,6 +326,8 @@ static int commit(tl_rollup_agg *a)
     }
     if (!rc) {
         for (int p = 0; p < a->n_parts; p++) a->parts[p].next = -1;
+        for (int q = 0; q < a->n_spend; q++)
+            if (a->spend_checked[q] > a->spend_committed[q]) a->spend_committed[q] = a->spend_checked[q];
         a->pending = 0;
         tl_prom_add(a->m_commits, 1);
     }
@@ -328,16 +339,16 @@ static int commit(tl_rollup_agg *a)
 
 static void dead_letter(tl_rollup_agg *a, const rd_kafka_message_t *m, const char *error)
 {
+    const char *topic = rd_kafka_topic_name(m->rkt);
     char part_s[16], off[24];
     snprintf(part_s, sizeof(part_s), "%" PRId32, m->partition);
     snprintf(off, sizeof(off), "%" PRId64, m->offset);
-    TL_LOG_WARN("rollup", "dead letter partition=%s offset=%s: %s", part_s, off, error);
-    tl_prom_add(a->m_bad, 1);
+    TL_LOG_WARN("rollup", "dead letter topic=%s partition=%s offset=%s: %s", topic, part_s, off, error);
     if (ensure_txn(a) != 0) return;
     rd_kafka_headers_t *h = rd_kafka_headers_new(5);
     rd_kafka_header_add(h, "tally.reason", -1, tl_dlq_reason_name(TL_DLQ_MALFORMED), -1);
     rd_kafka_header_add(h, "tally.error", -1, error, -1);
-    rd_kafka_header_add(h, "tally.source.topic", -1, a->o.partials_topic, -1);
+    rd_kafka_header_add(h, "tally.source.topic", -1, topic, -1);
     rd_kafka_header_add(h, "tally.source.partition", -1, part_s, -1);
     rd_kafka_header_add(h, "tally.source.offset", -1, off, -1);
     tl_buf key = {0};
@@ -345,6 +356,13 @@ static void dead_letter(tl_rollup_agg *a, const rd_kafka_message_t *m, const cha
     produce(a, a->o.dlq_topic, RD_KAFKA_PARTITION_UA, &key, m->payload,
             m->len < a->o.dlq_max_bytes ? m->len : a->o.dlq_max_bytes, h);
     tl_buf_free(&key);
+}
+
+/* A partial that cannot be added: counted and dead-lettered. */
+static void bad_partial(tl_rollup_agg *a, const rd_kafka_message_t *m, const char *error)
+{
+    tl_prom_add(a->m_bad, 1);
+    dead_letter(a, m, error);
 }
 
 /* Decodes m into rec; on failure dead-letters it (from the partials topic) or, for a
@@ -355,7 +373,7 @@ static int decode(tl_rollup_agg *a, const rd_kafka_message_t *m, tl_rollup_rec *
     if (m->payload && tl_avro_get_rollup(m->payload, m->len, rec, err, sizeof(err)) == 0) return 0;
     if (!m->payload) snprintf(err, sizeof(err), "roll-up record: no value");
     if (partial) {
-        dead_letter(a, m, err);
+        bad_partial(a, m, err);
     } else {
         tl_prom_add(a->m_bad, 1);
         TL_LOG_WARN("rollup", "topic=%s partition=%d offset=%" PRId64 " skipped: %s", a->o.topic,
@@ -457,17 +475,39 @@ static void spend_own(tl_rollup_agg *a, int32_t p)
     }
 }
 
-static void add_spend(tl_rollup_agg *a, const rd_kafka_message_t *m)
+/* Why m is not a spend line (NULL: it is one, into day, channel, v). */
+static const char *parse_spend(tl_rollup_agg *a, const rd_kafka_message_t *m, int64_t *day,
+                               const char **channel, double *v)
 {
     tl_buf_clear(&a->spend_line);
     if (m->payload) tl_buf_append(&a->spend_line, m->payload, m->len);
     tl_buf_putc(&a->spend_line, 0);
+    return memchr(a->spend_line.data, 0, a->spend_line.len - 1)
+               ? "a NUL byte in the line"
+               : tl_rollup_spend_parse(a->spend_line.data, day, channel, v);
+}
+
+/* Line m of spend partition q: into the table the first time it is read; when q is this
+ * instance's to check and m is past what was checked, a bad line is dead-lettered. A line
+ * read again (after a seek back to the committed check) is only checked. */
+static void add_spend(tl_rollup_agg *a, const rd_kafka_message_t *m, int32_t q)
+{
     int64_t day = 0;
     double v = 0;
     const char *channel = NULL;
-    const char *why = memchr(a->spend_line.data, 0, a->spend_line.len - 1)
-                          ? "a NUL byte in the line"
-                          : tl_rollup_spend_parse(a->spend_line.data, &day, &channel, &v);
+    const char *why = parse_spend(a, m, &day, &channel, &v);
+    int fresh = m->offset >= a->spend_read[q];
+    if (a->spend_checked[q] >= 0 && m->offset >= a->spend_checked[q]) {
+        if (why) {
+            char msg[320];
+            snprintf(msg, sizeof(msg), "not a spend line (date,channel,spend expected): %s", why);
+            dead_letter(a, m, msg);
+            a->pending++;
+        }
+        a->spend_checked[q] = m->offset + 1;
+    }
+    if (!fresh) return;
+    a->spend_read[q] = m->offset + 1;
     if (why) {
         static int said;
         tl_prom_add(a->m_spend_bad, 1);
@@ -497,8 +537,10 @@ static void poll_spend(tl_rollup_agg *a)
         } else if (m->err) {
             TL_LOG_WARN("rollup", "spend topic=%s: %s", a->o.spend_topic, rd_kafka_message_errstr(m));
         } else {
-            if (m->partition >= 0 && m->partition < a->n_spend) a->spend_eof[m->partition] = -1;
-            add_spend(a, m);
+            if (m->partition >= 0 && m->partition < a->n_spend) {
+                a->spend_eof[m->partition] = -1;
+                add_spend(a, m, m->partition);
+            }
         }
         rd_kafka_message_destroy(m);
     }
@@ -563,9 +605,12 @@ static int start_spend(tl_rollup_agg *a, rd_kafka_conf_t *sconf, const char *par
         return -1;
     }
     a->spend_eof = tl_xmalloc((size_t)a->n_spend * sizeof(*a->spend_eof));
+    a->spend_read = tl_xcalloc((size_t)a->n_spend, sizeof(*a->spend_read));
+    a->spend_checked = tl_xmalloc((size_t)a->n_spend * sizeof(*a->spend_checked));
+    a->spend_committed = tl_xmalloc((size_t)a->n_spend * sizeof(*a->spend_committed));
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(a->n_spend);
     for (int q = 0; q < a->n_spend; q++) {
-        a->spend_eof[q] = -1;
+        a->spend_eof[q] = a->spend_checked[q] = a->spend_committed[q] = -1;
         rd_kafka_topic_partition_list_add(l, a->o.spend_topic, q)->offset = RD_KAFKA_OFFSET_BEGINNING;
     }
     rd_kafka_resp_err_t ae = rd_kafka_assign(a->spend, l);
@@ -612,6 +657,42 @@ static int restore(tl_rollup_agg *a, int32_t p)
     return 0;
 }
 
+/* The spend partitions of l's partials partitions become this instance's to check: from
+ * the group's committed offset for each (0 when none), reading again from there what was
+ * already read. 0 or -1. */
+static int spend_take_over(tl_rollup_agg *a, const rd_kafka_topic_partition_list_t *l)
+{
+    if (!a->spend || a->o.partitions <= 0) return 0;
+    rd_kafka_topic_partition_list_t *sl = rd_kafka_topic_partition_list_new(a->n_spend);
+    for (int i = 0; i < l->cnt; i++)
+        for (int q = l->elems[i].partition; q >= 0 && q < a->n_spend; q += a->o.partitions)
+            rd_kafka_topic_partition_list_add(sl, a->o.spend_topic, q);
+    rd_kafka_resp_err_t e = sl->cnt ? rd_kafka_committed(a->consumer, sl, 60000) : 0;
+    rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_new(sl->cnt ? sl->cnt : 1);
+    for (int i = 0; i < sl->cnt && !e; i++) {
+        int32_t q = sl->elems[i].partition;
+        int64_t from = sl->elems[i].offset >= 0 ? sl->elems[i].offset : 0;
+        a->spend_checked[q] = a->spend_committed[q] = from;
+        if (from < a->spend_read[q]) {
+            rd_kafka_topic_partition_list_add(back, a->o.spend_topic, q)->offset = from;
+            a->spend_eof[q] = -1;
+        }
+    }
+    if (!e && back->cnt) {
+        rd_kafka_error_t *se = rd_kafka_seek_partitions(a->spend, back, 30000);
+        if (se) {
+            TL_LOG_ERROR("rollup", "spend topic %s: seek: %s", a->o.spend_topic, rd_kafka_error_string(se));
+            rd_kafka_error_destroy(se);
+            e = RD_KAFKA_RESP_ERR__FAIL;
+        }
+    } else if (e) {
+        TL_LOG_ERROR("rollup", "spend topic %s: committed offsets: %s", a->o.spend_topic, rd_kafka_err2str(e));
+    }
+    rd_kafka_topic_partition_list_destroy(back);
+    rd_kafka_topic_partition_list_destroy(sl);
+    return e ? -1 : 0;
+}
+
 /* The committed offsets of l's partitions, stable (read_committed), into l; then each
  * partition's totals read back. 0 or -1. */
 static int take_over(tl_rollup_agg *a, rd_kafka_topic_partition_list_t *l)
@@ -625,7 +706,7 @@ static int take_over(tl_rollup_agg *a, rd_kafka_topic_partition_list_t *l)
         if (l->elems[i].offset < 0) l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
         if (restore(a, l->elems[i].partition) != 0) return -1;
     }
-    return 0;
+    return spend_take_over(a, l);
 }
 
 /* After an abort: every assigned partition's totals read back, and reading resumes
@@ -677,6 +758,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             part *pt = part_of(a, parts->elems[i].partition);
             pt->assigned = 0;
             drop_totals(pt);
+            for (int q = parts->elems[i].partition; a->spend && a->o.partitions > 0 && q >= 0 &&
+                                                    q < a->n_spend; q += a->o.partitions)
+                a->spend_checked[q] = a->spend_committed[q] = -1;
             TL_LOG_INFO("rollup", "revoked partition=%d", (int)parts->elems[i].partition);
         }
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
@@ -694,9 +778,9 @@ static void add_partial(tl_rollup_agg *a, const rd_kafka_message_t *m)
     char err[256];
     if (m->key && m->key_len == strlen(TL_MK_KEY) && !memcmp(m->key, TL_MK_KEY, m->key_len)) {
         if (!a->o.markov) {
-            dead_letter(a, m, "a Markov partial, and this instance shares no chain (markov.enabled)");
+            bad_partial(a, m, "a Markov partial, and this instance shares no chain (markov.enabled)");
         } else if (tl_mk_share_add(share_of(a, pt), m->payload, m->len, err, sizeof(err)) != 0) {
-            dead_letter(a, m, err);
+            bad_partial(a, m, err);
         } else if (tl_mk_share_close(pt->mk, emit_credit, a) != 0) {
             a->failed = 1;
         }
@@ -807,6 +891,9 @@ static void destroy(tl_rollup_agg *a)
         rd_kafka_destroy(a->producer);
     }
     free(a->spend_eof);
+    free(a->spend_read);
+    free(a->spend_checked);
+    free(a->spend_committed);
     free(a->spend_end);
     for (int d = 0; d < 2; d++) tl_rollup_destroy(a->spend_ru[d]);
     tl_buf_free(&a->spend_line);

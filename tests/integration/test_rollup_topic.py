@@ -15,7 +15,8 @@ missing or extra; the channel-group rows must add up to the channel rows.
    holds a record that is not a model update, which must be the one dead letter (source
    topic, reason malformed, key and value as they were). With ad spend on a topic
    (rollup.spend.topic, two partitions): lines for two days of three channels (one line
-   twice), a channel without touchpoints and a line that is not one; every channel day row
+   twice), a channel without touchpoints and a line that is not one (its one dead letter:
+   key, value, partition and offset as they were); every channel day row
    holds the sum of its lines (null without), a spend-only channel gets a row, the
    channel-group rows' spend adds up to the channels', hour, category and campaign rows hold none,
    and each method's cost per conversion and return on ad spend are spend / conversions
@@ -26,15 +27,17 @@ missing or extra; the channel-group rows must add up to the channel rows.
 2. Three instances of one group on a second copy of the input produced in three parts:
    the first instance alone on part 1; two more join (a rebalance of both the pipeline's
    and the aggregator's groups) before part 2; one of them is SIGKILLed as part 3 arrives
-   and restarted. The roll-ups must again equal the sums of what that group published --
+   and restarted. A spend topic of four partitions holds a bad line in each before the
+   start, and one more in the killed owner's partition after the restart: the group
+   dead-letters each once. The roll-ups must again equal the sums of what that group published --
    nothing lost or doubled through the kill -- and the rule-based columns, purchases and
    touchpoints must equal run 1's, and so must the Markov column and every Markov credit
    delta (window, channel, credit, removal effect): the chain is one chain for the group,
    its windows closed on a watermark over every input partition, so none of it depends on
    how many instances ran. (The model-based columns depend on which instance credited
    which purchase with its model as it was then; they are checked against the group's own
-   records.) GET /v1/attribution of two of the instances, answered from the roll-up topic,
-   equals `tally report` over the group's records.
+   records.) GET /v1/attribution of two of the instances (by channel, and by campaign),
+   answered from the roll-up topic, equals `tally report` over the group's records.
 3. One model for the group (model.shared): the model topic <group>-model holds, per
    committed transaction, the examples learned and their predictions (model/model.h). Its
    records decoded here: the three instances' together hold exactly the examples the single
@@ -326,7 +329,7 @@ def main():
             want_spend[(d, c)] += v
         text = ["%s,%s,%.2f" % (time.strftime("%Y-%m-%d", time.gmtime(d / 1000)), c, v)
                 for d, c, v in lines] + ["2017-11-25;search;1"]
-        kafka.produce(spend_topic, [(b"s%d" % i, t.encode()) for i, t in enumerate(text)])
+        spend_at = kafka.produce(spend_topic, [(b"s%d" % i, t.encode()) for i, t in enumerate(text)])
         # a record on the model topic that is not a model update: a dead letter
         model_a = a["group"] + "-model"
         kafka.create_topics({model_a: 1})
@@ -340,10 +343,20 @@ def main():
             auc_a[:] = re.findall(r"progressive AUC ([0-9.]+)", fh.read())
         dead = kafka.read_all(a["outs"].dlq)
         heads = [{k: v.decode() for k, v in h.items()} for _p, _o, _k, _v, h in dead]
+        spent = [(r, h) for r, h in zip(dead, heads) if h.get("tally.source.topic") == spend_topic]
+        dead = [r for r, h in zip(dead, heads) if h.get("tally.source.topic") != spend_topic]
+        heads = [h for h in heads if h.get("tally.source.topic") != spend_topic]
         if len(dead) != 1 or dead[0][2] != ROGUE or dead[0][3] != b"not a model update" or \
                 heads[0].get("tally.source.topic") != model_a or \
                 heads[0].get("tally.reason") != "malformed":
             problems.append("the model topic's bad record: dead letters %s" % heads)
+        # the spend line that is not one: one dead letter, key and value as they were
+        bad_at = spend_at[-1]
+        if len(spent) != 1 or spent[0][0][2] != b"s%d" % (len(text) - 1) or \
+                spent[0][0][3] != text[-1].encode() or spent[0][1].get("tally.reason") != "malformed" or \
+                (int(spent[0][1].get("tally.source.partition", -1)),
+                 int(spent[0][1].get("tally.source.offset", -1))) != bad_at:
+            problems.append("the bad spend line (at %s): dead letters %s" % (bad_at, [h for _r, h in spent]))
         attrs, credits = published(kafka, schemas, a["outs"], problems)
         credits_a.extend(credits)
         want = expected(attrs, credits)
@@ -398,9 +411,22 @@ def main():
             raise AssertionError("run 1 gave nothing to compare with")
         insts = {}
 
+        # a spend topic of four partitions, a bad line in each: each dead-lettered once by
+        # the group, whoever owns what, through the rebalance and the SIGKILL
+        spend_b = "rollup-spend-b-" + run
+        kafka.create_topics({spend_b: 4})
+        for q in range(4):
+            kafka.produce(spend_b, [(b"bad", b"no spend line %d" % q)], partition=q)
+
+        def spend_letters():
+            got = [{k: v.decode() for k, v in r[4].items()} for r in kafka.read_all(b["outs"].dlq)]
+            return sorted((int(h["tally.source.partition"]), int(h["tally.source.offset"]))
+                          for h in got if h.get("tally.source.topic") == spend_b)
+
         def start(i):
             insts[i] = ku.Tally(["run"] + args("b%d" % i, b["topic"], b["group"], b["outs"], b["rollup"],
-                                               os.path.join(tmp, "state-b%d" % i)) +
+                                               os.path.join(tmp, "state-b%d" % i),
+                                               ["rollup.spend.topic=" + spend_b]) +
                                 ["-X", "http.listen=127.0.0.1:0"],
                                 os.path.join(tmp, "b%d-%d.log" % (i, len(insts))), "tally-b%d" % i)
 
@@ -449,18 +475,32 @@ def main():
             return not compare(expected(attrs, credits), latest(kafka, schemas, b["rollup"]))
         ku.wait_until(converged, TIMEOUT_S, "roll-ups equal to the group's records, and as many "
                       "credit deltas as one instance's", running=list(insts.values()), interval_s=1.0)
+        # one more bad line, in the spend partition checked by the owner of the partials
+        # partition that was the killed instance's: its dead letter comes after the
+        # restarted group read the others again, which must not be dead-lettered again
+        kafka.produce(spend_b, [(b"bad", b"no spend line either")], partition=chain_part)
+        want_letters = sorted([(q, 0) for q in range(4)] + [(chain_part, 1)])
+        ku.wait_until(lambda: (chain_part, 1) in spend_letters(), TIMEOUT_S,
+                      "the dead letter of the last bad spend line", running=list(insts.values()),
+                      interval_s=0.5)
+        if spend_letters() != want_letters:
+            problems.append("spend dead letters at %s, expected each of %s once" % (
+                spend_letters(), want_letters))
         # GET /v1/attribution of any instance answers from the roll-up topic: the same as
         # tally report over the group's records
         records = os.path.join(tmp, "records-b.jsonl")
         consume(kafka, [b["outs"].attribution, b["outs"].credit], records)
-        for i in (1, 3):
-            status, body = ku.http_get(ku.http_port(insts[i]), "/v1/attribution?by=channel&window=day"
-                                       "&min_purchases=0")
+        for i, by in ((1, "channel"), (3, "channel"), (3, "campaign")):
+            status, body = ku.http_get(ku.http_port(insts[i]), "/v1/attribution?by=%s&window=day"
+                                       "&min_purchases=0" % by)
             if status != 200:
-                raise AssertionError("GET /v1/attribution of instance %d: %d %s" % (i, status, body[:200]))
+                raise AssertionError("GET /v1/attribution?by=%s of instance %d: %d %s" % (
+                    by, i, status, body[:200]))
             rows = {(r["id"], r["window_start"]): r for r in json.loads(body)["rows"]}
-            problems += same_reports(rows, report(records, "channel", "day"),
-                                     "GET /v1/attribution of instance %d" % i)
+            if by == "campaign" and not any(k[0] != "(none)" for k in rows):
+                problems.append("GET /v1/attribution?by=campaign: no campaign row")
+            problems += same_reports(rows, report(records, by, "day"),
+                                     "GET /v1/attribution?by=%s of instance %d" % (by, i))
         # one model for the group: exactly the single instance's examples, as good a model
         rows_a, keys_a = model_examples(kafka, a["group"] + "-model")
         rows_b, keys_b = model_examples(kafka, b["group"] + "-model")
@@ -534,7 +574,7 @@ def main():
         kafka.delete_topics([a["topic"], b["topic"], a["rollup"], b["rollup"]] +
                             [r["group"] + suffix for r in (a, b)
                              for suffix in ("-rollup-partials", "-rollup-state", "-model")] +
-                            a["outs"].all() + b["outs"].all())
+                            a["outs"].all() + b["outs"].all() + ["rollup-spend-b-" + run])
         kafka.close()
     passed, failed = steps.counts()
     if failed:
