@@ -47,7 +47,9 @@ missing or extra; the channel-group rows must add up to the channel rows.
    the single instance's (an instance predicts before the others' latest updates reach it,
    so the two are close, not equal), and every instance's model has learned from all of them
    (tally_model_examples_total on its /metrics, which counts the others' examples added
-   with their updates, reaches the group's count).
+   with their updates, reaches the group's count). As good a model: the final model of
+   each of the three instances and of the single one, each replaying the same held-out
+   stream (another seed) from a copy of its model.bin, are at most 0.01 AUC apart.
 """
 import json
 import os
@@ -291,6 +293,31 @@ def main():
             fh.writelines(lines[i * len(lines) // 3:(i + 1) * len(lines) // 3])
         parts.append(path)
 
+    def holdout_aucs(states):
+        """The AUC of each state directory's final model (model.bin) on one held-out stream
+        (other events of the same kind, another seed), `tally replay` of it from a copy of
+        the model: every model scores the same examples in the same order."""
+        held = os.path.join(tmp, "holdout.csv")
+        if not os.path.exists(held):
+            ku.run_tally(["gen", "--events", str(EVENTS), "--users", str(USERS), "--campaigns",
+                          "2", "--seed", "7", "--output", held], 120,
+                         os.path.join(tmp, "gen-holdout.log"), "gen")
+        aucs = []
+        for i, state in enumerate(states):
+            d = os.path.join(tmp, "holdout-%d" % i)
+            os.makedirs(d)
+            shutil.copy(os.path.join(state, "model.bin"), d)
+            log = os.path.join(tmp, "holdout-%d.log" % i)
+            ku.run_tally(["replay", "--input", held, "--format", "canonical", "--output",
+                          os.path.join(d, "out.jsonl"), "-X", "state.dir=" + d], TIMEOUT_S, log,
+                         "replay of the held-out stream")
+            with open(log, errors="replace") as fh:
+                m = re.search(r"progressive log-loss \S+ and AUC ([0-9.]+)", fh.read())
+            if not m:
+                raise AssertionError("no AUC in %s" % log)
+            aucs.append(float(m.group(1)))
+        return aucs
+
     def produce(topic, path):
         ku.run_tally(["produce", "--input", path, "--format", "canonical", "--topic", topic,
                       "-X", "kafka.bootstrap.servers=" + kafka.b], 120,
@@ -531,6 +558,13 @@ def main():
                                % len(rows_b), running=list(insts.values()), interval_s=0.5)
         for t in insts.values():
             t.stop()
+        # as good a model: the single instance's final model and each instance's of the
+        # group, each scoring the same held-out stream from its checkpoint
+        held = holdout_aucs([os.path.join(tmp, "state-a")] +
+                            [os.path.join(tmp, "state-b%d" % i) for i in sorted(insts)])
+        if max(abs(x - held[0]) for x in held[1:]) > 0.01:
+            problems.append("held-out AUC: one instance's model %.4f, the group's instances' %s "
+                            "(more than 0.01 apart)" % (held[0], " ".join("%.4f" % x for x in held[1:])))
         attrs, credits = published(kafka, schemas, b["outs"], problems)
         got_b = latest(kafka, schemas, b["rollup"])
         problems += compare(expected(attrs, credits), got_b)
@@ -558,11 +592,12 @@ def main():
                "owner, instance %d, SIGKILLed; read back by %s); the instances' own models' " \
                "progressive AUC %s (one instance: %s); one model: %d examples (%d purchases) "\
                "from %d processes, AUC over them %.4f (one instance %.4f, at most %.4f apart), "\
-               "examples in each "\
-               "instance's model %s" % (
+               "examples in each instance's model %s; on a held-out stream, the final models' "\
+               "AUC %s (one instance %.4f; at most 0.01 apart)" % (
                    len(attrs), len(got_b), len(credits), victim, ", ".join(restored),
                    " ".join(aucs), auc_a[0] if auc_a else "?", len(rows_b), pos_b, len(keys_b),
-                   auc_mb, auc_ma, auc_tol, " ".join("%d" % v for v in counts))
+                   auc_mb, auc_ma, auc_tol, " ".join("%d" % v for v in counts),
+                   " ".join("%.4f" % x for x in held[1:]), held[0])
 
     try:
         steps("one instance: roll-up topic = sums of the published records", one_instance)
