@@ -31,8 +31,10 @@ int main(int argc, char **argv)
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *kv[][2] = {
-        {"bootstrap.servers", argv[1]}, {"group.id", argv[3]},
-        {"auto.offset.reset", "earliest"}, {"enable.partition.eof", "true"},
+        {"bootstrap.servers", argv[1]},
+        {"group.id", argv[3]},
+        {"auto.offset.reset", "earliest"},
+        {"enable.partition.eof", "true"},
         {"partition.assignment.strategy", "cooperative-sticky"},
     };
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)

@@ -61,8 +61,9 @@ static void commit(rd_kafka_t *p, rd_kafka_t *c)
 int main(int argc, char **argv)
 {
     if (argc != 6 || (strcmp(argv[5], "at_least_once") && strcmp(argv[5], "exactly_once"))) {
-        fprintf(stderr, "usage: bench_bare_pipe BOOTSTRAP TOPIC GROUP OUT_TOPIC "
-                        "at_least_once|exactly_once\n");
+        fprintf(stderr,
+                "usage: bench_bare_pipe BOOTSTRAP TOPIC GROUP OUT_TOPIC "
+                "at_least_once|exactly_once\n");
         return 2;
     }
     int eos = !strcmp(argv[5], "exactly_once");

@@ -44,7 +44,10 @@ static void journey(tl_journey_tp *tps, int n, int cats, char (*ids)[4][16])
         tps[i].category_id = ids[i][2];
         tps[i].channel = ids[i][3];
         uint64_t r = next() % 100;
-        tps[i].type = r < 85 ? TL_BROWSE : r < 92 ? TL_ADD_TO_CART : r < 97 ? TL_FAVORITE : TL_CLICK;
+        tps[i].type = r < 85 ? TL_BROWSE
+            : r < 92         ? TL_ADD_TO_CART
+            : r < 97         ? TL_FAVORITE
+                             : TL_CLICK;
         tps[i].ts = 1700000000000LL + (int64_t)i * 3600000;
         tps[i].share = (float)(next() % 100) / 100.0f;
         tps[i].propensity = -1;
@@ -61,8 +64,11 @@ static void latency(tl_model *m, int n, int cats, int purchases, const char *lab
     tl_arena_init(&a, 1 << 16);
     for (int k = 0; k < purchases; k++) {
         journey(tps, n, cats, ids);
-        tl_attribution r = {.conversion_event_id = "p", .user_id = "u", .item_id = "i",
-                            .ts = tps[n - 1].ts + 60000, .n_touchpoints = n};
+        tl_attribution r = {.conversion_event_id = "p",
+                            .user_id = "u",
+                            .item_id = "i",
+                            .ts = tps[n - 1].ts + 60000,
+                            .n_touchpoints = n};
         const char *expl = "";
         int64_t t0 = tl_mono_ns();
         tl_model_credit(m, NULL, tps, n, &r, &a, &expl);
@@ -83,8 +89,14 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--purchases")) purchases = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--updates")) updates = atoi(argv[i + 1]);
     }
-    tl_model_cfg mc = {.enabled = 1, .alpha = 0.1, .beta = 1, .l2 = 0.1, .ipw_clip = 20,
-                       .shapley_exact_max = 12, .shapley_samples = 512, .metrics_window = 10000,
+    tl_model_cfg mc = {.enabled = 1,
+                       .alpha = 0.1,
+                       .beta = 1,
+                       .l2 = 0.1,
+                       .ipw_clip = 20,
+                       .shapley_exact_max = 12,
+                       .shapley_samples = 512,
+                       .metrics_window = 10000,
                        .markov_dim = -1};
     char err[256];
     tl_model *m = tl_model_new(&mc, NULL, err, sizeof(err));
@@ -104,7 +116,8 @@ int main(int argc, char **argv)
         tl_model_learn(m, NULL, tps, n, label && next() % 4 != 0, tps[n - 1].ts);
     }
     double secs = (double)(tl_mono_ns() - t0) / 1e9;
-    printf("case=updates updates=%d seconds=%.3f updates_per_s=%.0f\n", updates, secs, updates / secs);
+    printf("case=updates updates=%d seconds=%.3f updates_per_s=%.0f\n", updates, secs,
+           updates / secs);
     latency(m, 50, 12, purchases, "50_touchpoints_12_categories");
     latency(m, 12, 12, purchases, "12_touchpoints");
     tl_model_destroy(m);

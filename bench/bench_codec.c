@@ -34,8 +34,7 @@ static double measure(tl_codec *c, const tl_buf *rec, long n, int runs)
     for (int r = -1; r < runs; r++) {   /* run -1 warms caches and the writer entry */
         double t0 = now_ns();
         for (long i = 0; i < n; i++) {
-            if (tl_codec_decode(c, rec->data, rec->len, &ev, &a, &reason, err,
-                                sizeof(err)) != 0) {
+            if (tl_codec_decode(c, rec->data, rec->len, &ev, &a, &reason, err, sizeof(err)) != 0) {
                 fprintf(stderr, "bench_codec: decode failed: %s\n", err);
                 free(t);
                 tl_arena_destroy(&a);
@@ -74,24 +73,39 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_codec: %s\n", err);
         return 1;
     }
-    tl_codec *c = tl_codec_new(store, TALLY_SCHEMA_DIR "/" TL_EVENT_SCHEMA, err,
-                               sizeof(err));
+    tl_codec *c = tl_codec_new(store, TALLY_SCHEMA_DIR "/" TL_EVENT_SCHEMA, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "bench_codec: %s\n", err);
         return 1;
     }
     const tl_event typical = {
-        .event_id = "7f3c9a52-1d4e-4b8a-9c21-5e0f6a7b8c9d", .user_id = "user-0004817263",
-        .item_id = "item-00918273", .category_id = "cat-0412", .channel = "search",
-        .type = TL_CLICK, .ts = 1718035200123LL, .dwell_ms = 4200, .has_dwell = 1,
-        .value = 24.99, .has_value = 1, .propensity = 0.137, .has_propensity = 1,
+        .event_id = "7f3c9a52-1d4e-4b8a-9c21-5e0f6a7b8c9d",
+        .user_id = "user-0004817263",
+        .item_id = "item-00918273",
+        .category_id = "cat-0412",
+        .channel = "search",
+        .type = TL_CLICK,
+        .ts = 1718035200123LL,
+        .dwell_ms = 4200,
+        .has_dwell = 1,
+        .value = 24.99,
+        .has_value = 1,
+        .propensity = 0.137,
+        .has_propensity = 1,
     };
     const tl_event sparse = {
-        .event_id = "7f3c9a52-1d4e-4b8a-9c21-5e0f6a7b8c9d", .user_id = "user-0004817263",
-        .item_id = "item-00918273", .type = TL_IMPRESSION, .ts = 1718035200123LL,
+        .event_id = "7f3c9a52-1d4e-4b8a-9c21-5e0f6a7b8c9d",
+        .user_id = "user-0004817263",
+        .item_id = "item-00918273",
+        .type = TL_IMPRESSION,
+        .ts = 1718035200123LL,
     };
-    const struct { const char *name; const tl_event *ev; } recs[] = {
-        {"typical", &typical}, {"sparse", &sparse},
+    const struct {
+        const char *name;
+        const tl_event *ev;
+    } recs[] = {
+        {"typical", &typical},
+        {"sparse", &sparse},
     };
     int rc = 0;
     for (size_t k = 0; k < sizeof(recs) / sizeof(recs[0]); k++) {
@@ -106,8 +120,8 @@ int main(int argc, char **argv)
         double generic = measure(c, &b, n, runs);
         if (fast < 0 || generic < 0) rc = 1;
         printf("record=%s bytes=%zu records=%ld runs=%d fast_ns=%.1f generic_ns=%.1f "
-               "speedup=%.1f\n", recs[k].name, b.len, n, runs, fast, generic,
-               fast > 0 ? generic / fast : 0.0);
+               "speedup=%.1f\n",
+               recs[k].name, b.len, n, runs, fast, generic, fast > 0 ? generic / fast : 0.0);
         tl_buf_free(&b);
     }
     tl_codec_destroy(c);

@@ -44,12 +44,16 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--baseline")) baseline = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "-X") && n_sets < 16) sets[n_sets++] = argv[++i];
-        else if (i + 1 < argc && !strcmp(argv[i], "--events")) gp.n_events = strtoull(argv[++i], 0, 10);
-        else if (i + 1 < argc && !strcmp(argv[i], "--users")) gp.n_users = (uint32_t)strtoul(argv[++i], 0, 10);
-        else if (i + 1 < argc && !strcmp(argv[i], "--cache-mb")) cache_mb = strtol(argv[++i], 0, 10);
+        else if (i + 1 < argc && !strcmp(argv[i], "--events"))
+            gp.n_events = strtoull(argv[++i], 0, 10);
+        else if (i + 1 < argc && !strcmp(argv[i], "--users"))
+            gp.n_users = (uint32_t)strtoul(argv[++i], 0, 10);
+        else if (i + 1 < argc && !strcmp(argv[i], "--cache-mb"))
+            cache_mb = strtol(argv[++i], 0, 10);
         else {
-            fprintf(stderr, "usage: bench_engine [--events N] [--users N] [--cache-mb N] [--baseline] "
-                            "[-X key=value ...]\n");
+            fprintf(stderr,
+                    "usage: bench_engine [--events N] [--users N] [--cache-mb N] [--baseline] "
+                    "[-X key=value ...]\n");
             return 2;
         }
     }
@@ -92,8 +96,8 @@ int main(int argc, char **argv)
     printf("model=%s mode=%s events=%" PRIu64 " users=%u seconds=%.3f events_per_s=%.0f "
            "interest_deltas=%" PRIu64 " attributions=%" PRIu64 " avro_bytes=%" PRIu64
            " peak_rss_mb=%.1f cache_mb=%ld\n",
-           p.model && p.mcfg.enabled ? "on" : "off", baseline ? "baseline" : "engine", st->events, gp.n_users, secs,
-           (double)st->events / secs, sc.interest, sc.attribution, sc.bytes,
+           p.model && p.mcfg.enabled ? "on" : "off", baseline ? "baseline" : "engine", st->events,
+           gp.n_users, secs, (double)st->events / secs, sc.interest, sc.attribution, sc.bytes,
            (double)ru.ru_maxrss / 1024.0, cache_mb);
     tl_gen_source_destroy(src);
     tl_runtime_destroy(rt);

@@ -49,7 +49,12 @@ static double uniform01(void)   /* splitmix64 */
 
 #define POOL 1024
 
-enum { OP_LEARN, OP_PREDICT, OP_PREDICT_CBLAS, OP_BATCH };
+enum {
+    OP_LEARN,
+    OP_PREDICT,
+    OP_PREDICT_CBLAS,
+    OP_BATCH
+};
 
 /* Calls per second, median over runs (plus one warm-up) of n calls of op. */
 static double measure(int op, int d, long n, int runs, const double *xs, const int *ys)
@@ -84,8 +89,7 @@ static double measure(int op, int d, long n, int runs, const double *xs, const i
             break;
         case OP_BATCH:
             for (long i = 0; i < n; i += POOL) {
-                cblas_dgemv(CblasRowMajor, CblasNoTrans, POOL, d, 1.0, xs, d, w, 1, 0.0,
-                            scores, 1);
+                cblas_dgemv(CblasRowMajor, CblasNoTrans, POOL, d, 1.0, xs, d, w, 1, 0.0, scores, 1);
                 for (int k = 0; k < POOL; k++) acc += tl_sigmoid(scores[k]);
                 calls += POOL;
             }
@@ -153,8 +157,7 @@ static int parse_line(char *line, int *y, double *weight, double *x, int cap)
     return k;
 }
 
-static int replay(const char *path, double alpha, double beta, double l1, double l2,
-                  long roundtrip)
+static int replay(const char *path, double alpha, double beta, double l1, double l2, long roundtrip)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -218,9 +221,10 @@ static int replay(const char *path, double alpha, double beta, double l1, double
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_ftrl [--dim D] [--calls N] [--runs N]\n"
-                    "       bench_ftrl --replay FILE --alpha A --beta B --l1 L1 --l2 L2 "
-                    "[--roundtrip K]\n");
+    fprintf(stderr,
+            "usage: bench_ftrl [--dim D] [--calls N] [--runs N]\n"
+            "       bench_ftrl --replay FILE --alpha A --beta B --l1 L1 --l2 L2 "
+            "[--roundtrip K]\n");
 }
 
 int main(int argc, char **argv)

@@ -63,8 +63,8 @@ static void *produce(void *arg)
     char err[512];
     tl_schema_store_opts so = {.dir = TALLY_SCHEMA_DIR};
     tl_schema_store *store = tl_schema_store_new(&so, err, sizeof(err));
-    tl_codec *codec = store ? tl_codec_new(store, TALLY_SCHEMA_DIR "/" TL_EVENT_SCHEMA,
-                                           err, sizeof(err)) : NULL;
+    tl_codec *codec =
+        store ? tl_codec_new(store, TALLY_SCHEMA_DIR "/" TL_EVENT_SCHEMA, err, sizeof(err)) : NULL;
     if (!codec) {
         fprintf(stderr, "codec: %s\n", err);
         exit(1);
@@ -88,7 +88,8 @@ static void *produce(void *arg)
             double due = t0 + (double)i / r->rate;
             double now = mono_s();
             if (due > now) {
-                struct timespec d = {(time_t)(due - now), (long)((due - now - (time_t)(due - now)) * 1e9)};
+                struct timespec d = {(time_t)(due - now),
+                                     (long)((due - now - (time_t)(due - now)) * 1e9)};
                 nanosleep(&d, NULL);
             }
             tl_event *ev = &b.events[k];
@@ -158,20 +159,22 @@ static int cmp_i64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc != 6 && argc != 7) {
-        fprintf(stderr, "usage: bench_latency BOOTSTRAP IN_TOPIC OUT_TOPIC RATE SECONDS [WARMUP_SECONDS]\n");
+        fprintf(
+            stderr,
+            "usage: bench_latency BOOTSTRAP IN_TOPIC OUT_TOPIC RATE SECONDS [WARMUP_SECONDS]\n");
         return 2;
     }
-    run r = {.bootstrap = argv[1], .in_topic = argv[2], .rate = atof(argv[4]),
-             .seconds = atof(argv[5])};
+    run r = {
+        .bootstrap = argv[1], .in_topic = argv[2], .rate = atof(argv[4]), .seconds = atof(argv[5])};
     double warmup = argc == 7 ? atof(argv[6]) : 2.0;
     if (r.rate <= 0 || r.seconds <= warmup) {
         fprintf(stderr, "bench_latency: RATE must be > 0 and SECONDS > WARMUP_SECONDS\n");
         return 2;
     }
     const char *const kv[][2] = {
-        {"bootstrap.servers", argv[1]}, {"group.id", "bench-latency"},
+        {"bootstrap.servers", argv[1]},    {"group.id", "bench-latency"},
         {"auto.offset.reset", "earliest"}, {"isolation.level", "read_committed"},
-        {"enable.auto.commit", "false"}, {"fetch.wait.max.ms", "5"},
+        {"enable.auto.commit", "false"},   {"fetch.wait.max.ms", "5"},
     };
     rd_kafka_t *rk = kafka_new(RD_KAFKA_CONSUMER, kv, sizeof(kv) / sizeof(kv[0]));
     rd_kafka_poll_set_consumer(rk);
@@ -208,7 +211,8 @@ int main(int argc, char **argv)
     pthread_join(th, NULL);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    if (seen < (size_t)r.sent) fprintf(stderr, "bench_latency: %zu of %lld deltas seen\n", seen, r.sent);
+    if (seen < (size_t)r.sent)
+        fprintf(stderr, "bench_latency: %zu of %lld deltas seen\n", seen, r.sent);
     if (!n) {
         fprintf(stderr, "bench_latency: no latency measured\n");
         return 1;

@@ -53,8 +53,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(input), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE("x", 1),
-                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(input), RD_KAFKA_V_PARTITION(0),
+                      RD_KAFKA_V_VALUE("x", 1), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                      RD_KAFKA_V_END);
     rd_kafka_flush(prod, 30000);   /* auto-creates the input topic */
     if (tl_changelog_ensure(cl, input, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
@@ -73,8 +74,12 @@ int main(int argc, char **argv)
         e->t = 1700000000000LL;
     }
     for (int k = 0; k < 2; k++) {
-        tl_event ev = {.event_id = "e123456", .item_id = "i98765", .category_id = "c1001",
-                       .channel = "feed", .type = TL_BROWSE, .ts = 1700000000000LL + k};
+        tl_event ev = {.event_id = "e123456",
+                       .item_id = "i98765",
+                       .category_id = "c1001",
+                       .channel = "feed",
+                       .type = TL_BROWSE,
+                       .ts = 1700000000000LL + k};
         tl_user_add_tp(&u, &ev, 0.4f);
     }
     tl_buf val = {0};
@@ -85,7 +90,8 @@ int main(int argc, char **argv)
         char key[24];
         int kl = snprintf(key, sizeof(key), "u%ld", i);
         while (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
-                                 RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(val.data, val.len),
+                                 RD_KAFKA_V_KEY(key, (size_t)kl),
+                                 RD_KAFKA_V_VALUE(val.data, val.len),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                  RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(prod, 10);

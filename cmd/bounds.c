@@ -51,9 +51,11 @@ static char *describe(rd_kafka_t *rk, rd_kafka_ResourceType_t type, const char *
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
-    const rd_kafka_DescribeConfigs_result_t *r = ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+    const rd_kafka_DescribeConfigs_result_t *r =
+        ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
     size_t n = 0;
-    const rd_kafka_ConfigResource_t **rs = r ? rd_kafka_DescribeConfigs_result_resources(r, &n) : NULL;
+    const rd_kafka_ConfigResource_t **rs =
+        r ? rd_kafka_DescribeConfigs_result_resources(r, &n) : NULL;
     rd_kafka_resp_err_t e = n == 1 ? rd_kafka_ConfigResource_error(rs[0]) : RD_KAFKA_RESP_ERR__FAIL;
     if (missing) *missing = e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
     if (n == 1 && e == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -107,19 +109,22 @@ static long long limit_for(rd_kafka_t *rk, long long producer, const char *topic
     if (t == TOPIC_MISSING) {
         if (*auto_create == -2) *auto_create = broker_auto_creates(rk);
         if (*auto_create == 0) {
-            snprintf(err, errlen, "topic %s does not exist, and the broker does not create "
+            snprintf(err, errlen,
+                     "topic %s does not exist, and the broker does not create "
                      "topics (auto.create.topics.enable=false): create it, or name another one",
                      topic);
             return -2;
         }
         TL_LOG_INFO("run", "topic=%s does not exist yet: %s", topic,
                     *auto_create == 1 ? "the broker creates it on first write, with its defaults"
-                                     : "the broker may create it on first write");
+                                      : "the broker may create it on first write");
         return producer;
     }
     if (t < 0) {
-        TL_LOG_WARN("run", "topic=%s: max.message.bytes unknown (not allowed to describe it, "
-                    "or no answer); checking the producer's limit only", topic);
+        TL_LOG_WARN("run",
+                    "topic=%s: max.message.bytes unknown (not allowed to describe it, "
+                    "or no answer); checking the producer's limit only",
+                    topic);
         return producer;
     }
     if (t < producer) {
@@ -131,8 +136,8 @@ static long long limit_for(rd_kafka_t *rk, long long producer, const char *topic
 
 int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
                                const char *const outputs[TL_BOUNDS_OUTPUTS],
-                               const char *changelog_topic, const char *const rollups[2],
-                               char *err, size_t errlen)
+                               const char *changelog_topic, const char *const rollups[2], char *err,
+                               size_t errlen)
 {
     char v[32];
     size_t n = sizeof(v);
@@ -146,7 +151,8 @@ int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
     char keys_s[64], keys_st[128], keys_dlq[64], keys_user[192];
     snprintf(keys_s, sizeof(keys_s), "ingest.max.string.bytes=%zu", S);
     snprintf(keys_st, sizeof(keys_st), "%s, attribution.max.touchpoints=%lld", keys_s, tps);
-    snprintf(keys_dlq, sizeof(keys_dlq), "dlq.max.record.bytes=%lld plus a key and headers", dlq_max);
+    snprintf(keys_dlq, sizeof(keys_dlq), "dlq.max.record.bytes=%lld plus a key and headers",
+             dlq_max);
     snprintf(keys_user, sizeof(keys_user), "%s, features.max.interests=%lld", keys_st, ent);
     const struct {
         const char *what, *topic, *keys, *advice;
@@ -174,9 +180,11 @@ int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
         long long lim = limit_for(producer, pmax, rec[i].topic, &which, &auto_create, err, errlen);
         if (lim < 0) return (int)lim;
         if (rec[i].bound > lim) {
-            snprintf(err, errlen, "%s on %s can reach %lld bytes (%s), more than %s (%lld): %s "
-                     "or raise the limit", rec[i].what, rec[i].topic, rec[i].bound, rec[i].keys,
-                     which, lim, rec[i].advice);
+            snprintf(err, errlen,
+                     "%s on %s can reach %lld bytes (%s), more than %s (%lld): %s "
+                     "or raise the limit",
+                     rec[i].what, rec[i].topic, rec[i].bound, rec[i].keys, which, lim,
+                     rec[i].advice);
             return -1;
         }
         TL_LOG_DEBUG("run", "record bound: %s on %s at most %lld bytes, limit %lld", rec[i].what,

@@ -18,7 +18,7 @@
  * exceeds; -2 with err when a topic does not exist and the broker will not create it. */
 int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
                                const char *const outputs[TL_BOUNDS_OUTPUTS],
-                               const char *changelog_topic, const char *const rollups[2],
-                               char *err, size_t errlen);
+                               const char *changelog_topic, const char *const rollups[2], char *err,
+                               size_t errlen);
 
 #endif

@@ -69,12 +69,12 @@ static void *shutdown_watchdog(void *arg)
     int64_t ms = *(int64_t *)arg;
     free(arg);
     char c;
-    while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR) {
-    }
+    while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR) {}
     tl_sleep_ms(ms);
-    TL_LOG_ERROR("run", "shutdown.timeout.ms=%" PRId64 " passed before the shutdown finished (it "
-                        "was %s); exiting now (the next start resumes from the last commit)", ms,
-                 atomic_load_explicit(&shutdown_phase, memory_order_acquire));
+    TL_LOG_ERROR("run",
+                 "shutdown.timeout.ms=%" PRId64 " passed before the shutdown finished (it "
+                 "was %s); exiting now (the next start resumes from the last commit)",
+                 ms, atomic_load_explicit(&shutdown_phase, memory_order_acquire));
     _exit(1);
     return NULL;
 }
@@ -179,8 +179,9 @@ static int kconf_set(void *arg, const char *name, const char *value)
 {
     kconf_arg *k = arg;
     /* Consumer-group keys given without a side are meant for the consumer. */
-    if (k->producer && (!strcmp(name, "group.id") || !strcmp(name, "group.instance.id") ||
-                        !strcmp(name, "auto.offset.reset")))
+    if (k->producer &&
+        (!strcmp(name, "group.id") || !strcmp(name, "group.instance.id") ||
+         !strcmp(name, "auto.offset.reset")))
         return 0;
     if (rd_kafka_conf_set(k->conf, name, value, k->err, sizeof(k->err)) != RD_KAFKA_CONF_OK) {
         if (tl_config_is_secret(name))   /* librdkafka's message may quote the value */
@@ -213,7 +214,8 @@ static void note_failure(int level, const char *buf)
         return;
     }
     /* "Connect to ipv4#127.0.0.1:1 failed: Connection refused", "Failed to resolve ..." */
-    if ((strstr(buf, "Connect to ") && strstr(buf, " failed: ")) || strstr(buf, "Failed to resolve")) {
+    if ((strstr(buf, "Connect to ") && strstr(buf, " failed: ")) ||
+        strstr(buf, "Failed to resolve")) {
         pthread_mutex_lock(&why_mu);
         snprintf(conn_why, sizeof(conn_why), "%s", buf);
         pthread_mutex_unlock(&why_mu);
@@ -230,12 +232,16 @@ int tl_cmd_kafka_why_failed(const tl_config *c)
     if (first) why_reported = 1;
     pthread_mutex_unlock(&why_mu);
     if (first && a[0])
-        TL_LOG_ERROR("kafka", "authentication failed: %s (check kafka.security.protocol, "
-                              "kafka.sasl.* and kafka.ssl.*)", a);
+        TL_LOG_ERROR("kafka",
+                     "authentication failed: %s (check kafka.security.protocol, "
+                     "kafka.sasl.* and kafka.ssl.*)",
+                     a);
     else if (first)
         TL_LOG_ERROR("kafka", "cannot reach Kafka at %s (kafka.bootstrap.servers): %s",
-                     tl_config_kafka(c, "bootstrap.servers") ? tl_config_kafka(c, "bootstrap.servers")
-                                                             : "(not set)", n);
+                     tl_config_kafka(c, "bootstrap.servers")
+                         ? tl_config_kafka(c, "bootstrap.servers")
+                         : "(not set)",
+                     n);
     return a[0] || n[0];
 }
 
@@ -310,10 +316,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
-void tl_cmd_rmtree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+void tl_cmd_rmtree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* [A-Za-z0-9._-]{1,64}: what a transactional.id part may hold without surprises. */
 static int valid_id(const char *s, size_t n)
@@ -340,8 +343,10 @@ int tl_cmd_instance_id(const char *state_dir, char *out, size_t outlen, char *er
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
         line[n] = 0;
         if (!valid_id(line, n) || n >= outlen) {
-            snprintf(err, errlen, "%s: not an instance id (1 to 64 of A-Z a-z 0-9 . _ -); "
-                     "remove it to get a new one, or set instance.id", path);
+            snprintf(err, errlen,
+                     "%s: not an instance id (1 to 64 of A-Z a-z 0-9 . _ -); "
+                     "remove it to get a new one, or set instance.id",
+                     path);
             return -1;
         }
         memcpy(out, line, n + 1);
@@ -356,7 +361,8 @@ int tl_cmd_instance_id(const char *state_dir, char *out, size_t outlen, char *er
     int got = r && fread(b, 1, sizeof(b), r) == sizeof(b);
     if (r) fclose(r);
     if (!got) {
-        snprintf(err, errlen, "cannot read /dev/urandom for a new instance id: %s", strerror(errno));
+        snprintf(err, errlen, "cannot read /dev/urandom for a new instance id: %s",
+                 strerror(errno));
         return -1;
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);   /* a version 4 (random) UUID */
@@ -370,7 +376,8 @@ int tl_cmd_instance_id(const char *state_dir, char *out, size_t outlen, char *er
     int ok = f && fprintf(f, "%s\n", id) > 0;
     if (f && fclose(f) != 0) ok = 0;
     if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "state.dir %s: cannot write %s: %s", state_dir, path, strerror(errno));
+        snprintf(err, errlen, "state.dir %s: cannot write %s: %s", state_dir, path,
+                 strerror(errno));
         remove(tmp);
         return -1;
     }
@@ -380,17 +387,16 @@ int tl_cmd_instance_id(const char *state_dir, char *out, size_t outlen, char *er
 
 const char *tl_cmd_group(const tl_config *c)
 {
-    return tl_config_kafka(c, "group.id")            ? tl_config_kafka(c, "group.id")
-           : tl_config_kafka(c, "consumer.group.id") ? tl_config_kafka(c, "consumer.group.id")
-                                                     : "tally";
+    return tl_config_kafka(c, "group.id")         ? tl_config_kafka(c, "group.id")
+        : tl_config_kafka(c, "consumer.group.id") ? tl_config_kafka(c, "consumer.group.id")
+                                                  : "tally";
 }
 
 void tl_cmd_changelog_topic(const tl_config *c, char *out, size_t outlen)
 {
     if (*tl_config_str(c, "state.changelog.topic"))
         snprintf(out, outlen, "%s", tl_config_str(c, "state.changelog.topic"));
-    else
-        snprintf(out, outlen, "%s-users-changelog", tl_cmd_group(c));
+    else snprintf(out, outlen, "%s-users-changelog", tl_cmd_group(c));
 }
 
 tl_config *tl_cmd_kafka_config_parse(int argc, char **argv, const char *usage,
@@ -427,10 +433,11 @@ int tl_cmd_nothing_valid(const char *input, uint64_t rows, uint64_t bad)
 void tl_cmd_warn_no_negatives(const tl_model_report *r)
 {
     if (r->examples && r->examples == r->positives)
-        fprintf(stderr, "warning: the model learned from no control moment (one for every "
-                        "model.control.interval.ms a user lives through without a purchase): "
-                        "the data may span less than that; model credits are linear "
-                        "(model_status no_negatives)\n");
+        fprintf(stderr,
+                "warning: the model learned from no control moment (one for every "
+                "model.control.interval.ms a user lives through without a purchase): "
+                "the data may span less than that; model credits are linear "
+                "(model_status no_negatives)\n");
 }
 
 void tl_cmd_print_channel_weights(FILE *f, const tl_model *m)
@@ -438,8 +445,10 @@ void tl_cmd_print_channel_weights(FILE *f, const tl_model *m)
     tl_model_weights w[10];
     int n = tl_model_channel_weights(m, w, 10);
     if (!n) return;
-    fprintf(f, "        model weights by channel (log-odds a touch adds when fresh, 1 day and 4 "
-               "days old; the strongest %d):\n", n);
+    fprintf(f,
+            "        model weights by channel (log-odds a touch adds when fresh, 1 day and 4 "
+            "days old; the strongest %d):\n",
+            n);
     for (int i = 0; i < n; i++)
         fprintf(f, "          %s on %s: %+.3f, %+.3f, %+.3f\n",
                 tl_event_type_name((tl_event_type)w[i].type), w[i].channel, w[i].w[0], w[i].w[3],

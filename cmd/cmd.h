@@ -23,7 +23,8 @@ void tl_cmd_shutdown_timeout(int64_t ms);
 void tl_cmd_shutdown_phase(const char *what);
 
 /* Usage error: prints msg and the command's usage to stderr, returns 2. */
-int tl_cmd_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int tl_cmd_usage_error(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Common options. Returns 1 if argv[*i] was consumed (with its value), 0 if not an
  * option of these, -1 on error (printed). */
@@ -94,9 +95,8 @@ int tl_cmd_report(int argc, char **argv);
  * (decoded with store). 0, or -1 with err (a topic that does not exist, or not every
  * partition read to its end within timeout_ms). records: how many were written. */
 typedef struct tl_schema_store tl_schema_store;
-int tl_cmd_read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
-                       int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
-                       size_t errlen);
+int tl_cmd_read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics, int n,
+                       int64_t timeout_ms, FILE *out, uint64_t *records, char *err, size_t errlen);
 /* The same of one topic, only the records whose key begins with key_prefix (the others are
  * not decoded). */
 int tl_cmd_read_keyed(const tl_config *c, tl_schema_store *store, const char *topic,

@@ -41,7 +41,7 @@ static void put_base64(tl_buf *b, const unsigned char *p, size_t n)
     tl_buf_putc(b, '"');
     for (size_t i = 0; i < n; i += 3) {
         unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
+            (i + 2 < n ? p[i + 2] : 0);
         tl_buf_putc(b, t[v >> 18 & 63]);
         tl_buf_putc(b, t[v >> 12 & 63]);
         tl_buf_putc(b, i + 1 < n ? t[v >> 6 & 63] : '=');
@@ -124,8 +124,9 @@ static int add_partitions(rd_kafka_t *rk, const char *topic, int64_t at,
     rd_kafka_topic_destroy(rkt);
     if (me || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
         snprintf(err, errlen, "topic %s: %s", topic,
-                 rd_kafka_err2str(me ? me : md->topic_cnt ? md->topics[0].err
-                                                          : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
+                 rd_kafka_err2str(me                  ? me
+                                      : md->topic_cnt ? md->topics[0].err
+                                                      : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
         if (md) rd_kafka_metadata_destroy(md);
         return -1;
     }
@@ -136,9 +137,9 @@ static int add_partitions(rd_kafka_t *rk, const char *topic, int64_t at,
     return n;
 }
 
-static int read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
-                       int n, const char *key_prefix, int64_t timeout_ms, FILE *out,
-                       uint64_t *records, char *err, size_t errlen);
+static int read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics, int n,
+                       const char *key_prefix, int64_t timeout_ms, FILE *out, uint64_t *records,
+                       char *err, size_t errlen);
 
 /* The partitions that reached their end: a partition reports its end again when more
  * records came after the first report, so they are counted once each. */
@@ -171,9 +172,8 @@ static rd_kafka_t *reader_new(const tl_config *c, char *err, size_t errlen)
     return rk;
 }
 
-int tl_cmd_read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
-                       int n, int64_t timeout_ms, FILE *out, uint64_t *records, char *err,
-                       size_t errlen)
+int tl_cmd_read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics, int n,
+                       int64_t timeout_ms, FILE *out, uint64_t *records, char *err, size_t errlen)
 {
     return read_topics(c, store, topics, n, NULL, timeout_ms, out, records, err, errlen);
 }
@@ -193,9 +193,9 @@ int tl_cmd_read_values(const tl_config *c, const char *topic, int64_t timeout_ms
 
 /* store NULL: each value as it is, a line (records without a value left out). key_prefix:
  * only records whose key begins with it (NULL: all), left out before they are decoded. */
-static int read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics,
-                       int n, const char *key_prefix, int64_t timeout_ms, FILE *out,
-                       uint64_t *records, char *err, size_t errlen)
+static int read_topics(const tl_config *c, tl_schema_store *store, const char *const *topics, int n,
+                       const char *key_prefix, int64_t timeout_ms, FILE *out, uint64_t *records,
+                       char *err, size_t errlen)
 {
     size_t kp = key_prefix ? strlen(key_prefix) : 0;
     *records = 0;
@@ -218,8 +218,8 @@ static int read_topics(const tl_config *c, tl_schema_store *store, const char *c
     int64_t deadline = tl_mono_ns() + timeout_ms * 1000000;
     while (at_end < parts) {
         if (tl_mono_ns() > deadline) {
-            snprintf(err, errlen, "%d of %d partitions read to their end in %" PRId64 " ms",
-                     at_end, parts, timeout_ms);
+            snprintf(err, errlen, "%d of %d partitions read to their end in %" PRId64 " ms", at_end,
+                     parts, timeout_ms);
             break;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
@@ -229,7 +229,8 @@ static int read_topics(const tl_config *c, tl_schema_store *store, const char *c
         } else if (!m->err && kp && (m->key_len < kp || memcmp(m->key, key_prefix, kp))) {
             /* not asked for */
         } else if (!m->err && !store) {
-            if (m->payload && (fwrite(m->payload, 1, m->len, out) != m->len || fputc('\n', out) == EOF)) {
+            if (m->payload &&
+                (fwrite(m->payload, 1, m->len, out) != m->len || fputc('\n', out) == EOF)) {
                 snprintf(err, errlen, "cannot write the records read");
                 rd_kafka_message_destroy(m);
                 break;
@@ -263,7 +264,8 @@ static void put_value(tl_buf *b, decoders *d, const rd_kafka_message_t *m)
     if (!p || m->len < 5 || p[0] != 0) {
         snprintf(err, sizeof(err), "not Confluent-framed Avro");
     } else {
-        int32_t id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
+        int32_t id =
+            (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
         avro_value_t *v = decoder(d, id, err, sizeof(err));
         if (v) {
             avro_reader_t r = avro_reader_memory((const char *)p + 5, (int64_t)m->len - 5);
@@ -274,8 +276,8 @@ static void put_value(tl_buf *b, decoders *d, const rd_kafka_message_t *m)
                 avro_reader_free(r);
                 return;
             }
-            snprintf(err, sizeof(err), "the body does not decode with schema id %d: %s",
-                     (int)id, avro_strerror());
+            snprintf(err, sizeof(err), "the body does not decode with schema id %d: %s", (int)id,
+                     avro_strerror());
             avro_reader_free(r);
         }
     }
@@ -291,8 +293,10 @@ int tl_cmd_consume(int argc, char **argv)
         int from_end, until_end;
     } a = {0};
     const tl_cmd_opt opts[] = {
-        {"--topic", &a.topic, NULL},        {"--max", &a.max, NULL},
-        {"--from-end", NULL, &a.from_end},  {"--until-end", NULL, &a.until_end},
+        {"--topic", &a.topic, NULL},
+        {"--max", &a.max, NULL},
+        {"--from-end", NULL, &a.from_end},
+        {"--until-end", NULL, &a.until_end},
         {NULL, NULL, NULL},
     };
     tl_config *c = tl_cmd_kafka_config_parse(argc, argv, usage, opts);
@@ -313,8 +317,9 @@ int tl_cmd_consume(int argc, char **argv)
         goto done;
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
-    int n_parts = add_partitions(rk, a.topic, a.from_end ? RD_KAFKA_OFFSET_END
-                                                         : RD_KAFKA_OFFSET_BEGINNING, l, err, sizeof(err));
+    int n_parts =
+        add_partitions(rk, a.topic, a.from_end ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING, l,
+                       err, sizeof(err));
     if (n_parts > 0) rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (n_parts < 0) {

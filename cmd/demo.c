@@ -96,9 +96,13 @@ static tl_sink *wrap(tl_sink *inner, void *arg)
 {
     demo *dm = arg;
     dm->inner = inner;
-    dm->wrapper = (tl_sink){.name = "demo", .ctx = inner->ctx, .emit_interest = w_interest,
-                            .emit_attribution = w_attribution, .emit_credit = w_credit,
-                            .emit_dlq = w_dlq, .flush = w_flush,
+    dm->wrapper = (tl_sink){.name = "demo",
+                            .ctx = inner->ctx,
+                            .emit_interest = w_interest,
+                            .emit_attribution = w_attribution,
+                            .emit_credit = w_credit,
+                            .emit_dlq = w_dlq,
+                            .flush = w_flush,
                             .progress = inner->progress ? w_progress : NULL};
     dm->wrapper.ctx = dm;
     return &dm->wrapper;
@@ -124,11 +128,11 @@ static void show_profiles(tl_runtime *rt, void *arg)
         int64_t now = 0;
         for (int i = 0; i < u->n_ent; i++)
             if (u->ent[i].t > now) now = u->ent[i].t;
-        double (*w)[2] = tl_xcalloc((size_t)u->n_ent, sizeof(*w));
+        double(*w)[2] = tl_xcalloc((size_t)u->n_ent, sizeof(*w));
         for (int i = 0; i < u->n_ent; i++) {
             const tl_interest *e = &u->ent[i];
             w[i][0] = (dm->fcfg.alpha * e->f + dm->fcfg.beta * e->h) *
-                      tl_decay((double)(now - e->t), dm->fcfg.half_life_ms);
+                tl_decay((double)(now - e->t), dm->fcfg.half_life_ms);
             w[i][1] = i;
         }
         qsort(w, (size_t)u->n_ent, sizeof(*w), by_weight_desc);
@@ -162,12 +166,12 @@ static int produce_events(const tl_config *c, rd_kafka_t *rk, const char *topic,
             tl_buf_clear(&buf);
             tl_codec_encode_event(codec, TL_EVENT_SCHEMA_ID, &b.events[i], &buf);
             rd_kafka_resp_err_t e;
-            while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                          RD_KAFKA_V_KEY(b.events[i].user_id,
-                                                         strlen(b.events[i].user_id)),
-                                          RD_KAFKA_V_VALUE(buf.data, buf.len),
-                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                          RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            while ((e = rd_kafka_producev(
+                        rk, RD_KAFKA_V_TOPIC(topic),
+                        RD_KAFKA_V_KEY(b.events[i].user_id, strlen(b.events[i].user_id)),
+                        RD_KAFKA_V_VALUE(buf.data, buf.len),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+                   RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 rd_kafka_poll(rk, 10);
             if (e) rc = -1;
         }
@@ -244,7 +248,8 @@ int tl_cmd_demo(int argc, char **argv)
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
 
     printf("tally demo: in-process broker at %s; producing %" PRIu64 " generated events "
-           "(%u users) to tally.events ...\n", bootstrap, a.gp.n_events, a.gp.n_users);
+           "(%u users) to tally.events ...\n",
+           bootstrap, a.gp.n_events, a.gp.n_users);
     fflush(stdout);
     if (produce_events(c, rk, "tally.events", &a.gp) != 0) {
         fprintf(stderr, "tally: producing the demo events failed\n");
@@ -281,20 +286,23 @@ int tl_cmd_demo(int argc, char **argv)
            "Outputs:    %" PRIu64 " interest deltas, %" PRIu64 " attributions (%" PRIu64
            " purchases, %" PRIu64 " without touchpoints), %" PRIu64 " dead letters\n",
            r.rt.events, busy, busy > 0 ? (double)r.rt.events / busy : 0.0, r.seconds,
-           r.out.interest, r.out.attribution, r.attribution.purchases,
-           r.attribution.no_touchpoints, r.rt.bad_total);
+           r.out.interest, r.out.attribution, r.attribution.purchases, r.attribution.no_touchpoints,
+           r.rt.bad_total);
     if (r.model.examples)
-        printf("Model:      %" PRIu64 " journeys learned (%" PRIu64 " ended in a purchase), version %"
-               PRIu64 "; progressive AUC %.3f and log-loss %.3f against %.3f and %.3f for the "
+        printf("Model:      %" PRIu64 " journeys learned (%" PRIu64
+               " ended in a purchase), version %" PRIu64
+               "; progressive AUC %.3f and log-loss %.3f against %.3f and %.3f for the "
                "running conversion rate\n",
                r.model.examples, r.model.positives, r.model.version, r.model.auc, r.model.logloss,
                r.model.baseline_auc, r.model.baseline_logloss);
     if (r.model.markov_windows)
-        printf("Markov:     %" PRIu64 " hourly windows closed, %" PRIu64 " credit deltas published\n",
+        printf("Markov:     %" PRIu64 " hourly windows closed, %" PRIu64
+               " credit deltas published\n",
                r.model.markov_windows, r.model.credit_deltas);
     rc = r.rt.events == a.gp.n_events ? 0 : 1;
-    if (rc) fprintf(stderr, "tally: expected %" PRIu64 " events, processed %" PRIu64 "\n",
-                    a.gp.n_events, r.rt.events);
+    if (rc)
+        fprintf(stderr, "tally: expected %" PRIu64 " events, processed %" PRIu64 "\n",
+                a.gp.n_events, r.rt.events);
 done:
     for (int k = 0; k < dm.n_shown; k++) {
         free(dm.user[k]);

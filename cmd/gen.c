@@ -77,7 +77,8 @@ static int gen_truth(int argc, char **argv)
         if (opt_value(argc, argv, &i, &v, &n, &numeric) != 0) return 2;
         if (!strcmp(o, "--output")) output = v;
         else if (!strcmp(o, "--truth")) truth = v;
-        else if (!numeric) return tl_cmd_usage_error(usage, "%s: expected a number, got '%s'", o, v);
+        else if (!numeric)
+            return tl_cmd_usage_error(usage, "%s: expected a number, got '%s'", o, v);
         else if (!strcmp(o, "--users")) p.n_users = n > UINT32_MAX ? 0 : (uint32_t)n;
         else if (!strcmp(o, "--days")) p.days = (double)n;
         else if (!strcmp(o, "--seed")) p.seed = n;
@@ -85,7 +86,8 @@ static int gen_truth(int argc, char **argv)
     }
     if (null_run) tl_truth_params_null(&p);
     char err[256];
-    if (tl_truth_params_check(&p, err, sizeof(err)) != 0) return tl_cmd_usage_error(usage, "%s", err);
+    if (tl_truth_params_check(&p, err, sizeof(err)) != 0)
+        return tl_cmd_usage_error(usage, "%s", err);
     FILE *tf = fopen(truth, "w");
     if (!tf) {
         fprintf(stderr, "tally: cannot write %s\n", truth);
@@ -125,7 +127,8 @@ int tl_cmd_gen(int argc, char **argv)
         int numeric;
         if (opt_value(argc, argv, &i, &v, &n, &numeric) != 0) return 2;
         if (!strcmp(o, "--output")) output = v;
-        else if (!numeric) return tl_cmd_usage_error(usage, "%s: expected a number, got '%s'", o, v);
+        else if (!numeric)
+            return tl_cmd_usage_error(usage, "%s: expected a number, got '%s'", o, v);
         else if (!strcmp(o, "--events")) p.n_events = n;
         else if (!strcmp(o, "--users")) p.n_users = (uint32_t)n;
         else if (!strcmp(o, "--items")) p.n_items = (uint32_t)n;
@@ -136,8 +139,7 @@ int tl_cmd_gen(int argc, char **argv)
         else return tl_cmd_usage_error(usage, "unknown option '%s'", o);
     }
     char err[256];
-    if (tl_gen_params_check(&p, err, sizeof(err)) != 0)
-        return tl_cmd_usage_error(usage, "%s", err);
+    if (tl_gen_params_check(&p, err, sizeof(err)) != 0) return tl_cmd_usage_error(usage, "%s", err);
     FILE *out = output ? fopen(output, "w") : stdout;
     if (!out) {
         fprintf(stderr, "tally: cannot write %s\n", output);

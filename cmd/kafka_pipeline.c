@@ -63,8 +63,10 @@ const char *tl_cmd_installed_schemas(void)
     static char dir[2200];
     char tried[4096];
     if (!dir[0] && find_schema_dir(dir, sizeof(dir), tried, sizeof(tried)) != 0) {
-        fprintf(stderr, "tally: tally's schema files are not installed (looked in %s): set "
-                        "schema.dir to a directory holding them (schemas/*.avsc)\n", tried);
+        fprintf(stderr,
+                "tally: tally's schema files are not installed (looked in %s): set "
+                "schema.dir to a directory holding them (schemas/*.avsc)\n",
+                tried);
         return NULL;
     }
     return dir;
@@ -113,7 +115,8 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
         .lookup_only = !tl_config_bool(c, "schema.registry.auto.register"),
         .negative_cache_ms = (int)tl_config_int(c, "schema.registry.negative.cache.ms"),
         .negative_cache_max = (int)tl_config_int(c, "schema.registry.negative.cache.max"),
-        .max_lookups_per_second = (double)tl_config_int(c, "schema.registry.max.lookups.per.second"),
+        .max_lookups_per_second =
+            (double)tl_config_int(c, "schema.registry.max.lookups.per.second"),
     };
     *store = tl_schema_store_new(&so, err, sizeof(err));
     if (!*store) {
@@ -136,8 +139,10 @@ int tl_cmd_subject_strategy(const tl_config *c, char *err, size_t errlen)
     const char *strategy = tl_config_str(c, "schema.registry.subject.name.strategy");
     for (int i = 0; i < 3; i++)
         if (!strcmp(strategy, names[i])) return i;
-    snprintf(err, errlen, "schema.registry.subject.name.strategy: expected topic, record or "
-             "topic_record, got '%s'", strategy);
+    snprintf(err, errlen,
+             "schema.registry.subject.name.strategy: expected topic, record or "
+             "topic_record, got '%s'",
+             strategy);
     return -1;
 }
 
@@ -195,8 +200,8 @@ static int output_schema_id(const tl_config *c, tl_schema_store *store, const ch
  * partition if it is made), its partition count in *spend_parts. The input's partition
  * count, or -1. */
 static int ensure_rollup_topics(const tl_config *c, const char *input, const char *partials,
-                                const char *state, const char *model, int *spend_parts,
-                                char *err, size_t errlen)
+                                const char *state, const char *model, int *spend_parts, char *err,
+                                size_t errlen)
 {
     const char *spend = tl_config_str(c, "rollup.spend.topic");
     rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "producer");
@@ -212,11 +217,12 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
     static const char *const totals_cfg[] = {"segment.ms", "3600000", "min.cleanable.dirty.ratio",
                                              "0.1", NULL};
     int rc = tl_kafka_topic_ensure(admin, partials, input, 0, err, errlen) != 0 ||
-                     tl_kafka_topic_ensure_cfg(admin, tl_config_str(c, "rollup.topic"), input, 1,
-                                               totals_cfg, err, errlen) != 0 ||
-                     tl_kafka_topic_ensure(admin, state, input, 1, err, errlen) != 0 ||
-                     (model && tl_kafka_topic_ensure_n(admin, model, 1, 0, NULL, err, errlen) != 0)
-                 ? -1 : tl_kafka_partition_count(admin, input);
+            tl_kafka_topic_ensure_cfg(admin, tl_config_str(c, "rollup.topic"), input, 1, totals_cfg,
+                                      err, errlen) != 0 ||
+            tl_kafka_topic_ensure(admin, state, input, 1, err, errlen) != 0 ||
+            (model && tl_kafka_topic_ensure_n(admin, model, 1, 0, NULL, err, errlen) != 0)
+        ? -1
+        : tl_kafka_partition_count(admin, input);
     /* the spend topic is the users': kept as it is, or made with one partition */
     *spend_parts = rc > 0 && *spend ? tl_kafka_partition_count(admin, spend) : 0;
     if (rc > 0 && *spend && *spend_parts <= 0)
@@ -240,9 +246,10 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts
     char name[600];
     snprintf(name, sizeof(name), "%s-rollup", tl_cmd_group(c));
     int bad = !cc || !rc || !pc ||
-              rd_kafka_conf_set(cc, "group.id", name, err, errlen) != RD_KAFKA_CONF_OK;
+        rd_kafka_conf_set(cc, "group.id", name, err, errlen) != RD_KAFKA_CONF_OK;
     snprintf(name, sizeof(name), "%s-rollup", txn_id);
-    if (!bad && eos && rd_kafka_conf_set(pc, "transactional.id", name, err, errlen) != RD_KAFKA_CONF_OK)
+    if (!bad && eos &&
+        rd_kafka_conf_set(pc, "transactional.id", name, err, errlen) != RD_KAFKA_CONF_OK)
         bad = 1;
     if (bad) {
         if (cc) rd_kafka_conf_destroy(cc);
@@ -252,18 +259,26 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts
         return NULL;
     }
     tl_rollup_agg_opts o = {
-        .partials_topic = ko->rollup_partials_topic, .topic = topic,
-        .dlq_topic = tl_config_str(c, "dlq.topic"), .id_rollup = ko->id_rollup, .transactional = eos,
+        .partials_topic = ko->rollup_partials_topic,
+        .topic = topic,
+        .dlq_topic = tl_config_str(c, "dlq.topic"),
+        .id_rollup = ko->id_rollup,
+        .transactional = eos,
         .commit_interval_ms = (int)tl_config_int(c, "rollup.commit.interval.ms"),
         .partitions = n_inputs,
         .dlq_max_bytes = (size_t)tl_config_int(c, "dlq.max.record.bytes"),
         .markov = ko->markov_window_ms > 0,
-        .mk = {.order = ko->markov_order, .window_ms = ko->markov_window_ms, .n_inputs = n_inputs,
+        .mk = {.order = ko->markov_order,
+               .window_ms = ko->markov_window_ms,
+               .n_inputs = n_inputs,
                .bootstrap = (int)tl_config_int(c, "markov.bootstrap.samples"),
                .level = tl_config_double(c, "markov.bootstrap.level")},
-        .credit_topic = ko->topic_credit, .state_topic = state, .groups = ko->rollup_groups,
+        .credit_topic = ko->topic_credit,
+        .state_topic = state,
+        .groups = ko->rollup_groups,
         .id_credit = ko->id_credit,
-        .spend_topic = tl_config_str(c, "rollup.spend.topic"), .spend_partitions = n_spend,
+        .spend_topic = tl_config_str(c, "rollup.spend.topic"),
+        .spend_partitions = n_spend,
     };
     rd_kafka_conf_t *sc = *o.spend_topic ? tl_cmd_kafka_conf(c, "consumer") : NULL;
     return tl_rollup_agg_start(cc, rc, pc, sc, &o, err, errlen);
@@ -312,11 +327,13 @@ static void share_close(model_share *ms, int eos)
     int64_t none = -1;
     int ok = eos ? s->begin(s->ctx) == TL_OK && s->commit(s->ctx, &none, 0, &none) == TL_OK
                  : tl_model_feed_dead_letters(ms->feed, share_dead_letter, s) == n &&
-                       s->flush(s->ctx, 30000) == TL_OK;
+            s->flush(s->ctx, 30000) == TL_OK;
     if (!ok)
-        TL_LOG_ERROR("run", "%d records of the model topic that do not decode were not written "
+        TL_LOG_ERROR("run",
+                     "%d records of the model topic that do not decode were not written "
                      "to the dead-letter topic (they stay on the model topic; counted in "
-                     "tally_model_shared_bad_records_total)", n);
+                     "tally_model_shared_bad_records_total)",
+                     n);
 }
 
 static void share_tick(void *arg)
@@ -373,22 +390,27 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         .topic_dlq = tl_config_str(c, "dlq.topic"),
     };
     if (output_schema_id(c, store, "2-interest_delta.avsc", ko.topic_interest, &ko.id_interest) ||
-        output_schema_id(c, store, "11-attribution.avsc", ko.topic_attribution, &ko.id_attribution) ||
+        output_schema_id(c, store, "11-attribution.avsc", ko.topic_attribution,
+                         &ko.id_attribution) ||
         output_schema_id(c, store, "7-credit_delta.avsc", ko.topic_credit, &ko.id_credit))
         goto done;
 
     const char *guarantee = tl_config_str(c, "processing.guarantee");
     int eos = !strcmp(guarantee, "exactly_once");
     if (!eos && strcmp(guarantee, "at_least_once") != 0) {
-        fprintf(stderr, "tally: configuration error: processing.guarantee: expected exactly_once "
-                        "or at_least_once, got '%s'\n", guarantee);
+        fprintf(stderr,
+                "tally: configuration error: processing.guarantee: expected exactly_once "
+                "or at_least_once, got '%s'\n",
+                guarantee);
         rc = 2;
         goto done;
     }
     const char *mismatch = tl_config_str(c, "ingest.key.mismatch");
     if (strcmp(mismatch, "dlq") != 0 && strcmp(mismatch, "process") != 0) {
-        fprintf(stderr, "tally: configuration error: ingest.key.mismatch: expected dlq or "
-                        "process, got '%s'\n", mismatch);
+        fprintf(stderr,
+                "tally: configuration error: ingest.key.mismatch: expected dlq or "
+                "process, got '%s'\n",
+                mismatch);
         rc = 2;
         goto done;
     }
@@ -397,12 +419,14 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     tl_cmd_changelog_topic(c, changelog_topic, sizeof(changelog_topic));
     const char *instance = tl_config_str(c, "instance.id");
     if (!*instance) {
-        if (tl_cmd_instance_id(tl_config_str(c, "state.dir"), host, sizeof(host), err, sizeof(err)) != 0) {
+        if (tl_cmd_instance_id(tl_config_str(c, "state.dir"), host, sizeof(host), err,
+                               sizeof(err)) != 0) {
             fprintf(stderr, "tally: %s\n", err);
             goto done;
         }
         instance = host;
-        TL_LOG_INFO("run", "instance.id=%s (kept in %s/instance.id)", instance, tl_config_str(c, "state.dir"));
+        TL_LOG_INFO("run", "instance.id=%s (kept in %s/instance.id)", instance,
+                    tl_config_str(c, "state.dir"));
     }
     snprintf(txn_id, sizeof(txn_id), "tally-%s-%s", group, instance);
 
@@ -411,7 +435,8 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     if (eos) {
         ko.transactional = 1;
         ko.changelog_topic = changelog_topic;
-        if (rd_kafka_conf_set(pconf, "transactional.id", txn_id, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        if (rd_kafka_conf_set(pconf, "transactional.id", txn_id, err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(pconf);
             fprintf(stderr, "tally: %s\n", err);
             goto done;
@@ -427,13 +452,15 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
             fprintf(stderr, "tally: %s\n", err);
             goto done;
         }
-        TL_LOG_INFO("run", "exactly_once transactional.id=%s changelog=%s", txn_id, changelog_topic);
+        TL_LOG_INFO("run", "exactly_once transactional.id=%s changelog=%s", txn_id,
+                    changelog_topic);
     }
     char partials[512], rollup_state[600], model_topic[600];
     int n_inputs = 0;
     int n_spend = 0;
     const char *rollup_topic = tl_config_str(c, "rollup.topic");
-    int shared_model = *rollup_topic && p.model && p.mcfg.enabled && tl_config_bool(c, "model.shared");
+    int shared_model =
+        *rollup_topic && p.model && p.mcfg.enabled && tl_config_bool(c, "model.shared");
     if (*rollup_topic) {
         snprintf(rollup_state, sizeof(rollup_state), "%s-rollup-state", group);
         snprintf(model_topic, sizeof(model_topic), "%s-model", group);
@@ -443,8 +470,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         }
         if (*tl_config_str(c, "rollup.partials.topic"))
             snprintf(partials, sizeof(partials), "%s", tl_config_str(c, "rollup.partials.topic"));
-        else
-            snprintf(partials, sizeof(partials), "%s-rollup-partials", group);
+        else snprintf(partials, sizeof(partials), "%s-rollup-partials", group);
         ko.rollup_partials_topic = partials;
         ko.rollup_groups = tl_config_str(c, "rollup.channel.groups");
         if (output_schema_id(c, store, "9-rollup.avsc", rollup_topic, &ko.id_rollup)) {
@@ -497,9 +523,10 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         share.sink = ksink;
         tl_kafka_sink_set_model_share(ksink, model_topic, key, share_take, share_clear, &share);
         rd_kafka_conf_t *fconf = tl_cmd_kafka_conf(c, "consumer");
-        share.feed = fconf ? tl_model_feed_new(fconf, model_topic, tl_model_share_next(p.model), key,
-                                               (size_t)tl_config_int(c, "dlq.max.record.bytes"),
-                                               err, sizeof(err)) : NULL;
+        share.feed = fconf
+            ? tl_model_feed_new(fconf, model_topic, tl_model_share_next(p.model), key,
+                                (size_t)tl_config_int(c, "dlq.max.record.bytes"), err, sizeof(err))
+            : NULL;
         if (!share.feed) {
             if (fconf) fprintf(stderr, "tally: %s\n", err);
             goto done;
@@ -526,13 +553,16 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
      * a static member fenced by its own rejoin, a fatal consumer error (measured in
      * integration.eos). kafka.consumer.group.instance.id turns it on. */
     tl_kafka_source_opts so2 = {
-        .topic = topic, .codec = codec, .rt = rt,
+        .topic = topic,
+        .codec = codec,
+        .rt = rt,
         .limits = {.ts_min = tl_config_int(c, "ingest.ts.min"),
                    .ts_max = tl_config_int(c, "ingest.ts.max"),
                    .max_string = (size_t)tl_config_int(c, "ingest.max.string.bytes")},
         .dlq_max_bytes = (size_t)tl_config_int(c, "dlq.max.record.bytes"),
         .key_mismatch_dlq = !strcmp(tl_config_str(c, "ingest.key.mismatch"), "dlq"),
-        .until_end = until_end, .exactly_once = eos,
+        .until_end = until_end,
+        .exactly_once = eos,
     };
     src = tl_kafka_source_new(cconf, &so2, err, sizeof(err));
     if (!src) {
@@ -540,8 +570,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         goto done;
     }
     if (eos) tl_kafka_sink_set_consumer(ksink, tl_kafka_source_handle(src), topic);
-    TL_LOG_INFO("run", "started topic=%s state.dir=%s until_end=%d", topic, o.state_dir,
-                until_end);
+    TL_LOG_INFO("run", "started topic=%s state.dir=%s until_end=%d", topic, o.state_dir, until_end);
     tl_observe_attach(obs, rt, src, ksink, &p, topic, outputs);
     int64_t t0 = tl_mono_ns();
     tl_cmd_shutdown_phase("processing, or committing the last transaction and writing the state");

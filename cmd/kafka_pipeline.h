@@ -27,8 +27,8 @@ typedef tl_sink *(*tl_sink_wrap_fn)(tl_sink *inner, void *arg);
 typedef void (*tl_after_fn)(tl_runtime *rt, void *arg);
 
 /* 0 on a clean end (signal, or end of input with until_end), 1 on error. */
-int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap, tl_after_fn after,
-                          void *arg, tl_run_report *rep);
+int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap,
+                          tl_after_fn after, void *arg, tl_run_report *rep);
 
 /* The schema store (schema.dir, schema.registry.*) and a codec for BehaviorEvent over
  * it; both to be destroyed by the caller. NULL with the error printed. */
@@ -52,7 +52,11 @@ int tl_cmd_schema_path(const tl_config *c, const char *name, char *out, size_t n
 int tl_cmd_subject(const tl_config *c, const char *topic, const char *schema_json, char *out,
                    size_t n, char *err, size_t errlen);
 /* schema.registry.subject.name.strategy as one of these, or -1 with err. */
-enum { TL_SUBJECT_TOPIC, TL_SUBJECT_RECORD, TL_SUBJECT_TOPIC_RECORD };
+enum {
+    TL_SUBJECT_TOPIC,
+    TL_SUBJECT_RECORD,
+    TL_SUBJECT_TOPIC_RECORD
+};
 int tl_cmd_subject_strategy(const tl_config *c, char *err, size_t errlen);
 
 /* Reads one of tally's schema files (tl_cmd_schema_path) into a new string; NULL if it

@@ -63,12 +63,12 @@ static void tick_outputs(tl_observe *o)
     tl_sink_counts c;
     tl_sink_counts_get(o->sink, &c);
     const char *h = "Output records produced, by topic and kind.";
-    static const char *const kind[4] = {"interest_delta", "attribution", "credit_delta", "dead_letter"};
+    static const char *const kind[4] = {"interest_delta", "attribution", "credit_delta",
+                                        "dead_letter"};
     const uint64_t n[4] = {c.interest, c.attribution, c.credit, c.dlq};
     for (int i = 0; i < 4; i++)
-        tl_prom_counter_set(tl_prom_counter("tally_outputs_total", h, "topic",
-                                            o->out_topics[i], "output", kind[i],
-                                            NULL),
+        tl_prom_counter_set(tl_prom_counter("tally_outputs_total", h, "topic", o->out_topics[i],
+                                            "output", kind[i], NULL),
                             n[i]);
     for (int m = 0; m < TL_M_COUNT; m++)
         set_count("tally_attributions_total", "Attribution records produced, by method they carry.",
@@ -84,10 +84,11 @@ static void tick_lag(tl_observe *o)
     for (int i = 0; i < n; i++) {
         char ps[16];
         snprintf(ps, sizeof(ps), "%d", (int)parts[i]);
-        tl_prom_series *s = tl_prom_gauge("tally_consumer_lag_records",
-                                          "Records in the partition not processed yet (high watermark "
-                                          "minus the next offset to process).",
-                                          "topic", o->topic, "partition", ps, NULL);
+        tl_prom_series *s =
+            tl_prom_gauge("tally_consumer_lag_records",
+                          "Records in the partition not processed yet (high watermark "
+                          "minus the next offset to process).",
+                          "topic", o->topic, "partition", ps, NULL);
         tl_prom_set(s, lag[i] >= 0 ? (double)lag[i] : NAN);
         if (parts[i] < OBS_MAX_PARTS) seen[parts[i]] = s;
         /* Shown for every owned partition, 0 unless a restore from the changelog is under
@@ -98,11 +99,13 @@ static void tick_lag(tl_observe *o)
         if (o->lag[p] && !seen[p]) tl_prom_hide(o->lag[p]);
         o->lag[p] = seen[p];
     }
-    tl_prom_set(tl_prom_gauge("tally_assigned_partitions", "Input partitions this instance owns.", NULL),
-                n);
+    tl_prom_set(
+        tl_prom_gauge("tally_assigned_partitions", "Input partitions this instance owns.", NULL),
+        n);
     uint64_t rebalances = tl_kafka_source_rebalances(o->src);
     tl_prom_counter_set(tl_prom_counter("tally_rebalances_total",
-                                        "Rebalance callbacks served (assignments and revocations).", NULL),
+                                        "Rebalance callbacks served (assignments and revocations).",
+                                        NULL),
                         rebalances);
     if (rebalances > 0) atomic_store(&o->joined, 1);
 }
@@ -125,21 +128,25 @@ static void tick_state(tl_runtime *rt)
         sst += f;
         mem += m;
     }
-    tl_prom_set(tl_prom_gauge("tally_state_keys", "RocksDB's estimate of the keys in the state stores.",
-                              NULL),
+    tl_prom_set(tl_prom_gauge("tally_state_keys",
+                              "RocksDB's estimate of the keys in the state stores.", NULL),
                 (double)keys);
-    tl_prom_set(tl_prom_gauge("tally_state_sst_bytes", "Bytes of the state stores' SST files.", NULL),
-                (double)sst);
-    tl_prom_set(tl_prom_gauge("tally_rocksdb_memory_bytes",
-                              "RocksDB memory of the state stores: memtables, table readers, block cache.",
-                              NULL),
-                (double)mem);
-    tl_prom_set(tl_prom_gauge("tally_state_cached_users", "User records in the state caches.", NULL),
-                (double)cached);
+    tl_prom_set(
+        tl_prom_gauge("tally_state_sst_bytes", "Bytes of the state stores' SST files.", NULL),
+        (double)sst);
+    tl_prom_set(
+        tl_prom_gauge("tally_rocksdb_memory_bytes",
+                      "RocksDB memory of the state stores: memtables, table readers, block cache.",
+                      NULL),
+        (double)mem);
+    tl_prom_set(
+        tl_prom_gauge("tally_state_cached_users", "User records in the state caches.", NULL),
+        (double)cached);
     tl_prom_set(tl_prom_gauge("tally_state_cache_bytes", "Memory held by the state caches.", NULL),
                 (double)bytes);
-    tl_prom_counter_set(tl_prom_counter("tally_state_writes_total",
-                                        "User records written to RocksDB.", NULL), written);
+    tl_prom_counter_set(
+        tl_prom_counter("tally_state_writes_total", "User records written to RocksDB.", NULL),
+        written);
 }
 
 static void tick_model(tl_observe *o)
@@ -148,34 +155,41 @@ static void tick_model(tl_observe *o)
     tl_model_report r;
     tl_model_report_get(o->p->model, &r);
     tl_prom_set(tl_prom_gauge("tally_model_auc",
-                              "Progressive-validation AUC of the purchase model (metrics window).", NULL),
-                r.auc);
-    tl_prom_set(tl_prom_gauge("tally_model_log_loss",
-                              "Progressive-validation log-loss of the purchase model (metrics window).",
+                              "Progressive-validation AUC of the purchase model (metrics window).",
                               NULL),
-                r.logloss);
+                r.auc);
+    tl_prom_set(
+        tl_prom_gauge("tally_model_log_loss",
+                      "Progressive-validation log-loss of the purchase model (metrics window).",
+                      NULL),
+        r.logloss);
     tl_prom_set(tl_prom_gauge("tally_model_baseline_log_loss",
                               "Log-loss of the running purchase rate over the same window.", NULL),
                 r.baseline_logloss);
     tl_prom_counter_set(tl_prom_counter("tally_model_examples_total",
                                         "Examples the purchase model learned from: purchases "
-                                        "and control moments.", NULL),
+                                        "and control moments.",
+                                        NULL),
                         r.examples);
     tl_prom_counter_set(tl_prom_counter("tally_model_shared_updates_total",
                                         "Model updates of the other instances added to this "
-                                        "one's model (model.shared).", NULL),
+                                        "one's model (model.shared).",
+                                        NULL),
                         r.shared_records);
     tl_prom_counter_set(tl_prom_counter("tally_model_shared_examples_total",
                                         "Examples the other instances learned from, added to "
-                                        "this one's model with their updates.", NULL),
+                                        "this one's model with their updates.",
+                                        NULL),
                         r.shared_examples);
     tl_prom_counter_set(tl_prom_counter("tally_model_shared_bad_records_total",
                                         "Records of the model topic that did not decode "
-                                        "(skipped).", NULL),
+                                        "(skipped).",
+                                        NULL),
                         r.shared_bad);
     tl_prom_counter_set(tl_prom_counter("tally_model_controls_skipped_total",
                                         "Control moments not learned: past model.controls.max "
-                                        "in one gap between a user's events.", NULL),
+                                        "in one gap between a user's events.",
+                                        NULL),
                         r.controls_skipped);
     /* The model's weight of a fresh touch per (type, channel) it has seen: at most 64
      * series, never removed (the pairs stay). */
@@ -226,14 +240,16 @@ void tl_observe_tick(void *arg)
     tl_runtime *rt = atomic_load(&o->rt);
     if (!rt) return;
     const tl_runtime_stats *st = tl_runtime_stats_get(rt);
-    tl_prom_counter_set(tl_prom_counter("tally_batches_total", "Batches (transactions) committed.", NULL),
-                        st->batches);
+    tl_prom_counter_set(
+        tl_prom_counter("tally_batches_total", "Batches (transactions) committed.", NULL),
+        st->batches);
     tick_outputs(o);
     tick_lag(o);
     tick_state(rt);
     tick_model(o);
     char buf[128];
-    tl_prom_set(tl_prom_gauge("tally_ready", "1 when /readyz answers 200 (assigned, restored, not stopping).",
+    tl_prom_set(tl_prom_gauge("tally_ready",
+                              "1 when /readyz answers 200 (assigned, restored, not stopping).",
                               NULL),
                 not_ready(o, buf, sizeof(buf)) ? 0 : 1);
 }
@@ -253,7 +269,8 @@ static int healthz(tl_observe *o, tl_buf *body, const char **type)
     int64_t since = tl_health_since_beat_ms();
     int fails = tl_health_failures();
     if (since > o->stall_ms) {
-        tl_buf_printf(body, "unhealthy: the processing loop has not turned for %" PRId64 " ms\n", since);
+        tl_buf_printf(body, "unhealthy: the processing loop has not turned for %" PRId64 " ms\n",
+                      since);
         return 503;
     }
     if (fails >= o->max_failures) {
@@ -327,7 +344,7 @@ static int user(tl_observe *o, const char *id, const tl_http_request *r, tl_buf 
                                      &n_owned, err, sizeof(err));
     int status = 200;
     if (found == 1) {
-        if (as_of < 0) as_of = stream_time >= 0 ? -stream_time - 1 : -1;   /* or the user's newest */
+        if (as_of < 0) as_of = stream_time >= 0 ? -stream_time - 1 : -1; /* or the user's newest */
         if (tl_profile_render(&o->p->fcfg, id, partition, rec.data, rec.len, as_of, top, body, err,
                               sizeof(err)) != 0)
             found = -1;
@@ -335,11 +352,13 @@ static int user(tl_observe *o, const char *id, const tl_http_request *r, tl_buf 
     }
     if (found == 0) {
         /* Other instances' assignments are not known to a group member. */
-        tl_buf_puts(body, "{\"error\":\"unknown user in the partitions this instance owns\",\"user_id\":");
+        tl_buf_puts(
+            body, "{\"error\":\"unknown user in the partitions this instance owns\",\"user_id\":");
         tl_json_put_str(body, id);
         tl_buf_putc(body, ',');
         put_owned(body, owned, n_owned);
-        tl_buf_puts(body, ",\"other_partitions\":\"owned by other members of the consumer group\"}\n");
+        tl_buf_puts(body,
+                    ",\"other_partitions\":\"owned by other members of the consumer group\"}\n");
         status = 404;
     } else if (found < 0) {
         body->len = 0;
@@ -364,9 +383,12 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
         tl_buf_puts(body, "{\"error\":\"not processing yet\"}\n");
         return 503;
     }
-    tl_report_args a = {.by = tl_http_arg(r, "by"), .window = tl_http_arg(r, "window"),
-                        .from = tl_http_arg(r, "from"), .to = tl_http_arg(r, "to"),
-                        .methods = tl_http_arg(r, "methods"), .format = tl_http_arg(r, "format"),
+    tl_report_args a = {.by = tl_http_arg(r, "by"),
+                        .window = tl_http_arg(r, "window"),
+                        .from = tl_http_arg(r, "from"),
+                        .to = tl_http_arg(r, "to"),
+                        .methods = tl_http_arg(r, "methods"),
+                        .format = tl_http_arg(r, "format"),
                         .min = tl_http_arg(r, "min_purchases"),
                         .groups = tl_config_str(o->c, "rollup.channel.groups")};
     if (!a.format) a.format = "json";
@@ -379,7 +401,7 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
         return 400;
     }
     const char *why = not_ready(o, buf, sizeof(buf));
-    if (why) {   /* the topics are read with the run's Kafka settings: once it has joined */
+    if (why) { /* the topics are read with the run's Kafka settings: once it has joined */
         tl_buf_puts(body, "{\"error\":");
         tl_json_put_str(body, why);
         tl_buf_puts(body, "}\n");
@@ -404,7 +426,8 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "%s|%s|", a.by ? a.by : "channel",
              a.window && !strcmp(a.window, "hour") ? "hour" : "day");
-    if ((*rollups ? tl_cmd_read_keyed(o->c, store, rollups, prefix, 60000, tmp, &records, err, sizeof(err))
+    if ((*rollups ? tl_cmd_read_keyed(o->c, store, rollups, prefix, 60000, tmp, &records, err,
+                                      sizeof(err))
                   : tl_cmd_read_topics(o->c, store, topics, 2, 60000, tmp, &records, err,
                                        sizeof(err))) != 0)
         goto done;
@@ -424,7 +447,7 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
         if (tl_cmd_read_values(o->c, spend_topic, 60000, sf, &rows, err, sizeof(err)) != 0)
             goto done;
         rewind(sf);
-        a.spend = spend_topic;   /* names it in messages */
+        a.spend = spend_topic; /* names it in messages */
         a.spend_file = sf;
     }
     if (!(out = open_memstream(&text, &len))) goto done;
@@ -435,12 +458,13 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
         status = 400;
         goto done;
     }
-    if (rc == 1 && records) goto done;   /* records, but none an attribution: not expected */
-    status = 200;   /* an empty answer when nothing has been attributed yet */
+    if (rc == 1 && records) goto done; /* records, but none an attribution: not expected */
+    status = 200; /* an empty answer when nothing has been attributed yet */
     tl_buf_append(body, text, len);
     *type = !strcmp(a.format, "html") ? "text/html; charset=utf-8"
-            : !strcmp(a.format, "csv") ? "text/csv; charset=utf-8"
-            : !strcmp(a.format, "table") ? "text/plain; charset=utf-8" : "application/json";
+        : !strcmp(a.format, "csv")    ? "text/csv; charset=utf-8"
+        : !strcmp(a.format, "table")  ? "text/plain; charset=utf-8"
+                                      : "application/json";
 done:
     if (status != 200) {
         tl_buf_puts(body, "{\"error\":");
@@ -469,7 +493,8 @@ static int handle(void *arg, const char *path, const tl_http_request *r, tl_buf 
     if (!strcmp(path, "/readyz")) return readyz(o, body, type);
     if (!strncmp(path, "/v1/users/", 10)) return user(o, path + 10, r, body, type);
     if (!strcmp(path, "/v1/attribution")) return attribution(o, r, body, type);
-    return text(body, type, 404, "not found: try /metrics, /healthz, /readyz, /v1/users/{user_id} "
+    return text(body, type, 404,
+                "not found: try /metrics, /healthz, /readyz, /v1/users/{user_id} "
                 "or /v1/attribution");
 }
 
@@ -491,15 +516,16 @@ tl_observe *tl_observe_start(const tl_config *c, char *err, size_t errlen)
             free(o);
             return NULL;
         }
-        TL_LOG_INFO("http", "listening on %s (port %d): /metrics /healthz /readyz /v1/users/{user_id} "
+        TL_LOG_INFO("http",
+                    "listening on %s (port %d): /metrics /healthz /readyz /v1/users/{user_id} "
                     "/v1/attribution",
                     listen, tl_http_port(o->http));
     }
     return o;
 }
 
-void tl_observe_attach(tl_observe *o, tl_runtime *rt, tl_source *src, tl_sink *sink,
-                       tl_pipeline *p, const char *topic, const char *const out_topics[4])
+void tl_observe_attach(tl_observe *o, tl_runtime *rt, tl_source *src, tl_sink *sink, tl_pipeline *p,
+                       const char *topic, const char *const out_topics[4])
 {
     for (int i = 0; i < 4; i++) {
         free(o->out_topics[i]);

@@ -56,9 +56,15 @@ static const char usage[] =
     "  --output FILE    also write the results as JSON\n"
     "  --quiet          no progress line (there is one only on a terminal)\n";
 
-enum { COL_PATH, COL_CONV, COL_VALUE, COL_NULL, NCOLS };
-static const char *const col_names[NCOLS] = {"path", "total_conversions",
-                                             "total_conversion_value", "total_null"};
+enum {
+    COL_PATH,
+    COL_CONV,
+    COL_VALUE,
+    COL_NULL,
+    NCOLS
+};
+static const char *const col_names[NCOLS] = {"path", "total_conversions", "total_conversion_value",
+                                             "total_null"};
 
 #define MAX_FIELDS 64
 
@@ -125,8 +131,8 @@ static int read_paths(paths_run *r, FILE *in)
         bytes += (uint64_t)len;
         if ((lineno & 1023) == 0) tl_progress_update(&r->prog, lineno, bytes, r->size);
         if ((size_t)len != strlen(line)) {
-            snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": a NUL byte in the line",
-                     r->input, lineno);
+            snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": a NUL byte in the line", r->input,
+                     lineno);
             goto done;
         }
         char *s = trim(line);
@@ -134,8 +140,8 @@ static int read_paths(paths_run *r, FILE *in)
         int n = split_fields(s, f, MAX_FIELDS);
         if (nfields == 0) {   /* the header */
             if (n < 0) {
-                snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": more than %d columns",
-                         r->input, lineno, MAX_FIELDS);
+                snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": more than %d columns", r->input,
+                         lineno, MAX_FIELDS);
                 goto done;
             }
             for (int i = 0; i < n; i++)
@@ -161,20 +167,24 @@ static int read_paths(paths_run *r, FILE *in)
         }
         if (n != nfields) {
             if (n < 0)
-                snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": expected %d fields "
-                         "separated by ';' as in the header, got more than %d", r->input,
-                         lineno, nfields, MAX_FIELDS);
+                snprintf(r->err, sizeof(r->err),
+                         "%s:%" PRIu64 ": expected %d fields "
+                         "separated by ';' as in the header, got more than %d",
+                         r->input, lineno, nfields, MAX_FIELDS);
             else
-                snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": expected %d fields "
-                         "separated by ';' as in the header, got %d", r->input, lineno,
-                         nfields, n);
+                snprintf(r->err, sizeof(r->err),
+                         "%s:%" PRIu64 ": expected %d fields "
+                         "separated by ';' as in the header, got %d",
+                         r->input, lineno, nfields, n);
             goto done;
         }
         double w[NCOLS] = {0, 0, 0, 0};
         for (int c = COL_CONV; c < NCOLS; c++) {
             if (col[c] < 0 || parse_weight(f[col[c]], &w[c]) == 0) continue;
-            snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": %s: expected a number >= 0, "
-                     "got '%.40s'", r->input, lineno, col_names[c], f[col[c]]);
+            snprintf(r->err, sizeof(r->err),
+                     "%s:%" PRIu64 ": %s: expected a number >= 0, "
+                     "got '%.40s'",
+                     r->input, lineno, col_names[c], f[col[c]]);
             goto done;
         }
         int ns = 0;
@@ -237,8 +247,8 @@ static void print_table(const tl_markov_result *res, const int *order, double se
     }
     printf("paths %" PRIu64 ", conversions %.10g, nulls %.10g, value %.10g, "
            "p(conversion) %.6f, order %d (%d states), %.3f s\n\n",
-           res->paths, res->conversions, res->nulls, res->value,
-           res->conversion_probability, res->order, res->chain_states, seconds);
+           res->paths, res->conversions, res->nulls, res->value, res->conversion_probability,
+           res->order, res->chain_states, seconds);
     char iv[40] = "";
     if (res->bootstrap_samples)
         snprintf(iv, sizeof(iv), "markov %.0f%% interval", 100 * res->bootstrap_level);
@@ -250,8 +260,8 @@ static void print_table(const tl_markov_result *res, const int *order, double se
             snprintf(iv, sizeof(iv), "%.2f - %.2f", c->markov_conversions_lo,
                      c->markov_conversions_hi);
         printf("%-*s  %14.6f  %18.2f  %21s  %14.2f  %12.2f  %12.2f  %12.2f\n", w, c->name,
-               c->removal_effect, c->markov_conversions, iv, c->markov_value,
-               c->first_conversions, c->last_conversions, c->linear_conversions);
+               c->removal_effect, c->markov_conversions, iv, c->markov_value, c->first_conversions,
+               c->last_conversions, c->linear_conversions);
     }
     if (res->bootstrap_samples)
         printf("\nintervals: the central %.0f%% of %d chains redrawn around this one "
@@ -296,9 +306,10 @@ static int write_json(const char *path, const tl_markov_result *res, const int *
     }
     tl_buf_puts(&b, res->n ? "\n],\n" : "],\n");
     put_field(&b, "conversion_probability", res->conversion_probability, 1);
-    tl_buf_printf(&b, "\"paths\": %" PRIu64 ", \"order\": %d, \"states\": %d, "
-                  "\"bootstrap_samples\": %d, ", res->paths, res->order, res->chain_states,
-                  res->bootstrap_samples);
+    tl_buf_printf(&b,
+                  "\"paths\": %" PRIu64 ", \"order\": %d, \"states\": %d, "
+                  "\"bootstrap_samples\": %d, ",
+                  res->paths, res->order, res->chain_states, res->bootstrap_samples);
     if (res->bootstrap_samples) put_field(&b, "bootstrap_level", res->bootstrap_level, 1);
     put_field(&b, "conversions", res->conversions, 1);
     put_field(&b, "nulls", res->nulls, 1);
@@ -320,11 +331,16 @@ int tl_cmd_paths(int argc, char **argv)
         int help, quiet;
     } a = {0};
     const tl_cmd_opt opts[] = {
-        {"--input", &a.input, NULL},  {"--format", &a.format, NULL},
-        {"--order", &a.order, NULL},  {"--bootstrap", &a.bootstrap, NULL},
-        {"--level", &a.level, NULL},  {"--seed", &a.seed, NULL},
-        {"--output", &a.output, NULL}, {"--help", NULL, &a.help},
-        {"-h", NULL, &a.help},        {"--quiet", NULL, &a.quiet},
+        {"--input", &a.input, NULL},
+        {"--format", &a.format, NULL},
+        {"--order", &a.order, NULL},
+        {"--bootstrap", &a.bootstrap, NULL},
+        {"--level", &a.level, NULL},
+        {"--seed", &a.seed, NULL},
+        {"--output", &a.output, NULL},
+        {"--help", NULL, &a.help},
+        {"-h", NULL, &a.help},
+        {"--quiet", NULL, &a.quiet},
         {NULL, NULL, NULL},
     };
     tl_cmd_opts t = {opts, usage};
@@ -339,8 +355,10 @@ int tl_cmd_paths(int argc, char **argv)
     }
     if (!a.input) return tl_cmd_usage_error(usage, "--input is required");
     if (a.format && strcmp(a.format, "channelattribution") != 0)
-        return tl_cmd_usage_error(usage, "unknown format '%s' (channelattribution is the one "
-                                  "format)", a.format);
+        return tl_cmd_usage_error(usage,
+                                  "unknown format '%s' (channelattribution is the one "
+                                  "format)",
+                                  a.format);
 
     int korder = 1;
     if (a.order) {
@@ -356,14 +374,17 @@ int tl_cmd_paths(int argc, char **argv)
     double level = 0.9;
     unsigned long long seed = 1;
     char *end;
-    if (a.bootstrap && (samples = strtol(a.bootstrap, &end, 10), end == a.bootstrap || *end ||
-                        samples < 2 || samples > 100000))
+    if (a.bootstrap &&
+        (samples = strtol(a.bootstrap, &end, 10),
+         end == a.bootstrap || *end || samples < 2 || samples > 100000))
         return tl_cmd_usage_error(usage, "--bootstrap: expected 2 to 100000 samples, got '%s'",
                                   a.bootstrap);
-    if (a.level && (level = strtod(a.level, &end), end == a.level || *end || !(level > 0) ||
-                    !(level < 1)))
-        return tl_cmd_usage_error(usage, "--level: expected a number between 0 and 1 (0.9 for "
-                                  "90%%), got '%s'", a.level);
+    if (a.level &&
+        (level = strtod(a.level, &end), end == a.level || *end || !(level > 0) || !(level < 1)))
+        return tl_cmd_usage_error(usage,
+                                  "--level: expected a number between 0 and 1 (0.9 for "
+                                  "90%%), got '%s'",
+                                  a.level);
     if (a.seed && (seed = strtoull(a.seed, &end, 10), end == a.seed || *end))
         return tl_cmd_usage_error(usage, "--seed: expected a whole number, got '%s'", a.seed);
 
@@ -374,8 +395,8 @@ int tl_cmd_paths(int argc, char **argv)
         fprintf(stderr, "tally: cannot read %s: %s\n", a.input, strerror(errno));
         return 1;
     }
-    paths_run r = {.input = use_stdin ? "stdin" : a.input, .m = tl_markov_new_order(korder),
-                   .size = -1};
+    paths_run r = {
+        .input = use_stdin ? "stdin" : a.input, .m = tl_markov_new_order(korder), .size = -1};
     struct stat st;
     if (!use_stdin && fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode)) r.size = st.st_size;
     tl_progress_init(&r.prog, "paths", "lines", a.quiet);

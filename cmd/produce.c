@@ -44,9 +44,13 @@ int tl_cmd_produce(int argc, char **argv)
         int strict, quiet;
     } a = {0};
     const tl_cmd_opt opts[] = {
-        {"--input", &a.input, NULL}, {"--format", &a.format, NULL}, {"--topic", &a.topic, NULL},
-        {"--schema-id", &a.schema_id, NULL}, {"--strict", NULL, &a.strict},
-        {"--quiet", NULL, &a.quiet}, {NULL, NULL, NULL},
+        {"--input", &a.input, NULL},
+        {"--format", &a.format, NULL},
+        {"--topic", &a.topic, NULL},
+        {"--schema-id", &a.schema_id, NULL},
+        {"--strict", NULL, &a.strict},
+        {"--quiet", NULL, &a.quiet},
+        {NULL, NULL, NULL},
     };
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
@@ -82,9 +86,9 @@ int tl_cmd_produce(int argc, char **argv)
         int id = 0;
         if (!json) snprintf(err, sizeof(err), "cannot read tally's BehaviorEvent schema");
         int r = !json ? TL_SCHEMA_ERROR
-                : tl_cmd_subject(c, a.topic, json, subject, sizeof(subject), err, sizeof(err)) != 0
-                    ? TL_SCHEMA_INVALID
-                    : tl_schema_store_register(store, subject, json, &id, err, sizeof(err));
+            : tl_cmd_subject(c, a.topic, json, subject, sizeof(subject), err, sizeof(err)) != 0
+            ? TL_SCHEMA_INVALID
+            : tl_schema_store_register(store, subject, json, &id, err, sizeof(err));
         free(json);
         if (r != TL_SCHEMA_OK) {
             fprintf(stderr, "tally: %s\n", err);
@@ -148,8 +152,10 @@ int tl_cmd_produce(int argc, char **argv)
     }
     uint64_t rows, bad;
     tl_file_source_stats(src, &rows, &bad);
-    fprintf(stderr, "produce: %" PRIu64 " events to %s (%" PRIu64 " bad rows skipped), %" PRIu64
-                    " failed\n", sent, a.topic, bad, failed);
+    fprintf(stderr,
+            "produce: %" PRIu64 " events to %s (%" PRIu64 " bad rows skipped), %" PRIu64
+            " failed\n",
+            sent, a.topic, bad, failed);
     rc = failed ? 1 : 0;
     if (sent == 0) rc = tl_cmd_nothing_valid(a.input, rows, bad);
 done:

@@ -89,9 +89,13 @@ int tl_cmd_replay(int argc, char **argv)
         int strict, quiet;
     } a = {0};
     const tl_cmd_opt opts[] = {
-        {"--input", &a.input, NULL}, {"--format", &a.format, NULL},
-        {"--output", &a.output, NULL}, {"--strict", NULL, &a.strict}, {"--quiet", NULL, &a.quiet},
-        {"--export-examples", &a.export_examples, NULL}, {NULL, NULL, NULL},
+        {"--input", &a.input, NULL},
+        {"--format", &a.format, NULL},
+        {"--output", &a.output, NULL},
+        {"--strict", NULL, &a.strict},
+        {"--quiet", NULL, &a.quiet},
+        {"--export-examples", &a.export_examples, NULL},
+        {NULL, NULL, NULL},
     };
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
@@ -117,7 +121,8 @@ int tl_cmd_replay(int argc, char **argv)
         goto done;
     }
     src = tl_file_source_new(a.input, (tl_file_format)fmt, a.strict, err, sizeof(err));
-    if (src) tl_file_source_set_max_string(src, (size_t)tl_config_int(c, "ingest.max.string.bytes"));
+    if (src)
+        tl_file_source_set_max_string(src, (size_t)tl_config_int(c, "ingest.max.string.bytes"));
     if (!src) {
         fprintf(stderr, "tally: %s\n", err);
         goto done;

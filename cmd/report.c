@@ -231,21 +231,24 @@ static int add_delta(report *rp, const tl_json *o, const char **why)
         return -1;
     }
     /* a chain over channels, or over categories (rollup.h); none over campaigns */
-    if (!rp->markov || rp->by == TL_RU_CAMPAIGN || strcmp(dim, rp->by == TL_RU_CATEGORY ? "category" : "channel") ||
-        strcmp(method, "markov"))
+    if (!rp->markov || rp->by == TL_RU_CAMPAIGN ||
+        strcmp(dim, rp->by == TL_RU_CATEGORY ? "category" : "channel") || strcmp(method, "markov"))
         return 0;
     if (ws < rp->from || ws >= rp->to) {
         rp->outside++;
         return 0;
     }
-    tl_credit_delta d = {.window_start = ws, .window_end = we,
+    tl_credit_delta d = {.window_start = ws,
+                         .window_end = we,
                          .dim = rp->by == TL_RU_CATEGORY ? TL_DIM_CATEGORY : TL_DIM_CHANNEL,
-                         .dim_id = str_of(o, "dim_id"), .method = method,
-                         .credit = credit, .credit_before = before};
+                         .dim_id = str_of(o, "dim_id"),
+                         .method = method,
+                         .credit = credit,
+                         .credit_before = before};
     /* the bootstrap interval, when the chain made one (absent or null otherwise) */
     d.has_interval = num_of(o, "credit_lo", &d.credit_lo) == 0 &&
-                     num_of(o, "credit_hi", &d.credit_hi) == 0 &&
-                     num_of(o, "interval_level", &d.interval_level) == 0;
+        num_of(o, "credit_hi", &d.credit_hi) == 0 &&
+        num_of(o, "interval_level", &d.interval_level) == 0;
     tl_rollup_add_credit_delta(rp->ru, &d);
     rp->intervals |= d.has_interval;
     rp->seen[TL_RU_MARKOV] = 1;
@@ -280,7 +283,9 @@ static int add_total(report *rp, const tl_json *o, const char **why)
         rp->outside++;
         return 0;
     }
-    tl_rollup_row row = {.id = (char *)id, .window_start = ws, .purchases = (uint64_t)purchases,
+    tl_rollup_row row = {.id = (char *)id,
+                         .window_start = ws,
+                         .purchases = (uint64_t)purchases,
                          .touchpoints = (uint64_t)touchpoints};
     for (size_t i = 0; i < tl_json_len(methods); i++) {
         const tl_json *m = tl_json_at(methods, i);
@@ -288,7 +293,8 @@ static int add_total(report *rp, const tl_json *o, const char **why)
         double c, v;
         int k = 0;
         while (k < TL_RU_METHODS && (!name || strcmp(name, method_name(k)))) k++;
-        if (k == TL_RU_METHODS || num_of(m, "conversions", &c) != 0 || num_of(m, "value", &v) != 0) {
+        if (k == TL_RU_METHODS || num_of(m, "conversions", &c) != 0 ||
+            num_of(m, "value", &v) != 0) {
             *why = "a roll-up total with a method that is not one, or without its numbers";
             return -1;
         }
@@ -412,7 +418,7 @@ static int read_spend(report *rp, const char *path, FILE *open_file)
         rc = -1;
     }
     free(line);
-    if (in != open_file) fclose(in);   /* the caller's stays open */
+    if (in != open_file) fclose(in); /* the caller's stays open */
     return rc;
 }
 
@@ -426,10 +432,10 @@ typedef struct view {
     tl_ru_window window;
     uint64_t min_purchases;
     const char *from, *to;
-    int spend;                   /* a spend file was joined */
-    const char *format;          /* table, csv, json or html */
-    int shapley;                 /* shapley is among the methods: its sampling error too */
-    int markov_interval;         /* rows carry the Markov credit's bootstrap interval */
+    int spend; /* a spend file was joined */
+    const char *format; /* table, csv, json or html */
+    int shapley; /* shapley is among the methods: its sampling error too */
+    int markov_interval; /* rows carry the Markov credit's bootstrap interval */
 } view;
 
 /* The row's Markov interval, when it is the interval of the row's Markov conversions. */
@@ -439,7 +445,10 @@ static int has_interval(const view *v, const tl_rollup_row *r)
 }
 
 /* Too few purchases for a stable answer: marked, not hidden. */
-static int low_data(const view *v, const tl_rollup_row *r) { return r->purchases < v->min_purchases; }
+static int low_data(const view *v, const tl_rollup_row *r)
+{
+    return r->purchases < v->min_purchases;
+}
 
 static void csv_field(FILE *f, const char *s)
 {
@@ -464,7 +473,8 @@ static void csv_number(FILE *f, double x)
 static void write_csv(FILE *f, const view *v)
 {
     fprintf(f, "%s,window_start,purchases,touchpoints,low_data", tl_ru_dim_name(v->by));
-    for (int k = 0; k < v->n_methods; k++) fprintf(f, ",%s_conversions", method_name(v->methods[k]));
+    for (int k = 0; k < v->n_methods; k++)
+        fprintf(f, ",%s_conversions", method_name(v->methods[k]));
     for (int k = 0; k < v->n_methods; k++)
         if (v->methods[k] != TL_RU_MARKOV) fprintf(f, ",%s_value", method_name(v->methods[k]));
     if (v->shapley) fputs(",shapley_stderr", f);
@@ -494,7 +504,7 @@ static void write_csv(FILE *f, const view *v)
             csv_number(f, h ? r->markov_hi : NAN);
             csv_number(f, h ? r->markov_level : NAN);
         }
-        if (v->spend) {   /* empty where there is no number */
+        if (v->spend) { /* empty where there is no number */
             if (r->has_spend) fprintf(f, ",%.10g", r->spend);
             else fputc(',', f);
             for (int k = 0; k < v->n_methods; k++)
@@ -523,12 +533,16 @@ static void write_json(FILE *f, const view *v)
     tl_buf_puts(&b, "{");
     member(&b, "by", 1);
     tl_json_put_str(&b, tl_ru_dim_name(v->by));
-    tl_json_member_str(&b, "window", v->window == TL_RU_WINDOW_HOUR ? "hour"
-                                     : v->window == TL_RU_WINDOW_DAY ? "day" : "all");
+    tl_json_member_str(&b, "window",
+                       v->window == TL_RU_WINDOW_HOUR      ? "hour"
+                           : v->window == TL_RU_WINDOW_DAY ? "day"
+                                                           : "all");
     tl_json_put_key(&b, "from");
-    if (v->from) tl_json_put_str(&b, v->from); else tl_buf_puts(&b, "null");
+    if (v->from) tl_json_put_str(&b, v->from);
+    else tl_buf_puts(&b, "null");
     tl_json_put_key(&b, "to");
-    if (v->to) tl_json_put_str(&b, v->to); else tl_buf_puts(&b, "null");
+    if (v->to) tl_json_put_str(&b, v->to);
+    else tl_buf_puts(&b, "null");
     tl_buf_puts(&b, ",\"methods\":[");
     for (int k = 0; k < v->n_methods; k++) {
         if (k) tl_buf_putc(&b, ',');
@@ -543,7 +557,8 @@ static void write_json(FILE *f, const view *v)
         tl_json_put_key(&b, "window_start");
         if (r->window_start == TL_RU_ALL) tl_buf_puts(&b, "null");
         else tl_json_put_i64(&b, r->window_start);
-        tl_buf_printf(&b, ",\"purchases\":%" PRIu64 ",\"touchpoints\":%" PRIu64
+        tl_buf_printf(&b,
+                      ",\"purchases\":%" PRIu64 ",\"touchpoints\":%" PRIu64
                       ",\"low_data\":%s,\"conversions\":{",
                       r->purchases, r->touchpoints, low_data(v, r) ? "true" : "false");
         for (int k = 0; k < v->n_methods; k++) {
@@ -559,7 +574,7 @@ static void write_json(FILE *f, const view *v)
             tl_json_put_double(&b, r->value[v->methods[k]]);
         }
         tl_buf_putc(&b, '}');
-        if (v->shapley) {   /* null when unknown */
+        if (v->shapley) { /* null when unknown */
             tl_json_put_key(&b, "shapley_stderr");
             tl_json_put_double(&b, sqrt(r->shapley_var));
         }
@@ -568,8 +583,7 @@ static void write_json(FILE *f, const view *v)
             if (has_interval(v, r))
                 tl_buf_printf(&b, "{\"lo\":%.17g,\"hi\":%.17g,\"level\":%.17g}", r->markov_lo,
                               r->markov_hi, r->markov_level);
-            else
-                tl_buf_puts(&b, "null");
+            else tl_buf_puts(&b, "null");
         }
         if (v->spend) {
             tl_json_put_key(&b, "spend");
@@ -578,7 +592,8 @@ static void write_json(FILE *f, const view *v)
             tl_buf_puts(&b, ",\"cost_per_conversion\":{");
             for (int k = 0; k < v->n_methods; k++) {
                 member(&b, method_name(v->methods[k]), k == 0);
-                tl_json_put_double(&b, tl_rollup_cost_per_conversion(r, v->methods[k]));   /* null when not finite */
+                tl_json_put_double(
+                    &b, tl_rollup_cost_per_conversion(r, v->methods[k])); /* null when not finite */
             }
             tl_buf_puts(&b, "},\"roas\":{");
             first = 1;
@@ -660,8 +675,8 @@ static void write_table(FILE *f, const view *v)
     fputc('\n', f);
 }
 
-static const char *const colour[TL_RU_METHODS] = {
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f"};
+static const char *const colour[TL_RU_METHODS] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
+                                                  "#59a14f", "#edc948", "#b07aa1", "#9c755f"};
 
 static void html_text(FILE *f, const char *s)
 {
@@ -676,7 +691,7 @@ static void html_text(FILE *f, const char *s)
     }
 }
 
-#define HTML_MAX_BARS 15   /* values in the chart; the table has them all */
+#define HTML_MAX_BARS 15 /* values in the chart; the table has them all */
 
 static void write_html(FILE *f, const view *v, const report *rp)
 {
@@ -690,7 +705,7 @@ static void write_html(FILE *f, const view *v, const report *rp)
         tot[j].purchases += v->rows[i].purchases;
         for (int m = 0; m < TL_RU_METHODS; m++) tot[j].conversions[m] += v->rows[i].conversions[m];
     }
-    if (n > HTML_MAX_BARS) n = HTML_MAX_BARS;   /* rows come sorted by linear conversions */
+    if (n > HTML_MAX_BARS) n = HTML_MAX_BARS; /* rows come sorted by linear conversions */
     double max = 0;
     for (size_t j = 0; j < n; j++)
         for (int k = 0; k < v->n_methods; k++)
@@ -701,25 +716,28 @@ static void write_html(FILE *f, const view *v, const report *rp)
     int group = v->n_methods * bar + gap;
     int height = 30 + (int)n * group + 20;
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>tally: "
-          "attribution by ", f);
+          "attribution by ",
+          f);
     html_text(f, tl_ru_dim_name(v->by));
     fputs("</title>\n<style>body{font:14px system-ui,sans-serif;margin:24px;color:#222}"
           "table{border-collapse:collapse;margin-top:16px}td,th{padding:3px 8px;text-align:right;"
           "border-bottom:1px solid #ddd}td:first-child,th:first-child{text-align:left}"
           ".low{color:#999}.key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 "
-          "12px;vertical-align:-1px}</style></head><body>\n<h1>Attribution by ", f);
+          "12px;vertical-align:-1px}</style></head><body>\n<h1>Attribution by ",
+          f);
     html_text(f, tl_ru_dim_name(v->by));
-    fprintf(f, "</h1>\n<p>%" PRIu64 " purchases with touchpoints; %s to %s. Conversions are the "
-               "sum of each method's credits: every purchase's credits sum to 1.</p>\n",
-            rp->attributions, v->from ? v->from : "the first record",
-            v->to ? v->to : "the last");
+    fprintf(f,
+            "</h1>\n<p>%" PRIu64 " purchases with touchpoints; %s to %s. Conversions are the "
+            "sum of each method's credits: every purchase's credits sum to 1.</p>\n",
+            rp->attributions, v->from ? v->from : "the first record", v->to ? v->to : "the last");
     fputs("<p class=\"key\">", f);
     for (int k = 0; k < v->n_methods; k++) {
         fprintf(f, "<span style=\"background:%s\"></span>", colour[v->methods[k]]);
         html_text(f, method_name(v->methods[k]));
     }
-    fprintf(f, "</p>\n<svg id=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-               "height=\"%d\" role=\"img\" aria-label=\"conversions per method and value\">\n",
+    fprintf(f,
+            "</p>\n<svg id=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+            "height=\"%d\" role=\"img\" aria-label=\"conversions per method and value\">\n",
             label + plot + 80, height);
     for (size_t j = 0; j < n; j++) {
         int y0 = 20 + (int)j * group;
@@ -730,9 +748,10 @@ static void write_html(FILE *f, const view *v, const report *rp)
         for (int k = 0; k < v->n_methods; k++) {
             double c = tot[j].conversions[v->methods[k]];
             int w = c > 0 ? (int)lround(c / max * plot) : 0;
-            fprintf(f, "<rect class=\"bar\" data-method=\"%s\" x=\"%d\" y=\"%d\" width=\"%d\" "
-                       "height=\"%d\" fill=\"%s\"><title>%s: %.2f</title></rect>"
-                       "<text x=\"%d\" y=\"%d\" font-size=\"10\">%.1f</text>\n",
+            fprintf(f,
+                    "<rect class=\"bar\" data-method=\"%s\" x=\"%d\" y=\"%d\" width=\"%d\" "
+                    "height=\"%d\" fill=\"%s\"><title>%s: %.2f</title></rect>"
+                    "<text x=\"%d\" y=\"%d\" font-size=\"10\">%.1f</text>\n",
                     method_name(v->methods[k]), label, y0 + k * bar, w, bar - 2,
                     colour[v->methods[k]], method_name(v->methods[k]), c, label + w + 4,
                     y0 + k * bar + bar - 4, c);
@@ -770,10 +789,11 @@ static void write_html(FILE *f, const view *v, const report *rp)
         for (int k = 0; k < v->n_methods; k++) {
             double se = sqrt(r->shapley_var);
             fprintf(f, "<td>%.2f", r->conversions[v->methods[k]]);
-            if (v->methods[k] == TL_M_SHAPLEY && se > 0)   /* the sampling error, if any */
+            if (v->methods[k] == TL_M_SHAPLEY && se > 0) /* the sampling error, if any */
                 fprintf(f, isfinite(se) ? " ± %.2f" : " ± ?", se);
             if (v->methods[k] == TL_RU_MARKOV && has_interval(v, r))
-                fprintf(f, " (%.2f–%.2f, %.0f%%)", r->markov_lo, r->markov_hi, 100 * r->markov_level);
+                fprintf(f, " (%.2f–%.2f, %.0f%%)", r->markov_lo, r->markov_hi,
+                        100 * r->markov_level);
             fputs("</td>", f);
         }
         if (v->spend) {
@@ -789,8 +809,10 @@ static void write_html(FILE *f, const view *v, const report *rp)
     }
     fputs("</table>\n", f);
     if (marked)
-        fprintf(f, "<p class=\"low\">* fewer than %" PRIu64 " purchases: too few for a stable "
-                   "answer.</p>\n", v->min_purchases);
+        fprintf(f,
+                "<p class=\"low\">* fewer than %" PRIu64 " purchases: too few for a stable "
+                "answer.</p>\n",
+                v->min_purchases);
     fputs("</body></html>\n", f);
 }
 
@@ -800,7 +822,7 @@ static int pick_methods(view *v, const char *list, const report *rp)
 {
     v->n_methods = 0;
     for (int m = 0; m < TL_RU_METHODS; m++) {
-        if (m == TL_RU_MARKOV && v->by == TL_RU_CAMPAIGN) continue;   /* no chain over them */
+        if (m == TL_RU_MARKOV && v->by == TL_RU_CAMPAIGN) continue; /* no chain over them */
         if (!list) {
             if (rp->seen[m]) v->methods[v->n_methods++] = m;
             continue;
@@ -813,7 +835,7 @@ static int pick_methods(view *v, const char *list, const report *rp)
             p = c ? c + 1 : NULL;
         }
     }
-    if (list) {   /* every name must be a method */
+    if (list) { /* every name must be a method */
         for (const char *p = list; p;) {
             const char *c = strchr(p, ',');
             size_t n = c ? (size_t)(c - p) : strlen(p);
@@ -837,10 +859,12 @@ static int setup(const tl_report_args *a, report *rp, view *v, char *err, size_t
     char *end = NULL;
     long long min = a->min ? strtoll(a->min, &end, 10) : 30;
     if (by < 0 || window < 0) {
-        snprintf(err, errlen, "unknown %s '%s'", by < 0 ? "--by" : "--window", by < 0 ? a->by : a->window);
+        snprintf(err, errlen, "unknown %s '%s'", by < 0 ? "--by" : "--window",
+                 by < 0 ? a->by : a->window);
         return 2;
     }
-    if ((a->from && parse_time(a->from, &rp->from) != 0) || (a->to && parse_time(a->to, &rp->to) != 0)) {
+    if ((a->from && parse_time(a->from, &rp->from) != 0) ||
+        (a->to && parse_time(a->to, &rp->to) != 0)) {
         snprintf(err, errlen, "--from/--to: not YYYY-MM-DD[THH:MM[:SS]] or ms");
         return 2;
     }
@@ -849,12 +873,14 @@ static int setup(const tl_report_args *a, report *rp, view *v, char *err, size_t
         return 2;
     }
     if (by == TL_RU_CAMPAIGN && a->methods && strstr(a->methods, "markov")) {
-        snprintf(err, errlen, "--by campaign has no markov column: the Markov chain is over "
+        snprintf(err, errlen,
+                 "--by campaign has no markov column: the Markov chain is over "
                  "channels (or categories), not campaigns");
         return 2;
     }
     if (a->spend && (by == TL_RU_CATEGORY || by == TL_RU_CAMPAIGN || window == TL_RU_WINDOW_HOUR)) {
-        snprintf(err, errlen, "--spend is per channel and day: --by channel or channel_group, "
+        snprintf(err, errlen,
+                 "--spend is per channel and day: --by channel or channel_group, "
                  "--window all or day");
         return 2;
     }
@@ -872,10 +898,16 @@ static int setup(const tl_report_args *a, report *rp, view *v, char *err, size_t
         snprintf(err, errlen, "configuration error: %s", gerr);
         return 2;
     }
-    *v = (view){.by = (tl_ru_dim)by, .window = (tl_ru_window)window, .min_purchases = (uint64_t)min,
-                .from = a->from, .to = a->to, .spend = a->spend != NULL, .format = format};
+    *v = (view){.by = (tl_ru_dim)by,
+                .window = (tl_ru_window)window,
+                .min_purchases = (uint64_t)min,
+                .from = a->from,
+                .to = a->to,
+                .spend = a->spend != NULL,
+                .format = format};
     if (pick_methods(v, a->methods, rp) != 0) {
-        snprintf(err, errlen, "--methods: one of them is not a method (last_touch, first_touch, "
+        snprintf(err, errlen,
+                 "--methods: one of them is not a method (last_touch, first_touch, "
                  "linear, time_decay, position_based, shapley, removal, markov)");
         return 2;
     }
@@ -908,21 +940,22 @@ int tl_report_run(const tl_report_args *a, FILE *in, const char *name, FILE *out
         snprintf(err, errlen, "cannot use the spend file %s", a->spend);
         goto done;
     }
-    v.spend |= rp.totals_spend > 0;   /* the roll-up topic's spend (rollup.spend.topic) */
-    pick_methods(&v, a->methods, &rp);   /* again: without a list, the methods seen */
+    v.spend |= rp.totals_spend > 0; /* the roll-up topic's spend (rollup.spend.topic) */
+    pick_methods(&v, a->methods, &rp); /* again: without a list, the methods seen */
     for (int k = 0; k < v.n_methods; k++) {
         v.shapley |= v.methods[k] == TL_M_SHAPLEY;
         /* the interval is of the credit's level: it is the row's number only when the row
          * sums the deltas of every window from the first */
         v.markov_interval |= v.methods[k] == TL_RU_MARKOV && v.window == TL_RU_WINDOW_ALL &&
-                             !a->from && v.by != TL_RU_CHANNEL_GROUP && rp.intervals;
+            !a->from && v.by != TL_RU_CHANNEL_GROUP && rp.intervals;
     }
     v.rows = tl_rollup_rows(rp.ru, &v.n);
     if (!strcmp(v.format, "csv")) write_csv(out, &v);
     else if (!strcmp(v.format, "json")) write_json(out, &v);
     else if (!strcmp(v.format, "html")) write_html(out, &v, &rp);
     else write_table(out, &v);
-    say(&rp, "report: %" PRIu64 " attributions, %" PRIu64 " Markov credit deltas and %" PRIu64
+    say(&rp,
+        "report: %" PRIu64 " attributions, %" PRIu64 " Markov credit deltas and %" PRIu64
         " roll-up totals from %" PRIu64 " lines (%" PRIu64 " outside the range, %" PRIu64
         " skipped); %zu rows\n",
         rp.attributions, rp.deltas, rp.totals_read, rp.lines, rp.outside, rp.bad, v.n);
@@ -943,10 +976,17 @@ int tl_cmd_report(int argc, char **argv)
         const char *input, *by, *window, *from, *to, *methods, *format, *output, *min, *spend;
     } a = {0};
     const tl_cmd_opt opts[] = {
-        {"--input", &a.input, NULL},     {"--by", &a.by, NULL},         {"--window", &a.window, NULL},
-        {"--from", &a.from, NULL},       {"--to", &a.to, NULL},         {"--methods", &a.methods, NULL},
-        {"--format", &a.format, NULL},   {"--output", &a.output, NULL}, {"--min-purchases", &a.min, NULL},
-        {"--spend", &a.spend, NULL},     {NULL, NULL, NULL},
+        {"--input", &a.input, NULL},
+        {"--by", &a.by, NULL},
+        {"--window", &a.window, NULL},
+        {"--from", &a.from, NULL},
+        {"--to", &a.to, NULL},
+        {"--methods", &a.methods, NULL},
+        {"--format", &a.format, NULL},
+        {"--output", &a.output, NULL},
+        {"--min-purchases", &a.min, NULL},
+        {"--spend", &a.spend, NULL},
+        {NULL, NULL, NULL},
     };
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
@@ -954,8 +994,14 @@ int tl_cmd_report(int argc, char **argv)
     int rc = 2;
     FILE *in = NULL, *out = NULL;
     char err[512] = "";
-    tl_report_args ra = {.by = a.by, .window = a.window, .from = a.from, .to = a.to,
-                         .methods = a.methods, .format = a.format, .min = a.min, .spend = a.spend,
+    tl_report_args ra = {.by = a.by,
+                         .window = a.window,
+                         .from = a.from,
+                         .to = a.to,
+                         .methods = a.methods,
+                         .format = a.format,
+                         .min = a.min,
+                         .spend = a.spend,
                          .groups = tl_config_str(c, "rollup.channel.groups")};
     if (!a.input) {
         rc = tl_cmd_usage_error(usage, "--input is required");

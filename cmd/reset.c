@@ -49,7 +49,8 @@ static int delete_group(rd_kafka_t *rk, const char *group, char *err, size_t err
     rd_kafka_event_t *ev = wait_result(q);
     int rc = -1;
     if (!ev) {
-        snprintf(err, errlen, "deleting group %s: no answer within %d s", group, ADMIN_TIMEOUT_MS / 1000);
+        snprintf(err, errlen, "deleting group %s: no answer within %d s", group,
+                 ADMIN_TIMEOUT_MS / 1000);
     } else if (rd_kafka_event_error(ev)) {
         snprintf(err, errlen, "deleting group %s: %s", group, rd_kafka_event_error_string(ev));
     } else {
@@ -63,8 +64,7 @@ static int delete_group(rd_kafka_t *rk, const char *group, char *err, size_t err
                      group);
         else if (code && code != RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND)
             snprintf(err, errlen, "deleting group %s: %s", group, rd_kafka_error_string(e));
-        else
-            rc = code == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND ? 1 : 0;
+        else rc = code == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND ? 1 : 0;
     }
     if (ev) rd_kafka_event_destroy(ev);
     rd_kafka_AdminOptions_destroy(o);
@@ -83,18 +83,20 @@ static int delete_topic(rd_kafka_t *rk, const char *topic, char *err, size_t err
     rd_kafka_event_t *ev = wait_result(q);
     int rc = -1;
     if (!ev) {
-        snprintf(err, errlen, "deleting topic %s: no answer within %d s", topic, ADMIN_TIMEOUT_MS / 1000);
+        snprintf(err, errlen, "deleting topic %s: no answer within %d s", topic,
+                 ADMIN_TIMEOUT_MS / 1000);
     } else if (rd_kafka_event_error(ev)) {
         snprintf(err, errlen, "deleting topic %s: %s", topic, rd_kafka_event_error_string(ev));
     } else {
         size_t n = 0;
         const rd_kafka_topic_result_t **r =
             rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
-        rd_kafka_resp_err_t code = n == 1 ? rd_kafka_topic_result_error(r[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
+        rd_kafka_resp_err_t code =
+            n == 1 ? rd_kafka_topic_result_error(r[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
         if (code && code != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-            snprintf(err, errlen, "deleting topic %s: %s", topic, rd_kafka_topic_result_error_string(r[0]));
-        else
-            rc = code ? 1 : 0;
+            snprintf(err, errlen, "deleting topic %s: %s", topic,
+                     rd_kafka_topic_result_error_string(r[0]));
+        else rc = code ? 1 : 0;
     }
     if (ev) rd_kafka_event_destroy(ev);
     rd_kafka_AdminOptions_destroy(o);
@@ -102,7 +104,8 @@ static int delete_topic(rd_kafka_t *rk, const char *topic, char *err, size_t err
     rd_kafka_queue_destroy(q);
     /* The broker deletes in the background: a run started right after would find the
      * topic still there, marked for deletion, and could not create it afresh. */
-    for (int i = 0; rc == 0 && i < ADMIN_TIMEOUT_MS / 200 && tl_cmd_topic_exists(rk, topic) != 0; i++)
+    for (int i = 0; rc == 0 && i < ADMIN_TIMEOUT_MS / 200 && tl_cmd_topic_exists(rk, topic) != 0;
+         i++)
         tl_sleep_ms(200);
     return rc;   /* 0 deleted, 1 there was none, -1 error */
 }
@@ -117,7 +120,8 @@ static int clear_state_dir(const char *dir, int execute, int *n)
     struct dirent *e;
     char path[4096];
     while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "instance.id"))
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            !strcmp(e->d_name, "instance.id"))
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         if (execute) tl_cmd_rmtree(path);
@@ -143,8 +147,9 @@ int tl_cmd_reset(int argc, char **argv)
             tl_config_destroy(c);
             return 1;
         }
-        fprintf(stderr, "reset (dry run; add --execute): would delete the consumer group %s, "
-                        "the changelog topic %s and %d entries of %s (instance.id kept)\n",
+        fprintf(stderr,
+                "reset (dry run; add --execute): would delete the consumer group %s, "
+                "the changelog topic %s and %d entries of %s (instance.id kept)\n",
                 group, changelog, n_local, dir);
         tl_config_destroy(c);
         return 0;
@@ -174,8 +179,9 @@ int tl_cmd_reset(int argc, char **argv)
                 strerror(errno));
         goto done;
     }
-    fprintf(stderr, "reset: consumer group %s %s, changelog topic %s %s, %d entries of %s "
-                    "removed (instance.id kept); the next run starts from the beginning\n",
+    fprintf(stderr,
+            "reset: consumer group %s %s, changelog topic %s %s, %d entries of %s "
+            "removed (instance.id kept); the next run starts from the beginning\n",
             group, g ? "did not exist" : "deleted", changelog, tp ? "did not exist" : "deleted",
             n_local, dir);
     rc = 0;

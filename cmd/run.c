@@ -37,26 +37,29 @@ int tl_cmd_run(int argc, char **argv)
     tl_run_report r;
     int rc = tl_kafka_pipeline_run(c, until_end, NULL, NULL, NULL, &r);
     fprintf(stderr,
-            "run: %" PRIu64 " events, %" PRIu64 " dead letters, %" PRIu64 " interest deltas, %" PRIu64
-            " attributions in %.2f s\n",
+            "run: %" PRIu64 " events, %" PRIu64 " dead letters, %" PRIu64
+            " interest deltas, %" PRIu64 " attributions in %.2f s\n",
             r.rt.events, r.rt.bad_total, r.out.interest, r.out.attribution, r.seconds);
     uint64_t consumed = r.rt.events + r.rt.bad_total;
     double share = consumed ? (double)r.rt.bad_total / (double)consumed : 0;
     if (rc == 0 && until_end && share > tl_config_double(c, "dlq.max.share")) {
-        fprintf(stderr, "tally: %" PRIu64 " of the %" PRIu64 " records consumed (%.0f%%) went to the "
-                        "dead-letter topic, more than dlq.max.share=%g: see their tally.reason "
-                        "headers\n", r.rt.bad_total, consumed, 100 * share,
-                tl_config_double(c, "dlq.max.share"));
+        fprintf(stderr,
+                "tally: %" PRIu64 " of the %" PRIu64 " records consumed (%.0f%%) went to the "
+                "dead-letter topic, more than dlq.max.share=%g: see their tally.reason "
+                "headers\n",
+                r.rt.bad_total, consumed, 100 * share, tl_config_double(c, "dlq.max.share"));
         rc = 1;
     }
     if (r.model.examples)
-        fprintf(stderr, "run: model version %" PRIu64 ", %" PRIu64 " examples, progressive AUC %.4f "
-                        "log-loss %.4f (running rate: %.4f, %.4f)\n",
+        fprintf(stderr,
+                "run: model version %" PRIu64 ", %" PRIu64 " examples, progressive AUC %.4f "
+                "log-loss %.4f (running rate: %.4f, %.4f)\n",
                 r.model.version, r.model.examples, r.model.auc, r.model.logloss,
                 r.model.baseline_auc, r.model.baseline_logloss);
     tl_cmd_warn_no_negatives(&r.model);
-    fprintf(stderr, "run: time in poll %.2f s, processing %.2f s, waiting for acks %.2f s, "
-                    "writing state %.2f s, committing %.2f s\n",
+    fprintf(stderr,
+            "run: time in poll %.2f s, processing %.2f s, waiting for acks %.2f s, "
+            "writing state %.2f s, committing %.2f s\n",
             r.rt.poll_ns / 1e9, r.rt.process_ns / 1e9, r.rt.sink_flush_ns / 1e9,
             r.rt.state_flush_ns / 1e9, r.rt.commit_ns / 1e9);
     tl_config_destroy(c);

@@ -26,8 +26,7 @@ void tl_arena_init(tl_arena *a, size_t block_size);
 void *tl_arena_alloc(tl_arena *a, size_t n);           /* 8-byte aligned */
 char *tl_arena_strndup(tl_arena *a, const char *s, size_t n);
 char *tl_arena_strdup(tl_arena *a, const char *s);     /* NULL in, NULL out */
-char *tl_arena_printf(tl_arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+char *tl_arena_printf(tl_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tl_arena_reset(tl_arena *a);   /* frees nothing, keeps blocks for reuse */
 void tl_arena_destroy(tl_arena *a);
 

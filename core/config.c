@@ -50,9 +50,7 @@ static int cfg_parse(const tl_config_def *d, const char *v, double *num, char *w
 {
     char *end;
     switch (d->type) {
-    case TL_CT_STRING:
-        *num = 0;
-        return 0;
+    case TL_CT_STRING: *num = 0; return 0;
     case TL_CT_BOOL:
         if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) *num = 1;
         else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) *num = 0;
@@ -132,8 +130,8 @@ void tl_config_destroy(tl_config *c)
     free(c);
 }
 
-int tl_config_set(tl_config *c, const char *key, const char *value, const char *origin,
-                  char *err, size_t errlen)
+int tl_config_set(tl_config *c, const char *key, const char *value, const char *origin, char *err,
+                  size_t errlen)
 {
     if (tl_config_is_secret(key)) tl_log_redact_value(value);
     if (strncmp(key, "kafka.", 6) == 0) {
@@ -261,8 +259,9 @@ int tl_config_load_env(tl_config *c, char *err, size_t errlen)
             if (kl == (size_t)(sec_end - sec) && !strncasecmp(k, sec, kl)) section = 1;
         }
         if (!known && section) {
-            snprintf(err, errlen, "environment: %.*s: no such configuration key (tally config list)",
-                     (int)len, *e);
+            snprintf(err, errlen,
+                     "environment: %.*s: no such configuration key (tally config list)", (int)len,
+                     *e);
             return -1;
         }
     }
@@ -291,7 +290,10 @@ static const cfg_slot *cfg_must(const tl_config *c, const char *key)
 }
 
 const char *tl_config_str(const tl_config *c, const char *key) { return cfg_must(c, key)->value; }
-int64_t tl_config_int(const tl_config *c, const char *key) { return (int64_t)cfg_must(c, key)->num; }
+int64_t tl_config_int(const tl_config *c, const char *key)
+{
+    return (int64_t)cfg_must(c, key)->num;
+}
 double tl_config_double(const tl_config *c, const char *key) { return cfg_must(c, key)->num; }
 int tl_config_bool(const tl_config *c, const char *key) { return cfg_must(c, key)->num != 0; }
 
@@ -328,8 +330,8 @@ const char *tl_config_kafka(const tl_config *c, const char *name)
 int tl_config_is_secret(const char *key)
 {
     return strstr(key, "password") != NULL || strstr(key, "sasl.") != NULL ||
-           strstr(key, "ssl.key.") != NULL || strstr(key, "basic.auth") != NULL ||
-           strstr(key, "secret") != NULL;
+        strstr(key, "ssl.key.") != NULL || strstr(key, "basic.auth") != NULL ||
+        strstr(key, "secret") != NULL;
 }
 
 long tl_config_secret_assignment(const char *text)
@@ -352,8 +354,11 @@ static const char *const type_names[] = {"string", "int", "double", "bool"};
 void tl_config_list(FILE *out, int md)
 {
     for (const tl_config_component *comp = tl_config_components; comp->name; comp++) {
-        if (md) fprintf(out, "\n## %s\n\n| key | type | default | range | description |\n"
-                             "|---|---|---|---|---|\n", comp->name);
+        if (md)
+            fprintf(out,
+                    "\n## %s\n\n| key | type | default | range | description |\n"
+                    "|---|---|---|---|---|\n",
+                    comp->name);
         else fprintf(out, "# %s\n", comp->name);
         for (const tl_config_def *d = comp->defs; d->key; d++) {
             char range[64] = "";

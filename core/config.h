@@ -19,7 +19,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
-typedef enum tl_ctype { TL_CT_STRING, TL_CT_INT, TL_CT_DOUBLE, TL_CT_BOOL } tl_ctype;
+typedef enum tl_ctype {
+    TL_CT_STRING,
+    TL_CT_INT,
+    TL_CT_DOUBLE,
+    TL_CT_BOOL
+} tl_ctype;
 
 typedef struct tl_config_def {
     const char *key;
@@ -37,8 +42,8 @@ void tl_config_destroy(tl_config *c);
 /* Each returns 0, or -1 with a message "FILE:LINE: key 'x': ..." in err. */
 int tl_config_load_file(tl_config *c, const char *path, char *err, size_t errlen);
 int tl_config_load_env(tl_config *c, char *err, size_t errlen);
-int tl_config_set(tl_config *c, const char *key, const char *value, const char *origin,
-                  char *err, size_t errlen);
+int tl_config_set(tl_config *c, const char *key, const char *value, const char *origin, char *err,
+                  size_t errlen);
 /* "key=value" form of tl_config_set, for -X. */
 int tl_config_set_kv(tl_config *c, const char *kv, const char *origin, char *err, size_t errlen);
 
@@ -50,8 +55,7 @@ int tl_config_bool(const tl_config *c, const char *key);
 /* Iterates "kafka." keys for one side: side = "consumer" or "producer". fn gets the
  * librdkafka property name (prefix removed). Returns the first non-zero fn result. */
 int tl_config_each_kafka(const tl_config *c, const char *side,
-                         int (*fn)(void *arg, const char *name, const char *value),
-                         void *arg);
+                         int (*fn)(void *arg, const char *name, const char *value), void *arg);
 
 /* The value of kafka.NAME (NULL if unset). */
 const char *tl_config_kafka(const tl_config *c, const char *name);

@@ -175,10 +175,10 @@ static const tl_config_def model_table[] = {
     {"model.enabled", TL_CT_BOOL, "true", NORANGE,
      "Learn the conversion model online and add model-based credits (shapley, removal) "
      "and p_conversion/p_baseline to every attribution."},
-    {"model.ftrl.alpha", TL_CT_DOUBLE, "0.2", 1e-9, 1e6,
-     "FTRL-Proximal learning rate alpha."},
+    {"model.ftrl.alpha", TL_CT_DOUBLE, "0.2", 1e-9, 1e6, "FTRL-Proximal learning rate alpha."},
     {"model.ftrl.beta", TL_CT_DOUBLE, "1", 0, 1e6, "FTRL-Proximal beta (smooths early rates)."},
-    {"model.ftrl.l1", TL_CT_DOUBLE, "0", 0, 1e6, "FTRL-Proximal L1 regularisation: a weight stays 0 until its gradients add up to more than this (docs/attribution.md)."},
+    {"model.ftrl.l1", TL_CT_DOUBLE, "0", 0, 1e6,
+     "FTRL-Proximal L1 regularisation: a weight stays 0 until its gradients add up to more than this (docs/attribution.md)."},
     {"model.ftrl.l2", TL_CT_DOUBLE, "0.1", 0, 1e6, "FTRL-Proximal L2 regularisation."},
     {"model.ipw", TL_CT_BOOL, "true", NORANGE,
      "Weight training examples by the inverse of their touchpoints' propensity, when the "

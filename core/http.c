@@ -67,8 +67,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     } else {
         status = s->h(s->arg, url, (const tl_http_request *)c, &body, &type);
     }
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(body.len, body.data ? body.data : (void *)"", MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        body.len, body.data ? body.data : (void *)"", MHD_RESPMEM_MUST_COPY);
     tl_buf_free(&body);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
@@ -101,18 +101,18 @@ tl_http *tl_http_start(const char *listen, tl_http_handler h, void *arg, char *e
     s->arg = arg;
     /* The port argument only names the port in libmicrohttpd's messages: it binds the
      * address given by MHD_OPTION_SOCK_ADDR. */
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                            ntohs(sa.sin_port), NULL, NULL, on_request, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, ntohs(sa.sin_port),
+                            NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                             /* a slow request (/v1/attribution reads two topics) must not
                              * hold up /healthz and /metrics: 4 threads answer */
-                            MHD_OPTION_THREAD_POOL_SIZE, 4u,
-                            MHD_OPTION_END);
+                            MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_END);
     if (!s->d) {
-        snprintf(err, errlen, "http.listen: cannot listen on %s (in use, or not an address of this "
-                              "host)", listen);
+        snprintf(err, errlen,
+                 "http.listen: cannot listen on %s (in use, or not an address of this "
+                 "host)",
+                 listen);
         free(s);
         return NULL;
     }

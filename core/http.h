@@ -29,5 +29,4 @@ tl_http *tl_http_start(const char *listen, tl_http_handler h, void *arg, char *e
 int tl_http_port(const tl_http *s);   /* the port bound */
 void tl_http_stop(tl_http *s);        /* NULL is a no-op; waits for the handler to return */
 
-
 #endif

@@ -66,10 +66,8 @@ static void jp_fail_char(jp *p)
         return;
     }
     unsigned char c = (unsigned char)p->s[p->pos];
-    if (c >= 0x20 && c < 0x7f)
-        snprintf(what, sizeof(what), "unexpected character '%c'", c);
-    else
-        snprintf(what, sizeof(what), "unexpected byte 0x%02x", c);
+    if (c >= 0x20 && c < 0x7f) snprintf(what, sizeof(what), "unexpected character '%c'", c);
+    else snprintf(what, sizeof(what), "unexpected byte 0x%02x", c);
     jp_fail(p, what);
 }
 
@@ -237,14 +235,38 @@ static const char *jp_string(jp *p, size_t *out_len)
         char e = p->s[i + 1];
         p->pos = i;
         switch (e) {
-        case '"': out[o++] = '"'; i += 2; break;
-        case '\\': out[o++] = '\\'; i += 2; break;
-        case '/': out[o++] = '/'; i += 2; break;
-        case 'b': out[o++] = '\b'; i += 2; break;
-        case 'f': out[o++] = '\f'; i += 2; break;
-        case 'n': out[o++] = '\n'; i += 2; break;
-        case 'r': out[o++] = '\r'; i += 2; break;
-        case 't': out[o++] = '\t'; i += 2; break;
+        case '"':
+            out[o++] = '"';
+            i += 2;
+            break;
+        case '\\':
+            out[o++] = '\\';
+            i += 2;
+            break;
+        case '/':
+            out[o++] = '/';
+            i += 2;
+            break;
+        case 'b':
+            out[o++] = '\b';
+            i += 2;
+            break;
+        case 'f':
+            out[o++] = '\f';
+            i += 2;
+            break;
+        case 'n':
+            out[o++] = '\n';
+            i += 2;
+            break;
+        case 'r':
+            out[o++] = '\r';
+            i += 2;
+            break;
+        case 't':
+            out[o++] = '\t';
+            i += 2;
+            break;
         case 'u': {
             unsigned cp, lo;
             if (end - i < 6 || hex4(p->s + i + 2, &cp) != 0) {
@@ -267,9 +289,7 @@ static const char *jp_string(jp *p, size_t *out_len)
             o += put_utf8(out + o, cp);
             break;
         }
-        default:
-            jp_fail(p, "invalid escape in string");
-            return NULL;
+        default: jp_fail(p, "invalid escape in string"); return NULL;
         }
     }
     out[o] = '\0';
@@ -509,8 +529,7 @@ static tl_json *jp_value(jp *p, int depth)
     case 'n':
         if (jp_literal(p, "null")) return NULL;
         return jp_node(p, TL_JSON_NULL);
-    default:
-        return jp_number(p);
+    default: return jp_number(p);
     }
 }
 
@@ -551,10 +570,7 @@ const tl_json *tl_json_at(const tl_json *arr, size_t i)
     return i < tl_json_len(arr) ? arr->items[i] : NULL;
 }
 
-const char *tl_json_str(const tl_json *j)
-{
-    return j && j->type == TL_JSON_STRING ? j->str : NULL;
-}
+const char *tl_json_str(const tl_json *j) { return j && j->type == TL_JSON_STRING ? j->str : NULL; }
 
 int tl_json_is_null(const tl_json *j) { return !j || j->type == TL_JSON_NULL; }
 
@@ -568,12 +584,12 @@ const char *tl_json_type_name(tl_json_type t)
 
 /* 0: byte copied as is; otherwise the character after the backslash ('u' = \u00XX). */
 static const char esc_table[256] = {
-    ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r',
-    [0x00] = 'u', [0x01] = 'u', [0x02] = 'u', [0x03] = 'u', [0x04] = 'u', [0x05] = 'u',
-    [0x06] = 'u', [0x07] = 'u', [0x0b] = 'u', [0x0e] = 'u', [0x0f] = 'u', [0x10] = 'u',
-    [0x11] = 'u', [0x12] = 'u', [0x13] = 'u', [0x14] = 'u', [0x15] = 'u', [0x16] = 'u',
-    [0x17] = 'u', [0x18] = 'u', [0x19] = 'u', [0x1a] = 'u', [0x1b] = 'u', [0x1c] = 'u',
-    [0x1d] = 'u', [0x1e] = 'u', [0x1f] = 'u', ['"'] = '"', ['\\'] = '\\',
+    ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f',  ['\r'] = 'r', [0x00] = 'u',
+    [0x01] = 'u', [0x02] = 'u', [0x03] = 'u', [0x04] = 'u',  [0x05] = 'u', [0x06] = 'u',
+    [0x07] = 'u', [0x0b] = 'u', [0x0e] = 'u', [0x0f] = 'u',  [0x10] = 'u', [0x11] = 'u',
+    [0x12] = 'u', [0x13] = 'u', [0x14] = 'u', [0x15] = 'u',  [0x16] = 'u', [0x17] = 'u',
+    [0x18] = 'u', [0x19] = 'u', [0x1a] = 'u', [0x1b] = 'u',  [0x1c] = 'u', [0x1d] = 'u',
+    [0x1e] = 'u', [0x1f] = 'u', ['"'] = '"',  ['\\'] = '\\',
 };
 
 void tl_json_put_strn(tl_buf *b, const char *s, size_t n)
@@ -622,10 +638,7 @@ void tl_json_put_strn(tl_buf *b, const char *s, size_t n)
     tl_buf_putc(b, '"');
 }
 
-void tl_json_put_str(tl_buf *b, const char *s)
-{
-    tl_json_put_strn(b, s, s ? strlen(s) : 0);
-}
+void tl_json_put_str(tl_buf *b, const char *s) { tl_json_put_strn(b, s, s ? strlen(s) : 0); }
 
 void tl_json_put_i64(tl_buf *b, int64_t v)
 {

@@ -52,7 +52,10 @@ static int name_index(const char *const *names, int n, const char *s)
 int tl_log_level_parse(const char *s) { return name_index(level_names, TL_LOG_DEBUG + 1, s); }
 int tl_log_format_parse(const char *s) { return name_index(format_names, TL_LOG_JSON + 1, s); }
 
-static int open_log(const char *path) { return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644); }
+static int open_log(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
 
 int tl_log_configure(const char *level, const char *format, const char *file, char *err,
                      size_t errlen)
@@ -207,7 +210,11 @@ static void put_kv_text(tl_buf *b, const char *s)
             tl_buf_putc(b, (char)*p);
             continue;
         }
-        char e[4] = {'\\', *p == '\n' ? 'n' : *p == '\r' ? 'r' : *p == '\t' ? 't' : 'x',
+        char e[4] = {'\\',
+                     *p == '\n'       ? 'n'
+                         : *p == '\r' ? 'r'
+                         : *p == '\t' ? 't'
+                                      : 'x',
                      hex[*p >> 4], hex[*p & 0xf]};
         tl_buf_append(b, e, e[1] == 'x' ? 4 : 2);
     }
@@ -280,8 +287,10 @@ void tl_log_write(int level, const char *component, const char *fmt, ...)
 
 void tl_log_kafka(int syslog_level, const char *client, const char *facility, const char *buf)
 {
-    int lvl = syslog_level <= 3 ? TL_LOG_ERROR : syslog_level <= 4 ? TL_LOG_WARN
-            : syslog_level <= 6 ? TL_LOG_INFO : TL_LOG_DEBUG;
+    int lvl = syslog_level <= 3 ? TL_LOG_ERROR
+        : syslog_level <= 4     ? TL_LOG_WARN
+        : syslog_level <= 6     ? TL_LOG_INFO
+                                : TL_LOG_DEBUG;
     if (lvl > tl_log_level) return;
     /* librdkafka redacts the properties it knows to be sensitive in its configuration
      * dump ("  name = value" lines); tally's notion of a secret is wider. */

@@ -26,8 +26,16 @@
 
 #include <stddef.h>
 
-enum { TL_LOG_ERROR = 0, TL_LOG_WARN, TL_LOG_INFO, TL_LOG_DEBUG };
-enum { TL_LOG_KEY_VALUE = 0, TL_LOG_JSON };
+enum {
+    TL_LOG_ERROR = 0,
+    TL_LOG_WARN,
+    TL_LOG_INFO,
+    TL_LOG_DEBUG
+};
+enum {
+    TL_LOG_KEY_VALUE = 0,
+    TL_LOG_JSON
+};
 
 extern int tl_log_level;
 void tl_log_write(int level, const char *component, const char *fmt, ...)
@@ -62,14 +70,13 @@ void tl_log_redact_value(const char *value);
  * and escaped. Writes at most len bytes (truncating) and returns out. */
 const char *tl_log_quote(char *out, size_t len, const char *value);
 
-#define TL_LOG(lvl, comp, ...)                                   \
-    do {                                                         \
-        if ((lvl) <= tl_log_level)                               \
-            tl_log_write((lvl), (comp), __VA_ARGS__);            \
+#define TL_LOG(lvl, comp, ...)                                                                     \
+    do {                                                                                           \
+        if ((lvl) <= tl_log_level) tl_log_write((lvl), (comp), __VA_ARGS__);                       \
     } while (0)
 #define TL_LOG_ERROR(comp, ...) TL_LOG(TL_LOG_ERROR, comp, __VA_ARGS__)
-#define TL_LOG_WARN(comp, ...)  TL_LOG(TL_LOG_WARN, comp, __VA_ARGS__)
-#define TL_LOG_INFO(comp, ...)  TL_LOG(TL_LOG_INFO, comp, __VA_ARGS__)
+#define TL_LOG_WARN(comp, ...) TL_LOG(TL_LOG_WARN, comp, __VA_ARGS__)
+#define TL_LOG_INFO(comp, ...) TL_LOG(TL_LOG_INFO, comp, __VA_ARGS__)
 #define TL_LOG_DEBUG(comp, ...) TL_LOG(TL_LOG_DEBUG, comp, __VA_ARGS__)
 
 #endif

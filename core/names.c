@@ -50,9 +50,8 @@ static const char *const method_names[TL_M_COUNT] = {
 const char *tl_method_name(tl_method m) { return (unsigned)m < TL_M_COUNT ? method_names[m] : "?"; }
 
 static const char *const dlq_names[TL_DLQ_REASON_COUNT] = {
-    "not_framed", "unknown_schema", "incompatible_schema", "malformed",
-    "missing_field", "bad_timestamp", "oversized", "bad_value", "bad_string",
-    "key_mismatch",
+    "not_framed",    "unknown_schema", "incompatible_schema", "malformed",  "missing_field",
+    "bad_timestamp", "oversized",      "bad_value",           "bad_string", "key_mismatch",
 };
 
 const char *tl_dlq_reason_name(tl_dlq_reason r)

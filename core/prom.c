@@ -21,7 +21,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-typedef enum { P_COUNTER, P_GAUGE, P_HISTOGRAM } ptype;
+typedef enum {
+    P_COUNTER,
+    P_GAUGE,
+    P_HISTOGRAM
+} ptype;
 
 #define TL_PROM_MAX_LABELS 4
 
@@ -47,8 +51,8 @@ struct family {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct family *families, **fam_tail = &families;
 
-const double tl_prom_latency_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                          0.25,  0.5,    1,     2.5,  5,     10,   30, 60};
+const double tl_prom_latency_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                          0.5,   1,      2.5,   5,    10,    30,   60};
 const int tl_prom_latency_buckets_n =
     (int)(sizeof(tl_prom_latency_buckets) / sizeof(tl_prom_latency_buckets[0]));
 
@@ -118,7 +122,8 @@ static tl_prom_series *lookup(const char *name, const char *help, ptype type, co
         s->fam = f;
         s->labels = labels;
         if (type == P_GAUGE) atomic_store(&s->v, dbits(0.0));
-        if (type == P_HISTOGRAM) s->buckets = tl_xcalloc((size_t)f->n_bounds + 1, sizeof(*s->buckets));
+        if (type == P_HISTOGRAM)
+            s->buckets = tl_xcalloc((size_t)f->n_bounds + 1, sizeof(*s->buckets));
         *f->tail = s;
         f->tail = &s->next;
     }
@@ -155,14 +160,20 @@ tl_prom_series *tl_prom_histogram(const char *name, const char *help, const doub
     return s;
 }
 
-void tl_prom_add(tl_prom_series *s, uint64_t n) { atomic_fetch_add_explicit(&s->v, n, memory_order_relaxed); }
+void tl_prom_add(tl_prom_series *s, uint64_t n)
+{
+    atomic_fetch_add_explicit(&s->v, n, memory_order_relaxed);
+}
 
 void tl_prom_counter_set(tl_prom_series *s, uint64_t v)
 {
     atomic_store_explicit(&s->v, v, memory_order_relaxed);
 }
 
-void tl_prom_set(tl_prom_series *s, double v) { atomic_store_explicit(&s->v, dbits(v), memory_order_relaxed); }
+void tl_prom_set(tl_prom_series *s, double v)
+{
+    atomic_store_explicit(&s->v, dbits(v), memory_order_relaxed);
+}
 
 void tl_prom_observe(tl_prom_series *s, double v)
 {
@@ -172,8 +183,7 @@ void tl_prom_observe(tl_prom_series *s, double v)
     atomic_fetch_add_explicit(&s->buckets[i], 1, memory_order_relaxed);
     uint64_t old = atomic_load_explicit(&s->sum_bits, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&s->sum_bits, &old, dbits(bitsd(old) + v),
-                                                  memory_order_relaxed, memory_order_relaxed)) {
-    }
+                                                  memory_order_relaxed, memory_order_relaxed)) {}
 }
 
 void tl_prom_hide(tl_prom_series *s) { atomic_store(&s->hidden, 1); }
@@ -242,7 +252,8 @@ static void render_process(tl_buf *out)
         {"process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds."},
         {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes."},
         {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."},
-        {"process_start_time_seconds", "gauge", "Start time of the process since the epoch, in seconds."},
+        {"process_start_time_seconds", "gauge",
+         "Start time of the process since the epoch, in seconds."},
         {"process_open_fds", "gauge", "Number of open file descriptors."},
         {"process_max_fds", "gauge", "Maximum number of open file descriptors."},
     };
@@ -259,8 +270,10 @@ static void render_process(tl_buf *out)
     unsigned long long start;
     long rss;
     if (p && tck > 0 &&
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d "
-                      "%*d %llu %lu %ld", &utime, &stime, &start, &vsize, &rss) == 5) {
+        sscanf(p + 2,
+               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d "
+               "%*d %llu %lu %ld",
+               &utime, &stime, &start, &vsize, &rss) == 5) {
         v[0] = (double)(utime + stime) / tck;
         v[1] = (double)rss * page;
         v[2] = (double)vsize;
@@ -305,9 +318,11 @@ void tl_prom_render(tl_buf *out)
     pthread_mutex_lock(&mu);
     for (const struct family *f = families; f; f = f->next) {
         int any = 0;
-        for (const tl_prom_series *s = f->series; s && !any; s = s->next) any = !atomic_load(&s->hidden);
+        for (const tl_prom_series *s = f->series; s && !any; s = s->next)
+            any = !atomic_load(&s->hidden);
         if (!any) continue;
-        tl_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, tname[f->type]);
+        tl_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
+                      tname[f->type]);
         for (tl_prom_series *s = f->series; s; s = s->next) {
             if (atomic_load(&s->hidden)) continue;
             if (f->type == P_HISTOGRAM) {
@@ -325,7 +340,6 @@ void tl_prom_render(tl_buf *out)
     pthread_mutex_unlock(&mu);
     render_process(out);
 }
-
 
 static _Atomic int64_t beat_ns;
 static atomic_int failures;

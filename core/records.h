@@ -12,7 +12,12 @@
 #include <stdint.h>
 #include "event.h"
 
-typedef enum tl_dim { TL_DIM_CATEGORY = 0, TL_DIM_ITEM, TL_DIM_CHANNEL, TL_DIM_COUNT } tl_dim;
+typedef enum tl_dim {
+    TL_DIM_CATEGORY = 0,
+    TL_DIM_ITEM,
+    TL_DIM_CHANNEL,
+    TL_DIM_COUNT
+} tl_dim;
 const char *tl_dim_name(tl_dim d);     /* "category", "item", "channel" */
 int tl_dim_parse(const char *s);       /* -1 if unknown */
 
@@ -116,8 +121,10 @@ typedef struct tl_dlq_record {
     const char *topic;        /* source */
     int32_t partition;
     int64_t offset;
-    const void *key;  size_t key_len;
-    const void *payload; size_t payload_len;   /* the original bytes, or their start */
+    const void *key;
+    size_t key_len;
+    const void *payload;
+    size_t payload_len;   /* the original bytes, or their start */
     size_t key_total, payload_total;           /* the original sizes: more than key_len or
                                                 * payload_len when the source cut them
                                                 * (header "tally.truncated") */

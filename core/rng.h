@@ -22,21 +22,14 @@ static inline uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static inline uint64_t mix64(uint64_t x)
-{
-    return splitmix64(&x);
-}
+static inline uint64_t mix64(uint64_t x) { return splitmix64(&x); }
 
 static inline void rng_seed(gen_rng *r, uint64_t seed)
 {
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 static inline uint64_t rng_next(gen_rng *r)
 {
@@ -52,25 +45,16 @@ static inline uint64_t rng_next(gen_rng *r)
     return result;
 }
 
-static inline double u01(uint64_t x)       /* [0, 1) */
-{
-    return (double)(x >> 11) * 0x1.0p-53;
-}
+static inline double u01(uint64_t x) /* [0, 1) */ { return (double)(x >> 11) * 0x1.0p-53; }
 
-static inline double rng_unit(gen_rng *r)
-{
-    return u01(rng_next(r));
-}
+static inline double rng_unit(gen_rng *r) { return u01(rng_next(r)); }
 
 static inline uint32_t rng_below(gen_rng *r, uint32_t n)
 {
     return (uint32_t)(((rng_next(r) >> 32) * n) >> 32);
 }
 
-static inline double rng_exp(gen_rng *r, double mean)
-{
-    return -log1p(-rng_unit(r)) * mean;
-}
+static inline double rng_exp(gen_rng *r, double mean) { return -log1p(-rng_unit(r)) * mean; }
 
 /* Standard normal from two uniforms (Box-Muller). */
 static inline double normal2(double a, double b)

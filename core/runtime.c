@@ -63,12 +63,13 @@ static void metrics_init(rt_metrics *m)
                                        tl_event_type_name((tl_event_type)t), NULL);
     for (int r = 0; r < TL_DLQ_REASON_COUNT; r++)
         m->dead[r] = tl_prom_counter("tally_dead_letters_total",
-                                     "Input records sent to the dead-letter topic, by reason.", "reason",
-                                     tl_dlq_reason_name((tl_dlq_reason)r), NULL);
+                                     "Input records sent to the dead-letter topic, by reason.",
+                                     "reason", tl_dlq_reason_name((tl_dlq_reason)r), NULL);
     for (int r = 0; r <= TL_DLQ_MALFORMED; r++)   /* framing, schema id, resolution, body */
-        m->decode[r] = tl_prom_counter("tally_decode_errors_total",
-                                       "Input records that did not decode, by reason (also dead letters).",
-                                       "reason", tl_dlq_reason_name((tl_dlq_reason)r), NULL);
+        m->decode[r] =
+            tl_prom_counter("tally_decode_errors_total",
+                            "Input records that did not decode, by reason (also dead letters).",
+                            "reason", tl_dlq_reason_name((tl_dlq_reason)r), NULL);
     m->batch_seconds = tl_prom_histogram(
         "tally_batch_duration_seconds",
         "Time from a batch's first event to its commit (exactly_once: the transaction).",
@@ -85,7 +86,8 @@ static void metrics_init(rt_metrics *m)
 static void observe_latency(const rt_metrics *m, tsvec *t)
 {
     int64_t now = tl_now_ms();
-    for (int i = 0; i < t->n; i++) tl_prom_observe(m->latency_seconds, (double)(now - t->v[i]) / 1e3);
+    for (int i = 0; i < t->n; i++)
+        tl_prom_observe(m->latency_seconds, (double)(now - t->v[i]) / 1e3);
     t->n = 0;
 }
 
@@ -185,7 +187,8 @@ static tl_store *open_store(tl_runtime *rt, int32_t partition)
     ensure_parts(rt, partition);
     if (!rt->stores[partition]) {
         char err[512];
-        tl_store *s = tl_store_open(rt->o.state_dir, partition, rt->o.cache_bytes, err, sizeof(err));
+        tl_store *s =
+            tl_store_open(rt->o.state_dir, partition, rt->o.cache_bytes, err, sizeof(err));
         pthread_rwlock_wrlock(&rt->stores_lock);
         rt->stores[partition] = s;
         pthread_rwlock_unlock(&rt->stores_lock);
@@ -238,8 +241,7 @@ static int flush_stores(tl_runtime *rt)
 {
     if (flush_stores_only(rt) != 0) return -1;
     for (int k = 0; k < rt->n_stages; k++)
-        if (rt->stages[k].checkpoint && rt->stages[k].checkpoint(rt->stages[k].ctx) != 0)
-            return -1;
+        if (rt->stages[k].checkpoint && rt->stages[k].checkpoint(rt->stages[k].ctx) != 0) return -1;
     rt->last_state_flush_ns = tl_mono_ns();
     return 0;
 }
@@ -394,7 +396,8 @@ static void tell_stream_times(tl_runtime *rt)
 {
     if (!rt->sink->stream_time) return;
     for (int p = 0; p < rt->n_parts; p++)
-        if (rt->stores[p]) rt->sink->stream_time(rt->sink->ctx, p, tl_store_stream_time(rt->stores[p]));
+        if (rt->stores[p])
+            rt->sink->stream_time(rt->sink->ctx, p, tl_store_stream_time(rt->stores[p]));
 }
 
 /* Processes one batch and queues it as in flight. 0, or -1 on a stage failure. */
@@ -431,7 +434,9 @@ static int send_state(void *arg, const tl_user *u, const tl_buf *value)
 {
     state_arg *a = arg;
     return a->sink->emit_state(a->sink->ctx, a->partition, u->user_id,
-                               value->len ? value->data : NULL, value->len) == TL_OK ? 0 : -1;
+                               value->len ? value->data : NULL, value->len) == TL_OK
+        ? 0
+        : -1;
 }
 
 /* Exactly-once: one transaction per commit interval holds its outputs, the full new
@@ -488,7 +493,8 @@ static int eos_commit(tl_runtime *rt)
         for (int p = 0; p < rt->n_parts; p++) {
             if (rt->batch_next[p] >= 0 && rt->batch_next[p] > rt->pending[p])
                 rt->pending[p] = rt->batch_next[p];
-            if (cl[p] >= 0 && rt->stores[p]) tl_store_set_changelog_offset(rt->stores[p], cl[p] - 1);
+            if (cl[p] >= 0 && rt->stores[p])
+                tl_store_set_changelog_offset(rt->stores[p], cl[p] - 1);
             rt->batch_next[p] = -1;
         }
         free(cl);
@@ -504,10 +510,12 @@ static int eos_commit(tl_runtime *rt)
         stages_txn_end(rt, 1);
         int64_t t2 = tl_mono_ns();
         rt->st.state_flush_ns += t2 - t1;
-        TL_LOG_DEBUG("runtime", "committed events=%d open_ms=%.1f changelog_ms=%.1f "
-                     "commit_ms=%.1f store_ms=%.1f", rt->txn_events,
-                     (double)(t_state - rt->txn_start_ns) / 1e6, (double)(t0 - t_state) / 1e6,
-                     (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
+        TL_LOG_DEBUG("runtime",
+                     "committed events=%d open_ms=%.1f changelog_ms=%.1f "
+                     "commit_ms=%.1f store_ms=%.1f",
+                     rt->txn_events, (double)(t_state - rt->txn_start_ns) / 1e6,
+                     (double)(t0 - t_state) / 1e6, (double)(t1 - t0) / 1e6,
+                     (double)(t2 - t1) / 1e6);
         return frc;
     }
     free(cl);
@@ -570,7 +578,7 @@ static int after_batch(tl_runtime *rt)
 {
     int block = rt->q_len == TL_RUNTIME_MAX_INFLIGHT;
     int due = tl_mono_ns() - rt->last_state_flush_ns >= (int64_t)rt->o.state_flush_ms * 1000000 ||
-              over_budget(rt);
+        over_budget(rt);
     /* The stores may only be written once every effect they hold is acknowledged. */
     if (settle(rt, block || due) != 0) return -1;
     if (!due) return 0;
@@ -620,8 +628,9 @@ static int alo_run(tl_runtime *rt)
         if (rt->batch.n || rt->batch.n_bad) {
             int64_t t0 = tl_mono_ns();
             if (process_batch(rt) != 0 || after_batch(rt) != 0) {
-                TL_LOG_ERROR("runtime", "outputs not delivered; a restart resumes from the last "
-                                        "committed offsets");
+                TL_LOG_ERROR("runtime",
+                             "outputs not delivered; a restart resumes from the last "
+                             "committed offsets");
                 return -1;
             }
             rt->st.batches++;
@@ -661,8 +670,9 @@ static int eos_run(tl_runtime *rt)
         }
         int64_t t0 = tl_mono_ns();
         if ((rt->batch.n || rt->batch.n_bad) && eos_process(rt) != 0) goto failed;
-        if (rt->txn_open && (stopping || prc == TL_SRC_EOF || rt->txn_events >= rt->o.batch_max_events ||
-                             tl_mono_ns() - rt->txn_start_ns >= interval_ns || over_budget(rt))) {
+        if (rt->txn_open &&
+            (stopping || prc == TL_SRC_EOF || rt->txn_events >= rt->o.batch_max_events ||
+             tl_mono_ns() - rt->txn_start_ns >= interval_ns || over_budget(rt))) {
             if (eos_commit(rt) != 0) goto failed;
             if (rt->rewind) {
                 if (eos_rewind(rt) != 0) return -1;
@@ -675,8 +685,9 @@ static int eos_run(tl_runtime *rt)
         if (stopping || prc == TL_SRC_EOF) return finish(rt);
     }
 failed:
-    TL_LOG_ERROR("runtime", "transaction not committed; a restart resumes from the last committed "
-                            "offsets");
+    TL_LOG_ERROR("runtime",
+                 "transaction not committed; a restart resumes from the last committed "
+                 "offsets");
     return -1;
 }
 

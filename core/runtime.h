@@ -39,8 +39,7 @@ typedef struct tl_stage {
     /* Optional: called before each event with its partition's store and stream time
      * (the largest event time the partition has seen, this event's included), so the
      * stage can act on timers that are due (tl_store_next_due). */
-    tl_rc (*advance)(void *ctx, tl_store *s, int64_t stream_time, tl_arena *a,
-                     const tl_sink *out);
+    tl_rc (*advance)(void *ctx, tl_store *s, int64_t stream_time, tl_arena *a, const tl_sink *out);
     /* Optional: called after the stores were written, so state the stage keeps outside
      * them (a model) is saved at the same point. 0 or -1. */
     int (*checkpoint)(void *ctx);
@@ -54,12 +53,12 @@ typedef struct tl_stage {
 typedef struct tl_runtime_opts {
     const char *state_dir;
     size_t cache_bytes;          /* per store */
-    size_t memtable_bytes;       /* per store, RocksDB's write buffer (tl_store_memory; 0: default) */
-    size_t block_cache_bytes;    /* shared by the stores (tl_store_memory; 0: default) */
+    size_t memtable_bytes; /* per store, RocksDB's write buffer (tl_store_memory; 0: default) */
+    size_t block_cache_bytes; /* shared by the stores (tl_store_memory; 0: default) */
     int batch_max_events;
     int batch_max_ms;
     int flush_timeout_ms;
-    int state_flush_ms;          /* write state at most this often (and when over budget) */
+    int state_flush_ms; /* write state at most this often (and when over budget) */
     /* Exactly-once: called when a partition is assigned, after its store is opened, to
      * bring it up to date from the changelog. NULL: no changelog (at-least-once). */
     int (*restore)(void *arg, tl_store *s, int32_t partition);
@@ -74,7 +73,7 @@ typedef struct tl_runtime_stats {
     uint64_t events, batches, bad[TL_DLQ_REASON_COUNT], bad_total;
     uint64_t flush_retries;
     int64_t started_ns, busy_ns;
-    int64_t poll_ns, process_ns, sink_flush_ns, state_flush_ns, commit_ns;  /* time spent */
+    int64_t poll_ns, process_ns, sink_flush_ns, state_flush_ns, commit_ns; /* time spent */
 } tl_runtime_stats;
 
 typedef struct tl_runtime tl_runtime;
@@ -82,7 +81,7 @@ typedef struct tl_runtime tl_runtime;
 /* Borrows sink and stages (the caller destroys them after tl_runtime_destroy). */
 tl_runtime *tl_runtime_new(const tl_runtime_opts *o, const tl_sink *sink, const tl_stage *stages,
                            int n_stages);
-void tl_runtime_destroy(tl_runtime *rt);   /* closes stores (they are clean) */
+void tl_runtime_destroy(tl_runtime *rt); /* closes stores (they are clean) */
 
 /* From any thread: looks user_id up in the stores of the partitions this instance owns
  * (RocksDB, so the last state written: after every committed transaction with

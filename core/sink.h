@@ -15,7 +15,11 @@
 #include "records.h"
 
 /* Stage results. The runtime, not the stage, owns retry and dead-lettering. */
-typedef enum tl_rc { TL_OK = 0, TL_RETRY = 1, TL_ERROR = -1 } tl_rc;
+typedef enum tl_rc {
+    TL_OK = 0,
+    TL_RETRY = 1,
+    TL_ERROR = -1
+} tl_rc;
 
 typedef struct tl_sink {
     const char *name;

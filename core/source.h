@@ -33,7 +33,11 @@ tl_dlq_record *tl_batch_push_bad(tl_batch *b);
 void tl_batch_destroy(tl_batch *b);
 
 /* poll() results */
-enum { TL_SRC_OK = 0, TL_SRC_EOF = 1, TL_SRC_ERROR = -1 };
+enum {
+    TL_SRC_OK = 0,
+    TL_SRC_EOF = 1,
+    TL_SRC_ERROR = -1
+};
 
 typedef struct tl_source {
     const char *name;

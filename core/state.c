@@ -309,8 +309,8 @@ static char *encode_attr(const tl_last_attr *a, char *p)
 void tl_user_encode(const tl_user *u, tl_buf *b)
 {
     /* u->mem covers every string byte; add the fixed-size fields and varints. */
-    size_t bound = 58 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 82 +
-                   (size_t)u->n_attr * 58;
+    size_t bound =
+        58 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 82 + (size_t)u->n_attr * 58;
     tl_buf_reserve(b, bound);
     char *p = b->data + b->len;
     p = encode_entries(u, p);
@@ -652,7 +652,8 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->opts, 0.1);
     rocksdb_options_set_memtable_whole_key_filtering(s->opts, 1);
     s->topts = rocksdb_block_based_options_create();
-    rocksdb_block_based_options_set_filter_policy(s->topts, rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_block_based_options_set_filter_policy(s->topts,
+                                                  rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_block_based_options_set_whole_key_filtering(s->topts, 1);
     rocksdb_block_based_options_set_block_cache(s->topts, shared_block_cache());
     /* index and filter blocks in the cache (bounded), the level-0 ones pinned: else every
@@ -869,9 +870,9 @@ tl_user *tl_store_next_due(tl_store *s, int64_t now)
         at = s->heap[0].at;
         tl_user *u = tl_store_peek(s, s->heap[0].user_id);
         heap_pop(s);
-        if (!u) continue;                        /* the user is gone */
-        if (u->timer_queued == at) u->timer_queued = 0;   /* its entry is out now */
-        if (u->timer == 0) continue;             /* disarmed */
+        if (!u) continue; /* the user is gone */
+        if (u->timer_queued == at) u->timer_queued = 0; /* its entry is out now */
+        if (u->timer == 0) continue; /* disarmed */
         if (u->timer != at) {
             /* The timer moved since this entry was queued: queue it at its time (also
              * when that is already due), so a user always comes out by an entry at
@@ -882,7 +883,7 @@ tl_user *tl_store_next_due(tl_store *s, int64_t now)
             }
             continue;
         }
-        return tl_store_get(s, u->user_id);      /* due; marks it dirty */
+        return tl_store_get(s, u->user_id); /* due; marks it dirty */
     }
 }
 
@@ -939,7 +940,7 @@ static void quarantine(tl_store *s, const char *user_id, size_t id_len, const vo
     rocksdb_writebatch_destroy(wb);
     tl_buf_free(&k);
     char q[512], e[256];
-    char *id = dup_n(user_id, id_len);   /* a changelog key is not NUL-terminated */
+    char *id = dup_n(user_id, id_len); /* a changelog key is not NUL-terminated */
     TL_LOG_ERROR("state", "quarantined record store=%s user_id=%s bytes=%zu reason=%s%s%s", s->path,
                  tl_log_quote(q, sizeof(q), id), len, why, rerr ? " keep_failed=" : "",
                  rerr ? tl_log_quote(e, sizeof(e), rerr) : "");
@@ -955,7 +956,8 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     char *v = rocksdb_get(s->db, s->ropts, s->kbuf.data, s->kbuf.len, &vlen, &rerr);
     if (rerr) {
         char q[512];
-        TL_LOG_ERROR("state", "read failed store=%s error=%s", s->path, tl_log_quote(q, sizeof(q), rerr));
+        TL_LOG_ERROR("state", "read failed store=%s error=%s", s->path,
+                     tl_log_quote(q, sizeof(q), rerr));
         free(rerr);
         return NULL;
     }
@@ -988,7 +990,7 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     } else {
         s->st.users_created++;
     }
-    s->cache_bytes += u->mem;   /* counted now; a dirty record's growth at its flush */
+    s->cache_bytes += u->mem; /* counted now; a dirty record's growth at its flush */
     u->mem_counted = u->mem;
     if (s->count >= s->nbuckets) table_grow(s);
     u->hnext = s->table[h & (s->nbuckets - 1)];
@@ -1034,7 +1036,7 @@ tl_user *tl_store_get(tl_store *s, const char *user_id)
  * thread-safe, the options are only read): no shared key buffer, no cache. */
 int tl_store_read_raw(tl_store *s, const char *user_id, tl_buf *out, char *err, size_t errlen)
 {
-    tl_buf k = {0};   /* not s->kbuf: the owning thread uses that */
+    tl_buf k = {0}; /* not s->kbuf: the owning thread uses that */
     key_profile(&k, user_id);
     char *rerr = NULL;
     size_t vlen = 0;
@@ -1063,9 +1065,8 @@ tl_user *tl_store_peek(tl_store *s, const char *user_id)
 static int user_empty(const tl_user *u)
 {
     return u->n_ent == 0 && u->n_tp == 0 && u->timer == 0 && u->labelled == INT64_MIN &&
-           u->sampled == INT64_MIN && u->first_ts == INT64_MIN && u->purchases == 0 &&
-           u->last_purchase == INT64_MIN &&
-           u->n_attr == 0;
+        u->sampled == INT64_MIN && u->first_ts == INT64_MIN && u->purchases == 0 &&
+        u->last_purchase == INT64_MIN && u->n_attr == 0;
 }
 
 static int cmp_user(const void *a, const void *b)
@@ -1143,7 +1144,7 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     char *rerr = NULL;
     rocksdb_write(s->db, s->wopts, wb, &rerr);
     rocksdb_writebatch_clear(wb);
-    s->staged = wb;   /* empty, kept for the next */
+    s->staged = wb; /* empty, kept for the next */
     if (rerr) {
         snprintf(err, errlen, "state store %s: write failed: %s", s->path, rerr);
         free(rerr);
@@ -1152,14 +1153,14 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     for (size_t i = 0; i < s->n_dirty; i++) {
         tl_user *u = s->dirty[i];
         u->dirty = 0;
-        u->changed = 0;   /* written: nothing left for a changelog (at_least_once never takes it) */
+        u->changed = 0; /* written: nothing left for a changelog (at_least_once never takes it) */
         u->staged = 0;
-        s->cache_bytes += u->mem - u->mem_counted;   /* unsigned wrap cancels out */
+        s->cache_bytes += u->mem - u->mem_counted; /* unsigned wrap cancels out */
         u->mem_counted = u->mem;
     }
     s->st.users_written += s->n_dirty;
     s->n_dirty = 0;
-    s->n_changed = 0;   /* every changed record is also dirty: before eviction frees any */
+    s->n_changed = 0; /* every changed record is also dirty: before eviction frees any */
     s->next_offset = next_offset;
     s->changelog_offset = s->changelog_pending;
     s->st.flushes++;
@@ -1179,7 +1180,7 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
         }
         heap_prune(s);
     }
-    disk_refresh(s);   /* the write may have put timers before the next one known */
+    disk_refresh(s); /* the write may have put timers before the next one known */
     return 0;
 }
 
@@ -1233,7 +1234,7 @@ int tl_store_take_changed(tl_store *s, int (*fn)(void *arg, const tl_user *u, co
         tl_user *u = s->changed[i];
         u->changed = 0;
         if (rc) continue;
-        put_record(s, s->staged, u);   /* an empty record: a deletion, and an empty value */
+        put_record(s, s->staged, u); /* an empty record: a deletion, and an empty value */
         u->staged = 1;
         rc = fn(arg, u, &s->vbuf);
     }
@@ -1269,7 +1270,7 @@ static int restore_entry_cmp(const void *x, const void *y)
     int c = memcmp(restore_sort_base + a->koff, restore_sort_base + b->koff, n);
     if (c) return c;
     if (a->klen != b->klen) return a->klen < b->klen ? -1 : 1;
-    return a->seq < b->seq ? -1 : 1;   /* the same key: changelog order, the last wins */
+    return a->seq < b->seq ? -1 : 1; /* the same key: changelog order, the last wins */
 }
 
 static void restore_add(tl_store *s, const void *key, size_t klen, const void *value, size_t vlen,
@@ -1277,7 +1278,8 @@ static void restore_add(tl_store *s, const void *key, size_t klen, const void *v
 {
     if (s->restore_n == s->restore_cap) {
         s->restore_cap = s->restore_cap ? 2 * s->restore_cap : 1024;
-        s->restore_ents = tl_xrealloc(s->restore_ents, (size_t)s->restore_cap * sizeof(*s->restore_ents));
+        s->restore_ents =
+            tl_xrealloc(s->restore_ents, (size_t)s->restore_cap * sizeof(*s->restore_ents));
     }
     struct restore_entry *e = &s->restore_ents[s->restore_n];
     e->seq = (uint32_t)s->restore_n++;
@@ -1301,7 +1303,7 @@ static int restore_commit(tl_store *s, char *err, size_t errlen)
         const struct restore_entry *e = &s->restore_ents[i];
         if (i + 1 < s->restore_n && e[1].klen == e->klen &&
             !memcmp(base + e[1].koff, base + e->koff, e->klen))
-            continue;   /* a later record of the same key follows */
+            continue; /* a later record of the same key follows */
         if (e->del) rocksdb_writebatch_delete(wb, base + e->koff, e->klen);
         else rocksdb_writebatch_put(wb, base + e->koff, e->klen, base + e->voff, e->vlen);
     }
@@ -1324,12 +1326,12 @@ static int restore_commit(tl_store *s, char *err, size_t errlen)
         return -1;
     }
     s->changelog_offset = s->changelog_pending = s->restore_offset;
-    disk_refresh(s);   /* the restored timers */
+    disk_refresh(s); /* the restored timers */
     return 0;
 }
 
-int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void *value,
-                     size_t len, int64_t changelog_offset, char *err, size_t errlen)
+int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void *value, size_t len,
+                     int64_t changelog_offset, char *err, size_t errlen)
 {
     tl_buf_clear(&s->kbuf);
     tl_buf_putc(&s->kbuf, 'u');

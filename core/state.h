@@ -141,8 +141,8 @@ typedef struct tl_store_stats {
 void tl_store_memory(size_t memtable_bytes, size_t block_cache_bytes);
 
 /* Opens (creating if needed) <dir>/p<partition>. */
-tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes,
-                        char *err, size_t errlen);
+tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, char *err,
+                        size_t errlen);
 void tl_store_close(tl_store *s);        /* does not flush */
 int32_t tl_store_partition(const tl_store *s);
 
@@ -212,8 +212,8 @@ int64_t tl_store_changelog_offset(const tl_store *s);
  * (restore runs right after the store is opened). A record whose encoding this build does
  * not know is quarantined (as tl_store_get does) and the user restored as absent. 0, or -1
  * when RocksDB fails to write. */
-int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void *value,
-                     size_t len, int64_t changelog_offset, char *err, size_t errlen);
+int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void *value, size_t len,
+                     int64_t changelog_offset, char *err, size_t errlen);
 int tl_store_restore_done(tl_store *s, char *err, size_t errlen);
 
 /* The next input offset recorded by the last flush, or -1 for a new store. */

@@ -40,10 +40,7 @@ void *tl_xrealloc(void *p, size_t n)
     return q;
 }
 
-char *tl_xstrdup(const char *s)
-{
-    return s ? tl_xmemdup(s, strlen(s) + 1) : NULL;
-}
+char *tl_xstrdup(const char *s) { return s ? tl_xmemdup(s, strlen(s) + 1) : NULL; }
 
 void *tl_xmemdup(const void *s, size_t n)
 {
@@ -69,8 +66,7 @@ int64_t tl_mono_ns(void)
 void tl_sleep_ms(int64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 uint64_t tl_hash64(const void *data, size_t len)
@@ -205,8 +201,14 @@ int tl_fmt_num(char *out, double x, int plus)
 void tl_fmt_duration(char *out, size_t outlen, int64_t ms)
 {
     if (ms < 0) ms = -ms;
-    static const struct { int64_t ms; const char *unit; } units[] = {
-        {86400000, "d"}, {3600000, "h"}, {60000, "min"}, {1000, "s"},
+    static const struct {
+        int64_t ms;
+        const char *unit;
+    } units[] = {
+        {86400000, "d"},
+        {3600000, "h"},
+        {60000, "min"},
+        {1000, "s"},
     };
     int64_t n = ms;
     const char *unit = "ms";

@@ -29,7 +29,10 @@
 
 #define TL_WIRE_VARINT_MAX 10   /* bytes of a 64-bit varint, at most */
 
-static inline uint64_t tl_wire_zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static inline uint64_t tl_wire_zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
 static inline int64_t tl_wire_unzigzag(uint64_t z) { return (int64_t)(z >> 1) ^ -(int64_t)(z & 1); }
 
 /* ---- writing through a cursor -------------------------------------------------- */

@@ -25,8 +25,8 @@
 #include <string.h>
 
 static const char *const heat_keys[TL_EVENT_TYPE_COUNT] = {
-    "features.heat.impression", "features.heat.browse", "features.heat.click",
-    "features.heat.favorite", "features.heat.add_to_cart", "features.heat.purchase",
+    "features.heat.impression", "features.heat.browse",      "features.heat.click",
+    "features.heat.favorite",   "features.heat.add_to_cart", "features.heat.purchase",
 };
 
 int tl_features_cfg_load(tl_features_cfg *fc, const tl_config *c, char *err, size_t errlen)
@@ -147,7 +147,10 @@ static tl_rc apply_dim(const tl_features_cfg *fc, tl_user *u, const tl_event *ev
     const double fresh = tl_decay((double)(as_of - ev->ts), H);
 
     tl_interest_delta d = {
-        .user_id = u->user_id, .dim = dim, .dim_id = e->id, .event_id = ev->event_id,
+        .user_id = u->user_id,
+        .dim = dim,
+        .dim_id = e->id,
+        .event_id = ev->event_id,
         .ts = as_of,
     };
     d.weight_before = fc->alpha * e->f + fc->beta * e->h;
@@ -185,8 +188,8 @@ static tl_rc apply_dim(const tl_features_cfg *fc, tl_user *u, const tl_event *ev
     return out->emit_interest(out->ctx, &d);
 }
 
-tl_rc tl_features_apply(const tl_features_cfg *fc, tl_user *u, const tl_event *ev,
-                        tl_arena *a, const tl_sink *out, tl_features_stats *st)
+tl_rc tl_features_apply(const tl_features_cfg *fc, tl_user *u, const tl_event *ev, tl_arena *a,
+                        const tl_sink *out, tl_features_stats *st)
 {
     const char *ids[TL_DIM_COUNT] = {ev->category_id, ev->item_id, ev->channel};
     for (int dim = 0; dim < TL_DIM_COUNT; dim++) {
@@ -205,7 +208,8 @@ float tl_features_share(const tl_features_cfg *fc, const tl_user *u, const char 
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
         if (e->dim != TL_DIM_CATEGORY) continue;
-        double w = (fc->alpha * e->f + fc->beta * e->h) * tl_decay((double)(at - e->t), fc->half_life_ms);
+        double w =
+            (fc->alpha * e->f + fc->beta * e->h) * tl_decay((double)(at - e->t), fc->half_life_ms);
         total += w;
         if (!strcmp(e->id, category_id)) mine = w;
     }

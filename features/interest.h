@@ -41,7 +41,7 @@ typedef struct tl_features_stats {
 
 /* Applies ev to u's interest entries and emits one delta per enabled dimension the
  * event has a value for. Strings of the emitted deltas live in a. */
-tl_rc tl_features_apply(const tl_features_cfg *fc, tl_user *u, const tl_event *ev,
-                        tl_arena *a, const tl_sink *out, tl_features_stats *st);
+tl_rc tl_features_apply(const tl_features_cfg *fc, tl_user *u, const tl_event *ev, tl_arena *a,
+                        const tl_sink *out, tl_features_stats *st);
 
 #endif

@@ -54,7 +54,9 @@ static int64_t clamp_ms(int64_t v)
 
 static const char *tp_value(const tl_journey_tp *tp, tl_dim dim)
 {
-    return dim == TL_DIM_CATEGORY ? tp->category_id : dim == TL_DIM_ITEM ? tp->item_id : tp->channel;
+    return dim == TL_DIM_CATEGORY ? tp->category_id
+        : dim == TL_DIM_ITEM      ? tp->item_id
+                                  : tp->channel;
 }
 
 /* The type of the event that last updated e, when the record still shows it: an open
@@ -70,7 +72,7 @@ static int last_event_type(const tl_user *u, const tl_interest *e)
     for (int i = 0; i < u->n_attr; i++) {
         const tl_last_attr *a = &u->attr[i];
         const char *v = e->dim == TL_DIM_CATEGORY ? a->category_id
-                        : e->dim == TL_DIM_ITEM   ? a->item_id
+            : e->dim == TL_DIM_ITEM               ? a->item_id
                                                   : NULL;
         if (a->ts == e->t && v && strcmp(v, e->id) == 0) return TL_PURCHASE;
     }
@@ -115,8 +117,8 @@ static void explain(tl_buf *b, const tl_user *u, const ranked *r, int64_t as_of)
     put_num(b, r->h);
 }
 
-static void put_interests(tl_buf *out, const tl_features_cfg *fc, const tl_user *u,
-                          int64_t as_of, int top_n)
+static void put_interests(tl_buf *out, const tl_features_cfg *fc, const tl_user *u, int64_t as_of,
+                          int top_n)
 {
     tl_buf_puts(out, ",\"interests\":[");
     if (u->n_ent == 0) {

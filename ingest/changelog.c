@@ -54,10 +54,13 @@ tl_changelog *tl_changelog_new(rd_kafka_conf_t *conf, const char *topic, char *e
     restore_metrics(&restoring, &restored);   /* shown from the start, at 0 */
     char e[512];
     static const char *const fixed[][2] = {
-        {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
-        {"enable.partition.eof", "true"}, {"auto.offset.reset", "earliest"},
+        {"isolation.level", "read_committed"},
+        {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "true"},
+        {"auto.offset.reset", "earliest"},
         /* A restore reads one partition as fast as it can: large fetches, deep queue. */
-        {"max.partition.fetch.bytes", "16777216"}, {"queued.min.messages", "1000000"},
+        {"max.partition.fetch.bytes", "16777216"},
+        {"queued.min.messages", "1000000"},
         {"fetch.wait.max.ms", "10"},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
@@ -146,7 +149,8 @@ int tl_kafka_topic_ensure_n(rd_kafka_t *rk, const char *topic, int parts, int co
         return -1;
     }
     if (compacted) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
-    for (int i = 0; config && config[i]; i += 2) rd_kafka_NewTopic_set_config(nt, config[i], config[i + 1]);
+    for (int i = 0; config && config[i]; i += 2)
+        rd_kafka_NewTopic_set_config(nt, config[i], config[i + 1]);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
@@ -154,12 +158,14 @@ int tl_kafka_topic_ensure_n(rd_kafka_t *rk, const char *topic, int parts, int co
     if (ev) {
         const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
         size_t n = 0;
-        const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+        const rd_kafka_topic_result_t **tr =
+            res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
         rd_kafka_resp_err_t te = n ? rd_kafka_topic_result_error(tr[0]) : rd_kafka_event_error(ev);
         if (!te || te == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
             rc = 0;
-            if (!te) TL_LOG_INFO("kafka", "created topic=%s partitions=%d%s", topic, parts,
-                                 compacted ? " compacted" : "");
+            if (!te)
+                TL_LOG_INFO("kafka", "created topic=%s partitions=%d%s", topic, parts,
+                            compacted ? " compacted" : "");
         } else {
             snprintf(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(te));
         }
@@ -195,9 +201,11 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
     rd_kafka_resp_err_t qe;
     int64_t deadline = tl_mono_ns() + 60 * (int64_t)1000000000;
     while ((qe = rd_kafka_query_watermark_offsets(c->rk, c->topic, partition, &lo, &hi, 10000)) &&
-           (qe == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || qe == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+           (qe == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+            qe == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
             qe == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
-            qe == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION || qe == RD_KAFKA_RESP_ERR__TRANSPORT) &&
+            qe == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+            qe == RD_KAFKA_RESP_ERR__TRANSPORT) &&
            tl_mono_ns() < deadline) {
         TL_LOG_INFO("changelog", "waiting for topic=%s partition=%d: %s", c->topic, (int)partition,
                     rd_kafka_err2str(qe));
@@ -213,7 +221,8 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
     tl_prom_series *remaining = tl_changelog_remaining(partition);
     if (from >= hi) {
         tl_prom_set(remaining, 0);
-        TL_LOG_INFO("changelog", "restore partition=%d: up to date at offset %" PRId64, (int)partition, hi);
+        TL_LOG_INFO("changelog", "restore partition=%d: up to date at offset %" PRId64,
+                    (int)partition, hi);
         return 0;
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -254,7 +263,8 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
                     tl_health_beat();
                     if (tl_mono_ns() - last_report > 5 * (int64_t)1000000000) {
                         last_report = tl_mono_ns();
-                        TL_LOG_INFO("changelog", "restoring partition=%d offset=%" PRId64 " of %" PRId64,
+                        TL_LOG_INFO("changelog",
+                                    "restoring partition=%d offset=%" PRId64 " of %" PRId64,
                                     (int)partition, m->offset, hi);
                     }
                 }
@@ -272,8 +282,9 @@ int tl_changelog_restore(void *arg, tl_store *s, int32_t partition)
     }
     rd_kafka_assign(c->rk, NULL);
     double secs = (double)(tl_mono_ns() - t0) / 1e9;
-    TL_LOG_INFO("changelog", "restored partition=%d records=%" PRId64 " from=%" PRId64 " to=%" PRId64
-                " seconds=%.2f keys_per_s=%.0f", (int)partition, n, from, hi, secs,
-                secs > 0 ? n / secs : 0.0);
+    TL_LOG_INFO("changelog",
+                "restored partition=%d records=%" PRId64 " from=%" PRId64 " to=%" PRId64
+                " seconds=%.2f keys_per_s=%.0f",
+                (int)partition, n, from, hi, secs, secs > 0 ? n / secs : 0.0);
     return rc;
 }

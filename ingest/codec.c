@@ -130,8 +130,8 @@ typedef enum slot {
 } slot;
 
 static const char *const slot_names[S_COUNT] = {
-    "event_id", "user_id", "item_id", "category_id", "channel", "campaign",
-    "type", "ts", "dwell_ms", "value", "propensity",
+    "event_id", "user_id", "item_id",  "category_id", "channel",    "campaign",
+    "type",     "ts",      "dwell_ms", "value",       "propensity",
 };
 
 /* One field of the reader schema. */
@@ -171,7 +171,13 @@ typedef struct wentry {
 
 /* How the fast path reads one reader field (see "How (fast path)" above). */
 typedef enum fkind {
-    FK_BOOLEAN, FK_INT, FK_LONG, FK_FLOAT, FK_DOUBLE, FK_STRING, FK_ENUM
+    FK_BOOLEAN,
+    FK_INT,
+    FK_LONG,
+    FK_FLOAT,
+    FK_DOUBLE,
+    FK_STRING,
+    FK_ENUM
 } fkind;
 
 typedef struct fplan {
@@ -282,8 +288,7 @@ static int check_value(cursor *c, avro_schema_t s, int depth)
     if (!s) return cur_fail(c, "unresolved schema reference");
     if (depth > CODEC_MAX_DEPTH) return cur_fail(c, "nesting too deep");
     switch (avro_typeof(s)) {
-    case AVRO_NULL:
-        return 0;
+    case AVRO_NULL: return 0;
     case AVRO_BOOLEAN:
         if (c->p >= c->end) return cur_fail(c, "truncated boolean");
         if (*c->p > 1) return cur_fail(c, "boolean neither 0 nor 1");
@@ -293,18 +298,14 @@ static int check_value(cursor *c, avro_schema_t s, int depth)
         if (rd_long(c, &v)) return -1;
         if (v < INT32_MIN || v > INT32_MAX) return cur_fail(c, "int out of range");
         return 0;
-    case AVRO_INT64:
-        return rd_long(c, &v);
-    case AVRO_FLOAT:
-        return skip_bytes(c, 4);
-    case AVRO_DOUBLE:
-        return skip_bytes(c, 8);
+    case AVRO_INT64: return rd_long(c, &v);
+    case AVRO_FLOAT: return skip_bytes(c, 4);
+    case AVRO_DOUBLE: return skip_bytes(c, 8);
     case AVRO_STRING:
     case AVRO_BYTES:
         if (rd_long(c, &v)) return -1;
         return skip_bytes(c, v);
-    case AVRO_FIXED:
-        return skip_bytes(c, avro_schema_fixed_size(s));
+    case AVRO_FIXED: return skip_bytes(c, avro_schema_fixed_size(s));
     case AVRO_ENUM:
         if (rd_long(c, &v)) return -1;
         if (v < 0 || v >= avro_schema_enum_number_of_symbols(s))
@@ -322,12 +323,9 @@ static int check_value(cursor *c, avro_schema_t s, int depth)
                 return -1;
         return 0;
     }
-    case AVRO_ARRAY:
-        return check_blocks(c, avro_schema_array_items(s), 0, depth);
-    case AVRO_MAP:
-        return check_blocks(c, avro_schema_map_values(s), 1, depth);
-    default:
-        return cur_fail(c, "unsupported schema type");
+    case AVRO_ARRAY: return check_blocks(c, avro_schema_array_items(s), 0, depth);
+    case AVRO_MAP: return check_blocks(c, avro_schema_map_values(s), 1, depth);
+    default: return cur_fail(c, "unsupported schema type");
     }
 }
 
@@ -365,13 +363,17 @@ static int classify(rfield *f)
 static int base_ok(slot sl, avro_type_t t)
 {
     switch (sl) {
-    case S_EVENT_ID: case S_USER_ID: case S_ITEM_ID: case S_CATEGORY_ID: case S_CHANNEL:
-    case S_CAMPAIGN:
-        return t == AVRO_STRING;
+    case S_EVENT_ID:
+    case S_USER_ID:
+    case S_ITEM_ID:
+    case S_CATEGORY_ID:
+    case S_CHANNEL:
+    case S_CAMPAIGN: return t == AVRO_STRING;
     case S_TYPE: return t == AVRO_ENUM;
     case S_TS: return t == AVRO_INT64 || t == AVRO_INT32;
     case S_DWELL: return t == AVRO_INT32 || t == AVRO_INT64;
-    case S_VALUE: case S_PROPENSITY: return t == AVRO_DOUBLE || t == AVRO_FLOAT;
+    case S_VALUE:
+    case S_PROPENSITY: return t == AVRO_DOUBLE || t == AVRO_FLOAT;
     default: return 1;
     }
 }
@@ -383,20 +385,21 @@ static int default_ok(const rfield *f)
     if (!d) return 1;
     if (d->type == TL_JSON_NULL) return f->null_branch >= 0;
     switch (f->slot) {
-    case S_EVENT_ID: case S_USER_ID: case S_ITEM_ID: case S_CATEGORY_ID: case S_CHANNEL:
-    case S_CAMPAIGN:
-        return d->type == TL_JSON_STRING;
+    case S_EVENT_ID:
+    case S_USER_ID:
+    case S_ITEM_ID:
+    case S_CATEGORY_ID:
+    case S_CHANNEL:
+    case S_CAMPAIGN: return d->type == TL_JSON_STRING;
     case S_TYPE:
         return d->type == TL_JSON_STRING && tl_event_type_parse(d->str, d->len) >= 0 &&
-               avro_schema_enum_get_by_name(f->base_schema, d->str) >= 0;
-    case S_TS:
-        return d->type == TL_JSON_NUMBER && d->is_int;
+            avro_schema_enum_get_by_name(f->base_schema, d->str) >= 0;
+    case S_TS: return d->type == TL_JSON_NUMBER && d->is_int;
     case S_DWELL:
         return d->type == TL_JSON_NUMBER && d->is_int && d->i >= INT32_MIN && d->i <= INT32_MAX;
-    case S_VALUE: case S_PROPENSITY:
-        return d->type == TL_JSON_NUMBER;
-    default:
-        return 1;
+    case S_VALUE:
+    case S_PROPENSITY: return d->type == TL_JSON_NUMBER;
+    default: return 1;
     }
 }
 
@@ -409,8 +412,8 @@ static int load_reader(tl_codec *c, const char *path, char *err, size_t errlen)
     }
     int rc = -1;
     char jerr[160];
-    const tl_json *root = tl_json_parse(text.data ? text.data : "", text.len, &c->json_arena,
-                                        jerr, sizeof(jerr));
+    const tl_json *root =
+        tl_json_parse(text.data ? text.data : "", text.len, &c->json_arena, jerr, sizeof(jerr));
     if (!root) {
         snprintf(err, errlen, "reader schema %s: %s", path, jerr);
         goto out;
@@ -443,13 +446,17 @@ static int load_reader(tl_codec *c, const char *path, char *err, size_t errlen)
         }
         if (classify(f) != 0 || !base_ok(f->slot, f->base) ||
             (f->slot != S_OTHER && f->value_branch < 0 && f->is_union)) {
-            snprintf(err, errlen, "reader schema %s: field %s has a type tally cannot map "
-                     "to an event field", path, f->name);
+            snprintf(err, errlen,
+                     "reader schema %s: field %s has a type tally cannot map "
+                     "to an event field",
+                     path, f->name);
             goto out;
         }
         if (f->slot == S_OTHER && f->null_branch < 0) {
-            snprintf(err, errlen, "reader schema %s: field %s is not an event field and "
-                     "is not nullable, so events cannot be encoded", path, f->name);
+            snprintf(err, errlen,
+                     "reader schema %s: field %s is not an event field and "
+                     "is not nullable, so events cannot be encoded",
+                     path, f->name);
             goto out;
         }
         if (f->slot != S_OTHER) c->slot_field[f->slot] = i;
@@ -470,15 +477,19 @@ static int load_reader(tl_codec *c, const char *path, char *err, size_t errlen)
     for (int k = 0; k < nsym; k++) {
         const char *sym = avro_schema_enum_get(en, k);
         if (tl_event_type_parse(sym, strlen(sym)) < 0) {
-            snprintf(err, errlen, "reader schema %s: event type symbol %s is not one tally "
-                     "knows", path, sym);
+            snprintf(err, errlen,
+                     "reader schema %s: event type symbol %s is not one tally "
+                     "knows",
+                     path, sym);
             goto out;
         }
     }
     for (int i = 0; i < c->nf; i++) {
         if (!default_ok(&c->f[i])) {
-            snprintf(err, errlen, "reader schema %s: the default of field %s does not fit "
-                     "its type", path, c->f[i].name);
+            snprintf(err, errlen,
+                     "reader schema %s: the default of field %s does not fit "
+                     "its type",
+                     path, c->f[i].name);
             goto out;
         }
     }
@@ -557,11 +568,8 @@ static int canon(tl_buf *o, avro_schema_t s)
     case AVRO_DOUBLE: tl_buf_puts(o, "\"double\""); return 0;
     case AVRO_BOOLEAN: tl_buf_puts(o, "\"boolean\""); return 0;
     case AVRO_NULL: tl_buf_puts(o, "\"null\""); return 0;
-    case AVRO_LINK:
-        canon_fullname(o, avro_schema_link_target(s));
-        return 0;
-    case AVRO_RECORD:
-        return canon_record(o, s, avro_schema_record_size(s));
+    case AVRO_LINK: canon_fullname(o, avro_schema_link_target(s)); return 0;
+    case AVRO_RECORD: return canon_record(o, s, avro_schema_record_size(s));
     case AVRO_ENUM: {
         tl_buf_puts(o, "{\"name\":");
         canon_fullname(o, s);
@@ -600,8 +608,7 @@ static int canon(tl_buf *o, avro_schema_t s)
         tl_buf_putc(o, ']');
         return 0;
     }
-    default:
-        return -1;
+    default: return -1;
     }
 }
 
@@ -654,13 +661,13 @@ static void plan_fast(tl_codec *c)
             break;
         case AVRO_FLOAT: p->kind = FK_FLOAT; break;
         case AVRO_DOUBLE: p->kind = FK_DOUBLE; break;
-        case AVRO_STRING: case AVRO_BYTES: p->kind = FK_STRING; break;
+        case AVRO_STRING:
+        case AVRO_BYTES: p->kind = FK_STRING; break;
         case AVRO_ENUM:
             p->kind = FK_ENUM;
             p->nsym = avro_schema_enum_number_of_symbols(f->base_schema);
             break;
-        default:
-            goto no;
+        default: goto no;
         }
     }
     /* A writer of an older version, which has the reader's first fields and lacks only
@@ -800,8 +807,8 @@ static wentry *wentry_build(tl_codec *c, int32_t id, avro_schema_t writer)
     w->ok = 1;
     avro_schema_t ws = deref(writer);
     if (avro_typeof(ws) != AVRO_RECORD) {
-        wentry_incompatible(w, "writer schema id %d is not a record (its type is %s)",
-                            (int)id, avro_schema_type_name(ws));
+        wentry_incompatible(w, "writer schema id %d is not a record (its type is %s)", (int)id,
+                            avro_schema_type_name(ws));
         return w;
     }
     if (strcmp(avro_schema_name(ws), avro_schema_name(c->reader)) != 0) {
@@ -817,8 +824,10 @@ static wentry *wentry_build(tl_codec *c, int32_t id, avro_schema_t writer)
         rfield *f = &c->f[i];
         if (avro_schema_record_field_get_index(ws, f->name) < 0) {
             if (!f->dflt) {
-                wentry_incompatible(w, "writer schema id %d has no field %s, and the reader "
-                                    "schema gives it no default", (int)id, f->name);
+                wentry_incompatible(w,
+                                    "writer schema id %d has no field %s, and the reader "
+                                    "schema gives it no default",
+                                    (int)id, f->name);
                 return w;
             }
             w->missing[i] = 1;
@@ -832,8 +841,8 @@ static wentry *wentry_build(tl_codec *c, int32_t id, avro_schema_t writer)
         int arc = avro_schema_record_field_append(w->proj, f->name, ftype);
         if (made) avro_schema_decref(made);
         if (arc != 0) {
-            wentry_incompatible(w, "cannot build the reader view of schema id %d: %s",
-                                (int)id, avro_strerror());
+            wentry_incompatible(w, "cannot build the reader view of schema id %d: %s", (int)id,
+                                avro_strerror());
             return w;
         }
         w->proj_field[w->nproj++] = i;
@@ -861,8 +870,8 @@ static wentry *wentry_build(tl_codec *c, int32_t id, avro_schema_t writer)
     }
     if (avro_resolved_writer_new_value(w->resolver, &w->rw) != 0) {
         avro_value_decref(&w->gen);
-        wentry_incompatible(w, "cannot allocate a resolver value for schema id %d: %s",
-                            (int)id, avro_strerror());
+        wentry_incompatible(w, "cannot allocate a resolver value for schema id %d: %s", (int)id,
+                            avro_strerror());
         return w;
     }
     w->have_values = 1;
@@ -884,8 +893,8 @@ static wentry *wentry_build(tl_codec *c, int32_t id, avro_schema_t writer)
             const char *sym = avro_schema_enum_get(we, k);
             w->wsym[k] = sym;
             w->wtype[k] = avro_schema_enum_get_by_name(re, sym) >= 0
-                              ? tl_event_type_parse(sym, strlen(sym))
-                              : -1;
+                ? tl_event_type_parse(sym, strlen(sym))
+                : -1;
         }
     }
     w->fast_nf = fast_match(c, w, ws);
@@ -972,10 +981,10 @@ int tl_codec_uses_fast_path(tl_codec *c, int32_t id)
     return c->fast_on && w && w->ok && w->fast;
 }
 
-static int bad(tl_dlq_reason *reason, tl_dlq_reason r, char *err, size_t errlen,
-               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int bad(tl_dlq_reason *reason, tl_dlq_reason r, char *err, size_t errlen,
-               const char *fmt, ...)
+static int bad(tl_dlq_reason *reason, tl_dlq_reason r, char *err, size_t errlen, const char *fmt,
+               ...) __attribute__((format(printf, 5, 6)));
+static int bad(tl_dlq_reason *reason, tl_dlq_reason r, char *err, size_t errlen, const char *fmt,
+               ...)
 {
     if (reason) *reason = r;
     if (err && errlen) {
@@ -1026,9 +1035,18 @@ static void apply_default(const rfield *f, tl_event *ev, tl_arena *a)
     switch (f->slot) {
     case S_TYPE: ev->type = (tl_event_type)tl_event_type_parse(d->str, d->len); break;
     case S_TS: ev->ts = null ? 0 : d->i; break;
-    case S_DWELL: ev->has_dwell = !null; ev->dwell_ms = null ? 0 : (int32_t)d->i; break;
-    case S_VALUE: ev->has_value = !null; ev->value = null ? 0 : d->num; break;
-    case S_PROPENSITY: ev->has_propensity = !null; ev->propensity = null ? 0 : d->num; break;
+    case S_DWELL:
+        ev->has_dwell = !null;
+        ev->dwell_ms = null ? 0 : (int32_t)d->i;
+        break;
+    case S_VALUE:
+        ev->has_value = !null;
+        ev->value = null ? 0 : d->num;
+        break;
+    case S_PROPENSITY:
+        ev->has_propensity = !null;
+        ev->propensity = null ? 0 : d->num;
+        break;
     default: break;
     }
 }
@@ -1037,8 +1055,8 @@ static void apply_default(const rfield *f, tl_event *ev, tl_arena *a)
  * noted in raw[] (checked for NULs once every field is read, in slot order, as the fast
  * path does). */
 static int extract(tl_codec *c, wentry *w, const rfield *f, avro_value_t *v, tl_event *ev,
-                   tl_arena *a, const char **raw, size_t *raw_len, tl_dlq_reason *reason,
-                   char *err, size_t errlen)
+                   tl_arena *a, const char **raw, size_t *raw_len, tl_dlq_reason *reason, char *err,
+                   size_t errlen)
 {
     int null = 0;
     avro_value_t branch;
@@ -1082,8 +1100,10 @@ static int extract(tl_codec *c, wentry *w, const rfield *f, avro_value_t *v, tl_
     case S_TYPE:
         if (avro_value_get_enum(v, &e) != 0) goto avro_fail;
         if (e < 0 || e >= w->nwtype)
-            return bad(reason, TL_DLQ_MALFORMED, err, errlen, "event type index %d out of range "
-                       "(schema id %d)", e, (int)w->id);
+            return bad(reason, TL_DLQ_MALFORMED, err, errlen,
+                       "event type index %d out of range "
+                       "(schema id %d)",
+                       e, (int)w->id);
         if (w->wtype[e] < 0)
             return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
                        "event type %s (writer schema id %d) is not in the reader schema",
@@ -1106,8 +1126,8 @@ static int extract(tl_codec *c, wentry *w, const rfield *f, avro_value_t *v, tl_
         if (f->base == AVRO_INT64) {
             if (avro_value_get_long(v, &i64) != 0) goto avro_fail;
             if (i64 < INT32_MIN || i64 > INT32_MAX)
-                return bad(reason, TL_DLQ_BAD_VALUE, err, errlen,
-                           "dwell_ms %lld is out of range", (long long)i64);
+                return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "dwell_ms %lld is out of range",
+                           (long long)i64);
             ev->dwell_ms = (int32_t)i64;
         } else {
             if (avro_value_get_int(v, &i32) != 0) goto avro_fail;
@@ -1133,13 +1153,12 @@ static int extract(tl_codec *c, wentry *w, const rfield *f, avro_value_t *v, tl_
             ev->propensity = d64;
         }
         return 0;
-    default:
-        return 0;
+    default: return 0;
     }
 avro_fail:
     return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
-               "field %s (writer schema id %d) cannot be read as the reader's type: %s",
-               f->name, (int)w->id, avro_strerror());
+               "field %s (writer schema id %d) cannot be read as the reader's type: %s", f->name,
+               (int)w->id, avro_strerror());
 }
 
 /* The two TL_DLQ_MALFORMED messages, shared by both paths so they cannot drift. */
@@ -1147,8 +1166,8 @@ static int body_malformed(const cursor *cur, int32_t id, tl_dlq_reason *reason, 
                           size_t errlen)
 {
     return bad(reason, TL_DLQ_MALFORMED, err, errlen,
-               "Avro body (schema id %d) is malformed: %s at byte %zu of %zu", (int)id,
-               cur->what, (size_t)(cur->p - cur->start), (size_t)(cur->end - cur->start));
+               "Avro body (schema id %d) is malformed: %s at byte %zu of %zu", (int)id, cur->what,
+               (size_t)(cur->p - cur->start), (size_t)(cur->end - cur->start));
 }
 
 static int body_trailing(const cursor *cur, int32_t id, tl_dlq_reason *reason, char *err,
@@ -1177,11 +1196,10 @@ static inline int rd_long_fast(cursor *c, int64_t *out)
  * is known to be good are the strings copied into the arena (one allocation) and *ev
  * written, so a bad record leaves *ev untouched, as on the generic path. */
 static int fast_decode(const tl_codec *c, const wentry *w, const uint8_t *b, size_t len,
-                       tl_event *ev, tl_arena *a, tl_dlq_reason *reason, char *err,
-                       size_t errlen)
+                       tl_event *ev, tl_arena *a, tl_dlq_reason *reason, char *err, size_t errlen)
 {
-    cursor cur = {.p = b + TL_CODEC_FRAME_HEADER, .start = b + TL_CODEC_FRAME_HEADER,
-                  .end = b + len};
+    cursor cur = {
+        .p = b + TL_CODEC_FRAME_HEADER, .start = b + TL_CODEC_FRAME_HEADER, .end = b + len};
     const uint8_t *sp[S_TYPE] = {0};   /* the string slots precede S_TYPE */
     size_t sn[S_TYPE];
     int64_t ts = 0;
@@ -1298,12 +1316,21 @@ static int fast_decode(const tl_codec *c, const wentry *w, const uint8_t *b, siz
     /* One assignment: every field not named is zeroed, like the generic path's memset
      * (and cheaper: no store-to-load round trip through a local event). */
     *ev = (tl_event){
-        .event_id = str[S_EVENT_ID], .user_id = str[S_USER_ID], .item_id = str[S_ITEM_ID],
-        .category_id = str[S_CATEGORY_ID], .channel = str[S_CHANNEL],
+        .event_id = str[S_EVENT_ID],
+        .user_id = str[S_USER_ID],
+        .item_id = str[S_ITEM_ID],
+        .category_id = str[S_CATEGORY_ID],
+        .channel = str[S_CHANNEL],
         .campaign = str[S_CAMPAIGN],
-        .type = (tl_event_type)type, .ts = ts, .dwell_ms = dwell, .value = value,
-        .propensity = propensity, .has_dwell = has_dwell != 0, .has_value = has_value != 0,
-        .has_propensity = has_propensity != 0, .partition = ev->partition,
+        .type = (tl_event_type)type,
+        .ts = ts,
+        .dwell_ms = dwell,
+        .value = value,
+        .propensity = propensity,
+        .has_dwell = has_dwell != 0,
+        .has_value = has_value != 0,
+        .has_propensity = has_propensity != 0,
+        .partition = ev->partition,
         .offset = ev->offset,
     };
     return TL_CODEC_OK;
@@ -1320,14 +1347,12 @@ int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_a
                    "record of %zu bytes exceeds the limit of %zu bytes", len, c->max_bytes);
     if (!b || len < TL_CODEC_FRAME_HEADER)
         return bad(reason, TL_DLQ_NOT_FRAMED, err, errlen,
-                   "record of %zu bytes is shorter than the 5-byte schema registry header",
-                   len);
+                   "record of %zu bytes is shorter than the 5-byte schema registry header", len);
     if (b[0] != 0)
         return bad(reason, TL_DLQ_NOT_FRAMED, err, errlen,
-                   "record starts with byte 0x%02x, not the schema registry magic byte 0",
-                   b[0]);
-    int32_t id = (int32_t)(((uint32_t)b[1] << 24) | ((uint32_t)b[2] << 16) |
-                           ((uint32_t)b[3] << 8) | (uint32_t)b[4]);
+                   "record starts with byte 0x%02x, not the schema registry magic byte 0", b[0]);
+    int32_t id = (int32_t)(((uint32_t)b[1] << 24) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 8) |
+                           (uint32_t)b[4]);
 
     wentry *w = cache_find(c, id);
     if (!w) {
@@ -1349,16 +1374,18 @@ int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_a
     if (w->fast && c->fast_on) return fast_decode(c, w, b, len, ev, a, reason, err, errlen);
 
     size_t body_len = len - TL_CODEC_FRAME_HEADER;
-    cursor cur = {.p = b + TL_CODEC_FRAME_HEADER, .start = b + TL_CODEC_FRAME_HEADER,
-                  .end = b + len, .items_left = body_len + 1024};
+    cursor cur = {.p = b + TL_CODEC_FRAME_HEADER,
+                  .start = b + TL_CODEC_FRAME_HEADER,
+                  .end = b + len,
+                  .items_left = body_len + 1024};
     if (check_value(&cur, w->writer, 0) != 0) return body_malformed(&cur, id, reason, err, errlen);
     if (cur.p != cur.end) return body_trailing(&cur, id, reason, err, errlen);
 
     avro_reader_memory_set_source(c->areader, (const char *)cur.start, (int64_t)body_len);
     if (avro_value_read(c->areader, &w->rw) != 0)
         return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
-                   "record (schema id %d) cannot be resolved to the reader schema: %s",
-                   (int)id, avro_strerror());
+                   "record (schema id %d) cannot be resolved to the reader schema: %s", (int)id,
+                   avro_strerror());
 
     /* Filled aside: a record refused half-way leaves *ev as it was, as on the fast path. */
     tl_event out = {.partition = ev->partition, .offset = ev->offset};
@@ -1402,8 +1429,7 @@ int tl_codec_encode_event(tl_codec *c, int32_t schema_id, const tl_event *ev, tl
     size_t start = out->len;
     uint8_t hdr[TL_CODEC_FRAME_HEADER] = {0, (uint8_t)((uint32_t)schema_id >> 24),
                                           (uint8_t)((uint32_t)schema_id >> 16),
-                                          (uint8_t)((uint32_t)schema_id >> 8),
-                                          (uint8_t)schema_id};
+                                          (uint8_t)((uint32_t)schema_id >> 8), (uint8_t)schema_id};
     tl_buf_append(out, hdr, sizeof(hdr));
     for (int i = 0; i < c->nf; i++) {
         const rfield *f = &c->f[i];
@@ -1414,7 +1440,8 @@ int tl_codec_encode_event(tl_codec *c, int32_t schema_id, const tl_event *ev, tl
         case S_VALUE: present = ev->has_value; break;
         case S_PROPENSITY: present = ev->has_propensity; break;
         case S_OTHER: present = 0; break;
-        case S_TYPE: case S_TS: present = 1; break;
+        case S_TYPE:
+        case S_TS: present = 1; break;
         default: present = sv != NULL; break;
         }
         if (!present) {
@@ -1461,7 +1488,10 @@ int tl_string_check_nul(const char *field, const void *s, size_t len, tl_dlq_rea
 int tl_event_validate(const tl_event *ev, const tl_event_limits *lim, tl_dlq_reason *reason,
                       char *err, size_t errlen)
 {
-    static const struct { const char *name; size_t off; } strs[] = {
+    static const struct {
+        const char *name;
+        size_t off;
+    } strs[] = {
         {"event_id", offsetof(tl_event, event_id)},
         {"user_id", offsetof(tl_event, user_id)},
         {"item_id", offsetof(tl_event, item_id)},
@@ -1469,7 +1499,10 @@ int tl_event_validate(const tl_event *ev, const tl_event_limits *lim, tl_dlq_rea
         {"channel", offsetof(tl_event, channel)},
         {"campaign", offsetof(tl_event, campaign)},
     };
-    static const struct { const char *name; size_t off; } req[] = {
+    static const struct {
+        const char *name;
+        size_t off;
+    } req[] = {
         {"event_id", offsetof(tl_event, event_id)},
         {"user_id", offsetof(tl_event, user_id)},
         {"item_id", offsetof(tl_event, item_id)},
@@ -1510,10 +1543,10 @@ int tl_event_validate(const tl_event *ev, const tl_event_limits *lim, tl_dlq_rea
         return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "value %g is not a finite number",
                    ev->value);
     if (ev->has_propensity && !isfinite(ev->propensity))
-        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen,
-                   "propensity %g is not a finite number", ev->propensity);
+        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "propensity %g is not a finite number",
+                   ev->propensity);
     if (ev->has_propensity && !(ev->propensity > 0 && ev->propensity <= 1))
-        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen,
-                   "propensity %g is outside (0, 1]", ev->propensity);
+        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "propensity %g is outside (0, 1]",
+                   ev->propensity);
     return 0;
 }

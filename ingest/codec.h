@@ -41,7 +41,11 @@ typedef struct tl_codec tl_codec;
 #define TL_EVENT_SCHEMA "10-behavior_event.avsc"
 #define TL_EVENT_SCHEMA_ID 10
 
-enum { TL_CODEC_OK = 0, TL_CODEC_BAD = -1, TL_CODEC_RETRY = -2 };
+enum {
+    TL_CODEC_OK = 0,
+    TL_CODEC_BAD = -1,
+    TL_CODEC_RETRY = -2
+};
 
 #define TL_CODEC_DEFAULT_MAX_BYTES (1024 * 1024)
 #define TL_CODEC_FRAME_HEADER 5

@@ -97,20 +97,16 @@ static int parse_i64(const char *s, size_t n, int64_t *out)
     size_t i = 0;
     int neg = 0;
     uint64_t v = 0, lim;
-    if (n == 0)
-        return -1;
+    if (n == 0) return -1;
     if (s[0] == '-' || s[0] == '+') {
         neg = s[0] == '-';
-        if (++i == n)
-            return -1;
+        if (++i == n) return -1;
     }
     lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     for (; i < n; i++) {
         unsigned d = (unsigned char)s[i] - '0';
-        if (d > 9)
-            return -1;
-        if (v > (lim - d) / 10)
-            return -1;
+        if (d > 9) return -1;
+        if (v > (lim - d) / 10) return -1;
         v = v * 10 + d;
     }
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
@@ -121,12 +117,10 @@ static int parse_i64(const char *s, size_t n, int64_t *out)
 static int parse_double(const char *s, size_t n, double *out)
 {
     char *end;
-    if (n == 0 || isspace((unsigned char)s[0]))
-        return -1;
+    if (n == 0 || isspace((unsigned char)s[0])) return -1;
     errno = 0;
     double v = strtod(s, &end);
-    if (end != s + n || errno == ERANGE || !isfinite(v))
-        return -1;
+    if (end != s + n || errno == ERANGE || !isfinite(v)) return -1;
     *out = v;
     return 0;
 }
@@ -140,8 +134,7 @@ static char *u64_to_str(uint64_t v, char *out)
         tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    for (int i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
+    for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
     out[n] = '\0';
     return out;
 }
@@ -163,8 +156,7 @@ static int split_csv(char *line, size_t len, char **f, size_t *fl, int maxf)
             }
             n++;
             *fe = '\0';
-            if (!c)
-                return n;
+            if (!c) return n;
             p = c + 1;
         }
     }
@@ -173,8 +165,7 @@ static int split_csv(char *line, size_t len, char **f, size_t *fl, int maxf)
         if (p < end && *p == '"') {
             p++;
             for (;;) {
-                if (p >= end)
-                    return -1;             /* unterminated quote */
+                if (p >= end) return -1;             /* unterminated quote */
                 if (*p == '"') {
                     if (p + 1 < end && p[1] == '"') {
                         *w++ = '"';
@@ -186,12 +177,10 @@ static int split_csv(char *line, size_t len, char **f, size_t *fl, int maxf)
                 }
                 *w++ = *p++;
             }
-            if (p < end && *p != ',')
-                return -1;                 /* text after the closing quote */
+            if (p < end && *p != ',') return -1; /* text after the closing quote */
         } else {
             while (p < end && *p != ',') {
-                if (*p == '"')
-                    return -1;             /* quote inside an unquoted field */
+                if (*p == '"') return -1; /* quote inside an unquoted field */
                 *w++ = *p++;
             }
         }
@@ -200,10 +189,9 @@ static int split_csv(char *line, size_t len, char **f, size_t *fl, int maxf)
             fl[n] = (size_t)(w - fs);
         }
         n++;
-        int more = p < end;                /* *p == ',' */
+        int more = p < end; /* *p == ',' */
         *w = '\0';
-        if (!more)
-            return n;
+        if (!more) return n;
         p++;
     }
 }
@@ -211,8 +199,7 @@ static int split_csv(char *line, size_t len, char **f, size_t *fl, int maxf)
 static int is_blank(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t')
-            return 0;
+        if (s[i] != ' ' && s[i] != '\t') return 0;
     return 1;
 }
 
@@ -220,18 +207,13 @@ static int is_blank(const char *s, size_t n)
 static int taobao_behavior(const char *s, size_t n)
 {
     switch (n) {
-    case 2:
-        return strncasecmp(s, "pv", 2) == 0 ? TL_BROWSE : -1;
+    case 2: return strncasecmp(s, "pv", 2) == 0 ? TL_BROWSE : -1;
     case 3:
-        if (strncasecmp(s, "fav", 3) == 0)
-            return TL_FAVORITE;
-        if (strncasecmp(s, "buy", 3) == 0)
-            return TL_PURCHASE;
+        if (strncasecmp(s, "fav", 3) == 0) return TL_FAVORITE;
+        if (strncasecmp(s, "buy", 3) == 0) return TL_PURCHASE;
         return -1;
-    case 4:
-        return strncasecmp(s, "cart", 4) == 0 ? TL_ADD_TO_CART : -1;
-    default:
-        return -1;
+    case 4: return strncasecmp(s, "cart", 4) == 0 ? TL_ADD_TO_CART : -1;
+    default: return -1;
     }
 }
 
@@ -242,18 +224,15 @@ static void row_error(tl_file_src *s, const char *fmt, ...) __attribute__((forma
 static void row_error(tl_file_src *s, const char *fmt, ...)
 {
     va_list ap;
-    int n = snprintf(s->err, sizeof s->err, "%s:%llu: ", s->name,
-                     (unsigned long long)s->line_no);
-    if (n < 0 || (size_t)n >= sizeof s->err)
-        n = 0;
+    int n = snprintf(s->err, sizeof s->err, "%s:%llu: ", s->name, (unsigned long long)s->line_no);
+    if (n < 0 || (size_t)n >= sizeof s->err) n = 0;
     va_start(ap, fmt);
     vsnprintf(s->err + n, sizeof s->err - (size_t)n, fmt, ap);
     va_end(ap);
     s->has_err = 1;
     s->bad++;
     if (s->quiet) return;
-    if (s->bad <= TL_FILE_MAX_WARN)
-        TL_LOG_WARN("ingest", "bad row: %s", s->err);
+    if (s->bad <= TL_FILE_MAX_WARN) TL_LOG_WARN("ingest", "bad row: %s", s->err);
     if (s->bad == TL_FILE_MAX_WARN && !s->strict)
         TL_LOG_WARN("ingest", "file=%s further bad rows are counted but not logged", s->name);
 }
@@ -302,8 +281,7 @@ static int parse_canonical(tl_file_src *s, char *line, size_t len, char *idbuf, 
     ev->channel = fl[6] ? f[6] : NULL;
     if (fl[7]) {
         if (parse_i64(f[7], fl[7], &v) < 0 || v < 0 || v > INT32_MAX) {
-            row_error(s, "dwell_ms is not an integer in 0..2147483647: '%.*s'",
-                      ECHO(f[7], fl[7]));
+            row_error(s, "dwell_ms is not an integer in 0..2147483647: '%.*s'", ECHO(f[7], fl[7]));
             return -1;
         }
         ev->dwell_ms = (int32_t)v;
@@ -378,8 +356,7 @@ static int parse_jsonl(tl_file_src *s, char *line, size_t len, char *idbuf, tl_e
         row_error(s, "%s", msg[0] ? msg : "invalid JSON event");
         return -1;
     }
-    if (!ev->event_id || !ev->event_id[0])
-        ev->event_id = u64_to_str(s->row_no, idbuf);
+    if (!ev->event_id || !ev->event_id[0]) ev->event_id = u64_to_str(s->row_no, idbuf);
     if (!ev->user_id || !ev->user_id[0]) {
         row_error(s, "empty user_id");
         return -1;
@@ -415,11 +392,9 @@ static int fill(tl_file_src *s, int wait_ms)
     if (!s->is_regular && wait_ms >= 0) {
         struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
         int r;
-        do
-            r = poll(&pfd, 1, wait_ms);
+        do r = poll(&pfd, 1, wait_ms);
         while (r < 0 && errno == EINTR);
-        if (r == 0)
-            return 0;
+        if (r == 0) return 0;
     }
     for (;;) {
         ssize_t n = read(s->fd, s->buf + s->end, s->cap - s->end);
@@ -432,10 +407,8 @@ static int fill(tl_file_src *s, int wait_ms)
             s->eof = 1;
             return 1;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
         snprintf(s->err, sizeof s->err, "%s: read failed: %s", s->name, strerror(errno));
         goto fail;
     }
@@ -457,15 +430,13 @@ static int next_line(tl_file_src *s, char **line, size_t *len)
         n = (size_t)(nl - p);
         s->start += n + 1;
     } else if (s->eof) {
-        if (avail == 0)
-            return 2;
+        if (avail == 0) return 2;
         n = avail;
         s->start = s->end;
     } else {
         return 0;
     }
-    if (n > 0 && p[n - 1] == '\r')
-        n--;
+    if (n > 0 && p[n - 1] == '\r') n--;
     s->line_no++;
     *line = p;
     *len = n;
@@ -477,7 +448,7 @@ static int check_header(tl_file_src *s, const char *line, size_t len)
 {
     size_t hl = sizeof canonical_header - 1;
     if (s->line_no == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
-        line += 3;                         /* UTF-8 byte order mark */
+        line += 3; /* UTF-8 byte order mark */
         len -= 3;
     }
     if (len >= hl && strncasecmp(line, canonical_header, hl) == 0) {
@@ -498,9 +469,8 @@ static int check_header(tl_file_src *s, const char *line, size_t len)
         }
     }
     snprintf(s->err, sizeof s->err,
-             "%s:%llu: expected the header '%s[,propensity][,campaign]', found '%.*s'",
-             s->name, (unsigned long long)s->line_no, canonical_header,
-             (int)(len > 120 ? 120 : len), line);
+             "%s:%llu: expected the header '%s[,propensity][,campaign]', found '%.*s'", s->name,
+             (unsigned long long)s->line_no, canonical_header, (int)(len > 120 ? 120 : len), line);
     s->has_err = 1;
     s->failed = 1;
     return -1;
@@ -514,16 +484,13 @@ static int read_header(tl_file_src *s, int wait_ms)
         char *line;
         size_t len;
         int r = next_line(s, &line, &len);
-        if (r == 2)
-            return 2;
+        if (r == 2) return 2;
         if (r == 0) {
             int f = fill(s, wait_ms);
-            if (f <= 0)
-                return f;
+            if (f <= 0) return f;
             continue;
         }
-        if (is_blank(line, len))
-            continue;
+        if (is_blank(line, len)) continue;
         return check_header(s, line, len) < 0 ? -1 : 1;
     }
 }
@@ -532,27 +499,22 @@ static int file_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
 {
     tl_file_src *s = ctx;
     tl_batch_reset(b);
-    if (s->failed)
-        return TL_SRC_ERROR;
-    if (max < 1)
-        max = 1;
+    if (s->failed) return TL_SRC_ERROR;
+    if (max < 1) max = 1;
     if (!s->header_done) {
         int r = read_header(s, timeout_ms);
         if (r < 0) {
             TL_LOG_ERROR("ingest", "%s", s->err);
             return TL_SRC_ERROR;
         }
-        if (r == 2)
-            return TL_SRC_EOF;
-        if (r == 0)
-            return TL_SRC_OK;
+        if (r == 2) return TL_SRC_EOF;
+        if (r == 0) return TL_SRC_OK;
     }
     while (b->n < max) {
         char *line;
         size_t len;
         int r = next_line(s, &line, &len);
-        if (r == 2)
-            return TL_SRC_EOF;
+        if (r == 2) return TL_SRC_EOF;
         if (r == 0) {
             /* Pipes: hand over what we have rather than wait; wait at most timeout_ms
              * for the first event. Regular files: read now. */
@@ -561,12 +523,10 @@ static int file_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
                 TL_LOG_ERROR("ingest", "%s", s->err);
                 return b->n > 0 ? TL_SRC_OK : TL_SRC_ERROR;
             }
-            if (f == 0)
-                return TL_SRC_OK;
+            if (f == 0) return TL_SRC_OK;
             continue;
         }
-        if (len == 0 || ((line[0] == ' ' || line[0] == '\t') && is_blank(line, len)))
-            continue;
+        if (len == 0 || ((line[0] == ' ' || line[0] == '\t') && is_blank(line, len))) continue;
         s->row_no++;
         /* One copy of the line, then room for a generated id. */
         const char *nul = memchr(line, '\0', len);
@@ -586,15 +546,9 @@ static int file_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         tl_event *ev = tl_batch_push(b);
         int rc;
         switch (s->fmt) {
-        case TL_FMT_CANONICAL:
-            rc = parse_canonical(s, copy, len, idbuf, ev);
-            break;
-        case TL_FMT_TAOBAO:
-            rc = parse_taobao(s, copy, len, idbuf, ev);
-            break;
-        default:
-            rc = parse_jsonl(s, copy, len, idbuf, ev, &b->arena);
-            break;
+        case TL_FMT_CANONICAL: rc = parse_canonical(s, copy, len, idbuf, ev); break;
+        case TL_FMT_TAOBAO: rc = parse_taobao(s, copy, len, idbuf, ev); break;
+        default: rc = parse_jsonl(s, copy, len, idbuf, ev, &b->arena); break;
         }
         if (rc == 0) {
             /* The checks every source applies (codec.h); ts bounds are the runtime's. */
@@ -608,7 +562,7 @@ static int file_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
             }
         }
         if (rc < 0) {
-            b->n--;                        /* drop the slot */
+            b->n--; /* drop the slot */
             if (s->strict) {
                 s->failed = 1;
                 return b->n > 0 ? TL_SRC_OK : TL_SRC_ERROR;
@@ -624,10 +578,8 @@ static int file_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
 static void file_destroy(void *ctx)
 {
     tl_file_src *s = ctx;
-    if (!s)
-        return;
-    if (s->own_fd && s->fd >= 0)
-        close(s->fd);
+    if (!s) return;
+    if (s->own_fd && s->fd >= 0) close(s->fd);
     free(s->buf);
     free(s->name);
     free(s);
@@ -637,14 +589,10 @@ static void file_destroy(void *ctx)
 
 int tl_file_format_parse(const char *s)
 {
-    if (!s)
-        return -1;
-    if (!strcasecmp(s, "canonical") || !strcasecmp(s, "csv"))
-        return TL_FMT_CANONICAL;
-    if (!strcasecmp(s, "taobao"))
-        return TL_FMT_TAOBAO;
-    if (!strcasecmp(s, "jsonl") || !strcasecmp(s, "json"))
-        return TL_FMT_JSONL;
+    if (!s) return -1;
+    if (!strcasecmp(s, "canonical") || !strcasecmp(s, "csv")) return TL_FMT_CANONICAL;
+    if (!strcasecmp(s, "taobao")) return TL_FMT_TAOBAO;
+    if (!strcasecmp(s, "jsonl") || !strcasecmp(s, "json")) return TL_FMT_JSONL;
     return -1;
 }
 
@@ -663,8 +611,8 @@ void tl_file_source_set_max_string(tl_source *src, size_t max)
     ((tl_file_src *)src->ctx)->max_string = max;
 }
 
-int tl_file_source_span(const char *path, tl_file_format fmt, size_t max_string,
-                        int64_t *min_ts, int64_t *max_ts, uint64_t *events)
+int tl_file_source_span(const char *path, tl_file_format fmt, size_t max_string, int64_t *min_ts,
+                        int64_t *max_ts, uint64_t *events)
 {
     char err[256];
     tl_source *src = tl_file_source_new(path, fmt, 0, err, sizeof(err));
@@ -694,8 +642,8 @@ int tl_file_source_span(const char *path, tl_file_format fmt, size_t max_string,
     return 0;
 }
 
-tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict,
-                              char *err, size_t errlen)
+tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict, char *err,
+                              size_t errlen)
 {
     tl_file_src *s = NULL;
     struct stat st;
@@ -737,8 +685,7 @@ tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict,
     s->is_regular = S_ISREG(st.st_mode);
     s->size = s->is_regular ? (int64_t)st.st_size : -1;
 #ifdef POSIX_FADV_SEQUENTIAL
-    if (s->is_regular)
-        (void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    if (s->is_regular) (void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
     s->cap = TL_FILE_CHUNK;
     s->buf = tl_xmalloc(s->cap);
@@ -749,7 +696,7 @@ tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict,
     s->src.name = "file";
     s->src.ctx = s;
     s->src.poll = file_poll;
-    s->src.commit = NULL;   /* nothing to acknowledge */
+    s->src.commit = NULL; /* nothing to acknowledge */
     s->src.destroy = file_destroy;
     return &s->src;
 
@@ -760,8 +707,7 @@ fail:
 
 void tl_file_source_destroy(tl_source *src)
 {
-    if (src)
-        src->destroy(src->ctx);
+    if (src) src->destroy(src->ctx);
 }
 
 const char *tl_file_source_error(tl_source *src)
@@ -773,10 +719,8 @@ const char *tl_file_source_error(tl_source *src)
 void tl_file_source_stats(tl_source *src, uint64_t *rows, uint64_t *bad)
 {
     tl_file_src *s = src ? src->ctx : NULL;
-    if (rows)
-        *rows = s ? s->row_no : 0;
-    if (bad)
-        *bad = s ? s->bad : 0;
+    if (rows) *rows = s ? s->row_no : 0;
+    if (bad) *bad = s ? s->bad : 0;
 }
 
 void tl_file_source_progress(tl_source *src, uint64_t *bytes, int64_t *size)

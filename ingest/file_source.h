@@ -57,8 +57,8 @@ const char *tl_file_format_name(tl_file_format fmt);
 
 /* Opens path ("-" = stdin). For a regular file in canonical format the header is checked
  * here. Returns NULL with a message in err on failure. strict: see above. */
-tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict,
-                              char *err, size_t errlen);
+tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict, char *err,
+                              size_t errlen);
 void tl_file_source_destroy(tl_source *s);   /* NULL is a no-op */
 /* The longest string field accepted (ingest.max.string.bytes; default
  * TL_EVENT_MAX_STRING_DEFAULT): longer ones make the row bad, as on Kafka. */
@@ -67,8 +67,8 @@ void tl_file_source_set_max_string(tl_source *s, size_t max);
 /* Reads the whole file at path (not stdin) once, quietly (bad rows skipped, not logged),
  * for the event-time span of its valid events: min_ts and max_ts (INT64_MAX and INT64_MIN
  * when there is none) and their number. 0, or -1 when it cannot be opened or read. */
-int tl_file_source_span(const char *path, tl_file_format fmt, size_t max_string,
-                        int64_t *min_ts, int64_t *max_ts, uint64_t *events);
+int tl_file_source_span(const char *path, tl_file_format fmt, size_t max_string, int64_t *min_ts,
+                        int64_t *max_ts, uint64_t *events);
 
 /* The most recent error (bad row, bad header, I/O error) as "name:line: reason", or
  * NULL if there was none. Valid until the next poll or destroy. */

@@ -89,21 +89,18 @@ static void alias_build(gen_alias *t, double *w, uint32_t n, uint32_t base, uint
 {
     double sum = 0;
     uint32_t ns = 0, nl = n;     /* small ones from work[0], large ones down from work[n] */
-    for (uint32_t i = 0; i < n; i++)
-        sum += w[i];
+    for (uint32_t i = 0; i < n; i++) sum += w[i];
     for (uint32_t i = 0; i < n; i++) {
         w[i] = w[i] * n / sum;
         t[i].thr = UINT32_MAX;
         t[i].alias = base + i;   /* a full column returns itself either way */
-        if (w[i] < 1.0)
-            work[ns++] = i;
-        else
-            work[--nl] = i;
+        if (w[i] < 1.0) work[ns++] = i;
+        else work[--nl] = i;
     }
     while (ns > 0 && nl < n) {
         uint32_t s = work[--ns], l = work[nl];
-        t[s].thr = (uint32_t)(w[s] * 4294967296.0 > 4294967295.0 ? 4294967295.0
-                                                                   : w[s] * 4294967296.0);
+        t[s].thr =
+            (uint32_t)(w[s] * 4294967296.0 > 4294967295.0 ? 4294967295.0 : w[s] * 4294967296.0);
         t[s].alias = base + l;
         w[l] -= 1.0 - w[s];
         if (w[l] < 1.0) {
@@ -166,9 +163,8 @@ typedef struct tl_gen {
     double sess_len_ms;       /* expected time a session lasts */
 } tl_gen;
 
-static const char *const gen_channel_names[] = {
-    "search", "feed", "ads", "email", "social", "direct", "affiliate", "push"
-};
+static const char *const gen_channel_names[] = {"search", "feed",   "ads",       "email",
+                                                "social", "direct", "affiliate", "push"};
 
 /* Taobao slice rates (user_behavior_slice.csv): pv 89.2%, cart 5.5%, fav 3.07%, buy 2.26%. */
 static const double gen_p_cart = 0.0550, gen_p_fav = 0.0307, gen_p_buy = 0.0226;
@@ -243,12 +239,10 @@ int tl_gen_params_check(const tl_gen_params *p, char *err, size_t errlen)
 
 static void gen_free(tl_gen *g)
 {
-    if (!g)
-        return;
+    if (!g) return;
     if (g->chan_names) {
         for (uint32_t i = 0; i < g->p.n_channels; i++)
-            if (i >= sizeof gen_channel_names / sizeof gen_channel_names[0])
-                free(g->chan_names[i]);
+            if (i >= sizeof gen_channel_names / sizeof gen_channel_names[0]) free(g->chan_names[i]);
         free(g->chan_names);
     }
     free(g->chan_lens);
@@ -273,12 +267,9 @@ static void heap_down(gen_heap_ent *h, uint32_t n, uint32_t i)
     gen_heap_ent e = h[i];
     for (;;) {
         uint32_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && h[c + 1].ts < h[c].ts)
-            c++;
-        if (h[c].ts >= e.ts)
-            break;
+        if (c >= n) break;
+        if (c + 1 < n && h[c + 1].ts < h[c].ts) c++;
+        if (h[c].ts >= e.ts) break;
         h[i] = h[c];
         i = c;
     }
@@ -291,14 +282,12 @@ static int64_t sess_start(tl_gen *g, gen_sess *s, int64_t not_before)
     uint32_t u = 0;
     for (int tries = 0; tries < 4; tries++) {
         u = alias_draw(g->users, g->p.n_users, 0, &g->r);
-        if (g->free_at[u] <= not_before)
-            break;
+        if (g->free_at[u] <= not_before) break;
     }
     for (int tries = 0; g->free_at[u] == GEN_ACTIVE; tries++) {
         if (tries == 64) {
             /* every draw is busy: more slots than free users; take the next free one */
-            do
-                u = (u + 1) % g->p.n_users;
+            do u = (u + 1) % g->p.n_users;
             while (g->free_at[u] == GEN_ACTIVE);
             break;
         }
@@ -342,7 +331,7 @@ static void fresh_item(tl_gen *g, gen_sess *s, uint32_t *item, uint32_t *cat)
         c = s->focus;
     } else {
         c = alias_draw(g->cats, g->p.n_categories, 0, &g->r);
-        if ((x & 0xff) < 77)               /* about 30%: the new category becomes the focus */
+        if ((x & 0xff) < 77) /* about 30%: the new category becomes the focus */
             s->focus = c;
     }
     *cat = c;
@@ -355,8 +344,7 @@ static void ring_push(uint32_t *items, uint32_t *cats, uint8_t *n, uint8_t *pos,
     items[*pos] = item;
     cats[*pos] = cat;
     *pos = (uint8_t)((*pos + 1) % cap);
-    if (*n < cap)
-        (*n)++;
+    if (*n < cap) (*n)++;
 }
 
 /* Price of an item in cents: lognormal, median 40.00, from a hash of the item. */
@@ -382,8 +370,7 @@ static tl_event_type pick_type(tl_gen *g)
 {
     double u = rng_unit(&g->r);
     for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++) {
-        if (u < g->later_p[t])
-            return (tl_event_type)t;
+        if (u < g->later_p[t]) return (tl_event_type)t;
         u -= g->later_p[t];
     }
     return g->first_type;
@@ -392,8 +379,7 @@ static tl_event_type pick_type(tl_gen *g)
 /* The next event; 0 when n_events are out. */
 static int gen_next(tl_gen *g, gen_ev *ev)
 {
-    if (g->p.n_events && g->emitted >= g->p.n_events)
-        return 0;
+    if (g->p.n_events && g->emitted >= g->p.n_events) return 0;
     uint32_t slot = g->heap[0].slot;
     gen_sess *s = &g->sess[slot];
     int64_t now = g->heap[0].ts;
@@ -451,7 +437,7 @@ static int gen_next(tl_gen *g, gen_ev *ev)
         ev->cents = item_cents(g, item);
         gap = 500 + rng_exp(&g->r, 15000);
         break;
-    default:                               /* TL_FAVORITE, TL_ADD_TO_CART */
+    default: /* TL_FAVORITE, TL_ADD_TO_CART */
         if (s->n_seen && rng_unit(&g->r) < 0.85) {
             uint32_t i = rng_below(&g->r, s->n_seen);
             item = s->seen_item[i];
@@ -471,10 +457,10 @@ static int gen_next(tl_gen *g, gen_ev *ev)
     ev->cat = cat;
     ev->channel = s->channel;
     /* paid exposures carry the session's campaign; without them, its landing event does */
-    ev->campaign = g->p.n_campaigns && (t == TL_IMPRESSION || t == TL_CLICK ||
-                                        (landing && !g->p.impressions))
-                       ? (int32_t)s->campaign
-                       : -1;
+    ev->campaign =
+        g->p.n_campaigns && (t == TL_IMPRESSION || t == TL_CLICK || (landing && !g->p.impressions))
+        ? (int32_t)s->campaign
+        : -1;
     ev->type = t;
     ev->ts = now;
     ev->prop = g->p.propensity ? event_prop(g, s) : -1;
@@ -505,42 +491,35 @@ static tl_gen *gen_new(const tl_gen_params *p)
     g->p = *p;
     uint32_t nu = p->n_users, nc = p->n_categories, ni = p->n_items, nch = p->n_channels;
     uint32_t nmax = nu > ni ? nu : ni;
-    if (nch > nmax)
-        nmax = nch;
+    if (nch > nmax) nmax = nch;
     w = tl_xmalloc((size_t)nmax * sizeof *w);
     work = tl_xmalloc((size_t)nmax * sizeof *work);
 
     /* Users: lognormal activity, from the setup stream. */
     gen_rng setup;
     rng_seed(&setup, p->seed ^ 0xA0761D6478BD642Full);
-    for (uint32_t u = 0; u < nu; u++)
-        w[u] = exp(p->user_skew * rng_normal(&setup));
+    for (uint32_t u = 0; u < nu; u++) w[u] = exp(p->user_skew * rng_normal(&setup));
     g->users = tl_xmalloc((size_t)nu * sizeof *g->users);
     alias_build(g->users, w, nu, 0, work);
 
     /* Categories: Zipf. */
     g->cats = tl_xmalloc((size_t)nc * sizeof *g->cats);
-    for (uint32_t c = 0; c < nc; c++)
-        w[c] = pow(c + 1.0, -p->zipf_s);
+    for (uint32_t c = 0; c < nc; c++) w[c] = pow(c + 1.0, -p->zipf_s);
     /* Items per category: 1 each, the rest by zipf weight^0.7 (largest remainders). */
     g->cat_off = tl_xmalloc(((size_t)nc + 1) * sizeof *g->cat_off);
     {
         double sum = 0;
         uint64_t given = 0, rest = ni - nc;
-        for (uint32_t c = 0; c < nc; c++)
-            sum += pow(w[c], 0.7);
+        for (uint32_t c = 0; c < nc; c++) sum += pow(w[c], 0.7);
         g->cat_off[0] = 0;
         for (uint32_t c = 0; c < nc; c++) {
             uint64_t extra = (uint64_t)floor((double)rest * pow(w[c], 0.7) / sum);
-            if (given + extra > rest)
-                extra = rest - given;
+            if (given + extra > rest) extra = rest - given;
             given += extra;
             work[c] = (uint32_t)(1 + extra);
         }
-        for (uint32_t c = 0; given < rest; c = (c + 1) % nc, given++)
-            work[c]++;
-        for (uint32_t c = 0; c < nc; c++)
-            g->cat_off[c + 1] = g->cat_off[c] + work[c];
+        for (uint32_t c = 0; given < rest; c = (c + 1) % nc, given++) work[c]++;
+        for (uint32_t c = 0; c < nc; c++) g->cat_off[c + 1] = g->cat_off[c] + work[c];
     }
     alias_build(g->cats, w, nc, 0, work);
 
@@ -548,16 +527,14 @@ static tl_gen *gen_new(const tl_gen_params *p)
     g->items = tl_xmalloc((size_t)ni * sizeof *g->items);
     for (uint32_t c = 0; c < nc; c++) {
         uint32_t base = g->cat_off[c], n = g->cat_off[c + 1] - base;
-        for (uint32_t i = 0; i < n; i++)
-            w[i] = pow(i + 1.0, -p->zipf_s);
+        for (uint32_t i = 0; i < n; i++) w[i] = pow(i + 1.0, -p->zipf_s);
         alias_build(g->items + base, w, n, base, work);
     }
 
     /* Channels: Zipf(1) over the list order; names. */
     if (nch) {
         g->chans = tl_xmalloc((size_t)nch * sizeof *g->chans);
-        for (uint32_t c = 0; c < nch; c++)
-            w[c] = 1.0 / (c + 1.0);
+        for (uint32_t c = 0; c < nch; c++) w[c] = 1.0 / (c + 1.0);
         alias_build(g->chans, w, nch, 0, work);
         g->chan_names = tl_xcalloc(nch, sizeof *g->chan_names);
         g->chan_lens = tl_xcalloc(nch, sizeof *g->chan_lens);
@@ -582,8 +559,7 @@ static tl_gen *gen_new(const tl_gen_params *p)
                 }
         }
     }
-    for (int i = 0; i < 16; i++)
-        g->chan_effect[i] = 0.25 * (double)((i * 7) % 5 - 2);
+    for (int i = 0; i < 16; i++) g->chan_effect[i] = 0.25 * (double)((i * 7) % 5 - 2);
     free(w);
     w = NULL;
     free(work);
@@ -598,8 +574,8 @@ static tl_gen *gen_new(const tl_gen_params *p)
     target[TL_PURCHASE] = gen_p_buy * scale;
     if (p->impressions) {
         target[TL_CLICK] = gen_p_click;
-        target[TL_BROWSE] = scale - target[TL_ADD_TO_CART] - target[TL_FAVORITE] -
-                            target[TL_PURCHASE];
+        target[TL_BROWSE] =
+            scale - target[TL_ADD_TO_CART] - target[TL_FAVORITE] - target[TL_PURCHASE];
         g->first_type = TL_IMPRESSION;
     } else {
         g->first_type = TL_BROWSE;
@@ -607,12 +583,10 @@ static tl_gen *gen_new(const tl_gen_params *p)
     {
         double others = 0;
         for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++)
-            if (t != (int)g->first_type)
-                others += target[t];
+            if (t != (int)g->first_type) others += target[t];
         /* Short sessions cannot hold all the non-first events: scale them down. */
         double k = later > 0 ? 1.0 / later : 0;
-        if (others * k > 1.0)
-            k = 1.0 / others;
+        if (others * k > 1.0) k = 1.0 / others;
         for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++)
             g->later_p[t] = t == (int)g->first_type ? 0 : target[t] * k;
     }
@@ -622,14 +596,11 @@ static tl_gen *gen_new(const tl_gen_params *p)
     double n_ev = p->n_events ? (double)p->n_events : 10.0 * nu;
     double kd = ceil(n_ev / p->session_events * g->sess_len_ms / (double)p->span_ms);
     double kmax = nu / 2 > 1 ? nu / 2 : 1;
-    if (kd > kmax)
-        kd = kmax;
-    if (kd > GEN_MAX_K)
-        kd = GEN_MAX_K;
+    if (kd > kmax) kd = kmax;
+    if (kd > GEN_MAX_K) kd = GEN_MAX_K;
     g->k = kd < 1 ? 1 : (uint32_t)kd;
     g->free_at = tl_xcalloc(nu, sizeof *g->free_at);
-    for (uint32_t u = 0; u < nu; u++)
-        g->free_at[u] = INT64_MIN;
+    for (uint32_t u = 0; u < nu; u++) g->free_at[u] = INT64_MIN;
     g->sess = tl_xcalloc(g->k, sizeof *g->sess);
     g->heap = tl_xmalloc((size_t)g->k * sizeof *g->heap);
     rng_seed(&g->r, p->seed);
@@ -638,8 +609,7 @@ static tl_gen *gen_new(const tl_gen_params *p)
         g->heap[i].slot = i;
         g->heap[i].ts = sess_start(g, &g->sess[i], at);
     }
-    for (uint32_t i = g->k / 2 + 1; i-- > 0;)
-        heap_down(g->heap, g->k, i);
+    for (uint32_t i = g->k / 2 + 1; i-- > 0;) heap_down(g->heap, g->k, i);
     return g;
 
 fail:
@@ -691,11 +661,9 @@ static int gen_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
     gen_ev ge;
     (void)timeout_ms;
     tl_batch_reset(b);
-    if (max < 1)
-        max = 1;
+    if (max < 1) max = 1;
     while (b->n < max) {
-        if (!gen_next(g, &ge))
-            return TL_SRC_EOF;
+        if (!gen_next(g, &ge)) return TL_SRC_EOF;
         /* "g<n>\0u<n>\0i<n>\0c<n>\0": at most 4 * 22 bytes */
         char *p = tl_arena_alloc(&b->arena, 88);
         tl_event *ev = tl_batch_push(b);
@@ -730,13 +698,12 @@ static int gen_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         ev->partition = 0;
         ev->offset = (int64_t)ge.n;
     }
-    if (g->p.n_events && g->emitted >= g->p.n_events)
-        return TL_SRC_EOF;
+    if (g->p.n_events && g->emitted >= g->p.n_events) return TL_SRC_EOF;
     return TL_SRC_OK;
 }
 
 typedef struct gen_src {
-    tl_source src;            /* first */
+    tl_source src; /* first */
     tl_gen *g;
 } gen_src;
 
@@ -748,8 +715,7 @@ static int gen_src_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
 static void gen_src_destroy(void *ctx)
 {
     gen_src *s = ctx;
-    if (!s)
-        return;
+    if (!s) return;
     gen_free(s->g);
     free(s);
 }
@@ -758,14 +724,13 @@ tl_source *tl_gen_source_new(const tl_gen_params *p)
 {
     gen_src *s = NULL;
     tl_gen *g = gen_new(p);
-    if (!g)
-        goto fail;
+    if (!g) goto fail;
     s = tl_xcalloc(1, sizeof *s);
     s->g = g;
     s->src.name = "gen";
     s->src.ctx = s;
     s->src.poll = gen_src_poll;
-    s->src.commit = NULL;   /* nothing to acknowledge */
+    s->src.commit = NULL; /* nothing to acknowledge */
     s->src.destroy = gen_src_destroy;
     return &s->src;
 
@@ -776,15 +741,17 @@ fail:
 
 void tl_gen_source_destroy(tl_source *s)
 {
-    if (s)
-        s->destroy(s->ctx);
+    if (s) s->destroy(s->ctx);
 }
 
 /* ---- CSV --------------------------------------------------------------------------- */
 
 int tl_gen_write_csv(const tl_gen_params *p, FILE *out)
 {
-    enum { CAP = 1 << 20, LINE_MAX_BYTES = 512 };
+    enum {
+        CAP = 1 << 20,
+        LINE_MAX_BYTES = 512
+    };
     tl_gen *g = NULL;
     char *buf = NULL, *w;
     gen_ev ev;
@@ -802,9 +769,11 @@ int tl_gen_write_csv(const tl_gen_params *p, FILE *out)
         type_len[t] = strlen(type_name[t]);
     }
     buf = tl_xmalloc(CAP);
-    w = buf + snprintf(buf, CAP, "event_id,user_id,item_id,category_id,type,ts,channel,"
-                                 "dwell_ms,value%s%s\n", p->propensity ? ",propensity" : "",
-                       p->n_campaigns ? ",campaign" : "");
+    w = buf +
+        snprintf(buf, CAP,
+                 "event_id,user_id,item_id,category_id,type,ts,channel,"
+                 "dwell_ms,value%s%s\n",
+                 p->propensity ? ",propensity" : "", p->n_campaigns ? ",campaign" : "");
     while (gen_next(g, &ev)) {
         w = put_id(w, 'g', ev.n);
         *w++ = ',';
@@ -824,8 +793,7 @@ int tl_gen_write_csv(const tl_gen_params *p, FILE *out)
             w += g->chan_lens[ev.channel];
         }
         *w++ = ',';
-        if (ev.dwell >= 0)
-            w = put_u64(w, (uint64_t)ev.dwell);
+        if (ev.dwell >= 0) w = put_u64(w, (uint64_t)ev.dwell);
         *w++ = ',';
         if (ev.cents >= 0) {
             w = put_u64(w, (uint64_t)ev.cents / 100);
@@ -854,15 +822,12 @@ int tl_gen_write_csv(const tl_gen_params *p, FILE *out)
         }
         *w++ = '\n';
         if ((size_t)(w - buf) > CAP - LINE_MAX_BYTES) {
-            if (fwrite(buf, 1, (size_t)(w - buf), out) != (size_t)(w - buf))
-                goto done;
+            if (fwrite(buf, 1, (size_t)(w - buf), out) != (size_t)(w - buf)) goto done;
             w = buf;
         }
     }
-    if (w > buf && fwrite(buf, 1, (size_t)(w - buf), out) != (size_t)(w - buf))
-        goto done;
-    if (fflush(out) != 0 || ferror(out))
-        goto done;
+    if (w > buf && fwrite(buf, 1, (size_t)(w - buf), out) != (size_t)(w - buf)) goto done;
+    if (fflush(out) != 0 || ferror(out)) goto done;
     rc = 0;
 
 done:

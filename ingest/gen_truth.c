@@ -51,8 +51,8 @@ static void push(ev_vec *e, truth_ev x)
 void tl_truth_params_default(tl_truth_params *p)
 {
     static const tl_truth_channel ch[] = {
-        {"search", 1.0, 0.2, 0},  {"social", 0.5, 0.4, 0},   {"display", 0.25, 0.6, 0},
-        {"email", 0.0, 0.4, 0},   {"retarget", 0.0, 0.3, 1.5},
+        {"search", 1.0, 0.2, 0}, {"social", 0.5, 0.4, 0},     {"display", 0.25, 0.6, 0},
+        {"email", 0.0, 0.4, 0},  {"retarget", 0.0, 0.3, 1.5},
     };
     memset(p, 0, sizeof(*p));
     p->seed = 1;
@@ -106,14 +106,17 @@ int tl_truth_params_check(const tl_truth_params *p, char *err, size_t errlen)
 }
 
 /* Poisson process of rate per_day over [0, span_ms): appends its times to out. */
-static void poisson_times(gen_rng *r, double per_day, double span_ms, int16_t channel,
-                          ev_vec *out, uint32_t user)
+static void poisson_times(gen_rng *r, double per_day, double span_ms, int16_t channel, ev_vec *out,
+                          uint32_t user)
 {
     if (per_day <= 0) return;
     double mean_gap = DAY_MS / per_day;
     for (double t = rng_exp(r, mean_gap); t < span_ms; t += rng_exp(r, mean_gap))
-        push(out, (truth_ev){.ts = (int64_t)t, .user = user, .channel = channel,
-                             .item = (uint16_t)rng_below(r, TRUTH_ITEMS)});
+        push(out,
+             (truth_ev){.ts = (int64_t)t,
+                        .user = user,
+                        .channel = channel,
+                        .item = (uint16_t)rng_below(r, TRUTH_ITEMS)});
 }
 
 static int by_user_time(const void *a, const void *b)
@@ -210,8 +213,10 @@ int tl_truth_write(const tl_truth_params *p, FILE *events, FILE *truth)
             (long long)p->half_life_ms, (long long)p->window_ms, p->max_touchpoints);
     fputs(" \"channels\": [", truth);
     for (int c = 0; c < p->n_channels; c++)
-        fprintf(truth, "%s\n  {\"name\": \"%s\", \"effect\": %.17g, \"rate\": %.17g, \"targeting\": %.17g}",
-                c ? "," : "", p->ch[c].name, p->ch[c].effect, p->ch[c].rate, p->ch[c].targeting);
+        fprintf(
+            truth,
+            "%s\n  {\"name\": \"%s\", \"effect\": %.17g, \"rate\": %.17g, \"targeting\": %.17g}",
+            c ? "," : "", p->ch[c].name, p->ch[c].effect, p->ch[c].rate, p->ch[c].targeting);
     fputs("],\n \"intent\": {", truth);
     for (uint32_t u = 0; u < p->n_users; u++)
         fprintf(truth, "%s\"u%u\": %.17g", u ? ", " : "", u + 1, z[u]);

@@ -42,8 +42,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* An optional string field: 0 with *out (NULL when absent or null), or -1. */
-static int get_str(const tl_json *obj, const char *name, const char **out, char *err,
-                   size_t errlen)
+static int get_str(const tl_json *obj, const char *name, const char **out, char *err, size_t errlen)
 {
     const tl_json *j = tl_json_get(obj, name);
     *out = NULL;

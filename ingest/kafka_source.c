@@ -89,7 +89,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 TL_LOG_ERROR("ingest", "cannot open state for partition=%d: stopping",
                              (int)tp->partition);
                 k->failed = 1;
-                return;   /* nothing assigned: the partitions stay with the group */
+                return; /* nothing assigned: the partitions stay with the group */
             }
             if (next >= 0) tp->offset = next;
             parts_grow(k, tp->partition);
@@ -134,8 +134,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* The dead letter of m: its key and value as they came, cut to what the dead-letter topic
  * takes (TL_DLQ_MAX_KEY_BYTES, dlq.max.record.bytes; the error says so and the header
  * tally.truncated keeps the sizes), so that no record is too large to dead-letter. */
-static void add_bad(const ksrc *k, tl_batch *b, const rd_kafka_message_t *m,
-                    tl_dlq_reason reason, const char *error)
+static void add_bad(const ksrc *k, tl_batch *b, const rd_kafka_message_t *m, tl_dlq_reason reason,
+                    const char *error)
 {
     tl_dlq_record *r = tl_batch_push_bad(b);
     r->reason = reason;
@@ -152,9 +152,10 @@ static void add_bad(const ksrc *k, tl_batch *b, const rd_kafka_message_t *m,
     if (r->payload_len) r->payload = tl_arena_strndup(&b->arena, m->payload, r->payload_len);
     if (r->key_len < r->key_total || r->payload_len < r->payload_total) {
         char cut[640];
-        snprintf(cut, sizeof(cut), "%s (dead letter cut to the first %zu of %zu key bytes and "
-                 "%zu of %zu value bytes)", error, r->key_len, r->key_total, r->payload_len,
-                 r->payload_total);
+        snprintf(cut, sizeof(cut),
+                 "%s (dead letter cut to the first %zu of %zu key bytes and "
+                 "%zu of %zu value bytes)",
+                 error, r->key_len, r->key_total, r->payload_len, r->payload_total);
         r->error = tl_arena_strdup(&b->arena, cut);
     } else {
         r->error = tl_arena_strdup(&b->arena, error);
@@ -169,18 +170,18 @@ static int take_message(ksrc *k, tl_batch *b, const rd_kafka_message_t *m)
     char err[512];
     tl_dlq_reason reason;
     tl_event *ev = tl_batch_push(b);
-    int rc = tl_codec_decode(k->o.codec, m->payload, m->len, ev, &b->arena, &reason, err,
-                             sizeof(err));
+    int rc =
+        tl_codec_decode(k->o.codec, m->payload, m->len, ev, &b->arena, &reason, err, sizeof(err));
     if (rc == TL_CODEC_RETRY) {
         b->n--;
         char q[512];
-        TL_LOG_WARN("ingest", "cannot decode now, will retry partition=%d offset=%" PRId64 " error=%s",
+        TL_LOG_WARN("ingest",
+                    "cannot decode now, will retry partition=%d offset=%" PRId64 " error=%s",
                     (int)m->partition, m->offset, tl_log_quote(q, sizeof(q), err));
         return -1;
     }
-    if (rc != TL_CODEC_OK ||
-        tl_event_validate(ev, &k->o.limits, &reason, err, sizeof(err)) != 0) {
-        b->n--;   /* the slot goes back */
+    if (rc != TL_CODEC_OK || tl_event_validate(ev, &k->o.limits, &reason, err, sizeof(err)) != 0) {
+        b->n--; /* the slot goes back */
         add_bad(k, b, m, reason, err);
         return 0;
     }
@@ -190,9 +191,10 @@ static int take_message(ksrc *k, tl_batch *b, const rd_kafka_message_t *m)
         tl_prom_add(k->mismatches, 1);
         if (k->o.key_mismatch_dlq) {
             b->n--;
-            snprintf(err, sizeof(err), "the record's key (%zu bytes) is not its user_id '%.64s' "
-                     "(the user's state is kept by the partition of that key)", m->key_len,
-                     ev->user_id);
+            snprintf(err, sizeof(err),
+                     "the record's key (%zu bytes) is not its user_id '%.64s' "
+                     "(the user's state is kept by the partition of that key)",
+                     m->key_len, ev->user_id);
             add_bad(k, b, m, TL_DLQ_KEY_MISMATCH, err);
             return 0;
         }
@@ -240,7 +242,7 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
     while (b->n + b->n_bad < max) {
         int64_t left = (deadline - tl_mono_ns()) / 1000000;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, left > 0 ? (int)left : 0);
-        if (k->failed) {   /* set by the rebalance callback this poll served */
+        if (k->failed) { /* set by the rebalance callback this poll served */
             if (m) rd_kafka_message_destroy(m);
             k->filling = NULL;
             return TL_SRC_ERROR;
@@ -259,13 +261,16 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         if (m->err) {
             /* Consumer errors are reports (broker down, ...): librdkafka recovers. */
             char q[512];
-            TL_LOG_WARN("ingest", "consumer error=%s", tl_log_quote(q, sizeof(q), rd_kafka_message_errstr(m)));
+            TL_LOG_WARN("ingest", "consumer error=%s",
+                        tl_log_quote(q, sizeof(q), rd_kafka_message_errstr(m)));
             /* Bad credentials do not heal by retrying: stop with the reason. */
-            int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
-                        m->err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
-                        m->err == RD_KAFKA_RESP_ERR__SSL;   /* e.g. certificate verify failed */
+            int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL ||
+                m->err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+                m->err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+                m->err == RD_KAFKA_RESP_ERR__SSL; /* e.g. certificate verify failed */
             if (fatal && m->err != RD_KAFKA_RESP_ERR__FATAL)
-                TL_LOG_ERROR("ingest", "authentication failed: %s (check kafka.sasl.* / kafka.ssl.*)",
+                TL_LOG_ERROR("ingest",
+                             "authentication failed: %s (check kafka.sasl.* / kafka.ssl.*)",
                              rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             if (fatal) {
@@ -296,7 +301,8 @@ static int ks_commit(void *ctx, const int64_t *next, int n)
     for (int p = 0; p < n && p < k->n_parts; p++)
         if (next[p] >= 0 && k->assigned[p])
             rd_kafka_topic_partition_list_add(l, k->topic, p)->offset = next[p];
-    rd_kafka_resp_err_t err = l->cnt ? rd_kafka_offsets_store(k->rk, l) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_resp_err_t err =
+        l->cnt ? rd_kafka_offsets_store(k->rk, l) : RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_topic_partition_list_destroy(l);
     if (err && err != RD_KAFKA_RESP_ERR__STATE) {
         TL_LOG_ERROR("ingest", "offsets store failed: %s", rd_kafka_err2str(err));
@@ -362,11 +368,11 @@ tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, k);
     k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
-    if (!k->rk) {   /* conf is still ours */
+    if (!k->rk) { /* conf is still ours */
         snprintf(err, errlen, "kafka consumer: %s", e);
         goto fail;
     }
-    conf = NULL;    /* owned by rk */
+    conf = NULL; /* owned by rk */
     rd_kafka_poll_set_consumer(k->rk);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, k->topic, RD_KAFKA_PARTITION_UA);
@@ -377,9 +383,12 @@ tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts
                  rd_kafka_err2str(rerr));
         goto fail;
     }
-    k->src = (tl_source){.name = "kafka", .ctx = k, .poll = ks_poll,
+    k->src = (tl_source){.name = "kafka",
+                         .ctx = k,
+                         .poll = ks_poll,
                          .commit = o->exactly_once ? NULL : ks_commit,
-                         .rewind = o->exactly_once ? ks_rewind : NULL, .destroy = ks_destroy};
+                         .rewind = o->exactly_once ? ks_rewind : NULL,
+                         .destroy = ks_destroy};
     return &k->src;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);
@@ -395,11 +404,11 @@ void tl_kafka_source_destroy(tl_source *s)
 {
     if (!s) return;
     ksrc *k = s->ctx;
-    rd_kafka_resp_err_t err = k->o.exactly_once ? RD_KAFKA_RESP_ERR_NO_ERROR
-                                                : rd_kafka_commit(k->rk, NULL, 0);
+    rd_kafka_resp_err_t err =
+        k->o.exactly_once ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_commit(k->rk, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         TL_LOG_WARN("ingest", "final offset commit: %s", rd_kafka_err2str(err));
-    tl_kafka_consumer_leave(k->rk, 10000);   /* revokes (closing stores), leaves the group */
+    tl_kafka_consumer_leave(k->rk, 10000); /* revokes (closing stores), leaves the group */
     rd_kafka_destroy(k->rk);
     free(k->assigned);
     free(k->at_end);
@@ -417,7 +426,7 @@ int tl_kafka_source_lag(tl_source *s, int32_t *parts, int64_t *lag, int max)
         int64_t lo = -1, hi = -1;
         rd_kafka_get_watermark_offsets(k->rk, k->topic, p, &lo, &hi);
         int64_t pos = k->next[p];
-        if (pos < 0) {   /* nothing read since the assignment: the fetch position */
+        if (pos < 0) { /* nothing read since the assignment: the fetch position */
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
             rd_kafka_topic_partition_list_add(l, k->topic, p);
             if (!rd_kafka_position(k->rk, l) && l->elems[0].offset >= 0) pos = l->elems[0].offset;
@@ -429,4 +438,7 @@ int tl_kafka_source_lag(tl_source *s, int32_t *parts, int64_t *lag, int max)
     return n;
 }
 
-uint64_t tl_kafka_source_rebalances(const tl_source *s) { return ((const ksrc *)s->ctx)->rebalances; }
+uint64_t tl_kafka_source_rebalances(const tl_source *s)
+{
+    return ((const ksrc *)s->ctx)->rebalances;
+}

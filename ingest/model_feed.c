@@ -32,7 +32,7 @@ tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64
 {
     static const char *const fixed[][2] = {
         {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
-        {"enable.partition.eof", "false"}, {"auto.offset.reset", "earliest"},
+        {"enable.partition.eof", "false"},     {"auto.offset.reset", "earliest"},
         {"fetch.wait.max.ms", "100"},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
@@ -53,7 +53,8 @@ tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64
     f->dead_tail = &f->dead;
     f->next = next >= 0 ? next : 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset =
+        next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_resp_err_t ae = rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (ae) {
@@ -99,10 +100,16 @@ static void keep_dead(tl_model_feed *f, const rd_kafka_message_t *m, const char 
     size_t vlen = f->dlq_max && m->len > f->dlq_max ? f->dlq_max : m->len;
     dead *d = tl_xcalloc(1, sizeof(*d));
     d->d = (tl_dlq_record){
-        .reason = TL_DLQ_MALFORMED, .error = tl_xstrdup(err), .topic = f->topic,
-        .partition = m->partition, .offset = m->offset,
-        .key = klen ? tl_xmemdup(m->key, klen) : NULL, .key_len = klen, .key_total = m->key_len,
-        .payload = vlen ? tl_xmemdup(m->payload, vlen) : NULL, .payload_len = vlen,
+        .reason = TL_DLQ_MALFORMED,
+        .error = tl_xstrdup(err),
+        .topic = f->topic,
+        .partition = m->partition,
+        .offset = m->offset,
+        .key = klen ? tl_xmemdup(m->key, klen) : NULL,
+        .key_len = klen,
+        .key_total = m->key_len,
+        .payload = vlen ? tl_xmemdup(m->payload, vlen) : NULL,
+        .payload_len = vlen,
         .payload_total = m->len,
     };
     *f->dead_tail = d;
@@ -149,9 +156,10 @@ static void one(tl_model_feed *f, const rd_kafka_message_t *m, tl_feed_apply_fn 
         (*applied)++;
     } else {
         if (f->st.bad++ < 5)
-            TL_LOG_WARN("model", "model topic %s offset %" PRId64 ": %s (skipped: a dead letter, "
-                        "counted in tally_model_shared_bad_records_total)", f->topic, m->offset,
-                        err);
+            TL_LOG_WARN("model",
+                        "model topic %s offset %" PRId64 ": %s (skipped: a dead letter, "
+                        "counted in tally_model_shared_bad_records_total)",
+                        f->topic, m->offset, err);
         keep_dead(f, m, err[0] ? err : "the model update does not decode");
     }
 }

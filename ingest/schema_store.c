@@ -80,7 +80,12 @@
 #define TL_SCHEMA_MAX_RESPONSE (16u << 20)
 #define TL_SCHEMA_MAX_RESOLVE_STEPS 1000000L
 
-typedef enum ss_kind { SS_EMPTY = 0, SS_DIR, SS_REGISTRY, SS_BAD } ss_kind;
+typedef enum ss_kind {
+    SS_EMPTY = 0,
+    SS_DIR,
+    SS_REGISTRY,
+    SS_BAD
+} ss_kind;
 
 typedef struct ss_entry {
     int32_t id;
@@ -253,8 +258,10 @@ static void neg_remove(neg_cache *c, int32_t id)
     size_t i = neg_pos(c, id);
     int32_t k = c->tab[i];
     neg_entry *e = &c->slab[k];
-    if (e->prev >= 0) c->slab[e->prev].next = e->next; else c->oldest = e->next;
-    if (e->next >= 0) c->slab[e->next].prev = e->prev; else c->newest = e->prev;
+    if (e->prev >= 0) c->slab[e->prev].next = e->next;
+    else c->oldest = e->next;
+    if (e->next >= 0) c->slab[e->next].prev = e->prev;
+    else c->newest = e->prev;
     free(e->msg);
     e->msg = NULL;
     e->next = c->free_head;
@@ -311,7 +318,8 @@ static int neg_put(neg_cache *c, int32_t id, int code, const char *msg, int64_t 
     e->until_ns = until_ns;
     e->prev = c->newest;
     e->next = -1;
-    if (c->newest >= 0) c->slab[c->newest].next = k; else c->oldest = k;
+    if (c->newest >= 0) c->slab[c->newest].next = k;
+    else c->oldest = k;
     c->newest = k;
     c->tab[neg_pos(c, id)] = k;
     c->n++;
@@ -321,8 +329,8 @@ static int neg_put(neg_cache *c, int32_t id, int code, const char *msg, int64_t 
 static void put_negative(tl_schema_store *s, int32_t id, int code, const char *msg)
 {
     int64_t now = now_ns(s);
-    s->st.negative_evictions += (uint64_t)neg_put(&s->neg, id, code, msg, now,
-                                                  now + s->negative_ns);
+    s->st.negative_evictions +=
+        (uint64_t)neg_put(&s->neg, id, code, msg, now, now + s->negative_ns);
 }
 
 /* ------------------------------------------------------------------ checks */
@@ -359,8 +367,7 @@ static const char *quoted(const char *s, char *buf, size_t n)
 {
     size_t o = 0, max = n < 72 ? n : 72;
     buf[o++] = '"';
-    for (; s && *s && o + 5 < max; s++)
-        buf[o++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+    for (; s && *s && o + 5 < max; s++) buf[o++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
     if (s && *s) {
         memcpy(buf + o, "...", 3);
         o += 3;
@@ -428,7 +435,7 @@ static int chk_named(chk *c, avro_schema_t s, const char *kind)
         return chk_fail(c, "%s name %s is not a valid Avro name ([A-Za-z_][A-Za-z0-9_]*)", kind,
                         quoted(name, q, sizeof(q)));
     if (!valid_namespace(ns))
-        return chk_fail(c, "the namespace %s of %s %s is not a valid Avro namespace", 
+        return chk_fail(c, "the namespace %s of %s %s is not a valid Avro namespace",
                         quoted(ns, q, sizeof(q)), kind, name);
     if (c->n_named == c->cap_named) {
         c->cap_named = c->cap_named ? c->cap_named * 2 : 16;
@@ -459,8 +466,7 @@ static int chk_walk(chk *c, avro_schema_t s, int depth)
             /* avro-c finds a name's last field: an earlier one of that name is a twin */
             if (avro_schema_record_field_get_index(s, f) != (int)i)
                 return chk_fail(c, "record %s has two fields named %s", fn, f);
-            if (chk_walk(c, avro_schema_record_field_get_by_index(s, (int)i), depth + 1))
-                return -1;
+            if (chk_walk(c, avro_schema_record_field_get_by_index(s, (int)i), depth + 1)) return -1;
         }
         return 0;
     }
@@ -486,10 +492,8 @@ static int chk_walk(chk *c, avro_schema_t s, int depth)
         if (avro_schema_fixed_size(s) < 0)
             return chk_fail(c, "fixed %s has a negative size", full_name(s, fn, sizeof(fn)));
         return 0;
-    case AVRO_ARRAY:
-        return chk_walk(c, avro_schema_array_items(s), depth + 1);
-    case AVRO_MAP:
-        return chk_walk(c, avro_schema_map_values(s), depth + 1);
+    case AVRO_ARRAY: return chk_walk(c, avro_schema_array_items(s), depth + 1);
+    case AVRO_MAP: return chk_walk(c, avro_schema_map_values(s), depth + 1);
     case AVRO_UNION: {
         size_t n = avro_schema_union_size(s);
         char **keys = tl_xcalloc(n + 1, sizeof(*keys));
@@ -500,7 +504,8 @@ static int chk_walk(chk *c, avro_schema_t s, int depth)
                 rc = chk_fail(c, "a union has a union as a branch");
                 break;
             }
-            keys[i] = tl_xstrdup(is_named(b) ? full_name(b, fn, sizeof(fn)) : avro_schema_type_name(b));
+            keys[i] =
+                tl_xstrdup(is_named(b) ? full_name(b, fn, sizeof(fn)) : avro_schema_type_name(b));
             rc = chk_walk(c, b, depth + 1);
         }
         const char *twin = rc == 0 ? first_twin(keys, n) : NULL;
@@ -509,8 +514,7 @@ static int chk_walk(chk *c, avro_schema_t s, int depth)
         free(keys);
         return rc;
     }
-    default:
-        return 0;   /* primitives, and links: their target is checked where it is defined */
+    default: return 0; /* primitives, and links: their target is checked where it is defined */
     }
 }
 
@@ -576,8 +580,8 @@ int tl_schema_full_name(const char *json, char *out, size_t n)
     tl_arena_init(&a, 1024);
     char jerr[128];
     const char *own;
-    const char *full = text_full_name(&a, tl_json_parse(json, strlen(json), &a, jerr, sizeof(jerr)),
-                                      NULL, &own);
+    const char *full =
+        text_full_name(&a, tl_json_parse(json, strlen(json), &a, jerr, sizeof(jerr)), NULL, &own);
     if (full) snprintf(out, n, "%s", full);
     tl_arena_destroy(&a);
     return full ? 0 : -1;
@@ -585,12 +589,12 @@ int tl_schema_full_name(const char *json, char *out, size_t n)
 
 static void twins_walk(twins *t, const tl_json *j, const char *ns)
 {
-    if (j && j->type == TL_JSON_ARRAY) {   /* a union */
+    if (j && j->type == TL_JSON_ARRAY) { /* a union */
         for (size_t i = 0; i < j->len; i++) twins_walk(t, j->items[i], ns);
         return;
     }
     const char *type = tl_json_str(tl_json_get(j, "type"));
-    if (!type) return;   /* a type name (a string), or no type avro-c would make */
+    if (!type) return; /* a type name (a string), or no type avro-c would make */
     if (!strcmp(type, "array")) {
         twins_walk(t, tl_json_get(j, "items"), ns);
         return;
@@ -615,14 +619,17 @@ static void twins_walk(twins *t, const tl_json *j, const char *ns)
     }
 }
 
-enum { PARSE_OK, PARSE_NOT_AVRO, PARSE_REFUSED };
+enum {
+    PARSE_OK,
+    PARSE_NOT_AVRO,
+    PARSE_REFUSED
+};
 
 /* Schema text -> an avro-c schema that passed tl_schema_check, for every schema tally
  * takes in (schema.dir files, registry answers, schemas to register). PARSE_OK with *out
  * a new reference; PARSE_NOT_AVRO (not JSON, or avro-c refuses it) or PARSE_REFUSED
  * (failing the checks) with the reason in why. */
-static int parse_schema(const char *text, size_t len, avro_schema_t *out, char *why,
-                        size_t whylen)
+static int parse_schema(const char *text, size_t len, avro_schema_t *out, char *why, size_t whylen)
 {
     *out = NULL;
     tl_arena a;
@@ -674,18 +681,24 @@ out:
  * avro-c's clean-up then frees the item resolver it never made (a NULL dereference).
  */
 
-typedef struct rs_pair { avro_schema_t w, r; } rs_pair;
+typedef struct rs_pair {
+    avro_schema_t w, r;
+} rs_pair;
 
 typedef struct rs {
-    rs_pair *memo;            /* open addressing; w == NULL empty, r == NULL deleted */
+    rs_pair *memo; /* open addressing; w == NULL empty, r == NULL deleted */
     size_t cap, used;
     long steps;
     int unsafe;
-    char why[384];            /* the last reason a pair did not resolve */
+    char why[384]; /* the last reason a pair did not resolve */
     char unsafe_why[384];
 } rs;
 
-enum { RS_OK, RS_NO, RS_ERR };
+enum {
+    RS_OK,
+    RS_NO,
+    RS_ERR
+};
 
 static size_t rs_hash(avro_schema_t w, avro_schema_t r, size_t cap)
 {
@@ -731,7 +744,7 @@ static void rs_del(rs *x, avro_schema_t w, avro_schema_t r)
     for (size_t i = rs_hash(w, r, x->cap);; i = (i + 1) & (x->cap - 1)) {
         if (!x->memo[i].w) return;
         if (x->memo[i].w == w && x->memo[i].r == r) {
-            x->memo[i].r = NULL;   /* deleted: keeps later probes going */
+            x->memo[i].r = NULL; /* deleted: keeps later probes going */
             return;
         }
     }
@@ -750,10 +763,12 @@ static const char *rs_desc(avro_schema_t s, char *buf, size_t n)
     avro_type_t t = avro_typeof(s);
     char fn[400];
     if (t == AVRO_RECORD || t == AVRO_ENUM || t == AVRO_FIXED)
-        snprintf(buf, n, "%s %s", t == AVRO_RECORD ? "record" : t == AVRO_ENUM ? "enum" : "fixed",
+        snprintf(buf, n, "%s %s",
+                 t == AVRO_RECORD     ? "record"
+                     : t == AVRO_ENUM ? "enum"
+                                      : "fixed",
                  full_name(s, fn, sizeof(fn)));
-    else
-        snprintf(buf, n, "%s", avro_schema_type_name(s));
+    else snprintf(buf, n, "%s", avro_schema_type_name(s));
     return buf;
 }
 
@@ -878,20 +893,23 @@ static int rs_compat(rs *x, avro_schema_t w, avro_schema_t r)
         if (rc == RS_ERR) return 0;
     }
     char a[160];
-    snprintf(x->why, sizeof(x->why), "the writer's %s cannot be read as any branch of the "
-             "reader's union", rs_desc(w, a, sizeof(a)));
+    snprintf(x->why, sizeof(x->why),
+             "the writer's %s cannot be read as any branch of the "
+             "reader's union",
+             rs_desc(w, a, sizeof(a)));
     return 0;
 }
 
-int tl_schema_check_resolution(avro_schema_t writer, avro_schema_t reader, char *err,
-                               size_t errlen)
+int tl_schema_check_resolution(avro_schema_t writer, avro_schema_t reader, char *err, size_t errlen)
 {
     rs x = {0};
     int ok = rs_compat(&x, writer, reader);
     int rc = TL_SCHEMA_OK;
     if (x.steps > TL_SCHEMA_MAX_RESOLVE_STEPS) {
-        snprintf(err, errlen, "resolving the writer schema to the reader schema takes more "
-                 "than %ld steps", TL_SCHEMA_MAX_RESOLVE_STEPS);
+        snprintf(err, errlen,
+                 "resolving the writer schema to the reader schema takes more "
+                 "than %ld steps",
+                 TL_SCHEMA_MAX_RESOLVE_STEPS);
         rc = TL_SCHEMA_INVALID;
     } else if (!ok) {
         snprintf(err, errlen, "%s", x.why);
@@ -935,11 +953,15 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     return b.data;
 }
 
-enum { LOAD_OK, LOAD_UNREADABLE, LOAD_UNPARSEABLE, LOAD_REFUSED };
+enum {
+    LOAD_OK,
+    LOAD_UNREADABLE,
+    LOAD_UNPARSEABLE,
+    LOAD_REFUSED
+};
 
 /* Parses and checks one schema file; *out set on LOAD_OK, err on anything else. */
-static int load_file(const char *path, int32_t id, avro_schema_t *out, char *err,
-                     size_t errlen)
+static int load_file(const char *path, int32_t id, avro_schema_t *out, char *err, size_t errlen)
 {
     size_t len;
     char *text = read_file(path, &len, err, errlen);
@@ -980,8 +1002,8 @@ static int scan_dir(tl_schema_store *s, int64_t only_id, char *err, size_t errle
         snprintf(path, plen, "%s/%s", s->dir, de->d_name);
         ss_entry *e = tab_find(s, (int32_t)id);
         if (e && e->path) {
-            snprintf(err, errlen, "schema.dir %s has two files for schema id %d: %s and %s",
-                     s->dir, (int)id, e->path, path);
+            snprintf(err, errlen, "schema.dir %s has two files for schema id %d: %s and %s", s->dir,
+                     (int)id, e->path, path);
             free(path);
             rc = TL_SCHEMA_ERROR;
             break;
@@ -998,7 +1020,7 @@ static int scan_dir(tl_schema_store *s, int64_t only_id, char *err, size_t errle
         if (lrc != LOAD_OK) {
             free(path);
             rc = lrc == LOAD_UNREADABLE ? TL_SCHEMA_ERROR
-                 : only_id >= 0         ? TL_SCHEMA_INVALID
+                : only_id >= 0          ? TL_SCHEMA_INVALID
                                         : TL_SCHEMA_ERROR;
             if (lrc == LOAD_UNPARSEABLE && only_id >= 0) s->st.invalid++;
             break;
@@ -1018,7 +1040,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     tl_buf *b = arg;
     size_t k = size * n;
-    if (b->len + k > TL_SCHEMA_MAX_RESPONSE) return 0;   /* aborts the transfer */
+    if (b->len + k > TL_SCHEMA_MAX_RESPONSE) return 0; /* aborts the transfer */
     tl_buf_append(b, p, k);
     return k;
 }
@@ -1045,11 +1067,12 @@ static int http(tl_schema_store *s, const char *url, const char *post_body, long
         curl_easy_setopt(c, CURLOPT_USERPWD, s->basic_auth);
     }
     if (s->ca_path) curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_path);
-    hdr = curl_slist_append(hdr, "Accept: application/vnd.schemaregistry.v1+json, "
-                                 "application/json");
+    hdr = curl_slist_append(hdr,
+                            "Accept: application/vnd.schemaregistry.v1+json, "
+                            "application/json");
     if (post_body) {
         hdr = curl_slist_append(hdr, "Content-Type: application/vnd.schemaregistry.v1+json");
-        hdr = curl_slist_append(hdr, "Expect:");   /* no 100-continue round trip */
+        hdr = curl_slist_append(hdr, "Expect:"); /* no 100-continue round trip */
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, post_body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(post_body));
     }
@@ -1081,12 +1104,11 @@ static int64_t registry_error(const tl_json *body, const char **message)
 static void not_found_msg(tl_schema_store *s, int32_t id, char *err, size_t errlen)
 {
     if (s->dir && s->url)
-        snprintf(err, errlen, "schema id %d not found in schema.dir %s nor at %s", (int)id,
-                 s->dir, s->url_shown);
+        snprintf(err, errlen, "schema id %d not found in schema.dir %s nor at %s", (int)id, s->dir,
+                 s->url_shown);
     else if (s->dir)
         snprintf(err, errlen, "schema id %d not found in schema.dir %s", (int)id, s->dir);
-    else if (s->url)
-        snprintf(err, errlen, "schema id %d not found at %s", (int)id, s->url_shown);
+    else if (s->url) snprintf(err, errlen, "schema id %d not found at %s", (int)id, s->url_shown);
     else
         snprintf(err, errlen,
                  "schema id %d not found: neither schema.dir nor schema.registry.url is set",
@@ -1108,8 +1130,8 @@ static int registry_fetch(tl_schema_store *s, int32_t id, avro_schema_t *out, ch
     int rc = http(s, url, NULL, &status, &resp, err, errlen);
     if (rc != TL_SCHEMA_OK) goto out;
 
-    const tl_json *body = tl_json_parse(resp.data ? resp.data : "", resp.len, &a, jerr,
-                                        sizeof(jerr));
+    const tl_json *body =
+        tl_json_parse(resp.data ? resp.data : "", resp.len, &a, jerr, sizeof(jerr));
     const char *message;
     if (status == 404 && body && registry_error(body, &message) / 100 == 404) {
         not_found_msg(s, id, err, errlen);
@@ -1126,15 +1148,17 @@ static int registry_fetch(tl_schema_store *s, int32_t id, avro_schema_t *out, ch
     }
     const tl_json *text = tl_json_get(body, "schema");
     if (!body || !text || text->type != TL_JSON_STRING) {
-        snprintf(err, errlen, "schema registry %s: the response for schema id %d has no "
-                 "\"schema\" string", s->url_shown, (int)id);
+        snprintf(err, errlen,
+                 "schema registry %s: the response for schema id %d has no "
+                 "\"schema\" string",
+                 s->url_shown, (int)id);
         rc = TL_SCHEMA_ERROR;
         goto out;
     }
     const char *type = tl_json_str(tl_json_get(body, "schemaType"));
     if (type && strcmp(type, "AVRO") != 0) {
-        snprintf(err, errlen, "schema id %d at %s is a %s schema, not Avro", (int)id,
-                 s->url_shown, type);
+        snprintf(err, errlen, "schema id %d at %s is a %s schema, not Avro", (int)id, s->url_shown,
+                 type);
         rc = TL_SCHEMA_INVALID;
         goto out;
     }
@@ -1178,10 +1202,11 @@ tl_schema_store *tl_schema_store_new(const tl_schema_store_opts *o, char *err, s
     s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : TL_SCHEMA_DEFAULT_TIMEOUT_MS;
     s->lookup_only = o->lookup_only;
     s->negative_ns = (int64_t)(o->negative_cache_ms > 0 ? o->negative_cache_ms
-                                                         : TL_SCHEMA_DEFAULT_NEGATIVE_CACHE_MS) *
-                     1000000;
-    neg_init(&s->neg, o->negative_cache_max > 0 ? (size_t)o->negative_cache_max
-                                                : TL_SCHEMA_DEFAULT_NEGATIVE_CACHE_MAX);
+                                                        : TL_SCHEMA_DEFAULT_NEGATIVE_CACHE_MS) *
+        1000000;
+    neg_init(&s->neg,
+             o->negative_cache_max > 0 ? (size_t)o->negative_cache_max
+                                       : TL_SCHEMA_DEFAULT_NEGATIVE_CACHE_MAX);
     s->rate = o->max_lookups_per_second > 0 ? o->max_lookups_per_second
                                             : TL_SCHEMA_DEFAULT_MAX_LOOKUPS_PER_SECOND;
     s->clock_ns = o->clock_ns ? o->clock_ns : mono_clock;
@@ -1250,8 +1275,7 @@ static int take_token(tl_schema_store *s)
     return 1;
 }
 
-static int get_locked(tl_schema_store *s, int32_t id, avro_schema_t *out, char *err,
-                      size_t errlen)
+static int get_locked(tl_schema_store *s, int32_t id, avro_schema_t *out, char *err, size_t errlen)
 {
     ss_entry *e = tab_find(s, id);
     if (e && e->kind == SS_BAD) {
@@ -1288,20 +1312,23 @@ static int get_locked(tl_schema_store *s, int32_t id, avro_schema_t *out, char *
         if (!take_token(s)) {
             s->st.rate_limited++;
             if (s->registry_failing) {
-                snprintf(err, errlen, "schema registry %s is failing, and schema id %d waits "
-                         "its turn (schema.registry.max.lookups.per.second=%g)", s->url_shown,
-                         (int)id, s->rate);
+                snprintf(err, errlen,
+                         "schema registry %s is failing, and schema id %d waits "
+                         "its turn (schema.registry.max.lookups.per.second=%g)",
+                         s->url_shown, (int)id, s->rate);
                 return TL_SCHEMA_ERROR;
             }
-            snprintf(err, errlen, "schema id %d was not looked up at %s: more than %g new "
+            snprintf(err, errlen,
+                     "schema id %d was not looked up at %s: more than %g new "
                      "schema ids per second (schema.registry.max.lookups.per.second); the "
-                     "record can be replayed", (int)id, s->url_shown, s->rate);
+                     "record can be replayed",
+                     (int)id, s->url_shown, s->rate);
             return TL_SCHEMA_NOT_FOUND;
         }
         avro_schema_t schema;
         s->st.lookups++;
         rc = registry_fetch(s, id, &schema, err, errlen);
-        s->tokens_ns = now_ns(s);   /* time spent waiting for the registry earns no token */
+        s->tokens_ns = now_ns(s); /* time spent waiting for the registry earns no token */
         s->registry_failing = rc == TL_SCHEMA_ERROR;
         if (rc == TL_SCHEMA_OK) {
             if (ne) neg_remove(&s->neg, id);
@@ -1357,8 +1384,8 @@ static int register_registry(tl_schema_store *s, const char *subject, const char
     const char *message;
     int rc = http(s, url, req.data, &status, &resp, err, errlen);
     if (rc != TL_SCHEMA_OK) goto out;
-    const tl_json *body = tl_json_parse(resp.data ? resp.data : "", resp.len, &a, jerr,
-                                        sizeof(jerr));
+    const tl_json *body =
+        tl_json_parse(resp.data ? resp.data : "", resp.len, &a, jerr, sizeof(jerr));
     const tl_json *id = tl_json_get(body, "id");
     if (status == 200 && id && id->type == TL_JSON_NUMBER && id->is_int && id->i >= 0 &&
         id->i <= INT32_MAX) {
@@ -1374,16 +1401,17 @@ static int register_registry(tl_schema_store *s, const char *subject, const char
     int64_t code = body ? registry_error(body, &message) : 0;
     if (!body) message = "response is not JSON";
     if (s->lookup_only && status == 404 && (code == 40401 || code == 40403)) {
-        snprintf(err, errlen, "subject %s %s at schema registry %s, and "
-                 "schema.registry.auto.register=false forbids registering it (%s)", subject,
-                 code == 40401 ? "is not registered" : "does not hold this schema",
+        snprintf(err, errlen,
+                 "subject %s %s at schema registry %s, and "
+                 "schema.registry.auto.register=false forbids registering it (%s)",
+                 subject, code == 40401 ? "is not registered" : "does not hold this schema",
                  s->url_shown, message);
         rc = TL_SCHEMA_NOT_FOUND;
         goto out;
     }
     snprintf(err, errlen, "schema registry %s refused to %s subject %s (HTTP %ld): %s",
-             s->url_shown, s->lookup_only ? "look up the schema of" : "register", subject,
-             status, message);
+             s->url_shown, s->lookup_only ? "look up the schema of" : "register", subject, status,
+             message);
     rc = status == 422 ? TL_SCHEMA_INVALID : TL_SCHEMA_ERROR;
 out:
     tl_arena_destroy(&a);
@@ -1393,8 +1421,8 @@ out:
     return rc;
 }
 
-static int register_dir(tl_schema_store *s, const char *subject, avro_schema_t parsed,
-                        int *id_out, char *err, size_t errlen)
+static int register_dir(tl_schema_store *s, const char *subject, avro_schema_t parsed, int *id_out,
+                        char *err, size_t errlen)
 {
     int64_t best = -1;
     for (size_t i = 0; i < s->cap; i++) {
@@ -1403,9 +1431,10 @@ static int register_dir(tl_schema_store *s, const char *subject, avro_schema_t p
             best = e->id;
     }
     if (best < 0) {
-        snprintf(err, errlen, "no file in schema.dir %s holds the schema of subject %s "
-                 "(add it as <id>-%s.avsc, or set schema.registry.url)", s->dir, subject,
-                 subject);
+        snprintf(err, errlen,
+                 "no file in schema.dir %s holds the schema of subject %s "
+                 "(add it as <id>-%s.avsc, or set schema.registry.url)",
+                 s->dir, subject, subject);
         return TL_SCHEMA_NOT_FOUND;
     }
     *id_out = (int)best;
@@ -1417,9 +1446,9 @@ int tl_schema_store_register(tl_schema_store *s, const char *subject, const char
 {
     avro_schema_t parsed;
     char why[256] = "none given";
-    int prc = schema_json ? parse_schema(schema_json, strlen(schema_json), &parsed, why,
-                                         sizeof(why))
-                          : PARSE_NOT_AVRO;
+    int prc = schema_json
+        ? parse_schema(schema_json, strlen(schema_json), &parsed, why, sizeof(why))
+        : PARSE_NOT_AVRO;
     if (prc != PARSE_OK) {
         snprintf(err, errlen, "the schema of subject %s is %s: %s", subject,
                  prc == PARSE_NOT_AVRO ? "not a valid Avro schema" : "refused", why);
@@ -1432,8 +1461,10 @@ int tl_schema_store_register(tl_schema_store *s, const char *subject, const char
     } else if (s->dir) {
         rc = register_dir(s, subject, parsed, id_out, err, errlen);
     } else {
-        snprintf(err, errlen, "cannot find an id for subject %s: neither schema.dir nor "
-                 "schema.registry.url is set", subject);
+        snprintf(err, errlen,
+                 "cannot find an id for subject %s: neither schema.dir nor "
+                 "schema.registry.url is set",
+                 subject);
         rc = TL_SCHEMA_NOT_FOUND;
     }
     pthread_mutex_unlock(&s->lock);

@@ -99,8 +99,8 @@ void tl_schema_store_destroy(tl_schema_store *s);
 /* The writer schema of id. TL_SCHEMA_OK with *out set (borrowed, see above), or a
  * TL_SCHEMA_* error: NOT_FOUND reads "schema id 42 not found in schema.dir /x nor
  * at http://registry:8081". */
-int tl_schema_store_get(tl_schema_store *s, int32_t id, avro_schema_t *out,
-                        char *err, size_t errlen);
+int tl_schema_store_get(tl_schema_store *s, int32_t id, avro_schema_t *out, char *err,
+                        size_t errlen);
 
 /* The id of an output schema. With a registry: POST {url}/subjects/{subject}/versions
  * (registering it if new); with opts.lookup_only, POST {url}/subjects/{subject}, which

@@ -87,16 +87,13 @@ static const char *tp_phrase(tl_arena *a, const tl_attribution *r, int i, int ar
     char ago[32];
     tl_fmt_duration(ago, sizeof(ago), r->ts - t->ts);
     return tl_arena_printf(a, "%s%s%s of item %s%s%s %s before",
-                           article ? tl_event_type_article((tl_event_type)t->type) : "the",
-                           " ", tl_event_type_phrase((tl_event_type)t->type), t->item_id,
+                           article ? tl_event_type_article((tl_event_type)t->type) : "the", " ",
+                           tl_event_type_phrase((tl_event_type)t->type), t->item_id,
                            t->channel ? " on " : "", t->channel ? t->channel : "", ago);
 }
 
 /* Credits this close are one value (time decay of touchpoints at the same time). */
-static int same_credit(double x, double y)
-{
-    return fabs(x - y) <= 1e-12 * (fabs(x) + fabs(y));
-}
+static int same_credit(double x, double y) { return fabs(x - y) <= 1e-12 * (fabs(x) + fabs(y)); }
 
 static const char *explain(tl_arena *a, const tl_attribution *r, const double *td)
 {
@@ -115,17 +112,20 @@ static const char *explain(tl_arena *a, const tl_attribution *r, const double *t
             if (i > top) top = i;   /* the latest of the tied */
         }
     const char *decay;
-    if (ties == n)
-        decay = tl_arena_printf(a, "time decay gives each the same (%.2f)", td[top]);
+    if (ties == n) decay = tl_arena_printf(a, "time decay gives each the same (%.2f)", td[top]);
     else if (ties == 1)
         decay = tl_arena_printf(a, "time decay gives the most (%.2f) to %s", td[top],
                                 tp_phrase(a, r, top, 0));
     else
-        decay = tl_arena_printf(a, "time decay gives the most (%.2f each) to %d touchpoints, the "
-                                "latest %s", td[top], ties, tp_phrase(a, r, top, 0));
-    return tl_arena_printf(a, "purchase of item %s after %d touchpoints over %s: last touch %s, "
-                           "first %s; %s", r->item_id, n, span, tp_phrase(a, r, n - 1, 1),
-                           tp_phrase(a, r, 0, 1), decay);
+        decay = tl_arena_printf(a,
+                                "time decay gives the most (%.2f each) to %d touchpoints, the "
+                                "latest %s",
+                                td[top], ties, tp_phrase(a, r, top, 0));
+    return tl_arena_printf(a,
+                           "purchase of item %s after %d touchpoints over %s: last touch %s, "
+                           "first %s; %s",
+                           r->item_id, n, span, tp_phrase(a, r, n - 1, 1), tp_phrase(a, r, 0, 1),
+                           decay);
 }
 
 /* The journey expires lookback after its newest touchpoint. */
@@ -172,17 +172,26 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
         const tl_journey_tp *j = &u->tp[begin + i];
         /* Copied: the journey entries may be removed below, before the sink runs. */
         tps[i] = (tl_touchpoint){
-            .event_id = tl_arena_strdup(a, j->event_id), .item_id = tl_arena_strdup(a, j->item_id),
+            .event_id = tl_arena_strdup(a, j->event_id),
+            .item_id = tl_arena_strdup(a, j->item_id),
             .category_id = tl_arena_strdup(a, j->category_id),
-            .channel = tl_arena_strdup(a, j->channel), .campaign = tl_arena_strdup(a, j->campaign),
-            .type = (tl_event_type)j->type, .ts = j->ts,
+            .channel = tl_arena_strdup(a, j->channel),
+            .campaign = tl_arena_strdup(a, j->campaign),
+            .type = (tl_event_type)j->type,
+            .ts = j->ts,
         };
         ts[i] = j->ts;
     }
     tl_attribution r = {
-        .conversion_event_id = ev->event_id, .user_id = ev->user_id, .item_id = ev->item_id,
-        .category_id = ev->category_id, .ts = ev->ts, .value = ev->value,
-        .has_value = ev->has_value, .touchpoints = tps, .n_touchpoints = n,
+        .conversion_event_id = ev->event_id,
+        .user_id = ev->user_id,
+        .item_id = ev->item_id,
+        .category_id = ev->category_id,
+        .ts = ev->ts,
+        .value = ev->value,
+        .has_value = ev->has_value,
+        .touchpoints = tps,
+        .n_touchpoints = n,
     };
     for (int m = TL_M_LAST_TOUCH; m <= TL_M_POSITION_BASED; m++) {
         double *c = tl_arena_alloc(a, (size_t)n * sizeof(*c));
@@ -219,8 +228,8 @@ static void journey_add(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_eve
 {
     const tl_attr_cfg *ac = as->cfg;
     /* The share is a model feature: not computed without a model. */
-    float share = as->fc && as->model ? tl_features_share(as->fc, u, ev->category_id, ev->ts)
-                                      : -1.0f;
+    float share =
+        as->fc && as->model ? tl_features_share(as->fc, u, ev->category_id, ev->ts) : -1.0f;
     tl_user_add_tp(u, ev, share);
     if (u->n_tp > ac->max_touchpoints) tl_user_remove_tps(u, 0, u->n_tp - ac->max_touchpoints);
     int64_t newest = u->tp[u->n_tp - 1].ts;
@@ -294,7 +303,8 @@ tl_rc tl_attribution_advance(tl_attr_stage *as, tl_store *s, int64_t now, tl_are
         if (as->model) controls(as, u, u->timer);
         if (from < u->n_tp) {
             if (as->model) {
-                tl_rc prc = tl_model_path(as->model, &u->tp[from], u->n_tp - from, 0, u->timer, out);
+                tl_rc prc =
+                    tl_model_path(as->model, &u->tp[from], u->n_tp - from, 0, u->timer, out);
                 if (prc != TL_OK) return prc;
             }
             u->labelled = u->tp[u->n_tp - 1].ts;

@@ -90,8 +90,8 @@ struct tl_ftrl {
 
 static int params_ok(int d, double alpha, double beta, double l1, double l2)
 {
-    return d >= 1 && d <= TL_FTRL_MAX_DIM && isfinite(alpha) && alpha > 0 &&
-           isfinite(beta) && beta >= 0 && isfinite(l1) && l1 >= 0 && isfinite(l2) && l2 >= 0;
+    return d >= 1 && d <= TL_FTRL_MAX_DIM && isfinite(alpha) && alpha > 0 && isfinite(beta) &&
+        beta >= 0 && isfinite(l1) && l1 >= 0 && isfinite(l2) && l2 >= 0;
 }
 
 /* The closed form of w_i, given sqrt(n_i), as -sgn(z)(|z| - l1) * alpha / (beta + alpha l2
@@ -222,10 +222,7 @@ double tl_ftrl_dot_sparse(const tl_ftrl *m, const int32_t *idx, const double *x,
     return s;
 }
 
-double tl_ftrl_predict(const tl_ftrl *m, const double *x)
-{
-    return tl_sigmoid(dot(m->w, x, m->d));
-}
+double tl_ftrl_predict(const tl_ftrl *m, const double *x) { return tl_sigmoid(dot(m->w, x, m->d)); }
 
 double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight)
 {
@@ -270,8 +267,8 @@ static inline void update_one(tl_ftrl *m, int i, double g)
     if (m->dz) track(m, i, dz, g2);
 }
 
-double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz,
-                            double offset, int y, double weight)
+double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz, double offset,
+                            int y, double weight)
 {
     double p = tl_sigmoid(offset + tl_ftrl_dot_sparse(m, idx, x, nnz));
     if (!(weight > 0) || !isfinite(weight)) return p;
@@ -339,7 +336,8 @@ void tl_ftrl_encode(const tl_ftrl *m, tl_buf *out)
 
 /* One coordinate's decoded state; 0 when it is not valid. A record without averages (formats
  * 1 and 2, written before they existed: has_avg 0) starts each average at the weight. */
-static int set_coord(tl_ftrl *m, uint32_t i, double z, double n, int has_avg, double avg, uint64_t at)
+static int set_coord(tl_ftrl *m, uint32_t i, double z, double n, int has_avg, double avg,
+                     uint64_t at)
 {
     if (!isfinite(z) || !isfinite(n) || n < 0) return 0;
     m->z[i] = z;
@@ -353,8 +351,8 @@ static int set_coord(tl_ftrl *m, uint32_t i, double z, double n, int has_avg, do
 
 static tl_ftrl *decode_header(const unsigned char *p, uint32_t d)
 {
-    tl_ftrl *m = tl_ftrl_new((int)d, tl_le_get_f64(p + 12), tl_le_get_f64(p + 20), tl_le_get_f64(p + 28),
-                             tl_le_get_f64(p + 36));
+    tl_ftrl *m = tl_ftrl_new((int)d, tl_le_get_f64(p + 12), tl_le_get_f64(p + 20),
+                             tl_le_get_f64(p + 28), tl_le_get_f64(p + 36));
     if (m) m->version = tl_le_get_u64(p + 44);
     return m;
 }
@@ -373,7 +371,8 @@ static tl_ftrl *decode_sparse(const unsigned char *p, size_t len, uint32_t d, in
         uint32_t i = tl_le_get_u32(q);
         double n = tl_le_get_f64(q + 12);
         if ((int64_t)i <= last || i >= d || !(n > 0) ||
-            !set_coord(m, i, tl_le_get_f64(q + 4), n, with_avg, with_avg ? tl_le_get_f64(q + 20) : 0,
+            !set_coord(m, i, tl_le_get_f64(q + 4), n, with_avg,
+                       with_avg ? tl_le_get_f64(q + 20) : 0,
                        with_avg ? tl_le_get_u64(q + 28) : 0)) {
             tl_ftrl_destroy(m);
             return NULL;

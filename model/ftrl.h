@@ -80,8 +80,8 @@ double tl_ftrl_learn(tl_ftrl *m, const double *x, int y, double weight);
  * every other coordinate is 0 and left untouched. Costs O(nnz), whatever d is. The model
  * is p = sigmoid(offset + w . x): offset is a known part of the logit that is not learned
  * (0 for the plain model). */
-double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz,
-                            double offset, int y, double weight);
+double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int nnz, double offset,
+                            int y, double weight);
 
 /* w . x of a sparse vector (indices as above), and one weight. */
 double tl_ftrl_dot_sparse(const tl_ftrl *m, const int32_t *idx, const double *x, int nnz);

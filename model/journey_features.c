@@ -19,8 +19,8 @@
 #include <string.h>
 
 #define H 3600000LL
-const int64_t tl_jf_anchor_ms[TL_JF_ANCHORS] = {0, 3 * H, 12 * H, 24 * H, 48 * H, 96 * H,
-                                                 192 * H, 384 * H};
+const int64_t tl_jf_anchor_ms[TL_JF_ANCHORS] = {0,      3 * H,  12 * H,  24 * H,
+                                                48 * H, 96 * H, 192 * H, 384 * H};
 
 uint64_t tl_jf_key(char kind, int type, const char *name)
 {
@@ -51,8 +51,9 @@ static inline uint64_t mix(uint64_t z)
 
 int32_t tl_jf_index(uint64_t key, int anchor)
 {
-    return 1 + (int32_t)(mix(key + 0x9E3779B97F4A7C15ull * (uint64_t)(anchor + 1)) %
-                         (uint64_t)(TL_JF_DIM - 1));
+    return 1 +
+        (int32_t)(mix(key + 0x9E3779B97F4A7C15ull * (uint64_t)(anchor + 1)) %
+                  (uint64_t)(TL_JF_DIM - 1));
 }
 
 int tl_jf_hat(int64_t age, int *anchor, double *weight)
@@ -65,7 +66,7 @@ int tl_jf_hat(int64_t age, int *anchor, double *weight)
     for (int k = 0; k + 1 < TL_JF_ANCHORS; k++) {
         if (age >= tl_jf_anchor_ms[k + 1]) continue;
         double f = (double)(age - tl_jf_anchor_ms[k]) /
-                   (double)(tl_jf_anchor_ms[k + 1] - tl_jf_anchor_ms[k]);
+            (double)(tl_jf_anchor_ms[k + 1] - tl_jf_anchor_ms[k]);
         anchor[0] = k;
         weight[0] = 1 - f;
         anchor[1] = k + 1;

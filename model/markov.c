@@ -95,8 +95,9 @@ const char *tl_markov_strerror(int rc)
 {
     switch (rc) {
     case TL_MARKOV_OK: return "ok";
-    case TL_MARKOV_EINVAL: return "invalid path (no states, an empty or overlong state name, "
-                                  "or a weight that is negative or not finite)";
+    case TL_MARKOV_EINVAL:
+        return "invalid path (no states, an empty or overlong state name, "
+               "or a weight that is negative or not finite)";
     case TL_MARKOV_ETOOMANY: return "too many states (more than TL_MARKOV_MAX_STATES = 4096)";
     case TL_MARKOV_ESOLVE: return "the linear solve failed (I - Q is singular)";
     case TL_MARKOV_ECORRUPT: return "not an encoded Markov model (corrupt or truncated)";
@@ -475,8 +476,8 @@ static void result_init(const tl_markov *m, tl_markov_result *r, int *chan)
  * a: the LU factors of A (dgetrf's, with ipiv), overwritten by N; b: A^-1 r; rr: r;
  * out: the weight leaving each transient state. Fills re[i] for result row i. */
 static int removal_sets(const tl_markov *m, double *a, lapack_int *ipiv, const double *b,
-                        const double *rr, const double *out, size_t ld, const int *chan,
-                        int nchan, double *re)
+                        const double *rr, const double *out, size_t ld, const int *chan, int nchan,
+                        double *re)
 {
     if (LAPACKE_dgetri(LAPACK_COL_MAJOR, (lapack_int)ld, a, (lapack_int)ld, ipiv) != 0)
         return TL_MARKOV_ESOLVE;
@@ -526,7 +527,8 @@ static int removal_sets(const tl_markov *m, double *a, lapack_int *ipiv, const d
         for (int t = 0; t < m->n; t++) {
             if (!(out[t + 1] > 0)) continue;
             int has = 0;
-            for (int i = 0; i < k && !has; i++) has = comp[(size_t)t * (size_t)k + (size_t)i] == chan[j];
+            for (int i = 0; i < k && !has; i++)
+                has = comp[(size_t)t * (size_t)k + (size_t)i] == chan[j];
             if (has) R[nr++] = (size_t)t + 1;
         }
         re[j] = 0;
@@ -764,7 +766,10 @@ int tl_markov_bootstrap(const tl_markov *m, int samples, uint64_t seed, double l
 /* --- encoding ------------------------------------------------------------------------ */
 
 static const char MAGIC[4] = {'T', 'L', 'M', 'K'};
-enum { VERSION = 1, VERSION_ORDER = 2 };   /* 2: an order byte follows (order > 1) */
+enum {
+    VERSION = 1,
+    VERSION_ORDER = 2
+};   /* 2: an order byte follows (order > 1) */
 
 typedef struct mk_edge {
     uint64_t key;
@@ -794,8 +799,8 @@ void tl_markov_encode(const tl_markov *m, tl_buf *out)
     tl_wire_put_f64(out, m->value);
     for (int k = 0; k < m->n; k++) {
         const mk_state *s = &m->st[k];
-        const double v[8] = {s->conv,    s->null,   s->first_c, s->first_v,
-                             s->last_c,  s->last_v, s->lin_c,   s->lin_v};
+        const double v[8] = {s->conv,   s->null,   s->first_c, s->first_v,
+                             s->last_c, s->last_v, s->lin_c,   s->lin_v};
         for (int i = 0; i < 8; i++) tl_wire_put_f64(out, v[i]);
     }
     /* Edges sorted by (from, to), so the bytes do not depend on the table's layout. */

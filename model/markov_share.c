@@ -104,7 +104,8 @@ static int rec_decode(const void *data, size_t len, rec *o, char *err, size_t er
     memset(o, 0, sizeof(*o));
     rd r = {data, (const unsigned char *)data + len, NULL};
     const unsigned char *m = tl_wire_take(&r, 6);
-    if (!m || memcmp(m, MK_MAGIC, 4) || m[4] != MK_VERSION || (m[5] != MK_PARTIAL && m[5] != MK_STATE)) {
+    if (!m || memcmp(m, MK_MAGIC, 4) || m[4] != MK_VERSION ||
+        (m[5] != MK_PARTIAL && m[5] != MK_STATE)) {
         snprintf(err, errlen, "Markov share record: no TLMK header of version %d", MK_VERSION);
         return -1;
     }
@@ -115,7 +116,8 @@ static int rec_decode(const void *data, size_t len, rec *o, char *err, size_t er
     o->late = tl_wire_u64(&r);
     if (!r.fail && o->dim != -1 && o->dim != TL_DIM_CHANNEL && o->dim != TL_DIM_CATEGORY)
         r.fail = "an unknown dimension";
-    if (!r.fail && o->closed_end != INT64_MIN && (o->closed_end < -MK_MAX_TIME || o->closed_end > MK_MAX_TIME))
+    if (!r.fail && o->closed_end != INT64_MIN &&
+        (o->closed_end < -MK_MAX_TIME || o->closed_end > MK_MAX_TIME))
         r.fail = "a window end out of range";
     int n = get_count(&r, 12);
     o->part = tl_xmalloc((size_t)(n ? n : 1) * sizeof(*o->part));
@@ -250,7 +252,8 @@ int tl_mk_out_path(tl_mk_out *o, int dim, int64_t at, const char *const *states,
     if (at < -MK_MAX_TIME || at > MK_MAX_TIME) return TL_MARKOV_OK;   /* no window of its own */
     o->dim = dim;
     win *w = win_of(&o->w, &o->n_w, &o->cap_w, tl_floor_to(at, o->window_ms), o->order);
-    return tl_markov_add_path(w->chain, states, n, converted ? 1.0 : 0.0, converted ? 0.0 : 1.0, 0.0);
+    return tl_markov_add_path(w->chain, states, n, converted ? 1.0 : 0.0, converted ? 0.0 : 1.0,
+                              0.0);
 }
 
 void tl_mk_out_time(tl_mk_out *o, int32_t p, int64_t t)
@@ -355,12 +358,13 @@ int tl_mk_share_add(tl_mk_share *s, const void *data, size_t len, char *err, siz
 {
     rec r;
     if (rec_decode(data, len, &r, err, errlen) != 0) return -1;
-    const char *why = r.kind != MK_PARTIAL ? "a state where a partial was expected"
-                      : r.n_win && r.dim == -1 ? "journeys without a dimension"
-                      : r.n_win && s->dim != -1 && r.dim != s->dim ? "journeys of another dimension"
-                                                                     : NULL;
+    const char *why = r.kind != MK_PARTIAL           ? "a state where a partial was expected"
+        : r.n_win && r.dim == -1                     ? "journeys without a dimension"
+        : r.n_win && s->dim != -1 && r.dim != s->dim ? "journeys of another dimension"
+                                                     : NULL;
     for (int i = 0; !why && i < r.n_win; i++)
-        if (tl_markov_order(r.w[i].chain) != s->cfg.order) why = "a chain of another order (markov.order)";
+        if (tl_markov_order(r.w[i].chain) != s->cfg.order)
+            why = "a chain of another order (markov.order)";
     if (why) {
         snprintf(err, errlen, "Markov share record: %s", why);
         rec_free(&r);
@@ -414,7 +418,8 @@ int tl_mk_share_close(tl_mk_share *s, int (*emit)(void *arg, const tl_credit_del
         if (k < 0 || s->open[k].start > wm || wm - s->open[k].start < len) return 0;
         win w = s->open[k];
         s->open[k] = s->open[--s->n_open];
-        if (tl_markov_merge(s->chain, w.chain) != TL_MARKOV_OK) s->dropped += tl_markov_paths(w.chain);
+        if (tl_markov_merge(s->chain, w.chain) != TL_MARKOV_OK)
+            s->dropped += tl_markov_paths(w.chain);
         tl_markov_destroy(w.chain);
         s->closed_end = w.start + len;
         s->windows++;
@@ -422,22 +427,30 @@ int tl_mk_share_close(tl_mk_share *s, int (*emit)(void *arg, const tl_credit_del
         tl_markov_result res;
         memset(&res, 0, sizeof(res));
         int rc = 0;
-        if (tl_markov_paths(s->chain) > 0 && tl_markov_removal_effects(s->chain, &res) == TL_MARKOV_OK) {
+        if (tl_markov_paths(s->chain) > 0 &&
+            tl_markov_removal_effects(s->chain, &res) == TL_MARKOV_OK) {
             if (s->cfg.bootstrap >= 2)
-                tl_markov_bootstrap(s->chain, s->cfg.bootstrap, (uint64_t)w.start, s->cfg.level, &res);
+                tl_markov_bootstrap(s->chain, s->cfg.bootstrap, (uint64_t)w.start, s->cfg.level,
+                                    &res);
             for (int i = 0; i < res.n && !rc; i++) {
                 double *prev = credit_of(s, res.channels[i].name);
                 double credit = res.channels[i].markov_conversions;
                 if (fabs(credit - *prev) <= 1e-12 * (1 + fabs(credit))) continue;
                 tl_credit_delta d = {
-                    .window_start = w.start, .window_end = w.start + len,
+                    .window_start = w.start,
+                    .window_end = w.start + len,
                     .dim = s->dim == TL_DIM_CATEGORY ? TL_DIM_CATEGORY : TL_DIM_CHANNEL,
-                    .dim_id = res.channels[i].name, .method = "markov", .credit = credit,
-                    .credit_before = *prev, .conversions = res.conversions,
-                    .removal_effect = res.channels[i].removal_effect, .has_removal_effect = 1,
+                    .dim_id = res.channels[i].name,
+                    .method = "markov",
+                    .credit = credit,
+                    .credit_before = *prev,
+                    .conversions = res.conversions,
+                    .removal_effect = res.channels[i].removal_effect,
+                    .has_removal_effect = 1,
                     .credit_lo = res.channels[i].markov_conversions_lo,
                     .credit_hi = res.channels[i].markov_conversions_hi,
-                    .interval_level = res.bootstrap_level, .has_interval = res.bootstrap_samples > 0,
+                    .interval_level = res.bootstrap_level,
+                    .has_interval = res.bootstrap_samples > 0,
                 };
                 *prev = credit;
                 rc = emit(arg, &d);
@@ -455,8 +468,13 @@ uint64_t tl_mk_share_dropped(const tl_mk_share *s) { return s->dropped; }
 
 void tl_mk_share_state(tl_mk_share *s, tl_buf *out)
 {
-    rec r = {.kind = MK_STATE, .dim = s->dim, .closed_end = s->closed_end,
-             .windows = s->windows, .late = s->late, .n_cred = s->n_cred, .name = s->name,
+    rec r = {.kind = MK_STATE,
+             .dim = s->dim,
+             .closed_end = s->closed_end,
+             .windows = s->windows,
+             .late = s->late,
+             .n_cred = s->n_cred,
+             .name = s->name,
              .cred = s->cred};
     rec_times(&r, s->time, s->n_time);
     r.w = tl_xmalloc((size_t)(s->n_open + 1) * sizeof(*r.w));
@@ -477,7 +495,8 @@ int tl_mk_share_restore(tl_mk_share *s, const void *data, size_t len, char *err,
     if (rec_decode(data, len, &r, err, errlen) != 0) return -1;
     const char *why = r.kind != MK_STATE ? "a partial where a state was expected" : NULL;
     for (int i = 0; !why && i < r.n_win; i++)
-        if (tl_markov_order(r.w[i].chain) != s->cfg.order) why = "a chain of another order (markov.order)";
+        if (tl_markov_order(r.w[i].chain) != s->cfg.order)
+            why = "a chain of another order (markov.order)";
     if (why) {
         snprintf(err, errlen, "Markov share state: %s", why);
         rec_free(&r);
@@ -489,8 +508,9 @@ int tl_mk_share_restore(tl_mk_share *s, const void *data, size_t len, char *err,
     s->late = r.late;
     for (int i = 0; i < r.n_times; i++) set_time(s, r.part[i], r.time[i]);
     for (int i = 0; i < r.n_win; i++) {
-        win *w = r.w[i].start == INT64_MIN ? NULL
-                                           : win_of(&s->open, &s->n_open, &s->cap_open, r.w[i].start, s->cfg.order);
+        win *w = r.w[i].start == INT64_MIN
+            ? NULL
+            : win_of(&s->open, &s->n_open, &s->cap_open, r.w[i].start, s->cfg.order);
         tl_markov_merge(w ? w->chain : s->chain, r.w[i].chain);
     }
     for (int i = 0; i < r.n_cred; i++) *credit_of(s, r.name[i]) = r.cred[i];

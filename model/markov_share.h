@@ -71,8 +71,7 @@ void tl_mk_share_destroy(tl_mk_share *s);
 int tl_mk_share_add(tl_mk_share *s, const void *data, size_t len, char *err, size_t errlen);
 /* Closes every window the watermark has passed, calling emit for each credit delta (its
  * strings valid during the call). 0, or emit's first non-zero return. */
-int tl_mk_share_close(tl_mk_share *s, int (*emit)(void *arg, const tl_credit_delta *d),
-                      void *arg);
+int tl_mk_share_close(tl_mk_share *s, int (*emit)(void *arg, const tl_credit_delta *d), void *arg);
 /* Whether the state changed since the last tl_mk_share_state. */
 int tl_mk_share_dirty(const tl_mk_share *s);
 /* The state as one record, appended to out; clears the dirty mark. */

@@ -230,8 +230,7 @@ tl_metrics *tl_metrics_decode(const void *buf, size_t len)
     uint64_t count = tl_le_get_u64(p + 16), positives = tl_le_get_u64(p + 24);
     double prior = tl_le_get_f64(p + 32), prior_weight = tl_le_get_f64(p + 40);
     double sum_w = tl_le_get_f64(p + 48), sum_wy = tl_le_get_f64(p + 56);
-    if (n > count || positives > count || !weight_ok(sum_w) || !weight_ok(sum_wy) ||
-        sum_wy > sum_w)
+    if (n > count || positives > count || !weight_ok(sum_w) || !weight_ok(sum_wy) || sum_wy > sum_w)
         return NULL;
     tl_metrics *m = alloc((int)window, prior, prior_weight);   /* checks the prior */
     if (!m) return NULL;

@@ -86,7 +86,8 @@ int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t er
     mc->markov_bootstrap = (int)tl_config_int(c, "markov.bootstrap.samples");
     mc->markov_level = tl_config_double(c, "markov.bootstrap.level");
     if (mc->markov_bootstrap == 1) {
-        snprintf(err, errlen, "markov.bootstrap.samples: expected 0 (no interval) or 2 to 10000, "
+        snprintf(err, errlen,
+                 "markov.bootstrap.samples: expected 0 (no interval) or 2 to 10000, "
                  "got 1");
         return -1;
     }
@@ -121,7 +122,10 @@ struct tl_model {
     FILE *export;
     tl_model_report rep;
     /* (type, channel) pairs seen in purchases' journeys, for tl_model_channel_weights */
-    struct { int type; char *channel; } seen[64];
+    struct {
+        int type;
+        char *channel;
+    } seen[64];
     int n_seen;
     /* Markov */
     tl_markov *markov;
@@ -197,8 +201,10 @@ static int markov_window_decode(tl_model *m, const char *s, size_t len, char *wh
     memcpy(&np, q + 12, 4);
     q += 16;
     if (m->window_start < -TL_MODEL_MAX_TIME || m->window_start > TL_MODEL_MAX_TIME) {
-        snprintf(why, whylen, ": its Markov window starts at %" PRId64 " ms, outside "
-                 "+-%" PRId64 " ms", m->window_start, TL_MODEL_MAX_TIME);
+        snprintf(why, whylen,
+                 ": its Markov window starts at %" PRId64 " ms, outside "
+                 "+-%" PRId64 " ms",
+                 m->window_start, TL_MODEL_MAX_TIME);
         m->window_start = 0;
         return -1;
     }
@@ -249,9 +255,11 @@ void tl_model_txn_end(tl_model *m, int committed)
     size_t len;
     tl_markov *mk = (s = get_blob(&p, end, &len)) ? tl_markov_decode(s, len, NULL) : NULL;
     char why[160];
-    if (!mk || !(s = get_blob(&p, end, &len)) || markov_window_decode(m, s, len, why, sizeof(why)) != 0) {
+    if (!mk || !(s = get_blob(&p, end, &len)) ||
+        markov_window_decode(m, s, len, why, sizeof(why)) != 0) {
         tl_markov_destroy(mk);
-        TL_LOG_ERROR("model", "the Markov chain could not be taken back to the last commit; it "
+        TL_LOG_ERROR("model",
+                     "the Markov chain could not be taken back to the last commit; it "
                      "keeps what the aborted transaction added");
         m->mk_dirty = 0;
         return;
@@ -291,7 +299,8 @@ int tl_model_checkpoint(tl_model *m)
         size_t w = fwrite(b.data, 1, b.len, f);
         if (fclose(f) == 0 && w == b.len && rename(tmp, m->checkpoint) == 0) rc = 0;
     }
-    if (rc != 0) TL_LOG_ERROR("model", "cannot write checkpoint %s: %s", m->checkpoint, strerror(errno));
+    if (rc != 0)
+        TL_LOG_ERROR("model", "cannot write checkpoint %s: %s", m->checkpoint, strerror(errno));
     tl_buf_free(&b);
     return rc;
 }
@@ -305,8 +314,10 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
      * and a short one no magic: tl_model_checkpoint renames a whole file into place, so
      * either is damage from outside, and named as such. */
     if (b.len < 8) {
-        snprintf(err, errlen, "model checkpoint %s is corrupt: %zu bytes, too short for one "
-                 "(remove it to start the model afresh)", m->checkpoint, b.len);
+        snprintf(err, errlen,
+                 "model checkpoint %s is corrupt: %zu bytes, too short for one "
+                 "(remove it to start the model afresh)",
+                 m->checkpoint, b.len);
         tl_buf_free(&b);
         return -1;
     }
@@ -334,8 +345,10 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
         goto done;
     }
     if (v1)
-        TL_LOG_WARN("model", "checkpoint %s has the earlier feature layout: the conversion "
-                    "model starts afresh (the Markov chain is kept)", m->checkpoint);
+        TL_LOG_WARN("model",
+                    "checkpoint %s has the earlier feature layout: the conversion "
+                    "model starts afresh (the Markov chain is kept)",
+                    m->checkpoint);
     if (!(s = get_blob(&p, end, &len)) || !(mk = tl_markov_decode(s, len, NULL))) {
         tl_ftrl_destroy(ftrl);
         tl_metrics_destroy(met);
@@ -343,10 +356,11 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
     }
     if (m->markov && tl_markov_order(mk) != tl_markov_order(m->markov)) {
         /* markov.order changed: a chain of the other order cannot take these paths */
-        TL_LOG_WARN("model", "checkpoint %s has a Markov chain of order %d and markov.order "
+        TL_LOG_WARN("model",
+                    "checkpoint %s has a Markov chain of order %d and markov.order "
                     "is %d: the chain starts afresh (its credits are recomputed from the "
-                    "journeys closed from now on)", m->checkpoint, tl_markov_order(mk),
-                    tl_markov_order(m->markov));
+                    "journeys closed from now on)",
+                    m->checkpoint, tl_markov_order(mk), tl_markov_order(m->markov));
         tl_markov_destroy(mk);
         mk = tl_markov_new_order(tl_markov_order(m->markov));
     }
@@ -517,20 +531,22 @@ static void game_fn(void *arg, const uint64_t *masks, int count, double *v)
         int k = count - done < TL_SHAPLEY_BATCH ? count - done : TL_SHAPLEY_BATCH;
         int rows = 0;
         for (int i = 0; i < k; i++) {   /* the run starts, as rows */
-            uint64_t mask = masks[done + i], prev = i ? masks[done + i - 1] : 0, added = mask & ~prev;
+            uint64_t mask = masks[done + i], prev = i ? masks[done + i - 1] : 0,
+                     added = mask & ~prev;
             if (i > 0 && !(prev & ~mask) && added && !(added & (added - 1))) continue;
             for (int j = 0; j < g->n; j++) m->M[(size_t)rows * g->n + j] = (double)(mask >> j & 1);
             rows++;
         }
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, rows, g->n, 1.0, m->M, g->n, g->phi, 1, 0.0, m->z, 1);
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, rows, g->n, 1.0, m->M, g->n, g->phi, 1, 0.0, m->z,
+                    1);
         double s = 0;
         int row = 0;
         for (int i = 0; i < k; i++) {
-            uint64_t mask = masks[done + i], prev = i ? masks[done + i - 1] : 0, added = mask & ~prev;
+            uint64_t mask = masks[done + i], prev = i ? masks[done + i - 1] : 0,
+                     added = mask & ~prev;
             if (i > 0 && !(prev & ~mask) && added && !(added & (added - 1)))
                 s += g->phi[__builtin_ctzll(added)];
-            else
-                s = m->z[row++];
+            else s = m->z[row++];
             v[done + i] = tl_sigmoid(g->bias + s) - g->p_empty;
         }
     }
@@ -575,17 +591,23 @@ static const char *sentence(tl_arena *a, const tl_attribution *r, const tl_journ
     const double *shap = r->credits[TL_M_SHAPLEY];
     double lift = r->p_conversion / r->p_baseline;
     if (ready && neg == 0)
-        return tl_arena_printf(a, "; the model has learned from no moment without a purchase yet "
+        return tl_arena_printf(a,
+                               "; the model has learned from no moment without a purchase yet "
                                "(%" PRIu64 " with one), so it cannot tell what raises the purchase "
-                               "rate: model credits are linear", pos);
+                               "rate: model credits are linear",
+                               pos);
     if (ready)
-        return tl_arena_printf(a, "; the model is warming up (%" PRIu64 " purchases and %" PRIu64
+        return tl_arena_printf(a,
+                               "; the model is warming up (%" PRIu64 " purchases and %" PRIu64
                                " moments without one learned, %" PRIu64 " of each needed): model "
-                               "credits are linear", pos, neg, k);
+                               "credits are linear",
+                               pos, neg, k);
     if (!ok_shap)
-        return tl_arena_printf(a, "; the model (version %" PRId64 ") finds that the touchpoints did "
+        return tl_arena_printf(a,
+                               "; the model (version %" PRId64 ") finds that the touchpoints did "
                                "not raise the purchase rate (%.2f times the rate with none), so "
-                               "Shapley falls back to linear%s", r->model_version, lift,
+                               "Shapley falls back to linear%s",
+                               r->model_version, lift,
                                ok_rem ? " (removal credits the touchpoints whose removal lowers it)"
                                       : ", and so does removal");
     int top = 0, second = -1;
@@ -601,19 +623,21 @@ static const char *sentence(tl_arena *a, const tl_attribution *r, const tl_journ
     tl_fmt_duration(ago, sizeof(ago), r->ts - tps[top].ts);
     /* lift <= 1: together they did not raise the rate, though some of them did (the
      * shares are of what those raised) */
-    const char *owed = lift > 1 ? tl_arena_printf(a, "%.0f%% of this purchase is owed to them, and",
-                                                  100 * (1 - 1 / lift))
-                                : "none of this purchase is owed to them together; of what some raised,";
+    const char *owed = lift > 1
+        ? tl_arena_printf(a, "%.0f%% of this purchase is owed to them, and", 100 * (1 - 1 / lift))
+        : "none of this purchase is owed to them together; of what some raised,";
     const char *s = tl_arena_printf(
-        a, "; the model (version %" PRId64 ") puts the purchase rate with these touchpoints at "
+        a,
+        "; the model (version %" PRId64 ") puts the purchase rate with these touchpoints at "
         "%.2f times the rate with none, so %s Shapley (%s) gives %.0f%% to the %s of item %s "
-        "(%s before)", r->model_version, lift, owed, how, 100 * shap[top],
+        "(%s before)",
+        r->model_version, lift, owed, how, 100 * shap[top],
         tl_event_type_phrase((tl_event_type)tps[top].type), tps[top].item_id, ago);
     if (second >= 0 && shap[second] > 0) {
         tl_fmt_duration(ago, sizeof(ago), r->ts - tps[second].ts);
-        s = tl_arena_printf(a, "%s and %.0f%% to the %s of item %s (%s before)", s, 100 * shap[second],
-                            tl_event_type_phrase((tl_event_type)tps[second].type), tps[second].item_id,
-                            ago);
+        s = tl_arena_printf(
+            a, "%s and %.0f%% to the %s of item %s (%s before)", s, 100 * shap[second],
+            tl_event_type_phrase((tl_event_type)tps[second].type), tps[second].item_id, ago);
     }
     return ok_rem ? s : tl_arena_printf(a, "%s; removal falls back to linear", s);
 }
@@ -629,7 +653,8 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     double sum = 0;
     for (int j = 0; j < n; j++) sum += phi[j];
     /* the baseline: the bias and the user's own history */
-    game g = {.m = m, .phi = phi, .n = n, .bias = offset(m) + tl_ftrl_avg_weight(m->ftrl, TL_JF_BIAS)};
+    game g = {
+        .m = m, .phi = phi, .n = n, .bias = offset(m) + tl_ftrl_avg_weight(m->ftrl, TL_JF_BIAS)};
     if (user) {
         int32_t idx[3];
         double x[3];
@@ -687,12 +712,13 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     r->p_baseline = g.p_empty;
     r->model_version = (int64_t)tl_ftrl_version(m->ftrl);
     m->rep.credited++;
-    *explanation = tl_arena_printf(a, "%s%s", *explanation,
-                                   sentence(a, r, tps, n, how, ready, pos, neg, k, ok_shap, ok_rem));
+    *explanation = tl_arena_printf(
+        a, "%s%s", *explanation, sentence(a, r, tps, n, how, ready, pos, neg, k, ok_shap, ok_rem));
     if (ready && neg == 0) {
         /* Said once, when it first matters; the end of a run says it again if it lasted. */
         if (!m->rep.no_negatives++)
-            TL_LOG_WARN("model", "a purchase was credited before the model learned from any "
+            TL_LOG_WARN("model",
+                        "a purchase was credited before the model learned from any "
                         "control moment: model credits stay linear (model_status no_negatives) "
                         "until a user lives through a multiple of model.control.interval.ms "
                         "(%.1f h of event time) without a purchase",
@@ -741,9 +767,10 @@ int tl_model_channel_weights(const tl_model *m, tl_model_weights *out, int max)
         o->type = m->seen[i].type;
         o->channel = m->seen[i].channel;
         uint64_t key = tl_jf_key('c', o->type, o->channel);
-        for (int a = 0; a < TL_JF_ANCHORS; a++) o->w[a] = tl_ftrl_avg_weight(m->ftrl, tl_jf_index(key, a));
+        for (int a = 0; a < TL_JF_ANCHORS; a++)
+            o->w[a] = tl_ftrl_avg_weight(m->ftrl, tl_jf_index(key, a));
     }
-    for (int i = 1; i < n; i++)   /* insertion sort, largest fresh weight first */
+    for (int i = 1; i < n; i++) /* insertion sort, largest fresh weight first */
         for (int j = i; j > 0 && out[j].w[0] > out[j - 1].w[0]; j--) {
             tl_model_weights t = out[j];
             out[j] = out[j - 1];
@@ -760,7 +787,7 @@ tl_rc tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted,
                     const tl_sink *out)
 {
     if (!m->cfg.markov_enabled || n <= 0) return TL_OK;
-    if (m->markov_dim < 0) {   /* auto: channels if the first closed journey has them */
+    if (m->markov_dim < 0) { /* auto: channels if the first closed journey has them */
         m->markov_dim = TL_DIM_CATEGORY;
         for (int i = 0; i < n; i++)
             if (tps[i].channel) m->markov_dim = TL_DIM_CHANNEL;
@@ -776,9 +803,11 @@ tl_rc tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted,
     if (out && out->emit_path)
         return out->emit_path(out->ctx, m->markov_dim, at, states, k, converted);
     m->mk_dirty = 1;
-    int rc = tl_markov_add_path(m->markov, states, k, converted ? 1.0 : 0.0, converted ? 0.0 : 1.0, 0.0);
-    if (rc != TL_MARKOV_OK && !m->rep.markov_dropped++)   /* said once; the count is reported */
-        TL_LOG_WARN("model", "the Markov chain leaves out a closed journey: %s (order %d); "
+    int rc =
+        tl_markov_add_path(m->markov, states, k, converted ? 1.0 : 0.0, converted ? 0.0 : 1.0, 0.0);
+    if (rc != TL_MARKOV_OK && !m->rep.markov_dropped++) /* said once; the count is reported */
+        TL_LOG_WARN("model",
+                    "the Markov chain leaves out a closed journey: %s (order %d); "
                     "a lower markov.order or markov.dim=channel keeps fewer states",
                     tl_markov_strerror(rc), tl_markov_order(m->markov));
     return TL_OK;
@@ -832,14 +861,15 @@ static prev_credit *prev_find(tl_model *m, const char *name)
 
 tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
 {
-    if (!m->cfg.markov_enabled || out->emit_path) return TL_OK;   /* a shared chain's windows:
+    if (!m->cfg.markov_enabled || out->emit_path)
+        return TL_OK; /* a shared chain's windows:
                                                                    * sink/rollup_agg.c */
     const int64_t len = m->cfg.markov_window_ms;
     /* A time this far out is no event time (ingest.ts.min/max can be set that wide): it
      * neither opens nor closes a window, so every window start stays within what a
      * checkpoint is checked against, and start + len cannot overflow. */
     if (now < -TL_MODEL_MAX_TIME || now > TL_MODEL_MAX_TIME) return TL_OK;
-    const int64_t start = tl_floor_to(now, len);   /* of the window now is in */
+    const int64_t start = tl_floor_to(now, len); /* of the window now is in */
     if (start < -TL_MODEL_MAX_TIME) return TL_OK;
     if (m->window_start == 0) {
         m->window_start = start;
@@ -854,7 +884,8 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
     tl_markov_result res;
     memset(&res, 0, sizeof(res));
     tl_rc rc = TL_OK;
-    if (tl_markov_paths(m->markov) > 0 && tl_markov_removal_effects(m->markov, &res) == TL_MARKOV_OK) {
+    if (tl_markov_paths(m->markov) > 0 &&
+        tl_markov_removal_effects(m->markov, &res) == TL_MARKOV_OK) {
         /* The interval's draws are seeded by the window, so a replay repeats the stream's;
          * without one (not configured, or a failed solve) the deltas go out without it. */
         if (m->cfg.markov_bootstrap >= 2)
@@ -865,14 +896,20 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
             double credit = res.channels[i].markov_conversions;
             if (fabs(credit - p->credit) <= 1e-12 * (1 + fabs(credit))) continue;
             tl_credit_delta d = {
-                .window_start = m->window_start, .window_end = m->window_start + len,
+                .window_start = m->window_start,
+                .window_end = m->window_start + len,
                 .dim = m->markov_dim == TL_DIM_CHANNEL ? TL_DIM_CHANNEL : TL_DIM_CATEGORY,
-                .dim_id = res.channels[i].name, .method = "markov", .credit = credit,
-                .credit_before = p->credit, .conversions = res.conversions,
-                .removal_effect = res.channels[i].removal_effect, .has_removal_effect = 1,
+                .dim_id = res.channels[i].name,
+                .method = "markov",
+                .credit = credit,
+                .credit_before = p->credit,
+                .conversions = res.conversions,
+                .removal_effect = res.channels[i].removal_effect,
+                .has_removal_effect = 1,
                 .credit_lo = res.channels[i].markov_conversions_lo,
                 .credit_hi = res.channels[i].markov_conversions_hi,
-                .interval_level = res.bootstrap_level, .has_interval = res.bootstrap_samples > 0,
+                .interval_level = res.bootstrap_level,
+                .has_interval = res.bootstrap_samples > 0,
             };
             p->credit = credit;
             m->rep.credit_deltas++;
@@ -914,7 +951,7 @@ int tl_model_credits(const tl_model *m, tl_dim *dim, const char **names, double 
 
 #define SHARE_MAGIC "TLMS"
 #define SHARE_FORMAT 1u
-#define SHARE_ROW 17   /* f64 p | f64 weight | u8 label */
+#define SHARE_ROW 17 /* f64 p | f64 weight | u8 label */
 
 void tl_model_share_start(tl_model *m)
 {
@@ -940,7 +977,7 @@ int tl_model_share_take(tl_model *m, tl_buf *out, size_t max_bytes)
     m->share_ex.len -= sent;
     m->n_share_ex -= n;
     size_t rows = (max_bytes - 12 - sent - 24) / 20;
-    if (!tl_ftrl_delta_take(m->ftrl, out, rows)) {   /* nothing pending: an empty delta */
+    if (!tl_ftrl_delta_take(m->ftrl, out, rows)) { /* nothing pending: an empty delta */
         char empty[24];
         memcpy(empty, "TLFD", 4);
         char *q = tl_le_put_u32(tl_le_put_u32(empty + 4, 1), (uint32_t)tl_ftrl_dim(m->ftrl));
@@ -962,9 +999,10 @@ int tl_model_share_apply(tl_model *m, const void *data, size_t len, int64_t offs
                          size_t errlen)
 {
     const unsigned char *p = data;
-    if (offset >= 0) m->feed_next = offset + 1;   /* a refused record is not read again */
+    if (offset >= 0) m->feed_next = offset + 1; /* a refused record is not read again */
     if (!m->cfg.enabled) return 0;
-    if (!data || len < 12 || memcmp(p, SHARE_MAGIC, 4) != 0 || tl_le_get_u32(p + 4) != SHARE_FORMAT) {
+    if (!data || len < 12 || memcmp(p, SHARE_MAGIC, 4) != 0 ||
+        tl_le_get_u32(p + 4) != SHARE_FORMAT) {
         snprintf(err, errlen, "not a model update (magic or format)");
         m->rep.shared_bad++;
         return -1;
@@ -977,7 +1015,8 @@ int tl_model_share_apply(tl_model *m, const void *data, size_t len, int64_t offs
     }
     const unsigned char *ex = p + 12;
     for (uint32_t i = 0; i < n; i++) {
-        double pi = tl_le_get_f64(ex + (size_t)i * SHARE_ROW), wi = tl_le_get_f64(ex + (size_t)i * SHARE_ROW + 8);
+        double pi = tl_le_get_f64(ex + (size_t)i * SHARE_ROW),
+               wi = tl_le_get_f64(ex + (size_t)i * SHARE_ROW + 8);
         unsigned char yi = ex[(size_t)i * SHARE_ROW + 16];
         if (!(pi >= 0 && pi <= 1) || !(wi >= 0) || !isfinite(wi) || yi > 1) {
             snprintf(err, errlen, "model update: example %" PRIu32 " is not valid", i);
@@ -994,7 +1033,8 @@ int tl_model_share_apply(tl_model *m, const void *data, size_t len, int64_t offs
     }
     for (uint32_t i = 0; i < n; i++)
         tl_metrics_add(m->metrics, tl_le_get_f64(ex + (size_t)i * SHARE_ROW),
-                       ex[(size_t)i * SHARE_ROW + 16], tl_le_get_f64(ex + (size_t)i * SHARE_ROW + 8));
+                       ex[(size_t)i * SHARE_ROW + 16],
+                       tl_le_get_f64(ex + (size_t)i * SHARE_ROW + 8));
     m->rep.shared_records++;
     m->rep.shared_examples += n;
     return 0;

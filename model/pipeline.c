@@ -38,8 +38,8 @@ static int model_checkpoint(void *ctx)
     return p->model ? tl_model_checkpoint(p->model) : 0;
 }
 
-static tl_rc features_process(void *ctx, tl_store *s, tl_user *u, const tl_event *ev,
-                              tl_arena *a, const tl_sink *out)
+static tl_rc features_process(void *ctx, tl_store *s, tl_user *u, const tl_event *ev, tl_arena *a,
+                              const tl_sink *out)
 {
     tl_pipeline *p = ctx;
     return tl_features_apply(&p->fcfg, u, ev, a, out, &p->fstats);
@@ -60,8 +60,11 @@ int tl_pipeline_init(tl_pipeline *p, const tl_config *c, const char *state_dir, 
         if (!p->model) return -1;
     }
     p->attr = (tl_attr_stage){.cfg = &p->acfg, .fc = &p->fcfg, .model = p->model};
-    p->stages[0] = (tl_stage){.name = "attribution", .ctx = p, .process = attribution_process,
-                              .advance = attribution_advance, .checkpoint = model_checkpoint,
+    p->stages[0] = (tl_stage){.name = "attribution",
+                              .ctx = p,
+                              .process = attribution_process,
+                              .advance = attribution_advance,
+                              .checkpoint = model_checkpoint,
                               .txn_end = model_txn_end};
     p->stages[1] = (tl_stage){.name = "features", .ctx = p, .process = features_process};
     p->n_stages = 2;

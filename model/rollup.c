@@ -104,8 +104,10 @@ static int parse_rules(tl_rollup *r, const char *s, char *err, size_t errlen)
                 const char *pe = comma ? comma : stop;
                 char *pat = trimmed(p, (size_t)(pe - p));
                 if (!*pat) {
-                    snprintf(err, errlen, "rollup.channel.groups: group '%s' has an empty "
-                             "pattern", ru.group);
+                    snprintf(err, errlen,
+                             "rollup.channel.groups: group '%s' has an empty "
+                             "pattern",
+                             ru.group);
                     free(pat);
                     free_rule(&ru);
                     free(whole);
@@ -252,8 +254,8 @@ static const char *channel_id(const tl_rollup *r, const char *channel)
 static const char *id_of(const tl_rollup *r, const tl_touchpoint *t)
 {
     const char *v = r->dim == TL_RU_CATEGORY ? t->category_id
-                    : r->dim == TL_RU_CAMPAIGN ? t->campaign
-                                               : NULL;
+        : r->dim == TL_RU_CAMPAIGN           ? t->campaign
+                                             : NULL;
     if (r->dim == TL_RU_CHANNEL || r->dim == TL_RU_CHANNEL_GROUP) return channel_id(r, t->channel);
     return v && *v ? v : "(none)";
 }
@@ -297,7 +299,9 @@ void tl_rollup_add_credit_delta(tl_rollup *r, const tl_credit_delta *d)
 {
     /* the chain is over channels, or over categories when the data has no channel */
     int over = r->dim == TL_RU_CATEGORY ? TL_DIM_CATEGORY : TL_DIM_CHANNEL;
-    if (r->dim == TL_RU_CAMPAIGN || (int)d->dim != over || !d->method || strcmp(d->method, "markov")) return;
+    if (r->dim == TL_RU_CAMPAIGN || (int)d->dim != over || !d->method ||
+        strcmp(d->method, "markov"))
+        return;
     const char *id = r->dim == TL_RU_CATEGORY ? (d->dim_id && *d->dim_id ? d->dim_id : "(none)")
                                               : channel_id(r, d->dim_id);
     size_t k = row_of(r, id, window_of(r, d->window_start));   /* may move the rows */
@@ -352,7 +356,8 @@ const char *tl_rollup_spend_parse(char *line, int64_t *day_ms, const char **chan
         return "the date is not YYYY-MM-DD";
     if (!c1[1]) return "the channel is empty";
     double v = strtod(c2 + 1, &end);
-    if (end == c2 + 1 || *end || !isfinite(v) || v < 0) return "the spend is not a number at least 0";
+    if (end == c2 + 1 || *end || !isfinite(v) || v < 0)
+        return "the spend is not a number at least 0";
     *day_ms = days_from_civil(y, m, d) * 86400000;
     *channel = c1 + 1;
     *spend = v;

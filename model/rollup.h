@@ -42,7 +42,11 @@ typedef enum tl_ru_dim {
     TL_RU_CAMPAIGN,   /* the touchpoint event's campaign; no Markov column (no chain over it) */
     TL_RU_DIMS
 } tl_ru_dim;
-typedef enum tl_ru_window { TL_RU_WINDOW_ALL = 0, TL_RU_WINDOW_HOUR, TL_RU_WINDOW_DAY } tl_ru_window;
+typedef enum tl_ru_window {
+    TL_RU_WINDOW_ALL = 0,
+    TL_RU_WINDOW_HOUR,
+    TL_RU_WINDOW_DAY
+} tl_ru_window;
 
 typedef struct tl_rollup_row {
     char *id;                       /* the dimension's value */
@@ -101,8 +105,7 @@ int tl_rollup_add_spend(tl_rollup *r, const char *channel, int64_t day_ms, doubl
  * name it, an amount at least 0; a trailing CR or LF is ignored): its day's start in ms,
  * the channel (pointing into line, which is cut in place) and the amount. NULL, or why the
  * line is not one (a short phrase). */
-const char *tl_rollup_spend_parse(char *line, int64_t *day_ms, const char **channel,
-                                  double *spend);
+const char *tl_rollup_spend_parse(char *line, int64_t *day_ms, const char **channel, double *spend);
 
 /* Method m's cost per conversion in row r (spend / conversions) and its return on ad spend
  * (conversion value / spend; none for Markov, whose credits carry no value): NAN where
@@ -128,8 +131,7 @@ void tl_rollup_merge(tl_rollup *r, const tl_rollup_row *x);
 void tl_rollup_set(tl_rollup *r, const tl_rollup_row *x);
 /* Calls fn on each row added or merged into since the last call, and forgets the mark;
  * stops at the first non-zero return and returns it. */
-int tl_rollup_each_changed(tl_rollup *r, int (*fn)(void *arg, const tl_rollup_row *row),
-                           void *arg);
+int tl_rollup_each_changed(tl_rollup *r, int (*fn)(void *arg, const tl_rollup_row *row), void *arg);
 /* Forgets every row (the rules stay). */
 void tl_rollup_clear(tl_rollup *r);
 tl_ru_dim tl_rollup_dim(const tl_rollup *r);

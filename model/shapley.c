@@ -202,16 +202,12 @@ static unsigned sh_below(uint64_t *s, unsigned bound)  /* uniform in [0, bound) 
     }
 }
 
-static uint64_t sh_full(int n)
-{
-    return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
-}
+static uint64_t sh_full(int n) { return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1; }
 
-int tl_shapley_sampled(int n, int samples, uint64_t seed, tl_game_fn f, void *arg,
-                       double *phi, double *stderr_out)
+int tl_shapley_sampled(int n, int samples, uint64_t seed, tl_game_fn f, void *arg, double *phi,
+                       double *stderr_out)
 {
-    if (n < 1 || n > TL_SHAPLEY_MAX_PLAYERS || samples < 1 || !f || !phi)
-        return TL_SHAPLEY_EARG;
+    if (n < 1 || n > TL_SHAPLEY_MAX_PLAYERS || samples < 1 || !f || !phi) return TL_SHAPLEY_EARG;
 
     const uint64_t full = sh_full(n);
     uint64_t masks[TL_SHAPLEY_BATCH];
@@ -281,8 +277,8 @@ int tl_shapley_sampled(int n, int samples, uint64_t seed, tl_game_fn f, void *ar
     for (int i = 0; i < n; i++) phi[i] = mean[i];
     if (stderr_out)
         for (int i = 0; i < n; i++)
-            stderr_out[i] = pairs > 1 ? sqrt(m2[i] / (double)(pairs - 1) / (double)pairs)
-                                      : INFINITY;
+            stderr_out[i] =
+                pairs > 1 ? sqrt(m2[i] / (double)(pairs - 1) / (double)pairs) : INFINITY;
     return sh_all_finite(n, phi) ? TL_SHAPLEY_OK : TL_SHAPLEY_ENONFINITE;
 }
 
@@ -347,8 +343,8 @@ static void sh_group_fn(void *arg, const uint64_t *masks, int count, double *v)
 int tl_shapley_grouped(int n, const int *group_of, int n_groups, tl_game_fn f, void *arg,
                        double *phi_players)
 {
-    if (n < 1 || n > TL_SHAPLEY_MAX_PLAYERS || n_groups < 1 ||
-        n_groups > TL_SHAPLEY_EXACT_MAX || !group_of || !f || !phi_players)
+    if (n < 1 || n > TL_SHAPLEY_MAX_PLAYERS || n_groups < 1 || n_groups > TL_SHAPLEY_EXACT_MAX ||
+        !group_of || !f || !phi_players)
         return TL_SHAPLEY_EARG;
     sh_group_game g;
     g.f = f;

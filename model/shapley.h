@@ -70,8 +70,8 @@ int tl_shapley_exact(int n, tl_game_fn f, void *arg, double *phi);
  * deviation of the pair contributions over sqrt(pairs); with a single pair it is
  * unknown and set to +infinity (0 for n = 1, where the value is exact). Coalitions:
  * 2 + 2*(n-1)*ceil(samples/2) evaluations, batched. samples >= 1. */
-int tl_shapley_sampled(int n, int samples, uint64_t seed, tl_game_fn f, void *arg,
-                       double *phi, double *stderr_out);
+int tl_shapley_sampled(int n, int samples, uint64_t seed, tl_game_fn f, void *arg, double *phi,
+                       double *stderr_out);
 
 /* Leave-one-out removal: out[j] = v(N) - v(N \ {j}), 1 <= n <= TL_SHAPLEY_MAX_PLAYERS;
  * one callback with n + 1 coalitions (N first, then N \ {j} for j = 0..n-1). */

@@ -213,8 +213,7 @@ void tl_avro_put_rollup(tl_buf *b, int32_t schema_id, tl_ru_dim dim, tl_ru_windo
      * tally report gives them) */
     for (int map = 0; map < 2; map++) {
         n = 0;
-        for (int m = 0; m < TL_RU_METHODS; m++)
-            n += ru_cost(row, m, map, NULL);
+        for (int m = 0; m < TL_RU_METHODS; m++) n += ru_cost(row, m, map, NULL);
         if (n) {
             put_long(b, n);
             for (int m = 0; m < TL_RU_METHODS; m++) {
@@ -303,7 +302,8 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
         snprintf(err, errlen, "roll-up record: no Confluent frame (magic byte 0 and schema id)");
         return -1;
     }
-    o->schema_id = (int32_t)((uint32_t)u[1] << 24 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 8 | u[4]);
+    o->schema_id =
+        (int32_t)((uint32_t)u[1] << 24 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 8 | u[4]);
     rd r = {u + 5, u + len, NULL};
     const char *dims[TL_RU_DIMS];
     for (int d = 0; d < TL_RU_DIMS; d++) dims[d] = tl_ru_dim_name((tl_ru_dim)d);
@@ -317,8 +317,9 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
     int w = get_name(&r, windows, 3, "an unknown window (hour or day)");
     int64_t start = get_long(&r), end = get_long(&r);
     int64_t purchases = get_long(&r), touchpoints = get_long(&r);
-    if (!r.fail && (start % tl_ru_window_ms((tl_ru_window)w) != 0 ||
-                    end != ru_window_end(start, (tl_ru_window)w)))
+    if (!r.fail &&
+        (start % tl_ru_window_ms((tl_ru_window)w) != 0 ||
+         end != ru_window_end(start, (tl_ru_window)w)))
         r.fail = "a window start or end that is not the window's";
     if (!r.fail && (purchases < 0 || touchpoints < 0)) r.fail = "a negative count";
     for (int64_t block; (block = get_block(&r)) != 0;) {
@@ -329,7 +330,8 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
             /* (a method named twice adds up: its sums must stay finite too) */
             c += o->row.conversions[m];
             v += o->row.value[m];
-            if (!isfinite(c) || !isfinite(v)) r.fail = "a conversion count or value that is not finite";
+            if (!isfinite(c) || !isfinite(v))
+                r.fail = "a conversion count or value that is not finite";
             o->row.conversions[m] = c;
             o->row.value[m] = v;
             o->row.has[m] = 1;
@@ -356,9 +358,9 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
             o->row.markov_level = get_double(&r);
             o->row.markov_at = get_long(&r);
             o->row.has_markov_interval = 1;
-            if (!r.fail && !(o->row.markov_lo <= o->row.markov_hi && isfinite(o->row.markov_lo) &&
-                             isfinite(o->row.markov_hi) && o->row.markov_level > 0 &&
-                             o->row.markov_level < 1))
+            if (!r.fail &&
+                !(o->row.markov_lo <= o->row.markov_hi && isfinite(o->row.markov_lo) &&
+                  isfinite(o->row.markov_hi) && o->row.markov_level > 0 && o->row.markov_level < 1))
                 r.fail = "a Markov interval that is not one (lo <= hi, a level in (0, 1))";
         }
     }
@@ -410,18 +412,18 @@ size_t tl_avro_attribution_bound(size_t S, size_t tps)
     size_t tp = 2 * B_STR(S) + 3 * B_OPT_STR(S) + 1 + B_LONG;   /* the type: an enum index */
     size_t method = B_NAME + B_LONG + tps * 8 + 1;
     return 5 + 3 * B_STR(S) + B_OPT_STR(S) + B_LONG + B_OPT_DOUBLE +   /* the purchase */
-           B_LONG + tps * tp + 1 +                                     /* touchpoints */
-           B_LONG + TL_M_COUNT * method + 1 +                          /* credits */
-           2 * B_OPT_DOUBLE + 1 + B_LONG +                             /* the model */
-           B_STR(TL_EXPLANATION_MAX) +
-           1 + B_LONG + 2 * 2 * B_NAME + 1 +  /* model_status: shapley, removal */
-           1 + B_LONG + tps * 8 + 1;          /* shapley_stderr */
+        B_LONG + tps * tp + 1 +                                     /* touchpoints */
+        B_LONG + TL_M_COUNT * method + 1 +                          /* credits */
+        2 * B_OPT_DOUBLE + 1 + B_LONG +                             /* the model */
+        B_STR(TL_EXPLANATION_MAX) + 1 + B_LONG + 2 * 2 * B_NAME +
+        1 +  /* model_status: shapley, removal */
+        1 + B_LONG + tps * 8 + 1;          /* shapley_stderr */
 }
 
 size_t tl_avro_rollup_bound(size_t S)
 {
     return 5 + 3 * B_NAME + B_STR(S) + 4 * B_LONG + B_LONG + TL_RU_METHODS * (B_NAME + 16) + 1 +
-           2 * B_OPT_DOUBLE + 2 * (B_LONG + TL_RU_METHODS * (B_NAME + 8) + 1) + 1 + 3 * 8 + B_LONG;
+        2 * B_OPT_DOUBLE + 2 * (B_LONG + TL_RU_METHODS * (B_NAME + 8) + 1) + 1 + 3 * 8 + B_LONG;
 }
 
 size_t tl_avro_credit_bound(size_t S)

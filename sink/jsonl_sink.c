@@ -195,9 +195,14 @@ tl_sink *tl_jsonl_sink_new(FILE *out)
     sink_state *s = tl_xcalloc(1, sizeof(*s));
     s->out = out;
     s->base.sink = (tl_sink){
-        .name = "jsonl", .ctx = s, .emit_interest = jsonl_interest,
-        .emit_attribution = jsonl_attribution, .emit_credit = jsonl_credit,
-        .emit_dlq = jsonl_dlq, .flush = jsonl_flush, .destroy = state_destroy,
+        .name = "jsonl",
+        .ctx = s,
+        .emit_interest = jsonl_interest,
+        .emit_attribution = jsonl_attribution,
+        .emit_credit = jsonl_credit,
+        .emit_dlq = jsonl_dlq,
+        .flush = jsonl_flush,
+        .destroy = state_destroy,
     };
     return &s->base.sink;
 }
@@ -249,9 +254,14 @@ tl_sink *tl_avro_sink_new(int32_t id_interest, int32_t id_attribution, int32_t i
     s->ids[1] = id_attribution;
     s->ids[2] = id_credit;
     s->base.sink = (tl_sink){
-        .name = "avro", .ctx = s, .emit_interest = avro_interest,
-        .emit_attribution = avro_attribution, .emit_credit = avro_credit, .emit_dlq = avro_dlq,
-        .flush = avro_flush, .destroy = state_destroy,
+        .name = "avro",
+        .ctx = s,
+        .emit_interest = avro_interest,
+        .emit_attribution = avro_attribution,
+        .emit_credit = avro_credit,
+        .emit_dlq = avro_dlq,
+        .flush = avro_flush,
+        .destroy = state_destroy,
     };
     return &s->base.sink;
 }

@@ -66,8 +66,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     uint64_t seq = (uint64_t)(uintptr_t)m->_private;
     /* An aborted transaction's records come back purged: expected (the input is read
      * again), not a failure; they still count as settled for the in-flight window. */
-    int purged = s->changelog && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
-                                  m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT);
+    int purged = s->changelog &&
+        (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT);
     if (m->err && !purged) {
         s->failed++;
         snprintf(s->last_error, sizeof(s->last_error), "%s [%s]", rd_kafka_err2str(m->err),
@@ -90,9 +90,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 static const char *fenced_hint(rd_kafka_resp_err_t code)
 {
     return code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-                   code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH
-               ? " (fenced: another instance with the same instance.id took over; this one stops)"
-               : "";
+            code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH
+        ? " (fenced: another instance with the same instance.id took over; this one stops)"
+        : "";
 }
 
 /* Logs the producer's fatal error, if it has one; 1 when it had. A produce call or a
@@ -114,17 +114,16 @@ static tl_rc produce_to(kafka_sink *s, const char *topic, int32_t partition, con
     for (;;) {
         rd_kafka_resp_err_t err;
         if (hdrs)   /* on success the message owns the headers */
-            err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                                    RD_KAFKA_V_KEY(key, key_len),
-                                    RD_KAFKA_V_VALUE((void *)val, val_len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(seq),
-                                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+            err = rd_kafka_producev(
+                s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, val_len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(seq),
+                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         else
-            err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                                    RD_KAFKA_V_KEY(key, key_len),
-                                    RD_KAFKA_V_VALUE((void *)val, val_len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(seq),
-                                    RD_KAFKA_V_END);
+            err = rd_kafka_producev(
+                s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, val_len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(seq), RD_KAFKA_V_END);
         if (!err) {
             s->emitted++;
             s->base.counts.bytes += val_len;
@@ -155,8 +154,8 @@ static tl_rc ks_interest(void *ctx, const tl_interest_delta *d)
     tl_buf_clear(&s->buf);
     tl_avro_put_interest(&s->buf, s->o.id_interest, d);
     s->base.counts.interest++;
-    return produce(s, s->o.topic_interest, d->user_id, strlen(d->user_id), s->buf.data,
-                   s->buf.len, NULL);
+    return produce(s, s->o.topic_interest, d->user_id, strlen(d->user_id), s->buf.data, s->buf.len,
+                   NULL);
 }
 
 static tl_rc ks_attribution(void *ctx, const tl_attribution *r)
@@ -173,7 +172,8 @@ static tl_rc ks_attribution(void *ctx, const tl_attribution *r)
 static int send_partial(void *arg, const tl_buf *key, const tl_buf *val)
 {
     kafka_sink *s = arg;
-    return produce(s, s->partials, key->data, key->len, val->data, val->len, NULL) == TL_OK ? 0 : -1;
+    return produce(s, s->partials, key->data, key->len, val->data, val->len, NULL) == TL_OK ? 0
+                                                                                            : -1;
 }
 
 /* Sends the roll-up sums gathered since the last call, one partial per row, and forgets
@@ -182,7 +182,8 @@ static int send_partial(void *arg, const tl_buf *key, const tl_buf *val)
 static tl_rc send_partials(kafka_sink *s)
 {
     /* s->buf is free between records: each produce copies it */
-    int rc = tl_rollup_send_changed(s->ru, s->n_ru, s->o.id_rollup, &s->key, &s->buf, send_partial, s);
+    int rc =
+        tl_rollup_send_changed(s->ru, s->n_ru, s->o.id_rollup, &s->key, &s->buf, send_partial, s);
     for (int i = 0; i < s->n_ru; i++) tl_rollup_clear(s->ru[i]);
     tl_buf_clear(&s->buf);
     if (!rc && s->mk && tl_mk_out_take(s->mk, &s->buf)) {
@@ -194,13 +195,16 @@ static tl_rc send_partials(kafka_sink *s)
     /* under the broker's default record limit (1 MB) */
     while (!rc && s->model_take && s->model_take(s->model_arg, &s->buf, 900000)) {
         rc = produce_to(s, s->model_topic, 0, s->model_key, strlen(s->model_key), s->buf.data,
-                        s->buf.len, NULL) == TL_OK ? 0 : -1;
+                        s->buf.len, NULL) == TL_OK
+            ? 0
+            : -1;
         tl_buf_clear(&s->buf);
     }
     return rc ? TL_ERROR : TL_OK;
 }
 
-static tl_rc ks_path(void *ctx, int dim, int64_t at, const char *const *states, int n, int converted)
+static tl_rc ks_path(void *ctx, int dim, int64_t at, const char *const *states, int n,
+                     int converted)
 {
     kafka_sink *s = ctx;
     int rc = tl_mk_out_path(s->mk, dim, at, states, n, converted);
@@ -422,8 +426,8 @@ rd_kafka_t *tl_kafka_sink_handle(const tl_sink *sink) { return ((kafka_sink *)si
  * A topic the broker does not know is named now; it may still be created on first use. */
 static void learn_topics(kafka_sink *s)
 {
-    const char *names[6] = {s->topics[0], s->topics[1], s->topics[2], s->topics[3], s->changelog,
-                            s->partials};
+    const char *names[6] = {s->topics[0], s->topics[1], s->topics[2],
+                            s->topics[3], s->changelog, s->partials};
     for (int i = 0; i < 6; i++) {
         if (!names[i]) continue;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, names[i], NULL);
@@ -483,9 +487,15 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
     }
     conf = NULL;   /* owned by the producer */
     s->base.sink = (tl_sink){
-        .name = "kafka", .ctx = s, .emit_interest = ks_interest,
-        .emit_attribution = ks_attribution, .emit_credit = ks_credit, .emit_dlq = ks_dlq,
-        .flush = ks_flush, .progress = ks_progress, .destroy = ks_destroy,
+        .name = "kafka",
+        .ctx = s,
+        .emit_interest = ks_interest,
+        .emit_attribution = ks_attribution,
+        .emit_credit = ks_credit,
+        .emit_dlq = ks_dlq,
+        .flush = ks_flush,
+        .progress = ks_progress,
+        .destroy = ks_destroy,
     };
     if (s->mk) {
         s->base.sink.emit_path = ks_path;
@@ -495,7 +505,8 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
         s->changelog = tl_xstrdup(o->changelog_topic);
         rd_kafka_error_t *te = rd_kafka_init_transactions(s->rk, 60000);
         if (te) {
-            snprintf(err, errlen, "kafka producer: init_transactions: %s", rd_kafka_error_string(te));
+            snprintf(err, errlen, "kafka producer: init_transactions: %s",
+                     rd_kafka_error_string(te));
             rd_kafka_error_destroy(te);
             goto fail;
         }

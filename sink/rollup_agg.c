@@ -163,16 +163,15 @@ static int produce(tl_rollup_agg *a, const char *topic, int32_t partition, const
     for (;;) {
         rd_kafka_resp_err_t err;
         if (h)
-            err = rd_kafka_producev(a->producer, RD_KAFKA_V_TOPIC(topic),
-                                    RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key->data, key->len),
-                                    RD_KAFKA_V_VALUE((void *)val, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                                    RD_KAFKA_V_END);
+            err = rd_kafka_producev(
+                a->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(key->data, key->len), RD_KAFKA_V_VALUE((void *)val, len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
         else
-            err = rd_kafka_producev(a->producer, RD_KAFKA_V_TOPIC(topic),
-                                    RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key->data, key->len),
-                                    RD_KAFKA_V_VALUE((void *)val, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            err = rd_kafka_producev(
+                a->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(key->data, key->len), RD_KAFKA_V_VALUE((void *)val, len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (!err) return 0;
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(a->producer, 50);
@@ -233,8 +232,8 @@ static int send_to(void *arg, const tl_buf *key, const tl_buf *val)
 
 static int restore_all(tl_rollup_agg *a);
 static void spend_own(tl_rollup_agg *a, int32_t p);
-static rd_kafka_t *client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
-                          char *err, size_t errlen);
+static rd_kafka_t *client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what, char *err,
+                          size_t errlen);
 
 /* ---- the shared Markov chain (model/markov_share.h) ------------------------------ */
 
@@ -250,7 +249,8 @@ static int emit_credit(void *arg, const tl_credit_delta *d)
     tl_avro_put_credit(&a->buf, a->o.id_credit, d);
     for (int i = 0; i < a->n_mru; i++) tl_rollup_add_credit_delta(a->mru[i], d);
     tl_prom_add(a->m_credits, 1);
-    return produce(a, a->o.credit_topic, RD_KAFKA_PARTITION_UA, &a->key, a->buf.data, a->buf.len, NULL);
+    return produce(a, a->o.credit_topic, RD_KAFKA_PARTITION_UA, &a->key, a->buf.data, a->buf.len,
+                   NULL);
 }
 
 /* Inside the transaction: the credit deltas' roll-up partials, and each changed chain's
@@ -258,7 +258,8 @@ static int emit_credit(void *arg, const tl_credit_delta *d)
 static int markov_flush(tl_rollup_agg *a)
 {
     to_part t = {a, a->o.partials_topic, RD_KAFKA_PARTITION_UA, NULL, 0};
-    int rc = tl_rollup_send_changed(a->mru, a->n_mru, a->o.id_rollup, &a->key, &a->buf, send_to, &t);
+    int rc =
+        tl_rollup_send_changed(a->mru, a->n_mru, a->o.id_rollup, &a->key, &a->buf, send_to, &t);
     for (int i = 0; i < a->n_mru; i++) tl_rollup_clear(a->mru[i]);
     if (t.sent) a->sent_partials = 1;
     for (int p = 0; p < a->n_parts && !rc; p++) {
@@ -285,7 +286,8 @@ static tl_mk_share *share_of(tl_rollup_agg *a, part *pt)
 static int commit(tl_rollup_agg *a)
 {
     a->last_commit_ns = tl_mono_ns();
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(a->n_parts ? a->n_parts : 1);
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(a->n_parts ? a->n_parts : 1);
     for (int p = 0; p < a->n_parts; p++)
         if (a->parts[p].next >= 0)
             rd_kafka_topic_partition_list_add(l, a->o.partials_topic, p)->offset = a->parts[p].next;
@@ -302,7 +304,8 @@ static int commit(tl_rollup_agg *a)
         for (int d = 0; a->spend && d < 2; d++)
             if (RU(&a->parts[p], d, TL_RU_WINDOW_DAY))
                 tl_rollup_join_spend(RU(&a->parts[p], d, TL_RU_WINDOW_DAY), a->spend_ru[d]);
-        rc = tl_rollup_send_changed(a->parts[p].ru, N_RU, a->o.id_rollup, &a->key, &a->buf, send_to, &t);
+        rc = tl_rollup_send_changed(a->parts[p].ru, N_RU, a->o.id_rollup, &a->key, &a->buf, send_to,
+                                    &t);
     }
     if (!rc) rc = markov_flush(a);
     if (!rc && a->o.transactional) {
@@ -327,7 +330,8 @@ static int commit(tl_rollup_agg *a)
     if (!rc) {
         for (int p = 0; p < a->n_parts; p++) a->parts[p].next = -1;
         for (int q = 0; q < a->n_spend; q++)
-            if (a->spend_checked[q] > a->spend_committed[q]) a->spend_committed[q] = a->spend_checked[q];
+            if (a->spend_checked[q] > a->spend_committed[q])
+                a->spend_committed[q] = a->spend_checked[q];
         a->pending = 0;
         tl_prom_add(a->m_commits, 1);
     }
@@ -343,7 +347,8 @@ static void dead_letter(tl_rollup_agg *a, const rd_kafka_message_t *m, const cha
     char part_s[16], off[24];
     snprintf(part_s, sizeof(part_s), "%" PRId32, m->partition);
     snprintf(off, sizeof(off), "%" PRId64, m->offset);
-    TL_LOG_WARN("rollup", "dead letter topic=%s partition=%s offset=%s: %s", topic, part_s, off, error);
+    TL_LOG_WARN("rollup", "dead letter topic=%s partition=%s offset=%s: %s", topic, part_s, off,
+                error);
     if (ensure_txn(a) != 0) return;
     rd_kafka_headers_t *h = rd_kafka_headers_new(5);
     rd_kafka_header_add(h, "tally.reason", -1, tl_dlq_reason_name(TL_DLQ_MALFORMED), -1);
@@ -352,7 +357,9 @@ static void dead_letter(tl_rollup_agg *a, const rd_kafka_message_t *m, const cha
     rd_kafka_header_add(h, "tally.source.partition", -1, part_s, -1);
     rd_kafka_header_add(h, "tally.source.offset", -1, off, -1);
     tl_buf key = {0};
-    tl_buf_append(&key, m->key ? m->key : "", m->key ? (m->key_len < TL_DLQ_MAX_KEY_BYTES ? m->key_len : TL_DLQ_MAX_KEY_BYTES) : 0);
+    tl_buf_append(&key, m->key ? m->key : "",
+                  m->key ? (m->key_len < TL_DLQ_MAX_KEY_BYTES ? m->key_len : TL_DLQ_MAX_KEY_BYTES)
+                         : 0);
     produce(a, a->o.dlq_topic, RD_KAFKA_PARTITION_UA, &key, m->payload,
             m->len < a->o.dlq_max_bytes ? m->len : a->o.dlq_max_bytes, h);
     tl_buf_free(&key);
@@ -448,8 +455,8 @@ static int32_t spend_partition(tl_rollup_agg *a, tl_ru_dim d, const char *id, in
     tl_rollup_row row = {.id = (char *)id, .window_start = day};
     tl_buf_clear(&a->spend_key);
     tl_avro_rollup_key(&a->spend_key, d, TL_RU_WINDOW_DAY, &row);
-    return a->o.partitions > 0 ? a->partitioner(a->partials_rkt, a->spend_key.data, a->spend_key.len,
-                                                a->o.partitions, NULL, NULL)
+    return a->o.partitions > 0 ? a->partitioner(a->partials_rkt, a->spend_key.data,
+                                                a->spend_key.len, a->o.partitions, NULL, NULL)
                                : -1;
 }
 
@@ -471,7 +478,8 @@ static void spend_own(tl_rollup_agg *a, int32_t p)
     for (int d = 0; a->spend && d < 2; d++) {
         size_t n = 0;
         const tl_rollup_row *rows = tl_rollup_rows(a->spend_ru[d], &n);
-        for (size_t i = 0; i < n; i++) spend_touch(a, (tl_ru_dim)d, rows[i].id, rows[i].window_start, p);
+        for (size_t i = 0; i < n; i++)
+            spend_touch(a, (tl_ru_dim)d, rows[i].id, rows[i].window_start, p);
     }
 }
 
@@ -483,8 +491,8 @@ static const char *parse_spend(tl_rollup_agg *a, const rd_kafka_message_t *m, in
     if (m->payload) tl_buf_append(&a->spend_line, m->payload, m->len);
     tl_buf_putc(&a->spend_line, 0);
     return memchr(a->spend_line.data, 0, a->spend_line.len - 1)
-               ? "a NUL byte in the line"
-               : tl_rollup_spend_parse(a->spend_line.data, day, channel, v);
+        ? "a NUL byte in the line"
+        : tl_rollup_spend_parse(a->spend_line.data, day, channel, v);
 }
 
 /* Line m of spend partition q: into the table the first time it is read; when q is this
@@ -512,10 +520,11 @@ static void add_spend(tl_rollup_agg *a, const rd_kafka_message_t *m, int32_t q)
         static int said;
         tl_prom_add(a->m_spend_bad, 1);
         if (said++ < 5)
-            TL_LOG_WARN("rollup", "spend topic=%s partition=%d offset=%" PRId64 " skipped: %s "
+            TL_LOG_WARN("rollup",
+                        "spend topic=%s partition=%d offset=%" PRId64 " skipped: %s "
                         "(date,channel,spend expected; counted in "
-                        "tally_rollup_spend_bad_records_total)", a->o.spend_topic,
-                        (int)m->partition, m->offset, why);
+                        "tally_rollup_spend_bad_records_total)",
+                        a->o.spend_topic, (int)m->partition, m->offset, why);
         return;
     }
     tl_prom_add(a->m_spend, 1);
@@ -533,9 +542,11 @@ static void poll_spend(tl_rollup_agg *a)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(a->spend, 0);
         if (!m) return;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (m->partition >= 0 && m->partition < a->n_spend) a->spend_eof[m->partition] = m->offset;
+            if (m->partition >= 0 && m->partition < a->n_spend)
+                a->spend_eof[m->partition] = m->offset;
         } else if (m->err) {
-            TL_LOG_WARN("rollup", "spend topic=%s: %s", a->o.spend_topic, rd_kafka_message_errstr(m));
+            TL_LOG_WARN("rollup", "spend topic=%s: %s", a->o.spend_topic,
+                        rd_kafka_message_errstr(m));
         } else {
             if (m->partition >= 0 && m->partition < a->n_spend) {
                 a->spend_eof[m->partition] = -1;
@@ -568,8 +579,8 @@ static int spend_drained(tl_rollup_agg *a)
 }
 
 /* The spend topic's reader, from the start of every partition. 0, or -1 with err. */
-static int start_spend(tl_rollup_agg *a, rd_kafka_conf_t *sconf, const char *partitioner,
-                       char *err, size_t errlen)
+static int start_spend(tl_rollup_agg *a, rd_kafka_conf_t *sconf, const char *partitioner, char *err,
+                       size_t errlen)
 {
     static const struct {
         const char *name;
@@ -582,26 +593,31 @@ static int start_spend(tl_rollup_agg *a, rd_kafka_conf_t *sconf, const char *par
         {"fnv1a_random", rd_kafka_msg_partitioner_fnv1a_random},
         {"fnv1a", rd_kafka_msg_partitioner_fnv1a},
     };
-    const char *name = *partitioner ? partitioner : "consistent_random";   /* librdkafka's default */
+    const char *name = *partitioner ? partitioner : "consistent_random"; /* librdkafka's default */
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && !a->partitioner; i++)
         if (!strcmp(parts[i].name, name)) a->partitioner = parts[i].fn;
     if (!a->partitioner) {
-        snprintf(err, errlen, "rollup.spend.topic: the producer's partitioner %s is not one "
+        snprintf(err, errlen,
+                 "rollup.spend.topic: the producer's partitioner %s is not one "
                  "whose partition of a key can be known (murmur2_random, murmur2, "
-                 "consistent_random, consistent, fnv1a_random, fnv1a)", name);
+                 "consistent_random, consistent, fnv1a_random, fnv1a)",
+                 name);
         rd_kafka_conf_destroy(sconf);
         return -1;
     }
     static const char *const fixed[][2] = {
-        {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
-        {"enable.partition.eof", "true"}, {"auto.offset.reset", "earliest"},
+        {"isolation.level", "read_committed"},
+        {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "true"},
+        {"auto.offset.reset", "earliest"},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         rd_kafka_conf_set(sconf, fixed[i][0], fixed[i][1], NULL, 0);
     if (!(a->spend = client(RD_KAFKA_CONSUMER, sconf, "spend reader", err, errlen))) return -1;
     a->n_spend = a->o.spend_partitions;
     if (a->n_spend <= 0) {
-        snprintf(err, errlen, "rollup.spend.topic %s: cannot find its partitions", a->o.spend_topic);
+        snprintf(err, errlen, "rollup.spend.topic %s: cannot find its partitions",
+                 a->o.spend_topic);
         return -1;
     }
     a->spend_eof = tl_xmalloc((size_t)a->n_spend * sizeof(*a->spend_eof));
@@ -611,22 +627,27 @@ static int start_spend(tl_rollup_agg *a, rd_kafka_conf_t *sconf, const char *par
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(a->n_spend);
     for (int q = 0; q < a->n_spend; q++) {
         a->spend_eof[q] = a->spend_checked[q] = a->spend_committed[q] = -1;
-        rd_kafka_topic_partition_list_add(l, a->o.spend_topic, q)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(l, a->o.spend_topic, q)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
     }
     rd_kafka_resp_err_t ae = rd_kafka_assign(a->spend, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (ae) {
-        snprintf(err, errlen, "rollup.spend.topic %s: assign: %s", a->o.spend_topic, rd_kafka_err2str(ae));
+        snprintf(err, errlen, "rollup.spend.topic %s: assign: %s", a->o.spend_topic,
+                 rd_kafka_err2str(ae));
         return -1;
     }
     for (int d = 0; d < 2; d++)
-        if (!(a->spend_ru[d] = tl_rollup_new((tl_ru_dim)d, TL_RU_WINDOW_DAY, a->o.groups, err, errlen)))
+        if (!(a->spend_ru[d] =
+                  tl_rollup_new((tl_ru_dim)d, TL_RU_WINDOW_DAY, a->o.groups, err, errlen)))
             return -1;
     a->partials_rkt = rd_kafka_topic_new(a->producer, a->o.partials_topic, NULL);
-    a->m_spend = tl_prom_counter("tally_rollup_spend_records_total",
-                                 "Lines of ad spend read from rollup.spend.topic (by every instance).", NULL);
-    a->m_spend_bad = tl_prom_counter("tally_rollup_spend_bad_records_total",
-                                     "Records of rollup.spend.topic that are not a line date,channel,spend.", NULL);
+    a->m_spend = tl_prom_counter(
+        "tally_rollup_spend_records_total",
+        "Lines of ad spend read from rollup.spend.topic (by every instance).", NULL);
+    a->m_spend_bad = tl_prom_counter(
+        "tally_rollup_spend_bad_records_total",
+        "Records of rollup.spend.topic that are not a line date,channel,spend.", NULL);
     return 0;
 }
 
@@ -668,7 +689,8 @@ static int spend_take_over(tl_rollup_agg *a, const rd_kafka_topic_partition_list
         for (int q = l->elems[i].partition; q >= 0 && q < a->n_spend; q += a->o.partitions)
             rd_kafka_topic_partition_list_add(sl, a->o.spend_topic, q);
     rd_kafka_resp_err_t e = sl->cnt ? rd_kafka_committed(a->consumer, sl, 60000) : 0;
-    rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_new(sl->cnt ? sl->cnt : 1);
+    rd_kafka_topic_partition_list_t *back =
+        rd_kafka_topic_partition_list_new(sl->cnt ? sl->cnt : 1);
     for (int i = 0; i < sl->cnt && !e; i++) {
         int32_t q = sl->elems[i].partition;
         int64_t from = sl->elems[i].offset >= 0 ? sl->elems[i].offset : 0;
@@ -681,12 +703,14 @@ static int spend_take_over(tl_rollup_agg *a, const rd_kafka_topic_partition_list
     if (!e && back->cnt) {
         rd_kafka_error_t *se = rd_kafka_seek_partitions(a->spend, back, 30000);
         if (se) {
-            TL_LOG_ERROR("rollup", "spend topic %s: seek: %s", a->o.spend_topic, rd_kafka_error_string(se));
+            TL_LOG_ERROR("rollup", "spend topic %s: seek: %s", a->o.spend_topic,
+                         rd_kafka_error_string(se));
             rd_kafka_error_destroy(se);
             e = RD_KAFKA_RESP_ERR__FAIL;
         }
     } else if (e) {
-        TL_LOG_ERROR("rollup", "spend topic %s: committed offsets: %s", a->o.spend_topic, rd_kafka_err2str(e));
+        TL_LOG_ERROR("rollup", "spend topic %s: committed offsets: %s", a->o.spend_topic,
+                     rd_kafka_err2str(e));
     }
     rd_kafka_topic_partition_list_destroy(back);
     rd_kafka_topic_partition_list_destroy(sl);
@@ -713,8 +737,9 @@ static int take_over(tl_rollup_agg *a, rd_kafka_topic_partition_list_t *l)
  * from the committed offsets. */
 static int restore_all(tl_rollup_agg *a)
 {
-    for (int i = 0; i < a->n_mru; i++) tl_rollup_clear(a->mru[i]);   /* of the aborted one */
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(a->n_parts ? a->n_parts : 1);
+    for (int i = 0; i < a->n_mru; i++) tl_rollup_clear(a->mru[i]); /* of the aborted one */
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(a->n_parts ? a->n_parts : 1);
     for (int p = 0; p < a->n_parts; p++)
         if (a->parts[p].assigned) rd_kafka_topic_partition_list_add(l, a->o.partials_topic, p);
     int rc = take_over(a, l);
@@ -738,7 +763,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (take_over(a, parts) != 0) {
             a->failed = 1;
-            return;   /* nothing assigned: the group gives the partitions to another member */
+            return; /* nothing assigned: the group gives the partitions to another member */
         }
         for (int i = 0; i < parts->cnt; i++) {
             part *pt = part_of(a, parts->elems[i].partition);
@@ -753,13 +778,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             a->failed = 1;
         }
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        if (!a->failed) commit(a);   /* what is held, before the next owner reads it back */
+        if (!a->failed) commit(a); /* what is held, before the next owner reads it back */
         for (int i = 0; i < parts->cnt; i++) {
             part *pt = part_of(a, parts->elems[i].partition);
             pt->assigned = 0;
             drop_totals(pt);
-            for (int q = parts->elems[i].partition; a->spend && a->o.partitions > 0 && q >= 0 &&
-                                                    q < a->n_spend; q += a->o.partitions)
+            for (int q = parts->elems[i].partition;
+                 a->spend && a->o.partitions > 0 && q >= 0 && q < a->n_spend; q += a->o.partitions)
                 a->spend_checked[q] = a->spend_committed[q] = -1;
             TL_LOG_INFO("rollup", "revoked partition=%d", (int)parts->elems[i].partition);
         }
@@ -778,7 +803,8 @@ static void add_partial(tl_rollup_agg *a, const rd_kafka_message_t *m)
     char err[256];
     if (m->key && m->key_len == strlen(TL_MK_KEY) && !memcmp(m->key, TL_MK_KEY, m->key_len)) {
         if (!a->o.markov) {
-            bad_partial(a, m, "a Markov partial, and this instance shares no chain (markov.enabled)");
+            bad_partial(a, m,
+                        "a Markov partial, and this instance shares no chain (markov.enabled)");
         } else if (tl_mk_share_add(share_of(a, pt), m->payload, m->len, err, sizeof(err)) != 0) {
             bad_partial(a, m, err);
         } else if (tl_mk_share_close(pt->mk, emit_credit, a) != 0) {
@@ -808,9 +834,10 @@ static int drained(tl_rollup_agg *a)
     if (owned < a->o.partitions) {
         if (tl_mono_ns() - a->drain_started_ns < (int64_t)AGG_DRAIN_OWN_S * 1000000000) return 0;
         if (!a->drain_warned++)
-            TL_LOG_WARN("rollup", "%d partitions of %s are not this instance's after %d s: the "
-                        "roll-ups are brought up to date for those it owns only", owned,
-                        a->o.partials_topic, AGG_DRAIN_OWN_S);
+            TL_LOG_WARN("rollup",
+                        "%d partitions of %s are not this instance's after %d s: the "
+                        "roll-ups are brought up to date for those it owns only",
+                        owned, a->o.partials_topic, AGG_DRAIN_OWN_S);
     }
     if (!spend_drained(a)) return 0;
     if (!a->drain_end) {
@@ -819,8 +846,9 @@ static int drained(tl_rollup_agg *a)
         for (int p = 0; p < a->n_parts; p++) {
             int64_t lo = 0, hi = -1;
             if (a->parts[p].assigned &&
-                rd_kafka_query_watermark_offsets(a->consumer, a->o.partials_topic, p, &lo, &hi, 10000))
-                hi = INT64_MAX;   /* unknown: ask again next time */
+                rd_kafka_query_watermark_offsets(a->consumer, a->o.partials_topic, p, &lo, &hi,
+                                                 10000))
+                hi = INT64_MAX; /* unknown: ask again next time */
             a->drain_end[p] = hi;
         }
     }
@@ -836,7 +864,7 @@ static int drained(tl_rollup_agg *a)
         }
     }
     if (!any || commit(a) != 0) return !any ? 0 : 1;
-    if (a->sent_partials) {   /* read to the new ends */
+    if (a->sent_partials) { /* read to the new ends */
         free(a->drain_end);
         a->drain_end = NULL;
         return 0;
@@ -852,7 +880,8 @@ static void *run(void *arg)
     while (!a->failed) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(a->consumer, 50);
         if (m) {
-            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) part_of(a, m->partition)->eof = m->offset;
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                part_of(a, m->partition)->eof = m->offset;
             else if (m->err) TL_LOG_WARN("rollup", "consume: %s", rd_kafka_message_errstr(m));
             else add_partial(a, m);
             rd_kafka_message_destroy(m);
@@ -874,7 +903,7 @@ static void *run(void *arg)
 static void destroy(tl_rollup_agg *a)
 {
     if (a->consumer) {
-        tl_kafka_consumer_leave(a->consumer, 10000);   /* the revocation commits what is held */
+        tl_kafka_consumer_leave(a->consumer, 10000); /* the revocation commits what is held */
         rd_kafka_destroy(a->consumer);
     }
     if (a->reader) {
@@ -915,8 +944,8 @@ static void destroy(tl_rollup_agg *a)
     free(a);
 }
 
-static rd_kafka_t *client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
-                          char *err, size_t errlen)
+static rd_kafka_t *client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what, char *err,
+                          size_t errlen)
 {
     char e[512];
     rd_kafka_t *rk = rd_kafka_new(type, conf, e, sizeof(e));
@@ -940,24 +969,32 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
     a->o.state_topic = tl_xstrdup(o->state_topic ? o->state_topic : "");
     a->o.groups = tl_xstrdup(o->groups ? o->groups : "");
     a->o.spend_topic = o->spend_topic && *o->spend_topic ? tl_xstrdup(o->spend_topic) : NULL;
-    a->m_partials = tl_prom_counter("tally_rollup_partials_total",
-                                    "Roll-up partials added into the totals this instance owns.", NULL);
+    a->m_partials =
+        tl_prom_counter("tally_rollup_partials_total",
+                        "Roll-up partials added into the totals this instance owns.", NULL);
     a->m_totals = tl_prom_counter("tally_rollup_totals_written_total",
                                   "Roll-up totals written to the roll-up topic.", NULL);
-    a->m_bad = tl_prom_counter("tally_rollup_bad_records_total",
-                               "Roll-up records that did not decode (partials: also dead letters).", NULL);
-    a->m_commits = tl_prom_counter("tally_rollup_commits_total", "Roll-up aggregator commits.", NULL);
+    a->m_bad =
+        tl_prom_counter("tally_rollup_bad_records_total",
+                        "Roll-up records that did not decode (partials: also dead letters).", NULL);
+    a->m_commits =
+        tl_prom_counter("tally_rollup_commits_total", "Roll-up aggregator commits.", NULL);
     a->m_restored = tl_prom_counter("tally_rollup_restored_total",
                                     "Roll-up totals read back on assignments.", NULL);
-    a->m_windows = tl_prom_counter("tally_markov_shared_windows_total",
-                                   "Windows of the shared Markov chain closed (by its owner).", NULL);
-    a->m_late = tl_prom_counter("tally_markov_shared_late_journeys_total",
-                                "Journeys that reached the shared chain after their window closed.", NULL);
-    a->m_credits = tl_prom_counter("tally_markov_shared_credit_deltas_total",
-                                   "Credit deltas published by the owner of the shared Markov chain.", NULL);
+    a->m_windows =
+        tl_prom_counter("tally_markov_shared_windows_total",
+                        "Windows of the shared Markov chain closed (by its owner).", NULL);
+    a->m_late =
+        tl_prom_counter("tally_markov_shared_late_journeys_total",
+                        "Journeys that reached the shared chain after their window closed.", NULL);
+    a->m_credits =
+        tl_prom_counter("tally_markov_shared_credit_deltas_total",
+                        "Credit deltas published by the owner of the shared Markov chain.", NULL);
     static const char *const fixed[][2] = {
-        {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
-        {"enable.partition.eof", "true"}, {"auto.offset.reset", "earliest"},
+        {"isolation.level", "read_committed"},
+        {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "true"},
+        {"auto.offset.reset", "earliest"},
         {"partition.assignment.strategy", "cooperative-sticky"},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
@@ -985,7 +1022,8 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
         for (int d = TL_RU_CHANNEL; d <= TL_RU_CATEGORY; d++) {
             if (d == TL_RU_CHANNEL_GROUP && !*a->o.groups) continue;
             for (int w = TL_RU_WINDOW_HOUR; w <= TL_RU_WINDOW_DAY; w++) {
-                tl_rollup *r = tl_rollup_new((tl_ru_dim)d, (tl_ru_window)w, a->o.groups, err, errlen);
+                tl_rollup *r =
+                    tl_rollup_new((tl_ru_dim)d, (tl_ru_window)w, a->o.groups, err, errlen);
                 if (!r) goto fail;
                 a->mru[a->n_mru++] = r;
             }
@@ -993,7 +1031,8 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
     if (o->transactional) {
         rd_kafka_error_t *e = rd_kafka_init_transactions(a->producer, 60000);
         if (e) {
-            snprintf(err, errlen, "roll-up producer: init_transactions: %s", rd_kafka_error_string(e));
+            snprintf(err, errlen, "roll-up producer: init_transactions: %s",
+                     rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
             goto fail;
         }

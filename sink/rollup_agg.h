@@ -56,8 +56,7 @@ typedef struct tl_rollup_agg tl_rollup_agg;
 /* Each row of ru[0..n) marked changed, as a framed roll-up record (id) and its key, handed
  * to send(arg, key, value); the marks are cleared. 0, or send's first non-zero return. */
 int tl_rollup_send_changed(tl_rollup *const *ru, int n, int32_t id, tl_buf *key, tl_buf *val,
-                           int (*send)(void *arg, const tl_buf *key, const tl_buf *val),
-                           void *arg);
+                           int (*send)(void *arg, const tl_buf *key, const tl_buf *val), void *arg);
 
 /* Starts the aggregator's thread. cconf: its group's consumer (group.id set), rconf: the
  * reader of the roll-up topic on assignments (no group), pconf: its producer (its

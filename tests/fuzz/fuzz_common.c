@@ -61,15 +61,9 @@ const char *fuzz_tmpdir(void) { return tmpdir; }
 
 static tl_arena arena;
 
-static void destroy_arena(void)
-{
-    tl_arena_destroy(&arena);
-}
+static void destroy_arena(void) { tl_arena_destroy(&arena); }
 
-tl_arena *fuzz_arena(void)
-{
-    return &arena;
-}
+tl_arena *fuzz_arena(void) { return &arena; }
 
 void fuzz_init(void)
 {
@@ -86,8 +80,8 @@ void fuzz_init(void)
     char err[256];
     const char *dest = getenv("TALLY_FUZZ_LOG");
     int to_stderr = dest && !strcmp(dest, "stderr");
-    if (tl_log_configure("debug", "key_value", to_stderr ? "" : "/dev/null", err,
-                         sizeof(err)) != 0) {
+    if (tl_log_configure("debug", "key_value", to_stderr ? "" : "/dev/null", err, sizeof(err)) !=
+        0) {
         fprintf(stderr, "fuzz: %s\n", err);
         abort();
     }
@@ -160,10 +154,10 @@ int fuzz_str_eq(const char *a, const char *b) { return a == b || (a && b && !str
 
 int fuzz_events_identical(const tl_event *a, const tl_event *b, const char **field)
 {
-#define DIFF(name, cond)      \
-    if (!(cond)) {            \
-        *field = name;        \
-        return 0;             \
+#define DIFF(name, cond)                                                                           \
+    if (!(cond)) {                                                                                 \
+        *field = name;                                                                             \
+        return 0;                                                                                  \
     }
     DIFF("event_id", fuzz_str_eq(a->event_id, b->event_id));
     DIFF("user_id", fuzz_str_eq(a->user_id, b->user_id));
@@ -247,11 +241,10 @@ static void decode_both(tl_codec *c, const uint8_t *data, size_t len, outcome *o
     decode_on(c, 1, buf, len, out, a);
     decode_on(c, 0, buf, len, &gen, a);
     free(buf);
-    FUZZ_CHECK(out->rc == gen.rc, "fast path rc %d (%s: %s), generic path rc %d (%s: %s)",
-               out->rc, out->rc ? tl_dlq_reason_name(out->reason) : "ok", out->err, gen.rc,
+    FUZZ_CHECK(out->rc == gen.rc, "fast path rc %d (%s: %s), generic path rc %d (%s: %s)", out->rc,
+               out->rc ? tl_dlq_reason_name(out->reason) : "ok", out->err, gen.rc,
                gen.rc ? tl_dlq_reason_name(gen.reason) : "ok", gen.err);
-    FUZZ_CHECK(out->rc == TL_CODEC_OK || out->rc == TL_CODEC_BAD, "rc %d: %s", out->rc,
-               out->err);
+    FUZZ_CHECK(out->rc == TL_CODEC_OK || out->rc == TL_CODEC_BAD, "rc %d: %s", out->rc, out->err);
     for (int k = 0; k < 2; k++) {
         const outcome *o = k ? &gen : out;
         FUZZ_CHECK(o->ev.partition == 7 && o->ev.offset == 123456789,
@@ -274,8 +267,7 @@ static void decode_both(tl_codec *c, const uint8_t *data, size_t len, outcome *o
                "the paths decode field %s differently", field);
 }
 
-int fuzz_codec_check(tl_codec *c, int32_t reader_id, const uint8_t *buf, size_t len,
-                     tl_arena *a)
+int fuzz_codec_check(tl_codec *c, int32_t reader_id, const uint8_t *buf, size_t len, tl_arena *a)
 {
     outcome first;
     decode_both(c, buf, len, &first, a);
@@ -284,8 +276,10 @@ int fuzz_codec_check(tl_codec *c, int32_t reader_id, const uint8_t *buf, size_t 
     if (tl_codec_encode_event(c, reader_id, &first.ev, &enc) == 0) {
         outcome again;
         decode_both(c, (const uint8_t *)enc.data, enc.len, &again, a);
-        FUZZ_CHECK(again.rc == TL_CODEC_OK, "a decoded event, re-encoded, does not decode: "
-                   "%s: %s", tl_dlq_reason_name(again.reason), again.err);
+        FUZZ_CHECK(again.rc == TL_CODEC_OK,
+                   "a decoded event, re-encoded, does not decode: "
+                   "%s: %s",
+                   tl_dlq_reason_name(again.reason), again.err);
         const char *field = NULL;
         FUZZ_CHECK(fuzz_events_identical(&first.ev, &again.ev, &field),
                    "a decoded event, re-encoded and decoded, differs in %s", field);
@@ -296,12 +290,13 @@ int fuzz_codec_check(tl_codec *c, int32_t reader_id, const uint8_t *buf, size_t 
 
 /* ---- schemas -------------------------------------------------------------------------- */
 
-#define ENUM_TYPE                                                                         \
-    "{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":[\"IMPRESSION\",\"BROWSE\","   \
+#define ENUM_TYPE                                                                                  \
+    "{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":[\"IMPRESSION\",\"BROWSE\","            \
     "\"CLICK\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\"]}"
-#define RECORD_HEAD "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
-#define IDS                                                                               \
-    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"   \
+#define RECORD_HEAD                                                                                \
+    "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
+#define IDS                                                                                        \
+    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"      \
     "{\"name\":\"item_id\",\"type\":\"string\"},"
 #define OPT(name, type) "{\"name\":\"" name "\",\"type\":[\"null\",\"" type "\"],\"default\":null}"
 
@@ -311,44 +306,54 @@ const fuzz_schema fuzz_schemas[] = {
     {2, "restated",
      "{\"namespace\":\"tally\",\"name\":\"BehaviorEvent\",\"type\":\"record\",\"doc\":\"d\","
      "\"fields\":[{\"type\":\"string\",\"name\":\"event_id\",\"doc\":\"id\"},"
-     "{\"name\":\"user_id\",\"type\":{\"type\":\"string\"}},{\"name\":\"item_id\",\"type\":\"string\"},"
-     OPT("category_id", "string") ","
-     "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"tally.EventType\",\"symbols\":["
-     "\"IMPRESSION\",\"BROWSE\",\"CLICK\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\"]}},"
-     "{\"name\":\"ts\",\"type\":\"long\"}," OPT("channel", "string") "," OPT("dwell_ms", "int") ","
-     OPT("value", "double") "," OPT("propensity", "double") "]}",
+     "{\"name\":\"user_id\",\"type\":{\"type\":\"string\"}},{\"name\":\"item_id\",\"type\":\"string\"}," OPT(
+         "category_id",
+         "string") ","
+                   "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"tally.EventType\",\"symbols\":["
+                   "\"IMPRESSION\",\"BROWSE\",\"CLICK\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\"]}},"
+                   "{\"name\":\"ts\",\"type\":\"long\"}," OPT("channel", "string") "," OPT(
+                       "dwell_ms", "int") "," OPT("value", "double") "," OPT("propensity",
+                                                                             "double") "]}",
      0},
     /* An older producer: no channel, no propensity. */
     {10, "old",
      RECORD_HEAD IDS OPT("category_id", "string") ",{\"name\":\"type\",\"type\":" ENUM_TYPE "},"
-     "{\"name\":\"ts\",\"type\":\"long\"}," OPT("dwell_ms", "int") "," OPT("value", "double") "]}",
+                                                  "{\"name\":\"ts\",\"type\":\"long\"}," OPT(
+                                                      "dwell_ms", "int") "," OPT("value",
+                                                                                 "double") "]}",
      0},
     /* A newer producer: a new enum symbol, new fields of every complex shape. */
     {11, "new",
-     RECORD_HEAD IDS "{\"name\":\"session\",\"type\":\"string\"},"
-     OPT("category_id", "string") ","
-     "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":["
-     "\"IMPRESSION\",\"BROWSE\",\"CLICK\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\",\"SHARE\"]}},"
-     "{\"name\":\"ts\",\"type\":\"long\"}," OPT("channel", "string") "," OPT("dwell_ms", "int") ","
-     OPT("value", "double") "," OPT("propensity", "double") ","
-     "{\"name\":\"tags\",\"type\":{\"type\":\"array\",\"items\":\"string\"}},"
-     "{\"name\":\"attrs\",\"type\":{\"type\":\"map\",\"values\":\"long\"}},"
-     "{\"name\":\"device\",\"type\":{\"type\":\"record\",\"name\":\"Device\",\"fields\":["
-     "{\"name\":\"os\",\"type\":\"string\"},{\"name\":\"mobile\",\"type\":\"boolean\"},"
-     "{\"name\":\"score\",\"type\":\"float\"},"
-     "{\"name\":\"hash\",\"type\":{\"type\":\"fixed\",\"name\":\"H4\",\"size\":4}}]}},"
-     "{\"name\":\"extra\",\"type\":[\"null\",\"bytes\",\"long\"],\"default\":null}]}",
+     RECORD_HEAD IDS "{\"name\":\"session\",\"type\":\"string\"}," OPT(
+         "category_id",
+         "string") ","
+                   "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":["
+                   "\"IMPRESSION\",\"BROWSE\",\"CLICK\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\",\"SHARE\"]}},"
+                   "{\"name\":\"ts\",\"type\":\"long\"}," OPT("channel", "string") "," OPT("dwell_ms", "int") "," OPT(
+                       "value",
+                       "double") "," OPT("propensity",
+                                         "double") ","
+                                                   "{\"name\":\"tags\",\"type\":{\"type\":\"array\",\"items\":\"string\"}},"
+                                                   "{\"name\":\"attrs\",\"type\":{\"type\":\"map\",\"values\":\"long\"}},"
+                                                   "{\"name\":\"device\",\"type\":{\"type\":\"record\",\"name\":\"Device\",\"fields\":["
+                                                   "{\"name\":\"os\",\"type\":\"string\"},{\"name\":\"mobile\",\"type\":\"boolean\"},"
+                                                   "{\"name\":\"score\",\"type\":\"float\"},"
+                                                   "{\"name\":\"hash\",\"type\":{\"type\":\"fixed\",\"name\":\"H4\",\"size\":4}}]}},"
+                                                   "{\"name\":\"extra\",\"type\":[\"null\",\"bytes\",\"long\"],\"default\":null}]}",
      0},
     /* Reordered fields, reversed enum, promotable types (int ts, float value, long
      * propensity, bytes channel), a category_id that is not a union. */
     {12, "reordered",
-     RECORD_HEAD "{\"name\":\"ts\",\"type\":\"int\"},"
+     RECORD_HEAD
+     "{\"name\":\"ts\",\"type\":\"int\"},"
      "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":["
      "\"PURCHASE\",\"ADD_TO_CART\",\"FAVORITE\",\"CLICK\",\"BROWSE\",\"IMPRESSION\"]}},"
      "{\"name\":\"item_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":\"string\"},"
-     "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"category_id\",\"type\":\"string\"},"
-     OPT("value", "float") "," OPT("channel", "bytes") ","
-     "{\"name\":\"propensity\",\"type\":\"long\"},{\"name\":\"dwell_ms\",\"type\":\"int\"}]}",
+     "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"category_id\",\"type\":\"string\"}," OPT(
+         "value",
+         "float") "," OPT("channel",
+                          "bytes") ","
+                                   "{\"name\":\"propensity\",\"type\":\"long\"},{\"name\":\"dwell_ms\",\"type\":\"int\"}]}",
      0},
     /* A union with a branch the reader cannot take. */
     {13, "union_int",
@@ -358,37 +363,45 @@ const fuzz_schema fuzz_schemas[] = {
      0},
     /* Refused: no user_id (required, no default); another record; not a record. */
     {14, "no_user",
-     RECORD_HEAD "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"item_id\",\"type\":\"string\"},"
+     RECORD_HEAD
+     "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"item_id\",\"type\":\"string\"},"
      "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"}]}",
      0},
-    {15, "other", "{\"type\":\"record\",\"name\":\"Pageview\",\"fields\":["
-                  "{\"name\":\"event_id\",\"type\":\"string\"}]}",
+    {15, "other",
+     "{\"type\":\"record\",\"name\":\"Pageview\",\"fields\":["
+     "{\"name\":\"event_id\",\"type\":\"string\"}]}",
      0},
     {16, "string", "\"string\"", 0},
     /* Readers of other shapes, also writers. */
     {20, "defaults",
-     RECORD_HEAD IDS "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"},"
-     "{\"name\":\"channel\",\"type\":[\"string\",\"null\"],\"default\":\"web\"},"
-     "{\"name\":\"propensity\",\"type\":[\"double\",\"null\"],\"default\":0.5},"
-     "{\"name\":\"flag\",\"type\":[\"null\",\"boolean\"],\"default\":null}]}",
+     RECORD_HEAD IDS "{\"name\":\"type\",\"type\":" ENUM_TYPE
+                     "},{\"name\":\"ts\",\"type\":\"long\"},"
+                     "{\"name\":\"channel\",\"type\":[\"string\",\"null\"],\"default\":\"web\"},"
+                     "{\"name\":\"propensity\",\"type\":[\"double\",\"null\"],\"default\":0.5},"
+                     "{\"name\":\"flag\",\"type\":[\"null\",\"boolean\"],\"default\":null}]}",
      1},
     {21, "narrow",
-     RECORD_HEAD "{\"name\":\"ts\",\"type\":\"int\"},"
+     RECORD_HEAD
+     "{\"name\":\"ts\",\"type\":\"int\"},"
      "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":["
      "\"PURCHASE\",\"ADD_TO_CART\",\"FAVORITE\",\"CLICK\",\"BROWSE\",\"IMPRESSION\"]}},"
-     "{\"name\":\"item_id\",\"type\":\"string\"}," OPT("note", "bytes") ","
-     "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"event_id\",\"type\":\"string\"},"
-     "{\"name\":\"category_id\",\"type\":\"string\"},"
-     "{\"name\":\"value\",\"type\":[\"float\",\"null\"],\"default\":0.5},"
-     OPT("channel", "string") ","
-     "{\"name\":\"level\",\"type\":[\"null\",{\"type\":\"enum\",\"name\":\"Level\","
-     "\"symbols\":[\"LO\",\"MID\",\"HI\"]}],\"default\":null},"
-     "{\"name\":\"propensity\",\"type\":\"float\"}," OPT("seen", "long") ","
-     "{\"name\":\"dwell_ms\",\"type\":\"int\"}]}",
+     "{\"name\":\"item_id\",\"type\":\"string\"}," OPT(
+         "note",
+         "bytes") ","
+                  "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"event_id\",\"type\":\"string\"},"
+                  "{\"name\":\"category_id\",\"type\":\"string\"},"
+                  "{\"name\":\"value\",\"type\":[\"float\",\"null\"],\"default\":0.5}," OPT(
+                      "channel",
+                      "string") ","
+                                "{\"name\":\"level\",\"type\":[\"null\",{\"type\":\"enum\",\"name\":\"Level\","
+                                "\"symbols\":[\"LO\",\"MID\",\"HI\"]}],\"default\":null},"
+                                "{\"name\":\"propensity\",\"type\":\"float\"}," OPT(
+                                    "seen", "long") ","
+                                                    "{\"name\":\"dwell_ms\",\"type\":\"int\"}]}",
      1},
     {22, "long_dwell",
-     RECORD_HEAD IDS "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"},"
-     OPT("dwell_ms", "long") "]}",
+     RECORD_HEAD IDS "{\"name\":\"type\",\"type\":" ENUM_TYPE
+                     "},{\"name\":\"ts\",\"type\":\"long\"}," OPT("dwell_ms", "long") "]}",
      1},
 };
 const int fuzz_n_schemas = (int)(sizeof(fuzz_schemas) / sizeof(fuzz_schemas[0]));

@@ -32,14 +32,14 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-#define FUZZ_CHECK(cond, ...)                                                           \
-    do {                                                                                \
-        if (!(cond)) fuzz_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                 \
+#define FUZZ_CHECK(cond, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) fuzz_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                            \
     } while (0)
 
 __attribute__((noreturn, format(printf, 4, 5))) void fuzz_fail(const char *file, int line,
-                                                               const char *cond,
-                                                               const char *fmt, ...);
+                                                               const char *cond, const char *fmt,
+                                                               ...);
 
 /* Quiets tally's log (see above) and makes the scratch directory. Every harness's
  * initializer calls it first. */
@@ -95,8 +95,7 @@ void fuzz_event_to_json(tl_buf *b, const tl_event *ev);
  * partition and offset untouched; a decoded event re-encoded in c's reader schema (tagged
  * reader_id, which must name that schema in c's store) decodes back identically.
  * Strings go into a. Returns the code. */
-int fuzz_codec_check(tl_codec *c, int32_t reader_id, const uint8_t *buf, size_t len,
-                     tl_arena *a);
+int fuzz_codec_check(tl_codec *c, int32_t reader_id, const uint8_t *buf, size_t len, tl_arena *a);
 
 /* ---- schemas --------------------------------------------------------------------------
  * The schema directory the codec harnesses and the seed generator share: the product's

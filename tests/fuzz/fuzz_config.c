@@ -134,8 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (int k = 0; k < 2; k++) {
         kafka_of(c2, sides[k], &k2[k]);
-        FUZZ_CHECK(k1[k].n == k2[k].n, "%s: %d librdkafka properties, %d written back",
-                   sides[k], k1[k].n, k2[k].n);
+        FUZZ_CHECK(k1[k].n == k2[k].n, "%s: %d librdkafka properties, %d written back", sides[k],
+                   k1[k].n, k2[k].n);
         for (int i = 0; i < k1[k].n; i++)
             FUZZ_CHECK(!strcmp(k1[k].items[i], k2[k].items[i]), "%s: '%s' written back is '%s'",
                        sides[k], k1[k].items[i], k2[k].items[i]);

@@ -68,8 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(ev->event_id && ev->event_id[0], "event without an event_id");
             FUZZ_CHECK(ev->user_id && ev->user_id[0], "event without a user_id");
             FUZZ_CHECK(ev->item_id && ev->item_id[0], "event without an item_id");
-            FUZZ_CHECK(ev->type >= 0 && ev->type < TL_EVENT_TYPE_COUNT, "type %d",
-                       (int)ev->type);
+            FUZZ_CHECK(ev->type >= 0 && ev->type < TL_EVENT_TYPE_COUNT, "type %d", (int)ev->type);
             FUZZ_CHECK(ev->partition == 0, "partition %d", (int)ev->partition);
             FUZZ_CHECK(ev->offset > last_offset && (uint64_t)ev->offset <= rows,
                        "offset %lld after %lld, %llu rows", (long long)ev->offset,
@@ -88,8 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(!strncmp(e, path, strlen(path)), "the message does not name the file: %s", e);
     }
     if (strict) FUZZ_CHECK(bad <= 1, "strict, but %llu bad rows", (unsigned long long)bad);
-    else FUZZ_CHECK(rc == TL_SRC_EOF, "not strict, but poll ended with %d: %s", rc,
-                    tl_file_source_error(src));
+    else
+        FUZZ_CHECK(rc == TL_SRC_EOF, "not strict, but poll ended with %d: %s", rc,
+                   tl_file_source_error(src));
     tl_batch_destroy(&b);
     tl_file_source_destroy(src);
     return 0;

@@ -75,18 +75,25 @@ static void make_users(tl_store *s)
 {
     static const char *const cats[] = {"c1", "c2", NULL};
     static const char *const chans[] = {"search", "email", NULL};
-    static const tl_event_type types[] = {TL_IMPRESSION, TL_CLICK, TL_BROWSE, TL_ADD_TO_CART,
-                                          TL_PURCHASE, TL_CLICK};
+    static const tl_event_type types[] = {TL_IMPRESSION,  TL_CLICK,    TL_BROWSE,
+                                          TL_ADD_TO_CART, TL_PURCHASE, TL_CLICK};
     int64_t ts = 1700000000000;
     for (int u = 0; u < N_USERS; u++) {
         for (int k = 0; k < 6; k++) {
             char eid[32], item[32];
             snprintf(eid, sizeof(eid), "e%d-%d", u, k);
             snprintf(item, sizeof(item), "i%d", k % 3);
-            tl_event ev = {.event_id = eid, .user_id = users[u], .item_id = item,
-                           .category_id = cats[k % 3], .channel = chans[(k + u) % 3],
-                           .type = types[k], .ts = ts, .dwell_ms = 1500 * k,
-                           .has_dwell = k % 2, .value = 19.5, .has_value = types[k] == TL_PURCHASE};
+            tl_event ev = {.event_id = eid,
+                           .user_id = users[u],
+                           .item_id = item,
+                           .category_id = cats[k % 3],
+                           .channel = chans[(k + u) % 3],
+                           .type = types[k],
+                           .ts = ts,
+                           .dwell_ms = 1500 * k,
+                           .has_dwell = k % 2,
+                           .value = 19.5,
+                           .has_value = types[k] == TL_PURCHASE};
             ts += 60000;
             tl_store_observe_ts(s, ev.ts);
             tl_user *usr = tl_store_get(s, users[u]);
@@ -152,7 +159,8 @@ static void get(const uint8_t *target, size_t n, tl_buf *resp)
     tl_buf_append(&req, target, n);
     tl_buf_puts(&req, " HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n");
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {.tv_sec = 5};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -206,9 +214,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *body = end + 4;
     size_t body_len = resp.len - (size_t)(body - resp.data);
     int json = strstr(resp.data, "Content-Type: application/json") != NULL &&
-               strstr(resp.data, "Content-Type: application/json") < end;
-    int ours = json || (strstr(resp.data, "Content-Type: text/plain") &&
-                        strstr(resp.data, "Content-Type: text/plain") < end);
+        strstr(resp.data, "Content-Type: application/json") < end;
+    int ours = json ||
+        (strstr(resp.data, "Content-Type: text/plain") &&
+         strstr(resp.data, "Content-Type: text/plain") < end);
     if (ours)
         FUZZ_CHECK(status == 200 || status == 400 || status == 404 || status == 500 ||
                        status == 503,
@@ -216,8 +225,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (json) {
         char jerr[128];
         const tl_json *j = tl_json_parse(body, body_len, fuzz_arena(), jerr, sizeof(jerr));
-        FUZZ_CHECK(j && j->type == TL_JSON_OBJECT, "status %d: the body is not a JSON object: "
-                   "%s: %.300s", status, jerr, body);
+        FUZZ_CHECK(j && j->type == TL_JSON_OBJECT,
+                   "status %d: the body is not a JSON object: "
+                   "%s: %.300s",
+                   status, jerr, body);
         FUZZ_CHECK(tl_json_get(j, "user_id") || tl_json_get(j, "error"),
                    "status %d: neither a profile nor an error: %.300s", status, body);
     }

@@ -24,7 +24,6 @@
 #include "core/json.h"
 #include "core/util.h"
 
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
@@ -51,14 +50,12 @@ static void check_tree(const tl_json *j, int depth)
     FUZZ_CHECK(j != NULL, "a NULL node");
     FUZZ_CHECK(depth <= TL_JSON_MAX_DEPTH + 1, "depth %d", depth);
     switch (j->type) {
-    case TL_JSON_NULL:
-        break;
-    case TL_JSON_BOOL:
-        FUZZ_CHECK(j->boolean == 0 || j->boolean == 1, "bool %d", j->boolean);
-        break;
+    case TL_JSON_NULL: break;
+    case TL_JSON_BOOL: FUZZ_CHECK(j->boolean == 0 || j->boolean == 1, "bool %d", j->boolean); break;
     case TL_JSON_NUMBER:
-        if (j->is_int) FUZZ_CHECK(j->num == (double)j->i, "is_int %lld but num %.17g",
-                                  (long long)j->i, j->num);
+        if (j->is_int)
+            FUZZ_CHECK(j->num == (double)j->i, "is_int %lld but num %.17g", (long long)j->i,
+                       j->num);
         break;
     case TL_JSON_STRING:
         FUZZ_CHECK(j->str != NULL, "string without text");
@@ -83,12 +80,13 @@ static void check_tree(const tl_json *j, int depth)
             for (size_t k = i + 1; k < j->len; k++)
                 if (j->items[k]->key_len == m->key_len && !strcmp(j->items[k]->key, m->key))
                     last = k;
-            FUZZ_CHECK(got == j->items[last], "tl_json_get(\"%s\") is not the last member with "
-                       "that key", m->key);
+            FUZZ_CHECK(got == j->items[last],
+                       "tl_json_get(\"%s\") is not the last member with "
+                       "that key",
+                       m->key);
         }
         break;
-    default:
-        FUZZ_CHECK(0, "node type %d", (int)j->type);
+    default: FUZZ_CHECK(0, "node type %d", (int)j->type);
     }
 }
 

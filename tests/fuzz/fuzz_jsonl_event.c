@@ -23,7 +23,6 @@
 #include "core/util.h"
 #include "ingest/codec.h"
 
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
@@ -53,8 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_CHECK(ev.type >= 0 && ev.type < TL_EVENT_TYPE_COUNT, "type %d", (int)ev.type);
     /* Non-finite numbers have no JSON form (tl_json_put_double writes null). */
-    if ((!ev.has_value || isfinite(ev.value)) &&
-        (!ev.has_propensity || isfinite(ev.propensity))) {
+    if ((!ev.has_value || isfinite(ev.value)) && (!ev.has_propensity || isfinite(ev.propensity))) {
         tl_buf b = {0};
         fuzz_event_to_json(&b, &ev);
         tl_event back;

@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t sel = data[0];
     uint8_t *rec = malloc(size - 1 ? size - 1 : 1);   /* exact size: ASan sees an over-read */
     memcpy(rec, data + 1, size - 1);
-    tl_mk_share_cfg cfg = {.order = 1 + (sel >> 3) % 2, .window_ms = 3600000,
-                           .n_inputs = 1 + ((sel >> 1) & 3)};
+    tl_mk_share_cfg cfg = {
+        .order = 1 + (sel >> 3) % 2, .window_ms = 3600000, .n_inputs = 1 + ((sel >> 1) & 3)};
     tl_mk_share *s = tl_mk_share_new(&cfg);
     char err[256] = "";
     int rc = sel & 1 ? tl_mk_share_restore(s, rec, size - 1, err, sizeof(err))

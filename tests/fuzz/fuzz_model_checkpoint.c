@@ -33,10 +33,7 @@ static char path[1024];
 static tl_sink *sink;
 
 /* At exit, so LeakSanitizer's check at exit sees only what the inputs leaked. */
-static void cleanup(void)
-{
-    tl_sink_destroy(sink);
-}
+static void cleanup(void) { tl_sink_destroy(sink); }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -57,10 +54,15 @@ static void journey(tl_user *u, int n, int64_t ts)
         char eid[32], item[32];
         snprintf(eid, sizeof(eid), "e%d", i);
         snprintf(item, sizeof(item), "i%d", i % 4);
-        tl_event ev = {.event_id = eid, .user_id = "u", .item_id = item,
-                       .category_id = cats[i % 3], .channel = chans[i % 4],
-                       .type = (tl_event_type)(i % 5), .ts = ts - (n - i) * 60000,
-                       .dwell_ms = 800 * i, .has_dwell = i % 2};
+        tl_event ev = {.event_id = eid,
+                       .user_id = "u",
+                       .item_id = item,
+                       .category_id = cats[i % 3],
+                       .channel = chans[i % 4],
+                       .type = (tl_event_type)(i % 5),
+                       .ts = ts - (n - i) * 60000,
+                       .dwell_ms = 800 * i,
+                       .has_dwell = i % 2};
         tl_user_add_tp(u, &ev, i % 2 ? 0.25f : -1.0f);
     }
 }
@@ -74,11 +76,18 @@ static void use(tl_model *m)
     journey(&u, 5, ts);
     tl_touchpoint tps[5];
     for (int i = 0; i < u.n_tp; i++)
-        tps[i] = (tl_touchpoint){.event_id = u.tp[i].event_id, .item_id = u.tp[i].item_id,
-                                 .category_id = u.tp[i].category_id, .channel = u.tp[i].channel,
-                                 .type = (tl_event_type)u.tp[i].type, .ts = u.tp[i].ts};
-    tl_attribution r = {.conversion_event_id = "p", .user_id = "u", .item_id = "i0", .ts = ts,
-                        .touchpoints = tps, .n_touchpoints = u.n_tp};
+        tps[i] = (tl_touchpoint){.event_id = u.tp[i].event_id,
+                                 .item_id = u.tp[i].item_id,
+                                 .category_id = u.tp[i].category_id,
+                                 .channel = u.tp[i].channel,
+                                 .type = (tl_event_type)u.tp[i].type,
+                                 .ts = u.tp[i].ts};
+    tl_attribution r = {.conversion_event_id = "p",
+                        .user_id = "u",
+                        .item_id = "i0",
+                        .ts = ts,
+                        .touchpoints = tps,
+                        .n_touchpoints = u.n_tp};
     const char *explanation = "";
     tl_model_credit(m, NULL, u.tp, u.n_tp, &r, fuzz_arena(), &explanation);
     tl_model_learn(m, NULL, u.tp, u.n_tp, 1, ts);

@@ -44,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(rc == 0 || rc == -1, "rc %d", rc);
     tl_model_report r;
     tl_model_report_get(m, &r);
-    FUZZ_CHECK(tl_model_share_next(m) == 42, "the offset read: %lld", (long long)tl_model_share_next(m));
+    FUZZ_CHECK(tl_model_share_next(m) == 42, "the offset read: %lld",
+               (long long)tl_model_share_next(m));
     if (rc != 0) {
         FUZZ_CHECK(err[0], "refused without a message");
         FUZZ_CHECK(r.examples == 0 && r.version == 0 && r.shared_records == 0 && r.shared_bad == 1,

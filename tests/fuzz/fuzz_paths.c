@@ -71,16 +71,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *name = tl_json_str(tl_json_get(c, "channel"));
         FUZZ_CHECK(name && *name, "channel %zu has no name", i);
         double re = num(c, "removal_effect");
-        FUZZ_CHECK(isnan(re) || (re >= -1e-9 && re <= 1 + 1e-9), "channel %s: removal effect "
-                   "%.17g", name, re);
+        FUZZ_CHECK(isnan(re) || (re >= -1e-9 && re <= 1 + 1e-9),
+                   "channel %s: removal effect "
+                   "%.17g",
+                   name, re);
         first += num(c, "first_touch");
         last += num(c, "last_touch");
     }
     if (isfinite(conv) && conv < 1e12 && conv >= 1e-6 && isfinite(first) && isfinite(last)) {
-        FUZZ_CHECK(close_to(first, conv), "first-touch credits add up to %.17g of %.17g "
-                   "conversions", first, conv);
-        FUZZ_CHECK(close_to(last, conv), "last-touch credits add up to %.17g of %.17g "
-                   "conversions", last, conv);
+        FUZZ_CHECK(close_to(first, conv),
+                   "first-touch credits add up to %.17g of %.17g "
+                   "conversions",
+                   first, conv);
+        FUZZ_CHECK(close_to(last, conv),
+                   "last-touch credits add up to %.17g of %.17g "
+                   "conversions",
+                   last, conv);
     }
     tl_arena_reset(fuzz_arena());
     return 0;

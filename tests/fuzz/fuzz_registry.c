@@ -109,8 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pthread_mutex_unlock(&answer_mu);
 
     char err[512] = "";
-    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
-                              .lookup_only = lookup_only};
+    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000, .lookup_only = lookup_only};
     tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
     FUZZ_CHECK(s != NULL, "%s", err);
     int rc;

@@ -51,9 +51,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *nul = sel & 0x80 ? memchr(data, 0, size) : NULL;
     size_t records = nul ? (size_t)(nul - data) : size;
     fuzz_write_file(in_path, data, records);
-    char *argv[] = {"report", "--input", in_path, "--format", "json", "--output", out_path,
-                    "--by", (char *)by[sel % 3], "--window", (char *)window[(sel / 3) % 3],
-                    "--spend", spend_path, NULL};
+    char *argv[] = {"report",
+                    "--input",
+                    in_path,
+                    "--format",
+                    "json",
+                    "--output",
+                    out_path,
+                    "--by",
+                    (char *)by[sel % 3],
+                    "--window",
+                    (char *)window[(sel / 3) % 3],
+                    "--spend",
+                    spend_path,
+                    NULL};
     int argc = 11;
     if (nul) {
         fuzz_write_file(spend_path, nul + 1, size - records - 1);
@@ -72,10 +83,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(id && *id, "row %zu has no id", i);
         const tl_json *p = tl_json_get(r, "purchases"), *t = tl_json_get(r, "touchpoints");
         FUZZ_CHECK(p && t && p->type == TL_JSON_NUMBER && t->type == TL_JSON_NUMBER &&
-                   p->num <= t->num, "row %s: purchases and touchpoints", id);
+                       p->num <= t->num,
+                   "row %s: purchases and touchpoints", id);
         const tl_json *conv = tl_json_get(r, "conversions"), *spend = tl_json_get(r, "spend");
-        FUZZ_CHECK(!nul || (spend && (spend->type == TL_JSON_NULL || (spend->type == TL_JSON_NUMBER &&
-                                                                     spend->num >= 0))),
+        FUZZ_CHECK(!nul ||
+                       (spend &&
+                        (spend->type == TL_JSON_NULL ||
+                         (spend->type == TL_JSON_NUMBER && spend->num >= 0))),
                    "row %s: spend", id);
         for (size_t k = 0; k < tl_json_len(methods); k++) {
             const tl_json *c = tl_json_get(conv, tl_json_str(tl_json_at(methods, k)));

@@ -134,8 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(key + plen, recs[i].key, recs[i].klen);
         uint8_t *value = recs[i].value ? malloc(recs[i].vlen ? recs[i].vlen : 1) : NULL;
         if (value && recs[i].vlen) memcpy(value, recs[i].value, recs[i].vlen);
-        int rc = tl_store_restore(s, key, klen, value, recs[i].vlen, first_offset + i, err,
-                                  sizeof(err));
+        int rc =
+            tl_store_restore(s, key, klen, value, recs[i].vlen, first_offset + i, err, sizeof(err));
         FUZZ_CHECK(rc == 0, "restore of record %d: %s", i, err);
         free(key);
         free(value);
@@ -166,7 +166,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             tl_user_encode(u, &got);
             FUZZ_CHECK(got.len == want.len && !memcmp(got.data, want.data, got.len),
                        "user %s: the restored record is not its last changelog value "
-                       "(%zu bytes, expected %zu)", id, got.len, want.len);
+                       "(%zu bytes, expected %zu)",
+                       id, got.len, want.len);
         } else {
             FUZZ_CHECK(u->n_ent == 0 && u->n_tp == 0 && u->n_attr == 0 && u->timer == 0,
                        "user %s: a value that does not decode restored as a record with %d "

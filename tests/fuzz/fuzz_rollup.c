@@ -36,8 +36,9 @@ static int same_row(const tl_rollup_row *a, const tl_rollup_row *b)
         return 0;
     for (int m = 0; m < TL_RU_METHODS; m++)
         if (a->has[m] != b->has[m] ||
-            (a->has[m] && (memcmp(&a->conversions[m], &b->conversions[m], 8) ||
-                           memcmp(&a->value[m], &b->value[m], 8))))
+            (a->has[m] &&
+             (memcmp(&a->conversions[m], &b->conversions[m], 8) ||
+              memcmp(&a->value[m], &b->value[m], 8))))
             return 0;
     return !a->has[TL_M_SHAPLEY] || !memcmp(&a->shapley_var, &b->shapley_var, 8);
 }

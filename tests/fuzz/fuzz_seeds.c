@@ -140,18 +140,34 @@ static void load_events(void)
     tl_gen_source_destroy(src);
     /* Edge cases the generator does not make: no optional field, text that needs
      * escaping, extreme numbers. */
-    events[n_events++] = (tl_event){.event_id = "e-min", .user_id = "u1", .item_id = "i1",
-                                    .type = TL_IMPRESSION, .ts = 0};
-    events[n_events++] = (tl_event){.event_id = "e \"q\", \\", .user_id = "\xc3\xbc\xe2\x82\xac",
-                                    .item_id = "i,2", .category_id = "c\t1", .channel = "",
-                                    .type = TL_PURCHASE, .ts = -1, .dwell_ms = 2147483647,
-                                    .has_dwell = 1, .value = 1e300, .has_value = 1,
-                                    .propensity = 1, .has_propensity = 1};
-    events[n_events++] = (tl_event){.event_id = "e-max", .user_id = "u2", .item_id = "i3",
-                                    .category_id = "c2", .channel = "email",
-                                    .type = TL_ADD_TO_CART, .ts = INT64_MAX, .dwell_ms = 0,
-                                    .has_dwell = 1, .value = -0.0, .has_value = 1,
-                                    .propensity = 5e-324, .has_propensity = 1};
+    events[n_events++] = (tl_event){
+        .event_id = "e-min", .user_id = "u1", .item_id = "i1", .type = TL_IMPRESSION, .ts = 0};
+    events[n_events++] = (tl_event){.event_id = "e \"q\", \\",
+                                    .user_id = "\xc3\xbc\xe2\x82\xac",
+                                    .item_id = "i,2",
+                                    .category_id = "c\t1",
+                                    .channel = "",
+                                    .type = TL_PURCHASE,
+                                    .ts = -1,
+                                    .dwell_ms = 2147483647,
+                                    .has_dwell = 1,
+                                    .value = 1e300,
+                                    .has_value = 1,
+                                    .propensity = 1,
+                                    .has_propensity = 1};
+    events[n_events++] = (tl_event){.event_id = "e-max",
+                                    .user_id = "u2",
+                                    .item_id = "i3",
+                                    .category_id = "c2",
+                                    .channel = "email",
+                                    .type = TL_ADD_TO_CART,
+                                    .ts = INT64_MAX,
+                                    .dwell_ms = 0,
+                                    .has_dwell = 1,
+                                    .value = -0.0,
+                                    .has_value = 1,
+                                    .propensity = 5e-324,
+                                    .has_propensity = 1};
 }
 
 /* ---- Avro ------------------------------------------------------------------------- */
@@ -213,31 +229,31 @@ static void fill(avro_value_t *v, const tl_event *ev, const char *name)
         avro_value_set_bytes(v, (void *)(str ? str : "b"), strlen(str ? str : "b"));
         break;
     case AVRO_INT32:
-        avro_value_set_int(v, !strcmp(name, "dwell_ms") ? ev->dwell_ms
-                              : !strcmp(name, "ts")     ? (int32_t)(ev->ts % 2000000000)
-                                                        : 7);
+        avro_value_set_int(v,
+                           !strcmp(name, "dwell_ms") ? ev->dwell_ms
+                               : !strcmp(name, "ts") ? (int32_t)(ev->ts % 2000000000)
+                                                     : 7);
         break;
     case AVRO_INT64:
-        avro_value_set_long(v, !strcmp(name, "ts")        ? ev->ts
-                               : !strcmp(name, "dwell_ms") ? ev->dwell_ms
-                                                           : 1);
+        avro_value_set_long(v,
+                            !strcmp(name, "ts")             ? ev->ts
+                                : !strcmp(name, "dwell_ms") ? ev->dwell_ms
+                                                            : 1);
         break;
     case AVRO_FLOAT:
-        avro_value_set_float(v, (float)(!strcmp(name, "propensity") ? ev->propensity
-                                       : !strcmp(name, "value")     ? ev->value
-                                                                    : 0.5));
+        avro_value_set_float(v,
+                             (float)(!strcmp(name, "propensity")  ? ev->propensity
+                                         : !strcmp(name, "value") ? ev->value
+                                                                  : 0.5));
         break;
     case AVRO_DOUBLE:
-        avro_value_set_double(v, !strcmp(name, "propensity") ? ev->propensity
-                                 : !strcmp(name, "value")    ? ev->value
-                                                             : 0.5);
+        avro_value_set_double(v,
+                              !strcmp(name, "propensity")  ? ev->propensity
+                                  : !strcmp(name, "value") ? ev->value
+                                                           : 0.5);
         break;
-    case AVRO_BOOLEAN:
-        avro_value_set_boolean(v, 1);
-        break;
-    case AVRO_NULL:
-        avro_value_set_null(v);
-        break;
+    case AVRO_BOOLEAN: avro_value_set_boolean(v, 1); break;
+    case AVRO_NULL: avro_value_set_null(v); break;
     case AVRO_ENUM: {
         int i = avro_schema_enum_get_by_name(s, tl_event_type_name(ev->type));
         avro_value_set_enum(v, i < 0 ? 0 : i);
@@ -259,8 +275,7 @@ static void fill(avro_value_t *v, const tl_event *ev, const char *name)
         avro_value_add(v, "k1", &sub, NULL, NULL);
         fill(&sub, ev, "entry");
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -383,11 +398,14 @@ static void codec_seeds(void)
         const char *prefix, *suffix;   /* around the reader schema as a JSON string */
     } ans[] = {
         {0, 0, "schema", "{\"schema\":", "}"},
-        {0, 0, "schema-avro", "{\"subject\":\"tally.events-value\",\"version\":3,\"id\":42,"
-                              "\"schemaType\":\"AVRO\",\"schema\":", "}"},
+        {0, 0, "schema-avro",
+         "{\"subject\":\"tally.events-value\",\"version\":3,\"id\":42,"
+         "\"schemaType\":\"AVRO\",\"schema\":",
+         "}"},
         {0, 0, "schema-protobuf", "{\"schemaType\":\"PROTOBUF\",\"schema\":", "}"},
-        {0, 0, "schema-references", "{\"schema\":", ",\"references\":[{\"name\":\"x\","
-                                                    "\"subject\":\"y\",\"version\":1}]}"},
+        {0, 0, "schema-references", "{\"schema\":",
+         ",\"references\":[{\"name\":\"x\","
+         "\"subject\":\"y\",\"version\":1}]}"},
     };
     for (size_t i = 0; i < sizeof(ans) / sizeof(ans[0]); i++) {
         tl_buf_clear(&b);
@@ -438,9 +456,20 @@ static void codec_seeds(void)
 static void json_seeds(void)
 {
     static const char *const texts[] = {
-        "null", "true", "[]", "{}", "0", "-0", "1e3", "-7", "9007199254740993", "1.5e-320",
-        "123456789012345678901234567890", "\"\\u00fc\\ud83d\\ude00\\u0000\\n\\\"\\\\\\/\"",
-        "[1,[2,[3,[4,[5]]]]]", "{\"a\":1,\"a\":2,\"b\":{\"c\":[null,false]}}",
+        "null",
+        "true",
+        "[]",
+        "{}",
+        "0",
+        "-0",
+        "1e3",
+        "-7",
+        "9007199254740993",
+        "1.5e-320",
+        "123456789012345678901234567890",
+        "\"\\u00fc\\ud83d\\ude00\\u0000\\n\\\"\\\\\\/\"",
+        "[1,[2,[3,[4,[5]]]]]",
+        "{\"a\":1,\"a\":2,\"b\":{\"c\":[null,false]}}",
         " \t\r\n[ 1 , \"x\" ] ",
     };
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
@@ -484,8 +513,7 @@ static void json_seeds(void)
         tl_gen_write_csv(&p, f);
         fclose(f);
         /* byte 0: canonical, batch of 8; then the same strict, batch of 1 */
-        seed_sel("file_source", prop ? "canonical-propensity" : "canonical", 0 | 7 << 3, text,
-                 n);
+        seed_sel("file_source", prop ? "canonical-propensity" : "canonical", 0 | 7 << 3, text, n);
         seed_sel("file_source", prop ? "canonical-propensity-strict" : "canonical-strict",
                  0 | 1 << 2, text, n);
         free(text);
@@ -495,12 +523,13 @@ static void json_seeds(void)
     tl_buf_clear(&b);
     for (int i = 0; i < n_events - 3; i++)
         tl_buf_printf(&b, "%s,%s,%s,%s,%lld\n", events[i].user_id, events[i].item_id,
-                      events[i].category_id ? events[i].category_id : "",
-                      behavior[events[i].type], (long long)(events[i].ts / 1000));
+                      events[i].category_id ? events[i].category_id : "", behavior[events[i].type],
+                      (long long)(events[i].ts / 1000));
     seed_sel("file_source", "taobao", 1 | 4 << 3, b.data, b.len);
     seed_sel("file_source", "taobao-strict", 1 | 1 << 2, b.data, b.len);
     static const char quoted[] =
-        "\xEF\xBB\xBF" "event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value\r\n"
+        "\xEF\xBB\xBF"
+        "event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value\r\n"
         "\"e,1\",\"u \"\"1\"\"\",i1,,Click,1700000000000,,,\r\n\r\n"
         ",u2,i2,c1,PURCHASE,-5,email,0,1e-300\n";
     seed_sel("file_source", "canonical-quoted", 0, quoted, sizeof(quoted) - 1);
@@ -529,10 +558,11 @@ static void config_seeds(void)
         }
         seed("config", comp->name, one.data, one.len);
     }
-    tl_buf_puts(&all, "kafka.bootstrap.servers=127.0.0.1:9092\n"
-                      "kafka.consumer.fetch.max.bytes=1048576\n"
-                      "kafka.producer.linger.ms=5\n"
-                      "kafka.sasl.password=not-a-real-secret\n");
+    tl_buf_puts(&all,
+                "kafka.bootstrap.servers=127.0.0.1:9092\n"
+                "kafka.consumer.fetch.max.bytes=1048576\n"
+                "kafka.producer.linger.ms=5\n"
+                "kafka.sasl.password=not-a-real-secret\n");
     seed("config", "all-defaults", all.data, all.len);
     static const char bad[] = "state.dir=/var/lib/tally\nno.such.key=1\n";
     seed("config", "unknown-key", bad, sizeof(bad) - 1);
@@ -602,7 +632,8 @@ static void state_seeds(void)
     free(bytes);
     /* the model updates those events made: whole, and a part of a larger one */
     tl_buf upd = {0};
-    if (tl_model_share_take(p.model, &upd, 1 << 20)) seed("model_share", "update", upd.data, upd.len);
+    if (tl_model_share_take(p.model, &upd, 1 << 20))
+        seed("model_share", "update", upd.data, upd.len);
     tl_buf_free(&upd);
 
     /* User records; changelog sequences of them (key length, key, value length, value). */
@@ -653,11 +684,10 @@ static void state_seeds(void)
         tl_buf_printf(&f, ";%d;%.3f;%d\n", conv, value, 1 + k);
     }
     seed("paths", "users", f.data, f.len);
-    static const char reordered[] =
-        "total_null;other;\"path\";total_conversions\r\n"
-        "2;x;\"eta > iota > alpha > eta\";1\r\n\r\n"
-        "0;y;  beta  ;0.5\n"
-        "3;z;alpha>alpha>beta;0\n";
+    static const char reordered[] = "total_null;other;\"path\";total_conversions\r\n"
+                                    "2;x;\"eta > iota > alpha > eta\";1\r\n\r\n"
+                                    "0;y;  beta  ;0.5\n"
+                                    "3;z;alpha>alpha>beta;0\n";
     seed("paths", "reordered-columns", reordered, sizeof(reordered) - 1);
     static const char minimal[] = "path;total_conversions\nc1;1\n";
     seed("paths", "minimal", minimal, sizeof(minimal) - 1);
@@ -703,14 +733,26 @@ static void report_seeds(void)
 static void http_seeds(void)
 {
     static const char *const targets[] = {
-        "/metrics", "/healthz", "/readyz", "/", "/v1/users/u1",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/",
+        "/v1/users/u1",
         "/v1/attribution?by=category&window=day&from=2017-11-25&to=1512000000000",
-        "/v1/attribution?by=nothing", "/v1/attribution?format=html&methods=linear,markov",
+        "/v1/attribution?by=nothing",
+        "/v1/attribution?format=html&methods=linear,markov",
         "/v1/attribution?min_purchases=-1&window=hour",
-        "/v1/users/u1?as_of=1700000000000&top=3", "/v1/users/user%202?top=0",
-        "/v1/users/%C3%BC-3", "/v1/users/a%25b", "/v1/users/x%2Fy",
-        "/v1/users/q%3Fr%26s%3Dt?as_of=0&top=1", "/v1/users/nobody", "/v1/users/",
-        "/v1/users/u1?top=-1", "/v1/users/u1?as_of=abc", "/v1/users/u1?as_of=&top=",
+        "/v1/users/u1?as_of=1700000000000&top=3",
+        "/v1/users/user%202?top=0",
+        "/v1/users/%C3%BC-3",
+        "/v1/users/a%25b",
+        "/v1/users/x%2Fy",
+        "/v1/users/q%3Fr%26s%3Dt?as_of=0&top=1",
+        "/v1/users/nobody",
+        "/v1/users/",
+        "/v1/users/u1?top=-1",
+        "/v1/users/u1?as_of=abc",
+        "/v1/users/u1?as_of=&top=",
         "/v1/users/u1?as_of=9223372036854775807&top=2147483648",
     };
     for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
@@ -724,52 +766,133 @@ static void http_seeds(void)
 
 static void dictionaries(void)
 {
-    static const char *const json[] = {"{", "}", "[", "]", ":", ",", "\"", "\\u", "\\ud83d",
-                                       "\\udc00", "true", "false", "null", "-0", "1e308", "e-",
-                                       "\\\"", NULL};
+    static const char *const json[] = {"{",    "}",   "[",       "]",       ":",    ",",
+                                       "\"",   "\\u", "\\ud83d", "\\udc00", "true", "false",
+                                       "null", "-0",  "1e308",   "e-",      "\\\"", NULL};
     dict("json", json);
-    static const char *const event[] = {
-        "\"event_id\":", "\"user_id\":", "\"item_id\":", "\"category_id\":", "\"channel\":",
-        "\"type\":", "\"ts\":", "\"dwell_ms\":", "\"value\":", "\"propensity\":", "\"campaign\":",
-        "\"IMPRESSION\"", "\"BROWSE\"", "\"CLICK\"", "\"FAVORITE\"", "\"ADD_TO_CART\"",
-        "\"PURCHASE\"", "null", "2147483648", "9223372036854775808", NULL};
+    static const char *const event[] = {"\"event_id\":",    "\"user_id\":",        "\"item_id\":",
+                                        "\"category_id\":", "\"channel\":",        "\"type\":",
+                                        "\"ts\":",          "\"dwell_ms\":",       "\"value\":",
+                                        "\"propensity\":",  "\"campaign\":",       "\"IMPRESSION\"",
+                                        "\"BROWSE\"",       "\"CLICK\"",           "\"FAVORITE\"",
+                                        "\"ADD_TO_CART\"",  "\"PURCHASE\"",        "null",
+                                        "2147483648",       "9223372036854775808", NULL};
     dict("jsonl_event", event);
     static const char *const file[] = {
-        "event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value", ",propensity",
+        "event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value",
+        ",propensity",
         ",campaign",
-        "IMPRESSION", "BROWSE", "CLICK", "FAVORITE", "ADD_TO_CART", "PURCHASE", "pv", "cart",
-        "fav", "buy", "\"\"", "\r\n", "\xEF\xBB\xBF", "\"event_id\":", "\"type\":", "\"ts\":",
-        "9223372036854775807", NULL};
+        "IMPRESSION",
+        "BROWSE",
+        "CLICK",
+        "FAVORITE",
+        "ADD_TO_CART",
+        "PURCHASE",
+        "pv",
+        "cart",
+        "fav",
+        "buy",
+        "\"\"",
+        "\r\n",
+        "\xEF\xBB\xBF",
+        "\"event_id\":",
+        "\"type\":",
+        "\"ts\":",
+        "9223372036854775807",
+        NULL};
     dict("file_source", file);
     static const char *const registry[] = {
-        "\"schema\":", "\"schemaType\":", "\"AVRO\"", "\"id\":", "\"error_code\":",
-        "\"message\":", "40401", "40403", "\"type\":", "\"record\"", "\"fields\":",
-        "\"name\":", NULL};
+        "\"schema\":",  "\"schemaType\":", "\"AVRO\"", "\"id\":",   "\"error_code\":",
+        "\"message\":", "40401",           "40403",    "\"type\":", "\"record\"",
+        "\"fields\":",  "\"name\":",       NULL};
     dict("registry", registry);
-    static const char *const avro[] = {
-        "\"type\"", "\"record\"", "\"enum\"", "\"array\"", "\"map\"", "\"fixed\"", "\"union\"",
-        "\"null\"", "\"boolean\"", "\"int\"", "\"long\"", "\"float\"", "\"double\"",
-        "\"bytes\"", "\"string\"", "\"name\"", "\"namespace\"", "\"fields\"", "\"symbols\"",
-        "\"items\"", "\"values\"", "\"size\"", "\"default\"", "\"aliases\"", "\"doc\"",
-        "\"logicalType\"", "\"timestamp-millis\"", "\"BehaviorEvent\"", "\"tally\"",
-        "\"EventType\"", "\"event_id\"", "\"user_id\"", "\"item_id\"", "\"category_id\"",
-        "\"channel\"", "\"ts\"", "\"dwell_ms\"", "\"value\"", "\"propensity\"",
-        "\"campaign\"", NULL};
+    static const char *const avro[] = {"\"type\"",
+                                       "\"record\"",
+                                       "\"enum\"",
+                                       "\"array\"",
+                                       "\"map\"",
+                                       "\"fixed\"",
+                                       "\"union\"",
+                                       "\"null\"",
+                                       "\"boolean\"",
+                                       "\"int\"",
+                                       "\"long\"",
+                                       "\"float\"",
+                                       "\"double\"",
+                                       "\"bytes\"",
+                                       "\"string\"",
+                                       "\"name\"",
+                                       "\"namespace\"",
+                                       "\"fields\"",
+                                       "\"symbols\"",
+                                       "\"items\"",
+                                       "\"values\"",
+                                       "\"size\"",
+                                       "\"default\"",
+                                       "\"aliases\"",
+                                       "\"doc\"",
+                                       "\"logicalType\"",
+                                       "\"timestamp-millis\"",
+                                       "\"BehaviorEvent\"",
+                                       "\"tally\"",
+                                       "\"EventType\"",
+                                       "\"event_id\"",
+                                       "\"user_id\"",
+                                       "\"item_id\"",
+                                       "\"category_id\"",
+                                       "\"channel\"",
+                                       "\"ts\"",
+                                       "\"dwell_ms\"",
+                                       "\"value\"",
+                                       "\"propensity\"",
+                                       "\"campaign\"",
+                                       NULL};
     dict("writer_schema", avro);
-    static const char *const paths[] = {"path", "total_conversions", "total_conversion_value",
-                                        "total_null", ";", " > ", "\"", "1e308", "-0", "nan",
-                                        "inf", NULL};
+    static const char *const paths[] = {"path",
+                                        "total_conversions",
+                                        "total_conversion_value",
+                                        "total_null",
+                                        ";",
+                                        " > ",
+                                        "\"",
+                                        "1e308",
+                                        "-0",
+                                        "nan",
+                                        "inf",
+                                        NULL};
     dict("paths", paths);
     /* Avro strings as they are on the wire: the zig-zag length, then the bytes */
-    static const char *const rollup[] = {
-        "\x0C" "linear", "\x14" "last_touch", "\x16" "first_touch", "\x14" "time_decay",
-        "\x1C" "position_based", "\x0E" "shapley", "\x0E" "removal", "\x0C" "markov",
-        "\x0E" "channel", "\x10" "category", "\x1A" "channel_group", "\x08" "hour",
-        "\x06" "day", NULL};
+    static const char *const rollup[] = {"\x0C"
+                                         "linear",
+                                         "\x14"
+                                         "last_touch",
+                                         "\x16"
+                                         "first_touch",
+                                         "\x14"
+                                         "time_decay",
+                                         "\x1C"
+                                         "position_based",
+                                         "\x0E"
+                                         "shapley",
+                                         "\x0E"
+                                         "removal",
+                                         "\x0C"
+                                         "markov",
+                                         "\x0E"
+                                         "channel",
+                                         "\x10"
+                                         "category",
+                                         "\x1A"
+                                         "channel_group",
+                                         "\x08"
+                                         "hour",
+                                         "\x06"
+                                         "day",
+                                         NULL};
     dict("rollup", rollup);
-    static const char *const http[] = {"/v1/users/", "/metrics", "/healthz", "/readyz", "?",
-                                       "&", "=", "as_of=", "top=", "%", "%00", "%25", "%2F",
-                                       "u1", "..", NULL};
+    static const char *const http[] = {
+        "/v1/users/", "/metrics", "/healthz", "/readyz", "?",   "&",  "=",  "as_of=",
+        "top=",       "%",        "%00",      "%25",     "%2F", "u1", "..", NULL};
     dict("http", http);
     /* The configuration keys, from the tables. */
     static const char *keys[1024];
@@ -781,8 +904,17 @@ static void dictionaries(void)
             keys[n] = storage[n];
             n++;
         }
-    static const char *const extra[] = {"kafka.", "kafka.consumer.", "kafka.producer.", "#",
-                                        "!", "true", "false", "yes", "1e308", "-1", NULL};
+    static const char *const extra[] = {"kafka.",
+                                        "kafka.consumer.",
+                                        "kafka.producer.",
+                                        "#",
+                                        "!",
+                                        "true",
+                                        "false",
+                                        "yes",
+                                        "1e308",
+                                        "-1",
+                                        NULL};
     for (int i = 0; extra[i]; i++) keys[n++] = extra[i];
     keys[n] = NULL;
     dict("config", keys);
@@ -792,8 +924,11 @@ static void dictionaries(void)
  * with spend (and so its costs). */
 static void rollup_seeds(void)
 {
-    tl_rollup_row row = {.id = "search", .window_start = 1511568000000LL, .purchases = 4,
-                         .touchpoints = 9, .shapley_var = 0.5};
+    tl_rollup_row row = {.id = "search",
+                         .window_start = 1511568000000LL,
+                         .purchases = 4,
+                         .touchpoints = 9,
+                         .shapley_var = 0.5};
     for (int m = 0; m < TL_RU_METHODS; m++) {
         row.conversions[m] = 1.0 + m / 8.0;
         row.value[m] = m == TL_RU_MARKOV ? 0 : 12.5 * m;

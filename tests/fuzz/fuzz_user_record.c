@@ -73,18 +73,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tl_buf_puts(&out, "[");
         size_t before = out.len;
         char err[256] = "";
-        int r = tl_profile_render(&fcfg, "fuzz-user", 0, rec, size, as_of[k], top[k], &out,
-                                  err, sizeof(err));
+        int r = tl_profile_render(&fcfg, "fuzz-user", 0, rec, size, as_of[k], top[k], &out, err,
+                                  sizeof(err));
         FUZZ_CHECK(r == rc, "tl_profile_render %d, tl_user_decode %d", r, rc);
         if (r != 0) {
             FUZZ_CHECK(out.len == before, "a failed render changed its output");
             FUZZ_CHECK(err[0], "a failed render without a message");
         } else {
             char jerr[128];
-            const tl_json *j = tl_json_parse(out.data + before, out.len - before, fuzz_arena(), jerr,
-                                             sizeof(jerr));
-            FUZZ_CHECK(j && j->type == TL_JSON_OBJECT, "the profile is not a JSON object: %s: %.300s",
-                       jerr, out.data + before);
+            const tl_json *j = tl_json_parse(out.data + before, out.len - before, fuzz_arena(),
+                                             jerr, sizeof(jerr));
+            FUZZ_CHECK(j && j->type == TL_JSON_OBJECT,
+                       "the profile is not a JSON object: %s: %.300s", jerr, out.data + before);
             FUZZ_CHECK(fuzz_str_eq(tl_json_str(tl_json_get(j, "user_id")), "fuzz-user"),
                        "the profile names another user");
         }

@@ -31,7 +31,13 @@
 #include "core/sink.h"
 #include "core/util.h"
 
-typedef enum ms_kind { MS_INTEREST = 0, MS_ATTRIBUTION, MS_CREDIT, MS_DLQ, MS_KIND_COUNT } ms_kind;
+typedef enum ms_kind {
+    MS_INTEREST = 0,
+    MS_ATTRIBUTION,
+    MS_CREDIT,
+    MS_DLQ,
+    MS_KIND_COUNT
+} ms_kind;
 
 typedef struct ms_record {
     ms_kind kind;
@@ -157,7 +163,9 @@ static inline tl_rc ms_flush(void *ctx, int timeout_ms)
     return rc;
 }
 
-enum { MS_ACK_LAG = 5 };
+enum {
+    MS_ACK_LAG = 5
+};
 
 static inline tl_rc ms_progress(void *ctx, uint64_t *emitted, uint64_t *acked)
 {
@@ -210,8 +218,7 @@ static inline void ms_record_free(ms_record *r)
         free((void *)r->dlq.key);
         free((void *)r->dlq.payload);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -231,9 +238,13 @@ static inline void ms_init(memsink *ms)
     memset(ms, 0, sizeof(*ms));
     ms->emit_rc = TL_OK;
     ms->sink = (tl_sink){
-        .name = "memory", .ctx = ms, .emit_interest = ms_emit_interest,
-        .emit_attribution = ms_emit_attribution, .emit_credit = ms_emit_credit,
-        .emit_dlq = ms_emit_dlq, .flush = ms_flush,
+        .name = "memory",
+        .ctx = ms,
+        .emit_interest = ms_emit_interest,
+        .emit_attribution = ms_emit_attribution,
+        .emit_credit = ms_emit_credit,
+        .emit_dlq = ms_emit_dlq,
+        .flush = ms_flush,
     };
 }
 
@@ -281,10 +292,10 @@ static inline int ms_dbl_eq(double a, double b) { return memcmp(&a, &b, sizeof(d
 /* 1 when equal; otherwise 0 with the first differing field named in why. */
 static inline int ms_record_eq(const ms_record *a, const ms_record *b, char *why, size_t whylen)
 {
-#define MS_DIFF(name)                                   \
-    do {                                                \
-        snprintf(why, whylen, "%s", name);              \
-        return 0;                                       \
+#define MS_DIFF(name)                                                                              \
+    do {                                                                                           \
+        snprintf(why, whylen, "%s", name);                                                         \
+        return 0;                                                                                  \
     } while (0)
     if (a->kind != b->kind) MS_DIFF("kind");
     switch (a->kind) {
@@ -332,17 +343,16 @@ static inline int ms_record_eq(const ms_record *a, const ms_record *b, char *why
                 if (!ms_dbl_eq(x->credits[m][i], y->credits[m][i])) MS_DIFF("credits");
         }
         if (x->has_model != y->has_model) MS_DIFF("has_model");
-        if (x->has_model && (!ms_dbl_eq(x->p_conversion, y->p_conversion) ||
-                             !ms_dbl_eq(x->p_baseline, y->p_baseline) ||
-                             x->model_version != y->model_version))
+        if (x->has_model &&
+            (!ms_dbl_eq(x->p_conversion, y->p_conversion) ||
+             !ms_dbl_eq(x->p_baseline, y->p_baseline) || x->model_version != y->model_version))
             MS_DIFF("model");
         if (!ms_str_eq(x->explanation, y->explanation)) MS_DIFF("explanation");
         return 1;
     }
     case MS_CREDIT: {
         const tl_credit_delta *x = &a->credit, *y = &b->credit;
-        if (x->window_start != y->window_start || x->window_end != y->window_end)
-            MS_DIFF("window");
+        if (x->window_start != y->window_start || x->window_end != y->window_end) MS_DIFF("window");
         if (x->dim != y->dim || !ms_str_eq(x->dim_id, y->dim_id)) MS_DIFF("dim");
         if (!ms_str_eq(x->method, y->method)) MS_DIFF("method");
         if (!ms_dbl_eq(x->credit, y->credit) || !ms_dbl_eq(x->credit_before, y->credit_before) ||
@@ -363,8 +373,7 @@ static inline int ms_record_eq(const ms_record *a, const ms_record *b, char *why
             MS_DIFF("payload");
         return 1;
     }
-    default:
-        MS_DIFF("unknown kind");
+    default: MS_DIFF("unknown kind");
     }
 #undef MS_DIFF
 }

@@ -55,7 +55,8 @@ static int teardown(void **state)
 
 static void check_near(double got, double want, const char *what, int i)
 {
-    if (!(fabs(got - want) <= 1e-12)) fail_msg("%s[%d]: got %.17g, expected %.17g", what, i, got, want);
+    if (!(fabs(got - want) <= 1e-12))
+        fail_msg("%s[%d]: got %.17g, expected %.17g", what, i, got, want);
 }
 
 static void check_credits(const double *got, const double *want, int n, const char *what)
@@ -78,7 +79,7 @@ static tl_attr_cfg cfg_default(void)
     ac.reset_on_conversion = 1;
     ac.time_decay_half_life_ms = 7.0 * DAY;
     ac.touch_mask = (1u << TL_IMPRESSION) | (1u << TL_BROWSE) | (1u << TL_CLICK) |
-                    (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
+        (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
     return ac;
 }
 
@@ -224,7 +225,8 @@ static void test_record_fields(void **state)
     tl_event *evs[] = {&t1, &t2, &t3, &p};
     stage.cfg = &ac;
     for (int i = 0; i < 4; i++)
-        assert_int_equal(tl_attribution_apply(&stage, NULL, &user, evs[i], &arena, &ms.sink), TL_OK);
+        assert_int_equal(tl_attribution_apply(&stage, NULL, &user, evs[i], &arena, &ms.sink),
+                         TL_OK);
     assert_int_equal(ms.n, 1);
     const tl_attribution *r = ms_attribution(&ms, 0);
     assert_string_equal(r->conversion_event_id, "p1");
@@ -260,8 +262,7 @@ static void test_record_fields(void **state)
     check_credits(r->credits[TL_M_LINEAR], (double[]){1.0 / 3, 1.0 / 3, 1.0 / 3}, 3, "linear");
     check_credits(r->credits[TL_M_TIME_DECAY], (double[]){1.0 / 7, 2.0 / 7, 4.0 / 7}, 3,
                   "time_decay");
-    check_credits(r->credits[TL_M_POSITION_BASED], (double[]){0.4, 0.2, 0.4}, 3,
-                  "position_based");
+    check_credits(r->credits[TL_M_POSITION_BASED], (double[]){0.4, 0.2, 0.4}, 3, "position_based");
     assert_non_null(r->explanation);
     if (!strstr(r->explanation, "3 touchpoints")) fail_msg("explanation: %s", r->explanation);
     assert_int_equal(ast.purchases, 1);
@@ -540,8 +541,8 @@ static void test_touch_types(void **state)
 
     /* an unknown type is a configuration error naming it */
     c = tl_config_new();
-    assert_int_equal(tl_config_set(c, "attribution.touch.types", "CLICK,TAP", "-X", err,
-                                   sizeof(err)), 0);
+    assert_int_equal(
+        tl_config_set(c, "attribution.touch.types", "CLICK,TAP", "-X", err, sizeof(err)), 0);
     assert_int_equal(tl_attr_cfg_load(&ac, c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "TAP"));
     tl_config_destroy(c);

@@ -35,8 +35,8 @@
 
 /* ---------------------------------------------------------- writer schemas */
 
-#define ENUM_TYPE                                                                         \
-    "{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":[\"IMPRESSION\",\"BROWSE\","   \
+#define ENUM_TYPE                                                                                  \
+    "{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":[\"IMPRESSION\",\"BROWSE\","            \
     "\"CLICK\",\"FAVORITE\",\"ADD_TO_CART\",\"PURCHASE\"]}"
 
 /* Before channel and propensity existed. */
@@ -96,9 +96,8 @@ static const char *INT_USER_SCHEMA =
     "{\"name\":\"item_id\",\"type\":\"string\"},"
     "{\"name\":\"type\",\"type\":" ENUM_TYPE "},{\"name\":\"ts\",\"type\":\"long\"}]}";
 
-static const char *OTHER_RECORD_SCHEMA =
-    "{\"type\":\"record\",\"name\":\"Pageview\",\"fields\":["
-    "{\"name\":\"event_id\",\"type\":\"string\"}]}";
+static const char *OTHER_RECORD_SCHEMA = "{\"type\":\"record\",\"name\":\"Pageview\",\"fields\":["
+                                         "{\"name\":\"event_id\",\"type\":\"string\"}]}";
 
 static const char *UNION_INT_SCHEMA =
     "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
@@ -197,9 +196,21 @@ static const char *LONG_DWELL_READER =
     "{\"name\":\"dwell_ms\",\"type\":[\"null\",\"long\"],\"default\":null}]}";
 
 enum {
-    ID_READER = 1, ID_OLD = 10, ID_NEW = 11, ID_REORDERED = 14, ID_NO_USER = 12,
-    ID_INT_USER = 13, ID_OTHER = 15, ID_STRING = 16, ID_UNION_INT = 17, ID_STRING_TYPE = 18,
-    ID_RESTATED = 19, ID_OTHER_NS = 20, ID_ENUM_SWAP = 21, ID_DEFAULTS = 22, ID_NARROW = 23,
+    ID_READER = 1,
+    ID_OLD = 10,
+    ID_NEW = 11,
+    ID_REORDERED = 14,
+    ID_NO_USER = 12,
+    ID_INT_USER = 13,
+    ID_OTHER = 15,
+    ID_STRING = 16,
+    ID_UNION_INT = 17,
+    ID_STRING_TYPE = 18,
+    ID_RESTATED = 19,
+    ID_OTHER_NS = 20,
+    ID_ENUM_SWAP = 21,
+    ID_DEFAULTS = 22,
+    ID_NARROW = 23,
     ID_LONG_DWELL = 24,
 };
 
@@ -281,9 +292,18 @@ static int teardown(void **state)
 static tl_event full_event(void)
 {
     tl_event ev = {
-        .event_id = "e-1", .user_id = "u-42", .item_id = "i-9", .category_id = "c-3",
-        .channel = "search", .type = TL_ADD_TO_CART, .ts = 1700000000123LL, .dwell_ms = 1500,
-        .value = 19.99, .propensity = 0.25, .has_dwell = 1, .has_value = 1,
+        .event_id = "e-1",
+        .user_id = "u-42",
+        .item_id = "i-9",
+        .category_id = "c-3",
+        .channel = "search",
+        .type = TL_ADD_TO_CART,
+        .ts = 1700000000123LL,
+        .dwell_ms = 1500,
+        .value = 19.99,
+        .propensity = 0.25,
+        .has_dwell = 1,
+        .has_value = 1,
         .has_propensity = 1,
     };
     return ev;
@@ -291,8 +311,8 @@ static tl_event full_event(void)
 
 static tl_event sparse_event(void)
 {
-    tl_event ev = {.event_id = "e-2", .user_id = "u-7", .item_id = "i-1", .type = TL_PURCHASE,
-                   .ts = -5};
+    tl_event ev = {
+        .event_id = "e-2", .user_id = "u-7", .item_id = "i-1", .type = TL_PURCHASE, .ts = -5};
     return ev;
 }
 
@@ -491,9 +511,17 @@ static void test_round_trip(void **state)
     assert_memory_equal(b.data, b.data + one, one);
 
     /* Empty strings, extreme numbers and non-ASCII survive. */
-    tl_event odd = {.event_id = "", .user_id = "\xe7\x94\xa8\xe6\x88\xb7", .item_id = "i",
-                    .category_id = "", .type = TL_IMPRESSION, .ts = INT64_MIN, .dwell_ms = INT32_MIN,
-                    .value = -1e308, .propensity = 5e-324, .has_dwell = 1, .has_value = 1,
+    tl_event odd = {.event_id = "",
+                    .user_id = "\xe7\x94\xa8\xe6\x88\xb7",
+                    .item_id = "i",
+                    .category_id = "",
+                    .type = TL_IMPRESSION,
+                    .ts = INT64_MIN,
+                    .dwell_ms = INT32_MIN,
+                    .value = -1e308,
+                    .propensity = 5e-324,
+                    .has_dwell = 1,
+                    .has_value = 1,
                     .has_propensity = 1};
     tl_buf_clear(&b);
     assert_int_equal(tl_codec_encode_event(codec, ID_READER, &odd, &b), 0);
@@ -602,9 +630,16 @@ static void test_old_writer(void **state)
     tl_dlq_reason reason;
     char err[256] = "";
     if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
-    tl_event want = {.event_id = "e-old", .user_id = "u-1", .item_id = "i-1",
-                     .category_id = "c-1", .type = TL_CLICK, .ts = 1600000000000LL,
-                     .dwell_ms = 700, .has_dwell = 1, .value = 2.5, .has_value = 1};
+    tl_event want = {.event_id = "e-old",
+                     .user_id = "u-1",
+                     .item_id = "i-1",
+                     .category_id = "c-1",
+                     .type = TL_CLICK,
+                     .ts = 1600000000000LL,
+                     .dwell_ms = 700,
+                     .has_dwell = 1,
+                     .value = 2.5,
+                     .has_value = 1};
     /* channel and propensity take their defaults (null). */
     assert_events_equal(&want, &ev);
     assert_null(ev.channel);
@@ -669,8 +704,15 @@ static void test_non_null_defaults(void **state)
     in.channel = "app";
     tl_buf_clear(&b);
     assert_int_equal(tl_codec_encode_event(c, ID_READER, &in, &b), 0);
-    static const char want[] = "\0\0\0\0\1" "\6e-2" "\6u-7" "\6i-1" "\x0a" "\x09"
-                               "\0\6app" "\x02" "\0";
+    static const char want[] = "\0\0\0\0\1"
+                               "\6e-2"
+                               "\6u-7"
+                               "\6i-1"
+                               "\x0a"
+                               "\x09"
+                               "\0\6app"
+                               "\x02"
+                               "\0";
     assert_int_equal(b.len, sizeof(want) - 1);
     assert_memory_equal(b.data, want, b.len);
     tl_codec_destroy(c);
@@ -719,9 +761,16 @@ static void test_new_writer(void **state)
     tl_dlq_reason reason;
     char err[256] = "";
     if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
-    tl_event want = {.event_id = "e-new", .user_id = "u-9", .item_id = "i-5", .channel = "email",
-                     .type = TL_PURCHASE, .ts = 1800000000000LL, .value = 100.0, .has_value = 1,
-                     .propensity = 1.0, .has_propensity = 1};
+    tl_event want = {.event_id = "e-new",
+                     .user_id = "u-9",
+                     .item_id = "i-5",
+                     .channel = "email",
+                     .type = TL_PURCHASE,
+                     .ts = 1800000000000LL,
+                     .value = 100.0,
+                     .has_value = 1,
+                     .propensity = 1.0,
+                     .has_propensity = 1};
     assert_events_equal(&want, &ev);
 
     /* A symbol the reader does not have: that record cannot be represented. */
@@ -741,9 +790,12 @@ static void test_reordered_writer(void **state)
 {
     /* Enum symbols in another order are matched by name; int ts and float value are
      * promoted; a non-nullable category_id fills the reader's nullable one. */
-    static const struct { const char *sym; tl_event_type t; } cases[] = {
-        {"PURCHASE", TL_PURCHASE}, {"IMPRESSION", TL_IMPRESSION}, {"CLICK", TL_CLICK},
-        {"ADD_TO_CART", TL_ADD_TO_CART}, {"BROWSE", TL_BROWSE}, {"FAVORITE", TL_FAVORITE},
+    static const struct {
+        const char *sym;
+        tl_event_type t;
+    } cases[] = {
+        {"PURCHASE", TL_PURCHASE},       {"IMPRESSION", TL_IMPRESSION}, {"CLICK", TL_CLICK},
+        {"ADD_TO_CART", TL_ADD_TO_CART}, {"BROWSE", TL_BROWSE},         {"FAVORITE", TL_FAVORITE},
     };
     tl_buf b = {0};
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
@@ -769,10 +821,18 @@ static void test_reordered_writer(void **state)
         tl_dlq_reason reason;
         char err[256] = "";
         if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
-        tl_event want = {.event_id = "e-r", .user_id = "u-r", .item_id = "i-r",
-                         .category_id = "c-r", .type = cases[k].t, .ts = 123456, .dwell_ms = 42,
-                         .has_dwell = 1, .value = 0.5, .has_value = 1,
-                         .channel = k % 2 ? NULL : "ads", .propensity = 1.0,
+        tl_event want = {.event_id = "e-r",
+                         .user_id = "u-r",
+                         .item_id = "i-r",
+                         .category_id = "c-r",
+                         .type = cases[k].t,
+                         .ts = 123456,
+                         .dwell_ms = 42,
+                         .has_dwell = 1,
+                         .value = 0.5,
+                         .has_value = 1,
+                         .channel = k % 2 ? NULL : "ads",
+                         .propensity = 1.0,
                          .has_propensity = 1};
         assert_events_equal(&want, &ev);
     }
@@ -857,8 +917,8 @@ static void test_framing_and_limits(void **state)
     tl_dlq_reason reason;
     char err[256];
     tl_event out = {0};
-    assert_int_equal(tl_codec_decode(codec, b.data, b.len, &out, &arena, &reason, err,
-                                     sizeof(err)), 0);
+    assert_int_equal(tl_codec_decode(codec, b.data, b.len, &out, &arena, &reason, err, sizeof(err)),
+                     0);
     tl_codec_set_max_bytes(codec, TL_CODEC_DEFAULT_MAX_BYTES);
     tl_buf_free(&b);
 }
@@ -1123,8 +1183,7 @@ static int diff_one(tl_codec *c, const void *buf, size_t len, diff_stats *st)
 /* The record, every truncation of it, byte flips in its body, appended bytes. */
 static void diff_record(tl_codec *c, const tl_buf *rec, diff_stats *st)
 {
-    if (diff_one(c, rec->data, rec->len, st) != 0)
-        fail_msg("a valid record does not decode");
+    if (diff_one(c, rec->data, rec->len, st) != 0) fail_msg("a valid record does not decode");
     for (size_t k = 0; k < rec->len; k++) diff_one(c, rec->data, k, st);
     uint8_t *m = malloc(rec->len + 4);
     for (int i = 0; i < 12; i++) {
@@ -1168,25 +1227,38 @@ static char *rand_string(tl_arena *a)
 
 static int64_t pick_i64(void)
 {
-    static const int64_t v[] = {INT64_MIN, INT64_MIN + 1, INT64_MAX, 0, 1, -1, 63, 64, -64,
-                                -65, INT32_MIN, INT32_MAX, (int64_t)INT32_MAX + 1,
-                                (int64_t)INT32_MIN - 1, 1700000000123LL, -1700000000123LL};
+    static const int64_t v[] = {INT64_MIN,
+                                INT64_MIN + 1,
+                                INT64_MAX,
+                                0,
+                                1,
+                                -1,
+                                63,
+                                64,
+                                -64,
+                                -65,
+                                INT32_MIN,
+                                INT32_MAX,
+                                (int64_t)INT32_MAX + 1,
+                                (int64_t)INT32_MIN - 1,
+                                1700000000123LL,
+                                -1700000000123LL};
     uint64_t r = next_rand();
     return r % 3 ? v[(r >> 8) % (sizeof(v) / sizeof(v[0]))] : (int64_t)next_rand() >> (r % 64);
 }
 
 static int32_t pick_i32(void)
 {
-    static const int32_t v[] = {INT32_MIN, INT32_MIN + 1, INT32_MAX, 0, 1, -1, 63, 64, -64,
-                                -65, 1500, 8191, 8192};
+    static const int32_t v[] = {INT32_MIN, INT32_MIN + 1, INT32_MAX, 0,    1,    -1,  63,
+                                64,        -64,           -65,       1500, 8191, 8192};
     uint64_t r = next_rand();
     return r % 3 ? v[(r >> 8) % (sizeof(v) / sizeof(v[0]))] : (int32_t)(uint32_t)next_rand();
 }
 
 static double pick_double(void)
 {
-    static const double v[] = {0.0, -0.0, 1.0, 0.25, 1e-300, 5e-324, -5e-324, DBL_MAX,
-                               -DBL_MAX, DBL_MIN, INFINITY, -INFINITY, NAN, 19.99};
+    static const double v[] = {0.0,     -0.0,     1.0,     0.25,     1e-300,    5e-324, -5e-324,
+                               DBL_MAX, -DBL_MAX, DBL_MIN, INFINITY, -INFINITY, NAN,    19.99};
     uint64_t r = next_rand();
     if (r % 3) return v[(r >> 8) % (sizeof(v) / sizeof(v[0]))];
     uint64_t bits = next_rand();
@@ -1200,11 +1272,15 @@ static tl_event gen_event(int i, tl_arena *a)
 {
     int opt = i / TL_EVENT_TYPE_COUNT;
     tl_event ev = {
-        .event_id = rand_string(a), .user_id = rand_string(a), .item_id = rand_string(a),
+        .event_id = rand_string(a),
+        .user_id = rand_string(a),
+        .item_id = rand_string(a),
         .category_id = opt & 1 ? rand_string(a) : NULL,
         .channel = opt & 2 ? rand_string(a) : NULL,
-        .type = (tl_event_type)(i % TL_EVENT_TYPE_COUNT), .ts = pick_i64(),
-        .has_dwell = (opt & 4) != 0, .has_value = (opt & 8) != 0,
+        .type = (tl_event_type)(i % TL_EVENT_TYPE_COUNT),
+        .ts = pick_i64(),
+        .has_dwell = (opt & 4) != 0,
+        .has_value = (opt & 8) != 0,
         .has_propensity = (opt & 16) != 0,
     };
     if (ev.has_dwell) ev.dwell_ms = pick_i32();
@@ -1250,7 +1326,11 @@ static void test_fast_path_matches_generic(void **state)
     }
 
     /* Hand-made bodies for each check the parser makes. */
-    static const struct { const char *body; size_t n; const char *want; } cases[] = {
+    static const struct {
+        const char *body;
+        size_t n;
+        const char *want;
+    } cases[] = {
         {BODY("\x01"), "negative length"},
         {BODY("\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01"), "length past the end"},
         {BODY("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"), "varint longer than 64 bits"},
@@ -1273,8 +1353,9 @@ static void test_fast_path_matches_generic(void **state)
         decode_fails(m.data, m.len, TL_DLQ_MALFORMED, cases[k].want);
     }
     /* Boundaries that are valid: the largest int dwell, a 10-byte varint ts. */
-    framed(&m, ID_READER, BODY("\2a\2b\2c\0\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\0\x02"
-                          "\xfe\xff\xff\xff\x0f\0\0"));
+    framed(&m, ID_READER,
+           BODY("\2a\2b\2c\0\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\0\x02"
+                "\xfe\xff\xff\xff\x0f\0\0"));
     assert_int_equal(diff_one(codec, m.data, m.len, &st), 0);
 
     /* Both outcomes were exercised, and malformed bodies of every kind. */
@@ -1289,8 +1370,8 @@ static void test_fast_path_matches_generic(void **state)
 /* A record of NARROW_READER written by avro-c, with its non-event fields set. */
 static void narrow_record(tl_buf *out, tl_arena *gen)
 {
-    static const char *const syms[] = {"PURCHASE", "ADD_TO_CART", "FAVORITE", "CLICK",
-                                       "BROWSE", "IMPRESSION"};
+    static const char *const syms[] = {"PURCHASE", "ADD_TO_CART", "FAVORITE",
+                                       "CLICK",    "BROWSE",      "IMPRESSION"};
     writer_rec w;
     wr_begin(&w, ID_NARROW);
     set_int(&w.v, "ts", pick_i32());
@@ -1402,9 +1483,9 @@ static int fast_after_decode(tl_codec *c, const tl_buf *b)
     tl_dlq_reason reason;
     char err[512];
     tl_codec_decode(c, b->data, b->len, &ev, &arena, &reason, err, sizeof(err));
-    int32_t id = (int32_t)(((uint32_t)(uint8_t)b->data[1] << 24) |
-                           ((uint32_t)(uint8_t)b->data[2] << 16) |
-                           ((uint32_t)(uint8_t)b->data[3] << 8) | (uint8_t)b->data[4]);
+    int32_t id =
+        (int32_t)(((uint32_t)(uint8_t)b->data[1] << 24) | ((uint32_t)(uint8_t)b->data[2] << 16) |
+                  ((uint32_t)(uint8_t)b->data[3] << 8) | (uint8_t)b->data[4]);
     return tl_codec_uses_fast_path(c, id);
 }
 
@@ -1425,7 +1506,8 @@ static void test_campaign_reader(void **state)
     /* a version 1 record */
     assert_int_equal(tl_codec_encode_event(codec, ID_READER, &ev, &b), 0);
     memset(&out, 0, sizeof(out));
-    assert_int_equal(tl_codec_decode(c2, b.data, b.len, &out, &arena, &reason, err, sizeof(err)), 0);
+    assert_int_equal(tl_codec_decode(c2, b.data, b.len, &out, &arena, &reason, err, sizeof(err)),
+                     0);
     assert_true(tl_codec_uses_fast_path(c2, ID_READER));
     assert_null(out.campaign);
     assert_events_equal(&ev, &out);
@@ -1436,13 +1518,15 @@ static void test_campaign_reader(void **state)
         tl_buf_clear(&b);
         assert_int_equal(tl_codec_encode_event(c2, 30, &ev, &b), 0);
         memset(&out, 0, sizeof(out));
-        assert_int_equal(tl_codec_decode(c2, b.data, b.len, &out, &arena, &reason, err, sizeof(err)), 0);
+        assert_int_equal(
+            tl_codec_decode(c2, b.data, b.len, &out, &arena, &reason, err, sizeof(err)), 0);
         assert_true(tl_codec_uses_fast_path(c2, 30));
         assert_events_equal(&ev, &out);
         for (size_t len = 0; len <= b.len; len++) diff_one(c2, b.data, len, &st);
         /* the version 1 reader skips the campaign it does not know */
         memset(&out, 0, sizeof(out));
-        assert_int_equal(tl_codec_decode(codec, b.data, b.len, &out, &arena, &reason, err, sizeof(err)), 0);
+        assert_int_equal(
+            tl_codec_decode(codec, b.data, b.len, &out, &arena, &reason, err, sizeof(err)), 0);
         assert_false(tl_codec_uses_fast_path(codec, 30));
         assert_null(out.campaign);
         ev.campaign = NULL;
@@ -1523,8 +1607,8 @@ static void test_fast_path_decision(void **state)
     framed(&b, ID_LONG_DWELL, BODY("\2a\2b\2c\x0a\x02\x02\x80\x80\x80\x80\x80\x80\x01"));
     assert_false(fast_after_decode(lc, &b));
     reason = TL_DLQ_REASON_COUNT;
-    assert_int_equal(tl_codec_decode(lc, b.data, b.len, &out, &arena, &reason, err,
-                                     sizeof(err)), TL_CODEC_BAD);
+    assert_int_equal(tl_codec_decode(lc, b.data, b.len, &out, &arena, &reason, err, sizeof(err)),
+                     TL_CODEC_BAD);
     assert_int_equal(reason, TL_DLQ_BAD_VALUE);
     assert_non_null(strstr(err, "dwell_ms"));
     tl_codec_destroy(lc);
@@ -1621,15 +1705,15 @@ static void test_validate(void **state)
     tl_event_limits lim = {lo, hi, 16};
     assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), 0);
 
-#define EXPECT(mutation, r, text)                                                        \
-    do {                                                                                 \
-        ev = full_event();                                                               \
-        mutation;                                                                        \
-        reason = TL_DLQ_REASON_COUNT;                                                    \
-        err[0] = '\0';                                                                   \
-        assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), -1); \
-        assert_int_equal(reason, r);                                                     \
-        if (!strstr(err, text)) fail_msg("\"%s\" lacks \"%s\"", err, text);              \
+#define EXPECT(mutation, r, text)                                                                  \
+    do {                                                                                           \
+        ev = full_event();                                                                         \
+        mutation;                                                                                  \
+        reason = TL_DLQ_REASON_COUNT;                                                              \
+        err[0] = '\0';                                                                             \
+        assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), -1);             \
+        assert_int_equal(reason, r);                                                               \
+        if (!strstr(err, text)) fail_msg("\"%s\" lacks \"%s\"", err, text);                        \
     } while (0)
 
     EXPECT(ev.event_id = "", TL_DLQ_MISSING_FIELD, "event_id is empty");
@@ -1713,19 +1797,19 @@ static void test_from_json(void **state)
     assert_int_equal(ev.ts, 1000);
 
     /* Missing required strings are left for validation. */
-    assert_int_equal(from_json("{\"item_id\":\"i\",\"type\":\"CLICK\",\"ts\":1}", &ev, err,
-                               sizeof(err)), 0);
+    assert_int_equal(
+        from_json("{\"item_id\":\"i\",\"type\":\"CLICK\",\"ts\":1}", &ev, err, sizeof(err)), 0);
     assert_null(ev.event_id);
     tl_dlq_reason reason;
     const tl_event_limits lim = {0, 10, TL_EVENT_MAX_STRING_DEFAULT};
     assert_int_equal(tl_event_validate(&ev, &lim, &reason, err, sizeof(err)), -1);
     assert_int_equal(reason, TL_DLQ_MISSING_FIELD);
 
-#define BAD(text, want_msg)                                                          \
-    do {                                                                             \
-        err[0] = '\0';                                                               \
-        assert_int_equal(from_json(text, &ev, err, sizeof(err)), -1);                \
-        if (!strstr(err, want_msg)) fail_msg("\"%s\" lacks \"%s\"", err, want_msg);  \
+#define BAD(text, want_msg)                                                                        \
+    do {                                                                                           \
+        err[0] = '\0';                                                                             \
+        assert_int_equal(from_json(text, &ev, err, sizeof(err)), -1);                              \
+        if (!strstr(err, want_msg)) fail_msg("\"%s\" lacks \"%s\"", err, want_msg);                \
     } while (0)
 
     BAD("{\"event_id\":\"e\"", "not valid JSON");

@@ -430,13 +430,14 @@ static void test_secret_names(void **state)
 {
     (void)state;
     static const char *const secret[] = {
-        "kafka.sasl.password", "kafka.sasl.username", "kafka.sasl.jaas.config",
-        "kafka.ssl.key.password", "kafka.ssl.keystore.password",
-        "schema.registry.basic.auth.user.info", "kafka.client.secret",
+        "kafka.sasl.password",         "kafka.sasl.username",
+        "kafka.sasl.jaas.config",      "kafka.ssl.key.password",
+        "kafka.ssl.keystore.password", "schema.registry.basic.auth.user.info",
+        "kafka.client.secret",
     };
     static const char *const plain[] = {
         "kafka.bootstrap.servers", "features.alpha", "schema.registry.url",
-        "kafka.ssl.ca.location", "state.dir", "kafka.security.protocol",
+        "kafka.ssl.ca.location",   "state.dir",      "kafka.security.protocol",
     };
     for (size_t i = 0; i < sizeof(secret) / sizeof(*secret); i++)
         if (!tl_config_is_secret(secret[i])) fail_msg("%s is not treated as secret", secret[i]);
@@ -451,8 +452,8 @@ static void test_secret_not_in_errors(void **state)
     char err[512];
 
     /* an unknown secret-looking key */
-    assert_int_equal(tl_config_set_kv(cfg, "schema.registry.password=hunter2", "-X", err,
-                                      sizeof(err)), -1);
+    assert_int_equal(
+        tl_config_set_kv(cfg, "schema.registry.password=hunter2", "-X", err, sizeof(err)), -1);
     must_contain(err, "schema.registry.password");
     must_not_contain(err, "hunter2");
 
@@ -472,8 +473,8 @@ static void test_secret_not_in_errors(void **state)
     must_not_contain(err, "hunter2");
 
     memset(err, 0, sizeof(err));
-    assert_int_equal(tl_config_set_kv(cfg, "kafka.sasl.password: hunter2", "-X", err,
-                                      sizeof(err)), -1);
+    assert_int_equal(tl_config_set_kv(cfg, "kafka.sasl.password: hunter2", "-X", err, sizeof(err)),
+                     -1);
     must_not_contain(err, "hunter2");
 
     /* a non-secret bad value is shown, which is what makes the error useful */
@@ -518,10 +519,20 @@ static void test_list(void **state)
     assert_int_equal(rows, keys);
     /* a few keys written out here, so an emptied table cannot pass */
     static const char *const known[] = {
-        "state.dir", "state.cache.mb", "batch.max.events", "commit.interval.ms",
-        "input.topics", "schema.registry.url", "dlq.topic", "features.half.life.ms",
-        "features.dims", "features.epsilon", "attribution.lookback.ms",
-        "attribution.touch.types", "output.credit.topic", "sink.flush.timeout.ms",
+        "state.dir",
+        "state.cache.mb",
+        "batch.max.events",
+        "commit.interval.ms",
+        "input.topics",
+        "schema.registry.url",
+        "dlq.topic",
+        "features.half.life.ms",
+        "features.dims",
+        "features.epsilon",
+        "attribution.lookback.ms",
+        "attribution.touch.types",
+        "output.credit.topic",
+        "sink.flush.timeout.ms",
     };
     for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
         if (!strstr(text, known[i]) || !strstr(md, known[i])) fail_msg("%s not listed", known[i]);
@@ -561,8 +572,10 @@ static void test_list_ranges_exact(void **state)
             snprintf(hi_s, sizeof(hi_s), "%.*s", (int)(close - (dots + 2)), dots + 2);
             double lo = strtod(lo_s, NULL), hi = strtod(hi_s, NULL);
             if ((lo != d->min || hi != d->max) && !*wrong)
-                snprintf(wrong, sizeof(wrong), "range of %s printed as %s..%s, table says "
-                         "%.17g..%.17g", d->key, lo_s, hi_s, d->min, d->max);
+                snprintf(wrong, sizeof(wrong),
+                         "range of %s printed as %s..%s, table says "
+                         "%.17g..%.17g",
+                         d->key, lo_s, hi_s, d->min, d->max);
             checked++;
         }
     }

@@ -98,13 +98,12 @@ static void apply_ok(const tl_features_cfg *fc, tl_user *u, const tl_event *ev)
 static void check_rel(double got, double want, const char *what)
 {
     double tol = want == 0 ? 1e-15 : 1e-12 * fabs(want);
-    if (!(fabs(got - want) <= tol))
-        fail_msg("%s: got %.17g, expected %.17g", what, got, want);
+    if (!(fabs(got - want) <= tol)) fail_msg("%s: got %.17g, expected %.17g", what, got, want);
 }
 
 static void check_delta(const tl_interest_delta *d, const char *dim_id, const char *event_id,
-                        int64_t ts, double wb, double dp, double ep, double wa, double f,
-                        double h, int rank)
+                        int64_t ts, double wb, double dp, double ep, double wa, double f, double h,
+                        int rank)
 {
     assert_non_null(d);
     assert_string_equal(d->user_id, "u1");
@@ -251,8 +250,7 @@ static void test_delta_fields_defaults(void **state)
     check_delta(ms_interest(&ms, 2), "c", "e3", DAY, 3.25, 0, r, 3.25 + r, 1.5 + r, 5 + r, 1);
 
     const char *x0 = ms_interest(&ms, 0)->explanation;
-    if (!strstr(x0, "new interest in category c"))
-        fail_msg("explanation of a new entry: %s", x0);
+    if (!strstr(x0, "new interest in category c")) fail_msg("explanation of a new entry: %s", x0);
     const char *x1 = ms_interest(&ms, 1)->explanation;
     if (!strstr(x1, "rose") || !strstr(x1, "add-to-cart") || !strstr(x1, "decay"))
         fail_msg("explanation: %s", x1);
@@ -389,7 +387,9 @@ static void test_order_shuffled(void **state)
     fc.dims[TL_DIM_ITEM] = fc.dims[TL_DIM_CHANNEL] = 1;
     static const char *cats[] = {"c0", "c1", "c2"}, *items[] = {"i0", "i1", "i2", "i3"},
                       *chans[] = {"web", "app"};
-    enum { N = 40 };
+    enum {
+        N = 40
+    };
     spec s[N];
     for (int i = 0; i < N; i++) {
         s[i].type = (tl_event_type)(rnd() % TL_EVENT_TYPE_COUNT);
@@ -695,8 +695,8 @@ static void test_late_event(void **state)
     /* the next on-time event decays from 5 s: at 6 s everything halves */
     tl_event e4 = mkev("e4", "c", "i", NULL, TL_IMPRESSION, 6000);
     apply_ok(&fc, &user, &e4);
-    check_delta(ms_interest(&ms, 3), "c", "e4", 6000, 2.875, -1.4375, 1.05, 2.4875, 1.625,
-                1.725, 1);
+    check_delta(ms_interest(&ms, 3), "c", "e4", 6000, 2.875, -1.4375, 1.05, 2.4875, 1.625, 1.725,
+                1);
 }
 
 int main(void)

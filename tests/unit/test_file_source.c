@@ -57,8 +57,7 @@ static const char *write_file_n(const char *name, const char *data, size_t len)
     assert_int_equal(fwrite(data, 1, len, f), len);
     assert_int_equal(fclose(f), 0);
     for (int i = 0; i < n_paths; i++)
-        if (strcmp(paths[i], path) == 0)
-            return paths[i];
+        if (strcmp(paths[i], path) == 0) return paths[i];
     assert_true(n_paths < 64);
     paths[n_paths] = tl_xstrdup(path);
     return paths[n_paths++];
@@ -73,15 +72,11 @@ static tl_source *open_ok(const char *path, tl_file_format fmt, int strict)
 {
     char err[512] = "";
     tl_source *s = tl_file_source_new(path, fmt, strict, err, sizeof err);
-    if (!s)
-        fail_msg("tl_file_source_new(%s): %s", path, err);
+    if (!s) fail_msg("tl_file_source_new(%s): %s", path, err);
     return s;
 }
 
-static int poll_all(tl_source *s, tl_batch *b)
-{
-    return s->poll(s->ctx, b, 1 << 20, 0);
-}
+static int poll_all(tl_source *s, tl_batch *b) { return s->poll(s->ctx, b, 1 << 20, 0); }
 
 static void test_format_parse(void **state)
 {
@@ -115,14 +110,15 @@ static void test_open_errors(void **state)
 static void test_canonical(void **state)
 {
     (void)state;
-    const char *path = write_file("canon.csv",
-        CANON_HEADER "\r\n"
-        "e1,u1,i1,c1,BROWSE,1000,search,1500,\r\n"
-        ",u2,i2,,add_to_cart,2000,,,\r\n"
-        "\r\n"
-        "e3,u1,i1,c1,Purchase,3000,ads,,19.99\r\n"
-        "  \n"
-        ",u3,i9,c2,FAVORITE,-5,,0,0");     /* no newline at the end */
+    const char *path =
+        write_file("canon.csv",
+                   CANON_HEADER "\r\n"
+                                "e1,u1,i1,c1,BROWSE,1000,search,1500,\r\n"
+                                ",u2,i2,,add_to_cart,2000,,,\r\n"
+                                "\r\n"
+                                "e3,u1,i1,c1,Purchase,3000,ads,,19.99\r\n"
+                                "  \n"
+                                ",u3,i9,c2,FAVORITE,-5,,0,0");     /* no newline at the end */
     tl_source *s = open_ok(path, TL_FMT_CANONICAL, 1);
     tl_batch b;
     tl_batch_init(&b);
@@ -184,10 +180,10 @@ static void test_canonical_propensity_and_quotes(void **state)
 {
     (void)state;
     const char *path = write_file("prop.csv",
-        "\xEF\xBB\xBF" CANON_HEADER ",propensity\n"
-        "\"e,1\",\"u\"\"x\",i,,BROWSE,1,\"\",,,0.25\n"
-        "e2,u,i,,click,2,feed,,,\n"
-        "e3,u,i,,click,3,feed,,,1.5\n");
+                                  "\xEF\xBB\xBF" CANON_HEADER ",propensity\n"
+                                  "\"e,1\",\"u\"\"x\",i,,BROWSE,1,\"\",,,0.25\n"
+                                  "e2,u,i,,click,2,feed,,,\n"
+                                  "e3,u,i,,click,3,feed,,,1.5\n");
     tl_source *s = open_ok(path, TL_FMT_CANONICAL, 0);
     tl_batch b;
     tl_batch_init(&b);
@@ -212,7 +208,10 @@ static void test_canonical_propensity_and_quotes(void **state)
 static void test_canonical_campaign(void **state)
 {
     (void)state;
-    static const struct { const char *head, *row; int prop; } cases[] = {
+    static const struct {
+        const char *head, *row;
+        int prop;
+    } cases[] = {
         {",campaign", "e1,u,i,,IMPRESSION,1,ads,,,spring", 0},
         {",propensity,campaign", "e1,u,i,,IMPRESSION,1,ads,,,0.5,spring", 1},
         {",PROPENSITY,Campaign", "e1,u,i,,IMPRESSION,1,ads,,,0.5,spring", 1},
@@ -278,11 +277,11 @@ static void test_taobao(void **state)
 {
     (void)state;
     const char *path = write_file("taobao.csv",
-        "1,10,100,pv,1511658000\n"
-        "2,11,101,cart,1511658001\r\n"
-        "\n"
-        "3,12,,fav,1511658002\n"
-        "4,13,103,buy,1511658003");
+                                  "1,10,100,pv,1511658000\n"
+                                  "2,11,101,cart,1511658001\r\n"
+                                  "\n"
+                                  "3,12,,fav,1511658002\n"
+                                  "4,13,103,buy,1511658003");
     tl_source *s = open_ok(path, TL_FMT_TAOBAO, 1);
     tl_batch b;
     tl_batch_init(&b);
@@ -311,7 +310,8 @@ static void test_taobao(void **state)
 static void test_jsonl(void **state)
 {
     (void)state;
-    const char *path = write_file("events.jsonl",
+    const char *path = write_file(
+        "events.jsonl",
         "{\"event_id\":\"e1\",\"user_id\":\"u1\",\"item_id\":\"i1\",\"category_id\":\"c1\","
         "\"type\":\"BROWSE\",\"ts\":1000,\"dwell_ms\":1200,\"channel\":\"feed\"}\r\n"
         "\n"
@@ -419,10 +419,8 @@ static void test_bad_rows(void **state)
         assert_int_equal(bad, 1);
         const char *err = tl_file_source_error(s);
         assert_non_null(err);
-        if (c->msg)
-            assert_string_equal(err, expect);
-        else
-            assert_true(strncmp(err, expect, strlen(expect)) == 0 && strlen(err) > strlen(expect));
+        if (c->msg) assert_string_equal(err, expect);
+        else assert_true(strncmp(err, expect, strlen(expect)) == 0 && strlen(err) > strlen(expect));
         tl_file_source_destroy(s);
 
         /* strict */
@@ -433,10 +431,8 @@ static void test_bad_rows(void **state)
         assert_int_equal(b.n, 0);
         err = tl_file_source_error(s);
         assert_non_null(err);
-        if (c->msg)
-            assert_string_equal(err, expect);
-        else
-            assert_true(strncmp(err, expect, strlen(expect)) == 0);
+        if (c->msg) assert_string_equal(err, expect);
+        else assert_true(strncmp(err, expect, strlen(expect)) == 0);
         assert_int_equal(poll_all(s, &b), TL_SRC_ERROR);
         tl_file_source_stats(s, &rows, &bad);
         assert_int_equal(rows, 2);
@@ -497,7 +493,9 @@ static void test_bad_counts(void **state)
 static void test_large(void **state)
 {
     (void)state;
-    enum { N = 300000 };
+    enum {
+        N = 300000
+    };
     tl_buf buf = {0};
     for (int i = 1; i <= N; i++)
         tl_buf_printf(&buf, "%d,%d,%d,%s,%d\n", i % 977, i, i % 31, i % 10 ? "pv" : "buy",
@@ -548,8 +546,9 @@ static void test_large(void **state)
     assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
     assert_int_equal(b.n, 1);
     assert_string_equal(b.events[0].item_id, "i2");
-    assert_non_null(strstr(tl_file_source_error(s), "item_id is 3145728 bytes long, more than "
-                                                    "ingest.max.string.bytes=512"));
+    assert_non_null(strstr(tl_file_source_error(s),
+                           "item_id is 3145728 bytes long, more than "
+                           "ingest.max.string.bytes=512"));
     tl_file_source_destroy(s);
     tl_batch_destroy(&b);
 }
@@ -643,12 +642,10 @@ static int count_taobao(const char *path, taobao_counts *tc)
 {
     char err[512];
     char last_user[64] = "";
-    if (access(path, R_OK) != 0)
-        return -1;
+    if (access(path, R_OK) != 0) return -1;
     memset(tc, 0, sizeof *tc);
     tl_source *s = tl_file_source_new(path, TL_FMT_TAOBAO, 1, err, sizeof err);
-    if (!s)
-        fail_msg("%s", err);
+    if (!s) fail_msg("%s", err);
     tl_batch b;
     tl_batch_init(&b);
     int64_t t0 = tl_mono_ns();

@@ -240,7 +240,8 @@ static void test_encode_decode_round_trip(void **state)
         if (p1 != p2) fail_msg("step %d: %.17g != %.17g", t, p1, p2);
     }
     for (int i = 0; i < d; i++)
-        if (tl_ftrl_avg_weight(m, i) != tl_ftrl_avg_weight(m2, i)) fail_msg("avg[%d] differs later", i);
+        if (tl_ftrl_avg_weight(m, i) != tl_ftrl_avg_weight(m2, i))
+            fail_msg("avg[%d] differs later", i);
     tl_buf_free(&b);
     tl_buf_free(&b2);
     tl_ftrl_destroy(m);
@@ -271,7 +272,13 @@ static void test_decode_rejects_malformed(void **state)
     assert_null(tl_ftrl_decode(pad.data, pad.len));   /* trailing byte */
     assert_null(tl_ftrl_decode(NULL, 0));
 
-    struct { size_t off; int byte; double f64; int is_f64; const char *what; } bad[] = {
+    struct {
+        size_t off;
+        int byte;
+        double f64;
+        int is_f64;
+        const char *what;
+    } bad[] = {
         {0, 'X', 0, 0, "magic"},
         {4, 2, 0, 0, "format"},
         {8, 0, 0, 0, "d = 0"},
@@ -341,7 +348,10 @@ static void test_invalid_parameters(void **state)
 static void test_sparse(void **state)
 {
     (void)state;
-    enum { D = 4096, NNZ = 5 };
+    enum {
+        D = 4096,
+        NNZ = 5
+    };
     tl_ftrl *a = tl_ftrl_new(D, 0.1, 1, 0.5, 0.1), *b = tl_ftrl_new(D, 0.1, 1, 0.5, 0.1);
     static double x[D];
     uint64_t r = 7;
@@ -356,14 +366,16 @@ static void test_sparse(void **state)
             x[idx[k]] = v[k];
         }
         int y = (r >> 40) % 3 == 0;
-        double pa = tl_ftrl_learn(a, x, y, 1.5), pb = tl_ftrl_learn_sparse(b, idx, v, NNZ, 0, y, 1.5);
+        double pa = tl_ftrl_learn(a, x, y, 1.5),
+               pb = tl_ftrl_learn_sparse(b, idx, v, NNZ, 0, y, 1.5);
         if (pa != pb) fail_msg("example %d: dense p %.17g, sparse p %.17g", t, pa, pb);
         assert_true(tl_ftrl_dot_sparse(b, idx, v, NNZ) == tl_ftrl_dot_sparse(a, idx, v, NNZ));
     }
     assert_int_equal(tl_ftrl_version(a), tl_ftrl_version(b));
     int used = 0;
     for (int i = 0; i < D; i++) {
-        if (!(fabs(tl_ftrl_weight(a, i) - tl_ftrl_weight(b, i)) <= 1e-12)) fail_msg("w[%d] differs", i);
+        if (!(fabs(tl_ftrl_weight(a, i) - tl_ftrl_weight(b, i)) <= 1e-12))
+            fail_msg("w[%d] differs", i);
         if (tl_ftrl_avg_weight(a, i) != tl_ftrl_avg_weight(b, i)) fail_msg("avg[%d] differs", i);
         used += tl_ftrl_weight(b, i) != 0;
     }
@@ -380,7 +392,8 @@ static void test_sparse(void **state)
     assert_non_null(c);
     assert_int_equal(tl_ftrl_version(c), tl_ftrl_version(b));
     for (int i = 0; i < D; i++)
-        if (tl_ftrl_weight(c, i) != tl_ftrl_weight(b, i) || tl_ftrl_avg_weight(c, i) != tl_ftrl_avg_weight(b, i))
+        if (tl_ftrl_weight(c, i) != tl_ftrl_weight(b, i) ||
+            tl_ftrl_avg_weight(c, i) != tl_ftrl_avg_weight(b, i))
             fail_msg("decoded w[%d] differs", i);
     tl_buf e2 = {0};
     tl_ftrl_encode(c, &e2);
@@ -394,7 +407,8 @@ static void test_sparse(void **state)
     tl_le_put_u32(e2.data + 52, D + 1);
     assert_null(tl_ftrl_decode(e2.data, e.len));
     memcpy(e2.data, e.data, e.len);
-    tl_le_put_u32(e2.data + 56 + 36, tl_le_get_u32((const unsigned char *)(e.data + 56)));   /* second index = first */
+    tl_le_put_u32(e2.data + 56 + 36,
+                  tl_le_get_u32((const unsigned char *)(e.data + 56))); /* second index = first */
     assert_null(tl_ftrl_decode(e2.data, e.len));
     memcpy(e2.data, e.data, e.len);
     tl_le_put_f64(e2.data + 56 + 12, 0.0);
@@ -415,7 +429,10 @@ static void test_sparse(void **state)
 static void test_averaged_weights(void **state)
 {
     (void)state;
-    enum { D = 200, NNZ = 4 };   /* dense: format 1 below */
+    enum {
+        D = 200,
+        NNZ = 4
+    }; /* dense: format 1 below */
     static const int etas[] = {1, 0, 3};
     tl_ftrl *bad = tl_ftrl_new(1, 1, 1, 0, 0);
     assert_int_equal(tl_ftrl_set_average(bad, -1), -1);
@@ -433,7 +450,7 @@ static void test_averaged_weights(void **state)
             double v[NNZ];
             for (int k = 0; k < NNZ; k++) {
                 r = r * 6364136223846793005ull + 1442695040888963407ull;
-                idx[k] = k == 0 ? 0 : (int32_t)(k * 45 + (r >> 33) % 45);   /* distinct */
+                idx[k] = k == 0 ? 0 : (int32_t)(k * 45 + (r >> 33) % 45); /* distinct */
                 v[k] = k == 0 ? 1.0 : (double)((r >> 20) % 1000) / 500.0 - 0.5;
             }
             uint64_t before = tl_ftrl_version(m);
@@ -441,7 +458,8 @@ static void test_averaged_weights(void **state)
             uint64_t ver = tl_ftrl_version(m);
             if (ver == before) continue;
             for (int i = 0; i < D; i++)
-                avg[i] += (eta + 1) * (tl_ftrl_weight(m, i) - avg[i]) / (double)(ver + (uint64_t)eta);
+                avg[i] +=
+                    (eta + 1) * (tl_ftrl_weight(m, i) - avg[i]) / (double)(ver + (uint64_t)eta);
             if (t % 97 == 0 || t == 1999)
                 for (int i = 0; i < D; i++)
                     if (!(fabs(tl_ftrl_avg_weight(m, i) - avg[i]) <= 1e-12))
@@ -449,7 +467,7 @@ static void test_averaged_weights(void **state)
                                  tl_ftrl_avg_weight(m, i), avg[i]);
         }
         assert_int_equal(tl_ftrl_version(m), 2000 - 40);
-        int moved = 0;   /* the average is not the last iterate */
+        int moved = 0; /* the average is not the last iterate */
         for (int i = 0; i < D; i++) moved += tl_ftrl_avg_weight(m, i) != tl_ftrl_weight(m, i);
         assert_true(moved > 60);
         assert_true(tl_ftrl_avg_weight(m, -1) == 0 && tl_ftrl_avg_weight(m, D) == 0);
@@ -462,7 +480,8 @@ static void test_averaged_weights(void **state)
         tl_ftrl *o = tl_ftrl_decode(old.data, old.len);
         assert_non_null(o);
         for (int i = 0; i < D; i++)
-            if (tl_ftrl_avg_weight(o, i) != tl_ftrl_weight(m, i) || tl_ftrl_weight(o, i) != tl_ftrl_weight(m, i))
+            if (tl_ftrl_avg_weight(o, i) != tl_ftrl_weight(m, i) ||
+                tl_ftrl_weight(o, i) != tl_ftrl_weight(m, i))
                 fail_msg("format 1, coordinate %d", i);
         tl_buf_free(&b);
         tl_buf_free(&old);
@@ -479,14 +498,14 @@ static void test_sigmoid_extremes(void **state)
     double x0[2] = {1, 3};
     assert_true(tl_ftrl_predict(m, x0) == 0.5);
     double x[2] = {1, 1};
-    for (int t = 0; t < 20; t++) tl_ftrl_learn(m, x, 1, 1e6);   /* drives w . x far up */
+    for (int t = 0; t < 20; t++) tl_ftrl_learn(m, x, 1, 1e6); /* drives w . x far up */
     double w[2];
     tl_ftrl_weights(m, w);
     assert_true(w[0] > 0 && w[1] > 0);
     double big[2] = {1e6, 1e6}, small[2] = {-1e6, -1e6}, huge[2] = {1e300, 1e300};
     assert_true(tl_ftrl_predict(m, big) == 1.0);
     assert_true(tl_ftrl_predict(m, small) == 0.0);
-    double ph = tl_ftrl_predict(m, huge);   /* w . x overflows to +inf */
+    double ph = tl_ftrl_predict(m, huge); /* w . x overflows to +inf */
     assert_true(ph == 1.0);
     tl_ftrl_destroy(m);
 }
@@ -502,7 +521,7 @@ static void learn_some(tl_ftrl *m, uint64_t r, int n)
         double v[3];
         for (int k = 0; k < 3; k++) {
             r = r * 6364136223846793005ull + 1442695040888963407ull;
-            idx[k] = (int32_t)(k * 300 + (r >> 33) % 300);   /* distinct */
+            idx[k] = (int32_t)(k * 300 + (r >> 33) % 300); /* distinct */
             v[k] = (double)((r >> 20) % 1000) / 500.0 - 0.5;
         }
         tl_ftrl_learn_sparse(m, idx, v, 3, -1.0, (r >> 40) % 3 == 0, 1.0);
@@ -512,17 +531,19 @@ static void learn_some(tl_ftrl *m, uint64_t r, int n)
 static void test_delta_sharing(void **state)
 {
     (void)state;
-    enum { D = 900 };
+    enum {
+        D = 900
+    };
     tl_ftrl *a = tl_ftrl_new(D, 0.2, 1, 0, 0.1), *b = tl_ftrl_new(D, 0.2, 1, 0, 0.1);
     tl_buf buf = {0};
-    assert_int_equal(tl_ftrl_delta_take(a, &buf, 100), 0);   /* not tracking */
+    assert_int_equal(tl_ftrl_delta_take(a, &buf, 100), 0); /* not tracking */
     tl_ftrl_delta_track(a);
     tl_ftrl_delta_track(b);
     learn_some(a, 5, 40);
-    tl_ftrl_delta_clear(a);                                 /* forgotten: never sent */
+    tl_ftrl_delta_clear(a); /* forgotten: never sent */
     assert_int_equal(tl_ftrl_delta_pending(a), 0);
     assert_int_equal(tl_ftrl_delta_take(a, &buf, 100), 0);
-    tl_ftrl *a0 = tl_ftrl_new(D, 0.2, 1, 0, 0.1);           /* what a had then, for b */
+    tl_ftrl *a0 = tl_ftrl_new(D, 0.2, 1, 0, 0.1); /* what a had then, for b */
     learn_some(a0, 5, 40);
     tl_buf enc = {0};
     tl_ftrl_encode(a0, &enc);
@@ -542,28 +563,28 @@ static void test_delta_sharing(void **state)
     assert_true(np > 2);
     tl_buf db = {0};
     assert_int_equal(tl_ftrl_delta_take(b, &db, 1000000), 1);
-    assert_int_equal(tl_ftrl_delta_take(b, &db, 1000000), 0);   /* nothing left */
+    assert_int_equal(tl_ftrl_delta_take(b, &db, 1000000), 0); /* nothing left */
     /* malformed deltas change nothing */
     double w_before = tl_ftrl_weight(a, 5);
     uint64_t v_before = tl_ftrl_version(a);
     tl_buf bad = {0};
     tl_buf_append(&bad, db.data, db.len);
-    assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len - 1), -1);       /* truncated */
-    bad.data[8] ^= 1;                                                            /* d */
+    assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len - 1), -1); /* truncated */
+    bad.data[8] ^= 1; /* d */
     assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len), -1);
     bad.data[8] ^= 1;
-    bad.data[0] = 'X';                                                           /* magic */
+    bad.data[0] = 'X'; /* magic */
     assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len), -1);
     bad.data[0] = 'T';
     double nan = NAN, neg = -1;
-    memcpy(bad.data + 24 + 4, &nan, 8);                                          /* dz NaN */
+    memcpy(bad.data + 24 + 4, &nan, 8); /* dz NaN */
     assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len), -1);
     memcpy(bad.data + 24 + 4, db.data + 24 + 4, 8);
-    memcpy(bad.data + 24 + 12, &neg, 8);                                         /* dn < 0 */
+    memcpy(bad.data + 24 + 12, &neg, 8); /* dn < 0 */
     assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len), -1);
     memcpy(bad.data + 24 + 12, db.data + 24 + 12, 8);
     uint32_t big = D;
-    memcpy(bad.data + 24, &big, 4);                                              /* index */
+    memcpy(bad.data + 24, &big, 4); /* index */
     assert_int_equal(tl_ftrl_delta_apply(a, bad.data, bad.len), -1);
     assert_true(tl_ftrl_weight(a, 5) == w_before && tl_ftrl_version(a) == v_before);
     /* the exchange */
@@ -575,13 +596,14 @@ static void test_delta_sharing(void **state)
         got += (uint64_t)u;
         tl_buf_free(&parts[i]);
     }
-    assert_int_equal(got, 300);   /* counted once, in the first part */
+    assert_int_equal(got, 300); /* counted once, in the first part */
     assert_int_equal(tl_ftrl_version(a), 40 + 300 + 200);
     assert_int_equal(tl_ftrl_version(b), 40 + 300 + 200);
     int nonzero = 0;
     for (int i = 0; i < D; i++) {
         if (!(fabs(tl_ftrl_weight(a, i) - tl_ftrl_weight(b, i)) <= 1e-12))
-            fail_msg("weight %d: %.17g against %.17g", i, tl_ftrl_weight(a, i), tl_ftrl_weight(b, i));
+            fail_msg("weight %d: %.17g against %.17g", i, tl_ftrl_weight(a, i),
+                     tl_ftrl_weight(b, i));
         nonzero += tl_ftrl_weight(a, i) != 0;
         assert_true(isfinite(tl_ftrl_avg_weight(a, i)) && isfinite(tl_ftrl_avg_weight(b, i)));
     }

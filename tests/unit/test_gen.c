@@ -87,8 +87,7 @@ static void run_gen(const tl_gen_params *p, gen_stats *st)
 
     assert_non_null(src);
     memset(st, 0, sizeof *st);
-    for (uint32_t u = 0; u <= p->n_users; u++)
-        last[u] = INT64_MIN;
+    for (uint32_t u = 0; u <= p->n_users; u++) last[u] = INT64_MIN;
     tl_batch_init(&b);
     do {
         rc = src->poll(src->ctx, &b, 4096, 0);
@@ -97,25 +96,19 @@ static void run_gen(const tl_gen_params *p, gen_stats *st)
             const tl_event *ev = &b.events[i];
             st->n++;
             st->by_type[ev->type]++;
-            if (ev->category_id && strcmp(ev->category_id, "c1") == 0)
-                st->top_cat++;
-            if (ev->ts < prev)
-                st->order_violations++;
+            if (ev->category_id && strcmp(ev->category_id, "c1") == 0) st->top_cat++;
+            if (ev->ts < prev) st->order_violations++;
             prev = ev->ts;
-            if (st->n == 1)
-                st->first_ts = ev->ts;
+            if (st->n == 1) st->first_ts = ev->ts;
             st->last_ts = ev->ts;
             unsigned long u = strtoul(ev->user_id + 1, NULL, 10);
             assert_true(ev->user_id[0] == 'u' && u >= 1 && u <= p->n_users);
             if (last[u] != INT64_MIN) {
                 int64_t gap = ev->ts - last[u];
-                if (gap < 0)
-                    st->user_violations++;
+                if (gap < 0) st->user_violations++;
                 st->gaps++;
-                if (gap < 5 * 60000)
-                    st->gaps_short++;
-                if (gap > 30 * 60000)
-                    st->gaps_long++;
+                if (gap < 5 * 60000) st->gaps_short++;
+                if (gap > 30 * 60000) st->gaps_long++;
             }
             last[u] = ev->ts;
             snprintf(idbuf, sizeof idbuf, "g%lld", (long long)ev->offset);
@@ -125,10 +118,8 @@ static void run_gen(const tl_gen_params *p, gen_stats *st)
                 st->dwell_wrong++;
             if (ev->has_value != (ev->type == TL_PURCHASE) || (ev->has_value && ev->value <= 0))
                 st->value_wrong++;
-            if (!ev->channel)
-                st->chan_null++;
-            if (ev->has_propensity && !(ev->propensity > 0 && ev->propensity < 1))
-                st->prop_bad++;
+            if (!ev->channel) st->chan_null++;
+            if (ev->has_propensity && !(ev->propensity > 0 && ev->propensity < 1)) st->prop_bad++;
         }
     } while (rc != TL_SRC_EOF);
     tl_batch_destroy(&b);
@@ -170,8 +161,7 @@ static void test_shape_1m(void **state)
 
     /* Zipf: P(rank 1) = 1 / H(n, s), H(n, s) = sum_{k=1..n} k^-s. */
     double h = 0;
-    for (uint32_t k = 1; k <= p.n_categories; k++)
-        h += pow((double)k, -p.zipf_s);
+    for (uint32_t k = 1; k <= p.n_categories; k++) h += pow((double)k, -p.zipf_s);
     double expect = 1.0 / h, got = (double)st.top_cat / (double)st.n;
     print_message("  top category share %.4f, Zipf(s=%.2f, n=%u) predicts %.4f\n", got, p.zipf_s,
                   p.n_categories, expect);
@@ -224,14 +214,11 @@ static void test_purchases_follow_views(void **state)
             uint64_t it = strtoull(ev->item_id + 1, NULL, 10);
             uint64_t key = (u << 32 | it) + 1;
             size_t pos = (size_t)(tl_hash64(&key, sizeof key) & (cap - 1));
-            while (set[pos] && set[pos] != key)
-                pos = (pos + 1) & (cap - 1);
+            while (set[pos] && set[pos] != key) pos = (pos + 1) & (cap - 1);
             if (ev->type == TL_PURCHASE) {
                 buys++;
-                if (set[pos] == key)
-                    buys_seen++;
-                if (price[it] == 0)
-                    price[it] = ev->value;
+                if (set[pos] == key) buys_seen++;
+                if (price[it] == 0) price[it] = ev->value;
                 assert_true(price[it] == ev->value);
             } else if (!set[pos]) {
                 set[pos] = key;
@@ -340,8 +327,7 @@ static void test_params_check(void **state)
 
 static int same_str(const char *a, const char *b)
 {
-    if (!a || !b)
-        return a == b;
+    if (!a || !b) return a == b;
     return strcmp(a, b) == 0;
 }
 

@@ -43,7 +43,8 @@ static void parse_fails(const char *s, size_t len, const char *want)
     char err[128] = "";
     const tl_json *j = tl_json_parse(s, len, &arena, err, sizeof(err));
     if (j) fail_msg("parse of %.*s succeeded, expected an error", (int)len, s);
-    if (!strstr(err, want)) fail_msg("error for %.*s is \"%s\", expected \"%s\"", (int)len, s, err, want);
+    if (!strstr(err, want))
+        fail_msg("error for %.*s is \"%s\", expected \"%s\"", (int)len, s, err, want);
     assert_non_null(strstr(err, "at offset"));
 }
 
@@ -162,7 +163,8 @@ static void test_objects_arrays(void **state)
     char big[8192];
     size_t n = 0;
     big[n++] = '[';
-    for (int i = 0; i < 1000; i++) n += (size_t)snprintf(big + n, sizeof(big) - n, "%s%d", i ? "," : "", i);
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "%s%d", i ? "," : "", i);
     big[n++] = ']';
     big[n] = '\0';
     j = parse_ok(big);
@@ -318,10 +320,17 @@ static void test_put_str_invalid_utf8(void **state)
 {
     /* (sizeof, not strlen: a case may hold a NUL) */
 #define C(in, want) {in, sizeof(in) - 1, want, sizeof(want) - 1}
-    const struct { const char *in; size_t n; const char *want; size_t wn; } cases[] = {
+    const struct {
+        const char *in;
+        size_t n;
+        const char *want;
+        size_t wn;
+    } cases[] = {
         /* a stray byte */
         C("\xff", FFFD),
-        C("a\xff" "b", "a" FFFD "b"),
+        C("a\xff"
+          "b",
+          "a" FFFD "b"),
         C("\xfe\xff", FFFD FFFD),
         C("\x80", FFFD),                                  /* lone continuation byte */
         C("\x80\xbf", FFFD FFFD),

@@ -91,8 +91,8 @@ static int check_json_lines(const char *text, tl_arena *a, const tl_json **last)
         if (!nl) fail_msg("unterminated line: %s", p);
         char err[200];
         const tl_json *j = tl_json_parse(p, (size_t)(nl - p), a, err, sizeof(err));
-        if (!j || j->type != TL_JSON_OBJECT) fail_msg("not a JSON object (%s): %.*s", err,
-                                                    (int)(nl - p), p);
+        if (!j || j->type != TL_JSON_OBJECT)
+            fail_msg("not a JSON object (%s): %.*s", err, (int)(nl - p), p);
         static const char *const fields[] = {"ts", "level", "component", "message"};
         for (int i = 0; i < 4; i++)
             if (!tl_json_str(tl_json_get(j, fields[i])))
@@ -126,8 +126,9 @@ static void test_key_value(void **state)
     assert_int_equal(l1[23], 'Z');
     assert_memory_equal(l1 + 24, " level=info component=ingest assigned partitions=3\n", 51);
     must_contain(l2, "level=warn component=ingest bad row: line one\\nline \"two\"\\tend\\x01\n");
-    must_contain(l3, "level=error component=librdkafka client=rdkafka#consumer-1 facility=FAIL "
-                     "message=\"broker down: \\\"Connection refused\\\"\\nretry\"\n");
+    must_contain(l3,
+                 "level=error component=librdkafka client=rdkafka#consumer-1 facility=FAIL "
+                 "message=\"broker down: \\\"Connection refused\\\"\\nretry\"\n");
     free(text);
 }
 
@@ -137,7 +138,8 @@ static void test_json(void **state)
 {
     (void)state;
     use("debug", "json");
-    const char *nasty = "quote \" backslash \\ newline \n tab \t bell \x07 utf8 \xc3\xa9 bad \xff\xfe end";
+    const char *nasty =
+        "quote \" backslash \\ newline \n tab \t bell \x07 utf8 \xc3\xa9 bad \xff\xfe end";
     TL_LOG_DEBUG("runtime", "polled events=%d", 12);
     TL_LOG_ERROR("comp \"x\"", "%s", nasty);
     tl_log_kafka(7, "rdkafka#producer-2", "CONF", "[thrd:app]:   linger.ms = 5");
@@ -184,8 +186,8 @@ static void test_levels(void **state)
     must_contain(err, "log.level");
     assert_int_equal(tl_log_configure("info", "xml", path, err, sizeof(err)), -1);
     must_contain(err, "log.format");
-    assert_int_equal(tl_log_configure("info", "json", "/nonexistent/dir/x.log", err,
-                                      sizeof(err)), -1);
+    assert_int_equal(tl_log_configure("info", "json", "/nonexistent/dir/x.log", err, sizeof(err)),
+                     -1);
     must_contain(err, "log.file");
     assert_int_equal(tl_log_format_parse("JSON"), TL_LOG_JSON);
     assert_int_equal(tl_log_level_parse("Warn"), TL_LOG_WARN);
@@ -202,8 +204,9 @@ static void test_levels(void **state)
     assert_int_equal(count_lines(text), 3);
     must_contain(text, "level=warn component=x warn 1\n");
     must_contain(text, "level=error component=x error 2\n");
-    must_contain(text, "level=warn component=librdkafka client=c facility=F "
-                       "message=\"librdkafka warning\"\n");
+    must_contain(text,
+                 "level=warn component=librdkafka client=c facility=F "
+                 "message=\"librdkafka warning\"\n");
     must_not_contain(text, "info");
     free(text);
 }
@@ -295,18 +298,19 @@ static void test_secrets(void **state)
     char err[512];
     assert_int_equal(tl_config_set_kv(c, "kafka.sasl.password=SECRET1", "-X", err, sizeof(err)), 0);
     assert_int_equal(tl_config_set_kv(c, "schema.registry.basic.auth.user.info=alice:pw-SECRET2",
-                                      "-X", err, sizeof(err)), 0);
+                                      "-X", err, sizeof(err)),
+                     0);
     assert_int_equal(tl_config_set_kv(c, "kafka.sasl.username=bob", "-X", err, sizeof(err)), 0);
-    assert_int_equal(tl_config_set_kv(c, "kafka.ssl.key.location=/k/SECRET3.pem", "-X", err,
-                                      sizeof(err)), 0);
-    assert_int_equal(tl_config_set_kv(c, "kafka.bootstrap.servers=SECRET0host:9092", "-X", err,
-                                      sizeof(err)), 0);
+    assert_int_equal(
+        tl_config_set_kv(c, "kafka.ssl.key.location=/k/SECRET3.pem", "-X", err, sizeof(err)), 0);
+    assert_int_equal(
+        tl_config_set_kv(c, "kafka.bootstrap.servers=SECRET0host:9092", "-X", err, sizeof(err)), 0);
 
     for (int f = 0; f < 2; f++) {
         use("debug", f ? "json" : "key_value");
         /* a value that reaches a message by any route */
-        TL_LOG_ERROR("sink", "auth failed password=%s twice=%sSECRET1", tl_config_kafka(c, "sasl.password"),
-                     "SECRET1");
+        TL_LOG_ERROR("sink", "auth failed password=%s twice=%sSECRET1",
+                     tl_config_kafka(c, "sasl.password"), "SECRET1");
         TL_LOG_INFO("ingest", "registry user=%s",
                     tl_config_str(c, "schema.registry.basic.auth.user.info"));
         /* librdkafka's configuration dump: the properties it redacts itself, and those it
@@ -338,8 +342,8 @@ static void test_secrets(void **state)
         assert_int_equal(unlink(path), 0);
     }
     /* a secret in a value that fails validation is not echoed either */
-    assert_int_equal(tl_config_set_kv(c, "schema.registry.password=SECRET4", "-X", err,
-                                      sizeof(err)), -1);
+    assert_int_equal(
+        tl_config_set_kv(c, "schema.registry.password=SECRET4", "-X", err, sizeof(err)), -1);
     must_not_contain(err, "SECRET4");
     tl_config_destroy(c);
 }

@@ -71,8 +71,7 @@ static void add(tl_markov *m, const char *path, double c, double n, double v)
     const char *states[64];
     int k = 0;
     snprintf(buf, sizeof(buf), "%s", path);
-    for (char *t = strtok_r(buf, " >", &save); t; t = strtok_r(NULL, " >", &save))
-        states[k++] = t;
+    for (char *t = strtok_r(buf, " >", &save); t; t = strtok_r(NULL, " >", &save)) states[k++] = t;
     assert_int_equal(tl_markov_add_path(m, states, k, c, n, v), TL_MARKOV_OK);
 }
 
@@ -360,8 +359,7 @@ static void test_identity_vs_removal(void **state)
             }
             double conv = (double)(next() % 4), nul = (double)(next() % 7);
             if (next() % 5 == 0) conv = 0;
-            assert_int_equal(tl_markov_add_path(m, st, len, conv, nul, conv * 2.5),
-                             TL_MARKOV_OK);
+            assert_int_equal(tl_markov_add_path(m, st, len, conv, nul, conv * 2.5), TL_MARKOV_OK);
             /* the reference chain, in interning order, collapsed */
             int prev = 0;
             for (int k = 0; k < len; k++) {

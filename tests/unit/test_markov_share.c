@@ -72,7 +72,8 @@ static void send(tl_mk_out *o, tl_mk_share *s)
 {
     tl_buf b = {0};
     char err[256];
-    if (tl_mk_out_take(o, &b)) assert_int_equal(tl_mk_share_add(s, b.data, b.len, err, sizeof(err)), 0);
+    if (tl_mk_out_take(o, &b))
+        assert_int_equal(tl_mk_share_add(s, b.data, b.len, err, sizeof(err)), 0);
     tl_buf_free(&b);
 }
 

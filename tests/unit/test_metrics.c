@@ -297,7 +297,11 @@ static void test_encode_decode(void **state)
     tl_buf_putc(&pad, 0);
     assert_null(tl_metrics_decode(pad.data, pad.len));
     const size_t hdr = 64, entry = 25;
-    struct { size_t off; unsigned char byte; const char *what; } bad[] = {
+    struct {
+        size_t off;
+        unsigned char byte;
+        const char *what;
+    } bad[] = {
         {0, 'x', "magic"},
         {4, 9, "format"},
         {8, 0, "window 0 (n > window)"},

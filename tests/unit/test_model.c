@@ -122,8 +122,8 @@ static tl_journey_tp mktp(const char *id, tl_event_type type, int64_t ts, int32_
  * kind, '0' + type, name, hashed with FNV-1a; (key, anchor) goes to coordinate
  * 1 + splitmix64-finaliser(key + golden * (anchor + 1)) mod (2^18 - 1); its value is the
  * key's value times the hat weight of the touchpoint's age at the anchor. */
-static const int64_t ref_anchor[8] = {0, 3 * HOUR, 12 * HOUR, DAY, 2 * DAY, 4 * DAY, 8 * DAY,
-                                      16 * DAY};
+static const int64_t ref_anchor[8] = {0,       3 * HOUR, 12 * HOUR, DAY,
+                                      2 * DAY, 4 * DAY,  8 * DAY,   16 * DAY};
 
 static uint64_t ref_key(char kind, int type, const char *name)
 {
@@ -190,7 +190,10 @@ static void ref_tp(const tl_journey_tp *t, int64_t at, rvec *v)
         val[nk++] = 1;
     }
     if (t->dwell_ms >= 0) {
-        key[nk] = ref_key('d', t->type, t->dwell_ms < 10000 ? "1" : t->dwell_ms < 60000 ? "2" : "3");
+        key[nk] = ref_key('d', t->type,
+                          t->dwell_ms < 10000       ? "1"
+                              : t->dwell_ms < 60000 ? "2"
+                                                    : "3");
         val[nk++] = 1;
     }
     if (t->share >= 0) {
@@ -211,10 +214,13 @@ static void ref_vec(const tl_model_user *h, const tl_journey_tp *tps, int n, int
 {
     v->n = 0;
     rvec_add(v, 0, 1);
-    if (h && h->purchases) rvec_add(v, ref_index(ref_key('u', 0, "purchases"), 0), log1p(h->purchases));
-    int64_t since = h ? (h->last_purchase != INT64_MIN ? h->last_purchase : h->first_ts) : INT64_MIN;
+    if (h && h->purchases)
+        rvec_add(v, ref_index(ref_key('u', 0, "purchases"), 0), log1p(h->purchases));
+    int64_t since =
+        h ? (h->last_purchase != INT64_MIN ? h->last_purchase : h->first_ts) : INT64_MIN;
     if (since != INT64_MIN) {   /* the time since the last purchase (or the first event) */
-        uint64_t key = ref_key('u', 0, h->last_purchase != INT64_MIN ? "since_purchase" : "since_first");
+        uint64_t key =
+            ref_key('u', 0, h->last_purchase != INT64_MIN ? "since_purchase" : "since_first");
         int an[2];
         double w[2];
         int k = ref_hat(at - since, an, w);
@@ -335,7 +341,8 @@ static void shadow_learn(shadow *sh, const tl_model_user *h, const tl_journey_tp
         }
         for (int j = 0; j < sh->n_used; j++) {
             int32_t i = sh->used[j];
-            sh->avg[i] += (sh->eta + 1) * (tl_ftrl_weight(sh->f, i) - sh->avg[i]) / (double)(t + (uint64_t)sh->eta);
+            sh->avg[i] += (sh->eta + 1) * (tl_ftrl_weight(sh->f, i) - sh->avg[i]) /
+                (double)(t + (uint64_t)sh->eta);
         }
     }
     sh->c[sh->n] = c;
@@ -403,8 +410,8 @@ static void gen_examples(example *ex, int count, uint64_t seed, int all_negative
             int32_t dwell = rng(&s) % 4 == 0 ? -1 : (int32_t)(rng(&s) % 120000);
             float share = rng(&s) % 2 ? -1.0f : (float)rng01(&s);
             float prop = rng(&s) % 3 ? -1.0f : (float)(0.04 + 0.96 * rng01(&s));
-            e->tp[k] = mktp("x", type, ts, dwell, channels[rng(&s) % 4], cats[rng(&s) % 6], share,
-                            prop);
+            e->tp[k] =
+                mktp("x", type, ts, dwell, channels[rng(&s) % 4], cats[rng(&s) % 6], share, prop);
         }
         int r = (int)(rng(&s) % 28);
         e->label = all_negative ? 0 : cart ? r < 21 : r < 4;
@@ -415,7 +422,7 @@ static void train(tl_model *m, shadow *sh, const example *ex, int count)
 {
     for (int i = 0; i < count; i++) {
         tl_model_learn(m, NULL, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
-        tl_model_path(m, ex[i].tp, ex[i].n, ex[i].label, 0, NULL);   /* the Markov chain's (if on) */
+        tl_model_path(m, ex[i].tp, ex[i].n, ex[i].label, 0, NULL); /* the Markov chain's (if on) */
         if (sh) shadow_learn(sh, NULL, ex[i].tp, ex[i].n, ex[i].label, ex[i].tp[ex[i].n - 1].ts);
     }
 }
@@ -533,10 +540,12 @@ static void probe(tl_model *m, const shadow *sh, const char *when)
     tl_arena_init(&a, 4096);
     tl_attribution r;
     credit(m, tps, 3, T + HOUR, &a, &r);
-    double pa = shadow_p(sh, NULL, tps, 3, T + HOUR, 7), pe = shadow_p(sh, NULL, tps, 3, T + HOUR, 0);
+    double pa = shadow_p(sh, NULL, tps, 3, T + HOUR, 7),
+           pe = shadow_p(sh, NULL, tps, 3, T + HOUR, 0);
     if (!(fabs(r.p_conversion - pa) <= 1e-12) || !(fabs(r.p_baseline - pe) <= 1e-12))
         fail_msg("%s: model p = %.17g, p0 = %.17g; expected %.17g, %.17g from the examples "
-                 "the model should have learned", when, r.p_conversion, r.p_baseline, pa, pe);
+                 "the model should have learned",
+                 when, r.p_conversion, r.p_baseline, pa, pe);
     tl_arena_destroy(&a);
 }
 
@@ -559,7 +568,8 @@ static void test_hash_fnv1a(void **state)
     const struct {
         const char *s;
         uint64_t h;
-    } v[] = {{"", 0xcbf29ce484222325ULL}, {"a", 0xaf63dc4c8601ec8cULL},
+    } v[] = {{"", 0xcbf29ce484222325ULL},
+             {"a", 0xaf63dc4c8601ec8cULL},
              {"foobar", 0x85944171f73967e8ULL}};
     for (int i = 0; i < 3; i++) {
         if (fnv1a(v[i].s) != v[i].h) fail_msg("local FNV-1a of \"%s\" is wrong", v[i].s);
@@ -580,15 +590,19 @@ static void test_features(void **state)
     (void)state;
     int an[2];
     double w[2];
-    struct { int64_t age; int n, a0, a1; double w0, w1; } h[] = {
-        {0, 1, 0, -1, 1, 0},                       /* at the touch */
-        {-HOUR, 1, 0, -1, 1, 0},                   /* a touch "after" the moment: age 0 */
-        {HOUR, 2, 0, 1, 2.0 / 3, 1.0 / 3},         /* 1 h: between 0 and 3 h */
-        {6 * HOUR, 2, 1, 2, 2.0 / 3, 1.0 / 3},     /* 6 h: between 3 h and 12 h */
-        {DAY, 1, 3, -1, 1, 0},                     /* exactly on the 1-day anchor */
-        {3 * DAY, 2, 4, 5, 0.5, 0.5},              /* halfway from 2 to 4 days */
-        {16 * DAY, 1, 7, -1, 1, 0},                /* the last anchor */
-        {40 * DAY, 1, 7, -1, 1, 0},                /* past it */
+    struct {
+        int64_t age;
+        int n, a0, a1;
+        double w0, w1;
+    } h[] = {
+        {0, 1, 0, -1, 1, 0}, /* at the touch */
+        {-HOUR, 1, 0, -1, 1, 0}, /* a touch "after" the moment: age 0 */
+        {HOUR, 2, 0, 1, 2.0 / 3, 1.0 / 3}, /* 1 h: between 0 and 3 h */
+        {6 * HOUR, 2, 1, 2, 2.0 / 3, 1.0 / 3}, /* 6 h: between 3 h and 12 h */
+        {DAY, 1, 3, -1, 1, 0}, /* exactly on the 1-day anchor */
+        {3 * DAY, 2, 4, 5, 0.5, 0.5}, /* halfway from 2 to 4 days */
+        {16 * DAY, 1, 7, -1, 1, 0}, /* the last anchor */
+        {40 * DAY, 1, 7, -1, 1, 0}, /* past it */
     };
     for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
         int n = tl_jf_hat(h[i].age, an, w);
@@ -760,7 +774,7 @@ static void test_model_credits(void **state)
         weighted += sh.c[i] != 1.0;
     }
     assert_true(pos > 40 && pos < N_TRAIN - 40);
-    assert_true(weighted > 20);   /* the weights matter in this data */
+    assert_true(weighted > 20); /* the weights matter in this data */
     assert_int_equal(rep.version, N_TRAIN);
     assert_int_equal(rep.examples, N_TRAIN);
     assert_int_equal(rep.positives, pos);
@@ -785,7 +799,7 @@ static void test_model_credits(void **state)
     tl_model_weights w[64];
     int nw = tl_model_channel_weights(m, w, 64);
     int want_pairs = 0;
-    unsigned seen[6] = {0};   /* per type, a bit per channel */
+    unsigned seen[6] = {0}; /* per type, a bit per channel */
     static const char *const chans[] = {"web", "app", "email"};
     for (int i = 0; i < N_TRAIN; i++)
         for (int k = 0; train_set[i].label && k < train_set[i].n; k++)
@@ -800,8 +814,8 @@ static void test_model_credits(void **state)
     for (int i = 0; i < nw; i++) {
         assert_true(i == 0 || w[i].w[0] <= w[i - 1].w[0]);
         for (int a = 0; a < TL_JF_ANCHORS; a++)
-            near(w[i].w[a], sh.avg[ref_index(ref_key('c', w[i].type, w[i].channel), a)],
-                 1e-12, "channel weight", a);
+            near(w[i].w[a], sh.avg[ref_index(ref_key('c', w[i].type, w[i].channel), a)], 1e-12,
+                 "channel weight", a);
     }
     assert_int_equal(tl_model_channel_weights(m, w, 2), 2);
 
@@ -820,20 +834,22 @@ static void test_model_credits(void **state)
 static void test_model_credits_12(void **state)
 {
     (void)state;
-    enum { N = 12 };
+    enum {
+        N = 12
+    };
     tl_model_cfg mc = model_cfg();
     shadow sh;
     tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
 
     static const char *const chans[] = {"web", "app", "email", NULL};
     static const char *const cats[] = {"c1", "c2", "c3", "c4", "c5", NULL, "c1"};
-    static const char *const ids[N] = {"t0", "t1", "t2", "t3", "t4", "t5",
+    static const char *const ids[N] = {"t0", "t1", "t2", "t3", "t4",  "t5",
                                        "t6", "t7", "t8", "t9", "t10", "t11"};
     tl_journey_tp t[N];
     for (int i = 0; i < N; i++)
-        t[i] = mktp(ids[i], i % 3 == 0 ? TL_ADD_TO_CART : (tl_event_type)(i % 5), P2 - (N - i) * 9 * HOUR,
-                    i % 4 == 0 ? -1 : 4000 * i * i, chans[i % 4], cats[i % 7],
-                    i % 3 ? (float)(0.05 * i) : -1.0f, -1);
+        t[i] = mktp(ids[i], i % 3 == 0 ? TL_ADD_TO_CART : (tl_event_type)(i % 5),
+                    P2 - (N - i) * 9 * HOUR, i % 4 == 0 ? -1 : 4000 * i * i, chans[i % 4],
+                    cats[i % 7], i % 3 ? (float)(0.05 * i) : -1.0f, -1);
     static double v[1 << N];
     double p0 = shadow_p(&sh, NULL, t, N, P2, 0), fact[N + 1];
     fact[0] = 1;
@@ -862,7 +878,7 @@ static void test_model_credits_12(void **state)
     tl_arena_init(&a, 4096);
     tl_attribution r;
     credit(m, t, N, P2, &a, &r);
-    assert_null(r.shapley_stderr);   /* exact: no sampling error */
+    assert_null(r.shapley_stderr); /* exact: no sampling error */
     near(r.p_conversion, v[(1u << N) - 1] + p0, 1e-12, "p_conversion", 0);
     near(r.p_baseline, p0, 1e-12, "p_baseline", 0);
     for (int j = 0; j < N; j++) {
@@ -906,7 +922,8 @@ typedef struct shadow_game {
 static void shadow_game_fn(void *arg, const uint64_t *masks, int count, double *v)
 {
     const shadow_game *g = arg;
-    for (int i = 0; i < count; i++) v[i] = shadow_p(g->sh, NULL, g->tps, g->n, g->at, masks[i]) - g->p0;
+    for (int i = 0; i < count; i++)
+        v[i] = shadow_p(g->sh, NULL, g->tps, g->n, g->at, masks[i]) - g->p0;
 }
 
 /* More touchpoints and categories than model.shapley.exact.max: sampled Shapley. The
@@ -916,7 +933,9 @@ static void shadow_game_fn(void *arg, const uint64_t *masks, int count, double *
 static void test_model_credits_sampled(void **state)
 {
     (void)state;
-    enum { N = 16 };
+    enum {
+        N = 16
+    };
     tl_model_cfg mc = model_cfg();
     mc.shapley_exact_max = 3;
     mc.shapley_samples = 64;
@@ -924,9 +943,9 @@ static void test_model_credits_sampled(void **state)
     tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
 
     static const char *const chans[] = {"web", "app", "email", NULL};
-    static const char *const ids[N] = {"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7",
+    static const char *const ids[N] = {"s0", "s1", "s2",  "s3",  "s4",  "s5",  "s6",  "s7",
                                        "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"};
-    static const char *const cats[N] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7",
+    static const char *const cats[N] = {"c0", "c1", "c2",  "c3",  "c4",  "c5",  "c6",  "c7",
                                         "c8", "c9", "c10", "c11", "c12", "c13", "c14", "c15"};
     tl_journey_tp t[N];
     for (int i = 0; i < N; i++)
@@ -936,7 +955,8 @@ static void test_model_credits_sampled(void **state)
     shadow_game g = {&sh, t, N, P2, shadow_p(&sh, NULL, t, N, P2, 0)};
     double raw[N], want_s[N], rem[N], want_r[N], se[N], exact[N], exact_s[N];
     assert_int_equal(tl_shapley_sampled(N, mc.shapley_samples, tl_hash64("purchase", 8),
-                                        shadow_game_fn, &g, raw, se), TL_SHAPLEY_OK);
+                                        shadow_game_fn, &g, raw, se),
+                     TL_SHAPLEY_OK);
     if (!ref_normalise(N, raw, want_s)) fail_msg("the touchpoints do not raise p in this case");
     double mass = 0;
     for (int j = 0; j < N; j++) mass += raw[j] > 0 ? raw[j] : 0;
@@ -944,7 +964,8 @@ static void test_model_credits_sampled(void **state)
     assert_true(ref_normalise(N, exact, exact_s));
     uint64_t all = ((uint64_t)1 << N) - 1;
     for (int j = 0; j < N; j++)
-        rem[j] = shadow_p(&sh, NULL, t, N, P2, all) - shadow_p(&sh, NULL, t, N, P2, all & ~((uint64_t)1 << j));
+        rem[j] = shadow_p(&sh, NULL, t, N, P2, all) -
+            shadow_p(&sh, NULL, t, N, P2, all & ~((uint64_t)1 << j));
     assert_true(ref_normalise(N, rem, want_r));
 
     tl_arena a;
@@ -968,7 +989,7 @@ static void test_model_credits_sampled(void **state)
                      r.credits[TL_M_SHAPLEY][j], exact_s[j], r.shapley_stderr[j]);
         wide += fabs(r.credits[TL_M_SHAPLEY][j] - exact_s[j]) > 2 * r.shapley_stderr[j];
     }
-    assert_true(wide <= 3);   /* about 5% of them beyond 2 standard errors */
+    assert_true(wide <= 3); /* about 5% of them beyond 2 standard errors */
     tl_model_report rep;
     tl_model_report_get(m, &rep);
     assert_int_equal(rep.sampled, 1);
@@ -994,7 +1015,10 @@ static void test_model_warmup(void **state)
     };
     tl_arena a;
     tl_arena_init(&a, 4096);
-    struct { int pos, neg; const char *status, *words; } steps[] = {
+    struct {
+        int pos, neg;
+        const char *status, *words;
+    } steps[] = {
         {6, 0, "no_negatives", "no moment without a purchase"},
         {0, 4, "warming_up", "warming up (6 purchases and 4 moments without one learned"},
         {0, 1, NULL, NULL},
@@ -1004,7 +1028,7 @@ static void test_model_warmup(void **state)
         for (int i = 0; i < steps[s].neg; i++) tl_model_learn(m, NULL, t, 1, 0, P2);
         tl_attribution r;
         credit(m, t, 2, P2, &a, &r);
-        if (!steps[s].status) {   /* ready: the model's own verdict */
+        if (!steps[s].status) { /* ready: the model's own verdict */
             assert_true(!strcmp(r.model_status[TL_M_SHAPLEY], "ok") ||
                         !strcmp(r.model_status[TL_M_SHAPLEY], "fallback_linear"));
             continue;
@@ -1043,7 +1067,7 @@ static void test_model_fallback(void **state)
     };
     ref_credits rc;
     ref_compute(&sh, NULL, t, 3, P2, &rc);
-    assert_true(rc.p_all < rc.p_empty);   /* the premise, from the shadow */
+    assert_true(rc.p_all < rc.p_empty); /* the premise, from the shadow */
     assert_false(rc.shap_ok);
     assert_false(rc.rem_ok);
 
@@ -1084,7 +1108,7 @@ static tl_attr_cfg attr_cfg(int reset)
     ac.reset_on_conversion = reset;
     ac.time_decay_half_life_ms = 7.0 * DAY;
     ac.touch_mask = (1u << TL_IMPRESSION) | (1u << TL_BROWSE) | (1u << TL_CLICK) |
-                    (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
+        (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
     return ac;
 }
 
@@ -1163,7 +1187,7 @@ static void test_labels_through_stage(void **state)
     tl_user *u1 = tl_store_peek(s, "u1");
     assert_int_equal(u1->sampled, T0 + HOUR);
     assert_non_null(u1);
-    memcpy(ab, u1->tp, sizeof(ab));   /* the entries as learned (strings stay in u1) */
+    memcpy(ab, u1->tp, sizeof(ab)); /* the entries as learned (strings stay in u1) */
 
     /* The first event only starts u1's clock; b's event is 1 h later, before the first
      * grid point (T0 + 6 h). */
@@ -1180,7 +1204,7 @@ static void test_labels_through_stage(void **state)
     assert_int_equal(tl_attribution_advance(&as, s, T0 + HOUR + L, &a, &ms.sink), TL_OK);
     expect_report(m, 28, 28, 0, "at expiry");
     assert_int_equal(as.st.expired, 1);
-    const tl_model_user h1 = {0, T0, INT64_MIN};   /* u1's history: no purchase, first event a */
+    const tl_model_user h1 = {0, T0, INT64_MIN}; /* u1's history: no purchase, first event a */
     shadow_controls(&sh, &h1, ab, 2, T0 + HOUR, T0 + HOUR + L);
     assert_int_equal(sh.n, 28);
     probe(m, &sh, "after the control moments of {a, b}");
@@ -1218,7 +1242,7 @@ static void test_labels_through_stage(void **state)
     const int64_t P = T0 + 4 * HOUR;
     ref_credits rc;
     ref_compute(&sh, &h1, abf, 3, P, &rc);
-    shadow_learn(&sh, &h1, abf, 3, 1, P);   /* now: the purchase frees these entries */
+    shadow_learn(&sh, &h1, abf, 3, 1, P); /* now: the purchase frees these entries */
     tl_event p1 = mkev("u1", "p1", TL_PURCHASE, P, "i9", "c1", "web");
     apply_s(&as, s, &a, &ms, &p1);
     assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
@@ -1238,7 +1262,7 @@ static void test_labels_through_stage(void **state)
         near(r->credits[TL_M_POSITION_BASED][j], wpos[j], 1e-12, "position_based", j);
         near(r->credits[TL_M_TIME_DECAY][j], wtd[j], 1e-12, "time_decay", j);
     }
-    check_against_ref(r, &rc, 3);   /* scored before learning from it */
+    check_against_ref(r, &rc, 3); /* scored before learning from it */
     assert_int_equal(r->model_version, 28);
     expect_report(m, 29, 29, 1, "purchase p1");
     probe(m, &sh, "after the purchase p1");
@@ -1251,8 +1275,9 @@ static void test_labels_through_stage(void **state)
     const int64_t T2 = 200 * DAY;
     tl_event ec = mkev("u2", "c", TL_FAVORITE, T2, "i3", "c3", NULL);
     apply_s(&as, s, &a, &ms, &ec);
-    const tl_model_user h2 = {0, T2, INT64_MIN}, h2b = {1, T2, T2 + HOUR};   /* before and after p2 */
-    shadow_learn(&sh, &h2, &tl_store_peek(s, "u2")->tp[0], 1, 1, T2 + HOUR);   /* before p2 frees it */
+    const tl_model_user h2 = {0, T2, INT64_MIN}, h2b = {1, T2, T2 + HOUR}; /* before and after p2 */
+    shadow_learn(&sh, &h2, &tl_store_peek(s, "u2")->tp[0], 1, 1,
+                 T2 + HOUR); /* before p2 frees it */
     tl_event p2 = mkev("u2", "p2", TL_PURCHASE, T2 + HOUR, "i3", "c3", NULL);
     apply_s(&as, s, &a, &ms, &p2);
     expect_report(m, 30, 30, 2, "purchase p2");
@@ -1340,7 +1365,8 @@ static tl_model *leak_run(memsink *ms, const char *item, const char *category, i
         mkev("u", "t2", TL_CLICK, T + HOUR, "i2", "c2", "app"),
         mkev("u", "t3", TL_ADD_TO_CART, T + 2 * HOUR, "i3", "c3", "web"),
     };
-    for (int i = 0; i < 3; i++) assert_int_equal(tl_attribution_apply(&as, NULL, &u, &ev[i], &a, &ms->sink), TL_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tl_attribution_apply(&as, NULL, &u, &ev[i], &a, &ms->sink), TL_OK);
     tl_event p = mkev("u", "p", TL_PURCHASE, pts, item, category, "web");
     assert_int_equal(tl_attribution_apply(&as, NULL, &u, &p, &a, &ms->sink), TL_OK);
     assert_int_equal(ms->count[MS_ATTRIBUTION], 1);
@@ -1359,9 +1385,9 @@ static void test_no_leakage(void **state)
     memsink ms[3];
     tl_model *m[3];
     for (int i = 0; i < 3; i++) ms_init(&ms[i]);
-    m[0] = leak_run(&ms[0], "i2", "c2", T + 3 * HOUR);    /* a touchpoint's item and category */
-    m[1] = leak_run(&ms[1], "zz", "c9", T + 3 * HOUR);    /* neither seen before */
-    m[2] = leak_run(&ms[2], "i3", NULL, T + 3 * HOUR);    /* no category */
+    m[0] = leak_run(&ms[0], "i2", "c2", T + 3 * HOUR); /* a touchpoint's item and category */
+    m[1] = leak_run(&ms[1], "zz", "c9", T + 3 * HOUR); /* neither seen before */
+    m[2] = leak_run(&ms[2], "i3", NULL, T + 3 * HOUR); /* no category */
     const tl_attribution *r0 = ms_attribution(&ms[0], 0);
     assert_true(r0->has_model);
     for (int i = 1; i < 3; i++) {
@@ -1547,7 +1573,7 @@ static void test_checkpoint(void **state)
     write_file(bad, mut, len);
     expect_refused(&mc, bad, "wrong magic");
     memcpy(mut, good, len);
-    memset(mut + 8, 0xff, 8);   /* the first section's length */
+    memset(mut + 8, 0xff, 8); /* the first section's length */
     write_file(bad, mut, len);
     expect_refused(&mc, bad, "impossible length");
     write_file(bad, good, 8);
@@ -1636,7 +1662,7 @@ static void test_markov_abort(void **state)
     tl_model *m1 = model_new(&mc), *m2 = model_new(&mc), *m3 = model_new(&mc);
     tl_model *all[3] = {m1, m2, m3};
     for (int k = 0; k < 3; k++) {
-        assert_int_equal(tl_model_tick(all[k], T0, &a, &once.sink), TL_OK);   /* opens the window */
+        assert_int_equal(tl_model_tick(all[k], T0, &a, &once.sink), TL_OK); /* opens the window */
         tl_model_txn_end(all[k], 1);
     }
     /* one pass */
@@ -1689,7 +1715,7 @@ static void test_checkpoint_window_start(void **state)
     const int64_t T0 = 1000 * DAY + 5;
     assert_int_equal(tl_model_tick(m, INT64_MAX, &a, &ms.sink), TL_OK);
     assert_int_equal(tl_model_tick(m, INT64_MIN, &a, &ms.sink), TL_OK);
-    assert_int_equal(tl_model_tick(m, T0, &a, &ms.sink), TL_OK);   /* opens [1000 d, +1 h) */
+    assert_int_equal(tl_model_tick(m, T0, &a, &ms.sink), TL_OK); /* opens [1000 d, +1 h) */
     gen_examples(train_set, 50, 7, 0);
     train(m, NULL, train_set, 50);
     /* ...nor close one (INT64_MAX is not past the window's end: it is no time at all) */
@@ -1698,10 +1724,10 @@ static void test_checkpoint_window_start(void **state)
     tl_model_report_get(m, &rep);
     assert_int_equal(rep.markov_windows, 0);
     assert_int_equal(ms.count[MS_CREDIT], 0);
-    assert_int_equal(tl_model_tick(m, T0 + HOUR - 6, &a, &ms.sink), TL_OK);   /* its last ms */
+    assert_int_equal(tl_model_tick(m, T0 + HOUR - 6, &a, &ms.sink), TL_OK); /* its last ms */
     tl_model_report_get(m, &rep);
     assert_int_equal(rep.markov_windows, 0);
-    assert_int_equal(tl_model_tick(m, T0 + HOUR - 5, &a, &ms.sink), TL_OK);   /* its end */
+    assert_int_equal(tl_model_tick(m, T0 + HOUR - 5, &a, &ms.sink), TL_OK); /* its end */
     tl_model_report_get(m, &rep);
     assert_int_equal(rep.markov_windows, 1);
     assert_true(ms.count[MS_CREDIT] > 0);
@@ -1715,17 +1741,20 @@ static void test_checkpoint_window_start(void **state)
     size_t off = window_start_offset(good, len);
     int64_t ws;
     memcpy(&ws, good + off, 8);
-    assert_int_equal(ws, 1000 * DAY + HOUR);   /* the window now open */
+    assert_int_equal(ws, 1000 * DAY + HOUR); /* the window now open */
 
-    const struct { int64_t ws; int ok; } cases[] = {
-        {INT64_C(0x7fffffffffffff00), 0},   /* the fuzzer's: start + 1 h overflowed */
+    const struct {
+        int64_t ws;
+        int ok;
+    } cases[] = {
+        {INT64_C(0x7fffffffffffff00), 0}, /* the fuzzer's: start + 1 h overflowed */
         {INT64_MAX, 0},
         {INT64_MIN, 0},
         {(INT64_C(1) << 53) + 1, 0},
         {-(INT64_C(1) << 53) - 1, 0},
-        {INT64_C(1) << 53, 1},              /* the bounds are in range */
+        {INT64_C(1) << 53, 1}, /* the bounds are in range */
         {-(INT64_C(1) << 53), 1},
-        {0, 1},                             /* no window yet */
+        {0, 1}, /* no window yet */
     };
     char *mut = malloc(len);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1776,13 +1805,13 @@ static void test_model_share(void **state)
     tl_model *m1 = tl_model_new(&mc, path, err, sizeof(err)), *m2 = model_new(&mc);
     assert_non_null(m1);
     tl_buf b = {0};
-    assert_int_equal(tl_model_share_take(m1, &b, 1 << 20), 0);   /* not sharing */
+    assert_int_equal(tl_model_share_take(m1, &b, 1 << 20), 0); /* not sharing */
     tl_model_share_start(m1);
     gen_examples(train_set, N_TRAIN, 7, 0);
     train(m1, NULL, train_set, 10);
-    tl_model_share_clear(m1);                                     /* an aborted transaction */
+    tl_model_share_clear(m1); /* an aborted transaction */
     assert_int_equal(tl_model_share_take(m1, &b, 1 << 20), 0);
-    train(m2, NULL, train_set, 10);                               /* m2 starts where m1 is */
+    train(m2, NULL, train_set, 10); /* m2 starts where m1 is */
     tl_model_share_start(m2);
     int half = N_TRAIN / 2, pos = 0;
     for (int i = 10; i < N_TRAIN; i++) pos += train_set[i].label;
@@ -1802,7 +1831,8 @@ static void test_model_share(void **state)
     double two = 2;
     memcpy(bad.data + 12, &two, 8);
     assert_int_equal(tl_model_share_apply(m1, bad.data, bad.len, 1, err, sizeof(err)), -1);
-    assert_int_equal(tl_model_share_apply(m1, parts2[0].data, parts2[0].len - 3, 2, err, sizeof(err)), -1);
+    assert_int_equal(
+        tl_model_share_apply(m1, parts2[0].data, parts2[0].len - 3, 2, err, sizeof(err)), -1);
     tl_model_report_get(m1, &r1);
     assert_int_equal(r1.shared_bad, 3);
     assert_int_equal(r1.examples, r0.examples);

@@ -65,7 +65,7 @@ static int setup(void **state)
     ac.reset_on_conversion = 1;
     ac.time_decay_half_life_ms = 7.0 * 24 * HOUR;
     ac.touch_mask = (1u << TL_IMPRESSION) | (1u << TL_BROWSE) | (1u << TL_CLICK) |
-                    (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
+        (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
     stage = (tl_attr_stage){.cfg = &ac, .fc = &fc};
     memset(&fst, 0, sizeof(fst));
     memset(&rec, 0, sizeof(rec));
@@ -174,7 +174,8 @@ static void check_interests(const tl_json *j, int64_t as_of, size_t want_n)
     double prev = INFINITY;
     for (size_t i = 0; i < tl_json_len(in); i++) {
         const tl_json *o = tl_json_at(in, i);
-        const char *dim = tl_json_str(tl_json_get(o, "dim")), *id = tl_json_str(tl_json_get(o, "id"));
+        const char *dim = tl_json_str(tl_json_get(o, "dim")),
+                   *id = tl_json_str(tl_json_get(o, "id"));
         assert_non_null(dim);
         assert_non_null(id);
         const tl_interest_delta *d = last_delta(dim, id);
@@ -259,8 +260,9 @@ static void test_top_n_and_order(void **state)
         }
     }
     const tl_json *tied = tl_json_get(render("u1", as_of, 0), "interests");
-    static const char *const want[] = {"category a", "category b", "category c", "item a",
-                                       "item b", "item c", "channel a", "channel b", "channel c"};
+    static const char *const want[] = {"category a", "category b", "category c",
+                                       "item a",     "item b",     "item c",
+                                       "channel a",  "channel b",  "channel c"};
     for (size_t i = 0; i < 9; i++) {
         const tl_json *o = tl_json_at(tied, i);
         char got[64];
@@ -322,7 +324,8 @@ static void test_journey_and_explanations(void **state)
             tl_fmt_num(wnum, 0.5 * f + 0.5 * h, 0);
             snprintf(want, sizeof(want),
                      "category c1: weight %s from %s decayed events (last a click 2 h before) "
-                     "and engagement heat %s", wnum, fnum, hnum);
+                     "and engagement heat %s",
+                     wnum, fnum, hnum);
             assert_string_equal(ex, want);
             seen++;
         } else if (!strcmp(id, "c3")) {
@@ -487,8 +490,8 @@ static void test_version2_record(void **state)
     assert_non_null(strstr(out.data, "\"last_attributions\":[]}"));
     /* the same bytes labelled version 3 lack the section: corrupt */
     rec.data[0] = 3;
-    assert_int_equal(tl_profile_render(&fc, "u1", 3, rec.data, rec.len - 1, T0, 0, &out, err,
-                                       sizeof(err)), -1);
+    assert_int_equal(
+        tl_profile_render(&fc, "u1", 3, rec.data, rec.len - 1, T0, 0, &out, err, sizeof(err)), -1);
     tl_buf_free(&v3);
 }
 
@@ -497,11 +500,18 @@ static void test_escaping(void **state)
 {
     (void)state;
     static const char *const odd[] = {
-        "q\"uote", "back\\slash", "new\nline\ttab\r", "ctl\x01\x1f", "</script>",
-        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "", "{\"a\":[1]}",
+        "q\"uote",
+        "back\\slash",
+        "new\nline\ttab\r",
+        "ctl\x01\x1f",
+        "</script>",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+        "",
+        "{\"a\":[1]}",
     };
     const size_t n = sizeof(odd) / sizeof(odd[0]);
-    for (size_t i = 0; i < n; i++) feed("e", odd[i], odd[(i + 1) % n], odd[(i + 2) % n], TL_CLICK, T0);
+    for (size_t i = 0; i < n; i++)
+        feed("e", odd[i], odd[(i + 1) % n], odd[(i + 2) % n], TL_CLICK, T0);
     feed(odd[2], odd[3], odd[0], odd[1], TL_PURCHASE, T0);   /* its explanation names odd[0] */
     assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
     for (size_t i = 0; i < n; i++) {
@@ -525,7 +535,8 @@ static void test_escaping(void **state)
     assert_string_equal(tl_json_str(tl_json_get(a, "event_id")), odd[2]);
     assert_string_equal(tl_json_str(tl_json_get(a, "item_id")), odd[0]);
     assert_string_equal(tl_json_str(tl_json_get(a, "category_id")), odd[3]);
-    assert_string_equal(tl_json_str(tl_json_get(a, "explanation")), ms_attribution(&ms, 0)->explanation);
+    assert_string_equal(tl_json_str(tl_json_get(a, "explanation")),
+                        ms_attribution(&ms, 0)->explanation);
     assert_non_null(strstr(tl_json_str(tl_json_get(a, "explanation")), odd[0]));
     /* NULL user id: null, not a crash */
     j = render(NULL, T0, 0);
@@ -579,13 +590,13 @@ static void test_corrupt(void **state)
         free(p);
     }
     static const unsigned char junk[] = {0x7f, 1, 2, 3};
-    assert_int_equal(tl_profile_render(&fc, "u1", 0, junk, sizeof(junk), T0, 0, &out, err,
-                                       sizeof(err)), -1);
+    assert_int_equal(
+        tl_profile_render(&fc, "u1", 0, junk, sizeof(junk), T0, 0, &out, err, sizeof(err)), -1);
     assert_int_equal(out.len, 4);
     assert_memory_equal(out.data, "kept", 4);
     /* a valid record is appended after what out held */
-    assert_int_equal(tl_profile_render(&fc, "u1", 0, rec.data, rec.len, T0, 0, &out, err,
-                                       sizeof(err)), 0);
+    assert_int_equal(
+        tl_profile_render(&fc, "u1", 0, rec.data, rec.len, T0, 0, &out, err, sizeof(err)), 0);
     assert_memory_equal(out.data, "kept{\"user_id\":\"u1\"", 19);
 }
 

@@ -29,8 +29,8 @@ static void add(tl_rollup *r, int64_t ts, double value, int n, const char *const
 {
     tl_touchpoint tp[8];
     for (int i = 0; i < n; i++) tp[i] = (tl_touchpoint){.channel = ch[i], .category_id = cat[i]};
-    tl_attribution a = {.ts = ts, .value = value, .has_value = value > 0, .touchpoints = tp,
-                        .n_touchpoints = n};
+    tl_attribution a = {
+        .ts = ts, .value = value, .has_value = value > 0, .touchpoints = tp, .n_touchpoints = n};
     a.credits[TL_M_LINEAR] = linear;
     a.has_method[TL_M_LINEAR] = 1;
     if (shapley) {
@@ -139,7 +139,7 @@ static void test_channel_all(void **st)
     feed(r);
     const tl_rollup_row *s = find(r, "search", TL_RU_ALL);
     assert_non_null(s);
-    assert_int_equal(s->purchases, 2);   /* P1 once though touched twice, P3 */
+    assert_int_equal(s->purchases, 2); /* P1 once though touched twice, P3 */
     assert_int_equal(s->touchpoints, 3);
     assert_true(fabs(s->conversions[TL_M_LINEAR] - (2.0 / 3 + 1)) < 1e-12);
     assert_true(fabs(s->value[TL_M_LINEAR] - (2.0 / 3 * 30 + 10)) < 1e-12);
@@ -164,8 +164,12 @@ static void test_channel_all(void **st)
     assert_string_equal(rows[2].id, "social");
     assert_string_equal(rows[3].id, "Email-Weekly");
     /* adding after reading the rows still finds the same rows */
-    const tl_credit_delta d = {.window_start = T0, .window_end = T0 + HOUR, .dim = TL_DIM_CHANNEL,
-                               .dim_id = "search", .method = "markov", .credit = 3.5,
+    const tl_credit_delta d = {.window_start = T0,
+                               .window_end = T0 + HOUR,
+                               .dim = TL_DIM_CHANNEL,
+                               .dim_id = "search",
+                               .method = "markov",
+                               .credit = 3.5,
                                .credit_before = 1.25};
     tl_rollup_add_credit_delta(r, &d);
     tl_rollup_add_credit_delta(r, &d);
@@ -191,7 +195,7 @@ static void test_windows_and_categories(void **st)
     r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, "", err, sizeof(err));
     feed(r);
     assert_non_null(find(r, "search", T0 + 10 * HOUR));
-    assert_non_null(find(r, "social", T0 + 10 * HOUR));   /* 10:30 is in the 10:00 hour */
+    assert_non_null(find(r, "social", T0 + 10 * HOUR)); /* 10:30 is in the 10:00 hour */
     assert_non_null(find(r, "search", T0 + DAY + 2 * HOUR));
     tl_rollup_destroy(r);
 
@@ -203,8 +207,8 @@ static void test_windows_and_categories(void **st)
     assert_int_equal(b->purchases, 2);
     assert_true(fabs(b->conversions[TL_M_LINEAR] - (1.0 / 3 + 0.5)) < 1e-12);
     /* a chain over channels is not in a category roll-up; one over categories is */
-    tl_credit_delta d = {.window_start = T0, .dim = TL_DIM_CHANNEL, .dim_id = "a",
-                         .method = "markov", .credit = 1};
+    tl_credit_delta d = {
+        .window_start = T0, .dim = TL_DIM_CHANNEL, .dim_id = "a", .method = "markov", .credit = 1};
     tl_rollup_add_credit_delta(r, &d);
     assert_int_equal(find(r, "a", TL_RU_ALL)->has[TL_RU_MARKOV], 0);
     d.dim = TL_DIM_CATEGORY;
@@ -223,17 +227,18 @@ static void test_campaigns(void **st)
     assert_string_equal(tl_ru_dim_name(TL_RU_CAMPAIGN), "campaign");
     tl_rollup *r = tl_rollup_new(TL_RU_CAMPAIGN, TL_RU_WINDOW_ALL, "", err, sizeof(err));
     /* search-1, (none), search-1 (linear 1/3 each, value 30); then spring alone (value 10) */
-    tl_touchpoint tp[3] = {{.channel = "search", .campaign = "search-1"}, {.channel = "feed"},
+    tl_touchpoint tp[3] = {{.channel = "search", .campaign = "search-1"},
+                           {.channel = "feed"},
                            {.channel = "search", .campaign = "search-1"}};
     const double l1[] = {1.0 / 3, 1.0 / 3, 1.0 / 3}, l2[] = {1};
-    tl_attribution a = {.ts = T0, .value = 30, .has_value = 1, .touchpoints = tp,
-                        .n_touchpoints = 3};
+    tl_attribution a = {
+        .ts = T0, .value = 30, .has_value = 1, .touchpoints = tp, .n_touchpoints = 3};
     a.credits[TL_M_LINEAR] = l1;
     a.has_method[TL_M_LINEAR] = 1;
     tl_rollup_add(r, &a);
     tl_touchpoint one = {.channel = "email", .campaign = "spring"};
-    a = (tl_attribution){.ts = T0 + DAY, .value = 10, .has_value = 1, .touchpoints = &one,
-                         .n_touchpoints = 1};
+    a = (tl_attribution){
+        .ts = T0 + DAY, .value = 10, .has_value = 1, .touchpoints = &one, .n_touchpoints = 1};
     a.credits[TL_M_LINEAR] = l2;
     a.has_method[TL_M_LINEAR] = 1;
     tl_rollup_add(r, &a);
@@ -247,8 +252,11 @@ static void test_campaigns(void **st)
     assert_true(fabs(none->conversions[TL_M_LINEAR] - 1.0 / 3) < 1e-12);
     assert_true(fabs(sp->conversions[TL_M_LINEAR] - 1) < 1e-12);
     /* no chain over campaigns: channel and category deltas leave it alone */
-    tl_credit_delta d = {.window_start = T0, .dim = TL_DIM_CHANNEL, .dim_id = "search-1",
-                         .method = "markov", .credit = 1};
+    tl_credit_delta d = {.window_start = T0,
+                         .dim = TL_DIM_CHANNEL,
+                         .dim_id = "search-1",
+                         .method = "markov",
+                         .credit = 1};
     tl_rollup_add_credit_delta(r, &d);
     d.dim = TL_DIM_CATEGORY;
     tl_rollup_add_credit_delta(r, &d);
@@ -261,21 +269,25 @@ static void test_groups(void **st)
 {
     (void)st;
     char err[128];
-    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL,
-                                 " Paid = search , *cpc* ; Mail=email*;Everything=*", err,
-                                 sizeof(err));
+    tl_rollup *r =
+        tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL,
+                      " Paid = search , *cpc* ; Mail=email*;Everything=*", err, sizeof(err));
     assert_non_null(r);
     assert_string_equal(tl_rollup_group(r, "search"), "Paid");
     assert_string_equal(tl_rollup_group(r, "SEARCH"), "Paid");
     assert_string_equal(tl_rollup_group(r, "google-CPC-brand"), "Paid");
     assert_string_equal(tl_rollup_group(r, "Email-Weekly"), "Mail");
-    assert_string_equal(tl_rollup_group(r, "social"), "Everything");   /* the first match */
+    assert_string_equal(tl_rollup_group(r, "social"), "Everything"); /* the first match */
     assert_string_equal(tl_rollup_group(r, NULL), "(none)");
     feed(r);
     assert_int_equal(find(r, "Paid", TL_RU_ALL)->purchases, 2);
     assert_true(fabs(find(r, "Mail", TL_RU_ALL)->conversions[TL_M_SHAPLEY] - 0.1) < 1e-12);
-    const tl_credit_delta d = {.window_start = T0, .dim = TL_DIM_CHANNEL, .dim_id = "search",
-                               .method = "markov", .credit = 2, .credit_before = 0.5};
+    const tl_credit_delta d = {.window_start = T0,
+                               .dim = TL_DIM_CHANNEL,
+                               .dim_id = "search",
+                               .method = "markov",
+                               .credit = 2,
+                               .credit_before = 0.5};
     tl_rollup_add_credit_delta(r, &d);
     assert_true(fabs(find(r, "Paid", TL_RU_ALL)->conversions[TL_RU_MARKOV] - 1.5) < 1e-12);
     tl_rollup_destroy(r);
@@ -285,7 +297,8 @@ static void test_groups(void **st)
     assert_string_equal(tl_rollup_group(r, "X"), "A");
     tl_rollup_destroy(r);
 
-    assert_null(tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "Paid Search", err, sizeof(err)));
+    assert_null(
+        tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "Paid Search", err, sizeof(err)));
     assert_non_null(strstr(err, "'Paid Search' is not Group=pattern"));
     assert_null(tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "A=x,,y", err, sizeof(err)));
     assert_non_null(strstr(err, "group 'A' has an empty pattern"));
@@ -306,11 +319,11 @@ static void test_shapley_error(void **st)
     tl_attribution x = {.touchpoints = tp, .n_touchpoints = 3, .shapley_stderr = se1};
     x.credits[TL_M_SHAPLEY] = sh;
     x.has_method[TL_M_SHAPLEY] = 1;
-    tl_rollup_add(r, &x);   /* a: (0.01 + 0.03)^2, b: 0.02^2 */
+    tl_rollup_add(r, &x); /* a: (0.01 + 0.03)^2, b: 0.02^2 */
     x.shapley_stderr = se2;
-    tl_rollup_add(r, &x);   /* a: + 0.1^2 */
+    tl_rollup_add(r, &x); /* a: + 0.1^2 */
     x.shapley_stderr = NULL;
-    tl_rollup_add(r, &x);   /* exact: nothing */
+    tl_rollup_add(r, &x); /* exact: nothing */
     assert_true(fabs(find(r, "a", TL_RU_ALL)->shapley_var - (0.04 * 0.04 + 0.01)) < 1e-15);
     assert_true(fabs(find(r, "b", TL_RU_ALL)->shapley_var - 0.0004) < 1e-15);
     const double unknown[3] = {INFINITY, 0, 0};
@@ -332,12 +345,12 @@ static void test_spend(void **st)
 {
     (void)st;
     char err[128];
-    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_DAY, "Paid=search,cpc", err,
-                                 sizeof(err));
+    tl_rollup *r =
+        tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_DAY, "Paid=search,cpc", err, sizeof(err));
     feed(r);
     assert_int_equal(tl_rollup_add_spend(r, "search", T0, 40), 0);
     assert_int_equal(tl_rollup_add_spend(r, "cpc", T0, 2), 0);
-    assert_int_equal(tl_rollup_add_spend(r, "tv", T0 + DAY, 7), 0);   /* nothing credited */
+    assert_int_equal(tl_rollup_add_spend(r, "tv", T0 + DAY, 7), 0); /* nothing credited */
     const tl_rollup_row *paid = find(r, "Paid", T0), *other = find(r, "Other", T0 + DAY);
     assert_true(paid->has_spend && fabs(paid->spend - 42) < 1e-12);
     assert_int_equal(paid->purchases, 1);
@@ -367,7 +380,7 @@ static void test_spend_parse(void **st)
     assert_string_equal(ch, "search");
     char leap[] = "2000-02-29,tv,0", epoch[] = "1970-01-01,tv,1";
     assert_null(tl_rollup_spend_parse(leap, &day, &ch, &v));
-    assert_true(day == 951782400000LL);   /* date -u -d 2000-02-29 +%s */
+    assert_true(day == 951782400000LL); /* date -u -d 2000-02-29 +%s */
     assert_null(tl_rollup_spend_parse(epoch, &day, &ch, &v));
     assert_true(day == 0);
     static const char *const bad[][2] = {
@@ -406,16 +419,21 @@ static void test_join_spend(void **st)
     assert_true(tl_rollup_find(sp, "search", T0)->spend == 42);
     assert_null(tl_rollup_find(sp, "search", T0 + DAY));
     int changed = 0;
-    tl_rollup_each_changed(t, count_row, &changed);   /* nothing marked after this */
+    tl_rollup_each_changed(t, count_row, &changed); /* nothing marked after this */
     tl_rollup_touch(t, "tv", T0);
     tl_rollup_join_spend(t, sp);
-    tl_rollup_join_spend(t, sp);   /* set, not added */
+    tl_rollup_join_spend(t, sp); /* set, not added */
     assert_true(tl_rollup_find(t, "tv", T0)->has_spend && tl_rollup_find(t, "tv", T0)->spend == 7);
     assert_int_equal(tl_rollup_find(t, "tv", T0)->purchases, 0);
-    assert_false(tl_rollup_find(t, "search", T0)->has_spend);   /* not changed */
+    assert_false(tl_rollup_find(t, "search", T0)->has_spend); /* not changed */
     /* a merged row's Markov interval is the later window's, whatever the order */
-    tl_rollup_row late = {.id = "search", .window_start = T0, .markov_lo = 3, .markov_hi = 4,
-                          .markov_level = 0.9, .markov_at = T0 + DAY, .has_markov_interval = 1};
+    tl_rollup_row late = {.id = "search",
+                          .window_start = T0,
+                          .markov_lo = 3,
+                          .markov_hi = 4,
+                          .markov_level = 0.9,
+                          .markov_at = T0 + DAY,
+                          .has_markov_interval = 1};
     tl_rollup_row early = late;
     early.markov_lo = 1;
     early.markov_at = T0 + HOUR;
@@ -437,12 +455,19 @@ static void test_markov_interval(void **st)
     (void)st;
     char err[128];
     tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_ALL, "", err, sizeof(err));
-    tl_credit_delta d = {.window_start = T0 + HOUR, .window_end = T0 + 2 * HOUR,
-                         .dim = TL_DIM_CHANNEL, .dim_id = "search", .method = "markov",
-                         .credit = 3, .credit_before = 1, .credit_lo = 2.5, .credit_hi = 3.5,
-                         .interval_level = 0.9, .has_interval = 1};
+    tl_credit_delta d = {.window_start = T0 + HOUR,
+                         .window_end = T0 + 2 * HOUR,
+                         .dim = TL_DIM_CHANNEL,
+                         .dim_id = "search",
+                         .method = "markov",
+                         .credit = 3,
+                         .credit_before = 1,
+                         .credit_lo = 2.5,
+                         .credit_hi = 3.5,
+                         .interval_level = 0.9,
+                         .has_interval = 1};
     tl_rollup_add_credit_delta(r, &d);
-    tl_credit_delta older = d;   /* an earlier window, read after */
+    tl_credit_delta older = d; /* an earlier window, read after */
     older.window_start = T0;
     older.window_end = T0 + HOUR;
     older.credit = 1;
@@ -450,7 +475,7 @@ static void test_markov_interval(void **st)
     older.credit_lo = 0.5;
     older.credit_hi = 1.5;
     tl_rollup_add_credit_delta(r, &older);
-    tl_credit_delta none = d;    /* a later one without an interval */
+    tl_credit_delta none = d; /* a later one without an interval */
     none.window_start = T0 + 2 * HOUR;
     none.window_end = T0 + 3 * HOUR;
     none.has_interval = 0;

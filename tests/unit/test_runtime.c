@@ -69,8 +69,7 @@ static int memsrc_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
     s->polls++;
     int end = s->pos + max < s->n ? s->pos + max : s->n;
     /* bad records positioned inside this batch (or after the last event) */
-    while (s->bad_pos < s->n_bad &&
-           (s->bad[s->bad_pos].before < end || end == s->n)) {
+    while (s->bad_pos < s->n_bad && (s->bad[s->bad_pos].before < end || end == s->n)) {
         const mem_bad *mb = &s->bad[s->bad_pos++];
         tl_dlq_record *r = tl_batch_push_bad(b);
         r->reason = mb->reason;
@@ -125,11 +124,9 @@ static int memsrc_commit(void *ctx, const int64_t *next, int n)
         const ms_record *r = &s->ms->rec[i];
         const tl_event *ev = NULL;
         if (r->kind == MS_INTEREST) ev = memsrc_find(s, r->interest.event_id);
-        else if (r->kind == MS_ATTRIBUTION)
-            ev = memsrc_find(s, r->attribution.conversion_event_id);
+        else if (r->kind == MS_ATTRIBUTION) ev = memsrc_find(s, r->attribution.conversion_event_id);
         if (ev && covered(next, n, ev->partition, ev->offset)) s->violations++;
-        if (r->kind == MS_DLQ && covered(next, n, r->dlq.partition, r->dlq.offset))
-            s->violations++;
+        if (r->kind == MS_DLQ && covered(next, n, r->dlq.partition, r->dlq.offset)) s->violations++;
     }
     return 0;
 }
@@ -141,7 +138,10 @@ static tl_source memsrc_source(memsrc *s)
 
 /* ---- events ---------------------------------------------------------------------------- */
 
-enum { NEV = 400, NUSERS = 12 };
+enum {
+    NEV = 400,
+    NUSERS = 12
+};
 static tl_event evs[NEV];
 static char ev_ids[NEV][16], user_ids[NUSERS][16], cat_ids[6][8], item_ids[30][12];
 static int64_t next_off[2];
@@ -174,8 +174,12 @@ static void gen_events(void)
         e->ts = t;
         if (rnd() % 10 == 0) e->ts -= rnd() % DAY;
         uint32_t r = rnd() % 100;
-        e->type = r < 30 ? TL_IMPRESSION : r < 55 ? TL_BROWSE : r < 70 ? TL_CLICK
-                : r < 78 ? TL_FAVORITE : r < 90 ? TL_ADD_TO_CART : TL_PURCHASE;
+        e->type = r < 30 ? TL_IMPRESSION
+            : r < 55     ? TL_BROWSE
+            : r < 70     ? TL_CLICK
+            : r < 78     ? TL_FAVORITE
+            : r < 90     ? TL_ADD_TO_CART
+                         : TL_PURCHASE;
         snprintf(ev_ids[i], sizeof(ev_ids[i]), "ev-%d", i);
         e->event_id = ev_ids[i];
         e->user_id = user_ids[u];
@@ -252,8 +256,7 @@ static void run_init(run *r, const tl_event *events, int n, int batch, const cha
     r->o.state_dir = r->dir;
     r->o.batch_max_events = batch;
     ms_init(&r->ms);
-    r->src = (memsrc){.events = events, .n = n, .ms = &r->ms,
-                      .committed = {-1, -1, -1, -1}};
+    r->src = (memsrc){.events = events, .n = n, .ms = &r->ms, .committed = {-1, -1, -1, -1}};
 }
 
 static void run_start(run *r)
@@ -439,7 +442,8 @@ static void boundaries(const char *const *kvs)
     for (int k = 1; k < 4; k++) {
         char why[128] = "";
         int at = ms_compare(&runs[0].ms, &runs[k].ms, why, sizeof(why));
-        if (at >= 0) fail_msg("run %d (batch size %d): output %d differs (%s)", k, sizes[k], at, why);
+        if (at >= 0)
+            fail_msg("run %d (batch size %d): output %d differs (%s)", k, sizes[k], at, why);
         assert_int_equal(states[k].len, states[0].len);
         assert_memory_equal(states[k].data, states[0].data, states[0].len);
     }
@@ -472,14 +476,18 @@ static tl_event small[12];
  * a, a, a, b, b; batch 2 is a, a, c, c, c; batch 3 is a, b. */
 static void gen_small(void)
 {
-    static const char *const who[12] = {"a", "a", "a", "b", "b", "a", "a", "c", "c", "c",
-                                        "a", "b"};
+    static const char *const who[12] = {"a", "a", "a", "b", "b", "a", "a", "c", "c", "c", "a", "b"};
     static char ids[12][8];
     for (int i = 0; i < 12; i++) {
         snprintf(ids[i], sizeof(ids[i]), "s%d", i);
-        small[i] = (tl_event){.event_id = ids[i], .user_id = who[i], .item_id = "it",
-                              .category_id = "cat", .type = TL_CLICK, .ts = 1600000000000LL,
-                              .partition = 0, .offset = 100 + i};
+        small[i] = (tl_event){.event_id = ids[i],
+                              .user_id = who[i],
+                              .item_id = "it",
+                              .category_id = "cat",
+                              .type = TL_CLICK,
+                              .ts = 1600000000000LL,
+                              .partition = 0,
+                              .offset = 100 + i};
     }
 }
 
@@ -783,7 +791,9 @@ static void test_stop_before_start(void **state)
 /* The caches' budget holds between flushes too: with no room left (and before the first
  * store is open), a poll asks for at most a thousand events (each may bring a new user's
  * record), and the state written is the same as with room for everything. */
-enum { NWIDE = 2500 };
+enum {
+    NWIDE = 2500
+};
 static tl_event wide[NWIDE];
 static char wide_ids[NWIDE][16], wide_users[NWIDE][16];
 
@@ -793,9 +803,14 @@ static void test_cache_bounds_batches(void **state)
     for (int i = 0; i < NWIDE; i++) {
         snprintf(wide_ids[i], sizeof(wide_ids[i]), "w-%d", i);
         snprintf(wide_users[i], sizeof(wide_users[i]), "wu-%d", i);   /* every one new */
-        wide[i] = (tl_event){.event_id = wide_ids[i], .user_id = wide_users[i], .item_id = "i",
-                             .category_id = "c", .type = TL_BROWSE,
-                             .ts = 1500000000000LL + i * 1000LL, .partition = 0, .offset = i};
+        wide[i] = (tl_event){.event_id = wide_ids[i],
+                             .user_id = wide_users[i],
+                             .item_id = "i",
+                             .category_id = "c",
+                             .type = TL_BROWSE,
+                             .ts = 1500000000000LL + i * 1000LL,
+                             .partition = 0,
+                             .offset = i};
     }
     static run runs[2];
     tl_buf states[2];

@@ -135,8 +135,8 @@ static void serve_one(server *s, int fd)
     header(req.data, "Content-Type", s->ctype, sizeof(s->ctype));
     free(s->body);
     s->body = tl_xstrdup(bodyp);
-    const route *r = NULL, unauthorized = {"", "", 401,
-                                           "{\"error_code\":401,\"message\":\"Unauthorized\"}"};
+    const route *r = NULL,
+                unauthorized = {"", "", 401, "{\"error_code\":401,\"message\":\"Unauthorized\"}"};
     if (s->require_auth && strcmp(s->auth, s->require_auth) != 0) r = &unauthorized;
     for (int i = 0; !r && i < s->n_routes; i++)
         if (strcmp(s->routes[i].method, s->method) == 0 && strcmp(s->routes[i].path, s->path) == 0)
@@ -148,9 +148,10 @@ static void serve_one(server *s, int fd)
     int status = r ? r->status : 404;
     const char *body = r ? r->body : "{\"error_code\":404,\"message\":\"HTTP 404 Not Found\"}";
     tl_buf resp = {0};
-    tl_buf_printf(&resp, "HTTP/1.1 %d X\r\nContent-Type: application/vnd.schemaregistry.v1+json"
-                  "\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s", status,
-                  strlen(body), body);
+    tl_buf_printf(&resp,
+                  "HTTP/1.1 %d X\r\nContent-Type: application/vnd.schemaregistry.v1+json"
+                  "\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                  status, strlen(body), body);
     for (size_t off = 0; off < resp.len;) {
         ssize_t n = send(fd, resp.data + off, resp.len - off, MSG_NOSIGNAL);
         if (n <= 0) break;
@@ -165,7 +166,8 @@ static void *server_main(void *arg)
 {
     server *s = arg;
     for (;;) {
-        struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN}, {.fd = s->stop[0], .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN},
+                              {.fd = s->stop[0], .events = POLLIN}};
         if (poll(p, 2, -1) < 0) {
             if (errno == EINTR) continue;
             break;
@@ -383,8 +385,9 @@ static void test_register_dir(void **state)
     assert_non_null(s);
     int id = -1;
     char *credit = repo_schema("4-credit_delta.avsc");
-    assert_int_equal(tl_schema_store_register(s, "tally.credits-value", credit, &id, err,
-                                              sizeof(err)), TL_SCHEMA_OK);
+    assert_int_equal(
+        tl_schema_store_register(s, "tally.credits-value", credit, &id, err, sizeof(err)),
+        TL_SCHEMA_OK);
     assert_int_equal(id, 4);
 
     /* Same schema, different whitespace and docs: still equal. */
@@ -398,8 +401,9 @@ static void test_register_dir(void **state)
         "{\"name\":\"evidence_part\",\"type\":\"double\"},{\"name\":\"rank\",\"type\":\"int\"},"
         "{\"name\":\"explanation\",\"type\":\"string\"}]}";
     id = -1;
-    assert_int_equal(tl_schema_store_register(s, "tally.interest-value", compact, &id, err,
-                                              sizeof(err)), TL_SCHEMA_OK);
+    assert_int_equal(
+        tl_schema_store_register(s, "tally.interest-value", compact, &id, err, sizeof(err)),
+        TL_SCHEMA_OK);
     assert_int_equal(id, 2);
 
     /* A schema no file holds. */
@@ -423,7 +427,8 @@ static void test_registry(void **state)
     const route routes[] = {
         {"GET", "/schemas/ids/100", 200, hit},
         {"GET", "/schemas/ids/42", 404, NOT_FOUND},
-        {"GET", "/schemas/ids/500", 500, "{\"error_code\":50001,\"message\":\"Error in the backend\"}"},
+        {"GET", "/schemas/ids/500", 500,
+         "{\"error_code\":50001,\"message\":\"Error in the backend\"}"},
         {"GET", "/schemas/ids/7", 200, proto},
         {"GET", "/schemas/ids/8", 200, garbage},
         {"GET", "/schemas/ids/9", 200, "{\"subject\":\"no schema here\"}"},
@@ -503,8 +508,8 @@ static void test_registry_auth_and_order(void **state)
     server_start(&srv, routes, 2);
     char url[128], err[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
-    tl_schema_store_opts o = {.dir = TALLY_SCHEMA_DIR, .registry_url = url,
-                              .basic_auth = "alice:s3cret"};
+    tl_schema_store_opts o = {
+        .dir = TALLY_SCHEMA_DIR, .registry_url = url, .basic_auth = "alice:s3cret"};
     tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
     assert_non_null(s);
 
@@ -576,8 +581,9 @@ static void test_register_registry(void **state)
 
     char *interest = repo_schema("2-interest_delta.avsc");
     int id = -1;
-    assert_int_equal(tl_schema_store_register(s, "tally.interest-value", interest, &id, err,
-                                              sizeof(err)), TL_SCHEMA_OK);
+    assert_int_equal(
+        tl_schema_store_register(s, "tally.interest-value", interest, &id, err, sizeof(err)),
+        TL_SCHEMA_OK);
     /* The registry's id, not the directory's (2). */
     assert_int_equal(id, 12);
     assert_string_equal(srv.method, "POST");
@@ -644,15 +650,15 @@ static void test_registry_401_and_lookup(void **state)
     tl_schema_store_destroy(s);
 
     /* With them, looking up only. */
-    tl_schema_store_opts o2 = {.registry_url = url, .basic_auth = "alice:s3cret",
-                               .lookup_only = 1};
+    tl_schema_store_opts o2 = {.registry_url = url, .basic_auth = "alice:s3cret", .lookup_only = 1};
     s = tl_schema_store_new(&o2, err, sizeof(err));
     assert_non_null(s);
     assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_OK);
     char *interest = repo_schema("2-interest_delta.avsc");
     int id = -1;
-    assert_int_equal(tl_schema_store_register(s, "tally.interest-value", interest, &id, err,
-                                              sizeof(err)), TL_SCHEMA_OK);
+    assert_int_equal(
+        tl_schema_store_register(s, "tally.interest-value", interest, &id, err, sizeof(err)),
+        TL_SCHEMA_OK);
     assert_int_equal(id, 12);
     assert_string_equal(srv.method, "POST");
     assert_string_equal(srv.path, "/subjects/tally.interest-value");
@@ -661,13 +667,13 @@ static void test_registry_401_and_lookup(void **state)
 
     /* A subject that does not exist, and one without this schema: not found, naming the
      * subject and the switch; never the password. */
-    assert_int_equal(tl_schema_store_register(s, "missing-value", interest, &id, err,
-                                              sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    assert_int_equal(tl_schema_store_register(s, "missing-value", interest, &id, err, sizeof(err)),
+                     TL_SCHEMA_NOT_FOUND);
     assert_string_equal(srv.path, "/subjects/missing-value");
     assert_non_null(strstr(err, "subject missing-value is not registered"));
     assert_non_null(strstr(err, "schema.registry.auto.register=false"));
-    assert_int_equal(tl_schema_store_register(s, "other-value", interest, &id, err,
-                                              sizeof(err)), TL_SCHEMA_NOT_FOUND);
+    assert_int_equal(tl_schema_store_register(s, "other-value", interest, &id, err, sizeof(err)),
+                     TL_SCHEMA_NOT_FOUND);
     assert_non_null(strstr(err, "subject other-value does not hold this schema"));
     assert_null(strstr(err, "s3cret"));
     tl_schema_store_destroy(s);
@@ -677,7 +683,6 @@ static void test_registry_401_and_lookup(void **state)
     free(hit);
 }
 
-
 /* ------------------------------------------------------------ schema checks */
 
 /* A BehaviorEvent writer: item_id's and user_id's types, the enum's name, ts's type,
@@ -686,7 +691,8 @@ static char *be_writer(const char *user_t, const char *item_t, const char *enum_
                        const char *ts_t, const char *extra)
 {
     tl_buf b = {0};
-    tl_buf_printf(&b,
+    tl_buf_printf(
+        &b,
         "{\"type\":\"record\",\"name\":\"BehaviorEvent\",\"namespace\":\"tally\",\"fields\":["
         "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"user_id\",\"type\":%s},"
         "{\"name\":\"item_id\",\"type\":%s},"
@@ -735,7 +741,9 @@ static void test_check_refuses(void **state)
         o += (size_t)sprintf(many + o, "%s\"S%d\"", i ? "," : "", i);
     sprintf(many + o, "]}");
     char *crafted = crafted_writer();
-    const struct { const char *json, *want; } bad[] = {
+    const struct {
+        const char *json, *want;
+    } bad[] = {
         {crafted, "record tally.BehaviorEvent has two fields named user_id"},
         {"{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},"
          "{\"name\":\"b\",\"type\":\"int\"},{\"name\":\"a\",\"type\":\"long\"}]}",
@@ -763,7 +771,8 @@ static void test_check_refuses(void **state)
         avro_schema_t s = parse(bad[i].json);
         err[0] = '\0';
         assert_int_equal(tl_schema_check(s, err, sizeof(err)), TL_SCHEMA_INVALID);
-        if (strcmp(err, bad[i].want) != 0) fail_msg("case %zu: \"%s\", not \"%s\"", i, err, bad[i].want);
+        if (strcmp(err, bad[i].want) != 0)
+            fail_msg("case %zu: \"%s\", not \"%s\"", i, err, bad[i].want);
         avro_schema_decref(s);
     }
 
@@ -782,9 +791,9 @@ static void test_check_refuses(void **state)
     avro_schema_decref(r);
 
     /* What tally writes and reads passes, as do recursive types and deep-but-legal ones. */
-    const char *files[] = {"1-behavior_event.avsc", "2-interest_delta.avsc",
-                           "3-attribution.avsc", "4-credit_delta.avsc", "5-attribution.avsc",
-                           "6-attribution.avsc", "7-credit_delta.avsc"};
+    const char *files[] = {"1-behavior_event.avsc", "2-interest_delta.avsc", "3-attribution.avsc",
+                           "4-credit_delta.avsc",   "5-attribution.avsc",    "6-attribution.avsc",
+                           "7-credit_delta.avsc"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char *text = repo_schema(files[i]);
         avro_schema_t s = parse(text);
@@ -823,8 +832,10 @@ static void test_check_dir(void **state)
     assert_int_equal(tl_schema_store_get(s, 1, &sc, err, sizeof(err)), TL_SCHEMA_OK);
     assert_int_equal(tl_schema_store_get(s, 7, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
     char want[600];
-    snprintf(want, sizeof(want), "schema id 7 (%s/7-crafted.avsc) is refused: record "
-             "tally.BehaviorEvent has two fields named user_id", tmpdir);
+    snprintf(want, sizeof(want),
+             "schema id 7 (%s/7-crafted.avsc) is refused: record "
+             "tally.BehaviorEvent has two fields named user_id",
+             tmpdir);
     assert_string_equal(err, want);
 
     write_file(tmpdir, "8-later.avsc",
@@ -866,8 +877,10 @@ static void test_check_registry(void **state)
     avro_schema_t sc;
     assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
     char want[512];
-    snprintf(want, sizeof(want), "schema id 100 at %s is refused: record tally.BehaviorEvent "
-             "has two fields named user_id", url);
+    snprintf(want, sizeof(want),
+             "schema id 100 at %s is refused: record tally.BehaviorEvent "
+             "has two fields named user_id",
+             url);
     assert_string_equal(err, want);
     assert_int_equal(tl_schema_store_get(s, 101, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
     must_contain(err, "enum E has the symbol A twice");
@@ -880,8 +893,9 @@ static void test_check_registry(void **state)
     int id;
     assert_int_equal(tl_schema_store_register(s, "x-value", crafted, &id, err, sizeof(err)),
                      TL_SCHEMA_INVALID);
-    assert_string_equal(err, "the schema of subject x-value is refused: record "
-                             "tally.BehaviorEvent has two fields named user_id");
+    assert_string_equal(err,
+                        "the schema of subject x-value is refused: record "
+                        "tally.BehaviorEvent has two fields named user_id");
     assert_int_equal(server_requests(&srv), 2);
     tl_schema_store_destroy(s);
     server_stop(&srv);
@@ -897,7 +911,9 @@ static void test_check_registry(void **state)
 #define SYM "\"symbols\":[\"X\"]"
 static void test_check_twins(void **state)
 {
-    const struct { const char *json, *twin; } twice[] = {
+    const struct {
+        const char *json, *twin;
+    } twice[] = {
         {"{\"type\":\"record\",\"name\":\"R\",\"fields\":["
          "{\"name\":\"a\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"X\"]}},"
          "{\"name\":\"b\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"Y\"]}}]}",
@@ -965,15 +981,20 @@ static void test_check_twins(void **state)
     for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
         assert_int_equal(tl_schema_store_get(s, (int32_t)(20 + i), &sc, err, sizeof(err)),
                          TL_SCHEMA_INVALID);
-        snprintf(want, sizeof(want), "schema id %zu (%s/%zu-twice.avsc) is refused: two types "
-                 "are named %s", 20 + i, tmpdir, 20 + i, twice[i].twin);
+        snprintf(want, sizeof(want),
+                 "schema id %zu (%s/%zu-twice.avsc) is refused: two types "
+                 "are named %s",
+                 20 + i, tmpdir, 20 + i, twice[i].twin);
         if (strcmp(err, want) != 0) fail_msg("case %zu: \"%s\", not \"%s\"", i, err, want);
         /* and to register */
         int id;
-        assert_int_equal(tl_schema_store_register(s, "x-value", twice[i].json, &id, err,
-                                                  sizeof(err)), TL_SCHEMA_INVALID);
-        snprintf(want, sizeof(want), "the schema of subject x-value is refused: two types are "
-                 "named %s", twice[i].twin);
+        assert_int_equal(
+            tl_schema_store_register(s, "x-value", twice[i].json, &id, err, sizeof(err)),
+            TL_SCHEMA_INVALID);
+        snprintf(want, sizeof(want),
+                 "the schema of subject x-value is refused: two types are "
+                 "named %s",
+                 twice[i].twin);
         assert_string_equal(err, want);
     }
     for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++)
@@ -1058,8 +1079,8 @@ static void test_check_codec(void **state)
     tl_event ev = {0};
     tl_dlq_reason reason = 0;
     for (int i = 0; i < 3; i++) {   /* again and again: never resolved, never a crash */
-        assert_int_equal(tl_codec_decode(c, rec.data, rec.len, &ev, &a, &reason, err,
-                                         sizeof(err)), TL_CODEC_BAD);
+        assert_int_equal(tl_codec_decode(c, rec.data, rec.len, &ev, &a, &reason, err, sizeof(err)),
+                         TL_CODEC_BAD);
         assert_int_equal(reason, TL_DLQ_INCOMPATIBLE_SCHEMA);
         must_contain(err, "is refused: record tally.BehaviorEvent has two fields named user_id");
     }
@@ -1101,12 +1122,16 @@ static void test_check_resolution(void **state)
 
     /* Each ingredient alone, in pairs, and two nullable strings with a failing field:
      * the last three made avro-c free twice (or read freed memory). */
-    struct { char *json; const char *want; } cases[] = {
+    struct {
+        char *json;
+        const char *want;
+    } cases[] = {
         {be_writer(s_, s_, "EventType", "\"long\"", NULL), NULL},
         {be_writer(s_, ns, "EventType", "\"long\"", NULL), NULL},
         {be_writer(ns, ns, "EventType", "\"int\"", NULL), NULL},   /* int -> long */
         {be_writer(s_, s_, "EventType", "\"long\"",
-                   ",{\"name\":\"extra\",\"type\":{\"type\":\"map\",\"values\":\"bytes\"}}"), NULL},
+                   ",{\"name\":\"extra\",\"type\":{\"type\":\"map\",\"values\":\"bytes\"}}"),
+         NULL},
         {be_writer(s_, s_, "EventKind", "\"long\"", NULL),
          "field type: the writer's enum tally.EventKind cannot be read as enum tally.EventType"},
         {be_writer(s_, ns, "EventKind", "\"long\"", NULL),
@@ -1140,7 +1165,9 @@ static void test_check_resolution(void **state)
     /* Inside a union, a record failing half-way (the same double free, although the
      * union as a whole resolves) and an array whose items do not resolve (avro-c then
      * frees the item resolver it never made). */
-    const struct { const char *r, *w, *want; } nested[] = {
+    const struct {
+        const char *r, *w, *want;
+    } nested[] = {
         {"{\"type\":\"record\",\"name\":\"T\",\"fields\":[{\"name\":\"f\",\"type\":[{\"type\":"
          "\"record\",\"name\":\"A\",\"fields\":[{\"name\":\"a\",\"type\":\"string\"},{\"name\":"
          "\"b\",\"type\":\"string\"},{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\","
@@ -1198,8 +1225,8 @@ static void test_negative_one_id(void **state)
     char url[128], err[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
     fake_now = 1000 * MS;
-    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
-                              .clock_ns = fake_clock, .clock_arg = &fake_now};
+    tl_schema_store_opts o = {
+        .registry_url = url, .timeout_ms = 5000, .clock_ns = fake_clock, .clock_arg = &fake_now};
     tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
     assert_non_null(s);
     avro_schema_t sc;
@@ -1229,7 +1256,7 @@ static void test_rate_limit(void **state)
     server_start(&srv, NULL, 0);
     /* a registry "not found" for each id (an unrouted path is a plain 404: an error) */
     route *routes = tl_xcalloc(1000, sizeof(*routes));
-    char (*paths)[32] = tl_xcalloc(1000, sizeof(*paths));
+    char(*paths)[32] = tl_xcalloc(1000, sizeof(*paths));
     for (int i = 0; i < 1000; i++) {
         snprintf(paths[i], sizeof(paths[i]), "/schemas/ids/%d", 1000 + i);
         routes[i] = (route){"GET", paths[i], 404, NOT_FOUND};
@@ -1238,9 +1265,11 @@ static void test_rate_limit(void **state)
     char url[128], err[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
     fake_now = 5000 * MS;
-    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
+    tl_schema_store_opts o = {.registry_url = url,
+                              .timeout_ms = 5000,
                               .max_lookups_per_second = 5,
-                              .clock_ns = fake_clock, .clock_arg = &fake_now};
+                              .clock_ns = fake_clock,
+                              .clock_arg = &fake_now};
     tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
     assert_non_null(s);
     avro_schema_t sc;
@@ -1254,9 +1283,11 @@ static void test_rate_limit(void **state)
     assert_int_equal(server_requests(&srv), 5);   /* the bucket: one second's worth */
     assert_int_equal(limited, 995);
     char want[512];
-    snprintf(want, sizeof(want), "schema id 1999 was not looked up at %s: more than 5 new "
+    snprintf(want, sizeof(want),
+             "schema id 1999 was not looked up at %s: more than 5 new "
              "schema ids per second (schema.registry.max.lookups.per.second); the record "
-             "can be replayed", url);
+             "can be replayed",
+             url);
     assert_string_equal(err, want);
     tl_schema_store_stats st;
     tl_schema_store_stats_get(s, &st);
@@ -1297,9 +1328,11 @@ static void test_negative_expiry(void **state)
     char url[128], err[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
     fake_now = 0;
-    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
+    tl_schema_store_opts o = {.registry_url = url,
+                              .timeout_ms = 5000,
                               .negative_cache_ms = 60000,
-                              .clock_ns = fake_clock, .clock_arg = &fake_now};
+                              .clock_ns = fake_clock,
+                              .clock_arg = &fake_now};
     tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
     assert_non_null(s);
     avro_schema_t sc = NULL;
@@ -1325,17 +1358,22 @@ static void test_negative_expiry(void **state)
 static void test_negative_bounded(void **state)
 {
     const route routes[] = {
-        {"GET", "/schemas/ids/1", 404, NOT_FOUND}, {"GET", "/schemas/ids/2", 404, NOT_FOUND},
-        {"GET", "/schemas/ids/3", 404, NOT_FOUND}, {"GET", "/schemas/ids/4", 404, NOT_FOUND},
+        {"GET", "/schemas/ids/1", 404, NOT_FOUND},
+        {"GET", "/schemas/ids/2", 404, NOT_FOUND},
+        {"GET", "/schemas/ids/3", 404, NOT_FOUND},
+        {"GET", "/schemas/ids/4", 404, NOT_FOUND},
     };
     server srv;
     server_start(&srv, routes, 4);
     char url[128], err[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
     fake_now = 0;
-    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
-                              .negative_cache_max = 3, .max_lookups_per_second = 100,
-                              .clock_ns = fake_clock, .clock_arg = &fake_now};
+    tl_schema_store_opts o = {.registry_url = url,
+                              .timeout_ms = 5000,
+                              .negative_cache_max = 3,
+                              .max_lookups_per_second = 100,
+                              .clock_ns = fake_clock,
+                              .clock_arg = &fake_now};
     tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
     assert_non_null(s);
     avro_schema_t sc;
@@ -1358,7 +1396,7 @@ static void test_negative_bounded(void **state)
      * still found (the hash table's deletions keep the others reachable). */
     tl_schema_store_destroy(s);
     route *many = tl_xcalloc(400, sizeof(*many));
-    char (*paths)[32] = tl_xcalloc(400, sizeof(*paths));
+    char(*paths)[32] = tl_xcalloc(400, sizeof(*paths));
     for (int i = 0; i < 400; i++) {   /* ids 64 apart: they collide in the hash table */
         snprintf(paths[i], sizeof(paths[i]), "/schemas/ids/%d", i * 64);
         many[i] = (route){"GET", paths[i], 404, NOT_FOUND};
@@ -1391,9 +1429,11 @@ static void test_rate_limit_registry_down(void **state)
     char url[128], err[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", closed_port());
     fake_now = 0;
-    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000,
+    tl_schema_store_opts o = {.registry_url = url,
+                              .timeout_ms = 5000,
                               .max_lookups_per_second = 2,
-                              .clock_ns = fake_clock, .clock_arg = &fake_now};
+                              .clock_ns = fake_clock,
+                              .clock_arg = &fake_now};
     tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
     assert_non_null(s);
     avro_schema_t sc;
@@ -1417,7 +1457,7 @@ static void test_rate_limit_timing(void **state)
     server srv;
     server_start(&srv, NULL, 0);
     route *routes = tl_xcalloc(1000, sizeof(*routes));
-    char (*paths)[32] = tl_xcalloc(1000, sizeof(*paths));
+    char(*paths)[32] = tl_xcalloc(1000, sizeof(*paths));
     for (int i = 0; i < 1000; i++) {
         snprintf(paths[i], sizeof(paths[i]), "/schemas/ids/%d", 5000 + i);
         routes[i] = (route){"GET", paths[i], 404, NOT_FOUND};

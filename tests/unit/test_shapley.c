@@ -421,8 +421,8 @@ static void test_sampled_vs_exact(void **state)
             assert_true(se[i] > 0 && isfinite(se[i]));
             double z = (phi[i] - exact[i]) / se[i];
             if (!(fabs(z) <= zmax_allowed))
-                fail_msg("n=%d player %d: sampled %.6f, exact %.6f, se %.6f, |z| = %.2f > %.1f",
-                         n, i, phi[i], exact[i], se[i], fabs(z), zmax_allowed);
+                fail_msg("n=%d player %d: sampled %.6f, exact %.6f, se %.6f, |z| = %.2f > %.1f", n,
+                         i, phi[i], exact[i], se[i], fabs(z), zmax_allowed);
             z2 += z * z;
             if (fabs(z) > zmax) zmax = fabs(z);
             nz++;
@@ -432,7 +432,8 @@ static void test_sampled_vs_exact(void **state)
      * error inflated (or shrunk) by 30% fails here even if the 4-se test passes. */
     double rms = sqrt(z2 / nz);
     printf("shapley sampled: n=13..20, %d permutations each, %d players: max |err|/se = %.2f "
-           "(tolerance 4), rms = %.2f (allowed 0.7..1.3)\n", samples, nz, zmax, rms);
+           "(tolerance 4), rms = %.2f (allowed 0.7..1.3)\n",
+           samples, nz, zmax, rms);
     assert_true(rms > 0.7 && rms < 1.3);
 }
 
@@ -606,7 +607,7 @@ static void test_grouped_singletons(void **state)
         double *v = random_table(n, 1), exact[12], grouped[12];
         int group_of[12];
         for (int j = 0; j < n; j++) group_of[j] = j;
-        for (int j = n - 1; j > 0; j--) {             /* group ids in a random order */
+        for (int j = n - 1; j > 0; j--) { /* group ids in a random order */
             int r = rnd_below(j + 1), t = group_of[j];
             group_of[j] = group_of[r];
             group_of[r] = t;
@@ -657,7 +658,7 @@ static void test_grouped_symmetric(void **state)
     assert_int_equal(tl_shapley_grouped(10, group_of, 4, sep_fn, &sg, grouped), TL_SHAPLEY_OK);
     assert_int_equal(sg.bad_masks, 0);
     check_vec(grouped, exact, 10, TOL, "grouped symmetric");
-    for (int j = 0; j < 10; j++)       /* and both are h_g(|g|)/|g| */
+    for (int j = 0; j < 10; j++) /* and both are h_g(|g|)/|g| */
         check_near(exact[j], sg.h[group_of[j]][size[group_of[j]]] / size[group_of[j]], TOL,
                    "separable value", j);
 
@@ -703,7 +704,7 @@ static void test_grouped_empty_group_and_asymmetric(void **state)
     tg_init(&g, 5, v);
     assert_int_equal(tl_shapley_grouped(5, group_of, 4, table_fn, &g, grouped), TL_SHAPLEY_OK);
     assert_int_equal(g.bad_masks, 0);
-    assert_int_equal(g.evals, 16);                     /* 2^4 group coalitions */
+    assert_int_equal(g.evals, 16); /* 2^4 group coalitions */
     check_near(grouped[0], grouped[2], 0, "equal split", 0);
     check_near(grouped[1], grouped[3], 0, "equal split", 1);
     check_near(sum(grouped, 5), v[31], TOL, "grouped efficiency", 0);
@@ -725,7 +726,8 @@ static void test_errors(void **state)
     table_game g;
     tg_init(&g, 2, two_v);
     assert_int_equal(tl_shapley_exact(0, table_fn, &g, out), TL_SHAPLEY_EARG);
-    assert_int_equal(tl_shapley_exact(TL_SHAPLEY_EXACT_LIMIT + 1, table_fn, &g, out), TL_SHAPLEY_EARG);
+    assert_int_equal(tl_shapley_exact(TL_SHAPLEY_EXACT_LIMIT + 1, table_fn, &g, out),
+                     TL_SHAPLEY_EARG);
     assert_int_equal(tl_shapley_exact(2, NULL, &g, out), TL_SHAPLEY_EARG);
     assert_int_equal(tl_shapley_exact(2, table_fn, &g, NULL), TL_SHAPLEY_EARG);
     assert_int_equal(tl_shapley_sampled(0, 10, 1, table_fn, &g, out, se), TL_SHAPLEY_EARG);
@@ -740,19 +742,21 @@ static void test_errors(void **state)
     assert_int_equal(tl_shapley_grouped(3, bad_hi, 3, table_fn, &g, out), TL_SHAPLEY_EARG);
     assert_int_equal(tl_shapley_grouped(3, bad_lo, 3, table_fn, &g, out), TL_SHAPLEY_EARG);
     assert_int_equal(tl_shapley_grouped(3, NULL, 3, table_fn, &g, out), TL_SHAPLEY_EARG);
-    assert_int_equal(g.calls, 0);                      /* never called on bad arguments */
+    assert_int_equal(g.calls, 0); /* never called on bad arguments */
 
     /* a NaN from the game is reported, whichever coalition it is */
     for (uint64_t bad = 0; bad < 8; bad++) {
         assert_int_equal(tl_shapley_exact(3, nan_fn, &bad, out), TL_SHAPLEY_ENONFINITE);
-        assert_int_equal(tl_shapley_grouped(3, group_of, 3, nan_fn, &bad, out), TL_SHAPLEY_ENONFINITE);
-        assert_int_equal(tl_shapley_sampled(3, 50, 3, nan_fn, &bad, out, se), TL_SHAPLEY_ENONFINITE);
+        assert_int_equal(tl_shapley_grouped(3, group_of, 3, nan_fn, &bad, out),
+                         TL_SHAPLEY_ENONFINITE);
+        assert_int_equal(tl_shapley_sampled(3, 50, 3, nan_fn, &bad, out, se),
+                         TL_SHAPLEY_ENONFINITE);
     }
     uint64_t bad = 7;
     assert_int_equal(tl_removal(3, nan_fn, &bad, out), TL_SHAPLEY_ENONFINITE);
     bad = 3;
     assert_int_equal(tl_removal(3, nan_fn, &bad, out), TL_SHAPLEY_ENONFINITE);
-    bad = 1;                                           /* not asked for by removal */
+    bad = 1; /* not asked for by removal */
     assert_int_equal(tl_removal(3, nan_fn, &bad, out), TL_SHAPLEY_OK);
 }
 

@@ -41,9 +41,18 @@ static const char LONG_STR[] =
 static tl_interest_delta interest_a(void)
 {
     return (tl_interest_delta){
-        .user_id = "u-1", .dim = TL_DIM_CATEGORY, .dim_id = "4756105", .event_id = "ev-9",
-        .ts = 1511544070123LL, .f = 1.5, .h = 3.0000000000000004, .weight_before = 0.1,
-        .weight_after = 2.25, .decay_part = -0.5, .evidence_part = 1.0 / 3, .rank = 3,
+        .user_id = "u-1",
+        .dim = TL_DIM_CATEGORY,
+        .dim_id = "4756105",
+        .event_id = "ev-9",
+        .ts = 1511544070123LL,
+        .f = 1.5,
+        .h = 3.0000000000000004,
+        .weight_before = 0.1,
+        .weight_after = 2.25,
+        .decay_part = -0.5,
+        .evidence_part = 1.0 / 3,
+        .rank = 3,
         .explanation = "interest in category 4756105 rose from 0.1 to 2.2",
     };
 }
@@ -51,31 +60,60 @@ static tl_interest_delta interest_a(void)
 static tl_interest_delta interest_b(void)
 {
     return (tl_interest_delta){
-        .user_id = "", .dim = TL_DIM_CHANNEL, .dim_id = LONG_STR, .event_id = "e",
-        .ts = -1, .f = 4.9406564584124654e-324, .h = 1.7976931348623157e308,
-        .weight_before = -0.0, .weight_after = 9007199254740992.0, .decay_part = -2.5e-7,
-        .evidence_part = 1152921504606846976.0, .rank = 2147483647, .explanation = "",
+        .user_id = "",
+        .dim = TL_DIM_CHANNEL,
+        .dim_id = LONG_STR,
+        .event_id = "e",
+        .ts = -1,
+        .f = 4.9406564584124654e-324,
+        .h = 1.7976931348623157e308,
+        .weight_before = -0.0,
+        .weight_after = 9007199254740992.0,
+        .decay_part = -2.5e-7,
+        .evidence_part = 1152921504606846976.0,
+        .rank = 2147483647,
+        .explanation = "",
     };
 }
 
 static const tl_touchpoint TPS3[3] = {
-    {.event_id = "t1", .item_id = "i1", .category_id = "c1", .channel = "web",
-     .campaign = "spring", .type = TL_IMPRESSION, .ts = 1000},
-    {.event_id = "t2", .item_id = "i2", .category_id = NULL, .channel = NULL, .type = TL_CLICK,
+    {.event_id = "t1",
+     .item_id = "i1",
+     .category_id = "c1",
+     .channel = "web",
+     .campaign = "spring",
+     .type = TL_IMPRESSION,
+     .ts = 1000},
+    {.event_id = "t2",
+     .item_id = "i2",
+     .category_id = NULL,
+     .channel = NULL,
+     .type = TL_CLICK,
      .ts = 2000},
-    {.event_id = "t3", .item_id = "i3", .category_id = NULL, .channel = "app",
-     .type = TL_ADD_TO_CART, .ts = -3000},
+    {.event_id = "t3",
+     .item_id = "i3",
+     .category_id = NULL,
+     .channel = "app",
+     .type = TL_ADD_TO_CART,
+     .ts = -3000},
 };
 static const double LAST3[3] = {0, 0, 1}, FIRST3[3] = {1, 0, 0},
-                    LIN3[3] = {1.0 / 3, 1.0 / 3, 1.0 / 3},
-                    TD3[3] = {1.0 / 7, 2.0 / 7, 4.0 / 7}, POS3[3] = {0.4, 0.2, 0.4};
+                    LIN3[3] = {1.0 / 3, 1.0 / 3, 1.0 / 3}, TD3[3] = {1.0 / 7, 2.0 / 7, 4.0 / 7},
+                    POS3[3] = {0.4, 0.2, 0.4};
 
 /* 3 touchpoints, the five rule-based methods, a value, no category, no model */
 static tl_attribution attribution_rules(void)
 {
     tl_attribution r = {
-        .conversion_event_id = "p1", .user_id = "u1", .item_id = "i3", .category_id = NULL,
-        .ts = 5000, .value = 19.99, .has_value = 1, .touchpoints = TPS3, .n_touchpoints = 3,
+        .conversion_event_id = "p1",
+        .user_id = "u1",
+        .item_id = "i3",
+        .category_id = NULL,
+        .ts = 5000,
+        .value = 19.99,
+        .has_value = 1,
+        .touchpoints = TPS3,
+        .n_touchpoints = 3,
         .explanation = "purchase of item i3 after 3 touchpoints",
     };
     r.credits[TL_M_LAST_TOUCH] = LAST3;
@@ -88,9 +126,17 @@ static tl_attribution attribution_rules(void)
 }
 
 static const tl_touchpoint TPS2[2] = {
-    {.event_id = LONG_STR, .item_id = "", .category_id = "", .channel = "", .type = TL_PURCHASE,
+    {.event_id = LONG_STR,
+     .item_id = "",
+     .category_id = "",
+     .channel = "",
+     .type = TL_PURCHASE,
      .ts = INT64_MIN},
-    {.event_id = "x", .item_id = "y", .category_id = "z", .channel = NULL, .type = TL_FAVORITE,
+    {.event_id = "x",
+     .item_id = "y",
+     .category_id = "z",
+     .channel = NULL,
+     .type = TL_FAVORITE,
      .ts = INT64_MAX},
 };
 static const double SE2[2] = {0.0125, INFINITY};   /* a single pair: unknown */
@@ -102,10 +148,20 @@ static const double C2[TL_M_COUNT][2] = {
 static tl_attribution attribution_all(void)
 {
     tl_attribution r = {
-        .conversion_event_id = LONG_STR, .user_id = "", .item_id = "item", .category_id = "cat",
-        .ts = -86400000, .has_value = 0, .value = 123.0, .touchpoints = TPS2,
-        .n_touchpoints = 2, .p_conversion = 0.8125, .p_baseline = 1e-9,
-        .model_version = 1234567890123LL, .has_model = 1, .explanation = LONG_STR,
+        .conversion_event_id = LONG_STR,
+        .user_id = "",
+        .item_id = "item",
+        .category_id = "cat",
+        .ts = -86400000,
+        .has_value = 0,
+        .value = 123.0,
+        .touchpoints = TPS2,
+        .n_touchpoints = 2,
+        .p_conversion = 0.8125,
+        .p_baseline = 1e-9,
+        .model_version = 1234567890123LL,
+        .has_model = 1,
+        .explanation = LONG_STR,
     };
     for (int m = 0; m < TL_M_COUNT; m++) {
         r.credits[m] = C2[m];
@@ -138,8 +194,15 @@ static tl_attribution attribution_empty(int with_methods)
 {
     static const double none[1] = {0};
     tl_attribution r = {
-        .conversion_event_id = "p0", .user_id = "u0", .item_id = "i0", .category_id = "c0",
-        .ts = 0, .value = 0, .has_value = 1, .touchpoints = NULL, .n_touchpoints = 0,
+        .conversion_event_id = "p0",
+        .user_id = "u0",
+        .item_id = "i0",
+        .category_id = "c0",
+        .ts = 0,
+        .value = 0,
+        .has_value = 1,
+        .touchpoints = NULL,
+        .n_touchpoints = 0,
         .explanation = "nothing to credit",
     };
     if (with_methods) {
@@ -151,7 +214,9 @@ static tl_attribution attribution_empty(int with_methods)
     return r;
 }
 
-enum { MANY = 70 };
+enum {
+    MANY = 70
+};
 static tl_touchpoint tps_many[MANY];
 static double cred_many[MANY];
 static char tp_ids[MANY][16];
@@ -162,15 +227,23 @@ static tl_attribution attribution_many(void)
     for (int i = 0; i < MANY; i++) {
         snprintf(tp_ids[i], sizeof(tp_ids[i]), "tp-%d", i);
         tps_many[i] = (tl_touchpoint){
-            .event_id = tp_ids[i], .item_id = tp_ids[i], .category_id = i % 3 ? tp_ids[i] : NULL,
-            .channel = i % 2 ? NULL : "web", .type = (tl_event_type)(i % 6),
+            .event_id = tp_ids[i],
+            .item_id = tp_ids[i],
+            .category_id = i % 3 ? tp_ids[i] : NULL,
+            .channel = i % 2 ? NULL : "web",
+            .type = (tl_event_type)(i % 6),
             .ts = (int64_t)i * 1000003 - 5000000,
         };
         cred_many[i] = 1.0 / MANY;
     }
     tl_attribution r = {
-        .conversion_event_id = "pm", .user_id = "um", .item_id = "im", .ts = 99999999,
-        .touchpoints = tps_many, .n_touchpoints = MANY, .explanation = "many",
+        .conversion_event_id = "pm",
+        .user_id = "um",
+        .item_id = "im",
+        .ts = 99999999,
+        .touchpoints = tps_many,
+        .n_touchpoints = MANY,
+        .explanation = "many",
     };
     r.credits[TL_M_LINEAR] = cred_many;
     r.has_method[TL_M_LINEAR] = 1;
@@ -180,19 +253,36 @@ static tl_attribution attribution_many(void)
 static tl_credit_delta credit_a(void)
 {
     return (tl_credit_delta){
-        .window_start = 1511481600000LL, .window_end = 1511568000000LL, .dim = TL_DIM_CATEGORY,
-        .dim_id = "4756105", .method = "time_decay", .credit = 12.75, .credit_before = 10.5,
-        .conversions = 3, .removal_effect = 0.125, .has_removal_effect = 1,
-        .credit_lo = 11.5, .credit_hi = 14.25, .interval_level = 0.9, .has_interval = 1,
+        .window_start = 1511481600000LL,
+        .window_end = 1511568000000LL,
+        .dim = TL_DIM_CATEGORY,
+        .dim_id = "4756105",
+        .method = "time_decay",
+        .credit = 12.75,
+        .credit_before = 10.5,
+        .conversions = 3,
+        .removal_effect = 0.125,
+        .has_removal_effect = 1,
+        .credit_lo = 11.5,
+        .credit_hi = 14.25,
+        .interval_level = 0.9,
+        .has_interval = 1,
     };
 }
 
 static tl_credit_delta credit_b(void)
 {
     return (tl_credit_delta){
-        .window_start = -5, .window_end = INT64_MAX, .dim = TL_DIM_ITEM, .dim_id = LONG_STR,
-        .method = "last_touch", .credit = 1.0 / 3, .credit_before = -0.0, .conversions = 0.5,
-        .removal_effect = 42, .has_removal_effect = 0,
+        .window_start = -5,
+        .window_end = INT64_MAX,
+        .dim = TL_DIM_ITEM,
+        .dim_id = LONG_STR,
+        .method = "last_touch",
+        .credit = 1.0 / 3,
+        .credit_before = -0.0,
+        .conversions = 0.5,
+        .removal_effect = 42,
+        .has_removal_effect = 0,
     };
 }
 
@@ -231,8 +321,8 @@ static avro_schema_t load_schema(const char *file)
 
 /* Checks the frame at b->data + off, decodes one record of `schema_file` from it and
  * returns the offset after it. */
-static size_t decode_framed(const tl_buf *b, size_t off, const char *schema_file,
-                            int32_t want_id, decoded *d)
+static size_t decode_framed(const tl_buf *b, size_t off, const char *schema_file, int32_t want_id,
+                            decoded *d)
 {
     const unsigned char *p = (const unsigned char *)b->data + off;
     assert_true(b->len >= off + 5);
@@ -399,7 +489,8 @@ static void test_avro_interest(void **state)
         decoded_free(&d);
     }
     static const char *const names[] = {"category", "item", "channel"};
-    for (int dim = 0; dim < TL_DIM_COUNT; dim++) assert_string_equal(tl_dim_name((tl_dim)dim), names[dim]);
+    for (int dim = 0; dim < TL_DIM_COUNT; dim++)
+        assert_string_equal(tl_dim_name((tl_dim)dim), names[dim]);
     tl_buf_free(&buf);
 }
 
@@ -509,7 +600,8 @@ static void check_attribution_avro(avro_value_t *v, const tl_attribution *a)
         assert_int_equal(ns, want_ns);
     }
     avro_value_t ev;
-    if (opt(v, "shapley_stderr", &ev) != (a->shapley_stderr != NULL)) fail_msg("shapley_stderr null-ness");
+    if (opt(v, "shapley_stderr", &ev) != (a->shapley_stderr != NULL))
+        fail_msg("shapley_stderr null-ness");
     if (a->shapley_stderr) {
         size_t ne = 0;
         assert_int_equal(avro_value_get_size(&ev, &ne), 0);
@@ -567,19 +659,33 @@ static void test_avro_bounds(void **state)
         char *text = long_string(TL_EXPLANATION_MAX, 'e');
         char *itext = long_string(511, 'i');
         tl_buf buf = {0};
-        tl_interest_delta d = {.user_id = s, .dim = TL_DIM_CATEGORY, .dim_id = s, .event_id = s,
-                               .ts = INT64_MIN, .rank = INT32_MIN, .explanation = itext};
+        tl_interest_delta d = {.user_id = s,
+                               .dim = TL_DIM_CATEGORY,
+                               .dim_id = s,
+                               .event_id = s,
+                               .ts = INT64_MIN,
+                               .rank = INT32_MIN,
+                               .explanation = itext};
         tl_avro_put_interest(&buf, 0x7fffffff, &d);
         check_bound(buf.len, tl_avro_interest_bound(S));
         tl_buf_clear(&buf);
-        tl_credit_delta cd = {.window_start = INT64_MIN, .window_end = INT64_MAX,
-                              .dim = TL_DIM_CATEGORY, .dim_id = s, .method = "position_based",
+        tl_credit_delta cd = {.window_start = INT64_MIN,
+                              .window_end = INT64_MAX,
+                              .dim = TL_DIM_CATEGORY,
+                              .dim_id = s,
+                              .method = "position_based",
                               .has_removal_effect = 1};
         tl_avro_put_credit(&buf, 0x7fffffff, &cd);
         check_bound(buf.len, tl_avro_credit_bound(S) - 18);   /* the method names are shorter */
-        tl_rollup_row ru = {.id = s, .window_start = -((int64_t)1 << 62), .purchases = UINT64_MAX >> 1,
-                            .touchpoints = UINT64_MAX >> 1, .shapley_var = 1, .spend = 1,
-                            .has_spend = 1, .markov_at = INT64_MIN, .has_markov_interval = 1};
+        tl_rollup_row ru = {.id = s,
+                            .window_start = -((int64_t)1 << 62),
+                            .purchases = UINT64_MAX >> 1,
+                            .touchpoints = UINT64_MAX >> 1,
+                            .shapley_var = 1,
+                            .spend = 1,
+                            .has_spend = 1,
+                            .markov_at = INT64_MIN,
+                            .has_markov_interval = 1};
         for (int m = 0; m < TL_RU_METHODS; m++) ru.has[m] = 1, ru.conversions[m] = ru.value[m] = 1;
         ru.window_start -= ru.window_start % 86400000;
         tl_buf_clear(&buf);
@@ -593,12 +699,24 @@ static void test_avro_bounds(void **state)
             double *cr = calloc((size_t)n, sizeof(*cr));
             assert_true(tp && cr);
             for (int i = 0; i < n; i++)
-                tp[i] = (tl_touchpoint){.event_id = s, .item_id = s, .category_id = s, .channel = s,
-                                        .campaign = s, .type = 5, .ts = INT64_MIN};
-            tl_attribution r = {.conversion_event_id = s, .user_id = s, .item_id = s,
-                                .category_id = s, .ts = INT64_MIN, .has_value = 1,
-                                .touchpoints = tp, .n_touchpoints = n, .has_model = 1,
-                                .model_version = INT64_MIN, .explanation = text};
+                tp[i] = (tl_touchpoint){.event_id = s,
+                                        .item_id = s,
+                                        .category_id = s,
+                                        .channel = s,
+                                        .campaign = s,
+                                        .type = 5,
+                                        .ts = INT64_MIN};
+            tl_attribution r = {.conversion_event_id = s,
+                                .user_id = s,
+                                .item_id = s,
+                                .category_id = s,
+                                .ts = INT64_MIN,
+                                .has_value = 1,
+                                .touchpoints = tp,
+                                .n_touchpoints = n,
+                                .has_model = 1,
+                                .model_version = INT64_MIN,
+                                .explanation = text};
             for (int m = 0; m < TL_M_COUNT; m++) {
                 r.credits[m] = cr;
                 r.has_method[m] = 1;
@@ -608,8 +726,9 @@ static void test_avro_bounds(void **state)
             tl_buf_clear(&buf);
             tl_avro_put_attribution(&buf, 0x7fffffff, &r);
             /* method names are at most 14 bytes of the 32 allowed for */
-            check_bound(buf.len, tl_avro_attribution_bound(S, (size_t)n) - TL_M_COUNT * 18 - 18 -
-                                     4 * 18);   /* and the status names and values */
+            check_bound(buf.len,
+                        tl_avro_attribution_bound(S, (size_t)n) - TL_M_COUNT * 18 - 18 -
+                            4 * 18);   /* and the status names and values */
             free(tp);
             free(cr);
         }
@@ -696,20 +815,25 @@ static void test_avro_credit_bytes(void **state)
 {
     (void)state;
     tl_credit_delta c = {
-        .window_start = 1, .window_end = -64, .dim = TL_DIM_ITEM, .dim_id = "ab",
-        .method = "linear", .credit = 1.0, .credit_before = 2.0, .conversions = -0.0,
+        .window_start = 1,
+        .window_end = -64,
+        .dim = TL_DIM_ITEM,
+        .dim_id = "ab",
+        .method = "linear",
+        .credit = 1.0,
+        .credit_before = 2.0,
+        .conversions = -0.0,
         .has_removal_effect = 0,
     };
     static const unsigned char want[] = {
-        0, 0, 0, 1, 2,                      /* magic, id 258 */
+        0,    0,    0,    1,    2,                      /* magic, id 258 */
         0x02,                               /* 1 */
         0x7f,                               /* -64 */
-        0x08, 'i', 't', 'e', 'm',           /* "item" */
-        0x04, 'a', 'b',
-        0x0c, 'l', 'i', 'n', 'e', 'a', 'r',
-        0, 0, 0, 0, 0, 0, 0xf0, 0x3f,       /* 1.0 */
-        0, 0, 0, 0, 0, 0, 0x00, 0x40,       /* 2.0 */
-        0, 0, 0, 0, 0, 0, 0x00, 0x80,       /* -0.0 */
+        0x08, 'i',  't',  'e',  'm',           /* "item" */
+        0x04, 'a',  'b',  0x0c, 'l', 'i', 'n',  'e',  'a',
+        'r',  0,    0,    0,    0,   0,   0,    0xf0, 0x3f,       /* 1.0 */
+        0,    0,    0,    0,    0,   0,   0x00, 0x40,       /* 2.0 */
+        0,    0,    0,    0,    0,   0,   0x00, 0x80,       /* -0.0 */
         0x00,                               /* null branch: no removal effect */
         0x00, 0x00, 0x00,                   /* nor an interval */
     };
@@ -727,10 +851,17 @@ static void test_avro_credit_bytes(void **state)
 static void test_avro_rollup(void **state)
 {
     (void)state;
-    tl_rollup_row row = {.id = "Paid Search", .window_start = 1511568000000LL - 3600000,
-                         .purchases = 3, .touchpoints = 7, .shapley_var = 0.25,
-                         .spend = 100, .has_spend = 1, .markov_lo = 1.25, .markov_hi = 2.5,
-                         .markov_level = 0.9, .markov_at = 1511568000000LL,
+    tl_rollup_row row = {.id = "Paid Search",
+                         .window_start = 1511568000000LL - 3600000,
+                         .purchases = 3,
+                         .touchpoints = 7,
+                         .shapley_var = 0.25,
+                         .spend = 100,
+                         .has_spend = 1,
+                         .markov_lo = 1.25,
+                         .markov_hi = 2.5,
+                         .markov_level = 0.9,
+                         .markov_at = 1511568000000LL,
                          .has_markov_interval = 1};
     row.conversions[TL_M_LINEAR] = 2.5;
     row.value[TL_M_LINEAR] = 40.0;
@@ -981,7 +1112,7 @@ static void check_attribution_json(const tl_json *o, const tl_attribution *a)
         for (int i = 0; i < a->n_touchpoints; i++) {
             const tl_json *x = tl_json_at(se, (size_t)i);
             if (isfinite(a->shapley_stderr[i])) assert_true(x->num == a->shapley_stderr[i]);
-            else assert_int_equal(x->type, TL_JSON_NULL);   /* unknown: null */
+            else assert_int_equal(x->type, TL_JSON_NULL); /* unknown: null */
         }
     }
     assert_int_equal(tl_json_len(o), 15);
@@ -999,7 +1130,7 @@ static void check_credit_json(const tl_json *o, const tl_credit_delta *c)
     jdbl(o, "credit_before", c->credit_before);
     jdbl(o, "conversions", c->conversions);
     jopt_dbl(o, "removal_effect", c->has_removal_effect, c->removal_effect);
-    if (c->has_interval) {   /* present only with an interval */
+    if (c->has_interval) { /* present only with an interval */
         jdbl(o, "credit_lo", c->credit_lo);
         jdbl(o, "credit_hi", c->credit_hi);
         jdbl(o, "interval_level", c->interval_level);
@@ -1018,14 +1149,20 @@ static void test_jsonl(void **state)
     assert_non_null(s);
 
     tl_interest_delta ia = interest_a(), ib = interest_b();
-    tl_attribution at[6] = {attribution_rules(), attribution_all(), attribution_some(),
+    tl_attribution at[6] = {attribution_rules(),  attribution_all(),    attribution_some(),
                             attribution_empty(1), attribution_empty(0), attribution_many()};
     tl_credit_delta ca = credit_a(), cb = credit_b();
     const char payload[] = {'\0', 'x', '\xff'};
     tl_dlq_record dlq = {
-        .reason = TL_DLQ_MALFORMED, .error = "Avro body does not decode: \"truncated\"",
-        .topic = "tally.events", .partition = 2, .offset = 81, .key = "k", .key_len = 1,
-        .payload = payload, .payload_len = sizeof(payload),
+        .reason = TL_DLQ_MALFORMED,
+        .error = "Avro body does not decode: \"truncated\"",
+        .topic = "tally.events",
+        .partition = 2,
+        .offset = 81,
+        .key = "k",
+        .key_len = 1,
+        .payload = payload,
+        .payload_len = sizeof(payload),
     };
 
     assert_int_equal(s->emit_interest(s->ctx, &ia), TL_OK);
@@ -1085,10 +1222,29 @@ static void test_jsonl_doubles(void **state)
 {
     (void)state;
     static const double vals[] = {
-        0.1, 0.2, 0.30000000000000004, 1.0 / 3, 2.0 / 3, 1e-300, 4.9406564584124654e-324,
-        2.2250738585072014e-308, 1.7976931348623157e308, 123456789.12345679, 0.5, -0.0, 0.0,
-        9007199254740993.0, 1152921504606846976.0, -1e22, 1e21, 5e-324 * 3, 100, -7.25,
-        0.70710678118654757, 1.0000000000000002, 0.99999999999999989,
+        0.1,
+        0.2,
+        0.30000000000000004,
+        1.0 / 3,
+        2.0 / 3,
+        1e-300,
+        4.9406564584124654e-324,
+        2.2250738585072014e-308,
+        1.7976931348623157e308,
+        123456789.12345679,
+        0.5,
+        -0.0,
+        0.0,
+        9007199254740993.0,
+        1152921504606846976.0,
+        -1e22,
+        1e21,
+        5e-324 * 3,
+        100,
+        -7.25,
+        0.70710678118654757,
+        1.0000000000000002,
+        0.99999999999999989,
     };
     const size_t nv = sizeof(vals) / sizeof(*vals);
     char *out = NULL;

@@ -67,8 +67,8 @@ static void user_fini(tl_user *u)
     u->user_id = NULL;
 }
 
-static void add_tp(tl_user *u, const char *eid, const char *item, const char *cat,
-                   const char *ch, tl_event_type type, int64_t ts)
+static void add_tp(tl_user *u, const char *eid, const char *item, const char *cat, const char *ch,
+                   tl_event_type type, int64_t ts)
 {
     tl_event ev;
     memset(&ev, 0, sizeof(ev));
@@ -148,8 +148,12 @@ static void fill_rich(tl_user *u)
     add_tp(u, "e4", "i4", "", "", TL_PURCHASE, -5);            /* empty, not NULL */
     add_tp(u, "e5", "", "c5", "app", TL_FAVORITE, INT64_MAX);
     {   /* one with a campaign, one with an empty one */
-        tl_event ev = {.event_id = "e6", .user_id = u->user_id, .item_id = "i6",
-                       .channel = "ads", .campaign = "spring-sale", .type = TL_IMPRESSION,
+        tl_event ev = {.event_id = "e6",
+                       .user_id = u->user_id,
+                       .item_id = "i6",
+                       .channel = "ads",
+                       .campaign = "spring-sale",
+                       .type = TL_IMPRESSION,
                        .ts = 4000};
         tl_user_add_tp(u, &ev, -1.0f);
         ev.event_id = "e7";
@@ -464,7 +468,8 @@ static void test_decode_truncated(void **state)
         memcpy(p, b.data, len);
         tl_user d;
         user_init(&d, "u");
-        if (tl_user_decode(&d, p, len) != -1) fail_msg("prefix of %zu/%zu bytes accepted", len, b.len);
+        if (tl_user_decode(&d, p, len) != -1)
+            fail_msg("prefix of %zu/%zu bytes accepted", len, b.len);
         user_fini(&d);
         free(p);
     }
@@ -571,11 +576,13 @@ static void test_decode_garbage(void **state)
     assert_int_equal(d.ent[0].dim, TL_DIM_CHANNEL);
     user_fini(&d);
     user_init(&d, "u");
-    const unsigned char bad_type[] = {2, 0, 0, 0, 1, 1, 'e', 1, 'i', 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    const unsigned char bad_type[] = {2, 0, 0, 0, 1, 1, 'e', 1, 'i', 0, 0,
+                                      6, 0, 0, 0, 0, 0, 0,   0, 0,   0, 1};
     assert_int_equal(tl_user_decode(&d, bad_type, sizeof(bad_type)), -1);
     user_fini(&d);
     user_init(&d, "u");
-    const unsigned char ok_type[] = {2, 0, 0, 0, 1, 1, 'e', 1, 'i', 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    const unsigned char ok_type[] = {2, 0, 0, 0, 1, 1, 'e', 1, 'i', 0, 0,
+                                     5, 0, 0, 0, 0, 0, 0,   0, 0,   0, 1};
     assert_int_equal(tl_user_decode(&d, ok_type, sizeof(ok_type)), 0);
     assert_int_equal(d.tp[0].type, TL_PURCHASE);
     user_fini(&d);
@@ -788,7 +795,9 @@ static void fill_user_n(tl_user *u, int k)
 static void test_store_eviction(void **state)
 {
     (void)state;
-    enum { N = 300 };
+    enum {
+        N = 300
+    };
     tl_store *s = open_ok(2, 1);   /* a 1-byte budget: every clean record is evicted */
     char id[32];
     for (int k = 0; k < N; k++) {
@@ -843,7 +852,7 @@ static void test_store_lru_order(void **state)
     tl_store *s = open_ok(3, 64 << 20);
     for (int k = 0; k < 10; k++) {
         snprintf(id, sizeof(id), "u%d", k);
-        fill_user_n(tl_store_get(s, id), 1);   /* same shape: same size (ids differ by length 0) */
+        fill_user_n(tl_store_get(s, id), 1); /* same shape: same size (ids differ by length 0) */
     }
     flush_ok(s, 1);
     tl_store_stats st;
@@ -893,7 +902,8 @@ static void test_store_room(void **state)
     size_t per = st.cache_bytes;
     /* 3 interest ids, a touchpoint's strings, the record and its id: one allocation
      * each, 16 bytes of overhead or more apiece, and the arrays' slots */
-    assert_true(per >= sizeof(tl_user) + 6 * 16 + 4 * sizeof(tl_interest) + 2 * sizeof(tl_journey_tp));
+    assert_true(per >=
+                sizeof(tl_user) + 6 * 16 + 4 * sizeof(tl_interest) + 2 * sizeof(tl_journey_tp));
     tl_store_close(s);
 
     size_t budget = 8 * per;
@@ -906,11 +916,11 @@ static void test_store_room(void **state)
     for (int k = 0; k < 1000 && !tl_store_over_budget(s); k++) {
         snprintf(id, sizeof(id), "grows-%d", k);
         add_ent(u, TL_DIM_ITEM, id, 1, 1, k);
-        assert_true(tl_store_room(s) < room0);   /* the dirty record's growth counts */
+        assert_true(tl_store_room(s) < room0); /* the dirty record's growth counts */
     }
     assert_true(tl_store_over_budget(s));
     assert_int_equal(tl_store_room(s), 0);
-    flush_ok(s, 2);   /* written; the only record, so it stays however big */
+    flush_ok(s, 2); /* written; the only record, so it stays however big */
     /* many small records: a flush over the budget evicts down to 7/8 of it */
     for (int k = 0; k < 30; k++) {
         snprintf(id, sizeof(id), "v%d", k);
@@ -920,7 +930,7 @@ static void test_store_room(void **state)
     flush_ok(s, 3);
     tl_store_stats_get(s, &st);
     assert_true(st.cache_bytes <= budget - budget / 8);
-    assert_true(st.cache_bytes + 2 * per > budget - budget / 8);   /* no more than needed */
+    assert_true(st.cache_bytes + 2 * per > budget - budget / 8); /* no more than needed */
     assert_true(tl_store_room(s) >= budget / 8);
     tl_store_close(s);
 }
@@ -931,12 +941,14 @@ static void test_store_room(void **state)
 static void test_store_timers_from_disk(void **state)
 {
     (void)state;
-    enum { N = 300 };
+    enum {
+        N = 300
+    };
     char id[32];
-    tl_store *s = open_ok(7, 1);   /* every clean record is evicted */
+    tl_store *s = open_ok(7, 1); /* every clean record is evicted */
     for (int k = 0; k < N; k++) {
         snprintf(id, sizeof(id), "t%03d", k);
-        tl_store_set_timer(s, tl_store_get(s, id), 1000 + (k * 37) % N);   /* distinct */
+        tl_store_set_timer(s, tl_store_get(s, id), 1000 + (k * 37) % N); /* distinct */
     }
     tl_store_stats st;
     tl_store_stats_get(s, &st);
@@ -946,7 +958,7 @@ static void test_store_timers_from_disk(void **state)
     assert_int_equal(st.users_cached, 0);
     assert_int_equal(st.timers_queued, 0);
     for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) {   /* again from a reopened store: nothing was disarmed */
+        if (pass == 1) { /* again from a reopened store: nothing was disarmed */
             tl_store_close(s);
             s = open_ok(7, 1);
             tl_store_stats_get(s, &st);
@@ -966,13 +978,13 @@ static void test_store_timers_from_disk(void **state)
             snprintf(last_id, sizeof(last_id), "%s", u->user_id);
             if (!strcmp(u->user_id, "cached")) saw_cached = 1;
             else n++;
-            if (pass == 0) tl_store_set_timer(s, u, 0);   /* handled: disarmed */
-            else u->timer = 0;                             /* disarmed, not written */
+            if (pass == 0) tl_store_set_timer(s, u, 0); /* handled: disarmed */
+            else u->timer = 0; /* disarmed, not written */
         }
         assert_int_equal(n, N);
         assert_true(saw_cached);
         assert_null(tl_store_next_due(s, 1000 + N));
-        if (pass == 0) {   /* undo: the reopened store still has every timer on disk */
+        if (pass == 0) { /* undo: the reopened store still has every timer on disk */
             tl_store_close(s);
             s = open_ok(7, 1);
             for (int k = 0; k < N; k++) {
@@ -1011,7 +1023,7 @@ static void test_store_dirty_not_evicted(void **state)
     }
     tl_store_stats st;
     tl_store_stats_get(s, &st);
-    assert_int_equal(st.users_evicted, 50);   /* only by the first flush */
+    assert_int_equal(st.users_evicted, 50); /* only by the first flush */
     /* the pointer is still the record (the sanitizer would catch a freed one) */
     assert_ptr_equal(tl_store_get(s, "dirty"), d);
     assert_int_equal(d->n_ent, 1);
@@ -1051,11 +1063,11 @@ static void test_store_over_budget(void **state)
     tl_store_close(s);
 
     s = open_ok(5, 1);
-    assert_false(tl_store_over_budget(s));   /* empty */
+    assert_false(tl_store_over_budget(s)); /* empty */
     tl_store_get(s, "x");
-    assert_true(tl_store_over_budget(s));    /* a loaded, dirty record */
+    assert_true(tl_store_over_budget(s)); /* a loaded, dirty record */
     flush_ok(s, 2);
-    assert_false(tl_store_over_budget(s));   /* written and evicted */
+    assert_false(tl_store_over_budget(s)); /* written and evicted */
     tl_store_stats st;
     tl_store_stats_get(s, &st);
     assert_int_equal(st.users_cached, 0);
@@ -1089,8 +1101,9 @@ static void test_store_peeked_records_evicted(void **state)
     tl_store_close(s);
     if (st.users_cached != 0)
         fail_msg("after a flush with a 1-byte budget, %llu peeked records are still cached "
-                 "(cache_bytes %zu, evicted %llu)", (unsigned long long)st.users_cached,
-                 st.cache_bytes, (unsigned long long)st.users_evicted);
+                 "(cache_bytes %zu, evicted %llu)",
+                 (unsigned long long)st.users_cached, st.cache_bytes,
+                 (unsigned long long)st.users_evicted);
     assert_int_equal(st.users_evicted, 20);
 }
 
@@ -1106,10 +1119,10 @@ static void test_store_read_raw(void **state)
     assert_int_equal(raw.len, 0);
     tl_user *a = tl_store_get(s, "alice");
     fill_rich(a);
-    assert_int_equal(tl_store_read_raw(s, "alice", &raw, err, sizeof(err)), 0);   /* not flushed */
+    assert_int_equal(tl_store_read_raw(s, "alice", &raw, err, sizeof(err)), 0); /* not flushed */
     flush_ok(s, 1);
     tl_user_encode(tl_store_peek(s, "alice"), &want);
-    tl_buf_puts(&raw, "stale");   /* cleared by the call */
+    tl_buf_puts(&raw, "stale"); /* cleared by the call */
     assert_int_equal(tl_store_read_raw(s, "alice", &raw, err, sizeof(err)), 1);
     assert_int_equal(raw.len, want.len);
     assert_memory_equal(raw.data, want.data, want.len);
@@ -1151,7 +1164,7 @@ static void *reader_main(void *arg)
     char err[256];
     while (!atomic_load(&r->stop)) {
         int64_t t = tl_store_stream_time(r->s);
-        if (t < r->last_time) r->bad++;   /* stream time never goes back */
+        if (t < r->last_time) r->bad++; /* stream time never goes back */
         r->last_time = t;
         int rc = tl_store_read_raw(r->s, "hot", &raw, err, sizeof(err));
         if (rc == 1) {
@@ -1173,7 +1186,7 @@ static void *reader_main(void *arg)
 static void test_store_read_raw_concurrent(void **state)
 {
     (void)state;
-    tl_store *s = open_ok(9, 1);   /* every flush evicts: reads never meet the cache */
+    tl_store *s = open_ok(9, 1); /* every flush evicts: reads never meet the cache */
     struct reader r = {.s = s};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, reader_main, &r), 0);
@@ -1182,14 +1195,15 @@ static void test_store_read_raw_concurrent(void **state)
         tl_store_observe_ts(s, 1000 + k);
         tl_user *u = tl_store_get(s, "hot");
         snprintf(id, sizeof(id), "c%d", k % 17);
-        if (!tl_user_find_interest(u, TL_DIM_CATEGORY, id)) add_ent(u, TL_DIM_CATEGORY, id, k, k, k);
+        if (!tl_user_find_interest(u, TL_DIM_CATEGORY, id))
+            add_ent(u, TL_DIM_CATEGORY, id, k, k, k);
         add_tp(u, id, "item", k % 2 ? "cat" : NULL, NULL, TL_CLICK, k);
         if (u->n_tp > 20) tl_user_remove_tps(u, 0, 5);
         fill_user_n(tl_store_get(s, id), k);
         if (k % 3 == 0) flush_ok(s, k);
     }
     flush_ok(s, 400);
-    while (atomic_load(&r.found) == 0) sched_yield();   /* at least one read saw the record */
+    while (atomic_load(&r.found) == 0) sched_yield(); /* at least one read saw the record */
     atomic_store(&r.stop, 1);
     pthread_join(th, NULL);
     assert_int_equal(r.bad, 0);
@@ -1220,8 +1234,14 @@ static void test_encoded_bound(void **state)
     memset(s, 'z', S);
     s[S] = '\0';
     for (int i = 0; i < TP; i++) {
-        tl_event ev = {.event_id = s, .user_id = "u", .item_id = s, .category_id = s,
-                       .channel = s, .campaign = s, .type = TL_CLICK, .ts = INT64_MIN + i,
+        tl_event ev = {.event_id = s,
+                       .user_id = "u",
+                       .item_id = s,
+                       .category_id = s,
+                       .channel = s,
+                       .campaign = s,
+                       .type = TL_CLICK,
+                       .ts = INT64_MIN + i,
                        .dwell_ms = INT32_MIN,
                        .has_dwell = 1};
         tl_user_add_tp(&u, &ev, 0.5f);
@@ -1263,8 +1283,8 @@ static void test_store_quarantine(void **state)
 
     tl_store *s = open_ok(3, 1 << 20);
     restore_ok(s, "good", good.data, good.len, 0);
-    restore_ok(s, "worse", good.data, good.len, 1);            /* good first ... */
-    restore_ok(s, "worse", "\x09\x00\x00", 3, 2);                /* ... then an unknown version */
+    restore_ok(s, "worse", good.data, good.len, 1); /* good first ... */
+    restore_ok(s, "worse", "\x09\x00\x00", 3, 2); /* ... then an unknown version */
     /* a known version and timer, then garbage: passes the restore's cheap check */
     restore_ok(s, "bad", "\x03\x00\xff\xff\xff", 5, 3);
     if (tl_store_restore_done(s, err, sizeof(err)) != 0) fail_msg("restore_done: %s", err);
@@ -1274,7 +1294,7 @@ static void test_store_quarantine(void **state)
     assert_null(tl_store_peek(s, "worse"));
     assert_same_user(tl_store_peek(s, "good"), &ref);
 
-    tl_user *b = tl_store_get(s, "bad");          /* decodes at its first use */
+    tl_user *b = tl_store_get(s, "bad"); /* decodes at its first use */
     assert_non_null(b);
     assert_int_equal(b->n_ent + b->n_tp + b->n_attr, 0);
     assert_int_equal(b->timer, 0);
@@ -1284,7 +1304,7 @@ static void test_store_quarantine(void **state)
     flush_ok(s, 10);
     tl_store_close(s);
 
-    s = open_ok(3, 1 << 20);                      /* the fresh record replaced it */
+    s = open_ok(3, 1 << 20); /* the fresh record replaced it */
     b = tl_store_peek(s, "bad");
     assert_non_null(b);
     assert_int_equal(b->n_ent, 1);
