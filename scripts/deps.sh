@@ -25,6 +25,7 @@ TEST_APT_PACKAGES=(
   kcat default-jre-headless maven python3-pip
   prometheus   # promtool: integration.http checks a live /metrics with it
   strace       # deploy.install lists what tally run opens
+  clang-format-19   # style.format: the C sources as .clang-format lays them out
   chromium     # integration.report renders the HTML report and reads its screenshot
 )
 BUILD_ONLY=${TALLY_DEPS_BUILD_ONLY:-0}
