@@ -5,7 +5,9 @@
  *
  * Users: the user record (core/state.c), the Markov chain and its shared records
  * (model/markov.c, model/markov_share.c), the Avro encoders and the roll-up decoder
- * (sink/avro_out.c, ingest/codec.c's encoder). The Avro decoder of input records
+ * (sink/avro_out.c, ingest/codec.c's encoder), the frames of the FTRL state, its deltas,
+ * the metrics and the shared model's records (model/ftrl.c, model/metrics.c,
+ * model/model.c). The Avro decoder of input records
  * (ingest/codec.c) keeps its own reader: it reports the byte offset of every failure in
  * the dead letter's message.
  *
@@ -28,6 +30,27 @@
 #include "util.h"
 
 #define TL_WIRE_VARINT_MAX 10   /* bytes of a 64-bit varint, at most */
+
+/* ---- frames ---------------------------------------------------------------------
+ * tally's own binary records (the model checkpoint's FTRL state and metrics, the shared
+ * model's updates and FTRL deltas) open with four magic bytes and a little-endian u32
+ * format, 1 or more. */
+#define TL_WIRE_FRAME_LEN 8
+
+/* Writes the frame at p; returns the cursor after it. */
+static inline char *tl_wire_w_frame(char *p, const char magic[4], uint32_t format)
+{
+    memcpy(p, magic, 4);
+    return tl_le_put_u32(p + 4, format);
+}
+
+/* The format of the frame at buf, or 0 when buf is shorter than a frame or opens with
+ * another magic. */
+static inline uint32_t tl_wire_frame_format(const void *buf, size_t len, const char magic[4])
+{
+    if (!buf || len < TL_WIRE_FRAME_LEN || memcmp(buf, magic, 4) != 0) return 0;
+    return tl_le_get_u32((const unsigned char *)buf + 4);
+}
 
 static inline uint64_t tl_wire_zigzag(int64_t v)
 {

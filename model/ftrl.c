@@ -64,6 +64,7 @@
  * require 1e-9 agreement, and the state is tiny).
  */
 #include "ftrl.h"
+#include "core/wire.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -295,9 +296,7 @@ double tl_ftrl_learn_sparse(tl_ftrl *m, const int32_t *idx, const double *x, int
 static char *encode_header(const tl_ftrl *m, tl_buf *out, size_t len, uint32_t format)
 {
     tl_buf_reserve(out, len);
-    char *p = out->data + out->len;
-    memcpy(p, FTRL_MAGIC, 4);
-    p = tl_le_put_u32(p + 4, format);
+    char *p = tl_wire_w_frame(out->data + out->len, FTRL_MAGIC, format);
     p = tl_le_put_u32(p, (uint32_t)m->d);
     p = tl_le_put_f64(p, m->alpha);
     p = tl_le_put_f64(p, m->beta);
@@ -385,8 +384,9 @@ static tl_ftrl *decode_sparse(const unsigned char *p, size_t len, uint32_t d, in
 tl_ftrl *tl_ftrl_decode(const void *buf, size_t len)
 {
     const unsigned char *p = buf;
-    if (!buf || len < FTRL_HEADER || memcmp(p, FTRL_MAGIC, 4) != 0) return NULL;
-    uint32_t format = tl_le_get_u32(p + 4), d = tl_le_get_u32(p + 8);
+    uint32_t format = tl_wire_frame_format(buf, len, FTRL_MAGIC);
+    if (!format || len < FTRL_HEADER) return NULL;
+    uint32_t d = tl_le_get_u32(p + 8);
     if (format == FTRL_FORMAT_SPARSE || format == FTRL_FORMAT_SPARSE_AVG)
         return decode_sparse(p, len, d, format == FTRL_FORMAT_SPARSE_AVG);
     if (format != FTRL_FORMAT && format != FTRL_FORMAT_AVG) return NULL;
@@ -446,9 +446,7 @@ int tl_ftrl_delta_take(tl_ftrl *m, tl_buf *out, size_t max_rows)
     uint32_t k = (size_t)m->n_touched < max_rows ? (uint32_t)m->n_touched : (uint32_t)max_rows;
     size_t len = DELTA_HEADER + (size_t)k * DELTA_ROW;
     tl_buf_reserve(out, len);
-    char *p = out->data + out->len;
-    memcpy(p, DELTA_MAGIC, 4);
-    p = tl_le_put_u32(p + 4, DELTA_FORMAT);
+    char *p = tl_wire_w_frame(out->data + out->len, DELTA_MAGIC, DELTA_FORMAT);
     p = tl_le_put_u32(p, (uint32_t)m->d);
     p = tl_le_put_u64(p, m->d_updates);
     p = tl_le_put_u32(p, k);
@@ -466,11 +464,19 @@ int tl_ftrl_delta_take(tl_ftrl *m, tl_buf *out, size_t max_rows)
     return 1;
 }
 
+void tl_ftrl_delta_put_empty(const tl_ftrl *m, tl_buf *out)
+{
+    char h[DELTA_HEADER];
+    char *p = tl_le_put_u32(tl_wire_w_frame(h, DELTA_MAGIC, DELTA_FORMAT), (uint32_t)m->d);
+    tl_le_put_u32(tl_le_put_u64(p, 0), 0);
+    tl_buf_append(out, h, sizeof(h));
+}
+
 int64_t tl_ftrl_delta_apply(tl_ftrl *m, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
-    if (!buf || len < DELTA_HEADER || memcmp(p, DELTA_MAGIC, 4) != 0 ||
-        tl_le_get_u32(p + 4) != DELTA_FORMAT || tl_le_get_u32(p + 8) != (uint32_t)m->d)
+    if (tl_wire_frame_format(buf, len, DELTA_MAGIC) != DELTA_FORMAT || len < DELTA_HEADER ||
+        tl_le_get_u32(p + 8) != (uint32_t)m->d)
         return -1;
     uint64_t updates = tl_le_get_u64(p + 12);
     uint32_t k = tl_le_get_u32(p + 20);

@@ -136,6 +136,8 @@ tl_ftrl *tl_ftrl_decode(const void *buf, size_t len);
  * pending (tl_ftrl_delta_pending); a delta larger than that goes in several parts, the
  * updates counted in the first. Layout:
  *   "TLFD" | u32 format 1 | u32 d | u64 updates | u32 k | k x (u32 i | f64 dz | f64 dn)
+ * tl_ftrl_delta_put_empty appends a delta of no update and no row (a record that must
+ * carry one when nothing is pending).
  * tl_ftrl_delta_clear forgets what was gathered (it is then never sent).
  * tl_ftrl_delta_apply adds a delta to m and moves its version on by the delta's updates:
  * their number, or -1, with m unchanged, when buf is not one valid delta of m's dimension
@@ -144,6 +146,7 @@ tl_ftrl *tl_ftrl_decode(const void *buf, size_t len);
 void tl_ftrl_delta_track(tl_ftrl *m);
 int tl_ftrl_delta_pending(const tl_ftrl *m);
 int tl_ftrl_delta_take(tl_ftrl *m, tl_buf *out, size_t max_rows);
+void tl_ftrl_delta_put_empty(const tl_ftrl *m, tl_buf *out);
 void tl_ftrl_delta_clear(tl_ftrl *m);
 int64_t tl_ftrl_delta_apply(tl_ftrl *m, const void *buf, size_t len);
 

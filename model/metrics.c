@@ -25,6 +25,7 @@
  * baseline must see exactly the model's examples, weights and window).
  */
 #include "metrics.h"
+#include "core/wire.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -192,10 +193,7 @@ void tl_metrics_encode(const tl_metrics *m, tl_buf *out)
 {
     size_t len = MT_HEADER + (size_t)m->n * MT_ENTRY;
     tl_buf_reserve(out, len);
-    char *p = out->data + out->len;
-    memcpy(p, MT_MAGIC, 4);
-    p += 4;
-    p = tl_le_put_u32(p, MT_FORMAT);
+    char *p = tl_wire_w_frame(out->data + out->len, MT_MAGIC, MT_FORMAT);
     p = tl_le_put_u32(p, (uint32_t)m->window);
     p = tl_le_put_u32(p, (uint32_t)m->n);
     p = tl_le_put_u64(p, m->count);
@@ -222,8 +220,7 @@ static int weight_ok(double w) { return isfinite(w) && w >= 0; }
 tl_metrics *tl_metrics_decode(const void *buf, size_t len)
 {
     const unsigned char *p = buf;
-    if (!buf || len < MT_HEADER || memcmp(p, MT_MAGIC, 4) != 0) return NULL;
-    if (tl_le_get_u32(p + 4) != MT_FORMAT) return NULL;
+    if (tl_wire_frame_format(buf, len, MT_MAGIC) != MT_FORMAT || len < MT_HEADER) return NULL;
     uint32_t window = tl_le_get_u32(p + 8), n = tl_le_get_u32(p + 12);
     if (window < 1 || window > TL_METRICS_MAX_WINDOW || n > window) return NULL;
     if (len != MT_HEADER + (size_t)n * MT_ENTRY) return NULL;

@@ -42,6 +42,7 @@
 #include "shapley.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/wire.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -966,9 +967,8 @@ int tl_model_share_take(tl_model *m, tl_buf *out, size_t max_bytes)
     if (max_bytes < 4096) max_bytes = 4096;
     uint32_t n = m->n_share_ex, cap = (uint32_t)(max_bytes / 2 / SHARE_ROW);
     if (n > cap) n = cap;
-    char h[12];
-    memcpy(h, SHARE_MAGIC, 4);
-    tl_le_put_u32(tl_le_put_u32(h + 4, SHARE_FORMAT), n);
+    char h[TL_WIRE_FRAME_LEN + 4];
+    tl_le_put_u32(tl_wire_w_frame(h, SHARE_MAGIC, SHARE_FORMAT), n);
     tl_buf_append(out, h, sizeof(h));
     tl_buf_append(out, m->share_ex.data, (size_t)n * SHARE_ROW);
     /* the rows sent leave the buffer (the rest go in the next part) */
@@ -977,13 +977,7 @@ int tl_model_share_take(tl_model *m, tl_buf *out, size_t max_bytes)
     m->share_ex.len -= sent;
     m->n_share_ex -= n;
     size_t rows = (max_bytes - 12 - sent - 24) / 20;
-    if (!tl_ftrl_delta_take(m->ftrl, out, rows)) { /* nothing pending: an empty delta */
-        char empty[24];
-        memcpy(empty, "TLFD", 4);
-        char *q = tl_le_put_u32(tl_le_put_u32(empty + 4, 1), (uint32_t)tl_ftrl_dim(m->ftrl));
-        tl_le_put_u32(tl_le_put_u64(q, 0), 0);
-        tl_buf_append(out, empty, sizeof(empty));
-    }
+    if (!tl_ftrl_delta_take(m->ftrl, out, rows)) tl_ftrl_delta_put_empty(m->ftrl, out);
     return 1;
 }
 
@@ -1001,8 +995,7 @@ int tl_model_share_apply(tl_model *m, const void *data, size_t len, int64_t offs
     const unsigned char *p = data;
     if (offset >= 0) m->feed_next = offset + 1; /* a refused record is not read again */
     if (!m->cfg.enabled) return 0;
-    if (!data || len < 12 || memcmp(p, SHARE_MAGIC, 4) != 0 ||
-        tl_le_get_u32(p + 4) != SHARE_FORMAT) {
+    if (tl_wire_frame_format(data, len, SHARE_MAGIC) != SHARE_FORMAT || len < 12) {
         snprintf(err, errlen, "not a model update (magic or format)");
         m->rep.shared_bad++;
         return -1;
