@@ -578,6 +578,19 @@ def run_tally(args, timeout_s, log_path, name="tally"):
     return time.monotonic() - t.t0
 
 
+def gen_events(path, events, users, seed=1, extra=()):
+    """`tally gen` of events for users into path (canonical CSV; its log beside it)."""
+    run_tally(["gen", "--events", str(events), "--users", str(users), "--seed", str(seed),
+               "--output", path] + list(extra), 120, path + ".log", "tally gen")
+
+
+def produce_file(path, topic, b, fmt="canonical"):
+    """`tally produce` of the file at path into topic on broker b; the seconds it took."""
+    return run_tally(["produce", "--input", path, "--format", fmt, "--topic", topic,
+                      "-X", "kafka.bootstrap.servers=" + b], 180, path + ".produce.log",
+                     "tally produce " + os.path.basename(path))
+
+
 def wait_until(cond, timeout_s, what, running=(), interval_s=0.05):
     """Polls cond() until it returns a true value (which is returned) or timeout_s pass.
     Every Tally in running must stay up meanwhile. Exceptions raised by cond() other than

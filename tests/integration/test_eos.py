@@ -188,17 +188,6 @@ def run_args(ctx, in_topic, group, state_dir, outs, instance, until_end=False, b
     return args + outs.args()
 
 
-def gen_events(ctx, path, events, users, seed):
-    run_tally(["gen", "--events", str(events), "--users", str(users), "--seed", str(seed),
-               "--output", path], 120, path + ".log", "tally gen")
-
-
-def produce_file(ctx, path, topic, b=None):
-    return run_tally(["produce", "--input", path, "--format", "canonical", "--topic", topic,
-                      "-X", "kafka.bootstrap.servers=" + (b or ctx.b)],
-                     180, path + ".produce.log", "tally produce " + os.path.basename(path))
-
-
 def split_csv(path, n):
     """Splits a canonical CSV into n files of consecutive rows (header in each);
     returns [(path, rows)]."""
@@ -396,9 +385,9 @@ def test_crash(ctx, pr):
     d = ctx.dir("crash")
     n_events = CRASH_EVENTS
     events = os.path.join(d, "events.csv")
-    gen_events(ctx, events, n_events, max(1, n_events // 10), 1)
+    ku.gen_events(events, n_events, max(1, n_events // 10), 1)
     t_in = ctx.input_topic("crash", 4)
-    produce_file(ctx, events, t_in)
+    ku.produce_file(events, t_in, ctx.b)
     total = end_sum(k, t_in)
     if total != n_events:
         raise AssertionError("input topic holds %d records, expected %d" % (total, n_events))
@@ -522,14 +511,14 @@ def test_zombie(ctx, pr):
     k = ctx.kafka
     d = ctx.dir("zombie")
     events = os.path.join(d, "events.csv")
-    gen_events(ctx, events, 40000, 4000, 7)
+    ku.gen_events(events, 40000, 4000, 7)
     chunks = split_csv(events, 20)
     t_in = ctx.input_topic("zombie", 4)
     outs = ctx.outputs("zombie")
     group = ctx.group("zombie")
     produced = 0
     for path, rows in chunks[:2]:
-        produce_file(ctx, path, t_in)
+        ku.produce_file(path, t_in, ctx.b)
         produced += rows
     next_chunk = 2
 
@@ -549,7 +538,7 @@ def test_zombie(ctx, pr):
                                                                ku.tail(a.log_path)))
         if next_chunk < len(chunks):
             path, rows = chunks[next_chunk]
-            produce_file(ctx, path, t_in)
+            ku.produce_file(path, t_in, ctx.b)
             produced += rows
             next_chunk += 1
         try:
@@ -569,7 +558,7 @@ def test_zombie(ctx, pr):
                   "\"fenced\"; log %s:\n%s" % (ku.describe_rc(rc), a.log_path,
                                                 ku.tail(a.log_path)))
     for path, rows in chunks[next_chunk:]:
-        produce_file(ctx, path, t_in)
+        ku.produce_file(path, t_in, ctx.b)
         produced += rows
     wait_drained(k, group, t_in, produced, [b])
     b.stop(STOP_TIMEOUT_S)
@@ -616,12 +605,12 @@ def test_lost_state(ctx, pr):
     group = ctx.group("lost")
     state = os.path.join(d, "state")
     args = run_args(ctx, t_in, group, state, outs, "lost", until_end=True)
-    produce_file(ctx, first, t_in)
+    ku.produce_file(first, t_in, ctx.b)
     s1 = run_tally(args, RUN_TIMEOUT_S, os.path.join(d, "run-1.log"), "first run")
     if not os.path.isdir(state) or not os.listdir(state):
         raise AssertionError("the first run left nothing in its state.dir %s" % state)
     shutil.rmtree(state)
-    produce_file(ctx, second, t_in)
+    ku.produce_file(second, t_in, ctx.b)
     s2 = run_tally(args, RUN_TIMEOUT_S, os.path.join(d, "run-2.log"),
                    "second run (state.dir deleted)")
 
@@ -650,14 +639,14 @@ def test_scale_out(ctx, pr):
     k = ctx.kafka
     d = ctx.dir("scale-out")
     events = os.path.join(d, "events.csv")
-    gen_events(ctx, events, 60000, 6000, 11)
+    ku.gen_events(events, 60000, 6000, 11)
     chunks = split_csv(events, 12)
     t_in = ctx.input_topic("scale", 6)
     outs = ctx.outputs("scale")
     group = ctx.group("scale")
     produced = 0
     for path, rows in chunks[:2]:
-        produce_file(ctx, path, t_in)
+        ku.produce_file(path, t_in, ctx.b)
         produced += rows
 
     def start(n):
@@ -680,7 +669,7 @@ def test_scale_out(ctx, pr):
         wait_until(lambda: k.committed_sum(group, t_in) >= target, PROGRESS_TIMEOUT_S,
                    "committed offsets at %d of %d produced" % (target, produced), running=live)
         path, rows = chunks[i]
-        produce_file(ctx, path, t_in)
+        ku.produce_file(path, t_in, ctx.b)
         produced += rows
         if i == len(chunks) // 2:
             stopped = live.pop(1)
@@ -720,7 +709,7 @@ def test_broker_restart(ctx, pr):
             b = fh.read().strip()
         pk = Kafka(b)
         events = os.path.join(d, "events.csv")
-        gen_events(ctx, events, 40000, 4000, 13)
+        ku.gen_events(events, 40000, 4000, 13)
         chunks = split_csv(events, 10)
         t_in = ctx.input_topic("restart", 4, kafka=pk)
         outs = ctx.outputs("restart", kafka=pk)
@@ -731,7 +720,7 @@ def test_broker_restart(ctx, pr):
                                           os.path.join(d, "events.big.csv"))] + chunks[7:]
         produced = 0
         for path, rows in pieces[:2]:
-            produce_file(ctx, path, t_in, b=b)
+            ku.produce_file(path, t_in, b)
             produced += rows
         t = Tally(run_args(ctx, t_in, group, os.path.join(d, "state"), outs, "restart", b=b),
                   os.path.join(d, "run.log"), "tally run")
@@ -741,7 +730,7 @@ def test_broker_restart(ctx, pr):
                        "committed offsets at %d of %d produced" % (target, produced),
                        running=[t])
             path, rows = pieces[i]
-            produce_file(ctx, path, t_in, b=b)
+            ku.produce_file(path, t_in, b)
             produced += rows
             if i == 2:
                 # Restart as soon as tally is seen working through the big piece.

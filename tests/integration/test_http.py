@@ -44,6 +44,7 @@ from kafka_util import (http_get, http_port, metric_total, scrape, RUN, SKIP, Ka
                         TALLY_BIN, avro_encode, frame, load_schemas, run_tally, stop_all,
                         wait_until)
 from kafka_util import ATTRIBUTION_ID  # noqa: E402
+import kafka_util as ku  # noqa: E402
 
 FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_total",
             "tally_attributions_total", "tally_consumer_lag_records", "tally_batch_duration_seconds",
@@ -70,10 +71,8 @@ def run_args(b, topic, out, state, extra=()):
 
 def gen_produce(work, b, topic, n, seed):
     csv = os.path.join(work, "events-%d.csv" % seed)
-    run_tally(["gen", "--events", str(n), "--users", "500", "--seed", str(seed), "--output", csv],
-              120, csv + ".log", "tally gen")
-    run_tally(["produce", "--input", csv, "--format", "canonical", "--topic", topic,
-               "-X", "kafka.bootstrap.servers=" + b], 180, csv + ".produce.log", "tally produce")
+    ku.gen_events(csv, n, 500, seed)
+    ku.produce_file(csv, topic, b)
 
 
 DEPLOY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy")

@@ -319,9 +319,7 @@ def main():
         return aucs
 
     def produce(topic, path):
-        ku.run_tally(["produce", "--input", path, "--format", "canonical", "--topic", topic,
-                      "-X", "kafka.bootstrap.servers=" + kafka.b], 120,
-                     os.path.join(tmp, "produce.log"), "produce")
+        ku.produce_file(path, topic, kafka.b)
 
     def args(name, topic, group, outs, rollup, state, extra=()):
         x = ["kafka.bootstrap.servers=" + kafka.b, "input.topics=" + topic,
