@@ -440,16 +440,20 @@ void tl_ftrl_delta_clear(tl_ftrl *m)
 
 int tl_ftrl_delta_pending(const tl_ftrl *m) { return m->dz && (m->d_updates || m->n_touched); }
 
+/* A delta's header (DELTA_HEADER bytes) at p; returns where its k rows go. */
+static char *delta_header(const tl_ftrl *m, char *p, uint64_t updates, uint32_t k)
+{
+    p = tl_le_put_u32(tl_wire_w_frame(p, DELTA_MAGIC, DELTA_FORMAT), (uint32_t)m->d);
+    return tl_le_put_u32(tl_le_put_u64(p, updates), k);
+}
+
 int tl_ftrl_delta_take(tl_ftrl *m, tl_buf *out, size_t max_rows)
 {
     if (!tl_ftrl_delta_pending(m)) return 0;
     uint32_t k = (size_t)m->n_touched < max_rows ? (uint32_t)m->n_touched : (uint32_t)max_rows;
     size_t len = DELTA_HEADER + (size_t)k * DELTA_ROW;
     tl_buf_reserve(out, len);
-    char *p = tl_wire_w_frame(out->data + out->len, DELTA_MAGIC, DELTA_FORMAT);
-    p = tl_le_put_u32(p, (uint32_t)m->d);
-    p = tl_le_put_u64(p, m->d_updates);
-    p = tl_le_put_u32(p, k);
+    char *p = delta_header(m, out->data + out->len, m->d_updates, k);
     for (uint32_t j = 0; j < k; j++) {   /* the last k listed */
         int i = m->touched[--m->n_touched];
         p = tl_le_put_u32(p, (uint32_t)i);
@@ -467,8 +471,7 @@ int tl_ftrl_delta_take(tl_ftrl *m, tl_buf *out, size_t max_rows)
 void tl_ftrl_delta_put_empty(const tl_ftrl *m, tl_buf *out)
 {
     char h[DELTA_HEADER];
-    char *p = tl_le_put_u32(tl_wire_w_frame(h, DELTA_MAGIC, DELTA_FORMAT), (uint32_t)m->d);
-    tl_le_put_u32(tl_le_put_u64(p, 0), 0);
+    delta_header(m, h, 0, 0);
     tl_buf_append(out, h, sizeof(h));
 }
 

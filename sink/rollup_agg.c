@@ -460,6 +460,13 @@ static int32_t spend_partition(tl_rollup_agg *a, tl_ru_dim d, const char *id, in
                                : -1;
 }
 
+/* The partials partition whose owner checks spend partition q for bad lines (q modulo
+ * the partials' partition count), or -1 when that count is unknown. */
+static int32_t spend_checker(const tl_rollup_agg *a, int q)
+{
+    return a->o.partitions > 0 ? q % a->o.partitions : -1;
+}
+
 /* Marks the day row (d, id, day) changed when partition p is its and this instance's own
  * (p -1: whichever it is). 1 when marked. */
 static int spend_touch(tl_rollup_agg *a, tl_ru_dim d, const char *id, int64_t day, int32_t p)
@@ -683,11 +690,12 @@ static int restore(tl_rollup_agg *a, int32_t p)
  * already read. 0 or -1. */
 static int spend_take_over(tl_rollup_agg *a, const rd_kafka_topic_partition_list_t *l)
 {
-    if (!a->spend || a->o.partitions <= 0) return 0;
+    if (!a->spend) return 0;
     rd_kafka_topic_partition_list_t *sl = rd_kafka_topic_partition_list_new(a->n_spend);
-    for (int i = 0; i < l->cnt; i++)
-        for (int q = l->elems[i].partition; q >= 0 && q < a->n_spend; q += a->o.partitions)
-            rd_kafka_topic_partition_list_add(sl, a->o.spend_topic, q);
+    for (int q = 0; q < a->n_spend; q++)
+        for (int i = 0; i < l->cnt; i++)
+            if (spend_checker(a, q) == l->elems[i].partition)
+                rd_kafka_topic_partition_list_add(sl, a->o.spend_topic, q);
     rd_kafka_resp_err_t e = sl->cnt ? rd_kafka_committed(a->consumer, sl, 60000) : 0;
     rd_kafka_topic_partition_list_t *back =
         rd_kafka_topic_partition_list_new(sl->cnt ? sl->cnt : 1);
@@ -783,9 +791,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             part *pt = part_of(a, parts->elems[i].partition);
             pt->assigned = 0;
             drop_totals(pt);
-            for (int q = parts->elems[i].partition;
-                 a->spend && a->o.partitions > 0 && q >= 0 && q < a->n_spend; q += a->o.partitions)
-                a->spend_checked[q] = a->spend_committed[q] = -1;
+            for (int q = 0; q < a->n_spend; q++)
+                if (spend_checker(a, q) == parts->elems[i].partition)
+                    a->spend_checked[q] = a->spend_committed[q] = -1;
             TL_LOG_INFO("rollup", "revoked partition=%d", (int)parts->elems[i].partition);
         }
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);

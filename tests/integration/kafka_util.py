@@ -584,9 +584,10 @@ def gen_events(path, events, users, seed=1, extra=()):
                "--output", path] + list(extra), 120, path + ".log", "tally gen")
 
 
-def produce_file(path, topic, b, fmt="canonical"):
-    """`tally produce` of the file at path into topic on broker b; the seconds it took."""
-    return run_tally(["produce", "--input", path, "--format", fmt, "--topic", topic,
+def produce_file(path, topic, b):
+    """`tally produce` of the canonical CSV at path into topic on broker b; the seconds it
+    took."""
+    return run_tally(["produce", "--input", path, "--format", "canonical", "--topic", topic,
                       "-X", "kafka.bootstrap.servers=" + b], 180, path + ".produce.log",
                      "tally produce " + os.path.basename(path))
 

@@ -280,9 +280,7 @@ def main():
     steps = ku.Steps(catch_all=True)
     run = uuid.uuid4().hex[:8]
     csv = os.path.join(tmp, "events.csv")
-    ku.run_tally(["gen", "--events", str(EVENTS), "--users", str(USERS), "--campaigns", "2",
-                  "--output", csv], 120,
-                 os.path.join(tmp, "gen.log"), "gen")
+    ku.gen_events(csv, EVENTS, USERS, 1, ["--campaigns", "2"])
     with open(csv) as fh:
         header, lines = fh.readline(), fh.readlines()
     parts = []
@@ -299,9 +297,7 @@ def main():
         the model: every model scores the same examples in the same order."""
         held = os.path.join(tmp, "holdout.csv")
         if not os.path.exists(held):
-            ku.run_tally(["gen", "--events", str(EVENTS), "--users", str(USERS), "--campaigns",
-                          "2", "--seed", "7", "--output", held], 120,
-                         os.path.join(tmp, "gen-holdout.log"), "gen")
+            ku.gen_events(held, EVENTS, USERS, 7, ["--campaigns", "2"])
         aucs = []
         for i, state in enumerate(states):
             d = os.path.join(tmp, "holdout-%d" % i)
