@@ -392,11 +392,14 @@ const char *tl_cmd_group(const tl_config *c)
                                                   : "tally";
 }
 
-void tl_cmd_changelog_topic(const tl_config *c, char *out, size_t outlen)
+int tl_cmd_names(const tl_config *c, const char *instance_id, tl_app_names *n, char *err,
+                 size_t errlen)
 {
-    if (*tl_config_str(c, "state.changelog.topic"))
-        snprintf(out, outlen, "%s", tl_config_str(c, "state.changelog.topic"));
-    else snprintf(out, outlen, "%s-users-changelog", tl_cmd_group(c));
+    tl_app_settings s = {.group_id = tl_cmd_group(c),
+                         .changelog_topic = tl_config_str(c, "state.changelog.topic"),
+                         .partials_topic = tl_config_str(c, "rollup.partials.topic"),
+                         .instance_id = instance_id};
+    return tl_app_names_make(&s, n, err, errlen);
 }
 
 tl_config *tl_cmd_kafka_config_parse(int argc, char **argv, const char *usage,

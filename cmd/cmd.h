@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <librdkafka/rdkafka.h>
 
+#include "app/names.h"
 #include "core/config.h"
 #include "model/model.h"
 
@@ -67,10 +68,12 @@ void tl_cmd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
  * error>". Called where a Kafka command fails, so a timeout says why. */
 int tl_cmd_kafka_why_failed(const tl_config *c);
 
-/* The consumer group (kafka.group.id, kafka.consumer.group.id, or tally's default "tally")
- * and the changelog topic (state.changelog.topic, or <group>-users-changelog). */
+/* The consumer group (kafka.group.id, kafka.consumer.group.id, or tally's default "tally"). */
 const char *tl_cmd_group(const tl_config *c);
-void tl_cmd_changelog_topic(const tl_config *c, char *out, size_t outlen);
+/* The deployment's Kafka names (app/names.h) from c and the resolved instance id. 0 or -1
+ * (err: a name too long). */
+int tl_cmd_names(const tl_config *c, const char *instance_id, tl_app_names *n, char *err,
+                 size_t errlen);
 
 int tl_cmd_reset(int argc, char **argv);
 

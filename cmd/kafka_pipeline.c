@@ -232,24 +232,22 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
     return rc;
 }
 
-/* The roll-up aggregator (sink/rollup_agg.h): its group <group>-rollup, its transactional
- * id <transactional id>-rollup; the shared Markov chain's settings from ko. */
+/* The roll-up aggregator (sink/rollup_agg.h), under its names (app/names.h); the shared
+ * Markov chain's settings from ko. */
 static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts *ko,
-                                    const char *state, int n_inputs, int n_spend, int eos,
-                                    const char *txn_id, char *err, size_t errlen)
+                                    const tl_app_names *names, int n_inputs, int n_spend, int eos,
+                                    char *err, size_t errlen)
 {
     const char *topic = tl_config_str(c, "rollup.topic");
     err[0] = 0;
     rd_kafka_conf_t *cc = tl_cmd_kafka_conf(c, "consumer");
     rd_kafka_conf_t *rc = tl_cmd_kafka_conf(c, "consumer");
     rd_kafka_conf_t *pc = tl_cmd_kafka_conf(c, "producer");
-    char name[600];
-    snprintf(name, sizeof(name), "%s-rollup", tl_cmd_group(c));
     int bad = !cc || !rc || !pc ||
-        rd_kafka_conf_set(cc, "group.id", name, err, errlen) != RD_KAFKA_CONF_OK;
-    snprintf(name, sizeof(name), "%s-rollup", txn_id);
+        rd_kafka_conf_set(cc, "group.id", names->rollup_group, err, errlen) != RD_KAFKA_CONF_OK;
     if (!bad && eos &&
-        rd_kafka_conf_set(pc, "transactional.id", name, err, errlen) != RD_KAFKA_CONF_OK)
+        rd_kafka_conf_set(pc, "transactional.id", names->rollup_transactional_id, err, errlen) !=
+            RD_KAFKA_CONF_OK)
         bad = 1;
     if (bad) {
         if (cc) rd_kafka_conf_destroy(cc);
@@ -274,7 +272,7 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts
                .bootstrap = (int)tl_config_int(c, "markov.bootstrap.samples"),
                .level = tl_config_double(c, "markov.bootstrap.level")},
         .credit_topic = ko->topic_credit,
-        .state_topic = state,
+        .state_topic = names->rollup_state,
         .groups = ko->rollup_groups,
         .id_credit = ko->id_credit,
         .spend_topic = tl_config_str(c, "rollup.spend.topic"),
@@ -414,9 +412,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         rc = 2;
         goto done;
     }
-    const char *group = tl_cmd_group(c);
-    char changelog_topic[512], txn_id[512], host[256] = "";
-    tl_cmd_changelog_topic(c, changelog_topic, sizeof(changelog_topic));
+    char host[256] = "";
     const char *instance = tl_config_str(c, "instance.id");
     if (!*instance) {
         if (tl_cmd_instance_id(tl_config_str(c, "state.dir"), host, sizeof(host), err,
@@ -428,7 +424,13 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         TL_LOG_INFO("run", "instance.id=%s (kept in %s/instance.id)", instance,
                     tl_config_str(c, "state.dir"));
     }
-    snprintf(txn_id, sizeof(txn_id), "tally-%s-%s", group, instance);
+    tl_app_names names;
+    if (tl_cmd_names(c, instance, &names, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tally: configuration error: %s\n", err);
+        rc = 2;
+        goto done;
+    }
+    const char *changelog_topic = names.changelog, *txn_id = names.transactional_id;
 
     rd_kafka_conf_t *pconf = tl_cmd_kafka_conf(c, "producer");
     if (!pconf) goto done;
@@ -455,22 +457,18 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         TL_LOG_INFO("run", "exactly_once transactional.id=%s changelog=%s", txn_id,
                     changelog_topic);
     }
-    char partials[512], rollup_state[600], model_topic[600];
+    const char *partials = names.partials, *rollup_state = names.rollup_state;
+    const char *model_topic = names.model;
     int n_inputs = 0;
     int n_spend = 0;
     const char *rollup_topic = tl_config_str(c, "rollup.topic");
     int shared_model =
         *rollup_topic && p.model && p.mcfg.enabled && tl_config_bool(c, "model.shared");
     if (*rollup_topic) {
-        snprintf(rollup_state, sizeof(rollup_state), "%s-rollup-state", group);
-        snprintf(model_topic, sizeof(model_topic), "%s-model", group);
         if (tl_config_bool(c, "markov.enabled")) {   /* one chain for every instance */
             ko.markov_order = (int)tl_config_int(c, "markov.order");
             ko.markov_window_ms = tl_config_int(c, "markov.window.ms");
         }
-        if (*tl_config_str(c, "rollup.partials.topic"))
-            snprintf(partials, sizeof(partials), "%s", tl_config_str(c, "rollup.partials.topic"));
-        else snprintf(partials, sizeof(partials), "%s-rollup-partials", group);
         ko.rollup_partials_topic = partials;
         ko.rollup_groups = tl_config_str(c, "rollup.channel.groups");
         if (output_schema_id(c, store, "9-rollup.avsc", rollup_topic, &ko.id_rollup)) {
@@ -506,7 +504,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         goto done;
     }
     if (*rollup_topic) {
-        agg = start_rollups(c, &ko, rollup_state, n_inputs, n_spend, eos, txn_id, err, sizeof(err));
+        agg = start_rollups(c, &ko, &names, n_inputs, n_spend, eos, err, sizeof(err));
         if (!agg) {
             fprintf(stderr, "tally: %s\n", err);
             goto done;
@@ -542,6 +540,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     o.tick = share_tick;
     o.tick_arg = &share;
     if (eos) {
+        o.delivery = TL_DELIVERY_EXACTLY_ONCE;
         o.restore = tl_changelog_restore;
         o.restore_arg = changelog;
     }
@@ -555,7 +554,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     tl_kafka_source_opts so2 = {
         .topic = topic,
         .codec = codec,
-        .rt = rt,
+        .on_partitions = tl_runtime_partition_listener(rt),
         .limits = {.ts_min = tl_config_int(c, "ingest.ts.min"),
                    .ts_max = tl_config_int(c, "ingest.ts.max"),
                    .max_string = (size_t)tl_config_int(c, "ingest.max.string.bytes")},

@@ -137,9 +137,15 @@ int tl_cmd_reset(int argc, char **argv)
     const tl_cmd_opt opts[] = {{"--execute", NULL, &execute}, {NULL, NULL, NULL}};
     tl_config *c = tl_cmd_kafka_config_parse(argc, argv, usage, opts);
     if (!c) return 2;
-    const char *group = tl_cmd_group(c), *dir = tl_config_str(c, "state.dir");
-    char changelog[512], err[1024];
-    tl_cmd_changelog_topic(c, changelog, sizeof(changelog));
+    const char *dir = tl_config_str(c, "state.dir");
+    char err[1024];
+    tl_app_names names;
+    if (tl_cmd_names(c, "", &names, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tally: configuration error: %s\n", err);
+        tl_config_destroy(c);
+        return 2;
+    }
+    const char *group = names.group, *changelog = names.changelog;
     int n_local = 0;
     if (!execute) {
         if (clear_state_dir(dir, 0, &n_local) != 0) {

@@ -268,6 +268,18 @@ void tl_runtime_revoked(tl_runtime *rt, int32_t partition)
     TL_LOG_INFO("runtime", "store closed partition=%d", (int)partition);
 }
 
+static int listener_assigned(void *arg, int32_t partition, int64_t *next_offset)
+{
+    return tl_runtime_assigned(arg, partition, next_offset);
+}
+
+static void listener_revoked(void *arg, int32_t partition) { tl_runtime_revoked(arg, partition); }
+
+tl_partition_listener tl_runtime_partition_listener(tl_runtime *rt)
+{
+    return (tl_partition_listener){listener_assigned, listener_revoked, rt};
+}
+
 tl_store *tl_runtime_store(tl_runtime *rt, int32_t partition)
 {
     return partition >= 0 && partition < rt->n_parts ? rt->stores[partition] : NULL;
@@ -695,5 +707,11 @@ int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *
 {
     rt->src = src;
     rt->stop = stop;
-    return rt->sink->begin ? eos_run(rt) : alo_run(rt);
+    if (rt->o.delivery == TL_DELIVERY_AT_LEAST_ONCE) return alo_run(rt);
+    if (!rt->sink->begin || !rt->sink->emit_state || !rt->sink->commit) {
+        TL_LOG_ERROR("runtime", "exactly_once needs a transactional sink; sink %s has none",
+                     rt->sink->name ? rt->sink->name : "?");
+        return -1;
+    }
+    return eos_run(rt);
 }

@@ -50,7 +50,17 @@ typedef struct tl_stage {
     void (*destroy)(void *ctx);
 } tl_stage;
 
+/* processing.guarantee. at_least_once: outputs are acknowledged before the source's
+ * offsets are committed (the sink's progress()). exactly_once: each batch is a
+ * transaction of the sink's (begin(), emit_state(), commit() with the offsets), so the
+ * sink must have them. */
+typedef enum tl_delivery {
+    TL_DELIVERY_AT_LEAST_ONCE = 0,
+    TL_DELIVERY_EXACTLY_ONCE
+} tl_delivery;
+
 typedef struct tl_runtime_opts {
+    tl_delivery delivery;
     const char *state_dir;
     size_t cache_bytes;          /* per store */
     size_t memtable_bytes; /* per store, RocksDB's write buffer (tl_store_memory; 0: default) */
@@ -92,14 +102,18 @@ int tl_runtime_read_user(tl_runtime *rt, const char *user_id, tl_buf *out, int32
                          int64_t *stream_time, int32_t *owned, int max_owned, int *n_owned,
                          char *err, size_t errlen);
 
-/* Partition ownership, called by sources (ingest/kafka_source.c) from rebalances.
+/* Partition ownership, told by a group's source through its tl_partition_listener
+ * (core/source.h), which tl_runtime_partition_listener() points here.
  * assigned: opens the partition's store and returns in *next_offset the offset to
- * resume from (-1: the store has none; use the committed offset). 0 or -1. */
+ * resume from (-1: the store has none; use the committed offset). 0 or -1.
+ * revoked: commits what the partition has in flight and closes its store. */
 int tl_runtime_assigned(tl_runtime *rt, int32_t partition, int64_t *next_offset);
 void tl_runtime_revoked(tl_runtime *rt, int32_t partition);
+tl_partition_listener tl_runtime_partition_listener(tl_runtime *rt);
 
 /* Runs until the source reports EOF, *stop becomes non-zero (the current batch is
- * finished and committed first), or a fatal error. 0 on a clean end, -1 on error. */
+ * finished and committed first), or a fatal error. 0 on a clean end, -1 on error
+ * (also when exactly_once is asked of a sink without transactions). */
 int tl_runtime_run(tl_runtime *rt, const tl_source *src, volatile sig_atomic_t *stop);
 
 const tl_runtime_stats *tl_runtime_stats_get(const tl_runtime *rt);

@@ -32,6 +32,21 @@ tl_event *tl_batch_push(tl_batch *b);      /* a zeroed slot at the end */
 tl_dlq_record *tl_batch_push_bad(tl_batch *b);
 void tl_batch_destroy(tl_batch *b);
 
+/* Who is told when a source that belongs to a group gains or loses a partition (the
+ * Kafka source calls it from its rebalances, on the processing thread, between
+ * batches). The application points it at the runtime (tl_runtime_assigned and
+ * tl_runtime_revoked), which opens and closes the partition's state.
+ *   assigned: 0 and, in *next_offset, the offset to resume from (-1: none; the group's
+ *             committed offset then), or -1 when the partition cannot be taken (its
+ *             state cannot be opened): the source then stops with an error.
+ *   revoked:  the partition is gone; the events of it not yet returned by poll() were
+ *             dropped by the source (the partition's next owner reads them again). */
+typedef struct tl_partition_listener {
+    int (*assigned)(void *arg, int32_t partition, int64_t *next_offset);
+    void (*revoked)(void *arg, int32_t partition);
+    void *arg;
+} tl_partition_listener;
+
 /* poll() results */
 enum {
     TL_SRC_OK = 0,

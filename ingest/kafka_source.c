@@ -9,12 +9,13 @@
  * never committed before the outputs of its record were acknowledged.
  *
  * Rebalances (served inside consumer_poll, on the processing thread):
- *   - assigned: the runtime opens each partition's store, and the partition starts
+ *   - assigned: the listener (core/source.h; the runtime) opens each partition's
+ *     store, and the partition starts
  *     at the store's next offset when it has one (the store is ahead of, or equal to,
  *     the group's committed offset: it is written before offsets are stored);
  *   - revoked: events of those partitions already in the batch being filled are
  *     dropped (nothing of them was processed; the next owner reads them again), and
- *     the runtime closes the stores (clean: revocation comes between batches).
+ *     the listener closes the stores (clean: revocation comes between batches).
  *
  * Decoding: each record goes through the codec (framing, schema id, resolution) and
  * validation; failures become dead-letter records with a copy of the original key and
@@ -83,7 +84,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
             int64_t next = -1;
-            if (tl_runtime_assigned(k->o.rt, tp->partition, &next) != 0) {
+            if (k->o.on_partitions.assigned(k->o.on_partitions.arg, tp->partition, &next) != 0) {
                 /* No state, no processing: the poll stops the run (exit 1); a restart,
                  * once the cause (logged by the store) is fixed, tries again. */
                 TL_LOG_ERROR("ingest", "cannot open state for partition=%d: stopping",
@@ -111,7 +112,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < parts->cnt; i++) {
             int32_t p = parts->elems[i].partition;
             if (k->filling) drop_partition_events(k->filling, p);
-            tl_runtime_revoked(k->o.rt, p);
+            k->o.on_partitions.revoked(k->o.on_partitions.arg, p);
             if (p < k->n_parts && k->assigned[p]) {
                 k->assigned[p] = 0;
                 k->n_assigned--;

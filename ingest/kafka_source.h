@@ -6,14 +6,13 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "core/runtime.h"
 #include "core/source.h"
 #include "ingest/codec.h"
 
 typedef struct tl_kafka_source_opts {
     const char *topic;        /* the input topic */
     tl_codec *codec;          /* borrowed */
-    tl_runtime *rt;           /* borrowed: told of assignments and revocations */
+    tl_partition_listener on_partitions;   /* told of assignments and revocations */
     tl_event_limits limits;   /* tl_event_validate's bounds */
     size_t dlq_max_bytes;     /* most bytes of a value a dead letter keeps (0: no limit) */
     int key_mismatch_dlq;     /* a key other than the user_id: dead letter (else processed,

@@ -265,12 +265,14 @@ static void run_start(run *r)
     assert_non_null(r->rt);
 }
 
-/* Partitions handed over the way a consumer-group source does before it polls. */
+/* Partitions handed over the way a consumer-group source does before it polls: through
+ * the runtime's partition listener (core/source.h). */
 static void run_assign(run *r, int n_parts)
 {
+    tl_partition_listener l = tl_runtime_partition_listener(r->rt);
     for (int p = 0; p < n_parts; p++) {
         int64_t next = 0;
-        assert_int_equal(tl_runtime_assigned(r->rt, p, &next), 0);
+        assert_int_equal(l.assigned(l.arg, p, &next), 0);
         assert_int_equal(next, -1);   /* a new store */
     }
 }
@@ -788,6 +790,23 @@ static void test_stop_before_start(void **state)
     run_fini(&r);
 }
 
+/* exactly_once is asked for, not inferred from the sink: a sink without transactions
+ * (no begin, emit_state, commit) makes the run fail before it reads anything. */
+static void test_exactly_once_needs_transactions(void **state)
+{
+    (void)state;
+    gen_small();
+    run r;
+    run_init(&r, small, 12, 5, NULL);
+    r.o.delivery = TL_DELIVERY_EXACTLY_ONCE;
+    run_start(&r);
+    tl_source src = memsrc_source(&r.src);
+    assert_int_equal(tl_runtime_run(r.rt, &src, NULL), -1);
+    assert_int_equal(r.src.polls, 0);
+    assert_int_equal(r.ms.n, 0);
+    run_fini(&r);
+}
+
 /* The caches' budget holds between flushes too: with no room left (and before the first
  * store is open), a poll asks for at most a thousand events (each may bring a new user's
  * record), and the state written is the same as with room for everything. */
@@ -855,6 +874,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inflight_stalled_acks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_progress_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_before_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exactly_once_needs_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_bounds_batches, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
