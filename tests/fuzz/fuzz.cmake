@@ -53,7 +53,7 @@ target_compile_options(tally_fuzz_common PRIVATE -fsanitize=fuzzer-no-link ${fuz
 file(GLOB fuzz_cmd_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/cmd/*.c)
 list(REMOVE_ITEM fuzz_cmd_srcs ${CMAKE_SOURCE_DIR}/cmd/main.c)
 add_library(tally_fuzz_cmd STATIC ${fuzz_cmd_srcs})
-target_link_libraries(tally_fuzz_cmd PUBLIC tally_ingest tally_features tally_model tally_sink
+target_link_libraries(tally_fuzz_cmd PUBLIC tally_app tally_ingest tally_features tally_model tally_sink
                       tally_core)
 target_compile_definitions(tally_fuzz_cmd PRIVATE TALLY_VERSION="${PROJECT_VERSION}"
   TALLY_DATA_DIR="${CMAKE_BINARY_DIR}/share/tally")
