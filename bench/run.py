@@ -12,7 +12,7 @@
       of the same size per record; at_least_once, and transactional with the offsets every
       100 ms) beside `tally run --until-end` under the same guarantee, on the same backlog,
       alternating; tally's share of the pipe's throughput per guarantee (median of the
-      per-run ratios).
+      per-run ratios), and each one's CPU seconds per 1M records (utime + stime).
   bench/run.py query [--events N] [--users N] [--runs R] [-X key=value ...]
       GET /v1/attribution of a running `tally run` after it drained N events (defaults:
       model and Markov on): the answer is made per request from the attribution and
@@ -405,33 +405,40 @@ def pipe(a):
         topic = backlog_topic(work, bootstrap, a, "pipe")
         res = {}
         for g in ("at_least_once", "exactly_once"):
-            pipe_r, tally_r, ratios = [], [], []
+            runs = []   # per run: {"pipe": (rate, cpu s per 1M), "tally": (...)}
             for i in range(a.runs):
                 grp = uuid.uuid4().hex[:8]
                 out_topic = f"{topic}-pipe-{grp}"
                 got = {}
                 for who in (["pipe", "tally"] if i % 2 == 0 else ["tally", "pipe"]):
                     if who == "pipe":
-                        out, _, wall, _ = run_rss([os.path.join(BUILD, "bench_bare_pipe"), bootstrap,
-                                                   topic, "pipe-" + grp, out_topic, g])
+                        out, _, wall, _, cpu = run_usage([os.path.join(BUILD, "bench_bare_pipe"),
+                                                          bootstrap, topic, "pipe-" + grp,
+                                                          out_topic, g])
                         # the whole process, as tally's rate is (start and group join included)
-                        got["pipe"] = int(kv(out)["records"]) / wall
+                        n = int(kv(out)["records"])
+                        got["pipe"] = (n / wall, cpu * 1e6 / n)
                         delete_topics(bootstrap, [out_topic])
                     else:
-                        got["tally"] = tally_drain(a, bootstrap, topic, work,
-                                                   [f"processing.guarantee={g}"]).rate
-                pipe_r.append(got["pipe"])
-                tally_r.append(got["tally"])
-                ratios.append(got["tally"] / got["pipe"])
-                print(f"{g} run {i + 1}: bare pipe {got['pipe']:,.0f} records/s, tally "
-                      f"{got['tally']:,.0f} events/s (ratio {ratios[-1]:.2f})", file=sys.stderr)
-            res[g] = (statistics.median(tally_r), statistics.median(pipe_r), statistics.median(ratios),
-                      ratios)
+                        d = tally_drain(a, bootstrap, topic, work, [f"processing.guarantee={g}"])
+                        got["tally"] = (d.rate, d.cpu * 1e6 / a.events)
+                runs.append(got)
+                print(f"{g} run {i + 1}: bare pipe {got['pipe'][0]:,.0f} records/s "
+                      f"({got['pipe'][1]:.2f} CPU s per 1M), tally {got['tally'][0]:,.0f} "
+                      f"events/s ({got['tally'][1]:.2f} CPU s per 1M; ratio "
+                      f"{got['tally'][0] / got['pipe'][0]:.2f})", file=sys.stderr)
+            res[g] = runs
         mode = ", ".join(a.xs) if a.xs else "defaults"
-        for g, (t, p, r, rs) in res.items():
+        for g, runs in res.items():
+            def med(who, k):
+                return statistics.median(r[who][k] for r in runs)
+            ratios = [r["tally"][0] / r["pipe"][0] for r in runs]
             print(f"| pipe, {g} ({mode}), {a.events:,} events, {a.users:,} users, 4 partitions, "
-                  f"local broker, {a.runs} alternating runs | tally {t:,.0f} events/s | bare pipe "
-                  f"{p:,.0f} records/s | median ratio {r:.2f} (runs: {', '.join(f'{x:.2f}' for x in rs)}) |")
+                  f"local broker, {a.runs} alternating runs | tally {med('tally', 0):,.0f} "
+                  f"events/s, {med('tally', 1):.2f} CPU s per 1M | bare pipe "
+                  f"{med('pipe', 0):,.0f} records/s, {med('pipe', 1):.2f} CPU s per 1M | median "
+                  f"ratio {statistics.median(ratios):.2f} (runs: "
+                  f"{', '.join(f'{x:.2f}' for x in ratios)}) |")
 
 
 def query(a):
