@@ -7,6 +7,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include "cmd.h"
+#include "core/kafka.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -255,34 +256,14 @@ rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side)
 {
     kconf_arg k = {.conf = rd_kafka_conf_new()};
     rd_kafka_conf_set_log_cb(k.conf, tl_cmd_kafka_log);
-    /* tally's defaults, before the user's keys so that those win. */
-    static const char *const consumer_defaults[][2] = {
-        {"group.id", "tally"},
-        {"auto.offset.reset", "earliest"},
-        /* librdkafka stops prefetching at 100000 queued messages and resumes only after
-         * a fetch backoff: with small records the consumer then runs dry for ~0.5 s at a
-         * time (measured: 3.6 s of 10 s idle on 1M events). A deeper queue keeps it fed;
-         * memory stays bounded by queued.max.messages.kbytes. */
-        {"queued.min.messages", "1000000"},
-        /* A crashed member's partitions move after this long (Kafka's default is 45 s). */
-        {"session.timeout.ms", "10000"},
-    };
-    static const char *const producer_defaults[][2] = {
-        /* Keys go where Java's producer puts them (murmur2, as Kafka Streams, ksqlDB and
-         * every JVM client do), so a join on user_id against tally's topics finds them;
-         * librdkafka's own default (CRC32) puts most keys elsewhere. */
-        {"partitioner", "murmur2_random"},
-        {"enable.idempotence", "true"},
-        {"linger.ms", "5"},
-        {"compression.type", "lz4"},
-    };
+    /* tally's defaults (core/kafka_settings.c), before the user's keys so that those win. */
     int consumer = !strcmp(side, "consumer");
     k.producer = !consumer;
-    size_t n = consumer ? sizeof(consumer_defaults) / sizeof(consumer_defaults[0])
-                        : sizeof(producer_defaults) / sizeof(producer_defaults[0]);
-    for (size_t i = 0; i < n; i++) {
-        const char *const *kv = consumer ? consumer_defaults[i] : producer_defaults[i];
-        rd_kafka_conf_set(k.conf, kv[0], kv[1], NULL, 0);
+    if (tl_kafka_settings_apply(k.conf, consumer ? TL_KC_CONSUMER : TL_KC_PRODUCER, k.err,
+                                sizeof(k.err)) != 0) {
+        fprintf(stderr, "tally: %s\n", k.err);
+        rd_kafka_conf_destroy(k.conf);
+        return NULL;
     }
     if (tl_config_each_kafka(c, side, kconf_set, &k) != 0) {
         fprintf(stderr, "tally: configuration error: kafka: %s\n", k.err);

@@ -1,6 +1,7 @@
 /*
  * config_cmd.c -- `tally config list [--markdown]` and `tally config check -c FILE`.
  */
+#include "core/kafka.h"
 #include "cmd.h"
 #include "kafka_pipeline.h"
 
@@ -24,7 +25,9 @@ int tl_cmd_config(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "list")) {
-        tl_config_list(stdout, argc > 2 && !strcmp(argv[2], "--markdown"));
+        int md = argc > 2 && !strcmp(argv[2], "--markdown");
+        tl_config_list(stdout, md);
+        tl_kafka_settings_list(stdout, md);
         return 0;
     }
     if (!strcmp(argv[1], "check")) {

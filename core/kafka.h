@@ -13,11 +13,37 @@
 #define TL_KAFKA_H
 
 #include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdio.h>
 
 /* Unsubscribes rk, polls it (serving its rebalance callback; records polled meanwhile are
  * dropped: nothing of them was committed) until it holds no partition or timeout_ms has
  * passed, then closes it. 0, or -1 when the assignment was still not empty at the timeout
  * (the consumer is closed anyway). */
 int tl_kafka_consumer_leave(rd_kafka_t *rk, int timeout_ms);
+
+/* The librdkafka settings tally makes, by the client they are for (kafka_settings.c, one
+ * table; docs/configuration.md prints it). The defaults (TL_KC_CONSUMER, TL_KC_PRODUCER)
+ * go into every client of that side before the user's kafka.* keys, which may change
+ * them; the others are what a client needs to work as tally uses it, set after the
+ * user's keys, which cannot change them. */
+typedef enum tl_kafka_client {
+    TL_KC_CONSUMER,         /* every consumer: defaults */
+    TL_KC_PRODUCER,         /* every producer: defaults */
+    TL_KC_INPUT,            /* the input's group consumer */
+    TL_KC_INPUT_UNTIL_END,  /* ... with tally run --until-end */
+    TL_KC_INPUT_EOS,        /* ... with exactly_once */
+    TL_KC_READER,           /* a consumer of tally's own transactional topics, read whole */
+    TL_KC_RESTORE,          /* ... the changelog restore (after TL_KC_READER) */
+    TL_KC_MODEL_FEED,       /* ... the shared model's updates (after TL_KC_READER) */
+    TL_KC_ROLLUP_GROUP,     /* ... the roll-up aggregator's group (after TL_KC_READER) */
+    TL_KC_COUNT
+} tl_kafka_client;
+
+/* Sets every setting of client on conf, in the table's order. 0, or -1 with err. */
+int tl_kafka_settings_apply(rd_kafka_conf_t *conf, tl_kafka_client client, char *err,
+                            size_t errlen);
+/* Prints the table: markdown (md) or text. */
+void tl_kafka_settings_list(FILE *out, int md);
 
 #endif

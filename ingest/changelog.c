@@ -13,6 +13,7 @@
  * of the pipeline and used from the rebalance callback, on the processing thread.
  */
 #include "changelog.h"
+#include "core/kafka.h"
 #include "core/log.h"
 #include "core/prom.h"
 #include "core/util.h"
@@ -53,18 +54,8 @@ tl_changelog *tl_changelog_new(rd_kafka_conf_t *conf, const char *topic, char *e
     tl_prom_series *restoring, *restored;
     restore_metrics(&restoring, &restored);   /* shown from the start, at 0 */
     char e[512];
-    static const char *const fixed[][2] = {
-        {"isolation.level", "read_committed"},
-        {"enable.auto.commit", "false"},
-        {"enable.partition.eof", "true"},
-        {"auto.offset.reset", "earliest"},
-        /* A restore reads one partition as fast as it can: large fetches, deep queue. */
-        {"max.partition.fetch.bytes", "16777216"},
-        {"queued.min.messages", "1000000"},
-        {"fetch.wait.max.ms", "10"},
-    };
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], NULL, 0);
+    tl_kafka_settings_apply(conf, TL_KC_READER, e, sizeof(e));   /* core/kafka_settings.c */
+    tl_kafka_settings_apply(conf, TL_KC_RESTORE, e, sizeof(e));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
     if (!rk) {
         snprintf(err, errlen, "changelog consumer: %s", e);

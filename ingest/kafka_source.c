@@ -347,24 +347,13 @@ tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts
                                     "(dead-lettered or processed: ingest.key.mismatch).",
                                     NULL);
     k->topic = tl_xstrdup(o->topic);
-    /* tally's requirements; a user's kafka.* keys were applied before and may not
-     * override these. */
-    static const char *const fixed[][2] = {
-        {"enable.auto.offset.store", "false"},
-        {"partition.assignment.strategy", "cooperative-sticky"},
-    };
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-        if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "kafka consumer: %s", e);
-            goto fail;
-        }
-    }
-    if (o->until_end) rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-    if (o->exactly_once) {
-        /* Offsets are committed by the producer's transactions; input written by other
-         * transactional producers is read only once committed. */
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-        rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
+    /* tally's requirements (core/kafka_settings.c); a user's kafka.* keys were applied
+     * before and may not override these. */
+    if (tl_kafka_settings_apply(conf, TL_KC_INPUT, e, sizeof(e)) != 0 ||
+        (o->until_end && tl_kafka_settings_apply(conf, TL_KC_INPUT_UNTIL_END, e, sizeof(e))) ||
+        (o->exactly_once && tl_kafka_settings_apply(conf, TL_KC_INPUT_EOS, e, sizeof(e)))) {
+        snprintf(err, errlen, "kafka consumer: %s", e);
+        goto fail;
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, k);

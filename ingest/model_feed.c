@@ -2,6 +2,7 @@
  * model_feed.c -- the model topic's reader (model_feed.h).
  */
 #include "model_feed.h"
+#include "core/kafka.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -30,14 +31,9 @@ tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64
                                  const char *own_key, size_t dlq_max_bytes, char *err,
                                  size_t errlen)
 {
-    static const char *const fixed[][2] = {
-        {"isolation.level", "read_committed"}, {"enable.auto.commit", "false"},
-        {"enable.partition.eof", "false"},     {"auto.offset.reset", "earliest"},
-        {"fetch.wait.max.ms", "100"},
-    };
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], NULL, 0);
     char e[512];
+    tl_kafka_settings_apply(conf, TL_KC_READER, e, sizeof(e));   /* core/kafka_settings.c */
+    tl_kafka_settings_apply(conf, TL_KC_MODEL_FEED, e, sizeof(e));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
     if (!rk) {
         snprintf(err, errlen, "model topic consumer: %s", e);

@@ -21,11 +21,9 @@ bad value stops tally with an error naming the key and where it was set (`file:l
 
 Keys starting with `kafka.` are not listed: they go to librdkafka as they are
 (`kafka.bootstrap.servers`, `kafka.security.protocol`, ...); `kafka.consumer.X` and
-`kafka.producer.X` set X for one side only. tally's own defaults for librdkafka, which such
-keys override: consumer `group.id=tally`, `auto.offset.reset=earliest`,
-`queued.min.messages=1000000`, `session.timeout.ms=10000`; producer `partitioner=murmur2_random`
-(Java's partitioning: docs/operations.md, "Partitioning"), `enable.idempotence=true`, `linger.ms=5`,
-`compression.type=lz4`.
+`kafka.producer.X` set X for one side only. The settings tally makes for librdkafka,
+its defaults (which such keys change) and what its clients need (which they cannot), are
+in the last table, "librdkafka".
 HEAD
   "$BIN" config list --markdown
 } > "$OUT"

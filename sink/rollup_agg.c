@@ -612,14 +612,8 @@ static int start_spend(tl_rollup_agg *a, rd_kafka_conf_t *sconf, const char *par
         rd_kafka_conf_destroy(sconf);
         return -1;
     }
-    static const char *const fixed[][2] = {
-        {"isolation.level", "read_committed"},
-        {"enable.auto.commit", "false"},
-        {"enable.partition.eof", "true"},
-        {"auto.offset.reset", "earliest"},
-    };
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        rd_kafka_conf_set(sconf, fixed[i][0], fixed[i][1], NULL, 0);
+    char e[512];
+    tl_kafka_settings_apply(sconf, TL_KC_READER, e, sizeof(e)); /* core/kafka_settings.c */
     if (!(a->spend = client(RD_KAFKA_CONSUMER, sconf, "spend reader", err, errlen))) return -1;
     a->n_spend = a->o.spend_partitions;
     if (a->n_spend <= 0) {
@@ -998,17 +992,10 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
     a->m_credits =
         tl_prom_counter("tally_markov_shared_credit_deltas_total",
                         "Credit deltas published by the owner of the shared Markov chain.", NULL);
-    static const char *const fixed[][2] = {
-        {"isolation.level", "read_committed"},
-        {"enable.auto.commit", "false"},
-        {"enable.partition.eof", "true"},
-        {"auto.offset.reset", "earliest"},
-        {"partition.assignment.strategy", "cooperative-sticky"},
-    };
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-        rd_kafka_conf_set(cconf, fixed[i][0], fixed[i][1], NULL, 0);
-        if (i < 4) rd_kafka_conf_set(rconf, fixed[i][0], fixed[i][1], NULL, 0);
-    }
+    char why[512]; /* core/kafka_settings.c */
+    tl_kafka_settings_apply(cconf, TL_KC_READER, why, sizeof(why));
+    tl_kafka_settings_apply(cconf, TL_KC_ROLLUP_GROUP, why, sizeof(why));
+    tl_kafka_settings_apply(rconf, TL_KC_READER, why, sizeof(why));
     rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
     rd_kafka_conf_set_opaque(cconf, a);
     /* the producer's partitioner, before the producer takes its configuration */
