@@ -10,6 +10,7 @@
  * bench/run.py runs both several times and reports medians.
  */
 #define _XOPEN_SOURCE 700
+#include "app/config.h"
 #include "core/config.h"
 #include "core/runtime.h"
 #include "core/util.h"
@@ -59,7 +60,7 @@ int main(int argc, char **argv)
     }
     char err[512], dir[] = "/tmp/tally-bench-XXXXXX";
     if (!mkdtemp(dir)) return 1;
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     char v[64];
     snprintf(v, sizeof(v), "%ld", cache_mb);
     if (tl_config_set(c, "state.dir", dir, "bench", err, sizeof(err)) ||
@@ -79,7 +80,12 @@ int main(int argc, char **argv)
         return 1;
     }
     tl_runtime_opts o;
-    tl_pipeline_runtime_opts(c, &o);
+    tl_app_cfg ac;
+    if (tl_app_cfg_load(&ac, c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    tl_app_runtime_opts(&ac, &o);
     tl_sink *sink = tl_avro_sink_new(2, 3, 4);
     tl_runtime *rt = tl_runtime_new(&o, sink, p.stages, baseline ? 0 : p.n_stages);
     tl_source *src = tl_gen_source_new(&gp);

@@ -26,9 +26,11 @@
  * alone is checked and a warning says so).
  */
 #include "bounds.h"
+#include "cmd.h"
 #include "core/log.h"
 #include "core/records.h"
 #include "core/state.h"
+#include "model/attribution.h"
 #include "sink/avro_out.h"
 
 #include <stdio.h>
@@ -139,15 +141,21 @@ int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
                                const char *changelog_topic, const char *const rollups[2], char *err,
                                size_t errlen)
 {
+    const tl_app_cfg ac = tl_cmd_settings(c);
     char v[32];
     size_t n = sizeof(v);
     long long pmax = 1000000;   /* librdkafka's default */
     if (rd_kafka_conf_get(rd_kafka_conf(producer), "message.max.bytes", v, &n) == RD_KAFKA_CONF_OK)
         pmax = atoll(v);
-    size_t S = (size_t)tl_config_int(c, "ingest.max.string.bytes");
-    long long ent = tl_config_int(c, "features.max.interests");
-    long long tps = tl_config_int(c, "attribution.max.touchpoints");
-    long long dlq_max = tl_config_int(c, "dlq.max.record.bytes");
+    size_t S = (size_t)ac.max_string_bytes;
+    tl_features_cfg fc;
+    tl_attr_cfg atc;
+    if (tl_features_cfg_load(&fc, c, err, errlen) != 0 ||
+        tl_attr_cfg_load(&atc, c, err, errlen) != 0)
+        return -1;
+    long long ent = fc.max_interests;
+    long long tps = atc.max_touchpoints;
+    long long dlq_max = ac.dlq_max_record_bytes;
     char keys_s[64], keys_st[128], keys_dlq[64], keys_user[192];
     snprintf(keys_s, sizeof(keys_s), "ingest.max.string.bytes=%zu", S);
     snprintf(keys_st, sizeof(keys_st), "%s, attribution.max.touchpoints=%lld", keys_s, tps);

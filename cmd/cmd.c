@@ -6,6 +6,7 @@
  * second signal exits at once (130).
  */
 #define _XOPEN_SOURCE 700
+#include "app/config.h"
 #include "cmd.h"
 #include "core/kafka.h"
 #include "core/log.h"
@@ -110,20 +111,20 @@ tl_config *tl_cmd_config_parse(int argc, char **argv, const char *usage,
     tl_config *c = tl_cmd_config_load(argc, argv, usage, extra, arg);
     if (!c) return NULL;
     char err[512];
-    if (tl_log_configure(tl_config_str(c, "log.level"), tl_config_str(c, "log.format"),
-                         tl_config_str(c, "log.file"), err, sizeof(err)) != 0) {
+    const tl_app_cfg ac = tl_cmd_settings(c);
+    if (tl_log_configure(ac.log_level, ac.log_format, ac.log_file, err, sizeof(err)) != 0) {
         fprintf(stderr, "tally: configuration error: %s\n", err);
         tl_config_destroy(c);
         return NULL;
     }
-    if (*tl_config_str(c, "log.file")) tl_log_reopen_on_sighup();
+    if (*ac.log_file) tl_log_reopen_on_sighup();
     return c;
 }
 
 tl_config *tl_cmd_config_load(int argc, char **argv, const char *usage,
                               int (*extra)(void *arg, int argc, char **argv, int *i), void *arg)
 {
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     char err[512];
     const char *file = NULL;
     /* First pass: options, -c remembered, -X applied after the file and env. */
@@ -373,12 +374,24 @@ const char *tl_cmd_group(const tl_config *c)
                                                   : "tally";
 }
 
+tl_app_cfg tl_cmd_settings(const tl_config *c)
+{
+    tl_app_cfg ac;
+    char err[256];
+    if (tl_app_cfg_load(&ac, c, err, sizeof(err)) != 0) {   /* c is not the program's */
+        fprintf(stderr, "tally: internal error: %s\n", err);
+        exit(70);
+    }
+    return ac;
+}
+
 int tl_cmd_names(const tl_config *c, const char *instance_id, tl_app_names *n, char *err,
                  size_t errlen)
 {
+    const tl_app_cfg ac = tl_cmd_settings(c);
     tl_app_settings s = {.group_id = tl_cmd_group(c),
-                         .changelog_topic = tl_config_str(c, "state.changelog.topic"),
-                         .partials_topic = tl_config_str(c, "rollup.partials.topic"),
+                         .changelog_topic = ac.changelog_topic,
+                         .partials_topic = ac.partials_topic,
                          .instance_id = instance_id};
     return tl_app_names_make(&s, n, err, errlen);
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <librdkafka/rdkafka.h>
 
+#include "app/config.h"
 #include "app/names.h"
 #include "core/config.h"
 #include "model/model.h"
@@ -67,6 +68,11 @@ void tl_cmd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
  * reason>" or "cannot reach Kafka at <kafka.bootstrap.servers>: <the last connection
  * error>". Called where a Kafka command fails, so a timeout says why. */
 int tl_cmd_kafka_why_failed(const tl_config *c);
+
+/* The application's settings in c (app/config.h). c must come from tl_config_new with
+ * tl_app_config, as every command's does; anything else is a program error, which
+ * exits with status 70. */
+tl_app_cfg tl_cmd_settings(const tl_config *c);
 
 /* The consumer group (kafka.group.id, kafka.consumer.group.id, or tally's default "tally"). */
 const char *tl_cmd_group(const tl_config *c);

@@ -1,6 +1,7 @@
 /*
  * config_cmd.c -- `tally config list [--markdown]` and `tally config check -c FILE`.
  */
+#include "app/config.h"
 #include "core/kafka.h"
 #include "cmd.h"
 #include "kafka_pipeline.h"
@@ -26,7 +27,7 @@ int tl_cmd_config(int argc, char **argv)
     }
     if (!strcmp(argv[1], "list")) {
         int md = argc > 2 && !strcmp(argv[2], "--markdown");
-        tl_config_list(stdout, md);
+        tl_config_list(tl_app_config, stdout, md);
         tl_kafka_settings_list(stdout, md);
         return 0;
     }

@@ -214,6 +214,7 @@ int tl_cmd_demo(int argc, char **argv)
     a.gp.n_users = 20000;
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, demo_opt, &a);
     if (!c) return 2;
+    const tl_app_cfg ac = tl_cmd_settings(c);
     char err[512], tmpdir[] = "/tmp/tally-demo-XXXXXX";
     int rc = 1;
     demo dm;
@@ -262,7 +263,7 @@ int tl_cmd_demo(int argc, char **argv)
         tl_config_set(c, "processing.guarantee", "at_least_once", "demo", err, sizeof(err)) ||
         tl_config_set(c, "state.dir", tmpdir, "demo", err, sizeof(err)) ||
         /* a free port, so the demo runs beside a tally that serves the default one */
-        (!strcmp(tl_config_str(c, "http.listen"), "127.0.0.1:9464") &&
+        (!strcmp(ac.http_listen, "127.0.0.1:9464") &&
          tl_config_set(c, "http.listen", "127.0.0.1:0", "demo", err, sizeof(err)))) {
         fprintf(stderr, "tally: %s\n", err);
         goto done;

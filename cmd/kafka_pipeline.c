@@ -74,17 +74,19 @@ const char *tl_cmd_installed_schemas(void)
 
 const char *tl_cmd_schema_dir(const tl_config *c)
 {
-    if (*tl_config_str(c, "schema.dir")) return tl_config_str(c, "schema.dir");
+    const tl_app_cfg ac = tl_cmd_settings(c);
+    if (*ac.schema_dir) return ac.schema_dir;
     /* With a registry, the registry alone says what an id is: the installed files' ids
      * (1 to 4) are ids a registry gives out too, to other schemas. */
-    if (*tl_config_str(c, "schema.registry.url")) return "";
+    if (*ac.registry_url) return "";
     return tl_cmd_installed_schemas();
 }
 
 int tl_cmd_schema_path(const tl_config *c, const char *name, char *out, size_t n)
 {
-    if (*tl_config_str(c, "schema.dir")) {
-        snprintf(out, n, "%s/%s", tl_config_str(c, "schema.dir"), name);
+    const tl_app_cfg ac = tl_cmd_settings(c);
+    if (*ac.schema_dir) {
+        snprintf(out, n, "%s/%s", ac.schema_dir, name);
         if (access(out, R_OK) == 0) return 0;
     }
     const char *dir = tl_cmd_installed_schemas();
@@ -104,19 +106,19 @@ char *tl_cmd_read_schema(const tl_config *c, const char *name)
 
 tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
 {
+    const tl_app_cfg ac = tl_cmd_settings(c);
     char err[512], reader[2400];
     const char *dir = tl_cmd_schema_dir(c);
     if (!dir) return NULL;
     tl_schema_store_opts so = {
         .dir = dir,
-        .registry_url = tl_config_str(c, "schema.registry.url"),
-        .basic_auth = tl_config_str(c, "schema.registry.basic.auth.user.info"),
-        .ca_path = tl_config_str(c, "schema.registry.ssl.ca.location"),
-        .lookup_only = !tl_config_bool(c, "schema.registry.auto.register"),
-        .negative_cache_ms = (int)tl_config_int(c, "schema.registry.negative.cache.ms"),
-        .negative_cache_max = (int)tl_config_int(c, "schema.registry.negative.cache.max"),
-        .max_lookups_per_second =
-            (double)tl_config_int(c, "schema.registry.max.lookups.per.second"),
+        .registry_url = ac.registry_url,
+        .basic_auth = ac.registry_user_info,
+        .ca_path = ac.registry_ca,
+        .lookup_only = !ac.registry_auto_register,
+        .negative_cache_ms = (int)ac.registry_negative_cache_ms,
+        .negative_cache_max = (int)ac.registry_negative_cache_max,
+        .max_lookups_per_second = (double)ac.registry_lookups_per_s,
     };
     *store = tl_schema_store_new(&so, err, sizeof(err));
     if (!*store) {
@@ -129,14 +131,15 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
         fprintf(stderr, "tally: %s\n", err);
         return NULL;
     }
-    tl_codec_set_max_bytes(codec, (size_t)tl_config_int(c, "ingest.max.record.bytes"));
+    tl_codec_set_max_bytes(codec, (size_t)ac.max_record_bytes);
     return codec;
 }
 
 int tl_cmd_subject_strategy(const tl_config *c, char *err, size_t errlen)
 {
+    const tl_app_cfg ac = tl_cmd_settings(c);
     static const char *const names[] = {"topic", "record", "topic_record"};
-    const char *strategy = tl_config_str(c, "schema.registry.subject.name.strategy");
+    const char *strategy = ac.subject_strategy;
     for (int i = 0; i < 3; i++)
         if (!strcmp(strategy, names[i])) return i;
     snprintf(err, errlen,
@@ -149,6 +152,7 @@ int tl_cmd_subject_strategy(const tl_config *c, char *err, size_t errlen)
 int tl_cmd_subject(const tl_config *c, const char *topic, const char *schema_json, char *out,
                    size_t n, char *err, size_t errlen)
 {
+    const tl_app_cfg ac = tl_cmd_settings(c);
     int strategy = tl_cmd_subject_strategy(c, err, errlen);
     if (strategy < 0) return -1;
     if (strategy == TL_SUBJECT_TOPIC) {
@@ -158,7 +162,7 @@ int tl_cmd_subject(const tl_config *c, const char *topic, const char *schema_jso
     char full[256];
     if (tl_schema_full_name(schema_json, full, sizeof(full)) != 0) {
         snprintf(err, errlen, "a schema without a record name cannot be registered under %s",
-                 tl_config_str(c, "schema.registry.subject.name.strategy"));
+                 ac.subject_strategy);
         return -1;
     }
     if (strategy == TL_SUBJECT_RECORD) snprintf(out, n, "%s", full);
@@ -203,7 +207,8 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
                                 const char *state, const char *model, int *spend_parts, char *err,
                                 size_t errlen)
 {
-    const char *spend = tl_config_str(c, "rollup.spend.topic");
+    const tl_app_cfg ac = tl_cmd_settings(c);
+    const char *spend = ac.spend_topic;
     rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "producer");
     char e[512];
     rd_kafka_t *admin = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e)) : NULL;
@@ -217,8 +222,8 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
     static const char *const totals_cfg[] = {"segment.ms", "3600000", "min.cleanable.dirty.ratio",
                                              "0.1", NULL};
     int rc = tl_kafka_topic_ensure(admin, partials, input, 0, err, errlen) != 0 ||
-            tl_kafka_topic_ensure_cfg(admin, tl_config_str(c, "rollup.topic"), input, 1, totals_cfg,
-                                      err, errlen) != 0 ||
+            tl_kafka_topic_ensure_cfg(admin, ac.rollup_topic, input, 1, totals_cfg, err, errlen) !=
+                0 ||
             tl_kafka_topic_ensure(admin, state, input, 1, err, errlen) != 0 ||
             (model && tl_kafka_topic_ensure_n(admin, model, 1, 0, NULL, err, errlen) != 0)
         ? -1
@@ -233,12 +238,13 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
 }
 
 /* The roll-up aggregator (sink/rollup_agg.h), under its names (app/names.h); the shared
- * Markov chain's settings from ko. */
+ * Markov chain's settings from ko and mc. */
 static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts *ko,
-                                    const tl_app_names *names, int n_inputs, int n_spend, int eos,
-                                    char *err, size_t errlen)
+                                    const tl_model_cfg *mc, const tl_app_names *names, int n_inputs,
+                                    int n_spend, int eos, char *err, size_t errlen)
 {
-    const char *topic = tl_config_str(c, "rollup.topic");
+    const tl_app_cfg ac = tl_cmd_settings(c);
+    const char *topic = ac.rollup_topic;
     err[0] = 0;
     rd_kafka_conf_t *cc = tl_cmd_kafka_conf(c, "consumer");
     rd_kafka_conf_t *rc = tl_cmd_kafka_conf(c, "consumer");
@@ -259,23 +265,23 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts
     tl_rollup_agg_opts o = {
         .partials_topic = ko->rollup_partials_topic,
         .topic = topic,
-        .dlq_topic = tl_config_str(c, "dlq.topic"),
+        .dlq_topic = ac.dlq_topic,
         .id_rollup = ko->id_rollup,
         .transactional = eos,
-        .commit_interval_ms = (int)tl_config_int(c, "rollup.commit.interval.ms"),
+        .commit_interval_ms = (int)ac.rollup_commit_interval_ms,
         .partitions = n_inputs,
-        .dlq_max_bytes = (size_t)tl_config_int(c, "dlq.max.record.bytes"),
+        .dlq_max_bytes = (size_t)ac.dlq_max_record_bytes,
         .markov = ko->markov_window_ms > 0,
         .mk = {.order = ko->markov_order,
                .window_ms = ko->markov_window_ms,
                .n_inputs = n_inputs,
-               .bootstrap = (int)tl_config_int(c, "markov.bootstrap.samples"),
-               .level = tl_config_double(c, "markov.bootstrap.level")},
+               .bootstrap = mc->markov_bootstrap,
+               .level = mc->markov_level},
         .credit_topic = ko->topic_credit,
         .state_topic = names->rollup_state,
         .groups = ko->rollup_groups,
         .id_credit = ko->id_credit,
-        .spend_topic = tl_config_str(c, "rollup.spend.topic"),
+        .spend_topic = ac.spend_topic,
         .spend_partitions = n_spend,
     };
     rd_kafka_conf_t *sc = *o.spend_topic ? tl_cmd_kafka_conf(c, "consumer") : NULL;
@@ -344,6 +350,7 @@ static void share_tick(void *arg)
 int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap,
                           tl_after_fn after, void *arg, tl_run_report *rep)
 {
+    const tl_app_cfg ac = tl_cmd_settings(c);
     int rc = 1;
     char err[512];
     tl_schema_store *store = NULL;
@@ -359,12 +366,12 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     tl_pipeline p;
     memset(rep, 0, sizeof(*rep));
 
-    const char *topic = tl_config_str(c, "input.topics");
+    const char *topic = ac.input_topics;
     if (strchr(topic, ',')) {
         fprintf(stderr, "tally: input.topics: one input topic is supported, got '%s'\n", topic);
         return 2;
     }
-    if (tl_pipeline_init(&p, c, tl_config_str(c, "state.dir"), err, sizeof(err)) != 0) {
+    if (tl_pipeline_init(&p, c, ac.state_dir, err, sizeof(err)) != 0) {
         fprintf(stderr, "tally: configuration error: %s\n", err);
         return 2;
     }
@@ -373,7 +380,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     /* From here a signal asks for an orderly stop, within shutdown.timeout.ms (connecting
      * to the broker and restoring state may block: the watchdog ends those). */
     tl_cmd_signals();
-    tl_cmd_shutdown_timeout(tl_config_int(c, "shutdown.timeout.ms"));
+    tl_cmd_shutdown_timeout(ac.shutdown_timeout_ms);
     tl_cmd_shutdown_phase("starting (reaching the broker, making topics, restoring state)");
     obs = tl_observe_start(c, err, sizeof(err));
     if (!obs) {
@@ -382,10 +389,10 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     }
 
     tl_kafka_sink_opts ko = {
-        .topic_interest = tl_config_str(c, "output.interest.topic"),
-        .topic_attribution = tl_config_str(c, "output.attribution.topic"),
-        .topic_credit = tl_config_str(c, "output.credit.topic"),
-        .topic_dlq = tl_config_str(c, "dlq.topic"),
+        .topic_interest = ac.interest_topic,
+        .topic_attribution = ac.attribution_topic,
+        .topic_credit = ac.credit_topic,
+        .topic_dlq = ac.dlq_topic,
     };
     if (output_schema_id(c, store, "2-interest_delta.avsc", ko.topic_interest, &ko.id_interest) ||
         output_schema_id(c, store, "11-attribution.avsc", ko.topic_attribution,
@@ -393,36 +400,17 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         output_schema_id(c, store, "7-credit_delta.avsc", ko.topic_credit, &ko.id_credit))
         goto done;
 
-    const char *guarantee = tl_config_str(c, "processing.guarantee");
-    int eos = !strcmp(guarantee, "exactly_once");
-    if (!eos && strcmp(guarantee, "at_least_once") != 0) {
-        fprintf(stderr,
-                "tally: configuration error: processing.guarantee: expected exactly_once "
-                "or at_least_once, got '%s'\n",
-                guarantee);
-        rc = 2;
-        goto done;
-    }
-    const char *mismatch = tl_config_str(c, "ingest.key.mismatch");
-    if (strcmp(mismatch, "dlq") != 0 && strcmp(mismatch, "process") != 0) {
-        fprintf(stderr,
-                "tally: configuration error: ingest.key.mismatch: expected dlq or "
-                "process, got '%s'\n",
-                mismatch);
-        rc = 2;
-        goto done;
-    }
+    /* an ENUM: the configuration took only exactly_once or at_least_once */
+    int eos = ac.guarantee == TL_DELIVERY_EXACTLY_ONCE;
     char host[256] = "";
-    const char *instance = tl_config_str(c, "instance.id");
+    const char *instance = ac.instance_id;
     if (!*instance) {
-        if (tl_cmd_instance_id(tl_config_str(c, "state.dir"), host, sizeof(host), err,
-                               sizeof(err)) != 0) {
+        if (tl_cmd_instance_id(ac.state_dir, host, sizeof(host), err, sizeof(err)) != 0) {
             fprintf(stderr, "tally: %s\n", err);
             goto done;
         }
         instance = host;
-        TL_LOG_INFO("run", "instance.id=%s (kept in %s/instance.id)", instance,
-                    tl_config_str(c, "state.dir"));
+        TL_LOG_INFO("run", "instance.id=%s (kept in %s/instance.id)", instance, ac.state_dir);
     }
     tl_app_names names;
     if (tl_cmd_names(c, instance, &names, err, sizeof(err)) != 0) {
@@ -461,16 +449,15 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     const char *model_topic = names.model;
     int n_inputs = 0;
     int n_spend = 0;
-    const char *rollup_topic = tl_config_str(c, "rollup.topic");
-    int shared_model =
-        *rollup_topic && p.model && p.mcfg.enabled && tl_config_bool(c, "model.shared");
+    const char *rollup_topic = ac.rollup_topic;
+    int shared_model = *rollup_topic && p.model && p.mcfg.enabled && p.mcfg.shared;
     if (*rollup_topic) {
-        if (tl_config_bool(c, "markov.enabled")) {   /* one chain for every instance */
-            ko.markov_order = (int)tl_config_int(c, "markov.order");
-            ko.markov_window_ms = tl_config_int(c, "markov.window.ms");
+        if (p.mcfg.markov_enabled) {   /* one chain for every instance */
+            ko.markov_order = p.mcfg.markov_order;
+            ko.markov_window_ms = p.mcfg.markov_window_ms;
         }
         ko.rollup_partials_topic = partials;
-        ko.rollup_groups = tl_config_str(c, "rollup.channel.groups");
+        ko.rollup_groups = ac.channel_groups;
         if (output_schema_id(c, store, "9-rollup.avsc", rollup_topic, &ko.id_rollup)) {
             rd_kafka_conf_destroy(pconf);
             goto done;
@@ -504,7 +491,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         goto done;
     }
     if (*rollup_topic) {
-        agg = start_rollups(c, &ko, &names, n_inputs, n_spend, eos, err, sizeof(err));
+        agg = start_rollups(c, &ko, &p.mcfg, &names, n_inputs, n_spend, eos, err, sizeof(err));
         if (!agg) {
             fprintf(stderr, "tally: %s\n", err);
             goto done;
@@ -523,7 +510,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         rd_kafka_conf_t *fconf = tl_cmd_kafka_conf(c, "consumer");
         share.feed = fconf
             ? tl_model_feed_new(fconf, model_topic, tl_model_share_next(p.model), key,
-                                (size_t)tl_config_int(c, "dlq.max.record.bytes"), err, sizeof(err))
+                                (size_t)ac.dlq_max_record_bytes, err, sizeof(err))
             : NULL;
         if (!share.feed) {
             if (fconf) fprintf(stderr, "tally: %s\n", err);
@@ -536,7 +523,7 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
     sink = wrap ? wrap(ksink, arg) : ksink;
 
     tl_runtime_opts o;
-    tl_pipeline_runtime_opts(c, &o);
+    tl_app_runtime_opts(&ac, &o);
     o.tick = share_tick;
     o.tick_arg = &share;
     if (eos) {
@@ -555,11 +542,11 @@ int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wra
         .topic = topic,
         .codec = codec,
         .on_partitions = tl_runtime_partition_listener(rt),
-        .limits = {.ts_min = tl_config_int(c, "ingest.ts.min"),
-                   .ts_max = tl_config_int(c, "ingest.ts.max"),
-                   .max_string = (size_t)tl_config_int(c, "ingest.max.string.bytes")},
-        .dlq_max_bytes = (size_t)tl_config_int(c, "dlq.max.record.bytes"),
-        .key_mismatch_dlq = !strcmp(tl_config_str(c, "ingest.key.mismatch"), "dlq"),
+        .limits = {.ts_min = ac.ts_min,
+                   .ts_max = ac.ts_max,
+                   .max_string = (size_t)ac.max_string_bytes},
+        .dlq_max_bytes = (size_t)ac.dlq_max_record_bytes,
+        .key_mismatch_dlq = ac.key_mismatch == TL_KEY_MISMATCH_DLQ,
         .until_end = until_end,
         .exactly_once = eos,
     };

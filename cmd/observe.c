@@ -34,6 +34,7 @@
 struct tl_observe {
     tl_http *http;
     const tl_config *c;   /* the run's, which outlives this */
+    tl_app_cfg ac;        /* its settings (strings: c's) */
     int64_t stall_ms;
     int max_failures;
     /* set by attach (before the run), cleared by detach (after it) */
@@ -390,7 +391,7 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
                         .methods = tl_http_arg(r, "methods"),
                         .format = tl_http_arg(r, "format"),
                         .min = tl_http_arg(r, "min_purchases"),
-                        .groups = tl_config_str(o->c, "rollup.channel.groups")};
+                        .groups = o->ac.channel_groups};
     if (!a.format) a.format = "json";
     char err[512] = "", buf[128];
     /* the parameters first: a bad one is 400 before Kafka is asked */
@@ -415,7 +416,7 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
     size_t len = 0;
     uint64_t records = 0;
     /* the roll-up topic when there is one: its totals, far fewer records than what they sum */
-    const char *rollups = tl_config_str(o->c, "rollup.topic");
+    const char *rollups = o->ac.rollup_topic;
     const char *topics[2] = {o->out_topics[1], o->out_topics[2]};
     if (!codec || !tmp) {
         snprintf(err, sizeof(err), "cannot read the output topics (schemas or a scratch file)");
@@ -434,7 +435,7 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
     rewind(tmp);
     /* spend, where the answer is per channel and day (the report refuses it otherwise);
      * the roll-up topic's totals carry it already */
-    const char *spend_topic = tl_config_str(o->c, "rollup.spend.topic");
+    const char *spend_topic = o->ac.spend_topic;
     int by_channel = !a.by || strcmp(a.by, "category") != 0;
     int by_day = !a.window || strcmp(a.window, "hour") != 0;
     if (*spend_topic && by_channel && by_day && !*rollups) {
@@ -502,14 +503,16 @@ static int handle(void *arg, const char *path, const tl_http_request *r, tl_buf 
 
 tl_observe *tl_observe_start(const tl_config *c, char *err, size_t errlen)
 {
+    const tl_app_cfg ac = tl_cmd_settings(c);
     tl_observe *o = tl_xcalloc(1, sizeof(*o));
     tl_prom_set(tl_prom_gauge("tally_build_info", "tally's version and librdkafka's; always 1.",
                               "version", TALLY_VERSION, "librdkafka", rd_kafka_version_str(), NULL),
                 1);
     o->c = c;
-    o->stall_ms = tl_config_int(c, "health.stall.ms");
-    o->max_failures = (int)tl_config_int(c, "health.max.failures");
-    const char *listen = tl_config_str(c, "http.listen");
+    o->ac = ac;
+    o->stall_ms = ac.health_stall_ms;
+    o->max_failures = (int)ac.health_max_failures;
+    const char *listen = ac.http_listen;
     if (*listen) {
         o->http = tl_http_start(listen, handle, o, err, errlen);
         if (!o->http) {

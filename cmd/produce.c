@@ -55,6 +55,7 @@ int tl_cmd_produce(int argc, char **argv)
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
     if (!c) return 2;
+    const tl_app_cfg ac = tl_cmd_settings(c);
     int rc = 1;
     char err[512];
     tl_schema_store *store = NULL;
@@ -78,7 +79,7 @@ int tl_cmd_produce(int argc, char **argv)
     int32_t schema_id = a.schema_id ? (int32_t)atoi(a.schema_id) : TL_EVENT_SCHEMA_ID;
     codec = tl_cmd_codec_new(c, &store);
     if (!codec) goto done;
-    if (!a.schema_id && *tl_config_str(c, "schema.registry.url")) {
+    if (!a.schema_id && *ac.registry_url) {
         /* With a registry the id is the registry's: BehaviorEvent under <topic>-value, as
          * a producer with a Confluent serializer would register it. */
         char subject[512];

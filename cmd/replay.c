@@ -67,12 +67,12 @@ static void progress_tick(void *arg)
 static void warn_short_span(const char *input, tl_file_format fmt, const tl_config *c,
                             int64_t interval_ms)
 {
+    const tl_app_cfg ac = tl_cmd_settings(c);
     int64_t lo, hi;
     uint64_t n;
     if (!strcmp(input, "-") ||
-        tl_file_source_span(input, fmt, (size_t)tl_config_int(c, "ingest.max.string.bytes"), &lo,
-                            &hi, &n) != 0 ||
-        n == 0 || tl_floor_to(lo, interval_ms) + interval_ms < hi)
+        tl_file_source_span(input, fmt, (size_t)ac.max_string_bytes, &lo, &hi, &n) != 0 || n == 0 ||
+        tl_floor_to(lo, interval_ms) + interval_ms < hi)
         return;
     fprintf(stderr,
             "warning: %s spans %.1f h of event time, and no multiple of "
@@ -100,6 +100,7 @@ int tl_cmd_replay(int argc, char **argv)
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
     if (!c) return 2;
+    const tl_app_cfg ac = tl_cmd_settings(c);
     int rc = 1;
     char err[512], tmpdir[] = "/tmp/tally-replay-XXXXXX";
     int own_state = 0;
@@ -121,8 +122,7 @@ int tl_cmd_replay(int argc, char **argv)
         goto done;
     }
     src = tl_file_source_new(a.input, (tl_file_format)fmt, a.strict, err, sizeof(err));
-    if (src)
-        tl_file_source_set_max_string(src, (size_t)tl_config_int(c, "ingest.max.string.bytes"));
+    if (src) tl_file_source_set_max_string(src, (size_t)ac.max_string_bytes);
     if (!src) {
         fprintf(stderr, "tally: %s\n", err);
         goto done;
@@ -137,8 +137,8 @@ int tl_cmd_replay(int argc, char **argv)
     sink = tl_jsonl_sink_new(out);
 
     tl_runtime_opts o;
-    tl_pipeline_runtime_opts(c, &o);
-    if (!strcmp(tl_config_str(c, "state.dir"), "./tally-state")) {
+    tl_app_runtime_opts(&ac, &o);
+    if (!strcmp(ac.state_dir, "./tally-state")) {
         if (!mkdtemp(tmpdir)) {
             fprintf(stderr, "tally: cannot create a temporary state directory\n");
             goto done;

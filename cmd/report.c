@@ -991,6 +991,7 @@ int tl_cmd_report(int argc, char **argv)
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
     if (!c) return 2;
+    const tl_app_cfg ac = tl_cmd_settings(c);
     int rc = 2;
     FILE *in = NULL, *out = NULL;
     char err[512] = "";
@@ -1002,7 +1003,7 @@ int tl_cmd_report(int argc, char **argv)
                          .format = a.format,
                          .min = a.min,
                          .spend = a.spend,
-                         .groups = tl_config_str(c, "rollup.channel.groups")};
+                         .groups = ac.channel_groups};
     if (!a.input) {
         rc = tl_cmd_usage_error(usage, "--input is required");
         goto done;

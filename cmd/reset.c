@@ -137,7 +137,7 @@ int tl_cmd_reset(int argc, char **argv)
     const tl_cmd_opt opts[] = {{"--execute", NULL, &execute}, {NULL, NULL, NULL}};
     tl_config *c = tl_cmd_kafka_config_parse(argc, argv, usage, opts);
     if (!c) return 2;
-    const char *dir = tl_config_str(c, "state.dir");
+    const char *dir = tl_cmd_settings(c).state_dir;
     char err[1024];
     tl_app_names names;
     if (tl_cmd_names(c, "", &names, err, sizeof(err)) != 0) {

@@ -34,6 +34,7 @@ int tl_cmd_run(int argc, char **argv)
     const tl_cmd_opt opts[] = {{"--until-end", NULL, &until_end}, {NULL, NULL, NULL}};
     tl_config *c = tl_cmd_kafka_config_parse(argc, argv, usage, opts);
     if (!c) return 2;
+    const tl_app_cfg ac = tl_cmd_settings(c);
     tl_run_report r;
     int rc = tl_kafka_pipeline_run(c, until_end, NULL, NULL, NULL, &r);
     fprintf(stderr,
@@ -42,12 +43,12 @@ int tl_cmd_run(int argc, char **argv)
             r.rt.events, r.rt.bad_total, r.out.interest, r.out.attribution, r.seconds);
     uint64_t consumed = r.rt.events + r.rt.bad_total;
     double share = consumed ? (double)r.rt.bad_total / (double)consumed : 0;
-    if (rc == 0 && until_end && share > tl_config_double(c, "dlq.max.share")) {
+    if (rc == 0 && until_end && share > ac.dlq_max_share) {
         fprintf(stderr,
                 "tally: %" PRIu64 " of the %" PRIu64 " records consumed (%.0f%%) went to the "
                 "dead-letter topic, more than dlq.max.share=%g: see their tally.reason "
                 "headers\n",
-                r.rt.bad_total, consumed, 100 * share, tl_config_double(c, "dlq.max.share"));
+                r.rt.bad_total, consumed, 100 * share, ac.dlq_max_share);
         rc = 1;
     }
     if (r.model.examples)

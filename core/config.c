@@ -8,7 +8,6 @@
  * up, never on the hot path.
  */
 #include "config.h"
-#include "config_tables.h"
 #include "log.h"
 #include "util.h"
 
@@ -17,6 +16,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 #include <strings.h>
@@ -33,6 +33,7 @@ typedef struct cfg_kv {
 } cfg_kv;
 
 struct tl_config {
+    const tl_config_component *components;
     cfg_slot *slots;
     int n_slots;
     cfg_kv *kafka;
@@ -51,6 +52,22 @@ static int cfg_parse(const tl_config_def *d, const char *v, double *num, char *w
     char *end;
     switch (d->type) {
     case TL_CT_STRING: *num = 0; return 0;
+    case TL_CT_ENUM: {
+        int n = 0;
+        for (; d->choices[n]; n++)
+            if (!strcmp(v, d->choices[n])) {
+                *num = n;
+                return 0;
+            }
+        size_t w = (size_t)snprintf(why, whylen, "expected ");
+        for (int i = 0; i < n && w < whylen; i++)
+            w += (size_t)snprintf(why + w, whylen - w, "%s%s", d->choices[i],
+                                  i == n - 1       ? ""
+                                      : i == n - 2 ? " or "
+                                                   : ", ");
+        if (w < whylen) snprintf(why + w, whylen - w, ", got '%s'", v);
+        return -1;
+    }
     case TL_CT_BOOL:
         if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) *num = 1;
         else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) *num = 0;
@@ -93,14 +110,15 @@ static void cfg_store(cfg_slot *s, const char *value, double num, const char *or
     snprintf(s->origin, sizeof(s->origin), "%s", origin);
 }
 
-tl_config *tl_config_new(void)
+tl_config *tl_config_new(const tl_config_component *components)
 {
     tl_config *c = tl_xcalloc(1, sizeof(*c));
+    c->components = components;
     int n = 0;
-    for (const tl_config_component *comp = tl_config_components; comp->name; comp++)
+    for (const tl_config_component *comp = components; comp->name; comp++)
         for (const tl_config_def *d = comp->defs; d->key; d++) n++;
     c->slots = tl_xcalloc((size_t)n, sizeof(*c->slots));
-    for (const tl_config_component *comp = tl_config_components; comp->name; comp++) {
+    for (const tl_config_component *comp = components; comp->name; comp++) {
         for (const tl_config_def *d = comp->defs; d->key; d++) {
             cfg_slot *s = &c->slots[c->n_slots++];
             char why[160];
@@ -349,11 +367,62 @@ long tl_config_secret_assignment(const char *text)
     return eq + 1 - text;
 }
 
-static const char *const type_names[] = {"string", "int", "double", "bool"};
-
-void tl_config_list(FILE *out, int md)
+int tl_config_fill(const tl_config *c, const tl_config_def *defs, void *out, char *err,
+                   size_t errlen)
 {
-    for (const tl_config_component *comp = tl_config_components; comp->name; comp++) {
+    for (const tl_config_def *d = defs; d->key; d++) {
+        if (!d->size) continue;
+        const cfg_slot *s = cfg_find(c, d->key);
+        if (!s) {
+            snprintf(err, errlen, "config: %s is not among the program's keys", d->key);
+            return -1;
+        }
+        char *f = (char *)out + d->offset;
+        int ok = 1;
+        switch (d->type) {
+        case TL_CT_STRING:
+            if ((ok = d->size == sizeof(const char *))) {
+                const char *v = s->value;
+                memcpy(f, &v, sizeof(v));
+            }
+            break;
+        case TL_CT_DOUBLE:
+            if ((ok = d->size == sizeof(double))) memcpy(f, &s->num, sizeof(double));
+            break;
+        case TL_CT_INT:
+        case TL_CT_BOOL:
+        case TL_CT_ENUM:
+            if (d->size == sizeof(int64_t)) {
+                int64_t v = (int64_t)s->num;
+                memcpy(f, &v, sizeof(v));
+            } else if ((ok = d->size == sizeof(int) && s->num >= INT_MIN && s->num <= INT_MAX)) {
+                int v = (int)s->num;
+                memcpy(f, &v, sizeof(v));
+            }
+            break;
+        }
+        if (!ok) {
+            snprintf(err, errlen, "config: %s does not fit its field (%zu bytes)", d->key, d->size);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *const type_names[] = {"string", "int", "double", "bool", "one of"};
+
+/* An ENUM's choices, as "a, b, c". */
+static void choices_text(const tl_config_def *d, char *out, size_t outlen)
+{
+    size_t w = 0;
+    out[0] = '\0';
+    for (int i = 0; d->choices[i] && w < outlen; i++)
+        w += (size_t)snprintf(out + w, outlen - w, "%s%s", i ? ", " : "", d->choices[i]);
+}
+
+void tl_config_list(const tl_config_component *components, FILE *out, int md)
+{
+    for (const tl_config_component *comp = components; comp->name; comp++) {
         if (md)
             fprintf(out,
                     "\n## %s\n\n| key | type | default | range | description |\n"
@@ -361,14 +430,19 @@ void tl_config_list(FILE *out, int md)
                     comp->name);
         else fprintf(out, "# %s\n", comp->name);
         for (const tl_config_def *d = comp->defs; d->key; d++) {
-            char range[64] = "";
-            if (d->min <= d->max) snprintf(range, sizeof(range), "%.15g..%.15g", d->min, d->max);
+            char range[256] = "";
+            if (d->type == TL_CT_ENUM) choices_text(d, range, sizeof(range));
+            else if (d->min <= d->max)
+                snprintf(range, sizeof(range), "%.15g..%.15g", d->min, d->max);
             if (md && d->dflt && *d->dflt)
                 fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", d->key, type_names[d->type],
                         d->dflt, range, d->doc);
             else if (md)
                 fprintf(out, "| `%s` | %s | (empty) | %s | %s |\n", d->key, type_names[d->type],
                         range, d->doc);
+            else if (d->type == TL_CT_ENUM)
+                fprintf(out, "%s (one of %s; default \"%s\")\n    %s\n", d->key, range,
+                        d->dflt ? d->dflt : "", d->doc);
             else
                 fprintf(out, "%s (%s, default \"%s\"%s%s)\n    %s\n", d->key, type_names[d->type],
                         d->dflt ? d->dflt : "", *range ? ", range " : "", range, d->doc);

@@ -1,26 +1,11 @@
 /*
- * state.c -- user records, their encoding, and the per-partition store (state.h).
+ * state.c -- the per-partition store of user records (state.h): cache, timers, writes,
+ * exactly-once staging and restore. The records themselves and their encoding: user.c.
  *
  * Cache: a chained hash table of tl_user keyed by user_id (FNV-1a), grown at load
  * factor 1, plus an LRU list (head = most recent). Every record reached through
  * tl_store_get() is dirty until the next flush; eviction only ever removes clean
  * records, so a batch's state is never lost before it is written.
- *
- * Encoding (version 5), all integers little-endian varints, signed ones zig-zag:
- *   u8 version | svarint timer | svarint labelled | svarint sampled | svarint first_ts
- *              | varint purchases | svarint last_purchase
- *              | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
- *              | n_tp  | n_tp  * (str event_id | str item_id | ostr category_id
- *                                 | ostr channel | u8 type | svarint ts | f32 share
- *                                 | f32 propensity | svarint dwell | ostr campaign)
- *              | n_attr | n_attr * (str event_id | str item_id | ostr category_id
- *                                   | svarint ts | f64 p_conversion | str explanation)
- * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL; f64 and
- * f32 are IEEE 754 little-endian. n_attr <= TL_LAST_ATTR_MAX, newest first; an
- * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 4 is version 5 without a
- * touchpoint's campaign (decoded as none). Version 3 is version 4 without
- * sampled, first_ts, purchases and last_purchase (decoded as none yet), version 2 also without the n_attr section (no
- * last attributions); both still decode.
  *
  * RocksDB layout of a partition's database: "u" + user_id -> the encoded record;
  * "x" + be64(at) + user_id -> "" (the user's timer, so that due timers are found
@@ -45,435 +30,6 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* ---- record editing ---------------------------------------------------------- */
-
-tl_interest *tl_user_find_interest(tl_user *u, tl_dim dim, const char *id)
-{
-    for (int i = 0; i < u->n_ent; i++)
-        if (u->ent[i].dim == dim && strcmp(u->ent[i].id, id) == 0) return &u->ent[i];
-    return NULL;
-}
-
-/* What the allocator takes beyond the bytes asked for, per allocation (glibc: an 8-byte
- * header, sizes rounded up to 16), and the arrays' unused capacity: a record's mem counts
- * both, so that state.cache.mb bounds what the process holds, not only what it asked for
- * (measured, bench/run.py memory: without them a cache of 64 MiB held 400 MiB). */
-#define MALLOC_OVERHEAD 16
-
-/* A record without entries: the struct, its id, its slot in the store's table. */
-static size_t user_base_mem(const char *user_id)
-{
-    return sizeof(tl_user) + (user_id ? strlen(user_id) + 1 : 0) + 2 * MALLOC_OVERHEAD + 16;
-}
-
-tl_interest *tl_user_add_interest(tl_user *u, tl_dim dim, const char *id)
-{
-    if (u->n_ent == u->cap_ent) {
-        int old = u->cap_ent;
-        u->cap_ent = u->cap_ent ? u->cap_ent * 2 : 4;
-        u->ent = tl_xrealloc(u->ent, (size_t)u->cap_ent * sizeof(*u->ent));
-        u->mem += (size_t)(u->cap_ent - old) * sizeof(*u->ent) + (old ? 0 : MALLOC_OVERHEAD);
-    }
-    tl_interest *e = &u->ent[u->n_ent++];
-    memset(e, 0, sizeof(*e));
-    size_t n = strlen(id);
-    e->dim = (uint8_t)dim;
-    e->id = tl_xmalloc(n + 1);
-    memcpy(e->id, id, n + 1);
-    e->id_len = (uint32_t)n;
-    u->mem += n + 1 + MALLOC_OVERHEAD;
-    return e;
-}
-
-void tl_user_remove_interest(tl_user *u, int i)
-{
-    u->mem -= u->ent[i].id_len + 1 + MALLOC_OVERHEAD;
-    free(u->ent[i].id);
-    u->ent[i] = u->ent[--u->n_ent];   /* order of entries carries no meaning */
-}
-
-static size_t tp_strlen(const char *s) { return s ? strlen(s) : 0; }
-
-/* Copies the n strings src[k] of len[k] bytes (NULL: none) into one allocation, each
- * NUL-terminated, and points dst[k] at them; src[0] must not be NULL (dst[0] owns the
- * allocation). */
-static void pack(int n, const char *const *src, const uint32_t *len, char **dst)
-{
-    size_t total = 0;
-    for (int k = 0; k < n; k++) total += src[k] ? len[k] + 1 : 0;
-    char *p = tl_xmalloc(total);
-    for (int k = 0; k < n; k++) {
-        dst[k] = NULL;
-        if (!src[k]) continue;
-        dst[k] = memcpy(p, src[k], len[k]);
-        p[len[k]] = '\0';
-        p += len[k] + 1;
-    }
-}
-
-static void tp_set(tl_journey_tp *tp, const char *event_id, const char *item_id,
-                   const char *category_id, const char *channel, const char *campaign)
-{
-    const char *src[5] = {event_id, item_id, category_id, channel, campaign};
-    char *dst[5];
-    for (int k = 0; k < 5; k++) tp->len[k] = (uint32_t)tp_strlen(src[k]);
-    pack(5, src, tp->len, dst);
-    tp->event_id = dst[0];
-    tp->item_id = dst[1];
-    tp->category_id = dst[2];
-    tp->channel = dst[3];
-    tp->campaign = dst[4];
-}
-
-/* A touchpoint's strings (one allocation); its slot is counted with the array. */
-static size_t tp_mem(const tl_journey_tp *tp)
-{
-    return tp->len[0] + tp->len[1] + tp->len[2] + tp->len[3] + tp->len[4] + 5 + MALLOC_OVERHEAD;
-}
-
-/* Room for one more touchpoint at the end of the journey. */
-static void tp_reserve(tl_user *u)
-{
-    int off = (int)(u->tp - u->tp_alloc);
-    if (off + u->n_tp < u->cap_tp) return;
-    if (off > 0 && off >= u->cap_tp / 2) {   /* slide back: amortised O(1) */
-        memmove(u->tp_alloc, u->tp, (size_t)u->n_tp * sizeof(*u->tp));
-    } else {
-        int old = u->cap_tp;
-        u->cap_tp = u->cap_tp ? u->cap_tp * 2 : 2;   /* most journeys are short */
-        u->mem += (size_t)(u->cap_tp - old) * sizeof(*u->tp) + (old ? 0 : MALLOC_OVERHEAD);
-        tl_journey_tp *a = tl_xmalloc((size_t)u->cap_tp * sizeof(*a));
-        if (u->n_tp) memcpy(a, u->tp, (size_t)u->n_tp * sizeof(*a));
-        free(u->tp_alloc);
-        u->tp_alloc = a;
-    }
-    u->tp = u->tp_alloc;
-}
-
-int tl_user_add_tp(tl_user *u, const tl_event *ev, float share)
-{
-    tp_reserve(u);
-    /* After every entry with ts <= ev->ts: equal ts keep arrival order. */
-    int pos = u->n_tp;
-    while (pos > 0 && u->tp[pos - 1].ts > ev->ts) pos--;
-    memmove(&u->tp[pos + 1], &u->tp[pos], (size_t)(u->n_tp - pos) * sizeof(*u->tp));
-    u->n_tp++;
-    tl_journey_tp *tp = &u->tp[pos];
-    tp_set(tp, ev->event_id, ev->item_id, ev->category_id, ev->channel, ev->campaign);
-    tp->ts = ev->ts;
-    tp->type = (uint8_t)ev->type;
-    tp->share = share;
-    tp->propensity = ev->has_propensity ? (float)ev->propensity : -1.0f;
-    tp->dwell_ms = ev->has_dwell ? ev->dwell_ms : -1;
-    u->mem += tp_mem(tp);
-    return pos;
-}
-
-void tl_user_remove_tps(tl_user *u, int from, int n)
-{
-    for (int i = from; i < from + n; i++) {
-        u->mem -= tp_mem(&u->tp[i]);
-        free(u->tp[i].event_id);
-    }
-    if (from == 0) u->tp += n;   /* the oldest go: no copy */
-    else memmove(&u->tp[from], &u->tp[from + n], (size_t)(u->n_tp - from - n) * sizeof(*u->tp));
-    u->n_tp -= n;
-}
-
-/* ---- last attributions ----------------------------------------------------------- */
-
-static size_t attr_mem(const tl_last_attr *a)
-{
-    return a->len[0] + a->len[1] + a->len[2] + a->len[3] + 4 + MALLOC_OVERHEAD;
-}
-
-/* A new newest slot attr[0] (the oldest dropped when full), its strings set. */
-static tl_last_attr *attr_push(tl_user *u, const char *const src[4], const uint32_t len[4])
-{
-    if (!u->attr) {
-        u->attr = tl_xmalloc(TL_LAST_ATTR_MAX * sizeof(*u->attr));
-        u->mem += TL_LAST_ATTR_MAX * sizeof(*u->attr) + MALLOC_OVERHEAD;
-    }
-    if (u->n_attr == TL_LAST_ATTR_MAX) {
-        u->n_attr--;
-        u->mem -= attr_mem(&u->attr[u->n_attr]);
-        free(u->attr[u->n_attr].event_id);
-    }
-    memmove(&u->attr[1], &u->attr[0], (size_t)u->n_attr * sizeof(*u->attr));
-    u->n_attr++;
-    tl_last_attr *a = &u->attr[0];
-    char *dst[4];
-    memcpy(a->len, len, sizeof(a->len));
-    pack(4, src, len, dst);
-    a->event_id = dst[0];
-    a->item_id = dst[1];
-    a->category_id = dst[2];
-    a->explanation = dst[3];
-    u->mem += attr_mem(a);
-    return a;
-}
-
-void tl_user_add_attribution(tl_user *u, const char *event_id, const char *item_id,
-                             const char *category_id, int64_t ts, double p_conversion,
-                             const char *explanation)
-{
-    const char *src[4] = {event_id ? event_id : "", item_id ? item_id : "", category_id,
-                          explanation ? explanation : ""};
-    uint32_t len[4] = {(uint32_t)strlen(src[0]), (uint32_t)strlen(src[1]),
-                       (uint32_t)tp_strlen(category_id),
-                       (uint32_t)tl_utf8_cut(src[3], TL_LAST_ATTR_TEXT_MAX)};
-    tl_last_attr *a = attr_push(u, src, len);
-    a->ts = ts;
-    a->p_conversion = p_conversion;
-}
-
-void tl_user_clear(tl_user *u)
-{
-    for (int i = 0; i < u->n_ent; i++) free(u->ent[i].id);
-    for (int i = 0; i < u->n_tp; i++) free(u->tp[i].event_id);
-    for (int i = 0; i < u->n_attr; i++) free(u->attr[i].event_id);
-    free(u->ent);
-    free(u->tp_alloc);
-    free(u->attr);
-    u->ent = NULL;
-    u->tp = u->tp_alloc = NULL;
-    u->attr = NULL;
-    u->n_ent = u->cap_ent = u->n_tp = u->cap_tp = u->n_attr = 0;
-    u->mem = user_base_mem(u->user_id);
-}
-
-/* ---- encoding ---------------------------------------------------------------- */
-
-/* Encoding writes through a cursor into room reserved once per record (an upper
- * bound from the record's lengths), not through a bounds-checked append per field:
- * a flush encodes every dirty record, so this is on the state path (core/wire.h). */
-static inline char *w_str(char *p, const char *s, size_t n)
-{
-    return tl_wire_w_bytes(tl_wire_w_varint(p, n), s, n);
-}
-
-static inline char *w_ostr(char *p, const char *s, size_t n)
-{
-    return s ? tl_wire_w_bytes(tl_wire_w_varint(p, n + 1), s, n) : tl_wire_w_varint(p, 0);
-}
-
-#define STATE_VERSION 5
-
-static char *encode_entries(const tl_user *u, char *p)
-{
-    *p++ = STATE_VERSION;
-    /* The timer first: a restore indexes timers without decoding the rest. */
-    p = tl_wire_w_svarint(p, u->timer);
-    p = tl_wire_w_svarint(p, u->labelled);
-    p = tl_wire_w_svarint(p, u->sampled);
-    p = tl_wire_w_svarint(p, u->first_ts);
-    p = tl_wire_w_varint(p, u->purchases);
-    p = tl_wire_w_svarint(p, u->last_purchase);
-    p = tl_wire_w_varint(p, (uint64_t)u->n_ent);
-    for (int i = 0; i < u->n_ent; i++) {
-        const tl_interest *e = &u->ent[i];
-        *p++ = (char)e->dim;
-        p = w_str(p, e->id, e->id_len);
-        p = tl_wire_w_f64(p, e->f);
-        p = tl_wire_w_f64(p, e->h);
-        p = tl_wire_w_svarint(p, e->t);
-    }
-    return p;
-}
-
-static char *encode_tp(const tl_journey_tp *tp, char *p)
-{
-    p = w_str(p, tp->event_id, tp->len[0]);
-    p = w_str(p, tp->item_id, tp->len[1]);
-    p = w_ostr(p, tp->category_id, tp->len[2]);
-    p = w_ostr(p, tp->channel, tp->len[3]);
-    *p++ = (char)tp->type;
-    p = tl_wire_w_svarint(p, tp->ts);
-    p = tl_wire_w_f32(p, tp->share);
-    p = tl_wire_w_f32(p, tp->propensity);
-    p = tl_wire_w_svarint(p, tp->dwell_ms);
-    return w_ostr(p, tp->campaign, tp->len[4]);
-}
-
-static char *encode_attr(const tl_last_attr *a, char *p)
-{
-    p = w_str(p, a->event_id, a->len[0]);
-    p = w_str(p, a->item_id, a->len[1]);
-    p = w_ostr(p, a->category_id, a->len[2]);
-    p = tl_wire_w_svarint(p, a->ts);
-    p = tl_wire_w_f64(p, a->p_conversion);
-    return w_str(p, a->explanation, a->len[3]);
-}
-
-void tl_user_encode(const tl_user *u, tl_buf *b)
-{
-    /* u->mem covers every string byte; add the fixed-size fields and varints. */
-    size_t bound =
-        58 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 82 + (size_t)u->n_attr * 58;
-    tl_buf_reserve(b, bound);
-    char *p = b->data + b->len;
-    p = encode_entries(u, p);
-    p = tl_wire_w_varint(p, (uint64_t)u->n_tp);
-    for (int i = 0; i < u->n_tp; i++) p = encode_tp(&u->tp[i], p);
-    p = tl_wire_w_varint(p, (uint64_t)u->n_attr);
-    for (int i = 0; i < u->n_attr; i++) p = encode_attr(&u->attr[i], p);
-    b->len = (size_t)(p - b->data);
-    b->data[b->len] = '\0';
-}
-
-size_t tl_user_encoded_bound(size_t max_string, size_t max_interests, size_t max_touchpoints)
-{
-    const size_t str = 10 + max_string;   /* a varint length, then the bytes */
-    const size_t head = 1 + 10 + 10 + 10 + 10 + 10 + 10 + 10, ent = 1 + str + 8 + 8 + 10;
-    const size_t tp = 5 * str + 1 + 10 + 4 + 4 + 10;
-    const size_t attr = 3 * str + 10 + 8 + 10 + TL_LAST_ATTR_TEXT_MAX;
-    return head + max_interests * ent + 10 + max_touchpoints * tp + 10 + TL_LAST_ATTR_MAX * attr;
-}
-
-typedef tl_wire_rd rd;
-
-/* Returns a pointer into the buffer and its length; *is_null for an absent ostr. */
-static const char *get_bytes(rd *r, int optional, size_t *len, int *is_null)
-{
-    *is_null = 0;
-    *len = 0;
-    if (!optional) return tl_wire_bytes(r, len);
-    uint64_t n = tl_wire_varint(r);
-    if (n == 0) {   /* (also on failure: r->fail says which) */
-        *is_null = 1;
-        return NULL;
-    }
-    if (r->fail) return NULL;
-    if (n - 1 > (uint64_t)(r->end - r->p)) {
-        tl_wire_fail(r, "a length past the end");
-        return NULL;
-    }
-    const char *q = (const char *)r->p;
-    r->p += n - 1;
-    *len = (size_t)(n - 1);
-    return q;
-}
-
-static char *dup_n(const char *s, size_t n)
-{
-    char *p = tl_xmalloc(n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-/* The encodings this build reads: the current one, version 4 (no campaign), version 3 (no
- * sampled either) and version 2 (no last attributions either). */
-static int known_version(unsigned v) { return v >= 2 && v <= STATE_VERSION; }
-
-static int decode_entries(tl_user *u, rd *r, size_t len)
-{
-    unsigned v = tl_wire_u8(r);
-    if (!known_version(v)) return -1;
-    u->timer = u->timer_saved = tl_wire_svarint(r);
-    u->labelled = tl_wire_svarint(r);
-    u->sampled = v >= 4 ? tl_wire_svarint(r) : INT64_MIN;
-    u->first_ts = v >= 4 ? tl_wire_svarint(r) : INT64_MIN;
-    uint64_t purchases = v >= 4 ? tl_wire_varint(r) : 0;
-    if (purchases > UINT32_MAX) return -1;
-    u->purchases = (uint32_t)purchases;
-    u->last_purchase = v >= 4 ? tl_wire_svarint(r) : INT64_MIN;
-    uint64_t n_ent = tl_wire_varint(r);
-    if (r->fail || n_ent > len) return -1;
-    for (uint64_t i = 0; i < n_ent && !r->fail; i++) {
-        unsigned dim = tl_wire_u8(r);
-        size_t n;
-        int isnull;
-        const char *id = get_bytes(r, 0, &n, &isnull);
-        double f = tl_wire_f64(r), h = tl_wire_f64(r);
-        int64_t t = tl_wire_svarint(r);
-        if (r->fail || dim >= TL_DIM_COUNT) return -1;
-        char *tmp = dup_n(id, n);
-        tl_interest *e = tl_user_add_interest(u, (tl_dim)dim, tmp);
-        free(tmp);
-        e->f = f;
-        e->h = h;
-        e->t = t;
-    }
-    return r->fail ? -1 : 0;
-}
-
-/* Appends one encoded touchpoint at the end of the journey (encoded in journey order). */
-static int decode_tp(tl_user *u, rd *r, unsigned version)
-{
-    size_t l[5] = {0};
-    int isnull[5] = {0, 0, 0, 0, 1};
-    const char *s[5] = {0};
-    s[0] = get_bytes(r, 0, &l[0], &isnull[0]);
-    s[1] = get_bytes(r, 0, &l[1], &isnull[1]);
-    s[2] = get_bytes(r, 1, &l[2], &isnull[2]);
-    s[3] = get_bytes(r, 1, &l[3], &isnull[3]);
-    unsigned type = tl_wire_u8(r);
-    int64_t ts = tl_wire_svarint(r);
-    float share = tl_wire_f32(r), propensity = tl_wire_f32(r);
-    int64_t dwell = tl_wire_svarint(r);
-    if (version >= 5) s[4] = get_bytes(r, 1, &l[4], &isnull[4]);
-    if (r->fail || type >= TL_EVENT_TYPE_COUNT || dwell < -1 || dwell > INT32_MAX) return -1;
-    char *c[5];
-    for (int k = 0; k < 5; k++) c[k] = isnull[k] ? NULL : dup_n(s[k], l[k]);
-    tp_reserve(u);
-    tl_journey_tp *tp = &u->tp[u->n_tp++];
-    tp_set(tp, c[0], c[1], c[2], c[3], c[4]);
-    tp->ts = ts;
-    tp->type = (uint8_t)type;
-    tp->share = share;
-    tp->propensity = propensity;
-    tp->dwell_ms = (int32_t)dwell;
-    u->mem += tp_mem(tp);
-    for (int k = 0; k < 5; k++) free(c[k]);
-    return 0;
-}
-
-/* Appends one encoded attribution (encoded newest first). */
-static int decode_attr(tl_user *u, rd *r)
-{
-    const char *src[4];
-    size_t l[4];
-    int isnull[4];
-    src[0] = get_bytes(r, 0, &l[0], &isnull[0]);
-    src[1] = get_bytes(r, 0, &l[1], &isnull[1]);
-    src[2] = get_bytes(r, 1, &l[2], &isnull[2]);
-    int64_t ts = tl_wire_svarint(r);
-    double p = tl_wire_f64(r);
-    src[3] = get_bytes(r, 0, &l[3], &isnull[3]);
-    if (r->fail || l[3] > TL_LAST_ATTR_TEXT_MAX) return -1;
-    uint32_t len[4] = {(uint32_t)l[0], (uint32_t)l[1], (uint32_t)l[2], (uint32_t)l[3]};
-    /* pushed at the front, so the caller decodes from the oldest: see tl_user_decode */
-    tl_last_attr *a = attr_push(u, src, len);
-    a->ts = ts;
-    a->p_conversion = p;
-    return 0;
-}
-
-int tl_user_decode(tl_user *u, const void *buf, size_t len)
-{
-    rd r = {buf, (const unsigned char *)buf + len, 0};
-    if (decode_entries(u, &r, len) != 0) return -1;
-    uint64_t n_tp = tl_wire_varint(&r);
-    if (r.fail || n_tp > len) return -1;
-    for (uint64_t i = 0; i < n_tp; i++)
-        if (decode_tp(u, &r, ((const unsigned char *)buf)[0]) != 0) return -1;
-    if (((const unsigned char *)buf)[0] >= 3) {
-        uint64_t n_attr = tl_wire_varint(&r);
-        if (r.fail || n_attr > TL_LAST_ATTR_MAX) return -1;
-        /* Newest first in the encoding, each pushed as the newest: decode into place,
-         * then reverse. */
-        for (uint64_t i = 0; i < n_attr; i++)
-            if (decode_attr(u, &r) != 0) return -1;
-        for (int i = 0, j = u->n_attr - 1; i < j; i++, j--) {
-            tl_last_attr t = u->attr[i];
-            u->attr[i] = u->attr[j];
-            u->attr[j] = t;
-        }
-    }
-    return r.fail || r.p != r.end ? -1 : 0;
-}
 
 /* ---- the store ----------------------------------------------------------------- */
 
@@ -681,13 +237,13 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
         goto fail;
     }
     if (v) {
-        rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
+        tl_wire_rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
         s->next_offset = tl_wire_svarint(&r);
         free(v);
     }
     v = rocksdb_get(s->db, s->ropts, "m:changelog", 11, &vlen, &rerr);
     if (!rerr && v) {
-        rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
+        tl_wire_rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
         s->changelog_offset = s->changelog_pending = tl_wire_svarint(&r);
         free(v);
     }
@@ -695,7 +251,7 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     rerr = NULL;
     v = rocksdb_get(s->db, s->ropts, "m:stream_time", 13, &vlen, &rerr);
     if (!rerr && v) {
-        rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
+        tl_wire_rd r = {(unsigned char *)v, (unsigned char *)v + vlen, 0};
         atomic_store_explicit(&s->stream_time, tl_wire_svarint(&r), memory_order_relaxed);
         s->stream_time_saved = tl_store_stream_time(s);
         free(v);
@@ -940,7 +496,7 @@ static void quarantine(tl_store *s, const char *user_id, size_t id_len, const vo
     rocksdb_writebatch_destroy(wb);
     tl_buf_free(&k);
     char q[512], e[256];
-    char *id = dup_n(user_id, id_len); /* a changelog key is not NUL-terminated */
+    char *id = tl_xstrndup(user_id, id_len); /* a changelog key is not NUL-terminated */
     TL_LOG_ERROR("state", "quarantined record store=%s user_id=%s bytes=%zu reason=%s%s%s", s->path,
                  tl_log_quote(q, sizeof(q), id), len, why, rerr ? " keep_failed=" : "",
                  rerr ? tl_log_quote(e, sizeof(e), rerr) : "");
@@ -966,7 +522,7 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     u->user_id = tl_xstrdup(user_id);
     u->labelled = u->sampled = u->first_ts = u->last_purchase = INT64_MIN;
     u->hash = h;
-    u->mem = user_base_mem(user_id);
+    u->mem = tl_user_base_mem(user_id);
     if (v) {
         if (tl_user_decode(u, v, vlen) != 0) {
             /* Not this build's encoding of a user, or damaged: keep the bytes aside and
@@ -1337,10 +893,8 @@ int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void
     tl_buf_putc(&s->kbuf, 'u');
     tl_buf_append(&s->kbuf, user_id, id_len);
     if (value && len) {
-        /* The timer is the record's first field after the version. */
-        rd r = {value, (const unsigned char *)value + len, 0};
-        int64_t timer = known_version(tl_wire_u8(&r)) ? tl_wire_svarint(&r) : 0;
-        if (r.fail || !known_version(((const unsigned char *)value)[0])) {
+        int64_t timer = 0;
+        if (tl_user_encoded_timer(value, len, &timer) != 0) {
             /* The user's last record wins: an older good one must not come back. */
             char why[64];
             snprintf(why, sizeof(why), "changelog_offset_%lld", (long long)changelog_offset);
@@ -1352,7 +906,7 @@ int tl_store_restore(tl_store *s, const char *user_id, size_t id_len, const void
         }
         restore_add(s, s->kbuf.data, s->kbuf.len, value, len, 0);
         if (timer) {
-            char *id = dup_n(user_id, id_len);
+            char *id = tl_xstrndup(user_id, id_len);
             key_timer(&s->kbuf, timer, id);
             restore_add(s, s->kbuf.data, s->kbuf.len, NULL, 0, 0);
             free(id);

@@ -49,6 +49,14 @@ void *tl_xmemdup(const void *s, size_t n)
     return p;
 }
 
+char *tl_xstrndup(const char *s, size_t n)
+{
+    char *p = tl_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
 int64_t tl_now_ms(void)
 {
     struct timespec ts;

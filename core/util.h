@@ -14,6 +14,7 @@ void *tl_xcalloc(size_t n, size_t size);
 void *tl_xrealloc(void *p, size_t n);
 char *tl_xstrdup(const char *s);        /* NULL in, NULL out */
 void *tl_xmemdup(const void *s, size_t n);
+char *tl_xstrndup(const char *s, size_t n);   /* n bytes of s, then a NUL */
 
 int64_t tl_now_ms(void);                /* wall clock, ms since the epoch */
 int64_t tl_mono_ns(void);               /* monotonic clock, ns */

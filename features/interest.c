@@ -24,21 +24,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const heat_keys[TL_EVENT_TYPE_COUNT] = {
-    "features.heat.impression", "features.heat.browse",      "features.heat.click",
-    "features.heat.favorite",   "features.heat.add_to_cart", "features.heat.purchase",
+const tl_config_def tl_features_config[] = {
+    {"features.half.life.ms", TL_CT_DOUBLE, "86400000", 1, 1e15,
+     "Half-life H of interest weights: a weight halves every H ms without new events.",
+     TL_CFG_FIELD(tl_features_cfg, half_life_ms)},
+    {"features.alpha", TL_CT_DOUBLE, "0.5", 0, 1e9, "Weight of decayed frequency f in w.",
+     TL_CFG_FIELD(tl_features_cfg, alpha)},
+    {"features.beta", TL_CT_DOUBLE, "0.5", 0, 1e9, "Weight of decayed heat h in w.",
+     TL_CFG_FIELD(tl_features_cfg, beta)},
+    {"features.heat.impression", TL_CT_DOUBLE, "0.1", 0, 1e9, "Heat of an IMPRESSION.",
+     TL_CFG_FIELD(tl_features_cfg, heat[TL_IMPRESSION])},
+    {"features.heat.browse", TL_CT_DOUBLE, "1", 0, 1e9, "Heat of a BROWSE.",
+     TL_CFG_FIELD(tl_features_cfg, heat[TL_BROWSE])},
+    {"features.heat.click", TL_CT_DOUBLE, "2", 0, 1e9, "Heat of a CLICK.",
+     TL_CFG_FIELD(tl_features_cfg, heat[TL_CLICK])},
+    {"features.heat.favorite", TL_CT_DOUBLE, "3", 0, 1e9, "Heat of a FAVORITE.",
+     TL_CFG_FIELD(tl_features_cfg, heat[TL_FAVORITE])},
+    {"features.heat.add_to_cart", TL_CT_DOUBLE, "4", 0, 1e9, "Heat of an ADD_TO_CART.",
+     TL_CFG_FIELD(tl_features_cfg, heat[TL_ADD_TO_CART])},
+    {"features.heat.purchase", TL_CT_DOUBLE, "5", 0, 1e9, "Heat of a PURCHASE.",
+     TL_CFG_FIELD(tl_features_cfg, heat[TL_PURCHASE])},
+    {"features.dims", TL_CT_STRING, "category", TL_NORANGE,
+     "Interest dimensions, comma-separated: category, item, channel.",
+     TL_CFG_FIELD(tl_features_cfg, dims_list)},
+    {"features.epsilon", TL_CT_DOUBLE, "1e-6", 0, 1e9, "Weights that decay below this are deleted.",
+     TL_CFG_FIELD(tl_features_cfg, epsilon)},
+    {"features.max.interests", TL_CT_INT, "1000", 1, 100000,
+     "Interest entries kept per user, all dimensions together: a new one past this replaces "
+     "the weakest (by its weight at the event's time). Bounds every stored user record "
+     "(docs/operations.md).",
+     TL_CFG_FIELD(tl_features_cfg, max_interests)},
+    {NULL, 0, NULL, 0, 0, NULL, 0, 0, NULL},
 };
 
 int tl_features_cfg_load(tl_features_cfg *fc, const tl_config *c, char *err, size_t errlen)
 {
     memset(fc, 0, sizeof(*fc));
-    fc->half_life_ms = tl_config_double(c, "features.half.life.ms");
-    fc->alpha = tl_config_double(c, "features.alpha");
-    fc->beta = tl_config_double(c, "features.beta");
-    fc->epsilon = tl_config_double(c, "features.epsilon");
-    fc->max_interests = (int)tl_config_int(c, "features.max.interests");
-    for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++) fc->heat[t] = tl_config_double(c, heat_keys[t]);
-    char *list = tl_xstrdup(tl_config_str(c, "features.dims")), *save = NULL;
+    if (tl_config_fill(c, tl_features_config, fc, err, errlen) != 0) return -1;
+    char *list = tl_xstrdup(fc->dims_list), *save = NULL;
     for (char *tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
         int d = tl_dim_parse(tok);
         if (d < 0) {

@@ -19,7 +19,11 @@ typedef struct tl_features_cfg {
     double epsilon;
     int max_interests;                   /* entries per user (all dimensions) */
     unsigned char dims[TL_DIM_COUNT];    /* 1 = enabled */
+    const char *dims_list;               /* features.dims, as set */
 } tl_features_cfg;
+
+/* The features' configuration keys (features.*), filled into tl_features_cfg. */
+extern const tl_config_def tl_features_config[];
 
 int tl_features_cfg_load(tl_features_cfg *fc, const tl_config *c, char *err, size_t errlen);
 

@@ -20,14 +20,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+const tl_config_def tl_attr_config[] = {
+    {"attribution.lookback.ms", TL_CT_INT, "604800000", 0, 1e15,
+     "Touchpoints older than this before a purchase are not credited (default 7 days).",
+     TL_CFG_FIELD(tl_attr_cfg, lookback_ms)},
+    {"attribution.max.touchpoints", TL_CT_INT, "50", 1, 1000,
+     "At most this many of the most recent touchpoints are credited.",
+     TL_CFG_FIELD(tl_attr_cfg, max_touchpoints)},
+    {"attribution.reset.on.conversion", TL_CT_BOOL, "true", TL_NORANGE,
+     "A purchase closes the journey: its touchpoints are not credited again.",
+     TL_CFG_FIELD(tl_attr_cfg, reset_on_conversion)},
+    {"attribution.time.decay.half.life.ms", TL_CT_DOUBLE, "604800000", 1, 1e15,
+     "Half-life of the time_decay method's weights (default 7 days).",
+     TL_CFG_FIELD(tl_attr_cfg, time_decay_half_life_ms)},
+    {"attribution.touch.types", TL_CT_STRING, "IMPRESSION,BROWSE,CLICK,FAVORITE,ADD_TO_CART",
+     TL_NORANGE, "Event types that are touchpoints, comma-separated.",
+     TL_CFG_FIELD(tl_attr_cfg, touch_types)},
+    {NULL, 0, NULL, 0, 0, NULL, 0, 0, NULL},
+};
+
 int tl_attr_cfg_load(tl_attr_cfg *ac, const tl_config *c, char *err, size_t errlen)
 {
     memset(ac, 0, sizeof(*ac));
-    ac->lookback_ms = tl_config_int(c, "attribution.lookback.ms");
-    ac->max_touchpoints = (int)tl_config_int(c, "attribution.max.touchpoints");
-    ac->reset_on_conversion = tl_config_bool(c, "attribution.reset.on.conversion");
-    ac->time_decay_half_life_ms = tl_config_double(c, "attribution.time.decay.half.life.ms");
-    char *list = tl_xstrdup(tl_config_str(c, "attribution.touch.types")), *save = NULL;
+    if (tl_config_fill(c, tl_attr_config, ac, err, errlen) != 0) return -1;
+    char *list = tl_xstrdup(ac->touch_types), *save = NULL;
     for (char *tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
         int t = tl_event_type_parse(tok, strlen(tok));
         if (t < 0) {

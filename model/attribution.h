@@ -18,7 +18,11 @@ typedef struct tl_attr_cfg {
     int reset_on_conversion;
     double time_decay_half_life_ms;
     unsigned touch_mask;          /* bit t set = type t is a touch type */
+    const char *touch_types;      /* attribution.touch.types, as set */
 } tl_attr_cfg;
+
+/* The attribution stage's configuration keys (attribution.*), filled into tl_attr_cfg. */
+extern const tl_config_def tl_attr_config[];
 
 int tl_attr_cfg_load(tl_attr_cfg *ac, const tl_config *c, char *err, size_t errlen);
 

@@ -63,43 +63,106 @@
  * 1e15) never overflows. */
 #define TL_MODEL_MAX_TIME ((int64_t)1 << 53)
 
+/* markov.dim's choices, in the order of its values before tl_model_cfg_load maps them */
+static const char *const markov_dims[] = {"auto", "channel", "category", NULL};
+
+const tl_config_def tl_model_config[] = {
+    {"model.enabled", TL_CT_BOOL, "true", TL_NORANGE,
+     "Learn the conversion model online and add model-based credits (shapley, removal) "
+     "and p_conversion/p_baseline to every attribution.",
+     TL_CFG_FIELD(tl_model_cfg, enabled)},
+    {"model.ftrl.alpha", TL_CT_DOUBLE, "0.2", 1e-9, 1e6, "FTRL-Proximal learning rate alpha.",
+     TL_CFG_FIELD(tl_model_cfg, alpha)},
+    {"model.ftrl.beta", TL_CT_DOUBLE, "1", 0, 1e6, "FTRL-Proximal beta (smooths early rates).",
+     TL_CFG_FIELD(tl_model_cfg, beta)},
+    {"model.ftrl.l1", TL_CT_DOUBLE, "0", 0, 1e6,
+     "FTRL-Proximal L1 regularisation: a weight stays 0 until its gradients add up to more than this (docs/attribution.md).",
+     TL_CFG_FIELD(tl_model_cfg, l1)},
+    {"model.ftrl.l2", TL_CT_DOUBLE, "0.1", 0, 1e6, "FTRL-Proximal L2 regularisation.",
+     TL_CFG_FIELD(tl_model_cfg, l2)},
+    {"model.ipw", TL_CT_BOOL, "true", TL_NORANGE,
+     "Weight training examples by the inverse of their touchpoints' propensity, when the "
+     "events carry one (docs/attribution.md).",
+     TL_CFG_FIELD(tl_model_cfg, ipw)},
+    {"model.ipw.clip", TL_CT_DOUBLE, "20", 1, 1e6, "Largest inverse-propensity weight.",
+     TL_CFG_FIELD(tl_model_cfg, ipw_clip)},
+    {"model.shapley.exact.max", TL_CT_INT, "12", 1, 20,
+     "Exact Shapley values up to this many touchpoints; "
+     "permutation sampling beyond.",
+     TL_CFG_FIELD(tl_model_cfg, shapley_exact_max)},
+    {"model.shapley.samples", TL_CT_INT, "512", 2, 1000000,
+     "Permutations sampled when Shapley values are not computed exactly.",
+     TL_CFG_FIELD(tl_model_cfg, shapley_samples)},
+    {"model.warmup.examples", TL_CT_INT, "50", 0, 1e9,
+     "Model credits only once the model has learned from this many purchases and as many "
+     "control moments without one; before, shapley and removal are linear (model_status "
+     "warming_up or no_negatives).",
+     TL_CFG_FIELD(tl_model_cfg, warmup_examples)},
+    {"model.control.interval.ms", TL_CT_INT, "21600000", 60000, 1e15,
+     "The grid of control moments: every multiple of this much event time that a user lives "
+     "through without a purchase is a negative example, with the journey as it was then "
+     "(default 6 hours; docs/attribution.md).",
+     TL_CFG_FIELD(tl_model_cfg, control_interval_ms)},
+    {"model.controls.max", TL_CT_INT, "256", 1, 1e6,
+     "At most this many control moments are learned from one gap between a user's events; "
+     "the rest are counted as skipped (tally_model_controls_skipped_total).",
+     TL_CFG_FIELD(tl_model_cfg, controls_max)},
+    {"model.credits.signed", TL_CT_BOOL, "false", TL_NORANGE,
+     "Signed model credits: a touchpoint the model says lowered p(purchase) keeps a negative "
+     "share (shares in [-1, 1], absolute values summing to 1). Default: shares in [0, 1] of "
+     "the gain, summing to 1.",
+     TL_CFG_FIELD(tl_model_cfg, signed_credits)},
+    {"model.credits.average.eta", TL_CT_INT, "1", 0, 16,
+     "The model credits with its weights averaged over its versions, version t weighing about "
+     "t^eta: 0 is the plain mean of the whole stream (steadiest, slowest to follow a change), "
+     "1 puts 3/4 of the weight on the last half of the updates, larger forgets faster "
+     "(docs/attribution.md).",
+     TL_CFG_FIELD(tl_model_cfg, average_eta)},
+    {"model.shared", TL_CT_BOOL, "true", TL_NORANGE,
+     "With rollup.topic set (run): one conversion model for every instance of the group. Each "
+     "instance sends what its examples taught the model to the topic <group>-model, in the "
+     "transaction of the outputs that made them, and adds the others' to its own model "
+     "(docs/attribution.md, \"One model across instances\"). false: each instance learns "
+     "only from its own partitions.",
+     TL_CFG_FIELD(tl_model_cfg, shared)},
+    {"model.metrics.window", TL_CT_INT, "10000", 1, 4194304,
+     "Examples in the window of the progressive log-loss and AUC.",
+     TL_CFG_FIELD(tl_model_cfg, metrics_window)},
+    {"markov.enabled", TL_CT_BOOL, "true", TL_NORANGE,
+     "Keep a Markov chain of closed journeys and publish credit deltas every window.",
+     TL_CFG_FIELD(tl_model_cfg, markov_enabled)},
+    {"markov.window.ms", TL_CT_INT, "3600000", 1000, 1e15,
+     "Event-time window after which Markov removal effects are recomputed.",
+     TL_CFG_FIELD(tl_model_cfg, markov_window_ms)},
+    {"markov.dim", TL_CT_ENUM, "auto", TL_NORANGE,
+     "States of the chain: channel, category, or auto (channel when the events carry one).",
+     TL_CFG_ENUM(tl_model_cfg, markov_dim, markov_dims)},
+    {"markov.bootstrap.samples", TL_CT_INT, "0", 0, 10000,
+     "Bootstrap chains per closed window for an interval of each Markov credit (credit_lo, "
+     "credit_hi); 0: none. Each costs one more solve of the chain.",
+     TL_CFG_FIELD(tl_model_cfg, markov_bootstrap)},
+    {"markov.bootstrap.level", TL_CT_DOUBLE, "0.9", 0.5, 0.999,
+     "Coverage of the Markov credits' bootstrap interval.",
+     TL_CFG_FIELD(tl_model_cfg, markov_level)},
+    {"markov.order", TL_CT_INT, "1", 1, 4,
+     "Order of the chain: its states are the last k touches (as ChannelAttribution's "
+     "markov_model order); removing a channel removes every state it is part of.",
+     TL_CFG_FIELD(tl_model_cfg, markov_order)},
+    {NULL, 0, NULL, 0, 0, NULL, 0, 0, NULL},
+};
+
 int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t errlen)
 {
     memset(mc, 0, sizeof(*mc));
-    mc->enabled = tl_config_bool(c, "model.enabled");
-    mc->alpha = tl_config_double(c, "model.ftrl.alpha");
-    mc->beta = tl_config_double(c, "model.ftrl.beta");
-    mc->l1 = tl_config_double(c, "model.ftrl.l1");
-    mc->l2 = tl_config_double(c, "model.ftrl.l2");
-    mc->ipw = tl_config_bool(c, "model.ipw");
-    mc->ipw_clip = tl_config_double(c, "model.ipw.clip");
-    mc->shapley_exact_max = (int)tl_config_int(c, "model.shapley.exact.max");
-    mc->shapley_samples = (int)tl_config_int(c, "model.shapley.samples");
-    mc->metrics_window = (int)tl_config_int(c, "model.metrics.window");
-    mc->warmup_examples = tl_config_int(c, "model.warmup.examples");
-    mc->control_interval_ms = tl_config_int(c, "model.control.interval.ms");
-    mc->controls_max = (int)tl_config_int(c, "model.controls.max");
-    mc->signed_credits = tl_config_bool(c, "model.credits.signed");
-    mc->average_eta = (int)tl_config_int(c, "model.credits.average.eta");
-    mc->markov_enabled = tl_config_bool(c, "markov.enabled");
-    mc->markov_window_ms = tl_config_int(c, "markov.window.ms");
-    mc->markov_order = (int)tl_config_int(c, "markov.order");
-    mc->markov_bootstrap = (int)tl_config_int(c, "markov.bootstrap.samples");
-    mc->markov_level = tl_config_double(c, "markov.bootstrap.level");
+    if (tl_config_fill(c, tl_model_config, mc, err, errlen) != 0) return -1;
     if (mc->markov_bootstrap == 1) {
         snprintf(err, errlen,
                  "markov.bootstrap.samples: expected 0 (no interval) or 2 to 10000, "
                  "got 1");
         return -1;
     }
-    const char *dim = tl_config_str(c, "markov.dim");
-    if (!strcmp(dim, "auto")) mc->markov_dim = -1;
-    else if (!strcmp(dim, "channel")) mc->markov_dim = TL_DIM_CHANNEL;
-    else if (!strcmp(dim, "category")) mc->markov_dim = TL_DIM_CATEGORY;
-    else {
-        snprintf(err, errlen, "markov.dim: expected auto, channel or category, got '%s'", dim);
-        return -1;
-    }
+    static const int dims[] = {-1, TL_DIM_CHANNEL, TL_DIM_CATEGORY};   /* markov_dims */
+    mc->markov_dim = dims[mc->markov_dim];
     return 0;
 }
 

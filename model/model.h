@@ -50,7 +50,12 @@ typedef struct tl_model_cfg {
     int markov_bootstrap;        /* chains per window for the credits' interval; 0: none */
     double markov_level;         /* its coverage */
     int markov_dim;              /* TL_DIM_CHANNEL or TL_DIM_CATEGORY; -1: channel when known */
+    int shared;                  /* model.shared: one model for the group (with rollup.topic) */
 } tl_model_cfg;
+
+/* The model's and the Markov chain's configuration keys (model.*, markov.*), filled into
+ * tl_model_cfg. */
+extern const tl_config_def tl_model_config[];
 
 int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t errlen);
 

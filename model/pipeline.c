@@ -76,16 +76,3 @@ void tl_pipeline_destroy(tl_pipeline *p)
     tl_model_destroy(p->model);
     p->model = NULL;
 }
-
-void tl_pipeline_runtime_opts(const tl_config *c, tl_runtime_opts *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->state_dir = tl_config_str(c, "state.dir");
-    o->cache_bytes = (size_t)tl_config_int(c, "state.cache.mb") << 20;
-    o->memtable_bytes = (size_t)tl_config_int(c, "state.memtable.mb") << 20;
-    o->block_cache_bytes = (size_t)tl_config_int(c, "state.block.cache.mb") << 20;
-    o->batch_max_events = (int)tl_config_int(c, "batch.max.events");
-    o->batch_max_ms = (int)tl_config_int(c, "commit.interval.ms");
-    o->flush_timeout_ms = (int)tl_config_int(c, "sink.flush.timeout.ms");
-    o->state_flush_ms = (int)tl_config_int(c, "state.flush.interval.ms");
-}

@@ -36,7 +36,4 @@ int tl_pipeline_init(tl_pipeline *p, const tl_config *c, const char *state_dir, 
                      size_t errlen);
 void tl_pipeline_destroy(tl_pipeline *p);
 
-/* Runtime options from the configuration (state.dir, cache, batch sizes). */
-void tl_pipeline_runtime_opts(const tl_config *c, tl_runtime_opts *o);
-
 #endif

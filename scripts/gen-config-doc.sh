@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes docs/configuration.md from the configuration tables (core/config_tables.c), via
+# Writes docs/configuration.md from the configuration tables (app/config.c and the components that declare their keys), via
 # `tally config list --markdown`. The test docs.configuration fails when the committed
 # file differs from what this prints.
 #

@@ -33,7 +33,7 @@ set(fuzz_sanitizers -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 # The product libraries: instrumented for coverage, sanitized; whatever links them gets
 # the sanitizer runtime.
-foreach(lib tally_core tally_ingest tally_features tally_model tally_sink)
+foreach(lib tally_core tally_ingest tally_features tally_model tally_sink tally_app)
   target_compile_options(${lib} PRIVATE -fsanitize=fuzzer-no-link ${fuzz_sanitizers})
   target_link_options(${lib} INTERFACE -fsanitize=address,undefined)
 endforeach()
@@ -41,7 +41,7 @@ endforeach()
 # What the harnesses and the seed generator share.
 add_library(tally_fuzz_common STATIC ${fuzz_src}/fuzz_common.c)
 target_include_directories(tally_fuzz_common PUBLIC ${fuzz_src} ${CMAKE_SOURCE_DIR})
-target_link_libraries(tally_fuzz_common PUBLIC tally_ingest tally_features tally_model tally_sink
+target_link_libraries(tally_fuzz_common PUBLIC tally_app tally_ingest tally_features tally_model tally_sink
                       tally_core)
 target_compile_definitions(tally_fuzz_common PUBLIC TALLY_SCHEMA_DIR="${CMAKE_SOURCE_DIR}/schemas")
 target_compile_options(tally_fuzz_common PRIVATE -fsanitize=fuzzer-no-link ${fuzz_sanitizers})

@@ -12,6 +12,7 @@
  * reaches the fast path under each reader.
  */
 #define _GNU_SOURCE
+#include "app/config.h"
 #include "fuzz_common.h"
 
 #include <errno.h>
@@ -434,7 +435,7 @@ void fuzz_write_schema_dir(const char *dir)
 void fuzz_model_cfg(tl_model_cfg *mc, char *path, size_t path_len)
 {
     char err[256];
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     if (tl_model_cfg_load(mc, c, err, sizeof(err)) != 0)
         fuzz_fail(__FILE__, __LINE__, "model config", "%s", err);
     tl_config_destroy(c);

@@ -1,7 +1,7 @@
 /*
  * fuzz_config.c -- properties files (core/config.h, tl_config_load_file; `-c FILE` and
  * `tally config check`), and what the stages make of the values (tl_features_cfg_load,
- * tl_attr_cfg_load, tl_model_cfg_load, tl_pipeline_runtime_opts).
+ * tl_attr_cfg_load, tl_model_cfg_load, tl_app_cfg_load, tl_app_runtime_opts).
  *
  * Input: the file.
  *
@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "core/config_tables.h"
+#include "app/config.h"
 #include "core/runtime.h"
 #include "core/util.h"
 #include "features/interest.h"
@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_write_file(path, data, size);
     char err[512] = "";
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     if (tl_config_load_file(c, path, err, sizeof(err)) != 0) {
         size_t n = strlen(path);
         FUZZ_CHECK(!strncmp(err, path, n) && err[n] == ':' && err[n + 1] >= '1' &&
@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const sides[2] = {"consumer", "producer"};
     kv_list k1[2], k2[2];
     tl_buf back = {0};
-    for (const tl_config_component *comp = tl_config_components; comp->name; comp++)
+    for (const tl_config_component *comp = tl_app_config; comp->name; comp++)
         for (const tl_config_def *d = comp->defs; d->key; d++)
             tl_buf_printf(&back, "%s=%s\n", d->key, tl_config_str(c, d->key));
     for (int k = 0; k < 2; k++) {
@@ -118,10 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             tl_buf_printf(&back, "kafka.%s.%s\n", sides[k], k1[k].items[i]);
     }
     fuzz_write_file(back_path, back.data, back.len);
-    tl_config *c2 = tl_config_new();
+    tl_config *c2 = tl_config_new(tl_app_config);
     int rc2 = tl_config_load_file(c2, back_path, err, sizeof(err));
     FUZZ_CHECK(rc2 == 0, "the configuration written back does not load: %s", err);
-    for (const tl_config_component *comp = tl_config_components; comp->name; comp++) {
+    for (const tl_config_component *comp = tl_app_config; comp->name; comp++) {
         for (const tl_config_def *d = comp->defs; d->key; d++) {
             FUZZ_CHECK(!strcmp(tl_config_str(c, d->key), tl_config_str(c2, d->key)),
                        "%s: '%s' written back is '%s'", d->key, tl_config_str(c, d->key),
@@ -158,9 +158,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = '\0';
     if (tl_model_cfg_load(&mc, c, err, sizeof(err)) != 0)
         FUZZ_CHECK(err[0], "tl_model_cfg_load failed without a message");
+    tl_app_cfg app;
+    FUZZ_CHECK(tl_app_cfg_load(&app, c, err, sizeof(err)) == 0, "tl_app_cfg_load failed: %s", err);
     tl_runtime_opts ro;
-    memset(&ro, 0, sizeof(ro));
-    tl_pipeline_runtime_opts(c, &ro);
+    tl_app_runtime_opts(&app, &ro);
     tl_config_destroy(c);
     return 0;
 }

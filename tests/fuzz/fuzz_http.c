@@ -24,6 +24,7 @@
  *     "error";
  *   - a known user's path without a query answers 200.
  */
+#include "app/config.h"
 #include "fuzz_common.h"
 
 #include <arpa/inet.h>
@@ -129,14 +130,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(state_dir, sizeof(state_dir), "%s/state", fuzz_tmpdir());
     port = free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-    cfg = tl_config_new();
+    cfg = tl_config_new(tl_app_config);
     if (tl_config_set(cfg, "http.listen", listen, "fuzz", err, sizeof(err)) != 0 ||
         tl_config_set(cfg, "state.dir", state_dir, "fuzz", err, sizeof(err)) != 0)
         fuzz_fail(__FILE__, __LINE__, "config", "%s", err);
     if (tl_pipeline_init(&pipeline, cfg, state_dir, err, sizeof(err)) != 0)
         fuzz_fail(__FILE__, __LINE__, "pipeline", "%s", err);
     tl_runtime_opts ro;
-    tl_pipeline_runtime_opts(cfg, &ro);
+    tl_app_cfg ac;
+    if (tl_app_cfg_load(&ac, cfg, err, sizeof(err)) != 0)
+        fuzz_fail(__FILE__, __LINE__, "config", "%s", err);
+    tl_app_runtime_opts(&ac, &ro);
     sink = tl_avro_sink_new(2, 3, 4);
     rt = tl_runtime_new(&ro, sink, pipeline.stages, pipeline.n_stages);
     int64_t next;

@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 
 #include "core/config.h"
-#include "core/config_tables.h"
+#include "app/config.h"
 #include "core/json.h"
 #include "core/runtime.h"
 #include "core/source.h"
@@ -543,7 +543,7 @@ static void config_seeds(void)
 {
     tl_buf all = {0}, one = {0};
     tl_buf_puts(&all, "# every key at its default\n");
-    for (const tl_config_component *comp = tl_config_components; comp->name; comp++) {
+    for (const tl_config_component *comp = tl_app_config; comp->name; comp++) {
         tl_buf_clear(&one);
         tl_buf_printf(&one, "! component %s\n", comp->name);
         for (const tl_config_def *d = comp->defs; d->key; d++) {
@@ -578,7 +578,7 @@ static void state_seeds(void)
 {
     char state_dir[1100], err[512];
     snprintf(state_dir, sizeof(state_dir), "%s/state", fuzz_tmpdir());
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     if (tl_config_set(c, "state.dir", state_dir, "seeds", err, sizeof(err)) != 0 ||
         tl_config_set(c, "markov.window.ms", "600000", "seeds", err, sizeof(err)) != 0) {
         fprintf(stderr, "fuzz_seeds: %s\n", err);
@@ -898,7 +898,7 @@ static void dictionaries(void)
     static const char *keys[1024];
     static char storage[1024][160];
     int n = 0;
-    for (const tl_config_component *comp = tl_config_components; comp->name; comp++)
+    for (const tl_config_component *comp = tl_app_config; comp->name; comp++)
         for (const tl_config_def *d = comp->defs; d->key && n < 1000; d++) {
             snprintf(storage[n], sizeof(storage[n]), "%s=", d->key);
             keys[n] = storage[n];

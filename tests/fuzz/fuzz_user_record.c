@@ -14,6 +14,7 @@
  *     it was when it fails, and otherwise appends one valid JSON object (core/json), at
  *     several as-of times (0, a recent time, INT64_MAX) and top-n limits.
  */
+#include "app/config.h"
 #include "fuzz_common.h"
 
 #include <stdint.h>
@@ -35,7 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     fuzz_init();
     char err[256];
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     if (tl_features_cfg_load(&fcfg, c, err, sizeof(err)) != 0)
         fuzz_fail(__FILE__, __LINE__, "features", "%s", err);
     tl_config_destroy(c);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/config.h"
 #include "core/config.h"
 #include "core/state.h"
 #include "model/attribution.h"
@@ -493,7 +494,7 @@ static void test_no_touchpoints(void **state)
 
 static void load_types(tl_attr_cfg *ac, const char *types)
 {
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     char err[256] = "";
     assert_int_equal(tl_config_set(c, "attribution.touch.types", types, "-X", err, sizeof(err)), 0);
     if (tl_attr_cfg_load(ac, c, err, sizeof(err)) != 0) fail_msg("%s: %s", types, err);
@@ -505,7 +506,7 @@ static void test_touch_types(void **state)
     (void)state;
     tl_attr_cfg ac;
     /* the defaults from the configuration */
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     char err[256] = "";
     assert_int_equal(tl_attr_cfg_load(&ac, c, err, sizeof(err)), 0);
     tl_config_destroy(c);
@@ -540,7 +541,7 @@ static void test_touch_types(void **state)
     expect_journey("p2");
 
     /* an unknown type is a configuration error naming it */
-    c = tl_config_new();
+    c = tl_config_new(tl_app_config);
     assert_int_equal(
         tl_config_set(c, "attribution.touch.types", "CLICK,TAP", "-X", err, sizeof(err)), 0);
     assert_int_equal(tl_attr_cfg_load(&ac, c, err, sizeof(err)), -1);

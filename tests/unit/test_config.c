@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "core/config_tables.h"
+#include "app/config.h"
 
 extern char **environ;
 
@@ -53,7 +53,7 @@ static int setup(void **state)
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/tally_cfg_XXXXXX");
     if (!mkdtemp(tmpdir)) return -1;
     snprintf(path, sizeof(path), "%s/tally.properties", tmpdir);
-    cfg = tl_config_new();
+    cfg = tl_config_new(tl_app_config);
     return 0;
 }
 
@@ -319,7 +319,7 @@ static void test_bad_values(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
         const bad_case *c = &cases[i];
-        tl_config *fresh = tl_config_new();
+        tl_config *fresh = tl_config_new(tl_app_config);
         char err[512] = "", kv[256];
         /* through -X */
         snprintf(kv, sizeof(kv), "%s=%s", c->key, c->value);
@@ -328,7 +328,7 @@ static void test_bad_values(void **state)
         must_contain(err, c->key);
         must_contain(err, "-X");
         /* the old value stays */
-        tl_config *ref = tl_config_new();
+        tl_config *ref = tl_config_new(tl_app_config);
         assert_string_equal(tl_config_str(fresh, c->key), tl_config_str(ref, c->key));
         tl_config_destroy(ref);
         /* through a file: FILE:LINE and the key */
@@ -490,7 +490,7 @@ static char *list_text(int md)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     assert_non_null(f);
-    tl_config_list(f, md);
+    tl_config_list(tl_app_config, f, md);
     assert_int_equal(fclose(f), 0);
     return buf;
 }
@@ -500,7 +500,7 @@ static void test_list(void **state)
     (void)state;
     char *text = list_text(0), *md = list_text(1);
     int keys = 0;
-    for (const tl_config_component *comp = tl_config_components; comp->name; comp++) {
+    for (const tl_config_component *comp = tl_app_config; comp->name; comp++) {
         for (const tl_config_def *d = comp->defs; d->key; d++) {
             keys++;
             /* plain form: the key starts a line */
@@ -553,7 +553,7 @@ static void test_list_ranges_exact(void **state)
     char *text = list_text(0);
     char wrong[256] = "";
     int checked = 0;
-    for (const tl_config_component *comp = tl_config_components; comp->name; comp++) {
+    for (const tl_config_component *comp = tl_app_config; comp->name; comp++) {
         for (const tl_config_def *d = comp->defs; d->key; d++) {
             if (d->min > d->max) continue;
             char want[200];
@@ -589,6 +589,90 @@ static void test_list_ranges_exact(void **state)
     must_contain(err, "1048576");
 }
 
+/* ---- rows declared beside a component, filled into its struct ------------------------- */
+
+typedef struct fill_cfg {
+    const char *name;
+    int count;
+    int64_t big;
+    double ratio;
+    int on;
+    int colour;
+} fill_cfg;
+
+static const char *const colours[] = {"red", "green", "blue", NULL};
+
+static const tl_config_def fill_defs[] = {
+    {"t.name", TL_CT_STRING, "x", TL_NORANGE, "a string", TL_CFG_FIELD(fill_cfg, name)},
+    {"t.count", TL_CT_INT, "3", 0, 100, "an int", TL_CFG_FIELD(fill_cfg, count)},
+    {"t.big", TL_CT_INT, "5000000000", TL_NORANGE, "an int64", TL_CFG_FIELD(fill_cfg, big)},
+    {"t.ratio", TL_CT_DOUBLE, "0.5", 0, 1, "a double", TL_CFG_FIELD(fill_cfg, ratio)},
+    {"t.on", TL_CT_BOOL, "false", TL_NORANGE, "a bool", TL_CFG_FIELD(fill_cfg, on)},
+    {"t.colour", TL_CT_ENUM, "green", TL_NORANGE, "an enum",
+     TL_CFG_ENUM(fill_cfg, colour, colours)},
+    {"t.unbound", TL_CT_INT, "1", TL_NORANGE, "no field", TL_CFG_NOFIELD},
+    {NULL, 0, NULL, 0, 0, NULL, 0, 0, NULL},
+};
+
+static const tl_config_component fill_components[] = {{"t", fill_defs}, {NULL, NULL}};
+
+static void test_fill(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    tl_config *c = tl_config_new(fill_components);
+    fill_cfg f;
+    memset(&f, 0x5a, sizeof(f));
+    assert_int_equal(tl_config_fill(c, fill_defs, &f, err, sizeof(err)), 0);
+    assert_string_equal(f.name, "x");
+    assert_int_equal(f.count, 3);
+    assert_true(f.big == 5000000000LL);
+    assert_true(f.ratio == 0.5);
+    assert_int_equal(f.on, 0);
+    assert_int_equal(f.colour, 1);
+    assert_int_equal(tl_config_set(c, "t.name", "y", "-X", err, sizeof(err)), 0);
+    assert_int_equal(tl_config_set(c, "t.big", "-7", "-X", err, sizeof(err)), 0);
+    assert_int_equal(tl_config_set(c, "t.on", "yes", "-X", err, sizeof(err)), 0);
+    assert_int_equal(tl_config_set(c, "t.colour", "blue", "-X", err, sizeof(err)), 0);
+    assert_int_equal(tl_config_fill(c, fill_defs, &f, err, sizeof(err)), 0);
+    assert_string_equal(f.name, "y");
+    assert_true(f.big == -7);
+    assert_int_equal(f.on, 1);
+    assert_int_equal(f.colour, 2);
+    /* an ENUM takes only its choices, and the error lists them */
+    assert_int_equal(tl_config_set(c, "t.colour", "Blue", "-X", err, sizeof(err)), -1);
+    assert_string_equal(err, "-X: key 't.colour': expected red, green or blue, got 'Blue'");
+    assert_string_equal(tl_config_str(c, "t.colour"), "blue");
+    tl_config_destroy(c);
+}
+
+/* Rows of a component the program does not list, or a field of the wrong size: an error
+ * (a program's mistake, found by its first test), never a write out of bounds. */
+typedef struct small_cfg {
+    char flag;
+} small_cfg;
+
+static void test_fill_errors(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    tl_config *c = tl_config_new(tl_app_config);
+    fill_cfg f;
+    assert_int_equal(tl_config_fill(c, fill_defs, &f, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "t.name"));
+    tl_config_destroy(c);
+    const tl_config_def bad[] = {
+        {"t.count", TL_CT_INT, "3", 0, 100, "an int", TL_CFG_FIELD(small_cfg, flag)},
+        {NULL, 0, NULL, 0, 0, NULL, 0, 0, NULL},
+    };
+    c = tl_config_new(fill_components);
+    small_cfg sm = {0};
+    assert_int_equal(tl_config_fill(c, bad, &sm, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "does not fit"));
+    assert_int_equal(sm.flag, 0);
+    tl_config_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -605,6 +689,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_not_in_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_ranges_exact, setup, teardown),
+        cmocka_unit_test(test_fill),
+        cmocka_unit_test(test_fill_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

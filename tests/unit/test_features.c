@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/config.h"
 #include "core/config.h"
 #include "core/state.h"
 #include "features/interest.h"
@@ -133,7 +134,7 @@ static void rm_rf(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHY
 static void test_cfg_defaults(void **state)
 {
     (void)state;
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     tl_features_cfg fc;
     char err[256] = "";
     assert_int_equal(tl_features_cfg_load(&fc, c, err, sizeof(err)), 0);
@@ -225,7 +226,7 @@ static void test_worked_example_store(void **state)
 static void test_delta_fields_defaults(void **state)
 {
     (void)state;
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     tl_features_cfg fc;
     char err[256];
     assert_int_equal(tl_features_cfg_load(&fc, c, err, sizeof(err)), 0);
@@ -606,7 +607,7 @@ static void test_epsilon_threshold(void **state)
 
 static void load_dims(tl_features_cfg *fc, const char *dims)
 {
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     char err[256] = "";
     assert_int_equal(tl_config_set(c, "features.dims", dims, "-X", err, sizeof(err)), 0);
     if (tl_features_cfg_load(fc, c, err, sizeof(err)) != 0) fail_msg("%s: %s", dims, err);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/config.h"
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/json.h"
@@ -294,7 +295,7 @@ static void test_threads(void **state)
 static void test_secrets(void **state)
 {
     (void)state;
-    tl_config *c = tl_config_new();
+    tl_config *c = tl_config_new(tl_app_config);
     char err[512];
     assert_int_equal(tl_config_set_kv(c, "kafka.sasl.password=SECRET1", "-X", err, sizeof(err)), 0);
     assert_int_equal(tl_config_set_kv(c, "schema.registry.basic.auth.user.info=alice:pw-SECRET2",

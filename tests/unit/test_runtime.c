@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/config.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -247,12 +248,14 @@ static void run_init(run *r, const tl_event *events, int n, int batch, const cha
 {
     memset(r, 0, sizeof(*r));
     char err[512] = "";
-    r->cfg = tl_config_new();
+    r->cfg = tl_config_new(tl_app_config);
     for (; kvs && *kvs; kvs++)
         if (tl_config_set_kv(r->cfg, *kvs, "-X", err, sizeof(err)) != 0) fail_msg("%s", err);
     r->dir = new_state_dir();
     if (tl_pipeline_init(&r->p, r->cfg, r->dir, err, sizeof(err)) != 0) fail_msg("%s", err);
-    tl_pipeline_runtime_opts(r->cfg, &r->o);
+    tl_app_cfg ac;
+    if (tl_app_cfg_load(&ac, r->cfg, err, sizeof(err)) != 0) fail_msg("%s", err);
+    tl_app_runtime_opts(&ac, &r->o);
     r->o.state_dir = r->dir;
     r->o.batch_max_events = batch;
     ms_init(&r->ms);
