@@ -1,5 +1,6 @@
 /*
- * codec.c -- Confluent-framed Avro BehaviorEvent <-> tl_event, and event validation.
+ * codec.c -- Confluent-framed Avro BehaviorEvent <-> tl_event (the checks every decoded
+ * event then gets: core/validate.c).
  *
  * What: the Kafka ingest path decodes every input record here; `produce` and the
  * tests encode with it.
@@ -33,7 +34,7 @@
  *   - once per reader (tl_codec_new), plan_fast() turns the reader's fields into a
  *     flat list (kind of value, event slot, null branch of a [null, T] union, enum
  *     symbol count), or gives up for shapes it does not cover (see there);
- *   - once per writer id (wentry_build), the writer's Parsing Canonical Form (Avro
+ *   - once per writer id (wentry_build), the writer's Parsing Canonical Form (avro_canon.c; Avro
  *     specification: full names, only the attributes that change the binary
  *     encoding, no docs, defaults, aliases or logical types) is compared with the
  *     reader's; equal means the writer's binary encoding is the reader's, so the
@@ -98,6 +99,7 @@
  * path).
  */
 #include "codec.h"
+#include "avro_canon.h"
 #include "core/wire.h"
 
 #include "json.h"
@@ -110,6 +112,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* tl_dlq_fail (core/validate.h) returns what a bad record returns here */
+_Static_assert(TL_CODEC_BAD == -1, "tl_dlq_fail returns -1");
 
 #define CODEC_MAX_DEPTH 64
 
@@ -499,130 +504,7 @@ out:
     return rc;
 }
 
-/* ------------------------------------------- fast path: canonical form, plan */
-
-/* Appends str JSON-escaped, without quotes (Avro names and symbols never need
- * escaping; this only keeps an odd schema from producing an ambiguous form). */
-static void canon_chars(tl_buf *o, const char *str)
-{
-    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-        if (*p == '"' || *p == '\\') tl_buf_printf(o, "\\%c", *p);
-        else if (*p < 0x20) tl_buf_printf(o, "\\u%04x", *p);
-        else tl_buf_putc(o, (char)*p);
-    }
-}
-
-static void canon_string(tl_buf *o, const char *str)
-{
-    tl_buf_putc(o, '"');
-    canon_chars(o, str);
-    tl_buf_putc(o, '"');
-}
-
-/* "namespace.name", or "name" when the type has no namespace. */
-static void canon_fullname(tl_buf *o, avro_schema_t s)
-{
-    const char *ns = avro_schema_namespace(s);
-    tl_buf_putc(o, '"');
-    if (ns && *ns) {
-        canon_chars(o, ns);
-        tl_buf_putc(o, '.');
-    }
-    canon_chars(o, avro_schema_name(s));
-    tl_buf_putc(o, '"');
-}
-
-/* Appends the Parsing Canonical Form of s (Avro specification, "Transforming into
- * Parsing Canonical Form"): full names, only the attributes that matter to the binary
- * encoding (name, type, fields, symbols, items, values, size, in that order), no doc,
- * aliases, defaults or logical types, no white space. A named type that appears again
- * (an avro-c link) is written as its full name. -1 for a type avro-c 1.11 cannot
- * hold in a schema (never for a parsed one). */
-static int canon(tl_buf *o, avro_schema_t s);
-
-/* A record's canonical form with only its first nf fields. */
-static int canon_record(tl_buf *o, avro_schema_t s, size_t nf)
-{
-    tl_buf_puts(o, "{\"name\":");
-    canon_fullname(o, s);
-    tl_buf_puts(o, ",\"type\":\"record\",\"fields\":[");
-    for (size_t i = 0; i < nf; i++) {
-        tl_buf_puts(o, i ? ",{\"name\":" : "{\"name\":");
-        canon_string(o, avro_schema_record_field_name(s, (int)i));
-        tl_buf_puts(o, ",\"type\":");
-        if (canon(o, avro_schema_record_field_get_by_index(s, (int)i))) return -1;
-        tl_buf_putc(o, '}');
-    }
-    tl_buf_puts(o, "]}");
-    return 0;
-}
-
-static int canon(tl_buf *o, avro_schema_t s)
-{
-    switch (avro_typeof(s)) {
-    case AVRO_STRING: tl_buf_puts(o, "\"string\""); return 0;
-    case AVRO_BYTES: tl_buf_puts(o, "\"bytes\""); return 0;
-    case AVRO_INT32: tl_buf_puts(o, "\"int\""); return 0;
-    case AVRO_INT64: tl_buf_puts(o, "\"long\""); return 0;
-    case AVRO_FLOAT: tl_buf_puts(o, "\"float\""); return 0;
-    case AVRO_DOUBLE: tl_buf_puts(o, "\"double\""); return 0;
-    case AVRO_BOOLEAN: tl_buf_puts(o, "\"boolean\""); return 0;
-    case AVRO_NULL: tl_buf_puts(o, "\"null\""); return 0;
-    case AVRO_LINK: canon_fullname(o, avro_schema_link_target(s)); return 0;
-    case AVRO_RECORD: return canon_record(o, s, avro_schema_record_size(s));
-    case AVRO_ENUM: {
-        tl_buf_puts(o, "{\"name\":");
-        canon_fullname(o, s);
-        tl_buf_puts(o, ",\"type\":\"enum\",\"symbols\":[");
-        int n = avro_schema_enum_number_of_symbols(s);
-        for (int i = 0; i < n; i++) {
-            if (i) tl_buf_putc(o, ',');
-            canon_string(o, avro_schema_enum_get(s, i));
-        }
-        tl_buf_puts(o, "]}");
-        return 0;
-    }
-    case AVRO_FIXED:
-        tl_buf_puts(o, "{\"name\":");
-        canon_fullname(o, s);
-        tl_buf_printf(o, ",\"type\":\"fixed\",\"size\":%lld}",
-                      (long long)avro_schema_fixed_size(s));
-        return 0;
-    case AVRO_ARRAY:
-        tl_buf_puts(o, "{\"type\":\"array\",\"items\":");
-        if (canon(o, avro_schema_array_items(s))) return -1;
-        tl_buf_putc(o, '}');
-        return 0;
-    case AVRO_MAP:
-        tl_buf_puts(o, "{\"type\":\"map\",\"values\":");
-        if (canon(o, avro_schema_map_values(s))) return -1;
-        tl_buf_putc(o, '}');
-        return 0;
-    case AVRO_UNION: {
-        tl_buf_putc(o, '[');
-        size_t n = avro_schema_union_size(s);
-        for (size_t i = 0; i < n; i++) {
-            if (i) tl_buf_putc(o, ',');
-            if (canon(o, avro_schema_union_branch(s, (int)i))) return -1;
-        }
-        tl_buf_putc(o, ']');
-        return 0;
-    }
-    default: return -1;
-    }
-}
-
-/* The canonical form of s as a new string, or NULL; of a record, with its first nf fields
- * (nf < 0: all). */
-static char *canon_new(avro_schema_t s, int nf)
-{
-    tl_buf o = {0};
-    if ((nf < 0 ? canon(&o, s) : canon_record(&o, s, (size_t)nf)) != 0) {
-        tl_buf_free(&o);
-        return NULL;
-    }
-    return o.data;
-}
+/* ------------------------------- fast path: the plan (canonical forms: avro_canon.c) */
 
 static void free_canon(tl_codec *c)
 {
@@ -682,7 +564,7 @@ static void plan_fast(tl_codec *c)
     }
     c->canon = tl_xcalloc((size_t)c->nf + 1, sizeof(*c->canon));
     for (int k = c->canon_min; k <= c->nf; k++)
-        if (!(c->canon[k] = canon_new(c->reader, k))) goto no;
+        if (!(c->canon[k] = tl_avro_canonical_form(c->reader, k))) goto no;
     c->fp = fp;
     return;
 no:
@@ -791,7 +673,7 @@ static int fast_match(const tl_codec *c, const wentry *w, avro_schema_t ws)
         if (w->wtype[k] < 0) return 0;
     int nf = (int)avro_schema_record_size(ws);
     if (nf < c->canon_min || nf > c->nf) return 0;
-    char *wc = canon_new(ws, -1);
+    char *wc = tl_avro_canonical_form(ws, -1);
     int same = wc && strcmp(wc, c->canon[nf]) == 0;
     free(wc);
     return same ? nf : 0;
@@ -981,21 +863,6 @@ int tl_codec_uses_fast_path(tl_codec *c, int32_t id)
     return c->fast_on && w && w->ok && w->fast;
 }
 
-static int bad(tl_dlq_reason *reason, tl_dlq_reason r, char *err, size_t errlen, const char *fmt,
-               ...) __attribute__((format(printf, 5, 6)));
-static int bad(tl_dlq_reason *reason, tl_dlq_reason r, char *err, size_t errlen, const char *fmt,
-               ...)
-{
-    if (reason) *reason = r;
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return TL_CODEC_BAD;
-}
-
 static const char *str_get(const tl_event *ev, slot s)
 {
     switch (s) {
@@ -1100,14 +967,14 @@ static int extract(tl_codec *c, wentry *w, const rfield *f, avro_value_t *v, tl_
     case S_TYPE:
         if (avro_value_get_enum(v, &e) != 0) goto avro_fail;
         if (e < 0 || e >= w->nwtype)
-            return bad(reason, TL_DLQ_MALFORMED, err, errlen,
-                       "event type index %d out of range "
-                       "(schema id %d)",
-                       e, (int)w->id);
+            return tl_dlq_fail(reason, TL_DLQ_MALFORMED, err, errlen,
+                               "event type index %d out of range "
+                               "(schema id %d)",
+                               e, (int)w->id);
         if (w->wtype[e] < 0)
-            return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
-                       "event type %s (writer schema id %d) is not in the reader schema",
-                       w->wsym[e], (int)w->id);
+            return tl_dlq_fail(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
+                               "event type %s (writer schema id %d) is not in the reader schema",
+                               w->wsym[e], (int)w->id);
         ev->type = (tl_event_type)w->wtype[e];
         return 0;
     case S_TS:
@@ -1126,8 +993,8 @@ static int extract(tl_codec *c, wentry *w, const rfield *f, avro_value_t *v, tl_
         if (f->base == AVRO_INT64) {
             if (avro_value_get_long(v, &i64) != 0) goto avro_fail;
             if (i64 < INT32_MIN || i64 > INT32_MAX)
-                return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "dwell_ms %lld is out of range",
-                           (long long)i64);
+                return tl_dlq_fail(reason, TL_DLQ_BAD_VALUE, err, errlen,
+                                   "dwell_ms %lld is out of range", (long long)i64);
             ev->dwell_ms = (int32_t)i64;
         } else {
             if (avro_value_get_int(v, &i32) != 0) goto avro_fail;
@@ -1156,26 +1023,26 @@ static int extract(tl_codec *c, wentry *w, const rfield *f, avro_value_t *v, tl_
     default: return 0;
     }
 avro_fail:
-    return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
-               "field %s (writer schema id %d) cannot be read as the reader's type: %s", f->name,
-               (int)w->id, avro_strerror());
+    return tl_dlq_fail(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
+                       "field %s (writer schema id %d) cannot be read as the reader's type: %s",
+                       f->name, (int)w->id, avro_strerror());
 }
 
 /* The two TL_DLQ_MALFORMED messages, shared by both paths so they cannot drift. */
 static int body_malformed(const cursor *cur, int32_t id, tl_dlq_reason *reason, char *err,
                           size_t errlen)
 {
-    return bad(reason, TL_DLQ_MALFORMED, err, errlen,
-               "Avro body (schema id %d) is malformed: %s at byte %zu of %zu", (int)id, cur->what,
-               (size_t)(cur->p - cur->start), (size_t)(cur->end - cur->start));
+    return tl_dlq_fail(reason, TL_DLQ_MALFORMED, err, errlen,
+                       "Avro body (schema id %d) is malformed: %s at byte %zu of %zu", (int)id,
+                       cur->what, (size_t)(cur->p - cur->start), (size_t)(cur->end - cur->start));
 }
 
 static int body_trailing(const cursor *cur, int32_t id, tl_dlq_reason *reason, char *err,
                          size_t errlen)
 {
-    return bad(reason, TL_DLQ_MALFORMED, err, errlen,
-               "Avro body (schema id %d) has %zu trailing bytes after the record", (int)id,
-               (size_t)(cur->end - cur->p));
+    return tl_dlq_fail(reason, TL_DLQ_MALFORMED, err, errlen,
+                       "Avro body (schema id %d) has %zu trailing bytes after the record", (int)id,
+                       (size_t)(cur->end - cur->p));
 }
 
 /* rd_long() with the one-byte varint (lengths, indexes, small numbers) inline. */
@@ -1343,14 +1210,16 @@ int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_a
 {
     const uint8_t *b = buf;
     if (len > c->max_bytes)
-        return bad(reason, TL_DLQ_OVERSIZED, err, errlen,
-                   "record of %zu bytes exceeds the limit of %zu bytes", len, c->max_bytes);
+        return tl_dlq_fail(reason, TL_DLQ_OVERSIZED, err, errlen,
+                           "record of %zu bytes exceeds the limit of %zu bytes", len, c->max_bytes);
     if (!b || len < TL_CODEC_FRAME_HEADER)
-        return bad(reason, TL_DLQ_NOT_FRAMED, err, errlen,
-                   "record of %zu bytes is shorter than the 5-byte schema registry header", len);
+        return tl_dlq_fail(reason, TL_DLQ_NOT_FRAMED, err, errlen,
+                           "record of %zu bytes is shorter than the 5-byte schema registry header",
+                           len);
     if (b[0] != 0)
-        return bad(reason, TL_DLQ_NOT_FRAMED, err, errlen,
-                   "record starts with byte 0x%02x, not the schema registry magic byte 0", b[0]);
+        return tl_dlq_fail(reason, TL_DLQ_NOT_FRAMED, err, errlen,
+                           "record starts with byte 0x%02x, not the schema registry magic byte 0",
+                           b[0]);
     int32_t id = (int32_t)(((uint32_t)b[1] << 24) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 8) |
                            (uint32_t)b[4]);
 
@@ -1360,17 +1229,17 @@ int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_a
         char serr[512];
         int rc = tl_schema_store_get(c->store, id, &writer, serr, sizeof(serr));
         if (rc == TL_SCHEMA_NOT_FOUND)
-            return bad(reason, TL_DLQ_UNKNOWN_SCHEMA, err, errlen, "%s", serr);
+            return tl_dlq_fail(reason, TL_DLQ_UNKNOWN_SCHEMA, err, errlen, "%s", serr);
         if (rc == TL_SCHEMA_INVALID)
-            return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen, "%s", serr);
+            return tl_dlq_fail(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen, "%s", serr);
         if (rc != TL_SCHEMA_OK) {
-            bad(reason, TL_DLQ_UNKNOWN_SCHEMA, err, errlen, "%s", serr);
+            tl_dlq_fail(reason, TL_DLQ_UNKNOWN_SCHEMA, err, errlen, "%s", serr);
             return TL_CODEC_RETRY;
         }
         w = wentry_build(c, id, writer);
         cache_insert(c, w);
     }
-    if (!w->ok) return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen, "%s", w->msg);
+    if (!w->ok) return tl_dlq_fail(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen, "%s", w->msg);
     if (w->fast && c->fast_on) return fast_decode(c, w, b, len, ev, a, reason, err, errlen);
 
     size_t body_len = len - TL_CODEC_FRAME_HEADER;
@@ -1383,9 +1252,9 @@ int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_a
 
     avro_reader_memory_set_source(c->areader, (const char *)cur.start, (int64_t)body_len);
     if (avro_value_read(c->areader, &w->rw) != 0)
-        return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
-                   "record (schema id %d) cannot be resolved to the reader schema: %s", (int)id,
-                   avro_strerror());
+        return tl_dlq_fail(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
+                           "record (schema id %d) cannot be resolved to the reader schema: %s",
+                           (int)id, avro_strerror());
 
     /* Filled aside: a record refused half-way leaves *ev as it was, as on the fast path. */
     tl_event out = {.partition = ev->partition, .offset = ev->offset};
@@ -1395,9 +1264,9 @@ int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_a
         avro_value_t fv;
         const rfield *f = &c->f[w->proj_field[k]];
         if (avro_value_get_by_index(&w->gen, (size_t)k, &fv, NULL) != 0)
-            return bad(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
-                       "record (schema id %d) lacks field %s after resolution: %s", (int)id,
-                       f->name, avro_strerror());
+            return tl_dlq_fail(reason, TL_DLQ_INCOMPATIBLE_SCHEMA, err, errlen,
+                               "record (schema id %d) lacks field %s after resolution: %s", (int)id,
+                               f->name, avro_strerror());
         if (extract(c, w, f, &fv, &out, a, raw, raw_len, reason, err, errlen) != 0)
             return TL_CODEC_BAD;
     }
@@ -1472,81 +1341,4 @@ fail:
     out->len = start;
     if (out->data) out->data[start] = '\0';
     return -1;
-}
-
-/* -------------------------------------------------------------- validation */
-
-int tl_string_check_nul(const char *field, const void *s, size_t len, tl_dlq_reason *reason,
-                        char *err, size_t errlen)
-{
-    const char *z = len ? memchr(s, 0, len) : NULL;
-    if (!z) return 0;
-    return bad(reason, TL_DLQ_BAD_STRING, err, errlen, "field %s holds a NUL byte at byte %zu",
-               field, (size_t)(z - (const char *)s));
-}
-
-int tl_event_validate(const tl_event *ev, const tl_event_limits *lim, tl_dlq_reason *reason,
-                      char *err, size_t errlen)
-{
-    static const struct {
-        const char *name;
-        size_t off;
-    } strs[] = {
-        {"event_id", offsetof(tl_event, event_id)},
-        {"user_id", offsetof(tl_event, user_id)},
-        {"item_id", offsetof(tl_event, item_id)},
-        {"category_id", offsetof(tl_event, category_id)},
-        {"channel", offsetof(tl_event, channel)},
-        {"campaign", offsetof(tl_event, campaign)},
-    };
-    static const struct {
-        const char *name;
-        size_t off;
-    } req[] = {
-        {"event_id", offsetof(tl_event, event_id)},
-        {"user_id", offsetof(tl_event, user_id)},
-        {"item_id", offsetof(tl_event, item_id)},
-    };
-    for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
-        const char *s = *(const char *const *)((const char *)ev + req[i].off);
-        if (!s || !*s)
-            return bad(reason, TL_DLQ_MISSING_FIELD, err, errlen, "required field %s is %s",
-                       req[i].name, s ? "empty" : "missing");
-    }
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
-        const unsigned char *s = *(const unsigned char *const *)((const char *)ev + strs[i].off);
-        if (!s) continue;
-        size_t n = strlen((const char *)s);
-        if (n > lim->max_string)
-            return bad(reason, TL_DLQ_BAD_STRING, err, errlen,
-                       "field %s is %zu bytes long, more than ingest.max.string.bytes=%zu",
-                       strs[i].name, n, lim->max_string);
-        for (size_t k = 0; k < n;) {
-            size_t step = tl_utf8_seq(s + k, n - k);
-            if (!step)
-                return bad(reason, TL_DLQ_BAD_STRING, err, errlen,
-                           "field %s is not valid UTF-8 (byte %zu)", strs[i].name, k);
-            k += step;
-        }
-    }
-    if (ev->ts < lim->ts_min || ev->ts > lim->ts_max)
-        return bad(reason, TL_DLQ_BAD_TIMESTAMP, err, errlen,
-                   "ts %lld is outside the accepted range [%lld, %lld]", (long long)ev->ts,
-                   (long long)lim->ts_min, (long long)lim->ts_max);
-    if ((unsigned)ev->type >= TL_EVENT_TYPE_COUNT)
-        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "event type %d is out of range",
-                   (int)ev->type);
-    if (ev->has_dwell && ev->dwell_ms < 0)
-        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "dwell_ms %d is negative",
-                   (int)ev->dwell_ms);
-    if (ev->has_value && !isfinite(ev->value))
-        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "value %g is not a finite number",
-                   ev->value);
-    if (ev->has_propensity && !isfinite(ev->propensity))
-        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "propensity %g is not a finite number",
-                   ev->propensity);
-    if (ev->has_propensity && !(ev->propensity > 0 && ev->propensity <= 1))
-        return bad(reason, TL_DLQ_BAD_VALUE, err, errlen, "propensity %g is outside (0, 1]",
-                   ev->propensity);
-    return 0;
 }

@@ -28,19 +28,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* An optional string field: 0 with *out (NULL when absent or null), or -1. */
 static int get_str(const tl_json *obj, const char *name, const char **out, char *err, size_t errlen)
 {
@@ -48,12 +35,12 @@ static int get_str(const tl_json *obj, const char *name, const char **out, char 
     *out = NULL;
     if (tl_json_is_null(j)) return 0;
     if (j->type != TL_JSON_STRING)
-        return fail(err, errlen, "field %s must be a string, not a %s", name,
-                    tl_json_type_name(j->type));
+        return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen,
+                           "field %s must be a string, not a %s", name, tl_json_type_name(j->type));
     const char *nul = memchr(j->str, '\0', j->len);
     if (nul)
-        return fail(err, errlen, "field %s holds a NUL byte at byte %zu", name,
-                    (size_t)(nul - j->str));
+        return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen,
+                           "field %s holds a NUL byte at byte %zu", name, (size_t)(nul - j->str));
     *out = j->str;
     return 0;
 }
@@ -66,8 +53,8 @@ static int get_num(const tl_json *obj, const char *name, const tl_json **out, ch
     *out = j;
     if (tl_json_is_null(j)) return 0;
     if (j->type != TL_JSON_NUMBER)
-        return fail(err, errlen, "field %s must be a number, not a %s", name,
-                    tl_json_type_name(j->type));
+        return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen,
+                           "field %s must be a number, not a %s", name, tl_json_type_name(j->type));
     return 1;
 }
 
@@ -76,9 +63,11 @@ int tl_event_from_json(const char *line, size_t len, tl_event *ev, tl_arena *a, 
 {
     char jerr[128];
     const tl_json *o = tl_json_parse(line, len, a, jerr, sizeof(jerr));
-    if (!o) return fail(err, errlen, "line is not valid JSON: %s", jerr);
+    if (!o)
+        return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen, "line is not valid JSON: %s", jerr);
     if (o->type != TL_JSON_OBJECT)
-        return fail(err, errlen, "line is a JSON %s, not an object", tl_json_type_name(o->type));
+        return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen, "line is a JSON %s, not an object",
+                           tl_json_type_name(o->type));
 
     int32_t partition = ev->partition;
     int64_t offset = ev->offset;
@@ -95,26 +84,31 @@ int tl_event_from_json(const char *line, size_t len, tl_event *ev, tl_arena *a, 
         return -1;
 
     const tl_json *t = tl_json_get(o, "type");
-    if (tl_json_is_null(t)) return fail(err, errlen, "field type is missing");
+    if (tl_json_is_null(t))
+        return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen, "field type is missing");
     if (t->type != TL_JSON_STRING)
-        return fail(err, errlen, "field type must be a string, not a %s",
-                    tl_json_type_name(t->type));
+        return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen,
+                           "field type must be a string, not a %s", tl_json_type_name(t->type));
     int type = tl_event_type_parse(t->str, t->len);
-    if (type < 0) return fail(err, errlen, "unknown event type \"%.40s\"", t->str);
+    if (type < 0)
+        return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen, "unknown event type \"%.40s\"",
+                           t->str);
     ev->type = (tl_event_type)type;
 
     const tl_json *n;
     int rc = get_num(o, "ts", &n, err, errlen);
     if (rc < 0) return -1;
-    if (rc == 0) return fail(err, errlen, "field ts is missing");
+    if (rc == 0) return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen, "field ts is missing");
     if (!n->is_int)
-        return fail(err, errlen, "field ts must be an integer number of ms, not %g", n->num);
+        return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen,
+                           "field ts must be an integer number of ms, not %g", n->num);
     ev->ts = n->i;
 
     if ((rc = get_num(o, "dwell_ms", &n, err, errlen)) < 0) return -1;
     if (rc) {
         if (!n->is_int || n->i < INT32_MIN || n->i > INT32_MAX)
-            return fail(err, errlen, "field dwell_ms must be a 32-bit integer, not %g", n->num);
+            return tl_dlq_fail(NULL, TL_DLQ_MALFORMED, err, errlen,
+                               "field dwell_ms must be a 32-bit integer, not %g", n->num);
         ev->has_dwell = 1;
         ev->dwell_ms = (int32_t)n->i;
     }
