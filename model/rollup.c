@@ -430,11 +430,11 @@ void tl_rollup_set(tl_rollup *r, const tl_rollup_row *d)
     size_t k = row_of(r, d->id, d->window_start);   /* may move the rows */
     tl_rollup_row *x = &r->rows[k];
     char *id = x->id;
-    memset(x, 0, sizeof(*x));
+    /* A copy, not a merge into zeros: 0.0 + -0.0 is 0.0, and a total read back must stay
+     * as it was read, bit for bit (found by fuzz.rollup). */
+    *x = *d;
     x->id = id;
-    x->window_start = d->window_start;
-    tl_rollup_merge(r, d);   /* finds the row at k: it exists */
-    r->rows[k].changed = 0;
+    x->changed = 0;
 }
 
 int tl_rollup_each_changed(tl_rollup *r, int (*fn)(void *arg, const tl_rollup_row *row), void *arg)
