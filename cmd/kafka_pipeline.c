@@ -1,5 +1,7 @@
 /*
- * kafka_pipeline.c -- set-up and ordered tear-down of the Kafka pipeline.
+ * kafka_pipeline.c -- set-up and ordered tear-down of the Kafka pipeline: the composition
+ * root of `tally run` and `tally demo`. tl_kafka_pipeline_run is app_open (each piece in
+ * its own open_* function, in dependency order), app_run and app_close (the reverse).
  *
  * Shutdown order: the runtime returns after its last batch is committed (offsets
  * stored); the consumer then commits and leaves the group (its revocation closes the
@@ -347,261 +349,321 @@ static void share_tick(void *arg)
     tl_observe_tick(ms->obs);
 }
 
-int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap,
-                          tl_after_fn after, void *arg, tl_run_report *rep)
-{
-    const tl_app_cfg ac = tl_cmd_settings(c);
-    int rc = 1;
-    char err[512];
-    tl_schema_store *store = NULL;
-    tl_codec *codec = NULL;
-    rd_kafka_t *producer = NULL;
-    tl_sink *ksink = NULL, *sink = NULL;
-    tl_runtime *rt = NULL;
-    tl_source *src = NULL;
-    tl_changelog *changelog = NULL;
-    tl_observe *obs = NULL;
-    tl_rollup_agg *agg = NULL;
-    model_share share = {0};
-    tl_pipeline p;
-    memset(rep, 0, sizeof(*rep));
-
-    const char *topic = ac.input_topics;
-    if (strchr(topic, ',')) {
-        fprintf(stderr, "tally: input.topics: one input topic is supported, got '%s'\n", topic);
-        return 2;
-    }
-    if (tl_pipeline_init(&p, c, ac.state_dir, err, sizeof(err)) != 0) {
-        fprintf(stderr, "tally: configuration error: %s\n", err);
-        return 2;
-    }
-    codec = tl_cmd_codec_new(c, &store);
-    if (!codec) goto done;
-    /* From here a signal asks for an orderly stop, within shutdown.timeout.ms (connecting
-     * to the broker and restoring state may block: the watchdog ends those). */
-    tl_cmd_signals();
-    tl_cmd_shutdown_timeout(ac.shutdown_timeout_ms);
-    tl_cmd_shutdown_phase("starting (reaching the broker, making topics, restoring state)");
-    obs = tl_observe_start(c, err, sizeof(err));
-    if (!obs) {
-        fprintf(stderr, "tally: %s\n", err);
-        goto done;
-    }
-
-    tl_kafka_sink_opts ko = {
-        .topic_interest = ac.interest_topic,
-        .topic_attribution = ac.attribution_topic,
-        .topic_credit = ac.credit_topic,
-        .topic_dlq = ac.dlq_topic,
-    };
-    if (output_schema_id(c, store, "2-interest_delta.avsc", ko.topic_interest, &ko.id_interest) ||
-        output_schema_id(c, store, "11-attribution.avsc", ko.topic_attribution,
-                         &ko.id_attribution) ||
-        output_schema_id(c, store, "7-credit_delta.avsc", ko.topic_credit, &ko.id_credit))
-        goto done;
-
-    /* an ENUM: the configuration took only exactly_once or at_least_once */
-    int eos = ac.guarantee == TL_DELIVERY_EXACTLY_ONCE;
-    char host[256] = "";
-    const char *instance = ac.instance_id;
-    if (!*instance) {
-        if (tl_cmd_instance_id(ac.state_dir, host, sizeof(host), err, sizeof(err)) != 0) {
-            fprintf(stderr, "tally: %s\n", err);
-            goto done;
-        }
-        instance = host;
-        TL_LOG_INFO("run", "instance.id=%s (kept in %s/instance.id)", instance, ac.state_dir);
-    }
+/* A running `tally run`: what app_open puts together, app_run runs and app_close takes
+ * apart, in that order. Every pointer is NULL until made, so app_close undoes whatever
+ * app_open got to. */
+typedef struct kafka_app {
+    const tl_config *c;
+    tl_app_cfg ac;
+    int until_end, eos;
+    const char *topic;
+    char host[256];
+    const char *instance;
     tl_app_names names;
-    if (tl_cmd_names(c, instance, &names, err, sizeof(err)) != 0) {
-        fprintf(stderr, "tally: configuration error: %s\n", err);
-        rc = 2;
-        goto done;
-    }
-    const char *changelog_topic = names.changelog, *txn_id = names.transactional_id;
+    tl_pipeline p;
+    int p_init;
+    tl_schema_store *store;
+    tl_codec *codec;
+    tl_observe *obs;
+    tl_kafka_sink_opts ko;
+    const char *outputs[TL_BOUNDS_OUTPUTS];
+    tl_changelog *changelog;
+    int n_inputs, n_spend, shared_model;
+    tl_sink *ksink, *sink;
+    rd_kafka_t *producer;
+    tl_rollup_agg *agg;
+    model_share share;
+    tl_runtime *rt;
+    tl_source *src;
+} kafka_app;
 
-    rd_kafka_conf_t *pconf = tl_cmd_kafka_conf(c, "producer");
-    if (!pconf) goto done;
-    if (eos) {
-        ko.transactional = 1;
-        ko.changelog_topic = changelog_topic;
-        if (rd_kafka_conf_set(pconf, "transactional.id", txn_id, err, sizeof(err)) !=
-            RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(pconf);
-            fprintf(stderr, "tally: %s\n", err);
-            goto done;
-        }
-        rd_kafka_conf_t *lconf = tl_cmd_kafka_conf(c, "consumer");
-        if (!lconf) {
-            rd_kafka_conf_destroy(pconf);
-            goto done;
-        }
-        changelog = tl_changelog_new(lconf, changelog_topic, err, sizeof(err));
-        if (!changelog || tl_changelog_ensure(changelog, topic, err, sizeof(err)) != 0) {
-            rd_kafka_conf_destroy(pconf);
-            fprintf(stderr, "tally: %s\n", err);
-            goto done;
-        }
-        TL_LOG_INFO("run", "exactly_once transactional.id=%s changelog=%s", txn_id,
-                    changelog_topic);
-    }
-    const char *partials = names.partials, *rollup_state = names.rollup_state;
-    const char *model_topic = names.model;
-    int n_inputs = 0;
-    int n_spend = 0;
-    const char *rollup_topic = ac.rollup_topic;
-    int shared_model = *rollup_topic && p.model && p.mcfg.enabled && p.mcfg.shared;
-    if (*rollup_topic) {
-        if (p.mcfg.markov_enabled) {   /* one chain for every instance */
-            ko.markov_order = p.mcfg.markov_order;
-            ko.markov_window_ms = p.mcfg.markov_window_ms;
-        }
-        ko.rollup_partials_topic = partials;
-        ko.rollup_groups = ac.channel_groups;
-        if (output_schema_id(c, store, "9-rollup.avsc", rollup_topic, &ko.id_rollup)) {
-            rd_kafka_conf_destroy(pconf);
-            goto done;
-        }
-        if ((n_inputs = ensure_rollup_topics(c, topic, partials, rollup_state,
-                                             shared_model ? model_topic : NULL, &n_spend, err,
-                                             sizeof(err))) < 0) {
-            rd_kafka_conf_destroy(pconf);
-            fprintf(stderr, "tally: %s\n", err);
-            goto done;
-        }
-    }
-    ksink = tl_kafka_sink_new(pconf, &ko, err, sizeof(err));
-    if (!ksink) {
-        fprintf(stderr, "tally: %s\n", err);
-        goto done;
-    }
-    producer = tl_kafka_sink_handle(ksink);
-    if (!eos && tl_cmd_topic_exists(producer, topic) == 0) {   /* exactly_once checks it above */
-        fprintf(stderr, "tally: input topic %s does not exist (create it first)\n", topic);
-        goto done;
-    }
-    const char *const outputs[TL_BOUNDS_OUTPUTS] = {ko.topic_interest, ko.topic_attribution,
-                                                    ko.topic_credit, ko.topic_dlq};
-    const char *const rollups[2] = {rollup_topic, ko.rollup_partials_topic};
-    int bounds = tl_cmd_check_record_bounds(c, producer, outputs, eos ? changelog_topic : NULL,
-                                            *rollup_topic ? rollups : NULL, err, sizeof(err));
-    if (bounds != 0) {   /* -1: a bound over a limit (configuration); -2: a topic missing */
-        fprintf(stderr, "tally: %s%s\n", bounds == -1 ? "configuration error: " : "", err);
-        rc = bounds == -1 ? 2 : 1;
-        goto done;
-    }
-    if (*rollup_topic) {
-        agg = start_rollups(c, &ko, &p.mcfg, &names, n_inputs, n_spend, eos, err, sizeof(err));
-        if (!agg) {
-            fprintf(stderr, "tally: %s\n", err);
-            goto done;
-        }
-    }
-    if (shared_model) {
-        /* this process's updates carry a key of their own: the others add them, it skips
-         * them; a restarted instance adds its earlier run's updates it had not saved */
-        char key[600];
-        int64_t seed[3] = {tl_mono_ns(), (int64_t)time(NULL), (int64_t)getpid()};
-        snprintf(key, sizeof(key), "%s/%016" PRIx64, instance, tl_hash64(seed, sizeof(seed)));
-        tl_model_share_start(p.model);
-        share.model = p.model;
-        share.sink = ksink;
-        tl_kafka_sink_set_model_share(ksink, model_topic, key, share_take, share_clear, &share);
-        rd_kafka_conf_t *fconf = tl_cmd_kafka_conf(c, "consumer");
-        share.feed = fconf
-            ? tl_model_feed_new(fconf, model_topic, tl_model_share_next(p.model), key,
-                                (size_t)ac.dlq_max_record_bytes, err, sizeof(err))
-            : NULL;
-        if (!share.feed) {
-            if (fconf) fprintf(stderr, "tally: %s\n", err);
-            goto done;
-        }
-        TL_LOG_INFO("run", "one model for the group: updates to and from topic=%s key=%s",
-                    model_topic, key);
-    }
-    share.obs = obs;
-    sink = wrap ? wrap(ksink, arg) : ksink;
+/* Prints err as tally's error; returns rc. */
+static int failed(int rc, const char *prefix, const char *err)
+{
+    fprintf(stderr, "tally: %s%s\n", prefix, err);
+    return rc;
+}
 
+/* The output topics' schema ids and the sink's options. 0 or 1. */
+static int open_outputs(kafka_app *a)
+{
+    a->ko = (tl_kafka_sink_opts){
+        .topic_interest = a->ac.interest_topic,
+        .topic_attribution = a->ac.attribution_topic,
+        .topic_credit = a->ac.credit_topic,
+        .topic_dlq = a->ac.dlq_topic,
+    };
+    const char *const outs[TL_BOUNDS_OUTPUTS] = {a->ko.topic_interest, a->ko.topic_attribution,
+                                                 a->ko.topic_credit, a->ko.topic_dlq};
+    memcpy(a->outputs, outs, sizeof(outs));
+    return output_schema_id(a->c, a->store, "2-interest_delta.avsc", a->ko.topic_interest,
+                            &a->ko.id_interest) ||
+            output_schema_id(a->c, a->store, "11-attribution.avsc", a->ko.topic_attribution,
+                             &a->ko.id_attribution) ||
+            output_schema_id(a->c, a->store, "7-credit_delta.avsc", a->ko.topic_credit,
+                             &a->ko.id_credit)
+        ? 1
+        : 0;
+}
+
+/* The instance's id and the deployment's names (app/names.h). 0, 1 or 2. */
+static int open_names(kafka_app *a)
+{
+    char err[512];
+    a->instance = a->ac.instance_id;
+    if (!*a->instance) {
+        if (tl_cmd_instance_id(a->ac.state_dir, a->host, sizeof(a->host), err, sizeof(err)) != 0)
+            return failed(1, "", err);
+        a->instance = a->host;
+        TL_LOG_INFO("run", "instance.id=%s (kept in %s/instance.id)", a->instance, a->ac.state_dir);
+    }
+    if (tl_cmd_names(a->c, a->instance, &a->names, err, sizeof(err)) != 0)
+        return failed(2, "configuration error: ", err);
+    return 0;
+}
+
+/* exactly_once: the transactional id on pconf, and the changelog (made if absent).
+ * 0 or 1. */
+static int open_changelog(kafka_app *a, rd_kafka_conf_t *pconf)
+{
+    char err[512];
+    a->ko.transactional = 1;
+    a->ko.changelog_topic = a->names.changelog;
+    if (rd_kafka_conf_set(pconf, "transactional.id", a->names.transactional_id, err, sizeof(err)) !=
+        RD_KAFKA_CONF_OK)
+        return failed(1, "", err);
+    rd_kafka_conf_t *lconf = tl_cmd_kafka_conf(a->c, "consumer");
+    if (!lconf) return 1;
+    a->changelog = tl_changelog_new(lconf, a->names.changelog, err, sizeof(err));
+    if (!a->changelog || tl_changelog_ensure(a->changelog, a->topic, err, sizeof(err)) != 0)
+        return failed(1, "", err);
+    TL_LOG_INFO("run", "exactly_once transactional.id=%s changelog=%s", a->names.transactional_id,
+                a->names.changelog);
+    return 0;
+}
+
+/* rollup.topic: the sink's roll-up options and the roll-up topics (made if absent). 0 or
+ * 1. */
+static int open_rollup_topics(kafka_app *a)
+{
+    char err[512];
+    if (a->p.mcfg.markov_enabled) {   /* one chain for every instance */
+        a->ko.markov_order = a->p.mcfg.markov_order;
+        a->ko.markov_window_ms = a->p.mcfg.markov_window_ms;
+    }
+    a->ko.rollup_partials_topic = a->names.partials;
+    a->ko.rollup_groups = a->ac.channel_groups;
+    if (output_schema_id(a->c, a->store, "9-rollup.avsc", a->ac.rollup_topic, &a->ko.id_rollup))
+        return 1;
+    a->n_inputs = ensure_rollup_topics(a->c, a->topic, a->names.partials, a->names.rollup_state,
+                                       a->shared_model ? a->names.model : NULL, &a->n_spend, err,
+                                       sizeof(err));
+    return a->n_inputs < 0 ? failed(1, "", err) : 0;
+}
+
+/* The Kafka sink (the producer), checked against the topics' limits. 0, 1 or 2. */
+static int open_sink(kafka_app *a, rd_kafka_conf_t *pconf)
+{
+    char err[512];
+    a->ksink = tl_kafka_sink_new(pconf, &a->ko, err, sizeof(err));
+    if (!a->ksink) return failed(1, "", err);
+    a->producer = tl_kafka_sink_handle(a->ksink);
+    if (!a->eos && tl_cmd_topic_exists(a->producer, a->topic) == 0) {   /* exactly_once: above */
+        fprintf(stderr, "tally: input topic %s does not exist (create it first)\n", a->topic);
+        return 1;
+    }
+    const char *const rollups[2] = {a->ac.rollup_topic, a->ko.rollup_partials_topic};
+    int bounds = tl_cmd_check_record_bounds(a->c, a->producer, a->outputs,
+                                            a->eos ? a->names.changelog : NULL,
+                                            *a->ac.rollup_topic ? rollups : NULL, err, sizeof(err));
+    /* -1: a bound over a limit (configuration); -2: a topic missing */
+    if (bounds != 0)
+        return failed(bounds == -1 ? 2 : 1, bounds == -1 ? "configuration error: " : "", err);
+    return 0;
+}
+
+/* model.shared: this process's updates go out in the sink's transactions, the others'
+ * come in from the model topic. 0 or 1. */
+static int open_model_share(kafka_app *a)
+{
+    char err[512], key[600];
+    /* this process's updates carry a key of their own: the others add them, it skips
+     * them; a restarted instance adds its earlier run's updates it had not saved */
+    int64_t seed[3] = {tl_mono_ns(), (int64_t)time(NULL), (int64_t)getpid()};
+    snprintf(key, sizeof(key), "%s/%016" PRIx64, a->instance, tl_hash64(seed, sizeof(seed)));
+    tl_model_share_start(a->p.model);
+    a->share.model = a->p.model;
+    a->share.sink = a->ksink;
+    tl_kafka_sink_set_model_share(a->ksink, a->names.model, key, share_take, share_clear,
+                                  &a->share);
+    rd_kafka_conf_t *fconf = tl_cmd_kafka_conf(a->c, "consumer");
+    if (!fconf) return 1;
+    a->share.feed = tl_model_feed_new(fconf, a->names.model, tl_model_share_next(a->p.model), key,
+                                      (size_t)a->ac.dlq_max_record_bytes, err, sizeof(err));
+    if (!a->share.feed) return failed(1, "", err);
+    TL_LOG_INFO("run", "one model for the group: updates to and from topic=%s key=%s",
+                a->names.model, key);
+    return 0;
+}
+
+/* The runtime over the sink (wrapped, if asked), and the consumer that feeds it. 0 or 1. */
+static int open_runtime(kafka_app *a, tl_sink_wrap_fn wrap, void *arg)
+{
+    char err[512];
+    a->share.obs = a->obs;
+    a->sink = wrap ? wrap(a->ksink, arg) : a->ksink;
     tl_runtime_opts o;
-    tl_app_runtime_opts(&ac, &o);
+    tl_app_runtime_opts(&a->ac, &o);
     o.tick = share_tick;
-    o.tick_arg = &share;
-    if (eos) {
+    o.tick_arg = &a->share;
+    if (a->eos) {
         o.delivery = TL_DELIVERY_EXACTLY_ONCE;
         o.restore = tl_changelog_restore;
-        o.restore_arg = changelog;
+        o.restore_arg = a->changelog;
     }
-    rt = tl_runtime_new(&o, sink, p.stages, p.n_stages);
-
-    rd_kafka_conf_t *cconf = tl_cmd_kafka_conf(c, "consumer");
-    if (!cconf) goto done;
+    a->rt = tl_runtime_new(&o, a->sink, a->p.stages, a->p.n_stages);
+    rd_kafka_conf_t *cconf = tl_cmd_kafka_conf(a->c, "consumer");
+    if (!cconf) return 1;
     /* Not a static group member by default: with librdkafka 2.0.2 a broker restart makes
      * a static member fenced by its own rejoin, a fatal consumer error (measured in
      * integration.eos). kafka.consumer.group.instance.id turns it on. */
-    tl_kafka_source_opts so2 = {
-        .topic = topic,
-        .codec = codec,
-        .on_partitions = tl_runtime_partition_listener(rt),
-        .limits = {.ts_min = ac.ts_min,
-                   .ts_max = ac.ts_max,
-                   .max_string = (size_t)ac.max_string_bytes},
-        .dlq_max_bytes = (size_t)ac.dlq_max_record_bytes,
-        .key_mismatch_dlq = ac.key_mismatch == TL_KEY_MISMATCH_DLQ,
-        .until_end = until_end,
-        .exactly_once = eos,
+    tl_kafka_source_opts so = {
+        .topic = a->topic,
+        .codec = a->codec,
+        .on_partitions = tl_runtime_partition_listener(a->rt),
+        .limits = {.ts_min = a->ac.ts_min,
+                   .ts_max = a->ac.ts_max,
+                   .max_string = (size_t)a->ac.max_string_bytes},
+        .dlq_max_bytes = (size_t)a->ac.dlq_max_record_bytes,
+        .key_mismatch_dlq = a->ac.key_mismatch == TL_KEY_MISMATCH_DLQ,
+        .until_end = a->until_end,
+        .exactly_once = a->eos,
     };
-    src = tl_kafka_source_new(cconf, &so2, err, sizeof(err));
-    if (!src) {
-        fprintf(stderr, "tally: %s\n", err);
-        goto done;
+    a->src = tl_kafka_source_new(cconf, &so, err, sizeof(err));
+    if (!a->src) return failed(1, "", err);
+    if (a->eos) tl_kafka_sink_set_consumer(a->ksink, tl_kafka_source_handle(a->src), a->topic);
+    TL_LOG_INFO("run", "started topic=%s state.dir=%s until_end=%d", a->topic, o.state_dir,
+                a->until_end);
+    tl_observe_attach(a->obs, a->rt, a->src, a->ksink, &a->p, a->topic, a->outputs);
+    return 0;
+}
+
+/* Puts a run together, in order: the stages, the codec, the HTTP server, the outputs'
+ * schemas, the names, the changelog, the roll-up topics, the sink, the roll-up
+ * aggregator, the shared model, the runtime and the consumer. 0, or the exit status (1,
+ * or 2 for a configuration error) with the error printed; app_close undoes it either
+ * way. */
+static int app_open(kafka_app *a, tl_sink_wrap_fn wrap, void *arg)
+{
+    char err[512];
+    if (strchr(a->topic, ',')) {
+        fprintf(stderr, "tally: input.topics: one input topic is supported, got '%s'\n", a->topic);
+        return 2;
     }
-    if (eos) tl_kafka_sink_set_consumer(ksink, tl_kafka_source_handle(src), topic);
-    TL_LOG_INFO("run", "started topic=%s state.dir=%s until_end=%d", topic, o.state_dir, until_end);
-    tl_observe_attach(obs, rt, src, ksink, &p, topic, outputs);
+    if (tl_pipeline_init(&a->p, a->c, a->ac.state_dir, err, sizeof(err)) != 0)
+        return failed(2, "configuration error: ", err);
+    a->p_init = 1;
+    a->codec = tl_cmd_codec_new(a->c, &a->store);
+    if (!a->codec) return 1;
+    /* From here a signal asks for an orderly stop, within shutdown.timeout.ms (connecting
+     * to the broker and restoring state may block: the watchdog ends those). */
+    tl_cmd_signals();
+    tl_cmd_shutdown_timeout(a->ac.shutdown_timeout_ms);
+    tl_cmd_shutdown_phase("starting (reaching the broker, making topics, restoring state)");
+    a->obs = tl_observe_start(a->c, err, sizeof(err));
+    if (!a->obs) return failed(1, "", err);
+    int rc = open_outputs(a);
+    if (!rc) rc = open_names(a);
+    if (rc) return rc;
+    rd_kafka_conf_t *pconf = tl_cmd_kafka_conf(a->c, "producer");
+    if (!pconf) return 1;
+    a->shared_model = *a->ac.rollup_topic && a->p.model && a->p.mcfg.enabled && a->p.mcfg.shared;
+    if ((a->eos && (rc = open_changelog(a, pconf))) ||
+        (*a->ac.rollup_topic && (rc = open_rollup_topics(a)))) {
+        rd_kafka_conf_destroy(pconf);
+        return rc;
+    }
+    if ((rc = open_sink(a, pconf))) return rc;   /* the sink owns pconf, also on failure */
+    if (*a->ac.rollup_topic) {
+        a->agg = start_rollups(a->c, &a->ko, &a->p.mcfg, &a->names, a->n_inputs, a->n_spend, a->eos,
+                               err, sizeof(err));
+        if (!a->agg) return failed(1, "", err);
+    }
+    if (a->shared_model && (rc = open_model_share(a))) return rc;
+    return open_runtime(a, wrap, arg);
+}
+
+/* Processes until the end (--until-end), a signal or an error; then what follows a clean
+ * end: the model topic's last dead letters, the after hook, the roll-ups' last commit.
+ * 0 or 1. */
+static int app_run(kafka_app *a, tl_after_fn after, void *arg, tl_run_report *rep)
+{
     int64_t t0 = tl_mono_ns();
     tl_cmd_shutdown_phase("processing, or committing the last transaction and writing the state");
-    int r = tl_runtime_run(rt, src, &tl_stop);
+    int r = tl_runtime_run(a->rt, a->src, &tl_stop);
     rep->seconds = (double)(tl_mono_ns() - t0) / 1e9;
     tl_cmd_shutdown_phase("writing the model topic's dead letters");
-    if (r == 0) share_close(&share, eos);
-    tl_observe_stopping(obs);
-    if (after && r == 0) after(rt, arg);
-    rc = r == 0 ? 0 : 1;
+    if (r == 0) share_close(&a->share, a->eos);
+    tl_observe_stopping(a->obs);
+    if (after && r == 0) after(a->rt, arg);
+    int rc = r == 0 ? 0 : 1;
     /* --until-end: the roll-ups too are brought up to the last partials committed above */
     tl_cmd_shutdown_phase("stopping the roll-up aggregator (its last commit, leaving its group)");
-    if (tl_rollup_agg_stop(agg, until_end && r == 0) != 0) rc = 1;
-    agg = NULL;
-done:
-    tl_rollup_agg_stop(agg, 0);
-    tl_observe_detach(obs);
+    if (tl_rollup_agg_stop(a->agg, a->until_end && r == 0) != 0) rc = 1;
+    a->agg = NULL;
+    return rc;
+}
+
+/* Takes apart what app_open made, in reverse order, filling rep; returns rc, or 1 when
+ * the last records could not be delivered. */
+static int app_close(kafka_app *a, int rc, tl_run_report *rep)
+{
+    tl_rollup_agg_stop(a->agg, 0);
+    tl_observe_detach(a->obs);
     tl_cmd_shutdown_phase("closing the consumer (leaving the group)");
-    if (src) tl_kafka_source_destroy(src);
-    if (rt) {
-        rep->rt = *tl_runtime_stats_get(rt);
-        rep->features = p.fstats;
-        rep->attribution = p.astats;
-        if (p.model) tl_model_report_get(p.model, &rep->model);
+    if (a->src) tl_kafka_source_destroy(a->src);
+    if (a->rt) {
+        rep->rt = *tl_runtime_stats_get(a->rt);
+        rep->features = a->p.fstats;
+        rep->attribution = a->p.astats;
+        if (a->p.model) tl_model_report_get(a->p.model, &rep->model);
     }
     tl_cmd_shutdown_phase("closing the stores and the model topic's reader");
-    tl_runtime_destroy(rt);
-    tl_model_feed_destroy(share.feed);
-    tl_pipeline_destroy(&p);
+    tl_runtime_destroy(a->rt);
+    tl_model_feed_destroy(a->share.feed);
+    if (a->p_init) tl_pipeline_destroy(&a->p);
     tl_cmd_shutdown_phase("delivering the last records (producer flush)");
-    if (producer) {
-        if (rd_kafka_flush(producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            TL_LOG_ERROR("run", "producer could not deliver everything at close");
-            rc = 1;
-        }
+    if (a->producer && rd_kafka_flush(a->producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        TL_LOG_ERROR("run", "producer could not deliver everything at close");
+        rc = 1;
     }
-    if (ksink) {   /* a wrapper, if any, belongs to the caller; this frees the producer */
-        tl_sink_counts_get(ksink, &rep->out);
-        tl_sink_destroy(ksink);
+    if (a->ksink) {   /* a wrapper, if any, belongs to the caller; this frees the producer */
+        tl_sink_counts_get(a->ksink, &rep->out);
+        tl_sink_destroy(a->ksink);
     }
     tl_cmd_shutdown_phase("closing the changelog reader and the HTTP server");
-    tl_changelog_destroy(changelog);
-    if (rc != 0) tl_cmd_kafka_why_failed(c);   /* a timeout above may have this cause */
-    tl_observe_stop(obs);
-    tl_codec_destroy(codec);
-    tl_schema_store_destroy(store);
+    tl_changelog_destroy(a->changelog);
+    if (rc != 0) tl_cmd_kafka_why_failed(a->c);   /* a timeout above may have this cause */
+    tl_observe_stop(a->obs);
+    tl_codec_destroy(a->codec);
+    tl_schema_store_destroy(a->store);
+    return rc;
+}
+
+int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap,
+                          tl_after_fn after, void *arg, tl_run_report *rep)
+{
+    memset(rep, 0, sizeof(*rep));
+    kafka_app *a = tl_xcalloc(1, sizeof(*a));
+    a->c = c;
+    a->ac = tl_cmd_settings(c);
+    a->until_end = until_end;
+    a->eos = a->ac.guarantee == TL_DELIVERY_EXACTLY_ONCE;
+    a->topic = a->ac.input_topics;
+    int rc = app_open(a, wrap, arg);
+    if (rc == 0) rc = app_run(a, after, arg, rep);
+    /* before the stages exist, nothing else does: the early configuration errors */
+    rc = a->p_init ? app_close(a, rc, rep) : rc;
+    free(a);
     return rc;
 }
