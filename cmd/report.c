@@ -831,7 +831,10 @@ static int pick_methods(view *v, const char *list, const report *rp)
         for (const char *p = list; p;) {
             const char *c = strchr(p, ',');
             size_t n = c ? (size_t)(c - p) : strlen(p);
-            if (n == l && !strncmp(p, method_name(m), l)) v->methods[v->n_methods++] = m;
+            if (n == l && !strncmp(p, method_name(m), l)) { /* once, however often named */
+                v->methods[v->n_methods++] = m;
+                break;
+            }
             p = c ? c + 1 : NULL;
         }
     }
