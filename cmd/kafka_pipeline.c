@@ -74,27 +74,37 @@ const char *tl_cmd_installed_schemas(void)
     return dir;
 }
 
-const char *tl_cmd_schema_dir(const tl_config *c)
+static const char *schema_dir(const tl_app_cfg *ac)
 {
-    const tl_app_cfg ac = tl_cmd_settings(c);
-    if (*ac.schema_dir) return ac.schema_dir;
+    if (*ac->schema_dir) return ac->schema_dir;
     /* With a registry, the registry alone says what an id is: the installed files' ids
      * (1 to 4) are ids a registry gives out too, to other schemas. */
-    if (*ac.registry_url) return "";
+    if (*ac->registry_url) return "";
     return tl_cmd_installed_schemas();
 }
 
-int tl_cmd_schema_path(const tl_config *c, const char *name, char *out, size_t n)
+const char *tl_cmd_schema_dir(const tl_config *c)
 {
     const tl_app_cfg ac = tl_cmd_settings(c);
-    if (*ac.schema_dir) {
-        snprintf(out, n, "%s/%s", ac.schema_dir, name);
+    return schema_dir(&ac);
+}
+
+static int schema_path(const tl_app_cfg *ac, const char *name, char *out, size_t n)
+{
+    if (*ac->schema_dir) {
+        snprintf(out, n, "%s/%s", ac->schema_dir, name);
         if (access(out, R_OK) == 0) return 0;
     }
     const char *dir = tl_cmd_installed_schemas();
     if (!dir) return -1;
     snprintf(out, n, "%s/%s", dir, name);
     return 0;
+}
+
+int tl_cmd_schema_path(const tl_config *c, const char *name, char *out, size_t n)
+{
+    const tl_app_cfg ac = tl_cmd_settings(c);
+    return schema_path(&ac, name, out, n);
 }
 
 char *tl_cmd_read_schema(const tl_config *c, const char *name)
@@ -110,7 +120,7 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
 {
     const tl_app_cfg ac = tl_cmd_settings(c);
     char err[512], reader[2400];
-    const char *dir = tl_cmd_schema_dir(c);
+    const char *dir = schema_dir(&ac);
     if (!dir) return NULL;
     tl_schema_store_opts so = {
         .dir = dir,
@@ -127,7 +137,7 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
         fprintf(stderr, "tally: %s\n", err);
         return NULL;
     }
-    if (tl_cmd_schema_path(c, TL_EVENT_SCHEMA, reader, sizeof(reader)) != 0) return NULL;
+    if (schema_path(&ac, TL_EVENT_SCHEMA, reader, sizeof(reader)) != 0) return NULL;
     tl_codec *codec = tl_codec_new(*store, reader, err, sizeof(err));
     if (!codec) {
         fprintf(stderr, "tally: %s\n", err);
@@ -137,11 +147,9 @@ tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
     return codec;
 }
 
-int tl_cmd_subject_strategy(const tl_config *c, char *err, size_t errlen)
+static int subject_strategy(const char *strategy, char *err, size_t errlen)
 {
-    const tl_app_cfg ac = tl_cmd_settings(c);
     static const char *const names[] = {"topic", "record", "topic_record"};
-    const char *strategy = ac.subject_strategy;
     for (int i = 0; i < 3; i++)
         if (!strcmp(strategy, names[i])) return i;
     snprintf(err, errlen,
@@ -151,11 +159,16 @@ int tl_cmd_subject_strategy(const tl_config *c, char *err, size_t errlen)
     return -1;
 }
 
+int tl_cmd_subject_strategy(const tl_config *c, char *err, size_t errlen)
+{
+    return subject_strategy(tl_cmd_settings(c).subject_strategy, err, errlen);
+}
+
 int tl_cmd_subject(const tl_config *c, const char *topic, const char *schema_json, char *out,
                    size_t n, char *err, size_t errlen)
 {
     const tl_app_cfg ac = tl_cmd_settings(c);
-    int strategy = tl_cmd_subject_strategy(c, err, errlen);
+    int strategy = subject_strategy(ac.subject_strategy, err, errlen);
     if (strategy < 0) return -1;
     if (strategy == TL_SUBJECT_TOPIC) {
         snprintf(out, n, "%s-value", topic);
@@ -205,12 +218,11 @@ static int output_schema_id(const tl_config *c, tl_schema_store *store, const ch
  * reads all of it), when model is not NULL; the spend topic (rollup.spend.topic; one
  * partition if it is made), its partition count in *spend_parts. The input's partition
  * count, or -1. */
-static int ensure_rollup_topics(const tl_config *c, const char *input, const char *partials,
-                                const char *state, const char *model, int *spend_parts, char *err,
-                                size_t errlen)
+static int ensure_rollup_topics(const tl_config *c, const tl_app_cfg *ac, const char *input,
+                                const char *partials, const char *state, const char *model,
+                                int *spend_parts, char *err, size_t errlen)
 {
-    const tl_app_cfg ac = tl_cmd_settings(c);
-    const char *spend = ac.spend_topic;
+    const char *spend = ac->spend_topic;
     rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "producer");
     char e[512];
     rd_kafka_t *admin = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e)) : NULL;
@@ -224,7 +236,7 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
     static const char *const totals_cfg[] = {"segment.ms", "3600000", "min.cleanable.dirty.ratio",
                                              "0.1", NULL};
     int rc = tl_kafka_topic_ensure(admin, partials, input, 0, err, errlen) != 0 ||
-            tl_kafka_topic_ensure_cfg(admin, ac.rollup_topic, input, 1, totals_cfg, err, errlen) !=
+            tl_kafka_topic_ensure_cfg(admin, ac->rollup_topic, input, 1, totals_cfg, err, errlen) !=
                 0 ||
             tl_kafka_topic_ensure(admin, state, input, 1, err, errlen) != 0 ||
             (model && tl_kafka_topic_ensure_n(admin, model, 1, 0, NULL, err, errlen) != 0)
@@ -241,12 +253,12 @@ static int ensure_rollup_topics(const tl_config *c, const char *input, const cha
 
 /* The roll-up aggregator (sink/rollup_agg.h), under its names (app/names.h); the shared
  * Markov chain's settings from ko and mc. */
-static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts *ko,
-                                    const tl_model_cfg *mc, const tl_app_names *names, int n_inputs,
-                                    int n_spend, int eos, char *err, size_t errlen)
+static tl_rollup_agg *start_rollups(const tl_config *c, const tl_app_cfg *ac,
+                                    const tl_kafka_sink_opts *ko, const tl_model_cfg *mc,
+                                    const tl_app_names *names, int n_inputs, int n_spend, int eos,
+                                    char *err, size_t errlen)
 {
-    const tl_app_cfg ac = tl_cmd_settings(c);
-    const char *topic = ac.rollup_topic;
+    const char *topic = ac->rollup_topic;
     err[0] = 0;
     rd_kafka_conf_t *cc = tl_cmd_kafka_conf(c, "consumer");
     rd_kafka_conf_t *rc = tl_cmd_kafka_conf(c, "consumer");
@@ -267,12 +279,12 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts
     tl_rollup_agg_opts o = {
         .partials_topic = ko->rollup_partials_topic,
         .topic = topic,
-        .dlq_topic = ac.dlq_topic,
+        .dlq_topic = ac->dlq_topic,
         .id_rollup = ko->id_rollup,
         .transactional = eos,
-        .commit_interval_ms = (int)ac.rollup_commit_interval_ms,
+        .commit_interval_ms = (int)ac->rollup_commit_interval_ms,
         .partitions = n_inputs,
-        .dlq_max_bytes = (size_t)ac.dlq_max_record_bytes,
+        .dlq_max_bytes = (size_t)ac->dlq_max_record_bytes,
         .markov = ko->markov_window_ms > 0,
         .mk = {.order = ko->markov_order,
                .window_ms = ko->markov_window_ms,
@@ -283,7 +295,7 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_kafka_sink_opts
         .state_topic = names->rollup_state,
         .groups = ko->rollup_groups,
         .id_credit = ko->id_credit,
-        .spend_topic = ac.spend_topic,
+        .spend_topic = ac->spend_topic,
         .spend_partitions = n_spend,
     };
     rd_kafka_conf_t *sc = *o.spend_topic ? tl_cmd_kafka_conf(c, "consumer") : NULL;
@@ -455,9 +467,9 @@ static int open_rollup_topics(kafka_app *a)
     a->ko.rollup_groups = a->ac.channel_groups;
     if (output_schema_id(a->c, a->store, "9-rollup.avsc", a->ac.rollup_topic, &a->ko.id_rollup))
         return 1;
-    a->n_inputs = ensure_rollup_topics(a->c, a->topic, a->names.partials, a->names.rollup_state,
-                                       a->shared_model ? a->names.model : NULL, &a->n_spend, err,
-                                       sizeof(err));
+    a->n_inputs = ensure_rollup_topics(
+        a->c, &a->ac, a->topic, a->names.partials, a->names.rollup_state,
+        a->shared_model ? a->names.model : NULL, &a->n_spend, err, sizeof(err));
     return a->n_inputs < 0 ? failed(1, "", err) : 0;
 }
 
@@ -585,8 +597,8 @@ static int app_open(kafka_app *a, tl_sink_wrap_fn wrap, void *arg)
     }
     if ((rc = open_sink(a, pconf))) return rc;   /* the sink owns pconf, also on failure */
     if (*a->ac.rollup_topic) {
-        a->agg = start_rollups(a->c, &a->ko, &a->p.mcfg, &a->names, a->n_inputs, a->n_spend, a->eos,
-                               err, sizeof(err));
+        a->agg = start_rollups(a->c, &a->ac, &a->ko, &a->p.mcfg, &a->names, a->n_inputs, a->n_spend,
+                               a->eos, err, sizeof(err));
         if (!a->agg) return failed(1, "", err);
     }
     if (a->shared_model && (rc = open_model_share(a))) return rc;
