@@ -10,7 +10,7 @@
  * pass through to librdkafka. A range with min > max means unbounded (TL_NORANGE).
  */
 #include "config.h"
-#include "core/runtime.h"
+#include "engine/runtime.h"
 #include "features/interest.h"
 #include "model/attribution.h"
 #include "model/model.h"

@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-#include "core/config.h"
-#include "core/runtime.h"
+#include "lib/config.h"
+#include "engine/runtime.h"
 
 /* Ended by a component with name NULL; for tl_config_new and tl_config_list. */
 extern const tl_config_component tl_app_config[];
@@ -48,7 +48,7 @@ typedef struct tl_app_cfg {
     int64_t sink_flush_timeout_ms;
 } tl_app_cfg;
 
-/* The runtime's options (core/runtime.h) from ac: state.* and the batch bounds. The
+/* The runtime's options (engine/runtime.h) from ac: state.* and the batch bounds. The
  * delivery mode stays at_least_once, and the hooks (restore, tick) unset: the caller sets
  * them for its sink (`tally run`: ac->guarantee). */
 void tl_app_runtime_opts(const tl_app_cfg *ac, tl_runtime_opts *o);

@@ -11,8 +11,8 @@
  *   bench_attribution [--purchases N] [--updates N]
  * Prints key=value lines (run it three times; docs/benchmarks.md quotes the medians).
  */
-#include "core/arena.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "lib/util.h"
 #include "model/model.h"
 #include "bench_util.h"
 

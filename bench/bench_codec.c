@@ -9,8 +9,8 @@
  * reset every 1,000 records, as a batch would; the figure is the median over the runs
  * (default 5) of wall time / N. Prints one key=value line per record and path.
  */
-#include "core/arena.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "lib/util.h"
 #include "ingest/codec.h"
 #include "ingest/schema_store.h"
 #include "bench_util.h"

@@ -11,9 +11,9 @@
  */
 #define _XOPEN_SOURCE 700
 #include "app/config.h"
-#include "core/config.h"
-#include "core/runtime.h"
-#include "core/util.h"
+#include "lib/config.h"
+#include "engine/runtime.h"
+#include "lib/util.h"
 #include "ingest/gen.h"
 #include "model/pipeline.h"
 #include "sink/sinks.h"

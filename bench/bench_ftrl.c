@@ -22,7 +22,7 @@
  * examples, so the replay also checks that a restored model continues identically.
  * Exit status 2 on bad arguments or input.
  */
-#include "core/util.h"
+#include "lib/util.h"
 #include "model/ftrl.h"
 #include "bench_util.h"
 

@@ -22,8 +22,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/source.h"
-#include "core/util.h"
+#include "engine/source.h"
+#include "lib/util.h"
 #include "ingest/codec.h"
 #include "ingest/gen.h"
 #include "ingest/schema_store.h"

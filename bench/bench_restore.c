@@ -8,8 +8,8 @@
  * Prints keys=N seconds=S keys_per_s=R. bench/run.py restore starts a broker and runs it.
  */
 #define _XOPEN_SOURCE 700
-#include "core/state.h"
-#include "core/util.h"
+#include "engine/state.h"
+#include "lib/util.h"
 #include "ingest/changelog.h"
 
 #include <ftw.h>

@@ -1,6 +1,6 @@
 /*
  * bench_util.h -- what the benchmarks share: sorting doubles, and the median of a run's
- * timings (core/util.h has the clocks: tl_mono_ns, tl_now_ms).
+ * timings (lib/util.h has the clocks: tl_mono_ns, tl_now_ms).
  */
 #ifndef TL_BENCH_UTIL_H
 #define TL_BENCH_UTIL_H

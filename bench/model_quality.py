@@ -30,7 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TALLY = os.environ.get("TALLY_BIN", os.path.join(ROOT, "build", "tally"))
 DATA = os.path.join(ROOT, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
-# tally's defaults (core/config_tables.c): model.ftrl.alpha, beta, l1, l2
+# tally's defaults (their rows: features/interest.c, model/model.c): model.ftrl.alpha, beta, l1, l2
 ALPHA, BETA, L1, L2 = 0.2, 1.0, 0.0, 0.1
 
 

@@ -27,9 +27,9 @@
  */
 #include "bounds.h"
 #include "cmd.h"
-#include "core/log.h"
-#include "core/records.h"
-#include "core/state.h"
+#include "lib/log.h"
+#include "domain/records.h"
+#include "engine/state.h"
 #include "model/attribution.h"
 #include "sink/avro_out.h"
 

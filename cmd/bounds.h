@@ -8,7 +8,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 
-#include "core/config.h"
+#include "lib/config.h"
 
 #define TL_BOUNDS_OUTPUTS 4
 

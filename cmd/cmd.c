@@ -8,9 +8,9 @@
 #define _XOPEN_SOURCE 700
 #include "app/config.h"
 #include "cmd.h"
-#include "core/kafka.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "lib/kafka.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -257,7 +257,7 @@ rd_kafka_conf_t *tl_cmd_kafka_conf(const tl_config *c, const char *side)
 {
     kconf_arg k = {.conf = rd_kafka_conf_new()};
     rd_kafka_conf_set_log_cb(k.conf, tl_cmd_kafka_log);
-    /* tally's defaults (core/kafka_settings.c), before the user's keys so that those win. */
+    /* tally's defaults (lib/kafka_settings.c), before the user's keys so that those win. */
     int consumer = !strcmp(side, "consumer");
     k.producer = !consumer;
     if (tl_kafka_settings_apply(k.conf, consumer ? TL_KC_CONSUMER : TL_KC_PRODUCER, k.err,

@@ -12,7 +12,7 @@
 
 #include "app/config.h"
 #include "app/names.h"
-#include "core/config.h"
+#include "lib/config.h"
 #include "model/model.h"
 
 extern volatile sig_atomic_t tl_stop;   /* incremented by SIGINT/SIGTERM */

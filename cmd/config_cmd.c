@@ -2,7 +2,7 @@
  * config_cmd.c -- `tally config list [--markdown]` and `tally config check -c FILE`.
  */
 #include "app/config.h"
-#include "core/kafka.h"
+#include "lib/kafka.h"
 #include "cmd.h"
 #include "kafka_pipeline.h"
 

@@ -11,8 +11,8 @@
  */
 #include "cmd.h"
 #include "kafka_pipeline.h"
-#include "core/json.h"
-#include "core/log.h"
+#include "lib/json.h"
+#include "lib/log.h"
 #include "ingest/schema_store.h"
 
 #include <avro.h>

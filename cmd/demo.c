@@ -10,8 +10,8 @@
  */
 #define _XOPEN_SOURCE 700
 #include "cmd.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 #include "features/interest.h"
 #include "ingest/codec.h"
 #include "ingest/gen.h"

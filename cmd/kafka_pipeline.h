@@ -5,10 +5,10 @@
 #ifndef TL_KAFKA_PIPELINE_H
 #define TL_KAFKA_PIPELINE_H
 
-#include "core/config.h"
+#include "lib/config.h"
 #include "ingest/codec.h"
 #include "ingest/schema_store.h"
-#include "core/runtime.h"
+#include "engine/runtime.h"
 #include "model/pipeline.h"
 #include "sink/sinks.h"
 

@@ -3,7 +3,7 @@
  *
  * Threads: the tick runs on the processing thread and is the only reader of the
  * source, sink and pipeline statistics; it copies them into prom.h metrics, which the
- * HTTP threads render (four of them, core/http.c; prom.h takes its lock to render). They
+ * HTTP threads render (four of them, lib/http.c; prom.h takes its lock to render). They
  * read users through tl_runtime_read_user (RocksDB, under the runtime's store lock),
  * health from prom.h's atomics, and /v1/attribution from Kafka, with a consumer of its
  * own per request (no state shared with the processing thread but the configuration,
@@ -12,10 +12,10 @@
 #include "observe.h"
 #include "cmd.h"
 #include "kafka_pipeline.h"
-#include "core/http.h"
-#include "core/json.h"
-#include "core/log.h"
-#include "core/prom.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/prom.h"
 #include "features/profile.h"
 #include "ingest/changelog.h"
 #include "ingest/kafka_source.h"

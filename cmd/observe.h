@@ -6,9 +6,9 @@
 #ifndef TL_OBSERVE_H
 #define TL_OBSERVE_H
 
-#include "core/config.h"
-#include "core/runtime.h"
-#include "core/source.h"
+#include "lib/config.h"
+#include "engine/runtime.h"
+#include "engine/source.h"
 #include "model/pipeline.h"
 #include "sink/sinks.h"
 

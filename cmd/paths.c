@@ -18,8 +18,8 @@
 #define _XOPEN_SOURCE 700
 #include "cmd.h"
 #include "progress.h"
-#include "core/json.h"
-#include "core/util.h"
+#include "lib/json.h"
+#include "lib/util.h"
 #include "model/markov.h"
 
 #include <errno.h>

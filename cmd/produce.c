@@ -4,8 +4,8 @@
  */
 #include "cmd.h"
 #include "progress.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 #include "ingest/codec.h"
 #include "ingest/file_source.h"
 #include "ingest/schema_store.h"

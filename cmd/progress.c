@@ -2,7 +2,7 @@
  * progress.c -- the progress line (progress.h).
  */
 #include "progress.h"
-#include "core/util.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <unistd.h>

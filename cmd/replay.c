@@ -8,8 +8,8 @@
 #define _XOPEN_SOURCE 700
 #include "cmd.h"
 #include "progress.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 #include "ingest/file_source.h"
 #include "model/pipeline.h"
 #include "sink/sinks.h"

@@ -10,9 +10,9 @@
  * ignored.
  */
 #include "cmd.h"
-#include "core/arena.h"
-#include "core/json.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "lib/json.h"
+#include "lib/util.h"
 #include "model/rollup.h"
 
 #include <inttypes.h>

@@ -9,8 +9,8 @@
  * non-empty group, and reset stops there, before deleting anything).
  */
 #include "cmd.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #include <dirent.h>
 #include <errno.h>

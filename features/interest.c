@@ -17,7 +17,7 @@
  * commit) keeps outputs independent of batch boundaries.
  */
 #include "interest.h"
-#include "core/util.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -7,10 +7,10 @@
 
 #include <math.h>
 
-#include "core/arena.h"
-#include "core/config.h"
-#include "core/sink.h"
-#include "core/state.h"
+#include "lib/arena.h"
+#include "lib/config.h"
+#include "engine/sink.h"
+#include "engine/state.h"
 
 typedef struct tl_features_cfg {
     double half_life_ms;

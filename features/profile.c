@@ -8,8 +8,8 @@
  * w = alpha*f + beta*h its weight_after up to rounding.
  */
 #include "profile.h"
-#include "core/json.h"
-#include "core/state.h"
+#include "lib/json.h"
+#include "engine/state.h"
 
 #include <math.h>
 #include <stdio.h>

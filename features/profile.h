@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 #include "features/interest.h"
 
 /* Renders the encoded user record rec[0..len) (tl_user_encode bytes, e.g. from

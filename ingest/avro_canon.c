@@ -2,7 +2,7 @@
  * avro_canon.c -- an Avro schema's Parsing Canonical Form (avro_canon.h).
  */
 #include "avro_canon.h"
-#include "util.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 

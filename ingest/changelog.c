@@ -13,10 +13,10 @@
  * of the pipeline and used from the rebalance callback, on the processing thread.
  */
 #include "changelog.h"
-#include "core/kafka.h"
-#include "core/log.h"
-#include "core/prom.h"
-#include "core/util.h"
+#include "lib/kafka.h"
+#include "lib/log.h"
+#include "lib/prom.h"
+#include "lib/util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -54,7 +54,7 @@ tl_changelog *tl_changelog_new(rd_kafka_conf_t *conf, const char *topic, char *e
     tl_prom_series *restoring, *restored;
     restore_metrics(&restoring, &restored);   /* shown from the start, at 0 */
     char e[512];
-    tl_kafka_settings_apply(conf, TL_KC_READER, e, sizeof(e));   /* core/kafka_settings.c */
+    tl_kafka_settings_apply(conf, TL_KC_READER, e, sizeof(e));   /* lib/kafka_settings.c */
     tl_kafka_settings_apply(conf, TL_KC_RESTORE, e, sizeof(e));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
     if (!rk) {

@@ -7,7 +7,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "core/state.h"
+#include "engine/state.h"
 
 typedef struct tl_changelog tl_changelog;
 

@@ -1,6 +1,6 @@
 /*
  * codec.c -- Confluent-framed Avro BehaviorEvent <-> tl_event (the checks every decoded
- * event then gets: core/validate.c).
+ * event then gets: domain/validate.c).
  *
  * What: the Kafka ingest path decodes every input record here; `produce` and the
  * tests encode with it.
@@ -62,7 +62,7 @@
  *     from the writer. So each entry resolves the writer against a *projection* of the
  *     reader schema (the reader's fields that the writer also has, in reader order);
  *     reader fields the writer lacks take the default read from the reader schema
- *     file with core/json, and a missing field without a default makes the writer
+ *     file with lib/json, and a missing field without a default makes the writer
  *     schema incompatible, as Avro's rules say.
  *   - enums: it copies the writer's enum index unchanged, whatever the reader's symbol
  *     order. The entry maps writer index -> writer symbol -> tl_event_type by name; a
@@ -100,9 +100,9 @@
  */
 #include "codec.h"
 #include "avro_canon.h"
-#include "core/wire.h"
+#include "lib/wire.h"
 
-#include "json.h"
+#include "lib/json.h"
 
 #include <avro.h>
 #include <errno.h>
@@ -113,7 +113,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* tl_dlq_fail (core/validate.h) returns what a bad record returns here */
+/* tl_dlq_fail (domain/validate.h) returns what a bad record returns here */
 _Static_assert(TL_CODEC_BAD == -1, "tl_dlq_fail returns -1");
 
 #define CODEC_MAX_DEPTH 64
@@ -1281,7 +1281,7 @@ int tl_codec_decode(tl_codec *c, const void *buf, size_t len, tl_event *ev, tl_a
 
 /* ---------------------------------------------------------------- encoding */
 
-/* Avro's long, string, double and float (core/wire.h). */
+/* Avro's long, string, double and float (lib/wire.h). */
 static void put_long(tl_buf *out, int64_t v) { tl_wire_put_svarint(out, v); }
 
 static void put_string(tl_buf *out, const char *s)

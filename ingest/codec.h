@@ -28,12 +28,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arena.h"
-#include "event.h"
-#include "records.h"
+#include "lib/arena.h"
+#include "domain/event.h"
+#include "domain/records.h"
 #include "schema_store.h"
-#include "validate.h"
-#include "util.h"
+#include "domain/validate.h"
+#include "lib/util.h"
 
 typedef struct tl_codec tl_codec;
 

@@ -1,5 +1,5 @@
 /*
- * file_source.h -- a tl_source (core/source.h) that reads events from a file or stdin.
+ * file_source.h -- a tl_source (engine/source.h) that reads events from a file or stdin.
  *
  * Formats:
  *   TL_FMT_CANONICAL  CSV with the header
@@ -42,7 +42,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "core/source.h"
+#include "engine/source.h"
 
 typedef enum tl_file_format {
     TL_FMT_CANONICAL = 0,

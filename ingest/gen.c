@@ -59,9 +59,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
-#include "core/util.h"
-#include "core/rng.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "lib/rng.h"
 
 #define GEN_ACTIVE INT64_MAX
 #define GEN_SEEN 6
@@ -69,7 +69,7 @@
 #define GEN_IMP 4
 #define GEN_MAX_K (1u << 20)
 
-/* ---- randomness: core/rng.h ----------------------------------------------------- */
+/* ---- randomness: lib/rng.h ----------------------------------------------------- */
 
 static double rng_normal(gen_rng *r)
 {

@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
-#include "core/source.h"
+#include "engine/source.h"
 
 typedef struct tl_gen_params {
     uint64_t seed;

@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/event.h"
-#include "core/util.h"
-#include "core/rng.h"
+#include "domain/event.h"
+#include "lib/util.h"
+#include "lib/rng.h"
 
 #define DAY_MS 86400000.0
 #define TRUTH_ITEMS 200

@@ -6,7 +6,7 @@
  *   {"event_id":"e1","user_id":"u1","item_id":"i9","type":"CLICK","ts":1700000000000,
  *    "category_id":"c3","dwell_ms":1200}
  *
- * How: core/json parses the line into the batch arena; the event's strings point at
+ * How: lib/json parses the line into the batch arena; the event's strings point at
  * the parsed strings (already arena copies), so nothing is copied twice. Unknown
  * fields are ignored, like the fields of a newer writer schema.
  *
@@ -22,7 +22,7 @@
  * string (the Avro field is a long; one representation keeps the formats aligned).
  */
 #include "codec.h"
-#include "json.h"
+#include "lib/json.h"
 
 #include <stdarg.h>
 #include <stdio.h>

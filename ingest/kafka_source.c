@@ -9,7 +9,7 @@
  * never committed before the outputs of its record were acknowledged.
  *
  * Rebalances (served inside consumer_poll, on the processing thread):
- *   - assigned: the listener (core/source.h; the runtime) opens each partition's
+ *   - assigned: the listener (engine/source.h; the runtime) opens each partition's
  *     store, and the partition starts
  *     at the store's next offset when it has one (the store is ahead of, or equal to,
  *     the group's committed offset: it is written before offsets are stored);
@@ -22,10 +22,10 @@
  * bytes. Nothing undecodable stops the source.
  */
 #include "kafka_source.h"
-#include "core/kafka.h"
-#include "core/log.h"
-#include "core/prom.h"
-#include "core/util.h"
+#include "lib/kafka.h"
+#include "lib/log.h"
+#include "lib/prom.h"
+#include "lib/util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -347,7 +347,7 @@ tl_source *tl_kafka_source_new(rd_kafka_conf_t *conf, const tl_kafka_source_opts
                                     "(dead-lettered or processed: ingest.key.mismatch).",
                                     NULL);
     k->topic = tl_xstrdup(o->topic);
-    /* tally's requirements (core/kafka_settings.c); a user's kafka.* keys were applied
+    /* tally's requirements (lib/kafka_settings.c); a user's kafka.* keys were applied
      * before and may not override these. */
     if (tl_kafka_settings_apply(conf, TL_KC_INPUT, e, sizeof(e)) != 0 ||
         (o->until_end && tl_kafka_settings_apply(conf, TL_KC_INPUT_UNTIL_END, e, sizeof(e))) ||

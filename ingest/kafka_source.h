@@ -1,12 +1,12 @@
 /*
- * kafka_source.h -- the Kafka consumer-group source (core/source.h).
+ * kafka_source.h -- the Kafka consumer-group source (engine/source.h).
  */
 #ifndef TL_KAFKA_SOURCE_H
 #define TL_KAFKA_SOURCE_H
 
 #include <librdkafka/rdkafka.h>
 
-#include "core/source.h"
+#include "engine/source.h"
 #include "ingest/codec.h"
 
 typedef struct tl_kafka_source_opts {

@@ -2,9 +2,9 @@
  * model_feed.c -- the model topic's reader (model_feed.h).
  */
 #include "model_feed.h"
-#include "core/kafka.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "lib/kafka.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,7 +32,7 @@ tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64
                                  size_t errlen)
 {
     char e[512];
-    tl_kafka_settings_apply(conf, TL_KC_READER, e, sizeof(e));   /* core/kafka_settings.c */
+    tl_kafka_settings_apply(conf, TL_KC_READER, e, sizeof(e));   /* lib/kafka_settings.c */
     tl_kafka_settings_apply(conf, TL_KC_MODEL_FEED, e, sizeof(e));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
     if (!rk) {

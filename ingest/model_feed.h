@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <librdkafka/rdkafka.h>
 
-#include "core/records.h"
+#include "domain/records.h"
 
 typedef struct tl_model_feed tl_model_feed;
 

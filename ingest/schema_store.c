@@ -11,7 +11,7 @@
  * refused on a miss, with their message, for opts.negative_cache_ms. A miss rescans the directory
  * for that one id before asking the registry, so a file dropped into schema.dir after
  * startup is found; registry lookups pass a token bucket first. Registry responses are
- * parsed with core/json; schema text is parsed with core/json first (a named type
+ * parsed with lib/json; schema text is parsed with lib/json first (a named type
  * defined twice is refused there: avro-c leaks on it), then with avro-c, then checked
  * here.
  *
@@ -63,9 +63,9 @@
  */
 #include "schema_store.h"
 
-#include "arena.h"
-#include "json.h"
-#include "util.h"
+#include "lib/arena.h"
+#include "lib/json.h"
+#include "lib/util.h"
 
 #include <curl/curl.h>
 #include <dirent.h>

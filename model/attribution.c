@@ -13,7 +13,7 @@
  * removal) are filled in by the model stage when it is enabled.
  */
 #include "attribution.h"
-#include "core/util.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <stdio.h>

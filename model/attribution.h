@@ -5,10 +5,10 @@
 #ifndef TL_ATTRIBUTION_H
 #define TL_ATTRIBUTION_H
 
-#include "core/arena.h"
-#include "core/config.h"
-#include "core/sink.h"
-#include "core/state.h"
+#include "lib/arena.h"
+#include "lib/config.h"
+#include "engine/sink.h"
+#include "engine/state.h"
 #include "features/interest.h"
 #include "model/model.h"
 

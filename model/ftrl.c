@@ -64,7 +64,7 @@
  * require 1e-9 agreement, and the state is tiny).
  */
 #include "ftrl.h"
-#include "core/wire.h"
+#include "lib/wire.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -19,7 +19,7 @@
  *     with tl_ftrl_destroy() (NULL is accepted). Vectors x and w are caller-owned arrays of
  *     tl_ftrl_dim() doubles; x must be finite.
  *   - Errors: constructors return NULL for invalid parameters or malformed input; nothing
- *     else can fail (allocation failure aborts, core/util.h).
+ *     else can fail (allocation failure aborts, lib/util.h).
  *   - Threading: a model has no internal locking. Concurrent readers (predict, weights,
  *     encode, version) are safe; learn needs exclusive access.
  *   - Determinism: the same parameters and the same sequence of learn calls give bit-identical
@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 
 #define TL_FTRL_MAX_DIM (1 << 22)
 /* Up to this d the encoding is dense (format 1); above it, hashed feature spaces where few

@@ -13,7 +13,7 @@
  * channel count, and collisions between channels hashed into 8 of them).
  */
 #include "journey_features.h"
-#include "core/util.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <string.h>

@@ -27,7 +27,7 @@
 
 #include <stdint.h>
 
-#include "core/state.h"
+#include "engine/state.h"
 
 #define TL_JF_BITS 18
 #define TL_JF_DIM (1 << TL_JF_BITS)

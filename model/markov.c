@@ -61,8 +61,8 @@
  */
 #include "markov.h"
 
-#include "core/rng.h"
-#include "core/wire.h"
+#include "lib/rng.h"
+#include "lib/wire.h"
 
 #include <lapacke.h>
 #include <math.h>

@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 
 #define TL_MARKOV_MAX_STATES 4096
 #define TL_MARKOV_MAX_NAME 4096   /* bytes of one channel name */

@@ -12,7 +12,7 @@
  */
 #include "markov_share.h"
 #include "markov.h"
-#include "core/wire.h"
+#include "lib/wire.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -29,8 +29,8 @@
 
 #include <stdint.h>
 
-#include "core/records.h"
-#include "core/util.h"
+#include "domain/records.h"
+#include "lib/util.h"
 
 #define TL_MK_KEY "markov"
 

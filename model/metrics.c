@@ -25,7 +25,7 @@
  * baseline must see exactly the model's examples, weights and window).
  */
 #include "metrics.h"
-#include "core/wire.h"
+#include "lib/wire.h"
 
 #include <math.h>
 #include <stdlib.h>

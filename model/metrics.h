@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 
 #define TL_METRICS_MAX_WINDOW (1 << 22)
 

@@ -40,9 +40,9 @@
 #include "markov.h"
 #include "metrics.h"
 #include "shapley.h"
-#include "core/log.h"
-#include "core/util.h"
-#include "core/wire.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "lib/wire.h"
 
 #include <cblas.h>
 #include <errno.h>

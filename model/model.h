@@ -25,10 +25,10 @@
 
 #include <stdio.h>
 
-#include "core/arena.h"
-#include "core/config.h"
-#include "core/sink.h"
-#include "core/state.h"
+#include "lib/arena.h"
+#include "lib/config.h"
+#include "engine/sink.h"
+#include "engine/state.h"
 #include "journey_features.h"
 
 typedef struct tl_model_cfg {

@@ -13,7 +13,7 @@
 #ifndef TL_PIPELINE_H
 #define TL_PIPELINE_H
 
-#include "core/runtime.h"
+#include "engine/runtime.h"
 #include "features/interest.h"
 #include "model/attribution.h"
 #include "model/model.h"

@@ -7,7 +7,7 @@
  * purchase touched are remembered in a small list for that.
  */
 #include "rollup.h"
-#include "core/util.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <math.h>

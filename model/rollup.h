@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/records.h"
+#include "domain/records.h"
 
 #define TL_RU_MARKOV TL_M_COUNT          /* the column after the per-purchase methods */
 #define TL_RU_METHODS (TL_M_COUNT + 1)

@@ -12,7 +12,7 @@
  * layout tl_avro_put_rollup writes (fuzzed: tests/fuzz/fuzz_rollup.c).
  */
 #include "avro_out.h"
-#include "core/wire.h"
+#include "lib/wire.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Avro's long and double (core/wire.h: a zig-zag varint, little-endian IEEE 754). */
+/* Avro's long and double (lib/wire.h: a zig-zag varint, little-endian IEEE 754). */
 static inline void put_long(tl_buf *b, int64_t v) { tl_wire_put_svarint(b, v); }
 static inline void put_double(tl_buf *b, double d) { tl_wire_put_f64(b, d); }
 

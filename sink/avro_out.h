@@ -7,8 +7,8 @@
 #ifndef TL_AVRO_OUT_H
 #define TL_AVRO_OUT_H
 
-#include "core/records.h"
-#include "core/util.h"
+#include "domain/records.h"
+#include "lib/util.h"
 #include "model/rollup.h"
 
 /* Each appends one framed record to out. */

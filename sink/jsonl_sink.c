@@ -9,8 +9,8 @@
  */
 #include "sinks.h"
 #include "avro_out.h"
-#include "core/json.h"
-#include "core/util.h"
+#include "lib/json.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -18,8 +18,8 @@
 #include "sinks.h"
 #include "avro_out.h"
 #include "rollup_agg.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 #include "model/markov.h"
 
 #include <inttypes.h>

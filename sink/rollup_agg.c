@@ -25,10 +25,10 @@
  */
 #include "rollup_agg.h"
 #include "avro_out.h"
-#include "core/kafka.h"
-#include "core/log.h"
-#include "core/prom.h"
-#include "core/util.h"
+#include "lib/kafka.h"
+#include "lib/log.h"
+#include "lib/prom.h"
+#include "lib/util.h"
 #include "model/rollup.h"
 
 #include <inttypes.h>
@@ -613,7 +613,7 @@ static int start_spend(tl_rollup_agg *a, rd_kafka_conf_t *sconf, const char *par
         return -1;
     }
     char e[512];
-    tl_kafka_settings_apply(sconf, TL_KC_READER, e, sizeof(e)); /* core/kafka_settings.c */
+    tl_kafka_settings_apply(sconf, TL_KC_READER, e, sizeof(e)); /* lib/kafka_settings.c */
     if (!(a->spend = client(RD_KAFKA_CONSUMER, sconf, "spend reader", err, errlen))) return -1;
     a->n_spend = a->o.spend_partitions;
     if (a->n_spend <= 0) {
@@ -992,7 +992,7 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
     a->m_credits =
         tl_prom_counter("tally_markov_shared_credit_deltas_total",
                         "Credit deltas published by the owner of the shared Markov chain.", NULL);
-    char why[512]; /* core/kafka_settings.c */
+    char why[512]; /* lib/kafka_settings.c */
     tl_kafka_settings_apply(cconf, TL_KC_READER, why, sizeof(why));
     tl_kafka_settings_apply(cconf, TL_KC_ROLLUP_GROUP, why, sizeof(why));
     tl_kafka_settings_apply(rconf, TL_KC_READER, why, sizeof(why));

@@ -23,7 +23,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 #include "model/markov_share.h"
 #include "model/rollup.h"
 

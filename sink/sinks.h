@@ -1,5 +1,5 @@
 /*
- * sinks.h -- the sink implementations (core/sink.h describes the interface).
+ * sinks.h -- the sink implementations (engine/sink.h describes the interface).
  *
  *   jsonl:  one JSON object per record, "type" naming the record, written to a file
  *           (replay). flush() = fflush + fsync-free write; durable enough for a file.
@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <librdkafka/rdkafka.h>
 
-#include "core/config.h"
-#include "core/sink.h"
-#include "core/util.h"
+#include "lib/config.h"
+#include "engine/sink.h"
+#include "lib/util.h"
 
 typedef struct tl_sink_counts {
     uint64_t interest, attribution, credit, dlq, bytes;

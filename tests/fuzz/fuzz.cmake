@@ -33,7 +33,7 @@ set(fuzz_sanitizers -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 # The product libraries: instrumented for coverage, sanitized; whatever links them gets
 # the sanitizer runtime.
-foreach(lib tally_core tally_ingest tally_features tally_model tally_sink tally_app)
+foreach(lib tally_lib tally_domain tally_engine tally_ingest tally_features tally_model tally_sink tally_app)
   target_compile_options(${lib} PRIVATE -fsanitize=fuzzer-no-link ${fuzz_sanitizers})
   target_link_options(${lib} INTERFACE -fsanitize=address,undefined)
 endforeach()
@@ -42,7 +42,7 @@ endforeach()
 add_library(tally_fuzz_common STATIC ${fuzz_src}/fuzz_common.c)
 target_include_directories(tally_fuzz_common PUBLIC ${fuzz_src} ${CMAKE_SOURCE_DIR})
 target_link_libraries(tally_fuzz_common PUBLIC tally_app tally_ingest tally_features tally_model tally_sink
-                      tally_core)
+                      tally_engine)
 target_compile_definitions(tally_fuzz_common PUBLIC TALLY_SCHEMA_DIR="${CMAKE_SOURCE_DIR}/schemas")
 target_compile_options(tally_fuzz_common PRIVATE -fsanitize=fuzzer-no-link ${fuzz_sanitizers})
 
@@ -54,7 +54,7 @@ file(GLOB fuzz_cmd_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/cmd/*.c)
 list(REMOVE_ITEM fuzz_cmd_srcs ${CMAKE_SOURCE_DIR}/cmd/main.c)
 add_library(tally_fuzz_cmd STATIC ${fuzz_cmd_srcs})
 target_link_libraries(tally_fuzz_cmd PUBLIC tally_app tally_ingest tally_features tally_model tally_sink
-                      tally_core)
+                      tally_engine)
 target_compile_definitions(tally_fuzz_cmd PRIVATE TALLY_VERSION="${PROJECT_VERSION}"
   TALLY_DATA_DIR="${CMAKE_BINARY_DIR}/share/tally")
 target_compile_options(tally_fuzz_cmd PRIVATE -fsanitize=fuzzer-no-link ${fuzz_sanitizers})

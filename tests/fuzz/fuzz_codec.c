@@ -27,8 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/arena.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "lib/util.h"
 #include "ingest/codec.h"
 #include "ingest/schema_store.h"
 

@@ -24,10 +24,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/config.h"
-#include "core/json.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "lib/config.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 {

@@ -23,9 +23,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/arena.h"
-#include "core/json.h"
-#include "core/event.h"
+#include "lib/arena.h"
+#include "lib/json.h"
+#include "domain/event.h"
 #include "ingest/codec.h"
 #include "model/model.h"
 

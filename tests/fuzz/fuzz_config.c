@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c -- properties files (core/config.h, tl_config_load_file; `-c FILE` and
+ * fuzz_config.c -- properties files (lib/config.h, tl_config_load_file; `-c FILE` and
  * `tally config check`), and what the stages make of the values (tl_features_cfg_load,
  * tl_attr_cfg_load, tl_model_cfg_load, tl_app_cfg_load, tl_app_runtime_opts).
  *
@@ -20,10 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "lib/config.h"
 #include "app/config.h"
-#include "core/runtime.h"
-#include "core/util.h"
+#include "engine/runtime.h"
+#include "lib/util.h"
 #include "features/interest.h"
 #include "model/attribution.h"
 #include "model/model.h"

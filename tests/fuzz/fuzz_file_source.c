@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/source.h"
+#include "engine/source.h"
 #include "ingest/file_source.h"
 
 static char path[1024];

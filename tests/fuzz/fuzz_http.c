@@ -7,7 +7,7 @@
  *
  * The routing and the query parsing (handle and user in cmd/observe.c) are static, and
  * the path and query are split and percent-decoded by libmicrohttpd before they reach
- * them (core/http.c), so the harness goes in where the bytes come in: it links the
+ * them (lib/http.c), so the harness goes in where the bytes come in: it links the
  * command's files (tally_fuzz_cmd in fuzz.cmake), starts the endpoints with tl_observe_start on a
  * loopback port, attaches a runtime whose partition 0 holds users made by the real
  * stages (tl_pipeline) from a few events, and sends each input as the request target of
@@ -39,12 +39,12 @@
 #include <unistd.h>
 
 #include "cmd/observe.h"
-#include "core/arena.h"
-#include "core/config.h"
-#include "core/json.h"
-#include "core/runtime.h"
-#include "core/state.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "lib/config.h"
+#include "lib/json.h"
+#include "engine/runtime.h"
+#include "engine/state.h"
+#include "lib/util.h"
 #include "model/pipeline.h"
 #include "sink/sinks.h"
 

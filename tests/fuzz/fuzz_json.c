@@ -1,5 +1,5 @@
 /*
- * fuzz_json.c -- the JSON parser (core/json.h, tl_json_parse), which reads registry
+ * fuzz_json.c -- the JSON parser (lib/json.h, tl_json_parse), which reads registry
  * responses, JSON-lines input and everything else tally takes as JSON.
  *
  * Input: the text to parse.
@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/arena.h"
-#include "core/json.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "lib/json.h"
+#include "lib/util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

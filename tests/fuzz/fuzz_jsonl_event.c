@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/arena.h"
-#include "core/json.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "lib/json.h"
+#include "lib/util.h"
 #include "ingest/codec.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 #include "model/markov_share.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/arena.h"
-#include "core/state.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "engine/state.h"
+#include "lib/util.h"
 #include "model/model.h"
 #include "sink/sinks.h"
 

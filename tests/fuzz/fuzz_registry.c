@@ -3,7 +3,7 @@
  * status codes a Confluent-API registry, or anything answering at its URL, sends back.
  *
  * The parsing of a response is static in schema_store.c (registry_fetch and
- * register_registry, over core/json and avro-c), so the harness drives it through the
+ * register_registry, over lib/json and avro-c), so the harness drives it through the
  * public functions with a real HTTP exchange: a registry of its own (libmicrohttpd, on a
  * loopback port, in this process) answers every request with the status and body of the
  * input, and a schema store pointed at it (schema.registry.url, no schema.dir) fetches a

@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "core/arena.h"
-#include "core/json.h"
+#include "lib/arena.h"
+#include "lib/json.h"
 
 static char in_path[1024], out_path[1024], spend_path[1024];
 

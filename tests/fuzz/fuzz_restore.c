@@ -1,5 +1,5 @@
 /*
- * fuzz_restore.c -- changelog restore (core/state.h, tl_store_restore and
+ * fuzz_restore.c -- changelog restore (engine/state.h, tl_store_restore and
  * tl_store_restore_done, as ingest/changelog.c calls them for every record of the
  * compacted state topic) into a new RocksDB store, then the restored users read back
  * (tl_store_get, which decodes each stored record or quarantines it), their timers
@@ -32,8 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/state.h"
-#include "core/util.h"
+#include "engine/state.h"
+#include "lib/util.h"
 
 #define MAX_RECORDS 64
 #define STORE_INPUTS 1000

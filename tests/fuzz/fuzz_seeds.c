@@ -25,13 +25,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/config.h"
+#include "lib/config.h"
 #include "app/config.h"
-#include "core/json.h"
-#include "core/runtime.h"
-#include "core/source.h"
-#include "core/state.h"
-#include "core/util.h"
+#include "lib/json.h"
+#include "engine/runtime.h"
+#include "engine/source.h"
+#include "engine/state.h"
+#include "lib/util.h"
 #include "ingest/codec.h"
 #include "ingest/gen.h"
 #include "ingest/schema_store.h"

@@ -1,5 +1,5 @@
 /*
- * fuzz_user_record.c -- stored user records (core/state.h, tl_user_decode): the value
+ * fuzz_user_record.c -- stored user records (engine/state.h, tl_user_decode): the value
  * of a user's key in RocksDB and of the changelog record that restores it, read back by
  * tl_store_get and rendered for GET /v1/users/{id} (features/profile.h,
  * tl_profile_render).
@@ -11,7 +11,7 @@
  *   - a record that decodes re-encodes (tl_user_encode) to bytes that decode, and whose
  *     own re-encoding is the same bytes (one canonical encoding per record);
  *   - tl_profile_render succeeds exactly when tl_user_decode does, leaves its output as
- *     it was when it fails, and otherwise appends one valid JSON object (core/json), at
+ *     it was when it fails, and otherwise appends one valid JSON object (lib/json), at
  *     several as-of times (0, a recent time, INT64_MAX) and top-n limits.
  */
 #include "app/config.h"
@@ -21,11 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/arena.h"
-#include "core/config.h"
-#include "core/json.h"
-#include "core/state.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "lib/config.h"
+#include "lib/json.h"
+#include "engine/state.h"
+#include "lib/util.h"
 #include "features/interest.h"
 #include "features/profile.h"
 

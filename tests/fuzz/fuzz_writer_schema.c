@@ -26,8 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/arena.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "lib/util.h"
 #include "ingest/codec.h"
 #include "ingest/schema_store.h"
 

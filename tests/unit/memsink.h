@@ -27,9 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/records.h"
-#include "core/sink.h"
-#include "core/util.h"
+#include "domain/records.h"
+#include "engine/sink.h"
+#include "lib/util.h"
 
 typedef enum ms_kind {
     MS_INTEREST = 0,

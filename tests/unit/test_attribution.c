@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "app/config.h"
-#include "core/config.h"
-#include "core/state.h"
+#include "lib/config.h"
+#include "engine/state.h"
 #include "model/attribution.h"
 #include "memsink.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_config.c -- core/config.c: defaults, properties files (comments, blank lines,
+ * test_config.c -- lib/config.c: defaults, properties files (comments, blank lines,
  * whitespace, CRLF), precedence file < TALLY_* environment < -X, errors naming the
  * key and where it came from (FILE:LINE, the variable, -X) for unknown keys, bad
  * numbers and booleans and out-of-range values, kafka.* pass-through with the
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "lib/config.h"
 #include "app/config.h"
 
 extern char **environ;

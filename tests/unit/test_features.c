@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "app/config.h"
-#include "core/config.h"
-#include "core/state.h"
+#include "lib/config.h"
+#include "engine/state.h"
 #include "features/interest.h"
 #include "memsink.h"
 

@@ -18,9 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/log.h"
-#include "core/source.h"
-#include "core/util.h"
+#include "lib/log.h"
+#include "engine/source.h"
+#include "lib/util.h"
 #include "ingest/file_source.h"
 
 #define CANON_HEADER "event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value"

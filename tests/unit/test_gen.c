@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/log.h"
-#include "core/source.h"
-#include "core/util.h"
+#include "lib/log.h"
+#include "engine/source.h"
+#include "lib/util.h"
 #include "ingest/file_source.h"
 #include "ingest/gen.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_json.c -- core/json: parsing (values, escapes, errors, bounds), accessors, and
+ * test_json.c -- lib/json: parsing (values, escapes, errors, bounds), accessors, and
  * the writer helpers (escaping, shortest round-trip doubles, integers).
  */
 #include <stdarg.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
+#include "lib/json.h"
 
 static tl_arena arena;
 

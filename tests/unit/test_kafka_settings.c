@@ -1,5 +1,5 @@
 /*
- * test_kafka_settings.c -- the librdkafka settings table (core/kafka_settings.c): every
+ * test_kafka_settings.c -- the librdkafka settings table (lib/kafka_settings.c): every
  * client's settings are names and values librdkafka takes, and they land in the
  * configuration, later clients overriding earlier ones.
  */
@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "core/kafka.h"
+#include "lib/kafka.h"
 
 static void expect(rd_kafka_conf_t *conf, const char *name, const char *value)
 {

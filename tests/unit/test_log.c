@@ -1,6 +1,6 @@
 /*
- * test_log.c -- core/log.c: key=value lines with quoted and escaped values, JSON lines
- * that parse back (core/json) with ts, level, component and message, level filtering,
+ * test_log.c -- lib/log.c: key=value lines with quoted and escaped values, JSON lines
+ * that parse back (lib/json) with ts, level, component and message, level filtering,
  * log.file with reopen after a rename (tl_log_reopen and SIGHUP), whole lines from
  * concurrent threads, librdkafka's lines in the same format, and secret config values
  * never in a line.
@@ -19,10 +19,10 @@
 #include <unistd.h>
 
 #include "app/config.h"
-#include "core/arena.h"
-#include "core/config.h"
-#include "core/json.h"
-#include "core/log.h"
+#include "lib/arena.h"
+#include "lib/config.h"
+#include "lib/json.h"
+#include "lib/log.h"
 
 static char tmpdir[64];
 static char path[128];

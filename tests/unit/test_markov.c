@@ -60,7 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 #include "model/markov.h"
 
 #define EPS 1e-12

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 #include "model/metrics.h"
 
 static void check_near(double got, double want, double tol, const char *what)

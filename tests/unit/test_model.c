@@ -35,9 +35,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/arena.h"
-#include "core/state.h"
-#include "core/util.h"
+#include "lib/arena.h"
+#include "engine/state.h"
+#include "lib/util.h"
 #include "model/attribution.h"
 #include "model/ftrl.h"
 #include "model/journey_features.h"
@@ -90,7 +90,7 @@ static void same_bits(double a, double b, const char *what, int i)
 }
 
 /* FNV-1a 64 over the bytes of s (offset basis 0xcbf29ce484222325, prime 2^40 + 435):
- * the hash core/util.h documents for tl_hash64, which the buckets use. */
+ * the hash lib/util.h documents for tl_hash64, which the buckets use. */
 static uint64_t fnv1a(const char *s)
 {
     uint64_t h = 14695981039346656037ULL;
@@ -560,7 +560,7 @@ static void three_tps(tl_journey_tp *tps)
     tps[2] = mktp("c", TL_CLICK, T1, -1, NULL, "c2", -1, -1);
 }
 
-/* core/util.h documents tl_hash64 as FNV-1a 64, the hash the feature buckets are
+/* lib/util.h documents tl_hash64 as FNV-1a 64, the hash the feature buckets are
  * documented to use: the published test vectors, and the local implementation. */
 static void test_hash_fnv1a(void **state)
 {

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
-#include "core/state.h"
+#include "lib/json.h"
+#include "engine/state.h"
 #include "features/interest.h"
 #include "features/profile.h"
 #include "model/attribution.h"
@@ -404,7 +404,7 @@ static void test_last_attributions_with_model(void **state)
 }
 
 /* Version 5's record as version 4: each touchpoint's campaign (here NULL: one 0 byte
- * after its dwell) taken out, by a walk of the layout core/state.c describes. */
+ * after its dwell) taken out, by a walk of the layout engine/state.c describes. */
 static size_t skip_varint(const char *d, size_t off)
 {
     while ((unsigned char)d[off++] & 0x80) {}

@@ -1,5 +1,5 @@
 /*
- * test_runtime.c -- the batch loop (core/runtime.c) with the real stages
+ * test_runtime.c -- the batch loop (engine/runtime.c) with the real stages
  * (model/pipeline.h, default configuration), an in-memory source over an array of
  * events on two partitions, and the in-memory sink (memsink.h).
  *
@@ -30,11 +30,11 @@
 #include <unistd.h>
 
 #include "app/config.h"
-#include "core/config.h"
-#include "core/log.h"
-#include "core/runtime.h"
-#include "core/source.h"
-#include "core/state.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "engine/runtime.h"
+#include "engine/source.h"
+#include "engine/state.h"
 #include "model/pipeline.h"
 #include "memsink.h"
 
@@ -269,7 +269,7 @@ static void run_start(run *r)
 }
 
 /* Partitions handed over the way a consumer-group source does before it polls: through
- * the runtime's partition listener (core/source.h). */
+ * the runtime's partition listener (engine/source.h). */
 static void run_assign(run *r, int n_parts)
 {
     tl_partition_listener l = tl_runtime_partition_listener(r->rt);

@@ -38,10 +38,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/arena.h"
-#include "core/json.h"
-#include "core/util.h"
-#include "core/event.h"
+#include "lib/arena.h"
+#include "lib/json.h"
+#include "lib/util.h"
+#include "domain/event.h"
 #include "ingest/codec.h"
 #include "ingest/schema_store.h"
 
@@ -1000,7 +1000,7 @@ static void test_check_twins(void **state)
     for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++)
         if (tl_schema_store_get(s, (int32_t)(40 + i), &sc, err, sizeof(err)) != TL_SCHEMA_OK)
             fail_msg("case %zu: %s", i, err);
-    /* Text that is not JSON is not a schema, with core/json's reason. */
+    /* Text that is not JSON is not a schema, with lib/json's reason. */
     write_file(tmpdir, "60-broken.avsc", "{\"type\":\"enum\",\"name\":\"E\"," SYM ",}");
     assert_int_equal(tl_schema_store_get(s, 60, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
     must_contain(err, "60-broken.avsc is not a valid Avro schema: JSON: object key");

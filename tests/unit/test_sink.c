@@ -26,9 +26,9 @@
 
 #include <avro.h>
 
-#include "core/json.h"
-#include "core/records.h"
-#include "core/util.h"
+#include "lib/json.h"
+#include "domain/records.h"
+#include "lib/util.h"
 #include "sink/avro_out.h"
 #include "sink/sinks.h"
 

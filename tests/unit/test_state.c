@@ -1,5 +1,5 @@
 /*
- * test_state.c -- core/user.c, core/state.c: record editing (journey order), the record encoding
+ * test_state.c -- domain/user.c, engine/state.c: record editing (journey order), the record encoding
  * (hand-assembled byte strings of version 3 and of version 2, which still decodes;
  * round trips with NULL/empty strings, extreme numbers and the last attributions, kept
  * to TL_LAST_ATTR_MAX with explanations cut at a UTF-8 boundary; every truncation,
@@ -27,8 +27,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/state.h"
-#include "core/util.h"
+#include "engine/state.h"
+#include "lib/util.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
 

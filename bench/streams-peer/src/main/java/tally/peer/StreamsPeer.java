@@ -283,7 +283,7 @@ public final class StreamsPeer {
         return type == 0 || type == 4 ? "an" : "a";
     }
 
-    /** tally's tl_fmt_num (core/util.c): two significant digits below 10, none above. */
+    /** tally's tl_fmt_num (lib/util.c): two significant digits below 10, none above. */
     static String fmtNum(double x, boolean plus) {
         StringBuilder s = new StringBuilder();
         if (x < 0) s.append('-');

@@ -2,7 +2,7 @@
  * validate.c -- the checks an event gets from every source after decoding (validate.h).
  */
 #include "validate.h"
-#include "json.h"
+#include "lib/json.h"
 
 #include <math.h>
 #include <stdarg.h>

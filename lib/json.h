@@ -15,7 +15,7 @@
  * Accessors take and return const pointers and accept NULL (returning NULL / 0), so
  * lookups chain without checks: tl_json_str(tl_json_get(obj, "name")).
  *
- * Writing: the tl_json_put_* helpers append JSON text to a tl_buf (core/util.h); they
+ * Writing: the tl_json_put_* helpers append JSON text to a tl_buf (lib/util.h); they
  * are on the replay output path and avoid printf where they can.
  *
  * Thread safety: none needed -- no global state.

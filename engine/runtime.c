@@ -20,9 +20,9 @@
  * the open transaction is committed (or aborted and its changes dropped).
  */
 #include "runtime.h"
-#include "log.h"
-#include "prom.h"
-#include "util.h"
+#include "lib/log.h"
+#include "lib/prom.h"
+#include "lib/util.h"
 
 #include <inttypes.h>
 #include <pthread.h>

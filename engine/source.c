@@ -6,7 +6,7 @@
  * of batches allocates nothing after the first few.
  */
 #include "source.h"
-#include "util.h"
+#include "lib/util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -24,7 +24,7 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "sink.h"
 #include "source.h"
 #include "state.h"
@@ -103,7 +103,7 @@ int tl_runtime_read_user(tl_runtime *rt, const char *user_id, tl_buf *out, int32
                          char *err, size_t errlen);
 
 /* Partition ownership, told by a group's source through its tl_partition_listener
- * (core/source.h), which tl_runtime_partition_listener() points here.
+ * (engine/source.h), which tl_runtime_partition_listener() points here.
  * assigned: opens the partition's store and returns in *next_offset the offset to
  * resume from (-1: the store has none; use the committed offset). 0 or -1.
  * revoked: commits what the partition has in flight and closes its store. */

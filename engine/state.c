@@ -17,10 +17,10 @@
  * copy, is what costs (measured with bench/bench_engine: 230K vs 310K events/s).
  */
 #include "state.h"
-#include "log.h"
-#include "prom.h"
-#include "util.h"
-#include "wire.h"
+#include "lib/log.h"
+#include "lib/prom.h"
+#include "lib/util.h"
+#include "lib/wire.h"
 
 #include <rocksdb/c.h>
 #include <errno.h>

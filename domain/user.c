@@ -19,8 +19,8 @@
  *
  */
 #include "user.h"
-#include "util.h"
-#include "wire.h"
+#include "lib/util.h"
+#include "lib/wire.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -226,7 +226,7 @@ void tl_user_clear(tl_user *u)
 
 /* Encoding writes through a cursor into room reserved once per record (an upper
  * bound from the record's lengths), not through a bounds-checked append per field:
- * a flush encodes every dirty record, so this is on the state path (core/wire.h). */
+ * a flush encodes every dirty record, so this is on the state path (lib/wire.h). */
 static inline char *w_str(char *p, const char *s, size_t n)
 {
     return tl_wire_w_bytes(tl_wire_w_varint(p, n), s, n);

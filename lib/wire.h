@@ -3,7 +3,7 @@
  * varints (Avro's int and long), little-endian fixed-width numbers, length-prefixed bytes,
  * and a bounded reader over a buffer.
  *
- * Users: the user record (core/user.c), the Markov chain and its shared records
+ * Users: the user record (domain/user.c), the Markov chain and its shared records
  * (model/markov.c, model/markov_share.c), the Avro encoders and the roll-up decoder
  * (sink/avro_out.c, ingest/codec.c's encoder), the frames of the FTRL state, its deltas,
  * the metrics and the shared model's records (model/ftrl.c, model/metrics.c,

@@ -12,7 +12,7 @@
 #ifndef TL_SINK_H
 #define TL_SINK_H
 
-#include "records.h"
+#include "domain/records.h"
 
 /* Stage results. The runtime, not the stage, owns retry and dead-lettering. */
 typedef enum tl_rc {

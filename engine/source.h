@@ -14,9 +14,9 @@
 #ifndef TL_SOURCE_H
 #define TL_SOURCE_H
 
-#include "event.h"
-#include "arena.h"
-#include "records.h"
+#include "domain/event.h"
+#include "lib/arena.h"
+#include "domain/records.h"
 
 typedef struct tl_batch {
     tl_event *events;

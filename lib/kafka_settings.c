@@ -85,7 +85,7 @@ void tl_kafka_settings_list(FILE *out, int md)
     if (md)
         fprintf(out,
                 "\n## librdkafka\n\n"
-                "The settings tally makes for its Kafka clients (core/kafka_settings.c). "
+                "The settings tally makes for its Kafka clients (lib/kafka_settings.c). "
                 "Besides these, the transactional ids and the roll-up aggregator's group "
                 "come from tally's names (docs/operations.md, \"Names\").\n\n"
                 "| client | setting | value | a `kafka.` key may change it | why |\n"

@@ -19,10 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "event.h"
-#include "records.h"
-#include "user.h"
-#include "util.h"
+#include "domain/event.h"
+#include "domain/records.h"
+#include "domain/user.h"
+#include "lib/util.h"
 
 typedef struct tl_store tl_store;
 

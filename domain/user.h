@@ -18,7 +18,7 @@
 
 #include "event.h"
 #include "records.h"
-#include "util.h"
+#include "lib/util.h"
 
 typedef struct tl_interest {
     char *id;           /* dim_id, owned */
