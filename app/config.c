@@ -15,6 +15,8 @@
 #include "model/attribution.h"
 #include "model/model.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* processing.guarantee: the choice's index is its tl_delivery */
@@ -262,4 +264,15 @@ int tl_app_cfg_load(tl_app_cfg *ac, const tl_config *c, char *err, size_t errlen
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
         if (tl_config_fill(c, tables[i], ac, err, errlen) != 0) return -1;
     return 0;
+}
+
+tl_app_cfg tl_app_cfg_of(const tl_config *c)
+{
+    tl_app_cfg ac;
+    char err[256];
+    if (tl_app_cfg_load(&ac, c, err, sizeof(err)) != 0) {   /* c is not the program's */
+        fprintf(stderr, "tally: internal error: %s\n", err);
+        exit(70);
+    }
+    return ac;
 }

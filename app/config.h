@@ -56,4 +56,9 @@ void tl_app_runtime_opts(const tl_app_cfg *ac, tl_runtime_opts *o);
 /* Fills ac from c. 0, or -1 with err (a program error: c lacks the application's keys). */
 int tl_app_cfg_load(tl_app_cfg *ac, const tl_config *c, char *err, size_t errlen);
 
+/* The application's settings in c (app/config.h). c must come from tl_config_new with
+ * tl_app_config, as every command's does; anything else is a program error, which
+ * exits with status 70. */
+tl_app_cfg tl_app_cfg_of(const tl_config *c);
+
 #endif

@@ -7,6 +7,8 @@
 #ifndef TL_APP_NAMES_H
 #define TL_APP_NAMES_H
 
+#include "lib/config.h"
+
 #include <stddef.h>
 
 #define TL_NAME_MAX 512   /* longest name kept, with its '\0' */
@@ -33,5 +35,18 @@ typedef struct tl_app_names {
 /* Fills n from s. 0, or -1 with err naming the setting when a name would be longer than
  * TL_NAME_MAX - 1 bytes. */
 int tl_app_names_make(const tl_app_settings *s, tl_app_names *n, char *err, size_t errlen);
+
+/* The consumer group (kafka.group.id, kafka.consumer.group.id, or tally's default "tally"). */
+const char *tl_app_group(const tl_config *c);
+/* The deployment's Kafka names (app/names.h) from c and the resolved instance id. 0 or -1
+ * (err: a name too long). */
+int tl_app_names_of(const tl_config *c, const char *instance_id, tl_app_names *n, char *err,
+                    size_t errlen);
+/* This instance's id when instance.id is not set: the one kept in <state_dir>/instance.id,
+ * made (a random UUID) and written there on first use, so that it stays the same across
+ * restarts of one state directory and differs between two state directories on one host.
+ * Creates state_dir if needed. 0, or -1 with err (state.dir cannot be created, read or
+ * written, or the file holds something else than an id). */
+int tl_app_instance_id(const char *state_dir, char *out, size_t outlen, char *err, size_t errlen);
 
 #endif

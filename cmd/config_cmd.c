@@ -4,7 +4,8 @@
 #include "app/config.h"
 #include "lib/kafka.h"
 #include "cmd.h"
-#include "kafka_pipeline.h"
+#include "app/kafka_app.h"
+#include "app/schemas.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -35,8 +36,8 @@ int tl_cmd_config(int argc, char **argv)
         tl_config *c = tl_cmd_config_load(argc - 1, argv + 1, usage, NULL, NULL);
         if (!c) return 1;
         char path[2400], err[256];   /* says where it looked when it fails */
-        int found = tl_cmd_schema_path(c, TL_EVENT_SCHEMA, path, sizeof(path)) == 0;
-        if (found && tl_cmd_subject_strategy(c, err, sizeof(err)) < 0) {
+        int found = tl_app_schema_path(c, TL_EVENT_SCHEMA, path, sizeof(path)) == 0;
+        if (found && tl_app_subject_strategy(c, err, sizeof(err)) < 0) {
             fprintf(stderr, "tally: configuration error: %s\n", err);
             found = 0;
         }

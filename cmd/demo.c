@@ -16,7 +16,8 @@
 #include "ingest/codec.h"
 #include "ingest/gen.h"
 #include "ingest/schema_store.h"
-#include "kafka_pipeline.h"
+#include "app/kafka_app.h"
+#include "app/schemas.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -150,7 +151,7 @@ static int produce_events(const tl_config *c, rd_kafka_t *rk, const char *topic,
                           const tl_gen_params *gp)
 {
     tl_schema_store *store = NULL;
-    tl_codec *codec = tl_cmd_codec_new(c, &store);
+    tl_codec *codec = tl_app_codec_new(c, &store);
     if (!codec) {
         tl_schema_store_destroy(store);
         return -1;
@@ -214,7 +215,7 @@ int tl_cmd_demo(int argc, char **argv)
     a.gp.n_users = 20000;
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, demo_opt, &a);
     if (!c) return 2;
-    const tl_app_cfg ac = tl_cmd_settings(c);
+    const tl_app_cfg ac = tl_app_cfg_of(c);
     char err[512], tmpdir[] = "/tmp/tally-demo-XXXXXX";
     int rc = 1;
     demo dm;
@@ -234,7 +235,7 @@ int tl_cmd_demo(int argc, char **argv)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", NULL, 0);
     rd_kafka_conf_set(conf, "linger.ms", "5", NULL, 0);
-    rd_kafka_conf_set_log_cb(conf, tl_cmd_kafka_log);
+    rd_kafka_conf_set_log_cb(conf, tl_app_kafka_log);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (!rk) {
         fprintf(stderr, "tally: cannot start the in-process broker: %s\n", err);
@@ -275,7 +276,7 @@ int tl_cmd_demo(int argc, char **argv)
     printf("running the pipeline: ingest -> features -> attribution -> sink ...\n");
     fflush(stdout);
     tl_run_report r;
-    if (tl_kafka_pipeline_run(c, 1, wrap, show_profiles, &dm, &r) != 0) goto done;
+    if (tl_kafka_app_run(c, 1, wrap, show_profiles, &dm, &r) != 0) goto done;
 
     printf("\nAttributions (credits per touchpoint, in journey order; shapley and removal come "
            "from the online model):\n");

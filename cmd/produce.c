@@ -9,7 +9,8 @@
 #include "ingest/codec.h"
 #include "ingest/file_source.h"
 #include "ingest/schema_store.h"
-#include "kafka_pipeline.h"
+#include "app/kafka_app.h"
+#include "app/schemas.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -55,7 +56,7 @@ int tl_cmd_produce(int argc, char **argv)
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
     if (!c) return 2;
-    const tl_app_cfg ac = tl_cmd_settings(c);
+    const tl_app_cfg ac = tl_app_cfg_of(c);
     int rc = 1;
     char err[512];
     tl_schema_store *store = NULL;
@@ -77,17 +78,17 @@ int tl_cmd_produce(int argc, char **argv)
         goto done;
     }
     int32_t schema_id = a.schema_id ? (int32_t)atoi(a.schema_id) : TL_EVENT_SCHEMA_ID;
-    codec = tl_cmd_codec_new(c, &store);
+    codec = tl_app_codec_new(c, &store);
     if (!codec) goto done;
     if (!a.schema_id && *ac.registry_url) {
         /* With a registry the id is the registry's: BehaviorEvent under <topic>-value, as
          * a producer with a Confluent serializer would register it. */
         char subject[512];
-        char *json = tl_cmd_read_schema(c, TL_EVENT_SCHEMA);
+        char *json = tl_app_read_schema(c, TL_EVENT_SCHEMA);
         int id = 0;
         if (!json) snprintf(err, sizeof(err), "cannot read tally's BehaviorEvent schema");
         int r = !json ? TL_SCHEMA_ERROR
-            : tl_cmd_subject(c, a.topic, json, subject, sizeof(subject), err, sizeof(err)) != 0
+            : tl_app_subject(c, a.topic, json, subject, sizeof(subject), err, sizeof(err)) != 0
             ? TL_SCHEMA_INVALID
             : tl_schema_store_register(store, subject, json, &id, err, sizeof(err));
         free(json);
@@ -103,7 +104,7 @@ int tl_cmd_produce(int argc, char **argv)
         fprintf(stderr, "tally: %s\n", err);
         goto done;
     }
-    rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "producer");
+    rd_kafka_conf_t *conf = tl_app_kafka_conf(c, "producer");
     if (!conf) goto done;
     rd_kafka_conf_set_dr_msg_cb(conf, produce_dr);
     rd_kafka_conf_set_opaque(conf, &failed);
@@ -113,7 +114,7 @@ int tl_cmd_produce(int argc, char **argv)
         fprintf(stderr, "tally: kafka producer: %s\n", err);
         goto done;
     }
-    tl_cmd_signals();
+    tl_app_signals();
     int prc;
     tl_progress prog;
     tl_progress_init(&prog, "produce", "events", a.quiet);
@@ -160,7 +161,7 @@ int tl_cmd_produce(int argc, char **argv)
     rc = failed ? 1 : 0;
     if (sent == 0) rc = tl_cmd_nothing_valid(a.input, rows, bad);
 done:
-    if (rc != 0 && rk) tl_cmd_kafka_why_failed(c);
+    if (rc != 0 && rk) tl_app_kafka_why_failed(c);
     if (rk) rd_kafka_destroy(rk);
     if (src) tl_file_source_destroy(src);
     tl_codec_destroy(codec);

@@ -67,7 +67,7 @@ static void progress_tick(void *arg)
 static void warn_short_span(const char *input, tl_file_format fmt, const tl_config *c,
                             int64_t interval_ms)
 {
-    const tl_app_cfg ac = tl_cmd_settings(c);
+    const tl_app_cfg ac = tl_app_cfg_of(c);
     int64_t lo, hi;
     uint64_t n;
     if (!strcmp(input, "-") ||
@@ -100,7 +100,7 @@ int tl_cmd_replay(int argc, char **argv)
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
     if (!c) return 2;
-    const tl_app_cfg ac = tl_cmd_settings(c);
+    const tl_app_cfg ac = tl_app_cfg_of(c);
     int rc = 1;
     char err[512], tmpdir[] = "/tmp/tally-replay-XXXXXX";
     int own_state = 0;
@@ -172,7 +172,7 @@ int tl_cmd_replay(int argc, char **argv)
     o.tick_arg = &prog;
     rt = tl_runtime_new(&o, sink, p.stages, p.n_stages);
     prog.rt = rt;
-    tl_cmd_signals();
+    tl_app_signals();
     int64_t t0 = tl_mono_ns();
     int run = tl_runtime_run(rt, src, &tl_stop);
     double secs = (double)(tl_mono_ns() - t0) / 1e9;

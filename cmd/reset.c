@@ -104,7 +104,7 @@ static int delete_topic(rd_kafka_t *rk, const char *topic, char *err, size_t err
     rd_kafka_queue_destroy(q);
     /* The broker deletes in the background: a run started right after would find the
      * topic still there, marked for deletion, and could not create it afresh. */
-    for (int i = 0; rc == 0 && i < ADMIN_TIMEOUT_MS / 200 && tl_cmd_topic_exists(rk, topic) != 0;
+    for (int i = 0; rc == 0 && i < ADMIN_TIMEOUT_MS / 200 && tl_app_topic_exists(rk, topic) != 0;
          i++)
         tl_sleep_ms(200);
     return rc;   /* 0 deleted, 1 there was none, -1 error */
@@ -137,10 +137,10 @@ int tl_cmd_reset(int argc, char **argv)
     const tl_cmd_opt opts[] = {{"--execute", NULL, &execute}, {NULL, NULL, NULL}};
     tl_config *c = tl_cmd_kafka_config_parse(argc, argv, usage, opts);
     if (!c) return 2;
-    const char *dir = tl_cmd_settings(c).state_dir;
+    const char *dir = tl_app_cfg_of(c).state_dir;
     char err[1024];
     tl_app_names names;
-    if (tl_cmd_names(c, "", &names, err, sizeof(err)) != 0) {
+    if (tl_app_names_of(c, "", &names, err, sizeof(err)) != 0) {
         fprintf(stderr, "tally: configuration error: %s\n", err);
         tl_config_destroy(c);
         return 2;
@@ -161,7 +161,7 @@ int tl_cmd_reset(int argc, char **argv)
         return 0;
     }
     int rc = 1;
-    rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "producer");
+    rd_kafka_conf_t *conf = tl_app_kafka_conf(c, "producer");
     rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)) : NULL;
     if (!rk) {
         if (conf) {
@@ -192,7 +192,7 @@ int tl_cmd_reset(int argc, char **argv)
             n_local, dir);
     rc = 0;
 done:
-    if (rc != 0 && rk) tl_cmd_kafka_why_failed(c);
+    if (rc != 0 && rk) tl_app_kafka_why_failed(c);
     if (rk) rd_kafka_destroy(rk);
     tl_config_destroy(c);
     return rc;

@@ -3,7 +3,8 @@
  * --until-end, until the input is consumed to its end).
  */
 #include "cmd.h"
-#include "kafka_pipeline.h"
+#include "app/kafka_app.h"
+#include "app/schemas.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,9 +35,9 @@ int tl_cmd_run(int argc, char **argv)
     const tl_cmd_opt opts[] = {{"--until-end", NULL, &until_end}, {NULL, NULL, NULL}};
     tl_config *c = tl_cmd_kafka_config_parse(argc, argv, usage, opts);
     if (!c) return 2;
-    const tl_app_cfg ac = tl_cmd_settings(c);
+    const tl_app_cfg ac = tl_app_cfg_of(c);
     tl_run_report r;
-    int rc = tl_kafka_pipeline_run(c, until_end, NULL, NULL, NULL, &r);
+    int rc = tl_kafka_app_run(c, until_end, NULL, NULL, NULL, &r);
     fprintf(stderr,
             "run: %" PRIu64 " events, %" PRIu64 " dead letters, %" PRIu64
             " interest deltas, %" PRIu64 " attributions in %.2f s\n",

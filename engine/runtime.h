@@ -74,7 +74,7 @@ typedef struct tl_runtime_opts {
     int (*restore)(void *arg, tl_store *s, int32_t partition);
     void *restore_arg;
     /* Optional: called on the processing thread about once a second (and at the end),
-     * to publish statistics (cmd/observe.c). */
+     * to publish statistics (app/observe.c). */
     void (*tick)(void *arg);
     void *tick_arg;
 } tl_runtime_opts;

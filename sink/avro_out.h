@@ -37,7 +37,7 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *out, char *e
 /* The most bytes one framed record can take when every string of an event is at most
  * max_string bytes and a journey at most max_touchpoints touchpoints (ingest.max.string.bytes,
  * attribution.max.touchpoints): the bounds checked against the topics' limits at start
- * (cmd/bounds.c). */
+ * (app/bounds.c). */
 size_t tl_avro_interest_bound(size_t max_string);
 size_t tl_avro_attribution_bound(size_t max_string, size_t max_touchpoints);
 size_t tl_avro_credit_bound(size_t max_string);

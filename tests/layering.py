@@ -28,12 +28,13 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 def main():
     repo = sys.argv[1] if len(sys.argv) > 1 else "."
-    files = subprocess.run(["git", "-C", repo, "ls-files", "*.c", "*.h"], check=True,
+    files = subprocess.run(["git", "-C", repo, "ls-files", "--cached", "--others",
+                            "--exclude-standard", "*.c", "*.h"], check=True,
                            capture_output=True, text=True).stdout.split()
     bad, seen = [], 0
     for path in files:
         room = path.split("/", 1)[0]
-        if room not in BELOW or "/" not in path:
+        if room not in BELOW or not os.path.isfile(os.path.join(repo, path)):
             continue
         with open(os.path.join(repo, path), encoding="utf-8") as f:
             text = f.read()

@@ -47,16 +47,14 @@ target_compile_definitions(tally_fuzz_common PUBLIC TALLY_SCHEMA_DIR="${CMAKE_SO
 target_compile_options(tally_fuzz_common PRIVATE -fsanitize=fuzzer-no-link ${fuzz_sanitizers})
 
 # The command's files but main.c, for the decoders that are static functions of cmd/ (the
-# Markov path file parser, the HTTP handler): their harnesses call the public entry of the
-# cmd/ file (tl_cmd_paths, tl_observe_start). A library, so a harness links only the
-# files it needs, whichever they come to be.
+# Markov path file parser): their harnesses call the public entry of the cmd/ file
+# (tl_cmd_paths). A library, so a harness links only the files it needs, whichever they
+# come to be. The HTTP handler is the application's (tl_observe_start, tally_app).
 file(GLOB fuzz_cmd_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/cmd/*.c)
 list(REMOVE_ITEM fuzz_cmd_srcs ${CMAKE_SOURCE_DIR}/cmd/main.c)
 add_library(tally_fuzz_cmd STATIC ${fuzz_cmd_srcs})
 target_link_libraries(tally_fuzz_cmd PUBLIC tally_app tally_ingest tally_features tally_model tally_sink
                       tally_engine)
-target_compile_definitions(tally_fuzz_cmd PRIVATE TALLY_VERSION="${PROJECT_VERSION}"
-  TALLY_DATA_DIR="${CMAKE_BINARY_DIR}/share/tally")
 target_compile_options(tally_fuzz_cmd PRIVATE -fsanitize=fuzzer-no-link ${fuzz_sanitizers})
 
 # One executable per harness.

@@ -5,7 +5,7 @@
  * checked before any topic is read: here the instance has no partitions, so a valid query
  * is 503 and reading the topics is left to integration.http on a real broker).
  *
- * The routing and the query parsing (handle and user in cmd/observe.c) are static, and
+ * The routing and the query parsing (handle and user in app/observe.c) are static, and
  * the path and query are split and percent-decoded by libmicrohttpd before they reach
  * them (lib/http.c), so the harness goes in where the bytes come in: it links the
  * command's files (tally_fuzz_cmd in fuzz.cmake), starts the endpoints with tl_observe_start on a
@@ -38,7 +38,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "cmd/observe.h"
+#include "app/observe.h"
 #include "lib/arena.h"
 #include "lib/config.h"
 #include "lib/json.h"

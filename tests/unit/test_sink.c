@@ -630,7 +630,7 @@ static void roundtrip_attribution(const tl_attribution *a, int32_t id)
     tl_buf_free(&buf);
 }
 
-/* The size bounds checked at start (cmd/bounds.c) hold for the largest records the
+/* The size bounds checked at start (app/bounds.c) hold for the largest records the
  * configuration allows: every string at its bound (multi-byte characters), every optional
  * field present, every method, the longest explanation; and they are not loose (within
  * 1% + 200 bytes), so a limit they pass is not refused for nothing. */

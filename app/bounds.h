@@ -16,7 +16,7 @@
  * attributions, credit deltas and dead letters; with changelog_topic, changelog records
  * too; with rollups (the roll-up topic and its partials topic), roll-up records. -1 with err naming the configuration keys that bound the record and the limit it
  * exceeds; -2 with err when a topic does not exist and the broker will not create it. */
-int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
+int tl_app_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
                                const char *const outputs[TL_BOUNDS_OUTPUTS],
                                const char *changelog_topic, const char *const rollups[2], char *err,
                                size_t errlen);

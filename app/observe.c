@@ -10,8 +10,11 @@
  * which is read-only while the run lasts).
  */
 #include "observe.h"
-#include "cmd.h"
-#include "kafka_pipeline.h"
+#include "config.h"
+#include "kafka_app.h"
+#include "report.h"
+#include "schemas.h"
+#include "topic_read.h"
 #include "lib/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -410,7 +413,7 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
     }
     int status = 500;
     tl_schema_store *store = NULL;
-    tl_codec *codec = tl_cmd_codec_new(o->c, &store);
+    tl_codec *codec = tl_app_codec_new(o->c, &store);
     FILE *tmp = tmpfile(), *out = NULL, *sf = NULL;
     char *text = NULL;
     size_t len = 0;
@@ -427,9 +430,9 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "%s|%s|", a.by ? a.by : "channel",
              a.window && !strcmp(a.window, "hour") ? "hour" : "day");
-    if ((*rollups ? tl_cmd_read_keyed(o->c, store, rollups, prefix, 60000, tmp, &records, err,
+    if ((*rollups ? tl_app_read_keyed(o->c, store, rollups, prefix, 60000, tmp, &records, err,
                                       sizeof(err))
-                  : tl_cmd_read_topics(o->c, store, topics, 2, 60000, tmp, &records, err,
+                  : tl_app_read_topics(o->c, store, topics, 2, 60000, tmp, &records, err,
                                        sizeof(err))) != 0)
         goto done;
     rewind(tmp);
@@ -445,7 +448,7 @@ static int attribution(tl_observe *o, const tl_http_request *r, tl_buf *body, co
             goto done;
         }
         fputs("date,channel,spend\n", sf);
-        if (tl_cmd_read_values(o->c, spend_topic, 60000, sf, &rows, err, sizeof(err)) != 0)
+        if (tl_app_read_values(o->c, spend_topic, 60000, sf, &rows, err, sizeof(err)) != 0)
             goto done;
         rewind(sf);
         a.spend = spend_topic; /* names it in messages */
@@ -503,7 +506,7 @@ static int handle(void *arg, const char *path, const tl_http_request *r, tl_buf 
 
 tl_observe *tl_observe_start(const tl_config *c, char *err, size_t errlen)
 {
-    const tl_app_cfg ac = tl_cmd_settings(c);
+    const tl_app_cfg ac = tl_app_cfg_of(c);
     tl_observe *o = tl_xcalloc(1, sizeof(*o));
     tl_prom_set(tl_prom_gauge("tally_build_info", "tally's version and librdkafka's; always 1.",
                               "version", TALLY_VERSION, "librdkafka", rd_kafka_version_str(), NULL),

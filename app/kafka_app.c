@@ -1,16 +1,20 @@
 /*
- * kafka_pipeline.c -- set-up and ordered tear-down of the Kafka pipeline: the composition
- * root of `tally run` and `tally demo`. tl_kafka_pipeline_run is app_open (each piece in
+ * kafka_app.c -- set-up and ordered tear-down of the Kafka pipeline: the composition
+ * root of `tally run` and `tally demo`. tl_kafka_app_run is app_open (each piece in
  * its own open_* function, in dependency order), app_run and app_close (the reverse).
  *
  * Shutdown order: the runtime returns after its last batch is committed (offsets
  * stored); the consumer then commits and leaves the group (its revocation closes the
  * stores, all clean); the producer is flushed; then everything is freed.
  */
-#include "kafka_pipeline.h"
+#include "kafka_app.h"
 #include "bounds.h"
+#include "config.h"
+#include "kafka_client.h"
+#include "names.h"
 #include "observe.h"
-#include "cmd.h"
+#include "schemas.h"
+#include "shutdown.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "ingest/changelog.h"
@@ -27,176 +31,18 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Where tally's own schema files are, when schema.dir does not say: beside the binary in a
- * build tree (<bin>/schemas, copied there by the build), under the installation prefix
- * relative to the binary (<bin>/../share/tally/schemas, so a moved installation still
- * works), or under the prefix it was configured for (TALLY_DATA_DIR). Never the source
- * tree: a build moved elsewhere, or an image, does not have it. */
-static int find_schema_dir(char *out, size_t n, char *tried, size_t tn)
-{
-    char exe[2048];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    char cand[3][2200];
-    int k = 0;
-    if (len > 0) {
-        exe[len] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        snprintf(cand[k++], sizeof(cand[0]), "%s/schemas", exe);
-        snprintf(cand[k++], sizeof(cand[0]), "%s/../share/tally/schemas", exe);
-    }
-    snprintf(cand[k++], sizeof(cand[0]), "%s/schemas", TALLY_DATA_DIR);
-    tried[0] = 0;
-    for (int i = 0; i < k; i++) {
-        char probe[2300];
-        snprintf(probe, sizeof(probe), "%.2199s/" TL_EVENT_SCHEMA, cand[i]);
-        if (access(probe, R_OK) == 0) {
-            snprintf(out, n, "%.2199s", cand[i]);
-            return 0;
-        }
-        size_t used = strlen(tried);
-        snprintf(tried + used, tn - used, "%s%.2199s", i ? ", " : "", cand[i]);
-    }
-    return -1;
-}
-
-const char *tl_cmd_installed_schemas(void)
-{
-    static char dir[2200];
-    char tried[4096];
-    if (!dir[0] && find_schema_dir(dir, sizeof(dir), tried, sizeof(tried)) != 0) {
-        fprintf(stderr,
-                "tally: tally's schema files are not installed (looked in %s): set "
-                "schema.dir to a directory holding them (schemas/*.avsc)\n",
-                tried);
-        return NULL;
-    }
-    return dir;
-}
-
-static const char *schema_dir(const tl_app_cfg *ac)
-{
-    if (*ac->schema_dir) return ac->schema_dir;
-    /* With a registry, the registry alone says what an id is: the installed files' ids
-     * (1 to 4) are ids a registry gives out too, to other schemas. */
-    if (*ac->registry_url) return "";
-    return tl_cmd_installed_schemas();
-}
-
-const char *tl_cmd_schema_dir(const tl_config *c)
-{
-    const tl_app_cfg ac = tl_cmd_settings(c);
-    return schema_dir(&ac);
-}
-
-static int schema_path(const tl_app_cfg *ac, const char *name, char *out, size_t n)
-{
-    if (*ac->schema_dir) {
-        snprintf(out, n, "%s/%s", ac->schema_dir, name);
-        if (access(out, R_OK) == 0) return 0;
-    }
-    const char *dir = tl_cmd_installed_schemas();
-    if (!dir) return -1;
-    snprintf(out, n, "%s/%s", dir, name);
-    return 0;
-}
-
-int tl_cmd_schema_path(const tl_config *c, const char *name, char *out, size_t n)
-{
-    const tl_app_cfg ac = tl_cmd_settings(c);
-    return schema_path(&ac, name, out, n);
-}
-
-char *tl_cmd_read_schema(const tl_config *c, const char *name)
-{
-    char path[2400];
-    if (tl_cmd_schema_path(c, name, path, sizeof(path)) != 0) return NULL;
-    tl_buf b = {0};
-    if (tl_buf_read_file(&b, path, SIZE_MAX, NULL, 0) == -1) return NULL;
-    return b.data;
-}
-
-tl_codec *tl_cmd_codec_new(const tl_config *c, tl_schema_store **store)
-{
-    const tl_app_cfg ac = tl_cmd_settings(c);
-    char err[512], reader[2400];
-    const char *dir = schema_dir(&ac);
-    if (!dir) return NULL;
-    tl_schema_store_opts so = {
-        .dir = dir,
-        .registry_url = ac.registry_url,
-        .basic_auth = ac.registry_user_info,
-        .ca_path = ac.registry_ca,
-        .lookup_only = !ac.registry_auto_register,
-        .negative_cache_ms = (int)ac.registry_negative_cache_ms,
-        .negative_cache_max = (int)ac.registry_negative_cache_max,
-        .max_lookups_per_second = (double)ac.registry_lookups_per_s,
-    };
-    *store = tl_schema_store_new(&so, err, sizeof(err));
-    if (!*store) {
-        fprintf(stderr, "tally: %s\n", err);
-        return NULL;
-    }
-    if (schema_path(&ac, TL_EVENT_SCHEMA, reader, sizeof(reader)) != 0) return NULL;
-    tl_codec *codec = tl_codec_new(*store, reader, err, sizeof(err));
-    if (!codec) {
-        fprintf(stderr, "tally: %s\n", err);
-        return NULL;
-    }
-    tl_codec_set_max_bytes(codec, (size_t)ac.max_record_bytes);
-    return codec;
-}
-
-static int subject_strategy(const char *strategy, char *err, size_t errlen)
-{
-    static const char *const names[] = {"topic", "record", "topic_record"};
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(strategy, names[i])) return i;
-    snprintf(err, errlen,
-             "schema.registry.subject.name.strategy: expected topic, record or "
-             "topic_record, got '%s'",
-             strategy);
-    return -1;
-}
-
-int tl_cmd_subject_strategy(const tl_config *c, char *err, size_t errlen)
-{
-    return subject_strategy(tl_cmd_settings(c).subject_strategy, err, errlen);
-}
-
-int tl_cmd_subject(const tl_config *c, const char *topic, const char *schema_json, char *out,
-                   size_t n, char *err, size_t errlen)
-{
-    const tl_app_cfg ac = tl_cmd_settings(c);
-    int strategy = subject_strategy(ac.subject_strategy, err, errlen);
-    if (strategy < 0) return -1;
-    if (strategy == TL_SUBJECT_TOPIC) {
-        snprintf(out, n, "%s-value", topic);
-        return 0;
-    }
-    char full[256];
-    if (tl_schema_full_name(schema_json, full, sizeof(full)) != 0) {
-        snprintf(err, errlen, "a schema without a record name cannot be registered under %s",
-                 ac.subject_strategy);
-        return -1;
-    }
-    if (strategy == TL_SUBJECT_RECORD) snprintf(out, n, "%s", full);
-    else snprintf(out, n, "%s-%s", topic, full);
-    return 0;
-}
-
 /* The Confluent id of one of tally's output schemas, registered under its subject. */
 static int output_schema_id(const tl_config *c, tl_schema_store *store, const char *file,
                             const char *topic, int32_t *id)
 {
-    char *json = tl_cmd_read_schema(c, file);
+    char *json = tl_app_read_schema(c, file);
     if (!json) {
         TL_LOG_ERROR("sink", "cannot read tally's schema %s (schema.dir, then the installed ones)",
                      file);
         return -1;
     }
     char subject[512], err[512];
-    if (tl_cmd_subject(c, topic, json, subject, sizeof(subject), err, sizeof(err)) != 0) {
+    if (tl_app_subject(c, topic, json, subject, sizeof(subject), err, sizeof(err)) != 0) {
         TL_LOG_ERROR("sink", "output schema %s: %s", file, err);
         free(json);
         return -1;
@@ -223,7 +69,7 @@ static int ensure_rollup_topics(const tl_config *c, const tl_app_cfg *ac, const 
                                 int *spend_parts, char *err, size_t errlen)
 {
     const char *spend = ac->spend_topic;
-    rd_kafka_conf_t *conf = tl_cmd_kafka_conf(c, "producer");
+    rd_kafka_conf_t *conf = tl_app_kafka_conf(c, "producer");
     char e[512];
     rd_kafka_t *admin = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e)) : NULL;
     if (!admin) {
@@ -260,9 +106,9 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_app_cfg *ac,
 {
     const char *topic = ac->rollup_topic;
     err[0] = 0;
-    rd_kafka_conf_t *cc = tl_cmd_kafka_conf(c, "consumer");
-    rd_kafka_conf_t *rc = tl_cmd_kafka_conf(c, "consumer");
-    rd_kafka_conf_t *pc = tl_cmd_kafka_conf(c, "producer");
+    rd_kafka_conf_t *cc = tl_app_kafka_conf(c, "consumer");
+    rd_kafka_conf_t *rc = tl_app_kafka_conf(c, "consumer");
+    rd_kafka_conf_t *pc = tl_app_kafka_conf(c, "producer");
     int bad = !cc || !rc || !pc ||
         rd_kafka_conf_set(cc, "group.id", names->rollup_group, err, errlen) != RD_KAFKA_CONF_OK;
     if (!bad && eos &&
@@ -298,7 +144,7 @@ static tl_rollup_agg *start_rollups(const tl_config *c, const tl_app_cfg *ac,
         .spend_topic = ac->spend_topic,
         .spend_partitions = n_spend,
     };
-    rd_kafka_conf_t *sc = *o.spend_topic ? tl_cmd_kafka_conf(c, "consumer") : NULL;
+    rd_kafka_conf_t *sc = *o.spend_topic ? tl_app_kafka_conf(c, "consumer") : NULL;
     return tl_rollup_agg_start(cc, rc, pc, sc, &o, err, errlen);
 }
 
@@ -424,12 +270,12 @@ static int open_names(kafka_app *a)
     char err[512];
     a->instance = a->ac.instance_id;
     if (!*a->instance) {
-        if (tl_cmd_instance_id(a->ac.state_dir, a->host, sizeof(a->host), err, sizeof(err)) != 0)
+        if (tl_app_instance_id(a->ac.state_dir, a->host, sizeof(a->host), err, sizeof(err)) != 0)
             return failed(1, "", err);
         a->instance = a->host;
         TL_LOG_INFO("run", "instance.id=%s (kept in %s/instance.id)", a->instance, a->ac.state_dir);
     }
-    if (tl_cmd_names(a->c, a->instance, &a->names, err, sizeof(err)) != 0)
+    if (tl_app_names_of(a->c, a->instance, &a->names, err, sizeof(err)) != 0)
         return failed(2, "configuration error: ", err);
     return 0;
 }
@@ -444,7 +290,7 @@ static int open_changelog(kafka_app *a, rd_kafka_conf_t *pconf)
     if (rd_kafka_conf_set(pconf, "transactional.id", a->names.transactional_id, err, sizeof(err)) !=
         RD_KAFKA_CONF_OK)
         return failed(1, "", err);
-    rd_kafka_conf_t *lconf = tl_cmd_kafka_conf(a->c, "consumer");
+    rd_kafka_conf_t *lconf = tl_app_kafka_conf(a->c, "consumer");
     if (!lconf) return 1;
     a->changelog = tl_changelog_new(lconf, a->names.changelog, err, sizeof(err));
     if (!a->changelog || tl_changelog_ensure(a->changelog, a->topic, err, sizeof(err)) != 0)
@@ -480,12 +326,12 @@ static int open_sink(kafka_app *a, rd_kafka_conf_t *pconf)
     a->ksink = tl_kafka_sink_new(pconf, &a->ko, err, sizeof(err));
     if (!a->ksink) return failed(1, "", err);
     a->producer = tl_kafka_sink_handle(a->ksink);
-    if (!a->eos && tl_cmd_topic_exists(a->producer, a->topic) == 0) {   /* exactly_once: above */
+    if (!a->eos && tl_app_topic_exists(a->producer, a->topic) == 0) {   /* exactly_once: above */
         fprintf(stderr, "tally: input topic %s does not exist (create it first)\n", a->topic);
         return 1;
     }
     const char *const rollups[2] = {a->ac.rollup_topic, a->ko.rollup_partials_topic};
-    int bounds = tl_cmd_check_record_bounds(a->c, a->producer, a->outputs,
+    int bounds = tl_app_check_record_bounds(a->c, a->producer, a->outputs,
                                             a->eos ? a->names.changelog : NULL,
                                             *a->ac.rollup_topic ? rollups : NULL, err, sizeof(err));
     /* -1: a bound over a limit (configuration); -2: a topic missing */
@@ -508,7 +354,7 @@ static int open_model_share(kafka_app *a)
     a->share.sink = a->ksink;
     tl_kafka_sink_set_model_share(a->ksink, a->names.model, key, share_take, share_clear,
                                   &a->share);
-    rd_kafka_conf_t *fconf = tl_cmd_kafka_conf(a->c, "consumer");
+    rd_kafka_conf_t *fconf = tl_app_kafka_conf(a->c, "consumer");
     if (!fconf) return 1;
     a->share.feed = tl_model_feed_new(fconf, a->names.model, tl_model_share_next(a->p.model), key,
                                       (size_t)a->ac.dlq_max_record_bytes, err, sizeof(err));
@@ -534,7 +380,7 @@ static int open_runtime(kafka_app *a, tl_sink_wrap_fn wrap, void *arg)
         o.restore_arg = a->changelog;
     }
     a->rt = tl_runtime_new(&o, a->sink, a->p.stages, a->p.n_stages);
-    rd_kafka_conf_t *cconf = tl_cmd_kafka_conf(a->c, "consumer");
+    rd_kafka_conf_t *cconf = tl_app_kafka_conf(a->c, "consumer");
     if (!cconf) return 1;
     /* Not a static group member by default: with librdkafka 2.0.2 a broker restart makes
      * a static member fenced by its own rejoin, a fatal consumer error (measured in
@@ -575,19 +421,19 @@ static int app_open(kafka_app *a, tl_sink_wrap_fn wrap, void *arg)
     if (tl_pipeline_init(&a->p, a->c, a->ac.state_dir, err, sizeof(err)) != 0)
         return failed(2, "configuration error: ", err);
     a->p_init = 1;
-    a->codec = tl_cmd_codec_new(a->c, &a->store);
+    a->codec = tl_app_codec_new(a->c, &a->store);
     if (!a->codec) return 1;
     /* From here a signal asks for an orderly stop, within shutdown.timeout.ms (connecting
      * to the broker and restoring state may block: the watchdog ends those). */
-    tl_cmd_signals();
-    tl_cmd_shutdown_timeout(a->ac.shutdown_timeout_ms);
-    tl_cmd_shutdown_phase("starting (reaching the broker, making topics, restoring state)");
+    tl_app_signals();
+    tl_app_shutdown_timeout(a->ac.shutdown_timeout_ms);
+    tl_app_shutdown_phase("starting (reaching the broker, making topics, restoring state)");
     a->obs = tl_observe_start(a->c, err, sizeof(err));
     if (!a->obs) return failed(1, "", err);
     int rc = open_outputs(a);
     if (!rc) rc = open_names(a);
     if (rc) return rc;
-    rd_kafka_conf_t *pconf = tl_cmd_kafka_conf(a->c, "producer");
+    rd_kafka_conf_t *pconf = tl_app_kafka_conf(a->c, "producer");
     if (!pconf) return 1;
     a->shared_model = *a->ac.rollup_topic && a->p.model && a->p.mcfg.enabled && a->p.mcfg.shared;
     if ((a->eos && (rc = open_changelog(a, pconf))) ||
@@ -611,16 +457,16 @@ static int app_open(kafka_app *a, tl_sink_wrap_fn wrap, void *arg)
 static int app_run(kafka_app *a, tl_after_fn after, void *arg, tl_run_report *rep)
 {
     int64_t t0 = tl_mono_ns();
-    tl_cmd_shutdown_phase("processing, or committing the last transaction and writing the state");
+    tl_app_shutdown_phase("processing, or committing the last transaction and writing the state");
     int r = tl_runtime_run(a->rt, a->src, &tl_stop);
     rep->seconds = (double)(tl_mono_ns() - t0) / 1e9;
-    tl_cmd_shutdown_phase("writing the model topic's dead letters");
+    tl_app_shutdown_phase("writing the model topic's dead letters");
     if (r == 0) share_close(&a->share, a->eos);
     tl_observe_stopping(a->obs);
     if (after && r == 0) after(a->rt, arg);
     int rc = r == 0 ? 0 : 1;
     /* --until-end: the roll-ups too are brought up to the last partials committed above */
-    tl_cmd_shutdown_phase("stopping the roll-up aggregator (its last commit, leaving its group)");
+    tl_app_shutdown_phase("stopping the roll-up aggregator (its last commit, leaving its group)");
     if (tl_rollup_agg_stop(a->agg, a->until_end && r == 0) != 0) rc = 1;
     a->agg = NULL;
     return rc;
@@ -632,7 +478,7 @@ static int app_close(kafka_app *a, int rc, tl_run_report *rep)
 {
     tl_rollup_agg_stop(a->agg, 0);
     tl_observe_detach(a->obs);
-    tl_cmd_shutdown_phase("closing the consumer (leaving the group)");
+    tl_app_shutdown_phase("closing the consumer (leaving the group)");
     if (a->src) tl_kafka_source_destroy(a->src);
     if (a->rt) {
         rep->rt = *tl_runtime_stats_get(a->rt);
@@ -640,11 +486,11 @@ static int app_close(kafka_app *a, int rc, tl_run_report *rep)
         rep->attribution = a->p.astats;
         if (a->p.model) tl_model_report_get(a->p.model, &rep->model);
     }
-    tl_cmd_shutdown_phase("closing the stores and the model topic's reader");
+    tl_app_shutdown_phase("closing the stores and the model topic's reader");
     tl_runtime_destroy(a->rt);
     tl_model_feed_destroy(a->share.feed);
     if (a->p_init) tl_pipeline_destroy(&a->p);
-    tl_cmd_shutdown_phase("delivering the last records (producer flush)");
+    tl_app_shutdown_phase("delivering the last records (producer flush)");
     if (a->producer && rd_kafka_flush(a->producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         TL_LOG_ERROR("run", "producer could not deliver everything at close");
         rc = 1;
@@ -653,22 +499,22 @@ static int app_close(kafka_app *a, int rc, tl_run_report *rep)
         tl_sink_counts_get(a->ksink, &rep->out);
         tl_sink_destroy(a->ksink);
     }
-    tl_cmd_shutdown_phase("closing the changelog reader and the HTTP server");
+    tl_app_shutdown_phase("closing the changelog reader and the HTTP server");
     tl_changelog_destroy(a->changelog);
-    if (rc != 0) tl_cmd_kafka_why_failed(a->c);   /* a timeout above may have this cause */
+    if (rc != 0) tl_app_kafka_why_failed(a->c);   /* a timeout above may have this cause */
     tl_observe_stop(a->obs);
     tl_codec_destroy(a->codec);
     tl_schema_store_destroy(a->store);
     return rc;
 }
 
-int tl_kafka_pipeline_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap,
-                          tl_after_fn after, void *arg, tl_run_report *rep)
+int tl_kafka_app_run(const tl_config *c, int until_end, tl_sink_wrap_fn wrap, tl_after_fn after,
+                     void *arg, tl_run_report *rep)
 {
     memset(rep, 0, sizeof(*rep));
     kafka_app *a = tl_xcalloc(1, sizeof(*a));
     a->c = c;
-    a->ac = tl_cmd_settings(c);
+    a->ac = tl_app_cfg_of(c);
     a->until_end = until_end;
     a->eos = a->ac.guarantee == TL_DELIVERY_EXACTLY_ONCE;
     a->topic = a->ac.input_topics;

@@ -26,7 +26,8 @@
  * alone is checked and a warning says so).
  */
 #include "bounds.h"
-#include "cmd.h"
+#include "config.h"
+#include "kafka_client.h"
 #include "lib/log.h"
 #include "domain/records.h"
 #include "engine/state.h"
@@ -136,12 +137,12 @@ static long long limit_for(rd_kafka_t *rk, long long producer, const char *topic
     return producer;
 }
 
-int tl_cmd_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
+int tl_app_check_record_bounds(const tl_config *c, rd_kafka_t *producer,
                                const char *const outputs[TL_BOUNDS_OUTPUTS],
                                const char *changelog_topic, const char *const rollups[2], char *err,
                                size_t errlen)
 {
-    const tl_app_cfg ac = tl_cmd_settings(c);
+    const tl_app_cfg ac = tl_app_cfg_of(c);
     char v[32];
     size_t n = sizeof(v);
     long long pmax = 1000000;   /* librdkafka's default */
