@@ -114,26 +114,23 @@ def check_transactions_read_committed():
     # The first init_transactions creates __transaction_state: it can take some seconds.
     p.init_transactions(60)
 
-    committed = []
-    p.begin_transaction()
-    for i in range(40):
-        k, v = f"k{i}", f"committed-a-{i}"
-        p.produce(topic, key=k, value=v)
-        committed.append(v)
-    p.commit_transaction(30)
+    def transaction(name, n, commit):
+        """One transaction of n records, keys k0, k1, ... and values NAME-0, NAME-1, ...,
+        committed or aborted; returns the values."""
+        p.begin_transaction()
+        values = [f"{name}-{i}" for i in range(n)]
+        for i, v in enumerate(values):
+            p.produce(topic, key=f"k{i}", value=v)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.flush(30)  # the aborted records are written to the log, not just buffered
+            p.abort_transaction(30)
+        return values
 
-    p.begin_transaction()
-    for i in range(10):
-        p.produce(topic, key=f"k{i}", value=f"aborted-{i}")
-    p.flush(30)  # the aborted records are written to the log, not just buffered
-    p.abort_transaction(30)
-
-    p.begin_transaction()
-    for i in range(8):
-        k, v = f"k{i}", f"committed-b-{i}"
-        p.produce(topic, key=k, value=v)
-        committed.append(v)
-    p.commit_transaction(30)
+    committed = transaction("committed-a", 40, True)
+    transaction("aborted", 10, False)
+    committed += transaction("committed-b", 8, True)
     p.flush(10)
 
     got = consume_all(topic, len(committed), "read_committed")

@@ -2,18 +2,25 @@
 """Helpers shared by the integration tests that run `tally run` against a real broker.
 
 - bootstrap(): the broker's address from TALLY_TEST_BOOTSTRAP, or from the file named by
-  TALLY_TEST_BOOTSTRAP_FILE.
+  TALLY_TEST_BOOTSTRAP_FILE; read_value() reads such a one-value file.
+- preflight(): what a test needs before it starts (a broker, programs, real data, the Python
+  modules and the tally binary), with the SKIP or FAIL line when something is missing;
+  check_tools() and check_binary() say what is missing.
+- broker_script(): scripts/kafka-broker.sh, for the tests that run a broker of their own.
 - load_schemas(), avro_decode(): the schemas of schemas/ (timestamps as plain ints) and a
   strict Confluent-framed Avro decoder; decode_outputs() checks framing, schema id and key.
 - Kafka: topics (create, delete, partitions, configuration), end offsets, a consumer group's
   committed offsets and members, waiting until no transaction is open or unmarked on a topic
   (wait_stable), and reading a whole topic with a read_committed consumer.
 - Tally: a `tally` process started in the background, its log in a file; run_tally() runs
-  one to completion. stop_all() kills every process started here that is still running.
+  one to completion, gen_events(), produce_file() and replay_file() the usual commands, and
+  run_args() builds a `tally run` command line. stop_all() kills every process started here
+  that is still running.
 - wait_until(): polls a condition until a deadline, failing early when a process that must
   stay up has exited.
 - OutputTopics: the names of one run's four output topics.
-- Steps: a test's named steps, each printed as "ok NAME" or "FAIL NAME" with its problems.
+- Steps: a test's named steps, each printed as "ok NAME" or "FAIL NAME" with its problems;
+  finish() prints the count and gives the exit status.
 
 Failures are raised as AssertionError with a message meant for the test's FAIL line.
 """
@@ -22,6 +29,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,13 +53,30 @@ _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
 
+def read_value(path):
+    """The text of a file that holds one value (an address, a URL), without the white space
+    around it."""
+    with open(path) as fh:
+        return fh.read().strip()
+
+
 def bootstrap():
     b = os.environ.get("TALLY_TEST_BOOTSTRAP", "").strip()
     f = os.environ.get("TALLY_TEST_BOOTSTRAP_FILE", "").strip()
     if not b and f and os.path.isfile(f):
-        with open(f) as fh:
-            b = fh.read().strip()
+        b = read_value(f)
     return b
+
+
+def broker_script(cmd, bdir, *extra, env=None, timeout_s=300):
+    """scripts/kafka-broker.sh CMD BDIR EXTRA... for a broker of the test's own (a first start
+    may fetch the broker's jars); its output, stdout and stderr together. AssertionError when
+    it fails."""
+    res = subprocess.run([BROKER_SH, cmd, bdir] + list(extra), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=timeout_s, env=env)
+    if res.returncode != 0:
+        raise AssertionError("kafka-broker.sh %s %s failed:\n%s" % (cmd, bdir, res.stdout))
+    return res.stdout
 
 
 # ------------------------------------------------------------------------- schemas
@@ -578,10 +603,11 @@ def run_tally(args, timeout_s, log_path, name="tally"):
     return time.monotonic() - t.t0
 
 
-def gen_events(path, events, users, seed=1, extra=()):
-    """`tally gen` of events for users into path (canonical CSV; its log beside it)."""
+def gen_events(path, events, users, seed=1, extra=(), log_path=None):
+    """`tally gen` of events for users into path (canonical CSV; its log beside it, or in
+    log_path)."""
     run_tally(["gen", "--events", str(events), "--users", str(users), "--seed", str(seed),
-               "--output", path] + list(extra), 120, path + ".log", "tally gen")
+               "--output", path] + list(extra), 120, log_path or path + ".log", "tally gen")
 
 
 def produce_file(path, topic, b):
@@ -590,6 +616,28 @@ def produce_file(path, topic, b):
     return run_tally(["produce", "--input", path, "--format", "canonical", "--topic", topic,
                       "-X", "kafka.bootstrap.servers=" + b], 180, path + ".produce.log",
                      "tally produce " + os.path.basename(path))
+
+
+def replay_file(path, out, log_path, fmt="canonical", timeout_s=300, name="tally replay"):
+    """`tally replay` of the input at path (in format fmt) into out (JSON lines); the seconds
+    it took."""
+    return run_tally(["replay", "--input", path, "--format", fmt, "--output", out], timeout_s,
+                     log_path, name)
+
+
+def run_args(topic, group, state_dir, *extra, outs=None, b=None, until_end=True):
+    """The arguments of `tally run`: --until-end (unless until_end is false), the broker b
+    (when given), the input topic, the consumer group and the state directory, the four
+    topics of outs (an OutputTopics, when given), then extra as they are (so an -X of extra
+    overrides one before it)."""
+    args = ["run"] + (["--until-end"] if until_end else [])
+    if b:
+        args += ["-X", "kafka.bootstrap.servers=" + b]
+    args += ["-X", "input.topics=" + topic, "-X", "kafka.group.id=" + group,
+             "-X", "state.dir=" + state_dir]
+    if outs is not None:
+        args += outs.args()
+    return args + list(extra)
 
 
 def wait_until(cond, timeout_s, what, running=(), interval_s=0.05):
@@ -658,6 +706,13 @@ def metric_total(m, name, **labels):
     return sum(v for (n, ls), v in m.items() if n == name and want <= set(ls))
 
 
+def check_binary():
+    """None when the tally binary is there and executable, else why not."""
+    if not os.access(TALLY_BIN, os.X_OK):
+        return "tally binary not found or not executable: %s (set TALLY_BIN)" % TALLY_BIN
+    return None
+
+
 def check_tools():
     """None when confluent_kafka, fastavro and the tally binary are there, else why not."""
     try:
@@ -665,10 +720,40 @@ def check_tools():
         import fastavro  # noqa: F401
     except ImportError as e:
         return "%s (pip install -r tests/integration/requirements.txt)" % e
-    if not os.access(TALLY_BIN, os.X_OK):
-        return "tally binary not found or not executable: %s (set TALLY_BIN)" % TALLY_BIN
-    return None
+    return check_binary()
 
+
+def cannot_start(why):
+    """Prints why a test cannot start as its one failed step; the exit status (1)."""
+    print("FAIL: %s\n0 passed, 1 failed" % why)
+    return 1
+
+
+def preflight(broker=True, programs=(), data=(), tools=check_tools):
+    """What a test needs before it starts, checked in this order: a broker configured (when
+    broker), programs on PATH, the real data files of data (beside the source tree), then
+    tools() (check_tools: the Python modules and the tally binary; None checks nothing).
+    Returns (the broker's address, or "" without broker, None) to go on, else (None, exit
+    status) after printing why: SKIP (77) for a missing broker, program or data file, 1 (a
+    FAIL line) for what tools() finds missing."""
+    b = ""
+    if broker:
+        b = bootstrap()
+        if not b:
+            print("SKIP: no Kafka broker (set TALLY_TEST_BOOTSTRAP or TALLY_TEST_BOOTSTRAP_FILE)")
+            return None, SKIP
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        print("SKIP: %s not found (scripts/deps.sh installs them)" % ", ".join(missing))
+        return None, SKIP
+    for path in data:
+        if not os.path.isfile(path):
+            print("SKIP: %s not found (real data lives beside the repository)" % path)
+            return None, SKIP
+    why = tools() if tools else None
+    if why:
+        return None, cannot_start(why)
+    return b, None
 
 
 
@@ -704,6 +789,18 @@ class Steps:
         """(passed, failed)"""
         passed = sum(1 for _, pr in self.results if not pr)
         return passed, len(self.results) - passed
+
+    def finish(self, tmp=None, kept=""):
+        """Prints "N passed, M failed"; the exit status, 1 when a step failed. The test's
+        files in tmp (when given) are removed when every step passed, else kept and named
+        (followed by kept)."""
+        passed, failed = self.counts()
+        print("%d passed, %d failed" % (passed, failed))
+        if tmp and failed:
+            print("files kept in %s%s" % (tmp, kept))
+        elif tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return 1 if failed else 0
 
 
 if __name__ == "__main__":

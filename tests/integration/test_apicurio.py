@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import compare as cmp  # noqa: E402
+import fixtures  # noqa: E402
 import kafka_util as ku  # noqa: E402
 
 SOURCE = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -43,24 +44,10 @@ EVENTS = 3000
 TOL = 1e-9
 
 
-def csv_events(path):
-    import csv
-    out = []
-    with open(path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            out.append({"event_id": r["event_id"], "user_id": r["user_id"], "item_id": r["item_id"],
-                        "category_id": r["category_id"] or None, "type": r["type"], "ts": int(r["ts"]),
-                        "channel": r["channel"] or None,
-                        "dwell_ms": int(r["dwell_ms"]) if r["dwell_ms"] else None,
-                        "value": float(r["value"]) if r["value"] else None, "propensity": None})
-    return out
-
-
 def main():
-    b = ku.bootstrap()
-    if not b:
-        print("SKIP: no Kafka broker")
-        return ku.SKIP
+    b, rc = ku.preflight()
+    if rc is not None:
+        return rc
     from confluent_kafka import Producer
     from confluent_kafka.schema_registry import SchemaRegistryClient, Schema
     from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
@@ -79,8 +66,7 @@ def main():
         r = subprocess.run([REGISTRY_SH, "start", rdir], capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
             raise AssertionError("schema-registry.sh start: %s" % (r.stdout + r.stderr)[-2000:])
-        with open(os.path.join(rdir, "url")) as fh:
-            st["url"] = fh.read().strip()
+        st["url"] = ku.read_value(os.path.join(rdir, "url"))
         st["client"] = SchemaRegistryClient({"url": st["url"]})
         other = st["client"].register_schema("other-" + run + "-value", Schema(
             '{"type": "record", "name": "Other", "fields": [{"name": "x", "type": "long"}]}', "AVRO"))
@@ -93,9 +79,8 @@ def main():
         kafka.create_topics({t_in: 2})
         out.create(kafka, partitions=2)
         events = os.path.join(tmp, "events.csv")
-        subprocess.run([ku.TALLY_BIN, "gen", "--events", str(EVENTS), "--users", "300", "--seed", "3",
-                        "--output", events], check=True)
-        evs = csv_events(events)
+        ku.gen_events(events, EVENTS, 300, 3)
+        evs = fixtures.csv_events(events)
         # what tally should read: the v2 events' campaign, which its reader schema knows
         st["events"] = os.path.join(tmp, "events_campaign.csv")
         with open(events) as fh, open(st["events"], "w") as out_fh:
@@ -129,10 +114,8 @@ def main():
     ok = ok and step("produce with AvroSerializer, v1 then v2", produce)
 
     def run_tally(pr):
-        secs = ku.run_tally(["run", "--until-end", "-X", "kafka.bootstrap.servers=" + b,
-                             "-X", "input.topics=" + t_in, "-X", "kafka.group.id=apicurio-" + run,
-                             "-X", "state.dir=" + os.path.join(tmp, "state"),
-                             "-X", "schema.registry.url=" + st["url"]] + out.args(),
+        secs = ku.run_tally(ku.run_args(t_in, "apicurio-" + run, os.path.join(tmp, "state"),
+                                        "-X", "schema.registry.url=" + st["url"], outs=out, b=b),
                             300, os.path.join(tmp, "run.log"))
         dead = kafka.read_all(out.dlq)
         if dead:
@@ -159,8 +142,7 @@ def main():
             if topic + "-value" not in subjects:
                 pr.append("no subject %s-value in the registry" % topic)
         replay = os.path.join(tmp, "replay.jsonl")
-        ku.run_tally(["replay", "--input", st["events"], "--format", "canonical", "--output", replay],
-                     300, os.path.join(tmp, "replay.log"))
+        ku.replay_file(st["events"], replay, os.path.join(tmp, "replay.log"))
         pr.extend(cmp.compare(cmp.read_jsonl(replay), got, TOL, ignore_types=("credit_delta",),
                               rule_only=True))
         return "%s decoded with AvroDeserializer (frame ids %s), equal to tally replay" % (
@@ -180,9 +162,9 @@ def main():
         ku.run_tally(["produce", "--input", st["events"], "--format", "canonical", "--topic", t2,
                       "-X", "schema.registry.subject.name.strategy=record"] + reg, 300,
                      os.path.join(tmp, "strat-produce.log"))
-        ku.run_tally(["run", "--until-end", "-X", "input.topics=" + t2, "-X", "kafka.group.id=s-" + run,
-                      "-X", "state.dir=" + os.path.join(tmp, "state-strat"),
-                      "-X", "schema.registry.subject.name.strategy=topic_record"] + reg + out2.args(),
+        ku.run_tally(ku.run_args(t2, "s-" + run, os.path.join(tmp, "state-strat"),
+                                 "-X", "schema.registry.subject.name.strategy=topic_record",
+                                 *reg, outs=out2),
                      300, os.path.join(tmp, "strat-run.log"))
         subjects = set(st["client"].get_subjects())
         want = {"tally.BehaviorEvent", out2.interest + "-tally.InterestDelta",
@@ -198,9 +180,7 @@ def main():
 
     subprocess.run([REGISTRY_SH, "stop", rdir], capture_output=True, timeout=120)
     ku.stop_all()
-    passed, failed = step.counts()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return step.finish(tmp)
 
 
 if __name__ == "__main__":

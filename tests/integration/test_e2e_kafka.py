@@ -33,7 +33,6 @@ configured, or the real data is absent).
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,14 +42,12 @@ sys.path.insert(0, HERE)
 
 import compare as cmp  # noqa: E402
 import reference as ref  # noqa: E402
-from kafka_util import (RUN, TALLY_BIN, Kafka, Steps, Tally, avro_encode, bootstrap,  # noqa: E402
-                        decode_outputs, frame, java_partition, load_schemas, run_tally,
-                        wait_until)
+from kafka_util import (RUN, SHARED_DATA, TALLY_BIN, Kafka, OutputTopics, Steps,  # noqa: E402
+                        Tally, avro_encode, decode_outputs, frame, java_partition,
+                        load_schemas, preflight, replay_file, run_args, run_tally, wait_until)
 from kafka_util import ATTRIBUTION_ID, CREDIT_ID  # noqa: E402
 
-SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
-DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
-SKIP = 77
+DATA = os.path.join(SHARED_DATA, "taobao", "user_behavior_journeys.csv")
 RULE_METHODS = ("last_touch", "first_touch", "linear", "time_decay", "position_based")
 TOL = 1e-9
 PRODUCE_TIMEOUT_S = 180
@@ -119,39 +116,29 @@ def check_dlq(rows, sent, in_topic, problems):
 
 
 def main():
-    b = bootstrap()
-    if not b:
-        print("SKIP: no Kafka broker (set TALLY_TEST_BOOTSTRAP or TALLY_TEST_BOOTSTRAP_FILE)")
-        return SKIP
-    if not os.path.isfile(DATA):
-        print("SKIP: ../shared/data/taobao not found (real data lives beside the repository)")
-        return SKIP
-    try:
-        import confluent_kafka  # noqa: F401
-        import fastavro  # noqa: F401
-    except ImportError as e:
-        print("FAIL: %s (pip install -r tests/integration/requirements.txt)" % e)
-        print("0 passed, 1 failed")
-        return 1
-    if not os.access(TALLY_BIN, os.X_OK):
-        print("FAIL: tally binary not found or not executable: %s (set TALLY_BIN)" % TALLY_BIN)
-        print("0 passed, 1 failed")
-        return 1
+    b, rc = preflight(data=(DATA,))
+    if rc is not None:
+        return rc
 
     tmp = tempfile.mkdtemp(prefix="tally-e2e-")
     state_dir = os.path.join(tmp, "state")
     os.makedirs(state_dir)
-    t_in, t_oi, t_oa, t_dlq, t_oc = ("tally-e2e-%s-%s" % (n, RUN)
-                                     for n in ("events", "interest", "attribution", "dlq", "credit"))
     group = "tally-e2e-" + RUN
+    t_in = group + "-events"
+    outs = OutputTopics(group)
+    t_oi, t_oa, t_dlq, t_oc = outs.interest, outs.attribution, outs.dlq, outs.credit
     kafka = Kafka(b)
     schemas = load_schemas()
     step = Steps()
 
 
-    print("broker %s, topics suffix %s, files in %s" % (b, RUN, tmp))
-    ok = step("create topics", lambda pr: kafka.create_topics(
-        {t_in: IN_PARTITIONS, t_oi: OUT_PARTITIONS, t_oa: OUT_PARTITIONS, t_dlq: 1, t_oc: 1}))
+    print("broker %s, topics prefix %s, files in %s" % (b, group, tmp))
+
+    def create(pr):
+        kafka.create_topics({t_in: IN_PARTITIONS})
+        outs.create(kafka, OUT_PARTITIONS)
+
+    ok = step("create topics", create)
 
     sent = []
 
@@ -175,15 +162,7 @@ def main():
     ok = ok and step("produce", produce)
 
     def run(pr):
-        secs = run_tally(["run", "--until-end",
-                          "-X", "kafka.bootstrap.servers=" + b,
-                          "-X", "input.topics=" + t_in,
-                          "-X", "output.interest.topic=" + t_oi,
-                          "-X", "output.attribution.topic=" + t_oa,
-                          "-X", "dlq.topic=" + t_dlq,
-                          "-X", "output.credit.topic=" + t_oc,
-                          "-X", "kafka.group.id=" + group,
-                          "-X", "state.dir=" + state_dir],
+        secs = run_tally(run_args(t_in, group, state_dir, outs=outs, b=b),
                          RUN_TIMEOUT_S, os.path.join(tmp, "run.log"))
         return "tally run --until-end exited 0 after %.1f s" % secs
 
@@ -290,8 +269,7 @@ def main():
 
     def replay(pr):
         out = os.path.join(tmp, "replay.jsonl")
-        run_tally(["replay", "--input", DATA, "--format", "taobao", "--output", out],
-                  RUN_TIMEOUT_S, os.path.join(tmp, "replay.log"))
+        replay_file(DATA, out, os.path.join(tmp, "replay.log"), "taobao", RUN_TIMEOUT_S)
         # The model learns from the partitions' examples in arrival order, so its numbers
         # depend on that order: replay (one partition) and Kafka (4) agree on the rest.
         pr.extend(cmp.compare(cmp.read_jsonl(out), kafka_records, TOL, exact_explanation=True,
@@ -375,11 +353,8 @@ def main():
         out = []
         for name, extra, want in (("default", [], 1), ("dlq.max.share=1", ["-X", "dlq.max.share=1"], 0)):
             g = "tally-e2e-bad-%s-%d" % (RUN, want)
-            t = Tally(["run", "--until-end", "-X", "kafka.bootstrap.servers=" + b,
-                       "-X", "input.topics=" + topic, "-X", "dlq.topic=" + t_dlq,
-                       "-X", "output.interest.topic=" + t_oi, "-X", "output.attribution.topic=" + t_oa,
-                       "-X", "output.credit.topic=" + t_oc, "-X", "kafka.group.id=" + g,
-                       "-X", "state.dir=" + os.path.join(tmp, "bad-state-%d" % want)] + extra,
+            t = Tally(run_args(topic, g, os.path.join(tmp, "bad-state-%d" % want), *extra,
+                               outs=outs, b=b),
                       os.path.join(tmp, "bad-%d.log" % want), "tally run (" + name + ")")
             rc = t.wait(RUN_TIMEOUT_S)
             if rc != want:
@@ -399,10 +374,9 @@ def main():
         absent = "tally-e2e-absent-%s" % RUN
         said = []
         for guarantee in ("exactly_once", "at_least_once"):
-            t = Tally(["run", "--until-end", "-X", "kafka.bootstrap.servers=" + b,
-                       "-X", "input.topics=" + absent, "-X", "processing.guarantee=" + guarantee,
-                       "-X", "kafka.group.id=absent-" + RUN, "-X", "dlq.topic=" + t_dlq,
-                       "-X", "state.dir=" + os.path.join(tmp, "absent-" + guarantee)],
+            t = Tally(run_args(absent, "absent-" + RUN, os.path.join(tmp, "absent-" + guarantee),
+                               "-X", "processing.guarantee=" + guarantee,
+                               "-X", "dlq.topic=" + t_dlq, b=b),
                       os.path.join(tmp, "absent-%s.log" % guarantee), "tally run (" + guarantee + ")")
             rc = t.wait(60)
             if rc != 1 or absent not in t.log() or "create it first" not in t.log():
@@ -415,14 +389,9 @@ def main():
     if ok:
         step("an absent input topic stops the start", missing_input)
 
-    passed, failed = step.counts()
-    print("%d passed, %d failed" % (passed, failed))
-    if failed == 0:
-        kafka.delete_topics([t_in, t_oi, t_oa, t_dlq, t_oc])
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        print("files kept in %s" % tmp)
-    return 1 if failed else 0
+    if step.counts()[1] == 0:
+        kafka.delete_topics([t_in] + outs.all())
+    return step.finish(tmp)
 
 
 if __name__ == "__main__":

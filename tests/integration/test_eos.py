@@ -99,6 +99,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import compare as cmp  # noqa: E402
+import fixtures  # noqa: E402
 import kafka_util as ku  # noqa: E402
 import reference as ref  # noqa: E402
 import rollup_ref as rr  # noqa: E402
@@ -177,6 +178,24 @@ class Ctx:
         self.topics.append(g + "-users-changelog")   # created by tally
         return g
 
+    def chunked(self, dirname, what, n_events, users, seed, n_chunks, partitions):
+        """A stream fed in chunks: in directory dirname, `tally gen` of n_events for users
+        (seed) split into n_chunks files; the input topic (partitions), the output topics
+        and the group of what; the first two chunks produced.
+        Returns (directory, input topic, outputs, group, [(path, rows)], rows produced)."""
+        d = self.dir(dirname)
+        events = os.path.join(d, "events.csv")
+        ku.gen_events(events, n_events, users, seed)
+        chunks = split_csv(events, n_chunks)
+        t_in = self.input_topic(what, partitions)
+        outs = self.outputs(what)
+        group = self.group(what)
+        produced = 0
+        for path, rows in chunks[:2]:
+            ku.produce_file(path, t_in, self.b)
+            produced += rows
+        return d, t_in, outs, group, chunks, produced
+
 
 def run_args(ctx, in_topic, group, state_dir, outs, instance, until_end=False, b=None,
              extra=()):
@@ -200,11 +219,7 @@ def split_csv(path, n):
         part = rows[i * size:(i + 1) * size]
         if not part:
             break
-        p = "%s.%02d.csv" % (path[:-4], i)
-        with open(p, "w") as fh:
-            fh.write(header)
-            fh.writelines(part)
-        out.append((p, len(part)))
+        out.append(fixtures.write_csv("%s.%02d.csv" % (path[:-4], i), header, part))
     return out
 
 
@@ -509,17 +524,8 @@ def test_crash(ctx, pr):
 
 def test_zombie(ctx, pr):
     k = ctx.kafka
-    d = ctx.dir("zombie")
-    events = os.path.join(d, "events.csv")
-    ku.gen_events(events, 40000, 4000, 7)
-    chunks = split_csv(events, 20)
-    t_in = ctx.input_topic("zombie", 4)
-    outs = ctx.outputs("zombie")
-    group = ctx.group("zombie")
-    produced = 0
-    for path, rows in chunks[:2]:
-        ku.produce_file(path, t_in, ctx.b)
-        produced += rows
+    d, t_in, outs, group, chunks, produced = ctx.chunked("zombie", "zombie", 40000, 4000, 7,
+                                                         20, 4)
     next_chunk = 2
 
     a = Tally(run_args(ctx, t_in, group, os.path.join(d, "state-a"), outs, "zombie"),
@@ -588,11 +594,7 @@ def taobao_halves(d):
     second = [r for ts, r in rows if ts >= cut]
     paths = []
     for name, part in (("first", first), ("second", second)):
-        p = os.path.join(d, name + ".csv")
-        with open(p, "w") as fh:
-            fh.write(CANONICAL_HEADER)
-            fh.writelines(part)
-        paths.append((p, len(part)))
+        paths.append(fixtures.write_csv(os.path.join(d, name + ".csv"), CANONICAL_HEADER, part))
     return paths
 
 
@@ -637,17 +639,8 @@ def test_lost_state(ctx, pr):
 
 def test_scale_out(ctx, pr):
     k = ctx.kafka
-    d = ctx.dir("scale-out")
-    events = os.path.join(d, "events.csv")
-    ku.gen_events(events, 60000, 6000, 11)
-    chunks = split_csv(events, 12)
-    t_in = ctx.input_topic("scale", 6)
-    outs = ctx.outputs("scale")
-    group = ctx.group("scale")
-    produced = 0
-    for path, rows in chunks[:2]:
-        ku.produce_file(path, t_in, ctx.b)
-        produced += rows
+    d, t_in, outs, group, chunks, produced = ctx.chunked("scale-out", "scale", 60000, 6000, 11,
+                                                         12, 6)
 
     def start(n):
         # The consumer's client.id names the instance among the group's members.
@@ -694,19 +687,14 @@ def test_broker_restart(ctx, pr):
     bdir = os.path.join(d, "broker")
 
     def broker(cmd):
-        res = subprocess.run([ku.BROKER_SH, cmd, bdir], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, timeout=300, text=True)
-        if res.returncode != 0:
-            raise AssertionError("kafka-broker.sh %s %s failed:\n%s" % (cmd, bdir, res.stdout))
-        return res.stdout.strip()
+        return ku.broker_script(cmd, bdir)
 
     t0 = time.monotonic()
     broker("start")
     secs_start = time.monotonic() - t0
     pk = None
     try:
-        with open(os.path.join(bdir, "bootstrap")) as fh:
-            b = fh.read().strip()
+        b = ku.read_value(os.path.join(bdir, "bootstrap"))
         pk = Kafka(b)
         events = os.path.join(d, "events.csv")
         ku.gen_events(events, 40000, 4000, 13)
@@ -776,18 +764,9 @@ def main(argv):
         print("usage: test_eos.py [TEST...], each test at most once; tests: %s" % (
             ", ".join(n for n, _ in TESTS)))
         return 2
-    b = ku.bootstrap()
-    if not b:
-        print("SKIP: no Kafka broker (set TALLY_TEST_BOOTSTRAP or TALLY_TEST_BOOTSTRAP_FILE)")
-        return ku.SKIP
-    if not os.path.isdir(ku.SHARED_DATA) or not os.path.isfile(TAOBAO):
-        print("SKIP: ../shared/data/taobao not found (real data lives beside the repository)")
-        return ku.SKIP
-    why = ku.check_tools()
-    if why:
-        print("FAIL: %s" % why)
-        print("0 passed, 1 failed")
-        return 1
+    b, rc = ku.preflight(data=(TAOBAO,))
+    if rc is not None:
+        return rc
 
     tmp = tempfile.mkdtemp(prefix="tally-eos-")
     ctx = Ctx(b, tmp)

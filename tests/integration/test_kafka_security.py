@@ -36,9 +36,7 @@ openssl missing).
 import contextlib
 import os
 import re
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import compare as cmp  # noqa: E402
+import fixtures  # noqa: E402
 import kafka_util as ku  # noqa: E402
 
 EVENTS = 3000
@@ -64,21 +63,7 @@ def broker(cmd, bdir, *extra):
     # A broker that creates no topic by itself, as production ones often are: the test's
     # topics are created by the test, the changelog by tally.
     env = dict(os.environ, TALLY_KAFKA_PROPERTIES="auto.create.topics.enable=false")
-    res = subprocess.run([ku.BROKER_SH, cmd, bdir] + list(extra), stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, timeout=BROKER_TIMEOUT_S, env=env)
-    if res.returncode != 0:
-        raise AssertionError("kafka-broker.sh %s %s failed:\n%s" % (cmd, bdir, res.stdout))
-    return res.stdout
-
-
-def read_properties(path):
-    out = {}
-    with open(path) as fh:
-        for line in fh:
-            if "=" in line and not line.lstrip().startswith("#"):
-                k, v = line.split("=", 1)
-                out[k.strip()] = v.strip()
-    return out
+    return ku.broker_script(cmd, bdir, *extra, env=env, timeout_s=BROKER_TIMEOUT_S)
 
 
 @contextlib.contextmanager
@@ -115,14 +100,9 @@ def files_containing(paths, secrets):
 
 
 def main():
-    missing = [t for t in ("java", "kcat", "openssl") if shutil.which(t) is None]
-    if missing:
-        print("SKIP: %s not found (scripts/deps.sh installs them)" % ", ".join(missing))
-        return ku.SKIP
-    why = ku.check_tools()
-    if why:
-        print("FAIL: %s\n0 passed, 1 failed" % why)
-        return 1
+    _, rc = ku.preflight(broker=False, programs=("java", "kcat", "openssl"))
+    if rc is not None:
+        return rc
 
     tmp = tempfile.mkdtemp(prefix="tally-security-")
     bdir = os.environ.get("TALLY_TEST_SECURE_DIR") or os.path.join(tmp, "broker")
@@ -147,11 +127,9 @@ def main():
 
     def start_broker(pr):
         out = broker("start", bdir, "--secure")
-        files = {}
-        for name in ("bootstrap", "bootstrap_ssl", "bootstrap_sasl_ssl"):
-            with open(os.path.join(bdir, name)) as fh:
-                files[name] = fh.read().strip()
-        sasl = read_properties(os.path.join(bdir, "client_sasl_ssl.properties"))
+        files = {name: ku.read_value(os.path.join(bdir, name))
+                 for name in ("bootstrap", "bootstrap_ssl", "bootstrap_sasl_ssl")}
+        sasl = fixtures.read_properties(os.path.join(bdir, "client_sasl_ssl.properties"))
         ctx.update(files, user=sasl["sasl.username"], password=sasl["sasl.password"],
                    ca=sasl["ssl.ca.location"], kafka=ku.Kafka(files["bootstrap"]))
         if len(ctx["password"]) < 16:
@@ -161,11 +139,9 @@ def main():
 
     def reference(pr):
         events = os.path.join(tmp, "events.csv")
-        ku.run_tally(["gen", "--events", str(EVENTS), "--users", "300", "--seed", "7",
-                      "--output", events], RUN_TIMEOUT_S, log("gen"))
+        ku.gen_events(events, EVENTS, 300, 7, log_path=log("gen"))
         out = os.path.join(tmp, "replay.jsonl")
-        ku.run_tally(["replay", "--input", events, "--format", "canonical", "--output", out],
-                     RUN_TIMEOUT_S, log("replay"))
+        ku.replay_file(events, out, log("replay"), timeout_s=RUN_TIMEOUT_S)
         ctx["events"] = events
         ctx["replay"] = cmp.read_jsonl(out)
         n = sum(1 for r in ctx["replay"] if cmp.kind_of(r) == "interest_delta")
@@ -187,9 +163,8 @@ def main():
         n_in = sum(kafka.end_offsets(t_in).values())
         if n_in != EVENTS:
             pr.append("input topic holds %d records, expected %d" % (n_in, EVENTS))
-        args = ["run", "--until-end", "-X", "input.topics=" + t_in,
-                "-X", "kafka.group.id=tally-sec-%s-%s" % (name, run),
-                "-X", "state.dir=" + state(name)] + outs.args() + run_cfg
+        args = ku.run_args(t_in, "tally-sec-%s-%s" % (name, run), state(name), *run_cfg,
+                           outs=outs)
         with environment(run_env):
             secs = ku.run_tally(args, RUN_TIMEOUT_S, log(name + "-run"), name + " run")
         got = outs.read(kafka, ku.load_schemas(), pr)
@@ -218,9 +193,9 @@ def main():
         kafka.create_topics({t_in: 1})
         outs.create(kafka, partitions=1)
         absent = "tally-sec-absent-%s" % run
-        t = ku.Tally(["run", "--until-end", "-X", "input.topics=" + t_in,
-                      "-X", "kafka.group.id=tally-sec-missing-" + run, "-X", "state.dir=" + state("missing")]
-                     + outs.args() + ["-X", "output.attribution.topic=" + absent] + tls_args(),
+        t = ku.Tally(ku.run_args(t_in, "tally-sec-missing-" + run, state("missing"),
+                                 "-X", "output.attribution.topic=" + absent, *tls_args(),
+                                 outs=outs),
                      log("missing-output"), "run (absent output topic)")
         rc = t.wait(FAIL_TIMEOUT_S)
         want = "topic %s does not exist, and the broker does not create topics" % absent
@@ -249,10 +224,9 @@ def main():
                    "--topic", "tally-sec-refused-" + run,
                    "-X", "kafka.message.timeout.ms=%d" % MESSAGE_TIMEOUT_MS,
                    "-X", "kafka.bootstrap.servers=" + ctx["bootstrap_ssl"]]
-        run_cmd = ["run", "--until-end", "-X", "input.topics=tally-sec-refused-" + run,
-                   "-X", "kafka.group.id=tally-sec-refused-" + run, "-X", "state.dir=" + state("refused"),
-                   "-X", "kafka.bootstrap.servers=" + ctx["bootstrap_ssl"],
-                   "-X", "kafka.security.protocol=SSL"]
+        run_cmd = ku.run_args("tally-sec-refused-" + run, "tally-sec-refused-" + run,
+                              state("refused"), "-X", "kafka.security.protocol=SSL",
+                              b=ctx["bootstrap_ssl"])
         info = failing([("produce-plaintext-to-ssl", produce)], r"security\.protocol", pr)
         return info + "; " + failing(
             [("produce-ssl-without-ca", produce + ["-X", "kafka.security.protocol=SSL"]),
@@ -298,9 +272,7 @@ def main():
                   ["produce", "--input", ctx["events"], "--format", "canonical", "--topic", t_in,
                    "-X", "kafka.message.timeout.ms=%d" % MESSAGE_TIMEOUT_MS] + cfg),
                  ("wrong-password-run",
-                  ["run", "--until-end", "-X", "input.topics=" + t_in,
-                   "-X", "kafka.group.id=tally-sec-denied-" + run,
-                   "-X", "state.dir=" + state("denied")] + cfg)],
+                  ku.run_args(t_in, "tally-sec-denied-" + run, state("denied"), *cfg))],
                 AUTH_LINE + ".*" + AUTH_FAILED, pr)
 
     def config_commands(pr):
@@ -359,13 +331,7 @@ def main():
             results.append(("stop broker", [str(e)]))
             print("FAIL stop broker: %s" % e)
 
-    passed, failed = step.counts()
-    print("%d passed, %d failed" % (passed, failed))
-    if failed:
-        print("files kept in %s (broker log: %s/broker.log)" % (tmp, bdir))
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return step.finish(tmp, " (broker log: %s/broker.log)" % bdir)
 
 
 if __name__ == "__main__":

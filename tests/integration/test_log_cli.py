@@ -11,16 +11,19 @@
 
 Environment: TALLY_BIN (default build/tally).
 """
-import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TALLY = os.environ.get("TALLY_BIN", os.path.join(ROOT, "build", "tally"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import fixtures  # noqa: E402
+import kafka_util as ku  # noqa: E402
+
+TALLY = ku.TALLY_BIN
 SECRETS = ["SECRET1-sasl", "s3cr3t-svc", "s3cr3t-user"]
 SECRET_X = ["-X", "kafka.sasl.password=" + SECRETS[0],
             "-X", "kafka.sasl.kerberos.service.name=" + SECRETS[1],
@@ -32,23 +35,7 @@ MESSAGE_TIMEOUT_MS = 15000
 
 
 def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def json_lines(text, what):
-    """Parses every line of text as a log object; returns them."""
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        try:
-            obj = json.loads(line)
-        except ValueError as e:
-            fail(f"{what} line {n} is not JSON ({e}): {line!r}")
-        for field in ("ts", "level", "component", "message"):
-            if not isinstance(obj.get(field), str):
-                fail(f"{what} line {n} has no string {field}: {line!r}")
-        out.append(obj)
-    return out
+    raise AssertionError(msg)
 
 
 def no_secret(text, what):
@@ -58,6 +45,7 @@ def no_secret(text, what):
 
 
 def main():
+    """The checks, in order; the first that fails raises AssertionError."""
     tmp = tempfile.mkdtemp(prefix="tally_log_")
     events = os.path.join(tmp, "events.csv")
     subprocess.run([TALLY, "gen", "--events", "3000", "--output", events], check=True)
@@ -79,7 +67,7 @@ def main():
         fail(f"replay: {r.stderr}")
     no_secret(r.stdout + r.stderr, "replay")
     log = [l for l in r.stderr.splitlines() if l.startswith("{")]
-    objs = json_lines("\n".join(log), "replay log")
+    objs = fixtures.json_lines("\n".join(log), "replay log")
     if not any(o["level"] == "warn" and "bad row" in o["message"] for o in objs):
         fail(f"replay: no JSON line for the bad row in {r.stderr!r}")
 
@@ -89,13 +77,13 @@ def main():
     # librdkafka's reconnection debug lines before that). The timeout leaves a wide margin
     # for a loaded machine between the configuration dump and the signal.
     logfile = os.path.join(tmp, "tally.log")
-    p = subprocess.Popen([TALLY, "produce", "--input", events, "--format", "canonical",
-                          "--topic", "t", "-X", "kafka.bootstrap.servers=127.0.0.1:1",
-                          "-X", "kafka.debug=broker,conf",
-                          "-X", "kafka.message.timeout.ms=%d" % MESSAGE_TIMEOUT_MS,
-                          *SECRET_X, "-X", "log.format=json", "-X", "log.level=debug",
-                          "-X", "log.file=" + logfile],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = ku.Tally(["produce", "--input", events, "--format", "canonical",
+                  "--topic", "t", "-X", "kafka.bootstrap.servers=127.0.0.1:1",
+                  "-X", "kafka.debug=broker,conf",
+                  "-X", "kafka.message.timeout.ms=%d" % MESSAGE_TIMEOUT_MS,
+                  *SECRET_X, "-X", "log.format=json", "-X", "log.level=debug",
+                  "-X", "log.file=" + logfile],
+                 os.path.join(tmp, "produce.out"), "produce")
     # Wait until librdkafka's configuration lines of every key checked below are in the
     # file (the dump is one line per key: the first CONF line does not mean the last one
     # is written), then move the file away and ask for a reopen.
@@ -106,27 +94,19 @@ def main():
         except OSError:
             return False
         return all(any(key + " = " in line for line in conf) for key in CONF_KEYS)
-    deadline = time.monotonic() + 20
-    while not conf_logged():
-        if p.poll() is not None:
-            fail(f"produce exited ({p.returncode}) before librdkafka's configuration lines "
-                 f"of {', '.join(CONF_KEYS)} were in log.file")
-        if time.monotonic() > deadline:
-            p.kill()
-            p.communicate()
-            fail(f"librdkafka configuration lines of {', '.join(CONF_KEYS)} not all in "
-                 "log.file within 20 s")
-        time.sleep(0.05)   # poll interval
+    # Fails early when produce exits before the lines are there.
+    ku.wait_until(conf_logged, 20, f"librdkafka configuration lines of {', '.join(CONF_KEYS)} "
+                  "in log.file", running=[p])
     os.rename(logfile, logfile + ".1")
-    if p.poll() is not None:
-        fail(f"produce exited ({p.returncode}) before SIGHUP could be sent: the reopen is "
+    if not p.running():
+        fail(f"produce exited ({p.returncode()}) before SIGHUP could be sent: the reopen is "
              "not tested")
-    p.send_signal(signal.SIGHUP)
-    out, err = p.communicate(timeout=60)
-    if p.returncode not in (0, 1):   # 1: nothing delivered, as expected
-        fail(f"produce exited with {p.returncode}: {err}")
-    no_secret(out + err, "produce output")
-    # The process has exited (communicate waited for it): both files are complete.
+    p.signal(signal.SIGHUP)
+    rc = p.wait(60)
+    if rc not in (0, 1):   # 1: nothing delivered, as expected
+        fail(f"produce exited with {rc}: {ku.tail(p.log_path)}")
+    no_secret(p.log(), "produce output")
+    # The process has exited (wait returned its status): both files are complete.
     with open(logfile + ".1") as fh:
         old = fh.read()
     if not os.path.exists(logfile):
@@ -134,7 +114,8 @@ def main():
     with open(logfile) as fh:
         new = fh.read()
     no_secret(old + new, "produce log")
-    first, second = json_lines(old, "log before SIGHUP"), json_lines(new, "log after SIGHUP")
+    first = fixtures.json_lines(old, "log before SIGHUP")
+    second = fixtures.json_lines(new, "log after SIGHUP")
     if not second:
         fail("no line after SIGHUP")
     if not any(o["component"] == "librdkafka" and o.get("facility") == "CONF" for o in first):
@@ -150,4 +131,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except AssertionError as e:
+        print("FAIL:", e)
+        sys.exit(1)
+    finally:
+        ku.stop_all()

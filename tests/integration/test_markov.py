@@ -39,6 +39,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import fixtures  # noqa: E402
+
 TOL = 1e-9
 ORDERS = (1, 2, 3)
 SEEDS = (0, 100, 200)  # fold r of seed s runs on seed s + r: disjoint streams
@@ -46,13 +50,7 @@ NSIM = 1_000_000
 NFOLD = 10
 Z_MAX = 5.0
 
-failures = []
-
-
-def check(ok, msg):
-    if not ok:
-        failures.append(msg)
-        print("FAIL:", msg)
+check = fixtures.Checks()   # check(ok, msg): a failure is printed, the test goes on
 
 
 def read_paths(path):
@@ -316,8 +314,7 @@ def main():
                 check(z_other > Z_MAX / 2 and z < z_other,
                       f"the collapsed reading is as close to ChannelAttribution ({z_other:.2f} "
                       f"standard errors) as the one used ({z:.2f})")
-    if failures:
-        sys.exit(f"{len(failures)} check(s) failed")
+    check.finish()
     print("integration.markov: all checks passed")
 
 

@@ -24,6 +24,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import fixtures  # noqa: E402
+
 CHANNELS = ["search", "social", "display", "email"]
 # P[state][next]: from start and each channel to the channels, conversion and null.
 P = {
@@ -39,13 +43,7 @@ SAMPLES = 200
 LEVEL = 0.9
 COVER_MIN, COVER_MAX = 0.84, 0.96
 
-failures = []
-
-
-def check(ok, msg):
-    if not ok:
-        failures.append(msg)
-        print("FAIL:", msg)
+check = fixtures.Checks()   # check(ok, msg): a failure is printed, the test goes on
 
 
 def true_removal_effects(np):
@@ -156,8 +154,7 @@ def main():
               f"{width[c] / REPS:.4f}")
         check(COVER_MIN <= cov <= COVER_MAX,
               f"{c}: coverage {cov:.3f} outside [{COVER_MIN}, {COVER_MAX}]")
-    if failures:
-        sys.exit(f"{len(failures)} check(s) failed")
+    check.finish()
     print("integration.markov_bootstrap: all checks passed")
 
 

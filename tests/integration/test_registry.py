@@ -47,7 +47,6 @@ import base64
 import http.server
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import sys
@@ -60,6 +59,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import fixtures  # noqa: E402
 import kafka_util as ku  # noqa: E402
 
 USER, PASSWORD = "tally-svc", "pw-9f3c1e7a-registry"
@@ -204,23 +204,6 @@ class Client:
 
 # ------------------------------------------------------------------------- helpers
 
-def make_tls(d):
-    """A CA and a certificate for 127.0.0.1 signed by it: (ca.pem, srv.pem, srv.key)."""
-    ca_key, ca, key, csr, cert = (os.path.join(d, n) for n in
-                                  ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem"))
-    ext = os.path.join(d, "san.ext")
-    with open(ext, "w") as fh:
-        fh.write("subjectAltName=IP:127.0.0.1\n")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    for cmd in (["openssl", "req", "-x509"] + ec + ["-keyout", ca_key, "-out", ca, "-days", "2",
-                                                    "-subj", "/CN=tally test CA"],
-                ["openssl", "req"] + ec + ["-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
-                ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
-                 "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext]):
-        subprocess.run(cmd, check=True, capture_output=True)
-    return ca, cert, key
-
-
 def schema_text(name):
     with open(os.path.join(ku.SCHEMA_DIR, name)) as fh:
         return fh.read()
@@ -253,18 +236,9 @@ def events():
 # ---------------------------------------------------------------------------- test
 
 def main():
-    b = ku.bootstrap()
-    if not b:
-        print("SKIP: no broker (TALLY_TEST_BOOTSTRAP unset)")
-        return ku.SKIP
-    if not shutil.which("openssl"):
-        print("SKIP: openssl not found")
-        return ku.SKIP
-    why = ku.check_tools()
-    if why:
-        print("FAIL: " + why)
-        print("0 passed, 1 failed")
-        return 1
+    b, rc = ku.preflight(programs=("openssl",))
+    if rc is not None:
+        return rc
 
     tmp = tempfile.mkdtemp(prefix="tally-registry-")
     prefix = "tally-reg-" + ku.RUN
@@ -272,7 +246,7 @@ def main():
     out = ku.OutputTopics(prefix)
     group = prefix
     kafka = ku.Kafka(b)
-    ca, cert, key = make_tls(tmp)
+    ca, cert, key = fixtures.make_tls(tmp)
     reg = Registry(USER + ":" + PASSWORD, cert, key, first_id=1)
     cli = Client(reg.url, USER + ":" + PASSWORD, ca)
     logs = []
@@ -280,12 +254,10 @@ def main():
     st = {}
 
     def base_args(name, *extra, url=reg.url, user_info=USER + ":" + PASSWORD, cafile=ca):
-        state = os.path.join(tmp, "state-" + name)
-        args = ["run", "--until-end", "-X", "kafka.bootstrap.servers=" + b,
-                "-X", "input.topics=" + t_in, "-X", "kafka.group.id=" + group,
-                "-X", "instance.id=" + name, "-X", "state.dir=" + state,
-                "-X", "schema.registry.url=" + url,
-                "-X", "schema.registry.basic.auth.user.info=" + user_info] + out.args()
+        args = ku.run_args(t_in, group, os.path.join(tmp, "state-" + name),
+                           "-X", "instance.id=" + name, "-X", "schema.registry.url=" + url,
+                           "-X", "schema.registry.basic.auth.user.info=" + user_info,
+                           outs=out, b=b)
         if cafile:
             args += ["-X", "schema.registry.ssl.ca.location=" + cafile]
         return args + list(extra)
@@ -329,13 +301,13 @@ def main():
             sid, len(evs), UNKNOWN_ID)
 
     if not step("setup (TLS CA, input subject, events)", setup):
-        return finish(step, reg)
+        return finish(step, reg, tmp)
 
     def refusals(pr):
         pr += refused("no-ca", base_args("no-ca", cafile=None), [reg.url, "certificate"])
         pr += refused("bad-password", base_args("bad-password", user_info=USER + ":wrong"),
                       [reg.url, "HTTP 401", "Unauthorized"])
-        pr += refused("down", base_args("down", url="https://127.0.0.1:%d" % ku_closed_port()),
+        pr += refused("down", base_args("down", url="https://127.0.0.1:%d" % fixtures.free_port()),
                       ["schema registry https://127.0.0.1:"])
         registered = reg.count("POST", "/versions")
         pr += refused("no-subject", base_args("no-subject",
@@ -356,7 +328,7 @@ def main():
         return "tally run --until-end over HTTPS with basic auth: %.1f s" % st["run_s"]
 
     if not step("run --until-end", run):
-        return finish(step, reg)
+        return finish(step, reg, tmp)
 
     files = {out.interest: "2-interest_delta.avsc", out.attribution: "11-attribution.avsc",
              out.credit: "7-credit_delta.avsc"}
@@ -509,29 +481,13 @@ def main():
 
     step("password never logged", secrets)
     kafka.delete_topics([t_in] + out.all())
-    rc = finish(step, reg)
-    if rc == 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        print("files kept in " + tmp)
-    return rc
+    return finish(step, reg, tmp)
 
 
-def ku_closed_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def finish(step, reg):
+def finish(step, reg, tmp):
     reg.stop()
     ku.stop_all()
-    passed, failed = step.counts()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return step.finish(tmp)
 
 
 if __name__ == "__main__":

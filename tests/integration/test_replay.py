@@ -26,7 +26,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,12 +35,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import compare as cmp  # noqa: E402
+import kafka_util as ku  # noqa: E402
 import reference as ref  # noqa: E402
 
-SOURCE_DIR = os.environ.get("TALLY_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
-TALLY_BIN = os.environ.get("TALLY_BIN") or os.path.join(SOURCE_DIR, "build", "tally")
-DATA = os.path.join(SOURCE_DIR, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
-SKIP = 77
+TALLY_BIN = ku.TALLY_BIN
+DATA = os.path.join(ku.SHARED_DATA, "taobao", "user_behavior_journeys.csv")
 TOL = 1e-9
 REPLAY_TIMEOUT_S = 300
 
@@ -321,10 +319,9 @@ def check_progress(tmp):
 
 
 def main():
-    if not os.access(TALLY_BIN, os.X_OK):
-        print("FAIL: tally binary not found or not executable: %s (set TALLY_BIN)" % TALLY_BIN)
-        print("0 passed, 1 failed")
-        return 1
+    _, rc = ku.preflight(broker=False, tools=ku.check_binary)
+    if rc is not None:
+        return rc
     tmp = tempfile.mkdtemp(prefix="tally-replay-test-")
     synth = os.path.join(tmp, "synthetic.csv")
     rows = synthetic_csv(synth)
@@ -339,26 +336,15 @@ def main():
     have_data = os.path.isfile(DATA)
     if have_data:
         cases.insert(0, ("taobao", lambda: check(DATA, "taobao", [], tmp, "taobao")))
-    passed = failed = 0
+    step = ku.Steps()
     print("synthetic canonical CSV: %d rows" % rows)
     for name, fn in cases:
-        try:
-            info = fn()
-        except AssertionError as e:
-            failed += 1
-            print("FAIL %s: %s" % (name, e))
-        else:
-            passed += 1
-            print("ok   %s: %s" % (name, info))
-    print("%d passed, %d failed" % (passed, failed))
-    if failed:
-        print("files kept in %s" % tmp)
-        return 1
-    shutil.rmtree(tmp, ignore_errors=True)
-    if not have_data:
+        step(name, lambda pr, fn=fn: fn())
+    rc = step.finish(tmp)
+    if rc == 0 and not have_data:
         print("SKIP: ../shared/data/taobao not found (real data lives beside the repository)")
-        return SKIP
-    return 0
+        return ku.SKIP
+    return rc
 
 
 if __name__ == "__main__":
