@@ -17,7 +17,8 @@
 #include "shutdown.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "ingest/changelog.h"
+#include "ingest/kafka_changelog.h"
+#include "lib/kafka.h"
 #include "ingest/codec.h"
 #include "ingest/kafka_source.h"
 #include "ingest/schema_store.h"
@@ -225,7 +226,7 @@ typedef struct kafka_app {
     tl_observe *obs;
     tl_kafka_sink_opts ko;
     const char *outputs[TL_BOUNDS_OUTPUTS];
-    tl_changelog *changelog;
+    tl_kafka_changelog *changelog;
     int n_inputs, n_spend, shared_model;
     tl_sink *ksink, *sink;
     rd_kafka_t *producer;
@@ -292,8 +293,8 @@ static int open_changelog(kafka_app *a, rd_kafka_conf_t *pconf)
         return failed(1, "", err);
     rd_kafka_conf_t *lconf = tl_app_kafka_conf(a->c, "consumer");
     if (!lconf) return 1;
-    a->changelog = tl_changelog_new(lconf, a->names.changelog, err, sizeof(err));
-    if (!a->changelog || tl_changelog_ensure(a->changelog, a->topic, err, sizeof(err)) != 0)
+    a->changelog = tl_kafka_changelog_new(lconf, a->names.changelog, err, sizeof(err));
+    if (!a->changelog || tl_kafka_changelog_ensure(a->changelog, a->topic, err, sizeof(err)) != 0)
         return failed(1, "", err);
     TL_LOG_INFO("run", "exactly_once transactional.id=%s changelog=%s", a->names.transactional_id,
                 a->names.changelog);
@@ -376,7 +377,7 @@ static int open_runtime(kafka_app *a, tl_sink_wrap_fn wrap, void *arg)
     o.tick_arg = &a->share;
     if (a->eos) {
         o.delivery = TL_DELIVERY_EXACTLY_ONCE;
-        o.restore = tl_changelog_restore;
+        o.restore = tl_kafka_changelog_restore;
         o.restore_arg = a->changelog;
     }
     a->rt = tl_runtime_new(&o, a->sink, a->p.stages, a->p.n_stages);
@@ -500,7 +501,7 @@ static int app_close(kafka_app *a, int rc, tl_run_report *rep)
         tl_sink_destroy(a->ksink);
     }
     tl_app_shutdown_phase("closing the changelog reader and the HTTP server");
-    tl_changelog_destroy(a->changelog);
+    tl_kafka_changelog_destroy(a->changelog);
     if (rc != 0) tl_app_kafka_why_failed(a->c);   /* a timeout above may have this cause */
     tl_observe_stop(a->obs);
     tl_codec_destroy(a->codec);

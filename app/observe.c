@@ -20,7 +20,7 @@
 #include "lib/log.h"
 #include "lib/prom.h"
 #include "features/profile.h"
-#include "ingest/changelog.h"
+#include "engine/changelog.h"
 #include "ingest/kafka_source.h"
 #include "model/model.h"
 
@@ -96,7 +96,7 @@ static void tick_lag(tl_observe *o)
         tl_prom_set(s, lag[i] >= 0 ? (double)lag[i] : NAN);
         if (parts[i] < OBS_MAX_PARTS) seen[parts[i]] = s;
         /* Shown for every owned partition, 0 unless a restore from the changelog is under
-         * way (ingest/changelog.c sets it then): also without exactly_once, which has none. */
+         * way (ingest/kafka_changelog.c sets it then): also without exactly_once, which has none. */
         (void)tl_changelog_remaining(parts[i]);
     }
     for (int p = 0; p < OBS_MAX_PARTS; p++) {

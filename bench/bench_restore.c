@@ -1,7 +1,7 @@
 /*
  * bench_restore.c -- restore rate from the changelog: fills a compacted changelog
  * partition with N user records (3 interest entries and 2 touchpoints each, the size of a
- * typical user), then times tl_changelog_restore into an empty store, as after a lost
+ * typical user), then times tl_kafka_changelog_restore into an empty store, as after a lost
  * disk.
  *
  *   bench_restore BOOTSTRAP [--keys N]
@@ -10,7 +10,7 @@
 #define _XOPEN_SOURCE 700
 #include "engine/state.h"
 #include "lib/util.h"
-#include "ingest/changelog.h"
+#include "ingest/kafka_changelog.h"
 
 #include <ftw.h>
 #include <inttypes.h>
@@ -48,7 +48,7 @@ int main(int argc, char **argv)
     rd_kafka_conf_t *cc = rd_kafka_conf_new();
     rd_kafka_conf_set(cc, "bootstrap.servers", argv[1], NULL, 0);
     rd_kafka_conf_set(cc, "group.id", "restore-bench", NULL, 0);
-    tl_changelog *cl = tl_changelog_new(cc, topic, err, sizeof(err));
+    tl_kafka_changelog *cl = tl_kafka_changelog_new(cc, topic, err, sizeof(err));
     if (!cl) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
                       RD_KAFKA_V_VALUE("x", 1), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                       RD_KAFKA_V_END);
     rd_kafka_flush(prod, 30000);   /* auto-creates the input topic */
-    if (tl_changelog_ensure(cl, input, err, sizeof(err)) != 0) {
+    if (tl_kafka_changelog_ensure(cl, input, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -107,11 +107,11 @@ int main(int argc, char **argv)
         return 1;
     }
     t0 = tl_mono_ns();
-    int rc = tl_changelog_restore(cl, s, 0);
+    int rc = tl_kafka_changelog_restore(cl, s, 0);
     double secs = (double)(tl_mono_ns() - t0) / 1e9;
     printf("keys=%ld seconds=%.2f keys_per_s=%.0f value_bytes=%zu\n", n, secs, n / secs, val.len);
     tl_store_close(s);
-    tl_changelog_destroy(cl);
+    tl_kafka_changelog_destroy(cl);
     rd_kafka_destroy(prod);
     tl_buf_free(&val);
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

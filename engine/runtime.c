@@ -20,6 +20,7 @@
  * the open transaction is committed (or aborted and its changes dropped).
  */
 #include "runtime.h"
+#include "changelog.h"
 #include "lib/log.h"
 #include "lib/prom.h"
 #include "lib/util.h"
@@ -437,20 +438,6 @@ static int process_batch(tl_runtime *rt)
     return 0;
 }
 
-typedef struct state_arg {
-    const tl_sink *sink;
-    int32_t partition;
-} state_arg;
-
-static int send_state(void *arg, const tl_user *u, const tl_buf *value)
-{
-    state_arg *a = arg;
-    return a->sink->emit_state(a->sink->ctx, a->partition, u->user_id,
-                               value->len ? value->data : NULL, value->len) == TL_OK
-        ? 0
-        : -1;
-}
-
 /* Exactly-once: one transaction per commit interval holds its outputs, the full new
  * state of every user it touched (changelog), and its input offsets. Events are
  * processed as they arrive, in small polls, inside the open transaction, so an event
@@ -490,11 +477,7 @@ static int eos_commit(tl_runtime *rt)
     const tl_sink *k = rt->sink;
     rt->txn_open = 0;
     int64_t t_state = tl_mono_ns();
-    for (int p = 0; p < rt->n_parts; p++) {
-        if (!rt->stores[p]) continue;
-        state_arg a = {k, p};
-        if (tl_store_take_changed(rt->stores[p], send_state, &a) != 0) return -1;
-    }
+    if (tl_changelog_stage(rt->stores, rt->n_parts, k) != 0) return -1;
     tell_stream_times(rt);
     int64_t *cl = tl_xmalloc((size_t)(rt->n_parts ? rt->n_parts : 1) * sizeof(*cl));
     int64_t t0 = tl_mono_ns();
@@ -505,10 +488,9 @@ static int eos_commit(tl_runtime *rt)
         for (int p = 0; p < rt->n_parts; p++) {
             if (rt->batch_next[p] >= 0 && rt->batch_next[p] > rt->pending[p])
                 rt->pending[p] = rt->batch_next[p];
-            if (cl[p] >= 0 && rt->stores[p])
-                tl_store_set_changelog_offset(rt->stores[p], cl[p] - 1);
             rt->batch_next[p] = -1;
         }
+        tl_changelog_committed(rt->stores, rt->n_parts, cl);
         free(cl);
         rt->st.batches++;
         tl_prom_add(rt->m.committed, 1);

@@ -36,3 +36,104 @@ int tl_kafka_consumer_leave(rd_kafka_t *rk, int timeout_ms)
     rd_kafka_consumer_close(rk);
     return rc;
 }
+
+/* The topic's partition count, or -1 with *why set. A topic created a moment ago can
+ * answer "leader not available" for a while: that is waited out, up to 10 s; a topic
+ * that does not exist is not, unless just_created (the broker may not list it yet). */
+static int partitions_of(rd_kafka_t *rk, const char *topic, int just_created,
+                         rd_kafka_resp_err_t *why)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int64_t deadline = tl_mono_ns() + 10 * (int64_t)1000000000;
+    int n = -1;
+    for (;;) {
+        const rd_kafka_metadata_t *md = NULL;
+        *why = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+        if (!*why) {
+            *why = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+            if (!*why && md->topics[0].partition_cnt > 0) n = md->topics[0].partition_cnt;
+            else if (!*why) *why = RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+            rd_kafka_metadata_destroy(md);
+        }
+        if (n > 0 || (*why == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && !just_created) ||
+            tl_mono_ns() > deadline)
+            break;
+        tl_sleep_ms(100);   /* backoff before asking again */
+    }
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+int tl_kafka_partition_count(rd_kafka_t *rk, const char *topic)
+{
+    rd_kafka_resp_err_t why;
+    return partitions_of(rk, topic, 0, &why);
+}
+
+int tl_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
+                          char *err, size_t errlen)
+{
+    return tl_kafka_topic_ensure_cfg(rk, topic, like, compacted, NULL, err, errlen);
+}
+
+int tl_kafka_topic_ensure_cfg(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
+                              const char *const *config, char *err, size_t errlen)
+{
+    rd_kafka_resp_err_t why;
+    int parts = partitions_of(rk, like, 0, &why);
+    if (parts <= 0) {
+        snprintf(err, errlen, "input topic %s: %s%s", like, rd_kafka_err2str(why),
+                 why == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? " (create it first)" : "");
+        return -1;
+    }
+    return tl_kafka_topic_ensure_n(rk, topic, parts, compacted, config, err, errlen);
+}
+
+int tl_kafka_topic_ensure_n(rd_kafka_t *rk, const char *topic, int parts, int compacted,
+                            const char *const *config, char *err, size_t errlen)
+{
+    rd_kafka_resp_err_t why;
+    char e[512];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, parts, -1, e, sizeof(e));
+    if (!nt) {
+        snprintf(err, errlen, "topic %s: %s", topic, e);
+        return -1;
+    }
+    if (compacted) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    for (int i = 0; config && config[i]; i += 2)
+        rd_kafka_NewTopic_set_config(nt, config[i], config[i + 1]);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int rc = -1;
+    if (ev) {
+        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+        size_t n = 0;
+        const rd_kafka_topic_result_t **tr =
+            res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+        rd_kafka_resp_err_t te = n ? rd_kafka_topic_result_error(tr[0]) : rd_kafka_event_error(ev);
+        if (!te || te == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            rc = 0;
+            if (!te)
+                TL_LOG_INFO("kafka", "created topic=%s partitions=%d%s", topic, parts,
+                            compacted ? " compacted" : "");
+        } else {
+            snprintf(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(te));
+        }
+        rd_kafka_event_destroy(ev);
+    } else {
+        snprintf(err, errlen, "topic %s: no answer from the broker", topic);
+    }
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    if (rc == 0) {
+        /* Also waits until the broker lists a topic just created, so that the producer
+         * finds it at once. */
+        int have = partitions_of(rk, topic, 1, &why);
+        if (have > 0 && have != parts) {
+            snprintf(err, errlen, "topic %s has %d partitions, %d expected", topic, have, parts);
+            rc = -1;
+        }
+    }
+    return rc;
+}

@@ -1,5 +1,6 @@
 /*
- * kafka.h -- what the librdkafka consumers of ingest/ and sink/ share.
+ * kafka.h -- what tally's librdkafka clients share: leaving a consumer group (below), and
+ * making a topic like another (its partition count; compacted or with settings).
  *
  * Leaving a group. librdkafka 2.0 (Debian bookworm's) can hang in rd_kafka_consumer_close()
  * when, under the cooperative protocol, an assignment arrives while the consumer is
@@ -45,5 +46,21 @@ int tl_kafka_settings_apply(rd_kafka_conf_t *conf, tl_kafka_client client, char 
                             size_t errlen);
 /* Prints the table: markdown (md) or text. */
 void tl_kafka_settings_list(FILE *out, int md);
+
+/* Creates topic if absent, with as many partitions as topic `like` (compacted: with
+ * cleanup.policy=compact), and waits until the broker lists it; an existing topic must
+ * have that many partitions. 0, or -1 with a message in err. */
+int tl_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
+                          char *err, size_t errlen);
+/* The same with topic settings for a new topic: name, value, ..., NULL. */
+int tl_kafka_topic_ensure_cfg(rd_kafka_t *rk, const char *topic, const char *like, int compacted,
+                              const char *const *config, char *err, size_t errlen);
+
+/* The same with a partition count instead of a topic to match. */
+int tl_kafka_topic_ensure_n(rd_kafka_t *rk, const char *topic, int parts, int compacted,
+                            const char *const *config, char *err, size_t errlen);
+
+/* The partition count of topic, or -1 (unknown topic, no answer). */
+int tl_kafka_partition_count(rd_kafka_t *rk, const char *topic);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * fuzz_restore.c -- changelog restore (engine/state.h, tl_store_restore and
- * tl_store_restore_done, as ingest/changelog.c calls them for every record of the
+ * tl_store_restore_done, as ingest/kafka_changelog.c calls them for every record of the
  * compacted state topic) into a new RocksDB store, then the restored users read back
  * (tl_store_get, which decodes each stored record or quarantines it), their timers
  * (tl_store_next_due) and a flush.
