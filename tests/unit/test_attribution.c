@@ -21,6 +21,7 @@
 #include "lib/config.h"
 #include "engine/state.h"
 #include "model/attribution.h"
+#include "fixtures.h"
 #include "memsink.h"
 
 static const int64_t DAY = 86400000;
@@ -36,10 +37,7 @@ static tl_attr_stage stage;   /* no model, no timers: the rule-based stage alone
 static int setup(void **state)
 {
     (void)state;
-    ms_init(&ms);
-    tl_arena_init(&arena, 4096);
-    memset(&user, 0, sizeof(user));
-    user.user_id = tl_xstrdup("u1");
+    fx_stage_open(&ms, &arena, &user, "u1");
     memset(&ast, 0, sizeof(ast));
     return 0;
 }
@@ -47,10 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    ms_free(&ms);
-    tl_arena_destroy(&arena);
-    tl_user_clear(&user);
-    free(user.user_id);
+    fx_stage_close(&ms, &arena, &user);
     return 0;
 }
 
@@ -70,30 +65,9 @@ static void check_credits(const double *got, const double *want, int n, const ch
     if (!(fabs(sum - 1) <= 1e-12)) fail_msg("%s: credits sum to %.17g", what, sum);
 }
 
-/* Defaults from the documentation, written out; tests change what they need. */
-static tl_attr_cfg cfg_default(void)
-{
-    tl_attr_cfg ac;
-    memset(&ac, 0, sizeof(ac));
-    ac.lookback_ms = 7 * DAY;
-    ac.max_touchpoints = 50;
-    ac.reset_on_conversion = 1;
-    ac.time_decay_half_life_ms = 7.0 * DAY;
-    ac.touch_mask = (1u << TL_IMPRESSION) | (1u << TL_BROWSE) | (1u << TL_CLICK) |
-        (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
-    return ac;
-}
-
 static tl_event mkev(const char *id, tl_event_type type, int64_t ts)
 {
-    tl_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.event_id = id;
-    ev.user_id = "u1";
-    ev.item_id = "item";
-    ev.type = type;
-    ev.ts = ts;
-    return ev;
+    return fx_event(id, "u1", "item", NULL, NULL, type, ts);
 }
 
 static void apply(const tl_attr_cfg *ac, const char *id, tl_event_type type, int64_t ts)
@@ -206,7 +180,7 @@ static void test_rule_time_decay(void **state)
 static void test_record_fields(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();   /* the documented defaults */
     ac.time_decay_half_life_ms = (double)DAY;
     const int64_t P = 50 * DAY;
     tl_event t1 = mkev("t1", TL_IMPRESSION, P - 2 * DAY);
@@ -287,7 +261,7 @@ static void test_record_fields(void **state)
 static void test_lookback(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.lookback_ms = 1000;
     apply(&ac, "t100", TL_CLICK, 100);
     apply(&ac, "t600", TL_CLICK, 600);
@@ -322,7 +296,7 @@ static void test_lookback(void **state)
 static void test_journey_trim_lookback(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.lookback_ms = 1000;
     apply(&ac, "a", TL_CLICK, 0);
     apply(&ac, "b", TL_CLICK, 1000);   /* exactly L after: a stays */
@@ -338,7 +312,7 @@ static void test_journey_trim_lookback(void **state)
 static void test_future_touchpoints_excluded(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     apply(&ac, "t1000", TL_CLICK, 1000);
     apply(&ac, "t3000", TL_CLICK, 3000);
     apply(&ac, "t2000", TL_CLICK, 2000);   /* the purchase's own ts is included */
@@ -354,7 +328,7 @@ static void test_future_touchpoints_excluded(void **state)
 static void test_max_touchpoints(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.max_touchpoints = 3;
     apply(&ac, "t1", TL_CLICK, 1);
     apply(&ac, "t2", TL_CLICK, 2);
@@ -388,7 +362,7 @@ static void test_max_touchpoints(void **state)
 static void test_reset_on_conversion(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     apply(&ac, "a", TL_BROWSE, 1000);
     apply(&ac, "b", TL_CLICK, 2000);
     apply(&ac, "p1", TL_PURCHASE, 3000);
@@ -408,7 +382,7 @@ static void test_reset_on_conversion(void **state)
 static void test_no_reset(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.reset_on_conversion = 0;
     apply(&ac, "a", TL_BROWSE, 1000);
     apply(&ac, "b", TL_CLICK, 2000);
@@ -430,7 +404,7 @@ static void test_no_reset(void **state)
 static void test_ties_arrival_order(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     apply(&ac, "x", TL_IMPRESSION, 100);
     apply(&ac, "y", TL_CLICK, 100);
     apply(&ac, "z", TL_BROWSE, 100);
@@ -457,7 +431,7 @@ static void test_ties_arrival_order(void **state)
 static void test_out_of_order_touch(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.time_decay_half_life_ms = 100;
     apply(&ac, "t300", TL_CLICK, 300);
     apply(&ac, "t100", TL_BROWSE, 100);
@@ -478,7 +452,7 @@ static void test_out_of_order_touch(void **state)
 static void test_no_touchpoints(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     apply(&ac, "p", TL_PURCHASE, 1000);
     assert_int_equal(ms.n, 0);
     assert_int_equal(ast.purchases, 1);
@@ -554,7 +528,7 @@ static void test_touch_types(void **state)
 static void test_touchpoints_survive_reset(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     tl_event t = mkev("t-long-event-id-0123456789", TL_CLICK, 10);
     t.item_id = "item-long-0123456789";
     t.category_id = "cat-long-0123456789";
