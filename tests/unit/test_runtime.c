@@ -15,14 +15,12 @@
  * covers only acknowledged outputs, with the same outputs and state as a plain run;
  * a stop request before the first poll ends cleanly.
  */
-#define _GNU_SOURCE   /* nftw */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +34,7 @@
 #include "engine/source.h"
 #include "engine/state.h"
 #include "model/pipeline.h"
+#include "fixtures.h"
 #include "memsink.h"
 
 static const int64_t DAY = 86400000;
@@ -198,38 +197,24 @@ static void gen_events(void)
 
 /* ---- fixture --------------------------------------------------------------------------- */
 
-static char root[64];
 static int n_dirs;
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
 
 static int setup(void **state)
 {
-    (void)state;
     tl_log_level = TL_LOG_ERROR;   /* the loop's info lines would drown cmocka's */
-    snprintf(root, sizeof(root), "/tmp/tally_rt_XXXXXX");
     n_dirs = 0;
     gen_events();
-    return mkdtemp(root) ? 0 : -1;
+    return fx_setup_tmpdir(state);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return access(root, F_OK) == 0 ? -1 : 0;
-}
+static int teardown(void **state) { return fx_teardown_tmpdir(state); }
 
-/* A fresh state directory under root (returned in a static slot). */
+/* A fresh state directory under fx_tmpdir (returned in a static slot). */
 static const char *new_state_dir(void)
 {
     static char dirs[16][96];
     assert_true(n_dirs < 16);
-    snprintf(dirs[n_dirs], sizeof(dirs[n_dirs]), "%s/run%d", root, n_dirs);
+    snprintf(dirs[n_dirs], sizeof(dirs[n_dirs]), "%s/run%d", fx_tmpdir, n_dirs);
     return dirs[n_dirs++];
 }
 
