@@ -30,6 +30,7 @@
 #include "lib/util.h"
 #include "ingest/codec.h"
 #include "ingest/schema_store.h"
+#include "fixtures.h"
 
 #define READER TALLY_SCHEMA_DIR "/1-behavior_event.avsc"
 
@@ -219,32 +220,13 @@ static tl_schema_store *store;
 static tl_codec *codec;
 static tl_arena arena;
 
-static void write_file(const char *name, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void write_file(const char *name, const char *text) { fx_write_file(tmpdir, name, text); }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    tl_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) tl_buf_append(&b, chunk, n);
-    fclose(f);
-    return b.data;
-}
+static char *slurp(const char *path) { return fx_slurp(path, NULL); }
 
 static int setup(void **state)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tally-test-codec-XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
+    assert_int_equal(fx_mkdtemp(tmpdir, sizeof(tmpdir), "tally-test-codec"), 0);
     char *reader = slurp(READER);
     write_file("1-behavior_event.avsc", reader);
     free(reader);
@@ -281,9 +263,7 @@ static int teardown(void **state)
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);
     tl_arena_destroy(&arena);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(fx_rm_rf(tmpdir), 0);
     return 0;
 }
 
