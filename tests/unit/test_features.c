@@ -289,6 +289,19 @@ static int next_permutation(int *a, int n)
     return 1;
 }
 
+/* A fresh user u1 (id not owned) given the events s[order[0]], s[order[1]], ... */
+static void apply_in_order(const tl_features_cfg *fc, tl_user *u, const spec *s, const int *order,
+                           int n)
+{
+    memset(u, 0, sizeof(*u));
+    u->user_id = "u1";
+    for (int k = 0; k < n; k++) {
+        const spec *p = &s[order[k]];
+        tl_event ev = mkev("e", p->cat, p->item, p->ch, p->type, p->ts);
+        apply_ok(fc, u, &ev);
+    }
+}
+
 static void test_order_all_permutations(void **state)
 {
     (void)state;
@@ -306,13 +319,7 @@ static void test_order_all_permutations(void **state)
     int perm[4] = {0, 1, 2, 3}, count = 0;
     do {
         tl_user u;
-        memset(&u, 0, sizeof(u));
-        u.user_id = "u1";
-        for (int k = 0; k < 4; k++) {
-            const spec *p = &s[perm[k]];
-            tl_event ev = mkev("e", p->cat, p->item, p->ch, p->type, p->ts);
-            apply_ok(&fc, &u, &ev);
-        }
+        apply_in_order(&fc, &u, s, perm, 4);
         tl_interest *e = tl_user_find_interest(&u, TL_DIM_CATEGORY, "c");
         assert_non_null(e);
         assert_int_equal(e->t, 7000000);   /* the newest event time, whatever the order */
@@ -367,13 +374,7 @@ static void test_order_shuffled(void **state)
             order[j] = t;
         }
         tl_user u;
-        memset(&u, 0, sizeof(u));
-        u.user_id = "u1";
-        for (int k = 0; k < N; k++) {
-            const spec *p = &s[order[k]];
-            tl_event ev = mkev("e", p->cat, p->item, p->ch, p->type, p->ts);
-            apply_ok(&fc, &u, &ev);
-        }
+        apply_in_order(&fc, &u, s, order, N);
         /* every key, in each of its dimensions, against the formula */
         for (int d = 0; d < 3; d++) {
             int nkeys = d == 0 ? 3 : d == 1 ? 4 : 2;
