@@ -247,12 +247,22 @@ static tl_model_cfg model_cfg(void)
     return mc;
 }
 
-static tl_model *model_new(const tl_model_cfg *mc)
+/* A model checkpointing to path (none when NULL); fails the test when refused. */
+static tl_model *model_new_at(const tl_model_cfg *mc, const char *path)
 {
-    char err[256] = "";
-    tl_model *m = tl_model_new(mc, NULL, err, sizeof(err));
+    char err[512] = "";
+    tl_model *m = tl_model_new(mc, path, err, sizeof(err));
     if (!m) fail_msg("tl_model_new: %s", err);
     return m;
+}
+
+static tl_model *model_new(const tl_model_cfg *mc) { return model_new_at(mc, NULL); }
+
+/* The checkpoint file and a scratch file beside it, in the test's directory. */
+static void checkpoint_paths(char *path, char *bad, size_t size)
+{
+    snprintf(path, size, "%s/model.bin", fx_tmpdir);
+    snprintf(bad, size, "%s/bad.bin", fx_tmpdir);
 }
 
 /* ---- the shadow learner --------------------------------------------------------------- */
@@ -1464,9 +1474,8 @@ static void test_checkpoint(void **state)
 {
     (void)state;
     char path[128], tmp[160], bad[128];
-    snprintf(path, sizeof(path), "%s/model.bin", fx_tmpdir);
+    checkpoint_paths(path, bad, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    snprintf(bad, sizeof(bad), "%s/bad.bin", fx_tmpdir);
     tl_model_cfg mc = model_cfg();
     char err[512] = "";
 
@@ -1555,12 +1564,10 @@ static void test_checkpoint(void **state)
 static void test_checkpoint_truncated(void **state)
 {
     (void)state;
-    char path[128], bad[128], err[512] = "";
-    snprintf(path, sizeof(path), "%s/model.bin", fx_tmpdir);
-    snprintf(bad, sizeof(bad), "%s/bad.bin", fx_tmpdir);
+    char path[128], bad[128];
+    checkpoint_paths(path, bad, sizeof(path));
     tl_model_cfg mc = model_cfg();
-    tl_model *m = tl_model_new(&mc, path, err, sizeof(err));
-    if (!m) fail_msg("tl_model_new: %s", err);
+    tl_model *m = model_new_at(&mc, path);
     gen_examples(train_set, 50, 3, 0);
     train(m, NULL, train_set, 50);
     assert_int_equal(tl_model_checkpoint(m), 0);
@@ -1663,12 +1670,10 @@ static void test_checkpoint_window_start(void **state)
 {
     (void)state;
     char path[128], bad[128], err[512] = "";
-    snprintf(path, sizeof(path), "%s/model.bin", fx_tmpdir);
-    snprintf(bad, sizeof(bad), "%s/bad.bin", fx_tmpdir);
+    checkpoint_paths(path, bad, sizeof(path));
     tl_model_cfg mc = model_cfg();
     mc.markov_enabled = 1;
-    tl_model *m = tl_model_new(&mc, path, err, sizeof(err));
-    if (!m) fail_msg("tl_model_new: %s", err);
+    tl_model *m = model_new_at(&mc, path);
     memsink ms;
     ms_init(&ms);
     tl_arena a;
