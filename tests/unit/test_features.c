@@ -264,11 +264,12 @@ static void expected_fh(const spec *s, int n, const char *cat, double T, double 
     }
 }
 
-static void read_at(const tl_interest *e, double T, double H, double *f, double *h)
+/* The entry e read at time T (half-life H) has f = fw and h = hw. */
+static void check_read_at(const tl_interest *e, double T, double H, double fw, double hw)
 {
     double k = pow(2, -(T - (double)e->t) / H);
-    *f = e->f * k;
-    *h = e->h * k;
+    check_rel(e->f * k, fw, "f");
+    check_rel(e->h * k, hw, "h");
 }
 
 static int next_permutation(int *a, int n)
@@ -323,10 +324,7 @@ static void test_order_all_permutations(void **state)
         tl_interest *e = tl_user_find_interest(&u, TL_DIM_CATEGORY, "c");
         assert_non_null(e);
         assert_int_equal(e->t, 7000000);   /* the newest event time, whatever the order */
-        double f, h;
-        read_at(e, T, H, &f, &h);
-        check_rel(f, fw, "f");
-        check_rel(h, hw, "h");
+        check_read_at(e, T, H, fw, hw);
         u.user_id = NULL;
         tl_user_clear(&u);
         count++;
@@ -394,10 +392,7 @@ static void test_order_shuffled(void **state)
                     continue;
                 }
                 assert_non_null(e);
-                double f, h;
-                read_at(e, T, H, &f, &h);
-                check_rel(f, fw, "f");
-                check_rel(h, hw, "h");
+                check_read_at(e, T, H, fw, hw);
             }
         }
         u.user_id = NULL;
