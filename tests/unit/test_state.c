@@ -132,6 +132,14 @@ static void fill_rich(tl_user *u)
     tl_user_add_attribution(u, "p3", "i3", "c3", INT64_MAX, 0.25, "purchase of item i3");
 }
 
+/* u, a fresh user "u" given fill_rich's record, encoded into b. */
+static void encode_rich(tl_user *u, tl_buf *b)
+{
+    fx_user_init(u, "u");
+    fill_rich(u);
+    tl_user_encode(u, b);
+}
+
 /* ---- record editing --------------------------------------------------------------------- */
 
 static void test_journey_order(void **state)
@@ -366,10 +374,8 @@ static void test_round_trip(void **state)
 {
     (void)state;
     tl_user u, d;
-    fx_user_init(&u, "u");
-    fill_rich(&u);
     tl_buf b = {0};
-    tl_user_encode(&u, &b);
+    encode_rich(&u, &b);
     fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, b.data, b.len), 0);
     assert_same_user(&u, &d);
@@ -419,10 +425,8 @@ static void test_decode_truncated(void **state)
 {
     (void)state;
     tl_user u;
-    fx_user_init(&u, "u");
-    fill_rich(&u);
     tl_buf b = {0};
-    tl_user_encode(&u, &b);
+    encode_rich(&u, &b);
     for (size_t len = 0; len < b.len; len++) {
         unsigned char *p = tl_xmalloc(len ? len : 1);
         memcpy(p, b.data, len);
@@ -487,10 +491,8 @@ static void test_decode_garbage(void **state)
     }
     /* mutations of a valid record: one byte changed, one byte dropped */
     tl_user u;
-    fx_user_init(&u, "u");
-    fill_rich(&u);
     tl_buf b = {0};
-    tl_user_encode(&u, &b);
+    encode_rich(&u, &b);
     for (size_t pos = 0; pos < b.len; pos++) {
         for (int v = 0; v < 256; v += 17) {
             unsigned char *p = tl_xmalloc(b.len);
@@ -752,6 +754,35 @@ static void fill_user_n(tl_user *u, int k)
     add_tp(u, id, "item", k % 2 ? "cat" : NULL, NULL, (tl_event_type)(k % 5), 77 * k);
 }
 
+/* The stored record of user <prefix><k> equals fill_user_n(k)'s. */
+static void check_nth(tl_store *s, const char *prefix, int k)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "%s%d", prefix, k);
+    tl_user *u = tl_store_peek(s, id);
+    assert_non_null(u);
+    tl_user ref;
+    fx_user_init(&ref, id);
+    fill_user_n(&ref, k);
+    assert_same_user(u, &ref);
+    fx_user_fini(&ref);
+}
+
+/* The record of user <prefix><k>: loaded or created (get_nth), or read (peek_nth). */
+static tl_user *get_nth(tl_store *s, const char *prefix, int k)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "%s%d", prefix, k);
+    return tl_store_get(s, id);
+}
+
+static tl_user *peek_nth(tl_store *s, const char *prefix, int k)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "%s%d", prefix, k);
+    return tl_store_peek(s, id);
+}
+
 static void test_store_eviction(void **state)
 {
     (void)state;
@@ -759,11 +790,7 @@ static void test_store_eviction(void **state)
         N = 300
     };
     tl_store *s = open_ok(2, 1);   /* a 1-byte budget: every clean record is evicted */
-    char id[32];
-    for (int k = 0; k < N; k++) {
-        snprintf(id, sizeof(id), "user-%d", k);
-        fill_user_n(tl_store_get(s, id), k);
-    }
+    for (int k = 0; k < N; k++) fill_user_n(get_nth(s, "user-", k), k);
     tl_store_stats st;
     tl_store_stats_get(s, &st);
     assert_int_equal(st.users_evicted, 0);   /* nothing before the flush */
@@ -775,26 +802,14 @@ static void test_store_eviction(void **state)
     assert_int_equal(st.cache_bytes, 0);
 
     /* reloaded from RocksDB, equal to what was written */
-    for (int k = 0; k < N; k += 7) {
-        snprintf(id, sizeof(id), "user-%d", k);
-        tl_user *u = tl_store_peek(s, id);
-        assert_non_null(u);
-        tl_user ref;
-        fx_user_init(&ref, id);
-        fill_user_n(&ref, k);
-        assert_same_user(u, &ref);
-        fx_user_fini(&ref);
-    }
+    for (int k = 0; k < N; k += 7) check_nth(s, "user-", k);
     tl_store_stats_get(s, &st);
     assert_int_equal(st.users_loaded, (N + 6) / 7);
     tl_store_close(s);
 
     /* a generous budget keeps them all */
     s = open_ok(2, 64 << 20);
-    for (int k = 0; k < N; k++) {
-        snprintf(id, sizeof(id), "user-%d", k);
-        tl_store_get(s, id);
-    }
+    for (int k = 0; k < N; k++) get_nth(s, "user-", k);
     flush_ok(s, 2);
     tl_store_stats_get(s, &st);
     assert_int_equal(st.users_evicted, 0);
@@ -807,13 +822,10 @@ static void test_store_eviction(void **state)
 static void test_store_lru_order(void **state)
 {
     (void)state;
-    char id[32];
     /* measure one record's footprint with a big budget */
     tl_store *s = open_ok(3, 64 << 20);
-    for (int k = 0; k < 10; k++) {
-        snprintf(id, sizeof(id), "u%d", k);
-        fill_user_n(tl_store_get(s, id), 1); /* same shape: same size (ids differ by length 0) */
-    }
+    for (int k = 0; k < 10; k++)
+        fill_user_n(get_nth(s, "u", k), 1); /* same shape: same size (ids differ by length 0) */
     flush_ok(s, 1);
     tl_store_stats st;
     tl_store_stats_get(s, &st);
@@ -823,10 +835,7 @@ static void test_store_lru_order(void **state)
     /* room for 4 of them after an eviction (which leaves 7/8 of the budget); touch
      * u0..u9, then u2 and u3 again */
     s = open_ok(3, per * 4 * 8 / 7 + per / 4);
-    for (int k = 0; k < 10; k++) {
-        snprintf(id, sizeof(id), "u%d", k);
-        tl_store_get(s, id);
-    }
+    for (int k = 0; k < 10; k++) get_nth(s, "u", k);
     tl_store_get(s, "u2");
     tl_store_get(s, "u3");
     flush_ok(s, 2);
@@ -882,10 +891,7 @@ static void test_store_room(void **state)
     assert_int_equal(tl_store_room(s), 0);
     flush_ok(s, 2); /* written; the only record, so it stays however big */
     /* many small records: a flush over the budget evicts down to 7/8 of it */
-    for (int k = 0; k < 30; k++) {
-        snprintf(id, sizeof(id), "v%d", k);
-        fill_user_n(tl_store_get(s, id), 1);
-    }
+    for (int k = 0; k < 30; k++) fill_user_n(get_nth(s, "v", k), 1);
     assert_true(tl_store_over_budget(s));
     flush_ok(s, 3);
     tl_store_stats_get(s, &st);
@@ -966,10 +972,7 @@ static void test_store_dirty_not_evicted(void **state)
     char id[32];
     tl_store *s = open_ok(4, 1);
     /* some clean records first */
-    for (int k = 0; k < 50; k++) {
-        snprintf(id, sizeof(id), "old-%d", k);
-        fill_user_n(tl_store_get(s, id), k);
-    }
+    for (int k = 0; k < 50; k++) fill_user_n(get_nth(s, "old-", k), k);
     flush_ok(s, 100);
 
     /* a dirty record, then lots of other traffic: loads (peek) and creations (get) */
@@ -998,16 +1001,7 @@ static void test_store_dirty_not_evicted(void **state)
     assert_non_null(r);
     assert_int_equal(r->n_ent, 2);
     assert_string_equal(r->ent[1].id, "kept2");
-    for (int k = 0; k < 50; k += 10) {
-        snprintf(id, sizeof(id), "new-%d", k);
-        tl_user *u = tl_store_peek(s, id);
-        assert_non_null(u);
-        tl_user ref;
-        fx_user_init(&ref, id);
-        fill_user_n(&ref, k);
-        assert_same_user(u, &ref);
-        fx_user_fini(&ref);
-    }
+    for (int k = 0; k < 50; k += 10) check_nth(s, "new-", k);
     tl_store_close(s);
 }
 
@@ -1039,20 +1033,13 @@ static void test_store_over_budget(void **state)
 static void test_store_peeked_records_evicted(void **state)
 {
     (void)state;
-    char id[32];
     tl_store *s = open_ok(6, 64 << 20);
-    for (int k = 0; k < 20; k++) {
-        snprintf(id, sizeof(id), "p-%d", k);
-        fill_user_n(tl_store_get(s, id), k);
-    }
+    for (int k = 0; k < 20; k++) fill_user_n(get_nth(s, "p-", k), k);
     flush_ok(s, 1);
     tl_store_close(s);
 
     s = open_ok(6, 1);
-    for (int k = 0; k < 20; k++) {
-        snprintf(id, sizeof(id), "p-%d", k);
-        assert_non_null(tl_store_peek(s, id));
-    }
+    for (int k = 0; k < 20; k++) assert_non_null(peek_nth(s, "p-", k));
     tl_store_stats st;
     tl_store_stats_get(s, &st);
     assert_int_equal(st.users_cached, 20);
