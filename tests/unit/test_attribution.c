@@ -77,6 +77,23 @@ static void apply(const tl_attr_cfg *ac, const char *id, tl_event_type type, int
     assert_int_equal(tl_attribution_apply(&stage, NULL, &user, &ev, &arena, &ms.sink), TL_OK);
 }
 
+/* The stage's counters: purchases, attributed, without touchpoints, touchpoints credited. */
+static void expect_counts(uint64_t purchases, uint64_t attributed, uint64_t no_touchpoints,
+                          uint64_t credited)
+{
+    assert_int_equal(ast.purchases, purchases);
+    assert_int_equal(ast.attributed, attributed);
+    assert_int_equal(ast.no_touchpoints, no_touchpoints);
+    assert_int_equal(ast.touchpoints_credited, credited);
+}
+
+/* No records and an empty journey, the counters kept. */
+static void start_over(void)
+{
+    ms_clear(&ms);
+    tl_user_clear(&user);
+}
+
 /* The i-th attribution's touchpoint event ids equal the space-separated list want. */
 static void expect_tps(int i, const char *want)
 {
@@ -240,10 +257,7 @@ static void test_record_fields(void **state)
     check_credits(r->credits[TL_M_POSITION_BASED], (double[]){0.4, 0.2, 0.4}, 3, "position_based");
     assert_non_null(r->explanation);
     if (!strstr(r->explanation, "3 touchpoints")) fail_msg("explanation: %s", r->explanation);
-    assert_int_equal(ast.purchases, 1);
-    assert_int_equal(ast.attributed, 1);
-    assert_int_equal(ast.no_touchpoints, 0);
-    assert_int_equal(ast.touchpoints_credited, 3);
+    expect_counts(1, 1, 0, 3);
     assert_int_equal(user.n_tp, 0);   /* reset on conversion */
 
     /* a purchase without value or category */
@@ -273,8 +287,7 @@ static void test_lookback(void **state)
     expect_journey("t100");   /* only the credited ones are removed */
 
     /* one ms further and 600 is out too */
-    ms_clear(&ms);
-    tl_user_clear(&user);
+    start_over();
     apply(&ac, "t100", TL_CLICK, 100);
     apply(&ac, "t600", TL_CLICK, 600);
     apply(&ac, "t1000", TL_CLICK, 1000);
@@ -282,8 +295,7 @@ static void test_lookback(void **state)
     expect_tps(0, "t1000");
 
     /* a purchase whose whole journey is too old gets nothing */
-    ms_clear(&ms);
-    tl_user_clear(&user);
+    start_over();
     memset(&ast, 0, sizeof(ast));
     apply(&ac, "t0", TL_CLICK, 0);
     apply(&ac, "p", TL_PURCHASE, 1001);
@@ -345,8 +357,7 @@ static void test_max_touchpoints(void **state)
 
     /* a journey longer than N (written under a larger N): the purchase takes the
      * N most recent ones at or before its ts */
-    ms_clear(&ms);
-    tl_user_clear(&user);
+    start_over();
     for (int i = 1; i <= 6; i++) {
         char id[8];
         snprintf(id, sizeof(id), "j%d", i);
@@ -369,10 +380,7 @@ static void test_reset_on_conversion(void **state)
     apply(&ac, "p2", TL_PURCHASE, 4000);
     assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
     expect_tps(0, "a b");
-    assert_int_equal(ast.purchases, 2);
-    assert_int_equal(ast.attributed, 1);
-    assert_int_equal(ast.no_touchpoints, 1);
-    assert_int_equal(ast.touchpoints_credited, 2);
+    expect_counts(2, 1, 1, 2);
     /* a new touch after the conversion is credited to the next purchase alone */
     apply(&ac, "c", TL_CLICK, 5000);
     apply(&ac, "p3", TL_PURCHASE, 6000);
@@ -394,10 +402,7 @@ static void test_no_reset(void **state)
     expect_tps(0, "a b");
     expect_tps(1, "a b");
     expect_tps(2, "a b c");
-    assert_int_equal(ast.purchases, 3);
-    assert_int_equal(ast.attributed, 3);
-    assert_int_equal(ast.no_touchpoints, 0);
-    assert_int_equal(ast.touchpoints_credited, 7);
+    expect_counts(3, 3, 0, 7);
     expect_journey("a b c");
 }
 
@@ -455,10 +460,7 @@ static void test_no_touchpoints(void **state)
     tl_attr_cfg ac = fx_attr_cfg();
     apply(&ac, "p", TL_PURCHASE, 1000);
     assert_int_equal(ms.n, 0);
-    assert_int_equal(ast.purchases, 1);
-    assert_int_equal(ast.attributed, 0);
-    assert_int_equal(ast.no_touchpoints, 1);
-    assert_int_equal(ast.touchpoints_credited, 0);
+    expect_counts(1, 0, 1, 0);
     /* PURCHASE is not a touch type by default: it is not in the journey */
     assert_int_equal(user.n_tp, 0);
     apply(&ac, "p2", TL_PURCHASE, 2000);
@@ -502,8 +504,7 @@ static void test_touch_types(void **state)
     expect_tps(0, "clk atc");
 
     /* PURCHASE as a touch type: a purchase is attributed before it joins the journey */
-    ms_clear(&ms);
-    tl_user_clear(&user);
+    start_over();
     load_types(&ac, "CLICK,PURCHASE");
     apply(&ac, "c1", TL_CLICK, 100);
     apply(&ac, "p1", TL_PURCHASE, 200);
