@@ -25,6 +25,12 @@ extern char fx_tmpdir[64];
 int fx_setup_tmpdir(void **state);
 int fx_teardown_tmpdir(void **state);
 
+/* A cmocka test entry run between the file's own setup() and teardown(), and one run
+ * in a fresh fx_tmpdir. */
+#define FX_TEST(test) cmocka_unit_test_setup_teardown(test, setup, teardown)
+#define FX_TMPDIR_TEST(test)                                                                       \
+    cmocka_unit_test_setup_teardown(test, fx_setup_tmpdir, fx_teardown_tmpdir)
+
 /* Makes a fresh directory /tmp/<tag>_XXXXXX into dir (at least 64 bytes); 0 or -1. */
 int fx_mkdtemp(char *dir, size_t size, const char *tag);
 

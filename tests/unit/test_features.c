@@ -657,19 +657,19 @@ static void test_late_event(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cfg_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_interests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_worked_example, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_worked_example_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delta_fields_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delta_fields_weights, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_order_all_permutations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_order_shuffled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rank, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_epsilon_drop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_epsilon_threshold, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dims, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_late_event, setup, teardown),
+        FX_TEST(test_cfg_defaults),
+        FX_TEST(test_max_interests),
+        FX_TEST(test_worked_example),
+        FX_TEST(test_worked_example_store),
+        FX_TEST(test_delta_fields_defaults),
+        FX_TEST(test_delta_fields_weights),
+        FX_TEST(test_order_all_permutations),
+        FX_TEST(test_order_shuffled),
+        FX_TEST(test_rank),
+        FX_TEST(test_epsilon_drop),
+        FX_TEST(test_epsilon_threshold),
+        FX_TEST(test_dims),
+        FX_TEST(test_late_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

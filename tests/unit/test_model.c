@@ -51,10 +51,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-/* A temporary directory (fx_tmpdir) for the tests that need one. */
-static int setup_dir(void **state) { return fx_setup_tmpdir(state); }
-static int teardown_dir(void **state) { return fx_teardown_tmpdir(state); }
-
 static void near(double got, double want, double tol, const char *what, int i)
 {
     if (!(fabs(got - want) <= tol))
@@ -1851,16 +1847,13 @@ int main(void)
         cmocka_unit_test(test_model_credits_12),
         cmocka_unit_test(test_model_credits_sampled),
         cmocka_unit_test(test_model_fallback),
-        cmocka_unit_test_setup_teardown(test_labels_through_stage, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
+        FX_TMPDIR_TEST(test_labels_through_stage),
         cmocka_unit_test(test_no_leakage),
         cmocka_unit_test(test_model_warmup),
-        cmocka_unit_test_setup_teardown(test_checkpoint, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_model_share, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_checkpoint_truncated, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_checkpoint_window_start, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
+        FX_TMPDIR_TEST(test_checkpoint),
+        FX_TMPDIR_TEST(test_model_share),
+        FX_TMPDIR_TEST(test_checkpoint_truncated),
+        FX_TMPDIR_TEST(test_checkpoint_window_start),
         cmocka_unit_test(test_markov_abort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

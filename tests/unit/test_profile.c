@@ -578,14 +578,14 @@ static void test_corrupt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_values_match_deltas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_top_n_and_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_journey_and_explanations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_last_attributions_with_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_version2_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nonfinite, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+        FX_TEST(test_values_match_deltas),
+        FX_TEST(test_top_n_and_order),
+        FX_TEST(test_journey_and_explanations),
+        FX_TEST(test_last_attributions_with_model),
+        FX_TEST(test_version2_record),
+        FX_TEST(test_escaping),
+        FX_TEST(test_nonfinite),
+        FX_TEST(test_corrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

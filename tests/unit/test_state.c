@@ -31,10 +31,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-/* A temporary directory (fx_tmpdir) for the tests that need one. */
-static int setup_dir(void **state) { return fx_setup_tmpdir(state); }
-static int teardown_dir(void **state) { return fx_teardown_tmpdir(state); }
-
 static void add_tp(tl_user *u, const char *eid, const char *item, const char *cat, const char *ch,
                    tl_event_type type, int64_t ts)
 {
@@ -1283,29 +1279,21 @@ int main(void)
         cmocka_unit_test(test_decode_truncated),
         cmocka_unit_test(test_decode_garbage),
         cmocka_unit_test(test_encoded_bound),
-        cmocka_unit_test_setup_teardown(test_store_flush_empty, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_store_reopen, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_discard_stream_time, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_store_close_without_flush, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_store_partitions, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_eviction, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_lru_order, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_dirty_not_evicted, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_store_room, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_timers_from_disk, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_store_over_budget, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_store_peeked_records_evicted, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_store_read_raw, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_read_raw_concurrent, fx_setup_tmpdir,
-                                        fx_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_store_quarantine, setup_dir, teardown_dir),
+        FX_TMPDIR_TEST(test_store_flush_empty),
+        FX_TMPDIR_TEST(test_store_reopen),
+        FX_TMPDIR_TEST(test_store_discard_stream_time),
+        FX_TMPDIR_TEST(test_store_close_without_flush),
+        FX_TMPDIR_TEST(test_store_partitions),
+        FX_TMPDIR_TEST(test_store_eviction),
+        FX_TMPDIR_TEST(test_store_lru_order),
+        FX_TMPDIR_TEST(test_store_dirty_not_evicted),
+        FX_TMPDIR_TEST(test_store_room),
+        FX_TMPDIR_TEST(test_store_timers_from_disk),
+        FX_TMPDIR_TEST(test_store_over_budget),
+        FX_TMPDIR_TEST(test_store_peeked_records_evicted),
+        FX_TMPDIR_TEST(test_store_read_raw),
+        FX_TMPDIR_TEST(test_store_read_raw_concurrent),
+        FX_TMPDIR_TEST(test_store_quarantine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
