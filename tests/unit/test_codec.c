@@ -325,6 +325,15 @@ static int decode(const tl_buf *b, tl_event *ev, tl_dlq_reason *reason, char *er
     return tl_codec_decode(codec, b->data, b->len, ev, &arena, reason, err, n);
 }
 
+/* b decodes into ev (cleared first); fails the test with the codec's message otherwise. */
+static void decode_ok(const tl_buf *b, tl_event *ev)
+{
+    tl_dlq_reason reason;
+    char err[256] = "";
+    memset(ev, 0, sizeof(*ev));
+    if (decode(b, ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+}
+
 /* Decoding fails with reason r and a message containing want. */
 static void decode_fails(const void *buf, size_t len, tl_dlq_reason r, const char *want)
 {
@@ -606,10 +615,8 @@ static void test_old_writer(void **state)
     set_double(&w.v, "value", 2.5);
     wr_finish(&w, ID_OLD, &b);
 
-    tl_event ev = {0};
-    tl_dlq_reason reason;
-    char err[256] = "";
-    if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+    tl_event ev;
+    decode_ok(&b, &ev);
     tl_event want = {.event_id = "e-old",
                      .user_id = "u-1",
                      .item_id = "i-1",
@@ -636,8 +643,7 @@ static void test_old_writer(void **state)
     set_null(&w.v, "dwell_ms");
     set_null(&w.v, "value");
     wr_finish(&w, ID_OLD, &b);
-    memset(&ev, 0, sizeof(ev));
-    assert_int_equal(decode(&b, &ev, &reason, err, sizeof(err)), 0);
+    decode_ok(&b, &ev);
     assert_string_equal(ev.event_id, "e-old2");
     assert_null(ev.category_id);
     assert_int_equal(ev.type, TL_IMPRESSION);
@@ -737,10 +743,8 @@ static void test_new_writer(void **state)
 {
     tl_buf b = {0};
     new_record(&b, "PURCHASE", 3);
-    tl_event ev = {0};
-    tl_dlq_reason reason;
-    char err[256] = "";
-    if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+    tl_event ev;
+    decode_ok(&b, &ev);
     tl_event want = {.event_id = "e-new",
                      .user_id = "u-9",
                      .item_id = "i-5",
@@ -760,8 +764,7 @@ static void test_new_writer(void **state)
     /* Every truncation of a record with arrays, maps, records and fixed is malformed. */
     new_record(&b, "CLICK", 5);
     for (size_t k = 5; k < b.len; k++) decode_fails(b.data, k, TL_DLQ_MALFORMED, "malformed");
-    memset(&ev, 0, sizeof(ev));
-    assert_int_equal(decode(&b, &ev, &reason, err, sizeof(err)), 0);
+    decode_ok(&b, &ev);
     assert_int_equal(ev.type, TL_CLICK);
     tl_buf_free(&b);
 }
@@ -797,10 +800,8 @@ static void test_reordered_writer(void **state)
         set_long(&w.v, "propensity", 1);
         set_int(&w.v, "dwell_ms", 42);
         wr_finish(&w, ID_REORDERED, &b);
-        tl_event ev = {0};
-        tl_dlq_reason reason;
-        char err[256] = "";
-        if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+        tl_event ev;
+        decode_ok(&b, &ev);
         tl_event want = {.event_id = "e-r",
                          .user_id = "u-r",
                          .item_id = "i-r",
@@ -854,10 +855,8 @@ static void test_incompatible(void **state)
     set_enum(&w.v, "type", "BROWSE");
     set_long(&w.v, "ts", 9);
     wr_finish(&w, ID_UNION_INT, &b);
-    tl_event ev = {0};
-    tl_dlq_reason reason;
-    char err[256] = "";
-    if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+    tl_event ev;
+    decode_ok(&b, &ev);
     assert_string_equal(ev.category_id, "c");
     assert_int_equal(ev.type, TL_BROWSE);
 
