@@ -76,6 +76,25 @@ static void seed(const char *harness, const char *what, const void *data, size_t
     fuzz_write_file(path, data, n);
 }
 
+/* seed() with the name printed from fmt. */
+static void seedf(const char *harness, const void *data, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void seedf(const char *harness, const void *data, size_t n, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    seed(harness, what, data, n);
+}
+
+/* One seed per text, named <prefix><i>. */
+static void seed_texts(const char *harness, const char *prefix, const char *const *texts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) seedf(harness, texts[i], strlen(texts[i]), "%s%zu", prefix, i);
+}
+
 /* A seed of a selector byte followed by data. */
 static void seed_sel(const char *harness, const char *what, unsigned char sel, const void *data,
                      size_t n)
@@ -304,6 +323,22 @@ static void frame_header(tl_buf *b, int32_t id)
     tl_buf_append(b, h, 5);
 }
 
+/* A registry answer of fuzz_registry's input: the status and operation bytes; the
+ * body follows. */
+static void answer_head(tl_buf *b, unsigned char status, unsigned char op)
+{
+    tl_buf_clear(b);
+    tl_buf_putc(b, (char)status);
+    tl_buf_putc(b, (char)op);
+}
+
+/* The answer as a registry seed and its body as a JSON seed. */
+static void seed_answer(const char *what, const tl_buf *b)
+{
+    seed("registry", what, b->data, b->len);
+    seed("json", what, b->data + 2, b->len - 2);
+}
+
 static void codec_seeds(void)
 {
     char dir[1100], err[512];
@@ -372,9 +407,8 @@ static void codec_seeds(void)
             tl_buf_clear(&b);
             tl_buf_append(&b, json, strlen(json) + 1);
             if (avro_body(ws, &events[i], &b) != 0) continue;
-            char what[64];
-            snprintf(what, sizeof(what), "%s-event%d", k < 0 ? "reader" : fuzz_schemas[k].name, i);
-            seed("writer_schema", what, b.data, b.len);
+            seedf("writer_schema", b.data, b.len, "%s-event%d",
+                  k < 0 ? "reader" : fuzz_schemas[k].name, i);
         }
         avro_schema_decref(ws);
     }
@@ -385,9 +419,7 @@ static void codec_seeds(void)
         tl_buf_clear(&b);
         tl_buf_append(&b, primitives[i], strlen(primitives[i]) + 1);
         tl_buf_append(&b, "\x02\x61", 2);
-        char what[32];
-        snprintf(what, sizeof(what), "primitive%zu", i);
-        seed("writer_schema", what, b.data, b.len);
+        seedf("writer_schema", b.data, b.len, "primitive%zu", i);
     }
 
     /* registry: a registry's answers, good and bad. Byte 0: status index (0: 200,
@@ -408,14 +440,11 @@ static void codec_seeds(void)
          "\"subject\":\"y\",\"version\":1}]}"},
     };
     for (size_t i = 0; i < sizeof(ans) / sizeof(ans[0]); i++) {
-        tl_buf_clear(&b);
-        tl_buf_putc(&b, (char)ans[i].status);
-        tl_buf_putc(&b, (char)ans[i].op);
+        answer_head(&b, ans[i].status, ans[i].op);
         tl_buf_puts(&b, ans[i].prefix);
         tl_json_put_str(&b, reader);
         tl_buf_puts(&b, ans[i].suffix);
-        seed("registry", ans[i].what, b.data, b.len);
-        seed("json", ans[i].what, b.data + 2, b.len - 2);
+        seed_answer(ans[i].what, &b);
     }
     static const struct {
         unsigned char status, op;
@@ -438,12 +467,9 @@ static void codec_seeds(void)
         {0, 0, "empty", ""},
     };
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
-        tl_buf_clear(&b);
-        tl_buf_putc(&b, (char)plain[i].status);
-        tl_buf_putc(&b, (char)plain[i].op);
+        answer_head(&b, plain[i].status, plain[i].op);
         tl_buf_puts(&b, plain[i].body);
-        seed("registry", plain[i].what, b.data, b.len);
-        seed("json", plain[i].what, b.data + 2, b.len - 2);
+        seed_answer(plain[i].what, &b);
     }
     free(reader);
     tl_buf_free(&b);
@@ -472,11 +498,7 @@ static void json_seeds(void)
         "{\"a\":1,\"a\":2,\"b\":{\"c\":[null,false]}}",
         " \t\r\n[ 1 , \"x\" ] ",
     };
-    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-        char what[32];
-        snprintf(what, sizeof(what), "text%zu", i);
-        seed("json", what, texts[i], strlen(texts[i]));
-    }
+    seed_texts("json", "text", texts, sizeof(texts) / sizeof(texts[0]));
     tl_buf b = {0}, lines = {0};
     for (int i = 0; i < n_events; i++) {
         tl_buf_clear(&b);
@@ -640,16 +662,15 @@ static void state_seeds(void)
     tl_buf rec = {0}, log = {0};
     for (int k = 0; k < n_ids; k++) {
         if (tl_store_read_raw(s, ids[k], &rec, err, sizeof(err)) != 1) continue;
-        char what[64];
-        snprintf(what, sizeof(what), "user-%s", ids[k]);
-        seed("user_record", what, rec.data, rec.len);
+        seedf("user_record", rec.data, rec.len, "user-%s", ids[k]);
         size_t kl = strlen(ids[k]);
         tl_buf_putc(&log, (char)kl);
         tl_buf_append(&log, ids[k], kl);
         tl_buf_putc(&log, (char)(rec.len & 0xff));
         tl_buf_putc(&log, (char)(rec.len >> 8));
         tl_buf_append(&log, rec.data, rec.len);
-        seed("restore", what, log.data + (log.len - (1 + kl + 2 + rec.len)), 1 + kl + 2 + rec.len);
+        seedf("restore", log.data + (log.len - (1 + kl + 2 + rec.len)), 1 + kl + 2 + rec.len,
+              "user-%s", ids[k]);
     }
     /* ... all of them, then a tombstone for the first and its record again. */
     if (n_ids) {
@@ -755,11 +776,7 @@ static void http_seeds(void)
         "/v1/users/u1?as_of=&top=",
         "/v1/users/u1?as_of=9223372036854775807&top=2147483648",
     };
-    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
-        char what[32];
-        snprintf(what, sizeof(what), "target%zu", i);
-        seed("http", what, targets[i], strlen(targets[i]));
-    }
+    seed_texts("http", "target", targets, sizeof(targets) / sizeof(targets[0]));
 }
 
 /* ---- dictionaries --------------------------------------------------------------------- */

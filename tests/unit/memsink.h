@@ -85,69 +85,84 @@ static inline ms_record *ms_push(memsink *ms, ms_kind kind)
     return r;
 }
 
-static inline tl_rc ms_emit_interest(void *ctx, const tl_interest_delta *d)
+/* Makes r own what it points to: every string, touchpoint, credit array and byte
+ * buffer is replaced by a copy (ms_record_free frees them). */
+static inline void ms_record_own(ms_record *r)
+{
+    switch (r->kind) {
+    case MS_INTEREST:
+        r->interest.user_id = ms_dup(r->interest.user_id);
+        r->interest.dim_id = ms_dup(r->interest.dim_id);
+        r->interest.event_id = ms_dup(r->interest.event_id);
+        r->interest.explanation = ms_dup(r->interest.explanation);
+        break;
+    case MS_ATTRIBUTION: {
+        tl_attribution *c = &r->attribution;
+        c->conversion_event_id = ms_dup(c->conversion_event_id);
+        c->user_id = ms_dup(c->user_id);
+        c->item_id = ms_dup(c->item_id);
+        c->category_id = ms_dup(c->category_id);
+        c->explanation = ms_dup(c->explanation);
+        tl_touchpoint *tps = NULL;
+        if (c->n_touchpoints > 0) {
+            tps = tl_xcalloc((size_t)c->n_touchpoints, sizeof(*tps));
+            for (int i = 0; i < c->n_touchpoints; i++) {
+                tps[i] = c->touchpoints[i];
+                tps[i].event_id = ms_dup(c->touchpoints[i].event_id);
+                tps[i].item_id = ms_dup(c->touchpoints[i].item_id);
+                tps[i].category_id = ms_dup(c->touchpoints[i].category_id);
+                tps[i].channel = ms_dup(c->touchpoints[i].channel);
+            }
+        }
+        c->touchpoints = tps;
+        for (int m = 0; m < TL_M_COUNT; m++)
+            c->credits[m] = c->has_method[m] && c->n_touchpoints > 0
+                ? ms_dup_bytes(c->credits[m], (size_t)c->n_touchpoints * sizeof(double))
+                : NULL;
+        break;
+    }
+    case MS_CREDIT:
+        r->credit.dim_id = ms_dup(r->credit.dim_id);
+        r->credit.method = ms_dup(r->credit.method);
+        break;
+    case MS_DLQ:
+        r->dlq.error = ms_dup(r->dlq.error);
+        r->dlq.topic = ms_dup(r->dlq.topic);
+        r->dlq.key = ms_dup_bytes(r->dlq.key, r->dlq.key_len);
+        r->dlq.payload = ms_dup_bytes(r->dlq.payload, r->dlq.payload_len);
+        break;
+    default: break;
+    }
+}
+
+/* Appends a copy of rec that owns what it points to; the emit callbacks' result. */
+static inline tl_rc ms_add(void *ctx, const ms_record *rec)
 {
     memsink *ms = ctx;
-    ms_record *r = ms_push(ms, MS_INTEREST);
-    r->interest = *d;
-    r->interest.user_id = ms_dup(d->user_id);
-    r->interest.dim_id = ms_dup(d->dim_id);
-    r->interest.event_id = ms_dup(d->event_id);
-    r->interest.explanation = ms_dup(d->explanation);
+    ms_record *r = ms_push(ms, rec->kind);
+    *r = *rec;
+    ms_record_own(r);
     return ms->emit_rc;
+}
+
+static inline tl_rc ms_emit_interest(void *ctx, const tl_interest_delta *d)
+{
+    return ms_add(ctx, &(ms_record){.kind = MS_INTEREST, .interest = *d});
 }
 
 static inline tl_rc ms_emit_attribution(void *ctx, const tl_attribution *a)
 {
-    memsink *ms = ctx;
-    ms_record *r = ms_push(ms, MS_ATTRIBUTION);
-    tl_attribution *c = &r->attribution;
-    *c = *a;
-    c->conversion_event_id = ms_dup(a->conversion_event_id);
-    c->user_id = ms_dup(a->user_id);
-    c->item_id = ms_dup(a->item_id);
-    c->category_id = ms_dup(a->category_id);
-    c->explanation = ms_dup(a->explanation);
-    tl_touchpoint *tps = NULL;
-    if (a->n_touchpoints > 0) {
-        tps = tl_xcalloc((size_t)a->n_touchpoints, sizeof(*tps));
-        for (int i = 0; i < a->n_touchpoints; i++) {
-            tps[i] = a->touchpoints[i];
-            tps[i].event_id = ms_dup(a->touchpoints[i].event_id);
-            tps[i].item_id = ms_dup(a->touchpoints[i].item_id);
-            tps[i].category_id = ms_dup(a->touchpoints[i].category_id);
-            tps[i].channel = ms_dup(a->touchpoints[i].channel);
-        }
-    }
-    c->touchpoints = tps;
-    for (int m = 0; m < TL_M_COUNT; m++) {
-        c->credits[m] = NULL;
-        if (a->has_method[m] && a->n_touchpoints > 0)
-            c->credits[m] = ms_dup_bytes(a->credits[m], (size_t)a->n_touchpoints * sizeof(double));
-    }
-    return ms->emit_rc;
+    return ms_add(ctx, &(ms_record){.kind = MS_ATTRIBUTION, .attribution = *a});
 }
 
 static inline tl_rc ms_emit_credit(void *ctx, const tl_credit_delta *d)
 {
-    memsink *ms = ctx;
-    ms_record *r = ms_push(ms, MS_CREDIT);
-    r->credit = *d;
-    r->credit.dim_id = ms_dup(d->dim_id);
-    r->credit.method = ms_dup(d->method);
-    return ms->emit_rc;
+    return ms_add(ctx, &(ms_record){.kind = MS_CREDIT, .credit = *d});
 }
 
 static inline tl_rc ms_emit_dlq(void *ctx, const tl_dlq_record *d)
 {
-    memsink *ms = ctx;
-    ms_record *r = ms_push(ms, MS_DLQ);
-    r->dlq = *d;
-    r->dlq.error = ms_dup(d->error);
-    r->dlq.topic = ms_dup(d->topic);
-    r->dlq.key = ms_dup_bytes(d->key, d->key_len);
-    r->dlq.payload = ms_dup_bytes(d->payload, d->payload_len);
-    return ms->emit_rc;
+    return ms_add(ctx, &(ms_record){.kind = MS_DLQ, .dlq = *d});
 }
 
 static inline tl_rc ms_flush(void *ctx, int timeout_ms)

@@ -21,6 +21,7 @@
 #include "lib/config.h"
 #include "engine/state.h"
 #include "model/attribution.h"
+#include "fixtures.h"
 #include "memsink.h"
 
 static const int64_t DAY = 86400000;
@@ -36,10 +37,7 @@ static tl_attr_stage stage;   /* no model, no timers: the rule-based stage alone
 static int setup(void **state)
 {
     (void)state;
-    ms_init(&ms);
-    tl_arena_init(&arena, 4096);
-    memset(&user, 0, sizeof(user));
-    user.user_id = tl_xstrdup("u1");
+    fx_stage_open(&ms, &arena, &user, "u1");
     memset(&ast, 0, sizeof(ast));
     return 0;
 }
@@ -47,10 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    ms_free(&ms);
-    tl_arena_destroy(&arena);
-    tl_user_clear(&user);
-    free(user.user_id);
+    fx_stage_close(&ms, &arena, &user);
     return 0;
 }
 
@@ -70,30 +65,9 @@ static void check_credits(const double *got, const double *want, int n, const ch
     if (!(fabs(sum - 1) <= 1e-12)) fail_msg("%s: credits sum to %.17g", what, sum);
 }
 
-/* Defaults from the documentation, written out; tests change what they need. */
-static tl_attr_cfg cfg_default(void)
-{
-    tl_attr_cfg ac;
-    memset(&ac, 0, sizeof(ac));
-    ac.lookback_ms = 7 * DAY;
-    ac.max_touchpoints = 50;
-    ac.reset_on_conversion = 1;
-    ac.time_decay_half_life_ms = 7.0 * DAY;
-    ac.touch_mask = (1u << TL_IMPRESSION) | (1u << TL_BROWSE) | (1u << TL_CLICK) |
-        (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
-    return ac;
-}
-
 static tl_event mkev(const char *id, tl_event_type type, int64_t ts)
 {
-    tl_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.event_id = id;
-    ev.user_id = "u1";
-    ev.item_id = "item";
-    ev.type = type;
-    ev.ts = ts;
-    return ev;
+    return fx_event(id, "u1", "item", NULL, NULL, type, ts);
 }
 
 static void apply(const tl_attr_cfg *ac, const char *id, tl_event_type type, int64_t ts)
@@ -101,6 +75,23 @@ static void apply(const tl_attr_cfg *ac, const char *id, tl_event_type type, int
     tl_event ev = mkev(id, type, ts);
     stage.cfg = ac;
     assert_int_equal(tl_attribution_apply(&stage, NULL, &user, &ev, &arena, &ms.sink), TL_OK);
+}
+
+/* The stage's counters: purchases, attributed, without touchpoints, touchpoints credited. */
+static void expect_counts(uint64_t purchases, uint64_t attributed, uint64_t no_touchpoints,
+                          uint64_t credited)
+{
+    assert_int_equal(ast.purchases, purchases);
+    assert_int_equal(ast.attributed, attributed);
+    assert_int_equal(ast.no_touchpoints, no_touchpoints);
+    assert_int_equal(ast.touchpoints_credited, credited);
+}
+
+/* No records and an empty journey, the counters kept. */
+static void start_over(void)
+{
+    ms_clear(&ms);
+    tl_user_clear(&user);
 }
 
 /* The i-th attribution's touchpoint event ids equal the space-separated list want. */
@@ -206,7 +197,7 @@ static void test_rule_time_decay(void **state)
 static void test_record_fields(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();   /* the documented defaults */
     ac.time_decay_half_life_ms = (double)DAY;
     const int64_t P = 50 * DAY;
     tl_event t1 = mkev("t1", TL_IMPRESSION, P - 2 * DAY);
@@ -266,10 +257,7 @@ static void test_record_fields(void **state)
     check_credits(r->credits[TL_M_POSITION_BASED], (double[]){0.4, 0.2, 0.4}, 3, "position_based");
     assert_non_null(r->explanation);
     if (!strstr(r->explanation, "3 touchpoints")) fail_msg("explanation: %s", r->explanation);
-    assert_int_equal(ast.purchases, 1);
-    assert_int_equal(ast.attributed, 1);
-    assert_int_equal(ast.no_touchpoints, 0);
-    assert_int_equal(ast.touchpoints_credited, 3);
+    expect_counts(1, 1, 0, 3);
     assert_int_equal(user.n_tp, 0);   /* reset on conversion */
 
     /* a purchase without value or category */
@@ -287,7 +275,7 @@ static void test_record_fields(void **state)
 static void test_lookback(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.lookback_ms = 1000;
     apply(&ac, "t100", TL_CLICK, 100);
     apply(&ac, "t600", TL_CLICK, 600);
@@ -299,8 +287,7 @@ static void test_lookback(void **state)
     expect_journey("t100");   /* only the credited ones are removed */
 
     /* one ms further and 600 is out too */
-    ms_clear(&ms);
-    tl_user_clear(&user);
+    start_over();
     apply(&ac, "t100", TL_CLICK, 100);
     apply(&ac, "t600", TL_CLICK, 600);
     apply(&ac, "t1000", TL_CLICK, 1000);
@@ -308,8 +295,7 @@ static void test_lookback(void **state)
     expect_tps(0, "t1000");
 
     /* a purchase whose whole journey is too old gets nothing */
-    ms_clear(&ms);
-    tl_user_clear(&user);
+    start_over();
     memset(&ast, 0, sizeof(ast));
     apply(&ac, "t0", TL_CLICK, 0);
     apply(&ac, "p", TL_PURCHASE, 1001);
@@ -322,7 +308,7 @@ static void test_lookback(void **state)
 static void test_journey_trim_lookback(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.lookback_ms = 1000;
     apply(&ac, "a", TL_CLICK, 0);
     apply(&ac, "b", TL_CLICK, 1000);   /* exactly L after: a stays */
@@ -338,7 +324,7 @@ static void test_journey_trim_lookback(void **state)
 static void test_future_touchpoints_excluded(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     apply(&ac, "t1000", TL_CLICK, 1000);
     apply(&ac, "t3000", TL_CLICK, 3000);
     apply(&ac, "t2000", TL_CLICK, 2000);   /* the purchase's own ts is included */
@@ -354,7 +340,7 @@ static void test_future_touchpoints_excluded(void **state)
 static void test_max_touchpoints(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.max_touchpoints = 3;
     apply(&ac, "t1", TL_CLICK, 1);
     apply(&ac, "t2", TL_CLICK, 2);
@@ -371,8 +357,7 @@ static void test_max_touchpoints(void **state)
 
     /* a journey longer than N (written under a larger N): the purchase takes the
      * N most recent ones at or before its ts */
-    ms_clear(&ms);
-    tl_user_clear(&user);
+    start_over();
     for (int i = 1; i <= 6; i++) {
         char id[8];
         snprintf(id, sizeof(id), "j%d", i);
@@ -388,17 +373,14 @@ static void test_max_touchpoints(void **state)
 static void test_reset_on_conversion(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     apply(&ac, "a", TL_BROWSE, 1000);
     apply(&ac, "b", TL_CLICK, 2000);
     apply(&ac, "p1", TL_PURCHASE, 3000);
     apply(&ac, "p2", TL_PURCHASE, 4000);
     assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
     expect_tps(0, "a b");
-    assert_int_equal(ast.purchases, 2);
-    assert_int_equal(ast.attributed, 1);
-    assert_int_equal(ast.no_touchpoints, 1);
-    assert_int_equal(ast.touchpoints_credited, 2);
+    expect_counts(2, 1, 1, 2);
     /* a new touch after the conversion is credited to the next purchase alone */
     apply(&ac, "c", TL_CLICK, 5000);
     apply(&ac, "p3", TL_PURCHASE, 6000);
@@ -408,7 +390,7 @@ static void test_reset_on_conversion(void **state)
 static void test_no_reset(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.reset_on_conversion = 0;
     apply(&ac, "a", TL_BROWSE, 1000);
     apply(&ac, "b", TL_CLICK, 2000);
@@ -420,17 +402,14 @@ static void test_no_reset(void **state)
     expect_tps(0, "a b");
     expect_tps(1, "a b");
     expect_tps(2, "a b c");
-    assert_int_equal(ast.purchases, 3);
-    assert_int_equal(ast.attributed, 3);
-    assert_int_equal(ast.no_touchpoints, 0);
-    assert_int_equal(ast.touchpoints_credited, 7);
+    expect_counts(3, 3, 0, 7);
     expect_journey("a b c");
 }
 
 static void test_ties_arrival_order(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     apply(&ac, "x", TL_IMPRESSION, 100);
     apply(&ac, "y", TL_CLICK, 100);
     apply(&ac, "z", TL_BROWSE, 100);
@@ -457,7 +436,7 @@ static void test_ties_arrival_order(void **state)
 static void test_out_of_order_touch(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.time_decay_half_life_ms = 100;
     apply(&ac, "t300", TL_CLICK, 300);
     apply(&ac, "t100", TL_BROWSE, 100);
@@ -478,13 +457,10 @@ static void test_out_of_order_touch(void **state)
 static void test_no_touchpoints(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     apply(&ac, "p", TL_PURCHASE, 1000);
     assert_int_equal(ms.n, 0);
-    assert_int_equal(ast.purchases, 1);
-    assert_int_equal(ast.attributed, 0);
-    assert_int_equal(ast.no_touchpoints, 1);
-    assert_int_equal(ast.touchpoints_credited, 0);
+    expect_counts(1, 0, 1, 0);
     /* PURCHASE is not a touch type by default: it is not in the journey */
     assert_int_equal(user.n_tp, 0);
     apply(&ac, "p2", TL_PURCHASE, 2000);
@@ -528,8 +504,7 @@ static void test_touch_types(void **state)
     expect_tps(0, "clk atc");
 
     /* PURCHASE as a touch type: a purchase is attributed before it joins the journey */
-    ms_clear(&ms);
-    tl_user_clear(&user);
+    start_over();
     load_types(&ac, "CLICK,PURCHASE");
     apply(&ac, "c1", TL_CLICK, 100);
     apply(&ac, "p1", TL_PURCHASE, 200);
@@ -554,7 +529,7 @@ static void test_touch_types(void **state)
 static void test_touchpoints_survive_reset(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = cfg_default();
+    tl_attr_cfg ac = fx_attr_cfg();
     tl_event t = mkev("t-long-event-id-0123456789", TL_CLICK, 10);
     t.item_id = "item-long-0123456789";
     t.category_id = "cat-long-0123456789";
@@ -577,18 +552,18 @@ int main(void)
         cmocka_unit_test(test_rule_last_first_linear),
         cmocka_unit_test(test_rule_position_based),
         cmocka_unit_test(test_rule_time_decay),
-        cmocka_unit_test_setup_teardown(test_record_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lookback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_journey_trim_lookback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_future_touchpoints_excluded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_touchpoints, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset_on_conversion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ties_arrival_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_out_of_order_touch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_touchpoints, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_types, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touchpoints_survive_reset, setup, teardown),
+        FX_TEST(test_record_fields),
+        FX_TEST(test_lookback),
+        FX_TEST(test_journey_trim_lookback),
+        FX_TEST(test_future_touchpoints_excluded),
+        FX_TEST(test_max_touchpoints),
+        FX_TEST(test_reset_on_conversion),
+        FX_TEST(test_no_reset),
+        FX_TEST(test_ties_arrival_order),
+        FX_TEST(test_out_of_order_touch),
+        FX_TEST(test_no_touchpoints),
+        FX_TEST(test_touch_types),
+        FX_TEST(test_touchpoints_survive_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@
 #include "lib/util.h"
 #include "ingest/codec.h"
 #include "ingest/schema_store.h"
+#include "fixtures.h"
 
 #define READER TALLY_SCHEMA_DIR "/1-behavior_event.avsc"
 
@@ -219,32 +220,13 @@ static tl_schema_store *store;
 static tl_codec *codec;
 static tl_arena arena;
 
-static void write_file(const char *name, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void write_file(const char *name, const char *text) { fx_write_file(tmpdir, name, text); }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    tl_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) tl_buf_append(&b, chunk, n);
-    fclose(f);
-    return b.data;
-}
+static char *slurp(const char *path) { return fx_slurp(path, NULL); }
 
 static int setup(void **state)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tally-test-codec-XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
+    assert_int_equal(fx_mkdtemp(tmpdir, sizeof(tmpdir), "tally-test-codec"), 0);
     char *reader = slurp(READER);
     write_file("1-behavior_event.avsc", reader);
     free(reader);
@@ -281,9 +263,7 @@ static int teardown(void **state)
     tl_codec_destroy(codec);
     tl_schema_store_destroy(store);
     tl_arena_destroy(&arena);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(fx_rm_rf(tmpdir), 0);
     return 0;
 }
 
@@ -343,6 +323,15 @@ static void assert_events_equal(const tl_event *a, const tl_event *b)
 static int decode(const tl_buf *b, tl_event *ev, tl_dlq_reason *reason, char *err, size_t n)
 {
     return tl_codec_decode(codec, b->data, b->len, ev, &arena, reason, err, n);
+}
+
+/* b decodes into ev (cleared first); fails the test with the codec's message otherwise. */
+static void decode_ok(const tl_buf *b, tl_event *ev)
+{
+    tl_dlq_reason reason;
+    char err[256] = "";
+    memset(ev, 0, sizeof(*ev));
+    if (decode(b, ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
 }
 
 /* Decoding fails with reason r and a message containing want. */
@@ -626,10 +615,8 @@ static void test_old_writer(void **state)
     set_double(&w.v, "value", 2.5);
     wr_finish(&w, ID_OLD, &b);
 
-    tl_event ev = {0};
-    tl_dlq_reason reason;
-    char err[256] = "";
-    if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+    tl_event ev;
+    decode_ok(&b, &ev);
     tl_event want = {.event_id = "e-old",
                      .user_id = "u-1",
                      .item_id = "i-1",
@@ -656,8 +643,7 @@ static void test_old_writer(void **state)
     set_null(&w.v, "dwell_ms");
     set_null(&w.v, "value");
     wr_finish(&w, ID_OLD, &b);
-    memset(&ev, 0, sizeof(ev));
-    assert_int_equal(decode(&b, &ev, &reason, err, sizeof(err)), 0);
+    decode_ok(&b, &ev);
     assert_string_equal(ev.event_id, "e-old2");
     assert_null(ev.category_id);
     assert_int_equal(ev.type, TL_IMPRESSION);
@@ -757,10 +743,8 @@ static void test_new_writer(void **state)
 {
     tl_buf b = {0};
     new_record(&b, "PURCHASE", 3);
-    tl_event ev = {0};
-    tl_dlq_reason reason;
-    char err[256] = "";
-    if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+    tl_event ev;
+    decode_ok(&b, &ev);
     tl_event want = {.event_id = "e-new",
                      .user_id = "u-9",
                      .item_id = "i-5",
@@ -780,8 +764,7 @@ static void test_new_writer(void **state)
     /* Every truncation of a record with arrays, maps, records and fixed is malformed. */
     new_record(&b, "CLICK", 5);
     for (size_t k = 5; k < b.len; k++) decode_fails(b.data, k, TL_DLQ_MALFORMED, "malformed");
-    memset(&ev, 0, sizeof(ev));
-    assert_int_equal(decode(&b, &ev, &reason, err, sizeof(err)), 0);
+    decode_ok(&b, &ev);
     assert_int_equal(ev.type, TL_CLICK);
     tl_buf_free(&b);
 }
@@ -817,10 +800,8 @@ static void test_reordered_writer(void **state)
         set_long(&w.v, "propensity", 1);
         set_int(&w.v, "dwell_ms", 42);
         wr_finish(&w, ID_REORDERED, &b);
-        tl_event ev = {0};
-        tl_dlq_reason reason;
-        char err[256] = "";
-        if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+        tl_event ev;
+        decode_ok(&b, &ev);
         tl_event want = {.event_id = "e-r",
                          .user_id = "u-r",
                          .item_id = "i-r",
@@ -874,10 +855,8 @@ static void test_incompatible(void **state)
     set_enum(&w.v, "type", "BROWSE");
     set_long(&w.v, "ts", 9);
     wr_finish(&w, ID_UNION_INT, &b);
-    tl_event ev = {0};
-    tl_dlq_reason reason;
-    char err[256] = "";
-    if (decode(&b, &ev, &reason, err, sizeof(err)) != 0) fail_msg("decode: %s", err);
+    tl_event ev;
+    decode_ok(&b, &ev);
     assert_string_equal(ev.category_id, "c");
     assert_int_equal(ev.type, TL_BROWSE);
 

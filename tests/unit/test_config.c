@@ -20,6 +20,7 @@
 
 #include "lib/config.h"
 #include "app/config.h"
+#include "fixtures.h"
 
 extern char **environ;
 
@@ -676,19 +677,19 @@ static void test_fill_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_file_loading, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bool_forms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_env_bad_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_env_unknown_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kafka_sides, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_not_in_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_ranges_exact, setup, teardown),
+        FX_TEST(test_defaults),
+        FX_TEST(test_file_loading),
+        FX_TEST(test_bool_forms),
+        FX_TEST(test_precedence),
+        FX_TEST(test_env_bad_value),
+        FX_TEST(test_env_unknown_key),
+        FX_TEST(test_unknown_key),
+        FX_TEST(test_bad_values),
+        FX_TEST(test_kafka_sides),
+        FX_TEST(test_secret_names),
+        FX_TEST(test_secret_not_in_errors),
+        FX_TEST(test_list),
+        FX_TEST(test_list_ranges_exact),
         cmocka_unit_test(test_fill),
         cmocka_unit_test(test_fill_errors),
     };

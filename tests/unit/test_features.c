@@ -10,14 +10,12 @@
  * Expected numbers are written out by hand or computed here from the documented
  * formulas (pow(2, -dt/H) sums), never by calling the stage a second way.
  */
-#define _GNU_SOURCE   /* nftw */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +26,7 @@
 #include "lib/config.h"
 #include "engine/state.h"
 #include "features/interest.h"
+#include "fixtures.h"
 #include "memsink.h"
 
 /* ---- fixture -------------------------------------------------------------------- */
@@ -40,10 +39,7 @@ static tl_features_stats fst;
 static int setup(void **state)
 {
     (void)state;
-    ms_init(&ms);
-    tl_arena_init(&arena, 4096);
-    memset(&user, 0, sizeof(user));
-    user.user_id = tl_xstrdup("u1");
+    fx_stage_open(&ms, &arena, &user, "u1");
     memset(&fst, 0, sizeof(fst));
     return 0;
 }
@@ -51,43 +47,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    ms_free(&ms);
-    tl_arena_destroy(&arena);
-    tl_user_clear(&user);
-    free(user.user_id);
-    user.user_id = NULL;
+    fx_stage_close(&ms, &arena, &user);
     return 0;
-}
-
-/* The documented defaults, written out: heat IMPRESSION 0.1, BROWSE 1, CLICK 2,
- * FAVORITE 3, ADD_TO_CART 4, PURCHASE 5; epsilon 1e-6; category only. */
-static tl_features_cfg cfg_manual(double half_life_ms, double alpha, double beta)
-{
-    tl_features_cfg fc;
-    memset(&fc, 0, sizeof(fc));
-    fc.half_life_ms = half_life_ms;
-    fc.alpha = alpha;
-    fc.beta = beta;
-    const double heat[TL_EVENT_TYPE_COUNT] = {0.1, 1, 2, 3, 4, 5};
-    memcpy(fc.heat, heat, sizeof(heat));
-    fc.epsilon = 1e-6;
-    fc.dims[TL_DIM_CATEGORY] = 1;
-    return fc;
 }
 
 static tl_event mkev(const char *id, const char *cat, const char *item, const char *ch,
                      tl_event_type type, int64_t ts)
 {
-    tl_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.event_id = id;
-    ev.user_id = "u1";
-    ev.item_id = item;
-    ev.category_id = cat;
-    ev.channel = ch;
-    ev.type = type;
-    ev.ts = ts;
-    return ev;
+    return fx_event(id, "u1", item, cat, ch, type, ts);
 }
 
 static void apply_ok(const tl_features_cfg *fc, tl_user *u, const tl_event *ev)
@@ -121,14 +88,6 @@ static void check_delta(const tl_interest_delta *d, const char *dim_id, const ch
     assert_non_null(d->explanation);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void rm_rf(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
 /* ---- configuration ----------------------------------------------------------------- */
 
 static void test_cfg_defaults(void **state)
@@ -160,7 +119,7 @@ static void test_cfg_defaults(void **state)
 static void test_worked_example(void **state)
 {
     (void)state;
-    tl_features_cfg fc = cfg_manual(1800000, 1, 0);
+    tl_features_cfg fc = fx_features_cfg(1800000, 1, 0);
     tl_event e1 = mkev("e1", "c1", "i1", NULL, TL_CLICK, 0);
     tl_event e2 = mkev("e2", "c1", "i1", NULL, TL_CLICK, 1800000);
     apply_ok(&fc, &user, &e1);
@@ -187,10 +146,10 @@ static void test_worked_example(void **state)
 static void test_worked_example_store(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/tally_feat_XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_int_equal(fx_mkdtemp(dir, sizeof(dir), "tally_feat"), 0);
     char err[512] = "";
-    tl_features_cfg fc = cfg_manual(1800000, 1, 0);
+    tl_features_cfg fc = fx_features_cfg(1800000, 1, 0);
 
     tl_store *s = tl_store_open(dir, 3, 1 << 20, err, sizeof(err));
     assert_non_null(s);
@@ -217,8 +176,7 @@ static void test_worked_example_store(void **state)
     assert_non_null(e);
     check_rel(e->f * pow(2, -(3600000.0 - (double)e->t) / 1800000.0), 0.75, "f at 3600 s");
     tl_store_close(s);
-    rm_rf(dir);
-    assert_int_not_equal(access(dir, F_OK), 0);
+    assert_int_equal(fx_rm_rf(dir), 0);
 }
 
 /* ---- every field, default alpha/beta/heat ---------------------------------------------- */
@@ -270,7 +228,7 @@ static void test_delta_fields_defaults(void **state)
 static void test_delta_fields_weights(void **state)
 {
     (void)state;
-    tl_features_cfg fc = cfg_manual(43200000, 0.25, 2);
+    tl_features_cfg fc = fx_features_cfg(43200000, 0.25, 2);
     tl_event e1 = mkev("e1", "c", "i", NULL, TL_IMPRESSION, 1000);
     tl_event e2 = mkev("e2", "c", "i", NULL, TL_FAVORITE, 1000 + 21600000);
     apply_ok(&fc, &user, &e1);
@@ -306,11 +264,12 @@ static void expected_fh(const spec *s, int n, const char *cat, double T, double 
     }
 }
 
-static void read_at(const tl_interest *e, double T, double H, double *f, double *h)
+/* The entry e read at time T (half-life H) has f = fw and h = hw. */
+static void check_read_at(const tl_interest *e, double T, double H, double fw, double hw)
 {
     double k = pow(2, -(T - (double)e->t) / H);
-    *f = e->f * k;
-    *h = e->h * k;
+    check_rel(e->f * k, fw, "f");
+    check_rel(e->h * k, hw, "h");
 }
 
 static int next_permutation(int *a, int n)
@@ -331,11 +290,24 @@ static int next_permutation(int *a, int n)
     return 1;
 }
 
+/* A fresh user u1 (id not owned) given the events s[order[0]], s[order[1]], ... */
+static void apply_in_order(const tl_features_cfg *fc, tl_user *u, const spec *s, const int *order,
+                           int n)
+{
+    memset(u, 0, sizeof(*u));
+    u->user_id = "u1";
+    for (int k = 0; k < n; k++) {
+        const spec *p = &s[order[k]];
+        tl_event ev = mkev("e", p->cat, p->item, p->ch, p->type, p->ts);
+        apply_ok(fc, u, &ev);
+    }
+}
+
 static void test_order_all_permutations(void **state)
 {
     (void)state;
     const double H = 3600000;   /* 1 h */
-    tl_features_cfg fc = cfg_manual(H, 0.5, 0.5);
+    tl_features_cfg fc = fx_features_cfg(H, 0.5, 0.5);
     const spec s[4] = {
         {TL_CLICK, 1000000, "c", "i1", NULL},
         {TL_IMPRESSION, 7000000, "c", "i2", NULL},
@@ -348,20 +320,11 @@ static void test_order_all_permutations(void **state)
     int perm[4] = {0, 1, 2, 3}, count = 0;
     do {
         tl_user u;
-        memset(&u, 0, sizeof(u));
-        u.user_id = "u1";
-        for (int k = 0; k < 4; k++) {
-            const spec *p = &s[perm[k]];
-            tl_event ev = mkev("e", p->cat, p->item, p->ch, p->type, p->ts);
-            apply_ok(&fc, &u, &ev);
-        }
+        apply_in_order(&fc, &u, s, perm, 4);
         tl_interest *e = tl_user_find_interest(&u, TL_DIM_CATEGORY, "c");
         assert_non_null(e);
         assert_int_equal(e->t, 7000000);   /* the newest event time, whatever the order */
-        double f, h;
-        read_at(e, T, H, &f, &h);
-        check_rel(f, fw, "f");
-        check_rel(h, hw, "h");
+        check_read_at(e, T, H, fw, hw);
         u.user_id = NULL;
         tl_user_clear(&u);
         count++;
@@ -384,7 +347,7 @@ static void test_order_shuffled(void **state)
 {
     (void)state;
     const double H = 86400000;
-    tl_features_cfg fc = cfg_manual(H, 0.3, 0.7);
+    tl_features_cfg fc = fx_features_cfg(H, 0.3, 0.7);
     fc.dims[TL_DIM_ITEM] = fc.dims[TL_DIM_CHANNEL] = 1;
     static const char *cats[] = {"c0", "c1", "c2"}, *items[] = {"i0", "i1", "i2", "i3"},
                       *chans[] = {"web", "app"};
@@ -409,13 +372,7 @@ static void test_order_shuffled(void **state)
             order[j] = t;
         }
         tl_user u;
-        memset(&u, 0, sizeof(u));
-        u.user_id = "u1";
-        for (int k = 0; k < N; k++) {
-            const spec *p = &s[order[k]];
-            tl_event ev = mkev("e", p->cat, p->item, p->ch, p->type, p->ts);
-            apply_ok(&fc, &u, &ev);
-        }
+        apply_in_order(&fc, &u, s, order, N);
         /* every key, in each of its dimensions, against the formula */
         for (int d = 0; d < 3; d++) {
             int nkeys = d == 0 ? 3 : d == 1 ? 4 : 2;
@@ -435,10 +392,7 @@ static void test_order_shuffled(void **state)
                     continue;
                 }
                 assert_non_null(e);
-                double f, h;
-                read_at(e, T, H, &f, &h);
-                check_rel(f, fw, "f");
-                check_rel(h, hw, "h");
+                check_read_at(e, T, H, fw, hw);
             }
         }
         u.user_id = NULL;
@@ -461,7 +415,7 @@ static void test_rank(void **state)
 {
     (void)state;
     /* w = f (alpha 1, beta 0: h must not matter); H = 1 s */
-    tl_features_cfg fc = cfg_manual(1000, 1, 0);
+    tl_features_cfg fc = fx_features_cfg(1000, 1, 0);
     put_entry(&user, TL_DIM_CATEGORY, "a", 5, 9, 10000);     /* 5 at 10 s */
     put_entry(&user, TL_DIM_CATEGORY, "b", 1, 9, 10000);     /* 1: a tie with the new 1 */
     put_entry(&user, TL_DIM_CATEGORY, "c", 4, 9, 9000);      /* 2 at 10 s */
@@ -505,7 +459,7 @@ static void test_epsilon_drop(void **state)
     (void)state;
     /* alpha 1e-9 makes the new entry's weight (1e-9) smaller than the faded ones
      * (1e-7, 5e-7): if they were not dropped they would be counted in the rank. */
-    tl_features_cfg fc = cfg_manual(1000, 1e-9, 0);
+    tl_features_cfg fc = fx_features_cfg(1000, 1e-9, 0);
     const int64_t T = 21000;
     put_entry(&user, TL_DIM_CATEGORY, "old1", 100, 0, T);        /* 1e-7: dropped */
     put_entry(&user, TL_DIM_CATEGORY, "keep", 2000, 0, T);       /* 2e-6: kept, greater */
@@ -558,7 +512,7 @@ static void test_epsilon_drop(void **state)
 static void test_max_interests(void **state)
 {
     (void)state;
-    tl_features_cfg fc = cfg_manual(1000, 1, 0);
+    tl_features_cfg fc = fx_features_cfg(1000, 1, 0);
     fc.max_interests = 3;
     const int64_t T = 10000;
     put_entry(&user, TL_DIM_CATEGORY, "a", 8, 0, T - 1000);   /* 4 at T */
@@ -591,7 +545,7 @@ static void test_max_interests(void **state)
 static void test_epsilon_threshold(void **state)
 {
     (void)state;
-    tl_features_cfg fc = cfg_manual(1000, 1, 0);
+    tl_features_cfg fc = fx_features_cfg(1000, 1, 0);
     /* 2^-19 = 1.9e-6 >= 1e-6: kept;  2^-20 = 9.5e-7 < 1e-6: dropped */
     put_entry(&user, TL_DIM_CATEGORY, "k19", 1, 0, 1000);
     put_entry(&user, TL_DIM_CATEGORY, "d20", 1, 0, 0);
@@ -677,7 +631,7 @@ static void test_dims(void **state)
 static void test_late_event(void **state)
 {
     (void)state;
-    tl_features_cfg fc = cfg_manual(1000, 1, 0.5);
+    tl_features_cfg fc = fx_features_cfg(1000, 1, 0.5);
     tl_event e1 = mkev("e1", "c", "i", NULL, TL_FAVORITE, 5000);   /* f 1, h 3, w 2.5 */
     tl_event e2 = mkev("e2", "c", "i", NULL, TL_BROWSE, 3000);     /* 2 s late: x 1/4 */
     apply_ok(&fc, &user, &e1);
@@ -703,19 +657,19 @@ static void test_late_event(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cfg_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_interests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_worked_example, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_worked_example_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delta_fields_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delta_fields_weights, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_order_all_permutations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_order_shuffled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rank, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_epsilon_drop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_epsilon_threshold, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dims, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_late_event, setup, teardown),
+        FX_TEST(test_cfg_defaults),
+        FX_TEST(test_max_interests),
+        FX_TEST(test_worked_example),
+        FX_TEST(test_worked_example_store),
+        FX_TEST(test_delta_fields_defaults),
+        FX_TEST(test_delta_fields_weights),
+        FX_TEST(test_order_all_permutations),
+        FX_TEST(test_order_shuffled),
+        FX_TEST(test_rank),
+        FX_TEST(test_epsilon_drop),
+        FX_TEST(test_epsilon_threshold),
+        FX_TEST(test_dims),
+        FX_TEST(test_late_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

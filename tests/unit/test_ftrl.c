@@ -341,6 +341,18 @@ static void test_invalid_parameters(void **state)
     tl_ftrl_destroy(NULL);
 }
 
+/* A random sparse example of nnz coordinates from the generator state *r: coordinate 0
+ * at 1, then one distinct index in each block [k span, (k + 1) span) with a value in
+ * [-0.5, 1.5). */
+static void random_sparse(uint64_t *r, int32_t *idx, double *v, int nnz, int span)
+{
+    for (int k = 0; k < nnz; k++) {
+        *r = *r * 6364136223846793005ull + 1442695040888963407ull;
+        idx[k] = k == 0 ? 0 : (int32_t)(k * span + (*r >> 33) % (uint64_t)span);
+        v[k] = k == 0 ? 1.0 : (double)((*r >> 20) % 1000) / 500.0 - 0.5;
+    }
+}
+
 /* A hashed feature space (d above TL_FTRL_DENSE_DIM): learning from sparse vectors is the
  * dense update on the same vectors, bit for bit, averages included; the encoding holds only
  * the coordinates that learned (format 4) and decodes to the same model; damaged records
@@ -358,13 +370,9 @@ static void test_sparse(void **state)
     for (int t = 0; t < 300; t++) {
         int32_t idx[NNZ];
         double v[NNZ];
+        random_sparse(&r, idx, v, NNZ, 800);
         memset(x, 0, sizeof(x));
-        for (int k = 0; k < NNZ; k++) {
-            r = r * 6364136223846793005ull + 1442695040888963407ull;
-            idx[k] = k == 0 ? 0 : (int32_t)(k * 800 + (r >> 33) % 800);   /* distinct */
-            v[k] = k == 0 ? 1.0 : (double)((r >> 20) % 1000) / 500.0 - 0.5;
-            x[idx[k]] = v[k];
-        }
+        for (int k = 0; k < NNZ; k++) x[idx[k]] = v[k];
         int y = (r >> 40) % 3 == 0;
         double pa = tl_ftrl_learn(a, x, y, 1.5),
                pb = tl_ftrl_learn_sparse(b, idx, v, NNZ, 0, y, 1.5);
@@ -448,11 +456,7 @@ static void test_averaged_weights(void **state)
         for (int t = 0; t < 2000; t++) {
             int32_t idx[NNZ];
             double v[NNZ];
-            for (int k = 0; k < NNZ; k++) {
-                r = r * 6364136223846793005ull + 1442695040888963407ull;
-                idx[k] = k == 0 ? 0 : (int32_t)(k * 45 + (r >> 33) % 45); /* distinct */
-                v[k] = k == 0 ? 1.0 : (double)((r >> 20) % 1000) / 500.0 - 0.5;
-            }
+            random_sparse(&r, idx, v, NNZ, 45);
             uint64_t before = tl_ftrl_version(m);
             tl_ftrl_learn_sparse(m, idx, v, NNZ, -1.0, (r >> 40) % 4 == 0, t % 50 == 7 ? 0.0 : 1.0);
             uint64_t ver = tl_ftrl_version(m);

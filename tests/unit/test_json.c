@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lib/json.h"
+#include "fixtures.h"
 
 static tl_arena arena;
 
@@ -526,16 +527,11 @@ static void test_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_scalars, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_numbers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_strings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_objects_arrays, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_put_str, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_put_str_invalid_utf8, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_put_numbers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        FX_TEST(test_scalars),     FX_TEST(test_numbers),
+        FX_TEST(test_strings),     FX_TEST(test_objects_arrays),
+        FX_TEST(test_errors),      FX_TEST(test_bounds),
+        FX_TEST(test_put_str),     FX_TEST(test_put_str_invalid_utf8),
+        FX_TEST(test_put_numbers), FX_TEST(test_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@
 #include "lib/config.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "fixtures.h"
 
 static char tmpdir[64];
 static char path[128];
@@ -352,12 +353,8 @@ static void test_secrets(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_key_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_json, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
+        FX_TEST(test_key_value), FX_TEST(test_json),    FX_TEST(test_levels),
+        FX_TEST(test_reopen),    FX_TEST(test_threads), FX_TEST(test_secrets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

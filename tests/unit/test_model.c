@@ -20,14 +20,12 @@
  *   - the checkpoint: a restored model scores, reports and continues identically, and a
  *     corrupt file is refused with an error naming it.
  */
-#define _GNU_SOURCE   /* nftw, mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -43,6 +41,7 @@
 #include "model/journey_features.h"
 #include "model/model.h"
 #include "model/shapley.h"
+#include "fixtures.h"
 #include "memsink.h"
 
 #define DAY 86400000LL
@@ -51,31 +50,6 @@
 #define GRID (6 * HOUR)     /* model.control.interval.ms in these tests */
 
 /* ---- helpers ------------------------------------------------------------------------ */
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void rm_rf(const char *d) { nftw(d, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
-/* A temporary directory per test that needs one, removed even when the test fails. */
-static char dir[64];
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/tally_model_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    rm_rf(dir);
-    return access(dir, F_OK) == 0 ? -1 : 0;
-}
 
 static void near(double got, double want, double tol, const char *what, int i)
 {
@@ -269,12 +243,22 @@ static tl_model_cfg model_cfg(void)
     return mc;
 }
 
-static tl_model *model_new(const tl_model_cfg *mc)
+/* A model checkpointing to path (none when NULL); fails the test when refused. */
+static tl_model *model_new_at(const tl_model_cfg *mc, const char *path)
 {
-    char err[256] = "";
-    tl_model *m = tl_model_new(mc, NULL, err, sizeof(err));
+    char err[512] = "";
+    tl_model *m = tl_model_new(mc, path, err, sizeof(err));
     if (!m) fail_msg("tl_model_new: %s", err);
     return m;
+}
+
+static tl_model *model_new(const tl_model_cfg *mc) { return model_new_at(mc, NULL); }
+
+/* The checkpoint file and a scratch file beside it, in the test's directory. */
+static void checkpoint_paths(char *path, char *bad, size_t size)
+{
+    snprintf(path, size, "%s/model.bin", fx_tmpdir);
+    snprintf(bad, size, "%s/bad.bin", fx_tmpdir);
 }
 
 /* ---- the shadow learner --------------------------------------------------------------- */
@@ -1099,32 +1083,18 @@ static void test_model_fallback(void **state)
 
 /* ==== 4. labels through the attribution stage ============================================= */
 
+/* The documented defaults, with reset on conversion on or off. */
 static tl_attr_cfg attr_cfg(int reset)
 {
-    tl_attr_cfg ac;
-    memset(&ac, 0, sizeof(ac));
-    ac.lookback_ms = 7 * DAY;
-    ac.max_touchpoints = 50;
+    tl_attr_cfg ac = fx_attr_cfg();
     ac.reset_on_conversion = reset;
-    ac.time_decay_half_life_ms = 7.0 * DAY;
-    ac.touch_mask = (1u << TL_IMPRESSION) | (1u << TL_BROWSE) | (1u << TL_CLICK) |
-        (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
     return ac;
 }
 
 static tl_event mkev(const char *user, const char *id, tl_event_type type, int64_t ts,
                      const char *item, const char *category, const char *channel)
 {
-    tl_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.event_id = id;
-    ev.user_id = user;
-    ev.item_id = item;
-    ev.category_id = category;
-    ev.channel = channel;
-    ev.type = type;
-    ev.ts = ts;
-    return ev;
+    return fx_event(id, user, item, category, channel, type, ts);
 }
 
 static void apply_s(tl_attr_stage *as, tl_store *s, tl_arena *a, memsink *ms, const tl_event *ev)
@@ -1161,7 +1131,7 @@ static void test_labels_through_stage(void **state)
 {
     (void)state;
     char err[256] = "";
-    tl_store *s = tl_store_open(dir, 0, 1 << 20, err, sizeof(err));
+    tl_store *s = tl_store_open(fx_tmpdir, 0, 1 << 20, err, sizeof(err));
     if (!s) fail_msg("tl_store_open: %s", err);
     tl_model_cfg mc = model_cfg();
     tl_model *m = model_new(&mc);
@@ -1500,9 +1470,8 @@ static void test_checkpoint(void **state)
 {
     (void)state;
     char path[128], tmp[160], bad[128];
-    snprintf(path, sizeof(path), "%s/model.bin", dir);
+    checkpoint_paths(path, bad, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
     tl_model_cfg mc = model_cfg();
     char err[512] = "";
 
@@ -1591,12 +1560,10 @@ static void test_checkpoint(void **state)
 static void test_checkpoint_truncated(void **state)
 {
     (void)state;
-    char path[128], bad[128], err[512] = "";
-    snprintf(path, sizeof(path), "%s/model.bin", dir);
-    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
+    char path[128], bad[128];
+    checkpoint_paths(path, bad, sizeof(path));
     tl_model_cfg mc = model_cfg();
-    tl_model *m = tl_model_new(&mc, path, err, sizeof(err));
-    if (!m) fail_msg("tl_model_new: %s", err);
+    tl_model *m = model_new_at(&mc, path);
     gen_examples(train_set, 50, 3, 0);
     train(m, NULL, train_set, 50);
     assert_int_equal(tl_model_checkpoint(m), 0);
@@ -1699,12 +1666,10 @@ static void test_checkpoint_window_start(void **state)
 {
     (void)state;
     char path[128], bad[128], err[512] = "";
-    snprintf(path, sizeof(path), "%s/model.bin", dir);
-    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
+    checkpoint_paths(path, bad, sizeof(path));
     tl_model_cfg mc = model_cfg();
     mc.markov_enabled = 1;
-    tl_model *m = tl_model_new(&mc, path, err, sizeof(err));
-    if (!m) fail_msg("tl_model_new: %s", err);
+    tl_model *m = model_new_at(&mc, path);
     memsink ms;
     ms_init(&ms);
     tl_arena a;
@@ -1800,7 +1765,7 @@ static void test_model_share(void **state)
 {
     (void)state;
     char path[128], err[256];
-    snprintf(path, sizeof(path), "%s/model.bin", dir);
+    snprintf(path, sizeof(path), "%s/model.bin", fx_tmpdir);
     tl_model_cfg mc = model_cfg();
     tl_model *m1 = tl_model_new(&mc, path, err, sizeof(err)), *m2 = model_new(&mc);
     assert_non_null(m1);
@@ -1882,13 +1847,13 @@ int main(void)
         cmocka_unit_test(test_model_credits_12),
         cmocka_unit_test(test_model_credits_sampled),
         cmocka_unit_test(test_model_fallback),
-        cmocka_unit_test_setup_teardown(test_labels_through_stage, setup_dir, teardown_dir),
+        FX_TMPDIR_TEST(test_labels_through_stage),
         cmocka_unit_test(test_no_leakage),
         cmocka_unit_test(test_model_warmup),
-        cmocka_unit_test_setup_teardown(test_checkpoint, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_model_share, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_checkpoint_truncated, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_checkpoint_window_start, setup_dir, teardown_dir),
+        FX_TMPDIR_TEST(test_checkpoint),
+        FX_TMPDIR_TEST(test_model_share),
+        FX_TMPDIR_TEST(test_checkpoint_truncated),
+        FX_TMPDIR_TEST(test_checkpoint_window_start),
         cmocka_unit_test(test_markov_abort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,6 +26,7 @@
 #include "features/profile.h"
 #include "model/attribution.h"
 #include "model/model.h"
+#include "fixtures.h"
 #include "memsink.h"
 
 static const int64_t HOUR = 3600000;
@@ -45,27 +46,12 @@ static tl_buf rec, out;
 static int setup(void **state)
 {
     (void)state;
-    ms_init(&ms);
-    tl_arena_init(&arena, 4096);
+    fx_stage_open(&ms, &arena, &user, "u1");
     tl_arena_init(&jarena, 4096);
-    memset(&user, 0, sizeof(user));
-    user.user_id = tl_xstrdup("u1");
     user.labelled = user.sampled = user.first_ts = user.last_purchase = INT64_MIN;
-    memset(&fc, 0, sizeof(fc));
-    fc.half_life_ms = 2.0 * HOUR;
-    fc.alpha = 0.5;
-    fc.beta = 0.5;
-    const double heat[TL_EVENT_TYPE_COUNT] = {0.1, 1, 2, 3, 4, 5};
-    memcpy(fc.heat, heat, sizeof(heat));
-    fc.epsilon = 1e-6;
-    fc.dims[TL_DIM_CATEGORY] = fc.dims[TL_DIM_ITEM] = fc.dims[TL_DIM_CHANNEL] = 1;
-    memset(&ac, 0, sizeof(ac));
-    ac.lookback_ms = 7 * 24 * HOUR;
-    ac.max_touchpoints = 50;
-    ac.reset_on_conversion = 1;
-    ac.time_decay_half_life_ms = 7.0 * 24 * HOUR;
-    ac.touch_mask = (1u << TL_IMPRESSION) | (1u << TL_BROWSE) | (1u << TL_CLICK) |
-        (1u << TL_FAVORITE) | (1u << TL_ADD_TO_CART);
+    fc = fx_features_cfg(2.0 * HOUR, 0.5, 0.5);
+    fc.dims[TL_DIM_ITEM] = fc.dims[TL_DIM_CHANNEL] = 1;
+    ac = fx_attr_cfg();
     stage = (tl_attr_stage){.cfg = &ac, .fc = &fc};
     memset(&fst, 0, sizeof(fst));
     memset(&rec, 0, sizeof(rec));
@@ -76,11 +62,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    ms_free(&ms);
-    tl_arena_destroy(&arena);
+    fx_stage_close(&ms, &arena, &user);
     tl_arena_destroy(&jarena);
-    tl_user_clear(&user);
-    free(user.user_id);
     tl_buf_free(&rec);
     tl_buf_free(&out);
     return 0;
@@ -90,15 +73,7 @@ static int teardown(void **state)
 static void feed(const char *id, const char *cat, const char *item, const char *ch,
                  tl_event_type type, int64_t ts)
 {
-    tl_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.event_id = id;
-    ev.user_id = user.user_id;
-    ev.item_id = item;
-    ev.category_id = cat;
-    ev.channel = ch;
-    ev.type = type;
-    ev.ts = ts;
+    tl_event ev = fx_event(id, user.user_id, item, cat, ch, type, ts);
     if (type == TL_CLICK) {
         ev.has_dwell = 1;
         ev.dwell_ms = 1500;
@@ -603,14 +578,14 @@ static void test_corrupt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_values_match_deltas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_top_n_and_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_journey_and_explanations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_last_attributions_with_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_version2_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nonfinite, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+        FX_TEST(test_values_match_deltas),
+        FX_TEST(test_top_n_and_order),
+        FX_TEST(test_journey_and_explanations),
+        FX_TEST(test_last_attributions_with_model),
+        FX_TEST(test_version2_record),
+        FX_TEST(test_escaping),
+        FX_TEST(test_nonfinite),
+        FX_TEST(test_corrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,14 +15,12 @@
  * covers only acknowledged outputs, with the same outputs and state as a plain run;
  * a stop request before the first poll ends cleanly.
  */
-#define _GNU_SOURCE   /* nftw */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +34,7 @@
 #include "engine/source.h"
 #include "engine/state.h"
 #include "model/pipeline.h"
+#include "fixtures.h"
 #include "memsink.h"
 
 static const int64_t DAY = 86400000;
@@ -198,38 +197,24 @@ static void gen_events(void)
 
 /* ---- fixture --------------------------------------------------------------------------- */
 
-static char root[64];
 static int n_dirs;
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
 
 static int setup(void **state)
 {
-    (void)state;
     tl_log_level = TL_LOG_ERROR;   /* the loop's info lines would drown cmocka's */
-    snprintf(root, sizeof(root), "/tmp/tally_rt_XXXXXX");
     n_dirs = 0;
     gen_events();
-    return mkdtemp(root) ? 0 : -1;
+    return fx_setup_tmpdir(state);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return access(root, F_OK) == 0 ? -1 : 0;
-}
+static int teardown(void **state) { return fx_teardown_tmpdir(state); }
 
-/* A fresh state directory under root (returned in a static slot). */
+/* A fresh state directory under fx_tmpdir (returned in a static slot). */
 static const char *new_state_dir(void)
 {
     static char dirs[16][96];
     assert_true(n_dirs < 16);
-    snprintf(dirs[n_dirs], sizeof(dirs[n_dirs]), "%s/run%d", root, n_dirs);
+    snprintf(dirs[n_dirs], sizeof(dirs[n_dirs]), "%s/run%d", fx_tmpdir, n_dirs);
     return dirs[n_dirs++];
 }
 
@@ -861,24 +846,23 @@ static void test_cache_bounds_batches(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_every_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_boundaries, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_boundaries_all_dims, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_flush_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_flush_error_deferred_state, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deferred_state_written_at_end, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_flush_error_first_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_flush_retry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inflight_lagging_acks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inflight_lagging_acks_state_every_batch, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_inflight_stalled_acks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inflight_progress_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stop_before_start, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exactly_once_needs_transactions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_bounds_batches, setup, teardown),
+        FX_TEST(test_every_event),
+        FX_TEST(test_batch_boundaries),
+        FX_TEST(test_batch_boundaries_all_dims),
+        FX_TEST(test_flush_error),
+        FX_TEST(test_flush_error_deferred_state),
+        FX_TEST(test_deferred_state_written_at_end),
+        FX_TEST(test_flush_error_first_batch),
+        FX_TEST(test_flush_retry),
+        FX_TEST(test_bad_records),
+        FX_TEST(test_bad_only),
+        FX_TEST(test_inflight_lagging_acks),
+        FX_TEST(test_inflight_lagging_acks_state_every_batch),
+        FX_TEST(test_inflight_stalled_acks),
+        FX_TEST(test_inflight_progress_error),
+        FX_TEST(test_stop_before_start),
+        FX_TEST(test_exactly_once_needs_transactions),
+        FX_TEST(test_cache_bounds_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

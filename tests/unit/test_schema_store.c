@@ -44,6 +44,7 @@
 #include "domain/event.h"
 #include "ingest/codec.h"
 #include "ingest/schema_store.h"
+#include "fixtures.h"
 
 /* ------------------------------------------------------------ test server */
 
@@ -65,18 +66,6 @@ typedef struct server {
     char method[16], path[256], auth[256], ctype[128];
     char *body;
 } server;
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    tl_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) tl_buf_append(&b, chunk, n);
-    fclose(f);
-    return b.data;
-}
 
 /* Value of header name (case-insensitive) in the header block, copied to out. */
 static void header(const char *head, const char *name, char *out, size_t outlen)
@@ -244,33 +233,15 @@ static int closed_port(void)
 
 static char tmpdir[256];
 
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void rm_rf(const char *dir)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 static int make_tmpdir(void **state)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tally-test-schema-XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
+    assert_int_equal(fx_mkdtemp(tmpdir, sizeof(tmpdir), "tally-test-schema"), 0);
     return 0;
 }
 
 static int remove_tmpdir(void **state)
 {
-    rm_rf(tmpdir);
+    assert_int_equal(fx_rm_rf(tmpdir), 0);
     return 0;
 }
 
@@ -278,9 +249,7 @@ static char *repo_schema(const char *name)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", TALLY_SCHEMA_DIR, name);
-    char *s = slurp(path);
-    assert_non_null(s);
-    return s;
+    return fx_slurp(path, NULL);
 }
 
 /* The JSON body {"schema":"<text>"} the registry returns for a schema. */
@@ -330,11 +299,11 @@ static void test_dir_lookup(void **state)
 static void test_dir_file_names(void **state)
 {
     char *be = repo_schema("1-behavior_event.avsc");
-    write_file(tmpdir, "7-behavior_event.avsc", be);
-    write_file(tmpdir, "README", "not a schema");
-    write_file(tmpdir, "8.avsc", "not even JSON");          /* no '-': ignored */
-    write_file(tmpdir, "x-9-foo.avsc", "not even JSON");    /* no leading id: ignored */
-    write_file(tmpdir, "10-foo.avsc.bak", "not even JSON"); /* wrong suffix: ignored */
+    fx_write_file(tmpdir, "7-behavior_event.avsc", be);
+    fx_write_file(tmpdir, "README", "not a schema");
+    fx_write_file(tmpdir, "8.avsc", "not even JSON");          /* no '-': ignored */
+    fx_write_file(tmpdir, "x-9-foo.avsc", "not even JSON");    /* no leading id: ignored */
+    fx_write_file(tmpdir, "10-foo.avsc.bak", "not even JSON"); /* wrong suffix: ignored */
     char err[512];
     tl_schema_store_opts o = {.dir = tmpdir};
     tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
@@ -346,7 +315,7 @@ static void test_dir_file_names(void **state)
     assert_int_equal(tl_schema_store_get(s, 10, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
 
     /* A file added after startup is found on the first lookup of its id. */
-    write_file(tmpdir, "11-later.avsc", be);
+    fx_write_file(tmpdir, "11-later.avsc", be);
     assert_int_equal(tl_schema_store_get(s, 11, &sc, err, sizeof(err)), TL_SCHEMA_OK);
     assert_string_equal(avro_schema_name(sc), "BehaviorEvent");
     tl_schema_store_destroy(s);
@@ -358,15 +327,15 @@ static void test_dir_bad_files(void **state)
     char err[512];
     tl_schema_store_opts o = {.dir = tmpdir};
 
-    write_file(tmpdir, "5-broken.avsc", "{\"type\": \"record\", \"name\": ");
+    fx_write_file(tmpdir, "5-broken.avsc", "{\"type\": \"record\", \"name\": ");
     assert_null(tl_schema_store_new(&o, err, sizeof(err)));
     assert_non_null(strstr(err, "5-broken.avsc"));
     assert_non_null(strstr(err, "not a valid Avro schema"));
-    rm_rf(tmpdir);
+    assert_int_equal(fx_rm_rf(tmpdir), 0);
     assert_int_equal(mkdir(tmpdir, 0700), 0);
 
-    write_file(tmpdir, "6-a.avsc", "\"string\"");
-    write_file(tmpdir, "6-b.avsc", "\"long\"");
+    fx_write_file(tmpdir, "6-a.avsc", "\"string\"");
+    fx_write_file(tmpdir, "6-b.avsc", "\"long\"");
     assert_null(tl_schema_store_new(&o, err, sizeof(err)));
     assert_non_null(strstr(err, "two files for schema id 6"));
     assert_non_null(strstr(err, "6-a.avsc"));
@@ -822,8 +791,8 @@ static void test_check_dir(void **state)
 {
     char *be = repo_schema("1-behavior_event.avsc");
     char *crafted = crafted_writer();
-    write_file(tmpdir, "1-behavior_event.avsc", be);
-    write_file(tmpdir, "7-crafted.avsc", crafted);
+    fx_write_file(tmpdir, "1-behavior_event.avsc", be);
+    fx_write_file(tmpdir, "7-crafted.avsc", crafted);
     char err[512];
     tl_schema_store_opts o = {.dir = tmpdir};
     tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
@@ -838,8 +807,8 @@ static void test_check_dir(void **state)
              tmpdir);
     assert_string_equal(err, want);
 
-    write_file(tmpdir, "8-later.avsc",
-               "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"A\"]}");
+    fx_write_file(tmpdir, "8-later.avsc",
+                  "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"A\"]}");
     assert_int_equal(tl_schema_store_get(s, 8, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
     must_contain(err, "8-later.avsc) is refused: enum E has the symbol A twice");
     assert_int_equal(tl_schema_store_get(s, 8, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
@@ -851,7 +820,7 @@ static void test_check_dir(void **state)
 
     /* A refused file still counts for "two files for one id". */
     tl_schema_store_destroy(s);
-    write_file(tmpdir, "7-again.avsc", be);
+    fx_write_file(tmpdir, "7-again.avsc", be);
     assert_null(tl_schema_store_new(&o, err, sizeof(err)));
     must_contain(err, "two files for schema id 7");
     free(be);
@@ -969,11 +938,11 @@ static void test_check_twins(void **state)
     tl_schema_store_opts o = {.dir = tmpdir};
     for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
         snprintf(name, sizeof(name), "%zu-twice.avsc", 20 + i);
-        write_file(tmpdir, name, twice[i].json);
+        fx_write_file(tmpdir, name, twice[i].json);
     }
     for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
         snprintf(name, sizeof(name), "%zu-once.avsc", 40 + i);
-        write_file(tmpdir, name, once[i]);
+        fx_write_file(tmpdir, name, once[i]);
     }
     tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
     if (!s) fail_msg("%s", err);
@@ -1001,7 +970,7 @@ static void test_check_twins(void **state)
         if (tl_schema_store_get(s, (int32_t)(40 + i), &sc, err, sizeof(err)) != TL_SCHEMA_OK)
             fail_msg("case %zu: %s", i, err);
     /* Text that is not JSON is not a schema, with lib/json's reason. */
-    write_file(tmpdir, "60-broken.avsc", "{\"type\":\"enum\",\"name\":\"E\"," SYM ",}");
+    fx_write_file(tmpdir, "60-broken.avsc", "{\"type\":\"enum\",\"name\":\"E\"," SYM ",}");
     assert_int_equal(tl_schema_store_get(s, 60, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
     must_contain(err, "60-broken.avsc is not a valid Avro schema: JSON: object key");
 
@@ -1059,9 +1028,9 @@ static void test_check_codec(void **state)
         "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":"
         "[\"PURCHASE\",\"ADD_TO_CART\",\"FAVORITE\",\"CLICK\",\"BROWSE\",\"IMPRESSION\",\"SHARE\"]}},"
         "{\"name\":\"ts\",\"type\":\"long\"},{\"name\":\"note\",\"type\":\"string\"}]}";
-    write_file(tmpdir, "1-behavior_event.avsc", be);
-    write_file(tmpdir, "7-crafted.avsc", crafted);
-    write_file(tmpdir, "8-evolved.avsc", evolved);
+    fx_write_file(tmpdir, "1-behavior_event.avsc", be);
+    fx_write_file(tmpdir, "7-crafted.avsc", crafted);
+    fx_write_file(tmpdir, "8-evolved.avsc", evolved);
     char err[512], reader[600];
     snprintf(reader, sizeof(reader), "%s/1-behavior_event.avsc", tmpdir);
     tl_schema_store_opts o = {.dir = tmpdir};

@@ -226,13 +226,19 @@ static const double glove_v[8] = {
     0, 0, 0, 1, 0, 1, 0, 1,
 };
 
+/* The exact values of a three-player game v: phi_0 = 2/3, phi_1 = phi_2 = 1/6. */
+static void check_two_thirds_sixths(const double v[8])
+{
+    double phi[3];
+    assert_int_equal(exact_table(3, v, phi), TL_SHAPLEY_OK);
+    const double want[3] = {2.0 / 3, 1.0 / 6, 1.0 / 6};
+    check_vec(phi, want, 3, 1e-15, "phi");
+}
+
 static void test_glove(void **state)
 {
     (void)state;
-    double phi[3];
-    assert_int_equal(exact_table(3, glove_v, phi), TL_SHAPLEY_OK);
-    const double want[3] = {2.0 / 3, 1.0 / 6, 1.0 / 6};
-    check_vec(phi, want, 3, 1e-15, "phi");
+    check_two_thirds_sixths(glove_v);
 }
 
 /* Weighted majority [quota 3; weights 2, 1, 1]: a coalition wins (1) when its weight is
@@ -253,10 +259,7 @@ static void test_majority_with_offset(void **state)
             if ((s >> j) & 1) tot += w[j];
         v[s] = (tot >= 3 ? 1.0 : 0.0) + 0.3;
     }
-    double phi[3];
-    assert_int_equal(exact_table(3, v, phi), TL_SHAPLEY_OK);
-    const double want[3] = {2.0 / 3, 1.0 / 6, 1.0 / 6};
-    check_vec(phi, want, 3, 1e-15, "phi");
+    check_two_thirds_sixths(v);
 }
 
 /* ---- axioms on random games ---------------------------------------------------- */

@@ -365,6 +365,18 @@ static void decoded_free(decoded *d)
     avro_schema_decref(d->schema);
 }
 
+/* Decodes the framed record at off of b (schema_file, schema id want_id) and checks it
+ * against rec with check; returns the offset after it. */
+static size_t check_framed(const tl_buf *b, size_t off, const char *schema_file, int32_t want_id,
+                           void (*check)(avro_value_t *, const void *), const void *rec)
+{
+    decoded d;
+    off = decode_framed(b, off, schema_file, want_id, &d);
+    check(&d.value, rec);
+    decoded_free(&d);
+    return off;
+}
+
 static avro_value_t field(avro_value_t *rec, const char *name)
 {
     avro_value_t v = {0};
@@ -438,8 +450,9 @@ static void check_opt_dbl(avro_value_t *rec, const char *name, int has, double w
 
 /* ---- Avro: interest_delta ------------------------------------------------------------------ */
 
-static void check_interest_avro(avro_value_t *v, const tl_interest_delta *d)
+static void check_interest_avro(avro_value_t *v, const void *rec)
 {
+    const tl_interest_delta *d = rec;
     check_str(v, "user_id", d->user_id);
     check_str(v, "dim", tl_dim_name(d->dim));
     check_str(v, "dim_id", d->dim_id);
@@ -468,13 +481,9 @@ static void test_avro_interest(void **state)
     tl_buf buf = {0};
     tl_avro_put_interest(&buf, 0x01020304, &a);
     tl_avro_put_interest(&buf, 7, &b);   /* appended after the first */
-    decoded d;
-    size_t off = decode_framed(&buf, 0, "2-interest_delta.avsc", 0x01020304, &d);
-    check_interest_avro(&d.value, &a);
-    decoded_free(&d);
-    off = decode_framed(&buf, off, "2-interest_delta.avsc", 7, &d);
-    check_interest_avro(&d.value, &b);
-    decoded_free(&d);
+    size_t off =
+        check_framed(&buf, 0, "2-interest_delta.avsc", 0x01020304, check_interest_avro, &a);
+    off = check_framed(&buf, off, "2-interest_delta.avsc", 7, check_interest_avro, &b);
     assert_int_equal(off, buf.len);
 
     /* every dimension name, and the largest schema id */
@@ -484,9 +493,9 @@ static void test_avro_interest(void **state)
         x.rank = -dim;
         buf.len = 0;
         tl_avro_put_interest(&buf, 0x7fffffff, &x);
-        assert_int_equal(decode_framed(&buf, 0, "2-interest_delta.avsc", 0x7fffffff, &d), buf.len);
-        check_interest_avro(&d.value, &x);
-        decoded_free(&d);
+        assert_int_equal(
+            check_framed(&buf, 0, "2-interest_delta.avsc", 0x7fffffff, check_interest_avro, &x),
+            buf.len);
     }
     static const char *const names[] = {"category", "item", "channel"};
     for (int dim = 0; dim < TL_DIM_COUNT; dim++)
@@ -503,8 +512,9 @@ static const char *const TYPE_SYMBOLS[TL_EVENT_TYPE_COUNT] = {
     "IMPRESSION", "BROWSE", "CLICK", "FAVORITE", "ADD_TO_CART", "PURCHASE",
 };
 
-static void check_attribution_avro(avro_value_t *v, const tl_attribution *a)
+static void check_attribution_avro(avro_value_t *v, const void *rec)
 {
+    const tl_attribution *a = rec;
     check_str(v, "conversion_event_id", a->conversion_event_id);
     check_str(v, "user_id", a->user_id);
     check_str(v, "item_id", a->item_id);
@@ -623,10 +633,8 @@ static void roundtrip_attribution(const tl_attribution *a, int32_t id)
 {
     tl_buf buf = {0};
     tl_avro_put_attribution(&buf, id, a);
-    decoded d;
-    assert_int_equal(decode_framed(&buf, 0, "11-attribution.avsc", id, &d), buf.len);
-    check_attribution_avro(&d.value, a);
-    decoded_free(&d);
+    assert_int_equal(check_framed(&buf, 0, "11-attribution.avsc", id, check_attribution_avro, a),
+                     buf.len);
     tl_buf_free(&buf);
 }
 
@@ -761,20 +769,17 @@ static void test_avro_attribution(void **state)
     tl_buf buf = {0};
     tl_avro_put_attribution(&buf, 3, &x);
     tl_avro_put_attribution(&buf, 4, &y);
-    decoded d;
-    size_t off = decode_framed(&buf, 0, "11-attribution.avsc", 3, &d);
-    check_attribution_avro(&d.value, &x);
-    decoded_free(&d);
-    assert_int_equal(decode_framed(&buf, off, "11-attribution.avsc", 4, &d), buf.len);
-    check_attribution_avro(&d.value, &y);
-    decoded_free(&d);
+    size_t off = check_framed(&buf, 0, "11-attribution.avsc", 3, check_attribution_avro, &x);
+    assert_int_equal(check_framed(&buf, off, "11-attribution.avsc", 4, check_attribution_avro, &y),
+                     buf.len);
     tl_buf_free(&buf);
 }
 
 /* ---- Avro: credit_delta ------------------------------------------------------------------- */
 
-static void check_credit_avro(avro_value_t *v, const tl_credit_delta *c)
+static void check_credit_avro(avro_value_t *v, const void *rec)
 {
+    const tl_credit_delta *c = rec;
     check_long(v, "window_start", c->window_start);
     check_long(v, "window_end", c->window_end);
     check_str(v, "dim", tl_dim_name(c->dim));
@@ -799,13 +804,9 @@ static void test_avro_credit(void **state)
     tl_buf buf = {0};
     tl_avro_put_credit(&buf, 4, &a);
     tl_avro_put_credit(&buf, 0x10000000, &b);
-    decoded d;
-    size_t off = decode_framed(&buf, 0, "7-credit_delta.avsc", 4, &d);
-    check_credit_avro(&d.value, &a);
-    decoded_free(&d);
-    assert_int_equal(decode_framed(&buf, off, "7-credit_delta.avsc", 0x10000000, &d), buf.len);
-    check_credit_avro(&d.value, &b);
-    decoded_free(&d);
+    size_t off = check_framed(&buf, 0, "7-credit_delta.avsc", 4, check_credit_avro, &a);
+    assert_int_equal(
+        check_framed(&buf, off, "7-credit_delta.avsc", 0x10000000, check_credit_avro, &b), buf.len);
     tl_buf_free(&buf);
 }
 

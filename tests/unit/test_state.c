@@ -10,14 +10,12 @@
  * records loaded by peek() being evicted like the others, and tl_store_read_raw (the
  * bytes last flushed, also from another thread while the owner processes and flushes).
  */
-#define _GNU_SOURCE   /* nftw */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -29,56 +27,14 @@
 
 #include "engine/state.h"
 #include "lib/util.h"
+#include "fixtures.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
-
-static char dir[64];
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/tally_state_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return access(dir, F_OK) == 0 ? -1 : 0;
-}
-
-static void user_init(tl_user *u, const char *id)
-{
-    memset(u, 0, sizeof(*u));
-    u->user_id = tl_xstrdup(id);
-}
-
-static void user_fini(tl_user *u)
-{
-    tl_user_clear(u);
-    free(u->user_id);
-    u->user_id = NULL;
-}
 
 static void add_tp(tl_user *u, const char *eid, const char *item, const char *cat, const char *ch,
                    tl_event_type type, int64_t ts)
 {
-    tl_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.event_id = eid;
-    ev.user_id = u->user_id;
-    ev.item_id = item;
-    ev.category_id = cat;
-    ev.channel = ch;
-    ev.type = type;
-    ev.ts = ts;
+    tl_event ev = fx_event(eid, u->user_id, item, cat, ch, type, ts);
     tl_user_add_tp(u, &ev, -1.0f);
 }
 
@@ -172,13 +128,21 @@ static void fill_rich(tl_user *u)
     tl_user_add_attribution(u, "p3", "i3", "c3", INT64_MAX, 0.25, "purchase of item i3");
 }
 
+/* u, a fresh user "u" given fill_rich's record, encoded into b. */
+static void encode_rich(tl_user *u, tl_buf *b)
+{
+    fx_user_init(u, "u");
+    fill_rich(u);
+    tl_user_encode(u, b);
+}
+
 /* ---- record editing --------------------------------------------------------------------- */
 
 static void test_journey_order(void **state)
 {
     (void)state;
     tl_user u;
-    user_init(&u, "u");
+    fx_user_init(&u, "u");
     add_tp(&u, "a", "i", NULL, NULL, TL_CLICK, 100);
     add_tp(&u, "c", "i", NULL, NULL, TL_CLICK, 300);
     add_tp(&u, "b", "i", NULL, NULL, TL_CLICK, 200);
@@ -202,7 +166,7 @@ static void test_journey_order(void **state)
     assert_int_equal(u.n_ent, 2);
     assert_null(tl_user_find_interest(&u, TL_DIM_CATEGORY, "x"));
     assert_true(tl_user_find_interest(&u, TL_DIM_CATEGORY, "y")->f == 3);
-    user_fini(&u);
+    fx_user_fini(&u);
 }
 
 /* ---- encoding -------------------------------------------------------------------------- */
@@ -212,7 +176,7 @@ static void test_encoding_bytes(void **state)
 {
     (void)state;
     tl_user u;
-    user_init(&u, "u");
+    fx_user_init(&u, "u");
     tl_buf b = {0};
     /* version | no timer | labelled, sampled, first_ts (as the caller set them) | no
      * purchases | no entries | no
@@ -292,7 +256,7 @@ static void test_encoding_bytes(void **state)
 
     /* and the hand-made bytes decode */
     tl_user d;
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, want, n), 0);
     assert_same_user(&u, &d);
     assert_null(d.tp[0].category_id);
@@ -300,18 +264,18 @@ static void test_encoding_bytes(void **state)
     assert_null(d.tp[0].campaign);
     assert_string_equal(d.attr[0].explanation, "ok");
     assert_null(d.attr[0].category_id);
-    user_fini(&d);
+    fx_user_fini(&d);
 
     /* a version 4 record: the same without the touchpoint's campaign */
     unsigned char v4[128];
     memcpy(v4, want, camp_at);
     memcpy(v4 + camp_at, want + camp_at + 1, n - camp_at - 1);
     v4[0] = 4;
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, v4, n - 1), 0);
     assert_same_user(&u, &d);
     assert_null(d.tp[0].campaign);
-    user_fini(&d);
+    fx_user_fini(&d);
 
     /* a version 3 record: version 4 without sampled, first_ts, purchases and
      * last_purchase (bytes 3-6), decoded as none yet */
@@ -320,37 +284,37 @@ static void test_encoding_bytes(void **state)
     memcpy(old + 3, v4 + 7, n - 1 - 7);
     size_t n3 = n - 1 - 4, n2 = n_v2 - 4;
     old[0] = 3;
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n3), 0);
     assert_true(d.sampled == INT64_MIN && d.first_ts == INT64_MIN);
     assert_int_equal(d.purchases, 0);
     assert_true(d.last_purchase == INT64_MIN);
     assert_int_equal(d.n_attr, 1);
-    user_fini(&d);
+    fx_user_fini(&d);
 
     /* a version 2 record: version 3 without the attributions */
     old[0] = 2;
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n2), 0);
     assert_int_equal(d.n_attr, 0);
     assert_null(d.attr);
     assert_int_equal(d.n_ent, 1);
     assert_int_equal(d.n_tp, 1);
     assert_string_equal(d.tp[0].event_id, "e");
-    user_fini(&d);
+    fx_user_fini(&d);
     /* version 2 has no attribution section: its bytes are trailing garbage there, and a
      * version 3 record must have the section */
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n3), -1);
-    user_fini(&d);
+    fx_user_fini(&d);
     old[0] = 3;
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n2), -1);
-    user_fini(&d);
+    fx_user_fini(&d);
     /* re-encoding a version 2 record writes version 4: sampled and first_ts none yet
      * (INT64_MIN: 10-byte varints), no purchases, none last, no attributions */
     old[0] = 2;
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n2), 0);
     b.len = 0;
     tl_user_encode(&d, &b);
@@ -361,8 +325,8 @@ static void test_encoding_bytes(void **state)
     assert_memory_equal(b.data + 34, old + 3, n2 - 3);
     assert_int_equal(b.data[b.len - 2], 0);   /* no campaign */
     assert_int_equal(b.data[b.len - 1], 0);
-    user_fini(&d);
-    user_fini(&u);
+    fx_user_fini(&d);
+    fx_user_fini(&u);
     tl_buf_free(&b);
 }
 
@@ -372,7 +336,7 @@ static void test_last_attributions(void **state)
 {
     (void)state;
     tl_user u;
-    user_init(&u, "u");
+    fx_user_init(&u, "u");
     tl_user_clear(&u);   /* mem: the record alone */
     size_t mem0 = u.mem;
     fill_rich(&u);
@@ -399,18 +363,16 @@ static void test_last_attributions(void **state)
     tl_user_clear(&u);
     assert_int_equal(u.mem, mem0);
     assert_int_equal(u.n_attr, 0);
-    user_fini(&u);
+    fx_user_fini(&u);
 }
 
 static void test_round_trip(void **state)
 {
     (void)state;
     tl_user u, d;
-    user_init(&u, "u");
-    fill_rich(&u);
     tl_buf b = {0};
-    tl_user_encode(&u, &b);
-    user_init(&d, "u");
+    encode_rich(&u, &b);
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, b.data, b.len), 0);
     assert_same_user(&u, &d);
     /* journey order: e4 (ts -5), e1, e2, e3, e6, e7, e5; NULL and "" stay apart */
@@ -446,8 +408,8 @@ static void test_round_trip(void **state)
     tl_user_encode(&d, &b2);
     assert_int_equal(b2.len, b.len);
     assert_memory_equal(b2.data, b.data, b.len);
-    user_fini(&d);
-    user_fini(&u);
+    fx_user_fini(&d);
+    fx_user_fini(&u);
     tl_buf_free(&b);
     tl_buf_free(&b2);
 }
@@ -459,29 +421,27 @@ static void test_decode_truncated(void **state)
 {
     (void)state;
     tl_user u;
-    user_init(&u, "u");
-    fill_rich(&u);
     tl_buf b = {0};
-    tl_user_encode(&u, &b);
+    encode_rich(&u, &b);
     for (size_t len = 0; len < b.len; len++) {
         unsigned char *p = tl_xmalloc(len ? len : 1);
         memcpy(p, b.data, len);
         tl_user d;
-        user_init(&d, "u");
+        fx_user_init(&d, "u");
         if (tl_user_decode(&d, p, len) != -1)
             fail_msg("prefix of %zu/%zu bytes accepted", len, b.len);
-        user_fini(&d);
+        fx_user_fini(&d);
         free(p);
     }
     unsigned char *p = tl_xmalloc(b.len + 1);
     memcpy(p, b.data, b.len);
     p[b.len] = 0;
     tl_user d;
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, p, b.len + 1), -1);
-    user_fini(&d);
+    fx_user_fini(&d);
     free(p);
-    user_fini(&u);
+    fx_user_fini(&u);
     tl_buf_free(&b);
 }
 
@@ -506,7 +466,7 @@ static void test_decode_garbage(void **state)
         if (len && (iter & 1)) p[0] = 1;
         if (len > 1 && (iter & 2)) p[1] = (unsigned char)(rnd() % 3);
         tl_user d;
-        user_init(&d, "u");
+        fx_user_init(&d, "u");
         int rc = tl_user_decode(&d, p, len);
         assert_true(rc == 0 || rc == -1);
         if (rc == 0) {
@@ -516,76 +476,74 @@ static void test_decode_garbage(void **state)
             tl_buf b = {0};
             tl_user_encode(&d, &b);
             tl_user d2;
-            user_init(&d2, "u");
+            fx_user_init(&d2, "u");
             assert_int_equal(tl_user_decode(&d2, b.data, b.len), 0);
             assert_same_user(&d, &d2);
-            user_fini(&d2);
+            fx_user_fini(&d2);
             tl_buf_free(&b);
         }
-        user_fini(&d);
+        fx_user_fini(&d);
         free(p);
     }
     /* mutations of a valid record: one byte changed, one byte dropped */
     tl_user u;
-    user_init(&u, "u");
-    fill_rich(&u);
     tl_buf b = {0};
-    tl_user_encode(&u, &b);
+    encode_rich(&u, &b);
     for (size_t pos = 0; pos < b.len; pos++) {
         for (int v = 0; v < 256; v += 17) {
             unsigned char *p = tl_xmalloc(b.len);
             memcpy(p, b.data, b.len);
             p[pos] = (unsigned char)v;
             tl_user d;
-            user_init(&d, "u");
+            fx_user_init(&d, "u");
             int rc = tl_user_decode(&d, p, b.len);
             assert_true(rc == 0 || rc == -1);
-            user_fini(&d);
+            fx_user_fini(&d);
             /* the same buffer with byte pos removed */
             memmove(p + pos, p + pos + 1, b.len - pos - 1);
-            user_init(&d, "u");
+            fx_user_init(&d, "u");
             rc = tl_user_decode(&d, p, b.len - 1);
             assert_true(rc == 0 || rc == -1);
-            user_fini(&d);
+            fx_user_fini(&d);
             free(p);
         }
     }
     /* a count far beyond the input is rejected, not allocated */
     const unsigned char huge[] = {2, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f};
     tl_user d;
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, huge, sizeof(huge)), -1);
-    user_fini(&d);
+    fx_user_fini(&d);
     /* an unknown version and an unknown dimension / event type */
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, "\x04\x00\x00\x00\x00\x00", 6), -1);
-    user_fini(&d);
-    user_init(&d, "u");
+    fx_user_fini(&d);
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, "\x01\x00\x00\x00\x00", 5), -1);
-    user_fini(&d);
-    user_init(&d, "u");
+    fx_user_fini(&d);
+    fx_user_init(&d, "u");
     /* version | timer 0 | labelled 0 | 1 entry | dim | "" | f 0 | h 0 | t 0 | no
      * touchpoints: 24 bytes */
     unsigned char one_ent[24] = {2, 0, 0, 1, 3, 0};
     assert_int_equal(tl_user_decode(&d, one_ent, sizeof(one_ent)), -1);
-    user_fini(&d);
-    user_init(&d, "u");
+    fx_user_fini(&d);
+    fx_user_init(&d, "u");
     one_ent[4] = TL_DIM_CHANNEL;
     assert_int_equal(tl_user_decode(&d, one_ent, sizeof(one_ent)), 0);
     assert_int_equal(d.n_ent, 1);
     assert_int_equal(d.ent[0].dim, TL_DIM_CHANNEL);
-    user_fini(&d);
-    user_init(&d, "u");
+    fx_user_fini(&d);
+    fx_user_init(&d, "u");
     const unsigned char bad_type[] = {2, 0, 0, 0, 1, 1, 'e', 1, 'i', 0, 0,
                                       6, 0, 0, 0, 0, 0, 0,   0, 0,   0, 1};
     assert_int_equal(tl_user_decode(&d, bad_type, sizeof(bad_type)), -1);
-    user_fini(&d);
-    user_init(&d, "u");
+    fx_user_fini(&d);
+    fx_user_init(&d, "u");
     const unsigned char ok_type[] = {2, 0, 0, 0, 1, 1, 'e', 1, 'i', 0, 0,
                                      5, 0, 0, 0, 0, 0, 0,   0, 0,   0, 1};
     assert_int_equal(tl_user_decode(&d, ok_type, sizeof(ok_type)), 0);
     assert_int_equal(d.tp[0].type, TL_PURCHASE);
-    user_fini(&d);
+    fx_user_fini(&d);
     /* version 3 bounds: more attributions than are kept, an explanation over the limit */
     unsigned char attrs[3 + 2 + (TL_LAST_ATTR_MAX + 1) * 14 + TL_LAST_ATTR_TEXT_MAX + 4];
     size_t n = 0;
@@ -601,15 +559,15 @@ static void test_decode_garbage(void **state)
         memcpy(attrs + n, a, sizeof(a));
         n += sizeof(a);
     }
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, attrs, n), 0);
     assert_int_equal(d.n_attr, TL_LAST_ATTR_MAX);
     assert_int_equal(d.attr[0].ts, 1);
-    user_fini(&d);
+    fx_user_fini(&d);
     attrs[count_at] = TL_LAST_ATTR_MAX + 1;
-    user_init(&d, "u");
+    fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, attrs, n), -1);
-    user_fini(&d);
+    fx_user_fini(&d);
     /* one attribution whose explanation is TL_LAST_ATTR_TEXT_MAX (+1) bytes */
     for (int over = 0; over <= 1; over++) {
         n = count_at;
@@ -622,12 +580,12 @@ static void test_decode_garbage(void **state)
         attrs[n++] = (unsigned char)(tl >> 7);
         memset(attrs + n, 'z', tl);
         n += tl;
-        user_init(&d, "u");
+        fx_user_init(&d, "u");
         assert_int_equal(tl_user_decode(&d, attrs, n), over ? -1 : 0);
         if (!over) assert_int_equal(d.attr[0].len[3], TL_LAST_ATTR_TEXT_MAX);
-        user_fini(&d);
+        fx_user_fini(&d);
     }
-    user_fini(&u);
+    fx_user_fini(&u);
     tl_buf_free(&b);
     (void)accepted;
 }
@@ -637,7 +595,7 @@ static void test_decode_garbage(void **state)
 static tl_store *open_ok(int32_t partition, size_t cache)
 {
     char err[512] = "";
-    tl_store *s = tl_store_open(dir, partition, cache, err, sizeof(err));
+    tl_store *s = tl_store_open(fx_tmpdir, partition, cache, err, sizeof(err));
     if (!s) fail_msg("open: %s", err);
     return s;
 }
@@ -713,7 +671,7 @@ static void test_store_reopen(void **state)
     assert_int_equal(st.flushes, 1);
 
     tl_user ref;
-    user_init(&ref, "alice");
+    fx_user_init(&ref, "alice");
     fill_rich(&ref);
     tl_store_close(s);
 
@@ -738,7 +696,7 @@ static void test_store_reopen(void **state)
     assert_null(tl_store_peek(s, "bob"));
     assert_non_null(tl_store_peek(s, "alice"));
     tl_store_close(s);
-    user_fini(&ref);
+    fx_user_fini(&ref);
 }
 
 /* Closing without a flush loses the batch, offset included: nothing half-written. */
@@ -792,6 +750,35 @@ static void fill_user_n(tl_user *u, int k)
     add_tp(u, id, "item", k % 2 ? "cat" : NULL, NULL, (tl_event_type)(k % 5), 77 * k);
 }
 
+/* The stored record of user <prefix><k> equals fill_user_n(k)'s. */
+static void check_nth(tl_store *s, const char *prefix, int k)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "%s%d", prefix, k);
+    tl_user *u = tl_store_peek(s, id);
+    assert_non_null(u);
+    tl_user ref;
+    fx_user_init(&ref, id);
+    fill_user_n(&ref, k);
+    assert_same_user(u, &ref);
+    fx_user_fini(&ref);
+}
+
+/* The record of user <prefix><k>: loaded or created (get_nth), or read (peek_nth). */
+static tl_user *get_nth(tl_store *s, const char *prefix, int k)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "%s%d", prefix, k);
+    return tl_store_get(s, id);
+}
+
+static tl_user *peek_nth(tl_store *s, const char *prefix, int k)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "%s%d", prefix, k);
+    return tl_store_peek(s, id);
+}
+
 static void test_store_eviction(void **state)
 {
     (void)state;
@@ -799,11 +786,7 @@ static void test_store_eviction(void **state)
         N = 300
     };
     tl_store *s = open_ok(2, 1);   /* a 1-byte budget: every clean record is evicted */
-    char id[32];
-    for (int k = 0; k < N; k++) {
-        snprintf(id, sizeof(id), "user-%d", k);
-        fill_user_n(tl_store_get(s, id), k);
-    }
+    for (int k = 0; k < N; k++) fill_user_n(get_nth(s, "user-", k), k);
     tl_store_stats st;
     tl_store_stats_get(s, &st);
     assert_int_equal(st.users_evicted, 0);   /* nothing before the flush */
@@ -815,26 +798,14 @@ static void test_store_eviction(void **state)
     assert_int_equal(st.cache_bytes, 0);
 
     /* reloaded from RocksDB, equal to what was written */
-    for (int k = 0; k < N; k += 7) {
-        snprintf(id, sizeof(id), "user-%d", k);
-        tl_user *u = tl_store_peek(s, id);
-        assert_non_null(u);
-        tl_user ref;
-        user_init(&ref, id);
-        fill_user_n(&ref, k);
-        assert_same_user(u, &ref);
-        user_fini(&ref);
-    }
+    for (int k = 0; k < N; k += 7) check_nth(s, "user-", k);
     tl_store_stats_get(s, &st);
     assert_int_equal(st.users_loaded, (N + 6) / 7);
     tl_store_close(s);
 
     /* a generous budget keeps them all */
     s = open_ok(2, 64 << 20);
-    for (int k = 0; k < N; k++) {
-        snprintf(id, sizeof(id), "user-%d", k);
-        tl_store_get(s, id);
-    }
+    for (int k = 0; k < N; k++) get_nth(s, "user-", k);
     flush_ok(s, 2);
     tl_store_stats_get(s, &st);
     assert_int_equal(st.users_evicted, 0);
@@ -847,13 +818,10 @@ static void test_store_eviction(void **state)
 static void test_store_lru_order(void **state)
 {
     (void)state;
-    char id[32];
     /* measure one record's footprint with a big budget */
     tl_store *s = open_ok(3, 64 << 20);
-    for (int k = 0; k < 10; k++) {
-        snprintf(id, sizeof(id), "u%d", k);
-        fill_user_n(tl_store_get(s, id), 1); /* same shape: same size (ids differ by length 0) */
-    }
+    for (int k = 0; k < 10; k++)
+        fill_user_n(get_nth(s, "u", k), 1); /* same shape: same size (ids differ by length 0) */
     flush_ok(s, 1);
     tl_store_stats st;
     tl_store_stats_get(s, &st);
@@ -863,10 +831,7 @@ static void test_store_lru_order(void **state)
     /* room for 4 of them after an eviction (which leaves 7/8 of the budget); touch
      * u0..u9, then u2 and u3 again */
     s = open_ok(3, per * 4 * 8 / 7 + per / 4);
-    for (int k = 0; k < 10; k++) {
-        snprintf(id, sizeof(id), "u%d", k);
-        tl_store_get(s, id);
-    }
+    for (int k = 0; k < 10; k++) get_nth(s, "u", k);
     tl_store_get(s, "u2");
     tl_store_get(s, "u3");
     flush_ok(s, 2);
@@ -922,10 +887,7 @@ static void test_store_room(void **state)
     assert_int_equal(tl_store_room(s), 0);
     flush_ok(s, 2); /* written; the only record, so it stays however big */
     /* many small records: a flush over the budget evicts down to 7/8 of it */
-    for (int k = 0; k < 30; k++) {
-        snprintf(id, sizeof(id), "v%d", k);
-        fill_user_n(tl_store_get(s, id), 1);
-    }
+    for (int k = 0; k < 30; k++) fill_user_n(get_nth(s, "v", k), 1);
     assert_true(tl_store_over_budget(s));
     flush_ok(s, 3);
     tl_store_stats_get(s, &st);
@@ -1006,10 +968,7 @@ static void test_store_dirty_not_evicted(void **state)
     char id[32];
     tl_store *s = open_ok(4, 1);
     /* some clean records first */
-    for (int k = 0; k < 50; k++) {
-        snprintf(id, sizeof(id), "old-%d", k);
-        fill_user_n(tl_store_get(s, id), k);
-    }
+    for (int k = 0; k < 50; k++) fill_user_n(get_nth(s, "old-", k), k);
     flush_ok(s, 100);
 
     /* a dirty record, then lots of other traffic: loads (peek) and creations (get) */
@@ -1038,16 +997,7 @@ static void test_store_dirty_not_evicted(void **state)
     assert_non_null(r);
     assert_int_equal(r->n_ent, 2);
     assert_string_equal(r->ent[1].id, "kept2");
-    for (int k = 0; k < 50; k += 10) {
-        snprintf(id, sizeof(id), "new-%d", k);
-        tl_user *u = tl_store_peek(s, id);
-        assert_non_null(u);
-        tl_user ref;
-        user_init(&ref, id);
-        fill_user_n(&ref, k);
-        assert_same_user(u, &ref);
-        user_fini(&ref);
-    }
+    for (int k = 0; k < 50; k += 10) check_nth(s, "new-", k);
     tl_store_close(s);
 }
 
@@ -1079,20 +1029,13 @@ static void test_store_over_budget(void **state)
 static void test_store_peeked_records_evicted(void **state)
 {
     (void)state;
-    char id[32];
     tl_store *s = open_ok(6, 64 << 20);
-    for (int k = 0; k < 20; k++) {
-        snprintf(id, sizeof(id), "p-%d", k);
-        fill_user_n(tl_store_get(s, id), k);
-    }
+    for (int k = 0; k < 20; k++) fill_user_n(get_nth(s, "p-", k), k);
     flush_ok(s, 1);
     tl_store_close(s);
 
     s = open_ok(6, 1);
-    for (int k = 0; k < 20; k++) {
-        snprintf(id, sizeof(id), "p-%d", k);
-        assert_non_null(tl_store_peek(s, id));
-    }
+    for (int k = 0; k < 20; k++) assert_non_null(peek_nth(s, "p-", k));
     tl_store_stats st;
     tl_store_stats_get(s, &st);
     assert_int_equal(st.users_cached, 20);
@@ -1138,10 +1081,10 @@ static void test_store_read_raw(void **state)
     flush_ok(s, 2);
     assert_int_equal(tl_store_read_raw(s, id, &raw, err, sizeof(err)), 1);
     tl_user d;
-    user_init(&d, id);
+    fx_user_init(&d, id);
     assert_int_equal(tl_user_decode(&d, raw.data, raw.len), 0);
     assert_int_equal(d.n_ent, 1);
-    user_fini(&d);
+    fx_user_fini(&d);
     id[500] = '\0';
     assert_int_equal(tl_store_read_raw(s, id, &raw, err, sizeof(err)), 0);
     tl_store_close(s);
@@ -1169,9 +1112,9 @@ static void *reader_main(void *arg)
         int rc = tl_store_read_raw(r->s, "hot", &raw, err, sizeof(err));
         if (rc == 1) {
             tl_user d;
-            user_init(&d, "hot");
+            fx_user_init(&d, "hot");
             if (tl_user_decode(&d, raw.data, raw.len) != 0) r->bad++;
-            user_fini(&d);
+            fx_user_fini(&d);
             atomic_fetch_add(&r->found, 1);
         } else if (rc != 0) {
             r->bad++;
@@ -1220,7 +1163,7 @@ static void test_encoded_bound(void **state)
     const int ENT = 40, TP = 25;
     char *s = malloc(S + 1);
     tl_user u;
-    user_init(&u, "u");
+    fx_user_init(&u, "u");
     u.timer = u.timer_saved = INT64_MIN;
     u.labelled = u.sampled = u.first_ts = u.last_purchase = INT64_MIN;
     for (int i = 0; i < ENT; i++) {
@@ -1257,7 +1200,7 @@ static void test_encoded_bound(void **state)
     if (b.len > bound || b.len < bound * 9 / 10)
         fail_msg("encoded %zu bytes, bound %zu", b.len, bound);
     tl_buf_free(&b);
-    user_fini(&u);
+    fx_user_fini(&u);
     free(s);
 }
 
@@ -1277,7 +1220,7 @@ static void test_store_quarantine(void **state)
     char err[512] = "";
     tl_buf good = {0};
     tl_user ref;
-    user_init(&ref, "good");
+    fx_user_init(&ref, "good");
     fill_rich(&ref);
     tl_user_encode(&ref, &good);
 
@@ -1323,7 +1266,7 @@ static void test_store_quarantine(void **state)
     assert_int_equal(st.quarantined, 1);
     tl_store_close(s);
     tl_buf_free(&good);
-    user_fini(&ref);
+    fx_user_fini(&ref);
 }
 
 int main(void)
@@ -1336,21 +1279,21 @@ int main(void)
         cmocka_unit_test(test_decode_truncated),
         cmocka_unit_test(test_decode_garbage),
         cmocka_unit_test(test_encoded_bound),
-        cmocka_unit_test_setup_teardown(test_store_flush_empty, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_reopen, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_discard_stream_time, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_close_without_flush, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_partitions, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_eviction, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_lru_order, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_dirty_not_evicted, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_room, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_timers_from_disk, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_over_budget, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_peeked_records_evicted, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_read_raw, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_read_raw_concurrent, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_store_quarantine, setup_dir, teardown_dir),
+        FX_TMPDIR_TEST(test_store_flush_empty),
+        FX_TMPDIR_TEST(test_store_reopen),
+        FX_TMPDIR_TEST(test_store_discard_stream_time),
+        FX_TMPDIR_TEST(test_store_close_without_flush),
+        FX_TMPDIR_TEST(test_store_partitions),
+        FX_TMPDIR_TEST(test_store_eviction),
+        FX_TMPDIR_TEST(test_store_lru_order),
+        FX_TMPDIR_TEST(test_store_dirty_not_evicted),
+        FX_TMPDIR_TEST(test_store_room),
+        FX_TMPDIR_TEST(test_store_timers_from_disk),
+        FX_TMPDIR_TEST(test_store_over_budget),
+        FX_TMPDIR_TEST(test_store_peeked_records_evicted),
+        FX_TMPDIR_TEST(test_store_read_raw),
+        FX_TMPDIR_TEST(test_store_read_raw_concurrent),
+        FX_TMPDIR_TEST(test_store_quarantine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,71 @@
+/*
+ * fixtures.h -- set-ups shared by the unit tests (implemented in fixtures.c, linked
+ * into every test_*.c): a temporary directory made and removed with everything in
+ * it, files written there and read back, a user record, a stage's sink, arena and user,
+ * an event, and the stage configurations the documentation gives as defaults.
+ */
+#ifndef TALLY_TEST_FIXTURES_H
+#define TALLY_TEST_FIXTURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "domain/event.h"
+#include "engine/state.h"
+#include "lib/arena.h"
+#include "features/interest.h"
+#include "model/attribution.h"
+
+struct memsink;
+
+/* The temporary directory of the running test: fx_setup_tmpdir (a cmocka setup) makes
+ * it, fx_teardown_tmpdir (its teardown) removes it and everything in it, also after a
+ * failed test, and fails when it cannot. */
+extern char fx_tmpdir[64];
+int fx_setup_tmpdir(void **state);
+int fx_teardown_tmpdir(void **state);
+
+/* A cmocka test entry run between the file's own setup() and teardown(), and one run
+ * in a fresh fx_tmpdir. */
+#define FX_TEST(test) cmocka_unit_test_setup_teardown(test, setup, teardown)
+#define FX_TMPDIR_TEST(test)                                                                       \
+    cmocka_unit_test_setup_teardown(test, fx_setup_tmpdir, fx_teardown_tmpdir)
+
+/* Makes a fresh directory /tmp/<tag>_XXXXXX into dir (at least 64 bytes); 0 or -1. */
+int fx_mkdtemp(char *dir, size_t size, const char *tag);
+
+/* Removes dir and everything below it; 0 when it is gone, -1 otherwise. */
+int fx_rm_rf(const char *dir);
+
+/* Writes len bytes to dir/name (failing the test when it cannot); returns the path in a
+ * static buffer, valid until the next call. */
+const char *fx_write_file_n(const char *dir, const char *name, const void *data, size_t len);
+const char *fx_write_file(const char *dir, const char *name, const char *text);
+
+/* The whole file, NUL-terminated, malloc'd; its length in *len when len is not NULL.
+ * Fails the test when the file cannot be read. */
+char *fx_slurp(const char *path, size_t *len);
+
+/* A user record with nothing in it but a copy of id; fx_user_fini frees it all. */
+void fx_user_init(tl_user *u, const char *id);
+void fx_user_fini(tl_user *u);
+
+/* What a stage test starts from: an empty memory sink, an arena and the user id. */
+void fx_stage_open(struct memsink *ms, tl_arena *arena, tl_user *u, const char *id);
+void fx_stage_close(struct memsink *ms, tl_arena *arena, tl_user *u);
+
+/* An event with only these fields set (the strings are not copied). */
+tl_event fx_event(const char *id, const char *user, const char *item, const char *category,
+                  const char *channel, tl_event_type type, int64_t ts);
+
+/* The attribution defaults of docs/attribution.md, written out: lookback 7 days, 50
+ * touchpoints, reset on conversion, time-decay half-life 7 days, every type but
+ * PURCHASE a touch. */
+tl_attr_cfg fx_attr_cfg(void);
+
+/* The interest defaults of docs/interests.md but for the three given: heat IMPRESSION
+ * 0.1, BROWSE 1, CLICK 2, FAVORITE 3, ADD_TO_CART 4, PURCHASE 5; epsilon 1e-6; the
+ * category dimension only. */
+tl_features_cfg fx_features_cfg(double half_life_ms, double alpha, double beta);
+
+#endif
