@@ -3,39 +3,19 @@
  * sink's emit_state, the changelog offset a store reflects after the commit, and a replay
  * of the staged records rebuilding another store to the same state.
  */
-#define _GNU_SOURCE   /* nftw */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/changelog.h"
+#include "fixtures.h"
 #include "lib/util.h"
-
-static char dir[64];
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(p);
-}
-
-static int setup_dir(void **state)
-{
-    snprintf(dir, sizeof(dir), "/tmp/tally_changelog_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown_dir(void **state)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
 
 /* What emit_state received, in order: the changelog as a list of records. */
 #define MAX_RECS 16
@@ -62,7 +42,7 @@ static tl_rc record_state(void *ctx, int32_t partition, const char *key, const v
 static tl_store *open_store(const char *sub, int32_t p)
 {
     char path[128], err[256];
-    snprintf(path, sizeof(path), "%s/%s", dir, sub);
+    snprintf(path, sizeof(path), "%s/%s", fx_tmpdir, sub);
     tl_store *s = tl_store_open(path, p, 1 << 20, err, sizeof(err));
     if (!s) fail_msg("open %s: %s", path, err);
     return s;
@@ -147,7 +127,7 @@ static void test_stage_commit_replay(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_stage_commit_replay, setup_dir, teardown_dir),
+        FX_TMPDIR_TEST(test_stage_commit_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
