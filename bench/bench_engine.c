@@ -18,17 +18,11 @@
 #include "model/pipeline.h"
 #include "sink/sinks.h"
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 int main(int argc, char **argv)
 {
@@ -110,6 +104,6 @@ int main(int argc, char **argv)
     tl_pipeline_destroy(&p);
     tl_sink_destroy(sink);
     tl_config_destroy(c);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tl_rmtree(dir);
     return rc == 0 ? 0 : 1;
 }

@@ -12,16 +12,10 @@
 #include "lib/util.h"
 #include "ingest/kafka_changelog.h"
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 int main(int argc, char **argv)
 {
@@ -114,6 +108,6 @@ int main(int argc, char **argv)
     tl_kafka_changelog_destroy(cl);
     rd_kafka_destroy(prod);
     tl_buf_free(&val);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tl_rmtree(dir);
     return rc == 0 ? 0 : 1;
 }

@@ -10,7 +10,6 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-#include <ftw.h>
 #include <inttypes.h>
 
 #include <stdarg.h>
@@ -115,13 +114,6 @@ int tl_cmd_opts_parse(void *arg, int argc, char **argv, int *i)
     }
     return 0;
 }
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-void tl_cmd_rmtree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 tl_config *tl_cmd_kafka_config_parse(int argc, char **argv, const char *usage,
                                      const tl_cmd_opt *opts)

@@ -49,9 +49,6 @@ typedef struct tl_cmd_opts {
 /* The extra hook over a tl_cmd_opts (arg). */
 int tl_cmd_opts_parse(void *arg, int argc, char **argv, int *i);
 
-/* Removes a directory tree (temporary state). */
-void tl_cmd_rmtree(const char *dir);
-
 int tl_cmd_reset(int argc, char **argv);
 
 /* "no valid event in INPUT (ROWS rows, BAD bad)" on stderr: a file with nothing to process

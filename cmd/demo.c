@@ -312,7 +312,7 @@ done:
         free(dm.credits[k]);
     }
     if (rk) rd_kafka_destroy(rk);
-    tl_cmd_rmtree(tmpdir);
+    tl_rmtree(tmpdir);
     tl_config_destroy(c);
     return rc;
 }

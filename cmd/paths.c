@@ -3,17 +3,7 @@
  * path file in ChannelAttribution's format, with first-touch, last-touch and linear
  * credits beside it. The same code computes the per-window removal effects of `run`.
  *
- * Input: a header line naming the columns, separated by ';' -- path and
- * total_conversions are required, total_conversion_value and total_null optional, in
- * any order, other columns ignored -- then one path per line:
- *
- *     path;total_conversions;total_conversion_value;total_null
- *     eta > iota > alpha > eta;1;0.244;3
- *
- * Channels are separated by '>' with surrounding blanks trimmed. A field may be wrapped
- * in double quotes (without quotes inside). Blank lines are skipped. Anything else that
- * does not parse -- a missing field, an empty channel, a number that is negative or not
- * a number -- stops the command with an error naming the line.
+ * The file format is markov_paths.c's (model/).
  */
 #define _XOPEN_SOURCE 700
 #include "cmd.h"
@@ -21,6 +11,7 @@
 #include "lib/json.h"
 #include "lib/util.h"
 #include "model/markov.h"
+#include "model/markov_paths.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -56,175 +47,15 @@ static const char usage[] =
     "  --output FILE    also write the results as JSON\n"
     "  --quiet          no progress line (there is one only on a terminal)\n";
 
-enum {
-    COL_PATH,
-    COL_CONV,
-    COL_VALUE,
-    COL_NULL,
-    NCOLS
-};
-static const char *const col_names[NCOLS] = {"path", "total_conversions", "total_conversion_value",
-                                             "total_null"};
-
-#define MAX_FIELDS 64
-
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t') s++;
-    char *e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n')) e--;
-    *e = '\0';
-    return s;
-}
-
-/* Splits line at ';' in place into trimmed, unquoted fields; returns their count, or -1
- * when there are more than max. */
-static int split_fields(char *line, char **f, int max)
-{
-    int n = 0;
-    for (char *p = line;;) {
-        char *sc = strchr(p, ';');
-        if (sc) *sc = '\0';
-        if (n == max) return -1;
-        char *v = trim(p);
-        size_t len = strlen(v);
-        if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
-            v[len - 1] = '\0';
-            v = trim(v + 1);
-        }
-        f[n++] = v;
-        if (!sc) return n;
-        p = sc + 1;
-    }
-}
-
-static int parse_weight(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (!*s || *end || errno == ERANGE || !isfinite(d) || d < 0) return -1;
-    *out = d;
-    return 0;
-}
-
-typedef struct paths_run {
-    const char *input;
-    tl_markov *m;
+typedef struct paths_progress {
     tl_progress prog;
     int64_t size;   /* of the input file, -1 unknown */
-    char err[512];
-} paths_run;
+} paths_progress;
 
-/* Reads the whole file into the model. 0, or -1 with a message in r->err. */
-static int read_paths(paths_run *r, FILE *in)
+static void on_progress(void *arg, uint64_t lines, uint64_t bytes)
 {
-    char *line = NULL, *f[MAX_FIELDS];
-    size_t cap = 0;
-    const char **states = NULL;
-    int states_cap = 0, col[NCOLS] = {-1, -1, -1, -1}, nfields = 0, rc = -1;
-    uint64_t lineno = 0;
-    ssize_t len;
-    uint64_t bytes = 0;
-    while ((len = getline(&line, &cap, in)) >= 0) {
-        lineno++;
-        bytes += (uint64_t)len;
-        if ((lineno & 1023) == 0) tl_progress_update(&r->prog, lineno, bytes, r->size);
-        if ((size_t)len != strlen(line)) {
-            snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": a NUL byte in the line", r->input,
-                     lineno);
-            goto done;
-        }
-        char *s = trim(line);
-        if (!*s) continue;
-        int n = split_fields(s, f, MAX_FIELDS);
-        if (nfields == 0) {   /* the header */
-            if (n < 0) {
-                snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": more than %d columns", r->input,
-                         lineno, MAX_FIELDS);
-                goto done;
-            }
-            for (int i = 0; i < n; i++)
-                for (int c = 0; c < NCOLS; c++) {
-                    if (strcmp(f[i], col_names[c]) != 0) continue;
-                    if (col[c] >= 0) {
-                        snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": column %s twice",
-                                 r->input, lineno, col_names[c]);
-                        goto done;
-                    }
-                    col[c] = i;
-                }
-            if (col[COL_PATH] < 0 || col[COL_CONV] < 0) {
-                snprintf(r->err, sizeof(r->err),
-                         "%s:%" PRIu64 ": expected a header naming the columns path and "
-                         "total_conversions (and optionally total_conversion_value, "
-                         "total_null), separated by ';'",
-                         r->input, lineno);
-                goto done;
-            }
-            nfields = n;
-            continue;
-        }
-        if (n != nfields) {
-            if (n < 0)
-                snprintf(r->err, sizeof(r->err),
-                         "%s:%" PRIu64 ": expected %d fields "
-                         "separated by ';' as in the header, got more than %d",
-                         r->input, lineno, nfields, MAX_FIELDS);
-            else
-                snprintf(r->err, sizeof(r->err),
-                         "%s:%" PRIu64 ": expected %d fields "
-                         "separated by ';' as in the header, got %d",
-                         r->input, lineno, nfields, n);
-            goto done;
-        }
-        double w[NCOLS] = {0, 0, 0, 0};
-        for (int c = COL_CONV; c < NCOLS; c++) {
-            if (col[c] < 0 || parse_weight(f[col[c]], &w[c]) == 0) continue;
-            snprintf(r->err, sizeof(r->err),
-                     "%s:%" PRIu64 ": %s: expected a number >= 0, "
-                     "got '%.40s'",
-                     r->input, lineno, col_names[c], f[col[c]]);
-            goto done;
-        }
-        int ns = 0;
-        for (char *p = f[col[COL_PATH]];;) {
-            char *gt = strchr(p, '>');
-            if (gt) *gt = '\0';
-            char *ch = trim(p);
-            if (!*ch) {
-                snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": %s", r->input, lineno,
-                         ns == 0 && !gt ? "empty path" : "empty channel in the path");
-                goto done;
-            }
-            if (ns == states_cap) {
-                states_cap = states_cap ? states_cap * 2 : 64;
-                states = tl_xrealloc(states, (size_t)states_cap * sizeof(*states));
-            }
-            states[ns++] = ch;
-            if (!gt) break;
-            p = gt + 1;
-        }
-        int e = tl_markov_add_path(r->m, states, ns, w[COL_CONV], w[COL_NULL], w[COL_VALUE]);
-        if (e != TL_MARKOV_OK) {
-            snprintf(r->err, sizeof(r->err), "%s:%" PRIu64 ": %s", r->input, lineno,
-                     tl_markov_strerror(e));
-            goto done;
-        }
-    }
-    if (ferror(in)) {
-        snprintf(r->err, sizeof(r->err), "%s: read error: %s", r->input, strerror(errno));
-        goto done;
-    }
-    if (nfields == 0) {
-        snprintf(r->err, sizeof(r->err), "%s: empty file (no header)", r->input);
-        goto done;
-    }
-    rc = 0;
-done:
-    free(line);
-    free(states);
-    return rc;
+    paths_progress *pp = arg;
+    tl_progress_update(&pp->prog, lines, bytes, pp->size);
 }
 
 static const tl_markov_result *sort_res;
@@ -395,24 +226,26 @@ int tl_cmd_paths(int argc, char **argv)
         fprintf(stderr, "tally: cannot read %s: %s\n", a.input, strerror(errno));
         return 1;
     }
-    paths_run r = {
-        .input = use_stdin ? "stdin" : a.input, .m = tl_markov_new_order(korder), .size = -1};
+    const char *name = use_stdin ? "stdin" : a.input;
+    tl_markov *m = tl_markov_new_order(korder);
+    paths_progress pp = {.size = -1};
     struct stat st;
-    if (!use_stdin && fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode)) r.size = st.st_size;
-    tl_progress_init(&r.prog, "paths", "lines", a.quiet);
+    if (!use_stdin && fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode)) pp.size = st.st_size;
+    tl_progress_init(&pp.prog, "paths", "lines", a.quiet);
     tl_markov_result res = {0};
     int *order = NULL, rc = 1;
-    int rd = read_paths(&r, in);
-    tl_progress_end(&r.prog);
+    char err[512];
+    int rd = tl_markov_read_paths(m, in, name, on_progress, &pp, err, sizeof(err));
+    tl_progress_end(&pp.prog);
     if (!use_stdin) fclose(in);
     if (rd != 0) {
-        fprintf(stderr, "tally: %s\n", r.err);
+        fprintf(stderr, "tally: %s\n", err);
         goto done;
     }
-    int e = tl_markov_removal_effects(r.m, &res);
-    if (e == TL_MARKOV_OK && samples) e = tl_markov_bootstrap(r.m, (int)samples, seed, level, &res);
+    int e = tl_markov_removal_effects(m, &res);
+    if (e == TL_MARKOV_OK && samples) e = tl_markov_bootstrap(m, (int)samples, seed, level, &res);
     if (e != TL_MARKOV_OK) {
-        fprintf(stderr, "tally: %s: %s\n", r.input, tl_markov_strerror(e));
+        fprintf(stderr, "tally: %s: %s\n", name, tl_markov_strerror(e));
         goto done;
     }
     double seconds = (double)(tl_mono_ns() - t0) / 1e9;
@@ -426,6 +259,6 @@ int tl_cmd_paths(int argc, char **argv)
 done:
     free(order);
     tl_markov_result_free(&res);
-    tl_markov_destroy(r.m);
+    tl_markov_destroy(m);
     return rc;
 }

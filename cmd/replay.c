@@ -1,18 +1,14 @@
 /*
  * replay.c -- `tally replay`: the same stages as `run`, over a file, with the outputs
- * as JSON lines. Batch backfills and the proof that the stream and a batch agree.
- *
- * State goes to a fresh temporary directory (removed at the end) unless state.dir is
- * set explicitly, so a replay never mixes with a running instance's state.
+ * as JSON lines (app/file_app.c). Batch backfills and the proof that the stream and a
+ * batch agree.
  */
 #define _XOPEN_SOURCE 700
 #include "cmd.h"
 #include "progress.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "ingest/file_source.h"
-#include "model/pipeline.h"
-#include "sink/sinks.h"
+#include "app/file_app.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -100,16 +96,9 @@ int tl_cmd_replay(int argc, char **argv)
     tl_cmd_opts t = {opts, usage};
     tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
     if (!c) return 2;
-    const tl_app_cfg ac = tl_app_cfg_of(c);
     int rc = 1;
-    char err[512], tmpdir[] = "/tmp/tally-replay-XXXXXX";
-    int own_state = 0;
-    FILE *out = NULL;
-    tl_source *src = NULL;
-    tl_sink *sink = NULL;
-    tl_runtime *rt = NULL;
-    tl_pipeline p;
-    int pipeline_ready = 0;
+    char err[600];
+    tl_file_app fa = {0};
     FILE *examples = NULL;
 
     if (!a.input || !a.format || !a.output) {
@@ -121,39 +110,22 @@ int tl_cmd_replay(int argc, char **argv)
         rc = tl_cmd_usage_error(usage, "unknown format '%s'", a.format);
         goto done;
     }
-    src = tl_file_source_new(a.input, (tl_file_format)fmt, a.strict, err, sizeof(err));
-    if (src) tl_file_source_set_max_string(src, (size_t)ac.max_string_bytes);
-    if (!src) {
+    replay_progress prog = {0};
+    tl_file_app_args fargs = {.input = a.input,
+                              .format = (tl_file_format)fmt,
+                              .strict = a.strict,
+                              .output = a.output,
+                              .tick = progress_tick,
+                              .tick_arg = &prog};
+    int orc = tl_file_app_open(&fa, c, &fargs, err, sizeof(err));
+    if (orc != 0) {
         fprintf(stderr, "tally: %s\n", err);
+        rc = orc;
         goto done;
     }
-    out = strcmp(a.output, "-") ? fopen(a.output, "w") : stdout;
-    if (!out) {
-        fprintf(stderr, "tally: cannot write %s\n", a.output);
-        goto done;
-    }
-    static char outbuf[1 << 20];
-    setvbuf(out, outbuf, _IOFBF, sizeof(outbuf));
-    sink = tl_jsonl_sink_new(out);
-
-    tl_runtime_opts o;
-    tl_app_runtime_opts(&ac, &o);
-    if (!strcmp(ac.state_dir, "./tally-state")) {
-        if (!mkdtemp(tmpdir)) {
-            fprintf(stderr, "tally: cannot create a temporary state directory\n");
-            goto done;
-        }
-        o.state_dir = tmpdir;
-        own_state = 1;
-    }
-    if (tl_pipeline_init(&p, c, o.state_dir, err, sizeof(err)) != 0) {
-        fprintf(stderr, "tally: configuration error: %s\n", err);
-        rc = 2;
-        goto done;
-    }
-    pipeline_ready = 1;
+    tl_pipeline *p = &fa.p;
     if (a.export_examples) {
-        if (!p.model || !p.mcfg.enabled) {
+        if (!p->model || !p->mcfg.enabled) {
             rc = tl_cmd_usage_error(usage, "--export-examples needs model.enabled=true");
             goto done;
         }
@@ -162,41 +134,37 @@ int tl_cmd_replay(int argc, char **argv)
             fprintf(stderr, "tally: cannot write %s\n", a.export_examples);
             goto done;
         }
-        tl_model_export_examples(p.model, examples);
+        tl_model_export_examples(p->model, examples);
     }
-    if (p.model && p.mcfg.enabled)
-        warn_short_span(a.input, (tl_file_format)fmt, c, p.mcfg.control_interval_ms);
-    replay_progress prog = {.src = src};
+    if (p->model && p->mcfg.enabled)
+        warn_short_span(a.input, (tl_file_format)fmt, c, p->mcfg.control_interval_ms);
+    prog.src = fa.src;
     tl_progress_init(&prog.p, "replay", "events", a.quiet);
-    o.tick = progress_tick;
-    o.tick_arg = &prog;
-    rt = tl_runtime_new(&o, sink, p.stages, p.n_stages);
-    prog.rt = rt;
+    prog.rt = fa.rt;
     tl_app_signals();
     int64_t t0 = tl_mono_ns();
-    int run = tl_runtime_run(rt, src, &tl_stop);
+    int run = tl_file_app_run(&fa, err, sizeof(err));
     double secs = (double)(tl_mono_ns() - t0) / 1e9;
     tl_progress_end(&prog.p);
     if (run != 0) {
-        const char *why = tl_file_source_error(src);
-        fprintf(stderr, "tally: replay stopped%s%s\n", why ? ": " : "", why ? why : "");
+        fprintf(stderr, "tally: %s\n", err);
         goto done;
     }
     uint64_t rows, bad;
-    tl_file_source_stats(src, &rows, &bad);
+    tl_file_source_stats(fa.src, &rows, &bad);
     tl_sink_counts sc;
-    tl_sink_counts_get(sink, &sc);
-    const tl_runtime_stats *st = tl_runtime_stats_get(rt);
+    tl_sink_counts_get(fa.sink, &sc);
+    const tl_runtime_stats *st = tl_runtime_stats_get(fa.rt);
     fprintf(stderr,
             "replay: %" PRIu64 " events from %" PRIu64 " rows (%" PRIu64 " bad rows skipped) in "
             "%.2f s (%.0f events/s)\n"
             "        %" PRIu64 " interest deltas, %" PRIu64 " attributions; %" PRIu64
             " purchases, %" PRIu64 " without touchpoints\n",
             st->events, rows, bad, secs, secs > 0 ? (double)st->events / secs : 0.0, sc.interest,
-            sc.attribution, p.astats.purchases, p.astats.no_touchpoints);
+            sc.attribution, p->astats.purchases, p->astats.no_touchpoints);
     tl_model_report mr;
-    if (p.model) tl_model_report_get(p.model, &mr);
-    if (p.model && p.mcfg.enabled) {
+    if (p->model) tl_model_report_get(p->model, &mr);
+    if (p->model && p->mcfg.enabled) {
         fprintf(stderr,
                 "        model: %" PRIu64 " examples (%" PRIu64 " purchases), version %" PRIu64
                 "; progressive log-loss %.4f and AUC %.4f over the last %d, against the running "
@@ -204,13 +172,13 @@ int tl_cmd_replay(int argc, char **argv)
                 "        model credits: %" PRIu64 " attributions (%" PRIu64 " warming up, %" PRIu64
                 " before any negative example, %" PRIu64 " fell back to linear, %" PRIu64
                 " sampled)\n",
-                mr.examples, mr.positives, mr.version, mr.logloss, mr.auc, p.mcfg.metrics_window,
+                mr.examples, mr.positives, mr.version, mr.logloss, mr.auc, p->mcfg.metrics_window,
                 mr.baseline_logloss, mr.baseline_auc, mr.credited, mr.warming_up, mr.no_negatives,
                 mr.fallbacks, mr.sampled);
-        tl_cmd_print_channel_weights(stderr, p.model);
+        tl_cmd_print_channel_weights(stderr, p->model);
         tl_cmd_warn_no_negatives(&mr);
     }
-    if (p.model && p.mcfg.markov_enabled) {
+    if (p->model && p->mcfg.markov_enabled) {
         fprintf(stderr, "        markov: %" PRIu64 " windows closed, %" PRIu64 " credit deltas",
                 mr.markov_windows, mr.credit_deltas);
         if (mr.markov_dropped)
@@ -220,16 +188,11 @@ int tl_cmd_replay(int argc, char **argv)
     rc = 0;
     if (st->events == 0) rc = tl_cmd_nothing_valid(a.input, rows, bad);
 done:
-    tl_runtime_destroy(rt);
-    if (pipeline_ready) tl_pipeline_destroy(&p);
-    if (examples && fclose(examples) != 0) rc = 1;
-    if (sink) tl_sink_destroy(sink);
-    if (src) tl_file_source_destroy(src);
-    if (out && out != stdout && fclose(out) != 0) {
-        fprintf(stderr, "tally: error writing %s\n", a.output);
+    if (tl_file_app_close(&fa, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tally: %s\n", err);
         rc = 1;
     }
-    if (own_state) tl_cmd_rmtree(tmpdir);
+    if (examples && fclose(examples) != 0) rc = 1;
     tl_config_destroy(c);
     return rc;
 }

@@ -124,7 +124,7 @@ static int clear_state_dir(const char *dir, int execute, int *n)
             !strcmp(e->d_name, "instance.id"))
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if (execute) tl_cmd_rmtree(path);
+        if (execute) tl_rmtree(path);
         (*n)++;
     }
     closedir(d);

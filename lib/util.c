@@ -5,9 +5,11 @@
  * offsets and, with exactly-once, the changelog), so dying loudly is safer than
  * limping on with half-applied batches.
  */
+#define _XOPEN_SOURCE 700   /* nftw */
 #include "util.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,3 +251,13 @@ size_t tl_utf8_cut(const char *s, size_t max)
     while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) n--;
     return n;
 }
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tl_rmtree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }

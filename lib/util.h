@@ -82,6 +82,9 @@ void tl_buf_free(tl_buf *b);
  * cannot be opened, -2 when it cannot be read or holds more than max bytes (b then holds
  * what was read before); err gets one sentence naming the file (err may be NULL). */
 int tl_buf_read_file(tl_buf *b, const char *path, size_t max, char *err, size_t errlen);
+
+/* Removes dir and everything below it (temporary state), as far as it can. */
+void tl_rmtree(const char *dir);
 static inline void tl_buf_clear(tl_buf *b) { b->len = 0; }
 
 /* Formats x with two significant digits for reading ("4.3", "0.41", "120", "-0.0052"),

@@ -2,9 +2,9 @@
  * fuzz_paths.c -- Markov path files (ChannelAttribution's aggregated format) as
  * `tally paths` reads them.
  *
- * The parser (read_paths in cmd/paths.c) is static, and the command is its only caller,
- * so this harness links the command's files (tally_fuzz_cmd in fuzz.cmake) and runs the
- * command itself, tl_cmd_paths("paths --input FILE --order K --output FILE.json"), K from
+ * The parser is tl_markov_read_paths (model/markov_paths.c); the harness runs it the way
+ * the command does, through the command's files (tally_fuzz_cmd in fuzz.cmake), so the
+ * solve and the JSON written after it are fuzzed too: tl_cmd_paths("paths --input FILE --order K --output FILE.json"), K from
  * 1 to TL_MARKOV_MAX_ORDER by the input's size (so every order is fuzzed): the file is
  * parsed into the Markov model (model/markov.h), the removal effects are solved, the
  * table is printed (to /dev/null here) and the JSON written.
