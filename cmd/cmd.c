@@ -115,11 +115,17 @@ int tl_cmd_opts_parse(void *arg, int argc, char **argv, int *i)
     return 0;
 }
 
+tl_config *tl_cmd_opts_config_parse(int argc, char **argv, const char *usage,
+                                    const tl_cmd_opt *opts)
+{
+    tl_cmd_opts t = {opts, usage};
+    return tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
+}
+
 tl_config *tl_cmd_kafka_config_parse(int argc, char **argv, const char *usage,
                                      const tl_cmd_opt *opts)
 {
-    tl_cmd_opts t = {opts, usage};
-    tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
+    tl_config *c = tl_cmd_opts_config_parse(argc, argv, usage, opts);
     if (c && !tl_config_kafka(c, "bootstrap.servers")) {
         tl_config_destroy(c);
         tl_cmd_usage_error(usage, "kafka.bootstrap.servers is not set");

@@ -48,6 +48,9 @@ typedef struct tl_cmd_opts {
 
 /* The extra hook over a tl_cmd_opts (arg). */
 int tl_cmd_opts_parse(void *arg, int argc, char **argv, int *i);
+/* tl_cmd_config_parse with the command's own options opts (terminated by a NULL name). */
+tl_config *tl_cmd_opts_config_parse(int argc, char **argv, const char *usage,
+                                    const tl_cmd_opt *opts);
 
 int tl_cmd_reset(int argc, char **argv);
 

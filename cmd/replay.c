@@ -93,8 +93,7 @@ int tl_cmd_replay(int argc, char **argv)
         {"--export-examples", &a.export_examples, NULL},
         {NULL, NULL, NULL},
     };
-    tl_cmd_opts t = {opts, usage};
-    tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
+    tl_config *c = tl_cmd_opts_config_parse(argc, argv, usage, opts);
     if (!c) return 2;
     int rc = 1;
     char err[600];

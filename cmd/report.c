@@ -50,8 +50,7 @@ int tl_cmd_report(int argc, char **argv)
         {"--spend", &a.spend, NULL},
         {NULL, NULL, NULL},
     };
-    tl_cmd_opts t = {opts, usage};
-    tl_config *c = tl_cmd_config_parse(argc, argv, usage, tl_cmd_opts_parse, &t);
+    tl_config *c = tl_cmd_opts_config_parse(argc, argv, usage, opts);
     if (!c) return 2;
     const tl_app_cfg ac = tl_app_cfg_of(c);
     int rc = 2;

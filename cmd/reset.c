@@ -39,6 +39,23 @@ static rd_kafka_event_t *wait_result(rd_kafka_queue_t *q)
     return rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 5000);
 }
 
+/* "deleting WHAT NAME: ..." in err when ev, the result of that request, is a timeout (NULL)
+ * or an error: 1 then, else 0. */
+static int request_failed(rd_kafka_event_t *ev, const char *what, const char *name, char *err,
+                          size_t errlen)
+{
+    if (!ev) {
+        snprintf(err, errlen, "deleting %s %s: no answer within %d s", what, name,
+                 ADMIN_TIMEOUT_MS / 1000);
+        return 1;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(err, errlen, "deleting %s %s: %s", what, name, rd_kafka_event_error_string(ev));
+        return 1;
+    }
+    return 0;
+}
+
 static int delete_group(rd_kafka_t *rk, const char *group, char *err, size_t errlen)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -48,12 +65,7 @@ static int delete_group(rd_kafka_t *rk, const char *group, char *err, size_t err
     rd_kafka_DeleteGroups(rk, &g, 1, o, q);
     rd_kafka_event_t *ev = wait_result(q);
     int rc = -1;
-    if (!ev) {
-        snprintf(err, errlen, "deleting group %s: no answer within %d s", group,
-                 ADMIN_TIMEOUT_MS / 1000);
-    } else if (rd_kafka_event_error(ev)) {
-        snprintf(err, errlen, "deleting group %s: %s", group, rd_kafka_event_error_string(ev));
-    } else {
+    if (!request_failed(ev, "group", group, err, errlen)) {
         size_t n = 0;
         const rd_kafka_group_result_t **r =
             rd_kafka_DeleteGroups_result_groups(rd_kafka_event_DeleteGroups_result(ev), &n);
@@ -82,12 +94,7 @@ static int delete_topic(rd_kafka_t *rk, const char *topic, char *err, size_t err
     rd_kafka_DeleteTopics(rk, &t, 1, o, q);
     rd_kafka_event_t *ev = wait_result(q);
     int rc = -1;
-    if (!ev) {
-        snprintf(err, errlen, "deleting topic %s: no answer within %d s", topic,
-                 ADMIN_TIMEOUT_MS / 1000);
-    } else if (rd_kafka_event_error(ev)) {
-        snprintf(err, errlen, "deleting topic %s: %s", topic, rd_kafka_event_error_string(ev));
-    } else {
+    if (!request_failed(ev, "topic", topic, err, errlen)) {
         size_t n = 0;
         const rd_kafka_topic_result_t **r =
             rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);

@@ -39,6 +39,7 @@ int tl_event_validate(const tl_event *ev, const tl_event_limits *lim, tl_dlq_rea
         const char *name;
         size_t off;
     } strs[] = {
+        /* the first n_required are required */
         {"event_id", offsetof(tl_event, event_id)},
         {"user_id", offsetof(tl_event, user_id)},
         {"item_id", offsetof(tl_event, item_id)},
@@ -46,19 +47,12 @@ int tl_event_validate(const tl_event *ev, const tl_event_limits *lim, tl_dlq_rea
         {"channel", offsetof(tl_event, channel)},
         {"campaign", offsetof(tl_event, campaign)},
     };
-    static const struct {
-        const char *name;
-        size_t off;
-    } req[] = {
-        {"event_id", offsetof(tl_event, event_id)},
-        {"user_id", offsetof(tl_event, user_id)},
-        {"item_id", offsetof(tl_event, item_id)},
-    };
-    for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
-        const char *s = *(const char *const *)((const char *)ev + req[i].off);
+    const size_t n_required = 3;
+    for (size_t i = 0; i < n_required; i++) {
+        const char *s = *(const char *const *)((const char *)ev + strs[i].off);
         if (!s || !*s)
             return tl_dlq_fail(reason, TL_DLQ_MISSING_FIELD, err, errlen, "required field %s is %s",
-                               req[i].name, s ? "empty" : "missing");
+                               strs[i].name, s ? "empty" : "missing");
     }
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         const unsigned char *s = *(const unsigned char *const *)((const char *)ev + strs[i].off);

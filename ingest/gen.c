@@ -347,6 +347,26 @@ static void ring_push(uint32_t *items, uint32_t *cats, uint8_t *n, uint8_t *pos,
     if (*n < cap) (*n)++;
 }
 
+/* With chance p, when the ring holds any, one of its n items at random into item and cat:
+ * 1 if so, 0 if not (then only the chance was drawn). */
+static int ring_pick(tl_gen *g, const uint32_t *items, const uint32_t *cats, uint8_t n, double p,
+                     uint32_t *item, uint32_t *cat)
+{
+    if (!n || rng_unit(&g->r) >= p) return 0;
+    uint32_t i = rng_below(&g->r, n);
+    *item = items[i];
+    *cat = cats[i];
+    return 1;
+}
+
+/* With chance p one of the items the session has seen, else a fresh one it now has seen. */
+static void seen_or_fresh(tl_gen *g, gen_sess *s, double p, uint32_t *item, uint32_t *cat)
+{
+    if (ring_pick(g, s->seen_item, s->seen_cat, s->n_seen, p, item, cat)) return;
+    fresh_item(g, s, item, cat);
+    ring_push(s->seen_item, s->seen_cat, &s->n_seen, &s->seen_pos, GEN_SEEN, *item, *cat);
+}
+
 /* Price of an item in cents: lognormal, median 40.00, from a hash of the item. */
 static int64_t item_cents(const tl_gen *g, uint32_t item)
 {
@@ -398,54 +418,27 @@ static int gen_next(tl_gen *g, gen_ev *ev)
         gap = 100 + rng_exp(&g->r, 4000);
         break;
     case TL_CLICK:
-        if (s->n_imp && rng_unit(&g->r) < 0.9) {
-            uint32_t i = rng_below(&g->r, s->n_imp);
-            item = s->imp_item[i];
-            cat = s->imp_cat[i];
-        } else {
+        if (!ring_pick(g, s->imp_item, s->imp_cat, s->n_imp, 0.9, &item, &cat))
             fresh_item(g, s, &item, &cat);
-        }
         ring_push(s->seen_item, s->seen_cat, &s->n_seen, &s->seen_pos, GEN_SEEN, item, cat);
         gap = 500 + rng_exp(&g->r, 15000);
         break;
     case TL_BROWSE: {
-        if (s->n_seen && rng_unit(&g->r) < 0.15) {
-            uint32_t i = rng_below(&g->r, s->n_seen);
-            item = s->seen_item[i];
-            cat = s->seen_cat[i];
-        } else {
-            fresh_item(g, s, &item, &cat);
-            ring_push(s->seen_item, s->seen_cat, &s->n_seen, &s->seen_pos, GEN_SEEN, item, cat);
-        }
+        seen_or_fresh(g, s, 0.15, &item, &cat);
         double d = floor(15000.0 * exp(0.9 * rng_normal(&g->r)));
         ev->dwell = d < 300 ? 300 : d > 1800000 ? 1800000 : (int32_t)d;
         gap = ev->dwell + 200 + rng_exp(&g->r, 6000);
         break;
     }
     case TL_PURCHASE:
-        if (s->n_cart && rng_unit(&g->r) < 0.6) {
-            uint32_t i = rng_below(&g->r, s->n_cart);
-            item = s->cart_item[i];
-            cat = s->cart_cat[i];
-        } else if (s->n_seen && rng_unit(&g->r) < 0.85) {
-            uint32_t i = rng_below(&g->r, s->n_seen);
-            item = s->seen_item[i];
-            cat = s->seen_cat[i];
-        } else {
+        if (!ring_pick(g, s->cart_item, s->cart_cat, s->n_cart, 0.6, &item, &cat) &&
+            !ring_pick(g, s->seen_item, s->seen_cat, s->n_seen, 0.85, &item, &cat))
             fresh_item(g, s, &item, &cat);
-        }
         ev->cents = item_cents(g, item);
         gap = 500 + rng_exp(&g->r, 15000);
         break;
     default: /* TL_FAVORITE, TL_ADD_TO_CART */
-        if (s->n_seen && rng_unit(&g->r) < 0.85) {
-            uint32_t i = rng_below(&g->r, s->n_seen);
-            item = s->seen_item[i];
-            cat = s->seen_cat[i];
-        } else {
-            fresh_item(g, s, &item, &cat);
-            ring_push(s->seen_item, s->seen_cat, &s->n_seen, &s->seen_pos, GEN_SEEN, item, cat);
-        }
+        seen_or_fresh(g, s, 0.85, &item, &cat);
         if (t == TL_ADD_TO_CART)
             ring_push(s->cart_item, s->cart_cat, &s->n_cart, &s->cart_pos, GEN_CART, item, cat);
         gap = 500 + rng_exp(&g->r, 15000);

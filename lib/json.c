@@ -234,39 +234,15 @@ static const char *jp_string(jp *p, size_t *out_len)
         }
         char e = p->s[i + 1];
         p->pos = i;
+        /* the two-character escapes: \" \\ \/ \b \f \n \r \t */
+        static const char simple_esc[] = "\"\\/bfnrt", simple_char[] = "\"\\/\b\f\n\r\t";
+        const char *simple = e ? strchr(simple_esc, e) : NULL;
+        if (simple) {
+            out[o++] = simple_char[simple - simple_esc];
+            i += 2;
+            continue;
+        }
         switch (e) {
-        case '"':
-            out[o++] = '"';
-            i += 2;
-            break;
-        case '\\':
-            out[o++] = '\\';
-            i += 2;
-            break;
-        case '/':
-            out[o++] = '/';
-            i += 2;
-            break;
-        case 'b':
-            out[o++] = '\b';
-            i += 2;
-            break;
-        case 'f':
-            out[o++] = '\f';
-            i += 2;
-            break;
-        case 'n':
-            out[o++] = '\n';
-            i += 2;
-            break;
-        case 'r':
-            out[o++] = '\r';
-            i += 2;
-            break;
-        case 't':
-            out[o++] = '\t';
-            i += 2;
-            break;
         case 'u': {
             unsigned cp, lo;
             if (end - i < 6 || hex4(p->s + i + 2, &cp) != 0) {

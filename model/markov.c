@@ -418,6 +418,28 @@ void tl_markov_result_free(tl_markov_result *r)
     memset(r, 0, sizeof(*r));
 }
 
+tl_credit_delta tl_markov_credit_delta(const tl_markov_result *r, int i, int64_t start, int64_t len,
+                                       tl_dim dim, double before)
+{
+    const tl_markov_channel *c = &r->channels[i];
+    return (tl_credit_delta){
+        .window_start = start,
+        .window_end = start + len,
+        .dim = dim,
+        .dim_id = c->name,
+        .method = "markov",
+        .credit = c->markov_conversions,
+        .credit_before = before,
+        .conversions = r->conversions,
+        .removal_effect = c->removal_effect,
+        .has_removal_effect = 1,
+        .credit_lo = c->markov_conversions_lo,
+        .credit_hi = c->markov_conversions_hi,
+        .interval_level = r->bootstrap_level,
+        .has_interval = r->bootstrap_samples > 0,
+    };
+}
+
 /* Whether state k is a channel: every state of a first-order chain; for order k > 1, the
  * states named by one touch (the channels themselves, which carry the heuristic sums). */
 static int is_channel(const tl_markov *m, int k)

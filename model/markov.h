@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "domain/records.h"
 #include "lib/util.h"
 
 #define TL_MARKOV_MAX_STATES 4096
@@ -115,6 +116,11 @@ typedef struct tl_markov_result {
  * every removal effect and credit is 0. On error r is left empty (n = 0). */
 int tl_markov_removal_effects(const tl_markov *m, tl_markov_result *r);
 void tl_markov_result_free(tl_markov_result *r);
+/* The "markov" credit delta of r's channel i (dimension dim) for the window that starts at
+ * start and lasts len: its Markov conversions, up from before, with its removal effect
+ * and, when r has one, its interval. */
+tl_credit_delta tl_markov_credit_delta(const tl_markov_result *r, int i, int64_t start, int64_t len,
+                                       tl_dim dim, double before);
 
 /* Adds to r (filled by tl_markov_removal_effects from m) an interval per channel for the
  * removal effect and the Markov conversions: the central `level` (0 < level < 1) of their

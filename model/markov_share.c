@@ -436,22 +436,9 @@ int tl_mk_share_close(tl_mk_share *s, int (*emit)(void *arg, const tl_credit_del
                 double *prev = credit_of(s, res.channels[i].name);
                 double credit = res.channels[i].markov_conversions;
                 if (fabs(credit - *prev) <= 1e-12 * (1 + fabs(credit))) continue;
-                tl_credit_delta d = {
-                    .window_start = w.start,
-                    .window_end = w.start + len,
-                    .dim = s->dim == TL_DIM_CATEGORY ? TL_DIM_CATEGORY : TL_DIM_CHANNEL,
-                    .dim_id = res.channels[i].name,
-                    .method = "markov",
-                    .credit = credit,
-                    .credit_before = *prev,
-                    .conversions = res.conversions,
-                    .removal_effect = res.channels[i].removal_effect,
-                    .has_removal_effect = 1,
-                    .credit_lo = res.channels[i].markov_conversions_lo,
-                    .credit_hi = res.channels[i].markov_conversions_hi,
-                    .interval_level = res.bootstrap_level,
-                    .has_interval = res.bootstrap_samples > 0,
-                };
+                tl_credit_delta d = tl_markov_credit_delta(
+                    &res, i, w.start, len,
+                    s->dim == TL_DIM_CATEGORY ? TL_DIM_CATEGORY : TL_DIM_CHANNEL, *prev);
                 *prev = credit;
                 rc = emit(arg, &d);
             }

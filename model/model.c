@@ -959,22 +959,9 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out)
             prev_credit *p = prev_find(m, res.channels[i].name);
             double credit = res.channels[i].markov_conversions;
             if (fabs(credit - p->credit) <= 1e-12 * (1 + fabs(credit))) continue;
-            tl_credit_delta d = {
-                .window_start = m->window_start,
-                .window_end = m->window_start + len,
-                .dim = m->markov_dim == TL_DIM_CHANNEL ? TL_DIM_CHANNEL : TL_DIM_CATEGORY,
-                .dim_id = res.channels[i].name,
-                .method = "markov",
-                .credit = credit,
-                .credit_before = p->credit,
-                .conversions = res.conversions,
-                .removal_effect = res.channels[i].removal_effect,
-                .has_removal_effect = 1,
-                .credit_lo = res.channels[i].markov_conversions_lo,
-                .credit_hi = res.channels[i].markov_conversions_hi,
-                .interval_level = res.bootstrap_level,
-                .has_interval = res.bootstrap_samples > 0,
-            };
+            tl_credit_delta d = tl_markov_credit_delta(
+                &res, i, m->window_start, len,
+                m->markov_dim == TL_DIM_CHANNEL ? TL_DIM_CHANNEL : TL_DIM_CATEGORY, p->credit);
             p->credit = credit;
             m->rep.credit_deltas++;
             if ((rc = out->emit_credit(out->ctx, &d)) != TL_OK) break;

@@ -60,11 +60,6 @@ say() { echo "kafka-broker: $*" >&2; }
 # shellcheck source=lib/process.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/process.sh"
 
-usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-  exit 2
-}
-
 # Content of the marker: what was fetched, so that a changed pom triggers a new fetch.
 pom_digest() { sha256sum "$POM" | cut -d' ' -f1; }
 
@@ -273,7 +268,7 @@ BOOTSTRAP_FILES=(bootstrap bootstrap_ssl bootstrap_sasl_ssl)
 # addresses; $2 names the step in messages. Returns 3 when the broker lost a race for a
 # port (the caller may retry with new ports); dies on any other failure. Sets LAUNCHED_PID.
 launch() {
-  local dir=$1 what=$2 pid deadline
+  local dir=$1 what=$2 pid rc=0
   local -a jopts; mapfile -t jopts < <(java_opts "$dir")
   # stdin/stdout/stderr all redirected, so that callers that read our output (ctest) do not
   # wait for the broker.
@@ -282,28 +277,19 @@ launch() {
   pid=$!
   LAUNCHED_PID=$pid
   echo "$pid" >"$dir/broker.pid"
-  deadline=$(( $(date +%s) + START_TIMEOUT ))
-  while :; do
-    # $pid is our child: it is java, or for an instant the shell about to exec it.
-    if ! is_alive "$pid"; then
-      wait "$pid" 2>/dev/null || true
-      if grep -q "Address already in use" "$dir/broker.log"; then
-        return 3
-      fi
-      tail -n 40 "$dir/broker.log" >&2
-      rm -f "$dir/broker.pid"
-      die "broker exited during $what (log: $dir/broker.log)"
+  wait_ready "$pid" "$START_TIMEOUT" probe "$dir" || rc=$?
+  if [ "$rc" -eq 1 ]; then
+    if grep -q "Address already in use" "$dir/broker.log"; then
+      return 3
     fi
-    if probe "$dir"; then
-      break
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      tail -n 40 "$dir/broker.log" >&2
-      stop "$dir" || true
-      die "broker did not answer within ${START_TIMEOUT}s of its $what (log: $dir/broker.log)"
-    fi
-    sleep 0.25  # poll interval
-  done
+    tail -n 40 "$dir/broker.log" >&2
+    rm -f "$dir/broker.pid"
+    die "broker exited during $what (log: $dir/broker.log)"
+  elif [ "$rc" -eq 2 ]; then
+    tail -n 40 "$dir/broker.log" >&2
+    stop "$dir" || true
+    die "broker did not answer within ${START_TIMEOUT}s of its $what (log: $dir/broker.log)"
+  fi
   publish "$dir"
   return 0
 }
@@ -361,21 +347,10 @@ start() {
 }
 
 stop() {
-  local dir=$1 pid deadline
+  local dir=$1
   [ -d "$dir" ] || { say "no $dir: nothing to stop"; return 0; }
   dir=$(cd "$dir" && pwd -P)
-  if [ ! -f "$dir/broker.pid" ]; then
-    say "no broker.pid in $dir: nothing to stop"
-    (cd "$dir" && rm -f "${BOOTSTRAP_FILES[@]}")
-    return 0
-  fi
-  pid=$(cat "$dir/broker.pid")
-  if is_our_broker "$pid" "$dir"; then
-    terminate broker "$pid" is_our_broker "$dir" "$STOP_TIMEOUT"
-  else
-    say "broker $pid in $dir is not running"
-  fi
-  rm -f "$dir/broker.pid"
+  stop_service broker "$dir" is_our_broker || true
   (cd "$dir" && rm -f "${BOOTSTRAP_FILES[@]}")
 }
 
@@ -406,8 +381,6 @@ secure_note() {
   printf ', SSL at %s, SASL_SSL at %s' "$(cat "$1/bootstrap_ssl")" "$(cat "$1/bootstrap_sasl_ssl")"
 }
 
-need_dir() { if [ $# -lt 1 ] || [ -z "$1" ]; then usage; fi; }
-
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -434,14 +407,7 @@ case "$cmd" in
       echo "TALLY_TEST_BOOTSTRAP_SASL_SSL=$(cat "$1/bootstrap_sasl_ssl")"
     fi
     ;;
-  status)
-    need_dir "$@"
-    if [ -f "$1/broker.pid" ] && is_our_broker "$(cat "$1/broker.pid")" "$(cd "$1" && pwd -P)"; then
-      echo "running at $(cat "$1/bootstrap" 2>/dev/null || echo '(starting)') pid $(cat "$1/broker.pid")"
-    else
-      echo "not running"; exit 1
-    fi
-    ;;
+  status) need_dir "$@"; status broker "$1" is_our_broker bootstrap ;;
   version) echo "$KAFKA_VERSION" ;;
   *) usage ;;
 esac

@@ -46,11 +46,6 @@ say() { echo "schema-registry: $*" >&2; }
 # shellcheck source=lib/process.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/process.sh"
 
-usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-  exit 2
-}
-
 # The Maven project that builds the registry: no sources. The released application jar is
 # unpacked into target/classes, so that it is the Quarkus application itself (indexed, with its
 # application.properties and web.xml), as in Apicurio's own build; its dependencies come from
@@ -238,7 +233,7 @@ EOF
 # Starts a registry for DIR and waits until its API answers, then writes DIR/url. Returns 3
 # when the registry lost a race for its port (the caller may retry); dies on other failures.
 start_once() {
-  local dir=$1 port url pid deadline from
+  local dir=$1 port url pid from rc=0
   port=$(pick_port) || true
   [ -n "$port" ] || die "could not pick a free port (python3 missing?)"
   url="http://127.0.0.1:$port/apis/ccompat/v7"
@@ -261,29 +256,20 @@ start_once() {
   java "${jopts[@]}" -jar "$APP/quarkus-run.jar" </dev/null >>"$dir/registry.log" 2>&1 &
   pid=$!
   echo "$pid" >"$dir/registry.pid"
-  deadline=$(( $(date +%s) + START_TIMEOUT ))
-  while :; do
-    # $pid is our child: it is java, or for an instant the shell about to exec it.
-    if ! is_alive "$pid"; then
-      wait "$pid" 2>/dev/null || true
-      rm -f "$dir/registry.pid"
-      if tail -n +"$from" "$dir/registry.log" \
-          | grep -q "Port $port seems to be in use\|Address already in use"; then
-        return 3
-      fi
-      tail -n 40 "$dir/registry.log" >&2
-      die "registry exited during start-up (log: $dir/registry.log)"
+  wait_ready "$pid" "$START_TIMEOUT" probe "$url" || rc=$?
+  if [ "$rc" -eq 1 ]; then
+    rm -f "$dir/registry.pid"
+    if tail -n +"$from" "$dir/registry.log" \
+        | grep -q "Port $port seems to be in use\|Address already in use"; then
+      return 3
     fi
-    if probe "$url"; then
-      break
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      tail -n 40 "$dir/registry.log" >&2
-      stop "$dir" || true
-      die "registry did not answer within ${START_TIMEOUT}s (log: $dir/registry.log)"
-    fi
-    sleep 0.25  # poll interval
-  done
+    tail -n 40 "$dir/registry.log" >&2
+    die "registry exited during start-up (log: $dir/registry.log)"
+  elif [ "$rc" -eq 2 ]; then
+    tail -n 40 "$dir/registry.log" >&2
+    stop "$dir" || true
+    die "registry did not answer within ${START_TIMEOUT}s (log: $dir/registry.log)"
+  fi
   echo "$url" >"$dir/url.tmp" && mv "$dir/url.tmp" "$dir/url"
 }
 
@@ -313,25 +299,12 @@ start() {
 }
 
 stop() {
-  local dir=$1 pid deadline
+  local dir=$1
   [ -d "$dir" ] || { say "no $dir: nothing to stop"; return 0; }
   dir=$(cd "$dir" && pwd -P)
-  if [ ! -f "$dir/registry.pid" ]; then
-    say "no registry.pid in $dir: nothing to stop"
-    rm -f "$dir/url"
-    return 0
-  fi
-  pid=$(cat "$dir/registry.pid")
-  if is_our_registry "$pid" "$dir"; then
-    terminate registry "$pid" is_our_registry "$dir" "$STOP_TIMEOUT"
-  else
-    say "registry $pid in $dir is not running"
-  fi
-  rm -f "$dir/registry.pid" "$dir/url"
-  rm -rf "$dir/tmp"
+  stop_service registry "$dir" is_our_registry && rm -rf "$dir/tmp"
+  rm -f "$dir/url"
 }
-
-need_dir() { if [ $# -lt 1 ] || [ -z "$1" ]; then usage; fi; }
 
 cmd=${1:-}
 shift || true
@@ -344,14 +317,7 @@ case "$cmd" in
     [ -s "$1/url" ] || die "no registry running in $1"
     echo "TALLY_TEST_SCHEMA_REGISTRY_URL=$(cat "$1/url")"
     ;;
-  status)
-    need_dir "$@"
-    if [ -f "$1/registry.pid" ] && is_our_registry "$(cat "$1/registry.pid")" "$(cd "$1" && pwd -P)"; then
-      echo "running at $(cat "$1/url" 2>/dev/null || echo '(starting)') pid $(cat "$1/registry.pid")"
-    else
-      echo "not running"; exit 1
-    fi
-    ;;
+  status) need_dir "$@"; status registry "$1" is_our_registry url ;;
   version) echo "$REGISTRY_VERSION" ;;
   *) usage ;;
 esac

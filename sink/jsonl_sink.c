@@ -30,6 +30,16 @@ static void kv_opt_dbl(tl_buf *b, const char *k, int has, double v)
     else tl_buf_puts(b, "null");
 }
 
+/* Starts s's line for a record of this type: {"type":"TYPE" */
+static tl_buf *line_begin(sink_state *s, const char *type)
+{
+    tl_buf_clear(&s->buf);
+    tl_buf_puts(&s->buf, "{\"type\":\"");
+    tl_buf_puts(&s->buf, type);
+    tl_buf_putc(&s->buf, '"');
+    return &s->buf;
+}
+
 static tl_rc line_out(sink_state *s)
 {
     tl_buf_puts(&s->buf, "}\n");
@@ -41,9 +51,7 @@ static tl_rc line_out(sink_state *s)
 static tl_rc jsonl_interest(void *ctx, const tl_interest_delta *d)
 {
     sink_state *s = ctx;
-    tl_buf *b = &s->buf;
-    tl_buf_clear(b);
-    tl_buf_puts(b, "{\"type\":\"interest_delta\"");
+    tl_buf *b = line_begin(s, "interest_delta");
     tl_json_member_str(b, "user_id", d->user_id);
     tl_json_member_str(b, "dim", tl_dim_name(d->dim));
     tl_json_member_str(b, "dim_id", d->dim_id);
@@ -64,9 +72,7 @@ static tl_rc jsonl_interest(void *ctx, const tl_interest_delta *d)
 static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
 {
     sink_state *s = ctx;
-    tl_buf *b = &s->buf;
-    tl_buf_clear(b);
-    tl_buf_puts(b, "{\"type\":\"attribution\"");
+    tl_buf *b = line_begin(s, "attribution");
     tl_json_member_str(b, "conversion_event_id", r->conversion_event_id);
     tl_json_member_str(b, "user_id", r->user_id);
     tl_json_member_str(b, "item_id", r->item_id);
@@ -144,9 +150,7 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
 static tl_rc jsonl_credit(void *ctx, const tl_credit_delta *c)
 {
     sink_state *s = ctx;
-    tl_buf *b = &s->buf;
-    tl_buf_clear(b);
-    tl_buf_puts(b, "{\"type\":\"credit_delta\"");
+    tl_buf *b = line_begin(s, "credit_delta");
     tl_json_member_i64(b, "window_start", c->window_start);
     tl_json_member_i64(b, "window_end", c->window_end);
     tl_json_member_str(b, "dim", tl_dim_name(c->dim));
@@ -168,9 +172,7 @@ static tl_rc jsonl_credit(void *ctx, const tl_credit_delta *c)
 static tl_rc jsonl_dlq(void *ctx, const tl_dlq_record *r)
 {
     sink_state *s = ctx;
-    tl_buf *b = &s->buf;
-    tl_buf_clear(b);
-    tl_buf_puts(b, "{\"type\":\"dead_letter\"");
+    tl_buf *b = line_begin(s, "dead_letter");
     tl_json_member_str(b, "reason", tl_dlq_reason_name(r->reason));
     tl_json_member_str(b, "error", r->error);
     tl_json_member_i64(b, "offset", r->offset);

@@ -1,5 +1,5 @@
 # Shared by scripts/kafka-broker.sh and scripts/schema-registry.sh (sourced; they define say
-# and die).
+# and die, and STOP_TIMEOUT for stop_service).
 
 # True if process $1 exists and is not a zombie.
 is_alive() {
@@ -29,4 +29,62 @@ terminate() {
     "$check" "$pid" "$dir" && die "$what $pid survived KILL"
   fi
   say "stopped $what $pid"
+}
+
+# The script's usage: its header comment, on stderr; exit status 2.
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+need_dir() { if [ $# -lt 1 ] || [ -z "$1" ]; then usage; fi; }
+
+# wait_ready PID TIMEOUT CHECK...: polls every 0.25 s until `CHECK...` succeeds (0), process
+# PID, our child, is gone (1; reaped), or TIMEOUT seconds have passed (2).
+wait_ready() {
+  local pid=$1 deadline=$(( $(date +%s) + $2 ))
+  shift 2
+  while :; do
+    # $pid is our child: it is java, or for an instant the shell about to exec it.
+    if ! is_alive "$pid"; then
+      wait "$pid" 2>/dev/null || true
+      return 1
+    fi
+    if "$@"; then
+      return 0
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      return 2
+    fi
+    sleep 0.25  # poll interval
+  done
+}
+
+# stop_service WHAT DIR CHECK: stops the WHAT whose pid DIR/WHAT.pid holds, when `CHECK PID
+# DIR` says it is DIR's (terminate, the caller's STOP_TIMEOUT), and removes the pid file.
+# Returns 1 when there was no pid file (nothing to stop).
+stop_service() {
+  local what=$1 dir=$2 check=$3 pid
+  if [ ! -f "$dir/$what.pid" ]; then
+    say "no $what.pid in $dir: nothing to stop"
+    return 1
+  fi
+  pid=$(cat "$dir/$what.pid")
+  if "$check" "$pid" "$dir"; then
+    terminate "$what" "$pid" "$check" "$dir" "$STOP_TIMEOUT"
+  else
+    say "$what $pid in $dir is not running"
+  fi
+  rm -f "$dir/$what.pid"
+}
+
+# status WHAT DIR CHECK FILE: "running at ADDRESS pid PID" (ADDRESS from DIR/FILE) when
+# DIR/WHAT.pid holds a WHAT that `CHECK PID DIR` says is DIR's; else "not running", exit 1.
+status() {
+  local what=$1 dir=$2 check=$3 file=$4
+  if [ -f "$dir/$what.pid" ] && "$check" "$(cat "$dir/$what.pid")" "$(cd "$dir" && pwd -P)"; then
+    echo "running at $(cat "$dir/$file" 2>/dev/null || echo '(starting)') pid $(cat "$dir/$what.pid")"
+  else
+    echo "not running"; exit 1
+  fi
 }
