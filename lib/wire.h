@@ -58,6 +58,21 @@ static inline uint64_t tl_wire_zigzag(int64_t v)
 }
 static inline int64_t tl_wire_unzigzag(uint64_t z) { return (int64_t)(z >> 1) ^ -(int64_t)(z & 1); }
 
+/* The bytes tl_wire_w_varint and tl_wire_w_svarint write for v (1 to 10). */
+static inline size_t tl_wire_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+static inline size_t tl_wire_svarint_len(int64_t v)
+{
+    return tl_wire_varint_len(tl_wire_zigzag(v));
+}
+
 /* ---- writing through a cursor -------------------------------------------------- */
 
 static inline char *tl_wire_w_varint(char *p, uint64_t v)

@@ -385,22 +385,11 @@ int tl_avro_get_rollup(const void *data, size_t len, tl_rollup_rec *o, char *err
  * (features/interest.c), an attribution's is cut to TL_EXPLANATION_MAX. Method and
  * dimension names are short constants (under 32 bytes). */
 #define B_LONG 10
-#define B_STR(n) (long_len((int64_t)(n)) + (n))
+#define B_STR(n) (tl_wire_svarint_len((int64_t)(n)) + (n))
 #define B_OPT_STR(n) (1 + B_STR(n))
 #define B_OPT_DOUBLE 9
 #define B_NAME B_STR(32)
 #define B_INTEREST_TEXT 512
-
-static size_t long_len(int64_t v)
-{
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    size_t n = 1;
-    while (z >= 0x80) {
-        z >>= 7;
-        n++;
-    }
-    return n;
-}
 
 size_t tl_avro_interest_bound(size_t S)
 {
