@@ -2,8 +2,8 @@
  * fuzz_report.c -- the records `tally report` reads (JSON lines: a replay's output, or
  * `tally consume` lines with the record under "value").
  *
- * The reader (cmd/report.c) is static, and the command is its only caller, so this
- * harness runs the command itself (linking tally_fuzz_cmd, as fuzz_paths does):
+ * The reader is static in app/report.c (under tl_report_run, which the command and
+ * GET /v1/attribution call), so this harness runs the command itself (linking tally_fuzz_cmd, as fuzz_paths does):
  * tl_cmd_report("report --input FILE --format json --output FILE.json --by B --window W"),
  * the dimension and window chosen by the input's first byte; with its bit 7 set, what
  * follows the first NUL byte is a spend file (--spend; `date,channel,spend` CSV).
