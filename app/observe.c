@@ -11,7 +11,6 @@
  */
 #include "observe.h"
 #include "config.h"
-#include "kafka_app.h"
 #include "report.h"
 #include "schemas.h"
 #include "topic_read.h"

@@ -4,7 +4,6 @@
  * their summaries. Signals and librdkafka set-up are the application's (app/shutdown.c,
  * app/kafka_client.c).
  */
-#define _XOPEN_SOURCE 700
 #include "app/config.h"
 #include "cmd.h"
 #include "lib/log.h"
@@ -15,9 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <string.h>
-#include <unistd.h>
 
 int tl_cmd_usage_error(const char *usage, const char *fmt, ...)
 {
