@@ -68,4 +68,8 @@ tl_attr_cfg fx_attr_cfg(void);
  * category dimension only. */
 tl_features_cfg fx_features_cfg(double half_life_ms, double alpha, double beta);
 
+/* The next number of Marsaglia's xorshift64 (shifts 13, 7, 17) from *state, which must
+ * not be 0: a fixed, reproducible stream for the tests that draw at random. */
+uint64_t fx_xorshift64(uint64_t *state);
+
 #endif
