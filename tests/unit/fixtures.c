@@ -158,3 +158,26 @@ uint64_t fx_xorshift64(uint64_t *state)
     x ^= x << 17;
     return *state = x;
 }
+
+void fx_expect_exact_record(const void *rec, size_t len, fx_decodes_fn decodes)
+{
+    for (size_t n = 0; n < len; n++) {
+        char *cut = tl_xmalloc(n ? n : 1);
+        memcpy(cut, rec, n);
+        int decoded = decodes(cut, n);
+        free(cut);
+        if (decoded) fail_msg("decoded a record of %zu bytes truncated to %zu", len, n);
+    }
+    char *pad = tl_xmalloc(len + 1);
+    memcpy(pad, rec, len);
+    pad[len] = 0;
+    int decoded = decodes(pad, len + 1);
+    free(pad);
+    if (decoded) fail_msg("decoded a record of %zu bytes with a trailing byte", len);
+}
+
+void fx_near(double got, double want, double tol, const char *what)
+{
+    double diff = got - want;   /* NaN fails both comparisons */
+    if (!(diff <= tol && -diff <= tol)) fail_msg("%s: got %.17g, expected %.17g", what, got, want);
+}

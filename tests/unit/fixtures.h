@@ -72,4 +72,16 @@ tl_features_cfg fx_features_cfg(double half_life_ms, double alpha, double beta);
  * not be 0: a fixed, reproducible stream for the tests that draw at random. */
 uint64_t fx_xorshift64(uint64_t *state);
 
+/* Decodes the len bytes at data, frees what it made and says whether it decoded (1) or
+ * refused them (0). */
+typedef int (*fx_decodes_fn)(const void *data, size_t len);
+
+/* The len bytes of an encoded record are refused when cut short anywhere (each prefix
+ * copied to a buffer of exactly its size, so that a read past its end is caught by ASan)
+ * and with one byte more; fails the test naming the first that decodes. */
+void fx_expect_exact_record(const void *rec, size_t len, fx_decodes_fn decodes);
+
+/* Fails the test, naming what, unless got is within tol of want. */
+void fx_near(double got, double want, double tol, const char *what);
+
 #endif
