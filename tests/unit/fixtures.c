@@ -181,3 +181,27 @@ void fx_near(double got, double want, double tol, const char *what)
     double diff = got - want;   /* NaN fails both comparisons */
     if (!(diff <= tol && -diff <= tol)) fail_msg("%s: got %.17g, expected %.17g", what, got, want);
 }
+
+tl_model_cfg fx_model_cfg(void)
+{
+    const int64_t hour = 3600000;
+    tl_model_cfg mc;
+    memset(&mc, 0, sizeof(mc));
+    mc.enabled = 1;
+    mc.alpha = 0.1;
+    mc.beta = 1;
+    mc.l1 = 0.01;
+    mc.l2 = 0.1;
+    mc.ipw = 1;
+    mc.ipw_clip = 20;
+    mc.shapley_exact_max = 12;
+    mc.shapley_samples = 512;
+    mc.metrics_window = 10000;
+    mc.markov_enabled = 0;
+    mc.markov_window_ms = hour;
+    mc.markov_dim = -1;
+    mc.control_interval_ms = 6 * hour;
+    mc.controls_max = 256;
+    mc.average_eta = 1;   /* model.credits.average.eta's default */
+    return mc;
+}

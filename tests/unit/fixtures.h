@@ -84,4 +84,11 @@ void fx_expect_exact_record(const void *rec, size_t len, fx_decodes_fn decodes);
 /* Fails the test, naming what, unless got is within tol of want. */
 void fx_near(double got, double want, double tol, const char *what);
 
+/* The model the model tests start from: FTRL alpha 0.1, beta 1, l1 0.01, l2 0.1;
+ * inverse-propensity weights clipped at 20; exact Shapley values up to 12 touchpoints,
+ * 512 samples beyond; metrics over 10000 examples; no warm-up; control moments on a
+ * 6-hour grid, at most 256 a gap; average eta 1; the Markov chain off (a 1-hour window,
+ * its dimension the channel when known). */
+tl_model_cfg fx_model_cfg(void);
+
 #endif

@@ -47,7 +47,7 @@
 #define DAY 86400000LL
 #define HOUR 3600000LL
 #define DIM (1 << 18)   /* TL_JF_DIM, as documented */
-#define GRID (6 * HOUR)     /* model.control.interval.ms in these tests */
+#define GRID (6 * HOUR)     /* model.control.interval.ms of fx_model_cfg() */
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
@@ -218,29 +218,6 @@ static double ref_weight(const tl_journey_tp *tps, int n, double clip)
         }
     if (!k) return 1.0;
     return sum / k > clip ? clip : sum / k;
-}
-
-static tl_model_cfg model_cfg(void)
-{
-    tl_model_cfg mc;
-    memset(&mc, 0, sizeof(mc));
-    mc.enabled = 1;
-    mc.alpha = 0.1;
-    mc.beta = 1;
-    mc.l1 = 0.01;
-    mc.l2 = 0.1;
-    mc.ipw = 1;
-    mc.ipw_clip = 20;
-    mc.shapley_exact_max = 12;
-    mc.shapley_samples = 512;
-    mc.metrics_window = 10000;
-    mc.markov_enabled = 0;
-    mc.markov_window_ms = HOUR;
-    mc.markov_dim = -1;
-    mc.control_interval_ms = GRID;
-    mc.controls_max = 256;
-    mc.average_eta = 1;   /* model.credits.average.eta's default */
-    return mc;
 }
 
 /* A model checkpointing to path (none when NULL); fails the test when refused. */
@@ -744,7 +721,7 @@ static tl_model *trained_model(const tl_model_cfg *mc, shadow *sh, int n, uint64
 static void test_model_credits(void **state)
 {
     (void)state;
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     shadow sh;
     tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
 
@@ -821,7 +798,7 @@ static void test_model_credits_12(void **state)
     enum {
         N = 12
     };
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     shadow sh;
     tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
 
@@ -920,7 +897,7 @@ static void test_model_credits_sampled(void **state)
     enum {
         N = 16
     };
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     mc.shapley_exact_max = 3;
     mc.shapley_samples = 64;
     shadow sh;
@@ -990,7 +967,7 @@ static void test_model_credits_sampled(void **state)
 static void test_model_warmup(void **state)
 {
     (void)state;
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     mc.warmup_examples = 5;
     tl_model *m = model_new(&mc);
     tl_journey_tp t[2] = {
@@ -1039,7 +1016,7 @@ static void test_model_warmup(void **state)
 static void test_model_fallback(void **state)
 {
     (void)state;
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     shadow sh;
     tl_model *m = trained_model(&mc, &sh, 200, 7, 1);
 
@@ -1133,7 +1110,7 @@ static void test_labels_through_stage(void **state)
     char err[256] = "";
     tl_store *s = tl_store_open(fx_tmpdir, 0, 1 << 20, err, sizeof(err));
     if (!s) fail_msg("tl_store_open: %s", err);
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     tl_model *m = model_new(&mc);
     shadow sh;
     shadow_init(&sh, &mc);
@@ -1320,7 +1297,7 @@ static void user_fini(tl_user *u)
  * model learned train_set; returns the model (to compare what it learned). */
 static tl_model *leak_run(memsink *ms, const char *item, const char *category, int64_t pts)
 {
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     tl_model *m = model_new(&mc);
     train(m, NULL, train_set, N_TRAIN);
     tl_attr_cfg ac = attr_cfg(1);
@@ -1472,7 +1449,7 @@ static void test_checkpoint(void **state)
     char path[128], tmp[160], bad[128];
     checkpoint_paths(path, bad, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     char err[512] = "";
 
     /* no file yet: a fresh model */
@@ -1562,7 +1539,7 @@ static void test_checkpoint_truncated(void **state)
     (void)state;
     char path[128], bad[128];
     checkpoint_paths(path, bad, sizeof(path));
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     tl_model *m = model_new_at(&mc, path);
     gen_examples(train_set, 50, 3, 0);
     train(m, NULL, train_set, 50);
@@ -1616,7 +1593,7 @@ static void same_credits(const memsink *x, const memsink *y)
 static void test_markov_abort(void **state)
 {
     (void)state;
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     mc.markov_enabled = 1;
     const int64_t T0 = 1000 * DAY;
     gen_examples(train_set, 60, 11, 0);
@@ -1667,7 +1644,7 @@ static void test_checkpoint_window_start(void **state)
     (void)state;
     char path[128], bad[128], err[512] = "";
     checkpoint_paths(path, bad, sizeof(path));
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     mc.markov_enabled = 1;
     tl_model *m = model_new_at(&mc, path);
     memsink ms;
@@ -1766,7 +1743,7 @@ static void test_model_share(void **state)
     (void)state;
     char path[128], err[256];
     snprintf(path, sizeof(path), "%s/model.bin", fx_tmpdir);
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     tl_model *m1 = tl_model_new(&mc, path, err, sizeof(err)), *m2 = model_new(&mc);
     assert_non_null(m1);
     tl_buf b = {0};
