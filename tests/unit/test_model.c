@@ -468,6 +468,26 @@ static void credit(tl_model *m, const tl_journey_tp *tps, int n, int64_t pts, tl
     tl_model_credit(m, NULL, tps, n, r, a, &r->explanation);
 }
 
+/* What m reports now. */
+static tl_model_report report(const tl_model *m)
+{
+    tl_model_report rep;
+    tl_model_report_get(m, &rep);
+    return rep;
+}
+
+/* Both model methods of r fell back to the linear split with the given status: each of
+ * the n touchpoints has 1/n (within tol). */
+static void expect_linear_credits(const tl_attribution *r, int n, const char *status, double tol)
+{
+    assert_string_equal(r->model_status[TL_M_SHAPLEY], status);
+    assert_string_equal(r->model_status[TL_M_REMOVAL], status);
+    for (int j = 0; j < n; j++) {
+        near(r->credits[TL_M_SHAPLEY][j], 1.0 / n, tol, "shapley (linear)", j);
+        near(r->credits[TL_M_REMOVAL][j], 1.0 / n, tol, "removal (linear)", j);
+    }
+}
+
 static void check_against_ref(const tl_attribution *r, const ref_credits *rc, int n)
 {
     assert_true(r->has_model);
@@ -727,8 +747,7 @@ static void test_model_credits(void **state)
 
     /* the report: version = examples learned; progressive validation from the scores
      * before each update, with the inverse-propensity weights */
-    tl_model_report rep;
-    tl_model_report_get(m, &rep);
+    tl_model_report rep = report(m);
     int pos = 0, weighted = 0;
     for (int i = 0; i < N_TRAIN; i++) {
         pos += train_set[i].label;
@@ -951,8 +970,7 @@ static void test_model_credits_sampled(void **state)
         wide += fabs(r.credits[TL_M_SHAPLEY][j] - exact_s[j]) > 2 * r.shapley_stderr[j];
     }
     assert_true(wide <= 3); /* about 5% of them beyond 2 standard errors */
-    tl_model_report rep;
-    tl_model_report_get(m, &rep);
+    tl_model_report rep = report(m);
     assert_int_equal(rep.sampled, 1);
     tl_arena_destroy(&a);
     tl_model_destroy(m);
@@ -994,17 +1012,11 @@ static void test_model_warmup(void **state)
                         !strcmp(r.model_status[TL_M_SHAPLEY], "fallback_linear"));
             continue;
         }
-        assert_string_equal(r.model_status[TL_M_SHAPLEY], steps[s].status);
-        assert_string_equal(r.model_status[TL_M_REMOVAL], steps[s].status);
-        for (int j = 0; j < 2; j++) {
-            near(r.credits[TL_M_SHAPLEY][j], 0.5, 0, "shapley (linear)", j);
-            near(r.credits[TL_M_REMOVAL][j], 0.5, 0, "removal (linear)", j);
-        }
+        expect_linear_credits(&r, 2, steps[s].status, 0);
         if (!strstr(r.explanation, steps[s].words) || strstr(r.explanation, "times the rate"))
             fail_msg("step %d: %s", s, r.explanation);
     }
-    tl_model_report rep;
-    tl_model_report_get(m, &rep);
+    tl_model_report rep = report(m);
     assert_int_equal(rep.no_negatives, 1);
     assert_int_equal(rep.warming_up, 1);
     tl_arena_destroy(&a);
@@ -1040,17 +1052,11 @@ static void test_model_fallback(void **state)
     near(r.p_conversion, rc.p_all, 1e-12, "p_conversion", 0);
     near(r.p_baseline, rc.p_empty, 1e-12, "p_baseline", 0);
     assert_true(r.p_conversion < r.p_baseline);
-    for (int j = 0; j < 3; j++) {
-        near(r.credits[TL_M_SHAPLEY][j], 1.0 / 3, 1e-15, "shapley (linear)", j);
-        near(r.credits[TL_M_REMOVAL][j], 1.0 / 3, 1e-15, "removal (linear)", j);
-    }
+    expect_linear_credits(&r, 3, "fallback_linear", 1e-15);
     assert_int_equal(r.model_version, 200);
     if (!strstr(r.explanation, "falls back to linear")) fail_msg("explanation: %s", r.explanation);
-    assert_string_equal(r.model_status[TL_M_SHAPLEY], "fallback_linear");
-    assert_string_equal(r.model_status[TL_M_REMOVAL], "fallback_linear");
     assert_null(r.model_status[TL_M_LINEAR]);
-    tl_model_report rep;
-    tl_model_report_get(m, &rep);
+    tl_model_report rep = report(m);
     assert_int_equal(rep.fallbacks, 1);
     assert_int_equal(rep.positives, 0);
     tl_arena_destroy(&a);
