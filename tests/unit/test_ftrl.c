@@ -64,6 +64,18 @@ static void random_example(double *x, int d, int *y)
     *y = uni() < 0.3 + 0.4 * (x[1] > 0);
 }
 
+/* m (of dimension d) learns n random examples, their weights cycling through w[0..nw). */
+static void train(tl_ftrl *m, int d, int n, const double *w, int nw)
+{
+    double x[TL_FTRL_DENSE_DIM];
+    int y;
+    assert_true(d <= TL_FTRL_DENSE_DIM);
+    for (int t = 0; t < n; t++) {
+        random_example(x, d, &y);
+        tl_ftrl_learn(m, x, y, w[t % nw]);
+    }
+}
+
 /*
  * d = 2, alpha = 0.5, beta = 1, l1 = 0.6, l2 = 1. Coordinate 0 is the bias.
  *
@@ -151,12 +163,8 @@ static void test_l1_zeroes_weights(void **state)
     const int d = 12;
     const double alpha = 0.2, beta = 1, l1 = 3, l2 = 0.5;
     tl_ftrl *m = tl_ftrl_new(d, alpha, beta, l1, l2);
-    double x[12], w[12];
-    int y;
-    for (int t = 0; t < 400; t++) {
-        random_example(x, d, &y);
-        tl_ftrl_learn(m, x, y, t % 3 ? 1.0 : 0.5);
-    }
+    double w[12];
+    train(m, d, 400, (const double[]){0.5, 1.0, 1.0}, 3);
     tl_ftrl_weights(m, w);
     tl_buf b = {0};
     tl_ftrl_encode(m, &b);
@@ -185,12 +193,9 @@ static void test_weight_zero_changes_nothing(void **state)
     (void)state;
     const int d = 5;
     tl_ftrl *m = tl_ftrl_new(d, 0.1, 1, 0.01, 0.1);
+    train(m, d, 50, (const double[]){1.0}, 1);
     double x[5];
     int y;
-    for (int t = 0; t < 50; t++) {
-        random_example(x, d, &y);
-        tl_ftrl_learn(m, x, y, 1.0);
-    }
     tl_buf before = {0}, after = {0};
     tl_ftrl_encode(m, &before);
     random_example(x, d, &y);
@@ -213,12 +218,9 @@ static void test_encode_decode_round_trip(void **state)
     (void)state;
     const int d = 9;
     tl_ftrl *m = tl_ftrl_new(d, 0.05, 0.5, 0.2, 1.5);
+    train(m, d, 300, (const double[]){1.0, 2.0, 3.0, 4.0}, 4);
     double x[9], w1[9], w2[9];
     int y;
-    for (int t = 0; t < 300; t++) {
-        random_example(x, d, &y);
-        tl_ftrl_learn(m, x, y, 1.0 + (t % 4));
-    }
     tl_buf b = {0}, b2 = {0};
     tl_buf_append(&b, "prefix", 6);   /* encode appends */
     tl_ftrl_encode(m, &b);
