@@ -149,3 +149,59 @@ tl_features_cfg fx_features_cfg(double half_life_ms, double alpha, double beta)
     fc.dims[TL_DIM_CATEGORY] = 1;
     return fc;
 }
+
+uint64_t fx_xorshift64(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+void fx_expect_exact_record(const void *rec, size_t len, fx_decodes_fn decodes)
+{
+    for (size_t n = 0; n < len; n++) {
+        char *cut = tl_xmalloc(n ? n : 1);
+        memcpy(cut, rec, n);
+        int decoded = decodes(cut, n);
+        free(cut);
+        if (decoded) fail_msg("decoded a record of %zu bytes truncated to %zu", len, n);
+    }
+    char *pad = tl_xmalloc(len + 1);
+    memcpy(pad, rec, len);
+    pad[len] = 0;
+    int decoded = decodes(pad, len + 1);
+    free(pad);
+    if (decoded) fail_msg("decoded a record of %zu bytes with a trailing byte", len);
+}
+
+void fx_near(double got, double want, double tol, const char *what)
+{
+    double diff = got - want;   /* NaN fails both comparisons */
+    if (!(diff <= tol && -diff <= tol)) fail_msg("%s: got %.17g, expected %.17g", what, got, want);
+}
+
+tl_model_cfg fx_model_cfg(void)
+{
+    const int64_t hour = 3600000;
+    tl_model_cfg mc;
+    memset(&mc, 0, sizeof(mc));
+    mc.enabled = 1;
+    mc.alpha = 0.1;
+    mc.beta = 1;
+    mc.l1 = 0.01;
+    mc.l2 = 0.1;
+    mc.ipw = 1;
+    mc.ipw_clip = 20;
+    mc.shapley_exact_max = 12;
+    mc.shapley_samples = 512;
+    mc.metrics_window = 10000;
+    mc.markov_enabled = 0;
+    mc.markov_window_ms = hour;
+    mc.markov_dim = -1;
+    mc.control_interval_ms = 6 * hour;
+    mc.controls_max = 256;
+    mc.average_eta = 1;   /* model.credits.average.eta's default */
+    return mc;
+}

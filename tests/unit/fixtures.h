@@ -68,4 +68,27 @@ tl_attr_cfg fx_attr_cfg(void);
  * category dimension only. */
 tl_features_cfg fx_features_cfg(double half_life_ms, double alpha, double beta);
 
+/* The next number of Marsaglia's xorshift64 (shifts 13, 7, 17) from *state, which must
+ * not be 0: a fixed, reproducible stream for the tests that draw at random. */
+uint64_t fx_xorshift64(uint64_t *state);
+
+/* Decodes the len bytes at data, frees what it made and says whether it decoded (1) or
+ * refused them (0). */
+typedef int (*fx_decodes_fn)(const void *data, size_t len);
+
+/* The len bytes of an encoded record are refused when cut short anywhere (each prefix
+ * copied to a buffer of exactly its size, so that a read past its end is caught by ASan)
+ * and with one byte more; fails the test naming the first that decodes. */
+void fx_expect_exact_record(const void *rec, size_t len, fx_decodes_fn decodes);
+
+/* Fails the test, naming what, unless got is within tol of want. */
+void fx_near(double got, double want, double tol, const char *what);
+
+/* The model the model tests start from: FTRL alpha 0.1, beta 1, l1 0.01, l2 0.1;
+ * inverse-propensity weights clipped at 20; exact Shapley values up to 12 touchpoints,
+ * 512 samples beyond; metrics over 10000 examples; no warm-up; control moments on a
+ * 6-hour grid, at most 256 a gap; average eta 1; the Markov chain off (a 1-hour window,
+ * its dimension the channel when known). */
+tl_model_cfg fx_model_cfg(void);
+
 #endif

@@ -31,6 +31,7 @@ static const int64_t DAY = 86400000;
 static memsink ms;
 static tl_arena arena;
 static tl_user user;
+static tl_attr_cfg cfg;       /* the documented defaults; a test changes what it needs */
 static tl_attr_stage stage;   /* no model, no timers: the rule-based stage alone */
 #define ast stage.st
 
@@ -38,7 +39,8 @@ static int setup(void **state)
 {
     (void)state;
     fx_stage_open(&ms, &arena, &user, "u1");
-    memset(&ast, 0, sizeof(ast));
+    cfg = fx_attr_cfg();
+    stage = (tl_attr_stage){.cfg = &cfg};
     return 0;
 }
 
@@ -70,11 +72,35 @@ static tl_event mkev(const char *id, tl_event_type type, int64_t ts)
     return fx_event(id, "u1", "item", NULL, NULL, type, ts);
 }
 
-static void apply(const tl_attr_cfg *ac, const char *id, tl_event_type type, int64_t ts)
+static void apply_ev(const tl_event *ev)
+{
+    assert_int_equal(tl_attribution_apply(&stage, NULL, &user, ev, &arena, &ms.sink), TL_OK);
+}
+
+static void apply(const char *id, tl_event_type type, int64_t ts)
 {
     tl_event ev = mkev(id, type, ts);
-    stage.cfg = ac;
-    assert_int_equal(tl_attribution_apply(&stage, NULL, &user, &ev, &arena, &ms.sink), TL_OK);
+    apply_ev(&ev);
+}
+
+/* A CLICK at each of the n times, in that order, each named "t<ts>". */
+static void clicks(const int64_t *ts, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char id[24];
+        snprintf(id, sizeof(id), "t%lld", (long long)ts[i]);
+        apply(id, TL_CLICK, ts[i]);
+    }
+}
+
+/* Two touches (a BROWSE at 1000, b CLICK at 2000), then purchases p1 at 3000 and p2 at
+ * 4000. */
+static void touch_twice_buy_twice(void)
+{
+    apply("a", TL_BROWSE, 1000);
+    apply("b", TL_CLICK, 2000);
+    apply("p1", TL_PURCHASE, 3000);
+    apply("p2", TL_PURCHASE, 4000);
 }
 
 /* The stage's counters: purchases, attributed, without touchpoints, touchpoints credited. */
@@ -117,6 +143,15 @@ static void expect_journey(const char *want)
         strcat(got, user.tp[k].event_id);
     }
     if (strcmp(got, want) != 0) fail_msg("journey: \"%s\", expected \"%s\"", got, want);
+}
+
+/* The journey is want (event ids); a purchase id at ts then credits all of it. */
+static void buy_whole_journey(const char *id, int64_t ts, const char *want)
+{
+    int i = ms.count[MS_ATTRIBUTION];
+    expect_journey(want);
+    apply(id, TL_PURCHASE, ts);
+    expect_tps(i, want);
 }
 
 /* ---- tl_credits_rule ---------------------------------------------------------------- */
@@ -197,8 +232,7 @@ static void test_rule_time_decay(void **state)
 static void test_record_fields(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();   /* the documented defaults */
-    ac.time_decay_half_life_ms = (double)DAY;
+    cfg.time_decay_half_life_ms = (double)DAY;
     const int64_t P = 50 * DAY;
     tl_event t1 = mkev("t1", TL_IMPRESSION, P - 2 * DAY);
     t1.item_id = "i1";
@@ -215,10 +249,7 @@ static void test_record_fields(void **state)
     p.value = 19.5;
     p.has_value = 1;
     tl_event *evs[] = {&t1, &t2, &t3, &p};
-    stage.cfg = &ac;
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(tl_attribution_apply(&stage, NULL, &user, evs[i], &arena, &ms.sink),
-                         TL_OK);
+    for (int i = 0; i < 4; i++) apply_ev(evs[i]);
     assert_int_equal(ms.n, 1);
     const tl_attribution *r = ms_attribution(&ms, 0);
     assert_string_equal(r->conversion_event_id, "p1");
@@ -261,8 +292,8 @@ static void test_record_fields(void **state)
     assert_int_equal(user.n_tp, 0);   /* reset on conversion */
 
     /* a purchase without value or category */
-    apply(&ac, "t4", TL_BROWSE, P + 1);
-    apply(&ac, "p2", TL_PURCHASE, P + 2);
+    apply("t4", TL_BROWSE, P + 1);
+    apply("p2", TL_PURCHASE, P + 2);
     r = ms_attribution(&ms, 1);
     assert_non_null(r);
     assert_int_equal(r->has_value, 0);
@@ -275,30 +306,26 @@ static void test_record_fields(void **state)
 static void test_lookback(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();
-    ac.lookback_ms = 1000;
-    apply(&ac, "t100", TL_CLICK, 100);
-    apply(&ac, "t600", TL_CLICK, 600);
-    apply(&ac, "t1000", TL_CLICK, 1000);
+    static const int64_t ts[] = {100, 600, 1000};
+    cfg.lookback_ms = 1000;
+    clicks(ts, 3);
     expect_journey("t100 t600 t1000");   /* all within 1000 of the newest */
     /* P - L = 600: the bound is inclusive, 100 is too old */
-    apply(&ac, "p", TL_PURCHASE, 1600);
+    apply("p", TL_PURCHASE, 1600);
     expect_tps(0, "t600 t1000");
     expect_journey("t100");   /* only the credited ones are removed */
 
     /* one ms further and 600 is out too */
     start_over();
-    apply(&ac, "t100", TL_CLICK, 100);
-    apply(&ac, "t600", TL_CLICK, 600);
-    apply(&ac, "t1000", TL_CLICK, 1000);
-    apply(&ac, "p", TL_PURCHASE, 1601);
+    clicks(ts, 3);
+    apply("p", TL_PURCHASE, 1601);
     expect_tps(0, "t1000");
 
     /* a purchase whose whole journey is too old gets nothing */
     start_over();
     memset(&ast, 0, sizeof(ast));
-    apply(&ac, "t0", TL_CLICK, 0);
-    apply(&ac, "p", TL_PURCHASE, 1001);
+    apply("t0", TL_CLICK, 0);
+    apply("p", TL_PURCHASE, 1001);
     assert_int_equal(ms.n, 0);
     assert_int_equal(ast.no_touchpoints, 1);
     expect_journey("t0");
@@ -308,31 +335,27 @@ static void test_lookback(void **state)
 static void test_journey_trim_lookback(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();
-    ac.lookback_ms = 1000;
-    apply(&ac, "a", TL_CLICK, 0);
-    apply(&ac, "b", TL_CLICK, 1000);   /* exactly L after: a stays */
+    cfg.lookback_ms = 1000;
+    apply("a", TL_CLICK, 0);
+    apply("b", TL_CLICK, 1000);   /* exactly L after: a stays */
     expect_journey("a b");
-    apply(&ac, "c", TL_CLICK, 1001);   /* a is now more than L before c */
+    apply("c", TL_CLICK, 1001);   /* a is now more than L before c */
     expect_journey("b c");
-    apply(&ac, "d", TL_CLICK, 500);    /* late, but within L of the newest */
+    apply("d", TL_CLICK, 500);    /* late, but within L of the newest */
     expect_journey("d b c");
-    apply(&ac, "e", TL_CLICK, 0);      /* late and too old: dropped at once */
+    apply("e", TL_CLICK, 0);      /* late and too old: dropped at once */
     expect_journey("d b c");
 }
 
 static void test_future_touchpoints_excluded(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();
-    apply(&ac, "t1000", TL_CLICK, 1000);
-    apply(&ac, "t3000", TL_CLICK, 3000);
-    apply(&ac, "t2000", TL_CLICK, 2000);   /* the purchase's own ts is included */
-    apply(&ac, "p", TL_PURCHASE, 2000);
+    clicks((const int64_t[]){1000, 3000, 2000}, 3);   /* the purchase's own ts is included */
+    apply("p", TL_PURCHASE, 2000);
     expect_tps(0, "t1000 t2000");
     expect_journey("t3000");
     /* a second purchase later gets the one left */
-    apply(&ac, "p2", TL_PURCHASE, 4000);
+    apply("p2", TL_PURCHASE, 4000);
     expect_tps(1, "t3000");
     expect_journey("");
 }
@@ -340,20 +363,13 @@ static void test_future_touchpoints_excluded(void **state)
 static void test_max_touchpoints(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();
-    ac.max_touchpoints = 3;
-    apply(&ac, "t1", TL_CLICK, 1);
-    apply(&ac, "t2", TL_CLICK, 2);
-    apply(&ac, "t3", TL_CLICK, 3);
-    apply(&ac, "t4", TL_CLICK, 4);
-    apply(&ac, "t5", TL_CLICK, 5);
+    cfg.max_touchpoints = 3;
+    clicks((const int64_t[]){1, 2, 3, 4, 5}, 5);
     expect_journey("t3 t4 t5");
-    apply(&ac, "t0", TL_CLICK, 0);   /* late: inserted first, then trimmed as the oldest */
+    apply("t0", TL_CLICK, 0);   /* late: inserted first, then trimmed as the oldest */
     expect_journey("t3 t4 t5");
-    apply(&ac, "t35", TL_CLICK, 3);  /* ties with t3, after it: t3 is the oldest, trimmed */
-    expect_journey("t35 t4 t5");
-    apply(&ac, "p", TL_PURCHASE, 10);
-    expect_tps(0, "t35 t4 t5");
+    apply("t35", TL_CLICK, 3);  /* ties with t3, after it: t3 is the oldest, trimmed */
+    buy_whole_journey("p", 10, "t35 t4 t5");
 
     /* a journey longer than N (written under a larger N): the purchase takes the
      * N most recent ones at or before its ts */
@@ -364,7 +380,7 @@ static void test_max_touchpoints(void **state)
         tl_event ev = mkev(id, TL_BROWSE, i * 10);
         tl_user_add_tp(&user, &ev, -1.0f);
     }
-    apply(&ac, "p", TL_PURCHASE, 55);
+    apply("p", TL_PURCHASE, 55);
     expect_tps(0, "j3 j4 j5");
     expect_journey("j1 j2 j6");
     assert_int_equal(ast.touchpoints_credited, 6);
@@ -373,31 +389,23 @@ static void test_max_touchpoints(void **state)
 static void test_reset_on_conversion(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();
-    apply(&ac, "a", TL_BROWSE, 1000);
-    apply(&ac, "b", TL_CLICK, 2000);
-    apply(&ac, "p1", TL_PURCHASE, 3000);
-    apply(&ac, "p2", TL_PURCHASE, 4000);
+    touch_twice_buy_twice();
     assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
     expect_tps(0, "a b");
     expect_counts(2, 1, 1, 2);
     /* a new touch after the conversion is credited to the next purchase alone */
-    apply(&ac, "c", TL_CLICK, 5000);
-    apply(&ac, "p3", TL_PURCHASE, 6000);
+    apply("c", TL_CLICK, 5000);
+    apply("p3", TL_PURCHASE, 6000);
     expect_tps(1, "c");
 }
 
 static void test_no_reset(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();
-    ac.reset_on_conversion = 0;
-    apply(&ac, "a", TL_BROWSE, 1000);
-    apply(&ac, "b", TL_CLICK, 2000);
-    apply(&ac, "p1", TL_PURCHASE, 3000);
-    apply(&ac, "p2", TL_PURCHASE, 4000);
-    apply(&ac, "c", TL_CLICK, 5000);
-    apply(&ac, "p3", TL_PURCHASE, 6000);
+    cfg.reset_on_conversion = 0;
+    touch_twice_buy_twice();
+    apply("c", TL_CLICK, 5000);
+    apply("p3", TL_PURCHASE, 6000);
     assert_int_equal(ms.count[MS_ATTRIBUTION], 3);
     expect_tps(0, "a b");
     expect_tps(1, "a b");
@@ -409,11 +417,10 @@ static void test_no_reset(void **state)
 static void test_ties_arrival_order(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();
-    apply(&ac, "x", TL_IMPRESSION, 100);
-    apply(&ac, "y", TL_CLICK, 100);
-    apply(&ac, "z", TL_BROWSE, 100);
-    apply(&ac, "p", TL_PURCHASE, 100);
+    apply("x", TL_IMPRESSION, 100);
+    apply("y", TL_CLICK, 100);
+    apply("z", TL_BROWSE, 100);
+    apply("p", TL_PURCHASE, 100);
     expect_tps(0, "x y z");
     const tl_attribution *r = ms_attribution(&ms, 0);
     check_credits(r->credits[TL_M_FIRST_TOUCH], (double[]){1, 0, 0}, 3, "first_touch");
@@ -421,13 +428,11 @@ static void test_ties_arrival_order(void **state)
     check_credits(r->credits[TL_M_POSITION_BASED], (double[]){0.4, 0.2, 0.4}, 3, "position");
 
     /* a late arrival with an existing ts goes after the entries with that ts */
-    apply(&ac, "a", TL_CLICK, 100);
-    apply(&ac, "c", TL_CLICK, 200);
-    apply(&ac, "b", TL_CLICK, 100);
-    apply(&ac, "d", TL_CLICK, 100);
-    expect_journey("a b d c");
-    apply(&ac, "p2", TL_PURCHASE, 300);
-    expect_tps(1, "a b d c");
+    apply("a", TL_CLICK, 100);
+    apply("c", TL_CLICK, 200);
+    apply("b", TL_CLICK, 100);
+    apply("d", TL_CLICK, 100);
+    buy_whole_journey("p2", 300, "a b d c");
     r = ms_attribution(&ms, 1);
     check_credits(r->credits[TL_M_FIRST_TOUCH], (double[]){1, 0, 0, 0}, 4, "first_touch");
     check_credits(r->credits[TL_M_LAST_TOUCH], (double[]){0, 0, 0, 1}, 4, "last_touch");
@@ -436,14 +441,11 @@ static void test_ties_arrival_order(void **state)
 static void test_out_of_order_touch(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();
-    ac.time_decay_half_life_ms = 100;
-    apply(&ac, "t300", TL_CLICK, 300);
-    apply(&ac, "t100", TL_BROWSE, 100);
-    apply(&ac, "t200", TL_FAVORITE, 200);
-    expect_journey("t100 t200 t300");
-    apply(&ac, "p", TL_PURCHASE, 400);
-    expect_tps(0, "t100 t200 t300");
+    cfg.time_decay_half_life_ms = 100;
+    apply("t300", TL_CLICK, 300);
+    apply("t100", TL_BROWSE, 100);
+    apply("t200", TL_FAVORITE, 200);
+    buy_whole_journey("p", 400, "t100 t200 t300");
     const tl_attribution *r = ms_attribution(&ms, 0);
     assert_int_equal(r->touchpoints[0].ts, 100);
     assert_int_equal(r->touchpoints[0].type, TL_BROWSE);
@@ -457,60 +459,60 @@ static void test_out_of_order_touch(void **state)
 static void test_no_touchpoints(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();
-    apply(&ac, "p", TL_PURCHASE, 1000);
+    apply("p", TL_PURCHASE, 1000);
     assert_int_equal(ms.n, 0);
     expect_counts(1, 0, 1, 0);
     /* PURCHASE is not a touch type by default: it is not in the journey */
     assert_int_equal(user.n_tp, 0);
-    apply(&ac, "p2", TL_PURCHASE, 2000);
+    apply("p2", TL_PURCHASE, 2000);
     assert_int_equal(ms.n, 0);
     assert_int_equal(ast.no_touchpoints, 2);
 }
 
-static void load_types(tl_attr_cfg *ac, const char *types)
+/* cfg as the configuration gives it with attribution.touch.types = types. */
+static void load_types(const char *types)
 {
     tl_config *c = tl_config_new(tl_app_config);
     char err[256] = "";
     assert_int_equal(tl_config_set(c, "attribution.touch.types", types, "-X", err, sizeof(err)), 0);
-    if (tl_attr_cfg_load(ac, c, err, sizeof(err)) != 0) fail_msg("%s: %s", types, err);
+    if (tl_attr_cfg_load(&cfg, c, err, sizeof(err)) != 0) fail_msg("%s: %s", types, err);
     tl_config_destroy(c);
 }
 
 static void test_touch_types(void **state)
 {
     (void)state;
-    tl_attr_cfg ac;
     /* the defaults from the configuration */
+    memset(&cfg, 0, sizeof(cfg));
     tl_config *c = tl_config_new(tl_app_config);
     char err[256] = "";
-    assert_int_equal(tl_attr_cfg_load(&ac, c, err, sizeof(err)), 0);
+    assert_int_equal(tl_attr_cfg_load(&cfg, c, err, sizeof(err)), 0);
     tl_config_destroy(c);
-    assert_int_equal(ac.lookback_ms, 7 * DAY);
-    assert_int_equal(ac.max_touchpoints, 50);
-    assert_int_equal(ac.reset_on_conversion, 1);
-    assert_true(ac.time_decay_half_life_ms == 7.0 * DAY);
+    assert_int_equal(cfg.lookback_ms, 7 * DAY);
+    assert_int_equal(cfg.max_touchpoints, 50);
+    assert_int_equal(cfg.reset_on_conversion, 1);
+    assert_true(cfg.time_decay_half_life_ms == 7.0 * DAY);
     for (int t = 0; t < TL_EVENT_TYPE_COUNT; t++)
-        assert_int_equal(!!(ac.touch_mask & (1u << t)), t != TL_PURCHASE);
+        assert_int_equal(!!(cfg.touch_mask & (1u << t)), t != TL_PURCHASE);
 
     /* IMPRESSION excluded */
-    load_types(&ac, "BROWSE, CLICK,FAVORITE,add_to_cart");
-    assert_int_equal(ac.touch_mask & (1u << TL_IMPRESSION), 0);
-    apply(&ac, "imp", TL_IMPRESSION, 100);
-    apply(&ac, "clk", TL_CLICK, 200);
-    apply(&ac, "imp2", TL_IMPRESSION, 250);
-    apply(&ac, "atc", TL_ADD_TO_CART, 260);
-    apply(&ac, "p", TL_PURCHASE, 300);
+    load_types("BROWSE, CLICK,FAVORITE,add_to_cart");
+    assert_int_equal(cfg.touch_mask & (1u << TL_IMPRESSION), 0);
+    apply("imp", TL_IMPRESSION, 100);
+    apply("clk", TL_CLICK, 200);
+    apply("imp2", TL_IMPRESSION, 250);
+    apply("atc", TL_ADD_TO_CART, 260);
+    apply("p", TL_PURCHASE, 300);
     expect_tps(0, "clk atc");
 
     /* PURCHASE as a touch type: a purchase is attributed before it joins the journey */
     start_over();
-    load_types(&ac, "CLICK,PURCHASE");
-    apply(&ac, "c1", TL_CLICK, 100);
-    apply(&ac, "p1", TL_PURCHASE, 200);
+    load_types("CLICK,PURCHASE");
+    apply("c1", TL_CLICK, 100);
+    apply("p1", TL_PURCHASE, 200);
     expect_tps(0, "c1");
     expect_journey("p1");
-    apply(&ac, "p2", TL_PURCHASE, 300);
+    apply("p2", TL_PURCHASE, 300);
     expect_tps(1, "p1");
     assert_int_equal(ms_attribution(&ms, 1)->touchpoints[0].type, TL_PURCHASE);
     expect_journey("p2");
@@ -519,7 +521,7 @@ static void test_touch_types(void **state)
     c = tl_config_new(tl_app_config);
     assert_int_equal(
         tl_config_set(c, "attribution.touch.types", "CLICK,TAP", "-X", err, sizeof(err)), 0);
-    assert_int_equal(tl_attr_cfg_load(&ac, c, err, sizeof(err)), -1);
+    assert_int_equal(tl_attr_cfg_load(&cfg, c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "TAP"));
     tl_config_destroy(c);
 }
@@ -529,15 +531,13 @@ static void test_touch_types(void **state)
 static void test_touchpoints_survive_reset(void **state)
 {
     (void)state;
-    tl_attr_cfg ac = fx_attr_cfg();
     tl_event t = mkev("t-long-event-id-0123456789", TL_CLICK, 10);
     t.item_id = "item-long-0123456789";
     t.category_id = "cat-long-0123456789";
     t.channel = "channel-long-0123456789";
-    stage.cfg = &ac;
-    assert_int_equal(tl_attribution_apply(&stage, NULL, &user, &t, &arena, &ms.sink), TL_OK);
+    apply_ev(&t);
     /* a sink that checks the record during the call: the arena copy must be intact */
-    apply(&ac, "p", TL_PURCHASE, 20);
+    apply("p", TL_PURCHASE, 20);
     const tl_attribution *r = ms_attribution(&ms, 0);
     assert_string_equal(r->touchpoints[0].event_id, "t-long-event-id-0123456789");
     assert_string_equal(r->touchpoints[0].item_id, "item-long-0123456789");

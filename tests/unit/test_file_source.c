@@ -22,40 +22,39 @@
 #include "engine/source.h"
 #include "lib/util.h"
 #include "ingest/file_source.h"
+#include "fixtures.h"
 
 #define CANON_HEADER "event_id,user_id,item_id,category_id,type,ts,channel,dwell_ms,value"
 
-static char tmpdir[64];
-static char *paths[64];
+static char *paths[64];   /* the files written, kept until the end */
 static int n_paths;
+static tl_batch b;   /* the test's batch: what the last poll gave */
 
-static int setup_dir(void **state)
+static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tally_fs_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    tl_batch_init(&b);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tl_batch_destroy(&b);
+    return 0;
 }
 
 static int teardown_dir(void **state)
 {
-    (void)state;
-    for (int i = 0; i < n_paths; i++) {
-        unlink(paths[i]);
-        free(paths[i]);
-    }
+    for (int i = 0; i < n_paths; i++) free(paths[i]);
     n_paths = 0;
-    return rmdir(tmpdir);
+    return fx_teardown_tmpdir(state);
 }
 
-/* Writes len bytes to tmpdir/name; returns the path (owned by the fixture). */
+/* Writes len bytes to fx_tmpdir/name; returns the path (owned by the fixture). */
 static const char *write_file_n(const char *name, const char *data, size_t len)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
+    const char *path = fx_write_file_n(fx_tmpdir, name, data, len);
     for (int i = 0; i < n_paths; i++)
         if (strcmp(paths[i], path) == 0) return paths[i];
     assert_true(n_paths < 64);
@@ -76,7 +75,16 @@ static tl_source *open_ok(const char *path, tl_file_format fmt, int strict)
     return s;
 }
 
-static int poll_all(tl_source *s, tl_batch *b) { return s->poll(s->ctx, b, 1 << 20, 0); }
+static int poll_all(tl_source *s) { return s->poll(s->ctx, &b, 1 << 20, 0); }
+
+/* Opens path and reads it to its end in one poll, which gives n events (in b). */
+static tl_source *read_all(const char *path, tl_file_format fmt, int strict, int n)
+{
+    tl_source *s = open_ok(path, fmt, strict);
+    assert_int_equal(poll_all(s), TL_SRC_EOF);
+    assert_int_equal(b.n, n);
+    return s;
+}
 
 static void test_format_parse(void **state)
 {
@@ -97,11 +105,11 @@ static void test_open_errors(void **state)
     (void)state;
     char err[256];
     char missing[128];
-    snprintf(missing, sizeof missing, "%s/does-not-exist.csv", tmpdir);
+    snprintf(missing, sizeof missing, "%s/does-not-exist.csv", fx_tmpdir);
     assert_null(tl_file_source_new(missing, TL_FMT_TAOBAO, 0, err, sizeof err));
     assert_non_null(strstr(err, "cannot open"));
     assert_non_null(strstr(err, "does-not-exist.csv"));
-    assert_null(tl_file_source_new(tmpdir, TL_FMT_TAOBAO, 0, err, sizeof err));
+    assert_null(tl_file_source_new(fx_tmpdir, TL_FMT_TAOBAO, 0, err, sizeof err));
     assert_non_null(strstr(err, "directory"));
     assert_null(tl_file_source_new("", TL_FMT_TAOBAO, 0, err, sizeof err));
     tl_file_source_destroy(NULL);
@@ -119,11 +127,7 @@ static void test_canonical(void **state)
                                 "e3,u1,i1,c1,Purchase,3000,ads,,19.99\r\n"
                                 "  \n"
                                 ",u3,i9,c2,FAVORITE,-5,,0,0");     /* no newline at the end */
-    tl_source *s = open_ok(path, TL_FMT_CANONICAL, 1);
-    tl_batch b;
-    tl_batch_init(&b);
-    assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
-    assert_int_equal(b.n, 4);
+    tl_source *s = read_all(path, TL_FMT_CANONICAL, 1, 4);
 
     tl_event *e = &b.events[0];
     assert_string_equal(e->event_id, "e1");
@@ -170,9 +174,8 @@ static void test_canonical(void **state)
     assert_int_equal(bad, 0);
     assert_null(tl_file_source_error(s));
     /* after EOF: EOF again, nothing more */
-    assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
+    assert_int_equal(poll_all(s), TL_SRC_EOF);
     assert_int_equal(b.n, 0);
-    tl_batch_destroy(&b);
     tl_file_source_destroy(s);
 }
 
@@ -184,11 +187,7 @@ static void test_canonical_propensity_and_quotes(void **state)
                                   "\"e,1\",\"u\"\"x\",i,,BROWSE,1,\"\",,,0.25\n"
                                   "e2,u,i,,click,2,feed,,,\n"
                                   "e3,u,i,,click,3,feed,,,1.5\n");
-    tl_source *s = open_ok(path, TL_FMT_CANONICAL, 0);
-    tl_batch b;
-    tl_batch_init(&b);
-    assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
-    assert_int_equal(b.n, 2);
+    tl_source *s = read_all(path, TL_FMT_CANONICAL, 0, 2);
     /* tl_event_validate's rules apply: propensity in (0, 1] */
     char expect[256];
     snprintf(expect, sizeof expect, "%s:4: propensity 1.5 is outside (0, 1]", path);
@@ -199,7 +198,6 @@ static void test_canonical_propensity_and_quotes(void **state)
     assert_true(b.events[0].has_propensity && b.events[0].propensity == 0.25);
     assert_int_equal(b.events[1].type, TL_CLICK);
     assert_false(b.events[1].has_propensity);
-    tl_batch_destroy(&b);
     tl_file_source_destroy(s);
 }
 
@@ -221,15 +219,10 @@ static void test_canonical_campaign(void **state)
         snprintf(text, sizeof text, CANON_HEADER "%s\n%s\n%s\n", cases[k].head, cases[k].row,
                  cases[k].prop ? "e2,u,i,,BROWSE,2,,,,," : "e2,u,i,,BROWSE,2,,,,");
         const char *path = write_file("camp.csv", text);
-        tl_source *s = open_ok(path, TL_FMT_CANONICAL, 1);
-        tl_batch b;
-        tl_batch_init(&b);
-        assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
-        assert_int_equal(b.n, 2);
+        tl_source *s = read_all(path, TL_FMT_CANONICAL, 1, 2);
         assert_string_equal(b.events[0].campaign, "spring");
         assert_int_equal(b.events[0].has_propensity, cases[k].prop);
         assert_null(b.events[1].campaign);
-        tl_batch_destroy(&b);
         tl_file_source_destroy(s);
     }
     char err[512];
@@ -259,18 +252,13 @@ static void test_canonical_header(void **state)
     assert_null(tl_file_source_new(path, TL_FMT_CANONICAL, 0, err, sizeof err));
     assert_non_null(strstr(err, ":1: "));
     /* header only, and an empty file: no events, no error */
-    tl_batch b;
-    tl_batch_init(&b);
     const char *files[2] = {write_file("hdronly.csv", CANON_HEADER "\n"),
                             write_file("empty.csv", "")};
     for (int i = 0; i < 2; i++) {
-        tl_source *s = open_ok(files[i], TL_FMT_CANONICAL, 1);
-        assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
-        assert_int_equal(b.n, 0);
+        tl_source *s = read_all(files[i], TL_FMT_CANONICAL, 1, 0);
         assert_null(tl_file_source_error(s));
         tl_file_source_destroy(s);
     }
-    tl_batch_destroy(&b);
 }
 
 static void test_taobao(void **state)
@@ -282,11 +270,7 @@ static void test_taobao(void **state)
                                   "\n"
                                   "3,12,,fav,1511658002\n"
                                   "4,13,103,buy,1511658003");
-    tl_source *s = open_ok(path, TL_FMT_TAOBAO, 1);
-    tl_batch b;
-    tl_batch_init(&b);
-    assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
-    assert_int_equal(b.n, 4);
+    tl_source *s = read_all(path, TL_FMT_TAOBAO, 1, 4);
     static const tl_event_type types[4] = {TL_BROWSE, TL_ADD_TO_CART, TL_FAVORITE, TL_PURCHASE};
     for (int i = 0; i < 4; i++) {
         char id[8], user[8];
@@ -303,7 +287,6 @@ static void test_taobao(void **state)
     assert_string_equal(b.events[0].item_id, "10");
     assert_string_equal(b.events[0].category_id, "100");
     assert_null(b.events[2].category_id);
-    tl_batch_destroy(&b);
     tl_file_source_destroy(s);
 }
 
@@ -317,11 +300,7 @@ static void test_jsonl(void **state)
         "\n"
         "{\"user_id\":\"u2\",\"item_id\":\"i2\",\"type\":\"PURCHASE\",\"ts\":2000,"
         "\"value\":9.5,\"category_id\":null}\n");
-    tl_source *s = open_ok(path, TL_FMT_JSONL, 1);
-    tl_batch b;
-    tl_batch_init(&b);
-    assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
-    assert_int_equal(b.n, 2);
+    tl_source *s = read_all(path, TL_FMT_JSONL, 1, 2);
     assert_string_equal(b.events[0].event_id, "e1");
     assert_string_equal(b.events[0].channel, "feed");
     assert_true(b.events[0].has_dwell && b.events[0].dwell_ms == 1200);
@@ -331,7 +310,6 @@ static void test_jsonl(void **state)
     assert_true(b.events[1].has_value && b.events[1].value == 9.5);
     assert_null(b.events[1].category_id);
     assert_int_equal(b.events[1].offset, 2);
-    tl_batch_destroy(&b);
     tl_file_source_destroy(s);
 }
 
@@ -392,8 +370,6 @@ static const char *good_row(tl_file_format fmt)
 static void test_bad_rows(void **state)
 {
     (void)state;
-    tl_batch b;
-    tl_batch_init(&b);
     for (size_t k = 0; k < sizeof bad_cases / sizeof bad_cases[0]; k++) {
         const bad_case *c = &bad_cases[k];
         int header = c->fmt == TL_FMT_CANONICAL;
@@ -407,9 +383,7 @@ static void test_bad_rows(void **state)
         print_message("  case %zu: %s\n", k, c->row);
 
         /* skip and count */
-        tl_source *s = open_ok(path, c->fmt, 0);
-        assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
-        assert_int_equal(b.n, 2);
+        tl_source *s = read_all(path, c->fmt, 0, 2);
         assert_string_equal(b.events[0].event_id, "1");
         assert_string_equal(b.events[1].event_id, "3");
         assert_int_equal(b.events[1].offset, 3);
@@ -425,21 +399,20 @@ static void test_bad_rows(void **state)
 
         /* strict */
         s = open_ok(path, c->fmt, 1);
-        assert_int_equal(poll_all(s, &b), TL_SRC_OK);
+        assert_int_equal(poll_all(s), TL_SRC_OK);
         assert_int_equal(b.n, 1);
-        assert_int_equal(poll_all(s, &b), TL_SRC_ERROR);
+        assert_int_equal(poll_all(s), TL_SRC_ERROR);
         assert_int_equal(b.n, 0);
         err = tl_file_source_error(s);
         assert_non_null(err);
         if (c->msg) assert_string_equal(err, expect);
         else assert_true(strncmp(err, expect, strlen(expect)) == 0);
-        assert_int_equal(poll_all(s, &b), TL_SRC_ERROR);
+        assert_int_equal(poll_all(s), TL_SRC_ERROR);
         tl_file_source_stats(s, &rows, &bad);
         assert_int_equal(rows, 2);
         assert_int_equal(bad, 1);
         tl_file_source_destroy(s);
     }
-    tl_batch_destroy(&b);
 }
 
 /* A bad first row in strict mode: ERROR straight away. Many bad rows: all counted. */
@@ -451,8 +424,6 @@ static void test_bad_counts(void **state)
         tl_buf_printf(&buf, "%d,%d,7,%s,%d\n", i, i, i % 4 == 0 ? "oops" : "pv", 1000 + i);
     const char *path = write_file_n("many_bad.csv", buf.data, buf.len);
     tl_buf_free(&buf);
-    tl_batch b;
-    tl_batch_init(&b);
     tl_source *s = open_ok(path, TL_FMT_TAOBAO, 0);
     int n = 0, rc;
     do {
@@ -478,12 +449,11 @@ static void test_bad_counts(void **state)
 
     path = write_file("first_bad.csv", "1,2,3,zz,5\n1,2,3,pv,5\n");
     s = open_ok(path, TL_FMT_TAOBAO, 1);
-    assert_int_equal(poll_all(s, &b), TL_SRC_ERROR);
+    assert_int_equal(poll_all(s), TL_SRC_ERROR);
     assert_int_equal(b.n, 0);
     snprintf(expect, sizeof expect, "%s:1: unknown behavior 'zz'", path);
     assert_string_equal(tl_file_source_error(s), expect);
     tl_file_source_destroy(s);
-    tl_batch_destroy(&b);
 }
 
 /* ---- buffers, stdin, pipes ----------------------------------------------------------- */
@@ -503,8 +473,6 @@ static void test_large(void **state)
     const char *path = write_file_n("large.csv", buf.data, buf.len);
     tl_buf_free(&buf);
     tl_source *s = open_ok(path, TL_FMT_TAOBAO, 1);
-    tl_batch b;
-    tl_batch_init(&b);
     int n = 0, rc, polls = 0;
     do {
         rc = s->poll(s->ctx, &b, 999, 0);
@@ -536,21 +504,18 @@ static void test_large(void **state)
     /* a line longer than the read buffer, its long field allowed */
     s = open_ok(path, TL_FMT_CANONICAL, 1);
     tl_file_source_set_max_string(s, big);
-    assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
+    assert_int_equal(poll_all(s), TL_SRC_EOF);
     assert_int_equal(b.n, 2);
     assert_int_equal(strlen(b.events[0].item_id), big);
     assert_string_equal(b.events[1].item_id, "i2");
     tl_file_source_destroy(s);
     /* by default such a field makes the row bad, as on Kafka */
-    s = open_ok(path, TL_FMT_CANONICAL, 0);
-    assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
-    assert_int_equal(b.n, 1);
+    s = read_all(path, TL_FMT_CANONICAL, 0, 1);
     assert_string_equal(b.events[0].item_id, "i2");
     assert_non_null(strstr(tl_file_source_error(s),
                            "item_id is 3145728 bytes long, more than "
                            "ingest.max.string.bytes=512"));
     tl_file_source_destroy(s);
-    tl_batch_destroy(&b);
 }
 
 static void test_stdin(void **state)
@@ -562,11 +527,7 @@ static void test_stdin(void **state)
     assert_true(saved >= 0 && fd >= 0);
     assert_true(dup2(fd, STDIN_FILENO) >= 0);
     close(fd);
-    tl_source *s = open_ok("-", TL_FMT_CANONICAL, 1);
-    tl_batch b;
-    tl_batch_init(&b);
-    assert_int_equal(poll_all(s, &b), TL_SRC_EOF);
-    assert_int_equal(b.n, 1);
+    tl_source *s = read_all("-", TL_FMT_CANONICAL, 1, 1);
     assert_string_equal(b.events[0].event_id, "e1");
     tl_file_source_destroy(s);
     /* stdin is not closed by the source */
@@ -581,13 +542,12 @@ static void test_stdin(void **state)
     assert_true(dup2(p[0], STDIN_FILENO) >= 0);
     close(p[0]);
     s = open_ok("-", TL_FMT_CANONICAL, 0);
-    assert_int_equal(poll_all(s, &b), TL_SRC_ERROR);
+    assert_int_equal(poll_all(s), TL_SRC_ERROR);
     assert_true(strncmp(tl_file_source_error(s), "stdin:1: expected the header", 28) == 0);
     tl_file_source_destroy(s);
 
     assert_true(dup2(saved, STDIN_FILENO) >= 0);
     close(saved);
-    tl_batch_destroy(&b);
 }
 
 /* A pipe whose writer is still open: poll returns what is there (a partial line stays
@@ -602,8 +562,6 @@ static void test_pipe_partial(void **state)
     const char *part1 = "1,2,3,pv,10\n4,5,6,ca";
     assert_int_equal(write(p[1], part1, strlen(part1)), (ssize_t)strlen(part1));
     tl_source *s = open_ok(devpath, TL_FMT_TAOBAO, 1);
-    tl_batch b;
-    tl_batch_init(&b);
     assert_int_equal(s->poll(s->ctx, &b, 100, 10), TL_SRC_OK);
     assert_int_equal(b.n, 1);
     assert_string_equal(b.events[0].user_id, "1");
@@ -628,7 +586,6 @@ static void test_pipe_partial(void **state)
     assert_int_equal(rows, 3);
     tl_file_source_destroy(s);
     close(p[0]);
-    tl_batch_destroy(&b);
 }
 
 /* ---- the real Taobao files ------------------------------------------------------------ */
@@ -646,8 +603,6 @@ static int count_taobao(const char *path, taobao_counts *tc)
     memset(tc, 0, sizeof *tc);
     tl_source *s = tl_file_source_new(path, TL_FMT_TAOBAO, 1, err, sizeof err);
     if (!s) fail_msg("%s", err);
-    tl_batch b;
-    tl_batch_init(&b);
     int64_t t0 = tl_mono_ns();
     int rc;
     do {
@@ -667,7 +622,6 @@ static int count_taobao(const char *path, taobao_counts *tc)
     tl_file_source_stats(s, &rows, &bad);
     assert_int_equal(rows, tc->rows);
     assert_int_equal(bad, 0);
-    tl_batch_destroy(&b);
     tl_file_source_destroy(s);
     return 0;
 }
@@ -708,20 +662,20 @@ int main(void)
 {
     tl_log_level = TL_LOG_ERROR;     /* bad rows are logged at WARN; keep the output short */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_parse),
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_canonical),
-        cmocka_unit_test(test_canonical_propensity_and_quotes),
-        cmocka_unit_test(test_canonical_campaign),
-        cmocka_unit_test(test_canonical_header),
-        cmocka_unit_test(test_taobao),
-        cmocka_unit_test(test_jsonl),
-        cmocka_unit_test(test_bad_rows),
-        cmocka_unit_test(test_bad_counts),
-        cmocka_unit_test(test_large),
-        cmocka_unit_test(test_stdin),
-        cmocka_unit_test(test_pipe_partial),
-        cmocka_unit_test(test_real_taobao),
+        FX_TEST(test_format_parse),
+        FX_TEST(test_open_errors),
+        FX_TEST(test_canonical),
+        FX_TEST(test_canonical_propensity_and_quotes),
+        FX_TEST(test_canonical_campaign),
+        FX_TEST(test_canonical_header),
+        FX_TEST(test_taobao),
+        FX_TEST(test_jsonl),
+        FX_TEST(test_bad_rows),
+        FX_TEST(test_bad_counts),
+        FX_TEST(test_large),
+        FX_TEST(test_stdin),
+        FX_TEST(test_pipe_partial),
+        FX_TEST(test_real_taobao),
     };
-    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests(tests, fx_setup_tmpdir, teardown_dir);
 }

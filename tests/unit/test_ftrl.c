@@ -19,10 +19,14 @@
 
 #include "lib/util.h"
 #include "model/ftrl.h"
+#include "fixtures.h"
 
-static void check_near(double got, double want, double tol, const char *what)
+/* For fx_expect_exact_record. */
+static int ftrl_decodes(const void *data, size_t len)
 {
-    if (!(fabs(got - want) <= tol)) fail_msg("%s: got %.17g, expected %.17g", what, got, want);
+    tl_ftrl *m = tl_ftrl_decode(data, len);
+    tl_ftrl_destroy(m);
+    return m != NULL;
 }
 
 /* Encoded layout (ftrl.h): header of 52 bytes, then z[d], then n[d], little-endian f64. */
@@ -58,6 +62,18 @@ static void random_example(double *x, int d, int *y)
     x[0] = 1.0;   /* bias */
     for (int i = 1; i < d; i++) x[i] = uni() < 0.3 ? 0.0 : 4 * uni() - 2;
     *y = uni() < 0.3 + 0.4 * (x[1] > 0);
+}
+
+/* m (of dimension d) learns n random examples, their weights cycling through w[0..nw). */
+static void train(tl_ftrl *m, int d, int n, const double *w, int nw)
+{
+    double x[TL_FTRL_DENSE_DIM];
+    int y;
+    assert_true(d <= TL_FTRL_DENSE_DIM);
+    for (int t = 0; t < n; t++) {
+        random_example(x, d, &y);
+        tl_ftrl_learn(m, x, y, w[t % nw]);
+    }
 }
 
 /*
@@ -99,42 +115,42 @@ static void test_two_updates_by_hand(void **state)
     assert_true(p == 0.5);
     tl_ftrl_weights(m, w);
     assert_true(w[0] == 0.0);
-    check_near(w[1], 0.08, 1e-15, "w1 after update 1");
+    fx_near(w[1], 0.08, 1e-15, "w1 after update 1");
     assert_int_equal(tl_ftrl_version(m), 1);
 
-    check_near(tl_ftrl_avg_weight(m, 1), 0.08, 1e-15, "avg1 after update 1");
+    fx_near(tl_ftrl_avg_weight(m, 1), 0.08, 1e-15, "avg1 after update 1");
 
     tl_buf b = {0};
     tl_ftrl_encode(m, &b);
     assert_int_equal(b.len, HDR + 2 * 32);
-    check_near(enc_f64(&b, HDR), -0.5, 0, "z0");
-    check_near(enc_f64(&b, HDR + 8), -1, 0, "z1");
-    check_near(enc_f64(&b, HDR + 16), 0.25, 0, "n0");
-    check_near(enc_f64(&b, HDR + 24), 1, 0, "n1");
+    fx_near(enc_f64(&b, HDR), -0.5, 0, "z0");
+    fx_near(enc_f64(&b, HDR + 8), -1, 0, "z1");
+    fx_near(enc_f64(&b, HDR + 16), 0.25, 0, "n0");
+    fx_near(enc_f64(&b, HDR + 24), 1, 0, "n1");
 
     double x2[2] = {1, -1};
     p = tl_ftrl_learn(m, x2, 0, 2.0);
-    check_near(p, 0.48001065984441826, 1e-15, "p before update 2");
+    fx_near(p, 0.48001065984441826, 1e-15, "p before update 2");
     tl_ftrl_weights(m, w);
     assert_true(w[0] == 0.0);
-    check_near(w[1], 0.24631045365806081, 1e-14, "w1 after update 2");
+    fx_near(w[1], 0.24631045365806081, 1e-14, "w1 after update 2");
     assert_int_equal(tl_ftrl_version(m), 2);
 
     tl_buf_clear(&b);
     tl_ftrl_encode(m, &b);
-    check_near(enc_f64(&b, HDR), 0.46002131968883653, 1e-15, "z0");
-    check_near(enc_f64(&b, HDR + 8), -2.0218185422074733, 1e-14, "z1");
-    check_near(enc_f64(&b, HDR + 16), 1.1716409342570953, 1e-15, "n0");
-    check_near(enc_f64(&b, HDR + 24), 1.9216409342570953, 1e-15, "n1");
+    fx_near(enc_f64(&b, HDR), 0.46002131968883653, 1e-15, "z0");
+    fx_near(enc_f64(&b, HDR + 8), -2.0218185422074733, 1e-14, "z1");
+    fx_near(enc_f64(&b, HDR + 16), 1.1716409342570953, 1e-15, "n0");
+    fx_near(enc_f64(&b, HDR + 24), 1.9216409342570953, 1e-15, "n1");
     /* the averages as of the version before each coordinate's last change, and that version */
-    check_near(enc_f64(&b, HDR + 32), 0, 0, "avg0");
-    check_near(enc_f64(&b, HDR + 40), 0.08, 1e-15, "avg1");
+    fx_near(enc_f64(&b, HDR + 32), 0, 0, "avg0");
+    fx_near(enc_f64(&b, HDR + 40), 0.08, 1e-15, "avg1");
     assert_int_equal(tl_le_get_u64((const unsigned char *)b.data + HDR + 56), 1);
-    check_near(tl_ftrl_avg_weight(m, 1), 0.19087363577204054, 1e-14, "avg1 after update 2");
+    fx_near(tl_ftrl_avg_weight(m, 1), 0.19087363577204054, 1e-14, "avg1 after update 2");
     assert_true(tl_ftrl_avg_weight(m, 0) == 0.0 && tl_ftrl_avg_weight(m, 2) == 0.0);
 
     double probe[2] = {0, 1};
-    check_near(tl_ftrl_predict(m, probe), 0.56126817043780952, 1e-15, "probe");
+    fx_near(tl_ftrl_predict(m, probe), 0.56126817043780952, 1e-15, "probe");
     tl_buf_free(&b);
     tl_ftrl_destroy(m);
 }
@@ -147,12 +163,8 @@ static void test_l1_zeroes_weights(void **state)
     const int d = 12;
     const double alpha = 0.2, beta = 1, l1 = 3, l2 = 0.5;
     tl_ftrl *m = tl_ftrl_new(d, alpha, beta, l1, l2);
-    double x[12], w[12];
-    int y;
-    for (int t = 0; t < 400; t++) {
-        random_example(x, d, &y);
-        tl_ftrl_learn(m, x, y, t % 3 ? 1.0 : 0.5);
-    }
+    double w[12];
+    train(m, d, 400, (const double[]){0.5, 1.0, 1.0}, 3);
     tl_ftrl_weights(m, w);
     tl_buf b = {0};
     tl_ftrl_encode(m, &b);
@@ -164,7 +176,7 @@ static void test_l1_zeroes_weights(void **state)
             zeros++;
         } else {
             double want = -(z - copysign(l1, z)) / ((beta + sqrt(n)) / alpha + l2);
-            check_near(w[i], want, 1e-15 * fabs(want), "closed form");
+            fx_near(w[i], want, 1e-15 * fabs(want), "closed form");
             assert_true(w[i] * z < 0);
             nonzeros++;
         }
@@ -181,12 +193,9 @@ static void test_weight_zero_changes_nothing(void **state)
     (void)state;
     const int d = 5;
     tl_ftrl *m = tl_ftrl_new(d, 0.1, 1, 0.01, 0.1);
+    train(m, d, 50, (const double[]){1.0}, 1);
     double x[5];
     int y;
-    for (int t = 0; t < 50; t++) {
-        random_example(x, d, &y);
-        tl_ftrl_learn(m, x, y, 1.0);
-    }
     tl_buf before = {0}, after = {0};
     tl_ftrl_encode(m, &before);
     random_example(x, d, &y);
@@ -209,12 +218,9 @@ static void test_encode_decode_round_trip(void **state)
     (void)state;
     const int d = 9;
     tl_ftrl *m = tl_ftrl_new(d, 0.05, 0.5, 0.2, 1.5);
+    train(m, d, 300, (const double[]){1.0, 2.0, 3.0, 4.0}, 4);
     double x[9], w1[9], w2[9];
     int y;
-    for (int t = 0; t < 300; t++) {
-        random_example(x, d, &y);
-        tl_ftrl_learn(m, x, y, 1.0 + (t % 4));
-    }
     tl_buf b = {0}, b2 = {0};
     tl_buf_append(&b, "prefix", 6);   /* encode appends */
     tl_ftrl_encode(m, &b);
@@ -259,17 +265,7 @@ static void test_decode_rejects_malformed(void **state)
     tl_ftrl_encode(m, &b);
     assert_int_equal(b.len, HDR + 32 * d);
 
-    for (size_t len = 0; len < b.len; len++) {   /* every truncation */
-        /* A copy of exactly len bytes, so that a read past the end is caught by ASan. */
-        char *cut = tl_xmalloc(len ? len : 1);
-        memcpy(cut, b.data, len);
-        if (tl_ftrl_decode(cut, len)) fail_msg("decoded a record truncated to %zu bytes", len);
-        free(cut);
-    }
-    tl_buf pad = {0};
-    tl_buf_append(&pad, b.data, b.len);
-    tl_buf_putc(&pad, 0);
-    assert_null(tl_ftrl_decode(pad.data, pad.len));   /* trailing byte */
+    fx_expect_exact_record(b.data, b.len, ftrl_decodes);   /* truncated, a trailing byte */
     assert_null(tl_ftrl_decode(NULL, 0));
 
     struct {
@@ -311,7 +307,6 @@ static void test_decode_rejects_malformed(void **state)
     assert_null(tl_ftrl_decode(big.data, big.len));
 
     tl_buf_free(&big);
-    tl_buf_free(&pad);
     tl_buf_free(&b);
     tl_ftrl_destroy(m);
 }

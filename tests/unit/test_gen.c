@@ -31,13 +31,28 @@ static size_t gen_csv_mem(const tl_gen_params *p, char **out)
     return len;
 }
 
-static void small_params(tl_gen_params *p)
+/* The defaults but for the size of the run and of its world. */
+static void world_params(tl_gen_params *p, uint64_t events, uint32_t users, uint32_t items,
+                         uint32_t categories)
 {
     tl_gen_params_default(p);
-    p->n_events = 20000;
-    p->n_users = 2000;
-    p->n_items = 5000;
-    p->n_categories = 100;
+    p->n_events = events;
+    p->n_users = users;
+    p->n_items = items;
+    p->n_categories = categories;
+}
+
+static void small_params(tl_gen_params *p) { world_params(p, 20000, 2000, 5000, 100); }
+
+/* A generator source over the small world making n_events (0: endless); its parameters in
+ * *p. */
+static tl_source *small_source(tl_gen_params *p, uint64_t n_events)
+{
+    small_params(p);
+    p->n_events = n_events;
+    tl_source *src = tl_gen_source_new(p);
+    assert_non_null(src);
+    return src;
 }
 
 static void test_determinism(void **state)
@@ -127,6 +142,18 @@ static void run_gen(const tl_gen_params *p, gen_stats *st)
     tl_gen_source_destroy(src);
 }
 
+/* What every run must be: in time order overall and per user, ids "g<offset>", dwell on
+ * BROWSE alone and value on PURCHASE alone (both positive), propensities in (0, 1). */
+static void expect_well_formed(const gen_stats *st)
+{
+    assert_int_equal(st->order_violations, 0);
+    assert_int_equal(st->user_violations, 0);
+    assert_int_equal(st->id_mismatch, 0);
+    assert_int_equal(st->dwell_wrong, 0);
+    assert_int_equal(st->value_wrong, 0);
+    assert_int_equal(st->prop_bad, 0);
+}
+
 static void assert_rate(uint64_t count, uint64_t n, double target, const char *what)
 {
     double r = (double)count / (double)n;
@@ -140,11 +167,7 @@ static void test_shape_1m(void **state)
     (void)state;
     tl_gen_params p;
     gen_stats st;
-    tl_gen_params_default(&p);
-    p.n_events = 1000000;
-    p.n_users = 100000;
-    p.n_items = 50000;
-    p.n_categories = 1000;
+    world_params(&p, 1000000, 100000, 50000, 1000);
     int64_t t0 = tl_mono_ns();
     run_gen(&p, &st);
     double secs = (double)(tl_mono_ns() - t0) / 1e9;
@@ -167,11 +190,7 @@ static void test_shape_1m(void **state)
                   p.n_categories, expect);
     assert_true(fabs(got - expect) <= 0.1 * expect);
 
-    assert_int_equal(st.order_violations, 0);
-    assert_int_equal(st.user_violations, 0);
-    assert_int_equal(st.id_mismatch, 0);
-    assert_int_equal(st.dwell_wrong, 0);
-    assert_int_equal(st.value_wrong, 0);
+    expect_well_formed(&st);
     assert_int_equal(st.chan_null, 0);
     assert_true(st.first_ts >= p.start_ts);
 
@@ -192,9 +211,7 @@ static void test_purchases_follow_views(void **state)
 {
     (void)state;
     tl_gen_params p;
-    small_params(&p);
-    p.n_events = 200000;
-    tl_source *src = tl_gen_source_new(&p);
+    tl_source *src = small_source(&p, 200000);
     tl_batch b;
     int rc;
     /* open-addressing set of (user, item) pairs seen by browse/cart/favorite */
@@ -204,7 +221,6 @@ static void test_purchases_follow_views(void **state)
     /* price per item must be constant */
     double *price = tl_xcalloc(p.n_items + 1, sizeof *price);
 
-    assert_non_null(src);
     tl_batch_init(&b);
     do {
         rc = src->poll(src->ctx, &b, 1000, 0);
@@ -252,9 +268,7 @@ static void test_options(void **state)
     assert_true(st.by_type[TL_IMPRESSION] > st.n / 5);
     assert_true(st.by_type[TL_CLICK] > st.n / 50);
     assert_true(st.by_type[TL_PURCHASE] > 0);
-    assert_int_equal(st.prop_bad, 0);
-    assert_int_equal(st.order_violations, 0);
-    assert_int_equal(st.user_violations, 0);
+    expect_well_formed(&st);
 
     /* many channels: names beyond the built-in list */
     small_params(&p);
@@ -267,26 +281,19 @@ static void test_options(void **state)
     free(csv);
 
     /* tiny worlds work */
-    small_params(&p);
-    p.n_users = 1;
-    p.n_items = 1;
-    p.n_categories = 1;
+    world_params(&p, 500, 1, 1, 1);
     p.session_events = 1;
-    p.n_events = 500;
     run_gen(&p, &st);
     assert_int_equal(st.n, 500);
-    assert_int_equal(st.user_violations, 0);
+    expect_well_formed(&st);
 }
 
 static void test_endless(void **state)
 {
     (void)state;
     tl_gen_params p;
-    small_params(&p);
-    p.n_events = 0;
-    tl_source *src = tl_gen_source_new(&p);
+    tl_source *src = small_source(&p, 0);
     tl_batch b;
-    assert_non_null(src);
     tl_batch_init(&b);
     for (int i = 0; i < 20; i++) {
         assert_int_equal(src->poll(src->ctx, &b, 5000, 0), TL_SRC_OK);

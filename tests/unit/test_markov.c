@@ -62,6 +62,7 @@
 
 #include "lib/util.h"
 #include "model/markov.h"
+#include "fixtures.h"
 
 #define EPS 1e-12
 
@@ -88,6 +89,57 @@ static void near(double got, double want)
     if (fabs(got - want) > EPS) fail_msg("got %.17g, want %.17g", got, want);
 }
 
+/* The result of m; free it with tl_markov_result_free. */
+static tl_markov_result solve(const tl_markov *m)
+{
+    tl_markov_result r;
+    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+    return r;
+}
+
+/* A channel's figures, in the order of tl_markov_channel. */
+enum {
+    FIGURES = 9
+};
+static const char *const figure_name[FIGURES] = {
+    "removal_effect",    "markov_conversions", "markov_value",
+    "first_conversions", "first_value",        "last_conversions",
+    "last_value",        "linear_conversions", "linear_value"};
+
+typedef struct want_channel {
+    const char *name;
+    double fig[FIGURES];
+} want_channel;
+
+/* Every figure of each of the n channels in want (within EPS). */
+static void expect_channels(const tl_markov_result *r, const want_channel *want, int n)
+{
+    for (int k = 0; k < n; k++) {
+        const tl_markov_channel *c = chan(r, want[k].name);
+        const double got[FIGURES] = {
+            c->removal_effect,    c->markov_conversions, c->markov_value,
+            c->first_conversions, c->first_value,        c->last_conversions,
+            c->last_value,        c->linear_conversions, c->linear_value};
+        for (int f = 0; f < FIGURES; f++)
+            if (fabs(got[f] - want[k].fig[f]) > EPS)
+                fail_msg("%s %s: got %.17g, want %.17g", want[k].name, figure_name[f], got[f],
+                         want[k].fig[f]);
+    }
+}
+
+/* The removal effects of the channels named (space-separated), against want[]. */
+static void expect_removal(const tl_markov_result *r, const char *names, const double *want)
+{
+    char buf[256], *save = NULL;
+    snprintf(buf, sizeof(buf), "%s", names);
+    int k = 0;
+    for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save), k++) {
+        double got = chan(r, t)->removal_effect;
+        if (fabs(got - want[k]) > EPS)
+            fail_msg("%s removal_effect: got %.17g, want %.17g", t, got, want[k]);
+    }
+}
+
 static tl_markov *three_channels(void)
 {
     tl_markov *m = tl_markov_new();
@@ -101,8 +153,7 @@ static void test_hand_three_channels(void **state)
 {
     (void)state;
     tl_markov *m = three_channels();
-    tl_markov_result r;
-    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+    tl_markov_result r = solve(m);
     assert_int_equal(r.n, 3);
     assert_string_equal(r.channels[0].name, "A");   /* interning order */
     assert_string_equal(r.channels[1].name, "B");
@@ -112,32 +163,14 @@ static void test_hand_three_channels(void **state)
     near(r.nulls, 7);
     near(r.value, 16);
     assert_int_equal(r.paths, 3);
-    const tl_markov_channel *a = chan(&r, "A"), *b = chan(&r, "B"), *c = chan(&r, "C");
-    near(a->removal_effect, 4.0 / 9);
-    near(b->removal_effect, 0.5);
-    near(c->removal_effect, 2.0 / 3);
-    near(a->markov_conversions, 24.0 / 29);
-    near(b->markov_conversions, 27.0 / 29);
-    near(c->markov_conversions, 36.0 / 29);
-    near(a->markov_value, 128.0 / 29);
-    near(b->markov_value, 144.0 / 29);
-    near(c->markov_value, 192.0 / 29);
-    near(a->first_conversions, 1);
-    near(a->first_value, 10);
-    near(b->first_conversions, 2);
-    near(b->first_value, 6);
-    near(c->first_conversions, 0);
-    near(a->last_conversions, 1);
-    near(a->last_value, 10);
-    near(b->last_conversions, 0);
-    near(c->last_conversions, 2);
-    near(c->last_value, 6);
-    near(a->linear_conversions, 2.0 / 3);
-    near(a->linear_value, 20.0 / 3);
-    near(b->linear_conversions, 4.0 / 3);
-    near(b->linear_value, 10.0 / 3 + 3);
-    near(c->linear_conversions, 1);
-    near(c->linear_value, 3);
+    /* removal effect, Markov conversions and value, first, last, linear (conversions,
+     * value): the figures of the comment at the top */
+    static const want_channel want[] = {
+        {"A", {4.0 / 9, 24.0 / 29, 128.0 / 29, 1, 10, 1, 10, 2.0 / 3, 20.0 / 3}},
+        {"B", {0.5, 27.0 / 29, 144.0 / 29, 2, 6, 0, 0, 4.0 / 3, 10.0 / 3 + 3}},
+        {"C", {2.0 / 3, 36.0 / 29, 192.0 / 29, 0, 0, 2, 6, 1, 3}},
+    };
+    expect_channels(&r, want, 3);
     tl_markov_result_free(&r);
     tl_markov_destroy(m);
 }
@@ -155,17 +188,15 @@ static void test_hand_two_channels(void **state)
     add(m, "A > B", 1, 1, 10);
     add(m, "B", 0, 2, 0);
     add(m, "A", 1, 1, 5);
-    tl_markov_result r;
-    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+    tl_markov_result r = solve(m);
     near(r.conversion_probability, 1.0 / 3);
-    near(chan(&r, "A")->removal_effect, 0.75);
-    near(chan(&r, "B")->removal_effect, 0.5);
-    near(chan(&r, "A")->markov_conversions, 1.2);
-    near(chan(&r, "B")->markov_conversions, 0.8);
-    near(chan(&r, "A")->markov_value, 9);
-    near(chan(&r, "B")->markov_value, 6);
-    near(chan(&r, "A")->linear_conversions, 1.5);
-    near(chan(&r, "B")->linear_conversions, 0.5);
+    /* first touch: A twice (10 + 5); last touch: B (10), A (5); linear: A 1/2 + 1 (5 + 5),
+     * B 1/2 (5) */
+    static const want_channel want[] = {
+        {"A", {0.75, 1.2, 9, 2, 15, 1, 5, 1.5, 10}},
+        {"B", {0.5, 0.8, 6, 0, 0, 1, 10, 0.5, 5}},
+    };
+    expect_channels(&r, want, 2);
     tl_markov_result_free(&r);
     tl_markov_destroy(m);
 }
@@ -182,9 +213,7 @@ static void test_collapse(void **state)
     add(m2, "a > b", 1, 1, 5);
     add(m2, "b", 0, 3, 0);
     add(m2, "b > a", 2, 1, 4);
-    tl_markov_result r1, r2;
-    assert_int_equal(tl_markov_removal_effects(m1, &r1), TL_MARKOV_OK);
-    assert_int_equal(tl_markov_removal_effects(m2, &r2), TL_MARKOV_OK);
+    tl_markov_result r1 = solve(m1), r2 = solve(m2);
     assert_true(r1.conversion_probability == r2.conversion_probability);
     for (int i = 0; i < 2; i++) {
         assert_string_equal(r1.channels[i].name, r2.channels[i].name);
@@ -198,8 +227,7 @@ static void test_collapse(void **state)
     /* a single channel repeated is one visit: start -> x -> conversion */
     tl_markov *m3 = tl_markov_new();
     add(m3, "x > x > x", 1, 3, 0);
-    tl_markov_result r3;
-    assert_int_equal(tl_markov_removal_effects(m3, &r3), TL_MARKOV_OK);
+    tl_markov_result r3 = solve(m3);
     near(r3.conversion_probability, 0.25);
     near(r3.channels[0].removal_effect, 1);
     near(r3.channels[0].markov_conversions, 1);
@@ -219,22 +247,18 @@ static void test_null_player(void **state)
     (void)state;
     tl_markov *m = three_channels();
     add(m, "D > D", 0, 3, 0);
-    tl_markov_result r;
-    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+    tl_markov_result r = solve(m);
     assert_int_equal(r.n, 4);
     const tl_markov_channel *d = chan(&r, "D");
     assert_true(d->removal_effect == 0);
     assert_true(d->markov_conversions == 0);
     assert_true(d->markov_value == 0);
     near(r.conversion_probability, 3.0 / 13);
-    near(chan(&r, "A")->removal_effect, 4.0 / 9);
-    near(chan(&r, "B")->removal_effect, 0.5);
-    near(chan(&r, "C")->removal_effect, 2.0 / 3);
+    expect_removal(&r, "A B C", (const double[]){4.0 / 9, 0.5, 2.0 / 3});
     near(chan(&r, "C")->markov_conversions, 36.0 / 29);
     /* a state seen only in paths of weight 0 is interned, has no row, and gets 0 */
     add(m, "E > A", 0, 0, 0);
-    tl_markov_result r2;
-    assert_int_equal(tl_markov_removal_effects(m, &r2), TL_MARKOV_OK);
+    tl_markov_result r2 = solve(m);
     assert_int_equal(r2.n, 5);
     assert_true(chan(&r2, "E")->removal_effect == 0);
     near(chan(&r2, "A")->removal_effect, 4.0 / 9);
@@ -257,12 +281,9 @@ static void test_pivoting(void **state)
     tl_markov *m = tl_markov_new();
     add(m, "A > B > A > B > A > B > A > B > A > B", 1, 0, 0);
     add(m, "C > B", 1, 0, 0);
-    tl_markov_result r;
-    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+    tl_markov_result r = solve(m);
     near(r.conversion_probability, 1);
-    near(chan(&r, "A")->removal_effect, 5.0 / 6);
-    near(chan(&r, "B")->removal_effect, 1);
-    near(chan(&r, "C")->removal_effect, 0.5);
+    expect_removal(&r, "A B C", (const double[]){5.0 / 6, 1, 0.5});
     tl_markov_result_free(&r);
     tl_markov_destroy(m);
 }
@@ -271,14 +292,13 @@ static void test_no_conversions(void **state)
 {
     (void)state;
     tl_markov *m = tl_markov_new();
-    tl_markov_result r;
-    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);   /* empty */
+    tl_markov_result r = solve(m);   /* empty */
     assert_int_equal(r.n, 0);
     assert_true(r.conversion_probability == 0);
     tl_markov_result_free(&r);
     add(m, "a > b", 0, 5, 0);
     add(m, "b", 0, 1, 0);
-    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+    r = solve(m);
     assert_int_equal(r.n, 2);
     assert_true(r.conversion_probability == 0);
     for (int i = 0; i < 2; i++) {
@@ -294,13 +314,7 @@ static void test_no_conversions(void **state)
 /* --- the identity against the definition ------------------------------------------- */
 
 static uint64_t rng = 88172645463325252ULL;
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t next(void) { return fx_xorshift64(&rng); }
 
 #define RN 21   /* start + 20 channels */
 
@@ -371,8 +385,7 @@ static void test_identity_vs_removal(void **state)
             wc[prev] += conv;
             wn[prev] += nul;
         }
-        tl_markov_result r;
-        assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+        tl_markov_result r = solve(m);
         assert_int_equal(r.n, seen);
         double p = p_conv(w, wc, wn, -1);
         near(r.conversion_probability, p);
@@ -417,8 +430,7 @@ static void test_merge_copy(void **state)
     /* merging a model into itself doubles it */
     assert_int_equal(tl_markov_merge(c, c), TL_MARKOV_OK);
     assert_int_equal(tl_markov_paths(c), 8);
-    tl_markov_result r;
-    assert_int_equal(tl_markov_removal_effects(c, &r), TL_MARKOV_OK);
+    tl_markov_result r = solve(c);
     near(r.conversions, 8);
     tl_markov_result_free(&r);
     tl_markov_clear(c);
@@ -449,9 +461,7 @@ static void test_encode_roundtrip(void **state)
     encode(d, &b);
     assert_int_equal(a.len, b.len);
     assert_memory_equal(a.data, b.data, a.len);
-    tl_markov_result r1, r2;
-    assert_int_equal(tl_markov_removal_effects(m, &r1), TL_MARKOV_OK);
-    assert_int_equal(tl_markov_removal_effects(d, &r2), TL_MARKOV_OK);
+    tl_markov_result r1 = solve(m), r2 = solve(d);
     assert_int_equal(r1.n, r2.n);
     assert_int_equal(r1.paths, r2.paths);
     assert_memory_equal(r1.channels[0].name, r2.channels[0].name, 2);
@@ -590,23 +600,18 @@ static void test_order2(void **state)
 {
     (void)state;
     tl_markov *m = order2();
-    tl_markov_result r;
-    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+    tl_markov_result r = solve(m);
     assert_int_equal(r.order, 2);
     assert_int_equal(r.chain_states, 5);
     assert_int_equal(r.n, 3);   /* the channels, not the windows */
     near(r.conversion_probability, 0.4);
-    near(chan(&r, "a")->removal_effect, 0.5);
-    near(chan(&r, "b")->removal_effect, 1.0);
-    near(chan(&r, "c")->removal_effect, 0.5);
-    near(chan(&r, "a")->markov_conversions, 0.5);
-    near(chan(&r, "b")->markov_conversions, 1.0);
-    near(chan(&r, "c")->markov_conversions, 0.5);
-    /* the rule-based sums are per channel, whatever the order */
-    near(chan(&r, "a")->first_conversions, 1);
-    near(chan(&r, "c")->first_conversions, 1);
-    near(chan(&r, "b")->last_conversions, 2);
-    near(chan(&r, "a")->linear_conversions, 0.5);
+    /* the rule-based sums are per channel, whatever the order; no path has a value */
+    static const want_channel want[] = {
+        {"a", {0.5, 0.5, 0, 1, 0, 0, 0, 0.5, 0}},
+        {"b", {1, 1, 0, 0, 0, 2, 0, 1, 0}},
+        {"c", {0.5, 0.5, 0, 1, 0, 0, 0, 0.5, 0}},
+    };
+    expect_channels(&r, want, 3);
     tl_markov_result_free(&r);
     tl_markov_destroy(m);
 }
@@ -631,9 +636,7 @@ static void test_order_state(void **state)
     tl_markov_encode(d, &b2);
     assert_int_equal(b.len, b2.len);
     assert_memory_equal(b.data, b2.data, b.len);
-    tl_markov_result r1, r2;
-    assert_int_equal(tl_markov_removal_effects(m, &r1), TL_MARKOV_OK);
-    assert_int_equal(tl_markov_removal_effects(d, &r2), TL_MARKOV_OK);
+    tl_markov_result r1 = solve(m), r2 = solve(d);
     near(r1.conversion_probability, r2.conversion_probability);
     tl_markov_result_free(&r1);
     tl_markov_result_free(&r2);
@@ -673,15 +676,14 @@ static void test_bootstrap(void **state)
         add(big, "B > C", 2, 2, 6);
         add(big, "C", 0, 4, 0);
     }
-    tl_markov_result r, r2, rb;
-    assert_int_equal(tl_markov_removal_effects(m, &r), TL_MARKOV_OK);
+    tl_markov_result r = solve(m);
     assert_int_equal(tl_markov_bootstrap(m, 1, 1, 0.9, &r), TL_MARKOV_EINVAL);
     assert_int_equal(tl_markov_bootstrap(m, 100, 1, 1.0, &r), TL_MARKOV_EINVAL);
     assert_int_equal(tl_markov_bootstrap(m, 400, 7, 0.9, &r), TL_MARKOV_OK);
     assert_int_equal(r.bootstrap_samples, 400);
-    assert_int_equal(tl_markov_removal_effects(m, &r2), TL_MARKOV_OK);
+    tl_markov_result r2 = solve(m);
     assert_int_equal(tl_markov_bootstrap(m, 400, 7, 0.9, &r2), TL_MARKOV_OK);
-    assert_int_equal(tl_markov_removal_effects(big, &rb), TL_MARKOV_OK);
+    tl_markov_result rb = solve(big);
     assert_int_equal(tl_markov_bootstrap(big, 400, 7, 0.9, &rb), TL_MARKOV_OK);
     for (int i = 0; i < r.n; i++) {
         const tl_markov_channel *c = &r.channels[i], *c2 = &r2.channels[i];

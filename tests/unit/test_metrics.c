@@ -17,10 +17,14 @@
 
 #include "lib/util.h"
 #include "model/metrics.h"
+#include "fixtures.h"
 
-static void check_near(double got, double want, double tol, const char *what)
+/* For fx_expect_exact_record. */
+static int metrics_decodes(const void *data, size_t len)
 {
-    if (!(fabs(got - want) <= tol)) fail_msg("%s: got %.17g, expected %.17g", what, got, want);
+    tl_metrics *m = tl_metrics_decode(data, len);
+    tl_metrics_destroy(m);
+    return m != NULL;
 }
 
 static tl_metrics *fill(int window, int n, const double *p, const int *y, const double *w)
@@ -61,7 +65,7 @@ static void test_auc_hand_cases(void **state)
      * = 3.5 of 6 pairs. */
     const double p32[5] = {0.9, 0.5, 0.2, 0.6, 0.6};
     const int y32[5] = {1, 0, 1, 0, 1};
-    check_near(auc_of(5, p32, y32, NULL), 3.5 / 6, 1e-15, "3 + 2");
+    fx_near(auc_of(5, p32, y32, NULL), 3.5 / 6, 1e-15, "3 + 2");
 
     /* One class only, and nothing at all: undefined. */
     assert_true(isnan(auc_of(4, p, (const int[4]){1, 1, 1, 1}, NULL)));
@@ -76,16 +80,16 @@ static void test_logloss_hand_cases(void **state)
     const double p[2] = {0.8, 0.4};
     const int y[2] = {1, 0};
     tl_metrics *m = fill(10, 2, p, y, NULL);
-    check_near(tl_metrics_logloss(m), 0.36698458754010024, 1e-15, "log-loss");
+    fx_near(tl_metrics_logloss(m), 0.36698458754010024, 1e-15, "log-loss");
     tl_metrics_destroy(m);
 
     /* Clipping: p = 0 for a positive costs -ln(1e-15) = 34.538776394910684, p = 1 for a
      * negative costs -ln(1 - (1 - 1e-15)), and neither is infinite. */
     m = fill(10, 1, (const double[1]){0.0}, (const int[1]){1}, NULL);
-    check_near(tl_metrics_logloss(m), 34.538776394910684, 1e-12, "clipped p = 0");
+    fx_near(tl_metrics_logloss(m), 34.538776394910684, 1e-12, "clipped p = 0");
     tl_metrics_destroy(m);
     m = fill(10, 1, (const double[1]){1.0}, (const int[1]){0}, NULL);
-    check_near(tl_metrics_logloss(m), -log(1 - (1 - 1e-15)), 1e-12, "clipped p = 1");
+    fx_near(tl_metrics_logloss(m), -log(1 - (1 - 1e-15)), 1e-12, "clipped p = 1");
     assert_true(isfinite(tl_metrics_logloss(m)));
     tl_metrics_destroy(m);
 
@@ -102,7 +106,7 @@ static void test_weights(void **state)
     const double p[2] = {0.8, 0.4};
     const int y[2] = {1, 0};
     tl_metrics *m = fill(10, 2, p, y, (const double[2]){3, 1});
-    check_near(tl_metrics_logloss(m), (3 * -log(0.8) + 1 * -log(0.6)) / 4, 1e-15, "weighted");
+    fx_near(tl_metrics_logloss(m), (3 * -log(0.8) + 1 * -log(0.6)) / 4, 1e-15, "weighted");
     tl_metrics_destroy(m);
 
     /* Positives 0.9 (w 1), 0.2 (w 3); negative 0.5 (w 2): pairs 1*2 above, 3*2 below:
@@ -118,8 +122,8 @@ static void test_weights(void **state)
     const int yd[6] = {0, 1, 1, 0, 1, 1};
     tl_metrics *a = fill(10, 4, pa, ya, (const double[4]){1, 2, 1, 2});
     tl_metrics *b = fill(10, 6, pd, yd, NULL);
-    check_near(tl_metrics_auc(a), tl_metrics_auc(b), 1e-15, "auc w2 = twice");
-    check_near(tl_metrics_logloss(a), tl_metrics_logloss(b), 1e-15, "logloss w2 = twice");
+    fx_near(tl_metrics_auc(a), tl_metrics_auc(b), 1e-15, "auc w2 = twice");
+    fx_near(tl_metrics_logloss(a), tl_metrics_logloss(b), 1e-15, "logloss w2 = twice");
     tl_metrics_destroy(a);
     tl_metrics_destroy(b);
 
@@ -155,7 +159,7 @@ static void test_window_eviction(void **state)
     /* last three: {0.2: 0, 0.7: 1, 0.6: 0}: the positive beats both negatives */
     assert_true(tl_metrics_auc(m) == 1.0);
     assert_true(tl_metrics_logloss(m) == tl_metrics_logloss(last));
-    check_near(tl_metrics_logloss(m), (-log(0.8) - log(0.7) - log(0.4)) / 3, 1e-15, "window");
+    fx_near(tl_metrics_logloss(m), (-log(0.8) - log(0.7) - log(0.4)) / 3, 1e-15, "window");
     /* the first two (an inverted pair) would have made it < 1 */
     tl_metrics *all = fill(10, 5, p, y, NULL);
     assert_true(tl_metrics_auc(all) < 1.0);
@@ -177,7 +181,7 @@ static void test_window_eviction(void **state)
     /* Window 1: one example, so AUC is always undefined. */
     m = fill(1, 2, p, y, NULL);
     assert_true(isnan(tl_metrics_auc(m)));
-    check_near(tl_metrics_logloss(m), -log(0.1), 1e-15, "window 1");
+    fx_near(tl_metrics_logloss(m), -log(0.1), 1e-15, "window 1");
     tl_metrics_destroy(m);
 }
 
@@ -192,10 +196,10 @@ static void test_baseline_running_rate(void **state)
     tl_metrics_add(m, 0.2, 0, 1);   /* baseline said 1 (clipped to 1 - 1e-15); rate 1/2 */
     assert_true(tl_metrics_baseline_rate(m) == 0.5);
     tl_metrics_add(m, 0.3, 0, 1);   /* baseline said 0.5; rate 1/3 */
-    check_near(tl_metrics_baseline_rate(m), 1.0 / 3, 1e-16, "rate");
+    fx_near(tl_metrics_baseline_rate(m), 1.0 / 3, 1e-16, "rate");
     tl_metrics_add(m, 0.6, 1, 1);   /* baseline said 1/3; rate 2/4 */
     double want = (-log(0.5) - log1p(-(1 - 1e-15)) - log(0.5) - log(1.0 / 3)) / 4;
-    check_near(tl_metrics_baseline_logloss(m), want, 1e-12, "baseline log-loss");
+    fx_near(tl_metrics_baseline_logloss(m), want, 1e-12, "baseline log-loss");
     /* Baseline scores 0.5 (+), 1 (-), 0.5 (-), 1/3 (+): positive 0.5 vs negatives {1, 0.5}:
      * 0 + 1/2; positive 1/3: 0 + 0; AUC = 0.5 / 4 = 0.125. */
     assert_true(tl_metrics_baseline_auc(m) == 0.125);
@@ -207,19 +211,19 @@ static void test_baseline_running_rate(void **state)
     m = tl_metrics_new_baseline(10, 0.2, 1.0);
     assert_true(tl_metrics_baseline_rate(m) == 0.2);
     tl_metrics_add(m, 0.5, 1, 3);   /* baseline said 0.2; rate (0.2 + 3) / 4 = 0.8 */
-    check_near(tl_metrics_baseline_rate(m), 0.8, 1e-16, "prior rate 1");
+    fx_near(tl_metrics_baseline_rate(m), 0.8, 1e-16, "prior rate 1");
     tl_metrics_add(m, 0.5, 0, 0);   /* weight 0 leaves the rate alone */
-    check_near(tl_metrics_baseline_rate(m), 0.8, 1e-16, "prior rate 2");
+    fx_near(tl_metrics_baseline_rate(m), 0.8, 1e-16, "prior rate 2");
     tl_metrics_add(m, 0.5, 0, 4);   /* baseline said 0.8; rate 3.2 / 8 = 0.4 */
-    check_near(tl_metrics_baseline_rate(m), 0.4, 1e-16, "prior rate 3");
+    fx_near(tl_metrics_baseline_rate(m), 0.4, 1e-16, "prior rate 3");
     want = (3 * -log(0.2) + 4 * -log(1 - 0.8)) / 7;
-    check_near(tl_metrics_baseline_logloss(m), want, 1e-14, "weighted baseline log-loss");
+    fx_near(tl_metrics_baseline_logloss(m), want, 1e-14, "weighted baseline log-loss");
     tl_metrics_destroy(m);
 
     /* The baseline rate runs over all examples, not over the window. */
     m = tl_metrics_new(2);
     for (int i = 0; i < 10; i++) tl_metrics_add(m, 0.5, i < 3, 1);
-    check_near(tl_metrics_baseline_rate(m), 0.3, 1e-16, "all-time rate");
+    fx_near(tl_metrics_baseline_rate(m), 0.3, 1e-16, "all-time rate");
     tl_metrics_destroy(m);
 }
 
@@ -286,16 +290,7 @@ static void test_encode_decode(void **state)
     /* malformed: every truncation, a trailing byte, bad values */
     tl_buf_clear(&b);
     tl_metrics_encode(m, &b);
-    for (size_t len = 0; len < b.len; len++) {
-        char *cut = tl_xmalloc(len ? len : 1);
-        memcpy(cut, b.data, len);
-        if (tl_metrics_decode(cut, len)) fail_msg("decoded a record truncated to %zu", len);
-        free(cut);
-    }
-    tl_buf pad = {0};
-    tl_buf_append(&pad, b.data, b.len);
-    tl_buf_putc(&pad, 0);
-    assert_null(tl_metrics_decode(pad.data, pad.len));
+    fx_expect_exact_record(b.data, b.len, metrics_decodes);
     const size_t hdr = 64, entry = 25;
     struct {
         size_t off;
@@ -320,7 +315,6 @@ static void test_encode_decode(void **state)
         if (tl_metrics_decode(c.data, c.len)) fail_msg("decoded a record with %s", bad[k].what);
         tl_buf_free(&c);
     }
-    tl_buf_free(&pad);
     tl_buf_free(&b);
     tl_buf_free(&b2);
     tl_metrics_destroy(m);

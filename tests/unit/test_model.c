@@ -47,7 +47,7 @@
 #define DAY 86400000LL
 #define HOUR 3600000LL
 #define DIM (1 << 18)   /* TL_JF_DIM, as documented */
-#define GRID (6 * HOUR)     /* model.control.interval.ms in these tests */
+#define GRID (6 * HOUR)     /* model.control.interval.ms of fx_model_cfg() */
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
@@ -218,29 +218,6 @@ static double ref_weight(const tl_journey_tp *tps, int n, double clip)
         }
     if (!k) return 1.0;
     return sum / k > clip ? clip : sum / k;
-}
-
-static tl_model_cfg model_cfg(void)
-{
-    tl_model_cfg mc;
-    memset(&mc, 0, sizeof(mc));
-    mc.enabled = 1;
-    mc.alpha = 0.1;
-    mc.beta = 1;
-    mc.l1 = 0.01;
-    mc.l2 = 0.1;
-    mc.ipw = 1;
-    mc.ipw_clip = 20;
-    mc.shapley_exact_max = 12;
-    mc.shapley_samples = 512;
-    mc.metrics_window = 10000;
-    mc.markov_enabled = 0;
-    mc.markov_window_ms = HOUR;
-    mc.markov_dim = -1;
-    mc.control_interval_ms = GRID;
-    mc.controls_max = 256;
-    mc.average_eta = 1;   /* model.credits.average.eta's default */
-    return mc;
 }
 
 /* A model checkpointing to path (none when NULL); fails the test when refused. */
@@ -489,6 +466,26 @@ static void credit(tl_model *m, const tl_journey_tp *tps, int n, int64_t pts, tl
     r->n_touchpoints = n;
     r->explanation = "";
     tl_model_credit(m, NULL, tps, n, r, a, &r->explanation);
+}
+
+/* What m reports now. */
+static tl_model_report report(const tl_model *m)
+{
+    tl_model_report rep;
+    tl_model_report_get(m, &rep);
+    return rep;
+}
+
+/* Both model methods of r fell back to the linear split with the given status: each of
+ * the n touchpoints has 1/n (within tol). */
+static void expect_linear_credits(const tl_attribution *r, int n, const char *status, double tol)
+{
+    assert_string_equal(r->model_status[TL_M_SHAPLEY], status);
+    assert_string_equal(r->model_status[TL_M_REMOVAL], status);
+    for (int j = 0; j < n; j++) {
+        near(r->credits[TL_M_SHAPLEY][j], 1.0 / n, tol, "shapley (linear)", j);
+        near(r->credits[TL_M_REMOVAL][j], 1.0 / n, tol, "removal (linear)", j);
+    }
 }
 
 static void check_against_ref(const tl_attribution *r, const ref_credits *rc, int n)
@@ -744,14 +741,13 @@ static tl_model *trained_model(const tl_model_cfg *mc, shadow *sh, int n, uint64
 static void test_model_credits(void **state)
 {
     (void)state;
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     shadow sh;
     tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
 
     /* the report: version = examples learned; progressive validation from the scores
      * before each update, with the inverse-propensity weights */
-    tl_model_report rep;
-    tl_model_report_get(m, &rep);
+    tl_model_report rep = report(m);
     int pos = 0, weighted = 0;
     for (int i = 0; i < N_TRAIN; i++) {
         pos += train_set[i].label;
@@ -821,7 +817,7 @@ static void test_model_credits_12(void **state)
     enum {
         N = 12
     };
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     shadow sh;
     tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
 
@@ -920,7 +916,7 @@ static void test_model_credits_sampled(void **state)
     enum {
         N = 16
     };
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     mc.shapley_exact_max = 3;
     mc.shapley_samples = 64;
     shadow sh;
@@ -974,8 +970,7 @@ static void test_model_credits_sampled(void **state)
         wide += fabs(r.credits[TL_M_SHAPLEY][j] - exact_s[j]) > 2 * r.shapley_stderr[j];
     }
     assert_true(wide <= 3); /* about 5% of them beyond 2 standard errors */
-    tl_model_report rep;
-    tl_model_report_get(m, &rep);
+    tl_model_report rep = report(m);
     assert_int_equal(rep.sampled, 1);
     tl_arena_destroy(&a);
     tl_model_destroy(m);
@@ -990,7 +985,7 @@ static void test_model_credits_sampled(void **state)
 static void test_model_warmup(void **state)
 {
     (void)state;
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     mc.warmup_examples = 5;
     tl_model *m = model_new(&mc);
     tl_journey_tp t[2] = {
@@ -1017,17 +1012,11 @@ static void test_model_warmup(void **state)
                         !strcmp(r.model_status[TL_M_SHAPLEY], "fallback_linear"));
             continue;
         }
-        assert_string_equal(r.model_status[TL_M_SHAPLEY], steps[s].status);
-        assert_string_equal(r.model_status[TL_M_REMOVAL], steps[s].status);
-        for (int j = 0; j < 2; j++) {
-            near(r.credits[TL_M_SHAPLEY][j], 0.5, 0, "shapley (linear)", j);
-            near(r.credits[TL_M_REMOVAL][j], 0.5, 0, "removal (linear)", j);
-        }
+        expect_linear_credits(&r, 2, steps[s].status, 0);
         if (!strstr(r.explanation, steps[s].words) || strstr(r.explanation, "times the rate"))
             fail_msg("step %d: %s", s, r.explanation);
     }
-    tl_model_report rep;
-    tl_model_report_get(m, &rep);
+    tl_model_report rep = report(m);
     assert_int_equal(rep.no_negatives, 1);
     assert_int_equal(rep.warming_up, 1);
     tl_arena_destroy(&a);
@@ -1039,7 +1028,7 @@ static void test_model_warmup(void **state)
 static void test_model_fallback(void **state)
 {
     (void)state;
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     shadow sh;
     tl_model *m = trained_model(&mc, &sh, 200, 7, 1);
 
@@ -1063,17 +1052,11 @@ static void test_model_fallback(void **state)
     near(r.p_conversion, rc.p_all, 1e-12, "p_conversion", 0);
     near(r.p_baseline, rc.p_empty, 1e-12, "p_baseline", 0);
     assert_true(r.p_conversion < r.p_baseline);
-    for (int j = 0; j < 3; j++) {
-        near(r.credits[TL_M_SHAPLEY][j], 1.0 / 3, 1e-15, "shapley (linear)", j);
-        near(r.credits[TL_M_REMOVAL][j], 1.0 / 3, 1e-15, "removal (linear)", j);
-    }
+    expect_linear_credits(&r, 3, "fallback_linear", 1e-15);
     assert_int_equal(r.model_version, 200);
     if (!strstr(r.explanation, "falls back to linear")) fail_msg("explanation: %s", r.explanation);
-    assert_string_equal(r.model_status[TL_M_SHAPLEY], "fallback_linear");
-    assert_string_equal(r.model_status[TL_M_REMOVAL], "fallback_linear");
     assert_null(r.model_status[TL_M_LINEAR]);
-    tl_model_report rep;
-    tl_model_report_get(m, &rep);
+    tl_model_report rep = report(m);
     assert_int_equal(rep.fallbacks, 1);
     assert_int_equal(rep.positives, 0);
     tl_arena_destroy(&a);
@@ -1133,7 +1116,7 @@ static void test_labels_through_stage(void **state)
     char err[256] = "";
     tl_store *s = tl_store_open(fx_tmpdir, 0, 1 << 20, err, sizeof(err));
     if (!s) fail_msg("tl_store_open: %s", err);
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     tl_model *m = model_new(&mc);
     shadow sh;
     shadow_init(&sh, &mc);
@@ -1320,7 +1303,7 @@ static void user_fini(tl_user *u)
  * model learned train_set; returns the model (to compare what it learned). */
 static tl_model *leak_run(memsink *ms, const char *item, const char *category, int64_t pts)
 {
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     tl_model *m = model_new(&mc);
     train(m, NULL, train_set, N_TRAIN);
     tl_attr_cfg ac = attr_cfg(1);
@@ -1472,7 +1455,7 @@ static void test_checkpoint(void **state)
     char path[128], tmp[160], bad[128];
     checkpoint_paths(path, bad, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     char err[512] = "";
 
     /* no file yet: a fresh model */
@@ -1562,7 +1545,7 @@ static void test_checkpoint_truncated(void **state)
     (void)state;
     char path[128], bad[128];
     checkpoint_paths(path, bad, sizeof(path));
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     tl_model *m = model_new_at(&mc, path);
     gen_examples(train_set, 50, 3, 0);
     train(m, NULL, train_set, 50);
@@ -1616,7 +1599,7 @@ static void same_credits(const memsink *x, const memsink *y)
 static void test_markov_abort(void **state)
 {
     (void)state;
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     mc.markov_enabled = 1;
     const int64_t T0 = 1000 * DAY;
     gen_examples(train_set, 60, 11, 0);
@@ -1667,7 +1650,7 @@ static void test_checkpoint_window_start(void **state)
     (void)state;
     char path[128], bad[128], err[512] = "";
     checkpoint_paths(path, bad, sizeof(path));
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     mc.markov_enabled = 1;
     tl_model *m = model_new_at(&mc, path);
     memsink ms;
@@ -1766,7 +1749,7 @@ static void test_model_share(void **state)
     (void)state;
     char path[128], err[256];
     snprintf(path, sizeof(path), "%s/model.bin", fx_tmpdir);
-    tl_model_cfg mc = model_cfg();
+    tl_model_cfg mc = fx_model_cfg();
     tl_model *m1 = tl_model_new(&mc, path, err, sizeof(err)), *m2 = model_new(&mc);
     assert_non_null(m1);
     tl_buf b = {0};

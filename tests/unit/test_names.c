@@ -11,8 +11,8 @@
 
 #include "app/names.h"
 
-/* The names of n in the order of tl_app_names, against want. */
-static void assert_names(const tl_app_names *n, const char *const want[8])
+/* The names of n in the order of tl_app_names, against want; a failure names the case. */
+static void assert_names(const char *what, const tl_app_names *n, const char *const want[8])
 {
     const char *got[8] = {n->group,
                           n->changelog,
@@ -22,50 +22,41 @@ static void assert_names(const tl_app_names *n, const char *const want[8])
                           n->rollup_state,
                           n->partials,
                           n->model};
-    for (int i = 0; i < 8; i++) assert_string_equal(got[i], want[i]);
+    for (int i = 0; i < 8; i++)
+        if (strcmp(got[i], want[i]) != 0)
+            fail_msg("%s: name %d is \"%s\", expected \"%s\"", what, i, got[i], want[i]);
 }
 
-static void test_defaults(void **state)
+/* The names made from each case's settings: the defaults, each setting given, and
+ * empty strings, which are unset. */
+static void test_names(void **state)
 {
     (void)state;
-    tl_app_names n;
-    char err[256] = "";
-    tl_app_settings s = {.instance_id = "host-1"};
-    assert_int_equal(tl_app_names_make(&s, &n, err, sizeof(err)), 0);
-    const char *const want[8] = {"tally",
-                                 "tally-users-changelog",
-                                 "tally-tally-host-1",
-                                 "tally-rollup",
-                                 "tally-tally-host-1-rollup",
-                                 "tally-rollup-state",
-                                 "tally-rollup-partials",
-                                 "tally-model"};
-    assert_names(&n, want);
-}
-
-static void test_settings(void **state)
-{
-    (void)state;
-    tl_app_names n;
-    char err[256] = "";
-    tl_app_settings s = {
-        .group_id = "shop", .changelog_topic = "cl", .partials_topic = "pt", .instance_id = "a"};
-    assert_int_equal(tl_app_names_make(&s, &n, err, sizeof(err)), 0);
-    const char *const want[8] = {"shop",
-                                 "cl",
-                                 "tally-shop-a",
-                                 "shop-rollup",
-                                 "tally-shop-a-rollup",
-                                 "shop-rollup-state",
-                                 "pt",
-                                 "shop-model"};
-    assert_names(&n, want);
-    /* empty strings are unset */
-    s = (tl_app_settings){
-        .group_id = "", .changelog_topic = "", .partials_topic = "", .instance_id = "a"};
-    assert_int_equal(tl_app_names_make(&s, &n, err, sizeof(err)), 0);
-    assert_string_equal(n.changelog, "tally-users-changelog");
-    assert_string_equal(n.partials, "tally-rollup-partials");
+    static const struct {
+        const char *what;
+        tl_app_settings s;
+        const char *const want[8];
+    } cases[] = {
+        {"defaults",
+         {.instance_id = "host-1"},
+         {"tally", "tally-users-changelog", "tally-tally-host-1", "tally-rollup",
+          "tally-tally-host-1-rollup", "tally-rollup-state", "tally-rollup-partials",
+          "tally-model"}},
+        {"settings",
+         {.group_id = "shop", .changelog_topic = "cl", .partials_topic = "pt", .instance_id = "a"},
+         {"shop", "cl", "tally-shop-a", "shop-rollup", "tally-shop-a-rollup", "shop-rollup-state",
+          "pt", "shop-model"}},
+        {"empty strings",
+         {.group_id = "", .changelog_topic = "", .partials_topic = "", .instance_id = "a"},
+         {"tally", "tally-users-changelog", "tally-tally-a", "tally-rollup", "tally-tally-a-rollup",
+          "tally-rollup-state", "tally-rollup-partials", "tally-model"}},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        tl_app_names n;
+        char err[256] = "";
+        assert_int_equal(tl_app_names_make(&cases[k].s, &n, err, sizeof(err)), 0);
+        assert_names(cases[k].what, &n, cases[k].want);
+    }
 }
 
 /* A name that would not fit is an error naming the setting, never a cut name. */
@@ -87,8 +78,7 @@ static void test_too_long(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_names),
         cmocka_unit_test(test_too_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

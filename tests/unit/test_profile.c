@@ -333,18 +333,9 @@ static void test_journey_and_explanations(void **state)
 static void test_last_attributions_with_model(void **state)
 {
     (void)state;
-    tl_model_cfg mc;
-    memset(&mc, 0, sizeof(mc));
-    mc.enabled = 1;
-    mc.alpha = 0.1;
-    mc.beta = 1;
-    mc.l1 = 0.01;
-    mc.l2 = 0.1;
-    mc.ipw_clip = 20;
-    mc.shapley_exact_max = 12;
+    tl_model_cfg mc = fx_model_cfg();
     mc.shapley_samples = 64;
     mc.metrics_window = 100;
-    mc.markov_dim = -1;
     char err[256];
     stage.model = tl_model_new(&mc, NULL, err, sizeof(err));
     if (!stage.model) fail_msg("tl_model_new: %s", err);
