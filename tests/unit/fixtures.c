@@ -149,3 +149,13 @@ tl_features_cfg fx_features_cfg(double half_life_ms, double alpha, double beta)
     fc.dims[TL_DIM_CATEGORY] = 1;
     return fc;
 }
+
+uint64_t fx_xorshift64(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return x;
+}

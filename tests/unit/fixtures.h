@@ -68,4 +68,8 @@ tl_attr_cfg fx_attr_cfg(void);
  * category dimension only. */
 tl_features_cfg fx_features_cfg(double half_life_ms, double alpha, double beta);
 
+/* Marsaglia's xorshift64 (13, 7, 17): advances *state (never 0) and returns it. The
+ * randomised tests' deterministic source of numbers. */
+uint64_t fx_xorshift64(uint64_t *state);
+
 #endif

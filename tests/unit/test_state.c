@@ -446,13 +446,7 @@ static void test_decode_truncated(void **state)
 }
 
 static uint64_t rng = 0x2545f4914f6cdd1dULL;
-static uint32_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)rng;
-}
+static uint32_t rnd(void) { return (uint32_t)fx_xorshift64(&rng); }
 
 static void test_decode_garbage(void **state)
 {
