@@ -1245,11 +1245,10 @@ static void test_negative_one_id(void **state)
  * bucket refills with time. */
 static void test_rate_limit(void **state)
 {
-    server srv;
-    server_start(&srv, NULL, 0);
     missing_ids ids;
     missing_ids_init(&ids, 1000, 1, 1000);
-    server_set_routes(&srv, ids.routes, 1000);
+    server srv;
+    server_start(&srv, ids.routes, 1000);
     char err[512];
     tl_schema_store *s =
         fake_clock_store((tl_schema_store_opts){.max_lookups_per_second = 5}, srv.url, 5000 * MS);
@@ -1405,11 +1404,10 @@ static void test_rate_limit_registry_down(void **state)
  * a few dozen of them, not all 1,000 (which took 22 s in the report). */
 static void test_rate_limit_timing(void **state)
 {
-    server srv;
-    server_start(&srv, NULL, 0);
     missing_ids ids;
     missing_ids_init(&ids, 5000, 1, 1000);
-    server_set_routes(&srv, ids.routes, 1000);
+    server srv;
+    server_start(&srv, ids.routes, 1000);
     pthread_mutex_lock(&srv.mu);
     srv.delay_ms = 20;
     pthread_mutex_unlock(&srv.mu);
