@@ -12,6 +12,7 @@
  * Prints key=value lines (run it three times; docs/benchmarks.md quotes the medians).
  */
 #include "lib/arena.h"
+#include "lib/rng.h"
 #include "lib/util.h"
 #include "model/model.h"
 #include "bench_util.h"
@@ -21,14 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng = 88172645463325252ULL;
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static gen_rng rng;   /* seeded in main */
+static uint64_t next(void) { return rng_next(&rng); }
 
 /* n touchpoints over `cats` categories, an hour apart, types mostly browse. */
 static void journey(tl_journey_tp *tps, int n, int cats, char (*ids)[4][16])
@@ -98,6 +93,7 @@ int main(int argc, char **argv)
                        .shapley_samples = 512,
                        .metrics_window = 10000,
                        .markov_dim = -1};
+    rng_seed(&rng, 88172645463325252ULL);
     char err[256];
     tl_model *m = tl_model_new(&mc, NULL, err, sizeof(err));
     if (!m) {

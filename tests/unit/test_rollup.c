@@ -22,6 +22,30 @@
 static const int64_t DAY = 86400000, HOUR = 3600000;
 static const int64_t T0 = 1511568000000LL;   /* 2017-11-25 00:00 UTC */
 
+/* A roll-up of dim by window with these channel-group rules; fails the test with the
+ * reason when it cannot be made. */
+static tl_rollup *rollup(tl_ru_dim dim, tl_ru_window window, const char *groups)
+{
+    char err[128] = "";
+    tl_rollup *r = tl_rollup_new(dim, window, groups, err, sizeof(err));
+    if (!r) fail_msg("tl_rollup_new: %s", err);
+    return r;
+}
+
+/* A Markov credit delta of channel id for the window [start, end): credit now, before
+ * the credit it had. */
+static tl_credit_delta markov(const char *id, int64_t start, int64_t end, double credit,
+                              double before)
+{
+    return (tl_credit_delta){.window_start = start,
+                             .window_end = end,
+                             .dim = TL_DIM_CHANNEL,
+                             .dim_id = id,
+                             .method = "markov",
+                             .credit = credit,
+                             .credit_before = before};
+}
+
 /* A purchase with touchpoints on channels ch[] (NULL: none), categories cat[], one
  * method's credits each for linear and shapley. */
 static void add(tl_rollup *r, int64_t ts, double value, int n, const char *const *ch,
@@ -87,9 +111,9 @@ static int merge_into(void *arg, const tl_rollup_row *row)
 static void test_merge(void **st)
 {
     (void)st;
-    tl_rollup *whole = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", NULL, 0);
-    tl_rollup *total = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", NULL, 0);
-    tl_rollup *part = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", NULL, 0);
+    tl_rollup *whole = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "");
+    tl_rollup *total = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "");
+    tl_rollup *part = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "");
     feed(whole);
     feed_one(part, 0);
     assert_int_equal(tl_rollup_each_changed(part, merge_into, total), 0);
@@ -116,7 +140,7 @@ static void test_merge(void **st)
         assert_true(fabs(t->shapley_var - w[i].shapley_var) < 1e-12);
     }
     /* each row is handed over once: a second walk over part finds nothing changed */
-    tl_rollup *empty = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", NULL, 0);
+    tl_rollup *empty = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "");
     assert_int_equal(tl_rollup_each_changed(part, merge_into, empty), 0);
     tl_rollup_rows(empty, &n);
     assert_int_equal(n, 0);
@@ -133,8 +157,7 @@ static void test_merge(void **st)
 static void test_channel_all(void **st)
 {
     (void)st;
-    char err[128];
-    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    tl_rollup *r = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_ALL, "");
     assert_non_null(r);
     feed(r);
     const tl_rollup_row *s = find(r, "search", TL_RU_ALL);
@@ -164,13 +187,7 @@ static void test_channel_all(void **st)
     assert_string_equal(rows[2].id, "social");
     assert_string_equal(rows[3].id, "Email-Weekly");
     /* adding after reading the rows still finds the same rows */
-    const tl_credit_delta d = {.window_start = T0,
-                               .window_end = T0 + HOUR,
-                               .dim = TL_DIM_CHANNEL,
-                               .dim_id = "search",
-                               .method = "markov",
-                               .credit = 3.5,
-                               .credit_before = 1.25};
+    const tl_credit_delta d = markov("search", T0, T0 + HOUR, 3.5, 1.25);
     tl_rollup_add_credit_delta(r, &d);
     tl_rollup_add_credit_delta(r, &d);
     s = find(r, "search", TL_RU_ALL);
@@ -184,22 +201,21 @@ static void test_channel_all(void **st)
 static void test_windows_and_categories(void **st)
 {
     (void)st;
-    char err[128];
-    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", err, sizeof(err));
+    tl_rollup *r = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "");
     feed(r);
     assert_int_equal(find(r, "search", T0)->purchases, 1);
     assert_int_equal(find(r, "search", T0 + DAY)->purchases, 1);
     assert_null(find(r, "search", TL_RU_ALL));
     tl_rollup_destroy(r);
 
-    r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, "", err, sizeof(err));
+    r = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, "");
     feed(r);
     assert_non_null(find(r, "search", T0 + 10 * HOUR));
     assert_non_null(find(r, "social", T0 + 10 * HOUR)); /* 10:30 is in the 10:00 hour */
     assert_non_null(find(r, "search", T0 + DAY + 2 * HOUR));
     tl_rollup_destroy(r);
 
-    r = tl_rollup_new(TL_RU_CATEGORY, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    r = rollup(TL_RU_CATEGORY, TL_RU_WINDOW_ALL, "");
     feed(r);
     const tl_rollup_row *a = find(r, "a", TL_RU_ALL), *b = find(r, "b", TL_RU_ALL);
     assert_int_equal(a->purchases, 2);
@@ -207,8 +223,7 @@ static void test_windows_and_categories(void **st)
     assert_int_equal(b->purchases, 2);
     assert_true(fabs(b->conversions[TL_M_LINEAR] - (1.0 / 3 + 0.5)) < 1e-12);
     /* a chain over channels is not in a category roll-up; one over categories is */
-    tl_credit_delta d = {
-        .window_start = T0, .dim = TL_DIM_CHANNEL, .dim_id = "a", .method = "markov", .credit = 1};
+    tl_credit_delta d = markov("a", T0, 0, 1, 0);
     tl_rollup_add_credit_delta(r, &d);
     assert_int_equal(find(r, "a", TL_RU_ALL)->has[TL_RU_MARKOV], 0);
     d.dim = TL_DIM_CATEGORY;
@@ -222,10 +237,9 @@ static void test_windows_and_categories(void **st)
 static void test_campaigns(void **st)
 {
     (void)st;
-    char err[128];
     assert_int_equal(tl_ru_dim_parse("campaign"), TL_RU_CAMPAIGN);
     assert_string_equal(tl_ru_dim_name(TL_RU_CAMPAIGN), "campaign");
-    tl_rollup *r = tl_rollup_new(TL_RU_CAMPAIGN, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    tl_rollup *r = rollup(TL_RU_CAMPAIGN, TL_RU_WINDOW_ALL, "");
     /* search-1, (none), search-1 (linear 1/3 each, value 30); then spring alone (value 10) */
     tl_touchpoint tp[3] = {{.channel = "search", .campaign = "search-1"},
                            {.channel = "feed"},
@@ -252,11 +266,7 @@ static void test_campaigns(void **st)
     assert_true(fabs(none->conversions[TL_M_LINEAR] - 1.0 / 3) < 1e-12);
     assert_true(fabs(sp->conversions[TL_M_LINEAR] - 1) < 1e-12);
     /* no chain over campaigns: channel and category deltas leave it alone */
-    tl_credit_delta d = {.window_start = T0,
-                         .dim = TL_DIM_CHANNEL,
-                         .dim_id = "search-1",
-                         .method = "markov",
-                         .credit = 1};
+    tl_credit_delta d = markov("search-1", T0, 0, 1, 0);
     tl_rollup_add_credit_delta(r, &d);
     d.dim = TL_DIM_CATEGORY;
     tl_rollup_add_credit_delta(r, &d);
@@ -269,9 +279,8 @@ static void test_groups(void **st)
 {
     (void)st;
     char err[128];
-    tl_rollup *r =
-        tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL,
-                      " Paid = search , *cpc* ; Mail=email*;Everything=*", err, sizeof(err));
+    tl_rollup *r = rollup(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL,
+                          " Paid = search , *cpc* ; Mail=email*;Everything=*");
     assert_non_null(r);
     assert_string_equal(tl_rollup_group(r, "search"), "Paid");
     assert_string_equal(tl_rollup_group(r, "SEARCH"), "Paid");
@@ -282,17 +291,12 @@ static void test_groups(void **st)
     feed(r);
     assert_int_equal(find(r, "Paid", TL_RU_ALL)->purchases, 2);
     assert_true(fabs(find(r, "Mail", TL_RU_ALL)->conversions[TL_M_SHAPLEY] - 0.1) < 1e-12);
-    const tl_credit_delta d = {.window_start = T0,
-                               .dim = TL_DIM_CHANNEL,
-                               .dim_id = "search",
-                               .method = "markov",
-                               .credit = 2,
-                               .credit_before = 0.5};
+    const tl_credit_delta d = markov("search", T0, 0, 2, 0.5);
     tl_rollup_add_credit_delta(r, &d);
     assert_true(fabs(find(r, "Paid", TL_RU_ALL)->conversions[TL_RU_MARKOV] - 1.5) < 1e-12);
     tl_rollup_destroy(r);
 
-    r = tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "A=x", err, sizeof(err));
+    r = rollup(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "A=x");
     assert_string_equal(tl_rollup_group(r, "y"), "Other");
     assert_string_equal(tl_rollup_group(r, "X"), "A");
     tl_rollup_destroy(r);
@@ -312,8 +316,7 @@ static void test_groups(void **st)
 static void test_shapley_error(void **st)
 {
     (void)st;
-    char err[128];
-    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    tl_rollup *r = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_ALL, "");
     tl_touchpoint tp[3] = {{.channel = "a"}, {.channel = "b"}, {.channel = "a"}};
     const double sh[3] = {0.5, 0.25, 0.25}, se1[3] = {0.01, 0.02, 0.03}, se2[3] = {0.1, 0, 0};
     tl_attribution x = {.touchpoints = tp, .n_touchpoints = 3, .shapley_stderr = se1};
@@ -344,9 +347,7 @@ static int count_row(void *arg, const tl_rollup_row *row)
 static void test_spend(void **st)
 {
     (void)st;
-    char err[128];
-    tl_rollup *r =
-        tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_DAY, "Paid=search,cpc", err, sizeof(err));
+    tl_rollup *r = rollup(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_DAY, "Paid=search,cpc");
     feed(r);
     assert_int_equal(tl_rollup_add_spend(r, "search", T0, 40), 0);
     assert_int_equal(tl_rollup_add_spend(r, "cpc", T0, 2), 0);
@@ -358,10 +359,10 @@ static void test_spend(void **st)
     assert_int_equal(other->purchases, 0);
     assert_int_equal(find(r, "Paid", T0 + DAY)->has_spend, 0);
     tl_rollup_destroy(r);
-    r = tl_rollup_new(TL_RU_CATEGORY, TL_RU_WINDOW_ALL, "", err, sizeof(err));
+    r = rollup(TL_RU_CATEGORY, TL_RU_WINDOW_ALL, "");
     assert_int_equal(tl_rollup_add_spend(r, "search", T0, 1), -1);
     tl_rollup_destroy(r);
-    r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, "", err, sizeof(err));
+    r = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_HOUR, "");
     assert_int_equal(tl_rollup_add_spend(r, "search", T0, 1), -1);
     tl_rollup_destroy(r);
 }
@@ -409,9 +410,8 @@ static void test_spend_parse(void **st)
 static void test_join_spend(void **st)
 {
     (void)st;
-    char err[128];
-    tl_rollup *t = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", err, sizeof(err));
-    tl_rollup *sp = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "", err, sizeof(err));
+    tl_rollup *t = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "");
+    tl_rollup *sp = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_DAY, "");
     feed(t);
     assert_int_equal(tl_rollup_add_spend(sp, "search", T0, 40), 0);
     assert_int_equal(tl_rollup_add_spend(sp, "search", T0, 2), 0);
@@ -453,19 +453,12 @@ static void test_join_spend(void **st)
 static void test_markov_interval(void **st)
 {
     (void)st;
-    char err[128];
-    tl_rollup *r = tl_rollup_new(TL_RU_CHANNEL, TL_RU_WINDOW_ALL, "", err, sizeof(err));
-    tl_credit_delta d = {.window_start = T0 + HOUR,
-                         .window_end = T0 + 2 * HOUR,
-                         .dim = TL_DIM_CHANNEL,
-                         .dim_id = "search",
-                         .method = "markov",
-                         .credit = 3,
-                         .credit_before = 1,
-                         .credit_lo = 2.5,
-                         .credit_hi = 3.5,
-                         .interval_level = 0.9,
-                         .has_interval = 1};
+    tl_rollup *r = rollup(TL_RU_CHANNEL, TL_RU_WINDOW_ALL, "");
+    tl_credit_delta d = markov("search", T0 + HOUR, T0 + 2 * HOUR, 3, 1);
+    d.credit_lo = 2.5;
+    d.credit_hi = 3.5;
+    d.interval_level = 0.9;
+    d.has_interval = 1;
     tl_rollup_add_credit_delta(r, &d);
     tl_credit_delta older = d; /* an earlier window, read after */
     older.window_start = T0;
@@ -488,7 +481,7 @@ static void test_markov_interval(void **st)
     assert_int_equal(x->markov_at, T0 + 2 * HOUR);
     tl_rollup_destroy(r);
 
-    r = tl_rollup_new(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "Paid=search", err, sizeof(err));
+    r = rollup(TL_RU_CHANNEL_GROUP, TL_RU_WINDOW_ALL, "Paid=search");
     tl_rollup_add_credit_delta(r, &d);
     assert_int_equal(find(r, "Paid", TL_RU_ALL)->has_markov_interval, 0);
     tl_rollup_destroy(r);

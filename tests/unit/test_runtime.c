@@ -408,12 +408,22 @@ static void state_dump(const char *dir, tl_buf *out)
     }
 }
 
+/* The runs whose state directories are a and b left the same state. */
+static void assert_same_state(const char *a, const char *b)
+{
+    tl_buf da = {0}, db = {0};
+    state_dump(a, &da);
+    state_dump(b, &db);
+    if (da.len != db.len || memcmp(da.data, db.data, da.len) != 0)
+        fail_msg("the state in %s differs from that in %s", b, a);
+    tl_buf_free(&da);
+    tl_buf_free(&db);
+}
+
 static void boundaries(const char *const *kvs)
 {
     static const int sizes[] = {NEV, 1, 7, 1};
     static run runs[4];
-    tl_buf states[4];
-    memset(states, 0, sizeof(states));
     for (int k = 0; k < 4; k++) {
         run *r = &runs[k];
         run_init(r, evs, NEV, sizes[k], kvs);
@@ -425,7 +435,6 @@ static void boundaries(const char *const *kvs)
         assert_int_equal(st->events, NEV);
         tl_runtime_destroy(r->rt);
         r->rt = NULL;
-        state_dump(r->dir, &states[k]);
     }
     assert_true(runs[0].ms.count[MS_INTEREST] > 0);
     assert_true(runs[0].ms.count[MS_ATTRIBUTION] > 0);
@@ -434,13 +443,9 @@ static void boundaries(const char *const *kvs)
         int at = ms_compare(&runs[0].ms, &runs[k].ms, why, sizeof(why));
         if (at >= 0)
             fail_msg("run %d (batch size %d): output %d differs (%s)", k, sizes[k], at, why);
-        assert_int_equal(states[k].len, states[0].len);
-        assert_memory_equal(states[k].data, states[0].data, states[0].len);
+        assert_same_state(runs[0].dir, runs[k].dir);
     }
-    for (int k = 0; k < 4; k++) {
-        tl_buf_free(&states[k]);
-        run_fini(&runs[k]);
-    }
+    for (int k = 0; k < 4; k++) run_fini(&runs[k]);
 }
 
 static void test_batch_boundaries(void **state)
@@ -481,18 +486,32 @@ static void gen_small(void)
     }
 }
 
+/* A run over the twelve small events in batches of 5, with the default configuration
+ * plus setting (NULL: none). */
+static void run_init_small(run *r, const char *setting)
+{
+    const char *const kvs[] = {setting, NULL};
+    gen_small();
+    run_init(r, small, 12, 5, kvs);
+}
+
+/* The store of partition 0 in dir has no offset and no record of user. */
+static void assert_no_state(const char *dir, const char *user)
+{
+    tl_store *s = open_store(dir, 0);
+    assert_int_equal(tl_store_next_offset(s), -1);
+    assert_null(tl_store_peek(s, user));
+    tl_store_close(s);
+}
+
 /* State written at every commit (state.flush.interval.ms=0): a failed sink flush in
  * batch 2 leaves the store at batch 1. */
 static void test_flush_error(void **state)
 {
     (void)state;
-    gen_small();
-    static const char *const every_batch[] = {"state.flush.interval.ms=0", NULL};
     run r;
-    run_init(&r, small, 12, 5, every_batch);
-    r.ms.flush_script[0] = TL_OK;
-    r.ms.flush_script[1] = TL_ERROR;
-    r.ms.n_flush_script = 2;
+    run_init_small(&r, "state.flush.interval.ms=0");
+    ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_ERROR}, 2);
     assert_int_equal(run_go(&r), -1);
     assert_int_equal(r.ms.flushes, 2);
     assert_int_equal(r.src.commits, 1);      /* the failed batch is not acknowledged */
@@ -519,31 +538,22 @@ static void test_flush_error(void **state)
 static void test_flush_error_deferred_state(void **state)
 {
     (void)state;
-    gen_small();
-    static const char *const hourly[] = {"state.flush.interval.ms=3600000", NULL};
     run r;
-    run_init(&r, small, 12, 5, hourly);
-    r.ms.flush_script[0] = TL_OK;
-    r.ms.flush_script[1] = TL_ERROR;
-    r.ms.n_flush_script = 2;
+    run_init_small(&r, "state.flush.interval.ms=3600000");
+    ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_ERROR}, 2);
     assert_int_equal(run_go(&r), -1);
     assert_int_equal(r.src.commits, 1);
     assert_int_equal(tl_store_next_offset(tl_runtime_store(r.rt, 0)), -1);
     run_fini(&r);
-    tl_store *s = open_store(r.dir, 0);
-    assert_int_equal(tl_store_next_offset(s), -1);
-    assert_null(tl_store_peek(s, "a"));
-    tl_store_close(s);
+    assert_no_state(r.dir, "a");
 }
 
 /* The same interval without failures: one state write, at the end of the input. */
 static void test_deferred_state_written_at_end(void **state)
 {
     (void)state;
-    gen_small();
-    static const char *const hourly[] = {"state.flush.interval.ms=3600000", NULL};
     run r;
-    run_init(&r, small, 12, 5, hourly);
+    run_init_small(&r, "state.flush.interval.ms=3600000");
     assert_int_equal(run_go(&r), 0);
     tl_store *s0 = tl_runtime_store(r.rt, 0);
     assert_int_equal(tl_store_next_offset(s0), 112);
@@ -565,34 +575,24 @@ static void test_deferred_state_written_at_end(void **state)
 static void test_flush_error_first_batch(void **state)
 {
     (void)state;
-    gen_small();
-    static const char *const every_batch[] = {"state.flush.interval.ms=0", NULL};
     run r;
-    run_init(&r, small, 12, 5, every_batch);
-    r.ms.flush_script[0] = TL_ERROR;
-    r.ms.n_flush_script = 1;
+    run_init_small(&r, "state.flush.interval.ms=0");
+    ms_script_flushes(&r.ms, (const tl_rc[]){TL_ERROR}, 1);
     assert_int_equal(run_go(&r), -1);
     assert_int_equal(r.src.commits, 0);
     tl_store *s0 = tl_runtime_store(r.rt, 0);
     assert_non_null(s0);
     assert_int_equal(tl_store_next_offset(s0), -1);
     run_fini(&r);
-    tl_store *s = open_store(r.dir, 0);
-    assert_int_equal(tl_store_next_offset(s), -1);
-    assert_null(tl_store_peek(s, "a"));
-    tl_store_close(s);
+    assert_no_state(r.dir, "a");
 }
 
 static void test_flush_retry(void **state)
 {
     (void)state;
-    gen_small();
     run r;
-    run_init(&r, small, 12, 5, NULL);
-    r.ms.flush_script[0] = TL_OK;
-    r.ms.flush_script[1] = TL_RETRY;
-    r.ms.flush_script[2] = TL_RETRY;
-    r.ms.n_flush_script = 3;
+    run_init_small(&r, NULL);
+    ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_RETRY, TL_RETRY}, 3);
     assert_int_equal(run_go(&r), 0);
     const tl_runtime_stats *st = tl_runtime_stats_get(r.rt);
     assert_int_equal(st->flush_retries, 2);
@@ -610,7 +610,6 @@ static void test_flush_retry(void **state)
 static void test_bad_records(void **state)
 {
     (void)state;
-    gen_small();
     /* batch 1 (5 events) carries a malformed record of partition 1; after the last
      * event come a missing-field record of partition 0 and one more of partition 1 */
     static const mem_bad bad[] = {
@@ -619,7 +618,7 @@ static void test_bad_records(void **state)
         {.before = 12, .reason = TL_DLQ_MALFORMED, .partition = 1, .offset = 41},
     };
     run r;
-    run_init(&r, small, 12, 5, NULL);
+    run_init_small(&r, NULL);
     r.src.bad = bad;
     r.src.n_bad = 3;
     run_start(&r);
@@ -712,13 +711,7 @@ static void inflight(int stall, int batch, const char *interval, int expect_unac
     char why[128] = "";
     int at = ms_compare(&ref.ms, &r.ms, why, sizeof(why));
     if (at >= 0) fail_msg("output %d differs from the plain run (%s)", at, why);
-    tl_buf a = {0}, b = {0};
-    state_dump(ref.dir, &a);
-    state_dump(r.dir, &b);
-    assert_int_equal(a.len, b.len);
-    assert_memory_equal(a.data, b.data, a.len);
-    tl_buf_free(&a);
-    tl_buf_free(&b);
+    assert_same_state(ref.dir, r.dir);
     run_fini(&ref);
     run_fini(&r);
 }
@@ -756,9 +749,7 @@ static void test_inflight_progress_error(void **state)
     assert_true(r.src.commits < (NEV + 6) / 7);
     assert_int_equal(tl_store_next_offset(tl_runtime_store(r.rt, 0)), -1);
     run_fini(&r);
-    tl_store *s = open_store(r.dir, 0);
-    assert_int_equal(tl_store_next_offset(s), -1);
-    tl_store_close(s);
+    assert_no_state(r.dir, user_ids[0]);
 }
 
 /* ---- stop ------------------------------------------------------------------------------ */
@@ -766,9 +757,8 @@ static void test_inflight_progress_error(void **state)
 static void test_stop_before_start(void **state)
 {
     (void)state;
-    gen_small();
     run r;
-    run_init(&r, small, 12, 5, NULL);
+    run_init_small(&r, NULL);
     r.rt = tl_runtime_new(&r.o, &r.ms.sink, r.p.stages, r.p.n_stages);
     tl_source src = memsrc_source(&r.src);
     volatile sig_atomic_t stop = 1;
@@ -783,9 +773,8 @@ static void test_stop_before_start(void **state)
 static void test_exactly_once_needs_transactions(void **state)
 {
     (void)state;
-    gen_small();
     run r;
-    run_init(&r, small, 12, 5, NULL);
+    run_init_small(&r, NULL);
     r.o.delivery = TL_DELIVERY_EXACTLY_ONCE;
     run_start(&r);
     tl_source src = memsrc_source(&r.src);
@@ -820,8 +809,6 @@ static void test_cache_bounds_batches(void **state)
                              .offset = i};
     }
     static run runs[2];
-    tl_buf states[2];
-    memset(states, 0, sizeof(states));
     for (int k = 0; k < 2; k++) {
         run *r = &runs[k];
         run_init(r, wide, NWIDE, 100000, NULL);
@@ -833,14 +820,9 @@ static void test_cache_bounds_batches(void **state)
         assert_int_equal(st->batches, k == 0 ? 2 : (NWIDE + 999) / 1000);
         tl_runtime_destroy(r->rt);
         r->rt = NULL;
-        state_dump(r->dir, &states[k]);
     }
-    assert_int_equal(states[0].len, states[1].len);
-    assert_memory_equal(states[0].data, states[1].data, states[0].len);
-    for (int k = 0; k < 2; k++) {
-        tl_buf_free(&states[k]);
-        run_fini(&runs[k]);
-    }
+    assert_same_state(runs[0].dir, runs[1].dir);
+    for (int k = 0; k < 2; k++) run_fini(&runs[k]);
 }
 
 int main(void)

@@ -63,6 +63,7 @@ typedef struct server {
     const char *require_auth;   /* when set, any other Authorization header gets a 401 */
     int delay_ms;               /* answer this late (a registry's latency) */
     int n_requests;
+    char url[64];   /* http://127.0.0.1:port */
     char method[16], path[256], auth[256], ctype[128];
     char *body;
 } server;
@@ -185,6 +186,7 @@ static void server_start(server *s, const route *routes, int n_routes)
     socklen_t al = sizeof(a);
     getsockname(s->lfd, (struct sockaddr *)&a, &al);
     s->port = ntohs(a.sin_port);
+    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
     assert_int_equal(pipe(s->stop), 0);
     assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
 }
@@ -268,12 +270,20 @@ static const char *NOT_FOUND = "{\"error_code\":40403,\"message\":\"Schema not f
 
 /* ----------------------------------------------------------------- tests */
 
+/* A store made with o; fails the test with the reason when it cannot be made. */
+static tl_schema_store *store_new(const tl_schema_store_opts *o)
+{
+    char err[512] = "";
+    tl_schema_store *s = tl_schema_store_new(o, err, sizeof(err));
+    if (!s) fail_msg("%s", err);
+    return s;
+}
+
 static void test_dir_lookup(void **state)
 {
     char err[512];
     tl_schema_store_opts o = {.dir = TALLY_SCHEMA_DIR};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    if (!s) fail_msg("%s", err);
+    tl_schema_store *s = store_new(&o);
 
     avro_schema_t sc = NULL;
     assert_int_equal(tl_schema_store_get(s, 1, &sc, err, sizeof(err)), TL_SCHEMA_OK);
@@ -306,8 +316,7 @@ static void test_dir_file_names(void **state)
     fx_write_file(tmpdir, "10-foo.avsc.bak", "not even JSON"); /* wrong suffix: ignored */
     char err[512];
     tl_schema_store_opts o = {.dir = tmpdir};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    if (!s) fail_msg("%s", err);
+    tl_schema_store *s = store_new(&o);
     avro_schema_t sc;
     assert_int_equal(tl_schema_store_get(s, 7, &sc, err, sizeof(err)), TL_SCHEMA_OK);
     assert_int_equal(tl_schema_store_get(s, 8, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
@@ -350,8 +359,7 @@ static void test_register_dir(void **state)
 {
     char err[512];
     tl_schema_store_opts o = {.dir = TALLY_SCHEMA_DIR};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    tl_schema_store *s = store_new(&o);
     int id = -1;
     char *credit = repo_schema("4-credit_delta.avsc");
     assert_int_equal(
@@ -407,8 +415,7 @@ static void test_registry(void **state)
     char url[128], err[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", srv.port);   /* trailing '/' trimmed */
     tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    tl_schema_store *s = store_new(&o);
     assert_int_equal(server_requests(&srv), 0);   /* no request before the first lookup */
 
     /* Hit. */
@@ -479,8 +486,7 @@ static void test_registry_auth_and_order(void **state)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
     tl_schema_store_opts o = {
         .dir = TALLY_SCHEMA_DIR, .registry_url = url, .basic_auth = "alice:s3cret"};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    tl_schema_store *s = store_new(&o);
 
     /* The directory is asked first: id 1 makes no request. */
     avro_schema_t sc;
@@ -506,8 +512,7 @@ static void test_registry_auth_and_order(void **state)
     server_start(&srv, routes, 2);
     snprintf(url, sizeof(url), "http://bob:hunter2@127.0.0.1:%d", srv.port);
     tl_schema_store_opts o2 = {.registry_url = url};
-    s = tl_schema_store_new(&o2, err, sizeof(err));
-    assert_non_null(s);
+    s = store_new(&o2);
     assert_int_equal(tl_schema_store_get(s, 42, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
     assert_null(strstr(err, "hunter2"));
     assert_string_equal(srv.auth, "Basic Ym9iOmh1bnRlcjI=");
@@ -522,8 +527,7 @@ static void test_registry_down(void **state)
     char url[128], err[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", closed_port());
     tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    tl_schema_store *s = store_new(&o);
     avro_schema_t sc;
     assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
     assert_non_null(strstr(err, url));
@@ -542,11 +546,9 @@ static void test_register_registry(void **state)
     };
     server srv;
     server_start(&srv, routes, 2);
-    char url[128], err[512];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
-    tl_schema_store_opts o = {.dir = TALLY_SCHEMA_DIR, .registry_url = url};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    char err[512];
+    tl_schema_store_opts o = {.dir = TALLY_SCHEMA_DIR, .registry_url = srv.url};
+    tl_schema_store *s = store_new(&o);
 
     char *interest = repo_schema("2-interest_delta.avsc");
     int id = -1;
@@ -603,13 +605,11 @@ static void test_registry_401_and_lookup(void **state)
     pthread_mutex_lock(&srv.mu);   /* the server thread reads it under mu */
     srv.require_auth = "Basic YWxpY2U6czNjcmV0";   /* alice:s3cret */
     pthread_mutex_unlock(&srv.mu);
-    char url[128], err[512];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+    char err[512];
 
     /* No credentials: 401 is an error (not "not found"), not cached. */
-    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    tl_schema_store_opts o = {.registry_url = srv.url, .timeout_ms = 5000};
+    tl_schema_store *s = store_new(&o);
     avro_schema_t sc;
     assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
     assert_non_null(strstr(err, "HTTP 401"));
@@ -619,9 +619,9 @@ static void test_registry_401_and_lookup(void **state)
     tl_schema_store_destroy(s);
 
     /* With them, looking up only. */
-    tl_schema_store_opts o2 = {.registry_url = url, .basic_auth = "alice:s3cret", .lookup_only = 1};
-    s = tl_schema_store_new(&o2, err, sizeof(err));
-    assert_non_null(s);
+    tl_schema_store_opts o2 = {
+        .registry_url = srv.url, .basic_auth = "alice:s3cret", .lookup_only = 1};
+    s = store_new(&o2);
     assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_OK);
     char *interest = repo_schema("2-interest_delta.avsc");
     int id = -1;
@@ -795,8 +795,7 @@ static void test_check_dir(void **state)
     fx_write_file(tmpdir, "7-crafted.avsc", crafted);
     char err[512];
     tl_schema_store_opts o = {.dir = tmpdir};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    if (!s) fail_msg("%s", err);
+    tl_schema_store *s = store_new(&o);
     avro_schema_t sc = NULL;
     assert_int_equal(tl_schema_store_get(s, 1, &sc, err, sizeof(err)), TL_SCHEMA_OK);
     assert_int_equal(tl_schema_store_get(s, 7, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
@@ -838,18 +837,16 @@ static void test_check_registry(void **state)
     };
     server srv;
     server_start(&srv, routes, 2);
-    char url[128], err[512];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
-    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    char err[512];
+    tl_schema_store_opts o = {.registry_url = srv.url, .timeout_ms = 5000};
+    tl_schema_store *s = store_new(&o);
     avro_schema_t sc;
     assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
     char want[512];
     snprintf(want, sizeof(want),
              "schema id 100 at %s is refused: record tally.BehaviorEvent "
              "has two fields named user_id",
-             url);
+             srv.url);
     assert_string_equal(err, want);
     assert_int_equal(tl_schema_store_get(s, 101, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
     must_contain(err, "enum E has the symbol A twice");
@@ -944,8 +941,7 @@ static void test_check_twins(void **state)
         snprintf(name, sizeof(name), "%zu-once.avsc", 40 + i);
         fx_write_file(tmpdir, name, once[i]);
     }
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    if (!s) fail_msg("%s", err);
+    tl_schema_store *s = store_new(&o);
     avro_schema_t sc;
     for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
         assert_int_equal(tl_schema_store_get(s, (int32_t)(20 + i), &sc, err, sizeof(err)),
@@ -982,8 +978,7 @@ static void test_check_twins(void **state)
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
     tl_schema_store_opts ro = {.registry_url = url, .timeout_ms = 5000};
-    tl_schema_store *r = tl_schema_store_new(&ro, err, sizeof(err));
-    assert_non_null(r);
+    tl_schema_store *r = store_new(&ro);
     snprintf(want, sizeof(want), "schema id 102 at %s is refused: two types are named E", url);
     for (int k = 0; k < 2; k++) {
         assert_int_equal(tl_schema_store_get(r, 102, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
@@ -1034,8 +1029,7 @@ static void test_check_codec(void **state)
     char err[512], reader[600];
     snprintf(reader, sizeof(reader), "%s/1-behavior_event.avsc", tmpdir);
     tl_schema_store_opts o = {.dir = tmpdir};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    if (!s) fail_msg("%s", err);
+    tl_schema_store *s = store_new(&o);
     tl_codec *c = tl_codec_new(s, reader, err, sizeof(err));
     if (!c) fail_msg("%s", err);
     tl_arena a;
@@ -1185,19 +1179,49 @@ static int64_t fake_clock(void *arg) { return *(int64_t *)arg; }
 
 #define MS (1000000LL)
 
+/* A store asking the registry at url (timeout 5 s) with o's limits, on the fake clock,
+ * which reads now. */
+static tl_schema_store *fake_clock_store(tl_schema_store_opts o, const char *url, int64_t now)
+{
+    fake_now = now;
+    o.registry_url = url;
+    o.timeout_ms = 5000;
+    o.clock_ns = fake_clock;
+    o.clock_arg = &fake_now;
+    return store_new(&o);
+}
+
+/* Registry routes answering "not found" for n ids: first, first + step, ... (an
+ * unrouted path is a plain 404: an error). */
+typedef struct missing_ids {
+    route *routes;
+    char (*paths)[32];
+} missing_ids;
+
+static void missing_ids_init(missing_ids *m, int first, int step, int n)
+{
+    m->routes = tl_xcalloc((size_t)n, sizeof(*m->routes));
+    m->paths = tl_xcalloc((size_t)n, sizeof(*m->paths));
+    for (int i = 0; i < n; i++) {
+        snprintf(m->paths[i], sizeof(m->paths[i]), "/schemas/ids/%d", first + i * step);
+        m->routes[i] = (route){"GET", m->paths[i], 404, NOT_FOUND};
+    }
+}
+
+static void missing_ids_free(missing_ids *m)
+{
+    free(m->routes);
+    free(m->paths);
+}
+
 /* 1,000 records naming one unknown id: one request; the rest from the cache. */
 static void test_negative_one_id(void **state)
 {
     const route routes[] = {{"GET", "/schemas/ids/42", 404, NOT_FOUND}};
     server srv;
     server_start(&srv, routes, 1);
-    char url[128], err[512];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
-    fake_now = 1000 * MS;
-    tl_schema_store_opts o = {
-        .registry_url = url, .timeout_ms = 5000, .clock_ns = fake_clock, .clock_arg = &fake_now};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    char err[512];
+    tl_schema_store *s = fake_clock_store((tl_schema_store_opts){0}, srv.url, 1000 * MS);
     avro_schema_t sc;
     for (int i = 0; i < 1000; i++) {
         assert_int_equal(tl_schema_store_get(s, 42, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
@@ -1221,26 +1245,13 @@ static void test_negative_one_id(void **state)
  * bucket refills with time. */
 static void test_rate_limit(void **state)
 {
+    missing_ids ids;
+    missing_ids_init(&ids, 1000, 1, 1000);
     server srv;
-    server_start(&srv, NULL, 0);
-    /* a registry "not found" for each id (an unrouted path is a plain 404: an error) */
-    route *routes = tl_xcalloc(1000, sizeof(*routes));
-    char(*paths)[32] = tl_xcalloc(1000, sizeof(*paths));
-    for (int i = 0; i < 1000; i++) {
-        snprintf(paths[i], sizeof(paths[i]), "/schemas/ids/%d", 1000 + i);
-        routes[i] = (route){"GET", paths[i], 404, NOT_FOUND};
-    }
-    server_set_routes(&srv, routes, 1000);
-    char url[128], err[512];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
-    fake_now = 5000 * MS;
-    tl_schema_store_opts o = {.registry_url = url,
-                              .timeout_ms = 5000,
-                              .max_lookups_per_second = 5,
-                              .clock_ns = fake_clock,
-                              .clock_arg = &fake_now};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    server_start(&srv, ids.routes, 1000);
+    char err[512];
+    tl_schema_store *s =
+        fake_clock_store((tl_schema_store_opts){.max_lookups_per_second = 5}, srv.url, 5000 * MS);
     avro_schema_t sc;
     int limited = 0;
     for (int i = 0; i < 1000; i++) {
@@ -1256,7 +1267,7 @@ static void test_rate_limit(void **state)
              "schema id 1999 was not looked up at %s: more than 5 new "
              "schema ids per second (schema.registry.max.lookups.per.second); the record "
              "can be replayed",
-             url);
+             srv.url);
     assert_string_equal(err, want);
     tl_schema_store_stats st;
     tl_schema_store_stats_get(s, &st);
@@ -1281,8 +1292,7 @@ static void test_rate_limit(void **state)
     assert_int_equal(server_requests(&srv), 11);
     tl_schema_store_destroy(s);
     server_stop(&srv);
-    free(routes);
-    free(paths);
+    missing_ids_free(&ids);
 }
 
 /* An id registered after its "not found" is found once the entry expires. */
@@ -1294,16 +1304,9 @@ static void test_negative_expiry(void **state)
     const route registered[] = {{"GET", "/schemas/ids/42", 200, hit}};
     server srv;
     server_start(&srv, missing, 1);
-    char url[128], err[512];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
-    fake_now = 0;
-    tl_schema_store_opts o = {.registry_url = url,
-                              .timeout_ms = 5000,
-                              .negative_cache_ms = 60000,
-                              .clock_ns = fake_clock,
-                              .clock_arg = &fake_now};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    char err[512];
+    tl_schema_store *s =
+        fake_clock_store((tl_schema_store_opts){.negative_cache_ms = 60000}, srv.url, 0);
     avro_schema_t sc = NULL;
     assert_int_equal(tl_schema_store_get(s, 42, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
     server_set_routes(&srv, registered, 1);   /* the producer registers it */
@@ -1326,25 +1329,13 @@ static void test_negative_expiry(void **state)
 /* At most negative_cache_max ids are remembered; the oldest goes first. */
 static void test_negative_bounded(void **state)
 {
-    const route routes[] = {
-        {"GET", "/schemas/ids/1", 404, NOT_FOUND},
-        {"GET", "/schemas/ids/2", 404, NOT_FOUND},
-        {"GET", "/schemas/ids/3", 404, NOT_FOUND},
-        {"GET", "/schemas/ids/4", 404, NOT_FOUND},
-    };
+    missing_ids few;
+    missing_ids_init(&few, 1, 1, 4);
     server srv;
-    server_start(&srv, routes, 4);
-    char url[128], err[512];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
-    fake_now = 0;
-    tl_schema_store_opts o = {.registry_url = url,
-                              .timeout_ms = 5000,
-                              .negative_cache_max = 3,
-                              .max_lookups_per_second = 100,
-                              .clock_ns = fake_clock,
-                              .clock_arg = &fake_now};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    server_start(&srv, few.routes, 4);
+    char err[512];
+    tl_schema_store *s = fake_clock_store(
+        (tl_schema_store_opts){.negative_cache_max = 3, .max_lookups_per_second = 100}, srv.url, 0);
     avro_schema_t sc;
     for (int id = 1; id <= 4; id++)
         assert_int_equal(tl_schema_store_get(s, id, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
@@ -1364,16 +1355,12 @@ static void test_negative_bounded(void **state)
     /* Churn through many ids: the table stays at its bound and every remembered id is
      * still found (the hash table's deletions keep the others reachable). */
     tl_schema_store_destroy(s);
-    route *many = tl_xcalloc(400, sizeof(*many));
-    char(*paths)[32] = tl_xcalloc(400, sizeof(*paths));
-    for (int i = 0; i < 400; i++) {   /* ids 64 apart: they collide in the hash table */
-        snprintf(paths[i], sizeof(paths[i]), "/schemas/ids/%d", i * 64);
-        many[i] = (route){"GET", paths[i], 404, NOT_FOUND};
-    }
-    server_set_routes(&srv, many, 400);
-    o.negative_cache_max = 50;
-    o.max_lookups_per_second = 1e9;
-    s = tl_schema_store_new(&o, err, sizeof(err));
+    missing_ids many;
+    missing_ids_init(&many, 0, 64, 400);   /* ids 64 apart: they collide in the hash table */
+    server_set_routes(&srv, many.routes, 400);
+    s = fake_clock_store(
+        (tl_schema_store_opts){.negative_cache_max = 50, .max_lookups_per_second = 1e9}, srv.url,
+        0);
     for (int i = 0; i < 400; i++)
         assert_int_equal(tl_schema_store_get(s, i * 64, &sc, err, sizeof(err)),
                          TL_SCHEMA_NOT_FOUND);
@@ -1387,8 +1374,8 @@ static void test_negative_bounded(void **state)
     assert_int_equal(st.negative_cache_hits, 50);
     tl_schema_store_destroy(s);
     server_stop(&srv);
-    free(many);
-    free(paths);
+    missing_ids_free(&few);
+    missing_ids_free(&many);
 }
 
 /* While the registry is down, a rate-limited id is "retry", not "not found": an
@@ -1397,14 +1384,8 @@ static void test_rate_limit_registry_down(void **state)
 {
     char url[128], err[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", closed_port());
-    fake_now = 0;
-    tl_schema_store_opts o = {.registry_url = url,
-                              .timeout_ms = 5000,
-                              .max_lookups_per_second = 2,
-                              .clock_ns = fake_clock,
-                              .clock_arg = &fake_now};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    tl_schema_store *s =
+        fake_clock_store((tl_schema_store_opts){.max_lookups_per_second = 2}, url, 0);
     avro_schema_t sc;
     for (int i = 0; i < 10; i++)
         assert_int_equal(tl_schema_store_get(s, 100 + i, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
@@ -1423,23 +1404,16 @@ static void test_rate_limit_registry_down(void **state)
  * a few dozen of them, not all 1,000 (which took 22 s in the report). */
 static void test_rate_limit_timing(void **state)
 {
+    missing_ids ids;
+    missing_ids_init(&ids, 5000, 1, 1000);
     server srv;
-    server_start(&srv, NULL, 0);
-    route *routes = tl_xcalloc(1000, sizeof(*routes));
-    char(*paths)[32] = tl_xcalloc(1000, sizeof(*paths));
-    for (int i = 0; i < 1000; i++) {
-        snprintf(paths[i], sizeof(paths[i]), "/schemas/ids/%d", 5000 + i);
-        routes[i] = (route){"GET", paths[i], 404, NOT_FOUND};
-    }
-    server_set_routes(&srv, routes, 1000);
+    server_start(&srv, ids.routes, 1000);
     pthread_mutex_lock(&srv.mu);
     srv.delay_ms = 20;
     pthread_mutex_unlock(&srv.mu);
-    char url[128], err[512];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
-    tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000};
-    tl_schema_store *s = tl_schema_store_new(&o, err, sizeof(err));
-    assert_non_null(s);
+    char err[512];
+    tl_schema_store_opts o = {.registry_url = srv.url, .timeout_ms = 5000};
+    tl_schema_store *s = store_new(&o);
     avro_schema_t sc;
     int64_t t0 = tl_mono_ns();
     for (int i = 0; i < 1000; i++)
@@ -1452,8 +1426,7 @@ static void test_rate_limit_timing(void **state)
     assert_true(n >= 20 && n <= 20 + (int)(20 * secs) + 1);
     tl_schema_store_destroy(s);
     server_stop(&srv);
-    free(routes);
-    free(paths);
+    missing_ids_free(&ids);
 }
 
 int main(void)

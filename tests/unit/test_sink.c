@@ -377,6 +377,49 @@ static size_t check_framed(const tl_buf *b, size_t off, const char *schema_file,
     return off;
 }
 
+/* A record kind: tally's encoder for it, its schema file and the field-by-field check
+ * of a decoded record against the input. */
+typedef struct avro_kind {
+    void (*put)(tl_buf *b, int32_t id, const void *rec);
+    const char *schema_file;
+    void (*check)(avro_value_t *, const void *);
+} avro_kind;
+
+/* rec of kind k, encoded with id alone in a buffer, decodes to itself and fills the
+ * buffer exactly. */
+static void roundtrip(const avro_kind *k, const void *rec, int32_t id)
+{
+    tl_buf buf = {0};
+    k->put(&buf, id, rec);
+    assert_int_equal(check_framed(&buf, 0, k->schema_file, id, k->check, rec), buf.len);
+    tl_buf_free(&buf);
+}
+
+/* Two records of kind k in one buffer, the second appended after the first: each decodes
+ * to itself, and together they fill the buffer exactly. */
+static void roundtrip_two(const avro_kind *k, const void *a, int32_t ida, const void *b,
+                          int32_t idb)
+{
+    tl_buf buf = {0};
+    k->put(&buf, ida, a);
+    k->put(&buf, idb, b);
+    size_t off = check_framed(&buf, 0, k->schema_file, ida, k->check, a);
+    assert_int_equal(check_framed(&buf, off, k->schema_file, idb, k->check, b), buf.len);
+    tl_buf_free(&buf);
+}
+
+/* The framed size of rec of kind k, its body's size as avro-c gives it plus the frame. */
+static size_t framed_size(const avro_kind *k, const void *rec, int32_t id)
+{
+    tl_buf buf = {0};
+    decoded d;
+    k->put(&buf, id, rec);
+    size_t n = decode_framed(&buf, 0, k->schema_file, id, &d);
+    decoded_free(&d);
+    tl_buf_free(&buf);
+    return n;
+}
+
 static avro_value_t field(avro_value_t *rec, const char *name)
 {
     avro_value_t v = {0};
@@ -474,33 +517,29 @@ static void check_interest_avro(avro_value_t *v, const void *rec)
     assert_int_equal(n, 13);
 }
 
+static void put_interest(tl_buf *b, int32_t id, const void *rec)
+{
+    tl_avro_put_interest(b, id, rec);
+}
+
+static const avro_kind INTEREST_AVRO = {put_interest, "2-interest_delta.avsc", check_interest_avro};
+
 static void test_avro_interest(void **state)
 {
     (void)state;
     tl_interest_delta a = interest_a(), b = interest_b();
-    tl_buf buf = {0};
-    tl_avro_put_interest(&buf, 0x01020304, &a);
-    tl_avro_put_interest(&buf, 7, &b);   /* appended after the first */
-    size_t off =
-        check_framed(&buf, 0, "2-interest_delta.avsc", 0x01020304, check_interest_avro, &a);
-    off = check_framed(&buf, off, "2-interest_delta.avsc", 7, check_interest_avro, &b);
-    assert_int_equal(off, buf.len);
+    roundtrip_two(&INTEREST_AVRO, &a, 0x01020304, &b, 7);
 
     /* every dimension name, and the largest schema id */
     for (int dim = 0; dim < TL_DIM_COUNT; dim++) {
         tl_interest_delta x = interest_a();
         x.dim = (tl_dim)dim;
         x.rank = -dim;
-        buf.len = 0;
-        tl_avro_put_interest(&buf, 0x7fffffff, &x);
-        assert_int_equal(
-            check_framed(&buf, 0, "2-interest_delta.avsc", 0x7fffffff, check_interest_avro, &x),
-            buf.len);
+        roundtrip(&INTEREST_AVRO, &x, 0x7fffffff);
     }
     static const char *const names[] = {"category", "item", "channel"};
     for (int dim = 0; dim < TL_DIM_COUNT; dim++)
         assert_string_equal(tl_dim_name((tl_dim)dim), names[dim]);
-    tl_buf_free(&buf);
 }
 
 /* ---- Avro: attribution ---------------------------------------------------------------------- */
@@ -629,14 +668,13 @@ static void check_attribution_avro(avro_value_t *v, const void *rec)
     assert_int_equal(nf, 14);
 }
 
-static void roundtrip_attribution(const tl_attribution *a, int32_t id)
+static void put_attribution(tl_buf *b, int32_t id, const void *rec)
 {
-    tl_buf buf = {0};
-    tl_avro_put_attribution(&buf, id, a);
-    assert_int_equal(check_framed(&buf, 0, "11-attribution.avsc", id, check_attribution_avro, a),
-                     buf.len);
-    tl_buf_free(&buf);
+    tl_avro_put_attribution(b, id, rec);
 }
+
+static const avro_kind ATTRIBUTION_AVRO = {put_attribution, "11-attribution.avsc",
+                                           check_attribution_avro};
 
 /* The size bounds checked at start (app/bounds.c) hold for the largest records the
  * configuration allows: every string at its bound (multi-byte characters), every optional
@@ -752,27 +790,21 @@ static void test_avro_attribution(void **state)
     (void)state;
     tl_attribution r;
     r = attribution_rules();
-    roundtrip_attribution(&r, 3);
+    roundtrip(&ATTRIBUTION_AVRO, &r, 3);
     r = attribution_all();
-    roundtrip_attribution(&r, 0x00ab00cd);
+    roundtrip(&ATTRIBUTION_AVRO, &r, 0x00ab00cd);
     r = attribution_some();
-    roundtrip_attribution(&r, 300);
+    roundtrip(&ATTRIBUTION_AVRO, &r, 300);
     r = attribution_empty(1);
-    roundtrip_attribution(&r, 3);
+    roundtrip(&ATTRIBUTION_AVRO, &r, 3);
     r = attribution_empty(0);
-    roundtrip_attribution(&r, 3);
+    roundtrip(&ATTRIBUTION_AVRO, &r, 3);
     r = attribution_many();
-    roundtrip_attribution(&r, 65536);
+    roundtrip(&ATTRIBUTION_AVRO, &r, 65536);
 
     /* two records in one buffer */
     tl_attribution x = attribution_rules(), y = attribution_all();
-    tl_buf buf = {0};
-    tl_avro_put_attribution(&buf, 3, &x);
-    tl_avro_put_attribution(&buf, 4, &y);
-    size_t off = check_framed(&buf, 0, "11-attribution.avsc", 3, check_attribution_avro, &x);
-    assert_int_equal(check_framed(&buf, off, "11-attribution.avsc", 4, check_attribution_avro, &y),
-                     buf.len);
-    tl_buf_free(&buf);
+    roundtrip_two(&ATTRIBUTION_AVRO, &x, 3, &y, 4);
 }
 
 /* ---- Avro: credit_delta ------------------------------------------------------------------- */
@@ -797,17 +829,15 @@ static void check_credit_avro(avro_value_t *v, const void *rec)
     assert_int_equal(n, 12);
 }
 
+static void put_credit(tl_buf *b, int32_t id, const void *rec) { tl_avro_put_credit(b, id, rec); }
+
+static const avro_kind CREDIT_AVRO = {put_credit, "7-credit_delta.avsc", check_credit_avro};
+
 static void test_avro_credit(void **state)
 {
     (void)state;
     tl_credit_delta a = credit_a(), b = credit_b();
-    tl_buf buf = {0};
-    tl_avro_put_credit(&buf, 4, &a);
-    tl_avro_put_credit(&buf, 0x10000000, &b);
-    size_t off = check_framed(&buf, 0, "7-credit_delta.avsc", 4, check_credit_avro, &a);
-    assert_int_equal(
-        check_framed(&buf, off, "7-credit_delta.avsc", 0x10000000, check_credit_avro, &b), buf.len);
-    tl_buf_free(&buf);
+    roundtrip_two(&CREDIT_AVRO, &a, 4, &b, 0x10000000);
 }
 
 /* Hand-assembled bytes of a small credit_delta: the frame and Avro's zig-zag varints
@@ -1139,15 +1169,69 @@ static void check_credit_json(const tl_json *o, const tl_credit_delta *c)
     assert_int_equal(tl_json_len(o), c->has_interval ? 13 : 10);
 }
 
+/* A JSON-lines sink writing to memory. */
+typedef struct jsonl_mem {
+    char *out;
+    size_t len;
+    FILE *f;
+    tl_sink *s;
+} jsonl_mem;
+
+static void jsonl_mem_open(jsonl_mem *m)
+{
+    m->out = NULL;
+    m->len = 0;
+    m->f = open_memstream(&m->out, &m->len);
+    assert_non_null(m->f);
+    m->s = tl_jsonl_sink_new(m->f);
+    assert_non_null(m->s);
+}
+
+static void jsonl_mem_close(jsonl_mem *m)
+{
+    tl_sink_destroy(m->s);
+    fclose(m->f);
+    free(m->out);
+}
+
+/* What was written, split into lines, each a JSON object (in a): one record a line, no
+ * blank lines, a final newline, at most max lines. Returns the number of lines. */
+static size_t jsonl_mem_lines(const jsonl_mem *m, tl_arena *a, const tl_json **lines, size_t max)
+{
+    size_t n = 0;
+    for (char *p = m->out; p < m->out + m->len; n++) {
+        char *nl = memchr(p, '\n', (size_t)(m->out + m->len - p));
+        if (!nl) fail_msg("line %zu has no newline", n + 1);
+        if (nl == p) fail_msg("line %zu is blank", n + 1);
+        if (n == max) fail_msg("more than %zu lines", max);
+        char err[256] = "";
+        lines[n] = tl_json_parse(p, (size_t)(nl - p), a, err, sizeof(err));
+        if (!lines[n]) fail_msg("line %zu does not parse: %s: %.*s", n + 1, err, (int)(nl - p), p);
+        assert_int_equal(lines[n]->type, TL_JSON_OBJECT);
+        p = nl + 1;
+    }
+    return n;
+}
+
+/* The sink's counts are these. */
+static tl_sink_counts assert_counts(const tl_sink *s, uint64_t interest, uint64_t attribution,
+                                    uint64_t credit, uint64_t dlq)
+{
+    tl_sink_counts k;
+    tl_sink_counts_get(s, &k);
+    assert_int_equal(k.interest, interest);
+    assert_int_equal(k.attribution, attribution);
+    assert_int_equal(k.credit, credit);
+    assert_int_equal(k.dlq, dlq);
+    return k;
+}
+
 static void test_jsonl(void **state)
 {
     (void)state;
-    char *out = NULL;
-    size_t out_len = 0;
-    FILE *f = open_memstream(&out, &out_len);
-    assert_non_null(f);
-    tl_sink *s = tl_jsonl_sink_new(f);
-    assert_non_null(s);
+    jsonl_mem m;
+    jsonl_mem_open(&m);
+    tl_sink *s = m.s;
 
     tl_interest_delta ia = interest_a(), ib = interest_b();
     tl_attribution at[6] = {attribution_rules(),  attribution_all(),    attribution_some(),
@@ -1173,35 +1257,14 @@ static void test_jsonl(void **state)
     assert_int_equal(s->emit_credit(s->ctx, &cb), TL_OK);
     assert_int_equal(s->emit_dlq(s->ctx, &dlq), TL_OK);
     assert_int_equal(s->flush(s->ctx, 1000), TL_OK);
+    assert_int_equal(assert_counts(s, 2, 6, 2, 1).bytes, m.len);
 
-    tl_sink_counts counts;
-    tl_sink_counts_get(s, &counts);
-    assert_int_equal(counts.interest, 2);
-    assert_int_equal(counts.attribution, 6);
-    assert_int_equal(counts.credit, 2);
-    assert_int_equal(counts.dlq, 1);
-    assert_int_equal(counts.bytes, out_len);
-
-    /* split into lines: one record each, no blank lines, a final newline */
-    assert_true(out_len > 0);
-    assert_int_equal(out[out_len - 1], '\n');
+    /* one record a line */
+    assert_true(m.len > 0);
     tl_arena a;
     tl_arena_init(&a, 1 << 16);
     const tl_json *lines[16];
-    int n = 0;
-    for (char *p = out; p < out + out_len;) {
-        char *nl = memchr(p, '\n', (size_t)(out + out_len - p));
-        assert_non_null(nl);
-        assert_true(nl > p);
-        assert_true(n < 16);
-        char err[256] = "";
-        lines[n] = tl_json_parse(p, (size_t)(nl - p), &a, err, sizeof(err));
-        if (!lines[n]) fail_msg("line %d does not parse: %s: %.*s", n + 1, err, (int)(nl - p), p);
-        assert_int_equal(lines[n]->type, TL_JSON_OBJECT);
-        n++;
-        p = nl + 1;
-    }
-    assert_int_equal(n, 11);
+    assert_int_equal(jsonl_mem_lines(&m, &a, lines, 16), 11);
     check_interest_json(lines[0], &ia);
     check_interest_json(lines[1], &ib);
     for (int i = 0; i < 6; i++) check_attribution_json(lines[2 + i], &at[i]);
@@ -1213,9 +1276,7 @@ static void test_jsonl(void **state)
     ji64(lines[10], "offset", 81);
 
     tl_arena_destroy(&a);
-    tl_sink_destroy(s);
-    fclose(f);
-    free(out);
+    jsonl_mem_close(&m);
 }
 
 /* Doubles that are hard to print: each reads back to the same bits. */
@@ -1248,10 +1309,9 @@ static void test_jsonl_doubles(void **state)
         0.99999999999999989,
     };
     const size_t nv = sizeof(vals) / sizeof(*vals);
-    char *out = NULL;
-    size_t out_len = 0;
-    FILE *f = open_memstream(&out, &out_len);
-    tl_sink *s = tl_jsonl_sink_new(f);
+    jsonl_mem m;
+    jsonl_mem_open(&m);
+    tl_sink *s = m.s;
     for (size_t i = 0; i < nv; i++) {
         tl_interest_delta d = interest_a();
         d.f = vals[i];
@@ -1262,23 +1322,15 @@ static void test_jsonl_doubles(void **state)
     assert_int_equal(s->flush(s->ctx, 1000), TL_OK);
     tl_arena a;
     tl_arena_init(&a, 1 << 16);
-    size_t i = 0;
-    for (char *p = out; p < out + out_len; i++) {
-        char *nl = memchr(p, '\n', (size_t)(out + out_len - p));
-        assert_non_null(nl);
-        char err[256] = "";
-        const tl_json *o = tl_json_parse(p, (size_t)(nl - p), &a, err, sizeof(err));
-        if (!o) fail_msg("%s", err);
-        jdbl(o, "f", vals[i]);
-        jdbl(o, "h", -vals[i]);
-        jdbl(o, "weight_after", vals[(i + 1) % nv]);
-        p = nl + 1;
+    const tl_json *lines[sizeof(vals) / sizeof(*vals)];
+    assert_int_equal(jsonl_mem_lines(&m, &a, lines, nv), nv);
+    for (size_t i = 0; i < nv; i++) {
+        jdbl(lines[i], "f", vals[i]);
+        jdbl(lines[i], "h", -vals[i]);
+        jdbl(lines[i], "weight_after", vals[(i + 1) % nv]);
     }
-    assert_int_equal(i, nv);
     tl_arena_destroy(&a);
-    tl_sink_destroy(s);
-    fclose(f);
-    free(out);
+    jsonl_mem_close(&m);
 }
 
 /* A write error is reported by flush, not lost. */
@@ -1315,29 +1367,11 @@ static void test_avro_sink_counts(void **state)
     assert_int_equal(s->emit_credit(s->ctx, &c), TL_OK);
     assert_int_equal(s->emit_dlq(s->ctx, &q), TL_OK);
     assert_int_equal(s->flush(s->ctx, 10), TL_OK);
-    tl_sink_counts k;
-    tl_sink_counts_get(s, &k);
-    assert_int_equal(k.interest, 1);
-    assert_int_equal(k.attribution, 1);
-    assert_int_equal(k.credit, 2);
-    assert_int_equal(k.dlq, 1);
+    tl_sink_counts k = assert_counts(s, 1, 1, 2, 1);
     /* bytes: the sizes avro-c gives for the decoded records, plus 5 per frame */
-    tl_buf b = {0};
-    size_t total = 0;
-    decoded dd;
-    tl_avro_put_interest(&b, 2, &d);
-    total += decode_framed(&b, 0, "2-interest_delta.avsc", 2, &dd);
-    decoded_free(&dd);
-    b.len = 0;
-    tl_avro_put_attribution(&b, 3, &r);
-    total += decode_framed(&b, 0, "11-attribution.avsc", 3, &dd);
-    decoded_free(&dd);
-    b.len = 0;
-    tl_avro_put_credit(&b, 4, &c);
-    total += 2 * decode_framed(&b, 0, "7-credit_delta.avsc", 4, &dd);
-    decoded_free(&dd);
+    size_t total = framed_size(&INTEREST_AVRO, &d, 2) + framed_size(&ATTRIBUTION_AVRO, &r, 3) +
+        2 * framed_size(&CREDIT_AVRO, &c, 4);
     assert_int_equal(k.bytes, total);
-    tl_buf_free(&b);
     tl_sink_destroy(s);
 }
 

@@ -104,13 +104,8 @@ static void fill_rich(tl_user *u)
     add_tp(u, "e4", "i4", "", "", TL_PURCHASE, -5);            /* empty, not NULL */
     add_tp(u, "e5", "", "c5", "app", TL_FAVORITE, INT64_MAX);
     {   /* one with a campaign, one with an empty one */
-        tl_event ev = {.event_id = "e6",
-                       .user_id = u->user_id,
-                       .item_id = "i6",
-                       .channel = "ads",
-                       .campaign = "spring-sale",
-                       .type = TL_IMPRESSION,
-                       .ts = 4000};
+        tl_event ev = fx_event("e6", u->user_id, "i6", NULL, "ads", TL_IMPRESSION, 4000);
+        ev.campaign = "spring-sale";
         tl_user_add_tp(u, &ev, -1.0f);
         ev.event_id = "e7";
         ev.campaign = "";
@@ -446,13 +441,7 @@ static void test_decode_truncated(void **state)
 }
 
 static uint64_t rng = 0x2545f4914f6cdd1dULL;
-static uint32_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)rng;
-}
+static uint32_t rnd(void) { return (uint32_t)fx_xorshift64(&rng); }
 
 static void test_decode_garbage(void **state)
 {
@@ -1177,16 +1166,10 @@ static void test_encoded_bound(void **state)
     memset(s, 'z', S);
     s[S] = '\0';
     for (int i = 0; i < TP; i++) {
-        tl_event ev = {.event_id = s,
-                       .user_id = "u",
-                       .item_id = s,
-                       .category_id = s,
-                       .channel = s,
-                       .campaign = s,
-                       .type = TL_CLICK,
-                       .ts = INT64_MIN + i,
-                       .dwell_ms = INT32_MIN,
-                       .has_dwell = 1};
+        tl_event ev = fx_event(s, "u", s, s, s, TL_CLICK, INT64_MIN + i);
+        ev.campaign = s;
+        ev.dwell_ms = INT32_MIN;
+        ev.has_dwell = 1;
         tl_user_add_tp(&u, &ev, 0.5f);
     }
     char text[TL_LAST_ATTR_TEXT_MAX + 20];
