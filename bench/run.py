@@ -202,6 +202,17 @@ def tally_args(bootstrap, topic, group, state, outs):
     return x_args(kvs)
 
 
+def settings_text(a, default="defaults"):
+    """The run's -X settings as a result row names them; default when there are none."""
+    return ", ".join(a.xs) if a.xs else default
+
+
+def alternate(i, first, second):
+    """The order of two measured configurations in run i: first goes first in even runs,
+    second in odd ones, so that neither is always measured first."""
+    return [first, second] if i % 2 == 0 else [second, first]
+
+
 def x_args(settings):
     return [arg for setting in settings for arg in ("-X", setting)]
 
@@ -251,7 +262,7 @@ def kafka(a):
             print(f"run {i + 1}: bare consumer {bare[-1]:,.0f} records/s, tally run "
                   f"{tl[-1]:,.0f} events/s, peak RSS {rss:.0f} MiB", file=sys.stderr)
         b, t = statistics.median(bare), statistics.median(tl)
-        mode = ", ".join(a.xs) if a.xs else "defaults"
+        mode = settings_text(a)
         print(f"| kafka: tally run --until-end ({mode}), {a.events:,} events, {a.users:,} "
               f"users, 4 partitions, local broker | {t:,.0f} events/s | bare librdkafka "
               f"consumer: {b:,.0f} records/s (ratio {t / b:.2f}) | "
@@ -333,7 +344,7 @@ def latency(a):
             maxlat.append(float(r["max_ms"]))
             print(f"latency run {i + 1} at {rate:,} events/s: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} "
                   f"ms, max {r['max_ms']} ms ({r['events']} events)", file=sys.stderr)
-        mode = ", ".join(a.xs) if a.xs else "defaults (exactly_once, commit.interval.ms=100)"
+        mode = settings_text(a, "defaults (exactly_once, commit.interval.ms=100)")
         at = f"{a.rate:,} events/s (maximum {maximum:,.0f})" if a.rate else \
             f"half of {maximum:,.0f} events/s"
         print(f"| latency: produce -> interest delta visible read_committed ({mode}), at {at} for "
@@ -348,7 +359,7 @@ def eos(a):
         rates = {"at_least_once": [], "exactly_once": []}
         ratios = []
         for i in range(a.runs):
-            order = ["at_least_once", "exactly_once"] if i % 2 == 0 else ["exactly_once", "at_least_once"]
+            order = alternate(i, "at_least_once", "exactly_once")
             got = {}
             for g in order:
                 got[g] = tally_drain(a, bootstrap, topic, work, [f"processing.guarantee={g}"]).rate
@@ -356,7 +367,7 @@ def eos(a):
             ratios.append(got["exactly_once"] / got["at_least_once"])
             print(f"run {i + 1}: at_least_once {got['at_least_once']:,.0f} events/s, exactly_once "
                   f"{got['exactly_once']:,.0f} events/s (ratio {ratios[-1]:.2f})", file=sys.stderr)
-        mode = ", ".join(a.xs) if a.xs else "defaults"
+        mode = settings_text(a)
         print(f"| exactly_once vs at_least_once ({mode}), {a.events:,} events, {a.users:,} users, "
               f"4 partitions, local broker, {a.runs} alternating runs | "
               f"{statistics.median(rates['exactly_once']):,.0f} / "
@@ -373,7 +384,7 @@ def rollup(a):
         got = {"without": [], "with": []}
         ratios = []
         for i in range(a.runs):
-            order = ["without", "with"] if i % 2 == 0 else ["with", "without"]
+            order = alternate(i, "without", "with")
             run = {}
             for mode in order:
                 extra = []
@@ -388,7 +399,7 @@ def rollup(a):
             ratios.append(run["with"].rate / run["without"].rate)
             print(f"run {i + 1}: without roll-ups {run['without'].rate:,.0f} events/s, with "
                   f"{run['with'].rate:,.0f} (ratio {ratios[-1]:.2f})", file=sys.stderr)
-        mode = ", ".join(a.xs) if a.xs else "defaults"
+        mode = settings_text(a)
 
         def med(k, f):
             return statistics.median(getattr(d, f) for d in got[k])
@@ -410,7 +421,7 @@ def pipe(a):
                 grp = uuid.uuid4().hex[:8]
                 out_topic = f"{topic}-pipe-{grp}"
                 got = {}
-                for who in (["pipe", "tally"] if i % 2 == 0 else ["tally", "pipe"]):
+                for who in alternate(i, "pipe", "tally"):
                     if who == "pipe":
                         out, _, wall, _, cpu = run_usage([os.path.join(BUILD, "bench_bare_pipe"),
                                                           bootstrap, topic, "pipe-" + grp,
@@ -428,7 +439,7 @@ def pipe(a):
                       f"events/s ({got['tally'][1]:.2f} CPU s per 1M; ratio "
                       f"{got['tally'][0] / got['pipe'][0]:.2f})", file=sys.stderr)
             res[g] = runs
-        mode = ", ".join(a.xs) if a.xs else "defaults"
+        mode = settings_text(a)
         for g, runs in res.items():
             def med(who, k):
                 return statistics.median(r[who][k] for r in runs)
@@ -499,7 +510,7 @@ def query(a):
         finally:
             p.terminate()
             p.wait(60)
-        mode = ", ".join(a.xs) if a.xs else "defaults"
+        mode = settings_text(a)
         print(f"| query: GET /v1/attribution?by=channel&window=day after {a.events:,} events "
               f"({mode}): {n_att:,.0f} attributions and {n_cd:,.0f} credit deltas on the topics, "
               f"local broker, median of {a.runs} | json {rows['json'][0]:.2f} s, html "
@@ -601,7 +612,7 @@ def peer(a):
         warm = []   # the Streams peer's rate over its second half against its whole run
         for i in range(a.runs):
             for g in STREAMS_GUARANTEE:
-                for who in (["tally", "Streams"] if i % 2 == 0 else ["Streams", "tally"]):
+                for who in alternate(i, "tally", "Streams"):
                     settle(broker)
                     if who == "tally":
                         d = tally_drain(a, bootstrap, topic, work,

@@ -43,19 +43,19 @@ static const char usage[] =
     "  --days N         days simulated (default 28)\n"
     "  --null           every channel's effect and targeting 0\n";
 
-/* The value of the option at argv[*i] (moving *i to it), as text and, when it is one, as a
- * number. -1 after a usage error when it is missing. */
-static int opt_value(int argc, char **argv, int *i, const char **v, unsigned long long *n,
-                     int *numeric)
+/* The value of the option at argv[*i] (moving *i to it) into *v and, unless the option
+ * names a file (--output, --truth), as a number into *n. 0, or 2 after a usage error: the
+ * value is missing, or is not the number it must be. */
+static int opt_value(int argc, char **argv, int *i, const char **v, unsigned long long *n)
 {
-    if (*i + 1 >= argc) {
-        tl_cmd_usage_error(usage, "unknown option or missing value: %s", argv[*i]);
-        return -1;
-    }
+    const char *o = argv[*i];
+    if (*i + 1 >= argc) return tl_cmd_usage_error(usage, "unknown option or missing value: %s", o);
     *v = argv[++*i];
+    *n = 0;
+    if (!strcmp(o, "--output") || !strcmp(o, "--truth")) return 0;
     char *end;
     *n = strtoull(*v, &end, 10);
-    *numeric = **v && !*end;
+    if (!**v || *end) return tl_cmd_usage_error(usage, "%s: expected a number, got '%s'", o, *v);
     return 0;
 }
 
@@ -73,12 +73,10 @@ static int gen_truth(int argc, char **argv)
         }
         const char *v;
         unsigned long long n;
-        int numeric;
-        if (opt_value(argc, argv, &i, &v, &n, &numeric) != 0) return 2;
+        int bad = opt_value(argc, argv, &i, &v, &n);
+        if (bad) return bad;
         if (!strcmp(o, "--output")) output = v;
         else if (!strcmp(o, "--truth")) truth = v;
-        else if (!numeric)
-            return tl_cmd_usage_error(usage, "%s: expected a number, got '%s'", o, v);
         else if (!strcmp(o, "--users")) p.n_users = n > UINT32_MAX ? 0 : (uint32_t)n;
         else if (!strcmp(o, "--days")) p.days = (double)n;
         else if (!strcmp(o, "--seed")) p.seed = n;
@@ -124,11 +122,9 @@ int tl_cmd_gen(int argc, char **argv)
         }
         const char *v;
         unsigned long long n;
-        int numeric;
-        if (opt_value(argc, argv, &i, &v, &n, &numeric) != 0) return 2;
+        int bad = opt_value(argc, argv, &i, &v, &n);
+        if (bad) return bad;
         if (!strcmp(o, "--output")) output = v;
-        else if (!numeric)
-            return tl_cmd_usage_error(usage, "%s: expected a number, got '%s'", o, v);
         else if (!strcmp(o, "--events")) p.n_events = n;
         else if (!strcmp(o, "--users")) p.n_users = (uint32_t)n;
         else if (!strcmp(o, "--items")) p.n_items = (uint32_t)n;

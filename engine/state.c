@@ -556,6 +556,16 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     return u;
 }
 
+/* Appends u to the list *v of *n records (room for *cap), doubling the room when full. */
+static inline void user_list_push(tl_user ***v, size_t *n, size_t *cap, tl_user *u)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 1024;
+        *v = tl_xrealloc(*v, *cap * sizeof(**v));
+    }
+    (*v)[(*n)++] = u;
+}
+
 tl_user *tl_store_get(tl_store *s, const char *user_id)
 {
     uint64_t h = tl_hash64(user_id, strlen(user_id));
@@ -571,19 +581,11 @@ tl_user *tl_store_get(tl_store *s, const char *user_id)
     }
     if (!u->dirty) {
         u->dirty = 1;
-        if (s->n_dirty == s->cap_dirty) {
-            s->cap_dirty = s->cap_dirty ? s->cap_dirty * 2 : 1024;
-            s->dirty = tl_xrealloc(s->dirty, s->cap_dirty * sizeof(*s->dirty));
-        }
-        s->dirty[s->n_dirty++] = u;
+        user_list_push(&s->dirty, &s->n_dirty, &s->cap_dirty, u);
     }
     if (!u->changed) {
         u->changed = 1;
-        if (s->n_changed == s->cap_changed) {
-            s->cap_changed = s->cap_changed ? s->cap_changed * 2 : 1024;
-            s->changed = tl_xrealloc(s->changed, s->cap_changed * sizeof(*s->changed));
-        }
-        s->changed[s->n_changed++] = u;
+        user_list_push(&s->changed, &s->n_changed, &s->cap_changed, u);
     }
     return u;
 }

@@ -27,15 +27,8 @@ tl_kafka_changelog *tl_kafka_changelog_new(rd_kafka_conf_t *conf, const char *to
                                            size_t errlen)
 {
     tl_changelog_metrics();   /* shown from the start, at 0 */
-    char e[512];
-    tl_kafka_settings_apply(conf, TL_KC_READER, e, sizeof(e));   /* lib/kafka_settings.c */
-    tl_kafka_settings_apply(conf, TL_KC_RESTORE, e, sizeof(e));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
-    if (!rk) {
-        snprintf(err, errlen, "changelog consumer: %s", e);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+    rd_kafka_t *rk = tl_kafka_reader_new(conf, TL_KC_RESTORE, "changelog consumer", err, errlen);
+    if (!rk) return NULL;
     tl_kafka_changelog *c = tl_xcalloc(1, sizeof(*c));
     c->rk = rk;
     c->topic = tl_xstrdup(topic);

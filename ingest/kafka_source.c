@@ -74,6 +74,14 @@ static void drop_partition_events(tl_batch *b, int32_t p)
     b->n_bad = w;
 }
 
+/* Logs e, what an incremental (un)assignment returned, and frees it: nothing when NULL. */
+static void log_assign_error(const char *what, rd_kafka_error_t *e)
+{
+    if (!e) return;
+    TL_LOG_ERROR("ingest", "%s failed: %s", what, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -101,13 +109,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             TL_LOG_INFO("ingest", "assigned topic=%s partition=%d start=%s%" PRId64, tp->topic,
                         (int)tp->partition, next >= 0 ? "" : "committed/", next >= 0 ? next : 0);
         }
-        rd_kafka_error_t *e = NULL;
-        if (cooperative) e = rd_kafka_incremental_assign(rk, parts);
+        if (cooperative) log_assign_error("assign", rd_kafka_incremental_assign(rk, parts));
         else rd_kafka_assign(rk, parts);
-        if (e) {
-            TL_LOG_ERROR("ingest", "assign failed: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        }
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         for (int i = 0; i < parts->cnt; i++) {
             int32_t p = parts->elems[i].partition;
@@ -119,13 +122,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
             TL_LOG_INFO("ingest", "revoked topic=%s partition=%d", parts->elems[i].topic, (int)p);
         }
-        rd_kafka_error_t *e = NULL;
-        if (cooperative) e = rd_kafka_incremental_unassign(rk, parts);
+        if (cooperative) log_assign_error("unassign", rd_kafka_incremental_unassign(rk, parts));
         else rd_kafka_assign(rk, NULL);
-        if (e) {
-            TL_LOG_ERROR("ingest", "unassign failed: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        }
     } else {
         TL_LOG_ERROR("ingest", "rebalance error: %s", rd_kafka_err2str(err));
         rd_kafka_assign(rk, NULL);

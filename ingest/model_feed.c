@@ -31,15 +31,9 @@ tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64
                                  const char *own_key, size_t dlq_max_bytes, char *err,
                                  size_t errlen)
 {
-    char e[512];
-    tl_kafka_settings_apply(conf, TL_KC_READER, e, sizeof(e));   /* lib/kafka_settings.c */
-    tl_kafka_settings_apply(conf, TL_KC_MODEL_FEED, e, sizeof(e));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
-    if (!rk) {
-        snprintf(err, errlen, "model topic consumer: %s", e);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+    rd_kafka_t *rk =
+        tl_kafka_reader_new(conf, TL_KC_MODEL_FEED, "model topic consumer", err, errlen);
+    if (!rk) return NULL;
     tl_model_feed *f = tl_xcalloc(1, sizeof(*f));
     f->rk = rk;
     f->topic = tl_xstrdup(topic);

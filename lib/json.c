@@ -406,17 +406,25 @@ static int jp_after_member(jp *p, char close)
     return -1;
 }
 
+/* Steps over an opening bracket and the white space after it: 1 when close follows (an
+ * empty array or object, its close stepped over too), else 0. */
+static int jp_open(jp *p, char close)
+{
+    p->pos++;
+    jp_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == close) {
+        p->pos++;
+        return 1;
+    }
+    return 0;
+}
+
 static tl_json *jp_array(jp *p, int depth)
 {
     tl_json *j = jp_node(p, TL_JSON_ARRAY);
+    if (jp_open(p, ']')) return j;
     jp_list l;
     jl_init(&l);
-    p->pos++;   /* '[' */
-    jp_ws(p);
-    if (p->pos < p->len && p->s[p->pos] == ']') {
-        p->pos++;
-        return j;
-    }
     for (;;) {
         tl_json *v = jp_value(p, depth + 1);
         if (!v) return NULL;
@@ -432,14 +440,9 @@ static tl_json *jp_array(jp *p, int depth)
 static tl_json *jp_object(jp *p, int depth)
 {
     tl_json *j = jp_node(p, TL_JSON_OBJECT);
+    if (jp_open(p, '}')) return j;
     jp_list l;
     jl_init(&l);
-    p->pos++;   /* '{' */
-    jp_ws(p);
-    if (p->pos < p->len && p->s[p->pos] == '}') {
-        p->pos++;
-        return j;
-    }
     for (;;) {
         jp_ws(p);
         if (p->pos >= p->len || p->s[p->pos] != '"') {

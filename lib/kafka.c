@@ -137,3 +137,24 @@ int tl_kafka_topic_ensure_n(rd_kafka_t *rk, const char *topic, int parts, int co
     }
     return rc;
 }
+
+rd_kafka_t *tl_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                                char *err, size_t errlen)
+{
+    char e[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, e, sizeof(e));
+    if (!rk) {
+        snprintf(err, errlen, "%s: %s", what, e);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+rd_kafka_t *tl_kafka_reader_new(rd_kafka_conf_t *conf, tl_kafka_client reader, const char *what,
+                                char *err, size_t errlen)
+{
+    char e[512];   /* the table's settings are valid: nothing to report */
+    tl_kafka_settings_apply(conf, TL_KC_READER, e, sizeof(e));
+    tl_kafka_settings_apply(conf, reader, e, sizeof(e));
+    return tl_kafka_client_new(RD_KAFKA_CONSUMER, conf, what, err, errlen);
+}

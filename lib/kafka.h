@@ -41,6 +41,16 @@ typedef enum tl_kafka_client {
     TL_KC_COUNT
 } tl_kafka_client;
 
+/* rd_kafka_new(type, conf): the client, which owns conf from then on; or NULL with "WHAT:
+ * librdkafka's reason" in err, conf destroyed. */
+rd_kafka_t *tl_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                                char *err, size_t errlen);
+
+/* A consumer of tally's own topics, read whole: tl_kafka_client_new over conf with the
+ * TL_KC_READER settings and then those of reader (TL_KC_RESTORE, TL_KC_MODEL_FEED). */
+rd_kafka_t *tl_kafka_reader_new(rd_kafka_conf_t *conf, tl_kafka_client reader, const char *what,
+                                char *err, size_t errlen);
+
 /* Sets every setting of client on conf, in the table's order. 0, or -1 with err. */
 int tl_kafka_settings_apply(rd_kafka_conf_t *conf, tl_kafka_client client, char *err,
                             size_t errlen);

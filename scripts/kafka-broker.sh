@@ -319,30 +319,20 @@ start_once() {
 }
 
 start() {
-  local dir=$1 t0 rc attempt
+  local dir=$1 t0
   t0=$(date +%s)
   command -v java >/dev/null || die "java not found (run scripts/deps.sh)"
   command -v kcat >/dev/null || die "kcat not found (run scripts/deps.sh)"
   fetch
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)
-  # A broker left over from an earlier run in the same DIR (e.g. an interrupted ctest).
-  if [ -f "$dir/broker.pid" ] && is_our_broker "$(cat "$dir/broker.pid")" "$dir"; then
-    say "stopping the broker left running in $dir"
-    stop "$dir"
-  fi
+  stop_leftover broker "$dir" is_our_broker
   : >"$dir/broker.log"
   rm -rf "$dir/tls" "$dir"/client_*.properties
   if [ "$SECURE" = 1 ]; then
     make_tls "$dir"
   fi
-  for attempt in 1 2 3; do
-    rc=0
-    start_once "$dir" || rc=$?
-    [ "$rc" -eq 3 ] || break
-    say "port taken (attempt $attempt), retrying with new ports"
-  done
-  [ "$rc" -eq 0 ] || die "could not start the broker (log: $dir/broker.log)"
+  start_retrying broker "$dir" "new ports"
   say "Kafka $KAFKA_VERSION up at $(cat "$dir/bootstrap")$(secure_note "$dir") (pid $(cat "$dir/broker.pid"), $(( $(date +%s) - t0 ))s)"
 }
 

@@ -274,27 +274,17 @@ start_once() {
 }
 
 start() {
-  local dir=$1 t0 rc attempt
+  local dir=$1 t0
   t0=$(date +%s)
   command -v java >/dev/null || die "java not found (run scripts/deps.sh)"
   command -v python3 >/dev/null || die "python3 not found (run scripts/deps.sh)"
   fetch
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)
-  # A registry left over from an earlier run in the same DIR (e.g. an interrupted ctest).
-  if [ -f "$dir/registry.pid" ] && is_our_registry "$(cat "$dir/registry.pid")" "$dir"; then
-    say "stopping the registry left running in $dir"
-    stop "$dir"
-  fi
+  stop_leftover registry "$dir" is_our_registry
   rm -f "$dir/url" "$dir/registry.pid"
   : >"$dir/registry.log"
-  for attempt in 1 2 3; do
-    rc=0
-    start_once "$dir" || rc=$?
-    [ "$rc" -eq 3 ] || break
-    say "port taken (attempt $attempt), retrying with another port"
-  done
-  [ "$rc" -eq 0 ] || die "could not start the registry (log: $dir/registry.log)"
+  start_retrying registry "$dir" "another port"
   say "Apicurio Registry $REGISTRY_VERSION up at $(cat "$dir/url") (pid $(cat "$dir/registry.pid"), $(( $(date +%s) - t0 ))s)"
 }
 

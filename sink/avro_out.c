@@ -43,6 +43,16 @@ static inline void put_opt_double(tl_buf *b, int has, double d)
     if (has) put_double(b, d);
 }
 
+/* An array of n doubles: one block of n (none when n is 0), then the end. */
+static inline void put_doubles(tl_buf *b, const double *v, int n)
+{
+    if (n > 0) {
+        put_long(b, n);
+        for (int i = 0; i < n; i++) put_double(b, v[i]);
+    }
+    put_long(b, 0);
+}
+
 static void put_frame(tl_buf *b, int32_t schema_id)
 {
     unsigned char h[5] = {0, (unsigned char)(schema_id >> 24), (unsigned char)(schema_id >> 16),
@@ -98,11 +108,7 @@ void tl_avro_put_attribution(tl_buf *b, int32_t schema_id, const tl_attribution 
         for (int m = 0; m < TL_M_COUNT; m++) {
             if (!r->has_method[m]) continue;
             put_string(b, tl_method_name((tl_method)m));
-            if (r->n_touchpoints > 0) {
-                put_long(b, r->n_touchpoints);
-                for (int i = 0; i < r->n_touchpoints; i++) put_double(b, r->credits[m][i]);
-            }
-            put_long(b, 0);
+            put_doubles(b, r->credits[m], r->n_touchpoints);
         }
     }
     put_long(b, 0);
@@ -126,13 +132,7 @@ void tl_avro_put_attribution(tl_buf *b, int32_t schema_id, const tl_attribution 
         put_long(b, 0);
     }
     put_long(b, r->shapley_stderr ? 1 : 0);
-    if (r->shapley_stderr) {
-        if (r->n_touchpoints > 0) {
-            put_long(b, r->n_touchpoints);
-            for (int i = 0; i < r->n_touchpoints; i++) put_double(b, r->shapley_stderr[i]);
-        }
-        put_long(b, 0);
-    }
+    if (r->shapley_stderr) put_doubles(b, r->shapley_stderr, r->n_touchpoints);
 }
 
 void tl_avro_put_credit(tl_buf *b, int32_t schema_id, const tl_credit_delta *c)

@@ -30,6 +30,17 @@ static void kv_opt_dbl(tl_buf *b, const char *k, int has, double v)
     else tl_buf_puts(b, "null");
 }
 
+/* [v[0],...,v[n-1]] */
+static void put_doubles(tl_buf *b, const double *v, int n)
+{
+    tl_buf_putc(b, '[');
+    for (int i = 0; i < n; i++) {
+        if (i) tl_buf_putc(b, ',');
+        tl_json_put_double(b, v[i]);
+    }
+    tl_buf_putc(b, ']');
+}
+
 /* Starts s's line for a record of this type: {"type":"TYPE" */
 static tl_buf *line_begin(sink_state *s, const char *type)
 {
@@ -102,12 +113,8 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
         if (!first) tl_buf_putc(b, ',');
         first = 0;
         tl_json_put_str(b, tl_method_name((tl_method)m));
-        tl_buf_puts(b, ":[");
-        for (int i = 0; i < r->n_touchpoints; i++) {
-            if (i) tl_buf_putc(b, ',');
-            tl_json_put_double(b, r->credits[m][i]);
-        }
-        tl_buf_putc(b, ']');
+        tl_buf_putc(b, ':');
+        put_doubles(b, r->credits[m], r->n_touchpoints);
     }
     tl_buf_putc(b, '}');
     kv_opt_dbl(b, "p_conversion", r->has_model, r->p_conversion);
@@ -133,16 +140,8 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
         tl_buf_puts(b, "null");
     }
     tl_json_put_key(b, "shapley_stderr");   /* null, or one per touchpoint (null if unknown) */
-    if (r->shapley_stderr) {
-        tl_buf_putc(b, '[');
-        for (int i = 0; i < r->n_touchpoints; i++) {
-            if (i) tl_buf_putc(b, ',');
-            tl_json_put_double(b, r->shapley_stderr[i]);
-        }
-        tl_buf_putc(b, ']');
-    } else {
-        tl_buf_puts(b, "null");
-    }
+    if (r->shapley_stderr) put_doubles(b, r->shapley_stderr, r->n_touchpoints);
+    else tl_buf_puts(b, "null");
     tl_sink_count_attribution(&s->base.counts, r);
     return line_out(s);
 }

@@ -232,8 +232,6 @@ static int send_to(void *arg, const tl_buf *key, const tl_buf *val)
 
 static int restore_all(tl_rollup_agg *a);
 static void spend_own(tl_rollup_agg *a, int32_t p);
-static rd_kafka_t *client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what, char *err,
-                          size_t errlen);
 
 /* ---- the shared Markov chain (model/markov_share.h) ------------------------------ */
 
@@ -614,7 +612,8 @@ static int start_spend(tl_rollup_agg *a, rd_kafka_conf_t *sconf, const char *par
     }
     char e[512];
     tl_kafka_settings_apply(sconf, TL_KC_READER, e, sizeof(e)); /* lib/kafka_settings.c */
-    if (!(a->spend = client(RD_KAFKA_CONSUMER, sconf, "spend reader", err, errlen))) return -1;
+    a->spend = tl_kafka_client_new(RD_KAFKA_CONSUMER, sconf, "roll-up spend reader", err, errlen);
+    if (!a->spend) return -1;
     a->n_spend = a->o.spend_partitions;
     if (a->n_spend <= 0) {
         snprintf(err, errlen, "rollup.spend.topic %s: cannot find its partitions",
@@ -946,18 +945,6 @@ static void destroy(tl_rollup_agg *a)
     free(a);
 }
 
-static rd_kafka_t *client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what, char *err,
-                          size_t errlen)
-{
-    char e[512];
-    rd_kafka_t *rk = rd_kafka_new(type, conf, e, sizeof(e));
-    if (!rk) {
-        snprintf(err, errlen, "roll-up %s: %s", what, e);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
-}
-
 tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rconf,
                                    rd_kafka_conf_t *pconf, rd_kafka_conf_t *sconf,
                                    const tl_rollup_agg_opts *o, char *err, size_t errlen)
@@ -1002,9 +989,13 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
     char part_name[64] = "";
     size_t part_sz = sizeof(part_name);
     rd_kafka_conf_get(pconf, "partitioner", part_name, &part_sz);
-    a->consumer = client(RD_KAFKA_CONSUMER, cconf, "consumer", err, errlen);
-    a->reader = a->consumer ? client(RD_KAFKA_CONSUMER, rconf, "reader", err, errlen) : NULL;
-    a->producer = a->reader ? client(RD_KAFKA_PRODUCER, pconf, "producer", err, errlen) : NULL;
+    a->consumer = tl_kafka_client_new(RD_KAFKA_CONSUMER, cconf, "roll-up consumer", err, errlen);
+    a->reader = a->consumer
+        ? tl_kafka_client_new(RD_KAFKA_CONSUMER, rconf, "roll-up reader", err, errlen)
+        : NULL;
+    a->producer = a->reader
+        ? tl_kafka_client_new(RD_KAFKA_PRODUCER, pconf, "roll-up producer", err, errlen)
+        : NULL;
     if (!a->consumer) rd_kafka_conf_destroy(rconf);
     if (!a->reader) rd_kafka_conf_destroy(pconf);
     if (!a->producer) {

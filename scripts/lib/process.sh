@@ -1,5 +1,6 @@
 # Shared by scripts/kafka-broker.sh and scripts/schema-registry.sh (sourced; they define say
-# and die, and STOP_TIMEOUT for stop_service).
+# and die, STOP_TIMEOUT for stop_service, and stop and start_once for stop_leftover and
+# start_retrying).
 
 # True if process $1 exists and is not a zombie.
 is_alive() {
@@ -76,6 +77,30 @@ stop_service() {
     say "$what $pid in $dir is not running"
   fi
   rm -f "$dir/$what.pid"
+}
+
+# stop_leftover WHAT DIR CHECK: a WHAT left over from an earlier run in the same DIR (e.g. an
+# interrupted ctest), when `CHECK PID DIR` says DIR/WHAT.pid holds one, is stopped with the
+# caller's stop.
+stop_leftover() {
+  local what=$1 dir=$2 check=$3
+  if [ -f "$dir/$what.pid" ] && "$check" "$(cat "$dir/$what.pid")" "$dir"; then
+    say "stopping the $what left running in $dir"
+    stop "$dir"
+  fi
+}
+
+# start_retrying WHAT DIR RETRY: the caller's start_once DIR, at most three times while it
+# returns 3 (a port taken meanwhile: "retrying with RETRY"); dies unless it ends with 0.
+start_retrying() {
+  local what=$1 dir=$2 retry=$3 rc attempt
+  for attempt in 1 2 3; do
+    rc=0
+    start_once "$dir" || rc=$?
+    [ "$rc" -eq 3 ] || break
+    say "port taken (attempt $attempt), retrying with $retry"
+  done
+  [ "$rc" -eq 0 ] || die "could not start the $what (log: $dir/$what.log)"
 }
 
 # status WHAT DIR CHECK FILE: "running at ADDRESS pid PID" (ADDRESS from DIR/FILE) when
