@@ -437,6 +437,17 @@ static tl_json *jp_array(jp *p, int depth)
     return j;
 }
 
+/* After white space, 1 if the next character is c (not consumed); else 0, the parse
+ * failed with msg ("unexpected end of input" at the end). */
+static int jp_expect(jp *p, char c, const char *msg)
+{
+    jp_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == c) return 1;
+    if (p->pos < p->len) jp_fail(p, msg);
+    else jp_fail_char(p);
+    return 0;
+}
+
 static tl_json *jp_object(jp *p, int depth)
 {
     tl_json *j = jp_node(p, TL_JSON_OBJECT);
@@ -444,21 +455,11 @@ static tl_json *jp_object(jp *p, int depth)
     jp_list l;
     jl_init(&l);
     for (;;) {
-        jp_ws(p);
-        if (p->pos >= p->len || p->s[p->pos] != '"') {
-            if (p->pos < p->len) jp_fail(p, "object key (a string) expected");
-            else jp_fail_char(p);
-            return NULL;
-        }
+        if (!jp_expect(p, '"', "object key (a string) expected")) return NULL;
         size_t klen;
         const char *key = jp_string(p, &klen);
         if (!key) return NULL;
-        jp_ws(p);
-        if (p->pos >= p->len || p->s[p->pos] != ':') {
-            if (p->pos < p->len) jp_fail(p, "':' expected after object key");
-            else jp_fail_char(p);
-            return NULL;
-        }
+        if (!jp_expect(p, ':', "':' expected after object key")) return NULL;
         p->pos++;
         tl_json *v = jp_value(p, depth + 1);
         if (!v) return NULL;
