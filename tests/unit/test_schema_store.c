@@ -1214,6 +1214,13 @@ static void missing_ids_free(missing_ids *m)
     free(m->paths);
 }
 
+/* A registry answering "not found" for those n ids, started in srv. */
+static void missing_ids_serve(server *srv, missing_ids *m, int first, int step, int n)
+{
+    missing_ids_init(m, first, step, n);
+    server_start(srv, m->routes, n);
+}
+
 /* 1,000 records naming one unknown id: one request; the rest from the cache. */
 static void test_negative_one_id(void **state)
 {
@@ -1246,9 +1253,8 @@ static void test_negative_one_id(void **state)
 static void test_rate_limit(void **state)
 {
     missing_ids ids;
-    missing_ids_init(&ids, 1000, 1, 1000);
     server srv;
-    server_start(&srv, ids.routes, 1000);
+    missing_ids_serve(&srv, &ids, 1000, 1, 1000);
     char err[512];
     tl_schema_store *s =
         fake_clock_store((tl_schema_store_opts){.max_lookups_per_second = 5}, srv.url, 5000 * MS);
@@ -1330,9 +1336,8 @@ static void test_negative_expiry(void **state)
 static void test_negative_bounded(void **state)
 {
     missing_ids few;
-    missing_ids_init(&few, 1, 1, 4);
     server srv;
-    server_start(&srv, few.routes, 4);
+    missing_ids_serve(&srv, &few, 1, 1, 4);
     char err[512];
     tl_schema_store *s = fake_clock_store(
         (tl_schema_store_opts){.negative_cache_max = 3, .max_lookups_per_second = 100}, srv.url, 0);
@@ -1405,9 +1410,8 @@ static void test_rate_limit_registry_down(void **state)
 static void test_rate_limit_timing(void **state)
 {
     missing_ids ids;
-    missing_ids_init(&ids, 5000, 1, 1000);
     server srv;
-    server_start(&srv, ids.routes, 1000);
+    missing_ids_serve(&srv, &ids, 5000, 1, 1000);
     pthread_mutex_lock(&srv.mu);
     srv.delay_ms = 20;
     pthread_mutex_unlock(&srv.mu);
