@@ -63,35 +63,25 @@ say() { echo "kafka-broker: $*" >&2; }
 # Content of the marker: what was fetched, so that a changed pom triggers a new fetch.
 pom_digest() { sha256sum "$POM" | cut -d' ' -f1; }
 
-fetch() {
-  local want; want=$(pom_digest)
-  if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$want" ] && [ -d "$LIB" ]; then
-    return 0
-  fi
-  command -v mvn >/dev/null || die "mvn not found (run scripts/deps.sh)"
-  mkdir -p "$CACHE"
-  # One fetch at a time per cache dir; a second caller waits, then finds the marker.
-  exec 9>"$CACHE/.lock"
-  flock 9
-  if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$want" ] && [ -d "$LIB" ]; then
-    exec 9>&-
-    return 0
-  fi
+fetched() { [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$1" ] && [ -d "$LIB" ]; }
+
+# The jars into $LIB (make_locked holds the lock and writes the marker).
+fetch_jars() {
   say "fetching Kafka $KAFKA_VERSION into $LIB"
   rm -rf "$LIB.tmp" "$MARKER"
-  local mvnlog="$CACHE/fetch.log"
-  if ! (cd "$HERE/kafka" && mvn -B -q -Dstyle.color=never dependency:copy-dependencies \
-          -DincludeScope=runtime -DoutputDirectory="$LIB.tmp") >"$mvnlog" 2>&1; then
-    tail -n 40 "$mvnlog" >&2
-    rm -rf "$LIB.tmp"
-    die "fetch failed (full log: $mvnlog)"
-  fi
+  mvn_logged "$HERE/kafka" "$CACHE/fetch.log" fetch "$LIB.tmp" -B -q -Dstyle.color=never \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIB.tmp"
   [ -f "$LIB.tmp/kafka_2.13-$KAFKA_VERSION.jar" ] || die "fetch produced no kafka jar"
   rm -rf "$LIB"
   mv "$LIB.tmp" "$LIB"
-  echo "$want" >"$MARKER.tmp" && mv "$MARKER.tmp" "$MARKER"
-  exec 9>&-
   say "fetched $(find "$LIB" -name '*.jar' | wc -l) jars"
+}
+
+fetch() {
+  local want; want=$(pom_digest)
+  fetched "$want" && return 0
+  command -v mvn >/dev/null || die "mvn not found (run scripts/deps.sh)"
+  make_locked "$want" fetched fetch_jars
 }
 
 # True if $1 is a live process whose command line runs kafka.Kafka with DIR $2's config

@@ -167,37 +167,28 @@ build_digest() { { write_pom; echo "${MVN_ARGS[*]}"; } | sha256sum | cut -d' ' -
 
 built() { [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$1" ] && [ -f "$APP/quarkus-run.jar" ]; }
 
-fetch() {
-  local want; want=$(build_digest)
-  built "$want" && return 0
-  command -v mvn >/dev/null || die "mvn not found (run scripts/deps.sh)"
-  command -v java >/dev/null || die "java not found (run scripts/deps.sh)"
-  mkdir -p "$CACHE"
-  # One build at a time per cache dir; a second caller waits, then finds the marker.
-  exec 9>"$CACHE/.lock"
-  flock 9
-  if built "$want"; then
-    exec 9>&-
-    return 0
-  fi
-  local t0 build="$CACHE/build" mvnlog="$CACHE/fetch.log"
+# The application into $APP (make_locked holds the lock and writes the marker).
+build_app() {
+  local t0 build="$CACHE/build"
   t0=$(date +%s)
   say "building Apicurio Registry $REGISTRY_VERSION (Quarkus $QUARKUS_VERSION) into $APP"
   rm -rf "$build" "$MARKER"
   mkdir -p "$build"
   write_pom >"$build/pom.xml"
-  if ! (cd "$build" && mvn "${MVN_ARGS[@]}") </dev/null >"$mvnlog" 2>&1; then
-    tail -n 40 "$mvnlog" >&2
-    rm -rf "$build/target"
-    die "build failed (full log: $mvnlog)"
-  fi
+  mvn_logged "$build" "$CACHE/fetch.log" build "$build/target" "${MVN_ARGS[@]}"
   [ -f "$build/target/quarkus-app/quarkus-run.jar" ] || die "build produced no quarkus-run.jar"
   rm -rf "$APP"
   mv "$build/target/quarkus-app" "$APP"
   rm -rf "$build/target"
-  echo "$want" >"$MARKER.tmp" && mv "$MARKER.tmp" "$MARKER"
-  exec 9>&-
   say "built in $(( $(date +%s) - t0 ))s ($(du -sh "$APP" | cut -f1))"
+}
+
+fetch() {
+  local want; want=$(build_digest)
+  built "$want" && return 0
+  command -v mvn >/dev/null || die "mvn not found (run scripts/deps.sh)"
+  command -v java >/dev/null || die "java not found (run scripts/deps.sh)"
+  make_locked "$want" built build_app
 }
 
 # True if $1 is a live registry started for DIR $2 (guards against a recycled pid): its command

@@ -1,6 +1,6 @@
 # Shared by scripts/kafka-broker.sh and scripts/schema-registry.sh (sourced; they define say
-# and die, STOP_TIMEOUT for stop_service, and stop and start_once for stop_leftover and
-# start_retrying).
+# and die, STOP_TIMEOUT for stop_service, stop and start_once for stop_leftover and
+# start_retrying, and CACHE and MARKER for make_locked).
 
 # True if process $1 exists and is not a zombie.
 is_alive() {
@@ -111,5 +111,34 @@ status() {
     echo "running at $(cat "$dir/$file" 2>/dev/null || echo '(starting)') pid $(cat "$dir/$what.pid")"
   else
     echo "not running"; exit 1
+  fi
+}
+
+# make_locked WANT HAVE MAKE: runs MAKE with the lock $CACHE/.lock held (one fetch or build at
+# a time per cache dir), unless `HAVE WANT` says a caller that held the lock before made it
+# already; then records WANT in $MARKER, so that `HAVE WANT` holds from then on. The caller
+# checks `HAVE WANT` first, to skip the lock when there is nothing to make.
+make_locked() {
+  local want=$1 have=$2 make=$3
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/.lock"
+  flock 9
+  if ! "$have" "$want"; then
+    "$make"
+    echo "$want" >"$MARKER.tmp" && mv "$MARKER.tmp" "$MARKER"
+  fi
+  exec 9>&-
+}
+
+# mvn_logged DIR LOG WHAT CLEAN ARGS...: `mvn ARGS...` in DIR, with its output in LOG; when it
+# fails, the last 40 lines of LOG on stderr, CLEAN removed, and death with "WHAT failed (full
+# log: LOG)".
+mvn_logged() {
+  local dir=$1 log=$2 what=$3 clean=$4
+  shift 4
+  if ! (cd "$dir" && mvn "$@") </dev/null >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    rm -rf "$clean"
+    die "$what failed (full log: $log)"
   fi
 }
