@@ -11,8 +11,12 @@ the confounded channel (true share 0); for the null run, how the model's credite
 probability (p_conversion - p_baseline) depends on the journey's length (the Pearson
 correlation, and the mean at 1-2, 3-5 and 6+ touchpoints).
 
+With --order FIRST,THEN,EFFECT the data has an order effect as well (`tally gen --truth
+--order`: an impression of THEN after one of FIRST adds EFFECT to the purchase log-odds),
+which a model of pooled touchpoints cannot represent.
+
 Usage: bench/attribution_truth.py [--tally build/tally] [--users 5000] [--seeds 1,2,3]
-       [-X key=value ...] [--json F]
+       [--order FIRST,THEN,EFFECT] [-X key=value ...] [--json F]
 """
 
 import argparse
@@ -29,10 +33,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import truth as tr  # noqa: E402
 
 
-def run(tally, d, name, users, seed, extra, null=False):
+def run(tally, d, name, users, seed, extra, gen_args):
     events, tjson, out = (os.path.join(d, name + s) for s in (".csv", ".json", ".jsonl"))
     subprocess.run([tally, "gen", "--truth", tjson, "--users", str(users), "--seed", str(seed),
-                    "--output", events] + (["--null"] if null else []), check=True)
+                    "--output", events] + gen_args, check=True)
     subprocess.run([tally, "replay", "--input", events, "--format", "canonical", "--output", out,
                     "-X", "log.level=warn"] + extra, check=True, stderr=subprocess.DEVNULL)
     with open(tjson) as fh:
@@ -61,6 +65,7 @@ def main():
     ap.add_argument("--tally", default=os.path.join(HERE, "..", "build", "tally"))
     ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--order", help="FIRST,THEN,EFFECT: an order effect in the data")
     ap.add_argument("-X", action="append", default=[])
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -70,13 +75,14 @@ def main():
     results = {"runs": [], "null": []}
     with tempfile.TemporaryDirectory(prefix="tally-truth-") as d:
         for seed in (int(s) for s in a.seeds.split(",")):
-            truth, events, out = run(a.tally, d, "s%d" % seed, a.users, seed, extra)
+            truth, events, out = run(a.tally, d, "s%d" % seed, a.users, seed, extra,
+                                     ["--order", a.order] if a.order else [])
             res = tr.evaluate(truth, events, out)
             results["runs"].append(res)
             print("seed %d: %d purchases, %d attributions; model status %s" % (
                 seed, res["purchases"], res["attributions"], res["model_status"]))
             print(tr.table(res) + "\n")
-            truth, events, out = run(a.tally, d, "n%d" % seed, a.users, seed, extra, null=True)
+            truth, events, out = run(a.tally, d, "n%d" % seed, a.users, seed, extra, ["--null"])
             dep = length_dependence(out)
             results["null"].append(dep)
             print("null run, seed %d: %d model attributions; correlation of p_conversion - "

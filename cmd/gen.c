@@ -31,7 +31,7 @@ static const char usage[] =
     "  --output FILE    default: stdout\n"
     "\n"
     "usage: tally gen --truth TRUTH.json [--users N] [--days N] [--seed N] [--null]\n"
-    "                 [--output FILE]\n"
+    "                 [--order FIRST,THEN,EFFECT] [--output FILE]\n"
     "\n"
     "Writes impressions and purchases from a process with planted channel effects\n"
     "(docs/attribution.md, \"Ground truth\"): search, social and display raise the\n"
@@ -41,18 +41,22 @@ static const char usage[] =
     "\n"
     "  --users N        users (default 5000)\n"
     "  --days N         days simulated (default 28)\n"
-    "  --null           every channel's effect and targeting 0\n";
+    "  --null           every channel's effect and targeting 0, and no order effect\n"
+    "  --order FIRST,THEN,EFFECT\n"
+    "                   an impression of THEN after one of FIRST adds EFFECT to the\n"
+    "                   purchase log-odds (fading as THEN's own does), e.g.\n"
+    "                   display,search,0.5: display pays off when search follows\n";
 
 /* The value of the option at argv[*i] (moving *i to it) into *v and, unless the option
- * names a file (--output, --truth), as a number into *n. 0, or 2 after a usage error: the
- * value is missing, or is not the number it must be. */
+ * takes text (--output, --truth, --order), as a number into *n. 0, or 2 after a usage
+ * error: the value is missing, or is not the number it must be. */
 static int opt_value(int argc, char **argv, int *i, const char **v, unsigned long long *n)
 {
     const char *o = argv[*i];
     if (*i + 1 >= argc) return tl_cmd_usage_error(usage, "unknown option or missing value: %s", o);
     *v = argv[++*i];
     *n = 0;
-    if (!strcmp(o, "--output") || !strcmp(o, "--truth")) return 0;
+    if (!strcmp(o, "--output") || !strcmp(o, "--truth") || !strcmp(o, "--order")) return 0;
     char *end;
     *n = strtoull(*v, &end, 10);
     if (!**v || *end) return tl_cmd_usage_error(usage, "%s: expected a number, got '%s'", o, *v);
@@ -63,7 +67,7 @@ static int gen_truth(int argc, char **argv)
 {
     tl_truth_params p;
     tl_truth_params_default(&p);
-    const char *output = NULL, *truth = NULL;
+    const char *output = NULL, *truth = NULL, *order = NULL;
     int null_run = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -77,13 +81,16 @@ static int gen_truth(int argc, char **argv)
         if (bad) return bad;
         if (!strcmp(o, "--output")) output = v;
         else if (!strcmp(o, "--truth")) truth = v;
+        else if (!strcmp(o, "--order")) order = v;
         else if (!strcmp(o, "--users")) p.n_users = n > UINT32_MAX ? 0 : (uint32_t)n;
         else if (!strcmp(o, "--days")) p.days = (double)n;
         else if (!strcmp(o, "--seed")) p.seed = n;
         else return tl_cmd_usage_error(usage, "option '%s' does not apply with --truth", o);
     }
-    if (null_run) tl_truth_params_null(&p);
     char err[256];
+    if (order && tl_truth_params_order(&p, order, err, sizeof(err)) != 0)
+        return tl_cmd_usage_error(usage, "%s", err);
+    if (null_run) tl_truth_params_null(&p);
     if (tl_truth_params_check(&p, err, sizeof(err)) != 0)
         return tl_cmd_usage_error(usage, "%s", err);
     FILE *tf = fopen(truth, "w");

@@ -67,11 +67,51 @@ void tl_truth_params_default(tl_truth_params *p)
     p->max_touchpoints = 50;
     p->n_channels = (int)(sizeof(ch) / sizeof(ch[0]));
     memcpy(p->ch, ch, sizeof(ch));
+    p->order_first = p->order_then = -1;
 }
 
 void tl_truth_params_null(tl_truth_params *p)
 {
     for (int c = 0; c < p->n_channels; c++) p->ch[c].effect = p->ch[c].targeting = 0;
+    p->order_effect = 0;
+}
+
+static int channel_index(const tl_truth_params *p, const char *name, size_t len)
+{
+    for (int c = 0; c < p->n_channels; c++)
+        if (strlen(p->ch[c].name) == len && !memcmp(p->ch[c].name, name, len)) return c;
+    return -1;
+}
+
+int tl_truth_params_order(tl_truth_params *p, const char *spec, char *err, size_t errlen)
+{
+    const char *c1 = strchr(spec, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+    char *end = NULL;
+    double effect = c2 ? strtod(c2 + 1, &end) : 0;
+    if (!c2 || end == c2 + 1 || *end || !isfinite(effect) || fabs(effect) > 20) {
+        snprintf(err, errlen,
+                 "order: expected FIRST,THEN,EFFECT (two channels and a number in [-20, 20], "
+                 "e.g. display,search,0.5), got '%s'",
+                 spec);
+        return -1;
+    }
+    int first = channel_index(p, spec, (size_t)(c1 - spec));
+    int then = channel_index(p, c1 + 1, (size_t)(c2 - c1 - 1));
+    if (first < 0 || then < 0) {
+        char names[TL_TRUTH_MAX_CHANNELS * 34] = "";
+        for (int c = 0; c < p->n_channels; c++) {
+            if (c) strcat(names, ", ");
+            strcat(names, p->ch[c].name);
+        }
+        snprintf(err, errlen, "order: '%.*s' is not a channel (the channels: %s)",
+                 first < 0 ? (int)(c1 - spec) : (int)(c2 - c1 - 1), first < 0 ? spec : c1 + 1,
+                 names);
+        return -1;
+    }
+    p->order_first = first;
+    p->order_then = then;
+    p->order_effect = effect;
+    return 0;
 }
 
 int tl_truth_params_check(const tl_truth_params *p, char *err, size_t errlen)
@@ -96,6 +136,12 @@ int tl_truth_params_check(const tl_truth_params *p, char *err, size_t errlen)
                      k->name);
             return -1;
         }
+    }
+    if ((p->order_first >= 0 || p->order_then >= 0) &&
+        (p->order_first < 0 || p->order_first >= p->n_channels || p->order_then < 0 ||
+         p->order_then >= p->n_channels || !isfinite(p->order_effect))) {
+        snprintf(err, errlen, "order: two channels of the %d and a finite effect", p->n_channels);
+        return -1;
     }
     if (p->half_life_ms <= 0 || p->window_ms <= 0 || p->max_touchpoints < 1 ||
         !(p->visit_rate > 0 && p->visit_rate <= 100)) {
@@ -168,11 +214,15 @@ static double simulate_user(const tl_truth_params *p, uint32_t u, ev_vec *out, e
             continue;
         }
         double x = p->base_logit + p->intent_coef * z;
+        int first_seen = 0;   /* an active order_first exposure before this one */
         for (int j = 0; j < n_act; j++) {
             const truth_ev *x_e = &tmp->v[act[j]];
             int64_t age = e.ts - x_e->ts;
             if (age > p->window_ms) continue;
-            x += p->ch[x_e->channel].effect * exp2(-(double)age / (double)p->half_life_ms);
+            double fade = exp2(-(double)age / (double)p->half_life_ms);
+            x += p->ch[x_e->channel].effect * fade;
+            if (x_e->channel == p->order_then && first_seen) x += p->order_effect * fade;
+            if (x_e->channel == p->order_first) first_seen = 1;
         }
         double prob = 1.0 / (1.0 + exp(-x));
         if (rng_unit(&r) < prob) {
@@ -217,7 +267,12 @@ int tl_truth_write(const tl_truth_params *p, FILE *events, FILE *truth)
             truth,
             "%s\n  {\"name\": \"%s\", \"effect\": %.17g, \"rate\": %.17g, \"targeting\": %.17g}",
             c ? "," : "", p->ch[c].name, p->ch[c].effect, p->ch[c].rate, p->ch[c].targeting);
-    fputs("],\n \"intent\": {", truth);
+    fputs("],\n \"order\": ", truth);
+    if (p->order_first >= 0)
+        fprintf(truth, "{\"first\": \"%s\", \"then\": \"%s\", \"effect\": %.17g}",
+                p->ch[p->order_first].name, p->ch[p->order_then].name, p->order_effect);
+    else fputs("null", truth);
+    fputs(",\n \"intent\": {", truth);
     for (uint32_t u = 0; u < p->n_users; u++)
         fprintf(truth, "%s\"u%u\": %.17g", u ? ", " : "", u + 1, z[u]);
     fputs("}}\n", truth);

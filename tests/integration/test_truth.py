@@ -13,7 +13,12 @@ so that methods can be scored against them (bench/attribution_truth.py).
    total must lie within 4 standard deviations of that expectation; likewise each
    channel's impressions, Poisson with mean rate * days * exp(targeting * z_u -
    targeting^2 / 2) summed over users.
-4. The scoring of a replay: every purchase with touchpoints is matched to the truth's
+4. The order effect (`--order FIRST,THEN,EFFECT`): the Shapley values of a game with an
+   order term against the two-player closed form, efficiency on random order games and
+   the sampled path against the exact one; the generator records the order in
+   TRUTH.json, is deterministic with it, and makes purchases after FIRST-then-THEN
+   journeys more frequent; a FIRST channel without an effect of its own gets a true share.
+5. The scoring of a replay: every purchase with touchpoints is matched to the truth's
    touchpoints (same event ids, same order), the true channel shares give 0 to the
    channels without effect, and every rule-based method and Markov is scored.
 
@@ -45,6 +50,21 @@ def check(cond, what, problems):
         problems.append(what)
 
 
+def sampled_vs_exact(terms, what, pr):
+    """The sampled Shapley values of a 17-player game (one more than the exact path takes)
+    against the exact ones; their largest relative difference."""
+    xs = [0.05 + 0.02 * i for i in range(17)]
+    sampled = tr.shapley(-3.0, xs, random.Random(5), terms)
+    old, tr.EXACT_MAX = tr.EXACT_MAX, 17
+    try:
+        exact = tr.shapley(-3.0, xs, random.Random(5), terms)
+    finally:
+        tr.EXACT_MAX = old
+    worst = max(abs(s - e) / e for s, e in zip(sampled, exact))
+    check(worst < 0.05, "%ssampled Shapley off the exact one by %.1f%%" % (what, 100 * worst), pr)
+    return worst
+
+
 def test_shapley(pr):
     base, a, b = -2.0, 0.7, 0.3
     v = lambda s: tr.sigmoid(base + s)  # noqa: E731
@@ -64,17 +84,76 @@ def test_shapley(pr):
         xs2 = xs + [xs[0]]   # a twin of player 0 gets what player 0 gets
         phi2 = tr.shapley(base, xs2, rng)
         check(abs(phi2[0] - phi2[-1]) < 1e-12, "symmetry: %s" % phi2, pr)
-    xs = [0.05 + 0.02 * i for i in range(17)]
-    sampled = tr.shapley(-3.0, xs, random.Random(5))
-    old, tr.EXACT_MAX = tr.EXACT_MAX, 17
-    try:
-        exact = tr.shapley(-3.0, xs, random.Random(5))
-    finally:
-        tr.EXACT_MAX = old
-    worst = max(abs(s - e) / e for s, e in zip(sampled, exact))
-    check(worst < 0.05, "sampled Shapley off the exact one by %.1f%%" % (100 * worst), pr)
+    worst = sampled_vs_exact([], "", pr)
     return "two-player closed form, efficiency and symmetry on 50 cases, sampled vs exact " \
            "(17 players) within %.1f%%" % (100 * worst)
+
+
+def test_order_game(pr):
+    """The game with an order term: touchpoint 1 (THEN) adds c when touchpoint 0 (FIRST)
+    is in the coalition with it."""
+    base, a, b, c = -3.0, 0.0, 0.4, 0.9
+    v = lambda s: tr.sigmoid(base + s)  # noqa: E731
+    phi = tr.shapley(base, [a, b], random.Random(1), [(1, [0], c)])
+    want0 = 0.5 * (v(a) - v(0)) + 0.5 * (v(a + b + c) - v(b))
+    want1 = 0.5 * (v(b) - v(0)) + 0.5 * (v(a + b + c) - v(a))
+    check(abs(phi[0] - want0) < 1e-12 and abs(phi[1] - want1) < 1e-12,
+          "order game, two players: %s, expected %.12f %.12f" % (phi, want0, want1), pr)
+    check(phi[0] > 0, "a FIRST touchpoint without an effect of its own got %g" % phi[0], pr)
+    rng = random.Random(11)
+    for _ in range(50):
+        n = rng.randint(2, 9)
+        xs = [rng.choice([0.0, rng.uniform(-1, 2)]) for _ in range(n)]
+        terms = []
+        for j in range(1, n):
+            if rng.random() < 0.4:
+                terms.append((j, rng.sample(range(j), rng.randint(1, j)), rng.uniform(-1, 2)))
+        base = rng.uniform(-5, 1)
+        phi = tr.shapley(base, xs, rng, terms)
+        total = tr.sigmoid(tr.logit(base, xs, terms, set(range(n)))) - tr.sigmoid(base)
+        check(abs(sum(phi) - total) < 1e-12, "order game efficiency: %g vs %g" % (sum(phi), total), pr)
+    worst = sampled_vs_exact([(5, [1, 2], 0.6), (16, [0], 0.3)], "order game: ", pr)
+    return "two-player closed form, efficiency on 50 random order games, sampled vs exact " \
+           "(17 players) within %.1f%%" % (100 * worst)
+
+
+def ordered_share(t, ev, first, then):
+    """The part of the purchases with touchpoints that have one of channel first before
+    one of channel then."""
+    with_tps = [[c for _, _, c in tps] for _, _, _, tps in tr.purchases(t, ev) if tps]
+    hit = sum(1 for cs in with_tps if any(c == then and first in cs[:j] for j, c in enumerate(cs)))
+    return hit / len(with_tps), len(with_tps)
+
+
+def test_order(d, pr):
+    ev0, t0 = gen(d, "o0", "--seed", "4", "--users", "700")
+    ev1, t1 = gen(d, "o1", "--seed", "4", "--users", "700", "--order", "email,social,3")
+    ev2, _ = gen(d, "o2", "--seed", "4", "--users", "700", "--order", "email,social,3")
+    check(t0["order"] is None, "no --order, but TRUTH.json says %s" % t0["order"], pr)
+    check(t1["order"] == {"first": "email", "then": "social", "effect": 3},
+          "--order email,social,3 written as %s" % t1["order"], pr)
+    check(filecmp.cmp(ev1, ev2, shallow=False), "--order: same seed, different bytes", pr)
+    f0, n0 = ordered_share(t0, ev0, "email", "social")
+    f1, n1 = ordered_share(t1, ev1, "email", "social")
+    # The same users and exposures (the seed); with the order effect a decision moment
+    # after an email-then-social pair has log-odds up to 3 higher, so purchases after
+    # that order are several times as many, and the others about as many (they differ
+    # only because purchases end journeys at other moments).
+    check(f1 * n1 > 2 * f0 * n0 and (1 - f1) * n1 < 2 * (1 - f0) * n0,
+          "purchases after email then social: %d with the order effect, %d without; after "
+          "other journeys %d and %d" % (f1 * n1, f0 * n0, (1 - f1) * n1, (1 - f0) * n0), pr)
+    out = os.path.join(d, "o1.jsonl")
+    subprocess.run([TALLY, "replay", "--input", ev1, "--format", "canonical", "--output", out,
+                    "-X", "log.level=warn"], check=True, stderr=subprocess.DEVNULL)
+    res = tr.evaluate(t1, ev1, out)
+    share = res["true_shares"]
+    check(res["unmatched"] == 0, "%d attributions with other touchpoints than the truth's"
+          % res["unmatched"], pr)
+    check(share["email"] > 0.05 and share["retarget"] == 0,
+          "true shares with the order effect: %s (email, without an effect of its own, causes "
+          "purchases when social follows; retarget never does)" % share, pr)
+    return "purchases after email then social: %d with the order effect, %d without; true " \
+           "shares %s" % (f1 * n1, f0 * n0, ", ".join("%s %.3f" % kv for kv in share.items()))
 
 
 def gen(d, name, *args):
@@ -145,9 +224,12 @@ def test_scoring(d, pr):
 def main():
     problems_all = 0
     with tempfile.TemporaryDirectory(prefix="tally-truth-") as d:
-        for name, f in (("shapley reference", test_shapley),
-                        ("generator", lambda pr: test_generator(d, pr)),
-                        ("scoring a replay", lambda pr: test_scoring(d, pr))):
+        steps = (("shapley reference", test_shapley),
+                 ("shapley reference, order game", test_order_game),
+                 ("generator", lambda pr: test_generator(d, pr)),
+                 ("order effect", lambda pr: test_order(d, pr)),
+                 ("scoring a replay", lambda pr: test_scoring(d, pr)))
+        for name, f in steps:
             pr = []
             try:
                 info = f(pr)
@@ -158,7 +240,7 @@ def main():
             for p in pr:
                 print("     " + p)
             problems_all += bool(pr)
-    print("%d passed, %d failed" % (3 - problems_all, problems_all))
+    print("%d passed, %d failed" % (len(steps) - problems_all, problems_all))
     return 1 if problems_all else 0
 
 

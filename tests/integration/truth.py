@@ -10,7 +10,11 @@ previous purchase, at most window_ms before t, the last max_touchpoints of them.
 probability that a decision moment at t with the exposures A (a subset of S) ends in a
 purchase is
 
-    v(A) = sigmoid(base_logit + intent_coef * z_u + sum_{e in A} effect_c(e) * 2^(-(t - t_e)/half_life))
+    v(A) = sigmoid(base_logit + intent_coef * z_u + sum_{e in A} effect_c(e) * 2^(-(t - t_e)/half_life)
+                   + sum_{e in A of channel THEN, after some e' in A of channel FIRST}
+                         order_effect * 2^(-(t - t_e)/half_life))
+
+(the last sum only with an order effect, TRUTH.json's "order": FIRST, THEN, its effect).
 
 Its true credits: the Shapley values phi_i of v over S (exact: an exposure of a channel
 without effect is a null player, and the others are enumerated, up to 16 of them; past
@@ -57,24 +61,40 @@ def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-def shapley(base, xs, rng):
-    """Shapley values of v(A) = sigmoid(base + sum_{i in A} xs[i])."""
+def logit(base, xs, terms, members):
+    """base + the xs of the players in members + the bonus of every order term (j, firsts,
+    bonus) whose j and at least one of whose firsts are in members."""
+    x = base + sum(xs[i] for i in members)
+    return x + sum(b for j, firsts, b in terms if j in members and any(f in members for f in firsts))
+
+
+def shapley(base, xs, rng, terms=()):
+    """Shapley values of v(A) = sigmoid(logit(base, xs, terms, A)); terms are the order
+    terms (j, [players before j of the first channel], bonus)."""
     n = len(xs)
     phi = [0.0] * n
-    live = [i for i in range(n) if xs[i] != 0.0]
+    terms = [t for t in terms if t[2] != 0.0]
+    involved = {j for j, _, _ in terms} | {f for _, fs, _ in terms for f in fs}
+    live = [i for i in range(n) if xs[i] != 0.0 or i in involved]
     k = len(live)
     if k == 0:
         return phi
     if k <= EXACT_MAX:
         fact = [math.factorial(j) for j in range(k + 1)]
         w = [fact[s] * fact[k - 1 - s] / fact[k] for s in range(k)]
-        sums = [0.0] * (1 << k)   # sum of xs over each subset of live
+        sums = [0.0] * (1 << k)   # the logit's part above base, for each subset of live
         size = [0] * (1 << k)
         for mask in range(1, 1 << k):
             low = mask & -mask
             j = low.bit_length() - 1
             sums[mask] = sums[mask ^ low] + xs[live[j]]
             size[mask] = size[mask ^ low] + 1
+        bit_of = {p: 1 << b for b, p in enumerate(live)}
+        for j, firsts, b in terms:
+            jm, fm = bit_of[j], sum(bit_of[f] for f in firsts)
+            for mask in range(1 << k):
+                if mask & jm and mask & fm:
+                    sums[mask] += b
         v = [sigmoid(base + s) for s in sums]
         for j in range(k):
             bit = 1 << j
@@ -85,27 +105,51 @@ def shapley(base, xs, rng):
             phi[live[j]] = acc
         return phi
     perms = 20000
+    of_player = defaultdict(list)   # the order terms a player takes part in
+    for t, (j, firsts, _) in enumerate(terms):
+        for p in [j] + firsts:
+            of_player[p].append(t)
     for _ in range(perms):
         order = live[:]
         rng.shuffle(order)
+        members, on = set(), set()   # the coalition so far, its order terms that count
         s = 0.0
         prev = sigmoid(base)
         for i in order:
+            members.add(i)
             s += xs[i]
+            for t in of_player.get(i, ()):
+                j, firsts, b = terms[t]
+                if t not in on and j in members and any(f in members for f in firsts):
+                    on.add(t)
+                    s += b
             cur = sigmoid(base + s)
             phi[i] += cur - prev
             prev = cur
     return [p / perms for p in phi]
 
 
-def true_credits(truth, events_path):
-    """{purchase event_id: {"tps": [event_id...], "channels": [...], "phi": [...],
-    "removal": [...], "v": v(S), "v0": v(empty)}} in file order."""
-    ch = {c["name"]: c for c in truth["channels"]}
-    H, W, N = truth["half_life_ms"], truth["window_ms"], truth["max_touchpoints"]
+def order_terms(truth, channels, fades):
+    """The order terms of a purchase whose touchpoints (oldest first) are of channels, each
+    faded by fades: for every touchpoint j of the order's THEN channel with touchpoints of
+    its FIRST channel before it, (j, those, order effect * fades[j])."""
+    o = truth.get("order")
+    if not o or o["effect"] == 0:
+        return []
+    terms = []
+    for j, c in enumerate(channels):
+        firsts = [i for i in range(j) if channels[i] == o["first"]]
+        if c == o["then"] and firsts:
+            terms.append((j, firsts, o["effect"] * fades[j]))
+    return terms
+
+
+def purchases(truth, events_path):
+    """Every purchase as (event_id, user, ts, touchpoints), in file order; a touchpoint is
+    (event_id, ts, channel), oldest first: the user's impressions since its previous
+    purchase, at most window_ms old, the last max_touchpoints of them."""
+    W, N = truth["window_ms"], truth["max_touchpoints"]
     active = defaultdict(list)   # user -> [(event_id, ts, channel)]
-    out = {}
-    rng = random.Random(1)
     with open(events_path, newline="") as fh:
         for row in csv.DictReader(fh):
             u, ts = row["user_id"], int(row["ts"])
@@ -114,19 +158,31 @@ def true_credits(truth, events_path):
                 a.append((row["event_id"], ts, row["channel"]))
                 if len(a) > N:
                     del a[0]
-                continue
-            if row["type"] != "PURCHASE":
-                continue
-            tps = [e for e in active[u] if ts - e[1] <= W]
-            active[u] = []
-            base = truth["base_logit"] + truth["intent_coef"] * truth["intent"][u]
-            xs = [ch[c]["effect"] * 2.0 ** (-(ts - t) / H) for _, t, c in tps]
-            vs = sigmoid(base + sum(xs))
-            out[row["event_id"]] = {
-                "tps": [e[0] for e in tps], "channels": [e[2] for e in tps],
-                "phi": shapley(base, xs, rng),
-                "removal": [vs - sigmoid(base + sum(xs) - x) for x in xs],
-                "v": vs, "v0": sigmoid(base)}
+            elif row["type"] == "PURCHASE":
+                yield row["event_id"], u, ts, [e for e in active[u] if ts - e[1] <= W]
+                active[u] = []
+
+
+def true_credits(truth, events_path):
+    """{purchase event_id: {"tps": [event_id...], "channels": [...], "phi": [...],
+    "removal": [...], "v": v(S), "v0": v(empty)}} in file order."""
+    ch = {c["name"]: c for c in truth["channels"]}
+    H = truth["half_life_ms"]
+    out = {}
+    rng = random.Random(1)
+    for event_id, u, ts, tps in purchases(truth, events_path):
+        base = truth["base_logit"] + truth["intent_coef"] * truth["intent"][u]
+        fades = [2.0 ** (-(ts - t) / H) for _, t, _ in tps]
+        chans = [e[2] for e in tps]
+        xs = [ch[c]["effect"] * f for c, f in zip(chans, fades)]
+        terms = order_terms(truth, chans, fades)
+        every = set(range(len(tps)))
+        vs = sigmoid(logit(base, xs, terms, every))
+        out[event_id] = {
+            "tps": [e[0] for e in tps], "channels": chans,
+            "phi": shapley(base, xs, rng, terms),
+            "removal": [vs - sigmoid(logit(base, xs, terms, every - {i})) for i in every],
+            "v": vs, "v0": sigmoid(base)}
     return out
 
 

@@ -19,6 +19,7 @@
 #include "lib/util.h"
 #include "ingest/file_source.h"
 #include "ingest/gen.h"
+#include "ingest/gen_truth.h"
 
 /* Writes the CSV of p into memory; the caller frees *out. */
 static size_t gen_csv_mem(const tl_gen_params *p, char **out)
@@ -473,6 +474,50 @@ static void test_campaigns(void **state)
     }
 }
 
+/* --order FIRST,THEN,EFFECT of the ground-truth generator: what it sets, and what it
+ * refuses with a message naming the problem (and leaves the parameters as they were). */
+static void test_truth_order(void **state)
+{
+    (void)state;
+    tl_truth_params p;
+    char err[256];
+    tl_truth_params_default(&p);
+    assert_int_equal(p.order_first, -1);
+    assert_int_equal(tl_truth_params_check(&p, err, sizeof(err)), 0);
+    assert_int_equal(tl_truth_params_order(&p, "display,search,0.5", err, sizeof(err)), 0);
+    assert_string_equal(p.ch[p.order_first].name, "display");
+    assert_string_equal(p.ch[p.order_then].name, "search");
+    assert_true(p.order_effect == 0.5);
+    assert_int_equal(tl_truth_params_check(&p, err, sizeof(err)), 0);
+    tl_truth_params_null(&p);
+    assert_true(p.order_effect == 0);
+
+    static const struct {
+        const char *spec, *says;
+    } bad[] = {
+        {"display,search", "expected FIRST,THEN,EFFECT"},
+        {"display,search,", "expected FIRST,THEN,EFFECT"},
+        {"display,search,0.5x", "expected FIRST,THEN,EFFECT"},
+        {"display,search,21", "expected FIRST,THEN,EFFECT"},
+        {"display,search,nan", "expected FIRST,THEN,EFFECT"},
+        {"", "expected FIRST,THEN,EFFECT"},
+        {"tv,search,1", "'tv' is not a channel"},
+        {"display,,1", "'' is not a channel"},
+        {"display,searches,1", "'searches' is not a channel"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        tl_truth_params_default(&p);
+        err[0] = 0;
+        if (tl_truth_params_order(&p, bad[i].spec, err, sizeof(err)) != -1 ||
+            !strstr(err, bad[i].says) || p.order_first != -1)
+            fail_msg("order '%s': accepted or said '%s'", bad[i].spec, err);
+    }
+    tl_truth_params_default(&p);
+    p.order_first = 2; /* a first without a then */
+    assert_int_equal(tl_truth_params_check(&p, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "order"));
+}
+
 int main(void)
 {
     tl_log_level = TL_LOG_ERROR;
@@ -485,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_params_check),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_campaigns),
+        cmocka_unit_test(test_truth_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
