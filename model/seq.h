@@ -1,0 +1,87 @@
+/*
+ * seq.h -- a small sequence model of a journey: learned embeddings of each touchpoint and
+ * one causal attention step over the touchpoints before it, read out as the log-odds of a
+ * purchase at a moment (the same examples as the conversion model: docs/attribution.md).
+ *
+ * A touchpoint i of a journey at decision time t is the sum of four learned rows,
+ *     x_i = E_type[type] + E_chan[h(channel)] + E_cat[h(category)] + E_age[bucket(t - ts)],
+ * (h: a hash into `buckets` rows; the age buckets are the conversion model's anchors). It
+ * contributes its own part r_i = u . x_i, and it looks back at the touchpoints before it:
+ *     att_i = sum_{j < i} e^{s_ij} v_j / (e^{sink} + sum_{j < i} e^{s_ij}),
+ *     s_ij = (Wq x_i) . (Wk x_j) / sqrt(d),  v_j = g . x_j,
+ * where the sink is a learned score with value 0: a touchpoint that finds nothing before
+ * it worth attending to adds about nothing. So a search after a display can add what a
+ * search after an email does not, and the same two touchpoints the other way round add
+ * something else: the order of a journey is visible, which a sum of per-touchpoint
+ * contributions cannot see. The logit of a set S of the journey's touchpoints is
+ *     b + offset + sum_{i in S} (r_i + att_i(S)),
+ * att_i(S) counting only the j in S: what a Shapley value or a removal effect needs.
+ *
+ * Learning: one step of AdaGrad per example on the log-loss (rows of the embedding tables
+ * are updated only when used), with an L2 penalty. Cost: an example with n touchpoints
+ * is O(n^2 d + n d^2) (the d x d projections are one OpenBLAS product each); a coalition's
+ * logit after tl_seq_prepare is O(|S|^2), and growing a coalition by one touchpoint
+ * (tl_seq_grow) O(n).
+ */
+#ifndef TL_SEQ_H
+#define TL_SEQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TL_SEQ_TYPES 8
+#define TL_SEQ_AGES 8
+
+typedef struct tl_seq_cfg {
+    int dim;          /* d, the embedding size (4..64) */
+    int buckets;      /* rows of the channel and category tables (a power of two) */
+    double lr;        /* AdaGrad's step */
+    double l2;        /* L2 penalty on every weight */
+    uint64_t seed;    /* the initial weights' */
+} tl_seq_cfg;
+
+/* One touchpoint as the model sees it. */
+typedef struct tl_seq_tp {
+    int type;            /* 0 .. TL_SEQ_TYPES - 1 */
+    uint64_t chan_key;   /* hashes of the channel and the category (0: none) */
+    uint64_t cat_key;
+    int64_t ts;
+} tl_seq_tp;
+
+typedef struct tl_seq tl_seq;
+
+/* NULL with a message when cfg is out of range. */
+tl_seq *tl_seq_new(const tl_seq_cfg *cfg, char *err, size_t errlen);
+void tl_seq_free(tl_seq *m);
+/* The number of weights. */
+size_t tl_seq_size(const tl_seq *m);
+
+/* A journey of n touchpoints (oldest first) at time at, made ready for the logits of its
+ * subsets: every x_i, r_i, v_i and s_ij. n at most 64. */
+typedef struct tl_seq_pass tl_seq_pass;
+tl_seq_pass *tl_seq_prepare(const tl_seq *m, const tl_seq_tp *tps, int n, int64_t at);
+void tl_seq_pass_free(tl_seq_pass *p);
+
+/* The logit (without the offset) of the touchpoints in mask (bit i: touchpoint i). */
+double tl_seq_logit(const tl_seq_pass *p, uint64_t mask);
+
+/* A coalition grown one touchpoint at a time (a permutation's prefixes): tl_seq_grow_init
+ * starts the empty one, tl_seq_grow adds touchpoint i and returns the new logit (without
+ * the offset). Equal to tl_seq_logit of the same set, up to rounding. */
+typedef struct tl_seq_grow_state tl_seq_grow_state;
+tl_seq_grow_state *tl_seq_grow_init(const tl_seq_pass *p);
+double tl_seq_grow(tl_seq_grow_state *g, int i);
+void tl_seq_grow_free(tl_seq_grow_state *g);
+
+/* One step on an example: the journey at `at`, the offset added to its logit, its label
+ * (1: a purchase) and weight. Returns the prediction made before the step. */
+double tl_seq_learn(tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double offset, int label,
+                    double weight);
+
+/* The gradient of the logit of the whole journey with respect to every weight, in the
+ * order of tl_seq_weights (for checking the learner against finite differences). */
+void tl_seq_logit_grad(const tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double *grad);
+/* The weights, in one array of tl_seq_size (read and write). */
+double *tl_seq_weights(tl_seq *m);
+
+#endif
