@@ -12,6 +12,7 @@
 #include "app/kafka_app.h"
 #include "app/schemas.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,18 @@ int tl_cmd_produce(int argc, char **argv)
         rc = tl_cmd_usage_error(usage, "unknown format '%s'", a.format);
         goto done;
     }
-    int32_t schema_id = a.schema_id ? (int32_t)atoi(a.schema_id) : TL_EVENT_SCHEMA_ID;
+    int32_t schema_id = TL_EVENT_SCHEMA_ID;
+    if (a.schema_id) {
+        char *end;
+        errno = 0;
+        long id = strtol(a.schema_id, &end, 10);
+        if (!*a.schema_id || *end || errno || id < 0 || id > INT32_MAX) {
+            rc = tl_cmd_usage_error(usage, "--schema-id: expected a number from 0 to %d, got '%s'",
+                                    INT32_MAX, a.schema_id);
+            goto done;
+        }
+        schema_id = (int32_t)id;
+    }
     codec = tl_app_codec_new(c, &store);
     if (!codec) goto done;
     if (!a.schema_id && *ac.registry_url) {

@@ -143,6 +143,14 @@ def main():
     sent = []
 
     def produce(pr):
+        # A schema id that is not one is refused before anything is sent.
+        for bad in ("x", "-1", "2147483648"):
+            r = subprocess.run([TALLY_BIN, "produce", "--input", DATA, "--format", "taobao",
+                                "--topic", t_in, "--schema-id", bad, "-X",
+                                "kafka.bootstrap.servers=" + b], capture_output=True, text=True,
+                               timeout=60)
+            if r.returncode != 2 or "--schema-id" not in r.stderr:
+                pr.append("--schema-id %s: exit %d, %r" % (bad, r.returncode, r.stderr[-300:]))
         secs = run_tally(["produce", "--input", DATA, "--format", "taobao", "--topic", t_in,
                           "-X", "kafka.bootstrap.servers=" + b],
                          PRODUCE_TIMEOUT_S, os.path.join(tmp, "produce.log"))
