@@ -245,6 +245,41 @@ void tl_seq_grow_free(tl_seq_grow_state *g)
     free(g);
 }
 
+static double sigmoid(double z) { return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); }
+
+void tl_seq_game_init(tl_seq_game *gm, const tl_seq_pass *p, double offset)
+{
+    gm->p = p;
+    gm->offset = offset;
+    gm->g = NULL;
+    gm->last = 0;
+}
+
+void tl_seq_game_fn(void *arg, const uint64_t *masks, int count, double *v)
+{
+    tl_seq_game *gm = arg;
+    for (int k = 0; k < count; k++) {
+        uint64_t m = masks[k], added = m ^ gm->last;
+        double logit;
+        if (gm->g && (m & gm->last) == gm->last && added && !(added & (added - 1))) {
+            logit = tl_seq_grow(gm->g, __builtin_ctzll(added));
+        } else {
+            tl_seq_grow_free(gm->g);
+            gm->g = tl_seq_grow_init(gm->p);
+            logit = gm->p->b;
+            for (uint64_t r = m; r; r &= r - 1) logit = tl_seq_grow(gm->g, __builtin_ctzll(r));
+        }
+        gm->last = m;
+        v[k] = sigmoid(gm->offset + logit);
+    }
+}
+
+void tl_seq_game_fini(tl_seq_game *gm)
+{
+    tl_seq_grow_free(gm->g);
+    gm->g = NULL;
+}
+
 /* The gradient of the whole journey's logit: with respect to each x_i into dx (n x d),
  * and to the dense weights (Wq, Wk, u, g, b, sink, in the order of tl_seq_weights) into
  * dense, which must be zero on entry. */
@@ -346,7 +381,7 @@ double tl_seq_learn(tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double o
     n = p->n;
     int d = m->d;
     double z = offset + tl_seq_logit(p, n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1);
-    double pred = z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z));
+    double pred = sigmoid(z);
     double dl = weight * (pred - (label ? 1 : 0));
     double dense[2 * 64 * 64 + 2 * 64 + 2];
     size_t nd = dense_size(m);

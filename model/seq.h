@@ -73,6 +73,20 @@ tl_seq_grow_state *tl_seq_grow_init(const tl_seq_pass *p);
 double tl_seq_grow(tl_seq_grow_state *g, int i);
 void tl_seq_grow_free(tl_seq_grow_state *g);
 
+/* The game a purchase's credits need, as a tl_game_fn (model/shapley.h): v(S) =
+ * sigmoid(offset + logit(S)) over a prepared journey. A coalition that adds one
+ * touchpoint to the one before it (a permutation's run, as tl_shapley_sampled passes
+ * them) costs O(n); any other is built from the empty one, O(|S| n). */
+typedef struct tl_seq_game {
+    const tl_seq_pass *p;
+    double offset;
+    tl_seq_grow_state *g;
+    uint64_t last;
+} tl_seq_game;
+void tl_seq_game_init(tl_seq_game *gm, const tl_seq_pass *p, double offset);
+void tl_seq_game_fn(void *arg, const uint64_t *masks, int count, double *v);
+void tl_seq_game_fini(tl_seq_game *gm);
+
 /* One step on an example: the journey at `at`, the offset added to its logit, its label
  * (1: a purchase) and weight. Returns the prediction made before the step. */
 double tl_seq_learn(tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double offset, int label,

@@ -17,6 +17,7 @@
 
 #include "lib/util.h"
 #include "model/seq.h"
+#include "model/shapley.h"
 #include "fixtures.h"
 
 #define HOUR 3600000LL
@@ -225,6 +226,46 @@ static void test_learns_order(void **state)
     tl_seq_free(m);
 }
 
+/* The game as tl_shapley_* call it: the same values as scoring every coalition from
+ * nothing, whether the coalitions come in permutation runs (sampled) or in mask order
+ * (exact). */
+static void direct_game(void *arg, const uint64_t *masks, int count, double *v)
+{
+    const tl_seq_game *gm = arg;
+    for (int k = 0; k < count; k++)
+        v[k] = 1 / (1 + exp(-(gm->offset + tl_seq_logit(gm->p, masks[k]))));
+}
+
+static void test_game(void **state)
+{
+    (void)state;
+    enum {
+        N = 14
+    };
+    seq_case c;
+    case_init(&c, 8, 13, N);
+    tl_seq_pass *p = tl_seq_prepare(c.m, c.tps, N, c.at);
+    double a[N], b[N], se[N];
+    for (int exact = 0; exact < 2; exact++) {
+        tl_seq_game fast, slow;
+        tl_seq_game_init(&fast, p, -3.0);
+        tl_seq_game_init(&slow, p, -3.0);
+        int r1 = exact ? tl_shapley_exact(N, tl_seq_game_fn, &fast, a)
+                       : tl_shapley_sampled(N, 64, 5, tl_seq_game_fn, &fast, a, se);
+        int r2 = exact ? tl_shapley_exact(N, direct_game, &slow, b)
+                       : tl_shapley_sampled(N, 64, 5, direct_game, &slow, b, se);
+        assert_int_equal(r1, TL_SHAPLEY_OK);
+        assert_int_equal(r2, TL_SHAPLEY_OK);
+        for (int i = 0; i < N; i++)
+            if (fabs(a[i] - b[i]) > 1e-12)
+                fail_msg("%s, touchpoint %d: %.15g against %.15g", exact ? "exact" : "sampled", i,
+                         a[i], b[i]);
+        tl_seq_game_fini(&fast);
+    }
+    tl_seq_pass_free(p);
+    tl_seq_free(c.m);
+}
+
 static void test_config_refused(void **state)
 {
     (void)state;
@@ -247,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_grow_equals_logit),
         cmocka_unit_test(test_additive_without_attention),
         cmocka_unit_test(test_learns_order),
+        cmocka_unit_test(test_game),
         cmocka_unit_test(test_config_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
