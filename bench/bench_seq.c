@@ -1,8 +1,9 @@
 /*
  * bench_seq.c -- the cost of the sequence model (model/seq.h): examples learned per
  * second on journeys of 1 to 20 touchpoints, and a purchase's credits (Shapley values
- * and removal effects of its game) at 12 touchpoints (exact) and 50 (sampled
- * permutations, the coalitions of a permutation grown one touchpoint at a time).
+ * and removal effects of its game) at 12 touchpoints (exact, from the table of every
+ * coalition) and 50 (sampled permutations, the coalitions of a permutation grown one
+ * touchpoint at a time).
  *
  *   build/bench_seq [--dim 16] [--examples 200000] [--samples 512]
  *
@@ -39,12 +40,19 @@ static void journey(gen_rng *r, tl_seq_tp *tps, int n, int64_t at)
     }
 }
 
+static void table_fn(void *arg, const uint64_t *masks, int count, double *v)
+{
+    const double *table = arg;
+    for (int i = 0; i < count; i++) v[i] = table[masks[i]];
+}
+
 /* Microseconds per purchase for the credits of an n-touchpoint journey (Shapley exact up
  * to 12 touchpoints, sampled beyond; and removal), the median of `reps`. */
 static double credits_us(tl_seq *m, gen_rng *r, int n, int samples, int reps)
 {
     tl_seq_tp tps[64];
     double phi[64], se[64], rm[64], *t = tl_xmalloc((size_t)reps * sizeof(double));
+    double *table = tl_xmalloc(((size_t)1 << 12) * sizeof(double));
     int64_t at = 1700000000000LL;
     for (int k = 0; k < reps; k++) {
         journey(r, tps, n, at);
@@ -52,8 +60,12 @@ static double credits_us(tl_seq *m, gen_rng *r, int n, int samples, int reps)
         tl_seq_pass *p = tl_seq_prepare(m, tps, n, at);
         tl_seq_game gm;
         tl_seq_game_init(&gm, p, -3.0);
-        if (n <= 12) tl_shapley_exact(n, tl_seq_game_fn, &gm, phi);
-        else tl_shapley_sampled(n, samples, (uint64_t)k, tl_seq_game_fn, &gm, phi, se);
+        if (n <= 12) {
+            tl_seq_table(p, -3.0, table);
+            tl_shapley_exact(n, table_fn, table, phi);
+        } else {
+            tl_shapley_sampled(n, samples, (uint64_t)k, tl_seq_game_fn, &gm, phi, se);
+        }
         tl_removal(n, tl_seq_game_fn, &gm, rm);
         tl_seq_game_fini(&gm);
         tl_seq_pass_free(p);
@@ -67,6 +79,7 @@ static double credits_us(tl_seq *m, gen_rng *r, int n, int samples, int reps)
         }
     double med = t[reps / 2];
     free(t);
+    free(table);
     return med;
 }
 

@@ -52,6 +52,8 @@ struct tl_seq_grow_state {
     unsigned char *in;
 };
 
+static double sigmoid(double z) { return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); }
+
 tl_seq *tl_seq_new(const tl_seq_cfg *cfg, char *err, size_t errlen)
 {
     if (cfg->dim < 4 || cfg->dim > 64 || cfg->buckets < 16 || cfg->buckets > (1 << 20) ||
@@ -207,6 +209,27 @@ double tl_seq_logit(const tl_seq_pass *p, uint64_t mask)
     return l;
 }
 
+void tl_seq_table(const tl_seq_pass *p, double offset, double *v)
+{
+    int n = p->n > 20 ? 20 : p->n;
+    uint64_t all = UINT64_C(1) << n;
+    /* v holds the logits first, then their probabilities */
+    v[0] = p->b;
+    for (uint64_t mask = 1; mask < all; mask++) {
+        int h = 63 - __builtin_clzll(mask);
+        uint64_t rest = mask ^ (UINT64_C(1) << h);
+        const double *eh = p->ex + (size_t)h * p->n;
+        double num = 0, den = p->e0[h];
+        for (uint64_t r = rest; r; r &= r - 1) {
+            int j = __builtin_ctzll(r);
+            num += eh[j] * p->v[j];
+            den += eh[j];
+        }
+        v[mask] = v[rest] + p->r[h] + num / den;
+    }
+    for (uint64_t mask = 0; mask < all; mask++) v[mask] = sigmoid(offset + v[mask]);
+}
+
 tl_seq_grow_state *tl_seq_grow_init(const tl_seq_pass *p)
 {
     tl_seq_grow_state *g = tl_xcalloc(1, sizeof(*g));
@@ -244,8 +267,6 @@ void tl_seq_grow_free(tl_seq_grow_state *g)
     free(g->in);
     free(g);
 }
-
-static double sigmoid(double z) { return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); }
 
 void tl_seq_game_init(tl_seq_game *gm, const tl_seq_pass *p, double offset)
 {

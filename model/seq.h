@@ -65,6 +65,11 @@ void tl_seq_pass_free(tl_seq_pass *p);
 /* The logit (without the offset) of the touchpoints in mask (bit i: touchpoint i). */
 double tl_seq_logit(const tl_seq_pass *p, uint64_t mask);
 
+/* v[mask] = sigmoid(offset + logit(mask)) for every mask of the n <= 20 touchpoints, in
+ * O(2^n n): a set's logit is that of the set without its newest touchpoint h plus h's own
+ * part and look back (h changes nothing before it). For exact Shapley values. */
+void tl_seq_table(const tl_seq_pass *p, double offset, double *v);
+
 /* A coalition grown one touchpoint at a time (a permutation's prefixes): tl_seq_grow_init
  * starts the empty one, tl_seq_grow adds touchpoint i and returns the new logit (without
  * the offset). Equal to tl_seq_logit of the same set, up to rounding. */

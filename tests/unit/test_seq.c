@@ -262,6 +262,16 @@ static void test_game(void **state)
                          a[i], b[i]);
         tl_seq_game_fini(&fast);
     }
+    /* The table of every coalition, against scoring each from nothing. */
+    double *table = tl_xmalloc(((size_t)1 << N) * sizeof(double));
+    tl_seq_table(p, -3.0, table);
+    for (uint64_t mask = 0; mask < (UINT64_C(1) << N); mask++) {
+        double want = 1 / (1 + exp(-(-3.0 + tl_seq_logit(p, mask))));
+        if (fabs(table[mask] - want) > 1e-13)
+            fail_msg("table, mask %#llx: %.15g against %.15g", (unsigned long long)mask,
+                     table[mask], want);
+    }
+    free(table);
     tl_seq_pass_free(p);
     tl_seq_free(c.m);
 }
