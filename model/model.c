@@ -39,6 +39,7 @@
 #include "journey_features.h"
 #include "markov.h"
 #include "metrics.h"
+#include "seq.h"
 #include "shapley.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -63,6 +64,9 @@
  * 1e15) never overflows. */
 #define TL_MODEL_MAX_TIME ((int64_t)1 << 53)
 
+/* model.kind's choices, in the order of TL_MODEL_FTRL and TL_MODEL_SEQ */
+static const char *const model_kinds[] = {"ftrl", "seq", NULL};
+
 /* markov.dim's choices, in the order of its values before tl_model_cfg_load maps them */
 static const char *const markov_dims[] = {"auto", "channel", "category", NULL};
 
@@ -71,6 +75,24 @@ const tl_config_def tl_model_config[] = {
      "Learn the conversion model online and add model-based credits (shapley, removal) "
      "and p_conversion/p_baseline to every attribution.",
      TL_CFG_FIELD(tl_model_cfg, enabled)},
+    {"model.kind", TL_CT_ENUM, "ftrl", TL_NORANGE,
+     "The conversion model: ftrl, a logistic regression on the journey's touchpoints summed "
+     "(FTRL-Proximal), or seq, a sequence model that also sees their order (learned "
+     "embeddings and one causal attention step; docs/attribution.md, \"The sequence "
+     "model\"). seq is each instance's own (not shared through rollup.topic).",
+     TL_CFG_ENUM(tl_model_cfg, kind, model_kinds)},
+    {"model.seq.dim", TL_CT_INT, "16", 4, 64,
+     "model.kind=seq: the size of its embeddings. The cost of an example grows as the "
+     "square of the journey's length times this, plus its square.",
+     TL_CFG_FIELD(tl_model_cfg, seq_dim)},
+    {"model.seq.buckets", TL_CT_INT, "4096", 16, 1048576,
+     "model.kind=seq: rows of its channel and of its category embeddings (a power of two); "
+     "channels and categories are hashed into them.",
+     TL_CFG_FIELD(tl_model_cfg, seq_buckets)},
+    {"model.seq.lr", TL_CT_DOUBLE, "0.05", 1e-6, 10, "model.kind=seq: AdaGrad's step.",
+     TL_CFG_FIELD(tl_model_cfg, seq_lr)},
+    {"model.seq.l2", TL_CT_DOUBLE, "0.000001", 0, 100,
+     "model.kind=seq: the L2 penalty on every weight.", TL_CFG_FIELD(tl_model_cfg, seq_l2)},
     {"model.ftrl.alpha", TL_CT_DOUBLE, "0.2", 1e-9, 1e6, "FTRL-Proximal learning rate alpha.",
      TL_CFG_FIELD(tl_model_cfg, alpha)},
     {"model.ftrl.beta", TL_CT_DOUBLE, "1", 0, 1e6, "FTRL-Proximal beta (smooths early rates).",
@@ -161,9 +183,24 @@ int tl_model_cfg_load(tl_model_cfg *mc, const tl_config *c, char *err, size_t er
                  "got 1");
         return -1;
     }
+    if (mc->seq_buckets & (mc->seq_buckets - 1)) {
+        snprintf(err, errlen, "model.seq.buckets: expected a power of two, got %d",
+                 mc->seq_buckets);
+        return -1;
+    }
     static const int dims[] = {-1, TL_DIM_CHANNEL, TL_DIM_CATEGORY};   /* markov_dims */
     mc->markov_dim = dims[mc->markov_dim];
     return 0;
+}
+
+/* The sequence model's settings from the model's. */
+static tl_seq_cfg seq_cfg(const tl_model_cfg *mc)
+{
+    return (tl_seq_cfg){.dim = mc->seq_dim,
+                        .buckets = mc->seq_buckets,
+                        .lr = mc->seq_lr,
+                        .l2 = mc->seq_l2,
+                        .seed = 1};
 }
 
 /* Credits a Markov state had at the end of the previous window. */
@@ -176,6 +213,7 @@ struct tl_model {
     tl_model_cfg cfg;
     char *checkpoint;
     tl_ftrl *ftrl;
+    tl_seq *seq;                 /* model.kind=seq: the model that learns and credits */
     tl_metrics *metrics;
     /* one example's sparse vector, merged: pos[i] is coordinate i's place in (idx, x), -1
      * when absent */
@@ -209,6 +247,12 @@ struct tl_model {
     tl_buf mk_snap;
     int mk_dirty;
 };
+
+/* Updates the model that credits has taken. */
+static uint64_t model_version(const tl_model *m)
+{
+    return m->seq ? tl_seq_version(m->seq) : tl_ftrl_version(m->ftrl);
+}
 
 /* ---- checkpoint ------------------------------------------------------------------ */
 
@@ -353,6 +397,11 @@ int tl_model_checkpoint(tl_model *m)
     /* the model topic's next offset (a later addition: files without it are still read) */
     tl_buf_append(&part, &m->feed_next, 8);
     put_blob(&b, &part);
+    tl_buf_clear(&part);
+    if (m->seq) {   /* the sequence model (later still, and only with model.kind=seq) */
+        tl_seq_encode(m->seq, &part);
+        put_blob(&b, &part);
+    }
     tl_buf_free(&part);
 
     char tmp[4096];
@@ -367,6 +416,37 @@ int tl_model_checkpoint(tl_model *m)
         TL_LOG_ERROR("model", "cannot write checkpoint %s: %s", m->checkpoint, strerror(errno));
     tl_buf_free(&b);
     return rc;
+}
+
+/* The checkpoint's sequence model: taken with model.kind=seq and the same sizes; with
+ * other sizes it starts afresh (said), and with model.kind=ftrl it is left (an FTRL
+ * model's checkpoint does not carry it on). 0 for bytes that are no such state. */
+static int restore_seq(tl_model *m, const char *data, size_t len, char *why, size_t whylen)
+{
+    if (len < 24 || tl_wire_frame_format(data, len, "TLSQ") != 1) {
+        snprintf(why, whylen, ": its last part is not a sequence model's state");
+        return 0;
+    }
+    if (!m->seq) return 1;
+    tl_seq_cfg sc = seq_cfg(&m->cfg);
+    uint32_t dim = tl_le_get_u32((const unsigned char *)data + 8);
+    uint32_t buckets = tl_le_get_u32((const unsigned char *)data + 12);
+    if ((int)dim != sc.dim || (int)buckets != sc.buckets) {
+        TL_LOG_WARN("model",
+                    "checkpoint %s holds a sequence model of dim %u and %u buckets, where "
+                    "model.seq.dim is %d and model.seq.buckets %d: it starts afresh",
+                    m->checkpoint, dim, buckets, sc.dim, sc.buckets);
+        return 1;
+    }
+    char msg[120];
+    tl_seq *seq = tl_seq_decode(data, len, &sc, msg, sizeof(msg));
+    if (!seq) {
+        snprintf(why, whylen, ": %s", msg);
+        return 0;
+    }
+    tl_seq_free(m->seq);
+    m->seq = seq;
+    return 1;
 }
 
 /* Restores from the checkpoint file if there is one. 0, or -1 if it is corrupt. */
@@ -440,15 +520,19 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
         const char *fb;
         size_t flen;
         if (p != end) {   /* the model topic's next offset */
-            if (!(fb = get_blob(&p, end, &flen)) || flen != 8 || p != end) goto done;
+            if (!(fb = get_blob(&p, end, &flen)) || flen != 8) goto done;
             memcpy(&m->feed_next, fb, 8);
             if (m->feed_next < -1) goto done;
+        }
+        if (p != end) {   /* a sequence model */
+            if (!(fb = get_blob(&p, end, &flen)) || p != end) goto done;
+            if (!restore_seq(m, fb, flen, why, sizeof(why))) goto done;
         }
     }
     if (markov_window_decode(m, s, len, why, sizeof(why)) != 0) goto done;
     rc = 0;
     TL_LOG_INFO("model", "resumed from %s version=%" PRIu64 " examples=%" PRIu64, m->checkpoint,
-                tl_ftrl_version(m->ftrl), tl_metrics_count(m->metrics));
+                model_version(m), tl_metrics_count(m->metrics));
 done:
     if (rc != 0) snprintf(err, errlen, "model checkpoint %s is corrupt%s", m->checkpoint, why);
     tl_buf_free(&b);
@@ -467,6 +551,13 @@ tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err
     if (m->cfg.controls_max <= 0) m->cfg.controls_max = 256;
     m->ftrl = tl_ftrl_new(D, mc->alpha, mc->beta, mc->l1, mc->l2);
     if (m->ftrl) tl_ftrl_set_average(m->ftrl, mc->average_eta);
+    if (mc->kind == TL_MODEL_SEQ) {
+        tl_seq_cfg sc = seq_cfg(mc);
+        if (!(m->seq = tl_seq_new(&sc, err, errlen))) {
+            tl_model_destroy(m);
+            return NULL;
+        }
+    }
     m->metrics = tl_metrics_new(mc->metrics_window);
     m->markov = tl_markov_new_order(mc->markov_order > 0 ? mc->markov_order : 1);
     m->markov_dim = mc->markov_dim;
@@ -495,6 +586,7 @@ void tl_model_destroy(tl_model *m)
 {
     if (!m) return;
     tl_ftrl_destroy(m->ftrl);
+    tl_seq_free(m->seq);
     tl_metrics_destroy(m->metrics);
     tl_markov_destroy(m->markov);
     for (int i = 0; i < m->n_prev; i++) free(m->prev[i].name);
@@ -574,6 +666,45 @@ static void contributions(const tl_model *m, const tl_jf_tp *tps, int n, int64_t
         int c = tl_jf_features(&tps[j], at, idx, x);
         phi[j] = tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
     }
+}
+
+/* A journey's touchpoints as the sequence model takes them. */
+static void seq_tps(const tl_journey_tp *tps, int n, tl_seq_tp *out)
+{
+    for (int i = 0; i < n; i++) {
+        const tl_journey_tp *t = &tps[i];
+        out[i] = (tl_seq_tp){
+            .type = t->type,
+            .chan_key = t->channel ? tl_hash64(t->channel, strlen(t->channel)) : 0,
+            .cat_key = t->category_id ? tl_hash64(t->category_id, strlen(t->category_id)) : 0,
+            .ts = t->ts};
+    }
+}
+
+static void table_fn(void *arg, const uint64_t *masks, int count, double *v);
+
+/* The sequence model's raw credits of a purchase at `at` (its journey prepared in p, the
+ * offset off): Shapley values from the table of every coalition up to
+ * model.shapley.exact.max touchpoints, sampled beyond (se: their standard errors); and
+ * removal effects. Returns the Shapley values' rc; *rem_rc the removal effects'. */
+static int seq_raw(tl_model *m, tl_seq_pass *p, int n, double off, uint64_t seed, tl_arena *a,
+                   double *shap, double **se, double *rem, int *rem_rc)
+{
+    tl_seq_game gm;
+    tl_seq_game_init(&gm, p, off);
+    int rc;
+    if (n <= m->cfg.shapley_exact_max) {
+        double *table = tl_arena_alloc(a, ((size_t)1 << n) * sizeof(double));
+        tl_seq_table(p, off, table);
+        rc = tl_shapley_exact(n, table_fn, table, shap);
+    } else {
+        *se = tl_arena_alloc(a, (size_t)n * sizeof(**se));
+        rc = tl_shapley_sampled(n, m->cfg.shapley_samples, seed, tl_seq_game_fn, &gm, shap, *se);
+        m->rep.sampled++;
+    }
+    *rem_rc = tl_removal(n, tl_seq_game_fn, &gm, rem);
+    tl_seq_game_fini(&gm);
+    return rc;
 }
 
 typedef struct game {
@@ -710,37 +841,67 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
                      tl_attribution *r, tl_arena *a, const char **explanation)
 {
     if (!m->cfg.enabled || n <= 0) return;
-    tl_jf_tp *jf = tl_arena_alloc(a, (size_t)n * sizeof(*jf));
-    tl_jf_prepare(tps, n, jf);
-    double *phi = tl_arena_alloc(a, (size_t)n * sizeof(*phi));
-    contributions(m, jf, n, r->ts, phi);
-    double sum = 0;
-    for (int j = 0; j < n; j++) sum += phi[j];
-    /* the baseline: the bias and the user's own history */
-    game g = {
-        .m = m, .phi = phi, .n = n, .bias = offset(m) + tl_ftrl_avg_weight(m->ftrl, TL_JF_BIAS)};
-    if (user) {
-        int32_t idx[3];
-        double x[3];
-        int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, r->ts, idx, x);
-        g.bias += tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
+    tl_seq_pass *sp = NULL;
+    double *phi = NULL, sum = 0, p_all;
+    game g = {.m = m, .n = n};
+    if (m->seq) {
+        /* its journey's last TL_MODEL_MAX_TPS touchpoints: a longer one falls back below */
+        int k = n < TL_MODEL_MAX_TPS ? n : TL_MODEL_MAX_TPS;
+        tl_seq_tp *st = tl_arena_alloc(a, (size_t)k * sizeof(*st));
+        seq_tps(tps + (n - k), k, st);
+        sp = tl_seq_prepare(m->seq, st, k, r->ts);
+        g.bias = offset(m);
+        g.p_empty = tl_sigmoid(g.bias + tl_seq_logit(sp, 0));
+        p_all =
+            tl_sigmoid(g.bias + tl_seq_logit(sp, k == 64 ? UINT64_MAX : (UINT64_C(1) << k) - 1));
+    } else {
+        tl_jf_tp *jf = tl_arena_alloc(a, (size_t)n * sizeof(*jf));
+        tl_jf_prepare(tps, n, jf);
+        phi = tl_arena_alloc(a, (size_t)n * sizeof(*phi));
+        contributions(m, jf, n, r->ts, phi);
+        for (int j = 0; j < n; j++) sum += phi[j];
+        /* the baseline: the bias and the user's own history */
+        g.phi = phi;
+        g.bias = offset(m) + tl_ftrl_avg_weight(m->ftrl, TL_JF_BIAS);
+        if (user) {
+            int32_t idx[3];
+            double x[3];
+            int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, r->ts, idx, x);
+            g.bias += tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
+        }
+        g.p_empty = tl_sigmoid(g.bias);
+        p_all = tl_sigmoid(g.bias + sum);
     }
-    g.p_empty = tl_sigmoid(g.bias);
-    double p_all = tl_sigmoid(g.bias + sum);
 
     double *raw = tl_arena_alloc(a, (size_t)n * sizeof(*raw));
     double *shap = tl_arena_alloc(a, (size_t)n * sizeof(*shap));
     double *rem = tl_arena_alloc(a, (size_t)n * sizeof(*rem));
     int ok_shap = 0, ok_rem = 0;
     const char *how = "exact";
-    double *se = NULL;   /* sampled: each raw value's standard error */
+    double *se = NULL; /* sampled: each raw value's standard error */
     /* Warm-up: model credits only from a model that has seen both outcomes enough; before,
      * the credits are linear and not computed at all. */
     uint64_t pos = tl_metrics_positives(m->metrics);
     uint64_t neg = tl_metrics_count(m->metrics) - pos;
     uint64_t k = (uint64_t)m->cfg.warmup_examples;
     const char *ready = neg == 0 ? "no_negatives" : (pos < k || neg < k) ? "warming_up" : NULL;
-    if (!ready) {
+    if (!ready && m->seq) {
+        int rc = TL_SHAPLEY_EARG, rem_rc = TL_SHAPLEY_EARG;
+        if (n <= TL_MODEL_MAX_TPS) {
+            uint64_t seed = tl_hash64(r->conversion_event_id, strlen(r->conversion_event_id));
+            rc = seq_raw(m, sp, n, g.bias, seed, a, raw, &se, rem, &rem_rc);
+            if (se) how = "sampled";
+        }
+        ok_shap = rc == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, shap, m->cfg.signed_credits);
+        if (ok_shap && se) {
+            double mass = tl_credits_mass(n, raw, m->cfg.signed_credits);
+            for (int j = 0; j < n; j++) se[j] /= mass;
+            r->shapley_stderr = se;
+        }
+        memcpy(raw, rem, (size_t)n * sizeof(*raw));
+        ok_rem =
+            rem_rc == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, rem, m->cfg.signed_credits);
+    } else if (!ready) {
         int rc;
         if (n <= m->cfg.shapley_exact_max) {
             rc = shapley_players(&g, phi, n, a, raw);
@@ -753,10 +914,10 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
             how = "sampled";
             m->rep.sampled++;
         } else {
-            rc = TL_SHAPLEY_EARG;   /* more touchpoints than a coalition mask holds */
+            rc = TL_SHAPLEY_EARG; /* more touchpoints than a coalition mask holds */
         }
         ok_shap = rc == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, shap, m->cfg.signed_credits);
-        if (ok_shap && se) {   /* a share is raw / mass: its error, raw's over the mass */
+        if (ok_shap && se) { /* a share is raw / mass: its error, raw's over the mass */
             double mass = tl_credits_mass(n, raw, m->cfg.signed_credits);
             for (int j = 0; j < n; j++) se[j] /= mass;
             r->shapley_stderr = se;
@@ -774,7 +935,8 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     r->has_model = 1;
     r->p_conversion = p_all;
     r->p_baseline = g.p_empty;
-    r->model_version = (int64_t)tl_ftrl_version(m->ftrl);
+    r->model_version = (int64_t)model_version(m);
+    tl_seq_pass_free(sp);
     m->rep.credited++;
     *explanation = tl_arena_printf(
         a, "%s%s", *explanation, sentence(a, r, tps, n, how, ready, pos, neg, k, ok_shap, ok_rem));
@@ -826,6 +988,7 @@ static void see(tl_model *m, const tl_journey_tp *t)
 int tl_model_channel_weights(const tl_model *m, tl_model_weights *out, int max)
 {
     int n = 0;
+    if (m->seq) return 0; /* its touchpoints' effects depend on what comes before them */
     for (int i = 0; i < m->n_seen && n < max; i++) {
         tl_model_weights *o = &out[n++];
         o->type = m->seen[i].type;
@@ -884,12 +1047,20 @@ void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp 
     tl_jf_tp jf[TL_MODEL_MAX_TPS];
     const tl_journey_tp *t = n > TL_MODEL_MAX_TPS ? tps + (n - TL_MODEL_MAX_TPS) : tps;
     int k = n > TL_MODEL_MAX_TPS ? TL_MODEL_MAX_TPS : n;
-    tl_jf_prepare(t, k, jf);
-    int nnz = example(m, user, jf, k, ts);
     double weight = ipw_weight(m, t, k);
     double p_rate = tl_metrics_baseline_rate(m->metrics);
     /* p: scored before the update */
-    double p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, offset(m), label, weight);
+    double p;
+    int nnz = 0;
+    if (m->seq) {
+        tl_seq_tp st[TL_MODEL_MAX_TPS];
+        seq_tps(t, k, st);
+        p = tl_seq_learn(m->seq, st, k, ts, offset(m), label, weight);
+    } else {
+        tl_jf_prepare(t, k, jf);
+        nnz = example(m, user, jf, k, ts);
+        p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, offset(m), label, weight);
+    }
     tl_metrics_add(m->metrics, p, label, weight);
     if (m->sharing) {
         char row[17], *q = tl_le_put_f64(tl_le_put_f64(row, p), weight);
@@ -980,7 +1151,7 @@ void tl_model_report_get(const tl_model *m, tl_model_report *r)
     *r = m->rep;
     r->examples = tl_metrics_count(m->metrics);
     r->positives = tl_metrics_positives(m->metrics);
-    r->version = tl_ftrl_version(m->ftrl);
+    r->version = model_version(m);
     r->logloss = tl_metrics_logloss(m->metrics);
     r->auc = tl_metrics_auc(m->metrics);
     r->baseline_logloss = tl_metrics_baseline_logloss(m->metrics);

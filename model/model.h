@@ -51,7 +51,13 @@ typedef struct tl_model_cfg {
     double markov_level;         /* its coverage */
     int markov_dim;              /* TL_DIM_CHANNEL or TL_DIM_CATEGORY; -1: channel when known */
     int shared;                  /* model.shared: one model for the group (with rollup.topic) */
+    int kind;                    /* model.kind: TL_MODEL_FTRL or TL_MODEL_SEQ */
+    int seq_dim, seq_buckets;    /* model.seq.*: the sequence model's sizes (model/seq.h) */
+    double seq_lr, seq_l2;
 } tl_model_cfg;
+
+#define TL_MODEL_FTRL 0
+#define TL_MODEL_SEQ 1
 
 /* The model's and the Markov chain's configuration keys (model.*, markov.*), filled into
  * tl_model_cfg. */

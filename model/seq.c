@@ -21,11 +21,13 @@
 #include "journey_features.h"
 #include "lib/rng.h"
 #include "lib/util.h"
+#include "lib/wire.h"
 
 #define SEQ_MAX_TPS 64
 
 struct tl_seq {
     tl_seq_cfg cfg;
+    uint64_t version;
     int d;
     size_t n_w;
     double *w, *acc;
@@ -100,6 +102,60 @@ void tl_seq_free(tl_seq *m)
 }
 
 size_t tl_seq_size(const tl_seq *m) { return m->n_w; }
+
+uint64_t tl_seq_version(const tl_seq *m) { return m->version; }
+
+/* The state: "TLSQ", format 1, dim and buckets (u32 each), version (u64), then every
+ * weight and every AdaGrad sum (f64 each), little-endian. */
+void tl_seq_encode(const tl_seq *m, tl_buf *out)
+{
+    char head[24], *q = tl_wire_w_frame(head, "TLSQ", 1);
+    q = tl_le_put_u32(q, (uint32_t)m->d);
+    q = tl_le_put_u32(q, (uint32_t)m->cfg.buckets);
+    tl_le_put_u64(q, m->version);
+    tl_buf_append(out, head, sizeof(head));
+    char w[8];
+    for (size_t i = 0; i < m->n_w; i++)
+        tl_buf_append(out, w, (size_t)(tl_le_put_f64(w, m->w[i]) - w));
+    for (size_t i = 0; i < m->n_w; i++)
+        tl_buf_append(out, w, (size_t)(tl_le_put_f64(w, m->acc[i]) - w));
+}
+
+tl_seq *tl_seq_decode(const void *data, size_t len, const tl_seq_cfg *cfg, char *why, size_t whylen)
+{
+    const unsigned char *b = data;
+    if (len < 24 || tl_wire_frame_format(data, len, "TLSQ") != 1) {
+        snprintf(why, whylen, "not a sequence model's state");
+        return NULL;
+    }
+    uint32_t dim = tl_le_get_u32(b + 8), buckets = tl_le_get_u32(b + 12);
+    if ((int)dim != cfg->dim || (int)buckets != cfg->buckets) {
+        snprintf(why, whylen,
+                 "a sequence model of dim %u and %u buckets, where the configuration has %d "
+                 "and %d",
+                 dim, buckets, cfg->dim, cfg->buckets);
+        return NULL;
+    }
+    tl_seq *m = tl_seq_new(cfg, why, whylen);
+    if (!m) return NULL;
+    if (len != 24 + 16 * m->n_w) {
+        snprintf(why, whylen, "a sequence model's state of %zu bytes, expected %zu", len,
+                 24 + 16 * m->n_w);
+        tl_seq_free(m);
+        return NULL;
+    }
+    m->version = tl_le_get_u64(b + 16);
+    for (size_t i = 0; i < 2 * m->n_w; i++) {
+        double x = tl_le_get_f64(b + 24 + 8 * i);
+        if (!isfinite(x) || (i >= m->n_w && x < 0)) {
+            snprintf(why, whylen, "a sequence model's weight is not a finite number");
+            tl_seq_free(m);
+            return NULL;
+        }
+        (i < m->n_w ? m->w : m->acc)[i % m->n_w] = x;
+    }
+    return m;
+}
 
 double *tl_seq_weights(tl_seq *m) { return m->w; }
 
@@ -421,5 +477,6 @@ double tl_seq_learn(tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double o
     }
     free(dx);
     tl_seq_pass_free(p);
+    m->version++;
     return pred;
 }

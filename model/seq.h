@@ -97,6 +97,18 @@ void tl_seq_game_fini(tl_seq_game *gm);
 double tl_seq_learn(tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double offset, int label,
                     double weight);
 
+/* Examples learned so far. */
+uint64_t tl_seq_version(const tl_seq *m);
+
+/* The model's state (sizes, examples learned, weights and AdaGrad's sums) appended to
+ * out; tl_seq_decode reads it back with cfg's step, L2 and seed (its dim and buckets
+ * must be the state's). NULL, with why, for bytes that are not such a state or a state
+ * of other sizes. */
+struct tl_buf;
+void tl_seq_encode(const tl_seq *m, struct tl_buf *out);
+tl_seq *tl_seq_decode(const void *data, size_t len, const tl_seq_cfg *cfg, char *why,
+                      size_t whylen);
+
 /* The gradient of the logit of the whole journey with respect to every weight, in the
  * order of tl_seq_weights (for checking the learner against finite differences). */
 void tl_seq_logit_grad(const tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double *grad);

@@ -652,6 +652,29 @@ static void state_seeds(void)
     bytes = fuzz_read_file(model_path, &n);
     if (bytes) seed("model_checkpoint", "trained", bytes, n);
     free(bytes);
+    /* a sequence model's checkpoint (model.kind=seq, dim 4, 16 buckets: as the harness) */
+    {
+        tl_model_cfg mc = *tl_model_cfg_of(p.model);
+        mc.kind = TL_MODEL_SEQ;
+        mc.seq_dim = 4;
+        mc.seq_buckets = 16;
+        char seq_path[1200];
+        snprintf(seq_path, sizeof(seq_path), "%s/seq-model.bin", fuzz_tmpdir());
+        tl_model *sm = tl_model_new(&mc, seq_path, err, sizeof(err));
+        if (!sm) {
+            fprintf(stderr, "fuzz_seeds: %s\n", err);
+            exit(1);
+        }
+        tl_journey_tp tps[2] = {{.ts = 1000, .type = TL_IMPRESSION, .channel = "search"},
+                                {.ts = 2000, .type = TL_CLICK, .category_id = "c1"}};
+        tl_model_learn(sm, NULL, tps, 2, 1, 3000);
+        tl_model_learn(sm, NULL, tps, 1, 0, 4000);
+        tl_model_checkpoint(sm);
+        tl_model_destroy(sm);
+        bytes = fuzz_read_file(seq_path, &n);
+        if (bytes) seed("model_checkpoint", "seq", bytes, n);
+        free(bytes);
+    }
     /* the model updates those events made: whole, and a part of a larger one */
     tl_buf upd = {0};
     if (tl_model_share_take(p.model, &upd, 1 << 20))

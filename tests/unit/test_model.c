@@ -1820,6 +1820,95 @@ static void test_model_share(void **state)
     tl_model_destroy(m3);
 }
 
+/* model.kind=seq: the model learns an order effect from the stream's examples (a purchase
+ * follows display then search, never search then display), credits a purchase after
+ * that order with shares in [0, 1] that sum to 1 and a p_conversion above the same
+ * touchpoints the other way round, and resumes from its checkpoint with the same
+ * credits. */
+static void seq_order(tl_journey_tp *t, int display_first, int64_t at, uint64_t *s)
+{
+    int64_t older = at - 2 * HOUR - (int64_t)(rng(s) % HOUR);
+    int64_t newer = older + HOUR / 2 + (int64_t)(rng(s) % HOUR);
+    t[0] = mktp("a", TL_IMPRESSION, older, -1, display_first ? "display" : "search", NULL, -1, -1);
+    t[1] = mktp("b", TL_IMPRESSION, newer, -1, display_first ? "search" : "display", NULL, -1, -1);
+}
+
+static void test_seq_kind(void **state)
+{
+    (void)state;
+    char path[512], bad[512], err[512];
+    checkpoint_paths(path, bad, sizeof(path));
+    tl_model_cfg mc = fx_model_cfg();
+    mc.kind = TL_MODEL_SEQ;
+    mc.seq_dim = 8;
+    mc.seq_buckets = 64;
+    mc.seq_lr = 0.1;
+    mc.seq_l2 = 0;
+    mc.warmup_examples = 50;
+    tl_model *m = model_new_at(&mc, path);
+    tl_journey_tp t[2];
+    uint64_t s = 5;
+    int64_t at = 1700000000000LL;
+    for (int i = 0; i < 6000; i++) {
+        int first = (int)(rng(&s) & 1);
+        seq_order(t, first, at, &s);
+        tl_model_learn(m, NULL, t, 2, first, at);
+    }
+    assert_int_equal(report(m).version, 6000);
+    tl_arena arena, *a = &arena;
+    tl_arena_init(a, 1 << 16);
+    tl_attribution r, back;
+    seq_order(t, 1, at, &s);
+    credit(m, t, 2, at, a, &r);
+    seq_order(t, 0, at, &s);
+    credit(m, t, 2, at, a, &back);
+    if (strcmp(r.model_status[TL_M_SHAPLEY], "ok") || strcmp(r.model_status[TL_M_REMOVAL], "ok"))
+        fail_msg("display then search: status %s, %s", r.model_status[TL_M_SHAPLEY],
+                 r.model_status[TL_M_REMOVAL]);
+    for (int mth = TL_M_SHAPLEY; mth <= TL_M_REMOVAL; mth++) {
+        double sum = 0;
+        for (int i = 0; i < 2; i++) {
+            assert_true(r.credits[mth][i] >= 0 && r.credits[mth][i] <= 1);
+            sum += r.credits[mth][i];
+        }
+        fx_near(sum, 1, 1e-12, "the shares' sum");
+    }
+    if (!(r.p_conversion > 0.9 && back.p_conversion < 0.1))
+        fail_msg("p: display then search %.3f, search then display %.3f", r.p_conversion,
+                 back.p_conversion);
+    assert_int_equal(r.model_version, 6000);
+
+    /* the checkpoint: the same credits after a restart */
+    assert_int_equal(tl_model_checkpoint(m), 0);
+    tl_model *m2 = model_new_at(&mc, path);
+    seq_order(t, 1, at, &s);
+    tl_attribution r1, r2;
+    credit(m, t, 2, at, a, &r1);
+    credit(m2, t, 2, at, a, &r2);
+    for (int i = 0; i < 2; i++) {
+        same_bits(r1.credits[TL_M_SHAPLEY][i], r2.credits[TL_M_SHAPLEY][i], "shapley", i);
+        same_bits(r1.credits[TL_M_REMOVAL][i], r2.credits[TL_M_REMOVAL][i], "removal", i);
+    }
+    same_bits(r1.p_conversion, r2.p_conversion, "p_conversion", 0);
+    assert_int_equal(r2.model_version, 6000);
+    /* other sizes: the sequence model starts afresh, the rest resumes */
+    mc.seq_dim = 16;
+    tl_model *m3 = model_new_at(&mc, path);
+    assert_int_equal(report(m3).version, 0);
+    assert_int_equal(report(m3).examples, report(m).examples);
+    /* a sequence model's part cut short is refused, with a message */
+    size_t len;
+    char *file = fx_slurp(path, &len);
+    fx_write_file_n(fx_tmpdir, "bad.bin", file, len - 8);
+    tl_model *m4 = tl_model_new(&mc, bad, err, sizeof(err));
+    if (m4 || !strstr(err, "corrupt")) fail_msg("a cut checkpoint: %s", m4 ? "resumed" : err);
+    free(file);
+    tl_model_destroy(m);
+    tl_model_destroy(m2);
+    tl_model_destroy(m3);
+    tl_arena_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1837,6 +1926,7 @@ int main(void)
         FX_TMPDIR_TEST(test_model_share),
         FX_TMPDIR_TEST(test_checkpoint_truncated),
         FX_TMPDIR_TEST(test_checkpoint_window_start),
+        FX_TMPDIR_TEST(test_seq_kind),
         cmocka_unit_test(test_markov_abort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
