@@ -683,8 +683,8 @@ static void seq_tps(const tl_journey_tp *tps, int n, tl_seq_tp *out)
 
 static void table_fn(void *arg, const uint64_t *masks, int count, double *v);
 
-/* The sequence model's raw credits of a purchase at `at` (its journey prepared in p, the
- * offset off): Shapley values from the table of every coalition up to
+/* The sequence model's raw credits of a purchase (its journey prepared in p at the
+ * purchase's time, the offset off): Shapley values from the table of every coalition up to
  * model.shapley.exact.max touchpoints, sampled beyond (se: their standard errors); and
  * removal effects. Returns the Shapley values' rc; *rem_rc the removal effects'. */
 static int seq_raw(tl_model *m, tl_seq_pass *p, int n, double off, uint64_t seed, tl_arena *a,
