@@ -155,6 +155,6 @@ rd_kafka_t *tl_kafka_reader_new(rd_kafka_conf_t *conf, tl_kafka_client reader, c
 {
     char e[512];   /* the table's settings are valid: nothing to report */
     tl_kafka_settings_apply(conf, TL_KC_READER, e, sizeof(e));
-    tl_kafka_settings_apply(conf, reader, e, sizeof(e));
+    if (reader != TL_KC_READER) tl_kafka_settings_apply(conf, reader, e, sizeof(e));
     return tl_kafka_client_new(RD_KAFKA_CONSUMER, conf, what, err, errlen);
 }

@@ -46,8 +46,9 @@ typedef enum tl_kafka_client {
 rd_kafka_t *tl_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
                                 char *err, size_t errlen);
 
-/* A consumer of tally's own topics, read whole: tl_kafka_client_new over conf with the
- * TL_KC_READER settings and then those of reader (TL_KC_RESTORE, TL_KC_MODEL_FEED). */
+/* A consumer that reads topics without a group: tl_kafka_client_new over conf with the
+ * TL_KC_READER settings and then those of reader (TL_KC_RESTORE, TL_KC_MODEL_FEED; or
+ * TL_KC_READER itself for none more). */
 rd_kafka_t *tl_kafka_reader_new(rd_kafka_conf_t *conf, tl_kafka_client reader, const char *what,
                                 char *err, size_t errlen);
 

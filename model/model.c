@@ -681,32 +681,6 @@ static void seq_tps(const tl_journey_tp *tps, int n, tl_seq_tp *out)
     }
 }
 
-static void table_fn(void *arg, const uint64_t *masks, int count, double *v);
-
-/* The sequence model's raw credits of a purchase (its journey prepared in p at the
- * purchase's time, the offset off): Shapley values from the table of every coalition up to
- * model.shapley.exact.max touchpoints, sampled beyond (se: their standard errors); and
- * removal effects. Returns the Shapley values' rc; *rem_rc the removal effects'. */
-static int seq_raw(tl_model *m, tl_seq_pass *p, int n, double off, uint64_t seed, tl_arena *a,
-                   double *shap, double **se, double *rem, int *rem_rc)
-{
-    tl_seq_game gm;
-    tl_seq_game_init(&gm, p, off);
-    int rc;
-    if (n <= m->cfg.shapley_exact_max) {
-        double *table = tl_arena_alloc(a, ((size_t)1 << n) * sizeof(double));
-        tl_seq_table(p, off, table);
-        rc = tl_shapley_exact(n, table_fn, table, shap);
-    } else {
-        *se = tl_arena_alloc(a, (size_t)n * sizeof(**se));
-        rc = tl_shapley_sampled(n, m->cfg.shapley_samples, seed, tl_seq_game_fn, &gm, shap, *se);
-        m->rep.sampled++;
-    }
-    *rem_rc = tl_removal(n, tl_seq_game_fn, &gm, rem);
-    tl_seq_game_fini(&gm);
-    return rc;
-}
-
 typedef struct game {
     tl_model *m;
     const double *phi;   /* per player */
@@ -751,6 +725,32 @@ static void table_fn(void *arg, const uint64_t *masks, int count, double *v)
 {
     const double *table = arg;
     for (int i = 0; i < count; i++) v[i] = table[masks[i]];
+}
+
+/* The sequence model's raw credits of a purchase (its journey prepared in p at the
+ * purchase's time, the offset off; id, the purchase's event id, seeds the permutations):
+ * Shapley values from the table of every coalition up to
+ * model.shapley.exact.max touchpoints, sampled beyond (se: their standard errors); and
+ * removal effects. Returns the Shapley values' rc; *rem_rc the removal effects'. */
+static int seq_raw(tl_model *m, tl_seq_pass *p, int n, double off, const char *id, tl_arena *a,
+                   double *shap, double **se, double *rem, int *rem_rc)
+{
+    tl_seq_game gm;
+    tl_seq_game_init(&gm, p, off);
+    int rc;
+    if (n <= m->cfg.shapley_exact_max) {
+        double *table = tl_arena_alloc(a, ((size_t)1 << n) * sizeof(double));
+        tl_seq_table(p, off, table);
+        rc = tl_shapley_exact(n, table_fn, table, shap);
+    } else {
+        *se = tl_arena_alloc(a, (size_t)n * sizeof(**se));
+        rc = tl_shapley_sampled(n, m->cfg.shapley_samples, tl_hash64(id, strlen(id)),
+                                tl_seq_game_fn, &gm, shap, *se);
+        m->rep.sampled++;
+    }
+    *rem_rc = tl_removal(n, tl_seq_game_fn, &gm, rem);
+    tl_seq_game_fini(&gm);
+    return rc;
 }
 
 /* Exact Shapley values of k <= 20 players with contributions phi: every coalition's
@@ -885,15 +885,33 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     uint64_t neg = tl_metrics_count(m->metrics) - pos;
     uint64_t k = (uint64_t)m->cfg.warmup_examples;
     const char *ready = neg == 0 ? "no_negatives" : (pos < k || neg < k) ? "warming_up" : NULL;
-    if (!ready && m->seq) {
+    if (!ready) {
+        /* raw Shapley values into raw (rc) and raw removal effects into rem (rem_rc), by
+         * the model that credits; then each made into shares */
         int rc = TL_SHAPLEY_EARG, rem_rc = TL_SHAPLEY_EARG;
-        if (n <= TL_MODEL_MAX_TPS) {
-            uint64_t seed = tl_hash64(r->conversion_event_id, strlen(r->conversion_event_id));
-            rc = seq_raw(m, sp, n, g.bias, seed, a, raw, &se, rem, &rem_rc);
-            if (se) how = "sampled";
+        const char *id = r->conversion_event_id; /* its hash seeds sampled permutations */
+        if (m->seq) {
+            /* more touchpoints than a coalition mask holds: both fall back */
+            if (n <= TL_MODEL_MAX_TPS)
+                rc = seq_raw(m, sp, n, g.bias, id, a, raw, &se, rem, &rem_rc);
+        } else {
+            if (n <= m->cfg.shapley_exact_max) {
+                rc = shapley_players(&g, phi, n, a, raw);
+            } else if (n <= TL_MODEL_MAX_TPS) {
+                /* Sampled, not grouped by category: with additive contributions, grouping
+                 * would only average the touchpoints of a category, a bias sampling has
+                 * not. */
+                se = tl_arena_alloc(a, (size_t)n * sizeof(*se));
+                rc = tl_shapley_sampled(n, m->cfg.shapley_samples, tl_hash64(id, strlen(id)),
+                                        game_fn, &g, raw, se);
+                m->rep.sampled++;
+            } /* else more touchpoints than a coalition mask holds: Shapley falls back */
+            for (int j = 0; j < n; j++) rem[j] = p_all - tl_sigmoid(g.bias + sum - phi[j]);
+            rem_rc = TL_SHAPLEY_OK;
         }
+        if (se) how = "sampled";
         ok_shap = rc == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, shap, m->cfg.signed_credits);
-        if (ok_shap && se) {
+        if (ok_shap && se) { /* a share is raw / mass: its error, raw's over the mass */
             double mass = tl_credits_mass(n, raw, m->cfg.signed_credits);
             for (int j = 0; j < n; j++) se[j] /= mass;
             r->shapley_stderr = se;
@@ -901,29 +919,6 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
         memcpy(raw, rem, (size_t)n * sizeof(*raw));
         ok_rem =
             rem_rc == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, rem, m->cfg.signed_credits);
-    } else if (!ready) {
-        int rc;
-        if (n <= m->cfg.shapley_exact_max) {
-            rc = shapley_players(&g, phi, n, a, raw);
-        } else if (n <= TL_MODEL_MAX_TPS) {
-            /* Sampled, not grouped by category: with additive contributions, grouping
-             * would only average the touchpoints of a category, a bias sampling has not. */
-            uint64_t seed = tl_hash64(r->conversion_event_id, strlen(r->conversion_event_id));
-            se = tl_arena_alloc(a, (size_t)n * sizeof(*se));
-            rc = tl_shapley_sampled(n, m->cfg.shapley_samples, seed, game_fn, &g, raw, se);
-            how = "sampled";
-            m->rep.sampled++;
-        } else {
-            rc = TL_SHAPLEY_EARG; /* more touchpoints than a coalition mask holds */
-        }
-        ok_shap = rc == TL_SHAPLEY_OK && tl_credits_normalise(n, raw, shap, m->cfg.signed_credits);
-        if (ok_shap && se) { /* a share is raw / mass: its error, raw's over the mass */
-            double mass = tl_credits_mass(n, raw, m->cfg.signed_credits);
-            for (int j = 0; j < n; j++) se[j] /= mass;
-            r->shapley_stderr = se;
-        }
-        for (int j = 0; j < n; j++) raw[j] = p_all - tl_sigmoid(g.bias + sum - phi[j]);
-        ok_rem = tl_credits_normalise(n, raw, rem, m->cfg.signed_credits);
     }
     if (!ok_shap) linear(n, shap);
     if (!ok_rem) linear(n, rem);

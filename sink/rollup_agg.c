@@ -610,9 +610,7 @@ static int start_spend(tl_rollup_agg *a, rd_kafka_conf_t *sconf, const char *par
         rd_kafka_conf_destroy(sconf);
         return -1;
     }
-    char e[512];
-    tl_kafka_settings_apply(sconf, TL_KC_READER, e, sizeof(e)); /* lib/kafka_settings.c */
-    a->spend = tl_kafka_client_new(RD_KAFKA_CONSUMER, sconf, "roll-up spend reader", err, errlen);
+    a->spend = tl_kafka_reader_new(sconf, TL_KC_READER, "roll-up spend reader", err, errlen);
     if (!a->spend) return -1;
     a->n_spend = a->o.spend_partitions;
     if (a->n_spend <= 0) {

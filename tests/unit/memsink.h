@@ -266,12 +266,14 @@ static inline void ms_init(memsink *ms)
 /* Gives the sink a progress() callback: acknowledgements become asynchronous. */
 static inline void ms_use_progress(memsink *ms) { ms->sink.progress = ms_progress; }
 
-/* flush() answers rcs[0..n) on its first n calls, TL_OK afterwards (n at most 16). */
-static inline void ms_script_flushes(memsink *ms, const tl_rc *rcs, int n)
+/* flush() answers rcs[0..n) on its first n calls, TL_OK afterwards. 0, or -1 (nothing
+ * set) when n is not 0 to 16. */
+static inline int ms_script_flushes(memsink *ms, const tl_rc *rcs, int n)
 {
-    if (n < 0 || (size_t)n > sizeof(ms->flush_script) / sizeof(ms->flush_script[0])) abort();
+    if (n < 0 || (size_t)n > sizeof(ms->flush_script) / sizeof(ms->flush_script[0])) return -1;
     memcpy(ms->flush_script, rcs, (size_t)n * sizeof(*rcs));
     ms->n_flush_script = n;
+    return 0;
 }
 
 static inline void ms_free(memsink *ms)

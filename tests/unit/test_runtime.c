@@ -511,7 +511,7 @@ static void test_flush_error(void **state)
     (void)state;
     run r;
     run_init_small(&r, "state.flush.interval.ms=0");
-    ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_ERROR}, 2);
+    assert_int_equal(ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_ERROR}, 2), 0);
     assert_int_equal(run_go(&r), -1);
     assert_int_equal(r.ms.flushes, 2);
     assert_int_equal(r.src.commits, 1);      /* the failed batch is not acknowledged */
@@ -540,7 +540,7 @@ static void test_flush_error_deferred_state(void **state)
     (void)state;
     run r;
     run_init_small(&r, "state.flush.interval.ms=3600000");
-    ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_ERROR}, 2);
+    assert_int_equal(ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_ERROR}, 2), 0);
     assert_int_equal(run_go(&r), -1);
     assert_int_equal(r.src.commits, 1);
     assert_int_equal(tl_store_next_offset(tl_runtime_store(r.rt, 0)), -1);
@@ -577,7 +577,7 @@ static void test_flush_error_first_batch(void **state)
     (void)state;
     run r;
     run_init_small(&r, "state.flush.interval.ms=0");
-    ms_script_flushes(&r.ms, (const tl_rc[]){TL_ERROR}, 1);
+    assert_int_equal(ms_script_flushes(&r.ms, (const tl_rc[]){TL_ERROR}, 1), 0);
     assert_int_equal(run_go(&r), -1);
     assert_int_equal(r.src.commits, 0);
     tl_store *s0 = tl_runtime_store(r.rt, 0);
@@ -592,7 +592,7 @@ static void test_flush_retry(void **state)
     (void)state;
     run r;
     run_init_small(&r, NULL);
-    ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_RETRY, TL_RETRY}, 3);
+    assert_int_equal(ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_RETRY, TL_RETRY}, 3), 0);
     assert_int_equal(run_go(&r), 0);
     const tl_runtime_stats *st = tl_runtime_stats_get(r.rt);
     assert_int_equal(st->flush_retries, 2);
