@@ -30,7 +30,7 @@ int tl_features_cfg_load(tl_features_cfg *fc, const tl_config *c, char *err, siz
 /* 2^(-dt/H): the factor that takes a value dt ms forward in time. */
 static inline double tl_decay(double dt_ms, double half_life_ms)
 {
-    return pow(2.0, -dt_ms / half_life_ms);
+    return exp2(-dt_ms / half_life_ms);
 }
 
 /* The share of category_id in u's category interest weights, all read at time at:

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,13 +176,55 @@ int tl_buf_read_file(tl_buf *b, const char *path, size_t max, char *err, size_t 
     return rc;
 }
 
+/* %.2g of a in [1e-290, 1e-3), as printf writes it ("0.00042", "4.2e-05", "1e-07"), without
+ * printf: decay parts of a few millionths are in most interest deltas' explanations. A
+ * value whose third significant digit is a 5 followed by nothing much (where printf's
+ * rounding of the exact binary value decides) goes to printf. */
+static int fmt_small(char *out, double a)
+{
+    int e = (int)floor(log10(a));
+    double r = a * pow(10.0, 1 - e); /* two digits before the point: [10, 100) */
+    if (r < 10) r = a * pow(10.0, 1 - --e);
+    else if (r >= 100) r = a * pow(10.0, 1 - ++e);
+    double fl = floor(r);
+    if (!(r >= 10 && r < 100) || fabs(r - fl - 0.5) < 1e-6) return snprintf(out, 24, "%.2g", a);
+    int d = (int)fl + (r - fl > 0.5);
+    if (d == 100) {
+        d = 10;
+        e++;
+    }
+    char *p = out;
+    if (e >= -4) { /* printf's %f form: 0.000ddd */
+        *p++ = '0';
+        *p++ = '.';
+        for (int i = -1; i > e; i--) *p++ = '0';
+        *p++ = (char)('0' + d / 10);
+        if (d % 10) *p++ = (char)('0' + d % 10);
+    } else { /* %e: d.de-XX, at least two exponent digits */
+        *p++ = (char)('0' + d / 10);
+        if (d % 10) {
+            *p++ = '.';
+            *p++ = (char)('0' + d % 10);
+        }
+        *p++ = 'e';
+        *p++ = '-';
+        int x = -e;
+        if (x >= 100) *p++ = (char)('0' + x / 100);
+        *p++ = (char)('0' + x / 10 % 10);
+        *p++ = (char)('0' + x % 10);
+    }
+    *p = '\0';
+    return (int)(p - out);
+}
+
 int tl_fmt_num(char *out, double x, int plus)
 {
     char *p = out;
     if (x < 0) *p++ = '-';
     else if (plus) *p++ = '+';
     double a = x < 0 ? -x : x;
-    if (!(a >= 1e-3 && a < 1e9)) {   /* zero, tiny, huge, NaN: rare, let printf do it */
+    if (a < 1e-3 && a >= 1e-290) return (int)(p - out) + fmt_small(p, a);
+    if (!(a >= 1e-3 && a < 1e9)) {   /* zero, denormal, huge, NaN: rare, let printf do it */
         return (int)(p - out) + snprintf(p, 24, "%.2g", a);
     }
     static const double pow10[] = {1e-3, 1e-2, 1e-1, 1, 10, 100};

@@ -73,7 +73,7 @@ void tl_credits_rule(tl_method m, int n, const int64_t *ts, int64_t pts,
     case TL_M_TIME_DECAY: {
         double sum = 0;
         for (int i = 0; i < n; i++) {
-            out[i] = pow(2.0, -(double)(pts - ts[i]) / time_decay_half_life_ms);
+            out[i] = exp2(-(double)(pts - ts[i]) / time_decay_half_life_ms);
             sum += out[i];
         }
         for (int i = 0; i < n; i++) out[i] /= sum;

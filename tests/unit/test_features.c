@@ -654,6 +654,37 @@ static void test_late_event(void **state)
                 1);
 }
 
+/* Explanation numbers below 1e-3 (a delta's decay part, a few millionths within a
+ * session) are formatted without printf; they read as printf's %.2g would write them. */
+static void test_fmt_small_numbers(void **state)
+{
+    (void)state;
+    uint64_t seed = 7;
+    char got[32], want[32];
+    for (int i = 0; i < 1000000; i++) {
+        /* log-uniform over 1e-290 .. 1e-3, with every tenth value on two significant
+         * digits and a half (the rounding boundaries) */
+        double u = (double)(fx_xorshift64(&seed) >> 11) / 9007199254740992.0;
+        double x = pow(10.0, -3 - u * 287);
+        if (i % 10 == 0) {
+            double e = floor(log10(x));
+            x = (floor(x / pow(10.0, e - 1)) + 0.5) * pow(10.0, e - 1);
+        }
+        if (!(x < 1e-3)) continue;
+        double v = (i & 1) ? -x : x;
+        tl_fmt_num(got, v, 1);
+        snprintf(want, sizeof(want), "%s%.2g", v < 0 ? "-" : "+", x);
+        if (strcmp(got, want)) fail_msg("%.17g: %s, printf %s", v, got, want);
+    }
+    const double edges[] = {1e-3 * (1 - 1e-12), 9.95e-4, 9.5e-5, 1e-4, 1e-5, 1.5e-5, 2.5e-7, 1e-290,
+                            9.99e-100,          0};
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+        tl_fmt_num(got, edges[i], 0);
+        snprintf(want, sizeof(want), "%.2g", edges[i]);
+        assert_string_equal(got, want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -670,6 +701,7 @@ int main(void)
         FX_TEST(test_epsilon_threshold),
         FX_TEST(test_dims),
         FX_TEST(test_late_event),
+        FX_TEST(test_fmt_small_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
