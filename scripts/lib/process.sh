@@ -40,6 +40,15 @@ usage() {
 
 need_dir() { if [ $# -lt 1 ] || [ -z "$1" ]; then usage; fi; }
 
+# need_commands CMD...: dies naming the first CMD that is not on PATH (scripts/deps.sh
+# installs them all).
+need_commands() {
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null || die "$c not found (run scripts/deps.sh)"
+  done
+}
+
 # wait_ready PID TIMEOUT CHECK...: polls every 0.25 s until `CHECK...` succeeds (0), process
 # PID, our child, is gone (1; reaped), or TIMEOUT seconds have passed (2).
 wait_ready() {
