@@ -79,9 +79,7 @@ fetch_jars() {
 
 fetch() {
   local want; want=$(pom_digest)
-  fetched "$want" && return 0
-  need_commands mvn
-  make_locked "$want" fetched fetch_jars
+  make_locked "$want" fetched fetch_jars mvn
 }
 
 # True if $1 is a live process whose command line runs kafka.Kafka with DIR $2's config

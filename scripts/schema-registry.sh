@@ -185,9 +185,7 @@ build_app() {
 
 fetch() {
   local want; want=$(build_digest)
-  built "$want" && return 0
-  need_commands mvn java
-  make_locked "$want" built build_app
+  make_locked "$want" built build_app mvn java
 }
 
 # True if $1 is a live registry started for DIR $2 (guards against a recycled pid): its command
