@@ -9,18 +9,12 @@
  * Prints one line: records=N seconds=S records_per_s=R (time from the first record to
  * the end of the last partition).
  */
+#include "bare_kafka.h"
+
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 int main(int argc, char **argv)
 {
@@ -48,49 +42,33 @@ int main(int argc, char **argv)
         return 1;
     }
     rd_kafka_poll_set_consumer(rk);
-    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(t, argv[2], RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(rk, t);
-    rd_kafka_topic_partition_list_destroy(t);
 
     /* Partition count, to know when every partition reached its end. */
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, argv[2], NULL);
-    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) || md->topic_cnt != 1) {
+    int parts = bare_subscribe(rk, argv[2]);
+    if (parts < 0) {
         fprintf(stderr, "no metadata for %s\n", argv[2]);
         return 1;
     }
-    int parts = md->topics[0].partition_cnt;
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    char *at_end = calloc((size_t)parts, 1);
-    int ended = 0;
+    bare_ends ends;
+    bare_ends_init(&ends, parts);
     long long n = 0;
     size_t bytes = 0;
     double t0 = 0;
-    while (ended < parts) {
+    while (ends.ended < parts) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1000);
         if (!m) continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (m->partition < parts && !at_end[m->partition]) {
-                at_end[m->partition] = 1;
-                ended++;
-            }
-        } else if (!m->err) {
-            if (n++ == 0) t0 = now_s();
+        bare_ends_note(&ends, m);
+        if (!m->err) {
+            if (n++ == 0) t0 = bare_now_s();
             bytes += m->len;
-            if (m->partition < parts && at_end[m->partition]) {
-                at_end[m->partition] = 0;
-                ended--;
-            }
         }
         rd_kafka_message_destroy(m);
     }
-    double secs = now_s() - t0;
+    double secs = bare_now_s() - t0;
     printf("records=%lld bytes=%zu seconds=%.3f records_per_s=%.0f\n", n, bytes, secs,
            secs > 0 ? (double)n / secs : 0.0);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    free(at_end);
+    bare_ends_free(&ends);
     return 0;
 }

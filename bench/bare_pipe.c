@@ -14,18 +14,12 @@
  * delivered (and, exactly_once, committed). Prints one line:
  * records=N seconds=S records_per_s=R transactions=T.
  */
+#include "bare_kafka.h"
+
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const char *why)
 {
@@ -97,34 +91,18 @@ int main(int argc, char **argv)
         check(rd_kafka_begin_transaction(p), "begin_transaction");
     }
 
-    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(t, argv[2], RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(c, t);
-    rd_kafka_topic_partition_list_destroy(t);
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, argv[2], NULL);
-    if (rd_kafka_metadata(c, 0, rkt, &md, 10000) || md->topic_cnt != 1) die(argv[2], "no metadata");
-    int parts = md->topics[0].partition_cnt;
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
+    int parts = bare_subscribe(c, argv[2]);
+    if (parts < 0) die(argv[2], "no metadata");
 
-    char *at_end = calloc((size_t)parts, 1);
-    int ended = 0;
+    bare_ends ends;
+    bare_ends_init(&ends, parts);
     long long n = 0, txns = 0;
-    double t0 = 0, last_commit = now_s();
-    while (ended < parts) {
+    double t0 = 0, last_commit = bare_now_s();
+    while (ends.ended < parts) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
-        if (m && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (m->partition < parts && !at_end[m->partition]) {
-                at_end[m->partition] = 1;
-                ended++;
-            }
-        } else if (m && !m->err) {
-            if (n++ == 0) t0 = now_s();
-            if (m->partition < parts && at_end[m->partition]) {
-                at_end[m->partition] = 0;
-                ended--;
-            }
+        if (m) bare_ends_note(&ends, m);
+        if (m && !m->err) {
+            if (n++ == 0) t0 = bare_now_s();
             for (;;) {
                 rd_kafka_resp_err_t e = rd_kafka_producev(
                     p, RD_KAFKA_V_TOPIC(argv[4]), RD_KAFKA_V_KEY(m->key, m->key_len),
@@ -139,10 +117,10 @@ int main(int argc, char **argv)
         }
         if (m) rd_kafka_message_destroy(m);
         rd_kafka_poll(p, 0);
-        if (eos && now_s() - last_commit >= 0.1) {
+        if (eos && bare_now_s() - last_commit >= 0.1) {
             commit(p, c);
             txns++;
-            last_commit = now_s();
+            last_commit = bare_now_s();
         }
     }
     if (eos) {
@@ -150,12 +128,12 @@ int main(int argc, char **argv)
         txns++;
     }
     if (rd_kafka_flush(p, 60000)) die("flush", "records left undelivered");
-    double secs = now_s() - t0;
+    double secs = bare_now_s() - t0;
     printf("records=%lld seconds=%.3f records_per_s=%.0f transactions=%lld\n", n, secs,
            secs > 0 ? (double)n / secs : 0.0, txns);
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
     rd_kafka_destroy(p);
-    free(at_end);
+    bare_ends_free(&ends);
     return 0;
 }

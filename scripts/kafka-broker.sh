@@ -79,9 +79,7 @@ fetch_jars() {
 
 fetch() {
   local want; want=$(pom_digest)
-  fetched "$want" && return 0
-  command -v mvn >/dev/null || die "mvn not found (run scripts/deps.sh)"
-  make_locked "$want" fetched fetch_jars
+  make_locked "$want" fetched fetch_jars mvn
 }
 
 # True if $1 is a live process whose command line runs kafka.Kafka with DIR $2's config
@@ -311,8 +309,7 @@ start_once() {
 start() {
   local dir=$1 t0
   t0=$(date +%s)
-  command -v java >/dev/null || die "java not found (run scripts/deps.sh)"
-  command -v kcat >/dev/null || die "kcat not found (run scripts/deps.sh)"
+  need_commands java kcat
   fetch
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)
@@ -340,8 +337,7 @@ stop() {
 restart() {
   local dir=$1 port t0
   t0=$(date +%s)
-  command -v java >/dev/null || die "java not found (run scripts/deps.sh)"
-  command -v kcat >/dev/null || die "kcat not found (run scripts/deps.sh)"
+  need_commands java kcat
   [ -d "$dir" ] || die "no $dir: start a broker there first"
   dir=$(cd "$dir" && pwd -P)
   [ -f "$dir/server.properties" ] && [ -f "$dir/data/meta.properties" ] \

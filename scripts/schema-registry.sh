@@ -185,10 +185,7 @@ build_app() {
 
 fetch() {
   local want; want=$(build_digest)
-  built "$want" && return 0
-  command -v mvn >/dev/null || die "mvn not found (run scripts/deps.sh)"
-  command -v java >/dev/null || die "java not found (run scripts/deps.sh)"
-  make_locked "$want" built build_app
+  make_locked "$want" built build_app mvn java
 }
 
 # True if $1 is a live registry started for DIR $2 (guards against a recycled pid): its command
@@ -267,8 +264,7 @@ start_once() {
 start() {
   local dir=$1 t0
   t0=$(date +%s)
-  command -v java >/dev/null || die "java not found (run scripts/deps.sh)"
-  command -v python3 >/dev/null || die "python3 not found (run scripts/deps.sh)"
+  need_commands java python3
   fetch
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)

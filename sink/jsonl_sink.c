@@ -41,6 +41,16 @@ static void put_doubles(tl_buf *b, const double *v, int n)
     tl_buf_putc(b, ']');
 }
 
+/* Opens method m's member in an object of one member per method: a comma unless *first (which
+ * it then clears), the method's name and a colon. */
+static void method_member(tl_buf *b, int m, int *first)
+{
+    if (!*first) tl_buf_putc(b, ',');
+    *first = 0;
+    tl_json_put_str(b, tl_method_name((tl_method)m));
+    tl_buf_putc(b, ':');
+}
+
 /* Starts s's line for a record of this type: {"type":"TYPE" */
 static tl_buf *line_begin(sink_state *s, const char *type)
 {
@@ -110,10 +120,7 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
     int first = 1;
     for (int m = 0; m < TL_M_COUNT; m++) {
         if (!r->has_method[m]) continue;
-        if (!first) tl_buf_putc(b, ',');
-        first = 0;
-        tl_json_put_str(b, tl_method_name((tl_method)m));
-        tl_buf_putc(b, ':');
+        method_member(b, m, &first);
         put_doubles(b, r->credits[m], r->n_touchpoints);
     }
     tl_buf_putc(b, '}');
@@ -129,10 +136,7 @@ static tl_rc jsonl_attribution(void *ctx, const tl_attribution *r)
         int first_status = 1;
         for (int m = 0; m < TL_M_COUNT; m++) {
             if (!r->model_status[m]) continue;
-            if (!first_status) tl_buf_putc(b, ',');
-            first_status = 0;
-            tl_json_put_str(b, tl_method_name((tl_method)m));
-            tl_buf_putc(b, ':');
+            method_member(b, m, &first_status);
             tl_json_put_str(b, r->model_status[m]);
         }
         tl_buf_putc(b, '}');

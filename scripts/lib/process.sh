@@ -40,6 +40,15 @@ usage() {
 
 need_dir() { if [ $# -lt 1 ] || [ -z "$1" ]; then usage; fi; }
 
+# need_commands CMD...: dies naming the first CMD that is not on PATH (scripts/deps.sh
+# installs them all).
+need_commands() {
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null || die "$c not found (run scripts/deps.sh)"
+  done
+}
+
 # wait_ready PID TIMEOUT CHECK...: polls every 0.25 s until `CHECK...` succeeds (0), process
 # PID, our child, is gone (1; reaped), or TIMEOUT seconds have passed (2).
 wait_ready() {
@@ -114,12 +123,16 @@ status() {
   fi
 }
 
-# make_locked WANT HAVE MAKE: runs MAKE with the lock $CACHE/.lock held (one fetch or build at
-# a time per cache dir), unless `HAVE WANT` says a caller that held the lock before made it
-# already; then records WANT in $MARKER, so that `HAVE WANT` holds from then on. The caller
-# checks `HAVE WANT` first, to skip the lock when there is nothing to make.
+# make_locked WANT HAVE MAKE [CMD...]: nothing when `HAVE WANT` says WANT is made (without
+# taking the lock). Else, with the commands CMD... on PATH (need_commands), runs MAKE with the
+# lock $CACHE/.lock held (one fetch or build at a time per cache dir), unless `HAVE WANT` says
+# a caller that held the lock before made it meanwhile; then records WANT in $MARKER, so that
+# `HAVE WANT` holds from then on.
 make_locked() {
   local want=$1 have=$2 make=$3
+  shift 3
+  "$have" "$want" && return 0
+  need_commands "$@"
   mkdir -p "$CACHE"
   exec 9>"$CACHE/.lock"
   flock 9

@@ -11,6 +11,8 @@ the Kafka and `tally` process helpers).
   tally's log lines.
 - Checks: a test's checks that go on after a failure, each failure printed as "FAIL: ...",
   and the exit message when any failed.
+- step_verdict() and steps_summary(): for a test made of named steps, each step's "ok" or
+  "FAIL" line with its problems, and the closing count.
 
 Failures are raised as AssertionError with a message meant for the test's FAIL line.
 """
@@ -119,6 +121,22 @@ class Checks:
     def finish(self):
         if self.failures:
             sys.exit(f"{len(self.failures)} check(s) failed")
+
+
+def step_verdict(name, info, problems):
+    """Prints a step's line, "ok   NAME: INFO" or "FAIL NAME: INFO", and each of problems
+    (strings) indented below it; returns 1 when there is any, else 0."""
+    print("%s %s: %s" % ("ok  " if not problems else "FAIL", name, info))
+    for p in problems:
+        print("     " + p)
+    return 1 if problems else 0
+
+
+def steps_summary(steps, failed):
+    """Prints "N passed, M failed" for steps steps of which failed failed; returns the exit
+    status, 1 when any failed, else 0."""
+    print("%d passed, %d failed" % (steps - failed, failed))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

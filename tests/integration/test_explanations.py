@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import compare as cmp  # noqa: E402
+import fixtures as fx  # noqa: E402
 import reference as ref  # noqa: E402
 
 TALLY = os.environ.get("TALLY_BIN", os.path.join(HERE, "..", "..", "build", "tally"))
@@ -121,14 +122,10 @@ def main():
             n, ties, alike, models = check_file(out, pr)
             if n == 0:
                 pr.append("no attribution record")
-            print("%s %s: %d sentences (%d with tied time-decay credits, %d with touchpoints "
-                  "alike but for their time, %d with the model)" % (
-                      "ok  " if not pr else "FAIL", name, n, ties, alike, models))
-            for p in pr:
-                print("     " + p)
-            failed += bool(pr)
-    print("%d passed, %d failed" % (len(inputs) - failed, failed))
-    return 1 if failed else 0
+            failed += fx.step_verdict(
+                name, "%d sentences (%d with tied time-decay credits, %d with touchpoints "
+                "alike but for their time, %d with the model)" % (n, ties, alike, models), pr)
+    return fx.steps_summary(len(inputs), failed)
 
 
 if __name__ == "__main__":

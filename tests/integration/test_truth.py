@@ -39,6 +39,7 @@ from collections import Counter
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import fixtures as fx  # noqa: E402
 import truth as tr  # noqa: E402
 
 TALLY = os.environ.get("TALLY_BIN", os.path.join(HERE, "..", "..", "build", "tally"))
@@ -236,12 +237,8 @@ def main():
             except Exception as e:   # a failed step is reported, the others still run
                 info = ""
                 pr.append("%s: %s" % (type(e).__name__, e))
-            print("%s %s: %s" % ("ok  " if not pr else "FAIL", name, info))
-            for p in pr:
-                print("     " + p)
-            problems_all += bool(pr)
-    print("%d passed, %d failed" % (len(steps) - problems_all, problems_all))
-    return 1 if problems_all else 0
+            problems_all += fx.step_verdict(name, info, pr)
+    return fx.steps_summary(len(steps), problems_all)
 
 
 if __name__ == "__main__":

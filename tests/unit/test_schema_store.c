@@ -537,6 +537,22 @@ static void test_registry_down(void **state)
     tl_schema_store_destroy(s);
 }
 
+/* Registers the InterestDelta schema under tally.interest-value with s, whose registry (srv)
+ * answers a POST with id 12: checks that the id is the registry's, not the directory's (2).
+ * Returns the schema's text, for the caller to free. */
+static char *register_interest(tl_schema_store *s, const server *srv)
+{
+    char err[512];
+    char *interest = repo_schema("2-interest_delta.avsc");
+    int id = -1;
+    assert_int_equal(
+        tl_schema_store_register(s, "tally.interest-value", interest, &id, err, sizeof(err)),
+        TL_SCHEMA_OK);
+    assert_int_equal(id, 12);
+    assert_string_equal(srv->method, "POST");
+    return interest;
+}
+
 static void test_register_registry(void **state)
 {
     const route routes[] = {
@@ -550,14 +566,8 @@ static void test_register_registry(void **state)
     tl_schema_store_opts o = {.dir = TALLY_SCHEMA_DIR, .registry_url = srv.url};
     tl_schema_store *s = store_new(&o);
 
-    char *interest = repo_schema("2-interest_delta.avsc");
+    char *interest = register_interest(s, &srv);
     int id = -1;
-    assert_int_equal(
-        tl_schema_store_register(s, "tally.interest-value", interest, &id, err, sizeof(err)),
-        TL_SCHEMA_OK);
-    /* The registry's id, not the directory's (2). */
-    assert_int_equal(id, 12);
-    assert_string_equal(srv.method, "POST");
     assert_string_equal(srv.ctype, "application/vnd.schemaregistry.v1+json");
     /* The body is {"schema": "<the schema text>"}. */
     tl_arena a;
@@ -623,13 +633,8 @@ static void test_registry_401_and_lookup(void **state)
         .registry_url = srv.url, .basic_auth = "alice:s3cret", .lookup_only = 1};
     s = store_new(&o2);
     assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_OK);
-    char *interest = repo_schema("2-interest_delta.avsc");
+    char *interest = register_interest(s, &srv);
     int id = -1;
-    assert_int_equal(
-        tl_schema_store_register(s, "tally.interest-value", interest, &id, err, sizeof(err)),
-        TL_SCHEMA_OK);
-    assert_int_equal(id, 12);
-    assert_string_equal(srv.method, "POST");
     assert_string_equal(srv.path, "/subjects/tally.interest-value");
     assert_int_equal(tl_schema_store_get(s, 12, &sc, err, sizeof(err)), TL_SCHEMA_OK);
     assert_string_equal(avro_schema_name(sc), "InterestDelta");
