@@ -3,9 +3,13 @@
 same examples, in the same order, each scored before it is learned (progressive validation).
 
   python3 bench/model_quality.py [--input F --format taobao|canonical] [--generated N]
+                                 [--truth-order FIRST,THEN,EFFECT] [-X KEY=VALUE ...]
 
-(--generated: events of the generated stream, 100,000 by default. River's adaptive random
-forest learns about 300 examples/s and is left out above 100,000 examples.)
+(--generated: events of the generated stream, 100,000 by default. --truth-order: also
+ground-truth data with an order effect, `tally gen --truth --order FIRST,THEN,EFFECT`
+(docs/attribution.md, "Ground truth"), e.g. display,search,0.5. -X: a configuration key
+for every replay. River's adaptive random forest learns about 300 examples/s and is left
+out above 100,000 examples.)
 
 Default, every input in time order (as a stream delivers it): the Taobao journeys and the
 Taobao slice of ../shared/data, a generated stream, and ground-truth data
@@ -13,6 +17,11 @@ Taobao slice of ../shared/data, a generated stream, and ground-truth data
 learned from (purchases and control moments: label, weight, tally's score before learning,
 the running rate, the sparse features); River's LogisticRegression with FTRL-Proximal (same alpha, beta, l1, l2), with
 plain SGD, and River's adaptive random forest learn from the same rows in the same order.
+A second export with `-X model.kind=seq` (after any -X given) gives tally's sequence model
+(docs/attribution.md, "The sequence model"): the same rows with its score before learning
+and no features; the script stops with an error unless they are the same examples (ts,
+label and weight, in the same order). Its row's time is that whole replay's (reading,
+learning, crediting); the default model's replay time is on the input's first line.
 Prints log-loss and AUC over all examples (progressive: each scored before it is learned),
 and examples per second. (In file order the journeys file is grouped by user, which makes
 every negative a one-touchpoint journey: its AUC measured the file's order, not the model.)
@@ -60,8 +69,8 @@ def auc(ps, ys):
     return (rank_sum - pos * (pos + 1) / 2.0) / (pos * neg)
 
 
-def export(inp, fmt, tmp, xs):
-    path = os.path.join(tmp, "examples.csv")
+def export(inp, fmt, tmp, xs, name="examples.csv"):
+    path = os.path.join(tmp, name)
     cmd = [TALLY, "replay", "--input", inp, "--format", fmt, "--output", os.devnull,
            "--export-examples", path, "-X", "log.level=warn"]
     for kv in xs:
@@ -93,6 +102,29 @@ def read_examples(path):
     return feats, rows
 
 
+def read_keys(path):
+    """Each row's (ts, label, weight) as written, and tally's p."""
+    keys, ps = [], []
+    with open(path) as f:
+        r = csv.reader(f)
+        next(r)
+        for row in r:
+            keys.append((row[0], row[1], row[2]))
+            ps.append(float(row[3]))
+    return keys, ps
+
+
+def same_examples(ref, other, what):
+    """Stops the script unless other holds the examples of ref, in the same order."""
+    for i, (a, b) in enumerate(zip(ref, other)):
+        if a != b:
+            sys.exit(f"error: {what}: example {i + 1} is ts,label,weight {','.join(b)}, "
+                     f"not {','.join(a)} as with the default model")
+    if len(ref) != len(other):
+        sys.exit(f"error: {what}: {len(other):,} examples, not {len(ref):,} as with the "
+                 f"default model")
+
+
 def river_run(make, feats, rows):
     model = make()
     ps = []
@@ -117,10 +149,15 @@ def evaluate(name, inp, fmt, xs=()):
     with tempfile.TemporaryDirectory() as tmp:
         path, secs = export(inp, fmt, tmp, xs)
         feats, rows = read_examples(path)
+        keys, _ = read_keys(path)
+        seq_path, seq_secs = export(inp, fmt, tmp, xs + ("model.kind=seq",), "seq.csv")
+        seq_keys, seq_ps = read_keys(seq_path)
+    same_examples(keys, seq_keys, f"{name}, model.kind=seq")
     ys = [r[0] for r in rows]
     ws = [r[1] for r in rows]
     out = []
     out.append(("tally (FTRL-Proximal, C)", [r[2] for r in rows], None))
+    out.append(("tally seq (sequence model, C, `model.kind=seq`)", seq_ps, seq_secs, "replay "))
     out.append(("running conversion rate", [r[3] for r in rows], None))
     ftrl = lambda: linear_model.LogisticRegression(
         optimizer=optim.FTRLProximal(alpha=alpha, beta=BETA, l1=L1, l2=L2), l2=0.0,
@@ -142,8 +179,8 @@ def evaluate(name, inp, fmt, xs=()):
           f"tally replay with export took {secs:.2f} s" + (f"; -X {' -X '.join(xs)}" if xs else ""))
     print("| learner | log-loss | AUC | learner time |")
     print("|---|---|---|---|")
-    for label, ps, t in out:
-        tt = f"{t:.2f} s ({len(rows) / t:,.0f} examples/s)" if t else "-"
+    for label, ps, t, *what in out:
+        tt = f"{t:.2f} s {''.join(what)}({len(rows) / t:,.0f} examples/s)" if t else "-"
         print(f"| {label} | {logloss(ps, ys, ws):.4f} | {auc(ps, ys):.4f} | {tt} |")
 
 
@@ -152,6 +189,8 @@ def main():
     ap.add_argument("--input")
     ap.add_argument("--format", default="taobao")
     ap.add_argument("--generated", type=int, default=100000)
+    ap.add_argument("--truth-order", metavar="FIRST,THEN,EFFECT",
+                    help="also ground-truth data with this order effect (tally gen --truth --order)")
     ap.add_argument("-X", dest="xs", action="append", default=[], metavar="KEY=VALUE",
                     help="a tally configuration key for every replay (e.g. model.ftrl.alpha=0.5)")
     a = ap.parse_args()
@@ -183,6 +222,11 @@ def main():
         subprocess.run([TALLY, "gen", "--truth", os.path.join(tmp, "truth.json"), "--output", truth],
                        check=True)
         evaluate("ground-truth data (tally gen --truth, 5,000 users, 28 days)", truth, "canonical")
+        if a.truth_order:
+            subprocess.run([TALLY, "gen", "--truth", os.path.join(tmp, "truth_order.json"),
+                            "--order", a.truth_order, "--output", truth], check=True)
+            evaluate(f"ground-truth data with an order effect (tally gen --truth --order "
+                     f"{a.truth_order})", truth, "canonical")
 
 
 if __name__ == "__main__":
