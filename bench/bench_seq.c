@@ -111,7 +111,7 @@ int main(int argc, char **argv)
         int n = 1 + (int)rng_below(&r, 20);
         journey(&r, tps, n, at);
         touch += n;
-        tl_seq_learn(m, tps, n, at, -3.0, rng_below(&r, 50) == 0, 1);
+        tl_seq_learn(m, tps, n, at, -3.0, rng_below(&r, 50) == 0, 1, NULL);
     }
     double secs = now() - t0;
     printf("dim=%d weights=%zu examples=%d mean_touchpoints=%.1f examples_per_s=%.0f "

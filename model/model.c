@@ -31,7 +31,10 @@
  * converting journeys stop at the purchase, the others run on; and delayed by a lookback);
  * one example per touchpoint prefix labelled by a purchase within a window (measured
  * worse on generated data with a known truth: docs/benchmarks.md); a model per partition
- * (each would see a fraction of the labels, and partitions move between instances).
+ * (each would see a fraction of the labels, and partitions move between instances); the
+ * sequence model alone as model.kind=seq, without this model underneath (its credits
+ * and predictions were worse on the ground truth and the Taobao journeys:
+ * docs/benchmarks.md).
  */
 #define _XOPEN_SOURCE 700
 #include "model.h"
@@ -77,9 +80,10 @@ const tl_config_def tl_model_config[] = {
      TL_CFG_FIELD(tl_model_cfg, enabled)},
     {"model.kind", TL_CT_ENUM, "ftrl", TL_NORANGE,
      "The conversion model: ftrl, a logistic regression on the journey's touchpoints summed "
-     "(FTRL-Proximal), or seq, a sequence model that also sees their order (learned "
-     "embeddings and one causal attention step; docs/attribution.md, \"The sequence "
-     "model\"). seq is each instance's own (not shared through rollup.topic).",
+     "(FTRL-Proximal), or seq, the same plus a sequence model that sees their order "
+     "(learned embeddings and one causal attention step; docs/attribution.md, \"The "
+     "sequence model\"). The attention step is each instance's own (not shared through "
+     "rollup.topic).",
      TL_CFG_ENUM(tl_model_cfg, kind, model_kinds)},
     {"model.seq.dim", TL_CT_INT, "16", 4, 64,
      "model.kind=seq: the size of its embeddings. The cost of an example grows as the "
@@ -200,7 +204,8 @@ static tl_seq_cfg seq_cfg(const tl_model_cfg *mc)
                         .buckets = mc->seq_buckets,
                         .lr = mc->seq_lr,
                         .l2 = mc->seq_l2,
-                        .seed = 1};
+                        .seed = 1,
+                        .residual = 1};
 }
 
 /* Credits a Markov state had at the end of the previous window. */
@@ -844,31 +849,32 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     tl_seq_pass *sp = NULL;
     double *phi = NULL, sum = 0, p_all;
     game g = {.m = m, .n = n};
+    tl_jf_tp *jf = tl_arena_alloc(a, (size_t)n * sizeof(*jf));
+    tl_jf_prepare(tps, n, jf);
+    phi = tl_arena_alloc(a, (size_t)n * sizeof(*phi));
+    contributions(m, jf, n, r->ts, phi);
+    for (int j = 0; j < n; j++) sum += phi[j];
+    /* the baseline: the bias and the user's own history */
+    g.phi = phi;
+    g.bias = offset(m) + tl_ftrl_avg_weight(m->ftrl, TL_JF_BIAS);
+    if (user) {
+        int32_t idx[3];
+        double x[3];
+        int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, r->ts, idx, x);
+        g.bias += tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
+    }
     if (m->seq) {
-        /* its journey's last TL_MODEL_MAX_TPS touchpoints: a longer one falls back below */
+        /* its journey's last TL_MODEL_MAX_TPS touchpoints (a longer one falls back below),
+         * each with its additive contribution beside what attention adds */
         int k = n < TL_MODEL_MAX_TPS ? n : TL_MODEL_MAX_TPS;
         tl_seq_tp *st = tl_arena_alloc(a, (size_t)k * sizeof(*st));
         seq_tps(tps + (n - k), k, st);
         sp = tl_seq_prepare(m->seq, st, k, r->ts);
-        g.bias = offset(m);
+        tl_seq_pass_add(sp, phi + (n - k));
         g.p_empty = tl_sigmoid(g.bias + tl_seq_logit(sp, 0));
         p_all =
             tl_sigmoid(g.bias + tl_seq_logit(sp, k == 64 ? UINT64_MAX : (UINT64_C(1) << k) - 1));
     } else {
-        tl_jf_tp *jf = tl_arena_alloc(a, (size_t)n * sizeof(*jf));
-        tl_jf_prepare(tps, n, jf);
-        phi = tl_arena_alloc(a, (size_t)n * sizeof(*phi));
-        contributions(m, jf, n, r->ts, phi);
-        for (int j = 0; j < n; j++) sum += phi[j];
-        /* the baseline: the bias and the user's own history */
-        g.phi = phi;
-        g.bias = offset(m) + tl_ftrl_avg_weight(m->ftrl, TL_JF_BIAS);
-        if (user) {
-            int32_t idx[3];
-            double x[3];
-            int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, r->ts, idx, x);
-            g.bias += tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
-        }
         g.p_empty = tl_sigmoid(g.bias);
         p_all = tl_sigmoid(g.bias + sum);
     }
@@ -1046,16 +1052,20 @@ void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp 
     double p_rate = tl_metrics_baseline_rate(m->metrics);
     /* p: scored before the update */
     double p;
-    int nnz = 0;
+    int nnz;
+    tl_jf_prepare(t, k, jf);
+    nnz = example(m, user, jf, k, ts);
+    double off = offset(m);
     if (m->seq) {
+        /* one prediction, the sum's logit plus what attention adds; each learns from it */
         tl_seq_tp st[TL_MODEL_MAX_TPS];
         seq_tps(t, k, st);
-        p = tl_seq_learn(m->seq, st, k, ts, offset(m), label, weight);
-    } else {
-        tl_jf_prepare(t, k, jf);
-        nnz = example(m, user, jf, k, ts);
-        p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, offset(m), label, weight);
+        double att;
+        tl_seq_learn(m->seq, st, k, ts, off + tl_ftrl_dot_sparse(m->ftrl, m->idx, m->x, nnz), label,
+                     weight, &att);
+        off += att;
     }
+    p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, off, label, weight);
     tl_metrics_add(m->metrics, p, label, weight);
     if (m->sharing) {
         char row[17], *q = tl_le_put_f64(tl_le_put_f64(row, p), weight);

@@ -241,6 +241,11 @@ tl_seq_pass *tl_seq_prepare(const tl_seq *m, const tl_seq_tp *tps, int n, int64_
     return p;
 }
 
+void tl_seq_pass_add(tl_seq_pass *p, const double *add)
+{
+    for (int i = 0; i < p->n; i++) p->r[i] += add[i];
+}
+
 void tl_seq_pass_free(tl_seq_pass *p)
 {
     if (!p) return;
@@ -452,20 +457,25 @@ static void adagrad(tl_seq *m, size_t at, double grad)
 }
 
 double tl_seq_learn(tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double offset, int label,
-                    double weight)
+                    double weight, double *logit)
 {
     tl_seq_pass *p = tl_seq_prepare(m, tps, n, at);
     n = p->n;
     int d = m->d;
-    double z = offset + tl_seq_logit(p, n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1);
-    double pred = sigmoid(z);
+    double own = tl_seq_logit(p, n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1);
+    if (logit) *logit = own;
+    double pred = sigmoid(offset + own);
     double dl = weight * (pred - (label ? 1 : 0));
     double dense[2 * 64 * 64 + 2 * 64 + 2];
     size_t nd = dense_size(m);
     memset(dense, 0, nd * sizeof(double));
     double *dx = tl_xcalloc((size_t)(n ? n : 1) * d, sizeof(double));
     backward(m, p, dx, dense);
-    for (size_t i = 0; i < nd; i++) adagrad(m, m->o_wq + i, dl * dense[i]);
+    for (size_t i = 0; i < nd; i++) {
+        size_t at_w = m->o_wq + i;
+        if (m->cfg.residual && ((at_w >= m->o_u && at_w < m->o_g) || at_w == m->o_b)) continue;
+        adagrad(m, at_w, dl * dense[i]);
+    }
     /* Each row a touchpoint used, once per touchpoint (a row shared by two touchpoints
      * takes two steps, as sparse AdaGrad does). */
     for (int i = 0; i < n; i++) {

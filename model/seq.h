@@ -15,7 +15,10 @@
  * something else: the order of a journey is visible, which a sum of per-touchpoint
  * contributions cannot see. The logit of a set S of the journey's touchpoints is
  *     b + offset + sum_{i in S} (r_i + att_i(S)),
- * att_i(S) counting only the j in S: what a Shapley value or a removal effect needs.
+ * att_i(S) counting only the j in S: what a Shapley value or a removal effect needs. With
+ * cfg.residual, u and b stay 0 and the offset carries another model's logit (the
+ * conversion model's, whose per-touchpoint contributions tl_seq_pass_add puts in r_i):
+ * this model then learns only what attention adds to it.
  *
  * Learning: one step of AdaGrad per example on the log-loss (rows of the embedding tables
  * are updated only when used), with an L2 penalty. Cost: an example with n touchpoints
@@ -38,6 +41,8 @@ typedef struct tl_seq_cfg {
     double lr;        /* AdaGrad's step */
     double l2;        /* L2 penalty on every weight */
     uint64_t seed;    /* the initial weights' */
+    int residual;     /* u and b stay 0: the model learns only what attention adds to a
+                       * logit given as the offset (model.kind=seq's use) */
 } tl_seq_cfg;
 
 /* One touchpoint as the model sees it. */
@@ -61,6 +66,10 @@ size_t tl_seq_size(const tl_seq *m);
 typedef struct tl_seq_pass tl_seq_pass;
 tl_seq_pass *tl_seq_prepare(const tl_seq *m, const tl_seq_tp *tps, int n, int64_t at);
 void tl_seq_pass_free(tl_seq_pass *p);
+
+/* Adds add[i] to touchpoint i's own term r_i: another model's additive contributions,
+ * which every subset's logit then counts for its members. */
+void tl_seq_pass_add(tl_seq_pass *p, const double *add);
 
 /* The logit (without the offset) of the touchpoints in mask (bit i: touchpoint i). */
 double tl_seq_logit(const tl_seq_pass *p, uint64_t mask);
@@ -93,9 +102,10 @@ void tl_seq_game_fn(void *arg, const uint64_t *masks, int count, double *v);
 void tl_seq_game_fini(tl_seq_game *gm);
 
 /* One step on an example: the journey at `at`, the offset added to its logit, its label
- * (1: a purchase) and weight. Returns the prediction made before the step. */
+ * (1: a purchase) and weight. Returns the prediction made before the step; *logit (when
+ * not NULL) gets the model's own part of it, the logit without the offset. */
 double tl_seq_learn(tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double offset, int label,
-                    double weight);
+                    double weight, double *logit);
 
 /* Examples learned so far. */
 uint64_t tl_seq_version(const tl_seq *m);

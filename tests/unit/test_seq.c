@@ -207,7 +207,7 @@ static void test_learns_order(void **state)
     for (int i = 0; i < 20000; i++) {
         int a_first = (int)(fx_xorshift64(&rng) & 1);
         order_example(&rng, tps, a_first, at);
-        tl_seq_learn(m, tps, 2, at, 0, a_first, 1);
+        tl_seq_learn(m, tps, 2, at, 0, a_first, 1, NULL);
     }
     double p_ab = 0, p_ba = 0;
     enum {
