@@ -108,8 +108,16 @@ static const char *tp_phrase(tl_arena *a, const tl_attribution *r, int i, int ar
                            t->channel ? " on " : "", t->channel ? t->channel : "", ago);
 }
 
-/* Credits this close are one value (time decay of touchpoints at the same time). */
-static int same_credit(double x, double y) { return fabs(x - y) <= 1e-12 * (fabs(x) + fabs(y)); }
+/* Credits a sentence cannot tell apart: the same at the two decimals it shows them with
+ * (touchpoints at the same time, or seconds apart with a half-life of days). */
+static int same_credit(double x, double y)
+{
+    if (fabs(x - y) >= 0.01) return 0;
+    char a[32], b[32];
+    snprintf(a, sizeof(a), "%.2f", x);
+    snprintf(b, sizeof(b), "%.2f", y);
+    return !strcmp(a, b);
+}
 
 static const char *explain(tl_arena *a, const tl_attribution *r, const double *td)
 {
@@ -121,7 +129,7 @@ static const char *explain(tl_arena *a, const tl_attribution *r, const double *t
     tl_fmt_duration(span, sizeof(span), r->ts - r->touchpoints[0].ts);
     int top = 0, ties = 0;
     for (int i = 1; i < n; i++)
-        if (td[i] > td[top] && !same_credit(td[i], td[top])) top = i;
+        if (td[i] > td[top]) top = i;
     for (int i = 0; i < n; i++)
         if (same_credit(td[i], td[top])) {
             ties++;

@@ -373,7 +373,8 @@ def attribution_sentence(item_id, conv_ts, tps, credits):
             item_id, _touchpoint_phrase(tps[0], conv_ts, True))
     td = credits["time_decay"]
     top = max(td)
-    tied = [i for i in range(n) if abs(td[i] - top) <= 1e-12 * (abs(td[i]) + abs(top))]
+    # credits the sentence cannot tell apart: the same at the two decimals it shows
+    tied = [i for i in range(n) if "%.2f" % td[i] == "%.2f" % top]
     if len(tied) == n:
         decay = "time decay gives each the same (%.2f)" % top
     elif len(tied) == 1:

@@ -546,6 +546,45 @@ static void test_touchpoints_survive_reset(void **state)
     assert_int_equal(user.n_tp, 0);
 }
 
+/* The time-decay part of the sentence: "the most" only for a credit that reads larger than
+ * every other at the two decimals shown; credits that read the same are said as shared. */
+static void test_sentence_time_decay_ties(void **state)
+{
+    (void)state;
+    cfg.time_decay_half_life_ms = 7.0 * DAY;
+    const int64_t P = 50 * DAY;
+    /* 64, 32 and 16 s before: 0.33333 +- 0.00001 each, the latest the largest */
+    apply("a", TL_CLICK, P - 64000);
+    apply("b", TL_CLICK, P - 32000);
+    apply("c", TL_CLICK, P - 16000);
+    apply("p1", TL_PURCHASE, P);
+    const tl_attribution *r = ms_attribution(&ms, 0);
+    assert_non_null(r);
+    assert_true(r->credits[TL_M_TIME_DECAY][2] > r->credits[TL_M_TIME_DECAY][1]);
+    if (!strstr(r->explanation, "; time decay gives each the same (0.33)"))
+        fail_msg("explanation: %s", r->explanation);
+    /* two a second apart, one a day before them: the two share the most */
+    apply("d", TL_CLICK, P);
+    apply("e", TL_CLICK, P + DAY);
+    apply("f", TL_CLICK, P + DAY + 1000);
+    apply("p2", TL_PURCHASE, P + DAY + 1000);
+    r = ms_attribution(&ms, 1);
+    assert_non_null(r);
+    /* 2^(-1/7) against 1 and 1: 0.31, 0.34 and 0.34 */
+    if (!strstr(r->explanation,
+                "; time decay gives the most (0.34 each) to 2 touchpoints, the "
+                "latest the click of item item 0 ms before"))
+        fail_msg("explanation: %s", r->explanation);
+    /* one clearly the most: 1/3 and 2/3 */
+    apply("g", TL_CLICK, P + 2 * DAY);
+    apply("h", TL_CLICK, P + 9 * DAY);
+    apply("p3", TL_PURCHASE, P + 9 * DAY);
+    r = ms_attribution(&ms, 2);
+    assert_non_null(r);
+    if (!strstr(r->explanation, "; time decay gives the most (0.67) to the click of item item"))
+        fail_msg("explanation: %s", r->explanation);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +603,7 @@ int main(void)
         FX_TEST(test_no_touchpoints),
         FX_TEST(test_touch_types),
         FX_TEST(test_touchpoints_survive_reset),
+        FX_TEST(test_sentence_time_decay_ties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -648,8 +648,9 @@ public final class StreamsPeer {
                     + (t.channel != null ? " on " + t.channel : "") + " " + duration(pts - t.ts) + " before";
         }
 
+        /** Credits the sentence cannot tell apart: the same at the two decimals it shows. */
         static boolean sameCredit(double x, double y) {
-            return Math.abs(x - y) <= 1e-12 * (Math.abs(x) + Math.abs(y));
+            return fixed2(x).equals(fixed2(y));
         }
 
         static String explain(Event ev, List<Touchpoint> tps, List<Double> td) {
@@ -657,7 +658,7 @@ public final class StreamsPeer {
             if (n == 1) return "purchase of item " + ev.itemId + ": all credit to " + phrase(tps.get(0), ev.ts, true);
             int top = 0, ties = 0;
             for (int i = 1; i < n; i++)
-                if (td.get(i) > td.get(top) && !sameCredit(td.get(i), td.get(top))) top = i;
+                if (td.get(i) > td.get(top)) top = i;
             for (int i = 0; i < n; i++) {
                 if (sameCredit(td.get(i), td.get(top))) {
                     ties++;
