@@ -475,6 +475,14 @@ void tl_ftrl_delta_put_empty(const tl_ftrl *m, tl_buf *out)
     tl_buf_append(out, h, sizeof(h));
 }
 
+size_t tl_ftrl_delta_len(const void *buf, size_t len)
+{
+    if (len < DELTA_HEADER || tl_wire_frame_format(buf, len, DELTA_MAGIC) != DELTA_FORMAT) return 0;
+    uint32_t k = tl_le_get_u32((const unsigned char *)buf + 20);
+    if ((len - DELTA_HEADER) / DELTA_ROW < k) return 0;
+    return DELTA_HEADER + (size_t)k * DELTA_ROW;
+}
+
 int64_t tl_ftrl_delta_apply(tl_ftrl *m, const void *buf, size_t len)
 {
     const unsigned char *p = buf;

@@ -149,5 +149,8 @@ int tl_ftrl_delta_take(tl_ftrl *m, tl_buf *out, size_t max_rows);
 void tl_ftrl_delta_put_empty(const tl_ftrl *m, tl_buf *out);
 void tl_ftrl_delta_clear(tl_ftrl *m);
 int64_t tl_ftrl_delta_apply(tl_ftrl *m, const void *buf, size_t len);
+/* The length of the delta at the start of buf, as its header says (what follows it may be
+ * something else), or 0 when buf does not start with a whole delta's header and rows. */
+size_t tl_ftrl_delta_len(const void *buf, size_t len);
 
 #endif

@@ -82,8 +82,7 @@ const tl_config_def tl_model_config[] = {
      "The conversion model: ftrl, a logistic regression on the journey's touchpoints summed "
      "(FTRL-Proximal), or seq, the same plus a sequence model that sees their order "
      "(learned embeddings and one causal attention step; docs/attribution.md, \"The "
-     "sequence model\"). The attention step is each instance's own (not shared through "
-     "rollup.topic).",
+     "sequence model\"). Every instance of a group should have the same.",
      TL_CFG_ENUM(tl_model_cfg, kind, model_kinds)},
     {"model.seq.dim", TL_CT_INT, "16", 4, 64,
      "model.kind=seq: the size of its embeddings. The cost of an example grows as the "
@@ -609,7 +608,7 @@ void tl_model_destroy(tl_model *m)
 void tl_model_export_examples(tl_model *m, FILE *f)
 {
     m->export = f;
-    fprintf(f, "ts,label,weight,p_model,p_rate,features\n");
+    if (f) fprintf(f, "ts,label,weight,p_model,p_rate,features\n");
 }
 
 /* ---- features and scores --------------------------------------------------------- */
@@ -1184,13 +1183,18 @@ void tl_model_share_start(tl_model *m)
 {
     if (!m->cfg.enabled || m->sharing) return;
     tl_ftrl_delta_track(m->ftrl);
+    if (m->seq) tl_seq_delta_track(m->seq);
     m->sharing = 1;
 }
 
 int tl_model_share_take(tl_model *m, tl_buf *out, size_t max_bytes)
 {
-    if (!m->sharing || (!m->n_share_ex && !tl_ftrl_delta_pending(m->ftrl))) return 0;
+    if (!m->sharing ||
+        (!m->n_share_ex && !tl_ftrl_delta_pending(m->ftrl) &&
+         !(m->seq && tl_seq_delta_pending(m->seq))))
+        return 0;
     if (max_bytes < 4096) max_bytes = 4096;
+    size_t start = out->len;
     uint32_t n = m->n_share_ex, cap = (uint32_t)(max_bytes / 2 / SHARE_ROW);
     if (n > cap) n = cap;
     char h[TL_WIRE_FRAME_LEN + 4];
@@ -1203,7 +1207,14 @@ int tl_model_share_take(tl_model *m, tl_buf *out, size_t max_bytes)
     m->share_ex.len -= sent;
     m->n_share_ex -= n;
     size_t rows = (max_bytes - 12 - sent - 24) / 20;
+    if (m->seq) rows /= 2; /* half of what is left for the sequence model's rows */
     if (!tl_ftrl_delta_take(m->ftrl, out, rows)) tl_ftrl_delta_put_empty(m->ftrl, out);
+    if (m->seq) { /* its delta after the FTRL model's (tl_model_share_apply) */
+        size_t used = out->len - start, row = 4 + 8 * (size_t)m->cfg.seq_dim,
+               dense = 32 + 8 * (2 * (size_t)m->cfg.seq_dim * (m->cfg.seq_dim + 1) + 2);
+        size_t left = max_bytes > used + dense ? max_bytes - used - dense : 0;
+        tl_seq_delta_take(m->seq, out, left / row);
+    }
     return 1;
 }
 
@@ -1211,6 +1222,7 @@ void tl_model_share_clear(tl_model *m)
 {
     if (!m->sharing) return;
     tl_ftrl_delta_clear(m->ftrl);
+    if (m->seq) tl_seq_delta_clear(m->seq);
     tl_buf_clear(&m->share_ex);
     m->n_share_ex = 0;
 }
@@ -1244,12 +1256,19 @@ int tl_model_share_apply(tl_model *m, const void *data, size_t len, int64_t offs
         }
     }
     size_t off = 12 + (size_t)n * SHARE_ROW;
-    int64_t updates = tl_ftrl_delta_apply(m->ftrl, p + off, len - off);
-    if (updates < 0) {
+    /* the FTRL model's delta, then, from an instance with model.kind=seq, the sequence
+     * model's (an instance without one takes only the first) */
+    size_t flen = tl_ftrl_delta_len(p + off, len - off);
+    const unsigned char *sq = p + off + flen;
+    size_t slen = flen ? len - off - flen : 0;
+    int64_t updates = -1;
+    if (!flen || (slen && m->seq && tl_seq_delta_check(m->seq, sq, slen) != 0) ||
+        (updates = tl_ftrl_delta_apply(m->ftrl, p + off, flen)) < 0) {
         snprintf(err, errlen, "model update: the weights' delta does not decode for this model");
         m->rep.shared_bad++;
         return -1;
     }
+    if (slen && m->seq) tl_seq_delta_apply(m->seq, sq, slen); /* checked above */
     for (uint32_t i = 0; i < n; i++)
         tl_metrics_add(m->metrics, tl_le_get_f64(ex + (size_t)i * SHARE_ROW),
                        ex[(size_t)i * SHARE_ROW + 16],

@@ -91,7 +91,8 @@ typedef struct tl_model_report {
 tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err, size_t errlen);
 void tl_model_destroy(tl_model *m);
 
-/* Also write every example (features, label, weight, both scores) as CSV to f. */
+/* Also write every example (features, label, weight, both scores) as CSV to f; NULL
+ * stops. */
 void tl_model_export_examples(tl_model *m, FILE *f);
 
 /* Adds the model fields, Shapley and removal credits to r (whose touchpoints are the

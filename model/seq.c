@@ -33,6 +33,13 @@ struct tl_seq {
     double *w, *acc;
     /* offsets into w */
     size_t o_type, o_age, o_chan, o_cat, o_wq, o_wk, o_u, o_g, o_b, o_sink;
+    /* sharing (tl_seq_delta_track): the weights as last sent or applied, the embedding
+     * rows learned since (listed once each: mark), the examples learned since */
+    double *sent;
+    uint32_t *touched;
+    unsigned char *mark;
+    size_t n_touched;
+    uint64_t d_updates;
 };
 
 struct tl_seq_pass {
@@ -98,6 +105,9 @@ void tl_seq_free(tl_seq *m)
     if (!m) return;
     free(m->w);
     free(m->acc);
+    free(m->sent);
+    free(m->touched);
+    free(m->mark);
     free(m);
 }
 
@@ -482,11 +492,142 @@ double tl_seq_learn(tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double o
         size_t row[5];
         double wt[5];
         int k = rows_of(m, &tps[i], at, row, wt);
-        for (int j = 0; j < k; j++)
+        for (int j = 0; j < k; j++) {
             for (int c = 0; c < d; c++) adagrad(m, row[j] + c, dl * wt[j] * dx[(size_t)i * d + c]);
+            size_t r = row[j] / (size_t)d;
+            if (m->sent && !m->mark[r]) {
+                m->mark[r] = 1;
+                m->touched[m->n_touched++] = (uint32_t)r;
+            }
+        }
     }
     free(dx);
     tl_seq_pass_free(p);
     m->version++;
+    m->d_updates++;
     return pred;
+}
+
+/* ---- sharing ---------------------------------------------------------------------- */
+
+#define DELTA_HEAD 32 /* frame, dim, buckets, updates, k */
+
+int tl_seq_delta_track(tl_seq *m)
+{
+    if (m->sent) return 0;
+    size_t rows = m->o_wq / (size_t)m->d;
+    m->sent = tl_xmalloc(m->n_w * sizeof(double));
+    memcpy(m->sent, m->w, m->n_w * sizeof(double));
+    m->touched = tl_xmalloc(rows * sizeof(*m->touched));
+    m->mark = tl_xcalloc(rows, 1);
+    m->n_touched = 0;
+    m->d_updates = 0;
+    return 0;
+}
+
+int tl_seq_delta_pending(const tl_seq *m) { return m->sent && (m->n_touched || m->d_updates); }
+
+/* Appends w[at..at+n) - sent[at..at+n) and makes sent those weights. */
+static void put_changes(tl_seq *m, tl_buf *out, size_t at, size_t n)
+{
+    char v[8];
+    for (size_t i = at; i < at + n; i++) {
+        tl_buf_append(out, v, (size_t)(tl_le_put_f64(v, m->w[i] - m->sent[i]) - v));
+        m->sent[i] = m->w[i];
+    }
+}
+
+int tl_seq_delta_take(tl_seq *m, tl_buf *out, size_t max_rows)
+{
+    if (!m->sent) return 0;
+    size_t k = m->n_touched < max_rows ? m->n_touched : max_rows;
+    char head[DELTA_HEAD], *q = tl_wire_w_frame(head, "TLSD", 1);
+    q = tl_le_put_u32(q, (uint32_t)m->d);
+    q = tl_le_put_u32(q, (uint32_t)m->cfg.buckets);
+    q = tl_le_put_u64(q, m->d_updates);
+    tl_le_put_u32(q, (uint32_t)k);
+    tl_buf_append(out, head, sizeof(head));
+    put_changes(m, out, m->o_wq, dense_size(m));
+    for (size_t j = 0; j < k; j++) { /* the last k listed */
+        uint32_t r = m->touched[--m->n_touched];
+        char h[4];
+        tl_le_put_u32(h, r);
+        tl_buf_append(out, h, sizeof(h));
+        put_changes(m, out, (size_t)r * m->d, (size_t)m->d);
+        m->mark[r] = 0;
+    }
+    m->d_updates = 0; /* counted once, in the first part */
+    return 1;
+}
+
+void tl_seq_delta_clear(tl_seq *m)
+{
+    if (!m->sent) return;
+    memcpy(m->sent + m->o_wq, m->w + m->o_wq, dense_size(m) * sizeof(double));
+    while (m->n_touched) {
+        uint32_t r = m->touched[--m->n_touched];
+        memcpy(m->sent + (size_t)r * m->d, m->w + (size_t)r * m->d, (size_t)m->d * sizeof(double));
+        m->mark[r] = 0;
+    }
+    m->d_updates = 0;
+}
+
+/* Calls fn(m, at, change) for every weight a delta changes, in order; -1 (having called
+ * nothing) unless the whole delta is well-formed for m and every weight it makes is
+ * finite. */
+static int delta_walk(const tl_seq *m, const unsigned char *b, size_t len,
+                      void (*fn)(tl_seq *, size_t, double), tl_seq *target)
+{
+    if (len < DELTA_HEAD || tl_wire_frame_format(b, len, "TLSD") != 1 ||
+        tl_le_get_u32(b + 8) != (uint32_t)m->d || tl_le_get_u32(b + 12) != (uint32_t)m->cfg.buckets)
+        return -1;
+    uint64_t updates = tl_le_get_u64(b + 16);
+    uint32_t k = tl_le_get_u32(b + 24);
+    size_t nd = dense_size(m), rows = m->o_wq / (size_t)m->d, row_len = 4 + 8 * (size_t)m->d;
+    if (updates > UINT64_MAX - m->version || k > rows || len != DELTA_HEAD + 8 * nd + k * row_len)
+        return -1;
+    unsigned char *seen = tl_xcalloc(rows, 1); /* a row listed twice is refused */
+    int rc = 0;
+    for (int pass = 0; pass < (fn ? 2 : 1) && !rc; pass++) {
+        const unsigned char *q = b + DELTA_HEAD;
+        for (size_t i = 0; i < nd && !rc; i++, q += 8) {
+            double c = tl_le_get_f64(q);
+            if (!pass && !isfinite(m->w[m->o_wq + i] + c)) rc = -1;
+            if (pass) fn(target, m->o_wq + i, c);
+        }
+        for (uint32_t j = 0; j < k && !rc; j++) {
+            uint32_t r = tl_le_get_u32(q);
+            q += 4;
+            if (!pass && (r >= rows || seen[r]++)) {
+                rc = -1;
+                break;
+            }
+            for (int c = 0; c < m->d && !rc; c++, q += 8) {
+                size_t at = (size_t)r * m->d + c;
+                double ch = tl_le_get_f64(q);
+                if (!pass && !isfinite(m->w[at] + ch)) rc = -1;
+                if (pass) fn(target, at, ch);
+            }
+        }
+    }
+    free(seen);
+    return rc;
+}
+
+int tl_seq_delta_check(const tl_seq *m, const void *data, size_t len)
+{
+    return delta_walk(m, data, len, NULL, NULL);
+}
+
+static void add_change(tl_seq *m, size_t at, double change)
+{
+    m->w[at] += change;
+    if (m->sent) m->sent[at] += change; /* another's: not to be sent again */
+}
+
+int tl_seq_delta_apply(tl_seq *m, const void *data, size_t len)
+{
+    if (delta_walk(m, data, len, add_change, m) != 0) return -1;
+    m->version += tl_le_get_u64((const unsigned char *)data + 16);
+    return 0;
 }

@@ -1,8 +1,10 @@
 /*
  * fuzz_model_share.c -- another instance's model update, read from the model topic
- * (model/model.h, tl_model_share_apply; the FTRL delta inside it: model/ftrl.h).
+ * (model/model.h, tl_model_share_apply; the FTRL delta inside it: model/ftrl.h; the
+ * sequence model's after it: model/seq.h).
  *
- * Input: the record.
+ * Input: the record, applied under model.kind ftrl and then seq (a small sequence model,
+ * dim 4 and 16 buckets, as the seeds' update).
  *
  * Asserted:
  *   - apply returns 0 or -1, and with -1 a message and a model unchanged (no example, no
@@ -28,14 +30,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     fuzz_init();
     fuzz_model_cfg(&mcfg, path, sizeof(path));
+    mcfg.seq_dim = 4; /* model.kind=seq: a small sequence model, as the seeds' update */
+    mcfg.seq_buckets = 16;
     return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void one_kind(const uint8_t *rec, size_t size, int kind)
 {
-    uint8_t *rec = malloc(size ? size : 1);   /* exact size: ASan sees an over-read */
-    memcpy(rec, data, size);
     char err[512] = "";
+    mcfg.kind = kind;
     remove(path);
     tl_model *m = tl_model_new(&mcfg, path, err, sizeof(err));
     FUZZ_CHECK(m != NULL, "a new model: %s", err);
@@ -68,6 +71,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tl_model_destroy(m2);
     }
     tl_model_destroy(m);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint8_t *rec = malloc(size ? size : 1);   /* exact size: ASan sees an over-read */
+    memcpy(rec, data, size);
+    one_kind(rec, size, TL_MODEL_FTRL);
+    one_kind(rec, size, TL_MODEL_SEQ);
     free(rec);
     return 0;
 }

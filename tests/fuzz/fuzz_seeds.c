@@ -665,11 +665,16 @@ static void state_seeds(void)
             fprintf(stderr, "fuzz_seeds: %s\n", err);
             exit(1);
         }
+        tl_model_share_start(sm); /* its update is a model_share seed */
         tl_journey_tp tps[2] = {{.ts = 1000, .type = TL_IMPRESSION, .channel = "search"},
                                 {.ts = 2000, .type = TL_CLICK, .category_id = "c1"}};
         tl_model_learn(sm, NULL, tps, 2, 1, 3000);
         tl_model_learn(sm, NULL, tps, 1, 0, 4000);
         tl_model_checkpoint(sm);
+        tl_buf supd = {0};
+        if (tl_model_share_take(sm, &supd, 1 << 20))
+            seed("model_share", "seq_update", supd.data, supd.len);
+        tl_buf_free(&supd);
         tl_model_destroy(sm);
         bytes = fuzz_read_file(seq_path, &n);
         if (bytes) seed("model_checkpoint", "seq", bytes, n);

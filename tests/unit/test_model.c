@@ -1833,18 +1833,25 @@ static void seq_order(tl_journey_tp *t, int display_first, int64_t at, uint64_t 
     t[1] = mktp("b", TL_IMPRESSION, newer, -1, display_first ? "search" : "display", NULL, -1, -1);
 }
 
-static void test_seq_kind(void **state)
+/* A small sequence model (model.kind=seq) for the tests, warm after `warmup` examples. */
+static tl_model_cfg seq_cfg(int warmup)
 {
-    (void)state;
-    char path[512], bad[512], err[512];
-    checkpoint_paths(path, bad, sizeof(path));
     tl_model_cfg mc = fx_model_cfg();
     mc.kind = TL_MODEL_SEQ;
     mc.seq_dim = 8;
     mc.seq_buckets = 64;
     mc.seq_lr = 0.1;
     mc.seq_l2 = 0;
-    mc.warmup_examples = 50;
+    mc.warmup_examples = warmup;
+    return mc;
+}
+
+static void test_seq_kind(void **state)
+{
+    (void)state;
+    char path[512], bad[512], err[512];
+    checkpoint_paths(path, bad, sizeof(path));
+    tl_model_cfg mc = seq_cfg(50);
     tl_model *m = model_new_at(&mc, path);
     tl_journey_tp t[2];
     uint64_t s = 5;
@@ -1909,6 +1916,99 @@ static void test_seq_kind(void **state)
     tl_arena_destroy(a);
 }
 
+/* Learns one example and returns the logit of the prediction it was scored with, read
+ * from the examples' export. */
+static double learn_logit(tl_model *m, const tl_journey_tp *t, int n, int label, int64_t at)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    tl_model_export_examples(m, f);
+    tl_model_learn(m, NULL, t, n, label, at);
+    tl_model_export_examples(m, NULL);
+    rewind(f);
+    char head[64];
+    long long ts;
+    int y;
+    double w, p;
+    if (!fgets(head, sizeof(head), f) || fscanf(f, "%lld,%d,%lf,%lf,", &ts, &y, &w, &p) != 4)
+        fail_msg("no exported example");
+    fclose(f);
+    return log(p / (1 - p));
+}
+
+/* model.kind=seq shared: two instances learn from their own examples and add each other's
+ * updates (in parts); both then hold the same model (FTRL's weights and the attention
+ * step's), so they predict alike, and not as either did alone. An update from a
+ * sequence model of other sizes is refused, the model unchanged; an instance with
+ * model.kind=ftrl takes the FTRL part of a sequence model's update. */
+static void test_seq_share(void **state)
+{
+    (void)state;
+    char err[256];
+    tl_model_cfg mc = seq_cfg(10);
+    tl_model *m1 = model_new(&mc), *m2 = model_new(&mc), *alone = model_new(&mc);
+    tl_model_share_start(m1);
+    tl_model_share_start(m2);
+    tl_journey_tp t[2];
+    uint64_t s = 11;
+    int64_t at = 1700000000000LL;
+    for (int i = 0; i < 1200; i++) { /* m1 and alone learn the same; m2 others */
+        int first = (int)(rng(&s) & 1);
+        seq_order(t, first, at, &s);
+        tl_model_learn(i % 2 ? m2 : m1, NULL, t, 2, first, at);
+        if (!(i % 2)) tl_model_learn(alone, NULL, t, 2, first, at);
+    }
+    tl_buf parts1[256], parts2[256];
+    int n1 = 0, n2 = 0;
+    while (n1 < 256 && (parts1[n1] = (tl_buf){0}, tl_model_share_take(m1, &parts1[n1], 4096))) n1++;
+    while (n2 < 256 && (parts2[n2] = (tl_buf){0}, tl_model_share_take(m2, &parts2[n2], 4096))) n2++;
+    assert_true(n1 > 1 && n2 > 1 && n1 < 256 && n2 < 256);
+
+    /* refused: an update of a sequence model with another dim; an FTRL instance takes it */
+    tl_model_cfg other = mc;
+    other.seq_dim = 4;
+    tl_model *small = model_new(&other);
+    uint64_t v0 = report(small).version;
+    assert_int_equal(
+        tl_model_share_apply(small, parts1[0].data, parts1[0].len, 0, err, sizeof(err)), -1);
+    assert_int_equal(report(small).shared_bad, 1);
+    assert_int_equal(report(small).version, v0);
+    tl_model_cfg fc = mc;
+    fc.kind = TL_MODEL_FTRL;
+    tl_model *ftrl = model_new(&fc);
+    for (int i = 0; i < n1; i++)
+        if (tl_model_share_apply(ftrl, parts1[i].data, parts1[i].len, i, err, sizeof(err)) != 0)
+            fail_msg("an ftrl instance applies part %d: %s", i, err);
+    assert_int_equal(report(ftrl).version, 600);
+
+    for (int i = 0; i < n2; i++)
+        if (tl_model_share_apply(m1, parts2[i].data, parts2[i].len, i, err, sizeof(err)) != 0)
+            fail_msg("m1 applies part %d of m2's update: %s", i, err);
+    for (int i = 0; i < n1; i++)
+        if (tl_model_share_apply(m2, parts1[i].data, parts1[i].len, i, err, sizeof(err)) != 0)
+            fail_msg("m2 applies part %d of m1's update: %s", i, err);
+    assert_int_equal(report(m1).version, 1200);
+    assert_int_equal(report(m2).version, 1200);
+
+    /* the same prediction for the next examples (each made with the last weights, which
+     * the updates share; the averaged weights the credits use are each instance's own) */
+    for (int order = 0; order < 2; order++) {
+        seq_order(t, order, at, &s);
+        double z1 = learn_logit(m1, t, 2, order, at), z2 = learn_logit(m2, t, 2, order, at),
+               z0 = learn_logit(alone, t, 2, order, at);
+        fx_near(z1, z2, 1e-9, "the logit of m1 against m2's");
+        if (!(fabs(z1 - z0) > 1e-3))
+            fail_msg("shared %.9f, alone %.9f: the updates changed nothing", z1, z0);
+    }
+    for (int i = 0; i < n1; i++) tl_buf_free(&parts1[i]);
+    for (int i = 0; i < n2; i++) tl_buf_free(&parts2[i]);
+    tl_model_destroy(m1);
+    tl_model_destroy(m2);
+    tl_model_destroy(alone);
+    tl_model_destroy(small);
+    tl_model_destroy(ftrl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1927,6 +2027,7 @@ int main(void)
         FX_TMPDIR_TEST(test_checkpoint_truncated),
         FX_TMPDIR_TEST(test_checkpoint_window_start),
         FX_TMPDIR_TEST(test_seq_kind),
+        cmocka_unit_test(test_seq_share),
         cmocka_unit_test(test_markov_abort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
