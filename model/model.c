@@ -1209,7 +1209,7 @@ int tl_model_share_take(tl_model *m, tl_buf *out, size_t max_bytes)
     size_t rows = (max_bytes - 12 - sent - 24) / 20;
     if (m->seq) rows /= 2; /* half of what is left for the sequence model's rows */
     if (!tl_ftrl_delta_take(m->ftrl, out, rows)) tl_ftrl_delta_put_empty(m->ftrl, out);
-    if (m->seq) { /* its delta after the FTRL model's (tl_model_share_apply) */
+    if (m->seq && tl_seq_delta_pending(m->seq)) { /* after the FTRL model's delta */
         size_t used = out->len - start, row = 4 + 8 * (size_t)m->cfg.seq_dim,
                dense = 32 + 8 * (2 * (size_t)m->cfg.seq_dim * (m->cfg.seq_dim + 1) + 2);
         size_t left = max_bytes > used + dense ? max_bytes - used - dense : 0;
@@ -1257,12 +1257,15 @@ int tl_model_share_apply(tl_model *m, const void *data, size_t len, int64_t offs
     }
     size_t off = 12 + (size_t)n * SHARE_ROW;
     /* the FTRL model's delta, then, from an instance with model.kind=seq, the sequence
-     * model's (an instance without one takes only the first) */
+     * model's (an instance without one takes only the first, if the second is one) */
     size_t flen = tl_ftrl_delta_len(p + off, len - off);
     const unsigned char *sq = p + off + flen;
     size_t slen = flen ? len - off - flen : 0;
     int64_t updates = -1;
-    if (!flen || (slen && m->seq && tl_seq_delta_check(m->seq, sq, slen) != 0) ||
+    if (!flen ||
+        (slen &&
+         (m->seq ? tl_seq_delta_check(m->seq, sq, slen) != 0
+                 : tl_wire_frame_format(sq, slen, "TLSD") != 1)) ||
         (updates = tl_ftrl_delta_apply(m->ftrl, p + off, flen)) < 0) {
         snprintf(err, errlen, "model update: the weights' delta does not decode for this model");
         m->rep.shared_bad++;
