@@ -164,6 +164,10 @@ tl_seq *tl_seq_decode(const void *data, size_t len, const tl_seq_cfg *cfg, char 
         }
         (i < m->n_w ? m->w : m->acc)[i % m->n_w] = x;
     }
+    if (cfg->residual) { /* a state learned without: its own part goes */
+        memset(m->w + m->o_u, 0, (size_t)m->d * sizeof(double));
+        m->w[m->o_b] = 0;
+    }
     return m;
 }
 
