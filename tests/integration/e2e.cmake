@@ -40,6 +40,10 @@ if(COMMAND tally_kafka_test)
   tally_kafka_test(NAME integration.rollup_topic
     COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_rollup_topic.py
     TIMEOUT 900)
+  # model.kind=seq across two instances: the attention step's updates, the same weights
+  tally_kafka_test(NAME integration.model_share_seq
+    COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_model_share_seq.py
+    TIMEOUT 600)
 else()
   message(STATUS "tally: integration.e2e_kafka not added (tests/integration/integration.cmake "
                  "was not included before e2e.cmake)")
