@@ -105,9 +105,7 @@ void tl_seq_free(tl_seq *m)
     if (!m) return;
     free(m->w);
     free(m->acc);
-    free(m->sent);
-    free(m->touched);
-    free(m->mark);
+    free(m->sent); /* one block with touched and mark */
     free(m);
 }
 
@@ -520,10 +518,11 @@ int tl_seq_delta_track(tl_seq *m)
 {
     if (m->sent) return 0;
     size_t rows = m->o_wq / (size_t)m->d;
-    m->sent = tl_xmalloc(m->n_w * sizeof(double));
+    /* one block: sent (n_w), touched (rows), mark (rows) */
+    m->sent = tl_xcalloc(1, m->n_w * sizeof(double) + rows * (sizeof(*m->touched) + 1));
     memcpy(m->sent, m->w, m->n_w * sizeof(double));
-    m->touched = tl_xmalloc(rows * sizeof(*m->touched));
-    m->mark = tl_xcalloc(rows, 1);
+    m->touched = (uint32_t *)(m->sent + m->n_w);
+    m->mark = (unsigned char *)(m->touched + rows);
     m->n_touched = 0;
     m->d_updates = 0;
     return 0;
