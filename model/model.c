@@ -1210,10 +1210,8 @@ int tl_model_share_take(tl_model *m, tl_buf *out, size_t max_bytes)
     if (m->seq) rows /= 2; /* half of what is left for the sequence model's rows */
     if (!tl_ftrl_delta_take(m->ftrl, out, rows)) tl_ftrl_delta_put_empty(m->ftrl, out);
     if (m->seq && tl_seq_delta_pending(m->seq)) { /* after the FTRL model's delta */
-        size_t used = out->len - start, row = 4 + 8 * (size_t)m->cfg.seq_dim,
-               dense = 32 + 8 * (2 * (size_t)m->cfg.seq_dim * (m->cfg.seq_dim + 1) + 2);
-        size_t left = max_bytes > used + dense ? max_bytes - used - dense : 0;
-        tl_seq_delta_take(m->seq, out, left / row);
+        size_t used = out->len - start;
+        tl_seq_delta_take(m->seq, out, max_bytes > used ? max_bytes - used : 0);
     }
     return 1;
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ftrl.h" /* tl_sigmoid */
 #include "journey_features.h"
 #include "lib/rng.h"
 #include "lib/util.h"
@@ -60,8 +61,6 @@ struct tl_seq_grow_state {
     double *num, *den;
     unsigned char *in;
 };
-
-static double sigmoid(double z) { return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); }
 
 tl_seq *tl_seq_new(const tl_seq_cfg *cfg, char *err, size_t errlen)
 {
@@ -300,7 +299,7 @@ void tl_seq_table(const tl_seq_pass *p, double offset, double *v)
         }
         v[mask] = v[rest] + p->r[h] + num / den;
     }
-    for (uint64_t mask = 0; mask < all; mask++) v[mask] = sigmoid(offset + v[mask]);
+    for (uint64_t mask = 0; mask < all; mask++) v[mask] = tl_sigmoid(offset + v[mask]);
 }
 
 tl_seq_grow_state *tl_seq_grow_init(const tl_seq_pass *p)
@@ -364,7 +363,7 @@ void tl_seq_game_fn(void *arg, const uint64_t *masks, int count, double *v)
             for (uint64_t r = m; r; r &= r - 1) logit = tl_seq_grow(gm->g, __builtin_ctzll(r));
         }
         gm->last = m;
-        v[k] = sigmoid(gm->offset + logit);
+        v[k] = tl_sigmoid(gm->offset + logit);
     }
 }
 
@@ -476,7 +475,7 @@ double tl_seq_learn(tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double o
     int d = m->d;
     double own = tl_seq_logit(p, n >= 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1);
     if (logit) *logit = own;
-    double pred = sigmoid(offset + own);
+    double pred = tl_sigmoid(offset + own);
     double dl = weight * (pred - (label ? 1 : 0));
     double dense[2 * 64 * 64 + 2 * 64 + 2];
     size_t nd = dense_size(m);
@@ -540,9 +539,11 @@ static void put_changes(tl_seq *m, tl_buf *out, size_t at, size_t n)
     }
 }
 
-int tl_seq_delta_take(tl_seq *m, tl_buf *out, size_t max_rows)
+int tl_seq_delta_take(tl_seq *m, tl_buf *out, size_t max_bytes)
 {
     if (!m->sent) return 0;
+    size_t fixed = DELTA_HEAD + 8 * dense_size(m), row = 4 + 8 * (size_t)m->d;
+    size_t max_rows = max_bytes > fixed ? (max_bytes - fixed) / row : 0;
     size_t k = m->n_touched < max_rows ? m->n_touched : max_rows;
     char head[DELTA_HEAD], *q = tl_wire_w_frame(head, "TLSD", 1);
     q = tl_le_put_u32(q, (uint32_t)m->d);

@@ -125,8 +125,8 @@ tl_seq *tl_seq_decode(const void *data, size_t len, const tl_seq_cfg *cfg, char 
  *     u32 dim, u32 buckets, u64 examples learned since the last take, u32 k,
  *     the dense weights' changes (f64 each: Wq, Wk, u, g, b, sink),
  *     k rows: u32 row, then its d changes (f64 each),
- * with at most max_rows of the embedding rows learned since (the rest stay for the next
- * take). tl_seq_delta_apply adds another instance's delta to the weights (AdaGrad's sums
+ * with as many of the embedding rows learned since as fit in max_bytes (the rest stay for
+ * the next take). tl_seq_delta_apply adds another instance's delta to the weights (AdaGrad's sums
  * stay each instance's own); tl_seq_delta_check says whether a delta would apply, without
  * changing anything (apply checks it too). tl_seq_delta_clear forgets what was learned
  * since the last take (it is not sent); tl_seq_delta_pending whether anything was learned
@@ -134,7 +134,7 @@ tl_seq *tl_seq_decode(const void *data, size_t len, const tl_seq_cfg *cfg, char 
  * tracking), check and apply 0, or -1 for bytes that are not a delta for this model. */
 int tl_seq_delta_track(tl_seq *m);
 int tl_seq_delta_pending(const tl_seq *m);
-int tl_seq_delta_take(tl_seq *m, struct tl_buf *out, size_t max_rows);
+int tl_seq_delta_take(tl_seq *m, struct tl_buf *out, size_t max_bytes);
 void tl_seq_delta_clear(tl_seq *m);
 int tl_seq_delta_check(const tl_seq *m, const void *data, size_t len);
 int tl_seq_delta_apply(tl_seq *m, const void *data, size_t len);
