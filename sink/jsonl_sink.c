@@ -8,7 +8,7 @@
  * not silent loss).
  */
 #include "sinks.h"
-#include "avro_out.h"
+#include "sink_avro.h"
 #include "lib/json.h"
 #include "lib/util.h"
 
@@ -217,30 +217,24 @@ tl_sink *tl_jsonl_sink_new(FILE *out)
 static tl_rc avro_interest(void *ctx, const tl_interest_delta *d)
 {
     sink_state *s = ctx;
-    tl_buf_clear(&s->buf);
-    tl_avro_put_interest(&s->buf, s->ids[0], d);
+    tl_sink_avro_interest(&s->base, &s->buf, s->ids[0], d);
     s->base.counts.bytes += s->buf.len;
-    s->base.counts.interest++;
     return TL_OK;
 }
 
 static tl_rc avro_attribution(void *ctx, const tl_attribution *r)
 {
     sink_state *s = ctx;
-    tl_buf_clear(&s->buf);
-    tl_avro_put_attribution(&s->buf, s->ids[1], r);
+    tl_sink_avro_attribution(&s->base, &s->buf, s->ids[1], r);
     s->base.counts.bytes += s->buf.len;
-    tl_sink_count_attribution(&s->base.counts, r);
     return TL_OK;
 }
 
 static tl_rc avro_credit(void *ctx, const tl_credit_delta *c)
 {
     sink_state *s = ctx;
-    tl_buf_clear(&s->buf);
-    tl_avro_put_credit(&s->buf, s->ids[2], c);
+    tl_sink_avro_credit(&s->base, &s->buf, s->ids[2], c);
     s->base.counts.bytes += s->buf.len;
-    s->base.counts.credit++;
     return TL_OK;
 }
 

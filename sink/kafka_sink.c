@@ -16,7 +16,7 @@
  * there too (it is served from rd_kafka_poll/flush), so the counters need no lock.
  */
 #include "sinks.h"
-#include "avro_out.h"
+#include "sink_avro.h"
 #include "rollup_agg.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -151,9 +151,7 @@ static tl_rc produce(kafka_sink *s, const char *topic, const void *key, size_t k
 static tl_rc ks_interest(void *ctx, const tl_interest_delta *d)
 {
     kafka_sink *s = ctx;
-    tl_buf_clear(&s->buf);
-    tl_avro_put_interest(&s->buf, s->o.id_interest, d);
-    s->base.counts.interest++;
+    tl_sink_avro_interest(&s->base, &s->buf, s->o.id_interest, d);
     return produce(s, s->o.topic_interest, d->user_id, strlen(d->user_id), s->buf.data, s->buf.len,
                    NULL);
 }
@@ -161,9 +159,7 @@ static tl_rc ks_interest(void *ctx, const tl_interest_delta *d)
 static tl_rc ks_attribution(void *ctx, const tl_attribution *r)
 {
     kafka_sink *s = ctx;
-    tl_buf_clear(&s->buf);
-    tl_avro_put_attribution(&s->buf, s->o.id_attribution, r);
-    tl_sink_count_attribution(&s->base.counts, r);
+    tl_sink_avro_attribution(&s->base, &s->buf, s->o.id_attribution, r);
     for (int i = 0; i < s->n_ru; i++) tl_rollup_add(s->ru[i], r);
     return produce(s, s->o.topic_attribution, r->user_id, strlen(r->user_id), s->buf.data,
                    s->buf.len, NULL);
@@ -228,9 +224,7 @@ static tl_rc ks_credit(void *ctx, const tl_credit_delta *c)
     kafka_sink *s = ctx;
     char key[512];
     int n = snprintf(key, sizeof(key), "%s:%s", tl_dim_name(c->dim), c->dim_id);
-    tl_buf_clear(&s->buf);
-    tl_avro_put_credit(&s->buf, s->o.id_credit, c);
-    s->base.counts.credit++;
+    tl_sink_avro_credit(&s->base, &s->buf, s->o.id_credit, c);
     for (int i = 0; i < s->n_ru; i++) tl_rollup_add_credit_delta(s->ru[i], c);
     return produce(s, s->o.topic_credit, key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1,
                    s->buf.data, s->buf.len, NULL);
