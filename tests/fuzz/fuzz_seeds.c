@@ -58,6 +58,14 @@ static void make_dir(const char *path)
     }
 }
 
+/* Stops the program when ok is 0, with err as the reason. */
+static void must(int ok, const char *err)
+{
+    if (ok) return;
+    fprintf(stderr, "fuzz_seeds: %s\n", err);
+    exit(1);
+}
+
 /* Writes OUTDIR/harness/seed-NNN-what. */
 static void seed(const char *harness, const char *what, const void *data, size_t n)
 {
@@ -87,6 +95,15 @@ static void seedf(const char *harness, const void *data, size_t n, const char *f
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
     seed(harness, what, data, n);
+}
+
+/* The file at path as a seed, when it can be read. */
+static void seed_file(const char *harness, const char *what, const char *path)
+{
+    size_t n;
+    char *bytes = fuzz_read_file(path, &n);
+    if (bytes) seed(harness, what, bytes, n);
+    free(bytes);
 }
 
 /* One seed per text, named <prefix><i>. */
@@ -346,10 +363,7 @@ static void codec_seeds(void)
     fuzz_write_schema_dir(dir);
     tl_schema_store_opts o = {.dir = dir};
     tl_schema_store *store = tl_schema_store_new(&o, err, sizeof(err));
-    if (!store) {
-        fprintf(stderr, "fuzz_seeds: %s\n", err);
-        exit(1);
-    }
+    must(store != NULL, err);
     /* The readers in fuzz_codec's order: the product's, then fuzz_schemas[] readers. */
     int32_t rid[8];
     tl_codec *rc[8];
@@ -601,31 +615,20 @@ static void state_seeds(void)
     char state_dir[1100], err[512];
     snprintf(state_dir, sizeof(state_dir), "%s/state", fuzz_tmpdir());
     tl_config *c = tl_config_new(tl_app_config);
-    if (tl_config_set(c, "state.dir", state_dir, "seeds", err, sizeof(err)) != 0 ||
-        tl_config_set(c, "markov.window.ms", "600000", "seeds", err, sizeof(err)) != 0) {
-        fprintf(stderr, "fuzz_seeds: %s\n", err);
-        exit(1);
-    }
+    must(tl_config_set(c, "state.dir", state_dir, "seeds", err, sizeof(err)) == 0 &&
+             tl_config_set(c, "markov.window.ms", "600000", "seeds", err, sizeof(err)) == 0,
+         err);
     tl_pipeline p;
-    if (tl_pipeline_init(&p, c, state_dir, err, sizeof(err)) != 0) {
-        fprintf(stderr, "fuzz_seeds: %s\n", err);
-        exit(1);
-    }
+    must(tl_pipeline_init(&p, c, state_dir, err, sizeof(err)) == 0, err);
     tl_model_share_start(p.model);   /* for the model_share seeds below */
     tl_sink *sink = tl_avro_sink_new(2, 3, 4);
     tl_store *s = tl_store_open(state_dir, 0, 1 << 20, err, sizeof(err));
-    if (!s) {
-        fprintf(stderr, "fuzz_seeds: %s\n", err);
-        exit(1);
-    }
+    must(s != NULL, err);
     /* Empty model checkpoint (a new model), then one after the events. */
     tl_model_checkpoint(p.model);
     char model_path[1200];
     snprintf(model_path, sizeof(model_path), "%s/model.bin", state_dir);
-    size_t n;
-    char *bytes = fuzz_read_file(model_path, &n);
-    if (bytes) seed("model_checkpoint", "new", bytes, n);
-    free(bytes);
+    seed_file("model_checkpoint", "new", model_path);
 
     const char *ids[MAX_EVENTS];
     int n_ids = 0;
@@ -643,15 +646,10 @@ static void state_seeds(void)
         if (!known) ids[n_ids++] = ev->user_id;
         tl_arena_reset(&arena);
     }
-    if (tl_store_flush(s, 1, err, sizeof(err)) != 0) {
-        fprintf(stderr, "fuzz_seeds: %s\n", err);
-        exit(1);
-    }
+    must(tl_store_flush(s, 1, err, sizeof(err)) == 0, err);
     tl_model_tick(p.model, events[n_events - 4].ts + 3600 * 1000, &arena, sink);
     tl_model_checkpoint(p.model);
-    bytes = fuzz_read_file(model_path, &n);
-    if (bytes) seed("model_checkpoint", "trained", bytes, n);
-    free(bytes);
+    seed_file("model_checkpoint", "trained", model_path);
     /* a sequence model's checkpoint (model.kind=seq, dim 4, 16 buckets: as the harness) */
     {
         tl_model_cfg mc = *tl_model_cfg_of(p.model);
@@ -661,10 +659,7 @@ static void state_seeds(void)
         char seq_path[1200];
         snprintf(seq_path, sizeof(seq_path), "%s/seq-model.bin", fuzz_tmpdir());
         tl_model *sm = tl_model_new(&mc, seq_path, err, sizeof(err));
-        if (!sm) {
-            fprintf(stderr, "fuzz_seeds: %s\n", err);
-            exit(1);
-        }
+        must(sm != NULL, err);
         tl_model_share_start(sm); /* its update is a model_share seed */
         tl_journey_tp tps[2] = {{.ts = 1000, .type = TL_IMPRESSION, .channel = "search"},
                                 {.ts = 2000, .type = TL_CLICK, .category_id = "c1"}};
@@ -676,9 +671,7 @@ static void state_seeds(void)
             seed("model_share", "seq_update", supd.data, supd.len);
         tl_buf_free(&supd);
         tl_model_destroy(sm);
-        bytes = fuzz_read_file(seq_path, &n);
-        if (bytes) seed("model_checkpoint", "seq", bytes, n);
-        free(bytes);
+        seed_file("model_checkpoint", "seq", seq_path);
     }
     /* the model updates those events made: whole, and a part of a larger one */
     tl_buf upd = {0};
@@ -1020,10 +1013,7 @@ static void markov_share_seeds(void)
     tl_mk_share_cfg cfg = {.order = 1, .window_ms = 3600000, .n_inputs = 2};
     tl_mk_share *s = tl_mk_share_new(&cfg);
     char err[256];
-    if (tl_mk_share_add(s, b.data + 1, b.len - 1, err, sizeof(err)) != 0) {
-        fprintf(stderr, "fuzz_seeds: %s\n", err);
-        exit(1);
-    }
+    must(tl_mk_share_add(s, b.data + 1, b.len - 1, err, sizeof(err)) == 0, err);
     tl_mk_share_close(s, ignore_delta, NULL);
     tl_buf_clear(&b);
     tl_buf_putc(&b, 1 | 1 << 1);   /* a state, 2 input partitions */

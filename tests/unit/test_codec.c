@@ -402,29 +402,18 @@ static void set_null(avro_value_t *rec, const char *name)
     assert_int_equal(avro_value_set_null(&f), 0);
 }
 
-static void set_long(avro_value_t *rec, const char *name, int64_t v)
-{
-    avro_value_t f = field_for(rec, name, AVRO_INT64);
-    assert_int_equal(avro_value_set_long(&f, v), 0);
-}
-
-static void set_int(avro_value_t *rec, const char *name, int32_t v)
-{
-    avro_value_t f = field_for(rec, name, AVRO_INT32);
-    assert_int_equal(avro_value_set_int(&f, v), 0);
-}
-
-static void set_double(avro_value_t *rec, const char *name, double v)
-{
-    avro_value_t f = field_for(rec, name, AVRO_DOUBLE);
-    assert_int_equal(avro_value_set_double(&f, v), 0);
-}
-
-static void set_float(avro_value_t *rec, const char *name, float v)
-{
-    avro_value_t f = field_for(rec, name, AVRO_FLOAT);
-    assert_int_equal(avro_value_set_float(&f, v), 0);
-}
+/* set_<kind>(rec, name, v): the field (its branch of Avro type t) set to v by setter. */
+#define NUMBER_SETTER(kind, ctype, t, setter)                                                      \
+    static void set_##kind(avro_value_t *rec, const char *name, ctype v)                           \
+    {                                                                                              \
+        avro_value_t f = field_for(rec, name, t);                                                  \
+        assert_int_equal(setter(&f, v), 0);                                                        \
+    }
+NUMBER_SETTER(long, int64_t, AVRO_INT64, avro_value_set_long)
+NUMBER_SETTER(int, int32_t, AVRO_INT32, avro_value_set_int)
+NUMBER_SETTER(double, double, AVRO_DOUBLE, avro_value_set_double)
+NUMBER_SETTER(float, float, AVRO_FLOAT, avro_value_set_float)
+#undef NUMBER_SETTER
 
 static void set_enum(avro_value_t *rec, const char *name, const char *symbol)
 {
@@ -449,6 +438,16 @@ static void wr_begin(writer_rec *w, int32_t id)
     assert_int_equal(avro_generic_value_new(w->iface, &w->v), 0);
 }
 
+/* The Confluent frame of schema id in h[0..5): magic byte 0, then the id big-endian. */
+static void frame_of(uint8_t *h, int32_t id)
+{
+    h[0] = 0;
+    h[1] = (uint8_t)(id >> 24);
+    h[2] = (uint8_t)(id >> 16);
+    h[3] = (uint8_t)(id >> 8);
+    h[4] = (uint8_t)id;
+}
+
 /* Serialises the record with avro-c, framed with id, into out (replacing it). */
 static void wr_finish(writer_rec *w, int32_t id, tl_buf *out)
 {
@@ -456,11 +455,7 @@ static void wr_finish(writer_rec *w, int32_t id, tl_buf *out)
     assert_int_equal(avro_value_sizeof(&w->v, &size), 0);
     tl_buf_clear(out);
     tl_buf_reserve(out, size + 5);
-    out->data[0] = 0;
-    out->data[1] = (char)(id >> 24);
-    out->data[2] = (char)(id >> 16);
-    out->data[3] = (char)(id >> 8);
-    out->data[4] = (char)id;
+    frame_of((uint8_t *)out->data, id);
     avro_writer_t aw = avro_writer_memory(out->data + 5, (int64_t)size);
     assert_int_equal(avro_value_write(aw, &w->v), 0);
     assert_int_equal(avro_writer_tell(aw), (int64_t)size);
@@ -477,24 +472,18 @@ static int wr_has(const writer_rec *w, const char *name)
 }
 
 /* The optional event fields: written when the writer schema has them, a NULL string or
- * a number the event does not have as null. */
+ * a number the event does not have as null. opt_number: 1 when the caller is to set the
+ * number, after it has set null where the event has none. */
 static void opt_str(writer_rec *w, const char *name, const char *v)
 {
     if (wr_has(w, name)) set_str(&w->v, name, v);
 }
 
-static void opt_int(writer_rec *w, const char *name, int has, int32_t v)
+static int opt_number(writer_rec *w, const char *name, int has)
 {
-    if (!wr_has(w, name)) return;
-    if (has) set_int(&w->v, name, v);
-    else set_null(&w->v, name);
-}
-
-static void opt_double(writer_rec *w, const char *name, int has, double v)
-{
-    if (!wr_has(w, name)) return;
-    if (has) set_double(&w->v, name, v);
-    else set_null(&w->v, name);
+    if (!wr_has(w, name)) return 0;
+    if (!has) set_null(&w->v, name);
+    return has;
 }
 
 /* ev written by avro-c with writer schema id, framed, into out (replacing it). The
@@ -510,9 +499,10 @@ static void avro_c_event(int32_t id, const tl_event *ev, tl_buf *out)
     set_long(&w.v, "ts", ev->ts);
     opt_str(&w, "category_id", ev->category_id);
     opt_str(&w, "channel", ev->channel);
-    opt_int(&w, "dwell_ms", ev->has_dwell, ev->dwell_ms);
-    opt_double(&w, "value", ev->has_value, ev->value);
-    opt_double(&w, "propensity", ev->has_propensity, ev->propensity);
+    if (opt_number(&w, "dwell_ms", ev->has_dwell)) set_int(&w.v, "dwell_ms", ev->dwell_ms);
+    if (opt_number(&w, "value", ev->has_value)) set_double(&w.v, "value", ev->value);
+    if (opt_number(&w, "propensity", ev->has_propensity))
+        set_double(&w.v, "propensity", ev->propensity);
     wr_finish(&w, id, out);
 }
 
@@ -862,7 +852,8 @@ static const struct {
 static void framed(tl_buf *b, int32_t id, const void *body, size_t n)
 {
     tl_buf_clear(b);
-    uint8_t h[5] = {0, (uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id};
+    uint8_t h[5];
+    frame_of(h, id);
     tl_buf_append(b, h, 5);
     tl_buf_append(b, body, n);
 }
@@ -1039,11 +1030,7 @@ static void test_random_inputs(void **state)
     for (int i = 0; i < 30000; i++) {
         size_t len = 5 + next_rand() % 120;
         int32_t id = ids[next_rand() % (sizeof(ids) / sizeof(ids[0]))];
-        buf[0] = 0;
-        buf[1] = (uint8_t)(id >> 24);
-        buf[2] = (uint8_t)(id >> 16);
-        buf[3] = (uint8_t)(id >> 8);
-        buf[4] = (uint8_t)id;
+        frame_of(buf, id);
         for (size_t k = 5; k < len; k++) {
             uint64_t r = next_rand();
             /* Mostly small bytes, so lengths and indexes are often plausible. */
@@ -1311,9 +1298,30 @@ static void test_fast_path_matches_generic(void **state)
     tl_arena_destroy(&gen);
 }
 
-/* A record of NARROW_READER written by avro-c, with its non-event fields set. */
-static void narrow_record(tl_buf *out, tl_arena *gen)
+/* A record of DEFAULTS_READER written by avro-c, with the non-event boolean set (as only
+ * avro-c can write it) in most; i picks the type and which optional fields are null. */
+static void defaults_record(tl_buf *out, tl_arena *gen, int i)
 {
+    writer_rec w;
+    wr_begin(&w, ID_DEFAULTS);
+    set_str(&w.v, "event_id", rand_string(gen));
+    set_str(&w.v, "user_id", rand_string(gen));
+    set_str(&w.v, "item_id", rand_string(gen));
+    set_enum(&w.v, "type", tl_event_type_name((tl_event_type)(i % 6)));
+    set_long(&w.v, "ts", pick_i64());
+    set_str(&w.v, "channel", i % 4 ? rand_string(gen) : NULL);
+    if (i % 3) set_double(&w.v, "propensity", pick_double());
+    else set_null(&w.v, "propensity");
+    avro_value_t f = field_for(&w.v, "flag", i % 5 ? AVRO_BOOLEAN : AVRO_NULL);
+    if (i % 5) assert_int_equal(avro_value_set_boolean(&f, i % 2), 0);
+    else assert_int_equal(avro_value_set_null(&f), 0);
+    wr_finish(&w, ID_DEFAULTS, out);
+}
+
+/* A record of NARROW_READER written by avro-c, with its non-event fields set. */
+static void narrow_record(tl_buf *out, tl_arena *gen, int i)
+{
+    (void)i;
     static const char *const syms[] = {"PURCHASE", "ADD_TO_CART", "FAVORITE",
                                        "CLICK",    "BROWSE",      "IMPRESSION"};
     writer_rec w;
@@ -1348,42 +1356,49 @@ static void narrow_record(tl_buf *out, tl_arena *gen)
     wr_finish(&w, ID_NARROW, out);
 }
 
+/* A generated event made to fit NARROW_READER: an int ts, a category, dwell_ms and a
+ * propensity. */
+static void narrow_fit(tl_event *ev, tl_arena *gen)
+{
+    if (ev->ts < INT32_MIN || ev->ts > INT32_MAX) ev->ts = (int32_t)ev->ts;
+    ev->category_id = rand_string(gen);   /* not nullable in this reader */
+    ev->has_dwell = ev->has_propensity = 1;
+}
+
+/* 300 records through diff_record with c, reading schema id: for odd i a generated event
+ * (made to fit by fit, when given) encoded by the codec, for even i one avro-c writes
+ * (avro_c_rec); then c takes the fast path for id. */
+static void diff_reader(tl_codec *c, int32_t id, void (*fit)(tl_event *, tl_arena *),
+                        void (*avro_c_rec)(tl_buf *, tl_arena *, int), diff_stats *st)
+{
+    tl_arena gen;
+    tl_arena_init(&gen, 4096);
+    tl_buf b = {0};
+    for (int i = 0; i < 300; i++) {
+        if (i % 2) {
+            tl_event ev = gen_event(i, &gen);
+            if (fit) fit(&ev, &gen);
+            tl_buf_clear(&b);
+            assert_int_equal(tl_codec_encode_event(c, id, &ev, &b), 0);
+        } else {
+            avro_c_rec(&b, &gen, i);
+        }
+        diff_record(c, &b, st);
+        tl_arena_reset(&gen);
+        tl_arena_reset(&arena);
+    }
+    assert_true(tl_codec_uses_fast_path(c, id));
+    tl_buf_free(&b);
+    tl_arena_destroy(&gen);
+}
+
 static void test_fast_path_other_readers(void **state)
 {
     /* Readers of other shapes take the fast path for their own schema, and agree with
      * the generic path on valid and corrupted records. */
     diff_stats st = {0};
-    tl_arena gen;
-    tl_arena_init(&gen, 4096);
-    tl_buf b = {0};
-
     tl_codec *dc = codec_for("22-defaults.avsc");
-    for (int i = 0; i < 300; i++) {
-        if (i % 2) {
-            tl_event ev = gen_event(i, &gen);
-            tl_buf_clear(&b);
-            assert_int_equal(tl_codec_encode_event(dc, ID_DEFAULTS, &ev, &b), 0);
-        } else {   /* the non-event boolean set, as only avro-c can write it */
-            writer_rec w;
-            wr_begin(&w, ID_DEFAULTS);
-            set_str(&w.v, "event_id", rand_string(&gen));
-            set_str(&w.v, "user_id", rand_string(&gen));
-            set_str(&w.v, "item_id", rand_string(&gen));
-            set_enum(&w.v, "type", tl_event_type_name((tl_event_type)(i % 6)));
-            set_long(&w.v, "ts", pick_i64());
-            set_str(&w.v, "channel", i % 4 ? rand_string(&gen) : NULL);
-            if (i % 3) set_double(&w.v, "propensity", pick_double());
-            else set_null(&w.v, "propensity");
-            avro_value_t f = field_for(&w.v, "flag", i % 5 ? AVRO_BOOLEAN : AVRO_NULL);
-            if (i % 5) assert_int_equal(avro_value_set_boolean(&f, i % 2), 0);
-            else assert_int_equal(avro_value_set_null(&f), 0);
-            wr_finish(&w, ID_DEFAULTS, &b);
-        }
-        diff_record(dc, &b, &st);
-        tl_arena_reset(&gen);
-        tl_arena_reset(&arena);
-    }
-    assert_true(tl_codec_uses_fast_path(dc, ID_DEFAULTS));
+    diff_reader(dc, ID_DEFAULTS, NULL, defaults_record, &st);
     /* Booleans other than 0 and 1, and truncated ones. */
     tl_buf m = {0};
     framed(&m, ID_DEFAULTS, BODY("\2a\2b\2c\0\0\2\2\x02\x02"));
@@ -1395,29 +1410,12 @@ static void test_fast_path_other_readers(void **state)
     tl_codec_destroy(dc);
 
     tl_codec *nc = codec_for("23-narrow.avsc");
-    for (int i = 0; i < 300; i++) {
-        if (i % 2) {
-            tl_event ev = gen_event(i, &gen);
-            if (ev.ts < INT32_MIN || ev.ts > INT32_MAX) ev.ts = (int32_t)ev.ts;
-            ev.category_id = rand_string(&gen);   /* not nullable in this reader */
-            ev.has_dwell = ev.has_propensity = 1;
-            tl_buf_clear(&b);
-            assert_int_equal(tl_codec_encode_event(nc, ID_NARROW, &ev, &b), 0);
-        } else {
-            narrow_record(&b, &gen);
-        }
-        diff_record(nc, &b, &st);
-        tl_arena_reset(&gen);
-        tl_arena_reset(&arena);
-    }
-    assert_true(tl_codec_uses_fast_path(nc, ID_NARROW));
+    diff_reader(nc, ID_NARROW, narrow_fit, narrow_record, &st);
     tl_codec_destroy(nc);
 
     assert_true(st.ok > 2000);
     assert_true(st.by_reason[TL_DLQ_MALFORMED] > 50000);
     tl_buf_free(&m);
-    tl_buf_free(&b);
-    tl_arena_destroy(&gen);
 }
 
 /* Decodes b and returns whether its id then takes the fast path. */

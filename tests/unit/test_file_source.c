@@ -86,6 +86,26 @@ static tl_source *read_all(const char *path, tl_file_format fmt, int strict, int
     return s;
 }
 
+/* The source's counts: rows read, of which bad were bad. */
+static void expect_stats(tl_source *s, uint64_t rows, uint64_t bad)
+{
+    uint64_t r = 9, k = 9;
+    tl_file_source_stats(s, &r, &k);
+    assert_int_equal(r, rows);
+    assert_int_equal(k, bad);
+}
+
+/* The source's last error is expect (when exact), or starts with it and, when longer,
+ * has more after it. */
+static void expect_error(tl_source *s, const char *expect, int exact, int longer)
+{
+    const char *err = tl_file_source_error(s);
+    assert_non_null(err);
+    if (exact) assert_string_equal(err, expect);
+    else assert_true(strncmp(err, expect, strlen(expect)) == 0);
+    if (!exact && longer) assert_true(strlen(err) > strlen(expect));
+}
+
 static void test_format_parse(void **state)
 {
     (void)state;
@@ -168,10 +188,7 @@ static void test_canonical(void **state)
     assert_true(e->has_value && e->value == 0);
     assert_int_equal(e->offset, 4);
 
-    uint64_t rows = 9, bad = 9;
-    tl_file_source_stats(s, &rows, &bad);
-    assert_int_equal(rows, 4);
-    assert_int_equal(bad, 0);
+    expect_stats(s, 4, 0);
     assert_null(tl_file_source_error(s));
     /* after EOF: EOF again, nothing more */
     assert_int_equal(poll_all(s), TL_SRC_EOF);
@@ -236,19 +253,19 @@ static void test_canonical_header(void **state)
     (void)state;
     char err[512];
     char expect[256];
-    /* data without a header */
-    const char *path = write_file("nohdr.csv", "e1,u1,i1,c1,BROWSE,1000,,,\n");
-    assert_null(tl_file_source_new(path, TL_FMT_CANONICAL, 0, err, sizeof err));
-    snprintf(expect, sizeof expect, "%s:1: expected the header", path);
-    assert_true(strncmp(err, expect, strlen(expect)) == 0);
-    /* columns in another order */
-    path = write_file("order.csv",
-                      "user_id,event_id,item_id,category_id,type,ts,channel,dwell_ms,value\n");
-    assert_null(tl_file_source_new(path, TL_FMT_CANONICAL, 0, err, sizeof err));
-    snprintf(expect, sizeof expect, "%s:1: expected the header", path);
-    assert_true(strncmp(err, expect, strlen(expect)) == 0);
+    /* data without a header; columns in another order */
+    const char *no_header[2][2] = {
+        {"nohdr.csv", "e1,u1,i1,c1,BROWSE,1000,,,\n"},
+        {"order.csv", "user_id,event_id,item_id,category_id,type,ts,channel,dwell_ms,value\n"},
+    };
+    for (int i = 0; i < 2; i++) {
+        const char *path = write_file(no_header[i][0], no_header[i][1]);
+        assert_null(tl_file_source_new(path, TL_FMT_CANONICAL, 0, err, sizeof err));
+        snprintf(expect, sizeof expect, "%s:1: expected the header", path);
+        assert_true(strncmp(err, expect, strlen(expect)) == 0);
+    }
     /* an unknown extra column */
-    path = write_file("extra.csv", CANON_HEADER ",extra\n");
+    const char *path = write_file("extra.csv", CANON_HEADER ",extra\n");
     assert_null(tl_file_source_new(path, TL_FMT_CANONICAL, 0, err, sizeof err));
     assert_non_null(strstr(err, ":1: "));
     /* header only, and an empty file: no events, no error */
@@ -387,14 +404,8 @@ static void test_bad_rows(void **state)
         assert_string_equal(b.events[0].event_id, "1");
         assert_string_equal(b.events[1].event_id, "3");
         assert_int_equal(b.events[1].offset, 3);
-        uint64_t rows, bad;
-        tl_file_source_stats(s, &rows, &bad);
-        assert_int_equal(rows, 3);
-        assert_int_equal(bad, 1);
-        const char *err = tl_file_source_error(s);
-        assert_non_null(err);
-        if (c->msg) assert_string_equal(err, expect);
-        else assert_true(strncmp(err, expect, strlen(expect)) == 0 && strlen(err) > strlen(expect));
+        expect_stats(s, 3, 1);
+        expect_error(s, expect, c->msg != NULL, 1);
         tl_file_source_destroy(s);
 
         /* strict */
@@ -403,14 +414,9 @@ static void test_bad_rows(void **state)
         assert_int_equal(b.n, 1);
         assert_int_equal(poll_all(s), TL_SRC_ERROR);
         assert_int_equal(b.n, 0);
-        err = tl_file_source_error(s);
-        assert_non_null(err);
-        if (c->msg) assert_string_equal(err, expect);
-        else assert_true(strncmp(err, expect, strlen(expect)) == 0);
+        expect_error(s, expect, c->msg != NULL, 0);
         assert_int_equal(poll_all(s), TL_SRC_ERROR);
-        tl_file_source_stats(s, &rows, &bad);
-        assert_int_equal(rows, 2);
-        assert_int_equal(bad, 1);
+        expect_stats(s, 2, 1);
         tl_file_source_destroy(s);
     }
 }
@@ -438,10 +444,7 @@ static void test_bad_counts(void **state)
     } while (rc == TL_SRC_OK);
     assert_int_equal(rc, TL_SRC_EOF);
     assert_int_equal(n, 750);
-    uint64_t rows, bad;
-    tl_file_source_stats(s, &rows, &bad);
-    assert_int_equal(rows, 1000);
-    assert_int_equal(bad, 250);
+    expect_stats(s, 1000, 250);
     char expect[256];
     snprintf(expect, sizeof expect, "%s:1000: unknown behavior 'oops'", path);
     assert_string_equal(tl_file_source_error(s), expect);
@@ -618,10 +621,7 @@ static int count_taobao(const char *path, taobao_counts *tc)
     } while (rc == TL_SRC_OK);
     tc->secs = (double)(tl_mono_ns() - t0) / 1e9;
     assert_int_equal(rc, TL_SRC_EOF);
-    uint64_t rows, bad;
-    tl_file_source_stats(s, &rows, &bad);
-    assert_int_equal(rows, tc->rows);
-    assert_int_equal(bad, 0);
+    expect_stats(s, tc->rows, 0);
     tl_file_source_destroy(s);
     return 0;
 }

@@ -270,6 +270,21 @@ static const char *NOT_FOUND = "{\"error_code\":40403,\"message\":\"Schema not f
 
 /* ----------------------------------------------------------------- tests */
 
+static void must_contain(const char *s, const char *part)
+{
+    if (!strstr(s, part)) fail_msg("\"%s\" does not contain \"%s\"", s, part);
+}
+
+/* tl_schema_store_get(s, id) answers code, with a message containing part (left in err,
+ * of errlen bytes). */
+static void get_fails(tl_schema_store *s, int32_t id, int code, const char *part, char *err,
+                      size_t errlen)
+{
+    avro_schema_t sc;
+    assert_int_equal(tl_schema_store_get(s, id, &sc, err, errlen), code);
+    must_contain(err, part);
+}
+
 /* A store made with o; fails the test with the reason when it cannot be made. */
 static tl_schema_store *store_new(const tl_schema_store_opts *o)
 {
@@ -445,24 +460,19 @@ static void test_registry(void **state)
     assert_int_equal(server_requests(&srv), 2);
 
     /* 5xx: a transient error, not "not found", and not cached. */
-    assert_int_equal(tl_schema_store_get(s, 500, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
-    assert_non_null(strstr(err, "HTTP 500"));
+    get_fails(s, 500, TL_SCHEMA_ERROR, "HTTP 500", err, sizeof(err));
     assert_non_null(strstr(err, "Error in the backend"));
     assert_int_equal(tl_schema_store_get(s, 500, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
     assert_int_equal(server_requests(&srv), 4);
 
     /* A 404 that is not a registry "schema not found" (no such route: error_code 404):
      * the URL is probably wrong; that is an error, not a missing schema. */
-    assert_int_equal(tl_schema_store_get(s, 43, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
-    assert_non_null(strstr(err, "HTTP 404"));
+    get_fails(s, 43, TL_SCHEMA_ERROR, "HTTP 404", err, sizeof(err));
 
     /* Found but unusable. */
-    assert_int_equal(tl_schema_store_get(s, 7, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
-    assert_non_null(strstr(err, "PROTOBUF"));
-    assert_int_equal(tl_schema_store_get(s, 8, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
-    assert_non_null(strstr(err, "not a valid Avro schema"));
-    assert_int_equal(tl_schema_store_get(s, 9, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
-    assert_non_null(strstr(err, "\"schema\""));
+    get_fails(s, 7, TL_SCHEMA_INVALID, "PROTOBUF", err, sizeof(err));
+    get_fails(s, 8, TL_SCHEMA_INVALID, "not a valid Avro schema", err, sizeof(err));
+    get_fails(s, 9, TL_SCHEMA_ERROR, "\"schema\"", err, sizeof(err));
 
     tl_schema_store_destroy(s);
     server_stop(&srv);
@@ -529,8 +539,7 @@ static void test_registry_down(void **state)
     tl_schema_store_opts o = {.registry_url = url, .timeout_ms = 5000};
     tl_schema_store *s = store_new(&o);
     avro_schema_t sc;
-    assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
-    assert_non_null(strstr(err, url));
+    get_fails(s, 100, TL_SCHEMA_ERROR, url, err, sizeof(err));
     /* Not cached as missing: the next lookup asks again. */
     assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
     assert_int_equal(tl_schema_store_registry_requests(s), 2);
@@ -621,8 +630,7 @@ static void test_registry_401_and_lookup(void **state)
     tl_schema_store_opts o = {.registry_url = srv.url, .timeout_ms = 5000};
     tl_schema_store *s = store_new(&o);
     avro_schema_t sc;
-    assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
-    assert_non_null(strstr(err, "HTTP 401"));
+    get_fails(s, 100, TL_SCHEMA_ERROR, "HTTP 401", err, sizeof(err));
     assert_non_null(strstr(err, "Unauthorized"));
     assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_ERROR);
     assert_int_equal(server_requests(&srv), 2);
@@ -695,11 +703,6 @@ static avro_schema_t parse(const char *json)
     if (avro_schema_from_json_length(json, strlen(json), &s) != 0)
         fail_msg("avro-c does not parse %s: %s", json, avro_strerror());
     return s;
-}
-
-static void must_contain(const char *s, const char *part)
-{
-    if (!strstr(s, part)) fail_msg("\"%s\" does not contain \"%s\"", s, part);
 }
 
 static void test_check_refuses(void **state)
@@ -813,8 +816,8 @@ static void test_check_dir(void **state)
 
     fx_write_file(tmpdir, "8-later.avsc",
                   "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"A\"]}");
-    assert_int_equal(tl_schema_store_get(s, 8, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
-    must_contain(err, "8-later.avsc) is refused: enum E has the symbol A twice");
+    get_fails(s, 8, TL_SCHEMA_INVALID, "8-later.avsc) is refused: enum E has the symbol A twice",
+              err, sizeof(err));
     assert_int_equal(tl_schema_store_get(s, 8, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
     tl_schema_store_stats st;
     tl_schema_store_stats_get(s, &st);
@@ -853,8 +856,7 @@ static void test_check_registry(void **state)
              "has two fields named user_id",
              srv.url);
     assert_string_equal(err, want);
-    assert_int_equal(tl_schema_store_get(s, 101, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
-    must_contain(err, "enum E has the symbol A twice");
+    get_fails(s, 101, TL_SCHEMA_INVALID, "enum E has the symbol A twice", err, sizeof(err));
     /* Remembered: no second request. */
     assert_int_equal(tl_schema_store_get(s, 100, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
     assert_string_equal(err, want);
@@ -972,8 +974,8 @@ static void test_check_twins(void **state)
             fail_msg("case %zu: %s", i, err);
     /* Text that is not JSON is not a schema, with lib/json's reason. */
     fx_write_file(tmpdir, "60-broken.avsc", "{\"type\":\"enum\",\"name\":\"E\"," SYM ",}");
-    assert_int_equal(tl_schema_store_get(s, 60, &sc, err, sizeof(err)), TL_SCHEMA_INVALID);
-    must_contain(err, "60-broken.avsc is not a valid Avro schema: JSON: object key");
+    get_fails(s, 60, TL_SCHEMA_INVALID,
+              "60-broken.avsc is not a valid Avro schema: JSON: object key", err, sizeof(err));
 
     /* From the registry: refused, with the registry named, and remembered. */
     char *body = registry_body(twice[0].json, NULL);
@@ -1289,14 +1291,11 @@ static void test_rate_limit(void **state)
 
     /* 200 ms later: one token. A limited id is looked up once there is one. */
     fake_now += 200 * MS;
-    assert_int_equal(tl_schema_store_get(s, 1999, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
-    must_contain(err, "schema id 1999 not found at");
-    assert_int_equal(tl_schema_store_get(s, 1998, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
-    must_contain(err, "was not looked up");
+    get_fails(s, 1999, TL_SCHEMA_NOT_FOUND, "schema id 1999 not found at", err, sizeof(err));
+    get_fails(s, 1998, TL_SCHEMA_NOT_FOUND, "was not looked up", err, sizeof(err));
     assert_int_equal(server_requests(&srv), 6);
     /* Remembered ids cost no token. */
-    assert_int_equal(tl_schema_store_get(s, 1000, &sc, err, sizeof(err)), TL_SCHEMA_NOT_FOUND);
-    must_contain(err, "schema id 1000 not found at");
+    get_fails(s, 1000, TL_SCHEMA_NOT_FOUND, "schema id 1000 not found at", err, sizeof(err));
     /* A long pause fills the bucket to its size, not more. */
     fake_now += 3600 * 1000 * MS;
     for (int i = 0; i < 10; i++) tl_schema_store_get(s, 1500 + i, &sc, err, sizeof(err));

@@ -72,6 +72,8 @@ static void case_init(seq_case *c, int dim, uint64_t seed, int n)
     journey(&c->rng, c->tps, n, c->at);
 }
 
+static double sigmoid(double z) { return 1 / (1 + exp(-z)); }
+
 static double full_logit(const tl_seq *m, const tl_seq_tp *tps, int n, int64_t at)
 {
     tl_seq_pass *p = tl_seq_prepare(m, tps, n, at);
@@ -217,7 +219,7 @@ static void test_learns_order(void **state)
         for (int a_first = 0; a_first < 2; a_first++) {
             order_example(&rng, tps, a_first, at);
             double z = full_logit(m, tps, 2, at);
-            *(a_first ? &p_ab : &p_ba) += 1 / (1 + exp(-z)) / TRIALS;
+            *(a_first ? &p_ab : &p_ba) += sigmoid(z) / TRIALS;
         }
     }
     print_message("p(purchase): A then B %.3f, B then A %.3f\n", p_ab, p_ba);
@@ -232,8 +234,7 @@ static void test_learns_order(void **state)
 static void direct_game(void *arg, const uint64_t *masks, int count, double *v)
 {
     const tl_seq_game *gm = arg;
-    for (int k = 0; k < count; k++)
-        v[k] = 1 / (1 + exp(-(gm->offset + tl_seq_logit(gm->p, masks[k]))));
+    for (int k = 0; k < count; k++) v[k] = sigmoid(gm->offset + tl_seq_logit(gm->p, masks[k]));
 }
 
 static void test_game(void **state)
@@ -266,7 +267,7 @@ static void test_game(void **state)
     double *table = tl_xmalloc(((size_t)1 << N) * sizeof(double));
     tl_seq_table(p, -3.0, table);
     for (uint64_t mask = 0; mask < (UINT64_C(1) << N); mask++) {
-        double want = 1 / (1 + exp(-(-3.0 + tl_seq_logit(p, mask))));
+        double want = sigmoid(-3.0 + tl_seq_logit(p, mask));
         if (fabs(table[mask] - want) > 1e-13)
             fail_msg("table, mask %#llx: %.15g against %.15g", (unsigned long long)mask,
                      table[mask], want);
