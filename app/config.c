@@ -225,6 +225,10 @@ static const tl_config_def sink_config[] = {
      "Topic of attribution records (key = user_id).", TL_CFG_FIELD(tl_app_cfg, attribution_topic)},
     {"output.credit.topic", TL_CT_STRING, "tally.credit-deltas", TL_NORANGE,
      "Topic of credit_delta records (key = dim:dim_id).", TL_CFG_FIELD(tl_app_cfg, credit_topic)},
+    {"output.intent.topic", TL_CT_STRING, "tally.intent-deltas", TL_NORANGE,
+     "Topic of intent_delta records (key = user_id): each user's purchase intent when it moves "
+     "(intent.*). Empty: none published.",
+     TL_CFG_FIELD(tl_app_cfg, intent_topic)},
     {"sink.flush.timeout.ms", TL_CT_INT, "60000", 1, 3600000,
      "Longest wait for the broker to acknowledge a batch's outputs before the batch is "
      "retried.",
@@ -232,16 +236,20 @@ static const tl_config_def sink_config[] = {
     {NULL, 0, NULL, 0, 0, NULL, 0, 0, NULL},
 };
 
+/* one component a line */
+/* clang-format off */
 const tl_config_component tl_app_config[] = {
     {"runtime", runtime_config},
     {"ingest", ingest_config},
     {"features", tl_features_config},
     {"attribution", tl_attr_config},
     {"model", tl_model_config},
+    {"intent", tl_intent_config},
     {"rollup", rollup_config},
     {"sink", sink_config},
     {NULL, NULL},
 };
+/* clang-format on */
 
 void tl_app_runtime_opts(const tl_app_cfg *ac, tl_runtime_opts *o)
 {

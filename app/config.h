@@ -44,7 +44,7 @@ typedef struct tl_app_cfg {
     const char *rollup_topic, *partials_topic, *spend_topic, *channel_groups;
     int64_t rollup_commit_interval_ms;
     /* sink */
-    const char *interest_topic, *attribution_topic, *credit_topic;
+    const char *interest_topic, *attribution_topic, *credit_topic, *intent_topic;
     int64_t sink_flush_timeout_ms;
 } tl_app_cfg;
 

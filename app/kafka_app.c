@@ -251,16 +251,21 @@ static int open_outputs(kafka_app *a)
         .topic_attribution = a->ac.attribution_topic,
         .topic_credit = a->ac.credit_topic,
         .topic_dlq = a->ac.dlq_topic,
+        .topic_intent = a->ac.intent_topic,
     };
     const char *const outs[TL_BOUNDS_OUTPUTS] = {a->ko.topic_interest, a->ko.topic_attribution,
-                                                 a->ko.topic_credit, a->ko.topic_dlq};
+                                                 a->ko.topic_credit, a->ko.topic_dlq,
+                                                 *a->ko.topic_intent ? a->ko.topic_intent : NULL};
     memcpy(a->outputs, outs, sizeof(outs));
     return output_schema_id(a->c, a->store, "2-interest_delta.avsc", a->ko.topic_interest,
                             &a->ko.id_interest) ||
             output_schema_id(a->c, a->store, "11-attribution.avsc", a->ko.topic_attribution,
                              &a->ko.id_attribution) ||
             output_schema_id(a->c, a->store, "7-credit_delta.avsc", a->ko.topic_credit,
-                             &a->ko.id_credit)
+                             &a->ko.id_credit) ||
+            (*a->ko.topic_intent &&
+             output_schema_id(a->c, a->store, "12-intent_delta.avsc", a->ko.topic_intent,
+                              &a->ko.id_intent))
         ? 1
         : 0;
 }

@@ -11,18 +11,16 @@ with `tally replay` and the given settings. For each, prints the model's progres
 had warmed up (model_status ok or fallback_linear), the share whose shapley and removal
 credits fell back to linear, and the range of every model share.
 """
-import argparse
-import csv
 import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TALLY = os.environ.get("TALLY_BIN", os.path.join(ROOT, "build", "tally"))
-JOURNEYS = os.path.join(ROOT, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
+
+from bench_data import setting_args, JOURNEYS, journeys_by_time  # noqa: E402
 
 
 def replay(path, fmt, out, extra):
@@ -49,21 +47,13 @@ def count(out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-X", action="append", default=[])
-    a = ap.parse_args()
-    extra = [y for x in a.X for y in ("-X", x)]
+    extra = setting_args(__doc__)
     with tempfile.TemporaryDirectory(prefix="tally-fallbacks-") as d:
         inputs = []
-        if os.path.exists(JOURNEYS):
-            rows = list(csv.reader(open(JOURNEYS, newline="")))
-            sorted_path = os.path.join(d, "journeys_by_time.csv")
-            with open(sorted_path, "w", newline="") as fh:
-                csv.writer(fh).writerows(sorted(rows, key=lambda r: int(r[4])))
+        sorted_path = journeys_by_time(d)
+        if sorted_path:
             inputs += [("Taobao journeys, file order", JOURNEYS, "taobao"),
                        ("Taobao journeys, time order", sorted_path, "taobao")]
-        else:
-            print("skipped the Taobao journeys: %s is absent" % JOURNEYS, file=sys.stderr)
         for name, flags in (("generated (tally gen)", []), ("generated with impressions", ["--impressions"])):
             path = os.path.join(d, "gen%d.csv" % len(flags))
             subprocess.run([TALLY, "gen", "--events", "100000", "--output", path] + flags, check=True,

@@ -36,6 +36,8 @@ import sys
 import tempfile
 import time
 
+from bench_data import auc  # noqa: E402 (bench/ is on sys.path when run)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TALLY = os.environ.get("TALLY_BIN", os.path.join(ROOT, "build", "tally"))
 DATA = os.path.join(ROOT, "..", "shared", "data", "taobao", "user_behavior_journeys.csv")
@@ -50,23 +52,6 @@ def logloss(ps, ys, ws):
         p = min(max(p, 1e-15), 1 - 1e-15)
         s -= w * (math.log(p) if y else math.log(1 - p))
     return s / tot if tot else float("nan")
-
-
-def auc(ps, ys):
-    pairs = sorted(zip(ps, ys))
-    pos = sum(ys)
-    neg = len(ys) - pos
-    if not pos or not neg:
-        return float("nan")
-    rank_sum, i = 0.0, 0
-    while i < len(pairs):   # average ranks over ties
-        j = i
-        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
-            j += 1
-        avg = (i + 1 + j) / 2.0
-        rank_sum += avg * sum(y for _, y in pairs[i:j])
-        i = j
-    return (rank_sum - pos * (pos + 1) / 2.0) / (pos * neg)
 
 
 def export(inp, fmt, tmp, xs, name="examples.csv"):

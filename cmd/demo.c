@@ -40,6 +40,8 @@ typedef struct demo {
     tl_sink *inner;
     char *user[DEMO_SHOWN], *explanation[DEMO_SHOWN], *credits[DEMO_SHOWN];
     int n_shown;
+    char *intent[DEMO_SHOWN];   /* the sentences of the last intent records */
+    int n_intent;
     tl_features_cfg fcfg;
 } demo;
 
@@ -75,6 +77,17 @@ static tl_rc w_credit(void *ctx, const tl_credit_delta *c)
     return dm->inner->emit_credit(dm->inner->ctx, c);
 }
 
+static tl_rc w_intent(void *ctx, const tl_intent_delta *d)
+{
+    demo *dm = ctx;
+    int k = dm->n_intent++ % DEMO_SHOWN;
+    free(dm->intent[k]);
+    tl_buf b = {0};
+    tl_buf_printf(&b, "user %s: %s", d->user_id, d->explanation);
+    dm->intent[k] = b.data;
+    return dm->inner->emit_intent(dm->inner->ctx, d);
+}
+
 static tl_rc w_dlq(void *ctx, const tl_dlq_record *r)
 {
     demo *dm = ctx;
@@ -103,6 +116,7 @@ static tl_sink *wrap(tl_sink *inner, void *arg)
                             .emit_attribution = w_attribution,
                             .emit_credit = w_credit,
                             .emit_dlq = w_dlq,
+                            .emit_intent = inner->emit_intent ? w_intent : NULL,
                             .flush = w_flush,
                             .progress = inner->progress ? w_progress : NULL};
     dm->wrapper.ctx = dm;
@@ -243,8 +257,9 @@ int tl_cmd_demo(int argc, char **argv)
         goto done;
     }
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(rk);
-    const char *topics[] = {"tally.events", "tally.interest-deltas", "tally.attributions",
-                            "tally.credit-deltas", "tally.dlq"};
+    const char *topics[] = {"tally.events",       "tally.interest-deltas",
+                            "tally.attributions", "tally.credit-deltas",
+                            "tally.dlq",          "tally.intent-deltas"};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
         rd_kafka_mock_topic_create(mc, topics[i], i == 0 ? 4 : 4, 1);
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
@@ -263,6 +278,8 @@ int tl_cmd_demo(int argc, char **argv)
          * demo runs at-least-once (the tests prove exactly-once on a real broker). */
         tl_config_set(c, "processing.guarantee", "at_least_once", "demo", err, sizeof(err)) ||
         tl_config_set(c, "state.dir", tmpdir, "demo", err, sizeof(err)) ||
+        /* the purchase intent is off by default (its cost); the demo shows it */
+        tl_config_set(c, "intent.enabled", "true", "demo", err, sizeof(err)) ||
         /* a free port, so the demo runs beside a tally that serves the default one */
         (!strcmp(ac.http_listen, "127.0.0.1:9464") &&
          tl_config_set(c, "http.listen", "127.0.0.1:0", "demo", err, sizeof(err)))) {
@@ -282,6 +299,12 @@ int tl_cmd_demo(int argc, char **argv)
            "from the online model):\n");
     for (int k = 0; k < dm.n_shown; k++)
         printf("  user %s: %s\n%s", dm.user[k], dm.explanation[k], dm.credits[k]);
+    if (dm.n_intent) {
+        printf("\nPurchase intent (the last records; %d published):\n", dm.n_intent);
+        int from = dm.n_intent > DEMO_SHOWN ? dm.n_intent % DEMO_SHOWN : 0;
+        for (int k = 0; k < DEMO_SHOWN && k < dm.n_intent; k++)
+            printf("  %s\n", dm.intent[(from + k) % DEMO_SHOWN]);
+    }
     double busy = (double)r.rt.busy_ns / 1e9;
     printf("\nThroughput: %" PRIu64 " events in %.2f s of processing = %.0f events/s (%.2f s "
            "in all, with joining the group and draining)\n"
@@ -311,6 +334,7 @@ done:
         free(dm.explanation[k]);
         free(dm.credits[k]);
     }
+    for (int k = 0; k < DEMO_SHOWN; k++) free(dm.intent[k]);
     if (rk) rd_kafka_destroy(rk);
     tl_rmtree(tmpdir);
     tl_config_destroy(c);

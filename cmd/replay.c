@@ -174,6 +174,12 @@ int tl_cmd_replay(int argc, char **argv)
                 mr.examples, mr.positives, mr.version, mr.logloss, mr.auc, p->mcfg.metrics_window,
                 mr.baseline_logloss, mr.baseline_auc, mr.credited, mr.warming_up, mr.no_negatives,
                 mr.fallbacks, mr.sampled);
+        if (p->icfg.enabled && mr.intent_outcomes)
+            fprintf(stderr,
+                    "        intent: %" PRIu64 " outcomes learned (%" PRIu64
+                    " purchases within intent.window.ms); progressive log-loss %.4f and AUC "
+                    "%.4f of the intents scored for them\n",
+                    mr.intent_outcomes, mr.intent_positives, mr.intent_logloss, mr.intent_auc);
         tl_cmd_print_channel_weights(stderr, p->model);
         tl_cmd_warn_no_negatives(&mr);
     }

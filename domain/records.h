@@ -1,6 +1,6 @@
 /*
  * records.h -- tally's output records (schemas/2-interest_delta.avsc, 11-attribution.avsc,
- * 7-credit_delta.avsc) and the dead-letter record.
+ * 7-credit_delta.avsc, 12-intent_delta.avsc) and the dead-letter record.
  *
  * Records are produced by the stages and handed to a sink (sink.h). All pointers are
  * borrowed: they stay valid only for the duration of the sink call; a sink that keeps
@@ -97,6 +97,20 @@ typedef struct tl_credit_delta {
     double credit_lo, credit_hi, interval_level;   /* valid when has_interval */
     int has_interval;
 } tl_credit_delta;
+
+/* A user's purchase intent moved (model/intent.h): p, the model's probability of a purchase
+ * within window_ms after ts, now; previous, the last one published for the user (0 for
+ * the first). */
+typedef struct tl_intent_delta {
+    const char *user_id;
+    const char *event_id;     /* the event that moved it; NULL when time did (the journey
+                               * aged out) */
+    int64_t ts;
+    int64_t window_ms;
+    double p, previous;
+    int64_t model_version;
+    const char *explanation;
+} tl_intent_delta;
 
 /* Why a record went to the dead-letter topic; each reason is counted separately. */
 typedef enum tl_dlq_reason {

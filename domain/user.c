@@ -1,7 +1,7 @@
 /*
  * user.c -- a user's record: editing it, and its encoding (user.h).
  *
- * Encoding (version 5), all integers little-endian varints, signed ones zig-zag:
+ * Encoding (version 6), all integers little-endian varints, signed ones zig-zag:
  *   u8 version | svarint timer | svarint labelled | svarint sampled | svarint first_ts
  *              | varint purchases | svarint last_purchase
  *              | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
@@ -10,9 +10,13 @@
  *                                 | f32 propensity | svarint dwell | ostr campaign)
  *              | n_attr | n_attr * (str event_id | str item_id | ostr category_id
  *                                   | svarint ts | f64 p_conversion | str explanation)
+ *              | f64 intent | svarint intent_ts
+ *              | n_pend | n_pend * (svarint ts | svarint since_ts | varint purchases | f32 z
+ *                                   | f32 p | u8 flags: 1 since_purchase, 2 bought)
  * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL; f64 and
  * f32 are IEEE 754 little-endian. n_attr <= TL_LAST_ATTR_MAX, newest first; an
- * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 4 is version 5 without a
+ * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 5 is version 6 without the
+ * intent last published (decoded as none yet). Version 4 is version 5 without a
  * touchpoint's campaign (decoded as none). Version 3 is version 4 without
  * sampled, first_ts, purchases and last_purchase (decoded as none yet), version 2 also without the n_attr section (no
  * last attributions); both still decode.
@@ -22,6 +26,7 @@
 #include "lib/util.h"
 #include "lib/wire.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,6 +212,24 @@ void tl_user_add_attribution(tl_user *u, const char *event_id, const char *item_
     a->p_conversion = p_conversion;
 }
 
+int tl_user_add_intent_moment(tl_user *u, const tl_intent_moment *m)
+{
+    if (u->n_pend >= TL_INTENT_PENDING_MAX) return 0;
+    if (!u->pend) {
+        u->pend = tl_xmalloc(TL_INTENT_PENDING_MAX * sizeof(*u->pend));
+        u->mem += TL_INTENT_PENDING_MAX * sizeof(*u->pend) + MALLOC_OVERHEAD;
+    }
+    u->pend[u->n_pend++] = *m;
+    return 1;
+}
+
+void tl_user_remove_intent_moment(tl_user *u, int i)
+{
+    if (i < 0 || i >= u->n_pend) return;
+    memmove(u->pend + i, u->pend + i + 1, (size_t)(u->n_pend - i - 1) * sizeof(*u->pend));
+    u->n_pend--;
+}
+
 void tl_user_clear(tl_user *u)
 {
     for (int i = 0; i < u->n_ent; i++) free(u->ent[i].id);
@@ -215,6 +238,9 @@ void tl_user_clear(tl_user *u)
     free(u->ent);
     free(u->tp_alloc);
     free(u->attr);
+    free(u->pend);
+    u->pend = NULL;
+    u->n_pend = 0;
     u->ent = NULL;
     u->tp = u->tp_alloc = NULL;
     u->attr = NULL;
@@ -237,7 +263,7 @@ static inline char *w_ostr(char *p, const char *s, size_t n)
     return s ? tl_wire_w_bytes(tl_wire_w_varint(p, n + 1), s, n) : tl_wire_w_varint(p, 0);
 }
 
-#define STATE_VERSION 5
+#define STATE_VERSION 6
 
 static char *encode_entries(const tl_user *u, char *p)
 {
@@ -288,8 +314,8 @@ static char *encode_attr(const tl_last_attr *a, char *p)
 void tl_user_encode(const tl_user *u, tl_buf *b)
 {
     /* u->mem covers every string byte; add the fixed-size fields and varints. */
-    size_t bound =
-        58 + u->mem + (size_t)u->n_ent * 40 + (size_t)u->n_tp * 82 + (size_t)u->n_attr * 58;
+    size_t bound = 77 + u->mem + (size_t)u->n_pend * 35 + (size_t)u->n_ent * 40 +
+        (size_t)u->n_tp * 82 + (size_t)u->n_attr * 58;
     tl_buf_reserve(b, bound);
     char *p = b->data + b->len;
     p = encode_entries(u, p);
@@ -297,6 +323,18 @@ void tl_user_encode(const tl_user *u, tl_buf *b)
     for (int i = 0; i < u->n_tp; i++) p = encode_tp(&u->tp[i], p);
     p = tl_wire_w_varint(p, (uint64_t)u->n_attr);
     for (int i = 0; i < u->n_attr; i++) p = encode_attr(&u->attr[i], p);
+    p = tl_wire_w_f64(p, u->intent);
+    p = tl_wire_w_svarint(p, u->intent_ts);
+    p = tl_wire_w_varint(p, (uint64_t)u->n_pend);
+    for (int i = 0; i < u->n_pend; i++) {
+        const tl_intent_moment *m = &u->pend[i];
+        p = tl_wire_w_svarint(p, m->ts);
+        p = tl_wire_w_svarint(p, m->since_ts);
+        p = tl_wire_w_varint(p, m->purchases);
+        p = tl_wire_w_f32(p, m->z);
+        p = tl_wire_w_f32(p, m->p);
+        *p++ = (char)((m->since_purchase ? 1 : 0) | (m->bought ? 2 : 0));
+    }
     b->len = (size_t)(p - b->data);
     b->data[b->len] = '\0';
 }
@@ -307,7 +345,8 @@ size_t tl_user_encoded_bound(size_t max_string, size_t max_interests, size_t max
     const size_t head = 1 + 10 + 10 + 10 + 10 + 10 + 10 + 10, ent = 1 + str + 8 + 8 + 10;
     const size_t tp = 5 * str + 1 + 10 + 4 + 4 + 10;
     const size_t attr = 3 * str + 10 + 8 + 10 + TL_LAST_ATTR_TEXT_MAX;
-    return head + max_interests * ent + 10 + max_touchpoints * tp + 10 + TL_LAST_ATTR_MAX * attr;
+    return head + max_interests * ent + 10 + max_touchpoints * tp + 10 + TL_LAST_ATTR_MAX * attr +
+        8 + 10 + 10 + TL_INTENT_PENDING_MAX * (10 + 10 + 10 + 4 + 4 + 1);
 }
 
 typedef tl_wire_rd rd;
@@ -334,8 +373,9 @@ static const char *get_bytes(rd *r, int optional, size_t *len, int *is_null)
     return q;
 }
 
-/* The encodings this build reads: the current one, version 4 (no campaign), version 3 (no
- * sampled either) and version 2 (no last attributions either). */
+/* The encodings this build reads: the current one, version 5 (no intent), version 4 (no
+ * campaign either), version 3 (no sampled either) and version 2 (no last attributions
+ * either). */
 static int known_version(unsigned v) { return v >= 2 && v <= STATE_VERSION; }
 
 static int decode_entries(tl_user *u, rd *r, size_t len)
@@ -442,6 +482,31 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
             u->attr[i] = u->attr[j];
             u->attr[j] = t;
         }
+    }
+    if (((const unsigned char *)buf)[0] >= 6) {
+        u->intent = tl_wire_f64(&r);
+        u->intent_ts = tl_wire_svarint(&r);
+        uint64_t n_pend = tl_wire_varint(&r);
+        if (r.fail || n_pend > TL_INTENT_PENDING_MAX) return -1;
+        for (uint64_t i = 0; i < n_pend; i++) {
+            tl_intent_moment m;
+            m.ts = tl_wire_svarint(&r);
+            m.since_ts = tl_wire_svarint(&r);
+            uint64_t purchases = tl_wire_varint(&r);
+            m.z = tl_wire_f32(&r);
+            m.p = tl_wire_f32(&r);
+            unsigned flags = tl_wire_u8(&r);
+            m.since_purchase = flags & 1;
+            m.bought = (flags >> 1) & 1;
+            if (r.fail || purchases > UINT32_MAX || flags > 3 || !isfinite(m.z) ||
+                !(m.p >= 0 && m.p <= 1))
+                return -1;
+            m.purchases = (uint32_t)purchases;
+            tl_user_add_intent_moment(u, &m);
+        }
+    } else {
+        u->intent = 0;
+        u->intent_ts = INT64_MIN;
     }
     return r.fail || r.p != r.end ? -1 : 0;
 }

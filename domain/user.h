@@ -54,6 +54,21 @@ typedef struct tl_last_attr {
     double p_conversion;   /* the model's p(purchase) of the journey; NaN without a model */
 } tl_last_attr;
 
+/* A moment whose purchase intent was scored and whose outcome (a purchase within the
+ * intent window after it, or none) is not known yet (model/intent.h): what the intent
+ * learns from once it is. */
+#define TL_INTENT_PENDING_MAX 4
+typedef struct tl_intent_moment {
+    int64_t ts;          /* when it was scored */
+    int64_t since_ts;    /* the user's last purchase then (since_purchase 1) or first event;
+                          * INT64_MIN: neither known */
+    uint32_t purchases;  /* the user's purchases before it */
+    float z;             /* log of the model's rate integral then */
+    float p;             /* the intent scored then */
+    uint8_t since_purchase;
+    uint8_t bought;      /* a purchase came within the window after it */
+} tl_intent_moment;
+
 typedef struct tl_user {
     char *user_id;      /* owned */
     tl_interest *ent;
@@ -76,6 +91,11 @@ typedef struct tl_user {
     uint32_t purchases; /* purchases so far: with first_ts and last_purchase, the model's
                          * view of the user's own history (an intent proxy) */
     int64_t last_purchase;  /* the time of the user's last purchase (INT64_MIN: none) */
+    double intent;      /* the purchase intent last published for the user (model/intent.h) */
+    int64_t intent_ts;  /* and its time (INT64_MIN: none yet) */
+    tl_intent_moment *pend;   /* pend[0..n_pend), oldest first; room for
+                               * TL_INTENT_PENDING_MAX, allocated at the first */
+    int n_pend;
     tl_last_attr *attr; /* attr[0..n_attr), newest first; room for TL_LAST_ATTR_MAX,
                          * allocated at the user's first attribution */
     int n_attr;
@@ -102,6 +122,11 @@ void tl_user_remove_tps(tl_user *u, int from, int n);
 void tl_user_add_attribution(tl_user *u, const char *event_id, const char *item_id,
                              const char *category_id, int64_t ts, double p_conversion,
                              const char *explanation);
+
+/* Appends a pending intent moment (at most TL_INTENT_PENDING_MAX: 0 when full, else 1),
+ * and removes the one at index i. */
+int tl_user_add_intent_moment(tl_user *u, const tl_intent_moment *m);
+void tl_user_remove_intent_moment(tl_user *u, int i);
 
 /* Serialisation (the RocksDB value and, later, the changelog value). */
 void tl_user_encode(const tl_user *u, tl_buf *out);

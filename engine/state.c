@@ -520,7 +520,7 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
     if (!v && !create) return NULL;
     tl_user *u = tl_xcalloc(1, sizeof(*u));
     u->user_id = tl_xstrdup(user_id);
-    u->labelled = u->sampled = u->first_ts = u->last_purchase = INT64_MIN;
+    u->labelled = u->sampled = u->first_ts = u->last_purchase = u->intent_ts = INT64_MIN;
     u->hash = h;
     u->mem = tl_user_base_mem(user_id);
     if (v) {
@@ -536,7 +536,7 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
                 return NULL;
             }
             u->timer = u->timer_saved = 0;
-            u->labelled = u->sampled = u->first_ts = u->last_purchase = INT64_MIN;
+            u->labelled = u->sampled = u->first_ts = u->last_purchase = u->intent_ts = INT64_MIN;
             s->st.users_created++;
             v = NULL;
         } else {

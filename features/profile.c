@@ -228,6 +228,16 @@ int tl_profile_render(const tl_features_cfg *fc, const char *user_id, int32_t pa
     put_interests(out, fc, &u, as_of_ms, top_n);
     put_journey(out, &u);
     put_last_attributions(out, &u);
+    /* the purchase intent last published (model/intent.h), null before any */
+    tl_json_put_key(out, "intent");
+    if (u.intent_ts == INT64_MIN) {
+        tl_buf_puts(out, "null");
+    } else {
+        tl_buf_puts(out, "{\"p\":");
+        tl_json_put_double(out, u.intent);
+        tl_json_member_i64(out, "ts", u.intent_ts);
+        tl_buf_putc(out, '}');
+    }
     tl_buf_putc(out, '}');
     tl_user_clear(&u);
     return 0;

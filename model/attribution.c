@@ -152,11 +152,15 @@ static const char *explain(tl_arena *a, const tl_attribution *r, const double *t
                            decay);
 }
 
-/* The journey expires lookback after its newest touchpoint. */
+/* The journey expires lookback after its newest touchpoint. Without one, the user's
+ * timer is the end of its last pending intent moment's window (model/intent.h): a user who
+ * bought and left still has its moments decided. */
 static void rearm(const tl_attr_stage *as, tl_store *s, tl_user *u)
 {
     if (!s || !as->model) return;
-    int64_t at = u->n_tp ? u->tp[u->n_tp - 1].ts + as->cfg->lookback_ms : 0;
+    int64_t at = u->n_tp          ? u->tp[u->n_tp - 1].ts + as->cfg->lookback_ms
+        : u->n_pend && as->intent ? u->pend[u->n_pend - 1].ts + as->intent->window_ms
+                                  : 0;
     if (at != u->timer) tl_store_set_timer(s, u, at);
 }
 
@@ -297,6 +301,16 @@ static void controls(tl_attr_stage *as, tl_user *u, int64_t until)
     u->sampled = until;
 }
 
+/* The user's purchase intent at now, after event ev (NULL: its journey expired). */
+static tl_rc intent(tl_attr_stage *as, tl_user *u, const tl_event *ev, int64_t now, tl_arena *a,
+                    const tl_sink *out)
+{
+    if (!as->model || !as->intent || !as->intent->enabled) return TL_OK;
+    int begin, end = journey_at(as->cfg, u, now, &begin);
+    return tl_intent_update(as->intent, as->model, as->cfg->lookback_ms, u,
+                            end > begin ? &u->tp[begin] : NULL, end - begin, ev, now, a, out);
+}
+
 tl_rc tl_attribution_apply(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_event *ev,
                            tl_arena *a, const tl_sink *out)
 {
@@ -309,6 +323,10 @@ tl_rc tl_attribution_apply(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_
     if (as->model) controls(as, u, ev->ts);
     if (ev->type == TL_PURCHASE) rc = attribute(as, s, u, ev, first, a, out);
     if (rc == TL_OK && (as->cfg->touch_mask & (1u << ev->type))) journey_add(as, s, u, ev);
+    if (rc == TL_OK && as->model && as->intent && as->intent->enabled) {
+        rc = intent(as, u, ev, ev->ts, a, out);
+        rearm(as, s, u);   /* its pending moments may have changed */
+    }
     return rc;
 }
 
@@ -324,8 +342,11 @@ tl_rc tl_attribution_advance(tl_attr_stage *as, tl_store *s, int64_t now, tl_are
          * rules of docs/attribution.md decide what can still be credited. */
         int from = u->n_tp;
         while (from > 0 && u->tp[from - 1].ts > u->labelled) from--;
-        if (as->model) controls(as, u, u->timer);
-        if (from < u->n_tp) {
+        /* The journey's expiry, or, past it (no journey, or only touchpoints a purchase
+         * left behind), a timer of its intent moments alone (intent.h). */
+        int expiry = u->n_tp && u->timer <= u->tp[u->n_tp - 1].ts + as->cfg->lookback_ms;
+        if (as->model && expiry) controls(as, u, u->timer);
+        if (expiry && from < u->n_tp) {
             if (as->model) {
                 tl_rc prc =
                     tl_model_path(as->model, &u->tp[from], u->n_tp - from, 0, u->timer, out);
@@ -334,7 +355,12 @@ tl_rc tl_attribution_advance(tl_attr_stage *as, tl_store *s, int64_t now, tl_are
             u->labelled = u->tp[u->n_tp - 1].ts;
             as->st.expired++;
         }
-        tl_store_set_timer(s, u, 0);
+        tl_rc rc = intent(as, u, NULL, u->timer, a, out);
+        if (rc != TL_OK) return rc;
+        /* a moment still pending (from a stream out of time order) keeps a timer */
+        int64_t next =
+            u->n_pend && as->intent ? u->pend[u->n_pend - 1].ts + as->intent->window_ms : 0;
+        tl_store_set_timer(s, u, next > u->timer ? next : 0);
     }
     return as->model ? tl_model_tick(as->model, now, a, out) : TL_OK;
 }

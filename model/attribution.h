@@ -10,6 +10,7 @@
 #include "engine/sink.h"
 #include "engine/state.h"
 #include "features/interest.h"
+#include "model/intent.h"
 #include "model/model.h"
 
 typedef struct tl_attr_cfg {
@@ -38,6 +39,7 @@ typedef struct tl_attr_stage {
     const tl_attr_cfg *cfg;
     const tl_features_cfg *fc;
     tl_model *model;
+    const tl_intent_cfg *intent;   /* may be NULL: no intent published */
     tl_attr_stats st;
 } tl_attr_stage;
 

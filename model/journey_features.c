@@ -116,6 +116,15 @@ int tl_jf_features(const tl_jf_tp *t, int64_t at, int32_t *idx, double *x)
     return k;
 }
 
+int tl_jf_anchor_features(const tl_jf_tp *t, int anchor, int32_t *idx, double *x)
+{
+    for (int i = 0; i < t->n; i++) {
+        idx[i] = tl_jf_index(t->key[i], anchor);
+        x[i] = t->val[i];
+    }
+    return t->n;
+}
+
 int tl_jf_user(uint32_t purchases, int64_t first_ts, int64_t last_purchase, int64_t at,
                int32_t *idx, double *x)
 {

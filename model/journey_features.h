@@ -75,4 +75,9 @@ int tl_jf_user(uint32_t purchases, int64_t first_ts, int64_t last_purchase, int6
  * (idx, x) and returns how many (indices may repeat across keys). */
 int tl_jf_features(const tl_jf_tp *t, int64_t at, int32_t *idx, double *x);
 
+/* Its coordinates at an age of exactly anchor's (TL_JF_KEYS pairs at most): its
+ * contribution at any age is the hat-weighted sum of those at the two anchors around it
+ * (tl_jf_hat). */
+int tl_jf_anchor_features(const tl_jf_tp *t, int anchor, int32_t *idx, double *x);
+
 #endif

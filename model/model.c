@@ -38,6 +38,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include "model.h"
+#include "intent.h"
 #include "ftrl.h"
 #include "journey_features.h"
 #include "markov.h"
@@ -218,6 +219,7 @@ struct tl_model {
     char *checkpoint;
     tl_ftrl *ftrl;
     tl_seq *seq;                 /* model.kind=seq: the model that learns and credits */
+    tl_intent_model *intent;     /* the purchase intent's calibration (intent.h) */
     tl_metrics *metrics;
     /* one example's sparse vector, merged: pos[i] is coordinate i's place in (idx, x), -1
      * when absent */
@@ -402,7 +404,11 @@ int tl_model_checkpoint(tl_model *m)
     tl_buf_append(&part, &m->feed_next, 8);
     put_blob(&b, &part);
     tl_buf_clear(&part);
-    if (m->seq) {   /* the sequence model (later still, and only with model.kind=seq) */
+    /* the purchase intent's calibration (later still) */
+    tl_intent_model_encode(m->intent, &part);
+    put_blob(&b, &part);
+    tl_buf_clear(&part);
+    if (m->seq) {   /* the sequence model (only with model.kind=seq) */
         tl_seq_encode(m->seq, &part);
         put_blob(&b, &part);
     }
@@ -528,9 +534,21 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
             memcpy(&m->feed_next, fb, 8);
             if (m->feed_next < -1) goto done;
         }
-        if (p != end) {   /* a sequence model */
-            if (!(fb = get_blob(&p, end, &flen)) || p != end) goto done;
-            if (!restore_seq(m, fb, flen, why, sizeof(why))) goto done;
+        /* then the intent's calibration and a sequence model, each known by its magic
+         * (files from before either lack it) */
+        while (p != end) {
+            if (!(fb = get_blob(&p, end, &flen))) goto done;
+            if (tl_wire_frame_format(fb, flen, "TLIN")) {
+                tl_intent_model *im = tl_intent_model_decode(fb, flen);
+                if (!im) {
+                    snprintf(why, sizeof(why), ": its purchase intent part does not decode");
+                    goto done;
+                }
+                tl_intent_model_free(m->intent);
+                m->intent = im;
+            } else if (p != end || !restore_seq(m, fb, flen, why, sizeof(why))) {
+                goto done;
+            }
         }
     }
     if (markov_window_decode(m, s, len, why, sizeof(why)) != 0) goto done;
@@ -563,6 +581,7 @@ tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err
         }
     }
     m->metrics = tl_metrics_new(mc->metrics_window);
+    m->intent = tl_intent_model_new(mc->alpha, mc->beta, mc->l1, mc->l2);
     m->markov = tl_markov_new_order(mc->markov_order > 0 ? mc->markov_order : 1);
     m->markov_dim = mc->markov_dim;
     m->feed_next = -1;
@@ -570,7 +589,7 @@ tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err
     memset(m->pos, 0xff, (size_t)D * sizeof(*m->pos));   /* -1 */
     m->M = tl_xmalloc((size_t)TL_SHAPLEY_BATCH * TL_MODEL_MAX_TPS * sizeof(double));
     m->z = tl_xmalloc((size_t)TL_SHAPLEY_BATCH * sizeof(double));
-    if (!m->ftrl || !m->metrics || !m->markov) {
+    if (!m->ftrl || !m->metrics || !m->markov || !m->intent) {
         snprintf(err, errlen, "model: invalid parameters (FTRL alpha/beta/l1/l2, metrics window)");
         tl_model_destroy(m);
         return NULL;
@@ -591,6 +610,7 @@ void tl_model_destroy(tl_model *m)
     if (!m) return;
     tl_ftrl_destroy(m->ftrl);
     tl_seq_free(m->seq);
+    tl_intent_model_free(m->intent);
     tl_metrics_destroy(m->metrics);
     tl_markov_destroy(m->markov);
     for (int i = 0; i < m->n_prev; i++) free(m->prev[i].name);
@@ -889,7 +909,7 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     uint64_t pos = tl_metrics_positives(m->metrics);
     uint64_t neg = tl_metrics_count(m->metrics) - pos;
     uint64_t k = (uint64_t)m->cfg.warmup_examples;
-    const char *ready = neg == 0 ? "no_negatives" : (pos < k || neg < k) ? "warming_up" : NULL;
+    const char *ready = tl_model_unready(m);
     if (!ready) {
         /* raw Shapley values into raw (rc) and raw removal effects into rem (rem_rc), by
          * the model that credits; then each made into shares */
@@ -954,6 +974,86 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     } else if (!ok_shap) {
         m->rep.fallbacks++;
     }
+}
+
+struct tl_intent_model *tl_model_intent(tl_model *m) { return m->intent; }
+
+int64_t tl_model_version(const tl_model *m) { return (int64_t)model_version(m); }
+
+const char *tl_model_unready(const tl_model *m)
+{
+    uint64_t pos = tl_metrics_positives(m->metrics);
+    uint64_t neg = tl_metrics_count(m->metrics) - pos;
+    uint64_t k = (uint64_t)m->cfg.warmup_examples;
+    return neg == 0 ? "no_negatives" : (pos < k || neg < k) ? "warming_up" : NULL;
+}
+
+void tl_model_logits(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
+                     int64_t lookback_ms, const int64_t *at, int k, tl_arena *a, double *out)
+{
+    tl_jf_tp *jf = n ? tl_arena_alloc(a, (size_t)n * sizeof(*jf)) : NULL;
+    if (n) tl_jf_prepare(tps, n, jf);
+    double base = offset(m) + tl_ftrl_avg_weight(m->ftrl, TL_JF_BIAS);
+    /* Without the sequence model, a touchpoint's part at any age is the hat-weighted sum of
+     * its parts at the two anchors around that age: each is computed once, when a moment
+     * first needs it (NAN: not yet), whatever the number of moments. */
+    double *av = NULL, *phi = NULL;
+    tl_seq_tp *st = NULL;
+    if (m->seq && n) {
+        phi = tl_arena_alloc(a, (size_t)n * sizeof(*phi));
+        st = tl_arena_alloc(a, (size_t)n * sizeof(*st));
+        seq_tps(tps, n, st);
+    } else if (n) {
+        av = tl_arena_alloc(a, (size_t)n * TL_JF_ANCHORS * sizeof(*av));
+        for (int j = 0; j < n * TL_JF_ANCHORS; j++) av[j] = NAN;
+    }
+    for (int i = 0; i < k; i++) {
+        /* the touchpoints a moment at[i] would credit: at most a lookback old */
+        int from = 0;
+        while (from < n && tps[from].ts < at[i] - lookback_ms) from++;
+        double z = base;
+        if (user) {
+            int32_t idx[3];
+            double x[3];
+            int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, at[i], idx, x);
+            z += tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
+        }
+        if (m->seq && n - from > 0) {
+            contributions(m, jf + from, n - from, at[i], phi);
+            int c = n - from < TL_MODEL_MAX_TPS ? n - from : TL_MODEL_MAX_TPS;
+            tl_seq_pass *sp = tl_seq_prepare(m->seq, st + (n - c), c, at[i]);
+            tl_seq_pass_add(sp, phi + (n - from - c));
+            z += tl_seq_logit(sp, c == 64 ? UINT64_MAX : (UINT64_C(1) << c) - 1);
+            for (int j = 0; j < n - from - c; j++) z += phi[j];
+            tl_seq_pass_free(sp);
+        } else {
+            for (int j = from; j < n; j++) {
+                int anchor[2];
+                double wt[2];
+                int h = tl_jf_hat(at[i] - jf[j].ts, anchor, wt);
+                for (int q = 0; q < h; q++) {
+                    double *v = &av[(size_t)j * TL_JF_ANCHORS + (size_t)anchor[q]];
+                    if (isnan(*v)) {
+                        int32_t idx[TL_JF_KEYS];
+                        double x[TL_JF_KEYS];
+                        int c = tl_jf_anchor_features(&jf[j], anchor[q], idx, x);
+                        *v = tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
+                    }
+                    z += wt[q] * *v;
+                }
+            }
+        }
+        out[i] = z;
+    }
+}
+
+void tl_model_tp_logits(tl_model *m, const tl_journey_tp *tps, int n, int64_t at, tl_arena *a,
+                        double *phi)
+{
+    if (n <= 0) return;
+    tl_jf_tp *jf = tl_arena_alloc(a, (size_t)n * sizeof(*jf));
+    tl_jf_prepare(tps, n, jf);
+    contributions(m, jf, n, at, phi);
 }
 
 /* ---- learning ------------------------------------------------------------------- */
@@ -1160,6 +1260,8 @@ void tl_model_report_get(const tl_model *m, tl_model_report *r)
     r->auc = tl_metrics_auc(m->metrics);
     r->baseline_logloss = tl_metrics_baseline_logloss(m->metrics);
     r->baseline_auc = tl_metrics_baseline_auc(m->metrics);
+    tl_intent_model_stats(m->intent, &r->intent_outcomes, &r->intent_positives, &r->intent_logloss,
+                          &r->intent_auc);
 }
 
 int tl_model_credits(const tl_model *m, tl_dim *dim, const char **names, double *credits, int max)

@@ -85,6 +85,10 @@ typedef struct tl_model_report {
     uint64_t controls_skipped;           /* past model.controls.max in one gap */
     uint64_t shared_records, shared_examples;   /* the other instances' updates added */
     uint64_t shared_bad;                 /* updates that did not decode (skipped) */
+    /* the purchase intent (intent.h): outcomes learned, of them purchases, and the
+     * progressive log-loss and AUC of the intents scored for them (NaN before any) */
+    uint64_t intent_outcomes, intent_positives;
+    double intent_logloss, intent_auc;
 } tl_model_report;
 
 /* checkpoint: file the model is saved to and resumed from (NULL: none). */
@@ -104,6 +108,28 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
  * n may be 0), label 1 (a purchase at ts) or 0 (a control moment: none at ts). */
 void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
                     int label, int64_t ts);
+
+/* The purchase intent's calibration (intent.h), kept and checkpointed with the model. */
+struct tl_intent_model *tl_model_intent(tl_model *m);
+
+/* The model's version: the examples it has learned (the record's model_version). */
+int64_t tl_model_version(const tl_model *m);
+
+/* Why the model gives no credits yet: "warming_up" (fewer than model.warmup.examples of a
+ * class learned), "no_negatives" (no control moment learned yet), or NULL when it does. */
+const char *tl_model_unready(const tl_model *m);
+
+/* The purchase log-odds (a moment's, offset included, by the averaged weights) of a user
+ * with history `user` (may be NULL) and journey tps[0..n) (oldest first) at each of the
+ * moments at[0..k): at a moment, the touchpoints more than lookback_ms old are left out,
+ * as the attribution stage leaves them out of a journey. Into out[0..k); scratch from a. */
+void tl_model_logits(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
+                     int64_t lookback_ms, const int64_t *at, int k, tl_arena *a, double *out);
+
+/* Each touchpoint's own part of the log-odds at time at (the additive model's; the
+ * sequence model's attention is not split), into phi[0..n). */
+void tl_model_tp_logits(tl_model *m, const tl_journey_tp *tps, int n, int64_t at, tl_arena *a,
+                        double *phi);
 
 /* A closed journey for the Markov chain: it ended in a purchase or it expired, at time
  * `at`. With a sink that takes paths (out->emit_path: one chain for every instance) it is

@@ -52,6 +52,17 @@ int tl_pipeline_init(tl_pipeline *p, const tl_config *c, const char *state_dir, 
     if (tl_features_cfg_load(&p->fcfg, c, err, errlen) != 0) return -1;
     if (tl_attr_cfg_load(&p->acfg, c, err, errlen) != 0) return -1;
     if (tl_model_cfg_load(&p->mcfg, c, err, errlen) != 0) return -1;
+    if (tl_intent_cfg_load(&p->icfg, c, err, errlen) != 0) return -1;
+    if (p->icfg.window_ms == 0) p->icfg.window_ms = p->acfg.lookback_ms;
+    if (p->icfg.window_ms <= 0) p->icfg.enabled = 0;   /* a lookback of 0: no window */
+    if (p->icfg.enabled && p->mcfg.enabled && p->icfg.window_ms > p->acfg.lookback_ms) {
+        /* every scored moment must be decided by its journey's expiry at the latest */
+        snprintf(err, errlen,
+                 "intent.window.ms (%lld) is longer than attribution.lookback.ms (%lld): make "
+                 "it at most that, or set intent.enabled=false",
+                 (long long)p->icfg.window_ms, (long long)p->acfg.lookback_ms);
+        return -1;
+    }
     if (p->mcfg.enabled || p->mcfg.markov_enabled) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/model.bin", state_dir);
@@ -59,7 +70,8 @@ int tl_pipeline_init(tl_pipeline *p, const tl_config *c, const char *state_dir, 
         p->model = tl_model_new(&p->mcfg, path, err, errlen);
         if (!p->model) return -1;
     }
-    p->attr = (tl_attr_stage){.cfg = &p->acfg, .fc = &p->fcfg, .model = p->model};
+    p->attr =
+        (tl_attr_stage){.cfg = &p->acfg, .fc = &p->fcfg, .model = p->model, .intent = &p->icfg};
     p->stages[0] = (tl_stage){.name = "attribution",
                               .ctx = p,
                               .process = attribution_process,

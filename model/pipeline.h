@@ -22,6 +22,7 @@ typedef struct tl_pipeline {
     tl_features_cfg fcfg;
     tl_attr_cfg acfg;
     tl_model_cfg mcfg;
+    tl_intent_cfg icfg;
     tl_model *model;             /* NULL when model.enabled and markov.enabled are off */
     tl_attr_stage attr;
     tl_features_stats fstats;

@@ -152,6 +152,19 @@ void tl_avro_put_credit(tl_buf *b, int32_t schema_id, const tl_credit_delta *c)
     put_opt_double(b, c->has_interval, c->interval_level);
 }
 
+void tl_avro_put_intent(tl_buf *b, int32_t schema_id, const tl_intent_delta *d)
+{
+    put_frame(b, schema_id);
+    put_string(b, d->user_id);
+    put_opt_string(b, d->event_id);
+    put_long(b, d->ts);
+    put_long(b, d->window_ms);
+    put_double(b, d->p);
+    put_double(b, d->previous);
+    put_long(b, d->model_version);
+    put_string(b, d->explanation);
+}
+
 void tl_avro_rollup_key(tl_buf *b, tl_ru_dim dim, tl_ru_window w, const tl_rollup_row *row)
 {
     char head[96];
@@ -413,6 +426,12 @@ size_t tl_avro_rollup_bound(size_t S)
 {
     return 5 + 3 * B_NAME + B_STR(S) + 4 * B_LONG + B_LONG + TL_RU_METHODS * (B_NAME + 16) + 1 +
         2 * B_OPT_DOUBLE + 2 * (B_LONG + TL_RU_METHODS * (B_NAME + 8) + 1) + 1 + 3 * 8 + B_LONG;
+}
+
+size_t tl_avro_intent_bound(size_t S)
+{
+    /* user_id, event_id (a union), ts, window_ms, p, previous, model_version, explanation */
+    return 5 + B_STR(S) + B_OPT_STR(S) + 2 * B_LONG + 2 * 8 + B_LONG + B_STR(TL_EXPLANATION_MAX);
 }
 
 size_t tl_avro_credit_bound(size_t S)

@@ -20,7 +20,7 @@ typedef struct sink_state {
     tl_sink_base base;
     FILE *out;
     tl_buf buf;
-    int32_t ids[3];
+    int32_t ids[4];
 } sink_state;
 
 static void kv_opt_dbl(tl_buf *b, const char *k, int has, double v)
@@ -172,6 +172,22 @@ static tl_rc jsonl_credit(void *ctx, const tl_credit_delta *c)
     return line_out(s);
 }
 
+static tl_rc jsonl_intent(void *ctx, const tl_intent_delta *d)
+{
+    sink_state *s = ctx;
+    tl_buf *b = line_begin(s, "intent_delta");
+    tl_json_member_str(b, "user_id", d->user_id);
+    tl_json_member_str(b, "event_id", d->event_id);
+    tl_json_member_i64(b, "ts", d->ts);
+    tl_json_member_i64(b, "window_ms", d->window_ms);
+    tl_json_member_double(b, "p", d->p);
+    tl_json_member_double(b, "previous", d->previous);
+    tl_json_member_i64(b, "model_version", d->model_version);
+    tl_json_member_str(b, "explanation", d->explanation);
+    s->base.counts.intent++;
+    return line_out(s);
+}
+
 static tl_rc jsonl_dlq(void *ctx, const tl_dlq_record *r)
 {
     sink_state *s = ctx;
@@ -206,6 +222,7 @@ tl_sink *tl_jsonl_sink_new(FILE *out)
         .emit_attribution = jsonl_attribution,
         .emit_credit = jsonl_credit,
         .emit_dlq = jsonl_dlq,
+        .emit_intent = jsonl_intent,
         .flush = jsonl_flush,
         .destroy = state_destroy,
     };
@@ -238,6 +255,14 @@ static tl_rc avro_credit(void *ctx, const tl_credit_delta *c)
     return TL_OK;
 }
 
+static tl_rc avro_intent(void *ctx, const tl_intent_delta *d)
+{
+    sink_state *s = ctx;
+    tl_sink_avro_intent(&s->base, &s->buf, s->ids[3], d);
+    s->base.counts.bytes += s->buf.len;
+    return TL_OK;
+}
+
 static tl_rc avro_dlq(void *ctx, const tl_dlq_record *r)
 {
     ((sink_state *)ctx)->base.counts.dlq++;
@@ -246,12 +271,14 @@ static tl_rc avro_dlq(void *ctx, const tl_dlq_record *r)
 
 static tl_rc avro_flush(void *ctx, int timeout_ms) { return TL_OK; }
 
-tl_sink *tl_avro_sink_new(int32_t id_interest, int32_t id_attribution, int32_t id_credit)
+tl_sink *tl_avro_sink_new(int32_t id_interest, int32_t id_attribution, int32_t id_credit,
+                          int32_t id_intent)
 {
     sink_state *s = tl_xcalloc(1, sizeof(*s));
     s->ids[0] = id_interest;
     s->ids[1] = id_attribution;
     s->ids[2] = id_credit;
+    s->ids[3] = id_intent;
     s->base.sink = (tl_sink){
         .name = "avro",
         .ctx = s,
@@ -259,6 +286,7 @@ tl_sink *tl_avro_sink_new(int32_t id_interest, int32_t id_attribution, int32_t i
         .emit_attribution = avro_attribution,
         .emit_credit = avro_credit,
         .emit_dlq = avro_dlq,
+        .emit_intent = avro_intent,
         .flush = avro_flush,
         .destroy = state_destroy,
     };

@@ -35,7 +35,7 @@ typedef struct kafka_sink {
     tl_sink_base base;
     rd_kafka_t *rk;
     tl_kafka_sink_opts o;
-    char *topics[4];
+    char *topics[5];   /* interest, attribution, credit, dead letters, intent (or NULL) */
     tl_buf buf;
     uint64_t emitted, acked, failed;
     unsigned char *ring;    /* ring[seq % RING_SIZE]: delivered, seq in (acked, emitted] */
@@ -153,6 +153,14 @@ static tl_rc ks_interest(void *ctx, const tl_interest_delta *d)
     kafka_sink *s = ctx;
     tl_sink_avro_interest(&s->base, &s->buf, s->o.id_interest, d);
     return produce(s, s->o.topic_interest, d->user_id, strlen(d->user_id), s->buf.data, s->buf.len,
+                   NULL);
+}
+
+static tl_rc ks_intent(void *ctx, const tl_intent_delta *d)
+{
+    kafka_sink *s = ctx;
+    tl_sink_avro_intent(&s->base, &s->buf, s->o.id_intent, d);
+    return produce(s, s->o.topic_intent, d->user_id, strlen(d->user_id), s->buf.data, s->buf.len,
                    NULL);
 }
 
@@ -406,7 +414,7 @@ static void ks_destroy(void *ctx)
     for (int i = 0; i < s->n_ru; i++) tl_rollup_destroy(s->ru[i]);
     tl_mk_out_destroy(s->mk);
     tl_buf_free(&s->key);
-    for (int i = 0; i < 4; i++) free(s->topics[i]);
+    for (int i = 0; i < 5; i++) free(s->topics[i]);
     tl_buf_free(&s->buf);
     free(s->ring);
     if (s->rk) rd_kafka_destroy(s->rk);
@@ -420,9 +428,9 @@ rd_kafka_t *tl_kafka_sink_handle(const tl_sink *sink) { return ((kafka_sink *)si
  * A topic the broker does not know is named now; it may still be created on first use. */
 static void learn_topics(kafka_sink *s)
 {
-    const char *names[6] = {s->topics[0], s->topics[1], s->topics[2],
-                            s->topics[3], s->changelog, s->partials};
-    for (int i = 0; i < 6; i++) {
+    const char *names[7] = {s->topics[0], s->topics[1], s->topics[2], s->topics[3],
+                            s->topics[4], s->changelog, s->partials};
+    for (int i = 0; i < 7; i++) {
         if (!names[i]) continue;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, names[i], NULL);
         const rd_kafka_metadata_t *md = NULL;
@@ -456,6 +464,8 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
     s->o.topic_attribution = s->topics[1];
     s->o.topic_credit = s->topics[2];
     s->o.topic_dlq = s->topics[3];
+    if (o->topic_intent && *o->topic_intent) s->topics[4] = tl_xstrdup(o->topic_intent);
+    s->o.topic_intent = s->topics[4];
     if (o->rollup_partials_topic && *o->rollup_partials_topic) {
         s->partials = tl_xstrdup(o->rollup_partials_topic);
         const char *groups = o->rollup_groups ? o->rollup_groups : "";
@@ -491,6 +501,7 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
         .progress = ks_progress,
         .destroy = ks_destroy,
     };
+    if (s->topics[4]) s->base.sink.emit_intent = ks_intent;
     if (s->mk) {
         s->base.sink.emit_path = ks_path;
         s->base.sink.stream_time = ks_stream_time;

@@ -34,4 +34,12 @@ static inline void tl_sink_avro_credit(tl_sink_base *b, tl_buf *buf, int32_t sch
     b->counts.credit++;
 }
 
+static inline void tl_sink_avro_intent(tl_sink_base *b, tl_buf *buf, int32_t schema_id,
+                                       const tl_intent_delta *d)
+{
+    tl_buf_clear(buf);
+    tl_avro_put_intent(buf, schema_id, d);
+    b->counts.intent++;
+}
+
 #endif

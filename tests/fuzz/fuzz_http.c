@@ -141,15 +141,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (tl_app_cfg_load(&ac, cfg, err, sizeof(err)) != 0)
         fuzz_fail(__FILE__, __LINE__, "config", "%s", err);
     tl_app_runtime_opts(&ac, &ro);
-    sink = tl_avro_sink_new(2, 3, 4);
+    sink = tl_avro_sink_new(2, 3, 4, 12);
     rt = tl_runtime_new(&ro, sink, pipeline.stages, pipeline.n_stages);
     int64_t next;
     if (tl_runtime_assigned(rt, 0, &next) != 0) fuzz_fail(__FILE__, __LINE__, "assign", "p0");
     make_users(tl_runtime_store(rt, 0));
     obs = tl_observe_start(cfg, err, sizeof(err));
     if (!obs) fuzz_fail(__FILE__, __LINE__, "observe", "%s", err);
-    static const char *const topics[4] = {"tally.interest-deltas", "tally.attributions",
-                                          "tally.credit-deltas", "tally.dlq"};
+    static const char *const topics[5] = {"tally.interest-deltas", "tally.attributions",
+                                          "tally.credit-deltas", "tally.dlq",
+                                          "tally.intent-deltas"};
     tl_observe_attach(obs, rt, NULL, sink, &pipeline, "tally.events", topics);
     atexit(cleanup);
     return 0;

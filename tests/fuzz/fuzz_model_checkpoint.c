@@ -44,7 +44,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_model_cfg(&mcfg, path, sizeof(path));
     mcfg.seq_dim = 4; /* model.kind=seq: a small sequence model, so that its state is too */
     mcfg.seq_buckets = 16;
-    sink = tl_avro_sink_new(2, 3, 4);
+    sink = tl_avro_sink_new(2, 3, 4, 12);
     atexit(cleanup);
     return 0;
 }

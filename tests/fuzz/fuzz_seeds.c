@@ -621,7 +621,7 @@ static void state_seeds(void)
     tl_pipeline p;
     must(tl_pipeline_init(&p, c, state_dir, err, sizeof(err)) == 0, err);
     tl_model_share_start(p.model);   /* for the model_share seeds below */
-    tl_sink *sink = tl_avro_sink_new(2, 3, 4);
+    tl_sink *sink = tl_avro_sink_new(2, 3, 4, 12);
     tl_store *s = tl_store_open(state_dir, 0, 1 << 20, err, sizeof(err));
     must(s != NULL, err);
     /* Empty model checkpoint (a new model), then one after the events. */

@@ -18,7 +18,7 @@
   that is still running.
 - wait_until(): polls a condition until a deadline, failing early when a process that must
   stay up has exited.
-- OutputTopics: the names of one run's four output topics.
+- OutputTopics: the names of one run's five output topics.
 - Steps: a test's named steps, each printed as "ok NAME" or "FAIL NAME" with its problems;
   finish() prints the count and gives the exit status.
 
@@ -93,6 +93,7 @@ def _strip_logical(node):
 EVENT_ID = 10         # schemas/10-behavior_event.avsc: the event schema tally produce writes
 ATTRIBUTION_ID = 11   # schemas/11-attribution.avsc: the attribution schema tally writes
 CREDIT_ID = 7        # schemas/7-credit_delta.avsc: the credit_delta schema tally writes
+INTENT_ID = 12       # schemas/12-intent_delta.avsc: the intent_delta schema tally writes
 
 
 def load_schemas():
@@ -451,26 +452,28 @@ def java_partition(key, partitions):
 
 
 class OutputTopics:
-    """The four output topics of one tally run (or of the instances of one group)."""
+    """The five output topics of one tally run (or of the instances of one group)."""
 
     def __init__(self, prefix):
         self.interest = prefix + "-interest"
         self.attribution = prefix + "-attribution"
         self.credit = prefix + "-credit"
         self.dlq = prefix + "-dlq"
+        self.intent = prefix + "-intent"
 
     def all(self):
-        return [self.interest, self.attribution, self.credit, self.dlq]
+        return [self.interest, self.attribution, self.credit, self.dlq, self.intent]
 
     def create(self, kafka, partitions=4):
         kafka.create_topics({self.interest: partitions, self.attribution: partitions,
-                             self.credit: 1, self.dlq: 1})
+                             self.credit: 1, self.dlq: 1, self.intent: partitions})
 
     def args(self):
         return ["-X", "output.interest.topic=" + self.interest,
                 "-X", "output.attribution.topic=" + self.attribution,
                 "-X", "output.credit.topic=" + self.credit,
-                "-X", "dlq.topic=" + self.dlq]
+                "-X", "dlq.topic=" + self.dlq,
+                "-X", "output.intent.topic=" + self.intent]
 
     def read(self, kafka, schemas, problems):
         """The interest deltas and attributions on the topics (read_committed), decoded.

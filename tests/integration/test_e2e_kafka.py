@@ -14,6 +14,8 @@
    identical sentences). Message keys must be the user_id. `tally report` of the attribution
    and credit-delta topics read back with `tally consume` equals its report of the replay
    (hourly rows per category, the rule-based methods).
+   The intent topic's records (schema id 12) chain per user: previous is the p of the
+   user's record before (0 for its first), each moved by intent.threshold.
 5. The dead-letter topic must hold exactly the five bad records, original key and bytes, with
    headers tally.reason, tally.error, tally.source.topic, tally.source.partition and
    tally.source.offset.
@@ -45,7 +47,7 @@ import reference as ref  # noqa: E402
 from kafka_util import (RUN, SHARED_DATA, TALLY_BIN, Kafka, OutputTopics, Steps,  # noqa: E402
                         Tally, avro_encode, decode_outputs, frame, java_partition,
                         load_schemas, preflight, replay_file, run_args, run_tally, wait_until)
-from kafka_util import ATTRIBUTION_ID, CREDIT_ID  # noqa: E402
+from kafka_util import ATTRIBUTION_ID, CREDIT_ID, INTENT_ID  # noqa: E402
 
 DATA = os.path.join(SHARED_DATA, "taobao", "user_behavior_journeys.csv")
 RULE_METHODS = ("last_touch", "first_touch", "linear", "time_decay", "position_based")
@@ -170,7 +172,12 @@ def main():
     ok = ok and step("produce", produce)
 
     def run(pr):
-        secs = run_tally(run_args(t_in, group, state_dir, outs=outs, b=b),
+        # The purchase intent is on, and the journeys span nine days: with a one-day intent
+        # window and a warm-up of 10 outcomes of each kind, it is published (with a week's
+        # window, too few of its moments are decided within the data).
+        secs = run_tally(run_args(t_in, group, state_dir, "-X", "intent.enabled=true",
+                                  "-X", "intent.window.ms=86400000",
+                                  "-X", "model.warmup.examples=10", outs=outs, b=b),
                          RUN_TIMEOUT_S, os.path.join(tmp, "run.log"))
         return "tally run --until-end exited 0 after %.1f s" % secs
 
@@ -274,6 +281,34 @@ def main():
 
     if ok:
         step("credit deltas", credit_deltas)
+
+    def intent_deltas(pr):
+        """Each user's intent records chain (previous = the p of its record before, 0 for its
+        first: a user's records are in one partition, in order), each moved by
+        intent.threshold's default (0.05), p in (0, 1), keyed by user_id, its sentence saying
+        both numbers."""
+        rows = kafka.read_all(outs.intent, READ_TIMEOUT_S)
+        recs = decode_outputs(rows, INTENT_ID, schemas[INTENT_ID], outs.intent, pr)
+        if not recs:
+            pr.append("no intent_delta records on %s" % outs.intent)
+        last = {}
+        for r in recs:
+            u = r["user_id"]
+            if abs(r["previous"] - last.get(u, 0.0)) > 1e-12:
+                pr.append("intent of %s at %d: previous %r, last published %r" % (
+                    u, r["ts"], r["previous"], last.get(u, 0.0)))
+            if not 0 < r["p"] < 1 or abs(r["p"] - r["previous"]) < 0.05 - 1e-12:
+                pr.append("intent of %s at %d: p %r from %r" % (u, r["ts"], r["p"], r["previous"]))
+            want = "from %.3f to %.3f" % (r["previous"], r["p"])
+            if want not in r["explanation"]:
+                pr.append("intent of %s: %r does not say %r" % (u, r["explanation"], want))
+            last[u] = r["p"]
+            if len(pr) > 10:
+                break
+        return "%d intent deltas of %d users, each chained to the one before" % (len(recs), len(last))
+
+    if ok:
+        step("intent deltas", intent_deltas)
 
     def replay(pr):
         out = os.path.join(tmp, "replay.jsonl")

@@ -36,6 +36,7 @@ typedef enum ms_kind {
     MS_ATTRIBUTION,
     MS_CREDIT,
     MS_DLQ,
+    MS_INTENT,
     MS_KIND_COUNT
 } ms_kind;
 
@@ -45,6 +46,7 @@ typedef struct ms_record {
     tl_attribution attribution;     /* MS_ATTRIBUTION: everything it points to owned */
     tl_credit_delta credit;         /* MS_CREDIT: strings owned */
     tl_dlq_record dlq;              /* MS_DLQ: strings and bytes owned */
+    tl_intent_delta intent;         /* MS_INTENT: strings owned */
 } ms_record;
 
 typedef struct memsink {
@@ -131,6 +133,11 @@ static inline void ms_record_own(ms_record *r)
         r->dlq.key = ms_dup_bytes(r->dlq.key, r->dlq.key_len);
         r->dlq.payload = ms_dup_bytes(r->dlq.payload, r->dlq.payload_len);
         break;
+    case MS_INTENT:
+        r->intent.user_id = ms_dup(r->intent.user_id);
+        r->intent.event_id = ms_dup(r->intent.event_id);
+        r->intent.explanation = ms_dup(r->intent.explanation);
+        break;
     default: break;
     }
 }
@@ -163,6 +170,11 @@ static inline tl_rc ms_emit_credit(void *ctx, const tl_credit_delta *d)
 static inline tl_rc ms_emit_dlq(void *ctx, const tl_dlq_record *d)
 {
     return ms_add(ctx, &(ms_record){.kind = MS_DLQ, .dlq = *d});
+}
+
+static inline tl_rc ms_emit_intent(void *ctx, const tl_intent_delta *d)
+{
+    return ms_add(ctx, &(ms_record){.kind = MS_INTENT, .intent = *d});
 }
 
 static inline tl_rc ms_flush(void *ctx, int timeout_ms)
@@ -233,6 +245,11 @@ static inline void ms_record_free(ms_record *r)
         free((void *)r->dlq.key);
         free((void *)r->dlq.payload);
         break;
+    case MS_INTENT:
+        free((char *)r->intent.user_id);
+        free((char *)r->intent.event_id);
+        free((char *)r->intent.explanation);
+        break;
     default: break;
     }
 }
@@ -259,6 +276,7 @@ static inline void ms_init(memsink *ms)
         .emit_attribution = ms_emit_attribution,
         .emit_credit = ms_emit_credit,
         .emit_dlq = ms_emit_dlq,
+        .emit_intent = ms_emit_intent,
         .flush = ms_flush,
     };
 }

@@ -39,6 +39,7 @@
 #include "model/attribution.h"
 #include "model/ftrl.h"
 #include "model/journey_features.h"
+#include "model/intent.h"
 #include "model/model.h"
 #include "model/shapley.h"
 #include "fixtures.h"
@@ -736,6 +737,228 @@ static tl_model *trained_model(const tl_model_cfg *mc, shadow *sh, int n, uint64
     gen_examples(train_set, n, seed, all_negative);
     train(m, sh, train_set, n);
     return m;
+}
+
+/* ==== purchase intent (model/intent.h) ======================================================= */
+
+/* The shadow's purchase log-odds of the moment at: the touchpoints at most 7 days old then. */
+static double shadow_logit(const shadow *sh, const tl_model_user *h, const tl_journey_tp *tps,
+                           int n, int64_t at)
+{
+    uint64_t mask = 0;
+    for (int i = 0; i < n; i++)
+        if (tps[i].ts >= at - 7 * DAY && tps[i].ts <= at) mask |= UINT64_C(1) << i;
+    double p = shadow_p(sh, h, tps, n, at, mask);
+    return log(p / (1 - p));
+}
+
+static void test_intent(void **state)
+{
+    (void)state;
+    /* the integral, by hand: a constant logit z over W gives 1 - exp(-e^z W / interval); one
+     * rising linearly from z0 to z1, 1 - exp(-(e^z1 - e^z0) / (z1 - z0) W / interval) */
+    const int64_t t2[2] = {0, 7 * DAY}, t3[3] = {0, DAY, 7 * DAY};
+    const double flat[3] = {-6, -6, -6}, line[2] = {-7, -5};
+    near(tl_intent_integrate(t2, flat, 2, (double)GRID), 1 - exp(-exp(-6) * 28), 1e-15, "flat", 0);
+    near(tl_intent_integrate(t3, flat, 3, (double)GRID), 1 - exp(-exp(-6) * 28), 1e-15,
+         "flat in two spans", 0);
+    near(tl_intent_integrate(t2, line, 2, (double)GRID), 1 - exp(-(exp(-5) - exp(-7)) / 2 * 28),
+         1e-15, "linear", 0);
+    near(tl_intent_integrate(t2, flat, 1, (double)GRID), 0, 0, "one moment", 0);
+
+    /* The intent's rate is the model's odds over the control interval (examples sample the
+     * users' time once per interval): with this model's odds near 1, a long interval keeps
+     * the day's score away from 1. */
+    tl_model_cfg mc = fx_model_cfg();
+    mc.control_interval_ms = 100 * DAY;
+    shadow sh;
+    tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
+    tl_journey_tp tps[5];
+    purchase5(tps);
+    const tl_model_user h = {2, P2 - 30 * DAY, P2 - 10 * DAY};
+    const int64_t now = P2;
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    /* the score over a day from the shadow's log-odds at the same moments: now, now + each
+     * anchor below a day, now + a day */
+    const int64_t at[4] = {now, now + 3 * HOUR, now + 12 * HOUR, now + DAY};
+    double z[4];
+    for (int i = 0; i < 4; i++) z[i] = shadow_logit(&sh, &h, tps, 5, at[i]);
+    double got = tl_intent_projection(m, &h, tps, 5, 7 * DAY, now, DAY, &a);
+    near(got, tl_intent_integrate(at, z, 4, (double)mc.control_interval_ms), 1e-9,
+         "intent against the shadow", 0);
+    /* and the log-odds at now are those of the purchase the model would credit then */
+    tl_attribution r;
+    credit(m, tps, 5, now, &a, &r);
+    double zl;
+    tl_model_logits(m, NULL, tps, 5, 7 * DAY, &now, 1, &a, &zl);
+    near(zl, log(r.p_conversion / (1 - r.p_conversion)), 1e-9, "logit = p_conversion's", 0);
+    /* The grid is coarse: against a 10-minute one (the same log-odds, straight between
+     * every 10 minutes), the score is within 5% of itself. */
+    enum {
+        FINE = 24 * 6 + 1
+    };
+    static int64_t ft[FINE];
+    static double fz[FINE];
+    for (int i = 0; i < FINE; i++) {
+        ft[i] = now + (int64_t)i * 10 * 60000;
+        fz[i] = shadow_logit(&sh, &h, tps, 5, ft[i]);
+    }
+    double fine = tl_intent_integrate(ft, fz, FINE, (double)mc.control_interval_ms);
+    if (!(fabs(got - fine) <= 0.05 * fine)) fail_msg("intent %.6f, on a fine grid %.6f", got, fine);
+    assert_true(got > 0.01 && got < 0.5); /* a case where the window matters */
+    assert_true(got > 0.001 && got < 0.999); /* a case where the window matters */
+    tl_arena_destroy(&a);
+    tl_model_destroy(m);
+    shadow_fini(&sh);
+}
+
+/* Outcomes: a moment is learned once its window is over, bought or not (a purchase within
+ * the window marks it; the user's next event or its journey's expiry after the window
+ * decides it); an event from before it leaves it alone. */
+static void test_intent_outcomes(void **state)
+{
+    (void)state;
+    const int64_t W = DAY, T = 100 * DAY;
+    tl_intent_model *im = tl_intent_model_new(0.2, 1, 0, 0.1);
+    tl_user u;
+    fx_user_init(&u, "u");
+    tl_intent_moment a = {.ts = T, .since_ts = INT64_MIN, .z = -3, .p = 0.25f},
+                     b = {.ts = T + 2 * HOUR,
+                          .since_ts = T + 2 * HOUR - DAY,
+                          .purchases = 1,
+                          .z = -5,
+                          .p = 0.125f,
+                          .since_purchase = 1};
+    tl_user_add_intent_moment(&u, &a);
+    tl_user_add_intent_moment(&u, &b);
+    uint64_t n, pos;
+    double ll, auc;
+    tl_event buy = fx_event("p", "u", "i", "c", NULL, TL_PURCHASE, T + HOUR),
+             old = fx_event("o", "u", "i", "c", NULL, TL_BROWSE, T - HOUR),
+             late = fx_event("l", "u", "i", "c", NULL, TL_BROWSE, T + W + HOUR);
+    tl_intent_resolve(im, &u, &old, old.ts, W); /* from before both: nothing */
+    assert_int_equal(u.n_pend, 2);
+    assert_false(u.pend[0].bought || u.pend[1].bought);
+    tl_intent_resolve(im, &u, &buy, buy.ts, W); /* within a's window, before b */
+    assert_int_equal(u.n_pend, 2);
+    assert_true(u.pend[0].bought && !u.pend[1].bought);
+    tl_intent_model_stats(im, &n, &pos, &ll, &auc);
+    assert_int_equal(n, 0); /* not learned before its window is over */
+    assert_true(isnan(ll));
+    tl_intent_resolve(im, &u, &late, late.ts, W); /* a's window is over, b's not */
+    tl_intent_model_stats(im, &n, &pos, &ll, &auc);
+    assert_int_equal(n, 1);
+    assert_int_equal(pos, 1);
+    near(ll, -log(0.25), 1e-6, "log-loss of a bought moment scored 0.25", 0);
+    assert_int_equal(u.n_pend, 1);
+    assert_true(u.pend[0].ts == b.ts);
+    tl_intent_resolve(im, &u, NULL, b.ts + W - 1, W); /* an expiry just before: nothing */
+    assert_int_equal(u.n_pend, 1);
+    tl_intent_resolve(im, &u, NULL, b.ts + W, W);
+    assert_int_equal(u.n_pend, 0);
+    tl_intent_model_stats(im, &n, &pos, &ll, &auc);
+    assert_int_equal(n, 2);
+    assert_int_equal(pos, 1);
+    near(ll, (-log(0.25) - log(1 - 0.125)) / 2, 1e-6, "log-loss of both", 0);
+    near(auc, 1, 0, "the bought one scored higher", 0);
+
+    /* its coordinates: the bias; z between its anchors -4 and -6 (at -5, half each);
+     * log(1 + 1 purchase); a day since the purchase (the anchor of 1 d, index 3) */
+    int32_t idx[6];
+    double x[6];
+    int k = tl_intent_features(&b, idx, x);
+    assert_int_equal(k, 5);
+    assert_true(idx[0] == 0 && x[0] == 1);
+    assert_true(idx[1] == 1 + 2 && idx[2] == 1 + 3);
+    near(x[1], 0.5, 1e-12, "z's lower anchor", 0);
+    near(x[2], 0.5, 1e-12, "z's upper anchor", 0);
+    assert_true(idx[3] == 9);
+    near(x[3], log(2), 1e-12, "purchases", 0);
+    assert_true(idx[4] == 10 + 8 + 3 && x[4] == 1);
+
+    /* the checkpoint's part: the same predictions and counts after a round trip; a part cut
+     * short or with bytes after it is refused */
+    tl_buf enc = {0};
+    tl_intent_model_encode(im, &enc);
+    tl_intent_model *back = tl_intent_model_decode(enc.data, enc.len);
+    assert_non_null(back);
+    uint64_t n2, pos2;
+    double ll2, auc2;
+    tl_intent_model_stats(back, &n2, &pos2, &ll2, &auc2);
+    assert_true(n2 == n && pos2 == pos && ll2 == ll && auc2 == auc);
+    for (size_t cut = 0; cut < enc.len; cut += 7)
+        assert_null(tl_intent_model_decode(enc.data, cut));
+    tl_buf_putc(&enc, 0);
+    assert_null(tl_intent_model_decode(enc.data, enc.len));
+    tl_buf_free(&enc);
+    tl_intent_model_free(back);
+    tl_intent_model_free(im);
+    fx_user_fini(&u);
+}
+
+/* The stage publishes a user's intent when it moved by the threshold: each record's previous
+ * is the last one published (0 before any), its sentence says both, and the user keeps the
+ * last; its moments are decided by its later events. */
+static void test_intent_stage(void **state)
+{
+    (void)state;
+    tl_model_cfg mc = fx_model_cfg();
+    mc.warmup_examples = 0;
+    shadow sh;
+    tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
+    tl_attr_cfg ac = fx_attr_cfg();
+    tl_intent_cfg ic = {.enabled = 1, .window_ms = DAY, .threshold = 0.01};
+    tl_attr_stage as = {.cfg = &ac, .model = m, .intent = &ic};
+    memsink ms;
+    tl_arena a;
+    tl_user u;
+    fx_stage_open(&ms, &a, &u, "u");
+    u.labelled = u.sampled = u.first_ts = u.last_purchase = u.intent_ts = INT64_MIN;
+    const int64_t T = P2 + 10 * DAY;
+    const struct {
+        const char *id;
+        tl_event_type type;
+        int64_t ts;
+    } evs[] = {
+        {"e1", TL_BROWSE, T},           {"e2", TL_ADD_TO_CART, T + HOUR},
+        {"e3", TL_CLICK, T + 3 * HOUR}, {"e4", TL_PURCHASE, T + 4 * HOUR},
+        {"e5", TL_BROWSE, T + 2 * DAY}, {"e6", TL_BROWSE, T + 4 * DAY},
+    };
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+        tl_event ev = fx_event(evs[i].id, "u", "item", "c1", "web", evs[i].type, evs[i].ts);
+        assert_int_equal(tl_attribution_apply(&as, NULL, &u, &ev, &a, &ms.sink), TL_OK);
+        tl_arena_reset(&a);
+    }
+    int n = ms.count[MS_INTENT];
+    assert_true(n >= 2);
+    double last = 0;
+    for (int i = 0; i < n; i++) {
+        const tl_intent_delta *d = &ms_nth(&ms, MS_INTENT, i)->intent;
+        assert_string_equal(d->user_id, "u");
+        assert_true(d->window_ms == DAY);
+        near(d->previous, last, 0, "previous", i);
+        if (!(fabs(d->p - d->previous) >= ic.threshold)) fail_msg("record %d moved too little", i);
+        char want[96];
+        snprintf(want, sizeof(want), "p(purchase within 1 d) %s from %.3f to %.3f after ",
+                 d->p >= d->previous ? "rose" : "fell", d->previous, d->p);
+        if (!strstr(d->explanation, want)) fail_msg("%s\nwanted %s", d->explanation, want);
+        last = d->p;
+    }
+    near(u.intent, last, 0, "the user keeps the last published", 0);
+    /* e1..e3 left moments (an hour apart is less than a quarter of the window: e1's only);
+     * the purchase marked it, and e5, a day after its window, decided it: one outcome, a
+     * purchase; e5's own moment was decided by e6 (none bought) */
+    uint64_t outcomes, pos;
+    double ll, auc;
+    tl_intent_model_stats(tl_model_intent(m), &outcomes, &pos, &ll, &auc);
+    assert_int_equal(outcomes, 2);
+    assert_int_equal(pos, 1);
+    assert_int_equal(u.n_pend, 1); /* e6's */
+    assert_true(u.pend[0].ts == T + 4 * DAY);
+    fx_stage_close(&ms, &a, &u);
+    tl_model_destroy(m);
+    shadow_fini(&sh);
 }
 
 static void test_model_credits(void **state)
@@ -2022,6 +2245,9 @@ int main(void)
         FX_TMPDIR_TEST(test_labels_through_stage),
         cmocka_unit_test(test_no_leakage),
         cmocka_unit_test(test_model_warmup),
+        cmocka_unit_test(test_intent),
+        cmocka_unit_test(test_intent_outcomes),
+        cmocka_unit_test(test_intent_stage),
         FX_TMPDIR_TEST(test_checkpoint),
         FX_TMPDIR_TEST(test_model_share),
         FX_TMPDIR_TEST(test_checkpoint_truncated),

@@ -547,7 +547,7 @@ static void test_registry_down(void **state)
 }
 
 /* Registers the InterestDelta schema under tally.interest-value with s, whose registry (srv)
- * answers a POST with id 12: checks that the id is the registry's, not the directory's (2).
+ * answers a POST with id 42: checks that the id is the registry's, not the directory's (2).
  * Returns the schema's text, for the caller to free. */
 static char *register_interest(tl_schema_store *s, const server *srv)
 {
@@ -557,7 +557,7 @@ static char *register_interest(tl_schema_store *s, const server *srv)
     assert_int_equal(
         tl_schema_store_register(s, "tally.interest-value", interest, &id, err, sizeof(err)),
         TL_SCHEMA_OK);
-    assert_int_equal(id, 12);
+    assert_int_equal(id, 42);
     assert_string_equal(srv->method, "POST");
     return interest;
 }
@@ -565,7 +565,7 @@ static char *register_interest(tl_schema_store *s, const server *srv)
 static void test_register_registry(void **state)
 {
     const route routes[] = {
-        {"POST", "/subjects/tally.interest-value/versions", 200, "{\"id\":12}"},
+        {"POST", "/subjects/tally.interest-value/versions", 200, "{\"id\":42}"},
         {"POST", "/subjects/bad%20subject/versions", 409,
          "{\"error_code\":409,\"message\":\"Schema being registered is incompatible\"}"},
     };
@@ -589,7 +589,7 @@ static void test_register_registry(void **state)
     /* The id is now known without a lookup request. */
     int before = server_requests(&srv);
     avro_schema_t sc;
-    assert_int_equal(tl_schema_store_get(s, 12, &sc, err, sizeof(err)), TL_SCHEMA_OK);
+    assert_int_equal(tl_schema_store_get(s, 42, &sc, err, sizeof(err)), TL_SCHEMA_OK);
     assert_string_equal(avro_schema_name(sc), "InterestDelta");
     assert_int_equal(server_requests(&srv), before);
 
@@ -614,7 +614,7 @@ static void test_registry_401_and_lookup(void **state)
     const route routes[] = {
         {"GET", "/schemas/ids/100", 200, hit},
         {"POST", "/subjects/tally.interest-value", 200,
-         "{\"subject\":\"tally.interest-value\",\"id\":12,\"version\":1,\"schema\":\"\\\"string\\\"\"}"},
+         "{\"subject\":\"tally.interest-value\",\"id\":42,\"version\":1,\"schema\":\"\\\"string\\\"\"}"},
         {"POST", "/subjects/missing-value", 404,
          "{\"error_code\":40401,\"message\":\"Subject 'missing-value' not found.\"}"},
         {"POST", "/subjects/other-value", 404, NOT_FOUND},
@@ -644,7 +644,7 @@ static void test_registry_401_and_lookup(void **state)
     char *interest = register_interest(s, &srv);
     int id = -1;
     assert_string_equal(srv.path, "/subjects/tally.interest-value");
-    assert_int_equal(tl_schema_store_get(s, 12, &sc, err, sizeof(err)), TL_SCHEMA_OK);
+    assert_int_equal(tl_schema_store_get(s, 42, &sc, err, sizeof(err)), TL_SCHEMA_OK);
     assert_string_equal(avro_schema_name(sc), "InterestDelta");
 
     /* A subject that does not exist, and one without this schema: not found, naming the

@@ -840,6 +840,77 @@ static void test_avro_credit(void **state)
     roundtrip_two(&CREDIT_AVRO, &a, 4, &b, 0x10000000);
 }
 
+/* ---- Avro: intent_delta ------------------------------------------------------------------- */
+
+static tl_intent_delta intent_a(void)
+{
+    return (tl_intent_delta){.user_id = "u7",
+                             .event_id = "e9",
+                             .ts = 1700000000123,
+                             .window_ms = 604800000,
+                             .p = 0.3125,
+                             .previous = 0.0625,
+                             .model_version = 4242,
+                             .explanation = "p(purchase within 7 d) rose from 0.062 to 0.312"};
+}
+
+static tl_intent_delta intent_b(void)   /* moved by time: no event */
+{
+    return (tl_intent_delta){.user_id = "\xc3\xa9",
+                             .ts = -1,
+                             .window_ms = 3600000,
+                             .p = 1e-300,
+                             .previous = 0.5,
+                             .model_version = 0,
+                             .explanation = ""};
+}
+
+static void check_intent_avro(avro_value_t *v, const void *rec)
+{
+    const tl_intent_delta *d = rec;
+    check_str(v, "user_id", d->user_id);
+    check_opt_str(v, "event_id", d->event_id);
+    check_long(v, "ts", d->ts);
+    check_long(v, "window_ms", d->window_ms);
+    check_dbl(v, "p", d->p);
+    check_dbl(v, "previous", d->previous);
+    check_long(v, "model_version", d->model_version);
+    check_str(v, "explanation", d->explanation);
+    size_t n = 0;
+    avro_value_get_size(v, &n);
+    assert_int_equal(n, 8);
+}
+
+static void put_intent(tl_buf *b, int32_t id, const void *rec) { tl_avro_put_intent(b, id, rec); }
+
+static const avro_kind INTENT_AVRO = {put_intent, "12-intent_delta.avsc", check_intent_avro};
+
+static void test_avro_intent(void **state)
+{
+    (void)state;
+    tl_intent_delta a = intent_a(), b = intent_b();
+    roundtrip_two(&INTENT_AVRO, &a, 12, &b, 0x10000000);
+    /* the bound holds for strings at their longest */
+    const size_t S = 40;
+    char *s = malloc(S + 1), *text = malloc(TL_EXPLANATION_MAX + 1);
+    memset(s, 'x', S);
+    s[S] = 0;
+    memset(text, 'y', TL_EXPLANATION_MAX);
+    text[TL_EXPLANATION_MAX] = 0;
+    tl_intent_delta big = {.user_id = s,
+                           .event_id = s,
+                           .ts = INT64_MIN,
+                           .window_ms = INT64_MAX,
+                           .model_version = INT64_MIN,
+                           .explanation = text};
+    tl_buf buf = {0};
+    tl_avro_put_intent(&buf, 0x7fffffff, &big);
+    check_bound(buf.len, tl_avro_intent_bound(S));
+    tl_buf_free(&buf);
+    free(s);
+    free(text);
+}
+
 /* Hand-assembled bytes of a small credit_delta: the frame and Avro's zig-zag varints
  * and little-endian doubles, independent of any Avro library. */
 static void test_avro_credit_bytes(void **state)
@@ -1169,6 +1240,21 @@ static void check_credit_json(const tl_json *o, const tl_credit_delta *c)
     assert_int_equal(tl_json_len(o), c->has_interval ? 13 : 10);
 }
 
+static void check_intent_json(const tl_json *o, const tl_intent_delta *d)
+{
+    jstr(o, "type", "intent_delta");
+    jstr(o, "user_id", d->user_id);
+    if (d->event_id) jstr(o, "event_id", d->event_id);
+    else assert_int_equal(tl_json_get(o, "event_id")->type, TL_JSON_NULL);
+    ji64(o, "ts", d->ts);
+    ji64(o, "window_ms", d->window_ms);
+    jdbl(o, "p", d->p);
+    jdbl(o, "previous", d->previous);
+    ji64(o, "model_version", d->model_version);
+    jstr(o, "explanation", d->explanation);
+    assert_int_equal(tl_json_len(o), 9);
+}
+
 /* A JSON-lines sink writing to memory. */
 typedef struct jsonl_mem {
     char *out;
@@ -1256,15 +1342,20 @@ static void test_jsonl(void **state)
     assert_int_equal(s->emit_credit(s->ctx, &ca), TL_OK);
     assert_int_equal(s->emit_credit(s->ctx, &cb), TL_OK);
     assert_int_equal(s->emit_dlq(s->ctx, &dlq), TL_OK);
+    tl_intent_delta na = intent_a(), nb = intent_b();
+    assert_int_equal(s->emit_intent(s->ctx, &na), TL_OK);
+    assert_int_equal(s->emit_intent(s->ctx, &nb), TL_OK);
     assert_int_equal(s->flush(s->ctx, 1000), TL_OK);
-    assert_int_equal(assert_counts(s, 2, 6, 2, 1).bytes, m.len);
+    tl_sink_counts counts = assert_counts(s, 2, 6, 2, 1);
+    assert_int_equal(counts.bytes, m.len);
+    assert_int_equal(counts.intent, 2);
 
     /* one record a line */
     assert_true(m.len > 0);
     tl_arena a;
     tl_arena_init(&a, 1 << 16);
     const tl_json *lines[16];
-    assert_int_equal(jsonl_mem_lines(&m, &a, lines, 16), 11);
+    assert_int_equal(jsonl_mem_lines(&m, &a, lines, 16), 13);
     check_interest_json(lines[0], &ia);
     check_interest_json(lines[1], &ib);
     for (int i = 0; i < 6; i++) check_attribution_json(lines[2 + i], &at[i]);
@@ -1274,6 +1365,8 @@ static void test_jsonl(void **state)
     jstr(lines[10], "reason", "malformed");
     jstr(lines[10], "error", dlq.error);
     ji64(lines[10], "offset", 81);
+    check_intent_json(lines[11], &na);
+    check_intent_json(lines[12], &nb);
 
     tl_arena_destroy(&a);
     jsonl_mem_close(&m);
@@ -1356,7 +1449,7 @@ static void test_jsonl_write_error(void **state)
 static void test_avro_sink_counts(void **state)
 {
     (void)state;
-    tl_sink *s = tl_avro_sink_new(2, 3, 4);
+    tl_sink *s = tl_avro_sink_new(2, 3, 4, 12);
     tl_interest_delta d = interest_a();
     tl_attribution r = attribution_rules();
     tl_credit_delta c = credit_a();
@@ -1378,15 +1471,11 @@ static void test_avro_sink_counts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_avro_interest),
-        cmocka_unit_test(test_avro_attribution),
-        cmocka_unit_test(test_avro_credit),
-        cmocka_unit_test(test_avro_rollup),
-        cmocka_unit_test(test_avro_credit_bytes),
-        cmocka_unit_test(test_avro_bounds),
-        cmocka_unit_test(test_jsonl),
-        cmocka_unit_test(test_jsonl_doubles),
-        cmocka_unit_test(test_jsonl_write_error),
+        cmocka_unit_test(test_avro_interest),    cmocka_unit_test(test_avro_attribution),
+        cmocka_unit_test(test_avro_credit),      cmocka_unit_test(test_avro_intent),
+        cmocka_unit_test(test_avro_rollup),      cmocka_unit_test(test_avro_credit_bytes),
+        cmocka_unit_test(test_avro_bounds),      cmocka_unit_test(test_jsonl),
+        cmocka_unit_test(test_jsonl_doubles),    cmocka_unit_test(test_jsonl_write_error),
         cmocka_unit_test(test_avro_sink_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

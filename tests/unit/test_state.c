@@ -175,14 +175,15 @@ static void test_encoding_bytes(void **state)
     tl_buf b = {0};
     /* version | no timer | labelled, sampled, first_ts (as the caller set them) | no
      * purchases | no entries | no
-     * touchpoints | no attributions */
+     * touchpoints | no attributions | intent 0.0 at 0 | no pending intent moments */
     u.labelled = 0;
     u.sampled = 0;
     u.first_ts = 0;
     u.last_purchase = 0;
     tl_user_encode(&u, &b);
-    assert_int_equal(b.len, 10);
-    assert_memory_equal(b.data, "\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
+    assert_int_equal(b.len, 20);
+    assert_memory_equal(b.data, "\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
+    assert_memory_equal(b.data + 10, "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
 
     /* entry: dim 1 | "ab" | f 1.0 | h 2.0 | t -1 (zig-zag 1); tp: "e" | "i" | NULL |
      * "w" | type 2 | ts 64 (zig-zag 128 = 0x80 0x01) | share -1.0f | propensity -1.0f |
@@ -191,7 +192,7 @@ static void test_encoding_bytes(void **state)
     add_tp(&u, "e", "i", NULL, "w", TL_CLICK, 64);
     unsigned char want[128];
     size_t n = 0;
-    want[n++] = 5;                       /* version */
+    want[n++] = 6;                       /* version */
     want[n++] = 0;                       /* timer */
     want[n++] = 0;                       /* labelled */
     want[n++] = 0;                       /* sampled */
@@ -243,6 +244,28 @@ static void test_encoding_bytes(void **state)
     want[n++] = 2;
     want[n++] = 'o';
     want[n++] = 'k';
+    /* intent 2.0 at ts 5 (zig-zag 10); version 5 ends before it */
+    const size_t n5 = n;
+    memcpy(want + n, two, 8);
+    n += 8;
+    want[n++] = 10;
+    /* a pending intent moment: ts 3 (zig-zag 6) | since_ts 1 (2) | purchases 2 | z 2.0f |
+     * p 0.5f | since a purchase */
+    want[n++] = 1;
+    want[n++] = 6;
+    want[n++] = 2;
+    want[n++] = 2;
+    const unsigned char two_f[4] = {0, 0, 0, 0x40}, half_f[4] = {0, 0, 0, 0x3f};
+    memcpy(want + n, two_f, 4);
+    n += 4;
+    memcpy(want + n, half_f, 4);
+    n += 4;
+    want[n++] = 1;
+    u.intent = 2.0;
+    u.intent_ts = 5;
+    const tl_intent_moment mo = {
+        .ts = 3, .since_ts = 1, .purchases = 2, .z = 2.0f, .p = 0.5f, .since_purchase = 1};
+    assert_int_equal(tl_user_add_intent_moment(&u, &mo), 1);
     tl_user_add_attribution(&u, "p", "i", NULL, -2, 1.0, "ok");
     b.len = 0;
     tl_user_encode(&u, &b);
@@ -259,7 +282,22 @@ static void test_encoding_bytes(void **state)
     assert_null(d.tp[0].campaign);
     assert_string_equal(d.attr[0].explanation, "ok");
     assert_null(d.attr[0].category_id);
+    assert_true(d.intent == 2.0 && d.intent_ts == 5);
+    assert_int_equal(d.n_pend, 1);
+    assert_true(d.pend[0].ts == 3 && d.pend[0].since_ts == 1 && d.pend[0].purchases == 2 &&
+                d.pend[0].z == 2.0f && d.pend[0].p == 0.5f && d.pend[0].since_purchase == 1);
     fx_user_fini(&d);
+
+    /* a version 5 record: the same without the intent, decoded as none yet */
+    unsigned char v5[128];
+    memcpy(v5, want, n5);
+    v5[0] = 5;
+    fx_user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, v5, n5), 0);
+    assert_same_user(&u, &d);
+    assert_true(d.intent == 0 && d.intent_ts == INT64_MIN);
+    fx_user_fini(&d);
+    n = n5;   /* the older versions below are made from version 5 */
 
     /* a version 4 record: the same without the touchpoint's campaign */
     unsigned char v4[128];
@@ -306,20 +344,22 @@ static void test_encoding_bytes(void **state)
     fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n2), -1);
     fx_user_fini(&d);
-    /* re-encoding a version 2 record writes version 4: sampled and first_ts none yet
-     * (INT64_MIN: 10-byte varints), no purchases, none last, no attributions */
+    /* re-encoding a version 2 record writes version 6: sampled and first_ts none yet
+     * (INT64_MIN: 10-byte varints), no purchases, none last, no attributions, no intent
+     * (0.0 at INT64_MIN) */
     old[0] = 2;
     fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n2), 0);
     b.len = 0;
     tl_user_encode(&d, &b);
-    assert_int_equal(b.data[0], 5);
+    assert_int_equal(b.data[0], 6);
     assert_memory_equal(b.data + 1, old + 1, 2);
-    assert_int_equal(b.len, 3 + 10 + 10 + 1 + 10 + (n2 - 3) + 1 + 1);
+    assert_int_equal(b.len, 3 + 10 + 10 + 1 + 10 + (n2 - 3) + 1 + 1 + 8 + 10 + 1);
     assert_int_equal(b.data[23], 0);
     assert_memory_equal(b.data + 34, old + 3, n2 - 3);
-    assert_int_equal(b.data[b.len - 2], 0);   /* no campaign */
-    assert_int_equal(b.data[b.len - 1], 0);
+    assert_int_equal(b.data[b.len - 21], 0);   /* no campaign */
+    assert_int_equal(b.data[b.len - 20], 0);   /* no attributions */
+    assert_int_equal(b.data[b.len - 1], 0);    /* no pending intent moments */
     fx_user_fini(&d);
     fx_user_fini(&u);
     tl_buf_free(&b);
