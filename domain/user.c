@@ -101,6 +101,7 @@ static void tp_set(tl_journey_tp *tp, const char *event_id, const char *item_id,
 {
     const char *src[5] = {event_id, item_id, category_id, channel, campaign};
     char *dst[5];
+    tp->key_cache[0] = tp->key_cache[1] = 0;
     for (int k = 0; k < 5; k++) tp->len[k] = (uint32_t)tp_strlen(src[k]);
     pack(5, src, tp->len, dst);
     tp->event_id = dst[0];

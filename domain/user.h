@@ -38,6 +38,9 @@ typedef struct tl_journey_tp {
     float propensity;   /* the event's propensity, or -1 */
     int32_t dwell_ms;   /* or -1 */
     uint8_t type;       /* tl_event_type */
+    uint64_t key_cache[2]; /* the conversion model's hashed keys of the channel and of the
+                            * category (model/journey_features.c), 0 until it first needs
+                            * them; not encoded */
 } tl_journey_tp;
 
 /* The user's last attributions (newest first), for reading (features/profile.h): the

@@ -85,10 +85,15 @@ void tl_jf_prepare(const tl_journey_tp *tps, int n, tl_jf_tp *out)
         tl_jf_tp *o = &out[i];
         o->ts = t->ts;
         o->n = 0;
-        o->key[o->n] = tl_jf_key('c', t->type, t->channel);
+        /* the string keys, hashed once per journey entry: its cache is written here, the
+         * only field of an entry the model writes (its strings and type never change) */
+        uint64_t *cache = ((tl_journey_tp *)t)->key_cache;
+        if (!cache[0]) cache[0] = tl_jf_key('c', t->type, t->channel);
+        o->key[o->n] = cache[0];
         o->val[o->n++] = 1;
         if (t->category_id) {
-            o->key[o->n] = tl_jf_key('g', 0, t->category_id);
+            if (!cache[1]) cache[1] = tl_jf_key('g', 0, t->category_id);
+            o->key[o->n] = cache[1];
             o->val[o->n++] = 1;
         }
         if (t->dwell_ms >= 0) {
@@ -128,14 +133,21 @@ int tl_jf_anchor_features(const tl_jf_tp *t, int anchor, int32_t *idx, double *x
 int tl_jf_user(uint32_t purchases, int64_t first_ts, int64_t last_purchase, int64_t at,
                int32_t *idx, double *x)
 {
+    /* the three keys, hashed once (a race writes the same value) */
+    static uint64_t keys[3];
+    if (!__atomic_load_n(&keys[2], __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&keys[0], tl_jf_key('u', 0, "purchases"), __ATOMIC_RELAXED);
+        __atomic_store_n(&keys[1], tl_jf_key('u', 0, "since_purchase"), __ATOMIC_RELAXED);
+        __atomic_store_n(&keys[2], tl_jf_key('u', 0, "since_first"), __ATOMIC_RELEASE);
+    }
     int k = 0;
     if (purchases) {
-        idx[k] = tl_jf_index(tl_jf_key('u', 0, "purchases"), 0);
+        idx[k] = tl_jf_index(__atomic_load_n(&keys[0], __ATOMIC_RELAXED), 0);
         x[k++] = log1p((double)purchases);
     }
     int64_t since = last_purchase != INT64_MIN ? last_purchase : first_ts;
     if (since == INT64_MIN) return k;
-    uint64_t key = tl_jf_key('u', 0, last_purchase != INT64_MIN ? "since_purchase" : "since_first");
+    uint64_t key = __atomic_load_n(&keys[last_purchase != INT64_MIN ? 1 : 2], __ATOMIC_RELAXED);
     int anchor[2];
     double wt[2];
     int h = tl_jf_hat(at - since, anchor, wt);

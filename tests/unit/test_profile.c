@@ -369,6 +369,21 @@ static void test_last_attributions_with_model(void **state)
     stage.model = NULL;
 }
 
+/* The intent last published (the user's record keeps it): null before one, then {p, ts}. */
+static void test_intent(void **state)
+{
+    (void)state;
+    feed("e1", "c1", "i1", "web", TL_CLICK, T0);
+    assert_int_equal(tl_json_get(render("u1", T0, 0), "intent")->type, TL_JSON_NULL);
+    user.intent = 0.375;
+    user.intent_ts = T0 + HOUR;
+    const tl_json *in = tl_json_get(render("u1", T0 + HOUR, 0), "intent");
+    assert_int_equal(in->type, TL_JSON_OBJECT);
+    assert_true(num(in, "p") == 0.375);
+    assert_int_equal(inum(in, "ts"), T0 + HOUR);
+    assert_int_equal(tl_json_len(in), 2);
+}
+
 /* Version 5's record as version 4: each touchpoint's campaign (here NULL: one 0 byte
  * after its dwell) taken out, by a walk of the layout engine/state.c describes. */
 static size_t skip_varint(const char *d, size_t off)
@@ -577,6 +592,7 @@ int main(void)
         FX_TEST(test_top_n_and_order),
         FX_TEST(test_journey_and_explanations),
         FX_TEST(test_last_attributions_with_model),
+        FX_TEST(test_intent),
         FX_TEST(test_version2_record),
         FX_TEST(test_escaping),
         FX_TEST(test_nonfinite),
