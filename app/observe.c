@@ -192,6 +192,30 @@ static void tick_model(tl_observe *o)
                                         "(skipped).",
                                         NULL),
                         r.shared_bad);
+    if (o->p->icfg.enabled) {   /* the purchase intent's calibration (model/intent.h) */
+        tl_prom_counter_set(
+            tl_prom_counter("tally_intent_outcomes_total",
+                            "Scored moments whose purchase intent window is over, "
+                            "learned by the calibration, by whether the user bought.",
+                            "bought", "true", NULL),
+            r.intent_positives);
+        tl_prom_counter_set(
+            tl_prom_counter("tally_intent_outcomes_total",
+                            "Scored moments whose purchase intent window is over, "
+                            "learned by the calibration, by whether the user bought.",
+                            "bought", "false", NULL),
+            r.intent_outcomes - r.intent_positives);
+        tl_prom_set(tl_prom_gauge("tally_intent_auc",
+                                  "Progressive AUC of the purchase intents against their outcomes "
+                                  "(the last 10000).",
+                                  NULL),
+                    r.intent_auc);
+        tl_prom_set(tl_prom_gauge("tally_intent_log_loss",
+                                  "Progressive log-loss of the purchase intents against their "
+                                  "outcomes (the last 10000).",
+                                  NULL),
+                    r.intent_logloss);
+    }
     tl_prom_counter_set(tl_prom_counter("tally_model_controls_skipped_total",
                                         "Control moments not learned: past model.controls.max "
                                         "in one gap between a user's events.",

@@ -152,15 +152,23 @@ static const char *explain(tl_arena *a, const tl_attribution *r, const double *t
                            decay);
 }
 
+/* The end of the window of the user's latest pending intent moment (0: none). */
+static int64_t intent_due(const tl_attr_stage *as, const tl_user *u)
+{
+    if (!u->n_pend || !as->intent) return 0;
+    int64_t ts = u->pend[0].ts;
+    for (int i = 1; i < u->n_pend; i++)
+        if (u->pend[i].ts > ts) ts = u->pend[i].ts;   /* out of time order: any of them */
+    return ts + as->intent->window_ms;
+}
+
 /* The journey expires lookback after its newest touchpoint. Without one, the user's
  * timer is the end of its last pending intent moment's window (model/intent.h): a user who
  * bought and left still has its moments decided. */
 static void rearm(const tl_attr_stage *as, tl_store *s, tl_user *u)
 {
     if (!s || !as->model) return;
-    int64_t at = u->n_tp          ? u->tp[u->n_tp - 1].ts + as->cfg->lookback_ms
-        : u->n_pend && as->intent ? u->pend[u->n_pend - 1].ts + as->intent->window_ms
-                                  : 0;
+    int64_t at = u->n_tp ? u->tp[u->n_tp - 1].ts + as->cfg->lookback_ms : intent_due(as, u);
     if (at != u->timer) tl_store_set_timer(s, u, at);
 }
 
@@ -358,8 +366,7 @@ tl_rc tl_attribution_advance(tl_attr_stage *as, tl_store *s, int64_t now, tl_are
         tl_rc rc = intent(as, u, NULL, u->timer, a, out);
         if (rc != TL_OK) return rc;
         /* a moment still pending (from a stream out of time order) keeps a timer */
-        int64_t next =
-            u->n_pend && as->intent ? u->pend[u->n_pend - 1].ts + as->intent->window_ms : 0;
+        int64_t next = intent_due(as, u);
         tl_store_set_timer(s, u, next > u->timer ? next : 0);
     }
     return as->model ? tl_model_tick(as->model, now, a, out) : TL_OK;

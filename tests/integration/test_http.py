@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_util import (http_get, http_port, metric_total, scrape, RUN, SKIP, Kafka, OutputTopics, Tally, bootstrap, decode_outputs,  # noqa: E402
                         TALLY_BIN, avro_encode, frame, load_schemas, run_tally, stop_all,
                         wait_until)
-from kafka_util import ATTRIBUTION_ID  # noqa: E402
+from kafka_util import ATTRIBUTION_ID, INTENT_ID  # noqa: E402
 import kafka_util as ku  # noqa: E402
 
 FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_total",
@@ -54,7 +54,11 @@ FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_tot
             "tally_decode_errors_total", "tally_state_keys", "tally_state_sst_bytes",
             "tally_rocksdb_memory_bytes", "tally_restore_records_total", "tally_build_info",
             "tally_restore_remaining_records", "process_cpu_seconds_total",
-            "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"]
+            "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds",
+            "tally_intent_outcomes_total", "tally_intent_auc", "tally_intent_log_loss"]
+# The purchase intent on, with a window and a warm-up that 20,000 generated events decide.
+INTENT = ["-X", "intent.enabled=true", "-X", "intent.window.ms=3600000",
+          "-X", "model.warmup.examples=5"]
 
 
 get = http_get
@@ -147,7 +151,7 @@ def test_flow_users_shutdown(work, b, kafka):
     kafka.create_topics({spend_topic: 1})
     gen_produce(work, b, topic, 20000, 1)
     state = os.path.join(work, "state")
-    t = Tally(run_args(b, topic, out, state, ["-X", "rollup.spend.topic=" + spend_topic]),
+    t = Tally(run_args(b, topic, out, state, ["-X", "rollup.spend.topic=" + spend_topic] + INTENT),
               os.path.join(work, "run1.log"), "tally run")
     port = port_of(t)
     wait_until(lambda: get(port, "/readyz")[0] == 200, 120, "/readyz 200", running=[t])
@@ -183,8 +187,16 @@ def test_flow_users_shutdown(work, b, kafka):
     problems = []
     deltas = decode_outputs(kafka.read_all(out.interest), 2, schemas[2], out.interest, problems)
     atts = decode_outputs(kafka.read_all(out.attribution), ATTRIBUTION_ID, schemas[ATTRIBUTION_ID], out.attribution, problems)
+    intents = decode_outputs(kafka.read_all(out.intent), INTENT_ID, schemas[INTENT_ID], out.intent,
+                             problems)
     assert not problems, problems[:5]
     assert len(deltas) == 20000, "%d interest deltas on the topic" % len(deltas)
+    assert intents and total(m1, "tally_outputs_total", output="intent_delta") == len(intents), \
+        "intents: /metrics %d, topic %d" % (total(m1, "tally_outputs_total", output="intent_delta"),
+                                            len(intents))
+    last_intent = {}
+    for r in intents:   # a user's records are in one partition, in order
+        last_intent[r["user_id"]] = r
     assert total(m1, "tally_outputs_total", output="attribution") == len(atts), \
         "attributions: /metrics %d, topic %d" % (total(m1, "tally_outputs_total", output="attribution"),
                                                  len(atts))
@@ -223,6 +235,11 @@ def test_flow_users_shutdown(work, b, kafka):
         prof = json.loads(body)
         if prof["user_id"] != u or prof["as_of"] != user_ts[u]:
             return "user %s: answered for %r as of %r" % (u, prof["user_id"], prof["as_of"])
+        li = last_intent.get(u)
+        want_intent = {"p": li["p"], "ts": li["ts"]} if li else None
+        if prof.get("intent", "absent") != want_intent:
+            return "user %s: intent %r, the topic's last %r" % (u, prof.get("intent", "absent"),
+                                                              want_intent)
         got = {(i["dim"], i["id"]): i for i in prof["interests"]}
         if not got:
             return "user %s: no interests" % u
