@@ -1,10 +1,11 @@
 /*
  * intent.c -- each user's purchase intent, published when it moves (intent.h).
  *
- * Cost per call: the model's logits at up to TL_JF_ANCHORS + 1 moments, each a sum over the
- * journey's touchpoints (a few sparse dot products each), and no allocation but the arena's.
- * A record goes out only when the intent moved by the threshold, so most events publish
- * nothing.
+ * Per event: the outcomes the event decides are learned (tl_intent_resolve), the model's
+ * projection over the window is taken (each touchpoint's part at the anchors its age passes,
+ * once, then the logits at up to TL_JF_ANCHORS + 1 moments), the calibration scores it, the
+ * moment may join the user's pending ones, and a record goes out only when the intent moved
+ * by the threshold. No allocation but the arena's.
  */
 #include "intent.h"
 #include "ftrl.h"
@@ -358,6 +359,8 @@ tl_rc tl_intent_update(const tl_intent_cfg *ic, tl_model *m, int64_t lookback_ms
         .model_version = tl_model_version(m),
         .explanation = explain(ic, m, tps, n, ev, now, before, p, a),
     };
+    size_t cut = tl_utf8_cut(d.explanation, TL_EXPLANATION_MAX); /* the record's bound */
+    if (d.explanation[cut]) d.explanation = tl_arena_strndup(a, d.explanation, cut);
     tl_rc rc = out->emit_intent(out->ctx, &d);
     if (rc == TL_OK) {
         u->intent = p;
