@@ -21,10 +21,15 @@ so that methods can be scored against them (bench/attribution_truth.py).
 5. The scoring of a replay: every purchase with touchpoints is matched to the truth's
    touchpoints (same event ids, same order), the true channel shares give 0 to the
    channels without effect, and every rule-based method and Markov is scored.
+6. The purchase intent (`-X intent.enabled=true`) against what the generated users did:
+   over the intent records whose week is inside the data, the mean p is within 0.05 of the
+   share that bought within the week after, p ranks them (AUC at least 0.58), and its
+   Brier score beats the share's own.
 
 Environment: TALLY_BIN, TALLY_SOURCE_DIR. Exit 0 passed, 1 failed.
 """
 
+import bisect
 import csv
 import filecmp
 import json
@@ -222,6 +227,54 @@ def test_scoring(d, pr):
         ", ".join("%s %.3f" % kv for kv in res["true_shares"].items()), eff[0]["name"])
 
 
+def intent_scores(events, out):
+    """(p, bought within the window) of every intent record of out whose window ends
+    before the last event of events."""
+    buys, last = {}, 0
+    with open(events, newline="") as fh:
+        for r in csv.DictReader(fh):
+            ts = int(r["ts"])
+            last = max(last, ts)
+            if r["type"] == "PURCHASE":
+                buys.setdefault(r["user_id"], []).append(ts)
+    scores = []
+    with open(out) as fh:
+        for line in fh:
+            r = json.loads(line)
+            if r["type"] != "intent_delta" or r["ts"] + r["window_ms"] > last:
+                continue
+            end = r["ts"] + r["window_ms"]
+            scores.append((r["p"], any(r["ts"] < b <= end for b in buys.get(r["user_id"], ()))))
+    return scores
+
+
+def test_intent(d, pr):
+    ev, _ = gen(d, "intent", "--seed", "9")
+    out = os.path.join(d, "intent.jsonl")
+    subprocess.run([TALLY, "replay", "--input", ev, "--format", "canonical", "--output", out,
+                    "-X", "log.level=warn", "-X", "intent.enabled=true"], check=True,
+                   stderr=subprocess.DEVNULL)
+    scores = intent_scores(ev, out)
+    check(len(scores) >= 1000, "%d intent records scored" % len(scores), pr)
+    if not scores:
+        return ""
+    n = len(scores)
+    rate = sum(y for _, y in scores) / n
+    mean = sum(p for p, _ in scores) / n
+    brier = sum((p - y) ** 2 for p, y in scores) / n
+    base = sum((rate - y) ** 2 for _, y in scores) / n
+    pos = [p for p, y in scores if y]
+    neg = sorted(p for p, y in scores if not y)
+    # AUC: for each positive, the negatives below it (ties half), by bisection
+    a = sum(bisect.bisect_left(neg, p) + (bisect.bisect_right(neg, p) - bisect.bisect_left(neg, p)) / 2
+            for p in pos) / (len(pos) * len(neg)) if pos and neg else float("nan")
+    check(abs(mean - rate) <= 0.05, "mean p %.3f, %.3f bought" % (mean, rate), pr)
+    check(a >= 0.58, "AUC %.3f" % a, pr)
+    check(brier < base, "Brier %.4f, the share's own %.4f" % (brier, base), pr)
+    return "%d records: mean p %.3f, %.3f bought; AUC %.3f; Brier %.4f against %.4f" % (
+        n, mean, rate, a, brier, base)
+
+
 def main():
     problems_all = 0
     with tempfile.TemporaryDirectory(prefix="tally-truth-") as d:
@@ -229,7 +282,8 @@ def main():
                  ("shapley reference, order game", test_order_game),
                  ("generator", lambda pr: test_generator(d, pr)),
                  ("order effect", lambda pr: test_order(d, pr)),
-                 ("scoring a replay", lambda pr: test_scoring(d, pr)))
+                 ("scoring a replay", lambda pr: test_scoring(d, pr)),
+                 ("purchase intent against outcomes", lambda pr: test_intent(d, pr)))
         for name, f in steps:
             pr = []
             try:
