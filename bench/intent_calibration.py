@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Purchase intent against what happened (docs/benchmarks.md, "Purchase intent").
 
-  python3 bench/intent_calibration.py [-X key=value ...]
+  python3 bench/intent_calibration.py [-X key=value ...] [--svg FILE]
 
 Replays inputs with `tally replay` (the model on, intent published) and checks every
 intent_delta record against the input itself: did the user buy within the record's window
@@ -14,12 +14,15 @@ Inputs: the Taobao journeys of ../shared/data sorted by time (with a one-day win
 slice spans nine days), generated events (`tally gen`) and the ground truth's (`tally gen
 --truth`). The score assumes nothing more is seen of the user; users who come back and
 touch more buy more often than that, so the observed rate can run above the mean p.
+With --svg FILE, also draws the tenths as a reliability diagram (mean p across, the share
+that bought up; the diagonal is a calibrated score), one line per input.
 """
 import bisect
 import csv
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from collections import defaultdict
 
@@ -91,7 +94,49 @@ def report(name, ps, ys):
     return tenths
 
 
+COLOURS = ("#1b6ca8", "#d1495b", "#66a182", "#8d6a9f")
+
+
+def reliability_svg(path, tables):
+    """tables: [(name, [(mean p, share bought)])]. A plain SVG, no library."""
+    w, h, m = 560, 420, 60
+    x = lambda v: m + v * (w - 2 * m)            # noqa: E731
+    y = lambda v: h - m - v * (h - 2 * m)        # noqa: E731
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+           'font-family="sans-serif" font-size="12">' % (w, h),
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="#999" stroke-dasharray="4 3"/>'
+           % (x(0), y(0), x(1), y(1))]
+    for t in range(0, 11, 2):
+        v = t / 10
+        out.append('<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="#eee"/>' % (x(v), y(0), x(v), y(1)))
+        out.append('<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="#eee"/>' % (x(0), y(v), x(1), y(v)))
+        out.append('<text x="%g" y="%g" text-anchor="middle">%.1f</text>' % (x(v), y(0) + 18, v))
+        out.append('<text x="%g" y="%g" text-anchor="end">%.1f</text>' % (x(0) - 6, y(v) + 4, v))
+    out.append('<rect x="%g" y="%g" width="%g" height="%g" fill="none" stroke="#333"/>'
+               % (x(0), y(1), x(1) - x(0), y(0) - y(1)))
+    out.append('<text x="%g" y="%g" text-anchor="middle">mean intent p, by tenth</text>'
+               % ((x(0) + x(1)) / 2, h - 18))
+    out.append('<text transform="translate(16 %g) rotate(-90)" text-anchor="middle">'
+               'share that bought within the window</text>' % ((y(0) + y(1)) / 2))
+    for k, (name, tenths) in enumerate(tables):
+        c = COLOURS[k % len(COLOURS)]
+        pts = " ".join("%g,%g" % (x(p), y(b)) for p, b in tenths)
+        out.append('<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>' % (pts, c))
+        out += ['<circle cx="%g" cy="%g" r="3" fill="%s"/>' % (x(p), y(b), c) for p, b in tenths]
+        out.append('<text x="%g" y="%g" fill="%s">%s</text>' % (x(0) + 10, y(1) + 18 + 16 * k, c,
+                                                               name.replace("&", "&amp;")))
+    out.append("</svg>\n")
+    with open(path, "w") as fh:
+        fh.write("\n".join(out))
+
+
 def main():
+    svg = None
+    if "--svg" in sys.argv:
+        i = sys.argv.index("--svg")
+        svg = sys.argv[i + 1]
+        del sys.argv[i:i + 2]
     extra = setting_args(__doc__)
     with tempfile.TemporaryDirectory(prefix="tally-intent-") as d:
         inputs = []
@@ -119,6 +164,8 @@ def main():
         for name, tenths in tables:
             print("\n%s, by tenth of p: mean p / observed rate" % name)
             print(" ".join("%.3f/%.3f" % t for t in tenths))
+        if svg:
+            reliability_svg(svg, tables)
 
 
 if __name__ == "__main__":
