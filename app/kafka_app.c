@@ -243,19 +243,22 @@ static int failed(int rc, const char *prefix, const char *err)
     return rc;
 }
 
-/* The output topics' schema ids and the sink's options. 0 or 1. */
+/* The output topics' schema ids and the sink's options. 0 or 1. The intent topic only when
+ * intent is published (intent.enabled with the model on): else it is not registered,
+ * checked nor required to exist. */
 static int open_outputs(kafka_app *a)
 {
+    int intent = a->p.icfg.enabled && a->p.mcfg.enabled && *a->ac.intent_topic;
     a->ko = (tl_kafka_sink_opts){
         .topic_interest = a->ac.interest_topic,
         .topic_attribution = a->ac.attribution_topic,
         .topic_credit = a->ac.credit_topic,
         .topic_dlq = a->ac.dlq_topic,
-        .topic_intent = a->ac.intent_topic,
+        .topic_intent = intent ? a->ac.intent_topic : NULL,
     };
     const char *const outs[TL_BOUNDS_OUTPUTS] = {a->ko.topic_interest, a->ko.topic_attribution,
                                                  a->ko.topic_credit, a->ko.topic_dlq,
-                                                 *a->ko.topic_intent ? a->ko.topic_intent : NULL};
+                                                 a->ko.topic_intent};
     memcpy(a->outputs, outs, sizeof(outs));
     return output_schema_id(a->c, a->store, "2-interest_delta.avsc", a->ko.topic_interest,
                             &a->ko.id_interest) ||
@@ -263,7 +266,7 @@ static int open_outputs(kafka_app *a)
                              &a->ko.id_attribution) ||
             output_schema_id(a->c, a->store, "7-credit_delta.avsc", a->ko.topic_credit,
                              &a->ko.id_credit) ||
-            (*a->ko.topic_intent &&
+            (intent &&
              output_schema_id(a->c, a->store, "12-intent_delta.avsc", a->ko.topic_intent,
                               &a->ko.id_intent))
         ? 1

@@ -313,7 +313,7 @@ static void controls(tl_attr_stage *as, tl_user *u, int64_t until)
 static tl_rc intent(tl_attr_stage *as, tl_user *u, const tl_event *ev, int64_t now, tl_arena *a,
                     const tl_sink *out)
 {
-    if (!as->model || !as->intent || !as->intent->enabled) return TL_OK;
+    if (!as->model || !as->intent) return TL_OK;   /* (tl_intent_update checks it is on) */
     int begin, end = journey_at(as->cfg, u, now, &begin);
     return tl_intent_update(as->intent, as->model, as->cfg->lookback_ms, u,
                             end > begin ? &u->tp[begin] : NULL, end - begin, ev, now, a, out);

@@ -204,12 +204,18 @@ def test_generator(d, pr):
            "as their rates" % (bought, mean, sd)
 
 
+def replay(ev, *settings):
+    """`tally replay` of the generated events ev into ev's name with .jsonl; its path."""
+    out = os.path.splitext(ev)[0] + ".jsonl"
+    subprocess.run([TALLY, "replay", "--input", ev, "--format", "canonical", "--output", out,
+                    "-X", "log.level=warn"] + [y for x in settings for y in ("-X", x)],
+                   check=True, stderr=subprocess.DEVNULL)
+    return out
+
+
 def test_scoring(d, pr):
     ev, t = gen(d, "eff", "--seed", "9")
-    out = os.path.join(d, "eff.jsonl")
-    subprocess.run([TALLY, "replay", "--input", ev, "--format", "canonical", "--output", out,
-                    "-X", "log.level=warn", "-X", "markov.enabled=true"], check=True,
-                   stderr=subprocess.DEVNULL)
+    out = replay(ev, "markov.enabled=true")
     res = tr.evaluate(t, ev, out)
     check(res["unmatched"] == 0, "%d attributions with other touchpoints than the truth's"
           % res["unmatched"], pr)
@@ -250,10 +256,7 @@ def intent_scores(events, out):
 
 def test_intent(d, pr):
     ev, _ = gen(d, "intent", "--seed", "9")
-    out = os.path.join(d, "intent.jsonl")
-    subprocess.run([TALLY, "replay", "--input", ev, "--format", "canonical", "--output", out,
-                    "-X", "log.level=warn", "-X", "intent.enabled=true"], check=True,
-                   stderr=subprocess.DEVNULL)
+    out = replay(ev, "intent.enabled=true")
     scores = intent_scores(ev, out)
     check(len(scores) >= 1000, "%d intent records scored" % len(scores), pr)
     if not scores:
