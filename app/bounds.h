@@ -10,7 +10,7 @@
 
 #include "lib/config.h"
 
-#define TL_BOUNDS_OUTPUTS 5
+#define TL_BOUNDS_OUTPUTS 6
 
 /* 0 when every record fits on its topic: outputs are the topics of interest deltas,
  * attributions, credit deltas and dead letters; with changelog_topic, changelog records

@@ -229,6 +229,11 @@ static const tl_config_def sink_config[] = {
      "Topic of intent_delta records (key = user_id): each user's purchase intent when it moves "
      "(intent.*). Empty: none published.",
      TL_CFG_FIELD(tl_app_cfg, intent_topic)},
+    {"output.categories.topic", TL_CT_STRING, "tally.next-categories", TL_NORANGE,
+     "Topic of next_categories records (key = user_id): each user's next-category "
+     "distribution, embedding and categories like the user's, when they move (categories.*). "
+     "Empty: none published.",
+     TL_CFG_FIELD(tl_app_cfg, categories_topic)},
     {"sink.flush.timeout.ms", TL_CT_INT, "60000", 1, 3600000,
      "Longest wait for the broker to acknowledge a batch's outputs before the batch is "
      "retried.",
@@ -245,6 +250,7 @@ const tl_config_component tl_app_config[] = {
     {"attribution", tl_attr_config},
     {"model", tl_model_config},
     {"intent", tl_intent_config},
+    {"categories", tl_categories_config},
     {"rollup", rollup_config},
     {"sink", sink_config},
     {NULL, NULL},

@@ -45,6 +45,7 @@ typedef struct tl_app_cfg {
     int64_t rollup_commit_interval_ms;
     /* sink */
     const char *interest_topic, *attribution_topic, *credit_topic, *intent_topic;
+    const char *categories_topic;
     int64_t sink_flush_timeout_ms;
 } tl_app_cfg;
 

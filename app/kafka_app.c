@@ -244,21 +244,24 @@ static int failed(int rc, const char *prefix, const char *err)
 }
 
 /* The output topics' schema ids and the sink's options. 0 or 1. The intent topic only when
- * intent is published (intent.enabled with the model on): else it is not registered,
+ * intent is published (intent.enabled with the model on), and the next categories' only
+ * when they are (categories.enabled with the model on): else it is not registered,
  * checked nor required to exist. */
 static int open_outputs(kafka_app *a)
 {
     int intent = a->p.icfg.enabled && a->p.mcfg.enabled && *a->ac.intent_topic;
+    int cats = a->p.ccfg.enabled && a->p.mcfg.enabled && *a->ac.categories_topic;
     a->ko = (tl_kafka_sink_opts){
         .topic_interest = a->ac.interest_topic,
         .topic_attribution = a->ac.attribution_topic,
         .topic_credit = a->ac.credit_topic,
         .topic_dlq = a->ac.dlq_topic,
         .topic_intent = intent ? a->ac.intent_topic : NULL,
+        .topic_categories = cats ? a->ac.categories_topic : NULL,
     };
     const char *const outs[TL_BOUNDS_OUTPUTS] = {a->ko.topic_interest, a->ko.topic_attribution,
-                                                 a->ko.topic_credit, a->ko.topic_dlq,
-                                                 a->ko.topic_intent};
+                                                 a->ko.topic_credit,   a->ko.topic_dlq,
+                                                 a->ko.topic_intent,   a->ko.topic_categories};
     memcpy(a->outputs, outs, sizeof(outs));
     return output_schema_id(a->c, a->store, "2-interest_delta.avsc", a->ko.topic_interest,
                             &a->ko.id_interest) ||
@@ -268,7 +271,10 @@ static int open_outputs(kafka_app *a)
                              &a->ko.id_credit) ||
             (intent &&
              output_schema_id(a->c, a->store, "12-intent_delta.avsc", a->ko.topic_intent,
-                              &a->ko.id_intent))
+                              &a->ko.id_intent)) ||
+            (cats &&
+             output_schema_id(a->c, a->store, "13-next_categories.avsc", a->ko.topic_categories,
+                              &a->ko.id_categories))
         ? 1
         : 0;
 }

@@ -49,7 +49,8 @@ struct tl_observe {
     /* lag series shown at the last tick, by partition */
     tl_prom_series *lag[OBS_MAX_PARTS];
     tl_prom_series *credit[OBS_TOP_CREDITS];
-    char *out_topics[5];   /* interest, attribution, credit, dead-letter, intent topics (the
+    char *out_topics[6];   /* interest, attribution, credit, dead-letter, intent and next
+                            * categories topics (the
                             * last NULL when none) */
 };
 
@@ -67,10 +68,10 @@ static void tick_outputs(tl_observe *o)
     tl_sink_counts c;
     tl_sink_counts_get(o->sink, &c);
     const char *h = "Output records produced, by topic and kind.";
-    static const char *const kind[5] = {"interest_delta", "attribution", "credit_delta",
-                                        "dead_letter", "intent_delta"};
-    const uint64_t n[5] = {c.interest, c.attribution, c.credit, c.dlq, c.intent};
-    for (int i = 0; i < 5; i++) {
+    static const char *const kind[6] = {"interest_delta", "attribution",  "credit_delta",
+                                        "dead_letter",    "intent_delta", "next_categories"};
+    const uint64_t n[6] = {c.interest, c.attribution, c.credit, c.dlq, c.intent, c.next_categories};
+    for (int i = 0; i < 6; i++) {
         if (!o->out_topics[i]) continue;
         tl_prom_counter_set(tl_prom_counter("tally_outputs_total", h, "topic", o->out_topics[i],
                                             "output", kind[i], NULL),
@@ -557,9 +558,9 @@ tl_observe *tl_observe_start(const tl_config *c, char *err, size_t errlen)
 }
 
 void tl_observe_attach(tl_observe *o, tl_runtime *rt, tl_source *src, tl_sink *sink, tl_pipeline *p,
-                       const char *topic, const char *const out_topics[5])
+                       const char *topic, const char *const out_topics[6])
 {
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         free(o->out_topics[i]);
         o->out_topics[i] = out_topics[i] ? tl_xstrdup(out_topics[i]) : NULL;
     }
@@ -584,6 +585,6 @@ void tl_observe_stop(tl_observe *o)
     if (!o) return;
     tl_http_stop(o->http);
     free(o->topic);
-    for (int i = 0; i < 5; i++) free(o->out_topics[i]);
+    for (int i = 0; i < 6; i++) free(o->out_topics[i]);
     free(o);
 }

@@ -22,7 +22,7 @@ tl_observe *tl_observe_start(const tl_config *c, char *err, size_t errlen);
  * credit, dead-letter and intent topics, copied, the last NULL when none; call before
  * tl_runtime_run, and tl_observe_detach before any of them is destroyed). */
 void tl_observe_attach(tl_observe *o, tl_runtime *rt, tl_source *src, tl_sink *sink, tl_pipeline *p,
-                       const char *topic, const char *const out_topics[5]);
+                       const char *topic, const char *const out_topics[6]);
 void tl_observe_detach(tl_observe *o);
 
 /* The runtime's tick (tl_runtime_opts.tick): publishes statistics. Processing thread. */

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
         return 1;
     }
     tl_app_runtime_opts(&ac, &o);
-    tl_sink *sink = tl_avro_sink_new(2, 3, 4, 12);
+    tl_sink *sink = tl_avro_sink_new(2, 3, 4, 12, 13);
     tl_runtime *rt = tl_runtime_new(&o, sink, p.stages, baseline ? 0 : p.n_stages);
     tl_source *src = tl_gen_source_new(&gp);
 

@@ -180,6 +180,20 @@ int tl_cmd_replay(int argc, char **argv)
                     " purchases within intent.window.ms); progressive log-loss %.4f and AUC "
                     "%.4f of the intents scored for them\n",
                     mr.intent_outcomes, mr.intent_positives, mr.intent_logloss, mr.intent_auc);
+        tl_cat_model *cm = tl_model_categories(p->model);
+        if (cm) {
+            tl_cat_stats cs;
+            tl_cat_model_stats(cm, &cs);
+            double n = cs.scored ? (double)cs.scored : 1;
+            fprintf(stderr,
+                    "        next categories: %" PRIu64 " records; %" PRIu64
+                    " categories learned (%" PRIu64 " events not: categories.max); of %" PRIu64
+                    " next events scored, %.1f%% in the first category, %.1f%% in the first 5 "
+                    "(the user's last category: %.1f%%), log-loss %.4f\n",
+                    sc.next_categories, cs.categories, cs.unlearned, cs.scored,
+                    100 * (double)cs.hit1 / n, 100 * (double)cs.hit5 / n,
+                    100 * (double)cs.last_hit / n, cs.logloss / n);
+        }
         tl_cmd_print_channel_weights(stderr, p->model);
         tl_cmd_warn_no_negatives(&mr);
     }

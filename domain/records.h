@@ -1,6 +1,6 @@
 /*
  * records.h -- tally's output records (schemas/2-interest_delta.avsc, 11-attribution.avsc,
- * 7-credit_delta.avsc, 12-intent_delta.avsc) and the dead-letter record.
+ * 7-credit_delta.avsc, 12-intent_delta.avsc, 13-next_categories.avsc) and the dead-letter record.
  *
  * Records are produced by the stages and handed to a sink (sink.h). All pointers are
  * borrowed: they stay valid only for the duration of the sink call; a sink that keeps
@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 #include "event.h"
+#include "nextcat.h"
 
 typedef enum tl_dim {
     TL_DIM_CATEGORY = 0,
@@ -111,6 +112,18 @@ typedef struct tl_intent_delta {
     int64_t model_version;
     const char *explanation;
 } tl_intent_delta;
+
+/* A user's next-category view moved (model/categories.h): the categories its next event is
+ * most likely in, the user's embedding and the categories like the user's (view), how far
+ * it moved from the last one published (0..1), and a sentence. */
+typedef struct tl_next_categories {
+    const char *user_id;
+    const char *event_id;     /* the event that moved it */
+    int64_t ts;
+    const tl_nc_view *view;
+    double moved;
+    const char *explanation;
+} tl_next_categories;
 
 /* Why a record went to the dead-letter topic; each reason is counted separately. */
 typedef enum tl_dlq_reason {

@@ -1,7 +1,7 @@
 /*
  * user.c -- a user's record: editing it, and its encoding (user.h).
  *
- * Encoding (version 6), all integers little-endian varints, signed ones zig-zag:
+ * Encoding (version 7), all integers little-endian varints, signed ones zig-zag:
  *   u8 version | svarint timer | svarint labelled | svarint sampled | svarint first_ts
  *              | varint purchases | svarint last_purchase
  *              | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
@@ -13,9 +13,12 @@
  *              | f64 intent | svarint intent_ts
  *              | n_pend | n_pend * (svarint ts | svarint since_ts | varint purchases | f32 z
  *                                   | f32 p | u8 flags: 1 since_purchase, 2 bought)
+ *              | varint nc_len | nc_len bytes (the next-category view last published,
+ *                                domain/nextcat.h; 0: none)
  * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL; f64 and
  * f32 are IEEE 754 little-endian. n_attr <= TL_LAST_ATTR_MAX, newest first; an
- * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 5 is version 6 without the
+ * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 6 is version 7 without the
+ * next-category view (decoded as none). Version 5 is version 6 without the
  * intent last published (decoded as none yet). Version 4 is version 5 without a
  * touchpoint's campaign (decoded as none). Version 3 is version 4 without
  * sampled, first_ts, purchases and last_purchase (decoded as none yet), version 2 also without the n_attr section (no
@@ -25,6 +28,7 @@
 #include "user.h"
 #include "lib/util.h"
 #include "lib/wire.h"
+#include "nextcat.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -224,6 +228,15 @@ int tl_user_add_intent_moment(tl_user *u, const tl_intent_moment *m)
     return 1;
 }
 
+void tl_user_set_nc(tl_user *u, const void *bytes, size_t len)
+{
+    if (u->nc) u->mem -= u->nc_len + MALLOC_OVERHEAD;
+    free(u->nc);
+    u->nc = len ? tl_xmemdup(bytes, len) : NULL;
+    u->nc_len = (uint32_t)len;
+    if (u->nc) u->mem += len + MALLOC_OVERHEAD;
+}
+
 void tl_user_remove_intent_moment(tl_user *u, int i)
 {
     if (i < 0 || i >= u->n_pend) return;
@@ -240,6 +253,9 @@ void tl_user_clear(tl_user *u)
     free(u->tp_alloc);
     free(u->attr);
     free(u->pend);
+    free(u->nc);
+    u->nc = NULL;
+    u->nc_len = 0;
     u->pend = NULL;
     u->n_pend = 0;
     u->ent = NULL;
@@ -264,7 +280,7 @@ static inline char *w_ostr(char *p, const char *s, size_t n)
     return s ? tl_wire_w_bytes(tl_wire_w_varint(p, n + 1), s, n) : tl_wire_w_varint(p, 0);
 }
 
-#define STATE_VERSION 6
+#define STATE_VERSION 7
 
 static char *encode_entries(const tl_user *u, char *p)
 {
@@ -315,7 +331,7 @@ static char *encode_attr(const tl_last_attr *a, char *p)
 void tl_user_encode(const tl_user *u, tl_buf *b)
 {
     /* u->mem covers every string byte; add the fixed-size fields and varints. */
-    size_t bound = 77 + u->mem + (size_t)u->n_pend * 35 + (size_t)u->n_ent * 40 +
+    size_t bound = 87 + u->mem + (size_t)u->n_pend * 35 + (size_t)u->n_ent * 40 +
         (size_t)u->n_tp * 82 + (size_t)u->n_attr * 58;
     tl_buf_reserve(b, bound);
     char *p = b->data + b->len;
@@ -336,6 +352,7 @@ void tl_user_encode(const tl_user *u, tl_buf *b)
         p = tl_wire_w_f32(p, m->p);
         *p++ = (char)((m->since_purchase ? 1 : 0) | (m->bought ? 2 : 0));
     }
+    p = w_str(p, (const char *)u->nc, u->nc_len);
     b->len = (size_t)(p - b->data);
     b->data[b->len] = '\0';
 }
@@ -347,7 +364,8 @@ size_t tl_user_encoded_bound(size_t max_string, size_t max_interests, size_t max
     const size_t tp = 5 * str + 1 + 10 + 4 + 4 + 10;
     const size_t attr = 3 * str + 10 + 8 + 10 + TL_LAST_ATTR_TEXT_MAX;
     return head + max_interests * ent + 10 + max_touchpoints * tp + 10 + TL_LAST_ATTR_MAX * attr +
-        8 + 10 + 10 + TL_INTENT_PENDING_MAX * (10 + 10 + 10 + 4 + 4 + 1);
+        8 + 10 + 10 + TL_INTENT_PENDING_MAX * (10 + 10 + 10 + 4 + 4 + 1) + 10 +
+        tl_nc_bound(max_string);
 }
 
 typedef tl_wire_rd rd;
@@ -374,7 +392,7 @@ static const char *get_bytes(rd *r, int optional, size_t *len, int *is_null)
     return q;
 }
 
-/* The encodings this build reads: the current one, version 5 (no intent), version 4 (no
+/* The encodings this build reads: the current one, version 6 (no next categories), version 5 (no intent), version 4 (no
  * campaign either), version 3 (no sampled either) and version 2 (no last attributions
  * either). */
 static int known_version(unsigned v) { return v >= 2 && v <= STATE_VERSION; }
@@ -509,6 +527,13 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
         u->intent = 0;
         u->intent_ts = INT64_MIN;
     }
+    if (((const unsigned char *)buf)[0] >= 7) {
+        size_t n;
+        const char *nc = tl_wire_bytes(&r, &n);
+        tl_nc_view v;
+        if (r.fail || (n && tl_nc_decode(&v, nc, n) != 0)) return -1;
+        tl_user_set_nc(u, nc, n);
+    }
     return r.fail || r.p != r.end ? -1 : 0;
 }
 
@@ -516,6 +541,6 @@ int tl_user_encoded_timer(const void *value, size_t len, int64_t *timer)
 {
     rd r = {value, (const unsigned char *)value + len, 0};
     if (!len || !known_version(tl_wire_u8(&r))) return -1;
-    *timer = tl_wire_svarint(&r);   /* the first field after the version */
+    *timer = tl_wire_svarint(&r); /* the first field after the version */
     return r.fail ? -1 : 0;
 }

@@ -99,6 +99,8 @@ typedef struct tl_user {
     tl_intent_moment *pend;   /* pend[0..n_pend), oldest first; room for
                                * TL_INTENT_PENDING_MAX, allocated at the first */
     int n_pend;
+    unsigned char *nc;  /* the next-category view last published (nextcat.h's bytes), or NULL */
+    uint32_t nc_len;
     tl_last_attr *attr; /* attr[0..n_attr), newest first; room for TL_LAST_ATTR_MAX,
                          * allocated at the user's first attribution */
     int n_attr;
@@ -130,6 +132,8 @@ void tl_user_add_attribution(tl_user *u, const char *event_id, const char *item_
  * and removes the one at index i. */
 int tl_user_add_intent_moment(tl_user *u, const tl_intent_moment *m);
 void tl_user_remove_intent_moment(tl_user *u, int i);
+/* Keeps a copy of the next-category view's bytes (len 0: none). */
+void tl_user_set_nc(tl_user *u, const void *bytes, size_t len);
 
 /* Serialisation (the RocksDB value and, later, the changelog value). */
 void tl_user_encode(const tl_user *u, tl_buf *out);

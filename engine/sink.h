@@ -30,6 +30,8 @@ typedef struct tl_sink {
     tl_rc (*emit_dlq)(void *ctx, const tl_dlq_record *r);
     /* Optional: a sink without it publishes no intent (model/intent.h). */
     tl_rc (*emit_intent)(void *ctx, const tl_intent_delta *d);
+    /* Optional: a sink without it publishes no next categories (model/categories.h). */
+    tl_rc (*emit_next_categories)(void *ctx, const tl_next_categories *r);
     tl_rc (*flush)(void *ctx, int timeout_ms);
     /* Optional, for sinks that acknowledge asynchronously (Kafka): serves
      * acknowledgements without blocking, and tells how many records were emitted so

@@ -238,6 +238,17 @@ int tl_profile_render(const tl_features_cfg *fc, const char *user_id, int32_t pa
         tl_json_member_i64(out, "ts", u.intent_ts);
         tl_buf_putc(out, '}');
     }
+    /* the next-category view last published (model/categories.h), null before any */
+    tl_json_put_key(out, "next_categories");
+    tl_nc_view v;
+    if (!u.nc || tl_nc_decode(&v, u.nc, u.nc_len) != 0) {   /* decoded with the record */
+        tl_buf_puts(out, "null");
+    } else {
+        tl_buf_puts(out, "{\"ts\":");
+        tl_json_put_i64(out, v.ts);
+        tl_nc_put_json(out, &v);
+        tl_buf_putc(out, '}');
+    }
     tl_buf_putc(out, '}');
     tl_user_clear(&u);
     return 0;

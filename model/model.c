@@ -39,6 +39,7 @@
 #define _XOPEN_SOURCE 700
 #include "model.h"
 #include "intent.h"
+#include "categories.h"
 #include "ftrl.h"
 #include "journey_features.h"
 #include "markov.h"
@@ -220,6 +221,7 @@ struct tl_model {
     tl_ftrl *ftrl;
     tl_seq *seq;                 /* model.kind=seq: the model that learns and credits */
     tl_intent_model *intent;     /* the purchase intent's calibration (intent.h) */
+    tl_cat_model *cats;          /* the category embeddings (categories.h), or NULL */
     tl_metrics *metrics;
     /* one example's sparse vector, merged: pos[i] is coordinate i's place in (idx, x), -1
      * when absent */
@@ -408,6 +410,11 @@ int tl_model_checkpoint(tl_model *m)
     tl_intent_model_encode(m->intent, &part);
     put_blob(&b, &part);
     tl_buf_clear(&part);
+    if (m->cats) {   /* the category embeddings (only with categories.enabled) */
+        tl_cat_model_encode(m->cats, &part);
+        put_blob(&b, &part);
+        tl_buf_clear(&part);
+    }
     if (m->seq) {   /* the sequence model (only with model.kind=seq) */
         tl_seq_encode(m->seq, &part);
         put_blob(&b, &part);
@@ -426,6 +433,31 @@ int tl_model_checkpoint(tl_model *m)
         TL_LOG_ERROR("model", "cannot write checkpoint %s: %s", m->checkpoint, strerror(errno));
     tl_buf_free(&b);
     return rc;
+}
+
+/* The checkpoint's category embeddings: taken with categories.enabled and the same
+ * categories.dim; with another dim they start afresh (said), and with categories.enabled
+ * off they are left. 0 for bytes that do not decode. */
+static int restore_cats(tl_model *m, const char *data, size_t len, char *why, size_t whylen)
+{
+    if (!m->cats) return 1;
+    uint32_t dim = len >= 12 ? tl_le_get_u32((const unsigned char *)data + 8) : 0;
+    if ((int)dim != m->cfg.cats.dim) {
+        TL_LOG_WARN("model",
+                    "checkpoint %s holds category embeddings of %u numbers, where "
+                    "categories.dim is %d: they start afresh",
+                    m->checkpoint, dim, m->cfg.cats.dim);
+        return 1;
+    }
+    char msg[120];
+    tl_cat_model *cm = tl_cat_model_decode(&m->cfg.cats, data, len, msg, sizeof(msg));
+    if (!cm) {
+        snprintf(why, whylen, ": its category embeddings part: %s", msg);
+        return 0;
+    }
+    tl_cat_model_free(m->cats);
+    m->cats = cm;
+    return 1;
 }
 
 /* The checkpoint's sequence model: taken with model.kind=seq and the same sizes; with
@@ -546,6 +578,8 @@ static int model_restore(tl_model *m, char *err, size_t errlen)
                 }
                 tl_intent_model_free(m->intent);
                 m->intent = im;
+            } else if (tl_wire_frame_format(fb, flen, "TLNC")) {
+                if (!restore_cats(m, fb, flen, why, sizeof(why))) goto done;
             } else if (p != end || !restore_seq(m, fb, flen, why, sizeof(why))) {
                 goto done;
             }
@@ -582,6 +616,11 @@ tl_model *tl_model_new(const tl_model_cfg *mc, const char *checkpoint, char *err
     }
     m->metrics = tl_metrics_new(mc->metrics_window);
     m->intent = tl_intent_model_new(mc->alpha, mc->beta, mc->l1, mc->l2);
+    if (mc->enabled && mc->cats.enabled && !(m->cats = tl_cat_model_new(&mc->cats))) {
+        snprintf(err, errlen, "model: invalid category embedding parameters (categories.*)");
+        tl_model_destroy(m);
+        return NULL;
+    }
     m->markov = tl_markov_new_order(mc->markov_order > 0 ? mc->markov_order : 1);
     m->markov_dim = mc->markov_dim;
     m->feed_next = -1;
@@ -611,6 +650,7 @@ void tl_model_destroy(tl_model *m)
     tl_ftrl_destroy(m->ftrl);
     tl_seq_free(m->seq);
     tl_intent_model_free(m->intent);
+    tl_cat_model_free(m->cats);
     tl_metrics_destroy(m->metrics);
     tl_markov_destroy(m->markov);
     for (int i = 0; i < m->n_prev; i++) free(m->prev[i].name);
@@ -977,6 +1017,7 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
 }
 
 struct tl_intent_model *tl_model_intent(tl_model *m) { return m->intent; }
+struct tl_cat_model *tl_model_categories(tl_model *m) { return m ? m->cats : NULL; }
 
 int64_t tl_model_version(const tl_model *m) { return (int64_t)model_version(m); }
 

@@ -29,6 +29,7 @@
 #include "lib/config.h"
 #include "engine/sink.h"
 #include "engine/state.h"
+#include "categories.h"
 #include "journey_features.h"
 
 typedef struct tl_model_cfg {
@@ -54,6 +55,7 @@ typedef struct tl_model_cfg {
     int kind;                    /* model.kind: TL_MODEL_FTRL or TL_MODEL_SEQ */
     int seq_dim, seq_buckets;    /* model.seq.*: the sequence model's sizes (model/seq.h) */
     double seq_lr, seq_l2;
+    tl_categories_cfg cats;      /* categories.*: set by the caller (model/categories.h) */
 } tl_model_cfg;
 
 #define TL_MODEL_FTRL 0
@@ -108,6 +110,10 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
  * n may be 0), label 1 (a purchase at ts) or 0 (a control moment: none at ts). */
 void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
                     int label, int64_t ts);
+
+/* The category embeddings (categories.h), kept and checkpointed with the model: NULL
+ * unless categories.enabled with the model on. */
+struct tl_cat_model *tl_model_categories(tl_model *m);
 
 /* The purchase intent's calibration (intent.h), kept and checkpointed with the model. */
 struct tl_intent_model *tl_model_intent(tl_model *m);

@@ -42,7 +42,11 @@ static tl_rc features_process(void *ctx, tl_store *s, tl_user *u, const tl_event
                               const tl_sink *out)
 {
     tl_pipeline *p = ctx;
-    return tl_features_apply(&p->fcfg, u, ev, a, out, &p->fstats);
+    tl_cat_model *cm = tl_model_categories(p->model);
+    if (cm) tl_cat_learn(cm, &p->fcfg, u, ev);
+    tl_rc rc = tl_features_apply(&p->fcfg, u, ev, a, out, &p->fstats);
+    if (rc == TL_OK && cm) rc = tl_cat_update(&p->ccfg, cm, &p->fcfg, u, ev, a, out);
+    return rc;
 }
 
 int tl_pipeline_init(tl_pipeline *p, const tl_config *c, const char *state_dir, char *err,
@@ -53,6 +57,15 @@ int tl_pipeline_init(tl_pipeline *p, const tl_config *c, const char *state_dir, 
     if (tl_attr_cfg_load(&p->acfg, c, err, errlen) != 0) return -1;
     if (tl_model_cfg_load(&p->mcfg, c, err, errlen) != 0) return -1;
     if (tl_intent_cfg_load(&p->icfg, c, err, errlen) != 0) return -1;
+    if (tl_categories_cfg_load(&p->ccfg, c, err, errlen) != 0) return -1;
+    if (p->ccfg.enabled && p->mcfg.enabled && !p->fcfg.dims[TL_DIM_CATEGORY]) {
+        snprintf(err, errlen,
+                 "categories.enabled needs the users' category interests: add category to "
+                 "features.dims (now '%s'), or set categories.enabled=false",
+                 p->fcfg.dims_list ? p->fcfg.dims_list : "");
+        return -1;
+    }
+    p->mcfg.cats = p->ccfg;
     if (p->icfg.window_ms == 0) p->icfg.window_ms = p->acfg.lookback_ms;
     if (p->icfg.window_ms <= 0) p->icfg.enabled = 0;   /* a lookback of 0: no window */
     if (p->icfg.enabled && p->mcfg.enabled && p->icfg.window_ms > p->acfg.lookback_ms) {

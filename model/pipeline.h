@@ -4,7 +4,9 @@
  *
  *   attribution  journeys, rule-based and model-based credits, labels for the model,
  *                journey expiry (timers), Markov windows
- *   features     interest weights and their deltas
+ *   features     interest weights and their deltas; with categories.enabled, the category
+ *                embeddings learn from the event before it changes the interests, and the
+ *                user's next categories are published after
  *
  * Attribution runs first so that what the model learns about a touchpoint (its
  * category's share of the user's interest) is as of before that event, and so that a
@@ -23,6 +25,7 @@ typedef struct tl_pipeline {
     tl_attr_cfg acfg;
     tl_model_cfg mcfg;
     tl_intent_cfg icfg;
+    tl_categories_cfg ccfg;
     tl_model *model;             /* NULL when model.enabled and markov.enabled are off */
     tl_attr_stage attr;
     tl_features_stats fstats;

@@ -165,6 +165,38 @@ void tl_avro_put_intent(tl_buf *b, int32_t schema_id, const tl_intent_delta *d)
     put_string(b, d->explanation);
 }
 
+static void put_nc_entries(tl_buf *b, const tl_nc_entry *e, int n)
+{
+    if (n > 0) {
+        put_long(b, n);
+        for (int i = 0; i < n; i++) {
+            put_long(b, e[i].len);
+            tl_buf_append(b, e[i].id, e[i].len);
+            put_double(b, e[i].p);
+        }
+    }
+    put_long(b, 0);
+}
+
+void tl_avro_put_next_categories(tl_buf *b, int32_t schema_id, const tl_next_categories *r)
+{
+    const tl_nc_view *v = r->view;
+    put_frame(b, schema_id);
+    put_string(b, r->user_id);
+    put_string(b, r->event_id);
+    put_long(b, r->ts);
+    put_double(b, r->moved);
+    put_nc_entries(b, v->cat, v->n);
+    put_double(b, v->p_other);
+    if (v->dim > 0) {
+        put_long(b, v->dim);
+        for (int i = 0; i < v->dim; i++) tl_wire_put_f32(b, v->emb[i]);
+    }
+    put_long(b, 0);
+    put_nc_entries(b, v->like, v->n_like);
+    put_string(b, r->explanation);
+}
+
 void tl_avro_rollup_key(tl_buf *b, tl_ru_dim dim, tl_ru_window w, const tl_rollup_row *row)
 {
     char head[96];
@@ -432,6 +464,14 @@ size_t tl_avro_intent_bound(size_t S)
 {
     /* user_id, event_id (a union), ts, window_ms, p, previous, model_version, explanation */
     return 5 + B_STR(S) + B_OPT_STR(S) + 2 * B_LONG + 2 * 8 + B_LONG + B_STR(TL_EXPLANATION_MAX);
+}
+
+size_t tl_avro_next_categories_bound(size_t S)
+{
+    /* user_id, event_id, ts, categories, p_other, moved, embedding, like, explanation */
+    return 5 + 2 * B_STR(S) + B_LONG + B_LONG + TL_NC_TOP_MAX * (B_STR(S) + 8) + 1 + 2 * 8 +
+        B_LONG + TL_NC_DIM_MAX * 4 + 1 + B_LONG + TL_NC_LIKE_MAX * (B_STR(S) + 8) + 1 +
+        B_STR(TL_EXPLANATION_MAX);
 }
 
 size_t tl_avro_credit_bound(size_t S)

@@ -16,6 +16,7 @@ void tl_avro_put_interest(tl_buf *out, int32_t schema_id, const tl_interest_delt
 void tl_avro_put_attribution(tl_buf *out, int32_t schema_id, const tl_attribution *r);
 void tl_avro_put_credit(tl_buf *out, int32_t schema_id, const tl_credit_delta *c);
 void tl_avro_put_intent(tl_buf *out, int32_t schema_id, const tl_intent_delta *d);
+void tl_avro_put_next_categories(tl_buf *out, int32_t schema_id, const tl_next_categories *r);
 /* A roll-up row of dimension dim and window w (schemas/9-rollup.avsc); its key is
  * tl_avro_rollup_key's. */
 void tl_avro_put_rollup(tl_buf *out, int32_t schema_id, tl_ru_dim dim, tl_ru_window w,
@@ -43,6 +44,7 @@ size_t tl_avro_interest_bound(size_t max_string);
 size_t tl_avro_attribution_bound(size_t max_string, size_t max_touchpoints);
 size_t tl_avro_credit_bound(size_t max_string);
 size_t tl_avro_intent_bound(size_t max_string);
+size_t tl_avro_next_categories_bound(size_t max_string);
 size_t tl_avro_rollup_bound(size_t max_string);
 
 #endif

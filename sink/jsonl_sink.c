@@ -20,7 +20,7 @@ typedef struct sink_state {
     tl_sink_base base;
     FILE *out;
     tl_buf buf;
-    int32_t ids[4];
+    int32_t ids[5];
 } sink_state;
 
 static void kv_opt_dbl(tl_buf *b, const char *k, int has, double v)
@@ -188,6 +188,20 @@ static tl_rc jsonl_intent(void *ctx, const tl_intent_delta *d)
     return line_out(s);
 }
 
+static tl_rc jsonl_next_categories(void *ctx, const tl_next_categories *r)
+{
+    sink_state *s = ctx;
+    tl_buf *b = line_begin(s, "next_categories");
+    tl_json_member_str(b, "user_id", r->user_id);
+    tl_json_member_str(b, "event_id", r->event_id);
+    tl_json_member_i64(b, "ts", r->ts);
+    tl_json_member_double(b, "moved", r->moved);
+    tl_nc_put_json(b, r->view);
+    tl_json_member_str(b, "explanation", r->explanation);
+    s->base.counts.next_categories++;
+    return line_out(s);
+}
+
 static tl_rc jsonl_dlq(void *ctx, const tl_dlq_record *r)
 {
     sink_state *s = ctx;
@@ -223,6 +237,7 @@ tl_sink *tl_jsonl_sink_new(FILE *out)
         .emit_credit = jsonl_credit,
         .emit_dlq = jsonl_dlq,
         .emit_intent = jsonl_intent,
+        .emit_next_categories = jsonl_next_categories,
         .flush = jsonl_flush,
         .destroy = state_destroy,
     };
@@ -263,6 +278,14 @@ static tl_rc avro_intent(void *ctx, const tl_intent_delta *d)
     return TL_OK;
 }
 
+static tl_rc avro_next_categories(void *ctx, const tl_next_categories *r)
+{
+    sink_state *s = ctx;
+    tl_sink_avro_next_categories(&s->base, &s->buf, s->ids[4], r);
+    s->base.counts.bytes += s->buf.len;
+    return TL_OK;
+}
+
 static tl_rc avro_dlq(void *ctx, const tl_dlq_record *r)
 {
     ((sink_state *)ctx)->base.counts.dlq++;
@@ -272,13 +295,14 @@ static tl_rc avro_dlq(void *ctx, const tl_dlq_record *r)
 static tl_rc avro_flush(void *ctx, int timeout_ms) { return TL_OK; }
 
 tl_sink *tl_avro_sink_new(int32_t id_interest, int32_t id_attribution, int32_t id_credit,
-                          int32_t id_intent)
+                          int32_t id_intent, int32_t id_next_categories)
 {
     sink_state *s = tl_xcalloc(1, sizeof(*s));
     s->ids[0] = id_interest;
     s->ids[1] = id_attribution;
     s->ids[2] = id_credit;
     s->ids[3] = id_intent;
+    s->ids[4] = id_next_categories;
     s->base.sink = (tl_sink){
         .name = "avro",
         .ctx = s,
@@ -287,6 +311,7 @@ tl_sink *tl_avro_sink_new(int32_t id_interest, int32_t id_attribution, int32_t i
         .emit_credit = avro_credit,
         .emit_dlq = avro_dlq,
         .emit_intent = avro_intent,
+        .emit_next_categories = avro_next_categories,
         .flush = avro_flush,
         .destroy = state_destroy,
     };

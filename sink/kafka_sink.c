@@ -35,7 +35,8 @@ typedef struct kafka_sink {
     tl_sink_base base;
     rd_kafka_t *rk;
     tl_kafka_sink_opts o;
-    char *topics[5];   /* interest, attribution, credit, dead letters, intent (or NULL) */
+    char *topics[6];   /* interest, attribution, credit, dead letters, intent, next
+                        * categories (the last two or NULL) */
     tl_buf buf;
     uint64_t emitted, acked, failed;
     unsigned char *ring;    /* ring[seq % RING_SIZE]: delivered, seq in (acked, emitted] */
@@ -162,6 +163,14 @@ static tl_rc ks_intent(void *ctx, const tl_intent_delta *d)
     tl_sink_avro_intent(&s->base, &s->buf, s->o.id_intent, d);
     return produce(s, s->o.topic_intent, d->user_id, strlen(d->user_id), s->buf.data, s->buf.len,
                    NULL);
+}
+
+static tl_rc ks_next_categories(void *ctx, const tl_next_categories *r)
+{
+    kafka_sink *s = ctx;
+    tl_sink_avro_next_categories(&s->base, &s->buf, s->o.id_categories, r);
+    return produce(s, s->o.topic_categories, r->user_id, strlen(r->user_id), s->buf.data,
+                   s->buf.len, NULL);
 }
 
 static tl_rc ks_attribution(void *ctx, const tl_attribution *r)
@@ -414,7 +423,7 @@ static void ks_destroy(void *ctx)
     for (int i = 0; i < s->n_ru; i++) tl_rollup_destroy(s->ru[i]);
     tl_mk_out_destroy(s->mk);
     tl_buf_free(&s->key);
-    for (int i = 0; i < 5; i++) free(s->topics[i]);
+    for (int i = 0; i < 6; i++) free(s->topics[i]);
     tl_buf_free(&s->buf);
     free(s->ring);
     if (s->rk) rd_kafka_destroy(s->rk);
@@ -428,9 +437,9 @@ rd_kafka_t *tl_kafka_sink_handle(const tl_sink *sink) { return ((kafka_sink *)si
  * A topic the broker does not know is named now; it may still be created on first use. */
 static void learn_topics(kafka_sink *s)
 {
-    const char *names[7] = {s->topics[0], s->topics[1], s->topics[2], s->topics[3],
-                            s->topics[4], s->changelog, s->partials};
-    for (int i = 0; i < 7; i++) {
+    const char *names[8] = {s->topics[0], s->topics[1], s->topics[2], s->topics[3],
+                            s->topics[4], s->topics[5], s->changelog, s->partials};
+    for (int i = 0; i < 8; i++) {
         if (!names[i]) continue;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, names[i], NULL);
         const rd_kafka_metadata_t *md = NULL;
@@ -466,6 +475,8 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
     s->o.topic_dlq = s->topics[3];
     if (o->topic_intent && *o->topic_intent) s->topics[4] = tl_xstrdup(o->topic_intent);
     s->o.topic_intent = s->topics[4];
+    if (o->topic_categories && *o->topic_categories) s->topics[5] = tl_xstrdup(o->topic_categories);
+    s->o.topic_categories = s->topics[5];
     if (o->rollup_partials_topic && *o->rollup_partials_topic) {
         s->partials = tl_xstrdup(o->rollup_partials_topic);
         const char *groups = o->rollup_groups ? o->rollup_groups : "";
@@ -502,6 +513,7 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
         .destroy = ks_destroy,
     };
     if (s->topics[4]) s->base.sink.emit_intent = ks_intent;
+    if (s->topics[5]) s->base.sink.emit_next_categories = ks_next_categories;
     if (s->mk) {
         s->base.sink.emit_path = ks_path;
         s->base.sink.stream_time = ks_stream_time;

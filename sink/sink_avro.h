@@ -42,4 +42,12 @@ static inline void tl_sink_avro_intent(tl_sink_base *b, tl_buf *buf, int32_t sch
     b->counts.intent++;
 }
 
+static inline void tl_sink_avro_next_categories(tl_sink_base *b, tl_buf *buf, int32_t schema_id,
+                                                const tl_next_categories *r)
+{
+    tl_buf_clear(buf);
+    tl_avro_put_next_categories(buf, schema_id, r);
+    b->counts.next_categories++;
+}
+
 #endif

@@ -20,6 +20,7 @@
 typedef struct tl_sink_counts {
     uint64_t interest, attribution, credit, dlq, bytes;
     uint64_t intent;                  /* intent_delta records */
+    uint64_t next_categories;         /* next_categories records */
     uint64_t by_method[TL_M_COUNT];   /* attribution records carrying each method */
 } tl_sink_counts;
 
@@ -38,15 +39,17 @@ typedef struct tl_sink_base {
 
 /* Writes to out (not closed by destroy). */
 tl_sink *tl_jsonl_sink_new(FILE *out);
-/* Schema ids to frame with: interest, attribution, credit, intent. */
+/* Schema ids to frame with: interest, attribution, credit, intent, next categories. */
 tl_sink *tl_avro_sink_new(int32_t id_interest, int32_t id_attribution, int32_t id_credit,
-                          int32_t id_intent);
+                          int32_t id_intent, int32_t id_next_categories);
 
 typedef struct tl_kafka_sink_opts {
     const char *topic_interest, *topic_attribution, *topic_credit, *topic_dlq;
     int32_t id_interest, id_attribution, id_credit;
     const char *topic_intent;   /* NULL or empty: no intent published */
     int32_t id_intent;
+    const char *topic_categories;   /* NULL or empty: no next categories published */
+    int32_t id_categories;
     /* Exactly-once: conf must carry transactional.id; the sink then runs one transaction
      * per batch (begin/emit_state/commit) and writes state records to changelog_topic. */
     int transactional;

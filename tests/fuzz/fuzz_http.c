@@ -141,7 +141,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (tl_app_cfg_load(&ac, cfg, err, sizeof(err)) != 0)
         fuzz_fail(__FILE__, __LINE__, "config", "%s", err);
     tl_app_runtime_opts(&ac, &ro);
-    sink = tl_avro_sink_new(2, 3, 4, 12);
+    sink = tl_avro_sink_new(2, 3, 4, 12, 13);
     rt = tl_runtime_new(&ro, sink, pipeline.stages, pipeline.n_stages);
     int64_t next;
     if (tl_runtime_assigned(rt, 0, &next) != 0) fuzz_fail(__FILE__, __LINE__, "assign", "p0");

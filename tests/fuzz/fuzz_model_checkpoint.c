@@ -10,16 +10,19 @@
  *   - tl_model_new either resumes from the file or refuses it with a message (a
  *     corrupt checkpoint), with markov.order 1 or 2 (by the input's size), under
  *     model.kind seq and then ftrl (the sequence model's state, tl_seq_decode, is the
- *     last blob; ftrl checks its frame and leaves it);
+ *     last blob; ftrl checks its frame and leaves it), with the category embeddings on
+ *     (tl_cat_model_decode: the "TLNC" part);
  *   - a resumed model works: it credits a journey (Shapley and removal over the restored
  *     weights), learns from it, reports, lists its Markov credits and closes its Markov
  *     window (tl_model_tick: removal effects over the restored chain, credit deltas to a
- *     sink) without a sanitizer report;
+ *     sink), and its category embeddings score a user, learn from an event and list the
+ *     categories like the user's, without a sanitizer report;
  *   - its checkpoint (tl_model_checkpoint) resumes, and the checkpoint of that is the same
  *     bytes (one encoding per model state).
  */
 #include "fuzz_common.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +47,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_model_cfg(&mcfg, path, sizeof(path));
     mcfg.seq_dim = 4; /* model.kind=seq: a small sequence model, so that its state is too */
     mcfg.seq_buckets = 16;
-    sink = tl_avro_sink_new(2, 3, 4, 12);
+    mcfg.cats = (tl_categories_cfg){.enabled = 1,
+                                    .dim = 16,
+                                    .max = 1000,
+                                    .top = 5,
+                                    .candidates = 16,
+                                    .threshold = 0.1,
+                                    .rate = 0.05};
+    sink = tl_avro_sink_new(2, 3, 4, 12, 13);
     atexit(cleanup);
     return 0;
 }
@@ -108,6 +118,29 @@ static void use(tl_model *m)
                "tl_model_credits: %d, dim %d", n, (int)dim);
     tl_model_tick(m, ts, fuzz_arena(), sink);
     tl_model_tick(m, ts + 48LL * 3600 * 1000, fuzz_arena(), sink);
+    tl_cat_model *cm = tl_model_categories(m);
+    FUZZ_CHECK(cm != NULL, "no category embeddings with categories.enabled");
+    static const char *const own[] = {"c1", "c2", "c3"};
+    for (int i = 0; i < 3; i++) {
+        tl_interest *e = tl_user_add_interest(&u, TL_DIM_CATEGORY, own[i]);
+        e->f = e->h = 1 + i;
+        e->t = ts - i * 60000;
+    }
+    tl_features_cfg fc = {.half_life_ms = 86400000, .alpha = 0.5, .beta = 0.5};
+    tl_cat_pred pr;
+    tl_cat_predict(cm, &fc, &u, ts, &pr);
+    double sum = pr.p_other;
+    for (int i = 0; i < pr.n; i++) sum += pr.p[i];
+    FUZZ_CHECK(fabs(sum - 1) < 1e-9 || pr.n == 0, "next categories sum to %g", sum);
+    tl_nc_entry like[TL_NC_LIKE_MAX];
+    tl_cat_like(cm, &u, pr.u, like, TL_NC_LIKE_MAX);
+    tl_event ev = {.event_id = "n",
+                   .user_id = "u",
+                   .item_id = "i",
+                   .category_id = "c2",
+                   .type = TL_BROWSE,
+                   .ts = ts};
+    tl_cat_learn(cm, &fc, &u, &ev);
     u.user_id = NULL;
     tl_user_clear(&u);
     tl_arena_reset(fuzz_arena());

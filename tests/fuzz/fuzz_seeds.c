@@ -615,17 +615,19 @@ static void state_seeds(void)
     char state_dir[1100], err[512];
     snprintf(state_dir, sizeof(state_dir), "%s/state", fuzz_tmpdir());
     tl_config *c = tl_config_new(tl_app_config);
-    /* the purchase intent on, with an hour's window: records with pending intent moments,
-     * and a checkpoint whose calibration has learned outcomes */
+    /* the purchase intent on, with an hour's window, and the next categories: records with
+     * pending intent moments and a next-category view, and a checkpoint whose calibration
+     * has learned outcomes and with category embeddings */
     must(tl_config_set(c, "state.dir", state_dir, "seeds", err, sizeof(err)) == 0 &&
              tl_config_set(c, "markov.window.ms", "600000", "seeds", err, sizeof(err)) == 0 &&
              tl_config_set(c, "intent.enabled", "true", "seeds", err, sizeof(err)) == 0 &&
-             tl_config_set(c, "intent.window.ms", "3600000", "seeds", err, sizeof(err)) == 0,
+             tl_config_set(c, "intent.window.ms", "3600000", "seeds", err, sizeof(err)) == 0 &&
+             tl_config_set(c, "categories.enabled", "true", "seeds", err, sizeof(err)) == 0,
          err);
     tl_pipeline p;
     must(tl_pipeline_init(&p, c, state_dir, err, sizeof(err)) == 0, err);
     tl_model_share_start(p.model);   /* for the model_share seeds below */
-    tl_sink *sink = tl_avro_sink_new(2, 3, 4, 12);
+    tl_sink *sink = tl_avro_sink_new(2, 3, 4, 12, 13);
     tl_store *s = tl_store_open(state_dir, 0, 1 << 20, err, sizeof(err));
     must(s != NULL, err);
     /* Empty model checkpoint (a new model), then one after the events. */

@@ -37,6 +37,7 @@ typedef enum ms_kind {
     MS_CREDIT,
     MS_DLQ,
     MS_INTENT,
+    MS_NEXTCAT,
     MS_KIND_COUNT
 } ms_kind;
 
@@ -47,6 +48,9 @@ typedef struct ms_record {
     tl_credit_delta credit;         /* MS_CREDIT: strings owned */
     tl_dlq_record dlq;              /* MS_DLQ: strings and bytes owned */
     tl_intent_delta intent;         /* MS_INTENT: strings owned */
+    tl_next_categories nextcat;     /* MS_NEXTCAT: strings and the view owned (the view
+                                     * decoded from its own bytes, nc_bytes) */
+    unsigned char *nc_bytes;
 } ms_record;
 
 typedef struct memsink {
@@ -138,6 +142,18 @@ static inline void ms_record_own(ms_record *r)
         r->intent.event_id = ms_dup(r->intent.event_id);
         r->intent.explanation = ms_dup(r->intent.explanation);
         break;
+    case MS_NEXTCAT: {
+        tl_buf b = {0};
+        tl_nc_encode(r->nextcat.view, &b);
+        tl_nc_view *v = tl_xmalloc(sizeof(*v));
+        r->nc_bytes = (unsigned char *)b.data;
+        if (tl_nc_decode(v, b.data, b.len) != 0) abort();   /* a view the encoder wrote */
+        r->nextcat.view = v;
+        r->nextcat.user_id = ms_dup(r->nextcat.user_id);
+        r->nextcat.event_id = ms_dup(r->nextcat.event_id);
+        r->nextcat.explanation = ms_dup(r->nextcat.explanation);
+        break;
+    }
     default: break;
     }
 }
@@ -175,6 +191,11 @@ static inline tl_rc ms_emit_dlq(void *ctx, const tl_dlq_record *d)
 static inline tl_rc ms_emit_intent(void *ctx, const tl_intent_delta *d)
 {
     return ms_add(ctx, &(ms_record){.kind = MS_INTENT, .intent = *d});
+}
+
+static inline tl_rc ms_emit_next_categories(void *ctx, const tl_next_categories *r)
+{
+    return ms_add(ctx, &(ms_record){.kind = MS_NEXTCAT, .nextcat = *r});
 }
 
 static inline tl_rc ms_flush(void *ctx, int timeout_ms)
@@ -250,6 +271,13 @@ static inline void ms_record_free(ms_record *r)
         free((char *)r->intent.event_id);
         free((char *)r->intent.explanation);
         break;
+    case MS_NEXTCAT:
+        free((void *)r->nextcat.view);
+        free(r->nc_bytes);
+        free((char *)r->nextcat.user_id);
+        free((char *)r->nextcat.event_id);
+        free((char *)r->nextcat.explanation);
+        break;
     default: break;
     }
 }
@@ -277,6 +305,7 @@ static inline void ms_init(memsink *ms)
         .emit_credit = ms_emit_credit,
         .emit_dlq = ms_emit_dlq,
         .emit_intent = ms_emit_intent,
+        .emit_next_categories = ms_emit_next_categories,
         .flush = ms_flush,
     };
 }

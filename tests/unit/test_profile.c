@@ -384,6 +384,35 @@ static void test_intent(void **state)
     assert_int_equal(tl_json_len(in), 2);
 }
 
+static void test_next_categories(void **state)
+{
+    (void)state;
+    feed("e1", "c1", "i1", "web", TL_CLICK, T0);
+    assert_int_equal(tl_json_get(render("u1", T0, 0), "next_categories")->type, TL_JSON_NULL);
+    tl_nc_view v = {
+        .ts = T0, .p_other = 0.25f, .n = 1, .n_like = 1, .dim = 2, .emb = {0.5f, -2.0f}};
+    v.cat[0] = (tl_nc_entry){"c1", 2, 0.75f};
+    v.like[0] = (tl_nc_entry){"c\"7", 3, 1.25f};
+    tl_buf b = {0};
+    tl_nc_encode(&v, &b);
+    tl_user_set_nc(&user, b.data, b.len);
+    tl_buf_free(&b);
+    const tl_json *nc = tl_json_get(render("u1", T0 + HOUR, 0), "next_categories");
+    assert_int_equal(nc->type, TL_JSON_OBJECT);
+    assert_int_equal(inum(nc, "ts"), T0);
+    assert_true(num(nc, "p_other") == 0.25);
+    const tl_json *c = tl_json_get(nc, "categories"), *l = tl_json_get(nc, "like");
+    assert_int_equal(tl_json_len(c), 1);
+    assert_string_equal(tl_json_str(tl_json_get(tl_json_at(c, 0), "category_id")), "c1");
+    assert_true(num(tl_json_at(c, 0), "p") == 0.75);
+    assert_string_equal(tl_json_str(tl_json_get(tl_json_at(l, 0), "category_id")), "c\"7");
+    assert_true(num(tl_json_at(l, 0), "affinity") == 1.25);
+    const tl_json *e = tl_json_get(nc, "embedding");
+    assert_int_equal(tl_json_len(e), 2);
+    assert_true(tl_json_at(e, 1)->num == -2.0);
+    assert_int_equal(tl_json_len(nc), 5);
+}
+
 /* Version 5's record as version 4: each touchpoint's campaign (here NULL: one 0 byte
  * after its dwell) taken out, by a walk of the layout engine/state.c describes. */
 static size_t skip_varint(const char *d, size_t off)
@@ -441,10 +470,10 @@ static void test_version2_record(void **state)
      * attribution count, version 2 has none */
     tl_buf_clear(&rec);
     tl_user_encode(&user, &rec);
-    assert_int_equal(rec.data[0], 6);
-    /* version 5 is version 6 without the intent: its f64, none's svarint and no pending
-     * moment, 19 bytes */
-    rec.len -= 19;
+    assert_int_equal(rec.data[0], 7);
+    /* version 5 is version 7 without the next categories (none: one byte) and the intent
+     * (its f64, none's svarint and no pending moment, 19 bytes) */
+    rec.len -= 1 + 19;
     rec.data[0] = 5;
     as_version4(&rec);
     assert_int_equal(rec.data[rec.len - 1], 0);
@@ -472,7 +501,8 @@ static void test_version2_record(void **state)
         fail_msg("render: %s", err);
     assert_int_equal(out.len, v3.len);
     assert_memory_equal(out.data, v3.data, v3.len);
-    assert_non_null(strstr(out.data, "\"last_attributions\":[],\"intent\":null}"));
+    assert_non_null(
+        strstr(out.data, "\"last_attributions\":[],\"intent\":null,\"next_categories\":null}"));
     /* the same bytes labelled version 3 lack the section: corrupt */
     rec.data[0] = 3;
     assert_int_equal(
@@ -593,6 +623,7 @@ int main(void)
         FX_TEST(test_journey_and_explanations),
         FX_TEST(test_last_attributions_with_model),
         FX_TEST(test_intent),
+        FX_TEST(test_next_categories),
         FX_TEST(test_version2_record),
         FX_TEST(test_escaping),
         FX_TEST(test_nonfinite),

@@ -911,6 +911,113 @@ static void test_avro_intent(void **state)
     free(text);
 }
 
+/* ---- Avro: next_categories ----------------------------------------------------------------- */
+
+static tl_nc_view nc_view_a(void)
+{
+    tl_nc_view v = {
+        .ts = 5, .p_other = 0.25f, .n = 2, .n_like = 2, .dim = 3, .emb = {0.5f, -0.125f, 3.0f}};
+    v.cat[0] = (tl_nc_entry){"c1", 2, 0.5f};
+    v.cat[1] = (tl_nc_entry){"\xc3\xa9", 2, 0.25f};
+    v.like[0] = (tl_nc_entry){"c9", 2, 1.5f};
+    v.like[1] = (tl_nc_entry){"c8", 2, 0.75f};
+    return v;
+}
+
+static tl_nc_view nc_view_b(void)   /* nothing listed, no like, no embedding */
+{
+    tl_nc_view v = {.ts = -1, .p_other = 1.0f};
+    return v;
+}
+
+static tl_next_categories next_of(const tl_nc_view *v, const char *user)
+{
+    return (tl_next_categories){.user_id = user,
+                                .event_id = "e1",
+                                .ts = 1700000000456,
+                                .view = v,
+                                .moved = 0.75,
+                                .explanation = "next category most likely c1 (50%: ...)"};
+}
+
+static void check_nc_entries(avro_value_t *rec, const char *name, const char *pname,
+                             const tl_nc_entry *e, int n)
+{
+    avro_value_t arr = field(rec, name), x;
+    size_t k = 0;
+    avro_value_get_size(&arr, &k);
+    assert_int_equal(k, n);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(avro_value_get_by_index(&arr, i, &x, NULL), 0);
+        char want[16];
+        snprintf(want, sizeof(want), "%.*s", (int)e[i].len, e[i].id);
+        check_str(&x, "category_id", want);
+        check_dbl(&x, pname, e[i].p);
+    }
+}
+
+static void check_next_avro(avro_value_t *v, const void *rec)
+{
+    const tl_next_categories *r = rec;
+    check_str(v, "user_id", r->user_id);
+    check_str(v, "event_id", r->event_id);
+    check_long(v, "ts", r->ts);
+    check_nc_entries(v, "categories", "p", r->view->cat, r->view->n);
+    check_dbl(v, "p_other", r->view->p_other);
+    check_dbl(v, "moved", r->moved);
+    avro_value_t emb = field(v, "embedding"), x;
+    size_t k = 0;
+    avro_value_get_size(&emb, &k);
+    assert_int_equal(k, r->view->dim);
+    for (int i = 0; i < r->view->dim; i++) {
+        float f = 0;
+        assert_int_equal(avro_value_get_by_index(&emb, i, &x, NULL), 0);
+        assert_int_equal(avro_value_get_float(&x, &f), 0);
+        assert_true(f == r->view->emb[i]);
+    }
+    check_nc_entries(v, "like", "affinity", r->view->like, r->view->n_like);
+    check_str(v, "explanation", r->explanation);
+    avro_value_get_size(v, &k);
+    assert_int_equal(k, 9);
+}
+
+static void put_next(tl_buf *b, int32_t id, const void *rec)
+{
+    tl_avro_put_next_categories(b, id, rec);
+}
+
+static const avro_kind NEXT_AVRO = {put_next, "13-next_categories.avsc", check_next_avro};
+
+static void test_avro_next_categories(void **state)
+{
+    (void)state;
+    tl_nc_view va = nc_view_a(), vb = nc_view_b();
+    tl_next_categories a = next_of(&va, "u1"), b = next_of(&vb, "\xc3\xa9");
+    roundtrip_two(&NEXT_AVRO, &a, 13, &b, 0x10000000);
+    /* the bound holds for strings at their longest and every list full */
+    const size_t S = 40;
+    char *s = malloc(S + 1), *text = malloc(TL_EXPLANATION_MAX + 1);
+    memset(s, 'x', S);
+    s[S] = 0;
+    memset(text, 'y', TL_EXPLANATION_MAX);
+    text[TL_EXPLANATION_MAX] = 0;
+    tl_nc_view full = {
+        .ts = INT64_MIN, .n = TL_NC_TOP_MAX, .n_like = TL_NC_LIKE_MAX, .dim = TL_NC_DIM_MAX};
+    for (int i = 0; i < TL_NC_TOP_MAX; i++) full.cat[i] = (tl_nc_entry){s, (uint32_t)S, 0.1f};
+    for (int i = 0; i < TL_NC_LIKE_MAX; i++) full.like[i] = (tl_nc_entry){s, (uint32_t)S, 9.0f};
+    tl_next_categories big = {
+        .user_id = s, .event_id = s, .ts = INT64_MIN, .view = &full, .explanation = text};
+    tl_buf buf = {0};
+    tl_avro_put_next_categories(&buf, 0x7fffffff, &big);
+    check_bound(buf.len, tl_avro_next_categories_bound(S));
+    tl_buf_clear(&buf);
+    tl_nc_encode(&full, &buf);
+    check_bound(buf.len, tl_nc_bound(S));
+    tl_buf_free(&buf);
+    free(s);
+    free(text);
+}
+
 /* Hand-assembled bytes of a small credit_delta: the frame and Avro's zig-zag varints
  * and little-endian doubles, independent of any Avro library. */
 static void test_avro_credit_bytes(void **state)
@@ -1255,6 +1362,36 @@ static void check_intent_json(const tl_json *o, const tl_intent_delta *d)
     assert_int_equal(tl_json_len(o), 9);
 }
 
+static void check_nc_json(const tl_json *arr, const char *pname, const tl_nc_entry *e, int n)
+{
+    assert_int_equal(tl_json_len(arr), n);
+    for (int i = 0; i < n; i++) {
+        const tl_json *x = tl_json_at(arr, i);
+        const char *id = tl_json_str(tl_json_get(x, "category_id"));
+        assert_non_null(id);
+        assert_int_equal(strlen(id), e[i].len);
+        assert_memory_equal(id, e[i].id, e[i].len);
+        jdbl(x, pname, e[i].p);
+    }
+}
+
+static void check_next_json(const tl_json *o, const tl_next_categories *r)
+{
+    jstr(o, "type", "next_categories");
+    jstr(o, "user_id", r->user_id);
+    jstr(o, "event_id", r->event_id);
+    ji64(o, "ts", r->ts);
+    check_nc_json(jget(o, "categories"), "p", r->view->cat, r->view->n);
+    jdbl(o, "p_other", r->view->p_other);
+    jdbl(o, "moved", r->moved);
+    const tl_json *emb = jget(o, "embedding");
+    assert_int_equal(tl_json_len(emb), r->view->dim);
+    for (int i = 0; i < r->view->dim; i++) jdbl_v(tl_json_at(emb, i), r->view->emb[i], "embedding");
+    check_nc_json(jget(o, "like"), "affinity", r->view->like, r->view->n_like);
+    jstr(o, "explanation", r->explanation);
+    assert_int_equal(tl_json_len(o), 10);
+}
+
 /* A JSON-lines sink writing to memory. */
 typedef struct jsonl_mem {
     char *out;
@@ -1345,17 +1482,22 @@ static void test_jsonl(void **state)
     tl_intent_delta na = intent_a(), nb = intent_b();
     assert_int_equal(s->emit_intent(s->ctx, &na), TL_OK);
     assert_int_equal(s->emit_intent(s->ctx, &nb), TL_OK);
+    tl_nc_view va = nc_view_a(), vb = nc_view_b();
+    tl_next_categories xa = next_of(&va, "u1"), xb = next_of(&vb, "\xc3\xa9");
+    assert_int_equal(s->emit_next_categories(s->ctx, &xa), TL_OK);
+    assert_int_equal(s->emit_next_categories(s->ctx, &xb), TL_OK);
     assert_int_equal(s->flush(s->ctx, 1000), TL_OK);
     tl_sink_counts counts = assert_counts(s, 2, 6, 2, 1);
     assert_int_equal(counts.bytes, m.len);
     assert_int_equal(counts.intent, 2);
+    assert_int_equal(counts.next_categories, 2);
 
     /* one record a line */
     assert_true(m.len > 0);
     tl_arena a;
     tl_arena_init(&a, 1 << 16);
     const tl_json *lines[16];
-    assert_int_equal(jsonl_mem_lines(&m, &a, lines, 16), 13);
+    assert_int_equal(jsonl_mem_lines(&m, &a, lines, 16), 15);
     check_interest_json(lines[0], &ia);
     check_interest_json(lines[1], &ib);
     for (int i = 0; i < 6; i++) check_attribution_json(lines[2 + i], &at[i]);
@@ -1367,6 +1509,8 @@ static void test_jsonl(void **state)
     ji64(lines[10], "offset", 81);
     check_intent_json(lines[11], &na);
     check_intent_json(lines[12], &nb);
+    check_next_json(lines[13], &xa);
+    check_next_json(lines[14], &xb);
 
     tl_arena_destroy(&a);
     jsonl_mem_close(&m);
@@ -1449,7 +1593,7 @@ static void test_jsonl_write_error(void **state)
 static void test_avro_sink_counts(void **state)
 {
     (void)state;
-    tl_sink *s = tl_avro_sink_new(2, 3, 4, 12);
+    tl_sink *s = tl_avro_sink_new(2, 3, 4, 12, 13);
     tl_interest_delta d = interest_a();
     tl_attribution r = attribution_rules();
     tl_credit_delta c = credit_a();
@@ -1471,11 +1615,17 @@ static void test_avro_sink_counts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_avro_interest),    cmocka_unit_test(test_avro_attribution),
-        cmocka_unit_test(test_avro_credit),      cmocka_unit_test(test_avro_intent),
-        cmocka_unit_test(test_avro_rollup),      cmocka_unit_test(test_avro_credit_bytes),
-        cmocka_unit_test(test_avro_bounds),      cmocka_unit_test(test_jsonl),
-        cmocka_unit_test(test_jsonl_doubles),    cmocka_unit_test(test_jsonl_write_error),
+        cmocka_unit_test(test_avro_interest),
+        cmocka_unit_test(test_avro_attribution),
+        cmocka_unit_test(test_avro_credit),
+        cmocka_unit_test(test_avro_intent),
+        cmocka_unit_test(test_avro_next_categories),
+        cmocka_unit_test(test_avro_rollup),
+        cmocka_unit_test(test_avro_credit_bytes),
+        cmocka_unit_test(test_avro_bounds),
+        cmocka_unit_test(test_jsonl),
+        cmocka_unit_test(test_jsonl_doubles),
+        cmocka_unit_test(test_jsonl_write_error),
         cmocka_unit_test(test_avro_sink_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,6 +93,19 @@ static void assert_same_user(const tl_user *a, const tl_user *b)
 /* A record using every feature of the encoding. */
 static void fill_rich(tl_user *u)
 {
+    tl_nc_view v = {.ts = INT64_MIN,
+                    .p_other = 0.25f,
+                    .n = 2,
+                    .n_like = 1,
+                    .dim = 3,
+                    .emb = {0.5f, 0.0f, -1.0f}};
+    v.cat[0] = (tl_nc_entry){"4756105", 7, 0.5f};
+    v.cat[1] = (tl_nc_entry){"c\xc3\xa9", 3, 0.25f};
+    v.like[0] = (tl_nc_entry){"big", 3, 2.5f};
+    tl_buf vb = {0};
+    tl_nc_encode(&v, &vb);
+    tl_user_set_nc(u, vb.data, vb.len);
+    tl_buf_free(&vb);
     add_ent(u, TL_DIM_CATEGORY, "4756105", 1.5, 3.25, 1511544070000LL);
     add_ent(u, TL_DIM_ITEM, "", 0.0, -0.0, 0);                 /* empty id, -0 */
     add_ent(u, TL_DIM_CHANNEL, "app-\xc3\xa9", 1e-300, 4.9e-324, -1);   /* UTF-8, subnormal */
@@ -175,24 +188,25 @@ static void test_encoding_bytes(void **state)
     tl_buf b = {0};
     /* version | no timer | labelled, sampled, first_ts (as the caller set them) | no
      * purchases | no entries | no
-     * touchpoints | no attributions | intent 0.0 at 0 | no pending intent moments */
+     * touchpoints | no attributions | intent 0.0 at 0 | no pending intent moments | no next
+     * categories */
     u.labelled = 0;
     u.sampled = 0;
     u.first_ts = 0;
     u.last_purchase = 0;
     tl_user_encode(&u, &b);
-    assert_int_equal(b.len, 20);
-    assert_memory_equal(b.data, "\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
-    assert_memory_equal(b.data + 10, "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
+    assert_int_equal(b.len, 21);
+    assert_memory_equal(b.data, "\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
+    assert_memory_equal(b.data + 10, "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 11);
 
     /* entry: dim 1 | "ab" | f 1.0 | h 2.0 | t -1 (zig-zag 1); tp: "e" | "i" | NULL |
      * "w" | type 2 | ts 64 (zig-zag 128 = 0x80 0x01) | share -1.0f | propensity -1.0f |
      * dwell -1 (zig-zag 1); timer 0 */
     add_ent(&u, TL_DIM_ITEM, "ab", 1.0, 2.0, -1);
     add_tp(&u, "e", "i", NULL, "w", TL_CLICK, 64);
-    unsigned char want[128];
+    unsigned char want[160];
     size_t n = 0;
-    want[n++] = 6;                       /* version */
+    want[n++] = 7;                       /* version */
     want[n++] = 0;                       /* timer */
     want[n++] = 0;                       /* labelled */
     want[n++] = 0;                       /* sampled */
@@ -261,6 +275,22 @@ static void test_encoding_bytes(void **state)
     memcpy(want + n, half_f, 4);
     n += 4;
     want[n++] = 1;
+    const size_t n6 = n;   /* version 6 ends here */
+    /* the next-category view (domain/nextcat.h): format 1 | ts 4 (zig-zag 8) | p_other
+     * 0.5f | one category "c" at 0.5f | no like | an embedding of 2: 2.0f, 0.5f */
+    static const unsigned char view[] = {1,    8, 0, 0, 0, 0x3f, 1,    1, 'c', 0, 0,   0,
+                                         0x3f, 0, 2, 0, 0, 0,    0x40, 0, 0,   0, 0x3f};
+    want[n++] = sizeof(view);
+    memcpy(want + n, view, sizeof(view));
+    n += sizeof(view);
+    tl_nc_view nv = {.ts = 4, .p_other = 0.5f, .n = 1, .dim = 2, .emb = {2.0f, 0.5f}};
+    nv.cat[0] = (tl_nc_entry){"c", 1, 0.5f};
+    tl_buf vb = {0};
+    tl_nc_encode(&nv, &vb);
+    assert_int_equal(vb.len, sizeof(view));
+    assert_memory_equal(vb.data, view, sizeof(view));
+    tl_user_set_nc(&u, vb.data, vb.len);
+    tl_buf_free(&vb);
     u.intent = 2.0;
     u.intent_ts = 5;
     const tl_intent_moment mo = {
@@ -286,6 +316,26 @@ static void test_encoding_bytes(void **state)
     assert_int_equal(d.n_pend, 1);
     assert_true(d.pend[0].ts == 3 && d.pend[0].since_ts == 1 && d.pend[0].purchases == 2 &&
                 d.pend[0].z == 2.0f && d.pend[0].p == 0.5f && d.pend[0].since_purchase == 1);
+    assert_int_equal(d.nc_len, sizeof(view));
+    assert_memory_equal(d.nc, view, sizeof(view));
+    fx_user_fini(&d);
+
+    /* a view that does not decode is refused with the record */
+    unsigned char bad[160];
+    memcpy(bad, want, n);
+    bad[n6 + 1 + 6] = 2;   /* two categories, one there */
+    fx_user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, bad, n), -1);
+    fx_user_fini(&d);
+
+    /* a version 6 record: the same without the view, decoded as none */
+    unsigned char v6[160];
+    memcpy(v6, want, n6);
+    v6[0] = 6;
+    fx_user_init(&d, "u");
+    assert_int_equal(tl_user_decode(&d, v6, n6), 0);
+    assert_null(d.nc);
+    assert_true(d.intent == 2.0 && d.n_pend == 1);
     fx_user_fini(&d);
 
     /* a version 5 record: the same without the intent, decoded as none yet */
@@ -344,22 +394,23 @@ static void test_encoding_bytes(void **state)
     fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n2), -1);
     fx_user_fini(&d);
-    /* re-encoding a version 2 record writes version 6: sampled and first_ts none yet
+    /* re-encoding a version 2 record writes version 7: sampled and first_ts none yet
      * (INT64_MIN: 10-byte varints), no purchases, none last, no attributions, no intent
-     * (0.0 at INT64_MIN) */
+     * (0.0 at INT64_MIN), no next categories */
     old[0] = 2;
     fx_user_init(&d, "u");
     assert_int_equal(tl_user_decode(&d, old, n2), 0);
     b.len = 0;
     tl_user_encode(&d, &b);
-    assert_int_equal(b.data[0], 6);
+    assert_int_equal(b.data[0], 7);
     assert_memory_equal(b.data + 1, old + 1, 2);
-    assert_int_equal(b.len, 3 + 10 + 10 + 1 + 10 + (n2 - 3) + 1 + 1 + 8 + 10 + 1);
+    assert_int_equal(b.len, 3 + 10 + 10 + 1 + 10 + (n2 - 3) + 1 + 1 + 8 + 10 + 1 + 1);
     assert_int_equal(b.data[23], 0);
     assert_memory_equal(b.data + 34, old + 3, n2 - 3);
-    assert_int_equal(b.data[b.len - 21], 0);   /* no campaign */
-    assert_int_equal(b.data[b.len - 20], 0);   /* no attributions */
-    assert_int_equal(b.data[b.len - 1], 0);    /* no pending intent moments */
+    assert_int_equal(b.data[b.len - 22], 0);   /* no campaign */
+    assert_int_equal(b.data[b.len - 21], 0);   /* no attributions */
+    assert_int_equal(b.data[b.len - 2], 0);    /* no pending intent moments */
+    assert_int_equal(b.data[b.len - 1], 0);    /* no next categories */
     fx_user_fini(&d);
     fx_user_fini(&u);
     tl_buf_free(&b);
@@ -438,6 +489,14 @@ static void test_round_trip(void **state)
     assert_int_equal(d.attr[0].ts, INT64_MAX);
     assert_true(signbit(d.attr[1].p_conversion));
     assert_int_equal(d.attr[2].ts, INT64_MIN);
+    tl_nc_view v;
+    assert_int_equal(d.nc_len, u.nc_len);
+    assert_int_equal(tl_nc_decode(&v, d.nc, d.nc_len), 0);
+    assert_int_equal(v.n, 2);
+    assert_int_equal(v.n_like, 1);
+    assert_int_equal(v.dim, 3);
+    assert_memory_equal(v.cat[1].id, "c\xc3\xa9", 3);
+    assert_true(v.like[0].p == 2.5f && v.emb[2] == -1.0f && v.ts == INT64_MIN);
     /* encoding the decoded record gives the same bytes */
     tl_buf b2 = {0};
     tl_user_encode(&d, &b2);
