@@ -217,6 +217,26 @@ static void tick_model(tl_observe *o)
                                   NULL),
                     r.intent_logloss);
     }
+    tl_cat_model *cm = tl_model_categories(o->p->model);
+    if (cm) {   /* the category embeddings (model/categories.h) */
+        tl_cat_stats cs;
+        tl_cat_model_stats(cm, &cs);
+        const char *hits = "Next events scored before learning from them whose category was "
+                           "among the first listed (within 1 or 5), or was the user's last "
+                           "category (the rule beside it).";
+        tl_prom_set(tl_prom_gauge("tally_categories", "Categories with learned embeddings.", NULL),
+                    (double)cs.categories);
+        set_count("tally_categories_unlearned_total",
+                  "Events whose category was not learned: past categories.max.", cs.unlearned, NULL,
+                  NULL);
+        set_count("tally_categories_scored_total",
+                  "Next events scored before learning from them (a user's events after its "
+                  "first).",
+                  cs.scored, NULL, NULL);
+        set_count("tally_categories_hits_total", hits, cs.hit1, "within", "1");
+        set_count("tally_categories_hits_total", hits, cs.hit5, "within", "5");
+        set_count("tally_categories_hits_total", hits, cs.last_hit, "within", "last_category");
+    }
     tl_prom_counter_set(tl_prom_counter("tally_model_controls_skipped_total",
                                         "Control moments not learned: past model.controls.max "
                                         "in one gap between a user's events.",

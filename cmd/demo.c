@@ -35,13 +35,36 @@ static const char usage[] =
 
 #define DEMO_SHOWN 3
 
+/* The last DEMO_SHOWN sentences of a kind of record, and how many were published. */
+typedef struct last_said {
+    char *s[DEMO_SHOWN];
+    int n;
+} last_said;
+
+static void said(last_said *l, const char *user_id, const char *explanation)
+{
+    int k = l->n++ % DEMO_SHOWN;
+    free(l->s[k]);
+    tl_buf b = {0};
+    tl_buf_printf(&b, "user %s: %s", user_id, explanation);
+    l->s[k] = b.data;
+}
+
+static void print_said(last_said *l, const char *title)
+{
+    if (!l->n) return;
+    printf("\n%s (the last records; %d published):\n", title, l->n);
+    int from = l->n > DEMO_SHOWN ? l->n % DEMO_SHOWN : 0;
+    for (int k = 0; k < DEMO_SHOWN && k < l->n; k++)
+        printf("  %s\n", l->s[(from + k) % DEMO_SHOWN]);
+}
+
 typedef struct demo {
     tl_sink wrapper;
     tl_sink *inner;
     char *user[DEMO_SHOWN], *explanation[DEMO_SHOWN], *credits[DEMO_SHOWN];
     int n_shown;
-    char *intent[DEMO_SHOWN];   /* the sentences of the last intent records */
-    int n_intent;
+    last_said intent, nextcat;   /* the last intent and next-category records */
     tl_features_cfg fcfg;
 } demo;
 
@@ -80,12 +103,15 @@ static tl_rc w_credit(void *ctx, const tl_credit_delta *c)
 static tl_rc w_intent(void *ctx, const tl_intent_delta *d)
 {
     demo *dm = ctx;
-    int k = dm->n_intent++ % DEMO_SHOWN;
-    free(dm->intent[k]);
-    tl_buf b = {0};
-    tl_buf_printf(&b, "user %s: %s", d->user_id, d->explanation);
-    dm->intent[k] = b.data;
+    said(&dm->intent, d->user_id, d->explanation);
     return dm->inner->emit_intent(dm->inner->ctx, d);
+}
+
+static tl_rc w_next_categories(void *ctx, const tl_next_categories *r)
+{
+    demo *dm = ctx;
+    said(&dm->nextcat, r->user_id, r->explanation);
+    return dm->inner->emit_next_categories(dm->inner->ctx, r);
 }
 
 static tl_rc w_dlq(void *ctx, const tl_dlq_record *r)
@@ -110,15 +136,17 @@ static tl_sink *wrap(tl_sink *inner, void *arg)
 {
     demo *dm = arg;
     dm->inner = inner;
-    dm->wrapper = (tl_sink){.name = "demo",
-                            .ctx = inner->ctx,
-                            .emit_interest = w_interest,
-                            .emit_attribution = w_attribution,
-                            .emit_credit = w_credit,
-                            .emit_dlq = w_dlq,
-                            .emit_intent = inner->emit_intent ? w_intent : NULL,
-                            .flush = w_flush,
-                            .progress = inner->progress ? w_progress : NULL};
+    dm->wrapper =
+        (tl_sink){.name = "demo",
+                  .ctx = inner->ctx,
+                  .emit_interest = w_interest,
+                  .emit_attribution = w_attribution,
+                  .emit_credit = w_credit,
+                  .emit_dlq = w_dlq,
+                  .emit_intent = inner->emit_intent ? w_intent : NULL,
+                  .emit_next_categories = inner->emit_next_categories ? w_next_categories : NULL,
+                  .flush = w_flush,
+                  .progress = inner->progress ? w_progress : NULL};
     dm->wrapper.ctx = dm;
     return &dm->wrapper;
 }
@@ -257,9 +285,9 @@ int tl_cmd_demo(int argc, char **argv)
         goto done;
     }
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(rk);
-    const char *topics[] = {"tally.events",       "tally.interest-deltas",
-                            "tally.attributions", "tally.credit-deltas",
-                            "tally.dlq",          "tally.intent-deltas"};
+    const char *topics[] = {
+        "tally.events", "tally.interest-deltas", "tally.attributions",   "tally.credit-deltas",
+        "tally.dlq",    "tally.intent-deltas",   "tally.next-categories"};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
         rd_kafka_mock_topic_create(mc, topics[i], i == 0 ? 4 : 4, 1);
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
@@ -278,8 +306,10 @@ int tl_cmd_demo(int argc, char **argv)
          * demo runs at-least-once (the tests prove exactly-once on a real broker). */
         tl_config_set(c, "processing.guarantee", "at_least_once", "demo", err, sizeof(err)) ||
         tl_config_set(c, "state.dir", tmpdir, "demo", err, sizeof(err)) ||
-        /* the purchase intent is off by default (its cost); the demo shows it */
+        /* the purchase intent and the next categories are off by default (their cost); the
+         * demo shows them */
         tl_config_set(c, "intent.enabled", "true", "demo", err, sizeof(err)) ||
+        tl_config_set(c, "categories.enabled", "true", "demo", err, sizeof(err)) ||
         /* a free port, so the demo runs beside a tally that serves the default one */
         (!strcmp(ac.http_listen, "127.0.0.1:9464") &&
          tl_config_set(c, "http.listen", "127.0.0.1:0", "demo", err, sizeof(err)))) {
@@ -299,12 +329,8 @@ int tl_cmd_demo(int argc, char **argv)
            "from the online model):\n");
     for (int k = 0; k < dm.n_shown; k++)
         printf("  user %s: %s\n%s", dm.user[k], dm.explanation[k], dm.credits[k]);
-    if (dm.n_intent) {
-        printf("\nPurchase intent (the last records; %d published):\n", dm.n_intent);
-        int from = dm.n_intent > DEMO_SHOWN ? dm.n_intent % DEMO_SHOWN : 0;
-        for (int k = 0; k < DEMO_SHOWN && k < dm.n_intent; k++)
-            printf("  %s\n", dm.intent[(from + k) % DEMO_SHOWN]);
-    }
+    print_said(&dm.intent, "Purchase intent");
+    print_said(&dm.nextcat, "Next categories");
     double busy = (double)r.rt.busy_ns / 1e9;
     printf("\nThroughput: %" PRIu64 " events in %.2f s of processing = %.0f events/s (%.2f s "
            "in all, with joining the group and draining)\n"
@@ -334,7 +360,10 @@ done:
         free(dm.explanation[k]);
         free(dm.credits[k]);
     }
-    for (int k = 0; k < DEMO_SHOWN; k++) free(dm.intent[k]);
+    for (int k = 0; k < DEMO_SHOWN; k++) {
+        free(dm.intent.s[k]);
+        free(dm.nextcat.s[k]);
+    }
     if (rk) rd_kafka_destroy(rk);
     tl_rmtree(tmpdir);
     tl_config_destroy(c);

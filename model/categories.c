@@ -84,8 +84,7 @@ struct tl_cat_model {
     double a[TL_CAT_FEATURES], b_other;
     uint64_t steps;
     tl_cat_stats st;
-    unsigned char *mark;     /* scratch of tl_cat_like, by index */
-    float *sims;
+    float *sims;             /* scratch of tl_cat_like, by index */
 };
 
 static void grow(tl_cat_model *cm, uint32_t room)
@@ -100,9 +99,7 @@ static void grow(tl_cat_model *cm, uint32_t room)
     cm->succ = tl_xrealloc(cm->succ, room * TL_CAT_SUCC * sizeof(int32_t));
     cm->succ_n = tl_xrealloc(cm->succ_n, room * TL_CAT_SUCC * sizeof(float));
     cm->succ_tot = tl_xrealloc(cm->succ_tot, room * sizeof(float));
-    cm->mark = tl_xrealloc(cm->mark, room);
     cm->sims = tl_xrealloc(cm->sims, room * sizeof(float));
-    memset(cm->mark + cm->room, 0, room - cm->room);
     cm->room = room;
 }
 
@@ -147,7 +144,6 @@ void tl_cat_model_free(tl_cat_model *cm)
     free(cm->succ);
     free(cm->succ_n);
     free(cm->succ_tot);
-    free(cm->mark);
     free(cm->sims);
     free(cm);
 }
@@ -428,25 +424,21 @@ int tl_cat_like(tl_cat_model *cm, const tl_user *user, const float *u, tl_nc_ent
 {
     const int d = cm->dim;
     if (cm->n == 0) return 0;
-    for (int i = 0; i < user->n_ent; i++) {
+    float *sims = cm->sims;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)cm->n, d, 1.0f, cm->o, d, u, 1, 0.0f, sims, 1);
+    for (int i = 0; i < user->n_ent; i++) {   /* the user's own are not "like" */
         const tl_interest *e = &user->ent[i];
         if (e->dim != TL_DIM_CATEGORY) continue;
         int32_t x = lookup(cm, e->id, e->id_len);
-        if (x >= 0) cm->mark[x] = 1;
+        if (x >= 0) sims[x] = 0;
     }
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)cm->n, d, 1.0f, cm->o, d, u, 1, 0.0f, cm->sims,
-                1);
     int k = 0;
     int32_t best[TL_NC_LIKE_MAX];
-    double bs[TL_NC_LIKE_MAX];
+    float bs[TL_NC_LIKE_MAX], floor = 0;   /* above 0, and above the n-th best so far */
     if (n > TL_NC_LIKE_MAX) n = TL_NC_LIKE_MAX;
-    for (uint32_t x = 0; x < cm->n; x++) {
-        if (cm->mark[x]) {
-            cm->mark[x] = 0;
-            continue;
-        }
-        double c = cm->sims[x];
-        if (!(c > 0) || (k == n && c <= bs[n - 1])) continue;
+    for (uint32_t x = 0, end = cm->n; x < end; x++) {
+        float c = sims[x];
+        if (!(c > floor)) continue;
         int j = k < n ? k++ : n - 1;
         while (j > 0 && bs[j - 1] < c) {
             bs[j] = bs[j - 1];
@@ -455,9 +447,10 @@ int tl_cat_like(tl_cat_model *cm, const tl_user *user, const float *u, tl_nc_ent
         }
         bs[j] = c;
         best[j] = (int32_t)x;
+        if (k == n) floor = bs[n - 1];
     }
     for (int j = 0; j < k; j++)
-        out[j] = (tl_nc_entry){cm->name[best[j]], cm->name_len[best[j]], (float)bs[j]};
+        out[j] = (tl_nc_entry){cm->name[best[j]], cm->name_len[best[j]], bs[j]};
     return k;
 }
 
@@ -494,36 +487,59 @@ static const char *reason(const tl_cat_model *cm, const tl_cat_pred *pr, int i, 
 
 static long pct(double p) { return lround(p * 100); }
 
+/* The listed categories from 1% up, each with its percentage and reason (those below are
+ * counted), what is left to others, and the categories like the user's. */
 static const char *explain(const tl_cat_model *cm, const tl_cat_pred *pr, const int *order,
                            const tl_nc_view *v, tl_arena *a)
 {
-    const char *s;
-    if (v->n == 0) {
-        s = "no category stands out for the user's next event yet";
-    } else {
-        s = tl_arena_printf(a, "next category most likely %.*s (%ld%%: %s)", (int)v->cat[0].len,
-                            v->cat[0].id, pct(v->cat[0].p), reason(cm, pr, order[0], a));
-        for (int j = 1; j < v->n; j++)
-            s = tl_arena_printf(a, "%s%s %.*s (%ld%%: %s)", s,
-                                j == 1              ? ", then"
-                                    : j == v->n - 1 ? " and"
-                                                    : ",",
-                                (int)v->cat[j].len, v->cat[j].id, pct(v->cat[j].p),
-                                reason(cm, pr, order[j], a));
-        s = tl_arena_printf(a, "%s; %ld%% another category", s, pct(v->p_other));
-    }
-    if (v->n_like > 0) {
-        s = tl_arena_printf(a, "%s; interested in categories like %.*s", s, (int)v->like[0].len,
-                            v->like[0].id);
-        for (int j = 1; j < v->n_like; j++)
-            s = tl_arena_printf(a, "%s%s%.*s", s, j == v->n_like - 1 ? " and " : ", ",
-                                (int)v->like[j].len, v->like[j].id);
-        s = tl_arena_printf(a,
-                            "%s (the most affinity to the user's embedding among categories "
-                            "the user has not been to: %.2f%s)",
-                            s, v->like[0].p, v->n_like > 1 ? " for the first" : "");
-    }
+    int said = 0;
+    while (said < v->n && pct(v->cat[said].p) >= 1) said++;
+    tl_buf b = {0};
+    if (said == 0) tl_buf_puts(&b, "no category stands out for the user's next event yet");
+    for (int j = 0; j < said; j++)
+        tl_buf_printf(&b, "%s%.*s (%ld%%: %s)",
+                      j == 0             ? "next category most likely "
+                          : j == 1       ? ", then "
+                          : j < said - 1 ? ", "
+                                         : " and ",
+                      (int)v->cat[j].len, v->cat[j].id, pct(v->cat[j].p),
+                      reason(cm, pr, order[j], a));
+    if (said < v->n)
+        tl_buf_printf(&b, " (%d %slisted, each below 1%%)", v->n - said, said ? "more " : "");
+    if (v->n) tl_buf_printf(&b, "; %ld%% another category", pct(v->p_other));
+    for (int j = 0; j < v->n_like; j++)
+        tl_buf_printf(&b, "%s%.*s",
+                      j == 0                  ? "; interested in categories like "
+                          : j < v->n_like - 1 ? ", "
+                                              : " and ",
+                      (int)v->like[j].len, v->like[j].id);
+    if (v->n_like) tl_buf_puts(&b, " (not visited yet; the closest to the user's embedding)");
+    const char *s = tl_arena_strndup(a, b.data, b.len);
+    tl_buf_free(&b);
     return s;
+}
+
+static int same_entry(const tl_nc_entry *a, const tl_nc_entry *b)
+{
+    return a->len == b->len && !memcmp(a->id, b->id, a->len);
+}
+
+/* The categories like the user's are looked for again (a pass over the table) only when
+ * the most likely category changed or one of the last record's has since been visited:
+ * else the last record's carry over (their affinity as it was then). 1 when they do. */
+static int keep_like(const tl_nc_view *last, const tl_nc_view *v, const tl_user *u,
+                     tl_nc_entry *like, int *n_like)
+{
+    if (!last || !last->n_like || !last->n || !v->n || !same_entry(&last->cat[0], &v->cat[0]))
+        return 0;
+    for (int j = 0; j < last->n_like; j++)
+        for (int i = 0; i < u->n_ent; i++)
+            if (u->ent[i].dim == TL_DIM_CATEGORY && u->ent[i].id_len == last->like[j].len &&
+                !memcmp(u->ent[i].id, last->like[j].id, last->like[j].len))
+                return 0;
+    memcpy(like, last->like, (size_t)last->n_like * sizeof(*like));
+    *n_like = last->n_like;
+    return 1;
 }
 
 tl_rc tl_cat_update(const tl_categories_cfg *cc, tl_cat_model *cm, const tl_features_cfg *fc,
@@ -557,7 +573,8 @@ tl_rc tl_cat_update(const tl_categories_cfg *cc, tl_cat_model *cm, const tl_feat
     if (!(moved >= cc->threshold)) return TL_OK;
     v->dim = cm->dim;
     memcpy(v->emb, pr->u, (size_t)cm->dim * sizeof(float));
-    v->n_like = tl_cat_like(cm, u, pr->u, v->like, TL_NC_LIKE_MAX);
+    if (!keep_like(lastp, v, u, v->like, &v->n_like))
+        v->n_like = tl_cat_like(cm, u, pr->u, v->like, TL_NC_LIKE_MAX);
     tl_next_categories r = {
         .user_id = u->user_id,
         .event_id = ev->event_id,

@@ -71,7 +71,8 @@ static int free_port(void)
     return ntohs(sa.sin_port);
 }
 
-/* Users with interests, a journey and an attribution, made by the stages from events. */
+/* Users with interests, a journey, an attribution and next categories, made by the stages
+ * from events. */
 static void make_users(tl_store *s)
 {
     static const char *const cats[] = {"c1", "c2", NULL};
@@ -131,8 +132,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     port = free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     cfg = tl_config_new(tl_app_config);
+    /* the next categories on: users with a next-category view, and their metrics */
     if (tl_config_set(cfg, "http.listen", listen, "fuzz", err, sizeof(err)) != 0 ||
-        tl_config_set(cfg, "state.dir", state_dir, "fuzz", err, sizeof(err)) != 0)
+        tl_config_set(cfg, "state.dir", state_dir, "fuzz", err, sizeof(err)) != 0 ||
+        tl_config_set(cfg, "categories.enabled", "true", "fuzz", err, sizeof(err)) != 0)
         fuzz_fail(__FILE__, __LINE__, "config", "%s", err);
     if (tl_pipeline_init(&pipeline, cfg, state_dir, err, sizeof(err)) != 0)
         fuzz_fail(__FILE__, __LINE__, "pipeline", "%s", err);
@@ -148,9 +151,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     make_users(tl_runtime_store(rt, 0));
     obs = tl_observe_start(cfg, err, sizeof(err));
     if (!obs) fuzz_fail(__FILE__, __LINE__, "observe", "%s", err);
-    static const char *const topics[5] = {"tally.interest-deltas", "tally.attributions",
-                                          "tally.credit-deltas", "tally.dlq",
-                                          "tally.intent-deltas"};
+    static const char *const topics[6] = {"tally.interest-deltas", "tally.attributions",
+                                          "tally.credit-deltas",   "tally.dlq",
+                                          "tally.intent-deltas",   "tally.next-categories"};
     tl_observe_attach(obs, rt, NULL, sink, &pipeline, "tally.events", topics);
     atexit(cleanup);
     return 0;

@@ -14,6 +14,9 @@ the Kafka and `tally` process helpers).
 - step_verdict() and steps_summary(): for a test made of named steps, each step's "ok" or
   "FAIL" line with its problems, and the closing count.
 
+- TALLY, SOURCE, TAOBAO: the tally binary (TALLY_BIN), the source tree (TALLY_SOURCE_DIR)
+  and the Taobao data beside it (../shared/data/taobao, which may be absent).
+
 Failures are raised as AssertionError with a message meant for the test's FAIL line.
 """
 
@@ -22,6 +25,11 @@ import os
 import socket
 import subprocess
 import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+TALLY = os.environ.get("TALLY_BIN", os.path.join(_HERE, "..", "..", "build", "tally"))
+SOURCE = os.environ.get("TALLY_SOURCE_DIR", os.path.join(_HERE, "..", ".."))
+TAOBAO = os.path.join(SOURCE, "..", "shared", "data", "taobao")
 
 
 def csv_events(path):

@@ -94,6 +94,7 @@ EVENT_ID = 10         # schemas/10-behavior_event.avsc: the event schema tally p
 ATTRIBUTION_ID = 11   # schemas/11-attribution.avsc: the attribution schema tally writes
 CREDIT_ID = 7        # schemas/7-credit_delta.avsc: the credit_delta schema tally writes
 INTENT_ID = 12       # schemas/12-intent_delta.avsc: the intent_delta schema tally writes
+NEXTCAT_ID = 13      # schemas/13-next_categories.avsc: the next_categories schema
 
 
 def load_schemas():
@@ -452,7 +453,7 @@ def java_partition(key, partitions):
 
 
 class OutputTopics:
-    """The five output topics of one tally run (or of the instances of one group)."""
+    """The six output topics of one tally run (or of the instances of one group)."""
 
     def __init__(self, prefix):
         self.interest = prefix + "-interest"
@@ -460,20 +461,24 @@ class OutputTopics:
         self.credit = prefix + "-credit"
         self.dlq = prefix + "-dlq"
         self.intent = prefix + "-intent"
+        self.categories = prefix + "-categories"
 
     def all(self):
-        return [self.interest, self.attribution, self.credit, self.dlq, self.intent]
+        return [self.interest, self.attribution, self.credit, self.dlq, self.intent,
+                self.categories]
 
     def create(self, kafka, partitions=4):
         kafka.create_topics({self.interest: partitions, self.attribution: partitions,
-                             self.credit: 1, self.dlq: 1, self.intent: partitions})
+                             self.credit: 1, self.dlq: 1, self.intent: partitions,
+                             self.categories: partitions})
 
     def args(self):
         return ["-X", "output.interest.topic=" + self.interest,
                 "-X", "output.attribution.topic=" + self.attribution,
                 "-X", "output.credit.topic=" + self.credit,
                 "-X", "dlq.topic=" + self.dlq,
-                "-X", "output.intent.topic=" + self.intent]
+                "-X", "output.intent.topic=" + self.intent,
+                "-X", "output.categories.topic=" + self.categories]
 
     def read(self, kafka, schemas, problems):
         """The interest deltas and attributions on the topics (read_committed), decoded.

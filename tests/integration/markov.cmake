@@ -40,6 +40,16 @@ set_tests_properties(integration.explanations PROPERTIES
   TIMEOUT 600
   ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 
+# integration.next_categories: the next_categories records of a replay against the input
+# and their own fields (sums, moved, like, sentences), the other records unchanged, and on
+# the Taobao journeys the five listed against the user's five most recent categories.
+add_test(NAME integration.next_categories
+  COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_next_categories.py)
+set_tests_properties(integration.next_categories PROPERTIES
+  LABELS integration
+  TIMEOUT 600
+  ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
 # integration.report: `tally report` against sums made in Python from a replay's records
 # (every dimension and window, ranges, CSV/table, consume-shaped input, channel groups),
 # and its HTML page rendered by Debian's chromium: the bars in the screenshot have the

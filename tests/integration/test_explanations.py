@@ -38,9 +38,7 @@ import compare as cmp  # noqa: E402
 import fixtures as fx  # noqa: E402
 import reference as ref  # noqa: E402
 
-TALLY = os.environ.get("TALLY_BIN", os.path.join(HERE, "..", "..", "build", "tally"))
-SOURCE = os.environ.get("TALLY_SOURCE_DIR", os.path.join(HERE, "..", ".."))
-SHARED = os.path.join(SOURCE, "..", "shared", "data", "taobao")
+TALLY, SHARED = fx.TALLY, fx.TAOBAO
 
 
 def expected_sentence(rec):

@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_util import (http_get, http_port, metric_total, scrape, RUN, SKIP, Kafka, OutputTopics, Tally, bootstrap, decode_outputs,  # noqa: E402
                         TALLY_BIN, avro_encode, frame, load_schemas, run_tally, stop_all,
                         wait_until)
-from kafka_util import ATTRIBUTION_ID, INTENT_ID  # noqa: E402
+from kafka_util import ATTRIBUTION_ID, INTENT_ID, NEXTCAT_ID  # noqa: E402
 import kafka_util as ku  # noqa: E402
 
 FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_total",
@@ -55,10 +55,12 @@ FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_tot
             "tally_rocksdb_memory_bytes", "tally_restore_records_total", "tally_build_info",
             "tally_restore_remaining_records", "process_cpu_seconds_total",
             "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds",
-            "tally_intent_outcomes_total", "tally_intent_auc", "tally_intent_log_loss"]
-# The purchase intent on, with a window and a warm-up that 20,000 generated events decide.
+            "tally_intent_outcomes_total", "tally_intent_auc", "tally_intent_log_loss",
+            "tally_categories", "tally_categories_scored_total", "tally_categories_hits_total"]
+# The purchase intent on, with a window and a warm-up that 20,000 generated events decide,
+# and the next categories.
 INTENT = ["-X", "intent.enabled=true", "-X", "intent.window.ms=3600000",
-          "-X", "model.warmup.examples=5"]
+          "-X", "model.warmup.examples=5", "-X", "categories.enabled=true"]
 
 
 get = http_get
@@ -189,8 +191,21 @@ def test_flow_users_shutdown(work, b, kafka):
     atts = decode_outputs(kafka.read_all(out.attribution), ATTRIBUTION_ID, schemas[ATTRIBUTION_ID], out.attribution, problems)
     intents = decode_outputs(kafka.read_all(out.intent), INTENT_ID, schemas[INTENT_ID], out.intent,
                              problems)
+    nexts = decode_outputs(kafka.read_all(out.categories), NEXTCAT_ID, schemas[NEXTCAT_ID],
+                           out.categories, problems)
     assert not problems, problems[:5]
     assert len(deltas) == 20000, "%d interest deltas on the topic" % len(deltas)
+    assert nexts and total(m1, "tally_outputs_total", output="next_categories") == len(nexts), \
+        "next categories: /metrics %d, topic %d" % (
+            total(m1, "tally_outputs_total", output="next_categories"), len(nexts))
+    last_next = {}
+    for r in nexts:   # each adds up to 1 and moved by the threshold (0.1)
+        p = r["p_other"] + sum(c["p"] for c in r["categories"])
+        assert abs(p - 1) < 1e-5 and r["moved"] >= 0.1 and len(r["embedding"]) == 16, r
+        last_next[r["user_id"]] = r
+    scored = total(m1, "tally_categories_scored_total")
+    hits = [total(m1, "tally_categories_hits_total", within=w) for w in ("1", "5")]
+    assert 0 < hits[0] <= hits[1] <= scored, "next categories: %r of %r" % (hits, scored)
     assert intents and total(m1, "tally_outputs_total", output="intent_delta") == len(intents), \
         "intents: /metrics %d, topic %d" % (total(m1, "tally_outputs_total", output="intent_delta"),
                                             len(intents))
@@ -235,6 +250,13 @@ def test_flow_users_shutdown(work, b, kafka):
         prof = json.loads(body)
         if prof["user_id"] != u or prof["as_of"] != user_ts[u]:
             return "user %s: answered for %r as of %r" % (u, prof["user_id"], prof["as_of"])
+        ln = last_next.get(u)
+        want_next = None if not ln else {
+            "ts": ln["ts"], "categories": ln["categories"], "p_other": ln["p_other"],
+            "embedding": ln["embedding"], "like": ln["like"]}
+        if prof.get("next_categories", "absent") != want_next:
+            return "user %s: next categories %r, the topic's last %r" % (
+                u, prof.get("next_categories", "absent"), want_next)
         li = last_intent.get(u)
         want_intent = {"p": li["p"], "ts": li["ts"]} if li else None
         if prof.get("intent", "absent") != want_intent:

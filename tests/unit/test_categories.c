@@ -510,9 +510,18 @@ static void test_records(void **state)
         }
         assert_true(fabs(sum - 1) < 1e-5);
         assert_int_equal(v->dim, e.cc.dim);
-        /* the sentence: each listed category with its percentage, then "another" */
+        /* the sentence: each listed category from 1% with its percentage, the others
+         * counted, then "another" */
         const char *s = r->explanation;
-        for (int j = 0; j < v->n; j++) {
+        int said = 0;
+        while (said < v->n && lround(v->cat[said].p * 100) >= 1) said++;
+        if (said < v->n) {
+            char more[64];
+            snprintf(more, sizeof(more), "(%d %slisted, each below 1%%)", v->n - said,
+                     said ? "more " : "");
+            assert_non_null(strstr(r->explanation, more));
+        }
+        for (int j = 0; j < said; j++) {
             char want[64];
             snprintf(want, sizeof(want), "%.*s (%ld%%: ", (int)v->cat[j].len, v->cat[j].id,
                      lround(v->cat[j].p * 100));
