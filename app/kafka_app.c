@@ -156,7 +156,8 @@ typedef struct model_share {
     tl_observe *obs;
     tl_model_feed *feed;
     tl_model *model;
-    tl_sink *sink;              /* the Kafka sink, for the feed's dead letters */
+    tl_sink *sink;              /* the Kafka sink, for the feeds' dead letters */
+    tl_model_feed *emb;         /* categories.embeddings.topic's reader, or NULL */
 } model_share;
 
 static int share_dead_letter(void *arg, const tl_dlq_record *d)
@@ -171,6 +172,7 @@ static int share_take(void *arg, tl_buf *out, size_t max_bytes)
 {
     model_share *ms = arg;
     if (ms->feed) tl_model_feed_dead_letters(ms->feed, share_dead_letter, ms->sink);
+    if (ms->emb) tl_model_feed_dead_letters(ms->emb, share_dead_letter, ms->sink);
     return tl_model_share_take(ms->model, out, max_bytes);
 }
 
@@ -182,29 +184,39 @@ static int share_apply(void *arg, const void *data, size_t len, int64_t offset, 
     return tl_model_share_apply(arg, data, len, offset, err, errlen);
 }
 
+static int emb_apply(void *arg, const void *data, size_t len, int64_t offset, char *err,
+                     size_t errlen)
+{
+    return tl_cat_external(arg, data, len, err, errlen);
+}
+
 /* At the end of a run: the dead letters read since the last transaction, in one more
  * (exactly_once; share_take sends them), or straight away (at_least_once). */
 static void share_close(model_share *ms, int eos)
 {
-    int n = ms->feed ? tl_model_feed_dead_pending(ms->feed) : 0;
-    if (!n) return;
+    int nf = ms->feed ? tl_model_feed_dead_pending(ms->feed) : 0;
+    int ne = ms->emb ? tl_model_feed_dead_pending(ms->emb) : 0;
+    if (!nf && !ne) return;
     tl_sink *s = ms->sink;
     int64_t none = -1;
     int ok = eos ? s->begin(s->ctx) == TL_OK && s->commit(s->ctx, &none, 0, &none) == TL_OK
-                 : tl_model_feed_dead_letters(ms->feed, share_dead_letter, s) == n &&
+                 : (!nf || tl_model_feed_dead_letters(ms->feed, share_dead_letter, s) == nf) &&
+            (!ne || tl_model_feed_dead_letters(ms->emb, share_dead_letter, s) == ne) &&
             s->flush(s->ctx, 30000) == TL_OK;
     if (!ok)
         TL_LOG_ERROR("run",
-                     "%d records of the model topic that do not decode were not written "
-                     "to the dead-letter topic (they stay on the model topic; counted in "
-                     "tally_model_shared_bad_records_total)",
-                     n);
+                     "%d records of the model topic and %d of the category embeddings topic "
+                     "that do not decode were not written to the dead-letter topic (they stay "
+                     "on their topics; counted in tally_model_shared_bad_records_total and "
+                     "tally_categories_external_bad_records_total)",
+                     nf, ne);
 }
 
 static void share_tick(void *arg)
 {
     model_share *ms = arg;
     if (ms->feed) tl_model_feed_poll(ms->feed, share_apply, ms->model, 100000);
+    if (ms->emb) tl_model_feed_poll(ms->emb, emb_apply, tl_model_categories(ms->model), 100000);
     tl_observe_tick(ms->obs);
 }
 
@@ -371,11 +383,33 @@ static int open_model_share(kafka_app *a)
                                   &a->share);
     rd_kafka_conf_t *fconf = tl_app_kafka_conf(a->c, "consumer");
     if (!fconf) return 1;
-    a->share.feed = tl_model_feed_new(fconf, a->names.model, tl_model_share_next(a->p.model), key,
+    a->share.feed = tl_model_feed_new(fconf, "model topic", "tally_model_shared_bad_records_total",
+                                      a->names.model, tl_model_share_next(a->p.model), key,
                                       (size_t)a->ac.dlq_max_record_bytes, err, sizeof(err));
     if (!a->share.feed) return failed(1, "", err);
     TL_LOG_INFO("run", "one model for the group: updates to and from topic=%s key=%s",
                 a->names.model, key);
+    return 0;
+}
+
+/* categories.embeddings.topic: externally computed category embeddings, read from the
+ * topic's start and followed by the tick (model/categories.h, tl_cat_external); its bad
+ * records go to the dead-letter topic with the outputs. 0 or 1. */
+static int open_embeddings(kafka_app *a)
+{
+    const char *topic = a->p.ccfg.embeddings_topic;
+    if (!tl_model_categories(a->p.model) || !topic || !*topic) return 0;
+    char err[512];
+    rd_kafka_conf_t *conf = tl_app_kafka_conf(a->c, "consumer");
+    if (!conf) return 1;
+    a->share.emb = tl_model_feed_new(conf, "category embeddings topic",
+                                     "tally_categories_external_bad_records_total", topic, -1, NULL,
+                                     (size_t)a->ac.dlq_max_record_bytes, err, sizeof(err));
+    if (!a->share.emb) return failed(1, "", err);
+    a->share.model = a->p.model;
+    a->share.sink = a->ksink;
+    if (!a->shared_model)   /* the sink's hook for the dead letters, without model updates */
+        tl_kafka_sink_set_model_share(a->ksink, NULL, NULL, share_take, share_clear, &a->share);
     return 0;
 }
 
@@ -463,6 +497,7 @@ static int app_open(kafka_app *a, tl_sink_wrap_fn wrap, void *arg)
         if (!a->agg) return failed(1, "", err);
     }
     if (a->shared_model && (rc = open_model_share(a))) return rc;
+    if ((rc = open_embeddings(a))) return rc;
     return open_runtime(a, wrap, arg);
 }
 
@@ -504,6 +539,7 @@ static int app_close(kafka_app *a, int rc, tl_run_report *rep)
     tl_app_shutdown_phase("closing the stores and the model topic's reader");
     tl_runtime_destroy(a->rt);
     tl_model_feed_destroy(a->share.feed);
+    tl_model_feed_destroy(a->share.emb);
     if (a->p_init) tl_pipeline_destroy(&a->p);
     tl_app_shutdown_phase("delivering the last records (producer flush)");
     if (a->producer && rd_kafka_flush(a->producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -236,6 +236,14 @@ static void tick_model(tl_observe *o)
         set_count("tally_categories_hits_total", hits, cs.hit1, "within", "1");
         set_count("tally_categories_hits_total", hits, cs.hit5, "within", "5");
         set_count("tally_categories_hits_total", hits, cs.last_hit, "within", "last_category");
+        tl_prom_set(tl_prom_gauge("tally_categories_external",
+                                  "Categories whose embedding comes from "
+                                  "categories.embeddings.topic.",
+                                  NULL),
+                    (double)cs.external);
+        set_count("tally_categories_external_bad_records_total",
+                  "Records of categories.embeddings.topic that were refused (dead-lettered).",
+                  cs.external_bad, NULL, NULL);
     }
     tl_prom_counter_set(tl_prom_counter("tally_model_controls_skipped_total",
                                         "Control moments not learned: past model.controls.max "

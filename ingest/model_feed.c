@@ -20,25 +20,28 @@ typedef struct dead {
 struct tl_model_feed {
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
-    char *topic, *own;
+    char *topic, *own, *what, *counter;
     size_t own_len, dlq_max;
     int64_t next;               /* the next offset to apply */
     dead *dead, **dead_tail;    /* oldest first */
     tl_model_feed_stats st;
 };
 
-tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64_t next,
-                                 const char *own_key, size_t dlq_max_bytes, char *err,
-                                 size_t errlen)
+tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *what, const char *counter,
+                                 const char *topic, int64_t next, const char *own_key,
+                                 size_t dlq_max_bytes, char *err, size_t errlen)
 {
-    rd_kafka_t *rk =
-        tl_kafka_reader_new(conf, TL_KC_MODEL_FEED, "model topic consumer", err, errlen);
+    char who[128];
+    snprintf(who, sizeof(who), "%s consumer", what);
+    rd_kafka_t *rk = tl_kafka_reader_new(conf, TL_KC_MODEL_FEED, who, err, errlen);
     if (!rk) return NULL;
     tl_model_feed *f = tl_xcalloc(1, sizeof(*f));
     f->rk = rk;
     f->topic = tl_xstrdup(topic);
+    f->what = tl_xstrdup(what);
+    f->counter = tl_xstrdup(counter);
     f->own = tl_xstrdup(own_key);
-    f->own_len = strlen(own_key);
+    f->own_len = own_key ? strlen(own_key) : 0;
     f->dlq_max = dlq_max_bytes;
     f->dead_tail = &f->dead;
     f->next = next >= 0 ? next : 0;
@@ -48,13 +51,12 @@ tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64
     rd_kafka_resp_err_t ae = rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (ae) {
-        snprintf(err, errlen, "model topic %s: assign: %s", topic, rd_kafka_err2str(ae));
+        snprintf(err, errlen, "%s %s: assign: %s", what, topic, rd_kafka_err2str(ae));
         tl_model_feed_destroy(f);
         return NULL;
     }
     f->q = rd_kafka_queue_get_consumer(rk);
-    TL_LOG_INFO("model", "reading the other instances' model updates from topic=%s offset=%" PRId64,
-                topic, f->next);
+    TL_LOG_INFO("model", "reading the %s topic=%s offset=%" PRId64, what, topic, f->next);
     return f;
 }
 
@@ -73,6 +75,8 @@ void tl_model_feed_destroy(tl_model_feed *f)
     }
     free(f->topic);
     free(f->own);
+    free(f->what);
+    free(f->counter);
     free(f);
 }
 
@@ -132,11 +136,11 @@ static void one(tl_model_feed *f, const rd_kafka_message_t *m, tl_feed_apply_fn 
 {
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            TL_LOG_WARN("model", "model topic %s: %s", f->topic, rd_kafka_message_errstr(m));
+            TL_LOG_WARN("model", "%s %s: %s", f->what, f->topic, rd_kafka_message_errstr(m));
         return;
     }
     if (m->offset >= f->next) f->next = m->offset + 1;
-    if (m->key_len == f->own_len && m->key && !memcmp(m->key, f->own, f->own_len)) {
+    if (f->own && m->key_len == f->own_len && m->key && !memcmp(m->key, f->own, f->own_len)) {
         f->st.own++;
         return;
     }
@@ -147,10 +151,9 @@ static void one(tl_model_feed *f, const rd_kafka_message_t *m, tl_feed_apply_fn 
     } else {
         if (f->st.bad++ < 5)
             TL_LOG_WARN("model",
-                        "model topic %s offset %" PRId64 ": %s (skipped: a dead letter, "
-                        "counted in tally_model_shared_bad_records_total)",
-                        f->topic, m->offset, err);
-        keep_dead(f, m, err[0] ? err : "the model update does not decode");
+                        "%s %s offset %" PRId64 ": %s (skipped: a dead letter, counted in %s)",
+                        f->what, f->topic, m->offset, err, f->counter);
+        keep_dead(f, m, err[0] ? err : "the record does not decode");
     }
 }
 

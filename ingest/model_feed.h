@@ -1,12 +1,14 @@
 /*
- * model_feed.h -- reading the other instances' model updates from the model topic
- * (docs/attribution.md, "One model across instances"; the updates: model/model.h).
+ * model_feed.h -- reading a topic of records for the model: the other instances' model
+ * updates from the model topic (docs/attribution.md, "One model across instances"; the
+ * updates: model/model.h), and externally computed category embeddings
+ * (categories.embeddings.topic; model/categories.h).
  *
  * A plain assigned consumer (no group) of partition 0 of the topic, read_committed, from
- * a given offset: every instance reads every update, and each knows how far it has read
- * (the model's checkpoint keeps it). Records keyed with the reader's own key are its own
- * updates, already in its model, and are skipped. Polled without blocking from the
- * processing thread, which owns the model.
+ * a given offset: every instance reads every record, and each knows how far it has read
+ * (the model's checkpoint keeps it for the model topic). Records keyed with the reader's
+ * own key (if it has one) are its own updates, already in its model, and are skipped.
+ * Polled without blocking from the processing thread, which owns the model.
  */
 #ifndef TL_MODEL_FEED_H
 #define TL_MODEL_FEED_H
@@ -27,12 +29,14 @@ typedef struct tl_model_feed_stats {
     uint64_t applied, own, bad;
 } tl_model_feed_stats;
 
-/* conf: a consumer configuration (taken, also on failure). next: the offset to read
- * from (-1: the start of the topic). dlq_max_bytes: the most of a bad record's value its
- * dead letter keeps (0: all). */
-tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *topic, int64_t next,
-                                 const char *own_key, size_t dlq_max_bytes, char *err,
-                                 size_t errlen);
+/* conf: a consumer configuration (taken, also on failure). what: the topic's role in
+ * messages ("model topic"); counter: the metric its bad records are counted in. next: the
+ * offset to read from (-1: the start of the topic). own_key: NULL, or the key of records
+ * to skip. dlq_max_bytes: the most of a bad record's value its dead letter keeps (0:
+ * all). */
+tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *what, const char *counter,
+                                 const char *topic, int64_t next, const char *own_key,
+                                 size_t dlq_max_bytes, char *err, size_t errlen);
 void tl_model_feed_destroy(tl_model_feed *f);
 
 /* Applies what has arrived, at most max records, without waiting: the number applied.

@@ -15,6 +15,7 @@
  * replay learns exactly as the stream did.
  */
 #include "categories.h"
+#include "lib/json.h"
 #include "lib/rng.h"
 #include "lib/wire.h"
 
@@ -61,6 +62,12 @@ const tl_config_def tl_categories_config[] = {
     {"categories.learning.rate", TL_CT_DOUBLE, "0.05", 1e-6, 10,
      "Step size of the embeddings' and the scores' learning.",
      TL_CFG_FIELD(tl_categories_cfg, rate)},
+    {"categories.embeddings.topic", TL_CT_STRING, "", TL_NORANGE,
+     "With categories.enabled, for tally run: a topic (compacted, one partition) of externally "
+     "computed category embeddings, JSON {\"category_id\": ..., \"embedding\": [categories.dim "
+     "numbers] or null}, read from its start and followed; each replaces that category's "
+     "learned v (docs/attribution.md, \"Next categories\"). Empty: none.",
+     TL_CFG_FIELD(tl_categories_cfg, embeddings_topic)},
     {NULL, 0, NULL, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -85,6 +92,8 @@ struct tl_cat_model {
     uint64_t steps;
     tl_cat_stats st;
     float *sims;             /* scratch of tl_cat_like, by index */
+    unsigned char *fixed;    /* 1: v is external (tl_cat_external), not learned */
+    uint64_t external, external_bad;
 };
 
 static void grow(tl_cat_model *cm, uint32_t room)
@@ -100,6 +109,8 @@ static void grow(tl_cat_model *cm, uint32_t room)
     cm->succ_n = tl_xrealloc(cm->succ_n, room * TL_CAT_SUCC * sizeof(float));
     cm->succ_tot = tl_xrealloc(cm->succ_tot, room * sizeof(float));
     cm->sims = tl_xrealloc(cm->sims, room * sizeof(float));
+    cm->fixed = tl_xrealloc(cm->fixed, room);
+    memset(cm->fixed + cm->room, 0, room - cm->room);
     cm->room = room;
 }
 
@@ -145,6 +156,7 @@ void tl_cat_model_free(tl_cat_model *cm)
     free(cm->succ_n);
     free(cm->succ_tot);
     free(cm->sims);
+    free(cm->fixed);
     free(cm);
 }
 
@@ -344,6 +356,7 @@ static void step_v(tl_cat_model *cm, const tl_cat_pred *pr, const double *gu)
 {
     const int d = cm->dim;
     for (int k = 0; k < pr->n_k; k++) {
+        if (cm->fixed[pr->k_idx[k]]) continue;   /* external: not learned */
         float *v = cm->v + (size_t)pr->k_idx[k] * d;
         double f = pr->k_w[k] / pr->k_sum;
         for (int i = 0; i < d; i++)
@@ -699,6 +712,61 @@ tl_cat_model *tl_cat_model_decode(const tl_categories_cfg *cc, const void *buf, 
     return cm;
 }
 
+int tl_cat_external(tl_cat_model *cm, const void *json, size_t len, char *err, size_t errlen)
+{
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    int rc = -1;
+    char jerr[160];
+    const tl_json *j = tl_json_parse(json, len, &a, jerr, sizeof(jerr));
+    const tl_json *id = j ? tl_json_get(j, "category_id") : NULL;
+    const tl_json *e = j ? tl_json_get(j, "embedding") : NULL;
+    if (!j) {
+        snprintf(err, errlen, "a category embedding is not JSON: %s", jerr);
+    } else if (j->type != TL_JSON_OBJECT || !id || id->type != TL_JSON_STRING || !id->len ||
+               id->len > 1024) {
+        snprintf(err, errlen,
+                 "a category embedding is not an object with a category_id (a string of 1 to "
+                 "1024 bytes)");
+    } else if (!e ||
+               (e->type != TL_JSON_NULL &&
+                (e->type != TL_JSON_ARRAY || e->len != (size_t)cm->dim))) {
+        snprintf(err, errlen,
+                 "category embedding of %.64s: \"embedding\" is not null nor an array of "
+                 "categories.dim (%d) numbers",
+                 id->str, cm->dim);
+    } else {
+        float v[TL_NC_DIM_MAX];
+        int ok = 1;
+        for (int i = 0; ok && e->type == TL_JSON_ARRAY && i < cm->dim; i++) {
+            const tl_json *x = tl_json_at(e, (size_t)i);
+            ok = x->type == TL_JSON_NUMBER && learned(x->num);
+            v[i] = ok ? (float)x->num : 0;
+        }
+        int32_t c = ok ? intern(cm, id->str, (uint32_t)id->len) : -1;
+        if (!ok) {
+            snprintf(err, errlen,
+                     "category embedding of %.64s: a value that is not a number "
+                     "within +-1e4",
+                     id->str);
+        } else if (c < 0) {
+            snprintf(err, errlen,
+                     "category embedding of %.64s: the table holds categories.max "
+                     "(%d) categories",
+                     id->str, cm->max);
+        } else {
+            int was = cm->fixed[c], now = e->type == TL_JSON_ARRAY;
+            if (now) memcpy(cm->v + (size_t)c * cm->dim, v, (size_t)cm->dim * sizeof(float));
+            cm->fixed[c] = (unsigned char)now;
+            cm->external += (uint64_t)(now - was);
+            rc = 0;
+        }
+    }
+    tl_arena_destroy(&a);
+    if (rc) cm->external_bad++;
+    return rc;
+}
+
 int tl_cat_lookup(const tl_cat_model *cm, const char *id, const float **v, const float **o,
                   float *b)
 {
@@ -726,4 +794,6 @@ void tl_cat_model_stats(const tl_cat_model *cm, tl_cat_stats *st)
 {
     *st = cm->st;
     st->categories = cm->n;
+    st->external = cm->external;
+    st->external_bad = cm->external_bad;
 }

@@ -53,6 +53,7 @@ typedef struct tl_categories_cfg {
     int candidates;     /* categories.candidates: the user's strongest ones scored */
     double threshold;   /* categories.threshold */
     double rate;        /* categories.learning.rate */
+    const char *embeddings_topic;   /* categories.embeddings.topic ("": none) */
 } tl_categories_cfg;
 
 /* The keys categories.*, filled into tl_categories_cfg. */
@@ -105,6 +106,15 @@ tl_rc tl_cat_update(const tl_categories_cfg *cc, tl_cat_model *cm, const tl_feat
  * first. Returns the count. One matrix-vector product over the table (OpenBLAS). */
 int tl_cat_like(tl_cat_model *cm, const tl_user *user, const float *u, tl_nc_entry *out, int n);
 
+/* An externally computed embedding (a record of categories.embeddings.topic): a JSON
+ * object {"category_id": "...", "embedding": [categories.dim numbers] or null}. The numbers
+ * become the category's v, which learning then leaves as they are (its o and bias still
+ * learn, so the scores learn to use them); null gives v back to learning (as it is). 0, or
+ * -1 with the reason in err (not JSON, no category_id, another length, a number out of
+ * +-1e4, the table full). The vectors are not checkpointed: the topic is read again from
+ * its start at each start. */
+int tl_cat_external(tl_cat_model *cm, const void *json, size_t len, char *err, size_t errlen);
+
 /* A category's learned numbers (v, o: dim floats; b), for reports and tests: 0, or -1
  * when the table does not have it. And the scores' weights a and b_other. */
 int tl_cat_lookup(const tl_cat_model *cm, const char *id, const float **v, const float **o,
@@ -115,6 +125,8 @@ const char *tl_cat_name(const tl_cat_model *cm, int32_t x, uint32_t *len);
 
 typedef struct tl_cat_stats {
     uint64_t categories, unlearned;   /* in the table; events whose category did not fit */
+    uint64_t external;                /* categories whose v is external (tl_cat_external) */
+    uint64_t external_bad;            /* records tl_cat_external refused */
     uint64_t scored;                  /* events scored before learning from them */
     uint64_t hit1, hit5;              /* their category was the first, or in the first 5 */
     uint64_t last_hit;                /* ... was the user's last category (a baseline) */

@@ -59,7 +59,8 @@ target_compile_options(tally_fuzz_cmd PRIVATE -fsanitize=fuzzer-no-link ${fuzz_s
 
 # One executable per harness.
 set(TALLY_FUZZ_HARNESSES codec writer_schema registry json jsonl_event file_source config
-    user_record restore model_checkpoint paths http report rollup markov_share model_share)
+    user_record restore model_checkpoint paths http report rollup markov_share model_share
+    category_embedding)
 set(fuzz_libs_paths tally_fuzz_cmd)
 set(fuzz_libs_report tally_fuzz_cmd)
 set(fuzz_libs_http tally_fuzz_cmd)

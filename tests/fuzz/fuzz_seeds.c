@@ -493,6 +493,21 @@ static void codec_seeds(void)
 
 /* ---- JSON, JSON lines, files ---------------------------------------------------------- */
 
+/* Records of categories.embeddings.topic (fuzz_category_embedding: categories.dim 4). */
+static void category_embedding_seeds(void)
+{
+    static const char *const texts[] = {
+        "{\"category_id\":\"c1\",\"embedding\":[0.5,-1,2e3,0]}",
+        "{\"category_id\":\"c1\",\"embedding\":null}",
+        "{\"category_id\":\"\\u00e9\",\"embedding\":[1,1,1,1]}",
+        "{\"category_id\":\"c2\",\"embedding\":[1,2,3]}",
+        "{\"category_id\":\"c3\",\"embedding\":[1,2,3,1e5]}",
+        "{\"embedding\":[1,2,3,4]}",
+        "[\"c1\",[1,2,3,4]]",
+    };
+    seed_texts("category_embedding", "record", texts, sizeof(texts) / sizeof(texts[0]));
+}
+
 static void json_seeds(void)
 {
     static const char *const texts[] = {
@@ -1044,6 +1059,7 @@ int main(int argc, char **argv)
     load_events();
     codec_seeds();
     json_seeds();
+    category_embedding_seeds();
     config_seeds();
     state_seeds();
     http_seeds();

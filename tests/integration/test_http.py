@@ -56,7 +56,8 @@ FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_tot
             "tally_restore_remaining_records", "process_cpu_seconds_total",
             "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds",
             "tally_intent_outcomes_total", "tally_intent_auc", "tally_intent_log_loss",
-            "tally_categories", "tally_categories_scored_total", "tally_categories_hits_total"]
+            "tally_categories", "tally_categories_scored_total", "tally_categories_hits_total",
+            "tally_categories_external", "tally_categories_external_bad_records_total"]
 # The purchase intent on, with a window and a warm-up that 20,000 generated events decide,
 # and the next categories.
 INTENT = ["-X", "intent.enabled=true", "-X", "intent.window.ms=3600000",
@@ -152,8 +153,17 @@ def test_flow_users_shutdown(work, b, kafka):
     spend_topic = "http-spend-" + RUN
     kafka.create_topics({spend_topic: 1})
     gen_produce(work, b, topic, 20000, 1)
+    # externally computed embeddings of two categories, and a record that is not one
+    emb_topic = "http-emb-" + RUN
+    kafka.create_topics({emb_topic: 1})
+    bad_emb = b'{"category_id": "c3", "embedding": [1, 2'
+    kafka.produce(emb_topic, [(b"c1", json.dumps({"category_id": "c1", "embedding": [0.5] * 16}).encode()),
+                              (b"c2", json.dumps({"category_id": "c2", "embedding": [-1.0] * 16}).encode()),
+                              (b"c3", bad_emb)])
     state = os.path.join(work, "state")
-    t = Tally(run_args(b, topic, out, state, ["-X", "rollup.spend.topic=" + spend_topic] + INTENT),
+    t = Tally(run_args(b, topic, out, state, ["-X", "rollup.spend.topic=" + spend_topic,
+                                              "-X", "categories.embeddings.topic=" + emb_topic]
+                       + INTENT),
               os.path.join(work, "run1.log"), "tally run")
     port = port_of(t)
     wait_until(lambda: get(port, "/readyz")[0] == 200, 120, "/readyz 200", running=[t])
@@ -182,6 +192,9 @@ def test_flow_users_shutdown(work, b, kafka):
         return cond
     m1, fams = wait_until(settled(20000), 180, "20,000 events processed, output and committed "
                           "in /metrics", running=[t])
+    wait_until(lambda: total(metrics(port)[0], "tally_categories_external") == 2 and
+               total(metrics(port)[0], "tally_categories_external_bad_records_total") == 1, 60,
+               "the embeddings topic read: 2 taken, 1 refused", running=[t])
     missing = [f for f in FAMILIES if f not in fams]
     assert not missing, "families missing from /metrics: %s" % missing
     lint = exposition_problems(port)
@@ -304,6 +317,10 @@ def test_flow_users_shutdown(work, b, kafka):
         "a percent-encoded id: %d %s" % (s, body)
     s, _ = get(port, "/v1/users/%s?as_of=yesterday" % users[0])
     assert s == 400, "a bad as_of answered %d" % s
+    # the refused embedding is a dead letter, with its reason, in a committed transaction
+    dead = [r for r in kafka.read_all(out.dlq) if r[3] == bad_emb]
+    assert len(dead) == 1 and any(b"not JSON" in (v or b"") for v in (dead[0][4] or {}).values()), \
+        "the refused embedding's dead letter: %r" % (dead,)
     n_rows = attribution_problem(port, atts)
     spend_problem(kafka, port, spend_topic)
 

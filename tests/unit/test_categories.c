@@ -479,6 +479,91 @@ static void test_checkpoint(void **state)
     env_close(&e);
 }
 
+/* External embeddings: taken as v and left by learning; null gives v back; bad records
+ * refused with their reason and counted. */
+static void test_external(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e);
+    char err[256];
+    const char *ok = "{\"category_id\":\"A\",\"embedding\":[1,2,3,4,5,6,7,-8.5]}";
+    assert_int_equal(tl_cat_external(e.cm, ok, strlen(ok), err, sizeof(err)), 0);
+    const float *v, *o;
+    float b;
+    assert_int_equal(tl_cat_lookup(e.cm, "A", &v, &o, &b), 0);
+    assert_true(v[0] == 1 && v[7] == -8.5f);
+    tl_cat_stats st;
+    tl_cat_model_stats(e.cm, &st);
+    assert_int_equal(st.external, 1);
+    /* learning leaves it: a user of A goes elsewhere many times */
+    tl_user u;
+    fx_user_init(&u, "u");
+    for (int i = 0; i < 20; i++) {
+        step(&e, &u, "a", "A", TL_BROWSE, T0 + i * 2000);
+        step(&e, &u, "b", i % 2 ? "B" : "C", TL_BROWSE, T0 + i * 2000 + 1000);
+    }
+    assert_int_equal(tl_cat_lookup(e.cm, "A", &v, &o, &b), 0);
+    assert_true(v[0] == 1 && v[1] == 2 && v[7] == -8.5f);
+    /* the user's embedding is the weighted mean of A's (external) v and the others' */
+    tl_cat_pred pr;
+    tl_cat_predict(e.cm, &e.fc, &u, T0 + 50000, &pr);
+    double want = 0;
+    for (int k = 0; k < pr.n_k; k++) {
+        uint32_t l;
+        const char *name = tl_cat_name(e.cm, pr.k_idx[k], &l);
+        char id[8];
+        snprintf(id, sizeof(id), "%.*s", (int)l, name);
+        const float *vk, *ok2;
+        assert_int_equal(tl_cat_lookup(e.cm, id, &vk, &ok2, &b), 0);
+        want += pr.k_w[k] / pr.k_sum * vk[0];
+    }
+    assert_true(fabs(pr.u[0] - want) < 1e-6);
+    /* null gives v back to learning */
+    const char *rel = "{\"category_id\":\"A\",\"embedding\":null}";
+    assert_int_equal(tl_cat_external(e.cm, rel, strlen(rel), err, sizeof(err)), 0);
+    tl_cat_model_stats(e.cm, &st);
+    assert_int_equal(st.external, 0);
+    step(&e, &u, "a2", "A", TL_BROWSE, T0 + 60000);
+    step(&e, &u, "b2", "B", TL_BROWSE, T0 + 61000);
+    assert_int_equal(tl_cat_lookup(e.cm, "A", &v, &o, &b), 0);
+    assert_true(v[0] != 1 || v[1] != 2);
+    /* refused, each with its reason, and counted */
+    static const struct {
+        const char *json, *why;
+    } bad[] = {
+        {"{\"category_id\":\"A\",", "not JSON"},
+        {"[1,2]", "category_id"},
+        {"{\"category_id\":\"\",\"embedding\":null}", "category_id"},
+        {"{\"category_id\":\"A\"}", "categories.dim (8)"},
+        {"{\"category_id\":\"A\",\"embedding\":[1,2,3]}", "categories.dim (8)"},
+        {"{\"category_id\":\"A\",\"embedding\":[1,2,3,4,5,6,7,\"x\"]}", "within +-1e4"},
+        {"{\"category_id\":\"A\",\"embedding\":[1,2,3,4,5,6,7,1e5]}", "within +-1e4"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        assert_int_equal(tl_cat_external(e.cm, bad[i].json, strlen(bad[i].json), err, sizeof(err)),
+                         -1);
+        if (!strstr(err, bad[i].why)) fail_msg("%s: %s", bad[i].json, err);
+    }
+    tl_cat_model_stats(e.cm, &st);
+    assert_int_equal(st.external_bad, sizeof(bad) / sizeof(bad[0]));
+    /* a full table */
+    tl_categories_cfg small = e.cc;
+    small.max = 16;
+    tl_cat_model *full = tl_cat_model_new(&small);
+    char rec[128];
+    for (int i = 0; i <= 16; i++) {
+        snprintf(rec, sizeof(rec), "{\"category_id\":\"k%d\",\"embedding\":[0,0,0,0,0,0,0,1]}", i);
+        int rc = tl_cat_external(full, rec, strlen(rec), err, sizeof(err));
+        assert_int_equal(rc, i < 16 ? 0 : -1);
+    }
+    assert_non_null(strstr(err, "categories.max (16)"));
+    tl_cat_model_free(full);
+    fx_user_fini(&u);
+    env_close(&e);
+}
+
 /* The records: published when moved by the threshold, the user keeps the last, the
  * probabilities add up, and each sentence's numbers are its record's. */
 static void test_records(void **state)
@@ -560,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_like),
         cmocka_unit_test(test_checkpoint),
         cmocka_unit_test(test_records),
+        cmocka_unit_test(test_external),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
