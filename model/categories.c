@@ -315,7 +315,10 @@ static void predict(tl_cat_model *cm, const tl_features_cfg *fc, const tl_user *
         x[1] = pr->k_idx[k] == pr->last;
         x[2] = 0;
         x[3] = 1;
-        x[4] = (float)tl_decay((double)(at - pr->k_t[k]), CAT_RECENT_MS);
+        /* recency: before the user's last event, not before now, so that a record made
+         * at an event and the score learned at the next one (whenever it comes) see the
+         * same number */
+        x[4] = (float)tl_decay((double)(le->t - pr->k_t[k]), CAT_RECENT_MS);
     }
     if (pr->last >= 0) {
         const int32_t *s = cm->succ + (size_t)pr->last * TL_CAT_SUCC;

@@ -203,13 +203,12 @@ static void test_predict_by_hand(void **state)
     assert_true(l == 1 && *n0 == 'A');
     n0 = tl_cat_name(e.cm, pr.idx[2], &l);
     assert_true(l == 1 && *n0 == 'C');
-    const double rec = exp2(-1.0), rec_b = 1.0;   /* recency: an hour's half-life */
+    /* recency: 2^-(hours before the user's last event), not before now */
     const double x[3][TL_CAT_FEATURES] = {
-        {wa / W, 0, 0, 1, exp2(-2.0)},   /* A: two hours ago */
-        {wb / W, 1, 0, 1, rec},          /* B: the last, an hour ago */
+        {wa / W, 0, 0, 1, exp2(-1.0)},   /* A: an hour before B */
+        {wb / W, 1, 0, 1, 1.0},          /* B: the last */
         {0, 0, 1, 0, 0},                 /* C: all of B's successors */
     };
-    (void)rec_b;
     const float *ov[3] = {oa, ob, oc};
     const float bv[3] = {ba, bb, bc};
     double s[3], z = exp(b_other), mx = 0;
