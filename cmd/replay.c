@@ -137,6 +137,11 @@ int tl_cmd_replay(int argc, char **argv)
     }
     if (p->model && p->mcfg.enabled)
         warn_short_span(a.input, (tl_file_format)fmt, c, p->mcfg.control_interval_ms);
+    if (tl_model_categories(p->model) && *p->ccfg.embeddings_topic)
+        fprintf(stderr,
+                "tally: warning: categories.embeddings.topic (%s) is read by tally run only: "
+                "this replay learns every category's embedding itself\n",
+                p->ccfg.embeddings_topic);
     prog.src = fa.src;
     tl_progress_init(&prog.p, "replay", "events", a.quiet);
     prog.rt = fa.rt;

@@ -12,7 +12,8 @@ Taobao journeys (sorted by time) and slice:
    least the threshold, its embedding has categories.dim numbers, no "like" category is
    one the user had an event in before it, and its sentence names each category listed
    from 1% with its percentage and p_other's;
-3. scored against the input (each event of a user seen before, against the user's last
+3. a replay with categories.embeddings.topic set warns that it does not read it;
+4. scored against the input (each event of a user seen before, against the user's last
    record before it): the share whose category was listed first equals the replay's own
    count (the model's progressive score, a second path), and on the Taobao journeys the
    five listed hold the next event's category more often than the user's five most
@@ -168,11 +169,21 @@ def main():
         if os.path.exists(spath):
             inputs.append(("Taobao slice", spath, "taobao", False))
         failed = 0
+        # the side input is tally run's: a replay says it does not read it
+        warn = subprocess.run([TALLY, "replay", "--input", gen, "--format", "canonical",
+                               "--output", os.path.join(d, "w.jsonl"), "--quiet",
+                               "-X", "categories.enabled=true",
+                               "-X", "categories.embeddings.topic=t"],
+                              stderr=subprocess.PIPE, text=True, check=True).stderr
+        failed += fx.step_verdict(
+            "replay with categories.embeddings.topic", "warned",
+            [] if "categories.embeddings.topic (t) is read by tally run only" in warn
+            else ["no warning: %s" % warn[-500:]])
         for name, path, fmt, beat in inputs:
             pr = []
             info = check(name, path, fmt, d, pr, beat)
             failed += fx.step_verdict(name, info, pr[:10])
-    return fx.steps_summary(len(inputs), failed)
+    return fx.steps_summary(len(inputs) + 1, failed)
 
 
 if __name__ == "__main__":
