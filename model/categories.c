@@ -282,7 +282,7 @@ static void predict(tl_cat_model *cm, const tl_features_cfg *fc, const tl_user *
         if (e->dim != TL_DIM_CATEGORY) continue;
         double w =
             (fc->alpha * e->f + fc->beta * e->h) * tl_decay((double)(at - e->t), fc->half_life_ms);
-        if (!(w > 0)) continue;
+        if (!(w > 0) || !isfinite(w)) continue;   /* (a stored record's numbers may be any) */
         total += w;
         if (pr->n_k == kmax && w <= pr->k_w[kmax - 1]) continue;
         int32_t x = lookup(cm, e->id, e->id_len);

@@ -236,6 +236,38 @@ static void test_predict_by_hand(void **state)
     env_close(&e);
 }
 
+/* A stored record's numbers may be anything: infinite or huge weights leave every p
+ * finite, summing to 1. */
+static void test_stored_extremes(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e);
+    tl_user u;
+    fx_user_init(&u, "u");
+    step(&e, &u, "1", "A", TL_BROWSE, T0);
+    step(&e, &u, "2", "B", TL_BROWSE, T0 + 1000);
+    step(&e, &u, "3", "C", TL_BROWSE, T0 + 2000);
+    u.ent[0].f = INFINITY;
+    u.ent[1].h = 1.7e308;
+    u.ent[2].f = 1.7e308;
+    u.ent[2].t = INT64_MIN;
+    tl_cat_pred pr;
+    tl_cat_predict(e.cm, &e.fc, &u, T0 + 3000, &pr);
+    double sum = pr.p_other;
+    for (int i = 0; i < pr.n; i++) {
+        assert_true(isfinite(pr.p[i]));
+        sum += pr.p[i];
+    }
+    assert_true(fabs(sum - 1) < 1e-9);
+    for (int i = 0; i < 8; i++) assert_true(isfinite(pr.u[i]));
+    step(&e, &u, "4", "A", TL_BROWSE, T0 + 4000);   /* learns and publishes without harm */
+    const tl_next_categories *r = &ms_nth(&e.ms, MS_NEXTCAT, e.ms.count[MS_NEXTCAT] - 1)->nextcat;
+    assert_true(isfinite(r->view->p_other));
+    fx_user_fini(&u);
+    env_close(&e);
+}
+
 /* One step of the scores' weights by hand: a -= rate sum (p - y) x, b_other likewise. */
 static void test_learning_step(void **state)
 {
@@ -645,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint),
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_external),
+        cmocka_unit_test(test_stored_extremes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
