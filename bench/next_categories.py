@@ -22,7 +22,7 @@ first against how often it was right. Beside it, rules computed here from the in
 
 "like": for each record's categories like the user's, whether the user went to one of
 them later in the data, against the same for the 3 most popular categories so far that the
-user had not been to (a rule with no embedding).
+user had not been to and the record does not list (a rule with no embedding).
 """
 import csv
 import json
@@ -134,7 +134,7 @@ def score(path, recs):
         for x in r["like"]:
             like_n += 1
             like_hit += x["category_id"] in after
-        seen = set(rules.weights[u])
+        seen = set(rules.weights[u]) | {x["category_id"] for x in r["categories"]}
         for cc in [cc for cc, _ in rules.pop.most_common(len(seen) + 3) if cc not in seen][:3]:
             pop_n += 1
             pop_hit += cc in after

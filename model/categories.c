@@ -436,7 +436,8 @@ void tl_cat_learn(tl_cat_model *cm, const tl_features_cfg *fc, const tl_user *u,
 
 /* ---- like ------------------------------------------------------------------------ */
 
-int tl_cat_like(tl_cat_model *cm, const tl_user *user, const float *u, tl_nc_entry *out, int n)
+int tl_cat_like(tl_cat_model *cm, const tl_user *user, const float *u, const tl_nc_view *listed,
+                tl_nc_entry *out, int n)
 {
     const int d = cm->dim;
     if (cm->n == 0) return 0;
@@ -446,6 +447,10 @@ int tl_cat_like(tl_cat_model *cm, const tl_user *user, const float *u, tl_nc_ent
         const tl_interest *e = &user->ent[i];
         if (e->dim != TL_DIM_CATEGORY) continue;
         int32_t x = lookup(cm, e->id, e->id_len);
+        if (x >= 0) sims[x] = 0;
+    }
+    for (int j = 0; listed && j < listed->n; j++) {   /* nor those already listed */
+        int32_t x = lookup(cm, listed->cat[j].id, listed->cat[j].len);
         if (x >= 0) sims[x] = 0;
     }
     int k = 0;
@@ -541,18 +546,22 @@ static int same_entry(const tl_nc_entry *a, const tl_nc_entry *b)
 }
 
 /* The categories like the user's are looked for again (a pass over the table) only when
- * the most likely category changed or one of the last record's has since been visited:
+ * the most likely category changed or one of the last record's has since been visited or
+ * is now listed:
  * else the last record's carry over (their affinity as it was then). 1 when they do. */
 static int keep_like(const tl_nc_view *last, const tl_nc_view *v, const tl_user *u,
                      tl_nc_entry *like, int *n_like)
 {
     if (!last || !last->n_like || !last->n || !v->n || !same_entry(&last->cat[0], &v->cat[0]))
         return 0;
-    for (int j = 0; j < last->n_like; j++)
+    for (int j = 0; j < last->n_like; j++) {
         for (int i = 0; i < u->n_ent; i++)
             if (u->ent[i].dim == TL_DIM_CATEGORY && u->ent[i].id_len == last->like[j].len &&
                 !memcmp(u->ent[i].id, last->like[j].id, last->like[j].len))
                 return 0;
+        for (int i = 0; i < v->n; i++)
+            if (same_entry(&v->cat[i], &last->like[j])) return 0;
+    }
     memcpy(like, last->like, (size_t)last->n_like * sizeof(*like));
     *n_like = last->n_like;
     return 1;
@@ -590,7 +599,7 @@ tl_rc tl_cat_update(const tl_categories_cfg *cc, tl_cat_model *cm, const tl_feat
     v->dim = cm->dim;
     memcpy(v->emb, pr->u, (size_t)cm->dim * sizeof(float));
     if (!keep_like(lastp, v, u, v->like, &v->n_like))
-        v->n_like = tl_cat_like(cm, u, pr->u, v->like, TL_NC_LIKE_MAX);
+        v->n_like = tl_cat_like(cm, u, pr->u, v, v->like, TL_NC_LIKE_MAX);
     tl_next_categories r = {
         .user_id = u->user_id,
         .event_id = ev->event_id,

@@ -102,9 +102,11 @@ tl_rc tl_cat_update(const tl_categories_cfg *cc, tl_cat_model *cm, const tl_feat
 
 /* "Categories like the user's": those with the most affinity u . o(c) > 0 to the user's
  * embedding u (the embedding part of their score as the user's next category), among
- * those the user has no interest entry for: at most n, into out (the affinity in p), most
- * first. Returns the count. One matrix-vector product over the table (OpenBLAS). */
-int tl_cat_like(tl_cat_model *cm, const tl_user *user, const float *u, tl_nc_entry *out, int n);
+ * those the user has no interest entry for and, with listed, that it does not list: at most
+ * n, into out (the affinity in p), most first. Returns the count. One matrix-vector
+ * product over the table (OpenBLAS). */
+int tl_cat_like(tl_cat_model *cm, const tl_user *user, const float *u, const tl_nc_view *listed,
+                tl_nc_entry *out, int n);
 
 /* An externally computed embedding (a record of categories.embeddings.topic): a JSON
  * object {"category_id": "...", "embedding": [categories.dim numbers] or null}. The numbers

@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int i = 0; i < pr.n; i++) sum += pr.p[i];
         FUZZ_CHECK(fabs(sum - 1) < 1e-9, "the probabilities sum to %g", sum);
         tl_nc_entry like[TL_NC_LIKE_MAX];
-        tl_cat_like(cm, &u, pr.u, like, TL_NC_LIKE_MAX);
+        tl_cat_like(cm, &u, pr.u, NULL, like, TL_NC_LIKE_MAX);
         tl_buf b1 = {0}, b2 = {0};
         tl_cat_model_encode(cm, &b1);
         tl_cat_model *d = tl_cat_model_decode(&cc, b1.data, b1.len, err, sizeof(err));

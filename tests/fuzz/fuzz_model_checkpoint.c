@@ -133,7 +133,7 @@ static void use(tl_model *m)
     for (int i = 0; i < pr.n; i++) sum += pr.p[i];
     FUZZ_CHECK(fabs(sum - 1) < 1e-9 || pr.n == 0, "next categories sum to %g", sum);
     tl_nc_entry like[TL_NC_LIKE_MAX];
-    tl_cat_like(cm, &u, pr.u, like, TL_NC_LIKE_MAX);
+    tl_cat_like(cm, &u, pr.u, NULL, like, TL_NC_LIKE_MAX);
     tl_event ev = {.event_id = "n",
                    .user_id = "u",
                    .item_id = "i",

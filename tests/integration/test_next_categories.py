@@ -10,7 +10,7 @@ Taobao journeys (sorted by time) and slice:
 2. every record: its probabilities and p_other sum to 1, most likely first, "moved" is
    half the sum of the differences from the user's previous record (computed here) and at
    least the threshold, its embedding has categories.dim numbers, no "like" category is
-   one the user had an event in before it, and its sentence names each category listed
+   one the user had an event in before it or one the record lists, and its sentence names each category listed
    from 1% with its percentage and p_other's;
 3. a replay with categories.embeddings.topic set warns that it does not read it;
 4. scored against the input (each event of a user seen before, against the user's last
@@ -121,9 +121,10 @@ def check(name, path, fmt, d, pr, need_beat):
             pr.append("record %s: moved %r, from the user's last record %r" % (eid, r["moved"], m))
         if len(r["embedding"]) != 16:
             pr.append("record %s: an embedding of %d" % (eid, len(r["embedding"])))
+        listed = {c["category_id"] for c in r["categories"]}
         for x in r["like"]:
-            if x["category_id"] in seen[u] or not x["affinity"] > 0:
-                pr.append("record %s: like %r, which the user has been to" % (eid, x))
+            if x["category_id"] in seen[u] or x["category_id"] in listed or not x["affinity"] > 0:
+                pr.append("record %s: like %r, which the user has been to or it lists" % (eid, x))
         s = r["explanation"]
         for x in r["categories"]:
             k = pct(x["p"])

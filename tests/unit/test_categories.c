@@ -422,7 +422,7 @@ static void test_like(void **state)
     tl_cat_pred pr;
     tl_cat_predict(e.cm, &e.fc, &u, T0 + HOUR + 1000, &pr);
     tl_nc_entry like[TL_NC_LIKE_MAX];
-    int n = tl_cat_like(e.cm, &u, pr.u, like, TL_NC_LIKE_MAX);
+    int n = tl_cat_like(e.cm, &u, pr.u, NULL, like, TL_NC_LIKE_MAX);
     /* by hand: the largest three positive u . o among c0, c3..c19 */
     double best[3] = {0, 0, 0};
     for (int i = 0; i < 20; i++) {
@@ -448,6 +448,18 @@ static void test_like(void **state)
         assert_false(like[k].len == 2 &&
                      (!memcmp(like[k].id, "c1", 2) || !memcmp(like[k].id, "c2", 2)));
     }
+    /* a category listed as a next one is not "like" either: the second moves up */
+    char first[16];
+    snprintf(first, sizeof(first), "%.*s", (int)like[0].len, like[0].id);
+    tl_nc_view listed = {.n = 1};
+    listed.cat[0] = (tl_nc_entry){first, (uint32_t)strlen(first), 0.5f};
+    tl_nc_entry again[TL_NC_LIKE_MAX];
+    int m = tl_cat_like(e.cm, &u, pr.u, &listed, again, TL_NC_LIKE_MAX);
+    assert_true(m >= n - 1 && m >= 1);
+    for (int k = 0; k < m; k++)
+        assert_false(again[k].len == listed.cat[0].len &&
+                     !memcmp(again[k].id, first, again[k].len));
+    if (n > 1) assert_true(fabs(again[0].p - best[1]) < 1e-5);
     fx_user_fini(&o);
     fx_user_fini(&u);
     env_close(&e);
