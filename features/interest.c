@@ -151,7 +151,8 @@ static tl_rc apply_dim(const tl_features_cfg *fc, tl_user *u, const tl_event *ev
         double wmin = INFINITY;
         for (int i = 0; i < u->n_ent; i++) {
             const tl_interest *o = &u->ent[i];
-            double w = (fc->alpha * o->f + fc->beta * o->h) * tl_decay((double)(ev->ts - o->t), H);
+            double w =
+                (fc->alpha * o->f + fc->beta * o->h) * tl_decay((double)ev->ts - (double)o->t, H);
             if (w < wmin) {
                 wmin = w;
                 weakest = i;
@@ -166,8 +167,8 @@ static tl_rc apply_dim(const tl_features_cfg *fc, tl_user *u, const tl_event *ev
     }
     const int64_t stored_t = e->t;
     const int64_t as_of = ev->ts > stored_t ? ev->ts : stored_t;
-    const double keep = tl_decay((double)(as_of - stored_t), H);
-    const double fresh = tl_decay((double)(as_of - ev->ts), H);
+    const double keep = tl_decay((double)as_of - (double)stored_t, H);
+    const double fresh = tl_decay((double)as_of - (double)ev->ts, H);
 
     tl_interest_delta d = {
         .user_id = u->user_id,
@@ -192,7 +193,7 @@ static tl_rc apply_dim(const tl_features_cfg *fc, tl_user *u, const tl_event *ev
     for (int i = 0; i < u->n_ent; i++) {
         if (i == self || u->ent[i].dim != dim) continue;
         const tl_interest *o = &u->ent[i];
-        double w = (fc->alpha * o->f + fc->beta * o->h) * tl_decay((double)(as_of - o->t), H);
+        double w = (fc->alpha * o->f + fc->beta * o->h) * tl_decay((double)as_of - (double)o->t, H);
         if (w < fc->epsilon) {
             int last = u->n_ent - 1;
             tl_user_remove_interest(u, i);   /* moves the last entry into slot i */
@@ -231,8 +232,8 @@ float tl_features_share(const tl_features_cfg *fc, const tl_user *u, const char 
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
         if (e->dim != TL_DIM_CATEGORY) continue;
-        double w =
-            (fc->alpha * e->f + fc->beta * e->h) * tl_decay((double)(at - e->t), fc->half_life_ms);
+        double w = (fc->alpha * e->f + fc->beta * e->h) *
+            tl_decay((double)at - (double)e->t, fc->half_life_ms);
         total += w;
         if (!strcmp(e->id, category_id)) mine = w;
     }

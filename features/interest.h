@@ -27,7 +27,9 @@ extern const tl_config_def tl_features_config[];
 
 int tl_features_cfg_load(tl_features_cfg *fc, const tl_config *c, char *err, size_t errlen);
 
-/* 2^(-dt/H): the factor that takes a value dt ms forward in time. */
+/* 2^(-dt/H): the factor that takes a value dt ms forward in time. Callers pass dt as the
+ * difference of two times made doubles ((double)a - (double)b), which a stored record's
+ * times cannot overflow, and which is exact for times within 2^53 ms. */
 static inline double tl_decay(double dt_ms, double half_life_ms)
 {
     return exp2(-dt_ms / half_life_ms);

@@ -280,8 +280,8 @@ static void predict(tl_cat_model *cm, const tl_features_cfg *fc, const tl_user *
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
         if (e->dim != TL_DIM_CATEGORY) continue;
-        double w =
-            (fc->alpha * e->f + fc->beta * e->h) * tl_decay((double)(at - e->t), fc->half_life_ms);
+        double w = (fc->alpha * e->f + fc->beta * e->h) *
+            tl_decay((double)at - (double)e->t, fc->half_life_ms);
         if (!(w > 0) || !isfinite(w)) continue;   /* (a stored record's numbers may be any) */
         total += w;
         if (pr->n_k == kmax && w <= pr->k_w[kmax - 1]) continue;
@@ -318,7 +318,7 @@ static void predict(tl_cat_model *cm, const tl_features_cfg *fc, const tl_user *
         /* recency: before the user's last event, not before now, so that a record made
          * at an event and the score learned at the next one (whenever it comes) see the
          * same number */
-        x[4] = (float)tl_decay((double)(le->t - pr->k_t[k]), CAT_RECENT_MS);
+        x[4] = (float)tl_decay((double)le->t - (double)pr->k_t[k], CAT_RECENT_MS);
     }
     if (pr->last >= 0) {
         const int32_t *s = cm->succ + (size_t)pr->last * TL_CAT_SUCC;
