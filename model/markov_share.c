@@ -24,6 +24,7 @@
 #define MK_PARTIAL 1
 #define MK_STATE 2
 #define MK_MAX_TIME ((int64_t)1 << 53)   /* event times beyond move no window */
+#define MK_MAX_WINDOW ((int64_t)1 << 50)   /* above markov.window.ms's bound (1e15) */
 #define MK_MAX_PARTITIONS 100000
 
 typedef struct win {
@@ -116,8 +117,9 @@ static int rec_decode(const void *data, size_t len, rec *o, char *err, size_t er
     o->late = tl_wire_u64(&r);
     if (!r.fail && o->dim != -1 && o->dim != TL_DIM_CHANNEL && o->dim != TL_DIM_CATEGORY)
         r.fail = "an unknown dimension";
+    /* a window's end is its start (within +-MK_MAX_TIME) plus its length */
     if (!r.fail && o->closed_end != INT64_MIN &&
-        (o->closed_end < -MK_MAX_TIME || o->closed_end > MK_MAX_TIME))
+        (o->closed_end < -MK_MAX_TIME || o->closed_end > MK_MAX_TIME + MK_MAX_WINDOW))
         r.fail = "a window end out of range";
     int n = get_count(&r, 12);
     o->part = tl_xmalloc((size_t)(n ? n : 1) * sizeof(*o->part));
