@@ -93,7 +93,6 @@ struct tl_cat_model {
     tl_cat_stats st;
     float *sims;             /* scratch of tl_cat_like, by index */
     unsigned char *fixed;    /* 1: v is external (tl_cat_external), not learned */
-    uint64_t external, external_bad;
 };
 
 static void grow(tl_cat_model *cm, uint32_t room)
@@ -770,12 +769,12 @@ int tl_cat_external(tl_cat_model *cm, const void *json, size_t len, char *err, s
             int was = cm->fixed[c], now = e->type == TL_JSON_ARRAY;
             if (now) memcpy(cm->v + (size_t)c * cm->dim, v, (size_t)cm->dim * sizeof(float));
             cm->fixed[c] = (unsigned char)now;
-            cm->external += (uint64_t)(now - was);
+            cm->st.external += (uint64_t)(now - was);
             rc = 0;
         }
     }
     tl_arena_destroy(&a);
-    if (rc) cm->external_bad++;
+    if (rc) cm->st.external_bad++;
     return rc;
 }
 
@@ -806,6 +805,4 @@ void tl_cat_model_stats(const tl_cat_model *cm, tl_cat_stats *st)
 {
     *st = cm->st;
     st->categories = cm->n;
-    st->external = cm->external;
-    st->external_bad = cm->external_bad;
 }

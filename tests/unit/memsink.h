@@ -48,8 +48,8 @@ typedef struct ms_record {
     tl_credit_delta credit;         /* MS_CREDIT: strings owned */
     tl_dlq_record dlq;              /* MS_DLQ: strings and bytes owned */
     tl_intent_delta intent;         /* MS_INTENT: strings owned */
-    tl_next_categories nextcat;     /* MS_NEXTCAT: strings and the view owned (the view
-                                     * decoded from its own bytes, nc_bytes) */
+    tl_next_categories nextcat;     /* MS_NEXTCAT: strings and the view owned (its
+                                     * category ids in nc_bytes) */
     unsigned char *nc_bytes;
 } ms_record;
 
@@ -143,11 +143,19 @@ static inline void ms_record_own(ms_record *r)
         r->intent.explanation = ms_dup(r->intent.explanation);
         break;
     case MS_NEXTCAT: {
-        tl_buf b = {0};
-        tl_nc_encode(r->nextcat.view, &b);
-        tl_nc_view *v = tl_xmalloc(sizeof(*v));
-        r->nc_bytes = (unsigned char *)b.data;
-        if (tl_nc_decode(v, b.data, b.len) != 0) abort();   /* a view the encoder wrote */
+        /* the view, its category ids copied into one allocation (nc_bytes) */
+        tl_nc_view *v = tl_xmemdup(r->nextcat.view, sizeof(*v));
+        size_t total = 1;
+        for (int i = 0; i < v->n; i++) total += v->cat[i].len;
+        for (int i = 0; i < v->n_like; i++) total += v->like[i].len;
+        char *pool = tl_xmalloc(total), *at = pool;
+        for (int i = 0; i < v->n + v->n_like; i++) {
+            tl_nc_entry *e = i < v->n ? &v->cat[i] : &v->like[i - v->n];
+            memcpy(at, e->id, e->len);
+            e->id = at;
+            at += e->len;
+        }
+        r->nc_bytes = (unsigned char *)pool;
         r->nextcat.view = v;
         r->nextcat.user_id = ms_dup(r->nextcat.user_id);
         r->nextcat.event_id = ms_dup(r->nextcat.event_id);
