@@ -148,11 +148,13 @@ static const tl_config_def ingest_config[] = {
      "request, so a stream of bogus ids cannot stall a partition; while the registry is "
      "unreachable the record waits instead.",
      TL_CFG_FIELD(tl_app_cfg, registry_lookups_per_s)},
-    {"ingest.ts.min", TL_CT_INT, "946684800000", TL_NORANGE,
-     "Events with ts (ms) below this go to the dead-letter topic (default 2000-01-01).",
+    {"ingest.ts.min", TL_CT_INT, "946684800000", -9007199254740992.0, 9007199254740992.0,
+     "Events with ts (ms) below this go to the dead-letter topic (default 2000-01-01; "
+     "at least -2^53).",
      TL_CFG_FIELD(tl_app_cfg, ts_min)},
-    {"ingest.ts.max", TL_CT_INT, "4102444800000", TL_NORANGE,
-     "Events with ts (ms) above this go to the dead-letter topic (default 2100-01-01).",
+    {"ingest.ts.max", TL_CT_INT, "4102444800000", -9007199254740992.0, 9007199254740992.0,
+     "Events with ts (ms) above this go to the dead-letter topic (default 2100-01-01; "
+     "at most 2^53).",
      TL_CFG_FIELD(tl_app_cfg, ts_max)},
     {"ingest.max.record.bytes", TL_CT_INT, "1048576", 16, 104857600,
      "Larger input records go to the dead-letter topic.",

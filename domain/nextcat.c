@@ -3,6 +3,7 @@
  */
 #include "nextcat.h"
 #include "lib/json.h"
+#include "lib/util.h"
 #include "lib/wire.h"
 
 #include <float.h>
@@ -55,7 +56,7 @@ int tl_nc_decode(tl_nc_view *v, const void *buf, size_t len)
     if (tl_wire_u8(&r) != 1) return -1;
     v->ts = tl_wire_svarint(&r);
     v->p_other = tl_wire_f32(&r);
-    if (r.fail || !(v->p_other >= 0 && v->p_other <= 1)) return -1;
+    if (r.fail || !(v->p_other >= 0 && v->p_other <= 1) || !tl_stored_time_ok(v->ts)) return -1;
     if (get_entries(&r, v->cat, &v->n, TL_NC_TOP_MAX, 0, 1) != 0) return -1;
     if (get_entries(&r, v->like, &v->n_like, TL_NC_LIKE_MAX, FLT_MIN, FLT_MAX) != 0) return -1;
     unsigned dim = tl_wire_u8(&r);

@@ -22,8 +22,9 @@
  * intent last published (decoded as none yet). Version 4 is version 5 without a
  * touchpoint's campaign (decoded as none). Version 3 is version 4 without
  * sampled, first_ts, purchases and last_purchase (decoded as none yet), version 2 also without the n_attr section (no
- * last attributions); both still decode.
- *
+ * last attributions); both still decode. Every time lies within +-TL_STORED_TIME_MAX
+ * (util.h); the record-level ones, a since_ts and the intent's may be INT64_MIN, none.
+ * A record outside these does not decode (the store quarantines it).
  */
 #include "user.h"
 #include "lib/util.h"
@@ -410,7 +411,10 @@ static int decode_entries(tl_user *u, rd *r, size_t len)
     u->purchases = (uint32_t)purchases;
     u->last_purchase = v >= 4 ? tl_wire_svarint(r) : INT64_MIN;
     uint64_t n_ent = tl_wire_varint(r);
-    if (r->fail || n_ent > len) return -1;
+    if (r->fail || n_ent > len || !tl_stored_time_ok(u->timer) || !tl_stored_time_ok(u->labelled) ||
+        !tl_stored_time_ok(u->sampled) || !tl_stored_time_ok(u->first_ts) ||
+        !tl_stored_time_ok(u->last_purchase))
+        return -1;
     for (uint64_t i = 0; i < n_ent && !r->fail; i++) {
         unsigned dim = tl_wire_u8(r);
         size_t n;
@@ -418,7 +422,7 @@ static int decode_entries(tl_user *u, rd *r, size_t len)
         const char *id = get_bytes(r, 0, &n, &isnull);
         double f = tl_wire_f64(r), h = tl_wire_f64(r);
         int64_t t = tl_wire_svarint(r);
-        if (r->fail || dim >= TL_DIM_COUNT) return -1;
+        if (r->fail || dim >= TL_DIM_COUNT || !tl_stored_time_ok(t) || t == INT64_MIN) return -1;
         char *tmp = tl_xstrndup(id, n);
         tl_interest *e = tl_user_add_interest(u, (tl_dim)dim, tmp);
         free(tmp);
@@ -444,7 +448,9 @@ static int decode_tp(tl_user *u, rd *r, unsigned version)
     float share = tl_wire_f32(r), propensity = tl_wire_f32(r);
     int64_t dwell = tl_wire_svarint(r);
     if (version >= 5) s[4] = get_bytes(r, 1, &l[4], &isnull[4]);
-    if (r->fail || type >= TL_EVENT_TYPE_COUNT || dwell < -1 || dwell > INT32_MAX) return -1;
+    if (r->fail || type >= TL_EVENT_TYPE_COUNT || dwell < -1 || dwell > INT32_MAX ||
+        !tl_stored_time_ok(ts) || ts == INT64_MIN)
+        return -1;
     char *c[5];
     for (int k = 0; k < 5; k++) c[k] = isnull[k] ? NULL : tl_xstrndup(s[k], l[k]);
     tp_reserve(u);
@@ -472,7 +478,8 @@ static int decode_attr(tl_user *u, rd *r)
     int64_t ts = tl_wire_svarint(r);
     double p = tl_wire_f64(r);
     src[3] = get_bytes(r, 0, &l[3], &isnull[3]);
-    if (r->fail || l[3] > TL_LAST_ATTR_TEXT_MAX) return -1;
+    if (r->fail || l[3] > TL_LAST_ATTR_TEXT_MAX || !tl_stored_time_ok(ts) || ts == INT64_MIN)
+        return -1;
     uint32_t len[4] = {(uint32_t)l[0], (uint32_t)l[1], (uint32_t)l[2], (uint32_t)l[3]};
     /* pushed at the front, so the caller decodes from the oldest: see tl_user_decode */
     tl_last_attr *a = attr_push(u, src, len);
@@ -506,7 +513,7 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
         u->intent = tl_wire_f64(&r);
         u->intent_ts = tl_wire_svarint(&r);
         uint64_t n_pend = tl_wire_varint(&r);
-        if (r.fail || n_pend > TL_INTENT_PENDING_MAX) return -1;
+        if (r.fail || n_pend > TL_INTENT_PENDING_MAX || !tl_stored_time_ok(u->intent_ts)) return -1;
         for (uint64_t i = 0; i < n_pend; i++) {
             tl_intent_moment m;
             m.ts = tl_wire_svarint(&r);
@@ -518,7 +525,8 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
             m.since_purchase = flags & 1;
             m.bought = (flags >> 1) & 1;
             if (r.fail || purchases > UINT32_MAX || flags > 3 || !isfinite(m.z) ||
-                !(m.p >= 0 && m.p <= 1))
+                !(m.p >= 0 && m.p <= 1) || !tl_stored_time_ok(m.ts) || m.ts == INT64_MIN ||
+                !tl_stored_time_ok(m.since_ts))
                 return -1;
             m.purchases = (uint32_t)purchases;
             tl_user_add_intent_moment(u, &m);

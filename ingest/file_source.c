@@ -10,7 +10,7 @@
  * generated id) and splits that copy in place: commas become NULs, so every string
  * field of the event points into the copy. Numbers are parsed by hand (strtod only for
  * the value and propensity doubles). Every event then goes through tl_event_validate
- * (codec.h) without ts bounds, so a file obeys the same rules as a Kafka topic. A
+ * (codec.h) with ts within +-2^53 ms, so a file obeys the same rules as a Kafka topic. A
  * partial line at the end of the buffer is moved to the front before the next read.
  * When the input is not a regular file (a pipe), poll() uses poll(2): it returns what
  * it has instead of blocking once a batch holds events, and waits at most timeout_ms
@@ -551,11 +551,12 @@ static int file_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         default: rc = parse_jsonl(s, copy, len, idbuf, ev, &b->arena); break;
         }
         if (rc == 0) {
-            /* The checks every source applies (codec.h); ts bounds are the runtime's. */
+            /* The checks every source applies (codec.h), and times within +-2^53 ms
+             * (util.h), the widest ingest.ts.min and ingest.ts.max allow. */
             tl_dlq_reason why;
             char msg[256];
             msg[0] = '\0';
-            const tl_event_limits lim = {INT64_MIN, INT64_MAX, s->max_string};
+            const tl_event_limits lim = {-TL_TIME_MAX, TL_TIME_MAX, s->max_string};
             if (tl_event_validate(ev, &lim, &why, msg, sizeof msg) < 0) {
                 row_error(s, "%s", msg[0] ? msg : "invalid event");
                 rc = -1;

@@ -47,6 +47,14 @@ static cfg_slot *cfg_find(const tl_config *c, const char *key)
     return NULL;
 }
 
+/* A range's bound, as short as reads back exactly (2^53 needs 16 digits, 0.1 only 1). */
+static const char *cfg_num(char *out, size_t outlen, double x)
+{
+    snprintf(out, outlen, "%.15g", x);
+    if (strtod(out, NULL) != x) snprintf(out, outlen, "%.17g", x);
+    return out;
+}
+
 static int cfg_parse(const tl_config_def *d, const char *v, double *num, char *why, size_t whylen)
 {
     char *end;
@@ -96,7 +104,9 @@ static int cfg_parse(const tl_config_def *d, const char *v, double *num, char *w
         break;
     }
     if (d->min <= d->max && (*num < d->min || *num > d->max)) {
-        snprintf(why, whylen, "%s is out of range [%.15g, %.15g]", v, d->min, d->max);
+        char lo[32], hi[32];
+        snprintf(why, whylen, "%s is out of range [%s, %s]", v, cfg_num(lo, sizeof lo, d->min),
+                 cfg_num(hi, sizeof hi, d->max));
         return -1;
     }
     return 0;
@@ -432,8 +442,11 @@ void tl_config_list(const tl_config_component *components, FILE *out, int md)
         for (const tl_config_def *d = comp->defs; d->key; d++) {
             char range[256] = "";
             if (d->type == TL_CT_ENUM) choices_text(d, range, sizeof(range));
-            else if (d->min <= d->max)
-                snprintf(range, sizeof(range), "%.15g..%.15g", d->min, d->max);
+            else if (d->min <= d->max) {
+                char lo[32], hi[32];
+                snprintf(range, sizeof(range), "%s..%s", cfg_num(lo, sizeof lo, d->min),
+                         cfg_num(hi, sizeof hi, d->max));
+            }
             if (md && d->dflt && *d->dflt)
                 fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", d->key, type_names[d->type],
                         d->dflt, range, d->doc);

@@ -29,6 +29,18 @@ uint64_t tl_hash64(const void *data, size_t len);   /* FNV-1a 64 */
  * truncation toward 0). */
 static inline int64_t tl_floor_to(int64_t t, int64_t d) { return t - ((t % d) + d) % d; }
 
+/* Times in ms since the epoch. An event's lies within +-TL_TIME_MAX (2^53, about 285,000
+ * years either side of 1970; ingest.ts.min and ingest.ts.max cannot reach past it), and a
+ * configured span is at most 10^15 ms, so a stored time (an event's time plus a span, as
+ * a timer is) lies within +-TL_STORED_TIME_MAX, or is INT64_MIN, "none". Within these,
+ * the difference of two times, or a time plus a span, cannot overflow an int64. */
+#define TL_TIME_MAX (INT64_C(1) << 53)
+#define TL_STORED_TIME_MAX (INT64_C(1) << 54)
+static inline int tl_stored_time_ok(int64_t t)
+{
+    return t == INT64_MIN || (t >= -TL_STORED_TIME_MAX && t <= TL_STORED_TIME_MAX);
+}
+
 static inline char *tl_le_put_u32(char *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) *p++ = (char)(v >> (8 * i));

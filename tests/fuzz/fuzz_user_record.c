@@ -12,7 +12,11 @@
  *     own re-encoding is the same bytes (one canonical encoding per record);
  *   - tl_profile_render succeeds exactly when tl_user_decode does, leaves its output as
  *     it was when it fails, and otherwise appends one valid JSON object (lib/json), at
- *     several as-of times (0, a recent time, INT64_MAX) and top-n limits.
+ *     several as-of times (0, a recent time, INT64_MAX) and top-n limits;
+ *   - a record that decodes goes through the stages (model/pipeline.h: attribution with
+ *     the model, intent and next categories on, then features) with a click and a
+ *     purchase at the earliest, a recent and the latest event time tally accepts: both
+ *     return TL_OK (and the sanitizers see no overflow of the record's times).
  */
 #include "app/config.h"
 #include "fuzz_common.h"
@@ -28,8 +32,50 @@
 #include "lib/util.h"
 #include "features/interest.h"
 #include "features/profile.h"
+#include "model/pipeline.h"
 
 static tl_features_cfg fcfg;
+static tl_pipeline pipe;
+
+static tl_rc take_interest(void *c, const tl_interest_delta *d) { return (void)c, (void)d, TL_OK; }
+static tl_rc take_attribution(void *c, const tl_attribution *a) { return (void)c, (void)a, TL_OK; }
+static tl_rc take_credit(void *c, const tl_credit_delta *d) { return (void)c, (void)d, TL_OK; }
+static tl_rc take_dlq(void *c, const tl_dlq_record *r) { return (void)c, (void)r, TL_OK; }
+static tl_rc take_intent(void *c, const tl_intent_delta *d) { return (void)c, (void)d, TL_OK; }
+static tl_rc take_next(void *c, const tl_next_categories *r) { return (void)c, (void)r, TL_OK; }
+static tl_rc flushed(void *c, int timeout_ms) { return (void)c, (void)timeout_ms, TL_OK; }
+static const tl_sink discard = {.name = "discard",
+                                .emit_interest = take_interest,
+                                .emit_attribution = take_attribution,
+                                .emit_credit = take_credit,
+                                .emit_dlq = take_dlq,
+                                .emit_intent = take_intent,
+                                .emit_next_categories = take_next,
+                                .flush = flushed};
+
+/* The decoded record u through both stages: a click, then a purchase, at time t. */
+static void through_stages(tl_user *u, int64_t t)
+{
+    static const tl_event_type type[] = {TL_CLICK, TL_PURCHASE};
+    for (int k = 0; k < 2; k++) {
+        tl_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.event_id = k ? "fuzz-purchase" : "fuzz-click";
+        ev.user_id = u->user_id;
+        ev.item_id = "fuzz-item";
+        ev.category_id = "fuzz-category";
+        ev.channel = "fuzz-channel";
+        ev.type = type[k];
+        ev.ts = t + k;
+        for (int i = 0; i < pipe.n_stages; i++) {
+            tl_rc rc =
+                pipe.stages[i].process(pipe.stages[i].ctx, NULL, u, &ev, fuzz_arena(), &discard);
+            FUZZ_CHECK(rc == TL_OK, "stage %s returned %d at ts %lld", pipe.stages[i].name, (int)rc,
+                       (long long)ev.ts);
+        }
+    }
+    tl_arena_reset(fuzz_arena());
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -39,6 +85,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     tl_config *c = tl_config_new(tl_app_config);
     if (tl_features_cfg_load(&fcfg, c, err, sizeof(err)) != 0)
         fuzz_fail(__FILE__, __LINE__, "features", "%s", err);
+    static const char *const on[][2] = {{"model.enabled", "true"},
+                                        {"markov.enabled", "true"},
+                                        {"intent.enabled", "true"},
+                                        {"categories.enabled", "true"},
+                                        {"model.warmup.examples", "1"}};
+    for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++)
+        if (tl_config_set(c, on[i][0], on[i][1], "fuzz", err, sizeof(err)) != 0)
+            fuzz_fail(__FILE__, __LINE__, "config", "%s", err);
+    if (tl_pipeline_init(&pipe, c, fuzz_tmpdir(), err, sizeof(err)) != 0)
+        fuzz_fail(__FILE__, __LINE__, "pipeline", "%s", err);
     tl_config_destroy(c);
     return 0;
 }
@@ -64,6 +120,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tl_user_clear(&v);
         tl_buf_free(&e1);
         tl_buf_free(&e2);
+        static const int64_t at[] = {-TL_TIME_MAX, 1700000000000, TL_TIME_MAX - 1};
+        u.user_id = "fuzz-user";
+        for (int k = 0; k < 3; k++) through_stages(&u, at[k]);
+        u.user_id = NULL;
     }
     tl_user_clear(&u);
 

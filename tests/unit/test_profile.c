@@ -572,7 +572,7 @@ static void test_nonfinite(void **state)
     e->t = T0;
     e = tl_user_add_interest(&user, TL_DIM_ITEM, "far");
     e->f = e->h = 1;
-    e->t = INT64_MIN;
+    e->t = -TL_STORED_TIME_MAX; /* the earliest a stored record holds */
     const tl_json *j = render("u1", INT64_MAX, 0);
     const tl_json *in = tl_json_get(j, "interests");
     /* "far" has faded below epsilon by then: not shown; inf * 0 is NaN, shown */

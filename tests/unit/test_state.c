@@ -109,13 +109,13 @@ static void fill_rich(tl_user *u)
     add_ent(u, TL_DIM_CATEGORY, "4756105", 1.5, 3.25, 1511544070000LL);
     add_ent(u, TL_DIM_ITEM, "", 0.0, -0.0, 0);                 /* empty id, -0 */
     add_ent(u, TL_DIM_CHANNEL, "app-\xc3\xa9", 1e-300, 4.9e-324, -1);   /* UTF-8, subnormal */
-    add_ent(u, TL_DIM_CATEGORY, "big", 1.7976931348623157e308, 12345.678, INT64_MAX);
-    add_ent(u, TL_DIM_ITEM, "neg", 2.5, 0.1, INT64_MIN);
+    add_ent(u, TL_DIM_CATEGORY, "big", 1.7976931348623157e308, 12345.678, TL_STORED_TIME_MAX);
+    add_ent(u, TL_DIM_ITEM, "neg", 2.5, 0.1, -TL_STORED_TIME_MAX);
     add_tp(u, "e1", "i1", NULL, NULL, TL_IMPRESSION, 1000);
     add_tp(u, "e2", "i2", "c2", NULL, TL_CLICK, 2000);
     add_tp(u, "e3", "i3", NULL, "web", TL_ADD_TO_CART, 3000);
     add_tp(u, "e4", "i4", "", "", TL_PURCHASE, -5);            /* empty, not NULL */
-    add_tp(u, "e5", "", "c5", "app", TL_FAVORITE, INT64_MAX);
+    add_tp(u, "e5", "", "c5", "app", TL_FAVORITE, TL_STORED_TIME_MAX);
     {   /* one with a campaign, one with an empty one */
         tl_event ev = fx_event("e6", u->user_id, "i6", NULL, "ads", TL_IMPRESSION, 4000);
         ev.campaign = "spring-sale";
@@ -131,9 +131,9 @@ static void fill_rich(tl_user *u)
     memcpy(text + TL_LAST_ATTR_TEXT_MAX - 1, "\xc3\xa9", 2);
     text[sizeof(text) - 1] = '\0';
     tl_user_add_attribution(u, "p0", "i0", "c0", 1, 0.5, "dropped");
-    tl_user_add_attribution(u, "p1", "i1", NULL, INT64_MIN, NAN, "");
+    tl_user_add_attribution(u, "p1", "i1", NULL, -TL_STORED_TIME_MAX, NAN, "");
     tl_user_add_attribution(u, "p2", "", "", -7, -0.0, text);
-    tl_user_add_attribution(u, "p3", "i3", "c3", INT64_MAX, 0.25, "purchase of item i3");
+    tl_user_add_attribution(u, "p3", "i3", "c3", TL_STORED_TIME_MAX, 0.25, "purchase of item i3");
 }
 
 /* u, a fresh user "u" given fill_rich's record, encoded into b. */
@@ -479,16 +479,16 @@ static void test_round_trip(void **state)
     assert_null(d.tp[3].category_id);
     assert_string_equal(d.tp[3].channel, "web");
     assert_string_equal(d.tp[6].item_id, "");
-    assert_int_equal(d.tp[6].ts, INT64_MAX);
+    assert_int_equal(d.tp[6].ts, TL_STORED_TIME_MAX);
     assert_string_equal(d.ent[1].id, "");
-    assert_int_equal(d.ent[3].t, INT64_MAX);
-    assert_int_equal(d.ent[4].t, INT64_MIN);
+    assert_int_equal(d.ent[3].t, TL_STORED_TIME_MAX);
+    assert_int_equal(d.ent[4].t, -TL_STORED_TIME_MAX);
     assert_true(signbit(d.ent[1].h));
     assert_int_equal(d.n_attr, 3);
     assert_string_equal(d.attr[0].explanation, "purchase of item i3");
-    assert_int_equal(d.attr[0].ts, INT64_MAX);
+    assert_int_equal(d.attr[0].ts, TL_STORED_TIME_MAX);
     assert_true(signbit(d.attr[1].p_conversion));
-    assert_int_equal(d.attr[2].ts, INT64_MIN);
+    assert_int_equal(d.attr[2].ts, -TL_STORED_TIME_MAX);
     tl_nc_view v;
     assert_int_equal(d.nc_len, u.nc_len);
     assert_int_equal(tl_nc_decode(&v, d.nc, d.nc_len), 0);
@@ -506,6 +506,42 @@ static void test_round_trip(void **state)
     fx_user_fini(&u);
     tl_buf_free(&b);
     tl_buf_free(&b2);
+}
+
+/* A stored time out of +-TL_STORED_TIME_MAX (util.h) does not decode, each field on its
+ * own: the stages subtract times in int64, and a damaged record must not overflow them.
+ * The record-level times may also be INT64_MIN (none); a touchpoint's may not. */
+static void test_decode_times_out_of_range(void **state)
+{
+    (void)state;
+    static const int64_t bad[] = {TL_STORED_TIME_MAX + 1, -TL_STORED_TIME_MAX - 1, INT64_MAX};
+    for (int field = 0; field < 6; field++)
+        for (int k = 0; k < 4; k++) {
+            /* k < 3: a value out of range; k == 3: INT64_MIN */
+            int64_t t = k < 3 ? bad[k] : INT64_MIN;
+            tl_user u;
+            fx_user_init(&u, "u");
+            fill_rich(&u);
+            switch (field) {
+            case 0: u.timer = t; break;
+            case 1: u.first_ts = t; break;
+            case 2: u.last_purchase = t; break;
+            case 3: u.ent[0].t = t; break;
+            case 4: u.tp[0].ts = t; break;
+            default: u.attr[0].ts = t; break;
+            }
+            tl_buf b = {0};
+            tl_user_encode(&u, &b);
+            tl_user d;
+            fx_user_init(&d, "u");
+            int expect = k == 3 && field < 3 ? 0 : -1;
+            if (tl_user_decode(&d, b.data, b.len) != expect)
+                fail_msg("field %d, time %lld: decode did not return %d", field, (long long)t,
+                         expect);
+            fx_user_fini(&d);
+            fx_user_fini(&u);
+            tl_buf_free(&b);
+        }
 }
 
 /* Every strict prefix of a valid encoding is rejected, and so is a trailing byte.
@@ -1358,6 +1394,7 @@ int main(void)
         cmocka_unit_test(test_encoding_bytes),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_last_attributions),
+        cmocka_unit_test(test_decode_times_out_of_range),
         cmocka_unit_test(test_decode_truncated),
         cmocka_unit_test(test_decode_garbage),
         cmocka_unit_test(test_encoded_bound),
