@@ -39,76 +39,69 @@ static rd_kafka_event_t *wait_result(rd_kafka_queue_t *q)
     return rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 5000);
 }
 
-/* "deleting WHAT NAME: ..." in err when ev, the result of that request, is a timeout (NULL)
- * or an error: 1 then, else 0. */
-static int request_failed(rd_kafka_event_t *ev, const char *what, const char *name, char *err,
-                          size_t errlen)
+/* Deletes the consumer group (topic 0) or the topic (topic 1) name: 0 deleted, 1 there was
+ * none, -1 with a message in err. */
+static int delete_one(rd_kafka_t *rk, int topic, const char *name, char *err, size_t errlen)
 {
+    const char *what = topic ? "topic" : "group";
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(
+        rk, topic ? RD_KAFKA_ADMIN_OP_DELETETOPICS : RD_KAFKA_ADMIN_OP_DELETEGROUPS);
+    rd_kafka_DeleteGroup_t *g = NULL;
+    rd_kafka_DeleteTopic_t *t = NULL;
+    if (topic) {
+        t = rd_kafka_DeleteTopic_new(name);
+        rd_kafka_AdminOptions_set_operation_timeout(o, ADMIN_TIMEOUT_MS, NULL, 0);
+        rd_kafka_DeleteTopics(rk, &t, 1, o, q);
+    } else {
+        g = rd_kafka_DeleteGroup_new(name);
+        rd_kafka_AdminOptions_set_request_timeout(o, ADMIN_TIMEOUT_MS, NULL, 0);
+        rd_kafka_DeleteGroups(rk, &g, 1, o, q);
+    }
+    rd_kafka_event_t *ev = wait_result(q);
+    int rc = -1;
     if (!ev) {
         snprintf(err, errlen, "deleting %s %s: no answer within %d s", what, name,
                  ADMIN_TIMEOUT_MS / 1000);
-        return 1;
-    }
-    if (rd_kafka_event_error(ev)) {
+    } else if (rd_kafka_event_error(ev)) {
         snprintf(err, errlen, "deleting %s %s: %s", what, name, rd_kafka_event_error_string(ev));
-        return 1;
-    }
-    return 0;
-}
-
-static int delete_group(rd_kafka_t *rk, const char *group, char *err, size_t errlen)
-{
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteGroup_t *g = rd_kafka_DeleteGroup_new(group);
-    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETEGROUPS);
-    rd_kafka_AdminOptions_set_request_timeout(o, ADMIN_TIMEOUT_MS, NULL, 0);
-    rd_kafka_DeleteGroups(rk, &g, 1, o, q);
-    rd_kafka_event_t *ev = wait_result(q);
-    int rc = -1;
-    if (!request_failed(ev, "group", group, err, errlen)) {
+    } else {
+        /* the one result's error code and message */
         size_t n = 0;
-        const rd_kafka_group_result_t **r =
-            rd_kafka_DeleteGroups_result_groups(rd_kafka_event_DeleteGroups_result(ev), &n);
-        const rd_kafka_error_t *e = n == 1 ? rd_kafka_group_result_error(r[0]) : NULL;
-        rd_kafka_resp_err_t code = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
-        if (code == RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP)
+        rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR_NO_ERROR;
+        const char *msg = NULL;
+        if (topic) {
+            const rd_kafka_topic_result_t **r =
+                rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+            if (n == 1) code = rd_kafka_topic_result_error(r[0]);
+            if (code) msg = rd_kafka_topic_result_error_string(r[0]);
+        } else {
+            const rd_kafka_group_result_t **r =
+                rd_kafka_DeleteGroups_result_groups(rd_kafka_event_DeleteGroups_result(ev), &n);
+            const rd_kafka_error_t *e = n == 1 ? rd_kafka_group_result_error(r[0]) : NULL;
+            if (e) code = rd_kafka_error_code(e);
+            if (code) msg = rd_kafka_error_string(e);
+        }
+        rd_kafka_resp_err_t absent =
+            topic ? RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART : RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND;
+        if (!topic && code == RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP)
             snprintf(err, errlen, "group %s still has members: stop every instance of it first",
-                     group);
-        else if (code && code != RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND)
-            snprintf(err, errlen, "deleting group %s: %s", group, rd_kafka_error_string(e));
-        else rc = code == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND ? 1 : 0;
-    }
-    if (ev) rd_kafka_event_destroy(ev);
-    rd_kafka_AdminOptions_destroy(o);
-    rd_kafka_DeleteGroup_destroy(g);
-    rd_kafka_queue_destroy(q);
-    return rc;   /* 0 deleted, 1 there was none, -1 error */
-}
-
-static int delete_topic(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
-{
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteTopic_t *t = rd_kafka_DeleteTopic_new(topic);
-    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(o, ADMIN_TIMEOUT_MS, NULL, 0);
-    rd_kafka_DeleteTopics(rk, &t, 1, o, q);
-    rd_kafka_event_t *ev = wait_result(q);
-    int rc = -1;
-    if (!request_failed(ev, "topic", topic, err, errlen)) {
-        size_t n = 0;
-        const rd_kafka_topic_result_t **r =
-            rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
-        rd_kafka_resp_err_t code =
-            n == 1 ? rd_kafka_topic_result_error(r[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
-        if (code && code != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-            snprintf(err, errlen, "deleting topic %s: %s", topic,
-                     rd_kafka_topic_result_error_string(r[0]));
+                     name);
+        else if (code && code != absent)
+            snprintf(err, errlen, "deleting %s %s: %s", what, name, msg);
         else rc = code ? 1 : 0;
     }
     if (ev) rd_kafka_event_destroy(ev);
     rd_kafka_AdminOptions_destroy(o);
-    rd_kafka_DeleteTopic_destroy(t);
+    if (g) rd_kafka_DeleteGroup_destroy(g);
+    if (t) rd_kafka_DeleteTopic_destroy(t);
     rd_kafka_queue_destroy(q);
+    return rc;
+}
+
+static int delete_topic(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
+{
+    int rc = delete_one(rk, 1, topic, err, errlen);
     /* The broker deletes in the background: a run started right after would find the
      * topic still there, marked for deletion, and could not create it afresh. */
     for (int i = 0; rc == 0 && i < ADMIN_TIMEOUT_MS / 200 && tl_app_topic_exists(rk, topic) != 0;
@@ -177,7 +170,7 @@ int tl_cmd_reset(int argc, char **argv)
         }
         goto done;
     }
-    int g = delete_group(rk, group, err, sizeof(err));
+    int g = delete_one(rk, 0, group, err, sizeof(err));
     if (g < 0) {
         fprintf(stderr, "tally: %s; nothing was deleted\n", err);
         goto done;

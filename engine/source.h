@@ -73,4 +73,7 @@ typedef struct tl_source {
     void (*destroy)(void *ctx);
 } tl_source;
 
+/* s->destroy(s->ctx); NULL is a no-op. */
+void tl_source_destroy(tl_source *s);
+
 #endif

@@ -694,11 +694,8 @@ tl_source *tl_file_source_new(const char *path, tl_file_format fmt, int strict, 
         snprintf(err, errlen, "%s", s->err);
         goto fail;
     }
-    s->src.name = "file";
-    s->src.ctx = s;
-    s->src.poll = file_poll;
-    s->src.commit = NULL; /* nothing to acknowledge */
-    s->src.destroy = file_destroy;
+    /* no commit: nothing to acknowledge */
+    s->src = (tl_source){.name = "file", .ctx = s, .poll = file_poll, .destroy = file_destroy};
     return &s->src;
 
 fail:
@@ -706,10 +703,7 @@ fail:
     return NULL;
 }
 
-void tl_file_source_destroy(tl_source *src)
-{
-    if (src) src->destroy(src->ctx);
-}
+void tl_file_source_destroy(tl_source *src) { tl_source_destroy(src); }
 
 const char *tl_file_source_error(tl_source *src)
 {

@@ -720,11 +720,8 @@ tl_source *tl_gen_source_new(const tl_gen_params *p)
     if (!g) goto fail;
     s = tl_xcalloc(1, sizeof *s);
     s->g = g;
-    s->src.name = "gen";
-    s->src.ctx = s;
-    s->src.poll = gen_src_poll;
-    s->src.commit = NULL; /* nothing to acknowledge */
-    s->src.destroy = gen_src_destroy;
+    /* no commit: nothing to acknowledge */
+    s->src = (tl_source){.name = "gen", .ctx = s, .poll = gen_src_poll, .destroy = gen_src_destroy};
     return &s->src;
 
 fail:
@@ -732,10 +729,7 @@ fail:
     return NULL;
 }
 
-void tl_gen_source_destroy(tl_source *s)
-{
-    if (s) s->destroy(s->ctx);
-}
+void tl_gen_source_destroy(tl_source *s) { tl_source_destroy(s); }
 
 /* ---- CSV --------------------------------------------------------------------------- */
 

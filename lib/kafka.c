@@ -150,6 +150,15 @@ rd_kafka_t *tl_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, con
     return rk;
 }
 
+int tl_kafka_init_transactions(rd_kafka_t *producer, const char *what, char *err, size_t errlen)
+{
+    rd_kafka_error_t *e = rd_kafka_init_transactions(producer, 60000);
+    if (!e) return 0;
+    snprintf(err, errlen, "%s: init_transactions: %s", what, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return -1;
+}
+
 rd_kafka_t *tl_kafka_reader_new(rd_kafka_conf_t *conf, tl_kafka_client reader, const char *what,
                                 char *err, size_t errlen)
 {

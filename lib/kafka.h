@@ -52,6 +52,10 @@ rd_kafka_t *tl_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, con
 rd_kafka_t *tl_kafka_reader_new(rd_kafka_conf_t *conf, tl_kafka_client reader, const char *what,
                                 char *err, size_t errlen);
 
+/* rd_kafka_init_transactions(producer), waiting at most 60 s: 0, or -1 with "WHAT:
+ * init_transactions: librdkafka's reason" in err. */
+int tl_kafka_init_transactions(rd_kafka_t *producer, const char *what, char *err, size_t errlen);
+
 /* Sets every setting of client on conf, in the table's order. 0, or -1 with err. */
 int tl_kafka_settings_apply(rd_kafka_conf_t *conf, tl_kafka_client client, char *err,
                             size_t errlen);

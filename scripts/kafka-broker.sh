@@ -309,11 +309,8 @@ start_once() {
 start() {
   local dir=$1 t0
   t0=$(date +%s)
-  need_commands java kcat
-  fetch
-  mkdir -p "$dir"
+  start_begin broker "$dir" is_our_broker java kcat
   dir=$(cd "$dir" && pwd -P)
-  stop_leftover broker "$dir" is_our_broker
   : >"$dir/broker.log"
   rm -rf "$dir/tls" "$dir"/client_*.properties
   if [ "$SECURE" = 1 ]; then

@@ -264,11 +264,8 @@ start_once() {
 start() {
   local dir=$1 t0
   t0=$(date +%s)
-  need_commands java python3
-  fetch
-  mkdir -p "$dir"
+  start_begin registry "$dir" is_our_registry java python3
   dir=$(cd "$dir" && pwd -P)
-  stop_leftover registry "$dir" is_our_registry
   rm -f "$dir/url" "$dir/registry.pid"
   : >"$dir/registry.log"
   start_retrying registry "$dir" "another port"

@@ -246,45 +246,21 @@ tl_sink *tl_jsonl_sink_new(FILE *out)
 
 /* ---- encode-only Avro sink ------------------------------------------------------ */
 
-static tl_rc avro_interest(void *ctx, const tl_interest_delta *d)
-{
-    sink_state *s = ctx;
-    tl_sink_avro_interest(&s->base, &s->buf, s->ids[0], d);
-    s->base.counts.bytes += s->buf.len;
-    return TL_OK;
-}
+/* avro_KIND: encodes the record with its schema id, ids[slot], and counts its bytes. */
+#define AVRO_EMIT(kind, type, slot)                                                                \
+    static tl_rc avro_##kind(void *ctx, const type *r)                                             \
+    {                                                                                              \
+        sink_state *s = ctx;                                                                       \
+        tl_sink_avro_##kind(&s->base, &s->buf, s->ids[slot], r);                                   \
+        s->base.counts.bytes += s->buf.len;                                                        \
+        return TL_OK;                                                                              \
+    }
 
-static tl_rc avro_attribution(void *ctx, const tl_attribution *r)
-{
-    sink_state *s = ctx;
-    tl_sink_avro_attribution(&s->base, &s->buf, s->ids[1], r);
-    s->base.counts.bytes += s->buf.len;
-    return TL_OK;
-}
-
-static tl_rc avro_credit(void *ctx, const tl_credit_delta *c)
-{
-    sink_state *s = ctx;
-    tl_sink_avro_credit(&s->base, &s->buf, s->ids[2], c);
-    s->base.counts.bytes += s->buf.len;
-    return TL_OK;
-}
-
-static tl_rc avro_intent(void *ctx, const tl_intent_delta *d)
-{
-    sink_state *s = ctx;
-    tl_sink_avro_intent(&s->base, &s->buf, s->ids[3], d);
-    s->base.counts.bytes += s->buf.len;
-    return TL_OK;
-}
-
-static tl_rc avro_next_categories(void *ctx, const tl_next_categories *r)
-{
-    sink_state *s = ctx;
-    tl_sink_avro_next_categories(&s->base, &s->buf, s->ids[4], r);
-    s->base.counts.bytes += s->buf.len;
-    return TL_OK;
-}
+AVRO_EMIT(interest, tl_interest_delta, 0)
+AVRO_EMIT(attribution, tl_attribution, 1)
+AVRO_EMIT(credit, tl_credit_delta, 2)
+AVRO_EMIT(intent, tl_intent_delta, 3)
+AVRO_EMIT(next_categories, tl_next_categories, 4)
 
 static tl_rc avro_dlq(void *ctx, const tl_dlq_record *r)
 {

@@ -18,6 +18,7 @@
 #include "sinks.h"
 #include "sink_avro.h"
 #include "rollup_agg.h"
+#include "lib/kafka.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "model/markov.h"
@@ -520,13 +521,7 @@ tl_sink *tl_kafka_sink_new(rd_kafka_conf_t *conf, const tl_kafka_sink_opts *o, c
     }
     if (o->transactional) {
         s->changelog = tl_xstrdup(o->changelog_topic);
-        rd_kafka_error_t *te = rd_kafka_init_transactions(s->rk, 60000);
-        if (te) {
-            snprintf(err, errlen, "kafka producer: init_transactions: %s",
-                     rd_kafka_error_string(te));
-            rd_kafka_error_destroy(te);
-            goto fail;
-        }
+        if (tl_kafka_init_transactions(s->rk, "kafka producer", err, errlen) != 0) goto fail;
         /* One transaction per batch, committed synchronously: nothing is in flight
          * between batches, so no progress() pipelining. */
         s->base.sink.progress = NULL;

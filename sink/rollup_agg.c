@@ -1012,15 +1012,9 @@ tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rcon
                 a->mru[a->n_mru++] = r;
             }
         }
-    if (o->transactional) {
-        rd_kafka_error_t *e = rd_kafka_init_transactions(a->producer, 60000);
-        if (e) {
-            snprintf(err, errlen, "roll-up producer: init_transactions: %s",
-                     rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-            goto fail;
-        }
-    }
+    if (o->transactional &&
+        tl_kafka_init_transactions(a->producer, "roll-up producer", err, errlen) != 0)
+        goto fail;
     rd_kafka_poll_set_consumer(a->consumer);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, a->o.partials_topic, RD_KAFKA_PARTITION_UA);

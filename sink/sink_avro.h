@@ -10,44 +10,29 @@
 #include "sinks.h"
 #include "avro_out.h"
 
-static inline void tl_sink_avro_interest(tl_sink_base *b, tl_buf *buf, int32_t schema_id,
-                                         const tl_interest_delta *d)
-{
-    tl_buf_clear(buf);
-    tl_avro_put_interest(buf, schema_id, d);
-    b->counts.interest++;
-}
+/* tl_sink_avro_KIND(b, buf, schema_id, record) for the output records whose count is the
+ * member KIND of tl_sink_counts: encoded with tl_avro_put_KIND. */
+#define TL_SINK_AVRO_STEP(kind, type)                                                              \
+    static inline void tl_sink_avro_##kind(tl_sink_base *b, tl_buf *buf, int32_t schema_id,        \
+                                           const type *r)                                          \
+    {                                                                                              \
+        tl_buf_clear(buf);                                                                         \
+        tl_avro_put_##kind(buf, schema_id, r);                                                     \
+        b->counts.kind++;                                                                          \
+    }
 
+TL_SINK_AVRO_STEP(interest, tl_interest_delta)
+TL_SINK_AVRO_STEP(credit, tl_credit_delta)
+TL_SINK_AVRO_STEP(intent, tl_intent_delta)
+TL_SINK_AVRO_STEP(next_categories, tl_next_categories)
+
+/* An attribution also counts each method it carries. */
 static inline void tl_sink_avro_attribution(tl_sink_base *b, tl_buf *buf, int32_t schema_id,
                                             const tl_attribution *r)
 {
     tl_buf_clear(buf);
     tl_avro_put_attribution(buf, schema_id, r);
     tl_sink_count_attribution(&b->counts, r);
-}
-
-static inline void tl_sink_avro_credit(tl_sink_base *b, tl_buf *buf, int32_t schema_id,
-                                       const tl_credit_delta *c)
-{
-    tl_buf_clear(buf);
-    tl_avro_put_credit(buf, schema_id, c);
-    b->counts.credit++;
-}
-
-static inline void tl_sink_avro_intent(tl_sink_base *b, tl_buf *buf, int32_t schema_id,
-                                       const tl_intent_delta *d)
-{
-    tl_buf_clear(buf);
-    tl_avro_put_intent(buf, schema_id, d);
-    b->counts.intent++;
-}
-
-static inline void tl_sink_avro_next_categories(tl_sink_base *b, tl_buf *buf, int32_t schema_id,
-                                                const tl_next_categories *r)
-{
-    tl_buf_clear(buf);
-    tl_avro_put_next_categories(buf, schema_id, r);
-    b->counts.next_categories++;
 }
 
 #endif

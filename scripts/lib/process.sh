@@ -1,6 +1,6 @@
 # Shared by scripts/kafka-broker.sh and scripts/schema-registry.sh (sourced; they define say
 # and die, STOP_TIMEOUT for stop_service, stop and start_once for stop_leftover and
-# start_retrying, and CACHE and MARKER for make_locked).
+# start_retrying, fetch for start_begin, and CACHE and MARKER for make_locked).
 
 # True if process $1 exists and is not a zombie.
 is_alive() {
@@ -97,6 +97,18 @@ stop_leftover() {
     say "stopping the $what left running in $dir"
     stop "$dir"
   fi
+}
+
+# start_begin WHAT DIR CHECK CMD...: the steps every start takes first: the commands CMD... on
+# PATH (need_commands), the caller's fetch, DIR made, and a WHAT left over in it stopped
+# (stop_leftover).
+start_begin() {
+  local what=$1 dir=$2 check=$3
+  shift 3
+  need_commands "$@"
+  fetch
+  mkdir -p "$dir"
+  stop_leftover "$what" "$(cd "$dir" && pwd -P)" "$check"
 }
 
 # start_retrying WHAT DIR RETRY: the caller's start_once DIR, at most three times while it

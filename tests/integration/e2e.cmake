@@ -28,22 +28,14 @@ set_tests_properties(integration.replay PROPERTIES
   ENVIRONMENT "TALLY_BIN=$<TARGET_FILE:tally>;TALLY_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 
 if(COMMAND tally_kafka_test)
-  tally_kafka_test(NAME integration.e2e_kafka
-    COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_e2e_kafka.py
-    TIMEOUT 1200)
+  tally_kafka_py_test(integration.e2e_kafka test_e2e_kafka.py 1200)
   # /metrics, /healthz, /readyz, /v1/users against a running tally; graceful shutdown
-  tally_kafka_test(NAME integration.http
-    COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_http.py
-    TIMEOUT 600)
+  tally_kafka_py_test(integration.http test_http.py 600)
   # the compacted roll-up topic against sums of the published records; 1 vs 3 instances,
   # a rebalance and a SIGKILL
-  tally_kafka_test(NAME integration.rollup_topic
-    COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_rollup_topic.py
-    TIMEOUT 900)
+  tally_kafka_py_test(integration.rollup_topic test_rollup_topic.py 900)
   # model.kind=seq across two instances: the attention step's updates, the same weights
-  tally_kafka_test(NAME integration.model_share_seq
-    COMMAND ${TALLY_PYTHON} ${_tally_it_dir}/test_model_share_seq.py
-    TIMEOUT 600)
+  tally_kafka_py_test(integration.model_share_seq test_model_share_seq.py 600)
 else()
   message(STATUS "tally: integration.e2e_kafka not added (tests/integration/integration.cmake "
                  "was not included before e2e.cmake)")

@@ -11,9 +11,7 @@
 set(TALLY_PYTHON python3 CACHE STRING "Python interpreter of the integration tests")
 
 if(COMMAND tally_kafka_test)
-  tally_kafka_test(NAME integration.eos
-    COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_eos.py
-    TIMEOUT 1500)
+  tally_kafka_py_test(integration.eos test_eos.py 1500)
 else()
   message(STATUS "tally: integration.eos not added (tests/integration/integration.cmake "
                  "was not included before eos.cmake)")

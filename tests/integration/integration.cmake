@@ -23,6 +23,11 @@
 #   tally_kafka_test(NAME integration.pipeline
 #                    COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/integration/pipeline.py)
 #
+#   tally_kafka_py_test(<name> <script> <timeout>)
+#
+# is tally_kafka_test(NAME <name> COMMAND ${TALLY_PYTHON} tests/integration/<script>
+# TIMEOUT <timeout>), the form of the Python tests beside this file.
+#
 # Set -DTALLY_KAFKA_TESTS=OFF to leave out every test that needs the broker (the function
 # then adds nothing).
 
@@ -82,6 +87,12 @@ function(tally_kafka_test)
   if(NOT arg_PARALLEL)
     set_tests_properties(${arg_NAME} PROPERTIES RESOURCE_LOCK tally_kafka)
   endif()
+endfunction()
+
+function(tally_kafka_py_test name script timeout)
+  tally_kafka_test(NAME ${name}
+    COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/${script}
+    TIMEOUT ${timeout})
 endfunction()
 
 if(TALLY_KAFKA_TESTS)

@@ -14,9 +14,7 @@ if(NOT TALLY_PYTHON)
 endif()
 
 if(COMMAND tally_kafka_test)
-  tally_kafka_test(NAME integration.poison
-    COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_poison.py
-    TIMEOUT 600)
+  tally_kafka_py_test(integration.poison test_poison.py 600)
 else()
   message(STATUS "tally: integration.poison not added (tests/integration/integration.cmake "
                  "was not included before poison.cmake)")

@@ -9,15 +9,11 @@
 # Exit code 77 means skipped (no broker, or openssl absent).
 
 if(COMMAND tally_kafka_test)
-  tally_kafka_test(NAME integration.registry
-    COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_registry.py
-    TIMEOUT 300)
+  tally_kafka_py_test(integration.registry test_registry.py 300)
 
   # integration.apicurio: a real Apicurio Registry 2.4.2 (scripts/schema-registry.sh, built
   # from Maven Central by scripts/deps.sh), producers and consumers with confluent-kafka's
   # AvroSerializer / AvroDeserializer, the input schema evolving to a v2 through the
   # registry (tests/integration/test_apicurio.py).
-  tally_kafka_test(NAME integration.apicurio
-    COMMAND ${TALLY_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_apicurio.py
-    TIMEOUT 600)
+  tally_kafka_py_test(integration.apicurio test_apicurio.py 600)
 endif()
