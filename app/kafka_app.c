@@ -167,16 +167,30 @@ static int share_dead_letter(void *arg, const tl_dlq_record *d)
 }
 
 /* Called by the sink inside its transaction (before a batch's mark under at_least_once):
- * the model topic's records that did not decode go to the dead-letter topic there too. */
+ * the model topic's records that did not decode go to the dead-letter topic there too.
+ * The sink calls share_clear at the start of a transaction after one that did not
+ * commit, so the dead letters handed out before this call were committed. */
 static int share_take(void *arg, tl_buf *out, size_t max_bytes)
 {
     model_share *ms = arg;
-    if (ms->feed) tl_model_feed_dead_letters(ms->feed, share_dead_letter, ms->sink);
-    if (ms->emb) tl_model_feed_dead_letters(ms->emb, share_dead_letter, ms->sink);
+    tl_model_feed *feeds[2] = {ms->feed, ms->emb};
+    for (int i = 0; i < 2; i++)
+        if (feeds[i]) {
+            tl_model_feed_dead_settle(feeds[i], 1);
+            tl_model_feed_dead_letters(feeds[i], share_dead_letter, ms->sink);
+        }
     return tl_model_share_take(ms->model, out, max_bytes);
 }
 
-static void share_clear(void *arg) { tl_model_share_clear(((model_share *)arg)->model); }
+/* What the transaction that did not commit took is taken again: its model updates are
+ * made anew as its input is processed again, its dead letters are handed out again. */
+static void share_clear(void *arg)
+{
+    model_share *ms = arg;
+    tl_model_share_clear(ms->model);
+    if (ms->feed) tl_model_feed_dead_settle(ms->feed, 0);
+    if (ms->emb) tl_model_feed_dead_settle(ms->emb, 0);
+}
 
 static int share_apply(void *arg, const void *data, size_t len, int64_t offset, char *err,
                        size_t errlen)

@@ -24,6 +24,7 @@ struct tl_model_feed {
     size_t own_len, dlq_max;
     int64_t next;               /* the next offset to apply */
     dead *dead, **dead_tail;    /* oldest first */
+    dead *sent, **sent_tail;    /* handed out, in a transaction not known to have committed */
     tl_model_feed_stats st;
 };
 
@@ -44,6 +45,7 @@ tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *what, const 
     f->own_len = own_key ? strlen(own_key) : 0;
     f->dlq_max = dlq_max_bytes;
     f->dead_tail = &f->dead;
+    f->sent_tail = &f->sent;
     f->next = next >= 0 ? next : 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, 0)->offset =
@@ -61,6 +63,7 @@ tl_model_feed *tl_model_feed_new(rd_kafka_conf_t *conf, const char *what, const 
 }
 
 static void free_dead(dead *d);
+static void free_list(dead *d);
 
 void tl_model_feed_destroy(tl_model_feed *f)
 {
@@ -68,11 +71,8 @@ void tl_model_feed_destroy(tl_model_feed *f)
     if (f->q) rd_kafka_queue_destroy(f->q);
     rd_kafka_consumer_close(f->rk);
     rd_kafka_destroy(f->rk);
-    while (f->dead) {
-        dead *d = f->dead;
-        f->dead = d->next;
-        free_dead(d);
-    }
+    free_list(f->dead);
+    free_list(f->sent);
     free(f->topic);
     free(f->own);
     free(f->what);
@@ -86,6 +86,15 @@ static void free_dead(dead *d)
     free((void *)d->d.payload);
     free((char *)d->d.error);
     free(d);
+}
+
+static void free_list(dead *d)
+{
+    while (d) {
+        dead *next = d->next;
+        free_dead(d);
+        d = next;
+    }
 }
 
 static void keep_dead(tl_model_feed *f, const rd_kafka_message_t *m, const char *err)
@@ -125,9 +134,32 @@ int tl_model_feed_dead_letters(tl_model_feed *f, int (*emit)(void *arg, const tl
         dead *d = f->dead;
         f->dead = d->next;
         if (!f->dead) f->dead_tail = &f->dead;
-        free_dead(d);
+        d->next = NULL;
+        *f->sent_tail = d;
+        f->sent_tail = &d->next;
         n++;
     }
+    return n;
+}
+
+int tl_model_feed_dead_settle(tl_model_feed *f, int committed)
+{
+    int n = 0;
+    for (const dead *d = f->sent; d; d = d->next) n++;
+    if (!n) return 0;
+    if (committed) {
+        free_list(f->sent);
+    } else { /* handed out again first, in their order */
+        *f->sent_tail = f->dead;
+        if (!f->dead) f->dead_tail = f->sent_tail;
+        f->dead = f->sent;
+        TL_LOG_WARN("model",
+                    "%d dead letters of the %s %s were in a transaction that did not commit: "
+                    "they go in the next one",
+                    n, f->what, f->topic);
+    }
+    f->sent = NULL;
+    f->sent_tail = &f->sent;
     return n;
 }
 

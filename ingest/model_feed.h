@@ -45,11 +45,18 @@ void tl_model_feed_destroy(tl_model_feed *f);
  * counts as read. */
 int tl_model_feed_poll(tl_model_feed *f, tl_feed_apply_fn apply, void *arg, int max);
 
-/* Hands the dead letters kept so far to emit, oldest first, and forgets those it took
- * (emit returns 0); stops at the first it did not take. The number taken. Called where a
- * dead letter is durable with the outputs: inside a transaction under exactly_once. */
+/* Hands the dead letters kept so far to emit, oldest first; stops at the first it did not
+ * take (emit returns 0 for taken). The number taken. Called where a dead letter is durable
+ * with the outputs: inside a transaction under exactly_once. Those taken are kept until
+ * tl_model_feed_dead_settle says how their transaction ended. */
 int tl_model_feed_dead_letters(tl_model_feed *f, int (*emit)(void *arg, const tl_dlq_record *d),
                                void *arg);
+
+/* The transaction of the dead letters handed out since the last call committed (they are
+ * forgotten; also under at_least_once, where they were produced outside a transaction),
+ * or did not (they are handed out again, before the others, by the next
+ * tl_model_feed_dead_letters). The number settled. */
+int tl_model_feed_dead_settle(tl_model_feed *f, int committed);
 
 /* The number of dead letters kept and not yet handed out. */
 int tl_model_feed_dead_pending(const tl_model_feed *f);
