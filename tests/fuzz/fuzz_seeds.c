@@ -229,6 +229,19 @@ static int event_has(const tl_event *ev, const char *name)
     return 1;
 }
 
+/* The whole number for field name of ev: its dwell time, ts for its time, other for any
+ * other field. */
+static int64_t whole_of(const tl_event *ev, const char *name, int64_t ts, int64_t other)
+{
+    return !strcmp(name, "dwell_ms") ? ev->dwell_ms : !strcmp(name, "ts") ? ts : other;
+}
+
+/* The real number for field name of ev: its propensity, its value, or 0.5 for any other. */
+static double real_of(const tl_event *ev, const char *name)
+{
+    return !strcmp(name, "propensity") ? ev->propensity : !strcmp(name, "value") ? ev->value : 0.5;
+}
+
 /* Fills v (of any schema) from ev, field name telling which part of ev. */
 static void fill(avro_value_t *v, const tl_event *ev, const char *name)
 {
@@ -265,29 +278,11 @@ static void fill(avro_value_t *v, const tl_event *ev, const char *name)
         avro_value_set_bytes(v, (void *)(str ? str : "b"), strlen(str ? str : "b"));
         break;
     case AVRO_INT32:
-        avro_value_set_int(v,
-                           !strcmp(name, "dwell_ms") ? ev->dwell_ms
-                               : !strcmp(name, "ts") ? (int32_t)(ev->ts % 2000000000)
-                                                     : 7);
+        avro_value_set_int(v, (int32_t)whole_of(ev, name, ev->ts % 2000000000, 7));
         break;
-    case AVRO_INT64:
-        avro_value_set_long(v,
-                            !strcmp(name, "ts")             ? ev->ts
-                                : !strcmp(name, "dwell_ms") ? ev->dwell_ms
-                                                            : 1);
-        break;
-    case AVRO_FLOAT:
-        avro_value_set_float(v,
-                             (float)(!strcmp(name, "propensity")  ? ev->propensity
-                                         : !strcmp(name, "value") ? ev->value
-                                                                  : 0.5));
-        break;
-    case AVRO_DOUBLE:
-        avro_value_set_double(v,
-                              !strcmp(name, "propensity")  ? ev->propensity
-                                  : !strcmp(name, "value") ? ev->value
-                                                           : 0.5);
-        break;
+    case AVRO_INT64: avro_value_set_long(v, whole_of(ev, name, ev->ts, 1)); break;
+    case AVRO_FLOAT: avro_value_set_float(v, (float)real_of(ev, name)); break;
+    case AVRO_DOUBLE: avro_value_set_double(v, real_of(ev, name)); break;
     case AVRO_BOOLEAN: avro_value_set_boolean(v, 1); break;
     case AVRO_NULL: avro_value_set_null(v); break;
     case AVRO_ENUM: {

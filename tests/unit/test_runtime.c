@@ -504,15 +504,23 @@ static void assert_no_state(const char *dir, const char *user)
     tl_store_close(s);
 }
 
+/* Runs the small input with kvs, the sink's flushes returning the n codes of script (then
+ * TL_OK); returns run_go's result. */
+static int run_flushes(run *r, const char *kvs, const tl_rc *script, int n)
+{
+    run_init_small(r, kvs);
+    assert_int_equal(ms_script_flushes(&r->ms, script, n), 0);
+    return run_go(r);
+}
+
 /* State written at every commit (state.flush.interval.ms=0): a failed sink flush in
  * batch 2 leaves the store at batch 1. */
 static void test_flush_error(void **state)
 {
     (void)state;
     run r;
-    run_init_small(&r, "state.flush.interval.ms=0");
-    assert_int_equal(ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_ERROR}, 2), 0);
-    assert_int_equal(run_go(&r), -1);
+    assert_int_equal(
+        run_flushes(&r, "state.flush.interval.ms=0", (const tl_rc[]){TL_OK, TL_ERROR}, 2), -1);
     assert_int_equal(r.ms.flushes, 2);
     assert_int_equal(r.src.commits, 1);      /* the failed batch is not acknowledged */
     assert_int_equal(r.src.committed[0], 105);
@@ -539,9 +547,9 @@ static void test_flush_error_deferred_state(void **state)
 {
     (void)state;
     run r;
-    run_init_small(&r, "state.flush.interval.ms=3600000");
-    assert_int_equal(ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_ERROR}, 2), 0);
-    assert_int_equal(run_go(&r), -1);
+    assert_int_equal(
+        run_flushes(&r, "state.flush.interval.ms=3600000", (const tl_rc[]){TL_OK, TL_ERROR}, 2),
+        -1);
     assert_int_equal(r.src.commits, 1);
     assert_int_equal(tl_store_next_offset(tl_runtime_store(r.rt, 0)), -1);
     run_fini(&r);
@@ -576,9 +584,8 @@ static void test_flush_error_first_batch(void **state)
 {
     (void)state;
     run r;
-    run_init_small(&r, "state.flush.interval.ms=0");
-    assert_int_equal(ms_script_flushes(&r.ms, (const tl_rc[]){TL_ERROR}, 1), 0);
-    assert_int_equal(run_go(&r), -1);
+    assert_int_equal(run_flushes(&r, "state.flush.interval.ms=0", (const tl_rc[]){TL_ERROR}, 1),
+                     -1);
     assert_int_equal(r.src.commits, 0);
     tl_store *s0 = tl_runtime_store(r.rt, 0);
     assert_non_null(s0);
@@ -591,9 +598,7 @@ static void test_flush_retry(void **state)
 {
     (void)state;
     run r;
-    run_init_small(&r, NULL);
-    assert_int_equal(ms_script_flushes(&r.ms, (const tl_rc[]){TL_OK, TL_RETRY, TL_RETRY}, 3), 0);
-    assert_int_equal(run_go(&r), 0);
+    assert_int_equal(run_flushes(&r, NULL, (const tl_rc[]){TL_OK, TL_RETRY, TL_RETRY}, 3), 0);
     const tl_runtime_stats *st = tl_runtime_stats_get(r.rt);
     assert_int_equal(st->flush_retries, 2);
     assert_int_equal(st->batches, 3);

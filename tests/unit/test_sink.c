@@ -286,6 +286,133 @@ static tl_credit_delta credit_b(void)
     };
 }
 
+/* ---- the records' flat fields ------------------------------------------------------------ */
+
+/* How a flat field of an output record is typed. F_OPT_STR is a ["null", "string"] union in
+ * Avro, null when the string is NULL; F_OPT_DBL and F_OPT_LONG are ["null", T] unions, present
+ * when the int flag beside them is set; in JSON lines every absent value is null. */
+typedef enum fkind {
+    F_STR,
+    F_OPT_STR,
+    F_DIM,
+    F_TYPE,
+    F_INT,
+    F_LONG,
+    F_OPT_LONG,
+    F_DBL,
+    F_OPT_DBL
+} fkind;
+
+/* A field: its name in the schema, its type, where its member (and its presence flag) stand
+ * in the C struct. */
+typedef struct fdesc {
+    const char *name;
+    fkind kind;
+    size_t off, has;
+} fdesc;
+
+#define FIELD(type, member, kind) {#member, kind, offsetof(type, member), 0}
+#define OPT_FIELD(type, member, kind, flag)                                                        \
+    {#member, kind, offsetof(type, member), offsetof(type, flag)}
+#define N_FIELDS(table) (sizeof(table) / sizeof(*(table)))
+
+static const fdesc INTEREST_FIELDS[] = {
+    FIELD(tl_interest_delta, user_id, F_STR),
+    FIELD(tl_interest_delta, dim, F_DIM),
+    FIELD(tl_interest_delta, dim_id, F_STR),
+    FIELD(tl_interest_delta, event_id, F_STR),
+    FIELD(tl_interest_delta, ts, F_LONG),
+    FIELD(tl_interest_delta, f, F_DBL),
+    FIELD(tl_interest_delta, h, F_DBL),
+    FIELD(tl_interest_delta, weight_before, F_DBL),
+    FIELD(tl_interest_delta, weight_after, F_DBL),
+    FIELD(tl_interest_delta, decay_part, F_DBL),
+    FIELD(tl_interest_delta, evidence_part, F_DBL),
+    FIELD(tl_interest_delta, rank, F_INT),
+    FIELD(tl_interest_delta, explanation, F_STR),
+};
+
+/* attribution's flat fields; touchpoints, credits, model_status and shapley_stderr are
+ * checked apart */
+static const fdesc ATTRIBUTION_FIELDS[] = {
+    FIELD(tl_attribution, conversion_event_id, F_STR),
+    FIELD(tl_attribution, user_id, F_STR),
+    FIELD(tl_attribution, item_id, F_STR),
+    FIELD(tl_attribution, category_id, F_OPT_STR),
+    FIELD(tl_attribution, ts, F_LONG),
+    OPT_FIELD(tl_attribution, value, F_OPT_DBL, has_value),
+    OPT_FIELD(tl_attribution, p_conversion, F_OPT_DBL, has_model),
+    OPT_FIELD(tl_attribution, p_baseline, F_OPT_DBL, has_model),
+    OPT_FIELD(tl_attribution, model_version, F_OPT_LONG, has_model),
+    FIELD(tl_attribution, explanation, F_STR),
+};
+
+static const fdesc TOUCHPOINT_FIELDS[] = {
+    FIELD(tl_touchpoint, event_id, F_STR),
+    FIELD(tl_touchpoint, item_id, F_STR),
+    FIELD(tl_touchpoint, category_id, F_OPT_STR),
+    FIELD(tl_touchpoint, channel, F_OPT_STR),
+    FIELD(tl_touchpoint, campaign, F_OPT_STR),
+    FIELD(tl_touchpoint, type, F_TYPE),
+    FIELD(tl_touchpoint, ts, F_LONG),
+};
+
+/* credit_delta's fields but its interval (credit_lo, credit_hi, interval_level) */
+static const fdesc CREDIT_FIELDS[] = {
+    FIELD(tl_credit_delta, window_start, F_LONG),
+    FIELD(tl_credit_delta, window_end, F_LONG),
+    FIELD(tl_credit_delta, dim, F_DIM),
+    FIELD(tl_credit_delta, dim_id, F_STR),
+    FIELD(tl_credit_delta, method, F_STR),
+    FIELD(tl_credit_delta, credit, F_DBL),
+    FIELD(tl_credit_delta, credit_before, F_DBL),
+    FIELD(tl_credit_delta, conversions, F_DBL),
+    OPT_FIELD(tl_credit_delta, removal_effect, F_OPT_DBL, has_removal_effect),
+};
+
+static const fdesc CREDIT_INTERVAL_FIELDS[] = {
+    OPT_FIELD(tl_credit_delta, credit_lo, F_OPT_DBL, has_interval),
+    OPT_FIELD(tl_credit_delta, credit_hi, F_OPT_DBL, has_interval),
+    OPT_FIELD(tl_credit_delta, interval_level, F_OPT_DBL, has_interval),
+};
+
+static const fdesc INTENT_FIELDS[] = {
+    FIELD(tl_intent_delta, user_id, F_STR),
+    FIELD(tl_intent_delta, event_id, F_OPT_STR),
+    FIELD(tl_intent_delta, ts, F_LONG),
+    FIELD(tl_intent_delta, window_ms, F_LONG),
+    FIELD(tl_intent_delta, p, F_DBL),
+    FIELD(tl_intent_delta, previous, F_DBL),
+    FIELD(tl_intent_delta, model_version, F_LONG),
+    FIELD(tl_intent_delta, explanation, F_STR),
+};
+
+/* next_categories' fields outside its view */
+static const fdesc NEXT_FIELDS[] = {
+    FIELD(tl_next_categories, user_id, F_STR),     FIELD(tl_next_categories, event_id, F_STR),
+    FIELD(tl_next_categories, ts, F_LONG),         FIELD(tl_next_categories, moved, F_DBL),
+    FIELD(tl_next_categories, explanation, F_STR),
+};
+
+static const void *member(const void *rec, size_t off) { return (const char *)rec + off; }
+static const char *f_str(const void *rec, const fdesc *f)
+{
+    return *(const char *const *)member(rec, f->off);
+}
+static int64_t f_long(const void *rec, const fdesc *f)
+{
+    return *(const int64_t *)member(rec, f->off);
+}
+static double f_dbl(const void *rec, const fdesc *f)
+{
+    return *(const double *)member(rec, f->off);
+}
+static int f_has(const void *rec, const fdesc *f) { return *(const int *)member(rec, f->has); }
+
+static const char *const TYPE_SYMBOLS[TL_EVENT_TYPE_COUNT] = {
+    "IMPRESSION", "BROWSE", "CLICK", "FAVORITE", "ADD_TO_CART", "PURCHASE",
+};
+
 /* ---- avro-c helpers -------------------------------------------------------------------- */
 
 typedef struct decoded {
@@ -365,61 +492,6 @@ static void decoded_free(decoded *d)
     avro_schema_decref(d->schema);
 }
 
-/* Decodes the framed record at off of b (schema_file, schema id want_id) and checks it
- * against rec with check; returns the offset after it. */
-static size_t check_framed(const tl_buf *b, size_t off, const char *schema_file, int32_t want_id,
-                           void (*check)(avro_value_t *, const void *), const void *rec)
-{
-    decoded d;
-    off = decode_framed(b, off, schema_file, want_id, &d);
-    check(&d.value, rec);
-    decoded_free(&d);
-    return off;
-}
-
-/* A record kind: tally's encoder for it, its schema file and the field-by-field check
- * of a decoded record against the input. */
-typedef struct avro_kind {
-    void (*put)(tl_buf *b, int32_t id, const void *rec);
-    const char *schema_file;
-    void (*check)(avro_value_t *, const void *);
-} avro_kind;
-
-/* rec of kind k, encoded with id alone in a buffer, decodes to itself and fills the
- * buffer exactly. */
-static void roundtrip(const avro_kind *k, const void *rec, int32_t id)
-{
-    tl_buf buf = {0};
-    k->put(&buf, id, rec);
-    assert_int_equal(check_framed(&buf, 0, k->schema_file, id, k->check, rec), buf.len);
-    tl_buf_free(&buf);
-}
-
-/* Two records of kind k in one buffer, the second appended after the first: each decodes
- * to itself, and together they fill the buffer exactly. */
-static void roundtrip_two(const avro_kind *k, const void *a, int32_t ida, const void *b,
-                          int32_t idb)
-{
-    tl_buf buf = {0};
-    k->put(&buf, ida, a);
-    k->put(&buf, idb, b);
-    size_t off = check_framed(&buf, 0, k->schema_file, ida, k->check, a);
-    assert_int_equal(check_framed(&buf, off, k->schema_file, idb, k->check, b), buf.len);
-    tl_buf_free(&buf);
-}
-
-/* The framed size of rec of kind k, its body's size as avro-c gives it plus the frame. */
-static size_t framed_size(const avro_kind *k, const void *rec, int32_t id)
-{
-    tl_buf buf = {0};
-    decoded d;
-    k->put(&buf, id, rec);
-    size_t n = decode_framed(&buf, 0, k->schema_file, id, &d);
-    decoded_free(&d);
-    tl_buf_free(&buf);
-    return n;
-}
-
 static avro_value_t field(avro_value_t *rec, const char *name)
 {
     avro_value_t v = {0};
@@ -443,12 +515,17 @@ static void check_str(avro_value_t *rec, const char *name, const char *want)
     check_str_v(&v, want, name);
 }
 
+static void check_long_v(avro_value_t *v, int64_t want, const char *what)
+{
+    int64_t x = 0;
+    if (avro_value_get_long(v, &x) != 0) fail_msg("%s is not a long", what);
+    if (x != want) fail_msg("%s: %lld, expected %lld", what, (long long)x, (long long)want);
+}
+
 static void check_long(avro_value_t *rec, const char *name, int64_t want)
 {
     avro_value_t v = field(rec, name);
-    int64_t x = 0;
-    if (avro_value_get_long(&v, &x) != 0) fail_msg("%s is not a long", name);
-    if (x != want) fail_msg("%s: %lld, expected %lld", name, (long long)x, (long long)want);
+    check_long_v(&v, want, name);
 }
 
 static void check_dbl_v(avro_value_t *v, double want, const char *what)
@@ -490,39 +567,132 @@ static void check_opt_dbl(avro_value_t *rec, const char *name, int has, double w
     if (opt(rec, name, &b) != has) fail_msg("%s: null-ness differs", name);
     if (has) check_dbl_v(&b, want, name);
 }
+/* The fields of table f of rec in the decoded record v. */
+static void check_fields_avro(avro_value_t *v, const void *rec, const fdesc *f, size_t n)
+{
+    for (const fdesc *end = f + n; f < end; f++) {
+        avro_value_t x;
+        switch (f->kind) {
+        case F_STR: check_str(v, f->name, f_str(rec, f)); break;
+        case F_OPT_STR: check_opt_str(v, f->name, f_str(rec, f)); break;
+        case F_DIM: check_str(v, f->name, tl_dim_name(*(const tl_dim *)member(rec, f->off))); break;
+        case F_TYPE: {
+            tl_event_type t = *(const tl_event_type *)member(rec, f->off);
+            int sym = -1;
+            x = field(v, f->name);
+            assert_int_equal(avro_value_get_enum(&x, &sym), 0);
+            assert_int_equal(sym, t);
+            /* the symbol, by the schema */
+            avro_schema_t es = avro_value_get_schema(&x);
+            assert_string_equal(avro_schema_enum_get(es, sym), TYPE_SYMBOLS[t]);
+            break;
+        }
+        case F_INT: {
+            int32_t i = 0;
+            x = field(v, f->name);
+            assert_int_equal(avro_value_get_int(&x, &i), 0);
+            assert_int_equal(i, *(const int32_t *)member(rec, f->off));
+            break;
+        }
+        case F_LONG: check_long(v, f->name, f_long(rec, f)); break;
+        case F_OPT_LONG:
+            if (opt(v, f->name, &x) != f_has(rec, f)) fail_msg("%s: null-ness differs", f->name);
+            if (f_has(rec, f)) check_long_v(&x, f_long(rec, f), f->name);
+            break;
+        case F_DBL: check_dbl(v, f->name, f_dbl(rec, f)); break;
+        case F_OPT_DBL: check_opt_dbl(v, f->name, f_has(rec, f), f_dbl(rec, f)); break;
+        }
+    }
+}
+
+typedef enum rec_type {
+    R_INTEREST,
+    R_ATTRIBUTION,
+    R_CREDIT,
+    R_INTENT,
+    R_NEXT
+} rec_type;
+
+/* A record kind: its schema file, its flat fields, how many fields it has in all and the
+ * check of the others (NULL when there are none). */
+typedef struct avro_kind {
+    rec_type type;
+    const char *schema_file;
+    const fdesc *fields;
+    size_t n_fields, width;
+    void (*check_rest)(avro_value_t *, const void *);
+} avro_kind;
+
+#define AVRO_KIND(type, schema_file, fields, width, check_rest)                                    \
+    {type, schema_file, fields, N_FIELDS(fields), width, check_rest}
+
+/* tally's encoder for rec of kind k */
+static void put_avro(const avro_kind *k, tl_buf *b, int32_t id, const void *rec)
+{
+    switch (k->type) {
+    case R_INTEREST: tl_avro_put_interest(b, id, rec); break;
+    case R_ATTRIBUTION: tl_avro_put_attribution(b, id, rec); break;
+    case R_CREDIT: tl_avro_put_credit(b, id, rec); break;
+    case R_INTENT: tl_avro_put_intent(b, id, rec); break;
+    case R_NEXT: tl_avro_put_next_categories(b, id, rec); break;
+    }
+}
+
+/* Decodes the framed record at off of b (kind k, schema id want_id) and checks it field by
+ * field against rec; returns the offset after it. */
+static size_t check_framed(const tl_buf *b, size_t off, const avro_kind *k, int32_t want_id,
+                           const void *rec)
+{
+    decoded d;
+    off = decode_framed(b, off, k->schema_file, want_id, &d);
+    check_fields_avro(&d.value, rec, k->fields, k->n_fields);
+    if (k->check_rest) k->check_rest(&d.value, rec);
+    size_t n = 0;
+    avro_value_get_size(&d.value, &n);
+    assert_int_equal(n, k->width);
+    decoded_free(&d);
+    return off;
+}
+
+/* rec of kind k, encoded with id alone in a buffer, decodes to itself and fills the
+ * buffer exactly. */
+static void roundtrip(const avro_kind *k, const void *rec, int32_t id)
+{
+    tl_buf buf = {0};
+    put_avro(k, &buf, id, rec);
+    assert_int_equal(check_framed(&buf, 0, k, id, rec), buf.len);
+    tl_buf_free(&buf);
+}
+
+/* Two records of kind k in one buffer, the second appended after the first: each decodes
+ * to itself, and together they fill the buffer exactly. */
+static void roundtrip_two(const avro_kind *k, const void *a, int32_t ida, const void *b,
+                          int32_t idb)
+{
+    tl_buf buf = {0};
+    put_avro(k, &buf, ida, a);
+    put_avro(k, &buf, idb, b);
+    size_t off = check_framed(&buf, 0, k, ida, a);
+    assert_int_equal(check_framed(&buf, off, k, idb, b), buf.len);
+    tl_buf_free(&buf);
+}
+
+/* The framed size of rec of kind k, its body's size as avro-c gives it plus the frame. */
+static size_t framed_size(const avro_kind *k, const void *rec, int32_t id)
+{
+    tl_buf buf = {0};
+    decoded d;
+    put_avro(k, &buf, id, rec);
+    size_t n = decode_framed(&buf, 0, k->schema_file, id, &d);
+    decoded_free(&d);
+    tl_buf_free(&buf);
+    return n;
+}
 
 /* ---- Avro: interest_delta ------------------------------------------------------------------ */
 
-static void check_interest_avro(avro_value_t *v, const void *rec)
-{
-    const tl_interest_delta *d = rec;
-    check_str(v, "user_id", d->user_id);
-    check_str(v, "dim", tl_dim_name(d->dim));
-    check_str(v, "dim_id", d->dim_id);
-    check_str(v, "event_id", d->event_id);
-    check_long(v, "ts", d->ts);
-    check_dbl(v, "f", d->f);
-    check_dbl(v, "h", d->h);
-    check_dbl(v, "weight_before", d->weight_before);
-    check_dbl(v, "weight_after", d->weight_after);
-    check_dbl(v, "decay_part", d->decay_part);
-    check_dbl(v, "evidence_part", d->evidence_part);
-    avro_value_t r = field(v, "rank");
-    int32_t rank = 0;
-    assert_int_equal(avro_value_get_int(&r, &rank), 0);
-    assert_int_equal(rank, d->rank);
-    check_str(v, "explanation", d->explanation);
-    size_t n = 0;
-    avro_value_get_size(v, &n);
-    assert_int_equal(n, 13);
-}
-
-static void put_interest(tl_buf *b, int32_t id, const void *rec)
-{
-    tl_avro_put_interest(b, id, rec);
-}
-
-static const avro_kind INTEREST_AVRO = {put_interest, "2-interest_delta.avsc", check_interest_avro};
+static const avro_kind INTEREST_AVRO =
+    AVRO_KIND(R_INTEREST, "2-interest_delta.avsc", INTEREST_FIELDS, 13, NULL);
 
 static void test_avro_interest(void **state)
 {
@@ -547,20 +717,9 @@ static void test_avro_interest(void **state)
 static const char *const METHOD_NAMES[TL_M_COUNT] = {
     "last_touch", "first_touch", "linear", "time_decay", "position_based", "shapley", "removal",
 };
-static const char *const TYPE_SYMBOLS[TL_EVENT_TYPE_COUNT] = {
-    "IMPRESSION", "BROWSE", "CLICK", "FAVORITE", "ADD_TO_CART", "PURCHASE",
-};
-
 static void check_attribution_avro(avro_value_t *v, const void *rec)
 {
     const tl_attribution *a = rec;
-    check_str(v, "conversion_event_id", a->conversion_event_id);
-    check_str(v, "user_id", a->user_id);
-    check_str(v, "item_id", a->item_id);
-    check_opt_str(v, "category_id", a->category_id);
-    check_long(v, "ts", a->ts);
-    check_opt_dbl(v, "value", a->has_value, a->value);
-
     avro_value_t tps = field(v, "touchpoints");
     size_t n = 0;
     assert_int_equal(avro_value_get_size(&tps, &n), 0);
@@ -568,20 +727,7 @@ static void check_attribution_avro(avro_value_t *v, const void *rec)
     for (size_t i = 0; i < n; i++) {
         avro_value_t tp;
         assert_int_equal(avro_value_get_by_index(&tps, i, &tp, NULL), 0);
-        const tl_touchpoint *t = &a->touchpoints[i];
-        check_str(&tp, "event_id", t->event_id);
-        check_str(&tp, "item_id", t->item_id);
-        check_opt_str(&tp, "category_id", t->category_id);
-        check_opt_str(&tp, "channel", t->channel);
-        check_opt_str(&tp, "campaign", t->campaign);
-        avro_value_t ty = field(&tp, "type");
-        int sym = -1;
-        assert_int_equal(avro_value_get_enum(&ty, &sym), 0);
-        assert_int_equal(sym, t->type);
-        /* the symbol, by the schema */
-        avro_schema_t es = avro_value_get_schema(&ty);
-        assert_string_equal(avro_schema_enum_get(es, sym), TYPE_SYMBOLS[t->type]);
-        check_long(&tp, "ts", t->ts);
+        check_fields_avro(&tp, &a->touchpoints[i], TOUCHPOINT_FIELDS, N_FIELDS(TOUCHPOINT_FIELDS));
     }
 
     avro_value_t credits = field(v, "credits");
@@ -620,16 +766,6 @@ static void check_attribution_avro(avro_value_t *v, const void *rec)
         last = m;
     }
 
-    check_opt_dbl(v, "p_conversion", a->has_model, a->p_conversion);
-    check_opt_dbl(v, "p_baseline", a->has_model, a->p_baseline);
-    avro_value_t mv;
-    if (opt(v, "model_version", &mv) != a->has_model) fail_msg("model_version null-ness");
-    if (a->has_model) {
-        int64_t x = 0;
-        assert_int_equal(avro_value_get_long(&mv, &x), 0);
-        assert_int_equal(x, a->model_version);
-    }
-    check_str(v, "explanation", a->explanation);
     avro_value_t sv;
     if (opt(v, "model_status", &sv) != a->has_model) fail_msg("model_status null-ness");
     if (a->has_model) {
@@ -663,18 +799,10 @@ static void check_attribution_avro(avro_value_t *v, const void *rec)
             assert_true(d == a->shapley_stderr[i]);   /* infinity too */
         }
     }
-    size_t nf = 0;
-    avro_value_get_size(v, &nf);
-    assert_int_equal(nf, 14);
 }
 
-static void put_attribution(tl_buf *b, int32_t id, const void *rec)
-{
-    tl_avro_put_attribution(b, id, rec);
-}
-
-static const avro_kind ATTRIBUTION_AVRO = {put_attribution, "11-attribution.avsc",
-                                           check_attribution_avro};
+static const avro_kind ATTRIBUTION_AVRO =
+    AVRO_KIND(R_ATTRIBUTION, "11-attribution.avsc", ATTRIBUTION_FIELDS, 14, check_attribution_avro);
 
 /* The size bounds checked at start (app/bounds.c) hold for the largest records the
  * configuration allows: every string at its bound (multi-byte characters), every optional
@@ -809,29 +937,13 @@ static void test_avro_attribution(void **state)
 
 /* ---- Avro: credit_delta ------------------------------------------------------------------- */
 
-static void check_credit_avro(avro_value_t *v, const void *rec)
+static void check_credit_interval_avro(avro_value_t *v, const void *rec)
 {
-    const tl_credit_delta *c = rec;
-    check_long(v, "window_start", c->window_start);
-    check_long(v, "window_end", c->window_end);
-    check_str(v, "dim", tl_dim_name(c->dim));
-    check_str(v, "dim_id", c->dim_id);
-    check_str(v, "method", c->method);
-    check_dbl(v, "credit", c->credit);
-    check_dbl(v, "credit_before", c->credit_before);
-    check_dbl(v, "conversions", c->conversions);
-    check_opt_dbl(v, "removal_effect", c->has_removal_effect, c->removal_effect);
-    check_opt_dbl(v, "credit_lo", c->has_interval, c->credit_lo);
-    check_opt_dbl(v, "credit_hi", c->has_interval, c->credit_hi);
-    check_opt_dbl(v, "interval_level", c->has_interval, c->interval_level);
-    size_t n = 0;
-    avro_value_get_size(v, &n);
-    assert_int_equal(n, 12);
+    check_fields_avro(v, rec, CREDIT_INTERVAL_FIELDS, N_FIELDS(CREDIT_INTERVAL_FIELDS));
 }
 
-static void put_credit(tl_buf *b, int32_t id, const void *rec) { tl_avro_put_credit(b, id, rec); }
-
-static const avro_kind CREDIT_AVRO = {put_credit, "7-credit_delta.avsc", check_credit_avro};
+static const avro_kind CREDIT_AVRO =
+    AVRO_KIND(R_CREDIT, "7-credit_delta.avsc", CREDIT_FIELDS, 12, check_credit_interval_avro);
 
 static void test_avro_credit(void **state)
 {
@@ -865,25 +977,8 @@ static tl_intent_delta intent_b(void)   /* moved by time: no event */
                              .explanation = ""};
 }
 
-static void check_intent_avro(avro_value_t *v, const void *rec)
-{
-    const tl_intent_delta *d = rec;
-    check_str(v, "user_id", d->user_id);
-    check_opt_str(v, "event_id", d->event_id);
-    check_long(v, "ts", d->ts);
-    check_long(v, "window_ms", d->window_ms);
-    check_dbl(v, "p", d->p);
-    check_dbl(v, "previous", d->previous);
-    check_long(v, "model_version", d->model_version);
-    check_str(v, "explanation", d->explanation);
-    size_t n = 0;
-    avro_value_get_size(v, &n);
-    assert_int_equal(n, 8);
-}
-
-static void put_intent(tl_buf *b, int32_t id, const void *rec) { tl_avro_put_intent(b, id, rec); }
-
-static const avro_kind INTENT_AVRO = {put_intent, "12-intent_delta.avsc", check_intent_avro};
+static const avro_kind INTENT_AVRO =
+    AVRO_KIND(R_INTENT, "12-intent_delta.avsc", INTENT_FIELDS, 8, NULL);
 
 static void test_avro_intent(void **state)
 {
@@ -892,11 +987,7 @@ static void test_avro_intent(void **state)
     roundtrip_two(&INTENT_AVRO, &a, 12, &b, 0x10000000);
     /* the bound holds for strings at their longest */
     const size_t S = 40;
-    char *s = malloc(S + 1), *text = malloc(TL_EXPLANATION_MAX + 1);
-    memset(s, 'x', S);
-    s[S] = 0;
-    memset(text, 'y', TL_EXPLANATION_MAX);
-    text[TL_EXPLANATION_MAX] = 0;
+    char *s = long_string(S, 'x'), *text = long_string(TL_EXPLANATION_MAX, 'y');
     tl_intent_delta big = {.user_id = s,
                            .event_id = s,
                            .ts = INT64_MIN,
@@ -956,15 +1047,12 @@ static void check_nc_entries(avro_value_t *rec, const char *name, const char *pn
     }
 }
 
-static void check_next_avro(avro_value_t *v, const void *rec)
+/* next_categories' view */
+static void check_next_view_avro(avro_value_t *v, const void *rec)
 {
     const tl_next_categories *r = rec;
-    check_str(v, "user_id", r->user_id);
-    check_str(v, "event_id", r->event_id);
-    check_long(v, "ts", r->ts);
     check_nc_entries(v, "categories", "p", r->view->cat, r->view->n);
     check_dbl(v, "p_other", r->view->p_other);
-    check_dbl(v, "moved", r->moved);
     avro_value_t emb = field(v, "embedding"), x;
     size_t k = 0;
     avro_value_get_size(&emb, &k);
@@ -976,17 +1064,10 @@ static void check_next_avro(avro_value_t *v, const void *rec)
         assert_true(f == r->view->emb[i]);
     }
     check_nc_entries(v, "like", "affinity", r->view->like, r->view->n_like);
-    check_str(v, "explanation", r->explanation);
-    avro_value_get_size(v, &k);
-    assert_int_equal(k, 9);
 }
 
-static void put_next(tl_buf *b, int32_t id, const void *rec)
-{
-    tl_avro_put_next_categories(b, id, rec);
-}
-
-static const avro_kind NEXT_AVRO = {put_next, "13-next_categories.avsc", check_next_avro};
+static const avro_kind NEXT_AVRO =
+    AVRO_KIND(R_NEXT, "13-next_categories.avsc", NEXT_FIELDS, 9, check_next_view_avro);
 
 static void test_avro_next_categories(void **state)
 {
@@ -996,11 +1077,7 @@ static void test_avro_next_categories(void **state)
     roundtrip_two(&NEXT_AVRO, &a, 13, &b, 0x10000000);
     /* the bound holds for strings at their longest and every list full */
     const size_t S = 40;
-    char *s = malloc(S + 1), *text = malloc(TL_EXPLANATION_MAX + 1);
-    memset(s, 'x', S);
-    s[S] = 0;
-    memset(text, 'y', TL_EXPLANATION_MAX);
-    text[TL_EXPLANATION_MAX] = 0;
+    char *s = long_string(S, 'x'), *text = long_string(TL_EXPLANATION_MAX, 'y');
     tl_nc_view full = {
         .ts = INT64_MIN, .n = TL_NC_TOP_MAX, .n_like = TL_NC_LIKE_MAX, .dim = TL_NC_DIM_MAX};
     for (int i = 0; i < TL_NC_TOP_MAX; i++) full.cat[i] = (tl_nc_entry){s, (uint32_t)S, 0.1f};
@@ -1233,34 +1310,42 @@ static void ji64(const tl_json *o, const char *k, int64_t want)
     if (v->i != want) fail_msg("%s: %lld, expected %lld", k, (long long)v->i, (long long)want);
 }
 
-static void check_interest_json(const tl_json *o, const tl_interest_delta *d)
+/* The fields of table f of rec in the JSON object o. */
+static void check_fields_json(const tl_json *o, const void *rec, const fdesc *f, size_t n)
 {
-    jstr(o, "type", "interest_delta");
-    jstr(o, "user_id", d->user_id);
-    jstr(o, "dim", tl_dim_name(d->dim));
-    jstr(o, "dim_id", d->dim_id);
-    jstr(o, "event_id", d->event_id);
-    ji64(o, "ts", d->ts);
-    jdbl(o, "f", d->f);
-    jdbl(o, "h", d->h);
-    jdbl(o, "weight_before", d->weight_before);
-    jdbl(o, "weight_after", d->weight_after);
-    jdbl(o, "decay_part", d->decay_part);
-    jdbl(o, "evidence_part", d->evidence_part);
-    ji64(o, "rank", d->rank);
-    jstr(o, "explanation", d->explanation);
-    assert_int_equal(tl_json_len(o), 14);
+    for (const fdesc *end = f + n; f < end; f++) {
+        switch (f->kind) {
+        case F_STR:
+        case F_OPT_STR: jstr(o, f->name, f_str(rec, f)); break;
+        case F_DIM: jstr(o, f->name, tl_dim_name(*(const tl_dim *)member(rec, f->off))); break;
+        case F_TYPE:
+            jstr(o, f->name, TYPE_SYMBOLS[*(const tl_event_type *)member(rec, f->off)]);
+            break;
+        case F_INT: ji64(o, f->name, *(const int32_t *)member(rec, f->off)); break;
+        case F_LONG: ji64(o, f->name, f_long(rec, f)); break;
+        case F_OPT_LONG:
+            if (f_has(rec, f)) ji64(o, f->name, f_long(rec, f));
+            else assert_int_equal(jget(o, f->name)->type, TL_JSON_NULL);
+            break;
+        case F_DBL: jdbl(o, f->name, f_dbl(rec, f)); break;
+        case F_OPT_DBL: jopt_dbl(o, f->name, f_has(rec, f), f_dbl(rec, f)); break;
+        }
+    }
+}
+
+/* A JSON line of record type `type`: its flat fields (table f) are rec's, and it has width
+ * members in all. */
+static void check_line(const tl_json *o, const char *type, const void *rec, const fdesc *f,
+                       size_t n, size_t width)
+{
+    jstr(o, "type", type);
+    check_fields_json(o, rec, f, n);
+    assert_int_equal(tl_json_len(o), width);
 }
 
 static void check_attribution_json(const tl_json *o, const tl_attribution *a)
 {
-    jstr(o, "type", "attribution");
-    jstr(o, "conversion_event_id", a->conversion_event_id);
-    jstr(o, "user_id", a->user_id);
-    jstr(o, "item_id", a->item_id);
-    jstr(o, "category_id", a->category_id);
-    ji64(o, "ts", a->ts);
-    jopt_dbl(o, "value", a->has_value, a->value);
+    check_line(o, "attribution", a, ATTRIBUTION_FIELDS, N_FIELDS(ATTRIBUTION_FIELDS), 15);
     const tl_json *tps = jget(o, "touchpoints");
     assert_int_equal(tps->type, TL_JSON_ARRAY);
     assert_int_equal(tl_json_len(tps), a->n_touchpoints);
@@ -1268,13 +1353,7 @@ static void check_attribution_json(const tl_json *o, const tl_attribution *a)
         const tl_json *t = tl_json_at(tps, (size_t)i);
         const tl_touchpoint *w = &a->touchpoints[i];
         assert_int_equal(t->type, TL_JSON_OBJECT);
-        jstr(t, "event_id", w->event_id);
-        jstr(t, "item_id", w->item_id);
-        jstr(t, "category_id", w->category_id);
-        jstr(t, "channel", w->channel);
-        jstr(t, "type", TYPE_SYMBOLS[w->type]);
-        ji64(t, "ts", w->ts);
-        jstr(t, "campaign", w->campaign);
+        check_fields_json(t, w, TOUCHPOINT_FIELDS, N_FIELDS(TOUCHPOINT_FIELDS));
         assert_int_equal(tl_json_len(t), 7);
     }
     const tl_json *cr = jget(o, "credits");
@@ -1296,11 +1375,6 @@ static void check_attribution_json(const tl_json *o, const tl_attribution *a)
         }
     }
     assert_int_equal(tl_json_len(cr), want_nm);
-    jopt_dbl(o, "p_conversion", a->has_model, a->p_conversion);
-    jopt_dbl(o, "p_baseline", a->has_model, a->p_baseline);
-    if (a->has_model) ji64(o, "model_version", a->model_version);
-    else assert_int_equal(jget(o, "model_version")->type, TL_JSON_NULL);
-    jstr(o, "explanation", a->explanation);
     const tl_json *st = jget(o, "model_status");
     if (!a->has_model) {
         assert_int_equal(st->type, TL_JSON_NULL);
@@ -1324,42 +1398,15 @@ static void check_attribution_json(const tl_json *o, const tl_attribution *a)
             else assert_int_equal(x->type, TL_JSON_NULL); /* unknown: null */
         }
     }
-    assert_int_equal(tl_json_len(o), 15);
 }
 
 static void check_credit_json(const tl_json *o, const tl_credit_delta *c)
 {
-    jstr(o, "type", "credit_delta");
-    ji64(o, "window_start", c->window_start);
-    ji64(o, "window_end", c->window_end);
-    jstr(o, "dim", tl_dim_name(c->dim));
-    jstr(o, "dim_id", c->dim_id);
-    jstr(o, "method", c->method);
-    jdbl(o, "credit", c->credit);
-    jdbl(o, "credit_before", c->credit_before);
-    jdbl(o, "conversions", c->conversions);
-    jopt_dbl(o, "removal_effect", c->has_removal_effect, c->removal_effect);
-    if (c->has_interval) { /* present only with an interval */
-        jdbl(o, "credit_lo", c->credit_lo);
-        jdbl(o, "credit_hi", c->credit_hi);
-        jdbl(o, "interval_level", c->interval_level);
-    }
-    assert_int_equal(tl_json_len(o), c->has_interval ? 13 : 10);
-}
-
-static void check_intent_json(const tl_json *o, const tl_intent_delta *d)
-{
-    jstr(o, "type", "intent_delta");
-    jstr(o, "user_id", d->user_id);
-    if (d->event_id) jstr(o, "event_id", d->event_id);
-    else assert_int_equal(tl_json_get(o, "event_id")->type, TL_JSON_NULL);
-    ji64(o, "ts", d->ts);
-    ji64(o, "window_ms", d->window_ms);
-    jdbl(o, "p", d->p);
-    jdbl(o, "previous", d->previous);
-    ji64(o, "model_version", d->model_version);
-    jstr(o, "explanation", d->explanation);
-    assert_int_equal(tl_json_len(o), 9);
+    /* the interval's members are there only with an interval */
+    check_line(o, "credit_delta", c, CREDIT_FIELDS, N_FIELDS(CREDIT_FIELDS),
+               c->has_interval ? 13 : 10);
+    if (c->has_interval)
+        check_fields_json(o, c, CREDIT_INTERVAL_FIELDS, N_FIELDS(CREDIT_INTERVAL_FIELDS));
 }
 
 static void check_nc_json(const tl_json *arr, const char *pname, const tl_nc_entry *e, int n)
@@ -1377,27 +1424,22 @@ static void check_nc_json(const tl_json *arr, const char *pname, const tl_nc_ent
 
 static void check_next_json(const tl_json *o, const tl_next_categories *r)
 {
-    jstr(o, "type", "next_categories");
-    jstr(o, "user_id", r->user_id);
-    jstr(o, "event_id", r->event_id);
-    ji64(o, "ts", r->ts);
+    check_line(o, "next_categories", r, NEXT_FIELDS, N_FIELDS(NEXT_FIELDS), 10);
     check_nc_json(jget(o, "categories"), "p", r->view->cat, r->view->n);
     jdbl(o, "p_other", r->view->p_other);
-    jdbl(o, "moved", r->moved);
     const tl_json *emb = jget(o, "embedding");
     assert_int_equal(tl_json_len(emb), r->view->dim);
     for (int i = 0; i < r->view->dim; i++) jdbl_v(tl_json_at(emb, i), r->view->emb[i], "embedding");
     check_nc_json(jget(o, "like"), "affinity", r->view->like, r->view->n_like);
-    jstr(o, "explanation", r->explanation);
-    assert_int_equal(tl_json_len(o), 10);
 }
 
-/* A JSON-lines sink writing to memory. */
+/* A JSON-lines sink writing to memory, and an arena for the lines parsed back. */
 typedef struct jsonl_mem {
     char *out;
     size_t len;
     FILE *f;
     tl_sink *s;
+    tl_arena a;
 } jsonl_mem;
 
 static void jsonl_mem_open(jsonl_mem *m)
@@ -1408,6 +1450,7 @@ static void jsonl_mem_open(jsonl_mem *m)
     assert_non_null(m->f);
     m->s = tl_jsonl_sink_new(m->f);
     assert_non_null(m->s);
+    tl_arena_init(&m->a, 1 << 16);
 }
 
 static void jsonl_mem_close(jsonl_mem *m)
@@ -1415,11 +1458,12 @@ static void jsonl_mem_close(jsonl_mem *m)
     tl_sink_destroy(m->s);
     fclose(m->f);
     free(m->out);
+    tl_arena_destroy(&m->a);
 }
 
-/* What was written, split into lines, each a JSON object (in a): one record a line, no
- * blank lines, a final newline, at most max lines. Returns the number of lines. */
-static size_t jsonl_mem_lines(const jsonl_mem *m, tl_arena *a, const tl_json **lines, size_t max)
+/* What was written, split into lines, each a JSON object (in m's arena): one record a line,
+ * no blank lines, a final newline, at most max lines. Returns the number of lines. */
+static size_t jsonl_mem_lines(jsonl_mem *m, const tl_json **lines, size_t max)
 {
     size_t n = 0;
     for (char *p = m->out; p < m->out + m->len; n++) {
@@ -1428,7 +1472,7 @@ static size_t jsonl_mem_lines(const jsonl_mem *m, tl_arena *a, const tl_json **l
         if (nl == p) fail_msg("line %zu is blank", n + 1);
         if (n == max) fail_msg("more than %zu lines", max);
         char err[256] = "";
-        lines[n] = tl_json_parse(p, (size_t)(nl - p), a, err, sizeof(err));
+        lines[n] = tl_json_parse(p, (size_t)(nl - p), &m->a, err, sizeof(err));
         if (!lines[n]) fail_msg("line %zu does not parse: %s: %.*s", n + 1, err, (int)(nl - p), p);
         assert_int_equal(lines[n]->type, TL_JSON_OBJECT);
         p = nl + 1;
@@ -1494,12 +1538,10 @@ static void test_jsonl(void **state)
 
     /* one record a line */
     assert_true(m.len > 0);
-    tl_arena a;
-    tl_arena_init(&a, 1 << 16);
     const tl_json *lines[16];
-    assert_int_equal(jsonl_mem_lines(&m, &a, lines, 16), 15);
-    check_interest_json(lines[0], &ia);
-    check_interest_json(lines[1], &ib);
+    assert_int_equal(jsonl_mem_lines(&m, lines, 16), 15);
+    check_line(lines[0], "interest_delta", &ia, INTEREST_FIELDS, N_FIELDS(INTEREST_FIELDS), 14);
+    check_line(lines[1], "interest_delta", &ib, INTEREST_FIELDS, N_FIELDS(INTEREST_FIELDS), 14);
     for (int i = 0; i < 6; i++) check_attribution_json(lines[2 + i], &at[i]);
     check_credit_json(lines[8], &ca);
     check_credit_json(lines[9], &cb);
@@ -1507,12 +1549,10 @@ static void test_jsonl(void **state)
     jstr(lines[10], "reason", "malformed");
     jstr(lines[10], "error", dlq.error);
     ji64(lines[10], "offset", 81);
-    check_intent_json(lines[11], &na);
-    check_intent_json(lines[12], &nb);
+    check_line(lines[11], "intent_delta", &na, INTENT_FIELDS, N_FIELDS(INTENT_FIELDS), 9);
+    check_line(lines[12], "intent_delta", &nb, INTENT_FIELDS, N_FIELDS(INTENT_FIELDS), 9);
     check_next_json(lines[13], &xa);
     check_next_json(lines[14], &xb);
-
-    tl_arena_destroy(&a);
     jsonl_mem_close(&m);
 }
 
@@ -1557,16 +1597,13 @@ static void test_jsonl_doubles(void **state)
         assert_int_equal(s->emit_interest(s->ctx, &d), TL_OK);
     }
     assert_int_equal(s->flush(s->ctx, 1000), TL_OK);
-    tl_arena a;
-    tl_arena_init(&a, 1 << 16);
     const tl_json *lines[sizeof(vals) / sizeof(*vals)];
-    assert_int_equal(jsonl_mem_lines(&m, &a, lines, nv), nv);
+    assert_int_equal(jsonl_mem_lines(&m, lines, nv), nv);
     for (size_t i = 0; i < nv; i++) {
         jdbl(lines[i], "f", vals[i]);
         jdbl(lines[i], "h", -vals[i]);
         jdbl(lines[i], "weight_after", vals[(i + 1) % nv]);
     }
-    tl_arena_destroy(&a);
     jsonl_mem_close(&m);
 }
 
