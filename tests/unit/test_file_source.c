@@ -349,6 +349,11 @@ static const bad_case bad_cases[] = {
     {TL_FMT_CANONICAL, "e,u,i,c,BROWSE,,,,", "ts is not an integer: ''"},
     {TL_FMT_CANONICAL, "e,u,i,c,BROWSE,99999999999999999999,,,",
      "ts is not an integer: '99999999999999999999'"},
+    {TL_FMT_CANONICAL, "e,u,i,c,BROWSE,9007199254740993,,,",
+     "ts 9007199254740993 is outside the accepted range [-9007199254740992, 9007199254740992]"},
+    {TL_FMT_CANONICAL, "e,u,i,c,BROWSE,-9223372036854775808,,,",
+     "ts -9223372036854775808 is outside the accepted range [-9007199254740992, "
+     "9007199254740992]"},
     {TL_FMT_CANONICAL, "e,u,i,c,BROWSE,1,,-4,",
      "dwell_ms is not an integer in 0..2147483647: '-4'"},
     {TL_FMT_CANONICAL, "e,u,i,c,BROWSE,1,,1.5,",
