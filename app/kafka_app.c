@@ -484,6 +484,7 @@ static int app_open(kafka_app *a, tl_sink_wrap_fn wrap, void *arg)
     if (tl_pipeline_init(&a->p, a->c, a->ac.state_dir, err, sizeof(err)) != 0)
         return failed(2, "configuration error: ", err);
     a->p_init = 1;
+    if (a->eos) tl_model_undo_start(a->p.model);   /* an aborted transaction's learning */
     a->codec = tl_app_codec_new(a->c, &a->store);
     if (!a->codec) return 1;
     /* From here a signal asks for an orderly stop, within shutdown.timeout.ms (connecting

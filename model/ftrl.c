@@ -87,6 +87,19 @@ struct tl_ftrl {
     unsigned char *mark;
     int n_touched;
     uint64_t d_updates;
+    /* Undo (tl_ftrl_undo_mark): each coordinate's state as the last mark left it, saved
+     * at its first change since (umark[i] == uepoch once saved), and the version then. */
+    uint32_t *umark, uepoch;
+    int journal;          /* saving, since a mark (tl_ftrl_undo_off: not) */
+    struct undo_row *urows;
+    size_t n_urows, cap_urows;
+    uint64_t u_version;
+};
+
+struct undo_row {
+    int32_t i;
+    double z, n, sq, w, avg;
+    uint64_t at;
 };
 
 static int params_ok(int d, double alpha, double beta, double l1, double l2)
@@ -133,6 +146,8 @@ void tl_ftrl_destroy(tl_ftrl *m)
     if (!m) return;
     free(m->z);
     free(m->dz);
+    free(m->umark);
+    free(m->urows);
     free(m);
 }
 
@@ -198,9 +213,23 @@ double tl_ftrl_dot_sparse_avg(const tl_ftrl *m, const int32_t *idx, const double
     return s;
 }
 
+/* Before coordinate i changes: its state as the mark left it, if not saved yet. */
+static inline void save(tl_ftrl *m, int i)
+{
+    if (!m->journal || m->umark[i] == m->uepoch) return;
+    m->umark[i] = m->uepoch;
+    if (m->n_urows == m->cap_urows) {
+        m->cap_urows = m->cap_urows ? m->cap_urows * 2 : 256;
+        m->urows = tl_xrealloc(m->urows, m->cap_urows * sizeof(*m->urows));
+    }
+    m->urows[m->n_urows++] =
+        (struct undo_row){i, m->z[i], m->n[i], m->sq[i], m->w[i], m->avg[i], m->at[i]};
+}
+
 /* Before w_i changes: the average up to now, with the old w_i. */
 static inline void settle(tl_ftrl *m, int i)
 {
+    save(m, i);
     m->avg[i] = avg_at(m, i, m->version);
     m->at[i] = m->version;
 }
@@ -439,6 +468,44 @@ void tl_ftrl_delta_clear(tl_ftrl *m)
 }
 
 int tl_ftrl_delta_pending(const tl_ftrl *m) { return m->dz && (m->d_updates || m->n_touched); }
+
+/* ---- undo ---------------------------------------------------------------------------- */
+
+void tl_ftrl_undo_mark(tl_ftrl *m)
+{
+    if (!m->umark) m->umark = tl_xcalloc((size_t)m->d, sizeof(*m->umark));
+    if (++m->uepoch == 0) {   /* wrapped: no coordinate may look saved */
+        memset(m->umark, 0, (size_t)m->d * sizeof(*m->umark));
+        m->uepoch = 1;
+    }
+    m->n_urows = 0;
+    m->u_version = m->version;
+    m->journal = 1;
+}
+
+void tl_ftrl_undo_off(tl_ftrl *m)
+{
+    m->journal = 0;
+    m->n_urows = 0;
+}
+
+size_t tl_ftrl_undo(tl_ftrl *m)
+{
+    if (!m->journal) return 0;
+    size_t n = m->n_urows;
+    for (size_t k = 0; k < n; k++) {
+        const struct undo_row *r = &m->urows[k];
+        m->z[r->i] = r->z;
+        m->n[r->i] = r->n;
+        m->sq[r->i] = r->sq;
+        m->w[r->i] = r->w;
+        m->avg[r->i] = r->avg;
+        m->at[r->i] = r->at;
+    }
+    m->version = m->u_version;
+    tl_ftrl_undo_mark(m);
+    return n;
+}
 
 /* A delta's header (DELTA_HEADER bytes) at p; returns where its k rows go. */
 static char *delta_header(const tl_ftrl *m, char *p, uint64_t updates, uint32_t k)

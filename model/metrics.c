@@ -41,6 +41,15 @@ struct tl_metrics {
     double sum_w, sum_wy;        /* all time, for the baseline rate */
     double *p, *pb, *w;          /* [window] */
     unsigned char *y;            /* [window] */
+    /* Undo (tl_metrics_undo_mark): the fields above as the mark left them, and the slots
+     * overwritten since, from the head then on, in their order (at most a window's). */
+    struct {
+        int on, head, n, win_pos, saved;
+        uint64_t count, positives;
+        double sum_w, sum_wy;
+        double *p, *pb, *w;
+        unsigned char *y;
+    } u;
 };
 
 static tl_metrics *alloc(int window, double prior, double prior_weight)
@@ -70,6 +79,7 @@ void tl_metrics_destroy(tl_metrics *m)
 {
     if (!m) return;
     free(m->p);
+    free(m->u.p);
     free(m);
 }
 
@@ -86,6 +96,13 @@ int tl_metrics_add(tl_metrics *m, double p, int y, double weight)
     if (!(p >= 0 && p <= 1) || !(weight >= 0) || !isfinite(weight)) return -1;
     int yy = y != 0;
     int slot = m->head;
+    if (m->u.on && m->u.saved < m->window) {
+        int k = m->u.saved++;
+        m->u.p[k] = m->p[slot];
+        m->u.pb[k] = m->pb[slot];
+        m->u.w[k] = m->w[slot];
+        m->u.y[k] = m->y[slot];
+    }
     if (m->n == m->window) {
         m->win_pos -= m->y[slot];   /* evict the oldest */
     } else {
@@ -102,6 +119,48 @@ int tl_metrics_add(tl_metrics *m, double p, int y, double weight)
     m->sum_w += weight;
     if (yy) m->sum_wy += weight;
     return 0;
+}
+
+void tl_metrics_undo_mark(tl_metrics *m)
+{
+    if (!m->u.p) {
+        m->u.p = tl_xcalloc((size_t)m->window, 3 * sizeof(double) + 1);
+        m->u.pb = m->u.p + m->window;
+        m->u.w = m->u.pb + m->window;
+        m->u.y = (unsigned char *)(m->u.w + m->window);
+    }
+    m->u.head = m->head;
+    m->u.n = m->n;
+    m->u.win_pos = m->win_pos;
+    m->u.count = m->count;
+    m->u.positives = m->positives;
+    m->u.sum_w = m->sum_w;
+    m->u.sum_wy = m->sum_wy;
+    m->u.saved = 0;
+    m->u.on = 1;
+}
+
+void tl_metrics_undo_off(tl_metrics *m) { m->u.on = 0; }
+
+int tl_metrics_undo(tl_metrics *m)
+{
+    if (!m->u.on) return 0;
+    int n = m->u.saved;
+    for (int k = 0, slot = m->u.head; k < n; k++, slot = slot + 1 == m->window ? 0 : slot + 1) {
+        m->p[slot] = m->u.p[k];
+        m->pb[slot] = m->u.pb[k];
+        m->w[slot] = m->u.w[k];
+        m->y[slot] = m->u.y[k];
+    }
+    m->head = m->u.head;
+    m->n = m->u.n;
+    m->win_pos = m->u.win_pos;
+    m->count = m->u.count;
+    m->positives = m->u.positives;
+    m->sum_w = m->u.sum_w;
+    m->sum_wy = m->u.sum_wy;
+    tl_metrics_undo_mark(m);
+    return n;
 }
 
 /* ---- queries ------------------------------------------------------------------ */

@@ -56,6 +56,14 @@ void tl_metrics_destroy(tl_metrics *m);
  * or -1 when p or weight is invalid (NaN included); the example is then not counted. */
 int tl_metrics_add(tl_metrics *m, double p, int y, double weight);
 
+/* tl_metrics_undo_mark starts (or restarts) a journal of what tl_metrics_add changes (at
+ * most the window's slots); tl_metrics_undo takes every example added since the mark
+ * back, bit for bit, and marks again. It returns the number of window slots put back (0
+ * without a journal). tl_metrics_undo_off ends the journal. */
+void tl_metrics_undo_mark(tl_metrics *m);
+int tl_metrics_undo(tl_metrics *m);
+void tl_metrics_undo_off(tl_metrics *m);
+
 /* Over the window. logloss: NaN when the window's total weight is 0 (e.g. empty).
  * auc: NaN when the positive or the negative weight in the window is 0, in particular
  * when the window holds one class only. */

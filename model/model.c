@@ -254,6 +254,12 @@ struct tl_model {
      * it (tl_model_txn_end), and whether it changed since. */
     tl_buf mk_snap;
     int mk_dirty;
+    /* Undo (tl_model_undo_start): 0 off; 1 between transactions, nothing to take back;
+     * 2 learned in the open transaction, the weights and metrics journaled since just
+     * before, and since: the other instances' updates applied since then (each as u32
+     * length | the record), to apply again after an undo. */
+    int undo;
+    tl_buf since;
 };
 
 /* Updates the model that credits has taken. */
@@ -359,8 +365,68 @@ static void markov_snapshot(tl_model *m)
     m->mk_dirty = 0;
 }
 
+static int share_apply(tl_model *m, const void *data, size_t len, char *err, size_t errlen);
+
+void tl_model_undo_start(tl_model *m)
+{
+    if (m && m->cfg.enabled && !m->undo) m->undo = 1;
+}
+
+/* Before the first example of a transaction: the state to go back to, if it aborts. */
+static void undo_mark(tl_model *m)
+{
+    tl_ftrl_undo_mark(m->ftrl);
+    tl_metrics_undo_mark(m->metrics);
+    tl_buf_clear(&m->since);
+    m->undo = 2;
+}
+
+/* Between transactions: nothing to take back. */
+static void undo_off(tl_model *m)
+{
+    tl_ftrl_undo_off(m->ftrl);
+    tl_metrics_undo_off(m->metrics);
+    tl_buf_clear(&m->since);
+    m->undo = 1;
+}
+
+/* The conversion model back to where it was before the aborted transaction's first
+ * example: what this instance learned since is taken back, the others' updates read since
+ * are applied again. */
+static void model_undo(tl_model *m)
+{
+    size_t coords = tl_ftrl_undo(m->ftrl);
+    int slots = tl_metrics_undo(m->metrics);
+    int again = 0;
+    char err[160];
+    for (size_t off = 0; off + 4 <= m->since.len; again++) {
+        uint32_t len = tl_le_get_u32((const unsigned char *)m->since.data + off);
+        if (share_apply(m, m->since.data + off + 4, len, err, sizeof(err)) != 0)
+            TL_LOG_ERROR("model", "an update applied before could not be applied again: %s", err);
+        off += 4 + (size_t)len;
+    }
+    if (coords || slots)
+        TL_LOG_WARN("model",
+                    "a transaction did not commit: its learning is taken back (%zu weights, %d "
+                    "examples of the progressive metrics)%s; its examples are learned when "
+                    "its input is processed again",
+                    coords, slots,
+                    again ? ", and the other instances' updates read since applied again" : "");
+    if (m->seq && (coords || slots)) {
+        static int said;
+        if (!said++)
+            TL_LOG_WARN("model",
+                        "the sequence model keeps what it learned in a transaction "
+                        "that did not commit (model.kind=seq is not taken back)");
+    }
+}
+
 void tl_model_txn_end(tl_model *m, int committed)
 {
+    if (m->undo == 2) {
+        if (!committed) model_undo(m);
+        undo_off(m);
+    }
     if (!m->markov || !m->mk_dirty) return;
     if (committed) {
         markov_snapshot(m);
@@ -662,6 +728,7 @@ void tl_model_destroy(tl_model *m)
     free(m->checkpoint);
     tl_buf_free(&m->share_ex);
     tl_buf_free(&m->mk_snap);
+    tl_buf_free(&m->since);
     free(m);
 }
 
@@ -1185,6 +1252,7 @@ void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp 
                     int label, int64_t ts)
 {
     if (!m->cfg.enabled || n < 0) return;
+    if (m->undo == 1) undo_mark(m);
     tl_jf_tp jf[TL_MODEL_MAX_TPS];
     const tl_journey_tp *t = n > TL_MODEL_MAX_TPS ? tps + (n - TL_MODEL_MAX_TPS) : tps;
     int k = n > TL_MODEL_MAX_TPS ? TL_MODEL_MAX_TPS : n;
@@ -1371,9 +1439,21 @@ void tl_model_share_clear(tl_model *m)
 int tl_model_share_apply(tl_model *m, const void *data, size_t len, int64_t offset, char *err,
                          size_t errlen)
 {
-    const unsigned char *p = data;
     if (offset >= 0) m->feed_next = offset + 1; /* a refused record is not read again */
     if (!m->cfg.enabled) return 0;
+    int rc = share_apply(m, data, len, err, errlen);
+    if (rc == 0 && m->undo == 2 && len <= UINT32_MAX) {
+        char n[4];
+        tl_le_put_u32(n, (uint32_t)len);
+        tl_buf_append(&m->since, n, 4);
+        tl_buf_append(&m->since, data, len);
+    }
+    return rc;
+}
+
+static int share_apply(tl_model *m, const void *data, size_t len, char *err, size_t errlen)
+{
+    const unsigned char *p = data;
     if (tl_wire_frame_format(data, len, SHARE_MAGIC) != SHARE_FORMAT || len < 12) {
         snprintf(err, errlen, "not a model update (magic or format)");
         m->rep.shared_bad++;

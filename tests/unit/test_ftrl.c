@@ -213,6 +213,35 @@ static void test_weight_zero_changes_nothing(void **state)
     tl_ftrl_destroy(m);
 }
 
+/* An undo puts the dense model back, bit for bit, to its mark: the weights, averages and
+ * version of a model that never learned what came after; and it marks again. */
+static void test_undo_dense(void **state)
+{
+    (void)state;
+    const int d = 6;
+    tl_ftrl *m = tl_ftrl_new(d, 0.1, 1, 0.01, 0.1), *ref = tl_ftrl_new(d, 0.1, 1, 0.01, 0.1);
+    assert_int_equal(tl_ftrl_undo(m), 0); /* no mark: nothing */
+    uint64_t seed = rng;   /* the same 30 examples for both */
+    train(m, d, 30, (const double[]){1.0}, 1);
+    rng = seed;
+    train(ref, d, 30, (const double[]){1.0}, 1);
+    tl_ftrl_undo_mark(m);
+    train(m, d, 20, (const double[]){1.0}, 1);
+    assert_true(tl_ftrl_undo(m) > 0);
+    tl_buf a = {0}, b = {0};
+    tl_ftrl_encode(m, &a);
+    tl_ftrl_encode(ref, &b);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    assert_int_equal(tl_ftrl_version(m), 30);
+    for (int i = 0; i < d; i++) assert_true(tl_ftrl_avg_weight(m, i) == tl_ftrl_avg_weight(ref, i));
+    assert_int_equal(tl_ftrl_undo(m), 0); /* marked again, nothing since */
+    tl_buf_free(&a);
+    tl_buf_free(&b);
+    tl_ftrl_destroy(m);
+    tl_ftrl_destroy(ref);
+}
+
 static void test_encode_decode_round_trip(void **state)
 {
     (void)state;
@@ -622,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_two_updates_by_hand),
         cmocka_unit_test(test_l1_zeroes_weights),
         cmocka_unit_test(test_weight_zero_changes_nothing),
+        cmocka_unit_test(test_undo_dense),
         cmocka_unit_test(test_encode_decode_round_trip),
         cmocka_unit_test(test_decode_rejects_malformed),
         cmocka_unit_test(test_invalid_parameters),

@@ -320,6 +320,53 @@ static void test_encode_decode(void **state)
     tl_metrics_destroy(m);
 }
 
+/* The encoding of m, for comparing two trackers bit for bit. */
+static void encoded(const tl_metrics *m, tl_buf *b)
+{
+    tl_buf_clear(b);
+    tl_metrics_encode(m, b);
+}
+
+/* An undo takes back every example added since the mark, also past a whole window's
+ * worth (the ring wrapped), and marks again; without a mark it changes nothing. */
+static void test_undo(void **state)
+{
+    (void)state;
+    tl_metrics *m = tl_metrics_new(8), *ref = tl_metrics_new(8);
+    tl_buf a = {0}, b = {0};
+    assert_int_equal(tl_metrics_undo(m), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(tl_metrics_add(m, 0.1 * i, i & 1, 1.0 + i), 0);
+        assert_int_equal(tl_metrics_add(ref, 0.1 * i, i & 1, 1.0 + i), 0);
+    }
+    for (int round = 0; round < 3; round++) {
+        tl_metrics_undo_mark(m);
+        int n = round == 0 ? 3 : round == 1 ? 8 : 11; /* less than, a whole, more than a window */
+        for (int i = 0; i < n; i++) assert_int_equal(tl_metrics_add(m, 0.9, 1, 2.5), 0);
+        assert_int_equal(tl_metrics_undo(m), n < 8 ? n : 8);
+        encoded(m, &a);
+        encoded(ref, &b);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        assert_int_equal(tl_metrics_count(m), 5);
+        assert_int_equal(tl_metrics_positives(m), 2);
+    }
+    /* then the same examples in both: still the same */
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(tl_metrics_add(m, 0.05 * i, !(i & 1), 0.5), 0);
+        assert_int_equal(tl_metrics_add(ref, 0.05 * i, !(i & 1), 0.5), 0);
+    }
+    encoded(m, &a);
+    encoded(ref, &b);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    assert_true(tl_metrics_auc(m) == tl_metrics_auc(ref));
+    tl_buf_free(&a);
+    tl_buf_free(&b);
+    tl_metrics_destroy(m);
+    tl_metrics_destroy(ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_baseline_running_rate),
         cmocka_unit_test(test_invalid_input),
         cmocka_unit_test(test_encode_decode),
+        cmocka_unit_test(test_undo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2043,6 +2043,95 @@ static void test_model_share(void **state)
     tl_model_destroy(m3);
 }
 
+/* The bytes m's checkpoint writes to path (of fx_tmpdir). */
+static char *checkpoint_at(tl_model *m, const char *path, size_t *len)
+{
+    assert_int_equal(tl_model_checkpoint(m), 0);
+    char *b = fx_slurp(path, len);
+    assert_non_null(b);
+    return b;
+}
+
+/* exactly_once with tl_model_undo_start: a transaction that does not commit takes back
+ * what the model learned in it (weights, averages, version, progressive metrics), and
+ * applies again the other instance's updates read meanwhile. Learning its examples again
+ * then gives, bit for bit, the checkpoint of a model that learned them once; without the
+ * undo, it does not. */
+static void test_model_undo(void **state)
+{
+    (void)state;
+    char pa[128], pb[128], pc[128], err[256];
+    snprintf(pa, sizeof(pa), "%s/undo.bin", fx_tmpdir);
+    snprintf(pb, sizeof(pb), "%s/once.bin", fx_tmpdir);
+    snprintf(pc, sizeof(pc), "%s/twice.bin", fx_tmpdir);
+    tl_model_cfg mc = fx_model_cfg();
+    tl_model *undo = tl_model_new(&mc, pa, err, sizeof(err)),
+             *once = tl_model_new(&mc, pb, err, sizeof(err)),
+             *twice = tl_model_new(&mc, pc, err, sizeof(err)), *other = model_new(&mc);
+    assert_true(undo && once && twice && other);
+    gen_examples(train_set, N_TRAIN, 23, 0);
+    /* the other instance's update, in parts */
+    tl_model_share_start(other);
+    tl_buf parts[64];
+    int np = 0;
+    for (int round = 0; round < 4; round++) { /* four transactions of the other's */
+        train(other, NULL, train_set + 300 + 25 * round, 25);
+        while (np < 64 && (parts[np] = (tl_buf){0}, tl_model_share_take(other, &parts[np], 4096)))
+            np++;
+    }
+    assert_true(np >= 4 && np < 64);
+
+    tl_model *tried[2] = {undo, twice};
+    tl_model_undo_start(undo);
+    for (int k = 0; k < 2; k++) {
+        tl_model *m = tried[k];
+        train(m, NULL, train_set, 100);
+        tl_model_txn_end(m, 1);
+        /* between transactions, the other's first part is read; then a transaction learns
+         * 100 examples, reads the second part, learns 50 more and reads the rest; it does
+         * not commit */
+        if (tl_model_share_apply(m, parts[0].data, parts[0].len, 0, err, sizeof(err)) != 0)
+            fail_msg("%s", err);
+        train(m, NULL, train_set + 100, 100);
+        if (tl_model_share_apply(m, parts[1].data, parts[1].len, 1, err, sizeof(err)) != 0)
+            fail_msg("%s", err);
+        train(m, NULL, train_set + 200, 50);
+        for (int i = 2; i < np; i++)
+            if (tl_model_share_apply(m, parts[i].data, parts[i].len, i, err, sizeof(err)) != 0)
+                fail_msg("%s", err);
+        tl_model_txn_end(m, 0);
+        /* its input processed again, committed */
+        train(m, NULL, train_set + 100, 150);
+        tl_model_txn_end(m, 1);
+    }
+    /* the same examples and updates, each once */
+    train(once, NULL, train_set, 100);
+    for (int i = 0; i < np; i++)
+        if (tl_model_share_apply(once, parts[i].data, parts[i].len, i, err, sizeof(err)) != 0)
+            fail_msg("%s", err);
+    train(once, NULL, train_set + 100, 150);
+
+    tl_model_report r;
+    tl_model_report_get(undo, &r);
+    assert_int_equal(r.examples, 350);
+    size_t la, lb, lc;
+    char *a = checkpoint_at(undo, pa, &la), *b = checkpoint_at(once, pb, &lb),
+         *c = checkpoint_at(twice, pc, &lc);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    assert_true(lc != lb || memcmp(c, b, lb) != 0); /* learned twice without the undo */
+    tl_model_report_get(twice, &r);
+    assert_int_equal(r.examples, 500);
+    free(a);
+    free(b);
+    free(c);
+    for (int i = 0; i < np; i++) tl_buf_free(&parts[i]);
+    tl_model_destroy(undo);
+    tl_model_destroy(once);
+    tl_model_destroy(twice);
+    tl_model_destroy(other);
+}
+
 /* model.kind=seq: the model learns an order effect from the stream's examples (a purchase
  * follows display then search, never search then display), credits a purchase after
  * that order with shares in [0, 1] that sum to 1 and a p_conversion above the same
@@ -2250,6 +2339,7 @@ int main(void)
         cmocka_unit_test(test_intent_stage),
         FX_TMPDIR_TEST(test_checkpoint),
         FX_TMPDIR_TEST(test_model_share),
+        FX_TMPDIR_TEST(test_model_undo),
         FX_TMPDIR_TEST(test_checkpoint_truncated),
         FX_TMPDIR_TEST(test_checkpoint_window_start),
         FX_TMPDIR_TEST(test_seq_kind),
