@@ -64,6 +64,7 @@
  * require 1e-9 agreement, and the state is tiny).
  */
 #include "ftrl.h"
+#include "lib/undo.h"
 #include "lib/wire.h"
 
 #include <math.h>
@@ -88,11 +89,8 @@ struct tl_ftrl {
     int n_touched;
     uint64_t d_updates;
     /* Undo (tl_ftrl_undo_mark): each coordinate's state as the last mark left it, saved
-     * at its first change since (umark[i] == uepoch once saved), and the version then. */
-    uint32_t *umark, uepoch;
-    int journal;          /* saving, since a mark (tl_ftrl_undo_off: not) */
-    struct undo_row *urows;
-    size_t n_urows, cap_urows;
+     * at its first change since (rows: struct undo_row), and the version then. */
+    tl_undo undo;
     uint64_t u_version;
 };
 
@@ -146,8 +144,7 @@ void tl_ftrl_destroy(tl_ftrl *m)
     if (!m) return;
     free(m->z);
     free(m->dz);
-    free(m->umark);
-    free(m->urows);
+    tl_undo_free(&m->undo);
     free(m);
 }
 
@@ -216,14 +213,8 @@ double tl_ftrl_dot_sparse_avg(const tl_ftrl *m, const int32_t *idx, const double
 /* Before coordinate i changes: its state as the mark left it, if not saved yet. */
 static inline void save(tl_ftrl *m, int i)
 {
-    if (!m->journal || m->umark[i] == m->uepoch) return;
-    m->umark[i] = m->uepoch;
-    if (m->n_urows == m->cap_urows) {
-        m->cap_urows = m->cap_urows ? m->cap_urows * 2 : 256;
-        m->urows = tl_xrealloc(m->urows, m->cap_urows * sizeof(*m->urows));
-    }
-    m->urows[m->n_urows++] =
-        (struct undo_row){i, m->z[i], m->n[i], m->sq[i], m->w[i], m->avg[i], m->at[i]};
+    struct undo_row *r = tl_undo_save(&m->undo, (size_t)i);
+    if (r) *r = (struct undo_row){i, m->z[i], m->n[i], m->sq[i], m->w[i], m->avg[i], m->at[i]};
 }
 
 /* Before w_i changes: the average up to now, with the old w_i. */
@@ -473,28 +464,18 @@ int tl_ftrl_delta_pending(const tl_ftrl *m) { return m->dz && (m->d_updates || m
 
 void tl_ftrl_undo_mark(tl_ftrl *m)
 {
-    if (!m->umark) m->umark = tl_xcalloc((size_t)m->d, sizeof(*m->umark));
-    if (++m->uepoch == 0) {   /* wrapped: no coordinate may look saved */
-        memset(m->umark, 0, (size_t)m->d * sizeof(*m->umark));
-        m->uepoch = 1;
-    }
-    m->n_urows = 0;
+    tl_undo_mark(&m->undo, (size_t)m->d, sizeof(struct undo_row));
     m->u_version = m->version;
-    m->journal = 1;
 }
 
-void tl_ftrl_undo_off(tl_ftrl *m)
-{
-    m->journal = 0;
-    m->n_urows = 0;
-}
+void tl_ftrl_undo_off(tl_ftrl *m) { tl_undo_off(&m->undo); }
 
 size_t tl_ftrl_undo(tl_ftrl *m)
 {
-    if (!m->journal) return 0;
-    size_t n = m->n_urows;
+    if (!m->undo.on) return 0;
+    size_t n = m->undo.n_rows;
     for (size_t k = 0; k < n; k++) {
-        const struct undo_row *r = &m->urows[k];
+        const struct undo_row *r = tl_undo_row(&m->undo, k);
         m->z[r->i] = r->z;
         m->n[r->i] = r->n;
         m->sq[r->i] = r->sq;

@@ -376,6 +376,7 @@ void tl_model_undo_start(tl_model *m)
 static void undo_mark(tl_model *m)
 {
     tl_ftrl_undo_mark(m->ftrl);
+    if (m->seq) tl_seq_undo_mark(m->seq);
     tl_metrics_undo_mark(m->metrics);
     tl_buf_clear(&m->since);
     m->undo = 2;
@@ -385,6 +386,7 @@ static void undo_mark(tl_model *m)
 static void undo_off(tl_model *m)
 {
     tl_ftrl_undo_off(m->ftrl);
+    if (m->seq) tl_seq_undo_off(m->seq);
     tl_metrics_undo_off(m->metrics);
     tl_buf_clear(&m->since);
     m->undo = 1;
@@ -395,7 +397,7 @@ static void undo_off(tl_model *m)
  * are applied again. */
 static void model_undo(tl_model *m)
 {
-    size_t coords = tl_ftrl_undo(m->ftrl);
+    size_t coords = tl_ftrl_undo(m->ftrl) + (m->seq ? tl_seq_undo(m->seq) : 0);
     int slots = tl_metrics_undo(m->metrics);
     int again = 0;
     char err[160];
@@ -412,13 +414,6 @@ static void model_undo(tl_model *m)
                     "its input is processed again",
                     coords, slots,
                     again ? ", and the other instances' updates read since applied again" : "");
-    if (m->seq && (coords || slots)) {
-        static int said;
-        if (!said++)
-            TL_LOG_WARN("model",
-                        "the sequence model keeps what it learned in a transaction "
-                        "that did not commit (model.kind=seq is not taken back)");
-    }
 }
 
 void tl_model_txn_end(tl_model *m, int committed)

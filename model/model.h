@@ -169,11 +169,11 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out);
 /* exactly_once, after each transaction: committed, the Markov part (the chain, its window,
  * the credits last published) is remembered as it is; aborted, it goes back to what was
  * remembered, so that the events read again do not add their journeys twice nor close a
- * window twice. With tl_model_undo_start, the conversion model (its FTRL weights and
- * progressive metrics) does the same: an aborted transaction's examples are taken back,
- * and learned once when its input is processed again; the other instances' updates read
- * in the meantime are applied again after. Not taken back: the sequence model of
- * model.kind=seq, the intent's calibration and the category model. */
+ * window twice. With tl_model_undo_start, the conversion model (its FTRL weights, the
+ * attention step's of model.kind=seq, and its progressive metrics) does the same: an
+ * aborted transaction's examples are taken back, and learned once when its input is
+ * processed again; the other instances' updates read in the meantime are applied again
+ * after. Not taken back: the intent's calibration and the category model. */
 void tl_model_undo_start(tl_model *m);
 void tl_model_txn_end(tl_model *m, int committed);
 

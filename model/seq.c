@@ -21,6 +21,7 @@
 #include "ftrl.h" /* tl_sigmoid */
 #include "journey_features.h"
 #include "lib/rng.h"
+#include "lib/undo.h"
 #include "lib/util.h"
 #include "lib/wire.h"
 
@@ -41,7 +42,23 @@ struct tl_seq {
     unsigned char *mark;
     size_t n_touched;
     uint64_t d_updates;
+    /* Undo (tl_seq_undo_mark): each weight's w, acc and sent as the mark left them, saved
+     * at its first change since (rows: struct seq_undo_row), and the version then. */
+    tl_undo undo;
+    uint64_t u_version;
 };
+
+struct seq_undo_row {
+    size_t at;
+    double w, acc, sent;
+};
+
+/* Before weight at changes: its state as the mark left it, if not saved yet. */
+static inline void save(tl_seq *m, size_t at)
+{
+    struct seq_undo_row *r = tl_undo_save(&m->undo, at);
+    if (r) *r = (struct seq_undo_row){at, m->w[at], m->acc[at], m->sent ? m->sent[at] : 0.0};
+}
 
 struct tl_seq_pass {
     int n, d;
@@ -105,7 +122,31 @@ void tl_seq_free(tl_seq *m)
     free(m->w);
     free(m->acc);
     free(m->sent); /* one block with touched and mark */
+    tl_undo_free(&m->undo);
     free(m);
+}
+
+void tl_seq_undo_mark(tl_seq *m)
+{
+    tl_undo_mark(&m->undo, m->n_w, sizeof(struct seq_undo_row));
+    m->u_version = m->version;
+}
+
+void tl_seq_undo_off(tl_seq *m) { tl_undo_off(&m->undo); }
+
+size_t tl_seq_undo(tl_seq *m)
+{
+    if (!m->undo.on) return 0;
+    size_t n = m->undo.n_rows;
+    for (size_t k = 0; k < n; k++) {
+        const struct seq_undo_row *r = tl_undo_row(&m->undo, k);
+        m->w[r->at] = r->w;
+        m->acc[r->at] = r->acc;
+        if (m->sent) m->sent[r->at] = r->sent;
+    }
+    m->version = m->u_version;
+    tl_seq_undo_mark(m);
+    return n;
 }
 
 size_t tl_seq_size(const tl_seq *m) { return m->n_w; }
@@ -462,6 +503,7 @@ void tl_seq_logit_grad(const tl_seq *m, const tl_seq_tp *tps, int n, int64_t at,
 
 static void adagrad(tl_seq *m, size_t at, double grad)
 {
+    save(m, at);
     double gr = grad + m->cfg.l2 * m->w[at];
     m->acc[at] += gr * gr;
     m->w[at] -= m->cfg.lr * gr / (sqrt(m->acc[at]) + 1e-8);
@@ -534,6 +576,7 @@ static void put_changes(tl_seq *m, tl_buf *out, size_t at, size_t n)
 {
     char v[8];
     for (size_t i = at; i < at + n; i++) {
+        save(m, i);
         tl_buf_append(out, v, (size_t)(tl_le_put_f64(v, m->w[i] - m->sent[i]) - v));
         m->sent[i] = m->w[i];
     }
@@ -625,6 +668,7 @@ int tl_seq_delta_check(const tl_seq *m, const void *data, size_t len)
 
 static void add_change(tl_seq *m, size_t at, double change)
 {
+    save(m, at);
     m->w[at] += change;
     if (m->sent) m->sent[at] += change; /* another's: not to be sent again */
 }

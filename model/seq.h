@@ -139,6 +139,14 @@ void tl_seq_delta_clear(tl_seq *m);
 int tl_seq_delta_check(const tl_seq *m, const void *data, size_t len);
 int tl_seq_delta_apply(tl_seq *m, const void *data, size_t len);
 
+/* Undo, as the FTRL model's (ftrl.h): tl_seq_undo_mark starts (or restarts) a journal of
+ * every weight changed from then on (its w, AdaGrad sum and last-sent value as they
+ * were); tl_seq_undo puts them and the version back, bit for bit, and marks again (the
+ * number of weights put back; 0 without a journal); tl_seq_undo_off ends the journal. */
+void tl_seq_undo_mark(tl_seq *m);
+size_t tl_seq_undo(tl_seq *m);
+void tl_seq_undo_off(tl_seq *m);
+
 /* The gradient of the logit of the whole journey with respect to every weight, in the
  * order of tl_seq_weights (for checking the learner against finite differences). */
 void tl_seq_logit_grad(const tl_seq *m, const tl_seq_tp *tps, int n, int64_t at, double *grad);

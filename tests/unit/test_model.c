@@ -2052,22 +2052,34 @@ static char *checkpoint_at(tl_model *m, const char *path, size_t *len)
     return b;
 }
 
-/* exactly_once with tl_model_undo_start: a transaction that does not commit takes back
- * what the model learned in it (weights, averages, version, progressive metrics), and
- * applies again the other instance's updates read meanwhile. Learning its examples again
- * then gives, bit for bit, the checkpoint of a model that learned them once; without the
- * undo, it does not. */
-static void test_model_undo(void **state)
+/* The update m sends at a commit (all its parts, concatenated into out, which is cleared
+ * first), as the Kafka sink takes it. */
+static void take_all(tl_model *m, tl_buf *out)
 {
-    (void)state;
+    tl_buf_clear(out);
+    tl_buf part = {0};
+    while (tl_model_share_take(m, &part, 4096)) {
+        tl_buf_append(out, part.data, part.len);
+        tl_buf_clear(&part);
+    }
+    tl_buf_free(&part);
+}
+
+/* exactly_once with tl_model_undo_start, for the model of mc: a transaction that does not
+ * commit takes back what the model learned in it (weights, averages, the sequence model's
+ * weights and sums, version, progressive metrics), and applies again the other
+ * instance's updates read meanwhile. Learning its examples again then gives, bit for bit,
+ * the checkpoint of a model that learned them once, and the same update for the others;
+ * without the undo, it does not. */
+static void undo_case(const tl_model_cfg *mc, const char *name)
+{
     char pa[128], pb[128], pc[128], err[256];
-    snprintf(pa, sizeof(pa), "%s/undo.bin", fx_tmpdir);
-    snprintf(pb, sizeof(pb), "%s/once.bin", fx_tmpdir);
-    snprintf(pc, sizeof(pc), "%s/twice.bin", fx_tmpdir);
-    tl_model_cfg mc = fx_model_cfg();
-    tl_model *undo = tl_model_new(&mc, pa, err, sizeof(err)),
-             *once = tl_model_new(&mc, pb, err, sizeof(err)),
-             *twice = tl_model_new(&mc, pc, err, sizeof(err)), *other = model_new(&mc);
+    snprintf(pa, sizeof(pa), "%s/undo-%s.bin", fx_tmpdir, name);
+    snprintf(pb, sizeof(pb), "%s/once-%s.bin", fx_tmpdir, name);
+    snprintf(pc, sizeof(pc), "%s/twice-%s.bin", fx_tmpdir, name);
+    tl_model *undo = tl_model_new(mc, pa, err, sizeof(err)),
+             *once = tl_model_new(mc, pb, err, sizeof(err)),
+             *twice = tl_model_new(mc, pc, err, sizeof(err)), *other = model_new(mc);
     assert_true(undo && once && twice && other);
     gen_examples(train_set, N_TRAIN, 23, 0);
     /* the other instance's update, in parts */
@@ -2081,15 +2093,18 @@ static void test_model_undo(void **state)
     }
     assert_true(np >= 4 && np < 64);
 
+    tl_buf sent[3] = {{0}}; /* each model's update of its last transaction */
     tl_model *tried[2] = {undo, twice};
     tl_model_undo_start(undo);
     for (int k = 0; k < 2; k++) {
         tl_model *m = tried[k];
+        tl_model_share_start(m);
         train(m, NULL, train_set, 100);
+        take_all(m, &sent[k]);
         tl_model_txn_end(m, 1);
         /* between transactions, the other's first part is read; then a transaction learns
-         * 100 examples, reads the second part, learns 50 more and reads the rest; it does
-         * not commit */
+         * 100 examples, reads the second part, learns 50 more and reads the rest, sends
+         * its update and does not commit */
         if (tl_model_share_apply(m, parts[0].data, parts[0].len, 0, err, sizeof(err)) != 0)
             fail_msg("%s", err);
         train(m, NULL, train_set + 100, 100);
@@ -2099,17 +2114,23 @@ static void test_model_undo(void **state)
         for (int i = 2; i < np; i++)
             if (tl_model_share_apply(m, parts[i].data, parts[i].len, i, err, sizeof(err)) != 0)
                 fail_msg("%s", err);
+        take_all(m, &sent[k]);
         tl_model_txn_end(m, 0);
+        tl_model_share_clear(m); /* the sink, at the next transaction's start */
         /* its input processed again, committed */
         train(m, NULL, train_set + 100, 150);
+        take_all(m, &sent[k]);
         tl_model_txn_end(m, 1);
     }
     /* the same examples and updates, each once */
+    tl_model_share_start(once);
     train(once, NULL, train_set, 100);
+    take_all(once, &sent[2]);
     for (int i = 0; i < np; i++)
         if (tl_model_share_apply(once, parts[i].data, parts[i].len, i, err, sizeof(err)) != 0)
             fail_msg("%s", err);
     train(once, NULL, train_set + 100, 150);
+    take_all(once, &sent[2]);
 
     tl_model_report r;
     tl_model_report_get(undo, &r);
@@ -2119,6 +2140,8 @@ static void test_model_undo(void **state)
          *c = checkpoint_at(twice, pc, &lc);
     assert_int_equal(la, lb);
     assert_memory_equal(a, b, la);
+    assert_int_equal(sent[0].len, sent[2].len);
+    assert_memory_equal(sent[0].data, sent[2].data, sent[0].len);
     assert_true(lc != lb || memcmp(c, b, lb) != 0); /* learned twice without the undo */
     tl_model_report_get(twice, &r);
     assert_int_equal(r.examples, 500);
@@ -2126,10 +2149,18 @@ static void test_model_undo(void **state)
     free(b);
     free(c);
     for (int i = 0; i < np; i++) tl_buf_free(&parts[i]);
+    for (int i = 0; i < 3; i++) tl_buf_free(&sent[i]);
     tl_model_destroy(undo);
     tl_model_destroy(once);
     tl_model_destroy(twice);
     tl_model_destroy(other);
+}
+
+static void test_model_undo(void **state)
+{
+    (void)state;
+    tl_model_cfg mc = fx_model_cfg();
+    undo_case(&mc, "ftrl");
 }
 
 /* model.kind=seq: the model learns an order effect from the stream's examples (a purchase
@@ -2248,6 +2279,14 @@ static double learn_logit(tl_model *m, const tl_journey_tp *t, int n, int label,
     return log(p / (1 - p));
 }
 
+/* The same undo with model.kind=seq: the attention step's weights and sums go back too. */
+static void test_seq_undo(void **state)
+{
+    (void)state;
+    tl_model_cfg mc = seq_cfg(50);
+    undo_case(&mc, "seq");
+}
+
 /* model.kind=seq shared: two instances learn from their own examples and add each other's
  * updates (in parts); both then hold the same model (FTRL's weights and the attention
  * step's), so they predict alike, and not as either did alone. An update from a
@@ -2340,6 +2379,7 @@ int main(void)
         FX_TMPDIR_TEST(test_checkpoint),
         FX_TMPDIR_TEST(test_model_share),
         FX_TMPDIR_TEST(test_model_undo),
+        FX_TMPDIR_TEST(test_seq_undo),
         FX_TMPDIR_TEST(test_checkpoint_truncated),
         FX_TMPDIR_TEST(test_checkpoint_window_start),
         FX_TMPDIR_TEST(test_seq_kind),
