@@ -58,7 +58,30 @@ struct tl_intent_model {
     tl_ftrl *ftrl;
     tl_metrics *metrics;   /* the intents scored, against their outcomes */
     uint64_t outcomes, positives;
+    /* Undo (tl_intent_model_undo_start): 0 off; 1 nothing learned in the open transaction;
+     * 2 learned, journaled since just before (and the counts then) */
+    int undo;
+    uint64_t u_outcomes, u_positives;
 };
+
+void tl_intent_model_undo_start(tl_intent_model *im)
+{
+    if (im && !im->undo) im->undo = 1;
+}
+
+void tl_intent_model_txn_end(tl_intent_model *im, int committed)
+{
+    if (!im || im->undo != 2) return;
+    if (!committed) {
+        tl_ftrl_undo(im->ftrl);
+        tl_metrics_undo(im->metrics);
+        im->outcomes = im->u_outcomes;
+        im->positives = im->u_positives;
+    }
+    tl_ftrl_undo_off(im->ftrl);
+    tl_metrics_undo_off(im->metrics);
+    im->undo = 1;
+}
 
 tl_intent_model *tl_intent_model_new(double alpha, double beta, double l1, double l2)
 {
@@ -209,6 +232,13 @@ void tl_intent_resolve(tl_intent_model *im, tl_user *u, const tl_event *ev, int6
         int32_t idx[6];
         double x[6];
         int k = tl_intent_features(m, idx, x);
+        if (im->undo == 1) { /* the transaction's first outcome: the state to go back to */
+            tl_ftrl_undo_mark(im->ftrl);
+            tl_metrics_undo_mark(im->metrics);
+            im->u_outcomes = im->outcomes;
+            im->u_positives = im->positives;
+            im->undo = 2;
+        }
         tl_ftrl_learn_sparse(im->ftrl, idx, x, k, 0, m->bought, 1);
         tl_metrics_add(im->metrics, m->p, m->bought, 1);
         im->outcomes++;

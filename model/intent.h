@@ -42,6 +42,11 @@
 typedef struct tl_intent_model tl_intent_model;
 tl_intent_model *tl_intent_model_new(double alpha, double beta, double l1, double l2);
 void tl_intent_model_free(tl_intent_model *im);
+/* exactly_once (model.h, tl_model_undo_start): after tl_intent_model_undo_start, what the
+ * calibration learned in a transaction that does not commit (tl_intent_model_txn_end) is
+ * taken back, bit for bit; NULL is a no-op. */
+void tl_intent_model_undo_start(tl_intent_model *im);
+void tl_intent_model_txn_end(tl_intent_model *im, int committed);
 /* "TLIN" | u32 format 1 | u64 outcomes | u64 positives | ftrl (ftrl.h) | metrics (metrics.h),
  * each of the last two as u64 length + bytes. */
 void tl_intent_model_encode(const tl_intent_model *im, tl_buf *out);

@@ -369,7 +369,9 @@ static int share_apply(tl_model *m, const void *data, size_t len, char *err, siz
 
 void tl_model_undo_start(tl_model *m)
 {
-    if (m && m->cfg.enabled && !m->undo) m->undo = 1;
+    if (!m || !m->cfg.enabled || m->undo) return;
+    m->undo = 1;
+    tl_intent_model_undo_start(m->intent);
 }
 
 /* Before the first example of a transaction: the state to go back to, if it aborts. */
@@ -418,6 +420,7 @@ static void model_undo(tl_model *m)
 
 void tl_model_txn_end(tl_model *m, int committed)
 {
+    tl_intent_model_txn_end(m->intent, committed);
     if (m->undo == 2) {
         if (!committed) model_undo(m);
         undo_off(m);

@@ -173,7 +173,7 @@ tl_rc tl_model_tick(tl_model *m, int64_t now, tl_arena *a, const tl_sink *out);
  * attention step's of model.kind=seq, and its progressive metrics) does the same: an
  * aborted transaction's examples are taken back, and learned once when its input is
  * processed again; the other instances' updates read in the meantime are applied again
- * after. Not taken back: the intent's calibration and the category model. */
+ * after; the intent's calibration too (intent.h). Not taken back: the category model. */
 void tl_model_undo_start(tl_model *m);
 void tl_model_txn_end(tl_model *m, int committed);
 

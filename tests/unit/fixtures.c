@@ -80,6 +80,14 @@ char *fx_slurp(const char *path, size_t *len)
     return b.data;
 }
 
+void fx_same_bytes_free(tl_buf *a, tl_buf *b)
+{
+    assert_int_equal(a->len, b->len);
+    assert_memory_equal(a->data, b->data, a->len);
+    tl_buf_free(a);
+    tl_buf_free(b);
+}
+
 void fx_user_init(tl_user *u, const char *id)
 {
     memset(u, 0, sizeof(*u));

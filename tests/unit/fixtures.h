@@ -46,6 +46,9 @@ const char *fx_write_file(const char *dir, const char *name, const char *text);
  * Fails the test when the file cannot be read. */
 char *fx_slurp(const char *path, size_t *len);
 
+/* a and b hold the same bytes (the test fails where they differ); then both are freed. */
+void fx_same_bytes_free(tl_buf *a, tl_buf *b);
+
 /* A user record with nothing in it but a copy of id; fx_user_fini frees it all. */
 void fx_user_init(tl_user *u, const char *id);
 void fx_user_fini(tl_user *u);

@@ -346,8 +346,7 @@ static void test_undo(void **state)
         assert_int_equal(tl_metrics_undo(m), n < 8 ? n : 8);
         encoded(m, &a);
         encoded(ref, &b);
-        assert_int_equal(a.len, b.len);
-        assert_memory_equal(a.data, b.data, a.len);
+        fx_same_bytes_free(&a, &b);
         assert_int_equal(tl_metrics_count(m), 5);
         assert_int_equal(tl_metrics_positives(m), 2);
     }
@@ -358,11 +357,8 @@ static void test_undo(void **state)
     }
     encoded(m, &a);
     encoded(ref, &b);
-    assert_int_equal(a.len, b.len);
-    assert_memory_equal(a.data, b.data, a.len);
+    fx_same_bytes_free(&a, &b);
     assert_true(tl_metrics_auc(m) == tl_metrics_auc(ref));
-    tl_buf_free(&a);
-    tl_buf_free(&b);
     tl_metrics_destroy(m);
     tl_metrics_destroy(ref);
 }

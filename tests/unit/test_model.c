@@ -897,6 +897,70 @@ static void test_intent_outcomes(void **state)
     fx_user_fini(&u);
 }
 
+/* u with n (at most TL_INTENT_PENDING_MAX) pending intent moments an hour apart from t,
+ * every other one bought. */
+static void pending_moments(tl_user *u, int64_t t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        tl_intent_moment mo = {.ts = t + i * HOUR,
+                               .since_ts = INT64_MIN,
+                               .z = -2.0f - (float)i / 4,
+                               .p = 0.1f + 0.05f * (float)i,
+                               .bought = i & 1};
+        tl_user_add_intent_moment(u, &mo);
+    }
+}
+
+/* exactly_once: outcomes the calibration learned in a transaction that does not commit
+ * are taken back; learned again, the calibration is, bit for bit, the one that learned
+ * them once. */
+static void test_intent_undo(void **state)
+{
+    (void)state;
+    const int64_t W = DAY, T = 100 * DAY;
+    tl_intent_model *undo = tl_intent_model_new(0.2, 1, 0, 0.1),
+                    *once = tl_intent_model_new(0.2, 1, 0, 0.1);
+    tl_intent_model_undo_start(undo);
+    tl_user a, b, b2;
+    fx_user_init(&a, "a");
+    fx_user_init(&b, "b");
+    fx_user_init(&b2, "b");
+    /* a transaction: a's four outcomes, committed */
+    pending_moments(&a, T, 4);
+    tl_intent_resolve(undo, &a, NULL, T + 10 * W, W);
+    tl_intent_model_txn_end(undo, 1);
+    /* b's three, not committed; then again (its record as it was), committed */
+    pending_moments(&b, T + W, 3);
+    pending_moments(&b2, T + W, 3);
+    tl_intent_resolve(undo, &b, NULL, T + 10 * W, W);
+    tl_intent_model_txn_end(undo, 0);
+    tl_intent_resolve(undo, &b2, NULL, T + 10 * W, W);
+    tl_intent_model_txn_end(undo, 1);
+    /* the reference: each once */
+    fx_user_fini(&a);
+    fx_user_fini(&b2);
+    fx_user_init(&a, "a");
+    fx_user_init(&b2, "b");
+    pending_moments(&a, T, 4);
+    pending_moments(&b2, T + W, 3);
+    tl_intent_resolve(once, &a, NULL, T + 10 * W, W);
+    tl_intent_resolve(once, &b2, NULL, T + 10 * W, W);
+    uint64_t n, pos;
+    double ll, auc;
+    tl_intent_model_stats(undo, &n, &pos, &ll, &auc);
+    assert_int_equal(n, 7);
+    assert_int_equal(pos, 3);
+    tl_buf x = {0}, y = {0};
+    tl_intent_model_encode(undo, &x);
+    tl_intent_model_encode(once, &y);
+    fx_same_bytes_free(&x, &y);
+    fx_user_fini(&a);
+    fx_user_fini(&b);
+    fx_user_fini(&b2);
+    tl_intent_model_free(undo);
+    tl_intent_model_free(once);
+}
+
 /* The stage publishes a user's intent when it moved by the threshold: each record's previous
  * is the last one published (0 before any), its sentence says both, and the user keeps the
  * last; its moments are decided by its later events. */
@@ -2375,6 +2439,7 @@ int main(void)
         cmocka_unit_test(test_model_warmup),
         cmocka_unit_test(test_intent),
         cmocka_unit_test(test_intent_outcomes),
+        cmocka_unit_test(test_intent_undo),
         cmocka_unit_test(test_intent_stage),
         FX_TMPDIR_TEST(test_checkpoint),
         FX_TMPDIR_TEST(test_model_share),
