@@ -403,12 +403,16 @@ static void model_undo(tl_model *m)
     int slots = tl_metrics_undo(m->metrics);
     int again = 0;
     char err[160];
+    /* counted once, when they were read */
+    uint64_t records = m->rep.shared_records, examples = m->rep.shared_examples;
     for (size_t off = 0; off + 4 <= m->since.len; again++) {
         uint32_t len = tl_le_get_u32((const unsigned char *)m->since.data + off);
         if (share_apply(m, m->since.data + off + 4, len, err, sizeof(err)) != 0)
             TL_LOG_ERROR("model", "an update applied before could not be applied again: %s", err);
         off += 4 + (size_t)len;
     }
+    m->rep.shared_records = records;
+    m->rep.shared_examples = examples;
     if (coords || slots)
         TL_LOG_WARN("model",
                     "a transaction did not commit: its learning is taken back (%zu weights, %d "

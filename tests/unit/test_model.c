@@ -2196,9 +2196,12 @@ static void undo_case(const tl_model_cfg *mc, const char *name)
     train(once, NULL, train_set + 100, 150);
     take_all(once, &sent[2]);
 
-    tl_model_report r;
+    tl_model_report r, r1;
     tl_model_report_get(undo, &r);
+    tl_model_report_get(once, &r1);
     assert_int_equal(r.examples, 350);
+    assert_int_equal(r.shared_records, r1.shared_records); /* each read counted once */
+    assert_int_equal(r.shared_examples, r1.shared_examples);
     size_t la, lb, lc;
     char *a = checkpoint_at(undo, pa, &la), *b = checkpoint_at(once, pb, &lb),
          *c = checkpoint_at(twice, pc, &lc);
