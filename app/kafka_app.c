@@ -226,6 +226,15 @@ static void share_close(model_share *ms, int eos)
                      nf, ne);
 }
 
+/* Dead letters of the feeds wait for a transaction: when no input opens one, the
+ * runtime opens one for them. */
+static int share_pending(void *arg)
+{
+    model_share *ms = arg;
+    return (ms->feed && tl_model_feed_dead_pending(ms->feed)) ||
+        (ms->emb && tl_model_feed_dead_pending(ms->emb));
+}
+
 static void share_tick(void *arg)
 {
     model_share *ms = arg;
@@ -437,6 +446,8 @@ static int open_runtime(kafka_app *a, tl_sink_wrap_fn wrap, void *arg)
     tl_app_runtime_opts(&a->ac, &o);
     o.tick = share_tick;
     o.tick_arg = &a->share;
+    o.pending = share_pending;
+    o.pending_arg = &a->share;
     if (a->eos) {
         o.delivery = TL_DELIVERY_EXACTLY_ONCE;
         o.restore = tl_kafka_changelog_restore;

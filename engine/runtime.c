@@ -450,14 +450,19 @@ static int process_batch(tl_runtime *rt)
  * milliseconds, so a transaction ends close to commit.interval.ms even with a backlog. */
 #define TL_RUNTIME_EOS_CHUNK 2000
 
+static int eos_begin(tl_runtime *rt)
+{
+    if (rt->txn_open) return 0;
+    if (rt->sink->begin(rt->sink->ctx) != TL_OK) return -1;
+    rt->txn_open = 1;
+    rt->txn_events = 0;
+    rt->txn_start_ns = tl_mono_ns();
+    return 0;
+}
+
 static int eos_process(tl_runtime *rt)
 {
-    if (!rt->txn_open) {
-        if (rt->sink->begin(rt->sink->ctx) != TL_OK) return -1;
-        rt->txn_open = 1;
-        rt->txn_events = 0;
-        rt->txn_start_ns = tl_mono_ns();
-    }
+    if (eos_begin(rt) != 0) return -1;
     rt->txn_events += rt->batch.n + rt->batch.n_bad;
     return run_events(rt);
 }
@@ -664,6 +669,9 @@ static int eos_run(tl_runtime *rt)
         }
         int64_t t0 = tl_mono_ns();
         if ((rt->batch.n || rt->batch.n_bad) && eos_process(rt) != 0) goto failed;
+        if (!rt->txn_open && !stopping && rt->o.pending && rt->o.pending(rt->o.pending_arg) &&
+            eos_begin(rt) != 0)
+            goto failed;
         if (rt->txn_open &&
             (stopping || prc == TL_SRC_EOF || rt->txn_events >= rt->o.batch_max_events ||
              tl_mono_ns() - rt->txn_start_ns >= interval_ns || over_budget(rt))) {

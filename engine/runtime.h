@@ -77,6 +77,11 @@ typedef struct tl_runtime_opts {
      * to publish statistics (app/observe.c). */
     void (*tick)(void *arg);
     void *tick_arg;
+    /* Optional, exactly_once: nonzero when outputs that go out with a transaction are
+     * waiting (the model feeds' dead letters) while none is open, as when no input comes:
+     * the runtime then opens one without input, committed at commit.interval.ms. */
+    int (*pending)(void *arg);
+    void *pending_arg;
 } tl_runtime_opts;
 
 typedef struct tl_runtime_stats {

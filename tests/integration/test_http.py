@@ -153,13 +153,13 @@ def test_flow_users_shutdown(work, b, kafka):
     spend_topic = "http-spend-" + RUN
     kafka.create_topics({spend_topic: 1})
     gen_produce(work, b, topic, 20000, 1)
-    # externally computed embeddings of two categories, and a record that is not one
+    # externally computed embeddings of two categories (and, once the input is processed,
+    # a record that is not one)
     emb_topic = "http-emb-" + RUN
     kafka.create_topics({emb_topic: 1})
     bad_emb = b'{"category_id": "c3", "embedding": [1, 2'
     kafka.produce(emb_topic, [(b"c1", json.dumps({"category_id": "c1", "embedding": [0.5] * 16}).encode()),
-                              (b"c2", json.dumps({"category_id": "c2", "embedding": [-1.0] * 16}).encode()),
-                              (b"c3", bad_emb)])
+                              (b"c2", json.dumps({"category_id": "c2", "embedding": [-1.0] * 16}).encode())])
     state = os.path.join(work, "state")
     t = Tally(run_args(b, topic, out, state, ["-X", "rollup.spend.topic=" + spend_topic,
                                               "-X", "categories.embeddings.topic=" + emb_topic]
@@ -192,6 +192,7 @@ def test_flow_users_shutdown(work, b, kafka):
         return cond
     m1, fams = wait_until(settled(20000), 180, "20,000 events processed, output and committed "
                           "in /metrics", running=[t])
+    kafka.produce(emb_topic, [(b"c3", bad_emb)])   # read while no input comes
     wait_until(lambda: total(metrics(port)[0], "tally_categories_external") == 2 and
                total(metrics(port)[0], "tally_categories_external_bad_records_total") == 1, 60,
                "the embeddings topic read: 2 taken, 1 refused", running=[t])
@@ -317,10 +318,14 @@ def test_flow_users_shutdown(work, b, kafka):
         "a percent-encoded id: %d %s" % (s, body)
     s, _ = get(port, "/v1/users/%s?as_of=yesterday" % users[0])
     assert s == 400, "a bad as_of answered %d" % s
-    # the refused embedding is a dead letter, with its reason, in a committed transaction
-    dead = [r for r in kafka.read_all(out.dlq) if r[3] == bad_emb]
-    assert len(dead) == 1 and any(b"not JSON" in (v or b"") for v in (dead[0][4] or {}).values()), \
-        "the refused embedding's dead letter: %r" % (dead,)
+    # the refused embedding is a dead letter, with its reason, in a committed transaction:
+    # one of its own when no input comes after it was read
+    def dead_letter():
+        dead = [r for r in kafka.read_all(out.dlq) if r[3] == bad_emb]
+        ok = len(dead) == 1 and any(b"not JSON" in (v or b"") for v in (dead[0][4] or {}).values())
+        return dead if ok else None
+    wait_until(dead_letter, 30, "the refused embedding's dead letter on %s" % out.dlq, running=[t],
+               interval_s=0.5)
     n_rows = attribution_problem(port, atts)
     spend_problem(kafka, port, spend_topic)
 
