@@ -4,8 +4,8 @@
  * the mark left; later changes to the same index save nothing. The learners keep one
  * (model/ftrl.c, model/seq.c) so that an aborted transaction's learning can be undone.
  *
- * An index costs 4 bytes once the journal has been used (a mark epoch), a changed index
- * one row. tl_undo_mark starts or restarts the journal (the rows are forgotten),
+ * An index costs a byte once the journal has been used (the epoch of its last save, which
+ * wraps every 255 marks: the marks are then cleared), a changed index one row. tl_undo_mark starts or restarts the journal (the rows are forgotten),
  * tl_undo_off ends it; while it is off, tl_undo_save saves nothing.
  */
 #ifndef TL_UNDO_H
@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 typedef struct tl_undo {
-    uint32_t *mark, epoch; /* mark[i] == epoch: index i saved since the mark */
+    unsigned char *mark, epoch; /* mark[i] == epoch: index i saved since the mark */
     size_t n_idx;
     char *rows;
     size_t row_size, n_rows, cap_rows;
