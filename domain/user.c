@@ -422,7 +422,7 @@ static int decode_entries(tl_user *u, rd *r, size_t len)
         const char *id = get_bytes(r, 0, &n, &isnull);
         double f = tl_wire_f64(r), h = tl_wire_f64(r);
         int64_t t = tl_wire_svarint(r);
-        if (r->fail || dim >= TL_DIM_COUNT || !tl_stored_time_ok(t) || t == INT64_MIN) return -1;
+        if (r->fail || dim >= TL_DIM_COUNT || !tl_stored_time_set(t)) return -1;
         char *tmp = tl_xstrndup(id, n);
         tl_interest *e = tl_user_add_interest(u, (tl_dim)dim, tmp);
         free(tmp);
@@ -449,7 +449,7 @@ static int decode_tp(tl_user *u, rd *r, unsigned version)
     int64_t dwell = tl_wire_svarint(r);
     if (version >= 5) s[4] = get_bytes(r, 1, &l[4], &isnull[4]);
     if (r->fail || type >= TL_EVENT_TYPE_COUNT || dwell < -1 || dwell > INT32_MAX ||
-        !tl_stored_time_ok(ts) || ts == INT64_MIN)
+        !tl_stored_time_set(ts))
         return -1;
     char *c[5];
     for (int k = 0; k < 5; k++) c[k] = isnull[k] ? NULL : tl_xstrndup(s[k], l[k]);
@@ -478,8 +478,7 @@ static int decode_attr(tl_user *u, rd *r)
     int64_t ts = tl_wire_svarint(r);
     double p = tl_wire_f64(r);
     src[3] = get_bytes(r, 0, &l[3], &isnull[3]);
-    if (r->fail || l[3] > TL_LAST_ATTR_TEXT_MAX || !tl_stored_time_ok(ts) || ts == INT64_MIN)
-        return -1;
+    if (r->fail || l[3] > TL_LAST_ATTR_TEXT_MAX || !tl_stored_time_set(ts)) return -1;
     uint32_t len[4] = {(uint32_t)l[0], (uint32_t)l[1], (uint32_t)l[2], (uint32_t)l[3]};
     /* pushed at the front, so the caller decodes from the oldest: see tl_user_decode */
     tl_last_attr *a = attr_push(u, src, len);
@@ -525,7 +524,7 @@ int tl_user_decode(tl_user *u, const void *buf, size_t len)
             m.since_purchase = flags & 1;
             m.bought = (flags >> 1) & 1;
             if (r.fail || purchases > UINT32_MAX || flags > 3 || !isfinite(m.z) ||
-                !(m.p >= 0 && m.p <= 1) || !tl_stored_time_ok(m.ts) || m.ts == INT64_MIN ||
+                !(m.p >= 0 && m.p <= 1) || !tl_stored_time_set(m.ts) ||
                 !tl_stored_time_ok(m.since_ts))
                 return -1;
             m.purchases = (uint32_t)purchases;

@@ -40,6 +40,8 @@ static inline int tl_stored_time_ok(int64_t t)
 {
     return t == INT64_MIN || (t >= -TL_STORED_TIME_MAX && t <= TL_STORED_TIME_MAX);
 }
+/* the same, not "none": a time that must be there */
+static inline int tl_stored_time_set(int64_t t) { return t != INT64_MIN && tl_stored_time_ok(t); }
 
 static inline char *tl_le_put_u32(char *p, uint32_t v)
 {

@@ -484,7 +484,7 @@ size_t tl_ftrl_undo(tl_ftrl *m)
         m->at[r->i] = r->at;
     }
     m->version = m->u_version;
-    tl_ftrl_undo_mark(m);
+    tl_undo_off(&m->undo);
     return n;
 }
 

@@ -159,7 +159,7 @@ size_t tl_ftrl_delta_len(const void *buf, size_t len);
  * coordinate (a learn step, a delta applied) saves its state as the mark left it (z, n,
  * the average; a byte per coordinate of the dimension once, and 56 per coordinate
  * changed). tl_ftrl_undo puts every changed coordinate and the version back as they were
- * at the mark, bit for bit, and marks again; it returns the number of coordinates put
+ * at the mark, bit for bit, and ends the journal; it returns the number of coordinates put
  * back (0 without a journal). tl_ftrl_undo_off ends the journal. None of them touches the
  * delta being gathered for sharing. */
 void tl_ftrl_undo_mark(tl_ftrl *m);

@@ -33,20 +33,25 @@
 
 #define P_MIN 1e-15
 
-struct tl_metrics {
-    int window, head, n;
+/* What adding an example changes besides the window's slots. */
+typedef struct mt_state {
+    int head, n;
     int win_pos;                 /* positives in the window */
     uint64_t count, positives;   /* all time */
-    double prior, prior_weight;
     double sum_w, sum_wy;        /* all time, for the baseline rate */
+} mt_state;
+
+struct tl_metrics {
+    int window;
+    double prior, prior_weight;
+    mt_state c;
     double *p, *pb, *w;          /* [window] */
     unsigned char *y;            /* [window] */
-    /* Undo (tl_metrics_undo_mark): the fields above as the mark left them, and the slots
-     * overwritten since, from the head then on, in their order (at most a window's). */
+    /* Undo (tl_metrics_undo_mark): c as the mark left it, and the slots overwritten
+     * since, from its head on, in their order (at most a window's). */
     struct {
-        int on, head, n, win_pos, saved;
-        uint64_t count, positives;
-        double sum_w, sum_wy;
+        int on, saved;
+        mt_state c;
         double *p, *pb, *w;
         unsigned char *y;
     } u;
@@ -85,9 +90,9 @@ void tl_metrics_destroy(tl_metrics *m)
 
 double tl_metrics_baseline_rate(const tl_metrics *m)
 {
-    double den = m->prior_weight + m->sum_w;
+    double den = m->prior_weight + m->c.sum_w;
     if (!(den > 0)) return m->prior;
-    double r = (m->prior_weight * m->prior + m->sum_wy) / den;
+    double r = (m->prior_weight * m->prior + m->c.sum_wy) / den;
     return r > 1 ? 1 : r;   /* rounding cannot push it past 1 by more than an ulp */
 }
 
@@ -95,7 +100,7 @@ int tl_metrics_add(tl_metrics *m, double p, int y, double weight)
 {
     if (!(p >= 0 && p <= 1) || !(weight >= 0) || !isfinite(weight)) return -1;
     int yy = y != 0;
-    int slot = m->head;
+    int slot = m->c.head;
     if (m->u.on && m->u.saved < m->window) {
         int k = m->u.saved++;
         m->u.p[k] = m->p[slot];
@@ -103,21 +108,21 @@ int tl_metrics_add(tl_metrics *m, double p, int y, double weight)
         m->u.w[k] = m->w[slot];
         m->u.y[k] = m->y[slot];
     }
-    if (m->n == m->window) {
-        m->win_pos -= m->y[slot];   /* evict the oldest */
+    if (m->c.n == m->window) {
+        m->c.win_pos -= m->y[slot];   /* evict the oldest */
     } else {
-        m->n++;
+        m->c.n++;
     }
     m->p[slot] = p;
     m->pb[slot] = tl_metrics_baseline_rate(m);   /* scored before the update */
     m->w[slot] = weight;
     m->y[slot] = (unsigned char)yy;
-    m->win_pos += yy;
-    m->head = slot + 1 == m->window ? 0 : slot + 1;
-    m->count++;
-    m->positives += (uint64_t)yy;
-    m->sum_w += weight;
-    if (yy) m->sum_wy += weight;
+    m->c.win_pos += yy;
+    m->c.head = slot + 1 == m->window ? 0 : slot + 1;
+    m->c.count++;
+    m->c.positives += (uint64_t)yy;
+    m->c.sum_w += weight;
+    if (yy) m->c.sum_wy += weight;
     return 0;
 }
 
@@ -129,13 +134,7 @@ void tl_metrics_undo_mark(tl_metrics *m)
         m->u.w = m->u.pb + m->window;
         m->u.y = (unsigned char *)(m->u.w + m->window);
     }
-    m->u.head = m->head;
-    m->u.n = m->n;
-    m->u.win_pos = m->win_pos;
-    m->u.count = m->count;
-    m->u.positives = m->positives;
-    m->u.sum_w = m->sum_w;
-    m->u.sum_wy = m->sum_wy;
+    m->u.c = m->c;
     m->u.saved = 0;
     m->u.on = 1;
 }
@@ -146,20 +145,14 @@ int tl_metrics_undo(tl_metrics *m)
 {
     if (!m->u.on) return 0;
     int n = m->u.saved;
-    for (int k = 0, slot = m->u.head; k < n; k++, slot = slot + 1 == m->window ? 0 : slot + 1) {
+    for (int k = 0, slot = m->u.c.head; k < n; k++, slot = slot + 1 == m->window ? 0 : slot + 1) {
         m->p[slot] = m->u.p[k];
         m->pb[slot] = m->u.pb[k];
         m->w[slot] = m->u.w[k];
         m->y[slot] = m->u.y[k];
     }
-    m->head = m->u.head;
-    m->n = m->u.n;
-    m->win_pos = m->u.win_pos;
-    m->count = m->u.count;
-    m->positives = m->u.positives;
-    m->sum_w = m->u.sum_w;
-    m->sum_wy = m->u.sum_wy;
-    tl_metrics_undo_mark(m);
+    m->c = m->u.c;
+    m->u.on = 0;
     return n;
 }
 
@@ -167,12 +160,12 @@ int tl_metrics_undo(tl_metrics *m)
 
 /* Queries visit the window oldest first, so that a decoded tracker (whose ring starts at
  * slot 0) sums in the same order and reports bit-identical values. */
-static int oldest(const tl_metrics *m) { return m->n == m->window ? m->head : 0; }
+static int oldest(const tl_metrics *m) { return m->c.n == m->window ? m->c.head : 0; }
 
 static double logloss(const tl_metrics *m, const double *score)
 {
     double num = 0, den = 0;
-    for (int k = 0, i = oldest(m); k < m->n; k++, i = i + 1 == m->window ? 0 : i + 1) {
+    for (int k = 0, i = oldest(m); k < m->c.n; k++, i = i + 1 == m->window ? 0 : i + 1) {
         double c = m->w[i];
         if (c == 0) continue;
         double p = score[i];
@@ -199,8 +192,8 @@ static double auc(const tl_metrics *m, const double *score)
 {
     double wpos = 0, wneg = 0;
     int k = 0;
-    scored *v = tl_xmalloc((size_t)(m->n ? m->n : 1) * sizeof(*v));
-    for (int j = 0, i = oldest(m); j < m->n; j++, i = i + 1 == m->window ? 0 : i + 1) {
+    scored *v = tl_xmalloc((size_t)(m->c.n ? m->c.n : 1) * sizeof(*v));
+    for (int j = 0, i = oldest(m); j < m->c.n; j++, i = i + 1 == m->window ? 0 : i + 1) {
         if (m->w[i] == 0) continue;   /* a zero weight takes part in no pair */
         v[k++] = (scored){score[i], m->w[i], m->y[i]};
         if (m->y[i]) wpos += m->w[i];
@@ -232,10 +225,10 @@ double tl_metrics_auc(const tl_metrics *m) { return auc(m, m->p); }
 double tl_metrics_baseline_logloss(const tl_metrics *m) { return logloss(m, m->pb); }
 double tl_metrics_baseline_auc(const tl_metrics *m) { return auc(m, m->pb); }
 
-uint64_t tl_metrics_count(const tl_metrics *m) { return m->count; }
-uint64_t tl_metrics_positives(const tl_metrics *m) { return m->positives; }
-int tl_metrics_window_count(const tl_metrics *m) { return m->n; }
-int tl_metrics_window_positives(const tl_metrics *m) { return m->win_pos; }
+uint64_t tl_metrics_count(const tl_metrics *m) { return m->c.count; }
+uint64_t tl_metrics_positives(const tl_metrics *m) { return m->c.positives; }
+int tl_metrics_window_count(const tl_metrics *m) { return m->c.n; }
+int tl_metrics_window_positives(const tl_metrics *m) { return m->c.win_pos; }
 int tl_metrics_window_size(const tl_metrics *m) { return m->window; }
 
 /* ---- encoding ------------------------------------------------------------------
@@ -250,19 +243,19 @@ int tl_metrics_window_size(const tl_metrics *m) { return m->window; }
 
 void tl_metrics_encode(const tl_metrics *m, tl_buf *out)
 {
-    size_t len = MT_HEADER + (size_t)m->n * MT_ENTRY;
+    size_t len = MT_HEADER + (size_t)m->c.n * MT_ENTRY;
     tl_buf_reserve(out, len);
     char *p = tl_wire_w_frame(out->data + out->len, MT_MAGIC, MT_FORMAT);
     p = tl_le_put_u32(p, (uint32_t)m->window);
-    p = tl_le_put_u32(p, (uint32_t)m->n);
-    p = tl_le_put_u64(p, m->count);
-    p = tl_le_put_u64(p, m->positives);
+    p = tl_le_put_u32(p, (uint32_t)m->c.n);
+    p = tl_le_put_u64(p, m->c.count);
+    p = tl_le_put_u64(p, m->c.positives);
     p = tl_le_put_f64(p, m->prior);
     p = tl_le_put_f64(p, m->prior_weight);
-    p = tl_le_put_f64(p, m->sum_w);
-    p = tl_le_put_f64(p, m->sum_wy);
+    p = tl_le_put_f64(p, m->c.sum_w);
+    p = tl_le_put_f64(p, m->c.sum_wy);
     int slot = oldest(m);
-    for (int i = 0; i < m->n; i++) {
+    for (int i = 0; i < m->c.n; i++) {
         p = tl_le_put_f64(p, m->p[slot]);
         p = tl_le_put_f64(p, m->pb[slot]);
         p = tl_le_put_f64(p, m->w[slot]);
@@ -290,10 +283,10 @@ tl_metrics *tl_metrics_decode(const void *buf, size_t len)
         return NULL;
     tl_metrics *m = alloc((int)window, prior, prior_weight);   /* checks the prior */
     if (!m) return NULL;
-    m->count = count;
-    m->positives = positives;
-    m->sum_w = sum_w;
-    m->sum_wy = sum_wy;
+    m->c.count = count;
+    m->c.positives = positives;
+    m->c.sum_w = sum_w;
+    m->c.sum_wy = sum_wy;
     const unsigned char *e = p + MT_HEADER;
     for (uint32_t i = 0; i < n; i++, e += MT_ENTRY) {
         double sp = tl_le_get_f64(e), sb = tl_le_get_f64(e + 8), w = tl_le_get_f64(e + 16);
@@ -306,13 +299,13 @@ tl_metrics *tl_metrics_decode(const void *buf, size_t len)
         m->pb[i] = sb;
         m->w[i] = w;
         m->y[i] = (unsigned char)y;
-        m->win_pos += (int)y;
+        m->c.win_pos += (int)y;
     }
-    if ((uint64_t)m->win_pos > positives) {
+    if ((uint64_t)m->c.win_pos > positives) {
         tl_metrics_destroy(m);
         return NULL;
     }
-    m->n = (int)n;
-    m->head = (int)n == m->window ? 0 : (int)n;
+    m->c.n = (int)n;
+    m->c.head = (int)n == m->window ? 0 : (int)n;
     return m;
 }

@@ -58,7 +58,7 @@ int tl_metrics_add(tl_metrics *m, double p, int y, double weight);
 
 /* tl_metrics_undo_mark starts (or restarts) a journal of what tl_metrics_add changes (at
  * most the window's slots); tl_metrics_undo takes every example added since the mark
- * back, bit for bit, and marks again. It returns the number of window slots put back (0
+ * back, bit for bit, and ends the journal. It returns the number of window slots put back (0
  * without a journal). tl_metrics_undo_off ends the journal. */
 void tl_metrics_undo_mark(tl_metrics *m);
 int tl_metrics_undo(tl_metrics *m);

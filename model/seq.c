@@ -145,7 +145,7 @@ size_t tl_seq_undo(tl_seq *m)
         if (m->sent) m->sent[r->at] = r->sent;
     }
     m->version = m->u_version;
-    tl_seq_undo_mark(m);
+    tl_undo_off(&m->undo);
     return n;
 }
 

@@ -141,7 +141,7 @@ int tl_seq_delta_apply(tl_seq *m, const void *data, size_t len);
 
 /* Undo, as the FTRL model's (ftrl.h): tl_seq_undo_mark starts (or restarts) a journal of
  * every weight changed from then on (its w, AdaGrad sum and last-sent value as they
- * were); tl_seq_undo puts them and the version back, bit for bit, and marks again (the
+ * were); tl_seq_undo puts them and the version back, bit for bit, and ends the journal (the
  * number of weights put back; 0 without a journal); tl_seq_undo_off ends the journal. */
 void tl_seq_undo_mark(tl_seq *m);
 size_t tl_seq_undo(tl_seq *m);

@@ -214,7 +214,7 @@ static void test_weight_zero_changes_nothing(void **state)
 }
 
 /* An undo puts the dense model back, bit for bit, to its mark: the weights, averages and
- * version of a model that never learned what came after; and it marks again. */
+ * version of a model that never learned what came after; and the journal ends. */
 static void test_undo_dense(void **state)
 {
     (void)state;
@@ -234,7 +234,7 @@ static void test_undo_dense(void **state)
     fx_same_bytes_free(&a, &b);
     assert_int_equal(tl_ftrl_version(m), 30);
     for (int i = 0; i < d; i++) assert_true(tl_ftrl_avg_weight(m, i) == tl_ftrl_avg_weight(ref, i));
-    assert_int_equal(tl_ftrl_undo(m), 0); /* marked again, nothing since */
+    assert_int_equal(tl_ftrl_undo(m), 0); /* the journal ended: nothing to put back */
     tl_ftrl_destroy(m);
     tl_ftrl_destroy(ref);
 }

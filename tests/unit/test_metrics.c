@@ -328,7 +328,7 @@ static void encoded(const tl_metrics *m, tl_buf *b)
 }
 
 /* An undo takes back every example added since the mark, also past a whole window's
- * worth (the ring wrapped), and marks again; without a mark it changes nothing. */
+ * worth (the ring wrapped), and ends the journal; without one it changes nothing. */
 static void test_undo(void **state)
 {
     (void)state;
