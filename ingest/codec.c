@@ -585,12 +585,7 @@ static void wentry_free(wentry *w)
     if (w->gen_iface) avro_value_iface_decref(w->gen_iface);
     if (w->proj) avro_schema_decref(w->proj);
     if (w->writer) avro_schema_decref(w->writer);
-    free(w->msg);
-    free(w->proj_field);
-    free(w->missing);
-    free(w->wtype);
-    free(w->wsym);
-    free(w);
+    TL_FREE_ALL(w->msg, w->proj_field, w->missing, w->wtype, w->wsym, w);
 }
 
 static void wentry_incompatible(wentry *w, const char *fmt, ...)

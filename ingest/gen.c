@@ -251,15 +251,7 @@ static void gen_free(tl_gen *g)
             free(g->camp_names[i]);
         free(g->camp_names);
     }
-    free(g->users);
-    free(g->cats);
-    free(g->items);
-    free(g->chans);
-    free(g->cat_off);
-    free(g->free_at);
-    free(g->sess);
-    free(g->heap);
-    free(g);
+    TL_FREE_ALL(g->users, g->cats, g->items, g->chans, g->cat_off, g->free_at, g->sess, g->heap, g);
 }
 
 static void heap_down(gen_heap_ent *h, uint32_t n, uint32_t i)

@@ -398,11 +398,7 @@ void tl_kafka_source_destroy(tl_source *s)
         TL_LOG_WARN("ingest", "final offset commit: %s", rd_kafka_err2str(err));
     tl_kafka_consumer_leave(k->rk, 10000); /* revokes (closing stores), leaves the group */
     rd_kafka_destroy(k->rk);
-    free(k->assigned);
-    free(k->at_end);
-    free(k->next);
-    free(k->topic);
-    free(k);
+    TL_FREE_ALL(k->assigned, k->at_end, k->next, k->topic, k);
 }
 
 int tl_kafka_source_lag(tl_source *s, int32_t *parts, int64_t *lag, int max)

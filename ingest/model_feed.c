@@ -73,11 +73,7 @@ void tl_model_feed_destroy(tl_model_feed *f)
     rd_kafka_destroy(f->rk);
     free_list(f->dead);
     free_list(f->sent);
-    free(f->topic);
-    free(f->own);
-    free(f->what);
-    free(f->counter);
-    free(f);
+    TL_FREE_ALL(f->topic, f->own, f->what, f->counter, f);
 }
 
 static void free_dead(dead *d)

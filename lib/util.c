@@ -45,6 +45,11 @@ void *tl_xrealloc(void *p, size_t n)
 
 char *tl_xstrdup(const char *s) { return s ? tl_xmemdup(s, strlen(s) + 1) : NULL; }
 
+void tl_free_all(void *const *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(p[i]);
+}
+
 void *tl_xmemdup(const void *s, size_t n)
 {
     void *p = tl_xmalloc(n ? n : 1);

@@ -15,6 +15,11 @@ void *tl_xrealloc(void *p, size_t n);
 char *tl_xstrdup(const char *s);        /* NULL in, NULL out */
 void *tl_xmemdup(const void *s, size_t n);
 char *tl_xstrndup(const char *s, size_t n);   /* n bytes of s, then a NUL */
+/* Frees each of its arguments, in order (any may be NULL): a destructor's owned arrays
+ * and the record itself in one statement, TL_FREE_ALL(r->a, r->b, r). */
+#define TL_FREE_ALL(...)                                                                           \
+    tl_free_all((void *[]){__VA_ARGS__}, sizeof((void *[]){__VA_ARGS__}) / sizeof(void *))
+void tl_free_all(void *const *p, size_t n);
 
 int64_t tl_now_ms(void);                /* wall clock, ms since the epoch */
 int64_t tl_mono_ns(void);               /* monotonic clock, ns */

@@ -144,19 +144,8 @@ void tl_cat_model_free(tl_cat_model *cm)
 {
     if (!cm) return;
     for (uint32_t i = 0; i < cm->n; i++) free(cm->name[i]);
-    free(cm->slot);
-    free(cm->key);
-    free(cm->name);
-    free(cm->name_len);
-    free(cm->v);
-    free(cm->o);
-    free(cm->b);
-    free(cm->succ);
-    free(cm->succ_n);
-    free(cm->succ_tot);
-    free(cm->sims);
-    free(cm->fixed);
-    free(cm);
+    TL_FREE_ALL(cm->slot, cm->key, cm->name, cm->name_len, cm->v, cm->o, cm->b, cm->succ,
+                cm->succ_n, cm->succ_tot, cm->sims, cm->fixed, cm);
 }
 
 /* ---- the table ------------------------------------------------------------------- */
