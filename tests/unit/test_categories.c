@@ -147,6 +147,14 @@ static void step(env *e, tl_user *u, const char *id, const char *cat, tl_event_t
     tl_arena_reset(&e->a);
 }
 
+/* u made afresh, its id the prefix followed by k ("u7"). */
+static void user_k(tl_user *u, const char *prefix, int k)
+{
+    char id[16];
+    snprintf(id, sizeof(id), "%s%d", prefix, k);
+    fx_user_init(u, id);
+}
+
 static double weight_at(const tl_features_cfg *fc, const tl_interest *x, int64_t at)
 {
     return (fc->alpha * x->f + fc->beta * x->h) * exp2(-(double)(at - x->t) / fc->half_life_ms);
@@ -323,13 +331,12 @@ static void test_successors(void **state)
     (void)state;
     env e;
     env_open(&e);
-    char uid[16], cat[16];
+    char cat[16];
     /* three users go A -> B, one A -> C */
     const char *to[] = {"B", "B", "B", "C"};
     for (int i = 0; i < 4; i++) {
-        snprintf(uid, sizeof(uid), "s%d", i);
         tl_user u;
-        fx_user_init(&u, uid);
+        user_k(&u, "s", i);
         step(&e, &u, "1", "A", TL_BROWSE, T0 + i * HOUR);
         step(&e, &u, "2", to[i], TL_BROWSE, T0 + i * HOUR + 1000);
         fx_user_fini(&u);
@@ -347,9 +354,8 @@ static void test_successors(void **state)
     /* TL_CAT_SUCC more successors of A, once each: C (count 1) goes first, the newcomer
      * takes its count plus one */
     for (int i = 0; i < TL_CAT_SUCC; i++) {
-        snprintf(uid, sizeof(uid), "n%d", i);
         snprintf(cat, sizeof(cat), "N%d", i);
-        fx_user_init(&u, uid);
+        user_k(&u, "n", i);
         step(&e, &u, "1", "A", TL_BROWSE, T0 + 20 * HOUR + i);
         step(&e, &u, "2", cat, TL_BROWSE, T0 + 21 * HOUR + i);
         fx_user_fini(&u);
@@ -381,14 +387,13 @@ static void test_learns_a_pattern(void **state)
     env e;
     env_open(&e);
     uint64_t rng = 7;
-    char uid[16], cat[16];
+    char cat[16];
     tl_cat_stats half;
     for (int k = 0; k < 400; k++) {
         if (k == 200) tl_cat_model_stats(e.cm, &half);
         int g = (int)(fx_xorshift64(&rng) % 4);
-        snprintf(uid, sizeof(uid), "u%d", k);
         tl_user u;
-        fx_user_init(&u, uid);
+        user_k(&u, "u", k);
         for (int s = 0; s < 6; s++) {
             snprintf(cat, sizeof(cat), "g%d-%d", g, s % 3);
             step(&e, &u, "e", cat, TL_BROWSE, T0 + k * HOUR + s * 60000);
@@ -472,12 +477,11 @@ static void test_checkpoint(void **state)
     (void)state;
     env e;
     env_open(&e);
-    char uid[16], cat[16];
+    char cat[16];
     uint64_t rng = 3;
     tl_user u;
     for (int k = 0; k < 30; k++) {
-        snprintf(uid, sizeof(uid), "u%d", k);
-        fx_user_init(&u, uid);
+        user_k(&u, "u", k);
         for (int s = 0; s < 5; s++) {
             snprintf(cat, sizeof(cat), "c%d", (int)(fx_xorshift64(&rng) % 12));
             step(&e, &u, "e", cat, TL_BROWSE, T0 + k * HOUR + s * 1000);

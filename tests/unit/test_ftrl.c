@@ -76,6 +76,15 @@ static void train(tl_ftrl *m, int d, int n, const double *w, int nw)
     }
 }
 
+/* m and o, of dimension d, have the same averaged weights, bit for bit; when says
+ * when, in the message. */
+static void same_avg(const tl_ftrl *m, const tl_ftrl *o, int d, const char *when)
+{
+    for (int i = 0; i < d; i++)
+        if (tl_ftrl_avg_weight(m, i) != tl_ftrl_avg_weight(o, i))
+            fail_msg("avg[%d] differs%s", i, when);
+}
+
 /*
  * d = 2, alpha = 0.5, beta = 1, l1 = 0.6, l2 = 1. Coordinate 0 is the bias.
  *
@@ -233,7 +242,7 @@ static void test_undo_dense(void **state)
     tl_ftrl_encode(ref, &b);
     fx_same_bytes_free(&a, &b);
     assert_int_equal(tl_ftrl_version(m), 30);
-    for (int i = 0; i < d; i++) assert_true(tl_ftrl_avg_weight(m, i) == tl_ftrl_avg_weight(ref, i));
+    same_avg(m, ref, d, "");
     assert_int_equal(tl_ftrl_undo(m), 0); /* the journal ended: nothing to put back */
     tl_ftrl_destroy(m);
     tl_ftrl_destroy(ref);
@@ -260,8 +269,7 @@ static void test_encode_decode_round_trip(void **state)
     tl_ftrl_weights(m, w1);
     tl_ftrl_weights(m2, w2);
     assert_memory_equal(w1, w2, sizeof(w1));
-    for (int i = 0; i < d; i++)
-        if (tl_ftrl_avg_weight(m, i) != tl_ftrl_avg_weight(m2, i)) fail_msg("avg[%d] differs", i);
+    same_avg(m, m2, d, "");
     tl_ftrl_encode(m2, &b2);
     assert_int_equal(b2.len, b.len - 6);
     assert_memory_equal(b2.data, b.data + 6, b2.len);
@@ -271,9 +279,7 @@ static void test_encode_decode_round_trip(void **state)
         double p1 = tl_ftrl_learn(m, x, y, 0.7), p2 = tl_ftrl_learn(m2, x, y, 0.7);
         if (p1 != p2) fail_msg("step %d: %.17g != %.17g", t, p1, p2);
     }
-    for (int i = 0; i < d; i++)
-        if (tl_ftrl_avg_weight(m, i) != tl_ftrl_avg_weight(m2, i))
-            fail_msg("avg[%d] differs later", i);
+    same_avg(m, m2, d, " later");
     tl_buf_free(&b);
     tl_buf_free(&b2);
     tl_ftrl_destroy(m);

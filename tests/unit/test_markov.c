@@ -140,12 +140,18 @@ static void expect_removal(const tl_markov_result *r, const char *names, const d
     }
 }
 
-static tl_markov *three_channels(void)
+/* The paths of the three-channel chain of the comment at the top, added to m. */
+static void add_three_channels(tl_markov *m)
 {
-    tl_markov *m = tl_markov_new();
     add(m, "A > B > A", 1, 1, 10);
     add(m, "B > C", 2, 2, 6);
     add(m, "C", 0, 4, 0);
+}
+
+static tl_markov *three_channels(void)
+{
+    tl_markov *m = tl_markov_new();
+    add_three_channels(m);
     return m;
 }
 
@@ -408,6 +414,21 @@ static void encode(const tl_markov *m, tl_buf *b)
     tl_markov_encode(m, b);
 }
 
+/* m encoded into enc and decoded (*rc set as tl_markov_decode sets it): the decoded
+ * model, which encodes to the same bytes again. */
+static tl_markov *decode_same(const tl_markov *m, tl_buf *enc, int *rc)
+{
+    encode(m, enc);
+    tl_markov *d = tl_markov_decode(enc->data, enc->len, rc);
+    assert_non_null(d);
+    tl_buf again = {0};
+    encode(d, &again);
+    assert_int_equal(enc->len, again.len);
+    assert_memory_equal(enc->data, again.data, enc->len);
+    tl_buf_free(&again);
+    return d;
+}
+
 static void test_merge_copy(void **state)
 {
     (void)state;
@@ -453,14 +474,9 @@ static void test_encode_roundtrip(void **state)
     tl_markov *m = three_channels();
     add(m, "D > A > A", 0.25, 1.5, 0.125);
     tl_buf a = {0}, b = {0};
-    encode(m, &a);
     int rc = 1;
-    tl_markov *d = tl_markov_decode(a.data, a.len, &rc);
-    assert_non_null(d);
+    tl_markov *d = decode_same(m, &a, &rc);
     assert_int_equal(rc, TL_MARKOV_OK);
-    encode(d, &b);
-    assert_int_equal(a.len, b.len);
-    assert_memory_equal(a.data, b.data, a.len);
     tl_markov_result r1 = solve(m), r2 = solve(d);
     assert_int_equal(r1.n, r2.n);
     assert_int_equal(r1.paths, r2.paths);
@@ -627,15 +643,9 @@ static void test_order_state(void **state)
     assert_int_equal(tl_markov_add_path(m, bad, 2, 1, 0, 0), TL_MARKOV_EINVAL);
 
     tl_buf b = {0};
-    tl_markov_encode(m, &b);
     int rc = -1;
-    tl_markov *d = tl_markov_decode(b.data, b.len, &rc);
-    assert_non_null(d);
+    tl_markov *d = decode_same(m, &b, &rc);
     assert_int_equal(tl_markov_order(d), 2);
-    tl_buf b2 = {0};
-    tl_markov_encode(d, &b2);
-    assert_int_equal(b.len, b2.len);
-    assert_memory_equal(b.data, b2.data, b.len);
     tl_markov_result r1 = solve(m), r2 = solve(d);
     near(r1.conversion_probability, r2.conversion_probability);
     tl_markov_result_free(&r1);
@@ -659,7 +669,6 @@ static void test_order_state(void **state)
     assert_int_equal(tl_markov_order(c), 2);
 
     tl_buf_free(&b);
-    tl_buf_free(&b2);
     tl_markov_destroy(one);
     tl_markov_destroy(c);
     tl_markov_destroy(d);
@@ -671,11 +680,7 @@ static void test_bootstrap(void **state)
 {
     (void)state;
     tl_markov *m = three_channels(), *big = tl_markov_new();
-    for (int i = 0; i < 100; i++) {   /* the same paths, 100 times the journeys */
-        add(big, "A > B > A", 1, 1, 10);
-        add(big, "B > C", 2, 2, 6);
-        add(big, "C", 0, 4, 0);
-    }
+    for (int i = 0; i < 100; i++) add_three_channels(big);   /* 100 times the journeys */
     tl_markov_result r = solve(m);
     assert_int_equal(tl_markov_bootstrap(m, 1, 1, 0.9, &r), TL_MARKOV_EINVAL);
     assert_int_equal(tl_markov_bootstrap(m, 100, 1, 1.0, &r), TL_MARKOV_EINVAL);

@@ -144,6 +144,18 @@ static void encode_rich(tl_user *u, tl_buf *b)
     tl_user_encode(u, b);
 }
 
+/* Decodes into d (made here) the first n bytes of rec as a record of the given version
+ * (a copy with its version byte set so); tl_user_decode must return rc. */
+static void decode_as(tl_user *d, const unsigned char *rec, size_t n, unsigned char version, int rc)
+{
+    unsigned char buf[160];
+    assert_true(n <= sizeof(buf));
+    memcpy(buf, rec, n);
+    buf[0] = version;
+    fx_user_init(d, "u");
+    assert_int_equal(tl_user_decode(d, buf, n), rc);
+}
+
 /* ---- record editing --------------------------------------------------------------------- */
 
 static void test_journey_order(void **state)
@@ -304,8 +316,7 @@ static void test_encoding_bytes(void **state)
 
     /* and the hand-made bytes decode */
     tl_user d;
-    fx_user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, want, n), 0);
+    decode_as(&d, want, n, 7, 0);
     assert_same_user(&u, &d);
     assert_null(d.tp[0].category_id);
     assert_string_equal(d.tp[0].channel, "w");
@@ -324,26 +335,17 @@ static void test_encoding_bytes(void **state)
     unsigned char bad[160];
     memcpy(bad, want, n);
     bad[n6 + 1 + 6] = 2;   /* two categories, one there */
-    fx_user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, bad, n), -1);
+    decode_as(&d, bad, n, 7, -1);
     fx_user_fini(&d);
 
     /* a version 6 record: the same without the view, decoded as none */
-    unsigned char v6[160];
-    memcpy(v6, want, n6);
-    v6[0] = 6;
-    fx_user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, v6, n6), 0);
+    decode_as(&d, want, n6, 6, 0);
     assert_null(d.nc);
     assert_true(d.intent == 2.0 && d.n_pend == 1);
     fx_user_fini(&d);
 
     /* a version 5 record: the same without the intent, decoded as none yet */
-    unsigned char v5[128];
-    memcpy(v5, want, n5);
-    v5[0] = 5;
-    fx_user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, v5, n5), 0);
+    decode_as(&d, want, n5, 5, 0);
     assert_same_user(&u, &d);
     assert_true(d.intent == 0 && d.intent_ts == INT64_MIN);
     fx_user_fini(&d);
@@ -353,9 +355,7 @@ static void test_encoding_bytes(void **state)
     unsigned char v4[128];
     memcpy(v4, want, camp_at);
     memcpy(v4 + camp_at, want + camp_at + 1, n - camp_at - 1);
-    v4[0] = 4;
-    fx_user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, v4, n - 1), 0);
+    decode_as(&d, v4, n - 1, 4, 0);
     assert_same_user(&u, &d);
     assert_null(d.tp[0].campaign);
     fx_user_fini(&d);
@@ -366,9 +366,7 @@ static void test_encoding_bytes(void **state)
     memcpy(old, v4, 3);
     memcpy(old + 3, v4 + 7, n - 1 - 7);
     size_t n3 = n - 1 - 4, n2 = n_v2 - 4;
-    old[0] = 3;
-    fx_user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, old, n3), 0);
+    decode_as(&d, old, n3, 3, 0);
     assert_true(d.sampled == INT64_MIN && d.first_ts == INT64_MIN);
     assert_int_equal(d.purchases, 0);
     assert_true(d.last_purchase == INT64_MIN);
@@ -376,9 +374,7 @@ static void test_encoding_bytes(void **state)
     fx_user_fini(&d);
 
     /* a version 2 record: version 3 without the attributions */
-    old[0] = 2;
-    fx_user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, old, n2), 0);
+    decode_as(&d, old, n2, 2, 0);
     assert_int_equal(d.n_attr, 0);
     assert_null(d.attr);
     assert_int_equal(d.n_ent, 1);
@@ -387,19 +383,14 @@ static void test_encoding_bytes(void **state)
     fx_user_fini(&d);
     /* version 2 has no attribution section: its bytes are trailing garbage there, and a
      * version 3 record must have the section */
-    fx_user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, old, n3), -1);
+    decode_as(&d, old, n3, 2, -1);
     fx_user_fini(&d);
-    old[0] = 3;
-    fx_user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, old, n2), -1);
+    decode_as(&d, old, n2, 3, -1);
     fx_user_fini(&d);
     /* re-encoding a version 2 record writes version 7: sampled and first_ts none yet
      * (INT64_MIN: 10-byte varints), no purchases, none last, no attributions, no intent
      * (0.0 at INT64_MIN), no next categories */
-    old[0] = 2;
-    fx_user_init(&d, "u");
-    assert_int_equal(tl_user_decode(&d, old, n2), 0);
+    decode_as(&d, old, n2, 2, 0);
     b.len = 0;
     tl_user_encode(&d, &b);
     assert_int_equal(b.data[0], 7);
