@@ -16,7 +16,9 @@
  */
 #include "categories.h"
 #include "lib/json.h"
+#include "lib/log.h"
 #include "lib/rng.h"
+#include "lib/undo.h"
 #include "lib/wire.h"
 
 #include <cblas.h>
@@ -93,6 +95,25 @@ struct tl_cat_model {
     tl_cat_stats st;
     float *sims;             /* scratch of tl_cat_like, by index */
     unsigned char *fixed;    /* 1: v is external (tl_cat_external), not learned */
+    /* Undo (tl_cat_undo_start): 0 off; 1 nothing learned in the open transaction; 2
+     * learned, journaled since the mark: a category's numbers at their first change (rows:
+     * struct undo_row, then v and o), the table's size and the scalars then, and the
+     * external embeddings read since (each as u32 length | the record) */
+    int undo;
+    tl_undo journal;
+    uint32_t u_n;
+    double u_a[TL_CAT_FEATURES], u_b_other;
+    uint64_t u_steps;
+    tl_cat_stats u_st;
+    tl_buf u_ext;
+};
+
+struct undo_row {
+    int32_t x;
+    float b, succ_tot;
+    int32_t succ[TL_CAT_SUCC];
+    float succ_n[TL_CAT_SUCC];
+    int32_t fixed;
 };
 
 static void grow(tl_cat_model *cm, uint32_t room)
@@ -144,6 +165,8 @@ void tl_cat_model_free(tl_cat_model *cm)
 {
     if (!cm) return;
     for (uint32_t i = 0; i < cm->n; i++) free(cm->name[i]);
+    tl_undo_free(&cm->journal);
+    tl_buf_free(&cm->u_ext);
     TL_FREE_ALL(cm->slot, cm->key, cm->name, cm->name_len, cm->v, cm->o, cm->b, cm->succ,
                 cm->succ_n, cm->succ_tot, cm->sims, cm->fixed, cm);
 }
@@ -202,8 +225,28 @@ static int32_t intern(tl_cat_model *cm, const char *s, uint32_t len)
     return x;
 }
 
+/* Before category x's numbers change: saved, at their first change since the mark (a
+ * category added since has nothing to go back to). */
+static void save(tl_cat_model *cm, int32_t x)
+{
+    if (cm->undo != 2 || (uint32_t)x >= cm->u_n) return;
+    struct undo_row *r = tl_undo_save(&cm->journal, (size_t)x);
+    if (!r) return;
+    const size_t d = (size_t)cm->dim, k = (size_t)x * TL_CAT_SUCC;
+    r->x = x;
+    r->b = cm->b[x];
+    r->succ_tot = cm->succ_tot[x];
+    memcpy(r->succ, cm->succ + k, sizeof(r->succ));
+    memcpy(r->succ_n, cm->succ_n + k, sizeof(r->succ_n));
+    r->fixed = cm->fixed[x];
+    float *vo = (float *)(r + 1);
+    memcpy(vo, cm->v + (size_t)x * d, d * sizeof(float));
+    memcpy(vo + d, cm->o + (size_t)x * d, d * sizeof(float));
+}
+
 static void count_successor(tl_cat_model *cm, int32_t from, int32_t to)
 {
+    save(cm, from);
     int32_t *s = cm->succ + (size_t)from * TL_CAT_SUCC;
     float *c = cm->succ_n + (size_t)from * TL_CAT_SUCC;
     cm->succ_tot[from] += 1;
@@ -348,6 +391,7 @@ static void step_v(tl_cat_model *cm, const tl_cat_pred *pr, const double *gu)
     const int d = cm->dim;
     for (int k = 0; k < pr->n_k; k++) {
         if (cm->fixed[pr->k_idx[k]]) continue;   /* external: not learned */
+        save(cm, pr->k_idx[k]);
         float *v = cm->v + (size_t)pr->k_idx[k] * d;
         double f = pr->k_w[k] / pr->k_sum;
         for (int i = 0; i < d; i++)
@@ -360,6 +404,7 @@ static void step_o(tl_cat_model *cm, int32_t x, double g, const float *u, double
 {
     const int d = cm->dim;
     float *o = cm->o + (size_t)x * d;
+    save(cm, x);
     for (int i = 0; i < d; i++) {
         gu[i] += g * o[i];
         o[i] = (float)clampd(o[i] - cm->rate * (g * u[i] + CAT_L2 * o[i]));
@@ -374,9 +419,90 @@ static int rank_of(const tl_cat_pred *pr, int i)
     return r;
 }
 
+/* ---- undo ------------------------------------------------------------------------- */
+
+void tl_cat_undo_start(tl_cat_model *cm)
+{
+    if (cm && !cm->undo) cm->undo = 1;
+}
+
+/* Before the transaction's first learning step: the state to go back to. */
+static void mark(tl_cat_model *cm)
+{
+    tl_undo_mark(&cm->journal, (size_t)cm->max,
+                 sizeof(struct undo_row) + 2 * (size_t)cm->dim * sizeof(float));
+    cm->u_n = cm->n;
+    memcpy(cm->u_a, cm->a, sizeof(cm->a));
+    cm->u_b_other = cm->b_other;
+    cm->u_steps = cm->steps;
+    cm->u_st = cm->st;
+    tl_buf_clear(&cm->u_ext);
+    cm->undo = 2;
+}
+
+static void take_back(tl_cat_model *cm)
+{
+    const size_t d = (size_t)cm->dim;
+    for (size_t k = 0; k < cm->journal.n_rows; k++) {
+        const struct undo_row *r = tl_undo_row(&cm->journal, k);
+        const int32_t x = r->x;
+        cm->b[x] = r->b;
+        cm->succ_tot[x] = r->succ_tot;
+        memcpy(cm->succ + (size_t)x * TL_CAT_SUCC, r->succ, sizeof(r->succ));
+        memcpy(cm->succ_n + (size_t)x * TL_CAT_SUCC, r->succ_n, sizeof(r->succ_n));
+        cm->fixed[x] = (unsigned char)r->fixed;
+        const float *vo = (const float *)(r + 1);
+        memcpy(cm->v + (size_t)x * d, vo, d * sizeof(float));
+        memcpy(cm->o + (size_t)x * d, vo + d, d * sizeof(float));
+    }
+    /* The categories added since: the table never deletes, so those are the indexes from
+     * u_n on, and emptying their slots leaves every older category's probe run whole (the
+     * slots it passed when it was added were taken by categories older still). */
+    for (uint32_t i = 0; i < cm->cap; i++)
+        if (cm->slot[i] >= (int32_t)cm->u_n) cm->slot[i] = -1;
+    for (uint32_t x = cm->u_n; x < cm->n; x++) free(cm->name[x]);
+    memset(cm->fixed + cm->u_n, 0, cm->n - cm->u_n);
+    cm->n = cm->u_n;
+    memcpy(cm->a, cm->u_a, sizeof(cm->a));
+    cm->b_other = cm->u_b_other;
+    cm->steps = cm->u_steps;
+    uint64_t bad = cm->st.external_bad;   /* refusals are not learning: they stay counted */
+    cm->st = cm->u_st;
+    cm->st.external_bad = bad;
+}
+
+void tl_cat_txn_end(tl_cat_model *cm, int committed)
+{
+    if (!cm || cm->undo != 2) return;
+    cm->undo = 1;   /* (before the externals below: they are not journaled) */
+    if (!committed) {
+        size_t rows = cm->journal.n_rows;
+        uint32_t added = cm->n - cm->u_n;
+        take_back(cm);
+        char err[160];
+        for (size_t off = 0; off + 4 <= cm->u_ext.len;) {
+            uint32_t len = tl_le_get_u32((const unsigned char *)cm->u_ext.data + off);
+            if (tl_cat_external(cm, cm->u_ext.data + off + 4, len, err, sizeof(err)) != 0)
+                TL_LOG_ERROR("categories",
+                             "an embedding applied before could not be applied "
+                             "again: %s",
+                             err);
+            off += 4 + (size_t)len;
+        }
+        if (rows || added)
+            TL_LOG_WARN("categories",
+                        "a transaction did not commit: its learning is taken back (%zu "
+                        "categories' numbers, %u categories added)",
+                        rows, added);
+    }
+    tl_undo_off(&cm->journal);
+    tl_buf_clear(&cm->u_ext);
+}
+
 void tl_cat_learn(tl_cat_model *cm, const tl_features_cfg *fc, const tl_user *u, const tl_event *ev)
 {
     if (!ev->category_id) return;
+    if (cm->undo == 1) mark(cm);
     uint32_t len = (uint32_t)strlen(ev->category_id);
     int32_t t = intern(cm, ev->category_id, len);
     if (t < 0) {
@@ -403,8 +529,8 @@ void tl_cat_learn(tl_cat_model *cm, const tl_features_cfg *fc, const tl_user *u,
     for (int i = 0; i < pr.n; i++) {
         double g = pr.p[i] - (i == ti);
         for (int f = 0; f < TL_CAT_FEATURES; f++) ga[f] += g * pr.x[i][f];
+        step_o(cm, pr.idx[i], g, pr.u, gu);   /* (saves the category before b changes) */
         cm->b[pr.idx[i]] = (float)clampd(cm->b[pr.idx[i]] - cm->rate * g);
-        step_o(cm, pr.idx[i], g, pr.u, gu);
     }
     cm->b_other = clampd(cm->b_other - cm->rate * (pr.p_other - (ti < 0)));
     for (int f = 0; f < TL_CAT_FEATURES; f++) cm->a[f] = clampd(cm->a[f] - cm->rate * ga[f]);
@@ -756,6 +882,12 @@ int tl_cat_external(tl_cat_model *cm, const void *json, size_t len, char *err, s
                      id->str, cm->max);
         } else {
             int was = cm->fixed[c], now = e->type == TL_JSON_ARRAY;
+            if (cm->undo == 2) { /* applied again if the transaction is taken back */
+                char n4[4];
+                tl_le_put_u32(n4, (uint32_t)len);
+                tl_buf_append(&cm->u_ext, n4, 4);
+                tl_buf_append(&cm->u_ext, json, len);
+            }
             if (now) memcpy(cm->v + (size_t)c * cm->dim, v, (size_t)cm->dim * sizeof(float));
             cm->fixed[c] = (unsigned char)now;
             cm->st.external += (uint64_t)(now - was);

@@ -125,6 +125,17 @@ void tl_cat_model_weights(const tl_cat_model *cm, double a[TL_CAT_FEATURES], dou
 /* The name of table index x (len bytes, not NUL-terminated). */
 const char *tl_cat_name(const tl_cat_model *cm, int32_t x, uint32_t *len);
 
+/* Taking back an aborted transaction's learning (processing.guarantee=exactly_once, as
+ * the conversion model does: model.h). After tl_cat_undo_start, the first learning step
+ * of each transaction marks a journal: each category's numbers are saved at their first
+ * change, and the categories the transaction adds are remembered. tl_cat_txn_end(cm, 0)
+ * puts every learned number, the scores' weights, the step count and the statistics back
+ * as the mark left them and drops the added categories; 1 keeps them. Externally computed
+ * embeddings (tl_cat_external) are not learning: those read during the transaction are
+ * applied again after an undo. NULL is accepted. */
+void tl_cat_undo_start(tl_cat_model *cm);
+void tl_cat_txn_end(tl_cat_model *cm, int committed);
+
 typedef struct tl_cat_stats {
     uint64_t categories, unlearned;   /* in the table; events whose category did not fit */
     uint64_t external;                /* categories whose v is external (tl_cat_external) */

@@ -372,6 +372,7 @@ void tl_model_undo_start(tl_model *m)
     if (!m || !m->cfg.enabled || m->undo) return;
     m->undo = 1;
     tl_intent_model_undo_start(m->intent);
+    tl_cat_undo_start(m->cats);
 }
 
 /* Before the first example of a transaction: the state to go back to, if it aborts. */
@@ -425,6 +426,7 @@ static void model_undo(tl_model *m)
 void tl_model_txn_end(tl_model *m, int committed)
 {
     tl_intent_model_txn_end(m->intent, committed);
+    tl_cat_txn_end(m->cats, committed);
     if (m->undo == 2) {
         if (!committed) model_undo(m);
         undo_off(m);

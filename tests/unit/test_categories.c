@@ -680,6 +680,98 @@ static void test_records(void **state)
     env_close(&e);
 }
 
+/* ---- undo ------------------------------------------------------------------------ */
+
+/* Users k in [from, to), five events each in categories prefix0 .. prefix<span - 1> (a walk
+ * seeded by from, so a span learned again is the same events). */
+static void learn_span(env *e, int from, int to, const char *prefix, int span)
+{
+    char cat[16];
+    uint64_t rng = 11 + (uint64_t)from;
+    for (int k = from; k < to; k++) {
+        tl_user u;
+        user_k(&u, "u", k);
+        for (int s = 0; s < 5; s++) {
+            snprintf(cat, sizeof(cat), "%s%d", prefix, (int)(fx_xorshift64(&rng) % (uint64_t)span));
+            step(e, &u, "e", cat, TL_BROWSE, T0 + k * HOUR + s * 1000);
+        }
+        fx_user_fini(&u);
+    }
+}
+
+static void external(tl_cat_model *cm, const char *json)
+{
+    char err[256];
+    assert_int_equal(tl_cat_external(cm, json, strlen(json), err, sizeof(err)), 0);
+}
+
+/* The same checkpoint bytes and statistics. */
+static void same_model(const tl_cat_model *a, const tl_cat_model *b)
+{
+    tl_buf x = {0}, y = {0};
+    tl_cat_model_encode(a, &x);
+    tl_cat_model_encode(b, &y);
+    fx_same_bytes_free(&x, &y);
+    tl_cat_stats sa, sb;
+    tl_cat_model_stats(a, &sa);
+    tl_cat_model_stats(b, &sb);
+    assert_memory_equal(&sa, &sb, sizeof(sa));
+}
+
+/* exactly_once: an aborted transaction's learning is taken back, bit for bit, with the
+ * categories it added dropped and the external embeddings read during it kept; learning
+ * its input again then gives the model that learned it once. */
+static void test_undo(void **state)
+{
+    (void)state;
+    static const char *emb_old = "{\"category_id\":\"c1\",\"embedding\":[1,2,3,4,5,6,7,8]}";
+    static const char *emb_new = "{\"category_id\":\"x0\",\"embedding\":[8,7,6,5,4,3,2,1]}";
+    env e, r;   /* journaled; the reference, which learns what is kept, once */
+    env_open(&e);
+    env_open(&r);
+    tl_cat_undo_start(e.cm);
+
+    learn_span(&e, 0, 20, "c", 8);   /* committed */
+    tl_cat_txn_end(e.cm, 1);
+    learn_span(&r, 0, 20, "c", 8);
+    same_model(e.cm, r.cm);
+
+    /* aborted: old categories and new ones, and two embeddings in its middle */
+    learn_span(&e, 20, 30, "c", 8);
+    learn_span(&e, 30, 40, "d", 4);
+    external(e.cm, emb_old);
+    external(e.cm, emb_new);
+    learn_span(&e, 40, 45, "c", 8);
+    tl_cat_stats before;
+    tl_cat_model_stats(e.cm, &before);
+    assert_true(before.categories == 8 + 4 + 1);
+    tl_cat_txn_end(e.cm, 0);
+    external(r.cm, emb_old);
+    external(r.cm, emb_new);
+    same_model(e.cm, r.cm);
+    const float *v, *o;
+    float b;
+    assert_int_equal(tl_cat_lookup(e.cm, "d0", &v, &o, &b), -1);
+    assert_int_equal(tl_cat_lookup(e.cm, "x0", &v, &o, &b), 0);
+    assert_true(v[0] == 8 && v[7] == 1);
+
+    /* its input processed again, committed */
+    learn_span(&e, 20, 30, "c", 8);
+    learn_span(&e, 30, 40, "d", 4);
+    learn_span(&e, 40, 45, "c", 8);
+    tl_cat_txn_end(e.cm, 1);
+    learn_span(&r, 20, 30, "c", 8);
+    learn_span(&r, 30, 40, "d", 4);
+    learn_span(&r, 40, 45, "c", 8);
+    same_model(e.cm, r.cm);
+
+    /* a transaction that learned nothing has nothing to take back */
+    tl_cat_txn_end(e.cm, 0);
+    same_model(e.cm, r.cm);
+    env_close(&e);
+    env_close(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -693,6 +785,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint),
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_external),
+        cmocka_unit_test(test_undo),
         cmocka_unit_test(test_stored_extremes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
