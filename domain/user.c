@@ -1,9 +1,9 @@
 /*
  * user.c -- a user's record: editing it, and its encoding (user.h).
  *
- * Encoding (version 7), all integers little-endian varints, signed ones zig-zag:
+ * Encoding (version 8), all integers little-endian varints, signed ones zig-zag:
  *   u8 version | svarint timer | svarint labelled | svarint sampled | svarint first_ts
- *              | varint purchases | svarint last_purchase
+ *              | varint purchases | svarint last_purchase | f64 expected
  *              | n_ent | n_ent * (u8 dim | str id | f64 f | f64 h | svarint t)
  *              | n_tp  | n_tp  * (str event_id | str item_id | ostr category_id
  *                                 | ostr channel | u8 type | svarint ts | f32 share
@@ -17,7 +17,8 @@
  *                                domain/nextcat.h; 0: none)
  * where str = varint len + bytes, ostr = varint (len+1) + bytes, 0 meaning NULL; f64 and
  * f32 are IEEE 754 little-endian. n_attr <= TL_LAST_ATTR_MAX, newest first; an
- * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes. Version 6 is version 7 without the
+ * explanation is at most TL_LAST_ATTR_TEXT_MAX bytes; expected is in [0,
+ * TL_EXPECTED_MAX]. Version 7 is version 8 without expected (decoded as 0). Version 6 is version 7 without the
  * next-category view (decoded as none). Version 5 is version 6 without the
  * intent last published (decoded as none yet). Version 4 is version 5 without a
  * touchpoint's campaign (decoded as none). Version 3 is version 4 without
@@ -281,7 +282,7 @@ static inline char *w_ostr(char *p, const char *s, size_t n)
     return s ? tl_wire_w_bytes(tl_wire_w_varint(p, n + 1), s, n) : tl_wire_w_varint(p, 0);
 }
 
-#define STATE_VERSION 7
+#define STATE_VERSION 8
 
 static char *encode_entries(const tl_user *u, char *p)
 {
@@ -293,6 +294,7 @@ static char *encode_entries(const tl_user *u, char *p)
     p = tl_wire_w_svarint(p, u->first_ts);
     p = tl_wire_w_varint(p, u->purchases);
     p = tl_wire_w_svarint(p, u->last_purchase);
+    p = tl_wire_w_f64(p, u->expected);
     p = tl_wire_w_varint(p, (uint64_t)u->n_ent);
     for (int i = 0; i < u->n_ent; i++) {
         const tl_interest *e = &u->ent[i];
@@ -332,7 +334,7 @@ static char *encode_attr(const tl_last_attr *a, char *p)
 void tl_user_encode(const tl_user *u, tl_buf *b)
 {
     /* u->mem covers every string byte; add the fixed-size fields and varints. */
-    size_t bound = 87 + u->mem + (size_t)u->n_pend * 35 + (size_t)u->n_ent * 40 +
+    size_t bound = 95 + u->mem + (size_t)u->n_pend * 35 + (size_t)u->n_ent * 40 +
         (size_t)u->n_tp * 82 + (size_t)u->n_attr * 58;
     tl_buf_reserve(b, bound);
     char *p = b->data + b->len;
@@ -361,7 +363,7 @@ void tl_user_encode(const tl_user *u, tl_buf *b)
 size_t tl_user_encoded_bound(size_t max_string, size_t max_interests, size_t max_touchpoints)
 {
     const size_t str = 10 + max_string;   /* a varint length, then the bytes */
-    const size_t head = 1 + 10 + 10 + 10 + 10 + 10 + 10 + 10, ent = 1 + str + 8 + 8 + 10;
+    const size_t head = 1 + 10 + 10 + 10 + 10 + 10 + 10 + 8 + 10, ent = 1 + str + 8 + 8 + 10;
     const size_t tp = 5 * str + 1 + 10 + 4 + 4 + 10;
     const size_t attr = 3 * str + 10 + 8 + 10 + TL_LAST_ATTR_TEXT_MAX;
     return head + max_interests * ent + 10 + max_touchpoints * tp + 10 + TL_LAST_ATTR_MAX * attr +
@@ -393,7 +395,7 @@ static const char *get_bytes(rd *r, int optional, size_t *len, int *is_null)
     return q;
 }
 
-/* The encodings this build reads: the current one, version 6 (no next categories), version 5 (no intent), version 4 (no
+/* The encodings this build reads: the current one, version 7 (no expected purchases), version 6 (no next categories), version 5 (no intent), version 4 (no
  * campaign either), version 3 (no sampled either) and version 2 (no last attributions
  * either). */
 static int known_version(unsigned v) { return v >= 2 && v <= STATE_VERSION; }
@@ -410,10 +412,12 @@ static int decode_entries(tl_user *u, rd *r, size_t len)
     if (purchases > UINT32_MAX) return -1;
     u->purchases = (uint32_t)purchases;
     u->last_purchase = v >= 4 ? tl_wire_svarint(r) : INT64_MIN;
+    u->expected = v >= 8 ? tl_wire_f64(r) : 0;
     uint64_t n_ent = tl_wire_varint(r);
     if (r->fail || n_ent > len || !tl_stored_time_ok(u->timer) || !tl_stored_time_ok(u->labelled) ||
         !tl_stored_time_ok(u->sampled) || !tl_stored_time_ok(u->first_ts) ||
-        !tl_stored_time_ok(u->last_purchase))
+        !tl_stored_time_ok(u->last_purchase) ||
+        !(u->expected >= 0 && u->expected <= TL_EXPECTED_MAX))
         return -1;
     for (uint64_t i = 0; i < n_ent && !r->fail; i++) {
         unsigned dim = tl_wire_u8(r);

@@ -20,6 +20,10 @@
 #include "records.h"
 #include "lib/util.h"
 
+/* The most a user's expected purchases may be (a stored record with more does not decode):
+ * a moment adds at most 1, and a user lives through a few thousand a year. */
+#define TL_EXPECTED_MAX 1e9
+
 typedef struct tl_interest {
     char *id;           /* dim_id, owned */
     uint32_t id_len;
@@ -94,6 +98,9 @@ typedef struct tl_user {
     uint32_t purchases; /* purchases so far: with first_ts and last_purchase, the model's
                          * view of the user's own history (an intent proxy) */
     int64_t last_purchase;  /* the time of the user's last purchase (INT64_MIN: none) */
+    double expected;    /* the purchases the model expected of the user so far at an
+                         * average intent (model/journey_features.h, tl_jf_user), in
+                         * [0, TL_EXPECTED_MAX] */
     double intent;      /* the purchase intent last published for the user (model/intent.h) */
     int64_t intent_ts;  /* and its time (INT64_MIN: none yet) */
     tl_intent_moment *pend;   /* pend[0..n_pend), oldest first; room for

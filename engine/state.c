@@ -537,6 +537,8 @@ static tl_user *store_load(tl_store *s, const char *user_id, uint64_t h, int cre
             }
             u->timer = u->timer_saved = 0;
             u->labelled = u->sampled = u->first_ts = u->last_purchase = u->intent_ts = INT64_MIN;
+            u->purchases = 0; /* (a record that failed late had these decoded) */
+            u->expected = u->intent = 0;
             s->st.users_created++;
             v = NULL;
         } else {

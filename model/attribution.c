@@ -191,7 +191,7 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
     tl_attr_stats *st = &as->st;
     st->purchases++;
     /* the user's history before this purchase; then this one counts */
-    const tl_model_user hist = {u->purchases, u->first_ts, u->last_purchase};
+    const tl_model_user hist = {u->purchases, u->first_ts, u->last_purchase, u->expected};
     if (u->purchases < UINT32_MAX) u->purchases++;
     if (u->last_purchase == INT64_MIN || ev->ts > u->last_purchase) u->last_purchase = ev->ts;
     int begin, end = journey_at(ac, u, ev->ts, &begin);
@@ -199,7 +199,8 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
     if (n == 0) {
         st->no_touchpoints++;
         /* still a purchase the model learns from: the rate with no touchpoints */
-        if (as->model && !first) tl_model_learn(as->model, &hist, NULL, 0, 1, ev->ts);
+        if (as->model && !first)
+            u->expected += tl_model_learn(as->model, &hist, NULL, 0, 1, ev->ts);
         return TL_OK;
     }
     tl_touchpoint *tps = tl_arena_alloc(a, (size_t)n * sizeof(*tps));
@@ -240,7 +241,7 @@ static tl_rc attribute(tl_attr_stage *as, tl_store *s, tl_user *u, const tl_even
         /* Credited with the model as it is, then learned from: the record's numbers
          * never saw its own label. */
         tl_model_credit(as->model, &hist, &u->tp[begin], n, &r, a, &explanation);
-        if (!first) tl_model_learn(as->model, &hist, &u->tp[begin], n, 1, ev->ts);
+        if (!first) u->expected += tl_model_learn(as->model, &hist, &u->tp[begin], n, 1, ev->ts);
         tl_rc prc = tl_model_path(as->model, &u->tp[begin], n, 1, ev->ts, out);
         if (prc != TL_OK) return prc;
         if (u->tp[end - 1].ts > u->labelled) u->labelled = u->tp[end - 1].ts;
@@ -294,7 +295,6 @@ static void controls(tl_attr_stage *as, tl_user *u, int64_t until)
     int64_t g = tl_floor_to(u->sampled, d) + d;   /* the first grid point after sampled */
     uint64_t skipped = 0;
     int learned = 0;
-    const tl_model_user hist = {u->purchases, u->first_ts, u->last_purchase};
     for (; g < until; g += d) {
         if (learned == mc->controls_max) {
             skipped += (uint64_t)((until - 1 - g) / d) + 1;
@@ -302,7 +302,9 @@ static void controls(tl_attr_stage *as, tl_user *u, int64_t until)
         }
         int begin, end = journey_at(as->cfg, u, g, &begin);
         /* (no touchpoints: u->tp may be NULL, and no offset may be applied to it) */
-        tl_model_learn(as->model, &hist, end > begin ? &u->tp[begin] : NULL, end - begin, 0, g);
+        const tl_model_user hist = {u->purchases, u->first_ts, u->last_purchase, u->expected};
+        u->expected +=
+            tl_model_learn(as->model, &hist, end > begin ? &u->tp[begin] : NULL, end - begin, 0, g);
         learned++;
     }
     if (skipped) tl_model_count_skipped(as->model, skipped);

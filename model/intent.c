@@ -357,7 +357,7 @@ tl_rc tl_intent_update(const tl_intent_cfg *ic, tl_model *m, int64_t lookback_ms
     if (!ic->enabled || !m || !tl_model_cfg_of(m)->enabled || !out->emit_intent) return TL_OK;
     tl_intent_model *im = tl_model_intent(m);
     tl_intent_resolve(im, u, ev, now, ic->window_ms);
-    const tl_model_user hist = {u->purchases, u->first_ts, u->last_purchase};
+    const tl_model_user hist = {u->purchases, u->first_ts, u->last_purchase, u->expected};
     double rate = projected_rate(m, &hist, tps, n, lookback_ms, now, ic->window_ms, a);
     tl_intent_moment mo = {
         .ts = now,

@@ -130,8 +130,16 @@ int tl_jf_anchor_features(const tl_jf_tp *t, int anchor, int32_t *idx, double *x
     return t->n;
 }
 
-int tl_jf_user(uint32_t purchases, int64_t first_ts, int64_t last_purchase, int64_t at,
-               int32_t *idx, double *x)
+int32_t tl_jf_intent_index(void)
+{
+    static int32_t i; /* made once (a race writes the same value) */
+    if (!__atomic_load_n(&i, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&i, tl_jf_index(tl_jf_key('u', 0, "intent"), 0), __ATOMIC_RELEASE);
+    return __atomic_load_n(&i, __ATOMIC_RELAXED);
+}
+
+int tl_jf_user(uint32_t purchases, int64_t first_ts, int64_t last_purchase, double expected,
+               int64_t at, int32_t *idx, double *x)
 {
     /* the three keys, hashed once (a race writes the same value) */
     static uint64_t keys[3];
@@ -141,6 +149,11 @@ int tl_jf_user(uint32_t purchases, int64_t first_ts, int64_t last_purchase, int6
         __atomic_store_n(&keys[2], tl_jf_key('u', 0, "since_first"), __ATOMIC_RELEASE);
     }
     int k = 0;
+    double intent = log((TL_JF_INTENT_PRIOR + (double)purchases) / (TL_JF_INTENT_PRIOR + expected));
+    if (intent != 0) {
+        idx[k] = tl_jf_intent_index();
+        x[k++] = intent;
+    }
     if (purchases) {
         idx[k] = tl_jf_index(__atomic_load_n(&keys[0], __ATOMIC_RELAXED), 0);
         x[k++] = log1p((double)purchases);

@@ -67,9 +67,23 @@ uint64_t tl_jf_key(char kind, int type, const char *name);
  * user who buys often is likely to buy again, whatever it is shown), and what makes the
  * touchpoints comparable: a purchase closes the journey, so a user who buys often has
  * shorter journeys; given the time since the last purchase, a journey's contents no
- * longer say how often its user buys. Appends up to 3 pairs; INT64_MIN: unknown. */
-int tl_jf_user(uint32_t purchases, int64_t first_ts, int64_t last_purchase, int64_t at,
-               int32_t *idx, double *x);
+ * longer say how often its user buys. Appends up to 3 pairs; INT64_MIN: unknown.
+ *
+ * And the user's intent estimate, log((TL_JF_INTENT_PRIOR + purchases) /
+ * (TL_JF_INTENT_PRIOR + expected)), where expected is the sum, over every moment of the
+ * user the model has learned from (its purchases and control moments), of the model's
+ * probability of a purchase there without this term: the purchases an average user would
+ * have made in its place, with its journeys. It is the log of the posterior mean of the
+ * user's own rate multiplier under a gamma prior of mean 1 and shape TL_JF_INTENT_PRIOR
+ * (the gamma-Poisson model of a frailty): a user who bought more than its exposures
+ * explain is likely to buy again whatever it is shown, and one that went long without
+ * buying despite them is not. Its pair, when the estimate is not 0, comes first. */
+#define TL_JF_INTENT_PRIOR 1.0
+#define TL_JF_USER_NNZ 4
+int tl_jf_user(uint32_t purchases, int64_t first_ts, int64_t last_purchase, double expected,
+               int64_t at, int32_t *idx, double *x);
+/* The coordinate of the intent estimate. */
+int32_t tl_jf_intent_index(void);
 
 /* Touchpoint t's coordinates at decision time at: appends up to TL_JF_TP_NNZ pairs to
  * (idx, x) and returns how many (indices may repeat across keys). */

@@ -61,7 +61,7 @@
 /* Coordinates of one example: the bias and TL_JF_TP_NNZ per touchpoint, for at most
  * TL_MODEL_MAX_TPS touchpoints (a longer journey gives its last ones). */
 #define TL_MODEL_MAX_TPS 64
-#define NNZ_MAX (4 + TL_MODEL_MAX_TPS * TL_JF_TP_NNZ)
+#define NNZ_MAX (1 + TL_JF_USER_NNZ + TL_MODEL_MAX_TPS * TL_JF_TP_NNZ)
 
 /* The event times (ms) a Markov window may start at: +-2^53 ms, about 285,000 years
  * either side of 1970. A checkpoint's window start outside is refused, and times
@@ -754,8 +754,8 @@ static int example(tl_model *m, const tl_model_user *user, const tl_jf_tp *tps, 
     m->x[k++] = 1;
     m->pos[TL_JF_BIAS] = 0;
     if (user) {
-        int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, at, m->idx + k,
-                           m->x + k);
+        int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, user->expected, at,
+                           m->idx + k, m->x + k);
         for (int i = 0; i < c; i++) m->pos[m->idx[k + i]] = k + i;
         k += c;
     }
@@ -988,9 +988,10 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
     g.phi = phi;
     g.bias = offset(m) + tl_ftrl_avg_weight(m->ftrl, TL_JF_BIAS);
     if (user) {
-        int32_t idx[3];
-        double x[3];
-        int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, r->ts, idx, x);
+        int32_t idx[TL_JF_USER_NNZ];
+        double x[TL_JF_USER_NNZ];
+        int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, user->expected,
+                           r->ts, idx, x);
         g.bias += tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
     }
     if (m->seq) {
@@ -1125,9 +1126,10 @@ void tl_model_logits(tl_model *m, const tl_model_user *user, const tl_journey_tp
         while (from < n && tps[from].ts < at[i] - lookback_ms) from++;
         double z = base;
         if (user) {
-            int32_t idx[3];
-            double x[3];
-            int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, at[i], idx, x);
+            int32_t idx[TL_JF_USER_NNZ];
+            double x[TL_JF_USER_NNZ];
+            int c = tl_jf_user(user->purchases, user->first_ts, user->last_purchase, user->expected,
+                               at[i], idx, x);
             z += tl_ftrl_dot_sparse_avg(m->ftrl, idx, x, c);
         }
         if (m->seq && n - from > 0) {
@@ -1252,10 +1254,10 @@ tl_rc tl_model_path(tl_model *m, const tl_journey_tp *tps, int n, int converted,
     return TL_OK;
 }
 
-void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
-                    int label, int64_t ts)
+double tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
+                      int label, int64_t ts)
 {
-    if (!m->cfg.enabled || n < 0) return;
+    if (!m->cfg.enabled || n < 0) return 0;
     if (m->undo == 1) undo_mark(m);
     tl_jf_tp jf[TL_MODEL_MAX_TPS];
     const tl_journey_tp *t = n > TL_MODEL_MAX_TPS ? tps + (n - TL_MODEL_MAX_TPS) : tps;
@@ -1277,6 +1279,11 @@ void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp 
                      weight, &att);
         off += att;
     }
+    /* the moment's part of the user's expected purchases: p without its intent estimate
+     * (the first user pair, after the bias, when there is one) */
+    double z = off + tl_ftrl_dot_sparse(m->ftrl, m->idx, m->x, nnz);
+    if (nnz > 1 && m->idx[1] == tl_jf_intent_index())
+        z -= tl_ftrl_weight(m->ftrl, m->idx[1]) * m->x[1];
     p = tl_ftrl_learn_sparse(m->ftrl, m->idx, m->x, nnz, off, label, weight);
     tl_metrics_add(m->metrics, p, label, weight);
     if (m->sharing) {
@@ -1293,6 +1300,7 @@ void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp 
             fprintf(m->export, "%s%d:%.17g", i ? " " : "", (int)m->idx[i], m->x[i]);
         fputc('\n', m->export);
     }
+    return tl_sigmoid(z);
 }
 
 /* ---- Markov windows ------------------------------------------------------------- */

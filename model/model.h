@@ -75,6 +75,7 @@ typedef struct tl_model_user {
     uint32_t purchases;   /* before the moment */
     int64_t first_ts;     /* of the user's first event; INT64_MIN: unknown */
     int64_t last_purchase; /* before the moment; INT64_MIN: none */
+    double expected;      /* purchases expected of it before the moment (tl_model_learn) */
 } tl_model_user;
 
 typedef struct tl_model_report {
@@ -107,9 +108,12 @@ void tl_model_credit(tl_model *m, const tl_model_user *user, const tl_journey_tp
                      tl_attribution *r, tl_arena *a, const char **explanation);
 
 /* An example: the moment ts with the touchpoints tps[0..n) (the journey as it was then;
- * n may be 0), label 1 (a purchase at ts) or 0 (a control moment: none at ts). */
-void tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
-                    int label, int64_t ts);
+ * n may be 0), label 1 (a purchase at ts) or 0 (a control moment: none at ts). Returns
+ * what the moment adds to the user's expected purchases (tl_model_user.expected): the
+ * model's p of a purchase at it, scored before learning, without the user's intent
+ * estimate; 0 when the model is off. */
+double tl_model_learn(tl_model *m, const tl_model_user *user, const tl_journey_tp *tps, int n,
+                      int label, int64_t ts);
 
 /* The category embeddings (categories.h), kept and checkpointed with the model: NULL
  * unless categories.enabled with the model on. */

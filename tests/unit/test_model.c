@@ -189,6 +189,11 @@ static void ref_vec(const tl_model_user *h, const tl_journey_tp *tps, int n, int
 {
     v->n = 0;
     rvec_add(v, 0, 1);
+    /* the intent estimate, log((a + purchases) / (a + expected)) with a the prior's
+     * shape, when not 0 */
+    const double a = TL_JF_INTENT_PRIOR;
+    double intent = h ? log((a + h->purchases) / (a + h->expected)) : 0;
+    if (intent != 0) rvec_add(v, ref_index(ref_key('u', 0, "intent"), 0), intent);
     if (h && h->purchases)
         rvec_add(v, ref_index(ref_key('u', 0, "purchases"), 0), log1p(h->purchases));
     int64_t since =
@@ -284,14 +289,23 @@ static double shadow_offset(const shadow *sh)
     return log((pos + 1) / (sh->n - pos + 1));
 }
 
-/* What the model should learn from the moment at with the touchpoints tps[0..n). */
-static void shadow_learn(shadow *sh, const tl_model_user *h, const tl_journey_tp *tps, int n,
-                         int label, int64_t at)
+/* What the model should learn from the moment at with the touchpoints tps[0..n); h's
+ * expected purchases then grow by the moment's p before the update, without the intent
+ * estimate (the first coordinate after the bias when there is one). */
+static void shadow_learn(shadow *sh, tl_model_user *h, const tl_journey_tp *tps, int n, int label,
+                         int64_t at)
 {
     static rvec v;
     ref_vec(h, tps, n, at, ~(uint64_t)0, &v);
     double c = sh->clip > 0 ? ref_weight(tps, n, sh->clip) : 1.0;
     assert_true(sh->n < MAX_EX);
+    if (h) {
+        double z = shadow_offset(sh);
+        for (int k = 0; k < v.n; k++)
+            if (v.idx[k] != ref_index(ref_key('u', 0, "intent"), 0))
+                z += tl_ftrl_weight(sh->f, v.idx[k]) * v.x[k];
+        h->expected += ref_sigmoid(z);
+    }
     uint64_t before = tl_ftrl_version(sh->f);
     sh->p[sh->n] = tl_ftrl_learn_sparse(sh->f, v.idx, v.x, v.n, shadow_offset(sh), label, c);
     uint64_t t = tl_ftrl_version(sh->f);
@@ -314,7 +328,7 @@ static void shadow_learn(shadow *sh, const tl_model_user *h, const tl_journey_tp
 
 /* The control moments of the grid in (from, until), each with the touchpoints of tps that
  * are at most 7 days old then. */
-static void shadow_controls(shadow *sh, const tl_model_user *h, const tl_journey_tp *tps, int n,
+static void shadow_controls(shadow *sh, tl_model_user *h, const tl_journey_tp *tps, int n,
                             int64_t from, int64_t until)
 {
     for (int64_t g = (from / GRID + 1) * GRID; g < until; g += GRID) {
@@ -601,6 +615,28 @@ static void test_features(void **state)
     assert_int_equal(tl_jf_key('c', TL_CLICK, NULL), ref_key('c', TL_CLICK, NULL));
     assert_true(tl_jf_key('c', TL_CLICK, "web") != tl_jf_key('c', TL_BROWSE, "web"));
 
+    /* the user's history against the reference's: 2 purchases, the last 1 day before, 1.5
+     * expected: log1p(2), the 1-day anchor of since_purchase, and the intent estimate
+     * log((a + 2) / (a + 1.5)) (a = TL_JF_INTENT_PRIOR), first */
+    const tl_model_user uh = {2, T1 - 30 * DAY, T1 - DAY, 1.5};
+    int32_t uidx[TL_JF_USER_NNZ];
+    double ux[TL_JF_USER_NNZ];
+    int un = tl_jf_user(uh.purchases, uh.first_ts, uh.last_purchase, uh.expected, T1, uidx, ux);
+    assert_int_equal(un, 3);
+    assert_int_equal(uidx[0], ref_index(ref_key('u', 0, "intent"), 0));
+    near(ux[0], log((TL_JF_INTENT_PRIOR + 2) / (TL_JF_INTENT_PRIOR + 1.5)), 1e-15,
+         "intent estimate", 0);
+    rvec uwant;
+    ref_vec(&uh, NULL, 0, T1, 0, &uwant);
+    assert_int_equal(uwant.n, 1 + un); /* (the bias first) */
+    for (int k = 0; k < un; k++) {
+        assert_int_equal(uidx[k], uwant.idx[1 + k]);
+        near(ux[k], uwant.x[1 + k], 1e-15, "user history", k);
+    }
+    /* no purchase and none expected (a user's first moments): no intent pair */
+    assert_int_equal(tl_jf_user(0, T1, INT64_MIN, 0, T1, uidx, ux), 1);
+    assert_true(uidx[0] != tl_jf_intent_index());
+
     tl_journey_tp tps[3];
     three_tps(tps);
     tl_jf_tp jf[3];
@@ -775,7 +811,7 @@ static void test_intent(void **state)
     tl_model *m = trained_model(&mc, &sh, N_TRAIN, 42, 0);
     tl_journey_tp tps[5];
     purchase5(tps);
-    const tl_model_user h = {2, P2 - 30 * DAY, P2 - 10 * DAY};
+    const tl_model_user h = {2, P2 - 30 * DAY, P2 - 10 * DAY, 1.5};
     const int64_t now = P2;
     tl_arena a;
     tl_arena_init(&a, 4096);
@@ -1397,6 +1433,16 @@ static void expect_journey(tl_store *s, const char *user, const char *want)
     if (strcmp(got, want) != 0) fail_msg("journey of %s: \"%s\", expected \"%s\"", user, got, want);
 }
 
+/* The user's expected purchases (the intent estimate's denominator) as the shadow's. */
+static void expect_expected(tl_store *s, const char *user, const tl_model_user *h)
+{
+    tl_user *u = tl_store_peek(s, user);
+    assert_non_null(u);
+    if (!(fabs(u->expected - h->expected) <= 1e-12 * (1 + h->expected)))
+        fail_msg("expected purchases of %s: %.17g, the shadow's %.17g", user, u->expected,
+                 h->expected);
+}
+
 static void test_labels_through_stage(void **state)
 {
     (void)state;
@@ -1444,9 +1490,10 @@ static void test_labels_through_stage(void **state)
     assert_int_equal(tl_attribution_advance(&as, s, T0 + HOUR + L, &a, &ms.sink), TL_OK);
     expect_report(m, 28, 28, 0, "at expiry");
     assert_int_equal(as.st.expired, 1);
-    const tl_model_user h1 = {0, T0, INT64_MIN}; /* u1's history: no purchase, first event a */
+    tl_model_user h1 = {0, T0, INT64_MIN, 0}; /* u1's history: no purchase, first event a */
     shadow_controls(&sh, &h1, ab, 2, T0 + HOUR, T0 + HOUR + L);
     assert_int_equal(sh.n, 28);
+    expect_expected(s, "u1", &h1);
     probe(m, &sh, "after the control moments of {a, b}");
     expect_journey(s, "u1", "a b");
     u1 = tl_store_peek(s, "u1");
@@ -1485,6 +1532,7 @@ static void test_labels_through_stage(void **state)
     shadow_learn(&sh, &h1, abf, 3, 1, P); /* now: the purchase frees these entries */
     tl_event p1 = mkev("u1", "p1", TL_PURCHASE, P, "i9", "c1", "web");
     apply_s(&as, s, &a, &ms, &p1);
+    expect_expected(s, "u1", &h1);
     assert_int_equal(ms.count[MS_ATTRIBUTION], 1);
     const tl_attribution *r = ms_attribution(&ms, 0);
     assert_int_equal(r->n_touchpoints, 3);
@@ -1515,9 +1563,10 @@ static void test_labels_through_stage(void **state)
     const int64_t T2 = 200 * DAY;
     tl_event ec = mkev("u2", "c", TL_FAVORITE, T2, "i3", "c3", NULL);
     apply_s(&as, s, &a, &ms, &ec);
-    const tl_model_user h2 = {0, T2, INT64_MIN}, h2b = {1, T2, T2 + HOUR}; /* before and after p2 */
+    tl_model_user h2 = {0, T2, INT64_MIN, 0}; /* before p2 */
     shadow_learn(&sh, &h2, &tl_store_peek(s, "u2")->tp[0], 1, 1,
                  T2 + HOUR); /* before p2 frees it */
+    tl_model_user h2b = {1, T2, T2 + HOUR, h2.expected}; /* after it */
     tl_event p2 = mkev("u2", "p2", TL_PURCHASE, T2 + HOUR, "i3", "c3", NULL);
     apply_s(&as, s, &a, &ms, &p2);
     expect_report(m, 30, 30, 2, "purchase p2");
@@ -1534,6 +1583,7 @@ static void test_labels_through_stage(void **state)
     tl_journey_tp g1 = tl_store_peek(s, "u2")->tp[0];
     assert_int_equal(tl_attribution_advance(&as, s, T2 + 13 * HOUR + L, &a, &ms.sink), TL_OK);
     shadow_controls(&sh, &h2b, &g1, 1, T2 + 13 * HOUR, T2 + 13 * HOUR + L);
+    expect_expected(s, "u2", &h2b);
     expect_report(m, 60, 60, 2, "the expiry of g");
     probe(m, &sh, "after the expiry of g");
 
@@ -1551,13 +1601,15 @@ static void test_labels_through_stage(void **state)
     assert_int_equal(ms.count[MS_ATTRIBUTION], 3);
     assert_int_equal(ms_attribution(&ms, 2)->n_touchpoints, 1);
     expect_report(m, 61, 61, 3, "purchase p3");
-    const tl_model_user h3 = {0, T3, INT64_MIN}, h3b = {1, T3, T3 + HOUR};
+    tl_model_user h3 = {0, T3, INT64_MIN, 0};
     shadow_learn(&sh, &h3, &de[0], 1, 1, T3 + HOUR);
+    tl_model_user h3b = {1, T3, T3 + HOUR, h3.expected};
     probe(m, &sh, "after the purchase p3");
     expect_journey(s, "u3", "d e");
     assert_int_equal(tl_attribution_advance(&as_keep, s, T3 + 2 * HOUR + L, &a, &ms.sink), TL_OK);
     expect_report(m, 89, 89, 3, "expiry of u3");
     shadow_controls(&sh, &h3b, de, 2, T3 + 2 * HOUR, T3 + 2 * HOUR + L);
+    expect_expected(s, "u3", &h3b);
     probe(m, &sh, "after the control moments of u3");
     expect_journey(s, "u3", "d e");
     assert_int_equal(tl_attribution_advance(&as_keep, s, T3 + 30 * DAY, &a, &ms.sink), TL_OK);

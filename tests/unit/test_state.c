@@ -56,6 +56,8 @@ static int same_str(const char *a, const char *b)
 /* Field-by-field equality of two records' contents (entries in stored order). */
 static void assert_same_user(const tl_user *a, const tl_user *b)
 {
+    if (!same_dbl(a->expected, b->expected))
+        fail_msg("expected purchases: %a vs %a", a->expected, b->expected);
     assert_int_equal(a->n_ent, b->n_ent);
     for (int i = 0; i < a->n_ent; i++) {
         const tl_interest *x = &a->ent[i], *y = &b->ent[i];
@@ -207,9 +209,10 @@ static void test_encoding_bytes(void **state)
     u.first_ts = 0;
     u.last_purchase = 0;
     tl_user_encode(&u, &b);
-    assert_int_equal(b.len, 21);
-    assert_memory_equal(b.data, "\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
-    assert_memory_equal(b.data + 10, "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 11);
+    static const char zeros[28];   /* (and no expected purchases: f64 0.0) */
+    assert_int_equal(b.len, 29);
+    assert_int_equal(b.data[0], 8);
+    assert_memory_equal(b.data + 1, zeros, 28);
 
     /* entry: dim 1 | "ab" | f 1.0 | h 2.0 | t -1 (zig-zag 1); tp: "e" | "i" | NULL |
      * "w" | type 2 | ts 64 (zig-zag 128 = 0x80 0x01) | share -1.0f | propensity -1.0f |
@@ -309,13 +312,33 @@ static void test_encoding_bytes(void **state)
         .ts = 3, .since_ts = 1, .purchases = 2, .z = 2.0f, .p = 0.5f, .since_purchase = 1};
     assert_int_equal(tl_user_add_intent_moment(&u, &mo), 1);
     tl_user_add_attribution(&u, "p", "i", NULL, -2, 1.0, "ok");
+    /* version 8: version 7 (want) with the expected purchases, f64 2.0, after last_purchase */
+    unsigned char want8[168];
+    want8[0] = 8;
+    memcpy(want8 + 1, want + 1, 6);
+    memcpy(want8 + 7, two, 8);
+    memcpy(want8 + 15, want + 7, n - 7);
+    u.expected = 2.0;
     b.len = 0;
     tl_user_encode(&u, &b);
-    assert_int_equal(b.len, n);
-    assert_memory_equal(b.data, want, n);
-
-    /* and the hand-made bytes decode */
+    assert_int_equal(b.len, n + 8);
+    assert_memory_equal(b.data, want8, n + 8);
     tl_user d;
+    decode_as(&d, want8, n + 8, 8, 0);
+    assert_same_user(&u, &d);
+    fx_user_fini(&d);
+    /* expected purchases below 0, past TL_EXPECTED_MAX or not a number: refused */
+    const double refused[3] = {-1.0, 2 * TL_EXPECTED_MAX, NAN};
+    for (int i = 0; i < 3; i++) {
+        unsigned char bad8[168];
+        memcpy(bad8, want8, n + 8);
+        memcpy(bad8 + 7, &refused[i], 8);
+        decode_as(&d, bad8, n + 8, 8, -1);
+        fx_user_fini(&d);
+    }
+    u.expected = 0;   /* what the older versions below decode as */
+
+    /* and the hand-made version 7 bytes decode */
     decode_as(&d, want, n, 7, 0);
     assert_same_user(&u, &d);
     assert_null(d.tp[0].category_id);
@@ -387,17 +410,18 @@ static void test_encoding_bytes(void **state)
     fx_user_fini(&d);
     decode_as(&d, old, n2, 3, -1);
     fx_user_fini(&d);
-    /* re-encoding a version 2 record writes version 7: sampled and first_ts none yet
-     * (INT64_MIN: 10-byte varints), no purchases, none last, no attributions, no intent
-     * (0.0 at INT64_MIN), no next categories */
+    /* re-encoding a version 2 record writes version 8: sampled and first_ts none yet
+     * (INT64_MIN: 10-byte varints), no purchases, none last, no expected purchases (0.0),
+     * no attributions, no intent (0.0 at INT64_MIN), no next categories */
     decode_as(&d, old, n2, 2, 0);
     b.len = 0;
     tl_user_encode(&d, &b);
-    assert_int_equal(b.data[0], 7);
+    assert_int_equal(b.data[0], 8);
     assert_memory_equal(b.data + 1, old + 1, 2);
-    assert_int_equal(b.len, 3 + 10 + 10 + 1 + 10 + (n2 - 3) + 1 + 1 + 8 + 10 + 1 + 1);
+    assert_int_equal(b.len, 3 + 10 + 10 + 1 + 10 + 8 + (n2 - 3) + 1 + 1 + 8 + 10 + 1 + 1);
     assert_int_equal(b.data[23], 0);
-    assert_memory_equal(b.data + 34, old + 3, n2 - 3);
+    assert_memory_equal(b.data + 34, zeros, 8);
+    assert_memory_equal(b.data + 42, old + 3, n2 - 3);
     assert_int_equal(b.data[b.len - 22], 0);   /* no campaign */
     assert_int_equal(b.data[b.len - 21], 0);   /* no attributions */
     assert_int_equal(b.data[b.len - 2], 0);    /* no pending intent moments */
