@@ -2,11 +2,13 @@
  * undo.h -- a journal of what changed since a mark, for taking it back: the first change
  * to each of n indexed values saves a row (the caller's, of a fixed size) with the state
  * the mark left; later changes to the same index save nothing. The learners keep one
- * (model/ftrl.c, model/seq.c) so that an aborted transaction's learning can be undone.
+ * (model/ftrl.c, model/seq.c, model/categories.c) so that an aborted transaction's
+ * learning can be undone.
  *
  * An index costs a byte once the journal has been used (the epoch of its last save, which
- * wraps every 255 marks: the marks are then cleared), a changed index one row. tl_undo_mark starts or restarts the journal (the rows are forgotten),
- * tl_undo_off ends it; while it is off, tl_undo_save saves nothing.
+ * wraps every 255 marks: the marks are then cleared), a changed index one row.
+ * tl_undo_mark starts or restarts the journal (the rows are forgotten), tl_undo_off ends
+ * it; while it is off, tl_undo_save saves nothing.
  */
 #ifndef TL_UNDO_H
 #define TL_UNDO_H

@@ -155,7 +155,8 @@ typedef struct tl_wire_rd {
 
 static inline tl_wire_rd tl_wire_rd_of(const void *data, size_t len)
 {
-    return (tl_wire_rd){(const unsigned char *)data, (const unsigned char *)data + len, NULL};
+    const unsigned char *p = data;   /* (an empty buffer may have no data: NULL, 0) */
+    return (tl_wire_rd){p, p ? p + len : p, NULL};
 }
 
 static inline void tl_wire_fail(tl_wire_rd *r, const char *why)
@@ -205,6 +206,23 @@ static inline uint32_t tl_wire_u32(tl_wire_rd *r)
 {
     const unsigned char *q = tl_wire_take(r, 4);
     return q ? tl_le_get_u32(q) : 0;
+}
+
+/* Length-prefixed records in a buffer (u32 length | the bytes, a length below 2^32): the
+ * records a journal keeps to apply again (model/model.c, model/categories.c).
+ * tl_wire_record returns the next one, its length in *len, or NULL at the end (or when
+ * the rest is not a whole record). */
+static inline void tl_wire_put_record(tl_buf *b, const void *data, uint32_t len)
+{
+    tl_wire_put_u32(b, len);
+    tl_buf_append(b, data, len);
+}
+
+static inline const unsigned char *tl_wire_record(tl_wire_rd *r, size_t *len)
+{
+    if (r->p == r->end) return NULL;
+    *len = tl_wire_u32(r);
+    return tl_wire_take(r, *len);
 }
 
 static inline uint64_t tl_wire_u64(tl_wire_rd *r)

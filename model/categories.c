@@ -480,15 +480,13 @@ void tl_cat_txn_end(tl_cat_model *cm, int committed)
         uint32_t added = cm->n - cm->u_n;
         take_back(cm);
         char err[160];
-        for (size_t off = 0; off + 4 <= cm->u_ext.len;) {
-            uint32_t len = tl_le_get_u32((const unsigned char *)cm->u_ext.data + off);
-            if (tl_cat_external(cm, cm->u_ext.data + off + 4, len, err, sizeof(err)) != 0)
+        tl_wire_rd r = tl_wire_rd_of(cm->u_ext.data, cm->u_ext.len);
+        const unsigned char *rec;
+        size_t len;
+        while ((rec = tl_wire_record(&r, &len)) != NULL)
+            if (tl_cat_external(cm, rec, len, err, sizeof(err)) != 0)
                 TL_LOG_ERROR("categories",
-                             "an embedding applied before could not be applied "
-                             "again: %s",
-                             err);
-            off += 4 + (size_t)len;
-        }
+                             "an embedding applied before could not be applied again: %s", err);
         if (rows || added)
             TL_LOG_WARN("categories",
                         "a transaction did not commit: its learning is taken back (%zu "
@@ -882,12 +880,8 @@ int tl_cat_external(tl_cat_model *cm, const void *json, size_t len, char *err, s
                      id->str, cm->max);
         } else {
             int was = cm->fixed[c], now = e->type == TL_JSON_ARRAY;
-            if (cm->undo == 2) { /* applied again if the transaction is taken back */
-                char n4[4];
-                tl_le_put_u32(n4, (uint32_t)len);
-                tl_buf_append(&cm->u_ext, n4, 4);
-                tl_buf_append(&cm->u_ext, json, len);
-            }
+            if (cm->undo == 2 && len <= UINT32_MAX) /* applied again if taken back */
+                tl_wire_put_record(&cm->u_ext, json, (uint32_t)len);
             if (now) memcpy(cm->v + (size_t)c * cm->dim, v, (size_t)cm->dim * sizeof(float));
             cm->fixed[c] = (unsigned char)now;
             cm->st.external += (uint64_t)(now - was);

@@ -406,12 +406,12 @@ static void model_undo(tl_model *m)
     char err[160];
     /* counted once, when they were read */
     uint64_t records = m->rep.shared_records, examples = m->rep.shared_examples;
-    for (size_t off = 0; off + 4 <= m->since.len; again++) {
-        uint32_t len = tl_le_get_u32((const unsigned char *)m->since.data + off);
-        if (share_apply(m, m->since.data + off + 4, len, err, sizeof(err)) != 0)
+    tl_wire_rd r = tl_wire_rd_of(m->since.data, m->since.len);
+    const unsigned char *rec;
+    size_t len;
+    for (; (rec = tl_wire_record(&r, &len)) != NULL; again++)
+        if (share_apply(m, rec, len, err, sizeof(err)) != 0)
             TL_LOG_ERROR("model", "an update applied before could not be applied again: %s", err);
-        off += 4 + (size_t)len;
-    }
     m->rep.shared_records = records;
     m->rep.shared_examples = examples;
     if (coords || slots)
@@ -1454,12 +1454,8 @@ int tl_model_share_apply(tl_model *m, const void *data, size_t len, int64_t offs
     if (offset >= 0) m->feed_next = offset + 1; /* a refused record is not read again */
     if (!m->cfg.enabled) return 0;
     int rc = share_apply(m, data, len, err, errlen);
-    if (rc == 0 && m->undo == 2 && len <= UINT32_MAX) {
-        char n[4];
-        tl_le_put_u32(n, (uint32_t)len);
-        tl_buf_append(&m->since, n, 4);
-        tl_buf_append(&m->since, data, len);
-    }
+    if (rc == 0 && m->undo == 2 && len <= UINT32_MAX)
+        tl_wire_put_record(&m->since, data, (uint32_t)len);
     return rc;
 }
 
