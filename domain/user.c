@@ -251,11 +251,7 @@ void tl_user_clear(tl_user *u)
     for (int i = 0; i < u->n_ent; i++) free(u->ent[i].id);
     for (int i = 0; i < u->n_tp; i++) free(u->tp[i].event_id);
     for (int i = 0; i < u->n_attr; i++) free(u->attr[i].event_id);
-    free(u->ent);
-    free(u->tp_alloc);
-    free(u->attr);
-    free(u->pend);
-    free(u->nc);
+    TL_FREE_ALL(u->ent, u->tp_alloc, u->attr, u->pend, u->nc);
     u->nc = NULL;
     u->nc_len = 0;
     u->pend = NULL;

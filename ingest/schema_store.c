@@ -1243,17 +1243,11 @@ void tl_schema_store_destroy(tl_schema_store *s)
     if (!s) return;
     for (size_t i = 0; i < s->cap; i++)
         if (s->tab[i].kind != SS_EMPTY) entry_free(&s->tab[i]);
-    free(s->tab);
     neg_destroy(&s->neg);
     if (s->curl) curl_easy_cleanup(s->curl);
-    free(s->dir);
-    free(s->url);
-    free(s->url_shown);
     if (s->basic_auth) memset(s->basic_auth, 0, strlen(s->basic_auth));
-    free(s->basic_auth);
-    free(s->ca_path);
     pthread_mutex_destroy(&s->lock);
-    free(s);
+    TL_FREE_ALL(s->tab, s->dir, s->url, s->url_shown, s->basic_auth, s->ca_path, s);
 }
 
 /* Takes a token for one registry lookup: 1, or 0 when the bucket is empty. The bucket

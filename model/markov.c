@@ -215,12 +215,7 @@ void tl_markov_clear(tl_markov *m)
 {
     int order = m->order;
     for (int k = 0; k < m->n; k++) free(m->names[k]);
-    free(m->names);
-    free(m->name_len);
-    free(m->st);
-    free(m->slots);
-    free(m->ekey);
-    free(m->ew);
+    TL_FREE_ALL(m->names, m->name_len, m->st, m->slots, m->ekey, m->ew);
     memset(m, 0, sizeof(*m));
     m->order = order;
 }

@@ -50,11 +50,7 @@ static void rec_free(rec *r)
 {
     for (int i = 0; i < r->n_win; i++) tl_markov_destroy(r->w[i].chain);
     for (int i = 0; i < r->n_cred; i++) free(r->name[i]);
-    free(r->part);
-    free(r->time);
-    free(r->w);
-    free(r->name);
-    free(r->cred);
+    TL_FREE_ALL(r->part, r->time, r->w, r->name, r->cred);
     memset(r, 0, sizeof(*r));
 }
 
@@ -242,10 +238,7 @@ void tl_mk_out_destroy(tl_mk_out *o)
 {
     if (!o) return;
     tl_mk_out_clear(o);
-    free(o->w);
-    free(o->time);
-    free(o->sent);
-    free(o);
+    TL_FREE_ALL(o->w, o->time, o->sent, o);
 }
 
 int tl_mk_out_path(tl_mk_out *o, int dim, int64_t at, const char *const *states, int n,
@@ -336,11 +329,7 @@ void tl_mk_share_destroy(tl_mk_share *s)
 {
     if (!s) return;
     share_free(s);
-    free(s->open);
-    free(s->time);
-    free(s->name);
-    free(s->cred);
-    free(s);
+    TL_FREE_ALL(s->open, s->time, s->name, s->cred, s);
 }
 
 /* 1 when partition p's stream time moved. */

@@ -725,15 +725,10 @@ void tl_model_destroy(tl_model *m)
     tl_markov_destroy(m->markov);
     for (int i = 0; i < m->n_prev; i++) free(m->prev[i].name);
     for (int i = 0; i < m->n_seen; i++) free(m->seen[i].channel);
-    free(m->prev);
-    free(m->pos);
-    free(m->M);
-    free(m->z);
-    free(m->checkpoint);
     tl_buf_free(&m->share_ex);
     tl_buf_free(&m->mk_snap);
     tl_buf_free(&m->since);
-    free(m);
+    TL_FREE_ALL(m->prev, m->pos, m->M, m->z, m->checkpoint, m);
 }
 
 void tl_model_export_examples(tl_model *m, FILE *f)

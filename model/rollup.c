@@ -180,11 +180,7 @@ void tl_rollup_destroy(tl_rollup *r)
     if (!r) return;
     free_rules(r->rules, r->n_rules);
     for (size_t i = 0; i < r->n; i++) free(r->rows[i].id);
-    free(r->rows);
-    free(r->slot);
-    free(r->touched);
-    free(r->touched_se);
-    free(r);
+    TL_FREE_ALL(r->rows, r->slot, r->touched, r->touched_se, r);
 }
 
 static uint64_t row_hash(const char *id, int64_t w)

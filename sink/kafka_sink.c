@@ -415,12 +415,8 @@ void tl_kafka_sink_set_model_share(tl_sink *sink, const char *topic, const char 
 static void ks_destroy(void *ctx)
 {
     kafka_sink *s = ctx;
-    free(s->model_topic);
-    free(s->model_key);
-    free(s->changelog);
-    free(s->input_topic);
-    free(s->cl_last);
-    free(s->partials);
+    TL_FREE_ALL(s->model_topic, s->model_key, s->changelog, s->input_topic, s->cl_last,
+                s->partials);
     for (int i = 0; i < s->n_ru; i++) tl_rollup_destroy(s->ru[i]);
     tl_mk_out_destroy(s->mk);
     tl_buf_free(&s->key);

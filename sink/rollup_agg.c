@@ -918,11 +918,7 @@ static void destroy(tl_rollup_agg *a)
         rd_kafka_flush(a->producer, 30000);
         rd_kafka_destroy(a->producer);
     }
-    free(a->spend_eof);
-    free(a->spend_read);
-    free(a->spend_checked);
-    free(a->spend_committed);
-    free(a->spend_end);
+    TL_FREE_ALL(a->spend_eof, a->spend_read, a->spend_checked, a->spend_committed, a->spend_end);
     for (int d = 0; d < 2; d++) tl_rollup_destroy(a->spend_ru[d]);
     tl_buf_free(&a->spend_line);
     tl_buf_free(&a->spend_key);
@@ -933,14 +929,9 @@ static void destroy(tl_rollup_agg *a)
     tl_buf_free(&a->key);
     tl_buf_free(&a->state);
     for (int i = 0; i < a->n_mru; i++) tl_rollup_destroy(a->mru[i]);
-    free((char *)a->o.partials_topic);
-    free((char *)a->o.topic);
-    free((char *)a->o.dlq_topic);
-    free((char *)a->o.credit_topic);
-    free((char *)a->o.state_topic);
-    free((char *)a->o.groups);
-    free((char *)a->o.spend_topic);
-    free(a);
+    TL_FREE_ALL((char *)a->o.partials_topic, (char *)a->o.topic, (char *)a->o.dlq_topic,
+                (char *)a->o.credit_topic, (char *)a->o.state_topic, (char *)a->o.groups,
+                (char *)a->o.spend_topic, a);
 }
 
 tl_rollup_agg *tl_rollup_agg_start(rd_kafka_conf_t *cconf, rd_kafka_conf_t *rconf,
