@@ -176,35 +176,20 @@ static inline tl_rc ms_add(void *ctx, const ms_record *rec)
     return ms->emit_rc;
 }
 
-static inline tl_rc ms_emit_interest(void *ctx, const tl_interest_delta *d)
-{
-    return ms_add(ctx, &(ms_record){.kind = MS_INTEREST, .interest = *d});
-}
+/* ms_emit_NAME: the sink's callback for a record of type TYPE, kept as an ms_record of
+ * kind TAG in its member MEMBER. */
+#define MS_EMIT(name, type, tag, member)                                                           \
+    static inline tl_rc ms_emit_##name(void *ctx, const type *r)                                   \
+    {                                                                                              \
+        return ms_add(ctx, &(ms_record){.kind = tag, .member = *r});                               \
+    }
 
-static inline tl_rc ms_emit_attribution(void *ctx, const tl_attribution *a)
-{
-    return ms_add(ctx, &(ms_record){.kind = MS_ATTRIBUTION, .attribution = *a});
-}
-
-static inline tl_rc ms_emit_credit(void *ctx, const tl_credit_delta *d)
-{
-    return ms_add(ctx, &(ms_record){.kind = MS_CREDIT, .credit = *d});
-}
-
-static inline tl_rc ms_emit_dlq(void *ctx, const tl_dlq_record *d)
-{
-    return ms_add(ctx, &(ms_record){.kind = MS_DLQ, .dlq = *d});
-}
-
-static inline tl_rc ms_emit_intent(void *ctx, const tl_intent_delta *d)
-{
-    return ms_add(ctx, &(ms_record){.kind = MS_INTENT, .intent = *d});
-}
-
-static inline tl_rc ms_emit_next_categories(void *ctx, const tl_next_categories *r)
-{
-    return ms_add(ctx, &(ms_record){.kind = MS_NEXTCAT, .nextcat = *r});
-}
+MS_EMIT(interest, tl_interest_delta, MS_INTEREST, interest)
+MS_EMIT(attribution, tl_attribution, MS_ATTRIBUTION, attribution)
+MS_EMIT(credit, tl_credit_delta, MS_CREDIT, credit)
+MS_EMIT(dlq, tl_dlq_record, MS_DLQ, dlq)
+MS_EMIT(intent, tl_intent_delta, MS_INTENT, intent)
+MS_EMIT(next_categories, tl_next_categories, MS_NEXTCAT, nextcat)
 
 static inline tl_rc ms_flush(void *ctx, int timeout_ms)
 {
@@ -242,23 +227,17 @@ static inline void ms_record_free(ms_record *r)
 {
     switch (r->kind) {
     case MS_INTEREST:
-        free((char *)r->interest.user_id);
-        free((char *)r->interest.dim_id);
-        free((char *)r->interest.event_id);
-        free((char *)r->interest.explanation);
+        TL_FREE_ALL((char *)r->interest.user_id, (char *)r->interest.dim_id,
+                    (char *)r->interest.event_id, (char *)r->interest.explanation);
         break;
     case MS_ATTRIBUTION: {
         tl_attribution *c = &r->attribution;
-        free((char *)c->conversion_event_id);
-        free((char *)c->user_id);
-        free((char *)c->item_id);
-        free((char *)c->category_id);
-        free((char *)c->explanation);
+        TL_FREE_ALL((char *)c->conversion_event_id, (char *)c->user_id, (char *)c->item_id,
+                    (char *)c->category_id, (char *)c->explanation);
         for (int i = 0; i < c->n_touchpoints; i++) {
-            free((char *)c->touchpoints[i].event_id);
-            free((char *)c->touchpoints[i].item_id);
-            free((char *)c->touchpoints[i].category_id);
-            free((char *)c->touchpoints[i].channel);
+            const tl_touchpoint *t = &c->touchpoints[i];
+            TL_FREE_ALL((char *)t->event_id, (char *)t->item_id, (char *)t->category_id,
+                        (char *)t->channel);
         }
         free((tl_touchpoint *)c->touchpoints);
         for (int m = 0; m < TL_M_COUNT; m++) free((double *)c->credits[m]);
@@ -269,22 +248,16 @@ static inline void ms_record_free(ms_record *r)
         free((char *)r->credit.method);
         break;
     case MS_DLQ:
-        free((char *)r->dlq.error);
-        free((char *)r->dlq.topic);
-        free((void *)r->dlq.key);
-        free((void *)r->dlq.payload);
+        TL_FREE_ALL((char *)r->dlq.error, (char *)r->dlq.topic, (void *)r->dlq.key,
+                    (void *)r->dlq.payload);
         break;
     case MS_INTENT:
-        free((char *)r->intent.user_id);
-        free((char *)r->intent.event_id);
-        free((char *)r->intent.explanation);
+        TL_FREE_ALL((char *)r->intent.user_id, (char *)r->intent.event_id,
+                    (char *)r->intent.explanation);
         break;
     case MS_NEXTCAT:
-        free((void *)r->nextcat.view);
-        free(r->nc_bytes);
-        free((char *)r->nextcat.user_id);
-        free((char *)r->nextcat.event_id);
-        free((char *)r->nextcat.explanation);
+        TL_FREE_ALL((void *)r->nextcat.view, r->nc_bytes, (char *)r->nextcat.user_id,
+                    (char *)r->nextcat.event_id, (char *)r->nextcat.explanation);
         break;
     default: break;
     }
