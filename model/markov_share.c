@@ -345,6 +345,20 @@ static int set_time(tl_mk_share *s, int32_t p, int64_t t)
     return 1;
 }
 
+/* 0 when the decoded record r can be taken: why is NULL and each of its chains has the
+ * configured order. Else -1 with "Markov share WHAT: reason" in err, r freed. */
+static int rec_check(const tl_mk_share *s, rec *r, const char *why, const char *what, char *err,
+                     size_t errlen)
+{
+    for (int i = 0; !why && i < r->n_win; i++)
+        if (tl_markov_order(r->w[i].chain) != s->cfg.order)
+            why = "a chain of another order (markov.order)";
+    if (!why) return 0;
+    snprintf(err, errlen, "Markov share %s: %s", what, why);
+    rec_free(r);
+    return -1;
+}
+
 int tl_mk_share_add(tl_mk_share *s, const void *data, size_t len, char *err, size_t errlen)
 {
     rec r;
@@ -353,14 +367,7 @@ int tl_mk_share_add(tl_mk_share *s, const void *data, size_t len, char *err, siz
         : r.n_win && r.dim == -1                     ? "journeys without a dimension"
         : r.n_win && s->dim != -1 && r.dim != s->dim ? "journeys of another dimension"
                                                      : NULL;
-    for (int i = 0; !why && i < r.n_win; i++)
-        if (tl_markov_order(r.w[i].chain) != s->cfg.order)
-            why = "a chain of another order (markov.order)";
-    if (why) {
-        snprintf(err, errlen, "Markov share record: %s", why);
-        rec_free(&r);
-        return -1;
-    }
+    if (rec_check(s, &r, why, "record", err, errlen) != 0) return -1;
     for (int i = 0; i < r.n_win; i++) {
         int64_t start = r.w[i].start;
         if (s->closed_end != INT64_MIN && start < s->closed_end) {   /* late: the next window */
@@ -472,14 +479,7 @@ int tl_mk_share_restore(tl_mk_share *s, const void *data, size_t len, char *err,
     rec r;
     if (rec_decode(data, len, &r, err, errlen) != 0) return -1;
     const char *why = r.kind != MK_STATE ? "a partial where a state was expected" : NULL;
-    for (int i = 0; !why && i < r.n_win; i++)
-        if (tl_markov_order(r.w[i].chain) != s->cfg.order)
-            why = "a chain of another order (markov.order)";
-    if (why) {
-        snprintf(err, errlen, "Markov share state: %s", why);
-        rec_free(&r);
-        return -1;
-    }
+    if (rec_check(s, &r, why, "state", err, errlen) != 0) return -1;
     s->dim = r.dim;
     s->closed_end = r.closed_end;
     s->windows = r.windows;
