@@ -43,10 +43,7 @@ typedef struct tsvec {
 
 static void tsvec_push(tsvec *t, int64_t x)
 {
-    if (t->n == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 1024;
-        t->v = tl_xrealloc(t->v, (size_t)t->cap * sizeof(*t->v));
-    }
+    TL_GROW(t->v, t->n, t->cap, 1024);
     t->v[t->n++] = x;
 }
 

@@ -24,18 +24,9 @@ void tl_batch_reset(tl_batch *b)
     tl_arena_reset(&b->arena);
 }
 
-/* items, an array of n slots of size bytes with room for *cap, with room for one more: as
- * it was while there is, else reallocated with twice the room (first: the first room). */
-static void *room_for_one(void *items, int n, int *cap, int first, size_t size)
-{
-    if (n != *cap) return items;
-    *cap = *cap ? *cap * 2 : first;
-    return tl_xrealloc(items, (size_t)*cap * size);
-}
-
 tl_event *tl_batch_push(tl_batch *b)
 {
-    b->events = room_for_one(b->events, b->n, &b->cap, 1024, sizeof(*b->events));
+    TL_GROW(b->events, b->n, b->cap, 1024);
     tl_event *ev = &b->events[b->n++];
     memset(ev, 0, sizeof(*ev));
     return ev;
@@ -43,7 +34,7 @@ tl_event *tl_batch_push(tl_batch *b)
 
 tl_dlq_record *tl_batch_push_bad(tl_batch *b)
 {
-    b->bad = room_for_one(b->bad, b->n_bad, &b->cap_bad, 16, sizeof(*b->bad));
+    TL_GROW(b->bad, b->n_bad, b->cap_bad, 16);
     tl_dlq_record *r = &b->bad[b->n_bad++];
     memset(r, 0, sizeof(*r));
     return r;

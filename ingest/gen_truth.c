@@ -41,10 +41,7 @@ typedef struct ev_vec {
 
 static void push(ev_vec *e, truth_ev x)
 {
-    if (e->n == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 4096;
-        e->v = tl_xrealloc(e->v, e->cap * sizeof(*e->v));
-    }
+    TL_GROW(e->v, e->n, e->cap, 4096);
     e->v[e->n++] = x;
 }
 

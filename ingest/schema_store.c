@@ -437,10 +437,7 @@ static int chk_named(chk *c, avro_schema_t s, const char *kind)
     if (!valid_namespace(ns))
         return chk_fail(c, "the namespace %s of %s %s is not a valid Avro namespace",
                         quoted(ns, q, sizeof(q)), kind, name);
-    if (c->n_named == c->cap_named) {
-        c->cap_named = c->cap_named ? c->cap_named * 2 : 16;
-        c->named = tl_xrealloc(c->named, c->cap_named * sizeof(*c->named));
-    }
+    TL_GROW(c->named, c->n_named, c->cap_named, 16);
     c->named[c->n_named++] = tl_xstrdup(full_name(s, fn, sizeof(fn)));
     return 0;
 }
@@ -607,10 +604,7 @@ static void twins_walk(twins *t, const tl_json *j, const char *ns)
     const char *own;
     char *full = text_full_name(t->a, j, ns, &own);
     if (!full) return;
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 16;
-        t->names = tl_xrealloc(t->names, t->cap * sizeof(*t->names));
-    }
+    TL_GROW(t->names, t->n, t->cap, 16);
     t->names[t->n++] = full;
     if (!strcmp(type, "record")) {
         const tl_json *fields = tl_json_get(j, "fields");

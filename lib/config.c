@@ -174,10 +174,7 @@ int tl_config_set(tl_config *c, const char *key, const char *value, const char *
                 return 0;
             }
         }
-        if (c->n_kafka == c->cap_kafka) {
-            c->cap_kafka = c->cap_kafka ? c->cap_kafka * 2 : 16;
-            c->kafka = tl_xrealloc(c->kafka, (size_t)c->cap_kafka * sizeof(*c->kafka));
-        }
+        TL_GROW(c->kafka, c->n_kafka, c->cap_kafka, 16);
         c->kafka[c->n_kafka].key = tl_xstrdup(key);
         c->kafka[c->n_kafka].value = tl_xstrdup(value);
         c->n_kafka++;

@@ -20,6 +20,15 @@ char *tl_xstrndup(const char *s, size_t n);   /* n bytes of s, then a NUL */
 #define TL_FREE_ALL(...)                                                                           \
     tl_free_all((void *[]){__VA_ARGS__}, sizeof((void *[]){__VA_ARGS__}) / sizeof(void *))
 void tl_free_all(void *const *p, size_t n);
+/* Room for one more element in arr, a growable array of n elements with room for cap (an
+ * lvalue): while full, arr is reallocated with twice the room (first, the first time). */
+#define TL_GROW(arr, n, cap, first)                                                                \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? 2 * (cap) : (first);                                                   \
+            (arr) = tl_xrealloc((arr), (size_t)(cap) * sizeof(*(arr)));                            \
+        }                                                                                          \
+    } while (0)
 
 int64_t tl_now_ms(void);                /* wall clock, ms since the epoch */
 int64_t tl_mono_ns(void);               /* monotonic clock, ns */

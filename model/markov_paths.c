@@ -157,10 +157,7 @@ int tl_markov_read_paths(tl_markov *m, FILE *in, const char *name, tl_paths_prog
                          ns == 0 && !gt ? "empty path" : "empty channel in the path");
                 goto done;
             }
-            if (ns == states_cap) {
-                states_cap = states_cap ? states_cap * 2 : 64;
-                states = tl_xrealloc(states, (size_t)states_cap * sizeof(*states));
-            }
+            TL_GROW(states, ns, states_cap, 64);
             states[ns++] = ch;
             if (!gt) break;
             p = gt + 1;

@@ -193,10 +193,7 @@ static win *win_of(win **ws, int *n, int *cap, int64_t start, int order)
 {
     for (int i = 0; i < *n; i++)
         if ((*ws)[i].start == start) return &(*ws)[i];
-    if (*n == *cap) {
-        *cap = *cap ? 2 * *cap : 8;
-        *ws = tl_xrealloc(*ws, (size_t)*cap * sizeof(**ws));
-    }
+    TL_GROW(*ws, *n, *cap, 8);
     (*ws)[*n] = (win){start, tl_markov_new_order(order)};
     return &(*ws)[(*n)++];
 }

@@ -337,10 +337,7 @@ static int markov_window_decode(tl_model *m, const char *s, size_t len, char *wh
         memcpy(&l, q, 4);
         q += 4;
         if ((size_t)(qe - q) < (size_t)l + 8) break;
-        if (m->n_prev == m->cap_prev) {
-            m->cap_prev = m->cap_prev ? m->cap_prev * 2 : 16;
-            m->prev = tl_xrealloc(m->prev, (size_t)m->cap_prev * sizeof(*m->prev));
-        }
+        TL_GROW(m->prev, m->n_prev, m->cap_prev, 16);
         m->prev[m->n_prev].name = tl_xmalloc(l + 1);
         memcpy(m->prev[m->n_prev].name, q, l);
         m->prev[m->n_prev].name[l] = '\0';
@@ -1304,10 +1301,7 @@ static prev_credit *prev_find(tl_model *m, const char *name)
 {
     for (int i = 0; i < m->n_prev; i++)
         if (!strcmp(m->prev[i].name, name)) return &m->prev[i];
-    if (m->n_prev == m->cap_prev) {
-        m->cap_prev = m->cap_prev ? m->cap_prev * 2 : 16;
-        m->prev = tl_xrealloc(m->prev, (size_t)m->cap_prev * sizeof(*m->prev));
-    }
+    TL_GROW(m->prev, m->n_prev, m->cap_prev, 16);
     prev_credit *p = &m->prev[m->n_prev++];
     p->name = tl_xstrdup(name);
     p->credit = 0;

@@ -218,10 +218,7 @@ static size_t row_of(tl_rollup *r, const char *id, int64_t w)
 {
     size_t k = probe(r, id, w);
     if (r->slot[k]) return r->slot[k] - 1;
-    if (r->n == r->cap) {
-        r->cap = r->cap ? 2 * r->cap : 16;
-        r->rows = tl_xrealloc(r->rows, r->cap * sizeof(*r->rows));
-    }
+    TL_GROW(r->rows, r->n, r->cap, 16);
     memset(&r->rows[r->n], 0, sizeof(r->rows[r->n]));
     r->rows[r->n].id = tl_xstrdup(id);
     r->rows[r->n].window_start = w;

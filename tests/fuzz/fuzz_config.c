@@ -60,10 +60,7 @@ static int collect(void *arg, const char *name, const char *value)
             break;
         }
     }
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->items = tl_xrealloc(l->items, (size_t)l->cap * sizeof(char *));
-    }
+    TL_GROW(l->items, l->n, l->cap, 16);
     tl_buf b = {0};
     tl_buf_printf(&b, "%s=%s", name, value);
     l->items[l->n++] = b.data;

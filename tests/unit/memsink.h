@@ -80,10 +80,7 @@ static inline void *ms_dup_bytes(const void *p, size_t n)
 
 static inline ms_record *ms_push(memsink *ms, ms_kind kind)
 {
-    if (ms->n == ms->cap) {
-        ms->cap = ms->cap ? ms->cap * 2 : 64;
-        ms->rec = tl_xrealloc(ms->rec, (size_t)ms->cap * sizeof(*ms->rec));
-    }
+    TL_GROW(ms->rec, ms->n, ms->cap, 64);
     ms_record *r = &ms->rec[ms->n++];
     memset(r, 0, sizeof(*r));
     r->kind = kind;
