@@ -31,6 +31,7 @@
 
 #define RING_SIZE (1u << 18)   /* > the producer's queue.buffering.max.messages */
 #define MAX_ROLLUPS (2 * TL_RU_DIMS)   /* dimensions x windows (hour, day) */
+#define MAX_RKTS 16                    /* topic handles kept (every topic tally writes) */
 
 typedef struct kafka_sink {
     tl_sink_base base;
@@ -60,6 +61,10 @@ typedef struct kafka_sink {
     int (*model_take)(void *arg, tl_buf *out, size_t max_bytes);
     void (*model_clear)(void *arg);
     void *model_arg;
+    /* A handle per topic written, made at its first record: a record given by topic name
+     * makes librdkafka find the topic under the client's write lock, every record. */
+    rd_kafka_topic_t *rkt[MAX_RKTS];
+    int n_rkt;
 } kafka_sink;
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -108,24 +113,39 @@ static int log_fatal(const kafka_sink *s, const char *what)
     return 1;
 }
 
+/* The handle of topic, made at its first record; NULL when none can be made (the record
+ * is then produced by name, as before, and any error is librdkafka's). */
+static rd_kafka_topic_t *topic_handle(kafka_sink *s, const char *topic)
+{
+    for (int i = 0; i < s->n_rkt; i++)
+        if (!strcmp(rd_kafka_topic_name(s->rkt[i]), topic)) return s->rkt[i];
+    if (s->n_rkt == MAX_RKTS) return NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, topic, NULL);
+    if (rkt) s->rkt[s->n_rkt++] = rkt;
+    return rkt;
+}
+
 static tl_rc produce_to(kafka_sink *s, const char *topic, int32_t partition, const void *key,
                         size_t key_len, const void *val, size_t val_len, rd_kafka_headers_t *hdrs)
 {
     while (s->emitted - s->acked >= RING_SIZE - 1) rd_kafka_poll(s->rk, 10);
     void *seq = (void *)(uintptr_t)(s->emitted + 1);
+    rd_kafka_vu_t vu[7];
+    size_t n = 0;
+    rd_kafka_topic_t *rkt = topic_handle(s, topic);
+    if (rkt) vu[n++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = rkt};
+    else vu[n++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic};
+    vu[n++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition};
+    vu[n++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {(void *)key, key_len}};
+    vu[n++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {(void *)val, val_len}};
+    vu[n++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY};
+    vu[n++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_OPAQUE, .u.ptr = seq};
+    /* on success the message owns the headers */
+    if (hdrs) vu[n++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hdrs};
     for (;;) {
-        rd_kafka_resp_err_t err;
-        if (hdrs)   /* on success the message owns the headers */
-            err = rd_kafka_producev(
-                s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, val_len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(seq),
-                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-        else
-            err = rd_kafka_producev(
-                s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, val_len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(seq), RD_KAFKA_V_END);
+        rd_kafka_error_t *e = rd_kafka_produceva(s->rk, vu, n);
+        rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (e) rd_kafka_error_destroy(e);
         if (!err) {
             s->emitted++;
             s->base.counts.bytes += val_len;
@@ -423,6 +443,7 @@ static void ks_destroy(void *ctx)
     for (int i = 0; i < 6; i++) free(s->topics[i]);
     tl_buf_free(&s->buf);
     free(s->ring);
+    for (int i = 0; i < s->n_rkt; i++) rd_kafka_topic_destroy(s->rkt[i]);
     if (s->rk) rd_kafka_destroy(s->rk);
 }
 
