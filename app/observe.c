@@ -120,7 +120,7 @@ static void tick_lag(tl_observe *o)
 static void tick_state(tl_runtime *rt)
 {
     uint64_t cached = 0, written = 0, keys = 0, sst = 0, mem = 0;
-    size_t bytes = 0;
+    size_t bytes = 0, budget = 0;
     for (int p = 0; p < OBS_MAX_PARTS; p++) {
         tl_store *s = tl_runtime_store(rt, p);
         if (!s) continue;
@@ -129,6 +129,7 @@ static void tick_state(tl_runtime *rt)
         cached += st.users_cached;
         written += st.users_written;
         bytes += st.cache_bytes;
+        budget += st.cache_budget;
         uint64_t k, f, m;
         tl_store_rocksdb_stats(s, &k, &f, &m);
         keys += k;
@@ -151,6 +152,11 @@ static void tick_state(tl_runtime *rt)
         (double)cached);
     tl_prom_set(tl_prom_gauge("tally_state_cache_bytes", "Memory held by the state caches.", NULL),
                 (double)bytes);
+    tl_prom_set(tl_prom_gauge("tally_state_cache_budget_bytes",
+                              "The state caches' budget: state.cache.mb per store, less what "
+                              "they give up while the process is over its memory bound.",
+                              NULL),
+                (double)budget);
     tl_prom_counter_set(
         tl_prom_counter("tally_state_writes_total", "User records written to RocksDB.", NULL),
         written);

@@ -121,6 +121,9 @@ struct tl_runtime {
     rt_metrics m;
     tsvec batch_ts;              /* Kafka timestamps of the events processed, not committed */
     int64_t last_tick_ns;
+    size_t rss_start;            /* resident size when the first store opened */
+    int64_t rss_checked_ns;
+    int squeeze_level;           /* 0: none, 1: the caches give some up, 2: half */
 };
 
 tl_runtime *tl_runtime_new(const tl_runtime_opts *o, const tl_sink *sink, const tl_stage *stages,
@@ -185,6 +188,7 @@ static tl_store *open_store(tl_runtime *rt, int32_t partition)
     ensure_parts(rt, partition);
     if (!rt->stores[partition]) {
         char err[512];
+        if (!rt->rss_start) rt->rss_start = tl_resident_bytes();   /* the process without state */
         tl_store *s =
             tl_store_open(rt->o.state_dir, partition, rt->o.cache_bytes, err, sizeof(err));
         pthread_rwlock_wrlock(&rt->stores_lock);
@@ -540,8 +544,50 @@ static int eos_rewind(tl_runtime *rt)
     return rt->src->rewind(rt->src->ctx);
 }
 
-static int over_budget(const tl_runtime *rt)
+/* The process's memory against its bound (docs/operations.md, "Memory"): its resident
+ * size when the first store opened, plus per open store its cache and RocksDB's memory.
+ * When the resident size and a margin (a quarter of each cache's budget: what its next
+ * batches and RocksDB's next memtable grow into before the caches are next evicted) pass
+ * it, the caches give the excess up, evenly: the allocator's free space between records,
+ * and anything else the settings do not name, count against them. */
+static void bound_memory(tl_runtime *rt)
 {
+    int64_t now = tl_mono_ns();
+    if (now - rt->rss_checked_ns < 10000000) return;   /* at most every 10 ms */
+    rt->rss_checked_ns = now;
+    size_t rss = tl_resident_bytes(), bound, room;
+    int open = 0;
+    for (int p = 0; p < rt->n_parts; p++) open += rt->stores[p] != NULL;
+    if (!rss || !rt->rss_start || !open) return;
+    bound = rt->rss_start + tl_store_rocksdb_bound(open) + (size_t)open * rt->o.cache_bytes;
+    room = (size_t)open * (rt->o.cache_bytes / 4);
+    size_t over = rss + room > bound ? rss + room - bound : 0, each = over / (size_t)open;
+    for (int p = 0; p < rt->n_parts; p++)
+        if (rt->stores[p]) tl_store_squeeze(rt->stores[p], each);
+    /* said when it starts, when the caches are at half of their budget (the most they
+     * give up: past it the bound is not held) and when it ends */
+    int level = !each ? 0 : each < rt->o.cache_bytes / 2 ? 1 : 2;
+    if (level == rt->squeeze_level) return;
+    rt->squeeze_level = level;
+    if (level == 2)
+        TL_LOG_WARN("runtime",
+                    "memory over its bound: resident=%zuMiB bound=%zuMiB; the state caches are "
+                    "at half of state.cache.mb, the most they give up (docs/operations.md, "
+                    "\"Memory\")",
+                    rss >> 20, bound >> 20);
+    else if (level == 1)
+        TL_LOG_INFO("runtime",
+                    "memory near its bound: resident=%zuMiB bound=%zuMiB; each state cache gives "
+                    "up %.1fMiB of state.cache.mb while it is",
+                    rss >> 20, bound >> 20, (double)each / (1 << 20));
+    else
+        TL_LOG_INFO("runtime", "memory within its bound again: resident=%zuMiB bound=%zuMiB",
+                    rss >> 20, bound >> 20);
+}
+
+static int over_budget(tl_runtime *rt)
+{
+    bound_memory(rt);
     for (int p = 0; p < rt->n_parts; p++)
         if (rt->stores[p] && tl_store_over_budget(rt->stores[p])) return 1;
     return 0;

@@ -61,6 +61,7 @@ struct tl_store {
     int64_t restore_offset;
     int restore_n;
     size_t cache_bytes, cache_budget;
+    size_t squeeze; /* given up to memory outside the cache (tl_store_squeeze) */
     int64_t next_offset;
     /* Stored only by the owning thread, read by any (tl_store_stream_time): relaxed
      * atomic accesses, plain 64-bit moves on the targets tally runs on. */
@@ -160,18 +161,27 @@ void tl_store_memory(size_t memtable, size_t cache)
     pthread_mutex_unlock(&block_cache_lock);
 }
 
-/* The shared block cache, made (again) when its size was changed; the stores hold their
- * own reference, so one made earlier lives on in them. */
-static rocksdb_cache_t *shared_block_cache(void)
+size_t tl_store_rocksdb_bound(int stores)
+{
+    pthread_mutex_lock(&block_cache_lock);
+    size_t n = (size_t)stores * 2 * memtable_bytes + block_cache_bytes;
+    pthread_mutex_unlock(&block_cache_lock);
+    return n;
+}
+
+/* Sets the shared block cache in topts, made (again) when its size was changed: the
+ * options take their own reference, so the stores opened with an earlier one keep it
+ * while the process lets go of its own. */
+static void set_shared_block_cache(rocksdb_block_based_table_options_t *topts)
 {
     pthread_mutex_lock(&block_cache_lock);
     if (!block_cache || block_cache_made != block_cache_bytes) {
+        if (block_cache) rocksdb_cache_destroy(block_cache);
         block_cache = rocksdb_cache_create_lru(block_cache_bytes);
         block_cache_made = block_cache_bytes;
     }
-    rocksdb_cache_t *c = block_cache;
+    rocksdb_block_based_options_set_block_cache(topts, block_cache);
     pthread_mutex_unlock(&block_cache_lock);
-    return c;
 }
 
 tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, char *err,
@@ -211,7 +221,7 @@ tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, 
     rocksdb_block_based_options_set_filter_policy(s->topts,
                                                   rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_block_based_options_set_whole_key_filtering(s->topts, 1);
-    rocksdb_block_based_options_set_block_cache(s->topts, shared_block_cache());
+    set_shared_block_cache(s->topts);
     /* index and filter blocks in the cache (bounded), the level-0 ones pinned: else every
      * open SST file's filter and index stay in memory, growing with the users */
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->topts, 1);
@@ -666,6 +676,14 @@ static void heap_prune(tl_store *s)
     for (size_t i = k / 2; i-- > 0;) sift_down(s, i, s->heap[i], k);
 }
 
+/* The cache's budget now: state.cache.mb less what it gives up to the memory around it
+ * (tl_store_squeeze), at most half of it, so that a cache always keeps room to work. */
+static size_t budget_now(const tl_store *s)
+{
+    size_t most = s->cache_budget / 2;
+    return s->cache_budget - (s->squeeze < most ? s->squeeze : most);
+}
+
 int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
 {
     if (s->n_dirty) qsort(s->dirty, s->n_dirty, sizeof(*s->dirty), cmp_user);
@@ -728,8 +746,9 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen)
     /* Over the budget: evict clean records, least recently used first, down to 7/8 of
      * it; the eighth left is the room the next batches grow into (tl_store_room). Every
      * record is clean here, and cache_bytes counts each at its current size. */
-    if (s->cache_bytes > s->cache_budget) {
-        size_t low = s->cache_budget - s->cache_budget / 8;
+    size_t budget = budget_now(s);
+    if (s->cache_bytes > budget) {
+        size_t low = budget - budget / 8;
         while (s->cache_bytes > low && s->lru_tail) {
             tl_user *u = s->lru_tail;
             s->cache_bytes -= u->mem_counted;
@@ -761,23 +780,26 @@ static size_t cache_now(const tl_store *s, size_t *dirty)
 
 int tl_store_over_budget(const tl_store *s)
 {
-    size_t dirty, n = cache_now(s, &dirty);
-    return n > s->cache_budget || dirty > s->cache_budget / 4;
+    size_t dirty, n = cache_now(s, &dirty), budget = budget_now(s);
+    return n > budget || dirty > budget / 4;
 }
 
 size_t tl_store_room(const tl_store *s)
 {
-    size_t dirty, n = cache_now(s, &dirty);
-    size_t room = n < s->cache_budget ? s->cache_budget - n : 0;
-    size_t wroom = dirty < s->cache_budget / 4 ? s->cache_budget / 4 - dirty : 0;
+    size_t dirty, n = cache_now(s, &dirty), budget = budget_now(s);
+    size_t room = n < budget ? budget - n : 0;
+    size_t wroom = dirty < budget / 4 ? budget / 4 - dirty : 0;
     return room < wroom ? room : wroom;
 }
+
+void tl_store_squeeze(tl_store *s, size_t bytes) { s->squeeze = bytes; }
 
 void tl_store_stats_get(const tl_store *s, tl_store_stats *st)
 {
     *st = s->st;
     st->users_cached = s->count;
     st->cache_bytes = s->cache_bytes;
+    st->cache_budget = budget_now(s);
     st->timers_queued = s->n_heap;
 }
 

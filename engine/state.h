@@ -31,6 +31,7 @@ typedef struct tl_store_stats {
     uint64_t flushes;
     uint64_t quarantined;   /* records that did not decode (tally_state_quarantined_total) */
     size_t cache_bytes;
+    size_t cache_budget;    /* state.cache.mb less what the cache gives up (tl_store_squeeze) */
     size_t timers_queued;   /* timer entries held in memory (the others are read as due) */
 } tl_store_stats;
 
@@ -40,6 +41,9 @@ typedef struct tl_store_stats {
  * block_cache_bytes, which also holds the SST files' index and filter blocks, so that
  * table readers do not grow with the data. 0 keeps a setting's default (64 MiB, 32 MiB). */
 void tl_store_memory(size_t memtable_bytes, size_t block_cache_bytes);
+/* The most RocksDB holds for that many stores by those settings: their memtables and
+ * the block cache. */
+size_t tl_store_rocksdb_bound(int stores);
 
 /* Opens (creating if needed) <dir>/p<partition>. */
 tl_store *tl_store_open(const char *dir, int32_t partition, size_t cache_bytes, char *err,
@@ -66,6 +70,9 @@ int tl_store_flush(tl_store *s, int64_t next_offset, char *err, size_t errlen);
 int tl_store_over_budget(const tl_store *s);
 /* How much the cache may still grow before it is over its budget (0 when it is). */
 size_t tl_store_room(const tl_store *s);
+/* The process's memory is over its bound by about bytes: the cache gives that much of
+ * its budget up (at most half of it) until told otherwise; 0 gives it back. */
+void tl_store_squeeze(tl_store *s, size_t bytes);
 /* Stream time: the largest event time the partition has seen (persisted with the
  * state). tl_store_observe_ts advances it and returns it (owning thread only).
  * tl_store_stream_time may be called from any thread: the value is a relaxed atomic

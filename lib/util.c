@@ -9,12 +9,14 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void oom(size_t n)
 {
@@ -44,6 +46,22 @@ void *tl_xrealloc(void *p, size_t n)
 }
 
 char *tl_xstrdup(const char *s) { return s ? tl_xmemdup(s, strlen(s) + 1) : NULL; }
+
+/* Linux: /proc/self/statm's second field, in pages. */
+size_t tl_resident_bytes(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    unsigned long long pages;
+    long page = sysconf(_SC_PAGESIZE);
+    if (sscanf(buf, "%*s %llu", &pages) != 1 || page <= 0) return 0;
+    return (size_t)pages * (size_t)page;
+}
 
 void tl_free_all(void *const *p, size_t n)
 {

@@ -32,6 +32,7 @@ void tl_free_all(void *const *p, size_t n);
 
 int64_t tl_now_ms(void);                /* wall clock, ms since the epoch */
 int64_t tl_mono_ns(void);               /* monotonic clock, ns */
+size_t tl_resident_bytes(void);         /* the process's resident memory; 0 if unknown */
 void tl_sleep_ms(int64_t ms);           /* the whole time, also when a signal interrupts */
 
 uint64_t tl_hash64(const void *data, size_t len);   /* FNV-1a 64 */

@@ -50,7 +50,8 @@ FAMILIES = ["tally_events_total", "tally_dead_letters_total", "tally_outputs_tot
             "tally_attributions_total", "tally_consumer_lag_records", "tally_batch_duration_seconds",
             "tally_end_to_end_latency_seconds", "tally_transactions_total", "tally_rebalances_total",
             "tally_assigned_partitions", "tally_restoring_partitions", "tally_state_cached_users",
-            "tally_state_cache_bytes", "tally_model_auc", "tally_model_log_loss", "tally_ready",
+            "tally_state_cache_bytes", "tally_state_cache_budget_bytes", "tally_model_auc",
+            "tally_model_log_loss", "tally_ready",
             "tally_decode_errors_total", "tally_state_keys", "tally_state_sst_bytes",
             "tally_rocksdb_memory_bytes", "tally_restore_records_total", "tally_build_info",
             "tally_restore_remaining_records", "process_cpu_seconds_total",
@@ -237,6 +238,9 @@ def test_flow_users_shutdown(work, b, kafka):
         "%d transactions committed, %d batch durations" % (
             committed1, total(m1, "tally_batch_duration_seconds_count"))
     assert total(m1, "tally_ready") == 1 and total(m1, "tally_assigned_partitions") == 4
+    # four stores of the default state.cache.mb, far from the process's memory bound
+    assert total(m1, "tally_state_cache_budget_bytes") == 4 * 256 * 2**20, \
+        total(m1, "tally_state_cache_budget_bytes")
     assert total(m1, "tally_outputs_total", topic=out.interest, output="interest_delta") == 20000
     assert total(m1, "tally_decode_errors_total") == 0 and total(m1, "tally_dead_letters_total") == 0
     assert total(m1, "tally_state_keys") >= 500 and total(m1, "tally_rocksdb_memory_bytes") > 0, \

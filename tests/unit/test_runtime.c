@@ -798,9 +798,9 @@ enum {
 static tl_event wide[NWIDE];
 static char wide_ids[NWIDE][16], wide_users[NWIDE][16];
 
-static void test_cache_bounds_batches(void **state)
+/* NWIDE browses, each of a new user. */
+static void wide_init(void)
 {
-    (void)state;
     for (int i = 0; i < NWIDE; i++) {
         snprintf(wide_ids[i], sizeof(wide_ids[i]), "w-%d", i);
         snprintf(wide_users[i], sizeof(wide_users[i]), "wu-%d", i);   /* every one new */
@@ -813,6 +813,12 @@ static void test_cache_bounds_batches(void **state)
                              .partition = 0,
                              .offset = i};
     }
+}
+
+static void test_cache_bounds_batches(void **state)
+{
+    (void)state;
+    wide_init();
     static run runs[2];
     for (int k = 0; k < 2; k++) {
         run *r = &runs[k];
@@ -826,6 +832,39 @@ static void test_cache_bounds_batches(void **state)
         tl_runtime_destroy(r->rt);
         r->rt = NULL;
     }
+    assert_same_state(runs[0].dir, runs[1].dir);
+    for (int k = 0; k < 2; k++) run_fini(&runs[k]);
+}
+
+/* The process over its memory bound (its resident size when the first store opened,
+ * plus the state's settings): here, memory taken after the store opened, past the small
+ * settings of the second run. Its cache gives its budget up, down to half, and the state
+ * is the same as the first run's, whose defaults leave room. */
+static void test_memory_bound_squeezes_cache(void **state)
+{
+    (void)state;
+    static const char *const tight[] = {"state.cache.mb=1", "state.memtable.mb=1",
+                                        "state.block.cache.mb=1", NULL};
+    static run runs[2];
+    size_t ballast = 32 << 20;
+    wide_init();
+    for (int k = 0; k < 2; k++) {
+        run *r = &runs[k];
+        run_init(r, wide, NWIDE, 100000, k ? tight : NULL);
+        run_start(r);
+        run_assign(r, 1);
+        char *b = k ? tl_xmalloc(ballast) : NULL;
+        if (b) memset(b, 1, ballast); /* resident */
+        assert_int_equal(run_loop(r), 0);
+        tl_store_stats st;
+        tl_store_stats_get(tl_runtime_store(r->rt, 0), &st);
+        assert_int_equal(st.cache_budget, k ? r->o.cache_bytes / 2 : r->o.cache_bytes);
+        assert_int_equal(st.cache_bytes > 0, 1);
+        free(b);
+        tl_runtime_destroy(r->rt);
+        r->rt = NULL;
+    }
+    assert_int_equal(runs[1].o.cache_bytes, 1 << 20);
     assert_same_state(runs[0].dir, runs[1].dir);
     for (int k = 0; k < 2; k++) run_fini(&runs[k]);
 }
@@ -850,6 +889,7 @@ int main(void)
         FX_TEST(test_stop_before_start),
         FX_TEST(test_exactly_once_needs_transactions),
         FX_TEST(test_cache_bounds_batches),
+        FX_TEST(test_memory_bound_squeezes_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

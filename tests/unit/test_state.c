@@ -1033,6 +1033,50 @@ static void test_store_room(void **state)
     tl_store_close(s);
 }
 
+/* A cache squeezed (the process over its memory bound) works to its budget less the
+ * squeeze, never below half of it; unsqueezed it has its whole budget back. A flush
+ * evicts to 7/8 of the budget it has then. */
+static void test_store_squeeze(void **state)
+{
+    (void)state;
+    size_t budget = 1 << 20;
+    tl_store *s = open_ok(7, budget);
+    tl_store_stats st;
+    tl_store_stats_get(s, &st);
+    assert_int_equal(st.cache_budget, budget);
+    assert_int_equal(tl_store_room(s), budget / 4);
+    tl_store_squeeze(s, budget / 4);
+    tl_store_stats_get(s, &st);
+    assert_int_equal(st.cache_budget, budget - budget / 4);
+    assert_int_equal(tl_store_room(s), (budget - budget / 4) / 4);
+    /* records past 60% of the whole budget, unsqueezed: not over it */
+    tl_store_squeeze(s, 0);
+    int n = 0;
+    for (int64_t off = 1; st.cache_bytes < budget / 2 + budget / 10; off++) {
+        for (int k = 0; k < 20; k++, n++) fill_user_n(get_nth(s, "sq", n), 1);
+        flush_ok(s, off);
+        tl_store_stats_get(s, &st);
+    }
+    assert_int_equal(st.users_evicted, 0);
+    assert_false(tl_store_over_budget(s));
+    /* squeezed by more than half: half of the budget, so over it, and a flush evicts
+     * to 7/8 of that half */
+    tl_store_squeeze(s, 10 * budget);
+    assert_true(tl_store_over_budget(s));
+    assert_int_equal(tl_store_room(s), 0);
+    flush_ok(s, 1000);
+    tl_store_stats_get(s, &st);
+    assert_int_equal(st.cache_budget, budget / 2);
+    assert_true(st.users_evicted > 0);
+    assert_true(st.cache_bytes <= budget / 2 - budget / 16);
+    /* given back: the whole budget again */
+    tl_store_squeeze(s, 0);
+    tl_store_stats_get(s, &st);
+    assert_int_equal(st.cache_budget, budget);
+    assert_false(tl_store_over_budget(s));
+    tl_store_close(s);
+}
+
 /* Timers of records that are not cached are not held in memory: they come from the
  * store's timer keys as they fall due, merged with the cached ones' in (time, user id)
  * order, also after a reopen. */
@@ -1421,6 +1465,7 @@ int main(void)
         FX_TMPDIR_TEST(test_store_room),
         FX_TMPDIR_TEST(test_store_timers_from_disk),
         FX_TMPDIR_TEST(test_store_over_budget),
+        FX_TMPDIR_TEST(test_store_squeeze),
         FX_TMPDIR_TEST(test_store_peeked_records_evicted),
         FX_TMPDIR_TEST(test_store_read_raw),
         FX_TMPDIR_TEST(test_store_read_raw_concurrent),
