@@ -123,7 +123,8 @@ struct tl_runtime {
     int64_t last_tick_ns;
     size_t rss_start;            /* resident size when the first store opened */
     int64_t rss_checked_ns;
-    int squeeze_level;           /* 0: none, 1: the caches give some up, 2: half */
+    int squeeze_level;           /* as last logged: 0 none, 1 the caches give some up, 2 half */
+    int64_t squeeze_logged_ns;
 };
 
 tl_runtime *tl_runtime_new(const tl_runtime_opts *o, const tl_sink *sink, const tl_stage *stages,
@@ -565,10 +566,15 @@ static void bound_memory(tl_runtime *rt)
     for (int p = 0; p < rt->n_parts; p++)
         if (rt->stores[p]) tl_store_squeeze(rt->stores[p], each);
     /* said when it starts, when the caches are at half of their budget (the most they
-     * give up: past it the bound is not held) and when it ends */
+     * give up: past it the bound is not held) and when it ends; at most once a minute,
+     * so that a resident size going to and fro across the line does not flood the log
+     * (tally_state_cache_budget_bytes follows it) */
     int level = !each ? 0 : each < rt->o.cache_bytes / 2 ? 1 : 2;
-    if (level == rt->squeeze_level) return;
+    if (level == rt->squeeze_level ||
+        (rt->squeeze_logged_ns && now - rt->squeeze_logged_ns < 60 * 1000000000LL))
+        return;
     rt->squeeze_level = level;
+    rt->squeeze_logged_ns = now;
     if (level == 2)
         TL_LOG_WARN("runtime",
                     "memory over its bound: resident=%zuMiB bound=%zuMiB; the state caches are "
