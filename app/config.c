@@ -79,9 +79,12 @@ static const tl_config_def runtime_config[] = {
      "transaction (docs/benchmarks.md).",
      TL_CFG_FIELD(tl_app_cfg, batch_max_events)},
     {"commit.interval.ms", TL_CT_INT, "100", 1, 600000,
-     "How often outputs, state and offsets are committed. exactly_once: the longest a "
-     "transaction stays open (events are processed as they arrive within it); "
-     "at_least_once: the longest a batch collects events before it is processed.",
+     "How often outputs, state and offsets are committed. exactly_once: the time from one "
+     "commit's start to the next, which bounds how long an event waits for its transaction "
+     "to commit (events are processed as they arrive, inside the open transaction; a "
+     "transaction stays open at least half of the interval, so commits slower than that "
+     "lengthen the cycle); at_least_once: the longest a batch collects events before it is "
+     "processed.",
      TL_CFG_FIELD(tl_app_cfg, commit_interval_ms)},
     {"shutdown.timeout.ms", TL_CT_INT, "30000", 0, 3600000,
      "After SIGTERM/SIGINT, the longest tally takes to finish the open batch, commit and "

@@ -115,7 +115,8 @@ struct tl_runtime {
     tl_batch batch;
     /* Exactly-once: the open transaction. */
     int txn_open, txn_events, rewind, failed;
-    int64_t txn_start_ns;
+    int64_t txn_start_ns, txn_due_ns;   /* begun; to commit (eos_begin) */
+    int64_t quiet_ns;            /* the events read next arrived after this (eos_begin) */
     tl_arena out_arena;
     tl_runtime_stats st;
     rt_metrics m;
@@ -452,13 +453,24 @@ static int process_batch(tl_runtime *rt)
  * milliseconds, so a transaction ends close to commit.interval.ms even with a backlog. */
 #define TL_RUNTIME_EOS_CHUNK 2000
 
+/* A transaction's interval counts from when its first event may have arrived, not from
+ * when it was read: events that came while the last one was committing and its state
+ * written have waited since that began. So commit.interval.ms bounds an event's wait
+ * for its commit (as Kafka Streams' interval runs from one commit's start to the next),
+ * and a long commit shortens the next transaction instead of adding to its events' wait.
+ * It stays open for at least half of the interval, so that slow commits (a large state
+ * write) do not shrink transactions to a poll each. */
 static int eos_begin(tl_runtime *rt)
 {
     if (rt->txn_open) return 0;
     if (rt->sink->begin(rt->sink->ctx) != TL_OK) return -1;
     rt->txn_open = 1;
     rt->txn_events = 0;
-    rt->txn_start_ns = tl_mono_ns();
+    int64_t now = tl_mono_ns(), interval = (int64_t)rt->o.batch_max_ms * 1000000;
+    int64_t from = rt->quiet_ns && rt->quiet_ns < now ? rt->quiet_ns : now;
+    if (from < now - interval / 2) from = now - interval / 2;
+    rt->txn_start_ns = now;
+    rt->txn_due_ns = from + interval;
     return 0;
 }
 
@@ -484,6 +496,7 @@ static int eos_commit(tl_runtime *rt)
     const tl_sink *k = rt->sink;
     rt->txn_open = 0;
     int64_t t_state = tl_mono_ns();
+    rt->quiet_ns = t_state;
     if (tl_changelog_stage(rt->stores, rt->n_parts, k) != 0) return -1;
     tell_stream_times(rt);
     int64_t *cl = tl_xmalloc((size_t)(rt->n_parts ? rt->n_parts : 1) * sizeof(*cl));
@@ -694,7 +707,6 @@ static int alo_run(tl_runtime *rt)
 static int eos_run(tl_runtime *rt)
 {
     const tl_source *src = rt->src;
-    int64_t interval_ns = (int64_t)rt->o.batch_max_ms * 1000000;
     for (;;) {
         loop_turn(rt);
         int stopping = rt->stop && *rt->stop;
@@ -702,7 +714,7 @@ static int eos_run(tl_runtime *rt)
         if (!stopping) {
             int timeout = TL_RUNTIME_EOS_POLL_MS;
             if (rt->txn_open) {
-                int64_t left = (rt->txn_start_ns + interval_ns - tl_mono_ns()) / 1000000;
+                int64_t left = (rt->txn_due_ns - tl_mono_ns()) / 1000000;
                 if (left < timeout) timeout = left > 0 ? (int)left : 0;
             }
             int max = rt->o.batch_max_events - (rt->txn_open ? rt->txn_events : 0);
@@ -710,7 +722,9 @@ static int eos_run(tl_runtime *rt)
             max = batch_room(rt, max);
             int64_t tp = tl_mono_ns();
             prc = src->poll(src->ctx, &rt->batch, max > 0 ? max : 1, timeout);
-            rt->st.poll_ns += tl_mono_ns() - tp;
+            int64_t polled = tl_mono_ns();
+            rt->st.poll_ns += polled - tp;
+            if (!rt->txn_open && !rt->batch.n && !rt->batch.n_bad) rt->quiet_ns = polled;
             if (prc == TL_SRC_ERROR || rt->failed) return -1;
             if (rt->rewind && eos_rewind(rt) != 0) return -1;
         } else {
@@ -723,7 +737,7 @@ static int eos_run(tl_runtime *rt)
             goto failed;
         if (rt->txn_open &&
             (stopping || prc == TL_SRC_EOF || rt->txn_events >= rt->o.batch_max_events ||
-             tl_mono_ns() - rt->txn_start_ns >= interval_ns || over_budget(rt))) {
+             tl_mono_ns() >= rt->txn_due_ns || over_budget(rt))) {
             if (eos_commit(rt) != 0) goto failed;
             if (rt->rewind) {
                 if (eos_rewind(rt) != 0) return -1;

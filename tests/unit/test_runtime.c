@@ -13,7 +13,9 @@
  * to emit_dlq, are counted by reason, and move the offset past them; with a sink that
  * acknowledges asynchronously (progress()), batches stay in flight and each commit
  * covers only acknowledged outputs, with the same outputs and state as a plain run;
- * a stop request before the first poll ends cleanly.
+ * a stop request before the first poll ends cleanly; under exactly_once, commits start
+ * commit.interval.ms apart even when each takes a while, and a transaction stays open for
+ * at least half of the interval.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -869,6 +871,115 @@ static void test_memory_bound_squeezes_cache(void **state)
     for (int k = 0; k < 2; k++) run_fini(&runs[k]);
 }
 
+/* ---- exactly_once: the commit interval ------------------------------------------------- */
+
+/* A transactional memory sink whose commits take commit_ms (as a broker's would), over a
+ * source that has an event ready every 6 ms. */
+typedef struct txsink {
+    memsink ms;
+    tl_sink sink;
+    int commit_ms, begins, commits;
+    int64_t commit_at[64];   /* when each commit was asked for */
+} txsink;
+
+static tl_rc tx_begin(void *ctx)
+{
+    ((txsink *)ctx)->begins++;
+    return TL_OK;
+}
+
+static tl_rc tx_emit_state(void *ctx, int32_t partition, const char *key, const void *value,
+                           size_t len)
+{
+    (void)ctx, (void)partition, (void)key, (void)value, (void)len;
+    return TL_OK;
+}
+
+static tl_rc tx_commit(void *ctx, const int64_t *next, int n, int64_t *changelog_next)
+{
+    txsink *t = ctx;
+    (void)next;
+    if (t->commits < 64) t->commit_at[t->commits] = tl_mono_ns();
+    t->commits++;
+    for (int p = 0; p < n; p++) changelog_next[p] = -1;
+    tl_sleep_ms(t->commit_ms);   /* the broker's part of a commit */
+    t->ms.acked = (uint64_t)t->ms.n;
+    return TL_OK;
+}
+
+static int trickle_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
+{
+    (void)max, (void)timeout_ms;
+    tl_sleep_ms(6);   /* the next event arrives */
+    return memsrc_poll(ctx, b, 1, 0);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs NEV / 2 events through exactly_once with commit.interval.ms=interval_ms and commits
+ * of commit_ms; returns the shortest and the median time between the starts of
+ * consecutive commits (the last, at the end of the input, left out). */
+static void commit_gaps(int interval_ms, int commit_ms, double *min_ms, double *median_ms)
+{
+    run r;
+    char setting[64];
+    snprintf(setting, sizeof(setting), "commit.interval.ms=%d", interval_ms);
+    const char *const kvs[] = {setting, NULL};
+    run_init(&r, evs, NEV / 2, 100000, kvs);
+    r.o.delivery = TL_DELIVERY_EXACTLY_ONCE;
+    static txsink t;
+    memset(&t, 0, sizeof(t));
+    t.ms = r.ms;   /* the records go to r.ms's arrays through t.ms */
+    t.commit_ms = commit_ms;
+    t.sink = t.ms.sink;
+    t.sink.ctx = &t;
+    t.sink.begin = tx_begin;
+    t.sink.emit_state = tx_emit_state;
+    t.sink.commit = tx_commit;
+    /* the memory sink's own callbacks take its own struct: t.ms is first in txsink */
+    r.src.ms = &t.ms;
+    r.rt = tl_runtime_new(&r.o, &t.sink, r.p.stages, r.p.n_stages);
+    assert_non_null(r.rt);
+    tl_source src = {
+        .name = "trickle", .ctx = &r.src, .poll = trickle_poll, .commit = memsrc_commit};
+    assert_int_equal(tl_runtime_run(r.rt, &src, NULL), 0);
+    assert_int_equal(tl_runtime_stats_get(r.rt)->events, NEV / 2);
+    assert_int_equal(t.ms.count[MS_INTEREST] > 0, 1);
+    assert_int_equal(t.begins, t.commits);
+    int n = (t.commits < 64 ? t.commits : 64) - 2;   /* gaps between all but the last */
+    assert_true(n >= 3);
+    int64_t gaps[64];
+    for (int i = 0; i < n; i++) gaps[i] = t.commit_at[i + 1] - t.commit_at[i];
+    qsort(gaps, (size_t)n, sizeof(*gaps), cmp_i64);
+    *min_ms = (double)gaps[0] / 1e6;
+    *median_ms = (double)gaps[n / 2] / 1e6;
+    r.ms = t.ms;
+    run_fini(&r);
+}
+
+/* commit.interval.ms runs from one commit's start to the next: events that arrived while
+ * a transaction was committing have waited since it began, so the next one commits an
+ * interval after that, not an interval after its first event was read (which would be
+ * interval + commit time: 370 ms here). It stays open for at least half an interval, so
+ * commits longer than that (the second case) make transactions of half an interval
+ * (300 + 150 ms), not of a poll each. The medians leave room for a busy machine's
+ * scheduling. */
+static void test_commit_interval_counts_from_commit_start(void **state)
+{
+    (void)state;
+    double lo, mid;
+    commit_gaps(300, 70, &lo, &mid);
+    assert_true(lo >= 299.0);
+    assert_true(mid < 350.0);
+    commit_gaps(300, 300, &lo, &mid);
+    assert_true(lo >= 449.0);
+    assert_true(mid < 550.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -890,6 +1001,7 @@ int main(void)
         FX_TEST(test_exactly_once_needs_transactions),
         FX_TEST(test_cache_bounds_batches),
         FX_TEST(test_memory_bound_squeezes_cache),
+        FX_TEST(test_commit_interval_counts_from_commit_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
