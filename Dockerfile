@@ -24,6 +24,7 @@ FROM debian:bookworm-20260918-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       librdkafka1 libavro23 librocksdb7.8 libopenblas0-pthread liblapacke libcurl4 libmicrohttpd12 \
+      libjemalloc2 \
       libsasl2-modules \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \

@@ -72,6 +72,9 @@ int tl_cmd_report(int argc, char **argv);
 tl_config *tl_cmd_kafka_config_parse(int argc, char **argv, const char *usage,
                                      const tl_cmd_opt *opts);
 
+/* The allocator the process runs on, e.g. "jemalloc 5.3.0-..." (cmd/allocator.c). */
+const char *tl_cmd_allocator(void);
+
 int tl_cmd_run(int argc, char **argv);
 int tl_cmd_replay(int argc, char **argv);
 int tl_cmd_produce(int argc, char **argv);

@@ -39,7 +39,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-        printf("tally %s\n", TALLY_VERSION);
+        printf("tally %s (%s)\n", TALLY_VERSION, tl_cmd_allocator());
         return 0;
     }
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

@@ -5,6 +5,7 @@
 #include "cmd.h"
 #include "app/kafka_app.h"
 #include "app/schemas.h"
+#include "lib/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@ int tl_cmd_run(int argc, char **argv)
     if (!c) return 2;
     const tl_app_cfg ac = tl_app_cfg_of(c);
     tl_run_report r;
+    TL_LOG_INFO("run", "allocator=%s", tl_cmd_allocator());
     int rc = tl_kafka_app_run(c, until_end, NULL, NULL, NULL, &r);
     fprintf(stderr,
             "run: %" PRIu64 " events, %" PRIu64 " dead letters, %" PRIu64

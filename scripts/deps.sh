@@ -19,7 +19,7 @@ PYTHON=${PYTHON:-python3}
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev libavro-dev librocksdb-dev libopenblas-dev liblapacke-dev libcmocka-dev
-  libcurl4-openssl-dev libmicrohttpd-dev openssl
+  libcurl4-openssl-dev libmicrohttpd-dev libjemalloc-dev openssl
 )
 TEST_APT_PACKAGES=(
   kcat default-jre-headless maven python3-pip
