@@ -3,7 +3,7 @@
  *
  * Built with jemalloc (TALLY_JEMALLOC, the default where its package is installed),
  * every allocation of the process goes through it: tally's, librdkafka's and RocksDB's.
- * Against glibc's malloc it cut tally run's CPU per event by about a fifth
+ * Against glibc's malloc it cut tally run's CPU per event by 11–18%
  * (docs/benchmarks.md). Its settings: freed pages go back to the system after about a
  * second (dirty_decay_ms) instead of ten, and for good (muzzy_decay_ms:0, no lazy
  * MADV_FREE stage that leaves them counted as resident until the kernel wants them), so
