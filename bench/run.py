@@ -11,8 +11,10 @@
       The limit of a Kafka-to-Kafka processor: bench_bare_pipe (consume, produce one record
       of the same size per record; at_least_once, and transactional with the offsets every
       100 ms) beside `tally run --until-end` under the same guarantee, on the same backlog,
-      alternating; tally's share of the pipe's throughput per guarantee (median of the
-      per-run ratios), and each one's CPU seconds per 1M records (utime + stime).
+      taking turns; also the pipe over tally's own interest deltas (kept from a first run:
+      the cost of copying tally's outputs alone); tally's share of the pipe's throughput per
+      guarantee (median of the per-run ratios), and each one's CPU seconds per 1M records
+      (utime + stime).
   bench/run.py query [--events N] [--users N] [--runs R] [-X key=value ...]
       GET /v1/attribution of a running `tally run` after it drained N events (defaults:
       model and Markov on): the answer is made per request from the attribution and
@@ -411,33 +413,51 @@ def rollup(a):
               f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}) |")
 
 
+def rotate(i, names):
+    """The order of the measured configurations in run i: each goes first in turn."""
+    k = i % len(names)
+    return names[k:] + names[:k]
+
+
+def bare_pipe(bootstrap, topic, group, out_topic, guarantee):
+    """bench_bare_pipe over topic: (records/s, CPU s per 1M records), its output deleted."""
+    out, _, wall, _, cpu = run_usage([os.path.join(BUILD, "bench_bare_pipe"), bootstrap, topic,
+                                      group, out_topic, guarantee])
+    n = int(kv(out)["records"])   # the whole process, as tally's rate is (group join included)
+    delete_topics(bootstrap, [out_topic])
+    return n / wall, cpu * 1e6 / n
+
+
 def pipe(a):
-    with local_broker("tally-pipe-") as (work, _, bootstrap):
+    """tally beside two bare pipes on one broker: one over the input events, one over
+    tally's own interest deltas (1 per event, kept from a first tally run): what consuming
+    a record and producing one of tally's deltas costs, with nothing else done."""
+    with local_broker("tally-pipe-") as (work, broker, bootstrap):
         topic = backlog_topic(work, bootstrap, a, "pipe")
+        outs = output_topics(f"{topic}-deltas")
+        tally_drain(a, bootstrap, topic, work, [], outs=outs)
+        deltas = outs.pop("interest")
+        delete_topics(bootstrap, outs.values())
         res = {}
         for g in ("at_least_once", "exactly_once"):
-            runs = []   # per run: {"pipe": (rate, cpu s per 1M), "tally": (...)}
+            runs = []   # per run: {"pipe"|"deltas"|"tally": (rate, cpu s per 1M)}
             for i in range(a.runs):
                 grp = uuid.uuid4().hex[:8]
-                out_topic = f"{topic}-pipe-{grp}"
                 got = {}
-                for who in alternate(i, "pipe", "tally"):
-                    if who == "pipe":
-                        out, _, wall, _, cpu = run_usage([os.path.join(BUILD, "bench_bare_pipe"),
-                                                          bootstrap, topic, "pipe-" + grp,
-                                                          out_topic, g])
-                        # the whole process, as tally's rate is (start and group join included)
-                        n = int(kv(out)["records"])
-                        got["pipe"] = (n / wall, cpu * 1e6 / n)
-                        delete_topics(bootstrap, [out_topic])
-                    else:
+                for who in rotate(i, ["pipe", "deltas", "tally"]):
+                    settle(broker)
+                    if who == "tally":
                         d = tally_drain(a, bootstrap, topic, work, [f"processing.guarantee={g}"])
                         got["tally"] = (d.rate, d.cpu * 1e6 / a.events)
+                    else:
+                        src = topic if who == "pipe" else deltas
+                        got[who] = bare_pipe(bootstrap, src, f"{who}-{grp}", f"{src}-{who}-{grp}", g)
                 runs.append(got)
                 print(f"{g} run {i + 1}: bare pipe {got['pipe'][0]:,.0f} records/s "
-                      f"({got['pipe'][1]:.2f} CPU s per 1M), tally {got['tally'][0]:,.0f} "
-                      f"events/s ({got['tally'][1]:.2f} CPU s per 1M; ratio "
-                      f"{got['tally'][0] / got['pipe'][0]:.2f})", file=sys.stderr)
+                      f"({got['pipe'][1]:.2f} CPU s per 1M), over tally's deltas "
+                      f"{got['deltas'][0]:,.0f} ({got['deltas'][1]:.2f}), tally "
+                      f"{got['tally'][0]:,.0f} events/s ({got['tally'][1]:.2f} CPU s per 1M; "
+                      f"ratio {got['tally'][0] / got['pipe'][0]:.2f})", file=sys.stderr)
             res[g] = runs
         mode = settings_text(a)
         for g, runs in res.items():
@@ -447,8 +467,10 @@ def pipe(a):
             print(f"| pipe, {g} ({mode}), {a.events:,} events, {a.users:,} users, 4 partitions, "
                   f"local broker, {a.runs} alternating runs | tally {med('tally', 0):,.0f} "
                   f"events/s, {med('tally', 1):.2f} CPU s per 1M | bare pipe "
-                  f"{med('pipe', 0):,.0f} records/s, {med('pipe', 1):.2f} CPU s per 1M | median "
-                  f"ratio {statistics.median(ratios):.2f} (runs: "
+                  f"{med('pipe', 0):,.0f} records/s, {med('pipe', 1):.2f} CPU s per 1M; over "
+                  f"tally's interest deltas {med('deltas', 0):,.0f} records/s, "
+                  f"{med('deltas', 1):.2f} CPU s per 1M | median ratio "
+                  f"{statistics.median(ratios):.2f} (runs: "
                   f"{', '.join(f'{x:.2f}' for x in ratios)}) |")
 
 
