@@ -10,7 +10,7 @@
  * that the resident size the runtime bounds (docs/operations.md, "Memory") follows what
  * is in use. MALLOC_CONF in the environment overrides them.
  */
-#include "cmd.h"
+#include "allocator.h"
 
 #ifdef TALLY_JEMALLOC
 #include <jemalloc/jemalloc.h>

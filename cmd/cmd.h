@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <librdkafka/rdkafka.h>
 
+#include "allocator.h"
 #include "app/config.h"
 #include "app/names.h"
 #include "app/kafka_client.h"
@@ -71,9 +72,6 @@ int tl_cmd_report(int argc, char **argv);
  * Kafka: NULL (after a usage error) also when kafka.bootstrap.servers is not set. */
 tl_config *tl_cmd_kafka_config_parse(int argc, char **argv, const char *usage,
                                      const tl_cmd_opt *opts);
-
-/* The allocator the process runs on, e.g. "jemalloc 5.3.0-..." (cmd/allocator.c). */
-const char *tl_cmd_allocator(void);
 
 int tl_cmd_run(int argc, char **argv);
 int tl_cmd_replay(int argc, char **argv);
