@@ -38,10 +38,17 @@
 
 /* ---- record editing ---------------------------------------------------------- */
 
+static uint32_t interest_hash(const char *id, size_t n) { return (uint32_t)tl_hash64(id, n); }
+
 tl_interest *tl_user_find_interest(tl_user *u, tl_dim dim, const char *id)
 {
-    for (int i = 0; i < u->n_ent; i++)
-        if (u->ent[i].dim == dim && strcmp(u->ent[i].id, id) == 0) return &u->ent[i];
+    size_t n = strlen(id);
+    uint32_t h = interest_hash(id, n);
+    for (int i = 0; i < u->n_ent; i++) {
+        tl_interest *e = &u->ent[i];
+        if (e->id_hash == h && e->dim == dim && e->id_len == n && memcmp(e->id, id, n) == 0)
+            return e;
+    }
     return NULL;
 }
 
@@ -72,6 +79,7 @@ tl_interest *tl_user_add_interest(tl_user *u, tl_dim dim, const char *id)
     e->id = tl_xmalloc(n + 1);
     memcpy(e->id, id, n + 1);
     e->id_len = (uint32_t)n;
+    e->id_hash = interest_hash(id, n);
     u->mem += n + 1 + MALLOC_OVERHEAD;
     return e;
 }

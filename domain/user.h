@@ -27,6 +27,7 @@
 typedef struct tl_interest {
     char *id;           /* dim_id, owned */
     uint32_t id_len;
+    uint32_t id_hash;   /* of id (interest_hash), so a lookup seldom compares strings */
     double f, h;        /* as of t */
     int64_t t;
     uint8_t dim;        /* tl_dim */
