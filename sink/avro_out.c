@@ -60,22 +60,39 @@ static void put_frame(tl_buf *b, int32_t schema_id)
     tl_buf_append(b, h, 5);
 }
 
+/* A string through a pointer into room already reserved: its length, then its bytes. */
+static char *w_string(char *p, const char *s, size_t n)
+{
+    p = tl_wire_w_svarint(p, (int64_t)n);
+    return tl_wire_w_bytes(p, s, n);
+}
+
+/* Once per event and dimension: the room for the whole record is reserved once, and the
+ * fields are written through a pointer. */
 void tl_avro_put_interest(tl_buf *b, int32_t schema_id, const tl_interest_delta *d)
 {
-    put_frame(b, schema_id);
-    put_string(b, d->user_id);
-    put_string(b, tl_dim_name(d->dim));
-    put_string(b, d->dim_id);
-    put_string(b, d->event_id);
-    put_long(b, d->ts);
-    put_double(b, d->f);
-    put_double(b, d->h);
-    put_double(b, d->weight_before);
-    put_double(b, d->weight_after);
-    put_double(b, d->decay_part);
-    put_double(b, d->evidence_part);
-    put_long(b, d->rank);
-    put_string(b, d->explanation);
+    const char *str[5] = {d->user_id, tl_dim_name(d->dim), d->dim_id, d->event_id, d->explanation};
+    size_t len[5], bound = 5 + 10 + 6 * 8 + 10;   /* frame, ts, six doubles, rank */
+    for (int k = 0; k < 5; k++) {
+        len[k] = str[k] ? strlen(str[k]) : 0;
+        bound += 10 + len[k];
+    }
+    tl_buf_reserve(b, bound);
+    char *p = b->data + b->len;
+    *p++ = 0;
+    for (int sh = 24; sh >= 0; sh -= 8) *p++ = (char)(unsigned char)(schema_id >> sh);
+    for (int k = 0; k < 4; k++) p = w_string(p, str[k], len[k]);
+    p = tl_wire_w_svarint(p, d->ts);
+    p = tl_wire_w_f64(p, d->f);
+    p = tl_wire_w_f64(p, d->h);
+    p = tl_wire_w_f64(p, d->weight_before);
+    p = tl_wire_w_f64(p, d->weight_after);
+    p = tl_wire_w_f64(p, d->decay_part);
+    p = tl_wire_w_f64(p, d->evidence_part);
+    p = tl_wire_w_svarint(p, d->rank);
+    p = w_string(p, str[4], len[4]);
+    b->len = (size_t)(p - b->data);
+    b->data[b->len] = '\0';   /* as tl_buf_append leaves it */
 }
 
 void tl_avro_put_attribution(tl_buf *b, int32_t schema_id, const tl_attribution *r)
