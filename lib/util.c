@@ -274,6 +274,21 @@ int tl_fmt_num(char *out, double x, int plus)
     return (int)(p - out);
 }
 
+int tl_same_2dp(double x, double y)
+{
+    if (!(fabs(x - y) < 0.01)) return 0;   /* NaN too */
+    double qx = x * 100, qy = y * 100;
+    /* x*100 is within 2^-52 of 100x relatively: away from the halves and below 1e6, its
+     * nearest integer is the one printf rounds 100x to. */
+    double hx = qx - floor(qx) - 0.5, hy = qy - floor(qy) - 0.5;
+    if (!signbit(x) && !signbit(y) && x < 1e6 && y < 1e6 && fabs(hx) > 1e-6 && fabs(hy) > 1e-6)
+        return floor(qx + 0.5) == floor(qy + 0.5);
+    char a[48], b[48];
+    snprintf(a, sizeof(a), "%.2f", x);
+    snprintf(b, sizeof(b), "%.2f", y);
+    return !strcmp(a, b);
+}
+
 void tl_fmt_duration(char *out, size_t outlen, int64_t ms)
 {
     if (ms < 0) ms = -ms;

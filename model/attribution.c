@@ -108,17 +108,6 @@ static const char *tp_phrase(tl_arena *a, const tl_attribution *r, int i, int ar
                            t->channel ? " on " : "", t->channel ? t->channel : "", ago);
 }
 
-/* Credits a sentence cannot tell apart: the same at the two decimals it shows them with
- * (touchpoints at the same time, or seconds apart with a half-life of days). */
-static int same_credit(double x, double y)
-{
-    if (fabs(x - y) >= 0.01) return 0;
-    char a[32], b[32];
-    snprintf(a, sizeof(a), "%.2f", x);
-    snprintf(b, sizeof(b), "%.2f", y);
-    return !strcmp(a, b);
-}
-
 static const char *explain(tl_arena *a, const tl_attribution *r, const double *td)
 {
     int n = r->n_touchpoints;
@@ -131,7 +120,7 @@ static const char *explain(tl_arena *a, const tl_attribution *r, const double *t
     for (int i = 1; i < n; i++)
         if (td[i] > td[top]) top = i;
     for (int i = 0; i < n; i++)
-        if (same_credit(td[i], td[top])) {
+        if (tl_same_2dp(td[i], td[top])) {   /* a sentence cannot tell them apart */
             ties++;
             if (i > top) top = i;   /* the latest of the tied */
         }

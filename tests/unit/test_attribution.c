@@ -585,10 +585,46 @@ static void test_sentence_time_decay_ties(void **state)
         fail_msg("explanation: %s", r->explanation);
 }
 
+/* tl_same_2dp against what it stands for: two printf "%.2f" strings compared (for values
+ * less than 0.01 apart), on random credits, near pairs, the rounding boundaries and the
+ * values it leaves to printf. */
+static int same_2dp_printf(double x, double y)
+{
+    char a[48], b[48];
+    snprintf(a, sizeof(a), "%.2f", x);
+    snprintf(b, sizeof(b), "%.2f", y);
+    return fabs(x - y) < 0.01 && !strcmp(a, b);
+}
+
+static void test_same_2dp_matches_printf(void **state)
+{
+    (void)state;
+    uint64_t seed = 11;
+    int same = 0;
+    for (int i = 0; i < 1000000; i++) {
+        double u = (double)(fx_xorshift64(&seed) >> 11) / 9007199254740992.0;
+        double v = (double)(fx_xorshift64(&seed) >> 11) / 9007199254740992.0;
+        double x = u, y = u + (v - 0.5) * 0.024;
+        if (i % 4 == 1) x = (floor(u * 100) + 0.5) / 100;   /* on a boundary */
+        if (i % 4 == 2) y = x + (v - 0.5) * 1e-9;            /* nearly equal */
+        if (i % 16 == 3) x = -x;
+        int want = same_2dp_printf(x, y);
+        same += want;
+        if (tl_same_2dp(x, y) != want) fail_msg("%.17g %.17g: %d, printf %d", x, y, !want, want);
+    }
+    assert_true(same > 100000 && same < 900000);   /* both answers were exercised */
+    const double pairs[][2] = {{0, -0.0},     {-1e-12, 1e-12},   {0.005, 0.0049999}, {0.125, 0.12},
+                               {0.135, 0.13}, {1e7, 1e7 + 1e-3}, {NAN, NAN},         {1, 1}};
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+        assert_int_equal(tl_same_2dp(pairs[i][0], pairs[i][1]),
+                         same_2dp_printf(pairs[i][0], pairs[i][1]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_last_first_linear),
+        cmocka_unit_test(test_same_2dp_matches_printf),
         cmocka_unit_test(test_rule_position_based),
         cmocka_unit_test(test_rule_time_decay),
         FX_TEST(test_record_fields),
