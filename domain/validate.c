@@ -57,12 +57,15 @@ int tl_event_validate(const tl_event *ev, const tl_event_limits *lim, tl_dlq_rea
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         const unsigned char *s = *(const unsigned char *const *)((const char *)ev + strs[i].off);
         if (!s) continue;
-        size_t n = strlen((const char *)s);
+        /* One pass for the length and whether any byte is not ASCII (most ids are). */
+        size_t n = 0;
+        unsigned char high = 0;
+        while (s[n]) high |= s[n++];
         if (n > lim->max_string)
             return tl_dlq_fail(reason, TL_DLQ_BAD_STRING, err, errlen,
                                "field %s is %zu bytes long, more than ingest.max.string.bytes=%zu",
                                strs[i].name, n, lim->max_string);
-        for (size_t k = 0; k < n;) {
+        for (size_t k = 0; (high & 0x80) && k < n;) {
             size_t step = tl_utf8_seq(s + k, n - k);
             if (!step)
                 return tl_dlq_fail(reason, TL_DLQ_BAD_STRING, err, errlen,

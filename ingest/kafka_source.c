@@ -237,10 +237,15 @@ static int ks_poll(void *ctx, tl_batch *b, int max, int timeout_ms)
         tl_sleep_ms(timeout_ms);
     }
     k->filling = b;
-    int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+    int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000, left = 1;
     while (b->n + b->n_bad < max) {
-        int64_t left = (deadline - tl_mono_ns()) / 1000000;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, left > 0 ? (int)left : 0);
+        /* While records are there, take them without reading the clock for each; wait
+         * (for what is left of the timeout) only when none is. */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, 0);
+        if (!m && !k->failed) {
+            left = (deadline - tl_mono_ns()) / 1000000;
+            if (left > 0) m = rd_kafka_consumer_poll(k->rk, (int)left);
+        }
         if (k->failed) { /* set by the rebalance callback this poll served */
             if (m) rd_kafka_message_destroy(m);
             k->filling = NULL;
