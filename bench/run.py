@@ -11,8 +11,8 @@
       The limit of a Kafka-to-Kafka processor: bench_bare_pipe (consume, produce one record
       of the same size per record; at_least_once, and transactional with the offsets every
       100 ms) beside `tally run --until-end` under the same guarantee, on the same backlog,
-      taking turns; also the pipe over tally's own interest deltas (kept from a first run:
-      the cost of copying tally's outputs alone); tally's share of the pipe's throughput per
+      taking turns; also the pipe over each of tally's own output topics (kept from a first
+      run: the cost of copying tally's outputs alone); tally's share of the pipe's throughput per
       guarantee (median of the per-run ratios), and each one's CPU seconds per 1M records
       (utime + stime).
   bench/run.py query [--events N] [--users N] [--runs R] [-X key=value ...]
@@ -420,42 +420,53 @@ def rotate(i, names):
 
 
 def bare_pipe(bootstrap, topic, group, out_topic, guarantee):
-    """bench_bare_pipe over topic: (records/s, CPU s per 1M records), its output deleted."""
+    """bench_bare_pipe over topic: (records/s, CPU s, records), its output deleted. Its
+    time and CPU are the whole process's, as tally's are (start and group join included)."""
     out, _, wall, _, cpu = run_usage([os.path.join(BUILD, "bench_bare_pipe"), bootstrap, topic,
                                       group, out_topic, guarantee])
-    n = int(kv(out)["records"])   # the whole process, as tally's rate is (group join included)
+    n = int(kv(out)["records"])
     delete_topics(bootstrap, [out_topic])
-    return n / wall, cpu * 1e6 / n
+    return n / wall, cpu, n
 
 
 def pipe(a):
-    """tally beside two bare pipes on one broker: one over the input events, one over
-    tally's own interest deltas (1 per event, kept from a first tally run): what consuming
-    a record and producing one of tally's deltas costs, with nothing else done."""
+    """tally beside bare pipes on one broker: one over the input events, and one over each
+    of tally's own output topics (kept from a first tally run under exactly_once): the
+    interest deltas (1 per event), the changelog (exactly_once only: tally writes none at
+    at_least_once) and the attributions. Together those are what consuming and producing
+    tally's outputs costs, with nothing else done."""
     with local_broker("tally-pipe-") as (work, broker, bootstrap):
         topic = backlog_topic(work, bootstrap, a, "pipe")
-        outs = output_topics(f"{topic}-deltas")
+        outs = output_topics(f"{topic}-outputs")
         tally_drain(a, bootstrap, topic, work, [], outs=outs)
-        deltas = outs.pop("interest")
+        kept = {"deltas": outs.pop("interest"), "changelog": outs.pop("changelog"),
+                "attributions": outs.pop("attribution")}
         delete_topics(bootstrap, outs.values())
         res = {}
         for g in ("at_least_once", "exactly_once"):
-            runs = []   # per run: {"pipe"|"deltas"|"tally": (rate, cpu s per 1M)}
+            runs = []   # per run: {who: (rate, cpu s per 1M records)}, "outputs" per 1M events
             for i in range(a.runs):
                 grp = uuid.uuid4().hex[:8]
-                got = {}
-                for who in rotate(i, ["pipe", "deltas", "tally"]):
+                got, out_cpu = {}, 0.0
+                # at_least_once, tally writes no changelog
+                whos = ["pipe", "deltas", "changelog", "attributions", "tally"]
+                for who in rotate(i, [w for w in whos if g == "exactly_once" or w != "changelog"]):
                     settle(broker)
                     if who == "tally":
                         d = tally_drain(a, bootstrap, topic, work, [f"processing.guarantee={g}"])
                         got["tally"] = (d.rate, d.cpu * 1e6 / a.events)
-                    else:
-                        src = topic if who == "pipe" else deltas
-                        got[who] = bare_pipe(bootstrap, src, f"{who}-{grp}", f"{src}-{who}-{grp}", g)
+                        continue
+                    src = kept.get(who, topic)
+                    rate, cpu, n = bare_pipe(bootstrap, src, f"{who}-{grp}", f"{src}-{who}-{grp}", g)
+                    got[who] = (rate, cpu * 1e6 / n)
+                    if who != "pipe":
+                        out_cpu += cpu
+                got["outputs"] = (0, out_cpu * 1e6 / a.events)
                 runs.append(got)
                 print(f"{g} run {i + 1}: bare pipe {got['pipe'][0]:,.0f} records/s "
                       f"({got['pipe'][1]:.2f} CPU s per 1M), over tally's deltas "
-                      f"{got['deltas'][0]:,.0f} ({got['deltas'][1]:.2f}), tally "
+                      f"{got['deltas'][0]:,.0f} ({got['deltas'][1]:.2f}), over all of tally's "
+                      f"outputs {got['outputs'][1]:.2f} CPU s per 1M events, tally "
                       f"{got['tally'][0]:,.0f} events/s ({got['tally'][1]:.2f} CPU s per 1M; "
                       f"ratio {got['tally'][0] / got['pipe'][0]:.2f})", file=sys.stderr)
             res[g] = runs
@@ -469,8 +480,10 @@ def pipe(a):
                   f"events/s, {med('tally', 1):.2f} CPU s per 1M | bare pipe "
                   f"{med('pipe', 0):,.0f} records/s, {med('pipe', 1):.2f} CPU s per 1M; over "
                   f"tally's interest deltas {med('deltas', 0):,.0f} records/s, "
-                  f"{med('deltas', 1):.2f} CPU s per 1M | median ratio "
-                  f"{statistics.median(ratios):.2f} (runs: "
+                  f"{med('deltas', 1):.2f} CPU s per 1M; over all of tally's outputs (deltas, "
+                  f"{'changelog, ' if g == 'exactly_once' else ''}attributions, one pipe each) "
+                  f"{med('outputs', 1):.2f} CPU s per 1M "
+                  f"events | median ratio {statistics.median(ratios):.2f} (runs: "
                   f"{', '.join(f'{x:.2f}' for x in ratios)}) |")
 
 
