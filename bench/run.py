@@ -12,7 +12,8 @@
       of the same size per record; at_least_once, and transactional with the offsets every
       100 ms) beside `tally run --until-end` under the same guarantee, on the same backlog,
       taking turns; also the pipe over each of tally's own output topics (kept from a first
-      run: the cost of copying tally's outputs alone); tally's share of the pipe's throughput per
+      run, whose records and bytes per topic it prints first: the cost of copying tally's
+      outputs alone); tally's share of the pipe's throughput per
       guarantee (median of the per-run ratios), and each one's CPU seconds per 1M records
       (utime + stime).
   bench/run.py query [--events N] [--users N] [--runs R] [-X key=value ...]
@@ -209,10 +210,16 @@ def settings_text(a, default="defaults"):
     return ", ".join(a.xs) if a.xs else default
 
 
+def rotate(i, names):
+    """The order of the measured configurations in run i: each goes first in turn, so that
+    none is always measured first."""
+    k = i % len(names)
+    return names[k:] + names[:k]
+
+
 def alternate(i, first, second):
-    """The order of two measured configurations in run i: first goes first in even runs,
-    second in odd ones, so that neither is always measured first."""
-    return [first, second] if i % 2 == 0 else [second, first]
+    """rotate of two: first goes first in even runs, second in odd ones."""
+    return rotate(i, [first, second])
 
 
 def x_args(settings):
@@ -413,12 +420,6 @@ def rollup(a):
               f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}) |")
 
 
-def rotate(i, names):
-    """The order of the measured configurations in run i: each goes first in turn."""
-    k = i % len(names)
-    return names[k:] + names[:k]
-
-
 def bare_pipe(bootstrap, topic, group, out_topic, guarantee):
     """bench_bare_pipe over topic: (records/s, CPU s, records), its output deleted. Its
     time and CPU are the whole process's, as tally's are (start and group join included)."""
@@ -427,6 +428,27 @@ def bare_pipe(bootstrap, topic, group, out_topic, guarantee):
     n = int(kv(out)["records"])
     delete_topics(bootstrap, [out_topic])
     return n / wall, cpu, n
+
+
+def topic_sizes(bootstrap, topic):
+    """(records, bytes of the values, median value size) of topic, read to its end
+    (read_committed)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "sizes-" + uuid.uuid4().hex[:8],
+                  "isolation.level": "read_committed", "enable.auto.commit": False,
+                  "enable.partition.eof": True, "log_level": 3})
+    parts = c.list_topics(topic, timeout=30).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    sizes, ended = [], set()
+    while len(ended) < len(parts):
+        for m in c.consume(10000, timeout=5):
+            if not m.error():
+                sizes.append(len(m.value() or b""))
+            elif m.error().code() == -191:   # _PARTITION_EOF
+                ended.add(m.partition())
+    c.close()
+    sizes.sort()
+    return len(sizes), sum(sizes), sizes[len(sizes) // 2] if sizes else 0
 
 
 def pipe(a):
@@ -442,6 +464,12 @@ def pipe(a):
         kept = {"deltas": outs.pop("interest"), "changelog": outs.pop("changelog"),
                 "attributions": outs.pop("attribution")}
         delete_topics(bootstrap, outs.values())
+        sizes = []
+        for name, t in [("input events", topic)] + list(kept.items()):
+            n, size, med = topic_sizes(bootstrap, t)
+            sizes.append(f"{name} {n:,} records, {size / 1e6:.0f} MB, median {med} B")
+        print(f"| what one tally run under exactly_once ({settings_text(a)}) read and wrote: "
+              f"{'; '.join(sizes)} |")
         res = {}
         for g in ("at_least_once", "exactly_once"):
             runs = []   # per run: {who: (rate, cpu s per 1M records)}, "outputs" per 1M events

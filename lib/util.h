@@ -122,8 +122,8 @@ static inline void tl_buf_clear(tl_buf *b) { b->len = 0; }
 int tl_fmt_num(char *out, double x, int plus);
 
 /* 1 when x and y are less than 0.01 apart and read the same with printf's "%.2f", decided
- * without printing them except
- * near a rounding boundary (or for negative values, -0.0 too, or large ones), where printf decides. */
+ * without printing them except near a rounding boundary (or for negative values, -0.0
+ * too, or large ones), where printf decides. */
 int tl_same_2dp(double x, double y);
 
 /* Formats a duration in ms as "40 s", "12 min", "2 h", "3 d" (one unit, rounded). */

@@ -53,11 +53,18 @@ static inline void put_doubles(tl_buf *b, const double *v, int n)
     put_long(b, 0);
 }
 
+/* The Confluent framing: a zero byte, then the schema id, big-endian (5 bytes). */
+static char *w_frame(char *p, int32_t schema_id)
+{
+    *p++ = 0;
+    for (int sh = 24; sh >= 0; sh -= 8) *p++ = (char)(unsigned char)(schema_id >> sh);
+    return p;
+}
+
 static void put_frame(tl_buf *b, int32_t schema_id)
 {
-    unsigned char h[5] = {0, (unsigned char)(schema_id >> 24), (unsigned char)(schema_id >> 16),
-                          (unsigned char)(schema_id >> 8), (unsigned char)schema_id};
-    tl_buf_append(b, h, 5);
+    char h[5];
+    tl_buf_append(b, h, (size_t)(w_frame(h, schema_id) - h));
 }
 
 /* A string through a pointer into room already reserved: its length, then its bytes. */
@@ -78,9 +85,7 @@ void tl_avro_put_interest(tl_buf *b, int32_t schema_id, const tl_interest_delta 
         bound += 10 + len[k];
     }
     tl_buf_reserve(b, bound);
-    char *p = b->data + b->len;
-    *p++ = 0;
-    for (int sh = 24; sh >= 0; sh -= 8) *p++ = (char)(unsigned char)(schema_id >> sh);
+    char *p = w_frame(b->data + b->len, schema_id);
     for (int k = 0; k < 4; k++) p = w_string(p, str[k], len[k]);
     p = tl_wire_w_svarint(p, d->ts);
     p = tl_wire_w_f64(p, d->f);
